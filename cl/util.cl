@@ -1,0 +1,18 @@
+/* Elementwise helpers shared by every op family: residual add, scaling, fill. */
+
+/* y = a*x + b*y   (residual add: a = b = 1; tangent adds are the same op) */
+__kernel void gf_axpby(const int n, const float a, __global const float *x, const float b, __global float *y) {
+    int i = get_global_id(0);
+    if (i < n) y[i] = a * x[i] + b * y[i];
+}
+
+/* z = x + y, out of place */
+__kernel void gf_add(const int n, __global const float *x, __global const float *y, __global float *z) {
+    int i = get_global_id(0);
+    if (i < n) z[i] = x[i] + y[i];
+}
+
+__kernel void gf_fill(const int n, const float v, __global float *y) {
+    int i = get_global_id(0);
+    if (i < n) y[i] = v;
+}

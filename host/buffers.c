@@ -1,0 +1,74 @@
+/* Device buffers: creation within the device's limits, transfers, scratch. */
+#include <stdlib.h>
+#include <string.h>
+#include "gf_internal.h"
+
+gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out) {
+    *out = NULL;
+    if (bytes == 0) bytes = 4;   /* zero-size buffers are invalid in OpenCL */
+    if (ctx->info.max_alloc && bytes > ctx->info.max_alloc)
+        return gf_fail(ctx, GF_ERR_MEMORY,
+                       "%s needs %.1f MiB in one buffer but device '%s' allows at most %.1f MiB per allocation "
+                       "(CL_DEVICE_MAX_MEM_ALLOC_SIZE); try a smaller --batch",
+                       what, bytes / 1048576.0, ctx->info.name, ctx->info.max_alloc / 1048576.0);
+    cl_int e;
+    cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
+    if (e != CL_SUCCESS) {
+        char call[256];
+        snprintf(call, sizeof call, "clCreateBuffer(%s, %.1f MiB)", what, bytes / 1048576.0);
+        return gf_cl_fail(ctx, e, call);
+    }
+    *out = m;
+    return GF_OK;
+}
+
+gf_status gf_buf_create_from(gf_ctx *ctx, size_t bytes, const void *src, const char *what, cl_mem *out) {
+    GF_TRY(gf_buf_create(ctx, bytes, what, out));
+    gf_status st = gf_buf_write(ctx, *out, 0, bytes, src);
+    if (st != GF_OK) gf_buf_release(out);
+    return st;
+}
+
+/* Writes block: the caller's host memory may be reused right after. */
+gf_status gf_buf_write(gf_ctx *ctx, cl_mem m, size_t off, size_t bytes, const void *src) {
+    if (!bytes) return GF_OK;
+    GF_CL(ctx, clEnqueueWriteBuffer(ctx->queue, m, CL_TRUE, off, bytes, src, 0, NULL, NULL), "clEnqueueWriteBuffer");
+    return GF_OK;
+}
+
+gf_status gf_buf_read(gf_ctx *ctx, cl_mem m, size_t off, size_t bytes, void *dst) {
+    if (!bytes) return GF_OK;
+    GF_CL(ctx, clEnqueueReadBuffer(ctx->queue, m, CL_TRUE, off, bytes, dst, 0, NULL, NULL), "clEnqueueReadBuffer");
+    return GF_OK;
+}
+
+gf_status gf_buf_zero(gf_ctx *ctx, cl_mem m, size_t off, size_t bytes) {
+    if (!bytes) return GF_OK;
+    const cl_uchar zero = 0;
+    GF_CL(ctx, clEnqueueFillBuffer(ctx->queue, m, &zero, 1, off, bytes, 0, NULL, NULL), "clEnqueueFillBuffer");
+    return GF_OK;
+}
+
+gf_status gf_buf_copy(gf_ctx *ctx, cl_mem src, size_t src_off, cl_mem dst, size_t dst_off, size_t bytes) {
+    if (!bytes) return GF_OK;
+    GF_CL(ctx, clEnqueueCopyBuffer(ctx->queue, src, dst, src_off, dst_off, bytes, 0, NULL, NULL), "clEnqueueCopyBuffer");
+    return GF_OK;
+}
+
+gf_status gf_scratch(gf_ctx *ctx, int slot, size_t bytes, cl_mem *out) {
+    if (slot < 0 || slot >= GF_SCRATCH_SLOTS) return gf_fail(ctx, GF_ERR_INTERNAL, "scratch slot %d out of range", slot);
+    if (ctx->scratch[slot] && ctx->scratch_bytes[slot] >= bytes) { *out = ctx->scratch[slot]; return GF_OK; }
+    /* Releasing while earlier kernels still use it is safe: OpenCL defers the free. */
+    gf_buf_release(&ctx->scratch[slot]);
+    ctx->scratch_bytes[slot] = 0;
+    char what[64];
+    snprintf(what, sizeof what, "work buffer %d", slot);
+    GF_TRY(gf_buf_create(ctx, bytes, what, &ctx->scratch[slot]));
+    ctx->scratch_bytes[slot] = bytes;
+    *out = ctx->scratch[slot];
+    return GF_OK;
+}
+
+void gf_buf_release(cl_mem *m) {
+    if (m && *m) { clReleaseMemObject(*m); *m = NULL; }
+}

@@ -1,0 +1,23 @@
+/* CLI-only helpers and the subcommand entry points (host/cli/cmd_*.c).
+ * Exit codes are the gf_status values (0 ok, 2 usage, 3 no device, 4 memory,
+ * 5 bad input, 6 numeric, 7 kernel build, 8 check failed). */
+#ifndef GF_CLI_H
+#define GF_CLI_H
+#include "gradfeat.h"
+
+/* Subcommands: argv[0] is the subcommand name. Return the exit code. */
+int cmd_devices(int argc, char **argv);
+int cmd_selftest(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+
+/* Shared by subcommands. */
+extern const char *cli_prog;            /* "gradfeat" */
+/* Create a context on --device (or GRADFEAT_DEVICE); prints the error and
+ * returns its exit code on failure, 0 on success. */
+int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx);
+/* Print "gradfeat: error: <msg>" to stderr and return st as exit code. */
+int cli_fail(gf_ctx *ctx, gf_status st);
+int cli_usage_error(const char *cmd, const char *fmt, ...);
+/* Value of --opt or env GRADFEAT_<NAME> (flag wins). */
+const char *cli_env_or(const char *flag_value, const char *env_name);
+#endif

@@ -1,0 +1,89 @@
+/* gradfeat command line: dispatch to subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <CL/cl.h>
+#include "cli.h"
+
+const char *cli_prog = "gradfeat";
+
+typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
+
+static const command commands[] = {
+    {"devices", cmd_devices, "list OpenCL platforms and devices (--json)"},
+    {"selftest", cmd_selftest, "check every kernel family against plain-C references on a device"},
+    {"cache", cmd_cache, "show or clear the compiled-kernel cache (cache info | cache clear)"},
+};
+static const int n_commands = sizeof commands / sizeof commands[0];
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: %s [--version] [--help] <command> [options]\n\n"
+               "Adapt a pre-trained CNN to a new image task with gradients as features\n"
+               "(Mu, Li, Liang, ICLR 2020) on any OpenCL device.\n\ncommands:\n", cli_prog);
+    for (int i = 0; i < n_commands; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nRun '%s <command> --help' for the options of a command.\n"
+               "Common options: --device SEL (env GRADFEAT_DEVICE): index, P:D, cpu, gpu or part of a name.\n"
+               "Exit codes: 0 ok, 1 internal, 2 usage, 3 no OpenCL device, 4 out of memory, 5 bad input,\n"
+               "            6 numeric failure, 7 kernel build failed, 8 check failed.\n", cli_prog);
+}
+
+static int version(void) {
+    int ma, mi, pa;
+    gf_clblast_version(&ma, &mi, &pa);
+    printf("gradfeat %s (git %s)\nCLBlast %d.%d.%d\nOpenCL headers: target %d (CL_TARGET_OPENCL_VERSION)\n",
+           gf_version(), gf_git_hash(), ma, mi, pa, CL_TARGET_OPENCL_VERSION);
+    return 0;
+}
+
+int cli_fail(gf_ctx *ctx, gf_status st) {
+    fprintf(stderr, "%s: error: %s\n", cli_prog, ctx ? gf_ctx_last_error(ctx) : gf_status_name(st));
+    return (int)st;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s %s: ", cli_prog, cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nRun '%s %s --help' for usage.\n", cli_prog, cmd);
+    va_end(ap);
+    return GF_ERR_USAGE;
+}
+
+const char *cli_env_or(const char *flag_value, const char *env_name) {
+    if (flag_value) return flag_value;
+    const char *v = getenv(env_name);
+    return v && *v ? v : NULL;
+}
+
+int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx) {
+    gf_ctx_options opt = {0};
+    opt.device = device;
+    opt.verbose = verbose;
+    gf_status st = gf_ctx_create(&opt, ctx);
+    if (st != GF_OK) {
+        int rc = cli_fail(*ctx, st);
+        gf_ctx_free(*ctx);
+        *ctx = NULL;
+        return rc;
+    }
+    if (verbose) {
+        const gf_device_info *d = gf_ctx_device(*ctx);
+        fprintf(stderr, "%s: device %d (%d:%d) %s — %s\n", cli_prog, d->global_index, d->platform_index,
+                d->device_index, d->name, gf_ctx_device_reason(*ctx));
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return GF_ERR_USAGE; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) return version();
+    for (int i = 0; i < n_commands; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s'\n\n", cli_prog, cmd);
+    usage(stderr);
+    return GF_ERR_USAGE;
+}

@@ -1,0 +1,132 @@
+/* Error messages, OpenCL/CLBlast error names, logging. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <clblast_c.h>
+#include "gf_internal.h"
+
+const char *gf_status_name(gf_status s) {
+    switch (s) {
+    case GF_OK: return "ok";
+    case GF_ERR_INTERNAL: return "internal error";
+    case GF_ERR_USAGE: return "usage error";
+    case GF_ERR_NO_DEVICE: return "no OpenCL device";
+    case GF_ERR_MEMORY: return "out of memory";
+    case GF_ERR_INPUT: return "bad input";
+    case GF_ERR_NUMERIC: return "numeric failure";
+    case GF_ERR_BUILD: return "kernel build failed";
+    case GF_ERR_CHECK: return "check failed";
+    }
+    return "unknown status";
+}
+
+const char *gf_cl_error_name(cl_int err) {
+    switch (err) {
+#define E(x) case x: return #x;
+    E(CL_SUCCESS) E(CL_DEVICE_NOT_FOUND) E(CL_DEVICE_NOT_AVAILABLE) E(CL_COMPILER_NOT_AVAILABLE)
+    E(CL_MEM_OBJECT_ALLOCATION_FAILURE) E(CL_OUT_OF_RESOURCES) E(CL_OUT_OF_HOST_MEMORY)
+    E(CL_PROFILING_INFO_NOT_AVAILABLE) E(CL_MEM_COPY_OVERLAP) E(CL_IMAGE_FORMAT_MISMATCH)
+    E(CL_IMAGE_FORMAT_NOT_SUPPORTED) E(CL_BUILD_PROGRAM_FAILURE) E(CL_MAP_FAILURE)
+    E(CL_MISALIGNED_SUB_BUFFER_OFFSET) E(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+    E(CL_COMPILE_PROGRAM_FAILURE) E(CL_LINKER_NOT_AVAILABLE) E(CL_LINK_PROGRAM_FAILURE)
+    E(CL_DEVICE_PARTITION_FAILED) E(CL_KERNEL_ARG_INFO_NOT_AVAILABLE)
+    E(CL_INVALID_VALUE) E(CL_INVALID_DEVICE_TYPE) E(CL_INVALID_PLATFORM) E(CL_INVALID_DEVICE)
+    E(CL_INVALID_CONTEXT) E(CL_INVALID_QUEUE_PROPERTIES) E(CL_INVALID_COMMAND_QUEUE)
+    E(CL_INVALID_HOST_PTR) E(CL_INVALID_MEM_OBJECT) E(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR)
+    E(CL_INVALID_IMAGE_SIZE) E(CL_INVALID_SAMPLER) E(CL_INVALID_BINARY) E(CL_INVALID_BUILD_OPTIONS)
+    E(CL_INVALID_PROGRAM) E(CL_INVALID_PROGRAM_EXECUTABLE) E(CL_INVALID_KERNEL_NAME)
+    E(CL_INVALID_KERNEL_DEFINITION) E(CL_INVALID_KERNEL) E(CL_INVALID_ARG_INDEX)
+    E(CL_INVALID_ARG_VALUE) E(CL_INVALID_ARG_SIZE) E(CL_INVALID_KERNEL_ARGS)
+    E(CL_INVALID_WORK_DIMENSION) E(CL_INVALID_WORK_GROUP_SIZE) E(CL_INVALID_WORK_ITEM_SIZE)
+    E(CL_INVALID_GLOBAL_OFFSET) E(CL_INVALID_EVENT_WAIT_LIST) E(CL_INVALID_EVENT)
+    E(CL_INVALID_OPERATION) E(CL_INVALID_GL_OBJECT) E(CL_INVALID_BUFFER_SIZE)
+    E(CL_INVALID_MIP_LEVEL) E(CL_INVALID_GLOBAL_WORK_SIZE) E(CL_INVALID_PROPERTY)
+    E(CL_INVALID_IMAGE_DESCRIPTOR) E(CL_INVALID_COMPILER_OPTIONS) E(CL_INVALID_LINKER_OPTIONS)
+    E(CL_INVALID_DEVICE_PARTITION_COUNT)
+#undef E
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    default: return "unknown OpenCL error";
+    }
+}
+
+static const char *clblast_name(int s) {
+    switch (s) {
+#define E(x) case x: return #x;
+    E(CLBlastNotImplemented) E(CLBlastInvalidMatrixA) E(CLBlastInvalidMatrixB) E(CLBlastInvalidMatrixC)
+    E(CLBlastInvalidVectorX) E(CLBlastInvalidVectorY) E(CLBlastInvalidDimension)
+    E(CLBlastInvalidLeadDimA) E(CLBlastInvalidLeadDimB) E(CLBlastInvalidLeadDimC)
+    E(CLBlastInvalidIncrementX) E(CLBlastInvalidIncrementY) E(CLBlastInsufficientMemoryA)
+    E(CLBlastInsufficientMemoryB) E(CLBlastInsufficientMemoryC) E(CLBlastInsufficientMemoryX)
+    E(CLBlastInsufficientMemoryY) E(CLBlastInsufficientMemoryTemp) E(CLBlastInvalidBatchCount)
+    E(CLBlastInvalidOverrideKernel) E(CLBlastMissingOverrideParameter) E(CLBlastInvalidLocalMemUsage)
+    E(CLBlastNoHalfPrecision) E(CLBlastNoDoublePrecision) E(CLBlastInvalidVectorScalar)
+    E(CLBlastInsufficientMemoryScalar) E(CLBlastDatabaseError) E(CLBlastUnknownError)
+    E(CLBlastUnexpectedError)
+#undef E
+    default: return NULL;
+    }
+}
+
+void gf_log(gf_ctx *ctx, int level, const char *fmt, ...) {
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (ctx && ctx->log) { ctx->log(ctx->log_user, level, buf); return; }
+    if (level <= GF_LOG_WARN || (ctx && ctx->verbose && level <= GF_LOG_INFO))
+        fprintf(stderr, "gradfeat: %s\n", buf);
+}
+
+gf_status gf_fail(gf_ctx *ctx, gf_status st, const char *fmt, ...) {
+    if (!ctx) return st;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static gf_status status_for_cl(cl_int err) {
+    switch (err) {
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE: case CL_OUT_OF_HOST_MEMORY:
+    case CL_INVALID_BUFFER_SIZE: case CL_OUT_OF_RESOURCES:
+        return GF_ERR_MEMORY;
+    case CL_BUILD_PROGRAM_FAILURE: case CL_COMPILER_NOT_AVAILABLE: case CL_INVALID_BUILD_OPTIONS:
+        return GF_ERR_BUILD;
+    case -1001: case CL_DEVICE_NOT_FOUND: case CL_DEVICE_NOT_AVAILABLE:
+        return GF_ERR_NO_DEVICE;
+    default:
+        return GF_ERR_INTERNAL;
+    }
+}
+
+static const char *advice_for_cl(cl_int err) {
+    switch (status_for_cl(err)) {
+    case GF_ERR_MEMORY:
+        return " — the device ran out of memory: try a smaller --batch or a lower --max-device-mem";
+    case GF_ERR_NO_DEVICE:
+        return " — no usable OpenCL device: install an ICD (Debian: pocl-opencl-icd for CPUs, or your GPU "
+               "vendor's OpenCL driver) and check OCL_ICD_VENDORS / /etc/OpenCL/vendors";
+    default:
+        return "";
+    }
+}
+
+gf_status gf_cl_fail(gf_ctx *ctx, cl_int err, const char *what) {
+    gf_status st = status_for_cl(err);
+    if (ctx)
+        snprintf(ctx->err, sizeof ctx->err, "%s failed: %s (%d) on device '%s'%s", what,
+                 gf_cl_error_name(err), (int)err, ctx->info.name[0] ? ctx->info.name : "?",
+                 advice_for_cl(err));
+    return st;
+}
+
+gf_status gf_clblast_fail(gf_ctx *ctx, int status, const char *what) {
+    const char *n = clblast_name(status);
+    if (!n) return gf_cl_fail(ctx, status, what);   /* codes shared with OpenCL */
+    if (ctx)
+        snprintf(ctx->err, sizeof ctx->err, "%s failed: %s (%d) on device '%s'", what, n, status,
+                 ctx->info.name[0] ? ctx->info.name : "?");
+    return status == CLBlastTempBufferAllocFailure ? GF_ERR_MEMORY : GF_ERR_INTERNAL;
+}

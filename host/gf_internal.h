@@ -1,0 +1,126 @@
+/* Internal declarations shared by the host units: the context, error helpers,
+ * kernel/program access, buffers, GEMM. Not installed; the CLI uses gradfeat.h
+ * plus the small CLI-only headers. */
+#ifndef GF_INTERNAL_H
+#define GF_INTERNAL_H
+
+#include <CL/cl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include "gradfeat.h"
+
+#if defined(__GNUC__)
+#define GF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define GF_PRINTF(a, b)
+#endif
+
+typedef struct gf_kernel_entry gf_kernel_entry;
+typedef struct gf_program_entry gf_program_entry;
+
+enum { GF_SCRATCH_SLOTS = 8 };
+
+struct gf_ctx {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    gf_device_info info;
+    char reason[256];
+
+    gf_log_fn log;
+    void *log_user;
+    int verbose;
+    char err[4096];
+
+    gf_program_entry *programs;
+    gf_kernel_entry *kernels;
+
+    int cache_enabled;               /* program-binary cache for this device */
+    const char *cache_why;
+    char cache_dir[1024];
+    int n_source_builds, n_cache_hits, n_cache_saves;
+
+    cl_mem scratch[GF_SCRATCH_SLOTS]; /* growable work buffers owned by the context */
+    size_t scratch_bytes[GF_SCRATCH_SLOTS];
+    cl_mem gemm_tmp;                 /* CLBlast's temp buffer, owned by us */
+    size_t gemm_tmp_bytes;
+};
+
+/* ---- errors (host/errors.c) ---- */
+const char *gf_cl_error_name(cl_int err);
+/* Record a message and return the status. */
+gf_status gf_fail(gf_ctx *ctx, gf_status st, const char *fmt, ...) GF_PRINTF(3, 4);
+/* Record an OpenCL failure: "<what>: CL_NAME (code) on <device>" + advice; maps
+ * allocation failures to GF_ERR_MEMORY. */
+gf_status gf_cl_fail(gf_ctx *ctx, cl_int err, const char *what);
+gf_status gf_clblast_fail(gf_ctx *ctx, int status, const char *what);
+void gf_log(gf_ctx *ctx, int level, const char *fmt, ...) GF_PRINTF(3, 4);
+
+#define GF_TRY(expr) do { gf_status gf_s_ = (expr); if (gf_s_ != GF_OK) return gf_s_; } while (0)
+#define GF_CL(ctx, call, what) do { cl_int gf_e_ = (call); \
+    if (gf_e_ != CL_SUCCESS) return gf_cl_fail((ctx), gf_e_, (what)); } while (0)
+
+/* ---- kernels (host/program.c) ---- */
+/* Kernel `name` from the program built from cl/<family>.cl with extra build
+ * options `defines` (may be NULL). Programs and kernels are cached in the
+ * context; the returned kernel is owned by it. */
+gf_status gf_kernel(gf_ctx *ctx, const char *family, const char *defines,
+                    const char *name, cl_kernel *out);
+/* Set all arguments from a format string: m = cl_mem, i = int, u = unsigned,
+ * f = float (pass a double), L = local float buffer (pass size_t floats). */
+gf_status gf_args(gf_ctx *ctx, cl_kernel k, const char *kname, const char *fmt, ...);
+/* Enqueue; global sizes are rounded up to a multiple of local when local is
+ * given (kernels check bounds). local may be NULL. */
+gf_status gf_launch(gf_ctx *ctx, cl_kernel k, const char *kname, cl_uint dims,
+                    const size_t *global, const size_t *local);
+/* 1-D launch helper: n work items, kernel chooses nothing about local size. */
+gf_status gf_launch1(gf_ctx *ctx, cl_kernel k, const char *kname, size_t n);
+/* Source of an embedded (or GRADFEAT_KERNEL_DIR) kernel file; malloc'ed. */
+gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *len);
+/* Names of the embedded kernel families (file stems in cl/). */
+int gf_kernel_families(const char *const **names);
+
+/* ---- buffers (host/buffers.c) ---- */
+gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out);
+gf_status gf_buf_create_from(gf_ctx *ctx, size_t bytes, const void *src, const char *what, cl_mem *out);
+gf_status gf_buf_write(gf_ctx *ctx, cl_mem m, size_t off_bytes, size_t bytes, const void *src);
+gf_status gf_buf_read(gf_ctx *ctx, cl_mem m, size_t off_bytes, size_t bytes, void *dst);
+gf_status gf_buf_zero(gf_ctx *ctx, cl_mem m, size_t off_bytes, size_t bytes);
+gf_status gf_buf_copy(gf_ctx *ctx, cl_mem src, size_t src_off, cl_mem dst, size_t dst_off, size_t bytes);
+/* Context-owned growable work buffer `slot` of at least `bytes`. Valid until the
+ * next gf_scratch call on the same slot (in-order queue keeps earlier uses safe). */
+gf_status gf_scratch(gf_ctx *ctx, int slot, size_t bytes, cl_mem *out);
+void gf_buf_release(cl_mem *m);
+
+/* ---- GEMM (host/gemm.c): row-major, offsets and leading dims in floats ----
+ * C = alpha * op(A) * op(B) + beta * C, op(A) is M x K, op(B) is K x N. */
+gf_status gf_gemm(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                  float alpha, cl_mem A, size_t off_a, size_t lda,
+                  cl_mem B, size_t off_b, size_t ldb,
+                  float beta, cl_mem C, size_t off_c, size_t ldc);
+gf_status gf_gemm_batched(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                          float alpha, cl_mem A, size_t off_a, size_t lda, size_t stride_a,
+                          cl_mem B, size_t off_b, size_t ldb, size_t stride_b,
+                          float beta, cl_mem C, size_t off_c, size_t ldc, size_t stride_c,
+                          size_t batch);
+
+/* ---- self-test registry (host/selftest.c) ----
+ * Each op family adds a check function; it fills rows via gf_check_add. */
+typedef struct gf_check_list { gf_check_row *rows; int n, cap; } gf_check_list;
+void gf_check_add(gf_check_list *l, const char *name, double max_abs, double max_rel, double tol);
+/* Compare device output (float) with a reference (double): combined error
+ * |a-b| / (atol + rtol*|b|) style; returns max abs and max rel. */
+void gf_compare(const float *got, const double *ref, size_t n, double *max_abs, double *max_rel);
+
+/* ---- small utilities (host/util.c) ---- */
+uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n);
+#define GF_FNV_INIT 1469598103934665603ULL
+double gf_now(void);               /* monotonic seconds */
+/* Write a file atomically: temp file in the same folder, fsync, rename. */
+gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, size_t n);
+/* Read a whole file; *data malloc'ed. */
+gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n);
+int gf_mkdirs(const char *path);   /* mkdir -p; 0 on success */
+
+#endif

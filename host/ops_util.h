@@ -1,0 +1,15 @@
+/* Elementwise helpers (cl/util.cl): used by every op family for residual adds
+ * (the tangent of an add is the add of the tangents), scaling and fills. */
+#ifndef GF_OPS_UTIL_H
+#define GF_OPS_UTIL_H
+#include "gf_internal.h"
+
+/* y = a*x + b*y over n floats. */
+gf_status gf_axpby(gf_ctx *ctx, size_t n, float a, cl_mem x, float b, cl_mem y);
+/* z = x + y over n floats (z may alias x or y). */
+gf_status gf_add(gf_ctx *ctx, size_t n, cl_mem x, cl_mem y, cl_mem z);
+/* y[i] = v over n floats. */
+gf_status gf_fill(gf_ctx *ctx, size_t n, float v, cl_mem y);
+/* Self-test rows for this family. */
+void gf_selftest_util(gf_ctx *ctx, gf_check_list *l);
+#endif

@@ -1,0 +1,254 @@
+/* The context: platform/device enumeration and selection, OpenCL context and
+ * queue, device facts, teardown. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <clblast_c.h>
+#include "gf_internal.h"
+
+void gf_program_cache_free(gf_ctx *ctx);   /* program.c */
+void gf_cache_init(gf_ctx *ctx);           /* program.c */
+
+static const char *NO_PLATFORM_ADVICE =
+    "no OpenCL platform found. Install an OpenCL driver (ICD): on Debian/Ubuntu "
+    "`apt-get install pocl-opencl-icd` runs on any CPU; for a GPU install the vendor's OpenCL "
+    "driver (mesa-opencl-icd / intel-opencl-icd / ROCm / NVIDIA). The ICD loader reads "
+    "/etc/OpenCL/vendors/*.icd, or the folder named by OCL_ICD_VENDORS if set. `clinfo -l` "
+    "lists what the loader sees.";
+
+static void info_str(cl_device_id d, cl_device_info what, char *out, size_t n) {
+    out[0] = 0;
+    if (clGetDeviceInfo(d, what, n, out, NULL) != CL_SUCCESS) out[0] = 0;
+    out[n - 1] = 0;
+}
+
+static void fill_info(cl_platform_id p, cl_device_id d, gf_device_info *f) {
+    clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof f->platform_name, f->platform_name, NULL);
+    clGetPlatformInfo(p, CL_PLATFORM_VERSION, sizeof f->platform_version, f->platform_version, NULL);
+    f->platform_name[sizeof f->platform_name - 1] = 0;
+    f->platform_version[sizeof f->platform_version - 1] = 0;
+    info_str(d, CL_DEVICE_NAME, f->name, sizeof f->name);
+    info_str(d, CL_DEVICE_VENDOR, f->vendor, sizeof f->vendor);
+    info_str(d, CL_DRIVER_VERSION, f->driver_version, sizeof f->driver_version);
+    info_str(d, CL_DEVICE_VERSION, f->version, sizeof f->version);
+    info_str(d, CL_DEVICE_OPENCL_C_VERSION, f->c_version, sizeof f->c_version);
+    cl_device_type t = 0;
+    clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL);
+    f->is_gpu = (t & CL_DEVICE_TYPE_GPU) != 0;
+    f->is_cpu = (t & CL_DEVICE_TYPE_CPU) != 0;
+    cl_ulong u = 0;
+    clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof u, &u, NULL); f->global_mem = u;
+    u = 0; clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof u, &u, NULL); f->max_alloc = u;
+    u = 0; clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof u, &u, NULL); f->local_mem = u;
+    size_t wg = 0; clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    f->max_work_group = wg ? wg : 1;
+    cl_uint cu = 0; clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+    f->compute_units = cu;
+    cl_bool um = 0; clGetDeviceInfo(d, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof um, &um, NULL);
+    f->unified_memory = um != 0;
+    char ext[8192];
+    info_str(d, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
+    f->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+    f->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+}
+
+/* Enumerate every device of every platform (handles kept for selection). */
+typedef struct { cl_platform_id p; cl_device_id d; gf_device_info info; } dev_entry;
+
+static gf_status enumerate(dev_entry **out, int *count, cl_int *cl_err) {
+    *out = NULL; *count = 0; *cl_err = CL_SUCCESS;
+    cl_uint np = 0;
+    cl_int e = clGetPlatformIDs(0, NULL, &np);
+    if (e != CL_SUCCESS || np == 0) { *cl_err = e; return GF_ERR_NO_DEVICE; }
+    cl_platform_id *ps = calloc(np, sizeof *ps);
+    if (!ps) return GF_ERR_MEMORY;
+    clGetPlatformIDs(np, ps, NULL);
+    int n = 0, cap = 8;
+    dev_entry *v = calloc(cap, sizeof *v);
+    if (!v) { free(ps); return GF_ERR_MEMORY; }
+    for (cl_uint i = 0; i < np; i++) {
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
+        cl_device_id *ds = calloc(nd, sizeof *ds);
+        if (!ds) continue;
+        clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, nd, ds, NULL);
+        for (cl_uint j = 0; j < nd; j++) {
+            if (n == cap) {
+                dev_entry *nv = realloc(v, 2 * cap * sizeof *v);
+                if (!nv) break;
+                v = nv; cap *= 2;
+            }
+            memset(&v[n], 0, sizeof v[n]);
+            v[n].p = ps[i]; v[n].d = ds[j];
+            fill_info(ps[i], ds[j], &v[n].info);
+            v[n].info.platform_index = (int)i;
+            v[n].info.device_index = (int)j;
+            v[n].info.global_index = n;
+            n++;
+        }
+        free(ds);
+    }
+    free(ps);
+    if (n == 0) { free(v); return GF_ERR_NO_DEVICE; }
+    *out = v; *count = n;
+    return GF_OK;
+}
+
+gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t msg_size) {
+    dev_entry *v; int n; cl_int e;
+    *out = NULL; *count = 0;
+    gf_status st = enumerate(&v, &n, &e);
+    if (st != GF_OK) {
+        if (msg) snprintf(msg, msg_size, "%s (clGetPlatformIDs: %s)", NO_PLATFORM_ADVICE, gf_cl_error_name(e));
+        return st;
+    }
+    gf_device_info *r = calloc(n, sizeof *r);
+    if (!r) { free(v); return GF_ERR_MEMORY; }
+    for (int i = 0; i < n; i++) r[i] = v[i].info;
+    free(v);
+    *out = r; *count = n;
+    return GF_OK;
+}
+
+/* Score for the default choice: any GPU beats any CPU; among GPUs the larger
+ * (compute units x global memory) wins; ties keep enumeration order. */
+static double device_score(const gf_device_info *f) {
+    double s = (double)f->compute_units * 1e3 + (double)(f->global_mem >> 20) * 1e-3;
+    return (f->is_gpu ? 1e12 : 0) + s;
+}
+
+static int icontains(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (const char *h = hay; *h; h++)
+        if (strncasecmp(h, needle, n) == 0) return 1;
+    return 0;
+}
+
+static void list_devices(char *buf, size_t size, const dev_entry *v, int n) {
+    size_t used = strlen(buf);
+    for (int i = 0; i < n && used + 1 < size; i++) {
+        int w = snprintf(buf + used, size - used, "\n  %d (%d:%d) %s [%s] — %s", v[i].info.global_index,
+                         v[i].info.platform_index, v[i].info.device_index, v[i].info.name,
+                         v[i].info.is_gpu ? "GPU" : v[i].info.is_cpu ? "CPU" : "other", v[i].info.platform_name);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+}
+
+/* Pick a device by selector; writes the reason. Returns index or -1. */
+static int select_device(const dev_entry *v, int n, const char *sel, const char *origin, char *reason, size_t rsz) {
+    int best = -1;
+    if (!sel || !*sel || !strcasecmp(sel, "auto")) {
+        for (int i = 0; i < n; i++)
+            if (best < 0 || device_score(&v[i].info) > device_score(&v[best].info)) best = i;
+        snprintf(reason, rsz, "%s", v[best].info.is_gpu ? "default: the largest GPU"
+                                                      : "default: no GPU found, using the CPU device");
+        return best;
+    }
+    if (!strcasecmp(sel, "gpu") || !strcasecmp(sel, "cpu")) {
+        int want_gpu = !strcasecmp(sel, "gpu");
+        for (int i = 0; i < n; i++) {
+            if (want_gpu ? !v[i].info.is_gpu : !v[i].info.is_cpu) continue;
+            if (best < 0 || device_score(&v[i].info) > device_score(&v[best].info)) best = i;
+        }
+        if (best >= 0) snprintf(reason, rsz, "%s %s", origin, sel);
+        return best;
+    }
+    int p, d; char tail;
+    if (sscanf(sel, "%d:%d%c", &p, &d, &tail) == 2) {
+        for (int i = 0; i < n; i++)
+            if (v[i].info.platform_index == p && v[i].info.device_index == d) best = i;
+        if (best >= 0) snprintf(reason, rsz, "%s %s (platform:device)", origin, sel);
+        return best;
+    }
+    char *end;
+    long idx = strtol(sel, &end, 10);
+    if (*end == 0 && end != sel) {
+        if (idx >= 0 && idx < n) { snprintf(reason, rsz, "%s %s (index)", origin, sel); return (int)idx; }
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (icontains(v[i].info.name, sel) || icontains(v[i].info.platform_name, sel) ||
+            icontains(v[i].info.vendor, sel)) { best = i; break; }
+    if (best >= 0) snprintf(reason, rsz, "%s '%s' (name match)", origin, sel);
+    return best;
+}
+
+gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
+    gf_ctx_options none = {0};
+    if (!opt) opt = &none;
+    *out = NULL;
+    gf_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return GF_ERR_MEMORY;
+    *out = ctx;
+    ctx->log = opt->log;
+    ctx->log_user = opt->log_user;
+    ctx->verbose = opt->verbose;
+
+    const char *sel = opt->device, *origin = "--device";
+    if (!sel || !*sel) { sel = getenv("GRADFEAT_DEVICE"); origin = "GRADFEAT_DEVICE="; }
+
+    dev_entry *v; int n; cl_int e;
+    gf_status st = enumerate(&v, &n, &e);
+    if (st == GF_ERR_MEMORY) return gf_fail(ctx, st, "out of host memory while listing OpenCL devices");
+    if (st != GF_OK)
+        return gf_fail(ctx, GF_ERR_NO_DEVICE, "%s (clGetPlatformIDs: %s)", NO_PLATFORM_ADVICE, gf_cl_error_name(e));
+    int pick = select_device(v, n, sel, origin, ctx->reason, sizeof ctx->reason);
+    if (pick < 0) {
+        snprintf(ctx->err, sizeof ctx->err,
+                 "no OpenCL device matches %s'%s'. Use an index, P:D, cpu, gpu or part of a name. Devices:",
+                 strcmp(origin, "--device") ? "GRADFEAT_DEVICE=" : "--device ", sel);
+        list_devices(ctx->err, sizeof ctx->err, v, n);
+        free(v);
+        return GF_ERR_NO_DEVICE;
+    }
+    ctx->platform = v[pick].p;
+    ctx->device = v[pick].d;
+    ctx->info = v[pick].info;
+    free(v);
+
+    cl_context_properties props[] = { CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0 };
+    ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &e);
+    if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clCreateContext");
+    ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &e);
+    if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clCreateCommandQueue");
+    gf_cache_init(ctx);
+    gf_log(ctx, GF_LOG_INFO, "device: %s (%s) — %s", ctx->info.name, ctx->info.platform_name, ctx->reason);
+    return GF_OK;
+}
+
+void gf_ctx_free(gf_ctx *ctx) {
+    if (!ctx) return;
+    if (ctx->queue) clFinish(ctx->queue);
+    /* CLBlast keeps compiled programs per context; drop them before the context goes. */
+    if (ctx->context) CLBlastClearCache();
+    for (int i = 0; i < GF_SCRATCH_SLOTS; i++) gf_buf_release(&ctx->scratch[i]);
+    gf_buf_release(&ctx->gemm_tmp);
+    gf_program_cache_free(ctx);
+    if (ctx->queue) clReleaseCommandQueue(ctx->queue);
+    if (ctx->context) clReleaseContext(ctx->context);
+    free(ctx);
+}
+
+const char *gf_ctx_last_error(const gf_ctx *ctx) { return ctx ? ctx->err : "out of memory"; }
+const gf_device_info *gf_ctx_device(const gf_ctx *ctx) { return &ctx->info; }
+const char *gf_ctx_device_reason(const gf_ctx *ctx) { return ctx->reason; }
+
+gf_status gf_ctx_finish(gf_ctx *ctx) {
+    GF_CL(ctx, clFinish(ctx->queue), "clFinish (waiting for queued kernels)");
+    return GF_OK;
+}
+
+const char *gf_version(void) { return GF_VERSION_STRING; }
+const char *gf_git_hash(void) {
+#ifdef GF_GIT_HASH
+    return GF_GIT_HASH;
+#else
+    return "unknown";
+#endif
+}
+void gf_clblast_version(int *major, int *minor, int *patch) {
+    /* The Debian package ships no version macro; this is the version we build against. */
+    *major = 1; *minor = 5; *patch = 3;
+}

@@ -1,0 +1,9 @@
+/* Self-test registry: one function per kernel family, each adding rows that
+ * compare the device with a plain-C reference at small shapes. */
+#ifndef GF_SELFTEST_H
+#define GF_SELFTEST_H
+#include "gf_internal.h"
+
+void gf_selftest_util(gf_ctx *ctx, gf_check_list *l);
+void gf_selftest_gemm(gf_ctx *ctx, gf_check_list *l);
+#endif

@@ -1,0 +1,97 @@
+/* Small host utilities: hashing, time, atomic file writes, mkdir -p. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "gf_internal.h"
+
+uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ULL; }
+    return h;
+}
+
+double gf_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, size_t n) {
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        gf_status st = gf_fail(ctx, GF_ERR_INPUT, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    const char *p = data;
+    size_t left = n;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int err = errno;
+            close(fd); unlink(tmp);
+            gf_status st = gf_fail(ctx, GF_ERR_INPUT, "writing %s failed: %s", path, strerror(err));
+            free(tmp);
+            return st;
+        }
+        p += w; left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        int err = errno;
+        unlink(tmp);
+        gf_status st = gf_fail(ctx, GF_ERR_INPUT, "writing %s failed: %s", path, strerror(err));
+        free(tmp);
+        return st;
+    }
+    free(tmp);
+    return GF_OK;
+}
+
+gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n) {
+    *data = NULL; *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return gf_fail(ctx, GF_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) break;
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb; cap *= 2;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory reading %s", path);
+    if (err) { free(buf); return gf_fail(ctx, GF_ERR_INPUT, "read error on %s", path); }
+    *data = buf; *n = len;
+    return GF_OK;
+}
+
+int gf_mkdirs(const char *path) {
+    char tmp[1024];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp) return -1;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == 0) {
+            char c = tmp[i];
+            tmp[i] = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}

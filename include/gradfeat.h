@@ -1,0 +1,103 @@
+/* gradfeat — public C API.
+ * Gradients as features (Mu, Li, Liang, ICLR 2020) on any OpenCL device.
+ * Every fallible call returns gf_status; the message (what failed, the OpenCL
+ * error by name, the device) is kept in the context: gf_ctx_last_error(). */
+#ifndef GRADFEAT_H
+#define GRADFEAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GF_VERSION_STRING "0.1.0"
+
+/* Status codes double as the CLI's exit codes (README "Exit codes"). */
+typedef enum gf_status {
+    GF_OK = 0,
+    GF_ERR_INTERNAL = 1,   /* a bug or an OpenCL failure we did not anticipate */
+    GF_ERR_USAGE = 2,      /* bad argument / option */
+    GF_ERR_NO_DEVICE = 3,  /* no OpenCL platform or no matching device */
+    GF_ERR_MEMORY = 4,     /* out of host or device memory */
+    GF_ERR_INPUT = 5,      /* bad input file (model, dataset, image, checkpoint) */
+    GF_ERR_NUMERIC = 6,    /* NaN / Inf during training */
+    GF_ERR_BUILD = 7,      /* OpenCL kernel build failed */
+    GF_ERR_CHECK = 8       /* a selftest / verification check failed */
+} gf_status;
+
+const char *gf_status_name(gf_status s);
+
+typedef struct gf_ctx gf_ctx;
+
+typedef void (*gf_log_fn)(void *user, int level, const char *msg);
+enum { GF_LOG_ERROR = 0, GF_LOG_WARN = 1, GF_LOG_INFO = 2, GF_LOG_DEBUG = 3 };
+
+/* Facts about one OpenCL device. */
+typedef struct gf_device_info {
+    int platform_index, device_index, global_index;
+    char platform_name[128], platform_version[128];
+    char name[128], vendor[128], driver_version[128], version[128], c_version[128];
+    int is_gpu, is_cpu;
+    uint64_t global_mem, max_alloc, local_mem;
+    size_t max_work_group;
+    unsigned compute_units;
+    int fp64, fp16, unified_memory;
+} gf_device_info;
+
+/* Enumerate every device of every platform. *out is malloc'ed (free()).
+ * Returns GF_ERR_NO_DEVICE with advice in msg (may be NULL) when there is none. */
+gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t msg_size);
+
+typedef struct gf_ctx_options {
+    const char *device;     /* "P:D", global index, "cpu", "gpu", or a name substring; NULL/"" = best */
+    gf_log_fn log;          /* NULL = stderr for WARN and worse */
+    void *log_user;
+    int verbose;            /* log INFO lines too */
+} gf_ctx_options;
+
+/* Creates the context. On failure *out is still a context (or NULL on out-of-memory)
+ * so that the caller can read gf_ctx_last_error(); free it with gf_ctx_free. */
+gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out);
+void gf_ctx_free(gf_ctx *ctx);
+const char *gf_ctx_last_error(const gf_ctx *ctx);
+const gf_device_info *gf_ctx_device(const gf_ctx *ctx);
+/* Why this device was chosen ("best GPU", "--device cpu", ...). */
+const char *gf_ctx_device_reason(const gf_ctx *ctx);
+/* Waits for all queued work; reports asynchronous errors. */
+gf_status gf_ctx_finish(gf_ctx *ctx);
+/* Builds every kernel family now (so that start-up cost shows as one phase). */
+gf_status gf_ctx_warmup(gf_ctx *ctx, double *seconds);
+
+/* On-disk program-binary cache. */
+typedef struct gf_cache_info {
+    char dir[1024];
+    int enabled;            /* for the context's device */
+    const char *why;        /* why enabled / disabled */
+    int entries;
+    uint64_t bytes;
+} gf_cache_info;
+gf_status gf_cache_get_info(gf_ctx *ctx, gf_cache_info *info);
+gf_status gf_cache_clear(gf_ctx *ctx, int *removed);
+/* Counters for tests and `doctor`: program builds from source / loads from the cache. */
+void gf_cache_counters(const gf_ctx *ctx, int *source_builds, int *cache_hits, int *cache_saves);
+
+/* Self-test: each kernel family + CLBlast GEMM vs a plain-C reference. */
+typedef struct gf_check_row {
+    char name[64];
+    double max_abs, max_rel, tol;
+    int pass;
+} gf_check_row;
+/* rows is malloc'ed (free()). Returns GF_ERR_CHECK if any row failed. */
+gf_status gf_selftest(gf_ctx *ctx, gf_check_row **rows, int *count);
+
+/* Library and dependency versions, for --version and doctor. */
+const char *gf_version(void);
+const char *gf_git_hash(void);
+void gf_clblast_version(int *major, int *minor, int *patch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,71 @@
+#include "testutil.h"
+
+int gf_test_failures = 0;
+int gf_test_checks = 0;
+
+gf_ctx *test_ctx(void) {
+    gf_ctx_options opt = {0};
+    opt.device = getenv("GRADFEAT_DEVICE");
+    gf_ctx *ctx = NULL;
+    gf_status st = gf_ctx_create(&opt, &ctx);
+    if (st != GF_OK) {
+        fprintf(stderr, "FATAL: no OpenCL context: %s\n", ctx ? gf_ctx_last_error(ctx) : gf_status_name(st));
+        exit(1);
+    }
+    return ctx;
+}
+
+int test_finish(const char *name) {
+    if (gf_test_checks == 0) {
+        fprintf(stderr, "%s: no checks ran\n", name);
+        return 1;
+    }
+    printf("%s: %d checks, %d failed\n", name, gf_test_checks, gf_test_failures);
+    return gf_test_failures ? 1 : 0;
+}
+
+void test_rng_seed(test_rng *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ULL + 1; }
+
+double test_uniform(test_rng *r, double lo, double hi) {
+    /* xorshift64* */
+    r->s ^= r->s >> 12; r->s ^= r->s << 25; r->s ^= r->s >> 27;
+    uint64_t v = r->s * 0x2545F4914F6CDD1DULL;
+    return lo + (hi - lo) * ((double)(v >> 11) / 9007199254740992.0);
+}
+
+void test_fill(test_rng *r, float *x, size_t n, double lo, double hi) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)test_uniform(r, lo, hi);
+}
+
+int test_close(const char *what, const float *got, const double *ref, size_t n, double atol, double rtol) {
+    double worst = 0; size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref[i]) / (atol + rtol * fabs(ref[i]));
+        if (!(e <= worst)) { worst = e; wi = i; }   /* NaN counts as worst */
+    }
+    gf_test_checks++;
+    if (!(worst <= 1.0)) {
+        gf_test_failures++;
+        fprintf(stderr, "FAIL %s: index %zu got %.9g want %.9g (err %.3g x tolerance; atol %g rtol %g)\n",
+                what, wi, n ? got[wi] : 0.0, n ? ref[wi] : 0.0, worst, atol, rtol);
+        return 0;
+    }
+    return 1;
+}
+
+cl_mem test_alloc(gf_ctx *ctx, size_t n) {
+    cl_mem m = NULL;
+    REQUIRE_OK(ctx, gf_buf_create(ctx, n * sizeof(float) + 4, "test buffer", &m));
+    REQUIRE_OK(ctx, gf_buf_zero(ctx, m, 0, n * sizeof(float) + 4));
+    return m;
+}
+
+cl_mem test_upload(gf_ctx *ctx, const float *x, size_t n) {
+    cl_mem m = test_alloc(ctx, n);
+    if (n) REQUIRE_OK(ctx, gf_buf_write(ctx, m, 0, n * sizeof(float), x));
+    return m;
+}
+
+void test_download(gf_ctx *ctx, cl_mem m, float *x, size_t n) {
+    if (n) REQUIRE_OK(ctx, gf_buf_read(ctx, m, 0, n * sizeof(float), x));
+}
