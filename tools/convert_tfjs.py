@@ -1,0 +1,502 @@
+#!/usr/bin/python3
+"""Convert a TensorFlow.js model (graph model or layers model, model.json + weight shards) into a
+gradfeat .safetensors model (models/README.md).
+
+TF.js tensors are NHWC; gradfeat is NCHW: conv kernels HWIO -> OIHW, depthwise HWCM -> [C*M,1,kh,kw]
+with groups=C, dense kernels [in,out] -> [out,in] (rows permuted when a Flatten of an NHWC map
+precedes them). TF 'SAME' padding becomes explicit (possibly asymmetric) pads; SAME average pooling
+excludes the padding from the count. Weights may be float32, float16 or uint8/uint16-quantised.
+
+usage: convert_tfjs.py model.json out.safetensors [--classes a,b,...] [--feature NODE]
+                       [--preprocess JSON] [--name-prefix P]
+"""
+import argparse
+import base64
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gfmodel  # noqa: E402
+
+
+def load_weights(model_json, base_dir):
+    """Decode every weights manifest entry into float32/int32 numpy arrays."""
+    out = {}
+    for group in model_json.get("weightsManifest", []):
+        blob = b"".join(open(os.path.join(base_dir, p), "rb").read() for p in group["paths"])
+        off = 0
+        for w in group["weights"]:
+            shape = [int(s) for s in w["shape"]]
+            n = int(np.prod(shape)) if shape else 1
+            q = w.get("quantization")
+            dt = w.get("dtype", "float32")
+            if q:
+                qdt = q["dtype"]
+                if qdt == "float16":
+                    arr = np.frombuffer(blob, dtype="<f2", count=n, offset=off).astype(np.float32)
+                    off += 2 * n
+                elif qdt in ("uint8", "uint16"):
+                    size = 1 if qdt == "uint8" else 2
+                    raw = np.frombuffer(blob, dtype="u1" if size == 1 else "<u2", count=n, offset=off)
+                    off += size * n
+                    arr = raw.astype(np.float32) * np.float32(q["scale"]) + np.float32(q["min"])
+                else:
+                    raise SystemExit("weight %s: unsupported quantization dtype %s" % (w["name"], qdt))
+            elif dt == "float32":
+                arr = np.frombuffer(blob, dtype="<f4", count=n, offset=off).copy()
+                off += 4 * n
+            elif dt == "int32":
+                arr = np.frombuffer(blob, dtype="<i4", count=n, offset=off).copy()
+                off += 4 * n
+            elif dt == "float16":
+                arr = np.frombuffer(blob, dtype="<f2", count=n, offset=off).astype(np.float32)
+                off += 2 * n
+            else:
+                raise SystemExit("weight %s: unsupported dtype %s" % (w["name"], dt))
+            out[w["name"]] = arr.reshape(shape)
+    return out
+
+
+def _attr_list(attr, key):
+    v = attr.get(key, {}).get("list", {})
+    if "i" in v:
+        return [int(x) for x in v["i"]]
+    if "s" in v:
+        return [base64.b64decode(x).decode() for x in v["s"]]
+    return []
+
+
+def _attr_s(attr, key, default=None):
+    v = attr.get(key)
+    return base64.b64decode(v["s"]).decode() if v and "s" in v else default
+
+
+def _attr_f(attr, key, default):
+    v = attr.get(key)
+    return float(v["f"]) if v and "f" in v else default
+
+
+class Conv:
+    """Builds our nodes while tracking [C,H,W] shapes (needed for SAME padding)."""
+
+    def __init__(self, g):
+        self.g = g
+        self.shape = {}      # our node name -> [C,H,W] or [F]
+        self.nhwc_flat = {}  # flatten node -> (H, W, C) of the NHWC map it came from
+
+    def pads(self, src, kh, kw, sh, sw, dh, dw, padding, explicit=None):
+        _, h, w = self.shape[src]
+        if padding == "VALID":
+            return [0, 0, 0, 0]
+        if padding == "SAME":
+            t, b = gfmodel.tf_same_pad(h, kh, sh, dh)
+            l, r = gfmodel.tf_same_pad(w, kw, sw, dw)
+            return [t, l, b, r]
+        if padding == "EXPLICIT" and explicit:
+            e = explicit  # NHWC pairs
+            return [e[2], e[4], e[3], e[5]]
+        raise SystemExit("padding %s not supported" % padding)
+
+    def conv(self, name, src, w_oihw, bias, stride, pad, dil, groups):
+        name = self.g.unique(name)
+        c, h, w = self.shape[src]
+        o, _, kh, kw = w_oihw.shape
+        params = {"weight": self.g.tensor(name + ".weight", w_oihw)}
+        if bias is not None:
+            params["bias"] = self.g.tensor(name + ".bias", bias)
+        n = self.g.add(name, "conv2d", [src], params,
+                       {"stride": stride, "pad": pad, "dilation": dil, "groups": groups})
+        oh = (h + pad[0] + pad[2] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (w + pad[1] + pad[3] - dil[1] * (kw - 1) - 1) // stride[1] + 1
+        self.shape[n] = [o, oh, ow]
+        return n
+
+    def linear(self, name, src, w_in_out, bias):
+        name = self.g.unique(name)
+        w = np.asarray(w_in_out, dtype=np.float32)
+        if src in self.nhwc_flat:  # rows are in NHWC flatten order: reorder to NCHW
+            h, wd, c = self.nhwc_flat[src]
+            w = w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(h * wd * c, -1)
+        params = {"weight": self.g.tensor(name + ".weight", w.T)}
+        if bias is not None:
+            params["bias"] = self.g.tensor(name + ".bias", bias)
+        n = self.g.add(name, "linear", [src], params)
+        self.shape[n] = [w.shape[1]]
+        return n
+
+    def simple(self, name, op, inputs, attrs=None, shape=None):
+        n = self.g.add(name, op, inputs, None, attrs)
+        self.shape[n] = shape if shape is not None else list(self.shape[inputs[0]])
+        return n
+
+    def act(self, name, kind, src, alpha=None):
+        if kind == "Relu" or kind == "relu":
+            return self.simple(name, "relu", [src])
+        if kind in ("Relu6", "relu6"):
+            return self.simple(name, "relu6", [src])
+        if kind in ("LeakyRelu", "leaky_relu", "leakyrelu"):
+            return self.simple(name, "leaky_relu", [src], {"alpha": alpha if alpha is not None else 0.2})
+        if kind in ("linear", None, ""):
+            return src
+        if kind == "softmax":
+            return self.simple(name, "softmax", [src])
+        raise SystemExit("activation %s not supported (node %s)" % (kind, name))
+
+    def pool(self, name, op, src, k, s, padding):
+        pad = self.pads(src, k[0], k[1], s[0], s[1], 1, 1, padding)
+        c, h, w = self.shape[src]
+        attrs = {"kernel": k, "stride": s, "pad": pad}
+        if op == "avgpool":
+            attrs["count_include_pad"] = False  # TF never counts padding
+        n = self.g.add(name, op, [src], None, attrs)
+        self.shape[n] = [c, (h + pad[0] + pad[2] - k[0]) // s[0] + 1, (w + pad[1] + pad[3] - k[1]) // s[1] + 1]
+        return n
+
+    def flatten(self, name, src):
+        sh = self.shape[src]
+        n = self.simple(name, "flatten", [src], shape=[int(np.prod(sh))])
+        if len(sh) == 3 and sh[1] * sh[2] > 1:
+            self.nhwc_flat[n] = (sh[1], sh[2], sh[0])
+        return n
+
+
+def short_names(nodes):
+    names = [n["name"] for n in nodes if n["op"] not in ("Const", "Placeholder") and "/" in n["name"]]
+    parts = [n.split("/") for n in names]
+    common = 0
+    if parts:
+        while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+            common += 1
+    return lambda full: "/".join(full.split("/")[common:]) if full.count("/") >= common else full
+
+
+def layer_of(tf_name, short):
+    s = short(tf_name)
+    return s.split("/")[0] if "/" in s else s
+
+
+def convert_graph_model(mj, weights, feature):
+    nodes = mj["modelTopology"]["node"]
+    short = short_names(nodes)
+    consts = dict(weights)
+    ph = [n for n in nodes if n["op"] == "Placeholder"]
+    if len(ph) != 1:
+        raise SystemExit("expected one Placeholder input, found %d" % len(ph))
+    dims = [int(d.get("size", -1)) for d in ph[0]["attr"]["shape"]["shape"]["dim"]]
+    if len(dims) != 4:
+        raise SystemExit("input %s: expected NHWC rank 4, got %s" % (ph[0]["name"], dims))
+    g = gfmodel.Graph("input", [dims[3], dims[1], dims[2]])
+    cv = Conv(g)
+    cv.shape["input"] = [dims[3], dims[1], dims[2]]
+    ours = {ph[0]["name"]: "input"}  # TF node name -> our node name
+    supported = {"Const", "Placeholder", "Identity", "_FusedConv2D", "Conv2D", "DepthwiseConv2dNative",
+                 "FusedDepthwiseConv2dNative", "MaxPool", "AvgPool", "AddV2", "Add", "BiasAdd", "Relu",
+                 "Relu6", "LeakyRelu", "Mean", "Softmax", "MatMul", "_FusedMatMul", "Reshape", "Flatten",
+                 "Squeeze", "FusedBatchNorm", "FusedBatchNormV3", "StopGradient"}
+    bad = sorted({n["op"] for n in nodes} - supported)
+    if bad:
+        raise SystemExit("unsupported TF.js ops: " + ", ".join(bad))
+    for n in nodes:
+        if n["op"] == "Const" and n["name"] not in consts:
+            t = n.get("attr", {}).get("value", {}).get("tensor")
+            if t is not None and "intVal" in t:
+                consts[n["name"]] = np.array([int(v) for v in t["intVal"]])
+
+    def inp(name):
+        name = name.split(":")[0]
+        if name.startswith("^"):
+            return None
+        return ours.get(name)
+
+    by_name = {n["name"]: n for n in nodes}
+    done = set(ours)
+    order = []
+
+    def visit(n):  # topological order over the TF graph
+        stack = [(n, False)]
+        while stack:
+            cur, exp = stack.pop()
+            if cur["name"] in done:
+                continue
+            if exp:
+                done.add(cur["name"])
+                order.append(cur)
+                continue
+            stack.append((cur, True))
+            for i in cur.get("input", []):
+                i = i.split(":")[0].lstrip("^")
+                if i in by_name and i not in done:
+                    stack.append((by_name[i], False))
+    for n in nodes:
+        visit(n)
+
+    for n in order:
+        op, attr, name = n["op"], n.get("attr", {}), n["name"]
+        ins = [i for i in n.get("input", []) if not i.startswith("^")]
+        base = short(name).replace("/", ".")
+        if op in ("Const", "Placeholder"):
+            continue
+        if op in ("Identity", "StopGradient"):
+            ours[name] = inp(ins[0])
+            continue
+        if op in ("_FusedConv2D", "Conv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"):
+            src = inp(ins[0])
+            w = consts[ins[1].split(":")[0]]
+            st = _attr_list(attr, "strides") or [1, 1, 1, 1]
+            dl = _attr_list(attr, "dilations") or [1, 1, 1, 1]
+            kh, kw = w.shape[0], w.shape[1]
+            pad = cv.pads(src, kh, kw, st[1], st[2], dl[1], dl[2], _attr_s(attr, "padding", "VALID"),
+                          _attr_list(attr, "explicit_paddings"))
+            if "Depthwise" in op:
+                c, m = w.shape[2], w.shape[3]
+                wt = w.transpose(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
+                groups = c
+            else:
+                wt = w.transpose(3, 2, 0, 1)
+                groups = 1
+            wname = ins[1].split(":")[0]
+            lname = layer_of(wname, short)
+            if lname.startswith("unknown") or lname == wname:
+                lname = layer_of(name, short)
+            fused = _attr_list(attr, "fused_ops")
+            bias = None
+            rest = fused
+            if fused[:1] == ["BiasAdd"]:
+                bias = consts[ins[2].split(":")[0]]
+                rest = fused[1:]
+            if "Depthwise" in op:
+                lname += ".depthwise"
+            cnode = cv.conv(lname, src, wt, bias, [st[1], st[2]], pad, [dl[1], dl[2]], groups)
+            lname = cnode
+            if fused[:1] == ["FusedBatchNorm"]:
+                sc, of, mu, var = (consts[i.split(":")[0]] for i in ins[2:6])
+                params = {k: g.tensor(lname + ".bn." + k, v) for k, v in
+                          (("weight", sc), ("bias", of), ("running_mean", mu), ("running_var", var))}
+                conv_node = cnode
+                cnode = g.add(lname + ".bn", "batchnorm", [cnode], params,
+                              {"eps": _attr_f(attr, "epsilon", 1e-3)})
+                cv.shape[cnode] = list(cv.shape[conv_node])
+                rest = fused[1:]
+            for a in rest:
+                cnode = cv.act(layer_of(name, short) if layer_of(name, short) != lname else lname + "." + a.lower(),
+                               a, cnode, _attr_f(attr, "leakyrelu_alpha", 0.2))
+            ours[name] = cnode
+        elif op in ("MaxPool", "AvgPool"):
+            k = _attr_list(attr, "ksize")
+            s = _attr_list(attr, "strides")
+            ours[name] = cv.pool(layer_of(name, short), "maxpool" if op == "MaxPool" else "avgpool",
+                                 inp(ins[0]), [k[1], k[2]], [s[1], s[2]], _attr_s(attr, "padding", "VALID"))
+        elif op in ("AddV2", "Add", "BiasAdd"):
+            a, b = ins[0].split(":")[0], ins[1].split(":")[0]
+            if b in consts or a in consts:
+                raise SystemExit("node %s: add of a constant not supported (fold it into a conv)" % name)
+            ours[name] = cv.simple(layer_of(name, short), "add", [inp(ins[0]), inp(ins[1])])
+        elif op in ("Relu", "Relu6", "LeakyRelu"):
+            ours[name] = cv.act(layer_of(name, short), op, inp(ins[0]), _attr_f(attr, "alpha", 0.2))
+        elif op == "Mean":
+            axes = sorted(int(v) % 4 for v in np.ravel(consts[ins[1].split(":")[0]]))
+            if axes != [1, 2]:
+                raise SystemExit("node %s: Mean over axes %s not supported (only spatial)" % (name, axes))
+            src = inp(ins[0])
+            ours[name] = cv.simple(layer_of(name, short), "global_avgpool", [src], shape=[cv.shape[src][0]])
+        elif op == "Softmax":
+            ours[name] = cv.simple(layer_of(name, short), "softmax", [inp(ins[0])])
+        elif op in ("Reshape", "Flatten", "Squeeze"):
+            src = inp(ins[0])
+            sh = cv.shape[src]
+            ours[name] = src if len(sh) == 1 or (sh[1] == 1 and sh[2] == 1 and op == "Squeeze") else \
+                cv.flatten(layer_of(name, short), src)
+        elif op in ("MatMul", "_FusedMatMul"):
+            w = consts[ins[1].split(":")[0]]
+            if attr.get("transpose_b", {}).get("b"):
+                w = w.T
+            fused = _attr_list(attr, "fused_ops")
+            bias = consts[ins[2].split(":")[0]] if fused[:1] == ["BiasAdd"] else None
+            lname = layer_of(name, short)
+            src = inp(ins[0])
+            if len(cv.shape[src]) == 3 and cv.shape[src][1] * cv.shape[src][2] > 1:
+                src = cv.flatten(lname + ".flatten", src)
+            node = cv.linear(lname, src, w, bias)
+            for a in fused[1:]:
+                node = cv.act(lname + "." + a.lower(), a, node, _attr_f(attr, "leakyrelu_alpha", 0.2))
+            ours[name] = node
+        elif op in ("FusedBatchNorm", "FusedBatchNormV3"):
+            sc, of, mu, var = (consts[i.split(":")[0]] for i in ins[1:5])
+            lname = g.unique(layer_of(name, short))
+            params = {k: g.tensor(lname + "." + k, v) for k, v in
+                      (("weight", sc), ("bias", of), ("running_mean", mu), ("running_var", var))}
+            ours[name] = cv.simple(lname, "batchnorm", [inp(ins[0])],
+                                   {"eps": _attr_f(attr, "epsilon", 1e-3)})
+            g.nodes[-1]["params"] = params
+        else:
+            raise SystemExit("op %s (node %s) not supported" % (op, name))
+
+    outs = [o for o in (mj.get("userDefinedMetadata", {}).get("signature", {}).get("outputs", {}) or {})]
+    out_nodes = [ours[o.split(":")[0]] for o in outs if o.split(":")[0] in ours]
+    if not out_nodes:
+        consumed = {i for nd in g.nodes for i in nd["inputs"]}
+        out_nodes = [nd["name"] for nd in g.nodes if nd["name"] not in consumed]
+    g.outputs = out_nodes
+    set_feature(g, cv, feature)
+    return g
+
+
+def set_feature(g, cv, feature):
+    if feature is None:
+        # default: the input of the last linear layer, else the last global pool
+        for nd in reversed(g.nodes):
+            if nd["op"] == "linear":
+                g.feature = nd["inputs"][0]
+                return
+        for nd in reversed(g.nodes):
+            if nd["op"] == "global_avgpool":
+                g.feature = nd["name"]
+                return
+        return
+    names = {nd["name"] for nd in g.nodes}
+    if feature not in names:
+        raise SystemExit("--feature %s: no such node (have: %s)" % (feature, ", ".join(sorted(names))))
+    if len(cv.shape[feature]) == 3 and cv.shape[feature][1] * cv.shape[feature][2] > 1:
+        feature = cv.simple(feature + ".gap", "global_avgpool", [feature], shape=[cv.shape[feature][0]])
+    g.feature = feature
+
+
+def convert_layers_model(mj, weights, feature):
+    topo = mj["modelTopology"]
+    cfg = topo.get("model_config", topo)
+    cls, conf = cfg["class_name"], cfg["config"]
+    layers = conf["layers"] if isinstance(conf, dict) else conf
+    sequential = cls == "Sequential"
+    first = layers[0]["config"]
+    shape = first.get("batch_input_shape") or conf.get("build_input_shape") if isinstance(conf, dict) else None
+    if not shape:
+        shape = first.get("batch_input_shape")
+    if not shape or len(shape) != 4:
+        raise SystemExit("layers model: need an NHWC image input, got %s" % (shape,))
+    g = gfmodel.Graph("input", [shape[3], shape[1], shape[2]])
+    cv = Conv(g)
+    cv.shape["input"] = [shape[3], shape[1], shape[2]]
+    ours = {}
+    prev = "input"
+
+    def W(layer, key):
+        for k in (layer + "/" + key, layer + "/" + layer + "/" + key):
+            if k in weights:
+                return weights[k]
+        cands = [k for k in weights if k.endswith("/" + key) and ("/" + layer + "/" in "/" + k)]
+        if cands:
+            return weights[cands[0]]
+        return None
+
+    for L in layers:
+        kind, c = L["class_name"], L["config"]
+        name = c.get("name", L.get("name"))
+        if sequential:
+            srcs = [prev]
+        else:
+            inb = L.get("inbound_nodes", [])
+            srcs = [ours.get(i[0], "input") for i in inb[0]] if inb else ["input"]
+        if kind == "InputLayer":
+            ours[name] = "input"
+            prev = "input"
+            continue
+        s = srcs[0]
+        if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+            st = c.get("strides", [1, 1])
+            dl = c.get("dilation_rate", [1, 1])
+            if isinstance(dl, int):
+                dl = [dl, dl]
+            pad_mode = c.get("padding", "valid").upper()
+            bias = W(name, "bias") if c.get("use_bias", True) else None
+            if kind == "Conv2D":
+                k = W(name, "kernel")
+                node = cv.conv(name, s, k.transpose(3, 2, 0, 1),
+                               bias, list(st), cv.pads(s, k.shape[0], k.shape[1], st[0], st[1], dl[0], dl[1], pad_mode),
+                               list(dl), 1)
+            else:
+                dk = W(name, "depthwise_kernel")
+                cc, m = dk.shape[2], dk.shape[3]
+                pad = cv.pads(s, dk.shape[0], dk.shape[1], st[0], st[1], dl[0], dl[1], pad_mode)
+                dw = dk.transpose(2, 3, 0, 1).reshape(cc * m, 1, dk.shape[0], dk.shape[1])
+                if kind == "DepthwiseConv2D":
+                    node = cv.conv(name, s, dw, bias, list(st), pad, list(dl), cc)
+                else:
+                    node = cv.conv(name + ".depthwise", s, dw, None, list(st), pad, list(dl), cc)
+                    pk = W(name, "pointwise_kernel")
+                    node = cv.conv(name, node, pk.transpose(3, 2, 0, 1), bias, [1, 1], [0, 0, 0, 0], [1, 1], 1)
+            node = cv.act(name + "." + c.get("activation", "linear"), c.get("activation", "linear"), node)
+        elif kind == "Dense":
+            src = s
+            if len(cv.shape[src]) == 3 and cv.shape[src][1] * cv.shape[src][2] > 1:
+                src = cv.flatten(name + ".flatten", src)
+            node = cv.linear(name, src, W(name, "kernel"), W(name, "bias") if c.get("use_bias", True) else None)
+            node = cv.act(name + "." + c.get("activation", "linear"), c.get("activation", "linear"), node)
+        elif kind == "BatchNormalization":
+            params = {}
+            for key, ours_key in (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
+                                  ("moving_variance", "running_var")):
+                v = W(name, key)
+                if v is not None:
+                    params[ours_key] = g.tensor(name + "." + ours_key, v)
+            node = cv.simple(name, "batchnorm", [s], {"eps": c.get("epsilon", 1e-3)})
+            g.nodes[-1]["params"] = params
+        elif kind in ("Activation", "ReLU", "LeakyReLU"):
+            if kind == "ReLU":
+                a = "relu6" if c.get("max_value") == 6 else "relu"
+            elif kind == "LeakyReLU":
+                a = "leaky_relu"
+            else:
+                a = c["activation"]
+            node = cv.act(name, a, s, c.get("alpha"))
+        elif kind in ("MaxPooling2D", "AveragePooling2D"):
+            k = c["pool_size"]
+            st = c.get("strides") or k
+            node = cv.pool(name, "maxpool" if kind == "MaxPooling2D" else "avgpool", s, list(k), list(st),
+                           c.get("padding", "valid").upper())
+        elif kind == "GlobalAveragePooling2D":
+            node = cv.simple(name, "global_avgpool", [s], shape=[cv.shape[s][0]])
+        elif kind == "Add":
+            node = cv.simple(name, "add", srcs[:2])
+        elif kind == "Flatten":
+            node = cv.flatten(name, s)
+        elif kind == "Dropout":
+            node = s
+        else:
+            raise SystemExit("layer %s (%s) not supported" % (name, kind))
+        ours[name] = node
+        prev = node
+    g.outputs = [prev]
+    set_feature(g, cv, feature)
+    return g
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_json")
+    ap.add_argument("out")
+    ap.add_argument("--classes", default="", help="comma-separated class names")
+    ap.add_argument("--feature", help="feature node (global-average-pooled if spatial)")
+    ap.add_argument("--preprocess", help="gradfeat.preprocess JSON")
+    args = ap.parse_args(argv)
+    mj = json.load(open(args.model_json))
+    weights = load_weights(mj, os.path.dirname(os.path.abspath(args.model_json)))
+    fmt = mj.get("format", "")
+    if fmt == "graph-model" or "node" in mj.get("modelTopology", {}):
+        g = convert_graph_model(mj, weights, args.feature)
+    else:
+        g = convert_layers_model(mj, weights, args.feature)
+    c, h, w = g.input["shape"]
+    pre = json.loads(args.preprocess) if args.preprocess else {
+        "input_size": [h, w], "channels": c, "color_order": "GRAY" if c == 1 else "RGB",
+        "resize": "stretch", "interpolation": "bilinear", "scale": 1.0, "offset": 0.0}
+    classes = [s for s in args.classes.split(",") if s] if args.classes else []
+    gfmodel.write(args.out, g, pre, classes)
+    print("wrote %s: %d nodes, %d tensors, outputs %s, feature %s" %
+          (args.out, len(g.nodes), len(g.tensors), g.outputs, g.feature))
+
+
+if __name__ == "__main__":
+    main()
