@@ -9,10 +9,11 @@
 int cmd_devices(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Shared by subcommands. */
 extern const char *cli_prog;            /* "gradfeat" */
-/* Create a context on --device (or GRADFEAT_DEVICE); prints the error and
+/* Create a context on --device (NULL: GRADFEAT_DEVICE, then the best device); prints the error and
  * returns its exit code on failure, 0 on success. */
 int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx);
 /* Print "gradfeat: error: <msg>" to stderr and return st as exit code. */

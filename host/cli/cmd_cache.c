@@ -29,7 +29,7 @@ int cmd_cache(int argc, char **argv) {
     const char *action = argv[optind];
     if (strcmp(action, "info") && strcmp(action, "clear")) return cli_usage_error("cache", "unknown action '%s'", action);
     gf_ctx *ctx;
-    int rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), 0, &ctx);
+    int rc = cli_ctx_open(device, 0, &ctx);
     if (rc) return rc;
     gf_cache_info info;
     gf_status st = gf_cache_get_info(ctx, &info);

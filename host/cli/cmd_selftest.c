@@ -26,7 +26,7 @@ int cmd_selftest(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error("selftest", "unexpected argument '%s'", argv[optind]);
     gf_ctx *ctx;
-    int rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx);
+    int rc = cli_ctx_open(device, verbose, &ctx);
     if (rc) return rc;
     const gf_device_info *d = gf_ctx_device(ctx);
     printf("device: %s (%s, %s) — %s\n", d->name, d->platform_name, d->driver_version, gf_ctx_device_reason(ctx));

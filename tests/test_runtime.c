@@ -1,0 +1,196 @@
+/* Foundation: a kernel from cl/ on the device vs its C reference, CLBlast GEMM
+ * (all transposes, offsets, strided batched), the program-binary cache round
+ * trip (miss -> save -> hit; corrupt entry -> rebuilt), device selection. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "ops_util.h"
+#include "testutil.h"
+
+static void test_axpby(gf_ctx *ctx) {
+    test_rng r; test_rng_seed(&r, 1);
+    for (size_t n = 1; n <= 1025; n += 341) {
+        float *x = malloc(n * 4), *y = malloc(n * 4), *got = malloc(n * 4);
+        double *ref = malloc(n * 8);
+        test_fill(&r, x, n, -2, 2); test_fill(&r, y, n, -2, 2);
+        for (size_t i = 0; i < n; i++) ref[i] = 0.5 * x[i] - 3.0 * y[i];
+        cl_mem dx = test_upload(ctx, x, n), dy = test_upload(ctx, y, n);
+        REQUIRE_OK(ctx, gf_axpby(ctx, n, 0.5f, dx, -3.0f, dy));
+        test_download(ctx, dy, got, n);
+        test_close("axpby", got, ref, n, 1e-6, 1e-6);
+        REQUIRE_OK(ctx, gf_add(ctx, n, dx, dy, dy));
+        for (size_t i = 0; i < n; i++) ref[i] = x[i] + (double)got[i];
+        test_download(ctx, dy, got, n);
+        test_close("add", got, ref, n, 1e-6, 1e-6);
+        REQUIRE_OK(ctx, gf_fill(ctx, n, 2.5f, dy));
+        test_download(ctx, dy, got, n);
+        for (size_t i = 0; i < n; i++) ref[i] = 2.5;
+        test_close("fill", got, ref, n, 0, 1e-7);
+        gf_buf_release(&dx); gf_buf_release(&dy);
+        free(x); free(y); free(got); free(ref);
+    }
+}
+
+static void test_gemm_batched(gf_ctx *ctx) {
+    const size_t M = 13, N = 11, K = 7, B = 3;
+    test_rng r; test_rng_seed(&r, 2);
+    float A[3 * 13 * 7], Bm[3 * 7 * 11], C[3 * 13 * 11], got[3 * 13 * 11];
+    double ref[3 * 13 * 11];
+    test_fill(&r, A, sizeof A / 4, -1, 1); test_fill(&r, Bm, sizeof Bm / 4, -1, 1); test_fill(&r, C, sizeof C / 4, -1, 1);
+    for (size_t b = 0; b < B; b++)
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) {
+                double s = 0;
+                for (size_t k = 0; k < K; k++) s += (double)A[b * M * K + i * K + k] * Bm[b * K * N + k * N + j];
+                ref[b * M * N + i * N + j] = 2.0 * s + C[b * M * N + i * N + j];
+            }
+    cl_mem dA = test_upload(ctx, A, M * K * B), dB = test_upload(ctx, Bm, K * N * B), dC = test_upload(ctx, C, M * N * B);
+    REQUIRE_OK(ctx, gf_gemm_batched(ctx, 0, 0, M, N, K, 2.0f, dA, 0, K, M * K, dB, 0, N, K * N, 1.0f, dC, 0, N, M * N, B));
+    test_download(ctx, dC, got, M * N * B);
+    test_close("gemm strided batched", got, ref, M * N * B, 1e-5, 1e-5);
+    gf_buf_release(&dA); gf_buf_release(&dB); gf_buf_release(&dC);
+}
+
+static void test_selftest_rows(gf_ctx *ctx) {
+    gf_check_row *rows; int n;
+    gf_status st = gf_selftest(ctx, &rows, &n);
+    CHECK(st == GF_OK, "selftest: %s", gf_ctx_last_error(ctx));
+    CHECK(n >= 5, "selftest has %d rows", n);
+    for (int i = 0; i < n; i++) CHECK(rows[i].pass, "selftest row %s", rows[i].name);
+    free(rows);
+}
+
+static int count_entries(const char *dir, char *first, size_t fsz) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".bin")) { if (!n && first) snprintf(first, fsz, "%s/%s", dir, e->d_name); n++; }
+    closedir(d);
+    return n;
+}
+
+static void test_binary_cache(void) {
+    char dir[] = "/tmp/gf-cache-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    setenv("GRADFEAT_CACHE", "1", 1);
+    setenv("GRADFEAT_CACHE_DIR", dir, 1);
+    int builds, hits, saves;
+    float x[4] = {1, 2, 3, 4}, y[4] = {1, 1, 1, 1}, got[4];
+    double ref[4] = {3, 5, 7, 9};
+
+    /* 1: miss -> build from source -> save */
+    gf_ctx *ctx = test_ctx();
+    cl_mem dx = test_upload(ctx, x, 4), dy = test_upload(ctx, y, 4);
+    REQUIRE_OK(ctx, gf_axpby(ctx, 4, 2.0f, dx, 1.0f, dy));
+    test_download(ctx, dy, got, 4);
+    test_close("cache miss run", got, ref, 4, 1e-6, 0);
+    gf_cache_counters(ctx, &builds, &hits, &saves);
+    CHECK(builds == 1 && hits == 0 && saves == 1, "first run: builds %d hits %d saves %d (want 1 0 1)", builds, hits, saves);
+    gf_buf_release(&dx); gf_buf_release(&dy);
+    gf_ctx_free(ctx);
+    char entry[1400] = "";
+    CHECK(count_entries(dir, entry, sizeof entry) == 1, "one cache entry after the first run");
+
+    /* 2: hit */
+    ctx = test_ctx();
+    dx = test_upload(ctx, x, 4); dy = test_upload(ctx, y, 4);
+    REQUIRE_OK(ctx, gf_axpby(ctx, 4, 2.0f, dx, 1.0f, dy));
+    test_download(ctx, dy, got, 4);
+    test_close("cache hit run", got, ref, 4, 1e-6, 0);
+    gf_cache_counters(ctx, &builds, &hits, &saves);
+    CHECK(builds == 0 && hits == 1, "second run: builds %d hits %d (want 0 1)", builds, hits);
+    gf_buf_release(&dx); gf_buf_release(&dy);
+    gf_ctx_free(ctx);
+
+    /* 3: corrupt the binary payload -> rejected, rebuilt from source, entry replaced */
+    FILE *f = fopen(entry, "r+b");
+    CHECK(f != NULL, "open cache entry %s", entry);
+    if (f) { fseek(f, -16, SEEK_END); fputs("garbage-garbage", f); fclose(f); }
+    ctx = test_ctx();
+    dx = test_upload(ctx, x, 4); dy = test_upload(ctx, y, 4);
+    REQUIRE_OK(ctx, gf_axpby(ctx, 4, 2.0f, dx, 1.0f, dy));
+    test_download(ctx, dy, got, 4);
+    test_close("corrupt entry run", got, ref, 4, 1e-6, 0);
+    gf_cache_counters(ctx, &builds, &hits, &saves);
+    CHECK(builds == 1 && hits == 0 && saves == 1, "corrupt entry: builds %d hits %d saves %d (want 1 0 1)", builds, hits, saves);
+    gf_buf_release(&dx); gf_buf_release(&dy);
+    gf_ctx_free(ctx);
+
+    /* 4: the replaced entry is good again */
+    ctx = test_ctx();
+    cl_kernel k;
+    REQUIRE_OK(ctx, gf_kernel(ctx, "util", NULL, "gf_axpby", &k));
+    gf_cache_counters(ctx, &builds, &hits, &saves);
+    CHECK(builds == 0 && hits == 1, "after rebuild: builds %d hits %d (want 0 1)", builds, hits);
+    /* a different define set is a different key */
+    REQUIRE_OK(ctx, gf_kernel(ctx, "util", "-DGF_TEST_VARIANT=1", "gf_axpby", &k));
+    gf_cache_counters(ctx, &builds, &hits, &saves);
+    CHECK(builds == 1, "new defines are a cache miss (builds %d)", builds);
+    int removed = 0;
+    REQUIRE_OK(ctx, gf_cache_clear(ctx, &removed));
+    CHECK(removed == 2, "cache clear removed %d (want 2)", removed);
+    gf_ctx_free(ctx);
+    rmdir(dir);
+    unsetenv("GRADFEAT_CACHE");
+    unsetenv("GRADFEAT_CACHE_DIR");
+}
+
+static void test_selection(void) {
+    gf_device_info *d; int n;
+    char msg[512];
+    gf_status st = gf_devices_list(&d, &n, msg, sizeof msg);
+    CHECK(st == GF_OK && n >= 1, "devices listed");
+    if (st != GF_OK) return;
+    char sel[160];
+    const char *by[4];
+    snprintf(sel, sizeof sel, "%d", d[0].global_index);
+    char pd[32]; snprintf(pd, sizeof pd, "%d:%d", d[0].platform_index, d[0].device_index);
+    char name[16]; snprintf(name, sizeof name, "%.6s", d[0].name);
+    by[0] = sel; by[1] = pd; by[2] = name; by[3] = d[0].is_gpu ? "gpu" : "cpu";
+    for (int i = 0; i < 4; i++) {
+        gf_ctx_options o = {0};
+        o.device = by[i];
+        gf_ctx *ctx;
+        st = gf_ctx_create(&o, &ctx);
+        CHECK(st == GF_OK, "select by '%s': %s", by[i], ctx ? gf_ctx_last_error(ctx) : "");
+        if (st == GF_OK) CHECK(!strcmp(gf_ctx_device(ctx)->name, d[0].name), "selected %s", gf_ctx_device(ctx)->name);
+        gf_ctx_free(ctx);
+    }
+    const char *bad[] = {"99", "7:7", "no-such-device-xyz"};
+    for (int i = 0; i < 3; i++) {
+        gf_ctx_options o = {0};
+        o.device = bad[i];
+        gf_ctx *ctx;
+        st = gf_ctx_create(&o, &ctx);
+        CHECK(st == GF_ERR_NO_DEVICE, "bad selector '%s' gives GF_ERR_NO_DEVICE (got %d)", bad[i], st);
+        CHECK(ctx && strstr(gf_ctx_last_error(ctx), d[0].name), "error lists the devices: %s", ctx ? gf_ctx_last_error(ctx) : "");
+        gf_ctx_free(ctx);
+    }
+    free(d);
+}
+
+static void test_errors(gf_ctx *ctx) {
+    cl_kernel k;
+    gf_status st = gf_kernel(ctx, "no_such_family", NULL, "x", &k);
+    CHECK(st != GF_OK && strstr(gf_ctx_last_error(ctx), "no_such_family"), "missing family named: %s", gf_ctx_last_error(ctx));
+    st = gf_kernel(ctx, "util", NULL, "no_such_kernel", &k);
+    CHECK(st != GF_OK && strstr(gf_ctx_last_error(ctx), "CL_INVALID_KERNEL_NAME"), "OpenCL error by name: %s", gf_ctx_last_error(ctx));
+    cl_mem m;
+    st = gf_buf_create(ctx, (size_t)gf_ctx_device(ctx)->max_alloc + 4096, "huge test tensor", &m);
+    CHECK(st == GF_ERR_MEMORY && strstr(gf_ctx_last_error(ctx), "huge test tensor"), "alloc over max_alloc: %s", gf_ctx_last_error(ctx));
+}
+
+int main(void) {
+    gf_ctx *ctx = test_ctx();
+    test_axpby(ctx);
+    test_gemm_batched(ctx);
+    test_selftest_rows(ctx);
+    test_errors(ctx);
+    gf_ctx_free(ctx);
+    test_binary_cache();
+    test_selection();
+    return test_finish("test_runtime");
+}
