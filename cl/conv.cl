@@ -1,0 +1,247 @@
+/* Affine family kernels (host/ops_affine.c): im2col / col2im around CLBlast
+ * GEMM, layout transposes between NCHW and [C, N*P], bias and reductions,
+ * and direct depthwise convolution. OpenCL C 1.2, fp32. Every kernel checks
+ * its global id (global sizes are rounded up). No atomics: every output is
+ * written by one work item (or one work-group) with a fixed summation order,
+ * so results are bitwise reproducible.
+ *
+ * Geometry arguments (always in this order, "G"):
+ *   C, H, W      input channels (per chunk: all), height, width
+ *   OH, OW       output height, width
+ *   KH, KW       kernel size
+ *   SH, SW       stride
+ *   PT, PL       padding top, left (bottom/right follow from OH/OW)
+ *   DH, DW       dilation */
+
+#ifndef RED_WG
+#define RED_WG 64
+#endif
+
+/* col[r][q], r = (c*KH + i)*KW + j, q = nl*P + p (P = OH*OW), for images
+ * n0..n0+nb-1 of x (x_off = n0*C*H*W). Zero outside the input. */
+__kernel void im2col(__global const float *x, int x_off, __global float *col, int nb,
+                     int C, int H, int W, int OH, int OW, int KH, int KW,
+                     int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int q = get_global_id(0);
+    int r = get_global_id(1);
+    int P = OH * OW;
+    int cols = nb * P;
+    if (q >= cols || r >= C * KH * KW) return;
+    int nl = q / P, p = q - nl * P;
+    int oh = p / OW, ow = p - oh * OW;
+    int j = r % KW, t = r / KW;
+    int i = t % KH, c = t / KH;
+    int ih = oh * SH - PT + i * DH;
+    int iw = ow * SW - PL + j * DW;
+    float v = 0.0f;
+    if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+        v = x[x_off + ((nl * C + c) * H + ih) * W + iw];
+    col[r * cols + q] = v;
+}
+
+/* Adjoint of im2col: gx[n0+nl, c, ih, iw] (+)= sum of the col entries that
+ * read this pixel. One work item per input pixel (a gather, no races). */
+__kernel void col2im(__global const float *col, __global float *gx, int gx_off, int accumulate, int nb,
+                     int C, int H, int W, int OH, int OW, int KH, int KW,
+                     int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int q = get_global_id(0);
+    if (q >= nb * C * H * W) return;
+    int iw = q % W, t = q / W;
+    int ih = t % H; t /= H;
+    int c = t % C, nl = t / C;
+    int P = OH * OW;
+    int cols = nb * P;
+    float s = 0.0f;
+    for (int i = 0; i < KH; i++) {
+        int th = ih + PT - i * DH;
+        if (th < 0) break;
+        if (th % SH) continue;
+        int oh = th / SH;
+        if (oh >= OH) continue;
+        for (int j = 0; j < KW; j++) {
+            int tw = iw + PL - j * DW;
+            if (tw < 0) break;
+            if (tw % SW) continue;
+            int ow = tw / SW;
+            if (ow >= OW) continue;
+            s += col[((c * KH + i) * KW + j) * cols + nl * P + oh * OW + ow];
+        }
+    }
+    if (accumulate) s += gx[gx_off + q];
+    gx[gx_off + q] = s;
+}
+
+/* y[n0+nl, c, p] = src[c, nl*P + p] (+ b[c]) (+ y when accumulate). */
+__kernel void cnp_to_ncp(__global const float *src, __global float *y, int y_off,
+                         __global const float *b, int has_b, int accumulate, int nb, int C, int P)
+{
+    int q = get_global_id(0);
+    if (q >= nb * C * P) return;
+    int p = q % P, t = q / P;
+    int c = t % C, nl = t / C;
+    float v = src[c * (nb * P) + nl * P + p];
+    if (has_b) v += b[c];
+    if (accumulate) v += y[y_off + q];
+    y[y_off + q] = v;
+}
+
+/* dst[c, nl*P + p] = g[n0+nl, c, p]. */
+__kernel void ncp_to_cnp(__global const float *g, int g_off, __global float *dst, int nb, int C, int P)
+{
+    int q = get_global_id(0);
+    if (q >= nb * C * P) return;
+    int cols = nb * P;
+    int c = q / cols, r = q - c * cols;
+    int nl = r / P, p = r - nl * P;
+    dst[q] = g[g_off + (nl * C + c) * P + p];
+}
+
+/* y[n, c, p] = b[c] or 0 (tangent with no weight term). */
+__kernel void fill_bias(__global float *y, __global const float *b, int has_b, int N, int C, int P)
+{
+    int q = get_global_id(0);
+    if (q >= N * C * P) return;
+    int c = (q / P) % C;
+    y[q] = has_b ? b[c] : 0.0f;
+}
+
+/* gb[c] (+)= sum over n, p of g[n, c, p]. One work-group of RED_WG items per
+ * channel; strided partial sums, then a fixed-shape tree in local memory. */
+__kernel void reduce_nc(__global const float *g, __global float *gb, int accumulate, int N, int C, int P)
+{
+    __local float part[RED_WG];
+    int c = get_group_id(0);
+    int l = get_local_id(0);
+    float s = 0.0f;
+    if (c < C) {
+        int total = N * P;
+        for (int k = l; k < total; k += RED_WG) {
+            int n = k / P, p = k - n * P;
+            s += g[(n * C + c) * P + p];
+        }
+    }
+    part[l] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int w = RED_WG / 2; w > 0; w >>= 1) {
+        if (l < w) part[l] += part[l + w];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0 && c < C) gb[c] = accumulate ? gb[c] + part[0] : part[0];
+}
+
+/* Depthwise (groups == C, channel multiplier M, Cout = C*M), direct:
+ * y = Wa * xa (if has_a) + Wb * xb (if has_b) + bias (if has_bias).
+ * Forward: a = (x, W). Tangent: a = (x, Wt), b = (t_in, W), bias = bt. */
+__kernel void dw_conv(__global const float *xa, __global const float *Wa, int has_a,
+                      __global const float *xb, __global const float *Wb, int has_b,
+                      __global const float *bias, int has_bias, __global float *y, int N, int M,
+                      int C, int H, int W, int OH, int OW, int KH, int KW,
+                      int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int q = get_global_id(0);
+    int CO = C * M;
+    if (q >= N * CO * OH * OW) return;
+    int ow = q % OW, t = q / OW;
+    int oh = t % OH; t /= OH;
+    int co = t % CO, n = t / CO;
+    int ci = co / M;
+    int base = (n * C + ci) * H * W;
+    float sa = 0.0f, sb = 0.0f;
+    for (int i = 0; i < KH; i++) {
+        int ih = oh * SH - PT + i * DH;
+        if (ih < 0 || ih >= H) continue;
+        for (int j = 0; j < KW; j++) {
+            int iw = ow * SW - PL + j * DW;
+            if (iw < 0 || iw >= W) continue;
+            int wi = (co * KH + i) * KW + j;
+            int xi = base + ih * W + iw;
+            if (has_a) sa += Wa[wi] * xa[xi];
+            if (has_b) sb += Wb[wi] * xb[xi];
+        }
+    }
+    float v = sa + sb;
+    if (has_bias) v += bias[co];
+    y[q] = v;
+}
+
+/* Depthwise input gradient: gx[n, ci, ih, iw] (+)= sum over m, i, j of
+ * W[ci*M+m, i, j] * g[n, ci*M+m, oh, ow] for the (oh, ow) reading this pixel. */
+__kernel void dw_backward_input(__global const float *Wt, __global const float *g, __global float *gx,
+                                int accumulate, int N, int M,
+                                int C, int H, int W, int OH, int OW, int KH, int KW,
+                                int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int q = get_global_id(0);
+    if (q >= N * C * H * W) return;
+    int iw = q % W, t = q / W;
+    int ih = t % H; t /= H;
+    int ci = t % C, n = t / C;
+    float s = 0.0f;
+    for (int m = 0; m < M; m++) {
+        int co = ci * M + m;
+        int gbase = (n * C * M + co) * OH * OW;
+        for (int i = 0; i < KH; i++) {
+            int th = ih + PT - i * DH;
+            if (th < 0) break;
+            if (th % SH) continue;
+            int oh = th / SH;
+            if (oh >= OH) continue;
+            for (int j = 0; j < KW; j++) {
+                int tw = iw + PL - j * DW;
+                if (tw < 0) break;
+                if (tw % SW) continue;
+                int ow = tw / SW;
+                if (ow >= OW) continue;
+                s += Wt[(co * KH + i) * KW + j] * g[gbase + oh * OW + ow];
+            }
+        }
+    }
+    if (accumulate) s += gx[q];
+    gx[q] = s;
+}
+
+/* Depthwise weight gradient: gW[co, i, j] (+)= sum over n, oh, ow of
+ * g[n, co, oh, ow] * x[n, co/M, ih, iw]. One work-group per weight. */
+__kernel void dw_backward_weight(__global const float *x, __global const float *g, __global float *gW,
+                                 int accumulate, int N, int M,
+                                 int C, int H, int W, int OH, int OW, int KH, int KW,
+                                 int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    __local float part[RED_WG];
+    int widx = get_group_id(0);
+    int l = get_local_id(0);
+    int CO = C * M;
+    float s = 0.0f;
+    if (widx < CO * KH * KW) {
+        int j = widx % KW, t = widx / KW;
+        int i = t % KH, co = t / KH;
+        int ci = co / M;
+        int P = OH * OW;
+        int total = N * P;
+        for (int k = l; k < total; k += RED_WG) {
+            int n = k / P, p = k - n * P;
+            int oh = p / OW, ow = p - oh * OW;
+            int ih = oh * SH - PT + i * DH;
+            int iw = ow * SW - PL + j * DW;
+            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                s += g[(n * CO + co) * P + p] * x[((n * C + ci) * H + ih) * W + iw];
+        }
+    }
+    part[l] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int w = RED_WG / 2; w > 0; w >>= 1) {
+        if (l < w) part[l] += part[l + w];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0 && widx < CO * KH * KW) gW[widx] = accumulate ? gW[widx] + part[0] : part[0];
+}
+
+/* Linear: y[r, c] = b[c] (rows x cols), before a GEMM with beta = 1. */
+__kernel void rows_bias(__global float *y, __global const float *b, int rows, int cols)
+{
+    int q = get_global_id(0);
+    if (q >= rows * cols) return;
+    y[q] = b[q % cols];
+}

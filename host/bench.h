@@ -1,0 +1,12 @@
+/* Benchmarks behind `gradfeat bench` (host/bench_ops.c). Only the public types,
+ * so that the CLI can include it. */
+#ifndef GF_BENCH_H
+#define GF_BENCH_H
+#include <stdio.h>
+#include "gradfeat.h"
+
+/* `gradfeat bench ops`: conv forward, tangent (both terms) and backward
+ * (gx+gW+gb) at ResNet-18 layer4 shapes (batch, 512->512, 7x7, 3x3, pad 1)
+ * next to plain gf_gemm at the same GEMM sizes; prints a table to out. */
+gf_status gf_bench_ops(gf_ctx *ctx, int batch, int reps, FILE *out);
+#endif

@@ -1,0 +1,166 @@
+/* `gradfeat bench ops`: throughput of the conv launchers at ResNet-18 layer4
+ * shapes (batch B, 512 -> 512 channels, 7x7, 3x3 kernel, pad 1) next to plain
+ * gf_gemm at the same GEMM sizes on the same device. Each timing: one warm-up
+ * launch, gf_ctx_finish, `reps` launches, gf_ctx_finish. */
+#include <clblast_c.h>
+#include <math.h>
+#include <stdlib.h>
+#include "bench.h"
+#include "ops_affine.h"
+
+typedef struct bench_bufs {
+    cl_mem x, W, b, Wt, bt, t, y, g, gx, gW, gb;
+    cl_mem A, B, C;        /* plain-GEMM operands (own buffers, not the conv scratch) */
+} bench_bufs;
+
+enum { B_FWD, B_TAN, B_BWD, B_NN, B_NT, B_TN, B_BATCHED, B_CONVGEMM, B_COUNT };
+
+typedef struct bench_run {
+    gf_ctx *ctx;
+    gf_conv_desc d;
+    bench_bufs m;
+    size_t M, N, K;        /* forward GEMM: M = c_out, N = batch*P, K = c_in*kh*kw */
+} bench_run;
+
+static gf_status bench_once(bench_run *r, int what) {
+    gf_ctx *ctx = r->ctx;
+    bench_bufs *m = &r->m;
+    const gf_conv_desc *d = &r->d;
+    size_t M = r->M, N = r->N, K = r->K;
+    switch (what) {
+    case B_FWD: return gf_conv2d_forward(ctx, d, m->x, m->W, m->b, m->y);
+    case B_TAN: return gf_conv2d_tangent(ctx, d, m->x, m->Wt, m->bt, m->W, m->t, m->y);
+    case B_BWD: return gf_conv2d_backward(ctx, d, m->x, m->W, m->g, m->gx, m->gW, m->gb, 0);
+    case B_NN: return gf_gemm(ctx, 0, 0, M, N, K, 1.0f, m->A, 0, K, m->B, 0, N, 0.0f, m->C, 0, N);
+    case B_NT:   /* weight gradient shape: [M, N] x [K, N]^T */
+        return gf_gemm(ctx, 0, 1, M, K, N, 1.0f, m->C, 0, N, m->B, 0, N, 0.0f, m->A, 0, K);
+    case B_TN:   /* input gradient shape: [M, K]^T x [M, N] */
+        return gf_gemm(ctx, 1, 0, K, N, M, 1.0f, m->A, 0, K, m->C, 0, N, 0.0f, m->B, 0, N);
+    case B_BATCHED: {   /* alternative: one GEMM per image with a shared (stride 0) weight */
+        size_t P = (size_t)d->h_out * d->w_out;
+        return gf_gemm_batched(ctx, 0, 0, M, P, K, 1.0f, m->A, 0, K, 0, m->B, 0, P, K * P,
+                               0.0f, m->C, 0, P, M * P, (size_t)d->n);
+    }
+    case B_CONVGEMM: {
+        CLBlastStatusCode s = CLBlastSconvgemm(CLBlastKernelModeCrossCorrelation, (size_t)d->c_in, (size_t)d->h_in,
+                                               (size_t)d->w_in, (size_t)d->kh, (size_t)d->kw, (size_t)d->pad_top,
+                                               (size_t)d->pad_left, (size_t)d->stride_h, (size_t)d->stride_w,
+                                               (size_t)d->dil_h, (size_t)d->dil_w, (size_t)d->c_out, (size_t)d->n,
+                                               m->x, 0, m->W, 0, m->y, 0, &ctx->queue, NULL);
+        return s == CLBlastSuccess ? GF_OK : gf_clblast_fail(ctx, s, "CLBlastSconvgemm");
+    }
+    }
+    return gf_fail(ctx, GF_ERR_INTERNAL, "bench: unknown case %d", what);
+}
+
+/* Seconds per launch, averaged over reps after one warm-up. */
+static gf_status bench_time(bench_run *r, int what, int reps, double *sec) {
+    GF_TRY(bench_once(r, what));
+    GF_TRY(gf_ctx_finish(r->ctx));
+    double t0 = gf_now();
+    for (int i = 0; i < reps; i++) GF_TRY(bench_once(r, what));
+    GF_TRY(gf_ctx_finish(r->ctx));
+    *sec = (gf_now() - t0) / reps;
+    return GF_OK;
+}
+
+static gf_status upload_random(gf_ctx *ctx, size_t n, unsigned seed, const char *what, cl_mem *out) {
+    float *h = malloc(n * sizeof(float));
+    if (!h) return gf_fail(ctx, GF_ERR_MEMORY, "bench: out of host memory for %s", what);
+    uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 3;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        h[i] = (float)((double)(s >> 40) / 8388608.0 - 1.0) * 0.1f;
+    }
+    gf_status st = gf_buf_create_from(ctx, n * sizeof(float), h, what, out);
+    free(h);
+    return st;
+}
+
+static gf_status bench_setup(bench_run *r) {
+    gf_ctx *ctx = r->ctx;
+    const gf_conv_desc *d = &r->d;
+    size_t nx = (size_t)d->n * d->c_in * d->h_in * d->w_in;
+    size_t ny = (size_t)d->n * d->c_out * d->h_out * d->w_out;
+    size_t nw = r->M * r->K, nc = (size_t)d->c_out;
+    bench_bufs *m = &r->m;
+    GF_TRY(upload_random(ctx, nx, 1, "bench x", &m->x));
+    GF_TRY(upload_random(ctx, nx, 2, "bench t_in", &m->t));
+    GF_TRY(upload_random(ctx, nw, 3, "bench W", &m->W));
+    GF_TRY(upload_random(ctx, nw, 4, "bench Wt", &m->Wt));
+    GF_TRY(upload_random(ctx, nc, 5, "bench b", &m->b));
+    GF_TRY(upload_random(ctx, nc, 6, "bench bt", &m->bt));
+    GF_TRY(upload_random(ctx, ny, 7, "bench g", &m->g));
+    GF_TRY(gf_buf_create(ctx, ny * sizeof(float), "bench y", &m->y));
+    GF_TRY(gf_buf_create(ctx, nx * sizeof(float), "bench gx", &m->gx));
+    GF_TRY(gf_buf_create(ctx, nw * sizeof(float), "bench gW", &m->gW));
+    GF_TRY(gf_buf_create(ctx, nc * sizeof(float), "bench gb", &m->gb));
+    GF_TRY(upload_random(ctx, r->M * r->K, 8, "bench GEMM A", &m->A));
+    GF_TRY(upload_random(ctx, r->K * r->N, 9, "bench GEMM B", &m->B));
+    GF_TRY(upload_random(ctx, r->M * r->N, 10, "bench GEMM C", &m->C));
+    return GF_OK;
+}
+
+static void bench_free(bench_bufs *m) {
+    cl_mem *all[] = {&m->x, &m->W, &m->b, &m->Wt, &m->bt, &m->t, &m->y, &m->g, &m->gx, &m->gW, &m->gb,
+                     &m->A, &m->B, &m->C};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gf_buf_release(all[i]);
+}
+
+static gf_status bench_body(bench_run *r, int reps, FILE *out) {
+    gf_ctx *ctx = r->ctx;
+    GF_TRY(bench_setup(r));
+    double t[B_COUNT];
+    for (int i = 0; i < B_COUNT; i++) {
+        gf_status st = bench_time(r, i, reps, &t[i]);
+        if (st != GF_OK) {
+            /* Sconvgemm is informational only: CLBlast supports it for some configurations */
+            if (i != B_CONVGEMM) return st;
+            fprintf(out, "note: CLBlast Sconvgemm failed here: %s\n", gf_ctx_last_error(ctx));
+            t[i] = NAN;
+        }
+    }
+    double f1 = 2.0 * (double)r->M * (double)r->N * (double)r->K;   /* one GEMM of the conv */
+    struct { const char *name; double flop, sec, gemm_sec; const char *gemm; } rows[] = {
+        {"conv forward", f1, t[B_FWD], t[B_NN], "NN"},
+        {"conv tangent (Wt*x + bt + W*t)", 2 * f1, t[B_TAN], 2 * t[B_NN], "2x NN"},
+        {"conv backward (gx + gW + gb)", 2 * f1, t[B_BWD], t[B_NT] + t[B_TN], "NT + TN"},
+    };
+    fprintf(out, "%-32s %10s %10s %10s %10s %8s\n", "op", "ms", "GFLOP/s", "GEMM ms", "GEMM GF/s", "ratio");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        fprintf(out, "%-32s %10.2f %10.2f %10.2f %10.2f %8.2f   (GEMM: %s)\n", rows[i].name, rows[i].sec * 1e3,
+                rows[i].flop / rows[i].sec * 1e-9, rows[i].gemm_sec * 1e3, rows[i].flop / rows[i].gemm_sec * 1e-9,
+                rows[i].gemm_sec / rows[i].sec, rows[i].gemm);
+    fprintf(out, "\nplain gf_gemm (row-major) at the conv's GEMM sizes:\n");
+    fprintf(out, "  NN %zux%zux%zu (forward)          %8.2f ms %10.2f GFLOP/s\n", r->M, r->N, r->K,
+            t[B_NN] * 1e3, f1 / t[B_NN] * 1e-9);
+    fprintf(out, "  NT %zux%zux%zu (weight gradient)  %8.2f ms %10.2f GFLOP/s\n", r->M, r->K, r->N,
+            t[B_NT] * 1e3, f1 / t[B_NT] * 1e-9);
+    fprintf(out, "  TN %zux%zux%zu (input gradient)   %8.2f ms %10.2f GFLOP/s\n", r->K, r->N, r->M,
+            t[B_TN] * 1e3, f1 / t[B_TN] * 1e-9);
+    fprintf(out, "alternatives for the forward (not used; for the record):\n");
+    fprintf(out, "  strided-batched GEMM, one per image, shared W (stride 0): %8.2f ms %10.2f GFLOP/s\n",
+            t[B_BATCHED] * 1e3, f1 / t[B_BATCHED] * 1e-9);
+    fprintf(out, "  CLBlast Sconvgemm (whole conv):                            %8.2f ms %10.2f GFLOP/s\n",
+            t[B_CONVGEMM] * 1e3, f1 / t[B_CONVGEMM] * 1e-9);
+    return GF_OK;
+}
+
+gf_status gf_bench_ops(gf_ctx *ctx, int batch, int reps, FILE *out) {
+    if (batch < 1 || reps < 1)
+        return gf_fail(ctx, GF_ERR_USAGE, "bench ops: --batch (%d) and --reps (%d) must be >= 1", batch, reps);
+    bench_run r = {0};
+    r.ctx = ctx;
+    GF_TRY(gf_conv_desc_simple(ctx, &r.d, batch, 512, 7, 7, 512, 3, 1, 1, 1, 1));
+    r.M = (size_t)r.d.c_out;
+    r.N = (size_t)batch * r.d.h_out * r.d.w_out;
+    r.K = (size_t)r.d.c_in * r.d.kh * r.d.kw;
+    const gf_device_info *di = gf_ctx_device(ctx);
+    fprintf(out, "bench ops on %s (%s)\n", di->name, di->platform_name);
+    fprintf(out, "conv 3x3, %d -> %d channels, %dx%d, pad 1, stride 1, batch %d (ResNet-18 layer4); %d reps after 1 warm-up\n",
+            r.d.c_in, r.d.c_out, r.d.h_in, r.d.w_in, batch, reps);
+    fprintf(out, "ratio = GEMM time / op time for the same FLOPs (goal >= 0.7)\n\n");
+    gf_status st = bench_body(&r, reps, out);
+    bench_free(&r.m);
+    return st;
+}

@@ -1,0 +1,695 @@
+/* Affine family: conv2d and linear, forward / tangent / backward side by side,
+ * plus BatchNorm folding. See ops_affine.h for layouts and scratch slots. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ops_affine.h"
+#include "selftest.h"
+
+#define FAMILY "conv"
+#define DEFAULT_WORKSPACE ((size_t)256 << 20)
+
+/* Geometry arguments of the conv.cl kernels, in their order (13 ints). */
+#define G_FMT "iiiiiiiiiiiii"
+#define G_ARGS(d) (d)->c_in, (d)->h_in, (d)->w_in, (d)->h_out, (d)->w_out, (d)->kh, (d)->kw, \
+    (d)->stride_h, (d)->stride_w, (d)->pad_top, (d)->pad_left, (d)->dil_h, (d)->dil_w
+
+/* Work-group size of the reduction kernels: 64, or less on small devices. */
+static int red_wg(const gf_ctx *ctx) {
+    int w = 64;
+    while (w > 1 && (size_t)w > ctx->info.max_work_group) w >>= 1;
+    return w;
+}
+
+/* The default 64 needs no define, so the program is the one gf_ctx_warmup built. */
+static gf_status kern(gf_ctx *ctx, const char *name, cl_kernel *k) {
+    char defs[32];
+    int w = red_wg(ctx);
+    snprintf(defs, sizeof defs, "-DRED_WG=%d", w);
+    return gf_kernel(ctx, FAMILY, w == 64 ? NULL : defs, name, k);
+}
+
+static gf_status launch1(gf_ctx *ctx, cl_kernel k, const char *name, size_t n) {
+    size_t local = (size_t)red_wg(ctx), global = n ? n : 1;
+    return gf_launch(ctx, k, name, 1, &global, &local);
+}
+
+/* One work-group of red_wg items per output (reduction kernels). */
+static gf_status launch_groups(gf_ctx *ctx, cl_kernel k, const char *name, size_t groups) {
+    size_t local = (size_t)red_wg(ctx), global = groups * local;
+    return gf_launch(ctx, k, name, 1, &global, &local);
+}
+
+/* The buffer exists and holds at least `floats` floats (clGetMemObjectInfo is
+ * a host query: no synchronisation). */
+static gf_status need_buf(gf_ctx *ctx, const char *op, const char *name, cl_mem m, size_t floats) {
+    if (!m) return gf_fail(ctx, GF_ERR_USAGE, "%s: %s is missing", op, name);
+    size_t sz = 0;
+    cl_int e = clGetMemObjectInfo(m, CL_MEM_SIZE, sizeof sz, &sz, NULL);
+    if (e != CL_SUCCESS) {
+        char what[160];
+        snprintf(what, sizeof what, "%s: clGetMemObjectInfo(%s)", op, name);
+        return gf_cl_fail(ctx, e, what);
+    }
+    if (sz < floats * sizeof(float))
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: %s holds %zu bytes, needs %zu", op, name, sz, floats * sizeof(float));
+    return GF_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Descriptor                                                          */
+
+void gf_conv_same_pads(int in, int k, int stride, int dil, int *pad_before, int *pad_after) {
+    if (stride < 1) stride = 1;
+    if (dil < 1) dil = 1;
+    int out = (in + stride - 1) / stride;
+    int eff = (k - 1) * dil + 1;
+    int total = (out - 1) * stride + eff - in;
+    if (total < 0) total = 0;
+    *pad_before = total / 2;
+    *pad_after = total - total / 2;
+}
+
+gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d) {
+    if (d->n < 1 || d->c_in < 1 || d->h_in < 1 || d->w_in < 1 || d->c_out < 1 || d->kh < 1 || d->kw < 1)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: sizes must be positive (n %d, c_in %d, %dx%d, c_out %d, kernel %dx%d)",
+                       d->n, d->c_in, d->h_in, d->w_in, d->c_out, d->kh, d->kw);
+    if (d->stride_h < 1 || d->stride_w < 1 || d->dil_h < 1 || d->dil_w < 1)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: stride (%d, %d) and dilation (%d, %d) must be >= 1",
+                       d->stride_h, d->stride_w, d->dil_h, d->dil_w);
+    if (d->pad_top < 0 || d->pad_bottom < 0 || d->pad_left < 0 || d->pad_right < 0)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: negative padding (%d, %d, %d, %d)",
+                       d->pad_top, d->pad_bottom, d->pad_left, d->pad_right);
+    if (d->groups < 1 || d->c_in % d->groups || d->c_out % d->groups)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: groups %d must divide c_in %d and c_out %d",
+                       d->groups, d->c_in, d->c_out);
+    long long eh = (long long)(d->kh - 1) * d->dil_h + 1, ew = (long long)(d->kw - 1) * d->dil_w + 1;
+    long long ph = (long long)d->h_in + d->pad_top + d->pad_bottom, pw = (long long)d->w_in + d->pad_left + d->pad_right;
+    if (eh > ph || ew > pw)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: dilated kernel %lldx%lld larger than the padded input %lldx%lld",
+                       eh, ew, ph, pw);
+    if (d->pad_top >= eh || d->pad_bottom >= eh || d->pad_left >= ew || d->pad_right >= ew)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: padding (%d, %d, %d, %d) must be smaller than the dilated kernel %lldx%lld",
+                       d->pad_top, d->pad_bottom, d->pad_left, d->pad_right, eh, ew);
+    long long oh = (ph - eh) / d->stride_h + 1, ow = (pw - ew) / d->stride_w + 1;
+    /* Kernels index with int: every tensor must stay below INT_MAX elements. */
+    long long in_sz = (long long)d->n * d->c_in * d->h_in * d->w_in;
+    long long out_sz = (long long)d->n * d->c_out * oh * ow;
+    long long w_sz = (long long)d->c_out * (d->c_in / d->groups) * d->kh * d->kw;
+    long long col1 = (long long)d->c_in * d->kh * d->kw * oh * ow;
+    if (in_sz > INT_MAX || out_sz > INT_MAX || w_sz > INT_MAX || col1 > INT_MAX)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: tensor too large for 32-bit indexing (input %lld, output %lld, weight %lld elements)",
+                       in_sz, out_sz, w_sz);
+    d->h_out = (int)oh;
+    d->w_out = (int)ow;
+    return GF_OK;
+}
+
+gf_status gf_conv_desc_init(gf_ctx *ctx, gf_conv_desc *d, int n, int c_in, int h_in, int w_in,
+                            int c_out, int kh, int kw, int stride_h, int stride_w,
+                            int pad_top, int pad_bottom, int pad_left, int pad_right,
+                            int dil_h, int dil_w, int groups) {
+    memset(d, 0, sizeof *d);
+    d->n = n; d->c_in = c_in; d->h_in = h_in; d->w_in = w_in; d->c_out = c_out;
+    d->kh = kh; d->kw = kw; d->stride_h = stride_h; d->stride_w = stride_w;
+    d->pad_top = pad_top; d->pad_bottom = pad_bottom; d->pad_left = pad_left; d->pad_right = pad_right;
+    d->dil_h = dil_h; d->dil_w = dil_w; d->groups = groups;
+    return gf_conv_desc_check(ctx, d);
+}
+
+gf_status gf_conv_desc_simple(gf_ctx *ctx, gf_conv_desc *d, int n, int c_in, int h, int w,
+                              int c_out, int k, int stride, int pad, int dil, int groups) {
+    return gf_conv_desc_init(ctx, d, n, c_in, h, w, c_out, k, k, stride, stride, pad, pad, pad, pad, dil, dil, groups);
+}
+
+int gf_conv_is_depthwise(const gf_conv_desc *d) { return d->groups > 1 && d->groups == d->c_in; }
+
+/* ------------------------------------------------------------------ */
+/* Conv building blocks                                                */
+
+typedef struct conv_sizes {
+    size_t P;       /* output pixels per image */
+    size_t Kc;      /* rows of the im2col matrix: c_in * kh * kw */
+    size_t Kg;      /* per group: (c_in / groups) * kh * kw */
+    size_t cog;     /* output channels per group */
+    size_t x_n, y_n, w_n;  /* floats in x, y, W */
+} conv_sizes;
+
+static conv_sizes sizes_of(const gf_conv_desc *d) {
+    conv_sizes s;
+    s.P = (size_t)d->h_out * d->w_out;
+    s.Kc = (size_t)d->c_in * d->kh * d->kw;
+    s.Kg = s.Kc / (size_t)d->groups;
+    s.cog = (size_t)d->c_out / (size_t)d->groups;
+    s.x_n = (size_t)d->n * d->c_in * d->h_in * d->w_in;
+    s.y_n = (size_t)d->n * d->c_out * s.P;
+    s.w_n = (size_t)d->c_out * s.Kg;
+    return s;
+}
+
+/* Images per chunk so that [Kc, nb*P] and [c_out, nb*P] fit the workspace limit;
+ * chunks are balanced so the last one is not tiny. */
+static gf_status conv_chunk(gf_ctx *ctx, const gf_conv_desc *d, const char *op, int *nb_out) {
+    conv_sizes s = sizes_of(d);
+    size_t rows = s.Kc > (size_t)d->c_out ? s.Kc : (size_t)d->c_out;
+    size_t per_img = rows * s.P * sizeof(float);
+    size_t limit = d->max_workspace ? d->max_workspace : DEFAULT_WORKSPACE;
+    size_t cap = (size_t)ctx->info.max_alloc;
+    if (cap == 0 || cap > (size_t)INT_MAX * sizeof(float)) cap = (size_t)INT_MAX * sizeof(float);
+    if (limit > cap) limit = cap;
+    size_t nb;
+    if (per_img > limit) {
+        if (per_img > cap)
+            return gf_fail(ctx, GF_ERR_MEMORY, "%s: one image needs %zu bytes of im2col workspace, more than the device's "
+                           "max allocation %zu", op, per_img, cap);
+        nb = 1;
+    } else {
+        nb = limit / per_img;
+    }
+    if (nb > (size_t)d->n) nb = (size_t)d->n;
+    size_t chunks = ((size_t)d->n + nb - 1) / nb;
+    *nb_out = (int)(((size_t)d->n + chunks - 1) / chunks);
+    return GF_OK;
+}
+
+static gf_status conv_workspace(gf_ctx *ctx, const gf_conv_desc *d, int nb, cl_mem *col, cl_mem *tmp) {
+    conv_sizes s = sizes_of(d);
+    size_t cols = (size_t)nb * s.P;
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_COL, s.Kc * cols * sizeof(float), col));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_OUT, (size_t)d->c_out * cols * sizeof(float), tmp));
+    return GF_OK;
+}
+
+static gf_status run_im2col(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, int n0, int nb, cl_mem col) {
+    conv_sizes s = sizes_of(d);
+    cl_kernel k;
+    GF_TRY(kern(ctx, "im2col", &k));
+    GF_TRY(gf_args(ctx, k, "im2col", "mimi" G_FMT, x, (int)((size_t)n0 * d->c_in * d->h_in * d->w_in), col, nb, G_ARGS(d)));
+    size_t global[2] = {(size_t)nb * s.P, s.Kc}, local[2] = {(size_t)red_wg(ctx), 1};
+    return gf_launch(ctx, k, "im2col", 2, global, local);
+}
+
+static gf_status run_col2im(gf_ctx *ctx, const gf_conv_desc *d, cl_mem col, cl_mem gx, int n0, int nb, int acc) {
+    cl_kernel k;
+    GF_TRY(kern(ctx, "col2im", &k));
+    size_t per = (size_t)d->c_in * d->h_in * d->w_in;
+    GF_TRY(gf_args(ctx, k, "col2im", "mmiii" G_FMT, col, gx, (int)((size_t)n0 * per), acc, nb, G_ARGS(d)));
+    return launch1(ctx, k, "col2im", (size_t)nb * per);
+}
+
+/* y[n0.., :, :] = tmp[c, nl*P + p] (+ b). */
+static gf_status run_to_ncp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem tmp, cl_mem y, int n0, int nb, cl_mem b) {
+    conv_sizes s = sizes_of(d);
+    cl_kernel k;
+    GF_TRY(kern(ctx, "cnp_to_ncp", &k));
+    GF_TRY(gf_args(ctx, k, "cnp_to_ncp", "mmimiiiii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
+                   b ? b : tmp, b != NULL, 0, nb, d->c_out, (int)s.P));
+    return launch1(ctx, k, "cnp_to_ncp", (size_t)nb * d->c_out * s.P);
+}
+
+static gf_status run_to_cnp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem g, int n0, int nb, cl_mem tmp) {
+    conv_sizes s = sizes_of(d);
+    cl_kernel k;
+    GF_TRY(kern(ctx, "ncp_to_cnp", &k));
+    GF_TRY(gf_args(ctx, k, "ncp_to_cnp", "mimiii", g, (int)((size_t)n0 * d->c_out * s.P), tmp, nb, d->c_out, (int)s.P));
+    return launch1(ctx, k, "ncp_to_cnp", (size_t)nb * d->c_out * s.P);
+}
+
+static gf_status run_fill_bias(gf_ctx *ctx, cl_mem y, cl_mem b, int N, int C, int P) {
+    cl_kernel k;
+    GF_TRY(kern(ctx, "fill_bias", &k));
+    GF_TRY(gf_args(ctx, k, "fill_bias", "mmiiii", y, b ? b : y, b != NULL, N, C, P));
+    return launch1(ctx, k, "fill_bias", (size_t)N * C * P);
+}
+
+/* gb[c] (+)= sum over n, p of g[n, c, p]. */
+static gf_status run_reduce(gf_ctx *ctx, cl_mem g, cl_mem gb, int acc, int N, int C, int P) {
+    cl_kernel k;
+    GF_TRY(kern(ctx, "reduce_nc", &k));
+    GF_TRY(gf_args(ctx, k, "reduce_nc", "mmiiii", g, gb, acc, N, C, P));
+    return launch_groups(ctx, k, "reduce_nc", (size_t)C);
+}
+
+/* out[c_out, cols] = beta*out + W * col, one GEMM per group. */
+static gf_status gemm_fwd(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_mem col, size_t cols, float beta, cl_mem out) {
+    conv_sizes s = sizes_of(d);
+    for (size_t g = 0; g < (size_t)d->groups; g++)
+        GF_TRY(gf_gemm(ctx, 0, 0, s.cog, cols, s.Kg, 1.0f, W, g * s.cog * s.Kg, s.Kg,
+                       col, g * s.Kg * cols, cols, beta, out, g * s.cog * cols, cols));
+    return GF_OK;
+}
+
+/* gW[c_out, Kg] = beta*gW + gmat[c_out, cols] * col^T, per group. */
+static gf_status gemm_wgrad(gf_ctx *ctx, const gf_conv_desc *d, cl_mem gmat, cl_mem col, size_t cols, float beta, cl_mem gW) {
+    conv_sizes s = sizes_of(d);
+    for (size_t g = 0; g < (size_t)d->groups; g++)
+        GF_TRY(gf_gemm(ctx, 0, 1, s.cog, s.Kg, cols, 1.0f, gmat, g * s.cog * cols, cols,
+                       col, g * s.Kg * cols, cols, beta, gW, g * s.cog * s.Kg, s.Kg));
+    return GF_OK;
+}
+
+/* col[Kc, cols] = W^T * gmat, per group. */
+static gf_status gemm_colgrad(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_mem gmat, size_t cols, cl_mem col) {
+    conv_sizes s = sizes_of(d);
+    for (size_t g = 0; g < (size_t)d->groups; g++)
+        GF_TRY(gf_gemm(ctx, 1, 0, s.Kg, cols, s.cog, 1.0f, W, g * s.cog * s.Kg, s.Kg,
+                       gmat, g * s.cog * cols, cols, 0.0f, col, g * s.Kg * cols, cols));
+    return GF_OK;
+}
+
+/* Depthwise direct: y = Wa*xa (has_a) + Wb*xb (has_b) + bias. */
+static gf_status run_dw_conv(gf_ctx *ctx, const gf_conv_desc *d, cl_mem xa, cl_mem Wa, cl_mem xb, cl_mem Wb,
+                             cl_mem bias, cl_mem y) {
+    cl_kernel k;
+    GF_TRY(kern(ctx, "dw_conv", &k));
+    int has_a = xa && Wa, has_b = xb && Wb;
+    GF_TRY(gf_args(ctx, k, "dw_conv", "mmimmimimii" G_FMT,
+                   has_a ? xa : y, has_a ? Wa : y, has_a, has_b ? xb : y, has_b ? Wb : y, has_b,
+                   bias ? bias : y, bias != NULL, y, d->n, d->c_out / d->c_in, G_ARGS(d)));
+    return launch1(ctx, k, "dw_conv", sizes_of(d).y_n);
+}
+
+static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) {
+    if (!d) return gf_fail(ctx, GF_ERR_USAGE, "%s: no descriptor", op);
+    gf_conv_desc c = *d;
+    GF_TRY(gf_conv_desc_check(ctx, &c));
+    if (c.h_out != d->h_out || c.w_out != d->w_out)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: descriptor output %dx%d disagrees with its geometry (%dx%d): "
+                       "use gf_conv_desc_init", op, d->h_out, d->w_out, c.h_out, c.w_out);
+    return GF_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Conv: forward, tangent, backward                                    */
+
+gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem y) {
+    static const char op[] = "conv forward";
+    GF_TRY(check_desc(ctx, d, op));
+    conv_sizes s = sizes_of(d);
+    GF_TRY(need_buf(ctx, op, "x", x, s.x_n));
+    GF_TRY(need_buf(ctx, op, "W", W, s.w_n));
+    if (b) GF_TRY(need_buf(ctx, op, "b", b, (size_t)d->c_out));
+    GF_TRY(need_buf(ctx, op, "y", y, s.y_n));
+    if (gf_conv_is_depthwise(d)) return run_dw_conv(ctx, d, x, W, NULL, NULL, b, y);
+    int nb;
+    cl_mem col, tmp;
+    GF_TRY(conv_chunk(ctx, d, op, &nb));
+    GF_TRY(conv_workspace(ctx, d, nb, &col, &tmp));
+    for (int n0 = 0; n0 < d->n; n0 += nb) {
+        int m = d->n - n0 < nb ? d->n - n0 : nb;
+        GF_TRY(run_im2col(ctx, d, x, n0, m, col));
+        GF_TRY(gemm_fwd(ctx, d, W, col, (size_t)m * s.P, 0.0f, tmp));
+        GF_TRY(run_to_ncp(ctx, d, tmp, y, n0, m, b));
+    }
+    return GF_OK;
+}
+
+gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem Wt, cl_mem bt,
+                            cl_mem W, cl_mem t_in, cl_mem t_out) {
+    static const char op[] = "conv tangent";
+    GF_TRY(check_desc(ctx, d, op));
+    conv_sizes s = sizes_of(d);
+    int use_a = Wt != NULL, use_b = W != NULL && t_in != NULL;
+    if (use_a) {
+        GF_TRY(need_buf(ctx, op, "x", x, s.x_n));
+        GF_TRY(need_buf(ctx, op, "Wt", Wt, s.w_n));
+    }
+    if (use_b) {
+        GF_TRY(need_buf(ctx, op, "W", W, s.w_n));
+        GF_TRY(need_buf(ctx, op, "t_in", t_in, s.x_n));
+    }
+    if (bt) GF_TRY(need_buf(ctx, op, "bt", bt, (size_t)d->c_out));
+    GF_TRY(need_buf(ctx, op, "t_out", t_out, s.y_n));
+    if (!use_a && !use_b) return run_fill_bias(ctx, t_out, bt, d->n, d->c_out, (int)s.P);
+    if (gf_conv_is_depthwise(d))
+        return run_dw_conv(ctx, d, use_a ? x : NULL, Wt, use_b ? t_in : NULL, use_b ? W : NULL, bt, t_out);
+    int nb;
+    cl_mem col, tmp;
+    GF_TRY(conv_chunk(ctx, d, op, &nb));
+    GF_TRY(conv_workspace(ctx, d, nb, &col, &tmp));
+    for (int n0 = 0; n0 < d->n; n0 += nb) {
+        int m = d->n - n0 < nb ? d->n - n0 : nb;
+        size_t cols = (size_t)m * s.P;
+        if (use_a) {
+            GF_TRY(run_im2col(ctx, d, x, n0, m, col));
+            GF_TRY(gemm_fwd(ctx, d, Wt, col, cols, 0.0f, tmp));
+        }
+        if (use_b) {   /* the in-order queue finishes the first GEMM before col is overwritten */
+            GF_TRY(run_im2col(ctx, d, t_in, n0, m, col));
+            GF_TRY(gemm_fwd(ctx, d, W, col, cols, use_a ? 1.0f : 0.0f, tmp));
+        }
+        GF_TRY(run_to_ncp(ctx, d, tmp, t_out, n0, m, bt));
+    }
+    return GF_OK;
+}
+
+gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem g,
+                             cl_mem gx, cl_mem gW, cl_mem gb, int accumulate) {
+    static const char op[] = "conv backward";
+    GF_TRY(check_desc(ctx, d, op));
+    conv_sizes s = sizes_of(d);
+    int acc = accumulate ? 1 : 0;
+    GF_TRY(need_buf(ctx, op, "g", g, s.y_n));
+    if (gx) {
+        GF_TRY(need_buf(ctx, op, "W", W, s.w_n));
+        GF_TRY(need_buf(ctx, op, "gx", gx, s.x_n));
+    }
+    if (gW) {
+        GF_TRY(need_buf(ctx, op, "x", x, s.x_n));
+        GF_TRY(need_buf(ctx, op, "gW", gW, s.w_n));
+    }
+    if (gb) {
+        GF_TRY(need_buf(ctx, op, "gb", gb, (size_t)d->c_out));
+        GF_TRY(run_reduce(ctx, g, gb, acc, d->n, d->c_out, (int)s.P));
+    }
+    if (!gx && !gW) return GF_OK;
+    if (gf_conv_is_depthwise(d)) {
+        int M = d->c_out / d->c_in;
+        cl_kernel k;
+        if (gx) {
+            GF_TRY(kern(ctx, "dw_backward_input", &k));
+            GF_TRY(gf_args(ctx, k, "dw_backward_input", "mmmiii" G_FMT, W, g, gx, acc, d->n, M, G_ARGS(d)));
+            GF_TRY(launch1(ctx, k, "dw_backward_input", s.x_n));
+        }
+        if (gW) {
+            GF_TRY(kern(ctx, "dw_backward_weight", &k));
+            GF_TRY(gf_args(ctx, k, "dw_backward_weight", "mmmiii" G_FMT, x, g, gW, acc, d->n, M, G_ARGS(d)));
+            GF_TRY(launch_groups(ctx, k, "dw_backward_weight", s.w_n));
+        }
+        return GF_OK;
+    }
+    int nb;
+    cl_mem col, tmp;
+    GF_TRY(conv_chunk(ctx, d, op, &nb));
+    GF_TRY(conv_workspace(ctx, d, nb, &col, &tmp));
+    for (int n0 = 0; n0 < d->n; n0 += nb) {
+        int m = d->n - n0 < nb ? d->n - n0 : nb;
+        size_t cols = (size_t)m * s.P;
+        GF_TRY(run_to_cnp(ctx, d, g, n0, m, tmp));
+        if (gW) {
+            GF_TRY(run_im2col(ctx, d, x, n0, m, col));
+            /* later chunks add to what the first chunk wrote */
+            GF_TRY(gemm_wgrad(ctx, d, tmp, col, cols, (acc || n0 > 0) ? 1.0f : 0.0f, gW));
+        }
+        if (gx) {
+            GF_TRY(gemm_colgrad(ctx, d, W, tmp, cols, col));
+            GF_TRY(run_col2im(ctx, d, col, gx, n0, m, acc));
+        }
+    }
+    return GF_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Linear                                                              */
+
+static gf_status check_linear(gf_ctx *ctx, const char *op, int n, int in, int out) {
+    if (n < 1 || in < 1 || out < 1)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: sizes must be positive (n %d, in %d, out %d)", op, n, in, out);
+    if ((long long)n * in > INT_MAX || (long long)n * out > INT_MAX || (long long)in * out > INT_MAX)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: tensor too large for 32-bit indexing (n %d, in %d, out %d)", op, n, in, out);
+    return GF_OK;
+}
+
+gf_status gf_linear_forward(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_mem W, cl_mem b, cl_mem y) {
+    static const char op[] = "linear forward";
+    GF_TRY(check_linear(ctx, op, n, in, out));
+    GF_TRY(need_buf(ctx, op, "x", x, (size_t)n * in));
+    GF_TRY(need_buf(ctx, op, "W", W, (size_t)out * in));
+    if (b) GF_TRY(need_buf(ctx, op, "b", b, (size_t)out));
+    GF_TRY(need_buf(ctx, op, "y", y, (size_t)n * out));
+    if (b) GF_TRY(run_fill_bias(ctx, y, b, n, out, 1));
+    return gf_gemm(ctx, 0, 1, (size_t)n, (size_t)out, (size_t)in, 1.0f, x, 0, (size_t)in, W, 0, (size_t)in,
+                   b ? 1.0f : 0.0f, y, 0, (size_t)out);
+}
+
+gf_status gf_linear_tangent(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_mem Wt, cl_mem bt,
+                            cl_mem W, cl_mem t_in, cl_mem t_out) {
+    static const char op[] = "linear tangent";
+    GF_TRY(check_linear(ctx, op, n, in, out));
+    int use_a = Wt != NULL, use_b = W != NULL && t_in != NULL;
+    if (use_a) {
+        GF_TRY(need_buf(ctx, op, "x", x, (size_t)n * in));
+        GF_TRY(need_buf(ctx, op, "Wt", Wt, (size_t)out * in));
+    }
+    if (use_b) {
+        GF_TRY(need_buf(ctx, op, "W", W, (size_t)out * in));
+        GF_TRY(need_buf(ctx, op, "t_in", t_in, (size_t)n * in));
+    }
+    if (bt) GF_TRY(need_buf(ctx, op, "bt", bt, (size_t)out));
+    GF_TRY(need_buf(ctx, op, "t_out", t_out, (size_t)n * out));
+    float beta = 0.0f;
+    if (bt || (!use_a && !use_b)) {
+        GF_TRY(run_fill_bias(ctx, t_out, bt, n, out, 1));
+        beta = 1.0f;
+    }
+    if (use_a) {
+        GF_TRY(gf_gemm(ctx, 0, 1, (size_t)n, (size_t)out, (size_t)in, 1.0f, x, 0, (size_t)in, Wt, 0, (size_t)in,
+                       beta, t_out, 0, (size_t)out));
+        beta = 1.0f;
+    }
+    if (use_b)
+        GF_TRY(gf_gemm(ctx, 0, 1, (size_t)n, (size_t)out, (size_t)in, 1.0f, t_in, 0, (size_t)in, W, 0, (size_t)in,
+                       beta, t_out, 0, (size_t)out));
+    return GF_OK;
+}
+
+gf_status gf_linear_backward(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_mem W, cl_mem g,
+                             cl_mem gx, cl_mem gW, cl_mem gb, int accumulate) {
+    static const char op[] = "linear backward";
+    GF_TRY(check_linear(ctx, op, n, in, out));
+    float beta = accumulate ? 1.0f : 0.0f;
+    GF_TRY(need_buf(ctx, op, "g", g, (size_t)n * out));
+    if (gx) {
+        GF_TRY(need_buf(ctx, op, "W", W, (size_t)out * in));
+        GF_TRY(need_buf(ctx, op, "gx", gx, (size_t)n * in));
+        GF_TRY(gf_gemm(ctx, 0, 0, (size_t)n, (size_t)in, (size_t)out, 1.0f, g, 0, (size_t)out, W, 0, (size_t)in,
+                       beta, gx, 0, (size_t)in));
+    }
+    if (gW) {
+        GF_TRY(need_buf(ctx, op, "x", x, (size_t)n * in));
+        GF_TRY(need_buf(ctx, op, "gW", gW, (size_t)out * in));
+        GF_TRY(gf_gemm(ctx, 1, 0, (size_t)out, (size_t)in, (size_t)n, 1.0f, g, 0, (size_t)out, x, 0, (size_t)in,
+                       beta, gW, 0, (size_t)in));
+    }
+    if (gb) {
+        GF_TRY(need_buf(ctx, op, "gb", gb, (size_t)out));
+        GF_TRY(run_reduce(ctx, g, gb, accumulate ? 1 : 0, n, out, 1));
+    }
+    return GF_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* BatchNorm folding (host)                                            */
+
+gf_status gf_bn_fold(gf_ctx *ctx, float *W, const float *b_in, float *b_out, int c_out, size_t per_out,
+                     const float *gamma, const float *beta, const float *mean, const float *var, float eps) {
+    if (!W || !b_out || !gamma || !beta || !mean || !var || c_out < 1)
+        return gf_fail(ctx, GF_ERR_USAGE, "bn fold: missing array or c_out %d < 1", c_out);
+    for (int o = 0; o < c_out; o++) {
+        double v = (double)var[o] + eps;
+        if (!(v > 0) || !isfinite(v) || !isfinite(gamma[o]) || !isfinite(beta[o]) || !isfinite(mean[o]))
+            return gf_fail(ctx, GF_ERR_INPUT, "bn fold: channel %d has var %g + eps %g, gamma %g, beta %g, mean %g",
+                           o, (double)var[o], (double)eps, (double)gamma[o], (double)beta[o], (double)mean[o]);
+    }
+    for (int o = 0; o < c_out; o++) {
+        double scale = (double)gamma[o] / sqrt((double)var[o] + eps);
+        for (size_t i = 0; i < per_out; i++) W[(size_t)o * per_out + i] = (float)(W[(size_t)o * per_out + i] * scale);
+        double b = b_in ? (double)b_in[o] : 0.0;
+        b_out[o] = (float)((b - mean[o]) * scale + beta[o]);
+    }
+    return GF_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Self-test: small cases vs a double C reference                      */
+
+/* y[n, co, oh, ow] = b[co] + sum W[co, ci', i, j] x[n, g*cig + ci', ih, iw] (double). */
+static void st_conv_ref(const gf_conv_desc *d, const float *x, const float *W, const float *b, double *y) {
+    int cig = d->c_in / d->groups, cog = d->c_out / d->groups;
+    for (int n = 0; n < d->n; n++)
+        for (int co = 0; co < d->c_out; co++)
+            for (int oh = 0; oh < d->h_out; oh++)
+                for (int ow = 0; ow < d->w_out; ow++) {
+                    double s = b ? b[co] : 0.0;
+                    int g = co / cog;
+                    for (int c = 0; c < cig; c++)
+                        for (int i = 0; i < d->kh; i++)
+                            for (int j = 0; j < d->kw; j++) {
+                                int ih = oh * d->stride_h - d->pad_top + i * d->dil_h;
+                                int iw = ow * d->stride_w - d->pad_left + j * d->dil_w;
+                                if (ih < 0 || ih >= d->h_in || iw < 0 || iw >= d->w_in) continue;
+                                s += (double)W[((co * cig + c) * d->kh + i) * d->kw + j] *
+                                     x[(((size_t)n * d->c_in + g * cig + c) * d->h_in + ih) * d->w_in + iw];
+                            }
+                    y[(((size_t)n * d->c_out + co) * d->h_out + oh) * d->w_out + ow] = s;
+                }
+}
+
+static void st_conv_backward_ref(const gf_conv_desc *d, const float *x, const float *W, const float *gy,
+                                 double *gx, double *gW, double *gb) {
+    int cig = d->c_in / d->groups, cog = d->c_out / d->groups;
+    conv_sizes s = sizes_of(d);
+    memset(gx, 0, s.x_n * sizeof *gx);
+    memset(gW, 0, s.w_n * sizeof *gW);
+    memset(gb, 0, (size_t)d->c_out * sizeof *gb);
+    for (int n = 0; n < d->n; n++)
+        for (int co = 0; co < d->c_out; co++)
+            for (int oh = 0; oh < d->h_out; oh++)
+                for (int ow = 0; ow < d->w_out; ow++) {
+                    double gv = gy[(((size_t)n * d->c_out + co) * d->h_out + oh) * d->w_out + ow];
+                    int g = co / cog;
+                    gb[co] += gv;
+                    for (int c = 0; c < cig; c++)
+                        for (int i = 0; i < d->kh; i++)
+                            for (int j = 0; j < d->kw; j++) {
+                                int ih = oh * d->stride_h - d->pad_top + i * d->dil_h;
+                                int iw = ow * d->stride_w - d->pad_left + j * d->dil_w;
+                                if (ih < 0 || ih >= d->h_in || iw < 0 || iw >= d->w_in) continue;
+                                size_t wi = ((size_t)(co * cig + c) * d->kh + i) * d->kw + j;
+                                size_t xi = (((size_t)n * d->c_in + g * cig + c) * d->h_in + ih) * d->w_in + iw;
+                                gW[wi] += gv * x[xi];
+                                gx[xi] += gv * W[wi];
+                            }
+                }
+}
+
+/* Fill with a fixed pattern in [-1, 1) (no RNG state shared with anything). */
+static void st_fill(float *a, size_t n, unsigned seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 7;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        a[i] = (float)((double)(s >> 40) / 8388608.0 - 1.0);
+    }
+}
+
+typedef struct st_err { double ma, mr; } st_err;
+
+static void st_merge(st_err *e, const float *got, const double *ref, size_t n) {
+    double ma, mr;
+    gf_compare(got, ref, n, &ma, &mr);
+    if (!(ma <= e->ma)) e->ma = ma;
+    if (!(mr <= e->mr)) e->mr = mr;
+}
+
+/* One conv case: forward, tangent (both terms + bias), backward (gx, gW, gb). */
+static gf_status st_conv_case(gf_ctx *ctx, const gf_conv_desc *d, st_err e[3]) {
+    conv_sizes s = sizes_of(d);
+    size_t nx = s.x_n, ny = s.y_n, nw = s.w_n, nc = (size_t)d->c_out;
+    size_t nmax = nx > ny ? nx : ny;
+    if (nw > nmax) nmax = nw;
+    float *x = malloc(nx * 4), *t = malloc(nx * 4), *W = malloc(nw * 4), *Wt = malloc(nw * 4);
+    float *b = malloc(nc * 4), *bt = malloc(nc * 4), *g = malloc(ny * 4), *got = malloc(nmax * 4);
+    double *ref = malloc(nmax * 8), *ref2 = malloc(nmax * 8), *r_gW = malloc(nw * 8), *r_gb = malloc(nc * 8);
+    cl_mem m[8] = {0};
+    gf_status st = GF_ERR_MEMORY;
+    if (!x || !t || !W || !Wt || !b || !bt || !g || !got || !ref || !ref2 || !r_gW || !r_gb) goto done;
+    st_fill(x, nx, 1); st_fill(t, nx, 2); st_fill(W, nw, 3); st_fill(Wt, nw, 4);
+    st_fill(b, nc, 5); st_fill(bt, nc, 6); st_fill(g, ny, 7);
+    const float *src[6] = {x, t, W, Wt, b, bt};
+    size_t cnt[8] = {nx, nx, nw, nw, nc, nc, ny, nmax};
+    for (int i = 0; i < 8; i++) {
+        if (i < 6) st = gf_buf_create_from(ctx, cnt[i] * 4, src[i], "selftest conv input", &m[i]);
+        else if (i == 6) st = gf_buf_create_from(ctx, cnt[i] * 4, g, "selftest conv gradient", &m[i]);
+        else st = gf_buf_create(ctx, cnt[i] * 4, "selftest conv output", &m[i]);
+        if (st != GF_OK) goto done;
+    }
+    /* forward */
+    if ((st = gf_conv2d_forward(ctx, d, m[0], m[2], m[4], m[7])) != GF_OK) goto done;
+    if ((st = gf_buf_read(ctx, m[7], 0, ny * 4, got)) != GF_OK) goto done;
+    st_conv_ref(d, x, W, b, ref);
+    st_merge(&e[0], got, ref, ny);
+    /* tangent: Wt*x + bt + W*t */
+    if ((st = gf_conv2d_tangent(ctx, d, m[0], m[3], m[5], m[2], m[1], m[7])) != GF_OK) goto done;
+    if ((st = gf_buf_read(ctx, m[7], 0, ny * 4, got)) != GF_OK) goto done;
+    st_conv_ref(d, x, Wt, bt, ref);
+    st_conv_ref(d, t, W, NULL, ref2);
+    for (size_t i = 0; i < ny; i++) ref[i] += ref2[i];
+    st_merge(&e[1], got, ref, ny);
+    /* backward: gx into m[1], gW into m[3], gb into m[5] (overwrite) */
+    if ((st = gf_conv2d_backward(ctx, d, m[0], m[2], m[6], m[1], m[3], m[5], 0)) != GF_OK) goto done;
+    st_conv_backward_ref(d, x, W, g, ref, r_gW, r_gb);
+    if ((st = gf_buf_read(ctx, m[1], 0, nx * 4, got)) != GF_OK) goto done;
+    st_merge(&e[2], got, ref, nx);
+    if ((st = gf_buf_read(ctx, m[3], 0, nw * 4, got)) != GF_OK) goto done;
+    st_merge(&e[2], got, r_gW, nw);
+    if ((st = gf_buf_read(ctx, m[5], 0, nc * 4, got)) != GF_OK) goto done;
+    st_merge(&e[2], got, r_gb, nc);
+done:
+    for (int i = 0; i < 8; i++) gf_buf_release(&m[i]);
+    free(x); free(t); free(W); free(Wt); free(b); free(bt); free(g); free(got);
+    free(ref); free(ref2); free(r_gW); free(r_gb);
+    return st;
+}
+
+/* Linear as a 1x1 conv on 1x1 images has the same reference. */
+static gf_status st_linear_case(gf_ctx *ctx, int n, int in, int out, st_err e[3]) {
+    gf_conv_desc d;
+    GF_TRY(gf_conv_desc_simple(ctx, &d, n, in, 1, 1, out, 1, 1, 0, 1, 1));
+    size_t nx = (size_t)n * in, ny = (size_t)n * out, nw = (size_t)out * in, nc = (size_t)out;
+    size_t nmax = nx > ny ? nx : ny;
+    if (nw > nmax) nmax = nw;
+    float *x = malloc(nx * 4), *t = malloc(nx * 4), *W = malloc(nw * 4), *Wt = malloc(nw * 4);
+    float *b = malloc(nc * 4), *bt = malloc(nc * 4), *g = malloc(ny * 4), *got = malloc(nmax * 4);
+    double *ref = malloc(nmax * 8), *ref2 = malloc(nmax * 8), *r_gW = malloc(nw * 8), *r_gb = malloc(nc * 8);
+    cl_mem m[8] = {0};
+    gf_status st = GF_ERR_MEMORY;
+    if (!x || !t || !W || !Wt || !b || !bt || !g || !got || !ref || !ref2 || !r_gW || !r_gb) goto done;
+    st_fill(x, nx, 11); st_fill(t, nx, 12); st_fill(W, nw, 13); st_fill(Wt, nw, 14);
+    st_fill(b, nc, 15); st_fill(bt, nc, 16); st_fill(g, ny, 17);
+    const float *src[7] = {x, t, W, Wt, b, bt, g};
+    size_t cnt[8] = {nx, nx, nw, nw, nc, nc, ny, nmax};
+    for (int i = 0; i < 8; i++) {
+        st = i < 7 ? gf_buf_create_from(ctx, cnt[i] * 4, src[i], "selftest linear input", &m[i])
+                   : gf_buf_create(ctx, cnt[i] * 4, "selftest linear output", &m[i]);
+        if (st != GF_OK) goto done;
+    }
+    if ((st = gf_linear_forward(ctx, n, in, out, m[0], m[2], m[4], m[7])) != GF_OK) goto done;
+    if ((st = gf_buf_read(ctx, m[7], 0, ny * 4, got)) != GF_OK) goto done;
+    st_conv_ref(&d, x, W, b, ref);
+    st_merge(&e[0], got, ref, ny);
+    if ((st = gf_linear_tangent(ctx, n, in, out, m[0], m[3], m[5], m[2], m[1], m[7])) != GF_OK) goto done;
+    if ((st = gf_buf_read(ctx, m[7], 0, ny * 4, got)) != GF_OK) goto done;
+    st_conv_ref(&d, x, Wt, bt, ref);
+    st_conv_ref(&d, t, W, NULL, ref2);
+    for (size_t i = 0; i < ny; i++) ref[i] += ref2[i];
+    st_merge(&e[1], got, ref, ny);
+    if ((st = gf_linear_backward(ctx, n, in, out, m[0], m[2], m[6], m[1], m[3], m[5], 0)) != GF_OK) goto done;
+    st_conv_backward_ref(&d, x, W, g, ref, r_gW, r_gb);
+    if ((st = gf_buf_read(ctx, m[1], 0, nx * 4, got)) != GF_OK) goto done;
+    st_merge(&e[2], got, ref, nx);
+    if ((st = gf_buf_read(ctx, m[3], 0, nw * 4, got)) != GF_OK) goto done;
+    st_merge(&e[2], got, r_gW, nw);
+    if ((st = gf_buf_read(ctx, m[5], 0, nc * 4, got)) != GF_OK) goto done;
+    st_merge(&e[2], got, r_gb, nc);
+done:
+    for (int i = 0; i < 8; i++) gf_buf_release(&m[i]);
+    free(x); free(t); free(W); free(Wt); free(b); free(bt); free(g); free(got);
+    free(ref); free(ref2); free(r_gW); free(r_gb);
+    return st;
+}
+
+void gf_selftest_affine(gf_ctx *ctx, gf_check_list *l) {
+    static const char *conv_rows[3] = {"conv forward", "conv tangent", "conv backward"};
+    static const char *dw_rows[3] = {"dwconv forward", "dwconv tangent", "dwconv backward"};
+    static const char *lin_rows[3] = {"linear forward", "linear tangent", "linear backward"};
+    const double tol = 1e-5;
+    st_err e[3];
+    gf_conv_desc d;
+    /* im2col + GEMM path: odd sizes, stride 2, TF SAME asymmetric padding, 2 groups */
+    for (int i = 0; i < 3; i++) e[i].ma = e[i].mr = 0;
+    int pt, pb, pl, pr;
+    gf_conv_same_pads(9, 3, 2, 1, &pt, &pb);
+    gf_conv_same_pads(8, 3, 2, 1, &pl, &pr);
+    gf_status st = gf_conv_desc_init(ctx, &d, 2, 6, 9, 8, 10, 3, 3, 2, 2, pt, pb, pl, pr, 1, 1, 2);
+    if (st == GF_OK) st = st_conv_case(ctx, &d, e);
+    for (int i = 0; i < 3; i++) gf_check_add(l, conv_rows[i], st ? INFINITY : e[i].ma, st ? INFINITY : e[i].mr, tol);
+    /* depthwise, multiplier 2, dilation 2 */
+    for (int i = 0; i < 3; i++) e[i].ma = e[i].mr = 0;
+    st = gf_conv_desc_simple(ctx, &d, 2, 3, 7, 6, 6, 3, 1, 2, 2, 3);
+    if (st == GF_OK) st = st_conv_case(ctx, &d, e);
+    for (int i = 0; i < 3; i++) gf_check_add(l, dw_rows[i], st ? INFINITY : e[i].ma, st ? INFINITY : e[i].mr, tol);
+    for (int i = 0; i < 3; i++) e[i].ma = e[i].mr = 0;
+    st = st_linear_case(ctx, 5, 13, 7, e);
+    for (int i = 0; i < 3; i++) gf_check_add(l, lin_rows[i], st ? INFINITY : e[i].ma, st ? INFINITY : e[i].mr, tol);
+}

@@ -1,0 +1,89 @@
+/* Affine operator family: conv2d and linear, each three ways (forward,
+ * tangent/JVP, backward/VJP), plus BatchNorm folding on host arrays.
+ *
+ * Layouts: activations NCHW float32; conv weights [c_out, c_in/groups, kh, kw],
+ * linear weights [out, in] (both as PyTorch), x of linear is [n, in].
+ *
+ * Device work: general convolutions go through im2col (cl/conv.cl) + one
+ * row-major CLBlast GEMM per chunk of images ([Cout, K] x [K, nb*P], batched
+ * over groups), then a transpose back to NCHW; gx through W^T GEMM + col2im.
+ * Depthwise (groups == c_in > 1) uses direct kernels. Every launcher only
+ * enqueues (no clFinish, no host<->device copies), and is deterministic: no
+ * atomics, fixed summation order.
+ *
+ * Scratch slots used (gf_scratch): 0 = im2col workspace [Cin*kh*kw, nb*P],
+ * 1 = GEMM output / gradient in [Cout, nb*P] order. Both are reused by the
+ * next call of any op that uses these slots; the in-order queue keeps that safe.
+ * When a whole batch's workspace would exceed the limit (min(max_alloc,
+ * 256 MiB) or desc.max_workspace), the batch is processed in chunks of images. */
+#ifndef GF_OPS_AFFINE_H
+#define GF_OPS_AFFINE_H
+
+#include "gf_internal.h"
+
+enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1 };
+
+typedef struct gf_conv_desc {
+    int n, c_in, h_in, w_in;
+    int c_out, h_out, w_out;          /* h_out, w_out: computed by gf_conv_desc_init */
+    int kh, kw;
+    int stride_h, stride_w;
+    int pad_top, pad_bottom, pad_left, pad_right;
+    int dil_h, dil_w;
+    int groups;
+    size_t max_workspace;             /* bytes per scratch slot; 0 = default. Tests set it small to force chunking */
+} gf_conv_desc;
+
+/* Fill d from the arguments (pads as given: top, bottom, left, right), compute
+ * h_out/w_out and validate. ctx may be NULL (then no message is recorded).
+ * Returns GF_ERR_USAGE on nonsense (non-positive sizes, groups not dividing the
+ * channels, kernel larger than the padded input, sizes beyond int range). */
+gf_status gf_conv_desc_init(gf_ctx *ctx, gf_conv_desc *d, int n, int c_in, int h_in, int w_in,
+                            int c_out, int kh, int kw, int stride_h, int stride_w,
+                            int pad_top, int pad_bottom, int pad_left, int pad_right,
+                            int dil_h, int dil_w, int groups);
+/* Square shorthand: k x k kernel, symmetric padding pad, stride, dilation. */
+gf_status gf_conv_desc_simple(gf_ctx *ctx, gf_conv_desc *d, int n, int c_in, int h, int w,
+                              int c_out, int k, int stride, int pad, int dil, int groups);
+/* Validate an already filled descriptor and (re)compute h_out/w_out. */
+gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d);
+/* TensorFlow "SAME" padding along one axis: out = ceil(in/stride), the total
+ * padding split with the extra pixel at the end (bottom/right). */
+void gf_conv_same_pads(int in, int k, int stride, int dil, int *pad_before, int *pad_after);
+/* 1 when the descriptor is handled by the direct depthwise kernels. */
+int gf_conv_is_depthwise(const gf_conv_desc *d);
+
+/* y = W * x + b.  b may be NULL. */
+gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem y);
+/* t_out = Wt * x + bt + W * t_in; each term optional (Wt/bt/W/t_in may be NULL;
+ * the W * t_in term needs both). With no term at all t_out is set to 0. */
+gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem Wt, cl_mem bt,
+                            cl_mem W, cl_mem t_in, cl_mem t_out);
+/* gx = W^T * g, gW = g (x) x, gb = sum of g over n, h, w; each output optional.
+ * accumulate = 1 adds into the existing gx/gW/gb, 0 overwrites them. */
+gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem g,
+                             cl_mem gx, cl_mem gW, cl_mem gb, int accumulate);
+
+/* Linear: x [n, in], W [out, in], b [out], y [n, out]: y = x W^T + b. */
+gf_status gf_linear_forward(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_mem W, cl_mem b, cl_mem y);
+/* t_out = x Wt^T + bt + t_in W^T (each term optional, as for conv). */
+gf_status gf_linear_tangent(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_mem Wt, cl_mem bt,
+                            cl_mem W, cl_mem t_in, cl_mem t_out);
+/* gx = g W, gW = g^T x, gb = column sums of g (each optional; accumulate as for conv). */
+gf_status gf_linear_backward(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_mem W, cl_mem g,
+                             cl_mem gx, cl_mem gW, cl_mem gb, int accumulate);
+
+/* BatchNorm folding on host arrays (running statistics):
+ *   W'[o, :] = W[o, :] * gamma[o] / sqrt(var[o] + eps)
+ *   b'[o]    = (b[o] - mean[o]) * gamma[o] / sqrt(var[o] + eps) + beta[o]
+ * W is [c_out, per_out] and is updated in place. b_in may be NULL (no bias =
+ * 0); b_out receives the folded bias (may equal b_in). ctx may be NULL.
+ * Returns GF_ERR_INPUT when var + eps is not positive or a value is not finite. */
+gf_status gf_bn_fold(gf_ctx *ctx, float *W, const float *b_in, float *b_out, int c_out, size_t per_out,
+                     const float *gamma, const float *beta, const float *mean, const float *var, float eps);
+
+/* Self-test rows "conv forward/tangent/backward", "dwconv ...", "linear ...":
+ * small cases vs a double C reference; |got-ref| <= tol*(1+|ref|). */
+void gf_selftest_affine(gf_ctx *ctx, gf_check_list *l);
+
+#endif
