@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One idempotent set-up: install the Debian packages gradfeat needs (apt-get),
+# then configure and build into ./build.
+#   tools/setup.sh            build + runtime packages
+#   tools/setup.sh --tests    also what the test suite needs (torch, datasets, npm, oclgrind)
+# Env: GF_BUILD_DIR (default build), GF_CMAKE_FLAGS (extra cmake flags).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential cmake pkg-config git ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
+      clinfo libstb-dev libcjson-dev zlib1g-dev libopenblas-dev)
+if [ "${1:-}" = "--tests" ]; then
+  pkgs+=(oclgrind python3-torch python3-torchvision python3-onnx python3-numpy python3-skimage python3-sklearn
+         dataset-fashion-mnist npm nodejs)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+B=${GF_BUILD_DIR:-build}
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release ${GF_CMAKE_FLAGS:-}
+cmake --build "$B" -j"$(nproc)"
+echo "setup: built $B/gradfeat"
