@@ -12,6 +12,11 @@ typedef void (*gf_selftest_fn)(gf_ctx *ctx, gf_check_list *l);
 static const gf_selftest_fn families[] = {
     gf_selftest_util,
     gf_selftest_gemm,
+    gf_selftest_affine,
+    gf_selftest_act,
+    gf_selftest_pool,
+    gf_selftest_loss,
+    gf_selftest_optim,
 };
 
 void gf_compare(const float *got, const double *ref, size_t n, double *max_abs, double *max_rel) {

@@ -6,4 +6,10 @@
 
 void gf_selftest_util(gf_ctx *ctx, gf_check_list *l);
 void gf_selftest_gemm(gf_ctx *ctx, gf_check_list *l);
+/* Non-affine op families (host/ops_act.c, ops_pool.c, ops_loss.c, ops_optim.c). */
+void gf_selftest_act(gf_ctx *ctx, gf_check_list *l);
+void gf_selftest_pool(gf_ctx *ctx, gf_check_list *l);
+void gf_selftest_loss(gf_ctx *ctx, gf_check_list *l);
+void gf_selftest_optim(gf_ctx *ctx, gf_check_list *l);
+void gf_selftest_affine(gf_ctx *ctx, gf_check_list *l);   /* host/ops_affine.c */
 #endif

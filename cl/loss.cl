@@ -1,0 +1,113 @@
+/* Losses on logits [B, K] with the gradient and the batch statistics reduced
+ * on the device, so that training reads back only out[0..1].
+ * One work-group of L lanes (a power of two) does the whole batch: lane l
+ * handles rows (elements) l, l+L, ... in order and the partial sums meet in a
+ * fixed tree — deterministic for a given L, no float atomics. One launch. */
+
+/* Tree-reduce a and b over the work-group into ra[0], rb[0]. */
+void reduce2(local float *ra, local float *rb, float a, float b)
+{
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    ra[l] = a;
+    rb[l] = b;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = L / 2; s > 0; s >>= 1) {
+        if (l < s) {
+            ra[l] += ra[l + s];
+            rb[l] += rb[l + s];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
+/* Softmax cross-entropy with integer labels. Row loss = log(sum_k exp(z_k - m))
+ * - (z_y - m), m = max_k z_k (stable log-sum-exp). Rows whose label is outside
+ * [0, K) are ignored (no loss, zero gradient). out[off] (+)= sum of row losses
+ * * inv_denom; out[off+1] (+)= number of rows whose first arg-max equals the
+ * label. grad (if has_grad) = (softmax(z) - onehot(y)) * inv_denom. */
+kernel void softmax_xent(global const float *logits, global const int *labels, global float *grad,
+                         global float *out, int B, int K, int has_grad, int accumulate,
+                         float inv_denom, uint off, local float *ra, local float *rb)
+{
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    float loss = 0.0f, correct = 0.0f;
+    for (int r = (int)l; r < B; r += (int)L) {
+        global const float *z = logits + (size_t)r * (size_t)K;
+        int y = labels[r];
+        int valid = y >= 0 && y < K;
+        float m = z[0];
+        int am = 0;
+        for (int k = 1; k < K; k++)
+            if (z[k] > m) { m = z[k]; am = k; }
+        float s = 0.0f;
+        for (int k = 0; k < K; k++) s += exp(z[k] - m);
+        if (valid) {
+            loss += log(s) - (z[y] - m);
+            correct += (am == y) ? 1.0f : 0.0f;
+        }
+        if (has_grad) {
+            global float *g = grad + (size_t)r * (size_t)K;
+            float inv_s = 1.0f / s;
+            for (int k = 0; k < K; k++) {
+                float p = exp(z[k] - m) * inv_s;
+                g[k] = valid ? (p - (k == y ? 1.0f : 0.0f)) * inv_denom : 0.0f;
+            }
+        }
+    }
+    reduce2(ra, rb, loss, correct);
+    if (l == 0) {
+        float a = ra[0] * inv_denom, c = rb[0];
+        out[off] = accumulate ? out[off] + a : a;
+        out[off + 1] = accumulate ? out[off + 1] + c : c;
+    }
+}
+
+/* Per-class sigmoid binary cross-entropy, n = B*K elements, targets in [0, 1]
+ * (a negative target marks an element to ignore, e.g. VOC "difficult").
+ * Element loss = max(z, 0) - z*t + log1p(exp(-|z|)) (softplus form, stable).
+ * out[off] (+)= sum * inv_denom; out[off+1] (+)= number of elements with
+ * (z > 0) == (t > 0.5). grad = (sigmoid(z) - t) * inv_denom. */
+kernel void sigmoid_bce(global const float *logits, global const float *targets, global float *grad,
+                        global float *out, uint n, int has_grad, int accumulate, float inv_denom,
+                        uint off, local float *ra, local float *rb)
+{
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    float loss = 0.0f, correct = 0.0f;
+    for (uint i = l; i < n; i += L) {
+        float z = logits[i], t = targets[i];
+        int valid = t >= 0.0f;
+        if (valid) {
+            loss += fmax(z, 0.0f) - z * t + log1p(exp(-fabs(z)));
+            correct += ((z > 0.0f) == (t > 0.5f)) ? 1.0f : 0.0f;
+        }
+        if (has_grad) {
+            float e = exp(-fabs(z));          /* in (0, 1]: no overflow */
+            float sg = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+            grad[i] = valid ? (sg - t) * inv_denom : 0.0f;
+        }
+    }
+    reduce2(ra, rb, loss, correct);
+    if (l == 0) {
+        float a = ra[0] * inv_denom, c = rb[0];
+        out[off] = accumulate ? out[off] + a : a;
+        out[off + 1] = accumulate ? out[off + 1] + c : c;
+    }
+}
+
+/* Number of rows whose first arg-max equals the label: out[off] (+)= count. */
+kernel void top1_count(global const float *logits, global const int *labels, global float *out,
+                       int B, int K, int accumulate, uint off, local float *ra, local float *rb)
+{
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    float correct = 0.0f;
+    for (int r = (int)l; r < B; r += (int)L) {
+        global const float *z = logits + (size_t)r * (size_t)K;
+        float m = z[0];
+        int am = 0;
+        for (int k = 1; k < K; k++)
+            if (z[k] > m) { m = z[k]; am = k; }
+        correct += (am == labels[r]) ? 1.0f : 0.0f;
+    }
+    reduce2(ra, rb, correct, 0.0f);
+    if (l == 0) out[off] = accumulate ? out[off] + ra[0] : ra[0];
+}

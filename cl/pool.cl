@@ -1,0 +1,180 @@
+/* Pooling, NCHW float32: max pool (argmax-routed tangent and gradient),
+ * average pool, global average pool. Geometry: input H x W, output OH x OW,
+ * window kh x kw, stride sh x sw, padding pt/pl before (the padding after is
+ * implied by OH/OW; hlim = H + pad_bottom and wlim = W + pad_right bound the
+ * padded frame for count_include_pad). Backward kernels gather per input
+ * element over the outputs whose window covers it, in a fixed order: no
+ * atomics, no races, deterministic. */
+
+/* First output index o with o*s - p + k - 1 >= i, i.e. whose window reaches i. */
+int pool_first(int i, int p, int k, int s)
+{
+    int num = i + p - k + 1;
+    return num <= 0 ? 0 : (num + s - 1) / s;
+}
+
+/* x: N*C planes of H*W. y (if has_y) and argmax (if has_arg): N*C planes of
+ * OH*OW. argmax is the flat index h*W + w inside the input plane, -1 if the
+ * window holds no input element (cannot happen when pads < kernel). Ties: the
+ * first maximum in row-major window order wins; NaN wins (as PyTorch). */
+kernel void maxpool_forward(global const float *x, global float *y, global int *argmax,
+                            int has_y, int has_arg, uint total,
+                            int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
+                            int pt, int pl)
+{
+    size_t i = get_global_id(0);
+    if (i >= total) return;
+    int ow = (int)(i % (size_t)OW);
+    size_t r = i / (size_t)OW;
+    int oh = (int)(r % (size_t)OH);
+    size_t nc = r / (size_t)OH;
+    global const float *xp = x + nc * (size_t)H * (size_t)W;
+    int h0 = oh * sh - pt, w0 = ow * sw - pl;
+    float best = 0.0f;
+    int bi = -1;
+    for (int dh = 0; dh < kh; dh++) {
+        int h = h0 + dh;
+        if (h < 0 || h >= H) continue;
+        for (int dw = 0; dw < kw; dw++) {
+            int w = w0 + dw;
+            if (w < 0 || w >= W) continue;
+            float v = xp[h * W + w];
+            if (bi < 0 || v > best || isnan(v)) { best = v; bi = h * W + w; }
+        }
+    }
+    if (has_y) y[i] = best;
+    if (has_arg) argmax[i] = bi;
+}
+
+/* Tangent through the primal argmax: t_out[o] = t_in[argmax[o]]. */
+kernel void maxpool_tangent(global const float *t_in, global const int *argmax, global float *t_out,
+                            uint total, int HW, int OHW)
+{
+    size_t i = get_global_id(0);
+    if (i >= total) return;
+    size_t nc = i / (size_t)OHW;
+    int a = argmax[i];
+    t_out[i] = a >= 0 ? t_in[nc * (size_t)HW + (size_t)a] : 0.0f;
+}
+
+/* Gradient: g_in[e] = sum of g_out[o] over outputs o covering e with argmax[o] == e. */
+kernel void maxpool_backward(global const float *g_out, global const int *argmax, global float *g_in,
+                             uint total, int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
+                             int pt, int pl)
+{
+    size_t i = get_global_id(0);
+    if (i >= total) return;
+    int w = (int)(i % (size_t)W);
+    size_t r = i / (size_t)W;
+    int h = (int)(r % (size_t)H);
+    size_t nc = r / (size_t)H;
+    int e = h * W + w;
+    int oh0 = pool_first(h, pt, kh, sh), oh1 = min((h + pt) / sh, OH - 1);
+    int ow0 = pool_first(w, pl, kw, sw), ow1 = min((w + pl) / sw, OW - 1);
+    size_t base = nc * (size_t)OH * (size_t)OW;
+    float acc = 0.0f;
+    for (int oh = oh0; oh <= oh1; oh++)
+        for (int ow = ow0; ow <= ow1; ow++) {
+            size_t o = base + (size_t)(oh * OW + ow);
+            if (argmax[o] == e) acc += g_out[o];
+        }
+    g_in[i] = acc;
+}
+
+/* Divisor of output (oh, ow): the window clipped to the padded frame
+ * (count_include_pad, PyTorch's rule) or to the real input (pads excluded,
+ * TF SAME's rule). */
+float avg_div(int oh, int ow, int H, int W, int kh, int kw, int sh, int sw,
+                     int pt, int pl, int include_pad, int hlim, int wlim)
+{
+    int h0 = oh * sh - pt, w0 = ow * sw - pl;
+    int h1 = h0 + kh, w1 = w0 + kw;
+    if (include_pad) {
+        h1 = min(h1, hlim);
+        w1 = min(w1, wlim);
+    } else {
+        h0 = max(h0, 0);
+        w0 = max(w0, 0);
+        h1 = min(h1, H);
+        w1 = min(w1, W);
+    }
+    return (float)((h1 - h0) * (w1 - w0));
+}
+
+/* Average pool forward; it is linear, so the tangent is this same kernel. */
+kernel void avgpool_forward(global const float *x, global float *y, uint total,
+                            int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
+                            int pt, int pl, int include_pad, int hlim, int wlim)
+{
+    size_t i = get_global_id(0);
+    if (i >= total) return;
+    int ow = (int)(i % (size_t)OW);
+    size_t r = i / (size_t)OW;
+    int oh = (int)(r % (size_t)OH);
+    size_t nc = r / (size_t)OH;
+    global const float *xp = x + nc * (size_t)H * (size_t)W;
+    int h0 = oh * sh - pt, w0 = ow * sw - pl;
+    float acc = 0.0f;
+    for (int dh = 0; dh < kh; dh++) {
+        int h = h0 + dh;
+        if (h < 0 || h >= H) continue;
+        for (int dw = 0; dw < kw; dw++) {
+            int w = w0 + dw;
+            if (w < 0 || w >= W) continue;
+            acc += xp[h * W + w];
+        }
+    }
+    y[i] = acc / avg_div(oh, ow, H, W, kh, kw, sh, sw, pt, pl, include_pad, hlim, wlim);
+}
+
+/* Average pool gradient, gathered per input element. */
+kernel void avgpool_backward(global const float *g_out, global float *g_in, uint total,
+                             int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
+                             int pt, int pl, int include_pad, int hlim, int wlim)
+{
+    size_t i = get_global_id(0);
+    if (i >= total) return;
+    int w = (int)(i % (size_t)W);
+    size_t r = i / (size_t)W;
+    int h = (int)(r % (size_t)H);
+    size_t nc = r / (size_t)H;
+    int oh0 = pool_first(h, pt, kh, sh), oh1 = min((h + pt) / sh, OH - 1);
+    int ow0 = pool_first(w, pl, kw, sw), ow1 = min((w + pl) / sw, OW - 1);
+    size_t base = nc * (size_t)OH * (size_t)OW;
+    float acc = 0.0f;
+    for (int oh = oh0; oh <= oh1; oh++)
+        for (int ow = ow0; ow <= ow1; ow++)
+            acc += g_out[base + (size_t)(oh * OW + ow)] /
+                   avg_div(oh, ow, H, W, kh, kw, sh, sw, pt, pl, include_pad, hlim, wlim);
+    g_in[i] = acc;
+}
+
+/* Global average pool: one work-group per (n, c) plane; lane l sums elements
+ * l, l+L, ... then a fixed tree (deterministic for a given local size L, a
+ * power of two). Linear: the tangent is this same kernel. */
+kernel void gap_forward(global const float *x, global float *y, uint planes, uint HW,
+                        local float *red)
+{
+    size_t p = get_group_id(0);
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    float acc = 0.0f;
+    if (p < planes) {
+        global const float *xp = x + p * (size_t)HW;
+        for (uint j = l; j < HW; j += L) acc += xp[j];
+    }
+    red[l] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = L / 2; s > 0; s >>= 1) {
+        if (l < s) red[l] += red[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0 && p < planes) y[p] = red[0] / (float)HW;
+}
+
+/* g_in[n, c, h, w] = g_out[n, c] / HW. */
+kernel void gap_backward(global const float *g_out, global float *g_in, uint total, uint HW)
+{
+    size_t i = get_global_id(0);
+    if (i >= total) return;
+    g_in[i] = g_out[i / HW] / (float)HW;
+}

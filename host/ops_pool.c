@@ -1,0 +1,302 @@
+/* Pooling on the device; kernels in cl/pool.cl. */
+#include "ops_pool.h"
+#include "selftest.h"
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+size_t gf_pool2d_in_count(const gf_pool2d *p) {
+    return (size_t)p->N * (size_t)p->C * (size_t)p->H * (size_t)p->W;
+}
+
+size_t gf_pool2d_out_count(const gf_pool2d *p) {
+    return (size_t)p->N * (size_t)p->C * (size_t)p->OH * (size_t)p->OW;
+}
+
+static gf_status pool_validate(gf_ctx *ctx, const gf_pool2d *p, const char *what) {
+    if (p->N <= 0 || p->C <= 0 || p->H <= 0 || p->W <= 0 || p->kh <= 0 || p->kw <= 0 ||
+        p->sh <= 0 || p->sw <= 0 || p->pt < 0 || p->pb < 0 || p->pl < 0 || p->pr < 0)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: bad geometry N=%d C=%d H=%d W=%d kernel %dx%d "
+                       "stride %dx%d pad %d,%d,%d,%d", what, p->N, p->C, p->H, p->W, p->kh, p->kw,
+                       p->sh, p->sw, p->pt, p->pb, p->pl, p->pr);
+    if (p->pt >= p->kh || p->pb >= p->kh || p->pl >= p->kw || p->pr >= p->kw)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: padding %d,%d,%d,%d must be smaller than the kernel "
+                       "%dx%d (a window would hold only padding)", what, p->pt, p->pb, p->pl, p->pr,
+                       p->kh, p->kw);
+    if (p->OH != (p->H + p->pt + p->pb - p->kh) / p->sh + 1 ||
+        p->OW != (p->W + p->pl + p->pr - p->kw) / p->sw + 1 || p->OH <= 0 || p->OW <= 0)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: output %dx%d does not match input %dx%d, kernel "
+                       "%dx%d, stride %dx%d, padding %d,%d,%d,%d", what, p->OH, p->OW, p->H, p->W,
+                       p->kh, p->kw, p->sh, p->sw, p->pt, p->pb, p->pl, p->pr);
+    size_t in = gf_pool2d_in_count(p), out = gf_pool2d_out_count(p);
+    if (in > UINT_MAX || out > UINT_MAX || (size_t)p->H * (size_t)p->W > INT_MAX)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: tensor of %zu elements exceeds the 32-bit index range",
+                       what, in);
+    return GF_OK;
+}
+
+gf_status gf_pool2d_init(gf_ctx *ctx, gf_pool2d *p, int N, int C, int H, int W,
+                         int kh, int kw, int sh, int sw, int ph, int pw) {
+    gf_pool2d q = {N, C, H, W, 0, 0, kh, kw, sh, sw, ph, ph, pw, pw, 1};
+    if (sh > 0 && sw > 0) {
+        q.OH = (H + 2 * ph - kh) / sh + 1;
+        q.OW = (W + 2 * pw - kw) / sw + 1;
+    }
+    GF_TRY(pool_validate(ctx, &q, "pool geometry"));
+    *p = q;
+    return GF_OK;
+}
+
+/* One axis of TF padding; returns the output size. */
+static int tf_axis(int in, int k, int s, int same, int *before, int *after) {
+    if (!same) {
+        *before = *after = 0;
+        return in >= k ? (in - k) / s + 1 : 0;
+    }
+    int out = (in + s - 1) / s;
+    int total = (out - 1) * s + k - in;
+    if (total < 0) total = 0;
+    *before = total / 2;
+    *after = total - total / 2;
+    return out;
+}
+
+gf_status gf_pool2d_init_tf(gf_ctx *ctx, gf_pool2d *p, int N, int C, int H, int W,
+                            int kh, int kw, int sh, int sw, int same) {
+    gf_pool2d q = {N, C, H, W, 0, 0, kh, kw, sh, sw, 0, 0, 0, 0, 0};
+    if (sh > 0 && sw > 0 && kh > 0 && kw > 0) {
+        q.OH = tf_axis(H, kh, sh, same, &q.pt, &q.pb);
+        q.OW = tf_axis(W, kw, sw, same, &q.pl, &q.pr);
+    }
+    GF_TRY(pool_validate(ctx, &q, same ? "pool geometry (TF SAME)" : "pool geometry (TF VALID)"));
+    *p = q;
+    return GF_OK;
+}
+
+gf_status gf_maxpool_forward(gf_ctx *ctx, const gf_pool2d *p, cl_mem x, cl_mem y, cl_mem argmax) {
+    GF_TRY(pool_validate(ctx, p, "max pool forward"));
+    if (!y && !argmax) return gf_fail(ctx, GF_ERR_USAGE, "max pool forward: neither output nor argmax given");
+    size_t n = gf_pool2d_out_count(p);
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_forward", &k));
+    /* A NULL buffer is never written (has_* = 0); pass x so that the argument is valid. */
+    GF_TRY(gf_args(ctx, k, "maxpool_forward", "mmmiiuiiiiiiiiii", x, y ? y : x, argmax ? argmax : x,
+                   y != NULL, argmax != NULL, (unsigned)n, p->H, p->W, p->OH, p->OW, p->kh, p->kw,
+                   p->sh, p->sw, p->pt, p->pl));
+    return gf_launch1(ctx, k, "maxpool_forward", n);
+}
+
+gf_status gf_maxpool_tangent(gf_ctx *ctx, const gf_pool2d *p, cl_mem argmax, cl_mem t_in, cl_mem t_out) {
+    GF_TRY(pool_validate(ctx, p, "max pool tangent"));
+    size_t n = gf_pool2d_out_count(p);
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_tangent", &k));
+    GF_TRY(gf_args(ctx, k, "maxpool_tangent", "mmmuii", t_in, argmax, t_out, (unsigned)n,
+                   p->H * p->W, p->OH * p->OW));
+    return gf_launch1(ctx, k, "maxpool_tangent", n);
+}
+
+gf_status gf_maxpool_backward(gf_ctx *ctx, const gf_pool2d *p, cl_mem argmax, cl_mem g_out, cl_mem g_in) {
+    GF_TRY(pool_validate(ctx, p, "max pool backward"));
+    size_t n = gf_pool2d_in_count(p);
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_backward", &k));
+    GF_TRY(gf_args(ctx, k, "maxpool_backward", "mmmuiiiiiiiiii", g_out, argmax, g_in, (unsigned)n,
+                   p->H, p->W, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl));
+    return gf_launch1(ctx, k, "maxpool_backward", n);
+}
+
+gf_status gf_avgpool_forward(gf_ctx *ctx, const gf_pool2d *p, cl_mem x, cl_mem y) {
+    GF_TRY(pool_validate(ctx, p, "average pool forward"));
+    size_t n = gf_pool2d_out_count(p);
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "pool", NULL, "avgpool_forward", &k));
+    GF_TRY(gf_args(ctx, k, "avgpool_forward", "mmuiiiiiiiiiiiii", x, y, (unsigned)n, p->H, p->W,
+                   p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl, p->count_include_pad != 0,
+                   p->H + p->pb, p->W + p->pr));
+    return gf_launch1(ctx, k, "avgpool_forward", n);
+}
+
+gf_status gf_avgpool_tangent(gf_ctx *ctx, const gf_pool2d *p, cl_mem t_in, cl_mem t_out) {
+    return gf_avgpool_forward(ctx, p, t_in, t_out);
+}
+
+gf_status gf_avgpool_backward(gf_ctx *ctx, const gf_pool2d *p, cl_mem g_out, cl_mem g_in) {
+    GF_TRY(pool_validate(ctx, p, "average pool backward"));
+    size_t n = gf_pool2d_in_count(p);
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "pool", NULL, "avgpool_backward", &k));
+    GF_TRY(gf_args(ctx, k, "avgpool_backward", "mmuiiiiiiiiiiiii", g_out, g_in, (unsigned)n, p->H, p->W,
+                   p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl, p->count_include_pad != 0,
+                   p->H + p->pb, p->W + p->pr));
+    return gf_launch1(ctx, k, "avgpool_backward", n);
+}
+
+/* Power-of-two local size <= cap, within the device's and the kernel's limits. */
+static gf_status pow2_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *out) {
+    size_t kmax = 0;
+    GF_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL),
+          "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
+    size_t lim = cap;
+    if (ctx->info.max_work_group && ctx->info.max_work_group < lim) lim = ctx->info.max_work_group;
+    if (kmax && kmax < lim) lim = kmax;
+    size_t L = 1;
+    while (L * 2 <= lim) L *= 2;
+    *out = L;
+    return GF_OK;
+}
+
+gf_status gf_gap_forward(gf_ctx *ctx, size_t NC, size_t HW, cl_mem x, cl_mem y) {
+    if (NC == 0 || HW == 0 || NC * HW > UINT_MAX)
+        return gf_fail(ctx, GF_ERR_USAGE, "global average pool: bad size %zu planes x %zu", NC, HW);
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "pool", NULL, "gap_forward", &k));
+    size_t L;
+    /* Enough lanes to cover a plane once, at most 256. */
+    size_t cap = 1;
+    while (cap < HW && cap < 256) cap *= 2;
+    GF_TRY(pow2_local(ctx, k, cap, &L));
+    GF_TRY(gf_args(ctx, k, "gap_forward", "mmuuL", x, y, (unsigned)NC, (unsigned)HW, L));
+    size_t global = NC * L;
+    return gf_launch(ctx, k, "gap_forward", 1, &global, &L);
+}
+
+gf_status gf_gap_tangent(gf_ctx *ctx, size_t NC, size_t HW, cl_mem t_in, cl_mem t_out) {
+    return gf_gap_forward(ctx, NC, HW, t_in, t_out);
+}
+
+gf_status gf_gap_backward(gf_ctx *ctx, size_t NC, size_t HW, cl_mem g_out, cl_mem g_in) {
+    if (NC == 0 || HW == 0 || NC * HW > UINT_MAX)
+        return gf_fail(ctx, GF_ERR_USAGE, "global average pool backward: bad size %zu planes x %zu", NC, HW);
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "pool", NULL, "gap_backward", &k));
+    GF_TRY(gf_args(ctx, k, "gap_backward", "mmuu", g_out, g_in, (unsigned)(NC * HW), (unsigned)HW));
+    return gf_launch1(ctx, k, "gap_backward", NC * HW);
+}
+
+/* ---- self-test: one TF-SAME 3x3 stride-2 case (the mini-Xception's pool) ---- */
+
+static void ref_pool(const gf_pool2d *p, const float *x, int is_max, double *y, int *arg) {
+    for (int nc = 0; nc < p->N * p->C; nc++)
+        for (int oh = 0; oh < p->OH; oh++)
+            for (int ow = 0; ow < p->OW; ow++) {
+                double best = 0, sum = 0;
+                int bi = -1, cnt = 0;
+                int h0 = oh * p->sh - p->pt, w0 = ow * p->sw - p->pl;
+                for (int h = h0; h < h0 + p->kh; h++)
+                    for (int w = w0; w < w0 + p->kw; w++) {
+                        if (h < 0 || h >= p->H || w < 0 || w >= p->W) continue;
+                        double v = x[(size_t)nc * p->H * p->W + h * p->W + w];
+                        if (bi < 0 || v > best) { best = v; bi = h * p->W + w; }
+                        sum += v;
+                        cnt++;
+                    }
+                size_t o = ((size_t)nc * p->OH + oh) * p->OW + ow;
+                y[o] = is_max ? best : sum / cnt;   /* TF SAME: pads excluded */
+                if (arg) arg[o] = bi;
+            }
+}
+
+static gf_status selftest_pool(gf_ctx *ctx, gf_check_list *l) {
+    gf_pool2d p;
+    GF_TRY(gf_pool2d_init_tf(ctx, &p, 2, 3, 9, 8, 3, 3, 2, 2, 1));
+    size_t ni = gf_pool2d_in_count(&p), no = gf_pool2d_out_count(&p);
+    float *x = malloc(sizeof(float) * ni), *yo = malloc(sizeof(float) * (ni > no ? ni : no));
+    float *g = malloc(sizeof(float) * no);
+    double *ref = malloc(sizeof(double) * ni);
+    int *arg = malloc(sizeof(int) * no);
+    gf_status st = GF_OK;
+    cl_mem bx = NULL, by = NULL, ba = NULL, bg = NULL, bgi = NULL;
+    if (!x || !yo || !g || !ref || !arg) { st = gf_fail(ctx, GF_ERR_MEMORY, "pool selftest: out of host memory"); goto done; }
+    /* Distinct values (a permutation scaled), so no ties. */
+    for (size_t i = 0; i < ni; i++) x[i] = (float)((i * 37 % ni) * 0.25 - 10.0);
+    for (size_t i = 0; i < no; i++) g[i] = (float)(((i * 13) % 17) * 0.125 - 1.0);
+    st = gf_buf_create_from(ctx, sizeof(float) * ni, x, "pool selftest x", &bx);
+    if (!st) st = gf_buf_create(ctx, sizeof(float) * ni, "pool selftest y", &by);
+    if (!st) st = gf_buf_create(ctx, sizeof(int) * no, "pool selftest argmax", &ba);
+    if (!st) st = gf_buf_create_from(ctx, sizeof(float) * no, g, "pool selftest g", &bg);
+    if (!st) st = gf_buf_create(ctx, sizeof(float) * ni, "pool selftest g_in", &bgi);
+    if (st) goto done;
+    double fa, fr, ta, tr, bwa, bwr;
+    /* Max pool: forward; tangent with t = x (a linear map of the primal selects the same
+     * elements, so t_out = y); backward = scatter of g to the argmax. */
+    ref_pool(&p, x, 1, ref, arg);
+    st = gf_maxpool_forward(ctx, &p, bx, by, ba);
+    if (!st) st = gf_buf_read(ctx, by, 0, sizeof(float) * no, yo);
+    if (st) goto done;
+    gf_compare(yo, ref, no, &fa, &fr);
+    st = gf_maxpool_tangent(ctx, &p, ba, bx, by);
+    if (!st) st = gf_buf_read(ctx, by, 0, sizeof(float) * no, yo);
+    if (st) goto done;
+    gf_compare(yo, ref, no, &ta, &tr);
+    for (size_t i = 0; i < ni; i++) ref[i] = 0;
+    for (size_t o = 0; o < no; o++) ref[(o / (p.OH * p.OW)) * p.H * p.W + arg[o]] += g[o];
+    st = gf_maxpool_backward(ctx, &p, ba, bg, bgi);
+    if (!st) st = gf_buf_read(ctx, bgi, 0, sizeof(float) * ni, yo);
+    if (st) goto done;
+    gf_compare(yo, ref, ni, &bwa, &bwr);
+    gf_check_add(l, "maxpool forward", fa, fr, 1e-6);
+    gf_check_add(l, "maxpool tangent", ta, tr, 1e-6);
+    gf_check_add(l, "maxpool backward", bwa, bwr, 1e-6);
+    /* Average pool (TF SAME: pads excluded). */
+    ref_pool(&p, x, 0, ref, NULL);
+    st = gf_avgpool_forward(ctx, &p, bx, by);
+    if (!st) st = gf_buf_read(ctx, by, 0, sizeof(float) * no, yo);
+    if (st) goto done;
+    gf_compare(yo, ref, no, &fa, &fr);
+    for (size_t i = 0; i < ni; i++) ref[i] = 0;
+    for (int nc = 0; nc < p.N * p.C; nc++)
+        for (int oh = 0; oh < p.OH; oh++)
+            for (int ow = 0; ow < p.OW; ow++) {
+                int h0 = oh * p.sh - p.pt, w0 = ow * p.sw - p.pl, cnt = 0;
+                for (int pass = 0; pass < 2; pass++)
+                    for (int h = h0; h < h0 + p.kh; h++)
+                        for (int w = w0; w < w0 + p.kw; w++) {
+                            if (h < 0 || h >= p.H || w < 0 || w >= p.W) continue;
+                            if (pass == 0) cnt++;
+                            else ref[(size_t)nc * p.H * p.W + h * p.W + w] +=
+                                g[((size_t)nc * p.OH + oh) * p.OW + ow] / (double)cnt;
+                        }
+            }
+    st = gf_avgpool_backward(ctx, &p, bg, bgi);
+    if (!st) st = gf_buf_read(ctx, bgi, 0, sizeof(float) * ni, yo);
+    if (st) goto done;
+    gf_compare(yo, ref, ni, &bwa, &bwr);
+    gf_check_add(l, "avgpool forward/tangent", fa, fr, 1e-6);
+    gf_check_add(l, "avgpool backward", bwa, bwr, 1e-6);
+    /* Global average pool over the 9x8 planes. */
+    size_t NC = (size_t)p.N * p.C, HW = (size_t)p.H * p.W;
+    for (size_t c = 0; c < NC; c++) {
+        double s = 0;
+        for (size_t j = 0; j < HW; j++) s += x[c * HW + j];
+        ref[c] = s / (double)HW;
+    }
+    st = gf_gap_forward(ctx, NC, HW, bx, by);
+    if (!st) st = gf_buf_read(ctx, by, 0, sizeof(float) * NC, yo);
+    if (st) goto done;
+    gf_compare(yo, ref, NC, &fa, &fr);
+    for (size_t i = 0; i < ni; i++) ref[i] = g[i / HW] / (double)HW;
+    st = gf_gap_backward(ctx, NC, HW, bg, bgi);
+    if (!st) st = gf_buf_read(ctx, bgi, 0, sizeof(float) * ni, yo);
+    if (st) goto done;
+    gf_compare(yo, ref, ni, &bwa, &bwr);
+    gf_check_add(l, "gap forward/tangent", fa, fr, 1e-5);
+    gf_check_add(l, "gap backward", bwa, bwr, 1e-6);
+done:
+    gf_buf_release(&bx);
+    gf_buf_release(&by);
+    gf_buf_release(&ba);
+    gf_buf_release(&bg);
+    gf_buf_release(&bgi);
+    free(x);
+    free(yo);
+    free(g);
+    free(ref);
+    free(arg);
+    return st;
+}
+
+void gf_selftest_pool(gf_ctx *ctx, gf_check_list *l) {
+    /* A failure to run shows as a failed row; the context keeps the message. */
+    if (selftest_pool(ctx, l) != GF_OK) gf_check_add(l, "pool (could not run)", INFINITY, INFINITY, 0);
+}
