@@ -1,0 +1,227 @@
+#!/usr/bin/python3
+"""Convert an ONNX CNN (NCHW, one image input) into a gradfeat .safetensors model (models/README.md).
+
+Supported ops: Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, LeakyRelu, Clip(0,6), MaxPool,
+AveragePool, GlobalAveragePool, ReduceMean over H,W, Add, Flatten, Reshape to [N,-1], Softmax,
+Identity, Dropout. Any other op is listed (with the nodes using it) and the tool exits with status 2.
+
+usage: convert_onnx.py model.onnx out.safetensors [--classes a,b,...] [--preprocess JSON]
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gfmodel  # noqa: E402
+
+SUPPORTED = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "MaxPool",
+             "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Flatten", "Reshape", "Softmax",
+             "Identity", "Dropout", "Constant"}
+
+
+def clean_name(node):
+    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1' (PyTorch-export scopes to module paths)."""
+    comps = [c for c in (node.name or "").split("/") if c]
+    if len(comps) > 1:
+        comps = comps[:-1]
+    elif comps and comps[0].startswith(node.op_type):
+        comps = []
+    res = ""
+    for c in comps:
+        res = c if not res or c.startswith(res + ".") else res + "." + c
+    return res or node.op_type.lower()
+
+
+def attrs_of(node):
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def auto_pads(auto_pad, in_hw, k, s, d):
+    if auto_pad in ("", "NOTSET", b"NOTSET", b""):
+        return None
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    if auto_pad == "VALID":
+        return [0, 0, 0, 0]
+    p = []
+    for ax in (0, 1):
+        out = -(-in_hw[ax] // s[ax])
+        total = max((out - 1) * s[ax] + (k[ax] - 1) * d[ax] + 1 - in_hw[ax], 0)
+        small, big = total // 2, total - total // 2
+        p.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
+    return [p[0][0], p[1][0], p[0][1], p[1][1]]
+
+
+def convert(model):
+    model = shape_inference.infer_shapes(model)
+    gr = model.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in gr.initializer}
+    for n in gr.node:
+        if n.op_type == "Constant":
+            inits[n.output[0]] = numpy_helper.to_array(attrs_of(n)["value"])
+    bad = {}
+    for n in gr.node:
+        if n.op_type not in SUPPORTED:
+            bad.setdefault(n.op_type, []).append(n.name or n.output[0])
+    if bad:
+        lines = ["%s (%d nodes, e.g. %s)" % (op, len(v), v[0]) for op, v in sorted(bad.items())]
+        sys.stderr.write("convert_onnx: unsupported ops:\n  " + "\n  ".join(lines) + "\n")
+        raise SystemExit(2)
+    shapes = {}
+    for vi in list(gr.value_info) + list(gr.input) + list(gr.output):
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
+        shapes[vi.name] = dims
+    inputs = [i for i in gr.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise SystemExit("convert_onnx: need exactly one image input, found %s" % [i.name for i in inputs])
+    ish = shapes[inputs[0].name]
+    if len(ish) != 4 or min(ish[1:]) <= 0:
+        raise SystemExit("convert_onnx: input %s: need static NCHW shape, got %s" % (inputs[0].name, ish))
+    g = gfmodel.Graph("input", ish[1:])
+    ours = {inputs[0].name: "input"}
+
+    def W(name, key, arr):
+        return g.tensor(g.unique(name) + "." + key if (name + "." + key) in g.tensors else name + "." + key, arr)
+
+    for n in gr.node:
+        op, a = n.op_type, attrs_of(n)
+        if op == "Constant":
+            continue
+        name = g.unique(clean_name(n))
+        x = n.input[0] if n.input else None
+        src = ours.get(x)
+        xs = shapes.get(x, [])
+        out = n.output[0]
+        if op == "Conv":
+            w = inits[n.input[1]]
+            k = list(a.get("kernel_shape", w.shape[2:]))
+            s = list(a.get("strides", [1, 1]))
+            d = list(a.get("dilations", [1, 1]))
+            pads = auto_pads(a.get("auto_pad", ""), xs[2:], k, s, d)
+            if pads is None:
+                p = list(a.get("pads", [0, 0, 0, 0]))
+                pads = [p[0], p[1], p[2], p[3]]
+            params = {"weight": W(name, "weight", w)}
+            if len(n.input) > 2 and n.input[2]:
+                params["bias"] = W(name, "bias", inits[n.input[2]])
+            ours[out] = g.add(name, "conv2d", [src], params,
+                              {"stride": s, "pad": pads, "dilation": d, "groups": int(a.get("group", 1))})
+        elif op == "Gemm":
+            if a.get("transA", 0):
+                raise SystemExit("node %s: Gemm transA=1 not supported" % n.name)
+            w = inits[n.input[1]] * a.get("alpha", 1.0)
+            if not a.get("transB", 0):
+                w = w.T
+            params = {"weight": W(name, "weight", w)}
+            if len(n.input) > 2 and n.input[2]:
+                params["bias"] = W(name, "bias", np.broadcast_to(inits[n.input[2]] * a.get("beta", 1.0), (w.shape[0],)))
+            ours[out] = g.add(name, "linear", [src], params)
+        elif op == "MatMul":
+            if n.input[1] not in inits:
+                raise SystemExit("node %s: MatMul of two activations not supported" % n.name)
+            ours[out] = g.add(name, "linear", [src], {"weight": W(name, "weight", inits[n.input[1]].T)})
+        elif op == "BatchNormalization":
+            params = {k: W(name, k, inits[i]) for k, i in
+                      zip(("weight", "bias", "running_mean", "running_var"), n.input[1:5])}
+            ours[out] = g.add(name, "batchnorm", [src], params, {"eps": float(a.get("epsilon", 1e-5))})
+        elif op == "Relu":
+            ours[out] = g.add(name, "relu", [src])
+        elif op == "LeakyRelu":
+            ours[out] = g.add(name, "leaky_relu", [src], None, {"alpha": float(a.get("alpha", 0.01))})
+        elif op == "Clip":
+            lo = a.get("min", float(inits[n.input[1]]) if len(n.input) > 1 and n.input[1] else None)
+            hi = a.get("max", float(inits[n.input[2]]) if len(n.input) > 2 and n.input[2] else None)
+            if lo == 0 and hi == 6:
+                ours[out] = g.add(name, "relu6", [src])
+            elif lo == 0 and hi is None:
+                ours[out] = g.add(name, "relu", [src])
+            else:
+                raise SystemExit("node %s: Clip(%s, %s) not supported (only relu/relu6)" % (n.name, lo, hi))
+        elif op in ("MaxPool", "AveragePool"):
+            k = list(a["kernel_shape"])
+            s = list(a.get("strides", [1, 1]))
+            if a.get("ceil_mode", 0):
+                raise SystemExit("node %s: ceil_mode=1 not supported" % n.name)
+            if list(a.get("dilations", [1, 1])) != [1, 1]:
+                raise SystemExit("node %s: pooling dilation not supported" % n.name)
+            pads = auto_pads(a.get("auto_pad", ""), xs[2:], k, s, [1, 1])
+            include = bool(a.get("count_include_pad", 0))
+            if pads is None:
+                pads = list(a.get("pads", [0, 0, 0, 0]))
+            elif op == "AveragePool":
+                include = False
+            attrs = {"kernel": k, "stride": s, "pad": pads}
+            if op == "AveragePool":
+                attrs["count_include_pad"] = include
+            ours[out] = g.add(name, "maxpool" if op == "MaxPool" else "avgpool", [src], None, attrs)
+        elif op == "GlobalAveragePool":
+            ours[out] = g.add(name, "global_avgpool", [src])
+        elif op == "ReduceMean":
+            axes = a.get("axes")
+            if axes is None and len(n.input) > 1:
+                axes = list(inits[n.input[1]])
+            if sorted(int(v) % 4 for v in axes) != [2, 3]:
+                raise SystemExit("node %s: ReduceMean over %s not supported (only H,W)" % (n.name, axes))
+            ours[out] = g.add(name, "global_avgpool", [src])
+        elif op == "Add":
+            a0, a1 = n.input[0], n.input[1]
+            if a1 in inits or a0 in inits:  # bias after MatMul
+                c, xin = (inits[a1], a0) if a1 in inits else (inits[a0], a1)
+                prev = next((nd for nd in g.nodes if nd["name"] == ours[xin]), None)
+                if prev is None or prev["op"] != "linear" or "bias" in prev.get("params", {}):
+                    raise SystemExit("node %s: Add of a constant only supported as a MatMul bias" % n.name)
+                prev.setdefault("params", {})["bias"] = W(prev["name"], "bias", np.ravel(c))
+                ours[out] = ours[xin]
+            else:
+                ours[out] = g.add(name, "add", [ours[a0], ours[a1]])
+        elif op in ("Flatten", "Reshape"):
+            if op == "Flatten" and a.get("axis", 1) != 1:
+                raise SystemExit("node %s: Flatten axis %s not supported" % (n.name, a.get("axis")))
+            if op == "Reshape":
+                tgt = list(inits[n.input[1]])
+                if len(tgt) != 2 or tgt[0] not in (0, 1, -1, ish[0]):
+                    raise SystemExit("node %s: Reshape to %s not supported (only [N,-1])" % (n.name, tgt))
+            ours[out] = g.add(name, "flatten", [src])
+        elif op == "Softmax":
+            if a.get("axis", -1) not in (1, -1):
+                raise SystemExit("node %s: Softmax axis %s not supported" % (n.name, a.get("axis")))
+            ours[out] = g.add(name, "softmax", [src])
+        elif op in ("Identity", "Dropout"):
+            ours[out] = src
+    g.outputs = [ours[o.name] for o in gr.output]
+    byname = {nd["name"]: nd for nd in g.nodes}
+    for nd in reversed(g.nodes):
+        if nd["op"] == "linear":
+            f = nd["inputs"][0]
+            while f in byname and byname[f]["op"] == "flatten" and byname[byname[f]["inputs"][0]]["op"] == "global_avgpool":
+                f = byname[f]["inputs"][0]
+            g.feature = f
+            break
+    return g
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("out")
+    ap.add_argument("--classes", default="")
+    ap.add_argument("--preprocess")
+    args = ap.parse_args(argv)
+    g = convert(onnx.load(args.model))
+    c, h, w = g.input["shape"]
+    pre = json.loads(args.preprocess) if args.preprocess else {
+        "input_size": [h, w], "channels": c, "color_order": "RGB" if c == 3 else "GRAY",
+        "resize": "shorter_center_crop", "resize_shorter": int(round(h * 256 / 224)), "interpolation": "bilinear",
+        "mean": [0.485, 0.456, 0.406][:c] if c == 3 else [0.5], "std": [0.229, 0.224, 0.225][:c] if c == 3 else [0.5]}
+    gfmodel.write(args.out, g, pre, [s for s in args.classes.split(",") if s])
+    print("wrote %s: %d nodes, %d tensors, outputs %s, feature %s" %
+          (args.out, len(g.nodes), len(g.tensors), g.outputs, g.feature))
+
+
+if __name__ == "__main__":
+    main()
