@@ -1,0 +1,81 @@
+/* Internal declarations shared by the dataset units (data*.c, preprocess.c). */
+#ifndef GF_DATA_INTERNAL_H
+#define GF_DATA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include "gradfeat_data.h"
+
+#if defined(__GNUC__)
+#define GFD_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define GFD_PRINTF(a, b)
+#endif
+
+#ifndef GF_TRY
+#define GF_TRY(expr) do { gf_status gf_s_ = (expr); if (gf_s_ != GF_OK) return gf_s_; } while (0)
+#endif
+
+enum { GFD_PROBLEMS_KEPT = 200 };
+
+typedef struct gfd_problem { char *path, *reason; } gfd_problem;
+
+struct gf_dataset {
+    gf_dataset_format format;
+    char *root;                 /* folder root / manifest folder / idx images file */
+    int n;                      /* usable samples */
+    char **paths;               /* folder/csv: n file paths (as opened) */
+    char **splits;              /* csv: n split names or NULL entries; NULL array otherwise */
+    int *label;                 /* n single labels (-1 when multi-label) */
+    uint8_t *multi;             /* multi-label: n x num_classes 0/1; NULL otherwise */
+    int multi_label;
+    int num_classes;
+    char **class_names;
+    int *class_count;
+    int32_t *w, *h;             /* n image sizes, 0 when unknown */
+    /* idx: all images in memory */
+    uint8_t *pixels;
+    int idx_w, idx_h, idx_c;
+    int *idx_row;               /* n rows into pixels (samples skipped for bad labels are absent) */
+    /* limits */
+    int64_t max_pixels, max_file_bytes;
+    /* problems, appended by open and by loader threads */
+    pthread_mutex_t mu;
+    gfd_problem problems[GFD_PROBLEMS_KEPT];
+    int kept;
+    int64_t n_problems;
+    uint8_t *failed;            /* n flags: load failure already recorded */
+};
+
+gf_status gfd_fail(char *err, size_t err_size, gf_status st, const char *fmt, ...) GFD_PRINTF(4, 5);
+void gfd_problem_add(gf_dataset *ds, const char *path, const char *fmt, ...) GFD_PRINTF(3, 4);
+char *gfd_strdup(const char *s);
+char *gfd_join(const char *dir, const char *name);
+int gfd_is_dir(const char *path);
+int gfd_is_file(const char *path);
+gf_dataset *gfd_new(gf_dataset_format f, const char *root);
+/* Sets the class names (copied) and counts per class from label/multi. */
+gf_status gfd_finish(gf_dataset *ds, char *err, size_t err_size);
+int gfd_online_cpus(void);
+
+/* Image files: read + check + decode. `want_decode` 0 = header checks only. */
+gf_status gfd_check_image_file(const char *path, int64_t max_bytes, int64_t max_pixels, int full_decode,
+                               int *w, int *h, char *why, size_t why_size);
+gf_status gfd_decode_file(const char *path, int64_t max_bytes, int64_t max_pixels, gf_image *img,
+                          char *why, size_t why_size);
+/* Verify ds->paths in parallel (GF_VERIFY_* level), drop the bad samples (one
+ * problem record each, in path order) and compact paths/splits/label/multi;
+ * fills ds->w/h. */
+gf_status gfd_verify_and_compact(gf_dataset *ds, int level, int threads, char *err, size_t err_size);
+
+gf_status gfd_open_folder(const char *path, const gf_dataset_options *o, gf_dataset **out, char *err, size_t err_size);
+gf_status gfd_open_idx(const char *path, const gf_dataset_options *o, gf_dataset **out, char *err, size_t err_size);
+gf_status gfd_open_csv(const char *path, const gf_dataset_options *o, gf_dataset **out, char *err, size_t err_size);
+/* Reads a class-name file (one per line, blank lines ignored). */
+gf_status gfd_read_class_names(const char *path, char ***names, int *n, char *err, size_t err_size);
+
+uint64_t gfd_mix64(uint64_t x);
+double gfd_uniform(uint64_t *s);
+void gfd_random_crop(const gf_preprocess *pp, int sw, int sh, uint64_t *rng, int *x0, int *y0, int *cw, int *ch);
+
+#endif

@@ -1,0 +1,251 @@
+/* Preprocessing: 8-bit HWC image -> float CHW network input.
+ * Steps: pick a source region (whole image, or the random resized crop), turn
+ * it into float with the wanted channels, resample it (stb_image_resize's
+ * triangle filter, or our own 2-tap bilinear / nearest), centre-crop or pad,
+ * optionally flip, then out = (v*scale + offset - mean) / std. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stb_image_resize.h>
+#include "data_internal.h"
+
+void gf_preprocess_init(gf_preprocess *pp, int width, int height, int channels) {
+    memset(pp, 0, sizeof *pp);
+    pp->width = width;
+    pp->height = height;
+    pp->channels = channels;
+    pp->resize = GF_RESIZE_STRETCH;
+    pp->interp = GF_INTERP_BILINEAR;
+    pp->scale = 1.0f / 255.0f;
+    pp->offset = 0.0f;
+    for (int c = 0; c < 3; c++) { pp->mean[c] = 0.0f; pp->std[c] = 1.0f; }
+    pp->area_min = 0.08f; pp->area_max = 1.0f;
+    pp->ratio_min = 3.0f / 4.0f; pp->ratio_max = 4.0f / 3.0f;
+}
+
+void gf_preprocess_imagenet(gf_preprocess *pp) {
+    static const float m[3] = {0.485f, 0.456f, 0.406f}, s[3] = {0.229f, 0.224f, 0.225f};
+    pp->scale = 1.0f / 255.0f;
+    pp->offset = 0.0f;
+    for (int c = 0; c < 3; c++) { pp->mean[c] = m[c]; pp->std[c] = s[c]; }
+}
+
+size_t gf_preprocess_numel(const gf_preprocess *pp) {
+    return (size_t)pp->channels * (size_t)pp->height * (size_t)pp->width;
+}
+
+gf_status gf_preprocess_check(const gf_preprocess *pp, char *err, size_t err_size) {
+    if (!pp) return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: no settings given");
+    if (pp->width < 1 || pp->height < 1 || pp->width > 16384 || pp->height > 16384)
+        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: output size %dx%d out of range 1..16384",
+                        pp->width, pp->height);
+    if (pp->channels != 1 && pp->channels != 3)
+        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: channels must be 1 or 3, not %d", pp->channels);
+    if (pp->resize != GF_RESIZE_STRETCH && pp->resize != GF_RESIZE_SHORTER_CROP)
+        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: unknown resize mode %d", (int)pp->resize);
+    if ((int)pp->interp < 0 || pp->interp > GF_INTERP_NEAREST)
+        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: unknown interpolation %d", (int)pp->interp);
+    if (pp->resize_shorter < 0 || pp->resize_shorter > 65536)
+        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: resize_shorter %d out of range", pp->resize_shorter);
+    if (!isfinite(pp->scale) || !isfinite(pp->offset))
+        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: scale/offset not finite");
+    for (int c = 0; c < pp->channels; c++)
+        if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || pp->std[c] == 0.0f)
+            return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: mean/std of channel %d invalid (std %g)",
+                            c, (double)pp->std[c]);
+    if (pp->random_resized_crop &&
+        !(pp->area_min > 0 && pp->area_min <= pp->area_max && pp->area_max <= 1 &&
+          pp->ratio_min > 0 && pp->ratio_min <= pp->ratio_max && isfinite(pp->ratio_max)))
+        return gfd_fail(err, err_size, GF_ERR_USAGE,
+                        "preprocess: random crop needs 0 < area_min <= area_max <= 1 and 0 < ratio_min <= ratio_max");
+    return GF_OK;
+}
+
+/* ---- deterministic RNG (splitmix64) ---- */
+uint64_t gfd_mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+double gfd_uniform(uint64_t *s) {
+    *s += 0x9E3779B97F4A7C15ULL;
+    uint64_t z = *s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+/* Integer in [lo, hi]. */
+static int rand_int(uint64_t *s, int lo, int hi) {
+    int v = lo + (int)floor(gfd_uniform(s) * (double)(hi - lo + 1));
+    return v > hi ? hi : v;
+}
+
+/* torchvision RandomResizedCrop.get_params with our RNG. */
+void gfd_random_crop(const gf_preprocess *pp, int sw, int sh, uint64_t *rng, int *x0, int *y0, int *cw, int *ch) {
+    double area = (double)sw * sh;
+    double lr0 = log(pp->ratio_min), lr1 = log(pp->ratio_max);
+    for (int t = 0; t < 10; t++) {
+        double target = area * (pp->area_min + (pp->area_max - pp->area_min) * gfd_uniform(rng));
+        double ar = exp(lr0 + (lr1 - lr0) * gfd_uniform(rng));
+        int w = (int)lround(sqrt(target * ar)), h = (int)lround(sqrt(target / ar));
+        if (w > 0 && h > 0 && w <= sw && h <= sh) {
+            *y0 = rand_int(rng, 0, sh - h);
+            *x0 = rand_int(rng, 0, sw - w);
+            *cw = w; *ch = h;
+            return;
+        }
+    }
+    double in_ratio = (double)sw / sh;
+    int w = sw, h = sh;
+    if (in_ratio < pp->ratio_min) { w = sw; h = (int)lround(w / pp->ratio_min); }
+    else if (in_ratio > pp->ratio_max) { h = sh; w = (int)lround(h * pp->ratio_max); }
+    if (w < 1) w = 1;
+    if (h < 1) h = 1;
+    if (w > sw) w = sw;
+    if (h > sh) h = sh;
+    *cw = w; *ch = h;
+    *x0 = (sw - w) / 2;
+    *y0 = (sh - h) / 2;
+}
+
+/* Region of the source -> float interleaved with C channels (RGB order). */
+static void to_float(const uint8_t *src, int sw, int sc, int x0, int y0, int cw, int ch, int C, float *f) {
+    for (int y = 0; y < ch; y++) {
+        const uint8_t *row = src + ((size_t)(y0 + y) * sw + x0) * sc;
+        float *o = f + (size_t)y * cw * C;
+        for (int x = 0; x < cw; x++, row += sc, o += C) {
+            if (C == 3) {
+                if (sc >= 3) { o[0] = row[0]; o[1] = row[1]; o[2] = row[2]; }
+                else { o[0] = o[1] = o[2] = row[0]; }
+            } else {
+                if (sc >= 3) o[0] = (float)(0.299 * row[0] + 0.587 * row[1] + 0.114 * row[2]);
+                else o[0] = row[0];
+            }
+        }
+    }
+}
+
+/* Source coordinate taps for one axis of the 2-tap / nearest resamplers. */
+static void taps(gf_interp mode, int in, int out, int i, int *a, int *b, float *w) {
+    double s = (double)in / out, x;
+    switch (mode) {
+    case GF_INTERP_NEAREST:
+        *a = *b = (int)floor((i + 0.5) * s);
+        if (*a > in - 1) *a = *b = in - 1;
+        *w = 0.0f;
+        return;
+    case GF_INTERP_BILINEAR_TF_LEGACY:
+        x = i * s;
+        break;
+    default:
+        x = (i + 0.5) * s - 0.5;
+        if (x < 0) x = 0;
+        break;
+    }
+    int x0 = (int)floor(x);
+    if (x0 > in - 1) x0 = in - 1;
+    *a = x0;
+    *b = x0 + 1 < in ? x0 + 1 : in - 1;
+    *w = (float)(x - x0);
+}
+
+static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int ih, int C, float *r, int ow, int oh,
+                          char *err, size_t err_size) {
+    if (iw == ow && ih == oh) {
+        memcpy(r, f, sizeof(float) * (size_t)iw * ih * C);
+        return GF_OK;
+    }
+    if (pp->interp == GF_INTERP_BILINEAR) {
+        if (!stbir_resize_float_generic(f, iw, ih, 0, r, ow, oh, 0, C, STBIR_ALPHA_CHANNEL_NONE, 0,
+                                        STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL))
+            return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize %dx%d -> %dx%d failed (out of memory)", iw, ih, ow, oh);
+        return GF_OK;
+    }
+    int *xa = malloc(sizeof(int) * 2 * (size_t)ow);
+    float *xw = malloc(sizeof(float) * (size_t)ow);
+    if (!xa || !xw) { free(xa); free(xw); return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize: out of memory"); }
+    for (int x = 0; x < ow; x++) taps(pp->interp, iw, ow, x, &xa[2 * x], &xa[2 * x + 1], &xw[x]);
+    for (int y = 0; y < oh; y++) {
+        int ya, yb; float wy;
+        taps(pp->interp, ih, oh, y, &ya, &yb, &wy);
+        const float *ra = f + (size_t)ya * iw * C, *rb = f + (size_t)yb * iw * C;
+        float *o = r + (size_t)y * ow * C;
+        for (int x = 0; x < ow; x++) {
+            int a = xa[2 * x] * C, b = xa[2 * x + 1] * C;
+            float wx = xw[x];
+            for (int c = 0; c < C; c++) {
+                float top = ra[a + c] + wx * (ra[b + c] - ra[a + c]);
+                float bot = rb[a + c] + wx * (rb[b + c] - rb[a + c]);
+                o[x * C + c] = top + wy * (bot - top);
+            }
+        }
+    }
+    free(xa); free(xw);
+    return GF_OK;
+}
+
+gf_status gf_preprocess_u8(const gf_preprocess *pp, const uint8_t *src, int sw, int sh, int sc, uint64_t seed,
+                           float *out, char *err, size_t err_size) {
+    GF_TRY(gf_preprocess_check(pp, err, err_size));
+    if (!src || sw < 1 || sh < 1 || sc < 1 || sc > 4)
+        return gfd_fail(err, err_size, GF_ERR_INPUT, "preprocess: bad source image %dx%dx%d", sw, sh, sc);
+    const int C = pp->channels, W = pp->width, H = pp->height;
+    uint64_t rng = gfd_mix64(seed ^ 0x5EEDF00DULL);
+    int x0 = 0, y0 = 0, cw = sw, ch = sh, rw = W, rh = H, px = 0, py = 0;
+    if (pp->random_resized_crop) {
+        gfd_random_crop(pp, sw, sh, &rng, &x0, &y0, &cw, &ch);
+    } else if (pp->resize == GF_RESIZE_SHORTER_CROP) {
+        int S = pp->resize_shorter ? pp->resize_shorter : (W > H ? W : H);
+        if (sw <= sh) { rw = S; rh = (int)((int64_t)S * sh / sw); }
+        else { rh = S; rw = (int)((int64_t)S * sw / sh); }
+        if (rw < 1) rw = 1;
+        if (rh < 1) rh = 1;
+        /* torchvision center_crop: round-half-even offset, or pad with zeros */
+        px = rw >= W ? (int)rint((rw - W) / 2.0) : -((W - rw) / 2);
+        py = rh >= H ? (int)rint((rh - H) / 2.0) : -((H - rh) / 2);
+    }
+    int flip = pp->hflip ? (gfd_uniform(&rng) < 0.5) : 0;
+
+    float *f = malloc(sizeof(float) * (size_t)cw * ch * C);
+    float *r = (rw == cw && rh == ch) ? f : malloc(sizeof(float) * (size_t)rw * rh * C);
+    if (!f || !r) {
+        free(f);
+        return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
+    }
+    to_float(src, sw, sc, x0, y0, cw, ch, C, f);
+    gf_status st = GF_OK;
+    if (r != f) st = resample(pp, f, cw, ch, C, r, rw, rh, err, err_size);
+    if (st == GF_OK) {
+        for (int oc = 0; oc < C; oc++) {
+            int sc_ = (C == 3 && pp->bgr) ? 2 - oc : oc;
+            float a = pp->scale / pp->std[oc], b = (pp->offset - pp->mean[oc]) / pp->std[oc];
+            float *o = out + (size_t)oc * H * W;
+            for (int y = 0; y < H; y++) {
+                int sy = y + py;
+                for (int x = 0; x < W; x++) {
+                    int sx = (flip ? W - 1 - x : x) + px;
+                    float v = (sx >= 0 && sx < rw && sy >= 0 && sy < rh) ? r[((size_t)sy * rw + sx) * C + sc_] : 0.0f;
+                    o[(size_t)y * W + x] = v * a + b;
+                }
+            }
+        }
+    }
+    if (r != f) free(r);
+    free(f);
+    return st;
+}
+
+void gf_preprocess_to_rgb8(const gf_preprocess *pp, const float *in, uint8_t *rgb) {
+    const int C = pp->channels, W = pp->width, H = pp->height;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int k = 0; k < 3; k++) {
+                int oc = C == 1 ? 0 : (pp->bgr ? 2 - k : k);
+                double v = in[((size_t)oc * H + y) * W + x] * (double)pp->std[oc] + pp->mean[oc];
+                double p = pp->scale != 0.0f ? (v - pp->offset) / pp->scale : 0.0;
+                p = p < 0 ? 0 : p > 255 ? 255 : p;
+                rgb[((size_t)y * W + x) * 3 + k] = (uint8_t)lrint(p);
+            }
+}
