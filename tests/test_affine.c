@@ -459,6 +459,7 @@ int main(int argc, char **argv) {
     gf_ctx *ctx = test_ctx();
     uint64_t seed = 1;
     if (small) {
+        printf("device: %s (%s)\n", gf_ctx_device(ctx)->name, gf_ctx_device(ctx)->platform_name);
         tcase cs[] = {
             conv_case(ctx, "small 3x3 s2 pad1", 2, 3, 7, 6, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),
             same_case(ctx, "small depthwise x2 SAME", 2, 3, 6, 5, 6, 3, 2, 1, 3),
