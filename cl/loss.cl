@@ -39,18 +39,26 @@ kernel void softmax_xent(global const float *logits, global const int *labels, g
         int am = 0;
         for (int k = 1; k < K; k++)
             if (z[k] > m) { m = z[k]; am = k; }
-        float s = 0.0f;
-        for (int k = 0; k < K; k++) s += exp(z[k] - m);
+        /* s = sum of all exp(z_k - m); so = the same without the label's term,
+         * so that the label's gradient p_y - 1 = -so / s has no cancellation
+         * when the prediction is confident (p_y near 1). */
+        float s = 0.0f, so = 0.0f;
+        for (int k = 0; k < K; k++) {
+            float e = exp(z[k] - m);
+            s += e;
+            so += (k == y) ? 0.0f : e;
+        }
         if (valid) {
-            loss += log(s) - (z[y] - m);
+            /* label = arg-max: z_y = m, s = 1 + so, and log1p keeps tiny losses */
+            loss += (am == y) ? log1p(so) : log(s) - (z[y] - m);
             correct += (am == y) ? 1.0f : 0.0f;
         }
         if (has_grad) {
             global float *g = grad + (size_t)r * (size_t)K;
             float inv_s = 1.0f / s;
             for (int k = 0; k < K; k++) {
-                float p = exp(z[k] - m) * inv_s;
-                g[k] = valid ? (p - (k == y ? 1.0f : 0.0f)) * inv_denom : 0.0f;
+                float d = (k == y) ? -so * inv_s : exp(z[k] - m) * inv_s;
+                g[k] = valid ? d * inv_denom : 0.0f;
             }
         }
     }
