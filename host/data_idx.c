@@ -29,9 +29,11 @@ static gf_status idx_header(const char *path, gzFile *out, int *ndim, uint32_t d
     uint8_t m[4];
     const char *zerr;
     if (gz_read_all(g, m, 4, &zerr) != 4) {
+        /* zerr lives in g: format the message before closing */
+        gf_status st = gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: too short for a header%s%s", path,
+                                zerr ? ": " : "", zerr ? zerr : "");
         gzclose(g);
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: too short for a header%s%s", path,
-                        zerr ? ": " : "", zerr ? zerr : "");
+        return st;
     }
     if (m[0] != 0 || m[1] != 0 || m[3] < 1 || m[3] > 4) {
         gzclose(g);
