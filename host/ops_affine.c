@@ -84,14 +84,17 @@ gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d) {
     if (d->groups < 1 || d->c_in % d->groups || d->c_out % d->groups)
         return gf_fail(ctx, GF_ERR_USAGE, "conv: groups %d must divide c_in %d and c_out %d",
                        d->groups, d->c_in, d->c_out);
+    /* keeps every index expression of the kernels (oh*stride - pad + i*dil) inside int */
+    const int big = 1 << 24;
+    if (d->h_in > big || d->w_in > big || d->kh > big || d->kw > big || d->stride_h > big || d->stride_w > big ||
+        d->dil_h > big || d->dil_w > big || d->pad_top > big || d->pad_bottom > big || d->pad_left > big ||
+        d->pad_right > big)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: a size, stride, dilation or padding exceeds %d", big);
     long long eh = (long long)(d->kh - 1) * d->dil_h + 1, ew = (long long)(d->kw - 1) * d->dil_w + 1;
     long long ph = (long long)d->h_in + d->pad_top + d->pad_bottom, pw = (long long)d->w_in + d->pad_left + d->pad_right;
     if (eh > ph || ew > pw)
         return gf_fail(ctx, GF_ERR_USAGE, "conv: dilated kernel %lldx%lld larger than the padded input %lldx%lld",
                        eh, ew, ph, pw);
-    if (d->pad_top >= eh || d->pad_bottom >= eh || d->pad_left >= ew || d->pad_right >= ew)
-        return gf_fail(ctx, GF_ERR_USAGE, "conv: padding (%d, %d, %d, %d) must be smaller than the dilated kernel %lldx%lld",
-                       d->pad_top, d->pad_bottom, d->pad_left, d->pad_right, eh, ew);
     long long oh = (ph - eh) / d->stride_h + 1, ow = (pw - ew) / d->stride_w + 1;
     /* Kernels index with int: every tensor must stay below INT_MAX elements. */
     long long in_sz = (long long)d->n * d->c_in * d->h_in * d->w_in;

@@ -473,6 +473,7 @@ int main(int argc, char **argv) {
     test_desc(ctx);
     tcase cs[] = {
         conv_case(ctx, "1x1", 1, 3, 5, 7, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1),
+        conv_case(ctx, "1x1 pad 1 (border of zeros)", 2, 4, 3, 4, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),
         conv_case(ctx, "1x1 stride 2 batch 7", 7, 6, 9, 7, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1),
         conv_case(ctx, "3x3 pad 1 batch 7", 7, 5, 9, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
         conv_case(ctx, "3x3 stride 2 odd", 2, 3, 11, 8, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),
