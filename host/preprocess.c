@@ -1,12 +1,13 @@
 /* Preprocessing: 8-bit HWC image -> float CHW network input.
  * Steps: pick a source region (whole image, or the random resized crop), turn
- * it into float with the wanted channels, resample it (stb_image_resize's
- * triangle filter, or our own 2-tap bilinear / nearest), centre-crop or pad,
- * optionally flip, then out = (v*scale + offset - mean) / std. */
+ * it into float with the wanted channels, resample it (separable weight
+ * tables: antialiased triangle filter, 2-tap bilinear, nearest), centre-crop
+ * or pad, optionally flip, then out = (v*scale + offset - mean) / std.
+ * Not stb_image_resize: its triangle filter (0.97, Debian's libstb) aborts on
+ * an assertion for common shrink ratios such as 300 -> 224 and 29 -> 20. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stb_image_resize.h>
 #include "data_internal.h"
 
 void gf_preprocess_init(gf_preprocess *pp, int width, int height, int channels) {
@@ -127,62 +128,111 @@ static void to_float(const uint8_t *src, int sw, int sc, int x0, int y0, int cw,
     }
 }
 
-/* Source coordinate taps for one axis of the 2-tap / nearest resamplers. */
-static void taps(gf_interp mode, int in, int out, int i, int *a, int *b, float *w) {
-    double s = (double)in / out, x;
-    switch (mode) {
-    case GF_INTERP_NEAREST:
-        *a = *b = (int)floor((i + 0.5) * s);
-        if (*a > in - 1) *a = *b = in - 1;
-        *w = 0.0f;
-        return;
-    case GF_INTERP_BILINEAR_TF_LEGACY:
-        x = i * s;
-        break;
-    default:
-        x = (i + 0.5) * s - 0.5;
+/* One axis of a separable resampler: output i reads n[i] inputs from
+ * first[i] with weights w[i*maxn ...] (clamped edges, weights sum to 1). */
+typedef struct axis { int *first, *n; float *w; int maxn; } axis;
+
+static double tri(double x) { x = fabs(x); return x < 1.0 ? 1.0 - x : 0.0; }
+
+static int axis_make(axis *a, gf_interp mode, int in, int out) {
+    double s = (double)in / out, sup = (mode == GF_INTERP_BILINEAR && s > 1.0) ? s : 1.0;
+    a->maxn = mode == GF_INTERP_BILINEAR ? (int)ceil(2 * sup) + 3 : 2;
+    if (a->maxn > in) a->maxn = in;
+    if (a->maxn < 1) a->maxn = 1;
+    a->first = malloc(sizeof(int) * (size_t)out);
+    a->n = malloc(sizeof(int) * (size_t)out);
+    a->w = calloc((size_t)out * a->maxn, sizeof(float));
+    if (!a->first || !a->n || !a->w) return 0;
+    for (int i = 0; i < out; i++) {
+        float *w = a->w + (size_t)i * a->maxn;
+        if (mode == GF_INTERP_BILINEAR) {
+            /* triangle filter stretched by the shrink factor (antialiasing), PIL style */
+            double c = (i + 0.5) * s, tot = 0;
+            int lo = (int)floor(c - sup) - 1, hi = (int)ceil(c + sup) + 1;
+            int f0 = lo < 0 ? 0 : lo > in - 1 ? in - 1 : lo;
+            int f1 = hi < 0 ? 0 : hi > in - 1 ? in - 1 : hi;
+            if (f1 - f0 + 1 > a->maxn) {   /* keep only taps with weight */
+                int l2 = (int)floor(c - sup), h2 = (int)ceil(c + sup);
+                f0 = l2 < 0 ? 0 : l2 > in - 1 ? in - 1 : l2;
+                f1 = h2 < 0 ? 0 : h2 > in - 1 ? in - 1 : h2;
+                if (f1 - f0 + 1 > a->maxn) f1 = f0 + a->maxn - 1;
+            }
+            double acc[64 + 8];
+            double *ac = (f1 - f0 + 1) <= 72 ? acc : malloc(sizeof(double) * (size_t)(f1 - f0 + 1));
+            if (!ac) return 0;
+            for (int k = 0; k <= f1 - f0; k++) ac[k] = 0;
+            for (int j = lo; j <= hi; j++) {
+                double wt = tri((c - (j + 0.5)) / sup);
+                if (wt == 0.0) continue;
+                int jj = j < 0 ? 0 : j > in - 1 ? in - 1 : j;
+                if (jj < f0) jj = f0;
+                if (jj > f1) jj = f1;
+                ac[jj - f0] += wt;
+                tot += wt;
+            }
+            a->first[i] = f0;
+            a->n[i] = f1 - f0 + 1;
+            for (int k = 0; k <= f1 - f0; k++) w[k] = (float)(ac[k] / tot);
+            if (ac != acc) free(ac);
+            continue;
+        }
+        double x;
+        if (mode == GF_INTERP_NEAREST) {
+            int j = (int)floor((i + 0.5) * s);
+            a->first[i] = j > in - 1 ? in - 1 : j;
+            a->n[i] = 1;
+            w[0] = 1.0f;
+            continue;
+        }
+        x = mode == GF_INTERP_BILINEAR_TF_LEGACY ? i * s : (i + 0.5) * s - 0.5;
         if (x < 0) x = 0;
-        break;
+        int x0 = (int)floor(x);
+        if (x0 > in - 1) x0 = in - 1;
+        double l = x - x0;
+        a->first[i] = x0;
+        if (x0 + 1 < in) { a->n[i] = 2; w[0] = (float)(1 - l); w[1] = (float)l; }
+        else { a->n[i] = 1; w[0] = 1.0f; }
     }
-    int x0 = (int)floor(x);
-    if (x0 > in - 1) x0 = in - 1;
-    *a = x0;
-    *b = x0 + 1 < in ? x0 + 1 : in - 1;
-    *w = (float)(x - x0);
+    return 1;
 }
+
+static void axis_free(axis *a) { free(a->first); free(a->n); free(a->w); }
 
 static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int ih, int C, float *r, int ow, int oh,
                           char *err, size_t err_size) {
-    if (iw == ow && ih == oh) {
-        memcpy(r, f, sizeof(float) * (size_t)iw * ih * C);
-        return GF_OK;
+    axis ax = {0}, ay = {0};
+    float *tmp = malloc(sizeof(float) * (size_t)ih * ow * C);
+    if (!tmp || !axis_make(&ax, pp->interp, iw, ow) || !axis_make(&ay, pp->interp, ih, oh)) {
+        free(tmp); axis_free(&ax); axis_free(&ay);
+        return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize %dx%d -> %dx%d: out of memory", iw, ih, ow, oh);
     }
-    if (pp->interp == GF_INTERP_BILINEAR) {
-        if (!stbir_resize_float_generic(f, iw, ih, 0, r, ow, oh, 0, C, STBIR_ALPHA_CHANNEL_NONE, 0,
-                                        STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, NULL))
-            return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize %dx%d -> %dx%d failed (out of memory)", iw, ih, ow, oh);
-        return GF_OK;
-    }
-    int *xa = malloc(sizeof(int) * 2 * (size_t)ow);
-    float *xw = malloc(sizeof(float) * (size_t)ow);
-    if (!xa || !xw) { free(xa); free(xw); return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize: out of memory"); }
-    for (int x = 0; x < ow; x++) taps(pp->interp, iw, ow, x, &xa[2 * x], &xa[2 * x + 1], &xw[x]);
-    for (int y = 0; y < oh; y++) {
-        int ya, yb; float wy;
-        taps(pp->interp, ih, oh, y, &ya, &yb, &wy);
-        const float *ra = f + (size_t)ya * iw * C, *rb = f + (size_t)yb * iw * C;
-        float *o = r + (size_t)y * ow * C;
+    /* horizontal: ih rows of iw -> ow */
+    for (int y = 0; y < ih; y++) {
+        const float *src = f + (size_t)y * iw * C;
+        float *dst = tmp + (size_t)y * ow * C;
         for (int x = 0; x < ow; x++) {
-            int a = xa[2 * x] * C, b = xa[2 * x + 1] * C;
-            float wx = xw[x];
+            const float *w = ax.w + (size_t)x * ax.maxn;
+            const float *s0 = src + (size_t)ax.first[x] * C;
             for (int c = 0; c < C; c++) {
-                float top = ra[a + c] + wx * (ra[b + c] - ra[a + c]);
-                float bot = rb[a + c] + wx * (rb[b + c] - rb[a + c]);
-                o[x * C + c] = top + wy * (bot - top);
+                float acc = 0.0f;
+                for (int k = 0; k < ax.n[x]; k++) acc += w[k] * s0[(size_t)k * C + c];
+                dst[x * C + c] = acc;
             }
         }
     }
-    free(xa); free(xw);
+    /* vertical: oh rows, each a weighted sum of whole tmp rows */
+    const size_t row = (size_t)ow * C;
+    for (int y = 0; y < oh; y++) {
+        const float *w = ay.w + (size_t)y * ay.maxn;
+        float *dst = r + (size_t)y * row;
+        const float *s0 = tmp + (size_t)ay.first[y] * row;
+        for (size_t i = 0; i < row; i++) dst[i] = w[0] * s0[i];
+        for (int k = 1; k < ay.n[y]; k++) {
+            const float *sk = s0 + (size_t)k * row;
+            for (size_t i = 0; i < row; i++) dst[i] += w[k] * sk[i];
+        }
+    }
+    free(tmp); axis_free(&ax); axis_free(&ay);
     return GF_OK;
 }
 

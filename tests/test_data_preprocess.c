@@ -1,0 +1,232 @@
+/* Preprocessing vs a plain-C double-precision reference written here:
+ * channel conversion, each interpolation (the antialiased triangle filter
+ * as a weight matrix with clamped edges and normalised rows; half-pixel and
+ * TF-legacy bilinear; nearest), stretch and shorter-side + centre crop
+ * (torchvision rounding, zero padding), mean/std and scale/offset, BGR;
+ * random resized crop + flip are deterministic for a seed. */
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+#include "gradfeat_data.h"
+
+static double tri(double x) { x = fabs(x); return x < 1 ? 1 - x : 0; }
+
+/* out x in weights of one axis. */
+static double *weights(gf_interp mode, int in, int out) {
+    double *M = calloc((size_t)in * out, sizeof(double));
+    double s = (double)in / out;
+    for (int i = 0; i < out; i++) {
+        double *row = M + (size_t)i * in;
+        if (in == out) { row[i] = 1; continue; }
+        if (mode == GF_INTERP_BILINEAR) {
+            double c = (i + 0.5) * s, sup = s > 1 ? s : 1, tot = 0;
+            for (int j = (int)floor(c - sup) - 2; j <= (int)ceil(c + sup) + 2; j++) {
+                double w = tri((c - (j + 0.5)) / sup);
+                int jj = j < 0 ? 0 : j >= in ? in - 1 : j;
+                row[jj] += w;
+                tot += w;
+            }
+            for (int j = 0; j < in; j++) row[j] /= tot;
+        } else if (mode == GF_INTERP_NEAREST) {
+            int j = (int)floor((i + 0.5) * s);
+            row[j < in ? j : in - 1] = 1;
+        } else {
+            double x = mode == GF_INTERP_BILINEAR_TF_LEGACY ? i * s : (i + 0.5) * s - 0.5;
+            if (x < 0) x = 0;
+            int j0 = (int)floor(x);
+            if (j0 > in - 1) j0 = in - 1;
+            int j1 = j0 + 1 < in ? j0 + 1 : in - 1;
+            double l = x - j0;
+            row[j0] += 1 - l;
+            row[j1] += l;
+        }
+    }
+    return M;
+}
+
+/* Reference: src (HWC, sc) -> float RGB/gray -> region crop (x0,y0,cw,ch) -> resize rw x rh
+ * -> crop/pad at (px,py) to W x H -> flip -> normalise -> CHW. */
+static void reference(const gf_preprocess *pp, const uint8_t *src, int sw, int sh, int sc, int x0, int y0, int cw, int ch,
+                      int rw, int rh, int px, int py, int flip, double *out) {
+    int C = pp->channels, W = pp->width, H = pp->height;
+    double *f = malloc(sizeof(double) * (size_t)cw * ch * C);
+    for (int y = 0; y < ch; y++)
+        for (int x = 0; x < cw; x++) {
+            const uint8_t *p = src + ((size_t)(y0 + y) * sw + x0 + x) * sc;
+            double *o = f + ((size_t)y * cw + x) * C;
+            if (C == 3) for (int k = 0; k < 3; k++) o[k] = sc >= 3 ? p[k] : p[0];
+            else o[0] = sc >= 3 ? 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2] : p[0];
+        }
+    double *Mx = weights(pp->interp, cw, rw), *My = weights(pp->interp, ch, rh);
+    double *r = calloc((size_t)rw * rh * C, sizeof(double));
+    for (int y = 0; y < rh; y++)
+        for (int x = 0; x < rw; x++)
+            for (int k = 0; k < C; k++) {
+                double acc = 0;
+                for (int j = 0; j < ch; j++) {
+                    double wy = My[(size_t)y * ch + j];
+                    if (wy == 0) continue;
+                    for (int i = 0; i < cw; i++) acc += wy * Mx[(size_t)x * cw + i] * f[((size_t)j * cw + i) * C + k];
+                }
+                r[((size_t)y * rw + x) * C + k] = acc;
+            }
+    for (int oc = 0; oc < C; oc++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int sx = (flip ? W - 1 - x : x) + px, sy = y + py;
+                int k = (C == 3 && pp->bgr) ? 2 - oc : oc;
+                double v = (sx >= 0 && sx < rw && sy >= 0 && sy < rh) ? r[((size_t)sy * rw + sx) * C + k] : 0.0;
+                out[((size_t)oc * H + y) * W + x] = (v * pp->scale + pp->offset - pp->mean[oc]) / pp->std[oc];
+            }
+    free(f); free(Mx); free(My); free(r);
+}
+
+static uint8_t *random_image(test_rng *r, int w, int h, int c) {
+    uint8_t *p = malloc((size_t)w * h * c);
+    for (size_t i = 0; i < (size_t)w * h * c; i++) p[i] = (uint8_t)test_uniform(r, 0, 256);
+    return p;
+}
+
+static void run(const char *what, const gf_preprocess *pp, const uint8_t *src, int sw, int sh, int sc, int rw, int rh,
+                int px, int py) {
+    size_t n = gf_preprocess_numel(pp);
+    float *got = malloc(sizeof(float) * n);
+    double *ref = malloc(sizeof(double) * n);
+    char err[256];
+    gf_status st = gf_preprocess_u8(pp, src, sw, sh, sc, 1, got, err, sizeof err);
+    CHECK(st == GF_OK, "%s: %s", what, err);
+    reference(pp, src, sw, sh, sc, 0, 0, sw, sh, rw, rh, px, py, 0, ref);
+    /* values are O(1..10) after normalisation; float resampling error ~1e-6 relative */
+    if (st == GF_OK) test_close(what, got, ref, n, 2e-5, 2e-5);
+    free(got); free(ref);
+}
+
+int main(void) {
+    test_rng r;
+    test_rng_seed(&r, 1234);
+    const int sw = 37, sh = 29;
+    uint8_t *rgb = random_image(&r, sw, sh, 3), *gray = random_image(&r, sw, sh, 1), *rgba = random_image(&r, sw, sh, 4);
+    uint8_t *ga = random_image(&r, sw, sh, 2);
+    const char *mode_name[] = {"bilinear(aa)", "bilinear-noaa", "bilinear-tf-legacy", "nearest"};
+    char what[128];
+
+    /* stretch, every interpolation, shrinking / enlarging / mixed, 1 and 3 channels */
+    const int sizes[][2] = {{16, 12}, {80, 61}, {50, 20}, {37, 29}, {5, 3}};
+    for (int m = 0; m < 4; m++)
+        for (int s = 0; s < 5; s++)
+            for (int C = 1; C <= 3; C += 2) {
+                gf_preprocess pp;
+                gf_preprocess_init(&pp, sizes[s][0], sizes[s][1], C);
+                pp.interp = (gf_interp)m;
+                snprintf(what, sizeof what, "stretch %s %dx%d C=%d", mode_name[m], sizes[s][0], sizes[s][1], C);
+                run(what, &pp, rgb, sw, sh, 3, sizes[s][0], sizes[s][1], 0, 0);
+            }
+
+    /* channel conversions + mean/std + BGR */
+    {
+        gf_preprocess pp;
+        gf_preprocess_init(&pp, 24, 20, 3);
+        gf_preprocess_imagenet(&pp);
+        run("gray -> RGB, imagenet", &pp, gray, sw, sh, 1, 24, 20, 0, 0);
+        run("gray+alpha -> RGB", &pp, ga, sw, sh, 2, 24, 20, 0, 0);
+        run("RGBA -> RGB (alpha dropped)", &pp, rgba, sw, sh, 4, 24, 20, 0, 0);
+        pp.bgr = 1;
+        run("RGB -> BGR, imagenet", &pp, rgb, sw, sh, 3, 24, 20, 0, 0);
+        gf_preprocess g;
+        gf_preprocess_init(&g, 24, 20, 1);
+        g.scale = 2.0f / 255.0f; g.offset = -1.0f;   /* (g - 0.5) * 2 */
+        run("RGB -> gray, scale/offset", &g, rgb, sw, sh, 3, 24, 20, 0, 0);
+        run("RGBA -> gray", &g, rgba, sw, sh, 4, 24, 20, 0, 0);
+        g.mean[0] = 0.3f; g.std[0] = 0.7f;
+        run("gray, scale/offset + mean/std", &g, gray, sw, sh, 1, 24, 20, 0, 0);
+    }
+
+    /* shorter side + centre crop (torchvision Resize(S) + CenterCrop) */
+    for (int m = 0; m < 4; m++) {
+        gf_preprocess pp;
+        gf_preprocess_init(&pp, 20, 16, 3);
+        pp.interp = (gf_interp)m;
+        pp.resize = GF_RESIZE_SHORTER_CROP;
+        pp.resize_shorter = 24;   /* 37x29 -> 30x24 (floor(24*37/29) = 30) */
+        snprintf(what, sizeof what, "shorter 24 + crop 20x16 %s", mode_name[m]);
+        run(what, &pp, rgb, sw, sh, 3, 30, 24, 5, 4);
+        /* portrait source (transpose: 29x37 -> 24x30), crop 21x17: offsets round half to even */
+        pp.width = 21; pp.height = 17;
+        snprintf(what, sizeof what, "portrait shorter 24 + crop 21x17 %s", mode_name[m]);
+        run(what, &pp, rgb, 29, 37, 3, 24, 30, 2, 6);
+        /* crop larger than the resized image: zero padding (normalised) */
+        pp.width = 36; pp.height = 26;
+        gf_preprocess_imagenet(&pp);
+        snprintf(what, sizeof what, "crop 36x26 > 30x24 pads %s", mode_name[m]);
+        run(what, &pp, rgb, sw, sh, 3, 30, 24, -3, -1);
+        /* resize_shorter 0: shorter side to max(width, height) */
+        gf_preprocess_init(&pp, 16, 16, 1);
+        pp.interp = (gf_interp)m;
+        pp.resize = GF_RESIZE_SHORTER_CROP;
+        snprintf(what, sizeof what, "shorter = crop 16x16 %s", mode_name[m]);
+        run(what, &pp, rgb, sw, sh, 3, 20, 16, 2, 0);
+    }
+
+    /* augmentation: deterministic for a seed, different across seeds, flip = mirror */
+    {
+        gf_preprocess pp;
+        gf_preprocess_init(&pp, 16, 14, 3);
+        pp.random_resized_crop = 1;
+        pp.hflip = 1;
+        size_t n = gf_preprocess_numel(&pp);
+        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+        char err[256];
+        int differ = 0;
+        for (uint64_t seed = 0; seed < 20; seed++) {
+            CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, seed, a, err, sizeof err) == GF_OK, "rrc: %s", err);
+            CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, seed, b, err, sizeof err) == GF_OK, "rrc: %s", err);
+            CHECK(!memcmp(a, b, sizeof(float) * n), "same seed %llu, same output", (unsigned long long)seed);
+            CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, seed + 1000, b, err, sizeof err) == GF_OK, "rrc: %s", err);
+            differ += memcmp(a, b, sizeof(float) * n) != 0;
+        }
+        CHECK(differ >= 18, "different seeds give different crops (%d of 20)", differ);
+        /* area 1 and the image's own aspect ratio: the crop is the whole image (= stretch) */
+        pp.area_min = pp.area_max = 1.0f;
+        pp.ratio_min = pp.ratio_max = (float)sw / sh;
+        pp.hflip = 1;
+        double *ref = malloc(sizeof(double) * n), *refm = malloc(sizeof(double) * n);
+        reference(&pp, rgb, sw, sh, 3, 0, 0, sw, sh, 16, 14, 0, 0, 0, ref);
+        reference(&pp, rgb, sw, sh, 3, 0, 0, sw, sh, 16, 14, 0, 0, 1, refm);
+        int flipped = 0, plain = 0;
+        for (uint64_t seed = 0; seed < 24; seed++) {
+            CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, seed, a, err, sizeof err) == GF_OK, "rrc full: %s", err);
+            double e0 = 0, e1 = 0;
+            for (size_t i = 0; i < n; i++) {
+                e0 = fmax(e0, fabs(a[i] - ref[i]));
+                e1 = fmax(e1, fabs(a[i] - refm[i]));
+            }
+            CHECK(e0 < 2e-5 || e1 < 2e-5, "full-image crop is the stretch (maybe mirrored): err %g / %g", e0, e1);
+            plain += e0 < 2e-5;
+            flipped += e1 < 2e-5;
+        }
+        CHECK(plain >= 4 && flipped >= 4, "flip happens about half the time (%d plain, %d flipped of 24)", plain, flipped);
+        free(a); free(b); free(ref); free(refm);
+    }
+
+    /* bad settings and inputs are errors, not crashes */
+    {
+        gf_preprocess pp;
+        float out[64];
+        char err[256];
+        gf_preprocess_init(&pp, 4, 4, 2);
+        CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, 0, out, err, sizeof err) == GF_ERR_USAGE, "2 channels rejected");
+        gf_preprocess_init(&pp, 4, 4, 3);
+        pp.std[1] = 0;
+        CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, 0, out, err, sizeof err) == GF_ERR_USAGE, "std 0 rejected");
+        gf_preprocess_init(&pp, 4, 4, 1);
+        CHECK(gf_preprocess_u8(&pp, rgb, 0, sh, 3, 0, out, err, sizeof err) == GF_ERR_INPUT, "empty image rejected");
+        CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 5, 0, out, err, sizeof err) == GF_ERR_INPUT, "5 channels rejected");
+        /* 1x1 source enlarged */
+        uint8_t one[3] = {10, 20, 30};
+        gf_preprocess_init(&pp, 4, 4, 3);
+        CHECK(gf_preprocess_u8(&pp, one, 1, 1, 3, 0, out, err, sizeof err) == GF_OK && fabsf(out[0] - 10 / 255.0f) < 1e-6f &&
+              fabsf(out[47] - 30 / 255.0f) < 1e-6f, "1x1 source");
+    }
+    free(rgb); free(gray); free(rgba); free(ga);
+    return test_finish("test_data_preprocess");
+}
