@@ -4,7 +4,8 @@
  * ignored rows/elements, numerical stability at huge logits, determinism.
  * Tolerances: loss |got-ref| <= 1e-6 + 2e-6 |ref|; gradient 1e-7 + 1e-5 |ref|
  * vs the analytic reference and 1e-6 + 1e-4 |ref| vs FD (step 1e-4 on a
- * double reference: truncation error ~1e-8 relative); counts exact. */
+ * double reference: truncation error ~1e-8 relative); counts exact.
+ * `test_loss --small` runs a few small cases (tests/cli_oclgrind_reduce.sh). */
 #include "testutil.h"
 #include "ops_loss.h"
 
@@ -192,9 +193,17 @@ static void stability(gf_ctx *ctx) {
     gf_buf_release(&bz); gf_buf_release(&bg); gf_buf_release(&bo); gf_buf_release(&by); gf_buf_release(&bt);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     gf_ctx *ctx = test_ctx();
+    printf("device: %s\n", gf_ctx_device(ctx)->name);
     uint64_t seed = 7;
+    if (argc > 1 && !strcmp(argv[1], "--small")) {   /* tests/cli_oclgrind_reduce.sh */
+        run_xent(ctx, 7, 5, 4.0, 1, seed);
+        run_bce(ctx, 7, 5, 5.0, 0, seed + 1);
+        stability(ctx);
+        gf_ctx_free(ctx);
+        return test_finish("test_loss");
+    }
     /* batch 1 and 7, class counts 1, 5, 10, 20, 1000; more rows than lanes (300) */
     const int xs[][2] = {{1, 10}, {7, 5}, {7, 1}, {64, 20}, {300, 3}, {3, 1000}};
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {

@@ -11,7 +11,7 @@
  * Tolerances: max pool exact (0); averages |got-ref| <= 1e-6 + 1e-5 |ref|;
  * FD 1e-5 + 1e-5 |ref|; adjoint relative error <= 1e-4 (sums in double).
  * Every output is computed twice and compared bitwise (determinism).
- * GF_POOL_SMALL=1 runs one small case only (for tests/cli_oclgrind_pool.sh). */
+ * `test_pool --small` runs one small case only (tests/cli_oclgrind_pool.sh). */
 #include "testutil.h"
 #include "ops_pool.h"
 
@@ -246,6 +246,38 @@ static void run_gap(gf_ctx *ctx, size_t NC, size_t HW, uint64_t seed) {
     free(x); free(t); free(u); free(y); free(y2); free(gi); free(gi2); free(ref);
 }
 
+/* Ties (FD is invalid there, so only the convention is checked): a constant
+ * map and a map of few distinct values; the first maximum in row-major window
+ * order must win, and the gradient must go to that element only. */
+static void ties(gf_ctx *ctx) {
+    gf_pool2d p;
+    REQUIRE_OK(ctx, gf_pool2d_init(ctx, &p, 2, 3, 7, 8, 3, 3, 2, 2, 1, 1));
+    size_t ni = gf_pool2d_in_count(&p), no = gf_pool2d_out_count(&p);
+    float *x = malloc(ni * 4), *g = malloc(no * 4), *gi = malloc(ni * 4), *y = malloc(no * 4);
+    double *xd = malloc(ni * 8), *ref = malloc(ni * 8), *yr = malloc(no * 8);
+    int *arg = malloc(no * sizeof(int)), *darg = malloc(no * sizeof(int));
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < ni; i++) x[i] = pass == 0 ? 1.5f : (float)((i * 7) % 3);
+        for (size_t i = 0; i < ni; i++) xd[i] = x[i];
+        for (size_t o = 0; o < no; o++) g[o] = (float)(o % 5) + 1;
+        ref_pool(&p, xd, 1, yr, arg);
+        cl_mem bx = test_upload(ctx, x, ni), by = test_alloc(ctx, no), ba = test_alloc(ctx, no);
+        cl_mem bg = test_upload(ctx, g, no), bgi = test_alloc(ctx, ni);
+        REQUIRE_OK(ctx, gf_maxpool_forward(ctx, &p, bx, by, ba));
+        REQUIRE_OK(ctx, gf_maxpool_backward(ctx, &p, ba, bg, bgi));
+        REQUIRE_OK(ctx, gf_buf_read(ctx, ba, 0, no * sizeof(int), darg));
+        test_download(ctx, by, y, no);
+        test_download(ctx, bgi, gi, ni);
+        CHECK(memcmp(arg, darg, no * sizeof(int)) == 0, "ties pass %d: argmax is not the first maximum", pass);
+        test_close(pass ? "ties forward (3 values)" : "ties forward (constant)", y, yr, no, 1e-30, 0);
+        for (size_t i = 0; i < ni; i++) ref[i] = 0;
+        for (size_t o = 0; o < no; o++) ref[(o / ((size_t)p.OH * p.OW)) * p.H * p.W + arg[o]] += g[o];
+        test_close(pass ? "ties backward (3 values)" : "ties backward (constant)", gi, ref, ni, 1e-30, 0);
+        gf_buf_release(&bx); gf_buf_release(&by); gf_buf_release(&ba); gf_buf_release(&bg); gf_buf_release(&bgi);
+    }
+    free(x); free(g); free(gi); free(y); free(xd); free(ref); free(yr); free(arg); free(darg);
+}
+
 static void geometry(gf_ctx *ctx) {
     gf_pool2d p;
     /* TF SAME, 64 -> 32 with 3x3 stride 2 (the mini-Xception's pool): 1 pixel after only. */
@@ -263,8 +295,9 @@ static void geometry(gf_ctx *ctx) {
     CHECK(gf_pool2d_init_tf(ctx, &p, 1, 1, 2, 2, 3, 3, 1, 1, 0) == GF_ERR_USAGE, "TF VALID empty output accepted");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     gf_ctx *ctx = test_ctx();
+    printf("device: %s\n", gf_ctx_device(ctx)->name);
     static const pool_case small[] = {
         {2, 3, 7, 6, 3, 3, 2, 2, 0, 0, 1},            /* TF SAME, asymmetric pad */
     };
@@ -280,9 +313,8 @@ int main(void) {
         {2, 3, 11, 11, 2, 2, 2, 2, 0, 0, 1},          /* TF SAME 2x2 s2 on odd size */
         {3, 2, 12, 9, 5, 5, 3, 3, 0, 0, 1},           /* TF SAME 5x5 s3 */
     };
-    const char *sm = getenv("GF_POOL_SMALL");
     uint64_t seed = 100;
-    if (sm && *sm == '1') {
+    if (argc > 1 && !strcmp(argv[1], "--small")) {
         run_pool(ctx, &small[0], seed);
         run_gap(ctx, 6, 49, seed + 1);
     } else {
@@ -290,6 +322,7 @@ int main(void) {
         const size_t gap[][2] = {{1, 1}, {7, 49}, {35, 300}, {7 * 13, 64}, {3, 4096 + 3}};
         for (size_t i = 0; i < sizeof gap / sizeof gap[0]; i++) run_gap(ctx, gap[i][0], gap[i][1], seed++);
         geometry(ctx);
+        ties(ctx);
     }
     gf_ctx_free(ctx);
     return test_finish("test_pool");
