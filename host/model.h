@@ -1,0 +1,127 @@
+/* Internal model structures shared by host/safetensors.c, host/model*.c and
+ * host/graph*.c, and the device-level executor calls that training code uses
+ * (device buffers of any node, partial runs from a cached split point). */
+#ifndef GF_MODEL_INTERNAL_H
+#define GF_MODEL_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include "gf_internal.h"
+#include "gradfeat_model.h"
+
+/* ---- safetensors container (host/safetensors.c) ---- */
+enum { GF_ST_F32 = 0, GF_ST_F16 = 1, GF_ST_MAX_DIMS = 8 };
+#define GF_ST_MAX_HEADER ((uint64_t)64 << 20)  /* 64 MiB of JSON header at most */
+
+typedef struct gf_st_tensor {
+    char *name;
+    int dtype;                        /* GF_ST_F32 / GF_ST_F16 */
+    int ndim;
+    int64_t shape[GF_ST_MAX_DIMS];
+    uint64_t numel;
+    uint64_t begin, end;              /* byte offsets inside the data area */
+} gf_st_tensor;
+
+typedef struct gf_st_file {
+    char *path;
+    uint64_t file_size, header_len, data_off;   /* data area = [data_off, file_size) */
+    gf_st_tensor *t;
+    int n;
+    cJSON *header;                    /* parsed header (owns __metadata__) */
+    const cJSON *meta;                /* __metadata__ object or NULL */
+} gf_st_file;
+
+/* Reads and checks the header (length bound, JSON, each tensor's dtype, shape,
+ * offsets inside the data area). Reads only 8 + header_len bytes. */
+gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size);
+void gf_st_close(gf_st_file *f);
+int gf_st_find(const gf_st_file *f, const char *name);
+/* String value of __metadata__[key]; NULL when absent or not a string. */
+const char *gf_st_meta(const gf_st_file *f, const char *key);
+/* Reads tensor i as float32 (F16 widened) into dst (numel floats). */
+gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char *err, size_t err_size);
+
+/* ---- the model ---- */
+typedef enum gf_op {
+    GF_OP_CONV = 0, GF_OP_LINEAR, GF_OP_BATCHNORM, GF_OP_RELU, GF_OP_RELU6, GF_OP_LEAKY,
+    GF_OP_MAXPOOL, GF_OP_AVGPOOL, GF_OP_GAP, GF_OP_ADD, GF_OP_FLATTEN, GF_OP_SOFTMAX, GF_OP_COUNT
+} gf_op;
+const char *gf_op_name(gf_op op);
+
+enum { GF_NODE_INPUT = -1 };          /* "the graph input" as a node index */
+enum { GF_P_WEIGHT = 0, GF_P_BIAS, GF_P_MEAN, GF_P_VAR, GF_P_COUNT };
+
+typedef struct gf_mnode {
+    char *name;
+    gf_op op;
+    int n_in, in[2];                  /* node indices (topological order), GF_NODE_INPUT */
+    int param[GF_P_COUNT];            /* tensor indices in the file, -1 = none */
+    /* attributes */
+    int stride[2], pad[4];            /* pad: top, left, bottom, right (as in the file) */
+    int dil[2], kernel[2], groups, count_include_pad;
+    float alpha, eps;
+    /* shapes per image */
+    int in_c, in_h, in_w;             /* of input 0 */
+    int c, h, w, flat;
+    /* after loading: folded float32 parameters (conv/linear, or BN turned into a dw conv) */
+    float *W, *b;                     /* b may be NULL (no bias) */
+    size_t w_count;
+    int as_conv;                      /* a batchnorm executed as a depthwise 1x1 conv */
+    int folded;                       /* a batchnorm folded into its producer: skipped */
+    int alias;                        /* node whose buffer holds this output (itself if none) */
+    int n_consumers;
+    uint64_t file_params;
+    double macs;
+} gf_mnode;
+
+typedef struct gf_mblock {
+    char *name;
+    int input;                        /* cut node index (GF_NODE_INPUT possible) */
+    int output;
+    int *nodes, n_nodes;              /* node indices inside, topological order (folded BN excluded) */
+    uint64_t params;
+    double macs;
+} gf_mblock;
+
+struct gf_model {
+    char err[1024];
+    char *path;
+    char *input_name;
+    int in_c, in_h, in_w;
+    gf_mnode *nodes;
+    int n_nodes;
+    int *outputs, n_outputs;
+    int feature;                      /* node index or -2 when none */
+    char **classes;
+    int n_classes;
+    gf_preprocess pre;
+    gf_mblock *blocks;
+    int n_blocks;
+    int n_tensors;
+    uint64_t n_params;
+    double macs;
+};
+
+/* ---- model internals (host/model.c) ---- */
+/* Computes the blocks (host/model_blocks.c) before any tensor is read; the
+ * costs (params, MACs after folding) once the weights are in. */
+gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_blocks, char *err, size_t err_size);
+void gf_model_block_costs(gf_model *m);
+/* 1 when batchnorm node i folds into its producer (conv/linear with one consumer,
+ * not itself an output or the feature node). */
+int gf_model_bn_foldable(const gf_model *m, int i);
+
+/* ---- executor, device level (host/graph_exec.c) ---- */
+/* Buffer holding node i's output for the executor's batch ([max_batch, c, h, w]);
+ * GF_NODE_INPUT gives the input buffer. Softmax nodes give their logits. */
+cl_mem gf_exec_buffer(const gf_exec *e, int node);
+/* Device weights of a conv/linear node (or a batchnorm run as a conv): folded
+ * W and b (b may be NULL). */
+void gf_exec_weights(const gf_exec *e, int node, cl_mem *W, cl_mem *b);
+/* Enqueue the forward pass of n images already in gf_exec_buffer(e, GF_NODE_INPUT). */
+gf_status gf_exec_enqueue(gf_exec *e, int n);
+/* Enqueue only nodes first..last (topological indices, inclusive) for n images:
+ * their inputs must already be in place (e.g. a cached trunk output copied into
+ * the cut node's buffer). */
+gf_status gf_exec_enqueue_range(gf_exec *e, int n, int first, int last);
+
+#endif

@@ -1,0 +1,197 @@
+/* Linearizable top blocks. On the way from the input to the feature node
+ * (GAP/flatten stripped: the block's output is what gets pooled) a node v is a
+ * single-tensor cut point when no edge jumps over it in topological order:
+ * then every path passes through v (paths have increasing positions). The
+ * pieces between consecutive cuts that hold parameters are the blocks (a
+ * residual block, a conv + its activation/pool); parameter-free pieces join
+ * the block before them. Named by the one parametrised node, else the common
+ * dotted prefix of those nodes ("layer4.1"), else the block's output node. */
+#include <stdlib.h>
+#include <string.h>
+#include "model.h"
+
+static int has_params(const gf_model *m, int i) {
+    gf_op op = m->nodes[i].op;
+    return op == GF_OP_CONV || op == GF_OP_LINEAR || (op == GF_OP_BATCHNORM && !gf_model_bn_foldable(m, i));
+}
+
+static int skipped(const gf_model *m, int i) {
+    return m->nodes[i].op == GF_OP_BATCHNORM && gf_model_bn_foldable(m, i);
+}
+
+static char *block_name(const gf_model *m, const int *nodes, int n, int output) {
+    const char *first = NULL;
+    size_t len = 0;
+    int count = 0;
+    for (int k = 0; k < n; k++) {
+        if (!has_params(m, nodes[k])) continue;
+        const char *nm = m->nodes[nodes[k]].name;
+        if (!first) { first = nm; len = strlen(nm); }
+        else {
+            size_t j = 0;
+            while (j < len && nm[j] && nm[j] == first[j]) j++;
+            len = j;
+        }
+        count++;
+    }
+    char buf[300];
+    if (count == 1) snprintf(buf, sizeof buf, "%s", first);
+    else {
+        /* cut back to a '.' boundary that is a whole component in every name */
+        while (len > 0 && first[len] != '.' && first[len] != 0) len--;
+        if (len == 0) snprintf(buf, sizeof buf, "%s", m->nodes[output].name);
+        else snprintf(buf, sizeof buf, "%.*s", (int)len, first);
+    }
+    for (int i = 0; i < m->n_blocks; i++)  /* keep names unique */
+        if (!strcmp(m->blocks[i].name, buf)) {
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "#%d", m->n_blocks);
+            break;
+        }
+    char *s = malloc(strlen(buf) + 1);
+    if (s) strcpy(s, buf);
+    return s;
+}
+
+static gf_status add_block(gf_model *m, int input, int output, const int *nodes, int n, const char *name) {
+    gf_mblock *nb = realloc(m->blocks, (size_t)(m->n_blocks + 1) * sizeof *nb);
+    if (!nb) return GF_ERR_MEMORY;
+    m->blocks = nb;
+    gf_mblock *b = &m->blocks[m->n_blocks];
+    memset(b, 0, sizeof *b);
+    b->input = input;
+    b->output = output;
+    b->nodes = malloc((size_t)(n ? n : 1) * sizeof *b->nodes);
+    if (!b->nodes) return GF_ERR_MEMORY;
+    for (int k = 0; k < n; k++)
+        if (!skipped(m, nodes[k])) b->nodes[b->n_nodes++] = nodes[k];
+    b->name = name ? malloc(strlen(name) + 1) : block_name(m, nodes, n, output);
+    if (!b->name) { free(b->nodes); return GF_ERR_MEMORY; }
+    if (name) strcpy(b->name, name);
+    m->n_blocks++;
+    return GF_OK;
+}
+
+/* anc[i] = 1 when node i is an ancestor of (or is) t */
+static void ancestors(const gf_model *m, int t, char *anc) {
+    memset(anc, 0, (size_t)m->n_nodes);
+    anc[t] = 1;
+    for (int i = t; i >= 0; i--) {
+        if (!anc[i]) continue;
+        for (int a = 0; a < m->nodes[i].n_in; a++)
+            if (m->nodes[i].in[a] >= 0) anc[m->nodes[i].in[a]] = 1;
+    }
+}
+
+static gf_status explicit_blocks(gf_model *m, const cJSON *arr, char *err, size_t errsz, char *anc, int *tmp) {
+    if (!cJSON_IsArray(arr)) { snprintf(err, errsz, "gradfeat.graph: 'blocks' is not an array"); return GF_ERR_INPUT; }
+    for (const cJSON *b = arr->child; b; b = b->next) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(b, "name");
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
+        const cJSON *out = cJSON_GetObjectItemCaseSensitive(b, "output");
+        if (!cJSON_IsString(nm) || !cJSON_IsString(in) || !cJSON_IsString(out)) {
+            snprintf(err, errsz, "gradfeat.graph: each block needs name, input and output");
+            return GF_ERR_INPUT;
+        }
+        int i_in = !strcmp(in->valuestring, m->input_name) ? GF_NODE_INPUT : -2, i_out = -2;
+        for (int i = 0; i < m->n_nodes; i++) {
+            if (!strcmp(m->nodes[i].name, in->valuestring)) i_in = i;
+            if (!strcmp(m->nodes[i].name, out->valuestring)) i_out = i;
+        }
+        if (i_in == -2 || i_out < 0 || i_in >= i_out) {
+            snprintf(err, errsz, "block '%s': input '%s' / output '%s' are not nodes in that order", nm->valuestring,
+                     in->valuestring, out->valuestring);
+            return GF_ERR_INPUT;
+        }
+        ancestors(m, i_out, anc);
+        int n = 0;
+        for (int i = i_in + 1; i <= i_out; i++) {
+            if (!anc[i]) continue;
+            for (int a = 0; a < m->nodes[i].n_in; a++) {
+                int s = m->nodes[i].in[a];
+                if (s != i_in && (s <= i_in)) {
+                    snprintf(err, errsz, "block '%s': node '%s' reads '%s' from outside the block (input '%s' is not a cut)",
+                             nm->valuestring, m->nodes[i].name, s >= 0 ? m->nodes[s].name : m->input_name, in->valuestring);
+                    return GF_ERR_INPUT;
+                }
+            }
+            tmp[n++] = i;
+        }
+        GF_TRY(add_block(m, i_in, i_out, tmp, n, nm->valuestring));
+    }
+    /* closest to the feature first */
+    for (int i = 1; i < m->n_blocks; i++)
+        for (int j = i; j > 0 && m->blocks[j].output > m->blocks[j - 1].output; j--) {
+            gf_mblock t = m->blocks[j]; m->blocks[j] = m->blocks[j - 1]; m->blocks[j - 1] = t;
+        }
+    return GF_OK;
+}
+
+gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_arr, char *err, size_t errsz) {
+    int n = m->n_nodes;
+    int t = m->feature >= 0 ? m->feature : m->outputs[0];
+    while (t >= 0 && (m->nodes[t].op == GF_OP_GAP || m->nodes[t].op == GF_OP_FLATTEN || m->nodes[t].op == GF_OP_SOFTMAX))
+        t = m->nodes[t].in[0];
+    if (t < 0) return GF_OK;
+    char *anc = malloc((size_t)n);
+    int *tmp = malloc((size_t)n * sizeof *tmp), *cuts = malloc(((size_t)n + 1) * sizeof *cuts);
+    gf_status st = GF_OK;
+    if (!anc || !tmp || !cuts) { st = GF_ERR_MEMORY; goto out; }
+    if (explicit_arr) { st = explicit_blocks(m, explicit_arr, err, errsz, anc, tmp); goto out; }
+    ancestors(m, t, anc);
+    /* edges a->b inside the ancestor set: mark positions strictly between */
+    int *diff = tmp;  /* reuse as a difference array over positions 0..n-1 */
+    memset(diff, 0, (size_t)n * sizeof *diff);
+    for (int b = 0; b <= t; b++) {
+        if (!anc[b]) continue;
+        for (int k = 0; k < m->nodes[b].n_in; k++) {
+            int a = m->nodes[b].in[k];  /* -1 = input */
+            if (b - a > 1) { diff[a + 1]++; if (b < n) diff[b]--; }
+        }
+    }
+    int run = 0, nc = 0;
+    cuts[nc++] = GF_NODE_INPUT;
+    for (int v = 0; v <= t; v++) {
+        run += diff[v];
+        if (anc[v] && run == 0) cuts[nc++] = v;
+    }
+    /* segments (cuts[i-1], cuts[i]], merged forward until they hold parameters */
+    int *seg = malloc((size_t)n * sizeof *seg);
+    if (!seg) { st = GF_ERR_MEMORY; goto out; }
+    int start = 0;  /* index into cuts of the current block's input */
+    int have = 0, ns = 0;
+    for (int i = 1; i < nc; i++) {
+        for (int v = cuts[i - 1] + 1; v <= cuts[i]; v++)
+            if (anc[v]) { seg[ns++] = v; if (has_params(m, v)) have = 1; }
+        int next_has = 0;  /* does the next segment hold parameters? then close here */
+        if (i + 1 < nc)
+            for (int v = cuts[i] + 1; v <= cuts[i + 1]; v++) if (anc[v] && has_params(m, v)) next_has = 1;
+        if (have && (next_has || i + 1 == nc)) {
+            if ((st = add_block(m, cuts[start], cuts[i], seg, ns, NULL)) != GF_OK) { free(seg); goto out; }
+            ns = 0; have = 0; start = i;
+        } else if (!have) {
+            ns = 0; start = i;  /* parameter-free lead-in: not a block */
+        }
+    }
+    free(seg);
+    for (int i = 0; i < m->n_blocks / 2; i++) {  /* closest to the feature first */
+        gf_mblock x = m->blocks[i]; m->blocks[i] = m->blocks[m->n_blocks - 1 - i]; m->blocks[m->n_blocks - 1 - i] = x;
+    }
+out:
+    free(anc); free(tmp); free(cuts);
+    if (st == GF_ERR_MEMORY) snprintf(err, errsz, "out of memory computing blocks");
+    return st;
+}
+
+void gf_model_block_costs(gf_model *m) {
+    for (int i = 0; i < m->n_blocks; i++) {
+        gf_mblock *b = &m->blocks[i];
+        b->params = 0;
+        b->macs = 0;
+        for (int k = 0; k < b->n_nodes; k++) {
+            const gf_mnode *nd = &m->nodes[b->nodes[k]];
+            if (nd->W) b->params += nd->w_count + (nd->b ? (uint64_t)nd->c : 0);
+            b->macs += nd->macs;
+        }
+    }
+}
