@@ -1,0 +1,395 @@
+/* Top-block executor: forward, tangent (JVP) and backward over a small graph,
+ * every op enqueued on the device; no host reads. See block.h. */
+#include <stdlib.h>
+#include <string.h>
+#include "block.h"
+#include "ops_util.h"
+
+struct gf_block {
+    int c_in, h_in, w_in;
+    int n_nodes, max_batch;
+    gf_bnode nodes[GF_BLOCK_MAX_NODES];
+    int linearized[GF_BLOCK_MAX_NODES];
+    size_t param_count, align;           /* align: sub-buffer alignment in floats */
+    cl_mem y[GF_BLOCK_MAX_NODES];        /* primal outputs (kept for tangent/backward) */
+    cl_mem t[GF_BLOCK_MAX_NODES];        /* tangents */
+    cl_mem g[GF_BLOCK_MAX_NODES];        /* gradients w.r.t. node outputs */
+    cl_mem argmax[GF_BLOCK_MAX_NODES];   /* max pool routing from the primal */
+    cl_mem tmp;                          /* for accumulating gradients from ops that overwrite */
+    int tzero[GF_BLOCK_MAX_NODES];       /* tangent known to be exactly 0 */
+    int gwritten[GF_BLOCK_MAX_NODES + 1];/* [n_nodes] = the block input */
+};
+
+static size_t node_size(const gf_bnode *n) { return (size_t)n->c * n->h * n->w; }
+
+static gf_status pool_desc(gf_ctx *ctx, const gf_bnode *nd, int N, int C, int H, int W, gf_pool2d *p) {
+    memset(p, 0, sizeof *p);
+    p->N = N; p->C = C; p->H = H; p->W = W;
+    p->kh = nd->pool_k[0]; p->kw = nd->pool_k[1]; p->sh = nd->pool_s[0]; p->sw = nd->pool_s[1];
+    p->pt = nd->pool_pad[0]; p->pb = nd->pool_pad[1]; p->pl = nd->pool_pad[2]; p->pr = nd->pool_pad[3];
+    p->count_include_pad = nd->count_include_pad;
+    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1)
+        return gf_fail(ctx, GF_ERR_INPUT, "pool node '%s': kernel and stride must be positive", nd->name);
+    p->OH = (H + p->pt + p->pb - p->kh) / p->sh + 1;
+    p->OW = (W + p->pl + p->pr - p->kw) / p->sw + 1;
+    if (p->OH < 1 || p->OW < 1)
+        return gf_fail(ctx, GF_ERR_INPUT, "pool node '%s': window larger than its %dx%d input", nd->name, H, W);
+    return GF_OK;
+}
+
+static const gf_bnode *in_node(const gf_block *b, const gf_bnode *nd, int k) {
+    return nd->in[k] == GF_BLOCK_INPUT ? NULL : &b->nodes[nd->in[k]];
+}
+
+static void in_shape(const gf_block *b, const gf_bnode *nd, int k, int *c, int *h, int *w) {
+    const gf_bnode *s = in_node(b, nd, k);
+    if (s) { *c = s->c; *h = s->h; *w = s->w; }
+    else { *c = b->c_in; *h = b->h_in; *w = b->w_in; }
+}
+
+static size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bnode *nodes, int n_nodes,
+                          int max_batch, gf_block **out) {
+    *out = NULL;
+    if (n_nodes < 1 || n_nodes > GF_BLOCK_MAX_NODES)
+        return gf_fail(ctx, GF_ERR_INPUT, "top block has %d nodes (1..%d supported)", n_nodes, GF_BLOCK_MAX_NODES);
+    gf_block *b = calloc(1, sizeof *b);
+    if (!b) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    b->c_in = c_in; b->h_in = h_in; b->w_in = w_in;
+    b->n_nodes = n_nodes; b->max_batch = max_batch;
+    memcpy(b->nodes, nodes, (size_t)n_nodes * sizeof *nodes);
+    cl_uint align_bits = 1024;
+    clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
+    b->align = align_bits / 8 / sizeof(float);
+    if (b->align < 1) b->align = 1;
+
+    gf_status st = GF_OK;
+    size_t off = 0, biggest = 0;
+    for (int i = 0; i < n_nodes && st == GF_OK; i++) {
+        gf_bnode *nd = &b->nodes[i];
+        b->linearized[i] = 1;
+        nd->w_off = nd->b_off = -1; nd->w_count = nd->b_count = 0;
+        int arity = nd->kind == GF_BN_ADD ? 2 : 1;
+        for (int k = 0; k < arity; k++)
+            if (nd->in[k] != GF_BLOCK_INPUT && (nd->in[k] < 0 || nd->in[k] >= i)) {
+                st = gf_fail(ctx, GF_ERR_INPUT, "top-block node '%s' reads node %d, which does not come before it",
+                             nd->name, nd->in[k]);
+                break;
+            }
+        if (st != GF_OK) break;
+        int c, h, w;
+        in_shape(b, nd, 0, &c, &h, &w);
+        switch (nd->kind) {
+        case GF_BN_CONV: {
+            gf_conv_desc *d = &nd->conv;
+            d->n = 1; d->c_in = c; d->h_in = h; d->w_in = w;
+            st = gf_conv_desc_check(ctx, d);
+            if (st != GF_OK) break;
+            nd->c = d->c_out; nd->h = d->h_out; nd->w = d->w_out;
+            nd->w_count = (size_t)d->c_out * (d->c_in / d->groups) * d->kh * d->kw;
+            nd->b_count = nd->has_bias ? (size_t)d->c_out : 0;
+            break;
+        }
+        case GF_BN_LINEAR:
+            nd->lin_in = c * h * w;
+            nd->c = nd->lin_out; nd->h = nd->w = 1;
+            nd->w_count = (size_t)nd->lin_out * nd->lin_in;
+            nd->b_count = nd->has_bias ? (size_t)nd->lin_out : 0;
+            break;
+        case GF_BN_ACT:
+            nd->c = c; nd->h = h; nd->w = w;
+            break;
+        case GF_BN_MAXPOOL: case GF_BN_AVGPOOL: {
+            gf_pool2d p;
+            st = pool_desc(ctx, nd, 1, c, h, w, &p);
+            nd->c = c; nd->h = p.OH; nd->w = p.OW;
+            break;
+        }
+        case GF_BN_GAP:
+            nd->c = c; nd->h = nd->w = 1;
+            break;
+        case GF_BN_FLATTEN:
+            nd->c = c * h * w; nd->h = nd->w = 1;
+            break;
+        case GF_BN_ADD: {
+            int c2, h2, w2;
+            in_shape(b, nd, 1, &c2, &h2, &w2);
+            if (c != c2 || h != h2 || w != w2)
+                st = gf_fail(ctx, GF_ERR_INPUT, "add node '%s': inputs %dx%dx%d and %dx%dx%d differ", nd->name,
+                             c, h, w, c2, h2, w2);
+            nd->c = c; nd->h = h; nd->w = w;
+            break;
+        }
+        default:
+            st = gf_fail(ctx, GF_ERR_INPUT, "top-block node '%s' has an unknown kind %d", nd->name, (int)nd->kind);
+        }
+        if (st != GF_OK) break;
+        if (nd->w_count) { nd->w_off = (long)off; off = align_up(off + nd->w_count, b->align); }
+        if (nd->b_count) { nd->b_off = (long)off; off = align_up(off + nd->b_count, b->align); }
+        if (node_size(nd) > biggest) biggest = node_size(nd);
+    }
+    b->param_count = off ? off : b->align;
+    size_t nb = (size_t)max_batch;
+    for (int i = 0; i < n_nodes && st == GF_OK; i++) {
+        size_t bytes = nb * node_size(&b->nodes[i]) * sizeof(float);
+        char what[128];
+        snprintf(what, sizeof what, "top-block activations of '%s'", b->nodes[i].name);
+        st = gf_buf_create(ctx, bytes, what, &b->y[i]);
+        if (st == GF_OK) st = gf_buf_create(ctx, bytes, what, &b->t[i]);
+        if (st == GF_OK) st = gf_buf_create(ctx, bytes, what, &b->g[i]);
+        if (st == GF_OK && b->nodes[i].kind == GF_BN_MAXPOOL)
+            st = gf_buf_create(ctx, nb * node_size(&b->nodes[i]) * sizeof(cl_int), what, &b->argmax[i]);
+    }
+    size_t in_size = (size_t)c_in * h_in * w_in;
+    if (st == GF_OK)
+        st = gf_buf_create(ctx, nb * (biggest > in_size ? biggest : in_size) * sizeof(float), "gradient accumulator",
+                           &b->tmp);
+    if (st != GF_OK) { gf_block_free(b); return st; }
+    *out = b;
+    return GF_OK;
+}
+
+void gf_block_free(gf_block *b) {
+    if (!b) return;
+    for (int i = 0; i < b->n_nodes; i++) {
+        gf_buf_release(&b->y[i]); gf_buf_release(&b->t[i]);
+        gf_buf_release(&b->g[i]); gf_buf_release(&b->argmax[i]);
+    }
+    gf_buf_release(&b->tmp);
+    free(b);
+}
+
+size_t gf_block_param_count(const gf_block *b) { return b->param_count; }
+int gf_block_feature_dim(const gf_block *b) { return b->nodes[b->n_nodes - 1].c; }
+int gf_block_input_size(const gf_block *b) { return b->c_in * b->h_in * b->w_in; }
+int gf_block_max_batch(const gf_block *b) { return b->max_batch; }
+cl_mem gf_block_node_output(const gf_block *b, int i) { return i >= 0 && i < b->n_nodes ? b->y[i] : NULL; }
+const gf_bnode *gf_block_nodes(const gf_block *b, int *n) { *n = b->n_nodes; return b->nodes; }
+void gf_block_set_linearized(gf_block *b, int node, int on) {
+    if (node >= 0 && node < b->n_nodes) b->linearized[node] = on;
+}
+
+gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_params *p) {
+    memset(p, 0, sizeof *p);
+    p->count = b->param_count;
+    GF_TRY(gf_buf_create(ctx, p->count * sizeof(float), what, &p->all));
+    gf_status st = gf_buf_zero(ctx, p->all, 0, p->count * sizeof(float));
+    for (int i = 0; i < b->n_nodes && st == GF_OK; i++) {
+        const gf_bnode *nd = &b->nodes[i];
+        for (int k = 0; k < 2 && st == GF_OK; k++) {
+            long o = k ? nd->b_off : nd->w_off;
+            size_t cnt = k ? nd->b_count : nd->w_count;
+            if (o < 0) continue;
+            cl_buffer_region r = { (size_t)o * sizeof(float), cnt * sizeof(float) };
+            cl_int e;
+            cl_mem m = clCreateSubBuffer(p->all, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &r, &e);
+            if (e != CL_SUCCESS) { st = gf_cl_fail(ctx, e, "clCreateSubBuffer (parameter slice)"); break; }
+            if (k) p->b[i] = m; else p->w[i] = m;
+        }
+    }
+    if (st != GF_OK) gf_params_free(p);
+    return st;
+}
+
+void gf_params_free(gf_params *p) {
+    for (int i = 0; i < GF_BLOCK_MAX_NODES; i++) { gf_buf_release(&p->w[i]); gf_buf_release(&p->b[i]); }
+    gf_buf_release(&p->all);
+}
+
+static cl_mem in_buf(const gf_block *b, const gf_bnode *nd, int k, cl_mem x) {
+    return nd->in[k] == GF_BLOCK_INPUT ? x : b->y[nd->in[k]];
+}
+
+static gf_status conv_for(gf_ctx *ctx, const gf_bnode *nd, int n, gf_conv_desc *d) {
+    *d = nd->conv;
+    d->n = n;
+    return gf_conv_desc_check(ctx, d);
+}
+
+gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, cl_mem f) {
+    if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
+    for (int i = 0; i < b->n_nodes; i++) {
+        const gf_bnode *nd = &b->nodes[i];
+        cl_mem xin = in_buf(b, nd, 0, x);
+        int c, h, w;
+        in_shape(b, nd, 0, &c, &h, &w);
+        size_t cnt = (size_t)n * node_size(nd);
+        switch (nd->kind) {
+        case GF_BN_CONV: {
+            gf_conv_desc d;
+            GF_TRY(conv_for(ctx, nd, n, &d));
+            GF_TRY(gf_conv2d_forward(ctx, &d, xin, th->w[i], th->b[i], b->y[i]));
+            break;
+        }
+        case GF_BN_LINEAR:
+            GF_TRY(gf_linear_forward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], th->b[i], b->y[i]));
+            break;
+        case GF_BN_ACT: GF_TRY(gf_act_forward(ctx, nd->act, cnt, xin, b->y[i])); break;
+        case GF_BN_MAXPOOL: case GF_BN_AVGPOOL: {
+            gf_pool2d p;
+            GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
+            if (nd->kind == GF_BN_MAXPOOL) GF_TRY(gf_maxpool_forward(ctx, &p, xin, b->y[i], b->argmax[i]));
+            else GF_TRY(gf_avgpool_forward(ctx, &p, xin, b->y[i]));
+            break;
+        }
+        case GF_BN_GAP: GF_TRY(gf_gap_forward(ctx, (size_t)n * c, (size_t)h * w, xin, b->y[i])); break;
+        case GF_BN_FLATTEN: GF_TRY(gf_buf_copy(ctx, xin, 0, b->y[i], 0, cnt * sizeof(float))); break;
+        case GF_BN_ADD: GF_TRY(gf_add(ctx, cnt, xin, in_buf(b, nd, 1, x), b->y[i])); break;
+        }
+    }
+    const gf_bnode *last = &b->nodes[b->n_nodes - 1];
+    return gf_gap_forward(ctx, (size_t)n * last->c, (size_t)last->h * last->w, b->y[b->n_nodes - 1], f);
+}
+
+gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, const gf_params *w2,
+                           cl_mem tf) {
+    for (int i = 0; i < b->n_nodes; i++) {
+        const gf_bnode *nd = &b->nodes[i];
+        int c, h, w;
+        in_shape(b, nd, 0, &c, &h, &w);
+        size_t cnt = (size_t)n * node_size(nd);
+        int z0 = nd->in[0] == GF_BLOCK_INPUT || b->tzero[nd->in[0]];   /* incoming tangent is exactly 0 */
+        cl_mem tin = z0 ? NULL : b->t[nd->in[0]];
+        cl_mem xin = in_buf(b, nd, 0, x);
+        b->tzero[i] = 0;
+        switch (nd->kind) {
+        case GF_BN_CONV: case GF_BN_LINEAR: {
+            int lin = b->linearized[i];
+            if (!lin && z0) { b->tzero[i] = 1; break; }
+            if (nd->kind == GF_BN_CONV) {
+                gf_conv_desc d;
+                GF_TRY(conv_for(ctx, nd, n, &d));
+                GF_TRY(gf_conv2d_tangent(ctx, &d, xin, lin ? w2->w[i] : NULL, lin ? w2->b[i] : NULL,
+                                         tin ? th->w[i] : NULL, tin, b->t[i]));
+            } else {
+                GF_TRY(gf_linear_tangent(ctx, n, nd->lin_in, nd->lin_out, xin, lin ? w2->w[i] : NULL,
+                                         lin ? w2->b[i] : NULL, tin ? th->w[i] : NULL, tin, b->t[i]));
+            }
+            break;
+        }
+        case GF_BN_ACT:
+            if (z0) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_act_tangent(ctx, nd->act, cnt, xin, tin, b->t[i]));
+            break;
+        case GF_BN_MAXPOOL: case GF_BN_AVGPOOL: {
+            if (z0) { b->tzero[i] = 1; break; }
+            gf_pool2d p;
+            GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
+            if (nd->kind == GF_BN_MAXPOOL) GF_TRY(gf_maxpool_tangent(ctx, &p, b->argmax[i], tin, b->t[i]));
+            else GF_TRY(gf_avgpool_tangent(ctx, &p, tin, b->t[i]));
+            break;
+        }
+        case GF_BN_GAP:
+            if (z0) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_gap_tangent(ctx, (size_t)n * c, (size_t)h * w, tin, b->t[i]));
+            break;
+        case GF_BN_FLATTEN:
+            if (z0) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_buf_copy(ctx, tin, 0, b->t[i], 0, cnt * sizeof(float)));
+            break;
+        case GF_BN_ADD: {
+            int z1 = nd->in[1] == GF_BLOCK_INPUT || b->tzero[nd->in[1]];
+            if (z0 && z1) b->tzero[i] = 1;
+            else if (z1) GF_TRY(gf_buf_copy(ctx, tin, 0, b->t[i], 0, cnt * sizeof(float)));
+            else if (z0) GF_TRY(gf_buf_copy(ctx, b->t[nd->in[1]], 0, b->t[i], 0, cnt * sizeof(float)));
+            else GF_TRY(gf_add(ctx, cnt, tin, b->t[nd->in[1]], b->t[i]));
+            break;
+        }
+        }
+    }
+    const gf_bnode *last = &b->nodes[b->n_nodes - 1];
+    if (b->tzero[b->n_nodes - 1]) return gf_fill(ctx, (size_t)n * last->c, 0.0f, tf);
+    return gf_gap_tangent(ctx, (size_t)n * last->c, (size_t)last->h * last->w, b->t[b->n_nodes - 1], tf);
+}
+
+/* Where a node's input gradient goes: straight into g[in] on the first write,
+ * else into tmp, to be added afterwards (finish_grad). */
+typedef struct { cl_mem dst, target; size_t count; int accumulate; } grad_slot;
+
+static int grad_slot_for(gf_block *b, const gf_bnode *nd, int k, cl_mem gx, size_t count, grad_slot *s) {
+    int src = nd->in[k];
+    int idx = src == GF_BLOCK_INPUT ? b->n_nodes : src;
+    cl_mem target = src == GF_BLOCK_INPUT ? gx : b->g[src];
+    if (!target) return 0;
+    s->target = target; s->count = count;
+    s->accumulate = b->gwritten[idx];
+    s->dst = s->accumulate ? b->tmp : target;
+    b->gwritten[idx] = 1;
+    return 1;
+}
+
+static gf_status finish_grad(gf_ctx *ctx, const grad_slot *s) {
+    if (!s->accumulate) return GF_OK;
+    return gf_axpby(ctx, s->count, 1.0f, s->dst, 1.0f, s->target);
+}
+
+gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, cl_mem gfeat,
+                            gf_params *grad, cl_mem gx) {
+    memset(b->gwritten, 0, sizeof b->gwritten);
+    int L = b->n_nodes - 1;
+    const gf_bnode *last = &b->nodes[L];
+    GF_TRY(gf_gap_backward(ctx, (size_t)n * last->c, (size_t)last->h * last->w, gfeat, b->g[L]));
+    b->gwritten[L] = 1;
+    if (grad) GF_TRY(gf_buf_zero(ctx, grad->all, 0, grad->count * sizeof(float)));
+    for (int i = L; i >= 0; i--) {
+        if (!b->gwritten[i]) continue;
+        const gf_bnode *nd = &b->nodes[i];
+        cl_mem xin = in_buf(b, nd, 0, x);
+        int c, h, w;
+        in_shape(b, nd, 0, &c, &h, &w);
+        size_t in_cnt = (size_t)n * c * h * w, cnt = (size_t)n * node_size(nd);
+        grad_slot s;
+        switch (nd->kind) {
+        case GF_BN_CONV: case GF_BN_LINEAR: {
+            gf_conv_desc d;
+            if (nd->kind == GF_BN_CONV) GF_TRY(conv_for(ctx, nd, n, &d));
+            if (grad && b->linearized[i]) {
+                if (nd->kind == GF_BN_CONV)
+                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->g[i], NULL, grad->w[i], grad->b[i], 0));
+                else
+                    GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->g[i], NULL,
+                                              grad->w[i], grad->b[i], 0));
+            }
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
+                if (nd->kind == GF_BN_CONV)
+                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->g[i], s.target, NULL, NULL, s.accumulate));
+                else
+                    GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->g[i], s.target,
+                                              NULL, NULL, s.accumulate));
+            }
+            break;
+        }
+        case GF_BN_ACT:
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
+                GF_TRY(gf_act_backward(ctx, nd->act, cnt, xin, b->g[i], s.dst));
+                GF_TRY(finish_grad(ctx, &s));
+            }
+            break;
+        case GF_BN_MAXPOOL: case GF_BN_AVGPOOL:
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
+                gf_pool2d p;
+                GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
+                if (nd->kind == GF_BN_MAXPOOL) GF_TRY(gf_maxpool_backward(ctx, &p, b->argmax[i], b->g[i], s.dst));
+                else GF_TRY(gf_avgpool_backward(ctx, &p, b->g[i], s.dst));
+                GF_TRY(finish_grad(ctx, &s));
+            }
+            break;
+        case GF_BN_GAP:
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
+                GF_TRY(gf_gap_backward(ctx, (size_t)n * c, (size_t)h * w, b->g[i], s.dst));
+                GF_TRY(finish_grad(ctx, &s));
+            }
+            break;
+        case GF_BN_FLATTEN: case GF_BN_ADD:
+            for (int k = 0; k < (nd->kind == GF_BN_ADD ? 2 : 1); k++)
+                if (grad_slot_for(b, nd, k, gx, cnt, &s)) {
+                    if (s.accumulate) GF_TRY(gf_axpby(ctx, cnt, 1.0f, b->g[i], 1.0f, s.target));
+                    else GF_TRY(gf_buf_copy(ctx, b->g[i], 0, s.target, 0, cnt * sizeof(float)));
+                }
+            break;
+        }
+    }
+    if (gx && !b->gwritten[b->n_nodes]) GF_TRY(gf_buf_zero(ctx, gx, 0, (size_t)n * gf_block_input_size(b) * sizeof(float)));
+    return GF_OK;
+}

@@ -1,0 +1,90 @@
+/* The top block θ2: a small graph run three ways on the device —
+ *   forward  y_i = op_i(y_in)                       (primal at θ̄, or at θ for fine-tuning)
+ *   tangent  t_i = op_i'(y_in)[t_in] (+ W̃_i∗y_in + b̃_i for linearized affine nodes)
+ *   backward the adjoint of either: gradients for the parameters and the block's input.
+ * The block's output is global-average-pooled into the features f [n, d].
+ *
+ * Tangent rules (DESIGN.md §1): an affine node with tangent parameters (W̃, b̃)
+ * gives t = W̃∗x + b̃ + W∗t_in; activations multiply by σ'(z_pre) of the primal;
+ * max pool routes through the primal argmax; avg pool, GAP, add and flatten are
+ * linear and apply as-is. The tangent of the block input is 0.
+ *
+ * Backward of the tangent graph is the same adjoint as ordinary backprop with
+ * the parameter gradient of an affine node = incoming gradient ⊗ PRIMAL input:
+ * so one backward serves `gradient`/`full` (gradients land in w2's slices) and
+ * `finetune` (gradients land in θ2's). */
+#ifndef GF_BLOCK_H
+#define GF_BLOCK_H
+#include "gf_internal.h"
+#include "ops_act.h"
+#include "ops_affine.h"
+#include "ops_pool.h"
+
+typedef enum gf_bnode_kind {
+    GF_BN_CONV, GF_BN_LINEAR, GF_BN_ACT, GF_BN_MAXPOOL, GF_BN_AVGPOOL, GF_BN_GAP, GF_BN_ADD, GF_BN_FLATTEN
+} gf_bnode_kind;
+
+enum { GF_BLOCK_INPUT = -1, GF_BLOCK_MAX_NODES = 128 };
+
+typedef struct gf_bnode {
+    gf_bnode_kind kind;
+    char name[64];
+    int in[2];                   /* node indices, GF_BLOCK_INPUT = the block's input */
+    int c, h, w;                 /* output shape per sample */
+    /* CONV: geometry with n = 0 (set per call); LINEAR: in/out features */
+    gf_conv_desc conv;
+    int lin_in, lin_out;
+    gf_act act;
+    int pool_k[2], pool_s[2], pool_pad[4], count_include_pad;
+    int has_bias;
+    /* parameters: offsets (floats) into the block's parameter vector; -1 = none */
+    long w_off, b_off;
+    size_t w_count, b_count;
+} gf_bnode;
+
+typedef struct gf_block gf_block;
+
+/* Build a block from nodes (shapes are inferred from c_in, h_in, w_in). The
+ * parameter vector layout is fixed here: each tensor starts at a multiple of
+ * the device's sub-buffer alignment. */
+gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bnode *nodes, int n_nodes,
+                          int max_batch, gf_block **out);
+void gf_block_free(gf_block *b);
+/* Size (floats) of the parameter vector and the feature dimension d. */
+size_t gf_block_param_count(const gf_block *b);
+int gf_block_feature_dim(const gf_block *b);
+int gf_block_input_size(const gf_block *b);          /* floats per sample */
+int gf_block_max_batch(const gf_block *b);
+/* Output buffer of node i from the last forward (for tests and inspection). */
+cl_mem gf_block_node_output(const gf_block *b, int i);
+const gf_bnode *gf_block_nodes(const gf_block *b, int *n);
+
+
+/* A parameter vector on the device (θ̄, θ, w2 or a gradient), split into
+ * sub-buffers per tensor so that ops see plain cl_mem objects while optimisers
+ * update the whole vector at once. */
+typedef struct gf_params {
+    cl_mem all;
+    size_t count;
+    cl_mem w[GF_BLOCK_MAX_NODES], b[GF_BLOCK_MAX_NODES];
+} gf_params;
+gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_params *p);
+void gf_params_free(gf_params *p);
+
+/* Primal forward of n samples of x [n, c_in, h_in, w_in]: keeps every node's
+ * output (needed for the tangent and backward) and writes features f [n, d]. */
+gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *theta, cl_mem f);
+/* Tangent along w2 (the linearized affine nodes' tangent parameters), after
+ * gf_block_forward of the same batch x: writes the feature tangent tf [n, d]. */
+gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *theta,
+                           const gf_params *w2, cl_mem tf);
+/* Backward from the feature gradient gf [n, d] after gf_block_forward:
+ * parameter gradients into grad (overwritten), and the input gradient into gx
+ * when gx != NULL. */
+gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *theta, cl_mem gfeat,
+                            gf_params *grad, cl_mem gx);
+
+/* Tangent parameters exist for affine nodes whose `linearized` flag is set
+ * (default: every affine node of the block). */
+void gf_block_set_linearized(gf_block *b, int node, int on);
+#endif

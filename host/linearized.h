@@ -1,0 +1,58 @@
+/* The paper's four models on top of a block (block.h) and a linear head:
+ *   linear    logits = w1ᵀ f(x) + b1                          (activation baseline / probe)
+ *   gradient  logits = ω̄ᵀ J(x) w2 + b1                        (gradient features only)
+ *   full      logits = w1ᵀ f(x) + b1 + ω̄ᵀ J(x) w2             (paper Eq. 2)
+ *   finetune  logits = wᵀ f_θ(x) + b, θ and w trained by ordinary backprop
+ * J(x) w2 is the block's tangent along w2 (never J itself); ω̄ is a frozen COPY
+ * of the probe's weights; w1 starts at ω̄, b1 at the probe's bias, w2 at 0, so
+ * at step 0 `full` equals the probe exactly. `gradient` keeps a trainable bias
+ * b1 (started at the probe's) and no w1 term. */
+#ifndef GF_LINEARIZED_H
+#define GF_LINEARIZED_H
+#include "block.h"
+#include "ops_optim.h"
+
+typedef enum gf_method { GF_METHOD_LINEAR, GF_METHOD_GRADIENT, GF_METHOD_FULL, GF_METHOD_FINETUNE } gf_method;
+const char *gf_method_name(gf_method m);
+int gf_method_parse(const char *s);           /* -1 when unknown */
+
+typedef enum gf_loss_kind { GF_LOSS_SOFTMAX = 0, GF_LOSS_SIGMOID_BCE = 1 } gf_loss_kind;
+
+typedef struct gf_optim {
+    int adam;                 /* 1 Adam, 0 SGD with momentum */
+    float lr, beta1, beta2, eps, momentum, weight_decay, clip_norm;   /* clip_norm 0 = off */
+} gf_optim;
+/* Paper §4 defaults: Adam β=(0.5, 0.999), lr 1e-3, weight decay 1e-6. */
+gf_optim gf_optim_paper_defaults(void);
+
+typedef struct gf_lin gf_lin;
+
+/* theta_bar: host values of the block's parameter vector (gf_block_param_count
+ * floats, layout of gf_block_nodes' w_off/b_off); omega/bias: the probe [K, d]
+ * and [K] (ω̄ is copied; w1 and b1 start from them). */
+gf_status gf_lin_create(gf_ctx *ctx, gf_block *block, gf_method method, int classes, gf_loss_kind loss,
+                        const float *theta_bar, const float *omega, const float *bias, gf_lin **out);
+void gf_lin_free(gf_lin *m);
+
+/* Logits of n samples of block input x [n, ...] into the model's logits
+ * buffer (gf_lin_logits_buffer); no host read. */
+gf_status gf_lin_forward(gf_ctx *ctx, gf_lin *m, int n, cl_mem x);
+cl_mem gf_lin_logits_buffer(gf_lin *m);
+/* One training step on a batch: forward, loss (+ correct count) accumulated
+ * into the device stats buffer, backward, optimiser update. labels: int32 [n]
+ * (softmax) or float [n, K] targets (BCE). */
+gf_status gf_lin_train_step(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labels, const gf_optim *o);
+/* Gradients only (no update): for tests. After this, gf_lin_read_grads reads
+ * the gradient of the trained parameters: head [K*d + K] then block vector. */
+gf_status gf_lin_gradients(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labels);
+gf_status gf_lin_read_grads(gf_ctx *ctx, gf_lin *m, float *head, float *block);
+/* Evaluation: forward + loss/correct accumulated (no gradient). */
+gf_status gf_lin_eval_batch(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labels);
+/* Read and reset the accumulated (sum of batch-mean losses, correct count, batches). */
+gf_status gf_lin_take_stats(gf_ctx *ctx, gf_lin *m, double *loss_sum, double *correct, int *batches);
+
+/* Host access to the trained tensors: w2 (or θ for finetune) as a block
+ * vector, and the head (w1 [K, d], b1 [K]). Any may be NULL. */
+gf_status gf_lin_read_params(gf_ctx *ctx, gf_lin *m, float *block_vec, float *w1, float *b1);
+gf_status gf_lin_write_params(gf_ctx *ctx, gf_lin *m, const float *block_vec, const float *w1, const float *b1);
+#endif
