@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <stb_image.h>
+#include <stb_image_write.h>
 #include "data_internal.h"
 
 gf_status gfd_fail(char *err, size_t err_size, gf_status st, const char *fmt, ...) {
@@ -549,5 +551,38 @@ gf_status gf_dataset_write_csv(const gf_dataset *ds, const char *path, char *err
     free(lab);
     free(dir);
     if (fclose(f) != 0 || bad) return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: write failed", path);
+    return GF_OK;
+}
+
+gf_status gf_dataset_write_grid(gf_dataset *ds, const gf_preprocess *pp, int n, uint64_t seed, const char *png_path,
+                                char *err, size_t err_size) {
+    GF_TRY(gf_preprocess_check(pp, err, err_size));
+    if (n < 1) n = 1;
+    if (n > ds->n) n = ds->n;
+    const int W = pp->width, H = pp->height, gap = 2;
+    int cols = (int)ceil(sqrt((double)n)), rows = (n + cols - 1) / cols;
+    int GW = cols * (W + gap) + gap, GH = rows * (H + gap) + gap;
+    if ((int64_t)GW * GH > ((int64_t)1 << 28))
+        return gfd_fail(err, err_size, GF_ERR_USAGE, "grid of %d samples at %dx%d is too large", n, W, H);
+    uint8_t *img = malloc((size_t)GW * GH * 3), *tile = malloc((size_t)W * H * 3);
+    float *x = malloc(sizeof(float) * gf_preprocess_numel(pp));
+    if (!img || !tile || !x) {
+        free(img); free(tile); free(x);
+        return gfd_fail(err, err_size, GF_ERR_MEMORY, "grid: out of memory");
+    }
+    memset(img, 48, (size_t)GW * GH * 3);
+    for (int k = 0; k < n; k++) {
+        int i = (int)((int64_t)k * ds->n / n);
+        char why[512];
+        if (gf_dataset_sample(ds, i, pp, gfd_mix64(seed ^ (uint64_t)i), x, why, sizeof why) == GF_OK)
+            gf_preprocess_to_rgb8(pp, x, tile);
+        else
+            memset(tile, 16, (size_t)W * H * 3);
+        int ox = gap + (k % cols) * (W + gap), oy = gap + (k / cols) * (H + gap);
+        for (int y = 0; y < H; y++) memcpy(img + ((size_t)(oy + y) * GW + ox) * 3, tile + (size_t)y * W * 3, (size_t)W * 3);
+    }
+    int ok = stbi_write_png(png_path, GW, GH, 3, img, GW * 3);
+    free(img); free(tile); free(x);
+    if (!ok) return gfd_fail(err, err_size, GF_ERR_INPUT, "cannot write %s", png_path);
     return GF_OK;
 }

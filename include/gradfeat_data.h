@@ -177,6 +177,12 @@ gf_status gf_dataset_write_class_map(const gf_dataset *ds, const char *path, cha
  * folder when they lie under it, absolute otherwise. Not for idx. */
 gf_status gf_dataset_write_csv(const gf_dataset *ds, const char *path, char *err, size_t err_size);
 
+/* Contact sheet of n preprocessed samples (spread evenly over the dataset,
+ * augmentation seeded by seed) as a PNG, for a person to look at. Samples that
+ * fail to load show as dark tiles. */
+gf_status gf_dataset_write_grid(gf_dataset *ds, const gf_preprocess *pp, int n, uint64_t seed, const char *png_path,
+                                char *err, size_t err_size);
+
 /* ------------------------------------------------------------- batch loader */
 
 typedef struct gf_loader_options {

@@ -10,6 +10,7 @@ int cmd_devices(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 /* Shared by subcommands. */
 extern const char *cli_prog;            /* "gradfeat" */

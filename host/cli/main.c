@@ -14,6 +14,7 @@ static const command commands[] = {
     {"devices", cmd_devices, "list OpenCL platforms and devices (--json)"},
     {"selftest", cmd_selftest, "check every kernel family against plain-C references on a device"},
     {"cache", cmd_cache, "show or clear the compiled-kernel cache (cache info | cache clear)"},
+    {"data", cmd_data, "inspect a dataset (counts, sizes, skipped files, --grid contact sheet) or time loading"},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 

@@ -1,0 +1,250 @@
+/* gradfeat data inspect|bench PATH: look at a dataset (counts per class, image
+ * sizes, skipped inputs, a contact sheet) and time the loading pipeline. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "cli.h"
+#include "gradfeat_data.h"
+
+static void help(void) {
+    printf("usage: %s data inspect PATH [options]\n"
+           "       %s data bench PATH [options]\n\n"
+           "PATH: an ImageFolder root (PATH/<class>/<image>), a CSV manifest (path,labels[,split];\n"
+           "labels ';'-separated), or IDX files (MNIST/Fashion-MNIST images file, or their folder).\n\n"
+           "inspect  counts per class, image size summary, skipped inputs with reasons;\n"
+           "         exit 5 when the dataset cannot be used at all\n"
+           "bench    decode + preprocess throughput of the threaded batch loader (images/s)\n\n"
+           "  --format F        auto|folder|idx|csv (default auto)\n"
+           "  --split S         folder: PATH/S; idx: train|test; csv: rows whose split is S\n"
+           "  --classes FILE    class names, one per line (csv, idx)\n"
+           "  --num-classes K   integer labels >= K are skipped (csv, idx)\n"
+           "  --full            decode every image while checking (default: headers only)\n"
+           "  --max-pixels N    skip images with more pixels (default 64 Mpx)\n"
+           "  --threads N       threads for checking / loading (default: online CPUs)\n"
+           "  --report N        list at most N skipped inputs (default 20)\n"
+           "  --save-classes F  write the class map (index<TAB>name) to F\n"
+           "  --grid OUT.png    contact sheet of preprocessed samples (inspect)\n"
+           "  --grid-n N        samples on the sheet (default 64)\n"
+           "  --size W[xH]      preprocessed size (default: inspect 96 or the images' own size\n"
+           "                    when all are equal and <= 128; bench 224)\n"
+           "  --channels C      1 or 3 (default 3)\n"
+           "  --resize R        stretch | crop (shorter side to --shorter, then centre crop)\n"
+           "  --shorter S       shorter side before the crop (default: max(W,H))\n"
+           "  --augment         random resized crop + horizontal flip\n"
+           "  --seed N          augmentation / shuffle seed (default 0)\n"
+           "  --batch N         bench: batch size (default 64)\n"
+           "  --batches N       bench: batches to time (default: one epoch, at most 50)\n"
+           "  -h, --help\n", cli_prog, cli_prog);
+}
+
+static int fail_msg(gf_status st, const char *msg) {
+    fprintf(stderr, "%s: error: %s\n", cli_prog, msg);
+    return (int)st;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_pair(const void *a, const void *b) {
+    const int *x = a, *y = b;
+    return x[0] != y[0] ? (x[0] < y[0] ? -1 : 1) : (x[1] < y[1] ? -1 : x[1] > y[1]);
+}
+
+static void print_sizes(const gf_dataset *ds, int *all_w, int *all_h) {
+    int n = gf_dataset_count(ds), known = 0;
+    int *pairs = malloc(sizeof(int) * 2 * (size_t)(n + 1));
+    long long sw = 0, sh = 0;
+    int minw = 0, maxw = 0, minh = 0, maxh = 0;
+    for (int i = 0; i < n && pairs; i++) {
+        int w, h;
+        gf_dataset_image_size(ds, i, &w, &h);
+        if (w <= 0) continue;
+        if (!known || w < minw) minw = w;
+        if (!known || w > maxw) maxw = w;
+        if (!known || h < minh) minh = h;
+        if (!known || h > maxh) maxh = h;
+        sw += w; sh += h;
+        pairs[2 * known] = w; pairs[2 * known + 1] = h;
+        known++;
+    }
+    *all_w = *all_h = 0;
+    if (!known) {
+        printf("image sizes: not known (not checked; drop --verify none)\n");
+        free(pairs);
+        return;
+    }
+    qsort(pairs, (size_t)known, 2 * sizeof(int), cmp_pair);
+    int best = 0, bestc = 0, distinct = 0;
+    for (int i = 0; i < known;) {
+        int j = i;
+        while (j < known && pairs[2 * j] == pairs[2 * i] && pairs[2 * j + 1] == pairs[2 * i + 1]) j++;
+        if (j - i > bestc) { bestc = j - i; best = i; }
+        distinct++;
+        i = j;
+    }
+    printf("image sizes (%d of %d known): width %d..%d (mean %.1f), height %d..%d (mean %.1f); "
+           "%d distinct, most common %dx%d (%d)\n", known, n, minw, maxw, (double)sw / known, minh, maxh,
+           (double)sh / known, distinct, pairs[2 * best], pairs[2 * best + 1], bestc);
+    if (distinct == 1 && known == n) { *all_w = minw; *all_h = minh; }
+    free(pairs);
+}
+
+int cmd_data(int argc, char **argv) {
+    enum { O_FORMAT = 256, O_SPLIT, O_CLASSES, O_NUMC, O_FULL, O_MAXPX, O_THREADS, O_REPORT, O_SAVE, O_GRID, O_GRIDN,
+           O_SIZE, O_CHANNELS, O_RESIZE, O_SHORTER, O_AUGMENT, O_SEED, O_BATCH, O_BATCHES, O_VERIFY };
+    static const struct option opts[] = {
+        {"format", required_argument, 0, O_FORMAT}, {"split", required_argument, 0, O_SPLIT},
+        {"classes", required_argument, 0, O_CLASSES}, {"num-classes", required_argument, 0, O_NUMC},
+        {"full", no_argument, 0, O_FULL}, {"max-pixels", required_argument, 0, O_MAXPX},
+        {"threads", required_argument, 0, O_THREADS}, {"report", required_argument, 0, O_REPORT},
+        {"save-classes", required_argument, 0, O_SAVE}, {"grid", required_argument, 0, O_GRID},
+        {"grid-n", required_argument, 0, O_GRIDN}, {"size", required_argument, 0, O_SIZE},
+        {"channels", required_argument, 0, O_CHANNELS}, {"resize", required_argument, 0, O_RESIZE},
+        {"shorter", required_argument, 0, O_SHORTER}, {"augment", no_argument, 0, O_AUGMENT},
+        {"seed", required_argument, 0, O_SEED}, {"batch", required_argument, 0, O_BATCH},
+        {"batches", required_argument, 0, O_BATCHES}, {"verify", required_argument, 0, O_VERIFY},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    gf_dataset_options o;
+    gf_dataset_options_init(&o);
+    o.threads = 0;
+    const char *grid = NULL, *save = NULL;
+    int report = 20, grid_n = 64, W = 0, H = 0, C = 3, crop = 0, shorter = 0, augment = 0, batch = 64, batches = 0;
+    int threads = -1;
+    unsigned long long seed = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case O_FORMAT:
+            if (!strcmp(optarg, "auto")) o.format = GF_DATA_AUTO;
+            else if (!strcmp(optarg, "folder")) o.format = GF_DATA_FOLDER;
+            else if (!strcmp(optarg, "idx")) o.format = GF_DATA_IDX;
+            else if (!strcmp(optarg, "csv")) o.format = GF_DATA_CSV;
+            else return cli_usage_error("data", "unknown --format '%s'", optarg);
+            break;
+        case O_SPLIT: o.split = optarg; break;
+        case O_CLASSES: o.class_names = optarg; break;
+        case O_NUMC: o.num_classes = atoi(optarg); break;
+        case O_FULL: o.verify = GF_VERIFY_DECODE; break;
+        case O_VERIFY:
+            if (!strcmp(optarg, "none")) o.verify = GF_VERIFY_NONE;
+            else if (!strcmp(optarg, "header")) o.verify = GF_VERIFY_HEADER;
+            else if (!strcmp(optarg, "decode")) o.verify = GF_VERIFY_DECODE;
+            else return cli_usage_error("data", "--verify none|header|decode");
+            break;
+        case O_MAXPX: o.max_pixels = strtoll(optarg, NULL, 10); break;
+        case O_THREADS: threads = atoi(optarg); o.threads = threads; break;
+        case O_REPORT: report = atoi(optarg); break;
+        case O_SAVE: save = optarg; break;
+        case O_GRID: grid = optarg; break;
+        case O_GRIDN: grid_n = atoi(optarg); break;
+        case O_SIZE:
+            W = (int)strtol(optarg, &end, 10);
+            H = (end && (*end == 'x' || *end == 'X')) ? atoi(end + 1) : W;
+            if (W < 1 || H < 1 || W > 4096 || H > 4096) return cli_usage_error("data", "bad --size '%s'", optarg);
+            break;
+        case O_CHANNELS:
+            C = atoi(optarg);
+            if (C != 1 && C != 3) return cli_usage_error("data", "--channels must be 1 or 3");
+            break;
+        case O_RESIZE:
+            if (!strcmp(optarg, "stretch")) crop = 0;
+            else if (!strcmp(optarg, "crop")) crop = 1;
+            else return cli_usage_error("data", "--resize stretch|crop");
+            break;
+        case O_SHORTER: shorter = atoi(optarg); break;
+        case O_AUGMENT: augment = 1; break;
+        case O_SEED: seed = strtoull(optarg, NULL, 10); break;
+        case O_BATCH: batch = atoi(optarg); break;
+        case O_BATCHES: batches = atoi(optarg); break;
+        case 'h': help(); return 0;
+        default: return cli_usage_error("data", "unknown option");
+        }
+    }
+    if (optind >= argc) return cli_usage_error("data", "missing action: inspect or bench");
+    const char *action = argv[optind];
+    int bench = !strcmp(action, "bench");
+    if (!bench && strcmp(action, "inspect")) return cli_usage_error("data", "unknown action '%s'", action);
+    if (optind + 1 >= argc) return cli_usage_error("data", "missing dataset PATH");
+    if (optind + 2 < argc) return cli_usage_error("data", "unexpected argument '%s'", argv[optind + 2]);
+    const char *path = argv[optind + 1];
+
+    char err[2048];
+    gf_dataset *ds = NULL;
+    double t0 = now_s();
+    gf_status st = gf_dataset_open(path, &o, &ds, err, sizeof err);
+    if (st != GF_OK) return fail_msg(st, err);
+    double t_open = now_s() - t0;
+    const char *fmt[] = {"auto", "folder", "idx", "csv"};
+    int n = gf_dataset_count(ds), K = gf_dataset_num_classes(ds);
+    printf("dataset: %s\nformat: %s, %d samples, %d classes, %s (opened in %.2f s)\n", path,
+           fmt[gf_dataset_get_format(ds)], n, K, gf_dataset_is_multi_label(ds) ? "multi-label" : "single-label", t_open);
+    int aw = 0, ah = 0;
+    if (!bench) {
+        printf("classes:\n");
+        for (int k = 0; k < K; k++) printf("  %4d  %-24s %d\n", k, gf_dataset_class_name(ds, k), gf_dataset_class_count(ds, k));
+    }
+    print_sizes(ds, &aw, &ah);
+    if (gf_dataset_problem_count(ds)) gf_dataset_report(ds, stdout, report);
+    else printf("skipped inputs: none\n");
+    if (save) {
+        st = gf_dataset_write_class_map(ds, save, err, sizeof err);
+        if (st != GF_OK) { gf_dataset_free(ds); return fail_msg(st, err); }
+        printf("class map: %s\n", save);
+    }
+    if (!W) {
+        if (bench) W = H = 224;
+        else if (aw && aw <= 128 && ah <= 128) { W = aw; H = ah; }
+        else W = H = 96;
+    }
+    gf_preprocess pp;
+    gf_preprocess_init(&pp, W, H, C);
+    pp.resize = crop ? GF_RESIZE_SHORTER_CROP : GF_RESIZE_STRETCH;
+    pp.resize_shorter = shorter;
+    pp.random_resized_crop = augment;
+    pp.hflip = augment;
+    if (grid && !bench) {
+        st = gf_dataset_write_grid(ds, &pp, grid_n, seed, grid, err, sizeof err);
+        if (st != GF_OK) { gf_dataset_free(ds); return fail_msg(st, err); }
+        printf("grid: %s (%d samples at %dx%d)\n", grid, grid_n < n ? grid_n : n, W, H);
+    }
+    if (bench) {
+        gf_loader_options lo = {0};
+        lo.batch_size = batch;
+        lo.shuffle = 1;
+        lo.seed = seed;
+        lo.threads = threads;
+        lo.epochs = 1;
+        gf_loader *l = NULL;
+        st = gf_loader_create(ds, &pp, &lo, &l, err, sizeof err);
+        if (st != GF_OK) { gf_dataset_free(ds); return fail_msg(st, err); }
+        int nb = gf_loader_batches_per_epoch(l);
+        if (batches <= 0) batches = nb < 50 ? nb : 50;
+        if (batches > nb) batches = nb;
+        long long imgs = 0;
+        t0 = now_s();
+        for (int b = 0; b < batches; b++) {
+            const gf_batch *bt;
+            st = gf_loader_next(l, &bt, err, sizeof err);
+            if (st != GF_OK || !bt) break;
+            imgs += bt->count;
+        }
+        double dt = now_s() - t0;
+        gf_loader_free(l);
+        if (st != GF_OK) { gf_dataset_free(ds); return fail_msg(st, err); }
+        char tdesc[32];
+        if (threads < 0) snprintf(tdesc, sizeof tdesc, "all CPUs");
+        else if (threads == 0) snprintf(tdesc, sizeof tdesc, "none (in the caller)");
+        else snprintf(tdesc, sizeof tdesc, "%d", threads);
+        printf("bench: %lld images (%d batches of %d) at %dx%dx%d%s in %.3f s: %.0f images/s, threads %s\n", imgs, batches,
+               batch, W, H, C, augment ? " augmented" : "", dt, dt > 0 ? imgs / dt : 0.0, tdesc);
+    }
+    gf_dataset_free(ds);
+    return 0;
+}
