@@ -14,7 +14,10 @@ static const command commands[] = {
     {"devices", cmd_devices, "list OpenCL platforms and devices (--json)"},
     {"selftest", cmd_selftest, "check every kernel family against plain-C references on a device"},
     {"cache", cmd_cache, "show or clear the compiled-kernel cache (cache info | cache clear)"},
+    {"bench", cmd_bench, "time operators on the device (bench ops: conv vs plain GEMM GFLOP/s)"},
     {"data", cmd_data, "inspect a dataset (counts, sizes, skipped files, --grid contact sheet) or time loading"},
+    {"info", cmd_info, "summarise a model file: graph, parameters, MACs, feature node, top blocks"},
+    {"predict", cmd_predict, "classify images with a model (top-k classes, --json)"},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 

@@ -1,0 +1,146 @@
+/* gradfeat predict MODEL IMAGE... [--top-k K] [--json] [--batch B] [--device SEL]:
+ * preprocess each image as the model file says, run the graph executor on the
+ * device, print the top-k classes. Scores are probabilities: the output's
+ * softmax when the graph ends in one, else a softmax of the logits (also shown). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "cli.h"
+#include "gradfeat_model.h"
+
+static void help(void) {
+    printf("usage: %s predict MODEL IMAGE... [--top-k K] [--json] [--batch B] [--device SEL]\n\n"
+           "Classify images with a gradfeat model (.safetensors): each image is loaded (any format\n"
+           "stb_image reads: PNG, JPEG, BMP, GIF, TGA, PNM), preprocessed as the model file says,\n"
+           "and run through the whole network on the OpenCL device.\n\n"
+           "  --top-k K    classes to show per image (default 5)\n"
+           "  --json       machine-readable output\n"
+           "  --batch B    images per device run (default 16)\n"
+           "  --device SEL OpenCL device (env GRADFEAT_DEVICE)\n"
+           "  -v           verbose (device choice)\n  -h, --help\n", cli_prog);
+}
+
+int cmd_predict(int argc, char **argv) {
+    static const struct option opts[] = {{"top-k", required_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
+                                         {"batch", required_argument, 0, 'b'}, {"device", required_argument, 0, 'd'},
+                                         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0, topk = 5, batch = 16, verbose = 0, c;
+    const char *device = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hvk:", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'k': topk = (int)strtol(optarg, &end, 10);
+            if (*end || topk < 1) return cli_usage_error("predict", "--top-k needs a positive integer, not '%s'", optarg);
+            break;
+        case 'b': batch = (int)strtol(optarg, &end, 10);
+            if (*end || batch < 1 || batch > 4096) return cli_usage_error("predict", "--batch needs 1..4096, not '%s'", optarg);
+            break;
+        case 'd': device = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'h': help(); return 0;
+        default: return cli_usage_error("predict", "unknown option");
+        }
+    }
+    if (argc - optind < 2) return cli_usage_error("predict", "expected MODEL and at least one IMAGE");
+    const char *path = argv[optind];
+    int n_img = argc - optind - 1;
+    char **imgs = argv + optind + 1;
+    gf_model *m = NULL;
+    gf_status st = gf_model_load(NULL, path, &m);
+    if (st != GF_OK) {
+        fprintf(stderr, "%s: error: %s\n", cli_prog, gf_model_error(m));
+        gf_model_free(m);
+        return (int)st;
+    }
+    gf_ctx *ctx = NULL;
+    int rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx);
+    if (rc) { gf_model_free(m); return rc; }
+    gf_model_info in;
+    gf_model_get_info(m, &in);
+    const char *oname = gf_model_output_name(m, 0);
+    gf_node_info oi;
+    gf_model_node(m, gf_model_find_node(m, oname), &oi);
+    int is_prob = !strcmp(oi.op, "softmax");
+    int K = in.out_dim;
+    if (topk > K) topk = K;
+    if (batch > n_img) batch = n_img;
+    size_t per = (size_t)in.in_c * in.in_h * in.in_w;
+    float *x = malloc((size_t)batch * per * sizeof *x), *out = malloc((size_t)batch * K * sizeof *out);
+    int *order = malloc((size_t)K * sizeof *order);
+    double *prob = malloc((size_t)K * sizeof *prob);
+    gf_exec *e = NULL;
+    cJSON *arr = json ? cJSON_CreateArray() : NULL;
+    if (!x || !out || !order || !prob) { st = GF_ERR_MEMORY; fprintf(stderr, "%s: error: out of memory\n", cli_prog); goto done; }
+    if ((st = gf_exec_create(ctx, m, batch, &e)) != GF_OK) { rc = cli_fail(ctx, st); goto done; }
+    int bad = 0;
+    for (int b0 = 0; b0 < n_img; b0 += batch) {
+        int nb = 0, idx[4096];
+        for (int i = b0; i < n_img && i < b0 + batch; i++) {
+            char err[512];
+            if (gf_model_load_image(m, imgs[i], x + (size_t)nb * per, err, sizeof err) != GF_OK) {
+                fprintf(stderr, "%s: error: %s\n", cli_prog, err);
+                bad++;
+                continue;
+            }
+            idx[nb++] = i;
+        }
+        if (!nb) continue;
+        if ((st = gf_exec_run(e, x, nb)) != GF_OK || (st = gf_exec_read(e, oname, out, (size_t)nb * K)) != GF_OK) {
+            rc = cli_fail(ctx, st);
+            goto done;
+        }
+        for (int r = 0; r < nb; r++) {
+            const float *z = out + (size_t)r * K;
+            double mx = z[0], sum = 0;
+            for (int k = 0; k < K; k++) { order[k] = k; if (z[k] > mx) mx = z[k]; }
+            for (int k = 0; k < K; k++) { prob[k] = is_prob ? z[k] : exp(z[k] - mx); sum += prob[k]; }
+            if (!is_prob) for (int k = 0; k < K; k++) prob[k] /= sum;
+            for (int a = 0; a < topk; a++)  /* partial selection sort: stable for ties */
+                for (int b = a + 1; b < K; b++)
+                    if (z[order[b]] > z[order[a]]) { int t = order[a]; order[a] = order[b]; order[b] = t; }
+            if (json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "image", imgs[idx[r]]);
+                cJSON *t = cJSON_AddArrayToObject(o, "top");
+                for (int a = 0; a < topk; a++) {
+                    cJSON *p = cJSON_CreateObject();
+                    const char *cn = gf_model_class_name(m, order[a]);
+                    cJSON_AddNumberToObject(p, "index", order[a]);
+                    if (cn) cJSON_AddStringToObject(p, "class", cn); else cJSON_AddNullToObject(p, "class");
+                    cJSON_AddNumberToObject(p, "probability", prob[order[a]]);
+                    if (!is_prob) cJSON_AddNumberToObject(p, "logit", z[order[a]]);
+                    cJSON_AddItemToArray(t, p);
+                }
+                cJSON_AddItemToArray(arr, o);
+            } else {
+                printf("%s\n", imgs[idx[r]]);
+                for (int a = 0; a < topk; a++) {
+                    const char *cn = gf_model_class_name(m, order[a]);
+                    char lbl[32];
+                    if (!cn) { snprintf(lbl, sizeof lbl, "class %d", order[a]); cn = lbl; }
+                    printf("  %2d. %-24s %.5f", a + 1, cn, prob[order[a]]);
+                    if (!is_prob) printf("  (logit %.4f)", (double)z[order[a]]);
+                    printf("\n");
+                }
+            }
+        }
+    }
+    if (json) {
+        char *s = cJSON_Print(arr);
+        if (s) printf("%s\n", s);
+        free(s);
+    }
+    if (bad) { st = GF_ERR_INPUT; rc = GF_ERR_INPUT; }
+done:
+    cJSON_Delete(arr);
+    gf_exec_free(e);
+    free(x); free(out); free(order); free(prob);
+    gf_ctx_free(ctx);
+    gf_model_free(m);
+    return rc ? rc : (int)st;
+}

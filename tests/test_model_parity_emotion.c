@@ -1,0 +1,53 @@
+/* The real emotion net (npm @vladmandic/human@3.3.6, fetched and sha256-checked
+ * by models/emotion/fetch.sh, converted by tools/convert_tfjs.py) reproduces
+ * the TF.js 4.22 golden values of DESIGN.md §4: probabilities to 1e-4 and
+ * sum(add_2) for skimage lfw_subset[1] and [3] (resized 25->64 with the TF1
+ * legacy bilinear rule, (g - 0.5) * 2). */
+#include "model_parity_common.h"
+
+int main(void) {
+    static const double golden[2][7] = {
+        {0.01436, 0.00000, 0.00200, 0.97840, 0.00211, 0.00028, 0.00285},
+        {0.24044, 0.00000, 0.00869, 0.00015, 0.66590, 0.00325, 0.08157}};
+    static const double golden_sum[2] = {239.305, 931.771};
+    gf_ctx *ctx = test_ctx();
+    parity_case pc;
+    parity_prepare("emotion", 2, &pc);
+    float prob[2 * 7];
+    gf_model *m = parity_run(ctx, &pc, "predictions", prob, 7, "emotion");
+    for (int i = 0; i < 2; i++) {
+        printf("lfw_subset[%d]:", 2 * i + 1);
+        for (int k = 0; k < 7; k++) printf(" %.5f", prob[i * 7 + k]);
+        printf("\n");
+        for (int k = 0; k < 7; k++)
+            CHECK(fabs(prob[i * 7 + k] - golden[i][k]) <= 1e-4, "image %d class %s: %.6f vs TF.js %.5f", 2 * i + 1,
+                  gf_model_class_name(m, k), prob[i * 7 + k], golden[i][k]);
+    }
+    /* add_2 (8x8x256) per image, summed */
+    gf_exec *e = NULL;
+    REQUIRE_OK(ctx, gf_exec_create(ctx, m, 2, &e));
+    REQUIRE_OK(ctx, gf_exec_run(e, pc.x, 2));
+    float *a = malloc(2 * 256 * 64 * sizeof *a), feat[2 * 256];
+    REQUIRE_OK(ctx, gf_exec_read(e, "add_2", a, 2 * 256 * 64));
+    REQUIRE_OK(ctx, gf_exec_read(e, "add_2.gap", feat, 2 * 256));
+    for (int i = 0; i < 2; i++) {
+        double s = 0, fs = 0;
+        for (int k = 0; k < 256 * 64; k++) s += a[i * 256 * 64 + k];
+        for (int k = 0; k < 256; k++) fs += feat[i * 256 + k];
+        printf("sum(add_2)[%d] = %.3f (TF.js %.3f), sum(feature) = %.4f\n", 2 * i + 1, s, golden_sum[i], fs);
+        CHECK(fabs(s - golden_sum[i]) <= 5e-3 + 1e-5 * golden_sum[i], "sum(add_2) %.4f vs %.3f", s, golden_sum[i]);
+        CHECK(fabs(fs * 64 - s) <= 1e-4 * fabs(s) + 1e-3, "feature = GAP(add_2): %.4f*64 vs %.4f", fs, s);
+    }
+    gf_model_info in;
+    gf_model_get_info(m, &in);
+    gf_block_info bi;
+    CHECK(in.feature && !strcmp(in.feature, "add_2.gap") && in.feature_dim == 256, "feature node add_2.gap [256]");
+    CHECK(in.n_blocks >= 1 && gf_model_block(m, 0, &bi) == GF_OK && !strcmp(bi.output, "add_2") && !strcmp(bi.input, "add_1"),
+          "top block add_1 -> add_2");
+    free(a);
+    gf_exec_free(e);
+    gf_model_free(m);
+    parity_cleanup(&pc);
+    gf_ctx_free(ctx);
+    return test_finish("test_model_parity_emotion");
+}
