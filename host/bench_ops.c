@@ -12,6 +12,7 @@
 typedef struct bench_bufs {
     cl_mem x, W, b, Wt, bt, t, y, g, gx, gW, gb;
     cl_mem A, B, C;        /* plain-GEMM operands (own buffers, not the conv scratch) */
+    cl_mem Ot, Ob;         /* outputs of the NT and TN GEMMs, so that A, B, C keep their values */
 } bench_bufs;
 
 enum { B_FWD, B_TAN, B_BWD, B_NN, B_NT, B_TN, B_BATCHED, B_CONVGEMM, B_COUNT };
@@ -34,13 +35,13 @@ static gf_status bench_once(bench_run *r, int what) {
     case B_BWD: return gf_conv2d_backward(ctx, d, m->x, m->W, m->g, m->gx, m->gW, m->gb, 0);
     case B_NN: return gf_gemm(ctx, 0, 0, M, N, K, 1.0f, m->A, 0, K, m->B, 0, N, 0.0f, m->C, 0, N);
     case B_NT:   /* weight gradient shape: [M, N] x [K, N]^T */
-        return gf_gemm(ctx, 0, 1, M, K, N, 1.0f, m->C, 0, N, m->B, 0, N, 0.0f, m->A, 0, K);
+        return gf_gemm(ctx, 0, 1, M, K, N, 1.0f, m->C, 0, N, m->B, 0, N, 0.0f, m->Ot, 0, K);
     case B_TN:   /* input gradient shape: [M, K]^T x [M, N] */
-        return gf_gemm(ctx, 1, 0, K, N, M, 1.0f, m->A, 0, K, m->C, 0, N, 0.0f, m->B, 0, N);
+        return gf_gemm(ctx, 1, 0, K, N, M, 1.0f, m->A, 0, K, m->C, 0, N, 0.0f, m->Ob, 0, N);
     case B_BATCHED: {   /* alternative: one GEMM per image with a shared (stride 0) weight */
         size_t P = (size_t)d->h_out * d->w_out;
         return gf_gemm_batched(ctx, 0, 0, M, P, K, 1.0f, m->A, 0, K, 0, m->B, 0, P, K * P,
-                               0.0f, m->C, 0, P, M * P, (size_t)d->n);
+                               0.0f, m->Ob, 0, P, M * P, (size_t)d->n);
     }
     case B_CONVGEMM: {
         CLBlastStatusCode s = CLBlastSconvgemm(CLBlastKernelModeCrossCorrelation, (size_t)d->c_in, (size_t)d->h_in,
@@ -98,12 +99,14 @@ static gf_status bench_setup(bench_run *r) {
     GF_TRY(upload_random(ctx, r->M * r->K, 8, "bench GEMM A", &m->A));
     GF_TRY(upload_random(ctx, r->K * r->N, 9, "bench GEMM B", &m->B));
     GF_TRY(upload_random(ctx, r->M * r->N, 10, "bench GEMM C", &m->C));
+    GF_TRY(gf_buf_create(ctx, r->M * r->K * sizeof(float), "bench GEMM NT output", &m->Ot));
+    GF_TRY(gf_buf_create(ctx, r->K * r->N * sizeof(float), "bench GEMM TN output", &m->Ob));
     return GF_OK;
 }
 
 static void bench_free(bench_bufs *m) {
     cl_mem *all[] = {&m->x, &m->W, &m->b, &m->Wt, &m->bt, &m->t, &m->y, &m->g, &m->gx, &m->gW, &m->gb,
-                     &m->A, &m->B, &m->C};
+                     &m->A, &m->B, &m->C, &m->Ot, &m->Ob};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gf_buf_release(all[i]);
 }
 
