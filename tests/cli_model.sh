@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# gradfeat info / predict: malformed model files give a clear error naming the
+# problem and exit 5 (never a crash); a valid converted model is summarised;
+# the emotion net fetched by models/emotion/fetch.sh is summarised and predicts
+# "happy" for skimage lfw_subset[1] (TF.js: 0.978).
+set -u
+BIN="${GF_BIN:?GF_BIN}"
+SRC="${GF_SRC:?GF_SRC}"
+PY=/usr/bin/python3
+T="$(mktemp -d)"
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+# A tiny valid model (conv + bn + relu + gap + linear) written with tools/gfmodel.py, then broken copies.
+"$PY" - "$T" "$SRC/tools" <<'PYEOF' || { echo "FATAL: could not write test models" >&2; exit 1; }
+import json, struct, sys
+import numpy as np
+out, tools = sys.argv[1], sys.argv[2]
+sys.path.insert(0, tools)
+import gfmodel
+r = np.random.default_rng(0)
+def build():
+    g = gfmodel.Graph("x", [3, 8, 8])
+    g.tensor("conv.weight", r.standard_normal((4, 3, 3, 3)))
+    for k, v in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+        g.tensor("bn." + k, np.full(4, v))
+    g.tensor("fc.weight", r.standard_normal((2, 4)))
+    g.add("conv", "conv2d", ["x"], {"weight": "conv.weight"}, {"pad": [1, 1, 1, 1]})
+    g.add("bn", "batchnorm", ["conv"], {"weight": "bn.weight", "bias": "bn.bias", "running_mean": "bn.running_mean",
+                                        "running_var": "bn.running_var"})
+    g.add("relu", "relu", ["bn"])
+    g.add("gap", "global_avgpool", ["relu"])
+    g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+    g.outputs = ["fc"]
+    g.feature = "gap"
+    return g
+pre = {"input_size": [8, 8], "channels": 3, "color_order": "RGB", "resize": "stretch"}
+gfmodel.write(out + "/ok.safetensors", build(), pre, ["cat", "dog"])
+data = open(out + "/ok.safetensors", "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+hdr = json.loads(data[8:8 + n])
+def dump(name, h, body=None):
+    hb = json.dumps(h).encode()
+    open(out + "/" + name, "wb").write(struct.pack("<Q", len(hb)) + hb + (data[8 + n:] if body is None else body))
+def graph_edit(name, fn):
+    h = json.loads(json.dumps(hdr)); gg = json.loads(h["__metadata__"]["gradfeat.graph"]); fn(gg)
+    h["__metadata__"]["gradfeat.graph"] = json.dumps(gg); dump(name, h)
+open(out + "/truncated.safetensors", "wb").write(data[:-40])
+open(out + "/hugeheader.safetensors", "wb").write(struct.pack("<Q", 1 << 62) + data[8:])
+h = json.loads(json.dumps(hdr)); h["conv.weight"]["data_offsets"][1] += 10**9; dump("offsets.safetensors", h)
+h = json.loads(json.dumps(hdr)); h["bn.bias"]["dtype"] = "I32"; dump("dtype.safetensors", h)
+h = json.loads(json.dumps(hdr)); h["fc.weight"]["shape"] = [4, 2]; dump("shape.safetensors", h)
+h = json.loads(json.dumps(hdr)); del h["bn.running_var"]; dump("missing.safetensors", h)
+graph_edit("unknownop.safetensors", lambda gg: gg["nodes"][2].update(op="swish"))
+graph_edit("cycle.safetensors", lambda gg: gg["nodes"][0].update(inputs=["relu"]))
+open(out + "/garbage.safetensors", "wb").write(b"hello")
+PYEOF
+
+check_bad() {  # file, expected text in the message
+  local f="$T/$1" want="$2" rc
+  "$BIN" info "$f" >"$T/out" 2>"$T/err"; rc=$?
+  if [ "$rc" -ne 5 ]; then fail "$1: exit $rc, want 5 ($(cat "$T/err"))"; return; fi
+  grep -qF -- "$want" "$T/err" || fail "$1: message lacks '$want': $(cat "$T/err")"
+  echo "ok  $1: $(cat "$T/err")"
+}
+check_bad truncated.safetensors "outside the data area"
+check_bad hugeheader.safetensors "header length"
+check_bad offsets.safetensors "tensor 'conv.weight': data_offsets"
+check_bad dtype.safetensors "tensor 'bn.bias': dtype I32 not supported"
+check_bad shape.safetensors "tensor 'fc.weight' (weight) has shape [4, 2], the graph needs [*, 4]"
+check_bad missing.safetensors "bn.running_var"
+check_bad unknownop.safetensors "node 'relu': unsupported op 'swish'"
+check_bad cycle.safetensors "graph has a cycle"
+check_bad garbage.safetensors "too short"
+check_bad does-not-exist.safetensors "cannot open"
+# predict must refuse a bad model the same way
+"$BIN" predict "$T/cycle.safetensors" "$T/none.png" >/dev/null 2>"$T/err"; rc=$?
+[ "$rc" -eq 5 ] || fail "predict on a bad model: exit $rc"
+
+# the valid tiny model
+"$BIN" info "$T/ok.safetensors" >"$T/out" 2>&1 || fail "info ok.safetensors: $(cat "$T/out")"
+grep -q "feature:    gap \[4\]" "$T/out" || fail "info: feature line missing: $(cat "$T/out")"
+grep -q "1 BatchNorm folded" "$T/out" || fail "info: BN folding not reported"
+"$BIN" info --json --nodes "$T/ok.safetensors" >"$T/json" || fail "info --json"
+"$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['feature']=='gap' and j['parameters']==132 and len(j['graph'])==5, j" "$T/json" \
+  || fail "info --json content"
+"$BIN" info >/dev/null 2>&1; [ $? -eq 2 ] || fail "info without a file must be a usage error"
+
+# the emotion net: fetch (cached, sha256-pinned), info, predict on lfw_subset[1] saved as PGM
+EMO="$T/emotion.safetensors"
+if ! bash "$SRC/models/emotion/fetch.sh" "$EMO" >/dev/null 2>"$T/fetch.err"; then
+  cat "$T/fetch.err" >&2; fail "models/emotion/fetch.sh"
+else
+  "$BIN" info "$EMO" >"$T/out" 2>&1 || fail "info emotion: $(cat "$T/out")"
+  cat "$T/out"
+  grep -q "feature:    add_2.gap \[256\]" "$T/out" || fail "emotion feature node"
+  grep -Eq "^  add_2 +add_1 +add_2 " "$T/out" || fail "emotion top block add_1 -> add_2"
+  "$PY" - "$T/face.pgm" <<'PYEOF' || fail "could not write the face image"
+import subprocess, sys
+import numpy as np
+p = subprocess.run(["bash", "-c", "dpkg -L python3-skimage | grep lfw_subset.npy | head -1"], capture_output=True, text=True).stdout.strip()
+img = np.clip(np.round(np.load(p)[1] * 255), 0, 255).astype(np.uint8)
+open(sys.argv[1], "wb").write(b"P5\n25 25\n255\n" + img.tobytes())
+PYEOF
+  "$BIN" predict "$EMO" "$T/face.pgm" --top-k 3 >"$T/out" 2>&1 || fail "predict: $(cat "$T/out")"
+  cat "$T/out"
+  "$BIN" predict "$EMO" "$T/face.pgm" "$T/face.pgm" --json --top-k 7 >"$T/json" 2>"$T/err" || fail "predict --json: $(cat "$T/err")"
+  "$PY" -c "
+import json,sys
+j=json.load(open(sys.argv[1]))
+assert len(j)==2, j
+t=j[0]['top'][0]
+assert t['class']=='happy' and t['probability']>0.9, t
+assert abs(sum(x['probability'] for x in j[0]['top'])-1)<1e-4, j[0]
+" "$T/json" || fail "predict --json: $(cat "$T/json")"
+  "$BIN" predict "$EMO" "$T/missing.png" >/dev/null 2>"$T/err"; rc=$?
+  [ "$rc" -eq 5 ] && grep -q "missing.png" "$T/err" || fail "predict on a missing image: exit $rc $(cat "$T/err")"
+fi
+[ "$fails" -eq 0 ] && echo "cli_model: all passed" || echo "cli_model: $fails failed"
+exit $((fails > 0))
