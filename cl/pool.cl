@@ -4,7 +4,9 @@
  * implied by OH/OW; hlim = H + pad_bottom and wlim = W + pad_right bound the
  * padded frame for count_include_pad). Backward kernels gather per input
  * element over the outputs whose window covers it, in a fixed order: no
- * atomics, no races, deterministic. */
+ * atomics, no races, deterministic. Window kernels run on a 3-D range
+ * (w, h, n*c): no integer divisions to recover coordinates, and adjacent
+ * work-items touch adjacent columns. */
 
 /* First output index o with o*s - p + k - 1 >= i, i.e. whose window reaches i. */
 int pool_first(int i, int p, int k, int s)
@@ -18,30 +20,25 @@ int pool_first(int i, int p, int k, int s)
  * window holds no input element (cannot happen when pads < kernel). Ties: the
  * first maximum in row-major window order wins; NaN wins (as PyTorch). */
 kernel void maxpool_forward(global const float *x, global float *y, global int *argmax,
-                            int has_y, int has_arg, uint total,
+                            int has_y, int has_arg, uint NC,
                             int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
                             int pt, int pl)
 {
-    size_t i = get_global_id(0);
-    if (i >= total) return;
-    int ow = (int)(i % (size_t)OW);
-    size_t r = i / (size_t)OW;
-    int oh = (int)(r % (size_t)OH);
-    size_t nc = r / (size_t)OH;
+    int ow = (int)get_global_id(0), oh = (int)get_global_id(1);
+    size_t nc = get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= NC) return;
+    size_t i = (nc * (size_t)OH + (size_t)oh) * (size_t)OW + (size_t)ow;
     global const float *xp = x + nc * (size_t)H * (size_t)W;
+    /* the window clipped to the input: no per-element bounds tests */
     int h0 = oh * sh - pt, w0 = ow * sw - pl;
+    int hs = max(h0, 0), he = min(h0 + kh, H), ws = max(w0, 0), we = min(w0 + kw, W);
     float best = 0.0f;
     int bi = -1;
-    for (int dh = 0; dh < kh; dh++) {
-        int h = h0 + dh;
-        if (h < 0 || h >= H) continue;
-        for (int dw = 0; dw < kw; dw++) {
-            int w = w0 + dw;
-            if (w < 0 || w >= W) continue;
+    for (int h = hs; h < he; h++)
+        for (int w = ws; w < we; w++) {
             float v = xp[h * W + w];
             if (bi < 0 || v > best || isnan(v)) { best = v; bi = h * W + w; }
         }
-    }
     if (has_y) y[i] = best;
     if (has_arg) argmax[i] = bi;
 }
@@ -59,15 +56,13 @@ kernel void maxpool_tangent(global const float *t_in, global const int *argmax, 
 
 /* Gradient: g_in[e] = sum of g_out[o] over outputs o covering e with argmax[o] == e. */
 kernel void maxpool_backward(global const float *g_out, global const int *argmax, global float *g_in,
-                             uint total, int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
+                             uint NC, int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
                              int pt, int pl)
 {
-    size_t i = get_global_id(0);
-    if (i >= total) return;
-    int w = (int)(i % (size_t)W);
-    size_t r = i / (size_t)W;
-    int h = (int)(r % (size_t)H);
-    size_t nc = r / (size_t)H;
+    int w = (int)get_global_id(0), h = (int)get_global_id(1);
+    size_t nc = get_global_id(2);
+    if (w >= W || h >= H || nc >= NC) return;
+    size_t i = (nc * (size_t)H + (size_t)h) * (size_t)W + (size_t)w;
     int e = h * W + w;
     int oh0 = pool_first(h, pt, kh, sh), oh1 = min((h + pt) / sh, OH - 1);
     int ow0 = pool_first(w, pl, kw, sw), ow1 = min((w + pl) / sw, OW - 1);
@@ -102,42 +97,32 @@ float avg_div(int oh, int ow, int H, int W, int kh, int kw, int sh, int sw,
 }
 
 /* Average pool forward; it is linear, so the tangent is this same kernel. */
-kernel void avgpool_forward(global const float *x, global float *y, uint total,
+kernel void avgpool_forward(global const float *x, global float *y, uint NC,
                             int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
                             int pt, int pl, int include_pad, int hlim, int wlim)
 {
-    size_t i = get_global_id(0);
-    if (i >= total) return;
-    int ow = (int)(i % (size_t)OW);
-    size_t r = i / (size_t)OW;
-    int oh = (int)(r % (size_t)OH);
-    size_t nc = r / (size_t)OH;
+    int ow = (int)get_global_id(0), oh = (int)get_global_id(1);
+    size_t nc = get_global_id(2);
+    if (ow >= OW || oh >= OH || nc >= NC) return;
+    size_t i = (nc * (size_t)OH + (size_t)oh) * (size_t)OW + (size_t)ow;
     global const float *xp = x + nc * (size_t)H * (size_t)W;
     int h0 = oh * sh - pt, w0 = ow * sw - pl;
+    int hs = max(h0, 0), he = min(h0 + kh, H), ws = max(w0, 0), we = min(w0 + kw, W);
     float acc = 0.0f;
-    for (int dh = 0; dh < kh; dh++) {
-        int h = h0 + dh;
-        if (h < 0 || h >= H) continue;
-        for (int dw = 0; dw < kw; dw++) {
-            int w = w0 + dw;
-            if (w < 0 || w >= W) continue;
-            acc += xp[h * W + w];
-        }
-    }
+    for (int h = hs; h < he; h++)
+        for (int w = ws; w < we; w++) acc += xp[h * W + w];
     y[i] = acc / avg_div(oh, ow, H, W, kh, kw, sh, sw, pt, pl, include_pad, hlim, wlim);
 }
 
 /* Average pool gradient, gathered per input element. */
-kernel void avgpool_backward(global const float *g_out, global float *g_in, uint total,
+kernel void avgpool_backward(global const float *g_out, global float *g_in, uint NC,
                              int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,
                              int pt, int pl, int include_pad, int hlim, int wlim)
 {
-    size_t i = get_global_id(0);
-    if (i >= total) return;
-    int w = (int)(i % (size_t)W);
-    size_t r = i / (size_t)W;
-    int h = (int)(r % (size_t)H);
-    size_t nc = r / (size_t)H;
+    int w = (int)get_global_id(0), h = (int)get_global_id(1);
+    size_t nc = get_global_id(2);
+    if (w >= W || h >= H || nc >= NC) return;
+    size_t i = (nc * (size_t)H + (size_t)h) * (size_t)W + (size_t)w;
     int oh0 = pool_first(h, pt, kh, sh), oh1 = min((h + pt) / sh, OH - 1);
     int ow0 = pool_first(w, pl, kw, sw), ow1 = min((w + pl) / sw, OW - 1);
     size_t base = nc * (size_t)OH * (size_t)OW;
@@ -169,6 +154,18 @@ kernel void gap_forward(global const float *x, global float *y, uint planes, uin
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (l == 0 && p < planes) y[p] = red[0] / (float)HW;
+}
+
+/* Small planes (HW <= 64, e.g. 7x7): one work-item per plane, sequential sum.
+ * Cheaper than a work-group per plane on CPU devices and enough on GPUs. */
+kernel void gap_forward_small(global const float *x, global float *y, uint planes, uint HW)
+{
+    size_t p = get_global_id(0);
+    if (p >= planes) return;
+    global const float *xp = x + p * (size_t)HW;
+    float acc = 0.0f;
+    for (uint j = 0; j < HW; j++) acc += xp[j];
+    y[p] = acc / (float)HW;
 }
 
 /* g_in[n, c, h, w] = g_out[n, c] / HW. */

@@ -73,17 +73,35 @@ gf_status gf_pool2d_init_tf(gf_ctx *ctx, gf_pool2d *p, int N, int C, int H, int 
     return GF_OK;
 }
 
+#define NCOF(p) ((size_t)(p)->N * (size_t)(p)->C)
+
+/* 3-D range (w, h, planes) with a 2-D tile of at most 64 work-items (within
+ * the device's and the kernel's limits) covering w first: PoCL otherwise picks
+ * tiny work-groups for 3-D ranges. */
+static gf_status launch3(gf_ctx *ctx, cl_kernel k, const char *name, int w, int h, size_t planes) {
+    size_t kmax = 0;
+    GF_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL),
+          "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
+    size_t lim = 64;
+    if (ctx->info.max_work_group && ctx->info.max_work_group < lim) lim = ctx->info.max_work_group;
+    if (kmax && kmax < lim) lim = kmax;
+    size_t lx = 1, ly = 1;
+    while (lx * 2 <= lim && lx < (size_t)w) lx *= 2;
+    while (lx * ly * 2 <= lim && ly < (size_t)h) ly *= 2;
+    size_t g[3] = {(size_t)w, (size_t)h, planes}, l[3] = {lx, ly, 1};
+    return gf_launch(ctx, k, name, 3, g, l);
+}
+
 gf_status gf_maxpool_forward(gf_ctx *ctx, const gf_pool2d *p, cl_mem x, cl_mem y, cl_mem argmax) {
     GF_TRY(pool_validate(ctx, p, "max pool forward"));
     if (!y && !argmax) return gf_fail(ctx, GF_ERR_USAGE, "max pool forward: neither output nor argmax given");
-    size_t n = gf_pool2d_out_count(p);
     cl_kernel k;
     GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_forward", &k));
     /* A NULL buffer is never written (has_* = 0); pass x so that the argument is valid. */
     GF_TRY(gf_args(ctx, k, "maxpool_forward", "mmmiiuiiiiiiiiii", x, y ? y : x, argmax ? argmax : x,
-                   y != NULL, argmax != NULL, (unsigned)n, p->H, p->W, p->OH, p->OW, p->kh, p->kw,
+                   y != NULL, argmax != NULL, (unsigned)NCOF(p), p->H, p->W, p->OH, p->OW, p->kh, p->kw,
                    p->sh, p->sw, p->pt, p->pl));
-    return gf_launch1(ctx, k, "maxpool_forward", n);
+    return launch3(ctx, k, "maxpool_forward", p->OW, p->OH, NCOF(p));
 }
 
 gf_status gf_maxpool_tangent(gf_ctx *ctx, const gf_pool2d *p, cl_mem argmax, cl_mem t_in, cl_mem t_out) {
@@ -98,23 +116,21 @@ gf_status gf_maxpool_tangent(gf_ctx *ctx, const gf_pool2d *p, cl_mem argmax, cl_
 
 gf_status gf_maxpool_backward(gf_ctx *ctx, const gf_pool2d *p, cl_mem argmax, cl_mem g_out, cl_mem g_in) {
     GF_TRY(pool_validate(ctx, p, "max pool backward"));
-    size_t n = gf_pool2d_in_count(p);
     cl_kernel k;
     GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_backward", &k));
-    GF_TRY(gf_args(ctx, k, "maxpool_backward", "mmmuiiiiiiiiii", g_out, argmax, g_in, (unsigned)n,
+    GF_TRY(gf_args(ctx, k, "maxpool_backward", "mmmuiiiiiiiiii", g_out, argmax, g_in, (unsigned)NCOF(p),
                    p->H, p->W, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl));
-    return gf_launch1(ctx, k, "maxpool_backward", n);
+    return launch3(ctx, k, "maxpool_backward", p->W, p->H, NCOF(p));
 }
 
 gf_status gf_avgpool_forward(gf_ctx *ctx, const gf_pool2d *p, cl_mem x, cl_mem y) {
     GF_TRY(pool_validate(ctx, p, "average pool forward"));
-    size_t n = gf_pool2d_out_count(p);
     cl_kernel k;
     GF_TRY(gf_kernel(ctx, "pool", NULL, "avgpool_forward", &k));
-    GF_TRY(gf_args(ctx, k, "avgpool_forward", "mmuiiiiiiiiiiiii", x, y, (unsigned)n, p->H, p->W,
+    GF_TRY(gf_args(ctx, k, "avgpool_forward", "mmuiiiiiiiiiiiii", x, y, (unsigned)NCOF(p), p->H, p->W,
                    p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl, p->count_include_pad != 0,
                    p->H + p->pb, p->W + p->pr));
-    return gf_launch1(ctx, k, "avgpool_forward", n);
+    return launch3(ctx, k, "avgpool_forward", p->OW, p->OH, NCOF(p));
 }
 
 gf_status gf_avgpool_tangent(gf_ctx *ctx, const gf_pool2d *p, cl_mem t_in, cl_mem t_out) {
@@ -123,13 +139,12 @@ gf_status gf_avgpool_tangent(gf_ctx *ctx, const gf_pool2d *p, cl_mem t_in, cl_me
 
 gf_status gf_avgpool_backward(gf_ctx *ctx, const gf_pool2d *p, cl_mem g_out, cl_mem g_in) {
     GF_TRY(pool_validate(ctx, p, "average pool backward"));
-    size_t n = gf_pool2d_in_count(p);
     cl_kernel k;
     GF_TRY(gf_kernel(ctx, "pool", NULL, "avgpool_backward", &k));
-    GF_TRY(gf_args(ctx, k, "avgpool_backward", "mmuiiiiiiiiiiiii", g_out, g_in, (unsigned)n, p->H, p->W,
+    GF_TRY(gf_args(ctx, k, "avgpool_backward", "mmuiiiiiiiiiiiii", g_out, g_in, (unsigned)NCOF(p), p->H, p->W,
                    p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl, p->count_include_pad != 0,
                    p->H + p->pb, p->W + p->pr));
-    return gf_launch1(ctx, k, "avgpool_backward", n);
+    return launch3(ctx, k, "avgpool_backward", p->W, p->H, NCOF(p));
 }
 
 /* Power-of-two local size <= cap, within the device's and the kernel's limits. */
@@ -150,6 +165,11 @@ gf_status gf_gap_forward(gf_ctx *ctx, size_t NC, size_t HW, cl_mem x, cl_mem y) 
     if (NC == 0 || HW == 0 || NC * HW > UINT_MAX)
         return gf_fail(ctx, GF_ERR_USAGE, "global average pool: bad size %zu planes x %zu", NC, HW);
     cl_kernel k;
+    if (HW <= 64) {
+        GF_TRY(gf_kernel(ctx, "pool", NULL, "gap_forward_small", &k));
+        GF_TRY(gf_args(ctx, k, "gap_forward_small", "mmuu", x, y, (unsigned)NC, (unsigned)HW));
+        return gf_launch1(ctx, k, "gap_forward_small", NC);
+    }
     GF_TRY(gf_kernel(ctx, "pool", NULL, "gap_forward", &k));
     size_t L;
     /* Enough lanes to cover a plane once, at most 256. */

@@ -17,6 +17,10 @@
  *
  * Global average pool: y[n, c] = mean over H*W; linear (tangent = forward).
  *
+ * PyTorch ceil_mode = True: set OH/OW one larger and put the extra rows in
+ * pb/pr by hand (exact for max pool; the average divisor then counts the
+ * extra row as padding when count_include_pad, where PyTorch clips it).
+ *
  * Flatten: NCHW contiguous [N, C, H, W] and [N, C*H*W] are the same bytes, so
  * flatten is a no-op reshape — no kernel, reuse the buffer with the new shape.
  *
