@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include "gf_internal.h"
 #include "gradfeat_model.h"
+#include "block.h"
 
 /* ---- safetensors container (host/safetensors.c) ---- */
 enum { GF_ST_F32 = 0, GF_ST_F16 = 1, GF_ST_MAX_DIMS = 8 };
@@ -123,5 +124,21 @@ gf_status gf_exec_enqueue(gf_exec *e, int n);
  * their inputs must already be in place (e.g. a cached trunk output copied into
  * the cut node's buffer). */
 gf_status gf_exec_enqueue_range(gf_exec *e, int n, int first, int last);
+
+/* ---- bridge to the top-block executor (host/model_bridge.c) ---- */
+/* Block bi (gf_model_block order: 0 = closest to the feature) as gf_bnode's for
+ * gf_block_create: nodes in topological order, inputs renumbered inside the
+ * block (GF_BLOCK_INPUT = the cut, whose per-image shape goes to c_in/h_in/w_in).
+ * nodes must hold GF_BLOCK_MAX_NODES entries. The trunk is everything up to
+ * the cut: run it with gf_exec_enqueue_range(e, n, 0, cut) and take
+ * gf_exec_buffer(e, cut) as the block input. */
+gf_status gf_model_block_nodes(gf_ctx *ctx, const gf_model *m, int bi, gf_bnode *nodes, int *n_nodes,
+                               int *c_in, int *h_in, int *w_in);
+/* θ̄ of that block (folded weights) written into a host vector of
+ * gf_block_param_count(blk) floats in blk's layout (w_off/b_off). */
+gf_status gf_model_block_theta(gf_ctx *ctx, const gf_model *m, int bi, const gf_block *blk, float *theta);
+/* Node index of block bi's cut (input), GF_NODE_INPUT for the graph input; after
+ * alias resolution (a folded BatchNorm gives its conv). */
+int gf_model_block_cut(const gf_model *m, int bi);
 
 #endif

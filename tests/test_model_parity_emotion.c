@@ -3,6 +3,7 @@
  * the TF.js 4.22 golden values of DESIGN.md §4: probabilities to 1e-4 and
  * sum(add_2) for skimage lfw_subset[1] and [3] (resized 25->64 with the TF1
  * legacy bilinear rule, (g - 0.5) * 2). */
+#include "model.h"
 #include "model_parity_common.h"
 
 int main(void) {
@@ -44,6 +45,33 @@ int main(void) {
     CHECK(in.feature && !strcmp(in.feature, "add_2.gap") && in.feature_dim == 256, "feature node add_2.gap [256]");
     CHECK(in.n_blocks >= 1 && gf_model_block(m, 0, &bi) == GF_OK && !strcmp(bi.output, "add_2") && !strcmp(bi.input, "add_1"),
           "top block add_1 -> add_2");
+    /* the bridge to the top-block executor: block add_2 fed with the executor's
+     * add_1 must give the same features as the executor's add_2.gap */
+    gf_bnode bn[GF_BLOCK_MAX_NODES];
+    int nb = 0, c_in, h_in, w_in;
+    REQUIRE_OK(ctx, gf_model_block_nodes(ctx, m, 0, bn, &nb, &c_in, &h_in, &w_in));
+    CHECK(nb == 9 && c_in == 128 && h_in == 15 && w_in == 15, "block add_2: %d nodes, input %dx%dx%d", nb, c_in, h_in, w_in);
+    gf_block *blk = NULL;
+    REQUIRE_OK(ctx, gf_block_create(ctx, c_in, h_in, w_in, bn, nb, 2, &blk));
+    CHECK(gf_block_feature_dim(blk) == 256, "block feature dim %d", gf_block_feature_dim(blk));
+    float *theta = malloc(gf_block_param_count(blk) * sizeof *theta);
+    REQUIRE_OK(ctx, gf_model_block_theta(ctx, m, 0, blk, theta));
+    gf_params P;
+    REQUIRE_OK(ctx, gf_params_create(ctx, blk, "theta", &P));
+    REQUIRE_OK(ctx, gf_buf_write(ctx, P.all, 0, gf_block_param_count(blk) * sizeof *theta, theta));
+    cl_mem fdev = test_alloc(ctx, 2 * 256);
+    int cut = gf_model_block_cut(m, 0);
+    CHECK(cut == gf_model_find_node(m, "add_1"), "cut is add_1");
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, 2, gf_exec_buffer(e, cut), &P, fdev));
+    float fblk[2 * 256];
+    test_download(ctx, fdev, fblk, 2 * 256);
+    double fref[2 * 256];
+    for (int k = 0; k < 2 * 256; k++) fref[k] = feat[k];
+    test_close("block add_2 features vs executor", fblk, fref, 2 * 256, 1e-5, 1e-5);
+    gf_buf_release(&fdev);
+    gf_params_free(&P);
+    gf_block_free(blk);
+    free(theta);
     free(a);
     gf_exec_free(e);
     gf_model_free(m);
