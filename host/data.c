@@ -478,12 +478,24 @@ gf_status gf_dataset_load_image(gf_dataset *ds, int i, gf_image *img, char *err,
     return GF_OK;
 }
 
+gf_status gfd_dataset_sample(gf_dataset *ds, int i, const gf_preprocess *pp, uint64_t seed, float *out, gfd_ws *ws,
+                             char *err, size_t err_size) {
+    gf_image img;
+    GF_TRY(gf_preprocess_check(pp, err, err_size));
+    if (ds->pixels && i >= 0 && i < ds->n)   /* idx: straight from memory, no copy */
+        return gfd_preprocess(pp, ds->pixels + (size_t)ds->idx_row[i] * ds->idx_w * ds->idx_h * ds->idx_c, ds->idx_w,
+                              ds->idx_h, ds->idx_c, seed, out, ws, err, err_size);
+    GF_TRY(gf_dataset_load_image(ds, i, &img, err, err_size));
+    gf_status st = gfd_preprocess(pp, img.data, img.w, img.h, img.c, seed, out, ws, err, err_size);
+    gf_image_free(&img);
+    return st;
+}
+
 gf_status gf_dataset_sample(gf_dataset *ds, int i, const gf_preprocess *pp, uint64_t seed, float *out,
                             char *err, size_t err_size) {
-    gf_image img;
-    GF_TRY(gf_dataset_load_image(ds, i, &img, err, err_size));
-    gf_status st = gf_preprocess_u8(pp, img.data, img.w, img.h, img.c, seed, out, err, err_size);
-    gf_image_free(&img);
+    gfd_ws ws = {{NULL, NULL, NULL}, {0, 0, 0}};
+    gf_status st = gfd_dataset_sample(ds, i, pp, seed, out, &ws, err, err_size);
+    gfd_ws_free(&ws);
     return st;
 }
 

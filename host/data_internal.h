@@ -74,6 +74,14 @@ gf_status gfd_open_csv(const char *path, const gf_dataset_options *o, gf_dataset
 /* Reads a class-name file (one per line, blank lines ignored). */
 gf_status gfd_read_class_names(const char *path, char ***names, int *n, char *err, size_t err_size);
 
+/* Preprocessing with reusable buffers (gf_preprocess_u8 uses a temporary one). */
+typedef struct gfd_ws { float *buf[3]; size_t cap[3]; } gfd_ws;
+void gfd_ws_free(gfd_ws *ws);
+gf_status gfd_preprocess(const gf_preprocess *pp, const uint8_t *src, int sw, int sh, int sc, uint64_t seed,
+                         float *out, gfd_ws *ws, char *err, size_t err_size);
+gf_status gfd_dataset_sample(gf_dataset *ds, int i, const gf_preprocess *pp, uint64_t seed, float *out, gfd_ws *ws,
+                             char *err, size_t err_size);
+
 uint64_t gfd_mix64(uint64_t x);
 double gfd_uniform(uint64_t *s);
 void gfd_random_crop(const gf_preprocess *pp, int sw, int sh, uint64_t *rng, int *x0, int *y0, int *cw, int *ch);

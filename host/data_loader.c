@@ -37,6 +37,7 @@ struct gf_loader {
     int64_t handed;             /* batches returned to the caller */
     int stop, nthreads;
     pthread_t *tid;
+    gfd_ws ws;                  /* buffers of the no-thread path */
     gf_status fatal;            /* out of memory in a worker */
     char fatal_msg[512];
 };
@@ -76,11 +77,11 @@ static void assign(gf_loader *l, int64_t seq) {
     s->batch.end_of_epoch = b == l->bpe - 1;
 }
 
-static void work(gf_loader *l, slot *s, int pos) {
+static void work(gf_loader *l, slot *s, int pos, gfd_ws *ws) {
     int i = s->index[pos];
     char err[512];
     uint64_t seed = gf_loader_sample_seed(l->opt.seed, s->batch.epoch, i);
-    gf_status st = gf_dataset_sample(l->ds, i, &l->pp, seed, s->x + (size_t)pos * l->numel, err, sizeof err);
+    gf_status st = gfd_dataset_sample(l->ds, i, &l->pp, seed, s->x + (size_t)pos * l->numel, ws, err, sizeof err);
     s->ok[pos] = st == GF_OK;
     if (st != GF_OK && st != GF_ERR_INPUT) {
         pthread_mutex_lock(&l->mu);
@@ -93,6 +94,7 @@ static void work(gf_loader *l, slot *s, int pos) {
 
 static void *worker(void *arg) {
     gf_loader *l = arg;
+    gfd_ws ws = {{NULL, NULL, NULL}, {0, 0, 0}};
     pthread_mutex_lock(&l->mu);
     for (;;) {
         while (!l->stop && !(l->fill_seq < l->total && l->fill_seq < l->handed + l->nslots - 1))
@@ -103,11 +105,12 @@ static void *worker(void *arg) {
         int pos = l->fill_pos++;
         if (l->fill_pos == s->n) { l->fill_seq++; l->fill_pos = 0; }
         pthread_mutex_unlock(&l->mu);
-        work(l, s, pos);
+        work(l, s, pos, &ws);
         pthread_mutex_lock(&l->mu);
         if (++s->done == s->n) pthread_cond_broadcast(&l->cv_done);
     }
     pthread_mutex_unlock(&l->mu);
+    gfd_ws_free(&ws);
     return NULL;
 }
 
@@ -127,6 +130,7 @@ void gf_loader_free(gf_loader *l) {
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv_work);
     pthread_cond_destroy(&l->cv_done);
+    gfd_ws_free(&l->ws);
     free(l->slots); free(l->tid); free(l->base); free(l->perm);
     free(l);
 }
@@ -240,7 +244,7 @@ gf_status gf_loader_next(gf_loader *l, const gf_batch **batch, char *err, size_t
     slot *s = &l->slots[seq % l->nslots];
     if (!l->tid) {
         assign(l, seq);
-        for (int p = 0; p < s->n; p++) work(l, s, p);
+        for (int p = 0; p < s->n; p++) work(l, s, p, &l->ws);
     } else {
         pthread_mutex_lock(&l->mu);
         while (!(s->seq == seq && s->done == s->n) && l->fatal == GF_OK) pthread_cond_wait(&l->cv_done, &l->mu);

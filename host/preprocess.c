@@ -128,6 +128,21 @@ static void to_float(const uint8_t *src, int sw, int sc, int x0, int y0, int cw,
     }
 }
 
+/* Reusable float buffers: the loader keeps one per thread so that big
+ * images do not cost fresh (page-faulting) allocations every time. */
+void gfd_ws_free(gfd_ws *ws) {
+    for (int i = 0; i < 3; i++) { free(ws->buf[i]); ws->buf[i] = NULL; ws->cap[i] = 0; }
+}
+
+static float *ws_get(gfd_ws *ws, int i, size_t n) {
+    if (ws->cap[i] < n) {
+        free(ws->buf[i]);
+        ws->buf[i] = malloc(sizeof(float) * n);
+        ws->cap[i] = ws->buf[i] ? n : 0;
+    }
+    return ws->buf[i];
+}
+
 /* One axis of a separable resampler: output i reads n[i] inputs from
  * first[i] with weights w[i*maxn ...] (clamped edges, weights sum to 1). */
 typedef struct axis { int *first, *n; float *w; int maxn; } axis;
@@ -170,9 +185,12 @@ static int axis_make(axis *a, gf_interp mode, int in, int out) {
                 ac[jj - f0] += wt;
                 tot += wt;
             }
-            a->first[i] = f0;
-            a->n[i] = f1 - f0 + 1;
-            for (int k = 0; k <= f1 - f0; k++) w[k] = (float)(ac[k] / tot);
+            int k0 = 0, k1 = f1 - f0;   /* trim zero taps (enlarging needs 2 of 5) */
+            while (k0 < k1 && ac[k0] == 0.0) k0++;
+            while (k1 > k0 && ac[k1] == 0.0) k1--;
+            a->first[i] = f0 + k0;
+            a->n[i] = k1 - k0 + 1;
+            for (int k = k0; k <= k1; k++) w[k - k0] = (float)(ac[k] / tot);
             if (ac != acc) free(ac);
             continue;
         }
@@ -199,11 +217,11 @@ static int axis_make(axis *a, gf_interp mode, int in, int out) {
 static void axis_free(axis *a) { free(a->first); free(a->n); free(a->w); }
 
 static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int ih, int C, float *r, int ow, int oh,
-                          char *err, size_t err_size) {
+                          gfd_ws *ws, char *err, size_t err_size) {
     axis ax = {0}, ay = {0};
-    float *tmp = malloc(sizeof(float) * (size_t)ih * ow * C);
+    float *tmp = ws_get(ws, 2, (size_t)ih * ow * C);
     if (!tmp || !axis_make(&ax, pp->interp, iw, ow) || !axis_make(&ay, pp->interp, ih, oh)) {
-        free(tmp); axis_free(&ax); axis_free(&ay);
+        axis_free(&ax); axis_free(&ay);
         return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize %dx%d -> %dx%d: out of memory", iw, ih, ow, oh);
     }
     /* horizontal: ih rows of iw -> ow */
@@ -213,10 +231,15 @@ static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int i
         for (int x = 0; x < ow; x++) {
             const float *w = ax.w + (size_t)x * ax.maxn;
             const float *s0 = src + (size_t)ax.first[x] * C;
-            for (int c = 0; c < C; c++) {
-                float acc = 0.0f;
-                for (int k = 0; k < ax.n[x]; k++) acc += w[k] * s0[(size_t)k * C + c];
-                dst[x * C + c] = acc;
+            const int nk = ax.n[x];
+            if (C == 3) {
+                float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
+                for (int k = 0; k < nk; k++, s0 += 3) { a0 += w[k] * s0[0]; a1 += w[k] * s0[1]; a2 += w[k] * s0[2]; }
+                dst[x * 3] = a0; dst[x * 3 + 1] = a1; dst[x * 3 + 2] = a2;
+            } else {
+                float a0 = 0.0f;
+                for (int k = 0; k < nk; k++) a0 += w[k] * s0[k];
+                dst[x] = a0;
             }
         }
     }
@@ -232,12 +255,20 @@ static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int i
             for (size_t i = 0; i < row; i++) dst[i] += w[k] * sk[i];
         }
     }
-    free(tmp); axis_free(&ax); axis_free(&ay);
+    axis_free(&ax); axis_free(&ay);
     return GF_OK;
 }
 
 gf_status gf_preprocess_u8(const gf_preprocess *pp, const uint8_t *src, int sw, int sh, int sc, uint64_t seed,
                            float *out, char *err, size_t err_size) {
+    gfd_ws ws = {{NULL, NULL, NULL}, {0, 0, 0}};
+    gf_status st = gfd_preprocess(pp, src, sw, sh, sc, seed, out, &ws, err, err_size);
+    gfd_ws_free(&ws);
+    return st;
+}
+
+gf_status gfd_preprocess(const gf_preprocess *pp, const uint8_t *src, int sw, int sh, int sc, uint64_t seed,
+                         float *out, gfd_ws *ws, char *err, size_t err_size) {
     GF_TRY(gf_preprocess_check(pp, err, err_size));
     if (!src || sw < 1 || sh < 1 || sc < 1 || sc > 4)
         return gfd_fail(err, err_size, GF_ERR_INPUT, "preprocess: bad source image %dx%dx%d", sw, sh, sc);
@@ -258,33 +289,30 @@ gf_status gf_preprocess_u8(const gf_preprocess *pp, const uint8_t *src, int sw, 
     }
     int flip = pp->hflip ? (gfd_uniform(&rng) < 0.5) : 0;
 
-    float *f = malloc(sizeof(float) * (size_t)cw * ch * C);
-    float *r = (rw == cw && rh == ch) ? f : malloc(sizeof(float) * (size_t)rw * rh * C);
-    if (!f || !r) {
-        free(f);
-        return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
-    }
+    float *f = ws_get(ws, 0, (size_t)cw * ch * C);
+    float *r = (rw == cw && rh == ch) ? f : ws_get(ws, 1, (size_t)rw * rh * C);
+    if (!f || !r) return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
     to_float(src, sw, sc, x0, y0, cw, ch, C, f);
-    gf_status st = GF_OK;
-    if (r != f) st = resample(pp, f, cw, ch, C, r, rw, rh, err, err_size);
-    if (st == GF_OK) {
-        for (int oc = 0; oc < C; oc++) {
-            int sc_ = (C == 3 && pp->bgr) ? 2 - oc : oc;
-            float a = pp->scale / pp->std[oc], b = (pp->offset - pp->mean[oc]) / pp->std[oc];
-            float *o = out + (size_t)oc * H * W;
-            for (int y = 0; y < H; y++) {
-                int sy = y + py;
-                for (int x = 0; x < W; x++) {
-                    int sx = (flip ? W - 1 - x : x) + px;
-                    float v = (sx >= 0 && sx < rw && sy >= 0 && sy < rh) ? r[((size_t)sy * rw + sx) * C + sc_] : 0.0f;
-                    o[(size_t)y * W + x] = v * a + b;
-                }
-            }
+    if (r != f) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, ws, err, err_size));
+    /* output x reads resized column sx = x + px (mirrored when flipping); columns
+     * outside [0, rw) and rows outside [0, rh) are the zero padding */
+    int xa = -px < 0 ? 0 : -px, xb = rw - px < W ? rw - px : W;
+    if (xb < xa) xb = xa;
+    for (int oc = 0; oc < C; oc++) {
+        int sc_ = (C == 3 && pp->bgr) ? 2 - oc : oc;
+        float a = pp->scale / pp->std[oc], b = (pp->offset - pp->mean[oc]) / pp->std[oc];
+        float *o = out + (size_t)oc * H * W;
+        for (int y = 0; y < H; y++, o += W) {
+            int sy = y + py;
+            if (sy < 0 || sy >= rh) { for (int x = 0; x < W; x++) o[x] = b; continue; }
+            const float *row = r + (size_t)sy * rw * C + sc_;
+            for (int x = 0; x < xa; x++) o[flip ? W - 1 - x : x] = b;
+            for (int x = xb; x < W; x++) o[flip ? W - 1 - x : x] = b;
+            if (flip) for (int x = xa; x < xb; x++) o[W - 1 - x] = row[(size_t)(x + px) * C] * a + b;
+            else for (int x = xa; x < xb; x++) o[x] = row[(size_t)(x + px) * C] * a + b;
         }
     }
-    if (r != f) free(r);
-    free(f);
-    return st;
+    return GF_OK;
 }
 
 void gf_preprocess_to_rgb8(const gf_preprocess *pp, const float *in, uint8_t *rgb) {

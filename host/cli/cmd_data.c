@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include "cli.h"
 #include "gradfeat_data.h"
 
@@ -48,6 +49,12 @@ static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double cpu_s(void) {   /* user + system time of all threads */
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + 1e-6 * u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec + 1e-6 * u.ru_stime.tv_usec;
 }
 
 static int cmp_pair(const void *a, const void *b) {
@@ -228,6 +235,7 @@ int cmd_data(int argc, char **argv) {
         if (batches <= 0) batches = nb < 50 ? nb : 50;
         if (batches > nb) batches = nb;
         long long imgs = 0;
+        double c0 = cpu_s();
         t0 = now_s();
         for (int b = 0; b < batches; b++) {
             const gf_batch *bt;
@@ -237,13 +245,15 @@ int cmd_data(int argc, char **argv) {
         }
         double dt = now_s() - t0;
         gf_loader_free(l);
+        double dc = cpu_s() - c0;
         if (st != GF_OK) { gf_dataset_free(ds); return fail_msg(st, err); }
         char tdesc[32];
         if (threads < 0) snprintf(tdesc, sizeof tdesc, "all CPUs");
         else if (threads == 0) snprintf(tdesc, sizeof tdesc, "none (in the caller)");
         else snprintf(tdesc, sizeof tdesc, "%d", threads);
-        printf("bench: %lld images (%d batches of %d) at %dx%dx%d%s in %.3f s: %.0f images/s, threads %s\n", imgs, batches,
-               batch, W, H, C, augment ? " augmented" : "", dt, dt > 0 ? imgs / dt : 0.0, tdesc);
+        printf("bench: %lld images (%d batches of %d) at %dx%dx%d%s in %.3f s: %.0f images/s, threads %s; "
+               "cpu %.3f s = %.0f images per cpu-second\n", imgs, batches, batch, W, H, C, augment ? " augmented" : "", dt,
+               dt > 0 ? imgs / dt : 0.0, tdesc, dc, dc > 0 ? imgs / dc : 0.0);
     }
     gf_dataset_free(ds);
     return 0;
