@@ -20,10 +20,12 @@
 #define GF_OPS_LOSS_H
 #include "gf_internal.h"
 
-/* labels: int32 [B]. grad: [B, K] or NULL (evaluation). out: >= off+2 floats. */
+/* labels: int32 [B]. grad: [B, K] or NULL (evaluation); it may be the logits
+ * buffer itself (each row is read completely before it is overwritten).
+ * out: >= off+2 floats. */
 gf_status gf_softmax_xent(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem labels, cl_mem grad,
                           cl_mem out, size_t off, int accumulate);
-/* targets: float [B, K]. grad: [B, K] or NULL. out: >= off+2 floats. */
+/* targets: float [B, K]. grad: [B, K] or NULL, may be the logits buffer. out: >= off+2 floats. */
 gf_status gf_sigmoid_bce(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem targets, cl_mem grad,
                          cl_mem out, size_t off, int accumulate, int per_sample);
 /* out[off] (+)= number of rows whose first arg-max equals the label. */

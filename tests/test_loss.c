@@ -106,6 +106,12 @@ static void run_xent(gf_ctx *ctx, int B, int K, double scale, int ignore, uint64
     REQUIRE_OK(ctx, gf_softmax_xent(ctx, B, K, bz, by, NULL, bo, 1, 1));
     test_download(ctx, bo, out2, 4);
     CHECK(out2[1] == out[1] + out[1] && out2[2] == 2 * out[2], "%s: accumulate gives %g %g", what, out2[1], out2[2]);
+    /* gradient written over the logits (in place) */
+    cl_mem bzz = test_upload(ctx, z, n);
+    REQUIRE_OK(ctx, gf_softmax_xent(ctx, B, K, bzz, by, bzz, bo, 1, 0));
+    test_download(ctx, bzz, g2, n);
+    CHECK(memcmp(g, g2, n * 4) == 0, "%s: in-place gradient differs", what);
+    gf_buf_release(&bzz);
     REQUIRE_OK(ctx, gf_top1_count(ctx, B, K, bz, by, bo, 3, 0));
     test_download(ctx, bo, out2, 4);
     CHECK(out2[3] == (float)rc[0], "%s: top1_count %g want %g", what, out2[3], rc[0]);
@@ -156,6 +162,11 @@ static void run_bce(gf_ctx *ctx, int B, int K, double scale, int per_sample, uin
     test_download(ctx, bo, out2, 2);
     test_download(ctx, bg, g2, n);
     CHECK(memcmp(out, out2, sizeof out) == 0 && memcmp(g, g2, n * 4) == 0, "%s: not bitwise reproducible", what);
+    cl_mem bzz = test_upload(ctx, z, n);
+    REQUIRE_OK(ctx, gf_sigmoid_bce(ctx, B, K, bzz, bt, bzz, bo, 0, 0, per_sample));
+    test_download(ctx, bzz, g2, n);
+    CHECK(memcmp(g, g2, n * 4) == 0, "%s: in-place gradient differs", what);
+    gf_buf_release(&bzz);
     REQUIRE_OK(ctx, gf_sigmoid_bce(ctx, B, K, bz, bt, NULL, bo, 0, 1, per_sample));
     test_download(ctx, bo, out2, 2);
     CHECK(out2[0] == out[0] + out[0] && out2[1] == 2 * out[1], "%s: accumulate", what);
