@@ -199,8 +199,10 @@ typedef struct gf_loader_options {
 } gf_loader_options;
 
 /* One batch; valid until the next gf_loader_next / gf_loader_free. Samples that
- * fail to load are dropped (count shrinks) and recorded as dataset problems;
- * the result does not depend on the number of threads. */
+ * fail to load are dropped (count shrinks, possibly to 0) and recorded as
+ * dataset problems; the result does not depend on the number of threads.
+ * Sample j of a batch was preprocessed with seed
+ * gf_loader_sample_seed(opt.seed, batch->epoch, batch->index[j]). */
 typedef struct gf_batch {
     int count;                  /* samples present */
     int channels, height, width;
