@@ -16,3 +16,13 @@ __kernel void gf_fill(const int n, const float v, __global float *y) {
     int i = get_global_id(0);
     if (i < n) y[i] = v;
 }
+
+/* dst[i, :] = src[idx[i], :] for rows of `row` floats (batch gather from a
+ * device-resident cache); one work item per output float. */
+__kernel void gf_gather_rows(__global const float *src, __global const int *idx, const int row, const int n,
+                             __global float *dst) {
+    size_t g = get_global_id(0);
+    if (g >= (size_t)n * (size_t)row) return;
+    size_t i = g / (size_t)row, j = g % (size_t)row;
+    dst[g] = src[(size_t)idx[i] * (size_t)row + j];
+}

@@ -9,4 +9,8 @@
  * (gx+gW+gb) at ResNet-18 layer4 shapes (batch, 512->512, 7x7, 3x3, pad 1)
  * next to plain gf_gemm at the same GEMM sizes; prints a table to out. */
 gf_status gf_bench_ops(gf_ctx *ctx, int batch, int reps, FILE *out);
+/* `gradfeat bench linearized`: workload W1 (ResNet-18 layer4, cached features of
+ * a size x size image, batch, classes): ms and GFLOP/s of one linearized
+ * (`full`) training step and one fine-tuning step (host/bench_linearized.c). */
+gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int reps, FILE *out);
 #endif

@@ -1,8 +1,65 @@
-/* GEMM through CLBlast, row-major, with a temp buffer owned by the context. */
+/* GEMM, row-major. Two paths behind one interface:
+ *  - CLBlast on the device, with a temp buffer owned by the context;
+ *  - host CBLAS for CPU devices whose buffers live in host memory (PoCL):
+ *    the buffers are mapped (zero-copy) and the host BLAS runs in place.
+ *    Mapping waits for the queued work, which on a CPU device is where the
+ *    cores are anyway. GRADFEAT_HOST_BLAS=0 forces CLBlast. */
 #include <clblast_c.h>
 #include "gf_internal.h"
+#ifdef GF_HAVE_CBLAS
+#include <cblas.h>
+#endif
 
 static CLBlastTranspose tr(int t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
+
+#ifdef GF_HAVE_CBLAS
+typedef struct { cl_mem m; float *p; } mapping;
+
+/* Map each distinct buffer once (A, B and C may share one). */
+static gf_status map_all(gf_ctx *ctx, cl_mem bufs[3], mapping maps[3], int *n) {
+    *n = 0;
+    for (int i = 0; i < 3; i++) {
+        int seen = 0;
+        for (int j = 0; j < *n; j++) seen |= maps[j].m == bufs[i];
+        if (seen) continue;
+        size_t size = 0;
+        GF_CL(ctx, clGetMemObjectInfo(bufs[i], CL_MEM_SIZE, sizeof size, &size, NULL), "clGetMemObjectInfo");
+        cl_int e;
+        void *p = clEnqueueMapBuffer(ctx->queue, bufs[i], CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, size, 0, NULL,
+                                     NULL, &e);
+        if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clEnqueueMapBuffer (host BLAS GEMM)");
+        maps[*n].m = bufs[i]; maps[*n].p = p;
+        (*n)++;
+    }
+    return GF_OK;
+}
+
+static float *mapped(mapping *maps, int n, cl_mem m) {
+    for (int i = 0; i < n; i++) if (maps[i].m == m) return maps[i].p;
+    return NULL;
+}
+
+static gf_status unmap_all(gf_ctx *ctx, mapping *maps, int n) {
+    for (int i = 0; i < n; i++)
+        GF_CL(ctx, clEnqueueUnmapMemObject(ctx->queue, maps[i].m, maps[i].p, 0, NULL, NULL), "clEnqueueUnmapMemObject");
+    return GF_OK;
+}
+
+static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                           cl_mem A, size_t off_a, size_t lda, size_t sa, cl_mem B, size_t off_b, size_t ldb,
+                           size_t sb, float beta, cl_mem C, size_t off_c, size_t ldc, size_t sc, size_t batch) {
+    cl_mem bufs[3] = {A, B, C};
+    mapping maps[3];
+    int n;
+    GF_TRY(map_all(ctx, bufs, maps, &n));
+    float *a = mapped(maps, n, A), *b = mapped(maps, n, B), *c = mapped(maps, n, C);
+    for (size_t i = 0; i < batch; i++)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, alpha, a + off_a + i * sa, (int)lda, b + off_b + i * sb, (int)ldb, beta,
+                    c + off_c + i * sc, (int)ldc);
+    return unmap_all(ctx, maps, n);
+}
+#endif
 
 gf_status gf_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K,
                   float alpha, cl_mem A, size_t off_a, size_t lda,
@@ -10,6 +67,10 @@ gf_status gf_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K,
                   float beta, cl_mem C, size_t off_c, size_t ldc) {
     if (M == 0 || N == 0) return GF_OK;
     if (K == 0) return gf_fail(ctx, GF_ERR_INTERNAL, "gf_gemm called with K = 0");
+#ifdef GF_HAVE_CBLAS
+    if (ctx->host_blas)
+        return host_gemm(ctx, ta, tb, M, N, K, alpha, A, off_a, lda, 0, B, off_b, ldb, 0, beta, C, off_c, ldc, 0, 1);
+#endif
     size_t need = 0;
     CLBlastStatusCode s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K,
                                                      off_a, lda, off_b, ldb, off_c, ldc, &ctx->queue, &need);
@@ -33,6 +94,11 @@ gf_status gf_gemm_batched(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_
                           float beta, cl_mem C, size_t off_c, size_t ldc, size_t stride_c, size_t batch) {
     if (M == 0 || N == 0 || batch == 0) return GF_OK;
     if (K == 0) return gf_fail(ctx, GF_ERR_INTERNAL, "gf_gemm_batched called with K = 0");
+#ifdef GF_HAVE_CBLAS
+    if (ctx->host_blas)
+        return host_gemm(ctx, ta, tb, M, N, K, alpha, A, off_a, lda, stride_a, B, off_b, ldb, stride_b, beta, C,
+                         off_c, ldc, stride_c, batch);
+#endif
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K, alpha,
                                                      A, off_a, lda, stride_a, B, off_b, ldb, stride_b, beta,
                                                      C, off_c, ldc, stride_c, batch, &ctx->queue, NULL);

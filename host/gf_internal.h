@@ -45,6 +45,7 @@ struct gf_ctx {
     size_t scratch_bytes[GF_SCRATCH_SLOTS];
     cl_mem gemm_tmp;                 /* CLBlast's temp buffer, owned by us */
     size_t gemm_tmp_bytes;
+    int host_blas;                   /* CPU device sharing host memory: GEMMs run in host BLAS */
 };
 
 /* ---- errors (host/errors.c) ---- */

@@ -25,6 +25,14 @@ gf_status gf_fill(gf_ctx *ctx, size_t n, float v, cl_mem y) {
     return gf_launch1(ctx, k, "gf_fill", n);
 }
 
+gf_status gf_gather_rows(gf_ctx *ctx, cl_mem src, cl_mem idx, int row, int n, cl_mem dst) {
+    if (n <= 0 || row <= 0) return GF_OK;
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "util", NULL, "gf_gather_rows", &k));
+    GF_TRY(gf_args(ctx, k, "gf_gather_rows", "mmiim", src, idx, row, n, dst));
+    return gf_launch1(ctx, k, "gf_gather_rows", (size_t)n * (size_t)row);
+}
+
 void gf_selftest_util(gf_ctx *ctx, gf_check_list *l) {
     enum { N = 1000 };
     float x[N], y[N], got[N];

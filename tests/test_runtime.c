@@ -187,6 +187,11 @@ int main(void) {
     gf_ctx *ctx = test_ctx();
     test_axpby(ctx);
     test_gemm_batched(ctx);
+    if (ctx->host_blas) {           /* CPU device: check the CLBlast path too */
+        ctx->host_blas = 0;
+        test_gemm_batched(ctx);
+        ctx->host_blas = 1;
+    }
     test_selftest_rows(ctx);
     test_errors(ctx);
     gf_ctx_free(ctx);

@@ -1,0 +1,124 @@
+/* `gradfeat bench linearized`: workload W1 (DESIGN.md §3) — ResNet-18 layer4
+ * with BN folded, cached layer3 features (random), batch B, 20 classes: one
+ * training step of the linearized model (`full`) and one fine-tuning step. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bench.h"
+#include "linearized.h"
+
+/* ResNet basic block: conv3x3(s) relu conv3x3 (+ 1x1 s downsample) add relu. */
+static int basic_block(gf_bnode *nd, int i, int in, int cin, int cout, int stride, const char *name) {
+    gf_conv_desc d;
+    int first = i;
+    memset(&nd[i], 0, 6 * sizeof *nd);
+    gf_conv_desc_simple(NULL, &d, 1, cin, 8, 8, cout, 3, stride, 1, 1, 1);
+    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .in = {in}, .conv = d, .has_bias = 1};
+    snprintf(nd[i].name, sizeof nd[i].name, "%s.conv1", name); i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .in = {i - 1}, .act = {GF_ACT_RELU, 0}};
+    snprintf(nd[i].name, sizeof nd[i].name, "%s.relu1", name); i++;
+    gf_conv_desc_simple(NULL, &d, 1, cout, 8, 8, cout, 3, 1, 1, 1, 1);
+    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .in = {i - 1}, .conv = d, .has_bias = 1};
+    snprintf(nd[i].name, sizeof nd[i].name, "%s.conv2", name); i++;
+    int shortcut = in;
+    if (stride != 1 || cin != cout) {
+        gf_conv_desc_simple(NULL, &d, 1, cin, 8, 8, cout, 1, stride, 0, 1, 1);
+        nd[i] = (gf_bnode){.kind = GF_BN_CONV, .in = {in}, .conv = d, .has_bias = 1};
+        snprintf(nd[i].name, sizeof nd[i].name, "%s.downsample", name);
+        shortcut = i++;
+    }
+    nd[i] = (gf_bnode){.kind = GF_BN_ADD, .in = {first + 2, shortcut}};
+    snprintf(nd[i].name, sizeof nd[i].name, "%s.add", name); i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .in = {i - 1}, .act = {GF_ACT_RELU, 0}};
+    snprintf(nd[i].name, sizeof nd[i].name, "%s.relu2", name); i++;
+    return i;
+}
+
+int gf_resnet_layer4_nodes(gf_bnode *nd) {
+    int i = basic_block(nd, 0, GF_BLOCK_INPUT, 256, 512, 2, "layer4.0");
+    return basic_block(nd, i, i - 1, 512, 512, 1, "layer4.1");
+}
+
+/* Multiply-adds of the block's forward per sample (convs only). */
+static double conv_flops(const gf_bnode *nd, int n, int *first_convs) {
+    double f = 0;
+    *first_convs = 0;
+    for (int i = 0; i < n; i++) {
+        if (nd[i].kind != GF_BN_CONV) continue;
+        const gf_conv_desc *d = &nd[i].conv;
+        f += 2.0 * d->c_out * (d->c_in / d->groups) * d->kh * d->kw * d->h_out * d->w_out;
+    }
+    return f;
+}
+
+gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int reps, FILE *out) {
+    gf_bnode nd[16];
+    int nn = gf_resnet_layer4_nodes(nd);
+    int hw = size / 16;
+    gf_block *blk;
+    GF_TRY(gf_block_create(ctx, 256, hw, hw, nd, nn, batch, &blk));
+    const gf_bnode *bn = gf_block_nodes(blk, &nn);
+    int first;
+    double fwd = conv_flops(bn, nn, &first) * batch;
+    /* full step: forward + tangent (2 products, 1 for convs reading the block input) + weight grads + input grads
+     * (none for convs reading the block input): fwd * 5 - 2 * (share of the input convs) ~ counted exactly below. */
+    double in_convs = 0;
+    for (int i = 0; i < nn; i++)
+        if (bn[i].kind == GF_BN_CONV && bn[i].in[0] == GF_BLOCK_INPUT) {
+            const gf_conv_desc *d = &bn[i].conv;
+            in_convs += 2.0 * d->c_out * (d->c_in / d->groups) * d->kh * d->kw * d->h_out * d->w_out * batch;
+        }
+    double lin_flops = 5 * fwd - 2 * in_convs, ft_flops = 3 * fwd - in_convs;
+    size_t P = gf_block_param_count(blk), nx = (size_t)batch * 256 * hw * hw;
+    int d = gf_block_feature_dim(blk);
+    float *theta = calloc(P, sizeof(float)), *x = malloc(nx * sizeof(float));
+    float *omega = malloc((size_t)classes * d * sizeof(float)), *bias = calloc((size_t)classes, sizeof(float));
+    int *labels = malloc((size_t)batch * sizeof(int));
+    gf_status st = theta && x && omega && bias && labels ? GF_OK : gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    uint64_t s = 12345;
+#define RND() ((s = s * 6364136223846793005ULL + 1442695040888963407ULL), ((double)(s >> 11) / 9007199254740992.0) * 2 - 1)
+    for (int i = 0; st == GF_OK && i < nn; i++) {
+        if (bn[i].w_off < 0) continue;
+        double scale = sqrt(3.0 / (bn[i].conv.c_in * bn[i].conv.kh * bn[i].conv.kw));
+        for (size_t j = 0; j < bn[i].w_count; j++) theta[bn[i].w_off + j] = (float)(RND() * scale);
+        for (size_t j = 0; bn[i].b_off >= 0 && j < bn[i].b_count; j++) theta[bn[i].b_off + j] = (float)(RND() * 0.1);
+    }
+    for (size_t j = 0; st == GF_OK && j < nx; j++) x[j] = (float)fabs(RND());
+    for (size_t j = 0; st == GF_OK && j < (size_t)classes * d; j++) omega[j] = (float)(RND() * 0.05);
+    for (int j = 0; st == GF_OK && j < batch; j++) labels[j] = j % classes;
+#undef RND
+    cl_mem dx = NULL, dl = NULL;
+    if (st == GF_OK) st = gf_buf_create_from(ctx, nx * sizeof(float), x, "W1 cached features", &dx);
+    if (st == GF_OK) st = gf_buf_create_from(ctx, (size_t)batch * sizeof(int), labels, "W1 labels", &dl);
+    gf_optim o = gf_optim_paper_defaults();
+    const gf_method methods[2] = {GF_METHOD_FULL, GF_METHOD_FINETUNE};
+    double ms[2] = {0, 0};
+    for (int k = 0; k < 2 && st == GF_OK; k++) {
+        gf_lin *m;
+        st = gf_lin_create(ctx, blk, methods[k], classes, GF_LOSS_SOFTMAX, theta, omega, bias, &m);
+        if (st != GF_OK) break;
+        st = gf_lin_train_step(ctx, m, batch, dx, dl, &o);          /* warm-up: kernel builds, GEMM tuning */
+        if (st == GF_OK) st = gf_ctx_finish(ctx);
+        double t0 = gf_now();
+        for (int r = 0; r < reps && st == GF_OK; r++) st = gf_lin_train_step(ctx, m, batch, dx, dl, &o);
+        if (st == GF_OK) st = gf_ctx_finish(ctx);
+        ms[k] = (gf_now() - t0) / reps * 1e3;
+        double loss, correct; int nb;
+        if (st == GF_OK) st = gf_lin_take_stats(ctx, m, &loss, &correct, &nb);
+        if (st == GF_OK && !isfinite(loss)) st = gf_fail(ctx, GF_ERR_NUMERIC, "W1 benchmark loss is not finite");
+        gf_lin_free(m);
+    }
+    if (st == GF_OK) {
+        const gf_device_info *dev = gf_ctx_device(ctx);
+        fprintf(out, "W1: ResNet-18 layer4 (BN folded), cached %dx%dx%d features, batch %d, %d classes, device %s\n",
+                256, hw, hw, batch, classes, dev->name);
+        fprintf(out, "%-22s %10s %10s\n", "step", "ms", "GFLOP/s");
+        fprintf(out, "%-22s %10.1f %10.1f\n", "linearized (full)", ms[0], lin_flops / (ms[0] * 1e-3) * 1e-9);
+        fprintf(out, "%-22s %10.1f %10.1f\n", "fine-tune", ms[1], ft_flops / (ms[1] * 1e-3) * 1e-9);
+        fprintf(out, "ratio linearized / fine-tune: %.2f\n", ms[0] / ms[1]);
+    }
+    gf_buf_release(&dx); gf_buf_release(&dl);
+    free(theta); free(x); free(omega); free(bias); free(labels);
+    gf_block_free(blk);
+    return st;
+}

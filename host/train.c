@@ -1,0 +1,309 @@
+/* Training driver: activation cache, probe, then the linearized models and
+ * fine-tuning, with per-epoch evaluation. See train.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ops_util.h"
+#include "train.h"
+
+void gf_train_options_default(gf_train_options *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 10;
+    o->batch = 64;
+    o->optim = gf_optim_paper_defaults();
+    o->lr_halve_every = 20;
+    o->seed = 1;
+}
+
+void gf_train_result_free(gf_train_result *r) {
+    for (int i = 0; i < 4; i++) { free(r->m[i].block_params); free(r->m[i].w1); free(r->m[i].b1); }
+    memset(r, 0, sizeof *r);
+}
+
+/* ---------------- metrics ---------------- */
+
+double gf_accuracy(const float *logits, const int *labels, int n, int K) {
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int k = 1; k < K; k++) if (logits[(size_t)i * K + k] > logits[(size_t)i * K + best]) best = k;
+        ok += best == labels[i];
+    }
+    return n ? (double)ok / n : 0;
+}
+
+typedef struct { float s; float t; } scored;
+static int by_score_desc(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->s != y->s) return x->s < y->s ? 1 : -1;
+    return x->t < y->t ? -1 : x->t > y->t;   /* ties: negatives first (pessimistic) */
+}
+
+double gf_mean_ap(const float *scores, const float *targets, int n, int K, double *ap_per_class) {
+    scored *v = malloc((size_t)n * sizeof *v);
+    if (!v) return NAN;
+    double sum = 0;
+    int classes = 0;
+    for (int k = 0; k < K; k++) {
+        int pos = 0;
+        for (int i = 0; i < n; i++) { v[i].s = scores[(size_t)i * K + k]; v[i].t = targets[(size_t)i * K + k]; pos += v[i].t > 0.5f; }
+        if (!pos) { if (ap_per_class) ap_per_class[k] = NAN; continue; }
+        qsort(v, (size_t)n, sizeof *v, by_score_desc);
+        double ap = 0;
+        int hits = 0;
+        for (int i = 0; i < n; i++)
+            if (v[i].t > 0.5f) { hits++; ap += (double)hits / (i + 1); }
+        ap /= pos;
+        if (ap_per_class) ap_per_class[k] = ap;
+        sum += ap;
+        classes++;
+    }
+    free(v);
+    return classes ? sum / classes : NAN;
+}
+
+/* ---------------- the cache ---------------- */
+
+typedef struct {
+    const gf_cached_set *set;
+    cl_mem dev;                 /* whole set on the device, or NULL */
+    cl_mem x, labels, idx;      /* per-batch buffers */
+    float *stage;               /* host staging for the host-resident path */
+    int *lab_stage;
+    float *tgt_stage;
+} cache;
+
+static void cache_close(cache *c) {
+    gf_buf_release(&c->dev); gf_buf_release(&c->x); gf_buf_release(&c->labels); gf_buf_release(&c->idx);
+    free(c->stage); free(c->lab_stage); free(c->tgt_stage);
+    memset(c, 0, sizeof *c);
+}
+
+static gf_status cache_open(gf_ctx *ctx, const gf_cached_set *s, int batch, uint64_t *budget, cache *c) {
+    memset(c, 0, sizeof *c);
+    c->set = s;
+    size_t bytes = (size_t)s->n * s->sample_floats * sizeof(float);
+    gf_status st = GF_OK;
+    if (bytes <= ctx->info.max_alloc && bytes <= *budget) {
+        st = gf_buf_create_from(ctx, bytes, s->z0, "activation cache", &c->dev);
+        if (st == GF_OK) *budget -= bytes;
+        else { gf_buf_release(&c->dev); st = GF_OK; }      /* fall back to host memory */
+    }
+    size_t lab = s->multi_label ? (size_t)batch * s->classes * sizeof(float) : (size_t)batch * sizeof(int);
+    if (st == GF_OK) st = gf_buf_create(ctx, (size_t)batch * s->sample_floats * sizeof(float), "batch input", &c->x);
+    if (st == GF_OK) st = gf_buf_create(ctx, lab, "batch labels", &c->labels);
+    if (st == GF_OK) st = gf_buf_create(ctx, (size_t)batch * sizeof(int), "batch indices", &c->idx);
+    c->stage = c->dev ? NULL : malloc((size_t)batch * s->sample_floats * sizeof(float));
+    c->lab_stage = malloc((size_t)batch * sizeof(int));
+    c->tgt_stage = s->multi_label ? malloc(lab) : NULL;
+    if (st == GF_OK && ((!c->dev && !c->stage) || !c->lab_stage || (s->multi_label && !c->tgt_stage)))
+        st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the batch staging buffers");
+    if (st != GF_OK) cache_close(c);
+    return st;
+}
+
+/* Put samples idx[0..nb) into c->x and their labels into c->labels. */
+static gf_status cache_batch(gf_ctx *ctx, cache *c, const int *idx, int nb) {
+    const gf_cached_set *s = c->set;
+    size_t row = (size_t)s->sample_floats;
+    if (c->dev) {
+        GF_TRY(gf_buf_write(ctx, c->idx, 0, (size_t)nb * sizeof(int), idx));
+        GF_TRY(gf_gather_rows(ctx, c->dev, c->idx, (int)row, nb, c->x));
+    } else {
+        for (int i = 0; i < nb; i++) memcpy(c->stage + i * row, s->z0 + (size_t)idx[i] * row, row * sizeof(float));
+        GF_TRY(gf_buf_write(ctx, c->x, 0, (size_t)nb * row * sizeof(float), c->stage));
+    }
+    if (s->multi_label) {
+        for (int i = 0; i < nb; i++)
+            memcpy(c->tgt_stage + (size_t)i * s->classes, s->targets + (size_t)idx[i] * s->classes, (size_t)s->classes * sizeof(float));
+        return gf_buf_write(ctx, c->labels, 0, (size_t)nb * s->classes * sizeof(float), c->tgt_stage);
+    }
+    for (int i = 0; i < nb; i++) c->lab_stage[i] = s->labels[idx[i]];
+    return gf_buf_write(ctx, c->labels, 0, (size_t)nb * sizeof(int), c->lab_stage);
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+
+static void shuffle(int *p, int n, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
+    for (int i = 0; i < n; i++) p[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rng_next(&s) % (uint64_t)(i + 1));
+        int t = p[i]; p[i] = p[j]; p[j] = t;
+    }
+}
+
+/* Evaluate on a whole set: mean loss and accuracy / mAP. Reads back one
+ * loss/count pair per batch (and the logits for mAP). */
+static gf_status evaluate(gf_ctx *ctx, gf_lin *m, cache *c, int batch, double *loss, double *metric) {
+    const gf_cached_set *s = c->set;
+    int *idx = malloc((size_t)batch * sizeof(int));
+    float *scores = s->multi_label ? malloc((size_t)s->n * s->classes * sizeof(float)) : NULL;
+    if (!idx || (s->multi_label && !scores)) { free(idx); free(scores); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
+    gf_status st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
+    double loss_sum = 0, correct = 0;
+    for (int b0 = 0; b0 < s->n && st == GF_OK; b0 += batch) {
+        int nb = s->n - b0 < batch ? s->n - b0 : batch;
+        for (int i = 0; i < nb; i++) idx[i] = b0 + i;
+        double l = 0, cor = 0;
+        st = cache_batch(ctx, c, idx, nb);
+        if (st == GF_OK) st = gf_lin_eval_batch(ctx, m, nb, c->x, c->labels);
+        if (st == GF_OK) st = gf_lin_take_stats(ctx, m, &l, &cor, NULL);
+        loss_sum += l * nb;
+        correct += cor;
+        if (st == GF_OK && s->multi_label)
+            st = gf_buf_read(ctx, gf_lin_logits_buffer(m), 0, (size_t)nb * s->classes * sizeof(float),
+                             scores + (size_t)b0 * s->classes);
+    }
+    *loss = loss_sum / s->n;
+    *metric = s->multi_label ? gf_mean_ap(scores, s->targets, s->n, s->classes, NULL) : correct / s->n;
+    free(idx);
+    free(scores);
+    return st;
+}
+
+/* Train one model for o->epochs (or `epochs`) on the train cache. */
+static gf_status fit(gf_ctx *ctx, gf_lin *m, gf_method method, cache *tr, cache *va, int epochs,
+                     const gf_train_options *o, gf_method_result *r) {
+    const gf_cached_set *s = tr->set;
+    int *perm = malloc((size_t)s->n * sizeof(int));
+    if (!perm) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    gf_optim opt = o->optim;
+    gf_status st = GF_OK;
+    double t0 = gf_now();
+    for (int ep = 0; ep < epochs && st == GF_OK; ep++) {
+        if (o->lr_halve_every > 0 && ep > 0 && ep % o->lr_halve_every == 0) opt.lr *= 0.5f;
+        shuffle(perm, s->n, o->seed * 1000003ULL + (uint64_t)method * 7919ULL + (uint64_t)ep);
+        double te = gf_now();
+        st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
+        int steps = 0;
+        for (int b0 = 0; b0 + 1 <= s->n && st == GF_OK; b0 += o->batch) {
+            int nb = s->n - b0 < o->batch ? s->n - b0 : o->batch;
+            st = cache_batch(ctx, tr, perm + b0, nb);
+            if (st == GF_OK) st = gf_lin_train_step(ctx, m, nb, tr->x, tr->labels, &opt);
+            steps++;
+        }
+        double loss_sum = 0, correct = 0;
+        if (st == GF_OK) st = gf_lin_take_stats(ctx, m, &loss_sum, &correct, NULL);
+        if (st != GF_OK) break;
+        double train_loss = loss_sum / steps;
+        if (!isfinite(train_loss)) {
+            st = gf_fail(ctx, GF_ERR_NUMERIC, "%s: the training loss became %s in epoch %d (step %d of the run); "
+                         "try a smaller learning rate or --clip-norm", gf_method_name(method),
+                         isnan(train_loss) ? "NaN" : "infinite", ep + 1, (ep + 1) * steps);
+            break;
+        }
+        r->train_loss = train_loss;
+        r->train_metric = s->multi_label ? NAN : correct / s->n;
+        r->val_loss = r->val_metric = NAN;
+        if (va) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric);
+        if (st == GF_OK && o->on_epoch)
+            o->on_epoch(o->user, method, ep + 1, epochs, r->train_loss, r->train_metric, r->val_loss, r->val_metric,
+                        gf_now() - te);
+    }
+    r->seconds = gf_now() - t0;
+    r->ran = st == GF_OK;
+    free(perm);
+    return st;
+}
+
+static gf_status keep_params(gf_ctx *ctx, gf_lin *m, gf_block *blk, int K, int d, gf_method method,
+                             gf_method_result *r) {
+    r->w1 = malloc((size_t)K * d * sizeof(float));
+    r->b1 = malloc((size_t)K * sizeof(float));
+    if (method != GF_METHOD_LINEAR) r->block_params = malloc(gf_block_param_count(blk) * sizeof(float));
+    if (!r->w1 || !r->b1 || (method != GF_METHOD_LINEAR && !r->block_params))
+        return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    return gf_lin_read_params(ctx, m, r->block_params, r->w1, r->b1);
+}
+
+/* Features f = GAP(block(z0)) at θ̄ for a whole set (the probe's input). */
+static gf_status features(gf_ctx *ctx, gf_block *blk, gf_params *th, cache *c, int batch, float *out) {
+    const gf_cached_set *s = c->set;
+    int d = gf_block_feature_dim(blk);
+    cl_mem f;
+    GF_TRY(gf_buf_create(ctx, (size_t)batch * d * sizeof(float), "features", &f));
+    int *idx = malloc((size_t)batch * sizeof(int));
+    gf_status st = idx ? GF_OK : gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    for (int b0 = 0; b0 < s->n && st == GF_OK; b0 += batch) {
+        int nb = s->n - b0 < batch ? s->n - b0 : batch;
+        for (int i = 0; i < nb; i++) idx[i] = b0 + i;
+        st = cache_batch(ctx, c, idx, nb);
+        if (st == GF_OK) st = gf_block_forward(ctx, blk, nb, c->x, th, f);
+        if (st == GF_OK) st = gf_buf_read(ctx, f, 0, (size_t)nb * d * sizeof(float), out + (size_t)b0 * d);
+    }
+    free(idx);
+    gf_buf_release(&f);
+    return st;
+}
+
+gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_cached_set *train,
+                   const gf_cached_set *val, unsigned methods, const gf_train_options *o, gf_train_result *res) {
+    memset(res, 0, sizeof *res);
+    int K = train->classes, d = gf_block_feature_dim(blk);
+    gf_loss_kind loss = train->multi_label ? GF_LOSS_SIGMOID_BCE : GF_LOSS_SOFTMAX;
+    uint64_t budget = o->max_device_mem ? o->max_device_mem : ctx->info.global_mem / 2;
+    double t0 = gf_now();
+    cache tr = {0}, va = {0};
+    gf_status st = cache_open(ctx, train, o->batch, &budget, &tr);
+    if (st == GF_OK && val) st = cache_open(ctx, val, o->batch, &budget, &va);
+    res->cache_on_device = tr.dev != NULL;
+    res->cache_seconds = gf_now() - t0;
+
+    /* 1. the probe, on features computed once (θ̄ never changes) */
+    float *ftr = NULL, *fva = NULL, *zeros = calloc((size_t)K * d + K, sizeof(float));
+    gf_params th = {0};
+    gf_block *head_blk = NULL;
+    if (st == GF_OK && !zeros) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (st == GF_OK) st = gf_params_create(ctx, blk, "theta_bar", &th);
+    if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
+    ftr = malloc((size_t)train->n * d * sizeof(float));
+    if (val) fva = malloc((size_t)val->n * d * sizeof(float));
+    if (st == GF_OK && (!ftr || (val && !fva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for features");
+    if (st == GF_OK) st = features(ctx, blk, &th, &tr, o->batch, ftr);
+    if (st == GF_OK && val) st = features(ctx, blk, &th, &va, o->batch, fva);
+    gf_cached_set ftrain = *train, fval = val ? *val : *train;
+    ftrain.z0 = ftr; ftrain.sample_floats = d;
+    fval.z0 = fva; fval.sample_floats = d;
+    /* the probe's "block" is one GAP over a d x 1 x 1 input: logits = w1ᵀf + b1 */
+    gf_bnode gap = {.kind = GF_BN_GAP, .name = "features", .in = {GF_BLOCK_INPUT}};
+    if (st == GF_OK) st = gf_block_create(ctx, d, 1, 1, &gap, 1, o->batch, &head_blk);
+    cache ptr = {0}, pva = {0};
+    uint64_t fb = ~0ULL;
+    if (st == GF_OK) st = cache_open(ctx, &ftrain, o->batch, &fb, &ptr);
+    if (st == GF_OK && val) st = cache_open(ctx, &fval, o->batch, &fb, &pva);
+    gf_lin *probe = NULL;
+    float *none = head_blk ? calloc(gf_block_param_count(head_blk), sizeof(float)) : NULL;   /* GAP has no parameters */
+    if (st == GF_OK && !none) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (st == GF_OK)
+        st = gf_lin_create(ctx, head_blk, GF_METHOD_LINEAR, K, loss, none, zeros, zeros + (size_t)K * d, &probe);
+    free(none);
+    if (st == GF_OK)
+        st = fit(ctx, probe, GF_METHOD_LINEAR, &ptr, val ? &pva : NULL, o->probe_epochs ? o->probe_epochs : o->epochs,
+                 o, &res->m[GF_METHOD_LINEAR]);
+    if (st == GF_OK) st = keep_params(ctx, probe, head_blk, K, d, GF_METHOD_LINEAR, &res->m[GF_METHOD_LINEAR]);
+    gf_lin_free(probe);
+    cache_close(&ptr); cache_close(&pva);
+    gf_block_free(head_blk);
+    free(ftr); free(fva);
+    gf_params_free(&th);
+
+    /* 2. gradient / full / finetune from the probe: w1 = ω̄, b1 = probe bias, w2 = 0 */
+    for (int mth = GF_METHOD_GRADIENT; mth <= GF_METHOD_FINETUNE && st == GF_OK; mth++) {
+        if (!(methods & (1u << mth))) continue;
+        gf_lin *m;
+        st = gf_lin_create(ctx, blk, (gf_method)mth, K, loss, theta_bar, res->m[GF_METHOD_LINEAR].w1,
+                           res->m[GF_METHOD_LINEAR].b1, &m);
+        if (st != GF_OK) break;
+        st = fit(ctx, m, (gf_method)mth, &tr, val ? &va : NULL, o->epochs, o, &res->m[mth]);
+        if (st == GF_OK) st = keep_params(ctx, m, blk, K, d, (gf_method)mth, &res->m[mth]);
+        gf_lin_free(m);
+    }
+    free(zeros);
+    cache_close(&tr);
+    cache_close(&va);
+    return st;
+}
