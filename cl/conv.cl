@@ -73,9 +73,9 @@ __kernel void col2im(__global const float *col, __global float *gx, int gx_off, 
     gx[gx_off + q] = s;
 }
 
-/* y[n0+nl, c, p] = src[c, nl*P + p] (+ b[c]) (+ y when accumulate). */
+/* y[n0+nl, c, p] = src[c, nl*P + p] (+ b[c]). */
 __kernel void cnp_to_ncp(__global const float *src, __global float *y, int y_off,
-                         __global const float *b, int has_b, int accumulate, int nb, int C, int P)
+                         __global const float *b, int has_b, int nb, int C, int P)
 {
     int q = get_global_id(0);
     if (q >= nb * C * P) return;
@@ -83,7 +83,6 @@ __kernel void cnp_to_ncp(__global const float *src, __global float *y, int y_off
     int c = t % C, nl = t / C;
     float v = src[c * (nb * P) + nl * P + p];
     if (has_b) v += b[c];
-    if (accumulate) v += y[y_off + q];
     y[y_off + q] = v;
 }
 
@@ -96,6 +95,85 @@ __kernel void ncp_to_cnp(__global const float *g, int g_off, __global float *dst
     int c = q / cols, r = q - c * cols;
     int nl = r / P, p = r - nl * P;
     dst[q] = g[g_off + (nl * C + c) * P + p];
+}
+
+/* ---- CPU variants: one work item per (channel, image) plane, loops without
+ * integer division (vector units have no integer divide, so the per-element
+ * kernels above cost ~20 ns per float on PoCL). Same results up to the
+ * summation order of col2im_plane (fixed, so still reproducible). ---- */
+
+__kernel void im2col_plane(__global const float *x, int x_off, __global float *col, int nb,
+                           int C, int H, int W, int OH, int OW, int KH, int KW,
+                           int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int q = get_global_id(0);
+    if (q >= nb * C) return;
+    int c = q / nb, nl = q - c * nb;   /* image fastest: neighbours touch neighbouring col segments */
+    int P = OH * OW;
+    int cols = nb * P;
+    int xb = x_off + (nl * C + c) * H * W;
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++) {
+            int db = ((c * KH + i) * KW + j) * cols + nl * P;
+            for (int oh = 0; oh < OH; oh++) {
+                int ih = oh * SH - PT + i * DH;
+                int inside_h = ih >= 0 && ih < H;
+                for (int ow = 0; ow < OW; ow++) {
+                    int iw = ow * SW - PL + j * DW;
+                    float v = 0.0f;
+                    if (inside_h && iw >= 0 && iw < W) v = x[xb + ih * W + iw];
+                    col[db + oh * OW + ow] = v;
+                }
+            }
+        }
+}
+
+/* gx plane (nl, c) = (gx if accumulate, else 0) + contributions in (i, j, oh, ow) order. */
+__kernel void col2im_plane(__global const float *col, __global float *gx, int gx_off, int accumulate, int nb,
+                           int C, int H, int W, int OH, int OW, int KH, int KW,
+                           int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int q = get_global_id(0);
+    if (q >= nb * C) return;
+    int c = q / nb, nl = q - c * nb;   /* image fastest: neighbours touch neighbouring col segments */
+    int P = OH * OW;
+    int cols = nb * P;
+    int gb = gx_off + (nl * C + c) * H * W;
+    if (!accumulate)
+        for (int k = 0; k < H * W; k++) gx[gb + k] = 0.0f;
+    for (int i = 0; i < KH; i++)
+        for (int j = 0; j < KW; j++) {
+            int sb = ((c * KH + i) * KW + j) * cols + nl * P;
+            for (int oh = 0; oh < OH; oh++) {
+                int ih = oh * SH - PT + i * DH;
+                if (ih < 0 || ih >= H) continue;
+                for (int ow = 0; ow < OW; ow++) {
+                    int iw = ow * SW - PL + j * DW;
+                    if (iw >= 0 && iw < W) gx[gb + ih * W + iw] += col[sb + oh * OW + ow];
+                }
+            }
+        }
+}
+
+/* Row copies for the layout changes: one work item per (nl, c), P floats. */
+__kernel void cnp_to_ncp_rows(__global const float *src, __global float *y, int y_off,
+                              __global const float *b, int has_b, int nb, int C, int P)
+{
+    int q = get_global_id(0);
+    if (q >= nb * C) return;
+    int nl = q / C, c = q - nl * C;
+    float bias = has_b ? b[c] : 0.0f;
+    int s0 = c * (nb * P) + nl * P, d0 = y_off + q * P;
+    for (int p = 0; p < P; p++) y[d0 + p] = src[s0 + p] + bias;
+}
+
+__kernel void ncp_to_cnp_rows(__global const float *g, int g_off, __global float *dst, int nb, int C, int P)
+{
+    int q = get_global_id(0);
+    if (q >= nb * C) return;
+    int nl = q / C, c = q - nl * C;
+    int s0 = g_off + q * P, d0 = c * (nb * P) + nl * P;
+    for (int p = 0; p < P; p++) dst[d0 + p] = g[s0 + p];
 }
 
 /* y[n, c, p] = b[c] or 0 (tangent with no weight term). */

@@ -181,6 +181,13 @@ gf_status gf_bench_ops(gf_ctx *ctx, int batch, int reps, FILE *out) {
     fprintf(out, "bench ops on %s (%s)\n", di->name, di->platform_name);
     fprintf(out, "conv 3x3, %d -> %d channels, %dx%d, pad 1, stride 1, batch %d (ResNet-18 layer4); %d reps after 1 warm-up\n",
             r.d.c_in, r.d.c_out, r.d.h_in, r.d.w_in, batch, reps);
+#ifdef GF_HAVE_CBLAS
+    int host = ctx->host_blas;
+#else
+    int host = 0;
+#endif
+    fprintf(out, "GEMM path (conv and plain alike): %s\n", host ? "host CBLAS on mapped buffers (GRADFEAT_HOST_BLAS=0 for CLBlast)"
+                                                                : "CLBlast on the device");
     fprintf(out, "ratio = GEMM time / op time for the same FLOPs (goal >= 0.7)\n\n");
     gf_status st = bench_body(&r, reps, out);
     bench_free(&r.m);

@@ -84,6 +84,8 @@ gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d) {
     if (d->groups < 1 || d->c_in % d->groups || d->c_out % d->groups)
         return gf_fail(ctx, GF_ERR_USAGE, "conv: groups %d must divide c_in %d and c_out %d",
                        d->groups, d->c_in, d->c_out);
+    if (d->variant < GF_CONV_VARIANT_AUTO || d->variant > GF_CONV_VARIANT_PLANE)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: unknown kernel variant %d", d->variant);
     /* keeps every index expression of the kernels (oh*stride - pad + i*dil) inside int */
     const int big = 1 << 24;
     if (d->h_in > big || d->w_in > big || d->kh > big || d->kw > big || d->stride_h > big || d->stride_w > big ||
@@ -184,39 +186,58 @@ static gf_status conv_workspace(gf_ctx *ctx, const gf_conv_desc *d, int nb, cl_m
     return GF_OK;
 }
 
+/* Per-plane loop kernels on CPU devices (no vector integer divide there),
+ * per-element kernels elsewhere (coalesced on GPUs); desc.variant overrides. */
+static int plane_kernels(const gf_ctx *ctx, const gf_conv_desc *d) {
+    if (d->variant == GF_CONV_VARIANT_ELEMENT) return 0;
+    if (d->variant == GF_CONV_VARIANT_PLANE) return 1;
+    return ctx->info.is_cpu;
+}
+
 static gf_status run_im2col(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, int n0, int nb, cl_mem col) {
     conv_sizes s = sizes_of(d);
+    int x_off = (int)((size_t)n0 * d->c_in * d->h_in * d->w_in);
     cl_kernel k;
+    if (plane_kernels(ctx, d)) {
+        GF_TRY(kern(ctx, "im2col_plane", &k));
+        GF_TRY(gf_args(ctx, k, "im2col_plane", "mimi" G_FMT, x, x_off, col, nb, G_ARGS(d)));
+        return launch1(ctx, k, "im2col_plane", (size_t)nb * d->c_in);
+    }
     GF_TRY(kern(ctx, "im2col", &k));
-    GF_TRY(gf_args(ctx, k, "im2col", "mimi" G_FMT, x, (int)((size_t)n0 * d->c_in * d->h_in * d->w_in), col, nb, G_ARGS(d)));
+    GF_TRY(gf_args(ctx, k, "im2col", "mimi" G_FMT, x, x_off, col, nb, G_ARGS(d)));
     size_t global[2] = {(size_t)nb * s.P, s.Kc}, local[2] = {(size_t)red_wg(ctx), 1};
     return gf_launch(ctx, k, "im2col", 2, global, local);
 }
 
 static gf_status run_col2im(gf_ctx *ctx, const gf_conv_desc *d, cl_mem col, cl_mem gx, int n0, int nb, int acc) {
     cl_kernel k;
-    GF_TRY(kern(ctx, "col2im", &k));
     size_t per = (size_t)d->c_in * d->h_in * d->w_in;
-    GF_TRY(gf_args(ctx, k, "col2im", "mmiii" G_FMT, col, gx, (int)((size_t)n0 * per), acc, nb, G_ARGS(d)));
-    return launch1(ctx, k, "col2im", (size_t)nb * per);
+    const char *name = plane_kernels(ctx, d) ? "col2im_plane" : "col2im";
+    GF_TRY(kern(ctx, name, &k));
+    GF_TRY(gf_args(ctx, k, name, "mmiii" G_FMT, col, gx, (int)((size_t)n0 * per), acc, nb, G_ARGS(d)));
+    return launch1(ctx, k, name, plane_kernels(ctx, d) ? (size_t)nb * d->c_in : (size_t)nb * per);
 }
 
 /* y[n0.., :, :] = tmp[c, nl*P + p] (+ b). */
 static gf_status run_to_ncp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem tmp, cl_mem y, int n0, int nb, cl_mem b) {
     conv_sizes s = sizes_of(d);
+    int rows = plane_kernels(ctx, d);
+    const char *name = rows ? "cnp_to_ncp_rows" : "cnp_to_ncp";
     cl_kernel k;
-    GF_TRY(kern(ctx, "cnp_to_ncp", &k));
-    GF_TRY(gf_args(ctx, k, "cnp_to_ncp", "mmimiiiii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
-                   b ? b : tmp, b != NULL, 0, nb, d->c_out, (int)s.P));
-    return launch1(ctx, k, "cnp_to_ncp", (size_t)nb * d->c_out * s.P);
+    GF_TRY(kern(ctx, name, &k));
+    GF_TRY(gf_args(ctx, k, name, "mmimiiii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
+                   b ? b : tmp, b != NULL, nb, d->c_out, (int)s.P));
+    return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? 1 : s.P));
 }
 
 static gf_status run_to_cnp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem g, int n0, int nb, cl_mem tmp) {
     conv_sizes s = sizes_of(d);
+    int rows = plane_kernels(ctx, d);
+    const char *name = rows ? "ncp_to_cnp_rows" : "ncp_to_cnp";
     cl_kernel k;
-    GF_TRY(kern(ctx, "ncp_to_cnp", &k));
-    GF_TRY(gf_args(ctx, k, "ncp_to_cnp", "mimiii", g, (int)((size_t)n0 * d->c_out * s.P), tmp, nb, d->c_out, (int)s.P));
-    return launch1(ctx, k, "ncp_to_cnp", (size_t)nb * d->c_out * s.P);
+    GF_TRY(kern(ctx, name, &k));
+    GF_TRY(gf_args(ctx, k, name, "mimiii", g, (int)((size_t)n0 * d->c_out * s.P), tmp, nb, d->c_out, (int)s.P));
+    return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? 1 : s.P));
 }
 
 static gf_status run_fill_bias(gf_ctx *ctx, cl_mem y, cl_mem b, int N, int C, int P) {

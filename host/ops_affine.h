@@ -32,7 +32,14 @@ typedef struct gf_conv_desc {
     int dil_h, dil_w;
     int groups;
     size_t max_workspace;             /* bytes per scratch slot; 0 = default. Tests set it small to force chunking */
+    int variant;                      /* im2col/col2im/layout kernels: GF_CONV_VARIANT_* (0 = auto) */
 } gf_conv_desc;
+
+/* AUTO: PLANE on CPU devices, ELEMENT elsewhere. ELEMENT: one work item per
+ * float (coalesced on GPUs, but integer div/mod per float, which CPU vector
+ * units lack). PLANE: one work item per (image, channel) plane with
+ * division-free loops. Both are exact re-orderings of the same sums. */
+enum { GF_CONV_VARIANT_AUTO = 0, GF_CONV_VARIANT_ELEMENT = 1, GF_CONV_VARIANT_PLANE = 2 };
 
 /* Fill d from the arguments (pads as given: top, bottom, left, right), compute
  * h_out/w_out and validate. ctx may be NULL (then no message is recorded).

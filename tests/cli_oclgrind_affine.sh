@@ -10,7 +10,9 @@ command -v oclgrind > /dev/null || { echo "FAIL: oclgrind not installed (Debian 
 [ -x "$T" ] || { echo "FAIL: $T not built"; exit 1; }
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 # No program-binary cache: simulator binaries must not land in the user cache.
-GRADFEAT_CACHE=0 GRADFEAT_DEVICE= oclgrind --check-api --data-races --log "$t/oclgrind.log" "$T" --small > "$t/out.txt" 2>&1
+# GEMMs through CLBlast (not host BLAS) so that the offsets and leading
+# dimensions the conv passes to CLBlast are checked by oclgrind too.
+GRADFEAT_HOST_BLAS=0 GRADFEAT_CACHE=0 GRADFEAT_DEVICE= oclgrind --check-api --data-races --log "$t/oclgrind.log" "$T" --small > "$t/out.txt" 2>&1
 rc=$?
 cat "$t/out.txt"
 fails=0

@@ -436,6 +436,9 @@ static void test_desc(gf_ctx *ctx) {
     CHECK(gf_conv_desc_simple(ctx, &d, 0, 3, 4, 4, 4, 3, 1, 1, 1, 1) == GF_ERR_USAGE, "batch 0 accepted");
     CHECK(gf_conv_desc_simple(ctx, &d, 1, 3, 4, 4, 4, 3, 1, -1, 1, 1) == GF_ERR_USAGE, "negative pad accepted");
     CHECK(gf_conv_desc_simple(NULL, &d, 1, 3, 4, 4, 4, 3, 1, -1, 1, 1) == GF_ERR_USAGE, "NULL ctx: negative pad accepted");
+    REQUIRE_OK(ctx, gf_conv_desc_simple(ctx, &d, 1, 3, 4, 4, 4, 3, 1, 1, 1, 1));
+    d.variant = 7;
+    CHECK(gf_conv_desc_check(ctx, &d) == GF_ERR_USAGE, "unknown kernel variant accepted");
     REQUIRE_OK(ctx, gf_conv_desc_simple(ctx, &d, 2, 3, 9, 8, 4, 3, 2, 1, 2, 1));
     CHECK(d.h_out == 4 && d.w_out == 3, "dilated strided output %dx%d, want 4x3", d.h_out, d.w_out);
     /* TF SAME pads: total = max((ceil(in/s)-1)*s + (k-1)*d + 1 - in, 0), extra at the end */
@@ -466,7 +469,11 @@ int main(int argc, char **argv) {
             linear_case("small linear", 3, 7, 5),
         };
         cs[0].d.max_workspace = 1;   /* one image per chunk */
-        for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) run_case(ctx, &cs[i], seed++);
+        for (int v = GF_CONV_VARIANT_ELEMENT; v <= GF_CONV_VARIANT_PLANE; v++)
+            for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+                cs[i].d.variant = v;
+                run_case(ctx, &cs[i], seed++);
+            }
         gf_ctx_free(ctx);
         return test_finish("test_affine --small");
     }
@@ -501,12 +508,26 @@ int main(int argc, char **argv) {
     /* chunking: a workspace for 2 images (3x3 case: 45 x 54 floats per image), and 1 image */
     cs[nc - 6].d.max_workspace = 2 * 45 * 54 * sizeof(float) + 100;
     cs[nc - 5].d.max_workspace = 1;
-    for (size_t i = 0; i < nc; i++) {
-        int before = gf_test_failures;
-        run_case(ctx, &cs[i], seed++);
-        printf("%-34s %s\n", cs[i].name, gf_test_failures == before ? "ok" : "FAILED");
-    }
     test_bn_fold(ctx);
+    /* Passes 0 and 1: the context's GEMM path (host BLAS on CPU devices sharing
+     * host memory) with each im2col/col2im kernel variant; pass 2: CLBlast
+     * forced (GRADFEAT_HOST_BLAS=0) with the automatic variant. So both GEMM
+     * paths and both kernel variants see every shape. */
+    static const char *pass_name[3] = {"element", "plane", "CLBlast"};
+    static const int pass_variant[3] = {GF_CONV_VARIANT_ELEMENT, GF_CONV_VARIANT_PLANE, GF_CONV_VARIANT_AUTO};
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 2) {
+            gf_ctx_free(ctx);
+            setenv("GRADFEAT_HOST_BLAS", "0", 1);
+            ctx = test_ctx();
+        }
+        for (size_t i = 0; i < nc; i++) {
+            int before = gf_test_failures;
+            cs[i].d.variant = pass_variant[pass];
+            run_case(ctx, &cs[i], seed++);
+            printf("%-34s %-8s %s\n", cs[i].name, pass_name[pass], gf_test_failures == before ? "ok" : "FAILED");
+        }
+    }
     gf_ctx_free(ctx);
     return test_finish("test_affine");
 }
