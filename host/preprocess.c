@@ -112,21 +112,26 @@ void gfd_random_crop(const gf_preprocess *pp, int sw, int sh, uint64_t *rng, int
 }
 
 /* Region of the source -> float interleaved with C channels (RGB order). */
-static void to_float(const uint8_t *src, int sw, int sc, int x0, int y0, int cw, int ch, int C, float *f) {
-    for (int y = 0; y < ch; y++) {
-        const uint8_t *row = src + ((size_t)(y0 + y) * sw + x0) * sc;
-        float *o = f + (size_t)y * cw * C;
-        for (int x = 0; x < cw; x++, row += sc, o += C) {
-            if (C == 3) {
-                if (sc >= 3) { o[0] = row[0]; o[1] = row[1]; o[2] = row[2]; }
-                else { o[0] = o[1] = o[2] = row[0]; }
-            } else {
-                if (sc >= 3) o[0] = (float)(0.299 * row[0] + 0.587 * row[1] + 0.114 * row[2]);
-                else o[0] = row[0];
-            }
-        }
+/* Region of the source -> float interleaved with C channels (RGB order).
+ * T is the source element type (uint8_t or float). */
+#define GFD_TO_FLOAT(NAME, T)                                                                        \
+    static void NAME(const T *src, int sw, int sc, int x0, int y0, int cw, int ch, int C, float *f) { \
+        for (int y = 0; y < ch; y++) {                                                               \
+            const T *row = src + ((size_t)(y0 + y) * sw + x0) * sc;                                  \
+            float *o = f + (size_t)y * cw * C;                                                       \
+            for (int x = 0; x < cw; x++, row += sc, o += C) {                                        \
+                if (C == 3) {                                                                        \
+                    if (sc >= 3) { o[0] = row[0]; o[1] = row[1]; o[2] = row[2]; }                    \
+                    else { o[0] = o[1] = o[2] = row[0]; }                                            \
+                } else {                                                                             \
+                    if (sc >= 3) o[0] = (float)(0.299 * row[0] + 0.587 * row[1] + 0.114 * row[2]);  \
+                    else o[0] = row[0];                                                              \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
     }
-}
+GFD_TO_FLOAT(to_float_u8, uint8_t)
+GFD_TO_FLOAT(to_float_f32, float)
 
 /* Reusable float buffers: the loader keeps one per thread so that big
  * images do not cost fresh (page-faulting) allocations every time. */
@@ -267,10 +272,26 @@ gf_status gf_preprocess_u8(const gf_preprocess *pp, const uint8_t *src, int sw, 
     return st;
 }
 
+static gf_status preprocess_any(const gf_preprocess *pp, const uint8_t *src, const float *srcf, int sw, int sh, int sc,
+                                uint64_t seed, float *out, gfd_ws *ws, char *err, size_t err_size);
+
 gf_status gfd_preprocess(const gf_preprocess *pp, const uint8_t *src, int sw, int sh, int sc, uint64_t seed,
                          float *out, gfd_ws *ws, char *err, size_t err_size) {
+    return preprocess_any(pp, src, NULL, sw, sh, sc, seed, out, ws, err, err_size);
+}
+
+gf_status gf_preprocess_f32(const gf_preprocess *pp, const float *src, int sw, int sh, int sc, uint64_t seed,
+                            float *out, char *err, size_t err_size) {
+    gfd_ws ws = {{NULL, NULL, NULL}, {0, 0, 0}};
+    gf_status st = preprocess_any(pp, NULL, src, sw, sh, sc, seed, out, &ws, err, err_size);
+    gfd_ws_free(&ws);
+    return st;
+}
+
+static gf_status preprocess_any(const gf_preprocess *pp, const uint8_t *src, const float *srcf, int sw, int sh, int sc,
+                                uint64_t seed, float *out, gfd_ws *ws, char *err, size_t err_size) {
     GF_TRY(gf_preprocess_check(pp, err, err_size));
-    if (!src || sw < 1 || sh < 1 || sc < 1 || sc > 4)
+    if ((!src && !srcf) || sw < 1 || sh < 1 || sc < 1 || sc > 4)
         return gfd_fail(err, err_size, GF_ERR_INPUT, "preprocess: bad source image %dx%dx%d", sw, sh, sc);
     const int C = pp->channels, W = pp->width, H = pp->height;
     uint64_t rng = gfd_mix64(seed ^ 0x5EEDF00DULL);
@@ -292,7 +313,8 @@ gf_status gfd_preprocess(const gf_preprocess *pp, const uint8_t *src, int sw, in
     float *f = ws_get(ws, 0, (size_t)cw * ch * C);
     float *r = (rw == cw && rh == ch) ? f : ws_get(ws, 1, (size_t)rw * rh * C);
     if (!f || !r) return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
-    to_float(src, sw, sc, x0, y0, cw, ch, C, f);
+    if (src) to_float_u8(src, sw, sc, x0, y0, cw, ch, C, f);
+    else to_float_f32(srcf, sw, sc, x0, y0, cw, ch, C, f);
     if (r != f) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, ws, err, err_size));
     /* output x reads resized column sx = x + px (mirrored when flipping); columns
      * outside [0, rw) and rows outside [0, rh) are the zero padding */

@@ -91,6 +91,10 @@ size_t gf_preprocess_numel(const gf_preprocess *pp);
  * gray -> RGB replicates). seed drives the augmentation only. out: numel floats. */
 gf_status gf_preprocess_u8(const gf_preprocess *pp, const uint8_t *src, int src_w, int src_h,
                            int src_c, uint64_t seed, float *out, char *err, size_t err_size);
+/* Same for a float HWC source whose values play the role of the 0..255 pixels
+ * (e.g. lfw_subset's [0,1] faces with scale 1 or after multiplying by 255). */
+gf_status gf_preprocess_f32(const gf_preprocess *pp, const float *src, int src_w, int src_h, int src_c,
+                            uint64_t seed, float *out, char *err, size_t err_size);
 /* Inverse of the value mapping, for looking at samples: out (CHW) -> 8-bit
  * interleaved RGB (3 channels always; gray replicated; BGR swapped back). */
 void gf_preprocess_to_rgb8(const gf_preprocess *pp, const float *in, uint8_t *rgb);

@@ -208,6 +208,40 @@ int main(void) {
         free(a); free(b); free(ref); free(refm);
     }
 
+    /* float sources: integer values give the 8-bit results exactly; fractional
+     * values (lfw_subset-like faces, 25x25 in [0,1]) through TF-legacy bilinear to 64x64 */
+    {
+        gf_preprocess pp;
+        gf_preprocess_init(&pp, 24, 20, 3);
+        gf_preprocess_imagenet(&pp);
+        size_t n = gf_preprocess_numel(&pp);
+        float *src = malloc(sizeof(float) * sw * sh * 3), *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+        char err[256];
+        for (int i = 0; i < sw * sh * 3; i++) src[i] = rgb[i];
+        CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, 5, a, err, sizeof err) == GF_OK &&
+              gf_preprocess_f32(&pp, src, sw, sh, 3, 5, b, err, sizeof err) == GF_OK && !memcmp(a, b, sizeof(float) * n),
+              "float source with 8-bit values = 8-bit source");
+        free(src); free(a); free(b);
+        const int fs = 25, fo = 64;
+        float *face = malloc(sizeof(float) * fs * fs), *got = malloc(sizeof(float) * fo * fo);
+        double *ref = calloc((size_t)fo * fo, sizeof(double));
+        for (int i = 0; i < fs * fs; i++) face[i] = (float)test_uniform(&r, 0, 1);
+        gf_preprocess_init(&pp, fo, fo, 1);
+        pp.interp = GF_INTERP_BILINEAR_TF_LEGACY;
+        pp.scale = 2.0f; pp.offset = -1.0f;   /* (g - 0.5) * 2 */
+        double *M = weights(GF_INTERP_BILINEAR_TF_LEGACY, fs, fo);
+        for (int y = 0; y < fo; y++)
+            for (int x = 0; x < fo; x++) {
+                double acc = 0;
+                for (int j = 0; j < fs; j++)
+                    for (int i = 0; i < fs; i++) acc += M[(size_t)y * fs + j] * M[(size_t)x * fs + i] * face[j * fs + i];
+                ref[y * fo + x] = acc * 2 - 1;
+            }
+        CHECK(gf_preprocess_f32(&pp, face, fs, fs, 1, 0, got, err, sizeof err) == GF_OK, "float face: %s", err);
+        test_close("float face 25 -> 64 TF-legacy bilinear, (g-0.5)*2", got, ref, (size_t)fo * fo, 1e-6, 1e-5);
+        free(face); free(got); free(ref); free(M);
+    }
+
     /* bad settings and inputs are errors, not crashes */
     {
         gf_preprocess pp;
