@@ -5,6 +5,11 @@ the inputs and the REFERENCE outputs computed by the source framework (PyTorch),
 usage: model_parity.py CASE OUTDIR [N]
   CASE: resnet18 | mobilenet_v2   torchvision, seeded random weights, BN with non-trivial running stats
         onnx_resnet18             the same resnet18 exported by torch.onnx -> tools/convert_onnx.py
+        tfjs_layers               a small Keras-style TF.js layers model written here (SAME conv with
+                                  asymmetric padding, BN, depthwise, leaky relu, pool, NHWC flatten,
+                                  dense softmax; uint8-quantised, float16 and float32 weights) ->
+                                  tools/convert_tfjs.py; reference by torch from the dequantised
+                                  weights with the NHWC<->NCHW layout handled here
         emotion                   models/emotion/fetch.sh (npm, cached) -> tools/convert_tfjs.py; inputs
                                   skimage lfw_subset[1], [3] resized 25->64 with the TF1 legacy bilinear
                                   rule; references are the TF.js golden values held by the C test
@@ -38,6 +43,83 @@ def seeded_torchvision(arch, num_classes=10):
     return m.eval()
 
 
+def tfjs_layers(out, path, n):
+    import json
+    import torch
+    import torch.nn.functional as F
+    rng = np.random.default_rng(5)
+    W = {
+        "conv1/kernel": rng.standard_normal((3, 3, 3, 4)).astype(np.float32) * 0.4,
+        "conv1/bias": rng.standard_normal(4).astype(np.float32) * 0.1,
+        "bn/gamma": rng.uniform(0.5, 1.5, 4).astype(np.float32),
+        "bn/beta": rng.uniform(-0.2, 0.2, 4).astype(np.float32),
+        "bn/moving_mean": rng.uniform(-0.3, 0.3, 4).astype(np.float32),
+        "bn/moving_variance": rng.uniform(0.5, 2.0, 4).astype(np.float32),
+        "dw/depthwise_kernel": rng.standard_normal((3, 3, 4, 1)).astype(np.float32) * 0.5,
+        "dense/kernel": rng.standard_normal((36, 5)).astype(np.float32) * 0.5,
+        "dense/bias": rng.standard_normal(5).astype(np.float32) * 0.1,
+    }
+    # weight storage: conv1/kernel uint8-quantised, dense/kernel float16, the rest float32
+    blob, manifest = b"", []
+    for name, v in W.items():
+        e = {"name": name, "shape": list(v.shape), "dtype": "float32"}
+        if name == "conv1/kernel":
+            mn, mx = float(v.min()), float(v.max())
+            scale = (mx - mn) / 255.0
+            q = np.clip(np.round((v - mn) / scale), 0, 255).astype(np.uint8)
+            W[name] = (q.astype(np.float32) * np.float32(scale) + np.float32(mn)).astype(np.float32)
+            e["quantization"] = {"dtype": "uint8", "scale": scale, "min": mn}
+            blob += q.tobytes()
+        elif name == "dense/kernel":
+            h = v.astype("<f2")
+            W[name] = h.astype(np.float32)
+            e["quantization"] = {"dtype": "float16"}
+            blob += h.tobytes()
+        else:
+            blob += v.astype("<f4").tobytes()
+        manifest.append(e)
+    layers = [
+        {"class_name": "Conv2D", "config": {"name": "conv1", "batch_input_shape": [None, 12, 12, 3], "filters": 4,
+                                            "kernel_size": [3, 3], "strides": [2, 2], "padding": "same",
+                                            "dilation_rate": [1, 1], "activation": "linear", "use_bias": True}},
+        {"class_name": "BatchNormalization", "config": {"name": "bn", "epsilon": 0.001}},
+        {"class_name": "Activation", "config": {"name": "act1", "activation": "relu"}},
+        {"class_name": "DepthwiseConv2D", "config": {"name": "dw", "kernel_size": [3, 3], "strides": [1, 1],
+                                                     "padding": "same", "depth_multiplier": 1, "use_bias": False,
+                                                     "activation": "linear"}},
+        {"class_name": "LeakyReLU", "config": {"name": "lrelu", "alpha": 0.2}},
+        {"class_name": "MaxPooling2D", "config": {"name": "pool", "pool_size": [2, 2], "strides": [2, 2],
+                                                  "padding": "valid"}},
+        {"class_name": "Flatten", "config": {"name": "flatten"}},
+        {"class_name": "Dropout", "config": {"name": "drop", "rate": 0.5}},
+        {"class_name": "Dense", "config": {"name": "dense", "units": 5, "activation": "softmax", "use_bias": True}},
+    ]
+    mj = {"format": "layers-model", "generatedBy": "gradfeat test", "convertedBy": "hand",
+          "modelTopology": {"keras_version": "2.11.0", "backend": "tensorflow",
+                            "model_config": {"class_name": "Sequential", "config": {"name": "seq", "layers": layers}}},
+          "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": manifest}]}
+    json.dump(mj, open(os.path.join(out, "model.json"), "w"))
+    open(os.path.join(out, "group1-shard1of1.bin"), "wb").write(blob)
+    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools/convert_tfjs.py"), os.path.join(out, "model.json"),
+                    path], check=True, stdout=subprocess.DEVNULL)
+    # reference in torch, NHWC semantics: SAME for 12 -> 6 with stride 2 pads (0, 1)
+    x = torch.from_numpy(rng.standard_normal((n, 3, 12, 12)).astype(np.float32))
+    t = lambda k: torch.from_numpy(W[k])
+    with torch.no_grad():
+        y = F.conv2d(F.pad(x, (0, 1, 0, 1)), t("conv1/kernel").permute(3, 2, 0, 1), t("conv1/bias"), stride=2)
+        y = (y - t("bn/moving_mean")[:, None, None]) / torch.sqrt(t("bn/moving_variance")[:, None, None] + 1e-3) \
+            * t("bn/gamma")[:, None, None] + t("bn/beta")[:, None, None]
+        y = F.relu(y)
+        y = F.conv2d(F.pad(y, (1, 1, 1, 1)), t("dw/depthwise_kernel").permute(2, 3, 0, 1), groups=4)
+        y = F.leaky_relu(y, 0.2)
+        y = F.max_pool2d(y, 2)
+        y = y.permute(0, 2, 3, 1).reshape(n, -1)  # Keras flattens NHWC
+        y = torch.softmax(y @ t("dense/kernel").double().float() + t("dense/bias"), dim=1)
+    x.numpy().astype("<f4").tofile(os.path.join(out, "x.f32"))
+    y.numpy().astype("<f4").tofile(os.path.join(out, "ref.f32"))
+    open(os.path.join(out, "meta.txt"), "w").write("%d 3 12 12 5\n" % n)
+
+
 def main():
     case, out = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 4
@@ -56,6 +138,8 @@ def main():
         return
     import torch
     torch.set_num_threads(2)
+    if case == "tfjs_layers":
+        return tfjs_layers(out, path, n)
     arch = "resnet18" if case == "onnx_resnet18" else case
     m = seeded_torchvision(arch)
     x = torch.randn(n, 3, 224, 224, generator=torch.Generator().manual_seed(7))
