@@ -221,39 +221,54 @@ static int axis_make(axis *a, gf_interp mode, int in, int out) {
 
 static void axis_free(axis *a) { free(a->first); free(a->n); free(a->w); }
 
+/* Resamples f (iw x ih) to r (ow x oh, row stride ow), computing only the
+ * window of columns [x0, x1) and rows [y0, y1) that the crop will read. */
 static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int ih, int C, float *r, int ow, int oh,
-                          gfd_ws *ws, char *err, size_t err_size) {
+                          int x0, int x1, int y0, int y1, gfd_ws *ws, char *err, size_t err_size) {
     axis ax = {0}, ay = {0};
-    float *tmp = ws_get(ws, 2, (size_t)ih * ow * C);
+    if (x1 <= x0 || y1 <= y0) return GF_OK;
+    const int wn = x1 - x0;
+    float *tmp = ws_get(ws, 2, (size_t)ih * wn * C);
     if (!tmp || !axis_make(&ax, pp->interp, iw, ow) || !axis_make(&ay, pp->interp, ih, oh)) {
         axis_free(&ax); axis_free(&ay);
         return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize %dx%d -> %dx%d: out of memory", iw, ih, ow, oh);
     }
-    /* horizontal: ih rows of iw -> ow */
-    for (int y = 0; y < ih; y++) {
+    /* input rows the window's output rows read */
+    int ra = ih, rb = 0;
+    for (int y = y0; y < y1; y++) {
+        if (ay.first[y] < ra) ra = ay.first[y];
+        if (ay.first[y] + ay.n[y] > rb) rb = ay.first[y] + ay.n[y];
+    }
+    /* horizontal: those rows, iw -> the window's wn columns (tmp row stride wn) */
+    for (int y = ra; y < rb; y++) {
         const float *src = f + (size_t)y * iw * C;
-        float *dst = tmp + (size_t)y * ow * C;
-        for (int x = 0; x < ow; x++) {
+        float *dst = tmp + (size_t)y * wn * C;
+        for (int x = x0; x < x1; x++) {
             const float *w = ax.w + (size_t)x * ax.maxn;
             const float *s0 = src + (size_t)ax.first[x] * C;
-            const int nk = ax.n[x];
+            const int nk = ax.n[x], o = (x - x0) * C;
             if (C == 3) {
                 float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
                 for (int k = 0; k < nk; k++, s0 += 3) { a0 += w[k] * s0[0]; a1 += w[k] * s0[1]; a2 += w[k] * s0[2]; }
-                dst[x * 3] = a0; dst[x * 3 + 1] = a1; dst[x * 3 + 2] = a2;
+                dst[o] = a0; dst[o + 1] = a1; dst[o + 2] = a2;
             } else {
                 float a0 = 0.0f;
                 for (int k = 0; k < nk; k++) a0 += w[k] * s0[k];
-                dst[x] = a0;
+                dst[o] = a0;
             }
         }
     }
-    /* vertical: oh rows, each a weighted sum of whole tmp rows */
-    const size_t row = (size_t)ow * C;
-    for (int y = 0; y < oh; y++) {
+    /* vertical: each window row is a weighted sum of tmp rows */
+    const size_t row = (size_t)wn * C;
+    for (int y = y0; y < y1; y++) {
         const float *w = ay.w + (size_t)y * ay.maxn;
-        float *dst = r + (size_t)y * row;
+        float *dst = r + ((size_t)y * ow + x0) * C;
         const float *s0 = tmp + (size_t)ay.first[y] * row;
+        if (ay.n[y] == 2) {
+            const float *s1 = s0 + row, w0 = w[0], w1 = w[1];
+            for (size_t i = 0; i < row; i++) dst[i] = w0 * s0[i] + w1 * s1[i];
+            continue;
+        }
         for (size_t i = 0; i < row; i++) dst[i] = w[0] * s0[i];
         for (int k = 1; k < ay.n[y]; k++) {
             const float *sk = s0 + (size_t)k * row;
@@ -315,11 +330,13 @@ static gf_status preprocess_any(const gf_preprocess *pp, const uint8_t *src, con
     if (!f || !r) return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
     if (src) to_float_u8(src, sw, sc, x0, y0, cw, ch, C, f);
     else to_float_f32(srcf, sw, sc, x0, y0, cw, ch, C, f);
-    if (r != f) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, ws, err, err_size));
     /* output x reads resized column sx = x + px (mirrored when flipping); columns
      * outside [0, rw) and rows outside [0, rh) are the zero padding */
     int xa = -px < 0 ? 0 : -px, xb = rw - px < W ? rw - px : W;
     if (xb < xa) xb = xa;
+    int ya = -py < 0 ? 0 : -py, yb = rh - py < H ? rh - py : H;
+    if (yb < ya) yb = ya;
+    if (r != f) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, xa + px, xb + px, ya + py, yb + py, ws, err, err_size));
     for (int oc = 0; oc < C; oc++) {
         int sc_ = (C == 3 && pp->bgr) ? 2 - oc : oc;
         float a = pp->scale / pp->std[oc], b = (pp->offset - pp->mean[oc]) / pp->std[oc];
