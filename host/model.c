@@ -628,7 +628,11 @@ gf_status gf_model_load(gf_ctx *ctx, const char *path, gf_model **out) {
         if (st == GF_OK) st = parse_outputs(&L, m, g);
         if (st == GF_OK) st = parse_preprocess(&L, m, gf_st_meta(&L.f, "gradfeat.preprocess"));
         if (st == GF_OK) st = parse_classes(&L, m, gf_st_meta(&L.f, "gradfeat.classes"));
-        if (st == GF_OK) st = gf_model_find_blocks(m, cJSON_GetObjectItemCaseSensitive(g, "blocks"), m->err, sizeof m->err);
+        if (st == GF_OK) {
+            char berr[512] = "";
+            st = gf_model_find_blocks(m, cJSON_GetObjectItemCaseSensitive(g, "blocks"), berr, sizeof berr);
+            if (st != GF_OK) lfail(&L, "%s", berr);
+        }
         if (st == GF_OK) {  /* file-side parameter count (each referenced tensor once) */
             char *seen = calloc((size_t)L.f.n + 1, 1);
             if (!seen) st = GF_ERR_MEMORY;

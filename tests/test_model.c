@@ -389,6 +389,26 @@ int main(void) {
             free(g);
         }
     }
+    {   /* explicit blocks in the graph: used as given; one whose input is not a cut is refused */
+        const char *tail = "\"feature\":\"gap\",";
+        const char *at = strstr(GRAPH_OK, tail);
+        size_t pre = (size_t)(at - GRAPH_OK) + strlen(tail), n = strlen(GRAPH_OK) + 200;
+        char *g = malloc(n);
+        snprintf(g, n, "%.*s\"blocks\":[{\"name\":\"tail\",\"input\":\"add\",\"output\":\"bn3\"}],%s", (int)pre, GRAPH_OK,
+                 at + strlen(tail));
+        o = ok; o.graph = g;
+        write_model(p_("blocks.safetensors"), &o);
+        gf_model *b = NULL;
+        st = gf_model_load(NULL, p_("blocks.safetensors"), &b);
+        gf_block_info bi;
+        CHECK(st == GF_OK && gf_model_block(b, 0, &bi) == GF_OK && !strcmp(bi.name, "tail") && bi.n_nodes == 5 &&
+              !strcmp(bi.input, "add") && gf_model_find_block(b, "tail") == 0, "explicit block 'tail' (%s)", gf_model_error(b));
+        gf_model_free(b);
+        snprintf(g, n, "%.*s\"blocks\":[{\"name\":\"bad\",\"input\":\"dw\",\"output\":\"add\"}],%s", (int)pre, GRAPH_OK,
+                 at + strlen(tail));
+        expect_bad("block not a cut", &o, "block 'bad': node 'mp' reads 'r1' from outside the block");
+        free(g);
+    }
     {   /* not a file / empty file / garbage */
         gf_model *b = NULL;
         CHECK(gf_model_load(NULL, p_("does-not-exist"), &b) == GF_ERR_INPUT, "missing file");
