@@ -4,6 +4,7 @@ the inputs and the REFERENCE outputs computed by the source framework (PyTorch),
 
 usage: model_parity.py CASE OUTDIR [N]
   CASE: resnet18 | mobilenet_v2   torchvision, seeded random weights, BN with non-trivial running stats
+        resnet50                  the same at 96 px (bottleneck blocks; keeps the test short)
         onnx_resnet18             the same resnet18 exported by torch.onnx -> tools/convert_onnx.py
         tfjs_layers               a small Keras-style TF.js layers model written here (SAME conv with
                                   asymmetric padding, BN, depthwise, leaky relu, pool, NHWC flatten,
@@ -142,7 +143,8 @@ def main():
         return tfjs_layers(out, path, n)
     arch = "resnet18" if case == "onnx_resnet18" else case
     m = seeded_torchvision(arch)
-    x = torch.randn(n, 3, 224, 224, generator=torch.Generator().manual_seed(7))
+    size = 96 if arch == "resnet50" else 224
+    x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         ref = m(x).numpy()
     if case == "onnx_resnet18":
@@ -156,11 +158,11 @@ def main():
     else:
         import convert_torchvision as ct
         import gfmodel
-        g = ct.convert_module(m, 224)
-        gfmodel.write(path, g, dict(ct.IMAGENET_PRE, input_size=[224, 224], resize_shorter=256), [])
+        g = ct.convert_module(m, size)
+        gfmodel.write(path, g, dict(ct.IMAGENET_PRE, input_size=[size, size], resize_shorter=size * 8 // 7), [])
     x.numpy().astype("<f4").tofile(os.path.join(out, "x.f32"))
     ref.astype("<f4").tofile(os.path.join(out, "ref.f32"))
-    open(os.path.join(out, "meta.txt"), "w").write("%d 3 224 224 %d\n" % (n, ref.shape[1]))
+    open(os.path.join(out, "meta.txt"), "w").write("%d 3 %d %d %d\n" % (n, size, size, ref.shape[1]))
 
 
 if __name__ == "__main__":
