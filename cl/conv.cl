@@ -296,15 +296,17 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
         int j = widx % KW, t = widx / KW;
         int i = t % KH, co = t / KH;
         int ci = co / M;
-        int P = OH * OW;
-        int total = N * P;
-        for (int k = l; k < total; k += RED_WG) {
-            int n = k / P, p = k - n * P;
-            int oh = p / OW, ow = p - oh * OW;
+        /* work items split the N*OH output rows; a row is a division-free loop */
+        for (int r = l; r < N * OH; r += RED_WG) {
+            int n = r / OH, oh = r - n * OH;
             int ih = oh * SH - PT + i * DH;
-            int iw = ow * SW - PL + j * DW;
-            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                s += g[(n * CO + co) * P + p] * x[((n * C + ci) * H + ih) * W + iw];
+            if (ih < 0 || ih >= H) continue;
+            int gb = ((n * CO + co) * OH + oh) * OW;
+            int xb = ((n * C + ci) * H + ih) * W;
+            for (int ow = 0; ow < OW; ow++) {
+                int iw = ow * SW - PL + j * DW;
+                if (iw >= 0 && iw < W) s += g[gb + ow] * x[xb + iw];
+            }
         }
     }
     part[l] = s;
@@ -314,6 +316,69 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (l == 0 && widx < CO * KH * KW) gW[widx] = accumulate ? gW[widx] + part[0] : part[0];
+}
+
+/* Depthwise CPU variants: one work item per plane, division-free loops. */
+__kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, int has_a,
+                            __global const float *xb, __global const float *Wb, int has_b,
+                            __global const float *bias, int has_bias, __global float *y, int N, int M,
+                            int C, int H, int W, int OH, int OW, int KH, int KW,
+                            int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int q = get_global_id(0);            /* n * CO + co */
+    int CO = C * M;
+    if (q >= N * CO) return;
+    int n = q / CO, co = q - n * CO;
+    int ci = co / M;
+    int base = (n * C + ci) * H * W;
+    float b0 = has_bias ? bias[co] : 0.0f;
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+            float sa = 0.0f, sb = 0.0f;
+            for (int i = 0; i < KH; i++) {
+                int ih = oh * SH - PT + i * DH;
+                if (ih < 0 || ih >= H) continue;
+                for (int j = 0; j < KW; j++) {
+                    int iw = ow * SW - PL + j * DW;
+                    if (iw < 0 || iw >= W) continue;
+                    int wi = (co * KH + i) * KW + j;
+                    int xi = base + ih * W + iw;
+                    if (has_a) sa += Wa[wi] * xa[xi];
+                    if (has_b) sb += Wb[wi] * xb[xi];
+                }
+            }
+            y[(q * OH + oh) * OW + ow] = sa + sb + b0;
+        }
+}
+
+/* gx plane (n, ci) = (gx if accumulate, else 0) + contributions in (m, i, j, oh, ow) order. */
+__kernel void dw_backward_input_plane(__global const float *Wt, __global const float *g, __global float *gx,
+                                      int accumulate, int N, int M,
+                                      int C, int H, int W, int OH, int OW, int KH, int KW,
+                                      int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int q = get_global_id(0);            /* n * C + ci */
+    if (q >= N * C) return;
+    int n = q / C, ci = q - n * C;
+    int xb = q * H * W;
+    if (!accumulate)
+        for (int k = 0; k < H * W; k++) gx[xb + k] = 0.0f;
+    for (int m = 0; m < M; m++) {
+        int co = ci * M + m;
+        int gb = (n * C * M + co) * OH * OW;
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++) {
+                float w = Wt[(co * KH + i) * KW + j];
+                for (int oh = 0; oh < OH; oh++) {
+                    int ih = oh * SH - PT + i * DH;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int ow = 0; ow < OW; ow++) {
+                        int iw = ow * SW - PL + j * DW;
+                        if (iw >= 0 && iw < W) gx[xb + ih * W + iw] += w * g[gb + oh * OW + ow];
+                    }
+                }
+            }
+    }
 }
 
 /* Linear: y[r, c] = b[c] (rows x cols), before a GEMM with beta = 1. */

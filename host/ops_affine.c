@@ -286,12 +286,14 @@ static gf_status gemm_colgrad(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_m
 static gf_status run_dw_conv(gf_ctx *ctx, const gf_conv_desc *d, cl_mem xa, cl_mem Wa, cl_mem xb, cl_mem Wb,
                              cl_mem bias, cl_mem y) {
     cl_kernel k;
-    GF_TRY(kern(ctx, "dw_conv", &k));
+    int plane = plane_kernels(ctx, d);
+    const char *name = plane ? "dw_conv_plane" : "dw_conv";
+    GF_TRY(kern(ctx, name, &k));
     int has_a = xa && Wa, has_b = xb && Wb;
-    GF_TRY(gf_args(ctx, k, "dw_conv", "mmimmimimii" G_FMT,
+    GF_TRY(gf_args(ctx, k, name, "mmimmimimii" G_FMT,
                    has_a ? xa : y, has_a ? Wa : y, has_a, has_b ? xb : y, has_b ? Wb : y, has_b,
                    bias ? bias : y, bias != NULL, y, d->n, d->c_out / d->c_in, G_ARGS(d)));
-    return launch1(ctx, k, "dw_conv", sizes_of(d).y_n);
+    return launch1(ctx, k, name, plane ? (size_t)d->n * d->c_out : sizes_of(d).y_n);
 }
 
 static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) {
@@ -392,9 +394,11 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         int M = d->c_out / d->c_in;
         cl_kernel k;
         if (gx) {
-            GF_TRY(kern(ctx, "dw_backward_input", &k));
-            GF_TRY(gf_args(ctx, k, "dw_backward_input", "mmmiii" G_FMT, W, g, gx, acc, d->n, M, G_ARGS(d)));
-            GF_TRY(launch1(ctx, k, "dw_backward_input", s.x_n));
+            int plane = plane_kernels(ctx, d);
+            const char *name = plane ? "dw_backward_input_plane" : "dw_backward_input";
+            GF_TRY(kern(ctx, name, &k));
+            GF_TRY(gf_args(ctx, k, name, "mmmiii" G_FMT, W, g, gx, acc, d->n, M, G_ARGS(d)));
+            GF_TRY(launch1(ctx, k, name, plane ? (size_t)d->n * d->c_in : s.x_n));
         }
         if (gW) {
             GF_TRY(kern(ctx, "dw_backward_weight", &k));
