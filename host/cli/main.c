@@ -11,6 +11,7 @@ const char *cli_prog = "gradfeat";
 typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
 
 static const command commands[] = {
+    {"train", cmd_train, "adapt a model to a dataset: probe, gradient, full (linearized), finetune"},
     {"devices", cmd_devices, "list OpenCL platforms and devices (--json)"},
     {"selftest", cmd_selftest, "check every kernel family against plain-C references on a device"},
     {"cache", cmd_cache, "show or clear the compiled-kernel cache (cache info | cache clear)"},

@@ -1,0 +1,163 @@
+/* gradfeat train: the method end to end (see gradfeat_train.h). */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "gradfeat_train.h"
+
+typedef enum { T_STR, T_INT, T_FLOAT, T_U64, T_FLAG, T_SIZE } opt_type;
+typedef struct { const char *name; opt_type type; void *target; const char *arg, *help; } opt_def;
+
+static void help(const opt_def *defs, int n) {
+    printf("usage: %s train --model MODEL.safetensors --data DATA [options]\n\n"
+           "Adapt a pre-trained CNN with gradients as features: run the frozen trunk once over the data\n"
+           "(its outputs are cached), train the linear probe, then the linearized model and the\n"
+           "comparison methods, and print one table. DATA is an ImageFolder, an IDX file or folder\n"
+           "(MNIST / Fashion-MNIST), or a CSV manifest (several labels per row = multi-label, mAP).\n\n"
+           "options (each also read from the environment as GRADFEAT_<NAME>, e.g. GRADFEAT_EPOCHS=5):\n", cli_prog);
+    for (int i = 0; i < n; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", defs[i].name, defs[i].arg ? " " : "", defs[i].arg ? defs[i].arg : "");
+        printf("  %-26s %s\n", left, defs[i].help);
+    }
+    printf("\nmethods: linear (probe w1'f + b1), gradient (w_bar' J w2 + b1), full (paper Eq. 2:\n"
+           "w1'f + b1 + w_bar' J w2), finetune (backprop of the top block and head); all = the four.\n\n"
+           "examples:\n"
+           "  %s train --model models/emotion/emotion.safetensors \\\n"
+           "      --data /usr/share/datasets/fashion-mnist --split train --limit 2000 \\\n"
+           "      --val /usr/share/datasets/fashion-mnist --val-split test --method all --epochs 5\n"
+           "  %s train --model resnet18.safetensors --data photos/ --method full --top layer4.1 \\\n"
+           "      --optimizer sgd --lr 0.1 --clip-norm 10 --run-dir runs/photos\n", cli_prog, cli_prog);
+}
+
+static int parse_size(const char *s, uint64_t *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0) return -1;
+    double mul = 1;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': mul = 1024.0; end++; break;
+    case 'M': mul = 1048576.0; end++; break;
+    case 'G': mul = 1073741824.0; end++; break;
+    case 0: break;
+    default: return -1;
+    }
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end) return -1;
+    *out = (uint64_t)(v * mul);
+    return 0;
+}
+
+static int set_opt(const opt_def *d, const char *val, const char *origin) {
+    char *end;
+    switch (d->type) {
+    case T_STR: *(const char **)d->target = val; return 0;
+    case T_FLAG: *(int *)d->target = val ? (strcmp(val, "0") != 0) : 1; return 0;
+    case T_INT: {
+        long v = strtol(val, &end, 10);
+        if (!*val || *end || v < 0 || v > 1000000000) return cli_usage_error("train", "%s%s must be a non-negative integer, got '%s'", origin, d->name, val);
+        *(int *)d->target = (int)v; return 0;
+    }
+    case T_U64: {
+        unsigned long long v = strtoull(val, &end, 10);
+        if (!*val || *end) return cli_usage_error("train", "%s%s must be an integer, got '%s'", origin, d->name, val);
+        *(uint64_t *)d->target = v; return 0;
+    }
+    case T_FLOAT: {
+        float v = strtof(val, &end);
+        if (!*val || *end || !(v >= 0)) return cli_usage_error("train", "%s%s must be a non-negative number, got '%s'", origin, d->name, val);
+        *(float *)d->target = v; return 0;
+    }
+    case T_SIZE:
+        if (parse_size(val, (uint64_t *)d->target)) return cli_usage_error("train", "%s%s must be a size like 512M or 4G, got '%s'", origin, d->name, val);
+        return 0;
+    }
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    gf_job job;
+    gf_job_defaults(&job);
+    const char *device = NULL, *method = "all", *optimizer = "adam";
+    int verbose = 0, no_cache = 0;
+    const opt_def defs[] = {
+        {"model", T_STR, &job.model_path, "FILE", "model file (.safetensors; see tools/convert_*.py)"},
+        {"data", T_STR, &job.data_path, "PATH", "training data"},
+        {"split", T_STR, &job.data_split, "NAME", "split of the training data (IDX: train/test; folder: a sub-folder)"},
+        {"val", T_STR, &job.val_path, "PATH", "evaluation data (default: none)"},
+        {"val-split", T_STR, &job.val_split, "NAME", "split of the evaluation data"},
+        {"limit", T_INT, &job.limit_train, "N", "use a seeded random subset of N training samples"},
+        {"val-limit", T_INT, &job.limit_val, "N", "use a seeded random subset of N evaluation samples"},
+        {"method", T_STR, &method, "M", "linear|gradient|full|finetune|all or a comma list (default all)"},
+        {"top", T_STR, &job.top, "BLOCK", "top block to linearize (default: the model's first, see `gradfeat info`)"},
+        {"epochs", T_INT, &job.epochs, "N", "epochs per method (default 10)"},
+        {"probe-epochs", T_INT, &job.probe_epochs, "N", "epochs of the probe (default: --epochs)"},
+        {"batch", T_INT, &job.batch, "N", "batch size (default 64)"},
+        {"optimizer", T_STR, &optimizer, "adam|sgd", "Adam (paper: beta 0.5, 0.999) or SGD with momentum (default adam)"},
+        {"lr", T_FLOAT, &job.lr, "X", "learning rate (default 1e-3)"},
+        {"momentum", T_FLOAT, &job.momentum, "X", "SGD momentum (default 0.9)"},
+        {"beta1", T_FLOAT, &job.beta1, "X", "Adam beta1 (default 0.5)"},
+        {"beta2", T_FLOAT, &job.beta2, "X", "Adam beta2 (default 0.999)"},
+        {"weight-decay", T_FLOAT, &job.weight_decay, "X", "L2 weight decay; pulls w2 toward 0 = theta2 toward theta_bar (default 1e-6)"},
+        {"clip-norm", T_FLOAT, &job.clip_norm, "X", "clip the global gradient norm (default 0 = off)"},
+        {"lr-halve-every", T_INT, &job.lr_halve_every, "N", "halve the learning rate every N epochs (default 20; 0 = never)"},
+        {"seed", T_U64, &job.seed, "N", "seed of the subset, shuffling and initialisation (default 1)"},
+        {"max-device-mem", T_SIZE, &job.max_device_mem, "SIZE", "device memory the activation cache may use, e.g. 4G"},
+        {"run-dir", T_STR, &job.run_dir, "DIR", "write results.json, metrics.jsonl, classes.txt here"},
+        {"cache-dir", T_STR, &job.cache_dir, "DIR", "activation cache folder (default ~/.cache/gradfeat/activations)"},
+        {"no-cache", T_FLAG, &no_cache, NULL, "do not keep or reuse trunk outputs on disk"},
+        {"threads", T_INT, &job.threads, "N", "image decoding threads (default: all CPUs)"},
+        {"quiet", T_FLAG, &job.quiet, NULL, "no progress on stderr"},
+        {"device", T_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name"},
+        {"verbose", T_FLAG, &verbose, NULL, "more messages"},
+    };
+    enum { N = sizeof defs / sizeof defs[0] };
+    struct option lopts[N + 2];
+    int given[N] = {0};
+    for (int i = 0; i < N; i++) lopts[i] = (struct option){defs[i].name, defs[i].type == T_FLAG ? no_argument : required_argument, 0, 1000 + i};
+    lopts[N] = (struct option){"help", no_argument, 0, 'h'};
+    lopts[N + 1] = (struct option){0, 0, 0, 0};
+    int c, rc;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        if (c == 'h') { help(defs, N); return 0; }
+        if (c < 1000) return cli_usage_error("train", "unknown option");
+        if ((rc = set_opt(&defs[c - 1000], optarg, "--"))) return rc;
+        given[c - 1000] = 1;
+    }
+    if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    /* environment twins: GRADFEAT_<NAME> for every option not given */
+    for (int i = 0; i < N; i++) {
+        if (given[i] || !strcmp(defs[i].name, "device")) continue;   /* GRADFEAT_DEVICE is read by the context */
+        char env[64] = "GRADFEAT_";
+        for (const char *p = defs[i].name; *p && strlen(env) < sizeof env - 1; p++) {
+            size_t l = strlen(env);
+            env[l] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+            env[l + 1] = 0;
+        }
+        const char *v = getenv(env);
+        if (v && *v && (rc = set_opt(&defs[i], v, "GRADFEAT_ for --"))) return rc;
+    }
+    if (!job.model_path) return cli_usage_error("train", "--model is required");
+    if (!job.data_path) return cli_usage_error("train", "--data is required");
+    if (!(job.methods = gf_job_parse_methods(method))) return cli_usage_error("train", "unknown --method '%s'", method);
+    if (!strcmp(optimizer, "sgd")) { job.sgd = 1; }
+    else if (strcmp(optimizer, "adam")) return cli_usage_error("train", "--optimizer must be adam or sgd");
+    if (no_cache) job.cache_dir = "";
+    if (job.batch < 1 || job.epochs < 1) return cli_usage_error("train", "--batch and --epochs must be at least 1");
+
+    gf_ctx *ctx;
+    if ((rc = cli_ctx_open(device, verbose, &ctx))) return rc;
+    if (!job.quiet) {
+        const gf_device_info *d = gf_ctx_device(ctx);
+        fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
+    }
+    gf_job_result res;
+    gf_status st = gf_job_run(ctx, &job, &res);
+    if (st == GF_OK) gf_job_print_table(&res, stdout);
+    rc = st == GF_OK ? 0 : cli_fail(ctx, st);
+    gf_ctx_free(ctx);
+    return rc;
+}

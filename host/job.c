@@ -1,0 +1,414 @@
+/* Training jobs: model + data -> trunk pass (cached on disk by content) ->
+ * gf_train over the cached trunk outputs -> table and run directory. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <cjson/cJSON.h>
+#include "gradfeat_data.h"
+#include "gradfeat_train.h"
+#include "model.h"
+#include "train.h"
+
+static const char *METHOD_NAMES[4] = {"linear", "gradient", "full", "finetune"};
+const char *gf_job_method_name(int i) { return i >= 0 && i < 4 ? METHOD_NAMES[i] : "?"; }
+
+unsigned gf_job_parse_methods(const char *s) {
+    unsigned mask = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcasecmp(tok, "all")) { mask |= GF_JOB_ALL; continue; }
+        int found = 0;
+        for (int i = 0; i < 4; i++) if (!strcasecmp(tok, METHOD_NAMES[i])) { mask |= 1u << i; found = 1; }
+        if (!found) return 0;
+    }
+    return mask;
+}
+
+void gf_job_defaults(gf_job *j) {
+    memset(j, 0, sizeof *j);
+    j->methods = GF_JOB_ALL;
+    j->epochs = 10;
+    j->batch = 64;
+    j->lr = 1e-3f; j->beta1 = 0.5f; j->beta2 = 0.999f; j->weight_decay = 1e-6f; j->momentum = 0.9f;
+    j->lr_halve_every = 20;
+    j->seed = 1;
+}
+
+/* A seeded subset of `limit` samples (all when limit is 0), in dataset order. */
+static int *pick(int n, int limit, uint64_t seed, int *count) {
+    int *p = malloc((size_t)(n ? n : 1) * sizeof(int));
+    if (!p) return NULL;
+    for (int i = 0; i < n; i++) p[i] = i;
+    if (limit > 0 && limit < n) {
+        uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0xD1B54A32D192ED03ULL;
+        for (int i = 0; i < limit; i++) {
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
+            int j = i + (int)((s * 0x2545F4914F6CDD1DULL) % (uint64_t)(n - i));
+            int t = p[i]; p[i] = p[j]; p[j] = t;
+        }
+        n = limit;
+        /* dataset order keeps file reads sequential */
+        for (int i = 1; i < n; i++) { int v = p[i], k = i; while (k > 0 && p[k - 1] > v) { p[k] = p[k - 1]; k--; } p[k] = v; }
+    }
+    *count = n;
+    return p;
+}
+
+/* Content key of a trunk pass: model bytes, cut, preprocessing, the samples. */
+static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, const gf_preprocess *pp, gf_dataset *ds,
+                           const int *idx, int n, uint64_t *key) {
+    void *data; size_t len;
+    GF_TRY(gf_read_file(ctx, job->model_path, &data, &len));
+    uint64_t h = gf_fnv1a(GF_FNV_INIT, data, len);
+    free(data);
+    h = gf_fnv1a(h, cut, strlen(cut) + 1);
+    h = gf_fnv1a(h, pp, sizeof *pp);
+    struct stat sb;
+    const char *dp = gf_dataset_path(ds, 0) ? NULL : job->data_path;   /* IDX: the file itself */
+    for (int i = 0; i < n; i++) {
+        const char *p = gf_dataset_path(ds, idx[i]);
+        uint64_t v[3] = {(uint64_t)idx[i], 0, 0};
+        if (p && stat(p, &sb) == 0) { v[1] = (uint64_t)sb.st_size; v[2] = (uint64_t)sb.st_mtime; h = gf_fnv1a(h, p, strlen(p)); }
+        h = gf_fnv1a(h, v, sizeof v);
+    }
+    if (dp) {
+        h = gf_fnv1a(h, dp, strlen(dp));
+        if (stat(dp, &sb) == 0) { uint64_t v[2] = {(uint64_t)sb.st_size, (uint64_t)sb.st_mtime}; h = gf_fnv1a(h, v, sizeof v); }
+    }
+    *key = h;
+    return GF_OK;
+}
+
+static void default_cache_dir(char *out, size_t n) {
+    const char *d = getenv("XDG_CACHE_HOME");
+    if (d && *d) snprintf(out, n, "%s/gradfeat/activations", d);
+    else if ((d = getenv("HOME")) && *d) snprintf(out, n, "%s/.cache/gradfeat/activations", d);
+    else snprintf(out, n, "/tmp/gradfeat-activations");
+}
+
+/* File: "GFACT001" | u64 key | i32 n | i32 S | u8 ok[n] | f32 z0[n*S]. */
+static int cache_load(const char *path, uint64_t key, int n, int S, float *z0, unsigned char *ok) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char magic[8]; uint64_t k; int32_t nn, ss;
+    int good = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "GFACT001", 8) && fread(&k, 8, 1, f) == 1 && k == key &&
+               fread(&nn, 4, 1, f) == 1 && nn == n && fread(&ss, 4, 1, f) == 1 && ss == S &&
+               fread(ok, 1, (size_t)n, f) == (size_t)n && fread(z0, sizeof(float), (size_t)n * S, f) == (size_t)n * S;
+    fclose(f);
+    return good;
+}
+
+static void cache_save(gf_ctx *ctx, const char *path, uint64_t key, int n, int S, const float *z0, const unsigned char *ok) {
+    size_t bytes = 24 + (size_t)n + (size_t)n * S * sizeof(float);
+    char *buf = malloc(bytes);
+    if (!buf) return;
+    int32_t nn = n, ss = S;
+    memcpy(buf, "GFACT001", 8); memcpy(buf + 8, &key, 8); memcpy(buf + 16, &nn, 4); memcpy(buf + 20, &ss, 4);
+    memcpy(buf + 24, ok, (size_t)n);
+    memcpy(buf + 24 + n, z0, (size_t)n * S * sizeof(float));
+    char saved[sizeof ctx->err];
+    memcpy(saved, ctx->err, sizeof saved);
+    if (gf_write_file_atomic(ctx, path, buf, bytes) != GF_OK)
+        gf_log(ctx, GF_LOG_WARN, "could not keep the activation cache %s (%s); continuing", path, ctx->err);
+    memcpy(ctx->err, saved, sizeof saved);
+    free(buf);
+}
+
+/* Run the frozen trunk over the samples idx[0..n) and keep the cut's output. */
+static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int bi, const char *what,
+                            gf_dataset *ds, const int *idx, int n, int S, float *z0, unsigned char *ok,
+                            gf_job_result *res) {
+    gf_block_info bin;
+    GF_TRY(gf_model_block(m, bi, &bin));
+    int from_input = gf_model_block_cut(m, bi) == GF_NODE_INPUT;
+    const gf_preprocess *pp = gf_model_preprocess(m);
+    char dir[1024], path[1200];
+    uint64_t key = 0;
+    int use_cache = !(job->cache_dir && !*job->cache_dir);
+    if (use_cache) {
+        if (job->cache_dir) snprintf(dir, sizeof dir, "%s", job->cache_dir);
+        else default_cache_dir(dir, sizeof dir);
+        GF_TRY(cache_key(ctx, job, bin.input, pp, ds, idx, n, &key));
+        snprintf(path, sizeof path, "%s/%016llx.bin", dir, (unsigned long long)key);
+        if (cache_load(path, key, n, S, z0, ok)) {
+            if (!job->quiet) fprintf(stderr, "%s: trunk outputs reused from the activation cache %s\n", what, path);
+            res->cache_reused = 1;
+            return GF_OK;
+        }
+    }
+    memset(ok, 0, (size_t)n);
+    int *row = malloc((size_t)gf_dataset_count(ds) * sizeof(int));
+    if (!row) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    for (int i = 0; i < gf_dataset_count(ds); i++) row[i] = -1;
+    for (int i = 0; i < n; i++) row[idx[i]] = i;
+    gf_exec *e = NULL;
+    gf_loader *ld = NULL;
+    float *tmp = NULL;
+    char err[1024];
+    gf_loader_options lo = {0};
+    lo.batch_size = job->batch; lo.threads = job->threads ? job->threads : -1; lo.epochs = 1;
+    lo.indices = idx; lo.n_indices = n; lo.seed = job->seed;
+    gf_status st = from_input ? GF_OK : gf_exec_create(ctx, m, job->batch, &e);
+    if (st == GF_OK && !from_input && gf_exec_node_size(e, bin.input) != (size_t)S)
+        st = gf_fail(ctx, GF_ERR_INTERNAL, "trunk output %s has %zu floats per image, the top block wants %d", bin.input,
+                     gf_exec_node_size(e, bin.input), S);
+    if (st == GF_OK) {
+        gf_status ls = gf_loader_create(ds, pp, &lo, &ld, err, sizeof err);
+        if (ls != GF_OK) st = gf_fail(ctx, ls, "%s", err);
+    }
+    if (st == GF_OK && !(tmp = malloc((size_t)job->batch * S * sizeof(float)))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    double t0 = gf_now(), last = t0;
+    int done = 0;
+    while (st == GF_OK) {
+        const gf_batch *b;
+        gf_status ls = gf_loader_next(ld, &b, err, sizeof err);
+        if (ls != GF_OK) { st = gf_fail(ctx, ls, "%s", err); break; }
+        if (!b) break;
+        if (b->count > 0) {
+            const float *src = b->x;
+            if (!from_input) {
+                st = gf_exec_run(e, b->x, b->count);
+                if (st == GF_OK) st = gf_exec_read(e, bin.input, tmp, (size_t)b->count * S);
+                src = tmp;
+            }
+            for (int j = 0; j < b->count && st == GF_OK; j++) {
+                int r = row[b->index[j]];
+                memcpy(z0 + (size_t)r * S, src + (size_t)j * S, (size_t)S * sizeof(float));
+                ok[r] = 1;
+            }
+        }
+        done += b->count + b->dropped;
+        double now = gf_now();
+        if (!job->quiet && (now - last > 2 || done == n)) {
+            double rate = done / (now - t0);
+            fprintf(stderr, "%s: trunk %d/%d images, %.0f img/s, ETA %.0f s\n", what, done, n, rate, (n - done) / rate);
+            last = now;
+        }
+    }
+    res->trunk_seconds += gf_now() - t0;
+    if (st == GF_OK && use_cache && gf_mkdirs(dir) == 0) cache_save(ctx, path, key, n, S, z0, ok);
+    free(tmp);
+    free(row);
+    gf_loader_free(ld);
+    gf_exec_free(e);
+    return st;
+}
+
+/* Labels / targets of the usable samples, compacting z0 over failed ones. */
+static gf_status make_set(gf_ctx *ctx, gf_dataset *ds, const int *idx, int n, int S, float *z0, const unsigned char *ok,
+                          int K, int multi, gf_cached_set *set, int **labels, float **targets) {
+    *labels = malloc((size_t)(n ? n : 1) * sizeof(int));
+    *targets = multi ? malloc((size_t)(n ? n : 1) * K * sizeof(float)) : NULL;
+    if (!*labels || (multi && !*targets)) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!ok[i]) continue;
+        if (k != i) memmove(z0 + (size_t)k * S, z0 + (size_t)i * S, (size_t)S * sizeof(float));
+        (*labels)[k] = gf_dataset_label(ds, idx[i]);
+        if (multi) gf_dataset_targets(ds, idx[i], *targets + (size_t)k * K);
+        k++;
+    }
+    if (k == 0) return gf_fail(ctx, GF_ERR_INPUT, "no usable samples in the dataset (every image failed to load)");
+    set->n = k; set->sample_floats = S; set->classes = K; set->multi_label = multi;
+    set->z0 = z0; set->labels = *labels; set->targets = multi ? *targets : NULL;
+    return GF_OK;
+}
+
+typedef struct { const gf_job *job; FILE *log; int multi; } epoch_ctx;
+
+static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, double tm, double vl, double vm, double secs) {
+    epoch_ctx *ec = user;
+    const char *mn = ec->multi ? "mAP" : "acc";
+    if (!ec->job->quiet) {
+        fprintf(stderr, "[%-8s] epoch %3d/%-3d train loss %.4f", gf_method_name(m), epoch, epochs, tl);
+        if (!isnan(tm)) fprintf(stderr, " %s %.4f", mn, tm);
+        if (!isnan(vl)) fprintf(stderr, " | val loss %.4f %s %.4f", vl, mn, vm);
+        fprintf(stderr, "  (%.1f s, ETA %.0f s)\n", secs, secs * (epochs - epoch));
+    }
+    if (ec->log) {
+        fprintf(ec->log, "{\"method\":\"%s\",\"epoch\":%d,\"epochs\":%d,\"train_loss\":%.6g,\"train_metric\":%s%.6g,"
+                "\"val_loss\":%.6g,\"val_metric\":%.6g,\"seconds\":%.4g}\n", gf_method_name(m), epoch, epochs, tl,
+                "", isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm, secs);
+        fflush(ec->log);
+    }
+}
+
+static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_result *r, gf_dataset *ds) {
+    if (gf_mkdirs(job->run_dir) != 0)
+        return gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
+    char path[1200], err[512];
+    snprintf(path, sizeof path, "%s/classes.txt", job->run_dir);
+    gf_status st = gf_dataset_write_class_map(ds, path, err, sizeof err);
+    if (st != GF_OK) return gf_fail(ctx, st, "%s", err);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", job->model_path);
+    cJSON_AddStringToObject(o, "data", job->data_path);
+    if (job->val_path) cJSON_AddStringToObject(o, "val", job->val_path);
+    cJSON_AddStringToObject(o, "top", r->top);
+    cJSON_AddStringToObject(o, "device", ctx->info.name);
+    cJSON_AddStringToObject(o, "driver", ctx->info.driver_version);
+    cJSON_AddStringToObject(o, "gradfeat", gf_version());
+    cJSON_AddNumberToObject(o, "seed", (double)job->seed);
+    cJSON_AddNumberToObject(o, "epochs", job->epochs);
+    cJSON_AddNumberToObject(o, "batch", job->batch);
+    cJSON_AddNumberToObject(o, "lr", job->lr);
+    cJSON_AddStringToObject(o, "optimizer", job->sgd ? "sgd" : "adam");
+    cJSON_AddStringToObject(o, "metric", r->multi_label ? "mAP" : "accuracy");
+    cJSON_AddNumberToObject(o, "n_train", r->n_train);
+    cJSON_AddNumberToObject(o, "n_val", r->n_val);
+    cJSON_AddNumberToObject(o, "trunk_seconds", r->trunk_seconds);
+    cJSON *ms = cJSON_AddObjectToObject(o, "methods");
+    for (int i = 0; i < 4; i++) {
+        if (!r->ran[i]) continue;
+        cJSON *x = cJSON_AddObjectToObject(ms, METHOD_NAMES[i]);
+        cJSON_AddNumberToObject(x, "train_loss", r->train_loss[i]);
+        if (!isnan(r->train_metric[i])) cJSON_AddNumberToObject(x, "train_metric", r->train_metric[i]);
+        if (!isnan(r->val_loss[i])) cJSON_AddNumberToObject(x, "val_loss", r->val_loss[i]);
+        if (!isnan(r->val_metric[i])) cJSON_AddNumberToObject(x, "val_metric", r->val_metric[i]);
+        cJSON_AddNumberToObject(x, "seconds", r->seconds[i]);
+    }
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!text) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    snprintf(path, sizeof path, "%s/results.json", job->run_dir);
+    st = gf_write_file_atomic(ctx, path, text, strlen(text));
+    free(text);
+    return st;
+}
+
+static const char *fmt_num(char *buf, double v, int percent) {
+    if (isnan(v)) return "-";
+    snprintf(buf, 32, percent ? "%.2f%%" : "%.4f", percent ? 100 * v : v);
+    return buf;
+}
+
+void gf_job_print_table(const gf_job_result *r, FILE *out) {
+    fprintf(out, "top block %s; %d training / %d evaluation samples, %d classes; metric: %s\n", r->top, r->n_train,
+            r->n_val, r->classes, r->multi_label ? "mAP" : "top-1 accuracy");
+    fprintf(out, "%-10s %11s %11s %11s %11s %9s\n", "method", "train loss", "train", "val loss", "val", "seconds");
+    for (int i = 0; i < 4; i++) {
+        if (!r->ran[i]) continue;
+        char a[32], b[32], c[32];
+        fprintf(out, "%-10s %11.4f %11s %11s %11s %9.1f\n", METHOD_NAMES[i], r->train_loss[i],
+                fmt_num(a, r->train_metric[i], 1), fmt_num(b, r->val_loss[i], 0), fmt_num(c, r->val_metric[i], 1),
+                r->seconds[i]);
+    }
+}
+
+gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < 4; i++) res->train_metric[i] = res->val_loss[i] = res->val_metric[i] = NAN;
+    if (!job->model_path || !job->data_path) return gf_fail(ctx, GF_ERR_USAGE, "a model (--model) and data (--data) are needed");
+    if (job->batch < 1 || job->epochs < 1) return gf_fail(ctx, GF_ERR_USAGE, "--batch and --epochs must be at least 1");
+    if (!job->methods) return gf_fail(ctx, GF_ERR_USAGE, "no method selected");
+    gf_model *m = NULL;
+    gf_block *blk = NULL;
+    gf_dataset *dtr = NULL, *dva = NULL;
+    float *theta = NULL, *ztr = NULL, *zva = NULL, *ttr = NULL, *tva = NULL;
+    int *itr = NULL, *iva = NULL, *ltr = NULL, *lva = NULL;
+    unsigned char *oktr = NULL, *okva = NULL;
+    FILE *log = NULL;
+    gf_train_result tres = {0};
+    char err[1024];
+    gf_status st = gf_model_load(ctx, job->model_path, &m);
+    gf_model_info mi;
+    int bi = 0;
+    if (st == GF_OK) {
+        gf_model_get_info(m, &mi);
+        if (mi.n_blocks == 0) st = gf_fail(ctx, GF_ERR_INPUT, "%s has no linearizable top block", job->model_path);
+        else if (job->top && (bi = gf_model_find_block(m, job->top)) < 0) {
+            char list[512] = "";
+            for (int i = 0; i < mi.n_blocks; i++) {
+                gf_block_info b;
+                gf_model_block(m, i, &b);
+                strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+                strncat(list, b.name, sizeof list - strlen(list) - 1);
+            }
+            st = gf_fail(ctx, GF_ERR_USAGE, "--top %s: no such block in %s (blocks: %s)", job->top, job->model_path, list);
+        }
+    }
+    gf_bnode nodes[GF_BLOCK_MAX_NODES];
+    int nn = 0, c = 0, h = 0, w = 0;
+    if (st == GF_OK) st = gf_model_block_nodes(ctx, m, bi, nodes, &nn, &c, &h, &w);
+    if (st == GF_OK) st = gf_block_create(ctx, c, h, w, nodes, nn, job->batch, &blk);
+    if (st == GF_OK && !(theta = malloc(gf_block_param_count(blk) * sizeof(float)))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (st == GF_OK) st = gf_model_block_theta(ctx, m, bi, blk, theta);
+    if (st == GF_OK) {
+        gf_block_info b;
+        gf_model_block(m, bi, &b);
+        snprintf(res->top, sizeof res->top, "%s", b.name);
+    }
+    /* data */
+    gf_dataset_options dopt;
+    gf_dataset_options_init(&dopt);
+    dopt.split = job->data_split;
+    if (st == GF_OK) {
+        gf_status ds = gf_dataset_open(job->data_path, &dopt, &dtr, err, sizeof err);
+        if (ds != GF_OK) st = gf_fail(ctx, ds, "%s", err);
+    }
+    if (st == GF_OK && job->val_path) {
+        dopt.split = job->val_split;
+        gf_status ds = gf_dataset_open(job->val_path, &dopt, &dva, err, sizeof err);
+        if (ds != GF_OK) st = gf_fail(ctx, ds, "%s", err);
+    }
+    int K = st == GF_OK ? gf_dataset_num_classes(dtr) : 0, multi = st == GF_OK && gf_dataset_is_multi_label(dtr);
+    if (st == GF_OK && dva && gf_dataset_num_classes(dva) != K)
+        st = gf_fail(ctx, GF_ERR_INPUT, "training data has %d classes but evaluation data %s has %d", K, job->val_path,
+                     gf_dataset_num_classes(dva));
+    int ntr = 0, nva = 0, S = c * h * w;
+    if (st == GF_OK) {
+        itr = pick(gf_dataset_count(dtr), job->limit_train, job->seed, &ntr);
+        if (dva) iva = pick(gf_dataset_count(dva), job->limit_val, job->seed + 1, &nva);
+        ztr = malloc((size_t)ntr * S * sizeof(float));
+        oktr = malloc((size_t)ntr + 1);
+        if (dva) { zva = malloc((size_t)(nva ? nva : 1) * S * sizeof(float)); okva = malloc((size_t)nva + 1); }
+        if (!itr || !ztr || !oktr || (dva && (!iva || !zva || !okva)))
+            st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the activation cache (%d x %d floats)", ntr, S);
+    }
+    if (st == GF_OK) st = trunk_pass(ctx, job, m, bi, "train", dtr, itr, ntr, S, ztr, oktr, res);
+    if (st == GF_OK && dva) st = trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, zva, okva, res);
+    if (!job->quiet && dtr) gf_dataset_report(dtr, stderr, 5);
+    if (!job->quiet && dva) gf_dataset_report(dva, stderr, 5);
+    gf_cached_set str = {0}, sva = {0};
+    if (st == GF_OK) st = make_set(ctx, dtr, itr, ntr, S, ztr, oktr, K, multi, &str, &ltr, &ttr);
+    if (st == GF_OK && dva) st = make_set(ctx, dva, iva, nva, S, zva, okva, K, multi, &sva, &lva, &tva);
+    res->n_train = str.n; res->n_val = dva ? sva.n : 0; res->classes = K; res->multi_label = multi;
+    if (st == GF_OK && job->run_dir) {
+        char path[1200];
+        if (gf_mkdirs(job->run_dir) != 0) st = gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
+        snprintf(path, sizeof path, "%s/metrics.jsonl", job->run_dir);
+        if (st == GF_OK && !(log = fopen(path, "w"))) st = gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", path, strerror(errno));
+    }
+    epoch_ctx ec = {job, log, multi};
+    gf_train_options o;
+    gf_train_options_default(&o);
+    o.epochs = job->epochs; o.probe_epochs = job->probe_epochs; o.batch = job->batch; o.seed = job->seed;
+    o.lr_halve_every = job->lr_halve_every; o.max_device_mem = job->max_device_mem;
+    o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
+    o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
+    o.on_epoch = on_epoch; o.user = &ec;
+    if (st == GF_OK) st = gf_train(ctx, blk, theta, &str, dva ? &sva : NULL, job->methods, &o, &tres);
+    if (st == GF_OK) {
+        res->cache_on_device = tres.cache_on_device;
+        for (int i = 0; i < 4; i++) {
+            if (i == 0 && !(job->methods & 1u)) continue;   /* trained for ω̄ but not asked for */
+            res->ran[i] = tres.m[i].ran;
+            res->train_loss[i] = tres.m[i].train_loss; res->train_metric[i] = tres.m[i].train_metric;
+            res->val_loss[i] = tres.m[i].val_loss; res->val_metric[i] = tres.m[i].val_metric;
+            res->seconds[i] = tres.m[i].seconds;
+        }
+    }
+    if (st == GF_OK && job->run_dir) st = write_results(ctx, job, res, dtr);
+    if (log) fclose(log);
+    gf_train_result_free(&tres);
+    free(theta); free(ztr); free(zva); free(ttr); free(tva); free(itr); free(iva); free(ltr); free(lva);
+    free(oktr); free(okva);
+    gf_dataset_free(dtr); gf_dataset_free(dva);
+    gf_block_free(blk);
+    gf_model_free(m);
+    return st;
+}
