@@ -398,7 +398,14 @@ def convert_layers_model(mj, weights, feature):
             srcs = [prev]
         else:
             inb = L.get("inbound_nodes", [])
-            srcs = [ours.get(i[0], "input") for i in inb[0]] if inb else ["input"]
+            srcs = []
+            for i in (inb[0] if inb else []):
+                src_name = i[0] if isinstance(i, list) else i.get("args", [{}])[0].get("config", {}).get("keras_history", [None])[0]
+                if src_name not in ours:
+                    raise SystemExit("layer %s: input layer %s not converted (unsupported or out of order)" % (L["config"].get("name"), src_name))
+                srcs.append(ours[src_name])
+            if not srcs and L["class_name"] != "InputLayer":
+                raise SystemExit("layer %s: no inbound nodes" % L["config"].get("name"))
         if kind == "InputLayer":
             ours[name] = "input"
             prev = "input"
@@ -468,7 +475,8 @@ def convert_layers_model(mj, weights, feature):
             raise SystemExit("layer %s (%s) not supported" % (name, kind))
         ours[name] = node
         prev = node
-    g.outputs = [prev]
+    outs = conf.get("output_layers") if isinstance(conf, dict) else None
+    g.outputs = [ours[o[0]] for o in outs] if outs else [prev]
     set_feature(g, cv, feature)
     return g
 
