@@ -381,6 +381,34 @@ __kernel void dw_backward_input_plane(__global const float *Wt, __global const f
     }
 }
 
+/* Depthwise weight gradient, CPU variant: one work item per weight, a serial
+ * loop over (n, oh, ow) (no barriers, which split work-item loops on CPUs). */
+__kernel void dw_backward_weight_serial(__global const float *x, __global const float *g, __global float *gW,
+                                        int accumulate, int N, int M,
+                                        int C, int H, int W, int OH, int OW, int KH, int KW,
+                                        int SH, int SW, int PT, int PL, int DH, int DW)
+{
+    int widx = get_global_id(0);
+    int CO = C * M;
+    if (widx >= CO * KH * KW) return;
+    int j = widx % KW, t = widx / KW;
+    int i = t % KH, co = t / KH;
+    int ci = co / M;
+    float s = 0.0f;
+    for (int n = 0; n < N; n++)
+        for (int oh = 0; oh < OH; oh++) {
+            int ih = oh * SH - PT + i * DH;
+            if (ih < 0 || ih >= H) continue;
+            int gb = ((n * CO + co) * OH + oh) * OW;
+            int xb = ((n * C + ci) * H + ih) * W;
+            for (int ow = 0; ow < OW; ow++) {
+                int iw = ow * SW - PL + j * DW;
+                if (iw >= 0 && iw < W) s += g[gb + ow] * x[xb + iw];
+            }
+        }
+    gW[widx] = accumulate ? gW[widx] + s : s;
+}
+
 /* Linear: y[r, c] = b[c] (rows x cols), before a GEMM with beta = 1. */
 __kernel void rows_bias(__global float *y, __global const float *b, int rows, int cols)
 {

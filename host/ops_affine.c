@@ -400,7 +400,11 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
             GF_TRY(gf_args(ctx, k, name, "mmmiii" G_FMT, W, g, gx, acc, d->n, M, G_ARGS(d)));
             GF_TRY(launch1(ctx, k, name, plane ? (size_t)d->n * d->c_in : s.x_n));
         }
-        if (gW) {
+        if (gW && plane_kernels(ctx, d)) {
+            GF_TRY(kern(ctx, "dw_backward_weight_serial", &k));
+            GF_TRY(gf_args(ctx, k, "dw_backward_weight_serial", "mmmiii" G_FMT, x, g, gW, acc, d->n, M, G_ARGS(d)));
+            GF_TRY(launch1(ctx, k, "dw_backward_weight_serial", s.w_n));
+        } else if (gW) {
             GF_TRY(kern(ctx, "dw_backward_weight", &k));
             GF_TRY(gf_args(ctx, k, "dw_backward_weight", "mmmiii" G_FMT, x, g, gW, acc, d->n, M, G_ARGS(d)));
             GF_TRY(launch_groups(ctx, k, "dw_backward_weight", s.w_n));
