@@ -34,7 +34,10 @@ if ! verify "$cache"; then
     sha256sum "$tmp"/package/models/emotion.* >&2
     exit 5
   fi
-  cp "$tmp"/package/models/emotion.json "$tmp"/package/models/emotion.bin "$cache/"
+  # rename into place: concurrent runs (parallel ctest) never see a half-written file
+  for f in emotion.json emotion.bin; do
+    cp "$tmp/package/models/$f" "$cache/.$f.$$" && mv -f "$cache/.$f.$$" "$cache/$f"
+  done
 fi
 "$py" "$root/tools/convert_tfjs.py" "$cache/emotion.json" "$out" \
   --classes angry,disgust,fear,happy,sad,surprise,neutral --feature add_2 \
