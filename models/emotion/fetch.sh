@@ -21,7 +21,7 @@ verify() {  # verify <folder>: both files present with the pinned hashes
   echo "$sha_bin  $1/emotion.bin" | sha256sum --quiet -c - 2>/dev/null || return 1
 }
 
-mkdir -p "$cache"
+mkdir -p "$cache" 2>/dev/null || { cache="$(mktemp -d)"; echo "fetch.sh: cache folder not writable, using $cache" >&2; }
 if ! verify "$cache"; then
   command -v npm >/dev/null || { echo "fetch.sh: npm not found (Debian: apt-get install npm)" >&2; exit 3; }
   tmp="$(mktemp -d)"
