@@ -5,11 +5,15 @@
  * linear weights [out, in] (both as PyTorch), x of linear is [n, in].
  *
  * Device work: general convolutions go through im2col (cl/conv.cl) + one
- * row-major CLBlast GEMM per chunk of images ([Cout, K] x [K, nb*P], batched
- * over groups), then a transpose back to NCHW; gx through W^T GEMM + col2im.
- * Depthwise (groups == c_in > 1) uses direct kernels. Every launcher only
- * enqueues (no clFinish, no host<->device copies), and is deterministic: no
- * atomics, fixed summation order.
+ * row-major gf_gemm per chunk of images and group ([Cout_g, K_g] x [K_g, nb*P]:
+ * the whole chunk is one big GEMM, which measured faster than one GEMM per image
+ * with a shared stride-0 weight and than CLBlast Sconvgemm, see bench ops),
+ * then a transpose back to NCHW; gW = g_mat x col^T; gx through W^T GEMM +
+ * col2im. Depthwise (groups == c_in > 1) uses direct kernels. Every launcher
+ * only enqueues (gf_gemm's host-BLAS path on CPU devices maps buffers, which
+ * waits for the queue; nothing else synchronises), and is deterministic: no
+ * atomics, fixed summation order. Linear is gf_gemm plus a bias fill / column
+ * reduction.
  *
  * Scratch slots used (gf_scratch): 0 = im2col workspace [Cin*kh*kw, nb*P],
  * 1 = GEMM output / gradient in [Cout, nb*P] order. Both are reused by the
@@ -37,8 +41,10 @@ typedef struct gf_conv_desc {
 
 /* AUTO: PLANE on CPU devices, ELEMENT elsewhere. ELEMENT: one work item per
  * float (coalesced on GPUs, but integer div/mod per float, which CPU vector
- * units lack). PLANE: one work item per (image, channel) plane with
- * division-free loops. Both are exact re-orderings of the same sums. */
+ * units lack). PLANE: one work item per (channel, image) plane with
+ * division-free loops (PoCL, batch 64, 512 ch, 7x7, 3x3: im2col 62 -> 14 ms,
+ * col2im 35 -> 16 ms). Both compute the same sums (col2im and the depthwise
+ * input gradient in another fixed order). */
 enum { GF_CONV_VARIANT_AUTO = 0, GF_CONV_VARIANT_ELEMENT = 1, GF_CONV_VARIANT_PLANE = 2 };
 
 /* Fill d from the arguments (pads as given: top, bottom, left, right), compute
