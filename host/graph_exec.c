@@ -65,7 +65,11 @@ gf_status gf_exec_create(gf_ctx *ctx, const gf_model *m, int max_batch, gf_exec 
         if (nd->alias == i)
             st = alloc_checked(ctx, (size_t)max_batch * node_numel(nd) * sizeof(float), "node", nd->name, max_batch, &s->out[i]);
         if (st == GF_OK && nd->W && !nd->folded) {
-            st = gf_buf_create_from(ctx, nd->w_count * sizeof(float), nd->W, nd->name, &s->W[i]);
+            if (nd->w_count * sizeof(float) > ctx->info.max_alloc)
+                st = gf_fail(ctx, GF_ERR_MEMORY, "node '%s': weights of %zu bytes exceed the device's largest allocation "
+                             "(%llu bytes)", nd->name, nd->w_count * sizeof(float), (unsigned long long)ctx->info.max_alloc);
+            else
+                st = gf_buf_create_from(ctx, nd->w_count * sizeof(float), nd->W, nd->name, &s->W[i]);
             if (st == GF_OK && nd->b) st = gf_buf_create_from(ctx, (size_t)nd->c * sizeof(float), nd->b, nd->name, &s->b[i]);
         }
     }
@@ -145,6 +149,28 @@ gf_status gf_exec_enqueue_range(gf_exec *e, int n, int first, int last) {
     for (int i = first; i <= last; i++) GF_TRY(run_node(s, i, n));
     s->n = n;
     return GF_OK;
+}
+
+gf_status gf_exec_enqueue_to(gf_exec *e, int n, int node) {
+    gf_exec_impl *s = &e->s;
+    const gf_model *m = s->m;
+    if (node == GF_NODE_INPUT) return GF_OK;
+    if (node < 0 || node >= m->n_nodes) return gf_fail(s->ctx, GF_ERR_USAGE, "executor: no node %d", node);
+    if (n < 1 || n > s->max_batch)
+        return gf_fail(s->ctx, GF_ERR_USAGE, "executor: %d images for a batch of at most %d", n, s->max_batch);
+    char *need = calloc((size_t)m->n_nodes, 1);
+    if (!need) return gf_fail(s->ctx, GF_ERR_MEMORY, "executor: out of host memory");
+    need[node] = 1;
+    for (int i = node; i >= 0; i--)
+        if (need[i])
+            for (int a = 0; a < m->nodes[i].n_in; a++)
+                if (m->nodes[i].in[a] >= 0) need[m->nodes[i].in[a]] = 1;
+    gf_status st = GF_OK;
+    for (int i = 0; i <= node && st == GF_OK; i++)
+        if (need[i]) st = run_node(s, i, n);
+    free(need);
+    if (st == GF_OK) s->n = n;
+    return st;
 }
 
 gf_status gf_exec_enqueue(gf_exec *e, int n) { return gf_exec_enqueue_range(e, n, 0, e->s.m->n_nodes - 1); }

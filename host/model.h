@@ -124,6 +124,10 @@ gf_status gf_exec_enqueue(gf_exec *e, int n);
  * their inputs must already be in place (e.g. a cached trunk output copied into
  * the cut node's buffer). */
 gf_status gf_exec_enqueue_range(gf_exec *e, int n, int first, int last);
+/* Enqueue only the nodes that `node` depends on (and node itself) for n images
+ * already in the input buffer: the trunk up to a block's cut
+ * (gf_model_block_cut), without side branches or the top. */
+gf_status gf_exec_enqueue_to(gf_exec *e, int n, int node);
 
 /* ---- bridge to the top-block executor (host/model_bridge.c) ---- */
 /* Block bi (gf_model_block order: 0 = closest to the feature) as gf_bnode's for

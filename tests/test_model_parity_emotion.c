@@ -62,13 +62,19 @@ int main(void) {
     cl_mem fdev = test_alloc(ctx, 2 * 256);
     int cut = gf_model_block_cut(m, 0);
     CHECK(cut == gf_model_find_node(m, "add_1"), "cut is add_1");
-    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, 2, gf_exec_buffer(e, cut), &P, fdev));
+    /* trunk only (ancestors of the cut) into a fresh executor, then the block */
+    gf_exec *e2 = NULL;
+    REQUIRE_OK(ctx, gf_exec_create(ctx, m, 2, &e2));
+    REQUIRE_OK(ctx, gf_buf_write(ctx, gf_exec_buffer(e2, GF_NODE_INPUT), 0, 2 * 64 * 64 * sizeof(float), pc.x));
+    REQUIRE_OK(ctx, gf_exec_enqueue_to(e2, 2, cut));
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, 2, gf_exec_buffer(e2, cut), &P, fdev));
     float fblk[2 * 256];
     test_download(ctx, fdev, fblk, 2 * 256);
     double fref[2 * 256];
     for (int k = 0; k < 2 * 256; k++) fref[k] = feat[k];
     test_close("block add_2 features vs executor", fblk, fref, 2 * 256, 1e-5, 1e-5);
     gf_buf_release(&fdev);
+    gf_exec_free(e2);
     gf_params_free(&P);
     gf_block_free(blk);
     free(theta);
