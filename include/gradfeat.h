@@ -100,4 +100,9 @@ void gf_clblast_version(int *major, int *minor, int *patch);
 #ifdef __cplusplus
 }
 #endif
+
+/* The rest of the public API: datasets, model files, training jobs. */
+#include "gradfeat_data.h"
+#include "gradfeat_model.h"
+#include "gradfeat_train.h"
 #endif
