@@ -101,8 +101,6 @@ void gf_clblast_version(int *major, int *minor, int *patch);
 }
 #endif
 
-/* The rest of the public API: datasets, model files, training jobs. */
-#include "gradfeat_data.h"
-#include "gradfeat_model.h"
-#include "gradfeat_train.h"
+/* The rest of the public API: gradfeat_data.h (datasets), gradfeat_model.h
+ * (model files, executor), gradfeat_train.h (training jobs). */
 #endif
