@@ -14,6 +14,7 @@ int cmd_data(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Shared by subcommands. */
 extern const char *cli_prog;            /* "gradfeat" */
