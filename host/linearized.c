@@ -1,6 +1,7 @@
 /* The four models (linear / gradient / full / finetune) over a block + head:
  * forward, loss, backward, optimiser step — all enqueued, stats read back only
  * when asked. See linearized.h. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +25,12 @@ struct gf_lin {
     cl_mem f, tf, logits, glogits, gfeat, stats, sqnorm;
     long step;
     int batches;
+    /* NTK parametrisation (official code's option): the model uses
+     * s ⊙ stored parameters; gradients are scaled back the same way. */
+    int ntk;
+    float ntk_head;                 /* sqrt(1/K) on w1 */
+    gf_params w2_eff;               /* s ⊙ w2, rebuilt each forward */
+    cl_mem w1_eff;
 };
 
 const char *gf_method_name(gf_method m) {
@@ -104,26 +111,57 @@ gf_status gf_lin_create(gf_ctx *ctx, gf_block *block, gf_method method, int K, g
 
 void gf_lin_free(gf_lin *m) {
     if (!m) return;
-    gf_params *ps[] = {&m->theta_bar, &m->theta, &m->w2, &m->gblock, &m->mblock, &m->vblock};
+    gf_params *ps[] = {&m->theta_bar, &m->theta, &m->w2, &m->gblock, &m->mblock, &m->vblock, &m->w2_eff};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) gf_params_free(ps[i]);
     cl_mem *ms[] = {&m->w1, &m->b1, &m->gw1, &m->gb1, &m->head, &m->ghead, &m->mhead, &m->vhead, &m->omega_bar,
-                    &m->f, &m->tf, &m->logits, &m->glogits, &m->gfeat, &m->stats, &m->sqnorm};
+                    &m->f, &m->tf, &m->logits, &m->glogits, &m->gfeat, &m->stats, &m->sqnorm, &m->w1_eff};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) gf_buf_release(ms[i]);
     free(m);
 }
 
 cl_mem gf_lin_logits_buffer(gf_lin *m) { return m->logits; }
 
+/* NTK scales: tangent weight sqrt(1/C_out), tangent bias sqrt(0.1). */
+static float ntk_w(const gf_bnode *nd) { return sqrtf(1.0f / (float)nd->c); }
+static const float NTK_BIAS = 0.316227766f;
+
+/* dst_i = s_i * src_i per parameter tensor of the block vector (s = 1/s with inverse). */
+static gf_status scale_block(gf_ctx *ctx, gf_lin *m, gf_params *src, gf_params *dst) {
+    int nn;
+    const gf_bnode *nd = gf_block_nodes(m->block, &nn);
+    for (int i = 0; i < nn; i++) {
+        if (nd[i].w_off >= 0) GF_TRY(gf_axpby(ctx, nd[i].w_count, ntk_w(&nd[i]), src->w[i], 0.0f, dst->w[i]));
+        if (nd[i].b_off >= 0) GF_TRY(gf_axpby(ctx, nd[i].b_count, NTK_BIAS, src->b[i], 0.0f, dst->b[i]));
+    }
+    return GF_OK;
+}
+
+gf_status gf_lin_set_ntk(gf_ctx *ctx, gf_lin *m, int on) {
+    m->ntk = on && (m->method == GF_METHOD_GRADIENT || m->method == GF_METHOD_FULL);
+    if (!m->ntk || m->w1_eff) return GF_OK;
+    m->ntk_head = sqrtf(1.0f / (float)m->K);
+    GF_TRY(gf_params_create(ctx, m->block, "w2 (NTK-scaled)", &m->w2_eff));
+    return gf_buf_create(ctx, (size_t)m->K * m->d * sizeof(float), "w1 (NTK-scaled)", &m->w1_eff);
+}
+
 gf_status gf_lin_forward(gf_ctx *ctx, gf_lin *m, int n, cl_mem x) {
     const gf_params *th = m->method == GF_METHOD_FINETUNE ? &m->theta : &m->theta_bar;
     GF_TRY(gf_block_forward(ctx, m->block, n, x, th, m->f));
+    const gf_params *w2 = &m->w2;
+    cl_mem w1 = m->w1;
+    if (m->ntk) {
+        GF_TRY(scale_block(ctx, m, &m->w2, &m->w2_eff));
+        GF_TRY(gf_axpby(ctx, (size_t)m->K * m->d, m->ntk_head, m->w1, 0.0f, m->w1_eff));
+        w2 = &m->w2_eff;
+        w1 = m->w1_eff;
+    }
     if (m->method == GF_METHOD_GRADIENT || m->method == GF_METHOD_FULL)
-        GF_TRY(gf_block_tangent(ctx, m->block, n, x, th, &m->w2, m->tf));
+        GF_TRY(gf_block_tangent(ctx, m->block, n, x, th, w2, m->tf));
     switch (m->method) {
     case GF_METHOD_GRADIENT:
         return gf_linear_forward(ctx, n, m->d, m->K, m->tf, m->omega_bar, m->b1, m->logits);
     case GF_METHOD_FULL:
-        GF_TRY(gf_linear_forward(ctx, n, m->d, m->K, m->f, m->w1, m->b1, m->logits));
+        GF_TRY(gf_linear_forward(ctx, n, m->d, m->K, m->f, w1, m->b1, m->logits));
         /* logits += tf ω̄ᵀ  (no bias on the ω̄ term) */
         return gf_gemm(ctx, 0, 1, (size_t)n, (size_t)m->K, (size_t)m->d, 1.0f, m->tf, 0, (size_t)m->d,
                        m->omega_bar, 0, (size_t)m->d, 1.0f, m->logits, 0, (size_t)m->K);
@@ -154,7 +192,12 @@ gf_status gf_lin_gradients(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem label
         /* gradient of the feature tangent: g ω̄ ; then Jᵀ through the tangent graph */
         GF_TRY(gf_gemm(ctx, 0, 0, (size_t)n, (size_t)m->d, (size_t)m->K, 1.0f, m->glogits, 0, (size_t)m->K,
                        m->omega_bar, 0, (size_t)m->d, 0.0f, m->gfeat, 0, (size_t)m->d));
-        return gf_block_backward(ctx, m->block, n, x, &m->theta_bar, m->gfeat, &m->gblock, NULL);
+        GF_TRY(gf_block_backward(ctx, m->block, n, x, &m->theta_bar, m->gfeat, &m->gblock, NULL));
+        if (m->ntk) {   /* d loss / d stored = s * d loss / d effective */
+            GF_TRY(scale_block(ctx, m, &m->gblock, &m->gblock));
+            GF_TRY(gf_axpby(ctx, (size_t)m->K * m->d, m->ntk_head, m->gw1, 0.0f, m->gw1));
+        }
+        return GF_OK;
     case GF_METHOD_FINETUNE:
         GF_TRY(gf_linear_backward(ctx, n, m->d, m->K, m->f, m->w1, m->glogits, m->gfeat, m->gw1, m->gb1, 0));
         return gf_block_backward(ctx, m->block, n, x, &m->theta, m->gfeat, &m->gblock, NULL);
@@ -229,4 +272,36 @@ gf_status gf_lin_write_params(gf_ctx *ctx, gf_lin *m, const float *block_vec, co
     if (w1) GF_TRY(gf_buf_write(ctx, m->head, 0, (size_t)m->K * m->d * sizeof(float), w1));
     if (b1) GF_TRY(gf_buf_write(ctx, m->head, m->b1_off * sizeof(float), (size_t)m->K * sizeof(float), b1));
     return GF_OK;
+}
+
+/* ---- checkpoints (appended): see linearized.h ---- */
+size_t gf_lin_state_floats(const gf_lin *m) {
+    return 3 * m->head_count + (trains_block(m) ? 3 * gf_block_param_count(m->block) : 0);
+}
+
+long gf_lin_step_count(const gf_lin *m) { return m->step; }
+
+static gf_status state_io(gf_ctx *ctx, gf_lin *m, float *state, int write) {
+    gf_params *blk = m->method == GF_METHOD_FINETUNE ? &m->theta : &m->w2;
+    cl_mem bufs[6] = {m->head, m->mhead, m->vhead, trains_block(m) ? blk->all : NULL, m->mblock.all, m->vblock.all};
+    size_t pb = gf_block_param_count(m->block), off = 0;
+    for (int i = 0; i < (trains_block(m) ? 6 : 3); i++) {
+        size_t n = i < 3 ? m->head_count : pb;
+        GF_TRY(write ? gf_buf_write(ctx, bufs[i], 0, n * sizeof(float), state + off)
+                     : gf_buf_read(ctx, bufs[i], 0, n * sizeof(float), state + off));
+        off += n;
+    }
+    return GF_OK;
+}
+
+gf_status gf_lin_get_state(gf_ctx *ctx, gf_lin *m, float *state, long *step, float stats[GF_LIN_STATS]) {
+    GF_TRY(state_io(ctx, m, state, 0));
+    *step = m->step;
+    return gf_buf_read(ctx, m->stats, 0, GF_LIN_STATS * sizeof(float), stats);
+}
+
+gf_status gf_lin_set_state(gf_ctx *ctx, gf_lin *m, const float *state, long step, const float stats[GF_LIN_STATS]) {
+    GF_TRY(state_io(ctx, m, (float *)state, 1));
+    m->step = step;
+    return gf_buf_write(ctx, m->stats, 0, GF_LIN_STATS * sizeof(float), stats);
 }

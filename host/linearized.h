@@ -34,6 +34,12 @@ gf_status gf_lin_create(gf_ctx *ctx, gf_block *block, gf_method method, int clas
                         const float *theta_bar, const float *omega, const float *bias, gf_lin **out);
 void gf_lin_free(gf_lin *m);
 
+/* NTK parametrisation (official code's option; gradient/full only): the model
+ * uses tangent weights sqrt(1/C_out)·w2, tangent biases sqrt(0.1)·b̃ and head
+ * weights sqrt(1/K)·w1 of the stored values. Same model class, different
+ * effective learning rates per tensor. Off by default. */
+gf_status gf_lin_set_ntk(gf_ctx *ctx, gf_lin *m, int on);
+
 /* Logits of n samples of block input x [n, ...] into the model's logits
  * buffer (gf_lin_logits_buffer); no host read. */
 gf_status gf_lin_forward(gf_ctx *ctx, gf_lin *m, int n, cl_mem x);
@@ -56,3 +62,14 @@ gf_status gf_lin_take_stats(gf_ctx *ctx, gf_lin *m, double *loss_sum, double *co
 gf_status gf_lin_read_params(gf_ctx *ctx, gf_lin *m, float *block_vec, float *w1, float *b1);
 gf_status gf_lin_write_params(gf_ctx *ctx, gf_lin *m, const float *block_vec, const float *w1, const float *b1);
 #endif
+
+/* ---- checkpoints (appended; host/train.c): the whole trainable state ----
+ * Raw device buffers in this order: head, optimiser m and v of the head
+ * (padding included), then, for methods that train the block, the block
+ * vector and its m and v. With the step count and the stats buffer this is
+ * everything a training step reads, so set_state resumes bit for bit. */
+size_t gf_lin_state_floats(const gf_lin *m);
+long gf_lin_step_count(const gf_lin *m);
+enum { GF_LIN_STATS = 4 };
+gf_status gf_lin_get_state(gf_ctx *ctx, gf_lin *m, float *state, long *step, float stats[GF_LIN_STATS]);
+gf_status gf_lin_set_state(gf_ctx *ctx, gf_lin *m, const float *state, long step, const float stats[GF_LIN_STATS]);

@@ -266,6 +266,45 @@ int main(void) {
         free(bv); free(gb); free(ub);
         gf_lin_free(m);
     }
+    /* ---- NTK parametrisation: stored (v, w1) under NTK == plain model with the scaled values,
+     * and the stored gradients are the plain gradients times the same scales ---- */
+    {
+        gf_lin *ntk, *plain;
+        REQUIRE_OK(ctx, gf_lin_create(ctx, blk, GF_METHOD_FULL, K, GF_LOSS_SOFTMAX, theta, omega, bias, &ntk));
+        REQUIRE_OK(ctx, gf_lin_create(ctx, blk, GF_METHOD_FULL, K, GF_LOSS_SOFTMAX, theta, omega, bias, &plain));
+        REQUIRE_OK(ctx, gf_lin_set_ntk(ctx, ntk, 1));
+        float *sv = calloc(P, 4), *scale = calloc(P, 4), w1s[K * 6];
+        for (int i = 0; i < cnt; i++) {
+            double sw = sqrt(1.0 / bn[i].c), sb = sqrt(0.1);
+            for (size_t j = 0; bn[i].w_off >= 0 && j < bn[i].w_count; j++) scale[bn[i].w_off + j] = (float)sw;
+            for (size_t j = 0; bn[i].b_off >= 0 && j < bn[i].b_count; j++) scale[bn[i].b_off + j] = (float)sb;
+        }
+        for (size_t i = 0; i < P; i++) sv[i] = scale[i] * v[i];
+        double sh = sqrt(1.0 / K);
+        for (int i = 0; i < K * 6; i++) w1s[i] = (float)(sh * omega[i]);
+        REQUIRE_OK(ctx, gf_lin_write_params(ctx, ntk, v, omega, bias));
+        REQUIRE_OK(ctx, gf_lin_write_params(ctx, plain, sv, w1s, bias));
+        float ln[N * K], lpl[N * K];
+        REQUIRE_OK(ctx, gf_lin_forward(ctx, ntk, N, dx));
+        test_download(ctx, gf_lin_logits_buffer(ntk), ln, N * K);
+        REQUIRE_OK(ctx, gf_lin_forward(ctx, plain, N, dx));
+        test_download(ctx, gf_lin_logits_buffer(plain), lpl, N * K);
+        double ref[N * K];
+        for (int i = 0; i < N * K; i++) ref[i] = lpl[i];
+        test_close("NTK logits vs plain model with scaled parameters", ln, ref, N * K, 1e-5, 1e-5);
+        float *gn = calloc(P, 4), *gp = calloc(P, 4), hn[K * 6 + K], hp[K * 6 + K];
+        REQUIRE_OK(ctx, gf_lin_gradients(ctx, ntk, N, dx, dl));
+        REQUIRE_OK(ctx, gf_lin_read_grads(ctx, ntk, hn, gn));
+        REQUIRE_OK(ctx, gf_lin_gradients(ctx, plain, N, dx, dl));
+        REQUIRE_OK(ctx, gf_lin_read_grads(ctx, plain, hp, gp));
+        double *gref = malloc(P * sizeof(double)), href[K * 6 + K];
+        for (size_t i = 0; i < P; i++) gref[i] = (double)scale[i] * gp[i];
+        for (int i = 0; i < K * 6 + K; i++) href[i] = i < K * 6 ? sh * hp[i] : hp[i];
+        test_close("NTK block gradient = scale x plain gradient", gn, gref, P, 1e-6, 1e-4);
+        test_close("NTK head gradient = scale x plain gradient", hn, href, K * 6 + K, 1e-6, 1e-4);
+        free(sv); free(scale); free(gn); free(gp); free(gref);
+        gf_lin_free(ntk); gf_lin_free(plain);
+    }
     gf_lin_free(probe); gf_lin_free(full);
     gf_params_free(&th); gf_params_free(&w2); gf_params_free(&gr);
     gf_block_free(blk);
