@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #include "gradfeat_data.h"
 #include "gradfeat_train.h"
@@ -36,6 +37,7 @@ void gf_job_defaults(gf_job *j) {
     j->lr = 1e-3f; j->beta1 = 0.5f; j->beta2 = 0.999f; j->weight_decay = 1e-6f; j->momentum = 0.9f;
     j->lr_halve_every = 20;
     j->seed = 1;
+    j->checkpoint_every = 500;
 }
 
 /* A seeded subset of `limit` samples (all when limit is 0), in dataset order. */
@@ -164,6 +166,7 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
     double t0 = gf_now(), last = t0;
     int done = 0;
     while (st == GF_OK) {
+        if (job->stop && *job->stop) { res->stopped = 1; break; }   /* nothing to checkpoint yet */
         const gf_batch *b;
         gf_status ls = gf_loader_next(ld, &b, err, sizeof err);
         if (ls != GF_OK) { st = gf_fail(ctx, ls, "%s", err); break; }
@@ -190,7 +193,7 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
         }
     }
     res->trunk_seconds += gf_now() - t0;
-    if (st == GF_OK && use_cache && gf_mkdirs(dir) == 0) cache_save(ctx, path, key, n, S, z0, ok);
+    if (st == GF_OK && !res->stopped && use_cache && gf_mkdirs(dir) == 0) cache_save(ctx, path, key, n, S, z0, ok);
     free(tmp);
     free(row);
     gf_loader_free(ld);
@@ -218,7 +221,16 @@ static gf_status make_set(gf_ctx *ctx, gf_dataset *ds, const int *idx, int n, in
     return GF_OK;
 }
 
-typedef struct { const gf_job *job; FILE *log; int multi; } epoch_ctx;
+typedef struct {
+    const gf_job *job; FILE *log; int multi;
+    /* checkpoints and saved models */
+    gf_ctx *ctx;
+    cJSON *config;              /* the job's configuration (compared on resume) */
+    char *meta;                 /* last checkpoint_meta text */
+    gf_block *blk;
+    const char *top, *loss;
+    gf_dataset *ds;
+} epoch_ctx;
 
 static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, double tm, double vl, double vm, double secs) {
     epoch_ctx *ec = user;
@@ -299,6 +311,103 @@ void gf_job_print_table(const gf_job_result *r, FILE *out) {
     }
 }
 
+/* ---------------- checkpoints and saved models ---------------- */
+
+static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash) {
+    cJSON *o = cJSON_CreateObject();
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)model_hash);
+    cJSON_AddStringToObject(o, "model", job->model_path);
+    cJSON_AddStringToObject(o, "model_fnv1a64", hex);
+    cJSON_AddStringToObject(o, "data", job->data_path);
+    cJSON_AddStringToObject(o, "split", job->data_split ? job->data_split : "");
+    cJSON_AddStringToObject(o, "val", job->val_path ? job->val_path : "");
+    cJSON_AddStringToObject(o, "val_split", job->val_split ? job->val_split : "");
+    cJSON_AddNumberToObject(o, "limit", job->limit_train);
+    cJSON_AddNumberToObject(o, "val_limit", job->limit_val);
+    cJSON_AddStringToObject(o, "top", top);
+    cJSON_AddNumberToObject(o, "methods", job->methods);
+    cJSON_AddNumberToObject(o, "epochs", job->epochs);
+    cJSON_AddNumberToObject(o, "probe_epochs", job->probe_epochs ? job->probe_epochs : 10 * job->epochs);
+    cJSON_AddNumberToObject(o, "batch", job->batch);
+    cJSON_AddStringToObject(o, "optimizer", job->sgd ? "sgd" : "adam");
+    cJSON_AddNumberToObject(o, "lr", job->lr);
+    cJSON_AddNumberToObject(o, "momentum", job->momentum);
+    cJSON_AddNumberToObject(o, "beta1", job->beta1);
+    cJSON_AddNumberToObject(o, "beta2", job->beta2);
+    cJSON_AddNumberToObject(o, "weight_decay", job->weight_decay);
+    cJSON_AddNumberToObject(o, "clip_norm", job->clip_norm);
+    cJSON_AddNumberToObject(o, "lr_halve_every", job->lr_halve_every);
+    snprintf(hex, sizeof hex, "%llu", (unsigned long long)job->seed);
+    cJSON_AddStringToObject(o, "seed", hex);
+    return o;
+}
+
+static const char *checkpoint_meta(void *user) {
+    epoch_ctx *ec = user;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "config", cJSON_Duplicate(ec->config, 1));
+    if (ec->log) { fflush(ec->log); cJSON_AddNumberToObject(o, "metrics_bytes", (double)ftell(ec->log)); }
+    cJSON_AddStringToObject(o, "device", ec->ctx->info.name);
+    free(ec->meta);
+    ec->meta = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return ec->meta;
+}
+
+/* The checkpoint must come from the same job: same configuration, same model bytes. */
+static gf_status check_resume(gf_ctx *ctx, const char *path, const gf_ckpt *c, const cJSON *config, long *metrics_bytes) {
+    cJSON *meta = c->meta ? cJSON_Parse(c->meta) : NULL;
+    const cJSON *saved = meta ? cJSON_GetObjectItemCaseSensitive(meta, "config") : NULL;
+    gf_status st = GF_OK;
+    if (!cJSON_IsObject(saved)) st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s holds no job configuration", path);
+    for (const cJSON *it = config->child; it && st == GF_OK; it = it->next) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(saved, it->string);
+        char *a = cJSON_PrintUnformatted(it), *b = o ? cJSON_PrintUnformatted(o) : NULL;
+        if (!b || strcmp(a, b))
+            st = !strcmp(it->string, "model_fnv1a64")
+                     ? gf_fail(ctx, GF_ERR_INPUT, "--resume: the model file changed since checkpoint %s was written", path)
+                     : gf_fail(ctx, GF_ERR_USAGE, "--resume: checkpoint %s was written with %s = %s, this run has %s; "
+                               "resume with the same options", path, it->string, b ? b : "(none)", a);
+        free(a); free(b);
+    }
+    const cJSON *mb = meta ? cJSON_GetObjectItemCaseSensitive(meta, "metrics_bytes") : NULL;
+    *metrics_bytes = cJSON_IsNumber(mb) ? (long)mb->valuedouble : -1;
+    cJSON_Delete(meta);
+    return st;
+}
+
+static gf_status save_model(void *user, gf_method m, const gf_method_result *r, const gf_method_result *probe) {
+    epoch_ctx *ec = user;
+    const gf_job *job = ec->job;
+    if (!job->run_dir || !(job->methods & (1u << m))) return GF_OK;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "format_version", "1");
+    cJSON_AddStringToObject(o, "method", gf_method_name(m));
+    cJSON_AddStringToObject(o, "top", ec->top);
+    cJSON_AddStringToObject(o, "loss", ec->loss);
+    cJSON *cl = cJSON_AddArrayToObject(o, "classes");
+    for (int k = 0; k < gf_dataset_num_classes(ec->ds); k++) {
+        const char *n = gf_dataset_class_name(ec->ds, k);
+        char buf[16];
+        if (!n) { snprintf(buf, sizeof buf, "%d", k); n = buf; }
+        cJSON_AddItemToArray(cl, cJSON_CreateString(n));
+    }
+    cJSON_AddItemToObject(o, "trained_with", cJSON_Duplicate(ec->config, 1));
+    if (!isnan(r->val_metric)) cJSON_AddNumberToObject(o, "val_metric", r->val_metric);
+    if (!isnan(r->val_loss)) cJSON_AddNumberToObject(o, "val_loss", r->val_loss);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s.safetensors", job->run_dir, gf_method_name(m));
+    gf_saved_model sm = {job->model_path, text, gf_dataset_num_classes(ec->ds), gf_block_feature_dim(ec->blk),
+                         r->w1, r->b1, probe->w1, ec->blk, r->block_params};
+    gf_status st = gf_saved_model_write(ec->ctx, path, &sm);
+    free(text);
+    return st;
+}
+
 gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     memset(res, 0, sizeof *res);
     for (int i = 0; i < 4; i++) res->train_metric[i] = res->val_loss[i] = res->val_metric[i] = NAN;
@@ -342,6 +451,31 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         gf_model_block(m, bi, &b);
         snprintf(res->top, sizeof res->top, "%s", b.name);
     }
+    /* the configuration a checkpoint must match; the checkpoint itself, on --resume */
+    cJSON *config = NULL;
+    gf_ckpt ck = {0};
+    int have_ck = 0;
+    long metrics_bytes = -1;
+    char ck_path[1200] = "";
+    if (job->run_dir) snprintf(ck_path, sizeof ck_path, "%s/checkpoint.gfckpt", job->run_dir);
+    if (st == GF_OK) {
+        void *bytes; size_t len;
+        st = gf_read_file(ctx, job->model_path, &bytes, &len);
+        if (st == GF_OK) { config = job_config(job, res->top, gf_fnv1a(GF_FNV_INIT, bytes, len)); free(bytes); }
+    }
+    if (st == GF_OK && job->resume) {
+        struct stat sb;
+        if (!job->run_dir) st = gf_fail(ctx, GF_ERR_USAGE, "--resume needs the run directory");
+        else if (stat(ck_path, &sb) != 0)
+            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first "
+                         "step)", ck_path);
+        if (st == GF_OK) st = gf_ckpt_read(ctx, ck_path, &ck);
+        have_ck = st == GF_OK;
+        if (st == GF_OK) st = check_resume(ctx, ck_path, &ck, config, &metrics_bytes);
+        if (st == GF_OK && !job->quiet)
+            fprintf(stderr, "resuming from %s (%s)\n", ck_path,
+                    ck.active ? "a method in progress" : "between methods");
+    }
     /* data */
     gf_dataset_options dopt;
     gf_dataset_options_init(&dopt);
@@ -381,9 +515,13 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         char path[1200];
         if (gf_mkdirs(job->run_dir) != 0) st = gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
         snprintf(path, sizeof path, "%s/metrics.jsonl", job->run_dir);
-        if (st == GF_OK && !(log = fopen(path, "w"))) st = gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", path, strerror(errno));
+        /* on resume: drop lines logged after the checkpoint, then append */
+        if (st == GF_OK && have_ck && metrics_bytes >= 0 && truncate(path, metrics_bytes) != 0 && errno != ENOENT)
+            st = gf_fail(ctx, GF_ERR_INPUT, "cannot truncate %s: %s", path, strerror(errno));
+        if (st == GF_OK && !(log = fopen(path, have_ck ? "a" : "w")))
+            st = gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", path, strerror(errno));
     }
-    epoch_ctx ec = {job, log, multi};
+    epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr};
     gf_train_options o;
     gf_train_options_default(&o);
     o.epochs = job->epochs; o.probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs; o.batch = job->batch; o.seed = job->seed;
@@ -391,7 +529,13 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
     o.on_epoch = on_epoch; o.user = &ec;
-    if (st == GF_OK) st = gf_train(ctx, blk, theta, &str, dva ? &sva : NULL, job->methods, &o, &tres);
+    o.on_method = save_model;
+    o.checkpoint_path = job->run_dir ? ck_path : NULL;
+    o.checkpoint_every = job->checkpoint_every;
+    o.stop = job->stop;
+    o.checkpoint_meta = checkpoint_meta;
+    o.resume = have_ck ? &ck : NULL;
+    if (st == GF_OK && !res->stopped) st = gf_train(ctx, blk, theta, &str, dva ? &sva : NULL, job->methods, &o, &tres);
     if (st == GF_OK) {
         res->cache_on_device = tres.cache_on_device;
         for (int i = 0; i < 4; i++) {
@@ -402,8 +546,19 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
             res->seconds[i] = tres.m[i].seconds;
         }
     }
-    if (st == GF_OK && job->run_dir) st = write_results(ctx, job, res, dtr);
+    res->checkpoints = tres.checkpoints;
+    if (st == GF_OK && tres.stopped) {
+        res->stopped = 1;
+        if (job->run_dir) snprintf(res->checkpoint, sizeof res->checkpoint, "%s", ck_path);
+    }
+    if (st == GF_OK && !res->stopped && job->run_dir) {
+        st = write_results(ctx, job, res, dtr);
+        if (st == GF_OK) unlink(ck_path);   /* finished: the saved models and results are the outputs */
+    }
     if (log) fclose(log);
+    cJSON_Delete(config);
+    free(ec.meta);
+    gf_ckpt_free(&ck);
     gf_train_result_free(&tres);
     free(theta); free(ztr); free(zva); free(ttr); free(tva); free(itr); free(iva); free(ltr); free(lva);
     free(oktr); free(okva);

@@ -165,35 +165,126 @@ static gf_status evaluate(gf_ctx *ctx, gf_lin *m, cache *c, int batch, double *l
     return st;
 }
 
-/* Train one model for o->epochs (or `epochs`) on the train cache. */
-static gf_status fit(gf_ctx *ctx, gf_lin *m, gf_method method, cache *tr, cache *va, int epochs,
-                     const gf_train_options *o, gf_method_result *r) {
+gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, int batch, double *loss, double *metric) {
+    uint64_t budget = ctx->info.global_mem / 4;
+    cache c;
+    GF_TRY(cache_open(ctx, set, batch, &budget, &c));
+    gf_status st = evaluate(ctx, m, &c, batch, loss, metric);
+    cache_close(&c);
+    return st;
+}
+
+/* One gf_train call: what checkpoints need besides the model being fitted. */
+typedef struct run {
+    gf_ctx *ctx;
+    const gf_train_options *o;
+    gf_train_result *res;
+    const gf_ckpt *resume;      /* consumed by the fit it belongs to */
+    int K, d, n_train, n_val;
+    size_t block_count;
+    unsigned methods;
+    float *state;               /* scratch for gf_lin_get_state */
+    size_t state_cap;
+} run;
+
+static void fill_done(run *R, gf_ckpt *c) {
+    for (int i = 0; i < 4; i++) {
+        const gf_method_result *r = &R->res->m[i];
+        c->scal[i][0] = r->train_loss; c->scal[i][1] = r->train_metric; c->scal[i][2] = r->val_loss;
+        c->scal[i][3] = r->val_metric; c->scal[i][4] = r->seconds;
+        if (!r->w1) continue;           /* finished methods keep their parameters */
+        c->done[i] = 1;
+        c->w1[i] = r->w1; c->b1[i] = r->b1; c->block[i] = r->block_params;
+    }
+}
+
+/* Write the checkpoint: finished methods, and (m != NULL) method `method`
+ * in progress at epoch ep, next batch b0, `steps` steps into the epoch. */
+static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0, int steps, float lr,
+                            const gf_method_result *cur) {
+    const gf_train_options *o = R->o;
+    if (!o->checkpoint_path) return GF_OK;
+    gf_ckpt c = {0};
+    c.meta = o->checkpoint_meta ? (char *)o->checkpoint_meta(o->user) : NULL;
+    c.K = R->K; c.d = R->d; c.n_train = R->n_train; c.n_val = R->n_val;
+    c.block_count = R->block_count; c.methods = R->methods;
+    fill_done(R, &c);
+    if (m) {
+        c.active = 1; c.method = method; c.epoch = ep; c.b0 = b0; c.steps = steps; c.lr = lr;
+        c.scal[method][0] = cur->train_loss; c.scal[method][1] = cur->train_metric; c.scal[method][2] = cur->val_loss;
+        c.scal[method][3] = cur->val_metric; c.scal[method][4] = cur->seconds;
+        c.state_count = gf_lin_state_floats(m);
+        if (c.state_count > R->state_cap) {
+            float *p = realloc(R->state, c.state_count * sizeof(float));
+            if (!p) return gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory for the checkpoint");
+            R->state = p; R->state_cap = c.state_count;
+        }
+        c.state = R->state;
+        GF_TRY(gf_lin_get_state(R->ctx, m, c.state, &c.step, c.stats));
+    }
+    gf_status st = gf_ckpt_write(R->ctx, o->checkpoint_path, &c);
+    if (st == GF_OK) R->res->checkpoints++;
+    return st;
+}
+
+static int stop_requested(const run *R) { return R->o->stop && *R->o->stop; }
+
+/* Train one model for `epochs` on the train cache; resumes from R->resume
+ * when it holds this method in progress. */
+static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, int epochs, gf_method_result *r) {
+    gf_ctx *ctx = R->ctx;
+    const gf_train_options *o = R->o;
     const gf_cached_set *s = tr->set;
     int *perm = malloc((size_t)s->n * sizeof(int));
     if (!perm) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     gf_optim opt = o->optim;
     gf_status st = GF_OK;
-    double t0 = gf_now();
-    for (int ep = 0; ep < epochs && st == GF_OK; ep++) {
-        if (o->lr_halve_every > 0 && ep > 0 && ep % o->lr_halve_every == 0) opt.lr *= 0.5f;
+    int ep0 = 0, b0_start = 0, steps0 = 0, resumed = 0;
+    double secs0 = 0;
+    const gf_ckpt *c = R->resume;
+    if (c && c->active && c->method == (int)method) {
+        if (c->state_count != gf_lin_state_floats(m))
+            st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: %s state has %zu floats, this model %zu (different device "
+                         "or model?)", o->checkpoint_path, gf_method_name(method), c->state_count, gf_lin_state_floats(m));
+        if (st == GF_OK) st = gf_lin_set_state(ctx, m, c->state, c->step, c->stats);
+        ep0 = c->epoch; b0_start = c->b0; steps0 = c->steps; opt.lr = c->lr; resumed = 1;
+        r->train_loss = c->scal[method][0]; r->train_metric = c->scal[method][1];
+        r->val_loss = c->scal[method][2]; r->val_metric = c->scal[method][3]; secs0 = c->scal[method][4];
+        R->resume = NULL;
+    }
+    double t0 = gf_now() - secs0;
+    for (int ep = ep0; ep < epochs && st == GF_OK; ep++) {
+        int first = resumed && ep == ep0;   /* lr, stats and position come from the checkpoint */
+        if (!first && o->lr_halve_every > 0 && ep > 0 && ep % o->lr_halve_every == 0) opt.lr *= 0.5f;
         shuffle(perm, s->n, o->seed * 1000003ULL + (uint64_t)method * 7919ULL + (uint64_t)ep);
         double te = gf_now();
-        st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
-        int steps = 0;
-        for (int b0 = 0; b0 + 1 <= s->n && st == GF_OK; b0 += o->batch) {
+        if (!first) st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
+        int steps = first ? steps0 : 0;
+        for (int b0 = first ? b0_start : 0; b0 + 1 <= s->n && st == GF_OK; b0 += o->batch) {
+            if (stop_requested(R)) {
+                r->seconds = gf_now() - t0;
+                st = checkpoint(R, m, method, ep, b0, steps, opt.lr, r);
+                if (st == GF_OK) R->res->stopped = 1;
+                free(perm);
+                return st;
+            }
             int nb = s->n - b0 < o->batch ? s->n - b0 : o->batch;
             st = cache_batch(ctx, tr, perm + b0, nb);
             if (st == GF_OK) st = gf_lin_train_step(ctx, m, nb, tr->x, tr->labels, &opt);
             steps++;
+            if (st == GF_OK && o->checkpoint_every > 0 && gf_lin_step_count(m) % o->checkpoint_every == 0) {
+                r->seconds = gf_now() - t0;
+                st = checkpoint(R, m, method, ep, b0 + o->batch, steps, opt.lr, r);
+            }
         }
         double loss_sum = 0, correct = 0;
         if (st == GF_OK) st = gf_lin_take_stats(ctx, m, &loss_sum, &correct, NULL);
         if (st != GF_OK) break;
         double train_loss = loss_sum / steps;
         if (!isfinite(train_loss)) {
-            st = gf_fail(ctx, GF_ERR_NUMERIC, "%s: the training loss became %s in epoch %d (step %d of the run); "
+            st = gf_fail(ctx, GF_ERR_NUMERIC, "%s: the training loss became %s in epoch %d (step %ld of the method); "
                          "try a smaller learning rate or --clip-norm", gf_method_name(method),
-                         isnan(train_loss) ? "NaN" : "infinite", ep + 1, (ep + 1) * steps);
+                         isnan(train_loss) ? "NaN" : "infinite", ep + 1, gf_lin_step_count(m));
             break;
         }
         r->train_loss = train_loss;
@@ -208,6 +299,22 @@ static gf_status fit(gf_ctx *ctx, gf_lin *m, gf_method method, cache *tr, cache 
     r->ran = st == GF_OK;
     free(perm);
     return st;
+}
+
+/* A finished method from the checkpoint: results and parameters. */
+static gf_status restore_done(gf_ctx *ctx, const gf_ckpt *c, int i, gf_method_result *r) {
+    size_t kd = (size_t)c->K * c->d;
+    r->ran = 1;
+    r->train_loss = c->scal[i][0]; r->train_metric = c->scal[i][1]; r->val_loss = c->scal[i][2];
+    r->val_metric = c->scal[i][3]; r->seconds = c->scal[i][4];
+    r->w1 = malloc(kd * sizeof(float));
+    r->b1 = malloc((size_t)c->K * sizeof(float));
+    if (c->block[i]) r->block_params = malloc(c->block_count * sizeof(float));
+    if (!r->w1 || !r->b1 || (c->block[i] && !r->block_params)) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    memcpy(r->w1, c->w1[i], kd * sizeof(float));
+    memcpy(r->b1, c->b1[i], (size_t)c->K * sizeof(float));
+    if (c->block[i]) memcpy(r->block_params, c->block[i], c->block_count * sizeof(float));
+    return GF_OK;
 }
 
 static gf_status keep_params(gf_ctx *ctx, gf_lin *m, gf_block *blk, int K, int d, gf_method method,
@@ -240,11 +347,30 @@ static gf_status features(gf_ctx *ctx, gf_block *blk, gf_params *th, cache *c, i
     return st;
 }
 
+/* A method has finished: tell the caller, record it in a checkpoint, and see
+ * whether a stop was asked for meanwhile. */
+static gf_status method_done(run *R, gf_method mth) {
+    const gf_train_options *o = R->o;
+    if (o->on_method) GF_TRY(o->on_method(o->user, mth, &R->res->m[mth], &R->res->m[GF_METHOD_LINEAR]));
+    GF_TRY(checkpoint(R, NULL, mth, 0, 0, 0, 0, NULL));
+    if (stop_requested(R)) R->res->stopped = 1;
+    return GF_OK;
+}
+
 gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_cached_set *train,
                    const gf_cached_set *val, unsigned methods, const gf_train_options *o, gf_train_result *res) {
     memset(res, 0, sizeof *res);
     int K = train->classes, d = gf_block_feature_dim(blk);
     gf_loss_kind loss = train->multi_label ? GF_LOSS_SIGMOID_BCE : GF_LOSS_SOFTMAX;
+    const gf_ckpt *ck = o->resume;
+    run R = {ctx, o, res, ck && ck->active ? ck : NULL, K, d, train->n, val ? val->n : 0, gf_block_param_count(blk),
+             methods, NULL, 0};
+    if (ck && (ck->K != K || ck->d != d || ck->n_train != train->n || ck->n_val != R.n_val ||
+               ck->block_count != R.block_count || ck->methods != methods))
+        return gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s does not match this run (classes %d/%d, feature dim %d/%d, "
+                       "samples %d/%d + %d/%d, block floats %zu/%zu, methods %u/%u)",
+                       o->checkpoint_path ? o->checkpoint_path : "", ck->K, K, ck->d, d, ck->n_train, train->n,
+                       ck->n_val, R.n_val, ck->block_count, R.block_count, ck->methods, methods);
     uint64_t budget = o->max_device_mem ? o->max_device_mem : ctx->info.global_mem / 2;
     double t0 = gf_now();
     cache tr = {0}, va = {0};
@@ -254,54 +380,68 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
     res->cache_seconds = gf_now() - t0;
 
     /* 1. the probe, on features computed once (θ̄ never changes) */
-    float *ftr = NULL, *fva = NULL, *zeros = calloc((size_t)K * d + K, sizeof(float));
-    gf_params th = {0};
-    gf_block *head_blk = NULL;
+    float *zeros = calloc((size_t)K * d + K, sizeof(float));
     if (st == GF_OK && !zeros) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
-    if (st == GF_OK) st = gf_params_create(ctx, blk, "theta_bar", &th);
-    if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
-    ftr = malloc((size_t)train->n * d * sizeof(float));
-    if (val) fva = malloc((size_t)val->n * d * sizeof(float));
-    if (st == GF_OK && (!ftr || (val && !fva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for features");
-    if (st == GF_OK) st = features(ctx, blk, &th, &tr, o->batch, ftr);
-    if (st == GF_OK && val) st = features(ctx, blk, &th, &va, o->batch, fva);
-    gf_cached_set ftrain = *train, fval = val ? *val : *train;
-    ftrain.z0 = ftr; ftrain.sample_floats = d;
-    fval.z0 = fva; fval.sample_floats = d;
-    /* the probe's "block" is one GAP over a d x 1 x 1 input: logits = w1ᵀf + b1 */
-    gf_bnode gap = {.kind = GF_BN_GAP, .name = "features", .in = {GF_BLOCK_INPUT}};
-    if (st == GF_OK) st = gf_block_create(ctx, d, 1, 1, &gap, 1, o->batch, &head_blk);
-    cache ptr = {0}, pva = {0};
-    uint64_t fb = ~0ULL;
-    if (st == GF_OK) st = cache_open(ctx, &ftrain, o->batch, &fb, &ptr);
-    if (st == GF_OK && val) st = cache_open(ctx, &fval, o->batch, &fb, &pva);
-    gf_lin *probe = NULL;
-    float *none = head_blk ? calloc(gf_block_param_count(head_blk), sizeof(float)) : NULL;   /* GAP has no parameters */
-    if (st == GF_OK && !none) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
-    if (st == GF_OK)
-        st = gf_lin_create(ctx, head_blk, GF_METHOD_LINEAR, K, loss, none, zeros, zeros + (size_t)K * d, &probe);
-    free(none);
-    if (st == GF_OK)
-        st = fit(ctx, probe, GF_METHOD_LINEAR, &ptr, val ? &pva : NULL, o->probe_epochs ? o->probe_epochs : o->epochs,
-                 o, &res->m[GF_METHOD_LINEAR]);
-    if (st == GF_OK) st = keep_params(ctx, probe, head_blk, K, d, GF_METHOD_LINEAR, &res->m[GF_METHOD_LINEAR]);
-    gf_lin_free(probe);
-    cache_close(&ptr); cache_close(&pva);
-    gf_block_free(head_blk);
-    free(ftr); free(fva);
-    gf_params_free(&th);
+    if (st == GF_OK && ck && ck->done[GF_METHOD_LINEAR]) {
+        st = restore_done(ctx, ck, GF_METHOD_LINEAR, &res->m[GF_METHOD_LINEAR]);
+    } else if (st == GF_OK) {
+        float *ftr = NULL, *fva = NULL;
+        gf_params th = {0};
+        gf_block *head_blk = NULL;
+        st = gf_params_create(ctx, blk, "theta_bar", &th);
+        if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
+        ftr = malloc((size_t)train->n * d * sizeof(float));
+        if (val) fva = malloc((size_t)val->n * d * sizeof(float));
+        if (st == GF_OK && (!ftr || (val && !fva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for features");
+        if (st == GF_OK) st = features(ctx, blk, &th, &tr, o->batch, ftr);
+        if (st == GF_OK && val) st = features(ctx, blk, &th, &va, o->batch, fva);
+        gf_cached_set ftrain = *train, fval = val ? *val : *train;
+        ftrain.z0 = ftr; ftrain.sample_floats = d;
+        fval.z0 = fva; fval.sample_floats = d;
+        /* the probe's "block" is one GAP over a d x 1 x 1 input: logits = w1ᵀf + b1 */
+        gf_bnode gap = {.kind = GF_BN_GAP, .name = "features", .in = {GF_BLOCK_INPUT}};
+        if (st == GF_OK) st = gf_block_create(ctx, d, 1, 1, &gap, 1, o->batch, &head_blk);
+        cache ptr = {0}, pva = {0};
+        uint64_t fb = ~0ULL;
+        if (st == GF_OK) st = cache_open(ctx, &ftrain, o->batch, &fb, &ptr);
+        if (st == GF_OK && val) st = cache_open(ctx, &fval, o->batch, &fb, &pva);
+        gf_lin *probe = NULL;
+        float *none = head_blk ? calloc(gf_block_param_count(head_blk) + 1, sizeof(float)) : NULL;   /* GAP has no parameters */
+        if (st == GF_OK && !none) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+        if (st == GF_OK)
+            st = gf_lin_create(ctx, head_blk, GF_METHOD_LINEAR, K, loss, none, zeros, zeros + (size_t)K * d, &probe);
+        free(none);
+        if (st == GF_OK)
+            st = fit(&R, probe, GF_METHOD_LINEAR, &ptr, val ? &pva : NULL,
+                     o->probe_epochs ? o->probe_epochs : o->epochs, &res->m[GF_METHOD_LINEAR]);
+        if (st == GF_OK && !res->stopped)
+            st = keep_params(ctx, probe, head_blk, K, d, GF_METHOD_LINEAR, &res->m[GF_METHOD_LINEAR]);
+        gf_lin_free(probe);
+        cache_close(&ptr); cache_close(&pva);
+        gf_block_free(head_blk);
+        free(ftr); free(fva);
+        gf_params_free(&th);
+        if (st == GF_OK && !res->stopped) st = method_done(&R, GF_METHOD_LINEAR);
+    }
 
     /* 2. gradient / full / finetune from the probe: w1 = ω̄, b1 = probe bias, w2 = 0 */
-    for (int mth = GF_METHOD_GRADIENT; mth <= GF_METHOD_FINETUNE && st == GF_OK; mth++) {
+    for (int mth = GF_METHOD_GRADIENT; mth <= GF_METHOD_FINETUNE && st == GF_OK && !res->stopped; mth++) {
         if (!(methods & (1u << mth))) continue;
+        if (ck && ck->done[mth]) { st = restore_done(ctx, ck, mth, &res->m[mth]); continue; }
         gf_lin *m;
         st = gf_lin_create(ctx, blk, (gf_method)mth, K, loss, theta_bar, res->m[GF_METHOD_LINEAR].w1,
                            res->m[GF_METHOD_LINEAR].b1, &m);
         if (st != GF_OK) break;
-        st = fit(ctx, m, (gf_method)mth, &tr, val ? &va : NULL, o->epochs, o, &res->m[mth]);
-        if (st == GF_OK) st = keep_params(ctx, m, blk, K, d, (gf_method)mth, &res->m[mth]);
+        st = fit(&R, m, (gf_method)mth, &tr, val ? &va : NULL, o->epochs, &res->m[mth]);
+        if (st == GF_OK && !res->stopped) st = keep_params(ctx, m, blk, K, d, (gf_method)mth, &res->m[mth]);
         gf_lin_free(m);
+        if (st == GF_OK && !res->stopped) st = method_done(&R, (gf_method)mth);
     }
+    /* a checkpoint of a method this run does not reach would be silently dropped */
+    if (st == GF_OK && R.resume)
+        st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s holds %s in progress, which this run does not train",
+                     o->checkpoint_path ? o->checkpoint_path : "", gf_method_name((gf_method)R.resume->method));
+    free(R.state);
     free(zeros);
     cache_close(&tr);
     cache_close(&va);

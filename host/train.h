@@ -4,6 +4,7 @@
  * memory budget, else in host memory with one upload per batch. */
 #ifndef GF_TRAIN_H
 #define GF_TRAIN_H
+#include <signal.h>
 #include "linearized.h"
 
 typedef struct gf_cached_set {
@@ -13,6 +14,8 @@ typedef struct gf_cached_set {
     const float *targets;       /* multi-label: n x classes 0/1 */
 } gf_cached_set;
 
+struct gf_method_result;
+struct gf_ckpt;
 typedef struct gf_train_options {
     int epochs, batch;
     gf_optim optim;
@@ -24,7 +27,21 @@ typedef struct gf_train_options {
     /* progress: called after each epoch of each method (may be NULL) */
     void (*on_epoch)(void *user, gf_method m, int epoch, int epochs, double train_loss, double train_metric,
                      double val_loss, double val_metric, double seconds);
+    /* called when a method has finished and its parameters are in r; probe =
+     * the linear probe's result (ω̄ = probe->w1). May be NULL. */
+    gf_status (*on_method)(void *user, gf_method m, const struct gf_method_result *r,
+                           const struct gf_method_result *probe);
     void *user;
+    /* durability: checkpoint_path NULL = none. A checkpoint is written every
+     * checkpoint_every optimiser steps (0 = never periodically), when a method
+     * finishes, and when *stop becomes nonzero (checked between steps; gf_train
+     * then returns GF_OK with res->stopped set). checkpoint_meta (JSON text, may
+     * be NULL) is stored with it; resume (may be NULL) continues a run exactly. */
+    const char *checkpoint_path;
+    int checkpoint_every;
+    volatile sig_atomic_t *stop;
+    const char *(*checkpoint_meta)(void *user);
+    const struct gf_ckpt *resume;
 } gf_train_options;
 void gf_train_options_default(gf_train_options *o);
 
@@ -39,6 +56,8 @@ typedef struct gf_train_result {
     gf_method_result m[4];      /* indexed by gf_method */
     int cache_on_device;
     double cache_seconds;
+    int stopped;                /* *o->stop was seen: the run stopped after writing a checkpoint */
+    int checkpoints;            /* checkpoints written */
 } gf_train_result;
 void gf_train_result_free(gf_train_result *r);
 
@@ -48,9 +67,53 @@ void gf_train_result_free(gf_train_result *r);
 gf_status gf_train(gf_ctx *ctx, gf_block *block, const float *theta_bar, const gf_cached_set *train,
                    const gf_cached_set *val, unsigned methods, const gf_train_options *o, gf_train_result *res);
 
+/* Mean loss and metric of model m over a whole set (as the per-epoch
+ * evaluation computes them), batches of `batch` in set order. */
+gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, int batch, double *loss, double *metric);
+
+/* ---- checkpoints (host/checkpoint.c) ----
+ * File: "GFCKPT01" | u64 json_len | u64 data_len | u64 FNV-1a 64 of json+data |
+ * json | data. The JSON holds the integers and the layout of the data area
+ * (named float32/float64 arrays); doubles and floats stay binary so that a
+ * resumed run is bit for bit the uninterrupted one. */
+typedef struct gf_ckpt {
+    char *meta;                 /* job JSON text (configuration, data keys); may be NULL */
+    int K, d, n_train, n_val;   /* checked on resume */
+    size_t block_count;         /* gf_block_param_count (device layout) */
+    unsigned methods;
+    int done[4];                /* finished methods: their results below */
+    double scal[4][5];          /* train_loss, train_metric, val_loss, val_metric, seconds */
+    float *w1[4], *b1[4], *block[4];
+    /* the method in progress; active 0 = none (start the next one afresh) */
+    int active, method, epoch, b0, steps;
+    long step;
+    float lr, stats[GF_LIN_STATS];
+    float *state;
+    size_t state_count;
+} gf_ckpt;
+gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c);
+/* Rejects a truncated or corrupt file (GF_ERR_INPUT naming it). */
+gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c);
+void gf_ckpt_free(gf_ckpt *c);
+
 /* Metrics on host logits: top-1 accuracy, and mAP (mean over classes with at
  * least one positive of average precision = mean of precision at each positive,
  * ranks by descending score, ties counted pessimistically). */
 double gf_accuracy(const float *logits, const int *labels, int n, int K);
 double gf_mean_ap(const float *scores, const float *targets, int n, int K, double *ap_per_class);
 #endif
+
+/* ---- adapted model files (host/checkpoint.c; format: models/README.md) ----
+ * Copies the base model file's tensors and metadata verbatim and adds
+ * gradfeat.head.{w1,b1,omega_bar}, gradfeat.block.<node>.{weight,bias} (the
+ * block vector per node, so the file does not depend on the device's layout)
+ * and __metadata__["gradfeat.adapted"] = adapted_json. */
+typedef struct gf_saved_model {
+    const char *base_path;
+    const char *adapted_json;
+    int K, d;
+    const float *w1, *b1, *omega_bar;
+    const gf_block *blk;
+    const float *block_vec;     /* NULL: none (linear) */
+} gf_saved_model;
+gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s);

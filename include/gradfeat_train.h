@@ -11,6 +11,7 @@
  * (CSV with several labels per row): per-class sigmoid BCE, mAP. */
 #ifndef GRADFEAT_TRAIN_H
 #define GRADFEAT_TRAIN_H
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "gradfeat.h"
@@ -41,6 +42,17 @@ typedef struct gf_job {
     const char *cache_dir;                   /* activation cache files; NULL = default, "" = do not keep */
     int threads;                             /* image decoding threads; 0 = online CPUs */
     int quiet;                               /* no progress lines on stderr */
+    /* durability (needs run_dir): RUN_DIR/checkpoint.gfckpt every checkpoint_every
+     * optimiser steps (0 = only when a method ends or on stop), and when *stop
+     * becomes nonzero (a signal handler sets it; checked between steps): the
+     * run then writes the checkpoint and returns GF_OK with result.stopped set.
+     * resume: continue from RUN_DIR's checkpoint; the job must be the same
+     * (checked: configuration, model bytes) and the device the same for a
+     * bit-identical result. At the end of each method RUN_DIR/<method>.safetensors
+     * is written (an adapted model: gf_adapted_load, `gradfeat eval/predict`). */
+    int checkpoint_every;
+    int resume;
+    volatile sig_atomic_t *stop;
 } gf_job;
 /* Paper §4 defaults: Adam β=(0.5, 0.999), lr 1e-3, wd 1e-6, batch 64, lr halved every 20 epochs. */
 void gf_job_defaults(gf_job *job);
@@ -52,11 +64,48 @@ typedef struct gf_job_result {
     char top[128];
     double trunk_seconds;                    /* the one trunk pass (0 when the cache was reused) */
     int cache_reused, cache_on_device;
+    int stopped;                             /* *job->stop was seen; checkpoint says where it is (or "") */
+    int checkpoints;                         /* checkpoints written */
+    char checkpoint[1200];
 } gf_job_result;
 
 gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res);
 /* The comparison table (stdout of `gradfeat train`). */
 void gf_job_print_table(const gf_job_result *res, FILE *out);
+
+/* ---------------------------------------------------------------- adapted models
+ * RUN_DIR/<method>.safetensors: the base model file (graph and tensors, copied
+ * verbatim, so it is itself a valid model file) plus the trained head and top
+ * block and a gradfeat.adapted metadata entry (models/README.md). Prediction:
+ * trunk -> top block -> linear / gradient / full / finetune logits. */
+typedef struct gf_adapted gf_adapted;
+/* 1 when path is a model file carrying gradfeat.adapted metadata. */
+int gf_adapted_detect(const char *path);
+/* max_batch: images per gf_adapted_predict call. */
+gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapted **out);
+void gf_adapted_free(gf_adapted *a);
+const struct gf_model *gf_adapted_base(const gf_adapted *a);    /* preprocessing, image loading */
+int gf_adapted_classes(const gf_adapted *a);
+const char *gf_adapted_class_name(const gf_adapted *a, int k);
+const char *gf_adapted_method(const gf_adapted *a);
+const char *gf_adapted_top(const gf_adapted *a);
+int gf_adapted_multi_label(const gf_adapted *a);
+/* Logits [n, classes] of n <= max_batch preprocessed images x [n, C, H, W]. */
+gf_status gf_adapted_predict(gf_adapted *a, const float *x, int n, float *logits);
+
+typedef struct gf_eval_options {
+    const char *data_path, *split;
+    int limit;                               /* the subset `train --val-limit N --seed S` evaluates; 0 = all */
+    uint64_t seed;
+    int batch, threads, quiet;               /* batch: as in training for identical numbers (default 64) */
+    const char *cache_dir;                   /* activation cache, as gf_job.cache_dir */
+} gf_eval_options;
+typedef struct gf_eval_result {
+    int n, classes, multi_label;
+    double loss, metric;                     /* mean loss; top-1 accuracy or mAP */
+} gf_eval_result;
+/* Loss and metric on a dataset, computed as `gradfeat train` computes its val columns. */
+gf_status gf_adapted_eval(gf_adapted *a, const gf_eval_options *o, gf_eval_result *r);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* gradfeat train: the method end to end (see gradfeat_train.h). */
 #include <ctype.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,11 +78,17 @@ static int set_opt(const opt_def *d, const char *val, const char *origin) {
     return 0;
 }
 
+/* Set by SIGINT/SIGTERM: training checks it between steps, writes a
+ * checkpoint and stops. SA_RESETHAND: a second signal kills at once. */
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
 int cmd_train(int argc, char **argv) {
     gf_job job;
     gf_job_defaults(&job);
     const char *device = NULL, *method = "all", *optimizer = "adam";
     int verbose = 0, no_cache = 0;
+    const char *resume_dir = NULL;
     const opt_def defs[] = {
         {"model", T_STR, &job.model_path, "FILE", "model file (.safetensors; see tools/convert_*.py)"},
         {"data", T_STR, &job.data_path, "PATH", "training data"},
@@ -105,7 +112,9 @@ int cmd_train(int argc, char **argv) {
         {"lr-halve-every", T_INT, &job.lr_halve_every, "N", "halve the learning rate every N epochs (default 20; 0 = never)"},
         {"seed", T_U64, &job.seed, "N", "seed of the subset, shuffling and initialisation (default 1)"},
         {"max-device-mem", T_SIZE, &job.max_device_mem, "SIZE", "device memory the activation cache may use, e.g. 4G"},
-        {"run-dir", T_STR, &job.run_dir, "DIR", "write results.json, metrics.jsonl, classes.txt here"},
+        {"run-dir", T_STR, &job.run_dir, "DIR", "write results.json, metrics.jsonl, classes.txt, <method>.safetensors and checkpoints here"},
+        {"checkpoint-every", T_INT, &job.checkpoint_every, "N", "checkpoint every N optimiser steps (default 500; 0 = only at method ends and on SIGINT/SIGTERM)"},
+        {"resume", T_STR, &resume_dir, "RUN_DIR", "continue the interrupted run in RUN_DIR (give the same options; the result is bit-identical on the same device)"},
         {"cache-dir", T_STR, &job.cache_dir, "DIR", "activation cache folder (default ~/.cache/gradfeat/activations)"},
         {"no-cache", T_FLAG, &no_cache, NULL, "do not keep or reuse trunk outputs on disk"},
         {"threads", T_INT, &job.threads, "N", "image decoding threads (default: all CPUs)"},
@@ -146,6 +155,13 @@ int cmd_train(int argc, char **argv) {
     if (!strcmp(optimizer, "sgd")) { job.sgd = 1; }
     else if (strcmp(optimizer, "adam")) return cli_usage_error("train", "--optimizer must be adam or sgd");
     if (no_cache) job.cache_dir = "";
+    if (resume_dir) {
+        if (job.run_dir && strcmp(job.run_dir, resume_dir))
+            return cli_usage_error("train", "--resume %s and --run-dir %s differ (the run continues in its own directory)",
+                                   resume_dir, job.run_dir);
+        job.run_dir = resume_dir;
+        job.resume = 1;
+    }
     if (job.batch < 1 || job.epochs < 1) return cli_usage_error("train", "--batch and --epochs must be at least 1");
 
     gf_ctx *ctx;
@@ -154,8 +170,31 @@ int cmd_train(int argc, char **argv) {
         const gf_device_info *d = gf_ctx_device(ctx);
         fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
     }
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    job.stop = &stop_signal;
     gf_job_result res;
     gf_status st = gf_job_run(ctx, &job, &res);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (st == GF_OK && res.stopped) {
+        /* 128 + signal, the shell's convention: 130 for SIGINT, 143 for SIGTERM */
+        int sig = stop_signal ? (int)stop_signal : SIGINT;
+        if (res.checkpoint[0])
+            fprintf(stderr, "%s: interrupted (%s): checkpoint written to %s; continue with --resume %s and the same "
+                    "options\n", cli_prog, sig == SIGTERM ? "SIGTERM" : "SIGINT", res.checkpoint, job.run_dir);
+        else
+            fprintf(stderr, "%s: interrupted (%s) %s; nothing to resume\n", cli_prog, sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                    job.run_dir ? "before training started" : "without --run-dir, so nothing was saved");
+        gf_ctx_free(ctx);
+        return 128 + sig;
+    }
     if (st == GF_OK) gf_job_print_table(&res, stdout);
     rc = st == GF_OK ? 0 : cli_fail(ctx, st);
     gf_ctx_free(ctx);

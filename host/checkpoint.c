@@ -1,0 +1,248 @@
+/* Training checkpoints: one file, written atomically, checksummed (see
+ * train.h for the layout). Everything numeric travels as raw float32/float64
+ * so a resumed run continues bit for bit. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "train.h"
+
+static const char MAGIC[8] = {'G', 'F', 'C', 'K', 'P', 'T', '0', '1'};
+enum { HDR = 32 };
+
+typedef struct { char *p; size_t n, cap; int oom; } sink;
+
+static void put(sink *s, const void *src, size_t n) {
+    if (s->oom) return;
+    if (s->n + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 1 << 16;
+        while (cap < s->n + n) cap *= 2;
+        char *q = realloc(s->p, cap);
+        if (!q) { s->oom = 1; return; }
+        s->p = q; s->cap = cap;
+    }
+    if (n) memcpy(s->p + s->n, src, n);
+    s->n += n;
+}
+
+/* Append an array to the data area and record [byte offset, count] under name. */
+static void arr(sink *data, cJSON *layout, const char *name, const void *src, size_t count, size_t elem) {
+    if (!src) return;
+    cJSON *e = cJSON_CreateArray();
+    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)data->n));
+    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)count));
+    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)elem));
+    cJSON_AddItemToObject(layout, name, e);
+    put(data, src, count * elem);
+}
+
+gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
+    static const char *mn[4] = {"linear", "gradient", "full", "finetune"};
+    cJSON *o = cJSON_CreateObject(), *layout = cJSON_CreateObject();
+    sink data = {0}, file = {0};
+    if (c->meta) cJSON_AddStringToObject(o, "meta", c->meta);
+    cJSON_AddNumberToObject(o, "K", c->K);
+    cJSON_AddNumberToObject(o, "d", c->d);
+    cJSON_AddNumberToObject(o, "n_train", c->n_train);
+    cJSON_AddNumberToObject(o, "n_val", c->n_val);
+    cJSON_AddNumberToObject(o, "block_count", (double)c->block_count);
+    cJSON_AddNumberToObject(o, "methods", c->methods);
+    cJSON_AddNumberToObject(o, "active", c->active);
+    cJSON_AddNumberToObject(o, "method", c->method);
+    cJSON_AddNumberToObject(o, "epoch", c->epoch);
+    cJSON_AddNumberToObject(o, "b0", c->b0);
+    cJSON_AddNumberToObject(o, "steps", c->steps);
+    cJSON_AddNumberToObject(o, "step", (double)c->step);
+    cJSON *done = cJSON_AddArrayToObject(o, "done");
+    for (int i = 0; i < 4; i++) cJSON_AddItemToArray(done, cJSON_CreateNumber(c->done[i]));
+    char name[64];
+    arr(&data, layout, "scal", c->scal, 20, sizeof(double));
+    arr(&data, layout, "lr", &c->lr, 1, sizeof(float));
+    arr(&data, layout, "stats", c->stats, GF_LIN_STATS, sizeof(float));
+    for (int i = 0; i < 4; i++) {
+        if (!c->done[i]) continue;
+        snprintf(name, sizeof name, "w1.%s", mn[i]); arr(&data, layout, name, c->w1[i], (size_t)c->K * c->d, sizeof(float));
+        snprintf(name, sizeof name, "b1.%s", mn[i]); arr(&data, layout, name, c->b1[i], (size_t)c->K, sizeof(float));
+        snprintf(name, sizeof name, "block.%s", mn[i]); arr(&data, layout, name, c->block[i], c->block_count, sizeof(float));
+    }
+    if (c->active) arr(&data, layout, "state", c->state, c->state_count, sizeof(float));
+    cJSON_AddItemToObject(o, "arrays", layout);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    gf_status st = GF_OK;
+    if (!json || data.oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing checkpoint %s", path);
+    if (st == GF_OK) {
+        uint64_t jl = strlen(json), dl = data.n;
+        uint64_t h = gf_fnv1a(gf_fnv1a(GF_FNV_INIT, json, jl), data.p, data.n);
+        put(&file, MAGIC, 8); put(&file, &jl, 8); put(&file, &dl, 8); put(&file, &h, 8);
+        put(&file, json, jl); put(&file, data.p, data.n);
+        st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing checkpoint %s", path)
+                      : gf_write_file_atomic(ctx, path, file.p, file.n);
+    }
+    free(json); free(data.p); free(file.p);
+    return st;
+}
+
+void gf_ckpt_free(gf_ckpt *c) {
+    free(c->meta); free(c->state);
+    for (int i = 0; i < 4; i++) { free(c->w1[i]); free(c->b1[i]); free(c->block[i]); }
+    memset(c, 0, sizeof *c);
+}
+
+static int get_int(const cJSON *o, const char *k, double *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x)) return 0;
+    *v = x->valuedouble;
+    return 1;
+}
+
+/* Copy named array into a fresh buffer (or dst), checking its size. */
+static int take(const cJSON *layout, const char *name, const char *data, uint64_t dl, size_t count, size_t elem,
+                void **fresh, void *dst) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(layout, name);
+    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 3) return 0;
+    double off = cJSON_GetArrayItem(e, 0)->valuedouble, n = cJSON_GetArrayItem(e, 1)->valuedouble,
+           sz = cJSON_GetArrayItem(e, 2)->valuedouble;
+    if (n != (double)count || sz != (double)elem || off < 0 || off + n * sz > (double)dl) return 0;
+    if (fresh) {
+        *fresh = malloc(count > 0 ? count * elem : 1);
+        if (!*fresh) return 0;
+        dst = *fresh;
+    }
+    memcpy(dst, data + (size_t)off, count * elem);
+    return 1;
+}
+
+gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
+    static const char *mn[4] = {"linear", "gradient", "full", "finetune"};
+    memset(c, 0, sizeof *c);
+    void *buf; size_t n;
+    GF_TRY(gf_read_file(ctx, path, &buf, &n));
+    const char *p = buf;
+    uint64_t jl = 0, dl = 0, h = 0;
+    if (n >= HDR) { memcpy(&jl, p + 8, 8); memcpy(&dl, p + 16, 8); memcpy(&h, p + 24, 8); }
+    gf_status st = GF_OK;
+    if (n < HDR || memcmp(p, MAGIC, 8))
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s is not a gradfeat checkpoint (bad magic)", path);
+    else if (jl > n || dl > n || HDR + jl + dl != n)
+        st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s is truncated or corrupt: %zu bytes, the header says %llu",
+                     path, n, (unsigned long long)(HDR + jl + dl));
+    else if (gf_fnv1a(GF_FNV_INIT, p + HDR, jl + dl) != h)
+        st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s is corrupt: checksum mismatch (the file changed after it was "
+                     "written); delete it to start over", path);
+    cJSON *o = st == GF_OK ? cJSON_ParseWithLength(p + HDR, jl) : NULL;
+    if (st == GF_OK && !o) st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: unreadable header", path);
+    if (st == GF_OK) {
+        const char *data = p + HDR + jl;
+        const cJSON *layout = cJSON_GetObjectItemCaseSensitive(o, "arrays"), *done = cJSON_GetObjectItemCaseSensitive(o, "done");
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(o, "meta");
+        double v[12];
+        static const char *keys[12] = {"K", "d", "n_train", "n_val", "block_count", "methods", "active", "method",
+                                       "epoch", "b0", "steps", "step"};
+        int ok = cJSON_IsObject(layout) && cJSON_IsArray(done) && cJSON_GetArraySize(done) == 4;
+        for (int i = 0; i < 12 && ok; i++) ok = get_int(o, keys[i], &v[i]) && v[i] >= 0 && v[i] < 1e15;
+        if (ok) {
+            c->K = (int)v[0]; c->d = (int)v[1]; c->n_train = (int)v[2]; c->n_val = (int)v[3];
+            c->block_count = (size_t)v[4]; c->methods = (unsigned)v[5]; c->active = (int)v[6]; c->method = (int)v[7];
+            c->epoch = (int)v[8]; c->b0 = (int)v[9]; c->steps = (int)v[10]; c->step = (long)v[11];
+            ok = c->method < 4 && (!meta || cJSON_IsString(meta));
+        }
+        if (ok && meta && !(c->meta = strdup(meta->valuestring))) ok = 0;
+        ok = ok && take(layout, "scal", data, dl, 20, sizeof(double), NULL, c->scal) &&
+             take(layout, "lr", data, dl, 1, sizeof(float), NULL, &c->lr) &&
+             take(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), NULL, c->stats);
+        for (int i = 0; i < 4 && ok; i++) {
+            c->done[i] = cJSON_GetArrayItem(done, i)->valueint != 0;
+            if (!c->done[i]) continue;
+            char name[64];
+            snprintf(name, sizeof name, "w1.%s", mn[i]);
+            ok = take(layout, name, data, dl, (size_t)c->K * c->d, sizeof(float), (void **)&c->w1[i], NULL);
+            snprintf(name, sizeof name, "b1.%s", mn[i]);
+            ok = ok && take(layout, name, data, dl, (size_t)c->K, sizeof(float), (void **)&c->b1[i], NULL);
+            snprintf(name, sizeof name, "block.%s", mn[i]);
+            if (ok && cJSON_GetObjectItemCaseSensitive(layout, name))
+                ok = take(layout, name, data, dl, c->block_count, sizeof(float), (void **)&c->block[i], NULL);
+        }
+        if (ok && c->active) {
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(layout, "state");
+            ok = cJSON_IsArray(e) && cJSON_GetArraySize(e) == 3;
+            if (ok) c->state_count = (size_t)cJSON_GetArrayItem(e, 1)->valuedouble;
+            ok = ok && take(layout, "state", data, dl, c->state_count, sizeof(float), (void **)&c->state, NULL);
+        }
+        if (!ok) st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: header fields or arrays missing or out of range", path);
+    }
+    cJSON_Delete(o);
+    free(buf);
+    if (st != GF_OK) gf_ckpt_free(c);
+    return st;
+}
+
+/* ---------------- adapted model files ---------------- */
+#include "model.h"
+
+static void add_tensor(cJSON *hdr, sink *data, const char *name, const float *v, int ndim, const int64_t *shape) {
+    size_t count = 1;
+    cJSON *t = cJSON_CreateObject(), *sh = cJSON_CreateArray(), *off = cJSON_CreateArray();
+    for (int i = 0; i < ndim; i++) { count *= (size_t)shape[i]; cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)shape[i])); }
+    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON_AddItemToObject(t, "shape", sh);
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
+    put(data, v, count * sizeof(float));
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
+    cJSON_AddItemToObject(t, "data_offsets", off);
+    cJSON_AddItemToObject(hdr, name, t);
+}
+
+gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s) {
+    gf_st_file f;
+    char err[512];
+    gf_status st = gf_st_open(s->base_path, &f, err, sizeof err);
+    if (st != GF_OK) return gf_fail(ctx, st, "%s", err);
+    void *raw = NULL; size_t n = 0;
+    st = gf_read_file(ctx, s->base_path, &raw, &n);
+    if (st == GF_OK && n != f.file_size)
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s changed while it was being read", s->base_path);
+    cJSON *hdr = st == GF_OK ? cJSON_Duplicate(f.header, 1) : NULL;
+    sink data = {0}, file = {0};
+    if (st == GF_OK && !hdr) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (st == GF_OK) {
+        put(&data, (const char *)raw + f.data_off, n - f.data_off);
+        cJSON *meta = cJSON_GetObjectItemCaseSensitive(hdr, "__metadata__");
+        if (!meta) meta = cJSON_AddObjectToObject(hdr, "__metadata__");
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.adapted");
+        cJSON_AddStringToObject(meta, "gradfeat.adapted", s->adapted_json);
+        int64_t kd[2] = {s->K, s->d}, k[1] = {s->K};
+        add_tensor(hdr, &data, "gradfeat.head.w1", s->w1, 2, kd);
+        add_tensor(hdr, &data, "gradfeat.head.b1", s->b1, 1, k);
+        add_tensor(hdr, &data, "gradfeat.head.omega_bar", s->omega_bar, 2, kd);
+        int nn = 0;
+        const gf_bnode *nodes = gf_block_nodes(s->blk, &nn);
+        for (int i = 0; s->block_vec && i < nn; i++) {
+            char name[160];
+            int64_t cnt[1];
+            if (nodes[i].w_off >= 0 && nodes[i].w_count) {
+                snprintf(name, sizeof name, "gradfeat.block.%s.weight", nodes[i].name);
+                cnt[0] = (int64_t)nodes[i].w_count;
+                add_tensor(hdr, &data, name, s->block_vec + nodes[i].w_off, 1, cnt);
+            }
+            if (nodes[i].b_off >= 0 && nodes[i].b_count) {
+                snprintf(name, sizeof name, "gradfeat.block.%s.bias", nodes[i].name);
+                cnt[0] = (int64_t)nodes[i].b_count;
+                add_tensor(hdr, &data, name, s->block_vec + nodes[i].b_off, 1, cnt);
+            }
+        }
+        char *json = cJSON_PrintUnformatted(hdr);
+        if (!json || data.oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
+        else {
+            uint64_t hl = strlen(json);
+            put(&file, &hl, 8); put(&file, json, hl); put(&file, data.p, data.n);
+            st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
+                          : gf_write_file_atomic(ctx, path, file.p, file.n);
+        }
+        free(json);
+    }
+    cJSON_Delete(hdr);
+    free(raw); free(data.p); free(file.p);
+    gf_st_close(&f);
+    return st;
+}
