@@ -3,9 +3,42 @@
 #include <string.h>
 #include "gf_internal.h"
 
+typedef struct { gf_memcount *mc; size_t bytes; } mem_note;
+
+gf_memcount *gf_memcount_new(void) {
+    gf_memcount *m = calloc(1, sizeof *m);
+    if (m) atomic_store(&m->refs, 1);
+    return m;
+}
+
+void gf_memcount_unref(gf_memcount *m) {
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) free(m);
+}
+
+/* Runs when OpenCL frees the buffer (after its last use, possibly after the
+ * context is gone: hence the separately counted gf_memcount). */
+static void CL_CALLBACK on_release(cl_mem m, void *user) {
+    mem_note *n = user;
+    atomic_fetch_sub(&n->mc->now, n->bytes);
+    gf_memcount_unref(n->mc);
+    free(n);
+    (void)m;
+}
+
+void gf_ctx_memory(const gf_ctx *ctx, uint64_t *now, uint64_t *peak) {
+    if (now) *now = ctx->mem ? atomic_load(&ctx->mem->now) : 0;
+    if (peak) *peak = ctx->mem ? atomic_load(&ctx->mem->peak) : 0;
+}
+
 gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out) {
     *out = NULL;
     if (bytes == 0) bytes = 4;   /* zero-size buffers are invalid in OpenCL */
+    uint64_t now = ctx->mem ? atomic_load(&ctx->mem->now) : 0;
+    if (ctx->mem_budget && now + bytes > ctx->mem_budget)
+        return gf_fail(ctx, GF_ERR_MEMORY,
+                       "%s needs %.1f MiB but gradfeat already holds %.1f MiB of the %.1f MiB device budget "
+                       "(--max-device-mem); try a smaller --batch or a larger budget",
+                       what, bytes / 1048576.0, now / 1048576.0, ctx->mem_budget / 1048576.0);
     if (ctx->info.max_alloc && bytes > ctx->info.max_alloc)
         return gf_fail(ctx, GF_ERR_MEMORY,
                        "%s needs %.1f MiB in one buffer but device '%s' allows at most %.1f MiB per allocation "
@@ -17,6 +50,15 @@ gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out
         char call[256];
         snprintf(call, sizeof call, "clCreateBuffer(%s, %.1f MiB)", what, bytes / 1048576.0);
         return gf_cl_fail(ctx, e, call);
+    }
+    mem_note *n = ctx->mem ? malloc(sizeof *n) : NULL;
+    if (n) {
+        n->mc = ctx->mem; n->bytes = bytes;
+        atomic_fetch_add(&ctx->mem->refs, 1);
+        if (clSetMemObjectDestructorCallback(m, on_release, n) == CL_SUCCESS) {
+            uint64_t cur = atomic_fetch_add(&ctx->mem->now, bytes) + bytes, peak = atomic_load(&ctx->mem->peak);
+            while (cur > peak && !atomic_compare_exchange_weak(&ctx->mem->peak, &peak, cur)) {}
+        } else { gf_memcount_unref(ctx->mem); free(n); }
     }
     *out = m;
     return GF_OK;

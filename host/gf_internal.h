@@ -6,6 +6,7 @@
 
 #include <CL/cl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include "gradfeat.h"
 
@@ -16,6 +17,11 @@
 #endif
 
 typedef struct gf_kernel_entry gf_kernel_entry;
+/* Device-memory accounting shared by the context and every live buffer's
+ * destructor callback; freed by whoever drops the last reference. */
+typedef struct gf_memcount { _Atomic uint64_t now, peak; _Atomic long refs; } gf_memcount;
+gf_memcount *gf_memcount_new(void);
+void gf_memcount_unref(gf_memcount *m);
 typedef struct gf_program_entry gf_program_entry;
 
 enum { GF_SCRATCH_SLOTS = 8 };
@@ -46,6 +52,8 @@ struct gf_ctx {
     cl_mem gemm_tmp;                 /* CLBlast's temp buffer, owned by us */
     size_t gemm_tmp_bytes;
     int host_blas;                   /* CPU device sharing host memory: GEMMs run in host BLAS */
+    uint64_t mem_budget;             /* 0 = none beyond the device's own limits */
+    gf_memcount *mem;                /* bytes in gradfeat's buffers (see buffers.c) */
 };
 
 /* ---- errors (host/errors.c) ---- */

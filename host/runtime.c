@@ -185,6 +185,8 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     ctx->log = opt->log;
     ctx->log_user = opt->log_user;
     ctx->verbose = opt->verbose;
+    ctx->mem_budget = opt->max_device_mem;
+    ctx->mem = gf_memcount_new();
 
     const char *sel = opt->device, *origin = "--device";
     if (!sel || !*sel) { sel = getenv("GRADFEAT_DEVICE"); origin = "GRADFEAT_DEVICE="; }
@@ -236,6 +238,7 @@ void gf_ctx_free(gf_ctx *ctx) {
     gf_program_cache_free(ctx);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     if (ctx->context) clReleaseContext(ctx->context);
+    gf_memcount_unref(ctx->mem);
     free(ctx);
 }
 

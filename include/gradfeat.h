@@ -55,6 +55,7 @@ typedef struct gf_ctx_options {
     gf_log_fn log;          /* NULL = stderr for WARN and worse */
     void *log_user;
     int verbose;            /* log INFO lines too */
+    uint64_t max_device_mem;/* device memory budget in bytes for gradfeat's buffers; 0 = the device's */
 } gf_ctx_options;
 
 /* Creates the context. On failure *out is still a context (or NULL on out-of-memory)
@@ -65,6 +66,8 @@ const char *gf_ctx_last_error(const gf_ctx *ctx);
 const gf_device_info *gf_ctx_device(const gf_ctx *ctx);
 /* Why this device was chosen ("best GPU", "--device cpu", ...). */
 const char *gf_ctx_device_reason(const gf_ctx *ctx);
+/* Device memory held by gradfeat's buffers now and at the peak (bytes). */
+void gf_ctx_memory(const gf_ctx *ctx, uint64_t *now, uint64_t *peak);
 /* Waits for all queued work; reports asynchronous errors. */
 gf_status gf_ctx_finish(gf_ctx *ctx);
 /* Builds every kernel family now (so that start-up cost shows as one phase). */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `gradfeat bench ops` smoke test at batch 1 (the real run is batch 64): the
+# `gradfeat bench ops` / `bench linearized` smoke tests at tiny sizes (the real runs are batch 64): the
 # table has the three conv rows with finite GFLOP/s and ratios; bad options
 # are usage errors (exit 2).
 set -u
@@ -15,5 +15,11 @@ done
 [ $rc -eq 2 ] || { echo "FAIL: --batch 0 exited $rc, want 2"; fails=1; }
 "$GF_BIN" bench nothing > /dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] || { echo "FAIL: unknown benchmark exited $rc, want 2"; fails=1; }
+# bench linearized (W1 shape, tiny): runs, reports peak memory; a budget too small fails with exit 4
+"$GF_BIN" bench linearized --batch 2 --size 32 --reps 1 --max-device-mem 512M > "$t/lin.txt" 2>&1; rc=$?
+[ $rc -eq 0 ] && grep -qE "^linearized \(full\) +[0-9.]+" "$t/lin.txt" && grep -q "peak device memory" "$t/lin.txt" ||
+  { echo "FAIL: bench linearized (rc $rc)"; cat "$t/lin.txt"; fails=1; }
+"$GF_BIN" bench linearized --batch 2 --size 32 --reps 1 --max-device-mem 1M > /dev/null 2> "$t/oom.txt"; rc=$?
+[ $rc -eq 4 ] && grep -q "max-device-mem" "$t/oom.txt" || { echo "FAIL: tiny budget exited $rc, want 4"; cat "$t/oom.txt"; fails=1; }
 [ $fails -eq 0 ] && echo "bench ops: ok"
 exit $fails

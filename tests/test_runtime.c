@@ -138,6 +138,31 @@ static void test_binary_cache(void) {
     unsetenv("GRADFEAT_CACHE_DIR");
 }
 
+/* Device-memory accounting and the --max-device-mem budget. */
+static void test_memory(void) {
+    gf_ctx_options o = {0};
+    o.max_device_mem = 3u << 20;
+    gf_ctx *ctx;
+    REQUIRE_OK(NULL, gf_ctx_create(&o, &ctx));
+    uint64_t now0, now, peak;
+    gf_ctx_memory(ctx, &now0, NULL);
+    cl_mem a, b;
+    REQUIRE_OK(ctx, gf_buf_create(ctx, 2u << 20, "tensor A", &a));
+    gf_ctx_memory(ctx, &now, &peak);
+    CHECK(now == now0 + (2u << 20) && peak >= now, "accounting after create: now %llu", (unsigned long long)now);
+    gf_status st = gf_buf_create(ctx, 2u << 20, "tensor B", &b);
+    CHECK(st == GF_ERR_MEMORY && strstr(gf_ctx_last_error(ctx), "tensor B") && strstr(gf_ctx_last_error(ctx), "budget"),
+          "over budget: %s", gf_ctx_last_error(ctx));
+    gf_buf_release(&a);
+    REQUIRE_OK(ctx, gf_ctx_finish(ctx));
+    gf_ctx_memory(ctx, &now, &peak);
+    CHECK(now == now0 && peak >= now0 + (2u << 20), "accounting after release: now %llu peak %llu",
+          (unsigned long long)now, (unsigned long long)peak);
+    REQUIRE_OK(ctx, gf_buf_create(ctx, 2u << 20, "tensor B again", &b));
+    gf_buf_release(&b);
+    gf_ctx_free(ctx);
+}
+
 static void test_selection(void) {
     gf_device_info *d; int n;
     char msg[512];
@@ -197,5 +222,6 @@ int main(void) {
     gf_ctx_free(ctx);
     test_binary_cache();
     test_selection();
+    test_memory();
     return test_finish("test_runtime");
 }

@@ -18,6 +18,7 @@ static void help(void) {
            "  -r, --reps N       timed launches after one warm-up (default 5)\n"
            "  -s, --size S       linearized: input image size (default 224: 7x7 layer4 maps)\n"
            "  -c, --classes C    linearized: classes (default 20)\n"
+           "  --max-device-mem S device memory budget for gradfeat's buffers, e.g. 4G (allocations beyond it fail)\n"
            "  -d, --device SEL   device (env GRADFEAT_DEVICE)\n  -v, --verbose\n  -h, --help\n", cli_prog, cli_prog);
 }
 
@@ -33,9 +34,11 @@ int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {{"batch", required_argument, 0, 'b'}, {"reps", required_argument, 0, 'r'},
                                          {"size", required_argument, 0, 's'}, {"classes", required_argument, 0, 'c'},
                                          {"device", required_argument, 0, 'd'}, {"verbose", no_argument, 0, 'v'},
+                                         {"max-device-mem", required_argument, 0, 'm'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *device = NULL;
     int verbose = 0, batch = 64, reps = 5, size = 224, classes = 20, c, rc;
+    uint64_t budget = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "b:r:s:c:d:vh", opts, NULL)) != -1) {
         if (c == 'b') { if ((rc = parse_pos(optarg, "--batch", &batch))) return rc; }
@@ -43,6 +46,7 @@ int cmd_bench(int argc, char **argv) {
         else if (c == 'c') { if ((rc = parse_pos(optarg, "--classes", &classes))) return rc; }
         else if (c == 'r') { if ((rc = parse_pos(optarg, "--reps", &reps))) return rc; }
         else if (c == 'd') device = optarg;
+        else if (c == 'm') { if (cli_parse_size(optarg, &budget)) return cli_usage_error("bench", "--max-device-mem must be a size like 4G, got '%s'", optarg); }
         else if (c == 'v') verbose = 1;
         else if (c == 'h') { help(); return 0; }
         else return cli_usage_error("bench", "unknown option");
@@ -54,10 +58,15 @@ int cmd_bench(int argc, char **argv) {
     if (linearized && size < 16) return cli_usage_error("bench", "--size must be at least 16 (the cached layer3 maps are size/16)");
     if (optind + 1 < argc) return cli_usage_error("bench", "unexpected argument '%s'", argv[optind + 1]);
     gf_ctx *ctx;
-    rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx);
+    rc = cli_ctx_open_budget(device, verbose, budget, &ctx);
     if (rc) return rc;
     gf_status st = linearized ? gf_bench_linearized(ctx, batch, size, classes, reps, stdout)
                               : gf_bench_ops(ctx, batch, reps, stdout);
+    uint64_t peak;
+    gf_ctx_memory(ctx, NULL, &peak);
+    if (st == GF_OK)
+        printf("peak device memory held by gradfeat: %.1f MiB%s\n", peak / 1048576.0,
+               budget ? " (within the --max-device-mem budget)" : "");
     rc = st == GF_OK ? 0 : cli_fail(ctx, st);
     gf_ctx_free(ctx);
     return rc;

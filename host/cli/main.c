@@ -14,12 +14,14 @@ static const command commands[] = {
     {"train", cmd_train, "adapt a model to a dataset: probe, gradient, full (linearized), finetune"},
     {"devices", cmd_devices, "list OpenCL platforms and devices (--json)"},
     {"selftest", cmd_selftest, "check every kernel family against plain-C references on a device"},
+    {"doctor", cmd_doctor, "versions, platforms, devices, limits, cache, environment and a selftest for bug reports"},
     {"cache", cmd_cache, "show or clear the compiled-kernel cache (cache info | cache clear)"},
     {"bench", cmd_bench, "time operators on the device (bench ops: conv vs plain GEMM GFLOP/s)"},
     {"data", cmd_data, "inspect a dataset (counts, sizes, skipped files, --grid contact sheet) or time loading"},
     {"info", cmd_info, "summarise a model file: graph, parameters, MACs, feature node, top blocks"},
     {"report", cmd_report, "write the HTML report of a run directory (curves, table, metadata)"},
     {"predict", cmd_predict, "classify images with a model (top-k classes, --json)"},
+    {"eval", cmd_eval, "loss and accuracy / mAP of an adapted model (train --run-dir) on a dataset"},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 
@@ -63,10 +65,32 @@ const char *cli_env_or(const char *flag_value, const char *env_name) {
     return v && *v ? v : NULL;
 }
 
+int cli_parse_size(const char *s, uint64_t *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v >= 0)) return -1;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1048576.0; end++; break;
+    case 'g': case 'G': mul = 1073741824.0; end++; break;
+    default: break;
+    }
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end) return -1;
+    *out = (uint64_t)(v * mul);
+    return 0;
+}
+
 int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx) {
+    return cli_ctx_open_budget(device, verbose, 0, ctx);
+}
+
+int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx) {
     gf_ctx_options opt = {0};
     opt.device = device;
     opt.verbose = verbose;
+    opt.max_device_mem = max_device_mem;
     gf_status st = gf_ctx_create(&opt, ctx);
     if (st != GF_OK) {
         int rc = cli_fail(*ctx, st);
