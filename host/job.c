@@ -567,3 +567,228 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     gf_model_free(m);
     return st;
 }
+
+/* ---------------- adapted models: load, predict, evaluate ---------------- */
+
+struct gf_adapted {
+    gf_ctx *ctx;
+    char *path;
+    gf_model *model;
+    int bi, K, d, multi, max_batch;
+    size_t S;                   /* floats per image at the cut */
+    gf_method method;
+    char top[128];
+    char **classes;
+    gf_block *blk;
+    float *theta;
+    gf_lin *lin;
+    gf_exec *exec;              /* trunk, created on the first predict */
+    float *z;                   /* host staging of the trunk output */
+    cl_mem x;                   /* block input */
+};
+
+int gf_adapted_detect(const char *path) {
+    gf_st_file f;
+    char err[256];
+    if (gf_st_open(path, &f, err, sizeof err) != GF_OK) return 0;
+    int yes = gf_st_meta(&f, "gradfeat.adapted") != NULL;
+    gf_st_close(&f);
+    return yes;
+}
+
+void gf_adapted_free(gf_adapted *a) {
+    if (!a) return;
+    for (int k = 0; a->classes && k < a->K; k++) free(a->classes[k]);
+    free(a->classes);
+    gf_lin_free(a->lin);
+    gf_exec_free(a->exec);
+    gf_block_free(a->blk);
+    gf_model_free(a->model);
+    gf_buf_release(&a->x);
+    free(a->theta); free(a->z); free(a->path);
+    free(a);
+}
+
+const gf_model *gf_adapted_base(const gf_adapted *a) { return a->model; }
+int gf_adapted_classes(const gf_adapted *a) { return a->K; }
+const char *gf_adapted_class_name(const gf_adapted *a, int k) { return k >= 0 && k < a->K ? a->classes[k] : NULL; }
+const char *gf_adapted_method(const gf_adapted *a) { return gf_method_name(a->method); }
+const char *gf_adapted_top(const gf_adapted *a) { return a->top; }
+int gf_adapted_multi_label(const gf_adapted *a) { return a->multi; }
+
+/* Tensor `name` of the file into dst (count floats), shape checked by size. */
+static gf_status read_tensor(gf_ctx *ctx, const gf_st_file *f, FILE *fp, const char *name, size_t count, float *dst) {
+    int i = gf_st_find(f, name);
+    char err[512];
+    if (i < 0) return gf_fail(ctx, GF_ERR_INPUT, "%s: adapted model lacks tensor %s", f->path, name);
+    if (f->t[i].numel != count)
+        return gf_fail(ctx, GF_ERR_INPUT, "%s: tensor %s has %llu values, the model needs %zu", f->path, name,
+                       (unsigned long long)f->t[i].numel, count);
+    gf_status st = gf_st_read_f32(f, fp, i, dst, err, sizeof err);
+    return st == GF_OK ? GF_OK : gf_fail(ctx, st, "%s", err);
+}
+
+gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapted **out) {
+    *out = NULL;
+    gf_adapted *a = calloc(1, sizeof *a);
+    if (!a) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    a->ctx = ctx;
+    a->max_batch = max_batch < 1 ? 1 : max_batch;
+    a->path = strdup(path);
+    gf_st_file f = {0};
+    FILE *fp = NULL;
+    cJSON *meta = NULL;
+    float *w1 = NULL, *b1 = NULL, *omega = NULL, *vec = NULL;
+    char err[512];
+    gf_status st = gf_st_open(path, &f, err, sizeof err);
+    if (st != GF_OK) st = gf_fail(ctx, st, "%s", err);
+    const char *text = st == GF_OK ? gf_st_meta(&f, "gradfeat.adapted") : NULL;
+    if (st == GF_OK && !text)
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s is a plain model, not an adapted one (no gradfeat.adapted metadata; "
+                     "`gradfeat train --run-dir DIR` writes DIR/<method>.safetensors)", path);
+    if (st == GF_OK && !(meta = cJSON_Parse(text))) st = gf_fail(ctx, GF_ERR_INPUT, "%s: gradfeat.adapted is not JSON", path);
+    const cJSON *jm = meta ? cJSON_GetObjectItemCaseSensitive(meta, "method") : NULL;
+    const cJSON *jt = meta ? cJSON_GetObjectItemCaseSensitive(meta, "top") : NULL;
+    const cJSON *jl = meta ? cJSON_GetObjectItemCaseSensitive(meta, "loss") : NULL;
+    const cJSON *jc = meta ? cJSON_GetObjectItemCaseSensitive(meta, "classes") : NULL;
+    const cJSON *jv = meta ? cJSON_GetObjectItemCaseSensitive(meta, "format_version") : NULL;
+    int mi = cJSON_IsString(jm) ? gf_method_parse(jm->valuestring) : -1;
+    if (st == GF_OK && (!cJSON_IsString(jv) || strcmp(jv->valuestring, "1")))
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s: gradfeat.adapted format_version must be \"1\"", path);
+    if (st == GF_OK && (mi < 0 || !cJSON_IsString(jt) || !cJSON_IsString(jl) || !cJSON_IsArray(jc) ||
+                        cJSON_GetArraySize(jc) < 1))
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s: gradfeat.adapted needs method, top, loss and classes", path);
+    if (st == GF_OK) {
+        a->method = (gf_method)mi;
+        snprintf(a->top, sizeof a->top, "%s", jt->valuestring);
+        a->multi = !strcmp(jl->valuestring, "sigmoid_bce");
+        a->K = cJSON_GetArraySize(jc);
+        a->classes = calloc((size_t)a->K, sizeof *a->classes);
+        for (int k = 0; a->classes && k < a->K; k++) {
+            const cJSON *c = cJSON_GetArrayItem(jc, k);
+            a->classes[k] = strdup(cJSON_IsString(c) ? c->valuestring : "?");
+        }
+        if (!a->classes) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    }
+    if (st == GF_OK) st = gf_model_load(ctx, path, &a->model);
+    if (st == GF_OK && (a->bi = gf_model_find_block(a->model, a->top)) < 0)
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s: top block %s is not in the model's graph", path, a->top);
+    gf_bnode nodes[GF_BLOCK_MAX_NODES];
+    int nn = 0, c = 0, h = 0, w = 0;
+    if (st == GF_OK) st = gf_model_block_nodes(ctx, a->model, a->bi, nodes, &nn, &c, &h, &w);
+    if (st == GF_OK) st = gf_block_create(ctx, c, h, w, nodes, nn, a->max_batch, &a->blk);
+    size_t pc = a->blk ? gf_block_param_count(a->blk) : 0;
+    if (st == GF_OK) {
+        a->S = (size_t)c * h * w;
+        a->d = gf_block_feature_dim(a->blk);
+        a->theta = malloc((pc + 1) * sizeof(float));
+        vec = calloc(pc + 1, sizeof(float));
+        w1 = malloc((size_t)a->K * a->d * sizeof(float));
+        omega = malloc((size_t)a->K * a->d * sizeof(float));
+        b1 = malloc((size_t)a->K * sizeof(float));
+        a->z = malloc((size_t)a->max_batch * a->S * sizeof(float));
+        if (!a->theta || !vec || !w1 || !omega || !b1 || !a->z) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    }
+    if (st == GF_OK) st = gf_model_block_theta(ctx, a->model, a->bi, a->blk, a->theta);
+    if (st == GF_OK && !(fp = fopen(path, "rb"))) st = gf_fail(ctx, GF_ERR_INPUT, "cannot open %s", path);
+    size_t kd = (size_t)a->K * a->d;
+    if (st == GF_OK) st = read_tensor(ctx, &f, fp, "gradfeat.head.w1", kd, w1);
+    if (st == GF_OK) st = read_tensor(ctx, &f, fp, "gradfeat.head.b1", (size_t)a->K, b1);
+    if (st == GF_OK) st = read_tensor(ctx, &f, fp, "gradfeat.head.omega_bar", kd, omega);
+    if (st == GF_OK && a->method != GF_METHOD_LINEAR) {
+        /* the block vector per node (finetune: θ, else w2); the layout is this device's */
+        const gf_bnode *bn = gf_block_nodes(a->blk, &nn);
+        if (a->method == GF_METHOD_FINETUNE) memcpy(vec, a->theta, pc * sizeof(float));
+        for (int i = 0; i < nn && st == GF_OK; i++) {
+            char name[160];
+            if (bn[i].w_off >= 0 && bn[i].w_count) {
+                snprintf(name, sizeof name, "gradfeat.block.%s.weight", bn[i].name);
+                st = read_tensor(ctx, &f, fp, name, bn[i].w_count, vec + bn[i].w_off);
+            }
+            if (st == GF_OK && bn[i].b_off >= 0 && bn[i].b_count) {
+                snprintf(name, sizeof name, "gradfeat.block.%s.bias", bn[i].name);
+                st = read_tensor(ctx, &f, fp, name, bn[i].b_count, vec + bn[i].b_off);
+            }
+        }
+    }
+    if (st == GF_OK)
+        st = gf_lin_create(ctx, a->blk, a->method, a->K, a->multi ? GF_LOSS_SIGMOID_BCE : GF_LOSS_SOFTMAX, a->theta,
+                           omega, b1, &a->lin);
+    if (st == GF_OK) st = gf_lin_write_params(ctx, a->lin, a->method != GF_METHOD_LINEAR ? vec : NULL, w1, b1);
+    if (st == GF_OK) st = gf_buf_create(ctx, (size_t)a->max_batch * a->S * sizeof(float), "block input", &a->x);
+    if (fp) fclose(fp);
+    gf_st_close(&f);
+    cJSON_Delete(meta);
+    free(w1); free(b1); free(omega); free(vec);
+    if (st != GF_OK) { gf_adapted_free(a); return st; }
+    *out = a;
+    return GF_OK;
+}
+
+gf_status gf_adapted_predict(gf_adapted *a, const float *x, int n, float *logits) {
+    gf_ctx *ctx = a->ctx;
+    if (n < 1 || n > a->max_batch) return gf_fail(ctx, GF_ERR_USAGE, "predict: %d images, at most %d per call", n, a->max_batch);
+    gf_block_info bin;
+    GF_TRY(gf_model_block(a->model, a->bi, &bin));
+    const float *z = x;
+    if (gf_model_block_cut(a->model, a->bi) != GF_NODE_INPUT) {
+        if (!a->exec) GF_TRY(gf_exec_create(ctx, a->model, a->max_batch, &a->exec));
+        GF_TRY(gf_exec_run(a->exec, x, n));
+        GF_TRY(gf_exec_read(a->exec, bin.input, a->z, (size_t)n * a->S));
+        z = a->z;
+    }
+    GF_TRY(gf_buf_write(ctx, a->x, 0, (size_t)n * a->S * sizeof(float), z));
+    GF_TRY(gf_lin_forward(ctx, a->lin, n, a->x));
+    return gf_buf_read(ctx, gf_lin_logits_buffer(a->lin), 0, (size_t)n * a->K * sizeof(float), logits);
+}
+
+gf_status gf_adapted_eval(gf_adapted *a, const gf_eval_options *eo, gf_eval_result *r) {
+    gf_ctx *ctx = a->ctx;
+    memset(r, 0, sizeof *r);
+    int batch = eo->batch > 0 ? eo->batch : 64;
+    if (batch > a->max_batch) return gf_fail(ctx, GF_ERR_USAGE, "eval: batch %d exceeds the model's %d", batch, a->max_batch);
+    gf_job job;
+    gf_job_defaults(&job);
+    job.model_path = a->path; job.data_path = eo->data_path; job.data_split = eo->split; job.batch = batch;
+    job.seed = eo->seed; job.threads = eo->threads; job.quiet = eo->quiet; job.cache_dir = eo->cache_dir;
+    gf_dataset *ds = NULL;
+    gf_dataset_options dopt;
+    gf_dataset_options_init(&dopt);
+    dopt.split = eo->split;
+    char err[1024];
+    gf_status st = gf_dataset_open(eo->data_path, &dopt, &ds, err, sizeof err);
+    if (st != GF_OK) return gf_fail(ctx, st, "%s", err);
+    int K = gf_dataset_num_classes(ds), multi = gf_dataset_is_multi_label(ds);
+    if (K != a->K || multi != a->multi)
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s has %d classes%s, the model %s was trained on %d%s", eo->data_path, K,
+                     multi ? " (multi-label)" : "", a->path, a->K, a->multi ? " (multi-label)" : "");
+    for (int k = 0; k < K && st == GF_OK; k++) {
+        const char *n = gf_dataset_class_name(ds, k);
+        char buf[16];
+        if (!n) { snprintf(buf, sizeof buf, "%d", k); n = buf; }
+        if (strcmp(n, a->classes[k]))
+            st = gf_fail(ctx, GF_ERR_INPUT, "%s: class %d is '%s', the model %s calls it '%s'", eo->data_path, k, n,
+                         a->path, a->classes[k]);
+    }
+    int n = 0, *idx = NULL, *labels = NULL;
+    float *z0 = NULL, *targets = NULL;
+    unsigned char *ok = NULL;
+    gf_job_result jr;
+    memset(&jr, 0, sizeof jr);
+    if (st == GF_OK) {
+        /* seed + 1: the subset `train --val-limit N --seed S` evaluated */
+        idx = pick(gf_dataset_count(ds), eo->limit, eo->seed + 1, &n);
+        z0 = idx ? malloc((size_t)(n ? n : 1) * a->S * sizeof(float)) : NULL;
+        ok = malloc((size_t)n + 1);
+        if (!idx || !z0 || !ok) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for %d trunk outputs", n);
+    }
+    if (st == GF_OK) st = trunk_pass(ctx, &job, a->model, a->bi, "eval", ds, idx, n, (int)a->S, z0, ok, &jr);
+    if (!eo->quiet && ds) gf_dataset_report(ds, stderr, 5);
+    gf_cached_set set = {0};
+    if (st == GF_OK) st = make_set(ctx, ds, idx, n, (int)a->S, z0, ok, K, multi, &set, &labels, &targets);
+    if (st == GF_OK) st = gf_train_evaluate(ctx, a->lin, &set, batch, &r->loss, &r->metric);
+    r->n = set.n; r->classes = K; r->multi_label = multi;
+    free(idx); free(z0); free(ok); free(labels); free(targets);
+    gf_dataset_free(ds);
+    return st;
+}
