@@ -195,6 +195,22 @@ static gf_status check_header(const uint8_t *b, size_t len, int64_t max_pixels, 
     return GF_OK;
 }
 
+/* PNG chunks must lie inside the file: stb_image grows its IDAT buffer to a
+ * chunk's declared length before reading it, so one bogus length in a tiny
+ * file would otherwise cost a multi-GiB allocation (found by fuzz_image). */
+static gf_status check_png_chunks(const uint8_t *b, size_t len, char *why, size_t why_size) {
+    if (len < 8 || memcmp(b, "\x89PNG\r\n\x1a\n", 8) != 0) return GF_OK;
+    for (size_t at = 8; at + 8 <= len;) {
+        uint32_t n = (uint32_t)b[at] << 24 | (uint32_t)b[at + 1] << 16 | (uint32_t)b[at + 2] << 8 | b[at + 3];
+        if ((uint64_t)n + 12 > len - at)
+            return gfd_fail(why, why_size, GF_ERR_INPUT, "corrupt PNG (chunk at byte %zu of length %u runs past the end)",
+                            at, n);
+        if (memcmp(b + at + 4, "IEND", 4) == 0) break;
+        at += (size_t)n + 12;
+    }
+    return GF_OK;
+}
+
 gf_status gfd_decode_file(const char *path, int64_t max_bytes, int64_t max_pixels, gf_image *img,
                           char *why, size_t why_size) {
     uint8_t *b, tail[4096];
@@ -204,6 +220,7 @@ gf_status gfd_decode_file(const char *path, int64_t max_bytes, int64_t max_pixel
     GF_TRY(read_file(path, max_bytes, 0, &b, &len, tail, &tl, why, why_size));
     gf_status st = check_header(b, len, max_pixels, &w, &h, &c, why, why_size);
     if (st == GF_OK) st = check_ends(b, len, tail, tl, why, why_size);
+    if (st == GF_OK) st = check_png_chunks(b, len, why, why_size);
     if (st == GF_OK) {
         int dw, dh, dc;
         uint8_t *p = stbi_load_from_memory(b, (int)len, &dw, &dh, &dc, 0);

@@ -56,11 +56,28 @@ static gf_status idx_header(const char *path, gzFile *out, int *ndim, uint32_t d
     return GF_OK;
 }
 
+/* The header's size is only a claim: the buffer grows with the data actually
+ * read (64 MiB steps, doubling), so a 20-byte file that claims a terabyte is
+ * reported as truncated instead of allocating it. */
 static gf_status idx_body(gzFile g, const char *path, size_t n, uint8_t **data, char *err, size_t err_size) {
-    *data = malloc(n ? n : 1);
-    if (!*data) return gfd_fail(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory for %zu bytes", path, n);
-    const char *zerr;
-    size_t got = gz_read_all(g, *data, n, &zerr);
+    size_t cap = n < ((size_t)64 << 20) ? n : ((size_t)64 << 20), got = 0;
+    const char *zerr = NULL;
+    *data = malloc(cap ? cap : 1);
+    if (!*data) return gfd_fail(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory for %zu bytes", path, cap);
+    for (;;) {
+        size_t r = gz_read_all(g, *data + got, cap - got, &zerr);
+        got += r;
+        if (got < cap || cap == n) break;
+        size_t next = cap > n / 2 ? n : 2 * cap;
+        uint8_t *b = realloc(*data, next);
+        if (!b) {
+            free(*data);
+            *data = NULL;
+            return gfd_fail(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory for %zu bytes", path, next);
+        }
+        *data = b;
+        cap = next;
+    }
     if (got != n) {
         free(*data);
         *data = NULL;

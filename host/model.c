@@ -8,7 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stb/stb_image.h>
+#include "data_internal.h"
 #include "model.h"
 #include "ops_affine.h"
 
@@ -770,14 +770,17 @@ int gf_model_find_block(const gf_model *m, const char *name) {
     return -1;
 }
 
+/* Same reader as the datasets (gfd_decode_file): size limits (256 MiB file,
+ * 64 Mpx) and the truncated-JPEG/PNG and PNG-chunk checks stb_image lacks. */
 gf_status gf_model_load_image(const gf_model *m, const char *path, float *out, char *err, size_t err_size) {
-    int w, h, c;
-    unsigned char *px = stbi_load(path, &w, &h, &c, 0);
-    if (!px) {
-        if (err && err_size) snprintf(err, err_size, "%s: cannot read image: %s", path, stbi_failure_reason());
-        return GF_ERR_INPUT;
+    gf_image img;
+    char why[256];
+    gf_status st = gfd_decode_file(path, 0, 0, &img, why, sizeof why);
+    if (st != GF_OK) {
+        if (err && err_size) snprintf(err, err_size, "%s: %s", path, why);
+        return st;
     }
-    gf_status st = gf_preprocess_u8(&m->pre, px, w, h, c, 0, out, err, err_size);
-    stbi_image_free(px);
+    st = gf_preprocess_u8(&m->pre, img.data, img.w, img.h, img.c, 0, out, err, err_size);
+    gf_image_free(&img);
     return st;
 }
