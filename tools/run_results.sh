@@ -124,7 +124,11 @@ def load(p):
 rows, everything, device = [], {}, set()
 for t in tasks:
     r, b = load(f"{out}/{t}/results.json"), load(f"{out}/{t}/baseline.json")
-    everything[t] = {"gradfeat": r, "baseline": b}
+    try:
+        wall = float(open(f"{out}/{t}/wall_seconds").read())
+    except (OSError, ValueError):
+        wall = None
+    everything[t] = {"gradfeat": r, "baseline": b, "gradfeat_wall_seconds": wall}
     pct = lambda v: "—" if v is None else f"{100 * v:.2f}"
     metric = (r or {}).get("metric") or (b or {}).get("metric") or "?"
     if r: device.add(r.get("device", "?"))
