@@ -32,4 +32,10 @@ int cli_fail(gf_ctx *ctx, gf_status st);
 int cli_usage_error(const char *cmd, const char *fmt, ...);
 /* Value of --opt or env GRADFEAT_<NAME> (flag wins). */
 const char *cli_env_or(const char *flag_value, const char *env_name);
+/* --config FILE (host/cli/config.c has the format): calls set(user, key, value) per line, in file order;
+ * key is normalised (no "--", lower case, '_' -> '-'); value is "" for a bare key and is only valid during
+ * the call (copy it). set returns 0, -1 for an unknown key, or an exit code for a bad value. Returns 0,
+ * GF_ERR_INPUT (unreadable file), GF_ERR_USAGE (syntax, unknown key, bad value) with "FILE:LINE: ..." in err. */
+int cli_config_load(const char *path, int (*set)(void *user, const char *key, const char *value), void *user,
+                    char *err, size_t n);
 #endif
