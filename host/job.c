@@ -473,8 +473,13 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         have_ck = st == GF_OK;
         if (st == GF_OK) st = check_resume(ctx, ck_path, &ck, config, &metrics_bytes);
         if (st == GF_OK && !job->quiet)
-            fprintf(stderr, "resuming from %s (%s)\n", ck_path,
-                    ck.active ? "a method in progress" : "between methods");
+        {
+            if (ck.active)
+                fprintf(stderr, "resuming from %s: %s, epoch %d, step %d of the epoch\n", ck_path,
+                        gf_method_name((gf_method)ck.method), ck.epoch + 1, ck.steps);
+            else
+                fprintf(stderr, "resuming from %s: between methods\n", ck_path);
+        }
     }
     /* data */
     gf_dataset_options dopt;

@@ -1,7 +1,10 @@
 /* gradfeat predict MODEL IMAGE... [--top-k K] [--json] [--batch B] [--device SEL]:
  * preprocess each image as the model file says, run the graph executor on the
  * device, print the top-k classes. Scores are probabilities: the output's
- * softmax when the graph ends in one, else a softmax of the logits (also shown). */
+ * softmax when the graph ends in one, else a softmax of the logits (also shown).
+ * An adapted model (RUN_DIR/<method>.safetensors from train) runs the trunk,
+ * then its top block and head (gf_adapted_predict); multi-label models give
+ * per-class sigmoids. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,12 +13,14 @@
 #include <cjson/cJSON.h>
 #include "cli.h"
 #include "gradfeat_model.h"
+#include "gradfeat_train.h"
 
 static void help(void) {
     printf("usage: %s predict MODEL IMAGE... [--top-k K] [--json] [--batch B] [--device SEL]\n\n"
            "Classify images with a gradfeat model (.safetensors): each image is loaded (any format\n"
            "stb_image reads: PNG, JPEG, BMP, GIF, TGA, PNM), preprocessed as the model file says,\n"
-           "and run through the whole network on the OpenCL device.\n\n"
+           "and run through the whole network on the OpenCL device. MODEL may be an adapted model\n"
+           "(RUN_DIR/<method>.safetensors from `gradfeat train --run-dir`): its classes and head are used.\n\n"
            "  --top-k K    classes to show per image (default 5)\n"
            "  --json       machine-readable output\n"
            "  --batch B    images per device run (default 16)\n"
@@ -50,25 +55,38 @@ int cmd_predict(int argc, char **argv) {
     const char *path = argv[optind];
     int n_img = argc - optind - 1;
     char **imgs = argv + optind + 1;
-    gf_model *m = NULL;
-    gf_status st = gf_model_load(NULL, path, &m);
-    if (st != GF_OK) {
-        fprintf(stderr, "%s: error: %s\n", cli_prog, gf_model_error(m));
-        gf_model_free(m);
-        return (int)st;
-    }
+    gf_model *own = NULL;
+    gf_adapted *ad = NULL;
     gf_ctx *ctx = NULL;
-    int rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx);
-    if (rc) { gf_model_free(m); return rc; }
+    gf_status st = GF_OK;
+    int rc = 0;
+    if (batch > n_img) batch = n_img;
+    if (gf_adapted_detect(path)) {
+        if ((rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx))) return rc;
+        if ((st = gf_adapted_load(ctx, path, batch, &ad)) != GF_OK) {
+            rc = cli_fail(ctx, st);
+            gf_ctx_free(ctx);
+            return rc;
+        }
+    } else {
+        st = gf_model_load(NULL, path, &own);
+        if (st != GF_OK) {
+            fprintf(stderr, "%s: error: %s\n", cli_prog, gf_model_error(own));
+            gf_model_free(own);
+            return (int)st;
+        }
+        if ((rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx))) { gf_model_free(own); return rc; }
+    }
+    const gf_model *m = ad ? gf_adapted_base(ad) : own;
     gf_model_info in;
     gf_model_get_info(m, &in);
     const char *oname = gf_model_output_name(m, 0);
     gf_node_info oi;
     gf_model_node(m, gf_model_find_node(m, oname), &oi);
-    int is_prob = !strcmp(oi.op, "softmax");
-    int K = in.out_dim;
+    int is_prob = !ad && !strcmp(oi.op, "softmax");
+    int sigmoid = ad && gf_adapted_multi_label(ad);
+    int K = ad ? gf_adapted_classes(ad) : in.out_dim;
     if (topk > K) topk = K;
-    if (batch > n_img) batch = n_img;
     size_t per = (size_t)in.in_c * in.in_h * in.in_w;
     float *x = malloc((size_t)batch * per * sizeof *x), *out = malloc((size_t)batch * K * sizeof *out);
     int *order = malloc((size_t)K * sizeof *order);
@@ -76,7 +94,7 @@ int cmd_predict(int argc, char **argv) {
     gf_exec *e = NULL;
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
     if (!x || !out || !order || !prob) { st = GF_ERR_MEMORY; fprintf(stderr, "%s: error: out of memory\n", cli_prog); goto done; }
-    if ((st = gf_exec_create(ctx, m, batch, &e)) != GF_OK) { rc = cli_fail(ctx, st); goto done; }
+    if (!ad && (st = gf_exec_create(ctx, m, batch, &e)) != GF_OK) { rc = cli_fail(ctx, st); goto done; }
     int bad = 0;
     for (int b0 = 0; b0 < n_img; b0 += batch) {
         int nb = 0, idx[4096];
@@ -90,7 +108,9 @@ int cmd_predict(int argc, char **argv) {
             idx[nb++] = i;
         }
         if (!nb) continue;
-        if ((st = gf_exec_run(e, x, nb)) != GF_OK || (st = gf_exec_read(e, oname, out, (size_t)nb * K)) != GF_OK) {
+        if (ad) st = gf_adapted_predict(ad, x, nb, out);
+        else if ((st = gf_exec_run(e, x, nb)) == GF_OK) st = gf_exec_read(e, oname, out, (size_t)nb * K);
+        if (st != GF_OK) {
             rc = cli_fail(ctx, st);
             goto done;
         }
@@ -100,6 +120,7 @@ int cmd_predict(int argc, char **argv) {
             for (int k = 0; k < K; k++) { order[k] = k; if (z[k] > mx) mx = z[k]; }
             for (int k = 0; k < K; k++) { prob[k] = is_prob ? z[k] : exp(z[k] - mx); sum += prob[k]; }
             if (!is_prob) for (int k = 0; k < K; k++) prob[k] /= sum;
+            if (sigmoid) for (int k = 0; k < K; k++) prob[k] = 1.0 / (1.0 + exp(-(double)z[k]));
             for (int a = 0; a < topk; a++)  /* partial selection sort: stable for ties */
                 for (int b = a + 1; b < K; b++)
                     if (z[order[b]] > z[order[a]]) { int t = order[a]; order[a] = order[b]; order[b] = t; }
@@ -109,7 +130,7 @@ int cmd_predict(int argc, char **argv) {
                 cJSON *t = cJSON_AddArrayToObject(o, "top");
                 for (int a = 0; a < topk; a++) {
                     cJSON *p = cJSON_CreateObject();
-                    const char *cn = gf_model_class_name(m, order[a]);
+                    const char *cn = ad ? gf_adapted_class_name(ad, order[a]) : gf_model_class_name(m, order[a]);
                     cJSON_AddNumberToObject(p, "index", order[a]);
                     if (cn) cJSON_AddStringToObject(p, "class", cn); else cJSON_AddNullToObject(p, "class");
                     cJSON_AddNumberToObject(p, "probability", prob[order[a]]);
@@ -120,7 +141,7 @@ int cmd_predict(int argc, char **argv) {
             } else {
                 printf("%s\n", imgs[idx[r]]);
                 for (int a = 0; a < topk; a++) {
-                    const char *cn = gf_model_class_name(m, order[a]);
+                    const char *cn = ad ? gf_adapted_class_name(ad, order[a]) : gf_model_class_name(m, order[a]);
                     char lbl[32];
                     if (!cn) { snprintf(lbl, sizeof lbl, "class %d", order[a]); cn = lbl; }
                     printf("  %2d. %-24s %.5f", a + 1, cn, prob[order[a]]);
@@ -140,7 +161,8 @@ done:
     cJSON_Delete(arr);
     gf_exec_free(e);
     free(x); free(out); free(order); free(prob);
+    gf_adapted_free(ad);
     gf_ctx_free(ctx);
-    gf_model_free(m);
+    gf_model_free(own);
     return rc ? rc : (int)st;
 }
