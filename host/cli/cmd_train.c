@@ -147,7 +147,9 @@ int cmd_train(int argc, char **argv) {
             env[l + 1] = 0;
         }
         const char *v = getenv(env);
-        if (v && *v && (rc = set_opt(&defs[i], v, "GRADFEAT_ for --"))) return rc;
+        char origin[96];   /* names the variable: "environment GRADFEAT_EPOCHS: --epochs must be ..." */
+        snprintf(origin, sizeof origin, "environment %s: --", env);
+        if (v && *v && (rc = set_opt(&defs[i], v, origin))) return rc;
     }
     if (!job.model_path) return cli_usage_error("train", "--model is required");
     if (!job.data_path) return cli_usage_error("train", "--data is required");
