@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The bad-input catalogue: every row of tests/badinput.tsv (also the table in
+# tests/README.md) is one bad model file, dataset, image, CLI argument or
+# device selection; the command must exit with the listed code and its stderr
+# must contain the listed fragment. Never a crash, never exit 0. Fixtures are
+# written here (tiny model via tools/gfmodel.py, then broken copies; IDX
+# records cut from Fashion-MNIST; small images).
+set -u
+G=${GF_BIN:?GF_BIN}
+SRC=${GF_SRC:?GF_SRC}
+PY=/usr/bin/python3
+FM=/usr/share/datasets/fashion-mnist
+TSV="$SRC/tests/badinput.tsv"
+T=$(mktemp -d /tmp/gf_badinput_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+export GRADFEAT_CACHE=0 GRADFEAT_QUIET=1
+
+"$PY" - "$T" "$SRC/tools" "$FM" <<'PYEOF' || { echo "FATAL: could not write the fixtures"; exit 1; }
+import gzip, io, json, os, struct, sys, zlib
+import numpy as np
+T, tools, FM = sys.argv[1:4]
+sys.path.insert(0, tools)
+import gfmodel
+r = np.random.default_rng(0)
+def w(name, data):
+    p = os.path.join(T, name)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    open(p, "wb").write(data)
+
+# ---- models: one valid tiny model, then broken copies
+def build():
+    g = gfmodel.Graph("x", [3, 8, 8])
+    g.tensor("conv.weight", r.standard_normal((4, 3, 3, 3)))
+    for k, v in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+        g.tensor("bn." + k, np.full(4, v))
+    g.tensor("fc.weight", r.standard_normal((2, 4)))
+    g.add("conv", "conv2d", ["x"], {"weight": "conv.weight"}, {"pad": [1, 1, 1, 1]})
+    g.add("bn", "batchnorm", ["conv"], {k: "bn." + k for k in ("weight", "bias", "running_mean", "running_var")})
+    g.add("relu", "relu", ["bn"])
+    g.add("gap", "global_avgpool", ["relu"])
+    g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+    g.outputs = ["fc"]
+    g.feature = "gap"
+    return g
+pre = {"input_size": [8, 8], "channels": 3, "color_order": "RGB", "resize": "stretch"}
+ok = os.path.join(T, "m/ok.safetensors")
+os.makedirs(os.path.dirname(ok), exist_ok=True)
+gfmodel.write(ok, build(), pre, ["cat", "dog"])
+data = open(ok, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+hdr = json.loads(data[8:8 + n])
+body = data[8 + n:]
+def dump(name, h, b=None):
+    hb = json.dumps(h).encode()
+    w("m/" + name, struct.pack("<Q", len(hb)) + hb + (body if b is None else b))
+def edit(name, fn):
+    h = json.loads(json.dumps(hdr)); fn(h); dump(name, h)
+def meta(name, key, fn):
+    def f(h):
+        v = json.loads(h["__metadata__"][key]); v = fn(v) or v; h["__metadata__"][key] = json.dumps(v)
+    edit(name, f)
+def node(i, **kw):
+    return lambda g: g["nodes"][i].update(**kw)
+w("m/empty.safetensors", b"")
+w("m/garbage.safetensors", b"hello")
+w("m/truncated.safetensors", data[:-40])
+w("m/hugeheader.safetensors", struct.pack("<Q", 1 << 62) + data[8:])
+w("m/headerpastend.safetensors", struct.pack("<Q", len(data)) + data[8:])
+w("m/notjson.safetensors", struct.pack("<Q", 8) + b"{nope!!}")
+w("m/jsonarray.safetensors", struct.pack("<Q", 2) + b"[]")
+edit("nometa.safetensors", lambda h: h.pop("__metadata__"))
+edit("version.safetensors", lambda h: h["__metadata__"].update({"gradfeat.format_version": "2"}))
+edit("nograph.safetensors", lambda h: h["__metadata__"].pop("gradfeat.graph"))
+edit("graphnotjson.safetensors", lambda h: h["__metadata__"].update({"gradfeat.graph": "{not json"}))
+edit("offsets.safetensors", lambda h: h["conv.weight"]["data_offsets"].__setitem__(1, h["conv.weight"]["data_offsets"][1] + 10**9))
+edit("offsetsorder.safetensors", lambda h: h["conv.weight"].update(data_offsets=[400, 0]))
+edit("dtype.safetensors", lambda h: h["bn.bias"].update(dtype="I32"))
+edit("bytecount.safetensors", lambda h: h["bn.bias"].update(shape=[5]))
+edit("negshape.safetensors", lambda h: h["bn.bias"].update(shape=[-4]))
+edit("shape.safetensors", lambda h: h["fc.weight"].update(shape=[4, 2]))
+edit("missing.safetensors", lambda h: h.pop("bn.running_var"))
+meta("unknownop.safetensors", "gradfeat.graph", node(2, op="swish"))
+meta("cycle.safetensors", "gradfeat.graph", node(0, inputs=["relu"]))
+meta("undefinedinput.safetensors", "gradfeat.graph", node(2, inputs=["nowhere"]))
+meta("dupname.safetensors", "gradfeat.graph", node(2, name="conv"))
+meta("badattr.safetensors", "gradfeat.graph", node(0, attrs={"stride": [0, 0]}))
+meta("nooutputs.safetensors", "gradfeat.graph", lambda g: g.update(outputs=["ghost"]))
+meta("badfeature.safetensors", "gradfeat.graph", lambda g: g.update(feature="ghost"))
+meta("badinputshape.safetensors", "gradfeat.graph", lambda g: g["input"].update(shape=[3, 0, 8]))
+meta("badpre_std.safetensors", "gradfeat.preprocess", lambda p: p.update(mean=[0, 0, 0], std=[1, 0, 1]))
+meta("badpre_size.safetensors", "gradfeat.preprocess", lambda p: p.update(input_size=[9, 9]))
+meta("badpre_resize.safetensors", "gradfeat.preprocess", lambda p: p.update(resize="squash"))
+meta("classes.safetensors", "gradfeat.classes", lambda c: ["cat", "dog", "bird"])
+os.makedirs(os.path.join(T, "m/dir.safetensors"), exist_ok=True)
+
+# ---- images (for predict with ok.safetensors)
+from PIL import Image
+small = Image.fromarray((np.arange(64).reshape(8, 8) * 4).astype(np.uint8))
+b = io.BytesIO(); small.save(b, "PNG"); png = b.getvalue()
+b = io.BytesIO(); small.convert("RGB").save(b, "JPEG"); jpg = b.getvalue()
+w("img/ok.png", png)
+w("img/empty.png", b"")
+w("img/text.png", b"this is not an image\n")
+w("img/truncated.png", png[: len(png) // 2])
+w("img/truncated.jpg", jpg[: len(jpg) - 20])
+# PNG whose IDAT chunk claims 1 GiB (stb would allocate it before reading)
+idat = png.index(b"IDAT") - 4
+w("img/chunklen.png", png[:idat] + struct.pack(">I", 1 << 30) + png[idat + 4:])
+# valid PNG header claiming 20000 x 20000 pixels (400 Mpx)
+ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+w("img/huge.png", png[:16] + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + png[33:])
+w("img/huge.pgm", b"P5\n100000 100000\n255\n" + bytes(16))
+
+# ---- datasets
+with gzip.open(os.path.join(FM, "t10k-images-idx3-ubyte.gz")) as f: im = f.read(16 + 3 * 784)
+with gzip.open(os.path.join(FM, "t10k-labels-idx1-ubyte.gz")) as f: lb = f.read(8 + 3)
+im = im[:4] + struct.pack(">I", 3) + im[8:]
+lb = lb[:4] + struct.pack(">I", 3) + lb[8:]
+def idx(name, images, labels):
+    w("d/%s/x-images-idx3-ubyte" % name, images)
+    if labels is not None: w("d/%s/x-labels-idx1-ubyte" % name, labels)
+idx("idx_ok", im, lb)
+idx("idx_magic", b"\x01\x02\x08\x03" + im[4:], lb)
+idx("idx_type", im[:2] + b"\x0d" + im[3:], lb)
+idx("idx_truncated", im[:-100], lb)
+idx("idx_claim", im[:4] + struct.pack(">III", 1 << 20, 1024, 1024) + im[16:], lb)
+idx("idx_count", im, lb[:4] + struct.pack(">I", 4) + lb[8:] + b"\x00")
+idx("idx_nolabels", im, None)
+idx("idx_dims", im[:3] + b"\x02" + im[4:12], lb)
+w("d/idx_gz/x-images-idx3-ubyte.gz", gzip.compress(im)[:-30])
+w("d/idx_gz/x-labels-idx1-ubyte", lb)
+w("d/csv_nul.csv", b"path,labels\n\x00a.png,x\n")
+w("d/csv_cols.csv", b"a,b,c,d\n")
+w("d/csv_missing.csv", b"path,labels\nnone1.png,cat\nnone2.png,dog\n")
+w("d/csv_empty.csv", b"")
+w("d/noise.bin", bytes(r.integers(0, 256, 100, dtype=np.uint8)))
+os.makedirs(os.path.join(T, "d/folder_empty/onlyclass"), exist_ok=True)
+w("d/folder_bad/k/x.png", b"x")
+w("d/folder_trunc/k/t.jpg", jpg[: len(jpg) - 20])
+w("d/folder_huge/k/h.png", open(os.path.join(T, "img/huge.png"), "rb").read())
+w("d/class_names.txt", b"a\nb\n")
+PYEOF
+mkdir -p "$T/empty_icd"
+
+[ -r "$TSV" ] || { echo "FATAL: $TSV missing"; exit 1; }
+fails=0; rows=0
+while IFS=$'\t' read -r id group want frag cmd; do
+  case "$id" in ''|'#'*|id) continue ;; esac
+  rows=$((rows + 1))
+  grep -qF "| \`$id\` |" "$SRC/tests/README.md" || { echo "FAIL: $id is not in the tests/README.md table"; fails=$((fails + 1)); }
+  ( cd "$T" && eval "$cmd" ) >"$T/out" 2>"$T/err" </dev/null
+  rc=$?
+  if [ "$rc" != "$want" ]; then
+    echo "FAIL: $id: exit $rc, want $want: $cmd"; head -5 "$T/err"; fails=$((fails + 1)); continue
+  fi
+  if ! grep -qF -- "$frag" "$T/err"; then
+    echo "FAIL: $id: stderr lacks '$frag': $cmd"; head -5 "$T/err"; fails=$((fails + 1)); continue
+  fi
+  if grep -qE "AddressSanitizer|runtime error:|LeakSanitizer" "$T/err"; then
+    echo "FAIL: $id: sanitizer report"; head -30 "$T/err"; fails=$((fails + 1)); continue
+  fi
+  echo "ok  $id ($rc): $(grep -F -- "$frag" "$T/err" | head -1 | cut -c1-150)"
+done <"$TSV"
+[ "$rows" -ge 40 ] || { echo "FAIL: only $rows rows in $TSV"; fails=$((fails + 1)); }
+[ "$fails" -eq 0 ] && echo "cli_badinput: $rows bad inputs, all as catalogued" || echo "cli_badinput: $fails of $rows failed"
+exit $((fails > 0))

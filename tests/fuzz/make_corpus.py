@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""Writes the seed corpora tests/fuzz/corpus/<harness>/ from the project's own
+tools and real data: tiny models via tools/gfmodel.py, IDX records cut from
+Fashion-MNIST, small images of every format stb_image reads (PIL), CSV
+manifests. Run with Debian's python (numpy, PIL): /usr/bin/python3."""
+import gzip
+import io
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(SRC, "tools"))
+import gfmodel  # noqa: E402
+
+FM = "/usr/share/datasets/fashion-mnist"
+r = np.random.default_rng(0)
+
+
+def out(kind, name, data):
+    d = os.path.join(HERE, "corpus", kind)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def model_bytes(build, pre, classes, f16=None):
+    g = build()
+    tmp = io.BytesIO()
+    tensors = dict(g.tensors)
+    meta = {"gradfeat.format_version": "1",
+            "gradfeat.graph": json.dumps(g.to_json(), separators=(",", ":")),
+            "gradfeat.preprocess": json.dumps(pre, separators=(",", ":")),
+            "gradfeat.classes": json.dumps(list(classes))}
+    path = os.path.join(HERE, ".tmp.safetensors")
+    gfmodel.write_safetensors(path, tensors, meta, dtype_override=f16)
+    with open(path, "rb") as f:
+        b = f.read()
+    os.remove(path)
+    return b
+
+
+def bn(g, name, c):
+    for k, v in (("weight", 1.0), ("bias", 0.1), ("running_mean", 0.0), ("running_var", 1.0)):
+        g.tensor("%s.%s" % (name, k), np.full(c, v))
+    return {k: "%s.%s" % (name, k) for k in ("weight", "bias", "running_mean", "running_var")}
+
+
+def tiny():
+    g = gfmodel.Graph("x", [3, 8, 8])
+    g.tensor("conv.weight", r.standard_normal((4, 3, 3, 3)))
+    g.tensor("fc.weight", r.standard_normal((2, 4)))
+    g.add("conv", "conv2d", ["x"], {"weight": "conv.weight"}, {"pad": [1, 1, 1, 1]})
+    g.add("bn", "batchnorm", ["conv"], bn(g, "bn", 4))
+    g.add("relu", "relu", ["bn"])
+    g.add("gap", "global_avgpool", ["relu"])
+    g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+    g.outputs = ["fc"]
+    g.feature = "gap"
+    return g
+
+
+def resnetish():
+    """stem, maxpool, one residual block (named), avgpool, flatten, linear, softmax."""
+    g = gfmodel.Graph("input", [1, 12, 12])
+    g.tensor("stem.weight", r.standard_normal((4, 1, 3, 3)))
+    g.tensor("stem.bias", r.standard_normal(4))
+    g.add("stem", "conv2d", ["input"], {"weight": "stem.weight", "bias": "stem.bias"},
+          {"stride": [1, 1], "pad": [1, 1, 1, 1]})
+    g.add("stem.act", "relu6", ["stem"])
+    g.add("pool", "maxpool", ["stem.act"], attrs={"kernel": [2, 2], "stride": [2, 2]})
+    g.tensor("b.c1.weight", r.standard_normal((4, 1, 3, 3)))
+    g.add("b.c1", "conv2d", ["pool"], {"weight": "b.c1.weight"}, {"pad": [1, 1, 1, 1], "groups": 4})
+    g.add("b.bn1", "batchnorm", ["b.c1"], bn(g, "b.bn1", 4), {"eps": 1e-3})
+    g.add("b.act1", "leaky_relu", ["b.bn1"], attrs={"alpha": 0.1})
+    g.tensor("b.c2.weight", r.standard_normal((4, 4, 1, 1)))
+    g.add("b.c2", "conv2d", ["b.act1"], {"weight": "b.c2.weight"}, {"dilation": [1, 1]})
+    g.add("b.add", "add", ["b.c2", "pool"])
+    g.add("b.out", "relu", ["b.add"])
+    g.add("avg", "avgpool", ["b.out"], attrs={"kernel": [3, 3], "stride": [3, 3], "pad": [0, 0, 0, 0],
+                                            "count_include_pad": False})
+    g.add("flat", "flatten", ["avg"])
+    g.tensor("fc.weight", r.standard_normal((3, 16)))
+    g.tensor("fc.bias", r.standard_normal(3))
+    g.add("fc", "linear", ["flat"], {"weight": "fc.weight", "bias": "fc.bias"})
+    g.add("prob", "softmax", ["fc"])
+    g.outputs = ["prob"]
+    g.feature = "flat"
+    g.blocks = [{"name": "block", "input": "pool", "output": "b.out"}]
+    return g
+
+
+def make_models():
+    out("model", "tiny.safetensors", model_bytes(tiny, {"input_size": [8, 8], "channels": 3, "color_order": "RGB",
+                                                        "resize": "stretch"}, ["cat", "dog"]))
+    pre = {"input_size": [12, 12], "channels": 1, "color_order": "GRAY", "resize": "shorter_center_crop",
+           "resize_shorter": 14, "interpolation": "bilinear_tf_legacy", "scale": 2.0, "offset": -1.0,
+           "mean": [0.5], "std": [0.25]}
+    out("model", "resnetish.safetensors", model_bytes(resnetish, pre, ["a", "b", "c"]))
+    out("model", "resnetish_f16.safetensors",
+        model_bytes(resnetish, dict(pre, interpolation="nearest", color_order="GRAY"), ["a", "b", "c"],
+                    f16={"fc.weight": "F16", "b.c2.weight": "F16"}))
+    out("model", "not_a_model.safetensors", struct.pack("<Q", 2) + b"{}")
+
+
+def idx_bytes(images, labels):
+    return struct.pack("<I", len(images)) + images + labels
+
+
+def make_idx():
+    with gzip.open(os.path.join(FM, "t10k-images-idx3-ubyte.gz")) as f:
+        img = f.read(16 + 3 * 784)
+    with gzip.open(os.path.join(FM, "t10k-labels-idx1-ubyte.gz")) as f:
+        lab = f.read(8 + 3)
+    img = img[:4] + struct.pack(">I", 3) + img[8:]
+    lab = lab[:4] + struct.pack(">I", 3) + lab[8:]
+    out("idx", "fmnist3", idx_bytes(img, lab))
+    out("idx", "fmnist3_gz", idx_bytes(gzip.compress(img, 9), gzip.compress(lab, 9)))
+    small = bytes([0, 0, 8, 3]) + struct.pack(">III", 2, 4, 4) + bytes(range(32))
+    out("idx", "small2", idx_bytes(small, bytes([0, 0, 8, 1]) + struct.pack(">I", 2) + b"\x00\x07"))
+    rgb = bytes([0, 0, 8, 4]) + struct.pack(">IIII", 2, 2, 3, 3) + bytes(range(36))
+    out("idx", "rgb2", idx_bytes(rgb, bytes([0, 0, 8, 1]) + struct.pack(">I", 2) + b"\x01\x00"))
+
+
+def make_csv():
+    seeds = {
+        "single": (0x10, "path,labels\na.pgm,cat\nb.ppm,dog\nc.png,cat\n"),
+        "multi": (0x12, "a.pgm,cat;dog\nb.ppm,dog\nc.png,\nbad.png,bird\n"),
+        "split": (0x11, "path,labels,split\na.pgm,0,train\nb.ppm,1,test\n\"c.png\",2,train\n# comment\n"),
+        "classes": (0x1c, "\xef\xbb\xbfa.pgm,cat\r\nb.ppm,bird\r\nmissing.png,dog\r\n"),
+        "quoted": (0x20, "\"a.pgm\",\"cat;dog\"\n\"b \"\"x\"\".ppm\",dog\n  c.png , 1 \n"),
+        "ints": (0x04, "a.pgm,0;2\nb.ppm,5\nc.png,1\n"),
+    }
+    for name, (opt, text) in seeds.items():
+        out("csv", name, bytes([opt]) + text.encode("latin-1"))
+
+
+def make_images():
+    with gzip.open(os.path.join(FM, "t10k-images-idx3-ubyte.gz")) as f:
+        f.read(16)
+        gray = np.frombuffer(f.read(784), np.uint8).reshape(28, 28)
+    small = Image.fromarray(gray).resize((12, 10))
+    rgb = Image.merge("RGB", [small, small.transpose(Image.FLIP_LEFT_RIGHT), small.transpose(Image.FLIP_TOP_BOTTOM)])
+    cfgs = [bytes([7, 7, 0x00, 0]), bytes([15, 3, 0x07, 9]), bytes([2, 30, 0x6d, 5]), bytes([9, 9, 0x95, 40])]
+    imgs = []
+    for fmt, im, kw in (("PNG", small, {}), ("PNG", rgb, {}), ("PNG", rgb.convert("RGBA"), {}),
+                        ("PNG", rgb.convert("P"), {}), ("PNG", small.convert("LA"), {}),
+                        ("JPEG", rgb, {"quality": 70}), ("JPEG", small, {"quality": 50}),
+                        ("JPEG", rgb, {"progressive": True}), ("BMP", rgb, {}), ("GIF", rgb.convert("P"), {}),
+                        ("TGA", rgb, {}), ("PPM", rgb, {}), ("PPM", small, {})):
+        b = io.BytesIO()
+        im.save(b, fmt, **kw)
+        imgs.append((fmt.lower() + "_" + im.mode.lower(), b.getvalue()))
+    for i, (name, data) in enumerate(imgs):
+        out("image", "%02d_%s" % (i, name), cfgs[i % len(cfgs)] + data)
+
+
+if __name__ == "__main__":
+    make_models()
+    make_idx()
+    make_csv()
+    make_images()
+    for k in sorted(os.listdir(os.path.join(HERE, "corpus"))):
+        d = os.path.join(HERE, "corpus", k)
+        print(k, len(os.listdir(d)), "files", sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)), "bytes")
