@@ -380,7 +380,10 @@ static void svg_panel(sbuf *b, const series *s, int which, double lo, double hi,
     /* x ticks: integers, at most ~6 labels */
     double xs = nice_step(x1 - x0 > 1 ? x1 - x0 : 1, 5);
     if (xs < 1) xs = 1;
-    for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9; v += xs) {
+    double first = ceil(x0 / xs) * xs;
+    if (first - x0 >= xs / 2) first -= xs;                 /* label the first epoch too: 1, 5, 10, ... */
+    for (double u = first; u <= x1 + 1e-9; u += xs) {
+        double v = u < x0 ? x0 : u;
         double x = L + pw * (v - x0) / (x1 - x0);
         sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"tick\"/>", x, T + ph, x, T + ph + 4);
         sb_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"axis\" text-anchor=\"middle\">%g</text>", x, T + ph + 15, v);
