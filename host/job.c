@@ -509,14 +509,14 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
             st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the activation cache (%d x %d floats)", ntr, S);
     }
     if (st == GF_OK) st = trunk_pass(ctx, job, m, bi, "train", dtr, itr, ntr, S, ztr, oktr, res);
-    if (st == GF_OK && dva) st = trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, zva, okva, res);
+    if (st == GF_OK && dva && !res->stopped) st = trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, zva, okva, res);
     if (!job->quiet && dtr) gf_dataset_report(dtr, stderr, 5);
     if (!job->quiet && dva) gf_dataset_report(dva, stderr, 5);
     gf_cached_set str = {0}, sva = {0};
-    if (st == GF_OK) st = make_set(ctx, dtr, itr, ntr, S, ztr, oktr, K, multi, &str, &ltr, &ttr);
-    if (st == GF_OK && dva) st = make_set(ctx, dva, iva, nva, S, zva, okva, K, multi, &sva, &lva, &tva);
+    if (st == GF_OK && !res->stopped) st = make_set(ctx, dtr, itr, ntr, S, ztr, oktr, K, multi, &str, &ltr, &ttr);
+    if (st == GF_OK && dva && !res->stopped) st = make_set(ctx, dva, iva, nva, S, zva, okva, K, multi, &sva, &lva, &tva);
     res->n_train = str.n; res->n_val = dva ? sva.n : 0; res->classes = K; res->multi_label = multi;
-    if (st == GF_OK && job->run_dir) {
+    if (st == GF_OK && job->run_dir && !res->stopped) {
         char path[1200];
         if (gf_mkdirs(job->run_dir) != 0) st = gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
         snprintf(path, sizeof path, "%s/metrics.jsonl", job->run_dir);
