@@ -377,6 +377,47 @@ static gf_status check_resume(gf_ctx *ctx, const char *path, const gf_ckpt *c, c
     return st;
 }
 
+gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *job, void **owner) {
+    *owner = NULL;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint.gfckpt", run_dir);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first step)",
+                       path);
+    gf_ckpt ck;
+    GF_TRY(gf_ckpt_read(ctx, path, &ck));
+    cJSON *meta = ck.meta ? cJSON_Parse(ck.meta) : NULL;
+    gf_ckpt_free(&ck);
+    cJSON *c = meta ? cJSON_GetObjectItemCaseSensitive(meta, "config") : NULL;
+    const char *need_s[] = {"model", "data", "split", "val", "val_split", "top", "optimizer", "seed"};
+    const char *need_n[] = {"limit", "val_limit", "methods", "epochs", "probe_epochs", "batch", "lr", "momentum",
+                            "beta1", "beta2", "weight_decay", "clip_norm", "lr_halve_every"};
+    int ok = cJSON_IsObject(c);
+    for (size_t i = 0; ok && i < sizeof need_s / sizeof *need_s; i++) ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, need_s[i]));
+    for (size_t i = 0; ok && i < sizeof need_n / sizeof *need_n; i++) ok = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(c, need_n[i]));
+    if (!ok) { cJSON_Delete(meta); return gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s holds no usable job configuration", path); }
+#define S_(k) (cJSON_GetObjectItemCaseSensitive(c, k)->valuestring)
+#define N_(k) (cJSON_GetObjectItemCaseSensitive(c, k)->valuedouble)
+#define OPT_(k) (*S_(k) ? S_(k) : NULL)
+    job->model_path = S_("model"); job->data_path = S_("data"); job->data_split = OPT_("split");
+    job->val_path = OPT_("val"); job->val_split = OPT_("val_split"); job->top = S_("top");
+    job->sgd = !strcmp(S_("optimizer"), "sgd");
+    job->seed = strtoull(S_("seed"), NULL, 10);
+    job->limit_train = (int)N_("limit"); job->limit_val = (int)N_("val_limit"); job->methods = (unsigned)N_("methods");
+    job->epochs = (int)N_("epochs"); job->probe_epochs = (int)N_("probe_epochs"); job->batch = (int)N_("batch");
+    job->lr = (float)N_("lr"); job->momentum = (float)N_("momentum"); job->beta1 = (float)N_("beta1");
+    job->beta2 = (float)N_("beta2"); job->weight_decay = (float)N_("weight_decay"); job->clip_norm = (float)N_("clip_norm");
+    job->lr_halve_every = (int)N_("lr_halve_every");
+#undef S_
+#undef N_
+#undef OPT_
+    *owner = meta;
+    return GF_OK;
+}
+
+void gf_job_config_free(void *owner) { cJSON_Delete(owner); }
+
 static gf_status save_model(void *user, gf_method m, const gf_method_result *r, const gf_method_result *probe) {
     epoch_ctx *ec = user;
     const gf_job *job = ec->job;

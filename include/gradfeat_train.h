@@ -70,6 +70,12 @@ typedef struct gf_job_result {
 } gf_job_result;
 
 gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res);
+/* The job configuration stored in RUN_DIR's checkpoint (what `train --resume
+ * RUN_DIR` continues when the options are not repeated): fills the
+ * training-relevant fields of *job; its strings live in *owner until
+ * gf_job_config_free(*owner). A missing or corrupt checkpoint is GF_ERR_INPUT. */
+gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *job, void **owner);
+void gf_job_config_free(void *owner);
 /* The comparison table (stdout of `gradfeat train`). */
 void gf_job_print_table(const gf_job_result *res, FILE *out);
 

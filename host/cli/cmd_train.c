@@ -83,6 +83,12 @@ static int set_opt(const opt_def *d, const char *val, const char *origin) {
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
+static int bail(gf_ctx *ctx, void *cfg, int rc) {
+    gf_job_config_free(cfg);
+    gf_ctx_free(ctx);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv) {
     gf_job job;
     gf_job_defaults(&job);
@@ -150,24 +156,49 @@ int cmd_train(int argc, char **argv) {
         char origin[96];   /* names the variable: "environment GRADFEAT_EPOCHS: --epochs must be ..." */
         snprintf(origin, sizeof origin, "environment %s: --", env);
         if (v && *v && (rc = set_opt(&defs[i], v, origin))) return rc;
+        if (v && *v) given[i] = 1;
     }
-    if (!job.model_path) return cli_usage_error("train", "--model is required");
-    if (!job.data_path) return cli_usage_error("train", "--data is required");
-    if (!(job.methods = gf_job_parse_methods(method))) return cli_usage_error("train", "unknown --method '%s'", method);
-    if (!strcmp(optimizer, "sgd")) { job.sgd = 1; }
-    else if (strcmp(optimizer, "adam")) return cli_usage_error("train", "--optimizer must be adam or sgd");
+    /* --resume RUN_DIR alone: options not given come from the checkpoint (given
+     * ones must match it: gf_job_run checks and names a difference) */
+    gf_ctx *ctx = NULL;
+    void *saved_cfg = NULL;
+    if (resume_dir) {
+        if ((rc = cli_ctx_open(device, verbose, &ctx))) return rc;
+        gf_job saved = job;
+        gf_status st = gf_job_load_resume_config(ctx, resume_dir, &saved, &saved_cfg);
+        if (st != GF_OK) { rc = cli_fail(ctx, st); gf_ctx_free(ctx); return rc; }
+        static const char *from_ckpt[] = {"model", "data", "split", "val", "val-split", "limit", "val-limit", "top",
+                                          "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
+                                          "weight-decay", "clip-norm", "lr-halve-every", "seed"};
+        for (int i = 0; i < N; i++) {
+            if (given[i]) continue;
+            if (!strcmp(defs[i].name, "method")) { job.methods = saved.methods; method = NULL; continue; }
+            if (!strcmp(defs[i].name, "optimizer")) { job.sgd = saved.sgd; optimizer = NULL; continue; }
+            for (size_t k = 0; k < sizeof from_ckpt / sizeof *from_ckpt; k++) {
+                if (strcmp(defs[i].name, from_ckpt[k])) continue;
+                size_t off = (size_t)((char *)defs[i].target - (char *)&job);
+                size_t sz = defs[i].type == T_STR ? sizeof(const char *) : defs[i].type == T_U64 ? sizeof(uint64_t)
+                          : defs[i].type == T_FLOAT ? sizeof(float) : sizeof(int);
+                memcpy((char *)&job + off, (char *)&saved + off, sz);
+            }
+        }
+    }
+    if (!job.model_path) return bail(ctx, saved_cfg, cli_usage_error("train", "--model is required"));
+    if (!job.data_path) return bail(ctx, saved_cfg, cli_usage_error("train", "--data is required"));
+    if (method && !(job.methods = gf_job_parse_methods(method))) return bail(ctx, saved_cfg, cli_usage_error("train", "unknown --method '%s'", method));
+    if (optimizer && !strcmp(optimizer, "sgd")) { job.sgd = 1; }
+    else if (optimizer && strcmp(optimizer, "adam")) return bail(ctx, saved_cfg, cli_usage_error("train", "--optimizer must be adam or sgd"));
     if (no_cache) job.cache_dir = "";
     if (resume_dir) {
         if (job.run_dir && strcmp(job.run_dir, resume_dir))
-            return cli_usage_error("train", "--resume %s and --run-dir %s differ (the run continues in its own directory)",
-                                   resume_dir, job.run_dir);
+            return bail(ctx, saved_cfg, cli_usage_error("train", "--resume %s and --run-dir %s differ (the run continues in its own directory)",
+                                   resume_dir, job.run_dir));
         job.run_dir = resume_dir;
         job.resume = 1;
     }
-    if (job.batch < 1 || job.epochs < 1) return cli_usage_error("train", "--batch and --epochs must be at least 1");
+    if (job.batch < 1 || job.epochs < 1) return bail(ctx, saved_cfg, cli_usage_error("train", "--batch and --epochs must be at least 1"));
 
-    gf_ctx *ctx;
-    if ((rc = cli_ctx_open(device, verbose, &ctx))) return rc;
+    if (!ctx && (rc = cli_ctx_open(device, verbose, &ctx))) return rc;
     if (!job.quiet) {
         const gf_device_info *d = gf_ctx_device(ctx);
         fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
@@ -194,11 +225,9 @@ int cmd_train(int argc, char **argv) {
         else
             fprintf(stderr, "%s: interrupted (%s) %s; nothing to resume\n", cli_prog, sig == SIGTERM ? "SIGTERM" : "SIGINT",
                     job.run_dir ? "before training started" : "without --run-dir, so nothing was saved");
-        gf_ctx_free(ctx);
-        return 128 + sig;
+        return bail(ctx, saved_cfg, 128 + sig);
     }
     if (st == GF_OK) gf_job_print_table(&res, stdout);
     rc = st == GF_OK ? 0 : cli_fail(ctx, st);
-    gf_ctx_free(ctx);
-    return rc;
+    return bail(ctx, saved_cfg, rc);
 }
