@@ -5,6 +5,7 @@
 #   with `--resume RUN_DIR` alone), ends with the SAME BYTES as an
 #   uninterrupted run: saved models (head, ω̄, w2 per node), results.json
 #   numbers and metrics.jsonl (seconds aside);
+# - after SIGKILL the last periodic checkpoint resumes just as exactly;
 # - a corrupt or truncated checkpoint is rejected with exit 5 naming the file;
 #   resuming with other options is a usage error; a finished run has nothing
 #   to resume;
@@ -31,7 +32,7 @@ interrupt() {   # $1 signal, $2 regex on stderr, $3 stderr file, rest: gradfeat 
     "$G" "$@" > /dev/null 2> "$err" & local pid=$!
     for _ in $(seq 1 600); do grep -qsE "$re" "$err" && break; kill -0 $pid 2> /dev/null || break; sleep 0.05; done
     kill -"$sig" $pid 2> /dev/null
-    wait $pid
+    { wait $pid; } 2> /dev/null
 }
 
 # A: uninterrupted
@@ -64,6 +65,18 @@ a,b=(json.load(open(p))[\"methods\"] for p in sys.argv[1:])
 for r in (a,b):
   for v in r.values(): v.pop(\"seconds\")
 assert a==b,(a,b)" "$t/A/results.json" "$t/B/results.json"'
+
+# D: SIGKILL (no handler runs) during full: the last periodic checkpoint
+# (--checkpoint-every 3) is intact and resumes exactly; metrics.jsonl is cut
+# back to what that checkpoint had seen, so no epoch is logged twice
+interrupt KILL '\[full    \] epoch +2/' "$t/D1.err" train "${args[@]}" --run-dir "$t/D"; rc=$?
+check "SIGKILL -> 137 (rc $rc)" '[ $rc -eq 137 ]'
+check "a periodic checkpoint survived" '[ -s "$t/D/checkpoint.gfckpt" ]'
+"$G" train --resume "$t/D" --cache-dir "$t/cache" > "$t/D2.out" 2> "$t/D2.err"; rc=$?
+check "resume after SIGKILL exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/D2.err"
+check "resume after SIGKILL: full.safetensors bit-identical" 'cmp "$t/A/full.safetensors" "$t/D/full.safetensors"'
+check "resume after SIGKILL: metrics.jsonl without repeats" \
+  'diff <(sed "s/,\"seconds\":[^}]*//" "$t/A/metrics.jsonl") <(sed "s/,\"seconds\":[^}]*//" "$t/D/metrics.jsonl")'
 
 # corrupt / truncated checkpoints, wrong options, nothing to resume
 cp "$t/C/checkpoint.gfckpt" "$t/good.gfckpt"
