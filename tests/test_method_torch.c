@@ -2,6 +2,9 @@
  * independent PyTorch reference (tools/torch_linearized_reference.py: the
  * block rebuilt from the node list exported here, J(x)w2 by forward-mode AD,
  * float64, torch.optim.Adam):
+ *  - a synthetic block with every node kind and what the real blocks lack
+ *    (asymmetric pads, dilation, groups, leaky ReLU, ReLU6, avg pools with and
+ *    without counting the padding, flatten, linear, GAP) on random inputs;
  *  - the emotion net's default top block add_2 (separable convs, SAME pads,
  *    max pool with asymmetric padding, 1x1 stride-2 shortcut, add) on trunk
  *    outputs z0 of real Fashion-MNIST images;
@@ -214,6 +217,39 @@ static void fill_scaled(test_rng *r, float *dst, const float *like, size_t n, do
     for (size_t i = 0; i < n; i++) dst[i] = (float)(dst[i] * frac * (rms > 0 ? rms : 0.1));
 }
 
+/* Head: random ω̄ scaled so that the logits are O(1); the two start points. */
+static void init_head(problem *p, test_rng *rr) {
+    test_rng r = *rr;
+    size_t zs = (size_t)p->c_in * p->h_in * p->w_in;
+    p->omega = malloc((size_t)K * p->d * sizeof(float));
+    p->bias = malloc(K * sizeof(float));
+    test_fill(&r, p->omega, (size_t)K * p->d, -1, 1);
+    test_fill(&r, p->bias, K, -0.5, 0.5);
+    {   /* ω̄ scaled by 1 / (RMS of the block input · sqrt(d)): the features at θ̄ would need
+           the code under test, the input's scale is a fair stand-in */
+        double s = 0;
+        for (size_t i = 0; i < N * zs; i++) s += (double)p->x[i] * p->x[i];
+        double rms = sqrt(s / (N * zs));
+        for (size_t i = 0; i < (size_t)K * p->d; i++) p->omega[i] = (float)(p->omega[i] * 3.0 / (rms * sqrt(p->d) + 1e-6));
+    }
+    int cnt;
+    const gf_bnode *bn = gf_block_nodes(p->blk, &cnt);
+    for (int c = 0; c < CASES; c++) {
+        p->w1[c] = malloc((size_t)K * p->d * sizeof(float));
+        p->b1[c] = malloc(K * sizeof(float));
+        p->w2[c] = calloc(p->P, sizeof(float));
+        memcpy(p->w1[c], p->omega, (size_t)K * p->d * sizeof(float));
+        memcpy(p->b1[c], p->bias, K * sizeof(float));
+        if (c == 0) continue;   /* "init": the paper's start (w1 = ω̄, w2 = 0) */
+        for (size_t i = 0; i < (size_t)K * p->d; i++) p->w1[c][i] += (float)(p->omega[i] * test_uniform(&r, -0.5, 0.5));
+        for (int k = 0; k < K; k++) p->b1[c][k] += (float)test_uniform(&r, -0.3, 0.3);
+        for (int i = 0; i < cnt; i++) {   /* w2 ~ 5% of each θ̄ tensor's RMS; padding stays 0 */
+            if (bn[i].w_off >= 0) fill_scaled(&r, p->w2[c] + bn[i].w_off, p->theta + bn[i].w_off, bn[i].w_count, 0.05);
+            if (bn[i].b_off >= 0) fill_scaled(&r, p->w2[c] + bn[i].b_off, p->theta + bn[i].b_off, bn[i].b_count, 0.05);
+        }
+    }
+}
+
 /* Trunk of `m` up to block bi's cut on N Fashion-MNIST images, block nodes and
  * θ̄, a random head and the two start points. */
 static void setup(gf_ctx *ctx, problem *p, const char *model_path, const char *block_name, uint64_t seed) {
@@ -266,37 +302,58 @@ static void setup(gf_ctx *ctx, problem *p, const char *model_path, const char *b
     printf("%s: block %s (%d nodes, %zu floats in the parameter vector), input %s %dx%dx%d, d = %d\n", p->label,
            info.name, nn, p->P, info.input, p->c_in, p->h_in, p->w_in, p->d);
 
-    /* head: random ω̄ scaled so that the logits are O(1); start points */
     test_rng r;
     test_rng_seed(&r, seed);
-    p->omega = malloc((size_t)K * p->d * sizeof(float));
-    p->bias = malloc(K * sizeof(float));
-    test_fill(&r, p->omega, (size_t)K * p->d, -1, 1);
-    test_fill(&r, p->bias, K, -0.5, 0.5);
-    {   /* ω̄ scaled by 1 / RMS of the features' size: f from the block at θ̄ is not known here
-           without the code under test, so use the trunk output's RMS as the scale */
-        double s = 0;
-        for (size_t i = 0; i < N * zs; i++) s += (double)p->x[i] * p->x[i];
-        double rms = sqrt(s / (N * zs));
-        for (size_t i = 0; i < (size_t)K * p->d; i++) p->omega[i] = (float)(p->omega[i] * 3.0 / (rms * sqrt(p->d) + 1e-6));
-    }
+    init_head(p, &r);
+    gf_model_free(m);
+}
+
+/* Every node kind the python side rebuilds, with what the real blocks lack:
+ * asymmetric conv and pool padding, dilation, groups, leaky ReLU, ReLU6, avg
+ * pool with and without counting the padding, flatten, linear, GAP. */
+static void setup_synthetic(gf_ctx *ctx, problem *p) {
+    enum { C = 6, H = 9 };
+    gf_bnode nd[12];
+    memset(nd, 0, sizeof nd);
+    gf_conv_desc d;
+    int i = 0;
+    REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, C, H, H, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 1));   /* 9 -> 4, TF SAME */
+    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv_asym", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "leaky", .in = {0}, .act = {GF_ACT_LEAKY, 0.1f}}; i++;
+    REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, 8, 4, 4, 8, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 2));   /* dilated, grouped */
+    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv_dil_g2", .in = {1}, .conv = d, .has_bias = 0}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu6", .in = {2}, .act = {GF_ACT_RELU6, 0}}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_MAXPOOL, .name = "maxpool_asym", .in = {3}, .pool_k = {2, 2}, .pool_s = {1, 1},
+                       .pool_pad = {0, 1, 0, 1}}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_ADD, .name = "add", .in = {4, 1}}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_AVGPOOL, .name = "avg_nopad", .in = {5}, .pool_k = {3, 3}, .pool_s = {1, 1},
+                       .pool_pad = {1, 1, 1, 1}, .count_include_pad = 0}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_AVGPOOL, .name = "avg_pad", .in = {6}, .pool_k = {2, 2}, .pool_s = {2, 2},
+                       .pool_pad = {1, 0, 1, 0}, .count_include_pad = 1}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_FLATTEN, .name = "flatten", .in = {7}}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_LINEAR, .name = "fc", .in = {8}, .lin_out = 12, .has_bias = 1}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu", .in = {9}, .act = {GF_ACT_RELU, 0}}; i++;
+    nd[i] = (gf_bnode){.kind = GF_BN_GAP, .name = "gap", .in = {10}}; i++;
+    p->c_in = C; p->h_in = p->w_in = H;
+    REQUIRE_OK(ctx, gf_block_create(ctx, C, H, H, nd, i, N, &p->blk));
+    p->P = gf_block_param_count(p->blk);
+    p->d = gf_block_feature_dim(p->blk);
+    test_rng r;
+    test_rng_seed(&r, 23);
+    p->theta = calloc(p->P, sizeof(float));
     int cnt;
     const gf_bnode *bn = gf_block_nodes(p->blk, &cnt);
-    for (int c = 0; c < CASES; c++) {
-        p->w1[c] = malloc((size_t)K * p->d * sizeof(float));
-        p->b1[c] = malloc(K * sizeof(float));
-        p->w2[c] = calloc(p->P, sizeof(float));
-        memcpy(p->w1[c], p->omega, (size_t)K * p->d * sizeof(float));
-        memcpy(p->b1[c], p->bias, K * sizeof(float));
-        if (c == 0) continue;   /* "init": the paper's start (w1 = ω̄, w2 = 0) */
-        for (size_t i = 0; i < (size_t)K * p->d; i++) p->w1[c][i] += (float)(p->omega[i] * test_uniform(&r, -0.5, 0.5));
-        for (int k = 0; k < K; k++) p->b1[c][k] += (float)test_uniform(&r, -0.3, 0.3);
-        for (int i = 0; i < cnt; i++) {   /* w2 ~ 5% of each θ̄ tensor's RMS; padding stays 0 */
-            if (bn[i].w_off >= 0) fill_scaled(&r, p->w2[c] + bn[i].w_off, p->theta + bn[i].w_off, bn[i].w_count, 0.05);
-            if (bn[i].b_off >= 0) fill_scaled(&r, p->w2[c] + bn[i].b_off, p->theta + bn[i].b_off, bn[i].b_count, 0.05);
-        }
+    for (int k = 0; k < cnt; k++) {   /* large enough that some ReLU6 inputs pass 6 */
+        if (bn[k].w_off >= 0) test_fill(&r, p->theta + bn[k].w_off, bn[k].w_count, -1.5, 1.5);
+        if (bn[k].b_off >= 0) test_fill(&r, p->theta + bn[k].b_off, bn[k].b_count, -0.5, 0.5);
     }
-    gf_model_free(m);
+    size_t xs = (size_t)N * C * H * H;
+    p->x = malloc(xs * sizeof(float));
+    test_fill(&r, p->x, xs, -1, 1);
+    for (int k = 0; k < N; k++) p->labels[k] = (k * 3) % K;
+    printf("%s: block of %d nodes (%zu floats in the parameter vector), input %dx%dx%d, d = %d\n", p->label, cnt, p->P,
+           C, H, H, p->d);
+    init_head(p, &r);
 }
 
 static void run_reference(problem *p, const gf_optim *o) {
@@ -409,6 +466,15 @@ int main(void) {
     if (!mkdtemp(root)) { perror("mkdtemp"); return 1; }
     char cmd[1200];
     gf_optim o = gf_optim_paper_defaults();
+
+    problem syn = {.label = "synthetic"};
+    snprintf(syn.dir, sizeof syn.dir, "%s/synthetic", root);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", syn.dir);
+    if (system(cmd) != 0) { fprintf(stderr, "FATAL: %s\n", cmd); return 1; }
+    setup_synthetic(ctx, &syn);
+    run_reference(&syn, &o);
+    compare(ctx, &syn, &o);
+    cleanup(&syn);
 
     /* the emotion net (sha256-pinned, cached by fetch.sh) */
     problem emo = {.label = "emotion"};
