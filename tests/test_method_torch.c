@@ -458,12 +458,21 @@ static void cleanup(problem *p) {
     for (int c = 0; c < CASES; c++) { free(p->w1[c]); free(p->b1[c]); free(p->w2[c]); }
 }
 
+/* The temp folder goes on every exit, FATAL ones included (GF_TEST_KEEP keeps it). */
+static char root[] = "/tmp/gf_method_torch_XXXXXX";
+static void remove_root(void) {
+    char cmd[128];
+    if (getenv("GF_TEST_KEEP")) { printf("kept %s (GF_TEST_KEEP)\n", root); return; }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", root);
+}
+
 int main(void) {
     gf_ctx *ctx = test_ctx();
     const char *src = getenv("GF_SRC");
     if (!src) src = ".";
-    char root[] = "/tmp/gf_method_torch_XXXXXX";
     if (!mkdtemp(root)) { perror("mkdtemp"); return 1; }
+    atexit(remove_root);
     char cmd[1200];
     gf_optim o = gf_optim_paper_defaults();
 
@@ -503,11 +512,6 @@ int main(void) {
     compare(ctx, &rn, &o);
     cleanup(&rn);
 
-    if (getenv("GF_TEST_KEEP")) printf("kept %s (GF_TEST_KEEP)\n", root);
-    else {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", root);
-    }
     gf_ctx_free(ctx);
     return test_finish("test_method_torch");
 }
