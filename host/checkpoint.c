@@ -140,7 +140,9 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
         static const char *keys[12] = {"K", "d", "n_train", "n_val", "block_count", "methods", "active", "method",
                                        "epoch", "b0", "steps", "step"};
         int ok = cJSON_IsObject(layout) && cJSON_IsArray(done) && cJSON_GetArraySize(done) == 4;
-        for (int i = 0; i < 12 && ok; i++) ok = get_int(o, keys[i], &v[i]) && v[i] >= 0 && v[i] < 1e15;
+        /* int fields must fit an int (block_count and step are size_t/long): the casts below are UB otherwise */
+        for (int i = 0; i < 12 && ok; i++)
+            ok = get_int(o, keys[i], &v[i]) && v[i] >= 0 && v[i] < (i == 4 || i == 11 ? 1e15 : 2147483647.0);
         if (ok) {
             c->K = (int)v[0]; c->d = (int)v[1]; c->n_train = (int)v[2]; c->n_val = (int)v[3];
             c->block_count = (size_t)v[4]; c->methods = (unsigned)v[5]; c->active = (int)v[6]; c->method = (int)v[7];
@@ -166,7 +168,9 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
         if (ok && c->active) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(layout, "state");
             ok = cJSON_IsArray(e) && cJSON_GetArraySize(e) == 3;
-            if (ok) c->state_count = (size_t)cJSON_GetArrayItem(e, 1)->valuedouble;
+            double sc = ok ? cJSON_GetArrayItem(e, 1)->valuedouble : 0;
+            ok = ok && sc >= 0 && sc < 1e15;   /* (size_t) of a negative or huge double is UB */
+            if (ok) c->state_count = (size_t)sc;
             ok = ok && take(layout, "state", data, dl, c->state_count, sizeof(float), (void **)&c->state, NULL);
         }
         if (!ok) st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: header fields or arrays missing or out of range", path);
