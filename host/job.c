@@ -338,6 +338,8 @@ static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash
     cJSON_AddNumberToObject(o, "weight_decay", job->weight_decay);
     cJSON_AddNumberToObject(o, "clip_norm", job->clip_norm);
     cJSON_AddNumberToObject(o, "lr_halve_every", job->lr_halve_every);
+    cJSON_AddNumberToObject(o, "ntk", job->ntk);
+    cJSON_AddNumberToObject(o, "eval_every", job->eval_every);
     snprintf(hex, sizeof hex, "%llu", (unsigned long long)job->seed);
     cJSON_AddStringToObject(o, "seed", hex);
     return o;
@@ -409,6 +411,9 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     job->lr = (float)N_("lr"); job->momentum = (float)N_("momentum"); job->beta1 = (float)N_("beta1");
     job->beta2 = (float)N_("beta2"); job->weight_decay = (float)N_("weight_decay"); job->clip_norm = (float)N_("clip_norm");
     job->lr_halve_every = (int)N_("lr_halve_every");
+    const cJSON *jn = cJSON_GetObjectItemCaseSensitive(c, "ntk"), *je = cJSON_GetObjectItemCaseSensitive(c, "eval_every");
+    job->ntk = cJSON_IsNumber(jn) ? (int)jn->valuedouble : 0;
+    job->eval_every = cJSON_IsNumber(je) ? (int)je->valuedouble : 0;
 #undef S_
 #undef N_
 #undef OPT_
@@ -427,6 +432,7 @@ static gf_status save_model(void *user, gf_method m, const gf_method_result *r, 
     cJSON_AddStringToObject(o, "method", gf_method_name(m));
     cJSON_AddStringToObject(o, "top", ec->top);
     cJSON_AddStringToObject(o, "loss", ec->loss);
+    cJSON_AddBoolToObject(o, "ntk", ec->job->ntk && (m == GF_METHOD_GRADIENT || m == GF_METHOD_FULL));
     cJSON *cl = cJSON_AddArrayToObject(o, "classes");
     for (int k = 0; k < gf_dataset_num_classes(ec->ds); k++) {
         const char *n = gf_dataset_class_name(ec->ds, k);
@@ -536,6 +542,12 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         if (ds != GF_OK) st = gf_fail(ctx, ds, "%s", err);
     }
     int K = st == GF_OK ? gf_dataset_num_classes(dtr) : 0, multi = st == GF_OK && gf_dataset_is_multi_label(dtr);
+    for (int k = 0; st == GF_OK && dva && k < K && k < gf_dataset_num_classes(dva); k++) {
+        const char *a = gf_dataset_class_name(dtr, k), *b = gf_dataset_class_name(dva, k);
+        if (a && b && strcmp(a, b))
+            st = gf_fail(ctx, GF_ERR_INPUT, "class %d is '%s' in the training data but '%s' in the evaluation data %s: "
+                         "both must have the same classes (every class present in each split)", k, a, b, job->val_path);
+    }
     if (st == GF_OK && dva && gf_dataset_num_classes(dva) != K)
         st = gf_fail(ctx, GF_ERR_INPUT, "training data has %d classes but evaluation data %s has %d", K, job->val_path,
                      gf_dataset_num_classes(dva));
@@ -574,6 +586,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.lr_halve_every = job->lr_halve_every; o.max_device_mem = job->max_device_mem;
     o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
+    o.ntk = job->ntk; o.eval_every = job->eval_every;
     o.on_epoch = on_epoch; o.user = &ec;
     o.on_method = save_model;
     o.checkpoint_path = job->run_dir ? ck_path : NULL;
@@ -760,6 +773,7 @@ gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapt
     if (st == GF_OK)
         st = gf_lin_create(ctx, a->blk, a->method, a->K, a->multi ? GF_LOSS_SIGMOID_BCE : GF_LOSS_SOFTMAX, a->theta,
                            omega, b1, &a->lin);
+    if (st == GF_OK && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "ntk"))) st = gf_lin_set_ntk(ctx, a->lin, 1);
     if (st == GF_OK) st = gf_lin_write_params(ctx, a->lin, a->method != GF_METHOD_LINEAR ? vec : NULL, w1, b1);
     if (st == GF_OK) st = gf_buf_create(ctx, (size_t)a->max_batch * a->S * sizeof(float), "block input", &a->x);
     if (fp) fclose(fp);

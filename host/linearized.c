@@ -20,6 +20,7 @@ struct gf_lin {
     gf_params gblock, mblock, vblock;
     cl_mem head, ghead, mhead, vhead; /* [w1 (K*d) | pad | b1 (K)] */
     cl_mem w1, b1, gw1, gb1;        /* sub-buffers of head / ghead */
+    cl_mem mb1, vb1;                /* b1's slices of the optimiser state (gradient trains b1 only) */
     size_t head_count, b1_off;
     cl_mem omega_bar;               /* frozen copy of the probe's weights */
     cl_mem f, tf, logits, glogits, gfeat, stats, sqnorm;
@@ -66,7 +67,10 @@ gf_status gf_lin_create(gf_ctx *ctx, gf_block *block, gf_method method, int K, g
     m->block = block; m->method = method; m->loss = loss; m->K = K;
     m->d = gf_block_feature_dim(block);
     m->max_batch = gf_block_max_batch(block);
-    size_t align = 64;
+    /* b1 is a sub-buffer of the head: its offset must meet the device's base-address alignment */
+    cl_uint align_bits = 4096;
+    clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
+    size_t align = align_bits / 8 / sizeof(float) > 64 ? align_bits / 8 / sizeof(float) : 64;
     m->b1_off = ((size_t)K * m->d + align - 1) / align * align;
     m->head_count = m->b1_off + (size_t)K;
     size_t pb = gf_block_param_count(block), nb = (size_t)m->max_batch;
@@ -94,6 +98,8 @@ gf_status gf_lin_create(gf_ctx *ctx, gf_block *block, gf_method method, int K, g
     if (st == GF_OK) st = sub(ctx, m->head, m->b1_off, (size_t)K, &m->b1);
     if (st == GF_OK) st = sub(ctx, m->ghead, 0, (size_t)K * m->d, &m->gw1);
     if (st == GF_OK) st = sub(ctx, m->ghead, m->b1_off, (size_t)K, &m->gb1);
+    if (st == GF_OK) st = sub(ctx, m->mhead, m->b1_off, (size_t)K, &m->mb1);
+    if (st == GF_OK) st = sub(ctx, m->vhead, m->b1_off, (size_t)K, &m->vb1);
     if (st == GF_OK) st = gf_buf_create_from(ctx, (size_t)K * m->d * sizeof(float), omega, "omega_bar (frozen probe)",
                                              &m->omega_bar);
     struct { cl_mem *b; size_t n; const char *what; } bufs[] = {
@@ -113,7 +119,7 @@ void gf_lin_free(gf_lin *m) {
     if (!m) return;
     gf_params *ps[] = {&m->theta_bar, &m->theta, &m->w2, &m->gblock, &m->mblock, &m->vblock, &m->w2_eff};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) gf_params_free(ps[i]);
-    cl_mem *ms[] = {&m->w1, &m->b1, &m->gw1, &m->gb1, &m->head, &m->ghead, &m->mhead, &m->vhead, &m->omega_bar,
+    cl_mem *ms[] = {&m->w1, &m->b1, &m->gw1, &m->gb1, &m->mb1, &m->vb1, &m->head, &m->ghead, &m->mhead, &m->vhead, &m->omega_bar,
                     &m->f, &m->tf, &m->logits, &m->glogits, &m->gfeat, &m->stats, &m->sqnorm, &m->w1_eff};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) gf_buf_release(ms[i]);
     free(m);
@@ -220,13 +226,20 @@ gf_status gf_lin_train_step(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labe
     cl_mem ref = m->method == GF_METHOD_FINETUNE ? m->theta_bar.all : NULL;
     if (o->adam) {
         gf_adam_opts a = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
-        GF_TRY(gf_adam_step(ctx, &a, m->step, m->head_count, m->head, m->ghead, m->mhead, m->vhead, NULL, cp));
+        /* `gradient` has no w1 term: only b1 of the head is trained (weight decay would move the unused w1) */
+        if (m->method == GF_METHOD_GRADIENT)
+            GF_TRY(gf_adam_step(ctx, &a, m->step, (size_t)m->K, m->b1, m->gb1, m->mb1, m->vb1, NULL, cp));
+        else
+            GF_TRY(gf_adam_step(ctx, &a, m->step, m->head_count, m->head, m->ghead, m->mhead, m->vhead, NULL, cp));
         if (trains_block(m))
             GF_TRY(gf_adam_step(ctx, &a, m->step, blk->count, blk->all, m->gblock.all, m->mblock.all, m->vblock.all,
                                 ref, cp));
     } else {
         gf_sgd_opts s = {o->lr, o->momentum, o->weight_decay};
-        GF_TRY(gf_sgd_step(ctx, &s, m->head_count, m->head, m->ghead, m->mhead, NULL, cp));
+        if (m->method == GF_METHOD_GRADIENT)
+            GF_TRY(gf_sgd_step(ctx, &s, (size_t)m->K, m->b1, m->gb1, m->mb1, NULL, cp));
+        else
+            GF_TRY(gf_sgd_step(ctx, &s, m->head_count, m->head, m->ghead, m->mhead, NULL, cp));
         if (trains_block(m))
             GF_TRY(gf_sgd_step(ctx, &s, blk->count, blk->all, m->gblock.all, m->mblock.all, ref, cp));
     }

@@ -290,7 +290,8 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         r->train_loss = train_loss;
         r->train_metric = s->multi_label ? NAN : correct / s->n;
         r->val_loss = r->val_metric = NAN;
-        if (va) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric);
+        int eval_now = o->eval_every <= 1 || (ep + 1) % o->eval_every == 0 || ep + 1 == epochs;
+        if (va && eval_now) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric);
         if (st == GF_OK && o->on_epoch)
             o->on_epoch(o->user, method, ep + 1, epochs, r->train_loss, r->train_metric, r->val_loss, r->val_metric,
                         gf_now() - te);
@@ -432,6 +433,7 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
         st = gf_lin_create(ctx, blk, (gf_method)mth, K, loss, theta_bar, res->m[GF_METHOD_LINEAR].w1,
                            res->m[GF_METHOD_LINEAR].b1, &m);
         if (st != GF_OK) break;
+        if (o->ntk && (st = gf_lin_set_ntk(ctx, m, 1)) != GF_OK) { gf_lin_free(m); break; }
         st = fit(&R, m, (gf_method)mth, &tr, val ? &va : NULL, o->epochs, &res->m[mth]);
         if (st == GF_OK && !res->stopped) st = keep_params(ctx, m, blk, K, d, (gf_method)mth, &res->m[mth]);
         gf_lin_free(m);

@@ -23,6 +23,8 @@ typedef struct gf_train_options {
     uint64_t seed;
     uint64_t max_device_mem;    /* bytes the cache may take on the device; 0 = planner decides */
     int probe_epochs;           /* 0 = epochs */
+    int eval_every;             /* evaluate every N epochs (and after the last); 0 or 1 = every epoch */
+    int ntk;                    /* NTK parametrisation for gradient/full (linearized.h) */
     int verbose;
     /* progress: called after each epoch of each method (may be NULL) */
     void (*on_epoch)(void *user, gf_method m, int epoch, int epochs, double train_loss, double train_metric,

@@ -35,6 +35,8 @@ typedef struct gf_job {
     int epochs, probe_epochs, batch;         /* probe_epochs 0 = 10 x epochs (the probe is cheap) */
     int sgd;                                 /* 1: SGD + momentum (official configs); 0: Adam (paper §4) */
     float lr, momentum, weight_decay, clip_norm, beta1, beta2;
+    int ntk;                                 /* NTK parametrisation of gradient/full (official code's option) */
+    int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
     int lr_halve_every;                      /* epochs; 0 = never */
     uint64_t seed;
     uint64_t max_device_mem;                 /* bytes for the activation cache on the device; 0 = half the device */

@@ -14,7 +14,7 @@ EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 
 args=(--model "$EMO" --data "$FM" --split train --limit 192 --val "$FM" --val-split test --val-limit 128
-      --epochs 2 --batch 32 --lr 0.005 --cache-dir "$t/cache")
+      --epochs 2 --probe-epochs 2 --batch 32 --lr 0.005 --cache-dir "$t/cache")
 "$G" train "${args[@]}" --run-dir "$t/run1" > "$t/out1.txt" 2> "$t/err1.txt"; rc=$?
 cat "$t/out1.txt"
 check "train exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/err1.txt"
@@ -52,6 +52,27 @@ check "missing --model -> exit 2" '[ $rc -eq 2 ]'
 GRADFEAT_EPOCHS=x "$G" train --model "$EMO" --data "$FM" > /dev/null 2> "$t/e.txt"; rc=$?
 check "env twin is parsed (bad GRADFEAT_EPOCHS -> exit 2)" '[ $rc -eq 2 ] && grep -q epochs "$t/e.txt"'
 "$G" train --help | grep -q -- "--max-device-mem"; check "help lists options" '[ $? -eq 0 ]'
+
+# NTK + evaluation every 2 epochs: runs, val measured only at epochs 2 and 3, saved model records ntk
+"$G" train --model "$EMO" --data "$FM" --split train --limit 64 --val "$FM" --val-split test --val-limit 64 \
+  --method full --epochs 3 --probe-epochs 1 --eval-every 2 --ntk --batch 32 --cache-dir "$t/cache" --run-dir "$t/run3" \
+  > "$t/out3.txt" 2> "$t/err3.txt"; rc=$?
+check "--ntk --eval-every run exits 0 (rc $rc)" '[ $rc -eq 0 ]'
+check "eval only at epochs 2 and 3" '[ "$(grep "\"full\"" "$t/run3/metrics.jsonl" | grep -c "\"val_metric\":-1")" -eq 1 ]'
+check "saved full model records ntk" '/usr/bin/python3 -c "
+import json,struct,sys; f=open(sys.argv[1],\"rb\"); n=struct.unpack(\"<Q\",f.read(8))[0]
+m=json.loads(json.loads(f.read(n))[\"__metadata__\"][\"gradfeat.adapted\"]); assert m[\"ntk\"] is True" "$t/run3/full.safetensors"'
+
+# train and evaluation folders with different class names are refused (exit 5), not silently mismatched
+for split in train test; do
+  for c in a b $([ $split = train ] && echo c || echo d); do
+    mkdir -p "$t/cls/$split/$c"
+    for i in 1 2; do { printf 'P5\n8 8\n255\n'; head -c 64 /dev/urandom; } > "$t/cls/$split/$c/$i.pgm"; done
+  done
+done
+"$G" train --model "$EMO" --data "$t/cls" --split train --val "$t/cls" --val-split test --epochs 1 --no-cache \
+  > /dev/null 2> "$t/e.txt"; rc=$?
+check "class names differ between splits -> exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "same classes" "$t/e.txt"'
 
 echo "$((checks-fails)) passed, $fails failed"
 [ $fails -eq 0 ] && [ $checks -gt 0 ]

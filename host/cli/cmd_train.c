@@ -115,6 +115,8 @@ int cmd_train(int argc, char **argv) {
         {"beta2", T_FLOAT, &job.beta2, "X", "Adam beta2 (default 0.999)"},
         {"weight-decay", T_FLOAT, &job.weight_decay, "X", "L2 weight decay; pulls w2 toward 0 = theta2 toward theta_bar (default 1e-6)"},
         {"clip-norm", T_FLOAT, &job.clip_norm, "X", "clip the global gradient norm (default 0 = off)"},
+        {"ntk", T_FLAG, &job.ntk, NULL, "NTK parametrisation of gradient/full: tangent weights x sqrt(1/C_out), biases x sqrt(0.1), head x sqrt(1/K)"},
+        {"eval-every", T_INT, &job.eval_every, "N", "evaluate every N epochs and after the last (default 1)"},
         {"lr-halve-every", T_INT, &job.lr_halve_every, "N", "halve the learning rate every N epochs (default 20; 0 = never)"},
         {"seed", T_U64, &job.seed, "N", "seed of the subset, shuffling and initialisation (default 1)"},
         {"max-device-mem", T_SIZE, &job.max_device_mem, "SIZE", "device memory the activation cache may use, e.g. 4G"},
@@ -169,7 +171,7 @@ int cmd_train(int argc, char **argv) {
         if (st != GF_OK) { rc = cli_fail(ctx, st); gf_ctx_free(ctx); return rc; }
         static const char *from_ckpt[] = {"model", "data", "split", "val", "val-split", "limit", "val-limit", "top",
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
-                                          "weight-decay", "clip-norm", "lr-halve-every", "seed"};
+                                            "weight-decay", "clip-norm", "lr-halve-every", "seed", "ntk", "eval-every"};
         for (int i = 0; i < N; i++) {
             if (given[i]) continue;
             if (!strcmp(defs[i].name, "method")) { job.methods = saved.methods; method = NULL; continue; }
