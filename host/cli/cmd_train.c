@@ -89,12 +89,48 @@ static int bail(gf_ctx *ctx, void *cfg, int rc) {
     return rc;
 }
 
+/* --config FILE: each key is a long option of train; flags given on the command line win. */
+typedef struct { const opt_def *defs; int n; const int *given; int *from_config; char **owned; } config_ctx;
+
+static int config_set(void *user, const char *key, const char *value) {
+    config_ctx *cc = user;
+    for (int i = 0; i < cc->n; i++) {
+        if (strcmp(cc->defs[i].name, key) || !strcmp(key, "config")) continue;
+        if (cc->given[i]) return 0;                              /* the flag overrides the file */
+        if (cc->defs[i].type == T_FLAG) {                        /* "quiet", "quiet yes", "quiet 0" */
+            int on = !*value || !strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on");
+            int off = !strcmp(value, "0") || !strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "off");
+            if (!on && !off) return cli_usage_error("train", "config file: %s takes yes/no, got '%s'", key, value);
+            *(int *)cc->defs[i].target = on;
+        } else {
+            char *copy = strdup(value);                          /* value lives only during the call */
+            if (!copy) return GF_ERR_MEMORY;
+            free(cc->owned[i]);
+            cc->owned[i] = copy;
+            int rc = set_opt(&cc->defs[i], copy, "config file: ");
+            if (rc) return rc;
+        }
+        cc->from_config[i] = 1;
+        return 0;
+    }
+    return -1;
+}
+
+static int train_main(int argc, char **argv, char **owned);
+
 int cmd_train(int argc, char **argv) {
+    char *owned[64] = {0};                                       /* config-file strings the job points into */
+    int rc = train_main(argc, argv, owned);
+    for (int i = 0; i < 64; i++) free(owned[i]);
+    return rc;
+}
+
+static int train_main(int argc, char **argv, char **owned) {
     gf_job job;
     gf_job_defaults(&job);
     const char *device = NULL, *method = "all", *optimizer = "adam";
     int verbose = 0, no_cache = 0;
-    const char *resume_dir = NULL;
+    const char *resume_dir = NULL, *config_path = NULL;
     const opt_def defs[] = {
         {"model", T_STR, &job.model_path, "FILE", "model file (.safetensors; see tools/convert_*.py)"},
         {"data", T_STR, &job.data_path, "PATH", "training data"},
@@ -129,8 +165,10 @@ int cmd_train(int argc, char **argv) {
         {"quiet", T_FLAG, &job.quiet, NULL, "no progress on stderr"},
         {"device", T_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name"},
         {"verbose", T_FLAG, &verbose, NULL, "more messages"},
+        {"config", T_STR, &config_path, "FILE", "options from FILE: 'key value' lines, # comments (flags > FILE > GRADFEAT_* > defaults)"},
     };
     enum { N = sizeof defs / sizeof defs[0] };
+    _Static_assert(N <= 64, "owned[] in cmd_train holds one string per option");
     struct option lopts[N + 2];
     int given[N] = {0};
     for (int i = 0; i < N; i++) lopts[i] = (struct option){defs[i].name, defs[i].type == T_FLAG ? no_argument : required_argument, 0, 1000 + i};
@@ -145,6 +183,17 @@ int cmd_train(int argc, char **argv) {
         given[c - 1000] = 1;
     }
     if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (!config_path) config_path = cli_env_or(NULL, "GRADFEAT_CONFIG");
+    if (config_path) {
+        int from_config[N] = {0};
+        config_ctx cc = {defs, N, given, from_config, owned};
+        char err[1200];
+        if ((rc = cli_config_load(config_path, config_set, &cc, err, sizeof err))) {
+            fprintf(stderr, "%s train: %s\n", cli_prog, err);
+            return rc;
+        }
+        for (int i = 0; i < N; i++) given[i] |= from_config[i];    /* GRADFEAT_* only fills the rest */
+    }
     /* environment twins: GRADFEAT_<NAME> for every option not given */
     for (int i = 0; i < N; i++) {
         if (given[i] || !strcmp(defs[i].name, "device")) continue;   /* GRADFEAT_DEVICE is read by the context */
