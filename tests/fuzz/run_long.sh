@@ -18,7 +18,7 @@ for name in "${names[@]}"; do
   mkdir -p "$OUT/work/$name"
   log="$OUT/long-$name.log"
   start=$(date +%s)
-  nice -n 10 "$OUT/fuzz_$name" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  nice -n 10 "$OUT/fuzz_$name" -max_total_time="$SECS" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$OUT/crash-$name-" "$OUT/work/$name" "$SRC/tests/fuzz/corpus/$name" >"$log" 2>&1 || rc=1
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9a-zA-Z]+')
