@@ -12,6 +12,7 @@
 #include "gradfeat_train.h"
 #include "model.h"
 #include "train.h"
+#include "report.h"
 
 static const char *METHOD_NAMES[4] = {"linear", "gradient", "full", "finetune"};
 const char *gf_job_method_name(int i) { return i >= 0 && i < 4 ? METHOD_NAMES[i] : "?"; }
@@ -230,6 +231,7 @@ typedef struct {
     gf_block *blk;
     const char *top, *loss;
     gf_dataset *ds;
+    const gf_cached_set *val;   /* for the confusion matrix / per-class AP of the final evaluation */
 } epoch_ctx;
 
 static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, double tm, double vl, double vm, double secs) {
@@ -423,10 +425,34 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
 
 void gf_job_config_free(void *owner) { cJSON_Delete(owner); }
 
+/* RUN_DIR/confusion_<method>.json (single-label) or ap_<method>.json (multi-label)
+ * from the final evaluation's logits, for `gradfeat report`. */
+static gf_status write_eval_detail(epoch_ctx *ec, gf_method m, const gf_method_result *r) {
+    const gf_cached_set *v = ec->val;
+    if (!v || !r->val_scores) return GF_OK;
+    char err[512];
+    gf_status st;
+    if (v->multi_label) {
+        double *ap = malloc((size_t)v->classes * sizeof(double));
+        if (!ap) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");
+        gf_mean_ap(r->val_scores, v->targets, v->n, v->classes, ap);
+        st = gf_report_write_ap(ec->job->run_dir, gf_method_name(m), "val", ap, v->classes, err, sizeof err);
+        free(ap);
+    } else {
+        uint64_t *counts = calloc((size_t)v->classes * v->classes, sizeof(uint64_t));
+        if (!counts) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");
+        gf_confusion_matrix(r->val_scores, v->labels, v->n, v->classes, counts);
+        st = gf_report_write_confusion(ec->job->run_dir, gf_method_name(m), "val", counts, v->classes, err, sizeof err);
+        free(counts);
+    }
+    return st == GF_OK ? GF_OK : gf_fail(ec->ctx, st, "%s", err);
+}
+
 static gf_status save_model(void *user, gf_method m, const gf_method_result *r, const gf_method_result *probe) {
     epoch_ctx *ec = user;
     const gf_job *job = ec->job;
     if (!job->run_dir || !(job->methods & (1u << m))) return GF_OK;
+    GF_TRY(write_eval_detail(ec, m, r));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "format_version", "1");
     cJSON_AddStringToObject(o, "method", gf_method_name(m));
@@ -579,7 +605,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         if (st == GF_OK && !(log = fopen(path, have_ck ? "a" : "w")))
             st = gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", path, strerror(errno));
     }
-    epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr};
+    epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr,
+                    dva ? &sva : NULL};
     gf_train_options o;
     gf_train_options_default(&o);
     o.epochs = job->epochs; o.probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs; o.batch = job->batch; o.seed = job->seed;

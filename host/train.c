@@ -16,7 +16,7 @@ void gf_train_options_default(gf_train_options *o) {
 }
 
 void gf_train_result_free(gf_train_result *r) {
-    for (int i = 0; i < 4; i++) { free(r->m[i].block_params); free(r->m[i].w1); free(r->m[i].b1); }
+    for (int i = 0; i < 4; i++) { free(r->m[i].block_params); free(r->m[i].w1); free(r->m[i].b1); free(r->m[i].val_scores); }
     memset(r, 0, sizeof *r);
 }
 
@@ -138,11 +138,13 @@ static void shuffle(int *p, int n, uint64_t seed) {
 
 /* Evaluate on a whole set: mean loss and accuracy / mAP. Reads back one
  * loss/count pair per batch (and the logits for mAP). */
-static gf_status evaluate(gf_ctx *ctx, gf_lin *m, cache *c, int batch, double *loss, double *metric) {
+static gf_status evaluate(gf_ctx *ctx, gf_lin *m, cache *c, int batch, double *loss, double *metric, float **scores_out) {
     const gf_cached_set *s = c->set;
     int *idx = malloc((size_t)batch * sizeof(int));
-    float *scores = s->multi_label ? malloc((size_t)s->n * s->classes * sizeof(float)) : NULL;
-    if (!idx || (s->multi_label && !scores)) { free(idx); free(scores); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
+    /* logits are read back when needed: mAP, or the caller's confusion matrix / per-class AP */
+    int keep = s->multi_label || scores_out;
+    float *scores = keep ? malloc((size_t)s->n * s->classes * sizeof(float)) : NULL;
+    if (!idx || (keep && !scores)) { free(idx); free(scores); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
     gf_status st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
     double loss_sum = 0, correct = 0;
     for (int b0 = 0; b0 < s->n && st == GF_OK; b0 += batch) {
@@ -154,14 +156,15 @@ static gf_status evaluate(gf_ctx *ctx, gf_lin *m, cache *c, int batch, double *l
         if (st == GF_OK) st = gf_lin_take_stats(ctx, m, &l, &cor, NULL);
         loss_sum += l * nb;
         correct += cor;
-        if (st == GF_OK && s->multi_label)
+        if (st == GF_OK && keep)
             st = gf_buf_read(ctx, gf_lin_logits_buffer(m), 0, (size_t)nb * s->classes * sizeof(float),
                              scores + (size_t)b0 * s->classes);
     }
     *loss = loss_sum / s->n;
     *metric = s->multi_label ? gf_mean_ap(scores, s->targets, s->n, s->classes, NULL) : correct / s->n;
     free(idx);
-    free(scores);
+    if (scores_out && st == GF_OK) { free(*scores_out); *scores_out = scores; }
+    else free(scores);
     return st;
 }
 
@@ -169,7 +172,7 @@ gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, in
     uint64_t budget = ctx->info.global_mem / 4;
     cache c;
     GF_TRY(cache_open(ctx, set, batch, &budget, &c));
-    gf_status st = evaluate(ctx, m, &c, batch, loss, metric);
+    gf_status st = evaluate(ctx, m, &c, batch, loss, metric, NULL);
     cache_close(&c);
     return st;
 }
@@ -291,7 +294,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         r->train_metric = s->multi_label ? NAN : correct / s->n;
         r->val_loss = r->val_metric = NAN;
         int eval_now = o->eval_every <= 1 || (ep + 1) % o->eval_every == 0 || ep + 1 == epochs;
-        if (va && eval_now) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric);
+        if (va && eval_now) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric, &r->val_scores);
         if (st == GF_OK && o->on_epoch)
             o->on_epoch(o->user, method, ep + 1, epochs, r->train_loss, r->train_metric, r->val_loss, r->val_metric,
                         gf_now() - te);

@@ -52,6 +52,7 @@ typedef struct gf_method_result {
     double train_loss, train_metric, val_loss, val_metric, seconds;   /* metric: accuracy or mAP */
     float *block_params;        /* w2 (gradient/full) or θ (finetune), gf_block_param_count floats */
     float *w1, *b1;             /* head [K, d], [K] */
+    float *val_scores;          /* logits of the last evaluation [n_val, K], or NULL */
 } gf_method_result;
 
 typedef struct gf_train_result {

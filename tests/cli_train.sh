@@ -30,6 +30,14 @@ import json,sys; r=json.load(open(sys.argv[1])); m=r[\"methods\"]
 assert set(m)=={\"linear\",\"gradient\",\"full\",\"finetune\"}, m
 assert all(0<=v[\"val_metric\"]<=1 for v in m.values())
 assert r[\"n_train\"]==192 and r[\"n_val\"]==128" "$t/run1/results.json"'
+# the final evaluation's confusion matrices: sum = evaluation samples, diagonal share = the reported accuracy
+check "confusion matrices agree with results.json" '/usr/bin/python3 -c "
+import json,sys; d=sys.argv[1]; r=json.load(open(d+\"/results.json\"))
+for m,v in r[\"methods\"].items():
+    c=json.load(open(d+\"/confusion_\"+m+\".json\"))[\"counts\"]
+    n=sum(map(sum,c)); tr=sum(c[i][i] for i in range(len(c)))
+    assert len(c)==10 and n==128, (m,n)
+    assert abs(tr/n-v[\"val_metric\"])<1e-9, (m,tr/n,v[\"val_metric\"])" "$t/run1"'
 # the probe learned something on 10 classes (chance is 10 %)
 check "probe beats chance" '/usr/bin/python3 -c "
 import json,sys; r=json.load(open(sys.argv[1])); assert r[\"methods\"][\"linear\"][\"val_metric\"]>0.2" "$t/run1/results.json"'
