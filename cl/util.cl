@@ -1,9 +1,10 @@
 /* Elementwise helpers shared by every op family: residual add, scaling, fill. */
 
-/* y = a*x + b*y   (residual add: a = b = 1; tangent adds are the same op) */
+/* y = a*x + b*y   (residual add: a = b = 1; tangent adds are the same op).
+ * With b == 0, y is not read (as in BLAS), so it may hold garbage (NaN). */
 __kernel void gf_axpby(const int n, const float a, __global const float *x, const float b, __global float *y) {
     int i = get_global_id(0);
-    if (i < n) y[i] = a * x[i] + b * y[i];
+    if (i < n) y[i] = b == 0.0f ? a * x[i] : a * x[i] + b * y[i];
 }
 
 /* z = x + y, out of place */

@@ -51,6 +51,15 @@ gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out
         snprintf(call, sizeof call, "clCreateBuffer(%s, %.1f MiB)", what, bytes / 1048576.0);
         return gf_cl_fail(ctx, e, call);
     }
+    /* Start every buffer at zero: fresh device memory may hold NaN bit patterns,
+     * and a GEMM with beta = 0 in some BLAS (or an op's accumulate pass) would
+     * otherwise read them. Allocations happen at set-up, not per step. */
+    const cl_uchar zero = 0;
+    e = clEnqueueFillBuffer(ctx->queue, m, &zero, 1, 0, bytes, 0, NULL, NULL);
+    if (e != CL_SUCCESS) {
+        clReleaseMemObject(m);
+        return gf_cl_fail(ctx, e, "clEnqueueFillBuffer (zeroing a new buffer)");
+    }
     mem_note *n = ctx->mem ? malloc(sizeof *n) : NULL;
     if (n) {
         n->mc = ctx->mem; n->bytes = bytes;

@@ -232,21 +232,62 @@ typedef struct {
     const char *top, *loss;
     gf_dataset *ds;
     const gf_cached_set *val;   /* for the confusion matrix / per-class AP of the final evaluation */
+    FILE *json;                 /* --log-json */
+    int tty;                    /* stderr is a terminal: progress updates one line */
 } epoch_ctx;
+
+static void fmt_secs(char *b, size_t n, double s) {
+    if (s < 60) snprintf(b, n, "%.0fs", s);
+    else if (s < 3600) snprintf(b, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(b, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* Progress inside an epoch: one updating line on a terminal, a plain line every
+ * --log-every steps otherwise; --log-json gets one object per report. */
+static void on_step(void *user, gf_method m, int epoch, int epochs, int step, int steps, double loss, double acc,
+                    double ips, double secs) {
+    epoch_ctx *ec = user;
+    if (!ec->job->quiet) {
+        char el[16], eta[16], bar[21];
+        int fill = steps ? 20 * step / steps : 20;
+        for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+        bar[20] = 0;
+        fmt_secs(el, sizeof el, secs);
+        fmt_secs(eta, sizeof eta, step ? secs / step * (steps - step) + secs / step * steps * (epochs - epoch) : 0);
+        fprintf(stderr, "%s[%-8s] epoch %d/%d [%s] step %d/%d loss %.4f", ec->tty ? "\r\033[K" : "", gf_method_name(m),
+                epoch, epochs, bar, step, steps, loss);
+        if (!isnan(acc)) fprintf(stderr, " acc %.1f%%", 100 * acc);
+        fprintf(stderr, " %.0f img/s %s ETA %s%s", ips, el, eta, ec->tty ? "" : "\n");
+        fflush(stderr);
+    }
+    if (ec->json) {
+        fprintf(ec->json, "{\"type\":\"step\",\"method\":\"%s\",\"epoch\":%d,\"step\":%d,\"steps\":%d,\"loss\":%.6g,"
+                "\"accuracy\":%.6g,\"images_per_s\":%.4g,\"seconds\":%.4g}\n", gf_method_name(m), epoch, step, steps, loss,
+                isnan(acc) ? -1.0 : acc, ips, secs);
+        fflush(ec->json);
+    }
+}
 
 static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, double tm, double vl, double vm, double secs) {
     epoch_ctx *ec = user;
     const char *mn = ec->multi ? "mAP" : "acc";
+    if (ec->json) {
+        fprintf(ec->json, "{\"type\":\"epoch\",\"method\":\"%s\",\"epoch\":%d,\"epochs\":%d,\"train_loss\":%.6g,"
+                "\"train_metric\":%.6g,\"val_loss\":%.6g,\"val_metric\":%.6g,\"seconds\":%.4g}\n", gf_method_name(m),
+                epoch, epochs, tl, isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm, secs);
+        fflush(ec->json);
+    }
     if (!ec->job->quiet) {
-        fprintf(stderr, "[%-8s] epoch %3d/%-3d train loss %.4f", gf_method_name(m), epoch, epochs, tl);
+        fprintf(stderr, "%s[%-8s] epoch %3d/%-3d train loss %.4f", ec->tty ? "\r\033[K" : "", gf_method_name(m), epoch,
+                epochs, tl);
         if (!isnan(tm)) fprintf(stderr, " %s %.4f", mn, tm);
         if (!isnan(vl)) fprintf(stderr, " | val loss %.4f %s %.4f", vl, mn, vm);
         fprintf(stderr, "  (%.1f s, ETA %.0f s)\n", secs, secs * (epochs - epoch));
     }
     if (ec->log) {
-        fprintf(ec->log, "{\"method\":\"%s\",\"epoch\":%d,\"epochs\":%d,\"train_loss\":%.6g,\"train_metric\":%s%.6g,"
+        fprintf(ec->log, "{\"method\":\"%s\",\"epoch\":%d,\"epochs\":%d,\"train_loss\":%.6g,\"train_metric\":%.6g,"
                 "\"val_loss\":%.6g,\"val_metric\":%.6g,\"seconds\":%.4g}\n", gf_method_name(m), epoch, epochs, tl,
-                "", isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm, secs);
+                isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm, secs);
         fflush(ec->log);
     }
 }
@@ -606,7 +647,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
             st = gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", path, strerror(errno));
     }
     epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr,
-                    dva ? &sva : NULL};
+                    dva ? &sva : NULL, NULL, 0};
     gf_train_options o;
     gf_train_options_default(&o);
     o.epochs = job->epochs; o.probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs; o.batch = job->batch; o.seed = job->seed;
@@ -615,6 +656,12 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
     o.ntk = job->ntk; o.eval_every = job->eval_every;
     o.on_epoch = on_epoch; o.user = &ec;
+    o.on_step = on_step;
+    ec.tty = isatty(fileno(stderr));
+    o.report_seconds = ec.tty ? 0.5 : 0;
+    o.report_steps = ec.tty ? 0 : (job->log_every > 0 ? job->log_every : 50);
+    if (st == GF_OK && job->log_json && !(ec.json = fopen(job->log_json, "w")))
+        st = gf_fail(ctx, GF_ERR_INPUT, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
     o.on_method = save_model;
     o.checkpoint_path = job->run_dir ? ck_path : NULL;
     o.checkpoint_every = job->checkpoint_every;
@@ -642,6 +689,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         if (st == GF_OK) unlink(ck_path);   /* finished: the saved models and results are the outputs */
     }
     if (log) fclose(log);
+    if (ec.json) fclose(ec.json);
     cJSON_Delete(config);
     free(ec.meta);
     gf_ckpt_free(&ck);

@@ -318,3 +318,12 @@ gf_status gf_lin_set_state(gf_ctx *ctx, gf_lin *m, const float *state, long step
     m->step = step;
     return gf_buf_write(ctx, m->stats, 0, GF_LIN_STATS * sizeof(float), stats);
 }
+
+/* Running (sum of batch-mean losses, correct count) without resetting: progress lines. */
+gf_status gf_lin_peek_stats(gf_ctx *ctx, gf_lin *m, double *loss_sum, double *correct) {
+    float v[2];
+    GF_TRY(gf_buf_read(ctx, m->stats, 0, sizeof v, v));
+    *loss_sum = v[0];
+    *correct = v[1];
+    return GF_OK;
+}

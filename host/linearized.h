@@ -54,6 +54,8 @@ gf_status gf_lin_gradients(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem label
 gf_status gf_lin_read_grads(gf_ctx *ctx, gf_lin *m, float *head, float *block);
 /* Evaluation: forward + loss/correct accumulated (no gradient). */
 gf_status gf_lin_eval_batch(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labels);
+/* The same without resetting (progress lines; one small read). */
+gf_status gf_lin_peek_stats(gf_ctx *ctx, gf_lin *m, double *loss_sum, double *correct);
 /* Read and reset the accumulated (sum of batch-mean losses, correct count, batches). */
 gf_status gf_lin_take_stats(gf_ctx *ctx, gf_lin *m, double *loss_sum, double *correct, int *batches);
 

@@ -4,7 +4,7 @@
 #define GF_OPS_UTIL_H
 #include "gf_internal.h"
 
-/* y = a*x + b*y over n floats. */
+/* y = a*x + b*y over n floats; b == 0 does not read y (it may be uninitialised). */
 gf_status gf_axpby(gf_ctx *ctx, size_t n, float a, cl_mem x, float b, cl_mem y);
 /* z = x + y over n floats (z may alias x or y). */
 gf_status gf_add(gf_ctx *ctx, size_t n, cl_mem x, cl_mem y, cl_mem z);

@@ -262,7 +262,8 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         shuffle(perm, s->n, o->seed * 1000003ULL + (uint64_t)method * 7919ULL + (uint64_t)ep);
         double te = gf_now();
         if (!first) st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
-        int steps = first ? steps0 : 0;
+        int steps = first ? steps0 : 0, steps_total = (s->n + o->batch - 1) / o->batch;
+        double last_report = gf_now();
         for (int b0 = first ? b0_start : 0; b0 + 1 <= s->n && st == GF_OK; b0 += o->batch) {
             if (stop_requested(R)) {
                 r->seconds = gf_now() - t0;
@@ -275,6 +276,18 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             st = cache_batch(ctx, tr, perm + b0, nb);
             if (st == GF_OK) st = gf_lin_train_step(ctx, m, nb, tr->x, tr->labels, &opt);
             steps++;
+            double now = gf_now();
+            if (st == GF_OK && o->on_step &&
+                ((o->report_seconds > 0 && now - last_report >= o->report_seconds) ||
+                 (o->report_steps > 0 && steps % o->report_steps == 0) || b0 + nb >= s->n)) {
+                double ls, cor;
+                int seen = b0 + nb;
+                st = gf_lin_peek_stats(ctx, m, &ls, &cor);
+                if (st == GF_OK)
+                    o->on_step(o->user, method, ep + 1, epochs, steps, steps_total, ls / steps,
+                               s->multi_label ? NAN : cor / seen, seen / (now - te), now - te);
+                last_report = now;
+            }
             if (st == GF_OK && o->checkpoint_every > 0 && gf_lin_step_count(m) % o->checkpoint_every == 0) {
                 r->seconds = gf_now() - t0;
                 st = checkpoint(R, m, method, ep, b0 + o->batch, steps, opt.lr, r);

@@ -25,6 +25,13 @@ typedef struct gf_train_options {
     int probe_epochs;           /* 0 = epochs */
     int eval_every;             /* evaluate every N epochs (and after the last); 0 or 1 = every epoch */
     int ntk;                    /* NTK parametrisation for gradient/full (linearized.h) */
+    /* progress within an epoch: on_step is called after a step when report_seconds
+     * have passed since the last call, or every report_steps steps (either 0 = off),
+     * and after the epoch's last step. Each call reads two floats from the device. */
+    void (*on_step)(void *user, gf_method m, int epoch, int epochs, int step, int steps, double loss,
+                    double accuracy, double images_per_s, double seconds);
+    double report_seconds;
+    int report_steps;
     int verbose;
     /* progress: called after each epoch of each method (may be NULL) */
     void (*on_epoch)(void *user, gf_method m, int epoch, int epochs, double train_loss, double train_metric,

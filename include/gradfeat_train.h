@@ -37,6 +37,8 @@ typedef struct gf_job {
     float lr, momentum, weight_decay, clip_norm, beta1, beta2;
     int ntk;                                 /* NTK parametrisation of gradient/full (official code's option) */
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
+    const char *log_json;                    /* one JSON object per progress report and per epoch; NULL = none */
+    int log_every;                           /* progress line every N steps when stderr is not a terminal (0 = 50) */
     int lr_halve_every;                      /* epochs; 0 = never */
     uint64_t seed;
     uint64_t max_device_mem;                 /* bytes for the activation cache on the device; 0 = half the device */

@@ -71,6 +71,21 @@ check "saved full model records ntk" '/usr/bin/python3 -c "
 import json,struct,sys; f=open(sys.argv[1],\"rb\"); n=struct.unpack(\"<Q\",f.read(8))[0]
 m=json.loads(json.loads(f.read(n))[\"__metadata__\"][\"gradfeat.adapted\"]); assert m[\"ntk\"] is True" "$t/run3/full.safetensors"'
 
+# progress: plain lines every --log-every steps off a terminal, --log-json objects per report and epoch,
+# and one updating line (carriage returns) on a terminal (script(1) gives the run a pty)
+"$G" train --model "$EMO" --data "$FM" --split train --limit 128 --method linear --epochs 1 --probe-epochs 1 \
+  --batch 16 --log-every 2 --log-json "$t/log.json" --cache-dir "$t/cache" > /dev/null 2> "$t/prog.txt"; rc=$?
+check "progress run exits 0" '[ $rc -eq 0 ]'
+check "a progress line every 2 steps (8 steps)" '[ $(grep -c "step [0-9]*/8 loss" "$t/prog.txt") -eq 4 ] && grep -q "img/s.*ETA" "$t/prog.txt"'
+check "--log-json: step and epoch objects" '/usr/bin/python3 -c "
+import json,sys; L=[json.loads(l) for l in open(sys.argv[1])]
+assert [x[\"type\"] for x in L].count(\"step\")==4 and L[-1][\"type\"]==\"epoch\", L
+assert all(x[\"loss\"]>0 for x in L if x[\"type\"]==\"step\")" "$t/log.json"'
+if command -v script > /dev/null; then
+  script -qec "\"$G\" train --model \"$EMO\" --data $FM --split train --limit 128 --method linear --epochs 1 --probe-epochs 1 --batch 16 --cache-dir \"$t/cache\"" /dev/null > "$t/tty.txt" 2>&1
+  check "terminal: the progress line updates in place" 'grep -q $(printf "\r")  "$t/tty.txt" && grep -q "\[linear  \] epoch 1/1 \[" "$t/tty.txt"'
+fi
+
 # train and evaluation folders with different class names are refused (exit 5), not silently mismatched
 for split in train test; do
   for c in a b $([ $split = train ] && echo c || echo d); do

@@ -23,6 +23,12 @@ static void test_axpby(gf_ctx *ctx) {
         for (size_t i = 0; i < n; i++) ref[i] = x[i] + (double)got[i];
         test_download(ctx, dy, got, n);
         test_close("add", got, ref, n, 1e-6, 1e-6);
+        /* b == 0 must not read y: NaN garbage in y gives a*x, not NaN */
+        REQUIRE_OK(ctx, gf_fill(ctx, n, NAN, dy));
+        REQUIRE_OK(ctx, gf_axpby(ctx, n, 2.0f, dx, 0.0f, dy));
+        test_download(ctx, dy, got, n);
+        for (size_t i = 0; i < n; i++) ref[i] = 2.0 * x[i];
+        test_close("axpby with b = 0 ignores y", got, ref, n, 1e-6, 1e-6);
         REQUIRE_OK(ctx, gf_fill(ctx, n, 2.5f, dy));
         test_download(ctx, dy, got, n);
         for (size_t i = 0; i < n; i++) ref[i] = 2.5;

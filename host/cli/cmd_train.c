@@ -153,6 +153,8 @@ static int train_main(int argc, char **argv, char **owned) {
         {"clip-norm", T_FLOAT, &job.clip_norm, "X", "clip the global gradient norm (default 0 = off)"},
         {"ntk", T_FLAG, &job.ntk, NULL, "NTK parametrisation of gradient/full: tangent weights x sqrt(1/C_out), biases x sqrt(0.1), head x sqrt(1/K)"},
         {"eval-every", T_INT, &job.eval_every, "N", "evaluate every N epochs and after the last (default 1)"},
+        {"log-json", T_STR, &job.log_json, "FILE", "write one JSON object per progress report and per epoch"},
+        {"log-every", T_INT, &job.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)"},
         {"lr-halve-every", T_INT, &job.lr_halve_every, "N", "halve the learning rate every N epochs (default 20; 0 = never)"},
         {"seed", T_U64, &job.seed, "N", "seed of the subset, shuffling and initialisation (default 1)"},
         {"max-device-mem", T_SIZE, &job.max_device_mem, "SIZE", "device memory the activation cache may use, e.g. 4G"},
