@@ -83,6 +83,12 @@ gf_status gf_args(gf_ctx *ctx, cl_kernel k, const char *kname, const char *fmt, 
  * given (kernels check bounds). local may be NULL. */
 gf_status gf_launch(gf_ctx *ctx, cl_kernel k, const char *kname, cl_uint dims,
                     const size_t *global, const size_t *local);
+/* Largest work-group size allowed for kernel k: min(cap, device limit, kernel limit). */
+gf_status gf_wg_limit(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *lim);
+/* Power-of-two local size within gf_wg_limit(cap); when work > 0 no larger than
+ * needed to cover `work` items. Fixed per (kernel, device, work): reductions
+ * that use it keep one summation order. */
+gf_status gf_pow2_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t work, size_t *out);
 /* 1-D launch helper: n work items, kernel chooses nothing about local size. */
 gf_status gf_launch1(gf_ctx *ctx, cl_kernel k, const char *kname, size_t n);
 /* Source of an embedded (or GRADFEAT_KERNEL_DIR) kernel file; malloc'ed. */

@@ -5,22 +5,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Power of two covering `work` items, at most 256 and within the device's and
- * the kernel's work-group limits. Fixed for a given (work, device): the
- * reduction order, hence the result, is reproducible. */
-static gf_status loss_local(gf_ctx *ctx, cl_kernel k, size_t work, size_t *out) {
-    size_t kmax = 0;
-    GF_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL),
-          "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
-    size_t lim = 256;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < lim) lim = ctx->info.max_work_group;
-    if (kmax && kmax < lim) lim = kmax;
-    size_t L = 1;
-    while (L * 2 <= lim && L < work) L *= 2;
-    *out = L;
-    return GF_OK;
-}
-
 static gf_status loss_check(gf_ctx *ctx, int B, int K, size_t off, const char *what) {
     if (B <= 0 || K <= 0 || (size_t)B * (size_t)K > UINT_MAX || off > UINT_MAX - 2)
         return gf_fail(ctx, GF_ERR_USAGE, "%s: bad shape B=%d K=%d (offset %zu)", what, B, K, off);
@@ -33,7 +17,7 @@ gf_status gf_softmax_xent(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem label
     cl_kernel k;
     size_t L;
     GF_TRY(gf_kernel(ctx, "loss", NULL, "softmax_xent", &k));
-    GF_TRY(loss_local(ctx, k, (size_t)B, &L));
+    GF_TRY(gf_pow2_local(ctx, k, 256, (size_t)B, &L));
     /* Without grad the argument still needs a valid buffer: logits, never written. */
     GF_TRY(gf_args(ctx, k, "softmax_xent", "mmmmiiiifuLL", logits, labels, grad ? grad : logits, out,
                    B, K, grad != NULL, accumulate != 0, 1.0 / B, (unsigned)off, L, L));
@@ -47,7 +31,7 @@ gf_status gf_sigmoid_bce(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem target
     cl_kernel k;
     size_t L;
     GF_TRY(gf_kernel(ctx, "loss", NULL, "sigmoid_bce", &k));
-    GF_TRY(loss_local(ctx, k, n, &L));
+    GF_TRY(gf_pow2_local(ctx, k, 256, n, &L));
     double inv = per_sample ? 1.0 / B : 1.0 / (double)n;
     GF_TRY(gf_args(ctx, k, "sigmoid_bce", "mmmmuiifuLL", logits, targets, grad ? grad : logits, out,
                    (unsigned)n, grad != NULL, accumulate != 0, inv, (unsigned)off, L, L));
@@ -60,7 +44,7 @@ gf_status gf_top1_count(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem labels,
     cl_kernel k;
     size_t L;
     GF_TRY(gf_kernel(ctx, "loss", NULL, "top1_count", &k));
-    GF_TRY(loss_local(ctx, k, (size_t)B, &L));
+    GF_TRY(gf_pow2_local(ctx, k, 256, (size_t)B, &L));
     GF_TRY(gf_args(ctx, k, "top1_count", "mmmiiiuLL", logits, labels, out, B, K, accumulate != 0,
                    (unsigned)off, L, L));
     return gf_launch(ctx, k, "top1_count", 1, &L, &L);

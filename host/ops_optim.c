@@ -44,20 +44,6 @@ gf_status gf_adam_step(gf_ctx *ctx, const gf_adam_opts *o, long step, size_t n, 
     return gf_launch1(ctx, k, "adam_step", n);
 }
 
-/* Power-of-two local size <= cap within the device's and the kernel's limits. */
-static gf_status optim_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *out) {
-    size_t kmax = 0;
-    GF_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL),
-          "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
-    size_t lim = cap;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < lim) lim = ctx->info.max_work_group;
-    if (kmax && kmax < lim) lim = kmax;
-    size_t L = 1;
-    while (L * 2 <= lim) L *= 2;
-    *out = L;
-    return GF_OK;
-}
-
 gf_status gf_grad_sqnorm(gf_ctx *ctx, size_t n, cl_mem g, cl_mem out, size_t off, int accumulate) {
     GF_TRY(optim_n(ctx, n, "gradient norm"));
     if (off > UINT_MAX) return gf_fail(ctx, GF_ERR_USAGE, "gradient norm: offset %zu too large", off);
@@ -65,8 +51,8 @@ gf_status gf_grad_sqnorm(gf_ctx *ctx, size_t n, cl_mem g, cl_mem out, size_t off
     size_t Lp, Lf;
     GF_TRY(gf_kernel(ctx, "optim", NULL, "sqnorm_partial", &kp));
     GF_TRY(gf_kernel(ctx, "optim", NULL, "sqnorm_final", &kf));
-    GF_TRY(optim_local(ctx, kp, 256, &Lp));
-    GF_TRY(optim_local(ctx, kf, 256, &Lf));
+    GF_TRY(gf_pow2_local(ctx, kp, 256, 0, &Lp));
+    GF_TRY(gf_pow2_local(ctx, kf, 256, 0, &Lf));
     /* G chunks of at least 4 elements per lane, at most 256 chunks: a function of
      * n and the device only, so the summation order is reproducible. */
     size_t G = (n + Lp * 4 - 1) / (Lp * 4);

@@ -79,12 +79,8 @@ gf_status gf_pool2d_init_tf(gf_ctx *ctx, gf_pool2d *p, int N, int C, int H, int 
  * the device's and the kernel's limits) covering w first: PoCL otherwise picks
  * tiny work-groups for 3-D ranges. */
 static gf_status launch3(gf_ctx *ctx, cl_kernel k, const char *name, int w, int h, size_t planes) {
-    size_t kmax = 0;
-    GF_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL),
-          "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
-    size_t lim = 64;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < lim) lim = ctx->info.max_work_group;
-    if (kmax && kmax < lim) lim = kmax;
+    size_t lim;
+    GF_TRY(gf_wg_limit(ctx, k, 64, &lim));
     size_t lx = 1, ly = 1;
     while (lx * 2 <= lim && lx < (size_t)w) lx *= 2;
     while (lx * ly * 2 <= lim && ly < (size_t)h) ly *= 2;
@@ -147,20 +143,6 @@ gf_status gf_avgpool_backward(gf_ctx *ctx, const gf_pool2d *p, cl_mem g_out, cl_
     return launch3(ctx, k, "avgpool_backward", p->W, p->H, NCOF(p));
 }
 
-/* Power-of-two local size <= cap, within the device's and the kernel's limits. */
-static gf_status pow2_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *out) {
-    size_t kmax = 0;
-    GF_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL),
-          "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
-    size_t lim = cap;
-    if (ctx->info.max_work_group && ctx->info.max_work_group < lim) lim = ctx->info.max_work_group;
-    if (kmax && kmax < lim) lim = kmax;
-    size_t L = 1;
-    while (L * 2 <= lim) L *= 2;
-    *out = L;
-    return GF_OK;
-}
-
 gf_status gf_gap_forward(gf_ctx *ctx, size_t NC, size_t HW, cl_mem x, cl_mem y) {
     if (NC == 0 || HW == 0 || NC * HW > UINT_MAX)
         return gf_fail(ctx, GF_ERR_USAGE, "global average pool: bad size %zu planes x %zu", NC, HW);
@@ -175,7 +157,7 @@ gf_status gf_gap_forward(gf_ctx *ctx, size_t NC, size_t HW, cl_mem x, cl_mem y) 
     /* Enough lanes to cover a plane once, at most 256. */
     size_t cap = 1;
     while (cap < HW && cap < 256) cap *= 2;
-    GF_TRY(pow2_local(ctx, k, cap, &L));
+    GF_TRY(gf_pow2_local(ctx, k, cap, 0, &L));
     GF_TRY(gf_args(ctx, k, "gap_forward", "mmuuL", x, y, (unsigned)NC, (unsigned)HW, L));
     size_t global = NC * L;
     return gf_launch(ctx, k, "gap_forward", 1, &global, &L);

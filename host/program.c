@@ -297,6 +297,25 @@ gf_status gf_launch(gf_ctx *ctx, cl_kernel k, const char *kname, cl_uint dims, c
     return GF_OK;
 }
 
+gf_status gf_wg_limit(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *lim) {
+    size_t kmax = 0;
+    GF_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL),
+          "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
+    size_t l = cap;
+    if (ctx->info.max_work_group && ctx->info.max_work_group < l) l = ctx->info.max_work_group;
+    if (kmax && kmax < l) l = kmax;
+    *lim = l ? l : 1;
+    return GF_OK;
+}
+
+gf_status gf_pow2_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t work, size_t *out) {
+    size_t lim, L = 1;
+    GF_TRY(gf_wg_limit(ctx, k, cap, &lim));
+    while (L * 2 <= lim && (work == 0 || L < work)) L *= 2;
+    *out = L;
+    return GF_OK;
+}
+
 gf_status gf_launch1(gf_ctx *ctx, cl_kernel k, const char *kname, size_t n) {
     size_t local = ctx->info.max_work_group < 64 ? ctx->info.max_work_group : 64;
     size_t global = n ? n : 1;

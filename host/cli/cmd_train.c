@@ -33,24 +33,6 @@ static void help(const opt_def *defs, int n) {
            "      --optimizer sgd --lr 0.1 --clip-norm 10 --run-dir runs/photos\n", cli_prog, cli_prog);
 }
 
-static int parse_size(const char *s, uint64_t *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0) return -1;
-    double mul = 1;
-    switch (toupper((unsigned char)*end)) {
-    case 'K': mul = 1024.0; end++; break;
-    case 'M': mul = 1048576.0; end++; break;
-    case 'G': mul = 1073741824.0; end++; break;
-    case 0: break;
-    default: return -1;
-    }
-    if (*end == 'B' || *end == 'b') end++;
-    if (*end) return -1;
-    *out = (uint64_t)(v * mul);
-    return 0;
-}
-
 static int set_opt(const opt_def *d, const char *val, const char *origin) {
     char *end;
     switch (d->type) {
@@ -72,7 +54,7 @@ static int set_opt(const opt_def *d, const char *val, const char *origin) {
         *(float *)d->target = v; return 0;
     }
     case T_SIZE:
-        if (parse_size(val, (uint64_t *)d->target)) return cli_usage_error("train", "%s%s must be a size like 512M or 4G, got '%s'", origin, d->name, val);
+        if (cli_parse_size(val, (uint64_t *)d->target)) return cli_usage_error("train", "%s%s must be a size like 512M or 4G, got '%s'", origin, d->name, val);
         return 0;
     }
     return 0;
