@@ -248,7 +248,12 @@ static int train_main(int argc, char **argv, char **owned) {
     sigaction(SIGTERM, &sa, &old_term);
     job.stop = &stop_signal;
     gf_job_result res;
-    gf_status st = gf_job_run(ctx, &job, &res);
+    /* kernel compilation as its own visible phase (seconds on a first run, then the driver's cache) */
+    if (!job.quiet) fprintf(stderr, "compiling OpenCL kernels (slow only on the first run on this device)...");
+    double compile_s = 0;
+    gf_status st = gf_ctx_warmup(ctx, &compile_s);
+    if (!job.quiet) fprintf(stderr, " %.2f s\n", compile_s);
+    if (st == GF_OK) st = gf_job_run(ctx, &job, &res);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (st == GF_OK && res.stopped) {
