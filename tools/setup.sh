@@ -17,6 +17,8 @@ fi
 
 missing=()
 for p in "${pkgs[@]}"; do
+  # npm may come with a nodejs build that bundles it (e.g. NodeSource): then Debian's npm conflicts
+  if [ "$p" = npm ] && command -v npm > /dev/null; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
