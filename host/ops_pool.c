@@ -79,7 +79,7 @@ gf_status gf_pool2d_init_tf(gf_ctx *ctx, gf_pool2d *p, int N, int C, int H, int 
  * the device's and the kernel's limits) covering w first: PoCL otherwise picks
  * tiny work-groups for 3-D ranges. */
 static gf_status launch3(gf_ctx *ctx, cl_kernel k, const char *name, int w, int h, size_t planes) {
-    size_t lim;
+    size_t lim = 1;
     GF_TRY(gf_wg_limit(ctx, k, 64, &lim));
     size_t lx = 1, ly = 1;
     while (lx * 2 <= lim && lx < (size_t)w) lx *= 2;

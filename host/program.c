@@ -309,7 +309,7 @@ gf_status gf_wg_limit(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *lim) {
 }
 
 gf_status gf_pow2_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t work, size_t *out) {
-    size_t lim, L = 1;
+    size_t lim = 1, L = 1;
     GF_TRY(gf_wg_limit(ctx, k, cap, &lim));
     while (L * 2 <= lim && (work == 0 || L < work)) L *= 2;
     *out = L;
