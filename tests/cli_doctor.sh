@@ -80,7 +80,7 @@ check "unknown --device -> exit 3 naming it (rc $rc)" '[ $rc -eq 3 ] && grep -q 
 mkdir "$t/cl-bad" "$t/cl-wrong"
 cp "$GF_SRC"/cl/*.cl "$t/cl-bad/" && cp "$GF_SRC"/cl/*.cl "$t/cl-wrong/"
 echo "this is not OpenCL C;" >> "$t/cl-bad/util.cl"
-sed -i 's/y\[i\] = a \* x\[i\] + b \* y\[i\];/y[i] = a * x[i] + b * y[i] + 0.5f;/' "$t/cl-wrong/util.cl"
+sed -i 's/a \* x\[i\] + b \* y\[i\];/a * x[i] + b * y[i] + 0.5f;/' "$t/cl-wrong/util.cl"
 check "the wrong-numbers kernel copy differs from cl/util.cl" '! cmp -s "$t/cl-wrong/util.cl" "$GF_SRC/cl/util.cl"'
 GRADFEAT_KERNEL_DIR="$t/cl-bad" "$G" doctor > "$t/d6.txt" 2> "$t/d6.err"; rc=$?
 check "kernel that does not build -> exit 7 naming the file (rc $rc)" '[ $rc -eq 7 ] && grep -q "util.cl" "$t/d6.err"' || tail -3 "$t/d6.err"
