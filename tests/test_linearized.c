@@ -251,7 +251,9 @@ int main(void) {
         CHECK(best < 2e-3, "%s: loss gradient vs FD: best relative error %.3e", gf_method_name((gf_method)mth), best);
 
         /* a few Adam steps from the start lower the loss */
-        REQUIRE_OK(ctx, gf_lin_write_params(ctx, m, mth == GF_METHOD_FINETUNE ? theta : (float *)calloc(P, 4), omega, bias));
+        float *start = mth == GF_METHOD_FINETUNE ? theta : calloc(P, 4);
+        REQUIRE_OK(ctx, gf_lin_write_params(ctx, m, start, omega, bias));
+        if (start != theta) free(start);
         gf_optim o = gf_optim_paper_defaults();
         o.lr = 1e-2f;
         double l0, l1;
@@ -307,6 +309,10 @@ int main(void) {
     }
     gf_lin_free(probe); gf_lin_free(full);
     gf_params_free(&th); gf_params_free(&w2); gf_params_free(&gr);
+    cl_mem bufs[] = {dx, dl, f, tf, du, gx, dxp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gf_buf_release(&bufs[i]);
+    free(x); free(theta); free(v); free(tmp); free(pat0); free(patp); free(patm); free(gv);
+    free(gxh); free(e); free(xp);
     gf_block_free(blk);
     gf_ctx_free(ctx);
     return test_finish("test_linearized");
