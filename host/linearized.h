@@ -63,9 +63,8 @@ gf_status gf_lin_take_stats(gf_ctx *ctx, gf_lin *m, double *loss_sum, double *co
  * vector, and the head (w1 [K, d], b1 [K]). Any may be NULL. */
 gf_status gf_lin_read_params(gf_ctx *ctx, gf_lin *m, float *block_vec, float *w1, float *b1);
 gf_status gf_lin_write_params(gf_ctx *ctx, gf_lin *m, const float *block_vec, const float *w1, const float *b1);
-#endif
 
-/* ---- checkpoints (appended; host/train.c): the whole trainable state ----
+/* Checkpoints (host/train.c): the whole trainable state.
  * Raw device buffers in this order: head, optimiser m and v of the head
  * (padding included), then, for methods that train the block, the block
  * vector and its m and v. With the step count and the stats buffer this is
@@ -75,3 +74,4 @@ long gf_lin_step_count(const gf_lin *m);
 enum { GF_LIN_STATS = 4 };
 gf_status gf_lin_get_state(gf_ctx *ctx, gf_lin *m, float *state, long *step, float stats[GF_LIN_STATS]);
 gf_status gf_lin_set_state(gf_ctx *ctx, gf_lin *m, const float *state, long step, const float stats[GF_LIN_STATS]);
+#endif
