@@ -121,6 +121,16 @@ static void cache_save(gf_ctx *ctx, const char *path, uint64_t key, int n, int S
     free(buf);
 }
 
+/* Enqueue the trunk for n preprocessed images: the nodes the cut depends on,
+ * not the top block or the head (the cut's output is gf_exec_buffer(e, cut)). */
+static gf_status run_trunk(gf_ctx *ctx, gf_exec *e, const gf_model *m, const float *x, int n, int cut) {
+    gf_model_info mi;
+    gf_model_get_info(m, &mi);
+    size_t in_n = (size_t)mi.in_c * mi.in_h * mi.in_w;
+    GF_TRY(gf_buf_write(ctx, gf_exec_buffer(e, GF_NODE_INPUT), 0, (size_t)n * in_n * sizeof(float), x));
+    return gf_exec_enqueue_to(e, n, cut);
+}
+
 /* Run the frozen trunk over the samples idx[0..n) and keep the cut's output. */
 static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int bi, const char *what,
                             gf_dataset *ds, const int *idx, int n, int S, float *z0, unsigned char *ok,
@@ -175,8 +185,10 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
         if (b->count > 0) {
             const float *src = b->x;
             if (!from_input) {
-                st = gf_exec_run(e, b->x, b->count);
-                if (st == GF_OK) st = gf_exec_read(e, bin.input, tmp, (size_t)b->count * S);
+                int cut = gf_model_block_cut(m, bi);
+                st = run_trunk(ctx, e, m, b->x, b->count, cut);
+                if (st == GF_OK)
+                    st = gf_buf_read(ctx, gf_exec_buffer(e, cut), 0, (size_t)b->count * S * sizeof(float), tmp);
                 src = tmp;
             }
             for (int j = 0; j < b->count && st == GF_OK; j++) {
@@ -717,7 +729,6 @@ struct gf_adapted {
     float *theta;
     gf_lin *lin;
     gf_exec *exec;              /* trunk, created on the first predict */
-    float *z;                   /* host staging of the trunk output */
     cl_mem x;                   /* block input */
 };
 
@@ -739,7 +750,7 @@ void gf_adapted_free(gf_adapted *a) {
     gf_block_free(a->blk);
     gf_model_free(a->model);
     gf_buf_release(&a->x);
-    free(a->theta); free(a->z); free(a->path);
+    free(a->theta); free(a->path);
     free(a);
 }
 
@@ -820,8 +831,7 @@ gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapt
         w1 = malloc((size_t)a->K * a->d * sizeof(float));
         omega = malloc((size_t)a->K * a->d * sizeof(float));
         b1 = malloc((size_t)a->K * sizeof(float));
-        a->z = malloc((size_t)a->max_batch * a->S * sizeof(float));
-        if (!a->theta || !vec || !w1 || !omega || !b1 || !a->z) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+        if (!a->theta || !vec || !w1 || !omega || !b1) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     }
     if (st == GF_OK) st = gf_model_block_theta(ctx, a->model, a->bi, a->blk, a->theta);
     if (st == GF_OK && !(fp = fopen(path, "rb"))) st = gf_fail(ctx, GF_ERR_INPUT, "cannot open %s", path);
@@ -863,16 +873,15 @@ gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapt
 gf_status gf_adapted_predict(gf_adapted *a, const float *x, int n, float *logits) {
     gf_ctx *ctx = a->ctx;
     if (n < 1 || n > a->max_batch) return gf_fail(ctx, GF_ERR_USAGE, "predict: %d images, at most %d per call", n, a->max_batch);
-    gf_block_info bin;
-    GF_TRY(gf_model_block(a->model, a->bi, &bin));
-    const float *z = x;
-    if (gf_model_block_cut(a->model, a->bi) != GF_NODE_INPUT) {
+    int cut = gf_model_block_cut(a->model, a->bi);
+    size_t bytes = (size_t)n * a->S * sizeof(float);
+    if (cut != GF_NODE_INPUT) {     /* trunk on the device, its output copied into the block input */
         if (!a->exec) GF_TRY(gf_exec_create(ctx, a->model, a->max_batch, &a->exec));
-        GF_TRY(gf_exec_run(a->exec, x, n));
-        GF_TRY(gf_exec_read(a->exec, bin.input, a->z, (size_t)n * a->S));
-        z = a->z;
+        GF_TRY(run_trunk(ctx, a->exec, a->model, x, n, cut));
+        GF_TRY(gf_buf_copy(ctx, gf_exec_buffer(a->exec, cut), 0, a->x, 0, bytes));
+    } else {
+        GF_TRY(gf_buf_write(ctx, a->x, 0, bytes, x));
     }
-    GF_TRY(gf_buf_write(ctx, a->x, 0, (size_t)n * a->S * sizeof(float), z));
     GF_TRY(gf_lin_forward(ctx, a->lin, n, a->x));
     return gf_buf_read(ctx, gf_lin_logits_buffer(a->lin), 0, (size_t)n * a->K * sizeof(float), logits);
 }
