@@ -6,7 +6,7 @@
 # models too (gradfeat info); bad invocations give the documented exit codes.
 set -u
 fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
+check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); return 1; fi; }
 t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
 G="$GF_BIN"
 PY=/usr/bin/python3
