@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "selftest.h"
+#include "ops_bn.h"
 
 typedef void (*gf_selftest_fn)(gf_ctx *ctx, gf_check_list *l);
 
@@ -17,6 +18,7 @@ static const gf_selftest_fn families[] = {
     gf_selftest_pool,
     gf_selftest_loss,
     gf_selftest_optim,
+    gf_selftest_bn,
 };
 
 void gf_compare(const float *got, const double *ref, size_t n, double *max_abs, double *max_rel) {

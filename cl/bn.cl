@@ -1,0 +1,132 @@
+/* BatchNorm, NCHW: channel c of sample i is the plane x[(i*C + c)*hw ...].
+ * The statistics kernels run one work-group of L lanes (a power of two) per
+ * channel: lane l visits the channel's values m = l, l+L, ... (m = i*hw + s,
+ * in increasing order) and the lanes' partial sums meet in a fixed tree, so the
+ * result is bitwise reproducible for a given L. No float atomics. */
+
+/* Sum of v over the work-group, returned to every lane; red is free again on return. */
+float wg_sum(local float *red, float v)
+{
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    red[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = L / 2; s > 0; s >>= 1) {
+        if (l < s) red[l] += red[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float r = red[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+/* Two sums at once (one tree), returned to every lane. */
+float2 wg_sum2(local float *ra, local float *rb, float a, float b)
+{
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    ra[l] = a;
+    rb[l] = b;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = L / 2; s > 0; s >>= 1) {
+        if (l < s) {
+            ra[l] += ra[l + s];
+            rb[l] += rb[l + s];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float2 r = (float2)(ra[0], rb[0]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+/* The lane's walk over a channel without a division per value: position
+ * (i, s) advances by L = q*hw + r values at a time. */
+#define WALK_BEGIN(i, s) uint i = l / hw, s = l % hw; \
+    const uint q_ = L / hw, r_ = L % hw; \
+    for (; i < n; s += r_, i += q_, i += (s >= hw) ? 1u : 0u, s -= (s >= hw) ? hw : 0u) { \
+        size_t at = ((size_t)i * C + c) * hw + s;
+#define WALK_END }
+
+/* Training forward for channel c = group id. Two passes for the variance
+ * (mean first, then squared deviations: no E[x^2] - E[x]^2 cancellation).
+ * Values are taken relative to the channel's first value x0, so that a large
+ * common offset costs no precision: (x - x0) is exact for nearby values and
+ * x - mean = (x - x0) - dmean. unbias = M/(M-1) for the running variance. */
+kernel void bn_train_forward(global const float *x, global const float *gamma, global const float *beta,
+                             global float *rmean, global float *rvar, global float *y,
+                             global float *smean, global float *sinvstd,
+                             uint n, uint C, uint hw, float eps, float momentum, float unbias,
+                             int update_running, int save, local float *red)
+{
+    uint c = (uint)get_group_id(0);
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    float invM = 1.0f / ((float)n * (float)hw);
+    float x0 = x[(size_t)c * hw];
+    float acc = 0.0f;
+    { WALK_BEGIN(i, s) acc += x[at] - x0; WALK_END }
+    float dmean = wg_sum(red, acc) * invM;
+    acc = 0.0f;
+    { WALK_BEGIN(i, s) float d = (x[at] - x0) - dmean; acc += d * d; WALK_END }
+    float var = wg_sum(red, acc) * invM;
+    float invstd = 1.0f / sqrt(var + eps);
+    float a = invstd * gamma[c], b = beta[c];
+    { WALK_BEGIN(i, s) y[at] = ((x[at] - x0) - dmean) * a + b; WALK_END }
+    if (l == 0) {
+        float mean = x0 + dmean;
+        if (save) {
+            smean[c] = mean;
+            sinvstd[c] = invstd;
+        }
+        if (update_running) {
+            rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean;
+            rvar[c] = (1.0f - momentum) * rvar[c] + momentum * (var * unbias);
+        }
+    }
+}
+
+/* Eval forward: elementwise with the running statistics; y may alias x. */
+kernel void bn_eval_forward(global const float *x, global const float *gamma, global const float *beta,
+                            global const float *rmean, global const float *rvar, global float *y,
+                            uint total, uint C, uint hw, float eps)
+{
+    size_t k = get_global_id(0);
+    if (k >= total) return;
+    uint c = (uint)((k / hw) % C);
+    float a = gamma[c] / sqrt(rvar[c] + eps);
+    y[k] = (x[k] - rmean[c]) * a + beta[c];
+}
+
+/* Backward for channel c = group id. train = 1: stat = saved invstd, mean =
+ * saved batch mean, dx through the batch statistics; train = 0: mean/stat =
+ * running mean/var, dx = dy * gamma * invstd. dgamma = sum(dy * xhat), dbeta =
+ * sum(dy) (added to the old values when accumulate). */
+kernel void bn_backward(global const float *x, global const float *dy, global const float *gamma,
+                        global const float *mean_in, global const float *stat, global float *dx,
+                        global float *dgamma, global float *dbeta,
+                        uint n, uint C, uint hw, int train, float eps, int has_dx, int has_dparams,
+                        int accumulate, local float *ra, local float *rb)
+{
+    uint c = (uint)get_group_id(0);
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    float mean = mean_in[c];
+    float invstd = train ? stat[c] : 1.0f / sqrt(stat[c] + eps);
+    float k = gamma[c] * invstd;
+    /* The reduction runs even when only an eval-mode dx is wanted: barriers
+     * stay outside branches (with the barrier inside a uniform branch, PoCL 3.1
+     * wrote dx out of bounds). */
+    float sdy = 0.0f, sdyx = 0.0f;
+    { WALK_BEGIN(i, s) float g = dy[at]; sdy += g; sdyx += g * ((x[at] - mean) * invstd); WALK_END }
+    float2 t = wg_sum2(ra, rb, sdy, sdyx);
+    if (has_dparams && l == 0) {
+        dgamma[c] = accumulate ? dgamma[c] + t.y : t.y;
+        dbeta[c] = accumulate ? dbeta[c] + t.x : t.x;
+    }
+    if (has_dx) {
+        float invM = 1.0f / ((float)n * (float)hw);
+        float mdy = t.x * invM, mdyx = t.y * invM;
+        if (train) {
+            WALK_BEGIN(i, s) dx[at] = k * (dy[at] - mdy - (x[at] - mean) * invstd * mdyx); WALK_END
+        } else {
+            WALK_BEGIN(i, s) dx[at] = k * dy[at]; WALK_END
+        }
+    }
+}

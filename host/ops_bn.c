@@ -1,0 +1,216 @@
+/* BatchNorm forward (training / eval) and backward; kernels in cl/bn.cl. */
+#include "ops_bn.h"
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+static gf_status bn_check(gf_ctx *ctx, int n, int c, int hw, float eps, const char *what) {
+    if (n < 1 || c < 1 || hw < 1 || (uint64_t)n * (uint64_t)c * (uint64_t)hw > INT_MAX)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: bad shape n=%d c=%d hw=%d (each >= 1, n*c*hw < 2^31)", what, n, c, hw);
+    if (!(eps > 0.0f) || !isfinite(eps))
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: eps %g must be positive and finite", what, (double)eps);
+    return GF_OK;
+}
+
+/* Lanes per channel: a power of two, no more than the n*hw values need. */
+static gf_status bn_local(gf_ctx *ctx, cl_kernel k, int n, int hw, size_t *L) {
+    return gf_pow2_local(ctx, k, 256, (size_t)n * (size_t)hw, L);
+}
+
+gf_status gf_bn_train_forward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma, cl_mem beta, float eps,
+                              float momentum, cl_mem running_mean, cl_mem running_var, cl_mem y,
+                              cl_mem save_mean, cl_mem save_invstd) {
+    const char *what = "batchnorm training forward";
+    GF_TRY(bn_check(ctx, n, c, hw, eps, what));
+    if ((size_t)n * (size_t)hw < 2)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: training needs more than one value per channel (n*h*w = 1, as PyTorch); "
+                                          "use a batch of at least 2 or eval mode", what);
+    if (!(momentum >= 0.0f && momentum <= 1.0f))
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: momentum %g outside [0, 1]", what, (double)momentum);
+    if (!x || !gamma || !beta || !y || !running_mean != !running_var || !save_mean != !save_invstd)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: x, gamma, beta, y are required; running mean/var and saved "
+                                          "mean/invstd come in pairs", what);
+    cl_kernel k;
+    size_t L;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_train_forward", &k));
+    GF_TRY(bn_local(ctx, k, n, hw, &L));
+    double M = (double)n * hw;
+    int upd = running_mean != NULL, save = save_mean != NULL;
+    /* Absent optional buffers still need a valid argument: x, never written (flags off). */
+    GF_TRY(gf_args(ctx, k, "bn_train_forward", "mmmmmmmmuuufffiiL", x, gamma, beta, upd ? running_mean : x,
+                   upd ? running_var : x, y, save ? save_mean : x, save ? save_invstd : x, (unsigned)n, (unsigned)c,
+                   (unsigned)hw, (double)eps, (double)momentum, M / (M - 1.0), upd, save, L));
+    size_t global = (size_t)c * L;
+    return gf_launch(ctx, k, "bn_train_forward", 1, &global, &L);
+}
+
+gf_status gf_bn_eval_forward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma, cl_mem beta, float eps,
+                             cl_mem running_mean, cl_mem running_var, cl_mem y) {
+    const char *what = "batchnorm eval forward";
+    GF_TRY(bn_check(ctx, n, c, hw, eps, what));
+    if (!x || !gamma || !beta || !running_mean || !running_var || !y)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: every buffer is required", what);
+    size_t total = (size_t)n * c * hw;
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_eval_forward", &k));
+    GF_TRY(gf_args(ctx, k, "bn_eval_forward", "mmmmmmuuuf", x, gamma, beta, running_mean, running_var, y,
+                   (unsigned)total, (unsigned)c, (unsigned)hw, (double)eps));
+    return gf_launch1(ctx, k, "bn_eval_forward", total);
+}
+
+static gf_status bn_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, cl_mem mean,
+                             cl_mem stat, int train, float eps, cl_mem dx, cl_mem dgamma, cl_mem dbeta,
+                             int accumulate, const char *what) {
+    GF_TRY(bn_check(ctx, n, c, hw, eps, what));
+    if (!x || !dy || !gamma || !mean || !stat || !dgamma != !dbeta)
+        return gf_fail(ctx, GF_ERR_USAGE, "%s: x, dy, gamma and the statistics are required; dgamma and dbeta "
+                                          "come as a pair", what);
+    int has_dx = dx != NULL, has_dp = dgamma != NULL;
+    if (!has_dx && !has_dp) return GF_OK;
+    cl_kernel k;
+    size_t L;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_backward", &k));
+    GF_TRY(bn_local(ctx, k, n, hw, &L));
+    /* Absent outputs get dy as a placeholder argument, never written (flags off). */
+    GF_TRY(gf_args(ctx, k, "bn_backward", "mmmmmmmmuuuifiiiLL", x, dy, gamma, mean, stat, has_dx ? dx : dy,
+                   has_dp ? dgamma : dy, has_dp ? dbeta : dy, (unsigned)n, (unsigned)c, (unsigned)hw, train,
+                   (double)eps, has_dx, has_dp, accumulate != 0, L, L));
+    size_t global = (size_t)c * L;
+    return gf_launch(ctx, k, "bn_backward", 1, &global, &L);
+}
+
+gf_status gf_bn_train_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma,
+                               cl_mem save_mean, cl_mem save_invstd, cl_mem dx, cl_mem dgamma, cl_mem dbeta,
+                               int accumulate) {
+    /* eps is unused in training mode (invstd is saved); any positive value passes the check. */
+    return bn_backward(ctx, n, c, hw, x, dy, gamma, save_mean, save_invstd, 1, 1.0f, dx, dgamma, dbeta, accumulate,
+                       "batchnorm training backward");
+}
+
+gf_status gf_bn_eval_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, float eps,
+                              cl_mem running_mean, cl_mem running_var, cl_mem dx, cl_mem dgamma, cl_mem dbeta,
+                              int accumulate) {
+    return bn_backward(ctx, n, c, hw, x, dy, gamma, running_mean, running_var, 0, eps, dx, dgamma, dbeta, accumulate,
+                       "batchnorm eval backward");
+}
+
+/* ---- self-test: n=3, c=5, hw=7 vs double references ---- */
+
+static gf_status selftest_bn(gf_ctx *ctx, gf_check_list *l) {
+    enum { N = 3, C = 5, HW = 7, T = N * C * HW };
+    const double eps = 1e-5, mom = 0.1, M = N * HW;
+    float x[T], dy[T], ga[C], be[C], rm[C], rv[C], out[T], o1[C], o2[C];
+    double ry[T], rdx[T], r1[C], r2[C], mean[C], var[C];
+    for (int i = 0; i < T; i++) {
+        x[i] = (float)(((i * 37) % 23) * 0.3 - 2.0 + (i % 5));
+        dy[i] = (float)(((i * 13) % 11) * 0.2 - 1.0);
+    }
+    for (int k = 0; k < C; k++) {
+        ga[k] = (float)(0.5 + 0.25 * k); be[k] = (float)(0.1 * k - 0.2);
+        rm[k] = (float)(0.05 * k); rv[k] = (float)(1.0 + 0.5 * k);
+    }
+    for (int k = 0; k < C; k++) {
+        double s = 0, q = 0;
+        for (int i = 0; i < N; i++) for (int j = 0; j < HW; j++) s += x[(i * C + k) * HW + j];
+        mean[k] = s / M;
+        for (int i = 0; i < N; i++) for (int j = 0; j < HW; j++) {
+            double d = x[(i * C + k) * HW + j] - mean[k];
+            q += d * d;
+        }
+        var[k] = q / M;
+    }
+    cl_mem bx = NULL, bdy = NULL, bg = NULL, bb = NULL, brm = NULL, brv = NULL, by = NULL, bsm = NULL, bsi = NULL,
+           bdg = NULL, bdb = NULL;
+    gf_status st = gf_buf_create_from(ctx, sizeof x, x, "bn selftest x", &bx);
+    if (!st) st = gf_buf_create_from(ctx, sizeof dy, dy, "bn selftest dy", &bdy);
+    if (!st) st = gf_buf_create_from(ctx, sizeof ga, ga, "bn selftest gamma", &bg);
+    if (!st) st = gf_buf_create_from(ctx, sizeof be, be, "bn selftest beta", &bb);
+    if (!st) st = gf_buf_create_from(ctx, sizeof rm, rm, "bn selftest running mean", &brm);
+    if (!st) st = gf_buf_create_from(ctx, sizeof rv, rv, "bn selftest running var", &brv);
+    if (!st) st = gf_buf_create(ctx, sizeof out, "bn selftest y", &by);
+    if (!st) st = gf_buf_create(ctx, sizeof o1, "bn selftest mean", &bsm);
+    if (!st) st = gf_buf_create(ctx, sizeof o1, "bn selftest invstd", &bsi);
+    if (!st) st = gf_buf_create(ctx, sizeof o1, "bn selftest dgamma", &bdg);
+    if (!st) st = gf_buf_create(ctx, sizeof o1, "bn selftest dbeta", &bdb);
+    double ma, mr, ma2, mr2;
+    /* eval forward / backward (before the running stats change) */
+    for (int i = 0; i < T; i++) {
+        int k = (i / HW) % C;
+        double is = 1 / sqrt(rv[k] + eps);
+        ry[i] = (x[i] - rm[k]) * is * ga[k] + be[k];
+        rdx[i] = dy[i] * ga[k] * is;
+    }
+    for (int k = 0; k < C; k++) {
+        double is = 1 / sqrt(rv[k] + eps);
+        r1[k] = r2[k] = 0;
+        for (int i = 0; i < N; i++) for (int j = 0; j < HW; j++) {
+            int t = (i * C + k) * HW + j;
+            r1[k] += dy[t] * (x[t] - rm[k]) * is;
+            r2[k] += dy[t];
+        }
+    }
+    if (!st) st = gf_bn_eval_forward(ctx, N, C, HW, bx, bg, bb, (float)eps, brm, brv, by);
+    if (!st) st = gf_buf_read(ctx, by, 0, sizeof out, out);
+    if (!st) { gf_compare(out, ry, T, &ma, &mr); gf_check_add(l, "bn eval forward", ma, mr, 1e-5); }
+    if (!st) st = gf_bn_eval_backward(ctx, N, C, HW, bx, bdy, bg, (float)eps, brm, brv, by, bdg, bdb, 0);
+    if (!st) st = gf_buf_read(ctx, by, 0, sizeof out, out);
+    if (!st) st = gf_buf_read(ctx, bdg, 0, sizeof o1, o1);
+    if (!st) st = gf_buf_read(ctx, bdb, 0, sizeof o2, o2);
+    if (!st) {
+        gf_compare(out, rdx, T, &ma, &mr);
+        double a1, m1, a2, m2;
+        gf_compare(o1, r1, C, &a1, &m1);
+        gf_compare(o2, r2, C, &a2, &m2);
+        gf_check_add(l, "bn eval backward", fmax(ma, fmax(a1, a2)), fmax(mr, fmax(m1, m2)), 1e-5);
+    }
+    /* training forward, running stats, backward */
+    for (int i = 0; i < T; i++) {
+        int k = (i / HW) % C;
+        ry[i] = (x[i] - mean[k]) / sqrt(var[k] + eps) * ga[k] + be[k];
+    }
+    if (!st) st = gf_bn_train_forward(ctx, N, C, HW, bx, bg, bb, (float)eps, (float)mom, brm, brv, by, bsm, bsi);
+    if (!st) st = gf_buf_read(ctx, by, 0, sizeof out, out);
+    if (!st) { gf_compare(out, ry, T, &ma, &mr); gf_check_add(l, "bn train forward", ma, mr, 1e-5); }
+    for (int k = 0; k < C; k++) {
+        r1[k] = (1 - mom) * rm[k] + mom * mean[k];
+        r2[k] = (1 - mom) * rv[k] + mom * var[k] * M / (M - 1);
+    }
+    if (!st) st = gf_buf_read(ctx, brm, 0, sizeof o1, o1);
+    if (!st) st = gf_buf_read(ctx, brv, 0, sizeof o2, o2);
+    if (!st) {
+        gf_compare(o1, r1, C, &ma, &mr);
+        gf_compare(o2, r2, C, &ma2, &mr2);
+        gf_check_add(l, "bn running stats", fmax(ma, ma2), fmax(mr, mr2), 1e-5);
+    }
+    for (int k = 0; k < C; k++) {
+        double is = 1 / sqrt(var[k] + eps), sdy = 0, sdyx = 0;
+        for (int i = 0; i < N; i++) for (int j = 0; j < HW; j++) {
+            int t = (i * C + k) * HW + j;
+            sdy += dy[t];
+            sdyx += dy[t] * (x[t] - mean[k]) * is;
+        }
+        r1[k] = sdyx; r2[k] = sdy;
+        for (int i = 0; i < N; i++) for (int j = 0; j < HW; j++) {
+            int t = (i * C + k) * HW + j;
+            rdx[t] = ga[k] * is / M * (M * dy[t] - sdy - (x[t] - mean[k]) * is * sdyx);
+        }
+    }
+    if (!st) st = gf_bn_train_backward(ctx, N, C, HW, bx, bdy, bg, bsm, bsi, by, bdg, bdb, 0);
+    if (!st) st = gf_buf_read(ctx, by, 0, sizeof out, out);
+    if (!st) st = gf_buf_read(ctx, bdg, 0, sizeof o1, o1);
+    if (!st) st = gf_buf_read(ctx, bdb, 0, sizeof o2, o2);
+    if (!st) {
+        gf_compare(out, rdx, T, &ma, &mr);
+        double a1, m1, a2, m2;
+        gf_compare(o1, r1, C, &a1, &m1);
+        gf_compare(o2, r2, C, &a2, &m2);
+        gf_check_add(l, "bn train backward", fmax(ma, fmax(a1, a2)), fmax(mr, fmax(m1, m2)), 1e-5);
+    }
+    cl_mem *all[] = {&bx, &bdy, &bg, &bb, &brm, &brv, &by, &bsm, &bsi, &bdg, &bdb};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) gf_buf_release(all[i]);
+    return st;
+}
+
+void gf_selftest_bn(gf_ctx *ctx, gf_check_list *l) {
+    if (selftest_bn(ctx, l) != GF_OK) gf_check_add(l, "bn (could not run)", INFINITY, INFINITY, 0);
+}
