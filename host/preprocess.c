@@ -2,7 +2,8 @@
  * Steps: pick a source region (whole image, or the random resized crop), turn
  * it into float with the wanted channels, resample it (separable weight
  * tables: antialiased triangle filter, 2-tap bilinear, nearest), centre-crop
- * or pad, optionally flip, then out = (v*scale + offset - mean) / std.
+ * or pad, optionally pad-and-random-crop (shift) and flip, then
+ * out = (v*scale + offset - mean) / std.
  * Not stb_image_resize: its triangle filter (0.97, Debian's libstb) aborts on
  * an assertion for common shrink ratios such as 300 -> 224 and 29 -> 20. */
 #include <math.h>
@@ -54,6 +55,8 @@ gf_status gf_preprocess_check(const gf_preprocess *pp, char *err, size_t err_siz
         if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || pp->std[c] == 0.0f)
             return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: mean/std of channel %d invalid (std %g)",
                             c, (double)pp->std[c]);
+    if (pp->pad_crop < 0 || pp->pad_crop > 16384)
+        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: pad_crop %d out of range 0..16384", pp->pad_crop);
     if (pp->random_resized_crop &&
         !(pp->area_min > 0 && pp->area_min <= pp->area_max && pp->area_max <= 1 &&
           pp->ratio_min > 0 && pp->ratio_min <= pp->ratio_max && isfinite(pp->ratio_max)))
@@ -324,34 +327,66 @@ static gf_status preprocess_any(const gf_preprocess *pp, const uint8_t *src, con
         py = rh >= H ? (int)rint((rh - H) / 2.0) : -((H - rh) / 2);
     }
     int flip = pp->hflip ? (gfd_uniform(&rng) < 0.5) : 0;
+    /* pad-and-crop shift of the W x H geometry output; drawn after the flip so
+     * that settings without it keep their earlier random streams */
+    int dx = 0, dy = 0;
+    if (pp->pad_crop > 0) {
+        dx = rand_int(&rng, 0, 2 * pp->pad_crop) - pp->pad_crop;
+        dy = rand_int(&rng, 0, 2 * pp->pad_crop) - pp->pad_crop;
+    }
 
     float *f = ws_get(ws, 0, (size_t)cw * ch * C);
     float *r = (rw == cw && rh == ch) ? f : ws_get(ws, 1, (size_t)rw * rh * C);
     if (!f || !r) return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
     if (src) to_float_u8(src, sw, sc, x0, y0, cw, ch, C, f);
     else to_float_f32(srcf, sw, sc, x0, y0, cw, ch, C, f);
-    /* output x reads resized column sx = x + px (mirrored when flipping); columns
-     * outside [0, rw) and rows outside [0, rh) are the zero padding */
-    int xa = -px < 0 ? 0 : -px, xb = rw - px < W ? rw - px : W;
+    /* cropped column x is geometry column x + dx, which is resized column
+     * x + dx + px (the output mirrors x when flipping); columns outside the
+     * geometry's [0, W) or the resized [0, rw), and rows likewise, are the zero
+     * padding: [xa, xb) x [ya, yb) is what reads the resized image */
+    const int sx = px + dx, sy0 = py + dy;
+    int xa = 0, xb = W, ya = 0, yb = H;
+    if (-dx > xa) xa = -dx;
+    if (-sx > xa) xa = -sx;
+    if (W - dx < xb) xb = W - dx;
+    if (rw - sx < xb) xb = rw - sx;
     if (xb < xa) xb = xa;
-    int ya = -py < 0 ? 0 : -py, yb = rh - py < H ? rh - py : H;
+    if (-dy > ya) ya = -dy;
+    if (-sy0 > ya) ya = -sy0;
+    if (H - dy < yb) yb = H - dy;
+    if (rh - sy0 < yb) yb = rh - sy0;
     if (yb < ya) yb = ya;
-    if (r != f) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, xa + px, xb + px, ya + py, yb + py, ws, err, err_size));
+    if (r != f) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, xa + sx, xb + sx, ya + sy0, yb + sy0, ws, err, err_size));
     for (int oc = 0; oc < C; oc++) {
         int sc_ = (C == 3 && pp->bgr) ? 2 - oc : oc;
         float a = pp->scale / pp->std[oc], b = (pp->offset - pp->mean[oc]) / pp->std[oc];
         float *o = out + (size_t)oc * H * W;
         for (int y = 0; y < H; y++, o += W) {
-            int sy = y + py;
-            if (sy < 0 || sy >= rh) { for (int x = 0; x < W; x++) o[x] = b; continue; }
-            const float *row = r + (size_t)sy * rw * C + sc_;
+            if (y < ya || y >= yb) { for (int x = 0; x < W; x++) o[x] = b; continue; }
+            const float *row = r + (size_t)(y + sy0) * rw * C + sc_;
             for (int x = 0; x < xa; x++) o[flip ? W - 1 - x : x] = b;
             for (int x = xb; x < W; x++) o[flip ? W - 1 - x : x] = b;
-            if (flip) for (int x = xa; x < xb; x++) o[W - 1 - x] = row[(size_t)(x + px) * C] * a + b;
-            else for (int x = xa; x < xb; x++) o[x] = row[(size_t)(x + px) * C] * a + b;
+            if (flip) for (int x = xa; x < xb; x++) o[W - 1 - x] = row[(size_t)(x + sx) * C] * a + b;
+            else for (int x = xa; x < xb; x++) o[x] = row[(size_t)(x + sx) * C] * a + b;
         }
     }
     return GF_OK;
+}
+
+void gf_image_rotate90(const float *src, int c, int h, int w, int k, float *dst) {
+    k = ((k % 4) + 4) % 4;
+    for (int ch = 0; ch < c; ch++) {
+        const float *s = src + (size_t)ch * h * w;
+        float *d = dst + (size_t)ch * h * w;
+        if (k == 0) { memcpy(d, s, sizeof(float) * (size_t)h * w); continue; }
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                float v = s[(size_t)y * w + x];
+                if (k == 1) d[(size_t)(w - 1 - x) * h + y] = v;                  /* out w x h */
+                else if (k == 2) d[(size_t)(h - 1 - y) * w + (w - 1 - x)] = v;   /* out h x w */
+                else d[(size_t)x * h + (h - 1 - y)] = v;                        /* out w x h */
+            }
+    }
 }
 
 void gf_preprocess_to_rgb8(const gf_preprocess *pp, const float *in, uint8_t *rgb) {

@@ -76,6 +76,12 @@ typedef struct gf_preprocess {
     float area_min, area_max;   /* defaults 0.08, 1 */
     float ratio_min, ratio_max; /* defaults 3/4, 4/3 */
     int hflip;                  /* 1: horizontal flip with probability 1/2 */
+    int pad_crop;               /* P > 0: CIFAR-style random crop (torchvision RandomCrop(size,
+                                   padding=P)): the width x height image from the steps above is
+                                   zero-padded (pixel value 0) by P on each side and a width x height
+                                   window at offsets ox, oy uniform in [0, 2P] is kept, i.e.
+                                   out(y, x) = in(y + oy - P, x + ox - P), 0 outside; then the flip.
+                                   0 = off. Offsets are drawn after the flip decision. */
 } gf_preprocess;
 
 /* Defaults: stretch, bilinear, RGB, scale 1/255, offset 0, mean 0, std 1,
@@ -95,6 +101,12 @@ gf_status gf_preprocess_u8(const gf_preprocess *pp, const uint8_t *src, int src_
  * (e.g. lfw_subset's [0,1] faces with scale 1 or after multiplying by 255). */
 gf_status gf_preprocess_f32(const gf_preprocess *pp, const float *src, int src_w, int src_h, int src_c,
                             uint64_t seed, float *out, char *err, size_t err_size);
+/* Rotates a float CHW image by k quarter turns counter-clockwise (as seen with
+ * row 0 at the top), exactly torch.rot90(x, k, dims=(1, 2)) / numpy.rot90(x, k,
+ * axes=(1, 2)): k = 1 maps in(y, x) to out(w-1-x, y). k is taken modulo 4
+ * (negative k turns clockwise). Output is c x w x h for odd k, c x h x w for even
+ * k (batching rotations needs square images). dst must not overlap src. */
+void gf_image_rotate90(const float *src, int c, int h, int w, int k, float *dst);
 /* Inverse of the value mapping, for looking at samples: out (CHW) -> 8-bit
  * interleaved RGB (3 channels always; gray replicated; BGR swapped back). */
 void gf_preprocess_to_rgb8(const gf_preprocess *pp, const float *in, uint8_t *rgb);

@@ -102,6 +102,7 @@ int main(void) {
     gf_preprocess_imagenet(&pp);
     pp.random_resized_crop = 1;
     pp.hflip = 1;
+    pp.pad_crop = 2;
     size_t numel = gf_preprocess_numel(&pp);
     gf_loader_options o = {0};
     o.batch_size = 16;
@@ -156,7 +157,7 @@ int main(void) {
     int sub[40];
     for (int i = 0; i < 40; i++) sub[i] = (i * 37) % N;
     o.shuffle = 0; o.indices = sub; o.n_indices = 40; o.drop_last = 1; o.epochs = 1; o.threads = 2; o.batch_size = 16;
-    pp.random_resized_crop = 0; pp.hflip = 0;
+    pp.random_resized_crop = 0; pp.hflip = 0; pp.pad_crop = 0;
     saved *s = run(ds, &pp, o, &n2);
     CHECK(n2 == 2 && s && s[0].count == 16 && s[1].count == 16 && s[1].end, "subset of 40, batch 16, drop_last: 2 full batches");
     int order = 1;

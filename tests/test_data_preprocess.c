@@ -3,7 +3,9 @@
  * as a weight matrix with clamped edges and normalised rows; half-pixel and
  * TF-legacy bilinear; nearest), stretch and shorter-side + centre crop
  * (torchvision rounding, zero padding), mean/std and scale/offset, BGR;
- * random resized crop + flip are deterministic for a seed. */
+ * random resized crop + flip are deterministic for a seed; pad-and-random-crop
+ * is a zero-padded shift by (ox - P, oy - P), ox, oy covering [0, 2P], checked
+ * pixel-exactly on real Fashion-MNIST digits and composed with centre crop. */
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
@@ -79,6 +81,146 @@ static void reference(const gf_preprocess *pp, const uint8_t *src, int sw, int s
                 out[((size_t)oc * H + y) * W + x] = (v * pp->scale + pp->offset - pp->mean[oc]) / pp->std[oc];
             }
     free(f); free(Mx); free(My); free(r);
+}
+
+#define FM "/usr/share/datasets/fashion-mnist"
+
+/* Pad-and-crop reference: geo is the W x H x C image (CHW, already normalised)
+ * that the geometry step gives; out(y, x) = geo(y + oy - P, x' + ox - P) with
+ * x' = W-1-x when flipped, pad[c] outside. */
+static void shift_ref(const double *geo, int C, int W, int H, int P, int ox, int oy, int flip, const double *pad,
+                      double *out) {
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int gx = (flip ? W - 1 - x : x) + ox - P, gy = y + oy - P;
+                out[((size_t)c * H + y) * W + x] =
+                    (gx >= 0 && gx < W && gy >= 0 && gy < H) ? geo[((size_t)c * H + gy) * W + gx] : pad[c];
+            }
+}
+
+/* For seeds 0..nseeds-1: the output must match exactly one (ox, oy, flip)
+ * candidate within tol (and every other candidate must be off by > 100 tol);
+ * counts of each ox / oy / flip seen go to hist_x / hist_y / flips. */
+static void pad_crop_seeds(const char *what, const gf_preprocess *pp, const uint8_t *src, int sw, int sh, int sc,
+                           const double *geo, int nseeds, double tol, int *hist_x, int *hist_y, int *flips,
+                           int *flip_of_seed) {
+    const int C = pp->channels, W = pp->width, H = pp->height, P = pp->pad_crop;
+    size_t n = gf_preprocess_numel(pp);
+    float *got = malloc(sizeof(float) * n);
+    double *cand = malloc(sizeof(double) * n), pad[3];
+    char err[256];
+    for (int c = 0; c < C; c++) pad[c] = (pp->offset - pp->mean[c]) / pp->std[c];
+    int bad = 0;
+    for (int seed = 0; seed < nseeds; seed++) {
+        gf_status st = gf_preprocess_u8(pp, src, sw, sh, sc, (uint64_t)seed * 7919u + 3u, got, err, sizeof err);
+        CHECK(st == GF_OK, "%s: %s", what, err);
+        if (st != GF_OK) break;
+        int matches = 0, near = 0, mx = -1, my = -1, mf = -1;
+        for (int f = 0; f < 2; f++)
+            for (int oy = 0; oy <= 2 * P; oy++)
+                for (int ox = 0; ox <= 2 * P; ox++) {
+                    shift_ref(geo, C, W, H, P, ox, oy, f, pad, cand);
+                    double e = 0;
+                    for (size_t i = 0; i < n; i++) e = fmax(e, fabs(got[i] - cand[i]));
+                    if (e <= tol) { matches++; mx = ox; my = oy; mf = f; }
+                    else if (e <= 100 * tol) near++;
+                }
+        if (matches != 1 || near) {
+            if (bad++ < 3) CHECK(0, "%s seed %d: %d exact candidates, %d near ones (want 1, 0)", what, seed, matches, near);
+            continue;
+        }
+        hist_x[mx]++; hist_y[my]++; flips[mf]++;
+        if (flip_of_seed) flip_of_seed[seed] = mf;
+    }
+    CHECK(!bad, "%s: %d of %d seeds are not a unique padded shift", what, bad, nseeds);
+    free(got); free(cand);
+}
+
+static void pad_crop_tests(const uint8_t *rgb, int sw, int sh) {
+    char err[256];
+    /* real digits, identity geometry and scale 1: outputs are the pixel values, compared exactly */
+    gf_dataset_options o;
+    gf_dataset_options_init(&o);
+    o.split = "test";
+    gf_dataset *ds = NULL;
+    gf_status st = gf_dataset_open(FM, &o, &ds, err, sizeof err);
+    CHECK(st == GF_OK, "open %s: %s", FM, err);
+    if (st != GF_OK) return;
+    const int P = 4, samples[] = {0, 1, 17};
+    int hx[9] = {0}, hy[9] = {0}, fl[2] = {0};
+    for (int s = 0; s < 3; s++) {
+        gf_image img;
+        st = gf_dataset_load_image(ds, samples[s], &img, err, sizeof err);
+        CHECK(st == GF_OK && img.w == 28 && img.h == 28 && img.c == 1, "load sample %d: %s", samples[s], err);
+        if (st != GF_OK) continue;
+        gf_preprocess pp;
+        gf_preprocess_init(&pp, 28, 28, 1);
+        pp.scale = 1.0f;
+        pp.pad_crop = P;
+        pp.hflip = 1;
+        double geo[28 * 28];
+        for (int i = 0; i < 28 * 28; i++) geo[i] = img.data[i];
+        char what[64];
+        snprintf(what, sizeof what, "pad-crop 4, Fashion-MNIST test #%d", samples[s]);
+        int fos[150];
+        pad_crop_seeds(what, &pp, img.data, 28, 28, 1, geo, 150, 0.0, hx, hy, fl, fos);
+        /* offsets are drawn after the flip: each seed flips as it does without pad-crop */
+        pp.pad_crop = 0;
+        int agree = 0;
+        float out[28 * 28];
+        for (int seed = 0; seed < 150; seed++) {
+            CHECK(gf_preprocess_u8(&pp, img.data, 28, 28, 1, (uint64_t)seed * 7919u + 3u, out, err, sizeof err) == GF_OK,
+                  "no pad-crop: %s", err);
+            int mirrored = 1;
+            for (int i = 0; i < 28 * 28 && mirrored; i++) mirrored = out[i] == (float)geo[(i / 28) * 28 + 27 - i % 28];
+            agree += mirrored == fos[seed];
+        }
+        CHECK(agree == 150, "%s: flip decisions equal to those without pad-crop for %d of 150 seeds", what, agree);
+        gf_image_free(&img);
+    }
+    gf_dataset_free(ds);
+    for (int k = 0; k <= 2 * P; k++)
+        CHECK(hx[k] > 0 && hy[k] > 0, "offset %d drawn (x %d times, y %d times of 450)", k, hx[k], hy[k]);
+    CHECK(fl[0] > 150 && fl[1] > 150, "pad-crop keeps the flip at about 1/2 (%d plain, %d flipped)", fl[0], fl[1]);
+
+    /* composed with shorter side + centre crop (cropped-away columns are padding, not image) and
+     * with a centre crop larger than the image, RGB + ImageNet normalisation */
+    const int crops[2][4] = {{20, 16, 5, 4}, {36, 26, -3, -1}};   /* W, H, px, py for 37x29 -> 30x24 */
+    for (int t = 0; t < 2; t++) {
+        gf_preprocess pp;
+        gf_preprocess_init(&pp, crops[t][0], crops[t][1], 3);
+        gf_preprocess_imagenet(&pp);
+        pp.resize = GF_RESIZE_SHORTER_CROP;
+        pp.resize_shorter = 24;
+        size_t n = gf_preprocess_numel(&pp);
+        double *geo = malloc(sizeof(double) * n);
+        reference(&pp, rgb, sw, sh, 3, 0, 0, sw, sh, 30, 24, crops[t][2], crops[t][3], 0, geo);
+        pp.pad_crop = 3;
+        pp.hflip = 1;
+        int gx[7] = {0}, gy[7] = {0}, gf[2] = {0};
+        char what[64];
+        snprintf(what, sizeof what, "pad-crop 3 after shorter 24 + crop %dx%d", crops[t][0], crops[t][1]);
+        pad_crop_seeds(what, &pp, rgb, sw, sh, 3, geo, 120, 2e-5, gx, gy, gf, NULL);
+        for (int k = 0; k <= 6; k++) CHECK(gx[k] > 0 && gy[k] > 0, "%s: offset %d drawn", what, k);
+        free(geo);
+    }
+
+    /* P = 0 is off (same output as without), a negative P is a usage error */
+    gf_preprocess pp;
+    gf_preprocess_init(&pp, 12, 10, 3);
+    pp.hflip = 1;
+    float a[360], b[360];
+    CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, 9, a, err, sizeof err) == GF_OK, "no pad-crop: %s", err);
+    pp.pad_crop = -1;
+    CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, 9, b, err, sizeof err) == GF_ERR_USAGE && strstr(err, "pad_crop"),
+          "negative pad_crop rejected: %s", err);
+    pp.pad_crop = 2;
+    CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, 9, b, err, sizeof err) == GF_OK, "pad-crop 2: %s", err);
+    CHECK(memcmp(a, b, sizeof a) != 0, "pad-crop 2 changes the output for seed 9");
+    pp.pad_crop = 0;
+    CHECK(gf_preprocess_u8(&pp, rgb, sw, sh, 3, 9, b, err, sizeof err) == GF_OK && !memcmp(a, b, sizeof a),
+          "pad_crop 0 is off");
 }
 
 static uint8_t *random_image(test_rng *r, int w, int h, int c) {
@@ -261,6 +403,7 @@ int main(void) {
         CHECK(gf_preprocess_u8(&pp, one, 1, 1, 3, 0, out, err, sizeof err) == GF_OK && fabsf(out[0] - 10 / 255.0f) < 1e-6f &&
               fabsf(out[47] - 30 / 255.0f) < 1e-6f, "1x1 source");
     }
+    pad_crop_tests(rgb, sw, sh);
     free(rgb); free(gray); free(rgba); free(ga);
     return test_finish("test_data_preprocess");
 }
