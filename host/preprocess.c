@@ -265,7 +265,7 @@ static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int i
     const size_t row = (size_t)wn * C;
     for (int y = y0; y < y1; y++) {
         const float *w = ay.w + (size_t)y * ay.maxn;
-        float *dst = r + ((size_t)y * ow + x0) * C;
+        float *dst = r + (size_t)(y - y0) * row;
         const float *s0 = tmp + (size_t)ay.first[y] * row;
         if (ay.n[y] == 2) {
             const float *s1 = s0 + row, w0 = w[0], w1 = w[1];
@@ -335,11 +335,6 @@ static gf_status preprocess_any(const gf_preprocess *pp, const uint8_t *src, con
         dy = rand_int(&rng, 0, 2 * pp->pad_crop) - pp->pad_crop;
     }
 
-    float *f = ws_get(ws, 0, (size_t)cw * ch * C);
-    float *r = (rw == cw && rh == ch) ? f : ws_get(ws, 1, (size_t)rw * rh * C);
-    if (!f || !r) return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
-    if (src) to_float_u8(src, sw, sc, x0, y0, cw, ch, C, f);
-    else to_float_f32(srcf, sw, sc, x0, y0, cw, ch, C, f);
     /* cropped column x is geometry column x + dx, which is resized column
      * x + dx + px (the output mirrors x when flipping); columns outside the
      * geometry's [0, W) or the resized [0, rw), and rows likewise, are the zero
@@ -356,18 +351,29 @@ static gf_status preprocess_any(const gf_preprocess *pp, const uint8_t *src, con
     if (H - dy < yb) yb = H - dy;
     if (rh - sy0 < yb) yb = rh - sy0;
     if (yb < ya) yb = ya;
-    if (r != f) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, xa + sx, xb + sx, ya + sy0, yb + sy0, ws, err, err_size));
+    /* r holds only that window of the resized image (row stride rs): all of it
+     * could be huge (1 x 201128 to shorter side 40: 40 x 8045120 x 3 floats) */
+    const int resize = !(rw == cw && rh == ch);
+    const size_t rs = resize ? (size_t)(xb - xa) : (size_t)rw;
+    float *f = ws_get(ws, 0, (size_t)cw * ch * C);
+    float *r = resize ? ws_get(ws, 1, (size_t)(xb - xa) * (yb - ya) * C + 1) : f;
+    if (!f || !r) return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
+    if (src) to_float_u8(src, sw, sc, x0, y0, cw, ch, C, f);
+    else to_float_f32(srcf, sw, sc, x0, y0, cw, ch, C, f);
+    if (resize) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, xa + sx, xb + sx, ya + sy0, yb + sy0, ws, err, err_size));
     for (int oc = 0; oc < C; oc++) {
         int sc_ = (C == 3 && pp->bgr) ? 2 - oc : oc;
         float a = pp->scale / pp->std[oc], b = (pp->offset - pp->mean[oc]) / pp->std[oc];
         float *o = out + (size_t)oc * H * W;
         for (int y = 0; y < H; y++, o += W) {
             if (y < ya || y >= yb) { for (int x = 0; x < W; x++) o[x] = b; continue; }
-            const float *row = r + (size_t)(y + sy0) * rw * C + sc_;
+            /* column x reads r's column x + xo: window-relative when resized */
+            const int xo = resize ? -xa : sx;
+            const float *row = r + (size_t)(resize ? y - ya : y + sy0) * rs * C + sc_;
             for (int x = 0; x < xa; x++) o[flip ? W - 1 - x : x] = b;
             for (int x = xb; x < W; x++) o[flip ? W - 1 - x : x] = b;
-            if (flip) for (int x = xa; x < xb; x++) o[W - 1 - x] = row[(size_t)(x + sx) * C] * a + b;
-            else for (int x = xa; x < xb; x++) o[x] = row[(size_t)(x + sx) * C] * a + b;
+            if (flip) for (int x = xa; x < xb; x++) o[W - 1 - x] = row[(size_t)(x + xo) * C] * a + b;
+            else for (int x = xa; x < xb; x++) o[x] = row[(size_t)(x + xo) * C] * a + b;
         }
     }
     return GF_OK;

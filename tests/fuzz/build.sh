@@ -32,13 +32,21 @@ if [ ! -e "$obj_stb" ] || [ "$SRC/tests/fuzz/stb_image_impl.c" -nt "$obj_stb" ];
   "$CC" "${CFLAGS[@]}" -fsanitize=fuzzer-no-link,address -c "$SRC/tests/fuzz/stb_image_impl.c" -o "$obj_stb"
 fi
 
+# the --config parser lives in the CLI (host/cli/config.c), not the library
+obj_cfg="$OUT/cli_config.o"
+if [ ! -e "$obj_cfg" ] || [ "$SRC/host/cli/config.c" -nt "$obj_cfg" ]; then
+  "$CC" "${CFLAGS[@]}" $SAN -fsanitize=fuzzer-no-link -c "$SRC/host/cli/config.c" -o "$obj_cfg"
+fi
+
 built=()
 for src in "$SRC"/tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)
   extra=()
   [ "$name" = fuzz_image ] && extra=("$obj_stb")
+  [ "$name" = fuzz_config ] && extra=("$obj_cfg")
   bin="$OUT/$name"
-  if [ -e "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$OUT/lib/libgradfeat.a" ] && [ "$bin" -nt "$SRC/tests/fuzz/fuzz_common.h" ]; then
+  if [ -e "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$OUT/lib/libgradfeat.a" ] && [ "$bin" -nt "$SRC/tests/fuzz/fuzz_common.h" ] \
+     && { [ ${#extra[@]} -eq 0 ] || [ "$bin" -nt "${extra[0]}" ]; }; then
     built+=("$name"); continue
   fi
   "$CC" "${CFLAGS[@]}" $SAN -fsanitize=fuzzer "$src" "${extra[@]}" "${LIBS[@]}" -o "$bin"
