@@ -9,6 +9,11 @@
 #include "bench.h"
 #include "ops_affine.h"
 
+/* host/gemm.c: fd 1 points at stderr during a CLBlast call (CLBlast prints build logs to stdout).
+ * Declared here to keep the shared gf_internal.h untouched; move there when convenient. */
+int gf_clblast_quiet_begin(void);
+void gf_clblast_quiet_end(int saved);
+
 typedef struct bench_bufs {
     cl_mem x, W, b, Wt, bt, t, y, g, gx, gW, gb;
     cl_mem A, B, C;        /* plain-GEMM operands (own buffers, not the conv scratch) */
@@ -44,11 +49,13 @@ static gf_status bench_once(bench_run *r, int what) {
                                0.0f, m->Ob, 0, P, M * P, (size_t)d->n);
     }
     case B_CONVGEMM: {
+        int quiet = gf_clblast_quiet_begin();
         CLBlastStatusCode s = CLBlastSconvgemm(CLBlastKernelModeCrossCorrelation, (size_t)d->c_in, (size_t)d->h_in,
                                                (size_t)d->w_in, (size_t)d->kh, (size_t)d->kw, (size_t)d->pad_top,
                                                (size_t)d->pad_left, (size_t)d->stride_h, (size_t)d->stride_w,
                                                (size_t)d->dil_h, (size_t)d->dil_w, (size_t)d->c_out, (size_t)d->n,
                                                m->x, 0, m->W, 0, m->y, 0, &ctx->queue, NULL);
+        gf_clblast_quiet_end(quiet);
         return s == CLBlastSuccess ? GF_OK : gf_clblast_fail(ctx, s, "CLBlastSconvgemm");
     }
     }

@@ -4,11 +4,33 @@
  *    the buffers are mapped (zero-copy) and the host BLAS runs in place.
  *    Mapping waits for the queued work, which on a CPU device is where the
  *    cores are anyway. GRADFEAT_HOST_BLAS=0 forces CLBlast. */
+#include <stdio.h>
+#include <unistd.h>
 #include <clblast_c.h>
 #include "gf_internal.h"
 #ifdef GF_HAVE_CBLAS
 #include <cblas.h>
 #endif
+
+/* CLBlast prints kernel build logs ("OpenCL compiler error/warning: ...") with printf, i.e. into
+ * our stdout, which carries results only. Around each CLBlast call fd 1 points at stderr: flush
+ * what we printed, swap, call, flush what CLBlast printed (still buffered in stdout), swap back.
+ * The calls come from the thread that prints results, so nothing of ours lands on stderr.
+ * Returns the saved fd 1 for gf_clblast_quiet_end, or -1 when nothing was swapped. */
+int gf_clblast_quiet_begin(void) {
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    if (saved < 0) return -1;
+    if (dup2(STDERR_FILENO, STDOUT_FILENO) < 0) { close(saved); return -1; }
+    return saved;
+}
+
+void gf_clblast_quiet_end(int saved) {
+    if (saved < 0) return;
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+}
 
 static CLBlastTranspose tr(int t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
@@ -72,8 +94,10 @@ gf_status gf_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K,
         return host_gemm(ctx, ta, tb, M, N, K, alpha, A, off_a, lda, 0, B, off_b, ldb, 0, beta, C, off_c, ldc, 0, 1);
 #endif
     size_t need = 0;
+    int quiet = gf_clblast_quiet_begin();
     CLBlastStatusCode s = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K,
                                                      off_a, lda, off_b, ldb, off_c, ldc, &ctx->queue, &need);
+    gf_clblast_quiet_end(quiet);
     if (s != CLBlastSuccess) return gf_clblast_fail(ctx, s, "CLBlastSGemmTempBufferSize");
     if (need > ctx->gemm_tmp_bytes) {
         gf_buf_release(&ctx->gemm_tmp);
@@ -81,9 +105,11 @@ gf_status gf_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K,
         GF_TRY(gf_buf_create(ctx, need, "GEMM temp buffer", &ctx->gemm_tmp));
         ctx->gemm_tmp_bytes = need;
     }
+    quiet = gf_clblast_quiet_begin();
     s = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K, alpha, A, off_a, lda,
                                    B, off_b, ldb, beta, C, off_c, ldc, &ctx->queue, NULL,
                                    need ? ctx->gemm_tmp : NULL);
+    gf_clblast_quiet_end(quiet);
     if (s != CLBlastSuccess) return gf_clblast_fail(ctx, s, "CLBlastSgemm");
     return GF_OK;
 }
@@ -99,9 +125,11 @@ gf_status gf_gemm_batched(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_
         return host_gemm(ctx, ta, tb, M, N, K, alpha, A, off_a, lda, stride_a, B, off_b, ldb, stride_b, beta, C,
                          off_c, ldc, stride_c, batch);
 #endif
+    int quiet = gf_clblast_quiet_begin();
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K, alpha,
                                                      A, off_a, lda, stride_a, B, off_b, ldb, stride_b, beta,
                                                      C, off_c, ldc, stride_c, batch, &ctx->queue, NULL);
+    gf_clblast_quiet_end(quiet);
     if (s != CLBlastSuccess) return gf_clblast_fail(ctx, s, "CLBlastSgemmStridedBatched");
     return GF_OK;
 }

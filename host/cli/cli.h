@@ -38,4 +38,40 @@ const char *cli_env_or(const char *flag_value, const char *env_name);
  * GF_ERR_INPUT (unreadable file), GF_ERR_USAGE (syntax, unknown key, bad value) with "FILE:LINE: ..." in err. */
 int cli_config_load(const char *path, int (*set)(void *user, const char *key, const char *value), void *user,
                     char *err, size_t n);
+/* Table-driven options (host/cli/options.c): every subcommand describes its options once; the table
+ * gives getopt_long (GNU long options, optional short letters), --config FILE keys, the environment
+ * twins GRADFEAT_<NAME> and the --help list. Precedence: flags > --config FILE > environment > defaults. */
+typedef enum { CLI_STR, CLI_INT, CLI_POS, CLI_FLOAT, CLI_U64, CLI_FLAG, CLI_SIZE, CLI_CHOICE } cli_type;
+typedef struct {
+    const char *name;      /* long option without "--" */
+    char short_opt;        /* 0: none */
+    cli_type type;         /* target: const char ** | int * (INT >= 0, POS >= 1, FLAG, CHOICE index) |
+                            * float * (>= 0) | uint64_t * (U64, SIZE "512M"/"4G") */
+    void *target;
+    const char *arg;       /* placeholder in --help ("N", "FILE"); NULL for switches */
+    const char *help;
+    const char *env;       /* NULL: GRADFEAT_<NAME> ('-' -> '_'); else this name */
+    const char *choices;   /* CLI_CHOICE: "a|b|c" */
+    int env_elsewhere;     /* the twin is read by the library (GRADFEAT_DEVICE): listed, not parsed here */
+} cli_opt;
+#define CLI_MAX_OPTS 64
+#define CLI_HELP (-1)      /* cli_opts_parse printed --help: exit 0 */
+typedef struct { const char *usage, *about, *examples; } cli_doc;   /* usage without "usage: " */
+typedef struct {
+    const char *cmd;
+    const cli_opt *defs;
+    int n, first_arg;                  /* first_arg: argv index of the first positional argument */
+    unsigned char src[CLI_MAX_OPTS];   /* where each value came from: default, flag, config, env */
+    char *owned[CLI_MAX_OPTS];         /* config-file strings the targets point into */
+    char env[CLI_MAX_OPTS][48];
+    char config_env[48];               /* GRADFEAT_CONFIG for train, GRADFEAT_<CMD>_CONFIG otherwise */
+} cli_opts;
+/* Returns 0 (positional arguments are argv[o->first_arg..argc)), CLI_HELP, or an exit code (message
+ * printed). Call cli_opts_free afterwards in every case: string targets may point into o. */
+int cli_opts_parse(cli_opts *o, const char *cmd, const cli_opt *defs, int n, const cli_doc *doc, int argc, char **argv);
+void cli_opts_free(cli_opts *o);
+int cli_opts_given(const cli_opts *o, const char *name);            /* by flag, file or environment */
+const char *cli_opts_origin(const cli_opts *o, const char *name, char *buf, size_t n);
+/* Usage error about option name, prefixed by where its value came from ("environment GRADFEAT_X: --x"). */
+int cli_opts_fail(const cli_opts *o, const char *name, const char *fmt, ...);
 #endif

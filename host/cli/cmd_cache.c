@@ -1,36 +1,34 @@
 /* gradfeat cache info|clear */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
 
-static void help(void) {
-    printf("usage: %s cache info|clear [--device SEL]\n\n"
-           "The compiled-kernel (program binary) cache lives in $GRADFEAT_CACHE_DIR, else\n"
-           "$XDG_CACHE_HOME/gradfeat, else ~/.cache/gradfeat. It is off by default on PoCL and\n"
-           "NVIDIA, whose drivers cache compiled kernels themselves; GRADFEAT_CACHE=1 forces it on,\n"
-           "GRADFEAT_CACHE=0 off.\n\n"
-           "  info    directory, entries, size, whether it is used for the device\n"
-           "  clear   delete every entry\n"
-           "  -d, --device SEL   device (env GRADFEAT_DEVICE)\n  -h, --help\n", cli_prog);
-}
+static const cli_doc doc = {
+    "gradfeat cache info|clear [--device SEL]",
+    "The compiled-kernel (program binary) cache lives in $GRADFEAT_CACHE_DIR, else\n"
+    "$XDG_CACHE_HOME/gradfeat, else ~/.cache/gradfeat. It is off by default on PoCL and\n"
+    "NVIDIA, whose drivers cache compiled kernels themselves; GRADFEAT_CACHE=1 forces it on,\n"
+    "GRADFEAT_CACHE=0 off.\n\n"
+    "  info    directory, entries, size, whether it is used for the device\n"
+    "  clear   delete every entry\n",
+    "  gradfeat cache info\n"
+    "  GRADFEAT_CACHE=1 GRADFEAT_DEVICE=gpu gradfeat cache clear\n"};
 
 int cmd_cache(int argc, char **argv) {
-    static const struct option opts[] = {{"device", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *device = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-        if (c == 'd') device = optarg;
-        else if (c == 'h') { help(); return 0; }
-        else return cli_usage_error("cache", "unknown option");
-    }
-    if (optind >= argc) return cli_usage_error("cache", "missing action: info or clear");
-    const char *action = argv[optind];
-    if (strcmp(action, "info") && strcmp(action, "clear")) return cli_usage_error("cache", "unknown action '%s'", action);
-    gf_ctx *ctx;
-    int rc = cli_ctx_open(device, 0, &ctx);
-    if (rc) return rc;
+    const cli_opt defs[] = {
+        {"device", 'd', CLI_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name", NULL, NULL, 1},
+    };
+    cli_opts o;
+    int rc = cli_opts_parse(&o, "cache", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
+    if (rc) { cli_opts_free(&o); return rc == CLI_HELP ? 0 : rc; }
+    const char *action = o.first_arg < argc ? argv[o.first_arg] : NULL;
+    if (!action) rc = cli_usage_error("cache", "missing action: info or clear");
+    else if (strcmp(action, "info") && strcmp(action, "clear")) rc = cli_usage_error("cache", "unknown action '%s'", action);
+    else if (o.first_arg + 1 < argc) rc = cli_usage_error("cache", "unexpected argument '%s'", argv[o.first_arg + 1]);
+    gf_ctx *ctx = NULL;
+    if (!rc) rc = cli_ctx_open(device, 0, &ctx);
+    if (rc) { cli_opts_free(&o); return rc; }
     gf_cache_info info;
     gf_status st = gf_cache_get_info(ctx, &info);
     if (st == GF_OK && !strcmp(action, "info")) {
@@ -43,5 +41,6 @@ int cmd_cache(int argc, char **argv) {
     }
     rc = st == GF_OK ? 0 : cli_fail(ctx, st);
     gf_ctx_free(ctx);
+    cli_opts_free(&o);
     return rc;
 }

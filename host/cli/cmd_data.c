@@ -1,6 +1,5 @@
 /* gradfeat data inspect|bench PATH: look at a dataset (counts per class, image
  * sizes, skipped inputs, a contact sheet) and time the loading pipeline. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,36 +8,17 @@
 #include "cli.h"
 #include "gradfeat_data.h"
 
-static void help(void) {
-    printf("usage: %s data inspect PATH [options]\n"
-           "       %s data bench PATH [options]\n\n"
-           "PATH: an ImageFolder root (PATH/<class>/<image>), a CSV manifest (path,labels[,split];\n"
-           "labels ';'-separated), or IDX files (MNIST/Fashion-MNIST images file, or their folder).\n\n"
-           "inspect  counts per class, image size summary, skipped inputs with reasons;\n"
-           "         exit 5 when the dataset cannot be used at all\n"
-           "bench    decode + preprocess throughput of the threaded batch loader (images/s)\n\n"
-           "  --format F        auto|folder|idx|csv (default auto)\n"
-           "  --split S         folder: PATH/S; idx: train|test; csv: rows whose split is S\n"
-           "  --classes FILE    class names, one per line (csv, idx)\n"
-           "  --num-classes K   integer labels >= K are skipped (csv, idx)\n"
-           "  --full            decode every image while checking (default: headers only)\n"
-           "  --max-pixels N    skip images with more pixels (default 64 Mpx)\n"
-           "  --threads N       threads for checking / loading (default: online CPUs)\n"
-           "  --report N        list at most N skipped inputs (default 20)\n"
-           "  --save-classes F  write the class map (index<TAB>name) to F\n"
-           "  --grid OUT.png    contact sheet of preprocessed samples (inspect)\n"
-           "  --grid-n N        samples on the sheet (default 64)\n"
-           "  --size W[xH]      preprocessed size (default: inspect 96 or the images' own size\n"
-           "                    when all are equal and <= 128; bench 224)\n"
-           "  --channels C      1 or 3 (default 3)\n"
-           "  --resize R        stretch | crop (shorter side to --shorter, then centre crop)\n"
-           "  --shorter S       shorter side before the crop (default: max(W,H))\n"
-           "  --augment         random resized crop + horizontal flip\n"
-           "  --seed N          augmentation / shuffle seed (default 0)\n"
-           "  --batch N         bench: batch size (default 64)\n"
-           "  --batches N       bench: batches to time (default: one epoch, at most 50)\n"
-           "  -h, --help\n", cli_prog, cli_prog);
-}
+static const cli_doc doc = {
+    "gradfeat data inspect PATH [options]\n"
+    "       gradfeat data bench PATH [options]",
+    "PATH: an ImageFolder root (PATH/<class>/<image>), a CSV manifest (path,labels[,split];\n"
+    "labels ';'-separated), or IDX files (MNIST/Fashion-MNIST images file, or their folder).\n\n"
+    "inspect  counts per class, image size summary, skipped inputs with reasons;\n"
+    "         exit 5 when the dataset cannot be used at all\n"
+    "bench    decode + preprocess throughput of the threaded batch loader (images/s)\n",
+    "  gradfeat data inspect /usr/share/datasets/fashion-mnist --split test --grid sheet.png\n"
+    "  gradfeat data bench photos/ --size 224 --resize crop --threads 2\n"
+    "  GRADFEAT_SPLIT=train GRADFEAT_THREADS=1 gradfeat data bench /usr/share/datasets/fashion-mnist\n"};
 
 static int fail_msg(gf_status st, const char *msg) {
     fprintf(stderr, "%s: error: %s\n", cli_prog, msg);
@@ -101,86 +81,67 @@ static void print_sizes(const gf_dataset *ds, int *all_w, int *all_h) {
     free(pairs);
 }
 
+static int data_main(int argc, char **argv, cli_opts *opts);
+
 int cmd_data(int argc, char **argv) {
-    enum { O_FORMAT = 256, O_SPLIT, O_CLASSES, O_NUMC, O_FULL, O_MAXPX, O_THREADS, O_REPORT, O_SAVE, O_GRID, O_GRIDN,
-           O_SIZE, O_CHANNELS, O_RESIZE, O_SHORTER, O_AUGMENT, O_SEED, O_BATCH, O_BATCHES, O_VERIFY };
-    static const struct option opts[] = {
-        {"format", required_argument, 0, O_FORMAT}, {"split", required_argument, 0, O_SPLIT},
-        {"classes", required_argument, 0, O_CLASSES}, {"num-classes", required_argument, 0, O_NUMC},
-        {"full", no_argument, 0, O_FULL}, {"max-pixels", required_argument, 0, O_MAXPX},
-        {"threads", required_argument, 0, O_THREADS}, {"report", required_argument, 0, O_REPORT},
-        {"save-classes", required_argument, 0, O_SAVE}, {"grid", required_argument, 0, O_GRID},
-        {"grid-n", required_argument, 0, O_GRIDN}, {"size", required_argument, 0, O_SIZE},
-        {"channels", required_argument, 0, O_CHANNELS}, {"resize", required_argument, 0, O_RESIZE},
-        {"shorter", required_argument, 0, O_SHORTER}, {"augment", no_argument, 0, O_AUGMENT},
-        {"seed", required_argument, 0, O_SEED}, {"batch", required_argument, 0, O_BATCH},
-        {"batches", required_argument, 0, O_BATCHES}, {"verify", required_argument, 0, O_VERIFY},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    cli_opts opts;
+    int rc = data_main(argc, argv, &opts);
+    cli_opts_free(&opts);
+    return rc == CLI_HELP ? 0 : rc;
+}
+
+static int data_main(int argc, char **argv, cli_opts *opts) {
     gf_dataset_options o;
     gf_dataset_options_init(&o);
     o.threads = 0;
-    const char *grid = NULL, *save = NULL;
+    const char *grid = NULL, *save = NULL, *size = NULL;
     int report = 20, grid_n = 64, W = 0, H = 0, C = 3, crop = 0, shorter = 0, augment = 0, batch = 64, batches = 0;
-    int threads = -1;
-    unsigned long long seed = 0;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int threads = -1, format = GF_DATA_AUTO, full = 0, verify = -1;
+    uint64_t seed = 0, max_pixels = 0;
+    const cli_opt defs[] = {
+        {"format", 0, CLI_CHOICE, &format, "F", "auto|folder|idx|csv (default auto)", NULL, "auto|folder|idx|csv", 0},
+        {"split", 0, CLI_STR, &o.split, "S", "folder: PATH/S; idx: train|test; csv: rows whose split is S", NULL, NULL, 0},
+        {"classes", 0, CLI_STR, &o.class_names, "FILE", "class names, one per line (csv, idx)", NULL, NULL, 0},
+        {"num-classes", 0, CLI_INT, &o.num_classes, "K", "integer labels >= K are skipped (csv, idx)", NULL, NULL, 0},
+        {"full", 0, CLI_FLAG, &full, NULL, "decode every image while checking (= --verify decode; default: headers only)", NULL, NULL, 0},
+        {"verify", 0, CLI_CHOICE, &verify, "V", "none|header|decode: how much of each image to check (default header)", NULL, "none|header|decode", 0},
+        {"max-pixels", 0, CLI_U64, &max_pixels, "N", "skip images with more pixels (default 64 Mpx)", NULL, NULL, 0},
+        {"threads", 0, CLI_INT, &threads, "N", "threads for checking / loading (default: online CPUs)", NULL, NULL, 0},
+        {"report", 0, CLI_INT, &report, "N", "list at most N skipped inputs (default 20)", NULL, NULL, 0},
+        {"save-classes", 0, CLI_STR, &save, "F", "write the class map (index<TAB>name) to F", NULL, NULL, 0},
+        {"grid", 0, CLI_STR, &grid, "OUT.png", "contact sheet of preprocessed samples (inspect)", NULL, NULL, 0},
+        {"grid-n", 0, CLI_POS, &grid_n, "N", "samples on the sheet (default 64)", NULL, NULL, 0},
+        {"size", 0, CLI_STR, &size, "W[xH]", "preprocessed size (default: inspect 96 or the images' own size when all are equal and <= 128; bench 224)", NULL, NULL, 0},
+        {"channels", 0, CLI_POS, &C, "C", "1 or 3 (default 3)", NULL, NULL, 0},
+        {"resize", 0, CLI_CHOICE, &crop, "R", "stretch | crop (shorter side to --shorter, then centre crop)", NULL, "stretch|crop", 0},
+        {"shorter", 0, CLI_INT, &shorter, "S", "shorter side before the crop (default: max(W,H))", NULL, NULL, 0},
+        {"augment", 0, CLI_FLAG, &augment, NULL, "random resized crop + horizontal flip", NULL, NULL, 0},
+        {"seed", 0, CLI_U64, &seed, "N", "augmentation / shuffle seed (default 0)", NULL, NULL, 0},
+        {"batch", 0, CLI_POS, &batch, "N", "bench: batch size (default 64)", NULL, NULL, 0},
+        {"batches", 0, CLI_INT, &batches, "N", "bench: batches to time (default: one epoch, at most 50)", NULL, NULL, 0},
+    };
+    int rc = cli_opts_parse(opts, "data", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
+    if (rc) return rc;
+    if (C != 1 && C != 3) return cli_opts_fail(opts, "channels", "must be 1 or 3");
+    if (size) {
         char *end = NULL;
-        switch (c) {
-        case O_FORMAT:
-            if (!strcmp(optarg, "auto")) o.format = GF_DATA_AUTO;
-            else if (!strcmp(optarg, "folder")) o.format = GF_DATA_FOLDER;
-            else if (!strcmp(optarg, "idx")) o.format = GF_DATA_IDX;
-            else if (!strcmp(optarg, "csv")) o.format = GF_DATA_CSV;
-            else return cli_usage_error("data", "unknown --format '%s'", optarg);
-            break;
-        case O_SPLIT: o.split = optarg; break;
-        case O_CLASSES: o.class_names = optarg; break;
-        case O_NUMC: o.num_classes = atoi(optarg); break;
-        case O_FULL: o.verify = GF_VERIFY_DECODE; break;
-        case O_VERIFY:
-            if (!strcmp(optarg, "none")) o.verify = GF_VERIFY_NONE;
-            else if (!strcmp(optarg, "header")) o.verify = GF_VERIFY_HEADER;
-            else if (!strcmp(optarg, "decode")) o.verify = GF_VERIFY_DECODE;
-            else return cli_usage_error("data", "--verify none|header|decode");
-            break;
-        case O_MAXPX: o.max_pixels = strtoll(optarg, NULL, 10); break;
-        case O_THREADS: threads = atoi(optarg); o.threads = threads; break;
-        case O_REPORT: report = atoi(optarg); break;
-        case O_SAVE: save = optarg; break;
-        case O_GRID: grid = optarg; break;
-        case O_GRIDN: grid_n = atoi(optarg); break;
-        case O_SIZE:
-            W = (int)strtol(optarg, &end, 10);
-            H = (end && (*end == 'x' || *end == 'X')) ? atoi(end + 1) : W;
-            if (W < 1 || H < 1 || W > 4096 || H > 4096) return cli_usage_error("data", "bad --size '%s'", optarg);
-            break;
-        case O_CHANNELS:
-            C = atoi(optarg);
-            if (C != 1 && C != 3) return cli_usage_error("data", "--channels must be 1 or 3");
-            break;
-        case O_RESIZE:
-            if (!strcmp(optarg, "stretch")) crop = 0;
-            else if (!strcmp(optarg, "crop")) crop = 1;
-            else return cli_usage_error("data", "--resize stretch|crop");
-            break;
-        case O_SHORTER: shorter = atoi(optarg); break;
-        case O_AUGMENT: augment = 1; break;
-        case O_SEED: seed = strtoull(optarg, NULL, 10); break;
-        case O_BATCH: batch = atoi(optarg); break;
-        case O_BATCHES: batches = atoi(optarg); break;
-        case 'h': help(); return 0;
-        default: return cli_usage_error("data", "unknown option");
-        }
+        W = (int)strtol(size, &end, 10);
+        H = (end && (*end == 'x' || *end == 'X')) ? (int)strtol(end + 1, &end, 10) : W;
+        if (*end || W < 1 || H < 1 || W > 4096 || H > 4096) return cli_opts_fail(opts, "size", "must be W or WxH within 1..4096, got '%s'", size);
     }
-    if (optind >= argc) return cli_usage_error("data", "missing action: inspect or bench");
-    const char *action = argv[optind];
+    o.format = format;
+    if (full) o.verify = GF_VERIFY_DECODE;
+    if (verify >= 0) o.verify = verify == 0 ? GF_VERIFY_NONE : verify == 1 ? GF_VERIFY_HEADER : GF_VERIFY_DECODE;
+    o.max_pixels = (int64_t)max_pixels;
+    if (threads >= 0) o.threads = threads;
+    int first = opts->first_arg;
+    if (first >= argc) return cli_usage_error("data", "missing action: inspect or bench");
+    const char *action = argv[first];
     int bench = !strcmp(action, "bench");
     if (!bench && strcmp(action, "inspect")) return cli_usage_error("data", "unknown action '%s'", action);
-    if (optind + 1 >= argc) return cli_usage_error("data", "missing dataset PATH");
-    if (optind + 2 < argc) return cli_usage_error("data", "unexpected argument '%s'", argv[optind + 2]);
-    const char *path = argv[optind + 1];
+    if (first + 1 >= argc) return cli_usage_error("data", "missing dataset PATH");
+    if (first + 2 < argc) return cli_usage_error("data", "unexpected argument '%s'", argv[first + 2]);
+    const char *path = argv[first + 1];
 
     char err[2048];
     gf_dataset *ds = NULL;

@@ -1,27 +1,27 @@
 /* gradfeat devices [--json] */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
 
-static void help(void) {
-    printf("usage: %s devices [--json]\n\n"
-           "List every OpenCL device of every platform, with the facts gradfeat uses.\n"
-           "Select one elsewhere with --device SEL or GRADFEAT_DEVICE=SEL, where SEL is the\n"
-           "index (first column), P:D (platform:device), cpu, gpu, or part of a name.\n\n"
-           "  --json   machine-readable output\n  -h, --help\n", cli_prog);
-}
+static const cli_doc doc = {
+    "gradfeat devices [--json]",
+    "List every OpenCL device of every platform, with the facts gradfeat uses.\n"
+    "Select one elsewhere with --device SEL or GRADFEAT_DEVICE=SEL, where SEL is the\n"
+    "index (first column), P:D (platform:device), cpu, gpu, or part of a name.\n",
+    "  gradfeat devices\n"
+    "  GRADFEAT_JSON=1 gradfeat devices | python3 -m json.tool\n"};
 
 int cmd_devices(int argc, char **argv) {
-    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int json = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'j') json = 1;
-        else if (c == 'h') { help(); return 0; }
-        else return cli_usage_error("devices", "unknown option");
-    }
+    int json = 0;
+    const cli_opt defs[] = {
+        {"json", 0, CLI_FLAG, &json, NULL, "machine-readable output", NULL, NULL, 0},
+    };
+    cli_opts o;
+    int rc = cli_opts_parse(&o, "devices", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
+    cli_opts_free(&o);
+    if (rc) return rc == CLI_HELP ? 0 : rc;
+    if (o.first_arg < argc) return cli_usage_error("devices", "unexpected argument '%s'", argv[o.first_arg]);
     gf_device_info *d; int n;
     char msg[2048];
     gf_status st = gf_devices_list(&d, &n, msg, sizeof msg);

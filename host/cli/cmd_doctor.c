@@ -4,7 +4,6 @@
  * kernel cache, and a quick selftest. Exit 0 when all is well, else the first
  * problem's code (3 no device, 7 kernel build, 8 selftest check, ...). */
 #include <dirent.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +13,16 @@
 
 extern char **environ;
 
-static void help(void) {
-    printf("usage: %s doctor [--device SEL] [--no-selftest]\n\n"
-           "Print what a bug report needs: gradfeat, CLBlast and OpenCL header versions, the system,\n"
-           "GRADFEAT_* / OpenCL loader environment variables, the ICD files the loader reads, every\n"
-           "platform and device with its limits, the device gradfeat picks and why, the compiled-kernel\n"
-           "cache, and a quick selftest (every kernel family against plain-C references).\n"
-           "Exit code 0 when everything is fine; otherwise that of the first problem: 3 no OpenCL\n"
-           "device, 7 a kernel failed to build, 8 a selftest check failed.\n\n"
-           "  -d, --device SEL   device to check (env GRADFEAT_DEVICE; default: the one train would use)\n"
-           "      --no-selftest  skip the kernel build and selftest (fast)\n"
-           "  -h, --help\n\n"
-           "example:\n  %s doctor > doctor.txt; echo $?\n", cli_prog, cli_prog);
-}
+static const cli_doc doc = {
+    "gradfeat doctor [--device SEL] [--no-selftest]",
+    "Print what a bug report needs: gradfeat, CLBlast and OpenCL header versions, the system,\n"
+    "GRADFEAT_* / OpenCL loader environment variables, the ICD files the loader reads, every\n"
+    "platform and device with its limits, the device gradfeat picks and why, the compiled-kernel\n"
+    "cache, and a quick selftest (every kernel family against plain-C references).\n"
+    "Exit code 0 when everything is fine; otherwise that of the first problem: 3 no OpenCL\n"
+    "device, 7 a kernel failed to build, 8 a selftest check failed.\n",
+    "  gradfeat doctor > doctor.txt; echo $?\n"
+    "  GRADFEAT_NO_SELFTEST=1 gradfeat doctor --device gpu\n"};
 
 static void section(const char *title) { printf("\n== %s\n", title); }
 
@@ -83,19 +79,25 @@ static void print_icds(void) {
     if (!n) printf("ICD folder      %s: no .icd files (no OpenCL driver registered)\n", dir);
 }
 
+static int doctor_main(int argc, char **argv, cli_opts *o);
+
 int cmd_doctor(int argc, char **argv) {
-    static const struct option opts[] = {{"device", required_argument, 0, 'd'}, {"no-selftest", no_argument, 0, 'n'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    cli_opts o;
+    int rc = doctor_main(argc, argv, &o);
+    cli_opts_free(&o);
+    return rc == CLI_HELP ? 0 : rc;
+}
+
+static int doctor_main(int argc, char **argv, cli_opts *o) {
     const char *device = NULL;
-    int no_selftest = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-        if (c == 'd') device = optarg;
-        else if (c == 'n') no_selftest = 1;
-        else if (c == 'h') { help(); return 0; }
-        else return cli_usage_error("doctor", "unknown option");
-    }
-    if (optind < argc) return cli_usage_error("doctor", "unexpected argument '%s'", argv[optind]);
+    int no_selftest = 0;
+    const cli_opt defs[] = {
+        {"device", 'd', CLI_STR, &device, "SEL", "device to check (default: the one train would use)", NULL, NULL, 1},
+        {"no-selftest", 0, CLI_FLAG, &no_selftest, NULL, "skip the kernel build and selftest (fast)", NULL, NULL, 0},
+    };
+    int rc = cli_opts_parse(o, "doctor", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
+    if (rc) return rc;
+    if (o->first_arg < argc) return cli_usage_error("doctor", "unexpected argument '%s'", argv[o->first_arg]);
     /* the report goes to stdout in order, even when stderr is interleaved */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -157,7 +159,7 @@ int cmd_doctor(int argc, char **argv) {
 
     section("chosen device");
     gf_ctx *ctx;
-    int rc = cli_ctx_open(device, 0, &ctx);
+    rc = cli_ctx_open(device, 0, &ctx);
     if (rc) {
         section("result");
         printf("problem: cannot open the device (exit %d)\n", rc);

@@ -2,7 +2,6 @@
  * [--json]: loss and accuracy (or mAP) of an adapted model
  * (RUN_DIR/<method>.safetensors from `gradfeat train --run-dir`) on a dataset,
  * computed as train computes its val columns. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,72 +9,52 @@
 #include "cli.h"
 #include "gradfeat_train.h"
 
-static void help(void) {
-    printf("usage: %s eval MODEL --data PATH [--split NAME] [--limit N] [--seed S] [--batch B] [--json]\n\n"
-           "Evaluate an adapted model (RUN_DIR/<method>.safetensors written by `gradfeat train --run-dir`)\n"
-           "on a dataset: mean loss and top-1 accuracy (mAP for multi-label data). With the same\n"
-           "--limit/--seed/--batch as train's --val-limit/--seed/--batch it reproduces train's val columns.\n\n"
-           "  --data PATH     ImageFolder, IDX file or folder, or CSV manifest\n"
-           "  --split NAME    split (IDX: train/test; folder/CSV: a split name)\n"
-           "  --limit N       the seeded subset `train --val-limit N` uses (default: all)\n"
-           "  --seed S        seed of that subset (default 1, as train)\n"
-           "  --batch B       evaluation batch (default 64, as train)\n"
-           "  --threads N     image decoding threads\n"
-           "  --cache-dir DIR activation cache folder (default as train); --no-cache: none\n"
-           "  --json          machine-readable output\n"
-           "  --device SEL    OpenCL device (env GRADFEAT_DEVICE)\n"
-           "  --quiet, -v, -h\n", cli_prog);
-}
+static const cli_doc doc = {
+    "gradfeat eval MODEL --data PATH [--split NAME] [--limit N] [--seed S] [--batch B] [--json]",
+    "Evaluate an adapted model (RUN_DIR/<method>.safetensors written by `gradfeat train --run-dir`)\n"
+    "on a dataset: mean loss and top-1 accuracy (mAP for multi-label data). With the same\n"
+    "--limit/--seed/--batch as train's --val-limit/--seed/--batch it reproduces train's val columns.\n",
+    "  gradfeat eval runs/a/full.safetensors --data /usr/share/datasets/fashion-mnist --split test --limit 1000\n"
+    "  GRADFEAT_DATA=/usr/share/datasets/fashion-mnist GRADFEAT_SPLIT=test gradfeat eval runs/a/linear.safetensors --json\n"};
+
+static int eval_main(int argc, char **argv, cli_opts *o);
 
 int cmd_eval(int argc, char **argv) {
-    enum { O_DATA = 1000, O_SPLIT, O_LIMIT, O_SEED, O_BATCH, O_THREADS, O_CACHE, O_NOCACHE, O_JSON, O_DEVICE, O_QUIET };
-    static const struct option opts[] = {
-        {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
-        {"limit", required_argument, 0, O_LIMIT}, {"seed", required_argument, 0, O_SEED},
-        {"batch", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
-        {"cache-dir", required_argument, 0, O_CACHE}, {"no-cache", no_argument, 0, O_NOCACHE},
-        {"json", no_argument, 0, O_JSON}, {"device", required_argument, 0, O_DEVICE}, {"quiet", no_argument, 0, O_QUIET},
-        {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    cli_opts o;
+    int rc = eval_main(argc, argv, &o);
+    cli_opts_free(&o);
+    return rc == CLI_HELP ? 0 : rc;
+}
+
+static int eval_main(int argc, char **argv, cli_opts *o) {
     gf_eval_options eo;
     memset(&eo, 0, sizeof eo);
     eo.seed = 1; eo.batch = 64;
-    int json = 0, verbose = 0, c;
+    int json = 0, verbose = 0, no_cache = 0;
     const char *device = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
-        char *end = NULL;
-        long v = 0;
-        if (c == O_LIMIT || c == O_BATCH || c == O_THREADS) {
-            v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 1000000000 || (c == O_BATCH && v < 1))
-                return cli_usage_error("eval", "--%s needs a %s integer, not '%s'", c == O_LIMIT ? "limit" : c == O_BATCH ? "batch" : "threads",
-                                       c == O_BATCH ? "positive" : "non-negative", optarg);
-        }
-        switch (c) {
-        case O_DATA: eo.data_path = optarg; break;
-        case O_SPLIT: eo.split = optarg; break;
-        case O_LIMIT: eo.limit = (int)v; break;
-        case O_BATCH: eo.batch = (int)v; break;
-        case O_THREADS: eo.threads = (int)v; break;
-        case O_SEED:
-            eo.seed = strtoull(optarg, &end, 10);
-            if (!*optarg || *end) return cli_usage_error("eval", "--seed needs an integer, not '%s'", optarg);
-            break;
-        case O_CACHE: eo.cache_dir = optarg; break;
-        case O_NOCACHE: eo.cache_dir = ""; break;
-        case O_JSON: json = 1; break;
-        case O_DEVICE: device = optarg; break;
-        case O_QUIET: eo.quiet = 1; break;
-        case 'v': verbose = 1; break;
-        case 'h': help(); return 0;
-        default: return cli_usage_error("eval", "unknown option");
-        }
-    }
-    if (argc - optind != 1) return cli_usage_error("eval", "expected one MODEL (an adapted model from train --run-dir)");
+    const cli_opt defs[] = {
+        {"data", 0, CLI_STR, &eo.data_path, "PATH", "ImageFolder, IDX file or folder, or CSV manifest", NULL, NULL, 0},
+        {"split", 0, CLI_STR, &eo.split, "NAME", "split (IDX: train/test; folder/CSV: a split name)", NULL, NULL, 0},
+        {"limit", 0, CLI_INT, &eo.limit, "N", "the seeded subset `train --val-limit N` uses (default: all)", NULL, NULL, 0},
+        {"seed", 0, CLI_U64, &eo.seed, "S", "seed of that subset (default 1, as train)", NULL, NULL, 0},
+        {"batch", 0, CLI_POS, &eo.batch, "B", "evaluation batch (default 64, as train)", NULL, NULL, 0},
+        {"threads", 0, CLI_INT, &eo.threads, "N", "image decoding threads", NULL, NULL, 0},
+        {"cache-dir", 0, CLI_STR, &eo.cache_dir, "DIR", "activation cache folder (default as train)", "GRADFEAT_ACTIVATION_CACHE_DIR", NULL, 0},
+        {"no-cache", 0, CLI_FLAG, &no_cache, NULL, "do not keep or reuse trunk outputs on disk", NULL, NULL, 0},
+        {"json", 0, CLI_FLAG, &json, NULL, "machine-readable output", NULL, NULL, 0},
+        {"device", 0, CLI_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name", NULL, NULL, 1},
+        {"quiet", 0, CLI_FLAG, &eo.quiet, NULL, "no progress on stderr", NULL, NULL, 0},
+        {"verbose", 'v', CLI_FLAG, &verbose, NULL, "more messages", NULL, NULL, 0},
+    };
+    int rc = cli_opts_parse(o, "eval", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
+    if (rc) return rc;
+    if (no_cache) eo.cache_dir = "";
+    int first = o->first_arg;
+    if (argc - first != 1) return cli_usage_error("eval", "expected one MODEL (an adapted model from train --run-dir)");
     if (!eo.data_path) return cli_usage_error("eval", "--data is required");
-    const char *path = argv[optind];
+    const char *path = argv[first];
     gf_ctx *ctx;
-    int rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx);
+    rc = cli_ctx_open(device, verbose, &ctx);
     if (rc) return rc;
     gf_adapted *a = NULL;
     gf_eval_result r;

@@ -1,6 +1,5 @@
 /* gradfeat info MODEL [--nodes] [--json]: graph summary, parameters, MACs per
  * image, feature node and the linearizable top blocks. Needs no device. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,15 +7,14 @@
 #include "cli.h"
 #include "gradfeat_model.h"
 
-static void help(void) {
-    printf("usage: %s info MODEL [--nodes] [--json]\n\n"
-           "Validate a gradfeat model file (.safetensors, see models/README.md) and summarise it:\n"
-           "input and preprocessing, nodes, parameters, multiply-adds per image, outputs and classes,\n"
-           "the feature node, and the linearizable top blocks (last block first: the paper's default\n"
-           "top block is the first one listed). No OpenCL device is needed.\n\n"
-           "  --nodes   list every node (op, shape, parameters, details)\n"
-           "  --json    machine-readable output\n  -h, --help\n", cli_prog);
-}
+static const cli_doc doc = {
+    "gradfeat info MODEL [--nodes] [--json]",
+    "Validate a gradfeat model file (.safetensors, see models/README.md) and summarise it:\n"
+    "input and preprocessing, nodes, parameters, multiply-adds per image, outputs and classes,\n"
+    "the feature node, and the linearizable top blocks (last block first: the paper's default\n"
+    "top block is the first one listed). No OpenCL device is needed.\n",
+    "  gradfeat info models/emotion/emotion.safetensors\n"
+    "  GRADFEAT_JSON=1 gradfeat info resnet18.safetensors --nodes\n"};
 
 static const char *si(double v, char *buf, size_t n) {
     if (v >= 1e9) snprintf(buf, n, "%.2f G", v / 1e9);
@@ -42,19 +40,18 @@ static void shape_str(const gf_node_info *ni, char *buf, size_t n) {
 }
 
 int cmd_info(int argc, char **argv) {
-    static const struct option opts[] = {{"nodes", no_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int json = 0, nodes = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'j') json = 1;
-        else if (c == 'n') nodes = 1;
-        else if (c == 'h') { help(); return 0; }
-        else return cli_usage_error("info", "unknown option");
-    }
-    if (optind != argc - 1) return cli_usage_error("info", "expected one MODEL file");
+    int json = 0, nodes = 0;
+    const cli_opt defs[] = {
+        {"nodes", 0, CLI_FLAG, &nodes, NULL, "list every node (op, shape, parameters, details)", NULL, NULL, 0},
+        {"json", 0, CLI_FLAG, &json, NULL, "machine-readable output", NULL, NULL, 0},
+    };
+    cli_opts o;
+    int rc = cli_opts_parse(&o, "info", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
+    cli_opts_free(&o);                                   /* only switches: nothing points into o */
+    if (rc) return rc == CLI_HELP ? 0 : rc;
+    if (o.first_arg != argc - 1) return cli_usage_error("info", "expected one MODEL file");
     gf_model *m = NULL;
-    gf_status st = gf_model_load(NULL, argv[optind], &m);
+    gf_status st = gf_model_load(NULL, argv[o.first_arg], &m);
     if (st != GF_OK) {
         fprintf(stderr, "%s: error: %s\n", cli_prog, gf_model_error(m));
         gf_model_free(m);

@@ -5,7 +5,6 @@
  * An adapted model (RUN_DIR/<method>.safetensors from train) runs the trunk,
  * then its top block and head (gf_adapted_predict); multi-label models give
  * per-class sigmoids. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,54 +14,50 @@
 #include "gradfeat_model.h"
 #include "gradfeat_train.h"
 
-static void help(void) {
-    printf("usage: %s predict MODEL IMAGE... [--top-k K] [--json] [--batch B] [--device SEL]\n\n"
-           "Classify images with a gradfeat model (.safetensors): each image is loaded (any format\n"
-           "stb_image reads: PNG, JPEG, BMP, GIF, TGA, PNM), preprocessed as the model file says,\n"
-           "and run through the whole network on the OpenCL device. MODEL may be an adapted model\n"
-           "(RUN_DIR/<method>.safetensors from `gradfeat train --run-dir`): its classes and head are used.\n\n"
-           "  --top-k K    classes to show per image (default 5)\n"
-           "  --json       machine-readable output\n"
-           "  --batch B    images per device run (default 16)\n"
-           "  --device SEL OpenCL device (env GRADFEAT_DEVICE)\n"
-           "  -v           verbose (device choice)\n  -h, --help\n", cli_prog);
-}
+static const cli_doc doc = {
+    "gradfeat predict MODEL IMAGE... [--top-k K] [--json] [--batch B] [--device SEL]",
+    "Classify images with a gradfeat model (.safetensors): each image is loaded (any format\n"
+    "stb_image reads: PNG, JPEG, BMP, GIF, TGA, PNM), preprocessed as the model file says,\n"
+    "and run through the whole network on the OpenCL device. MODEL may be an adapted model\n"
+    "(RUN_DIR/<method>.safetensors from `gradfeat train --run-dir`): its classes and head are used.\n",
+    "  gradfeat predict models/emotion/emotion.safetensors face1.png face2.jpg\n"
+    "  GRADFEAT_TOP_K=1 gradfeat predict runs/a/full.safetensors photos/*.jpg --json\n"};
+
+static int predict_main(int argc, char **argv, cli_opts *o);
 
 int cmd_predict(int argc, char **argv) {
-    static const struct option opts[] = {{"top-k", required_argument, 0, 'k'}, {"json", no_argument, 0, 'j'},
-                                         {"batch", required_argument, 0, 'b'}, {"device", required_argument, 0, 'd'},
-                                         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int json = 0, topk = 5, batch = 16, verbose = 0, c;
+    cli_opts o;
+    int rc = predict_main(argc, argv, &o);
+    cli_opts_free(&o);
+    return rc == CLI_HELP ? 0 : rc;
+}
+
+static int predict_main(int argc, char **argv, cli_opts *o) {
+    int json = 0, topk = 5, batch = 16, verbose = 0;
     const char *device = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hvk:", opts, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case 'j': json = 1; break;
-        case 'k': topk = (int)strtol(optarg, &end, 10);
-            if (*end || topk < 1) return cli_usage_error("predict", "--top-k needs a positive integer, not '%s'", optarg);
-            break;
-        case 'b': batch = (int)strtol(optarg, &end, 10);
-            if (*end || batch < 1 || batch > 4096) return cli_usage_error("predict", "--batch needs 1..4096, not '%s'", optarg);
-            break;
-        case 'd': device = optarg; break;
-        case 'v': verbose = 1; break;
-        case 'h': help(); return 0;
-        default: return cli_usage_error("predict", "unknown option");
-        }
-    }
-    if (argc - optind < 2) return cli_usage_error("predict", "expected MODEL and at least one IMAGE");
-    const char *path = argv[optind];
-    int n_img = argc - optind - 1;
-    char **imgs = argv + optind + 1;
+    const cli_opt defs[] = {
+        {"top-k", 'k', CLI_POS, &topk, "K", "classes to show per image (default 5)", NULL, NULL, 0},
+        {"json", 0, CLI_FLAG, &json, NULL, "machine-readable output", NULL, NULL, 0},
+        {"batch", 'b', CLI_POS, &batch, "B", "images per device run, 1..4096 (default 16)", NULL, NULL, 0},
+        {"device", 'd', CLI_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name", NULL, NULL, 1},
+        {"verbose", 'v', CLI_FLAG, &verbose, NULL, "more messages (device choice)", NULL, NULL, 0},
+    };
+    int rc = cli_opts_parse(o, "predict", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
+    if (rc) return rc;
+    if (batch > 4096) return cli_opts_fail(o, "batch", "must be 1..4096, got %d", batch);
+    int first = o->first_arg;
+    if (argc - first < 2) return cli_usage_error("predict", "expected MODEL and at least one IMAGE");
+    const char *path = argv[first];
+    int n_img = argc - first - 1;
+    char **imgs = argv + first + 1;
     gf_model *own = NULL;
     gf_adapted *ad = NULL;
     gf_ctx *ctx = NULL;
     gf_status st = GF_OK;
-    int rc = 0;
+    rc = 0;
     if (batch > n_img) batch = n_img;
     if (gf_adapted_detect(path)) {
-        if ((rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx))) return rc;
+        if ((rc = cli_ctx_open(device, verbose, &ctx))) return rc;
         if ((st = gf_adapted_load(ctx, path, batch, &ad)) != GF_OK) {
             rc = cli_fail(ctx, st);
             gf_ctx_free(ctx);
@@ -75,7 +70,7 @@ int cmd_predict(int argc, char **argv) {
             gf_model_free(own);
             return (int)st;
         }
-        if ((rc = cli_ctx_open(cli_env_or(device, "GRADFEAT_DEVICE"), verbose, &ctx))) { gf_model_free(own); return rc; }
+        if ((rc = cli_ctx_open(device, verbose, &ctx))) { gf_model_free(own); return rc; }
     }
     const gf_model *m = ad ? gf_adapted_base(ad) : own;
     gf_model_info in;

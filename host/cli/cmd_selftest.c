@@ -1,32 +1,30 @@
 /* gradfeat selftest [--device SEL] */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "cli.h"
 
-static void help(void) {
-    printf("usage: %s selftest [--device SEL] [--verbose]\n\n"
-           "Run every kernel family and a CLBlast GEMM at small shapes on the device and compare with\n"
-           "plain-C double references. A row passes when max |got-ref|/(1+|ref|) <= tol.\n"
-           "Exit code 8 when any row fails.\n\n"
-           "  -d, --device SEL   device (env GRADFEAT_DEVICE)\n  -v, --verbose\n  -h, --help\n", cli_prog);
-}
+static const cli_doc doc = {
+    "gradfeat selftest [--device SEL] [--verbose]",
+    "Run every kernel family and a CLBlast GEMM at small shapes on the device and compare with\n"
+    "plain-C double references. A row passes when max |got-ref|/(1+|ref|) <= tol.\n"
+    "Exit code 8 when any row fails. stdout has the table only; progress goes to stderr.\n",
+    "  gradfeat selftest\n"
+    "  GRADFEAT_DEVICE=gpu gradfeat selftest --verbose\n"};
 
 int cmd_selftest(int argc, char **argv) {
-    static const struct option opts[] = {{"device", required_argument, 0, 'd'}, {"verbose", no_argument, 0, 'v'},
-                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *device = NULL;
-    int verbose = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "d:vh", opts, NULL)) != -1) {
-        if (c == 'd') device = optarg;
-        else if (c == 'v') verbose = 1;
-        else if (c == 'h') { help(); return 0; }
-        else return cli_usage_error("selftest", "unknown option");
-    }
-    if (optind < argc) return cli_usage_error("selftest", "unexpected argument '%s'", argv[optind]);
+    int verbose = 0;
+    const cli_opt defs[] = {
+        {"device", 'd', CLI_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name", NULL, NULL, 1},
+        {"verbose", 'v', CLI_FLAG, &verbose, NULL, "more messages", NULL, NULL, 0},
+    };
+    cli_opts o;
+    int rc = cli_opts_parse(&o, "selftest", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
+    if (!rc && o.first_arg < argc) rc = cli_usage_error("selftest", "unexpected argument '%s'", argv[o.first_arg]);
+    if (rc) { cli_opts_free(&o); return rc == CLI_HELP ? 0 : rc; }
     gf_ctx *ctx;
-    int rc = cli_ctx_open(device, verbose, &ctx);
+    rc = cli_ctx_open(device, verbose, &ctx);
+    cli_opts_free(&o);                                   /* the context does not keep the device string */
     if (rc) return rc;
     const gf_device_info *d = gf_ctx_device(ctx);
     printf("device: %s (%s, %s) — %s\n", d->name, d->platform_name, d->driver_version, gf_ctx_device_reason(ctx));

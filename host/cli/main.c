@@ -32,6 +32,8 @@ static void usage(FILE *f) {
     for (int i = 0; i < n_commands; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nRun '%s <command> --help' for the options of a command.\n"
                "Common options: --device SEL (env GRADFEAT_DEVICE): index, P:D, cpu, gpu or part of a name.\n"
+               "Every option has an environment twin (GRADFEAT_<NAME>, listed by --help) and may come from\n"
+               "--config FILE ('key value' lines); flags > --config FILE > environment > defaults.\n"
                "Exit codes: 0 ok, 1 internal, 2 usage, 3 no OpenCL device, 4 out of memory, 5 bad input,\n"
                "            6 numeric failure, 7 kernel build failed, 8 check failed.\n", cli_prog);
 }
