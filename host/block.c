@@ -18,6 +18,10 @@ struct gf_block {
     cl_mem tmp;                          /* for accumulating gradients from ops that overwrite */
     int tzero[GF_BLOCK_MAX_NODES];       /* tangent known to be exactly 0 */
     int gwritten[GF_BLOCK_MAX_NODES + 1];/* [n_nodes] = the block input */
+    int training;                        /* BatchNorm mode for the next forward */
+    int fwd_training;                    /* ... and the mode of the last forward (for the backward) */
+    cl_mem bn_mean[GF_BLOCK_MAX_NODES], bn_var[GF_BLOCK_MAX_NODES];        /* running statistics [C] */
+    cl_mem bn_save_mean[GF_BLOCK_MAX_NODES], bn_save_invstd[GF_BLOCK_MAX_NODES]; /* batch statistics [C] */
 };
 
 static size_t node_size(const gf_bnode *n) { return (size_t)n->c * n->h * n->w; }
@@ -112,6 +116,15 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
         case GF_BN_FLATTEN:
             nd->c = c * h * w; nd->h = nd->w = 1;
             break;
+        case GF_BN_BATCHNORM:
+            nd->c = c; nd->h = h; nd->w = w;
+            nd->w_count = nd->b_count = (size_t)c;   /* gamma, beta */
+            if (nd->bn_eps == 0.0f) nd->bn_eps = 1e-5f;
+            if (nd->bn_momentum == 0.0f) nd->bn_momentum = 0.1f;
+            if (!(nd->bn_eps > 0.0f) || !(nd->bn_momentum > 0.0f && nd->bn_momentum <= 1.0f))
+                st = gf_fail(ctx, GF_ERR_INPUT, "batchnorm node '%s': eps %g must be positive and momentum %g in "
+                             "(0, 1]", nd->name, (double)nd->bn_eps, (double)nd->bn_momentum);
+            break;
         case GF_BN_ADD: {
             int c2, h2, w2;
             in_shape(b, nd, 1, &c2, &h2, &w2);
@@ -140,6 +153,15 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
         if (st == GF_OK) st = gf_buf_create(ctx, bytes, what, &b->g[i]);
         if (st == GF_OK && b->nodes[i].kind == GF_BN_MAXPOOL)
             st = gf_buf_create(ctx, nb * node_size(&b->nodes[i]) * sizeof(cl_int), what, &b->argmax[i]);
+        if (st == GF_OK && b->nodes[i].kind == GF_BN_BATCHNORM) {
+            size_t cb = (size_t)b->nodes[i].c * sizeof(float);
+            snprintf(what, sizeof what, "batchnorm statistics of '%s'", b->nodes[i].name);
+            st = gf_buf_create(ctx, cb, what, &b->bn_mean[i]);   /* new buffers start at 0 */
+            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &b->bn_var[i]);
+            if (st == GF_OK) st = gf_fill(ctx, (size_t)b->nodes[i].c, 1.0f, b->bn_var[i]);
+            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &b->bn_save_mean[i]);
+            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &b->bn_save_invstd[i]);
+        }
     }
     size_t in_size = (size_t)c_in * h_in * w_in;
     if (st == GF_OK)
@@ -155,6 +177,8 @@ void gf_block_free(gf_block *b) {
     for (int i = 0; i < b->n_nodes; i++) {
         gf_buf_release(&b->y[i]); gf_buf_release(&b->t[i]);
         gf_buf_release(&b->g[i]); gf_buf_release(&b->argmax[i]);
+        gf_buf_release(&b->bn_mean[i]); gf_buf_release(&b->bn_var[i]);
+        gf_buf_release(&b->bn_save_mean[i]); gf_buf_release(&b->bn_save_invstd[i]);
     }
     gf_buf_release(&b->tmp);
     free(b);
@@ -168,6 +192,14 @@ cl_mem gf_block_node_output(const gf_block *b, int i) { return i >= 0 && i < b->
 const gf_bnode *gf_block_nodes(const gf_block *b, int *n) { *n = b->n_nodes; return b->nodes; }
 void gf_block_set_linearized(gf_block *b, int node, int on) {
     if (node >= 0 && node < b->n_nodes) b->linearized[node] = on;
+}
+void gf_block_set_training(gf_block *b, int on) { b->training = on != 0; }
+int gf_block_training(const gf_block *b) { return b->training; }
+gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var) {
+    if (node < 0 || node >= b->n_nodes || b->nodes[node].kind != GF_BN_BATCHNORM) return GF_ERR_USAGE;
+    if (mean) *mean = b->bn_mean[node];
+    if (var) *var = b->bn_var[node];
+    return GF_OK;
 }
 
 gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_params *p) {
@@ -209,6 +241,7 @@ static gf_status conv_for(gf_ctx *ctx, const gf_bnode *nd, int n, gf_conv_desc *
 
 gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, cl_mem f) {
     if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
+    b->fwd_training = b->training;
     for (int i = 0; i < b->n_nodes; i++) {
         const gf_bnode *nd = &b->nodes[i];
         cl_mem xin = in_buf(b, nd, 0, x);
@@ -236,6 +269,19 @@ gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
         case GF_BN_GAP: GF_TRY(gf_gap_forward(ctx, (size_t)n * c, (size_t)h * w, xin, b->y[i])); break;
         case GF_BN_FLATTEN: GF_TRY(gf_buf_copy(ctx, xin, 0, b->y[i], 0, cnt * sizeof(float))); break;
         case GF_BN_ADD: GF_TRY(gf_add(ctx, cnt, xin, in_buf(b, nd, 1, x), b->y[i])); break;
+        case GF_BN_BATCHNORM:
+            if (!b->training) {
+                GF_TRY(gf_bn_eval_forward(ctx, n, c, h * w, xin, th->w[i], th->b[i], nd->bn_eps, b->bn_mean[i],
+                                          b->bn_var[i], b->y[i]));
+                break;
+            }
+            if ((size_t)n * h * w < 2)
+                return gf_fail(ctx, GF_ERR_USAGE, "batchnorm node '%s' in training mode needs more than one value per "
+                               "channel (batch %d of %dx%d maps); use a batch of at least 2", nd->name, n, h, w);
+            GF_TRY(gf_bn_train_forward(ctx, n, c, h * w, xin, th->w[i], th->b[i], nd->bn_eps, nd->bn_momentum,
+                                       b->bn_mean[i], b->bn_var[i], b->y[i], b->bn_save_mean[i],
+                                       b->bn_save_invstd[i]));
+            break;
         }
     }
     const gf_bnode *last = &b->nodes[b->n_nodes - 1];
@@ -244,6 +290,11 @@ gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
 
 gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, const gf_params *w2,
                            cl_mem tf) {
+    for (int i = 0; i < b->n_nodes; i++)
+        if (b->nodes[i].kind == GF_BN_BATCHNORM)
+            return gf_fail(ctx, GF_ERR_USAGE, "top-block node '%s': batchnorm has no tangent in a block; model files "
+                           "fold BN into the preceding conv at load, so use a folded model for the linearized methods "
+                           "(or train this block with finetune)", b->nodes[i].name);
     for (int i = 0; i < b->n_nodes; i++) {
         const gf_bnode *nd = &b->nodes[i];
         int c, h, w;
@@ -296,6 +347,7 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             else GF_TRY(gf_add(ctx, cnt, tin, b->t[nd->in[1]], b->t[i]));
             break;
         }
+        case GF_BN_BATCHNORM: break;   /* refused above */
         }
     }
     const gf_bnode *last = &b->nodes[b->n_nodes - 1];
@@ -381,6 +433,20 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
+        case GF_BN_BATCHNORM: {
+            int params = grad && b->linearized[i];
+            int to_in = grad_slot_for(b, nd, 0, gx, in_cnt, &s);
+            if (!params && !to_in) break;
+            cl_mem dg = params ? grad->w[i] : NULL, db = params ? grad->b[i] : NULL, dx = to_in ? s.dst : NULL;
+            if (b->fwd_training)
+                GF_TRY(gf_bn_train_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], b->bn_save_mean[i],
+                                            b->bn_save_invstd[i], dx, dg, db, 0));
+            else
+                GF_TRY(gf_bn_eval_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], nd->bn_eps, b->bn_mean[i],
+                                           b->bn_var[i], dx, dg, db, 0));
+            if (to_in) GF_TRY(finish_grad(ctx, &s));
+            break;
+        }
         case GF_BN_FLATTEN: case GF_BN_ADD:
             for (int k = 0; k < (nd->kind == GF_BN_ADD ? 2 : 1); k++)
                 if (grad_slot_for(b, nd, k, gx, cnt, &s)) {

@@ -9,6 +9,13 @@
  * max pool routes through the primal argmax; avg pool, GAP, add and flatten are
  * linear and apply as-is. The tangent of the block input is 0.
  *
+ * BatchNorm nodes (GF_BN_BATCHNORM) serve plain training from scratch: in
+ * training mode (gf_block_set_training) the forward normalises with the batch
+ * statistics and updates the block's running statistics, the backward goes
+ * through the batch statistics; in eval mode (the default) BN is the affine map
+ * with the running statistics. The linearized model never sees BN (model files
+ * fold it into the preceding conv at load), so gf_block_tangent refuses it.
+ *
  * Backward of the tangent graph is the same adjoint as ordinary backprop with
  * the parameter gradient of an affine node = incoming gradient ⊗ PRIMAL input:
  * so one backward serves `gradient`/`full` (gradients land in w2's slices) and
@@ -18,10 +25,12 @@
 #include "gf_internal.h"
 #include "ops_act.h"
 #include "ops_affine.h"
+#include "ops_bn.h"
 #include "ops_pool.h"
 
 typedef enum gf_bnode_kind {
-    GF_BN_CONV, GF_BN_LINEAR, GF_BN_ACT, GF_BN_MAXPOOL, GF_BN_AVGPOOL, GF_BN_GAP, GF_BN_ADD, GF_BN_FLATTEN
+    GF_BN_CONV, GF_BN_LINEAR, GF_BN_ACT, GF_BN_MAXPOOL, GF_BN_AVGPOOL, GF_BN_GAP, GF_BN_ADD, GF_BN_FLATTEN,
+    GF_BN_BATCHNORM   /* per-channel BatchNorm: gamma in the w slot, beta in the b slot, [C] each */
 } gf_bnode_kind;
 
 enum { GF_BLOCK_INPUT = -1, GF_BLOCK_MAX_NODES = 128 };
@@ -37,6 +46,9 @@ typedef struct gf_bnode {
     gf_act act;
     int pool_k[2], pool_s[2], pool_pad[4], count_include_pad;
     int has_bias;
+    /* BATCHNORM: 0 = PyTorch's defaults (eps 1e-5, momentum 0.1); gf_block_create
+     * writes the values in use back into the node */
+    float bn_eps, bn_momentum;
     /* parameters: offsets (floats) into the block's parameter vector; -1 = none */
     long w_off, b_off;
     size_t w_count, b_count;
@@ -75,16 +87,30 @@ void gf_params_free(gf_params *p);
  * output (needed for the tangent and backward) and writes features f [n, d]. */
 gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *theta, cl_mem f);
 /* Tangent along w2 (the linearized affine nodes' tangent parameters), after
- * gf_block_forward of the same batch x: writes the feature tangent tf [n, d]. */
+ * gf_block_forward of the same batch x: writes the feature tangent tf [n, d].
+ * GF_ERR_USAGE on a block with a BATCHNORM node. */
 gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *theta,
                            const gf_params *w2, cl_mem tf);
 /* Backward from the feature gradient gf [n, d] after gf_block_forward:
  * parameter gradients into grad (overwritten), and the input gradient into gx
- * when gx != NULL. */
+ * when gx != NULL. BATCHNORM nodes use the mode of that forward (training:
+ * through the batch statistics it saved; eval: the running statistics). */
 gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *theta, cl_mem gfeat,
                             gf_params *grad, cl_mem gx);
 
 /* Tangent parameters exist for affine nodes whose `linearized` flag is set
- * (default: every affine node of the block). */
+ * (default: every affine node of the block). A node whose flag is off gets no
+ * parameter gradient in gf_block_backward (frozen; BATCHNORM included). */
 void gf_block_set_linearized(gf_block *b, int node, int on);
+
+/* BatchNorm mode, default off (eval: running statistics). On: gf_block_forward
+ * normalises with the batch statistics (needs n*h*w >= 2 per channel) and
+ * updates the running statistics: running = (1 - momentum) running + momentum
+ * batch, unbiased variance, as PyTorch. */
+void gf_block_set_training(gf_block *b, int on);
+int gf_block_training(const gf_block *b);
+/* The running statistics of BATCHNORM node `node`: device buffers [C] owned by
+ * the block (created as mean 0, var 1), for reading, saving or loading.
+ * GF_ERR_USAGE (no message: there is no context) when the node is not BN. */
+gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var);
 #endif

@@ -528,6 +528,408 @@ static void torch_compare(gf_ctx *ctx) {
     free(ty); free(tdx); free(tdg); free(tdb); free(trm); free(trv);
 }
 
+/* ---------------- a residual block with BN, trained by backprop ---------------- */
+
+enum { BN_N = 4, BN_CI = 3, BN_CM = 4, BN_H = 5 };
+enum { ND_CONV1, ND_BN1, ND_RELU1, ND_CONV2, ND_BN2, ND_ADD, ND_RELU2, ND_COUNT };
+
+static int bn_block_nodes(gf_bnode *nd) {
+    gf_conv_desc d;
+    memset(nd, 0, ND_COUNT * sizeof *nd);
+    gf_conv_desc_simple(NULL, &d, 1, BN_CI, BN_H, BN_H, BN_CM, 3, 1, 1, 1, 1);
+    /* conv1 keeps a bias: in training mode BN removes it, so its gradient must be ~0 */
+    nd[ND_CONV1] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv1", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1};
+    nd[ND_BN1] = (gf_bnode){.kind = GF_BN_BATCHNORM, .name = "bn1", .in = {ND_CONV1}};
+    nd[ND_RELU1] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu1", .in = {ND_BN1}, .act = {GF_ACT_RELU, 0}};
+    gf_conv_desc_simple(NULL, &d, 1, BN_CM, BN_H, BN_H, BN_CI, 3, 1, 1, 1, 1);
+    nd[ND_CONV2] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv2", .in = {ND_RELU1}, .conv = d, .has_bias = 0};
+    nd[ND_BN2] = (gf_bnode){.kind = GF_BN_BATCHNORM, .name = "bn2", .in = {ND_CONV2}, .bn_eps = 1e-3f,
+                            .bn_momentum = 0.2f};
+    nd[ND_ADD] = (gf_bnode){.kind = GF_BN_ADD, .name = "add", .in = {ND_BN2, GF_BLOCK_INPUT}};
+    nd[ND_RELU2] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu2", .in = {ND_ADD}, .act = {GF_ACT_RELU, 0}};
+    return ND_COUNT;
+}
+
+/* 3x3, stride 1, pad 1 convolution in double. */
+static void ref_conv3(int n, int ci, int co, int H, const double *x, const double *W, const double *b, double *y) {
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < co; o++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < H; w++) {
+                    double acc = b ? b[o] : 0;
+                    for (int c = 0; c < ci; c++)
+                        for (int a = 0; a < 3; a++)
+                            for (int e = 0; e < 3; e++) {
+                                int hh = h + a - 1, ww = w + e - 1;
+                                if (hh < 0 || hh >= H || ww < 0 || ww >= H) continue;
+                                acc += W[((o * ci + c) * 3 + a) * 3 + e] * x[((size_t)(i * ci + c) * H + hh) * H + ww];
+                            }
+                    y[((size_t)(i * co + o) * H + h) * H + w] = acc;
+                }
+}
+
+/* The block in double: train = batch statistics (returned in bmean/bvar per BN
+ * node), else the running statistics rmean/rvar. theta in float. f [n, BN_CI]. */
+static void ref_block(const gf_bnode *nd, const float *theta, const float *x, int train, double *const rmean[2],
+                      double *const rvar[2], double *bmean[2], double *bvar[2], double *f) {
+    const int HW = BN_H * BN_H, n = BN_N;
+    size_t P1 = nd[ND_CONV1].w_count;
+    double *W1 = to_d(theta + nd[ND_CONV1].w_off, P1), *b1 = to_d(theta + nd[ND_CONV1].b_off, BN_CM);
+    double *W2 = to_d(theta + nd[ND_CONV2].w_off, nd[ND_CONV2].w_count);
+    double *xd = to_d(x, (size_t)n * BN_CI * HW);
+    double *z1 = malloc(sizeof(double) * n * BN_CM * HW), *a1 = malloc(sizeof(double) * n * BN_CM * HW);
+    double *z2 = malloc(sizeof(double) * n * BN_CI * HW), *a2 = malloc(sizeof(double) * n * BN_CI * HW);
+    ref_conv3(n, BN_CI, BN_CM, BN_H, xd, W1, b1, z1);
+    const int bn_nodes[2] = {ND_BN1, ND_BN2};
+    for (int k = 0; k < 2; k++) {
+        const gf_bnode *b = &nd[bn_nodes[k]];
+        shape s = {n, b->c, HW};
+        double *z = k ? z2 : z1, *a = k ? a2 : a1;
+        double *g = to_d(theta + b->w_off, b->c), *be = to_d(theta + b->b_off, b->c);
+        if (train) {
+            ref_stats(&s, z, bmean[k], bvar[k]);
+            ref_affine(&s, z, g, be, bmean[k], bvar[k], b->bn_eps, a);
+        } else {
+            ref_affine(&s, z, g, be, rmean[k], rvar[k], b->bn_eps, a);
+        }
+        free(g); free(be);
+        if (k == 0) {
+            for (size_t t = 0; t < (size_t)n * BN_CM * HW; t++) a1[t] = a1[t] > 0 ? a1[t] : 0;
+            ref_conv3(n, BN_CM, BN_CI, BN_H, a1, W2, NULL, z2);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < BN_CI; c++) {
+            double acc = 0;
+            for (int j = 0; j < HW; j++) {
+                size_t t = (size_t)(i * BN_CI + c) * HW + j;
+                double v = a2[t] + xd[t];
+                acc += v > 0 ? v : 0;
+            }
+            f[i * BN_CI + c] = acc / HW;
+        }
+    free(W1); free(b1); free(W2); free(xd); free(z1); free(a1); free(z2); free(a2);
+}
+
+/* beta_k = minus the middle of the widest gap between consecutive values of
+ * channel k of v (v = the BN output without beta, plus what is added before the
+ * ReLU): the ReLU then splits the channel with the largest margin from its kink,
+ * so that finite-difference steps do not cross it. Returns the margin. */
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double split_channels(int n, int C, int HW, const double *v, float *beta) {
+    double *col = malloc(sizeof(double) * n * HW), margin = INFINITY;
+    for (int k = 0; k < C; k++) {
+        for (int i = 0; i < n; i++) for (int j = 0; j < HW; j++) col[i * HW + j] = v[(size_t)(i * C + k) * HW + j];
+        qsort(col, (size_t)n * HW, sizeof *col, cmp_d);
+        /* keep at least a quarter of the channel on each side */
+        int lo = n * HW / 4, best = lo;
+        for (int t = lo; t < n * HW * 3 / 4; t++) if (col[t + 1] - col[t] > col[best + 1] - col[best]) best = t;
+        beta[k] = (float)(-(col[best] + col[best + 1]) / 2);
+        double m = (col[best + 1] - col[best]) / 2;
+        if (m < margin) margin = m;
+    }
+    free(col);
+    return margin;
+}
+
+static double feat_loss(gf_ctx *ctx, gf_block *blk, int n, cl_mem bx, const gf_params *th, cl_mem bf,
+                        const float *u) {
+    int D = gf_block_feature_dim(blk);
+    float *f = malloc((size_t)n * D * sizeof *f);
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, n, bx, th, bf));
+    test_download(ctx, bf, f, (size_t)n * D);
+    double L = 0;
+    for (int i = 0; i < n * D; i++) L += (double)f[i] * u[i];
+    free(f);
+    return L;
+}
+
+typedef struct fd_tensor {
+    const char *name;
+    long off;        /* into theta; -1 = the block input */
+    size_t cnt;
+    int vanish;      /* the gradient must be ~0 (else: must not be) */
+} fd_tensor;
+
+/* Backward (g, gx) vs central differences of <features, u> from
+ * gf_block_forward in the block's current mode, element by element. The
+ * tolerance is relative to the largest gradient over all tensors: fp32
+ * features (~1e-7 relative) over a 4e-3 step give ~3e-5 absolute noise. */
+static void fd_check(gf_ctx *ctx, gf_block *blk, int n, const gf_params *th, const float *theta, size_t P, cl_mem bx,
+                     const float *x, size_t XS, cl_mem bf, const float *u, const float *g, const float *gx,
+                     const fd_tensor *tens, size_t nt, const char *label) {
+    const double h = 2e-3;
+    float *tp = malloc(P * sizeof *tp), *xp = malloc(XS * sizeof *xp);
+    memcpy(tp, theta, P * sizeof *tp);
+    memcpy(xp, x, XS * sizeof *xp);
+    double gmax = 0, worst_all = 0;
+    for (size_t t = 0; t < P; t++) gmax = fmax(gmax, fabs(g[t]));
+    for (size_t t = 0; t < XS; t++) gmax = fmax(gmax, fabs(gx[t]));
+    size_t total = 0;
+    for (size_t q = 0; q < nt; q++) {
+        int is_x = tens[q].off < 0;
+        float *base = is_x ? xp : tp + tens[q].off;
+        const float *an = is_x ? gx : g + tens[q].off;
+        double worst = 0, tmax = 0, fdw = 0;
+        size_t wi = 0;
+        for (size_t e = 0; e < tens[q].cnt; e++) {
+            float keep = base[e];
+            double Lv[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                base[e] = keep + (float)(sgn ? -h : h);
+                if (is_x) REQUIRE_OK(ctx, gf_buf_write(ctx, bx, 0, XS * sizeof(float), xp));
+                else REQUIRE_OK(ctx, gf_buf_write(ctx, th->all, 0, P * sizeof(float), tp));
+                Lv[sgn] = feat_loss(ctx, blk, n, bx, th, bf, u);
+            }
+            base[e] = keep;
+            /* the steps the floats actually took */
+            double hp = (double)(keep + (float)h) - keep, hm = keep - (double)(keep - (float)h);
+            double fd = (Lv[0] - Lv[1]) / (hp + hm), err = fabs(fd - an[e]);
+            tmax = fmax(tmax, fabs(an[e]));
+            if (err > worst) { worst = err; wi = e; fdw = fd; }
+        }
+        total += tens[q].cnt;
+        if (is_x) REQUIRE_OK(ctx, gf_buf_write(ctx, bx, 0, XS * sizeof(float), x));
+        else REQUIRE_OK(ctx, gf_buf_write(ctx, th->all, 0, P * sizeof(float), theta));
+        worst_all = fmax(worst_all, worst / gmax);
+        CHECK(worst <= 2e-3 * gmax, "%s: d<f,u>/d%s[%zu] backward %.7g vs FD %.7g (max |g| %.3g)", label, tens[q].name,
+              wi, an[wi], fdw, gmax);
+        if (tens[q].vanish)
+            CHECK(tmax <= 1e-4 * gmax, "%s: %s gradient %.3g should vanish (BN removes it)", label, tens[q].name, tmax);
+        else
+            CHECK(tmax > 1e-2 * gmax, "%s: %s gradient is (almost) zero (%.3g)", label, tens[q].name, tmax);
+    }
+    printf("%s: max |backward - FD| / max |g| = %.3g over %zu values\n", label, worst_all, total);
+    free(tp); free(xp);
+}
+
+static void block_test(gf_ctx *ctx) {
+    gf_bnode nd0[ND_COUNT];
+    gf_block *blk;
+    REQUIRE_OK(ctx, gf_block_create(ctx, BN_CI, BN_H, BN_H, nd0, bn_block_nodes(nd0), BN_N, &blk));
+    int nn;
+    const gf_bnode *nd = gf_block_nodes(blk, &nn);
+    CHECK(nd[ND_BN1].bn_eps == 1e-5f && nd[ND_BN1].bn_momentum == 0.1f && nd[ND_BN2].bn_eps == 1e-3f &&
+          nd[ND_BN2].bn_momentum == 0.2f, "BN defaults / given eps and momentum not kept");
+    CHECK(nd[ND_BN1].w_count == BN_CM && nd[ND_BN1].b_count == BN_CM && nd[ND_BN1].w_off >= 0 && nd[ND_BN1].b_off >= 0,
+          "bn1 gamma/beta layout");
+    const size_t P = gf_block_param_count(blk), XS = (size_t)BN_N * BN_CI * BN_H * BN_H, HW = BN_H * BN_H;
+    const int D = gf_block_feature_dim(blk);
+    CHECK(D == BN_CI, "feature dim %d", D);
+    test_rng r;
+    test_rng_seed(&r, 99);
+    float *theta = calloc(P, sizeof *theta), *x = malloc(XS * sizeof *x), u[BN_N * BN_CI];
+    test_fill(&r, theta + nd[ND_CONV1].w_off, nd[ND_CONV1].w_count, -0.5, 0.5);
+    test_fill(&r, theta + nd[ND_CONV1].b_off, BN_CM, -0.5, 0.5);
+    test_fill(&r, theta + nd[ND_CONV2].w_off, nd[ND_CONV2].w_count, -0.5, 0.5);
+    test_fill(&r, theta + nd[ND_BN1].w_off, BN_CM, 0.5, 1.5);
+    test_fill(&r, theta + nd[ND_BN2].w_off, BN_CI, 0.5, 1.5);
+    test_fill(&r, x, XS, -1, 1);
+    test_fill(&r, u, BN_N * BN_CI, -1, 1);
+    gf_params th, gr;
+    REQUIRE_OK(ctx, gf_params_create(ctx, blk, "theta", &th));
+    REQUIRE_OK(ctx, gf_params_create(ctx, blk, "gradient", &gr));
+    CHECK(th.w[ND_BN1] && th.b[ND_BN1] && th.w[ND_BN2] && th.b[ND_BN2], "BN parameter slices missing");
+    cl_mem bx = test_upload(ctx, x, XS), bf = test_alloc(ctx, BN_N * D), bg = test_alloc(ctx, BN_N * D),
+           bgx = test_alloc(ctx, XS);
+
+    /* betas that keep every ReLU input off its kink (see split_channels) */
+    gf_block_set_training(blk, 1);
+    CHECK(gf_block_training(blk) == 1, "training flag");
+    double *v = malloc(XS * 2 * sizeof *v), m1, m2;
+    float *hv = malloc(XS * 2 * sizeof *hv);
+    REQUIRE_OK(ctx, gf_buf_write(ctx, th.all, 0, P * sizeof(float), theta));
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));   /* beta = 0: output = gamma xhat */
+    test_download(ctx, gf_block_node_output(blk, ND_BN1), hv, (size_t)BN_N * BN_CM * HW);
+    for (size_t t = 0; t < (size_t)BN_N * BN_CM * HW; t++) v[t] = hv[t];
+    m1 = split_channels(BN_N, BN_CM, (int)HW, v, theta + nd[ND_BN1].b_off);
+    REQUIRE_OK(ctx, gf_buf_write(ctx, th.all, 0, P * sizeof(float), theta));
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));
+    test_download(ctx, gf_block_node_output(blk, ND_BN2), hv, XS);
+    for (size_t t = 0; t < XS; t++) v[t] = (double)hv[t] + x[t];
+    m2 = split_channels(BN_N, BN_CI, (int)HW, v, theta + nd[ND_BN2].b_off);
+    REQUIRE_OK(ctx, gf_buf_write(ctx, th.all, 0, P * sizeof(float), theta));
+    printf("block: ReLU margins from the kink %.3g (relu1), %.3g (relu2)\n", m1, m2);
+    free(v); free(hv);
+
+    /* training-mode forward vs the double reference */
+    double *rm[2], *rv[2], *bm[2], *bv[2], fr[BN_N * BN_CI], sf[BN_N * BN_CI];
+    const int CB[2] = {BN_CM, BN_CI};
+    for (int k = 0; k < 2; k++) {
+        rm[k] = calloc(CB[k], sizeof(double)); rv[k] = malloc(CB[k] * sizeof(double));
+        bm[k] = malloc(CB[k] * sizeof(double)); bv[k] = malloc(CB[k] * sizeof(double));
+        for (int c = 0; c < CB[k]; c++) rv[k][c] = 1;
+    }
+    /* the two forwards above updated the running statistics: start over from 0 / 1 */
+    for (int k = 0; k < 2; k++) {
+        cl_mem mm, vv;
+        REQUIRE_OK(ctx, gf_block_bn_running(blk, k ? ND_BN2 : ND_BN1, &mm, &vv));
+        REQUIRE_OK(ctx, gf_buf_zero(ctx, mm, 0, CB[k] * sizeof(float)));
+        float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        REQUIRE_OK(ctx, gf_buf_write(ctx, vv, 0, CB[k] * sizeof(float), ones));
+    }
+    CHECK(gf_block_bn_running(blk, ND_CONV1, NULL, NULL) == GF_ERR_USAGE, "running stats of a conv node");
+    float f[BN_N * BN_CI];
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));
+    test_download(ctx, bf, f, BN_N * D);
+    ref_block(nd, theta, x, 1, rm, rv, bm, bv, fr);
+    for (int i = 0; i < BN_N * D; i++) sf[i] = 1 + fabs(fr[i]) * 10;   /* through two convs of ~30 terms */
+    check_scaled("block: training-mode features vs reference", f, fr, sf, (size_t)BN_N * D);
+
+    /* gradients in training mode, then in eval mode, vs central differences of
+     * <features, u> from gf_block_forward in the same mode */
+    REQUIRE_OK(ctx, gf_buf_write(ctx, bg, 0, sizeof u, u));
+    for (int mode = 1; mode >= 0; mode--) {
+        const char *mname = mode ? "training" : "eval";
+        gf_block_set_training(blk, mode);
+        REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));
+        REQUIRE_OK(ctx, gf_block_backward(ctx, blk, BN_N, bx, &th, bg, &gr, bgx));
+        float *g = malloc(P * sizeof *g), *gx = malloc(XS * sizeof *gx);
+        test_download(ctx, gr.all, g, P);
+        test_download(ctx, bgx, gx, XS);
+        if (mode) {   /* the backward uses the mode of the forward, not the current flag */
+            gf_block_set_training(blk, 0);
+            REQUIRE_OK(ctx, gf_block_backward(ctx, blk, BN_N, bx, &th, bg, &gr, NULL));
+            gf_block_set_training(blk, 1);
+            float *g3 = dl(ctx, gr.all, P);
+            CHECK(memcmp(g, g3, P * sizeof *g) == 0, "block: backward after switching to eval differs from training");
+            free(g3);
+        }
+        const fd_tensor tens[] = {
+            {"conv1.weight", nd[ND_CONV1].w_off, nd[ND_CONV1].w_count, 0},
+            {"conv1.bias", nd[ND_CONV1].b_off, BN_CM, mode},   /* BN removes it in training mode */
+            {"bn1.gamma", nd[ND_BN1].w_off, BN_CM, 0}, {"bn1.beta", nd[ND_BN1].b_off, BN_CM, 0},
+            {"conv2.weight", nd[ND_CONV2].w_off, nd[ND_CONV2].w_count, 0},
+            {"bn2.gamma", nd[ND_BN2].w_off, BN_CI, 0}, {"bn2.beta", nd[ND_BN2].b_off, BN_CI, 0}, {"input", -1, XS, 0}};
+        char label[64];
+        snprintf(label, sizeof label, "block %s", mname);
+        fd_check(ctx, blk, BN_N, &th, theta, P, bx, x, XS, bf, u, g, gx, tens, sizeof tens / sizeof tens[0], label);
+        free(g); free(gx);
+    }
+
+    /* eval mode uses the running statistics: reset them, run 3 training
+     * forwards on 3 batches, compare the running statistics with the reference,
+     * then the eval-mode output with the reference at those statistics */
+    for (int k = 0; k < 2; k++) {
+        cl_mem mm, vv;
+        REQUIRE_OK(ctx, gf_block_bn_running(blk, k ? ND_BN2 : ND_BN1, &mm, &vv));
+        REQUIRE_OK(ctx, gf_buf_zero(ctx, mm, 0, CB[k] * sizeof(float)));
+        float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        REQUIRE_OK(ctx, gf_buf_write(ctx, vv, 0, CB[k] * sizeof(float), ones));
+        for (int c = 0; c < CB[k]; c++) { rm[k][c] = 0; rv[k][c] = 1; }
+    }
+    gf_block_set_training(blk, 1);
+    float *xb = malloc(XS * sizeof *xb);
+    const double M = (double)BN_N * HW;
+    for (int rep = 0; rep < 3; rep++) {
+        test_fill(&r, xb, XS, -1 + rep, 1 + rep);   /* batches with different statistics */
+        REQUIRE_OK(ctx, gf_buf_write(ctx, bx, 0, XS * sizeof(float), xb));
+        REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));
+        ref_block(nd, theta, xb, 1, rm, rv, bm, bv, fr);
+        for (int k = 0; k < 2; k++) {
+            double mom = nd[k ? ND_BN2 : ND_BN1].bn_momentum;
+            for (int c = 0; c < CB[k]; c++) {
+                rm[k][c] = (1 - mom) * rm[k][c] + mom * bm[k][c];
+                rv[k][c] = (1 - mom) * rv[k][c] + mom * bv[k][c] * M / (M - 1);
+            }
+        }
+    }
+    double *dev_m[2], *dev_v[2];
+    for (int k = 0; k < 2; k++) {
+        cl_mem mm, vv;
+        float hm[8], hvv[8];
+        double sc[8];
+        REQUIRE_OK(ctx, gf_block_bn_running(blk, k ? ND_BN2 : ND_BN1, &mm, &vv));
+        test_download(ctx, mm, hm, CB[k]);
+        test_download(ctx, vv, hvv, CB[k]);
+        dev_m[k] = to_d(hm, CB[k]); dev_v[k] = to_d(hvv, CB[k]);
+        char what[96];
+        for (int c = 0; c < CB[k]; c++) sc[c] = 10 * (1 + fabs(rm[k][c]));
+        snprintf(what, sizeof what, "block: %s running mean after 3 training forwards", k ? "bn2" : "bn1");
+        check_scaled(what, hm, rm[k], sc, CB[k]);
+        for (int c = 0; c < CB[k]; c++) sc[c] = 10 * (1 + fabs(rv[k][c]));
+        snprintf(what, sizeof what, "block: %s running var after 3 training forwards", k ? "bn2" : "bn1");
+        check_scaled(what, hvv, rv[k], sc, CB[k]);
+    }
+    gf_block_set_training(blk, 0);
+    REQUIRE_OK(ctx, gf_buf_write(ctx, bx, 0, XS * sizeof(float), x));
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));
+    test_download(ctx, bf, f, BN_N * D);
+    ref_block(nd, theta, x, 0, dev_m, dev_v, bm, bv, fr);
+    for (int i = 0; i < BN_N * D; i++) sf[i] = 1 + fabs(fr[i]) * 10;
+    check_scaled("block: eval-mode features vs reference at the running statistics", f, fr, sf, (size_t)BN_N * D);
+    /* ... and they differ from the training-mode output of the same batch */
+    ref_block(nd, theta, x, 1, rm, rv, bm, bv, fr);
+    double dmax = 0;
+    for (int i = 0; i < BN_N * D; i++) dmax = fmax(dmax, fabs(f[i] - fr[i]));
+    CHECK(dmax > 1e-2, "block: eval-mode output equals the training-mode one (%.3g): running stats unused?", dmax);
+
+    /* no tangent through BN */
+    gf_params w2;
+    REQUIRE_OK(ctx, gf_params_create(ctx, blk, "w2", &w2));
+    CHECK(gf_block_tangent(ctx, blk, BN_N, bx, &th, &w2, bf) == GF_ERR_USAGE, "tangent through BN accepted");
+    CHECK(strstr(gf_ctx_last_error(ctx), "batchnorm has no tangent") != NULL, "tangent message: %s",
+          gf_ctx_last_error(ctx));
+    gf_params_free(&w2);
+
+    for (int k = 0; k < 2; k++) { free(rm[k]); free(rv[k]); free(bm[k]); free(bv[k]); free(dev_m[k]); free(dev_v[k]); }
+    free(xb); free(theta); free(x);
+    gf_params_free(&th); gf_params_free(&gr);
+    gf_buf_release(&bx); gf_buf_release(&bf); gf_buf_release(&bg); gf_buf_release(&bgx);
+    gf_block_free(blk);
+}
+
+/* BN on the block input, which the residual add reads too: the add writes the
+ * input gradient first, BN's part is accumulated on top of it. Training mode,
+ * gamma/beta/input gradients vs FD. */
+static void fanout_test(gf_ctx *ctx) {
+    enum { N = 3, C = 2, H = 4 };
+    gf_bnode nd0[3] = {
+        {.kind = GF_BN_BATCHNORM, .name = "bn_in", .in = {GF_BLOCK_INPUT}},
+        {.kind = GF_BN_ADD, .name = "add", .in = {0, GF_BLOCK_INPUT}},
+        {.kind = GF_BN_ACT, .name = "relu", .in = {1}, .act = {GF_ACT_RELU, 0}}};
+    gf_block *blk;
+    REQUIRE_OK(ctx, gf_block_create(ctx, C, H, H, nd0, 3, N, &blk));
+    int nn;
+    const gf_bnode *nd = gf_block_nodes(blk, &nn);
+    const size_t P = gf_block_param_count(blk), XS = (size_t)N * C * H * H;
+    test_rng r;
+    test_rng_seed(&r, 5);
+    float *theta = calloc(P, sizeof *theta), x[N * C * H * H], u[N * C], g[64 * 8], gx[N * C * H * H], hv[N * C * H * H];
+    double v[N * C * H * H];
+    test_fill(&r, theta + nd[0].w_off, C, 0.5, 1.5);
+    for (size_t t = 0; t < XS; t++) x[t] = (float)test_uniform(&r, -1, 1) * (t % 3 ? 1.0f : 2.0f);
+    test_fill(&r, u, N * C, -1, 1);
+    gf_params th, gr;
+    REQUIRE_OK(ctx, gf_params_create(ctx, blk, "theta", &th));
+    REQUIRE_OK(ctx, gf_params_create(ctx, blk, "gradient", &gr));
+    cl_mem bx = test_upload(ctx, x, XS), bf = test_alloc(ctx, N * C), bg = test_upload(ctx, u, N * C),
+           bgx = test_alloc(ctx, XS);
+    gf_block_set_training(blk, 1);
+    REQUIRE_OK(ctx, gf_buf_write(ctx, th.all, 0, P * sizeof(float), theta));
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, N, bx, &th, bf));
+    test_download(ctx, gf_block_node_output(blk, 0), hv, XS);
+    for (size_t t = 0; t < XS; t++) v[t] = (double)hv[t] + x[t];
+    double m = split_channels(N, C, H * H, v, theta + nd[0].b_off);
+    REQUIRE_OK(ctx, gf_buf_write(ctx, th.all, 0, P * sizeof(float), theta));
+    REQUIRE_OK(ctx, gf_block_forward(ctx, blk, N, bx, &th, bf));
+    REQUIRE_OK(ctx, gf_block_backward(ctx, blk, N, bx, &th, bg, &gr, bgx));
+    if (P > sizeof g / sizeof g[0]) { fprintf(stderr, "FATAL: parameter vector of %zu floats\n", P); exit(1); }
+    test_download(ctx, gr.all, g, P);
+    test_download(ctx, bgx, gx, XS);
+    printf("fan-out block: ReLU margin %.3g\n", m);
+    const fd_tensor tens[] = {{"bn_in.gamma", nd[0].w_off, C, 0}, {"bn_in.beta", nd[0].b_off, C, 0},
+                              {"input", -1, XS, 0}};
+    fd_check(ctx, blk, N, &th, theta, P, bx, x, XS, bf, u, g, gx, tens, 3, "fan-out block training");
+    free(theta);
+    gf_params_free(&th); gf_params_free(&gr);
+    gf_buf_release(&bx); gf_buf_release(&bf); gf_buf_release(&bg); gf_buf_release(&bgx);
+    gf_block_free(blk);
+}
+
 int main(void) {
     gf_ctx *ctx = test_ctx();
     const opcase cases[] = {
@@ -545,6 +947,8 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_ops(ctx, &cases[i], seed++);
     usage_errors(ctx);
     torch_compare(ctx);
+    block_test(ctx);
+    fanout_test(ctx);
     gf_ctx_free(ctx);
     return test_finish("test_bn");
 }
