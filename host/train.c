@@ -1,6 +1,8 @@
 /* Training driver: activation cache, probe, then the linearized models and
  * fine-tuning, with per-epoch evaluation. See train.h. */
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ops_util.h"
@@ -177,6 +179,24 @@ gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, in
     return st;
 }
 
+/* Test hook, for tests/cli_killresume.sh only: GRADFEAT_TEST_KILL_AT=<point>:<n>
+ * makes the process SIGKILL itself the n-th time (counted in this process) it
+ * reaches <point>: "features" (a batch of the probe's feature pass), a method
+ * name ("linear", "gradient", "full", "finetune": a training step of it),
+ * "checkpoint" (a checkpoint file was just written) or "saved" (a method's
+ * model file was just saved, before its checkpoint). Kill points are then
+ * deterministic; SIGKILL runs no handler, like a power cut or the OOM killer. */
+static void test_kill_point(const char *point) {
+    static int parsed, target, count;
+    static char at[32];
+    if (!parsed) {
+        parsed = 1;
+        const char *e = getenv("GRADFEAT_TEST_KILL_AT");
+        if (e && sscanf(e, "%31[^:]:%d", at, &target) != 2) at[0] = 0;
+    }
+    if (at[0] && !strcmp(point, at) && ++count == target) raise(SIGKILL);
+}
+
 /* One gf_train call: what checkpoints need besides the model being fitted. */
 typedef struct run {
     gf_ctx *ctx;
@@ -227,6 +247,7 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
     }
     gf_status st = gf_ckpt_write(R->ctx, o->checkpoint_path, &c);
     if (st == GF_OK) R->res->checkpoints++;
+    if (st == GF_OK) test_kill_point("checkpoint");
     return st;
 }
 
@@ -276,6 +297,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             st = cache_batch(ctx, tr, perm + b0, nb);
             if (st == GF_OK) st = gf_lin_train_step(ctx, m, nb, tr->x, tr->labels, &opt);
             steps++;
+            test_kill_point(gf_method_name(method));
             double now = gf_now();
             if (st == GF_OK && o->on_step &&
                 ((o->report_seconds > 0 && now - last_report >= o->report_seconds) ||
@@ -358,6 +380,7 @@ static gf_status features(gf_ctx *ctx, gf_block *blk, gf_params *th, cache *c, i
         st = cache_batch(ctx, c, idx, nb);
         if (st == GF_OK) st = gf_block_forward(ctx, blk, nb, c->x, th, f);
         if (st == GF_OK) st = gf_buf_read(ctx, f, 0, (size_t)nb * d * sizeof(float), out + (size_t)b0 * d);
+        test_kill_point("features");
     }
     free(idx);
     gf_buf_release(&f);
@@ -369,6 +392,7 @@ static gf_status features(gf_ctx *ctx, gf_block *blk, gf_params *th, cache *c, i
 static gf_status method_done(run *R, gf_method mth) {
     const gf_train_options *o = R->o;
     if (o->on_method) GF_TRY(o->on_method(o->user, mth, &R->res->m[mth], &R->res->m[GF_METHOD_LINEAR]));
+    test_kill_point("saved");
     GF_TRY(checkpoint(R, NULL, mth, 0, 0, 0, 0, NULL));
     if (stop_requested(R)) R->res->stopped = 1;
     return GF_OK;

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Crash safety: one `gradfeat train --method all` run (emotion net, 48
+# Fashion-MNIST images, --checkpoint-every 4) is SIGKILLed at seven distinct,
+# deterministic points and resumed with `--resume RUN_DIR` after each; the
+# end result must be the SAME BYTES as an uninterrupted run (all four saved
+# models, results.json numbers, metrics.jsonl lines, seconds aside).
+# Kill points come from the test hook GRADFEAT_TEST_KILL_AT=<point>:<n>
+# (host/train.c: the process raises SIGKILL the n-th time it reaches <point>):
+#   1 linear:30     mid-probe, 2 steps after the periodic checkpoint at step 28
+#   2 features:1    during the probe's feature pass of the resumed run
+#   3 checkpoint:3  right after a checkpoint file was written (probe step 40)
+#   4 saved:1       linear.safetensors just saved, its checkpoint not yet written
+#   5 gradient:3    mid-epoch of a linearized method, before its first checkpoint
+#   6 full:5        the third method, one step after its checkpoint at step 4
+#   7 finetune:2    the fourth method
+# Each resume must report the position the previous kill implies (the last
+# checkpoint), so a hook that fired elsewhere, or not at all, fails the test.
+set -u
+fails=0; checks=0
+check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); return 1; fi; }
+t=$(mktemp -d); [ -n "${GF_KEEP_TMP:-}" ] && echo "keeping $t" || trap 'rm -rf "$t"' EXIT
+G="$GF_BIN"
+PY=/usr/bin/python3
+FM=/usr/share/datasets/fashion-mnist
+EMO="$t/emotion.safetensors"
+bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
+
+# 48 images / batch 16 = 3 steps per epoch; probe 20 epochs = 60 steps; 2 epochs = 6 steps per other method
+args=(--model "$EMO" --data "$FM" --split train --limit 48 --val "$FM" --val-split test --val-limit 16
+      --method all --epochs 2 --probe-epochs 20 --batch 16 --lr 0.005 --checkpoint-every 4 --cache-dir "$t/cache")
+
+"$G" train "${args[@]}" --run-dir "$t/A" > "$t/A.out" 2> "$t/A.err"; rc=$?
+check "uninterrupted run exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/A.err"
+
+# kill <n> <point:count> <expected resume line or "-"> [fresh]
+kill_at() {
+    local n=$1 at=$2 resume_re=$3 first=${4:-}
+    # --checkpoint-every is not part of the saved job configuration: give it again
+    local run=(--resume "$t/B" --checkpoint-every 4)
+    [ -n "$first" ] && run=("${args[@]}" --run-dir "$t/B")
+    # (waited for in the background, so that the shell's "Killed" notice goes nowhere)
+    GRADFEAT_TEST_KILL_AT=$at "$G" train "${run[@]}" --cache-dir "$t/cache" > /dev/null 2> "$t/K$n.err" &
+    { wait $!; } 2> /dev/null; local rc=$?
+    check "kill $n at $at -> 137 (rc $rc)" '[ $rc -eq 137 ]' || tail -5 "$t/K$n.err"
+    check "kill $n: a checkpoint survived" '[ -s "$t/B/checkpoint.gfckpt" ]'
+    [ "$resume_re" = - ] || check "kill $n at $at resumed from: $resume_re" 'grep -qE "resuming from .*: $resume_re" "$t/K$n.err"' \
+        || grep resuming "$t/K$n.err"
+}
+kill_at 1 linear:30 - fresh
+kill_at 2 features:1 'linear, epoch 10, step 1 of the epoch'          # step 28 = epoch 10, 1 step in
+kill_at 3 checkpoint:3 'linear, epoch 10, step 1 of the epoch'        # the feature pass wrote nothing
+check "kill 3 left linear.safetensors unwritten" '[ ! -e "$t/B/linear.safetensors" ]'
+kill_at 4 saved:1 'linear, epoch 14, step 1 of the epoch'             # step 40 = epoch 14, 1 step in
+check "kill 4 happened after linear.safetensors was saved" '[ -s "$t/B/linear.safetensors" ]'
+kill_at 5 gradient:3 'linear, epoch 20, step 3 of the epoch'          # step 60: the probe's last
+kill_at 6 full:5 'between methods'                                      # after linear
+kill_at 7 finetune:2 'full, epoch 2, step 1 of the epoch'             # full step 4 = epoch 2, 1 step in
+"$G" train --resume "$t/B" --checkpoint-every 4 --cache-dir "$t/cache" > "$t/B.out" 2> "$t/B.err"; rc=$?
+check "final resume exits 0 (rc $rc)" '[ $rc -eq 0 ]' || tail -5 "$t/B.err"
+check "final resume started between methods (after full)" 'grep -q "resuming from .*: between methods" "$t/B.err"'
+check "finished run leaves no checkpoint" '[ ! -e "$t/B/checkpoint.gfckpt" ]'
+for m in linear gradient full finetune; do
+  check "$m.safetensors bit-identical to the uninterrupted run" 'cmp "$t/A/$m.safetensors" "$t/B/$m.safetensors"'
+done
+check "metrics.jsonl: same lines, none repeated (seconds aside)" \
+  'diff <(sed "s/,\"seconds\":[^}]*//" "$t/A/metrics.jsonl") <(sed "s/,\"seconds\":[^}]*//" "$t/B/metrics.jsonl")'
+check "results.json: same numbers" '$PY -c "
+import json,sys
+a,b=(json.load(open(p))[\"methods\"] for p in sys.argv[1:])
+for r in (a,b):
+  for v in r.values(): v.pop(\"seconds\")
+assert a==b and len(a)==4,(a,b)" "$t/A/results.json" "$t/B/results.json"'
+
+echo "$((checks-fails)) passed, $fails failed"
+[ $fails -eq 0 ] && [ $checks -gt 0 ]
