@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
@@ -93,32 +95,102 @@ static void default_cache_dir(char *out, size_t n) {
     else snprintf(out, n, "/tmp/gradfeat-activations");
 }
 
-/* File: "GFACT001" | u64 key | i32 n | i32 S | u8 ok[n] | f32 z0[n*S]. */
-static int cache_load(const char *path, uint64_t key, int n, int S, float *z0, unsigned char *ok) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char magic[8]; uint64_t k; int32_t nn, ss;
-    int good = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "GFACT001", 8) && fread(&k, 8, 1, f) == 1 && k == key &&
-               fread(&nn, 4, 1, f) == 1 && nn == n && fread(&ss, 4, 1, f) == 1 && ss == S &&
-               fread(ok, 1, (size_t)n, f) == (size_t)n && fread(z0, sizeof(float), (size_t)n * S, f) == (size_t)n * S;
-    fclose(f);
-    return good;
+/* Trunk outputs of one split (activation caching). With the cache on they
+ * live in the cache file, memory-mapped: pages are written back and read in
+ * by the kernel, so a dataset whose trunk outputs exceed host RAM still
+ * trains (the device tier, when it fits, uploads once). With --no-cache they
+ * are in plain host memory.
+ * File: "GFACT002" | u64 key | i32 n | i32 S | 8 zero bytes | u8 ok[n] |
+ * zero pad to a multiple of 64 | f32 z0[n*S] (aligned for direct use). */
+typedef struct act_store {
+    float *z0;
+    void *map;                  /* non-NULL: z0 points into this mapping */
+    size_t map_bytes;
+} act_store;
+
+static size_t act_z0_offset(int n) { return ((size_t)32 + (size_t)n + 63) & ~(size_t)63; }
+static size_t act_file_bytes(int n, int S) { return act_z0_offset(n) + (size_t)n * S * sizeof(float); }
+
+static void act_free(act_store *as) {
+    if (as->map) munmap(as->map, as->map_bytes);
+    else free(as->z0);
+    memset(as, 0, sizeof *as);
 }
 
-static void cache_save(gf_ctx *ctx, const char *path, uint64_t key, int n, int S, const float *z0, const unsigned char *ok) {
-    size_t bytes = 24 + (size_t)n + (size_t)n * S * sizeof(float);
-    char *buf = malloc(bytes);
-    if (!buf) return;
+static gf_status act_alloc_host(gf_ctx *ctx, act_store *as, int n, int S) {
+    act_free(as);
+    if (!(as->z0 = malloc((size_t)(n ? n : 1) * S * sizeof(float))))
+        return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the activation cache (%d x %d floats): drop "
+                       "--no-cache so that it is kept in a memory-mapped file", n, S);
+    return GF_OK;
+}
+
+/* Map a complete cache file privately (copy-on-write: compacting over failed
+ * samples must not change the file). 1 on success; anything off is a miss. */
+static int act_map_file(const char *path, uint64_t key, int n, int S, act_store *as, unsigned char *ok) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    struct stat sb;
+    size_t bytes = act_file_bytes(n, S);
+    char hdr[24];
+    uint64_t k; int32_t nn, ss;
+    int good = fstat(fd, &sb) == 0 && (size_t)sb.st_size == bytes && pread(fd, hdr, 24, 0) == 24;
+    if (good) { memcpy(&k, hdr + 8, 8); memcpy(&nn, hdr + 16, 4); memcpy(&ss, hdr + 20, 4); }
+    good = good && !memcmp(hdr, "GFACT002", 8) && k == key && nn == n && ss == S;
+    void *map = good ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (map == MAP_FAILED) return 0;
+    act_free(as);
+    as->map = map; as->map_bytes = bytes;
+    as->z0 = (float *)((char *)map + act_z0_offset(n));
+    memcpy(ok, (char *)map + 32, (size_t)n);
+    return 1;
+}
+
+/* A new cache file <path>.tmp.<pid>, space reserved up front (a full disk
+ * fails here, not as SIGBUS while writing through the mapping). */
+static gf_status act_create_file(gf_ctx *ctx, const char *tmp, int n, int S, act_store *as) {
+    size_t bytes = act_file_bytes(n, S);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return gf_fail(ctx, GF_ERR_INPUT, "cannot create %s: %s", tmp, strerror(errno));
+    int err = posix_fallocate(fd, 0, (off_t)bytes);
+    void *map = err ? MAP_FAILED : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (!err && map == MAP_FAILED) err = errno;
+    close(fd);
+    if (err) {
+        unlink(tmp);
+        return gf_fail(ctx, GF_ERR_INPUT, "cannot reserve %.1f MiB for the activation cache %s: %s", bytes / 1048576.0,
+                       tmp, strerror(err));
+    }
+    act_free(as);
+    as->map = map; as->map_bytes = bytes;
+    as->z0 = (float *)((char *)map + act_z0_offset(n));
+    return GF_OK;
+}
+
+/* Header and ok[] into the new file, flush, rename into place, then map the
+ * finished file privately. */
+static gf_status act_finish_file(gf_ctx *ctx, const char *tmp, const char *path, uint64_t key, int n, int S,
+                                 act_store *as, const unsigned char *ok) {
+    char *b = as->map;
     int32_t nn = n, ss = S;
-    memcpy(buf, "GFACT001", 8); memcpy(buf + 8, &key, 8); memcpy(buf + 16, &nn, 4); memcpy(buf + 20, &ss, 4);
-    memcpy(buf + 24, ok, (size_t)n);
-    memcpy(buf + 24 + n, z0, (size_t)n * S * sizeof(float));
-    char saved[sizeof ctx->err];
-    memcpy(saved, ctx->err, sizeof saved);
-    if (gf_write_file_atomic(ctx, path, buf, bytes) != GF_OK)
-        gf_log(ctx, GF_LOG_WARN, "could not keep the activation cache %s (%s); continuing", path, ctx->err);
-    memcpy(ctx->err, saved, sizeof saved);
-    free(buf);
+    memcpy(b, "GFACT002", 8); memcpy(b + 8, &key, 8); memcpy(b + 16, &nn, 4); memcpy(b + 20, &ss, 4);
+    memcpy(b + 32, ok, (size_t)n);
+    int fd = -1;
+    if (msync(as->map, as->map_bytes, MS_SYNC) != 0 || (fd = open(tmp, O_RDONLY)) < 0 || fsync(fd) != 0 ||
+        rename(tmp, path) != 0) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        unlink(tmp);   /* the mapping stays valid: this run goes on, the next one recomputes */
+        gf_log(ctx, GF_LOG_WARN, "could not keep the activation cache %s: %s; continuing", path, strerror(err));
+        return GF_OK;
+    }
+    close(fd);
+    unsigned char *okcopy = malloc((size_t)n + 1);
+    if (okcopy && act_map_file(path, key, n, S, as, okcopy)) { free(okcopy); return GF_OK; }
+    free(okcopy);
+    unlink(path);   /* compacting through the shared mapping would change the file: don't keep it */
+    return GF_OK;
 }
 
 /* Enqueue the trunk for n preprocessed images: the nodes the cut depends on,
@@ -133,7 +205,7 @@ static gf_status run_trunk(gf_ctx *ctx, gf_exec *e, const gf_model *m, const flo
 
 /* Run the frozen trunk over the samples idx[0..n) and keep the cut's output. */
 static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int bi, const char *what,
-                            gf_dataset *ds, const int *idx, int n, int S, float *z0, unsigned char *ok,
+                            gf_dataset *ds, const int *idx, int n, int S, act_store *as, unsigned char *ok,
                             gf_job_result *res) {
     gf_block_info bin;
     GF_TRY(gf_model_block(m, bi, &bin));
@@ -147,13 +219,28 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
         else default_cache_dir(dir, sizeof dir);
         GF_TRY(cache_key(ctx, job, bin.input, pp, ds, idx, n, &key));
         snprintf(path, sizeof path, "%s/%016llx.bin", dir, (unsigned long long)key);
-        if (cache_load(path, key, n, S, z0, ok)) {
+        if (act_map_file(path, key, n, S, as, ok)) {
             if (!job->quiet) fprintf(stderr, "%s: trunk outputs reused from the activation cache %s\n", what, path);
             res->cache_reused = 1;
             return GF_OK;
         }
     }
     memset(ok, 0, (size_t)n);
+    char tmp_path[1300];
+    int in_file = 0;
+    if (use_cache && gf_mkdirs(dir) != 0)
+        gf_log(ctx, GF_LOG_WARN, "cannot create the activation cache directory %s: %s; keeping the trunk outputs in "
+               "host memory", dir, strerror(errno));
+    else if (use_cache) {
+        snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", path, (long)getpid());
+        char saved[sizeof ctx->err];
+        memcpy(saved, ctx->err, sizeof saved);
+        if (act_create_file(ctx, tmp_path, n, S, as) == GF_OK) in_file = 1;
+        else gf_log(ctx, GF_LOG_WARN, "%s; keeping the trunk outputs in host memory", ctx->err);
+        memcpy(ctx->err, saved, sizeof saved);
+    }
+    if (!in_file) GF_TRY(act_alloc_host(ctx, as, n, S));
+    float *z0 = as->z0;
     int *row = malloc((size_t)gf_dataset_count(ds) * sizeof(int));
     if (!row) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     for (int i = 0; i < gf_dataset_count(ds); i++) row[i] = -1;
@@ -206,7 +293,10 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
         }
     }
     res->trunk_seconds += gf_now() - t0;
-    if (st == GF_OK && !res->stopped && use_cache && gf_mkdirs(dir) == 0) cache_save(ctx, path, key, n, S, z0, ok);
+    if (in_file) {
+        if (st == GF_OK && !res->stopped) st = act_finish_file(ctx, tmp_path, path, key, n, S, as, ok);
+        else { act_free(as); unlink(tmp_path); }
+    }
     free(tmp);
     free(row);
     gf_loader_free(ld);
@@ -543,7 +633,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     gf_model *m = NULL;
     gf_block *blk = NULL;
     gf_dataset *dtr = NULL, *dva = NULL;
-    float *theta = NULL, *ztr = NULL, *zva = NULL, *ttr = NULL, *tva = NULL;
+    float *theta = NULL, *ttr = NULL, *tva = NULL;
+    act_store atr = {0}, ava = {0};
     int *itr = NULL, *iva = NULL, *ltr = NULL, *lva = NULL;
     unsigned char *oktr = NULL, *okva = NULL;
     FILE *log = NULL;
@@ -634,19 +725,17 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     if (st == GF_OK) {
         itr = pick(gf_dataset_count(dtr), job->limit_train, job->seed, &ntr);
         if (dva) iva = pick(gf_dataset_count(dva), job->limit_val, job->seed + 1, &nva);
-        ztr = malloc((size_t)ntr * S * sizeof(float));
         oktr = malloc((size_t)ntr + 1);
-        if (dva) { zva = malloc((size_t)(nva ? nva : 1) * S * sizeof(float)); okva = malloc((size_t)nva + 1); }
-        if (!itr || !ztr || !oktr || (dva && (!iva || !zva || !okva)))
-            st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the activation cache (%d x %d floats)", ntr, S);
+        if (dva) okva = malloc((size_t)nva + 1);
+        if (!itr || !oktr || (dva && (!iva || !okva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
     }
-    if (st == GF_OK) st = trunk_pass(ctx, job, m, bi, "train", dtr, itr, ntr, S, ztr, oktr, res);
-    if (st == GF_OK && dva && !res->stopped) st = trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, zva, okva, res);
+    if (st == GF_OK) st = trunk_pass(ctx, job, m, bi, "train", dtr, itr, ntr, S, &atr, oktr, res);
+    if (st == GF_OK && dva && !res->stopped) st = trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, &ava, okva, res);
     if (!job->quiet && dtr) gf_dataset_report(dtr, stderr, 5);
     if (!job->quiet && dva) gf_dataset_report(dva, stderr, 5);
     gf_cached_set str = {0}, sva = {0};
-    if (st == GF_OK && !res->stopped) st = make_set(ctx, dtr, itr, ntr, S, ztr, oktr, K, multi, &str, &ltr, &ttr);
-    if (st == GF_OK && dva && !res->stopped) st = make_set(ctx, dva, iva, nva, S, zva, okva, K, multi, &sva, &lva, &tva);
+    if (st == GF_OK && !res->stopped) st = make_set(ctx, dtr, itr, ntr, S, atr.z0, oktr, K, multi, &str, &ltr, &ttr);
+    if (st == GF_OK && dva && !res->stopped) st = make_set(ctx, dva, iva, nva, S, ava.z0, okva, K, multi, &sva, &lva, &tva);
     res->n_train = str.n; res->n_val = dva ? sva.n : 0; res->classes = K; res->multi_label = multi;
     if (st == GF_OK && job->run_dir && !res->stopped) {
         char path[1200];
@@ -706,7 +795,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     free(ec.meta);
     gf_ckpt_free(&ck);
     gf_train_result_free(&tres);
-    free(theta); free(ztr); free(zva); free(ttr); free(tva); free(itr); free(iva); free(ltr); free(lva);
+    act_free(&atr); act_free(&ava);
+    free(theta); free(ttr); free(tva); free(itr); free(iva); free(ltr); free(lva);
     free(oktr); free(okva);
     gf_dataset_free(dtr); gf_dataset_free(dva);
     gf_block_free(blk);
@@ -915,24 +1005,25 @@ gf_status gf_adapted_eval(gf_adapted *a, const gf_eval_options *eo, gf_eval_resu
                          a->path, a->classes[k]);
     }
     int n = 0, *idx = NULL, *labels = NULL;
-    float *z0 = NULL, *targets = NULL;
+    float *targets = NULL;
+    act_store az = {0};
     unsigned char *ok = NULL;
     gf_job_result jr;
     memset(&jr, 0, sizeof jr);
     if (st == GF_OK) {
         /* seed + 1: the subset `train --val-limit N --seed S` evaluated */
         idx = pick(gf_dataset_count(ds), eo->limit, eo->seed + 1, &n);
-        z0 = idx ? malloc((size_t)(n ? n : 1) * a->S * sizeof(float)) : NULL;
         ok = malloc((size_t)n + 1);
-        if (!idx || !z0 || !ok) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for %d trunk outputs", n);
+        if (!idx || !ok) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for %d samples", n);
     }
-    if (st == GF_OK) st = trunk_pass(ctx, &job, a->model, a->bi, "eval", ds, idx, n, (int)a->S, z0, ok, &jr);
+    if (st == GF_OK) st = trunk_pass(ctx, &job, a->model, a->bi, "eval", ds, idx, n, (int)a->S, &az, ok, &jr);
     if (!eo->quiet && ds) gf_dataset_report(ds, stderr, 5);
     gf_cached_set set = {0};
-    if (st == GF_OK) st = make_set(ctx, ds, idx, n, (int)a->S, z0, ok, K, multi, &set, &labels, &targets);
+    if (st == GF_OK) st = make_set(ctx, ds, idx, n, (int)a->S, az.z0, ok, K, multi, &set, &labels, &targets);
     if (st == GF_OK) st = gf_train_evaluate(ctx, a->lin, &set, batch, &r->loss, &r->metric);
     r->n = set.n; r->classes = K; r->multi_label = multi;
-    free(idx); free(z0); free(ok); free(labels); free(targets);
+    act_free(&az);
+    free(idx); free(ok); free(labels); free(targets);
     gf_dataset_free(ds);
     return st;
 }

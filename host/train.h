@@ -1,7 +1,8 @@
 /* Training driver over cached trunk outputs (activation caching): the probe,
  * then gradient / full / finetune from it, with per-epoch evaluation.
  * The cache (z0 for every sample) lives on the device when it fits the
- * memory budget, else in host memory with one upload per batch. */
+ * memory budget, else on the host (z0 is then usually the memory-mapped cache
+ * file, see job.c) with one upload per batch. */
 #ifndef GF_TRAIN_H
 #define GF_TRAIN_H
 #include <signal.h>

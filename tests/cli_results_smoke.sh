@@ -41,11 +41,12 @@ import glob, os, struct, subprocess, sys
 import numpy as np
 t = sys.argv[1]
 got = {}
-for f in glob.glob(t + "/pickcache/*.bin"):   # GFACT001 | key | n | S | ok[n] | z0[n x S]
+for f in glob.glob(t + "/pickcache/*.bin"):   # GFACT002 | key | n | S | 8 zero bytes | ok[n] | pad to 64 | z0[n x S]
     b = open(f, "rb").read()
+    assert b[:8] == b"GFACT002", b[:8]
     n, S = struct.unpack("<ii", b[16:24])
     assert S == 64 * 64, S
-    z = np.frombuffer(b, np.float32, offset=24 + n).reshape(n, S)
+    z = np.frombuffer(b, np.float32, offset=(32 + n + 63) // 64 * 64).reshape(n, S)
     pix = np.rint((z + 1) * 127.5).astype(int)   # emotion net: value = pixel * 2/255 - 1
     got[n] = list(pix[:, 0] + 256 * pix[:, 63])
 out = subprocess.run([sys.executable, os.environ["GF_SRC"] + "/tools/logreg_baseline.py", "--data", t + "/pick", "--val",
