@@ -16,12 +16,15 @@ into these modules.
 
 Init (torchvision ResNet style): convs kaiming_normal_(fan_out) with the ReLU gain
 (bigan: leaky-ReLU gain sqrt(2/(1+0.2^2))), BN gamma 1 beta 0, fc PyTorch Linear
-default; bigan's conv1 bias starts at 0.
+default; bigan's conv1 bias PyTorch's Conv2d default (uniform +-1/sqrt(fan_in)).
+Defaults lr 0.05, momentum 0.9, weight decay 5e-4 (on every parameter) are
+gradfeat pretrain's.
 
---task rotation: 4 classes; sample i of the batch is the random image turned by
-k = i mod 4 quarter turns counter-clockwise, torch.rot90(x, k, dims=(1, 2)) per
-CHW image (gf_image_rotate90's convention), label k. Rotating is part of the
-timed step. Needs square images.
+--task rotation (as gradfeat): each of the --batch images enters the step four
+times, turned by r = 0..3 quarter turns counter-clockwise (torch.rot90(x, r,
+dims=(1, 2)) per CHW image, gf_image_rotate90's convention), sample 4i+r with
+label r: a step is 4 x batch samples, and images/s counts samples (gradfeat's
+img/s does too). Rotating is part of the timed step.
 
 usage: /usr/bin/python3 tools/torch_pretrain_bench.py --arch small28 [--batch 128]
        [--size 28] [--channels 1] [--classes 10] [--task labels|rotation]
@@ -81,7 +84,6 @@ class BiGAN(nn.Module):
         self.bn5 = nn.BatchNorm2d(512)
         self.fc = nn.Linear(512, k)
         self.gain = math.sqrt(2.0 / (1.0 + LRELU * LRELU))
-        nn.init.zeros_(self.conv1.bias)
 
     def forward(self, x):
         x = F.leaky_relu(self.conv1(x), LRELU)
@@ -149,7 +151,7 @@ def main():
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--device", default="cpu")
@@ -178,13 +180,15 @@ def main():
     g = torch.Generator().manual_seed(a.seed + 1)
     x = torch.rand(a.batch, a.channels, a.size, a.size, generator=g).to(dev)
     y = torch.randint(0, k, (a.batch,), generator=g).to(dev)
+    n = a.batch
     if a.task == "rotation":
-        y = (torch.arange(a.batch) % 4).to(dev)
+        n = 4 * a.batch
+        y = (torch.arange(n) % 4).to(dev)
 
     def step():
         xb = x
         if a.task == "rotation":
-            xb = torch.stack([torch.rot90(x[i], i % 4, dims=(1, 2)) for i in range(a.batch)])
+            xb = torch.stack([torch.rot90(x, r, dims=(2, 3)) for r in range(4)], 1).reshape(n, *x.shape[1:])
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(net(xb), y)
         loss.backward()
@@ -203,17 +207,17 @@ def main():
         loss = step()
     sync()
     dt = (time.perf_counter() - t0) / a.steps
-    ips = a.batch / dt
+    ips = n / dt
     lv = float(loss)
     if not math.isfinite(lv):
         print(f"torch_pretrain_bench: loss became {lv}", file=sys.stderr)
         return 1
     print(f"torch {torch.__version__} {a.device} threads={torch.get_num_threads()} arch={a.arch} task={a.task} "
-          f"batch={a.batch} input={a.channels}x{a.size}x{a.size} classes={k}: {dt * 1e3:.1f} ms/step, "
+          f"batch={a.batch}{'x4' if n != a.batch else ''} input={a.channels}x{a.size}x{a.size} classes={k}: {dt * 1e3:.1f} ms/step, "
           f"{ips:.1f} images/s (loss {lv:.4f})")
     if a.json:
         print(json.dumps({"peer": "torch", "torch": torch.__version__, "device": a.device,
-                          "threads": torch.get_num_threads(), "arch": a.arch, "task": a.task, "batch": a.batch,
+                          "threads": torch.get_num_threads(), "arch": a.arch, "task": a.task, "batch": a.batch, "samples_per_step": n,
                           "channels": a.channels, "size": a.size, "classes": k, "steps": a.steps,
                           "warmup": a.warmup, "ms_per_step": round(dt * 1e3, 3), "images_per_s": round(ips, 2)}))
     return 0
