@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `gradfeat bench ops` / `bench linearized` smoke tests at tiny sizes (the real runs are batch 64): the
+# `gradfeat bench ops` / `bench linearized` / `bench trunk` smoke tests at tiny sizes (the real runs are batch 64): the
 # table has the three conv rows with finite GFLOP/s and ratios; bad options
 # are usage errors (exit 2).
 set -u
@@ -21,5 +21,16 @@ done
   { echo "FAIL: bench linearized (rc $rc)"; cat "$t/lin.txt"; fails=1; }
 "$GF_BIN" bench linearized --batch 2 --size 32 --reps 1 --max-device-mem 1M > /dev/null 2> "$t/oom.txt"; rc=$?
 [ $rc -eq 4 ] && grep -q "max-device-mem" "$t/oom.txt" || { echo "FAIL: tiny budget exited $rc, want 4"; cat "$t/oom.txt"; fails=1; }
+grep -qE "^peak host memory \(max RSS\): [0-9.]+ MiB$" "$t/lin.txt" || { echo "FAIL: no peak host memory line"; fails=1; }
+# bench trunk: the emotion net's forward at batch 2 gives a finite images/s row; --model is required
+EMO="$t/emotion.safetensors"
+bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; fails=1; }
+"$GF_BIN" bench trunk --model "$EMO" --batch 2 --reps 1 > "$t/trunk.txt" 2>&1; rc=$?
+[ $rc -eq 0 ] && grep -qE "^forward +[0-9.]+ +[0-9]+\.[0-9] +[0-9.]+$" "$t/trunk.txt" && grep -q "input 1x64x64" "$t/trunk.txt" &&
+  grep -q "^peak host memory" "$t/trunk.txt" || { echo "FAIL: bench trunk (rc $rc)"; cat "$t/trunk.txt"; fails=1; }
+"$GF_BIN" bench trunk > /dev/null 2> "$t/nomodel.txt"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--model" "$t/nomodel.txt" || { echo "FAIL: bench trunk without --model exited $rc, want 2"; fails=1; }
+"$GF_BIN" bench trunk --model "$t/nope.safetensors" > /dev/null 2>&1; rc=$?
+[ $rc -eq 5 ] || { echo "FAIL: bench trunk with a missing model exited $rc, want 5"; fails=1; }
 [ $fails -eq 0 ] && echo "bench ops: ok"
 exit $fails

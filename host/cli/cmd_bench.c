@@ -1,4 +1,4 @@
-/* gradfeat bench ops|linearized [--batch B] [--reps N] [--size S] [--classes C] [--device SEL] */
+/* gradfeat bench ops|linearized|trunk [--batch B] [--reps N] [--size S] [--classes C] [--model M] [--device SEL] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,21 +8,25 @@
 
 static const cli_doc doc = {
     "gradfeat bench ops [--batch B] [--reps N] [--device SEL] [--verbose]\n"
-    "       gradfeat bench linearized [--batch B] [--size S] [--classes C] [--reps N] [--max-device-mem SIZE]",
+    "       gradfeat bench linearized [--batch B] [--size S] [--classes C] [--reps N] [--max-device-mem SIZE]\n"
+    "       gradfeat bench trunk --model MODEL.safetensors [--batch B] [--reps N]",
     "ops: time the conv launchers at ResNet-18 layer4 shapes (B x 512 x 7 x 7, 3x3 kernel, pad 1):\n"
     "forward, tangent (both terms) and backward (gx + gW + gb), next to plain SGEMM (gf_gemm)\n"
     "at the same GEMM sizes on the same device, with the ratio GEMM time / op time.\n"
     "linearized: workload W1, one linearized (`full`) training step and one fine-tuning step of\n"
     "ResNet-18 layer4 on cached features of an S x S image.\n"
+    "trunk: images/s of the model's forward pass (the executor train's trunk pass uses) at the\n"
+    "model's own input size, on random input; tools/bench_trunk.sh runs the PyTorch peer beside it.\n"
     "Each prints the peak device memory gradfeat held and the peak host memory (ru_maxrss).\n"
     "The benchmark sizes have their own GRADFEAT_BENCH_* twins, so that GRADFEAT_BATCH set for\n"
     "train does not change a benchmark.\n",
     "  gradfeat bench ops\n"
     "  gradfeat bench linearized --batch 64 --max-device-mem 4G\n"
-    "  GRADFEAT_BENCH_REPS=20 gradfeat bench linearized --device gpu\n"};
+    "  GRADFEAT_BENCH_REPS=20 gradfeat bench linearized --device gpu\n"
+    "  gradfeat bench trunk --model models/emotion/emotion.safetensors --batch 64\n"};
 
 int cmd_bench(int argc, char **argv) {
-    const char *device = NULL;
+    const char *device = NULL, *model = NULL;
     int verbose = 0, batch = 64, reps = 5, size = 224, classes = 20;
     uint64_t budget = 0;
     const cli_opt defs[] = {
@@ -30,6 +34,7 @@ int cmd_bench(int argc, char **argv) {
         {"reps", 'r', CLI_POS, &reps, "N", "timed launches after one warm-up (default 5)", "GRADFEAT_BENCH_REPS", NULL, 0},
         {"size", 's', CLI_POS, &size, "S", "linearized: input image size (default 224: 7x7 layer4 maps)", "GRADFEAT_BENCH_SIZE", NULL, 0},
         {"classes", 'c', CLI_POS, &classes, "C", "linearized: classes (default 20)", "GRADFEAT_BENCH_CLASSES", NULL, 0},
+        {"model", 'm', CLI_STR, &model, "FILE", "trunk: the model (.safetensors)", "GRADFEAT_BENCH_MODEL", NULL, 0},
         {"max-device-mem", 0, CLI_SIZE, &budget, "SIZE", "device memory budget for gradfeat's buffers, e.g. 4G (allocations beyond it fail)", NULL, NULL, 0},
         {"device", 'd', CLI_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name", NULL, NULL, 1},
         {"verbose", 'v', CLI_FLAG, &verbose, NULL, "more messages", NULL, NULL, 0},
@@ -38,10 +43,11 @@ int cmd_bench(int argc, char **argv) {
     int rc = cli_opts_parse(&o, "bench", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
     if (rc) { cli_opts_free(&o); return rc == CLI_HELP ? 0 : rc; }
     int a = o.first_arg;
-    if (a >= argc) rc = cli_usage_error("bench", "missing what to bench (ops or linearized)");
-    int linearized = !rc && !strcmp(argv[a], "linearized");
-    if (!rc && !linearized && strcmp(argv[a], "ops"))
-        rc = cli_usage_error("bench", "unknown benchmark '%s' (known: ops, linearized)", argv[a]);
+    if (a >= argc) rc = cli_usage_error("bench", "missing what to bench (ops, linearized or trunk)");
+    int linearized = !rc && !strcmp(argv[a], "linearized"), trunk = !rc && !strcmp(argv[a], "trunk");
+    if (!rc && !linearized && !trunk && strcmp(argv[a], "ops"))
+        rc = cli_usage_error("bench", "unknown benchmark '%s' (known: ops, linearized, trunk)", argv[a]);
+    if (!rc && trunk && !model) rc = cli_usage_error("bench", "bench trunk needs --model MODEL.safetensors");
     if (!rc && linearized && size < 16) rc = cli_opts_fail(&o, "size", "must be at least 16 (the cached layer3 maps are size/16)");
     if (!rc && a + 1 < argc) rc = cli_usage_error("bench", "unexpected argument '%s'", argv[a + 1]);
     if (batch > 1000000 || reps > 1000000 || size > 100000 || classes > 1000000)
@@ -50,6 +56,7 @@ int cmd_bench(int argc, char **argv) {
     if (!rc) rc = cli_ctx_open_budget(device, verbose, budget, &ctx);
     if (rc) { cli_opts_free(&o); return rc; }
     gf_status st = linearized ? gf_bench_linearized(ctx, batch, size, classes, reps, stdout)
+                 : trunk      ? gf_bench_trunk(ctx, model, batch, reps, stdout)
                               : gf_bench_ops(ctx, batch, reps, stdout);
     uint64_t peak;
     gf_ctx_memory(ctx, NULL, &peak);

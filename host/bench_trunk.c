@@ -1,0 +1,60 @@
+/* `gradfeat bench trunk`: images/s of a model's forward pass (the trunk pass of train runs the
+ * same executor, up to the cut) on random preprocessed input at the model's own input size.
+ * One warm-up batch (kernel builds, GEMM tuning), then reps timed batches, each
+ * gf_exec_run (upload + enqueue) and gf_ctx_finish: what a feature extraction loop pays,
+ * minus image decoding. tools/bench_trunk.sh runs the PyTorch peer beside it. */
+#include <math.h>
+#include <stdlib.h>
+#include "bench.h"
+#include "gf_internal.h"
+#include "gradfeat_model.h"
+
+gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int reps, FILE *out) {
+    gf_model *m = NULL;
+    gf_status st = gf_model_load(NULL, model_path, &m);
+    if (st != GF_OK) {
+        st = gf_fail(ctx, st, "%s", m ? gf_model_error(m) : "cannot load the model");
+        gf_model_free(m);
+        return st;
+    }
+    gf_model_info in;
+    gf_model_get_info(m, &in);
+    size_t per = (size_t)in.in_c * in.in_h * in.in_w;
+    float *x = malloc((size_t)batch * per * sizeof *x);
+    gf_exec *e = NULL;
+    if (!x) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for %d input images", batch);
+    uint64_t s = 777;
+    for (size_t i = 0; x && i < (size_t)batch * per; i++) {   /* roughly the scale of normalised pixels */
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 4 - 2);
+    }
+    if (st == GF_OK) st = gf_exec_create(ctx, m, batch, &e);
+    if (st == GF_OK) st = gf_exec_run(e, x, batch);             /* warm-up */
+    if (st == GF_OK) st = gf_ctx_finish(ctx);
+    double t0 = gf_now();
+    for (int r = 0; r < reps && st == GF_OK; r++) {
+        st = gf_exec_run(e, x, batch);
+        if (st == GF_OK) st = gf_ctx_finish(ctx);
+    }
+    double sec = (gf_now() - t0) / reps;
+    /* the output must be finite: a broken kernel that runs fast must not look like a win */
+    const char *oname = gf_model_output_name(m, 0);
+    size_t on = st == GF_OK ? gf_exec_node_size(e, oname) * (size_t)batch : 0;
+    float *y = st == GF_OK && on ? malloc(on * sizeof *y) : NULL;
+    if (st == GF_OK && on && !y) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
+    if (st == GF_OK && y) st = gf_exec_read(e, oname, y, on);
+    for (size_t i = 0; st == GF_OK && y && i < on; i++)
+        if (!isfinite(y[i])) st = gf_fail(ctx, GF_ERR_NUMERIC, "bench trunk: output %s[%zu] is not finite", oname, i);
+    if (st == GF_OK) {
+        const gf_device_info *dev = gf_ctx_device(ctx);
+        fprintf(out, "trunk: %s, input %dx%dx%d, %.3f GFLOP per image (BN folded), batch %d, device %s\n", model_path,
+                in.in_c, in.in_h, in.in_w, 2 * in.macs * 1e-9, batch, dev->name);
+        fprintf(out, "%-22s %10s %10s %10s\n", "pass", "ms/batch", "images/s", "GFLOP/s");
+        fprintf(out, "%-22s %10.1f %10.1f %10.1f\n", "forward", sec * 1e3, batch / sec, 2 * in.macs * batch / sec * 1e-9);
+    }
+    free(y);
+    free(x);
+    gf_exec_free(e);
+    gf_model_free(m);
+    return st;
+}
