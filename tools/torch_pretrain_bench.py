@@ -30,9 +30,18 @@ usage: /usr/bin/python3 tools/torch_pretrain_bench.py --arch small28 [--batch 12
        [--size 28] [--channels 1] [--classes 10] [--task labels|rotation]
        [--threads 2] [--steps 20] [--warmup 3] [--lr 0.1] [--momentum 0.9]
        [--weight-decay 5e-4] [--device cpu|cuda] [--seed 0] [--json] [--print-keys]
-Prints images/s (and with --json one JSON line). Works with torch 1.13 and 2.x."""
+Prints images/s (and with --json one JSON line). Works with torch 1.13 and 2.x.
+
+Cross-check of a model gradfeat wrote: --eval-model FILE.safetensors --eval-idx DIR
+loads every tensor of the file into the module by name (strict: the same key set
+apart from num_batches_tracked, the same shapes) and reports the accuracy of the
+BN-eval-mode network on DIR's t10k-* IDX files (MNIST / Fashion-MNIST, gzip or
+plain) with the file's own preprocessing (pixel/255, mean, std)."""
 import argparse
+import gzip
 import json
+import os
+import struct
 import math
 import sys
 import time
@@ -140,6 +149,60 @@ def build(arch, c, k):
     return net   # nn.Linear keeps its default init: uniform(-1/sqrt(in), 1/sqrt(in))
 
 
+def read_idx(path):
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return torch.frombuffer(bytearray(data[4 + 4 * ndim:]), dtype=torch.uint8).reshape(dims)
+
+
+def eval_model(a):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gfmodel
+    graph, pre, classes, tensors = gfmodel.read(a.eval_model)
+    c, h, w = graph["input"]["shape"]
+    k = tensors["fc.weight"].shape[0]
+    net = build(a.arch, c, k)
+    want = {n: t for n, t in net.state_dict().items() if not n.endswith("num_batches_tracked")}
+    have = {n for n in tensors if not n.endswith("num_batches_tracked")}
+    if set(want) != have:
+        print(f"torch_pretrain_bench: {a.eval_model}: tensor names differ from {a.arch}'s state_dict: "
+              f"missing {sorted(set(want) - have)}, extra {sorted(have - set(want))}", file=sys.stderr)
+        return 1
+    sd = {}
+    for n, t in want.items():
+        if tuple(tensors[n].shape) != tuple(t.shape):
+            print(f"torch_pretrain_bench: {n}: shape {list(tensors[n].shape)} in the file, {list(t.shape)} in "
+                  f"{a.arch}", file=sys.stderr)
+            return 1
+        sd[n] = torch.from_numpy(tensors[n].copy())
+    net.load_state_dict(sd, strict=False)
+    net.eval()
+    def find(kind):
+        for ext in ("", ".gz"):
+            q = os.path.join(a.eval_idx, f"t10k-{kind}{ext}")
+            if os.path.exists(q):
+                return q
+        raise SystemExit(f"torch_pretrain_bench: no t10k-{kind}[.gz] in {a.eval_idx}")
+    x = read_idx(find("images-idx3-ubyte")).float()
+    y = read_idx(find("labels-idx1-ubyte")).long()
+    if x.shape[1:] != (h, w) or c != 1:
+        print(f"torch_pretrain_bench: the model wants {c}x{h}x{w}, the images are {list(x.shape[1:])}",
+              file=sys.stderr)
+        return 1
+    mean = torch.tensor(pre.get("mean", [0.0]), dtype=torch.float32)[0]
+    std = torch.tensor(pre.get("std", [1.0]), dtype=torch.float32)[0]
+    x = ((x / 255.0 - mean) / std).unsqueeze(1)
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), 1000):
+            correct += int((net(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum())
+    print(f"{a.eval_model}: {a.arch}, {len(tensors)} tensors loaded by name; test accuracy in PyTorch "
+          f"{100.0 * correct / len(y):.2f}% ({correct}/{len(y)})")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", choices=ARCHS, required=True)
@@ -158,7 +221,13 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print one JSON line")
     p.add_argument("--print-keys", action="store_true", help="list state_dict names and shapes, then exit")
+    p.add_argument("--eval-model", metavar="FILE", help="load a gradfeat model file of --arch by tensor name ...")
+    p.add_argument("--eval-idx", metavar="DIR", help="... and report its accuracy on DIR/t10k-* (IDX)")
     a = p.parse_args()
+    if a.eval_model:
+        if not a.eval_idx:
+            p.error("--eval-model needs --eval-idx DIR")
+        return eval_model(a)
     if a.batch < 1 or a.steps < 1 or a.warmup < 0 or a.size < 4:
         p.error("need --batch >= 1, --steps >= 1, --warmup >= 0, --size >= 4")
     if a.threads:
