@@ -1,8 +1,8 @@
 /* BatchNorm, NCHW: channel c of sample i is the plane x[(i*C + c)*hw ...].
  * The statistics kernels run one work-group of L lanes (a power of two) per
- * channel: lane l visits the channel's values m = l, l+L, ... (m = i*hw + s,
- * in increasing order) and the lanes' partial sums meet in a fixed tree, so the
- * result is bitwise reproducible for a given L. No float atomics. */
+ * channel: each lane sums its share of the channel's values in a fixed order
+ * (WALK_BEGIN) and the lanes' partial sums meet in a fixed tree, so the result
+ * is bitwise reproducible for a given L and walk. No float atomics. */
 
 /* Sum of v over the work-group, returned to every lane; red is free again on return. */
 float wg_sum(local float *red, float v)
@@ -38,13 +38,27 @@ float2 wg_sum2(local float *ra, local float *rb, float a, float b)
     return r;
 }
 
-/* The lane's walk over a channel without a division per value: position
- * (i, s) advances by L = q*hw + r values at a time. */
-#define WALK_BEGIN(i, s) uint i = l / hw, s = l % hw; \
+/* The lane's walk over its values of channel c, m = i*hw + s in increasing
+ * order, in runs of consecutive floats within one (sample, channel) plane.
+ * blocked (CPU devices): lane l takes the contiguous chunk [l*chunk,
+ * (l+1)*chunk), so each work-item streams through memory in long runs that
+ * vectorise; strided (GPUs): lane l takes l, l+L, ... (runs of 1), so
+ * neighbouring lanes read neighbouring floats. No division per value.
+ * Needs l, L, n, hw, C, c and blocked in scope; the body sees `at`. */
+#define WALK_BEGIN { \
+    const uint M_ = n * hw, chunk_ = (M_ + L - 1) / L, m_ = blocked ? l * chunk_ : l; \
+    uint left_ = m_ >= M_ ? 0u : (blocked ? min(chunk_, M_ - m_) : (M_ - m_ + L - 1) / L); \
     const uint q_ = L / hw, r_ = L % hw; \
-    for (; i < n; s += r_, i += q_, i += (s >= hw) ? 1u : 0u, s -= (s >= hw) ? hw : 0u) { \
-        size_t at = ((size_t)i * C + c) * hw + s;
-#define WALK_END }
+    uint i_ = m_ / hw, s_ = m_ % hw; \
+    while (left_ > 0) { \
+        const uint run_ = blocked ? min(left_, hw - s_) : 1u; \
+        const size_t base_ = ((size_t)i_ * C + c) * hw; \
+        for (size_t at = base_ + s_; at < base_ + s_ + run_; at++) {
+#define WALK_END } \
+        left_ -= run_; \
+        if (blocked) { s_ += run_; if (s_ == hw) { s_ = 0; i_++; } } \
+        else { s_ += r_; i_ += q_; if (s_ >= hw) { s_ -= hw; i_++; } } \
+    } }
 
 /* Training forward for channel c = group id. Two passes for the variance
  * (mean first, then squared deviations: no E[x^2] - E[x]^2 cancellation).
@@ -55,21 +69,21 @@ kernel void bn_train_forward(global const float *x, global const float *gamma, g
                              global float *rmean, global float *rvar, global float *y,
                              global float *smean, global float *sinvstd,
                              uint n, uint C, uint hw, float eps, float momentum, float unbias,
-                             int update_running, int save, local float *red)
+                             int update_running, int save, int blocked, local float *red)
 {
     uint c = (uint)get_group_id(0);
     uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
     float invM = 1.0f / ((float)n * (float)hw);
     float x0 = x[(size_t)c * hw];
     float acc = 0.0f;
-    { WALK_BEGIN(i, s) acc += x[at] - x0; WALK_END }
+    WALK_BEGIN acc += x[at] - x0; WALK_END
     float dmean = wg_sum(red, acc) * invM;
     acc = 0.0f;
-    { WALK_BEGIN(i, s) float d = (x[at] - x0) - dmean; acc += d * d; WALK_END }
+    WALK_BEGIN float d = (x[at] - x0) - dmean; acc += d * d; WALK_END
     float var = wg_sum(red, acc) * invM;
     float invstd = 1.0f / sqrt(var + eps);
     float a = invstd * gamma[c], b = beta[c];
-    { WALK_BEGIN(i, s) y[at] = ((x[at] - x0) - dmean) * a + b; WALK_END }
+    WALK_BEGIN y[at] = ((x[at] - x0) - dmean) * a + b; WALK_END
     if (l == 0) {
         float mean = x0 + dmean;
         if (save) {
@@ -103,7 +117,7 @@ kernel void bn_backward(global const float *x, global const float *dy, global co
                         global const float *mean_in, global const float *stat, global float *dx,
                         global float *dgamma, global float *dbeta,
                         uint n, uint C, uint hw, int train, float eps, int has_dx, int has_dparams,
-                        int accumulate, local float *ra, local float *rb)
+                        int accumulate, int blocked, local float *ra, local float *rb)
 {
     uint c = (uint)get_group_id(0);
     uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
@@ -114,7 +128,7 @@ kernel void bn_backward(global const float *x, global const float *dy, global co
      * stay outside branches (with the barrier inside a uniform branch, PoCL 3.1
      * wrote dx out of bounds). */
     float sdy = 0.0f, sdyx = 0.0f;
-    { WALK_BEGIN(i, s) float g = dy[at]; sdy += g; sdyx += g * ((x[at] - mean) * invstd); WALK_END }
+    WALK_BEGIN float g = dy[at]; sdy += g; sdyx += g * ((x[at] - mean) * invstd); WALK_END
     float2 t = wg_sum2(ra, rb, sdy, sdyx);
     if (has_dparams && l == 0) {
         dgamma[c] = accumulate ? dgamma[c] + t.y : t.y;
@@ -124,9 +138,9 @@ kernel void bn_backward(global const float *x, global const float *dy, global co
         float invM = 1.0f / ((float)n * (float)hw);
         float mdy = t.x * invM, mdyx = t.y * invM;
         if (train) {
-            WALK_BEGIN(i, s) dx[at] = k * (dy[at] - mdy - (x[at] - mean) * invstd * mdyx); WALK_END
+            WALK_BEGIN dx[at] = k * (dy[at] - mdy - (x[at] - mean) * invstd * mdyx); WALK_END
         } else {
-            WALK_BEGIN(i, s) dx[at] = k * dy[at]; WALK_END
+            WALK_BEGIN dx[at] = k * dy[at]; WALK_END
         }
     }
 }

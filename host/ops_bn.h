@@ -9,9 +9,10 @@
  * It saves mean and invstd = 1/sqrt(var + eps) for the backward.
  * Eval mode is the per-channel affine map with the running statistics.
  *
- * One work-group per channel reduces in a fixed order (lane l takes values
- * l, l+L, ... then a fixed tree; L a power of two fixed per kernel, device and
- * M), no float atomics: bitwise reproducible. Every launcher only enqueues. */
+ * One work-group per channel reduces in a fixed order (each lane sums its
+ * share of the channel, contiguous chunks on CPU devices and every L-th value
+ * on GPUs, then a fixed tree; L a power of two fixed per kernel, device and
+ * n*hw), no float atomics: bitwise reproducible. Every launcher only enqueues. */
 #ifndef GF_OPS_BN_H
 #define GF_OPS_BN_H
 #include "gf_internal.h"

@@ -3,7 +3,8 @@
  * backprop.
  *
  * Ops, per shape (c = 1, hw = 1, n = 1 with hw > 1, n*hw above the 256-lane
- * work-group, a large common offset): training forward (y, saved mean/invstd,
+ * work-group, a large common offset) and for both lane walks (blocked: CPU
+ * devices, strided: GPUs; GRADFEAT_BN_WALK): training forward (y, saved mean/invstd,
  * PyTorch-style running-stat update, three updates in a row), training backward
  * vs the closed form and vs central finite differences of the double reference
  * forward of <y, u> w.r.t. every x, gamma and beta (the batch statistics move
@@ -943,8 +944,15 @@ int main(void) {
         {{300, 2, 1}, 0, 1e-5f, 0.1f},    /* hw = 1 with n > 256 */
         {{7, 3, 37}, 1000, 1e-5f, 0.1f},  /* large common offset: E[x^2]-E[x]^2 would lose the variance */
     };
-    uint64_t seed = 11;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_ops(ctx, &cases[i], seed++);
+    /* both lane walks (CPU: blocked, GPU: strided) on this device */
+    const char *walks[] = {"blocked", "strided"};
+    for (int w = 0; w < 2; w++) {
+        setenv("GRADFEAT_BN_WALK", walks[w], 1);
+        printf("lane walk: %s\n", walks[w]);
+        uint64_t seed = 11;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_ops(ctx, &cases[i], seed++);
+    }
+    unsetenv("GRADFEAT_BN_WALK");
     usage_errors(ctx);
     torch_compare(ctx);
     block_test(ctx);
