@@ -6,9 +6,50 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "train.h"
+#include "pretrain.h"
 
 static const char MAGIC[8] = {'G', 'F', 'C', 'K', 'P', 'T', '0', '1'};
 enum { HDR = 32 };
+
+/* The framing every gradfeat checkpoint kind shares (train's gf_ckpt, pretrain's):
+ * magic | u64 json_len | u64 data_len | u64 FNV-1a 64 of json+data | json | data,
+ * written atomically (gf_write_file_atomic: temp file, fsync, rename). */
+gf_status gf_frame_write(gf_ctx *ctx, const char *path, const char magic[8], const char *json, const void *data,
+                         size_t data_len) {
+    uint64_t jl = strlen(json), dl = data_len;
+    uint64_t h = gf_fnv1a(gf_fnv1a(GF_FNV_INIT, json, jl), data, data_len);
+    char *file = malloc(HDR + jl + dl);
+    if (!file) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing checkpoint %s", path);
+    memcpy(file, magic, 8); memcpy(file + 8, &jl, 8); memcpy(file + 16, &dl, 8); memcpy(file + 24, &h, 8);
+    memcpy(file + HDR, json, jl);
+    if (dl) memcpy(file + HDR + jl, data, dl);
+    gf_status st = gf_write_file_atomic(ctx, path, file, HDR + jl + dl);
+    free(file);
+    return st;
+}
+
+gf_status gf_frame_read(gf_ctx *ctx, const char *path, const char magic[8], const char *what, void **buf,
+                        const char **json, size_t *json_len, const char **data, size_t *data_len) {
+    size_t n;
+    *buf = NULL;
+    GF_TRY(gf_read_file(ctx, path, buf, &n));
+    const char *p = *buf;
+    uint64_t jl = 0, dl = 0, h = 0;
+    if (n >= HDR) { memcpy(&jl, p + 8, 8); memcpy(&dl, p + 16, 8); memcpy(&h, p + 24, 8); }
+    gf_status st = GF_OK;
+    if (n < HDR || memcmp(p, magic, 8))
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s is not a gradfeat %s (bad magic)", path, what);
+    else if (jl > n || dl > n || HDR + jl + dl != n)
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s %s is truncated or corrupt: %zu bytes, the header says %llu",
+                     what, path, n, (unsigned long long)(HDR + jl + dl));
+    else if (gf_fnv1a(GF_FNV_INIT, p + HDR, jl + dl) != h)
+        st = gf_fail(ctx, GF_ERR_INPUT, "%s %s is corrupt: checksum mismatch (the file changed after it was "
+                     "written); delete it to start over", what, path);
+    if (st != GF_OK) { free(*buf); *buf = NULL; return st; }
+    *json = p + HDR; *json_len = jl;
+    *data = p + HDR + jl; *data_len = dl;
+    return GF_OK;
+}
 
 typedef struct { char *p; size_t n, cap; int oom; } sink;
 
@@ -39,7 +80,7 @@ static void arr(sink *data, cJSON *layout, const char *name, const void *src, si
 gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
     static const char *mn[4] = {"linear", "gradient", "full", "finetune"};
     cJSON *o = cJSON_CreateObject(), *layout = cJSON_CreateObject();
-    sink data = {0}, file = {0};
+    sink data = {0};
     if (c->meta) cJSON_AddStringToObject(o, "meta", c->meta);
     cJSON_AddNumberToObject(o, "K", c->K);
     cJSON_AddNumberToObject(o, "d", c->d);
@@ -71,15 +112,8 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
     cJSON_Delete(o);
     gf_status st = GF_OK;
     if (!json || data.oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing checkpoint %s", path);
-    if (st == GF_OK) {
-        uint64_t jl = strlen(json), dl = data.n;
-        uint64_t h = gf_fnv1a(gf_fnv1a(GF_FNV_INIT, json, jl), data.p, data.n);
-        put(&file, MAGIC, 8); put(&file, &jl, 8); put(&file, &dl, 8); put(&file, &h, 8);
-        put(&file, json, jl); put(&file, data.p, data.n);
-        st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing checkpoint %s", path)
-                      : gf_write_file_atomic(ctx, path, file.p, file.n);
-    }
-    free(json); free(data.p); free(file.p);
+    if (st == GF_OK) st = gf_frame_write(ctx, path, MAGIC, json, data.p, data.n);
+    free(json); free(data.p);
     return st;
 }
 
@@ -116,24 +150,13 @@ static int take(const cJSON *layout, const char *name, const char *data, uint64_
 gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
     static const char *mn[4] = {"linear", "gradient", "full", "finetune"};
     memset(c, 0, sizeof *c);
-    void *buf; size_t n;
-    GF_TRY(gf_read_file(ctx, path, &buf, &n));
-    const char *p = buf;
-    uint64_t jl = 0, dl = 0, h = 0;
-    if (n >= HDR) { memcpy(&jl, p + 8, 8); memcpy(&dl, p + 16, 8); memcpy(&h, p + 24, 8); }
-    gf_status st = GF_OK;
-    if (n < HDR || memcmp(p, MAGIC, 8))
-        st = gf_fail(ctx, GF_ERR_INPUT, "%s is not a gradfeat checkpoint (bad magic)", path);
-    else if (jl > n || dl > n || HDR + jl + dl != n)
-        st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s is truncated or corrupt: %zu bytes, the header says %llu",
-                     path, n, (unsigned long long)(HDR + jl + dl));
-    else if (gf_fnv1a(GF_FNV_INIT, p + HDR, jl + dl) != h)
-        st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s is corrupt: checksum mismatch (the file changed after it was "
-                     "written); delete it to start over", path);
-    cJSON *o = st == GF_OK ? cJSON_ParseWithLength(p + HDR, jl) : NULL;
+    void *buf = NULL;
+    const char *js = NULL, *data = NULL;
+    size_t jl = 0, dl = 0;
+    gf_status st = gf_frame_read(ctx, path, MAGIC, "checkpoint", &buf, &js, &jl, &data, &dl);
+    cJSON *o = st == GF_OK ? cJSON_ParseWithLength(js, jl) : NULL;
     if (st == GF_OK && !o) st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: unreadable header", path);
     if (st == GF_OK) {
-        const char *data = p + HDR + jl;
         const cJSON *layout = cJSON_GetObjectItemCaseSensitive(o, "arrays"), *done = cJSON_GetObjectItemCaseSensitive(o, "done");
         const cJSON *meta = cJSON_GetObjectItemCaseSensitive(o, "meta");
         double v[12];
