@@ -118,7 +118,8 @@ static int set_value(cli_opts *o, int i, const char *val, int src) {
 
 static void print_help(const cli_opts *o, const cli_doc *doc) {
     printf("usage: %s\n\n%s\n", doc->usage, doc->about);
-    printf("options (flags > --config FILE > environment > defaults; the environment twin of each is in []):\n");
+    printf("options (flags > --config FILE > environment > defaults; each one's environment twin is in [];\n"
+           "a switch is turned off with --switch=no or TWIN=0):\n");
     for (int i = 0; i < o->n; i++) {
         const cli_opt *d = &o->defs[i];
         char left[64];
