@@ -20,8 +20,10 @@ __kernel void gf_fill(const int n, const float v, __global float *y) {
 
 /* dst[i, :] = src[idx[i], :] for rows of `row` floats (batch gather from a
  * device-resident cache); one work item per output float. */
-__kernel void gf_gather_rows(__global const float *src, __global const int *idx, const int row, const int n,
-                             __global float *dst) {
+/* uint, not float: a bit-exact copy, so int rows (max-pool routing) survive
+ * devices that flush denormals on float moves. */
+__kernel void gf_gather_rows(__global const uint *src, __global const int *idx, const int row, const int n,
+                             __global uint *dst) {
     size_t g = get_global_id(0);
     if (g >= (size_t)n * (size_t)row) return;
     size_t i = g / (size_t)row, j = g % (size_t)row;

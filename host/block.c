@@ -459,3 +459,85 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
     if (gx && !b->gwritten[b->n_nodes]) GF_TRY(gf_buf_zero(ctx, gx, 0, (size_t)n * gf_block_input_size(b) * sizeof(float)));
     return GF_OK;
 }
+
+/* ---------------- primal cache ---------------- */
+
+struct gf_primal_cache {
+    int n_samples;
+    cl_mem y[GF_BLOCK_MAX_NODES];        /* [n_samples, node size] for the nodes the tangent/backward read */
+    cl_mem argmax[GF_BLOCK_MAX_NODES];   /* max-pool routing, same rows */
+    cl_mem f;                            /* pooled features [n_samples, d] */
+};
+
+/* Node j's primal output is read after the forward iff a conv, linear,
+ * activation or batchnorm node takes it as input (their tangent/backward use
+ * the primal input); add, pools and GAP read only tangents and gradients. */
+static int primal_needed(const gf_block *b, int j) {
+    for (int i = j + 1; i < b->n_nodes; i++) {
+        gf_bnode_kind k = b->nodes[i].kind;
+        if (b->nodes[i].in[0] == j && (k == GF_BN_CONV || k == GF_BN_LINEAR || k == GF_BN_ACT || k == GF_BN_BATCHNORM))
+            return 1;
+    }
+    return 0;
+}
+
+size_t gf_block_primal_bytes(const gf_block *b) {
+    size_t s = (size_t)gf_block_feature_dim(b);
+    for (int j = 0; j < b->n_nodes; j++) {
+        if (primal_needed(b, j)) s += node_size(&b->nodes[j]);
+        if (b->nodes[j].kind == GF_BN_MAXPOOL) s += node_size(&b->nodes[j]);
+    }
+    return s * sizeof(float);
+}
+
+void gf_primal_cache_free(gf_primal_cache *pc) {
+    if (!pc) return;
+    for (int j = 0; j < GF_BLOCK_MAX_NODES; j++) { gf_buf_release(&pc->y[j]); gf_buf_release(&pc->argmax[j]); }
+    gf_buf_release(&pc->f);
+    free(pc);
+}
+
+gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, gf_primal_cache **out) {
+    *out = NULL;
+    if (n_samples < 1) return gf_fail(ctx, GF_ERR_INTERNAL, "primal cache for %d samples", n_samples);
+    gf_primal_cache *pc = calloc(1, sizeof *pc);
+    if (!pc) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    pc->n_samples = n_samples;
+    gf_status st = gf_buf_create(ctx, (size_t)n_samples * gf_block_feature_dim(b) * sizeof(float),
+                                 "primal cache (features)", &pc->f);
+    for (int j = 0; j < b->n_nodes && st == GF_OK; j++) {
+        size_t bytes = (size_t)n_samples * node_size(&b->nodes[j]) * sizeof(float);
+        char what[128];
+        snprintf(what, sizeof what, "primal cache of top-block node '%s'", b->nodes[j].name);
+        if (primal_needed(b, j)) st = gf_buf_create(ctx, bytes, what, &pc->y[j]);
+        if (st == GF_OK && b->nodes[j].kind == GF_BN_MAXPOOL) st = gf_buf_create(ctx, bytes, what, &pc->argmax[j]);
+    }
+    if (st != GF_OK) { gf_primal_cache_free(pc); return st; }
+    *out = pc;
+    return GF_OK;
+}
+
+gf_status gf_primal_cache_store(gf_ctx *ctx, const gf_block *b, gf_primal_cache *pc, int first, int n, cl_mem f) {
+    if (first < 0 || n < 1 || first + n > pc->n_samples)
+        return gf_fail(ctx, GF_ERR_INTERNAL, "primal cache rows %d..%d outside 0..%d", first, first + n, pc->n_samples);
+    size_t d = (size_t)gf_block_feature_dim(b) * sizeof(float);
+    GF_TRY(gf_buf_copy(ctx, f, 0, pc->f, (size_t)first * d, (size_t)n * d));
+    for (int j = 0; j < b->n_nodes; j++) {
+        size_t row = node_size(&b->nodes[j]) * sizeof(float);
+        if (pc->y[j]) GF_TRY(gf_buf_copy(ctx, b->y[j], 0, pc->y[j], (size_t)first * row, (size_t)n * row));
+        if (pc->argmax[j]) GF_TRY(gf_buf_copy(ctx, b->argmax[j], 0, pc->argmax[j], (size_t)first * row, (size_t)n * row));
+    }
+    return GF_OK;
+}
+
+gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *pc, int n, cl_mem idx, cl_mem f) {
+    if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
+    b->fwd_training = 0;   /* the cache holds a forward at θ̄ in evaluation mode */
+    GF_TRY(gf_gather_rows(ctx, pc->f, idx, gf_block_feature_dim(b), n, f));
+    for (int j = 0; j < b->n_nodes; j++) {
+        int row = (int)node_size(&b->nodes[j]);
+        if (pc->y[j]) GF_TRY(gf_gather_rows(ctx, pc->y[j], idx, row, n, b->y[j]));
+        if (pc->argmax[j]) GF_TRY(gf_gather_rows(ctx, pc->argmax[j], idx, row, n, b->argmax[j]));
+    }
+    return GF_OK;
+}

@@ -114,3 +114,20 @@ int gf_block_training(const gf_block *b);
  * GF_ERR_USAGE (no message: there is no context) when the node is not BN. */
 gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var);
 #endif
+
+/* Primal cache (DESIGN.md §1 "Caching"): at θ̄ the primal values inside the
+ * block never change for a given sample, so the linearized methods can run the
+ * forward once per sample (during the probe's feature pass) and gather rows
+ * per batch instead. Kept: the primal inputs of conv/linear/activation/BN
+ * nodes, max-pool routing and the pooled features — what the tangent and the
+ * backward read. Rows are sample indices of the cached set. */
+typedef struct gf_primal_cache gf_primal_cache;
+size_t gf_block_primal_bytes(const gf_block *b);     /* device bytes per sample */
+gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, gf_primal_cache **out);
+void gf_primal_cache_free(gf_primal_cache *pc);
+/* After gf_block_forward (evaluation mode) of samples first..first+n-1, whose
+ * features are in f: copy what is kept into rows first..first+n-1. */
+gf_status gf_primal_cache_store(gf_ctx *ctx, const gf_block *b, gf_primal_cache *pc, int first, int n, cl_mem f);
+/* Put rows idx[0..n) (device ints) into the block's buffers and f, leaving the
+ * block as gf_block_forward at θ̄ of those samples would for tangent/backward. */
+gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *pc, int n, cl_mem idx, cl_mem f);

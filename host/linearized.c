@@ -32,6 +32,9 @@ struct gf_lin {
     float ntk_head;                 /* sqrt(1/K) on w1 */
     gf_params w2_eff;               /* s ⊙ w2, rebuilt each forward */
     cl_mem w1_eff;
+    /* primal cache: rows primal_idx of the batch replace the forward at θ̄ */
+    const gf_primal_cache *primal;
+    cl_mem primal_idx;
 };
 
 const char *gf_method_name(gf_method m) {
@@ -150,9 +153,16 @@ gf_status gf_lin_set_ntk(gf_ctx *ctx, gf_lin *m, int on) {
     return gf_buf_create(ctx, (size_t)m->K * m->d * sizeof(float), "w1 (NTK-scaled)", &m->w1_eff);
 }
 
+void gf_lin_use_primal_cache(gf_lin *m, const gf_primal_cache *pc, cl_mem idx) {
+    int at_theta_bar = m->method == GF_METHOD_GRADIENT || m->method == GF_METHOD_FULL;
+    m->primal = at_theta_bar && idx ? pc : NULL;
+    m->primal_idx = m->primal ? idx : NULL;
+}
+
 gf_status gf_lin_forward(gf_ctx *ctx, gf_lin *m, int n, cl_mem x) {
     const gf_params *th = m->method == GF_METHOD_FINETUNE ? &m->theta : &m->theta_bar;
-    GF_TRY(gf_block_forward(ctx, m->block, n, x, th, m->f));
+    if (m->primal) GF_TRY(gf_primal_cache_load(ctx, m->block, m->primal, n, m->primal_idx, m->f));
+    else GF_TRY(gf_block_forward(ctx, m->block, n, x, th, m->f));
     const gf_params *w2 = &m->w2;
     cl_mem w1 = m->w1;
     if (m->ntk) {

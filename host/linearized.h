@@ -39,6 +39,10 @@ void gf_lin_free(gf_lin *m);
  * weights sqrt(1/K)·w1 of the stored values. Same model class, different
  * effective learning rates per tensor. Off by default. */
 gf_status gf_lin_set_ntk(gf_ctx *ctx, gf_lin *m, int on);
+/* Take the primal values of the next batches from pc, rows = the device ints
+ * in idx (the batch's sample indices), instead of running the forward at θ̄.
+ * Only for gradient/full (θ̄ is fixed); pc = NULL goes back to the forward. */
+void gf_lin_use_primal_cache(gf_lin *m, const gf_primal_cache *pc, cl_mem idx);
 
 /* Logits of n samples of block input x [n, ...] into the model's logits
  * buffer (gf_lin_logits_buffer); no host read. */

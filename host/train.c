@@ -73,11 +73,13 @@ typedef struct {
     float *stage;               /* host staging for the host-resident path */
     int *lab_stage;
     float *tgt_stage;
+    gf_primal_cache *primal;    /* the block's primal values per sample, or NULL */
 } cache;
 
 static void cache_close(cache *c) {
     gf_buf_release(&c->dev); gf_buf_release(&c->x); gf_buf_release(&c->labels); gf_buf_release(&c->idx);
     free(c->stage); free(c->lab_stage); free(c->tgt_stage);
+    gf_primal_cache_free(c->primal);
     memset(c, 0, sizeof *c);
 }
 
@@ -108,8 +110,8 @@ static gf_status cache_open(gf_ctx *ctx, const gf_cached_set *s, int batch, uint
 static gf_status cache_batch(gf_ctx *ctx, cache *c, const int *idx, int nb) {
     const gf_cached_set *s = c->set;
     size_t row = (size_t)s->sample_floats;
+    if (c->dev || c->primal) GF_TRY(gf_buf_write(ctx, c->idx, 0, (size_t)nb * sizeof(int), idx));
     if (c->dev) {
-        GF_TRY(gf_buf_write(ctx, c->idx, 0, (size_t)nb * sizeof(int), idx));
         GF_TRY(gf_gather_rows(ctx, c->dev, c->idx, (int)row, nb, c->x));
     } else {
         for (int i = 0; i < nb; i++) memcpy(c->stage + i * row, s->z0 + (size_t)idx[i] * row, row * sizeof(float));
@@ -148,6 +150,7 @@ static gf_status evaluate(gf_ctx *ctx, gf_lin *m, cache *c, int batch, double *l
     float *scores = keep ? malloc((size_t)s->n * s->classes * sizeof(float)) : NULL;
     if (!idx || (keep && !scores)) { free(idx); free(scores); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
     gf_status st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
+    gf_lin_use_primal_cache(m, c->primal, c->idx);
     double loss_sum = 0, correct = 0;
     for (int b0 = 0; b0 < s->n && st == GF_OK; b0 += batch) {
         int nb = s->n - b0 < batch ? s->n - b0 : batch;
@@ -295,6 +298,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             }
             int nb = s->n - b0 < o->batch ? s->n - b0 : o->batch;
             st = cache_batch(ctx, tr, perm + b0, nb);
+            gf_lin_use_primal_cache(m, tr->primal, tr->idx);   /* evaluate() may have switched it */
             if (st == GF_OK) st = gf_lin_train_step(ctx, m, nb, tr->x, tr->labels, &opt);
             steps++;
             test_kill_point(gf_method_name(method));
@@ -366,7 +370,8 @@ static gf_status keep_params(gf_ctx *ctx, gf_lin *m, gf_block *blk, int K, int d
     return gf_lin_read_params(ctx, m, r->block_params, r->w1, r->b1);
 }
 
-/* Features f = GAP(block(z0)) at θ̄ for a whole set (the probe's input). */
+/* Features f = GAP(block(z0)) at θ̄ for a whole set (the probe's input; out
+ * may be NULL), filling the set's primal cache on the way when it has one. */
 static gf_status features(gf_ctx *ctx, gf_block *blk, gf_params *th, cache *c, int batch, float *out) {
     const gf_cached_set *s = c->set;
     int d = gf_block_feature_dim(blk);
@@ -379,7 +384,8 @@ static gf_status features(gf_ctx *ctx, gf_block *blk, gf_params *th, cache *c, i
         for (int i = 0; i < nb; i++) idx[i] = b0 + i;
         st = cache_batch(ctx, c, idx, nb);
         if (st == GF_OK) st = gf_block_forward(ctx, blk, nb, c->x, th, f);
-        if (st == GF_OK) st = gf_buf_read(ctx, f, 0, (size_t)nb * d * sizeof(float), out + (size_t)b0 * d);
+        if (st == GF_OK && c->primal) st = gf_primal_cache_store(ctx, blk, c->primal, b0, nb, f);
+        if (st == GF_OK && out) st = gf_buf_read(ctx, f, 0, (size_t)nb * d * sizeof(float), out + (size_t)b0 * d);
         test_kill_point("features");
     }
     free(idx);
@@ -418,6 +424,18 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
     gf_status st = cache_open(ctx, train, o->batch, &budget, &tr);
     if (st == GF_OK && val) st = cache_open(ctx, val, o->batch, &budget, &va);
     res->cache_on_device = tr.dev != NULL;
+    /* the primal cache, for gradient/full, when it fits what the activation cache left */
+    unsigned at_theta_bar = (1u << GF_METHOD_GRADIENT) | (1u << GF_METHOD_FULL);
+    size_t pbytes = gf_block_primal_bytes(blk) * (size_t)train->n;
+    if (st == GF_OK && !o->no_primal_cache && (methods & at_theta_bar) && pbytes <= budget) {
+        char saved[sizeof ctx->err];
+        memcpy(saved, ctx->err, sizeof saved);
+        if (gf_primal_cache_create(ctx, blk, train->n, &tr.primal) == GF_OK) {
+            budget -= pbytes;
+            res->primal_cache_bytes = pbytes;
+        }
+        memcpy(ctx->err, saved, sizeof saved);   /* not fitting is not an error: recompute instead */
+    }
     res->cache_seconds = gf_now() - t0;
 
     /* 1. the probe, on features computed once (θ̄ never changes) */
@@ -425,6 +443,13 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
     if (st == GF_OK && !zeros) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     if (st == GF_OK && ck && ck->done[GF_METHOD_LINEAR]) {
         st = restore_done(ctx, ck, GF_METHOD_LINEAR, &res->m[GF_METHOD_LINEAR]);
+        if (st == GF_OK && tr.primal) {   /* resumed after the probe: its feature pass did not run */
+            gf_params th = {0};
+            st = gf_params_create(ctx, blk, "theta_bar", &th);
+            if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
+            if (st == GF_OK) st = features(ctx, blk, &th, &tr, o->batch, NULL);
+            gf_params_free(&th);
+        }
     } else if (st == GF_OK) {
         float *ftr = NULL, *fva = NULL;
         gf_params th = {0};

@@ -26,6 +26,8 @@ typedef struct gf_train_options {
     int probe_epochs;           /* 0 = epochs */
     int eval_every;             /* evaluate every N epochs (and after the last); 0 or 1 = every epoch */
     int ntk;                    /* NTK parametrisation for gradient/full (linearized.h) */
+    int no_primal_cache;        /* 1: rerun the block's primal forward every step even when the
+                                   primal cache (block.h) fits the device budget */
     /* progress within an epoch: on_step is called after a step when report_seconds
      * have passed since the last call, or every report_steps steps (either 0 = off),
      * and after the epoch's last step. Each call reads two floats from the device. */
@@ -67,6 +69,7 @@ typedef struct gf_train_result {
     gf_method_result m[4];      /* indexed by gf_method */
     int cache_on_device;
     double cache_seconds;
+    size_t primal_cache_bytes;  /* device bytes of the primal cache; 0 = not used */
     int stopped;                /* *o->stop was seen: the run stopped after writing a checkpoint */
     int checkpoints;            /* checkpoints written */
 } gf_train_result;
