@@ -117,6 +117,77 @@ typedef struct gf_eval_result {
 /* Loss and metric on a dataset, computed as `gradfeat train` computes its val columns. */
 gf_status gf_adapted_eval(gf_adapted *a, const gf_eval_options *o, gf_eval_result *r);
 
+
+/* ---------------------------------------------------------------- pretraining
+ * `gradfeat pretrain`: train every layer of a network from scratch and write a
+ * gradfeat model file (models/README.md) that train/info/predict load.
+ * Architectures (BN eps 1e-5, momentum 0.1; head: global average pool -> fc):
+ *   small28    3x conv3x3+BN+ReLU (32, 64, 128; 2x2 max pools after the first
+ *              two), top block conv3                         (28x28 inputs)
+ *   bigan      BiGAN encoder: conv1 3x3 64 (bias, no BN), conv2-4 4x4 s2
+ *              (128, 256, 512) + BN, conv5 3x3 512 + BN, leaky ReLU 0.2, top
+ *              block conv5                                   (32x32 inputs)
+ *   resnet18c  CIFAR ResNet-18 (3x3 stem, no max pool), top block layer4.1
+ * Tasks: labels (the dataset's classes) or rotation (self-supervised: every
+ * image of a batch enters it four times, turned by 0/90/180/270 degrees, and
+ * the label is the turn; a batch of B images is 4B samples; square inputs).
+ * Training: softmax cross-entropy; SGD with momentum (default) or Adam; weight
+ * decay toward 0 on every parameter; learning rate cosine over the run's
+ * epochs x batches (per step) or halved every lr_step epochs; augmentation
+ * (training only): zero-pad P pixels + random crop back, and horizontal flip.
+ * Inputs: pixels / 255, then per-channel mean/std measured on (up to 10000 of)
+ * the training images; stored as the model's gradfeat.preprocess. */
+typedef struct gf_pretrain_options {
+    const char *arch;                        /* "small28", "bigan", "resnet18c" */
+    const char *task;                        /* "labels" (default) or "rotation" */
+    const char *data_path, *data_split;      /* training data (as gf_job) */
+    const char *val_path, *val_split;        /* evaluation after each epoch (BN in eval mode); NULL = none */
+    int limit_train, limit_val;              /* seeded subsets (the same subset `train --limit` picks); 0 = all */
+    int size;                                /* input side in pixels (square); 0 = the first training image's */
+    int epochs, batch;                       /* batch: images per step (rotation: 4x samples) */
+    long max_steps;                          /* stop after this many optimiser steps in all (benchmarks, tests);
+                                                0 = none. The schedule still spans all epochs; the run stops as if
+                                                interrupted (checkpoint with run_dir, result.stopped = 0, .limited = 1) */
+    int adam;                                /* 0: SGD + momentum; 1: Adam */
+    float lr, momentum, weight_decay, beta1, beta2;
+    int lr_step;                             /* halve the learning rate every N epochs; 0 = cosine (default) */
+    int augment;                             /* pad-and-random-crop + horizontal flip on the training data */
+    int no_flip;                             /* augment without the flip (digits, text: a mirrored digit is no digit) */
+    int pad;                                 /* crop padding; 0 = 4 for inputs >= 32 px, else 2 */
+    int width_div;                           /* divide every channel count (tests); 0/1 = as specified */
+    uint64_t seed;                           /* initialisation, subsets, shuffling, augmentation */
+    const char *out_path;                    /* model file; NULL = "<arch>-<task>.safetensors" */
+    const char *run_dir;                     /* metrics.jsonl, checkpoint.gfptck; NULL = none */
+    int checkpoint_every;                    /* optimiser steps (needs run_dir); 0 = only epoch ends and stops */
+    int resume;                              /* continue from run_dir's checkpoint: same options, same device
+                                                = bit-identical final parameters and model file */
+    volatile sig_atomic_t *stop;             /* nonzero: checkpoint and return (result.stopped) */
+    const char *log_json;                    /* one JSON object per progress report and per epoch */
+    int log_every;                           /* progress line every N steps when stderr is not a terminal (0 = 50) */
+    int threads;                             /* image decoding threads; 0 = online CPUs */
+    int quiet;
+} gf_pretrain_options;
+/* lr 0.05, momentum 0.9, weight decay 5e-4, batch 128, Adam betas (0.9, 0.999),
+ * 10 epochs, cosine, augmentation on, seed 1, checkpoint every 500 steps. */
+void gf_pretrain_defaults(gf_pretrain_options *o);
+/* 1 when name is a known architecture / task. */
+int gf_pretrain_arch_known(const char *name);
+int gf_pretrain_task_known(const char *name);
+
+typedef struct gf_pretrain_result {
+    int n_train, n_val, classes;             /* images; classes = outputs (4 for rotation) */
+    int epochs_done;                         /* complete epochs */
+    long steps;                              /* optimiser steps in all */
+    double train_loss, train_acc;            /* last complete epoch (training mode, augmented) */
+    double val_loss, val_acc;                /* last evaluation; NAN when none */
+    double seconds, images_per_s;            /* this process's training time; samples/s through the network */
+    int stopped, limited;                    /* *stop seen / max_steps reached: checkpoint holds the position */
+    int checkpoints;
+    char checkpoint[1200];                   /* the checkpoint written at a stop ("" when none) */
+    char out_path[1200];                     /* the model file written ("" when stopped or limited) */
+} gf_pretrain_result;
+gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain_result *r);
+
 #ifdef __cplusplus
 }
 #endif

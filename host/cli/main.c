@@ -10,8 +10,10 @@ const char *cli_prog = "gradfeat";
 
 typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
 
+int cmd_pretrain(int argc, char **argv);   /* host/cli/cmd_pretrain.c */
 static const command commands[] = {
     {"train", cmd_train, "adapt a model to a dataset: probe, gradient, full (linearized), finetune"},
+    {"pretrain", cmd_pretrain, "train a network from scratch (small28, bigan, resnet18c) and write a model file"},
     {"devices", cmd_devices, "list OpenCL platforms and devices (--json)"},
     {"selftest", cmd_selftest, "check every kernel family against plain-C references on a device"},
     {"doctor", cmd_doctor, "versions, platforms, devices, limits, cache, environment and a selftest for bug reports"},

@@ -1,0 +1,152 @@
+/* gradfeat pretrain: train a network from scratch and write a model file (see gradfeat_train.h). */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "gradfeat_train.h"
+
+static const cli_doc doc = {
+    "gradfeat pretrain --arch small28|bigan|resnet18c --data DATA [options]",
+    "Train every layer of a network from scratch (Kaiming init, BatchNorm, softmax cross-entropy)\n"
+    "and write a gradfeat model file (.safetensors with the graph) that `gradfeat info`, `train\n"
+    "--model` and `predict` load; its top block (small28: conv3, bigan: conv5, resnet18c: layer4.1)\n"
+    "is the default block to linearize.\n\n"
+    "tasks: labels (the dataset's classes) or rotation (self-supervised: each image enters the\n"
+    "batch four times, turned by 0/90/180/270 degrees, label = the turn; a batch of B images is\n"
+    "4B samples; classes rot0..rot270). Inputs: pixels/255, then the per-channel mean/std of the\n"
+    "training images (stored in the model). Augmentation (training only, --no-augment turns it\n"
+    "off): zero-pad P pixels (4 for >= 32 px, else 2) + random crop back, and horizontal flip\n"
+    "(--no-flip keeps the crop only: digits).\n"
+    "Schedule: cosine over all epochs (per step), or --lr-step N (halve every N epochs).\n"
+    "SIGINT/SIGTERM write RUN_DIR/checkpoint.gfptck and exit 130/143; --resume RUN_DIR with the\n"
+    "same options continues bit-identically on the same device.\n",
+    "  gradfeat pretrain --arch small28 --data /usr/share/datasets/fashion-mnist --split train \\\n"
+    "      --val /usr/share/datasets/fashion-mnist --val-split test --epochs 10 --out fmnist-small28.safetensors\n"
+    "  gradfeat pretrain --arch resnet18c --data cifar/ --task rotation --run-dir runs/rot --epochs 30\n"
+    "  gradfeat pretrain --arch small28 --data mnist/ --steps 100 --quiet      (throughput: img/s)\n"};
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+static int pretrain_main(int argc, char **argv, cli_opts *o);
+
+int cmd_pretrain(int argc, char **argv) {
+    cli_opts o;
+    int rc = pretrain_main(argc, argv, &o);
+    cli_opts_free(&o);
+    return rc == CLI_HELP ? 0 : rc;
+}
+
+static int pretrain_main(int argc, char **argv, cli_opts *o) {
+    static const char *arch_names[] = {"small28", "bigan", "resnet18c"}, *task_names[] = {"labels", "rotation"};
+    gf_pretrain_options p;
+    gf_pretrain_defaults(&p);
+    const char *device = NULL, *resume_dir = NULL;
+    int arch = -1, task = 0, optimizer = 0, no_augment = 0, verbose = 0, steps = 0;
+    const cli_opt defs[] = {
+        {"arch", 0, CLI_CHOICE, &arch, "A", "small28 | bigan | resnet18c (required)", NULL, "small28|bigan|resnet18c", 0},
+        {"data", 0, CLI_STR, &p.data_path, "PATH", "training data: ImageFolder, IDX file or folder, CSV manifest", NULL, NULL, 0},
+        {"split", 0, CLI_STR, &p.data_split, "NAME", "split of the training data (IDX: train/test; folder: a sub-folder)", NULL, NULL, 0},
+        {"task", 0, CLI_CHOICE, &task, "T", "labels (default) or rotation (self-supervised, 4 classes)", NULL, "labels|rotation", 0},
+        {"val", 0, CLI_STR, &p.val_path, "PATH", "evaluate on this data after every epoch (BN in eval mode)", NULL, NULL, 0},
+        {"val-split", 0, CLI_STR, &p.val_split, "NAME", "split of the evaluation data", NULL, NULL, 0},
+        {"limit", 0, CLI_INT, &p.limit_train, "N", "use a seeded random subset of N training images", NULL, NULL, 0},
+        {"val-limit", 0, CLI_INT, &p.limit_val, "N", "use a seeded random subset of N evaluation images", NULL, NULL, 0},
+        {"size", 0, CLI_INT, &p.size, "N", "input N x N pixels (default: the first training image's size)", NULL, NULL, 0},
+        {"epochs", 0, CLI_POS, &p.epochs, "N", "epochs (default 10)", NULL, NULL, 0},
+        {"batch", 0, CLI_POS, &p.batch, "N", "images per step (default 128; rotation: 4x samples)", NULL, NULL, 0},
+        {"steps", 0, CLI_INT, &steps, "N", "stop after N optimiser steps (benchmarks; the schedule still spans --epochs; "
+         "the model file and, with --run-dir, a checkpoint are written)", NULL, NULL, 0},
+        {"optimizer", 0, CLI_CHOICE, &optimizer, "sgd|adam", "SGD with momentum (default) or Adam", NULL, "sgd|adam", 0},
+        {"lr", 0, CLI_FLOAT, &p.lr, "X", "learning rate (default 0.05)", NULL, NULL, 0},
+        {"momentum", 0, CLI_FLOAT, &p.momentum, "X", "SGD momentum (default 0.9)", NULL, NULL, 0},
+        {"weight-decay", 0, CLI_FLOAT, &p.weight_decay, "X", "L2 weight decay toward 0 on every parameter (default 5e-4)", NULL, NULL, 0},
+        {"beta1", 0, CLI_FLOAT, &p.beta1, "X", "Adam beta1 (default 0.9)", NULL, NULL, 0},
+        {"beta2", 0, CLI_FLOAT, &p.beta2, "X", "Adam beta2 (default 0.999)", NULL, NULL, 0},
+        {"lr-step", 0, CLI_INT, &p.lr_step, "N", "halve the learning rate every N epochs instead of the cosine schedule", NULL, NULL, 0},
+        {"no-augment", 0, CLI_FLAG, &no_augment, NULL, "no random crop / flip", NULL, NULL, 0},
+        {"no-flip", 0, CLI_FLAG, &p.no_flip, NULL, "random crop without the horizontal flip (digits, text)", NULL, NULL, 0},
+        {"pad", 0, CLI_INT, &p.pad, "P", "random-crop padding (default 4 for inputs >= 32 px, else 2)", NULL, NULL, 0},
+        {"seed", 0, CLI_U64, &p.seed, "N", "seed of the initialisation, subsets, shuffling and augmentation (default 1)", NULL, NULL, 0},
+        {"out", 'o', CLI_STR, &p.out_path, "FILE", "model file to write (default <arch>-<task>.safetensors)", NULL, NULL, 0},
+        {"run-dir", 0, CLI_STR, &p.run_dir, "DIR", "metrics.jsonl and checkpoints (checkpoint.gfptck) go here", NULL, NULL, 0},
+        {"checkpoint-every", 0, CLI_INT, &p.checkpoint_every, "N", "checkpoint every N steps (default 500; 0 = only at epoch ends and on SIGINT/SIGTERM)", NULL, NULL, 0},
+        {"resume", 0, CLI_STR, &resume_dir, "RUN_DIR", "continue the run in RUN_DIR (same options; bit-identical on the same device)", NULL, NULL, 0},
+        {"log-json", 0, CLI_STR, &p.log_json, "FILE", "one JSON object per progress report and per epoch", NULL, NULL, 0},
+        {"log-every", 0, CLI_INT, &p.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
+        {"threads", 0, CLI_INT, &p.threads, "N", "image decoding threads (default: all CPUs)", NULL, NULL, 0},
+        {"width-div", 0, CLI_POS, &p.width_div, "N", "(tests) divide every channel count by N", NULL, NULL, 0},
+        {"quiet", 'q', CLI_FLAG, &p.quiet, NULL, "no progress on stderr", NULL, NULL, 0},
+        {"device", 0, CLI_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name", NULL, NULL, 1},
+        {"verbose", 0, CLI_FLAG, &verbose, NULL, "more messages", NULL, NULL, 0},
+    };
+    enum { N = sizeof defs / sizeof defs[0] };
+    int rc = cli_opts_parse(o, "pretrain", defs, N, &doc, argc, argv);
+    if (rc) return rc;
+    if (o->first_arg < argc) return cli_usage_error("pretrain", "unexpected argument '%s'", argv[o->first_arg]);
+    if (arch < 0) return cli_usage_error("pretrain", "--arch is required (small28, bigan or resnet18c)");
+    if (!p.data_path) return cli_usage_error("pretrain", "--data is required");
+    if (!(p.lr > 0)) return cli_opts_fail(o, "lr", "must be positive");
+    p.arch = arch_names[arch];
+    p.task = task_names[task];
+    p.adam = optimizer == 1;
+    p.augment = !no_augment;
+    p.max_steps = steps;
+    if (resume_dir) {
+        if (p.run_dir && strcmp(p.run_dir, resume_dir))
+            return cli_usage_error("pretrain", "--resume %s and --run-dir %s differ (the run continues in its own directory)",
+                                   resume_dir, p.run_dir);
+        p.run_dir = resume_dir;
+        p.resume = 1;
+    }
+
+    gf_ctx *ctx = NULL;
+    if ((rc = cli_ctx_open(device, verbose, &ctx))) return rc;
+    if (!p.quiet) {
+        const gf_device_info *d = gf_ctx_device(ctx);
+        fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
+    }
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;   /* a second signal kills at once */
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    p.stop = &stop_signal;
+    if (!p.quiet) fprintf(stderr, "compiling OpenCL kernels (slow only on the first run on this device)...");
+    double compile_s = 0;
+    gf_status st = gf_ctx_warmup(ctx, &compile_s);
+    if (!p.quiet) fprintf(stderr, " %.2f s\n", compile_s);
+    gf_pretrain_result r;
+    if (st == GF_OK) st = gf_pretrain_run(ctx, &p, &r);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (st != GF_OK) {
+        rc = cli_fail(ctx, st);
+        gf_ctx_free(ctx);
+        return rc;
+    }
+    if (r.stopped) {
+        int sig = stop_signal ? (int)stop_signal : SIGINT;
+        if (r.checkpoint[0])
+            fprintf(stderr, "%s: interrupted (%s): checkpoint written to %s; continue with --resume %s and the same "
+                    "options\n", cli_prog, sig == SIGTERM ? "SIGTERM" : "SIGINT", r.checkpoint, p.run_dir);
+        else
+            fprintf(stderr, "%s: interrupted (%s) without --run-dir, so nothing was saved\n", cli_prog,
+                    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        gf_ctx_free(ctx);
+        return 128 + sig;
+    }
+    printf("%s %s: %d epochs%s, %ld steps, %d training images, %.1f s, %.0f img/s\n", p.arch, p.task, r.epochs_done,
+           r.limited ? " (stopped by --steps)" : "", r.steps, r.n_train, r.seconds, r.images_per_s);
+    if (!isnan(r.train_loss)) printf("train loss %.4f  acc %.2f%%\n", r.train_loss, 100 * r.train_acc);
+    if (!isnan(r.val_loss)) printf("val   loss %.4f  acc %.2f%%\n", r.val_loss, 100 * r.val_acc);
+    printf("model: %s\n", r.out_path);
+    if (r.limited && r.checkpoint[0]) printf("checkpoint: %s (continue with --resume %s)\n", r.checkpoint, p.run_dir);
+    gf_ctx_free(ctx);
+    return 0;
+}

@@ -1,0 +1,1128 @@
+/* Pretraining from scratch: architectures as one block, initialisation, the
+ * training loop (data, augmentation, rotation task, schedule, evaluation,
+ * progress), checkpoints and the model-file export. See pretrain.h and
+ * gradfeat_train.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "pretrain.h"
+#include "gradfeat_train.h"
+
+static const char *ARCH_NAMES[GF_ARCH_COUNT] = {"small28", "bigan", "resnet18c"};
+/* the top block of each architecture: its name, its first node, and its cut */
+static const char *ARCH_TOP[GF_ARCH_COUNT] = {"conv3", "conv5", "layer4.1"};
+static const char *ARCH_TOP_FIRST[GF_ARCH_COUNT] = {"conv3", "conv5", "layer4.1.conv1"};
+static const float LEAKY = 0.2f;
+
+const char *gf_arch_name(gf_arch a) { return (unsigned)a < GF_ARCH_COUNT ? ARCH_NAMES[a] : "?"; }
+int gf_arch_parse(const char *s) {
+    for (int i = 0; s && i < GF_ARCH_COUNT; i++) if (!strcmp(s, ARCH_NAMES[i])) return i;
+    return -1;
+}
+int gf_pretrain_arch_known(const char *name) { return gf_arch_parse(name) >= 0; }
+int gf_pretrain_task_known(const char *name) { return name && (!strcmp(name, "labels") || !strcmp(name, "rotation")); }
+
+/* ------------------------------------------------------------ architectures */
+typedef struct { gf_bnode *nd; int n; int div; } builder;
+
+static int node(builder *b, gf_bnode_kind kind, const char *name, int in0, int in1) {
+    gf_bnode *nd = &b->nd[b->n];
+    memset(nd, 0, sizeof *nd);
+    nd->kind = kind;
+    snprintf(nd->name, sizeof nd->name, "%s", name);
+    nd->in[0] = in0; nd->in[1] = in1;
+    return b->n++;
+}
+
+static int ch(const builder *b, int c) { return c / b->div > 0 ? c / b->div : 1; }
+
+static int conv(builder *b, const char *name, int in, int c_out, int k, int stride, int pad, int bias) {
+    int i = node(b, GF_BN_CONV, name, in, 0);
+    gf_conv_desc *d = &b->nd[i].conv;
+    d->n = 1; d->c_out = c_out; d->kh = d->kw = k; d->stride_h = d->stride_w = stride;
+    d->pad_top = d->pad_bottom = d->pad_left = d->pad_right = pad;
+    d->dil_h = d->dil_w = 1; d->groups = 1;
+    b->nd[i].has_bias = bias;
+    return i;
+}
+
+static int bnorm(builder *b, const char *name, int in) { return node(b, GF_BN_BATCHNORM, name, in, 0); }
+
+static int act(builder *b, const char *name, int in, int leaky) {
+    int i = node(b, GF_BN_ACT, name, in, 0);
+    b->nd[i].act.kind = leaky ? GF_ACT_LEAKY : GF_ACT_RELU;
+    b->nd[i].act.slope = leaky ? LEAKY : 0.0f;
+    return i;
+}
+
+static int maxpool(builder *b, const char *name, int in) {
+    int i = node(b, GF_BN_MAXPOOL, name, in, 0);
+    b->nd[i].pool_k[0] = b->nd[i].pool_k[1] = 2;
+    b->nd[i].pool_s[0] = b->nd[i].pool_s[1] = 2;
+    return i;
+}
+
+/* torchvision BasicBlock: conv1 (stride s) bn1 relu conv2 bn2 (+ downsample) add relu */
+static int basic_block(builder *b, const char *p, int in, int c_in, int c_out, int stride) {
+    char n[64];
+    snprintf(n, sizeof n, "%s.conv1", p); int x = conv(b, n, in, c_out, 3, stride, 1, 0);
+    snprintf(n, sizeof n, "%s.bn1", p); x = bnorm(b, n, x);
+    snprintf(n, sizeof n, "%s.relu", p); x = act(b, n, x, 0);
+    snprintf(n, sizeof n, "%s.conv2", p); x = conv(b, n, x, c_out, 3, 1, 1, 0);
+    snprintf(n, sizeof n, "%s.bn2", p); x = bnorm(b, n, x);
+    int sc = in;
+    if (stride != 1 || c_in != c_out) {
+        snprintf(n, sizeof n, "%s.downsample.0", p); sc = conv(b, n, in, c_out, 1, stride, 0, 0);
+        snprintf(n, sizeof n, "%s.downsample.1", p); sc = bnorm(b, n, sc);
+    }
+    snprintf(n, sizeof n, "%s.add", p); x = node(b, GF_BN_ADD, n, x, sc);
+    snprintf(n, sizeof n, "%s.relu_1", p);
+    return act(b, n, x, 0);
+}
+
+gf_status gf_arch_nodes(gf_ctx *ctx, gf_arch a, int c_in, int width_div, gf_bnode *nodes, int *n_nodes) {
+    builder b = {nodes, 0, width_div > 1 ? width_div : 1};
+    (void)c_in;
+    int x = GF_BLOCK_INPUT;
+    switch (a) {
+    case GF_ARCH_SMALL28:
+        x = conv(&b, "conv1", x, ch(&b, 32), 3, 1, 1, 0); x = bnorm(&b, "bn1", x); x = act(&b, "relu1", x, 0);
+        x = maxpool(&b, "pool1", x);
+        x = conv(&b, "conv2", x, ch(&b, 64), 3, 1, 1, 0); x = bnorm(&b, "bn2", x); x = act(&b, "relu2", x, 0);
+        x = maxpool(&b, "pool2", x);
+        x = conv(&b, "conv3", x, ch(&b, 128), 3, 1, 1, 0); x = bnorm(&b, "bn3", x); act(&b, "relu3", x, 0);
+        break;
+    case GF_ARCH_BIGAN:
+        x = conv(&b, "conv1", x, ch(&b, 64), 3, 1, 1, 1); x = act(&b, "lrelu1", x, 1);
+        x = conv(&b, "conv2", x, ch(&b, 128), 4, 2, 1, 0); x = bnorm(&b, "bn2", x); x = act(&b, "lrelu2", x, 1);
+        x = conv(&b, "conv3", x, ch(&b, 256), 4, 2, 1, 0); x = bnorm(&b, "bn3", x); x = act(&b, "lrelu3", x, 1);
+        x = conv(&b, "conv4", x, ch(&b, 512), 4, 2, 1, 0); x = bnorm(&b, "bn4", x); x = act(&b, "lrelu4", x, 1);
+        x = conv(&b, "conv5", x, ch(&b, 512), 3, 1, 1, 0); x = bnorm(&b, "bn5", x); act(&b, "lrelu5", x, 1);
+        break;
+    case GF_ARCH_RESNET18C: {
+        x = conv(&b, "conv1", x, ch(&b, 64), 3, 1, 1, 0); x = bnorm(&b, "bn1", x); x = act(&b, "relu", x, 0);
+        int c = ch(&b, 64);
+        static const int widths[4] = {64, 128, 256, 512};
+        for (int l = 0; l < 4; l++)
+            for (int k = 0; k < 2; k++) {
+                char p[32];
+                snprintf(p, sizeof p, "layer%d.%d", l + 1, k);
+                int w = ch(&b, widths[l]);
+                x = basic_block(&b, p, x, c, w, k == 0 && l > 0 ? 2 : 1);
+                c = w;
+            }
+        break;
+    }
+    default:
+        return gf_fail(ctx, GF_ERR_USAGE, "unknown architecture %d", (int)a);
+    }
+    *n_nodes = b.n;
+    return GF_OK;
+}
+
+/* ------------------------------------------------------------ initialisation */
+static uint64_t mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+/* uniform in [0, 1) with 53 bits */
+static double unif(uint64_t *s) { *s += 0x9E3779B97F4A7C15ULL; return (double)(mix64(*s) >> 11) * 0x1.0p-53; }
+static double gauss(uint64_t *s) {
+    double u1 = 1.0 - unif(s), u2 = unif(s);   /* u1 in (0, 1] */
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void gf_pt_init_params(const gf_block *blk, gf_arch arch, int K, uint64_t seed, float *theta, float *w1, float *b1) {
+    int nn;
+    const gf_bnode *nd = gf_block_nodes(blk, &nn);
+    memset(theta, 0, gf_block_param_count(blk) * sizeof(float));
+    uint64_t s = mix64(seed ^ 0x5EED1A17ULL);
+    /* kaiming_normal_(mode='fan_out', nonlinearity='relu' / 'leaky_relu' with a = 0.2) */
+    double gain2 = arch == GF_ARCH_BIGAN ? 2.0 / (1.0 + (double)LEAKY * LEAKY) : 2.0;
+    for (int i = 0; i < nn; i++) {
+        const gf_bnode *n = &nd[i];
+        if (n->kind == GF_BN_CONV) {
+            const gf_conv_desc *d = &n->conv;
+            double std = sqrt(gain2 / ((double)d->c_out * d->kh * d->kw));
+            for (size_t k = 0; k < n->w_count; k++) theta[n->w_off + (long)k] = (float)(std * gauss(&s));
+            double bound = 1.0 / sqrt((double)(d->c_in / d->groups) * d->kh * d->kw);   /* PyTorch's Conv2d bias */
+            for (size_t k = 0; n->b_off >= 0 && k < n->b_count; k++)
+                theta[n->b_off + (long)k] = (float)(bound * (2.0 * unif(&s) - 1.0));
+        } else if (n->kind == GF_BN_BATCHNORM) {
+            for (size_t k = 0; k < n->w_count; k++) theta[n->w_off + (long)k] = 1.0f;
+        }
+    }
+    int d = gf_block_feature_dim(blk);
+    double bound = 1.0 / sqrt((double)d);                 /* nn.Linear's default */
+    for (size_t k = 0; k < (size_t)K * d; k++) w1[k] = (float)(bound * (2.0 * unif(&s) - 1.0));
+    for (int k = 0; k < K; k++) b1[k] = (float)(bound * (2.0 * unif(&s) - 1.0));
+}
+
+gf_status gf_pt_net_create(gf_ctx *ctx, gf_arch arch, int width_div, int C, int H, int W, int K, int max_batch,
+                           uint64_t seed, gf_pt_net **out) {
+    *out = NULL;
+    gf_pt_net *n = calloc(1, sizeof *n);
+    gf_bnode *nodes = calloc(GF_BLOCK_MAX_NODES, sizeof *nodes);
+    if (!n || !nodes) { free(n); free(nodes); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
+    n->arch = arch; n->width_div = width_div > 1 ? width_div : 1;
+    n->C = C; n->H = H; n->W = W; n->K = K; n->max_batch = max_batch;
+    int nn = 0;
+    gf_status st = gf_arch_nodes(ctx, arch, C, n->width_div, nodes, &nn);
+    if (st == GF_OK) st = gf_block_create(ctx, C, H, W, nodes, nn, max_batch, &n->blk);
+    free(nodes);
+    if (st != GF_OK) { free(n); return st; }
+    n->d = gf_block_feature_dim(n->blk);
+    size_t pc = gf_block_param_count(n->blk);
+    float *theta = malloc(pc * sizeof(float)), *zero = calloc(pc, sizeof(float));
+    float *w1 = malloc((size_t)K * n->d * sizeof(float)), *b1 = malloc((size_t)K * sizeof(float));
+    if (!theta || !zero || !w1 || !b1) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for %zu parameters", pc);
+    if (st == GF_OK) {
+        gf_pt_init_params(n->blk, arch, K, seed, theta, w1, b1);
+        /* θ̄ = 0: finetune's weight decay toward θ̄ becomes plain decay toward 0 */
+        st = gf_lin_create(ctx, n->blk, GF_METHOD_FINETUNE, K, GF_LOSS_SOFTMAX, zero, w1, b1, &n->lin);
+    }
+    if (st == GF_OK) st = gf_lin_write_params(ctx, n->lin, theta, NULL, NULL);
+    free(theta); free(zero); free(w1); free(b1);
+    if (st != GF_OK) { gf_pt_net_free(n); return st; }
+    gf_block_set_training(n->blk, 1);
+    *out = n;
+    return GF_OK;
+}
+
+void gf_pt_net_free(gf_pt_net *n) {
+    if (!n) return;
+    gf_lin_free(n->lin);
+    gf_block_free(n->blk);
+    free(n);
+}
+
+size_t gf_pt_bn_floats(const gf_pt_net *n) {
+    int nn;
+    const gf_bnode *nd = gf_block_nodes(n->blk, &nn);
+    size_t t = 0;
+    for (int i = 0; i < nn; i++) if (nd[i].kind == GF_BN_BATCHNORM) t += 2 * (size_t)nd[i].c;
+    return t;
+}
+
+static gf_status bn_io(gf_ctx *ctx, gf_pt_net *n, float *v, int write) {
+    int nn;
+    const gf_bnode *nd = gf_block_nodes(n->blk, &nn);
+    for (int i = 0; i < nn; i++) {
+        if (nd[i].kind != GF_BN_BATCHNORM) continue;
+        cl_mem m[2];
+        if (gf_block_bn_running(n->blk, i, &m[0], &m[1]) != GF_OK)
+            return gf_fail(ctx, GF_ERR_INTERNAL, "no running statistics for batchnorm node '%s'", nd[i].name);
+        size_t bytes = (size_t)nd[i].c * sizeof(float);
+        for (int k = 0; k < 2; k++) {
+            GF_TRY(write ? gf_buf_write(ctx, m[k], 0, bytes, v) : gf_buf_read(ctx, m[k], 0, bytes, v));
+            v += nd[i].c;
+        }
+    }
+    return GF_OK;
+}
+gf_status gf_pt_bn_read(gf_ctx *ctx, gf_pt_net *n, float *out) { return bn_io(ctx, n, out, 0); }
+gf_status gf_pt_bn_write(gf_ctx *ctx, gf_pt_net *n, const float *in) { return bn_io(ctx, n, (float *)in, 1); }
+
+/* ------------------------------------------------------------ model export */
+typedef struct { char *p; size_t n, cap; int oom; } sink;
+static void put(sink *s, const void *src, size_t n) {
+    if (s->oom || !n) return;
+    if (s->n + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 1 << 16;
+        while (cap < s->n + n) cap *= 2;
+        char *q = realloc(s->p, cap);
+        if (!q) { s->oom = 1; return; }
+        s->p = q; s->cap = cap;
+    }
+    memcpy(s->p + s->n, src, n);
+    s->n += n;
+}
+
+static void tensor(cJSON *hdr, sink *data, const char *name, const float *v, int ndim, const int *shape) {
+    size_t count = 1;
+    cJSON *t = cJSON_AddObjectToObject(hdr, name), *sh = cJSON_CreateArray(), *off = cJSON_CreateArray();
+    for (int i = 0; i < ndim; i++) { count *= (size_t)shape[i]; cJSON_AddItemToArray(sh, cJSON_CreateNumber(shape[i])); }
+    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON_AddItemToObject(t, "shape", sh);
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
+    put(data, v, count * sizeof(float));
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
+    cJSON_AddItemToObject(t, "data_offsets", off);
+}
+
+static cJSON *int_array(const int *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+static void add_str_meta(cJSON *meta, const char *key, cJSON *value) {
+    char *s = cJSON_PrintUnformatted(value);
+    cJSON_AddStringToObject(meta, key, s ? s : "");
+    free(s);
+    cJSON_Delete(value);
+}
+
+static cJSON *preprocess_json(const gf_preprocess *pp) {
+    static const char *interp[] = {"bilinear", "bilinear_noaa", "bilinear_tf_legacy", "nearest"};
+    cJSON *j = cJSON_CreateObject();
+    int size[2] = {pp->height, pp->width};
+    cJSON_AddItemToObject(j, "input_size", int_array(size, 2));
+    cJSON_AddNumberToObject(j, "channels", pp->channels);
+    cJSON_AddStringToObject(j, "color_order", pp->channels == 1 ? "GRAY" : pp->bgr ? "BGR" : "RGB");
+    cJSON_AddStringToObject(j, "resize", pp->resize == GF_RESIZE_SHORTER_CROP ? "shorter_center_crop" : "stretch");
+    if (pp->resize == GF_RESIZE_SHORTER_CROP && pp->resize_shorter) cJSON_AddNumberToObject(j, "resize_shorter", pp->resize_shorter);
+    cJSON_AddStringToObject(j, "interpolation", (unsigned)pp->interp < 4 ? interp[pp->interp] : "bilinear");
+    cJSON *mean = cJSON_AddArrayToObject(j, "mean"), *std = cJSON_AddArrayToObject(j, "std");
+    for (int c = 0; c < pp->channels; c++) {
+        cJSON_AddItemToArray(mean, cJSON_CreateNumber(pp->mean[c]));
+        cJSON_AddItemToArray(std, cJSON_CreateNumber(pp->std[c]));
+    }
+    return j;
+}
+
+static const char *in_name(const gf_bnode *nd, int k) { return nd->in[k] == GF_BLOCK_INPUT ? "input" : NULL; }
+
+gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf_preprocess *pp,
+                           const char *const *classes, const char *extra_json) {
+    int nn;
+    const gf_bnode *nd = gf_block_nodes(n->blk, &nn);
+    size_t pc = gf_block_param_count(n->blk), nbn = gf_pt_bn_floats(n);
+    float *theta = malloc(pc * sizeof(float)), *bn = malloc((nbn ? nbn : 1) * sizeof(float));
+    float *w1 = malloc((size_t)n->K * n->d * sizeof(float)), *b1 = malloc((size_t)n->K * sizeof(float));
+    gf_status st = theta && bn && w1 && b1 ? GF_OK : gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
+    if (st == GF_OK) st = gf_lin_read_params(ctx, n->lin, theta, w1, b1);
+    if (st == GF_OK) st = gf_pt_bn_read(ctx, n, bn);
+    cJSON *hdr = cJSON_CreateObject(), *graph = cJSON_CreateObject(), *nodes = cJSON_CreateArray();
+    sink data = {0}, file = {0};
+    char tn[160];
+    const float *bnp = bn;
+    int top_first = -1;
+    for (int i = 0; i < nn && st == GF_OK; i++) {
+        const gf_bnode *d = &nd[i];
+        if (!strcmp(d->name, ARCH_TOP_FIRST[n->arch])) top_first = i;
+        cJSON *o = cJSON_CreateObject(), *ins = cJSON_CreateArray(), *params = NULL, *attrs = NULL;
+        int arity = d->kind == GF_BN_ADD ? 2 : 1;
+        for (int k = 0; k < arity; k++)
+            cJSON_AddItemToArray(ins, cJSON_CreateString(in_name(d, k) ? in_name(d, k) : nd[d->in[k]].name));
+        cJSON_AddStringToObject(o, "name", d->name);
+        const char *op = "?";
+        switch (d->kind) {
+        case GF_BN_CONV: {
+            const gf_conv_desc *c = &d->conv;
+            int shape[4] = {c->c_out, c->c_in / c->groups, c->kh, c->kw};
+            int stride[2] = {c->stride_h, c->stride_w}, pad[4] = {c->pad_top, c->pad_left, c->pad_bottom, c->pad_right};
+            int dil[2] = {c->dil_h, c->dil_w};
+            op = "conv2d";
+            params = cJSON_CreateObject();
+            snprintf(tn, sizeof tn, "%s.weight", d->name);
+            cJSON_AddStringToObject(params, "weight", tn);
+            tensor(hdr, &data, tn, theta + d->w_off, 4, shape);
+            if (d->b_off >= 0) {
+                snprintf(tn, sizeof tn, "%s.bias", d->name);
+                cJSON_AddStringToObject(params, "bias", tn);
+                tensor(hdr, &data, tn, theta + d->b_off, 1, shape);
+            }
+            attrs = cJSON_CreateObject();
+            cJSON_AddItemToObject(attrs, "stride", int_array(stride, 2));
+            cJSON_AddItemToObject(attrs, "pad", int_array(pad, 4));
+            cJSON_AddItemToObject(attrs, "dilation", int_array(dil, 2));
+            cJSON_AddNumberToObject(attrs, "groups", c->groups);
+            break;
+        }
+        case GF_BN_BATCHNORM: {
+            static const char *keys[4] = {"weight", "bias", "running_mean", "running_var"};
+            const float *src[4] = {theta + d->w_off, theta + d->b_off, bnp, bnp + d->c};
+            op = "batchnorm";
+            params = cJSON_CreateObject();
+            for (int k = 0; k < 4; k++) {
+                snprintf(tn, sizeof tn, "%s.%s", d->name, keys[k]);
+                cJSON_AddStringToObject(params, keys[k], tn);
+                tensor(hdr, &data, tn, src[k], 1, &d->c);
+            }
+            bnp += 2 * (size_t)d->c;
+            attrs = cJSON_CreateObject();
+            cJSON_AddNumberToObject(attrs, "eps", d->bn_eps);
+            break;
+        }
+        case GF_BN_ACT:
+            op = d->act.kind == GF_ACT_LEAKY ? "leaky_relu" : d->act.kind == GF_ACT_RELU6 ? "relu6" : "relu";
+            if (d->act.kind == GF_ACT_LEAKY) {
+                attrs = cJSON_CreateObject();
+                cJSON_AddNumberToObject(attrs, "alpha", d->act.slope);
+            }
+            break;
+        case GF_BN_MAXPOOL: {
+            int pad[4] = {d->pool_pad[0], d->pool_pad[2], d->pool_pad[1], d->pool_pad[3]};  /* t, l, b, r */
+            op = "maxpool";
+            attrs = cJSON_CreateObject();
+            cJSON_AddItemToObject(attrs, "kernel", int_array(d->pool_k, 2));
+            cJSON_AddItemToObject(attrs, "stride", int_array(d->pool_s, 2));
+            cJSON_AddItemToObject(attrs, "pad", int_array(pad, 4));
+            break;
+        }
+        case GF_BN_ADD: op = "add"; break;
+        default:
+            st = gf_fail(ctx, GF_ERR_INTERNAL, "export: node '%s' has a kind the pretrained nets do not use", d->name);
+        }
+        cJSON_AddStringToObject(o, "op", op);
+        cJSON_AddItemToObject(o, "inputs", ins);
+        if (params) cJSON_AddItemToObject(o, "params", params);
+        if (attrs) cJSON_AddItemToObject(o, "attrs", attrs);
+        cJSON_AddItemToArray(nodes, o);
+    }
+    if (st == GF_OK && top_first < 1)
+        st = gf_fail(ctx, GF_ERR_INTERNAL, "export: top block '%s' not found", ARCH_TOP[n->arch]);
+    if (st == GF_OK) {
+        const char *last = nd[nn - 1].name;
+        cJSON *gap = cJSON_CreateObject(), *fc = cJSON_CreateObject(), *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(gap, "name", "avgpool");
+        cJSON_AddStringToObject(gap, "op", "global_avgpool");
+        cJSON_AddItemToObject(gap, "inputs", cJSON_CreateStringArray(&last, 1));
+        cJSON_AddItemToArray(nodes, gap);
+        const char *gname = "avgpool";
+        cJSON_AddStringToObject(fc, "name", "fc");
+        cJSON_AddStringToObject(fc, "op", "linear");
+        cJSON_AddItemToObject(fc, "inputs", cJSON_CreateStringArray(&gname, 1));
+        cJSON_AddStringToObject(p, "weight", "fc.weight");
+        cJSON_AddStringToObject(p, "bias", "fc.bias");
+        cJSON_AddItemToObject(fc, "params", p);
+        cJSON_AddItemToArray(nodes, fc);
+        int ws[2] = {n->K, n->d};
+        tensor(hdr, &data, "fc.weight", w1, 2, ws);
+        tensor(hdr, &data, "fc.bias", b1, 1, &n->K);
+
+        cJSON *input = cJSON_AddObjectToObject(graph, "input");
+        int shape[3] = {n->C, n->H, n->W};
+        cJSON_AddStringToObject(input, "name", "input");
+        cJSON_AddItemToObject(input, "shape", int_array(shape, 3));
+        const char *fcn = "fc";
+        cJSON_AddItemToObject(graph, "outputs", cJSON_CreateStringArray(&fcn, 1));
+        cJSON_AddStringToObject(graph, "feature", "avgpool");
+        cJSON_AddItemToObject(graph, "nodes", nodes);
+        nodes = NULL;
+        cJSON *blocks = cJSON_AddArrayToObject(graph, "blocks"), *blk = cJSON_CreateObject();
+        cJSON_AddStringToObject(blk, "name", ARCH_TOP[n->arch]);
+        cJSON_AddStringToObject(blk, "input", nd[top_first - 1].name);
+        cJSON_AddStringToObject(blk, "output", last);
+        cJSON_AddItemToArray(blocks, blk);
+
+        cJSON *meta = cJSON_AddObjectToObject(hdr, "__metadata__");
+        cJSON_AddStringToObject(meta, "gradfeat.format_version", "1");
+        add_str_meta(meta, "gradfeat.graph", graph);
+        graph = NULL;
+        add_str_meta(meta, "gradfeat.preprocess", preprocess_json(pp));
+        cJSON *cls = cJSON_CreateArray();
+        for (int k = 0; k < n->K; k++) cJSON_AddItemToArray(cls, cJSON_CreateString(classes && classes[k] ? classes[k] : ""));
+        add_str_meta(meta, "gradfeat.classes", cls);
+        if (extra_json) cJSON_AddStringToObject(meta, "gradfeat.pretrained", extra_json);
+        char *json = cJSON_PrintUnformatted(hdr);
+        if (!json || data.oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
+        else {
+            /* the header is padded with spaces to a multiple of 8 (safetensors' convention) */
+            uint64_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
+            put(&file, &padded, 8);
+            put(&file, json, hl);
+            put(&file, "        ", padded - hl);
+            put(&file, data.p, data.n);
+            st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
+                          : gf_write_file_atomic(ctx, path, file.p, file.n);
+        }
+        free(json);
+    }
+    cJSON_Delete(nodes); cJSON_Delete(graph); cJSON_Delete(hdr);
+    free(data.p); free(file.p);
+    free(theta); free(bn); free(w1); free(b1);
+    return st;
+}
+
+/* ------------------------------------------------------------ the training run */
+void gf_pretrain_defaults(gf_pretrain_options *o) {
+    memset(o, 0, sizeof *o);
+    o->arch = "small28";
+    o->task = "labels";
+    o->epochs = 10;
+    o->batch = 128;
+    o->lr = 0.05f; o->momentum = 0.9f; o->weight_decay = 5e-4f; o->beta1 = 0.9f; o->beta2 = 0.999f;
+    o->augment = 1;
+    o->seed = 1;
+    o->checkpoint_every = 500;
+}
+
+static const char CK_MAGIC[8] = {'G', 'F', 'P', 'R', 'E', 'T', '0', '1'};
+
+/* The same seeded subset as `gradfeat train --limit` (job.c), in dataset order. */
+int *gf_pt_subset(int n, int limit, uint64_t seed, int *count) {
+    int *p = malloc((size_t)(n ? n : 1) * sizeof(int));
+    if (!p) return NULL;
+    for (int i = 0; i < n; i++) p[i] = i;
+    if (limit > 0 && limit < n) {
+        uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0xD1B54A32D192ED03ULL;
+        for (int i = 0; i < limit; i++) {
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
+            int j = i + (int)((s * 0x2545F4914F6CDD1DULL) % (uint64_t)(n - i));
+            int t = p[i]; p[i] = p[j]; p[j] = t;
+        }
+        n = limit;
+        for (int i = 1; i < n; i++) { int v = p[i], k = i; while (k > 0 && p[k - 1] > v) { p[k] = p[k - 1]; k--; } p[k] = v; }
+    }
+    *count = n;
+    return p;
+}
+
+typedef struct run {
+    gf_ctx *ctx;
+    const gf_pretrain_options *o;
+    gf_pretrain_result *r;
+    gf_arch arch;
+    int rotation, K, S, C, numel, B, max_n, bpe, drop_last, tty;
+    gf_dataset *dtr, *dva;
+    int *itr, *iva, ntr, nva;
+    gf_preprocess pp, pp_aug;
+    gf_pt_net *net;
+    cJSON *config;
+    char ck_path[1100], metrics_path[1100];
+    FILE *metrics, *json;
+    /* host staging (two, alternating) and the device inputs */
+    float *hx[2];
+    int *hl[2];
+    cl_event ev[2];
+    cl_mem x, labels;
+    int flip;
+    /* position */
+    int epoch, b0, ep_steps;
+    long step;
+    double ep_samples, seconds, samples_total;
+    double last[4];                 /* train loss, train acc, val loss, val acc of the last epoch */
+    float *state;
+} run;
+
+static gf_status data_fail(gf_ctx *ctx, gf_status st, const char *err) { return gf_fail(ctx, st, "%s", err); }
+
+/* lr of global step t (0-based) */
+static float lr_at(const run *R, long t, int epoch) {
+    const gf_pretrain_options *o = R->o;
+    if (o->lr_step > 0) return (float)(o->lr * pow(0.5, epoch / o->lr_step));
+    double T = (double)o->epochs * R->bpe;
+    return (float)(0.5 * o->lr * (1.0 + cos(3.14159265358979323846 * (double)t / T)));
+}
+
+/* Per-channel mean and std of the preprocessed (scale 1/255) training images,
+ * over up to 10000 of them: the model's normalisation. */
+static gf_status measure_norm(run *R) {
+    gf_preprocess pp = R->pp;
+    for (int c = 0; c < 3; c++) { pp.mean[c] = 0.0f; pp.std[c] = 1.0f; }
+    int m;   /* a seeded random subset: datasets stored in class order make evenly spaced picks biased */
+    int *idx = gf_pt_subset(R->ntr, 10000, R->o->seed, &m);
+    if (!idx) return gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory");
+    for (int i = 0; i < m; i++) idx[i] = R->itr[idx[i]];
+    gf_loader_options lo = {0};
+    lo.batch_size = 256; lo.seed = R->o->seed; lo.threads = R->o->threads > 0 ? R->o->threads : -1;
+    lo.epochs = 1; lo.indices = idx; lo.n_indices = m;
+    gf_loader *l = NULL;
+    char err[512];
+    gf_status st = gf_loader_create(R->dtr, &pp, &lo, &l, err, sizeof err);
+    free(idx);
+    if (st != GF_OK) return data_fail(R->ctx, st, err);
+    double sum[3] = {0}, sq[3] = {0}, cnt = 0;
+    size_t hw = (size_t)R->S * R->S;
+    for (;;) {
+        const gf_batch *b;
+        st = gf_loader_next(l, &b, err, sizeof err);
+        if (st != GF_OK) { st = data_fail(R->ctx, st, err); break; }
+        if (!b) break;
+        for (int i = 0; i < b->count; i++)
+            for (int c = 0; c < R->C; c++) {
+                const float *p = b->x + ((size_t)i * R->C + c) * hw;
+                for (size_t k = 0; k < hw; k++) { sum[c] += p[k]; sq[c] += (double)p[k] * p[k]; }
+            }
+        cnt += (double)b->count * hw;
+    }
+    gf_loader_free(l);
+    if (st != GF_OK) return st;
+    if (cnt == 0) return gf_fail(R->ctx, GF_ERR_INPUT, "%s: no training image could be loaded", R->o->data_path);
+    for (int c = 0; c < R->C; c++) {
+        double mu = sum[c] / cnt, var = sq[c] / cnt - mu * mu;
+        R->pp.mean[c] = (float)mu;
+        R->pp.std[c] = (float)(var > 1e-12 ? sqrt(var) : 1.0);   /* a constant channel: leave it unscaled */
+    }
+    return GF_OK;
+}
+
+static gf_status open_data(run *R, const char *path, const char *split, int limit, gf_dataset **ds, int **idx, int *n) {
+    gf_dataset_options dop;
+    gf_dataset_options_init(&dop);
+    dop.split = split;
+    dop.threads = R->o->threads;
+    char err[1024];
+    gf_status st = gf_dataset_open(path, &dop, ds, err, sizeof err);
+    if (st != GF_OK) return data_fail(R->ctx, st, err);
+    if (gf_dataset_is_multi_label(*ds))
+        return gf_fail(R->ctx, GF_ERR_INPUT, "%s is multi-label; pretraining needs one class per image (or --task "
+                       "rotation, which ignores the labels)", path);
+    if (!(*idx = gf_pt_subset(gf_dataset_count(*ds), limit, R->o->seed, n)))
+        return gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory");
+    return GF_OK;
+}
+
+/* The configuration a checkpoint must match on resume (training-relevant only). */
+static cJSON *make_config(const run *R) {
+    const gf_pretrain_options *o = R->o;
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "arch", gf_arch_name(R->arch));
+    cJSON_AddStringToObject(c, "task", R->rotation ? "rotation" : "labels");
+    cJSON_AddNumberToObject(c, "width_div", o->width_div > 1 ? o->width_div : 1);
+    cJSON_AddStringToObject(c, "data", o->data_path);
+    cJSON_AddStringToObject(c, "split", o->data_split ? o->data_split : "");
+    cJSON_AddNumberToObject(c, "limit", o->limit_train);
+    cJSON_AddStringToObject(c, "val", o->val_path ? o->val_path : "");
+    cJSON_AddStringToObject(c, "val_split", o->val_split ? o->val_split : "");
+    cJSON_AddNumberToObject(c, "val_limit", o->limit_val);
+    cJSON_AddNumberToObject(c, "size", R->S);
+    cJSON_AddNumberToObject(c, "channels", R->C);
+    cJSON_AddNumberToObject(c, "n_train", R->ntr);
+    cJSON_AddNumberToObject(c, "classes", R->K);
+    cJSON_AddNumberToObject(c, "epochs", o->epochs);
+    cJSON_AddNumberToObject(c, "batch", o->batch);
+    cJSON_AddStringToObject(c, "optimizer", o->adam ? "adam" : "sgd");
+    cJSON_AddNumberToObject(c, "lr", o->lr);
+    cJSON_AddNumberToObject(c, "momentum", o->momentum);
+    cJSON_AddNumberToObject(c, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(c, "beta1", o->beta1);
+    cJSON_AddNumberToObject(c, "beta2", o->beta2);
+    cJSON_AddStringToObject(c, "schedule", o->lr_step > 0 ? "step" : "cosine");
+    cJSON_AddNumberToObject(c, "lr_step", o->lr_step);
+    cJSON_AddNumberToObject(c, "augment", o->augment);
+    cJSON_AddNumberToObject(c, "pad", R->pp_aug.pad_crop);
+    cJSON_AddNumberToObject(c, "flip", R->pp_aug.hflip);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    cJSON_AddStringToObject(c, "seed", seed);
+    cJSON *mean = cJSON_AddArrayToObject(c, "mean"), *std = cJSON_AddArrayToObject(c, "std");
+    for (int k = 0; k < R->C; k++) {
+        cJSON_AddItemToArray(mean, cJSON_CreateNumber(R->pp.mean[k]));
+        cJSON_AddItemToArray(std, cJSON_CreateNumber(R->pp.std[k]));
+    }
+    return c;
+}
+
+/* ---- checkpoints: position + every trainable buffer + BN running stats ---- */
+typedef struct { sink s; cJSON *layout; } arrays;
+static void arr(arrays *a, const char *name, const void *src, size_t count, size_t elem) {
+    cJSON *e = cJSON_CreateArray();
+    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)a->s.n));
+    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)count));
+    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)elem));
+    cJSON_AddItemToObject(a->layout, name, e);
+    put(&a->s, src, count * elem);
+}
+static int take(const cJSON *layout, const char *name, const char *data, size_t dl, size_t count, size_t elem, void *dst) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(layout, name);
+    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 3) return 0;
+    double off = cJSON_GetArrayItem(e, 0)->valuedouble, n = cJSON_GetArrayItem(e, 1)->valuedouble,
+           sz = cJSON_GetArrayItem(e, 2)->valuedouble;
+    if (n != (double)count || sz != (double)elem || off < 0 || off + n * sz > (double)dl) return 0;
+    memcpy(dst, data + (size_t)off, count * elem);
+    return 1;
+}
+
+static gf_status checkpoint(run *R, long metrics_bytes) {
+    if (!R->o->run_dir) return GF_OK;
+    gf_ctx *ctx = R->ctx;
+    gf_lin *m = R->net->lin;
+    size_t ns = gf_lin_state_floats(m), nbn = gf_pt_bn_floats(R->net);
+    float stats[GF_LIN_STATS];
+    long lstep;
+    float *bn = malloc((nbn ? nbn : 1) * sizeof(float));
+    if (!bn) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the checkpoint");
+    gf_status st = gf_lin_get_state(ctx, m, R->state, &lstep, stats);
+    if (st == GF_OK) st = gf_pt_bn_read(ctx, R->net, bn);
+    cJSON *o = cJSON_CreateObject();
+    arrays a = {{0}, cJSON_CreateObject()};
+    cJSON_AddItemToObject(o, "config", cJSON_Duplicate(R->config, 1));
+    cJSON_AddNumberToObject(o, "epoch", R->epoch);
+    cJSON_AddNumberToObject(o, "b0", R->b0);
+    cJSON_AddNumberToObject(o, "ep_steps", R->ep_steps);
+    cJSON_AddNumberToObject(o, "step", (double)R->step);
+    cJSON_AddNumberToObject(o, "metrics_bytes", (double)metrics_bytes);
+    double scal[6] = {R->ep_samples, R->seconds, R->last[0], R->last[1], R->last[2], R->last[3]};
+    arr(&a, "scal", scal, 6, sizeof(double));
+    arr(&a, "stats", stats, GF_LIN_STATS, sizeof(float));
+    arr(&a, "state", R->state, ns, sizeof(float));
+    arr(&a, "bn", bn, nbn, sizeof(float));
+    cJSON_AddItemToObject(o, "arrays", a.layout);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (st == GF_OK && (!json || a.s.oom)) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", R->ck_path);
+    if (st == GF_OK) st = gf_frame_write(ctx, R->ck_path, CK_MAGIC, json, a.s.p, a.s.n);
+    if (st == GF_OK) R->r->checkpoints++;
+    free(json); free(a.s.p); free(bn);
+    return st;
+}
+
+/* Restores a checkpoint into R (position, buffers); *metrics_bytes: how much
+ * of metrics.jsonl it had seen. */
+static gf_status restore(run *R, long *metrics_bytes) {
+    gf_ctx *ctx = R->ctx;
+    void *buf = NULL;
+    const char *js, *data;
+    size_t jl, dl;
+    if (access(R->ck_path, F_OK) != 0)
+        return gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (was the run started with this --run-dir?)",
+                       R->ck_path);
+    GF_TRY(gf_frame_read(ctx, R->ck_path, CK_MAGIC, "pretraining checkpoint", &buf, &js, &jl, &data, &dl));
+    cJSON *o = cJSON_ParseWithLength(js, jl);
+    gf_status st = GF_OK;
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "config"), *layout = cJSON_GetObjectItemCaseSensitive(o, "arrays");
+    if (!cJSON_IsObject(cfg) || !cJSON_IsObject(layout))
+        st = gf_fail(ctx, GF_ERR_INPUT, "pretraining checkpoint %s: unreadable header", R->ck_path);
+    /* the same options: name the first that differs */
+    for (const cJSON *it = cfg ? cfg->child : NULL; st == GF_OK && it; it = it->next) {
+        const cJSON *mine = cJSON_GetObjectItemCaseSensitive(R->config, it->string);
+        if (mine && cJSON_Compare(mine, it, 1)) continue;
+        char *a = cJSON_PrintUnformatted(it), *b = mine ? cJSON_PrintUnformatted(mine) : NULL;
+        st = gf_fail(ctx, GF_ERR_USAGE, "--resume: '%s' is %s in the checkpoint %s but %s now; resume with the same "
+                     "options and data", it->string, a ? a : "?", R->ck_path, b ? b : "missing");
+        free(a); free(b);
+    }
+    double v[5];
+    static const char *keys[5] = {"epoch", "b0", "ep_steps", "step", "metrics_bytes"};
+    for (int i = 0; i < 5 && st == GF_OK; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+        if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble < 1e15))
+            st = gf_fail(ctx, GF_ERR_INPUT, "pretraining checkpoint %s: field '%s' missing or out of range", R->ck_path, keys[i]);
+        else v[i] = x->valuedouble;
+    }
+    size_t ns = gf_lin_state_floats(R->net->lin), nbn = gf_pt_bn_floats(R->net);
+    float stats[GF_LIN_STATS];
+    double scal[6];
+    float *bn = malloc((nbn ? nbn : 1) * sizeof(float));
+    if (st == GF_OK && !bn) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (st == GF_OK && (v[0] > R->o->epochs || v[1] > R->bpe))
+        st = gf_fail(ctx, GF_ERR_INPUT, "pretraining checkpoint %s: position epoch %.0f batch %.0f is outside the run",
+                     R->ck_path, v[0], v[1]);
+    if (st == GF_OK && !(take(layout, "scal", data, dl, 6, sizeof(double), scal) &&
+                         take(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), stats) &&
+                         take(layout, "state", data, dl, ns, sizeof(float), R->state) &&
+                         take(layout, "bn", data, dl, nbn, sizeof(float), bn)))
+        st = gf_fail(ctx, GF_ERR_INPUT, "pretraining checkpoint %s: arrays missing or of the wrong size (%zu state floats "
+                     "expected: another device or network?)", R->ck_path, ns);
+    if (st == GF_OK) {
+        R->epoch = (int)v[0]; R->b0 = (int)v[1]; R->ep_steps = (int)v[2]; R->step = (long)v[3];
+        *metrics_bytes = (long)v[4];
+        R->ep_samples = scal[0]; R->seconds = scal[1];
+        for (int i = 0; i < 4; i++) R->last[i] = scal[2 + i];
+        st = gf_lin_set_state(ctx, R->net->lin, R->state, R->step, stats);
+    }
+    if (st == GF_OK) st = gf_pt_bn_write(ctx, R->net, bn);
+    free(bn);
+    cJSON_Delete(o);
+    free(buf);
+    return st;
+}
+
+/* Copy a loader batch into staging slot k (rotation: four turns per image)
+ * and enqueue its upload without waiting; returns the samples. */
+static gf_status stage(run *R, const gf_batch *b, int *n_out) {
+    gf_ctx *ctx = R->ctx;
+    int k = R->flip;
+    R->flip ^= 1;
+    if (R->ev[k]) {   /* the upload from this slot two steps ago must be done before we overwrite it */
+        cl_int e = clWaitForEvents(1, &R->ev[k]);
+        clReleaseEvent(R->ev[k]);
+        R->ev[k] = NULL;
+        if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clWaitForEvents (batch upload)");
+    }
+    int n = b->count;
+    if (R->rotation) {
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < 4; r++) {
+                gf_image_rotate90(b->x + (size_t)i * R->numel, R->C, R->S, R->S, r,
+                                  R->hx[k] + (size_t)(4 * i + r) * R->numel);
+                R->hl[k][4 * i + r] = r;
+            }
+        n *= 4;
+    } else {
+        memcpy(R->hx[k], b->x, (size_t)n * R->numel * sizeof(float));
+        memcpy(R->hl[k], b->labels, (size_t)n * sizeof(int));
+    }
+    cl_event ex;
+    GF_CL(ctx, clEnqueueWriteBuffer(ctx->queue, R->x, CL_FALSE, 0, (size_t)n * R->numel * sizeof(float), R->hx[k], 0,
+                                    NULL, &ex), "clEnqueueWriteBuffer (batch)");
+    clReleaseEvent(ex);
+    GF_CL(ctx, clEnqueueWriteBuffer(ctx->queue, R->labels, CL_FALSE, 0, (size_t)n * sizeof(int), R->hl[k], 0, NULL,
+                                    &R->ev[k]), "clEnqueueWriteBuffer (labels)");
+    *n_out = n;
+    return GF_OK;
+}
+
+static gf_status drain(run *R) {
+    gf_status st = GF_OK;
+    for (int k = 0; k < 2; k++)
+        if (R->ev[k]) {
+            cl_int e = clWaitForEvents(1, &R->ev[k]);
+            clReleaseEvent(R->ev[k]);
+            R->ev[k] = NULL;
+            if (e != CL_SUCCESS && st == GF_OK) st = gf_cl_fail(R->ctx, e, "clWaitForEvents (batch upload)");
+        }
+    return st;
+}
+
+/* Loss and accuracy on the evaluation set, BN in eval mode (running statistics). */
+static gf_status evaluate(run *R, double *loss, double *acc) {
+    gf_ctx *ctx = R->ctx;
+    gf_loader_options lo = {0};
+    lo.batch_size = R->o->batch; lo.seed = R->o->seed; lo.threads = R->o->threads > 0 ? R->o->threads : -1;
+    lo.epochs = 1; lo.indices = R->iva; lo.n_indices = R->nva;
+    gf_loader *l = NULL;
+    char err[512];
+    gf_status st = gf_loader_create(R->dva, &R->pp, &lo, &l, err, sizeof err);
+    if (st != GF_OK) return data_fail(ctx, st, err);
+    gf_block_set_training(R->net->blk, 0);
+    double ls = 0, cor = 0, cnt = 0;
+    for (;;) {
+        const gf_batch *b;
+        st = gf_loader_next(l, &b, err, sizeof err);
+        if (st != GF_OK) { st = data_fail(ctx, st, err); break; }
+        if (!b) break;
+        if (!b->count) continue;
+        int n;
+        double l1, c1;
+        st = stage(R, b, &n);
+        if (st == GF_OK) st = gf_lin_eval_batch(ctx, R->net->lin, n, R->x, R->labels);
+        if (st == GF_OK) st = gf_lin_take_stats(ctx, R->net->lin, &l1, &c1, NULL);
+        if (st != GF_OK) break;
+        ls += l1 * n; cor += c1; cnt += n;
+    }
+    gf_loader_free(l);
+    gf_block_set_training(R->net->blk, 1);
+    *loss = cnt ? ls / cnt : NAN;
+    *acc = cnt ? cor / cnt : NAN;
+    return st;
+}
+
+static void fmt_secs(char *b, size_t n, double s) {
+    if (s < 60) snprintf(b, n, "%.0fs", s);
+    else if (s < 3600) snprintf(b, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(b, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static void progress(run *R, int step, double loss, double acc, double ips, double secs) {
+    const gf_pretrain_options *o = R->o;
+    if (!o->quiet) {
+        char el[16], eta[16], bar[21];
+        int fill = 20 * step / R->bpe;
+        for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+        bar[20] = 0;
+        fmt_secs(el, sizeof el, secs);
+        double per = step ? secs / step : 0;
+        fmt_secs(eta, sizeof eta, per * (R->bpe - step) + per * R->bpe * (o->epochs - R->epoch - 1));
+        fprintf(stderr, "%s[pretrain] epoch %d/%d [%s] step %d/%d loss %.4f acc %.1f%% %.0f img/s %s ETA %s%s",
+                R->tty ? "\r\033[K" : "", R->epoch + 1, o->epochs, bar, step, R->bpe, loss, 100 * acc, ips, el, eta,
+                R->tty ? "" : "\n");
+        fflush(stderr);
+    }
+    if (R->json) {
+        fprintf(R->json, "{\"type\":\"step\",\"epoch\":%d,\"step\":%d,\"steps\":%d,\"global_step\":%ld,\"loss\":%.6g,"
+                "\"accuracy\":%.6g,\"images_per_s\":%.4g,\"seconds\":%.4g}\n", R->epoch + 1, step, R->bpe, R->step,
+                loss, acc, ips, secs);
+        fflush(R->json);
+    }
+}
+
+static void epoch_line(run *R, double secs, double ips) {
+    const gf_pretrain_options *o = R->o;
+    double *v = R->last;
+    char line[512];
+    snprintf(line, sizeof line, "{\"epoch\":%d,\"epochs\":%d,\"steps\":%ld,\"train_loss\":%.6g,\"train_acc\":%.6g,"
+             "\"val_loss\":%.6g,\"val_acc\":%.6g}", R->epoch + 1, o->epochs, R->step, v[0], v[1],
+             isnan(v[2]) ? -1.0 : v[2], isnan(v[3]) ? -1.0 : v[3]);
+    if (R->metrics) { fprintf(R->metrics, "%s\n", line); fflush(R->metrics); }
+    if (R->json) {
+        fprintf(R->json, "{\"type\":\"epoch\",%s,\"seconds\":%.4g,\"images_per_s\":%.4g}\n", line + 1, secs, ips);
+        fflush(R->json);
+    }
+    if (!o->quiet) {
+        fprintf(stderr, "%s[pretrain] epoch %3d/%-3d train loss %.4f acc %.2f%%", R->tty ? "\r\033[K" : "",
+                R->epoch + 1, o->epochs, v[0], 100 * v[1]);
+        if (!isnan(v[2])) fprintf(stderr, " | val loss %.4f acc %.2f%%", v[2], 100 * v[3]);
+        fprintf(stderr, "  (%.1f s, %.0f img/s)\n", secs, ips);
+    }
+}
+
+static gf_status write_model(run *R, const char *path) {
+    const char *names[4] = {"rot0", "rot90", "rot180", "rot270"};
+    const char **cls = R->rotation ? names : malloc((size_t)R->K * sizeof(char *));
+    if (!cls) return gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory");
+    if (!R->rotation) for (int k = 0; k < R->K; k++) cls[k] = gf_dataset_class_name(R->dtr, k);
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddStringToObject(x, "format_version", "1");
+    cJSON_AddNumberToObject(x, "epochs_done", R->r->epochs_done);
+    cJSON_AddNumberToObject(x, "steps", (double)R->step);
+    cJSON_AddNumberToObject(x, "train_loss", R->last[0]);
+    cJSON_AddNumberToObject(x, "train_acc", R->last[1]);
+    if (!isnan(R->last[2])) cJSON_AddNumberToObject(x, "val_loss", R->last[2]);
+    if (!isnan(R->last[3])) cJSON_AddNumberToObject(x, "val_acc", R->last[3]);
+    cJSON_AddItemToObject(x, "config", cJSON_Duplicate(R->config, 1));
+    char *js = cJSON_PrintUnformatted(x);
+    cJSON_Delete(x);
+    gf_status st = js ? gf_pt_net_export(R->ctx, R->net, path, &R->pp, cls, js)
+                      : gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory");
+    free(js);
+    if (!R->rotation) free(cls);
+    return st;
+}
+
+static gf_status setup(run *R) {
+    gf_ctx *ctx = R->ctx;
+    const gf_pretrain_options *o = R->o;
+    int a = gf_arch_parse(o->arch);
+    if (a < 0)
+        return gf_fail(ctx, GF_ERR_USAGE, "unknown architecture '%s' (small28, bigan or resnet18c)", o->arch ? o->arch : "");
+    if (!gf_pretrain_task_known(o->task))
+        return gf_fail(ctx, GF_ERR_USAGE, "unknown task '%s' (labels or rotation)", o->task ? o->task : "");
+    if (!o->data_path) return gf_fail(ctx, GF_ERR_USAGE, "no training data given");
+    if (o->epochs < 1 || o->batch < 1 || o->batch > (1 << 20))
+        return gf_fail(ctx, GF_ERR_USAGE, "epochs (%d) and batch (%d) must be at least 1", o->epochs, o->batch);
+    if (!(o->lr > 0) || o->momentum < 0 || o->weight_decay < 0 || o->size < 0 || o->pad < 0)
+        return gf_fail(ctx, GF_ERR_USAGE, "lr must be positive; momentum, weight decay, size and pad non-negative");
+    if (o->resume && !o->run_dir) return gf_fail(ctx, GF_ERR_USAGE, "resuming needs the run directory");
+    R->arch = (gf_arch)a;
+    R->rotation = !strcmp(o->task, "rotation");
+    GF_TRY(open_data(R, o->data_path, o->data_split, o->limit_train, &R->dtr, &R->itr, &R->ntr));
+    if (o->val_path) GF_TRY(open_data(R, o->val_path, o->val_split, o->limit_val, &R->dva, &R->iva, &R->nva));
+    R->K = R->rotation ? 4 : gf_dataset_num_classes(R->dtr);
+    if (!R->rotation && R->dva && gf_dataset_num_classes(R->dva) != R->K)
+        return gf_fail(ctx, GF_ERR_INPUT, "%s has %d classes but %s has %d", o->val_path, gf_dataset_num_classes(R->dva),
+                       o->data_path, R->K);
+    if (R->K < 2) return gf_fail(ctx, GF_ERR_INPUT, "%s has %d class; pretraining needs at least 2 (or --task rotation)",
+                                 o->data_path, R->K);
+    /* input geometry from the first loadable training image */
+    gf_image img = {0};
+    char err[512];
+    gf_status st = GF_ERR_INPUT;
+    for (int i = 0; i < R->ntr && st != GF_OK; i++) {
+        st = gf_dataset_load_image(R->dtr, R->itr[i], &img, err, sizeof err);
+        if (st != GF_OK && st != GF_ERR_INPUT) return data_fail(ctx, st, err);
+    }
+    if (st != GF_OK) return gf_fail(ctx, GF_ERR_INPUT, "%s: no training image could be loaded", o->data_path);
+    int w = img.w, h = img.h;
+    R->C = img.c <= 2 ? 1 : 3;
+    gf_image_free(&img);
+    if (o->size) R->S = o->size;
+    else if (w == h) R->S = w;
+    else return gf_fail(ctx, GF_ERR_USAGE, "%s: images are %dx%d; give --size N (the network's input is N x N)",
+                        o->data_path, w, h);
+    if (R->S < 4) return gf_fail(ctx, GF_ERR_USAGE, "input size %d: the networks need at least 4x4", R->S);
+    gf_preprocess_init(&R->pp, R->S, R->S, R->C);
+    R->numel = (int)gf_preprocess_numel(&R->pp);
+    if (!o->quiet) fprintf(stderr, "[pretrain] measuring the input mean and std on up to 10000 training images...\n");
+    GF_TRY(measure_norm(R));
+    R->pp_aug = R->pp;
+    if (o->augment) {
+        R->pp_aug.pad_crop = o->pad ? o->pad : R->S >= 32 ? 4 : 2;
+        R->pp_aug.hflip = !o->no_flip;
+    }
+    R->B = o->batch;
+    R->max_n = R->B * (R->rotation ? 4 : 1);
+    R->drop_last = R->ntr % R->B == 1 && R->ntr > 1;   /* a lone last image: BN statistics of one sample */
+    R->bpe = R->drop_last ? R->ntr / R->B : (R->ntr + R->B - 1) / R->B;
+    R->config = make_config(R);
+    if (!R->config) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    GF_TRY(gf_pt_net_create(ctx, R->arch, o->width_div, R->C, R->S, R->S, R->K, R->max_n, o->seed, &R->net));
+    size_t ns = gf_lin_state_floats(R->net->lin);
+    R->state = malloc(ns * sizeof(float));
+    for (int k = 0; k < 2; k++) {
+        R->hx[k] = malloc((size_t)R->max_n * R->numel * sizeof(float));
+        R->hl[k] = malloc((size_t)R->max_n * sizeof(int));
+        if (!R->hx[k] || !R->hl[k]) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the batch buffers");
+    }
+    if (!R->state) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    GF_TRY(gf_buf_create(ctx, (size_t)R->max_n * R->numel * sizeof(float), "input batch", &R->x));
+    GF_TRY(gf_buf_create(ctx, (size_t)R->max_n * sizeof(int), "batch labels", &R->labels));
+    R->r->n_train = R->ntr; R->r->n_val = R->nva; R->r->classes = R->K;
+    if (!o->quiet) {
+        fprintf(stderr, "[pretrain] %s, task %s: %d training images%s, %d classes, input %dx%dx%d (mean", gf_arch_name(R->arch),
+                R->rotation ? "rotation (4 turns per image)" : "labels", R->ntr, R->dva ? "" : ", no evaluation set",
+                R->K, R->C, R->S, R->S);
+        for (int c = 0; c < R->C; c++) fprintf(stderr, " %.4f", R->pp.mean[c]);
+        fprintf(stderr, ", std");
+        for (int c = 0; c < R->C; c++) fprintf(stderr, " %.4f", R->pp.std[c]);
+        fprintf(stderr, "), %zu parameters, %d steps per epoch\n", gf_block_param_count(R->net->blk), R->bpe);
+    }
+    return GF_OK;
+}
+
+/* A shuffled order of the training subset for epoch ep (a pure function of seed and epoch). */
+static void epoch_order(const run *R, int ep, int *perm) {
+    memcpy(perm, R->itr, (size_t)R->ntr * sizeof(int));
+    uint64_t s = mix64(R->o->seed ^ mix64(0x9E7A0000ULL + (uint64_t)ep));
+    for (int i = R->ntr - 1; i > 0; i--) {
+        int j = (int)(unif(&s) * (i + 1));
+        if (j > i) j = i;
+        int t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+    }
+}
+
+static gf_status train(run *R) {
+    gf_ctx *ctx = R->ctx;
+    const gf_pretrain_options *o = R->o;
+    gf_pretrain_result *r = R->r;
+    long metrics_bytes = 0;
+    R->last[0] = R->last[1] = R->last[2] = R->last[3] = NAN;
+    if (o->resume) {
+        GF_TRY(restore(R, &metrics_bytes));
+        if (!o->quiet) fprintf(stderr, "[pretrain] resuming at epoch %d, batch %d (step %ld)\n", R->epoch + 1, R->b0, R->step);
+    }
+    r->epochs_done = R->epoch;
+    if (o->run_dir) {
+        if (gf_mkdirs(o->run_dir) != 0)
+            return gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", o->run_dir, strerror(errno));
+        /* on resume: drop what was logged after the checkpoint, then append */
+        if (o->resume && truncate(R->metrics_path, metrics_bytes) != 0 && errno != ENOENT)
+            return gf_fail(ctx, GF_ERR_INPUT, "cannot truncate %s: %s", R->metrics_path, strerror(errno));
+        if (!(R->metrics = fopen(R->metrics_path, o->resume ? "a" : "w")))
+            return gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", R->metrics_path, strerror(errno));
+        fseek(R->metrics, 0, SEEK_END);   /* ftell gives the bytes a checkpoint has seen */
+    }
+    int *perm = malloc((size_t)R->ntr * sizeof(int));
+    if (!perm) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    gf_optim opt = {o->adam, o->lr, o->beta1, o->beta2, 1e-8f, o->momentum, o->weight_decay, 0.0f};
+    gf_status st = GF_OK;
+    double t_run = gf_now(), trained = 0, t_train = 0;
+    for (; R->epoch < o->epochs && st == GF_OK; R->epoch++, R->b0 = 0) {
+        if (R->b0 == 0) {   /* a fresh epoch (a resumed one keeps its stats and counters) */
+            st = gf_lin_take_stats(ctx, R->net->lin, NULL, NULL, NULL);
+            R->ep_steps = 0; R->ep_samples = 0;
+        }
+        epoch_order(R, R->epoch, perm);
+        int start = R->b0 * R->B, left = R->ntr - start;
+        if (R->drop_last) left -= R->ntr % R->B;
+        gf_loader_options lo = {0};
+        lo.batch_size = R->B; lo.seed = mix64(o->seed ^ (0xA06E0000ULL + (uint64_t)R->epoch));
+        lo.threads = o->threads > 0 ? o->threads : -1;
+        lo.epochs = 1; lo.indices = perm + start; lo.n_indices = left;
+        gf_loader *l = NULL;
+        char err[512];
+        if (st == GF_OK && left > 0) {
+            st = gf_loader_create(R->dtr, &R->pp_aug, &lo, &l, err, sizeof err);
+            if (st != GF_OK) st = data_fail(ctx, st, err);
+        }
+        double te = gf_now(), last_report = te, seen0 = R->ep_samples;
+        while (st == GF_OK && R->b0 < R->bpe) {
+            if (o->stop && *o->stop) { r->stopped = 1; break; }
+            if (o->max_steps > 0 && R->step >= o->max_steps) { r->limited = 1; break; }
+            const gf_batch *b;
+            st = gf_loader_next(l, &b, err, sizeof err);
+            if (st != GF_OK) { st = data_fail(ctx, st, err); break; }
+            if (!b) break;
+            int n = 0;
+            if (b->count) {
+                opt.lr = lr_at(R, R->step, R->epoch);
+                st = stage(R, b, &n);
+                if (st == GF_OK) st = gf_lin_train_step(ctx, R->net->lin, n, R->x, R->labels, &opt);
+                R->step++;
+                R->ep_steps++;
+                R->ep_samples += n;
+                trained += n;
+            }
+            R->b0++;
+            double now = gf_now();
+            int last = R->b0 == R->bpe;
+            if (st == GF_OK && ((R->tty && now - last_report >= 0.5) ||
+                                (!R->tty && R->b0 % (o->log_every > 0 ? o->log_every : 50) == 0) || last)) {
+                double ls, cor;
+                st = gf_lin_peek_stats(ctx, R->net->lin, &ls, &cor);
+                if (st == GF_OK)
+                    progress(R, R->b0, R->ep_steps ? ls / R->ep_steps : 0, R->ep_samples ? cor / R->ep_samples : 0,
+                             (R->ep_samples - seen0) / (now - te), now - te);
+                last_report = now;
+            }
+            if (st == GF_OK && !last && o->checkpoint_every > 0 && R->step % o->checkpoint_every == 0 && n) {
+                R->seconds += gf_now() - t_run; t_run = gf_now();
+                st = checkpoint(R, R->metrics ? ftell(R->metrics) : 0);
+            }
+        }
+        gf_loader_free(l);
+        if (st == GF_OK) st = drain(R);
+        t_train += gf_now() - te;
+        if (st != GF_OK || r->stopped || r->limited) break;
+        double loss_sum = 0, correct = 0;
+        st = gf_lin_take_stats(ctx, R->net->lin, &loss_sum, &correct, NULL);
+        if (st != GF_OK) break;
+        double tl = R->ep_steps ? loss_sum / R->ep_steps : NAN;
+        if (!isfinite(tl)) {
+            st = gf_fail(ctx, GF_ERR_NUMERIC, "pretrain: the training loss became %s in epoch %d (step %ld); try a "
+                         "smaller --lr", isnan(tl) ? "NaN" : "infinite", R->epoch + 1, R->step);
+            break;
+        }
+        double secs = gf_now() - te;
+        R->last[0] = tl;
+        R->last[1] = R->ep_samples ? correct / R->ep_samples : NAN;
+        if (R->dva) st = evaluate(R, &R->last[2], &R->last[3]);
+        if (st != GF_OK) break;
+        epoch_line(R, secs, (R->ep_samples - seen0) / (secs > 0 ? secs : 1));
+        r->epochs_done = R->epoch + 1;
+        if (R->epoch + 1 < o->epochs) {   /* epoch end: the next epoch's start */
+            R->epoch++; R->b0 = 0; R->ep_steps = 0; R->ep_samples = 0;
+            R->seconds += gf_now() - t_run; t_run = gf_now();
+            st = checkpoint(R, R->metrics ? ftell(R->metrics) : 0);
+            R->epoch--; R->b0 = R->bpe;
+        }
+    }
+    free(perm);
+    R->seconds += gf_now() - t_run;
+    r->steps = R->step;
+    r->train_loss = R->last[0]; r->train_acc = R->last[1]; r->val_loss = R->last[2]; r->val_acc = R->last[3];
+    r->seconds = t_train;
+    r->images_per_s = t_train > 0 ? trained / t_train : 0;
+    if (st == GF_OK && (r->stopped || r->limited)) {
+        st = checkpoint(R, R->metrics ? ftell(R->metrics) : 0);
+        if (st == GF_OK && o->run_dir) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", R->ck_path);
+    }
+    return st;
+}
+
+gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain_result *res) {
+    memset(res, 0, sizeof *res);
+    res->train_loss = res->train_acc = res->val_loss = res->val_acc = NAN;
+    run R;
+    memset(&R, 0, sizeof R);
+    R.ctx = ctx; R.o = o; R.r = res;
+    R.tty = isatty(fileno(stderr));
+    if (o->run_dir) {
+        snprintf(R.ck_path, sizeof R.ck_path, "%s/checkpoint.gfptck", o->run_dir);
+        snprintf(R.metrics_path, sizeof R.metrics_path, "%s/metrics.jsonl", o->run_dir);
+    }
+    gf_status st = setup(&R);
+    if (st == GF_OK && o->log_json && !(R.json = fopen(o->log_json, "w")))
+        st = gf_fail(ctx, GF_ERR_INPUT, "cannot write --log-json %s: %s", o->log_json, strerror(errno));
+    if (st == GF_OK) st = train(&R);
+    if (st == GF_OK && !res->stopped) {
+        char def[256];
+        snprintf(def, sizeof def, "%s-%s.safetensors", gf_arch_name(R.arch), R.rotation ? "rotation" : "labels");
+        const char *path = o->out_path ? o->out_path : def;
+        st = write_model(&R, path);
+        if (st == GF_OK) snprintf(res->out_path, sizeof res->out_path, "%s", path);
+        /* a finished run needs no checkpoint; a --steps-limited one keeps it to be continued */
+        if (st == GF_OK && !res->limited && o->run_dir) unlink(R.ck_path);
+    }
+    drain(&R);
+    if (R.metrics) fclose(R.metrics);
+    if (R.json) fclose(R.json);
+    for (int k = 0; k < 2; k++) { free(R.hx[k]); free(R.hl[k]); }
+    gf_buf_release(&R.x);
+    gf_buf_release(&R.labels);
+    gf_pt_net_free(R.net);
+    cJSON_Delete(R.config);
+    free(R.state); free(R.itr); free(R.iva);
+    gf_dataset_free(R.dtr);
+    gf_dataset_free(R.dva);
+    return st;
+}
