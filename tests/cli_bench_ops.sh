@@ -27,6 +27,7 @@ EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; fails=1; }
 "$GF_BIN" bench trunk --model "$EMO" --batch 2 --reps 1 > "$t/trunk.txt" 2>&1; rc=$?
 [ $rc -eq 0 ] && grep -qE "^forward +[0-9.]+ +[0-9]+\.[0-9] +[0-9.]+$" "$t/trunk.txt" && grep -q "input 1x64x64" "$t/trunk.txt" &&
+  grep -qE "^trunk +[0-9.]+ +[0-9]+\.[0-9] +[0-9.]+ +\(to add_1, the input of top block add_2\)$" "$t/trunk.txt" &&
   grep -q "^peak host memory" "$t/trunk.txt" || { echo "FAIL: bench trunk (rc $rc)"; cat "$t/trunk.txt"; fails=1; }
 "$GF_BIN" bench trunk > /dev/null 2> "$t/nomodel.txt"; rc=$?
 [ $rc -eq 2 ] && grep -q -- "--model" "$t/nomodel.txt" || { echo "FAIL: bench trunk without --model exited $rc, want 2"; fails=1; }

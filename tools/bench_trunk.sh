@@ -36,23 +36,30 @@ for m in ${models//,/ }; do
   echo "$out"
   g_ms=$(echo "$out" | awk '$1 == "forward" {print $2}')
   g_ips=$(echo "$out" | awk '$1 == "forward" {print $3}')
+  gt_ms=$(echo "$out" | awk '$1 == "trunk" {print $2}')
+  gt_ips=$(echo "$out" | awk '$1 == "trunk" {print $3}')
+  cut=$(echo "$out" | sed -n 's/^trunk .*(to \([^,]*\), the input of top block.*/\1/p')
   g_dev=$(echo "$out" | sed -n 's/^peak device memory held by gradfeat: \([0-9.]*\) MiB.*/\1/p')
   g_rss=$(echo "$out" | sed -n 's/^peak host memory (max RSS): \([0-9.]*\) MiB/\1/p')
   if [ $have_torch = 1 ]; then
-    p=$($py tools/torch_trunk_bench.py "$f" --batch "$batch" --reps "$reps" --threads "$threads")
+    p=$($py tools/torch_trunk_bench.py "$f" --batch "$batch" --reps "$reps" --threads "$threads" ${cut:+--to "$cut"})
     echo "$p"
     t_ms=$(echo "$p" | sed -n 's/^torch forward \([0-9.]*\) ms\/batch.*/\1/p')
-    t_ips=$(echo "$p" | sed -n 's/.* ms\/batch \([0-9.]*\) images\/s/\1/p')
+    t_ips=$(echo "$p" | sed -n 's/^torch forward .* ms\/batch \([0-9.]*\) images\/s/\1/p')
+    tt_ms=$(echo "$p" | sed -n 's/^torch trunk \([0-9.]*\) ms\/batch.*/\1/p')
+    tt_ips=$(echo "$p" | sed -n 's/^torch trunk .* ms\/batch \([0-9.]*\) images\/s.*/\1/p')
   else
-    t_ms=nan t_ips=nan
+    t_ms=nan t_ips=nan tt_ms=nan tt_ips=nan
   fi
-  rows+="$m $g_ips $t_ips $g_ms $t_ms $g_dev $g_rss"$'\n'
+  rows+="$m-forward $g_ips $t_ips $g_ms $t_ms $g_dev $g_rss"$'\n'
+  [ -n "$cut" ] && rows+="$m-trunk $gt_ips ${tt_ips:-nan} $gt_ms ${tt_ms:-nan} $g_dev $g_rss"$'\n'
 done
 echo
 [ $have_torch = 1 ] || echo "(PyTorch peer not available: apt-get install python3-torch python3-torchvision)"
 printf '%s' "$rows" | awk -v b="$batch" -v th="$threads" 'BEGIN {
     printf "trunk forward, batch %d (PyTorch: %d threads)\n", b, th;
-    printf "%-10s %14s %14s %8s %14s %14s\n", "model", "gradfeat img/s", "PyTorch img/s", "ratio", "device MiB", "host RSS MiB" }
+    printf "%-18s %14s %14s %8s %14s %14s\n", "model-pass", "gradfeat img/s", "PyTorch img/s", "ratio", "device MiB", "host RSS MiB" }
   NF == 7 { r = ($5 == "nan") ? "-" : sprintf("%.2f", $4 / $5);
-    printf "%-10s %14.1f %14s %8s %14.1f %14.1f\n", $1, $2, $3, r, $6, $7 }'
-echo "ratio = gradfeat time / PyTorch time per batch (below 1: gradfeat is faster)"
+    printf "%-18s %14.1f %14s %8s %14.1f %14.1f\n", $1, $2, $3, r, $6, $7 }'
+echo "forward = the whole net; trunk = up to the input of the default top block, what train's trunk pass runs"
+echo "ratio = gradfeat time / PyTorch time per batch (below 1: gradfeat is faster); memory: the gradfeat process"

@@ -2,7 +2,7 @@
 """PyTorch peer of `gradfeat bench trunk`: the forward pass of the same gradfeat model file
 (.safetensors: graph, weights) run by PyTorch on the CPU, images/s at the same batch.
 
-usage: torch_trunk_bench.py MODEL.safetensors [--batch B] [--reps N] [--threads T] [--check]
+usage: torch_trunk_bench.py MODEL.safetensors [--batch B] [--reps N] [--threads T] [--to NODE] [--check]
 
 The graph of the file is executed node by node with torch.nn.functional (conv2d with its
 asymmetric padding, linear, pools, activations, add, flatten, softmax); BatchNorm that follows a
@@ -10,7 +10,9 @@ conv is folded into it, as gradfeat folds it at load, so both run the same arith
 torch.set_num_threads(T) (default 2), torch.no_grad(), one warm-up batch, then N timed batches.
 --check compares the PyTorch output with the NumPy reference executor of tools/gfmodel.py on two
 images first (max relative difference printed; exit 1 above 1e-3).
-Prints: "torch forward <ms per batch> ms/batch <images/s> images/s" and the settings.
+--to NODE also times the trunk alone: the nodes NODE depends on (as `gradfeat bench trunk` times
+the trunk up to the default top block's input, which it names).
+Prints: "torch forward <ms per batch> ms/batch <images/s> images/s" (and "torch trunk ..."), settings.
 """
 import argparse
 import os
@@ -80,9 +82,24 @@ class Net(torch.nn.Module):
                     done.add(nd["name"])
         return order
 
-    def forward(self, x):
+    def needed(self, target):
+        """Names of the nodes target depends on (and target)."""
+        by_name = {nd["name"]: nd for nd in self.order}
+        need, stack = set(), [target]
+        while stack:
+            n = stack.pop()
+            if n in need or n not in by_name:
+                continue
+            need.add(n)
+            stack.extend(by_name[n]["inputs"])
+        return need
+
+    def forward(self, x, to=None):
         vals = {self.graph["input"]["name"]: x}
+        need = self.needed(to) if to else None
         for nd in self.order:
+            if need is not None and nd["name"] not in need:
+                continue
             a, p, op = nd.get("attrs", {}), self.p[nd["name"]], nd["op"]
             x0 = vals[nd["inputs"][0]]
             if nd["name"] in self.identities:
@@ -129,6 +146,8 @@ class Net(torch.nn.Module):
             else:
                 raise ValueError("op " + op)
             vals[nd["name"]] = y
+        if to:
+            return vals[to]
         return vals[self.graph["outputs"][0]] if "outputs" in self.graph else y
 
 
@@ -139,6 +158,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--to", help="also time the trunk up to this node")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     graph, _, _, tensors = gfmodel.read(a.model)
@@ -161,11 +181,21 @@ def main():
         for _ in range(a.reps):
             y = net(x)
         sec = (time.perf_counter() - t0) / a.reps
+        if a.to:
+            if a.to not in net.needed(a.to):
+                sys.exit("torch_trunk_bench: no node %s" % a.to)
+            net(x, a.to)  # warm-up
+            t0 = time.perf_counter()
+            for _ in range(a.reps):
+                net(x, a.to)
+            tsec = (time.perf_counter() - t0) / a.reps
     if not torch.isfinite(y).all():
         sys.exit("torch_trunk_bench: output is not finite")
     print("torch %s, input %s, batch %d, %d threads, torch %s" % (a.model, "x".join(map(str, shp)), a.batch,
                                                                  a.threads, torch.__version__))
     print("torch forward %.1f ms/batch %.1f images/s" % (sec * 1e3, a.batch / sec))
+    if a.to:
+        print("torch trunk %.1f ms/batch %.1f images/s (to %s)" % (tsec * 1e3, a.batch / tsec, a.to))
 
 
 if __name__ == "__main__":
