@@ -12,7 +12,8 @@
  * One work-group per channel reduces in a fixed order (each lane sums its
  * share of the channel, contiguous chunks on CPU devices and every L-th value
  * on GPUs, then a fixed tree; L a power of two fixed per kernel, device and
- * n*hw), no float atomics: bitwise reproducible. Every launcher only enqueues. */
+ * n*hw), no float atomics: bitwise reproducible. GRADFEAT_BN_WALK=blocked|strided
+ * overrides the device's walk (tests). Every launcher only enqueues. */
 #ifndef GF_OPS_BN_H
 #define GF_OPS_BN_H
 #include "gf_internal.h"

@@ -20,14 +20,19 @@
  * wrong or missing term costs far more. FD in double with step 1e-4 on a
  * smooth function is exact to ~1e-9, so it gets the same tolerance.
  *
- * Block: conv3x3 -> BN -> relu -> conv3x3 -> BN -> add(input) -> relu (-> GAP
- * by the block) in training mode: every parameter gradient (conv weights and
- * biases, gammas, betas) and the input gradient of gf_block_backward vs central
- * differences of <features, u> from gf_block_forward in training mode (float,
- * step 1e-2 on inputs kept off the ReLU kinks; tolerance 2e-3 relative to the
- * largest gradient of that tensor); eval mode after a few training forwards
- * uses the running statistics (vs a double reference of the block with the
- * running statistics read back); gf_block_tangent refuses BN. */
+ * Block: conv3x3(+bias) -> BN -> relu -> conv3x3 -> BN -> add(input) -> relu
+ * (-> GAP by the block). In training mode and in eval mode, every parameter
+ * gradient of gf_block_backward (conv weights, the conv1 bias, which training
+ * BN makes ~0, gammas, betas) and the input gradient vs central differences of
+ * <features, u> from gf_block_forward in the same mode (float, step 2e-3; the
+ * betas are chosen so that every ReLU input stays >= 0.03 from its kink;
+ * tolerance 2e-3 x the largest gradient, measured worst 2.4e-4). Training-mode
+ * features vs a double reference of the block; running statistics after 3
+ * training forwards vs the reference; eval-mode features vs the reference at
+ * those statistics; the backward follows the mode of the forward;
+ * gf_block_tangent refuses BN. A second block, BN on the input that the
+ * residual add also reads, covers BN's input gradient accumulated on top of
+ * another one. */
 #include <stdint.h>
 #include <unistd.h>
 #include "block.h"
@@ -754,6 +759,8 @@ static void block_test(gf_ctx *ctx) {
     m2 = split_channels(BN_N, BN_CI, (int)HW, v, theta + nd[ND_BN2].b_off);
     REQUIRE_OK(ctx, gf_buf_write(ctx, th.all, 0, P * sizeof(float), theta));
     printf("block: ReLU margins from the kink %.3g (relu1), %.3g (relu2)\n", m1, m2);
+    /* FD steps move a ReLU input by ~2e-3 x O(1): the margins must be wider */
+    CHECK(m1 > 0.01 && m2 > 0.01, "block: ReLU margins %.3g, %.3g too narrow for the FD steps", m1, m2);
     free(v); free(hv);
 
     /* training-mode forward vs the double reference */
@@ -922,6 +929,7 @@ static void fanout_test(gf_ctx *ctx) {
     test_download(ctx, gr.all, g, P);
     test_download(ctx, bgx, gx, XS);
     printf("fan-out block: ReLU margin %.3g\n", m);
+    CHECK(m > 0.01, "fan-out block: ReLU margin %.3g too narrow for the FD steps", m);
     const fd_tensor tens[] = {{"bn_in.gamma", nd[0].w_off, C, 0}, {"bn_in.beta", nd[0].b_off, C, 0},
                               {"input", -1, XS, 0}};
     fd_check(ctx, blk, N, &th, theta, P, bx, x, XS, bf, u, g, gx, tens, 3, "fan-out block training");
