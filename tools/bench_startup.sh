@@ -62,7 +62,11 @@ selftest() { local s=$(date +%s.%N); "$G" selftest ${device:+--device "$device"}
   echo "$(echo "$(date +%s.%N) - $s" | bc) $rc"; }
 read -r c_first c_full c_end c_rc < <(train "$t/cold.json")
 read -r w_first w_full w_end w_rc < <(train "$t/warm.json")
-[ "$c_rc" = 0 ] && [ "$w_rc" = 0 ] || { echo "$0: train failed (cold rc $c_rc, warm rc $w_rc):" >&2; cat "$t"/*.err >&2; exit 1; }
+# gradfeat's own program-binary cache (off by default on PoCL): PoCL's cache still runs clang's
+# preprocessor over each source to find its entry; loading binaries skips that
+GRADFEAT_CACHE=1 train "$t/fill.json" > /dev/null
+read -r b_first b_full b_end b_rc < <(GRADFEAT_CACHE=1 train "$t/bin.json")
+[ "$c_rc" = 0 ] && [ "$w_rc" = 0 ] && [ "$b_rc" = 0 ] || { echo "$0: train failed (cold rc $c_rc, warm rc $w_rc):" >&2; cat "$t"/*.err >&2; exit 1; }
 rm -rf "$t/pocl" "$t/kernels"
 read -r s_cold s_crc < <(selftest)
 read -r s_warm s_wrc < <(selftest)
@@ -89,14 +93,16 @@ PY
 fi
 echo "start-up on $(uname -n): $("$G" devices | awk 'NR==2 {print $4, $5, $6, $7}')"
 echo "train: $model, $limit Fashion-MNIST images, batch $batch, methods linear,full, 1 epoch"
-printf '%-44s %10s %10s\n' "seconds after launch" "cold" "warm"
-printf '%-44s %10s %10s\n' "gradfeat train: first training step (probe)" "$c_first" "$w_first"
-printf '%-44s %10s %10s\n' "gradfeat train: first linearized (full) step" "$c_full" "$w_full"
-printf '%-44s %10s %10s\n' "gradfeat train: exit" "$c_end" "$w_end"
+printf '%-44s %10s %10s %16s\n' "seconds after launch" "cold" "warm" "warm, binaries"
+printf '%-44s %10s %10s %16s\n' "gradfeat train: first training step (probe)" "$c_first" "$w_first" "$b_first"
+printf '%-44s %10s %10s %16s\n' "gradfeat train: first linearized (full) step" "$c_full" "$w_full" "$b_full"
+printf '%-44s %10s %10s %16s\n' "gradfeat train: exit" "$c_end" "$w_end" "$b_end"
 printf '%-44s %10.3f %10.3f\n' "gradfeat selftest: exit (rc $s_crc / $s_wrc)" "$s_cold" "$s_warm"
 if [ -n "$peer" ]; then
   read -r p_imp p_step <<< "$peer"
   printf '%-44s %10s %10s\n' "PyTorch: import torch" "" "$p_imp"
   printf '%-44s %10s %10s\n' "PyTorch: first W1-shaped training step" "" "$p_step"
 fi
-awk -v w="$w_first" 'BEGIN { printf "target: first training step <= 1 s with warm caches: %s (%.3f s)\n", (w <= 1.0 ? "met" : "NOT met"), w }'
+echo "warm, binaries: GRADFEAT_CACHE=1 (gradfeat's program-binary cache, off by default on PoCL)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (timings scale with it)"
+awk -v w="$w_first" -v b="$b_first" 'BEGIN { printf "target: first training step <= 1 s with warm caches: %s (%.3f s; %.3f s with GRADFEAT_CACHE=1)\n", (w <= 1.0 ? "met" : "NOT met"), w, b }'
