@@ -6,8 +6,8 @@
 static const cli_doc doc = {
     "gradfeat cache info|clear [--device SEL]",
     "The compiled-kernel (program binary) cache lives in $GRADFEAT_CACHE_DIR, else\n"
-    "$XDG_CACHE_HOME/gradfeat, else ~/.cache/gradfeat. It is off by default on PoCL and\n"
-    "NVIDIA, whose drivers cache compiled kernels themselves; GRADFEAT_CACHE=1 forces it on,\n"
+    "$XDG_CACHE_HOME/gradfeat, else ~/.cache/gradfeat. It is off by default on NVIDIA,\n"
+    "whose driver caches compiled kernels itself; GRADFEAT_CACHE=1 forces it on,\n"
     "GRADFEAT_CACHE=0 off.\n\n"
     "  info    directory, entries, size, whether it is used for the device\n"
     "  clear   delete every entry\n",
