@@ -612,7 +612,10 @@ static cJSON *make_config(const run *R) {
     return c;
 }
 
-/* ---- checkpoints: position + every trainable buffer + BN running stats ---- */
+/* ---- checkpoints: position + every trainable buffer + BN running stats ----
+ * No generator state needs saving: initialisation is a function of the seed, and
+ * each epoch's order and augmentation are pure functions of (seed, epoch, sample
+ * index) (epoch_order, gf_loader_sample_seed), so the position is the RNG state. */
 typedef struct { sink s; cJSON *layout; } arrays;
 static void arr(arrays *a, const char *name, const void *src, size_t count, size_t elem) {
     cJSON *e = cJSON_CreateArray();
