@@ -6,12 +6,14 @@
 # Excluded here (they run in the plain pass of .ci/run):
 #   cli_fuzz_smoke   builds its own clang ASan+UBSan+libFuzzer binaries: running it
 #                    again here only repeats the same work.
+#   cli_leaks        runs the CLI under valgrind, which cannot run an ASan binary;
+#                    it is the leak check of the main CLI paths (see below).
 # Env: GF_ASAN_BUILD_DIR (default build-asan), GF_SANITIZE_EXCLUDE (ctest -E regex).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 B=${GF_ASAN_BUILD_DIR:-build-asan}
-EXCLUDE=${GF_SANITIZE_EXCLUDE:-^cli_fuzz_smoke$}
+EXCLUDE=${GF_SANITIZE_EXCLUDE:-^(cli_fuzz_smoke|cli_leaks)$}
 start=$(date +%s)
 
 cmake -S . -B "$B" -DGF_SANITIZE=ON -DGF_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -20,7 +22,8 @@ cmake --build "$B" -j"$(nproc)"
 # verify_asan_link_order=0: oclgrind LD_PRELOADs its runtime ahead of ASan's (cli_oclgrind_*).
 # Leak checking is off in CI by default: LeakSanitizer's stop-the-world tracer crashes now and then
 # ("Tracer caught signal 11") when PoCL's worker threads are alive at exit, which failed about one
-# run in three of cli_eval. GF_SANITIZE_LEAKS=1 turns it on for a manual leak hunt.
+# run in three of cli_eval. GF_SANITIZE_LEAKS=1 turns it on for a manual leak hunt. The leak check
+# that must pass is tests/cli_leaks.sh (valgrind on train, predict, info, data inspect) in the plain pass.
 LEAKS=${GF_SANITIZE_LEAKS:-0}
 export ASAN_OPTIONS="detect_leaks=$LEAKS:verify_asan_link_order=0:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1"
 export LSAN_OPTIONS="suppressions=$SRC/tests/lsan.supp:print_suppressions=0"

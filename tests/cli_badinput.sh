@@ -142,6 +142,31 @@ w("d/class_names.txt", b"a\nb\n")
 PYEOF
 mkdir -p "$T/empty_icd"
 
+# ---- checkpoints: a tiny run SIGKILLed after its second probe step (GRADFEAT_TEST_KILL_AT, host/train.c),
+# then broken copies; ck/modelchg was trained on ck/model.safetensors, which then changes
+ckpt_run() {   # ckpt_run DIR MODEL
+  ( cd "$T" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" train --model "$2" --data d/idx_ok/x-images-idx3-ubyte --epochs 1 \
+      --batch 1 --checkpoint-every 1 --run-dir "$1" >/dev/null 2>&1 & wait $! ) 2>/dev/null
+  [ -s "$T/$1/checkpoint.gfckpt" ] || { echo "FATAL: no checkpoint in $1"; exit 1; }
+}
+cp "$T/m/ok.safetensors" "$T/ck_model.safetensors"
+ckpt_run ck/good m/ok.safetensors
+ckpt_run ck/modelchg ck_model.safetensors
+"$PY" - "$T" <<'PYEOF' || { echo "FATAL: could not write the checkpoint fixtures"; exit 1; }
+import os, sys
+T = sys.argv[1]
+good = open(T + "/ck/good/checkpoint.gfckpt", "rb").read()
+def w(d, data):
+    os.makedirs(T + "/ck/" + d, exist_ok=True)
+    if data is not None: open(T + "/ck/%s/checkpoint.gfckpt" % d, "wb").write(data)
+b = bytearray(good); b[len(b) // 2] ^= 0x40; w("corrupt", bytes(b))
+w("trunc", good[:100])
+w("garbage", b"hello\n")
+w("none", None)
+m = bytearray(open(T + "/ck_model.safetensors", "rb").read()); m[-3] ^= 0x01   # one weight, not the header
+open(T + "/ck_model.safetensors", "wb").write(bytes(m))
+PYEOF
+
 [ -r "$TSV" ] || { echo "FATAL: $TSV missing"; exit 1; }
 fails=0; rows=0
 while IFS=$'\t' read -r id group want frag cmd; do
