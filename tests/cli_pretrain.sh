@@ -50,7 +50,7 @@ check "gradfeat train --model on the pretrained file (rc $rc)" '[ $rc -eq 0 ] &&
 
 # B: SIGINT in the first epoch, then resume with the same options
 "$G" pretrain "${args[@]}" --run-dir "$t/B" --out "$t/B.safetensors" > /dev/null 2> "$t/B1.err" & pid=$!
-for _ in $(seq 1 1200); do grep -qs "epoch 1/2 .* step 3/32" "$t/B1.err" && break; kill -0 $pid 2> /dev/null || break; sleep 0.05; done
+for _ in $(seq 1 6000); do grep -qs "epoch 1/2 .* step 3/32" "$t/B1.err" && break; kill -0 $pid 2> /dev/null || break; sleep 0.01; done
 kill -INT $pid 2> /dev/null
 { wait $pid; } 2> /dev/null; rc=$?
 check "SIGINT -> exit 130 (rc $rc)" '[ $rc -eq 130 ]' || cat "$t/B1.err"
