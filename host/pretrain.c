@@ -649,6 +649,7 @@ static gf_status checkpoint(run *R, long metrics_bytes) {
     cJSON *o = cJSON_CreateObject();
     arrays a = {{0}, cJSON_CreateObject()};
     cJSON_AddItemToObject(o, "config", cJSON_Duplicate(R->config, 1));
+    if (R->o->out_path) cJSON_AddStringToObject(o, "out", R->o->out_path);   /* for --resume alone; not compared */
     cJSON_AddNumberToObject(o, "epoch", R->epoch);
     cJSON_AddNumberToObject(o, "b0", R->b0);
     cJSON_AddNumberToObject(o, "ep_steps", R->ep_steps);
@@ -729,6 +730,60 @@ static gf_status restore(run *R, long *metrics_bytes) {
     free(buf);
     return st;
 }
+
+gf_status gf_pretrain_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_pretrain_options *o, void **owner) {
+    *owner = NULL;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/checkpoint.gfptck", run_dir);
+    if (access(path, F_OK) != 0)
+        return gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (finished runs remove theirs)", path);
+    void *buf = NULL;
+    const char *js, *data;
+    size_t jl, dl;
+    GF_TRY(gf_frame_read(ctx, path, CK_MAGIC, "pretraining checkpoint", &buf, &js, &jl, &data, &dl));
+    cJSON *root = cJSON_ParseWithLength(js, jl);
+    free(buf);
+    cJSON *c = cJSON_DetachItemFromObjectCaseSensitive(root, "config");
+    cJSON *out = cJSON_DetachItemFromObjectCaseSensitive(root, "out");
+    cJSON_Delete(root);
+    if (cJSON_IsObject(c) && cJSON_IsString(out)) {
+        cJSON_AddItemToObject(c, "_out", out);
+        o->out_path = out->valuestring;
+    } else cJSON_Delete(out);
+    if (!cJSON_IsObject(c)) {
+        cJSON_Delete(c);
+        return gf_fail(ctx, GF_ERR_INPUT, "pretraining checkpoint %s: unreadable header", path);
+    }
+    /* strings point into c, which *owner keeps */
+#define STR(k) (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, k)) ? cJSON_GetObjectItemCaseSensitive(c, k)->valuestring : NULL)
+#define NUM(k, d) (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(c, k)) ? cJSON_GetObjectItemCaseSensitive(c, k)->valuedouble : (d))
+    const char *opt_str = STR("optimizer"), *sched = STR("schedule"), *seed = STR("seed");
+    o->arch = STR("arch"); o->task = STR("task");
+    o->data_path = STR("data"); o->data_split = STR("split");
+    o->val_path = STR("val"); o->val_split = STR("val_split");
+    if (o->data_split && !*o->data_split) o->data_split = NULL;
+    if (o->val_path && !*o->val_path) o->val_path = NULL;
+    if (o->val_split && !*o->val_split) o->val_split = NULL;
+    o->limit_train = (int)NUM("limit", 0); o->limit_val = (int)NUM("val_limit", 0);
+    o->size = (int)NUM("size", 0); o->width_div = (int)NUM("width_div", 1);
+    o->epochs = (int)NUM("epochs", 0); o->batch = (int)NUM("batch", 0);
+    o->adam = opt_str && !strcmp(opt_str, "adam");
+    o->lr = (float)NUM("lr", 0); o->momentum = (float)NUM("momentum", 0); o->weight_decay = (float)NUM("weight_decay", 0);
+    o->beta1 = (float)NUM("beta1", 0); o->beta2 = (float)NUM("beta2", 0);
+    o->lr_step = sched && !strcmp(sched, "step") ? (int)NUM("lr_step", 0) : 0;
+    o->augment = (int)NUM("augment", 1); o->pad = (int)NUM("pad", 0); o->no_flip = !(int)NUM("flip", 1);
+    if (seed) o->seed = strtoull(seed, NULL, 10);
+#undef STR
+#undef NUM
+    if (!o->arch || !o->task || !o->data_path || o->epochs < 1 || o->batch < 1) {
+        cJSON_Delete(c);
+        return gf_fail(ctx, GF_ERR_INPUT, "pretraining checkpoint %s: configuration incomplete", path);
+    }
+    *owner = c;
+    return GF_OK;
+}
+
+void gf_pretrain_config_free(void *owner) { cJSON_Delete(owner); }
 
 /* Copy a loader batch into staging slot k (rotation: four turns per image)
  * and enqueue its upload without waiting; returns the samples. */

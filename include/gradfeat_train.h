@@ -187,6 +187,14 @@ typedef struct gf_pretrain_result {
     char out_path[1200];                     /* the model file written ("" when stopped or limited) */
 } gf_pretrain_result;
 gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain_result *r);
+/* The training configuration stored in RUN_DIR's checkpoint (what `pretrain
+ * --resume RUN_DIR` continues when the options are not repeated): fills arch,
+ * task, data/val paths, splits and limits, size, epochs, batch, optimiser
+ * fields, lr_step, augment/no_flip/pad, width_div, seed and out_path of *o; its strings
+ * live in *owner until gf_pretrain_config_free(*owner). GF_ERR_INPUT for a
+ * missing or corrupt checkpoint. */
+gf_status gf_pretrain_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_pretrain_options *o, void **owner);
+void gf_pretrain_config_free(void *owner);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,8 @@
 # - a run writes a model file that `gradfeat info` reads (feature avgpool, top block conv3,
 #   classes) and `gradfeat train --model` adapts; metrics.jsonl has one line per epoch;
 # - SIGINT (normally mid-epoch) exits 130 with a checkpoint; --resume gives a model file byte-identical
-#   to the uninterrupted run's and the same metrics.jsonl; a corrupt checkpoint exits 5;
+#   to the uninterrupted run's and the same metrics.jsonl, as does `--resume RUN_DIR` alone after
+#   --steps; a corrupt checkpoint exits 5;
 # - --task rotation writes a 4-class model (rot0..rot270).
 set -u
 fails=0; checks=0
@@ -63,6 +64,14 @@ check "resume exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/B2.err"
 check "resume continues from the checkpoint" 'grep -q "resuming at epoch [12], batch [0-9]" "$t/B2.err"' || cat "$t/B2.err"
 check "resumed model file byte-identical to the uninterrupted run" 'cmp "$t/A.safetensors" "$t/B.safetensors"'
 check "same metrics.jsonl" 'cmp "$t/A/metrics.jsonl" "$t/B/metrics.jsonl"'
+# --resume RUN_DIR alone (the options come from the checkpoint, --out included)
+"$G" pretrain "${args[@]}" --run-dir "$t/D" --out "$t/D.safetensors" --steps 40 > /dev/null 2> "$t/D1.err"; rc=$?
+check "--steps 40 exits 0 with a checkpoint (rc $rc)" '[ $rc -eq 0 ] && [ -e "$t/D/checkpoint.gfptck" ]' || cat "$t/D1.err"
+"$G" pretrain --resume "$t/D" > "$t/D2.out" 2> "$t/D2.err"; rc=$?
+check "--resume RUN_DIR alone exits 0 (rc $rc)" '[ $rc -eq 0 ] && grep -q "resuming at epoch 2, batch 8" "$t/D2.err"' || cat "$t/D2.err"
+check "... and writes the same model file" 'cmp "$t/A.safetensors" "$t/D.safetensors"'
+"$G" pretrain --resume "$t/D" --lr 0.1 > /dev/null 2> "$t/D3.err"; rc=$?
+check "resume of a finished run -> exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "no checkpoint" "$t/D3.err"' || cat "$t/D3.err"
 # a flipped byte in the checkpoint
 printf 'X' | dd of="$t/C/checkpoint.gfptck" bs=1 seek=100 conv=notrunc 2> /dev/null
 "$G" pretrain "${args[@]}" --resume "$t/C" --out "$t/C.safetensors" > /dev/null 2> "$t/C.err"; rc=$?

@@ -20,8 +20,8 @@ static const cli_doc doc = {
     "off): zero-pad P pixels (4 for >= 32 px, else 2) + random crop back, and horizontal flip\n"
     "(--no-flip keeps the crop only: digits).\n"
     "Schedule: cosine over all epochs (per step), or --lr-step N (halve every N epochs).\n"
-    "SIGINT/SIGTERM write RUN_DIR/checkpoint.gfptck and exit 130/143; --resume RUN_DIR with the\n"
-    "same options continues bit-identically on the same device.\n",
+    "SIGINT/SIGTERM write RUN_DIR/checkpoint.gfptck and exit 130/143; --resume RUN_DIR (alone, or\n"
+    "with the same options) continues bit-identically on the same device.\n",
     "  gradfeat pretrain --arch small28 --data /usr/share/datasets/fashion-mnist --split train \\\n"
     "      --val /usr/share/datasets/fashion-mnist --val-split test --epochs 10 --out fmnist-small28.safetensors\n"
     "  gradfeat pretrain --arch resnet18c --data cifar/ --task rotation --run-dir runs/rot --epochs 30\n"
@@ -29,6 +29,12 @@ static const cli_doc doc = {
 
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
+
+static int bail(gf_ctx *ctx, void *cfg, int rc) {
+    gf_pretrain_config_free(cfg);
+    gf_ctx_free(ctx);
+    return rc;
+}
 
 static int pretrain_main(int argc, char **argv, cli_opts *o);
 
@@ -73,7 +79,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         {"out", 'o', CLI_STR, &p.out_path, "FILE", "model file to write (default <arch>-<task>.safetensors)", NULL, NULL, 0},
         {"run-dir", 0, CLI_STR, &p.run_dir, "DIR", "metrics.jsonl and checkpoints (checkpoint.gfptck) go here", NULL, NULL, 0},
         {"checkpoint-every", 0, CLI_INT, &p.checkpoint_every, "N", "checkpoint every N steps (default 500; 0 = only at epoch ends and on SIGINT/SIGTERM)", NULL, NULL, 0},
-        {"resume", 0, CLI_STR, &resume_dir, "RUN_DIR", "continue the run in RUN_DIR (same options; bit-identical on the same device)", NULL, NULL, 0},
+        {"resume", 0, CLI_STR, &resume_dir, "RUN_DIR", "continue the run in RUN_DIR bit-identically (same device); options not given come from its checkpoint", NULL, NULL, 0},
         {"log-json", 0, CLI_STR, &p.log_json, "FILE", "one JSON object per progress report and per epoch", NULL, NULL, 0},
         {"log-every", 0, CLI_INT, &p.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
         {"threads", 0, CLI_INT, &p.threads, "N", "image decoding threads (default: all CPUs)", NULL, NULL, 0},
@@ -86,9 +92,37 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
     int rc = cli_opts_parse(o, "pretrain", defs, N, &doc, argc, argv);
     if (rc) return rc;
     if (o->first_arg < argc) return cli_usage_error("pretrain", "unexpected argument '%s'", argv[o->first_arg]);
-    if (arch < 0) return cli_usage_error("pretrain", "--arch is required (small28, bigan or resnet18c)");
-    if (!p.data_path) return cli_usage_error("pretrain", "--data is required");
-    if (!(p.lr > 0)) return cli_opts_fail(o, "lr", "must be positive");
+    /* --resume RUN_DIR alone: options not given come from the checkpoint (given
+     * ones must match it: gf_pretrain_run names a difference) */
+    gf_ctx *ctx = NULL;
+    void *saved_cfg = NULL;
+    if (resume_dir) {
+        if ((rc = cli_ctx_open(device, verbose, &ctx))) return rc;
+        gf_pretrain_options saved = p;
+        gf_status st = gf_pretrain_load_resume_config(ctx, resume_dir, &saved, &saved_cfg);
+        if (st != GF_OK) { rc = cli_fail(ctx, st); gf_ctx_free(ctx); return rc; }
+        static const char *from_ckpt[] = {"data", "split", "val", "val-split", "limit", "val-limit", "size", "epochs",
+                                          "batch", "lr", "momentum", "weight-decay", "beta1", "beta2", "lr-step",
+                                          "pad", "seed", "width-div", "no-flip", "out"};
+        for (int i = 0; i < N; i++) {
+            if (o->src[i]) continue;
+            const char *nm = defs[i].name;
+            if (!strcmp(nm, "arch")) { for (int k = 0; k < 3; k++) if (!strcmp(saved.arch, arch_names[k])) arch = k; continue; }
+            if (!strcmp(nm, "task")) { task = !strcmp(saved.task, "rotation"); continue; }
+            if (!strcmp(nm, "optimizer")) { optimizer = saved.adam; continue; }
+            if (!strcmp(nm, "no-augment")) { no_augment = !saved.augment; continue; }
+            for (size_t k = 0; k < sizeof from_ckpt / sizeof *from_ckpt; k++) {
+                if (strcmp(nm, from_ckpt[k])) continue;
+                size_t off = (size_t)((char *)defs[i].target - (char *)&p);
+                size_t sz = defs[i].type == CLI_STR ? sizeof(const char *) : defs[i].type == CLI_U64 ? sizeof(uint64_t)
+                          : defs[i].type == CLI_FLOAT ? sizeof(float) : sizeof(int);
+                memcpy((char *)&p + off, (char *)&saved + off, sz);
+            }
+        }
+    }
+    if (arch < 0) return bail(ctx, saved_cfg, cli_usage_error("pretrain", "--arch is required (small28, bigan or resnet18c)"));
+    if (!p.data_path) return bail(ctx, saved_cfg, cli_usage_error("pretrain", "--data is required"));
+    if (!(p.lr > 0)) return bail(ctx, saved_cfg, cli_opts_fail(o, "lr", "must be positive"));
     p.arch = arch_names[arch];
     p.task = task_names[task];
     p.adam = optimizer == 1;
@@ -96,14 +130,13 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
     p.max_steps = steps;
     if (resume_dir) {
         if (p.run_dir && strcmp(p.run_dir, resume_dir))
-            return cli_usage_error("pretrain", "--resume %s and --run-dir %s differ (the run continues in its own directory)",
-                                   resume_dir, p.run_dir);
+            return bail(ctx, saved_cfg, cli_usage_error("pretrain", "--resume %s and --run-dir %s differ (the run "
+                                                        "continues in its own directory)", resume_dir, p.run_dir));
         p.run_dir = resume_dir;
         p.resume = 1;
     }
 
-    gf_ctx *ctx = NULL;
-    if ((rc = cli_ctx_open(device, verbose, &ctx))) return rc;
+    if (!ctx && (rc = cli_ctx_open(device, verbose, &ctx))) return bail(NULL, saved_cfg, rc);
     if (!p.quiet) {
         const gf_device_info *d = gf_ctx_device(ctx);
         fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
@@ -125,11 +158,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
     if (st == GF_OK) st = gf_pretrain_run(ctx, &p, &r);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (st != GF_OK) {
-        rc = cli_fail(ctx, st);
-        gf_ctx_free(ctx);
-        return rc;
-    }
+    if (st != GF_OK) return bail(ctx, saved_cfg, cli_fail(ctx, st));
     if (r.stopped) {
         int sig = stop_signal ? (int)stop_signal : SIGINT;
         if (r.checkpoint[0])
@@ -138,8 +167,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         else
             fprintf(stderr, "%s: interrupted (%s) without --run-dir, so nothing was saved\n", cli_prog,
                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        gf_ctx_free(ctx);
-        return 128 + sig;
+        return bail(ctx, saved_cfg, 128 + sig);
     }
     printf("%s %s: %d epochs%s, %ld steps, %d training images, %.1f s, %.0f img/s\n", p.arch, p.task, r.epochs_done,
            r.limited ? " (stopped by --steps)" : "", r.steps, r.n_train, r.seconds, r.images_per_s);
@@ -147,6 +175,5 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
     if (!isnan(r.val_loss)) printf("val   loss %.4f  acc %.2f%%\n", r.val_loss, 100 * r.val_acc);
     printf("model: %s\n", r.out_path);
     if (r.limited && r.checkpoint[0]) printf("checkpoint: %s (continue with --resume %s)\n", r.checkpoint, p.run_dir);
-    gf_ctx_free(ctx);
-    return 0;
+    return bail(ctx, saved_cfg, 0);
 }
