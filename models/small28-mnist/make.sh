@@ -17,8 +17,10 @@ gf="$B/gradfeat"
 [ -x "$gf" ] || gf="$(command -v gradfeat || true)"
 [ -n "$gf" ] || { echo "make.sh: no gradfeat binary in $B or on PATH (build first, or set GF_BUILD_DIR)" >&2; exit 3; }
 data="$("$root/tools/fetch_mnist.sh")"
+# --no-augment: pretrain's augmentation always includes horizontal flips, which turn digits into
+# non-digits; MNIST needs none to train well.
 run="$here/run"
-args=(--arch small28 --data "$data" --split train --val "$data" --val-split test
+args=(--arch small28 --data "$data" --split train --val "$data" --val-split test --no-augment
       --epochs "$epochs" --seed 1 --run-dir "$run" --out "$here/small28-mnist.safetensors")
 if [ -f "$run/checkpoint.gfptck" ]; then
   echo "make.sh: resuming the interrupted run in $run" >&2
