@@ -67,8 +67,9 @@ static gf_status attr_ints(loader *L, const cJSON *attrs, const char *node, cons
         return lfail(L, "node '%s': attribute '%s' must be an array of %d integers", node, key, n);
     for (int i = 0; i < n; i++) {
         const cJSON *e = cJSON_GetArrayItem(v, i);
-        if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int)e->valuedouble || e->valuedouble < lo ||
-            e->valuedouble > hi)
+        /* range first: casting a double outside int's range (1e89) is undefined */
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= lo && e->valuedouble <= hi) ||
+            e->valuedouble != (double)(int)e->valuedouble)
             return lfail(L, "node '%s': attribute '%s'[%d] is not an integer in %d..%d", node, key, i, lo, hi);
         out[i] = (int)e->valuedouble;
     }

@@ -84,6 +84,7 @@ meta("cycle.safetensors", "gradfeat.graph", node(0, inputs=["relu"]))
 meta("undefinedinput.safetensors", "gradfeat.graph", node(2, inputs=["nowhere"]))
 meta("dupname.safetensors", "gradfeat.graph", node(2, name="conv"))
 meta("badattr.safetensors", "gradfeat.graph", node(0, attrs={"stride": [0, 0]}))
+meta("hugeattr.safetensors", "gradfeat.graph", node(0, attrs={"pad": [10**89, 1, 1, 1]}))   # fuzz_model: UB cast
 meta("nooutputs.safetensors", "gradfeat.graph", lambda g: g.update(outputs=["ghost"]))
 meta("badfeature.safetensors", "gradfeat.graph", lambda g: g.update(feature="ghost"))
 meta("badinputshape.safetensors", "gradfeat.graph", lambda g: g["input"].update(shape=[3, 0, 8]))
