@@ -8,7 +8,7 @@
 # fuzzer restarts on the grown corpus for the rest of its time, and the crash
 # is counted. Writes OUT/summary.tsv and prints it as a table:
 #   harness, execs, seconds, exec/s, cov, ft (libFuzzer's last line), corpus
-#   files, crashes, target (>= RUNS executions or >= 3600 s).
+#   files, crashes, target (>= 10 M executions or >= 3600 s, and no crash).
 #   tools/fuzz_long.sh [--until HH:MM | --secs S] [--runs N] [--out DIR] [--build DIR] [NAMES...]
 # Defaults: --secs 3600, --runs 10000000, --out /tmp/fuzzlong, --build build-fuzz,
 # names in order config checkpoint model idx csv image (fast ones first).
@@ -80,7 +80,7 @@ for name in "${names[@]}"; do
   rate=$(( secs > 0 ? execs / secs : 0 ))
   corp=$(ls "$work" | wc -l)
   target=no
-  { [ "$execs" -ge 10000000 ] || [ "$secs" -ge 3600 ]; } && target=yes
+  { [ "$execs" -ge 10000000 ] || [ "$secs" -ge 3600 ]; } && [ "$crashes" -eq 0 ] && target=yes
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "fuzz_$name" "$execs" "$secs" "$rate" "${cov:-?}" "${ft:-?}" \
     "$corp" "$crashes" "$target" >>"$summary"
   echo "$(date -u +%T) fuzz_$name: $execs executions in $secs s ($rate/s), cov ${cov:-?} ft ${ft:-?}, corpus $corp, crashes $crashes"
