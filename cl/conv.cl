@@ -102,7 +102,18 @@ __kernel void ncp_to_cnp(__global const float *g, int g_off, __global float *dst
  * kernels above cost ~20 ns per float on PoCL). Same results up to the
  * summation order of col2im_plane (fixed, so still reproducible). ---- */
 
-__kernel void im2col_plane(__global const float *x, int x_off, __global float *col, int nb,
+/* Output columns ow with 0 <= ow*SW + b < W (b = j*DW - PL): [*lo, *hi). Splitting each row into
+ * zero / copy / zero runs takes the bounds test out of the inner loop, which then vectorises. */
+void valid_cols(int b, int W, int SW, int OW, int *lo, int *hi)
+{
+    int l = b >= 0 ? 0 : (SW - 1 - b) / SW;
+    int h = W - b > 0 ? (W - b + SW - 1) / SW : 0;
+    l = min(l, OW);
+    *lo = l;
+    *hi = clamp(h, l, OW);
+}
+
+__kernel void im2col_plane(__global const float *restrict x, int x_off, __global float *restrict col, int nb,
                            int C, int H, int W, int OH, int OW, int KH, int KW,
                            int SH, int SW, int PT, int PL, int DH, int DW)
 {
@@ -115,21 +126,30 @@ __kernel void im2col_plane(__global const float *x, int x_off, __global float *c
     for (int i = 0; i < KH; i++)
         for (int j = 0; j < KW; j++) {
             int db = ((c * KH + i) * KW + j) * cols + nl * P;
+            int b = j * DW - PL, lo, hi;
+            valid_cols(b, W, SW, OW, &lo, &hi);
             for (int oh = 0; oh < OH; oh++) {
                 int ih = oh * SH - PT + i * DH;
-                int inside_h = ih >= 0 && ih < H;
-                for (int ow = 0; ow < OW; ow++) {
-                    int iw = ow * SW - PL + j * DW;
-                    float v = 0.0f;
-                    if (inside_h && iw >= 0 && iw < W) v = x[xb + ih * W + iw];
-                    col[db + oh * OW + ow] = v;
+                int d0 = db + oh * OW;
+                if (ih < 0 || ih >= H) {
+                    for (int ow = 0; ow < OW; ow++) col[d0 + ow] = 0.0f;
+                    continue;
                 }
+                int s0 = xb + ih * W + b;
+                for (int ow = 0; ow < lo; ow++) col[d0 + ow] = 0.0f;
+                if (SW == 1)
+                    for (int ow = lo; ow < hi; ow++) col[d0 + ow] = x[s0 + ow];
+                else
+                    for (int ow = lo; ow < hi; ow++) col[d0 + ow] = x[s0 + ow * SW];
+                for (int ow = hi; ow < OW; ow++) col[d0 + ow] = 0.0f;
             }
         }
 }
 
-/* gx plane (nl, c) = (gx if accumulate, else 0) + contributions in (i, j, oh, ow) order. */
-__kernel void col2im_plane(__global const float *col, __global float *gx, int gx_off, int accumulate, int nb,
+/* gx plane (nl, c) = (gx if accumulate, else 0) + contributions in (i, j, oh, ow) order
+ * (each gx element sums its terms in (i, j) order, as in col2im). */
+__kernel void col2im_plane(__global const float *restrict col, __global float *restrict gx, int gx_off,
+                           int accumulate, int nb,
                            int C, int H, int W, int OH, int OW, int KH, int KW,
                            int SH, int SW, int PT, int PL, int DH, int DW)
 {
@@ -144,20 +164,23 @@ __kernel void col2im_plane(__global const float *col, __global float *gx, int gx
     for (int i = 0; i < KH; i++)
         for (int j = 0; j < KW; j++) {
             int sb = ((c * KH + i) * KW + j) * cols + nl * P;
+            int b = j * DW - PL, lo, hi;
+            valid_cols(b, W, SW, OW, &lo, &hi);
             for (int oh = 0; oh < OH; oh++) {
                 int ih = oh * SH - PT + i * DH;
                 if (ih < 0 || ih >= H) continue;
-                for (int ow = 0; ow < OW; ow++) {
-                    int iw = ow * SW - PL + j * DW;
-                    if (iw >= 0 && iw < W) gx[gb + ih * W + iw] += col[sb + oh * OW + ow];
-                }
+                int g0 = gb + ih * W + b, s0 = sb + oh * OW;
+                if (SW == 1)
+                    for (int ow = lo; ow < hi; ow++) gx[g0 + ow] += col[s0 + ow];
+                else
+                    for (int ow = lo; ow < hi; ow++) gx[g0 + ow * SW] += col[s0 + ow];
             }
         }
 }
 
 /* Row copies for the layout changes: one work item per (nl, c), P floats. */
-__kernel void cnp_to_ncp_rows(__global const float *src, __global float *y, int y_off,
-                              __global const float *b, int has_b, int nb, int C, int P)
+__kernel void cnp_to_ncp_rows(__global const float *restrict src, __global float *restrict y, int y_off,
+                              __global const float *restrict b, int has_b, int nb, int C, int P)
 {
     int q = get_global_id(0);
     if (q >= nb * C) return;
@@ -167,7 +190,7 @@ __kernel void cnp_to_ncp_rows(__global const float *src, __global float *y, int 
     for (int p = 0; p < P; p++) y[d0 + p] = src[s0 + p] + bias;
 }
 
-__kernel void ncp_to_cnp_rows(__global const float *g, int g_off, __global float *dst, int nb, int C, int P)
+__kernel void ncp_to_cnp_rows(__global const float *restrict g, int g_off, __global float *restrict dst, int nb, int C, int P)
 {
     int q = get_global_id(0);
     if (q >= nb * C) return;
