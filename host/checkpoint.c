@@ -51,36 +51,20 @@ gf_status gf_frame_read(gf_ctx *ctx, const char *path, const char magic[8], cons
     return GF_OK;
 }
 
-typedef struct { char *p; size_t n, cap; int oom; } sink;
-
-static void put(sink *s, const void *src, size_t n) {
-    if (s->oom) return;
-    if (s->n + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 1 << 16;
-        while (cap < s->n + n) cap *= 2;
-        char *q = realloc(s->p, cap);
-        if (!q) { s->oom = 1; return; }
-        s->p = q; s->cap = cap;
-    }
-    if (n) memcpy(s->p + s->n, src, n);
-    s->n += n;
-}
-
-/* Append an array to the data area and record [byte offset, count] under name. */
-static void arr(sink *data, cJSON *layout, const char *name, const void *src, size_t count, size_t elem) {
+static void arr(gf_sink *data, cJSON *layout, const char *name, const void *src, size_t count, size_t elem) {
     if (!src) return;
     cJSON *e = cJSON_CreateArray();
     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)data->n));
     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)count));
     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)elem));
     cJSON_AddItemToObject(layout, name, e);
-    put(data, src, count * elem);
+    gf_sink_put(data, src, count * elem);
 }
 
 gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
     static const char *mn[4] = {"linear", "gradient", "full", "finetune"};
     cJSON *o = cJSON_CreateObject(), *layout = cJSON_CreateObject();
-    sink data = {0};
+    gf_sink data = {0};
     if (c->meta) cJSON_AddStringToObject(o, "meta", c->meta);
     cJSON_AddNumberToObject(o, "K", c->K);
     cJSON_AddNumberToObject(o, "d", c->d);
@@ -207,14 +191,14 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
 /* ---------------- adapted model files ---------------- */
 #include "model.h"
 
-static void add_tensor(cJSON *hdr, sink *data, const char *name, const float *v, int ndim, const int64_t *shape) {
+static void add_tensor(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int64_t *shape) {
     size_t count = 1;
     cJSON *t = cJSON_CreateObject(), *sh = cJSON_CreateArray(), *off = cJSON_CreateArray();
     for (int i = 0; i < ndim; i++) { count *= (size_t)shape[i]; cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)shape[i])); }
     cJSON_AddStringToObject(t, "dtype", "F32");
     cJSON_AddItemToObject(t, "shape", sh);
     cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
-    put(data, v, count * sizeof(float));
+    gf_sink_put(data, v, count * sizeof(float));
     cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
     cJSON_AddItemToObject(t, "data_offsets", off);
     cJSON_AddItemToObject(hdr, name, t);
@@ -230,10 +214,10 @@ gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_mod
     if (st == GF_OK && n != f.file_size)
         st = gf_fail(ctx, GF_ERR_INPUT, "%s changed while it was being read", s->base_path);
     cJSON *hdr = st == GF_OK ? cJSON_Duplicate(f.header, 1) : NULL;
-    sink data = {0}, file = {0};
+    gf_sink data = {0}, file = {0};
     if (st == GF_OK && !hdr) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     if (st == GF_OK) {
-        put(&data, (const char *)raw + f.data_off, n - f.data_off);
+        gf_sink_put(&data, (const char *)raw + f.data_off, n - f.data_off);
         cJSON *meta = cJSON_GetObjectItemCaseSensitive(hdr, "__metadata__");
         if (!meta) meta = cJSON_AddObjectToObject(hdr, "__metadata__");
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.adapted");
@@ -262,7 +246,7 @@ gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_mod
         if (!json || data.oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
         else {
             uint64_t hl = strlen(json);
-            put(&file, &hl, 8); put(&file, json, hl); put(&file, data.p, data.n);
+            gf_sink_put(&file, &hl, 8); gf_sink_put(&file, json, hl); gf_sink_put(&file, data.p, data.n);
             st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
                           : gf_write_file_atomic(ctx, path, file.p, file.n);
         }

@@ -137,5 +137,12 @@ gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, 
 /* Read a whole file; *data malloc'ed. */
 gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n);
 int gf_mkdirs(const char *path);   /* mkdir -p; 0 on success */
+/* A growing byte buffer for writing files in memory; oom is set (and later
+ * puts are ignored) when an allocation fails. */
+typedef struct gf_sink { char *p; size_t n, cap; int oom; } gf_sink;
+void gf_sink_put(gf_sink *s, const void *src, size_t n);
+/* A seeded subset of `limit` of the indices 0..n-1 (all when limit is 0 or
+ * >= n), in ascending order; the same for train, eval and pretrain. */
+int *gf_seeded_subset(int n, int limit, uint64_t seed, int *count);
 
 #endif

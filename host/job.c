@@ -43,26 +43,6 @@ void gf_job_defaults(gf_job *j) {
     j->checkpoint_every = 500;
 }
 
-/* A seeded subset of `limit` samples (all when limit is 0), in dataset order. */
-static int *pick(int n, int limit, uint64_t seed, int *count) {
-    int *p = malloc((size_t)(n ? n : 1) * sizeof(int));
-    if (!p) return NULL;
-    for (int i = 0; i < n; i++) p[i] = i;
-    if (limit > 0 && limit < n) {
-        uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0xD1B54A32D192ED03ULL;
-        for (int i = 0; i < limit; i++) {
-            s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
-            int j = i + (int)((s * 0x2545F4914F6CDD1DULL) % (uint64_t)(n - i));
-            int t = p[i]; p[i] = p[j]; p[j] = t;
-        }
-        n = limit;
-        /* dataset order keeps file reads sequential */
-        for (int i = 1; i < n; i++) { int v = p[i], k = i; while (k > 0 && p[k - 1] > v) { p[k] = p[k - 1]; k--; } p[k] = v; }
-    }
-    *count = n;
-    return p;
-}
-
 /* Content key of a trunk pass: model bytes, cut, preprocessing, the samples. */
 static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, const gf_preprocess *pp, gf_dataset *ds,
                            const int *idx, int n, uint64_t *key) {
@@ -723,8 +703,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
                      gf_dataset_num_classes(dva));
     int ntr = 0, nva = 0, S = c * h * w;
     if (st == GF_OK) {
-        itr = pick(gf_dataset_count(dtr), job->limit_train, job->seed, &ntr);
-        if (dva) iva = pick(gf_dataset_count(dva), job->limit_val, job->seed + 1, &nva);
+        itr = gf_seeded_subset(gf_dataset_count(dtr), job->limit_train, job->seed, &ntr);
+        if (dva) iva = gf_seeded_subset(gf_dataset_count(dva), job->limit_val, job->seed + 1, &nva);
         oktr = malloc((size_t)ntr + 1);
         if (dva) okva = malloc((size_t)nva + 1);
         if (!itr || !oktr || (dva && (!iva || !okva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
@@ -1012,7 +992,7 @@ gf_status gf_adapted_eval(gf_adapted *a, const gf_eval_options *eo, gf_eval_resu
     memset(&jr, 0, sizeof jr);
     if (st == GF_OK) {
         /* seed + 1: the subset `train --val-limit N --seed S` evaluated */
-        idx = pick(gf_dataset_count(ds), eo->limit, eo->seed + 1, &n);
+        idx = gf_seeded_subset(gf_dataset_count(ds), eo->limit, eo->seed + 1, &n);
         ok = malloc((size_t)n + 1);
         if (!idx || !ok) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for %d samples", n);
     }

@@ -230,28 +230,14 @@ gf_status gf_pt_bn_read(gf_ctx *ctx, gf_pt_net *n, float *out) { return bn_io(ct
 gf_status gf_pt_bn_write(gf_ctx *ctx, gf_pt_net *n, const float *in) { return bn_io(ctx, n, (float *)in, 1); }
 
 /* ------------------------------------------------------------ model export */
-typedef struct { char *p; size_t n, cap; int oom; } sink;
-static void put(sink *s, const void *src, size_t n) {
-    if (s->oom || !n) return;
-    if (s->n + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 1 << 16;
-        while (cap < s->n + n) cap *= 2;
-        char *q = realloc(s->p, cap);
-        if (!q) { s->oom = 1; return; }
-        s->p = q; s->cap = cap;
-    }
-    memcpy(s->p + s->n, src, n);
-    s->n += n;
-}
-
-static void tensor(cJSON *hdr, sink *data, const char *name, const float *v, int ndim, const int *shape) {
+static void tensor(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int *shape) {
     size_t count = 1;
     cJSON *t = cJSON_AddObjectToObject(hdr, name), *sh = cJSON_CreateArray(), *off = cJSON_CreateArray();
     for (int i = 0; i < ndim; i++) { count *= (size_t)shape[i]; cJSON_AddItemToArray(sh, cJSON_CreateNumber(shape[i])); }
     cJSON_AddStringToObject(t, "dtype", "F32");
     cJSON_AddItemToObject(t, "shape", sh);
     cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
-    put(data, v, count * sizeof(float));
+    gf_sink_put(data, v, count * sizeof(float));
     cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
     cJSON_AddItemToObject(t, "data_offsets", off);
 }
@@ -300,7 +286,7 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
     if (st == GF_OK) st = gf_lin_read_params(ctx, n->lin, theta, w1, b1);
     if (st == GF_OK) st = gf_pt_bn_read(ctx, n, bn);
     cJSON *hdr = cJSON_CreateObject(), *graph = cJSON_CreateObject(), *nodes = cJSON_CreateArray();
-    sink data = {0}, file = {0};
+    gf_sink data = {0}, file = {0};
     char tn[160];
     const float *bnp = bn;
     int top_first = -1;
@@ -427,10 +413,10 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
         else {
             /* the header is padded with spaces to a multiple of 8 (safetensors' convention) */
             uint64_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
-            put(&file, &padded, 8);
-            put(&file, json, hl);
-            put(&file, "        ", padded - hl);
-            put(&file, data.p, data.n);
+            gf_sink_put(&file, &padded, 8);
+            gf_sink_put(&file, json, hl);
+            gf_sink_put(&file, "        ", padded - hl);
+            gf_sink_put(&file, data.p, data.n);
             st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
                           : gf_write_file_atomic(ctx, path, file.p, file.n);
         }
@@ -456,25 +442,6 @@ void gf_pretrain_defaults(gf_pretrain_options *o) {
 }
 
 static const char CK_MAGIC[8] = {'G', 'F', 'P', 'R', 'E', 'T', '0', '1'};
-
-/* The same seeded subset as `gradfeat train --limit` (job.c), in dataset order. */
-int *gf_pt_subset(int n, int limit, uint64_t seed, int *count) {
-    int *p = malloc((size_t)(n ? n : 1) * sizeof(int));
-    if (!p) return NULL;
-    for (int i = 0; i < n; i++) p[i] = i;
-    if (limit > 0 && limit < n) {
-        uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0xD1B54A32D192ED03ULL;
-        for (int i = 0; i < limit; i++) {
-            s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
-            int j = i + (int)((s * 0x2545F4914F6CDD1DULL) % (uint64_t)(n - i));
-            int t = p[i]; p[i] = p[j]; p[j] = t;
-        }
-        n = limit;
-        for (int i = 1; i < n; i++) { int v = p[i], k = i; while (k > 0 && p[k - 1] > v) { p[k] = p[k - 1]; k--; } p[k] = v; }
-    }
-    *count = n;
-    return p;
-}
 
 typedef struct run {
     gf_ctx *ctx;
@@ -519,7 +486,7 @@ static gf_status measure_norm(run *R) {
     gf_preprocess pp = R->pp;
     for (int c = 0; c < 3; c++) { pp.mean[c] = 0.0f; pp.std[c] = 1.0f; }
     int m;   /* a seeded random subset: datasets stored in class order make evenly spaced picks biased */
-    int *idx = gf_pt_subset(R->ntr, 10000, R->o->seed, &m);
+    int *idx = gf_seeded_subset(R->ntr, 10000, R->o->seed, &m);
     if (!idx) return gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory");
     for (int i = 0; i < m; i++) idx[i] = R->itr[idx[i]];
     gf_loader_options lo = {0};
@@ -566,7 +533,7 @@ static gf_status open_data(run *R, const char *path, const char *split, int limi
     if (gf_dataset_is_multi_label(*ds))
         return gf_fail(R->ctx, GF_ERR_INPUT, "%s is multi-label; pretraining needs one class per image (or --task "
                        "rotation, which ignores the labels)", path);
-    if (!(*idx = gf_pt_subset(gf_dataset_count(*ds), limit, R->o->seed, n)))
+    if (!(*idx = gf_seeded_subset(gf_dataset_count(*ds), limit, R->o->seed, n)))
         return gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory");
     return GF_OK;
 }
@@ -616,14 +583,14 @@ static cJSON *make_config(const run *R) {
  * No generator state needs saving: initialisation is a function of the seed, and
  * each epoch's order and augmentation are pure functions of (seed, epoch, sample
  * index) (epoch_order, gf_loader_sample_seed), so the position is the RNG state. */
-typedef struct { sink s; cJSON *layout; } arrays;
+typedef struct { gf_sink s; cJSON *layout; } arrays;
 static void arr(arrays *a, const char *name, const void *src, size_t count, size_t elem) {
     cJSON *e = cJSON_CreateArray();
     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)a->s.n));
     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)count));
     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)elem));
     cJSON_AddItemToObject(a->layout, name, e);
-    put(&a->s, src, count * elem);
+    gf_sink_put(&a->s, src, count * elem);
 }
 static int take(const cJSON *layout, const char *name, const char *data, size_t dl, size_t count, size_t elem, void *dst) {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(layout, name);

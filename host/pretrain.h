@@ -41,10 +41,6 @@ void gf_pt_net_free(gf_pt_net *n);
  * gf_pt_net_create writes. theta: block vector, w1 [K, d], b1 [K]. */
 void gf_pt_init_params(const gf_block *blk, gf_arch arch, int K, uint64_t seed, float *theta, float *w1, float *b1);
 
-/* The seeded subset of `limit` of n samples (all when limit is 0 or >= n) in
- * dataset order, as `gradfeat train --limit` picks it; malloc'ed. */
-int *gf_pt_subset(int n, int limit, uint64_t seed, int *count);
-
 /* Running statistics of every BN node, concatenated in node order (mean then
  * var per node): the count, and host copies in and out. */
 size_t gf_pt_bn_floats(const gf_pt_net *n);

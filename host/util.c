@@ -95,3 +95,35 @@ int gf_mkdirs(const char *path) {
     }
     return 0;
 }
+
+void gf_sink_put(gf_sink *s, const void *src, size_t n) {
+    if (s->oom || !n) return;
+    if (s->n + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 1 << 16;
+        while (cap < s->n + n) cap *= 2;
+        char *q = realloc(s->p, cap);
+        if (!q) { s->oom = 1; return; }
+        s->p = q; s->cap = cap;
+    }
+    memcpy(s->p + s->n, src, n);
+    s->n += n;
+}
+
+int *gf_seeded_subset(int n, int limit, uint64_t seed, int *count) {
+    int *p = malloc((size_t)(n ? n : 1) * sizeof(int));
+    if (!p) return NULL;
+    for (int i = 0; i < n; i++) p[i] = i;
+    if (limit > 0 && limit < n) {
+        uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0xD1B54A32D192ED03ULL;
+        for (int i = 0; i < limit; i++) {
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
+            int j = i + (int)((s * 0x2545F4914F6CDD1DULL) % (uint64_t)(n - i));
+            int t = p[i]; p[i] = p[j]; p[j] = t;
+        }
+        n = limit;
+        /* dataset order keeps file reads sequential */
+        for (int i = 1; i < n; i++) { int v = p[i], k = i; while (k > 0 && p[k - 1] > v) { p[k] = p[k - 1]; k--; } p[k] = v; }
+    }
+    *count = n;
+    return p;
+}

@@ -177,7 +177,7 @@ static void overfit(gf_ctx *ctx) {
     char err[512];
     REQUIRE_OK(ctx, gf_dataset_open(FMNIST, &dop, &ds, err, sizeof err));
     int n;
-    int *idx = gf_pt_subset(gf_dataset_count(ds), 64, o.seed, &n);
+    int *idx = gf_seeded_subset(gf_dataset_count(ds), 64, o.seed, &n);
     float *x = malloc((size_t)n * 784 * 4), logits[64 * 10];
     for (int i = 0; i < n; i++)
         REQUIRE_OK(ctx, gf_dataset_sample(ds, idx[i], gf_model_preprocess(m), 0, x + (size_t)i * 784, err, sizeof err));
