@@ -167,6 +167,8 @@ w("none", None)
 m = bytearray(open(T + "/ck_model.safetensors", "rb").read()); m[-3] ^= 0x01   # one weight, not the header
 open(T + "/ck_model.safetensors", "wb").write(bytes(m))
 PYEOF
+# a progressive JPEG whose scans use Huffman tables it never defines (found by fuzz_image)
+cp "$SRC/tests/data/jpeg-undefined-huffman-1.jpg" "$T/img/undefined-huffman.jpg"
 
 [ -r "$TSV" ] || { echo "FATAL: $TSV missing"; exit 1; }
 fails=0; rows=0

@@ -101,6 +101,10 @@ vg predict 5 "$G" predict "$M" "$T/folder/c0/0.png" "$T/folder/c0/cut.png" --top
 checks=$((checks + 1))
 if grep -q "0.png" "$T/predict.out" && grep -q "cut.png: truncated PNG" "$T/predict.err"; then echo "ok  predict output"
 else echo "FAIL: predict output"; cat "$T/predict.out" "$T/predict.err"; fails=$((fails + 1)); fi
+# progressive JPEGs naming undefined Huffman tables: stb_image 2.27 read those tables from
+# uninitialised memory (valgrind reported it); both must be rejected cleanly (exit 5)
+vg predict_bad_jpeg 5 "$G" predict "$M" "$SRC/tests/data/jpeg-undefined-huffman-1.jpg" \
+    "$SRC/tests/data/jpeg-undefined-huffman-2.jpg"
 vg predict_adapted 0 "$G" predict "$T/run/full.safetensors" "$T/folder/c1/1.png" --json
 # an error exit frees what it holds too
 vg err_model 5 "$G" info "$T/data.csv"

@@ -12,6 +12,7 @@
 #include <stb/stb_image_write.h>   /* tests lack the library's private stb include dir */
 #include "testutil.h"
 #include "gradfeat_data.h"
+#include "data_internal.h"   /* gfd_decode_file: the decode every loader calls */
 
 static char root[64];
 
@@ -249,6 +250,48 @@ int main(void) {
         CHECK(okc < files, "some damaged files rejected (%d of %d decoded)", okc, files);
         printf("damaged encodes: %d of %d decoded without error, the rest reported\n", okc, files);
         gf_dataset_free(ds);
+    }
+
+    /* ---- progressive JPEGs whose scans use Huffman tables the file never defines ----
+     * stb_image 2.27 decoded them with tables read from uninitialised heap memory (wild
+     * reads; fuzz_image found both files). host/stb_image.c gives stb zeroing allocations.
+     * The heap is filled with a different byte before each decode (freed blocks are handed
+     * out again): the verdict and the pixels must not depend on what was there. Debian's
+     * libstb aborted on its own assert with 0xFF there. The ASan pass fills every allocation
+     * with 0xFF as well, and cli_leaks decodes both files under valgrind. */
+    {
+        static void *(*volatile fill)(void *, int, size_t) = memset;   /* not optimised away */
+        static const int bytes[] = {0x00, 0xFF, 0xBE, 0x7F, 0x01};
+        const char *src_dir = getenv("GF_SRC") ? getenv("GF_SRC") : ".";
+        for (int f = 1; f <= 2; f++) {
+            char path[600], why0[512] = "";
+            snprintf(path, sizeof path, "%s/tests/data/jpeg-undefined-huffman-%d.jpg", src_dir, f);
+            gf_image first = {0};
+            gf_status st0 = GF_OK;
+            for (int k = 0; k < 5; k++) {
+                void *junk[60];   /* blocks of 2..120 KB, below glibc's mmap threshold */
+                for (int b = 0; b < 60; b++) { junk[b] = malloc((size_t)(b + 1) * 2048); fill(junk[b], bytes[k], (size_t)(b + 1) * 2048); }
+                for (int b = 0; b < 60; b++) free(junk[b]);
+                gf_image im = {0};
+                char why[512] = "";
+                gf_status st = gfd_decode_file(path, 0, (int64_t)1 << 20, &im, why, sizeof why);
+                CHECK(st == GF_OK || st == GF_ERR_INPUT, "%s: OK or GF_ERR_INPUT, got %d (%s)", path, st, why);
+                if (k == 0) {
+                    st0 = st; first = im;
+                    snprintf(why0, sizeof why0, "%s", why);
+                    printf("jpeg-undefined-huffman-%d.jpg: %s%s\n", f, st == GF_OK ? "decodes" : "rejected: ", why);
+                    continue;
+                }
+                int same = st == st0 && strcmp(why, why0) == 0;
+                if (same && st == GF_OK)
+                    same = im.w == first.w && im.h == first.h && im.c == first.c &&
+                           memcmp(im.data, first.data, (size_t)im.w * im.h * im.c) == 0;
+                CHECK(same, "%s: the decode depends on the heap's old contents (fill 0x%02X: status %d '%s', "
+                      "first: status %d '%s')", path, bytes[k], st, why, st0, why0);
+                gf_image_free(&im);
+            }
+            gf_image_free(&first);
+        }
     }
 
     /* ---- datasets that cannot be used ---- */

@@ -28,7 +28,7 @@ if grep -q "GF_HAVE_CBLAS" "$OUT/lib/CMakeFiles/gradfeat.dir/flags.make" 2>/dev/
 
 # stb_image with coverage + ASan only (no UBSan: upstream code)
 obj_stb="$OUT/stb_image_impl.o"
-if [ ! -e "$obj_stb" ] || [ "$SRC/tests/fuzz/stb_image_impl.c" -nt "$obj_stb" ]; then
+if [ ! -e "$obj_stb" ] || [ "$SRC/tests/fuzz/stb_image_impl.c" -nt "$obj_stb" ] || [ "$SRC/host/stb_image.c" -nt "$obj_stb" ]; then
   "$CC" "${CFLAGS[@]}" -fsanitize=fuzzer-no-link,address -c "$SRC/tests/fuzz/stb_image_impl.c" -o "$obj_stb"
 fi
 
@@ -41,12 +41,11 @@ fi
 built=()
 for src in "$SRC"/tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)
-  extra=()
-  [ "$name" = fuzz_image ] && extra=("$obj_stb")
-  [ "$name" = fuzz_config ] && extra=("$obj_cfg")
+  extra=("$obj_stb")   # every harness: ahead of the archive's UBSan-instrumented copy
+  [ "$name" = fuzz_config ] && extra+=("$obj_cfg")
   bin="$OUT/$name"
   if [ -e "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$OUT/lib/libgradfeat.a" ] && [ "$bin" -nt "$SRC/tests/fuzz/fuzz_common.h" ] \
-     && { [ ${#extra[@]} -eq 0 ] || [ "$bin" -nt "${extra[0]}" ]; }; then
+     && [ "$bin" -nt "$obj_stb" ] && { [ ${#extra[@]} -eq 1 ] || [ "$bin" -nt "${extra[1]}" ]; }; then
     built+=("$name"); continue
   fi
   "$CC" "${CFLAGS[@]}" $SAN -fsanitize=fuzzer "$src" "${extra[@]}" "${LIBS[@]}" -o "$bin"

@@ -1,5 +1,6 @@
 /* stb_image compiled into fuzz_image with coverage + ASan (build.sh), so the
- * decoder gradfeat links from libstb runs instrumented under the fuzzer: these
- * definitions take precedence over the shared library's. */
-#define STB_IMAGE_IMPLEMENTATION
-#include <stb_image.h>
+ * decoder gradfeat uses runs instrumented under the fuzzer: the same file the
+ * library compiles (host/stb_image.c, Debian's header with zeroing
+ * allocations), here without UBSan. Linked ahead of libgradfeat.a, so the
+ * archive's uninstrumented copy is not pulled in. */
+#include "../../host/stb_image.c"
