@@ -2,10 +2,13 @@
  * gf_train over the cached trunk outputs -> table and run directory. */
 #include <errno.h>
 #include <math.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -127,6 +130,27 @@ static int act_map_file(const char *path, uint64_t key, int n, int S, act_store 
     return 1;
 }
 
+/* Temp files <key>.bin.tmp.<pid> left in DIR by runs that were killed while
+ * writing (SIGKILL, power cut): removed when their process no longer exists.
+ * A live pid (or one reused since) keeps its file; it is only disk space. */
+static void act_sweep_stale(gf_ctx *ctx, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char hex[17];
+        long pid = 0;
+        int end = 0;
+        if (sscanf(e->d_name, "%16[0-9a-f].bin.tmp.%ld%n", hex, &pid, &end) != 2 || e->d_name[end] || pid <= 0 ||
+            strlen(hex) != 16 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char p[1400];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) gf_log(ctx, GF_LOG_INFO, "removed %s, left by a run (pid %ld) that did not finish", p, pid);
+    }
+    closedir(d);
+}
+
 /* A new cache file <path>.tmp.<pid>, space reserved up front (a full disk
  * fails here, not as SIGBUS while writing through the mapping). */
 static gf_status act_create_file(gf_ctx *ctx, const char *tmp, int n, int S, act_store *as) {
@@ -212,6 +236,7 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
         gf_log(ctx, GF_LOG_WARN, "cannot create the activation cache directory %s: %s; keeping the trunk outputs in "
                "host memory", dir, strerror(errno));
     else if (use_cache) {
+        act_sweep_stale(ctx, dir);
         snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", path, (long)getpid());
         char saved[sizeof ctx->err];
         memcpy(saved, ctx->err, sizeof saved);
@@ -476,6 +501,7 @@ static const char *checkpoint_meta(void *user) {
     cJSON_AddItemToObject(o, "config", cJSON_Duplicate(ec->config, 1));
     if (ec->log) { fflush(ec->log); cJSON_AddNumberToObject(o, "metrics_bytes", (double)ftell(ec->log)); }
     cJSON_AddStringToObject(o, "device", ec->ctx->info.name);
+    cJSON_AddNumberToObject(o, "checkpoint_every", ec->job->checkpoint_every);   /* for --resume alone; not compared */
     free(ec->meta);
     ec->meta = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -517,6 +543,9 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     cJSON *meta = ck.meta ? cJSON_Parse(ck.meta) : NULL;
     gf_ckpt_free(&ck);
     cJSON *c = meta ? cJSON_GetObjectItemCaseSensitive(meta, "config") : NULL;
+    const cJSON *every = meta ? cJSON_GetObjectItemCaseSensitive(meta, "checkpoint_every") : NULL;
+    if (cJSON_IsNumber(every) && every->valuedouble >= 0 && every->valuedouble <= INT_MAX)
+        job->checkpoint_every = (int)every->valuedouble;
     const char *need_s[] = {"model", "data", "split", "val", "val_split", "top", "optimizer", "seed"};
     const char *need_n[] = {"limit", "val_limit", "methods", "epochs", "probe_epochs", "batch", "lr", "momentum",
                             "beta1", "beta2", "weight_decay", "clip_norm", "lr_halve_every"};

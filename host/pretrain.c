@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -617,6 +618,7 @@ static gf_status checkpoint(run *R, long metrics_bytes) {
     arrays a = {{0}, cJSON_CreateObject()};
     cJSON_AddItemToObject(o, "config", cJSON_Duplicate(R->config, 1));
     if (R->o->out_path) cJSON_AddStringToObject(o, "out", R->o->out_path);   /* for --resume alone; not compared */
+    cJSON_AddNumberToObject(o, "checkpoint_every", R->o->checkpoint_every);  /* same; it does not change results */
     cJSON_AddNumberToObject(o, "epoch", R->epoch);
     cJSON_AddNumberToObject(o, "b0", R->b0);
     cJSON_AddNumberToObject(o, "ep_steps", R->ep_steps);
@@ -712,6 +714,9 @@ gf_status gf_pretrain_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_pr
     free(buf);
     cJSON *c = cJSON_DetachItemFromObjectCaseSensitive(root, "config");
     cJSON *out = cJSON_DetachItemFromObjectCaseSensitive(root, "out");
+    const cJSON *every = cJSON_GetObjectItemCaseSensitive(root, "checkpoint_every");
+    if (cJSON_IsNumber(every) && every->valuedouble >= 0 && every->valuedouble <= INT_MAX)
+        o->checkpoint_every = (int)every->valuedouble;
     cJSON_Delete(root);
     if (cJSON_IsObject(c) && cJSON_IsString(out)) {
         cJSON_AddItemToObject(c, "_out", out);

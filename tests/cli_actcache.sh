@@ -37,8 +37,16 @@ run() {  # run NAME EXTRA...: train, outputs in $t/NAME
   "$GF_BIN" train --model "$EMO" --data "$t/data" --val "$t/data" --method linear,full --epochs 1 --probe-epochs 2 \
     --batch 8 --seed 5 --run-dir "$t/$name" "$@" > "$t/$name.out" 2> "$t/$name.err"
 }
+# temp files of earlier runs: one whose process is gone (killed mid-write), one of a live process
+mkdir -p "$t/cache"
+dead=$(sh -c 'echo $$')
+echo partial > "$t/cache/00000000deadbeef.bin.tmp.$dead"
+echo partial > "$t/cache/00000000000a11fe.bin.tmp.$$"
 run first --cache-dir "$t/cache"; rc=$?
 check "first run exits 0 (rc $rc)" '[ $rc -eq 0 ]' || tail -20 "$t/first.err"
+check "a dead run's temp file is removed" '[ ! -e "$t/cache/00000000deadbeef.bin.tmp.$dead" ]'
+check "a live process's temp file is kept" '[ -e "$t/cache/00000000000a11fe.bin.tmp.$$" ]'
+rm -f "$t/cache/00000000000a11fe.bin.tmp.$$"
 n_files=$(ls "$t/cache"/*.bin 2>/dev/null | wc -l)
 check "one cache file per split ($n_files; train and val are the same data, so 1)" '[ "$n_files" -ge 1 ]'
 check "no temp files left in the cache dir" '[ -z "$(ls "$t/cache" | grep tmp)" ]'

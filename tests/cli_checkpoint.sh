@@ -72,7 +72,13 @@ assert a==b,(a,b)" "$t/A/results.json" "$t/B/results.json"'
 interrupt KILL '\[full    \] epoch +2/' "$t/D1.err" train "${args[@]}" --run-dir "$t/D"; rc=$?
 check "SIGKILL -> 137 (rc $rc)" '[ $rc -eq 137 ]'
 check "a periodic checkpoint survived" '[ -s "$t/D/checkpoint.gfckpt" ]'
+# --resume alone keeps --checkpoint-every 3 (not the default 500): killed right after
+# its first checkpoint, the resumed run has saved a point inside full, not its end
+GRADFEAT_TEST_KILL_AT=checkpoint:1 "$G" train --resume "$t/D" --cache-dir "$t/cache" > /dev/null 2> "$t/D1b.err"; rc=$?
+check "resume alone, killed after its first checkpoint -> 137 (rc $rc)" '[ $rc -eq 137 ]' || cat "$t/D1b.err"
 "$G" train --resume "$t/D" --cache-dir "$t/cache" > "$t/D2.out" 2> "$t/D2.err"; rc=$?
+check "that checkpoint came from --checkpoint-every 3 (mid-full)" 'grep -q "resuming from .*: full, epoch" "$t/D2.err"' \
+  || { cat "$t/D1b.err"; head -3 "$t/D2.err"; }
 check "resume after SIGKILL exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/D2.err"
 check "resume after SIGKILL: full.safetensors bit-identical" 'cmp "$t/A/full.safetensors" "$t/D/full.safetensors"'
 check "resume after SIGKILL: metrics.jsonl without repeats" \

@@ -67,6 +67,11 @@ check "same metrics.jsonl" 'cmp "$t/A/metrics.jsonl" "$t/B/metrics.jsonl"'
 # --resume RUN_DIR alone (the options come from the checkpoint, --out included)
 "$G" pretrain "${args[@]}" --run-dir "$t/D" --out "$t/D.safetensors" --steps 40 > /dev/null 2> "$t/D1.err"; rc=$?
 check "--steps 40 exits 0 with a checkpoint (rc $rc)" '[ $rc -eq 0 ] && [ -e "$t/D/checkpoint.gfptck" ]' || cat "$t/D1.err"
+check "the checkpoint keeps --checkpoint-every 4 for --resume alone" 'python3 -c "
+import json, struct, sys
+b = open(sys.argv[1], \"rb\").read()
+jl = struct.unpack(\"<Q\", b[8:16])[0]
+assert json.loads(b[32:32 + jl])[\"checkpoint_every\"] == 4" "$t/D/checkpoint.gfptck"'
 "$G" pretrain --resume "$t/D" > "$t/D2.out" 2> "$t/D2.err"; rc=$?
 check "--resume RUN_DIR alone exits 0 (rc $rc)" '[ $rc -eq 0 ] && grep -q "resuming at epoch 2, batch 8" "$t/D2.err"' || cat "$t/D2.err"
 check "... and writes the same model file" 'cmp "$t/A.safetensors" "$t/D.safetensors"'

@@ -103,7 +103,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         if (st != GF_OK) { rc = cli_fail(ctx, st); gf_ctx_free(ctx); return rc; }
         static const char *from_ckpt[] = {"data", "split", "val", "val-split", "limit", "val-limit", "size", "epochs",
                                           "batch", "lr", "momentum", "weight-decay", "beta1", "beta2", "lr-step",
-                                          "pad", "seed", "width-div", "no-flip", "out"};
+                                          "pad", "seed", "width-div", "no-flip", "out", "checkpoint-every"};
         for (int i = 0; i < N; i++) {
             if (o->src[i]) continue;
             const char *nm = defs[i].name;

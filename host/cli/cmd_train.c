@@ -100,7 +100,8 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         if (st != GF_OK) { rc = cli_fail(ctx, st); gf_ctx_free(ctx); return rc; }
         static const char *from_ckpt[] = {"model", "data", "split", "val", "val-split", "limit", "val-limit", "top",
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
-                                            "weight-decay", "clip-norm", "lr-halve-every", "seed", "ntk", "eval-every"};
+                                            "weight-decay", "clip-norm", "lr-halve-every", "seed", "ntk", "eval-every",
+                                            "checkpoint-every"};
         for (int i = 0; i < N; i++) {
             if (o->src[i]) continue;
             if (!strcmp(defs[i].name, "method")) { job.methods = saved.methods; method = NULL; continue; }
