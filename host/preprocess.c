@@ -151,23 +151,27 @@ static float *ws_get(gfd_ws *ws, int i, size_t n) {
     return ws->buf[i];
 }
 
-/* One axis of a separable resampler: output i reads n[i] inputs from
- * first[i] with weights w[i*maxn ...] (clamped edges, weights sum to 1). */
+/* One axis of a separable resampler, for the outputs [o0, o1) only (a crop
+ * reads a window of a possibly huge resized axis): output i reads n[i-o0]
+ * inputs from first[i-o0] with weights w[(i-o0)*maxn ...] (clamped edges,
+ * weights sum to 1). */
 typedef struct axis { int *first, *n; float *w; int maxn; } axis;
 
 static double tri(double x) { x = fabs(x); return x < 1.0 ? 1.0 - x : 0.0; }
 
-static int axis_make(axis *a, gf_interp mode, int in, int out) {
+static int axis_make(axis *a, gf_interp mode, int in, int out, int o0, int o1) {
     double s = (double)in / out, sup = (mode == GF_INTERP_BILINEAR && s > 1.0) ? s : 1.0;
     a->maxn = mode == GF_INTERP_BILINEAR ? (int)ceil(2 * sup) + 3 : 2;
     if (a->maxn > in) a->maxn = in;
     if (a->maxn < 1) a->maxn = 1;
-    a->first = malloc(sizeof(int) * (size_t)out);
-    a->n = malloc(sizeof(int) * (size_t)out);
-    a->w = calloc((size_t)out * a->maxn, sizeof(float));
+    const size_t cnt = (size_t)(o1 - o0);
+    a->first = malloc(sizeof(int) * cnt);
+    a->n = malloc(sizeof(int) * cnt);
+    a->w = calloc(cnt * a->maxn, sizeof(float));
     if (!a->first || !a->n || !a->w) return 0;
-    for (int i = 0; i < out; i++) {
-        float *w = a->w + (size_t)i * a->maxn;
+    for (int i = o0; i < o1; i++) {
+        const int ia = i - o0;
+        float *w = a->w + (size_t)ia * a->maxn;
         if (mode == GF_INTERP_BILINEAR) {
             /* triangle filter stretched by the shrink factor (antialiasing), PIL style */
             double c = (i + 0.5) * s, tot = 0;
@@ -196,8 +200,8 @@ static int axis_make(axis *a, gf_interp mode, int in, int out) {
             int k0 = 0, k1 = f1 - f0;   /* trim zero taps (enlarging needs 2 of 5) */
             while (k0 < k1 && ac[k0] == 0.0) k0++;
             while (k1 > k0 && ac[k1] == 0.0) k1--;
-            a->first[i] = f0 + k0;
-            a->n[i] = k1 - k0 + 1;
+            a->first[ia] = f0 + k0;
+            a->n[ia] = k1 - k0 + 1;
             for (int k = k0; k <= k1; k++) w[k - k0] = (float)(ac[k] / tot);
             if (ac != acc) free(ac);
             continue;
@@ -205,8 +209,8 @@ static int axis_make(axis *a, gf_interp mode, int in, int out) {
         double x;
         if (mode == GF_INTERP_NEAREST) {
             int j = (int)floor((i + 0.5) * s);
-            a->first[i] = j > in - 1 ? in - 1 : j;
-            a->n[i] = 1;
+            a->first[ia] = j > in - 1 ? in - 1 : j;
+            a->n[ia] = 1;
             w[0] = 1.0f;
             continue;
         }
@@ -215,9 +219,9 @@ static int axis_make(axis *a, gf_interp mode, int in, int out) {
         int x0 = (int)floor(x);
         if (x0 > in - 1) x0 = in - 1;
         double l = x - x0;
-        a->first[i] = x0;
-        if (x0 + 1 < in) { a->n[i] = 2; w[0] = (float)(1 - l); w[1] = (float)l; }
-        else { a->n[i] = 1; w[0] = 1.0f; }
+        a->first[ia] = x0;
+        if (x0 + 1 < in) { a->n[ia] = 2; w[0] = (float)(1 - l); w[1] = (float)l; }
+        else { a->n[ia] = 1; w[0] = 1.0f; }
     }
     return 1;
 }
@@ -232,24 +236,26 @@ static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int i
     if (x1 <= x0 || y1 <= y0) return GF_OK;
     const int wn = x1 - x0;
     float *tmp = ws_get(ws, 2, (size_t)ih * wn * C);
-    if (!tmp || !axis_make(&ax, pp->interp, iw, ow) || !axis_make(&ay, pp->interp, ih, oh)) {
+    if (!tmp || !axis_make(&ax, pp->interp, iw, ow, x0, x1) || !axis_make(&ay, pp->interp, ih, oh, y0, y1)) {
         axis_free(&ax); axis_free(&ay);
         return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize %dx%d -> %dx%d: out of memory", iw, ih, ow, oh);
     }
     /* input rows the window's output rows read */
     int ra = ih, rb = 0;
     for (int y = y0; y < y1; y++) {
-        if (ay.first[y] < ra) ra = ay.first[y];
-        if (ay.first[y] + ay.n[y] > rb) rb = ay.first[y] + ay.n[y];
+        const int yi = y - y0;
+        if (ay.first[yi] < ra) ra = ay.first[yi];
+        if (ay.first[yi] + ay.n[yi] > rb) rb = ay.first[yi] + ay.n[yi];
     }
     /* horizontal: those rows, iw -> the window's wn columns (tmp row stride wn) */
     for (int y = ra; y < rb; y++) {
         const float *src = f + (size_t)y * iw * C;
         float *dst = tmp + (size_t)y * wn * C;
         for (int x = x0; x < x1; x++) {
-            const float *w = ax.w + (size_t)x * ax.maxn;
-            const float *s0 = src + (size_t)ax.first[x] * C;
-            const int nk = ax.n[x], o = (x - x0) * C;
+            const int xi = x - x0;
+            const float *w = ax.w + (size_t)xi * ax.maxn;
+            const float *s0 = src + (size_t)ax.first[xi] * C;
+            const int nk = ax.n[xi], o = xi * C;
             if (C == 3) {
                 float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f;
                 for (int k = 0; k < nk; k++, s0 += 3) { a0 += w[k] * s0[0]; a1 += w[k] * s0[1]; a2 += w[k] * s0[2]; }
@@ -264,16 +270,17 @@ static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int i
     /* vertical: each window row is a weighted sum of tmp rows */
     const size_t row = (size_t)wn * C;
     for (int y = y0; y < y1; y++) {
-        const float *w = ay.w + (size_t)y * ay.maxn;
-        float *dst = r + (size_t)(y - y0) * row;
-        const float *s0 = tmp + (size_t)ay.first[y] * row;
-        if (ay.n[y] == 2) {
+        const int yi = y - y0;
+        const float *w = ay.w + (size_t)yi * ay.maxn;
+        float *dst = r + (size_t)yi * row;
+        const float *s0 = tmp + (size_t)ay.first[yi] * row;
+        if (ay.n[yi] == 2) {
             const float *s1 = s0 + row, w0 = w[0], w1 = w[1];
             for (size_t i = 0; i < row; i++) dst[i] = w0 * s0[i] + w1 * s1[i];
             continue;
         }
         for (size_t i = 0; i < row; i++) dst[i] = w[0] * s0[i];
-        for (int k = 1; k < ay.n[y]; k++) {
+        for (int k = 1; k < ay.n[yi]; k++) {
             const float *sk = s0 + (size_t)k * row;
             for (size_t i = 0; i < row; i++) dst[i] += w[k] * sk[i];
         }
