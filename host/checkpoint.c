@@ -191,19 +191,6 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
 /* ---------------- adapted model files ---------------- */
 #include "model.h"
 
-static void add_tensor(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int64_t *shape) {
-    size_t count = 1;
-    cJSON *t = cJSON_CreateObject(), *sh = cJSON_CreateArray(), *off = cJSON_CreateArray();
-    for (int i = 0; i < ndim; i++) { count *= (size_t)shape[i]; cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)shape[i])); }
-    cJSON_AddStringToObject(t, "dtype", "F32");
-    cJSON_AddItemToObject(t, "shape", sh);
-    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
-    gf_sink_put(data, v, count * sizeof(float));
-    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
-    cJSON_AddItemToObject(t, "data_offsets", off);
-    cJSON_AddItemToObject(hdr, name, t);
-}
-
 gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s) {
     gf_st_file f;
     char err[512];
@@ -214,7 +201,7 @@ gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_mod
     if (st == GF_OK && n != f.file_size)
         st = gf_fail(ctx, GF_ERR_INPUT, "%s changed while it was being read", s->base_path);
     cJSON *hdr = st == GF_OK ? cJSON_Duplicate(f.header, 1) : NULL;
-    gf_sink data = {0}, file = {0};
+    gf_sink data = {0};
     if (st == GF_OK && !hdr) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     if (st == GF_OK) {
         gf_sink_put(&data, (const char *)raw + f.data_off, n - f.data_off);
@@ -223,9 +210,9 @@ gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_mod
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.adapted");
         cJSON_AddStringToObject(meta, "gradfeat.adapted", s->adapted_json);
         int64_t kd[2] = {s->K, s->d}, k[1] = {s->K};
-        add_tensor(hdr, &data, "gradfeat.head.w1", s->w1, 2, kd);
-        add_tensor(hdr, &data, "gradfeat.head.b1", s->b1, 1, k);
-        add_tensor(hdr, &data, "gradfeat.head.omega_bar", s->omega_bar, 2, kd);
+        gf_st_add_f32(hdr, &data, "gradfeat.head.w1", s->w1, 2, kd);
+        gf_st_add_f32(hdr, &data, "gradfeat.head.b1", s->b1, 1, k);
+        gf_st_add_f32(hdr, &data, "gradfeat.head.omega_bar", s->omega_bar, 2, kd);
         int nn = 0;
         const gf_bnode *nodes = gf_block_nodes(s->blk, &nn);
         for (int i = 0; s->block_vec && i < nn; i++) {
@@ -234,26 +221,18 @@ gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_mod
             if (nodes[i].w_off >= 0 && nodes[i].w_count) {
                 snprintf(name, sizeof name, "gradfeat.block.%s.weight", nodes[i].name);
                 cnt[0] = (int64_t)nodes[i].w_count;
-                add_tensor(hdr, &data, name, s->block_vec + nodes[i].w_off, 1, cnt);
+                gf_st_add_f32(hdr, &data, name, s->block_vec + nodes[i].w_off, 1, cnt);
             }
             if (nodes[i].b_off >= 0 && nodes[i].b_count) {
                 snprintf(name, sizeof name, "gradfeat.block.%s.bias", nodes[i].name);
                 cnt[0] = (int64_t)nodes[i].b_count;
-                add_tensor(hdr, &data, name, s->block_vec + nodes[i].b_off, 1, cnt);
+                gf_st_add_f32(hdr, &data, name, s->block_vec + nodes[i].b_off, 1, cnt);
             }
         }
-        char *json = cJSON_PrintUnformatted(hdr);
-        if (!json || data.oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
-        else {
-            uint64_t hl = strlen(json);
-            gf_sink_put(&file, &hl, 8); gf_sink_put(&file, json, hl); gf_sink_put(&file, data.p, data.n);
-            st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
-                          : gf_write_file_atomic(ctx, path, file.p, file.n);
-        }
-        free(json);
+        st = gf_st_write(ctx, path, hdr, &data);
     }
     cJSON_Delete(hdr);
-    free(raw); free(data.p); free(file.p);
+    free(raw); free(data.p);
     gf_st_close(&f);
     return st;
 }

@@ -40,6 +40,12 @@ int gf_st_find(const gf_st_file *f, const char *name);
 const char *gf_st_meta(const gf_st_file *f, const char *key);
 /* Reads tensor i as float32 (F16 widened) into dst (numel floats). */
 gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char *err, size_t err_size);
+/* Writing: gf_st_add_f32 appends a float32 tensor's values to data and its
+ * entry (dtype, shape, data_offsets) to the JSON header hdr; gf_st_write
+ * writes hdr (padded with spaces to a multiple of 8) and data to path
+ * atomically (temp file + fsync + rename). */
+void gf_st_add_f32(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int64_t *shape);
+gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data);
 
 /* ---- the model ---- */
 typedef enum gf_op {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "model.h"
 #include "pretrain.h"
 #include "gradfeat_train.h"
 
@@ -231,18 +232,6 @@ gf_status gf_pt_bn_read(gf_ctx *ctx, gf_pt_net *n, float *out) { return bn_io(ct
 gf_status gf_pt_bn_write(gf_ctx *ctx, gf_pt_net *n, const float *in) { return bn_io(ctx, n, (float *)in, 1); }
 
 /* ------------------------------------------------------------ model export */
-static void tensor(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int *shape) {
-    size_t count = 1;
-    cJSON *t = cJSON_AddObjectToObject(hdr, name), *sh = cJSON_CreateArray(), *off = cJSON_CreateArray();
-    for (int i = 0; i < ndim; i++) { count *= (size_t)shape[i]; cJSON_AddItemToArray(sh, cJSON_CreateNumber(shape[i])); }
-    cJSON_AddStringToObject(t, "dtype", "F32");
-    cJSON_AddItemToObject(t, "shape", sh);
-    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
-    gf_sink_put(data, v, count * sizeof(float));
-    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
-    cJSON_AddItemToObject(t, "data_offsets", off);
-}
-
 static cJSON *int_array(const int *v, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
@@ -287,7 +276,7 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
     if (st == GF_OK) st = gf_lin_read_params(ctx, n->lin, theta, w1, b1);
     if (st == GF_OK) st = gf_pt_bn_read(ctx, n, bn);
     cJSON *hdr = cJSON_CreateObject(), *graph = cJSON_CreateObject(), *nodes = cJSON_CreateArray();
-    gf_sink data = {0}, file = {0};
+    gf_sink data = {0};
     char tn[160];
     const float *bnp = bn;
     int top_first = -1;
@@ -303,18 +292,18 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
         switch (d->kind) {
         case GF_BN_CONV: {
             const gf_conv_desc *c = &d->conv;
-            int shape[4] = {c->c_out, c->c_in / c->groups, c->kh, c->kw};
+            const int64_t shape[4] = {c->c_out, c->c_in / c->groups, c->kh, c->kw};
             int stride[2] = {c->stride_h, c->stride_w}, pad[4] = {c->pad_top, c->pad_left, c->pad_bottom, c->pad_right};
             int dil[2] = {c->dil_h, c->dil_w};
             op = "conv2d";
             params = cJSON_CreateObject();
             snprintf(tn, sizeof tn, "%s.weight", d->name);
             cJSON_AddStringToObject(params, "weight", tn);
-            tensor(hdr, &data, tn, theta + d->w_off, 4, shape);
+            gf_st_add_f32(hdr, &data, tn, theta + d->w_off, 4, shape);
             if (d->b_off >= 0) {
                 snprintf(tn, sizeof tn, "%s.bias", d->name);
                 cJSON_AddStringToObject(params, "bias", tn);
-                tensor(hdr, &data, tn, theta + d->b_off, 1, shape);
+                gf_st_add_f32(hdr, &data, tn, theta + d->b_off, 1, shape);
             }
             attrs = cJSON_CreateObject();
             cJSON_AddItemToObject(attrs, "stride", int_array(stride, 2));
@@ -331,7 +320,8 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
             for (int k = 0; k < 4; k++) {
                 snprintf(tn, sizeof tn, "%s.%s", d->name, keys[k]);
                 cJSON_AddStringToObject(params, keys[k], tn);
-                tensor(hdr, &data, tn, src[k], 1, &d->c);
+                const int64_t c = d->c;
+                gf_st_add_f32(hdr, &data, tn, src[k], 1, &c);
             }
             bnp += 2 * (size_t)d->c;
             attrs = cJSON_CreateObject();
@@ -381,9 +371,9 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
         cJSON_AddStringToObject(p, "bias", "fc.bias");
         cJSON_AddItemToObject(fc, "params", p);
         cJSON_AddItemToArray(nodes, fc);
-        int ws[2] = {n->K, n->d};
-        tensor(hdr, &data, "fc.weight", w1, 2, ws);
-        tensor(hdr, &data, "fc.bias", b1, 1, &n->K);
+        const int64_t ws[2] = {n->K, n->d};
+        gf_st_add_f32(hdr, &data, "fc.weight", w1, 2, ws);
+        gf_st_add_f32(hdr, &data, "fc.bias", b1, 1, ws);
 
         cJSON *input = cJSON_AddObjectToObject(graph, "input");
         int shape[3] = {n->C, n->H, n->W};
@@ -409,22 +399,10 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
         for (int k = 0; k < n->K; k++) cJSON_AddItemToArray(cls, cJSON_CreateString(classes && classes[k] ? classes[k] : ""));
         add_str_meta(meta, "gradfeat.classes", cls);
         if (extra_json) cJSON_AddStringToObject(meta, "gradfeat.pretrained", extra_json);
-        char *json = cJSON_PrintUnformatted(hdr);
-        if (!json || data.oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
-        else {
-            /* the header is padded with spaces to a multiple of 8 (safetensors' convention) */
-            uint64_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
-            gf_sink_put(&file, &padded, 8);
-            gf_sink_put(&file, json, hl);
-            gf_sink_put(&file, "        ", padded - hl);
-            gf_sink_put(&file, data.p, data.n);
-            st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
-                          : gf_write_file_atomic(ctx, path, file.p, file.n);
-        }
-        free(json);
+        st = gf_st_write(ctx, path, hdr, &data);
     }
     cJSON_Delete(nodes); cJSON_Delete(graph); cJSON_Delete(hdr);
-    free(data.p); free(file.p);
+    free(data.p);
     free(theta); free(bn); free(w1); free(b1);
     return st;
 }

@@ -221,3 +221,36 @@ gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char 
     }
     return GF_OK;
 }
+
+/* ---- writing ---- */
+void gf_st_add_f32(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int64_t *shape) {
+    size_t count = 1;
+    cJSON *t = cJSON_CreateObject(), *sh = cJSON_CreateArray(), *off = cJSON_CreateArray();
+    for (int i = 0; i < ndim; i++) { count *= (size_t)shape[i]; cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)shape[i])); }
+    cJSON_AddStringToObject(t, "dtype", "F32");
+    cJSON_AddItemToObject(t, "shape", sh);
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
+    gf_sink_put(data, v, count * sizeof(float));
+    cJSON_AddItemToArray(off, cJSON_CreateNumber((double)data->n));
+    cJSON_AddItemToObject(t, "data_offsets", off);
+    cJSON_AddItemToObject(hdr, name, t);
+}
+
+gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data) {
+    char *json = cJSON_PrintUnformatted(hdr);
+    gf_sink file = {0};
+    gf_status st;
+    if (!json || data->oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
+    else {
+        uint64_t hl = strlen(json), padded = (hl + 7) / 8 * 8;   /* safetensors' convention */
+        gf_sink_put(&file, &padded, 8);
+        gf_sink_put(&file, json, hl);
+        gf_sink_put(&file, "        ", padded - hl);
+        gf_sink_put(&file, data->p, data->n);
+        st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
+                      : gf_write_file_atomic(ctx, path, file.p, file.n);
+    }
+    free(json);
+    free(file.p);
+    return st;
+}
