@@ -195,8 +195,13 @@ gf_status gfd_open_csv(const char *path, const gf_dataset_options *o, gf_dataset
     } else if (st == GF_OK && numeric) {
         int K = o->num_classes;
         if (K <= 0) for (int i = 0; i < cs.ntok; i++) { int v = 0; parse_int(cs.tok[i], &v); if (v + 1 > K) K = v + 1; }
-        ds->class_names = calloc((size_t)K + 1, sizeof(char *));
-        if (!ds->class_names) st = OOM();
+        /* numeric labels are class indices: one stray large number would make every
+         * later step (class names, one-hot rows, the model's head) that many wide */
+        if (K > GFD_MAX_NUMERIC_CLASSES)
+            st = gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: numeric labels up to %d mean %d classes, more than "
+                          "the %d supported; check the labels, or name the classes (class_names file)", path, K - 1, K,
+                          GFD_MAX_NUMERIC_CLASSES);
+        if (st == GF_OK && !(ds->class_names = calloc((size_t)K + 1, sizeof(char *)))) st = OOM();
         for (int k = 0; st == GF_OK && k < K; k++) {
             char b[16];
             snprintf(b, sizeof b, "%d", k);

@@ -17,6 +17,8 @@
 #endif
 
 enum { GFD_PROBLEMS_KEPT = 200 };
+/* Most classes a manifest's numeric labels may imply (ImageNet-21k has 21,841). */
+enum { GFD_MAX_NUMERIC_CLASSES = 100000 };
 
 typedef struct gfd_problem { char *path, *reason; } gfd_problem;
 
