@@ -4,7 +4,7 @@
  * never clears the Huffman tables. A progressive scan may name an AC or DC
  * table that the file never defines; the decoder then indexes with garbage
  * from the heap and reads far out of bounds (fuzz_image found this; the
- * reproducers are in tests/data/jpeg_undefined_table_*.jpg). stb 2.28 fixed it
+ * reproducers are tests/data/jpeg-undefined-huffman-*.jpg). stb 2.28 fixed it
  * by clearing the state; we get the same effect with zeroing allocations: an
  * undefined table is all zeros, every code maps to symbol 0, and the decode
  * ends in stb's own "Corrupt JPEG" checks or in a (meaningless) image.
