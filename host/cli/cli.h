@@ -3,6 +3,7 @@
  * 5 bad input, 6 numeric, 7 kernel build, 8 check failed). */
 #ifndef GF_CLI_H
 #define GF_CLI_H
+#include <signal.h>
 #include "gradfeat.h"
 
 /* Subcommands: argv[0] is the subcommand name. Return the exit code. */
@@ -14,6 +15,7 @@ int cmd_data(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
@@ -27,6 +29,15 @@ int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx);
 int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx);
 /* "512M", "4G", "1.5G", "1000000" -> bytes; -1 when malformed. */
 int cli_parse_size(const char *s, uint64_t *out);
+/* Training commands: "device: ..." and the kernel-compilation phase on stderr (unless quiet). */
+gf_status cli_announce_and_warmup(gf_ctx *ctx, int quiet);
+/* SIGINT/SIGTERM set the returned flag while training runs (it checks it between steps, writes
+ * a checkpoint and stops); SA_RESETHAND: a second signal kills at once. _end restores the
+ * handlers that were there before. */
+typedef struct { struct sigaction old_int, old_term; } cli_stop_signals;
+volatile sig_atomic_t *cli_stop_signals_begin(cli_stop_signals *s);
+void cli_stop_signals_end(const cli_stop_signals *s);
+const char *cli_signal_name(int sig);   /* "SIGINT" / "SIGTERM" */
 /* Print "gradfeat: error: <msg>" to stderr and return st as exit code. */
 int cli_fail(gf_ctx *ctx, gf_status st);
 int cli_usage_error(const char *cmd, const char *fmt, ...);
@@ -74,4 +85,8 @@ int cli_opts_given(const cli_opts *o, const char *name);            /* by flag, 
 const char *cli_opts_origin(const cli_opts *o, const char *name, char *buf, size_t n);
 /* Usage error about option name, prefixed by where its value came from ("environment GRADFEAT_X: --x"). */
 int cli_opts_fail(const cli_opts *o, const char *name, const char *fmt, ...);
+/* --resume RUN_DIR alone: each option in names[0..n_names) that was not given (flag, file or
+ * environment) takes its value from saved, a struct of the same type as dst into which the
+ * options' targets point (the options read back from a checkpoint). */
+void cli_opts_take_unset(const cli_opts *o, const char *const *names, int n_names, void *dst, const void *saved);
 #endif

@@ -27,9 +27,6 @@ static const cli_doc doc = {
     "  gradfeat pretrain --arch resnet18c --data cifar/ --task rotation --run-dir runs/rot --epochs 30\n"
     "  gradfeat pretrain --arch small28 --data mnist/ --steps 100 --quiet      (throughput: img/s)\n"};
 
-static volatile sig_atomic_t stop_signal;
-static void on_signal(int sig) { stop_signal = sig; }
-
 static int bail(gf_ctx *ctx, void *cfg, int rc) {
     gf_pretrain_config_free(cfg);
     gf_ctx_free(ctx);
@@ -104,21 +101,11 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         static const char *from_ckpt[] = {"data", "split", "val", "val-split", "limit", "val-limit", "size", "epochs",
                                           "batch", "lr", "momentum", "weight-decay", "beta1", "beta2", "lr-step",
                                           "pad", "seed", "width-div", "no-flip", "out", "checkpoint-every"};
-        for (int i = 0; i < N; i++) {
-            if (o->src[i]) continue;
-            const char *nm = defs[i].name;
-            if (!strcmp(nm, "arch")) { for (int k = 0; k < 3; k++) if (!strcmp(saved.arch, arch_names[k])) arch = k; continue; }
-            if (!strcmp(nm, "task")) { task = !strcmp(saved.task, "rotation"); continue; }
-            if (!strcmp(nm, "optimizer")) { optimizer = saved.adam; continue; }
-            if (!strcmp(nm, "no-augment")) { no_augment = !saved.augment; continue; }
-            for (size_t k = 0; k < sizeof from_ckpt / sizeof *from_ckpt; k++) {
-                if (strcmp(nm, from_ckpt[k])) continue;
-                size_t off = (size_t)((char *)defs[i].target - (char *)&p);
-                size_t sz = defs[i].type == CLI_STR ? sizeof(const char *) : defs[i].type == CLI_U64 ? sizeof(uint64_t)
-                          : defs[i].type == CLI_FLOAT ? sizeof(float) : sizeof(int);
-                memcpy((char *)&p + off, (char *)&saved + off, sz);
-            }
-        }
+        cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &p, &saved);
+        if (!cli_opts_given(o, "arch")) for (int k = 0; k < 3; k++) if (!strcmp(saved.arch, arch_names[k])) arch = k;
+        if (!cli_opts_given(o, "task")) task = !strcmp(saved.task, "rotation");
+        if (!cli_opts_given(o, "optimizer")) optimizer = saved.adam;
+        if (!cli_opts_given(o, "no-augment")) no_augment = !saved.augment;
     }
     if (arch < 0) return bail(ctx, saved_cfg, cli_usage_error("pretrain", "--arch is required (small28, bigan or resnet18c)"));
     if (!p.data_path) return bail(ctx, saved_cfg, cli_usage_error("pretrain", "--data is required"));
@@ -137,36 +124,21 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
     }
 
     if (!ctx && (rc = cli_ctx_open(device, verbose, &ctx))) return bail(NULL, saved_cfg, rc);
-    if (!p.quiet) {
-        const gf_device_info *d = gf_ctx_device(ctx);
-        fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
-    }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;   /* a second signal kills at once */
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    p.stop = &stop_signal;
-    if (!p.quiet) fprintf(stderr, "compiling OpenCL kernels (slow only on the first run on this device)...");
-    double compile_s = 0;
-    gf_status st = gf_ctx_warmup(ctx, &compile_s);
-    if (!p.quiet) fprintf(stderr, " %.2f s\n", compile_s);
+    cli_stop_signals sigs;
+    p.stop = cli_stop_signals_begin(&sigs);
+    gf_status st = cli_announce_and_warmup(ctx, p.quiet);
     gf_pretrain_result r;
     if (st == GF_OK) st = gf_pretrain_run(ctx, &p, &r);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    cli_stop_signals_end(&sigs);
     if (st != GF_OK) return bail(ctx, saved_cfg, cli_fail(ctx, st));
     if (r.stopped) {
-        int sig = stop_signal ? (int)stop_signal : SIGINT;
+        int sig = *p.stop ? (int)*p.stop : SIGINT;
         if (r.checkpoint[0])
             fprintf(stderr, "%s: interrupted (%s): checkpoint written to %s; continue with --resume %s and the same "
-                    "options\n", cli_prog, sig == SIGTERM ? "SIGTERM" : "SIGINT", r.checkpoint, p.run_dir);
+                    "options\n", cli_prog, cli_signal_name(sig), r.checkpoint, p.run_dir);
         else
             fprintf(stderr, "%s: interrupted (%s) without --run-dir, so nothing was saved\n", cli_prog,
-                    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                    cli_signal_name(sig));
         return bail(ctx, saved_cfg, 128 + sig);
     }
     printf("%s %s: %d epochs%s, %ld steps, %d training images, %.1f s, %.0f img/s\n", p.arch, p.task, r.epochs_done,

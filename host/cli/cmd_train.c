@@ -22,11 +22,6 @@ static const cli_doc doc = {
     "  GRADFEAT_EPOCHS=5 GRADFEAT_MAX_DEVICE_MEM=4G gradfeat train --config photos.conf --seed 2\n"
     "      (photos.conf: 'model resnet18.safetensors' / 'data photos/' lines)\n"};
 
-/* Set by SIGINT/SIGTERM: training checks it between steps, writes a
- * checkpoint and stops. SA_RESETHAND: a second signal kills at once. */
-static volatile sig_atomic_t stop_signal;
-static void on_signal(int sig) { stop_signal = sig; }
-
 static int bail(gf_ctx *ctx, void *cfg, int rc) {
     gf_job_config_free(cfg);
     gf_ctx_free(ctx);
@@ -102,18 +97,9 @@ static int train_main(int argc, char **argv, cli_opts *o) {
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
                                             "weight-decay", "clip-norm", "lr-halve-every", "seed", "ntk", "eval-every",
                                             "checkpoint-every"};
-        for (int i = 0; i < N; i++) {
-            if (o->src[i]) continue;
-            if (!strcmp(defs[i].name, "method")) { job.methods = saved.methods; method = NULL; continue; }
-            if (!strcmp(defs[i].name, "optimizer")) { job.sgd = saved.sgd; optimizer = NULL; continue; }
-            for (size_t k = 0; k < sizeof from_ckpt / sizeof *from_ckpt; k++) {
-                if (strcmp(defs[i].name, from_ckpt[k])) continue;
-                size_t off = (size_t)((char *)defs[i].target - (char *)&job);
-                size_t sz = defs[i].type == CLI_STR ? sizeof(const char *) : defs[i].type == CLI_U64 ? sizeof(uint64_t)
-                          : defs[i].type == CLI_FLOAT ? sizeof(float) : sizeof(int);
-                memcpy((char *)&job + off, (char *)&saved + off, sz);
-            }
-        }
+        cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &job, &saved);
+        if (!cli_opts_given(o, "method")) { job.methods = saved.methods; method = NULL; }
+        if (!cli_opts_given(o, "optimizer")) { job.sgd = saved.sgd; optimizer = NULL; }
     }
     if (!job.model_path) return bail(ctx, saved_cfg, cli_usage_error("train", "--model is required"));
     if (!job.data_path) return bail(ctx, saved_cfg, cli_usage_error("train", "--data is required"));
@@ -131,36 +117,21 @@ static int train_main(int argc, char **argv, cli_opts *o) {
     if (job.batch < 1 || job.epochs < 1) return bail(ctx, saved_cfg, cli_usage_error("train", "--batch and --epochs must be at least 1"));
 
     if (!ctx && (rc = cli_ctx_open(device, verbose, &ctx))) return rc;
-    if (!job.quiet) {
-        const gf_device_info *d = gf_ctx_device(ctx);
-        fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
-    }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    job.stop = &stop_signal;
+    cli_stop_signals sigs;
+    job.stop = cli_stop_signals_begin(&sigs);
     gf_job_result res;
     /* kernel compilation as its own visible phase (seconds on a first run, then the driver's cache) */
-    if (!job.quiet) fprintf(stderr, "compiling OpenCL kernels (slow only on the first run on this device)...");
-    double compile_s = 0;
-    gf_status st = gf_ctx_warmup(ctx, &compile_s);
-    if (!job.quiet) fprintf(stderr, " %.2f s\n", compile_s);
+    gf_status st = cli_announce_and_warmup(ctx, job.quiet);
     if (st == GF_OK) st = gf_job_run(ctx, &job, &res);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    cli_stop_signals_end(&sigs);
     if (st == GF_OK && res.stopped) {
         /* 128 + signal, the shell's convention: 130 for SIGINT, 143 for SIGTERM */
-        int sig = stop_signal ? (int)stop_signal : SIGINT;
+        int sig = *job.stop ? (int)*job.stop : SIGINT;
         if (res.checkpoint[0])
             fprintf(stderr, "%s: interrupted (%s): checkpoint written to %s; continue with --resume %s and the same "
-                    "options\n", cli_prog, sig == SIGTERM ? "SIGTERM" : "SIGINT", res.checkpoint, job.run_dir);
+                    "options\n", cli_prog, cli_signal_name(sig), res.checkpoint, job.run_dir);
         else
-            fprintf(stderr, "%s: interrupted (%s) %s; nothing to resume\n", cli_prog, sig == SIGTERM ? "SIGTERM" : "SIGINT",
+            fprintf(stderr, "%s: interrupted (%s) %s; nothing to resume\n", cli_prog, cli_signal_name(sig),
                     job.run_dir ? "before training started" : "without --run-dir, so nothing was saved");
         return bail(ctx, saved_cfg, 128 + sig);
     }

@@ -10,7 +10,6 @@ const char *cli_prog = "gradfeat";
 
 typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
 
-int cmd_pretrain(int argc, char **argv);   /* host/cli/cmd_pretrain.c */
 static const command commands[] = {
     {"train", cmd_train, "adapt a model to a dataset: probe, gradient, full (linearized), finetune"},
     {"pretrain", cmd_pretrain, "train a network from scratch (small28, bigan, resnet18c) and write a model file"},
@@ -85,6 +84,40 @@ int cli_parse_size(const char *s, uint64_t *out) {
     *out = (uint64_t)(v * mul);
     return 0;
 }
+
+gf_status cli_announce_and_warmup(gf_ctx *ctx, int quiet) {
+    if (!quiet) {
+        const gf_device_info *d = gf_ctx_device(ctx);
+        fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
+        fprintf(stderr, "compiling OpenCL kernels (slow only on the first run on this device)...");
+    }
+    double compile_s = 0;
+    gf_status st = gf_ctx_warmup(ctx, &compile_s);
+    if (!quiet) fprintf(stderr, " %.2f s\n", compile_s);
+    return st;
+}
+
+static volatile sig_atomic_t stop_signal;
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+volatile sig_atomic_t *cli_stop_signals_begin(cli_stop_signals *s) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &s->old_int);
+    sigaction(SIGTERM, &sa, &s->old_term);
+    return &stop_signal;
+}
+
+void cli_stop_signals_end(const cli_stop_signals *s) {
+    sigaction(SIGINT, &s->old_int, NULL);
+    sigaction(SIGTERM, &s->old_term, NULL);
+}
+
+const char *cli_signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : "SIGINT"; }
 
 int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx) {
     return cli_ctx_open_budget(device, verbose, 0, ctx);

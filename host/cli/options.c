@@ -48,6 +48,20 @@ int cli_opts_given(const cli_opts *o, const char *name) {
     return 0;
 }
 
+void cli_opts_take_unset(const cli_opts *o, const char *const *names, int n_names, void *dst, const void *saved) {
+    for (int i = 0; i < o->n; i++) {
+        if (o->src[i] != SRC_DEFAULT) continue;
+        const cli_opt *d = &o->defs[i];
+        for (int k = 0; k < n_names; k++) {
+            if (strcmp(d->name, names[k])) continue;
+            size_t off = (size_t)((char *)d->target - (char *)dst);
+            size_t sz = d->type == CLI_STR ? sizeof(const char *) : d->type == CLI_U64 || d->type == CLI_SIZE
+                      ? sizeof(uint64_t) : d->type == CLI_FLOAT ? sizeof(float) : sizeof(int);
+            memcpy((char *)dst + off, (const char *)saved + off, sz);
+        }
+    }
+}
+
 int cli_opts_fail(const cli_opts *o, const char *name, const char *fmt, ...) {
     char origin[128], msg[1024];
     va_list ap;
