@@ -51,7 +51,7 @@ gf_status gf_frame_read(gf_ctx *ctx, const char *path, const char magic[8], cons
     return GF_OK;
 }
 
-static void arr(gf_sink *data, cJSON *layout, const char *name, const void *src, size_t count, size_t elem) {
+void gf_frame_put_array(gf_sink *data, cJSON *layout, const char *name, const void *src, size_t count, size_t elem) {
     if (!src) return;
     cJSON *e = cJSON_CreateArray();
     cJSON_AddItemToArray(e, cJSON_CreateNumber((double)data->n));
@@ -81,16 +81,16 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
     cJSON *done = cJSON_AddArrayToObject(o, "done");
     for (int i = 0; i < 4; i++) cJSON_AddItemToArray(done, cJSON_CreateNumber(c->done[i]));
     char name[64];
-    arr(&data, layout, "scal", c->scal, 20, sizeof(double));
-    arr(&data, layout, "lr", &c->lr, 1, sizeof(float));
-    arr(&data, layout, "stats", c->stats, GF_LIN_STATS, sizeof(float));
+    gf_frame_put_array(&data, layout, "scal", c->scal, 20, sizeof(double));
+    gf_frame_put_array(&data, layout, "lr", &c->lr, 1, sizeof(float));
+    gf_frame_put_array(&data, layout, "stats", c->stats, GF_LIN_STATS, sizeof(float));
     for (int i = 0; i < 4; i++) {
         if (!c->done[i]) continue;
-        snprintf(name, sizeof name, "w1.%s", mn[i]); arr(&data, layout, name, c->w1[i], (size_t)c->K * c->d, sizeof(float));
-        snprintf(name, sizeof name, "b1.%s", mn[i]); arr(&data, layout, name, c->b1[i], (size_t)c->K, sizeof(float));
-        snprintf(name, sizeof name, "block.%s", mn[i]); arr(&data, layout, name, c->block[i], c->block_count, sizeof(float));
+        snprintf(name, sizeof name, "w1.%s", mn[i]); gf_frame_put_array(&data, layout, name, c->w1[i], (size_t)c->K * c->d, sizeof(float));
+        snprintf(name, sizeof name, "b1.%s", mn[i]); gf_frame_put_array(&data, layout, name, c->b1[i], (size_t)c->K, sizeof(float));
+        snprintf(name, sizeof name, "block.%s", mn[i]); gf_frame_put_array(&data, layout, name, c->block[i], c->block_count, sizeof(float));
     }
-    if (c->active) arr(&data, layout, "state", c->state, c->state_count, sizeof(float));
+    if (c->active) gf_frame_put_array(&data, layout, "state", c->state, c->state_count, sizeof(float));
     cJSON_AddItemToObject(o, "arrays", layout);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -114,9 +114,8 @@ static int get_int(const cJSON *o, const char *k, double *v) {
     return 1;
 }
 
-/* Copy named array into a fresh buffer (or dst), checking its size. */
-static int take(const cJSON *layout, const char *name, const char *data, uint64_t dl, size_t count, size_t elem,
-                void **fresh, void *dst) {
+int gf_frame_take_array(const cJSON *layout, const char *name, const char *data, size_t dl, size_t count, size_t elem,
+                        void **fresh, void *dst) {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(layout, name);
     if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 3) return 0;
     double off = cJSON_GetArrayItem(e, 0)->valuedouble, n = cJSON_GetArrayItem(e, 1)->valuedouble,
@@ -157,20 +156,20 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
             ok = c->method < 4 && (!meta || cJSON_IsString(meta));
         }
         if (ok && meta && !(c->meta = strdup(meta->valuestring))) ok = 0;
-        ok = ok && take(layout, "scal", data, dl, 20, sizeof(double), NULL, c->scal) &&
-             take(layout, "lr", data, dl, 1, sizeof(float), NULL, &c->lr) &&
-             take(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), NULL, c->stats);
+        ok = ok && gf_frame_take_array(layout, "scal", data, dl, 20, sizeof(double), NULL, c->scal) &&
+             gf_frame_take_array(layout, "lr", data, dl, 1, sizeof(float), NULL, &c->lr) &&
+             gf_frame_take_array(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), NULL, c->stats);
         for (int i = 0; i < 4 && ok; i++) {
             c->done[i] = cJSON_GetArrayItem(done, i)->valueint != 0;
             if (!c->done[i]) continue;
             char name[64];
             snprintf(name, sizeof name, "w1.%s", mn[i]);
-            ok = take(layout, name, data, dl, (size_t)c->K * c->d, sizeof(float), (void **)&c->w1[i], NULL);
+            ok = gf_frame_take_array(layout, name, data, dl, (size_t)c->K * c->d, sizeof(float), (void **)&c->w1[i], NULL);
             snprintf(name, sizeof name, "b1.%s", mn[i]);
-            ok = ok && take(layout, name, data, dl, (size_t)c->K, sizeof(float), (void **)&c->b1[i], NULL);
+            ok = ok && gf_frame_take_array(layout, name, data, dl, (size_t)c->K, sizeof(float), (void **)&c->b1[i], NULL);
             snprintf(name, sizeof name, "block.%s", mn[i]);
             if (ok && cJSON_GetObjectItemCaseSensitive(layout, name))
-                ok = take(layout, name, data, dl, c->block_count, sizeof(float), (void **)&c->block[i], NULL);
+                ok = gf_frame_take_array(layout, name, data, dl, c->block_count, sizeof(float), (void **)&c->block[i], NULL);
         }
         if (ok && c->active) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(layout, "state");
@@ -178,7 +177,7 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
             double sc = ok ? cJSON_GetArrayItem(e, 1)->valuedouble : 0;
             ok = ok && sc >= 0 && sc < 1e15;   /* (size_t) of a negative or huge double is UB */
             if (ok) c->state_count = (size_t)sc;
-            ok = ok && take(layout, "state", data, dl, c->state_count, sizeof(float), (void **)&c->state, NULL);
+            ok = ok && gf_frame_take_array(layout, "state", data, dl, c->state_count, sizeof(float), (void **)&c->state, NULL);
         }
         if (!ok) st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: header fields or arrays missing or out of range", path);
     }

@@ -144,5 +144,7 @@ void gf_sink_put(gf_sink *s, const void *src, size_t n);
 /* A seeded subset of `limit` of the indices 0..n-1 (all when limit is 0 or
  * >= n), in ascending order; the same for train, eval and pretrain. */
 int *gf_seeded_subset(int n, int limit, uint64_t seed, int *count);
+/* Durations for progress lines: "42s", "3m07s", "2h05m". */
+void gf_fmt_secs(char *buf, size_t n, double seconds);
 
 #endif

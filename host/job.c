@@ -343,12 +343,6 @@ typedef struct {
     int tty;                    /* stderr is a terminal: progress updates one line */
 } epoch_ctx;
 
-static void fmt_secs(char *b, size_t n, double s) {
-    if (s < 60) snprintf(b, n, "%.0fs", s);
-    else if (s < 3600) snprintf(b, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(b, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
-
 /* Progress inside an epoch: one updating line on a terminal, a plain line every
  * --log-every steps otherwise; --log-json gets one object per report. */
 static void on_step(void *user, gf_method m, int epoch, int epochs, int step, int steps, double loss, double acc,
@@ -359,8 +353,8 @@ static void on_step(void *user, gf_method m, int epoch, int epochs, int step, in
         int fill = steps ? 20 * step / steps : 20;
         for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
         bar[20] = 0;
-        fmt_secs(el, sizeof el, secs);
-        fmt_secs(eta, sizeof eta, step ? secs / step * (steps - step) + secs / step * steps * (epochs - epoch) : 0);
+        gf_fmt_secs(el, sizeof el, secs);
+        gf_fmt_secs(eta, sizeof eta, step ? secs / step * (steps - step) + secs / step * steps * (epochs - epoch) : 0);
         fprintf(stderr, "%s[%-8s] epoch %d/%d [%s] step %d/%d loss %.4f", ec->tty ? "\r\033[K" : "", gf_method_name(m),
                 epoch, epochs, bar, step, steps, loss);
         if (!isnan(acc)) fprintf(stderr, " acc %.1f%%", 100 * acc);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "data_internal.h"
 #include "model.h"
 #include "pretrain.h"
 #include "gradfeat_train.h"
@@ -127,14 +128,9 @@ gf_status gf_arch_nodes(gf_ctx *ctx, gf_arch a, int c_in, int width_div, gf_bnod
 }
 
 /* ------------------------------------------------------------ initialisation */
-static uint64_t mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 /* uniform in [0, 1) with 53 bits */
-static double unif(uint64_t *s) { *s += 0x9E3779B97F4A7C15ULL; return (double)(mix64(*s) >> 11) * 0x1.0p-53; }
+/* (not gfd_uniform, which mixes without the second increment: the initialisation must not change) */
+static double unif(uint64_t *s) { *s += 0x9E3779B97F4A7C15ULL; return (double)(gfd_mix64(*s) >> 11) * 0x1.0p-53; }
 static double gauss(uint64_t *s) {
     double u1 = 1.0 - unif(s), u2 = unif(s);   /* u1 in (0, 1] */
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
@@ -144,7 +140,7 @@ void gf_pt_init_params(const gf_block *blk, gf_arch arch, int K, uint64_t seed, 
     int nn;
     const gf_bnode *nd = gf_block_nodes(blk, &nn);
     memset(theta, 0, gf_block_param_count(blk) * sizeof(float));
-    uint64_t s = mix64(seed ^ 0x5EED1A17ULL);
+    uint64_t s = gfd_mix64(seed ^ 0x5EED1A17ULL);
     /* kaiming_normal_(mode='fan_out', nonlinearity='relu' / 'leaky_relu' with a = 0.2) */
     double gain2 = arch == GF_ARCH_BIGAN ? 2.0 / (1.0 + (double)LEAKY * LEAKY) : 2.0;
     for (int i = 0; i < nn; i++) {
@@ -562,25 +558,6 @@ static cJSON *make_config(const run *R) {
  * No generator state needs saving: initialisation is a function of the seed, and
  * each epoch's order and augmentation are pure functions of (seed, epoch, sample
  * index) (epoch_order, gf_loader_sample_seed), so the position is the RNG state. */
-typedef struct { gf_sink s; cJSON *layout; } arrays;
-static void arr(arrays *a, const char *name, const void *src, size_t count, size_t elem) {
-    cJSON *e = cJSON_CreateArray();
-    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)a->s.n));
-    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)count));
-    cJSON_AddItemToArray(e, cJSON_CreateNumber((double)elem));
-    cJSON_AddItemToObject(a->layout, name, e);
-    gf_sink_put(&a->s, src, count * elem);
-}
-static int take(const cJSON *layout, const char *name, const char *data, size_t dl, size_t count, size_t elem, void *dst) {
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(layout, name);
-    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 3) return 0;
-    double off = cJSON_GetArrayItem(e, 0)->valuedouble, n = cJSON_GetArrayItem(e, 1)->valuedouble,
-           sz = cJSON_GetArrayItem(e, 2)->valuedouble;
-    if (n != (double)count || sz != (double)elem || off < 0 || off + n * sz > (double)dl) return 0;
-    memcpy(dst, data + (size_t)off, count * elem);
-    return 1;
-}
-
 static gf_status checkpoint(run *R, long metrics_bytes) {
     if (!R->o->run_dir) return GF_OK;
     gf_ctx *ctx = R->ctx;
@@ -593,7 +570,8 @@ static gf_status checkpoint(run *R, long metrics_bytes) {
     gf_status st = gf_lin_get_state(ctx, m, R->state, &lstep, stats);
     if (st == GF_OK) st = gf_pt_bn_read(ctx, R->net, bn);
     cJSON *o = cJSON_CreateObject();
-    arrays a = {{0}, cJSON_CreateObject()};
+    gf_sink data = {0};
+    cJSON *layout = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "config", cJSON_Duplicate(R->config, 1));
     if (R->o->out_path) cJSON_AddStringToObject(o, "out", R->o->out_path);   /* for --resume alone; not compared */
     cJSON_AddNumberToObject(o, "checkpoint_every", R->o->checkpoint_every);  /* same; it does not change results */
@@ -603,17 +581,17 @@ static gf_status checkpoint(run *R, long metrics_bytes) {
     cJSON_AddNumberToObject(o, "step", (double)R->step);
     cJSON_AddNumberToObject(o, "metrics_bytes", (double)metrics_bytes);
     double scal[6] = {R->ep_samples, R->seconds, R->last[0], R->last[1], R->last[2], R->last[3]};
-    arr(&a, "scal", scal, 6, sizeof(double));
-    arr(&a, "stats", stats, GF_LIN_STATS, sizeof(float));
-    arr(&a, "state", R->state, ns, sizeof(float));
-    arr(&a, "bn", bn, nbn, sizeof(float));
-    cJSON_AddItemToObject(o, "arrays", a.layout);
+    gf_frame_put_array(&data, layout, "scal", scal, 6, sizeof(double));
+    gf_frame_put_array(&data, layout, "stats", stats, GF_LIN_STATS, sizeof(float));
+    gf_frame_put_array(&data, layout, "state", R->state, ns, sizeof(float));
+    gf_frame_put_array(&data, layout, "bn", bn, nbn, sizeof(float));
+    cJSON_AddItemToObject(o, "arrays", layout);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (st == GF_OK && (!json || a.s.oom)) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", R->ck_path);
-    if (st == GF_OK) st = gf_frame_write(ctx, R->ck_path, CK_MAGIC, json, a.s.p, a.s.n);
+    if (st == GF_OK && (!json || data.oom)) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", R->ck_path);
+    if (st == GF_OK) st = gf_frame_write(ctx, R->ck_path, CK_MAGIC, json, data.p, data.n);
     if (st == GF_OK) R->r->checkpoints++;
-    free(json); free(a.s.p); free(bn);
+    free(json); free(data.p); free(bn);
     return st;
 }
 
@@ -658,10 +636,10 @@ static gf_status restore(run *R, long *metrics_bytes) {
     if (st == GF_OK && (v[0] > R->o->epochs || v[1] > R->bpe))
         st = gf_fail(ctx, GF_ERR_INPUT, "pretraining checkpoint %s: position epoch %.0f batch %.0f is outside the run",
                      R->ck_path, v[0], v[1]);
-    if (st == GF_OK && !(take(layout, "scal", data, dl, 6, sizeof(double), scal) &&
-                         take(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), stats) &&
-                         take(layout, "state", data, dl, ns, sizeof(float), R->state) &&
-                         take(layout, "bn", data, dl, nbn, sizeof(float), bn)))
+    if (st == GF_OK && !(gf_frame_take_array(layout, "scal", data, dl, 6, sizeof(double), NULL, scal) &&
+                         gf_frame_take_array(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), NULL, stats) &&
+                         gf_frame_take_array(layout, "state", data, dl, ns, sizeof(float), NULL, R->state) &&
+                         gf_frame_take_array(layout, "bn", data, dl, nbn, sizeof(float), NULL, bn)))
         st = gf_fail(ctx, GF_ERR_INPUT, "pretraining checkpoint %s: arrays missing or of the wrong size (%zu state floats "
                      "expected: another device or network?)", R->ck_path, ns);
     if (st == GF_OK) {
@@ -815,12 +793,6 @@ static gf_status evaluate(run *R, double *loss, double *acc) {
     return st;
 }
 
-static void fmt_secs(char *b, size_t n, double s) {
-    if (s < 60) snprintf(b, n, "%.0fs", s);
-    else if (s < 3600) snprintf(b, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(b, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
-
 static void progress(run *R, int step, double loss, double acc, double ips, double secs) {
     const gf_pretrain_options *o = R->o;
     if (!o->quiet) {
@@ -828,9 +800,9 @@ static void progress(run *R, int step, double loss, double acc, double ips, doub
         int fill = 20 * step / R->bpe;
         for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
         bar[20] = 0;
-        fmt_secs(el, sizeof el, secs);
+        gf_fmt_secs(el, sizeof el, secs);
         double per = step ? secs / step : 0;
-        fmt_secs(eta, sizeof eta, per * (R->bpe - step) + per * R->bpe * (o->epochs - R->epoch - 1));
+        gf_fmt_secs(eta, sizeof eta, per * (R->bpe - step) + per * R->bpe * (o->epochs - R->epoch - 1));
         fprintf(stderr, "%s[pretrain] epoch %d/%d [%s] step %d/%d loss %.4f acc %.1f%% %.0f img/s %s ETA %s%s",
                 R->tty ? "\r\033[K" : "", R->epoch + 1, o->epochs, bar, step, R->bpe, loss, 100 * acc, ips, el, eta,
                 R->tty ? "" : "\n");
@@ -970,7 +942,7 @@ static gf_status setup(run *R) {
 /* A shuffled order of the training subset for epoch ep (a pure function of seed and epoch). */
 static void epoch_order(const run *R, int ep, int *perm) {
     memcpy(perm, R->itr, (size_t)R->ntr * sizeof(int));
-    uint64_t s = mix64(R->o->seed ^ mix64(0x9E7A0000ULL + (uint64_t)ep));
+    uint64_t s = gfd_mix64(R->o->seed ^ gfd_mix64(0x9E7A0000ULL + (uint64_t)ep));
     for (int i = R->ntr - 1; i > 0; i--) {
         int j = (int)(unif(&s) * (i + 1));
         if (j > i) j = i;
@@ -1013,7 +985,7 @@ static gf_status train(run *R) {
         int start = R->b0 * R->B, left = R->ntr - start;
         if (R->drop_last) left -= R->ntr % R->B;
         gf_loader_options lo = {0};
-        lo.batch_size = R->B; lo.seed = mix64(o->seed ^ (0xA06E0000ULL + (uint64_t)R->epoch));
+        lo.batch_size = R->B; lo.seed = gfd_mix64(o->seed ^ (0xA06E0000ULL + (uint64_t)R->epoch));
         lo.threads = o->threads > 0 ? o->threads : -1;
         lo.epochs = 1; lo.indices = perm + start; lo.n_indices = left;
         gf_loader *l = NULL;

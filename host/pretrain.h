@@ -8,6 +8,7 @@
  * weight decay "toward θ̄" is the ordinary decay toward 0. */
 #ifndef GF_PRETRAIN_H
 #define GF_PRETRAIN_H
+#include <cjson/cJSON.h>
 #include "linearized.h"
 #include "gradfeat_data.h"
 
@@ -64,4 +65,11 @@ gf_status gf_frame_write(gf_ctx *ctx, const char *path, const char magic[8], con
                          size_t data_len);
 gf_status gf_frame_read(gf_ctx *ctx, const char *path, const char magic[8], const char *what, void **buf,
                         const char **json, size_t *json_len, const char **data, size_t *data_len);
+/* The data area as named arrays: put appends count elements of elem bytes to data and records
+ * [byte offset, count, elem] under name in the JSON object layout (src NULL: nothing); take
+ * copies the array back into dst, or a fresh malloc'ed buffer when fresh is given, after
+ * checking that it has exactly count elements of elem bytes inside the dl data bytes (0 if not). */
+void gf_frame_put_array(gf_sink *data, cJSON *layout, const char *name, const void *src, size_t count, size_t elem);
+int gf_frame_take_array(const cJSON *layout, const char *name, const char *data, size_t dl, size_t count, size_t elem,
+                        void **fresh, void *dst);
 #endif

@@ -109,6 +109,14 @@ void gf_sink_put(gf_sink *s, const void *src, size_t n) {
     s->n += n;
 }
 
+void gf_fmt_secs(char *b, size_t n, double s) {
+    if (s < 60) snprintf(b, n, "%.0fs", s);
+    else if (s < 3600) snprintf(b, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(b, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static int cmp_int(const void *a, const void *b) { int x = *(const int *)a, y = *(const int *)b; return (x > y) - (x < y); }
+
 int *gf_seeded_subset(int n, int limit, uint64_t seed, int *count) {
     int *p = malloc((size_t)(n ? n : 1) * sizeof(int));
     if (!p) return NULL;
@@ -121,8 +129,7 @@ int *gf_seeded_subset(int n, int limit, uint64_t seed, int *count) {
             int t = p[i]; p[i] = p[j]; p[j] = t;
         }
         n = limit;
-        /* dataset order keeps file reads sequential */
-        for (int i = 1; i < n; i++) { int v = p[i], k = i; while (k > 0 && p[k - 1] > v) { p[k] = p[k - 1]; k--; } p[k] = v; }
+        qsort(p, (size_t)n, sizeof(int), cmp_int);   /* dataset order keeps file reads sequential */
     }
     *count = n;
     return p;
