@@ -16,7 +16,7 @@ G=${GF_BIN:?GF_BIN}
 SRC=${GF_SRC:?GF_SRC}
 PY=/usr/bin/python3
 FM=/usr/share/datasets/fashion-mnist
-T=$(mktemp -d /tmp/gf_leaks_XXXXXX)
+T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0; checks=0
 command -v valgrind > /dev/null || { echo "FAIL: valgrind not installed (apt-get install valgrind)"; exit 1; }
