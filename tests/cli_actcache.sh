@@ -8,11 +8,7 @@
 #    byte-for-byte unchanged by the run that reuses it;
 #  - when the cache directory cannot be made the run warns, keeps the outputs
 #    in host memory and gives the same model.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-PY=/usr/bin/python3
+. "$(dirname "$0")/testlib.sh"
 S="$GF_SRC"
 EMO="$S/models/emotion/emotion.safetensors"
 [ -f "$EMO" ] || EMO="$t/emotion.safetensors"
@@ -68,5 +64,4 @@ run limited --cache-dir "$t/afile/cache"; rc=$?
 check "run with an unusable cache dir exits 0 (rc $rc)" '[ $rc -eq 0 ]'
 check "it warns and keeps the outputs in host memory" 'grep -q "keeping the trunk outputs in host memory" "$t/limited.err"'
 check "linear model then = first run" 'cmp -s "$t/first/linear.safetensors" "$t/limited/linear.safetensors"'
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ]
+finish

@@ -12,13 +12,7 @@
 # - `gradfeat eval` on the saved models reproduces train's val loss/accuracy;
 # - `gradfeat predict` on the saved full model agrees with eval image by image
 #   (images filed under predict's top-1 class evaluate to 100 %).
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-PY=/usr/bin/python3
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -135,5 +129,4 @@ import json,sys; e=json.load(open(sys.argv[1])); assert e[\"n\"]==12 and e[\"val
 "$G" eval "$EMO" --data "$t/pred" > /dev/null 2> "$t/e.txt"; rc=$?
 check "eval of a plain model -> exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "not an adapted" "$t/e.txt"'
 
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

@@ -2,12 +2,7 @@
 # gradfeat train --config FILE: precedence flags > config file > GRADFEAT_* > defaults,
 # FILE:LINE errors, exit codes. Probes which source won through option checks that
 # fail fast (batch 0 -> exit 2) or pass on to the (missing) model file (exit 5): no training.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 base="model $t/nope.safetensors
 data $FM"
 printf '%s\nbatch 0\n' "$base" > "$t/c1.conf"
@@ -35,5 +30,4 @@ check "switch takes yes/no (rc $rc)" '[ $rc -eq 2 ] && grep -q "c6.conf:1:" "$t/
 "$G" train --config "$t/none.conf" > /dev/null 2> "$t/e"; rc=$?
 check "missing config file -> exit 5 naming it (rc $rc)" '[ $rc -eq 5 ] && grep -q "none.conf" "$t/e"'
 "$G" train --help | grep -q -- "--config FILE"; check "help lists --config" '[ $? -eq 0 ]'
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

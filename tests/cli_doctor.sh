@@ -5,12 +5,7 @@
 # and its exit codes: 0 all good, 3 no OpenCL driver, 7 a kernel that does not
 # build, 8 a kernel that computes the wrong numbers (GRADFEAT_KERNEL_DIR with a
 # broken copy of cl/).
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-PY=/usr/bin/python3
+. "$(dirname "$0")/testlib.sh"
 
 GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$t/kc" GRADFEAT_DOCTOR_PROBE=xyz42 "$G" doctor > "$t/d1.txt" 2> "$t/d1.err"; rc=$?
 cat "$t/d1.txt"
@@ -91,5 +86,4 @@ check "kernel with wrong numbers -> exit 8, its row FAIL (rc $rc)" \
 check "unknown option -> exit 2" '[ $rc -eq 2 ]'
 "$G" doctor --help | grep -q -- "--no-selftest"; check "help lists options" '[ $? -eq 0 ]'
 
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

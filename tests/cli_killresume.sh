@@ -15,13 +15,7 @@
 #   7 finetune:2    the fourth method
 # Each resume must report the position the previous kill implies (the last
 # checkpoint), so a hook that fired elsewhere, or not at all, fails the test.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); return 1; fi; }
-t=$(mktemp -d); [ -n "${GF_KEEP_TMP:-}" ] && echo "keeping $t" || trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-PY=/usr/bin/python3
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -71,5 +65,4 @@ for r in (a,b):
   for v in r.values(): v.pop(\"seconds\")
 assert a==b and len(a)==4,(a,b)" "$t/A/results.json" "$t/B/results.json"'
 
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

@@ -3,12 +3,7 @@
 # environment twin GRADFEAT_<NAME> takes effect, a flag overrides it (and --config FILE sits in
 # between), and a bad value in the environment exits 2 naming the variable. Probes are chosen to
 # stop early (usage errors, missing files, header-only dataset reads) so that nothing trains.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 isjson() { /usr/bin/python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" 2> /dev/null; }
@@ -121,5 +116,4 @@ for c in train eval predict info data bench report doctor selftest cache devices
   check "$c --help (rc $rc) lists GRADFEAT_ twins, --config and examples" \
     '[ $rc -eq 0 ] && grep -q "\[GRADFEAT_[A-Z_]*\]" "$t/h" && grep -q -- "--config FILE" "$t/h" && grep -q "^examples:" "$t/h"'
 done
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

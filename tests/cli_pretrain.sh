@@ -8,12 +8,7 @@
 #   to the uninterrupted run's and the same metrics.jsonl, as does `--resume RUN_DIR` alone after
 #   --steps; a corrupt checkpoint exits 5;
 # - --task rotation writes a 4-class model (rot0..rot270).
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 
 # usage errors
 "$G" pretrain --arch resnet99 --data "$FM" > /dev/null 2> "$t/e1"; rc=$?
@@ -90,5 +85,4 @@ check "rotation run exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/R.err"
 "$G" info "$t/R.safetensors" > "$t/rinfo" 2>&1
 check "rotation model: classes rot0..rot270" 'grep -q "^classes: *4: rot0, rot90, rot180, rot270" "$t/rinfo"' || cat "$t/rinfo"
 
-echo "$((checks - fails)) passed, $fails failed"
-[ $fails -eq 0 ]
+finish

@@ -5,13 +5,7 @@
 # state_dict keys and shapes, num_batches_tracked aside), and in eval mode PyTorch's logits on
 # real Fashion-MNIST test images equal `gradfeat predict`'s (loader, preprocessing, BN folding,
 # graph executor) to 1e-4 relative.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-PY=/usr/bin/python3
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 
 "$PY" - "$t" <<'EOF' || { echo "cannot write the test images"; exit 1; }
 import gzip, sys
@@ -68,5 +62,4 @@ EOF
   check "$a: PyTorch logits equal gradfeat's ($(tail -1 "$t/$a.cmp"))" '[ $rc -eq 0 ]' || cat "$t/$a.cmp"
 done
 
-echo "$((checks - fails)) passed, $fails failed"
-[ $fails -eq 0 ]
+finish

@@ -14,12 +14,7 @@
 # Asserted: random gradient >= 12 points below the pre-trained probe and the
 # pre-trained gradient (measured 27 and 30: >= 15 points of slack, about 2.5
 # standard errors of a difference of two 128-image accuracies near 40 %).
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 /usr/bin/python3 "$GF_SRC/tests/randomize_model.py" "$EMO" "$t/random.safetensors" --seed 1 \
@@ -48,5 +43,4 @@ check "the pre-trained probe learned (>= 30 %, chance 10 %): $pp" 'ge $pp 30'
 check "random-θ gradient ($rg) at least 12 points below the pre-trained probe ($pp)" 'ge $pp "$rg + 12"'
 check "random-θ gradient ($rg) at least 12 points below the pre-trained gradient ($pg)" 'ge $pg "$rg + 12"'
 
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

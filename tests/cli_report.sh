@@ -6,13 +6,7 @@
 # the numbers of the run files (compared here with numbers Python reads from
 # those files, not with the report's own code), that the screenshot is not blank
 # and shows the method colours, and the exit codes of bad run directories.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-PY=/usr/bin/python3
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 CHROME=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$CHROME" ]; then
   echo "FAIL: chromium not found (Debian: apt-get install chromium; tools/setup.sh --tests installs it)"
@@ -196,5 +190,4 @@ check "missing folder -> exit 5 naming it (rc $rc)" '[ $rc -eq 5 ] && grep -q "n
 check "no RUN_DIR -> exit 2" '[ $rc -eq 2 ]'
 "$G" report --help | grep -q -- "--output"; check "help lists options" '[ $? -eq 0 ]'
 
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

@@ -9,11 +9,7 @@
 #  - every mosaic quadrant is a Fashion-MNIST item (found in the IDX split) and
 #    the manifest's labels are exactly the classes of those items;
 #  - the lfw folder holds round(255 x) of lfw_subset.npy, faces = the first 100.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-PY=/usr/bin/python3
+. "$(dirname "$0")/testlib.sh"
 S="$GF_SRC"
 EMO="$S/models/emotion/emotion.safetensors"
 [ -f "$EMO" ] || EMO="$t/emotion.safetensors"
@@ -147,5 +143,4 @@ for cls in ("face", "nonface"):
     assert not tr & te and tr | te == set(os.listdir(os.path.join(d, "all", cls)))
 EOF'
 
-echo "$((checks - fails)) passed, $fails failed"
-[ $fails -eq 0 ]
+finish

@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # CLI foundation: devices, --version, selftest, no-platform advice, bad --device,
 # GRADFEAT_KERNEL_DIR (disk kernels; a broken one shows the build log + file).
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
+. "$(dirname "$0")/testlib.sh"
 
 "$G" devices > "$t/dev.txt"; rc=$?
 check "devices exits 0" '[ $rc -eq 0 ]'
@@ -54,5 +50,4 @@ check "cache info shows entries" 'grep -qE "entries: [1-9]" "$t/ci.txt"'
 "$G" cache info > "$t/ci2.txt"
 check "cache clear empties it" 'grep -q "entries: 0" "$t/ci2.txt"'
 
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

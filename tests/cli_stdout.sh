@@ -5,11 +5,7 @@
 # CLBlast #defines (GEMMK) under -Werror; gradfeat's own kernels do not define it and still build.
 # `selftest` with GRADFEAT_HOST_BLAS=0 then fails its CLBlast GEMM rows (exit 8), and its stdout must
 # still be exactly the result table, with CLBlast's log on stderr.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
+. "$(dirname "$0")/testlib.sh"
 POCL_CACHE_DIR="$t/pocl" GRADFEAT_CACHE=0 GRADFEAT_HOST_BLAS=0 POCL_EXTRA_BUILD_FLAGS="-DGEMMK=7 -Werror" \
   "$G" selftest > "$t/out" 2> "$t/err"; rc=$?
 check "selftest with broken CLBlast kernels exits 8 (rc $rc)" '[ $rc -eq 8 ] && grep -q "^gemm NN (CLBlast) .* FAIL$" "$t/out"'
@@ -18,5 +14,4 @@ check "stdout has no CLBlast text" '! grep -qi "compiler\|error\|macro" "$t/out"
 # every stdout line is one of the table's: device line, header, a row, the summary
 check "stdout is the result table only" '! grep -vE "^device: |^check +max abs +max rel +tol +result$|^[a-z].* (ok|FAIL)$|^[0-9]+ passed, [0-9]+ failed$" "$t/out"'
 check "the table is complete (header, rows, summary)" '[ "$(grep -c "^check " "$t/out")" -eq 1 ] && [ "$(grep -cE " (ok|FAIL)$" "$t/out")" -ge 30 ] && grep -qE "^[0-9]+ passed, [1-9][0-9]* failed$" "$t/out"'
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish

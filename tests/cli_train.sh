@@ -4,12 +4,7 @@
 # methods on small subsets. Checks the table, the run directory, that a second
 # run reuses the activation cache and reproduces the numbers exactly, and the
 # exit codes of bad invocations.
-set -u
-fails=0; checks=0
-check() { checks=$((checks+1)); if ! eval "$2"; then echo "FAIL: $1"; fails=$((fails+1)); fi; }
-t=$(mktemp -d); trap 'rm -rf "$t"' EXIT
-G="$GF_BIN"
-FM=/usr/share/datasets/fashion-mnist
+. "$(dirname "$0")/testlib.sh"
 EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -97,5 +92,4 @@ done
   > /dev/null 2> "$t/e.txt"; rc=$?
 check "class names differ between splits -> exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "same classes" "$t/e.txt"'
 
-echo "$((checks-fails)) passed, $fails failed"
-[ $fails -eq 0 ] && [ $checks -gt 0 ]
+finish
