@@ -81,7 +81,7 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
     cJSON *done = cJSON_AddArrayToObject(o, "done");
     for (int i = 0; i < 4; i++) cJSON_AddItemToArray(done, cJSON_CreateNumber(c->done[i]));
     char name[64];
-    gf_frame_put_array(&data, layout, "scal", c->scal, 20, sizeof(double));
+    gf_frame_put_array(&data, layout, "scal", c->scal, 4 * GF_CKPT_SCAL, sizeof(double));
     gf_frame_put_array(&data, layout, "lr", &c->lr, 1, sizeof(float));
     gf_frame_put_array(&data, layout, "stats", c->stats, GF_LIN_STATS, sizeof(float));
     for (int i = 0; i < 4; i++) {
@@ -91,6 +91,14 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
         snprintf(name, sizeof name, "block.%s", mn[i]); gf_frame_put_array(&data, layout, name, c->block[i], c->block_count, sizeof(float));
     }
     if (c->active) gf_frame_put_array(&data, layout, "state", c->state, c->state_count, sizeof(float));
+    if (c->active && c->sel_have) {
+        int sel[3] = {c->sel_have, c->sel_epoch, c->sel_bad};
+        gf_frame_put_array(&data, layout, "sel", sel, 3, sizeof(int));
+        gf_frame_put_array(&data, layout, "sel_scal", c->sel_scal, 5, sizeof(double));
+        gf_frame_put_array(&data, layout, "sel_w1", c->sel_w1, (size_t)c->K * c->d, sizeof(float));
+        gf_frame_put_array(&data, layout, "sel_b1", c->sel_b1, (size_t)c->K, sizeof(float));
+        gf_frame_put_array(&data, layout, "sel_block", c->sel_block, c->block_count, sizeof(float));
+    }
     cJSON_AddItemToObject(o, "arrays", layout);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -103,6 +111,7 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
 
 void gf_ckpt_free(gf_ckpt *c) {
     free(c->meta); free(c->state);
+    free(c->sel_w1); free(c->sel_b1); free(c->sel_block);
     for (int i = 0; i < 4; i++) { free(c->w1[i]); free(c->b1[i]); free(c->block[i]); }
     memset(c, 0, sizeof *c);
 }
@@ -156,7 +165,7 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
             ok = c->method < 4 && (!meta || cJSON_IsString(meta));
         }
         if (ok && meta && !(c->meta = strdup(meta->valuestring))) ok = 0;
-        ok = ok && gf_frame_take_array(layout, "scal", data, dl, 20, sizeof(double), NULL, c->scal) &&
+        ok = ok && gf_frame_take_array(layout, "scal", data, dl, 4 * GF_CKPT_SCAL, sizeof(double), NULL, c->scal) &&
              gf_frame_take_array(layout, "lr", data, dl, 1, sizeof(float), NULL, &c->lr) &&
              gf_frame_take_array(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), NULL, c->stats);
         for (int i = 0; i < 4 && ok; i++) {
@@ -178,6 +187,17 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
             ok = ok && sc >= 0 && sc < 1e15;   /* (size_t) of a negative or huge double is UB */
             if (ok) c->state_count = (size_t)sc;
             ok = ok && gf_frame_take_array(layout, "state", data, dl, c->state_count, sizeof(float), (void **)&c->state, NULL);
+        }
+        if (ok && c->active && cJSON_GetObjectItemCaseSensitive(layout, "sel")) {
+            int sel[3];
+            ok = gf_frame_take_array(layout, "sel", data, dl, 3, sizeof(int), NULL, sel) &&
+                 gf_frame_take_array(layout, "sel_scal", data, dl, 5, sizeof(double), NULL, c->sel_scal) &&
+                 gf_frame_take_array(layout, "sel_w1", data, dl, (size_t)c->K * c->d, sizeof(float), (void **)&c->sel_w1, NULL) &&
+                 gf_frame_take_array(layout, "sel_b1", data, dl, (size_t)c->K, sizeof(float), (void **)&c->sel_b1, NULL);
+            if (ok && cJSON_GetObjectItemCaseSensitive(layout, "sel_block"))
+                ok = gf_frame_take_array(layout, "sel_block", data, dl, c->block_count, sizeof(float), (void **)&c->sel_block, NULL);
+            c->sel_have = ok && sel[0] != 0; c->sel_epoch = sel[1]; c->sel_bad = sel[2];
+            ok = ok && sel[1] >= 0 && sel[2] >= 0;
         }
         if (!ok) st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: header fields or arrays missing or out of range", path);
     }

@@ -35,6 +35,8 @@ unsigned gf_job_parse_methods(const char *s) {
     return mask;
 }
 
+static const char *const SELECT_NAMES[] = {"last", "loss", "metric"};
+
 void gf_job_defaults(gf_job *j) {
     memset(j, 0, sizeof *j);
     j->methods = GF_JOB_ALL;
@@ -44,6 +46,10 @@ void gf_job_defaults(gf_job *j) {
     j->lr_halve_every = 20;
     j->seed = 1;
     j->checkpoint_every = 500;
+    j->ntk = 1;
+    j->holdout = 0.1f;
+    j->select = GF_JOB_SELECT_LOSS;
+    j->probe_l2 = -1;
 }
 
 /* Content key of a trunk pass: model bytes, cut, preprocessing, the samples. */
@@ -369,26 +375,30 @@ static void on_step(void *user, gf_method m, int epoch, int epochs, int step, in
     }
 }
 
-static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, double tm, double vl, double vm, double secs) {
+static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, double tm, double vl, double vm,
+                     double hl, double hm, double secs) {
     epoch_ctx *ec = user;
     const char *mn = ec->multi ? "mAP" : "acc";
     if (ec->json) {
         fprintf(ec->json, "{\"type\":\"epoch\",\"method\":\"%s\",\"epoch\":%d,\"epochs\":%d,\"train_loss\":%.6g,"
-                "\"train_metric\":%.6g,\"val_loss\":%.6g,\"val_metric\":%.6g,\"seconds\":%.4g}\n", gf_method_name(m),
-                epoch, epochs, tl, isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm, secs);
+                "\"train_metric\":%.6g,\"val_loss\":%.6g,\"val_metric\":%.6g,\"holdout_loss\":%.6g,\"holdout_metric\":%.6g,"
+                "\"seconds\":%.4g}\n", gf_method_name(m), epoch, epochs, tl, isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl,
+                isnan(vm) ? -1.0 : vm, isnan(hl) ? -1.0 : hl, isnan(hm) ? -1.0 : hm, secs);
         fflush(ec->json);
     }
     if (!ec->job->quiet) {
         fprintf(stderr, "%s[%-8s] epoch %3d/%-3d train loss %.4f", ec->tty ? "\r\033[K" : "", gf_method_name(m), epoch,
                 epochs, tl);
         if (!isnan(tm)) fprintf(stderr, " %s %.4f", mn, tm);
+        if (!isnan(hl)) fprintf(stderr, " | holdout loss %.4f %s %.4f", hl, mn, hm);
         if (!isnan(vl)) fprintf(stderr, " | val loss %.4f %s %.4f", vl, mn, vm);
         fprintf(stderr, "  (%.1f s, ETA %.0f s)\n", secs, secs * (epochs - epoch));
     }
     if (ec->log) {
         fprintf(ec->log, "{\"method\":\"%s\",\"epoch\":%d,\"epochs\":%d,\"train_loss\":%.6g,\"train_metric\":%.6g,"
-                "\"val_loss\":%.6g,\"val_metric\":%.6g,\"seconds\":%.4g}\n", gf_method_name(m), epoch, epochs, tl,
-                isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm, secs);
+                "\"val_loss\":%.6g,\"val_metric\":%.6g,\"holdout_loss\":%.6g,\"holdout_metric\":%.6g,\"seconds\":%.4g}\n",
+                gf_method_name(m), epoch, epochs, tl, isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm,
+                isnan(hl) ? -1.0 : hl, isnan(hm) ? -1.0 : hm, secs);
         fflush(ec->log);
     }
 }
@@ -416,6 +426,12 @@ static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
     cJSON_AddStringToObject(o, "metric", r->multi_label ? "mAP" : "accuracy");
     cJSON_AddNumberToObject(o, "n_train", r->n_train);
     cJSON_AddNumberToObject(o, "n_val", r->n_val);
+    cJSON_AddNumberToObject(o, "n_holdout", r->n_hold);
+    cJSON_AddNumberToObject(o, "holdout", job->holdout);
+    cJSON_AddStringToObject(o, "select", SELECT_NAMES[job->select]);
+    cJSON_AddBoolToObject(o, "ntk", job->ntk);
+    cJSON_AddStringToObject(o, "probe", job->probe_sgd ? "sgd" : "lbfgs");
+    if (!isnan(r->probe_l2)) cJSON_AddNumberToObject(o, "probe_l2", r->probe_l2);
     cJSON_AddNumberToObject(o, "trunk_seconds", r->trunk_seconds);
     cJSON *ms = cJSON_AddObjectToObject(o, "methods");
     for (int i = 0; i < 4; i++) {
@@ -425,6 +441,12 @@ static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
         if (!isnan(r->train_metric[i])) cJSON_AddNumberToObject(x, "train_metric", r->train_metric[i]);
         if (!isnan(r->val_loss[i])) cJSON_AddNumberToObject(x, "val_loss", r->val_loss[i]);
         if (!isnan(r->val_metric[i])) cJSON_AddNumberToObject(x, "val_metric", r->val_metric[i]);
+        if (!isnan(r->hold_loss[i])) cJSON_AddNumberToObject(x, "holdout_loss", r->hold_loss[i]);
+        if (!isnan(r->hold_metric[i])) cJSON_AddNumberToObject(x, "holdout_metric", r->hold_metric[i]);
+        if (!isnan(r->lr[i])) cJSON_AddNumberToObject(x, "lr", r->lr[i]);
+        cJSON_AddNumberToObject(x, "best_epoch", r->best_epoch[i]);
+        cJSON_AddNumberToObject(x, "epochs_run", r->epochs_run[i]);
+        cJSON_AddBoolToObject(x, "diverged", r->diverged[i]);
         cJSON_AddNumberToObject(x, "seconds", r->seconds[i]);
     }
     char *text = cJSON_Print(o);
@@ -445,14 +467,31 @@ static const char *fmt_num(char *buf, double v, int percent) {
 void gf_job_print_table(const gf_job_result *r, FILE *out) {
     fprintf(out, "top block %s; %d training / %d evaluation samples, %d classes; metric: %s\n", r->top, r->n_train,
             r->n_val, r->classes, r->multi_label ? "mAP" : "top-1 accuracy");
-    fprintf(out, "%-10s %11s %11s %11s %11s %9s\n", "method", "train loss", "train", "val loss", "val", "seconds");
+    int hold = r->n_hold > 0;
+    if (hold) fprintf(out, "model selection: the best evaluation on %d held-out training samples (epoch 0 = the start)\n", r->n_hold);
+    fprintf(out, "%-10s %11s %11s %11s %11s", "method", "train loss", "train", "val loss", "val");
+    if (hold) fprintf(out, " %11s %11s %6s", "hold loss", "holdout", "epoch");
+    fprintf(out, " %9s\n", "seconds");
     for (int i = 0; i < 4; i++) {
         if (!r->ran[i]) continue;
-        char a[32], b[32], c[32];
-        fprintf(out, "%-10s %11.4f %11s %11s %11s %9.1f\n", METHOD_NAMES[i], r->train_loss[i],
-                fmt_num(a, r->train_metric[i], 1), fmt_num(b, r->val_loss[i], 0), fmt_num(c, r->val_metric[i], 1),
-                r->seconds[i]);
+        char a[32], b[32], c[32], d[32], e[32], f[32];
+        fprintf(out, "%-10s %11s %11s %11s %11s", METHOD_NAMES[i], fmt_num(f, r->train_loss[i], 0),
+                fmt_num(a, r->train_metric[i], 1), fmt_num(b, r->val_loss[i], 0), fmt_num(c, r->val_metric[i], 1));
+        if (hold) {
+            char ep[24];
+            if (i == 0) snprintf(ep, sizeof ep, "-");
+            else snprintf(ep, sizeof ep, "%d%s", r->best_epoch[i], r->diverged[i] ? "!" : "");
+            fprintf(out, " %11s %11s %6s", fmt_num(d, r->hold_loss[i], 0), fmt_num(e, r->hold_metric[i], 1), ep);
+        }
+        fprintf(out, " %9.1f\n", r->seconds[i]);
     }
+    for (int i = 1; i < 4; i++)
+        if (r->ran[i] && r->lr_auto_used)
+            fprintf(out, "%s: learning rate %g (chosen on the holdout)\n", METHOD_NAMES[i], r->lr[i]);
+    for (int i = 1; i < 4; i++)
+        if (r->ran[i] && r->diverged[i])
+            fprintf(out, "%s: stopped after epoch %d: its held-out loss stayed far above where it started (kept epoch %d; "
+                    "try a smaller --lr)\n", METHOD_NAMES[i], r->epochs_run[i], r->best_epoch[i]);
 }
 
 /* ---------------- checkpoints and saved models ---------------- */
@@ -484,6 +523,12 @@ static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash
     cJSON_AddNumberToObject(o, "lr_halve_every", job->lr_halve_every);
     cJSON_AddNumberToObject(o, "ntk", job->ntk);
     cJSON_AddNumberToObject(o, "eval_every", job->eval_every);
+    cJSON_AddNumberToObject(o, "holdout", job->holdout);
+    cJSON_AddNumberToObject(o, "select", job->select);
+    cJSON_AddNumberToObject(o, "probe_sgd", job->probe_sgd);
+    cJSON_AddNumberToObject(o, "probe_l2", job->probe_l2);
+    cJSON_AddNumberToObject(o, "probe_lr", job->probe_lr);
+    cJSON_AddNumberToObject(o, "lr_auto", job->lr_auto);
     snprintf(hex, sizeof hex, "%llu", (unsigned long long)job->seed);
     cJSON_AddStringToObject(o, "seed", hex);
     return o;
@@ -562,6 +607,17 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     const cJSON *jn = cJSON_GetObjectItemCaseSensitive(c, "ntk"), *je = cJSON_GetObjectItemCaseSensitive(c, "eval_every");
     job->ntk = cJSON_IsNumber(jn) ? (int)jn->valuedouble : 0;
     job->eval_every = cJSON_IsNumber(je) ? (int)je->valuedouble : 0;
+    const cJSON *jh = cJSON_GetObjectItemCaseSensitive(c, "holdout"), *js = cJSON_GetObjectItemCaseSensitive(c, "select");
+    const cJSON *jp = cJSON_GetObjectItemCaseSensitive(c, "probe_sgd"), *jl = cJSON_GetObjectItemCaseSensitive(c, "probe_l2");
+    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(c, "probe_lr");
+    /* checkpoints from before these options: what those runs did */
+    job->holdout = cJSON_IsNumber(jh) ? (float)jh->valuedouble : 0;
+    job->select = cJSON_IsNumber(js) && js->valuedouble >= 0 && js->valuedouble <= 2 ? (int)js->valuedouble : 0;
+    job->probe_sgd = cJSON_IsNumber(jp) ? jp->valuedouble != 0 : 1;
+    job->probe_l2 = cJSON_IsNumber(jl) ? (float)jl->valuedouble : -1;
+    job->probe_lr = cJSON_IsNumber(jr) ? (float)jr->valuedouble : 0;
+    const cJSON *ja = cJSON_GetObjectItemCaseSensitive(c, "lr_auto");
+    job->lr_auto = cJSON_IsNumber(ja) && ja->valuedouble != 0;
 #undef S_
 #undef N_
 #undef OPT_
@@ -629,7 +685,10 @@ static gf_status save_model(void *user, gf_method m, const gf_method_result *r, 
 
 gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     memset(res, 0, sizeof *res);
-    for (int i = 0; i < 4; i++) res->train_metric[i] = res->val_loss[i] = res->val_metric[i] = NAN;
+    for (int i = 0; i < 4; i++)
+        res->train_metric[i] = res->val_loss[i] = res->val_metric[i] = res->hold_loss[i] = res->hold_metric[i] = NAN;
+    res->probe_l2 = NAN;
+    for (int i = 0; i < 4; i++) res->lr[i] = NAN;
     if (!job->model_path || !job->data_path) return gf_fail(ctx, GF_ERR_USAGE, "a model (--model) and data (--data) are needed");
     if (job->batch < 1 || job->epochs < 1) return gf_fail(ctx, GF_ERR_USAGE, "--batch and --epochs must be at least 1");
     if (!job->methods) return gf_fail(ctx, GF_ERR_USAGE, "no method selected");
@@ -649,7 +708,10 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     if (st == GF_OK) {
         gf_model_get_info(m, &mi);
         if (mi.n_blocks == 0) st = gf_fail(ctx, GF_ERR_INPUT, "%s has no linearizable top block", job->model_path);
-        else if (job->top && (bi = gf_model_find_block(m, job->top)) < 0) {
+        else if (job->top_blocks > 0 && (bi = gf_model_top_blocks(m, job->top_blocks)) < 0)
+            st = gf_fail(ctx, GF_ERR_USAGE, "--top-blocks %d: %s has only %d blocks (gradfeat info lists them)",
+                         job->top_blocks, job->model_path, mi.n_blocks);
+        else if (job->top_blocks <= 0 && job->top && (bi = gf_model_find_block(m, job->top)) < 0) {
             char list[512] = "";
             for (int i = 0; i < mi.n_blocks; i++) {
                 gf_block_info b;
@@ -657,7 +719,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
                 strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
                 strncat(list, b.name, sizeof list - strlen(list) - 1);
             }
-            st = gf_fail(ctx, GF_ERR_USAGE, "--top %s: no such block in %s (blocks: %s)", job->top, job->model_path, list);
+            st = gf_fail(ctx, GF_ERR_USAGE, "--top %s: no such block in %s (blocks: %s; a lower block trains every block "
+                         "above it too, and A..B must end at the top block)", job->top, job->model_path, list);
         }
     }
     gf_bnode nodes[GF_BLOCK_MAX_NODES];
@@ -739,6 +802,10 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     gf_cached_set str = {0}, sva = {0};
     if (st == GF_OK && !res->stopped) st = make_set(ctx, dtr, itr, ntr, S, atr.z0, oktr, K, multi, &str, &ltr, &ttr);
     if (st == GF_OK && dva && !res->stopped) st = make_set(ctx, dva, iva, nva, S, ava.z0, okva, K, multi, &sva, &lva, &tva);
+    gf_cached_set sho = {0};
+    if (st == GF_OK && !res->stopped && job->holdout > 0)
+        st = gf_holdout_split(ctx, &str, atr.z0, ltr, ttr, job->holdout, job->seed, &sho);
+    res->n_hold = sho.n;
     res->n_train = str.n; res->n_val = dva ? sva.n : 0; res->classes = K; res->multi_label = multi;
     if (st == GF_OK && job->run_dir && !res->stopped) {
         char path[1200];
@@ -759,6 +826,12 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
     o.ntk = job->ntk; o.eval_every = job->eval_every;
+    o.holdout = sho.n > 0 ? &sho : NULL;
+    o.select = job->select;
+    o.probe_solver = job->probe_sgd ? GF_PROBE_SGD : GF_PROBE_LBFGS;
+    o.probe_l2 = job->probe_l2;
+    o.probe_lr = job->probe_lr;
+    o.lr_auto = job->lr_auto;
     o.on_epoch = on_epoch; o.user = &ec;
     o.on_step = on_step;
     ec.tty = isatty(fileno(stderr));
@@ -781,7 +854,13 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
             res->train_loss[i] = tres.m[i].train_loss; res->train_metric[i] = tres.m[i].train_metric;
             res->val_loss[i] = tres.m[i].val_loss; res->val_metric[i] = tres.m[i].val_metric;
             res->seconds[i] = tres.m[i].seconds;
+            res->hold_loss[i] = tres.m[i].hold_loss; res->hold_metric[i] = tres.m[i].hold_metric;
+            res->best_epoch[i] = tres.m[i].best_epoch; res->epochs_run[i] = tres.m[i].epochs_run;
+            res->diverged[i] = tres.m[i].diverged;
+            res->lr[i] = i ? tres.m[i].lr : NAN;
         }
+        res->probe_l2 = tres.m[0].probe_l2;
+        res->lr_auto_used = job->lr_auto && res->n_hold > 0;
     }
     res->checkpoints = tres.checkpoints;
     if (st == GF_OK && tres.stopped) {

@@ -682,7 +682,9 @@ void gf_model_get_info(const gf_model *m, gf_model_info *info) {
     info->macs = m->macs;
     info->n_outputs = m->n_outputs;
     info->n_classes = m->n_classes;
-    info->n_blocks = m->n_blocks;
+    info->n_blocks = 0;
+    for (int i = 0; i < m->n_blocks; i++) info->n_blocks += !m->blocks[i].span;
+    info->n_spans = m->n_blocks - info->n_blocks;
     if (m->feature >= 0) {
         const gf_mnode *f = &m->nodes[m->feature];
         info->feature = f->name;
@@ -766,9 +768,25 @@ gf_status gf_model_block(const gf_model *m, int i, gf_block_info *bi) {
 
 int gf_model_find_block(const gf_model *m, const char *name) {
     if (!m || !name) return -1;
+    int nb = 0;
+    while (nb < m->n_blocks && !m->blocks[nb].span) nb++;
     for (int i = 0; i < m->n_blocks; i++)
-        if (!strcmp(m->blocks[i].name, name)) return i;
+        if (!strcmp(m->blocks[i].name, name)) {
+            /* a lower block means it and every block above it (its span) */
+            if (i > 0 && i < nb)
+                for (int k = nb; k < m->n_blocks; k++)
+                    if (m->blocks[k].input == m->blocks[i].input) return k;
+            return i;
+        }
     return -1;
+}
+
+int gf_model_top_blocks(const gf_model *m, int n) {
+    if (!m || n < 1) return -1;
+    int nb = 0;
+    while (nb < m->n_blocks && !m->blocks[nb].span) nb++;
+    if (n > nb) return -1;
+    return gf_model_find_block(m, m->blocks[n - 1].name);
 }
 
 /* Same reader as the datasets (gfd_decode_file): size limits (256 MiB file,

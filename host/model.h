@@ -87,6 +87,7 @@ typedef struct gf_mblock {
     int *nodes, n_nodes;              /* node indices inside, topological order (folded BN excluded) */
     uint64_t params;
     double macs;
+    int span;                         /* 1: blocks i..0 joined (after the discovered blocks in the array) */
 } gf_mblock;
 
 struct gf_model {

@@ -127,6 +127,36 @@ static gf_status explicit_blocks(gf_model *m, const cJSON *arr, char *err, size_
     return GF_OK;
 }
 
+/* Multi-block θ2: for each block i >= 1, the span "<block i>..<block 0>" —
+ * every node from block i's cut to the feature node — appended after the
+ * discovered blocks (span = 1), so that choosing a lower block never drops
+ * the blocks above it. Needs consecutive blocks (discovered ones are; named
+ * ones must join up, else that span is left out). */
+static gf_status add_spans(gf_model *m) {
+    int nb = m->n_blocks;
+    for (int i = 1; i < nb; i++) {
+        int ok = 1, n = 0;
+        for (int j = i; j > 0 && ok; j--) ok = m->blocks[j].output == m->blocks[j - 1].input;
+        if (!ok) continue;
+        for (int j = i; j >= 0; j--) n += m->blocks[j].n_nodes;
+        gf_mblock *grown = realloc(m->blocks, (size_t)(m->n_blocks + 1) * sizeof *grown);
+        if (!grown) return GF_ERR_MEMORY;
+        m->blocks = grown;
+        const gf_mblock *lo = &m->blocks[i], *hi = &m->blocks[0];
+        gf_mblock b = {0};
+        b.input = lo->input; b.output = hi->output; b.span = 1;
+        b.nodes = malloc((size_t)(n ? n : 1) * sizeof *b.nodes);
+        size_t len = strlen(lo->name) + strlen(hi->name) + 3;
+        b.name = malloc(len);
+        if (!b.nodes || !b.name) { free(b.nodes); free(b.name); return GF_ERR_MEMORY; }
+        snprintf(b.name, len, "%s..%s", lo->name, hi->name);
+        for (int j = i; j >= 0; j--)
+            for (int k = 0; k < m->blocks[j].n_nodes; k++) b.nodes[b.n_nodes++] = m->blocks[j].nodes[k];
+        m->blocks[m->n_blocks++] = b;
+    }
+    return GF_OK;
+}
+
 gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_arr, char *err, size_t errsz) {
     int n = m->n_nodes;
     int t = m->feature >= 0 ? m->feature : m->outputs[0];
@@ -137,7 +167,11 @@ gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_arr, char *err
     int *tmp = malloc((size_t)n * sizeof *tmp), *cuts = malloc(((size_t)n + 1) * sizeof *cuts);
     gf_status st = GF_OK;
     if (!anc || !tmp || !cuts) { st = GF_ERR_MEMORY; goto out; }
-    if (explicit_arr) { st = explicit_blocks(m, explicit_arr, err, errsz, anc, tmp); goto out; }
+    if (explicit_arr) {
+        st = explicit_blocks(m, explicit_arr, err, errsz, anc, tmp);
+        if (st == GF_OK) st = add_spans(m);
+        goto out;
+    }
     ancestors(m, t, anc);
     /* edges a->b inside the ancestor set: mark positions strictly between */
     int *diff = tmp;  /* reuse as a difference array over positions 0..n-1 */
@@ -177,6 +211,7 @@ gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_arr, char *err
     for (int i = 0; i < m->n_blocks / 2; i++) {  /* closest to the feature first */
         gf_mblock x = m->blocks[i]; m->blocks[i] = m->blocks[m->n_blocks - 1 - i]; m->blocks[m->n_blocks - 1 - i] = x;
     }
+    if (st == GF_OK) st = add_spans(m);
 out:
     free(anc); free(tmp); free(cuts);
     if (st == GF_ERR_MEMORY) snprintf(err, errsz, "out of memory computing blocks");

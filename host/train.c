@@ -15,6 +15,11 @@ void gf_train_options_default(gf_train_options *o) {
     o->optim = gf_optim_paper_defaults();
     o->lr_halve_every = 20;
     o->seed = 1;
+    o->select = GF_SELECT_LOSS;
+    o->diverge_factor = 3;
+    o->diverge_patience = 3;
+    o->probe_solver = GF_PROBE_LBFGS;
+    o->probe_l2 = -1;
 }
 
 void gf_train_result_free(gf_train_result *r) {
@@ -62,6 +67,72 @@ double gf_mean_ap(const float *scores, const float *targets, int n, int K, doubl
     }
     free(v);
     return classes ? sum / classes : NAN;
+}
+
+static void shuffle(int *p, int n, uint64_t seed);
+
+/* ---------------- the holdout ---------------- */
+
+gf_status gf_holdout_split(gf_ctx *ctx, gf_cached_set *set, float *z0, int *labels, float *targets, double frac,
+                           uint64_t seed, gf_cached_set *hold) {
+    int n = set->n, K = set->classes;
+    size_t S = (size_t)set->sample_floats;
+    memset(hold, 0, sizeof *hold);
+    if (frac <= 0 || n < 2) return GF_OK;
+    int *perm = malloc((size_t)n * sizeof(int)), *count = calloc((size_t)K + 1, sizeof(int));
+    int *taken = calloc((size_t)K + 1, sizeof(int));
+    unsigned char *out = calloc((size_t)n, 1);
+    if (!perm || !count || !taken || !out) { free(perm); free(count); free(taken); free(out); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
+    shuffle(perm, n, seed * 0xD1B54A32D192ED03ULL + 17);
+    int nh = 0;
+    if (set->multi_label) {
+        int want = (int)(frac * n + 0.5);
+        if (want >= n) want = n - 1;
+        for (int i = 0; i < want; i++) out[perm[i]] = 1;
+        nh = want;
+    } else {    /* per class: round(frac x its count), leaving at least one training row */
+        for (int i = 0; i < n; i++) count[labels[i] >= 0 && labels[i] < K ? labels[i] : K]++;
+        for (int i = 0; i < n; i++) {
+            int c = labels[perm[i]] >= 0 && labels[perm[i]] < K ? labels[perm[i]] : K;
+            int want = (int)(frac * count[c] + 0.5);
+            if (want > count[c] - 1) want = count[c] - 1;
+            if (taken[c] < want) { taken[c]++; out[perm[i]] = 1; nh++; }
+        }
+    }
+    float *tmp = nh ? malloc((size_t)nh * S * sizeof(float)) : NULL;
+    int *tl = nh ? malloc((size_t)nh * sizeof(int)) : NULL;
+    float *tt = nh && targets ? malloc((size_t)nh * K * sizeof(float)) : NULL;
+    gf_status st = GF_OK;
+    if (nh && (!tmp || !tl || (targets && !tt))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the holdout split");
+    if (st == GF_OK && nh) {   /* stable partition: training rows first, held-out rows after, each in set order */
+        int k = 0, h = 0;
+        for (int i = 0; i < n; i++) {
+            if (out[i]) {
+                memcpy(tmp + (size_t)h * S, z0 + (size_t)i * S, S * sizeof(float));
+                tl[h] = labels[i];
+                if (targets) memcpy(tt + (size_t)h * K, targets + (size_t)i * K, (size_t)K * sizeof(float));
+                h++;
+                continue;
+            }
+            if (k != i) {
+                memmove(z0 + (size_t)k * S, z0 + (size_t)i * S, S * sizeof(float));
+                labels[k] = labels[i];
+                if (targets) memmove(targets + (size_t)k * K, targets + (size_t)i * K, (size_t)K * sizeof(float));
+            }
+            k++;
+        }
+        memcpy(z0 + (size_t)k * S, tmp, (size_t)nh * S * sizeof(float));
+        memcpy(labels + k, tl, (size_t)nh * sizeof(int));
+        if (targets) memcpy(targets + (size_t)k * K, tt, (size_t)nh * K * sizeof(float));
+        *hold = *set;
+        hold->n = nh;
+        hold->z0 = z0 + (size_t)k * S;
+        hold->labels = labels + k;
+        hold->targets = targets ? targets + (size_t)k * K : NULL;
+        set->n = k;
+    }
+    free(tmp); free(tl); free(tt); free(perm); free(count); free(taken); free(out);
+    return st;
 }
 
 /* ---------------- the cache ---------------- */
@@ -200,6 +271,17 @@ static void test_kill_point(const char *point) {
     if (at[0] && !strcmp(point, at) && ++count == target) raise(SIGKILL);
 }
 
+/* Model selection of the method being fitted: its best held-out evaluation
+ * so far and that evaluation's parameters (host copies). */
+typedef struct selection {
+    int have, epoch, bad;
+    double loss0;               /* held-out loss before training (epoch 0) */
+    double loss, metric, train_loss, train_metric;
+    float *w1, *b1, *block;
+} selection;
+
+static void selection_free(selection *s) { free(s->w1); free(s->b1); free(s->block); memset(s, 0, sizeof *s); }
+
 /* One gf_train call: what checkpoints need besides the model being fitted. */
 typedef struct run {
     gf_ctx *ctx;
@@ -211,13 +293,26 @@ typedef struct run {
     unsigned methods;
     float *state;               /* scratch for gf_lin_get_state */
     size_t state_cap;
+    cache *ho;                  /* held-out training data, or NULL */
+    selection sel;              /* the active method's best evaluation */
 } run;
+
+static void to_scal(const gf_method_result *r, double *v) {
+    double x[GF_CKPT_SCAL] = {r->train_loss, r->train_metric, r->val_loss, r->val_metric, r->seconds, r->best_epoch,
+                              r->epochs_run, r->diverged, r->hold_loss, r->hold_metric, r->probe_l2, r->lr};
+    memcpy(v, x, sizeof x);
+}
+
+static void from_scal(const double *v, gf_method_result *r) {
+    r->train_loss = v[0]; r->train_metric = v[1]; r->val_loss = v[2]; r->val_metric = v[3]; r->seconds = v[4];
+    r->best_epoch = (int)v[5]; r->epochs_run = (int)v[6]; r->diverged = (int)v[7];
+    r->hold_loss = v[8]; r->hold_metric = v[9]; r->probe_l2 = v[10]; r->lr = (float)v[11];
+}
 
 static void fill_done(run *R, gf_ckpt *c) {
     for (int i = 0; i < 4; i++) {
         const gf_method_result *r = &R->res->m[i];
-        c->scal[i][0] = r->train_loss; c->scal[i][1] = r->train_metric; c->scal[i][2] = r->val_loss;
-        c->scal[i][3] = r->val_metric; c->scal[i][4] = r->seconds;
+        to_scal(r, c->scal[i]);
         if (!r->w1) continue;           /* finished methods keep their parameters */
         c->done[i] = 1;
         c->w1[i] = r->w1; c->b1[i] = r->b1; c->block[i] = r->block_params;
@@ -237,8 +332,7 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
     fill_done(R, &c);
     if (m) {
         c.active = 1; c.method = method; c.epoch = ep; c.b0 = b0; c.steps = steps; c.lr = lr;
-        c.scal[method][0] = cur->train_loss; c.scal[method][1] = cur->train_metric; c.scal[method][2] = cur->val_loss;
-        c.scal[method][3] = cur->val_metric; c.scal[method][4] = cur->seconds;
+        to_scal(cur, c.scal[method]);
         c.state_count = gf_lin_state_floats(m);
         if (c.state_count > R->state_cap) {
             float *p = realloc(R->state, c.state_count * sizeof(float));
@@ -247,6 +341,13 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
         }
         c.state = R->state;
         GF_TRY(gf_lin_get_state(R->ctx, m, c.state, &c.step, c.stats));
+        const selection *sl = &R->sel;
+        if (sl->have) {
+            c.sel_have = 1; c.sel_epoch = sl->epoch; c.sel_bad = sl->bad;
+            double v[5] = {sl->loss0, sl->loss, sl->metric, sl->train_loss, sl->train_metric};
+            memcpy(c.sel_scal, v, sizeof v);
+            c.sel_w1 = sl->w1; c.sel_b1 = sl->b1; c.sel_block = sl->block;
+        }
     }
     gf_status st = gf_ckpt_write(R->ctx, o->checkpoint_path, &c);
     if (st == GF_OK) R->res->checkpoints++;
@@ -256,9 +357,45 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
 
 static int stop_requested(const run *R) { return R->o->stop && *R->o->stop; }
 
+/* Model selection: an evaluation of the method on the holdout at epoch ep
+ * (0 = before training). Keeps the parameters when they are the best so far
+ * under o->select (GF_SELECT_LAST: always the newest, no copy kept) and counts
+ * evaluations far above the start (divergence). */
+static gf_status consider(run *R, gf_lin *m, gf_method method, int ep, double train_loss, double train_metric,
+                          double *hold_loss, double *hold_metric) {
+    const gf_train_options *o = R->o;
+    selection *sl = &R->sel;
+    GF_TRY(evaluate(R->ctx, m, R->ho, o->batch, hold_loss, hold_metric, NULL));
+    double hl = *hold_loss, hm = *hold_metric;
+    if (ep == 0) sl->loss0 = hl;
+    int better = !sl->have || o->select == GF_SELECT_LAST ||
+                 (o->select == GF_SELECT_METRIC ? (hm > sl->metric || (hm == sl->metric && hl < sl->loss)) : hl < sl->loss);
+    if (isnan(hl)) better = 0;
+    if (sl->have && o->diverge_factor > 0 && (isnan(hl) || (hl > o->diverge_factor * sl->loss0 && hl > sl->loss))) sl->bad++;
+    else sl->bad = 0;
+    if (!better) return GF_OK;
+    if (o->select != GF_SELECT_LAST) {
+        size_t kd = (size_t)R->K * R->d;
+        if (!sl->w1) {
+            sl->w1 = malloc(kd * sizeof(float));
+            sl->b1 = malloc((size_t)R->K * sizeof(float));
+            if (method != GF_METHOD_LINEAR) sl->block = malloc(R->block_count * sizeof(float));
+            if (!sl->w1 || !sl->b1 || (method != GF_METHOD_LINEAR && !sl->block))
+                return gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory for the best model so far");
+        }
+        GF_TRY(gf_lin_read_params(R->ctx, m, sl->block, sl->w1, sl->b1));
+    }
+    sl->have = 1; sl->epoch = ep; sl->loss = hl; sl->metric = hm;
+    sl->train_loss = train_loss; sl->train_metric = train_metric;
+    return GF_OK;
+}
+
 /* Train one model for `epochs` on the train cache; resumes from R->resume
- * when it holds this method in progress. */
-static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, int epochs, gf_method_result *r) {
+ * when it holds this method in progress. start_loss/start_metric: the
+ * training figures of the starting point (the probe's for full and finetune,
+ * which start equal to it; NAN when unknown). */
+static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, int epochs, double start_loss,
+                     double start_metric, gf_method_result *r) {
     gf_ctx *ctx = R->ctx;
     const gf_train_options *o = R->o;
     const gf_cached_set *s = tr->set;
@@ -268,6 +405,8 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
     gf_status st = GF_OK;
     int ep0 = 0, b0_start = 0, steps0 = 0, resumed = 0;
     double secs0 = 0;
+    selection_free(&R->sel);
+    r->hold_loss = r->hold_metric = r->probe_l2 = NAN;
     const gf_ckpt *c = R->resume;
     if (c && c->active && c->method == (int)method) {
         if (c->state_count != gf_lin_state_floats(m))
@@ -275,12 +414,26 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
                          "or model?)", o->checkpoint_path, gf_method_name(method), c->state_count, gf_lin_state_floats(m));
         if (st == GF_OK) st = gf_lin_set_state(ctx, m, c->state, c->step, c->stats);
         ep0 = c->epoch; b0_start = c->b0; steps0 = c->steps; opt.lr = c->lr; resumed = 1;
-        r->train_loss = c->scal[method][0]; r->train_metric = c->scal[method][1];
-        r->val_loss = c->scal[method][2]; r->val_metric = c->scal[method][3]; secs0 = c->scal[method][4];
+        from_scal(c->scal[method], r);
+        secs0 = r->seconds;
+        selection *sl = &R->sel;
+        if (c->sel_have) {
+            sl->have = 1; sl->epoch = c->sel_epoch; sl->bad = c->sel_bad;
+            sl->loss0 = c->sel_scal[0]; sl->loss = c->sel_scal[1]; sl->metric = c->sel_scal[2];
+            sl->train_loss = c->sel_scal[3]; sl->train_metric = c->sel_scal[4];
+            sl->w1 = c->sel_w1; sl->b1 = c->sel_b1; sl->block = c->sel_block;
+            ((gf_ckpt *)c)->sel_w1 = ((gf_ckpt *)c)->sel_b1 = ((gf_ckpt *)c)->sel_block = NULL;   /* now owned by R */
+        }
         R->resume = NULL;
     }
     double t0 = gf_now() - secs0;
-    for (int ep = ep0; ep < epochs && st == GF_OK; ep++) {
+    int last_eval = resumed ? r->epochs_run : 0;
+    if (st == GF_OK && R->ho && !resumed) {
+        st = consider(R, m, method, 0, start_loss, start_metric, &r->hold_loss, &r->hold_metric);
+        r->train_loss = start_loss; r->train_metric = start_metric;
+    }
+    int ep;
+    for (ep = ep0; ep < epochs && st == GF_OK; ep++) {
         int first = resumed && ep == ep0;   /* lr, stats and position come from the checkpoint */
         if (!first && o->lr_halve_every > 0 && ep > 0 && ep % o->lr_halve_every == 0) opt.lr *= 0.5f;
         shuffle(perm, s->n, o->seed * 1000003ULL + (uint64_t)method * 7919ULL + (uint64_t)ep);
@@ -332,12 +485,35 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         r->train_loss = train_loss;
         r->train_metric = s->multi_label ? NAN : correct / s->n;
         r->val_loss = r->val_metric = NAN;
+        r->epochs_run = ep + 1;
         int eval_now = o->eval_every <= 1 || (ep + 1) % o->eval_every == 0 || ep + 1 == epochs;
-        if (va && eval_now) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric, &r->val_scores);
+        if (eval_now && R->ho) {
+            st = consider(R, m, method, ep + 1, r->train_loss, r->train_metric, &r->hold_loss, &r->hold_metric);
+            last_eval = ep + 1;
+        }
+        if (st == GF_OK && va && eval_now) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric, &r->val_scores);
         if (st == GF_OK && o->on_epoch)
             o->on_epoch(o->user, method, ep + 1, epochs, r->train_loss, r->train_metric, r->val_loss, r->val_metric,
-                        gf_now() - te);
+                        r->hold_loss, r->hold_metric, gf_now() - te);
+        if (st == GF_OK && R->ho && o->diverge_patience > 0 && R->sel.bad >= o->diverge_patience) {
+            r->diverged = 1;
+            break;
+        }
     }
+    /* keep the best evaluation's parameters (and report its figures) */
+    if (st == GF_OK && R->ho && R->sel.have) {
+        selection *sl = &R->sel;
+        r->best_epoch = sl->epoch;
+        r->hold_loss = sl->loss; r->hold_metric = sl->metric;
+        if (o->select != GF_SELECT_LAST && sl->epoch != last_eval) {
+            st = gf_lin_write_params(ctx, m, sl->block, sl->w1, sl->b1);
+            r->train_loss = sl->train_loss; r->train_metric = sl->train_metric;
+            if (st == GF_OK && va) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric, &r->val_scores);
+        }
+    } else if (st == GF_OK) {
+        r->best_epoch = r->epochs_run;
+    }
+    selection_free(&R->sel);
     r->seconds = gf_now() - t0;
     r->ran = st == GF_OK;
     free(perm);
@@ -348,8 +524,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
 static gf_status restore_done(gf_ctx *ctx, const gf_ckpt *c, int i, gf_method_result *r) {
     size_t kd = (size_t)c->K * c->d;
     r->ran = 1;
-    r->train_loss = c->scal[i][0]; r->train_metric = c->scal[i][1]; r->val_loss = c->scal[i][2];
-    r->val_metric = c->scal[i][3]; r->seconds = c->scal[i][4];
+    from_scal(c->scal[i], r);
     r->w1 = malloc(kd * sizeof(float));
     r->b1 = malloc((size_t)c->K * sizeof(float));
     if (c->block[i]) r->block_params = malloc(c->block_count * sizeof(float));
@@ -404,6 +579,142 @@ static gf_status method_done(run *R, gf_method mth) {
     return GF_OK;
 }
 
+/* 1. The probe, on features computed once (θ̄ never changes): L-BFGS with the
+ * L2 strength chosen on the holdout (default), or trained like the other
+ * methods (GF_PROBE_SGD). Its result is res->m[GF_METHOD_LINEAR]. */
+static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cache *tr, cache *va, const float *zeros,
+                             gf_loss_kind loss) {
+    gf_ctx *ctx = R->ctx;
+    const gf_train_options *o = R->o;
+    const gf_cached_set *train = tr->set, *val = va ? va->set : NULL, *hold = R->ho ? R->ho->set : NULL;
+    int K = R->K, d = R->d;
+    gf_method_result *r = &R->res->m[GF_METHOD_LINEAR];
+    float *ftr = NULL, *fva = NULL, *fho = NULL;
+    gf_params th = {0};
+    gf_block *head_blk = NULL;
+    gf_status st = gf_params_create(ctx, blk, "theta_bar", &th);
+    if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
+    ftr = malloc((size_t)train->n * d * sizeof(float));
+    if (val) fva = malloc((size_t)val->n * d * sizeof(float));
+    if (hold) fho = malloc((size_t)hold->n * d * sizeof(float));
+    if (st == GF_OK && (!ftr || (val && !fva) || (hold && !fho))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for features");
+    if (st == GF_OK) st = features(ctx, blk, &th, tr, o->batch, ftr);
+    if (st == GF_OK && val) st = features(ctx, blk, &th, va, o->batch, fva);
+    if (st == GF_OK && hold) st = features(ctx, blk, &th, R->ho, o->batch, fho);
+    gf_cached_set ftrain = *train, fval = val ? *val : *train, fhold = hold ? *hold : *train;
+    ftrain.z0 = ftr; ftrain.sample_floats = d;
+    fval.z0 = fva; fval.sample_floats = d;
+    fhold.z0 = fho; fhold.sample_floats = d;
+    /* the probe's "block" is one GAP over a d x 1 x 1 input: logits = w1ᵀf + b1 */
+    gf_bnode gap = {.kind = GF_BN_GAP, .name = "features", .in = {GF_BLOCK_INPUT}};
+    if (st == GF_OK) st = gf_block_create(ctx, d, 1, 1, &gap, 1, o->batch, &head_blk);
+    cache ptr = {0}, pva = {0}, pho = {0};
+    uint64_t fb = ~0ULL;
+    if (st == GF_OK) st = cache_open(ctx, &ftrain, o->batch, &fb, &ptr);
+    if (st == GF_OK && val) st = cache_open(ctx, &fval, o->batch, &fb, &pva);
+    if (st == GF_OK && hold) st = cache_open(ctx, &fhold, o->batch, &fb, &pho);
+    gf_lin *probe = NULL;
+    float *none = head_blk ? calloc(gf_block_param_count(head_blk) + 1, sizeof(float)) : NULL;   /* GAP has no parameters */
+    if (st == GF_OK && !none) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (st == GF_OK)
+        st = gf_lin_create(ctx, head_blk, GF_METHOD_LINEAR, K, loss, none, zeros, zeros + (size_t)K * d, &probe);
+    free(none);
+    cache *feature_ho = R->ho;
+    R->ho = hold ? &pho : NULL;         /* the probe's holdout is its features */
+    if (st == GF_OK && o->probe_solver == GF_PROBE_SGD) {
+        gf_train_options po = *o;       /* its own learning rate */
+        if (o->probe_lr > 0) po.optim.lr = o->probe_lr;
+        R->o = &po;
+        st = fit(R, probe, GF_METHOD_LINEAR, &ptr, val ? &pva : NULL, o->probe_epochs ? o->probe_epochs : o->epochs,
+                 NAN, NAN, r);
+        R->o = o;
+    } else if (st == GF_OK) {
+        double t0 = gf_now();
+        float *w = malloc(((size_t)K * d + K) * sizeof(float));
+        gf_probe_data pt = {ftr, train->n, train->labels, train->targets};
+        gf_probe_data ph = {fho, hold ? hold->n : 0, hold ? hold->labels : NULL, hold ? hold->targets : NULL};
+        if (!w) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+        if (st == GF_OK)
+            st = gf_probe_fit(ctx, &pt, hold ? &ph : NULL, K, d, train->multi_label, o->probe_l2, o->select, w,
+                              w + (size_t)K * d, &r->probe_l2);
+        if (st == GF_OK) st = gf_lin_write_params(ctx, probe, NULL, w, w + (size_t)K * d);
+        free(w);
+        /* its figures as every method's: on the device, full sets */
+        r->hold_loss = r->hold_metric = r->val_loss = r->val_metric = NAN;
+        if (st == GF_OK) st = evaluate(ctx, probe, &ptr, o->batch, &r->train_loss, &r->train_metric, NULL);
+        if (st == GF_OK && hold) st = evaluate(ctx, probe, &pho, o->batch, &r->hold_loss, &r->hold_metric, NULL);
+        if (st == GF_OK && val) st = evaluate(ctx, probe, &pva, o->batch, &r->val_loss, &r->val_metric, &r->val_scores);
+        r->best_epoch = r->epochs_run = 1;
+        r->seconds = gf_now() - t0;
+        r->ran = st == GF_OK;
+        if (st == GF_OK && o->on_epoch)
+            o->on_epoch(o->user, GF_METHOD_LINEAR, 1, 1, r->train_loss, r->train_metric, r->val_loss, r->val_metric,
+                        r->hold_loss, r->hold_metric, r->seconds);
+    }
+    R->ho = feature_ho;
+    if (st == GF_OK && !R->res->stopped) st = keep_params(ctx, probe, head_blk, K, d, GF_METHOD_LINEAR, r);
+    gf_lin_free(probe);
+    cache_close(&ptr); cache_close(&pva); cache_close(&pho);
+    gf_block_free(head_blk);
+    free(ftr); free(fva); free(fho);
+    gf_params_free(&th);
+    if (st == GF_OK && !R->res->stopped) st = method_done(R, GF_METHOD_LINEAR);
+    return st;
+}
+
+/* A gradient/full/finetune model at its start: ω̄, b1 and θ̄ from the probe and
+ * the block (NTK: full's stored head is sqrt(K) ω̄, so it starts at the probe). */
+static gf_status make_model(run *R, gf_block *blk, const float *theta_bar, gf_method mth, gf_loss_kind loss,
+                            gf_lin **out) {
+    gf_ctx *ctx = R->ctx;
+    const gf_method_result *pr = &R->res->m[GF_METHOD_LINEAR];
+    gf_lin *m;
+    GF_TRY(gf_lin_create(ctx, blk, mth, R->K, loss, theta_bar, pr->w1, pr->b1, &m));
+    gf_status st = GF_OK;
+    if (R->o->ntk && (st = gf_lin_set_ntk(ctx, m, 1)) == GF_OK && mth == GF_METHOD_FULL) {
+        size_t kd = (size_t)R->K * R->d;
+        float *w = malloc(kd * sizeof(float));
+        if (!w) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+        for (size_t i = 0; w && i < kd; i++) w[i] = pr->w1[i] * sqrtf((float)R->K);
+        if (st == GF_OK) st = gf_lin_write_params(ctx, m, NULL, w, NULL);
+        free(w);
+    }
+    if (st != GF_OK) { gf_lin_free(m); return st; }
+    *out = m;
+    return GF_OK;
+}
+
+/* --lr-auto: one epoch from the start at lr, lr/3 and lr/10; the lowest held-out
+ * loss after it wins (not checkpointed: a resumed run repeats the trials, which
+ * are deterministic). */
+static gf_status choose_lr(run *R, gf_block *blk, const float *theta_bar, gf_method mth, gf_loss_kind loss, cache *tr,
+                           float *lr) {
+    const gf_train_options *o = R->o;
+    static const float scale[] = {1.0f, 1.0f / 3, 0.1f};
+    double best = INFINITY;
+    float chosen = o->optim.lr;
+    gf_status st = GF_OK;
+    for (int i = 0; i < 3 && st == GF_OK && !R->res->stopped; i++) {
+        gf_train_options t = *o;
+        t.optim.lr = o->optim.lr * scale[i];
+        t.select = GF_SELECT_LAST;
+        t.on_epoch = NULL;
+        t.checkpoint_path = NULL;
+        t.diverge_factor = 0;
+        gf_method_result r = {0};
+        gf_lin *m = NULL;
+        st = make_model(R, blk, theta_bar, mth, loss, &m);
+        R->o = &t;
+        if (st == GF_OK) st = fit(R, m, mth, tr, NULL, 1, NAN, NAN, &r);
+        R->o = o;
+        gf_lin_free(m);
+        free(r.val_scores);
+        if (st == GF_OK && r.hold_loss < best) { best = r.hold_loss; chosen = t.optim.lr; }
+    }
+    *lr = chosen;
+    return st;
+}
+
 gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_cached_set *train,
                    const gf_cached_set *val, unsigned methods, const gf_train_options *o, gf_train_result *res) {
     memset(res, 0, sizeof *res);
@@ -411,7 +722,7 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
     gf_loss_kind loss = train->multi_label ? GF_LOSS_SIGMOID_BCE : GF_LOSS_SOFTMAX;
     const gf_ckpt *ck = o->resume;
     run R = {ctx, o, res, ck && ck->active ? ck : NULL, K, d, train->n, val ? val->n : 0, gf_block_param_count(blk),
-             methods, NULL, 0};
+             methods, NULL, 0, NULL, {0}};
     if (ck && (ck->K != K || ck->d != d || ck->n_train != train->n || ck->n_val != R.n_val ||
                ck->block_count != R.block_count || ck->methods != methods))
         return gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s does not match this run (classes %d/%d, feature dim %d/%d, "
@@ -420,9 +731,12 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
                        ck->n_val, R.n_val, ck->block_count, R.block_count, ck->methods, methods);
     uint64_t budget = o->max_device_mem ? o->max_device_mem : ctx->info.global_mem / 2;
     double t0 = gf_now();
-    cache tr = {0}, va = {0};
+    cache tr = {0}, va = {0}, ho = {0};
+    const gf_cached_set *hold = o->holdout && o->holdout->n > 0 ? o->holdout : NULL;
     gf_status st = cache_open(ctx, train, o->batch, &budget, &tr);
     if (st == GF_OK && val) st = cache_open(ctx, val, o->batch, &budget, &va);
+    if (st == GF_OK && hold) st = cache_open(ctx, hold, o->batch, &budget, &ho);
+    R.ho = hold ? &ho : NULL;
     res->cache_on_device = tr.dev != NULL;
     /* the primal cache, for gradient/full, when it fits what the activation cache left */
     unsigned at_theta_bar = (1u << GF_METHOD_GRADIENT) | (1u << GF_METHOD_FULL);
@@ -451,55 +765,28 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
             gf_params_free(&th);
         }
     } else if (st == GF_OK) {
-        float *ftr = NULL, *fva = NULL;
-        gf_params th = {0};
-        gf_block *head_blk = NULL;
-        st = gf_params_create(ctx, blk, "theta_bar", &th);
-        if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
-        ftr = malloc((size_t)train->n * d * sizeof(float));
-        if (val) fva = malloc((size_t)val->n * d * sizeof(float));
-        if (st == GF_OK && (!ftr || (val && !fva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for features");
-        if (st == GF_OK) st = features(ctx, blk, &th, &tr, o->batch, ftr);
-        if (st == GF_OK && val) st = features(ctx, blk, &th, &va, o->batch, fva);
-        gf_cached_set ftrain = *train, fval = val ? *val : *train;
-        ftrain.z0 = ftr; ftrain.sample_floats = d;
-        fval.z0 = fva; fval.sample_floats = d;
-        /* the probe's "block" is one GAP over a d x 1 x 1 input: logits = w1ᵀf + b1 */
-        gf_bnode gap = {.kind = GF_BN_GAP, .name = "features", .in = {GF_BLOCK_INPUT}};
-        if (st == GF_OK) st = gf_block_create(ctx, d, 1, 1, &gap, 1, o->batch, &head_blk);
-        cache ptr = {0}, pva = {0};
-        uint64_t fb = ~0ULL;
-        if (st == GF_OK) st = cache_open(ctx, &ftrain, o->batch, &fb, &ptr);
-        if (st == GF_OK && val) st = cache_open(ctx, &fval, o->batch, &fb, &pva);
-        gf_lin *probe = NULL;
-        float *none = head_blk ? calloc(gf_block_param_count(head_blk) + 1, sizeof(float)) : NULL;   /* GAP has no parameters */
-        if (st == GF_OK && !none) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
-        if (st == GF_OK)
-            st = gf_lin_create(ctx, head_blk, GF_METHOD_LINEAR, K, loss, none, zeros, zeros + (size_t)K * d, &probe);
-        free(none);
-        if (st == GF_OK)
-            st = fit(&R, probe, GF_METHOD_LINEAR, &ptr, val ? &pva : NULL,
-                     o->probe_epochs ? o->probe_epochs : o->epochs, &res->m[GF_METHOD_LINEAR]);
-        if (st == GF_OK && !res->stopped)
-            st = keep_params(ctx, probe, head_blk, K, d, GF_METHOD_LINEAR, &res->m[GF_METHOD_LINEAR]);
-        gf_lin_free(probe);
-        cache_close(&ptr); cache_close(&pva);
-        gf_block_free(head_blk);
-        free(ftr); free(fva);
-        gf_params_free(&th);
-        if (st == GF_OK && !res->stopped) st = method_done(&R, GF_METHOD_LINEAR);
+        st = train_probe(&R, blk, theta_bar, &tr, val ? &va : NULL, zeros, loss);
     }
 
     /* 2. gradient / full / finetune from the probe: w1 = ω̄, b1 = probe bias, w2 = 0 */
     for (int mth = GF_METHOD_GRADIENT; mth <= GF_METHOD_FINETUNE && st == GF_OK && !res->stopped; mth++) {
         if (!(methods & (1u << mth))) continue;
         if (ck && ck->done[mth]) { st = restore_done(ctx, ck, mth, &res->m[mth]); continue; }
-        gf_lin *m;
-        st = gf_lin_create(ctx, blk, (gf_method)mth, K, loss, theta_bar, res->m[GF_METHOD_LINEAR].w1,
-                           res->m[GF_METHOD_LINEAR].b1, &m);
+        const gf_method_result *pr = &res->m[GF_METHOD_LINEAR];
+        int resuming = R.resume && R.resume->method == mth;
+        float lr = resuming ? (float)R.resume->scal[mth][11] : o->optim.lr;
+        if (o->lr_auto && R.ho && !resuming) st = choose_lr(&R, blk, theta_bar, (gf_method)mth, loss, &tr, &lr);
+        gf_lin *m = NULL;
+        if (st == GF_OK) st = make_model(&R, blk, theta_bar, (gf_method)mth, loss, &m);
         if (st != GF_OK) break;
-        if (o->ntk && (st = gf_lin_set_ntk(ctx, m, 1)) != GF_OK) { gf_lin_free(m); break; }
-        st = fit(&R, m, (gf_method)mth, &tr, val ? &va : NULL, o->epochs, &res->m[mth]);
+        int from_probe = mth != GF_METHOD_GRADIENT;    /* full and finetune start equal to the probe */
+        gf_train_options mo = *o;
+        mo.optim.lr = lr;
+        res->m[mth].lr = lr;
+        R.o = &mo;
+        st = fit(&R, m, (gf_method)mth, &tr, val ? &va : NULL, o->epochs, from_probe ? pr->train_loss : NAN,
+                 from_probe ? pr->train_metric : NAN, &res->m[mth]);
+        R.o = o;
         if (st == GF_OK && !res->stopped) st = keep_params(ctx, m, blk, K, d, (gf_method)mth, &res->m[mth]);
         gf_lin_free(m);
         if (st == GF_OK && !res->stopped) st = method_done(&R, (gf_method)mth);
@@ -509,8 +796,10 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
         st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s holds %s in progress, which this run does not train",
                      o->checkpoint_path ? o->checkpoint_path : "", gf_method_name((gf_method)R.resume->method));
     free(R.state);
+    selection_free(&R.sel);
     free(zeros);
     cache_close(&tr);
     cache_close(&va);
+    cache_close(&ho);
     return st;
 }

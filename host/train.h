@@ -26,6 +26,28 @@ typedef struct gf_train_options {
     int probe_epochs;           /* 0 = epochs */
     int eval_every;             /* evaluate every N epochs (and after the last); 0 or 1 = every epoch */
     int ntk;                    /* NTK parametrisation for gradient/full (linearized.h) */
+    /* model selection on held-out training data (never the val/test set):
+     * holdout NULL = none. With one, every method's held-out loss and metric are
+     * measured before training (epoch 0: for full and finetune that is the probe
+     * itself) and at every evaluation, and the method keeps the parameters of its
+     * best evaluation under `select`; a method whose held-out loss stays above
+     * diverge_factor x its epoch-0 value (and above the best) for
+     * diverge_patience evaluations in a row is stopped (result.diverged). */
+    const gf_cached_set *holdout;
+    int select;                 /* GF_SELECT_*; ignored without a holdout */
+    double diverge_factor;      /* 0 = never stop early */
+    int diverge_patience;
+    /* the probe: GF_PROBE_LBFGS solves the L2-regularised problem to convergence
+     * on the cached features (host, double precision), with the L2 strength
+     * probe_l2, or (probe_l2 < 0) the best of a log grid on the holdout (without
+     * a holdout: 1e-4); GF_PROBE_SGD trains it like the other methods for
+     * probe_epochs with learning rate probe_lr (0 = optim.lr). */
+    int probe_solver;
+    double probe_l2;
+    float probe_lr;
+    /* with a holdout: gradient/full/finetune each try optim.lr, /3 and /10 for one
+     * epoch from their start and train with the lowest held-out loss (result.lr) */
+    int lr_auto;
     int no_primal_cache;        /* 1: rerun the block's primal forward every step even when the
                                    primal cache (block.h) fits the device budget */
     /* progress within an epoch: on_step is called after a step when report_seconds
@@ -38,7 +60,7 @@ typedef struct gf_train_options {
     int verbose;
     /* progress: called after each epoch of each method (may be NULL) */
     void (*on_epoch)(void *user, gf_method m, int epoch, int epochs, double train_loss, double train_metric,
-                     double val_loss, double val_metric, double seconds);
+                     double val_loss, double val_metric, double hold_loss, double hold_metric, double seconds);
     /* called when a method has finished and its parameters are in r; probe =
      * the linear probe's result (ω̄ = probe->w1). May be NULL. */
     gf_status (*on_method)(void *user, gf_method m, const struct gf_method_result *r,
@@ -56,6 +78,8 @@ typedef struct gf_train_options {
     const struct gf_ckpt *resume;
 } gf_train_options;
 void gf_train_options_default(gf_train_options *o);
+enum { GF_SELECT_LAST = 0, GF_SELECT_LOSS = 1, GF_SELECT_METRIC = 2 };
+enum { GF_PROBE_LBFGS = 0, GF_PROBE_SGD = 1 };
 
 typedef struct gf_method_result {
     int ran;
@@ -63,6 +87,13 @@ typedef struct gf_method_result {
     float *block_params;        /* w2 (gradient/full) or θ (finetune), gf_block_param_count floats */
     float *w1, *b1;             /* head [K, d], [K] */
     float *val_scores;          /* logits of the last evaluation [n_val, K], or NULL */
+    /* model selection (with a holdout; else best_epoch = epochs, hold_* NAN) */
+    int best_epoch;             /* the epoch whose parameters were kept; 0 = the starting point */
+    int epochs_run;             /* < epochs when stopped for divergence */
+    int diverged;               /* stopped early: held-out loss ran away */
+    double hold_loss, hold_metric;
+    double probe_l2;            /* linear with the L-BFGS solver: the L2 strength used; else NAN */
+    float lr;                   /* the learning rate it trained with (--lr-auto's choice) */
 } gf_method_result;
 
 typedef struct gf_train_result {
@@ -81,6 +112,29 @@ void gf_train_result_free(gf_train_result *r);
 gf_status gf_train(gf_ctx *ctx, gf_block *block, const float *theta_bar, const gf_cached_set *train,
                    const gf_cached_set *val, unsigned methods, const gf_train_options *o, gf_train_result *res);
 
+/* The linear probe by L-BFGS (host/probe.c): minimises the mean training loss
+ * (softmax cross-entropy, or per-class sigmoid BCE averaged over n x K, as the
+ * device losses) + l2/2 ||w||² (no penalty on b) over features f [n, d] to
+ * convergence. l2 < 0 with a holdout ho: the best of a log grid 1e-1..1e-6 by
+ * held-out loss (select = GF_SELECT_METRIC: by metric, ties by loss), each
+ * solve warm-started from the previous one; l2 < 0 without: 1e-4. Writes
+ * w [K, d], b [K] and the L2 used. */
+typedef struct gf_probe_data {
+    const float *f;
+    int n;
+    const int *labels;          /* single-label */
+    const float *targets;       /* multi-label [n, K] */
+} gf_probe_data;
+gf_status gf_probe_fit(gf_ctx *ctx, const gf_probe_data *train, const gf_probe_data *ho, int K, int d, int multi,
+                       double l2, int select, float *w, float *b, double *l2_used);
+
+/* Splits off a held-out part of a cached set, in place: a seeded, stratified
+ * (per class; multi-label: plain random) fraction `frac` of the rows moves to
+ * the end of z0/labels/targets; *set keeps the rest and *hold describes the
+ * moved rows (same arrays). Each class keeps at least one training row. */
+gf_status gf_holdout_split(gf_ctx *ctx, gf_cached_set *set, float *z0, int *labels, float *targets, double frac,
+                           uint64_t seed, gf_cached_set *hold);
+
 /* Mean loss and metric of model m over a whole set (as the per-epoch
  * evaluation computes them), batches of `batch` in set order. */
 gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, int batch, double *loss, double *metric);
@@ -90,13 +144,15 @@ gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, in
  * json | data. The JSON holds the integers and the layout of the data area
  * (named float32/float64 arrays); doubles and floats stay binary so that a
  * resumed run is bit for bit the uninterrupted one. */
+enum { GF_CKPT_SCAL = 12 };
 typedef struct gf_ckpt {
     char *meta;                 /* job JSON text (configuration, data keys); may be NULL */
     int K, d, n_train, n_val;   /* checked on resume */
     size_t block_count;         /* gf_block_param_count (device layout) */
     unsigned methods;
     int done[4];                /* finished methods: their results below */
-    double scal[4][5];          /* train_loss, train_metric, val_loss, val_metric, seconds */
+    double scal[4][GF_CKPT_SCAL]; /* per method: train_loss, train_metric, val_loss, val_metric, seconds,
+                                     best_epoch, epochs_run, diverged, hold_loss, hold_metric, probe_l2, lr */
     float *w1[4], *b1[4], *block[4];
     /* the method in progress; active 0 = none (start the next one afresh) */
     int active, method, epoch, b0, steps;
@@ -104,6 +160,10 @@ typedef struct gf_ckpt {
     float lr, stats[GF_LIN_STATS];
     float *state;
     size_t state_count;
+    /* the active method's model selection: sel_have 0 = nothing kept yet */
+    int sel_have, sel_epoch, sel_bad;
+    double sel_scal[5];         /* loss0, loss, metric, train_loss, train_metric */
+    float *sel_w1, *sel_b1, *sel_block;
 } gf_ckpt;
 gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c);
 /* Rejects a truncated or corrupt file (GF_ERR_INPUT naming it). */

@@ -52,7 +52,7 @@ typedef struct gf_model_info {
     int n_tensors;                /* in the file */
     uint64_t n_params;            /* floats referenced by the graph, as in the file */
     double macs;                  /* multiply-adds per image of conv/linear after BN folding */
-    int n_outputs, n_classes, n_blocks;
+    int n_outputs, n_classes, n_blocks, n_spans;
     const char *feature;          /* feature node (NULL if the file names none) */
     int feature_dim;
     int out_dim;                  /* size of the first output */
@@ -93,8 +93,14 @@ typedef struct gf_block_info {
     double macs;
 } gf_block_info;
 gf_status gf_model_block(const gf_model *m, int i, gf_block_info *info);
-/* Block index by name; -1 if none. */
+/* Block index by name; -1 if none. A block below the top one means that block
+ * AND every block above it up to the feature node (multi-block θ2: the index
+ * of the span "<name>..<top>", also accepted by that name); the top block is
+ * itself. Spans follow the n_blocks discovered blocks (gf_model_block works on
+ * both; gf_model_info.n_spans counts them). */
 int gf_model_find_block(const gf_model *m, const char *name);
+/* The span of the top n blocks (n = 1: the top block); -1 if the model has fewer. */
+int gf_model_top_blocks(const gf_model *m, int n);
 
 /* ---------------------------------------------------------------- executor */
 typedef struct gf_exec gf_exec;

@@ -30,12 +30,26 @@ typedef struct gf_job {
     const char *data_path, *data_split;      /* training data (split: "train"/"test" for IDX, a folder/CSV split) */
     const char *val_path, *val_split;        /* evaluation data; NULL: none */
     int limit_train, limit_val;              /* use a seeded random subset of this many samples; 0 = all */
-    const char *top;                         /* top block by name; NULL = the model's default */
+    const char *top;                         /* top block by name (a lower block: it and every block above it);
+                                                NULL = the model's default */
+    int top_blocks;                          /* > 0: θ2 = the top N blocks (instead of top) */
     unsigned methods;                        /* GF_JOB_* mask */
     int epochs, probe_epochs, batch;         /* probe_epochs 0 = 10 x epochs (the probe is cheap) */
     int sgd;                                 /* 1: SGD + momentum (official configs); 0: Adam (paper §4) */
     float lr, momentum, weight_decay, clip_norm, beta1, beta2;
-    int ntk;                                 /* NTK parametrisation of gradient/full (official code's option) */
+    int ntk;                                 /* NTK parametrisation of gradient/full (the paper's and official code's;
+                                                on by default: see README "Why the defaults") */
+    /* model selection on held-out TRAINING data (the val set stays a pure test set):
+     * holdout = fraction split off the training samples (seeded, stratified; 0 = none);
+     * select  = GF_JOB_SELECT_*: which evaluation's parameters each method keeps. */
+    float holdout;
+    int select;
+    int probe_sgd;                           /* 0: probe by L-BFGS to convergence (default); 1: trained like the
+                                                other methods for probe_epochs at probe_lr */
+    float probe_l2;                          /* L-BFGS probe's L2 strength; < 0 = chosen on the holdout (default) */
+    float probe_lr;                          /* SGD/Adam probe's learning rate; 0 = lr */
+    int lr_auto;                             /* gradient/full/finetune each pick lr, lr/3 or lr/10 by one trial
+                                                epoch on the holdout */
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
     const char *log_json;                    /* one JSON object per progress report and per epoch; NULL = none */
     int log_every;                           /* progress line every N steps when stderr is not a terminal (0 = 50) */
@@ -58,13 +72,20 @@ typedef struct gf_job {
     int resume;
     volatile sig_atomic_t *stop;
 } gf_job;
-/* Paper §4 defaults: Adam β=(0.5, 0.999), lr 1e-3, wd 1e-6, batch 64, lr halved every 20 epochs. */
+enum { GF_JOB_SELECT_LAST = 0, GF_JOB_SELECT_LOSS = 1, GF_JOB_SELECT_METRIC = 2 };
+/* Paper §4 defaults: Adam β=(0.5, 0.999), lr 1e-3, wd 1e-6, batch 64, lr halved every 20 epochs;
+ * NTK parametrisation; 10 % holdout, best epoch by held-out loss; L-BFGS probe. */
 void gf_job_defaults(gf_job *job);
 
 typedef struct gf_job_result {
     int ran[4];
     double train_loss[4], train_metric[4], val_loss[4], val_metric[4], seconds[4];
-    int multi_label, n_train, n_val, classes;
+    double hold_loss[4], hold_metric[4];     /* on the holdout (NAN without one) */
+    int best_epoch[4], epochs_run[4], diverged[4];   /* the kept epoch (0 = the start), epochs trained, early stop */
+    double probe_l2;                         /* the L-BFGS probe's L2 strength (NAN for the SGD probe) */
+    double lr[4];                            /* learning rate each method trained with */
+    int lr_auto_used;                        /* lr[] were chosen on the holdout */
+    int multi_label, n_train, n_val, n_hold, classes;
     char top[128];
     double trunk_seconds;                    /* the one trunk pass (0 when the cache was reused) */
     int cache_reused, cache_on_device;

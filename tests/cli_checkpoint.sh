@@ -17,7 +17,7 @@ EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 
 args=(--model "$EMO" --data "$FM" --split train --limit 64 --val "$FM" --val-split test --val-limit 32
-      --method linear,full --epochs 3 --probe-epochs 80 --batch 16 --lr 0.005 --checkpoint-every 3
+      --method linear,full --epochs 3 --probe sgd --probe-epochs 80 --batch 16 --lr 0.005 --checkpoint-every 3
       --cache-dir "$t/cache")
 
 # start a run in the background, wait for a progress line, send a signal

@@ -79,7 +79,7 @@ r = json.load(open(sys.argv[1]))
 assert set(r) == {"fm", "lfw", "mosaic"}, r.keys()
 for k, e in r.items():
     g, b = e["gradfeat"], e["baseline"]
-    assert (g["n_train"], g["n_val"]) == (b["n_train"], b["n_val"]), (k, g["n_train"], g["n_val"], b)
+    assert (g["n_train"] + g["n_holdout"], g["n_val"]) == (b["n_train"], b["n_val"]), (k, g["n_train"], g["n_val"], b)
     assert g["metric"] == b["metric"] == ("mAP" if k == "mosaic" else "accuracy"), (k, g["metric"], b["metric"])
     assert set(g["methods"]) == {"linear", "gradient", "full", "finetune"}
 EOF'

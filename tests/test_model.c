@@ -347,6 +347,23 @@ int main(void) {
         gf_model_block(m, 2, &bi);
         CHECK(!strcmp(bi.input, "r1") && !strcmp(bi.output, "add") && bi.n_nodes == 3, "block dw: r1 -> add, 3 nodes (%s -> %s, %d)",
               bi.input, bi.output, bi.n_nodes);
+        {   /* multi-block θ2: a lower block means it and every block above it */
+            gf_block_info top, sp;
+            gf_model_block(m, 0, &top);
+            int nodes_dw_up = 0;
+            for (int i = 0; i <= 2; i++) { gf_block_info x; gf_model_block(m, i, &x); nodes_dw_up += x.n_nodes; }
+            int k = gf_model_find_block(m, "dw");
+            CHECK(in.n_spans == 3 && k >= in.n_blocks, "dw resolves to a span after the %d blocks (n_spans %d, index %d)",
+                  in.n_blocks, in.n_spans, k);
+            CHECK(k >= 0 && gf_model_block(m, k, &sp) == GF_OK && !strcmp(sp.name, "dw..c2") && !strcmp(sp.input, "r1") &&
+                  !strcmp(sp.output, top.output) && sp.n_nodes == nodes_dw_up,
+                  "span dw..c2: r1 -> %s, %d nodes (got %s: %s -> %s, %d)", top.output, nodes_dw_up, sp.name, sp.input,
+                  sp.output, sp.n_nodes);
+            CHECK(gf_model_find_block(m, "dw..c2") == k && gf_model_top_blocks(m, 3) == k, "span by name and by count");
+            CHECK(gf_model_find_block(m, "c2") == 0 && gf_model_top_blocks(m, 1) == 0, "the top block is itself");
+            CHECK(gf_model_top_blocks(m, 5) == -1 && gf_model_find_block(m, "dw..bn2") == -1,
+                  "no span past the blocks, none that stops below the top");
+        }
         CHECK(!strcmp(gf_model_class_name(m, 4), "e") && !gf_model_class_name(m, 5), "class names");
         const gf_preprocess *pp = gf_model_preprocess(m);
         CHECK(pp->width == 9 && pp->channels == 3 && fabs(pp->mean[1] - 0.5) < 1e-7 && fabs(pp->std[2] - 0.25) < 1e-7,

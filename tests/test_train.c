@@ -128,6 +128,113 @@ static void primal_roundtrip(gf_ctx *ctx, gf_block *blk, const float *theta, con
     free(w2h); free(xb); free(gfh);
 }
 
+/* Gradient of the L2-regularised mean softmax cross-entropy (double, written
+ * here independently of host/probe.c): largest |component|. */
+static double probe_grad_max(const float *f, const int *lab, int n, int d, int k, double l2, const float *w, const float *b) {
+    double *g = calloc((size_t)k * d + k, sizeof(double)), worst = 0;
+    for (int i = 0; i < n; i++) {
+        double z[8], mx = -1e300, s = 0;
+        for (int c = 0; c < k; c++) {
+            z[c] = b[c];
+            for (int j = 0; j < d; j++) z[c] += (double)w[c * d + j] * f[i * d + j];
+            mx = fmax(mx, z[c]);
+        }
+        for (int c = 0; c < k; c++) s += exp(z[c] - mx);
+        for (int c = 0; c < k; c++) {
+            double gz = (exp(z[c] - mx) / s - (c == lab[i])) / n;
+            for (int j = 0; j < d; j++) g[c * d + j] += gz * f[i * d + j];
+            g[k * d + c] += gz;
+        }
+    }
+    for (int i = 0; i < k * d; i++) g[i] += l2 * w[i];
+    for (int i = 0; i < k * d + k; i++) worst = fmax(worst, fabs(g[i]));
+    free(g);
+    return worst;
+}
+
+static double probe_loss(const float *f, const int *lab, int n, int d, int k, const float *w, const float *b) {
+    double L = 0;
+    for (int i = 0; i < n; i++) {
+        double z[8], mx = -1e300, s = 0;
+        for (int c = 0; c < k; c++) {
+            z[c] = b[c];
+            for (int j = 0; j < d; j++) z[c] += (double)w[c * d + j] * f[i * d + j];
+            mx = fmax(mx, z[c]);
+        }
+        for (int c = 0; c < k; c++) s += exp(z[c] - mx);
+        L += mx + log(s) - z[lab[i]];
+    }
+    return L / n;
+}
+
+/* gf_probe_fit: at a fixed L2 its answer is the optimum (gradient ~ 0); with
+ * a holdout it picks the grid value whose held-out loss is lowest. */
+static void probe_solver(gf_ctx *ctx) {
+    enum { N = 150, NH = 60, D = 7, KK = 4 };
+    test_rng r; test_rng_seed(&r, 3);
+    float f[(N + NH) * D], w[KK * D], b[KK];
+    int lab[N + NH];
+    test_fill(&r, f, (N + NH) * D, -1, 1);
+    for (int i = 0; i < N + NH; i++) {     /* overlapping classes: not separable, a finite optimum */
+        lab[i] = i % KK;
+        f[i * D + lab[i]] += 0.7f;
+    }
+    gf_probe_data tr = {f, N, lab, NULL}, ho = {f + N * D, NH, lab + N, NULL};
+    double used = 0;
+    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, 1e-2, GF_SELECT_LOSS, w, b, &used));
+    double gm = probe_grad_max(f, lab, N, D, KK, 1e-2, w, b);
+    printf("probe L-BFGS: max |gradient| at the answer %.3g (l2 %g)\n", gm, used);
+    CHECK(gm < 1e-5 && used == 1e-2, "L-BFGS probe not at the optimum: max |gradient| %.3g", gm);
+    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, 1e-5, GF_SELECT_LOSS, w, b, &used));
+    gm = probe_grad_max(f, lab, N, D, KK, 1e-5, w, b);
+    printf("probe L-BFGS, l2 1e-5: max |gradient| %.3g\n", gm);
+    CHECK(gm < 3e-5, "weakly regularised probe not at the optimum: %.3g", gm);   /* float logits: ~1e-4 of the start */
+    /* the grid search: its choice is at least as good on the holdout as every grid value solved alone */
+    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, &ho, KK, D, 0, -1, GF_SELECT_LOSS, w, b, &used));
+    double chosen = probe_loss(f + N * D, lab + N, NH, D, KK, w, b);
+    static const double grid[] = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6};
+    int in_grid = 0;
+    for (size_t g = 0; g < sizeof grid / sizeof *grid; g++) {
+        float w2[KK * D], b2[KK];
+        in_grid |= used == grid[g];
+        REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, grid[g], GF_SELECT_LOSS, w2, b2, NULL));
+        double l = probe_loss(f + N * D, lab + N, NH, D, KK, w2, b2);
+        CHECK(chosen <= l + 1e-5, "probe L2 search chose %g (held-out loss %.6f) but %g gives %.6f", used, chosen, grid[g], l);
+    }
+    CHECK(in_grid, "chosen L2 %g is not a grid value", used);
+    printf("probe L2 chosen on the holdout: %g (held-out loss %.4f)\n", used, chosen);
+}
+
+/* gf_holdout_split: every row ends up once in one part, with its label;
+ * per class round(frac x count) rows are held out; the same seed, the same split. */
+static void holdout_split(gf_ctx *ctx) {
+    enum { N = 90, S = 3, KK = 3 };
+    float z[N * S];
+    int lab[N];
+    for (int i = 0; i < N; i++) { lab[i] = (i * 7) % KK; for (int j = 0; j < S; j++) z[i * S + j] = (float)(i * 10 + j); }
+    gf_cached_set set = {N, S, KK, 0, z, lab, NULL}, ho;
+    REQUIRE_OK(ctx, gf_holdout_split(ctx, &set, z, lab, NULL, 0.1, 7, &ho));
+    CHECK(set.n + ho.n == N && ho.n == 9, "split %d + %d", set.n, ho.n);
+    CHECK(ho.z0 == z + (size_t)set.n * S && ho.labels == lab + set.n, "held-out rows at the end");
+    int seen[N] = {0}, per_class[KK] = {0};
+    for (int i = 0; i < N; i++) {
+        int id = (int)z[i * S] / 10;
+        CHECK(id >= 0 && id < N && z[i * S + 2] == z[i * S] + 2, "row %d moved whole", i);
+        if (id < 0 || id >= N) continue;
+        seen[id]++;
+        CHECK(lab[i] == (id * 7) % KK, "row %d carries its label", i);
+        if (i >= set.n) per_class[lab[i]]++;
+    }
+    for (int i = 0; i < N; i++) CHECK(seen[i] == 1, "row %d appears %d times", i, seen[i]);
+    for (int k = 0; k < KK; k++) CHECK(per_class[k] == 3, "class %d: %d held out, expected 3", k, per_class[k]);
+    float z2[N * S];
+    int lab2[N];
+    for (int i = 0; i < N; i++) { lab2[i] = (i * 7) % KK; for (int j = 0; j < S; j++) z2[i * S + j] = (float)(i * 10 + j); }
+    gf_cached_set set2 = {N, S, KK, 0, z2, lab2, NULL}, ho2;
+    REQUIRE_OK(ctx, gf_holdout_split(ctx, &set2, z2, lab2, NULL, 0.1, 7, &ho2));
+    CHECK(!memcmp(z, z2, sizeof z), "same seed, different split");
+}
+
 int main(void) {
     metrics();
     gf_ctx *ctx = test_ctx();
@@ -193,6 +300,51 @@ int main(void) {
     CHECK(c.primal_cache_bytes == 0, "no room for the primal cache either");
     CHECK(same(&b, &c, P, d), "host-resident cache gives a different model (both without primal cache)");
     gf_train_result_free(&a); gf_train_result_free(&b); gf_train_result_free(&c);
+
+    probe_solver(ctx);
+    holdout_split(ctx);
+    {   /* model selection with a holdout, NTK on, on labels that are noise: the probe's L2 search
+         * makes it near-uniform, and every epoch of fitting the noise at a large learning rate is
+         * worse on the holdout than the start, so full and finetune must keep epoch 0: the probe */
+        int *noise = malloc((NTR + NVA) * sizeof(int));
+        test_rng nr; test_rng_seed(&nr, 99);
+        for (int i = 0; i < NTR + NVA; i++) noise[i] = (int)test_uniform(&nr, 0, K) % K;
+        tr.labels = noise; va.labels = noise + NTR;
+        gf_cached_set ho = va;     /* held-out rows: the val rows (only their role differs here) */
+        gf_train_options so = o;
+        so.max_device_mem = 0;
+        so.holdout = &ho;
+        so.select = GF_SELECT_LOSS;
+        so.ntk = 1;
+        so.optim.lr = 3.0f;
+        so.diverge_factor = 0;     /* keep training: selection alone must undo it */
+        REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, all, &so, &a));
+        const gf_method_result *pr = &a.m[GF_METHOD_LINEAR];
+        for (int m = 1; m < 4; m++)
+            printf("selection: %-9s best epoch %d, held-out loss %.6f (probe %.6f), val acc %.3f (probe %.3f)\n",
+                   gf_method_name((gf_method)m), a.m[m].best_epoch, a.m[m].hold_loss, pr->hold_loss, a.m[m].val_metric,
+                   pr->val_metric);
+        for (int m = GF_METHOD_FULL; m <= GF_METHOD_FINETUNE; m++) {
+            CHECK(a.m[m].hold_loss <= pr->hold_loss * (1 + 1e-5) + 1e-6, "%s kept a model worse on the holdout than the "
+                  "probe it starts from: %.6f > %.6f", gf_method_name((gf_method)m), a.m[m].hold_loss, pr->hold_loss);
+            if (a.m[m].best_epoch == 0) {   /* the probe restored: same predictions (NTK head rescaling included) */
+                CHECK(fabs(a.m[m].hold_loss - pr->hold_loss) <= 1e-5 * (1 + pr->hold_loss), "%s epoch 0 is not the probe: "
+                      "held-out loss %.7f vs %.7f", gf_method_name((gf_method)m), a.m[m].hold_loss, pr->hold_loss);
+                CHECK(fabs(a.m[m].val_loss - pr->val_loss) <= 1e-5 * (1 + pr->val_loss), "%s restored epoch 0 but its val "
+                      "loss %.7f is not the probe's %.7f", gf_method_name((gf_method)m), a.m[m].val_loss, pr->val_loss);
+            }
+        }
+        CHECK(a.m[GF_METHOD_FULL].best_epoch == 0, "full at lr 3 should keep epoch 0, kept %d", a.m[GF_METHOD_FULL].best_epoch);
+        gf_train_result_free(&a);
+        so.diverge_factor = 3;     /* and divergence stops it early */
+        so.diverge_patience = 2;
+        so.epochs = 8;
+        REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, all, &so, &a));
+        printf("divergence: full ran %d of 8 epochs (diverged %d)\n", a.m[GF_METHOD_FULL].epochs_run, a.m[GF_METHOD_FULL].diverged);
+        CHECK(!a.m[GF_METHOD_FULL].diverged || a.m[GF_METHOD_FULL].epochs_run < 8, "diverged but ran every epoch");
+        gf_train_result_free(&a);
+        free(noise);
+    }
     gf_block_free(blk);
     gf_ctx_free(ctx);
     free(theta); free(z); free(lab);

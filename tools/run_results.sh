@@ -132,7 +132,9 @@ for t in tasks:
     pct = lambda v: "—" if v is None else f"{100 * v:.2f}"
     metric = (r or {}).get("metric") or (b or {}).get("metric") or "?"
     if r: device.add(r.get("device", "?"))
-    n_tr = (r or b or {}).get("n_train", "?"); n_va = (r or b or {}).get("n_val", "?")
+    # training samples given (gradfeat holds --holdout of them out for model selection)
+    n_tr = r["n_train"] + r.get("n_holdout", 0) if r else (b or {}).get("n_train", "?")
+    n_va = (r or b or {}).get("n_val", "?")
     ms = (r or {}).get("methods", {})
     cells = [f"{names[t]} ({n_tr} train / {n_va} test, {metric})", pct((b or {}).get("val_metric"))]
     cells += [pct(ms.get(m, {}).get("val_metric")) for m in methods]

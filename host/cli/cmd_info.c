@@ -169,6 +169,15 @@ int cmd_info(int argc, char **argv) {
         printf("  %-28s %-28s %-28s %6d %12s %12s\n", bi.name, bi.input, bi.output, bi.n_nodes,
                si((double)bi.params, b1, sizeof b1), si(bi.macs, b2, sizeof b2));
     }
+    if (in.n_spans) {
+        printf("multi-block spans (train --top BLOCK or --top-blocks N: that block and every block above it):\n");
+        for (int i = in.n_blocks; i < in.n_blocks + in.n_spans; i++) {
+            gf_block_info bi;
+            gf_model_block(m, i, &bi);
+            printf("  %-28s %-28s %-28s %6d %12s %12s\n", bi.name, bi.input, bi.output, bi.n_nodes,
+                   si((double)bi.params, b1, sizeof b1), si(bi.macs, b2, sizeof b2));
+        }
+    }
     if (nodes) {
         printf("graph (topological order):\n");
         printf("  %-4s %-32s %-15s %-18s %10s  %s\n", "#", "name", "op", "output", "params", "inputs / detail");

@@ -42,7 +42,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
     gf_job_defaults(&job);
     const char *device = NULL, *method = "all", *optimizer = "adam";
     int verbose = 0, no_cache = 0;
-    const char *resume_dir = NULL;
+    const char *resume_dir = NULL, *probe_l2 = NULL;
     const cli_opt defs[] = {
         {"model", 0, CLI_STR, &job.model_path, "FILE", "model file (.safetensors; see tools/convert_*.py)", NULL, NULL, 0},
         {"data", 0, CLI_STR, &job.data_path, "PATH", "training data", NULL, NULL, 0},
@@ -52,18 +52,25 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"limit", 0, CLI_INT, &job.limit_train, "N", "use a seeded random subset of N training samples", NULL, NULL, 0},
         {"val-limit", 0, CLI_INT, &job.limit_val, "N", "use a seeded random subset of N evaluation samples", NULL, NULL, 0},
         {"method", 0, CLI_STR, &method, "M", "linear|gradient|full|finetune|all or a comma list (default all)", NULL, NULL, 0},
-        {"top", 0, CLI_STR, &job.top, "BLOCK", "top block to linearize (default: the model's first, see `gradfeat info`)", NULL, NULL, 0},
+        {"top", 0, CLI_STR, &job.top, "BLOCK", "theta2: this block and every block above it, or A..B ending at the top block (default: the top block; `gradfeat info` lists them)", NULL, NULL, 0},
+        {"top-blocks", 0, CLI_INT, &job.top_blocks, "N", "theta2 = the top N blocks (overrides --top)", NULL, NULL, 0},
         {"epochs", 0, CLI_INT, &job.epochs, "N", "epochs per method (default 10)", NULL, NULL, 0},
-        {"probe-epochs", 0, CLI_INT, &job.probe_epochs, "N", "epochs of the probe (default 10 x --epochs: it trains on cached features, so it is cheap)", NULL, NULL, 0},
+        {"probe", 0, CLI_CHOICE, &job.probe_sgd, "S", "lbfgs: the probe solved to convergence, its L2 chosen on the holdout (default); sgd: trained with --optimizer for --probe-epochs", NULL, "lbfgs|sgd", 0},
+        {"probe-l2", 0, CLI_STR, &probe_l2, "X|auto", "L2 strength of the L-BFGS probe (default auto: the best of 1e-1..1e-6 on the holdout)", NULL, NULL, 0},
+        {"probe-epochs", 0, CLI_INT, &job.probe_epochs, "N", "epochs of the --probe sgd probe (default 10 x --epochs: it trains on cached features, so it is cheap)", NULL, NULL, 0},
+        {"probe-lr", 0, CLI_FLOAT, &job.probe_lr, "X", "learning rate of the --probe sgd probe (default: --lr)", NULL, NULL, 0},
+        {"holdout", 0, CLI_FLOAT, &job.holdout, "F", "fraction of the training data held out (seeded, per class) to choose each method's epoch and the probe's L2 (default 0.1; 0 = none)", NULL, NULL, 0},
+        {"select", 0, CLI_CHOICE, &job.select, "R", "which evaluation each method keeps: loss = lowest held-out loss (default), metric = best held-out accuracy/mAP, last = the last epoch", NULL, "last|loss|metric", 0},
         {"batch", 0, CLI_INT, &job.batch, "N", "batch size (default 64)", NULL, NULL, 0},
         {"optimizer", 0, CLI_STR, &optimizer, "adam|sgd", "Adam (paper: beta 0.5, 0.999) or SGD with momentum (default adam)", NULL, NULL, 0},
         {"lr", 0, CLI_FLOAT, &job.lr, "X", "learning rate (default 1e-3)", NULL, NULL, 0},
+        {"lr-auto", 0, CLI_FLAG, &job.lr_auto, NULL, "gradient, full and finetune each try --lr, --lr/3 and --lr/10 for one epoch and keep the lowest held-out loss (needs --holdout)", NULL, NULL, 0},
         {"momentum", 0, CLI_FLOAT, &job.momentum, "X", "SGD momentum (default 0.9)", NULL, NULL, 0},
         {"beta1", 0, CLI_FLOAT, &job.beta1, "X", "Adam beta1 (default 0.5)", NULL, NULL, 0},
         {"beta2", 0, CLI_FLOAT, &job.beta2, "X", "Adam beta2 (default 0.999)", NULL, NULL, 0},
         {"weight-decay", 0, CLI_FLOAT, &job.weight_decay, "X", "L2 weight decay; pulls w2 toward 0 = theta2 toward theta_bar (default 1e-6)", NULL, NULL, 0},
         {"clip-norm", 0, CLI_FLOAT, &job.clip_norm, "X", "clip the global gradient norm (default 0 = off)", NULL, NULL, 0},
-        {"ntk", 0, CLI_FLAG, &job.ntk, NULL, "NTK parametrisation of gradient/full: tangent weights x sqrt(1/C_out), biases x sqrt(0.1), head x sqrt(1/K)", NULL, NULL, 0},
+        {"ntk", 0, CLI_FLAG, &job.ntk, NULL, "NTK parametrisation of gradient/full, the paper's: tangent weights x sqrt(1/C_out), biases x sqrt(0.1), head x sqrt(1/K) (default on; --ntk=no: the standard one)", NULL, NULL, 0},
         {"eval-every", 0, CLI_INT, &job.eval_every, "N", "evaluate every N epochs and after the last (default 1)", NULL, NULL, 0},
         {"log-json", 0, CLI_STR, &job.log_json, "FILE", "write one JSON object per progress report and per epoch", NULL, NULL, 0},
         {"log-every", 0, CLI_INT, &job.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
@@ -96,10 +103,11 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         static const char *from_ckpt[] = {"model", "data", "split", "val", "val-split", "limit", "val-limit", "top",
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
                                             "weight-decay", "clip-norm", "lr-halve-every", "seed", "ntk", "eval-every",
-                                            "checkpoint-every"};
+                                            "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "lr-auto"};
         cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &job, &saved);
         if (!cli_opts_given(o, "method")) { job.methods = saved.methods; method = NULL; }
         if (!cli_opts_given(o, "optimizer")) { job.sgd = saved.sgd; optimizer = NULL; }
+        if (!cli_opts_given(o, "probe-l2")) { job.probe_l2 = saved.probe_l2; probe_l2 = NULL; }
     }
     if (!job.model_path) return bail(ctx, saved_cfg, cli_usage_error("train", "--model is required"));
     if (!job.data_path) return bail(ctx, saved_cfg, cli_usage_error("train", "--data is required"));
@@ -107,6 +115,15 @@ static int train_main(int argc, char **argv, cli_opts *o) {
     if (optimizer && !strcmp(optimizer, "sgd")) { job.sgd = 1; }
     else if (optimizer && strcmp(optimizer, "adam")) return bail(ctx, saved_cfg, cli_usage_error("train", "--optimizer must be adam or sgd"));
     if (no_cache) job.cache_dir = "";
+    if (probe_l2 && strcmp(probe_l2, "auto")) {
+        char *end;
+        double v = strtod(probe_l2, &end);
+        if (*end || end == probe_l2 || !(v >= 0 && v < 1e6))
+            return bail(ctx, saved_cfg, cli_usage_error("train", "--probe-l2 must be auto or a number in [0, 1e6), got '%s'", probe_l2));
+        job.probe_l2 = (float)v;
+    } else if (probe_l2) job.probe_l2 = -1;
+    if (!(job.holdout >= 0 && job.holdout <= 0.5f))
+        return bail(ctx, saved_cfg, cli_usage_error("train", "--holdout must be a fraction in [0, 0.5], got %g", job.holdout));
     if (resume_dir) {
         if (job.run_dir && strcmp(job.run_dir, resume_dir))
             return bail(ctx, saved_cfg, cli_usage_error("train", "--resume %s and --run-dir %s differ (the run continues in its own directory)",
