@@ -19,9 +19,10 @@
 EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 
-# 48 images / batch 16 = 3 steps per epoch; probe 20 epochs = 60 steps; 2 epochs = 6 steps per other method
+# 48 images less the holdout (0-1 per class) = 38-48 / batch 16 = 3 steps per epoch; the SGD probe (--probe sgd:
+# it has steps to kill at) 20 epochs = 60 steps; 2 epochs = 6 steps per other method
 args=(--model "$EMO" --data "$FM" --split train --limit 48 --val "$FM" --val-split test --val-limit 16
-      --method all --epochs 2 --probe-epochs 20 --batch 16 --lr 0.005 --checkpoint-every 4 --cache-dir "$t/cache")
+      --method all --epochs 2 --probe sgd --probe-epochs 20 --batch 16 --lr 0.005 --checkpoint-every 4 --cache-dir "$t/cache")
 
 "$G" train "${args[@]}" --run-dir "$t/A" > "$t/A.out" 2> "$t/A.err"; rc=$?
 check "uninterrupted run exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/A.err"
