@@ -175,6 +175,64 @@ static int select_device(const dev_entry *v, int n, const char *sel, const char 
     return best;
 }
 
+/* One kernel-path choice: the option, else its environment twin, else "auto".
+ * Writes 1 for the CPU-style value, 0 for the GPU-style one, -1 for auto. */
+static gf_status path_choice(gf_ctx *ctx, const char *opt, const char *env, const char *cpu, const char *gpu, int *out) {
+    const char *v = opt, *from = "option";
+    if (!v || !*v) { v = getenv(env); from = env; }
+    *out = -1;
+    if (!v || !*v || !strcasecmp(v, "auto")) return GF_OK;
+    if (!strcasecmp(v, cpu)) { *out = 1; return GF_OK; }
+    if (!strcasecmp(v, gpu)) { *out = 0; return GF_OK; }
+    return gf_fail(ctx, GF_ERR_USAGE, "%s%s'%s' is not a kernel path: use auto, %s or %s", from,
+                   from == env ? "=" : " ", v, cpu, gpu);
+}
+
+/* Kernel paths (README "Kernel paths"): each auto choice follows the device type
+ * (CPU-style paths on CPU devices); GRADFEAT_PATHS / opt->paths sets all at once,
+ * the single ones override it. */
+static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
+    int all, conv, walk, gemm;
+    GF_TRY(path_choice(ctx, opt->paths, "GRADFEAT_PATHS", "cpu", "gpu", &all));
+    GF_TRY(path_choice(ctx, opt->conv_kernels, "GRADFEAT_CONV_KERNELS", "plane", "element", &conv));
+    GF_TRY(path_choice(ctx, opt->bn_walk, "GRADFEAT_BN_WALK", "blocked", "strided", &walk));
+    GF_TRY(path_choice(ctx, opt->gemm, "GRADFEAT_GEMM", "host", "clblast", &gemm));
+    const char *hb = getenv("GRADFEAT_HOST_BLAS");   /* older twin: 0 = CLBlast */
+    if (gemm < 0 && (!opt->gemm || !*opt->gemm) && hb && !strcmp(hb, "0")) gemm = 0;
+    int cpu = ctx->info.is_cpu;
+    if (all >= 0) cpu = all;
+    ctx->conv_plane = conv >= 0 ? conv : cpu;
+    ctx->bn_blocked = walk >= 0 ? walk : cpu;
+    int want_host = gemm >= 0 ? gemm : cpu;
+#ifdef GF_HAVE_CBLAS
+    /* CLBlast on CPU OpenCL runs 4-16x below a tuned host BLAS: on a CPU device
+     * whose buffers live in host memory, GEMMs map the buffers and call CBLAS. */
+    ctx->host_blas = want_host && ctx->info.is_cpu && ctx->info.unified_memory;
+    if (gemm == 1 && !ctx->host_blas)
+        gf_log(ctx, GF_LOG_WARN, "GEMM host: this device is not a CPU device sharing host memory; using CLBlast");
+#else
+    if (gemm == 1) gf_log(ctx, GF_LOG_WARN, "GEMM host: built without CBLAS; using CLBlast");
+    (void)want_host;
+#endif
+    unsigned budget = opt->item_budget;
+    if (!budget) {
+        const char *b = getenv("GRADFEAT_ITEM_BUDGET");
+        if (b && *b) {
+            char *end; long v = strtol(b, &end, 10);
+            if (*end || v < 1 || v > 1 << 30)
+                return gf_fail(ctx, GF_ERR_USAGE, "GRADFEAT_ITEM_BUDGET='%s' is not an integer in 1..2^30", b);
+            budget = (unsigned)v;
+        }
+    }
+    ctx->item_budget = budget ? budget : 16384;
+    snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, item budget %u (%s)",
+             ctx->conv_plane ? "plane" : "element", ctx->bn_blocked ? "blocked" : "strided",
+             ctx->host_blas ? "host BLAS" : "CLBlast", ctx->item_budget,
+             all < 0 && conv < 0 && walk < 0 && gemm < 0 ? (ctx->info.is_cpu ? "auto: CPU device" : "auto: not a CPU device")
+                                                       : "set by option or environment");
+    return GF_OK;
+}
+
 gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     gf_ctx_options none = {0};
     if (!opt) opt = &none;
@@ -216,15 +274,9 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &e);
     if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clCreateCommandQueue");
     gf_cache_init(ctx);
-    /* CLBlast on CPU OpenCL runs 4-16x below a tuned host BLAS: on a CPU device
-     * whose buffers live in host memory, GEMMs map the buffers and call CBLAS. */
-    const char *hb = getenv("GRADFEAT_HOST_BLAS");
-#ifdef GF_HAVE_CBLAS
-    ctx->host_blas = ctx->info.is_cpu && ctx->info.unified_memory && !(hb && !strcmp(hb, "0"));
-#else
-    (void)hb;
-#endif
+    GF_TRY(choose_paths(ctx, opt));
     gf_log(ctx, GF_LOG_INFO, "device: %s (%s) — %s", ctx->info.name, ctx->info.platform_name, ctx->reason);
+    gf_log(ctx, GF_LOG_INFO, "kernel paths: %s", ctx->paths);
     return GF_OK;
 }
 
@@ -245,6 +297,7 @@ void gf_ctx_free(gf_ctx *ctx) {
 const char *gf_ctx_last_error(const gf_ctx *ctx) { return ctx ? ctx->err : "out of memory"; }
 const gf_device_info *gf_ctx_device(const gf_ctx *ctx) { return &ctx->info; }
 const char *gf_ctx_device_reason(const gf_ctx *ctx) { return ctx->reason; }
+const char *gf_ctx_paths(const gf_ctx *ctx) { return ctx->paths; }
 
 gf_status gf_ctx_finish(gf_ctx *ctx) {
     GF_CL(ctx, clFinish(ctx->queue), "clFinish (waiting for queued kernels)");
