@@ -247,27 +247,37 @@ __kernel void fill_bias(__global float *y, __global const float *b, int has_b, i
 }
 
 /* gb[c] (+)= sum over n, p of g[n, c, p]. One work-group of RED_WG items per
- * channel; strided partial sums, then a fixed-shape tree in local memory. */
-__kernel void reduce_nc(__global const float *g, __global float *gb, int accumulate, int N, int C, int P)
+ * (channel, slice); strided partial sums over the slice's part of the N*P
+ * values, then a fixed-shape tree in local memory. With one slice the sum goes
+ * to gb; with more (the host bounds each item's loop, see "Bounded work per
+ * work item") to part[c * slices + s], added up by sum_partials. */
+__kernel void reduce_nc(__global const float *g, __global float *gb, int accumulate, int N, int C, int P,
+                        int slices, __global float *part)
 {
-    __local float part[RED_WG];
-    int c = get_group_id(0);
+    __local float part_l[RED_WG];
+    int grp = get_group_id(0);
+    int c = grp / slices, sl = grp - c * slices;
     int l = get_local_id(0);
     float s = 0.0f;
     if (c < C) {
         int total = N * P;
-        for (int k = l; k < total; k += RED_WG) {
+        int len = (total + slices - 1) / slices;
+        int k0 = sl * len, k1 = min(total, k0 + len);
+        for (int k = k0 + l; k < k1; k += RED_WG) {
             int n = k / P, p = k - n * P;
             s += g[(n * C + c) * P + p];
         }
     }
-    part[l] = s;
+    part_l[l] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = RED_WG / 2; w > 0; w >>= 1) {
-        if (l < w) part[l] += part[l + w];
+        if (l < w) part_l[l] += part_l[l + w];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (l == 0 && c < C) gb[c] = accumulate ? gb[c] + part[0] : part[0];
+    if (l == 0 && c < C) {
+        if (slices > 1) part[grp] = part_l[0];
+        else gb[c] = accumulate ? gb[c] + part_l[0] : part_l[0];
+    }
 }
 
 /* Depthwise (groups == C, channel multiplier M, Cout = C*M), direct:
@@ -342,14 +352,17 @@ __kernel void dw_backward_input(__global const float *Wt, __global const float *
 }
 
 /* Depthwise weight gradient: gW[co, i, j] (+)= sum over n, oh, ow of
- * g[n, co, oh, ow] * x[n, co/M, ih, iw]. One work-group per weight. */
+ * g[n, co, oh, ow] * x[n, co/M, ih, iw]. One work-group per (weight, slice of
+ * the N*OH output rows); slices as in reduce_nc. */
 __kernel void dw_backward_weight(__global const float *x, __global const float *g, __global float *gW,
                                  int accumulate, int N, int M,
                                  int C, int H, int W, int OH, int OW, int KH, int KW,
-                                 int SH, int SW, int PT, int PL, int DH, int DW)
+                                 int SH, int SW, int PT, int PL, int DH, int DW, int slices,
+                                 __global float *part)
 {
-    __local float part[RED_WG];
-    int widx = get_group_id(0);
+    __local float part_l[RED_WG];
+    int grp = get_group_id(0);
+    int widx = grp / slices, sl = grp - widx * slices;
     int l = get_local_id(0);
     int CO = C * M;
     float s = 0.0f;
@@ -357,8 +370,10 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
         int j = widx % KW, t = widx / KW;
         int i = t % KH, co = t / KH;
         int ci = co / M;
-        /* work items split the N*OH output rows; a row is a division-free loop */
-        for (int r = l; r < N * OH; r += RED_WG) {
+        int len = (N * OH + slices - 1) / slices;
+        int r0 = sl * len, r1 = min(N * OH, r0 + len);
+        /* work items split the slice's output rows; a row is a division-free loop */
+        for (int r = r0 + l; r < r1; r += RED_WG) {
             int n = r / OH, oh = r - n * OH;
             int ih = oh * SH - PT + i * DH;
             if (ih < 0 || ih >= H) continue;
@@ -370,13 +385,16 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
             }
         }
     }
-    part[l] = s;
+    part_l[l] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = RED_WG / 2; w > 0; w >>= 1) {
-        if (l < w) part[l] += part[l + w];
+        if (l < w) part_l[l] += part_l[l + w];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (l == 0 && widx < CO * KH * KW) gW[widx] = accumulate ? gW[widx] + part[0] : part[0];
+    if (l == 0 && widx < CO * KH * KW) {
+        if (slices > 1) part[grp] = part_l[0];
+        else gW[widx] = accumulate ? gW[widx] + part_l[0] : part_l[0];
+    }
 }
 
 /* Depthwise CPU variants: one work item per tile of `rows` rows of one plane

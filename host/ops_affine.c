@@ -307,12 +307,41 @@ static gf_status run_fill_bias(gf_ctx *ctx, cl_mem y, cl_mem b, int N, int C, in
     return launch1(ctx, k, "fill_bias", (size_t)N * C * P);
 }
 
+/* Slices per output of a work-group reduction over `total` values (`per` loop
+ * iterations each) so that one item's loop stays within the item budget; then
+ * a partial-sums buffer (GF_AFFINE_SLOT_PART) when more than one. */
+static gf_status red_slices(gf_ctx *ctx, size_t outputs, size_t total, size_t per, int *slices, cl_mem *part) {
+    int w;
+    GF_TRY(red_wg(ctx, &w));
+    size_t per_item = (total + (size_t)w - 1) / (size_t)w * (per ? per : 1);
+    size_t S = (per_item + ctx->item_budget - 1) / ctx->item_budget;
+    if (S < 1) S = 1;
+    if (S > total) S = total ? total : 1;
+    *slices = (int)S;
+    *part = NULL;
+    if (S > 1) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_PART, outputs * S * sizeof(float), part));
+    return GF_OK;
+}
+
+/* out[k] (+)= the slices' partial sums, in slice order. */
+static gf_status run_sum_partials(gf_ctx *ctx, cl_mem part, cl_mem out, int acc, size_t count, int slices) {
+    cl_kernel k;
+    GF_TRY(kern(ctx, "sum_partials", &k));
+    GF_TRY(gf_args(ctx, k, "sum_partials", "mmiii", part, out, acc, (int)count, slices));
+    return launch1(ctx, k, "sum_partials", count);
+}
+
 /* gb[c] (+)= sum over n, p of g[n, c, p]. */
 static gf_status run_reduce(gf_ctx *ctx, cl_mem g, cl_mem gb, int acc, int N, int C, int P) {
     cl_kernel k;
+    int slices;
+    cl_mem part;
+    GF_TRY(red_slices(ctx, (size_t)C, (size_t)N * P, 1, &slices, &part));
     GF_TRY(kern(ctx, "reduce_nc", &k));
-    GF_TRY(gf_args(ctx, k, "reduce_nc", "mmiiii", g, gb, acc, N, C, P));
-    return launch_groups(ctx, k, "reduce_nc", (size_t)C);
+    GF_TRY(gf_args(ctx, k, "reduce_nc", "mmiiiiim", g, gb, acc, N, C, P, slices, part ? part : gb));
+    GF_TRY(launch_groups(ctx, k, "reduce_nc", (size_t)C * slices));
+    if (slices > 1) GF_TRY(run_sum_partials(ctx, part, gb, acc, (size_t)C, slices));
+    return GF_OK;
 }
 
 /* out[c_out, cols] = beta*out + W * col, one GEMM per group. */
@@ -473,20 +502,21 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
             if (tiles_of(total, rows) > ctx->item_budget) rows = (int)tiles_of(total, (int)ctx->item_budget);
             size_t tiles = tiles_of(total, rows);
             cl_mem part = gW;
-            if (tiles > 1) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_COL, s.w_n * tiles * sizeof(float), &part));
+            if (tiles > 1) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_PART, s.w_n * tiles * sizeof(float), &part));
             GF_TRY(kern(ctx, "dw_backward_weight_serial", &k));
             GF_TRY(gf_args(ctx, k, "dw_backward_weight_serial", "mmmiii" G_FMT "im", x, g, gW, acc, d->n, M,
                            G_ARGS(d), rows, part));
             GF_TRY(launch1(ctx, k, "dw_backward_weight_serial", s.w_n * tiles));
-            if (tiles > 1) {
-                GF_TRY(kern(ctx, "sum_partials", &k));
-                GF_TRY(gf_args(ctx, k, "sum_partials", "mmiii", part, gW, acc, (int)s.w_n, (int)tiles));
-                GF_TRY(launch1(ctx, k, "sum_partials", s.w_n));
-            }
+            if (tiles > 1) GF_TRY(run_sum_partials(ctx, part, gW, acc, s.w_n, (int)tiles));
         } else if (gW) {
+            int slices;
+            cl_mem part;
+            GF_TRY(red_slices(ctx, s.w_n, (size_t)d->n * d->h_out, (size_t)d->w_out + 1, &slices, &part));
             GF_TRY(kern(ctx, "dw_backward_weight", &k));
-            GF_TRY(gf_args(ctx, k, "dw_backward_weight", "mmmiii" G_FMT, x, g, gW, acc, d->n, M, G_ARGS(d)));
-            GF_TRY(launch_groups(ctx, k, "dw_backward_weight", s.w_n));
+            GF_TRY(gf_args(ctx, k, "dw_backward_weight", "mmmiii" G_FMT "im", x, g, gW, acc, d->n, M, G_ARGS(d),
+                           slices, part ? part : gW));
+            GF_TRY(launch_groups(ctx, k, "dw_backward_weight", s.w_n * slices));
+            if (slices > 1) GF_TRY(run_sum_partials(ctx, part, gW, acc, s.w_n, slices));
         }
         return GF_OK;
     }

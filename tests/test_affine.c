@@ -524,12 +524,13 @@ int main(int argc, char **argv) {
      * host memory) with each im2col/col2im kernel variant; pass 2: CLBlast
      * forced (GRADFEAT_GEMM=clblast) with the automatic variant; pass 3: plane
      * kernels with a tiny item budget (GRADFEAT_ITEM_BUDGET=150: a few rows per
-     * work item, so tile edges fall inside every plane). So both GEMM paths,
-     * both kernel variants and the tiling see every shape. */
-    static const char *pass_name[4] = {"element", "plane", "CLBlast", "tiles"};
-    static const int pass_variant[4] = {GF_CONV_VARIANT_ELEMENT, GF_CONV_VARIANT_PLANE, GF_CONV_VARIANT_AUTO,
-                                        GF_CONV_VARIANT_PLANE};
-    for (int pass = 0; pass < 4; pass++) {
+     * work item, so tile edges fall inside every plane); pass 4: element kernels
+     * with that budget (reductions split in slices). So both GEMM paths, both
+     * kernel variants and the tiling see every shape. */
+    static const char *pass_name[5] = {"element", "plane", "CLBlast", "tiles", "slices"};
+    static const int pass_variant[5] = {GF_CONV_VARIANT_ELEMENT, GF_CONV_VARIANT_PLANE, GF_CONV_VARIANT_AUTO,
+                                        GF_CONV_VARIANT_PLANE, GF_CONV_VARIANT_ELEMENT};
+    for (int pass = 0; pass < 5; pass++) {
         if (pass == 2) {
             gf_ctx_free(ctx);
             setenv("GRADFEAT_GEMM", "clblast", 1);
