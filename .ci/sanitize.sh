@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 B=${GF_ASAN_BUILD_DIR:-build-asan}
-EXCLUDE=${GF_SANITIZE_EXCLUDE:-^(cli_fuzz_smoke|cli_leaks)$}
+EXCLUDE=${GF_SANITIZE_EXCLUDE:-^(cli_fuzz_smoke|cli_leaks|cli_matrix)$}
 start=$(date +%s)
 
 cmake -S . -B "$B" -DGF_SANITIZE=ON -DGF_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -97,10 +97,18 @@ __kernel void ncp_to_cnp(__global const float *g, int g_off, __global float *dst
     dst[q] = g[g_off + (nl * C + c) * P + p];
 }
 
-/* ---- CPU variants: one work item per (channel, image) plane, loops without
- * integer division (vector units have no integer divide, so the per-element
- * kernels above cost ~20 ns per float on PoCL). Same results up to the
- * summation order of col2im_plane (fixed, so still reproducible). ---- */
+/* ---- CPU variants: one work item per tile of rows of one (channel, image)
+ * plane, loops without integer division (vector units have no integer divide,
+ * so the per-element kernels above cost ~20 ns per float on PoCL). Same
+ * results up to the summation order of col2im_plane (fixed, so still
+ * reproducible).
+ *
+ * Bounded work per work item: the host picks `rows` (rows of the plane per
+ * work item) so that the loop iterations of one item stay under the context's
+ * item budget (gf_item_rows, host/ops_affine.c). A whole plane per item broke
+ * Mesa's llvmpipe, which silently ends a work item's loops after 65,535
+ * iterations in all; GPU watchdogs kill long items too. Grid: items
+ * q = plane * tiles + t, tiles = ceil(rows of the plane / rows). ---- */
 
 /* Output columns ow with 0 <= ow*SW + b < W (b = j*DW - PL): [*lo, *hi). Splitting each row into
  * zero / copy / zero runs takes the bounds test out of the inner loop, which then vectorises. */
@@ -113,13 +121,29 @@ void valid_cols(int b, int W, int SW, int OW, int *lo, int *hi)
     *hi = clamp(h, l, OW);
 }
 
+/* ceil(a / s) for s > 0 and any sign of a. */
+int cdiv(int a, int s) { return a >= 0 ? (a + s - 1) / s : -((-a) / s); }
+
+/* Output rows oh whose input row oh*SH + base lies in [ih0, ih1): [*lo, *hi) within [0, OH). */
+void rows_reading(int base, int ih0, int ih1, int SH, int OH, int *lo, int *hi)
+{
+    int l = max(cdiv(ih0 - base, SH), 0);
+    int h = min(cdiv(ih1 - base, SH), OH);
+    *lo = l;
+    *hi = max(h, l);
+}
+
+/* Tiles over output rows of each (c, nl) plane (image fastest between planes). */
 __kernel void im2col_plane(__global const float *restrict x, int x_off, __global float *restrict col, int nb,
                            int C, int H, int W, int OH, int OW, int KH, int KW,
-                           int SH, int SW, int PT, int PL, int DH, int DW)
+                           int SH, int SW, int PT, int PL, int DH, int DW, int rows)
 {
+    int tiles = (OH + rows - 1) / rows;
     int q = get_global_id(0);
-    if (q >= nb * C) return;
-    int c = q / nb, nl = q - c * nb;   /* image fastest: neighbours touch neighbouring col segments */
+    if (q >= nb * C * tiles) return;
+    int pl = q / tiles, tt = q - pl * tiles;
+    int c = pl / nb, nl = pl - c * nb;
+    int oh0 = tt * rows, oh1 = min(OH, oh0 + rows);
     int P = OH * OW;
     int cols = nb * P;
     int xb = x_off + (nl * C + c) * H * W;
@@ -128,7 +152,7 @@ __kernel void im2col_plane(__global const float *restrict x, int x_off, __global
             int db = ((c * KH + i) * KW + j) * cols + nl * P;
             int b = j * DW - PL, lo, hi;
             valid_cols(b, W, SW, OW, &lo, &hi);
-            for (int oh = 0; oh < OH; oh++) {
+            for (int oh = oh0; oh < oh1; oh++) {
                 int ih = oh * SH - PT + i * DH;
                 int d0 = db + oh * OW;
                 if (ih < 0 || ih >= H) {
@@ -146,29 +170,34 @@ __kernel void im2col_plane(__global const float *restrict x, int x_off, __global
         }
 }
 
-/* gx plane (nl, c) = (gx if accumulate, else 0) + contributions in (i, j, oh, ow) order
- * (each gx element sums its terms in (i, j) order, as in col2im). */
+/* Tiles over input rows [ih0, ih1) of each gx plane (nl, c): (gx if accumulate,
+ * else 0) + contributions in (i, j, oh, ow) order (each gx element sums its
+ * terms in (i, j) order, as in col2im). */
 __kernel void col2im_plane(__global const float *restrict col, __global float *restrict gx, int gx_off,
                            int accumulate, int nb,
                            int C, int H, int W, int OH, int OW, int KH, int KW,
-                           int SH, int SW, int PT, int PL, int DH, int DW)
+                           int SH, int SW, int PT, int PL, int DH, int DW, int rows)
 {
+    int tiles = (H + rows - 1) / rows;
     int q = get_global_id(0);
-    if (q >= nb * C) return;
-    int c = q / nb, nl = q - c * nb;   /* image fastest: neighbours touch neighbouring col segments */
+    if (q >= nb * C * tiles) return;
+    int pl = q / tiles, tt = q - pl * tiles;
+    int c = pl / nb, nl = pl - c * nb;
+    int ih0 = tt * rows, ih1 = min(H, ih0 + rows);
     int P = OH * OW;
     int cols = nb * P;
     int gb = gx_off + (nl * C + c) * H * W;
     if (!accumulate)
-        for (int k = 0; k < H * W; k++) gx[gb + k] = 0.0f;
-    for (int i = 0; i < KH; i++)
+        for (int k = ih0 * W; k < ih1 * W; k++) gx[gb + k] = 0.0f;
+    for (int i = 0; i < KH; i++) {
+        int ohlo, ohhi;
+        rows_reading(i * DH - PT, ih0, ih1, SH, OH, &ohlo, &ohhi);
         for (int j = 0; j < KW; j++) {
             int sb = ((c * KH + i) * KW + j) * cols + nl * P;
             int b = j * DW - PL, lo, hi;
             valid_cols(b, W, SW, OW, &lo, &hi);
-            for (int oh = 0; oh < OH; oh++) {
+            for (int oh = ohlo; oh < ohhi; oh++) {
                 int ih = oh * SH - PT + i * DH;
-                if (ih < 0 || ih >= H) continue;
                 int g0 = gb + ih * W + b, s0 = sb + oh * OW;
                 if (SW == 1)
                     for (int ow = lo; ow < hi; ow++) gx[g0 + ow] += col[s0 + ow];
@@ -176,27 +205,36 @@ __kernel void col2im_plane(__global const float *restrict col, __global float *r
                     for (int ow = lo; ow < hi; ow++) gx[g0 + ow * SW] += col[s0 + ow];
             }
         }
+    }
 }
 
-/* Row copies for the layout changes: one work item per (nl, c), P floats. */
+/* Row copies for the layout changes: items per (nl, c) row of P floats, `rows`
+ * floats per item. */
 __kernel void cnp_to_ncp_rows(__global const float *restrict src, __global float *restrict y, int y_off,
-                              __global const float *restrict b, int has_b, int nb, int C, int P)
+                              __global const float *restrict b, int has_b, int nb, int C, int P, int rows)
 {
+    int tiles = (P + rows - 1) / rows;
     int q = get_global_id(0);
-    if (q >= nb * C) return;
-    int nl = q / C, c = q - nl * C;
+    if (q >= nb * C * tiles) return;
+    int pl = q / tiles, tt = q - pl * tiles;
+    int nl = pl / C, c = pl - nl * C;
+    int p0 = tt * rows, p1 = min(P, p0 + rows);
     float bias = has_b ? b[c] : 0.0f;
-    int s0 = c * (nb * P) + nl * P, d0 = y_off + q * P;
-    for (int p = 0; p < P; p++) y[d0 + p] = src[s0 + p] + bias;
+    int s0 = c * (nb * P) + nl * P, d0 = y_off + pl * P;
+    for (int p = p0; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
 }
 
-__kernel void ncp_to_cnp_rows(__global const float *restrict g, int g_off, __global float *restrict dst, int nb, int C, int P)
+__kernel void ncp_to_cnp_rows(__global const float *restrict g, int g_off, __global float *restrict dst,
+                              int nb, int C, int P, int rows)
 {
+    int tiles = (P + rows - 1) / rows;
     int q = get_global_id(0);
-    if (q >= nb * C) return;
-    int nl = q / C, c = q - nl * C;
-    int s0 = g_off + q * P, d0 = c * (nb * P) + nl * P;
-    for (int p = 0; p < P; p++) dst[d0 + p] = g[s0 + p];
+    if (q >= nb * C * tiles) return;
+    int pl = q / tiles, tt = q - pl * tiles;
+    int nl = pl / C, c = pl - nl * C;
+    int p0 = tt * rows, p1 = min(P, p0 + rows);
+    int s0 = g_off + pl * P, d0 = c * (nb * P) + nl * P;
+    for (int p = p0; p < p1; p++) dst[d0 + p] = g[s0 + p];
 }
 
 /* y[n, c, p] = b[c] or 0 (tangent with no weight term). */
@@ -209,27 +247,37 @@ __kernel void fill_bias(__global float *y, __global const float *b, int has_b, i
 }
 
 /* gb[c] (+)= sum over n, p of g[n, c, p]. One work-group of RED_WG items per
- * channel; strided partial sums, then a fixed-shape tree in local memory. */
-__kernel void reduce_nc(__global const float *g, __global float *gb, int accumulate, int N, int C, int P)
+ * (channel, slice); strided partial sums over the slice's part of the N*P
+ * values, then a fixed-shape tree in local memory. With one slice the sum goes
+ * to gb; with more (the host bounds each item's loop, see "Bounded work per
+ * work item") to part[c * slices + s], added up by sum_partials. */
+__kernel void reduce_nc(__global const float *g, __global float *gb, int accumulate, int N, int C, int P,
+                        int slices, __global float *part)
 {
-    __local float part[RED_WG];
-    int c = get_group_id(0);
+    __local float part_l[RED_WG];
+    int grp = get_group_id(0);
+    int c = grp / slices, sl = grp - c * slices;
     int l = get_local_id(0);
     float s = 0.0f;
     if (c < C) {
         int total = N * P;
-        for (int k = l; k < total; k += RED_WG) {
+        int len = (total + slices - 1) / slices;
+        int k0 = sl * len, k1 = min(total, k0 + len);
+        for (int k = k0 + l; k < k1; k += RED_WG) {
             int n = k / P, p = k - n * P;
             s += g[(n * C + c) * P + p];
         }
     }
-    part[l] = s;
+    part_l[l] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = RED_WG / 2; w > 0; w >>= 1) {
-        if (l < w) part[l] += part[l + w];
+        if (l < w) part_l[l] += part_l[l + w];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (l == 0 && c < C) gb[c] = accumulate ? gb[c] + part[0] : part[0];
+    if (l == 0 && c < C) {
+        if (slices > 1) part[grp] = part_l[0];
+        else gb[c] = accumulate ? gb[c] + part_l[0] : part_l[0];
+    }
 }
 
 /* Depthwise (groups == C, channel multiplier M, Cout = C*M), direct:
@@ -304,14 +352,17 @@ __kernel void dw_backward_input(__global const float *Wt, __global const float *
 }
 
 /* Depthwise weight gradient: gW[co, i, j] (+)= sum over n, oh, ow of
- * g[n, co, oh, ow] * x[n, co/M, ih, iw]. One work-group per weight. */
+ * g[n, co, oh, ow] * x[n, co/M, ih, iw]. One work-group per (weight, slice of
+ * the N*OH output rows); slices as in reduce_nc. */
 __kernel void dw_backward_weight(__global const float *x, __global const float *g, __global float *gW,
                                  int accumulate, int N, int M,
                                  int C, int H, int W, int OH, int OW, int KH, int KW,
-                                 int SH, int SW, int PT, int PL, int DH, int DW)
+                                 int SH, int SW, int PT, int PL, int DH, int DW, int slices,
+                                 __global float *part)
 {
-    __local float part[RED_WG];
-    int widx = get_group_id(0);
+    __local float part_l[RED_WG];
+    int grp = get_group_id(0);
+    int widx = grp / slices, sl = grp - widx * slices;
     int l = get_local_id(0);
     int CO = C * M;
     float s = 0.0f;
@@ -319,8 +370,10 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
         int j = widx % KW, t = widx / KW;
         int i = t % KH, co = t / KH;
         int ci = co / M;
-        /* work items split the N*OH output rows; a row is a division-free loop */
-        for (int r = l; r < N * OH; r += RED_WG) {
+        int len = (N * OH + slices - 1) / slices;
+        int r0 = sl * len, r1 = min(N * OH, r0 + len);
+        /* work items split the slice's output rows; a row is a division-free loop */
+        for (int r = r0 + l; r < r1; r += RED_WG) {
             int n = r / OH, oh = r - n * OH;
             int ih = oh * SH - PT + i * DH;
             if (ih < 0 || ih >= H) continue;
@@ -332,31 +385,40 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
             }
         }
     }
-    part[l] = s;
+    part_l[l] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = RED_WG / 2; w > 0; w >>= 1) {
-        if (l < w) part[l] += part[l + w];
+        if (l < w) part_l[l] += part_l[l + w];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (l == 0 && widx < CO * KH * KW) gW[widx] = accumulate ? gW[widx] + part[0] : part[0];
+    if (l == 0 && widx < CO * KH * KW) {
+        if (slices > 1) part[grp] = part_l[0];
+        else gW[widx] = accumulate ? gW[widx] + part_l[0] : part_l[0];
+    }
 }
 
-/* Depthwise CPU variants: one work item per plane, division-free loops. */
+/* Depthwise CPU variants: one work item per tile of `rows` rows of one plane
+ * (output rows for the forward, input rows for the input gradient, (n, oh)
+ * rows for the weight gradient), division-free inner loops; see "Bounded
+ * work per work item" above. */
 __kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, int has_a,
                             __global const float *xb, __global const float *Wb, int has_b,
                             __global const float *bias, int has_bias, __global float *y, int N, int M,
                             int C, int H, int W, int OH, int OW, int KH, int KW,
-                            int SH, int SW, int PT, int PL, int DH, int DW)
+                            int SH, int SW, int PT, int PL, int DH, int DW, int rows)
 {
-    int q = get_global_id(0);            /* n * CO + co */
+    int tiles = (OH + rows - 1) / rows;
     int CO = C * M;
-    if (q >= N * CO) return;
+    int gq = get_global_id(0);
+    if (gq >= N * CO * tiles) return;
+    int q = gq / tiles, tt = gq - q * tiles;   /* q = n * CO + co */
     int n = q / CO, co = q - n * CO;
     int ci = co / M;
+    int oh0 = tt * rows, oh1 = min(OH, oh0 + rows);
     int base = (n * C + ci) * H * W;
     float b0 = has_bias ? bias[co] : 0.0f;
     __global float *yp = y + (size_t)q * OH * OW;
-    for (int k = 0; k < OH * OW; k++) yp[k] = b0;
+    for (int k = oh0 * OW; k < oh1 * OW; k++) yp[k] = b0;
     /* One tap (i, j) at a time over the output columns whose input column is
      * inside the image: the inner loop has no branches (vectorises on CPUs).
      * Summation order per output: term a taps, then term b taps. */
@@ -364,7 +426,7 @@ __kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, 
         if (term == 0 ? !has_a : !has_b) continue;
         __global const float *xp = (term == 0 ? xa : xb) + base;
         __global const float *wp = (term == 0 ? Wa : Wb) + co * KH * KW;
-        for (int oh = 0; oh < OH; oh++) {
+        for (int oh = oh0; oh < oh1; oh++) {
             __global float *yr = yp + oh * OW;
             for (int i = 0; i < KH; i++) {
                 int ih = oh * SH - PT + i * DH;
@@ -383,49 +445,61 @@ __kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, 
     }
 }
 
-/* gx plane (n, ci) = (gx if accumulate, else 0) + contributions in (m, i, j, oh, ow) order. */
+/* gx rows [ih0, ih1) of plane (n, ci) = (gx if accumulate, else 0) + contributions
+ * in (m, i, j, oh, ow) order. */
 __kernel void dw_backward_input_plane(__global const float *Wt, __global const float *g, __global float *gx,
                                       int accumulate, int N, int M,
                                       int C, int H, int W, int OH, int OW, int KH, int KW,
-                                      int SH, int SW, int PT, int PL, int DH, int DW)
+                                      int SH, int SW, int PT, int PL, int DH, int DW, int rows)
 {
-    int q = get_global_id(0);            /* n * C + ci */
-    if (q >= N * C) return;
+    int tiles = (H + rows - 1) / rows;
+    int gq = get_global_id(0);
+    if (gq >= N * C * tiles) return;
+    int q = gq / tiles, tt = gq - q * tiles;   /* q = n * C + ci */
     int n = q / C, ci = q - n * C;
+    int ih0 = tt * rows, ih1 = min(H, ih0 + rows);
     __global float *gp = gx + (size_t)q * H * W;
     if (!accumulate)
-        for (int k = 0; k < H * W; k++) gp[k] = 0.0f;
+        for (int k = ih0 * W; k < ih1 * W; k++) gp[k] = 0.0f;
     for (int m = 0; m < M; m++) {
         int co = ci * M + m;
         __global const float *gr0 = g + (size_t)(n * C * M + co) * OH * OW;
-        for (int i = 0; i < KH; i++)
+        for (int i = 0; i < KH; i++) {
+            int ohlo, ohhi;
+            rows_reading(i * DH - PT, ih0, ih1, SH, OH, &ohlo, &ohhi);
             for (int j = 0; j < KW; j++) {
                 float w = Wt[(co * KH + i) * KW + j];
                 int off = j * DW - PL;          /* iw = ow * SW + off */
                 int lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
                 int hi = (W - 1 - off) < 0 ? -1 : (W - 1 - off) / SW;
                 if (hi > OW - 1) hi = OW - 1;
-                for (int oh = 0; oh < OH; oh++) {
+                for (int oh = ohlo; oh < ohhi; oh++) {
                     int ih = oh * SH - PT + i * DH;
-                    if (ih < 0 || ih >= H) continue;
                     __global float *gxr = gp + ih * W + off;
                     __global const float *gr = gr0 + oh * OW;
                     for (int ow = lo; ow <= hi; ow++) gxr[ow * SW] += w * gr[ow];
                 }
             }
+        }
     }
 }
 
-/* Depthwise weight gradient, CPU variant: one work item per weight, a serial
- * loop over (n, oh, ow) (no barriers, which split work-item loops on CPUs). */
+/* Depthwise weight gradient, CPU variant: one work item per (weight, tile of
+ * `rows` of the N*OH output rows), a serial loop over them (no barriers, which
+ * split work-item loops on CPUs). With one tile (tiles == 1) the sum goes to
+ * gW (accumulate as asked); else to part[widx * tiles + t], which
+ * sum_partials adds up in t order. */
 __kernel void dw_backward_weight_serial(__global const float *x, __global const float *g, __global float *gW,
                                         int accumulate, int N, int M,
                                         int C, int H, int W, int OH, int OW, int KH, int KW,
-                                        int SH, int SW, int PT, int PL, int DH, int DW)
+                                        int SH, int SW, int PT, int PL, int DH, int DW, int rows,
+                                        __global float *part)
 {
-    int widx = get_global_id(0);
+    int tiles = (N * OH + rows - 1) / rows;
     int CO = C * M;
-    if (widx >= CO * KH * KW) return;
+    int gq = get_global_id(0);
+    if (gq >= CO * KH * KW * tiles) return;
+    int widx = gq / tiles, tt = gq - widx * tiles;
     int j = widx % KW, t = widx / KW;
     int i = t % KH, co = t / KH;
     int ci = co / M;
@@ -433,16 +507,30 @@ __kernel void dw_backward_weight_serial(__global const float *x, __global const 
     int lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
     int hi = (W - 1 - off) < 0 ? -1 : (W - 1 - off) / SW;
     if (hi > OW - 1) hi = OW - 1;
+    int r0 = tt * rows, r1 = min(N * OH, r0 + rows);
+    int n = r0 / OH, oh = r0 - n * OH;
     float s = 0.0f;
-    for (int n = 0; n < N; n++)
-        for (int oh = 0; oh < OH; oh++) {
-            int ih = oh * SH - PT + i * DH;
-            if (ih < 0 || ih >= H) continue;
+    for (int r = r0; r < r1; r++) {
+        int ih = oh * SH - PT + i * DH;
+        if (ih >= 0 && ih < H) {
             __global const float *gr = g + ((size_t)(n * CO + co) * OH + oh) * OW;
             __global const float *xr = x + ((size_t)(n * C + ci) * H + ih) * W + off;
             for (int ow = lo; ow <= hi; ow++) s += gr[ow] * xr[ow * SW];
         }
-    gW[widx] = accumulate ? gW[widx] + s : s;
+        if (++oh == OH) { oh = 0; n++; }
+    }
+    if (tiles == 1) gW[widx] = accumulate ? gW[widx] + s : s;
+    else part[gq] = s;
+}
+
+/* out[k] (+)= sum over t < tiles of part[k * tiles + t], in t order. */
+__kernel void sum_partials(__global const float *part, __global float *out, int accumulate, int count, int tiles)
+{
+    int k = get_global_id(0);
+    if (k >= count) return;
+    float s = 0.0f;
+    for (int t = 0; t < tiles; t++) s += part[k * tiles + t];
+    out[k] = accumulate ? out[k] + s : s;
 }
 
 /* Linear: y[r, c] = b[c] (rows x cols), before a GEMM with beta = 1. */

@@ -52,6 +52,11 @@ struct gf_ctx {
     cl_mem gemm_tmp;                 /* CLBlast's temp buffer, owned by us */
     size_t gemm_tmp_bytes;
     int host_blas;                   /* CPU device sharing host memory: GEMMs run in host BLAS */
+    int conv_plane;                  /* conv.cl CPU-style plane kernels (else per element) */
+    int bn_blocked;                  /* bn.cl blocked lane walk (else strided) */
+    unsigned item_budget;            /* loop iterations per work item in tiled kernels */
+    int conv_red_wg;                 /* RED_WG of cl/conv.cl's reductions, 0 = not yet found */
+    char paths[256];                 /* gf_ctx_paths */
     uint64_t mem_budget;             /* 0 = none beyond the device's own limits */
     gf_memcount *mem;                /* bytes in gradfeat's buffers (see buffers.c) */
 };
@@ -89,7 +94,8 @@ gf_status gf_wg_limit(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *lim);
  * needed to cover `work` items. Fixed per (kernel, device, work): reductions
  * that use it keep one summation order. */
 gf_status gf_pow2_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t work, size_t *out);
-/* 1-D launch helper: n work items, kernel chooses nothing about local size. */
+/* 1-D launch helper: n work items (global rounded up to a multiple of the local
+ * size), local size 64 or less when the device or the kernel allows less. */
 gf_status gf_launch1(gf_ctx *ctx, cl_kernel k, const char *kname, size_t n);
 /* Source of an embedded (or GRADFEAT_KERNEL_DIR) kernel file; malloc'ed. */
 gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *len);

@@ -15,29 +15,54 @@
 #define G_ARGS(d) (d)->c_in, (d)->h_in, (d)->w_in, (d)->h_out, (d)->w_out, (d)->kh, (d)->kw, \
     (d)->stride_h, (d)->stride_w, (d)->pad_top, (d)->pad_left, (d)->dil_h, (d)->dil_w
 
-/* Work-group size of the reduction kernels: 64, or less on small devices. */
-static int red_wg(const gf_ctx *ctx) {
-    int w = 64;
-    while (w > 1 && (size_t)w > ctx->info.max_work_group) w >>= 1;
-    return w;
-}
-
-/* The default 64 needs no define, so the program is the one gf_ctx_warmup built. */
-static gf_status kern(gf_ctx *ctx, const char *name, cl_kernel *k) {
+static gf_status kern_w(gf_ctx *ctx, int w, const char *name, cl_kernel *k) {
     char defs[32];
-    int w = red_wg(ctx);
     snprintf(defs, sizeof defs, "-DRED_WG=%d", w);
+    /* the default 64 needs no define, so the program is the one gf_ctx_warmup built */
     return gf_kernel(ctx, FAMILY, w == 64 ? NULL : defs, name, k);
 }
 
+/* Work-group size of the reduction kernels (RED_WG, compiled in): 64, or the
+ * largest power of two that the device and both reduction kernels accept
+ * (CL_KERNEL_WORK_GROUP_SIZE; Mesa's llvmpipe reports 32 for some kernels).
+ * Found once per context. */
+static gf_status red_wg(gf_ctx *ctx, int *out) {
+    if (!ctx->conv_red_wg) {
+        int w = 64;
+        while (w > 1 && (size_t)w > ctx->info.max_work_group) w >>= 1;
+        static const char *const red[2] = {"reduce_nc", "dw_backward_weight"};
+        for (int i = 0; i < 2; i++) {
+            cl_kernel k;
+            size_t lim = 1;
+            GF_TRY(kern_w(ctx, w, red[i], &k));
+            GF_TRY(gf_wg_limit(ctx, k, (size_t)w, &lim));
+            if (lim < (size_t)w) {
+                while ((size_t)w > lim && w > 1) w >>= 1;
+                i = -1;   /* rebuilt at the smaller size: check both again */
+            }
+        }
+        ctx->conv_red_wg = w;
+    }
+    *out = ctx->conv_red_wg;
+    return GF_OK;
+}
+
+static gf_status kern(gf_ctx *ctx, const char *name, cl_kernel *k) {
+    int w;
+    GF_TRY(red_wg(ctx, &w));
+    return kern_w(ctx, w, name, k);
+}
+
+/* n work items of a kernel without local memory: local size from the kernel's limits. */
 static gf_status launch1(gf_ctx *ctx, cl_kernel k, const char *name, size_t n) {
-    size_t local = (size_t)red_wg(ctx), global = n ? n : 1;
-    return gf_launch(ctx, k, name, 1, &global, &local);
+    return gf_launch1(ctx, k, name, n);
 }
 
 /* One work-group of red_wg items per output (reduction kernels). */
 static gf_status launch_groups(gf_ctx *ctx, cl_kernel k, const char *name, size_t groups) {
-    size_t local = (size_t)red_wg(ctx), global = groups * local;
+    int w;
+    GF_TRY(red_wg(ctx, &w));
+    size_t local = (size_t)w, global = groups * local;
     return gf_launch(ctx, k, name, 1, &global, &local);
 }
 
@@ -187,35 +212,60 @@ static gf_status conv_workspace(gf_ctx *ctx, const gf_conv_desc *d, int nb, cl_m
 }
 
 /* Per-plane loop kernels on CPU devices (no vector integer divide there),
- * per-element kernels elsewhere (coalesced on GPUs); desc.variant overrides. */
+ * per-element kernels elsewhere (coalesced on GPUs): the context's conv_kernels
+ * path (GRADFEAT_CONV_KERNELS); desc.variant overrides. */
 static int plane_kernels(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (d->variant == GF_CONV_VARIANT_ELEMENT) return 0;
     if (d->variant == GF_CONV_VARIANT_PLANE) return 1;
-    return ctx->info.is_cpu;
+    return ctx->conv_plane;
 }
+
+/* Rows per work item of a tiled plane kernel (cl/conv.cl "Bounded work per work
+ * item"): as many of the `total` rows as keep one item's loop iterations
+ * (`fixed` + rows * `per_row`) within the context's item budget; at least 1. */
+static int item_rows(const gf_ctx *ctx, size_t per_row, size_t fixed, int total) {
+    size_t B = ctx->item_budget, r = 1;
+    if (B > fixed) r = (B - fixed) / (per_row ? per_row : 1);
+    if (r < 1) r = 1;
+    if (r > (size_t)total) r = (size_t)total;
+    return (int)r;
+}
+
+static size_t tiles_of(int total, int rows) { return ((size_t)total + (size_t)rows - 1) / (size_t)rows; }
 
 static gf_status run_im2col(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, int n0, int nb, cl_mem col) {
     conv_sizes s = sizes_of(d);
     int x_off = (int)((size_t)n0 * d->c_in * d->h_in * d->w_in);
     cl_kernel k;
     if (plane_kernels(ctx, d)) {
+        size_t taps = (size_t)d->kh * d->kw;
+        int rows = item_rows(ctx, taps * ((size_t)d->w_out + 1), taps + d->kh, d->h_out);
         GF_TRY(kern(ctx, "im2col_plane", &k));
-        GF_TRY(gf_args(ctx, k, "im2col_plane", "mimi" G_FMT, x, x_off, col, nb, G_ARGS(d)));
-        return launch1(ctx, k, "im2col_plane", (size_t)nb * d->c_in);
+        GF_TRY(gf_args(ctx, k, "im2col_plane", "mimi" G_FMT "i", x, x_off, col, nb, G_ARGS(d), rows));
+        return launch1(ctx, k, "im2col_plane", (size_t)nb * d->c_in * tiles_of(d->h_out, rows));
     }
     GF_TRY(kern(ctx, "im2col", &k));
     GF_TRY(gf_args(ctx, k, "im2col", "mimi" G_FMT, x, x_off, col, nb, G_ARGS(d)));
-    size_t global[2] = {(size_t)nb * s.P, s.Kc}, local[2] = {(size_t)red_wg(ctx), 1};
+    size_t lim;
+    GF_TRY(gf_wg_limit(ctx, k, 64, &lim));
+    size_t global[2] = {(size_t)nb * s.P, s.Kc}, local[2] = {lim, 1};
     return gf_launch(ctx, k, "im2col", 2, global, local);
 }
 
 static gf_status run_col2im(gf_ctx *ctx, const gf_conv_desc *d, cl_mem col, cl_mem gx, int n0, int nb, int acc) {
     cl_kernel k;
     size_t per = (size_t)d->c_in * d->h_in * d->w_in;
-    const char *name = plane_kernels(ctx, d) ? "col2im_plane" : "col2im";
-    GF_TRY(kern(ctx, name, &k));
-    GF_TRY(gf_args(ctx, k, name, "mmiii" G_FMT, col, gx, (int)((size_t)n0 * per), acc, nb, G_ARGS(d)));
-    return launch1(ctx, k, name, plane_kernels(ctx, d) ? (size_t)nb * d->c_in : (size_t)nb * per);
+    if (plane_kernels(ctx, d)) {
+        size_t taps = (size_t)d->kh * d->kw, row = taps * ((size_t)d->w_out + 1);
+        int rows = item_rows(ctx, (size_t)d->w_in + row, taps + d->kh + row, d->h_in);
+        GF_TRY(kern(ctx, "col2im_plane", &k));
+        GF_TRY(gf_args(ctx, k, "col2im_plane", "mmiii" G_FMT "i", col, gx, (int)((size_t)n0 * per), acc, nb,
+                       G_ARGS(d), rows));
+        return launch1(ctx, k, "col2im_plane", (size_t)nb * d->c_in * tiles_of(d->h_in, rows));
+    }
+    GF_TRY(kern(ctx, "col2im", &k));
+    GF_TRY(gf_args(ctx, k, "col2im", "mmiii" G_FMT, col, gx, (int)((size_t)n0 * per), acc, nb, G_ARGS(d)));
+    return launch1(ctx, k, "col2im", (size_t)nb * per);
 }
 
 /* y[n0.., :, :] = tmp[c, nl*P + p] (+ b). */
@@ -224,10 +274,15 @@ static gf_status run_to_ncp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem tmp, cl_m
     int rows = plane_kernels(ctx, d);
     const char *name = rows ? "cnp_to_ncp_rows" : "cnp_to_ncp";
     cl_kernel k;
+    int len = item_rows(ctx, 1, 0, (int)s.P);
     GF_TRY(kern(ctx, name, &k));
-    GF_TRY(gf_args(ctx, k, name, "mmimiiii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
-                   b ? b : tmp, b != NULL, nb, d->c_out, (int)s.P));
-    return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? 1 : s.P));
+    if (rows)
+        GF_TRY(gf_args(ctx, k, name, "mmimiiiii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
+                       b ? b : tmp, b != NULL, nb, d->c_out, (int)s.P, len));
+    else
+        GF_TRY(gf_args(ctx, k, name, "mmimiiii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
+                       b ? b : tmp, b != NULL, nb, d->c_out, (int)s.P));
+    return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? tiles_of((int)s.P, len) : s.P));
 }
 
 static gf_status run_to_cnp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem g, int n0, int nb, cl_mem tmp) {
@@ -235,9 +290,14 @@ static gf_status run_to_cnp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem g, int n0
     int rows = plane_kernels(ctx, d);
     const char *name = rows ? "ncp_to_cnp_rows" : "ncp_to_cnp";
     cl_kernel k;
+    int len = item_rows(ctx, 1, 0, (int)s.P);
     GF_TRY(kern(ctx, name, &k));
-    GF_TRY(gf_args(ctx, k, name, "mimiii", g, (int)((size_t)n0 * d->c_out * s.P), tmp, nb, d->c_out, (int)s.P));
-    return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? 1 : s.P));
+    if (rows)
+        GF_TRY(gf_args(ctx, k, name, "mimiiii", g, (int)((size_t)n0 * d->c_out * s.P), tmp, nb, d->c_out,
+                       (int)s.P, len));
+    else
+        GF_TRY(gf_args(ctx, k, name, "mimiii", g, (int)((size_t)n0 * d->c_out * s.P), tmp, nb, d->c_out, (int)s.P));
+    return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? tiles_of((int)s.P, len) : s.P));
 }
 
 static gf_status run_fill_bias(gf_ctx *ctx, cl_mem y, cl_mem b, int N, int C, int P) {
@@ -247,12 +307,41 @@ static gf_status run_fill_bias(gf_ctx *ctx, cl_mem y, cl_mem b, int N, int C, in
     return launch1(ctx, k, "fill_bias", (size_t)N * C * P);
 }
 
+/* Slices per output of a work-group reduction over `total` values (`per` loop
+ * iterations each) so that one item's loop stays within the item budget; then
+ * a partial-sums buffer (GF_AFFINE_SLOT_PART) when more than one. */
+static gf_status red_slices(gf_ctx *ctx, size_t outputs, size_t total, size_t per, int *slices, cl_mem *part) {
+    int w;
+    GF_TRY(red_wg(ctx, &w));
+    size_t per_item = (total + (size_t)w - 1) / (size_t)w * (per ? per : 1);
+    size_t S = (per_item + ctx->item_budget - 1) / ctx->item_budget;
+    if (S < 1) S = 1;
+    if (S > total) S = total ? total : 1;
+    *slices = (int)S;
+    *part = NULL;
+    if (S > 1) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_PART, outputs * S * sizeof(float), part));
+    return GF_OK;
+}
+
+/* out[k] (+)= the slices' partial sums, in slice order. */
+static gf_status run_sum_partials(gf_ctx *ctx, cl_mem part, cl_mem out, int acc, size_t count, int slices) {
+    cl_kernel k;
+    GF_TRY(kern(ctx, "sum_partials", &k));
+    GF_TRY(gf_args(ctx, k, "sum_partials", "mmiii", part, out, acc, (int)count, slices));
+    return launch1(ctx, k, "sum_partials", count);
+}
+
 /* gb[c] (+)= sum over n, p of g[n, c, p]. */
 static gf_status run_reduce(gf_ctx *ctx, cl_mem g, cl_mem gb, int acc, int N, int C, int P) {
     cl_kernel k;
+    int slices;
+    cl_mem part;
+    GF_TRY(red_slices(ctx, (size_t)C, (size_t)N * P, 1, &slices, &part));
     GF_TRY(kern(ctx, "reduce_nc", &k));
-    GF_TRY(gf_args(ctx, k, "reduce_nc", "mmiiii", g, gb, acc, N, C, P));
-    return launch_groups(ctx, k, "reduce_nc", (size_t)C);
+    GF_TRY(gf_args(ctx, k, "reduce_nc", "mmiiiiim", g, gb, acc, N, C, P, slices, part ? part : gb));
+    GF_TRY(launch_groups(ctx, k, "reduce_nc", (size_t)C * slices));
+    if (slices > 1) GF_TRY(run_sum_partials(ctx, part, gb, acc, (size_t)C, slices));
+    return GF_OK;
 }
 
 /* out[c_out, cols] = beta*out + W * col, one GEMM per group. */
@@ -290,10 +379,12 @@ static gf_status run_dw_conv(gf_ctx *ctx, const gf_conv_desc *d, cl_mem xa, cl_m
     const char *name = plane ? "dw_conv_plane" : "dw_conv";
     GF_TRY(kern(ctx, name, &k));
     int has_a = xa && Wa, has_b = xb && Wb;
-    GF_TRY(gf_args(ctx, k, name, "mmimmimimii" G_FMT,
+    size_t per_row = (size_t)d->w_out + 2 + 2 * (size_t)d->kh * (1 + (size_t)d->kw * ((size_t)d->w_out + 1));
+    int rows = item_rows(ctx, per_row, 2, d->h_out);
+    GF_TRY(gf_args(ctx, k, name, plane ? "mmimmimimii" G_FMT "i" : "mmimmimimii" G_FMT,
                    has_a ? xa : y, has_a ? Wa : y, has_a, has_b ? xb : y, has_b ? Wb : y, has_b,
-                   bias ? bias : y, bias != NULL, y, d->n, d->c_out / d->c_in, G_ARGS(d)));
-    return launch1(ctx, k, name, plane ? (size_t)d->n * d->c_out : sizes_of(d).y_n);
+                   bias ? bias : y, bias != NULL, y, d->n, d->c_out / d->c_in, G_ARGS(d), rows));
+    return launch1(ctx, k, name, plane ? (size_t)d->n * d->c_out * tiles_of(d->h_out, rows) : sizes_of(d).y_n);
 }
 
 static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) {
@@ -396,18 +487,36 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         if (gx) {
             int plane = plane_kernels(ctx, d);
             const char *name = plane ? "dw_backward_input_plane" : "dw_backward_input";
+            size_t taps = (size_t)M * d->kh * d->kw, row = taps * ((size_t)d->w_out + 1);
+            int rows = item_rows(ctx, (size_t)d->w_in + row, (size_t)M * (1 + d->kh) + taps + row, d->h_in);
             GF_TRY(kern(ctx, name, &k));
-            GF_TRY(gf_args(ctx, k, name, "mmmiii" G_FMT, W, g, gx, acc, d->n, M, G_ARGS(d)));
-            GF_TRY(launch1(ctx, k, name, plane ? (size_t)d->n * d->c_in : s.x_n));
+            GF_TRY(gf_args(ctx, k, name, plane ? "mmmiii" G_FMT "i" : "mmmiii" G_FMT, W, g, gx, acc, d->n, M,
+                           G_ARGS(d), rows));
+            GF_TRY(launch1(ctx, k, name, plane ? (size_t)d->n * d->c_in * tiles_of(d->h_in, rows) : s.x_n));
         }
         if (gW && plane_kernels(ctx, d)) {
+            /* tiles of the N*OH output rows per weight, partial sums added in a
+             * fixed order; no more tiles than the item budget (sum_partials) */
+            int total = d->n * d->h_out;
+            int rows = item_rows(ctx, (size_t)d->w_out + 1, 0, total);
+            if (tiles_of(total, rows) > ctx->item_budget) rows = (int)tiles_of(total, (int)ctx->item_budget);
+            size_t tiles = tiles_of(total, rows);
+            cl_mem part = gW;
+            if (tiles > 1) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_PART, s.w_n * tiles * sizeof(float), &part));
             GF_TRY(kern(ctx, "dw_backward_weight_serial", &k));
-            GF_TRY(gf_args(ctx, k, "dw_backward_weight_serial", "mmmiii" G_FMT, x, g, gW, acc, d->n, M, G_ARGS(d)));
-            GF_TRY(launch1(ctx, k, "dw_backward_weight_serial", s.w_n));
+            GF_TRY(gf_args(ctx, k, "dw_backward_weight_serial", "mmmiii" G_FMT "im", x, g, gW, acc, d->n, M,
+                           G_ARGS(d), rows, part));
+            GF_TRY(launch1(ctx, k, "dw_backward_weight_serial", s.w_n * tiles));
+            if (tiles > 1) GF_TRY(run_sum_partials(ctx, part, gW, acc, s.w_n, (int)tiles));
         } else if (gW) {
+            int slices;
+            cl_mem part;
+            GF_TRY(red_slices(ctx, s.w_n, (size_t)d->n * d->h_out, (size_t)d->w_out + 1, &slices, &part));
             GF_TRY(kern(ctx, "dw_backward_weight", &k));
-            GF_TRY(gf_args(ctx, k, "dw_backward_weight", "mmmiii" G_FMT, x, g, gW, acc, d->n, M, G_ARGS(d)));
-            GF_TRY(launch_groups(ctx, k, "dw_backward_weight", s.w_n));
+            GF_TRY(gf_args(ctx, k, "dw_backward_weight", "mmmiii" G_FMT "im", x, g, gW, acc, d->n, M, G_ARGS(d),
+                           slices, part ? part : gW));
+            GF_TRY(launch_groups(ctx, k, "dw_backward_weight", s.w_n * slices));
+            if (slices > 1) GF_TRY(run_sum_partials(ctx, part, gW, acc, s.w_n, slices));
         }
         return GF_OK;
     }

@@ -25,7 +25,7 @@
 
 #include "gf_internal.h"
 
-enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1 };
+enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2 };  /* PART: partial sums of split reductions */
 
 typedef struct gf_conv_desc {
     int n, c_in, h_in, w_in;

@@ -318,7 +318,8 @@ gf_status gf_pow2_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t work, size_
 }
 
 gf_status gf_launch1(gf_ctx *ctx, cl_kernel k, const char *kname, size_t n) {
-    size_t local = ctx->info.max_work_group < 64 ? ctx->info.max_work_group : 64;
+    size_t local = 1;
+    GF_TRY(gf_wg_limit(ctx, k, 64, &local));
     size_t global = n ? n : 1;
     return gf_launch(ctx, k, kname, 1, &global, &local);
 }

@@ -111,11 +111,38 @@ gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t ms
     return GF_OK;
 }
 
+static int icontains(const char *hay, const char *needle);
+
+/* Rank of a CPU implementation for the default choice (README "Choosing a
+ * device"): PoCL first (native CPU compiler, host BLAS, measured 7x faster
+ * than llvmpipe on the linearized step here), then any other CPU platform,
+ * then Mesa's llvmpipe (rusticl or Clover: a software rasteriser's compute
+ * path). */
+static int cpu_rank(const gf_device_info *f) {
+    if (icontains(f->platform_name, "Portable Computing Language") || icontains(f->platform_name, "pocl")) return 2;
+    if (icontains(f->name, "llvmpipe")) return 0;
+    return 1;
+}
+
 /* Score for the default choice: any GPU beats any CPU; among GPUs the larger
- * (compute units x global memory) wins; ties keep enumeration order. */
+ * (compute units x global memory) wins; among CPU devices the rank above, then
+ * compute units; ties keep enumeration order. */
 static double device_score(const gf_device_info *f) {
     double s = (double)f->compute_units * 1e3 + (double)(f->global_mem >> 20) * 1e-3;
-    return (f->is_gpu ? 1e12 : 0) + s;
+    return (f->is_gpu ? 1e12 : (double)cpu_rank(f) * 1e10) + s;
+}
+
+/* ", over N other CPU devices (order: PoCL, other CPU platforms, Mesa llvmpipe)" when the
+ * choice among CPU devices was by that order. */
+static void cpu_order_note(const dev_entry *v, int n, int best, char *out, size_t size) {
+    int others = 0;
+    *out = 0;
+    if (v[best].info.is_gpu) return;
+    for (int i = 0; i < n; i++)
+        if (i != best && v[i].info.is_cpu && !v[i].info.is_gpu) others++;
+    if (others)
+        snprintf(out, size, "; chosen over %d other CPU device%s by the order PoCL, other CPU platforms, Mesa llvmpipe",
+                 others, others > 1 ? "s" : "");
 }
 
 static int icontains(const char *hay, const char *needle) {
@@ -142,8 +169,10 @@ static int select_device(const dev_entry *v, int n, const char *sel, const char 
     if (!sel || !*sel || !strcasecmp(sel, "auto")) {
         for (int i = 0; i < n; i++)
             if (best < 0 || device_score(&v[i].info) > device_score(&v[best].info)) best = i;
-        snprintf(reason, rsz, "%s", v[best].info.is_gpu ? "default: the largest GPU"
-                                                      : "default: no GPU found, using the CPU device");
+        char note[160];
+        cpu_order_note(v, n, best, note, sizeof note);
+        snprintf(reason, rsz, "%s%s", v[best].info.is_gpu ? "default: the largest GPU"
+                                                         : "default: no GPU found, using the CPU device", note);
         return best;
     }
     if (!strcasecmp(sel, "gpu") || !strcasecmp(sel, "cpu")) {
@@ -152,7 +181,11 @@ static int select_device(const dev_entry *v, int n, const char *sel, const char 
             if (want_gpu ? !v[i].info.is_gpu : !v[i].info.is_cpu) continue;
             if (best < 0 || device_score(&v[i].info) > device_score(&v[best].info)) best = i;
         }
-        if (best >= 0) snprintf(reason, rsz, "%s %s", origin, sel);
+        if (best >= 0) {
+            char note[160];
+            cpu_order_note(v, n, best, note, sizeof note);
+            snprintf(reason, rsz, "%s %s%s", origin, sel, want_gpu ? "" : note);
+        }
         return best;
     }
     int p, d; char tail;
@@ -173,6 +206,64 @@ static int select_device(const dev_entry *v, int n, const char *sel, const char 
             icontains(v[i].info.vendor, sel)) { best = i; break; }
     if (best >= 0) snprintf(reason, rsz, "%s '%s' (name match)", origin, sel);
     return best;
+}
+
+/* One kernel-path choice: the option, else its environment twin, else "auto".
+ * Writes 1 for the CPU-style value, 0 for the GPU-style one, -1 for auto. */
+static gf_status path_choice(gf_ctx *ctx, const char *opt, const char *env, const char *cpu, const char *gpu, int *out) {
+    const char *v = opt, *from = "option";
+    if (!v || !*v) { v = getenv(env); from = env; }
+    *out = -1;
+    if (!v || !*v || !strcasecmp(v, "auto")) return GF_OK;
+    if (!strcasecmp(v, cpu)) { *out = 1; return GF_OK; }
+    if (!strcasecmp(v, gpu)) { *out = 0; return GF_OK; }
+    return gf_fail(ctx, GF_ERR_USAGE, "%s%s'%s' is not a kernel path: use auto, %s or %s", from,
+                   from == env ? "=" : " ", v, cpu, gpu);
+}
+
+/* Kernel paths (README "Kernel paths"): each auto choice follows the device type
+ * (CPU-style paths on CPU devices); GRADFEAT_PATHS / opt->paths sets all at once,
+ * the single ones override it. */
+static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
+    int all, conv, walk, gemm;
+    GF_TRY(path_choice(ctx, opt->paths, "GRADFEAT_PATHS", "cpu", "gpu", &all));
+    GF_TRY(path_choice(ctx, opt->conv_kernels, "GRADFEAT_CONV_KERNELS", "plane", "element", &conv));
+    GF_TRY(path_choice(ctx, opt->bn_walk, "GRADFEAT_BN_WALK", "blocked", "strided", &walk));
+    GF_TRY(path_choice(ctx, opt->gemm, "GRADFEAT_GEMM", "host", "clblast", &gemm));
+    const char *hb = getenv("GRADFEAT_HOST_BLAS");   /* older twin: 0 = CLBlast */
+    if (gemm < 0 && (!opt->gemm || !*opt->gemm) && hb && !strcmp(hb, "0")) gemm = 0;
+    int cpu = ctx->info.is_cpu;
+    if (all >= 0) cpu = all;
+    ctx->conv_plane = conv >= 0 ? conv : cpu;
+    ctx->bn_blocked = walk >= 0 ? walk : cpu;
+    int want_host = gemm >= 0 ? gemm : cpu;
+#ifdef GF_HAVE_CBLAS
+    /* CLBlast on CPU OpenCL runs 4-16x below a tuned host BLAS: on a CPU device
+     * whose buffers live in host memory, GEMMs map the buffers and call CBLAS. */
+    ctx->host_blas = want_host && ctx->info.is_cpu && ctx->info.unified_memory;
+    if (gemm == 1 && !ctx->host_blas)
+        gf_log(ctx, GF_LOG_WARN, "GEMM host: this device is not a CPU device sharing host memory; using CLBlast");
+#else
+    if (gemm == 1) gf_log(ctx, GF_LOG_WARN, "GEMM host: built without CBLAS; using CLBlast");
+    (void)want_host;
+#endif
+    unsigned budget = opt->item_budget;
+    if (!budget) {
+        const char *b = getenv("GRADFEAT_ITEM_BUDGET");
+        if (b && *b) {
+            char *end; long v = strtol(b, &end, 10);
+            if (*end || v < 1 || v > 1 << 30)
+                return gf_fail(ctx, GF_ERR_USAGE, "GRADFEAT_ITEM_BUDGET='%s' is not an integer in 1..2^30", b);
+            budget = (unsigned)v;
+        }
+    }
+    ctx->item_budget = budget ? budget : 16384;
+    snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, item budget %u (%s)",
+             ctx->conv_plane ? "plane" : "element", ctx->bn_blocked ? "blocked" : "strided",
+             ctx->host_blas ? "host BLAS" : "CLBlast", ctx->item_budget,
+             all < 0 && conv < 0 && walk < 0 && gemm < 0 ? (ctx->info.is_cpu ? "auto: CPU device" : "auto: not a CPU device")
+                                                       : "set by option or environment");
+    return GF_OK;
 }
 
 gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
@@ -216,15 +307,9 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &e);
     if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clCreateCommandQueue");
     gf_cache_init(ctx);
-    /* CLBlast on CPU OpenCL runs 4-16x below a tuned host BLAS: on a CPU device
-     * whose buffers live in host memory, GEMMs map the buffers and call CBLAS. */
-    const char *hb = getenv("GRADFEAT_HOST_BLAS");
-#ifdef GF_HAVE_CBLAS
-    ctx->host_blas = ctx->info.is_cpu && ctx->info.unified_memory && !(hb && !strcmp(hb, "0"));
-#else
-    (void)hb;
-#endif
+    GF_TRY(choose_paths(ctx, opt));
     gf_log(ctx, GF_LOG_INFO, "device: %s (%s) — %s", ctx->info.name, ctx->info.platform_name, ctx->reason);
+    gf_log(ctx, GF_LOG_INFO, "kernel paths: %s", ctx->paths);
     return GF_OK;
 }
 
@@ -245,6 +330,7 @@ void gf_ctx_free(gf_ctx *ctx) {
 const char *gf_ctx_last_error(const gf_ctx *ctx) { return ctx ? ctx->err : "out of memory"; }
 const gf_device_info *gf_ctx_device(const gf_ctx *ctx) { return &ctx->info; }
 const char *gf_ctx_device_reason(const gf_ctx *ctx) { return ctx->reason; }
+const char *gf_ctx_paths(const gf_ctx *ctx) { return ctx->paths; }
 
 gf_status gf_ctx_finish(gf_ctx *ctx) {
     GF_CL(ctx, clFinish(ctx->queue), "clFinish (waiting for queued kernels)");

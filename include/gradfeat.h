@@ -56,6 +56,15 @@ typedef struct gf_ctx_options {
     void *log_user;
     int verbose;            /* log INFO lines too */
     uint64_t max_device_mem;/* device memory budget in bytes for gradfeat's buffers; 0 = the device's */
+    /* Kernel paths (README "Kernel paths"). NULL = the environment twin, else "auto"
+     * (chosen by device type). Each is also settable for tests and CI runs. */
+    const char *paths;      /* "auto", "cpu" or "gpu": every path below at once [GRADFEAT_PATHS] */
+    const char *conv_kernels;/* "plane" (CPU style) or "element" (GPU style) [GRADFEAT_CONV_KERNELS] */
+    const char *bn_walk;    /* "blocked" (CPU) or "strided" (GPU) [GRADFEAT_BN_WALK] */
+    const char *gemm;       /* "host" (host BLAS, CPU devices sharing memory) or "clblast"
+                               [GRADFEAT_GEMM; GRADFEAT_HOST_BLAS=0 means clblast] */
+    unsigned item_budget;   /* most loop iterations per work item in tiled kernels; 0 = the
+                               environment's GRADFEAT_ITEM_BUDGET or 16384 */
 } gf_ctx_options;
 
 /* Creates the context. On failure *out is still a context (or NULL on out-of-memory)
@@ -66,6 +75,9 @@ const char *gf_ctx_last_error(const gf_ctx *ctx);
 const gf_device_info *gf_ctx_device(const gf_ctx *ctx);
 /* Why this device was chosen ("best GPU", "--device cpu", ...). */
 const char *gf_ctx_device_reason(const gf_ctx *ctx);
+/* The kernel paths in use, e.g. "conv kernels plane, BN walk blocked, GEMM host BLAS,
+ * item budget 16384 (auto: CPU device)". */
+const char *gf_ctx_paths(const gf_ctx *ctx);
 /* Device memory held by gradfeat's buffers now and at the peak (bytes). */
 void gf_ctx_memory(const gf_ctx *ctx, uint64_t *now, uint64_t *peak);
 /* Waits for all queued work; reports asynchronous errors. */

@@ -292,7 +292,11 @@ static void run_case(gf_ctx *ctx, tcase *c, uint64_t seed) {
     /* adjoint identity on device outputs: <J v, u> = <v, J^T u>, u = g */
     double lhs = dot_ff(tfull, h.g, c->ny);
     double rhs = dot_ff(h.Wt, dgW, c->nw) + dot_ff(h.bt, dgb, c->nb) + dot_ff(h.t, dgx, c->nx);
-    double den = fmax(fabs(lhs), fabs(rhs));
+    /* scale: the larger side, or the sum of |terms| of <J v, u> when the sums cancel
+     * (fp32 rounding grows with it: the large-plane cases sum 10^5 terms) */
+    double absdot = 0;
+    for (size_t i = 0; i < c->ny; i++) absdot += fabs((double)tfull[i] * h.g[i]);
+    double den = fmax(fmax(fabs(lhs), fabs(rhs)), absdot);
     double rel = den > 0 ? fabs(lhs - rhs) / den : 0.0;
     CHECK(rel <= ADJ_TOL && den > 0, "%s: adjoint identity <Jv,u> %.12g vs <v,J^T u> %.12g (rel %.3g)", c->name, lhs, rhs, rel);
 
@@ -499,6 +503,11 @@ int main(int argc, char **argv) {
         conv_case(ctx, "depthwise 5x5 dilation 2", 1, 6, 12, 11, 6, 5, 5, 1, 1, 4, 4, 4, 4, 2, 6),
         conv_case(ctx, "chunked 3x3 batch 7", 7, 5, 9, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
         conv_case(ctx, "chunked groups 2 stride 2", 5, 4, 7, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 2),
+        /* planes whose whole-plane loops pass 65,535 iterations per work item (im2col_plane
+         * 9*260*260, dw_backward_weight_serial 2*200*200): Mesa's llvmpipe silently cut such
+         * loops short before the plane kernels were tiled */
+        conv_case(ctx, "large plane 3x3 260x260", 1, 2, 260, 260, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
+        conv_case(ctx, "large plane depthwise 3x3 200x200", 2, 2, 200, 200, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2),
         linear_case("linear 1x1x1", 1, 1, 1),
         linear_case("linear batch 7", 7, 13, 5),
         linear_case("linear 64 -> 10", 3, 64, 10),
@@ -506,20 +515,34 @@ int main(int argc, char **argv) {
     };
     size_t nc = sizeof cs / sizeof cs[0];
     /* chunking: a workspace for 2 images (3x3 case: 45 x 54 floats per image), and 1 image */
-    cs[nc - 6].d.max_workspace = 2 * 45 * 54 * sizeof(float) + 100;
-    cs[nc - 5].d.max_workspace = 1;
+    for (size_t i = 0; i < nc; i++) {
+        if (!strcmp(cs[i].name, "chunked 3x3 batch 7")) cs[i].d.max_workspace = 2 * 45 * 54 * sizeof(float) + 100;
+        if (!strcmp(cs[i].name, "chunked groups 2 stride 2")) cs[i].d.max_workspace = 1;
+    }
     test_bn_fold(ctx);
     /* Passes 0 and 1: the context's GEMM path (host BLAS on CPU devices sharing
      * host memory) with each im2col/col2im kernel variant; pass 2: CLBlast
-     * forced (GRADFEAT_HOST_BLAS=0) with the automatic variant. So both GEMM
-     * paths and both kernel variants see every shape. */
-    static const char *pass_name[3] = {"element", "plane", "CLBlast"};
-    static const int pass_variant[3] = {GF_CONV_VARIANT_ELEMENT, GF_CONV_VARIANT_PLANE, GF_CONV_VARIANT_AUTO};
-    for (int pass = 0; pass < 3; pass++) {
+     * forced (GRADFEAT_GEMM=clblast) with the automatic variant; pass 3: plane
+     * kernels with a tiny item budget (GRADFEAT_ITEM_BUDGET=150: a few rows per
+     * work item, so tile edges fall inside every plane); pass 4: element kernels
+     * with that budget (reductions split in slices). So both GEMM paths, both
+     * kernel variants and the tiling see every shape. */
+    static const char *pass_name[5] = {"element", "plane", "CLBlast", "tiles", "slices"};
+    static const int pass_variant[5] = {GF_CONV_VARIANT_ELEMENT, GF_CONV_VARIANT_PLANE, GF_CONV_VARIANT_AUTO,
+                                        GF_CONV_VARIANT_PLANE, GF_CONV_VARIANT_ELEMENT};
+    for (int pass = 0; pass < 5; pass++) {
         if (pass == 2) {
             gf_ctx_free(ctx);
-            setenv("GRADFEAT_HOST_BLAS", "0", 1);
+            setenv("GRADFEAT_GEMM", "clblast", 1);
             ctx = test_ctx();
+            unsetenv("GRADFEAT_GEMM");
+        }
+        if (pass == 3) {
+            gf_ctx_free(ctx);
+            setenv("GRADFEAT_ITEM_BUDGET", "150", 1);
+            ctx = test_ctx();
+            unsetenv("GRADFEAT_ITEM_BUDGET");
+            printf("kernel paths: %s\n", gf_ctx_paths(ctx));
         }
         for (size_t i = 0; i < nc; i++) {
             int before = gf_test_failures;

@@ -955,12 +955,16 @@ int main(void) {
     /* both lane walks (CPU: blocked, GPU: strided) on this device */
     const char *walks[] = {"blocked", "strided"};
     for (int w = 0; w < 2; w++) {
-        setenv("GRADFEAT_BN_WALK", walks[w], 1);
+        gf_ctx_free(ctx);
+        setenv("GRADFEAT_BN_WALK", walks[w], 1);   /* read when the context is made */
+        ctx = test_ctx();
         printf("lane walk: %s\n", walks[w]);
         uint64_t seed = 11;
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_ops(ctx, &cases[i], seed++);
     }
     unsetenv("GRADFEAT_BN_WALK");
+    gf_ctx_free(ctx);
+    ctx = test_ctx();
     usage_errors(ctx);
     torch_compare(ctx);
     block_test(ctx);

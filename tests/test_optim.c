@@ -79,11 +79,16 @@ static void run_case(gf_ctx *ctx, const optim_case *oc, size_t n, uint64_t seed)
         test_download(ctx, oc->adam ? bv : bv, got, n);
         char w2[260];
         snprintf(w2, sizeof w2, "%s %s state", what, oc->adam ? "second moment" : "momentum");
-        test_close(w2, got, rv, n, 1e-7, 1e-5);
+        /* a state element can be a small difference of large terms (mom*v + g + wd*p):
+         * rounded step by step (no FMA contraction, as on Mesa llvmpipe) its error is a
+         * few ulp of the largest terms, so the absolute tolerance scales with max |state| */
+        double vmax = 0, mmax = 0;
+        for (size_t i = 0; i < n; i++) { vmax = fmax(vmax, fabs(rv[i])); mmax = fmax(mmax, fabs(rm[i])); }
+        test_close(w2, got, rv, n, fmax(1e-7, 2e-6 * vmax), 1e-5);
         if (oc->adam) {
             test_download(ctx, bm, got, n);
             snprintf(w2, sizeof w2, "%s first moment state", what);
-            test_close(w2, got, rm, n, 1e-7, 1e-5);
+            test_close(w2, got, rm, n, fmax(1e-7, 2e-6 * mmax), 1e-5);
         }
     }
     gf_buf_release(&bp); gf_buf_release(&bp2); gf_buf_release(&bg); gf_buf_release(&bm); gf_buf_release(&bv);

@@ -181,13 +181,29 @@ static void test_selection(void) {
     char pd[32]; snprintf(pd, sizeof pd, "%d:%d", d[0].platform_index, d[0].device_index);
     char name[16]; snprintf(name, sizeof name, "%.6s", d[0].name);
     by[0] = sel; by[1] = pd; by[2] = name; by[3] = d[0].is_gpu ? "gpu" : "cpu";
+    /* "cpu" / "gpu" take the device of that type that ranks first (README "Choosing a
+     * device"): GPUs by compute units x memory; CPU devices PoCL, then other platforms,
+     * then Mesa llvmpipe, then compute units; ties keep the enumeration order */
+    int want = -1;
+    for (int i = 0; i < n; i++) {
+        if (d[i].is_gpu != d[0].is_gpu || (!d[i].is_gpu && !d[i].is_cpu)) continue;
+        if (want < 0) { want = i; continue; }
+        #define RANK(f) ((f).is_gpu ? 0 : strstr((f).platform_name, "Portable Computing Language") ? 2 : \
+                         strstr((f).name, "llvmpipe") ? 0 : 1)
+        double si = RANK(d[i]) * 1e10 + d[i].compute_units * 1e3 + (double)(d[i].global_mem >> 20) * 1e-3;
+        double sw = RANK(d[want]) * 1e10 + d[want].compute_units * 1e3 + (double)(d[want].global_mem >> 20) * 1e-3;
+        #undef RANK
+        if (si > sw) want = i;
+    }
     for (int i = 0; i < 4; i++) {
         gf_ctx_options o = {0};
         o.device = by[i];
         gf_ctx *ctx;
         st = gf_ctx_create(&o, &ctx);
         CHECK(st == GF_OK, "select by '%s': %s", by[i], ctx ? gf_ctx_last_error(ctx) : "");
-        if (st == GF_OK) CHECK(!strcmp(gf_ctx_device(ctx)->name, d[0].name), "selected %s", gf_ctx_device(ctx)->name);
+        const char *exp = i == 3 && want >= 0 ? d[want].name : d[0].name;
+        if (st == GF_OK) CHECK(!strcmp(gf_ctx_device(ctx)->name, exp), "'%s' selected %s, want %s", by[i],
+                               gf_ctx_device(ctx)->name, exp);
         gf_ctx_free(ctx);
     }
     const char *bad[] = {"99", "7:7", "no-such-device-xyz"};

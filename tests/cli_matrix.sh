@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The implementation/path matrix (issue 18; README "Kernel paths"). The rest of the suite runs on
+# (a) PoCL with the default (CPU-style) paths. This test adds:
+#   (b) PoCL with every GPU-style path forced (GRADFEAT_PATHS=gpu: per-element conv kernels,
+#       strided BN walk, CLBlast GEMM instead of the host BLAS);
+#   (c) Mesa rusticl over llvmpipe (RUSTICL_ENABLE=llvmpipe, GRADFEAT_DEVICE=llvmpipe), default paths;
+# on each: the op tests (act, affine, bn, pool, loss, optim) and the linearized-method test; then one
+# end-to-end `train --method all` in (a), (b) and (c), whose results must agree (accuracies within
+# 0.5 points, losses within 1e-3). (c) needs Debian's mesa-opencl-icd (tools/setup.sh --tests
+# installs it); only without its ICD file is (c) left out, and the test then exits 77 (ctest: skipped)
+# after (a) and (b), so a CI machine with the package never skips it.
+. "$(dirname "$0")/testlib.sh"
+B="$GF_BUILD/tests"
+OPS=(test_act test_affine test_bn test_pool test_loss test_optim test_linearized)
+RUSTICL_ICD=/etc/OpenCL/vendors/rusticl.icd
+have_rusticl=0; [ -f "$RUSTICL_ICD" ] && have_rusticl=1
+unset GRADFEAT_DEVICE GRADFEAT_PATHS GRADFEAT_CONV_KERNELS GRADFEAT_BN_WALK GRADFEAT_GEMM GRADFEAT_HOST_BLAS
+POCL=(env OCL_ICD_VENDORS=/etc/OpenCL/vendors/pocl.icd GRADFEAT_DEVICE="Portable Computing Language")
+CFG_b=("${POCL[@]}" GRADFEAT_PATHS=gpu)
+CFG_c=(env RUSTICL_ENABLE=llvmpipe GRADFEAT_DEVICE=llvmpipe)
+
+# the configuration really is what it says: device and kernel paths
+"${CFG_b[@]}" "$G" doctor --no-selftest > "$t/doc_b.txt" 2>&1
+check "(b) PoCL with GPU-style paths" \
+  'grep -q "^kernel paths: conv kernels element, BN walk strided, GEMM CLBlast" "$t/doc_b.txt"' || cat "$t/doc_b.txt"
+
+ops() {   # ops LABEL CMD...: each op/method test binary under the configuration
+  local label=$1; shift
+  for b in "${OPS[@]}"; do
+    local s=$SECONDS
+    "$@" "$B/$b" > "$t/$label.$b.txt" 2>&1; local rc=$?
+    echo "($label) $b: exit $rc, $((SECONDS - s)) s"
+    check "($label) $b passes" '[ $rc -eq 0 ]' || grep -E "FAIL|FATAL" "$t/$label.$b.txt" | head -20
+  done
+}
+ops b "${CFG_b[@]}"
+if [ $have_rusticl -eq 1 ]; then
+  "${CFG_c[@]}" "$G" doctor --no-selftest > "$t/doc_c.txt" 2>&1
+  check "(c) Mesa llvmpipe through rusticl" 'grep -q "^device [0-9]* ([0-9]*:[0-9]*) llvmpipe" "$t/doc_c.txt"' ||
+    cat "$t/doc_c.txt"
+  ops c "${CFG_c[@]}"
+fi
+
+# one end-to-end run per configuration, same data and seed
+EMO="$t/emotion.safetensors"
+bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
+args=(--model "$EMO" --data "$FM" --split train --limit 96 --val "$FM" --val-split test --val-limit 64
+      --epochs 1 --batch 32 --method all --cache-dir "$t/cache")
+train() {   # train LABEL CMD...
+  local label=$1; shift
+  local s=$SECONDS
+  "$@" "$G" train "${args[@]}" --run-dir "$t/run_$label" > "$t/train_$label.txt" 2> "$t/train_$label.err"; local rc=$?
+  echo "($label) train --method all: exit $rc, $((SECONDS - s)) s"
+  cat "$t/train_$label.txt"
+  check "($label) train --method all exits 0" '[ $rc -eq 0 ] && [ -f "$t/run_$label/results.json" ]' || tail -5 "$t/train_$label.err"
+}
+train a "${POCL[@]}"
+train b "${CFG_b[@]}"
+[ $have_rusticl -eq 1 ] && train c "${CFG_c[@]}"
+agree() {   # agree X Y: the two results tables agree
+  $PY - "$t/run_$1/results.json" "$t/run_$2/results.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p))["methods"] for p in sys.argv[1:3])
+bad = []
+for m in ("linear", "gradient", "full", "finetune"):
+    for k in ("train_metric", "val_metric"):
+        if abs(a[m][k] - b[m][k]) * 100 > 0.5: bad.append("%s %s %.4f vs %.4f" % (m, k, a[m][k], b[m][k]))
+    for k in ("train_loss", "val_loss"):
+        if abs(a[m][k] - b[m][k]) > 1e-3: bad.append("%s %s %.6f vs %.6f" % (m, k, a[m][k], b[m][k]))
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+}
+check "(a) and (b) agree: accuracy within 0.5 points, loss within 1e-3" 'agree a b'
+[ $have_rusticl -eq 1 ] && check "(a) and (c) agree: accuracy within 0.5 points, loss within 1e-3" 'agree a c'
+
+if [ $have_rusticl -eq 0 ]; then
+  echo "SKIPPED the rusticl configuration: no $RUSTICL_ICD (apt-get install mesa-opencl-icd)"
+  finish || exit 1
+  exit 77
+fi
+finish
