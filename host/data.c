@@ -14,6 +14,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 #include "data_internal.h"
+#include "gf_file.h"
 
 gf_status gfd_fail(char *err, size_t err_size, gf_status st, const char *fmt, ...) {
     if (err && err_size) {
@@ -144,8 +145,8 @@ static gf_status read_file(const char *path, int64_t max_bytes, int head_only, u
     if ((int64_t)st.st_size > max_bytes)
         return gfd_fail(why, why_size, GF_ERR_INPUT, "file of %lld bytes is over the limit of %lld bytes",
                         (long long)st.st_size, (long long)max_bytes);
-    FILE *f = fopen(path, "rb");
-    if (!f) return gfd_fail(why, why_size, GF_ERR_INPUT, "cannot open: %s", strerror(errno));
+    FILE *f = gf_fopen_regular(path, why, why_size);
+    if (!f) return GF_ERR_INPUT;
     size_t size = (size_t)st.st_size, want = size;
     if (head_only && want > (256u << 10)) want = 256u << 10;
     uint8_t *b = malloc(want);
@@ -350,8 +351,9 @@ gf_status gfd_verify_and_compact(gf_dataset *ds, int level, int threads, char *e
 gf_status gfd_read_class_names(const char *path, char ***names, int *n, char *err, size_t err_size) {
     *names = NULL;
     *n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "class names file %s: %s", path, strerror(errno));
+    char why[256];
+    FILE *f = gf_fopen_regular(path, why, sizeof why);
+    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "class names file %s: %s", path, why);
     char line[1024];
     int cap = 0;
     gf_status st = GF_OK;
@@ -401,8 +403,9 @@ static int dir_has_idx(const char *path) {
 }
 
 static int file_is_idx(const char *path) {
-    gzFile g = gzopen(path, "rb");
-    if (!g) return 0;
+    int fd = gf_open_regular(path, NULL, 0);
+    gzFile g = fd >= 0 ? gzdopen(fd, "rb") : NULL;
+    if (!g) { if (fd >= 0) close(fd); return 0; }
     unsigned char m[4];
     int n = gzread(g, m, 4);
     gzclose(g);

@@ -18,6 +18,7 @@
 #include "model.h"
 #include "train.h"
 #include "report.h"
+#include "gf_file.h"
 
 static const char *METHOD_NAMES[4] = {"linear", "gradient", "full", "finetune"};
 const char *gf_job_method_name(int i) { return i >= 0 && i < 4 ? METHOD_NAMES[i] : "?"; }
@@ -927,7 +928,7 @@ gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapt
         if (!a->theta || !vec || !w1 || !omega || !b1) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     }
     if (st == GF_OK) st = gf_model_block_theta(ctx, a->model, a->bi, a->blk, a->theta);
-    if (st == GF_OK && !(fp = fopen(path, "rb"))) st = gf_fail(ctx, GF_ERR_INPUT, "cannot open %s", path);
+    if (st == GF_OK && !(fp = gf_fopen_regular(path, err, sizeof err))) st = gf_fail(ctx, GF_ERR_INPUT, "%s: %s", path, err);
     size_t kd = (size_t)a->K * a->d;
     if (st == GF_OK) st = read_tensor(ctx, &f, fp, "gradfeat.head.w1", kd, w1);
     if (st == GF_OK) st = read_tensor(ctx, &f, fp, "gradfeat.head.b1", (size_t)a->K, b1);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "report.h"
+#include "gf_file.h"
 
 #define MAX_METHODS 8
 #define MAX_CLASSES 4096
@@ -98,7 +99,7 @@ static void sb_esc_n(sbuf *b, const char *s, size_t max) {
 }
 
 static char *read_text(const char *path, size_t *len_out) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = gf_fopen_regular(path, NULL, 0);
     if (!f) return NULL;
     size_t cap = 1 << 14, len = 0;
     char *buf = malloc(cap);

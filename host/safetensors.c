@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "model.h"
+#include "gf_file.h"
 
 static gf_status st_err(char *err, size_t n, const char *fmt, ...) GF_PRINTF(3, 4);
 static gf_status st_err(char *err, size_t n, const char *fmt, ...) {
@@ -48,12 +49,13 @@ static int json_u64(const cJSON *v, uint64_t max, uint64_t *out) {
 
 gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size) {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return st_err(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+    char why[256];
+    FILE *fp = gf_fopen_regular(path, why, sizeof why);
+    if (!fp) return st_err(err, err_size, "%s: %s", path, why);
     struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fileno(fp), &sb) != 0) {
         fclose(fp);
-        return st_err(err, err_size, "%s: not a regular file", path);
+        return st_err(err, err_size, "%s: cannot stat: %s", path, strerror(errno));
     }
     uint64_t size = (uint64_t)sb.st_size;
     unsigned char lenb[8];

