@@ -466,6 +466,26 @@ void gf_dataset_targets(const gf_dataset *ds, int i, float *out) {
 const char *gf_dataset_path(const gf_dataset *ds, int i) {
     return (ds->paths && i >= 0 && i < ds->n) ? ds->paths[i] : NULL;
 }
+uint64_t gf_dataset_sample_key(const gf_dataset *ds, int i) {
+    if (i < 0 || i >= ds->n) return 0;
+    uint64_t h = 1469598103934665603ULL;
+#define MIX_(p, len) do { const unsigned char *q_ = (const unsigned char *)(p); \
+        for (size_t k_ = 0; k_ < (size_t)(len); k_++) { h ^= q_[k_]; h *= 1099511628211ULL; } } while (0)
+    if (ds->pixels && ds->idx_row) {
+        size_t per = (size_t)ds->idx_w * ds->idx_h * (ds->idx_c > 0 ? ds->idx_c : 1);
+        MIX_(ds->pixels + (size_t)ds->idx_row[i] * per, per);
+    } else if (ds->paths) {
+        struct stat sb;
+        if (stat(ds->paths[i], &sb) != 0) return 0;
+        int64_t v[8] = {(int64_t)sb.st_size, (int64_t)sb.st_ino, (int64_t)sb.st_dev, (int64_t)sb.st_mtim.tv_sec,
+                        (int64_t)sb.st_mtim.tv_nsec, (int64_t)sb.st_ctim.tv_sec, (int64_t)sb.st_ctim.tv_nsec, 0};
+        MIX_(ds->paths[i], strlen(ds->paths[i]));
+        MIX_(v, sizeof v);
+    }
+#undef MIX_
+    return h ? h : 1;
+}
+
 void gf_dataset_image_size(const gf_dataset *ds, int i, int *w, int *h) {
     *w = *h = 0;
     if (i < 0 || i >= ds->n) return;

@@ -56,17 +56,9 @@ static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, cons
     free(data);
     h = gf_fnv1a(h, cut, strlen(cut) + 1);
     h = gf_fnv1a(h, pp, sizeof *pp);
-    struct stat sb;
-    const char *dp = gf_dataset_path(ds, 0) ? NULL : job->data_path;   /* IDX: the file itself */
-    for (int i = 0; i < n; i++) {
-        const char *p = gf_dataset_path(ds, idx[i]);
-        uint64_t v[3] = {(uint64_t)idx[i], 0, 0};
-        if (p && stat(p, &sb) == 0) { v[1] = (uint64_t)sb.st_size; v[2] = (uint64_t)sb.st_mtime; h = gf_fnv1a(h, p, strlen(p)); }
+    for (int i = 0; i < n; i++) {   /* each sample by content (IDX: its pixels; files: path, size, times) */
+        uint64_t v[2] = {(uint64_t)idx[i], gf_dataset_sample_key(ds, idx[i])};
         h = gf_fnv1a(h, v, sizeof v);
-    }
-    if (dp) {
-        h = gf_fnv1a(h, dp, strlen(dp));
-        if (stat(dp, &sb) == 0) { uint64_t v[2] = {(uint64_t)sb.st_size, (uint64_t)sb.st_mtime}; h = gf_fnv1a(h, v, sizeof v); }
     }
     *key = h;
     return GF_OK;
@@ -732,6 +724,21 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         oktr = malloc((size_t)ntr + 1);
         if (dva) okva = malloc((size_t)nva + 1);
         if (!itr || !oktr || (dva && (!iva || !okva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
+    }
+    /* the samples' content belongs to the job: a resume on changed data would mix two trainings */
+    if (st == GF_OK) {
+        uint64_t dk = GF_FNV_INIT;
+        for (int i = 0; i < ntr; i++) { uint64_t k = gf_dataset_sample_key(dtr, itr[i]); dk = gf_fnv1a(dk, &k, sizeof k); }
+        for (int i = 0; dva && i < nva; i++) { uint64_t k = gf_dataset_sample_key(dva, iva[i]); dk = gf_fnv1a(dk, &k, sizeof k); }
+        char hex[32];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)dk);
+        if (config) cJSON_AddStringToObject(config, "data_fnv1a64", hex);
+        cJSON *meta = have_ck && ck.meta ? cJSON_Parse(ck.meta) : NULL;
+        const cJSON *was = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "config"), "data_fnv1a64");
+        if (have_ck && (!cJSON_IsString(was) || strcmp(was->valuestring, hex)))
+            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: the training or evaluation data changed since checkpoint %s was "
+                         "written (contents, or file sizes and times); start a new run", ck_path);
+        cJSON_Delete(meta);
     }
     if (st == GF_OK) st = trunk_pass(ctx, job, m, bi, "train", dtr, itr, ntr, S, &atr, oktr, res);
     if (st == GF_OK && dva && !res->stopped) st = trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, &ava, okva, res);

@@ -160,6 +160,13 @@ ckpt_run() {   # ckpt_run DIR MODEL
 cp "$T/m/ok.safetensors" "$T/ck_model.safetensors"
 ckpt_run ck/good m/ok.safetensors
 ckpt_run ck/modelchg ck_model.safetensors
+# ck/datachg was trained on d/idx_chg, whose pixels then change (same size, same mtime)
+mkdir -p "$T/d/idx_chg" && cp -p "$T"/d/idx_ok/* "$T/d/idx_chg/"
+( cd "$T" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" train --model m/ok.safetensors --data d/idx_chg/x-images-idx3-ubyte \
+    --epochs 1 --batch 1 --checkpoint-every 1 --run-dir ck/datachg >/dev/null 2>&1 & wait $! ) 2>/dev/null
+"$PY" -c "
+import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[100] ^= 0xff; open(p, 'r+b').write(b)" "$T/d/idx_chg/x-images-idx3-ubyte"
+touch -r "$T/d/idx_ok/x-images-idx3-ubyte" "$T/d/idx_chg/x-images-idx3-ubyte"
 "$PY" - "$T" <<'PYEOF' || { echo "FATAL: could not write the checkpoint fixtures"; exit 1; }
 import os, sys
 T = sys.argv[1]

@@ -58,4 +58,24 @@ rc=$(cat "$t/pipe.rc")
 check "SIGPIPE on stderr -> exit 141 (rc $rc)" '[ "$rc" = 141 ]'
 check "SIGPIPE: final checkpoint written" '[ -s "$t/pipe/checkpoint.gfckpt" ]'
 
+# ---- item 1: the activation cache and --resume key IDX data by content
+cp -r "$t/d" "$t/d1"; D1="$t/d1/x-images-idx3-ubyte"
+c1=(train --model "$t/m.safetensors" --data "$D1" --epochs 1 --batch 4 --probe-epochs 4 --method linear --cache-dir "$t/c1")
+"$G" "${c1[@]}" > "$t/c1a.out" 2> "$t/c1a.err"
+"$G" "${c1[@]}" > "$t/c1b.out" 2> "$t/c1b.err"
+check "unchanged IDX data: trunk outputs reused" 'grep -q "reused from the activation cache" "$t/c1b.err"'
+( cd "$t" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" "${c1[@]}" --run-dir "$t/rs" --batch 1 --checkpoint-every 1 > /dev/null 2>&1 & wait $! ) 2> /dev/null
+invert() {   # invert the pixels of an IDX images file in place, keeping its size and modification time
+  "$PY" -c "
+import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[16:] = bytes(255 - x for x in b[16:]); open(p, 'r+b').write(b)" "$1"
+}
+touch -r "$D1" "$t/stamp"; invert "$D1"; touch -r "$t/stamp" "$D1"
+"$G" "${c1[@]}" > "$t/c1c.out" 2> "$t/c1c.err"; rc=$?
+check "inverted IDX pixels (same size and mtime): no stale reuse (rc $rc)" \
+  '[ $rc -eq 0 ] && ! grep -q "reused from the activation cache" "$t/c1c.err" && ! cmp -s "$t/c1a.out" "$t/c1c.out"' \
+  || { cat "$t/c1a.out" "$t/c1c.out"; }
+"$G" train --resume "$t/rs" > /dev/null 2> "$t/rs.err"; rc=$?
+check "--resume after the data changed: exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "data changed since checkpoint" "$t/rs.err"' \
+  || cat "$t/rs.err"
+
 finish
