@@ -559,7 +559,7 @@ gf_status gf_dataset_write_class_map(const gf_dataset *ds, const char *path, cha
     FILE *f = fopen(path, "w");
     if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "class map %s: %s", path, strerror(errno));
     for (int k = 0; k < ds->num_classes; k++) fprintf(f, "%d\t%s\n", k, ds->class_names[k]);
-    if (fclose(f) != 0) return gfd_fail(err, err_size, GF_ERR_INPUT, "class map %s: write failed", path);
+    if (fclose(f) != 0) return gfd_fail(err, err_size, GF_ERR_IO, "class map %s: write failed", path);
     return GF_OK;
 }
 
@@ -602,7 +602,7 @@ gf_status gf_dataset_write_csv(const gf_dataset *ds, const char *path, char *err
     int bad = !lab;
     free(lab);
     free(dir);
-    if (fclose(f) != 0 || bad) return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: write failed", path);
+    if (fclose(f) != 0 || bad) return gfd_fail(err, err_size, GF_ERR_IO, "manifest %s: write failed", path);
     return GF_OK;
 }
 
@@ -635,6 +635,6 @@ gf_status gf_dataset_write_grid(gf_dataset *ds, const gf_preprocess *pp, int n, 
     }
     int ok = stbi_write_png(png_path, GW, GH, 3, img, GW * 3);
     free(img); free(tile); free(x);
-    if (!ok) return gfd_fail(err, err_size, GF_ERR_INPUT, "cannot write %s", png_path);
+    if (!ok) return gfd_fail(err, err_size, GF_ERR_IO, "cannot write %s", png_path);
     return GF_OK;
 }

@@ -149,7 +149,7 @@ static void act_sweep_stale(gf_ctx *ctx, const char *dir) {
 static gf_status act_create_file(gf_ctx *ctx, const char *tmp, int n, int S, act_store *as) {
     size_t bytes = act_file_bytes(n, S);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return gf_fail(ctx, GF_ERR_INPUT, "cannot create %s: %s", tmp, strerror(errno));
+    if (fd < 0) return gf_fail(ctx, GF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     int err = posix_fallocate(fd, 0, (off_t)bytes);
     void *map = err ? MAP_FAILED : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (!err && map == MAP_FAILED) err = errno;
@@ -388,7 +388,7 @@ static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, 
 
 static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_result *r, gf_dataset *ds) {
     if (gf_mkdirs(job->run_dir) != 0)
-        return gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
+        return gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
     char path[1200], err[512];
     snprintf(path, sizeof path, "%s/classes.txt", job->run_dir);
     gf_status st = gf_dataset_write_class_map(ds, path, err, sizeof err);
@@ -521,6 +521,7 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     *owner = NULL;
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint.gfckpt", run_dir);
+    GF_TRY(gf_run_dir_check_free(ctx, run_dir));
     struct stat sb;
     if (stat(path, &sb) != 0)
         return gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first step)",
@@ -636,7 +637,9 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     FILE *log = NULL;
     gf_train_result tres = {0};
     char err[1024];
-    gf_status st = gf_model_load(ctx, job->model_path, &m);
+    int lock_fd = -1;   /* the run directory, locked and checked writable before any work */
+    gf_status st = job->run_dir ? gf_run_dir_lock(ctx, job->run_dir, &lock_fd) : GF_OK;
+    if (st == GF_OK) st = gf_model_load(ctx, job->model_path, &m);
     gf_model_info mi;
     int bi = 0;
     if (st == GF_OK) {
@@ -750,13 +753,13 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     res->n_train = str.n; res->n_val = dva ? sva.n : 0; res->classes = K; res->multi_label = multi;
     if (st == GF_OK && job->run_dir && !res->stopped) {
         char path[1200];
-        if (gf_mkdirs(job->run_dir) != 0) st = gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
+        if (gf_mkdirs(job->run_dir) != 0) st = gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
         snprintf(path, sizeof path, "%s/metrics.jsonl", job->run_dir);
         /* on resume: drop lines logged after the checkpoint, then append */
         if (st == GF_OK && have_ck && metrics_bytes >= 0 && truncate(path, metrics_bytes) != 0 && errno != ENOENT)
-            st = gf_fail(ctx, GF_ERR_INPUT, "cannot truncate %s: %s", path, strerror(errno));
+            st = gf_fail(ctx, GF_ERR_IO, "cannot truncate %s: %s", path, strerror(errno));
         if (st == GF_OK && !(log = fopen(path, have_ck ? "a" : "w")))
-            st = gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", path, strerror(errno));
+            st = gf_fail(ctx, GF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     }
     epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr,
                     dva ? &sva : NULL, NULL, 0};
@@ -773,7 +776,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.report_seconds = ec.tty ? 0.5 : 0;
     o.report_steps = ec.tty ? 0 : (job->log_every > 0 ? job->log_every : 50);
     if (st == GF_OK && job->log_json && !(ec.json = fopen(job->log_json, "w")))
-        st = gf_fail(ctx, GF_ERR_INPUT, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
+        st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
     o.on_method = save_model;
     o.checkpoint_path = job->run_dir ? ck_path : NULL;
     o.checkpoint_every = job->checkpoint_every;
@@ -812,6 +815,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     gf_dataset_free(dtr); gf_dataset_free(dva);
     gf_block_free(blk);
     gf_model_free(m);
+    if (lock_fd >= 0) close(lock_fd);
     return st;
 }
 

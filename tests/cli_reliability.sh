@@ -78,4 +78,39 @@ check "inverted IDX pixels (same size and mtime): no stale reuse (rc $rc)" \
 check "--resume after the data changed: exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "data changed since checkpoint" "$t/rs.err"' \
   || cat "$t/rs.err"
 
+# ---- item 2: one run per run directory (flock), the second one is told the pid holding it
+"$G" "${long[@]}" --run-dir "$t/lk" > /dev/null 2> "$t/lk1.err" & pid=$!
+for _ in $(seq 1 400); do grep -qs "step" "$t/lk1.err" && break; sleep 0.05; done
+"$G" "${tr[@]}" --run-dir "$t/lk" > /dev/null 2> "$t/lk2.err"; rc=$?
+check "second run on a live run directory: exit 2 naming the pid (rc $rc)" \
+  '[ $rc -eq 2 ] && grep -q "in use by another gradfeat run (pid $pid)" "$t/lk2.err"' || cat "$t/lk2.err"
+"$G" train --resume "$t/lk" > /dev/null 2> "$t/lk3.err"; rc=$?
+check "--resume of a live run: exit 2 (rc $rc)" '[ $rc -eq 2 ] && grep -q "in use by another gradfeat run" "$t/lk3.err"' \
+  || cat "$t/lk3.err"
+kill -TERM $pid; wait $pid
+check "the first run was not disturbed: its checkpoint is whole" \
+  '"$G" train --resume "$t/lk" --probe-epochs 100000 > /dev/null 2> "$t/lk4.err" & p2=$!; sleep 1; kill -TERM $p2; wait $p2; [ $? -eq 143 ]'
+
+# ---- item 14: temp files of dead writers (SIGKILL during an atomic write) are cleaned at the next start
+mkdir -p "$t/st"; dead=$(sh -c 'echo $$'); echo partial > "$t/st/checkpoint.gfckpt.tmp.$dead"
+echo partial > "$t/st/linear.safetensors.tmp.$dead"
+"$G" "${tr[@]}" --run-dir "$t/st" > /dev/null 2>&1; rc=$?
+check "stale *.tmp.<dead pid> files removed (rc $rc)" '[ $rc -eq 0 ] && ! ls "$t/st" | grep -q "\.tmp\."' || ls "$t/st"
+
+# ---- item 15: an unusable --run-dir is reported before the trunk pass
+echo x > "$t/afile"
+"$G" "${tr[@]}" --run-dir "$t/afile" > /dev/null 2> "$t/rf.err"; rc=$?
+check "--run-dir naming a file: exit 2 before the trunk pass (rc $rc)" \
+  '[ $rc -eq 2 ] && grep -q "is not a directory" "$t/rf.err" && ! grep -q "trunk" "$t/rf.err"' || cat "$t/rf.err"
+"$G" "${tr[@]}" --run-dir /proc/self/gf_run > /dev/null 2> "$t/rp.err"; rc=$?
+check "--run-dir that cannot be created: exit 9 (I/O) before the trunk pass (rc $rc)" \
+  '[ $rc -eq 9 ] && grep -q "cannot create run directory" "$t/rp.err" && ! grep -q "trunk" "$t/rp.err"' || cat "$t/rp.err"
+
+# ---- item 16: a write that fails (here a file-size limit, as a full disk would) exits 9, not 5 ("bad input")
+# (the kernel-binary cache on and warm: PoCL building from source writes files of its own)
+GRADFEAT_CACHE=1 "$G" "${tr[@]}" > /dev/null 2>&1
+( trap '' XFSZ; ulimit -f 2; GRADFEAT_CACHE=1 "$G" "${tr[@]}" --run-dir "$t/full" > /dev/null 2> "$t/full.err" ); rc=$?
+check "failed write: exit 9 naming the file (rc $rc)" '[ $rc -eq 9 ] && grep -q "$t/full/.*failed: File too large" "$t/full.err"' \
+  || tail -3 "$t/full.err"
+
 finish

@@ -1,6 +1,6 @@
 /* CLI-only helpers and the subcommand entry points (host/cli/cmd_*.c).
  * Exit codes are the gf_status values (0 ok, 2 usage, 3 no device, 4 memory,
- * 5 bad input, 6 numeric, 7 kernel build, 8 check failed). */
+ * 5 bad input, 6 numeric, 7 kernel build, 8 check failed, 9 write failed). */
 #ifndef GF_CLI_H
 #define GF_CLI_H
 #include <signal.h>
