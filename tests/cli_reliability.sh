@@ -113,4 +113,14 @@ GRADFEAT_CACHE=1 "$G" "${tr[@]}" > /dev/null 2>&1
 check "failed write: exit 9 naming the file (rc $rc)" '[ $rc -eq 9 ] && grep -q "$t/full/.*failed: File too large" "$t/full.err"' \
   || tail -3 "$t/full.err"
 
+# ---- item 5: models gradfeat writes carry a checksum of their tensor data, verified on load
+check "adapted model carries gradfeat.data_fnv1a64" 'grep -aq "gradfeat.data_fnv1a64" "$t/st/linear.safetensors"'
+"$G" eval "$t/st/linear.safetensors" --data "$D" > /dev/null 2> "$t/ev1.err"; rc=$?
+check "eval of the intact adapted model exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/ev1.err"
+cp "$t/st/linear.safetensors" "$t/flip.safetensors"
+"$PY" -c "import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[-5] ^= 0x01; open(p, 'wb').write(b)" "$t/flip.safetensors"
+"$G" eval "$t/flip.safetensors" --data "$D" > /dev/null 2> "$t/ev2.err"; rc=$?
+check "one flipped weight bit: exit 5, checksum mismatch (rc $rc)" '[ $rc -eq 5 ] && grep -q "checksum mismatch" "$t/ev2.err"' \
+  || cat "$t/ev2.err"
+
 finish
