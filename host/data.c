@@ -14,6 +14,7 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 #include "data_internal.h"
+#include "gf_file.h"
 
 gf_status gfd_fail(char *err, size_t err_size, gf_status st, const char *fmt, ...) {
     if (err && err_size) {
@@ -144,8 +145,8 @@ static gf_status read_file(const char *path, int64_t max_bytes, int head_only, u
     if ((int64_t)st.st_size > max_bytes)
         return gfd_fail(why, why_size, GF_ERR_INPUT, "file of %lld bytes is over the limit of %lld bytes",
                         (long long)st.st_size, (long long)max_bytes);
-    FILE *f = fopen(path, "rb");
-    if (!f) return gfd_fail(why, why_size, GF_ERR_INPUT, "cannot open: %s", strerror(errno));
+    FILE *f = gf_fopen_regular(path, why, why_size);
+    if (!f) return GF_ERR_INPUT;
     size_t size = (size_t)st.st_size, want = size;
     if (head_only && want > (256u << 10)) want = 256u << 10;
     uint8_t *b = malloc(want);
@@ -350,8 +351,9 @@ gf_status gfd_verify_and_compact(gf_dataset *ds, int level, int threads, char *e
 gf_status gfd_read_class_names(const char *path, char ***names, int *n, char *err, size_t err_size) {
     *names = NULL;
     *n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "class names file %s: %s", path, strerror(errno));
+    char why[256];
+    FILE *f = gf_fopen_regular(path, why, sizeof why);
+    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "class names file %s: %s", path, why);
     char line[1024];
     int cap = 0;
     gf_status st = GF_OK;
@@ -401,8 +403,9 @@ static int dir_has_idx(const char *path) {
 }
 
 static int file_is_idx(const char *path) {
-    gzFile g = gzopen(path, "rb");
-    if (!g) return 0;
+    int fd = gf_open_regular(path, NULL, 0);
+    gzFile g = fd >= 0 ? gzdopen(fd, "rb") : NULL;
+    if (!g) { if (fd >= 0) close(fd); return 0; }
     unsigned char m[4];
     int n = gzread(g, m, 4);
     gzclose(g);
@@ -463,6 +466,26 @@ void gf_dataset_targets(const gf_dataset *ds, int i, float *out) {
 const char *gf_dataset_path(const gf_dataset *ds, int i) {
     return (ds->paths && i >= 0 && i < ds->n) ? ds->paths[i] : NULL;
 }
+uint64_t gf_dataset_sample_key(const gf_dataset *ds, int i) {
+    if (i < 0 || i >= ds->n) return 0;
+    uint64_t h = 1469598103934665603ULL;
+#define MIX_(p, len) do { const unsigned char *q_ = (const unsigned char *)(p); \
+        for (size_t k_ = 0; k_ < (size_t)(len); k_++) { h ^= q_[k_]; h *= 1099511628211ULL; } } while (0)
+    if (ds->pixels && ds->idx_row) {
+        size_t per = (size_t)ds->idx_w * ds->idx_h * (ds->idx_c > 0 ? ds->idx_c : 1);
+        MIX_(ds->pixels + (size_t)ds->idx_row[i] * per, per);
+    } else if (ds->paths) {
+        struct stat sb;
+        if (stat(ds->paths[i], &sb) != 0) return 0;
+        int64_t v[8] = {(int64_t)sb.st_size, (int64_t)sb.st_ino, (int64_t)sb.st_dev, (int64_t)sb.st_mtim.tv_sec,
+                        (int64_t)sb.st_mtim.tv_nsec, (int64_t)sb.st_ctim.tv_sec, (int64_t)sb.st_ctim.tv_nsec, 0};
+        MIX_(ds->paths[i], strlen(ds->paths[i]));
+        MIX_(v, sizeof v);
+    }
+#undef MIX_
+    return h ? h : 1;
+}
+
 void gf_dataset_image_size(const gf_dataset *ds, int i, int *w, int *h) {
     *w = *h = 0;
     if (i < 0 || i >= ds->n) return;
@@ -536,7 +559,7 @@ gf_status gf_dataset_write_class_map(const gf_dataset *ds, const char *path, cha
     FILE *f = fopen(path, "w");
     if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "class map %s: %s", path, strerror(errno));
     for (int k = 0; k < ds->num_classes; k++) fprintf(f, "%d\t%s\n", k, ds->class_names[k]);
-    if (fclose(f) != 0) return gfd_fail(err, err_size, GF_ERR_INPUT, "class map %s: write failed", path);
+    if (fclose(f) != 0) return gfd_fail(err, err_size, GF_ERR_IO, "class map %s: write failed", path);
     return GF_OK;
 }
 
@@ -579,7 +602,7 @@ gf_status gf_dataset_write_csv(const gf_dataset *ds, const char *path, char *err
     int bad = !lab;
     free(lab);
     free(dir);
-    if (fclose(f) != 0 || bad) return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: write failed", path);
+    if (fclose(f) != 0 || bad) return gfd_fail(err, err_size, GF_ERR_IO, "manifest %s: write failed", path);
     return GF_OK;
 }
 
@@ -612,6 +635,6 @@ gf_status gf_dataset_write_grid(gf_dataset *ds, const gf_preprocess *pp, int n, 
     }
     int ok = stbi_write_png(png_path, GW, GH, 3, img, GW * 3);
     free(img); free(tile); free(x);
-    if (!ok) return gfd_fail(err, err_size, GF_ERR_INPUT, "cannot write %s", png_path);
+    if (!ok) return gfd_fail(err, err_size, GF_ERR_IO, "cannot write %s", png_path);
     return GF_OK;
 }

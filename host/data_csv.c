@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include "data_internal.h"
+#include "gf_file.h"
 
 typedef struct csv_row { char *path, *split; int line, tok0, ntok; } csv_row;
 
@@ -79,8 +80,9 @@ static void free_state(csv_state *cs) {
 
 static gf_status read_text(const char *path, char **text, char *err, size_t err_size) {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: %s", path, strerror(errno));
+    char why[256];
+    FILE *f = gf_fopen_regular(path, why, sizeof why);
+    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: %s", path, why);
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > ((off_t)1 << 30)) {
         fclose(f);

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include <unistd.h>
 #include "data_internal.h"
+#include "gf_file.h"
 
 /* Reads exactly n bytes; returns bytes read, sets *zerr on a zlib error. */
 static size_t gz_read_all(gzFile g, uint8_t *dst, size_t n, const char **zerr) {
@@ -24,8 +26,11 @@ static size_t gz_read_all(gzFile g, uint8_t *dst, size_t n, const char **zerr) {
 /* Opens an IDX file and reads its header. dims[0..ndim). */
 static gf_status idx_header(const char *path, gzFile *out, int *ndim, uint32_t dims[4], char *err, size_t err_size) {
     *out = NULL;
-    gzFile g = gzopen(path, "rb");
-    if (!g) return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: %s", path, strerror(errno ? errno : ENOENT));
+    char why[256];
+    int fd = gf_open_regular(path, why, sizeof why);
+    if (fd < 0) return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: %s", path, why);
+    gzFile g = gzdopen(fd, "rb");
+    if (!g) { close(fd); return gfd_fail(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory", path); }
     uint8_t m[4];
     const char *zerr;
     if (gz_read_all(g, m, 4, &zerr) != 4) {

@@ -16,6 +16,7 @@ const char *gf_status_name(gf_status s) {
     case GF_ERR_NUMERIC: return "numeric failure";
     case GF_ERR_BUILD: return "kernel build failed";
     case GF_ERR_CHECK: return "check failed";
+    case GF_ERR_IO: return "write failed";
     }
     return "unknown status";
 }

@@ -143,6 +143,13 @@ gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, 
 /* Read a whole file; *data malloc'ed. */
 gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n);
 int gf_mkdirs(const char *path);   /* mkdir -p; 0 on success */
+/* A run directory for the lifetime of one run: created (mkdir -p) and checked writable before any work,
+ * then locked exclusively (flock on DIR/.gradfeat.lock, which holds the owner's pid): a second run on
+ * the same directory fails at once with GF_ERR_USAGE naming that pid. Temp files "*.tmp.<pid>" left
+ * there by dead processes (SIGKILL during an atomic write) are removed. *fd: close it (or exit) to unlock. */
+gf_status gf_run_dir_lock(gf_ctx *ctx, const char *dir, int *fd);
+/* GF_ERR_USAGE naming the pid when a live run holds DIR's lock (for --resume, before reading its files). */
+gf_status gf_run_dir_check_free(gf_ctx *ctx, const char *dir);
 /* A growing byte buffer for writing files in memory; oom is set (and later
  * puts are ignored) when an allocation fails. */
 typedef struct gf_sink { char *p; size_t n, cap; int oom; } gf_sink;

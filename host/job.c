@@ -18,6 +18,7 @@
 #include "model.h"
 #include "train.h"
 #include "report.h"
+#include "gf_file.h"
 
 static const char *METHOD_NAMES[4] = {"linear", "gradient", "full", "finetune"};
 const char *gf_job_method_name(int i) { return i >= 0 && i < 4 ? METHOD_NAMES[i] : "?"; }
@@ -61,17 +62,9 @@ static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, cons
     free(data);
     h = gf_fnv1a(h, cut, strlen(cut) + 1);
     h = gf_fnv1a(h, pp, sizeof *pp);
-    struct stat sb;
-    const char *dp = gf_dataset_path(ds, 0) ? NULL : job->data_path;   /* IDX: the file itself */
-    for (int i = 0; i < n; i++) {
-        const char *p = gf_dataset_path(ds, idx[i]);
-        uint64_t v[3] = {(uint64_t)idx[i], 0, 0};
-        if (p && stat(p, &sb) == 0) { v[1] = (uint64_t)sb.st_size; v[2] = (uint64_t)sb.st_mtime; h = gf_fnv1a(h, p, strlen(p)); }
+    for (int i = 0; i < n; i++) {   /* each sample by content (IDX: its pixels; files: path, size, times) */
+        uint64_t v[2] = {(uint64_t)idx[i], gf_dataset_sample_key(ds, idx[i])};
         h = gf_fnv1a(h, v, sizeof v);
-    }
-    if (dp) {
-        h = gf_fnv1a(h, dp, strlen(dp));
-        if (stat(dp, &sb) == 0) { uint64_t v[2] = {(uint64_t)sb.st_size, (uint64_t)sb.st_mtime}; h = gf_fnv1a(h, v, sizeof v); }
     }
     *key = h;
     return GF_OK;
@@ -162,7 +155,7 @@ static void act_sweep_stale(gf_ctx *ctx, const char *dir) {
 static gf_status act_create_file(gf_ctx *ctx, const char *tmp, int n, int S, act_store *as) {
     size_t bytes = act_file_bytes(n, S);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return gf_fail(ctx, GF_ERR_INPUT, "cannot create %s: %s", tmp, strerror(errno));
+    if (fd < 0) return gf_fail(ctx, GF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     int err = posix_fallocate(fd, 0, (off_t)bytes);
     void *map = err ? MAP_FAILED : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (!err && map == MAP_FAILED) err = errno;
@@ -405,7 +398,7 @@ static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, 
 
 static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_result *r, gf_dataset *ds) {
     if (gf_mkdirs(job->run_dir) != 0)
-        return gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
+        return gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
     char path[1200], err[512];
     snprintf(path, sizeof path, "%s/classes.txt", job->run_dir);
     gf_status st = gf_dataset_write_class_map(ds, path, err, sizeof err);
@@ -573,6 +566,7 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     *owner = NULL;
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint.gfckpt", run_dir);
+    GF_TRY(gf_run_dir_check_free(ctx, run_dir));
     struct stat sb;
     if (stat(path, &sb) != 0)
         return gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first step)",
@@ -702,7 +696,9 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     FILE *log = NULL;
     gf_train_result tres = {0};
     char err[1024];
-    gf_status st = gf_model_load(ctx, job->model_path, &m);
+    int lock_fd = -1;   /* the run directory, locked and checked writable before any work */
+    gf_status st = job->run_dir ? gf_run_dir_lock(ctx, job->run_dir, &lock_fd) : GF_OK;
+    if (st == GF_OK) st = gf_model_load(ctx, job->model_path, &m);
     gf_model_info mi;
     int bi = 0;
     if (st == GF_OK) {
@@ -795,6 +791,21 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         if (dva) okva = malloc((size_t)nva + 1);
         if (!itr || !oktr || (dva && (!iva || !okva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
     }
+    /* the samples' content belongs to the job: a resume on changed data would mix two trainings */
+    if (st == GF_OK) {
+        uint64_t dk = GF_FNV_INIT;
+        for (int i = 0; i < ntr; i++) { uint64_t k = gf_dataset_sample_key(dtr, itr[i]); dk = gf_fnv1a(dk, &k, sizeof k); }
+        for (int i = 0; dva && i < nva; i++) { uint64_t k = gf_dataset_sample_key(dva, iva[i]); dk = gf_fnv1a(dk, &k, sizeof k); }
+        char hex[32];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)dk);
+        if (config) cJSON_AddStringToObject(config, "data_fnv1a64", hex);
+        cJSON *meta = have_ck && ck.meta ? cJSON_Parse(ck.meta) : NULL;
+        const cJSON *was = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "config"), "data_fnv1a64");
+        if (have_ck && (!cJSON_IsString(was) || strcmp(was->valuestring, hex)))
+            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: the training or evaluation data changed since checkpoint %s was "
+                         "written (contents, or file sizes and times); start a new run", ck_path);
+        cJSON_Delete(meta);
+    }
     if (st == GF_OK) st = trunk_pass(ctx, job, m, bi, "train", dtr, itr, ntr, S, &atr, oktr, res);
     if (st == GF_OK && dva && !res->stopped) st = trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, &ava, okva, res);
     if (!job->quiet && dtr) gf_dataset_report(dtr, stderr, 5);
@@ -809,13 +820,13 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     res->n_train = str.n; res->n_val = dva ? sva.n : 0; res->classes = K; res->multi_label = multi;
     if (st == GF_OK && job->run_dir && !res->stopped) {
         char path[1200];
-        if (gf_mkdirs(job->run_dir) != 0) st = gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
+        if (gf_mkdirs(job->run_dir) != 0) st = gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
         snprintf(path, sizeof path, "%s/metrics.jsonl", job->run_dir);
         /* on resume: drop lines logged after the checkpoint, then append */
         if (st == GF_OK && have_ck && metrics_bytes >= 0 && truncate(path, metrics_bytes) != 0 && errno != ENOENT)
-            st = gf_fail(ctx, GF_ERR_INPUT, "cannot truncate %s: %s", path, strerror(errno));
+            st = gf_fail(ctx, GF_ERR_IO, "cannot truncate %s: %s", path, strerror(errno));
         if (st == GF_OK && !(log = fopen(path, have_ck ? "a" : "w")))
-            st = gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", path, strerror(errno));
+            st = gf_fail(ctx, GF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     }
     epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr,
                     dva ? &sva : NULL, NULL, 0};
@@ -838,7 +849,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.report_seconds = ec.tty ? 0.5 : 0;
     o.report_steps = ec.tty ? 0 : (job->log_every > 0 ? job->log_every : 50);
     if (st == GF_OK && job->log_json && !(ec.json = fopen(job->log_json, "w")))
-        st = gf_fail(ctx, GF_ERR_INPUT, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
+        st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
     o.on_method = save_model;
     o.checkpoint_path = job->run_dir ? ck_path : NULL;
     o.checkpoint_every = job->checkpoint_every;
@@ -883,6 +894,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     gf_dataset_free(dtr); gf_dataset_free(dva);
     gf_block_free(blk);
     gf_model_free(m);
+    if (lock_fd >= 0) close(lock_fd);
     return st;
 }
 
@@ -1006,7 +1018,7 @@ gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapt
         if (!a->theta || !vec || !w1 || !omega || !b1) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     }
     if (st == GF_OK) st = gf_model_block_theta(ctx, a->model, a->bi, a->blk, a->theta);
-    if (st == GF_OK && !(fp = fopen(path, "rb"))) st = gf_fail(ctx, GF_ERR_INPUT, "cannot open %s", path);
+    if (st == GF_OK && !(fp = gf_fopen_regular(path, err, sizeof err))) st = gf_fail(ctx, GF_ERR_INPUT, "%s: %s", path, err);
     size_t kd = (size_t)a->K * a->d;
     if (st == GF_OK) st = read_tensor(ctx, &f, fp, "gradfeat.head.w1", kd, w1);
     if (st == GF_OK) st = read_tensor(ctx, &f, fp, "gradfeat.head.b1", (size_t)a->K, b1);

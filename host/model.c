@@ -10,6 +10,7 @@
 #include <string.h>
 #include "data_internal.h"
 #include "model.h"
+#include "gf_file.h"
 #include "ops_affine.h"
 
 static const char *const op_names[GF_OP_COUNT] = {
@@ -531,7 +532,7 @@ int gf_model_bn_foldable(const gf_model *m, int i) {
 }
 
 static gf_status load_data(loader *L, gf_model *m) {
-    FILE *fp = fopen(L->path, "rb");
+    FILE *fp = gf_fopen_regular(L->path, NULL, 0);
     if (!fp) return lfail(L, "cannot reopen to read tensors");
     gf_status st = GF_OK;
     for (int i = 0; i < m->n_nodes && st == GF_OK; i++) {

@@ -660,6 +660,7 @@ gf_status gf_pretrain_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_pr
     *owner = NULL;
     char path[1100];
     snprintf(path, sizeof path, "%s/checkpoint.gfptck", run_dir);
+    GF_TRY(gf_run_dir_check_free(ctx, run_dir));
     if (access(path, F_OK) != 0)
         return gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (finished runs remove theirs)", path);
     void *buf = NULL;
@@ -963,12 +964,12 @@ static gf_status train(run *R) {
     r->epochs_done = R->epoch;
     if (o->run_dir) {
         if (gf_mkdirs(o->run_dir) != 0)
-            return gf_fail(ctx, GF_ERR_INPUT, "cannot create run directory %s: %s", o->run_dir, strerror(errno));
+            return gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", o->run_dir, strerror(errno));
         /* on resume: drop what was logged after the checkpoint, then append */
         if (o->resume && truncate(R->metrics_path, metrics_bytes) != 0 && errno != ENOENT)
-            return gf_fail(ctx, GF_ERR_INPUT, "cannot truncate %s: %s", R->metrics_path, strerror(errno));
+            return gf_fail(ctx, GF_ERR_IO, "cannot truncate %s: %s", R->metrics_path, strerror(errno));
         if (!(R->metrics = fopen(R->metrics_path, o->resume ? "a" : "w")))
-            return gf_fail(ctx, GF_ERR_INPUT, "cannot write %s: %s", R->metrics_path, strerror(errno));
+            return gf_fail(ctx, GF_ERR_IO, "cannot write %s: %s", R->metrics_path, strerror(errno));
         fseek(R->metrics, 0, SEEK_END);   /* ftell gives the bytes a checkpoint has seen */
     }
     int *perm = malloc((size_t)R->ntr * sizeof(int));
@@ -1080,9 +1081,11 @@ gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain
         snprintf(R.ck_path, sizeof R.ck_path, "%s/checkpoint.gfptck", o->run_dir);
         snprintf(R.metrics_path, sizeof R.metrics_path, "%s/metrics.jsonl", o->run_dir);
     }
-    gf_status st = setup(&R);
+    int lock_fd = -1;   /* the run directory, locked and checked writable before any work */
+    gf_status st = o->run_dir ? gf_run_dir_lock(ctx, o->run_dir, &lock_fd) : GF_OK;
+    if (st == GF_OK) st = setup(&R);
     if (st == GF_OK && o->log_json && !(R.json = fopen(o->log_json, "w")))
-        st = gf_fail(ctx, GF_ERR_INPUT, "cannot write --log-json %s: %s", o->log_json, strerror(errno));
+        st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", o->log_json, strerror(errno));
     if (st == GF_OK) st = train(&R);
     if (st == GF_OK && !res->stopped) {
         char def[256];
@@ -1104,5 +1107,6 @@ gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain
     free(R.state); free(R.itr); free(R.iva);
     gf_dataset_free(R.dtr);
     gf_dataset_free(R.dva);
+    if (lock_fd >= 0) close(lock_fd);
     return st;
 }

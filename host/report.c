@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "report.h"
+#include "gf_file.h"
 
 #define MAX_METHODS 8
 #define MAX_CLASSES 4096
@@ -98,7 +99,7 @@ static void sb_esc_n(sbuf *b, const char *s, size_t max) {
 }
 
 static char *read_text(const char *path, size_t *len_out) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = gf_fopen_regular(path, NULL, 0);
     if (!f) return NULL;
     size_t cap = 1 << 14, len = 0;
     char *buf = malloc(cap);
@@ -126,7 +127,7 @@ static gf_status write_atomic(const char *path, const char *data, size_t n, char
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        gf_status st = fail(err, en, GF_ERR_INPUT, "cannot create %s: %s", tmp, strerror(errno));
+        gf_status st = fail(err, en, GF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         return st;
     }
@@ -144,7 +145,7 @@ static gf_status write_atomic(const char *path, const char *data, size_t n, char
     if (!e && rename(tmp, path) != 0) e = errno;
     if (e) unlink(tmp);
     free(tmp);
-    return e ? fail(err, en, GF_ERR_INPUT, "writing %s failed: %s", path, strerror(e)) : GF_OK;
+    return e ? fail(err, en, GF_ERR_IO, "writing %s failed: %s", path, strerror(e)) : GF_OK;
 }
 
 /* ---------------- the run files ---------------- */
@@ -791,7 +792,7 @@ gf_status gf_report_render(const char *run_dir, const char *out_path, char *err,
     if (st == GF_OK) {
         if (!strcmp(out_path, "-")) {
             if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
-                st = fail(err, en, GF_ERR_INPUT, "writing the report to stdout failed: %s", strerror(errno));
+                st = fail(err, en, GF_ERR_IO, "writing the report to stdout failed: %s", strerror(errno));
         } else {
             st = write_atomic(out_path, b.s, b.len, err, en);
         }

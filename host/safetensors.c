@@ -4,11 +4,13 @@
  * checked against the real file size before the caller allocates anything for
  * the tensors; reads are bounded (never trust N or an offset). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "model.h"
+#include "gf_file.h"
 
 static gf_status st_err(char *err, size_t n, const char *fmt, ...) GF_PRINTF(3, 4);
 static gf_status st_err(char *err, size_t n, const char *fmt, ...) {
@@ -46,14 +48,69 @@ static int json_u64(const cJSON *v, uint64_t max, uint64_t *out) {
     return 1;
 }
 
+static int by_begin(const void *a, const void *b) {
+    const gf_st_tensor *x = *(const gf_st_tensor *const *)a, *y = *(const gf_st_tensor *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+/* The data area must be covered exactly once: no overlap, no gap, nothing after the last tensor. */
+static gf_status check_coverage(gf_st_file *f, uint64_t data_size, char *err, size_t err_size) {
+    const gf_st_tensor **o = malloc((f->n ? (size_t)f->n : 1) * sizeof *o);
+    if (!o) return GF_ERR_MEMORY;
+    for (int i = 0; i < f->n; i++) o[i] = &f->t[i];
+    qsort(o, (size_t)f->n, sizeof *o, by_begin);
+    gf_status st = GF_OK;
+    uint64_t at = 0;
+    for (int i = 0; i < f->n && st == GF_OK; i++) {   /* overlaps first: they explain the gaps they leave */
+        if (o[i]->begin < at)
+            st = st_err(err, err_size, "%s: tensor '%s' (data_offsets [%llu, %llu]) overlaps tensor '%s': corrupt file",
+                        f->path, o[i]->name, (unsigned long long)o[i]->begin, (unsigned long long)o[i]->end,
+                        o[i - 1]->name);
+        if (o[i]->end > at) at = o[i]->end;
+    }
+    at = 0;
+    for (int i = 0; i < f->n && st == GF_OK; i++) {
+        if (o[i]->begin > at)
+            st = st_err(err, err_size, "%s: %llu bytes of the data area before tensor '%s' belong to no tensor: corrupt "
+                        "file", f->path, (unsigned long long)(o[i]->begin - at), o[i]->name);
+        if (o[i]->end > at) at = o[i]->end;
+    }
+    if (st == GF_OK && at != data_size)
+        st = st_err(err, err_size, "%s: %llu bytes after the last tensor's data: corrupt or appended-to file", f->path,
+                    (unsigned long long)(data_size - at));
+    free(o);
+    return st;
+}
+
+/* Models gradfeat writes carry an FNV-1a 64 of their data area in __metadata__ "gradfeat.data_fnv1a64"
+ * (converters may add it too): a flipped weight byte is caught at load. */
+static gf_status check_data_hash(const gf_st_file *f, FILE *fp, char *err, size_t err_size) {
+    const char *want = gf_st_meta(f, "gradfeat.data_fnv1a64");
+    if (!want) return GF_OK;
+    if (fseeko(fp, (off_t)f->data_off, SEEK_SET) != 0)
+        return st_err(err, err_size, "%s: seek failed", f->path);
+    uint64_t h = GF_FNV_INIT;
+    unsigned char buf[1 << 16];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, fp)) > 0) h = gf_fnv1a(h, buf, r);
+    char got[32];
+    snprintf(got, sizeof got, "%016llx", (unsigned long long)h);
+    if (strcmp(got, want))
+        return st_err(err, err_size, "%s: tensor data checksum mismatch (gradfeat.data_fnv1a64 says %.20s, the data "
+                      "hashes to %s): the file was damaged or edited after it was written", f->path, want, got);
+    return GF_OK;
+}
+
 gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size) {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return st_err(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+    char why[256];
+    FILE *fp = gf_fopen_regular(path, why, sizeof why);
+    if (!fp) return st_err(err, err_size, "%s: %s", path, why);
     struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fileno(fp), &sb) != 0) {
         fclose(fp);
-        return st_err(err, err_size, "%s: not a regular file", path);
+        return st_err(err, err_size, "%s: cannot stat: %s", path, strerror(errno));
     }
     uint64_t size = (uint64_t)sb.st_size;
     unsigned char lenb[8];
@@ -81,16 +138,26 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
         return GF_ERR_MEMORY;
     }
     size_t got = fread(h, 1, hl, fp);
-    fclose(fp);
-    if (got != hl) { free(h); return st_err(err, err_size, "%s: short read of the header", path); }
+    if (got != hl) { fclose(fp); free(h); return st_err(err, err_size, "%s: short read of the header", path); }
     h[hl] = 0;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(h, hl, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         long at = end ? (long)(end - h) : -1;
+        fclose(fp);
         free(h);
         cJSON_Delete(root);
         return st_err(err, err_size, "%s: header is not a JSON object (parse error near byte %ld)", path, at);
+    }
+    /* the format pads the header with spaces only: NUL or anything else after the object is corruption */
+    for (const char *q = end; q < h + hl; q++) {
+        if (*q == ' ') continue;
+        long at = (long)(q - h);
+        fclose(fp);
+        free(h);
+        cJSON_Delete(root);
+        return st_err(err, err_size, "%s: header has %s at byte %ld after its JSON object (only space padding is "
+                      "allowed): corrupt file", path, *q ? "garbage" : "a NUL byte", at);
     }
     free(h);
     f->path = dupstr(path);
@@ -102,11 +169,11 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
     int count = 0;
     for (const cJSON *it = root->child; it; it = it->next) count++;
     f->t = calloc(count ? (size_t)count : 1, sizeof *f->t);
-    if (!f->t || !f->path) { gf_st_close(f); return GF_ERR_MEMORY; }
+    if (!f->t || !f->path) { fclose(fp); gf_st_close(f); return GF_ERR_MEMORY; }
     for (const cJSON *it = root->child; it; it = it->next) {
         const char *name = it->string ? it->string : "";
         if (!strcmp(name, "__metadata__")) {
-            if (!cJSON_IsObject(it)) { gf_st_close(f); return st_err(err, err_size, "%s: __metadata__ is not an object", path); }
+            if (!cJSON_IsObject(it)) { fclose(fp); gf_st_close(f); return st_err(err, err_size, "%s: __metadata__ is not an object", path); }
             f->meta = it;
             continue;
         }
@@ -154,14 +221,20 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
         if (st == GF_OK && e - b != t->numel * (t->dtype == GF_ST_F32 ? 4u : 2u))
             st = st_err(err, err_size, "%s: tensor '%s': %llu bytes for %llu elements of %s", path, name,
                         (unsigned long long)(e - b), (unsigned long long)t->numel, t->dtype == GF_ST_F32 ? "F32" : "F16");
-        if (st != GF_OK) { gf_st_close(f); return st; }
+        if (st == GF_OK && gf_st_find(f, name) >= 0)
+            st = st_err(err, err_size, "%s: tensor '%s' is named twice in the header", path, name);
+        if (st != GF_OK) { fclose(fp); gf_st_close(f); return st; }
         t->begin = b;
         t->end = e;
         t->name = dupstr(name);
-        if (!t->name) { gf_st_close(f); return GF_ERR_MEMORY; }
+        if (!t->name) { fclose(fp); gf_st_close(f); return GF_ERR_MEMORY; }
         f->n++;
     }
-    return GF_OK;
+    gf_status st = check_coverage(f, data_size, err, err_size);
+    if (st == GF_OK) st = check_data_hash(f, fp, err, err_size);
+    fclose(fp);
+    if (st != GF_OK) gf_st_close(f);
+    return st;
 }
 
 int gf_st_find(const gf_st_file *f, const char *name) {
@@ -195,6 +268,16 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
+/* A weight that is NaN or infinite makes every output NaN: refuse the file, naming the tensor. */
+static gf_status check_finite(const gf_st_file *f, const gf_st_tensor *t, const float *v, char *err, size_t err_size) {
+    for (uint64_t k = 0; k < t->numel; k++)
+        if (!isfinite(v[k]))
+            return st_err(err, err_size, "%s: tensor '%s' holds a non-finite value (%s) at element %llu: the weights "
+                          "are corrupt or came from a diverged training", f->path, t->name, isnan(v[k]) ? "NaN" : "Inf",
+                          (unsigned long long)k);
+    return GF_OK;
+}
+
 gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char *err, size_t err_size) {
     const gf_st_tensor *t = &f->t[i];
     if (fseeko(fp, (off_t)(f->data_off + t->begin), SEEK_SET) != 0)
@@ -208,7 +291,7 @@ gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char 
                          (uint32_t)p[4 * k + 3] << 24;
             memcpy(&dst[k], &v, 4);
         }
-        return GF_OK;
+        return check_finite(f, t, dst, err, err_size);
     }
     enum { CH = 4096 };
     unsigned char buf[2 * CH];
@@ -219,7 +302,7 @@ gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char 
         for (size_t j = 0; j < m; j++) dst[k + j] = half_to_float((uint16_t)(buf[2 * j] | buf[2 * j + 1] << 8));
         k += m;
     }
-    return GF_OK;
+    return check_finite(f, t, dst, err, err_size);
 }
 
 /* ---- writing ---- */
@@ -237,9 +320,21 @@ void gf_st_add_f32(cJSON *hdr, gf_sink *data, const char *name, const float *v, 
 }
 
 gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data) {
-    char *json = cJSON_PrintUnformatted(hdr);
+    char *json = NULL;
     gf_sink file = {0};
     gf_status st;
+    /* the data area's checksum goes into the metadata (checked by gf_st_open) */
+    cJSON *h2 = data->oom ? NULL : cJSON_Duplicate(hdr, 1);
+    cJSON *meta = h2 ? cJSON_GetObjectItemCaseSensitive(h2, "__metadata__") : NULL;
+    if (h2 && !meta) { meta = cJSON_CreateObject(); cJSON_AddItemToObject(h2, "__metadata__", meta); }
+    if (meta) {
+        char hex[32];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)gf_fnv1a(GF_FNV_INIT, data->p, data->n));
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.data_fnv1a64");
+        cJSON_AddStringToObject(meta, "gradfeat.data_fnv1a64", hex);
+        json = cJSON_PrintUnformatted(h2);
+    }
+    cJSON_Delete(h2);
     if (!json || data->oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
     else {
         uint64_t hl = strlen(json), padded = (hl + 7) / 8 * 8;   /* safetensors' convention */

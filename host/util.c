@@ -1,12 +1,16 @@
 /* Small host utilities: hashing, time, atomic file writes, mkdir -p. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "gf_internal.h"
+#include "gf_file.h"
 
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
@@ -27,7 +31,7 @@ gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, 
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        gf_status st = gf_fail(ctx, GF_ERR_INPUT, "cannot create %s: %s", tmp, strerror(errno));
+        gf_status st = gf_fail(ctx, GF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         return st;
     }
@@ -39,7 +43,7 @@ gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, 
         if (w <= 0) {
             int err = errno;
             close(fd); unlink(tmp);
-            gf_status st = gf_fail(ctx, GF_ERR_INPUT, "writing %s failed: %s", path, strerror(err));
+            gf_status st = gf_fail(ctx, GF_ERR_IO, "writing %s failed: %s", path, strerror(err));
             free(tmp);
             return st;
         }
@@ -48,7 +52,7 @@ gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, 
     if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
         int err = errno;
         unlink(tmp);
-        gf_status st = gf_fail(ctx, GF_ERR_INPUT, "writing %s failed: %s", path, strerror(err));
+        gf_status st = gf_fail(ctx, GF_ERR_IO, "writing %s failed: %s", path, strerror(err));
         free(tmp);
         return st;
     }
@@ -56,10 +60,49 @@ gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, 
     return GF_OK;
 }
 
+static const char *file_kind(mode_t m) {
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a plain file";
+}
+
+int gf_open_regular(const char *path, char *why, size_t why_size) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; cleared again for a regular file */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) { if (why && why_size) snprintf(why, why_size, "cannot open: %s", strerror(errno)); return -1; }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        if (why && why_size) snprintf(why, why_size, "cannot open: %s", strerror(e));
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        if (why && why_size) snprintf(why, why_size, "not a regular file (%s)", file_kind(sb.st_mode));
+        errno = EINVAL;
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+FILE *gf_fopen_regular(const char *path, char *why, size_t why_size) {
+    int fd = gf_open_regular(path, why, why_size);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        if (why && why_size) snprintf(why, why_size, "cannot open: %s", strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n) {
     *data = NULL; *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gf_fail(ctx, GF_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+    char why[256];
+    FILE *f = gf_fopen_regular(path, why, sizeof why);
+    if (!f) return gf_fail(ctx, GF_ERR_INPUT, "%s: %s", path, why);
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -94,6 +137,82 @@ int gf_mkdirs(const char *path) {
         }
     }
     return 0;
+}
+
+static void sweep_stale_tmp(gf_ctx *ctx, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        while (t && strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+        if (!t || t == e->d_name) continue;
+        char *end;
+        long pid = strtol(t + 5, &end, 10);
+        if (*end || end == t + 5 || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char p[2300];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) gf_log(ctx, GF_LOG_INFO, "removed %s, left by a run (pid %ld) that did not finish", p, pid);
+    }
+    closedir(d);
+}
+
+static gf_status busy(gf_ctx *ctx, const char *dir, long pid) {
+    return gf_fail(ctx, GF_ERR_USAGE, "run directory %s is in use by another gradfeat run (pid %ld); wait for it to "
+                   "finish or stop it, or choose another --run-dir", dir, pid);
+}
+
+gf_status gf_run_dir_check_free(gf_ctx *ctx, const char *dir) {
+    char path[2100];
+    snprintf(path, sizeof path, "%s/.gradfeat.lock", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) return GF_OK;
+    gf_status st = GF_OK;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        char buf[32] = "";
+        ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+        buf[r > 0 ? r : 0] = 0;
+        st = busy(ctx, dir, strtol(buf, NULL, 10));
+    }
+    close(fd);
+    return st;
+}
+
+gf_status gf_run_dir_lock(gf_ctx *ctx, const char *dir, int *fd_out) {
+    *fd_out = -1;
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        return gf_fail(ctx, GF_ERR_USAGE, "run directory %s is not a directory", dir);
+    if (gf_mkdirs(dir) != 0)
+        return gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", dir, strerror(errno));
+    char path[2100];
+    snprintf(path, sizeof path, "%s/.gradfeat.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return gf_fail(ctx, GF_ERR_IO, "run directory %s is not writable (%s: %s); choose another --run-dir", dir,
+                       path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char buf[32] = "";
+        ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+        buf[r > 0 ? r : 0] = 0;
+        close(fd);
+        long pid = strtol(buf, NULL, 10);
+        if (e == EWOULDBLOCK) return busy(ctx, dir, pid);
+        return gf_fail(ctx, GF_ERR_IO, "cannot lock %s: %s", path, strerror(e));
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        int e = errno;
+        close(fd);
+        return gf_fail(ctx, GF_ERR_IO, "run directory %s is not writable (%s: %s); choose another --run-dir", dir,
+                       path, strerror(e));
+    }
+    sweep_stale_tmp(ctx, dir);
+    *fd_out = fd;
+    return GF_OK;
 }
 
 void gf_sink_put(gf_sink *s, const void *src, size_t n) {

@@ -24,7 +24,8 @@ typedef enum gf_status {
     GF_ERR_INPUT = 5,      /* bad input file (model, dataset, image, checkpoint) */
     GF_ERR_NUMERIC = 6,    /* NaN / Inf during training */
     GF_ERR_BUILD = 7,      /* OpenCL kernel build failed */
-    GF_ERR_CHECK = 8       /* a selftest / verification check failed */
+    GF_ERR_CHECK = 8,      /* a selftest / verification check failed */
+    GF_ERR_IO = 9          /* writing an output failed (disk full, read-only or unwritable path) */
 } gf_status;
 
 const char *gf_status_name(gf_status s);

@@ -166,6 +166,10 @@ int gf_dataset_label(const gf_dataset *ds, int i);
 void gf_dataset_targets(const gf_dataset *ds, int i, float *out);
 /* Path of sample i (folder/csv), or NULL (idx). */
 const char *gf_dataset_path(const gf_dataset *ds, int i);
+/* Identity of sample i's content, for caches and resumes: IDX, a hash of its pixels; a file, its path,
+ * size, inode and modification and change times to the nanosecond (any write or `touch`/`cp -p` moves
+ * the change time). 0 when i is out of range or the file is gone. */
+uint64_t gf_dataset_sample_key(const gf_dataset *ds, int i);
 /* Size of sample i as known so far (0 x 0 when not verified yet). */
 void gf_dataset_image_size(const gf_dataset *ds, int i, int *w, int *h);
 

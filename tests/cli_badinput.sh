@@ -78,7 +78,7 @@ edit("dtype.safetensors", lambda h: h["bn.bias"].update(dtype="I32"))
 edit("bytecount.safetensors", lambda h: h["bn.bias"].update(shape=[5]))
 edit("negshape.safetensors", lambda h: h["bn.bias"].update(shape=[-4]))
 edit("shape.safetensors", lambda h: h["fc.weight"].update(shape=[4, 2]))
-edit("missing.safetensors", lambda h: h.pop("bn.running_var"))
+edit("missing.safetensors", lambda h: h.update({"bn.running_variance": h.pop("bn.running_var")}))   # data still covered once
 meta("unknownop.safetensors", "gradfeat.graph", node(2, op="swish"))
 meta("cycle.safetensors", "gradfeat.graph", node(0, inputs=["relu"]))
 meta("undefinedinput.safetensors", "gradfeat.graph", node(2, inputs=["nowhere"]))
@@ -93,6 +93,29 @@ meta("badpre_size.safetensors", "gradfeat.preprocess", lambda p: p.update(input_
 meta("badpre_resize.safetensors", "gradfeat.preprocess", lambda p: p.update(resize="squash"))
 meta("classes.safetensors", "gradfeat.classes", lambda c: ["cat", "dog", "bird"])
 os.makedirs(os.path.join(T, "m/dir.safetensors"), exist_ok=True)
+# strict safetensors (issue 21): names once, data covered exactly once, only space padding in the header
+hj = json.dumps(hdr).encode()
+k = hj.index(b'"fc.weight"'); e = hj.index(b"}", k) + 1
+w("m/dupname_tensor.safetensors", struct.pack("<Q", len(hj) + e - k + 2) + hj[:-1] + b", " + hj[k:e] + b"}" + body)
+edit("overlap.safetensors", lambda h: h["bn.bias"].update(data_offsets=h["bn.weight"]["data_offsets"]))
+dump("trailing.safetensors", hdr, body + bytes(8))
+def shifted(h):
+    for kk, v in h.items():
+        if kk != "__metadata__": v["data_offsets"] = [x + 8 for x in v["data_offsets"]]
+h2 = json.loads(json.dumps(hdr)); shifted(h2); dump("gap.safetensors", h2, bytes(8) + body)
+w("m/headernul.safetensors", struct.pack("<Q", len(hj) + 8) + hj + bytes(8) + body)
+w("m/headergarbage.safetensors", struct.pack("<Q", len(hj) + 4) + hj + b"xyz " + body)
+# non-finite weights; a data checksum that does not match
+fb = hdr["fc.weight"]["data_offsets"][0]
+b2 = bytearray(body); b2[fb:fb + 4] = struct.pack("<f", float("nan")); dump("nan.safetensors", hdr, bytes(b2))
+b3 = bytearray(body); b3[fb:fb + 4] = struct.pack("<f", float("-inf")); dump("inf.safetensors", hdr, bytes(b3))
+def fnv(b):
+    x = 1469598103934665603
+    for c in b: x = ((x ^ c) * 1099511628211) & (2**64 - 1)
+    return "%016x" % x
+h3 = json.loads(json.dumps(hdr)); h3["__metadata__"]["gradfeat.data_fnv1a64"] = fnv(body)
+dump("sum_ok.safetensors", h3)
+b4 = bytearray(body); b4[fb] ^= 0x01; dump("sum_bad.safetensors", h3, bytes(b4))
 
 # ---- images (for predict with ok.safetensors)
 from PIL import Image
@@ -143,6 +166,12 @@ w("d/folder_huge/k/h.png", open(os.path.join(T, "img/huge.png"), "rb").read())
 w("d/class_names.txt", b"a\nb\n")
 PYEOF
 mkdir -p "$T/empty_icd"
+# named pipes where files are read: nothing ever writes to them, so a reader that opens one blocks forever
+mkdir -p "$T/d/idx_fifo" "$T/ck/fifo"
+cp "$T/d/idx_ok/x-labels-idx1-ubyte" "$T/d/idx_fifo/"
+for f in m/fifo.safetensors d/fifo.csv d/idx_fifo/x-images-idx3-ubyte d/fifo_classes.txt d/fifo.conf ck/fifo/checkpoint.gfckpt; do
+  mkfifo "$T/$f" || { echo "FATAL: mkfifo $f"; exit 1; }
+done
 
 # ---- checkpoints: a tiny run SIGKILLed after its second probe step (GRADFEAT_TEST_KILL_AT, host/train.c),
 # then broken copies; ck/modelchg was trained on ck/model.safetensors, which then changes
@@ -154,6 +183,13 @@ ckpt_run() {   # ckpt_run DIR MODEL
 cp "$T/m/ok.safetensors" "$T/ck_model.safetensors"
 ckpt_run ck/good m/ok.safetensors
 ckpt_run ck/modelchg ck_model.safetensors
+# ck/datachg was trained on d/idx_chg, whose pixels then change (same size, same mtime)
+mkdir -p "$T/d/idx_chg" && cp -p "$T"/d/idx_ok/* "$T/d/idx_chg/"
+( cd "$T" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" train --model m/ok.safetensors --data d/idx_chg/x-images-idx3-ubyte \
+    --epochs 1 --batch 1 --checkpoint-every 1 --run-dir ck/datachg >/dev/null 2>&1 & wait $! ) 2>/dev/null
+"$PY" -c "
+import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[100] ^= 0xff; open(p, 'r+b').write(b)" "$T/d/idx_chg/x-images-idx3-ubyte"
+touch -r "$T/d/idx_ok/x-images-idx3-ubyte" "$T/d/idx_chg/x-images-idx3-ubyte"
 "$PY" - "$T" <<'PYEOF' || { echo "FATAL: could not write the checkpoint fixtures"; exit 1; }
 import os, sys
 T = sys.argv[1]

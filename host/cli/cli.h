@@ -1,6 +1,6 @@
 /* CLI-only helpers and the subcommand entry points (host/cli/cmd_*.c).
  * Exit codes are the gf_status values (0 ok, 2 usage, 3 no device, 4 memory,
- * 5 bad input, 6 numeric, 7 kernel build, 8 check failed). */
+ * 5 bad input, 6 numeric, 7 kernel build, 8 check failed, 9 write failed). */
 #ifndef GF_CLI_H
 #define GF_CLI_H
 #include <signal.h>
@@ -31,13 +31,13 @@ int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem
 int cli_parse_size(const char *s, uint64_t *out);
 /* Training commands: "device: ..." and the kernel-compilation phase on stderr (unless quiet). */
 gf_status cli_announce_and_warmup(gf_ctx *ctx, int quiet);
-/* SIGINT/SIGTERM set the returned flag while training runs (it checks it between steps, writes
+/* SIGINT/SIGTERM/SIGHUP/SIGPIPE set the returned flag while training runs (it checks it between steps, writes
  * a checkpoint and stops); SA_RESETHAND: a second signal kills at once. _end restores the
  * handlers that were there before. */
-typedef struct { struct sigaction old_int, old_term; } cli_stop_signals;
+typedef struct { struct sigaction old_int, old_term, old_hup, old_pipe; } cli_stop_signals;
 volatile sig_atomic_t *cli_stop_signals_begin(cli_stop_signals *s);
 void cli_stop_signals_end(const cli_stop_signals *s);
-const char *cli_signal_name(int sig);   /* "SIGINT" / "SIGTERM" */
+const char *cli_signal_name(int sig);   /* "SIGINT" / "SIGTERM" / "SIGHUP" / "SIGPIPE" */
 /* Print "gradfeat: error: <msg>" to stderr and return st as exit code. */
 int cli_fail(gf_ctx *ctx, gf_status st);
 int cli_usage_error(const char *cmd, const char *fmt, ...);

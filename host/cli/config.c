@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "../gf_file.h"
 
 #define LINE_MAX_BYTES 8192
 
@@ -44,9 +45,10 @@ static char *parse_value(char *v) {
 int cli_config_load(const char *path, int (*set)(void *user, const char *key, const char *value), void *user,
                     char *err, size_t n) {
     if (err && n) err[0] = 0;
-    FILE *f = fopen(path, "rb");
+    char why[256];
+    FILE *f = gf_fopen_regular(path, why, sizeof why);
     if (!f) {
-        if (err) snprintf(err, n, "cannot read config file %s: %s", path, strerror(errno));
+        if (err) snprintf(err, n, "config file %s: %s", path, why);
         return GF_ERR_INPUT;
     }
     char *line = malloc(LINE_MAX_BYTES + 2);

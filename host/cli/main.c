@@ -1,8 +1,10 @@
 /* gradfeat command line: dispatch to subcommands. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <CL/cl.h>
 #include "cli.h"
 
@@ -36,7 +38,8 @@ static void usage(FILE *f) {
                "Every option has an environment twin (GRADFEAT_<NAME>, listed by --help) and may come from\n"
                "--config FILE ('key value' lines); flags > --config FILE > environment > defaults.\n"
                "Exit codes: 0 ok, 1 internal, 2 usage, 3 no OpenCL device, 4 out of memory, 5 bad input,\n"
-               "            6 numeric failure, 7 kernel build failed, 8 check failed.\n", cli_prog);
+               "            6 numeric failure, 7 kernel build failed, 8 check failed, 9 write failed (disk full,\n"
+               "            unwritable path); 128 + signal for a run stopped by SIGINT/SIGTERM/SIGHUP/SIGPIPE.\n", cli_prog);
 }
 
 static int version(void) {
@@ -98,8 +101,11 @@ gf_status cli_announce_and_warmup(gf_ctx *ctx, int quiet) {
 }
 
 static volatile sig_atomic_t stop_signal;
-static void on_stop_signal(int sig) { stop_signal = sig; }
+static void on_stop_signal(int sig) { if (!stop_signal || sig != SIGPIPE) stop_signal = sig; }
 
+/* SIGINT, SIGTERM and SIGHUP (terminal closed) stop a run with a final checkpoint; SA_RESETHAND: a second
+ * one kills at once. SIGPIPE (the reader of stderr went away) too, but it stays caught: every later
+ * write to that pipe raises it again and must not kill the run before its checkpoint is written. */
 volatile sig_atomic_t *cli_stop_signals_begin(cli_stop_signals *s) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -109,15 +115,22 @@ volatile sig_atomic_t *cli_stop_signals_begin(cli_stop_signals *s) {
     stop_signal = 0;
     sigaction(SIGINT, &sa, &s->old_int);
     sigaction(SIGTERM, &sa, &s->old_term);
+    sigaction(SIGHUP, &sa, &s->old_hup);
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, &s->old_pipe);
     return &stop_signal;
 }
 
 void cli_stop_signals_end(const cli_stop_signals *s) {
     sigaction(SIGINT, &s->old_int, NULL);
     sigaction(SIGTERM, &s->old_term, NULL);
+    sigaction(SIGHUP, &s->old_hup, NULL);
+    sigaction(SIGPIPE, &s->old_pipe, NULL);
 }
 
-const char *cli_signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : "SIGINT"; }
+const char *cli_signal_name(int sig) {
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : sig == SIGPIPE ? "SIGPIPE" : "SIGINT";
+}
 
 int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx) {
     return cli_ctx_open_budget(device, verbose, 0, ctx);
@@ -143,7 +156,18 @@ int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem
     return 0;
 }
 
+/* Descriptors 0-2 closed by the caller (`2>&-`) would be reused by the first files opened (metrics.jsonl
+ * as fd 2 would receive the progress lines): hold each closed one open on /dev/null. */
+static void open_std_fds(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1) continue;
+        int n = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+        if (n >= 0 && n != fd) close(n);   /* open returns the lowest free fd: fd itself */
+    }
+}
+
 int main(int argc, char **argv) {
+    open_std_fds();
     if (argc < 2) { usage(stderr); return GF_ERR_USAGE; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return 0; }

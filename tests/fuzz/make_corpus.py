@@ -106,6 +106,39 @@ def make_models():
         model_bytes(resnetish, dict(pre, interpolation="nearest", color_order="GRAY"), ["a", "b", "c"],
                     f16={"fc.weight": "F16", "b.c2.weight": "F16"}))
     out("model", "not_a_model.safetensors", struct.pack("<Q", 2) + b"{}")
+    strict_seeds(model_bytes(tiny, {"input_size": [8, 8], "channels": 3, "color_order": "RGB", "resize": "stretch"},
+                             ["cat", "dog"]))
+
+
+def strict_seeds(data):
+    """One seed per strict-safetensors rejection (issue 21) and the data checksum, from the tiny model."""
+    n = struct.unpack("<Q", data[:8])[0]
+    hj, body = data[8:8 + n].rstrip(b" "), data[8 + n:]
+    hdr = json.loads(hj)
+    def dump(name, h, b=body):
+        x = json.dumps(h).encode()
+        out("model", name, struct.pack("<Q", len(x)) + x + b)
+    def fnv(b):
+        x = 1469598103934665603
+        for c in b:
+            x = ((x ^ c) * 1099511628211) & (2**64 - 1)
+        return "%016x" % x
+    k = hj.index(b'"fc.weight"'); e = hj.index(b"}", k) + 1
+    out("model", "strict_dup_name.safetensors", struct.pack("<Q", len(hj) + e - k + 2) + hj[:-1] + b", " + hj[k:e] + b"}" + body)
+    h = json.loads(hj); h["bn.bias"]["data_offsets"] = h["bn.weight"]["data_offsets"]; dump("strict_overlap.safetensors", h)
+    dump("strict_trailing.safetensors", hdr, body + bytes(8))
+    h = json.loads(hj)
+    for kk, v in h.items():
+        if kk != "__metadata__":
+            v["data_offsets"] = [x + 8 for x in v["data_offsets"]]
+    dump("strict_gap.safetensors", h, bytes(8) + body)
+    out("model", "strict_header_nul.safetensors", struct.pack("<Q", len(hj) + 8) + hj + bytes(8) + body)
+    out("model", "strict_header_garbage.safetensors", struct.pack("<Q", len(hj) + 4) + hj + b"xyz " + body)
+    fb = hdr["fc.weight"]["data_offsets"][0]
+    b = bytearray(body); b[fb:fb + 4] = struct.pack("<f", float("nan")); dump("strict_nan.safetensors", hdr, bytes(b))
+    h = json.loads(hj); h["__metadata__"]["gradfeat.data_fnv1a64"] = fnv(body)
+    dump("checksum_ok.safetensors", h)
+    b = bytearray(body); b[fb] ^= 1; dump("checksum_bad.safetensors", h, bytes(b))
 
 
 def idx_bytes(images, labels):

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Reliability round 2 (issue 21), on real parts (a tiny model from tools/gfmodel.py, Fashion-MNIST
+# records as IDX files, PoCL): hostile environments (closed fds 0-2, SIGHUP/SIGPIPE, FIFOs,
+# concurrent runs on one run directory, stale temp files), data changed under the activation
+# cache, options out of range, degenerate datasets.
+. "$(dirname "$0")/testlib.sh"
+export GRADFEAT_CACHE=0
+"$PY" - "$t" "$GF_SRC/tools" "$FM" <<'PYEOF' || { echo "FATAL: fixtures"; echo "0 passed, 1 failed"; exit 1; }
+import gzip, os, struct, sys
+import numpy as np
+T, tools, FM = sys.argv[1:4]
+sys.path.insert(0, tools)
+import gfmodel
+r = np.random.default_rng(0)
+g = gfmodel.Graph("x", [1, 8, 8])
+g.tensor("conv.weight", r.standard_normal((4, 1, 3, 3)))
+g.tensor("c2.weight", r.standard_normal((4, 4, 3, 3)) * 0.3)
+g.tensor("fc.weight", r.standard_normal((2, 4)))
+g.add("conv", "conv2d", ["x"], {"weight": "conv.weight"}, {"pad": [1, 1, 1, 1]})
+g.add("relu", "relu", ["conv"])
+g.add("c2", "conv2d", ["relu"], {"weight": "c2.weight"}, {"pad": [1, 1, 1, 1]})
+g.add("relu2", "relu", ["c2"])
+g.add("gap", "global_avgpool", ["relu2"])
+g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+g.outputs = ["fc"]; g.feature = "gap"
+gfmodel.write(os.path.join(T, "m.safetensors"), g, {"input_size": [8, 8], "channels": 1, "resize": "stretch"}, ["a", "b"])
+N = 24
+with gzip.open(os.path.join(FM, "train-images-idx3-ubyte.gz")) as f: im = f.read(16 + N * 784)
+with gzip.open(os.path.join(FM, "train-labels-idx1-ubyte.gz")) as f: lb = f.read(8 + N)
+im = im[:4] + struct.pack(">I", N) + im[8:]
+lb = lb[:4] + struct.pack(">I", N) + lb[8:]
+os.makedirs(os.path.join(T, "d"))
+open(os.path.join(T, "d/x-images-idx3-ubyte"), "wb").write(im)
+open(os.path.join(T, "d/x-labels-idx1-ubyte"), "wb").write(lb)
+PYEOF
+D="$t/d/x-images-idx3-ubyte"
+tr=(train --model "$t/m.safetensors" --data "$D" --epochs 2 --batch 4 --probe-epochs 4 --method linear --cache-dir "$t/cache")
+
+# ---- item 3: fds 0-2 closed by the caller
+( exec 2>&-; "$G" "${tr[@]}" --run-dir "$t/fd" > "$t/fd.out" ); rc=$?
+check "train with stderr closed exits 0 (rc $rc)" '[ $rc -eq 0 ]'
+check "metrics.jsonl holds only JSON lines with stderr closed" \
+  '[ -s "$t/fd/metrics.jsonl" ] && $PY -c "import json,sys; [json.loads(l) for l in open(sys.argv[1])]" "$t/fd/metrics.jsonl"' \
+  || head -3 "$t/fd/metrics.jsonl"
+
+# ---- item 13: SIGHUP and SIGPIPE stop a run like SIGTERM: final checkpoint, exit 128 + signal
+long=(train --model "$t/m.safetensors" --data "$D" --epochs 1 --batch 2 --probe-epochs 100000 --method linear
+      --checkpoint-every 0 --log-every 1 --cache-dir "$t/cache")
+"$G" "${long[@]}" --run-dir "$t/hup" > /dev/null 2> "$t/hup.err" & pid=$!
+for _ in $(seq 1 400); do grep -qs "step" "$t/hup.err" && break; sleep 0.05; done
+kill -HUP $pid; wait $pid; rc=$?
+check "SIGHUP -> exit 129 (rc $rc)" '[ $rc -eq 129 ]' || tail -3 "$t/hup.err"
+check "SIGHUP: final checkpoint written and named" \
+  '[ -s "$t/hup/checkpoint.gfckpt" ] && grep -q "interrupted (SIGHUP): checkpoint written" "$t/hup.err"'
+# stderr into a pipe whose reader goes away after the first line
+( "$G" "${long[@]}" --run-dir "$t/pipe" 2>&1 > /dev/null; echo $? > "$t/pipe.rc" ) | head -n 1 > /dev/null
+rc=$(cat "$t/pipe.rc")
+check "SIGPIPE on stderr -> exit 141 (rc $rc)" '[ "$rc" = 141 ]'
+check "SIGPIPE: final checkpoint written" '[ -s "$t/pipe/checkpoint.gfckpt" ]'
+
+# ---- item 1: the activation cache and --resume key IDX data by content
+cp -r "$t/d" "$t/d1"; D1="$t/d1/x-images-idx3-ubyte"
+c1=(train --model "$t/m.safetensors" --data "$D1" --epochs 1 --batch 4 --probe-epochs 4 --method linear --cache-dir "$t/c1")
+"$G" "${c1[@]}" > "$t/c1a.out" 2> "$t/c1a.err"
+"$G" "${c1[@]}" > "$t/c1b.out" 2> "$t/c1b.err"
+check "unchanged IDX data: trunk outputs reused" 'grep -q "reused from the activation cache" "$t/c1b.err"'
+( cd "$t" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" "${c1[@]}" --run-dir "$t/rs" --batch 1 --checkpoint-every 1 > /dev/null 2>&1 & wait $! ) 2> /dev/null
+invert() {   # invert the pixels of an IDX images file in place, keeping its size and modification time
+  "$PY" -c "
+import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[16:] = bytes(255 - x for x in b[16:]); open(p, 'r+b').write(b)" "$1"
+}
+touch -r "$D1" "$t/stamp"; invert "$D1"; touch -r "$t/stamp" "$D1"
+"$G" "${c1[@]}" > "$t/c1c.out" 2> "$t/c1c.err"; rc=$?
+check "inverted IDX pixels (same size and mtime): no stale reuse (rc $rc)" \
+  '[ $rc -eq 0 ] && ! grep -q "reused from the activation cache" "$t/c1c.err" && ! cmp -s "$t/c1a.out" "$t/c1c.out"' \
+  || { cat "$t/c1a.out" "$t/c1c.out"; }
+"$G" train --resume "$t/rs" > /dev/null 2> "$t/rs.err"; rc=$?
+check "--resume after the data changed: exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "data changed since checkpoint" "$t/rs.err"' \
+  || cat "$t/rs.err"
+
+# ---- item 2: one run per run directory (flock), the second one is told the pid holding it
+"$G" "${long[@]}" --run-dir "$t/lk" > /dev/null 2> "$t/lk1.err" & pid=$!
+for _ in $(seq 1 400); do grep -qs "step" "$t/lk1.err" && break; sleep 0.05; done
+"$G" "${tr[@]}" --run-dir "$t/lk" > /dev/null 2> "$t/lk2.err"; rc=$?
+check "second run on a live run directory: exit 2 naming the pid (rc $rc)" \
+  '[ $rc -eq 2 ] && grep -q "in use by another gradfeat run (pid $pid)" "$t/lk2.err"' || cat "$t/lk2.err"
+"$G" train --resume "$t/lk" > /dev/null 2> "$t/lk3.err"; rc=$?
+check "--resume of a live run: exit 2 (rc $rc)" '[ $rc -eq 2 ] && grep -q "in use by another gradfeat run" "$t/lk3.err"' \
+  || cat "$t/lk3.err"
+kill -TERM $pid; wait $pid
+check "the first run was not disturbed: its checkpoint is whole" \
+  '"$G" train --resume "$t/lk" --probe-epochs 100000 > /dev/null 2> "$t/lk4.err" & p2=$!; sleep 1; kill -TERM $p2; wait $p2; [ $? -eq 143 ]'
+
+# ---- item 14: temp files of dead writers (SIGKILL during an atomic write) are cleaned at the next start
+mkdir -p "$t/st"; dead=$(sh -c 'echo $$'); echo partial > "$t/st/checkpoint.gfckpt.tmp.$dead"
+echo partial > "$t/st/linear.safetensors.tmp.$dead"
+"$G" "${tr[@]}" --run-dir "$t/st" > /dev/null 2>&1; rc=$?
+check "stale *.tmp.<dead pid> files removed (rc $rc)" '[ $rc -eq 0 ] && ! ls "$t/st" | grep -q "\.tmp\."' || ls "$t/st"
+
+# ---- item 15: an unusable --run-dir is reported before the trunk pass
+echo x > "$t/afile"
+"$G" "${tr[@]}" --run-dir "$t/afile" > /dev/null 2> "$t/rf.err"; rc=$?
+check "--run-dir naming a file: exit 2 before the trunk pass (rc $rc)" \
+  '[ $rc -eq 2 ] && grep -q "is not a directory" "$t/rf.err" && ! grep -q "trunk" "$t/rf.err"' || cat "$t/rf.err"
+"$G" "${tr[@]}" --run-dir /proc/self/gf_run > /dev/null 2> "$t/rp.err"; rc=$?
+check "--run-dir that cannot be created: exit 9 (I/O) before the trunk pass (rc $rc)" \
+  '[ $rc -eq 9 ] && grep -q "cannot create run directory" "$t/rp.err" && ! grep -q "trunk" "$t/rp.err"' || cat "$t/rp.err"
+
+# ---- item 16: a write that fails (here a file-size limit, as a full disk would) exits 9, not 5 ("bad input")
+# (the kernel-binary cache on and warm: PoCL building from source writes files of its own)
+GRADFEAT_CACHE=1 "$G" "${tr[@]}" > /dev/null 2>&1
+( trap '' XFSZ; ulimit -f 2; GRADFEAT_CACHE=1 "$G" "${tr[@]}" --run-dir "$t/full" > /dev/null 2> "$t/full.err" ); rc=$?
+check "failed write: exit 9 naming the file (rc $rc)" '[ $rc -eq 9 ] && grep -q "$t/full/.*failed: File too large" "$t/full.err"' \
+  || tail -3 "$t/full.err"
+
+# ---- item 5: models gradfeat writes carry a checksum of their tensor data, verified on load
+check "adapted model carries gradfeat.data_fnv1a64" 'grep -aq "gradfeat.data_fnv1a64" "$t/st/linear.safetensors"'
+"$G" eval "$t/st/linear.safetensors" --data "$D" > /dev/null 2> "$t/ev1.err"; rc=$?
+check "eval of the intact adapted model exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/ev1.err"
+cp "$t/st/linear.safetensors" "$t/flip.safetensors"
+"$PY" -c "import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[-5] ^= 0x01; open(p, 'wb').write(b)" "$t/flip.safetensors"
+"$G" eval "$t/flip.safetensors" --data "$D" > /dev/null 2> "$t/ev2.err"; rc=$?
+check "one flipped weight bit: exit 5, checksum mismatch (rc $rc)" '[ $rc -eq 5 ] && grep -q "checksum mismatch" "$t/ev2.err"' \
+  || cat "$t/ev2.err"
+
+finish
