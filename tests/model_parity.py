@@ -11,6 +11,8 @@ usage: model_parity.py CASE OUTDIR [N]
                                   dense softmax; uint8-quantised, float16 and float32 weights) ->
                                   tools/convert_tfjs.py; reference by torch from the dequantised
                                   weights with the NHWC<->NCHW layout handled here
+        zoo                       torchvision models beyond the classic ones, at small input sizes, both paths:
+                                  OUTDIR/<case>/ per case and OUTDIR/cases.txt listing them (see ZOO below)
         emotion                   models/emotion/fetch.sh (npm, cached) -> tools/convert_tfjs.py; inputs
                                   skimage lfw_subset[1], [3] resized 25->64 with the TF1 legacy bilinear
                                   rule; references are the TF.js golden values held by the C test
@@ -121,6 +123,55 @@ def tfjs_layers(out, path, n):
     open(os.path.join(out, "meta.txt"), "w").write("%d 3 12 12 5\n" % n)
 
 
+# (case, arch, input px, path, seeded BN statistics): 'tv' = tools/convert_torchvision.py on the module,
+# 'onnx' = torch.onnx.export -> tools/convert_onnx.py. vgg11_bn at 32 px has a 1x1 map before its 7x7
+# adaptive pool (folded into the first Linear); the fresh resnet18 (default BN init) makes torch.onnx
+# dedup equal initializers behind Identity nodes, which the ONNX converter must follow.
+ZOO = [("tv_vgg11_bn", "vgg11_bn", 32, "tv", True),
+       ("tv_mnasnet0_5", "mnasnet0_5", 64, "tv", True),
+       ("tv_regnet_x_400mf", "regnet_x_400mf", 64, "tv", True),
+       ("onnx_resnet18_fresh", "resnet18", 64, "onnx", False),
+       ("onnx_mnasnet0_5", "mnasnet0_5", 64, "onnx", True),
+       ("onnx_regnet_x_400mf", "regnet_x_400mf", 64, "onnx", True)]
+
+
+def zoo(out, n):
+    import onnx
+    import torch
+    import convert_onnx
+    import convert_torchvision as ct
+    import gfmodel
+    names = []
+    for case, arch, size, path, seeded in ZOO:
+        d = os.path.join(out, case)
+        os.makedirs(d, exist_ok=True)
+        if seeded:
+            m = seeded_torchvision(arch)
+        else:
+            torch.manual_seed(1234)
+            m = ct.build(arch, 10).eval()
+        x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            ref = m(x).numpy()
+        pre = dict(ct.IMAGENET_PRE, input_size=[size, size], resize_shorter=size * 8 // 7)
+        if path == "tv":
+            g = ct.convert_module(m, size)
+        else:
+            op = os.path.join(d, "model.onnx")
+            torch.onnx.export(m, x[:1], op, opset_version=13, input_names=["input"], output_names=["logits"])
+            om = onnx.load(op)
+            if not seeded and not any(nd.op_type == "Identity" for nd in om.graph.node):
+                raise SystemExit("%s: expected torch.onnx to insert Identity nodes" % case)
+            g = convert_onnx.convert(om)
+            os.remove(op)
+        gfmodel.write(os.path.join(d, "model.safetensors"), g, pre, [])
+        x.numpy().astype("<f4").tofile(os.path.join(d, "x.f32"))
+        ref.astype("<f4").tofile(os.path.join(d, "ref.f32"))
+        open(os.path.join(d, "meta.txt"), "w").write("%d 3 %d %d %d\n" % (n, size, size, ref.shape[1]))
+        names.append(case)
+    open(os.path.join(out, "cases.txt"), "w").write("\n".join(names) + "\n")
+
+
 def main():
     case, out = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 4
@@ -141,6 +192,8 @@ def main():
     torch.set_num_threads(2)
     if case == "tfjs_layers":
         return tfjs_layers(out, path, n)
+    if case == "zoo":
+        return zoo(out, n)
     arch = "resnet18" if case == "onnx_resnet18" else case
     m = seeded_torchvision(arch)
     size = 96 if arch == "resnet50" else 224
