@@ -11,6 +11,8 @@ usage: model_parity.py CASE OUTDIR [N]
                                   dense softmax; uint8-quantised, float16 and float32 weights) ->
                                   tools/convert_tfjs.py; reference by torch from the dequantised
                                   weights with the NHWC<->NCHW layout handled here
+        tfjs_minjs                the same network with ZeroPadding2D + VALID conv instead of SAME, packaged
+                                  as nsfwjs does (model.min.js + group1-shard1of1.min.js, JS modules)
         zoo                       torchvision models beyond the classic ones, at small input sizes, both paths:
                                   OUTDIR/<case>/ per case and OUTDIR/cases.txt listing them (see ZOO below)
         emotion                   models/emotion/fetch.sh (npm, cached) -> tools/convert_tfjs.py; inputs
@@ -46,7 +48,22 @@ def seeded_torchvision(arch, num_classes=10):
     return m.eval()
 
 
-def tfjs_layers(out, path, n):
+def js_module(value, var):
+    """value as a browserify UMD bundle exporting it, the way nsfwjs packages TF.js models (model.min.js,
+    group1-shard1of1.min.js): bare keys, !0/!1 booleans, numbers without a leading 0."""
+    import json
+    import re
+    lit = json.dumps(value, separators=(",", ":"))
+    lit = re.sub(r'"([A-Za-z_$][\w$]*)":', r"\1:", lit)
+    lit = re.sub(r"\btrue\b", "!0", re.sub(r"\bfalse\b", "!1", lit))
+    lit = re.sub(r"(?<=[:\[,])(-?)0\.(\d)", r"\1.\2", lit)
+    return ('!function(e){if("object"==typeof exports&&"undefined"!=typeof module)module.exports=e();else{'
+            '(window||this).%s=e()}}(function(){return function e(a,n,i){var r=n[1]={exports:{}};'
+            'a[1][0].call(r.exports,null,r,r.exports);return r.exports}({1:[function(e,a,n){a.exports=%s},{}]},'
+            '{},[1])(1)});' % (var, lit))
+
+
+def tfjs_layers(out, path, n, minjs=False):
     import json
     import torch
     import torch.nn.functional as F
@@ -101,10 +118,24 @@ def tfjs_layers(out, path, n):
           "modelTopology": {"keras_version": "2.11.0", "backend": "tensorflow",
                             "model_config": {"class_name": "Sequential", "config": {"name": "seq", "layers": layers}}},
           "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": manifest}]}
-    json.dump(mj, open(os.path.join(out, "model.json"), "w"))
-    open(os.path.join(out, "group1-shard1of1.bin"), "wb").write(blob)
-    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools/convert_tfjs.py"), os.path.join(out, "model.json"),
-                    path], check=True, stdout=subprocess.DEVNULL)
+    if minjs:  # same network: ZeroPadding2D (0,1),(0,1) + VALID conv == TF SAME for 12 -> 6, stride 2
+        layers[0]["config"]["padding"] = "valid"
+        del layers[0]["config"]["batch_input_shape"]
+        layers.insert(0, {"class_name": "ZeroPadding2D", "config": {"name": "conv1_pad", "batch_input_shape":
+                                                                   [None, 12, 12, 3], "padding": [[0, 1], [0, 1]],
+                                                                   "data_format": "channels_last", "trainable": False}})
+        mj["weightsManifest"][0]["paths"] = ["group1-shard1of1"]
+        import base64
+        open(os.path.join(out, "model.min.js"), "w").write(js_module(mj, "model"))
+        open(os.path.join(out, "group1-shard1of1.min.js"), "w").write(
+            js_module(base64.b64encode(blob).decode(), "group1_shard1of1"))
+        model_file = os.path.join(out, "model.min.js")
+    else:
+        json.dump(mj, open(os.path.join(out, "model.json"), "w"))
+        open(os.path.join(out, "group1-shard1of1.bin"), "wb").write(blob)
+        model_file = os.path.join(out, "model.json")
+    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools/convert_tfjs.py"), model_file, path],
+                   check=True, stdout=subprocess.DEVNULL)
     # reference in torch, NHWC semantics: SAME for 12 -> 6 with stride 2 pads (0, 1)
     x = torch.from_numpy(rng.standard_normal((n, 3, 12, 12)).astype(np.float32))
     t = lambda k: torch.from_numpy(W[k])
@@ -190,8 +221,8 @@ def main():
         return
     import torch
     torch.set_num_threads(2)
-    if case == "tfjs_layers":
-        return tfjs_layers(out, path, n)
+    if case in ("tfjs_layers", "tfjs_minjs"):
+        return tfjs_layers(out, path, n, case == "tfjs_minjs")
     if case == "zoo":
         return zoo(out, n)
     arch = "resnet18" if case == "onnx_resnet18" else case

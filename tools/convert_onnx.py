@@ -8,7 +8,6 @@ Identity, Dropout. Any other op is listed (with the nodes using it) and the tool
 Exit codes: 0 written; 2 bad command line or an op/attribute gradfeat cannot represent (each one named);
 5 the input is missing, unreadable or not an ONNX model; 1 an internal error (a bug: traceback).
 """
-import argparse
 import json
 import os
 import sys
@@ -227,14 +226,18 @@ def load(path):
         raise gfmodel.BadInput("%s: not an ONNX model (%s: %s)" % (path, type(e).__name__, str(e).strip() or "parse error"))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def make_parser():
+    ap = gfmodel.argument_parser(__doc__)
     ap.add_argument("model", help="the .onnx file (one NCHW image input with a static shape)")
     ap.add_argument("out", help="the .safetensors file to write")
     ap.add_argument("--classes", default="", help="comma-separated class names, one per output unit")
     ap.add_argument("--preprocess", help="gradfeat.preprocess JSON (models/README.md); default: ImageNet "
                     "mean/std, shorter side to size*256/224, centre crop")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
     pre = None
     if args.preprocess:
         try:

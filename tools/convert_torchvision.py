@@ -20,7 +20,6 @@ Where the model comes from (one of):
 Exit codes: 0 written; 2 bad command line, or the model uses a layer gradfeat cannot represent (named);
 5 a file is missing, unreadable or not what was expected; 1 an internal error (a bug: traceback).
 """
-import argparse
 import math
 import operator
 import os
@@ -325,8 +324,8 @@ def from_module_file(path):
     return m
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def make_parser():
+    ap = gfmodel.argument_parser(__doc__)
     ap.add_argument("out", help="the .safetensors file to write")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--arch", help="torchvision.models architecture name")
@@ -338,7 +337,11 @@ def main(argv=None):
     ap.add_argument("--classes-file", help="class names, one per line")
     ap.add_argument("--input-size", type=int, default=224, help="square input size in pixels (default 224)")
     ap.add_argument("--random-seed", type=int, default=0, help="seed of the random init without --weights")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
     if args.input_size < 1 or (args.num_classes is not None and args.num_classes < 1):
         raise gfmodel.ConvertError("--input-size and --num-classes must be positive")
     classes = [c for c in args.classes.split(",") if c]

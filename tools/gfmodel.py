@@ -273,6 +273,19 @@ class BadInput(ConvertError):
         ConvertError.__init__(self, msg, EXIT_BAD_INPUT)
 
 
+def argument_parser(doc):
+    """argparse.ArgumentParser whose usage errors are one line: 'prog: error: ... (see --help)', exit 2."""
+    import argparse
+    import sys
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            sys.stderr.write("%s: error: %s (see --help)\n" % (self.prog, message))
+            sys.exit(EXIT_USAGE)
+
+    return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def run_main(prog, main, argv=None):
     """Runs a converter's main(argv); user errors become one line 'prog: message' and an exit code."""
     import sys
