@@ -66,6 +66,16 @@ V="$PY $T/convert_torchvision.py"
 expect tv-arch 2 "--arch resnet19: not a torchvision classification model" -- $V --arch resnet19 "$t/o.safetensors"
 expect tv-weights-garbage 5 "not a PyTorch checkpoint" -- $V --arch resnet18 --weights "$t/garbage.bin" "$t/o.safetensors"
 expect tv-factory 2 "cannot import no_such_module_xyz" -- $V --factory no_such_module_xyz:build "$t/o.safetensors"
+cat >"$t/mynet.py" <<'PYEOF'
+import torch.nn as nn
+def build(num_classes=10):
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+PYEOF
+expect tv-channels 2 "expected input[1, 3, 28, 28] to have 1 channels" -- \
+  bash -c "cd '$t' && $V --factory mynet:build --input-size 28 o.safetensors"
+check "tv --factory --channels 1 converts" "(cd '$t' && $V --factory mynet:build --channels 1 --input-size 28 my.safetensors >/dev/null 2>&1)"
+check "gradfeat info reads it" "\"\$G\" info '$t/my.safetensors' | grep -q 'feature: *4 \\[8\\]'" || "$G" info "$t/my.safetensors"
 expect tv-silu 2 "module features.0.2 (torch.nn.modules.activation.SiLU)" -- $V --arch efficientnet_b0 --input-size 32 "$t/o.safetensors"
 expect tv-cat 2 "function cat (torch.cat)" -- $V --arch squeezenet1_1 --input-size 32 "$t/o.safetensors"
 

@@ -44,7 +44,7 @@ int main(void) {
         ncases++;
     }
     fclose(lf);
-    CHECK(ncases == 6, "expected 6 cases, ran %d", ncases);
+    CHECK(ncases >= 6, "expected 6 cases (more with GF_PARITY_ZOO_EXTRA=1), ran %d", ncases);
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", root);
     gf_ctx_free(ctx);

@@ -20,6 +20,7 @@ Where the model comes from (one of):
 Exit codes: 0 written; 2 bad command line, or the model uses a layer gradfeat cannot represent (named);
 5 a file is missing, unreadable or not what was expected; 1 an internal error (a bug: traceback).
 """
+import json
 import math
 import operator
 import os
@@ -66,12 +67,17 @@ def convert_module(model, input_size, in_ch=3):
     except Exception as e:  # data-dependent control flow, unsupported Python in forward()
         raise gfmodel.Unsupported("%s cannot be traced by torch.fx (%s: %s)" %
                                   (type(model).__name__, type(e).__name__, str(e).strip().splitlines()[0]))
+    import contextlib
+    import io
+    buf = io.StringIO()  # ShapeProp prints the traceback of a failing node itself: keep it quiet
     try:
-        ShapeProp(gm).propagate(torch.zeros(1, in_ch, input_size, input_size))
+        with contextlib.redirect_stderr(buf):
+            ShapeProp(gm).propagate(torch.zeros(1, in_ch, input_size, input_size))
     except Exception as e:
-        raise gfmodel.Unsupported("%s does not run on a 1x%dx%dx%d input (--input-size): %s" %
-                                  (type(model).__name__, in_ch, input_size, input_size,
-                                   str(e).strip().splitlines()[0]))
+        lines = [l for l in buf.getvalue().splitlines() if l.strip()]
+        why = lines[-1] if lines else str(e).strip().splitlines()[0]
+        raise gfmodel.Unsupported("%s does not run on a 1x%dx%dx%d input (--channels, --input-size): %s" %
+                                  (type(model).__name__, in_ch, input_size, input_size, why))
     mods = dict(gm.named_modules())
     pend = {}  # fx node -> (spatial map [oh*ow, h*w], h, w) of an adaptive pool waiting to fold into a Linear
     sd = model.state_dict()
@@ -336,6 +342,9 @@ def make_parser():
     ap.add_argument("--classes", default="", help="comma-separated class names, one per output unit")
     ap.add_argument("--classes-file", help="class names, one per line")
     ap.add_argument("--input-size", type=int, default=224, help="square input size in pixels (default 224)")
+    ap.add_argument("--channels", type=int, default=3, choices=(1, 3),
+                    help="input channels: 3 (RGB, ImageNet mean/std) or 1 (gray, mean 0.5, std 0.5)")
+    ap.add_argument("--preprocess", help="gradfeat.preprocess JSON (models/README.md) instead of the default")
     ap.add_argument("--random-seed", type=int, default=0, help="seed of the random init without --weights")
     return ap
 
@@ -366,9 +375,16 @@ def main(argv=None):
         except RuntimeError as e:
             raise gfmodel.ConvertError("--weights %s do not fit the model: %s" %
                                        (args.weights, " ".join(str(e).split())[:600]), gfmodel.EXIT_BAD_INPUT)
-    g = convert_module(model, args.input_size)
     pre = dict(IMAGENET_PRE, input_size=[args.input_size, args.input_size],
                resize_shorter=int(round(args.input_size * 256 / 224)))
+    if args.channels == 1:
+        pre.update(channels=1, color_order="GRAY", mean=[0.5], std=[0.5])
+    if args.preprocess:
+        try:
+            pre = json.loads(args.preprocess)
+        except ValueError as e:
+            raise gfmodel.ConvertError("--preprocess: not valid JSON (%s)" % e)
+    g = convert_module(model, args.input_size, args.channels)
     gfmodel.write(args.out, g, pre, classes)
     print("wrote %s: %d nodes, %d tensors, outputs %s, feature %s" %
           (args.out, len(g.nodes), len(g.tensors), g.outputs, g.feature))
