@@ -14,6 +14,7 @@
 #include "model.h"
 #include "pretrain.h"
 #include "gradfeat_train.h"
+#include "runrecord.h"
 
 static const char *ARCH_NAMES[GF_ARCH_COUNT] = {"small28", "bigan", "resnet18c"};
 /* the top block of each architecture: its name, its first node, and its cut */
@@ -819,10 +820,11 @@ static void progress(run *R, int step, double loss, double acc, double ips, doub
 static void epoch_line(run *R, double secs, double ips) {
     const gf_pretrain_options *o = R->o;
     double *v = R->last;
-    char line[512];
+    char line[512], vl[32] = "null", va[32] = "null";  /* no validation data: null, not a number */
+    if (!isnan(v[2])) snprintf(vl, sizeof vl, "%.6g", v[2]);
+    if (!isnan(v[3])) snprintf(va, sizeof va, "%.6g", v[3]);
     snprintf(line, sizeof line, "{\"epoch\":%d,\"epochs\":%d,\"steps\":%ld,\"train_loss\":%.6g,\"train_acc\":%.6g,"
-             "\"val_loss\":%.6g,\"val_acc\":%.6g}", R->epoch + 1, o->epochs, R->step, v[0], v[1],
-             isnan(v[2]) ? -1.0 : v[2], isnan(v[3]) ? -1.0 : v[3]);
+             "\"val_loss\":%s,\"val_acc\":%s}", R->epoch + 1, o->epochs, R->step, v[0], v[1], vl, va);
     if (R->metrics) { fprintf(R->metrics, "%s\n", line); fflush(R->metrics); }
     if (R->json) {
         fprintf(R->json, "{\"type\":\"epoch\",%s,\"seconds\":%.4g,\"images_per_s\":%.4g}\n", line + 1, secs, ips);
@@ -850,6 +852,7 @@ static gf_status write_model(run *R, const char *path) {
     if (!isnan(R->last[2])) cJSON_AddNumberToObject(x, "val_loss", R->last[2]);
     if (!isnan(R->last[3])) cJSON_AddNumberToObject(x, "val_acc", R->last[3]);
     cJSON_AddItemToObject(x, "config", cJSON_Duplicate(R->config, 1));
+    gf_json_exact_floats(cJSON_GetObjectItemCaseSensitive(x, "config"), NULL);  /* "lr": 0.1, not 0.100000001 */
     char *js = cJSON_PrintUnformatted(x);
     cJSON_Delete(x);
     gf_status st = js ? gf_pt_net_export(R->ctx, R->net, path, &R->pp, cls, js)
