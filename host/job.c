@@ -45,6 +45,7 @@ void gf_job_defaults(gf_job *j) {
     j->lr_halve_every = 20;
     j->seed = 1;
     j->checkpoint_every = 500;
+    j->log_every_secs = 30;
 }
 
 /* Content key of a trunk pass: model bytes, cut, preprocessing, the samples. */
@@ -773,7 +774,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.on_epoch = on_epoch; o.user = &ec;
     o.on_step = on_step;
     ec.tty = isatty(fileno(stderr));
-    o.report_seconds = ec.tty ? 0.5 : 0;
+    o.report_seconds = ec.tty ? 0.5 : job->log_every_secs > 0 ? job->log_every_secs : 0;
     o.report_steps = ec.tty ? 0 : (job->log_every > 0 ? job->log_every : 50);
     if (st == GF_OK && job->log_json && !(ec.json = fopen(job->log_json, "w")))
         st = gf_fail(ctx, GF_ERR_INPUT, "cannot write --log-json %s: %s", job->log_json, strerror(errno));

@@ -415,6 +415,7 @@ void gf_pretrain_defaults(gf_pretrain_options *o) {
     o->augment = 1;
     o->seed = 1;
     o->checkpoint_every = 500;
+    o->log_every_secs = 30;
 }
 
 static const char CK_MAGIC[8] = {'G', 'F', 'P', 'R', 'E', 'T', '0', '1'};
@@ -1019,7 +1020,8 @@ static gf_status train(run *R) {
             double now = gf_now();
             int last = R->b0 == R->bpe;
             if (st == GF_OK && ((R->tty && now - last_report >= 0.5) ||
-                                (!R->tty && R->b0 % (o->log_every > 0 ? o->log_every : 50) == 0) || last)) {
+                                (!R->tty && R->b0 % (o->log_every > 0 ? o->log_every : 50) == 0) ||
+                                (!R->tty && o->log_every_secs > 0 && now - last_report >= o->log_every_secs) || last)) {
                 double ls, cor;
                 st = gf_lin_peek_stats(ctx, R->net->lin, &ls, &cor);
                 if (st == GF_OK)
@@ -1086,7 +1088,8 @@ gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain
     gf_status st = setup(&R);
     if (st == GF_OK && o->log_json && !(R.json = fopen(o->log_json, "w")))
         st = gf_fail(ctx, GF_ERR_INPUT, "cannot write --log-json %s: %s", o->log_json, strerror(errno));
-    if (st == GF_OK) st = train(&R);
+    R.last[0] = R.last[1] = R.last[2] = R.last[3] = NAN;
+    if (st == GF_OK && !o->init_only) st = train(&R);   /* init_only: the initialised net as it is */
     if (st == GF_OK && !res->stopped) {
         char def[256];
         snprintf(def, sizeof def, "%s-%s.safetensors", gf_arch_name(R.arch), R.rotation ? "rotation" : "labels");
