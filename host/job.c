@@ -19,6 +19,7 @@
 #include "train.h"
 #include "report.h"
 #include "gf_file.h"
+#include "runrecord.h"
 
 static const char *METHOD_NAMES[4] = {"linear", "gradient", "full", "finetune"};
 const char *gf_job_method_name(int i) { return i >= 0 && i < 4 ? METHOD_NAMES[i] : "?"; }
@@ -51,6 +52,7 @@ void gf_job_defaults(gf_job *j) {
     j->holdout = 0.1f;
     j->select = GF_JOB_SELECT_LOSS;
     j->probe_l2 = -1;
+    j->log_every_secs = 30;
 }
 
 /* Content key of a trunk pass: model bytes, cut, preprocessing, the samples. */
@@ -396,7 +398,8 @@ static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, 
     }
 }
 
-static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_result *r, gf_dataset *ds) {
+static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_result *r, gf_dataset *ds,
+                               const cJSON *config) {
     if (gf_mkdirs(job->run_dir) != 0)
         return gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
     char path[1200], err[512];
@@ -411,6 +414,8 @@ static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
     cJSON_AddStringToObject(o, "device", ctx->info.name);
     cJSON_AddStringToObject(o, "driver", ctx->info.driver_version);
     cJSON_AddStringToObject(o, "gradfeat", gf_version());
+    cJSON_AddStringToObject(o, "git", gf_git_hash());
+    cJSON_AddStringToObject(o, "platform", ctx->info.platform_name);
     cJSON_AddNumberToObject(o, "seed", (double)job->seed);
     cJSON_AddNumberToObject(o, "epochs", job->epochs);
     cJSON_AddNumberToObject(o, "batch", job->batch);
@@ -442,6 +447,12 @@ static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
         cJSON_AddBoolToObject(x, "diverged", r->diverged[i]);
         cJSON_AddNumberToObject(x, "seconds", r->seconds[i]);
     }
+    /* every setting that shaped the result: the job configuration checkpoints are compared on (one place,
+     * job_config), and the environment; float settings as their exact decimals ("lr": 0.001) */
+    if (config) cJSON_AddItemToObject(o, "settings", cJSON_Duplicate(config, 1));
+    cJSON_AddItemToObject(o, "environment", gf_run_environment(ctx));
+    static const char *const measured[] = {"methods", NULL};
+    gf_json_exact_floats(o, measured);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     if (!text) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
@@ -663,6 +674,7 @@ static gf_status save_model(void *user, gf_method m, const gf_method_result *r, 
         cJSON_AddItemToArray(cl, cJSON_CreateString(n));
     }
     cJSON_AddItemToObject(o, "trained_with", cJSON_Duplicate(ec->config, 1));
+    gf_json_exact_floats(cJSON_GetObjectItemCaseSensitive(o, "trained_with"), NULL);
     if (!isnan(r->val_metric)) cJSON_AddNumberToObject(o, "val_metric", r->val_metric);
     if (!isnan(r->val_loss)) cJSON_AddNumberToObject(o, "val_loss", r->val_loss);
     char *text = cJSON_PrintUnformatted(o);
@@ -846,7 +858,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.on_epoch = on_epoch; o.user = &ec;
     o.on_step = on_step;
     ec.tty = isatty(fileno(stderr));
-    o.report_seconds = ec.tty ? 0.5 : 0;
+    o.report_seconds = ec.tty ? 0.5 : job->log_every_secs > 0 ? job->log_every_secs : 0;
     o.report_steps = ec.tty ? 0 : (job->log_every > 0 ? job->log_every : 50);
     if (st == GF_OK && job->log_json && !(ec.json = fopen(job->log_json, "w")))
         st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
@@ -879,7 +891,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         if (job->run_dir) snprintf(res->checkpoint, sizeof res->checkpoint, "%s", ck_path);
     }
     if (st == GF_OK && !res->stopped && job->run_dir) {
-        st = write_results(ctx, job, res, dtr);
+        st = write_results(ctx, job, res, dtr, config);
         if (st == GF_OK) unlink(ck_path);   /* finished: the saved models and results are the outputs */
     }
     if (log) fclose(log);

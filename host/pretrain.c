@@ -14,6 +14,7 @@
 #include "model.h"
 #include "pretrain.h"
 #include "gradfeat_train.h"
+#include "runrecord.h"
 
 static const char *ARCH_NAMES[GF_ARCH_COUNT] = {"small28", "bigan", "resnet18c"};
 /* the top block of each architecture: its name, its first node, and its cut */
@@ -414,6 +415,7 @@ void gf_pretrain_defaults(gf_pretrain_options *o) {
     o->augment = 1;
     o->seed = 1;
     o->checkpoint_every = 500;
+    o->log_every_secs = 30;
 }
 
 static const char CK_MAGIC[8] = {'G', 'F', 'P', 'R', 'E', 'T', '0', '1'};
@@ -820,10 +822,11 @@ static void progress(run *R, int step, double loss, double acc, double ips, doub
 static void epoch_line(run *R, double secs, double ips) {
     const gf_pretrain_options *o = R->o;
     double *v = R->last;
-    char line[512];
+    char line[512], vl[32] = "null", va[32] = "null";  /* no validation data: null, not a number */
+    if (!isnan(v[2])) snprintf(vl, sizeof vl, "%.6g", v[2]);
+    if (!isnan(v[3])) snprintf(va, sizeof va, "%.6g", v[3]);
     snprintf(line, sizeof line, "{\"epoch\":%d,\"epochs\":%d,\"steps\":%ld,\"train_loss\":%.6g,\"train_acc\":%.6g,"
-             "\"val_loss\":%.6g,\"val_acc\":%.6g}", R->epoch + 1, o->epochs, R->step, v[0], v[1],
-             isnan(v[2]) ? -1.0 : v[2], isnan(v[3]) ? -1.0 : v[3]);
+             "\"val_loss\":%s,\"val_acc\":%s}", R->epoch + 1, o->epochs, R->step, v[0], v[1], vl, va);
     if (R->metrics) { fprintf(R->metrics, "%s\n", line); fflush(R->metrics); }
     if (R->json) {
         fprintf(R->json, "{\"type\":\"epoch\",%s,\"seconds\":%.4g,\"images_per_s\":%.4g}\n", line + 1, secs, ips);
@@ -851,6 +854,7 @@ static gf_status write_model(run *R, const char *path) {
     if (!isnan(R->last[2])) cJSON_AddNumberToObject(x, "val_loss", R->last[2]);
     if (!isnan(R->last[3])) cJSON_AddNumberToObject(x, "val_acc", R->last[3]);
     cJSON_AddItemToObject(x, "config", cJSON_Duplicate(R->config, 1));
+    gf_json_exact_floats(cJSON_GetObjectItemCaseSensitive(x, "config"), NULL);  /* "lr": 0.1, not 0.100000001 */
     char *js = cJSON_PrintUnformatted(x);
     cJSON_Delete(x);
     gf_status st = js ? gf_pt_net_export(R->ctx, R->net, path, &R->pp, cls, js)
@@ -1017,7 +1021,8 @@ static gf_status train(run *R) {
             double now = gf_now();
             int last = R->b0 == R->bpe;
             if (st == GF_OK && ((R->tty && now - last_report >= 0.5) ||
-                                (!R->tty && R->b0 % (o->log_every > 0 ? o->log_every : 50) == 0) || last)) {
+                                (!R->tty && R->b0 % (o->log_every > 0 ? o->log_every : 50) == 0) ||
+                                (!R->tty && o->log_every_secs > 0 && now - last_report >= o->log_every_secs) || last)) {
                 double ls, cor;
                 st = gf_lin_peek_stats(ctx, R->net->lin, &ls, &cor);
                 if (st == GF_OK)
@@ -1086,7 +1091,8 @@ gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain
     if (st == GF_OK) st = setup(&R);
     if (st == GF_OK && o->log_json && !(R.json = fopen(o->log_json, "w")))
         st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", o->log_json, strerror(errno));
-    if (st == GF_OK) st = train(&R);
+    R.last[0] = R.last[1] = R.last[2] = R.last[3] = NAN;
+    if (st == GF_OK && !o->init_only) st = train(&R);   /* init_only: the initialised net as it is */
     if (st == GF_OK && !res->stopped) {
         char def[256];
         snprintf(def, sizeof def, "%s-%s.safetensors", gf_arch_name(R.arch), R.rotation ? "rotation" : "labels");

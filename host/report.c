@@ -522,24 +522,53 @@ static void meta_row(sbuf *b, const char *key, const char *val) {
     sb_printf(b, "</td></tr>\n");
 }
 
+/* A scalar JSON value as text: numbers with the fewest digits that read back the same ("lr": 0.001 stays
+ * 0.001), keys ending in _seconds as "1.23 s". Returns NULL for non-scalars. */
+static const char *scalar_text(const cJSON *it, char *v, size_t n) {
+    if (cJSON_IsString(it)) return it->valuestring;
+    if (cJSON_IsBool(it)) return cJSON_IsTrue(it) ? "yes" : "no";
+    if (cJSON_IsNull(it)) return "null";
+    if (!cJSON_IsNumber(it)) return NULL;
+    double d = it->valuedouble;
+    size_t kl = it->string ? strlen(it->string) : 0;
+    if (kl > 8 && !strcmp(it->string + kl - 8, "_seconds")) snprintf(v, n, "%.2f s", d);
+    else if (d == floor(d) && fabs(d) < 1e15) snprintf(v, n, "%.0f", d);
+    else
+        for (int p = 1; p <= 17; p++) {
+            snprintf(v, n, "%.*g", p, d);
+            if (strtod(v, NULL) == d) break;
+        }
+    return v;
+}
+
+/* Every scalar of results.json as (key, value) rows in file order, objects other than "methods"
+ * flattened with a dotted prefix ("settings.lr", "environment.platform"): new fields show up without a
+ * change here. */
+typedef void (*scalar_fn)(void *user, const char *key, const char *val);
+static void each_scalar(const cJSON *o, const char *prefix, scalar_fn fn, void *user) {
+    const cJSON *it;
+    char v[64], key[256];
+    cJSON_ArrayForEach(it, o) {
+        if (!it->string) continue;
+        snprintf(key, sizeof key, "%s%s", prefix, it->string);
+        if (cJSON_IsObject(it)) {
+            if (!*prefix && !strcmp(it->string, "methods")) continue;
+            char sub[260];
+            snprintf(sub, sizeof sub, "%s.", key);
+            each_scalar(it, sub, fn, user);
+            continue;
+        }
+        const char *t = scalar_text(it, v, sizeof v);
+        if (t) fn(user, key, t);
+    }
+}
+
+static void meta_row_cb(void *user, const char *key, const char *val) { meta_row(user, key, val); }
+
 static void section_meta(sbuf *b, const run *r, const char *results_path) {
     sb_printf(b, "<h2>Run</h2>\n<table class=\"meta\" id=\"metadata\"><tbody>\n");
     char v[256];
-    /* every scalar field of results.json, in file order: new fields show up without a change here */
-    const cJSON *it;
-    cJSON_ArrayForEach(it, r->results) {
-        if (!it->string) continue;
-        if (cJSON_IsString(it)) meta_row(b, it->string, it->valuestring);
-        else if (cJSON_IsBool(it)) meta_row(b, it->string, cJSON_IsTrue(it) ? "yes" : "no");
-        else if (cJSON_IsNumber(it)) {
-            double d = it->valuedouble;
-            size_t kl = strlen(it->string);
-            if (kl > 8 && !strcmp(it->string + kl - 8, "_seconds")) snprintf(v, sizeof v, "%.2f s", d);
-            else if (d == floor(d) && fabs(d) < 1e15) snprintf(v, sizeof v, "%.0f", d);
-            else snprintf(v, sizeof v, "%.6g", d);
-            meta_row(b, it->string, v);
-        }
-    }
+    each_scalar(r->results, "", meta_row_cb, b);
     double total = 0;
     int any = 0;
     for (int i = 0; i < r->nm; i++) {
@@ -854,4 +883,132 @@ gf_status gf_report_write_ap(const char *run_dir, const char *method, const char
     if (!a) { cJSON_Delete(o); return fail(err, en, GF_ERR_MEMORY, "out of memory"); }
     for (int k = 0; k < K; k++) cJSON_AddItemToArray(a, isnan(ap[k]) ? cJSON_CreateNull() : cJSON_CreateNumber(ap[k]));
     return write_json(run_dir, "ap", method, o, err, en);
+}
+
+/* ---------------- several runs side by side ---------------- */
+
+typedef struct { char **key, **val; int n, cap, oom; } kvlist;
+
+static void kv_add(void *user, const char *key, const char *val) {
+    kvlist *l = user;
+    if (l->oom) return;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        char **k = realloc(l->key, (size_t)cap * sizeof *k), **v = k ? realloc(l->val, (size_t)cap * sizeof *v) : NULL;
+        if (k) l->key = k;
+        if (v) l->val = v;
+        if (!k || !v) { l->oom = 1; return; }
+        l->cap = cap;
+    }
+    l->key[l->n] = strdup(key);
+    l->val[l->n] = strdup(val);
+    if (!l->key[l->n] || !l->val[l->n]) { free(l->key[l->n]); free(l->val[l->n]); l->oom = 1; return; }
+    l->n++;
+}
+
+static const char *kv_get(const kvlist *l, const char *key) {
+    for (int i = 0; i < l->n; i++) if (!strcmp(l->key[i], key)) return l->val[i];
+    return NULL;
+}
+
+static void kv_free(kvlist *l) {
+    for (int i = 0; i < l->n; i++) { free(l->key[i]); free(l->val[i]); }
+    free(l->key); free(l->val);
+}
+
+gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path, char *err, size_t en) {
+    if (n < 1) return fail(err, en, GF_ERR_USAGE, "no run directories");
+    if (!out_path) return fail(err, en, GF_ERR_USAGE, "several run directories: say where the page goes with -o FILE ('-' = stdout)");
+    cJSON **res = calloc((size_t)n, sizeof *res);
+    kvlist *kv = calloc((size_t)n, sizeof *kv), all = {0};
+    if (!res || !kv) { free(res); free(kv); return fail(err, en, GF_ERR_MEMORY, "out of memory"); }
+    gf_status st = GF_OK;
+    for (int i = 0; i < n && st == GF_OK; i++) {
+        char rpath[1200];
+        snprintf(rpath, sizeof rpath, "%s/results.json", dirs[i]);
+        st = read_json_file(rpath, &res[i], err, en);
+        if (st == GF_OK && !cJSON_IsObject(res[i]))
+            st = fail(err, en, GF_ERR_INPUT, "%s: %s", rpath, res[i] ? "expected a JSON object" :
+                      "missing (the run has not finished; `gradfeat report RUN_DIR` shows its curves)");
+        if (st == GF_OK) {
+            each_scalar(res[i], "", kv_add, &kv[i]);
+            for (int k = 0; k < kv[i].n; k++) if (!kv_get(&all, kv[i].key[k])) kv_add(&all, kv[i].key[k], "");
+            if (kv[i].oom || all.oom) st = fail(err, en, GF_ERR_MEMORY, "out of memory");
+        }
+    }
+    sbuf b = {0};
+    if (st == GF_OK) {
+        sb_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+                      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                      "<title>gradfeat: %d runs side by side</title>\n<style>%s tr.diff td{background:#fff8c5}</style>"
+                      "</head>\n<body><main>\n<h1>gradfeat: %d runs side by side</h1>\n", n, CSS, n);
+        /* methods: the final metric of each run (validation when the run had validation data) */
+        static const char *const names[4] = {"linear", "gradient", "full", "finetune"};
+        sb_printf(&b, "<h2>Methods</h2>\n<table id=\"compare-methods\"><thead><tr><th class=\"l\">method</th>");
+        for (int i = 0; i < n; i++) { sb_printf(&b, "<th>"); sb_esc(&b, dirs[i]); sb_printf(&b, "</th>"); }
+        sb_printf(&b, "</tr></thead><tbody>\n");
+        for (int m = 0; m < 4; m++) {
+            int any = 0;
+            for (int i = 0; i < n; i++) {
+                const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res[i], "methods");
+                any |= cJSON_GetObjectItemCaseSensitive(ms, names[m]) != NULL;
+            }
+            if (!any) continue;
+            sb_printf(&b, "<tr><td class=\"l\">%s</td>", names[m]);
+            for (int i = 0; i < n; i++) {
+                const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res[i], "methods");
+                const cJSON *x = cJSON_GetObjectItemCaseSensitive(ms, names[m]);
+                const cJSON *mt = cJSON_GetObjectItemCaseSensitive(res[i], "metric");
+                double vm = num_or_nan(x, "val_metric", 0), tm = num_or_nan(x, "train_metric", 0);
+                double vl = num_or_nan(x, "val_loss", 0);
+                if (!x) sb_printf(&b, "<td>&ndash;</td>");
+                else if (!isnan(vm))
+                    sb_printf(&b, "<td>val %s %.2f%% (loss %.4f)</td>", cJSON_IsString(mt) ? mt->valuestring : "",
+                              100 * vm, vl);
+                else if (!isnan(tm))
+                    sb_printf(&b, "<td>train %s %.2f%%</td>", cJSON_IsString(mt) ? mt->valuestring : "", 100 * tm);
+                else sb_printf(&b, "<td>&ndash;</td>");
+            }
+            sb_printf(&b, "</tr>\n");
+        }
+        sb_printf(&b, "</tbody></table>\n<h2>Settings and environment</h2>\n<p class=\"legend\">Every scalar of each "
+                      "results.json; highlighted rows differ between the runs.</p>\n"
+                      "<table class=\"meta\" id=\"compare-settings\"><thead><tr><th class=\"l\">setting</th>");
+        for (int i = 0; i < n; i++) { sb_printf(&b, "<th class=\"l\">"); sb_esc(&b, dirs[i]); sb_printf(&b, "</th>"); }
+        sb_printf(&b, "</tr></thead><tbody>\n");
+        for (int k = 0; k < all.n; k++) {
+            const char *first = kv_get(&kv[0], all.key[k]);
+            int differ = 0;
+            for (int i = 1; i < n; i++) {
+                const char *v = kv_get(&kv[i], all.key[k]);
+                if (!v != !first || (v && strcmp(v, first))) differ = 1;
+            }
+            sb_printf(&b, "<tr%s><td>", differ ? " class=\"diff\"" : "");
+            sb_esc(&b, all.key[k]);
+            sb_printf(&b, "</td>");
+            for (int i = 0; i < n; i++) {
+                const char *v = kv_get(&kv[i], all.key[k]);
+                sb_printf(&b, "<td>");
+                if (v) sb_esc(&b, v); else sb_printf(&b, "&ndash;");
+                sb_printf(&b, "</td>");
+            }
+            sb_printf(&b, "</tr>\n");
+        }
+        sb_printf(&b, "</tbody></table>\n<footer>Generated by gradfeat %s (git %s).</footer>\n</main></body></html>\n",
+                  gf_version(), gf_git_hash());
+        if (b.oom) st = fail(err, en, GF_ERR_MEMORY, "out of memory building the report");
+    }
+    if (st == GF_OK) {
+        if (!strcmp(out_path, "-")) {
+            if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
+                st = fail(err, en, GF_ERR_INPUT, "writing the report to stdout failed: %s", strerror(errno));
+        } else {
+            st = write_atomic(out_path, b.s, b.len, err, en);
+        }
+    }
+    free(b.s);
+    for (int i = 0; i < n; i++) { cJSON_Delete(res[i]); kv_free(&kv[i]); }
+    kv_free(&all);
+    free(res); free(kv);
+    return st;
 }

@@ -23,6 +23,10 @@
  * atomically (temp file + rename). On failure err names the file and the problem:
  * GF_ERR_INPUT for a missing/malformed run file or an unwritable output. */
 gf_status gf_report_render(const char *run_dir, const char *out_path, char *err, size_t err_size);
+/* Several run directories side by side in one page written to out_path ("-": stdout; required): the final
+ * metric of each method per run, and every scalar of each results.json (settings, environment) with the
+ * rows that differ highlighted. GF_ERR_INPUT when a run has no readable results.json. */
+gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path, char *err, size_t err_size);
 
 /* counts[K*K] = 0, then counts[label*K + argmax(scores row)]++ for each of the n
  * samples (scores: n x K logits, row major; ties go to the lower class index, as

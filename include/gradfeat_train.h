@@ -53,6 +53,7 @@ typedef struct gf_job {
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
     const char *log_json;                    /* one JSON object per progress report and per epoch; NULL = none */
     int log_every;                           /* progress line every N steps when stderr is not a terminal (0 = 50) */
+    int log_every_secs;                      /* ... and at least every N seconds then (defaults: 30; 0 = by steps only) */
     int lr_halve_every;                      /* epochs; 0 = never */
     uint64_t seed;
     uint64_t max_device_mem;                 /* bytes for the activation cache on the device; 0 = half the device */
@@ -185,6 +186,9 @@ typedef struct gf_pretrain_options {
     volatile sig_atomic_t *stop;             /* nonzero: checkpoint and return (result.stopped) */
     const char *log_json;                    /* one JSON object per progress report and per epoch */
     int log_every;                           /* progress line every N steps when stderr is not a terminal (0 = 50) */
+    int log_every_secs;                      /* ... and at least every N seconds then (defaults: 30; 0 = by steps only) */
+    int init_only;                           /* write the initialised, untrained model (no step; `--steps 0`): the
+                                                random-init control */
     int threads;                             /* image decoding threads; 0 = online CPUs */
     int quiet;
 } gf_pretrain_options;

@@ -11,6 +11,10 @@ usage: model_parity.py CASE OUTDIR [N]
                                   dense softmax; uint8-quantised, float16 and float32 weights) ->
                                   tools/convert_tfjs.py; reference by torch from the dequantised
                                   weights with the NHWC<->NCHW layout handled here
+        tfjs_minjs                the same network with ZeroPadding2D + VALID conv instead of SAME, packaged
+                                  as nsfwjs does (model.min.js + group1-shard1of1.min.js, JS modules)
+        zoo                       torchvision models beyond the classic ones, at small input sizes, both paths:
+                                  OUTDIR/<case>/ per case and OUTDIR/cases.txt listing them (see ZOO below)
         emotion                   models/emotion/fetch.sh (npm, cached) -> tools/convert_tfjs.py; inputs
                                   skimage lfw_subset[1], [3] resized 25->64 with the TF1 legacy bilinear
                                   rule; references are the TF.js golden values held by the C test
@@ -56,7 +60,22 @@ def seeded_torchvision(arch, num_classes=10):
     return m.eval()
 
 
-def tfjs_layers(out, path, n):
+def js_module(value, var):
+    """value as a browserify UMD bundle exporting it, the way nsfwjs packages TF.js models (model.min.js,
+    group1-shard1of1.min.js): bare keys, !0/!1 booleans, numbers without a leading 0."""
+    import json
+    import re
+    lit = json.dumps(value, separators=(",", ":"))
+    lit = re.sub(r'"([A-Za-z_$][\w$]*)":', r"\1:", lit)
+    lit = re.sub(r"\btrue\b", "!0", re.sub(r"\bfalse\b", "!1", lit))
+    lit = re.sub(r"(?<=[:\[,])(-?)0\.(\d)", r"\1.\2", lit)
+    return ('!function(e){if("object"==typeof exports&&"undefined"!=typeof module)module.exports=e();else{'
+            '(window||this).%s=e()}}(function(){return function e(a,n,i){var r=n[1]={exports:{}};'
+            'a[1][0].call(r.exports,null,r,r.exports);return r.exports}({1:[function(e,a,n){a.exports=%s},{}]},'
+            '{},[1])(1)});' % (var, lit))
+
+
+def tfjs_layers(out, path, n, minjs=False):
     import json
     import torch
     import torch.nn.functional as F
@@ -111,10 +130,24 @@ def tfjs_layers(out, path, n):
           "modelTopology": {"keras_version": "2.11.0", "backend": "tensorflow",
                             "model_config": {"class_name": "Sequential", "config": {"name": "seq", "layers": layers}}},
           "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": manifest}]}
-    json.dump(mj, open(os.path.join(out, "model.json"), "w"))
-    open(os.path.join(out, "group1-shard1of1.bin"), "wb").write(blob)
-    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools/convert_tfjs.py"), os.path.join(out, "model.json"),
-                    path], check=True, stdout=subprocess.DEVNULL)
+    if minjs:  # same network: ZeroPadding2D (0,1),(0,1) + VALID conv == TF SAME for 12 -> 6, stride 2
+        layers[0]["config"]["padding"] = "valid"
+        del layers[0]["config"]["batch_input_shape"]
+        layers.insert(0, {"class_name": "ZeroPadding2D", "config": {"name": "conv1_pad", "batch_input_shape":
+                                                                   [None, 12, 12, 3], "padding": [[0, 1], [0, 1]],
+                                                                   "data_format": "channels_last", "trainable": False}})
+        mj["weightsManifest"][0]["paths"] = ["group1-shard1of1"]
+        import base64
+        open(os.path.join(out, "model.min.js"), "w").write(js_module(mj, "model"))
+        open(os.path.join(out, "group1-shard1of1.min.js"), "w").write(
+            js_module(base64.b64encode(blob).decode(), "group1_shard1of1"))
+        model_file = os.path.join(out, "model.min.js")
+    else:
+        json.dump(mj, open(os.path.join(out, "model.json"), "w"))
+        open(os.path.join(out, "group1-shard1of1.bin"), "wb").write(blob)
+        model_file = os.path.join(out, "model.json")
+    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools/convert_tfjs.py"), model_file, path],
+                   check=True, stdout=subprocess.DEVNULL)
     # reference in torch, NHWC semantics: SAME for 12 -> 6 with stride 2 pads (0, 1)
     x = torch.from_numpy(rng.standard_normal((n, 3, 12, 12)).astype(np.float32))
     t = lambda k: torch.from_numpy(W[k])
@@ -131,6 +164,65 @@ def tfjs_layers(out, path, n):
     x.numpy().astype("<f4").tofile(os.path.join(out, "x.f32"))
     y.numpy().astype("<f4").tofile(os.path.join(out, "ref.f32"))
     open(os.path.join(out, "meta.txt"), "w").write("%d 3 12 12 5\n" % n)
+
+
+# (case, arch, input px, path, seeded BN statistics): 'tv' = tools/convert_torchvision.py on the module,
+# 'onnx' = torch.onnx.export -> tools/convert_onnx.py. vgg11_bn at 32 px has a 1x1 map before its 7x7
+# adaptive pool (folded into the first Linear); the fresh resnet18 (default BN init) makes torch.onnx
+# dedup equal initializers behind Identity nodes, which the ONNX converter must follow.
+ZOO = [("tv_vgg11_bn", "vgg11_bn", 32, "tv", True),
+       ("tv_mnasnet0_5", "mnasnet0_5", 64, "tv", True),
+       ("tv_regnet_x_400mf", "regnet_x_400mf", 64, "tv", True),
+       ("onnx_resnet18_fresh", "resnet18", 64, "onnx", False),
+       ("onnx_mnasnet0_5", "mnasnet0_5", 64, "onnx", True),
+       ("onnx_regnet_x_400mf", "regnet_x_400mf", 64, "onnx", True)]
+
+
+# GF_PARITY_ZOO_EXTRA=1 adds the big ones, too slow for CI (vgg11_bn through ONNX needs 224 px: torch.onnx
+# cannot export a 7x7 adaptive pool of a smaller map), for the parity table in the README
+ZOO_EXTRA = [("onnx_vgg11_bn_224", "vgg11_bn", 224, "onnx", True),
+             ("tv_vgg11_bn_224", "vgg11_bn", 224, "tv", True),
+             ("tv_resnet34", "resnet34", 64, "tv", True),
+             ("onnx_resnet34", "resnet34", 64, "onnx", True),
+             ("tv_alexnet", "alexnet", 64, "tv", True),
+             ("onnx_alexnet_224", "alexnet", 224, "onnx", True)]
+
+
+def zoo(out, n):
+    import onnx
+    import torch
+    import convert_onnx
+    import convert_torchvision as ct
+    import gfmodel
+    names = []
+    for case, arch, size, path, seeded in ZOO + (ZOO_EXTRA if os.environ.get("GF_PARITY_ZOO_EXTRA") else []):
+        d = os.path.join(out, case)
+        os.makedirs(d, exist_ok=True)
+        if seeded:
+            m = seeded_torchvision(arch)
+        else:
+            torch.manual_seed(1234)
+            m = ct.build(arch, 10).eval()
+        x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            ref = m(x).numpy()
+        pre = dict(ct.IMAGENET_PRE, input_size=[size, size], resize_shorter=size * 8 // 7)
+        if path == "tv":
+            g = ct.convert_module(m, size)
+        else:
+            op = os.path.join(d, "model.onnx")
+            torch.onnx.export(m, x[:1], op, opset_version=13, input_names=["input"], output_names=["logits"])
+            om = onnx.load(op)
+            if not seeded and not any(nd.op_type == "Identity" for nd in om.graph.node):
+                raise SystemExit("%s: expected torch.onnx to insert Identity nodes" % case)
+            g = convert_onnx.convert(om)
+            os.remove(op)
+        gfmodel.write(os.path.join(d, "model.safetensors"), g, pre, [])
+        x.numpy().astype("<f4").tofile(os.path.join(d, "x.f32"))
+        ref.astype("<f4").tofile(os.path.join(d, "ref.f32"))
+        open(os.path.join(d, "meta.txt"), "w").write("%d 3 %d %d %d\n" % (n, size, size, ref.shape[1]))
+        names.append(case)
+    open(os.path.join(out, "cases.txt"), "w").write("\n".join(names) + "\n")
 
 
 def main():
@@ -151,8 +243,10 @@ def main():
         return
     import torch
     torch.set_num_threads(2)
-    if case == "tfjs_layers":
-        return tfjs_layers(out, path, n)
+    if case in ("tfjs_layers", "tfjs_minjs"):
+        return tfjs_layers(out, path, n, case == "tfjs_minjs")
+    if case == "zoo":
+        return zoo(out, n)
     arch = "resnet18" if case == "onnx_resnet18" else case
     m = seeded_torchvision(arch)
     size = 96 if arch == "resnet50" else 224

@@ -6,23 +6,30 @@
 
 int main(void) {
     gf_ctx *ctx = test_ctx();
+    /* tfjs_minjs: the same network written with ZeroPadding2D + VALID conv and packaged as JavaScript
+     * modules (model.min.js, group1-shard1of1.min.js), as nsfwjs ships its models */
+    const char *cases[] = {"tfjs_layers", "tfjs_minjs"};
+    for (int c = 0; c < 2; c++) {
     parity_case pc;
-    parity_prepare("tfjs_layers", 4, &pc);
+    parity_prepare(cases[c], 4, &pc);
     CHECK(pc.ref != NULL, "no reference");
     float *got = calloc((size_t)pc.n * pc.k, sizeof *got);
-    gf_model *m = parity_run(ctx, &pc, NULL, got, (size_t)pc.k, "tfjs layers");
+    gf_model *m = parity_run(ctx, &pc, NULL, got, (size_t)pc.k, cases[c]);
     if (pc.ref) {
         double ref[64];
         for (int i = 0; i < pc.n * pc.k && i < 64; i++) ref[i] = pc.ref[i];
-        test_close("tfjs layers probabilities", got, ref, (size_t)pc.n * pc.k, 1e-6, 1e-4);
+        test_close(cases[c], got, ref, (size_t)pc.n * pc.k, 1e-6, 1e-4);
     }
     gf_model_info in;
     gf_model_get_info(m, &in);
-    CHECK(in.feature && in.feature_dim == 36, "feature = the dense layer's input [36] (got %s %d)",
-          in.feature ? in.feature : "-", in.feature_dim);
+    /* default feature: the last conv map before the head (pool, 4x3x3), global-average-pooled */
+    CHECK(in.feature && !strcmp(in.feature, "pool.gap") && in.feature_dim == 4,
+          "%s: feature = GAP of the last conv map [4] (got %s %d)", cases[c], in.feature ? in.feature : "-",
+          in.feature_dim);
     gf_model_free(m);
     free(got);
     parity_cleanup(&pc);
+    }
     gf_ctx_free(ctx);
     return test_finish("test_model_parity_tfjs");
 }

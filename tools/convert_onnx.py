@@ -5,9 +5,9 @@ Supported ops: Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, LeakyRelu, Cl
 AveragePool, GlobalAveragePool, ReduceMean over H,W, Add, Flatten, Reshape to [N,-1], Softmax,
 Identity, Dropout. Any other op is listed (with the nodes using it) and the tool exits with status 2.
 
-usage: convert_onnx.py model.onnx out.safetensors [--classes a,b,...] [--preprocess JSON]
+Exit codes: 0 written; 2 bad command line or an op/attribute gradfeat cannot represent (each one named);
+5 the input is missing, unreadable or not an ONNX model; 1 an internal error (a bug: traceback).
 """
-import argparse
 import json
 import os
 import sys
@@ -58,39 +58,51 @@ def auto_pads(auto_pad, in_hw, k, s, d):
 
 
 def convert(model):
-    model = shape_inference.infer_shapes(model)
+    try:
+        model = shape_inference.infer_shapes(model)
+    except Exception as e:  # onnx raises its own InferenceError / ValidationError types
+        raise gfmodel.BadInput("ONNX shape inference failed: %s" % str(e).strip().splitlines()[0])
     gr = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in gr.initializer}
     for n in gr.node:
         if n.op_type == "Constant":
             inits[n.output[0]] = numpy_helper.to_array(attrs_of(n)["value"])
+        elif n.op_type == "Identity" and n.input[0] in inits:
+            # torch.onnx.export keeps one copy of equal initializers (e.g. every fresh BatchNorm's
+            # ones/zeros) and reads the others through Identity nodes: follow them
+            inits[n.output[0]] = inits[n.input[0]]
     bad = {}
     for n in gr.node:
         if n.op_type not in SUPPORTED:
             bad.setdefault(n.op_type, []).append(n.name or n.output[0])
     if bad:
         lines = ["%s (%d nodes, e.g. %s)" % (op, len(v), v[0]) for op, v in sorted(bad.items())]
-        sys.stderr.write("convert_onnx: unsupported ops:\n  " + "\n  ".join(lines) + "\n")
-        raise SystemExit(2)
+        raise gfmodel.Unsupported("unsupported ops (gradfeat has no equivalent): " + "; ".join(lines))
     shapes = {}
     for vi in list(gr.value_info) + list(gr.input) + list(gr.output):
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
         shapes[vi.name] = dims
     inputs = [i for i in gr.input if i.name not in inits]
     if len(inputs) != 1:
-        raise SystemExit("convert_onnx: need exactly one image input, found %s" % [i.name for i in inputs])
+        raise gfmodel.Unsupported("need exactly one image input, found %s" % [i.name for i in inputs])
     ish = shapes[inputs[0].name]
     if len(ish) != 4 or min(ish[1:]) <= 0:
-        raise SystemExit("convert_onnx: input %s: need static NCHW shape, got %s" % (inputs[0].name, ish))
+        raise gfmodel.Unsupported("input %s: need static NCHW shape, got %s" % (inputs[0].name, ish))
     g = gfmodel.Graph("input", ish[1:])
     ours = {inputs[0].name: "input"}
 
     def W(name, key, arr):
         return g.tensor(g.unique(name) + "." + key if (name + "." + key) in g.tensors else name + "." + key, arr)
 
+    def init(key, node):
+        if key not in inits:
+            raise gfmodel.Unsupported("node %s (%s): input %s is computed, not a constant weight" %
+                                      (node.name or node.output[0], node.op_type, key))
+        return inits[key]
+
     for n in gr.node:
         op, a = n.op_type, attrs_of(n)
-        if op == "Constant":
+        if op == "Constant" or (op == "Identity" and n.output[0] in inits):
             continue
         name = g.unique(clean_name(n))
         x = n.input[0] if n.input else None
@@ -98,7 +110,7 @@ def convert(model):
         xs = shapes.get(x, [])
         out = n.output[0]
         if op == "Conv":
-            w = inits[n.input[1]]
+            w = init(n.input[1], n)
             k = list(a.get("kernel_shape", w.shape[2:]))
             s = list(a.get("strides", [1, 1]))
             d = list(a.get("dilations", [1, 1]))
@@ -108,25 +120,25 @@ def convert(model):
                 pads = [p[0], p[1], p[2], p[3]]
             params = {"weight": W(name, "weight", w)}
             if len(n.input) > 2 and n.input[2]:
-                params["bias"] = W(name, "bias", inits[n.input[2]])
+                params["bias"] = W(name, "bias", init(n.input[2], n))
             ours[out] = g.add(name, "conv2d", [src], params,
                               {"stride": s, "pad": pads, "dilation": d, "groups": int(a.get("group", 1))})
         elif op == "Gemm":
             if a.get("transA", 0):
-                raise SystemExit("node %s: Gemm transA=1 not supported" % n.name)
-            w = inits[n.input[1]] * a.get("alpha", 1.0)
+                raise gfmodel.Unsupported("node %s: Gemm transA=1 not supported" % n.name)
+            w = init(n.input[1], n) * a.get("alpha", 1.0)
             if not a.get("transB", 0):
                 w = w.T
             params = {"weight": W(name, "weight", w)}
             if len(n.input) > 2 and n.input[2]:
-                params["bias"] = W(name, "bias", np.broadcast_to(inits[n.input[2]] * a.get("beta", 1.0), (w.shape[0],)))
+                params["bias"] = W(name, "bias", np.broadcast_to(init(n.input[2], n) * a.get("beta", 1.0), (w.shape[0],)))
             ours[out] = g.add(name, "linear", [src], params)
         elif op == "MatMul":
             if n.input[1] not in inits:
-                raise SystemExit("node %s: MatMul of two activations not supported" % n.name)
+                raise gfmodel.Unsupported("node %s: MatMul of two activations not supported" % n.name)
             ours[out] = g.add(name, "linear", [src], {"weight": W(name, "weight", inits[n.input[1]].T)})
         elif op == "BatchNormalization":
-            params = {k: W(name, k, inits[i]) for k, i in
+            params = {k: W(name, k, init(i, n)) for k, i in
                       zip(("weight", "bias", "running_mean", "running_var"), n.input[1:5])}
             ours[out] = g.add(name, "batchnorm", [src], params, {"eps": float(a.get("epsilon", 1e-5))})
         elif op == "Relu":
@@ -134,21 +146,21 @@ def convert(model):
         elif op == "LeakyRelu":
             ours[out] = g.add(name, "leaky_relu", [src], None, {"alpha": float(a.get("alpha", 0.01))})
         elif op == "Clip":
-            lo = a.get("min", float(inits[n.input[1]]) if len(n.input) > 1 and n.input[1] else None)
-            hi = a.get("max", float(inits[n.input[2]]) if len(n.input) > 2 and n.input[2] else None)
+            lo = a.get("min", float(init(n.input[1], n)) if len(n.input) > 1 and n.input[1] else None)
+            hi = a.get("max", float(init(n.input[2], n)) if len(n.input) > 2 and n.input[2] else None)
             if lo == 0 and hi == 6:
                 ours[out] = g.add(name, "relu6", [src])
             elif lo == 0 and hi is None:
                 ours[out] = g.add(name, "relu", [src])
             else:
-                raise SystemExit("node %s: Clip(%s, %s) not supported (only relu/relu6)" % (n.name, lo, hi))
+                raise gfmodel.Unsupported("node %s: Clip(%s, %s) not supported (only relu/relu6)" % (n.name, lo, hi))
         elif op in ("MaxPool", "AveragePool"):
             k = list(a["kernel_shape"])
             s = list(a.get("strides", [1, 1]))
             if a.get("ceil_mode", 0):
-                raise SystemExit("node %s: ceil_mode=1 not supported" % n.name)
+                raise gfmodel.Unsupported("node %s: ceil_mode=1 not supported" % n.name)
             if list(a.get("dilations", [1, 1])) != [1, 1]:
-                raise SystemExit("node %s: pooling dilation not supported" % n.name)
+                raise gfmodel.Unsupported("node %s: pooling dilation not supported" % n.name)
             pads = auto_pads(a.get("auto_pad", ""), xs[2:], k, s, [1, 1])
             include = bool(a.get("count_include_pad", 0))
             if pads is None:
@@ -164,9 +176,9 @@ def convert(model):
         elif op == "ReduceMean":
             axes = a.get("axes")
             if axes is None and len(n.input) > 1:
-                axes = list(inits[n.input[1]])
+                axes = list(init(n.input[1], n))
             if sorted(int(v) % 4 for v in axes) != [2, 3]:
-                raise SystemExit("node %s: ReduceMean over %s not supported (only H,W)" % (n.name, axes))
+                raise gfmodel.Unsupported("node %s: ReduceMean over %s not supported (only H,W)" % (n.name, axes))
             ours[out] = g.add(name, "global_avgpool", [src])
         elif op == "Add":
             a0, a1 = n.input[0], n.input[1]
@@ -174,22 +186,22 @@ def convert(model):
                 c, xin = (inits[a1], a0) if a1 in inits else (inits[a0], a1)
                 prev = next((nd for nd in g.nodes if nd["name"] == ours[xin]), None)
                 if prev is None or prev["op"] != "linear" or "bias" in prev.get("params", {}):
-                    raise SystemExit("node %s: Add of a constant only supported as a MatMul bias" % n.name)
+                    raise gfmodel.Unsupported("node %s: Add of a constant only supported as a MatMul bias" % n.name)
                 prev.setdefault("params", {})["bias"] = W(prev["name"], "bias", np.ravel(c))
                 ours[out] = ours[xin]
             else:
                 ours[out] = g.add(name, "add", [ours[a0], ours[a1]])
         elif op in ("Flatten", "Reshape"):
             if op == "Flatten" and a.get("axis", 1) != 1:
-                raise SystemExit("node %s: Flatten axis %s not supported" % (n.name, a.get("axis")))
+                raise gfmodel.Unsupported("node %s: Flatten axis %s not supported" % (n.name, a.get("axis")))
             if op == "Reshape":
-                tgt = list(inits[n.input[1]])
+                tgt = list(init(n.input[1], n))
                 if len(tgt) != 2 or tgt[0] not in (0, 1, -1, ish[0]):
-                    raise SystemExit("node %s: Reshape to %s not supported (only [N,-1])" % (n.name, tgt))
+                    raise gfmodel.Unsupported("node %s: Reshape to %s not supported (only [N,-1])" % (n.name, tgt))
             ours[out] = g.add(name, "flatten", [src])
         elif op == "Softmax":
             if a.get("axis", -1) not in (1, -1):
-                raise SystemExit("node %s: Softmax axis %s not supported" % (n.name, a.get("axis")))
+                raise gfmodel.Unsupported("node %s: Softmax axis %s not supported" % (n.name, a.get("axis")))
             ours[out] = g.add(name, "softmax", [src])
         elif op in ("Identity", "Dropout"):
             ours[out] = src
@@ -205,16 +217,36 @@ def convert(model):
     return g
 
 
+def load(path):
+    with gfmodel.open_regular(path) as f:
+        data = f.read()
+    try:
+        return onnx.load_model_from_string(data)
+    except Exception as e:  # google.protobuf DecodeError and friends
+        raise gfmodel.BadInput("%s: not an ONNX model (%s: %s)" % (path, type(e).__name__, str(e).strip() or "parse error"))
+
+
+def make_parser():
+    ap = gfmodel.argument_parser(__doc__)
+    ap.add_argument("model", help="the .onnx file (one NCHW image input with a static shape)")
+    ap.add_argument("out", help="the .safetensors file to write")
+    ap.add_argument("--classes", default="", help="comma-separated class names, one per output unit")
+    ap.add_argument("--preprocess", help="gradfeat.preprocess JSON (models/README.md); default: ImageNet "
+                    "mean/std, shorter side to size*256/224, centre crop")
+    return ap
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("out")
-    ap.add_argument("--classes", default="")
-    ap.add_argument("--preprocess")
-    args = ap.parse_args(argv)
-    g = convert(onnx.load(args.model))
+    args = make_parser().parse_args(argv)
+    pre = None
+    if args.preprocess:
+        try:
+            pre = json.loads(args.preprocess)
+        except ValueError as e:
+            raise gfmodel.ConvertError("--preprocess: not valid JSON (%s)" % e)
+    g = convert(load(args.model))
     c, h, w = g.input["shape"]
-    pre = json.loads(args.preprocess) if args.preprocess else {
+    pre = pre or {
         "input_size": [h, w], "channels": c, "color_order": "RGB" if c == 3 else "GRAY",
         "resize": "shorter_center_crop", "resize_shorter": int(round(h * 256 / 224)), "interpolation": "bilinear",
         "mean": [0.485, 0.456, 0.406][:c] if c == 3 else [0.5], "std": [0.229, 0.224, 0.225][:c] if c == 3 else [0.5]}
@@ -224,4 +256,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    gfmodel.run_main("convert_onnx", main)

@@ -7,10 +7,14 @@ with groups=C, dense kernels [in,out] -> [out,in] (rows permuted when a Flatten 
 precedes them). TF 'SAME' padding becomes explicit (possibly asymmetric) pads; SAME average pooling
 excludes the padding from the count. Weights may be float32, float16 or uint8/uint16-quantised.
 
-usage: convert_tfjs.py model.json out.safetensors [--classes a,b,...] [--feature NODE]
-                       [--preprocess JSON] [--name-prefix P]
+The model may also come in the '.min.js' packaging some npm packages ship (nsfwjs): model.min.js is a
+JavaScript module exporting the model.json object, and each weight shard a .min.js exporting its bytes
+as base64; pass model.min.js as the model (shards are found as <path> or <path>.min.js).
+Keras ZeroPadding2D folds into the Conv2D / DepthwiseConv2D / SeparableConv2D that reads it.
+
+Exit codes: 0 written; 2 bad command line, or a layer/op gradfeat cannot represent (named);
+5 the model or a weight shard is missing, unreadable or malformed; 1 an internal error (a bug: traceback).
 """
-import argparse
 import base64
 import json
 import os
@@ -22,12 +26,37 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gfmodel  # noqa: E402
 
 
+def read_shard(base_dir, p):
+    """Bytes of one weight shard: a binary file, or a '.min.js' module exporting them as base64."""
+    path = os.path.join(base_dir, p)
+    if not os.path.exists(path) and os.path.exists(path + ".min.js"):
+        path += ".min.js"
+    if path.endswith(".js"):
+        v = gfmodel.read_js_module_export(path)
+        if not isinstance(v, str):
+            raise gfmodel.BadInput("%s: exports a %s, expected a base64 string of weight bytes" % (path, type(v).__name__))
+        try:
+            return base64.b64decode(v, validate=True)
+        except ValueError as e:
+            raise gfmodel.BadInput("%s: exported string is not base64 (%s)" % (path, e))
+    with gfmodel.open_regular(path) as f:
+        return f.read()
+
+
 def load_weights(model_json, base_dir):
     """Decode every weights manifest entry into float32/int32 numpy arrays."""
     out = {}
     for group in model_json.get("weightsManifest", []):
-        blob = b"".join(open(os.path.join(base_dir, p), "rb").read() for p in group["paths"])
+        blob = b"".join(read_shard(base_dir, p) for p in group["paths"])
         off = 0
+        need = 0
+        for w in group["weights"]:
+            n = int(np.prod([int(v) for v in w["shape"]])) if w["shape"] else 1
+            dt = (w.get("quantization") or {}).get("dtype") or w.get("dtype", "float32")
+            need += n * {"uint8": 1, "uint16": 2, "float16": 2}.get(dt, 4)
+        if need > len(blob):
+            raise gfmodel.BadInput("weight shards %s hold %d bytes, the manifest needs %d" %
+                                   (", ".join(group["paths"]), len(blob), need))
         for w in group["weights"]:
             shape = [int(s) for s in w["shape"]]
             n = int(np.prod(shape)) if shape else 1
@@ -346,21 +375,26 @@ def convert_graph_model(mj, weights, feature):
 
 def set_feature(g, cv, feature):
     if feature is None:
-        # default: the input of the last linear layer, else the last global pool
-        for nd in reversed(g.nodes):
-            if nd["op"] == "linear":
-                g.feature = nd["inputs"][0]
-                return
-        for nd in reversed(g.nodes):
-            if nd["op"] == "global_avgpool":
-                g.feature = nd["name"]
-                return
-        return
+        # default: the last conv feature map before the classification head (global-average-pooled), i.e.
+        # the last node with a spatial map larger than 1x1; else the input of the last linear layer
+        maps = [nd["name"] for nd in g.nodes if len(cv.shape.get(nd["name"], [])) == 3 and
+                cv.shape[nd["name"]][1] * cv.shape[nd["name"]][2] > 1]
+        if maps:
+            feature = maps[-1]
+        else:
+            for nd in reversed(g.nodes):
+                if nd["op"] in ("linear", "global_avgpool"):
+                    g.feature = nd["inputs"][0] if nd["op"] == "linear" else nd["name"]
+                    return
+            return
     names = {nd["name"] for nd in g.nodes}
     if feature not in names:
-        raise SystemExit("--feature %s: no such node (have: %s)" % (feature, ", ".join(sorted(names))))
+        raise gfmodel.ConvertError("--feature %s: no such node (e.g. %s; gradfeat info lists them all)" %
+                                   (feature, ", ".join([nd["name"] for nd in g.nodes][-12:])))
     if len(cv.shape[feature]) == 3 and cv.shape[feature][1] * cv.shape[feature][2] > 1:
-        feature = cv.simple(feature + ".gap", "global_avgpool", [feature], shape=[cv.shape[feature][0]])
+        gap = [nd["name"] for nd in g.nodes if nd["op"] == "global_avgpool" and nd["inputs"] == [feature]]
+        feature = gap[0] if gap else \
+            cv.simple(feature + ".gap", "global_avgpool", [feature], shape=[cv.shape[feature][0]])
     g.feature = feature
 
 
@@ -380,6 +414,7 @@ def convert_layers_model(mj, weights, feature):
     cv = Conv(g)
     cv.shape["input"] = [shape[3], shape[1], shape[2]]
     ours = {}
+    zeropads = {}  # ZeroPadding2D layer -> (its input, [t, l, b, r])
     prev = "input"
 
     def W(layer, key):
@@ -410,7 +445,26 @@ def convert_layers_model(mj, weights, feature):
             ours[name] = "input"
             prev = "input"
             continue
-        s = srcs[0]
+        s = ps = srcs[0]  # ps: the (maybe zero-padded) map whose shape the conv's own padding rule sees
+        zpad = [0, 0, 0, 0]  # a ZeroPadding2D in front: folded into this conv's own padding
+        if s in zeropads:
+            s, zpad = zeropads[s]
+            if kind not in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+                raise gfmodel.Unsupported("layer %s (%s) reads ZeroPadding2D output; gradfeat folds zero padding only "
+                                          "into a following Conv2D/DepthwiseConv2D/SeparableConv2D" % (name, kind))
+        if kind == "ZeroPadding2D":
+            pd = c.get("padding", [[1, 1], [1, 1]])
+            if isinstance(pd, int):
+                pd = [[pd, pd], [pd, pd]]
+            pd = [[v, v] if isinstance(v, int) else list(v) for v in pd]
+            if c.get("data_format", "channels_last") != "channels_last":
+                raise gfmodel.Unsupported("layer %s: ZeroPadding2D data_format %s" % (name, c.get("data_format")))
+            zeropads[name] = (s, [pd[0][0], pd[1][0], pd[0][1], pd[1][1]])  # [t, l, b, r]
+            c_, h_, w_ = cv.shape[s]
+            ours[name] = name
+            cv.shape[name] = [c_, h_ + pd[0][0] + pd[0][1], w_ + pd[1][0] + pd[1][1]]
+            prev = name
+            continue
         if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
             st = c.get("strides", [1, 1])
             dl = c.get("dilation_rate", [1, 1])
@@ -420,13 +474,14 @@ def convert_layers_model(mj, weights, feature):
             bias = W(name, "bias") if c.get("use_bias", True) else None
             if kind == "Conv2D":
                 k = W(name, "kernel")
-                node = cv.conv(name, s, k.transpose(3, 2, 0, 1),
-                               bias, list(st), cv.pads(s, k.shape[0], k.shape[1], st[0], st[1], dl[0], dl[1], pad_mode),
+                pad = cv.pads(ps, k.shape[0], k.shape[1], st[0], st[1], dl[0], dl[1], pad_mode)
+                node = cv.conv(name, s, k.transpose(3, 2, 0, 1), bias, list(st), [a + b for a, b in zip(pad, zpad)],
                                list(dl), 1)
             else:
                 dk = W(name, "depthwise_kernel")
                 cc, m = dk.shape[2], dk.shape[3]
-                pad = cv.pads(s, dk.shape[0], dk.shape[1], st[0], st[1], dl[0], dl[1], pad_mode)
+                pad = cv.pads(ps, dk.shape[0], dk.shape[1], st[0], st[1], dl[0], dl[1], pad_mode)
+                pad = [a + b for a, b in zip(pad, zpad)]
                 dw = dk.transpose(2, 3, 0, 1).reshape(cc * m, 1, dk.shape[0], dk.shape[1])
                 if kind == "DepthwiseConv2D":
                     node = cv.conv(name, s, dw, bias, list(st), pad, list(dl), cc)
@@ -481,15 +536,44 @@ def convert_layers_model(mj, weights, feature):
     return g
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model_json")
-    ap.add_argument("out")
+def read_model_json(path):
+    """model.json, or the model.min.js packaging (a JavaScript module exporting the same object)."""
+    with gfmodel.open_regular(path) as f:
+        head = f.read(1 << 16)
+        rest = f.read()
+    text = head + rest
+    if path.endswith(".js") or not text.lstrip()[:1] == b"{":
+        if b"exports" in head or path.endswith(".js"):
+            mj = gfmodel.read_js_module_export(path)
+        else:
+            raise gfmodel.BadInput("%s: expected a TF.js model.json (a JSON object with modelTopology and "
+                                   "weightsManifest) or its model.min.js packaging" % path)
+    else:
+        try:
+            mj = json.loads(text.decode("utf-8"))
+        except ValueError as e:
+            raise gfmodel.BadInput("%s: not valid JSON (%s); expected a TF.js model.json" % (path, e))
+    if not isinstance(mj, dict) or "modelTopology" not in mj:
+        raise gfmodel.BadInput("%s: no modelTopology; expected a TF.js model.json (graph or layers model), "
+                               "as written by tensorflowjs_converter" % path)
+    if not mj.get("weightsManifest"):
+        raise gfmodel.BadInput("%s: no weightsManifest; the TF.js model names no weight shards" % path)
+    return mj
+
+
+def make_parser():
+    ap = gfmodel.argument_parser(__doc__)
+    ap.add_argument("model_json", help="model.json (or model.min.js); weight shards are read from its folder")
+    ap.add_argument("out", help="the .safetensors file to write")
     ap.add_argument("--classes", default="", help="comma-separated class names")
     ap.add_argument("--feature", help="feature node (global-average-pooled if spatial)")
     ap.add_argument("--preprocess", help="gradfeat.preprocess JSON")
-    args = ap.parse_args(argv)
-    mj = json.load(open(args.model_json))
+    return ap
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    mj = read_model_json(args.model_json)
     weights = load_weights(mj, os.path.dirname(os.path.abspath(args.model_json)))
     fmt = mj.get("format", "")
     if fmt == "graph-model" or "node" in mj.get("modelTopology", {}):
@@ -497,7 +581,11 @@ def main(argv=None):
     else:
         g = convert_layers_model(mj, weights, args.feature)
     c, h, w = g.input["shape"]
-    pre = json.loads(args.preprocess) if args.preprocess else {
+    try:
+        pre = json.loads(args.preprocess) if args.preprocess else None
+    except ValueError as e:
+        raise gfmodel.ConvertError("--preprocess: not valid JSON (%s)" % e)
+    pre = pre or {
         "input_size": [h, w], "channels": c, "color_order": "GRAY" if c == 1 else "RGB",
         "resize": "stretch", "interpolation": "bilinear", "scale": 1.0, "offset": 0.0}
     classes = [s for s in args.classes.split(",") if s] if args.classes else []
@@ -507,4 +595,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    gfmodel.run_main("convert_tfjs", main)

@@ -1,16 +1,26 @@
 #!/usr/bin/python3
-"""Convert a torchvision CNN (resnet18/34/50, vgg11/16, alexnet, mobilenet_v2) with its weights into a
-gradfeat .safetensors model (models/README.md). The graph is traced with torch.fx, so module names
-become node names and state_dict keys become tensor names; BatchNorm stays a node (folded at load).
+"""Convert a PyTorch CNN (any torchvision classification model, or your own nn.Module) with its weights
+into a gradfeat .safetensors model (models/README.md). The module is traced with torch.fx and every node
+is mapped to a gradfeat op where one exists (Conv2d, Linear, BatchNorm2d, ReLU/ReLU6/LeakyReLU, max and
+average pooling, adaptive average pooling, residual add, flatten, mean over H,W, dropout/identity,
+softmax); the first node that has no equivalent is named with its module class and the tool stops.
+There is no list of architectures: what traces and maps, converts. Module names become node names and
+state_dict keys become tensor names; BatchNorm stays a node (folded at load).
 
-usage: convert_torchvision.py --arch resnet18 [--weights state_dict_or_checkpoint.pth]
-                              [--num-classes N] [--classes a,b,...|--classes-file F]
-                              [--input-size 224] [--random-seed S] out.safetensors
-Without --weights the weights are random (torchvision's init, seeded with --random-seed).
-A checkpoint may be a state_dict, or a dict holding one under 'state_dict' / 'model'
-('module.' prefixes from DataParallel are stripped).
+Where the model comes from (one of):
+  --arch NAME          torchvision.models.NAME (e.g. resnet18, vgg11_bn, mnasnet0_5, regnet_x_400mf)
+  --factory MOD:FUNC   your code: FUNC() from the Python module MOD (a file MOD.py in the current folder
+                       or on PYTHONPATH) returns the nn.Module; --num-classes N is passed as
+                       num_classes=N when given
+  --module-file F.pt   a whole module saved with torch.save(model, F.pt)
+--weights loads a state_dict, or a checkpoint dict holding one under 'state_dict' / 'model' /
+'model_state_dict' ('module.' prefixes from DataParallel are stripped). Without --weights (and without
+--module-file) the weights are random (the model's own init, seeded with --random-seed).
+
+Exit codes: 0 written; 2 bad command line, or the model uses a layer gradfeat cannot represent (named);
+5 a file is missing, unreadable or not what was expected; 1 an internal error (a bug: traceback).
 """
-import argparse
+import json
 import math
 import operator
 import os
@@ -27,7 +37,6 @@ import torchvision
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gfmodel  # noqa: E402
 
-ARCHS = ["resnet18", "resnet34", "resnet50", "vgg11", "vgg16", "alexnet", "mobilenet_v2"]
 IMAGENET_PRE = {"channels": 3, "color_order": "RGB", "resize": "shorter_center_crop",
                 "interpolation": "bilinear", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
@@ -53,13 +62,39 @@ def _pool_pad(in_hw, k, s, p, ceil_mode, dil=(1, 1)):
 def convert_module(model, input_size, in_ch=3):
     """Trace `model` (eval mode) and build a gfmodel.Graph."""
     model.eval()
-    gm = torch.fx.symbolic_trace(model)
-    ShapeProp(gm).propagate(torch.zeros(1, in_ch, input_size, input_size))
+    try:
+        gm = torch.fx.symbolic_trace(model)
+    except Exception as e:  # data-dependent control flow, unsupported Python in forward()
+        raise gfmodel.Unsupported("%s cannot be traced by torch.fx (%s: %s)" %
+                                  (type(model).__name__, type(e).__name__, str(e).strip().splitlines()[0]))
+    import contextlib
+    import io
+    buf = io.StringIO()  # ShapeProp prints the traceback of a failing node itself: keep it quiet
+    try:
+        with contextlib.redirect_stderr(buf):
+            ShapeProp(gm).propagate(torch.zeros(1, in_ch, input_size, input_size))
+    except Exception as e:
+        lines = [l for l in buf.getvalue().splitlines() if l.strip()]
+        why = lines[-1] if lines else str(e).strip().splitlines()[0]
+        raise gfmodel.Unsupported("%s does not run on a 1x%dx%dx%d input (--channels, --input-size): %s" %
+                                  (type(model).__name__, in_ch, input_size, input_size, why))
     mods = dict(gm.named_modules())
+    pend = {}  # fx node -> (spatial map [oh*ow, h*w], h, w) of an adaptive pool waiting to fold into a Linear
     sd = model.state_dict()
     g = gfmodel.Graph("input", [in_ch, input_size, input_size])
     ours = {}
     unsupported = []
+
+    def what(n):  # "features.0.2 (torch.nn.modules.activation.SiLU)" for the error message
+        if n.op == "call_module":
+            c = type(mods[n.target])
+            return "module %s (%s.%s)" % (n.target, c.__module__, c.__qualname__)
+        if n.op in ("call_function", "call_method"):
+            f = n.target
+            return "%s %s (%s)" % ("function" if n.op == "call_function" else "method", n.name,
+                                   f if isinstance(f, str) else "%s.%s" % (getattr(f, "__module__", "") or "",
+                                                                          getattr(f, "__name__", f)))
+        return "%s %s" % (n.op, n.target)
 
     def shape_of(n):
         return list(n.meta["tensor_meta"].shape)
@@ -78,6 +113,32 @@ def convert_module(model, input_size, in_ch=3):
         args = [a for a in n.args if isinstance(a, torch.fx.Node)]
         src = ours.get(args[0].name) if args else None
         in_shape = shape_of(args[0]) if args else None
+        if unsupported:
+            break
+        pin = [a.name for a in args if a.name in pend]
+        if pin:  # a non-integer adaptive pool: only flatten/dropout/identity and then a Linear may follow
+            m = mods.get(n.target) if n.op == "call_module" else None
+            if isinstance(m, (nn.Dropout, nn.Identity, nn.Flatten)) or n.target in (torch.flatten, "flatten", "view",
+                                                                                    "reshape", F.dropout, "contiguous"):
+                pend[n.name] = pend[pin[0]]
+                ours[n.name] = src if isinstance(m, (nn.Dropout, nn.Identity)) or n.target in (F.dropout, "contiguous") \
+                    else g.add(n.target if m is not None else n.name, "flatten", [src])
+                continue
+            if isinstance(m, nn.Linear):
+                P, h, w = pend[pin[0]]
+                wt = sd[n.target + ".weight"].detach().cpu().double().numpy()
+                o, cin = wt.shape
+                oh_ow = P.shape[0]
+                wt = np.einsum("ocq,qp->ocp", wt.reshape(o, cin // oh_ow, oh_ow), P).reshape(o, -1)
+                params = {"weight": g.tensor(n.target + ".weight", wt)}
+                if m.bias is not None:
+                    params["bias"] = tensor(n.target + ".bias")
+                ours[n.name] = g.add(n.target, "linear", [src], params)
+                continue
+            unsupported.append("%s after an AdaptiveAvgPool2d whose output size is not an integer fraction of "
+                               "its %dx%d input (that pool folds only into a following Linear)" %
+                               (what(n), pend[pin[0]][1], pend[pin[0]][2]))
+            continue
         if n.op == "call_module":
             m, t = mods[n.target], n.target
             if isinstance(m, nn.Conv2d):
@@ -132,7 +193,7 @@ def convert_module(model, input_size, in_ch=3):
                                      {"kernel": k, "stride": s, "pad": _pool_pad(in_shape[2:], k, s, p, m.ceil_mode),
                                       "count_include_pad": bool(m.count_include_pad)})
             elif isinstance(m, nn.AdaptiveAvgPool2d):
-                ours[n.name] = adaptive(g, t, src, in_shape, m.output_size, unsupported)
+                ours[n.name] = adaptive(g, t, src, in_shape, m.output_size, pend, n.name)
             elif isinstance(m, (nn.Dropout, nn.Identity)):
                 ours[n.name] = src
             elif isinstance(m, nn.Flatten):
@@ -140,7 +201,7 @@ def convert_module(model, input_size, in_ch=3):
             elif isinstance(m, nn.Softmax):
                 ours[n.name] = g.add(t, "softmax", [src])
             else:
-                unsupported.append("%s: module %s" % (t, type(m).__name__))
+                unsupported.append(what(n))
         elif n.op == "call_function" or n.op == "call_method":
             f = n.target
             if f in (operator.add, operator.iadd, torch.add, "add", "add_"):
@@ -157,7 +218,7 @@ def convert_module(model, input_size, in_ch=3):
             elif f is F.relu6:
                 ours[n.name] = g.add(n.name, "relu6", [src])
             elif f is F.adaptive_avg_pool2d:
-                ours[n.name] = adaptive(g, n.name, src, in_shape, n.args[1], unsupported)
+                ours[n.name] = adaptive(g, n.name, src, in_shape, n.args[1], pend, n.name)
             elif f in (torch.softmax, F.softmax, "softmax"):
                 ours[n.name] = g.add(n.name, "softmax", [src])
             elif f in (F.dropout, "contiguous"):
@@ -165,11 +226,12 @@ def convert_module(model, input_size, in_ch=3):
             elif f in (torch.mean, "mean") and tuple(n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")) in ((2, 3), (-2, -1)):
                 ours[n.name] = g.add(n.name, "global_avgpool", [src])
             else:
-                unsupported.append("%s: function %s" % (n.name, getattr(f, "__name__", f)))
+                unsupported.append(what(n))
         else:
-            unsupported.append("%s: %s %s" % (n.name, n.op, n.target))
+            unsupported.append(what(n))
     if unsupported:
-        raise SystemExit("unsupported layers:\n  " + "\n  ".join(unsupported))
+        raise gfmodel.Unsupported("cannot convert %s: no gradfeat op for %s (gradfeat ops: %s)" %
+                                  (type(model).__name__, unsupported[0], ", ".join(sorted(gfmodel.OPS))))
     # feature: input of the last linear layer (through flatten/dropout), i.e. the pooled features
     for nd in reversed(g.nodes):
         if nd["op"] == "linear":
@@ -182,9 +244,10 @@ def convert_module(model, input_size, in_ch=3):
     return g
 
 
-def adaptive(g, name, src, in_shape, out_size, unsupported):
-    oh, ow = _pair(out_size) if out_size is not None else in_shape[2:]
+def adaptive(g, name, src, in_shape, out_size, pend, fx_name):
     h, w = in_shape[2], in_shape[3]
+    oh, ow = [h if v is None else int(v) for v in ((out_size, out_size) if not isinstance(out_size, (tuple, list))
+                                                  else out_size)]
     if oh == 1 and ow == 1:
         return g.add(name, "global_avgpool", [src])
     if (h, w) == (oh, ow):
@@ -192,59 +255,140 @@ def adaptive(g, name, src, in_shape, out_size, unsupported):
     if h % oh == 0 and w % ow == 0:
         k = [h // oh, w // ow]
         return g.add(name, "avgpool", [src], None, {"kernel": k, "stride": k, "pad": [0, 0, 0, 0]})
-    unsupported.append("%s: AdaptiveAvgPool2d %dx%d -> %dx%d (not an integer ratio)" % (name, h, w, oh, ow))
+    # not an integer ratio (e.g. VGG's 7x7 pool on the 1x1 map of a 32 px input): the pool is linear, so
+    # it folds into the Linear that reads the flattened map (convert_module checks that one follows)
+    P = np.zeros((oh, ow, h, w))
+    for i in range(oh):
+        y0, y1 = (i * h) // oh, -(-((i + 1) * h) // oh)
+        for j in range(ow):
+            x0, x1 = (j * w) // ow, -(-((j + 1) * w) // ow)
+            P[i, j, y0:y1, x0:x1] = 1.0 / ((y1 - y0) * (x1 - x0))
+    pend[fx_name] = (P.reshape(oh * ow, h * w), h, w)
     return src
 
 
 def load_state_dict(path):
-    ck = torch.load(path, map_location="cpu")
+    with gfmodel.open_regular(path):
+        pass
+    try:
+        ck = torch.load(path, map_location="cpu")
+    except Exception as e:  # pickle / zip errors
+        raise gfmodel.BadInput("%s: not a PyTorch checkpoint (%s)" % (path, str(e).strip().splitlines()[0]))
     if isinstance(ck, dict):
         for k in ("state_dict", "model", "model_state_dict"):
             if k in ck and isinstance(ck[k], dict):
                 ck = ck[k]
                 break
-    if not isinstance(ck, dict):
-        raise SystemExit("%s: not a state_dict or checkpoint dict" % path)
+    if isinstance(ck, nn.Module):
+        ck = ck.state_dict()
+    if not isinstance(ck, dict) or not all(torch.is_tensor(v) for v in ck.values()):
+        raise gfmodel.BadInput("%s: expected a state_dict (name -> tensor) or a checkpoint dict holding one under "
+                               "'state_dict', 'model' or 'model_state_dict'" % path)
     return {k[7:] if k.startswith("module.") else k: v for k, v in ck.items()}
 
 
 def build(arch, num_classes):
-    if arch not in ARCHS:
-        raise SystemExit("--arch %s: choose one of %s" % (arch, ", ".join(ARCHS)))
-    return getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    """torchvision.models.<arch>(weights=None, num_classes=...), for any classification architecture."""
+    names = torchvision.models.list_models(module=torchvision.models)
+    if arch not in names:
+        near = [a for a in names if a.startswith(arch[:4])] or names
+        raise gfmodel.ConvertError("--arch %s: not a torchvision classification model (e.g. %s)" %
+                                   (arch, ", ".join(near[:12])))
+    return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+
+
+def from_factory(spec, num_classes):
+    import importlib
+    if ":" not in spec:
+        raise gfmodel.ConvertError("--factory %s: expected MODULE:FUNCTION, e.g. mynet:build" % spec)
+    mod, fn = spec.split(":", 1)
+    sys.path.insert(0, os.getcwd())
+    try:
+        f = getattr(importlib.import_module(mod), fn)
+    except ImportError as e:
+        raise gfmodel.ConvertError("--factory %s: cannot import %s (%s)" % (spec, mod, e))
+    except AttributeError:
+        raise gfmodel.ConvertError("--factory %s: module %s has no %s" % (spec, mod, fn))
+    m = f(num_classes=num_classes) if num_classes else f()
+    if not isinstance(m, nn.Module):
+        raise gfmodel.ConvertError("--factory %s returned %s, not a torch.nn.Module" % (spec, type(m).__name__))
+    return m
+
+
+def from_module_file(path):
+    with gfmodel.open_regular(path):
+        pass
+    try:
+        m = torch.load(path, map_location="cpu")
+    except Exception as e:
+        raise gfmodel.BadInput("%s: cannot load (%s); expected torch.save(model, FILE) of an nn.Module "
+                               "(for a state_dict use --arch/--factory with --weights)" %
+                               (path, str(e).strip().splitlines()[0]))
+    if not isinstance(m, nn.Module):
+        raise gfmodel.BadInput("%s holds a %s, not an nn.Module (for a state_dict use --arch/--factory with "
+                               "--weights)" % (path, type(m).__name__))
+    return m
+
+
+def make_parser():
+    ap = gfmodel.argument_parser(__doc__)
+    ap.add_argument("out", help="the .safetensors file to write")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--arch", help="torchvision.models architecture name")
+    src.add_argument("--factory", metavar="MOD:FUNC", help="your own builder: MOD.FUNC() returns the nn.Module")
+    src.add_argument("--module-file", metavar="F.pt", help="a module saved with torch.save(model, F.pt)")
+    ap.add_argument("--weights", help="state_dict or checkpoint (.pth) to load into the model")
+    ap.add_argument("--num-classes", type=int, help="output units (default: from --weights or the classes, else 1000)")
+    ap.add_argument("--classes", default="", help="comma-separated class names, one per output unit")
+    ap.add_argument("--classes-file", help="class names, one per line")
+    ap.add_argument("--input-size", type=int, default=224, help="square input size in pixels (default 224)")
+    ap.add_argument("--channels", type=int, default=3, choices=(1, 3),
+                    help="input channels: 3 (RGB, ImageNet mean/std) or 1 (gray, mean 0.5, std 0.5)")
+    ap.add_argument("--preprocess", help="gradfeat.preprocess JSON (models/README.md) instead of the default")
+    ap.add_argument("--random-seed", type=int, default=0, help="seed of the random init without --weights")
+    return ap
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out")
-    ap.add_argument("--arch", required=True)
-    ap.add_argument("--weights")
-    ap.add_argument("--num-classes", type=int)
-    ap.add_argument("--classes", default="")
-    ap.add_argument("--classes-file")
-    ap.add_argument("--input-size", type=int, default=224)
-    ap.add_argument("--random-seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    args = make_parser().parse_args(argv)
+    if args.input_size < 1 or (args.num_classes is not None and args.num_classes < 1):
+        raise gfmodel.ConvertError("--input-size and --num-classes must be positive")
     classes = [c for c in args.classes.split(",") if c]
     if args.classes_file:
-        classes = [l.strip() for l in open(args.classes_file) if l.strip()]
+        with gfmodel.open_regular(args.classes_file, "r") as f:
+            classes = [l.strip() for l in f if l.strip()]
     sd = load_state_dict(args.weights) if args.weights else None
     nc = args.num_classes or (len(classes) if classes else None)
     if nc is None and sd is not None:
         last = [k for k in sd if k.endswith(".weight") and sd[k].dim() == 2]
-        nc = sd[last[-1]].shape[0] if last else 1000
-    nc = nc or 1000
+        nc = sd[last[-1]].shape[0] if last else None
     torch.manual_seed(args.random_seed)
-    model = build(args.arch, nc)
+    if args.arch:
+        model = build(args.arch, nc or 1000)
+    elif args.factory:
+        model = from_factory(args.factory, nc)
+    else:
+        model = from_module_file(args.module_file)
     if sd is not None:
-        model.load_state_dict(sd)
-    g = convert_module(model, args.input_size)
+        try:
+            model.load_state_dict(sd)
+        except RuntimeError as e:
+            raise gfmodel.ConvertError("--weights %s do not fit the model: %s" %
+                                       (args.weights, " ".join(str(e).split())[:600]), gfmodel.EXIT_BAD_INPUT)
     pre = dict(IMAGENET_PRE, input_size=[args.input_size, args.input_size],
                resize_shorter=int(round(args.input_size * 256 / 224)))
+    if args.channels == 1:
+        pre.update(channels=1, color_order="GRAY", mean=[0.5], std=[0.5])
+    if args.preprocess:
+        try:
+            pre = json.loads(args.preprocess)
+        except ValueError as e:
+            raise gfmodel.ConvertError("--preprocess: not valid JSON (%s)" % e)
+    g = convert_module(model, args.input_size, args.channels)
     gfmodel.write(args.out, g, pre, classes)
     print("wrote %s: %d nodes, %d tensors, outputs %s, feature %s" %
           (args.out, len(g.nodes), len(g.tensors), g.outputs, g.feature))
 
 
 if __name__ == "__main__":
-    main()
+    gfmodel.run_main("convert_torchvision", main)

@@ -240,3 +240,190 @@ def resize_bilinear_tf_legacy(img, oh, ow):
     top = img[y0][:, x0] * (1 - fx) + img[y0][:, x1] * fx
     bot = img[y1][:, x0] * (1 - fx) + img[y1][:, x1] * fx
     return top * (1 - fy) + bot * fy
+
+
+# ---------------------------------------------------------------- converter front door
+
+# Exit codes shared by every tools/convert_*.py (documented in models/README.md):
+EXIT_OK = 0
+EXIT_INTERNAL = 1     # a bug in the converter: the only case that prints a Python traceback
+EXIT_USAGE = 2        # bad command line (argparse), or a model using something gradfeat cannot represent
+EXIT_BAD_INPUT = 5    # the input file cannot be read or is not what the converter expects
+
+
+class ConvertError(Exception):
+    """A user-facing converter failure: one line on stderr, no traceback."""
+
+    def __init__(self, msg, code=EXIT_USAGE):
+        Exception.__init__(self, msg)
+        self.code = code
+
+
+class Unsupported(ConvertError):
+    """The model is readable but uses an op/layer/attribute gradfeat has no equivalent for (exit 2)."""
+
+    def __init__(self, msg):
+        ConvertError.__init__(self, msg, EXIT_USAGE)
+
+
+class BadInput(ConvertError):
+    """The input file is missing, unreadable or malformed (exit 5)."""
+
+    def __init__(self, msg):
+        ConvertError.__init__(self, msg, EXIT_BAD_INPUT)
+
+
+def argument_parser(doc):
+    """argparse.ArgumentParser whose usage errors are one line: 'prog: error: ... (see --help)', exit 2."""
+    import argparse
+    import sys
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            sys.stderr.write("%s: error: %s (see --help)\n" % (self.prog, message))
+            sys.exit(EXIT_USAGE)
+
+    return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def run_main(prog, main, argv=None):
+    """Runs a converter's main(argv); user errors become one line 'prog: message' and an exit code."""
+    import sys
+    try:
+        main(argv)
+    except ConvertError as e:
+        sys.stderr.write("%s: %s\n" % (prog, str(e).strip().replace("\n", "; ")))
+        sys.exit(e.code)
+    except SystemExit as e:  # argparse (--help: 0, usage: 2), or a message from a helper
+        if isinstance(e.code, str):
+            sys.stderr.write("%s: %s\n" % (prog, e.code.strip().replace("\n", "; ")))
+            sys.exit(EXIT_USAGE)
+        raise
+    except OSError as e:  # missing file, directory instead of a file, permission, full disk
+        what = e.filename if e.filename is not None else ""
+        sys.stderr.write("%s: %s%s%s\n" % (prog, what, ": " if what else "", e.strerror or e))
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def open_regular(path, mode="rb"):
+    """open() that refuses directories, FIFOs and devices with a clear message (exit 5)."""
+    import os
+    import stat
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise BadInput("%s: %s" % (path, e.strerror))
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInput("%s: not a regular file" % path)
+    return open(path, mode)
+
+
+def parse_js_literal(text, start=0):
+    """Parses one JavaScript literal (object, array, string, number, true/false/!0/!1, null, void 0) as
+    minifiers write them (bare keys, '.5', single or double quotes). Returns (value, end offset)."""
+    n = len(text)
+
+    def ws(i):
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def string(i):
+        q = text[i]
+        out, i = [], i + 1
+        while i < n and text[i] != q:
+            if text[i] == "\\":
+                i += 1
+                if i >= n:
+                    break
+                c = text[i]
+                if c == "u":
+                    out.append(chr(int(text[i + 1:i + 5], 16)))
+                    i += 4
+                elif c == "x":
+                    out.append(chr(int(text[i + 1:i + 3], 16)))
+                    i += 2
+                else:
+                    out.append({"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0"}.get(c, c))
+            else:
+                out.append(text[i])
+            i += 1
+        if i >= n:
+            raise ValueError("unterminated string at offset %d" % i)
+        return "".join(out), i + 1
+
+    def value(i):
+        i = ws(i)
+        if i >= n:
+            raise ValueError("unexpected end of input")
+        c = text[i]
+        if c == "{":
+            obj, i = {}, ws(i + 1)
+            while text[i] != "}":
+                if text[i] in "\"'":
+                    key, i = string(i)
+                else:
+                    j = i
+                    while j < n and (text[j].isalnum() or text[j] in "_$"):
+                        j += 1
+                    if j == i:
+                        raise ValueError("bad object key at offset %d" % i)
+                    key, i = text[i:j], j
+                i = ws(i)
+                if text[i] != ":":
+                    raise ValueError("expected ':' at offset %d" % i)
+                obj[key], i = value(i + 1)
+                i = ws(i)
+                if text[i] == ",":
+                    i = ws(i + 1)
+                elif text[i] != "}":
+                    raise ValueError("expected ',' or '}' at offset %d" % i)
+            return obj, i + 1
+        if c == "[":
+            arr, i = [], ws(i + 1)
+            while text[i] != "]":
+                v, i = value(i)
+                arr.append(v)
+                i = ws(i)
+                if text[i] == ",":
+                    i = ws(i + 1)
+                elif text[i] != "]":
+                    raise ValueError("expected ',' or ']' at offset %d" % i)
+            return arr, i + 1
+        if c in "\"'":
+            return string(i)
+        for word, v in (("!0", True), ("!1", False), ("true", True), ("false", False), ("null", None),
+                        ("void 0", None)):
+            if text.startswith(word, i):
+                return v, i + len(word)
+        j = i
+        while j < n and (text[j].isdigit() or text[j] in "+-.eE"):
+            j += 1
+        if j == i:
+            raise ValueError("unexpected %r at offset %d" % (c, i))
+        tok = text[i:j]
+        try:
+            return (float(tok) if any(ch in tok for ch in ".eE") else int(tok)), j
+        except ValueError:
+            raise ValueError("bad number %r at offset %d" % (tok, i))
+
+    return value(start)
+
+
+def read_js_module_export(path):
+    """The value a browserify/UMD bundle (TF.js '.min.js' packaging) assigns to module.exports:
+    `...exports={modelTopology:...}` or `...exports="<base64>"`."""
+    import re
+    with open_regular(path, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    m = re.search(r"\bexports\s*=\s*(?=[{\"'\[])", text)
+    if not m:
+        raise BadInput("%s: no 'exports=<literal>' found; expected a TF.js model packaged as a JavaScript "
+                       "module (model.min.js / group1-shard1of1.min.js) or a model.json" % path)
+    try:
+        v, _ = parse_js_literal(text, m.end())
+    except (ValueError, IndexError) as e:
+        raise BadInput("%s: cannot parse the exported JavaScript literal (%s)" % (path, e))
+    return v

@@ -47,7 +47,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
     gf_pretrain_options p;
     gf_pretrain_defaults(&p);
     const char *device = NULL, *resume_dir = NULL;
-    int arch = -1, task = 0, optimizer = 0, no_augment = 0, verbose = 0, steps = 0;
+    int arch = -1, task = 0, optimizer = 0, no_augment = 0, verbose = 0, steps = -1;
     const cli_opt defs[] = {
         {"arch", 0, CLI_CHOICE, &arch, "A", "small28 | bigan | resnet18c (required)", NULL, "small28|bigan|resnet18c", 0},
         {"data", 0, CLI_STR, &p.data_path, "PATH", "training data: ImageFolder, IDX file or folder, CSV manifest", NULL, NULL, 0},
@@ -61,7 +61,8 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         {"epochs", 0, CLI_POS, &p.epochs, "N", "epochs (default 10)", NULL, NULL, 0},
         {"batch", 0, CLI_POS, &p.batch, "N", "images per step (default 128; rotation: 4x samples)", NULL, NULL, 0},
         {"steps", 0, CLI_INT, &steps, "N", "stop after N optimiser steps (benchmarks; the schedule still spans --epochs; "
-         "the model file and, with --run-dir, a checkpoint are written)", NULL, NULL, 0},
+         "the model file and, with --run-dir, a checkpoint are written); 0: write the initialised, untrained model "
+         "(the random-init control)", NULL, NULL, 0},
         {"optimizer", 0, CLI_CHOICE, &optimizer, "sgd|adam", "SGD with momentum (default) or Adam", NULL, "sgd|adam", 0},
         {"lr", 0, CLI_FLOAT, &p.lr, "X", "learning rate (default 0.05)", NULL, NULL, 0},
         {"momentum", 0, CLI_FLOAT, &p.momentum, "X", "SGD momentum (default 0.9)", NULL, NULL, 0},
@@ -79,6 +80,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         {"resume", 0, CLI_STR, &resume_dir, "RUN_DIR", "continue the run in RUN_DIR bit-identically (same device); options not given come from its checkpoint", NULL, NULL, 0},
         {"log-json", 0, CLI_STR, &p.log_json, "FILE", "one JSON object per progress report and per epoch", NULL, NULL, 0},
         {"log-every", 0, CLI_INT, &p.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
+        {"log-every-secs", 0, CLI_INT, &p.log_every_secs, "N", "... and at least every N seconds then (default 30; 0 = by steps only)", NULL, NULL, 0},
         {"threads", 0, CLI_INT, &p.threads, "N", "image decoding threads (default: all CPUs)", NULL, NULL, 0},
         {"width-div", 0, CLI_POS, &p.width_div, "N", "(tests) divide every channel count by N", NULL, NULL, 0},
         {"quiet", 'q', CLI_FLAG, &p.quiet, NULL, "no progress on stderr", NULL, NULL, 0},
@@ -114,7 +116,10 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
     p.task = task_names[task];
     p.adam = optimizer == 1;
     p.augment = !no_augment;
-    p.max_steps = steps;
+    if (steps < -1) return bail(ctx, saved_cfg, cli_opts_fail(o, "steps", "must be 0 or more"));
+    if (p.log_every_secs < 0) return bail(ctx, saved_cfg, cli_opts_fail(o, "log-every-secs", "must be 0 or more"));
+    p.max_steps = steps > 0 ? steps : 0;
+    p.init_only = steps == 0;
     if (resume_dir) {
         if (p.run_dir && strcmp(p.run_dir, resume_dir))
             return bail(ctx, saved_cfg, cli_usage_error("pretrain", "--resume %s and --run-dir %s differ (the run "
@@ -142,7 +147,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         return bail(ctx, saved_cfg, 128 + sig);
     }
     printf("%s %s: %d epochs%s, %ld steps, %d training images, %.1f s, %.0f img/s\n", p.arch, p.task, r.epochs_done,
-           r.limited ? " (stopped by --steps)" : "", r.steps, r.n_train, r.seconds, r.images_per_s);
+           r.limited ? " (stopped by --steps)" : p.init_only ? " (--steps 0: initialised, untrained)" : "", r.steps, r.n_train, r.seconds, r.images_per_s);
     if (!isnan(r.train_loss)) printf("train loss %.4f  acc %.2f%%\n", r.train_loss, 100 * r.train_acc);
     if (!isnan(r.val_loss)) printf("val   loss %.4f  acc %.2f%%\n", r.val_loss, 100 * r.val_acc);
     printf("model: %s\n", r.out_path);

@@ -74,6 +74,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"eval-every", 0, CLI_INT, &job.eval_every, "N", "evaluate every N epochs and after the last (default 1)", NULL, NULL, 0},
         {"log-json", 0, CLI_STR, &job.log_json, "FILE", "write one JSON object per progress report and per epoch", NULL, NULL, 0},
         {"log-every", 0, CLI_INT, &job.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
+        {"log-every-secs", 0, CLI_INT, &job.log_every_secs, "N", "... and at least every N seconds then (default 30; 0 = by steps only)", NULL, NULL, 0},
         {"lr-halve-every", 0, CLI_INT, &job.lr_halve_every, "N", "halve the learning rate every N epochs (default 20; 0 = never)", NULL, NULL, 0},
         {"seed", 0, CLI_U64, &job.seed, "N", "seed of the subset, shuffling and initialisation (default 1)", NULL, NULL, 0},
         {"max-device-mem", 0, CLI_SIZE, &job.max_device_mem, "SIZE", "device memory the activation cache may use, e.g. 4G", NULL, NULL, 0},

@@ -1,0 +1,75 @@
+# Install like a library (issue 22 item 2): `cmake --install build [--prefix P]` puts in place
+#   bin/gradfeat                              the CLI (linked statically against libgradfeat)
+#   lib/<multiarch>/libgradfeat.so.0.1.0      the shared library, soname libgradfeat.so.0 (+ libgradfeat.so)
+#   lib/<multiarch>/libgradfeat.a             the static library
+#   include/gradfeat*.h                       the public headers (no OpenCL header needed by users)
+#   lib/<multiarch>/pkgconfig/gradfeat.pc     pkg-config (`--static` adds the private dependencies)
+#   lib/<multiarch>/cmake/gradfeat/           find_package(gradfeat): gradfeat::gradfeat_shared, gradfeat::gradfeat
+# and CPack makes a .deb (`cpack -G DEB` in the build folder) whose dependencies dpkg-shlibdeps derives
+# from the binaries. tests/cli_install.sh builds a tiny program against the installed library both ways.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+option(GF_SHARED "Also build the shared library libgradfeat.so (installed with the static one)" ON)
+
+# the static library's include directory differs between the build tree and an installation
+set_property(TARGET gradfeat PROPERTY INTERFACE_INCLUDE_DIRECTORIES
+             "$<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>" "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
+set(GF_INSTALL_TARGETS gradfeat)
+if(GF_SHARED)
+  add_library(gradfeat_shared SHARED ${GF_LIB_SOURCES} ${GF_EMBED_C})
+  set_target_properties(gradfeat_shared PROPERTIES OUTPUT_NAME gradfeat VERSION ${PROJECT_VERSION}
+                        SOVERSION ${PROJECT_VERSION_MAJOR})
+  # (host/stb_image.c's compile options, set in CMakeLists.txt, hold for this target too: same directory)
+  target_include_directories(gradfeat_shared PUBLIC "$<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>"
+                             "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>"
+                             PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/host ${STB_INCLUDE_DIRS})
+  target_compile_definitions(gradfeat_shared PRIVATE GF_GIT_HASH="${GF_GIT_HASH}")
+  # the dependencies stay private: a program using libgradfeat.so links only -lgradfeat
+  target_link_libraries(gradfeat_shared PRIVATE OpenCL::OpenCL clblast cjson ${STB_LINK_LIBRARIES}
+                        ZLIB::ZLIB Threads::Threads m)
+  if(BLAS_FOUND AND CBLAS_INCLUDE_DIR)
+    target_compile_definitions(gradfeat_shared PRIVATE GF_HAVE_CBLAS=1)
+    target_include_directories(gradfeat_shared PRIVATE ${CBLAS_INCLUDE_DIR})
+    target_link_libraries(gradfeat_shared PRIVATE ${BLAS_LIBRARIES})
+  endif()
+  list(APPEND GF_INSTALL_TARGETS gradfeat_shared)
+endif()
+
+install(TARGETS gradfeat_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS ${GF_INSTALL_TARGETS} EXPORT gradfeatTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK_COMPONENT Unspecified
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+file(GLOB GF_PUBLIC_HEADERS ${CMAKE_CURRENT_SOURCE_DIR}/include/*.h)
+install(FILES ${GF_PUBLIC_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+set(GF_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/gradfeat)
+install(EXPORT gradfeatTargets NAMESPACE gradfeat:: DESTINATION ${GF_CMAKE_DIR})
+configure_package_config_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/gradfeatConfig.cmake.in
+                              ${CMAKE_CURRENT_BINARY_DIR}/gradfeatConfig.cmake INSTALL_DESTINATION ${GF_CMAKE_DIR})
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/gradfeatConfigVersion.cmake
+                                 VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/gradfeatConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/gradfeatConfigVersion.cmake
+        DESTINATION ${GF_CMAKE_DIR})
+
+# pkg-config: paths relative to the .pc file, so the installation can be moved (dpkg -x, --prefix)
+set(GF_PC_LIBS_PRIVATE "-lclblast -lcjson -lstb -lz -lOpenCL -lpthread -lm")
+if(BLAS_FOUND AND CBLAS_INCLUDE_DIR)
+  string(APPEND GF_PC_LIBS_PRIVATE " -lopenblas")
+endif()
+file(RELATIVE_PATH GF_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+configure_file(${CMAKE_CURRENT_SOURCE_DIR}/cmake/gradfeat.pc.in ${CMAKE_CURRENT_BINARY_DIR}/gradfeat.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/gradfeat.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# .deb
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME gradfeat)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "gradfeat maintainers <gradfeat@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Adapt pre-trained CNNs with gradients as features, on any OpenCL device")
+set(CPACK_DEBIAN_PACKAGE_SECTION science)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)           # Depends: from the ELF files (libOpenCL, libclblast, ...)
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "pocl-opencl-icd | opencl-icd")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+include(CPack)

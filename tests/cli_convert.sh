@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Converter front doors (issues 21/22): every tools/convert_*.py answers a wrong input with ONE line on
+# stderr saying what it expected, no Python traceback, and the documented exit code (models/README.md:
+# 2 bad command line or a model gradfeat cannot represent, 5 unreadable/malformed input); every option
+# its --help names is one argparse accepts; real inputs: a tiny ONNX model with an op we lack, a broken
+# TF.js model, torchvision efficientnet_b0 (SiLU) and squeezenet1_1 (torch.cat).
+. "$(dirname "$0")/testlib.sh"
+T="$GF_SRC/tools"
+
+# expect NAME CODE FRAGMENT -- command...: exit CODE, one stderr line containing FRAGMENT, no traceback
+expect() {
+  local name="$1" code="$2" frag="$3"; shift 4
+  "$@" >"$t/out" 2>"$t/err"; local rc=$?
+  check "$name: exit $code (got $rc)" "[ $rc -eq $code ]" || cat "$t/err"
+  check "$name: one stderr line" "[ \$(wc -l <'$t/err') -eq 1 ]" || cat "$t/err"
+  check "$name: no traceback" "! grep -q Traceback '$t/err'"
+  check "$name: names the problem" 'grep -qF -- "$frag" "$t/err"' || { echo "  want: $frag"; cat "$t/err"; }
+}
+
+# fixtures: garbage, a directory, an ONNX model with Sigmoid, TF.js variants
+printf 'not a model' >"$t/garbage.bin"; mkdir "$t/dir"
+"$PY" - "$t" <<'PYEOF' || { echo "FATAL: fixtures"; exit 1; }
+import json, sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+t = sys.argv[1]
+w = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
+nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Sigmoid", ["c"], ["y"], name="sig")]
+g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], [w])
+onnx.save(helper.make_model(g), t + "/sigmoid.onnx")
+layers = [{"class_name": "Conv2D", "config": {"name": "c", "batch_input_shape": [None, 4, 4, 3], "filters": 2,
+           "kernel_size": [1, 1], "strides": [1, 1], "padding": "valid", "activation": "linear", "use_bias": False}},
+          {"class_name": "Bidirectional", "config": {"name": "rnn"}}]
+mj = {"format": "layers-model", "modelTopology": {"model_config": {"class_name": "Sequential", "config": {"layers": layers}}},
+      "weightsManifest": [{"paths": ["w.bin"], "weights": [{"name": "c/kernel", "shape": [1, 1, 3, 2], "dtype": "float32"}]}]}
+json.dump(mj, open(t + "/layer.json", "w"))
+open(t + "/w.bin", "wb").write(np.ones(6, np.float32).tobytes())
+mj2 = dict(mj, weightsManifest=[{"paths": ["short.bin"], "weights": mj["weightsManifest"][0]["weights"]}])
+json.dump(mj2, open(t + "/short.json", "w"))
+open(t + "/short.bin", "wb").write(b"\0" * 8)
+mj3 = dict(mj, weightsManifest=[{"paths": ["nothere.bin"], "weights": mj["weightsManifest"][0]["weights"]}])
+json.dump(mj3, open(t + "/noshard.json", "w"))
+open(t + "/nomodel.min.js", "w").write("!function(e){module.exports=e()}(function(){return 42});")
+open(t + "/badlit.min.js", "w").write("a.exports={modelTopology:{x:[1,2,}}")
+PYEOF
+
+O="$PY $T/convert_onnx.py"
+expect onnx-missing 5 "nope.onnx: No such file" -- $O "$t/nope.onnx" "$t/o.safetensors"
+expect onnx-dir 5 "not a regular file" -- $O "$t/dir" "$t/o.safetensors"
+expect onnx-garbage 5 "not an ONNX model" -- $O "$t/garbage.bin" "$t/o.safetensors"
+expect onnx-unsupported-op 2 "Sigmoid (1 nodes, e.g. sig)" -- $O "$t/sigmoid.onnx" "$t/o.safetensors"
+expect onnx-bad-preprocess 2 "--preprocess: not valid JSON" -- $O "$t/sigmoid.onnx" "$t/o.safetensors" --preprocess '{'
+expect onnx-usage 2 "the following arguments are required: model, out (see --help)" -- $O
+
+J="$PY $T/convert_tfjs.py"
+expect tfjs-garbage 5 "expected a TF.js model.json" -- $J "$t/garbage.bin" "$t/o.safetensors"
+expect tfjs-layer 2 "layer rnn (Bidirectional) not supported" -- $J "$t/layer.json" "$t/o.safetensors"
+expect tfjs-short-shard 5 "hold 8 bytes, the manifest needs 24" -- $J "$t/short.json" "$t/o.safetensors"
+expect tfjs-no-shard 5 "nothere.bin" -- $J "$t/noshard.json" "$t/o.safetensors"
+expect tfjs-js-no-literal 5 "no 'exports=<literal>' found" -- $J "$t/nomodel.min.js" "$t/o.safetensors"
+expect tfjs-js-bad-literal 5 "cannot parse the exported JavaScript literal" -- $J "$t/badlit.min.js" "$t/o.safetensors"
+expect tfjs-name-prefix 2 "unrecognized arguments: --name-prefix" -- $J "$t/layer.json" "$t/o.safetensors" --name-prefix p
+check "tfjs --help does not offer --name-prefix" "! $J --help | grep -q name-prefix"
+
+V="$PY $T/convert_torchvision.py"
+expect tv-arch 2 "--arch resnet19: not a torchvision classification model" -- $V --arch resnet19 "$t/o.safetensors"
+expect tv-weights-garbage 5 "not a PyTorch checkpoint" -- $V --arch resnet18 --weights "$t/garbage.bin" "$t/o.safetensors"
+expect tv-factory 2 "cannot import no_such_module_xyz" -- $V --factory no_such_module_xyz:build "$t/o.safetensors"
+cat >"$t/mynet.py" <<'PYEOF'
+import torch.nn as nn
+def build(num_classes=10):
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+PYEOF
+expect tv-channels 2 "expected input[1, 3, 28, 28] to have 1 channels" -- \
+  bash -c "cd '$t' && $V --factory mynet:build --input-size 28 o.safetensors"
+check "tv --factory --channels 1 converts" "(cd '$t' && $V --factory mynet:build --channels 1 --input-size 28 my.safetensors >/dev/null 2>&1)"
+check "gradfeat info reads it" "\"\$G\" info '$t/my.safetensors' | grep -q 'feature: *4 \\[8\\]'" || "$G" info "$t/my.safetensors"
+expect tv-silu 2 "module features.0.2 (torch.nn.modules.activation.SiLU)" -- $V --arch efficientnet_b0 --input-size 32 "$t/o.safetensors"
+expect tv-cat 2 "function cat (torch.cat)" -- $V --arch squeezenet1_1 --input-size 32 "$t/o.safetensors"
+
+# every --option that a converter's --help mentions is one its argparse accepts (the parsers are built by
+# make_parser(), the same call main() makes)
+"$PY" - "$T" >"$t/opts" 2>&1 <<'PYEOF'
+import re, sys
+sys.path.insert(0, sys.argv[1])
+import convert_onnx, convert_tfjs, convert_torchvision
+bad = []
+for mod in (convert_onnx, convert_tfjs, convert_torchvision):
+    ap = mod.make_parser()
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", ap.format_help()))
+    bad += ["%s: --help names %s, which argparse rejects" % (mod.__name__, o)
+            for o in sorted(named - set(ap._option_string_actions))]
+print("\n".join(bad) or "ok")
+PYEOF
+check "every option a converter's --help names is accepted" "grep -qx ok '$t/opts'" || cat "$t/opts"
+finish
