@@ -39,6 +39,21 @@ unsigned gf_job_parse_methods(const char *s) {
 
 static const char *const SELECT_NAMES[] = {"last", "loss", "metric"};
 
+int gf_job_parse_random(const char *s) {
+    static const char *names[3] = {"theta1", "theta2", "omega"};
+    int mask = 0;
+    if (!s || !*s || !strcmp(s, "none")) return 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int k = 0;
+        while (k < 3 && strcmp(t, names[k])) k++;
+        if (k == 3) return -1;
+        mask |= 1 << k;
+    }
+    return mask;
+}
+
 void gf_job_defaults(gf_job *j) {
     memset(j, 0, sizeof *j);
     j->methods = GF_JOB_ALL;
@@ -64,6 +79,10 @@ static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, cons
     free(data);
     h = gf_fnv1a(h, cut, strlen(cut) + 1);
     h = gf_fnv1a(h, pp, sizeof *pp);
+    if (job->random & GF_JOB_RANDOM_THETA1) {   /* a shuffled trunk is another trunk */
+        uint64_t r[2] = {0x52414E44ULL, job->seed};
+        h = gf_fnv1a(h, r, sizeof r);
+    }
     for (int i = 0; i < n; i++) {   /* each sample by content (IDX: its pixels; files: path, size, times) */
         uint64_t v[2] = {(uint64_t)idx[i], gf_dataset_sample_key(ds, idx[i])};
         h = gf_fnv1a(h, v, sizeof v);
@@ -533,6 +552,7 @@ static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash
     cJSON_AddNumberToObject(o, "probe_l2", job->probe_l2);
     cJSON_AddNumberToObject(o, "probe_lr", job->probe_lr);
     cJSON_AddNumberToObject(o, "lr_auto", job->lr_auto);
+    cJSON_AddNumberToObject(o, "random", job->random);
     snprintf(hex, sizeof hex, "%llu", (unsigned long long)job->seed);
     cJSON_AddStringToObject(o, "seed", hex);
     return o;
@@ -623,6 +643,8 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     job->probe_lr = cJSON_IsNumber(jr) ? (float)jr->valuedouble : 0;
     const cJSON *ja = cJSON_GetObjectItemCaseSensitive(c, "lr_auto");
     job->lr_auto = cJSON_IsNumber(ja) && ja->valuedouble != 0;
+    const cJSON *jz = cJSON_GetObjectItemCaseSensitive(c, "random");
+    job->random = cJSON_IsNumber(jz) && jz->valuedouble >= 0 && jz->valuedouble < 8 ? (unsigned)jz->valuedouble : 0;
 #undef S_
 #undef N_
 #undef OPT_
@@ -660,6 +682,8 @@ static gf_status save_model(void *user, gf_method m, const gf_method_result *r, 
     const gf_job *job = ec->job;
     if (!job->run_dir || !(job->methods & (1u << m))) return GF_OK;
     GF_TRY(write_eval_detail(ec, m, r));
+    /* an ablation's model is not the file's model (shuffled weights / ω̄): no adapted model to predict with */
+    if (job->random) return GF_OK;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "format_version", "1");
     cJSON_AddStringToObject(o, "method", gf_method_name(m));
@@ -736,6 +760,9 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     if (st == GF_OK) st = gf_model_block_nodes(ctx, m, bi, nodes, &nn, &c, &h, &w);
     if (st == GF_OK) st = gf_block_create(ctx, c, h, w, nodes, nn, job->batch, &blk);
     if (st == GF_OK && !(theta = malloc(gf_block_param_count(blk) * sizeof(float)))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (st == GF_OK && (job->random & (GF_JOB_RANDOM_THETA1 | GF_JOB_RANDOM_THETA2)))
+        st = gf_model_randomize(ctx, m, bi, (job->random & GF_JOB_RANDOM_THETA1) != 0,
+                                (job->random & GF_JOB_RANDOM_THETA2) != 0, job->seed);
     if (st == GF_OK) st = gf_model_block_theta(ctx, m, bi, blk, theta);
     if (st == GF_OK) {
         gf_block_info b;
@@ -855,6 +882,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.probe_l2 = job->probe_l2;
     o.probe_lr = job->probe_lr;
     o.lr_auto = job->lr_auto;
+    o.random_omega = (job->random & GF_JOB_RANDOM_OMEGA) != 0;
     o.on_epoch = on_epoch; o.user = &ec;
     o.on_step = on_step;
     ec.tty = isatty(fileno(stderr));

@@ -153,6 +153,10 @@ gf_status gf_lin_set_ntk(gf_ctx *ctx, gf_lin *m, int on) {
     return gf_buf_create(ctx, (size_t)m->K * m->d * sizeof(float), "w1 (NTK-scaled)", &m->w1_eff);
 }
 
+gf_status gf_lin_set_omega_bar(gf_ctx *ctx, gf_lin *m, const float *omega) {
+    return gf_buf_write(ctx, m->omega_bar, 0, (size_t)m->K * m->d * sizeof(float), omega);
+}
+
 void gf_lin_use_primal_cache(gf_lin *m, const gf_primal_cache *pc, cl_mem idx) {
     int at_theta_bar = m->method == GF_METHOD_GRADIENT || m->method == GF_METHOD_FULL;
     m->primal = at_theta_bar && idx ? pc : NULL;

@@ -39,6 +39,9 @@ void gf_lin_free(gf_lin *m);
  * weights sqrt(1/K)·w1 of the stored values. Same model class, different
  * effective learning rates per tensor. Off by default. */
 gf_status gf_lin_set_ntk(gf_ctx *ctx, gf_lin *m, int on);
+/* Replace the frozen ω̄ of the gradient term (K x d host floats; w1 keeps its
+ * start): the paper's random-ω ablation. */
+gf_status gf_lin_set_omega_bar(gf_ctx *ctx, gf_lin *m, const float *omega);
 /* Take the primal values of the next batches from pc, rows = the device ints
  * in idx (the batch's sample indices), instead of running the forward at θ̄.
  * Only for gradient/full (θ̄ is fixed); pc = NULL goes back to the forward. */

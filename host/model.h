@@ -151,5 +151,9 @@ gf_status gf_model_block_theta(gf_ctx *ctx, const gf_model *m, int bi, const gf_
 /* Node index of block bi's cut (input), GF_NODE_INPUT for the graph input; after
  * alias resolution (a folded BatchNorm gives its conv). */
 int gf_model_block_cut(const gf_model *m, int bi);
+/* The paper's random-θ ablation: shuffle every parameter tensor (folded
+ * weights and biases) of the trunk up to block bi's cut (trunk) and/or of the
+ * block itself (block), seeded: same values per tensor, nothing learned. */
+gf_status gf_model_randomize(gf_ctx *ctx, gf_model *m, int bi, int trunk, int block, uint64_t seed);
 
 #endif

@@ -101,3 +101,32 @@ int gf_model_block_cut(const gf_model *m, int bi) {
     if (!m || bi < 0 || bi >= m->n_blocks) return -2;
     return resolve(m, m->blocks[bi].input);
 }
+
+/* Shuffles one tensor in place (Fisher-Yates, xorshift64*): the same values,
+ * so the same distribution per tensor, and nothing learned. */
+static void shuffle_floats(float *v, size_t n, uint64_t *s) {
+    for (size_t i = n; i > 1; i--) {
+        *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
+        size_t j = (size_t)((*s * 0x2545F4914F6CDD1DULL) % i);
+        float t = v[i - 1]; v[i - 1] = v[j]; v[j] = t;
+    }
+}
+
+gf_status gf_model_randomize(gf_ctx *ctx, gf_model *m, int bi, int trunk, int block, uint64_t seed) {
+    if (!m || bi < 0 || bi >= m->n_blocks) return gf_fail(ctx, GF_ERR_USAGE, "model has no block %d", bi);
+    const gf_mblock *b = &m->blocks[bi];
+    char *in_block = calloc((size_t)m->n_nodes + 1, 1);
+    if (!in_block) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    for (int k = 0; k < b->n_nodes; k++) in_block[b->nodes[k]] = 1;
+    int cut = resolve(m, b->input);
+    uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0xB5AD4ECEDA1CE2A9ULL;
+    for (int i = 0; i < m->n_nodes; i++) {
+        gf_mnode *nd = &m->nodes[i];
+        int mine = in_block[i] ? block : (i <= cut && trunk);
+        if (!mine || !nd->W) continue;
+        shuffle_floats(nd->W, nd->w_count, &s);
+        if (nd->b) shuffle_floats(nd->b, (size_t)nd->c, &s);
+    }
+    free(in_block);
+    return GF_OK;
+}

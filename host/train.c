@@ -70,6 +70,16 @@ double gf_mean_ap(const float *scores, const float *targets, int n, int K, doubl
 }
 
 static void shuffle(int *p, int n, uint64_t seed);
+static uint64_t rng_next(uint64_t *s);
+
+void gf_random_omega(const float *omega, size_t n, uint64_t seed, float *out) {
+    memcpy(out, omega, n * sizeof(float));
+    uint64_t s = seed * 0xA24BAED4963EE407ULL + 0x9FB21C651E98DF25ULL;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(rng_next(&s) % i);
+        float t = out[i - 1]; out[i - 1] = out[j]; out[j] = t;
+    }
+}
 
 /* ---------------- the holdout ---------------- */
 
@@ -677,6 +687,16 @@ static gf_status make_model(run *R, gf_block *blk, const float *theta_bar, gf_me
         if (!w) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
         for (size_t i = 0; w && i < kd; i++) w[i] = pr->w1[i] * sqrtf((float)R->K);
         if (st == GF_OK) st = gf_lin_write_params(ctx, m, NULL, w, NULL);
+        free(w);
+    }
+    if (st == GF_OK && R->o->random_omega && (mth == GF_METHOD_GRADIENT || mth == GF_METHOD_FULL)) {
+        size_t kd = (size_t)R->K * R->d;
+        float *w = malloc(kd * sizeof(float));
+        if (!w) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+        if (w) {
+            gf_random_omega(pr->w1, kd, R->o->seed, w);
+            st = gf_lin_set_omega_bar(ctx, m, w);
+        }
         free(w);
     }
     if (st != GF_OK) { gf_lin_free(m); return st; }

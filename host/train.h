@@ -48,6 +48,9 @@ typedef struct gf_train_options {
     /* with a holdout: gradient/full/finetune each try optim.lr, /3 and /10 for one
      * epoch from their start and train with the lowest held-out loss (result.lr) */
     int lr_auto;
+    /* the random-ω ablation: the gradient term of gradient/full uses a seeded
+     * shuffle of the probe's weights as ω̄ (w1 still starts at the probe) */
+    int random_omega;
     int no_primal_cache;        /* 1: rerun the block's primal forward every step even when the
                                    primal cache (block.h) fits the device budget */
     /* progress within an epoch: on_step is called after a step when report_seconds
@@ -127,6 +130,9 @@ typedef struct gf_probe_data {
 } gf_probe_data;
 gf_status gf_probe_fit(gf_ctx *ctx, const gf_probe_data *train, const gf_probe_data *ho, int K, int d, int multi,
                        double l2, int select, float *w, float *b, double *l2_used);
+
+/* The random ω̄ of random_omega: a seeded shuffle of the probe's n weights. */
+void gf_random_omega(const float *omega, size_t n, uint64_t seed, float *out);
 
 /* Splits off a held-out part of a cached set, in place: a seeded, stratified
  * (per class; multi-label: plain random) fraction `frac` of the rows moves to

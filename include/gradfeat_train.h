@@ -48,6 +48,9 @@ typedef struct gf_job {
                                                 other methods for probe_epochs at probe_lr */
     float probe_l2;                          /* L-BFGS probe's L2 strength; < 0 = chosen on the holdout (default) */
     float probe_lr;                          /* SGD/Adam probe's learning rate; 0 = lr */
+    unsigned random;                         /* the paper's ablation, GF_JOB_RANDOM_* bits: shuffle (seeded, per
+                                                tensor) the trunk's / top block's pre-trained weights, or use a
+                                                shuffled ω̄ in the gradient term; 0 = none */
     int lr_auto;                             /* gradient/full/finetune each pick lr, lr/3 or lr/10 by one trial
                                                 epoch on the holdout */
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
@@ -73,6 +76,9 @@ typedef struct gf_job {
     int resume;
     volatile sig_atomic_t *stop;
 } gf_job;
+enum { GF_JOB_RANDOM_THETA1 = 1, GF_JOB_RANDOM_THETA2 = 2, GF_JOB_RANDOM_OMEGA = 4 };
+/* "theta1", "theta2", "omega" or a comma list -> GF_JOB_RANDOM_* mask; -1 if unknown ("" / "none" -> 0). */
+int gf_job_parse_random(const char *s);
 enum { GF_JOB_SELECT_LAST = 0, GF_JOB_SELECT_LOSS = 1, GF_JOB_SELECT_METRIC = 2 };
 /* Paper §4 defaults: Adam β=(0.5, 0.999), lr 1e-3, wd 1e-6, batch 64, lr halved every 20 epochs;
  * NTK parametrisation; 10 % holdout, best epoch by held-out loss; L-BFGS probe. */

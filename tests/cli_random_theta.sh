@@ -23,24 +23,28 @@ check "randomized model differs from the pre-trained one" '! cmp -s "$EMO" "$t/r
 
 args=(--data "$FM" --split train --limit 128 --val "$FM" --val-split test --val-limit 128 --epochs 2 --lr 0.002
       --method linear,gradient --cache-dir "$t/cache" --quiet)
-for k in pretrained random; do
+for k in pretrained random shuffled; do
   model="$EMO"; [ $k = random ] && model="$t/random.safetensors"
+  extra=(); [ $k = shuffled ] && extra=(--random theta1,theta2)   # gradfeat's own ablation switch
   s=$SECONDS
-  "$G" train --model "$model" "${args[@]}" --run-dir "$t/$k" > "$t/$k.txt" 2> "$t/$k.err"; rc=$?
+  "$G" train --model "$model" "${args[@]}" "${extra[@]}" --run-dir "$t/$k" > "$t/$k.txt" 2> "$t/$k.err"; rc=$?
   echo "== $k θ ($((SECONDS - s)) s)"; cat "$t/$k.txt"
   check "$k: train exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/$k.err"
 done
 
 # val accuracies (%): pre-trained probe / gradient, random probe / gradient
-read -r pp pg rp rg < <(/usr/bin/python3 -c '
+read -r pp pg rp rg sp sg < <(/usr/bin/python3 -c '
 import json, sys
 acc = lambda d, m: 100 * json.load(open(d + "/results.json"))["methods"][m]["val_metric"]
-print(*["%.2f" % acc(sys.argv[1] + "/" + k, m) for k in ("pretrained", "random") for m in ("linear", "gradient")])
+print(*["%.2f" % acc(sys.argv[1] + "/" + k, m) for k in ("pretrained", "random", "shuffled") for m in ("linear", "gradient")])
 ' "$t" 2> "$t/py.err") || { cat "$t/py.err"; echo "0 passed, 1 failed"; exit 1; }
-echo "val accuracy %: pretrained probe $pp gradient $pg | random probe $rp gradient $rg"
+echo "val accuracy %: pretrained probe $pp gradient $pg | random probe $rp gradient $rg | --random theta1,theta2 probe $sp gradient $sg"
 ge() { /usr/bin/python3 -c "import sys; sys.exit(0 if $1 >= $2 else 1)"; }
 check "the pre-trained probe learned (>= 30 %, chance 10 %): $pp" 'ge $pp 30'
 check "random-θ gradient ($rg) at least 12 points below the pre-trained probe ($pp)" 'ge $pp "$rg + 12"'
 check "random-θ gradient ($rg) at least 12 points below the pre-trained gradient ($pg)" 'ge $pg "$rg + 12"'
+check "--random theta1,theta2 gradient ($sg) at least 12 points below the pre-trained probe ($pp)" 'ge $pp "$sg + 12"'
+check "--random theta1,theta2 wrote no adapted model (its weights are not the file's)" '[ ! -e "$t/shuffled/gradient.safetensors" ]'
+check "--random is recorded in the run's settings" '/usr/bin/python3 -c "import json,sys; sys.exit(json.load(open(\"$t/shuffled/results.json\"))[\"settings\"][\"random\"] != 3)"'
 
 finish

@@ -42,7 +42,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
     gf_job_defaults(&job);
     const char *device = NULL, *method = "all", *optimizer = "adam";
     int verbose = 0, no_cache = 0;
-    const char *resume_dir = NULL, *probe_l2 = NULL;
+    const char *resume_dir = NULL, *probe_l2 = NULL, *random_parts = NULL;
     const cli_opt defs[] = {
         {"model", 0, CLI_STR, &job.model_path, "FILE", "model file (.safetensors; see tools/convert_*.py)", NULL, NULL, 0},
         {"data", 0, CLI_STR, &job.data_path, "PATH", "training data", NULL, NULL, 0},
@@ -64,6 +64,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"batch", 0, CLI_INT, &job.batch, "N", "batch size (default 64)", NULL, NULL, 0},
         {"optimizer", 0, CLI_STR, &optimizer, "adam|sgd", "Adam (paper: beta 0.5, 0.999) or SGD with momentum (default adam)", NULL, NULL, 0},
         {"lr", 0, CLI_FLOAT, &job.lr, "X", "learning rate (default 1e-3)", NULL, NULL, 0},
+        {"random", 0, CLI_STR, &random_parts, "LIST", "the paper's ablation: theta1, theta2, omega or a comma list: shuffle (seeded, per tensor) the trunk's / top block's pre-trained weights, or use a shuffled w_bar in the gradient term (no model files are written)", NULL, NULL, 0},
         {"lr-auto", 0, CLI_FLAG, &job.lr_auto, NULL, "gradient, full and finetune each try --lr, --lr/3 and --lr/10 for one epoch and keep the lowest held-out loss (needs --holdout)", NULL, NULL, 0},
         {"momentum", 0, CLI_FLOAT, &job.momentum, "X", "SGD momentum (default 0.9)", NULL, NULL, 0},
         {"beta1", 0, CLI_FLOAT, &job.beta1, "X", "Adam beta1 (default 0.5)", NULL, NULL, 0},
@@ -96,6 +97,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
      * ones must match it: gf_job_run checks and names a difference) */
     gf_ctx *ctx = NULL;
     void *saved_cfg = NULL;
+    unsigned saved_random = 0;
     if (resume_dir) {
         if ((rc = cli_ctx_open(device, verbose, &ctx))) return rc;
         gf_job saved = job;
@@ -109,6 +111,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         if (!cli_opts_given(o, "method")) { job.methods = saved.methods; method = NULL; }
         if (!cli_opts_given(o, "optimizer")) { job.sgd = saved.sgd; optimizer = NULL; }
         if (!cli_opts_given(o, "probe-l2")) { job.probe_l2 = saved.probe_l2; probe_l2 = NULL; }
+        saved_random = saved.random;
     }
     if (!job.model_path) return bail(ctx, saved_cfg, cli_usage_error("train", "--model is required"));
     if (!job.data_path) return bail(ctx, saved_cfg, cli_usage_error("train", "--data is required"));
@@ -116,6 +119,11 @@ static int train_main(int argc, char **argv, cli_opts *o) {
     if (optimizer && !strcmp(optimizer, "sgd")) { job.sgd = 1; }
     else if (optimizer && strcmp(optimizer, "adam")) return bail(ctx, saved_cfg, cli_usage_error("train", "--optimizer must be adam or sgd"));
     if (no_cache) job.cache_dir = "";
+    if (random_parts) {
+        int r = gf_job_parse_random(random_parts);
+        if (r < 0) return bail(ctx, saved_cfg, cli_usage_error("train", "--random takes theta1, theta2, omega or a comma list of them, got '%s'", random_parts));
+        job.random = (unsigned)r;
+    } else if (resume_dir) job.random = saved_random;
     if (probe_l2 && strcmp(probe_l2, "auto")) {
         char *end;
         double v = strtod(probe_l2, &end);
