@@ -40,6 +40,15 @@ json.dump(mj2, open(t + "/short.json", "w"))
 open(t + "/short.bin", "wb").write(b"\0" * 8)
 mj3 = dict(mj, weightsManifest=[{"paths": ["nothere.bin"], "weights": mj["weightsManifest"][0]["weights"]}])
 json.dump(mj3, open(t + "/noshard.json", "w"))
+ints = lambda v: {"list": {"i": [str(x) for x in v]}}
+gnodes = [{"name": "x", "op": "Placeholder", "attr": {"shape": {"shape": {"dim": [{"size": "-1"}, {"size": "4"},
+                                                                                  {"size": "4"}, {"size": "3"}]}}}},
+          {"name": "p", "op": "Const", "attr": {"value": {"tensor": {"intVal": [0, 0, 1, 1, 1, 1, 0, 0]}}}},
+          {"name": "net/pad/Pad", "op": "Pad", "input": ["x", "p"]},
+          {"name": "net/pool/MaxPool", "op": "MaxPool", "input": ["net/pad/Pad"],
+           "attr": {"ksize": ints([1, 2, 2, 1]), "strides": ints([1, 2, 2, 1]), "padding": {"s": "VkFMSUQ="}}}]
+json.dump({"format": "graph-model", "modelTopology": {"node": gnodes}, "weightsManifest": mj["weightsManifest"]},
+          open(t + "/padpool.json", "w"))
 open(t + "/nomodel.min.js", "w").write("!function(e){module.exports=e()}(function(){return 42});")
 open(t + "/badlit.min.js", "w").write("a.exports={modelTopology:{x:[1,2,}}")
 PYEOF
@@ -55,6 +64,7 @@ expect onnx-usage 2 "the following arguments are required: model, out (see --hel
 J="$PY $T/convert_tfjs.py"
 expect tfjs-garbage 5 "expected a TF.js model.json" -- $J "$t/garbage.bin" "$t/o.safetensors"
 expect tfjs-layer 2 "layer rnn (Bidirectional) not supported" -- $J "$t/layer.json" "$t/o.safetensors"
+expect tfjs-pad-into-pool 2 "reads the zero padding net/pad/Pad" -- $J "$t/padpool.json" "$t/o.safetensors"
 expect tfjs-short-shard 5 "hold 8 bytes, the manifest needs 24" -- $J "$t/short.json" "$t/o.safetensors"
 expect tfjs-no-shard 5 "nothere.bin" -- $J "$t/noshard.json" "$t/o.safetensors"
 expect tfjs-js-no-literal 5 "no 'exports=<literal>' found" -- $J "$t/nomodel.min.js" "$t/o.safetensors"

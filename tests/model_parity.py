@@ -11,6 +11,7 @@ usage: model_parity.py CASE OUTDIR [N]
                                   dense softmax; uint8-quantised, float16 and float32 weights) ->
                                   tools/convert_tfjs.py; reference by torch from the dequantised
                                   weights with the NHWC<->NCHW layout handled here
+        tfjs_graph_pad            a TF.js graph model with an explicit Pad before a VALID conv (-> conv pads)
         tfjs_minjs                the same network with ZeroPadding2D + VALID conv instead of SAME, packaged
                                   as nsfwjs does (model.min.js + group1-shard1of1.min.js, JS modules)
         zoo                       torchvision models beyond the classic ones, at small input sizes, both paths:
@@ -73,6 +74,59 @@ def js_module(value, var):
             '(window||this).%s=e()}}(function(){return function e(a,n,i){var r=n[1]={exports:{}};'
             'a[1][0].call(r.exports,null,r,r.exports);return r.exports}({1:[function(e,a,n){a.exports=%s},{}]},'
             '{},[1])(1)});' % (var, lit))
+
+
+def tfjs_graph_pad(out, path, n):
+    """A TF.js graph model with an explicit Pad (as TF writes ZeroPadding2D) before a VALID conv:
+    Pad [[0,0],[1,2],[2,1],[0,0]] -> Conv2D 3x3 stride 2 + bias -> Relu -> Mean(H,W) -> MatMul -> Softmax;
+    reference in torch with F.pad done independently."""
+    import base64
+    import json
+    import torch
+    import torch.nn.functional as F
+    rng = np.random.default_rng(11)
+    k = rng.standard_normal((3, 3, 3, 4)).astype(np.float32) * 0.4
+    b = rng.standard_normal(4).astype(np.float32) * 0.1
+    d = rng.standard_normal((4, 5)).astype(np.float32) * 0.5
+    s_ = lambda v: {"s": base64.b64encode(v.encode()).decode()}
+    ints = lambda v: {"list": {"i": [str(x) for x in v]}}
+    const_i = lambda name, v: {"name": name, "op": "Const", "attr": {"dtype": {"type": "DT_INT32"}, "value": {
+        "tensor": {"dtype": "DT_INT32", "tensorShape": {"dim": [{"size": str(len(v))}]}, "intVal": [int(x) for x in v]}}}}
+    nodes = [
+        {"name": "x", "op": "Placeholder", "attr": {"dtype": {"type": "DT_FLOAT"}, "shape": {"shape": {"dim": [
+            {"size": "-1"}, {"size": "12"}, {"size": "12"}, {"size": "3"}]}}}},
+        {"name": "net/conv/kernel", "op": "Const", "attr": {"dtype": {"type": "DT_FLOAT"}}},
+        {"name": "net/conv/bias", "op": "Const", "attr": {"dtype": {"type": "DT_FLOAT"}}},
+        {"name": "net/dense/kernel", "op": "Const", "attr": {"dtype": {"type": "DT_FLOAT"}}},
+        const_i("net/pad/paddings", [0, 0, 1, 2, 2, 1, 0, 0]),
+        const_i("net/gap/axes", [1, 2]),
+        {"name": "net/pad/Pad", "op": "Pad", "input": ["x", "net/pad/paddings"]},
+        {"name": "net/conv/Conv2D", "op": "_FusedConv2D", "input": ["net/pad/Pad", "net/conv/kernel", "net/conv/bias"],
+         "attr": {"strides": ints([1, 2, 2, 1]), "padding": s_("VALID"), "dilations": ints([1, 1, 1, 1]),
+                  "fused_ops": {"list": {"s": [base64.b64encode(b"BiasAdd").decode(), base64.b64encode(b"Relu").decode()]}},
+                  "num_args": {"i": "1"}}},
+        {"name": "net/gap/Mean", "op": "Mean", "input": ["net/conv/Conv2D", "net/gap/axes"]},
+        {"name": "net/dense/MatMul", "op": "MatMul", "input": ["net/gap/Mean", "net/dense/kernel"]},
+        {"name": "net/out/Softmax", "op": "Softmax", "input": ["net/dense/MatMul"]},
+    ]
+    blob = k.tobytes() + b.tobytes() + d.tobytes()
+    mj = {"format": "graph-model", "generatedBy": "gradfeat test", "convertedBy": "hand",
+          "modelTopology": {"node": nodes},
+          "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": [
+              {"name": "net/conv/kernel", "shape": [3, 3, 3, 4], "dtype": "float32"},
+              {"name": "net/conv/bias", "shape": [4], "dtype": "float32"},
+              {"name": "net/dense/kernel", "shape": [4, 5], "dtype": "float32"}]}]}
+    json.dump(mj, open(os.path.join(out, "model.json"), "w"))
+    open(os.path.join(out, "group1-shard1of1.bin"), "wb").write(blob)
+    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools/convert_tfjs.py"), os.path.join(out, "model.json"),
+                    path], check=True, stdout=subprocess.DEVNULL)
+    x = torch.from_numpy(rng.standard_normal((n, 3, 12, 12)).astype(np.float32))
+    with torch.no_grad():  # F.pad order: (left, right, top, bottom); TF: H (1, 2), W (2, 1)
+        y = F.relu(F.conv2d(F.pad(x, (2, 1, 1, 2)), torch.from_numpy(k).permute(3, 2, 0, 1), torch.from_numpy(b), stride=2))
+        y = torch.softmax(y.mean(dim=(2, 3)) @ torch.from_numpy(d), dim=1)
+    x.numpy().astype("<f4").tofile(os.path.join(out, "x.f32"))
+    y.numpy().astype("<f4").tofile(os.path.join(out, "ref.f32"))
+    open(os.path.join(out, "meta.txt"), "w").write("%d 3 12 12 5\n" % n)
 
 
 def tfjs_layers(out, path, n, minjs=False):
@@ -243,6 +297,8 @@ def main():
         return
     import torch
     torch.set_num_threads(2)
+    if case == "tfjs_graph_pad":
+        return tfjs_graph_pad(out, path, n)
     if case in ("tfjs_layers", "tfjs_minjs"):
         return tfjs_layers(out, path, n, case == "tfjs_minjs")
     if case == "zoo":

@@ -8,8 +8,9 @@ int main(void) {
     gf_ctx *ctx = test_ctx();
     /* tfjs_minjs: the same network written with ZeroPadding2D + VALID conv and packaged as JavaScript
      * modules (model.min.js, group1-shard1of1.min.js), as nsfwjs ships its models */
-    const char *cases[] = {"tfjs_layers", "tfjs_minjs"};
-    for (int c = 0; c < 2; c++) {
+    /* tfjs_graph_pad: a graph model whose explicit Pad (TF's ZeroPadding2D) folds into the conv's pads */
+    const char *cases[] = {"tfjs_layers", "tfjs_minjs", "tfjs_graph_pad"};
+    for (int c = 0; c < 3; c++) {
     parity_case pc;
     parity_prepare(cases[c], 4, &pc);
     CHECK(pc.ref != NULL, "no reference");
@@ -23,7 +24,7 @@ int main(void) {
     gf_model_info in;
     gf_model_get_info(m, &in);
     /* default feature: the last conv map before the head (pool, 4x3x3), global-average-pooled */
-    CHECK(in.feature && !strcmp(in.feature, "pool.gap") && in.feature_dim == 4,
+    CHECK(in.feature && (c == 2 || !strcmp(in.feature, "pool.gap")) && in.feature_dim == 4,
           "%s: feature = GAP of the last conv map [4] (got %s %d)", cases[c], in.feature ? in.feature : "-",
           in.feature_dim);
     gf_model_free(m);

@@ -10,7 +10,7 @@ excludes the padding from the count. Weights may be float32, float16 or uint8/ui
 The model may also come in the '.min.js' packaging some npm packages ship (nsfwjs): model.min.js is a
 JavaScript module exporting the model.json object, and each weight shard a .min.js exporting its bytes
 as base64; pass model.min.js as the model (shards are found as <path> or <path>.min.js).
-Keras ZeroPadding2D folds into the Conv2D / DepthwiseConv2D / SeparableConv2D that reads it.
+Keras ZeroPadding2D (and a graph model's zero Pad) folds into the convolution that reads it.
 
 Exit codes: 0 written; 2 bad command line, or a layer/op gradfeat cannot represent (named);
 5 the model or a weight shard is missing, unreadable or malformed; 1 an internal error (a bug: traceback).
@@ -224,7 +224,7 @@ def convert_graph_model(mj, weights, feature):
     supported = {"Const", "Placeholder", "Identity", "_FusedConv2D", "Conv2D", "DepthwiseConv2dNative",
                  "FusedDepthwiseConv2dNative", "MaxPool", "AvgPool", "AddV2", "Add", "BiasAdd", "Relu",
                  "Relu6", "LeakyRelu", "Mean", "Softmax", "MatMul", "_FusedMatMul", "Reshape", "Flatten",
-                 "Squeeze", "FusedBatchNorm", "FusedBatchNormV3", "StopGradient"}
+                 "Squeeze", "FusedBatchNorm", "FusedBatchNormV3", "StopGradient", "Pad", "PadV2"}
     bad = sorted({n["op"] for n in nodes} - supported)
     if bad:
         raise SystemExit("unsupported TF.js ops: " + ", ".join(bad))
@@ -234,10 +234,15 @@ def convert_graph_model(mj, weights, feature):
             if t is not None and "intVal" in t:
                 consts[n["name"]] = np.array([int(v) for v in t["intVal"]])
 
-    def inp(name):
+    tfpads = {}  # Pad node -> (its input, [t, l, b, r]): folded into the conv that reads it
+
+    def inp(name, reader=None):
         name = name.split(":")[0]
         if name.startswith("^"):
             return None
+        if name in tfpads and reader is not None:
+            raise gfmodel.Unsupported("node %s reads the zero padding %s; gradfeat folds zero padding only into a "
+                                      "following convolution" % (reader, name))
         return ours.get(name)
 
     by_name = {n["name"]: n for n in nodes}
@@ -269,16 +274,35 @@ def convert_graph_model(mj, weights, feature):
         if op in ("Const", "Placeholder"):
             continue
         if op in ("Identity", "StopGradient"):
+            if ins[0].split(":")[0] in tfpads:
+                tfpads[name] = tfpads[ins[0].split(":")[0]]
+                ours[name] = ours[ins[0].split(":")[0]]
+                continue
             ours[name] = inp(ins[0])
             continue
+        if op in ("Pad", "PadV2"):
+            p = np.asarray(consts[ins[1].split(":")[0]]).reshape(-1)
+            if p.size != 8 or p[0] or p[1] or p[6] or p[7] or min(p) < 0:
+                raise gfmodel.Unsupported("node %s: %s of %s (only zero padding of H and W)" % (name, op, p.tolist()))
+            if op == "PadV2" and float(np.ravel(consts[ins[2].split(":")[0]])[0]) != 0.0:
+                raise gfmodel.Unsupported("node %s: PadV2 with a non-zero constant" % name)
+            src = inp(ins[0], name)
+            tfpads[name] = (src, [int(p[2]), int(p[4]), int(p[3]), int(p[5])])
+            c_, h_, w_ = cv.shape[src]
+            ours[name] = name
+            cv.shape[name] = [c_, h_ + int(p[2]) + int(p[3]), w_ + int(p[4]) + int(p[5])]
+            continue
         if op in ("_FusedConv2D", "Conv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative"):
-            src = inp(ins[0])
+            src0 = ins[0].split(":")[0]
+            ps = inp(ins[0])  # the (maybe zero-padded) map whose shape the conv's own padding rule sees
+            src, zpad = tfpads.get(src0, (ps, [0, 0, 0, 0]))
             w = consts[ins[1].split(":")[0]]
             st = _attr_list(attr, "strides") or [1, 1, 1, 1]
             dl = _attr_list(attr, "dilations") or [1, 1, 1, 1]
             kh, kw = w.shape[0], w.shape[1]
-            pad = cv.pads(src, kh, kw, st[1], st[2], dl[1], dl[2], _attr_s(attr, "padding", "VALID"),
+            pad = cv.pads(ps, kh, kw, st[1], st[2], dl[1], dl[2], _attr_s(attr, "padding", "VALID"),
                           _attr_list(attr, "explicit_paddings"))
+            pad = [a_ + b_ for a_, b_ in zip(pad, zpad)]
             if "Depthwise" in op:
                 c, m = w.shape[2], w.shape[3]
                 wt = w.transpose(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
@@ -317,24 +341,24 @@ def convert_graph_model(mj, weights, feature):
             k = _attr_list(attr, "ksize")
             s = _attr_list(attr, "strides")
             ours[name] = cv.pool(layer_of(name, short), "maxpool" if op == "MaxPool" else "avgpool",
-                                 inp(ins[0]), [k[1], k[2]], [s[1], s[2]], _attr_s(attr, "padding", "VALID"))
+                                 inp(ins[0], name), [k[1], k[2]], [s[1], s[2]], _attr_s(attr, "padding", "VALID"))
         elif op in ("AddV2", "Add", "BiasAdd"):
             a, b = ins[0].split(":")[0], ins[1].split(":")[0]
             if b in consts or a in consts:
                 raise SystemExit("node %s: add of a constant not supported (fold it into a conv)" % name)
-            ours[name] = cv.simple(layer_of(name, short), "add", [inp(ins[0]), inp(ins[1])])
+            ours[name] = cv.simple(layer_of(name, short), "add", [inp(ins[0], name), inp(ins[1], name)])
         elif op in ("Relu", "Relu6", "LeakyRelu"):
-            ours[name] = cv.act(layer_of(name, short), op, inp(ins[0]), _attr_f(attr, "alpha", 0.2))
+            ours[name] = cv.act(layer_of(name, short), op, inp(ins[0], name), _attr_f(attr, "alpha", 0.2))
         elif op == "Mean":
             axes = sorted(int(v) % 4 for v in np.ravel(consts[ins[1].split(":")[0]]))
             if axes != [1, 2]:
                 raise SystemExit("node %s: Mean over axes %s not supported (only spatial)" % (name, axes))
-            src = inp(ins[0])
+            src = inp(ins[0], name)
             ours[name] = cv.simple(layer_of(name, short), "global_avgpool", [src], shape=[cv.shape[src][0]])
         elif op == "Softmax":
-            ours[name] = cv.simple(layer_of(name, short), "softmax", [inp(ins[0])])
+            ours[name] = cv.simple(layer_of(name, short), "softmax", [inp(ins[0], name)])
         elif op in ("Reshape", "Flatten", "Squeeze"):
-            src = inp(ins[0])
+            src = inp(ins[0], name)
             sh = cv.shape[src]
             ours[name] = src if len(sh) == 1 or (sh[1] == 1 and sh[2] == 1 and op == "Squeeze") else \
                 cv.flatten(layer_of(name, short), src)
@@ -345,7 +369,7 @@ def convert_graph_model(mj, weights, feature):
             fused = _attr_list(attr, "fused_ops")
             bias = consts[ins[2].split(":")[0]] if fused[:1] == ["BiasAdd"] else None
             lname = layer_of(name, short)
-            src = inp(ins[0])
+            src = inp(ins[0], name)
             if len(cv.shape[src]) == 3 and cv.shape[src][1] * cv.shape[src][2] > 1:
                 src = cv.flatten(lname + ".flatten", src)
             node = cv.linear(lname, src, w, bias)
@@ -357,7 +381,7 @@ def convert_graph_model(mj, weights, feature):
             lname = g.unique(layer_of(name, short))
             params = {k: g.tensor(lname + "." + k, v) for k, v in
                       (("weight", sc), ("bias", of), ("running_mean", mu), ("running_var", var))}
-            ours[name] = cv.simple(lname, "batchnorm", [inp(ins[0])],
+            ours[name] = cv.simple(lname, "batchnorm", [inp(ins[0], name)],
                                    {"eps": _attr_f(attr, "epsilon", 1e-3)})
             g.nodes[-1]["params"] = params
         else:
