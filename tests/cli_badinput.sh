@@ -176,7 +176,7 @@ done
 # ---- checkpoints: a tiny run SIGKILLed after its second probe step (GRADFEAT_TEST_KILL_AT, host/train.c),
 # then broken copies; ck/modelchg was trained on ck/model.safetensors, which then changes
 ckpt_run() {   # ckpt_run DIR MODEL
-  ( cd "$T" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" train --model "$2" --data d/idx_ok/x-images-idx3-ubyte --epochs 1 \
+  ( cd "$T" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" train --model "$2" --data d/idx_ok/x-images-idx3-ubyte --epochs 1 --probe sgd \
       --batch 1 --checkpoint-every 1 --run-dir "$1" >/dev/null 2>&1 & wait $! ) 2>/dev/null
   [ -s "$T/$1/checkpoint.gfckpt" ] || { echo "FATAL: no checkpoint in $1"; exit 1; }
 }
@@ -185,7 +185,7 @@ ckpt_run ck/good m/ok.safetensors
 ckpt_run ck/modelchg ck_model.safetensors
 # ck/datachg was trained on d/idx_chg, whose pixels then change (same size, same mtime)
 mkdir -p "$T/d/idx_chg" && cp -p "$T"/d/idx_ok/* "$T/d/idx_chg/"
-( cd "$T" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" train --model m/ok.safetensors --data d/idx_chg/x-images-idx3-ubyte \
+( cd "$T" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" train --model m/ok.safetensors --data d/idx_chg/x-images-idx3-ubyte --probe sgd \
     --epochs 1 --batch 1 --checkpoint-every 1 --run-dir ck/datachg >/dev/null 2>&1 & wait $! ) 2>/dev/null
 "$PY" -c "
 import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[100] ^= 0xff; open(p, 'r+b').write(b)" "$T/d/idx_chg/x-images-idx3-ubyte"
