@@ -21,9 +21,18 @@ static gf_status bn_check(gf_ctx *ctx, int n, int c, int hw, float eps, const ch
  * overrides; test_bn runs both walks on one device. */
 static int bn_blocked(gf_ctx *ctx) { return ctx->bn_blocked; }
 
-/* Lanes per channel: a power of two, no more than the n*hw values need. */
+/* Lanes per channel: a power of two, no more than the n*hw values need; more
+ * than the walk's usual 16 / 256 when a lane's loops (up to three passes of
+ * about 2 iterations per value it walks) would pass the context's item budget
+ * (README "Kernel paths"), up to the kernel's work-group limit. That limit can
+ * be low (llvmpipe: 32), and one work-group per channel cannot split further:
+ * there, a lane walks n*hw/32 values, within llvmpipe's 65,535 loop iterations
+ * up to about 200,000 values per channel (batch 64 at 56x56); a two-level
+ * reduction for larger ones is not written yet. */
 static gf_status bn_local(gf_ctx *ctx, cl_kernel k, int n, int hw, size_t *L) {
-    return gf_pow2_local(ctx, k, bn_blocked(ctx) ? 16 : 256, (size_t)n * (size_t)hw, L);
+    size_t M = (size_t)n * (size_t)hw, cap = bn_blocked(ctx) ? 16 : 256;
+    while (cap < 4096 && 6 * ((M + cap - 1) / cap) + 3 > ctx->item_budget) cap *= 2;
+    return gf_pow2_local(ctx, k, cap, M, L);
 }
 
 gf_status gf_bn_train_forward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma, cl_mem beta, float eps,
