@@ -728,6 +728,28 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         if (dva) okva = malloc((size_t)nva + 1);
         if (!itr || !oktr || (dva && (!iva || !okva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
     }
+    /* a classifier needs two classes: one class trains to loss 0 and 100 % and means nothing */
+    if (st == GF_OK && !multi && ntr > 0) {
+        int first = gf_dataset_label(dtr, itr[0]), other = 0;
+        for (int i = 1; i < ntr && !other; i++) other = gf_dataset_label(dtr, itr[i]) != first;
+        if (!other)
+            st = gf_fail(ctx, GF_ERR_INPUT, "training data %s: all %d samples%s are of one class ('%s'): a classifier "
+                         "needs at least two classes", job->data_path, ntr, job->limit_train ? " of the --limit subset" : "",
+                         gf_dataset_class_name(dtr, first) ? gf_dataset_class_name(dtr, first) : "?");
+    } else if (st == GF_OK && multi && ntr > 0) {
+        float *a = malloc((size_t)K * sizeof(float)), *b = malloc((size_t)K * sizeof(float));
+        int varies = 0;
+        if (!a || !b) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
+        else gf_dataset_targets(dtr, itr[0], a);
+        for (int i = 1; st == GF_OK && i < ntr && !varies; i++) {
+            gf_dataset_targets(dtr, itr[i], b);
+            varies = memcmp(a, b, (size_t)K * sizeof(float)) != 0;
+        }
+        if (st == GF_OK && !varies)
+            st = gf_fail(ctx, GF_ERR_INPUT, "training data %s: all %d samples carry the same labels: a multi-label "
+                         "classifier needs at least one label that is on some rows and not on others", job->data_path, ntr);
+        free(a); free(b);
+    }
     /* the samples' content belongs to the job: a resume on changed data would mix two trainings */
     if (st == GF_OK) {
         uint64_t dk = GF_FNV_INIT;

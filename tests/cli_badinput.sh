@@ -151,6 +151,8 @@ idx("idx_claim", im[:4] + struct.pack(">III", 1 << 20, 1024, 1024) + im[16:], lb
 idx("idx_count", im, lb[:4] + struct.pack(">I", 4) + lb[8:] + b"\x00")
 idx("idx_nolabels", im, None)
 idx("idx_dims", im[:3] + b"\x02" + im[4:12], lb)
+idx("idx_one", im, lb[:8] + bytes([lb[8]]) * 3)                        # three samples of one class
+w("d/csv_same.csv", b"path,labels\n../img/ok.png,cat;dog\n../img/ok.png,cat;dog\n")   # multi-label, every row the same
 w("d/idx_gz/x-images-idx3-ubyte.gz", gzip.compress(im)[:-30])
 w("d/idx_gz/x-labels-idx1-ubyte", lb)
 w("d/csv_nul.csv", b"path,labels\n\x00a.png,x\n")
