@@ -93,6 +93,8 @@ meta("badpre_size.safetensors", "gradfeat.preprocess", lambda p: p.update(input_
 meta("badpre_resize.safetensors", "gradfeat.preprocess", lambda p: p.update(resize="squash"))
 meta("classes.safetensors", "gradfeat.classes", lambda c: ["cat", "dog", "bird"])
 os.makedirs(os.path.join(T, "m/dir.safetensors"), exist_ok=True)
+g0 = build(); g0.tensors["conv.weight"] = np.zeros((0, 3, 3, 3)); gfmodel.write(os.path.join(T, "m/conv0.safetensors"), g0, pre, ["cat", "dog"])
+edit("grapharray.safetensors", lambda h: h["__metadata__"].update({"gradfeat.graph": "[]"}))
 # strict safetensors (issue 21): names once, data covered exactly once, only space padding in the header
 hj = json.dumps(hdr).encode()
 k = hj.index(b'"fc.weight"'); e = hj.index(b"}", k) + 1
@@ -151,6 +153,7 @@ idx("idx_claim", im[:4] + struct.pack(">III", 1 << 20, 1024, 1024) + im[16:], lb
 idx("idx_count", im, lb[:4] + struct.pack(">I", 4) + lb[8:] + b"\x00")
 idx("idx_nolabels", im, None)
 idx("idx_dims", im[:3] + b"\x02" + im[4:12], lb)
+idx("idx_swapped", im, im)                                                # the labels file is an images file
 idx("idx_one", im, lb[:8] + bytes([lb[8]]) * 3)                        # three samples of one class
 w("d/csv_same.csv", b"path,labels\n../img/ok.png,cat;dog\n../img/ok.png,cat;dog\n")   # multi-label, every row the same
 w("d/idx_gz/x-images-idx3-ubyte.gz", gzip.compress(im)[:-30])

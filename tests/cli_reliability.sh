@@ -123,4 +123,14 @@ cp "$t/st/linear.safetensors" "$t/flip.safetensors"
 check "one flipped weight bit: exit 5, checksum mismatch (rc $rc)" '[ $rc -eq 5 ] && grep -q "checksum mismatch" "$t/ev2.err"' \
   || cat "$t/ev2.err"
 
+# ---- item 11: `cache clear` deletes only gradfeat's kernel-cache entries, never a user's own *.bin
+K="$t/kc"; mkdir -p "$K"; echo mine > "$K/mine.bin"; echo mine > "$K/conv-0123456789abcdef.bin"
+GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$K" "$G" "${tr[@]}" > /dev/null 2>&1
+n_entries=$(ls "$K" | grep -c '^[a-z0-9_]*-[0-9a-f]\{16\}\.bin$')
+GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$K" "$G" cache clear > "$t/cc.out" 2>&1; rc=$?
+check "cache clear exits 0 and removed the kernel entries (rc $rc)" \
+  '[ $rc -eq 0 ] && [ "$n_entries" -gt 1 ] && grep -q "removed $((n_entries - 1)) entries" "$t/cc.out"' || { cat "$t/cc.out"; ls "$K"; }
+check "cache clear kept the user's mine.bin and a .bin without the cache magic" \
+  '[ -f "$K/mine.bin" ] && [ -f "$K/conv-0123456789abcdef.bin" ]'
+
 finish
