@@ -64,12 +64,7 @@ static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, cons
     return GF_OK;
 }
 
-static void default_cache_dir(char *out, size_t n) {
-    const char *d = getenv("XDG_CACHE_HOME");
-    if (d && *d) snprintf(out, n, "%s/gradfeat/activations", d);
-    else if ((d = getenv("HOME")) && *d) snprintf(out, n, "%s/.cache/gradfeat/activations", d);
-    else snprintf(out, n, "/tmp/gradfeat-activations");
-}
+static void default_cache_dir(char *out, size_t n) { gf_cache_dir_default("gradfeat/activations", out, n); }
 
 /* Trunk outputs of one split (activation caching). With the cache on they
  * live in the cache file, memory-mapped: pages are written back and read in
@@ -214,6 +209,14 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
     if (use_cache) {
         if (job->cache_dir) snprintf(dir, sizeof dir, "%s", job->cache_dir);
         else default_cache_dir(dir, sizeof dir);
+        const char *bad = dir[0] ? gf_cache_dir_untrusted(dir) : "no XDG_CACHE_HOME, HOME or XDG_RUNTIME_DIR";
+        if (bad) {   /* like ssh: a cache others can write could feed us someone else's trunk outputs */
+            gf_log(ctx, GF_LOG_WARN, "not using the activation cache %s: %s; keeping the trunk outputs in host memory",
+                   dir[0] ? dir : "(none)", bad);
+            use_cache = 0;
+        }
+    }
+    if (use_cache) {
         GF_TRY(cache_key(ctx, job, bin.input, pp, ds, idx, n, &key));
         snprintf(path, sizeof path, "%s/%016llx.bin", dir, (unsigned long long)key);
         if (act_map_file(path, key, n, S, as, ok)) {

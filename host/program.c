@@ -75,9 +75,7 @@ gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *
 void gf_cache_init(gf_ctx *ctx) {
     const char *dir = getenv("GRADFEAT_CACHE_DIR");
     if (dir && *dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", dir);
-    else if ((dir = getenv("XDG_CACHE_HOME")) && *dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s/gradfeat", dir);
-    else if ((dir = getenv("HOME")) && *dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s/.cache/gradfeat", dir);
-    else snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "/tmp/gradfeat-cache");
+    else gf_cache_dir_default("gradfeat", ctx->cache_dir, sizeof ctx->cache_dir);
 
     const char *env = getenv("GRADFEAT_CACHE");
     /* NVIDIA keeps its own compiled-kernel cache; a second one only costs disk. PoCL
@@ -88,6 +86,17 @@ void gf_cache_init(gf_ctx *ctx) {
     else if (env && !strcmp(env, "0")) { ctx->cache_enabled = 0; ctx->cache_why = "GRADFEAT_CACHE=0"; }
     else if (driver_caches) { ctx->cache_enabled = 0; ctx->cache_why = "off by default: this driver caches compiled kernels itself"; }
     else { ctx->cache_enabled = 1; ctx->cache_why = "on by default"; }
+    const char *bad;
+    if (ctx->cache_enabled && !ctx->cache_dir[0]) {
+        ctx->cache_enabled = 0;
+        ctx->cache_why = "off: neither GRADFEAT_CACHE_DIR, XDG_CACHE_HOME, HOME nor XDG_RUNTIME_DIR is set";
+    } else if (ctx->cache_enabled && (bad = gf_cache_dir_untrusted(ctx->cache_dir))) {
+        ctx->cache_enabled = 0;
+        ctx->cache_why = !strcmp(bad, "it is owned by another user") ? "off: the cache folder is owned by another user"
+                       : !strcmp(bad, "others can write to it") ? "off: others can write to the cache folder"
+                       : "off: the cache folder is not a directory";
+        gf_log(ctx, GF_LOG_WARN, "not using the kernel cache %s: %s", ctx->cache_dir, bad);
+    }
 }
 
 /* The key covers everything that makes a binary invalid. */

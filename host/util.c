@@ -215,6 +215,24 @@ gf_status gf_run_dir_lock(gf_ctx *ctx, const char *dir, int *fd_out) {
     return GF_OK;
 }
 
+const char *gf_cache_dir_untrusted(const char *dir) {
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) return NULL;
+    if (!S_ISDIR(sb.st_mode)) return "it is not a directory";
+    if (sb.st_uid != geteuid()) return "it is owned by another user";
+    if (sb.st_mode & (S_IWGRP | S_IWOTH)) return "others can write to it";
+    return NULL;
+}
+
+int gf_cache_dir_default(const char *sub, char *out, size_t n) {
+    const char *d;
+    if ((d = getenv("XDG_CACHE_HOME")) && *d) snprintf(out, n, "%s/%s", d, sub);
+    else if ((d = getenv("HOME")) && *d) snprintf(out, n, "%s/.cache/%s", d, sub);
+    else if ((d = getenv("XDG_RUNTIME_DIR")) && *d) snprintf(out, n, "%s/%s", d, sub);
+    else { if (n) out[0] = 0; return 0; }
+    return 1;
+}
+
 void gf_sink_put(gf_sink *s, const void *src, size_t n) {
     if (s->oom || !n) return;
     if (s->n + n > s->cap) {

@@ -133,4 +133,20 @@ check "cache clear exits 0 and removed the kernel entries (rc $rc)" \
 check "cache clear kept the user's mine.bin and a .bin without the cache magic" \
   '[ -f "$K/mine.bin" ] && [ -f "$K/conv-0123456789abcdef.bin" ]'
 
+# ---- item 10: cache folders others own or can write are not trusted; no HOME: no shared /tmp cache
+mkdir -p "$t/foreign" "$t/open"; chown nobody "$t/foreign" 2> /dev/null; chmod 777 "$t/open"
+for d in foreign open; do
+  why=$([ $d = foreign ] && echo "it is owned by another user" || echo "others can write to it")
+  "$G" "${tr[@]}" --cache-dir "$t/$d" > /dev/null 2> "$t/$d.err"; rc=$?
+  check "activation cache in a folder $why: warned, not used (rc $rc)" \
+    '[ $rc -eq 0 ] && grep -q "not using the activation cache $t/$d: $why" "$t/$d.err" && [ -z "$(ls "$t/$d")" ]' || cat "$t/$d.err"
+  GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$t/$d" "$G" cache info > "$t/$d.info" 2>&1
+  check "kernel cache in a folder $why: off" 'grep -q "used for this device: no (off:" "$t/$d.info"' || cat "$t/$d.info"
+done
+env -u HOME -u XDG_CACHE_HOME -u XDG_RUNTIME_DIR "$G" train --model "$t/m.safetensors" --data "$D" --epochs 1 --batch 4 \
+  --probe-epochs 2 --method linear > /dev/null 2> "$t/nohome.err"; rc=$?
+check "HOME unset: runs without an activation cache in /tmp (rc $rc)" \
+  '[ $rc -eq 0 ] && grep -q "not using the activation cache (none): no XDG_CACHE_HOME, HOME or XDG_RUNTIME_DIR" "$t/nohome.err"' \
+  || cat "$t/nohome.err"
+
 finish
