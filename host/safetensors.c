@@ -221,6 +221,9 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
         if (st == GF_OK && e - b != t->numel * (t->dtype == GF_ST_F32 ? 4u : 2u))
             st = st_err(err, err_size, "%s: tensor '%s': %llu bytes for %llu elements of %s", path, name,
                         (unsigned long long)(e - b), (unsigned long long)t->numel, t->dtype == GF_ST_F32 ? "F32" : "F16");
+        if (st == GF_OK && name[gf_utf8_valid_prefix(name)])
+            st = st_err(err, err_size, "%s: a tensor name is not valid UTF-8 (byte %zu): corrupt header", path,
+                        gf_utf8_valid_prefix(name));
         if (st == GF_OK && gf_st_find(f, name) >= 0)
             st = st_err(err, err_size, "%s: tensor '%s' is named twice in the header", path, name);
         if (st != GF_OK) { fclose(fp); gf_st_close(f); return st; }

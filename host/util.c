@@ -98,6 +98,45 @@ FILE *gf_fopen_regular(const char *path, char *why, size_t why_size) {
     return f;
 }
 
+/* length of the valid UTF-8 sequence at p (1-4), 0 when invalid (overlongs, surrogates, > U+10FFFF) */
+static int utf8_seq(const unsigned char *p) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F)) return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F)) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+size_t gf_utf8_valid_prefix(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    for (int l; p[i] && (l = utf8_seq(p + i)) > 0;) i += (size_t)l;
+    return i;
+}
+
+char *gf_utf8_fix(const char *s) {
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out) return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int l = utf8_seq(p);
+        if (l > 0) { memcpy(o, p, (size_t)l); o += l; p += l; }
+        else { memcpy(o, "\xEF\xBF\xBD", 3); o += 3; p++; }
+    }
+    *o = 0;
+    return out;
+}
+
 gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n) {
     *data = NULL; *n = 0;
     char why[256];

@@ -106,6 +106,7 @@ def shifted(h):
         if kk != "__metadata__": v["data_offsets"] = [x + 8 for x in v["data_offsets"]]
 h2 = json.loads(json.dumps(hdr)); shifted(h2); dump("gap.safetensors", h2, bytes(8) + body)
 w("m/headernul.safetensors", struct.pack("<Q", len(hj) + 8) + hj + bytes(8) + body)
+w("m/latin1name.safetensors", struct.pack("<Q", len(hj)) + hj.replace(b'"fc.weight"', b'"fc.w\xe9ight"') + body)
 w("m/headergarbage.safetensors", struct.pack("<Q", len(hj) + 4) + hj + b"xyz " + body)
 # non-finite weights; a data checksum that does not match
 fb = hdr["fc.weight"]["data_offsets"][0]

@@ -149,4 +149,26 @@ check "HOME unset: runs without an activation cache in /tmp (rc $rc)" \
   '[ $rc -eq 0 ] && grep -q "not using the activation cache (none): no XDG_CACHE_HOME, HOME or XDG_RUNTIME_DIR" "$t/nohome.err"' \
   || cat "$t/nohome.err"
 
+# ---- item 18: JSON stays UTF-8: latin-1 file names are escaped in predict --json, latin-1 class names refused
+"$PY" - "$t/u8" <<'PY2'
+import os, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1].encode()
+for c in (b"caf\xe9", b"the"):
+    os.makedirs(root + b"/d/" + c, exist_ok=True)
+    for i in range(2):
+        with open(root + b"/d/" + c + b"/%d.png" % i, "wb") as f:
+            Image.fromarray((np.arange(64).reshape(8, 8) * (i + 2) % 256).astype("uint8")).save(f, "PNG")
+with open(root + b"/na\xefve.png", "wb") as f:
+    Image.fromarray(np.zeros((8, 8), "uint8")).save(f, "PNG")
+PY2
+"$G" predict "$t/m.safetensors" "$t/u8/na"$'\xef'"ve.png" --json > "$t/u8.json" 2> "$t/u8.err"; rc=$?
+check "predict --json with a latin-1 file name: valid UTF-8 JSON (rc $rc)" \
+  '[ $rc -eq 0 ] && $PY -c "import json,sys; json.loads(open(sys.argv[1], \"rb\").read().decode(\"utf-8\"))" "$t/u8.json"' \
+  || { cat "$t/u8.err"; od -c "$t/u8.json" | head -5; }
+"$G" train --model "$t/m.safetensors" --data "$t/u8/d" --epochs 1 --method linear --probe-epochs 1 > /dev/null 2> "$t/u8t.err"; rc=$?
+check "latin-1 class folder: exit 5, not valid UTF-8 (rc $rc)" '[ $rc -eq 5 ] && grep -q "is not valid UTF-8" "$t/u8t.err"' \
+  || cat "$t/u8t.err"
+
 finish
