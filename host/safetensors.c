@@ -153,11 +153,12 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
     for (const char *q = end; q < h + hl; q++) {
         if (*q == ' ') continue;
         long at = (long)(q - h);
+        int nul = *q == 0;
         fclose(fp);
         free(h);
         cJSON_Delete(root);
         return st_err(err, err_size, "%s: header has %s at byte %ld after its JSON object (only space padding is "
-                      "allowed): corrupt file", path, *q ? "garbage" : "a NUL byte", at);
+                      "allowed): corrupt file", path, nul ? "a NUL byte" : "garbage", at);
     }
     free(h);
     f->path = dupstr(path);
