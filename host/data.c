@@ -111,6 +111,13 @@ gf_status gfd_finish(gf_dataset *ds, char *err, size_t err_size) {
                         ds->root, (long long)ds->n_problems, ds->kept ? "; first: " : "",
                         ds->kept ? ds->problems[0].path : "", ds->kept ? ": " : "", ds->kept ? why : "");
     }
+    for (int k = 0; ds->class_names && k < ds->num_classes; k++) {
+        const char *c = ds->class_names[k];
+        if (c && c[gf_utf8_valid_prefix(c)])
+            return gfd_fail(err, err_size, GF_ERR_INPUT, "dataset %s: class name '%.*s...' is not valid UTF-8 at byte %zu "
+                            "(latin-1?): re-encode the labels or folder names as UTF-8", ds->root,
+                            (int)gf_utf8_valid_prefix(c), c, gf_utf8_valid_prefix(c));
+    }
     ds->class_count = calloc((size_t)ds->num_classes + 1, sizeof(int));
     ds->failed = calloc((size_t)ds->n, 1);
     if (!ds->class_count || !ds->failed) return gfd_fail(err, err_size, GF_ERR_MEMORY, "dataset: out of memory");

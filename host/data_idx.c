@@ -183,7 +183,10 @@ gf_status gfd_open_idx(const char *path, const gf_dataset_options *o, gf_dataset
         int lnd;
         uint32_t ld[4];
         st = idx_header(labels, &g, &lnd, ld, err, err_size);
-        if (st == GF_OK && (lnd != 1 || ld[0] != N))
+        if (st == GF_OK && lnd != 1)
+            st = gfd_fail(err, err_size, GF_ERR_INPUT, "IDX labels %s: has %d dimensions, a labels file has 1 (is it "
+                          "an images file?)", labels, lnd);
+        if (st == GF_OK && ld[0] != N)
             st = gfd_fail(err, err_size, GF_ERR_INPUT, "IDX labels %s: %u labels for %zu images in %s", labels,
                           lnd >= 1 ? ld[0] : 0, N, images);
         if (st == GF_OK) st = idx_body(g, labels, N, &lab, err, err_size);

@@ -12,4 +12,9 @@ int gf_open_regular(const char *path, char *why, size_t why_size);
 /* The same as a FILE * ("rb"). */
 FILE *gf_fopen_regular(const char *path, char *why, size_t why_size);
 
+/* UTF-8 (JSON text must be): length of the valid prefix == strlen when s is valid. */
+size_t gf_utf8_valid_prefix(const char *s);
+/* A malloc'ed copy of s with each byte that is not valid UTF-8 replaced by U+FFFD; NULL when out of memory. */
+char *gf_utf8_fix(const char *s);
+
 #endif

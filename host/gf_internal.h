@@ -150,6 +150,12 @@ int gf_mkdirs(const char *path);   /* mkdir -p; 0 on success */
 gf_status gf_run_dir_lock(gf_ctx *ctx, const char *dir, int *fd);
 /* GF_ERR_USAGE naming the pid when a live run holds DIR's lock (for --resume, before reading its files). */
 gf_status gf_run_dir_check_free(gf_ctx *ctx, const char *dir);
+/* Cache folders, like ssh's: NULL when DIR is missing or a folder owned by this user that others cannot
+ * write; else why it must not be trusted (a static string). */
+const char *gf_cache_dir_untrusted(const char *dir);
+/* The default cache folder <XDG_CACHE_HOME>/<sub>, ~/.cache/<sub>, else <XDG_RUNTIME_DIR>/<sub> (private to
+ * the user); 0 when none of them is set: no cache rather than a shared /tmp path. */
+int gf_cache_dir_default(const char *sub, char *out, size_t n);
 /* A growing byte buffer for writing files in memory; oom is set (and later
  * puts are ignored) when an allocation fails. */
 typedef struct gf_sink { char *p; size_t n, cap; int oom; } gf_sink;

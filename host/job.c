@@ -91,12 +91,7 @@ static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, cons
     return GF_OK;
 }
 
-static void default_cache_dir(char *out, size_t n) {
-    const char *d = getenv("XDG_CACHE_HOME");
-    if (d && *d) snprintf(out, n, "%s/gradfeat/activations", d);
-    else if ((d = getenv("HOME")) && *d) snprintf(out, n, "%s/.cache/gradfeat/activations", d);
-    else snprintf(out, n, "/tmp/gradfeat-activations");
-}
+static void default_cache_dir(char *out, size_t n) { gf_cache_dir_default("gradfeat/activations", out, n); }
 
 /* Trunk outputs of one split (activation caching). With the cache on they
  * live in the cache file, memory-mapped: pages are written back and read in
@@ -241,6 +236,14 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
     if (use_cache) {
         if (job->cache_dir) snprintf(dir, sizeof dir, "%s", job->cache_dir);
         else default_cache_dir(dir, sizeof dir);
+        const char *bad = dir[0] ? gf_cache_dir_untrusted(dir) : "no XDG_CACHE_HOME, HOME or XDG_RUNTIME_DIR";
+        if (bad) {   /* like ssh: a cache others can write could feed us someone else's trunk outputs */
+            gf_log(ctx, GF_LOG_WARN, "not using the activation cache %s: %s; keeping the trunk outputs in host memory",
+                   dir[0] ? dir : "(none)", bad);
+            use_cache = 0;
+        }
+    }
+    if (use_cache) {
         GF_TRY(cache_key(ctx, job, bin.input, pp, ds, idx, n, &key));
         snprintf(path, sizeof path, "%s/%016llx.bin", dir, (unsigned long long)key);
         if (act_map_file(path, key, n, S, as, ok)) {
@@ -829,6 +832,28 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         oktr = malloc((size_t)ntr + 1);
         if (dva) okva = malloc((size_t)nva + 1);
         if (!itr || !oktr || (dva && (!iva || !okva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
+    }
+    /* a classifier needs two classes: one class trains to loss 0 and 100 % and means nothing */
+    if (st == GF_OK && !multi && ntr > 0) {
+        int first = gf_dataset_label(dtr, itr[0]), other = 0;
+        for (int i = 1; i < ntr && !other; i++) other = gf_dataset_label(dtr, itr[i]) != first;
+        if (!other)
+            st = gf_fail(ctx, GF_ERR_INPUT, "training data %s: all %d samples%s are of one class ('%s'): a classifier "
+                         "needs at least two classes", job->data_path, ntr, job->limit_train ? " of the --limit subset" : "",
+                         gf_dataset_class_name(dtr, first) ? gf_dataset_class_name(dtr, first) : "?");
+    } else if (st == GF_OK && multi && ntr > 0) {
+        float *a = malloc((size_t)K * sizeof(float)), *b = malloc((size_t)K * sizeof(float));
+        int varies = 0;
+        if (!a || !b) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
+        else gf_dataset_targets(dtr, itr[0], a);
+        for (int i = 1; st == GF_OK && i < ntr && !varies; i++) {
+            gf_dataset_targets(dtr, itr[i], b);
+            varies = memcmp(a, b, (size_t)K * sizeof(float)) != 0;
+        }
+        if (st == GF_OK && !varies)
+            st = gf_fail(ctx, GF_ERR_INPUT, "training data %s: all %d samples carry the same labels: a multi-label "
+                         "classifier needs at least one label that is on some rows and not on others", job->data_path, ntr);
+        free(a); free(b);
     }
     /* the samples' content belongs to the job: a resume on changed data would mix two trainings */
     if (st == GF_OK) {

@@ -205,7 +205,11 @@ static gf_status infer_shape(loader *L, gf_model *m, int i) {
     case GF_OP_CONV: {
         if (W->ndim != 4) return lfail(L, "node '%s': conv weight '%s' must have 4 dimensions [out, in/groups, kh, kw]", nd->name, W->name);
         int64_t o = W->shape[0], kh = W->shape[2], kw = W->shape[3], g = nd->groups;
-        if (c % g || o % g || o < 1 || kh < 1 || kw < 1 || o > (1 << 24) || kh > 65536 || kw > 65536)
+        if (o < 1 || kh < 1 || kw < 1 || o > (1 << 24) || kh > 65536 || kw > 65536)
+            return lfail(L, "node '%s': conv weight '%s' has shape [%lld, *, %lld, %lld]: output channels must be 1 to "
+                         "16777216 and kernel sizes 1 to 65536", nd->name, W->name, (long long)o, (long long)kh,
+                         (long long)kw);
+        if (c % g || o % g)
             return lfail(L, "node '%s': groups %lld must divide input channels %d and output channels %lld", nd->name,
                          (long long)g, c, (long long)o);
         int64_t dims[4] = {-1, c / g, -1, -1};
@@ -294,7 +298,8 @@ static int lookup(const gf_model *m, const char *name) {
 static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **groot) {
     cJSON *g = cJSON_Parse(gjson);
     *groot = g;
-    if (!cJSON_IsObject(g)) return lfail(L, "gradfeat.graph is not valid JSON");
+    if (!g) return lfail(L, "gradfeat.graph is not valid JSON");
+    if (!cJSON_IsObject(g)) return lfail(L, "gradfeat.graph is valid JSON but not an object (it must be {\"input\": ..., \"nodes\": [...]})");
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(g, "input");
     const cJSON *iname = in ? cJSON_GetObjectItemCaseSensitive(in, "name") : NULL;
     const cJSON *ishape = in ? cJSON_GetObjectItemCaseSensitive(in, "shape") : NULL;

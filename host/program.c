@@ -1,8 +1,11 @@
 /* OpenCL programs: embedded cl/ sources (or GRADFEAT_KERNEL_DIR), build with
  * -cl-std=CL1.2 + per-program defines, on-disk binary cache, kernel objects
  * cached per context. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -72,9 +75,7 @@ gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *
 void gf_cache_init(gf_ctx *ctx) {
     const char *dir = getenv("GRADFEAT_CACHE_DIR");
     if (dir && *dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", dir);
-    else if ((dir = getenv("XDG_CACHE_HOME")) && *dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s/gradfeat", dir);
-    else if ((dir = getenv("HOME")) && *dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s/.cache/gradfeat", dir);
-    else snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "/tmp/gradfeat-cache");
+    else gf_cache_dir_default("gradfeat", ctx->cache_dir, sizeof ctx->cache_dir);
 
     const char *env = getenv("GRADFEAT_CACHE");
     /* NVIDIA keeps its own compiled-kernel cache; a second one only costs disk. PoCL
@@ -85,6 +86,17 @@ void gf_cache_init(gf_ctx *ctx) {
     else if (env && !strcmp(env, "0")) { ctx->cache_enabled = 0; ctx->cache_why = "GRADFEAT_CACHE=0"; }
     else if (driver_caches) { ctx->cache_enabled = 0; ctx->cache_why = "off by default: this driver caches compiled kernels itself"; }
     else { ctx->cache_enabled = 1; ctx->cache_why = "on by default"; }
+    const char *bad;
+    if (ctx->cache_enabled && !ctx->cache_dir[0]) {
+        ctx->cache_enabled = 0;
+        ctx->cache_why = "off: neither GRADFEAT_CACHE_DIR, XDG_CACHE_HOME, HOME nor XDG_RUNTIME_DIR is set";
+    } else if (ctx->cache_enabled && (bad = gf_cache_dir_untrusted(ctx->cache_dir))) {
+        ctx->cache_enabled = 0;
+        ctx->cache_why = !strcmp(bad, "it is owned by another user") ? "off: the cache folder is owned by another user"
+                       : !strcmp(bad, "others can write to it") ? "off: others can write to the cache folder"
+                       : "off: the cache folder is not a directory";
+        gf_log(ctx, GF_LOG_WARN, "not using the kernel cache %s: %s", ctx->cache_dir, bad);
+    }
 }
 
 /* The key covers everything that makes a binary invalid. */
@@ -326,9 +338,31 @@ gf_status gf_launch1(gf_ctx *ctx, cl_kernel k, const char *kname, size_t n) {
 
 /* ---------------- cache info / clear ---------------- */
 
-static int is_cache_file(const char *name) {
-    size_t n = strlen(name);
-    return n > 4 && !strcmp(name + n - 4, ".bin");
+/* Only gradfeat's own files: "<family>-<16 hex>.bin" that start with the cache magic, and the temp files
+ * "<that>.tmp.<pid>" of a write that did not finish (of a process that is gone). A user's own *.bin in
+ * GRADFEAT_CACHE_DIR is never counted or deleted. */
+static int is_cache_file(const char *dir, const char *name) {
+    const char *dash = strrchr(name, '-');
+    if (!dash || dash == name) return 0;
+    for (const char *q = name; q < dash; q++)
+        if (!(islower((unsigned char)*q) || isdigit((unsigned char)*q) || *q == '_')) return 0;
+    for (int i = 1; i <= 16; i++)
+        if (!isxdigit((unsigned char)dash[i]) || isupper((unsigned char)dash[i])) return 0;
+    const char *rest = dash + 17;
+    if (!strncmp(rest, ".bin.tmp.", 9)) {
+        char *end;
+        long pid = strtol(rest + 9, &end, 10);
+        return !*end && end != rest + 9 && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    }
+    if (strcmp(rest, ".bin")) return 0;
+    char p[1400], magic[8];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return 0;
+    struct stat sb;
+    int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && read(fd, magic, 8) == 8 && !memcmp(magic, CACHE_MAGIC, 8);
+    close(fd);
+    return ok;
 }
 
 gf_status gf_cache_get_info(gf_ctx *ctx, gf_cache_info *info) {
@@ -340,7 +374,7 @@ gf_status gf_cache_get_info(gf_ctx *ctx, gf_cache_info *info) {
     if (!d) return GF_OK;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (!is_cache_file(de->d_name)) continue;
+        if (!is_cache_file(ctx->cache_dir, de->d_name)) continue;
         char p[1400]; struct stat sb;
         snprintf(p, sizeof p, "%s/%s", ctx->cache_dir, de->d_name);
         if (stat(p, &sb) == 0) { info->entries++; info->bytes += (uint64_t)sb.st_size; }
@@ -356,7 +390,7 @@ gf_status gf_cache_clear(gf_ctx *ctx, int *removed) {
     struct dirent *de;
     gf_status st = GF_OK;
     while ((de = readdir(d))) {
-        if (!is_cache_file(de->d_name)) continue;
+        if (!is_cache_file(ctx->cache_dir, de->d_name)) continue;
         char p[1400];
         snprintf(p, sizeof p, "%s/%s", ctx->cache_dir, de->d_name);
         if (unlink(p) == 0) (*removed)++;

@@ -153,11 +153,12 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
     for (const char *q = end; q < h + hl; q++) {
         if (*q == ' ') continue;
         long at = (long)(q - h);
+        int nul = *q == 0;
         fclose(fp);
         free(h);
         cJSON_Delete(root);
         return st_err(err, err_size, "%s: header has %s at byte %ld after its JSON object (only space padding is "
-                      "allowed): corrupt file", path, *q ? "garbage" : "a NUL byte", at);
+                      "allowed): corrupt file", path, nul ? "a NUL byte" : "garbage", at);
     }
     free(h);
     f->path = dupstr(path);
@@ -221,6 +222,9 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
         if (st == GF_OK && e - b != t->numel * (t->dtype == GF_ST_F32 ? 4u : 2u))
             st = st_err(err, err_size, "%s: tensor '%s': %llu bytes for %llu elements of %s", path, name,
                         (unsigned long long)(e - b), (unsigned long long)t->numel, t->dtype == GF_ST_F32 ? "F32" : "F16");
+        if (st == GF_OK && name[gf_utf8_valid_prefix(name)])
+            st = st_err(err, err_size, "%s: a tensor name is not valid UTF-8 (byte %zu): corrupt header", path,
+                        gf_utf8_valid_prefix(name));
         if (st == GF_OK && gf_st_find(f, name) >= 0)
             st = st_err(err, err_size, "%s: tensor '%s' is named twice in the header", path, name);
         if (st != GF_OK) { fclose(fp); gf_st_close(f); return st; }

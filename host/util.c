@@ -98,6 +98,45 @@ FILE *gf_fopen_regular(const char *path, char *why, size_t why_size) {
     return f;
 }
 
+/* length of the valid UTF-8 sequence at p (1-4), 0 when invalid (overlongs, surrogates, > U+10FFFF) */
+static int utf8_seq(const unsigned char *p) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F)) return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F)) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+size_t gf_utf8_valid_prefix(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    for (int l; p[i] && (l = utf8_seq(p + i)) > 0;) i += (size_t)l;
+    return i;
+}
+
+char *gf_utf8_fix(const char *s) {
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out) return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int l = utf8_seq(p);
+        if (l > 0) { memcpy(o, p, (size_t)l); o += l; p += l; }
+        else { memcpy(o, "\xEF\xBF\xBD", 3); o += 3; p++; }
+    }
+    *o = 0;
+    return out;
+}
+
 gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n) {
     *data = NULL; *n = 0;
     char why[256];
@@ -213,6 +252,24 @@ gf_status gf_run_dir_lock(gf_ctx *ctx, const char *dir, int *fd_out) {
     sweep_stale_tmp(ctx, dir);
     *fd_out = fd;
     return GF_OK;
+}
+
+const char *gf_cache_dir_untrusted(const char *dir) {
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) return NULL;
+    if (!S_ISDIR(sb.st_mode)) return "it is not a directory";
+    if (sb.st_uid != geteuid()) return "it is owned by another user";
+    if (sb.st_mode & (S_IWGRP | S_IWOTH)) return "others can write to it";
+    return NULL;
+}
+
+int gf_cache_dir_default(const char *sub, char *out, size_t n) {
+    const char *d;
+    if ((d = getenv("XDG_CACHE_HOME")) && *d) snprintf(out, n, "%s/%s", d, sub);
+    else if ((d = getenv("HOME")) && *d) snprintf(out, n, "%s/.cache/%s", d, sub);
+    else if ((d = getenv("XDG_RUNTIME_DIR")) && *d) snprintf(out, n, "%s/%s", d, sub);
+    else { if (n) out[0] = 0; return 0; }
+    return 1;
 }
 
 void gf_sink_put(gf_sink *s, const void *src, size_t n) {

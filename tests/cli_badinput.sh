@@ -93,6 +93,8 @@ meta("badpre_size.safetensors", "gradfeat.preprocess", lambda p: p.update(input_
 meta("badpre_resize.safetensors", "gradfeat.preprocess", lambda p: p.update(resize="squash"))
 meta("classes.safetensors", "gradfeat.classes", lambda c: ["cat", "dog", "bird"])
 os.makedirs(os.path.join(T, "m/dir.safetensors"), exist_ok=True)
+g0 = build(); g0.tensors["conv.weight"] = np.zeros((0, 3, 3, 3)); gfmodel.write(os.path.join(T, "m/conv0.safetensors"), g0, pre, ["cat", "dog"])
+edit("grapharray.safetensors", lambda h: h["__metadata__"].update({"gradfeat.graph": "[]"}))
 # strict safetensors (issue 21): names once, data covered exactly once, only space padding in the header
 hj = json.dumps(hdr).encode()
 k = hj.index(b'"fc.weight"'); e = hj.index(b"}", k) + 1
@@ -104,6 +106,7 @@ def shifted(h):
         if kk != "__metadata__": v["data_offsets"] = [x + 8 for x in v["data_offsets"]]
 h2 = json.loads(json.dumps(hdr)); shifted(h2); dump("gap.safetensors", h2, bytes(8) + body)
 w("m/headernul.safetensors", struct.pack("<Q", len(hj) + 8) + hj + bytes(8) + body)
+w("m/latin1name.safetensors", struct.pack("<Q", len(hj)) + hj.replace(b'"fc.weight"', b'"fc.w\xe9ight"') + body)
 w("m/headergarbage.safetensors", struct.pack("<Q", len(hj) + 4) + hj + b"xyz " + body)
 # non-finite weights; a data checksum that does not match
 fb = hdr["fc.weight"]["data_offsets"][0]
@@ -151,6 +154,9 @@ idx("idx_claim", im[:4] + struct.pack(">III", 1 << 20, 1024, 1024) + im[16:], lb
 idx("idx_count", im, lb[:4] + struct.pack(">I", 4) + lb[8:] + b"\x00")
 idx("idx_nolabels", im, None)
 idx("idx_dims", im[:3] + b"\x02" + im[4:12], lb)
+idx("idx_swapped", im, im)                                                # the labels file is an images file
+idx("idx_one", im, lb[:8] + bytes([lb[8]]) * 3)                        # three samples of one class
+w("d/csv_same.csv", b"path,labels\n../img/ok.png,cat;dog\n../img/ok.png,cat;dog\n")   # multi-label, every row the same
 w("d/idx_gz/x-images-idx3-ubyte.gz", gzip.compress(im)[:-30])
 w("d/idx_gz/x-labels-idx1-ubyte", lb)
 w("d/csv_nul.csv", b"path,labels\n\x00a.png,x\n")

@@ -7,7 +7,7 @@ base="model $t/nope.safetensors
 data $FM"
 printf '%s\nbatch 0\n' "$base" > "$t/c1.conf"
 "$G" train --config "$t/c1.conf" > /dev/null 2> "$t/e"; rc=$?
-check "config value is used (batch 0 -> exit 2, rc $rc)" '[ $rc -eq 2 ] && grep -q "at least 1" "$t/e"'
+check "config value is used (batch 0 -> exit 2, rc $rc)" '[ $rc -eq 2 ] && grep -q "config file: batch must be an integer in \[1,1000000000\], got .0." "$t/e"'
 "$G" train --config "$t/c1.conf" --batch 8 > /dev/null 2> "$t/e"; rc=$?
 check "flag overrides config (rc $rc)" '[ $rc -eq 5 ] && grep -q "nope.safetensors" "$t/e"'
 printf '%s\nbatch 8\n' "$base" > "$t/c2.conf"
@@ -17,7 +17,7 @@ printf '%s\n' "$base" > "$t/c3.conf"
 GRADFEAT_BATCH=0 "$G" train --config "$t/c3.conf" > /dev/null 2> "$t/e"; rc=$?
 check "GRADFEAT_* fills what the config leaves (rc $rc)" '[ $rc -eq 2 ]'
 GRADFEAT_CONFIG="$t/c1.conf" "$G" train > /dev/null 2> "$t/e"; rc=$?
-check "GRADFEAT_CONFIG names the file (rc $rc)" '[ $rc -eq 2 ] && grep -q "at least 1" "$t/e"'
+check "GRADFEAT_CONFIG names the file (rc $rc)" '[ $rc -eq 2 ] && grep -q "config file: batch must be an integer in \[1,1000000000\], got .0." "$t/e"'
 printf '# c\nmodel x\n\nbogus_key 3\n' > "$t/c4.conf"
 "$G" train --config "$t/c4.conf" > /dev/null 2> "$t/e"; rc=$?
 check "unknown key -> exit 2 with FILE:LINE (rc $rc)" '[ $rc -eq 2 ] && grep -q "c4.conf:4: unknown option .bogus-key." "$t/e"'

@@ -51,7 +51,7 @@ open(out + "/hugeheader.safetensors", "wb").write(struct.pack("<Q", 1 << 62) + d
 h = json.loads(json.dumps(hdr)); h["conv.weight"]["data_offsets"][1] += 10**9; dump("offsets.safetensors", h)
 h = json.loads(json.dumps(hdr)); h["bn.bias"]["dtype"] = "I32"; dump("dtype.safetensors", h)
 h = json.loads(json.dumps(hdr)); h["fc.weight"]["shape"] = [4, 2]; dump("shape.safetensors", h)
-h = json.loads(json.dumps(hdr)); del h["bn.running_var"]; dump("missing.safetensors", h)
+h = json.loads(json.dumps(hdr)); h["bn.running_variance"] = h.pop("bn.running_var"); dump("missing.safetensors", h)   # data still covered once
 graph_edit("unknownop.safetensors", lambda gg: gg["nodes"][2].update(op="swish"))
 graph_edit("cycle.safetensors", lambda gg: gg["nodes"][0].update(inputs=["relu"]))
 open(out + "/garbage.safetensors", "wb").write(b"hello")

@@ -15,7 +15,7 @@ bad_env() {  # bad_env VAR=VALUE CMD...: exit 2 and the message names VAR
 
 # train (more in cli_config.sh): GRADFEAT_BATCH=0 fails the batch check, --batch 8 gets to the missing model
 GRADFEAT_BATCH=0 "$G" train --model "$t/nope.safetensors" --data "$FM" > /dev/null 2> "$t/e"; rc=$?
-check "train: GRADFEAT_BATCH used (rc $rc)" '[ $rc -eq 2 ] && grep -q "at least 1" "$t/e"'
+check "train: GRADFEAT_BATCH used (rc $rc)" '[ $rc -eq 2 ] && grep -q "environment GRADFEAT_BATCH: --batch must be an integer in \[1,1000000000\]" "$t/e"'
 GRADFEAT_BATCH=0 "$G" train --model "$t/nope.safetensors" --data "$FM" --batch 8 > /dev/null 2> "$t/e"; rc=$?
 check "train: --batch overrides GRADFEAT_BATCH (rc $rc)" '[ $rc -eq 5 ] && grep -q "nope.safetensors" "$t/e"'
 bad_env GRADFEAT_LR=fast train --model x --data y

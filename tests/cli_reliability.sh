@@ -123,4 +123,52 @@ cp "$t/st/linear.safetensors" "$t/flip.safetensors"
 check "one flipped weight bit: exit 5, checksum mismatch (rc $rc)" '[ $rc -eq 5 ] && grep -q "checksum mismatch" "$t/ev2.err"' \
   || cat "$t/ev2.err"
 
+# ---- item 11: `cache clear` deletes only gradfeat's kernel-cache entries, never a user's own *.bin
+K="$t/kc"; mkdir -p "$K"; echo mine > "$K/mine.bin"; echo mine > "$K/conv-0123456789abcdef.bin"
+GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$K" "$G" "${tr[@]}" > /dev/null 2>&1
+n_entries=$(ls "$K" | grep -c '^[a-z0-9_]*-[0-9a-f]\{16\}\.bin$')
+GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$K" "$G" cache clear > "$t/cc.out" 2>&1; rc=$?
+check "cache clear exits 0 and removed the kernel entries (rc $rc)" \
+  '[ $rc -eq 0 ] && [ "$n_entries" -gt 1 ] && grep -q "removed $((n_entries - 1)) entries" "$t/cc.out"' || { cat "$t/cc.out"; ls "$K"; }
+check "cache clear kept the user's mine.bin and a .bin without the cache magic" \
+  '[ -f "$K/mine.bin" ] && [ -f "$K/conv-0123456789abcdef.bin" ]'
+
+# ---- item 10: cache folders others own or can write are not trusted; no HOME: no shared /tmp cache
+mkdir -p "$t/foreign" "$t/open"; chown nobody "$t/foreign" 2> /dev/null; chmod 777 "$t/open"
+for d in foreign open; do
+  why=$([ $d = foreign ] && echo "it is owned by another user" || echo "others can write to it")
+  "$G" "${tr[@]}" --cache-dir "$t/$d" > /dev/null 2> "$t/$d.err"; rc=$?
+  check "activation cache in a folder $why: warned, not used (rc $rc)" \
+    '[ $rc -eq 0 ] && grep -q "not using the activation cache $t/$d: $why" "$t/$d.err" && [ -z "$(ls "$t/$d")" ]' || cat "$t/$d.err"
+  GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$t/$d" "$G" cache info > "$t/$d.info" 2>&1
+  check "kernel cache in a folder $why: off" 'grep -q "used for this device: no (off:" "$t/$d.info"' || cat "$t/$d.info"
+done
+env -u HOME -u XDG_CACHE_HOME -u XDG_RUNTIME_DIR "$G" train --model "$t/m.safetensors" --data "$D" --epochs 1 --batch 4 \
+  --probe-epochs 2 --method linear > /dev/null 2> "$t/nohome.err"; rc=$?
+check "HOME unset: runs without an activation cache in /tmp (rc $rc)" \
+  '[ $rc -eq 0 ] && grep -q "not using the activation cache (none): no XDG_CACHE_HOME, HOME or XDG_RUNTIME_DIR" "$t/nohome.err"' \
+  || cat "$t/nohome.err"
+
+# ---- item 18: JSON stays UTF-8: latin-1 file names are escaped in predict --json, latin-1 class names refused
+"$PY" - "$t/u8" <<'PY2'
+import os, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1].encode()
+for c in (b"caf\xe9", b"the"):
+    os.makedirs(root + b"/d/" + c, exist_ok=True)
+    for i in range(2):
+        with open(root + b"/d/" + c + b"/%d.png" % i, "wb") as f:
+            Image.fromarray((np.arange(64).reshape(8, 8) * (i + 2) % 256).astype("uint8")).save(f, "PNG")
+with open(root + b"/na\xefve.png", "wb") as f:
+    Image.fromarray(np.zeros((8, 8), "uint8")).save(f, "PNG")
+PY2
+"$G" predict "$t/m.safetensors" "$t/u8/na"$'\xef'"ve.png" --json > "$t/u8.json" 2> "$t/u8.err"; rc=$?
+check "predict --json with a latin-1 file name: valid UTF-8 JSON (rc $rc)" \
+  '[ $rc -eq 0 ] && $PY -c "import json,sys; json.loads(open(sys.argv[1], \"rb\").read().decode(\"utf-8\"))" "$t/u8.json"' \
+  || { cat "$t/u8.err"; od -c "$t/u8.json" | head -5; }
+"$G" train --model "$t/m.safetensors" --data "$t/u8/d" --epochs 1 --method linear --probe-epochs 1 > /dev/null 2> "$t/u8t.err"; rc=$?
+check "latin-1 class folder: exit 5, not valid UTF-8 (rc $rc)" '[ $rc -eq 5 ] && grep -q "is not valid UTF-8" "$t/u8t.err"' \
+  || cat "$t/u8t.err"
+
 finish

@@ -62,7 +62,9 @@ typedef struct {
     const char *arg;       /* placeholder in --help ("N", "FILE"); NULL for switches */
     const char *help;
     const char *env;       /* NULL: GRADFEAT_<NAME> ('-' -> '_'); else this name */
-    const char *choices;   /* CLI_CHOICE: "a|b|c" */
+    const char *choices;   /* CLI_CHOICE: "a|b|c". INT/POS/FLOAT: the allowed interval, "[0,1)", "(0,1000]",
+                            * checked at parse time (exit 2); NULL: the type's own (INT 0..1e9, POS 1..1e9,
+                            * FLOAT finite >= 0) */
     int env_elsewhere;     /* the twin is read by the library (GRADFEAT_DEVICE): listed, not parsed here */
 } cli_opt;
 #define CLI_MAX_OPTS 64

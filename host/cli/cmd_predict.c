@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
+#include "../gf_file.h"
 #include "gradfeat_model.h"
 #include "gradfeat_train.h"
 
@@ -121,13 +122,17 @@ static int predict_main(int argc, char **argv, cli_opts *o) {
                     if (z[order[b]] > z[order[a]]) { int t = order[a]; order[a] = order[b]; order[b] = t; }
             if (json) {
                 cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "image", imgs[idx[r]]);
+                char *fixed = gf_utf8_fix(imgs[idx[r]]);   /* JSON is UTF-8: a latin-1 file name gets U+FFFD */
+                cJSON_AddStringToObject(o, "image", fixed ? fixed : "?");
+                free(fixed);
                 cJSON *t = cJSON_AddArrayToObject(o, "top");
                 for (int a = 0; a < topk; a++) {
                     cJSON *p = cJSON_CreateObject();
                     const char *cn = ad ? gf_adapted_class_name(ad, order[a]) : gf_model_class_name(m, order[a]);
                     cJSON_AddNumberToObject(p, "index", order[a]);
-                    if (cn) cJSON_AddStringToObject(p, "class", cn); else cJSON_AddNullToObject(p, "class");
+                    char *fc = cn ? gf_utf8_fix(cn) : NULL;
+                    if (fc) cJSON_AddStringToObject(p, "class", fc); else cJSON_AddNullToObject(p, "class");
+                    free(fc);
                     cJSON_AddNumberToObject(p, "probability", prob[order[a]]);
                     if (!is_prob) cJSON_AddNumberToObject(p, "logit", z[order[a]]);
                     cJSON_AddItemToArray(t, p);

@@ -8,7 +8,9 @@
  * GRADFEAT_* > defaults. Values that fail to parse exit 2 and name where they
  * came from (the flag, FILE:LINE, or the variable). */
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +79,14 @@ static int parse_bool(const char *v, int *out) {
     return -1;
 }
 
+/* v inside d->choices ("[lo,hi]", brackets open or closed)? 1 when there is no range. */
+static int in_range(const cli_opt *d, double v) {
+    char a, b;
+    double lo, hi;
+    if (!d->choices || sscanf(d->choices, " %c %lf , %lf %c", &a, &lo, &hi, &b) != 4) return 1;
+    return (a == '(' ? v > lo : v >= lo) && (b == ')' ? v < hi : v <= hi);
+}
+
 /* Parse val into option i; on a bad value print the usage error (naming src) and return 2. */
 static int set_value(cli_opts *o, int i, const char *val, int src) {
     const cli_opt *d = &o->defs[i];
@@ -92,22 +102,37 @@ static int set_value(cli_opts *o, int i, const char *val, int src) {
     }
     case CLI_INT:
     case CLI_POS: {
+        errno = 0;
         long v = strtol(val, &end, 10);
         long lo = d->type == CLI_POS ? 1 : 0;
-        if (!*val || *end || v < lo || v > 1000000000)
+        if (!*val || *end)
             return cli_opts_fail(o, d->name, "must be a %s integer, got '%s'", lo ? "positive" : "non-negative", val);
+        if (errno == ERANGE || v < lo || v > 1000000000)
+            return d->choices ? cli_opts_fail(o, d->name, "must be an integer in %s, got '%s'", d->choices, val)
+                              : cli_opts_fail(o, d->name, "must be an integer from %ld to 1000000000, got '%s'", lo, val);
+        if (!in_range(d, (double)v)) return cli_opts_fail(o, d->name, "must be an integer in %s, got '%s'", d->choices, val);
         *(int *)d->target = (int)v;
         return 0;
     }
     case CLI_U64: {
+        errno = 0;
         unsigned long long v = strtoull(val, &end, 10);
-        if (!*val || *end || *val == '-') return cli_opts_fail(o, d->name, "must be an integer, got '%s'", val);
+        const char *p = val;
+        while (isspace((unsigned char)*p)) p++;
+        if (!*val || *end || *p == '-' || errno == ERANGE)
+            return cli_opts_fail(o, d->name, "must be an integer from 0 to 18446744073709551615, got '%s'", val);
         *(uint64_t *)d->target = v;
         return 0;
     }
     case CLI_FLOAT: {
+        errno = 0;
         float v = strtof(val, &end);
-        if (!*val || *end || !(v >= 0)) return cli_opts_fail(o, d->name, "must be a non-negative number, got '%s'", val);
+        if (!*val || *end || isnan(v)) return cli_opts_fail(o, d->name, "must be a number, got '%s'", val);
+        if (!isfinite(v) || (errno == ERANGE && fabsf(v) > 1))
+            return cli_opts_fail(o, d->name, "must be a finite number (a float holds up to 3.4e38), got '%s'", val);
+        if (d->choices ? !in_range(d, v) : !(v >= 0))
+            return d->choices ? cli_opts_fail(o, d->name, "must be in %s, got '%s'", d->choices, val)
+                            : cli_opts_fail(o, d->name, "must be a non-negative number, got '%s'", val);
         *(float *)d->target = v;
         return 0;
     }
