@@ -8,12 +8,15 @@
 #                    again here only repeats the same work.
 #   cli_leaks        runs the CLI under valgrind, which cannot run an ASan binary;
 #                    it is the leak check of the main CLI paths (see below).
+#   cli_matrix       the same op tests on other implementations and paths: no new host code.
+#   cli_convert      the Python converters' front doors (one-line errors): no new host code.
+#   cli_install      cmake --install / cpack of the plain build: packaging, not host code.
 # Env: GF_ASAN_BUILD_DIR (default build-asan), GF_SANITIZE_EXCLUDE (ctest -E regex).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 B=${GF_ASAN_BUILD_DIR:-build-asan}
-EXCLUDE=${GF_SANITIZE_EXCLUDE:-^(cli_fuzz_smoke|cli_leaks|cli_matrix)$}
+EXCLUDE=${GF_SANITIZE_EXCLUDE:-^(cli_fuzz_smoke|cli_leaks|cli_matrix|cli_convert|cli_install)$}
 start=$(date +%s)
 
 cmake -S . -B "$B" -DGF_SANITIZE=ON -DGF_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -90,8 +90,9 @@ vg inspect_csv 0 "$G" data inspect "$T/data.csv" --full
 targs=(--model "$M" --data "$T/idx" --split train --val "$T/idx" --val-split test --method all --epochs 1
        --probe-epochs 2 --batch 8 --checkpoint-every 1)
 vg train 0 "$G" train "${targs[@]}" --cache-dir "$T/cache" --run-dir "$T/run"
-# a run killed in the probe, resumed under valgrind: checkpoint read, cache miss + write, every method
-GRADFEAT_TEST_KILL_AT=linear:4 "$G" train "${targs[@]}" --no-cache --run-dir "$T/run2" > /dev/null 2>&1 &
+# a run killed in gradient (after the probe), resumed under valgrind: checkpoint read (with the selection
+# state), cache miss + write, every method
+GRADFEAT_TEST_KILL_AT=gradient:1 "$G" train "${targs[@]}" --no-cache --run-dir "$T/run2" > /dev/null 2>&1 &
 { wait $!; } 2> /dev/null; rc=$?
 checks=$((checks + 1))
 if [ $rc -eq 137 ] && [ -s "$T/run2/checkpoint.gfckpt" ]; then echo "ok  killed run left a checkpoint"

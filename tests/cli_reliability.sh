@@ -34,7 +34,7 @@ open(os.path.join(T, "d/x-images-idx3-ubyte"), "wb").write(im)
 open(os.path.join(T, "d/x-labels-idx1-ubyte"), "wb").write(lb)
 PYEOF
 D="$t/d/x-images-idx3-ubyte"
-tr=(train --model "$t/m.safetensors" --data "$D" --epochs 2 --batch 4 --probe-epochs 4 --method linear --cache-dir "$t/cache")
+tr=(train --model "$t/m.safetensors" --data "$D" --epochs 2 --batch 4 --probe sgd --probe-epochs 4 --method linear --cache-dir "$t/cache")
 
 # ---- item 3: fds 0-2 closed by the caller
 ( exec 2>&-; "$G" "${tr[@]}" --run-dir "$t/fd" > "$t/fd.out" ); rc=$?
@@ -44,7 +44,7 @@ check "metrics.jsonl holds only JSON lines with stderr closed" \
   || head -3 "$t/fd/metrics.jsonl"
 
 # ---- item 13: SIGHUP and SIGPIPE stop a run like SIGTERM: final checkpoint, exit 128 + signal
-long=(train --model "$t/m.safetensors" --data "$D" --epochs 1 --batch 2 --probe-epochs 100000 --method linear
+long=(train --model "$t/m.safetensors" --data "$D" --epochs 1 --batch 2 --probe sgd --probe-epochs 100000 --method linear
       --checkpoint-every 0 --log-every 1 --cache-dir "$t/cache")
 "$G" "${long[@]}" --run-dir "$t/hup" > /dev/null 2> "$t/hup.err" & pid=$!
 for _ in $(seq 1 400); do grep -qs "step" "$t/hup.err" && break; sleep 0.05; done
@@ -60,7 +60,7 @@ check "SIGPIPE: final checkpoint written" '[ -s "$t/pipe/checkpoint.gfckpt" ]'
 
 # ---- item 1: the activation cache and --resume key IDX data by content
 cp -r "$t/d" "$t/d1"; D1="$t/d1/x-images-idx3-ubyte"
-c1=(train --model "$t/m.safetensors" --data "$D1" --epochs 1 --batch 4 --probe-epochs 4 --method linear --cache-dir "$t/c1")
+c1=(train --model "$t/m.safetensors" --data "$D1" --epochs 1 --batch 4 --probe sgd --probe-epochs 4 --method linear --cache-dir "$t/c1")
 "$G" "${c1[@]}" > "$t/c1a.out" 2> "$t/c1a.err"
 "$G" "${c1[@]}" > "$t/c1b.out" 2> "$t/c1b.err"
 check "unchanged IDX data: trunk outputs reused" 'grep -q "reused from the activation cache" "$t/c1b.err"'

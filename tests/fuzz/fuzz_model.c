@@ -24,12 +24,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int k = 0; k < ni.n_inputs; k++) acc += strlen(ni.inputs[k]);
         if (gf_model_find_node(m, ni.name) < 0) abort();
     }
-    for (int i = 0; i < info.n_blocks; i++) {
-        gf_block_info bi;
+    for (int i = 0; i < info.n_blocks + info.n_spans; i++) {
+        gf_block_info bi, hit;
         if (gf_model_block(m, i, &bi) != GF_OK) abort();
         acc += strlen(bi.name) + strlen(bi.input) + strlen(bi.output);
-        if (gf_model_find_block(m, bi.name) != i) abort();
+        /* a block's name finds it, or (a lower block) its span: same cut, up to the top block */
+        int k = gf_model_find_block(m, bi.name);
+        if (k < 0 || gf_model_block(m, k, &hit) != GF_OK) abort();
+        if (k != i && (i >= info.n_blocks || k < info.n_blocks || strcmp(hit.input, bi.input))) abort();
     }
+    if (info.n_blocks && gf_model_top_blocks(m, 1) != 0) abort();
+    if (gf_model_top_blocks(m, info.n_blocks + 1) != -1) abort();
     for (int i = 0; i < info.n_outputs; i++) acc += strlen(gf_model_output_name(m, i));
     for (int k = 0; k < info.n_classes; k++) {
         const char *c = gf_model_class_name(m, k);
