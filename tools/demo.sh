@@ -11,4 +11,4 @@ B=${GF_BUILD_DIR:-build}
 FM=/usr/share/datasets/fashion-mnist
 exec "$B/gradfeat" train --model models/emotion/emotion.safetensors \
   --data "$FM" --split train --limit 1000 --val "$FM" --val-split test --val-limit 1000 \
-  --method all --epochs 3 --probe-epochs 100 --eval-every 3 --run-dir runs/demo "$@"
+  --method all --epochs 3 --run-dir runs/demo "$@"
