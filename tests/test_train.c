@@ -130,16 +130,23 @@ static void primal_roundtrip(gf_ctx *ctx, gf_block *blk, const float *theta, con
 
 /* Gradient of the L2-regularised mean softmax cross-entropy (double, written
  * here independently of host/probe.c): largest |component|. */
+/* Row i's logits z (k <= 8) in double; returns their maximum, *s = sum exp(z - max). */
+static double row_logits(const float *f, int d, int k, const float *w, const float *b, int i, double *z, double *s) {
+    double mx = -1e300;
+    for (int c = 0; c < k; c++) {
+        z[c] = b[c];
+        for (int j = 0; j < d; j++) z[c] += (double)w[c * d + j] * f[i * d + j];
+        mx = fmax(mx, z[c]);
+    }
+    *s = 0;
+    for (int c = 0; c < k; c++) *s += exp(z[c] - mx);
+    return mx;
+}
+
 static double probe_grad_max(const float *f, const int *lab, int n, int d, int k, double l2, const float *w, const float *b) {
     double *g = calloc((size_t)k * d + k, sizeof(double)), worst = 0;
     for (int i = 0; i < n; i++) {
-        double z[8], mx = -1e300, s = 0;
-        for (int c = 0; c < k; c++) {
-            z[c] = b[c];
-            for (int j = 0; j < d; j++) z[c] += (double)w[c * d + j] * f[i * d + j];
-            mx = fmax(mx, z[c]);
-        }
-        for (int c = 0; c < k; c++) s += exp(z[c] - mx);
+        double z[8], s, mx = row_logits(f, d, k, w, b, i, z, &s);
         for (int c = 0; c < k; c++) {
             double gz = (exp(z[c] - mx) / s - (c == lab[i])) / n;
             for (int j = 0; j < d; j++) g[c * d + j] += gz * f[i * d + j];
@@ -155,13 +162,7 @@ static double probe_grad_max(const float *f, const int *lab, int n, int d, int k
 static double probe_loss(const float *f, const int *lab, int n, int d, int k, const float *w, const float *b) {
     double L = 0;
     for (int i = 0; i < n; i++) {
-        double z[8], mx = -1e300, s = 0;
-        for (int c = 0; c < k; c++) {
-            z[c] = b[c];
-            for (int j = 0; j < d; j++) z[c] += (double)w[c * d + j] * f[i * d + j];
-            mx = fmax(mx, z[c]);
-        }
-        for (int c = 0; c < k; c++) s += exp(z[c] - mx);
+        double z[8], s, mx = row_logits(f, d, k, w, b, i, z, &s);
         L += mx + log(s) - z[lab[i]];
     }
     return L / n;
