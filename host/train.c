@@ -431,8 +431,17 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             sl->have = 1; sl->epoch = c->sel_epoch; sl->bad = c->sel_bad;
             sl->loss0 = c->sel_scal[0]; sl->loss = c->sel_scal[1]; sl->metric = c->sel_scal[2];
             sl->train_loss = c->sel_scal[3]; sl->train_metric = c->sel_scal[4];
-            sl->w1 = c->sel_w1; sl->b1 = c->sel_b1; sl->block = c->sel_block;
-            ((gf_ckpt *)c)->sel_w1 = ((gf_ckpt *)c)->sel_b1 = ((gf_ckpt *)c)->sel_block = NULL;   /* now owned by R */
+            size_t kd = (size_t)R->K * R->d;
+            sl->w1 = malloc(kd * sizeof(float));
+            sl->b1 = malloc((size_t)R->K * sizeof(float));
+            sl->block = c->sel_block ? malloc(R->block_count * sizeof(float)) : NULL;
+            if (!sl->w1 || !sl->b1 || (c->sel_block && !sl->block))
+                st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the best model so far");
+            else {
+                memcpy(sl->w1, c->sel_w1, kd * sizeof(float));
+                memcpy(sl->b1, c->sel_b1, (size_t)R->K * sizeof(float));
+                if (c->sel_block) memcpy(sl->block, c->sel_block, R->block_count * sizeof(float));
+            }
         }
         R->resume = NULL;
     }
