@@ -516,8 +516,10 @@ void gf_job_print_table(const gf_job_result *r, FILE *out) {
             fprintf(out, "%s: learning rate %g (chosen on the holdout)\n", METHOD_NAMES[i], r->lr[i]);
     for (int i = 1; i < 4; i++)
         if (r->ran[i] && r->diverged[i])
-            fprintf(out, "%s: stopped after epoch %d: its held-out loss stayed far above where it started (kept epoch %d; "
-                    "try a smaller --lr)\n", METHOD_NAMES[i], r->epochs_run[i], r->best_epoch[i]);
+            fprintf(out, r->n_hold > 0 ? "%s: stopped after epoch %d: its held-out loss stayed far above where it started "
+                                         "(kept epoch %d; try a smaller --lr)\n"
+                                       : "%s: stopped after epoch %d: its training loss stayed far above that of guessing "
+                                         "(try a smaller --lr)\n", METHOD_NAMES[i], r->epochs_run[i], r->best_epoch[i]);
 }
 
 /* ---------------- checkpoints and saved models ---------------- */
@@ -554,6 +556,7 @@ static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash
     cJSON_AddNumberToObject(o, "probe_sgd", job->probe_sgd);
     cJSON_AddNumberToObject(o, "probe_l2", job->probe_l2);
     cJSON_AddNumberToObject(o, "probe_lr", job->probe_lr);
+    cJSON_AddNumberToObject(o, "head_lr", job->head_lr);
     cJSON_AddNumberToObject(o, "lr_auto", job->lr_auto);
     cJSON_AddNumberToObject(o, "random", job->random);
     snprintf(hex, sizeof hex, "%llu", (unsigned long long)job->seed);
@@ -637,13 +640,14 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     job->eval_every = cJSON_IsNumber(je) ? (int)je->valuedouble : 0;
     const cJSON *jh = cJSON_GetObjectItemCaseSensitive(c, "holdout"), *js = cJSON_GetObjectItemCaseSensitive(c, "select");
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(c, "probe_sgd"), *jl = cJSON_GetObjectItemCaseSensitive(c, "probe_l2");
-    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(c, "probe_lr");
+    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(c, "probe_lr"), *jhl = cJSON_GetObjectItemCaseSensitive(c, "head_lr");
     /* checkpoints from before these options: what those runs did */
     job->holdout = cJSON_IsNumber(jh) ? (float)jh->valuedouble : 0;
     job->select = cJSON_IsNumber(js) && js->valuedouble >= 0 && js->valuedouble <= 2 ? (int)js->valuedouble : 0;
     job->probe_sgd = cJSON_IsNumber(jp) ? jp->valuedouble != 0 : 1;
     job->probe_l2 = cJSON_IsNumber(jl) ? (float)jl->valuedouble : -1;
     job->probe_lr = cJSON_IsNumber(jr) ? (float)jr->valuedouble : 0;
+    job->head_lr = cJSON_IsNumber(jhl) ? (float)jhl->valuedouble : 0;
     const cJSON *ja = cJSON_GetObjectItemCaseSensitive(c, "lr_auto");
     job->lr_auto = cJSON_IsNumber(ja) && ja->valuedouble != 0;
     const cJSON *jz = cJSON_GetObjectItemCaseSensitive(c, "random");
@@ -761,12 +765,6 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     gf_bnode nodes[GF_BLOCK_MAX_NODES];
     int nn = 0, c = 0, h = 0, w = 0;
     if (st == GF_OK) st = gf_model_block_nodes(ctx, m, bi, nodes, &nn, &c, &h, &w);
-    if (st == GF_OK) st = gf_block_create(ctx, c, h, w, nodes, nn, job->batch, &blk);
-    if (st == GF_OK && !(theta = malloc(gf_block_param_count(blk) * sizeof(float)))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
-    if (st == GF_OK && (job->random & (GF_JOB_RANDOM_THETA1 | GF_JOB_RANDOM_THETA2)))
-        st = gf_model_randomize(ctx, m, bi, (job->random & GF_JOB_RANDOM_THETA1) != 0,
-                                (job->random & GF_JOB_RANDOM_THETA2) != 0, job->seed);
-    if (st == GF_OK) st = gf_model_block_theta(ctx, m, bi, blk, theta);
     if (st == GF_OK) {
         gf_block_info b;
         gf_model_block(m, bi, &b);
@@ -833,6 +831,20 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         if (dva) okva = malloc((size_t)nva + 1);
         if (!itr || !oktr || (dva && (!iva || !okva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
     }
+    /* a batch larger than the data buys nothing and would size the block's and the trunk pass's buffers for
+     * it (--batch 1000000 on 6 images took 8 GB): clamp it, results are unchanged */
+    gf_job clamped;
+    if (st == GF_OK && job->batch > (ntr > nva ? ntr : nva) && (ntr > 0 || nva > 0)) {
+        clamped = *job;
+        clamped.batch = ntr > nva ? ntr : nva;
+        job = &clamped;
+    }
+    if (st == GF_OK) st = gf_block_create(ctx, c, h, w, nodes, nn, job->batch, &blk);
+    if (st == GF_OK && !(theta = malloc(gf_block_param_count(blk) * sizeof(float)))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (st == GF_OK && (job->random & (GF_JOB_RANDOM_THETA1 | GF_JOB_RANDOM_THETA2)))
+        st = gf_model_randomize(ctx, m, bi, (job->random & GF_JOB_RANDOM_THETA1) != 0,
+                                (job->random & GF_JOB_RANDOM_THETA2) != 0, job->seed);
+    if (st == GF_OK) st = gf_model_block_theta(ctx, m, bi, blk, theta);
     /* a classifier needs two classes: one class trains to loss 0 and 100 % and means nothing */
     if (st == GF_OK && !multi && ntr > 0) {
         int first = gf_dataset_label(dtr, itr[0]), other = 0;
@@ -900,6 +912,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.lr_halve_every = job->lr_halve_every; o.max_device_mem = job->max_device_mem;
     o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
+    o.optim.head_lr_scale = job->head_lr > 0 ? job->head_lr / job->lr : 1.0f;
     o.ntk = job->ntk; o.eval_every = job->eval_every;
     o.holdout = sho.n > 0 ? &sho : NULL;
     o.select = job->select;

@@ -451,7 +451,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         st = consider(R, m, method, 0, start_loss, start_metric, &r->hold_loss, &r->hold_metric);
         r->train_loss = start_loss; r->train_metric = start_metric;
     }
-    int ep;
+    int ep, train_bad = 0;
     for (ep = ep0; ep < epochs && st == GF_OK; ep++) {
         int first = resumed && ep == ep0;   /* lr, stats and position come from the checkpoint */
         if (!first && o->lr_halve_every > 0 && ep > 0 && ep % o->lr_halve_every == 0) opt.lr *= 0.5f;
@@ -517,6 +517,16 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         if (st == GF_OK && R->ho && o->diverge_patience > 0 && R->sel.bad >= o->diverge_patience) {
             r->diverged = 1;
             break;
+        }
+        /* without a holdout, divergence shows in the training loss: far above that of guessing (ln K; ln 2 per
+         * label for multi-label) for as many epochs in a row */
+        if (st == GF_OK && !R->ho && o->diverge_factor > 0 && o->diverge_patience > 0) {
+            double chance = s->multi_label ? log(2.0) : log((double)R->K);
+            train_bad = r->train_loss > o->diverge_factor * chance ? train_bad + 1 : 0;
+            if (train_bad >= o->diverge_patience) {
+                r->diverged = 1;
+                break;
+            }
         }
     }
     /* keep the best evaluation's parameters (and report its figures) */
@@ -643,6 +653,7 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
     if (st == GF_OK && o->probe_solver == GF_PROBE_SGD) {
         gf_train_options po = *o;       /* its own learning rate */
         if (o->probe_lr > 0) po.optim.lr = o->probe_lr;
+        po.optim.head_lr_scale = 1.0f;   /* the probe is all head */
         R->o = &po;
         st = fit(R, probe, GF_METHOD_LINEAR, &ptr, val ? &pva : NULL, o->probe_epochs ? o->probe_epochs : o->epochs,
                  NAN, NAN, r);

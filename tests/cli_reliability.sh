@@ -171,4 +171,26 @@ check "predict --json with a latin-1 file name: valid UTF-8 JSON (rc $rc)" \
 check "latin-1 class folder: exit 5, not valid UTF-8 (rc $rc)" '[ $rc -eq 5 ] && grep -q "is not valid UTF-8" "$t/u8t.err"' \
   || cat "$t/u8t.err"
 
+# ---- item 8: a --batch beyond the data is clamped to it: buffers sized for 24 samples, not a million,
+# and the same training as --batch 24
+"$G" "${tr[@]}" --batch 1000000 --run-dir "$t/bb1" > /dev/null 2> "$t/bb1.err"; rc=$?
+"$G" "${tr[@]}" --batch 24 --run-dir "$t/bb2" > /dev/null 2> "$t/bb2.err"; rc2=$?
+check "--batch 1000000 on 24 samples: exit 0, runs with batch 24 (rc $rc)" \
+  '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(d[\"batch\"] != 24 or d[\"settings\"][\"batch\"] != 1000000)" "$t/bb1/results.json"' \
+  || cat "$t/bb1.err"
+check "--batch 1000000 trains exactly like --batch 24" \
+  '"$PY" -c "import json,sys; a,b=(json.load(open(f))[\"methods\"][\"linear\"] for f in sys.argv[1:]); sys.exit(a[\"train_loss\"] != b[\"train_loss\"])" "$t/bb1/results.json" "$t/bb2/results.json"'
+
+# ---- item 6: a diverged method is a failure: exit 6 and the note, with or without a holdout (results written)
+"$G" "${tr[@]}" --method linear,finetune --epochs 4 --lr 100 --holdout 0 --run-dir "$t/dv1" > "$t/dv1.out" 2> "$t/dv1.err"; rc=$?
+check "--lr 100, no holdout: exit 6, the training-loss note, results written (rc $rc)" \
+  '[ $rc -eq 6 ] && grep -q "finetune: stopped after epoch 3: its training loss stayed far above" "$t/dv1.out" && grep -q "finetune diverged" "$t/dv1.err" && [ -s "$t/dv1/results.json" ]' \
+  || { cat "$t/dv1.out" "$t/dv1.err"; }
+"$G" "${tr[@]}" --method linear,finetune --epochs 4 --lr 100 --holdout 0.25 --run-dir "$t/dv2" > "$t/dv2.out" 2> "$t/dv2.err"; rc=$?
+check "--lr 100 with a holdout: exit 6, the best (first) evaluation kept (rc $rc)" \
+  '[ $rc -eq 6 ] && grep -q "held-out loss stayed far above where it started (kept epoch 0" "$t/dv2.out"' \
+  || { cat "$t/dv2.out" "$t/dv2.err"; }
+"$G" "${tr[@]}" --method linear,finetune --epochs 4 --lr 1e-3 --holdout 0 --run-dir "$t/dv3" > "$t/dv3.out" 2> "$t/dv3.err"; rc=$?
+check "the same run at --lr 1e-3: exit 0 (rc $rc)" '[ $rc -eq 0 ] && ! grep -q diverged "$t/dv3.err"' || cat "$t/dv3.err"
+
 finish

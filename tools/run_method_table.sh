@@ -69,7 +69,10 @@ for task in "${tasks[@]}"; do
       echo "== $task / $(basename "$mp") / seed $seed" >&2
       # shellcheck disable=SC2086
       "$B/gradfeat" train --model "$mp" $args --method all --epochs "$EPOCHS" --seed "$seed" --run-dir "$dir" \
-          --quiet "${EXTRA[@]}" > "$dir.table" 2> "$dir.err" || { echo "  failed: see $dir.err" >&2; continue; }
+          --quiet "${EXTRA[@]}" > "$dir.table" 2> "$dir.err" || {
+        rc=$?   # 6: a method diverged; its best evaluation and the results are still written
+        if [ $rc -eq 6 ] && [ -f "$dir/results.json" ]; then echo "  $(grep -h 'stopped after' "$dir.table")" >&2
+        else echo "  failed (exit $rc): see $dir.err" >&2; continue; fi; }
     done
   done
 done
