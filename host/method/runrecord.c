@@ -1,4 +1,5 @@
-/* Run records: exact float decimals in JSON, the environment of a run (host/runrecord.h). */
+/* Run records: exact float decimals in JSON, the environment of a run, the per-method evaluation
+ * files of a run directory (host/method/runrecord.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,4 +54,65 @@ cJSON *gf_run_environment(const gf_ctx *ctx) {
     char host[256] = "";
     if (gethostname(host, sizeof host - 1) == 0) cJSON_AddStringToObject(o, "host", host);
     return o;
+}
+
+/* ---- the run directory's per-method evaluation files (formats: host/report/report.h) ---- */
+
+static gf_status oom(char *err, size_t en) {
+    if (err && en) snprintf(err, en, "out of memory");
+    return GF_ERR_MEMORY;
+}
+
+void gf_confusion_matrix(const float *scores, const int *labels, int n, int K, uint64_t *counts) {
+    memset(counts, 0, (size_t)K * K * sizeof *counts);
+    for (int i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= K) continue;
+        const float *s = scores + (size_t)i * K;
+        int best = 0;
+        for (int k = 1; k < K; k++) if (s[k] > s[best]) best = k;
+        counts[(size_t)labels[i] * K + best]++;
+    }
+}
+
+static gf_status write_json(const char *run_dir, const char *prefix, const char *method, cJSON *o, char *err, size_t en) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s_%s.json", run_dir, prefix, method);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) return oom(err, en);
+    gf_status st = gf_write_file_atomic_msg(path, text, strlen(text), err, en);
+    free(text);
+    return st;
+}
+
+gf_status gf_report_write_confusion(const char *run_dir, const char *method, const char *split, const uint64_t *counts,
+                                    int K, char *err, size_t en) {
+    cJSON *o = cJSON_CreateObject(), *rows = NULL;
+    if (o) {
+        cJSON_AddStringToObject(o, "method", method);
+        cJSON_AddStringToObject(o, "split", split);
+        cJSON_AddNumberToObject(o, "classes", K);
+        rows = cJSON_AddArrayToObject(o, "counts");
+    }
+    for (int i = 0; rows && i < K; i++) {
+        cJSON *row = cJSON_CreateArray();
+        if (!row) { rows = NULL; break; }
+        for (int j = 0; j < K; j++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)counts[(size_t)i * K + j]));
+        cJSON_AddItemToArray(rows, row);
+    }
+    if (!rows) { cJSON_Delete(o); return oom(err, en); }
+    return write_json(run_dir, "confusion", method, o, err, en);
+}
+
+gf_status gf_report_write_ap(const char *run_dir, const char *method, const char *split, const double *ap, int K,
+                             char *err, size_t en) {
+    cJSON *o = cJSON_CreateObject(), *a = NULL;
+    if (o) {
+        cJSON_AddStringToObject(o, "method", method);
+        cJSON_AddStringToObject(o, "split", split);
+        a = cJSON_AddArrayToObject(o, "ap");
+    }
+    if (!a) { cJSON_Delete(o); return oom(err, en); }
+    for (int k = 0; k < K; k++) cJSON_AddItemToArray(a, isnan(ap[k]) ? cJSON_CreateNull() : cJSON_CreateNumber(ap[k]));
+    return write_json(run_dir, "ap", method, o, err, en);
 }

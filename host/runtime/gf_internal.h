@@ -138,8 +138,10 @@ void gf_compare(const float *got, const double *ref, size_t n, double *max_abs, 
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n);
 #define GF_FNV_INIT 1469598103934665603ULL
 double gf_now(void);               /* monotonic seconds */
-/* Write a file atomically: temp file in the same folder, fsync, rename. */
+/* Write a file atomically: temp file in the same folder, fsync, rename. GF_ERR_IO (or GF_ERR_MEMORY)
+ * with the reason in the context's message, or, for the _msg form, in err (may be NULL). */
 gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, size_t n);
+gf_status gf_write_file_atomic_msg(const char *path, const void *data, size_t n, char *err, size_t err_size);
 /* Read a whole file; *data malloc'ed. */
 gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n);
 int gf_mkdirs(const char *path);   /* mkdir -p; 0 on success */
