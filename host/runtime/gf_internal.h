@@ -126,14 +126,6 @@ gf_status gf_gemm_batched(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_
                           float beta, cl_mem C, size_t off_c, size_t ldc, size_t stride_c,
                           size_t batch);
 
-/* ---- self-test registry (host/selftest.c) ----
- * Each op family adds a check function; it fills rows via gf_check_add. */
-typedef struct gf_check_list { gf_check_row *rows; int n, cap; } gf_check_list;
-void gf_check_add(gf_check_list *l, const char *name, double max_abs, double max_rel, double tol);
-/* Compare device output (float) with a reference (double): combined error
- * |a-b| / (atol + rtol*|b|) style; returns max abs and max rel. */
-void gf_compare(const float *got, const double *ref, size_t n, double *max_abs, double *max_rel);
-
 /* ---- small utilities (host/util.c) ---- */
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n);
 #define GF_FNV_INIT 1469598103934665603ULL
