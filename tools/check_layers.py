@@ -10,6 +10,8 @@ header name must be unique across host/; "cli/cli.h"-style paths resolve as the 
 does (relative to the including file, then to host/). The public headers in include/ have
 the layer of what they declare (PUBLIC below) and are checked too. A quoted include that
 names no header of the project is an error (the table must know every header).
+Also checked, for every header of host/ and include/: nothing but comments outside its include
+guard (a declaration after the guard's #endif breaks a second inclusion).
 Exit 0 when every include points down or sideways; 1 with one line per bad include.
 Python 3 standard library only; run by ctest as `check_layers`.
 """
@@ -30,6 +32,25 @@ PUBLIC = {
 EXCEPTIONS = {}
 
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
+COMMENT_RE = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+
+
+def outside_guard(text):
+    """Line numbers of code outside the header's outermost #if/#endif pairs (comments ignored)."""
+    # blank out comments but keep their newlines, so line numbers stay right
+    text = COMMENT_RE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    depth, bad = 0, []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        t = line.strip()
+        if not t:
+            continue
+        if re.match(r"#\s*if", t):
+            depth += 1
+        elif re.match(r"#\s*endif", t):
+            depth -= 1
+        elif depth == 0:
+            bad.append(lineno)
+    return bad
 
 
 def main():
@@ -88,20 +109,25 @@ def main():
     for path, layer in files:
         rel = os.path.relpath(path, src)
         with open(path, encoding="utf-8", errors="replace") as f:
-            for lineno, line in enumerate(f, 1):
-                m = INCLUDE_RE.match(line)
-                if not m:
-                    continue
-                n_inc += 1
-                inc = m.group(1)
-                target = layer_of(path, inc)
-                if target is None:
-                    errors.append(f'{rel}:{lineno}: #include "{inc}": not a header of host/ or include/')
-                elif rank[target] > rank[layer]:
-                    key = (os.path.relpath(path, host), inc)
-                    if key not in EXCEPTIONS:
-                        errors.append(f'{rel}:{lineno}: #include "{inc}": layer {layer} includes a header of '
-                                      f'the higher layer {target}')
+            text = f.read()
+        if path.endswith(".h"):
+            bad = outside_guard(text)
+            if bad:
+                errors.append(f"{rel}:{bad[0]}: code outside the include guard ({len(bad)} line(s))")
+        for lineno, line in enumerate(text.split("\n"), 1):
+            m = INCLUDE_RE.match(line)
+            if not m:
+                continue
+            n_inc += 1
+            inc = m.group(1)
+            target = layer_of(path, inc)
+            if target is None:
+                errors.append(f'{rel}:{lineno}: #include "{inc}": not a header of host/ or include/')
+            elif rank[target] > rank[layer]:
+                key = (os.path.relpath(path, host), inc)
+                if key not in EXCEPTIONS:
+                    errors.append(f'{rel}:{lineno}: #include "{inc}": layer {layer} includes a header of '
+                                  f'the higher layer {target}')
 
     for e in errors:
         print(f"check_layers: {e}", file=sys.stderr)

@@ -113,7 +113,6 @@ int gf_block_training(const gf_block *b);
  * the block (created as mean 0, var 1), for reading, saving or loading.
  * GF_ERR_USAGE (no message: there is no context) when the node is not BN. */
 gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var);
-#endif
 
 /* Primal cache (DESIGN.md §1 "Caching"): at θ̄ the primal values inside the
  * block never change for a given sample, so the linearized methods can run the
@@ -131,3 +130,4 @@ gf_status gf_primal_cache_store(gf_ctx *ctx, const gf_block *b, gf_primal_cache 
 /* Put rows idx[0..n) (device ints) into the block's buffers and f, leaving the
  * block as gf_block_forward at θ̄ of those samples would for tangent/backward. */
 gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *pc, int n, cl_mem idx, cl_mem f);
+#endif

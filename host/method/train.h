@@ -181,7 +181,6 @@ void gf_ckpt_free(gf_ckpt *c);
  * ranks by descending score, ties counted pessimistically). */
 double gf_accuracy(const float *logits, const int *labels, int n, int K);
 double gf_mean_ap(const float *scores, const float *targets, int n, int K, double *ap_per_class);
-#endif
 
 /* ---- adapted model files (host/checkpoint.c; format: models/README.md) ----
  * Copies the base model file's tensors and metadata verbatim and adds
@@ -197,3 +196,4 @@ typedef struct gf_saved_model {
     const float *block_vec;     /* NULL: none (linear) */
 } gf_saved_model;
 gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s);
+#endif
