@@ -3,7 +3,7 @@
  * resnet18c) is ONE gf_block holding every layer (conv, BatchNorm in training
  * mode, activations, pools, residual adds); the block's global average pool is
  * the feature f and a linear head `fc` gives the logits. Training reuses the
- * finetune machinery of host/linearized.c (forward, softmax CE, backward of
+ * finetune machinery of host/method/linearized.c (forward, softmax CE, backward of
  * block + head, SGD/Adam step); its θ̄ is a vector of zeros so that finetune's
  * weight decay "toward θ̄" is the ordinary decay toward 0. */
 #ifndef GF_PRETRAIN_H
