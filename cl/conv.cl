@@ -1,4 +1,4 @@
-/* Affine family kernels (host/ops_affine.c): im2col / col2im around CLBlast
+/* Affine family kernels (host/ops/ops_affine.c): im2col / col2im around CLBlast
  * GEMM, layout transposes between NCHW and [C, N*P], bias and reductions,
  * and direct depthwise convolution. OpenCL C 1.2, fp32. Every kernel checks
  * its global id (global sizes are rounded up). No atomics: every output is
@@ -105,7 +105,7 @@ __kernel void ncp_to_cnp(__global const float *g, int g_off, __global float *dst
  *
  * Bounded work per work item: the host picks `rows` (rows of the plane per
  * work item) so that the loop iterations of one item stay under the context's
- * item budget (gf_item_rows, host/ops_affine.c). A whole plane per item broke
+ * item budget (gf_item_rows, host/ops/ops_affine.c). A whole plane per item broke
  * Mesa's llvmpipe, which silently ends a work item's loops after 65,535
  * iterations in all; GPU watchdogs kill long items too. Grid: items
  * q = plane * tiles + t, tiles = ceil(rows of the plane / rows). ---- */

@@ -20,10 +20,10 @@ if(GF_SHARED)
   add_library(gradfeat_shared SHARED ${GF_LIB_SOURCES} ${GF_EMBED_C})
   set_target_properties(gradfeat_shared PROPERTIES OUTPUT_NAME gradfeat VERSION ${PROJECT_VERSION}
                         SOVERSION ${PROJECT_VERSION_MAJOR})
-  # (host/stb_image.c's compile options, set in CMakeLists.txt, hold for this target too: same directory)
+  # (host/data/stb_image.c's compile options, set in CMakeLists.txt, hold for this target too: same directory)
   target_include_directories(gradfeat_shared PUBLIC "$<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>"
                              "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>"
-                             PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/host ${STB_INCLUDE_DIRS})
+                             PRIVATE ${GF_HOST_INCLUDE_DIRS} ${STB_INCLUDE_DIRS})
   target_compile_definitions(gradfeat_shared PRIVATE GF_GIT_HASH="${GF_GIT_HASH}")
   # the dependencies stay private: a program using libgradfeat.so links only -lgradfeat
   target_link_libraries(gradfeat_shared PRIVATE OpenCL::OpenCL clblast cjson ${STB_LINK_LIBRARIES}

@@ -179,7 +179,7 @@ for f in m/fifo.safetensors d/fifo.csv d/idx_fifo/x-images-idx3-ubyte d/fifo_cla
   mkfifo "$T/$f" || { echo "FATAL: mkfifo $f"; exit 1; }
 done
 
-# ---- checkpoints: a tiny run SIGKILLed after its second probe step (GRADFEAT_TEST_KILL_AT, host/train.c),
+# ---- checkpoints: a tiny run SIGKILLed after its second probe step (GRADFEAT_TEST_KILL_AT, host/method/train.c),
 # then broken copies; ck/modelchg was trained on ck/model.safetensors, which then changes
 ckpt_run() {   # ckpt_run DIR MODEL
   ( cd "$T" && GRADFEAT_TEST_KILL_AT=linear:2 "$G" train --model "$2" --data d/idx_ok/x-images-idx3-ubyte --epochs 1 --probe sgd \

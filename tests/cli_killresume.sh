@@ -5,7 +5,7 @@
 # end result must be the SAME BYTES as an uninterrupted run (all four saved
 # models, results.json numbers, metrics.jsonl lines, seconds aside).
 # Kill points come from the test hook GRADFEAT_TEST_KILL_AT=<point>:<n>
-# (host/train.c: the process raises SIGKILL the n-th time it reaches <point>):
+# (host/method/train.c: the process raises SIGKILL the n-th time it reaches <point>):
 #   1 linear:30     mid-probe, 2 steps after the periodic checkpoint at step 28
 #   2 features:1    during the probe's feature pass of the resumed run
 #   3 checkpoint:3  right after a checkpoint file was written (probe step 40)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # stdout carries results only: CLBlast prints kernel build logs to stdout ("OpenCL compiler
-# error/warning: ..."); host/gemm.c points fd 1 at stderr around every CLBlast call. To make CLBlast
+# error/warning: ..."); host/runtime/gemm.c points fd 1 at stderr around every CLBlast call. To make CLBlast
 # print, its GEMM kernels are made to fail to build on PoCL: POCL_EXTRA_BUILD_FLAGS redefines a macro
 # CLBlast #defines (GEMMK) under -Werror; gradfeat's own kernels do not define it and still build.
 # `selftest` with GRADFEAT_HOST_BLAS=0 then fails its CLBlast GEMM rows (exit 8), and its stdout must

@@ -1,4 +1,4 @@
-/* Affine family (host/ops_affine.c, cl/conv.cl): conv2d and linear forward,
+/* Affine family (host/ops/ops_affine.c, cl/conv.cl): conv2d and linear forward,
  * tangent and backward on the device vs a plain-C double reference written
  * here; tangents vs central finite differences of that reference; backward vs
  * the adjoint identity on the device; accumulate flag; determinism; chunked

@@ -1,5 +1,5 @@
-/* BatchNorm (host/ops_bn.c, cl/bn.cl) on the device vs a double C reference
- * written here, and a top block with BN nodes (host/block.c) trained by
+/* BatchNorm (host/ops/ops_bn.c, cl/bn.cl) on the device vs a double C reference
+ * written here, and a top block with BN nodes (host/graph/block.c) trained by
  * backprop.
  *
  * Ops, per shape (c = 1, hw = 1, n = 1 with hw > 1, n*hw above the 256-lane

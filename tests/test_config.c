@@ -1,9 +1,11 @@
 /* CLI helpers without a device: the --config parser (host/cli/config.c, built
  * into this test directly since the CLI is not a library) and the report's
- * confusion-matrix helpers (host/report.c), against hand-written expectations. */
+ * confusion-matrix helpers (host/report/report.c, host/method/runrecord.c),
+ * against hand-written expectations. */
 #include <unistd.h>
 #include "testutil.h"
 #include "report.h"
+#include "runrecord.h"
 #include "cli/config.c"
 
 typedef struct { int n; char key[16][64], value[16][256]; const char *reject; int reject_code; } calls;

@@ -254,7 +254,7 @@ int main(void) {
 
     /* ---- progressive JPEGs whose scans use Huffman tables the file never defines ----
      * stb_image 2.27 decoded them with tables read from uninitialised heap memory (wild
-     * reads; fuzz_image found both files). host/stb_image.c gives stb zeroing allocations.
+     * reads; fuzz_image found both files). host/data/stb_image.c gives stb zeroing allocations.
      * The heap is filled with a different byte before each decode (freed blocks are handed
      * out again): the verdict and the pixels must not depend on what was there. Debian's
      * libstb aborted on its own assert with 0xFF there. The ASan pass fills every allocation

@@ -1,6 +1,6 @@
 /* The real emotion net (npm @vladmandic/human@3.3.6, fetched and sha256-checked
  * by models/emotion/fetch.sh, converted by tools/convert_tfjs.py) reproduces
- * the TF.js 4.22 golden values of DESIGN.md §4: probabilities to 1e-4 and
+ * the TF.js 4.22 golden values (models/emotion/README.md): probabilities to 1e-4 and
  * sum(add_2) for skimage lfw_subset[1] and [3] (resized 25->64 with the TF1
  * legacy bilinear rule, (g - 0.5) * 2). */
 #include "model.h"

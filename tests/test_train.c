@@ -129,7 +129,7 @@ static void primal_roundtrip(gf_ctx *ctx, gf_block *blk, const float *theta, con
 }
 
 /* Gradient of the L2-regularised mean softmax cross-entropy (double, written
- * here independently of host/probe.c): largest |component|. */
+ * here independently of host/method/probe.c): largest |component|. */
 /* Row i's logits z (k <= 8) in double; returns their maximum, *s = sum exp(z - max). */
 static double row_logits(const float *f, int d, int k, const float *w, const float *b, int i, double *z, double *s) {
     double mx = -1e300;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Workload W1 (DESIGN.md §3) side by side: gradfeat's linearized and fine-tune
+# Workload W1 (host/report/README.md) side by side: gradfeat's linearized and fine-tune
 # steps (ResNet-18 layer4, BN folded, cached 256x14x14 features, 20 classes)
 # and the PyTorch peer (../shared/peer/torch_linearized_bench.py, or our copy
 # of its method when shared/ is absent) in one invocation, with the ratios.

@@ -3,9 +3,9 @@
 # `selftest`, the op tests and `train --method all` end to end on the GPU, then W1 (tools/bench_w1.sh)
 # next to the PyTorch CUDA peer; everything goes to one summary file.
 #   tools/gpu_check.sh [--device SEL] [--out FILE] [--no-build]
-# SEL defaults to "gpu". On an NVIDIA machine whose /etc/OpenCL/vendors lists only PoCL
-# (DESIGN.md §2), the script writes an ICD file for libnvidia-opencl.so into a temp folder and
-# points OCL_ICD_VENDORS at it (plus PoCL's, so that both show). Exit 0 when every step passed.
+# SEL defaults to "gpu". On an NVIDIA machine whose /etc/OpenCL/vendors lists only PoCL (the driver
+# is installed but not registered as an ICD), the script writes an ICD file for libnvidia-opencl.so
+# into a temp folder and points OCL_ICD_VENDORS at it (plus PoCL's, so that both show). Exit 0 when every step passed.
 # Status: written without a GPU to run it on (2026-12-03); not yet run on a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -11,7 +11,7 @@ extensions only), or a CSV manifest `path,labels[,split]` (header `path...`,
 '#' comments, labels ';'-separated names or integers; the class map is built
 from the rows of the split read, names in byte order; multi-label when any
 training row has != 1 labels). --limit picks the same seeded subset as
-gradfeat (host/job.c `pick`: partial Fisher-Yates with xorshift64*, then back
+gradfeat (host/method/job.c `pick`: partial Fisher-Yates with xorshift64*, then back
 in dataset order; the evaluation set uses seed + 1). It assumes every image
 decodes: gradfeat drops undecodable files before picking, which would shift
 the indices (this script stops on such a file instead).
@@ -21,7 +21,7 @@ weights gradfeat uses), one weight per pixel and class plus a bias, W = 0 at
 the start, full-batch L-BFGS (scipy, float64) for at most --iters iterations
 on mean loss + l2/2 |W|^2 (l2 default 1/n_train, i.e. scikit-learn's C = 1).
 Softmax cross-entropy and top-1 accuracy for single-label data; per-class
-sigmoid BCE and mAP (host/train.c gf_mean_ap: rank by descending score, ties
+sigmoid BCE and mAP (host/method/train.c gf_mean_ap: rank by descending score, ties
 pessimistic, classes without positives left out) for multi-label data.
 Deterministic: no random initialisation; --seed only picks the subsets."""
 import argparse
@@ -39,7 +39,7 @@ IMAGE_EXT = ("jpg", "jpeg", "png", "bmp", "gif", "tga", "ppm", "pgm", "pnm")
 
 
 def pick(n, limit, seed):
-    """host/job.c pick(): a seeded subset of `limit` of range(n) in dataset order (all when limit is 0)."""
+    """host/method/job.c pick(): a seeded subset of `limit` of range(n) in dataset order (all when limit is 0)."""
     p = list(range(n))
     if not (0 < limit < n):
         return p
@@ -102,7 +102,7 @@ def open_folder(path, split):
 
 
 def split_fields(line):
-    """host/data_csv.c split_fields: ',' separated, optional double quotes ("" escapes), blanks trimmed."""
+    """host/data/data_csv.c split_fields: ',' separated, optional double quotes ("" escapes), blanks trimmed."""
     out, p, n = [], 0, len(line)
     while True:
         while p < n and line[p] in " \t":
@@ -237,7 +237,7 @@ def fit(x, t, multi, l2, iters):
 
 
 def mean_ap(scores, t):
-    """host/train.c gf_mean_ap on float32 scores: per class, rank by descending score
+    """host/method/train.c gf_mean_ap on float32 scores: per class, rank by descending score
     (ties: negatives first), AP = mean precision at the positives; mean over classes with positives."""
     s32 = scores.astype(np.float32)
     aps = []

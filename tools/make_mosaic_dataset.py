@@ -13,7 +13,7 @@ Writes OUT/{train,test}/NNNNNN.png, OUT/manifest.csv (`path,labels,split`,
 header line, labels ';'-separated class names, paths relative to the manifest)
 and OUT/classes.txt (the 10 names in Fashion-MNIST label order).
 
-gradfeat's CSV reader (host/data_csv.c) builds the class map from the label
+gradfeat's CSV reader (host/data/data_csv.c) builds the class map from the label
 tokens of the rows of the split it reads (names sorted by byte order), so every
 class must occur in each split, or train and test would get different class
 maps: this script checks that and fails otherwise. Names contain '/' and ' '

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent PyTorch reference for gradfeat's linearized models (DESIGN.md §1):
+"""Independent PyTorch reference for gradfeat's linearized models (README.md, "The method in plain words"):
 
     full      logits = w1ᵀ f(x) + b1 + ω̄ᵀ J(x) w2
     gradient  logits =             b1 + ω̄ᵀ J(x) w2

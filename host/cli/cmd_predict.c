@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
-#include "../gf_file.h"
+#include "gf_file.h"
 #include "gradfeat_model.h"
 #include "gradfeat_train.h"
 

@@ -1,4 +1,4 @@
-/* gradfeat report RUN_DIR [-o FILE]: the HTML page of a training run (host/report.h). */
+/* gradfeat report RUN_DIR [-o FILE]: the HTML page of a training run (host/report/report.h). */
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "../gf_file.h"
+#include "gf_file.h"
 
 #define LINE_MAX_BYTES 8192
 

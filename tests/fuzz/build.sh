@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses tests/fuzz/fuzz_*.c with clang:
-# the library (host/*.c) with -fsanitize=fuzzer-no-link,address,undefined
+# the library (host/<layer>/*.c) with -fsanitize=fuzzer-no-link,address,undefined
 # into OUT/lib, each harness linked with -fsanitize=fuzzer,address,undefined
 # into OUT/fuzz_<name>. Incremental: a second run only relinks what changed.
 #   tests/fuzz/build.sh [OUT]      (default OUT: build-fuzz in the source root)
@@ -22,13 +22,15 @@ cmake --build "$OUT/lib" --target gradfeat -j"$JOBS" >"$OUT/build.log" 2>&1 || {
 
 CFLAGS=(-std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DCL_TARGET_OPENCL_VERSION=120
         -I"$SRC/include" -I"$SRC/host" -I/usr/include/stb)
+# every layer folder of host/ is on the include path, as in CMakeLists.txt (GF_LAYERS)
+for layer in runtime ops data graph method pretrain report; do CFLAGS+=(-I"$SRC/host/$layer"); done
 LIBS=("$OUT/lib/libgradfeat.a" -lOpenCL -lclblast -lcjson -lstb -lz -lpthread -lm)
 # the host-BLAS GEMM path is compiled in when CMake found OpenBLAS
 if grep -q "GF_HAVE_CBLAS" "$OUT/lib/CMakeFiles/gradfeat.dir/flags.make" 2>/dev/null; then LIBS+=(-lopenblas); fi
 
 # stb_image with coverage + ASan only (no UBSan: upstream code)
 obj_stb="$OUT/stb_image_impl.o"
-if [ ! -e "$obj_stb" ] || [ "$SRC/tests/fuzz/stb_image_impl.c" -nt "$obj_stb" ] || [ "$SRC/host/stb_image.c" -nt "$obj_stb" ]; then
+if [ ! -e "$obj_stb" ] || [ "$SRC/tests/fuzz/stb_image_impl.c" -nt "$obj_stb" ] || [ "$SRC/host/data/stb_image.c" -nt "$obj_stb" ]; then
   "$CC" "${CFLAGS[@]}" -fsanitize=fuzzer-no-link,address -c "$SRC/tests/fuzz/stb_image_impl.c" -o "$obj_stb"
 fi
 

@@ -1,4 +1,4 @@
-/* libFuzzer: the training-checkpoint reader (gf_ckpt_read, host/checkpoint.c).
+/* libFuzzer: the training-checkpoint reader (gf_ckpt_read, host/method/checkpoint.c).
  * A checkpoint carries an FNV-1a checksum, so random bytes would stop at the
  * checksum: byte 0 bit 0 = 0 builds the file around the input (u32 LE json
  * length n, then json and data; the harness writes magic, lengths and the

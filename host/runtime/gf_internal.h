@@ -61,7 +61,7 @@ struct gf_ctx {
     gf_memcount *mem;                /* bytes in gradfeat's buffers (see buffers.c) */
 };
 
-/* ---- errors (host/errors.c) ---- */
+/* ---- errors (host/runtime/errors.c) ---- */
 const char *gf_cl_error_name(cl_int err);
 /* Record a message and return the status. */
 gf_status gf_fail(gf_ctx *ctx, gf_status st, const char *fmt, ...) GF_PRINTF(3, 4);
@@ -75,7 +75,7 @@ void gf_log(gf_ctx *ctx, int level, const char *fmt, ...) GF_PRINTF(3, 4);
 #define GF_CL(ctx, call, what) do { cl_int gf_e_ = (call); \
     if (gf_e_ != CL_SUCCESS) return gf_cl_fail((ctx), gf_e_, (what)); } while (0)
 
-/* ---- kernels (host/program.c) ---- */
+/* ---- kernels (host/runtime/program.c) ---- */
 /* Kernel `name` from the program built from cl/<family>.cl with extra build
  * options `defines` (may be NULL). Programs and kernels are cached in the
  * context; the returned kernel is owned by it. */
@@ -102,7 +102,7 @@ gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *
 /* Names of the embedded kernel families (file stems in cl/). */
 int gf_kernel_families(const char *const **names);
 
-/* ---- buffers (host/buffers.c) ---- */
+/* ---- buffers (host/runtime/buffers.c) ---- */
 gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out);
 gf_status gf_buf_create_from(gf_ctx *ctx, size_t bytes, const void *src, const char *what, cl_mem *out);
 gf_status gf_buf_write(gf_ctx *ctx, cl_mem m, size_t off_bytes, size_t bytes, const void *src);
@@ -114,7 +114,7 @@ gf_status gf_buf_copy(gf_ctx *ctx, cl_mem src, size_t src_off, cl_mem dst, size_
 gf_status gf_scratch(gf_ctx *ctx, int slot, size_t bytes, cl_mem *out);
 void gf_buf_release(cl_mem *m);
 
-/* ---- GEMM (host/gemm.c): row-major, offsets and leading dims in floats ----
+/* ---- GEMM (host/runtime/gemm.c): row-major, offsets and leading dims in floats ----
  * C = alpha * op(A) * op(B) + beta * C, op(A) is M x K, op(B) is K x N. */
 gf_status gf_gemm(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_t N, size_t K,
                   float alpha, cl_mem A, size_t off_a, size_t lda,
@@ -126,20 +126,14 @@ gf_status gf_gemm_batched(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_
                           float beta, cl_mem C, size_t off_c, size_t ldc, size_t stride_c,
                           size_t batch);
 
-/* ---- self-test registry (host/selftest.c) ----
- * Each op family adds a check function; it fills rows via gf_check_add. */
-typedef struct gf_check_list { gf_check_row *rows; int n, cap; } gf_check_list;
-void gf_check_add(gf_check_list *l, const char *name, double max_abs, double max_rel, double tol);
-/* Compare device output (float) with a reference (double): combined error
- * |a-b| / (atol + rtol*|b|) style; returns max abs and max rel. */
-void gf_compare(const float *got, const double *ref, size_t n, double *max_abs, double *max_rel);
-
-/* ---- small utilities (host/util.c) ---- */
+/* ---- small utilities (host/runtime/util.c) ---- */
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n);
 #define GF_FNV_INIT 1469598103934665603ULL
 double gf_now(void);               /* monotonic seconds */
-/* Write a file atomically: temp file in the same folder, fsync, rename. */
+/* Write a file atomically: temp file in the same folder, fsync, rename. GF_ERR_IO (or GF_ERR_MEMORY)
+ * with the reason in the context's message, or, for the _msg form, in err (may be NULL). */
 gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, size_t n);
+gf_status gf_write_file_atomic_msg(const char *path, const void *data, size_t n, char *err, size_t err_size);
 /* Read a whole file; *data malloc'ed. */
 gf_status gf_read_file(gf_ctx *ctx, const char *path, void **data, size_t *n);
 int gf_mkdirs(const char *path);   /* mkdir -p; 0 on success */

@@ -94,9 +94,4 @@ gf_status gf_linear_backward(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_m
  * Returns GF_ERR_INPUT when var + eps is not positive or a value is not finite. */
 gf_status gf_bn_fold(gf_ctx *ctx, float *W, const float *b_in, float *b_out, int c_out, size_t per_out,
                      const float *gamma, const float *beta, const float *mean, const float *var, float eps);
-
-/* Self-test rows "conv forward/tangent/backward", "dwconv ...", "linear ...":
- * small cases vs a double C reference; |got-ref| <= tol*(1+|ref|). */
-void gf_selftest_affine(gf_ctx *ctx, gf_check_list *l);
-
 #endif

@@ -17,7 +17,6 @@
 #include "gradfeat_train.h"
 #include "model.h"
 #include "train.h"
-#include "report.h"
 #include "gf_file.h"
 #include "runrecord.h"
 

@@ -1,4 +1,4 @@
-/* Internal model structures shared by host/safetensors.c, host/model*.c and
+/* Internal model structures shared by host/graph/safetensors.c, host/model*.c and
  * host/graph*.c, and the device-level executor calls that training code uses
  * (device buffers of any node, partial runs from a cached split point). */
 #ifndef GF_MODEL_INTERNAL_H
@@ -9,7 +9,7 @@
 #include "gradfeat_model.h"
 #include "block.h"
 
-/* ---- safetensors container (host/safetensors.c) ---- */
+/* ---- safetensors container (host/graph/safetensors.c) ---- */
 enum { GF_ST_F32 = 0, GF_ST_F16 = 1, GF_ST_MAX_DIMS = 8 };
 #define GF_ST_MAX_HEADER ((uint64_t)64 << 20)  /* 64 MiB of JSON header at most */
 
@@ -109,8 +109,8 @@ struct gf_model {
     double macs;
 };
 
-/* ---- model internals (host/model.c) ---- */
-/* Computes the blocks (host/model_blocks.c) before any tensor is read; the
+/* ---- model internals (host/graph/model.c) ---- */
+/* Computes the blocks (host/graph/model_blocks.c) before any tensor is read; the
  * costs (params, MACs after folding) once the weights are in. */
 gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_blocks, char *err, size_t err_size);
 void gf_model_block_costs(gf_model *m);
@@ -118,7 +118,7 @@ void gf_model_block_costs(gf_model *m);
  * not itself an output or the feature node). */
 int gf_model_bn_foldable(const gf_model *m, int i);
 
-/* ---- executor, device level (host/graph_exec.c) ---- */
+/* ---- executor, device level (host/graph/graph_exec.c) ---- */
 /* Buffer holding node i's output for the executor's batch ([max_batch, c, h, w]);
  * GF_NODE_INPUT gives the input buffer. Softmax nodes give their logits. */
 cl_mem gf_exec_buffer(const gf_exec *e, int node);
@@ -136,7 +136,7 @@ gf_status gf_exec_enqueue_range(gf_exec *e, int n, int first, int last);
  * (gf_model_block_cut), without side branches or the top. */
 gf_status gf_exec_enqueue_to(gf_exec *e, int n, int node);
 
-/* ---- bridge to the top-block executor (host/model_bridge.c) ---- */
+/* ---- bridge to the top-block executor (host/graph/model_bridge.c) ---- */
 /* Block bi (gf_model_block order: 0 = closest to the feature) as gf_bnode's for
  * gf_block_create: nodes in topological order, inputs renumbered inside the
  * block (GF_BLOCK_INPUT = the cut, whose per-image shape goes to c_in/h_in/w_in).

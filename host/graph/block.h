@@ -4,7 +4,7 @@
  *   backward the adjoint of either: gradients for the parameters and the block's input.
  * The block's output is global-average-pooled into the features f [n, d].
  *
- * Tangent rules (DESIGN.md §1): an affine node with tangent parameters (W̃, b̃)
+ * Tangent rules: an affine node with tangent parameters (W̃, b̃)
  * gives t = W̃∗x + b̃ + W∗t_in; activations multiply by σ'(z_pre) of the primal;
  * max pool routes through the primal argmax; avg pool, GAP, add and flatten are
  * linear and apply as-is. The tangent of the block input is 0.
@@ -113,9 +113,8 @@ int gf_block_training(const gf_block *b);
  * the block (created as mean 0, var 1), for reading, saving or loading.
  * GF_ERR_USAGE (no message: there is no context) when the node is not BN. */
 gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var);
-#endif
 
-/* Primal cache (DESIGN.md §1 "Caching"): at θ̄ the primal values inside the
+/* Primal cache (README.md, "Two caches"): at θ̄ the primal values inside the
  * block never change for a given sample, so the linearized methods can run the
  * forward once per sample (during the probe's feature pass) and gather rows
  * per batch instead. Kept: the primal inputs of conv/linear/activation/BN
@@ -131,3 +130,4 @@ gf_status gf_primal_cache_store(gf_ctx *ctx, const gf_block *b, gf_primal_cache 
 /* Put rows idx[0..n) (device ints) into the block's buffers and f, leaving the
  * block as gf_block_forward at θ̄ of those samples would for tangent/backward. */
 gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *pc, int n, cl_mem idx, cl_mem f);
+#endif

@@ -1,8 +1,8 @@
 /* `gradfeat report RUN_DIR`: one self-contained HTML page (inline SVG and CSS,
  * no scripts, no network) from the files `gradfeat train --run-dir` leaves:
  *
- *   results.json      run metadata + final numbers per method (host/job.c)
- *   metrics.jsonl     one object per epoch and method (host/job.c); -1 = not measured
+ *   results.json      run metadata + final numbers per method (host/method/job.c)
+ *   metrics.jsonl     one object per epoch and method (host/method/job.c); -1 = not measured
  *   classes.txt       "index<TAB>name" per class (optional: names for the matrices)
  *   confusion_<method>.json   optional, single-label runs, evaluation split:
  *       {"method": "full", "split": "val", "classes": K,
@@ -11,12 +11,11 @@
  *   ap_<method>.json          optional, multi-label runs, evaluation split:
  *       {"method": "full", "split": "val", "ap": [ap0, ap1, ..., null, ...]}
  *                                             K values; null = class without positives
- * gf_confusion_matrix / gf_report_write_confusion / gf_report_write_ap produce
- * exactly these files; the page reads them back and checks their shape. */
+ * gf_confusion_matrix / gf_report_write_confusion / gf_report_write_ap (host/method/runrecord.h)
+ * produce exactly these files; the page reads them back and checks their shape. */
 #ifndef GF_REPORT_H
 #define GF_REPORT_H
 #include <stddef.h>
-#include <stdint.h>
 #include "gradfeat.h"
 
 /* Render RUN_DIR into out_path (NULL: RUN_DIR/report.html; "-": stdout), written
@@ -27,16 +26,4 @@ gf_status gf_report_render(const char *run_dir, const char *out_path, char *err,
  * metric of each method per run, and every scalar of each results.json (settings, environment) with the
  * rows that differ highlighted. GF_ERR_INPUT when a run has no readable results.json. */
 gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path, char *err, size_t err_size);
-
-/* counts[K*K] = 0, then counts[label*K + argmax(scores row)]++ for each of the n
- * samples (scores: n x K logits, row major; ties go to the lower class index, as
- * gf_accuracy does). Labels outside [0, K) are not counted. Pure. */
-void gf_confusion_matrix(const float *scores, const int *labels, int n, int K, uint64_t *counts);
-
-/* Write RUN_DIR/confusion_<method>.json / RUN_DIR/ap_<method>.json (atomically);
- * split is "val" or "train". ap: K values, NaN = no positives (written as null). */
-gf_status gf_report_write_confusion(const char *run_dir, const char *method, const char *split,
-                                    const uint64_t *counts, int K, char *err, size_t err_size);
-gf_status gf_report_write_ap(const char *run_dir, const char *method, const char *split, const double *ap, int K,
-                             char *err, size_t err_size);
 #endif

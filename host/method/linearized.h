@@ -72,7 +72,7 @@ gf_status gf_lin_take_stats(gf_ctx *ctx, gf_lin *m, double *loss_sum, double *co
 gf_status gf_lin_read_params(gf_ctx *ctx, gf_lin *m, float *block_vec, float *w1, float *b1);
 gf_status gf_lin_write_params(gf_ctx *ctx, gf_lin *m, const float *block_vec, const float *w1, const float *b1);
 
-/* Checkpoints (host/train.c): the whole trainable state.
+/* Checkpoints (host/method/train.c): the whole trainable state.
  * Raw device buffers in this order: head, optimiser m and v of the head
  * (padding included), then, for methods that train the block, the block
  * vector and its m and v. With the step count and the stats buffer this is

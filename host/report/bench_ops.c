@@ -9,7 +9,7 @@
 #include "bench.h"
 #include "ops_affine.h"
 
-/* host/gemm.c: fd 1 points at stderr during a CLBlast call (CLBlast prints build logs to stdout).
+/* host/runtime/gemm.c: fd 1 points at stderr during a CLBlast call (CLBlast prints build logs to stdout).
  * Declared here to keep the shared gf_internal.h untouched; move there when convenient. */
 int gf_clblast_quiet_begin(void);
 void gf_clblast_quiet_end(int saved);

@@ -1,4 +1,4 @@
-/* `gradfeat bench linearized`: workload W1 (DESIGN.md §3) — ResNet-18 layer4
+/* `gradfeat bench linearized`: workload W1 (host/report/README.md) — ResNet-18 layer4
  * with BN folded, cached layer3 features (random), batch B, 20 classes: one
  * training step of the linearized model (`full`) and one fine-tuning step. */
 #include <math.h>

@@ -3,13 +3,14 @@
  * resnet18c) is ONE gf_block holding every layer (conv, BatchNorm in training
  * mode, activations, pools, residual adds); the block's global average pool is
  * the feature f and a linear head `fc` gives the logits. Training reuses the
- * finetune machinery of host/linearized.c (forward, softmax CE, backward of
+ * finetune machinery of host/method/linearized.c (forward, softmax CE, backward of
  * block + head, SGD/Adam step); its θ̄ is a vector of zeros so that finetune's
  * weight decay "toward θ̄" is the ordinary decay toward 0. */
 #ifndef GF_PRETRAIN_H
 #define GF_PRETRAIN_H
 #include <cjson/cJSON.h>
 #include "linearized.h"
+#include "checkpoint.h"             /* the checkpoint framing pretrain.c writes its checkpoints with */
 #include "gradfeat_data.h"
 
 typedef enum gf_arch { GF_ARCH_SMALL28 = 0, GF_ARCH_BIGAN = 1, GF_ARCH_RESNET18C = 2, GF_ARCH_COUNT } gf_arch;
@@ -56,20 +57,4 @@ gf_status gf_pt_bn_write(gf_ctx *ctx, gf_pt_net *n, const float *in);
  * rename. */
 gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf_preprocess *pp,
                            const char *const *classes, const char *extra_json);
-
-/* ---- checkpoint framing (defined in host/checkpoint.c, shared with gf_ckpt) ----
- * magic | u64 json_len | u64 data_len | u64 FNV-1a 64 of json+data | json | data,
- * written atomically. Reading checks magic, sizes and checksum (GF_ERR_INPUT
- * naming the file as "<what> <path>"); *buf owns json and data. */
-gf_status gf_frame_write(gf_ctx *ctx, const char *path, const char magic[8], const char *json, const void *data,
-                         size_t data_len);
-gf_status gf_frame_read(gf_ctx *ctx, const char *path, const char magic[8], const char *what, void **buf,
-                        const char **json, size_t *json_len, const char **data, size_t *data_len);
-/* The data area as named arrays: put appends count elements of elem bytes to data and records
- * [byte offset, count, elem] under name in the JSON object layout (src NULL: nothing); take
- * copies the array back into dst, or a fresh malloc'ed buffer when fresh is given, after
- * checking that it has exactly count elements of elem bytes inside the dl data bytes (0 if not). */
-void gf_frame_put_array(gf_sink *data, cJSON *layout, const char *name, const void *src, size_t count, size_t elem);
-int gf_frame_take_array(const cJSON *layout, const char *name, const char *data, size_t dl, size_t count, size_t elem,
-                        void **fresh, void *dst);
 #endif

@@ -1,4 +1,4 @@
-/* Benchmarks behind `gradfeat bench` (host/bench_ops.c). Only the public types,
+/* Benchmarks behind `gradfeat bench` (host/report/bench_ops.c). Only the public types,
  * so that the CLI can include it. */
 #ifndef GF_BENCH_H
 #define GF_BENCH_H
@@ -11,9 +11,9 @@
 gf_status gf_bench_ops(gf_ctx *ctx, int batch, int reps, FILE *out);
 /* `gradfeat bench linearized`: workload W1 (ResNet-18 layer4, cached features of
  * a size x size image, batch, classes): ms and GFLOP/s of one linearized
- * (`full`) training step and one fine-tuning step (host/bench_linearized.c). */
+ * (`full`) training step and one fine-tuning step (host/report/bench_linearized.c). */
 gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int reps, FILE *out);
 /* `gradfeat bench trunk`: ms per batch, images/s and GFLOP/s of the forward pass of the model in
- * model_path at its input size, on random input (host/bench_trunk.c). */
+ * model_path at its input size, on random input (host/report/bench_trunk.c). */
 gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int reps, FILE *out);
 #endif

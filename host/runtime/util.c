@@ -24,40 +24,41 @@ double gf_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, size_t n) {
+gf_status gf_write_file_atomic_msg(const char *path, const void *data, size_t n, char *err, size_t err_size) {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
-    if (!tmp) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (!tmp) {
+        if (err && err_size) snprintf(err, err_size, "out of memory");
+        return GF_ERR_MEMORY;
+    }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        gf_status st = gf_fail(ctx, GF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+        if (err && err_size) snprintf(err, err_size, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
-        return st;
+        return GF_ERR_IO;
     }
     const char *p = data;
     size_t left = n;
-    while (left) {
+    int e = 0;
+    while (left && !e) {
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int err = errno;
-            close(fd); unlink(tmp);
-            gf_status st = gf_fail(ctx, GF_ERR_IO, "writing %s failed: %s", path, strerror(err));
-            free(tmp);
-            return st;
-        }
+        if (w <= 0) { e = w < 0 ? errno : EIO; break; }
         p += w; left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        gf_status st = gf_fail(ctx, GF_ERR_IO, "writing %s failed: %s", path, strerror(err));
-        free(tmp);
-        return st;
-    }
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (!e && rename(tmp, path) != 0) e = errno;
+    if (e) unlink(tmp);
     free(tmp);
-    return GF_OK;
+    if (!e) return GF_OK;
+    if (err && err_size) snprintf(err, err_size, "writing %s failed: %s", path, strerror(e));
+    return GF_ERR_IO;
+}
+
+gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, size_t n) {
+    return gf_write_file_atomic_msg(path, data, n, ctx ? ctx->err : NULL, ctx ? sizeof ctx->err : 0);
 }
 
 static const char *file_kind(mode_t m) {

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "train.h"
-#include "pretrain.h"
+#include "checkpoint.h"
 
 static const char MAGIC[8] = {'G', 'F', 'C', 'K', 'P', 'T', '0', '1'};
 enum { HDR = 32 };

@@ -12,6 +12,4 @@ gf_status gf_add(gf_ctx *ctx, size_t n, cl_mem x, cl_mem y, cl_mem z);
 gf_status gf_fill(gf_ctx *ctx, size_t n, float v, cl_mem y);
 /* dst[i, :] = src[idx[i], :], n rows of `row` floats; idx int32 on the device. */
 gf_status gf_gather_rows(gf_ctx *ctx, cl_mem src, cl_mem idx, int row, int n, cl_mem dst);
-/* Self-test rows for this family. */
-void gf_selftest_util(gf_ctx *ctx, gf_check_list *l);
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "gf_internal.h"
 #include "report.h"
 #include "gf_file.h"
 
@@ -118,34 +119,6 @@ static char *read_text(const char *path, size_t *len_out) {
     buf[len] = 0;
     if (len_out) *len_out = len;
     return buf;
-}
-
-static gf_status write_atomic(const char *path, const char *data, size_t n, char *err, size_t en) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) return fail(err, en, GF_ERR_MEMORY, "out of memory");
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        gf_status st = fail(err, en, GF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    const char *p = data;
-    size_t left = n;
-    int e = 0;
-    while (left && !e) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) { e = w < 0 ? errno : EIO; break; }
-        p += w; left -= (size_t)w;
-    }
-    if (!e && fsync(fd) != 0) e = errno;
-    if (close(fd) != 0 && !e) e = errno;
-    if (!e && rename(tmp, path) != 0) e = errno;
-    if (e) unlink(tmp);
-    free(tmp);
-    return e ? fail(err, en, GF_ERR_IO, "writing %s failed: %s", path, strerror(e)) : GF_OK;
 }
 
 /* ---------------- the run files ---------------- */
@@ -823,66 +796,12 @@ gf_status gf_report_render(const char *run_dir, const char *out_path, char *err,
             if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
                 st = fail(err, en, GF_ERR_IO, "writing the report to stdout failed: %s", strerror(errno));
         } else {
-            st = write_atomic(out_path, b.s, b.len, err, en);
+            st = gf_write_file_atomic_msg(out_path, b.s, b.len, err, en);
         }
     }
     free(b.s);
     run_free(&r);
     return st;
-}
-
-void gf_confusion_matrix(const float *scores, const int *labels, int n, int K, uint64_t *counts) {
-    memset(counts, 0, (size_t)K * K * sizeof *counts);
-    for (int i = 0; i < n; i++) {
-        if (labels[i] < 0 || labels[i] >= K) continue;
-        const float *s = scores + (size_t)i * K;
-        int best = 0;
-        for (int k = 1; k < K; k++) if (s[k] > s[best]) best = k;
-        counts[(size_t)labels[i] * K + best]++;
-    }
-}
-
-static gf_status write_json(const char *run_dir, const char *prefix, const char *method, cJSON *o, char *err, size_t en) {
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s_%s.json", run_dir, prefix, method);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text) return fail(err, en, GF_ERR_MEMORY, "out of memory writing %s", path);
-    gf_status st = write_atomic(path, text, strlen(text), err, en);
-    free(text);
-    return st;
-}
-
-gf_status gf_report_write_confusion(const char *run_dir, const char *method, const char *split, const uint64_t *counts,
-                                    int K, char *err, size_t en) {
-    cJSON *o = cJSON_CreateObject(), *rows = NULL;
-    if (o) {
-        cJSON_AddStringToObject(o, "method", method);
-        cJSON_AddStringToObject(o, "split", split);
-        cJSON_AddNumberToObject(o, "classes", K);
-        rows = cJSON_AddArrayToObject(o, "counts");
-    }
-    for (int i = 0; rows && i < K; i++) {
-        cJSON *row = cJSON_CreateArray();
-        if (!row) { rows = NULL; break; }
-        for (int j = 0; j < K; j++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)counts[(size_t)i * K + j]));
-        cJSON_AddItemToArray(rows, row);
-    }
-    if (!rows) { cJSON_Delete(o); return fail(err, en, GF_ERR_MEMORY, "out of memory"); }
-    return write_json(run_dir, "confusion", method, o, err, en);
-}
-
-gf_status gf_report_write_ap(const char *run_dir, const char *method, const char *split, const double *ap, int K,
-                             char *err, size_t en) {
-    cJSON *o = cJSON_CreateObject(), *a = NULL;
-    if (o) {
-        cJSON_AddStringToObject(o, "method", method);
-        cJSON_AddStringToObject(o, "split", split);
-        a = cJSON_AddArrayToObject(o, "ap");
-    }
-    if (!a) { cJSON_Delete(o); return fail(err, en, GF_ERR_MEMORY, "out of memory"); }
-    for (int k = 0; k < K; k++) cJSON_AddItemToArray(a, isnan(ap[k]) ? cJSON_CreateNull() : cJSON_CreateNumber(ap[k]));
-    return write_json(run_dir, "ap", method, o, err, en);
 }
 
 /* ---------------- several runs side by side ---------------- */
@@ -1003,7 +922,7 @@ gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path
             if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
                 st = fail(err, en, GF_ERR_INPUT, "writing the report to stdout failed: %s", strerror(errno));
         } else {
-            st = write_atomic(out_path, b.s, b.len, err, en);
+            st = gf_write_file_atomic_msg(out_path, b.s, b.len, err, en);
         }
     }
     free(b.s);

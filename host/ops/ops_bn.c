@@ -1,5 +1,6 @@
 /* BatchNorm forward (training / eval) and backward; kernels in cl/bn.cl. */
 #include "ops_bn.h"
+#include "selftest.h"
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>

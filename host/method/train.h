@@ -115,7 +115,7 @@ void gf_train_result_free(gf_train_result *r);
 gf_status gf_train(gf_ctx *ctx, gf_block *block, const float *theta_bar, const gf_cached_set *train,
                    const gf_cached_set *val, unsigned methods, const gf_train_options *o, gf_train_result *res);
 
-/* The linear probe by L-BFGS (host/probe.c): minimises the mean training loss
+/* The linear probe by L-BFGS (host/method/probe.c): minimises the mean training loss
  * (softmax cross-entropy, or per-class sigmoid BCE averaged over n x K, as the
  * device losses) + l2/2 ||w||² (no penalty on b) over features f [n, d] to
  * convergence. l2 < 0 with a holdout ho: the best of a log grid 1e-1..1e-6 by
@@ -145,7 +145,7 @@ gf_status gf_holdout_split(gf_ctx *ctx, gf_cached_set *set, float *z0, int *labe
  * evaluation computes them), batches of `batch` in set order. */
 gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, int batch, double *loss, double *metric);
 
-/* ---- checkpoints (host/checkpoint.c) ----
+/* ---- checkpoints (host/method/checkpoint.c) ----
  * File: "GFCKPT01" | u64 json_len | u64 data_len | u64 FNV-1a 64 of json+data |
  * json | data. The JSON holds the integers and the layout of the data area
  * (named float32/float64 arrays); doubles and floats stay binary so that a
@@ -181,9 +181,8 @@ void gf_ckpt_free(gf_ckpt *c);
  * ranks by descending score, ties counted pessimistically). */
 double gf_accuracy(const float *logits, const int *labels, int n, int K);
 double gf_mean_ap(const float *scores, const float *targets, int n, int K, double *ap_per_class);
-#endif
 
-/* ---- adapted model files (host/checkpoint.c; format: models/README.md) ----
+/* ---- adapted model files (host/method/checkpoint.c; format: models/README.md) ----
  * Copies the base model file's tensors and metadata verbatim and adds
  * gradfeat.head.{w1,b1,omega_bar}, gradfeat.block.<node>.{weight,bias} (the
  * block vector per node, so the file does not depend on the device's layout)
@@ -197,3 +196,4 @@ typedef struct gf_saved_model {
     const float *block_vec;     /* NULL: none (linear) */
 } gf_saved_model;
 gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s);
+#endif

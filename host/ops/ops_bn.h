@@ -47,8 +47,4 @@ gf_status gf_bn_train_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_m
 gf_status gf_bn_eval_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, float eps,
                               cl_mem running_mean, cl_mem running_var, cl_mem dx, cl_mem dgamma, cl_mem dbeta,
                               int accumulate);
-
-/* Self-test rows "bn train forward", "bn running stats", "bn train backward",
- * "bn eval forward", "bn eval backward" (registered in host/selftest.c). */
-void gf_selftest_bn(gf_ctx *ctx, gf_check_list *l);
 #endif

@@ -1,5 +1,6 @@
 #include <stdlib.h>
 #include "ops_util.h"
+#include "selftest.h"
 
 gf_status gf_axpby(gf_ctx *ctx, size_t n, float a, cl_mem x, float b, cl_mem y) {
     if (!n) return GF_OK;

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "selftest.h"
-#include "ops_bn.h"
 
 typedef void (*gf_selftest_fn)(gf_ctx *ctx, gf_check_list *l);
 
