@@ -50,6 +50,8 @@ typedef struct gf_job {
                                                 other methods for probe_epochs at probe_lr */
     float probe_l2;                          /* L-BFGS probe's L2 strength; < 0 = chosen on the holdout (default) */
     float probe_lr;                          /* SGD/Adam probe's learning rate; 0 = lr */
+    float finetune_lr;                       /* finetune's learning rate; 0 = lr / 10 (pre-trained weights need smaller
+                                                steps than the linear parts: at lr it diverged on every dev task) */
     unsigned random;                         /* the paper's ablation, GF_JOB_RANDOM_* bits: shuffle (seeded, per
                                                 tensor) the trunk's / top block's pre-trained weights, or use a
                                                 shuffled ω̄ in the gradient term; 0 = none */

@@ -25,6 +25,15 @@ import json,sys; r=json.load(open(sys.argv[1])); m=r[\"methods\"]
 assert set(m)=={\"linear\",\"gradient\",\"full\",\"finetune\"}, m
 assert all(0<=v[\"val_metric\"]<=1 for v in m.values())
 assert r[\"n_train\"]+r[\"n_holdout\"]==192 and r[\"n_holdout\"]>=10 and r[\"n_val\"]==128" "$t/run1/results.json"'
+# learning rates per method: finetune defaults to --lr / 10; --lr-auto picks each method's from {its rate, /3, /10}
+check "finetune trained at --lr / 10, full at --lr" '/usr/bin/python3 -c "
+import json,sys; m=json.load(open(sys.argv[1]))[\"methods\"]
+assert abs(m[\"finetune\"][\"lr\"]-5e-4)<1e-9 and abs(m[\"full\"][\"lr\"]-5e-3)<1e-9, m" "$t/run1/results.json"'
+"$G" train "${args[@]}" --method full,finetune --epochs 1 --finetune-lr 0.002 --lr-auto --run-dir "$t/lra" > "$t/lra.txt" 2>&1; rc=$?
+check "--lr-auto with --finetune-lr: each method's rate from its own grid (rc $rc)" '[ $rc -eq 0 ] && grep -q "^finetune: learning rate .* (chosen on the holdout)" "$t/lra.txt" && /usr/bin/python3 -c "
+import json,sys; m=json.load(open(sys.argv[1]))[\"methods\"]
+near=lambda x,g: any(abs(x-v)<1e-9 for v in g)
+assert near(m[\"finetune\"][\"lr\"],[2e-3,2e-3/3,2e-4]) and near(m[\"full\"][\"lr\"],[5e-3,5e-3/3,5e-4]), m" "$t/lra/results.json"' || cat "$t/lra.txt"
 # the final evaluation's confusion matrices: sum = evaluation samples, diagonal share = the reported accuracy
 check "confusion matrices agree with results.json" '/usr/bin/python3 -c "
 import json,sys; d=sys.argv[1]; r=json.load(open(d+\"/results.json\"))

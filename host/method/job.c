@@ -556,6 +556,7 @@ static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash
     cJSON_AddNumberToObject(o, "probe_l2", job->probe_l2);
     cJSON_AddNumberToObject(o, "probe_lr", job->probe_lr);
     cJSON_AddNumberToObject(o, "head_lr", job->head_lr);
+    cJSON_AddNumberToObject(o, "finetune_lr", job->finetune_lr);
     cJSON_AddNumberToObject(o, "lr_auto", job->lr_auto);
     cJSON_AddNumberToObject(o, "random", job->random);
     snprintf(hex, sizeof hex, "%llu", (unsigned long long)job->seed);
@@ -647,6 +648,8 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     job->probe_l2 = cJSON_IsNumber(jl) ? (float)jl->valuedouble : -1;
     job->probe_lr = cJSON_IsNumber(jr) ? (float)jr->valuedouble : 0;
     job->head_lr = cJSON_IsNumber(jhl) ? (float)jhl->valuedouble : 0;
+    const cJSON *jfl = cJSON_GetObjectItemCaseSensitive(c, "finetune_lr");
+    job->finetune_lr = cJSON_IsNumber(jfl) ? (float)jfl->valuedouble : job->lr;   /* before the option: at lr */
     const cJSON *ja = cJSON_GetObjectItemCaseSensitive(c, "lr_auto");
     job->lr_auto = cJSON_IsNumber(ja) && ja->valuedouble != 0;
     const cJSON *jz = cJSON_GetObjectItemCaseSensitive(c, "random");
@@ -918,6 +921,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.probe_solver = job->probe_sgd ? GF_PROBE_SGD : GF_PROBE_LBFGS;
     o.probe_l2 = job->probe_l2;
     o.probe_lr = job->probe_lr;
+    o.finetune_lr = job->finetune_lr > 0 ? job->finetune_lr : job->lr / 10;
     o.lr_auto = job->lr_auto;
     o.random_omega = (job->random & GF_JOB_RANDOM_OMEGA) != 0;
     o.on_epoch = on_epoch; o.user = &ec;

@@ -732,11 +732,11 @@ static gf_status choose_lr(run *R, gf_block *blk, const float *theta_bar, gf_met
     const gf_train_options *o = R->o;
     static const float scale[] = {1.0f, 1.0f / 3, 0.1f};
     double best = INFINITY;
-    float chosen = o->optim.lr;
+    float base = *lr, chosen = base;
     gf_status st = GF_OK;
     for (int i = 0; i < 3 && st == GF_OK && !R->res->stopped; i++) {
         gf_train_options t = *o;
-        t.optim.lr = o->optim.lr * scale[i];
+        t.optim.lr = base * scale[i];
         t.select = GF_SELECT_LAST;
         t.on_epoch = NULL;
         t.checkpoint_path = NULL;
@@ -814,7 +814,8 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
         if (ck && ck->done[mth]) { st = restore_done(ctx, ck, mth, &res->m[mth]); continue; }
         const gf_method_result *pr = &res->m[GF_METHOD_LINEAR];
         int resuming = R.resume && R.resume->method == mth;
-        float lr = resuming ? (float)R.resume->scal[mth][11] : o->optim.lr;
+        float lr = mth == GF_METHOD_FINETUNE && o->finetune_lr > 0 ? o->finetune_lr : o->optim.lr;
+        if (resuming) lr = (float)R.resume->scal[mth][11];
         if (o->lr_auto && R.ho && !resuming) st = choose_lr(&R, blk, theta_bar, (gf_method)mth, loss, &tr, &lr);
         gf_lin *m = NULL;
         if (st == GF_OK) st = make_model(&R, blk, theta_bar, (gf_method)mth, loss, &m);

@@ -45,6 +45,7 @@ typedef struct gf_train_options {
     int probe_solver;
     double probe_l2;
     float probe_lr;
+    float finetune_lr;        /* finetune's learning rate; 0 = optim.lr */
     /* with a holdout: gradient/full/finetune each try optim.lr, /3 and /10 for one
      * epoch from their start and train with the lowest held-out loss (result.lr) */
     int lr_auto;
