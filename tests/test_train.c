@@ -208,6 +208,30 @@ static void probe_solver(gf_ctx *ctx) {
 
 /* gf_holdout_split: every row ends up once in one part, with its label;
  * per class round(frac x count) rows are held out; the same seed, the same split. */
+/* gf_prior_bias: `gradient`'s starting bias is the best bias-only model: softmax(b) = the (add-half
+ * smoothed) class frequencies, sigmoid(b_k) = each label's smoothed frequency; the bias-only loss is then
+ * the labels' entropy, never the probe's bias (meaningless without w1'f). */
+static void prior_bias(void) {
+    enum { N = 10, KK = 3 };
+    int lab[N] = {0, 0, 0, 0, 0, 1, 1, 1, 2, 0};             /* 6 / 3 / 1 */
+    gf_cached_set s = {N, 1, KK, 0, NULL, lab, NULL};
+    float b[KK];
+    gf_prior_bias(&s, b);
+    double z = 0, want[KK] = {6.5 / 11.5, 3.5 / 11.5, 1.5 / 11.5};
+    for (int k = 0; k < KK; k++) z += exp(b[k]);
+    for (int k = 0; k < KK; k++)
+        CHECK(fabs(exp(b[k]) / z - want[k]) < 1e-6, "softmax prior: class %d %.6f, want %.6f", k, exp(b[k]) / z, want[k]);
+    float t[N * KK] = {0};
+    for (int i = 0; i < N; i++) { t[i * KK] = i < 7; t[i * KK + 1] = 1; }   /* label 0 on 7, 1 on all, 2 on none */
+    gf_cached_set m = {N, 1, KK, 1, NULL, NULL, t};
+    gf_prior_bias(&m, b);
+    double wm[KK] = {7.5 / 11, 10.5 / 11, 0.5 / 11};
+    for (int k = 0; k < KK; k++)
+        CHECK(fabs(1 / (1 + exp(-b[k])) - wm[k]) < 1e-6, "multi-label prior: label %d %.6f, want %.6f", k,
+              1 / (1 + exp(-b[k])), wm[k]);
+    printf("prior bias: softmax and per-label sigmoid reproduce the smoothed frequencies\n");
+}
+
 static void holdout_split(gf_ctx *ctx) {
     enum { N = 90, S = 3, KK = 3 };
     float z[N * S];
@@ -238,6 +262,7 @@ static void holdout_split(gf_ctx *ctx) {
 
 int main(void) {
     metrics();
+    prior_bias();
     gf_ctx *ctx = test_ctx();
     gf_bnode nd[4];
     gf_block *blk;

@@ -15,6 +15,10 @@ typedef struct gf_cached_set {
     const float *targets;       /* multi-label: n x classes 0/1 */
 } gf_cached_set;
 
+/* The best bias-only model of a training set, `gradient`'s starting b1: log class frequencies
+ * (softmax), log odds per label (multi-label); add-half smoothed. b: classes floats. */
+void gf_prior_bias(const gf_cached_set *s, float *b);
+
 struct gf_method_result;
 struct gf_ckpt;
 typedef struct gf_train_options {
