@@ -37,8 +37,6 @@ typedef struct gf_job {
     int epochs, probe_epochs, batch;         /* probe_epochs 0 = 10 x epochs (the probe is cheap) */
     int sgd;                                 /* 1: SGD + momentum (official configs); 0: Adam (paper §4) */
     float lr, momentum, weight_decay, clip_norm, beta1, beta2;
-    float head_lr;                           /* learning rate of the head (w1, b1) in gradient/full/finetune;
-                                                0 = lr (kept in that ratio when lr is halved or chosen) */
     int ntk;                                 /* NTK parametrisation of gradient/full (the paper's and official code's;
                                                 on by default: see README "Why the defaults") */
     /* model selection on held-out TRAINING data (the val set stays a pure test set):

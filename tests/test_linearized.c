@@ -268,37 +268,6 @@ int main(void) {
         free(bv); free(gb); free(ub);
         gf_lin_free(m);
     }
-    /* ---- --head-lr: the head (w1, b1) steps at lr x head_lr_scale, θ2's tangent w2 at lr; scale 0 means 1.
-     * Adam's first step is linear in its learning rate, so the head's move scales exactly. ---- */
-    {
-        const float scales[3] = {1.0f, 0.25f, 0.0f};
-        float *blk_after[3], head_after[3][K * 6 + K];
-        for (int c = 0; c < 3; c++) {
-            gf_lin *hm;
-            REQUIRE_OK(ctx, gf_lin_create(ctx, blk, GF_METHOD_FULL, K, GF_LOSS_SOFTMAX, theta, omega, bias, &hm));
-            gf_optim o = gf_optim_paper_defaults();
-            o.lr = 1e-2f;
-            o.head_lr_scale = scales[c];
-            REQUIRE_OK(ctx, gf_lin_train_step(ctx, hm, N, dx, dl, &o));
-            blk_after[c] = calloc(P, 4);
-            REQUIRE_OK(ctx, gf_lin_read_params(ctx, hm, blk_after[c], head_after[c], head_after[c] + K * 6));
-            gf_lin_free(hm);
-        }
-        double worst = 0, moved = 0;
-        for (int i = 0; i < K * 6 + K; i++) {
-            double h0 = i < K * 6 ? omega[i] : bias[i - K * 6];
-            double d1 = head_after[0][i] - h0, dq = head_after[1][i] - h0;
-            moved += fabs(d1);
-            if (fabs(dq - 0.25 * d1) > worst) worst = fabs(dq - 0.25 * d1);
-        }
-        CHECK(moved > 0, "head_lr_scale: the head did not move in one Adam step");
-        CHECK(worst < 1e-6, "head_lr_scale 0.25: head step is not a quarter of the full one (worst %.3g)", worst);
-        CHECK(!memcmp(head_after[2], head_after[0], sizeof head_after[0]) && !memcmp(blk_after[2], blk_after[0], (size_t)P * 4),
-              "head_lr_scale 0 is not the same as 1");
-        CHECK(!memcmp(blk_after[1], blk_after[0], (size_t)P * 4), "head_lr_scale changed the step of w2");
-        printf("head_lr_scale: the head's first Adam step scales with it (worst %.2e), w2's does not\n", worst);
-        for (int c = 0; c < 3; c++) free(blk_after[c]);
-    }
     /* ---- NTK parametrisation: stored (v, w1) under NTK == plain model with the scaled values,
      * and the stored gradients are the plain gradients times the same scales ---- */
     {

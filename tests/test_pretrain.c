@@ -78,7 +78,7 @@ static void export_roundtrip(gf_ctx *ctx, gf_arch arch, int div, int C, int S) {
     int lab[NB];
     test_rng r; test_rng_seed(&r, 5);
     cl_mem xd = test_alloc(ctx, NB * numel), ld = test_alloc(ctx, NB);
-    gf_optim o = {0, 0.05f, 0.9f, 0.999f, 1e-8f, 0.9f, 5e-4f, 0, 1.0f};
+    gf_optim o = {0, 0.05f, 0.9f, 0.999f, 1e-8f, 0.9f, 5e-4f, 0};
     for (int s = 0; s < 3; s++) {
         test_fill(&r, x, NB * numel, -1, 2);
         for (int i = 0; i < NB; i++) lab[i] = (i + s) % K;

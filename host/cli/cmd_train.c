@@ -66,7 +66,6 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"lr", 0, CLI_FLOAT, &job.lr, "X", "learning rate (default 1e-3)", NULL, "(0,1000]", 0},
         {"random", 0, CLI_STR, &random_parts, "LIST", "the paper's ablation: theta1, theta2, omega or a comma list: shuffle (seeded, per tensor) the trunk's / top block's pre-trained weights, or use a shuffled w_bar in the gradient term (no model files are written)", NULL, NULL, 0},
         {"finetune-lr", 0, CLI_FLOAT, &job.finetune_lr, "X", "learning rate of finetune (default --lr / 10: pre-trained weights need smaller steps than the linear parts)", NULL, "[0,1000]", 0},
-        {"head-lr", 0, CLI_FLOAT, &job.head_lr, "X", "learning rate of the head (w1, b1) in gradient, full and finetune, which starts at the converged probe (default: --lr)", NULL, "[0,1000]", 0},
         {"lr-auto", 0, CLI_FLAG, &job.lr_auto, NULL, "gradient, full and finetune each try their learning rate (--lr; finetune: --finetune-lr), a third and a tenth of it for one epoch and keep the lowest held-out loss (needs --holdout)", NULL, NULL, 0},
         {"momentum", 0, CLI_FLOAT, &job.momentum, "X", "SGD momentum (default 0.9)", NULL, "[0,1)", 0},
         {"beta1", 0, CLI_FLOAT, &job.beta1, "X", "Adam beta1 (default 0.5)", NULL, "[0,1)", 0},
@@ -108,7 +107,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         static const char *from_ckpt[] = {"model", "data", "split", "val", "val-split", "limit", "val-limit", "top",
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
                                             "weight-decay", "clip-norm", "lr-halve-every", "seed", "ntk", "eval-every",
-                                            "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "head-lr", "finetune-lr", "lr-auto"};
+                                            "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "finetune-lr", "lr-auto"};
         cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &job, &saved);
         if (!cli_opts_given(o, "method")) { job.methods = saved.methods; method = NULL; }
         if (!cli_opts_given(o, "optimizer")) { job.sgd = saved.sgd; optimizer = NULL; }

@@ -555,7 +555,6 @@ static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash
     cJSON_AddNumberToObject(o, "probe_sgd", job->probe_sgd);
     cJSON_AddNumberToObject(o, "probe_l2", job->probe_l2);
     cJSON_AddNumberToObject(o, "probe_lr", job->probe_lr);
-    cJSON_AddNumberToObject(o, "head_lr", job->head_lr);
     cJSON_AddNumberToObject(o, "finetune_lr", job->finetune_lr);
     cJSON_AddNumberToObject(o, "lr_auto", job->lr_auto);
     cJSON_AddNumberToObject(o, "random", job->random);
@@ -640,14 +639,13 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     job->eval_every = cJSON_IsNumber(je) ? (int)je->valuedouble : 0;
     const cJSON *jh = cJSON_GetObjectItemCaseSensitive(c, "holdout"), *js = cJSON_GetObjectItemCaseSensitive(c, "select");
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(c, "probe_sgd"), *jl = cJSON_GetObjectItemCaseSensitive(c, "probe_l2");
-    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(c, "probe_lr"), *jhl = cJSON_GetObjectItemCaseSensitive(c, "head_lr");
+    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(c, "probe_lr");
     /* checkpoints from before these options: what those runs did */
     job->holdout = cJSON_IsNumber(jh) ? (float)jh->valuedouble : 0;
     job->select = cJSON_IsNumber(js) && js->valuedouble >= 0 && js->valuedouble <= 2 ? (int)js->valuedouble : 0;
     job->probe_sgd = cJSON_IsNumber(jp) ? jp->valuedouble != 0 : 1;
     job->probe_l2 = cJSON_IsNumber(jl) ? (float)jl->valuedouble : -1;
     job->probe_lr = cJSON_IsNumber(jr) ? (float)jr->valuedouble : 0;
-    job->head_lr = cJSON_IsNumber(jhl) ? (float)jhl->valuedouble : 0;
     const cJSON *jfl = cJSON_GetObjectItemCaseSensitive(c, "finetune_lr");
     job->finetune_lr = cJSON_IsNumber(jfl) ? (float)jfl->valuedouble : job->lr;   /* before the option: at lr */
     const cJSON *ja = cJSON_GetObjectItemCaseSensitive(c, "lr_auto");
@@ -914,7 +912,6 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.lr_halve_every = job->lr_halve_every; o.max_device_mem = job->max_device_mem;
     o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
-    o.optim.head_lr_scale = job->head_lr > 0 ? job->head_lr / job->lr : 1.0f;
     o.ntk = job->ntk; o.eval_every = job->eval_every;
     o.holdout = sho.n > 0 ? &sho : NULL;
     o.select = job->select;

@@ -48,7 +48,7 @@ int gf_method_parse(const char *s) {
 }
 
 gf_optim gf_optim_paper_defaults(void) {
-    gf_optim o = {1, 1e-3f, 0.5f, 0.999f, 1e-8f, 0.9f, 1e-6f, 0.0f, 1.0f};
+    gf_optim o = {1, 1e-3f, 0.5f, 0.999f, 1e-8f, 0.9f, 1e-6f, 0.0f};
     return o;
 }
 
@@ -236,28 +236,24 @@ gf_status gf_lin_train_step(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labe
         cp = &clip;
     }
     gf_params *blk = m->method == GF_METHOD_FINETUNE ? &m->theta : &m->w2;
-    /* the head starts at the converged probe; it may step more gently than θ2 (--head-lr) */
-    float head_lr = o->head_lr_scale > 0 ? o->lr * o->head_lr_scale : o->lr;
     /* w2 = θ2 − θ̄2 decays toward 0; fine-tuned θ2 decays toward θ̄2 (same model class). */
     cl_mem ref = m->method == GF_METHOD_FINETUNE ? m->theta_bar.all : NULL;
     if (o->adam) {
-        gf_adam_opts a = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay}, ah = a;
-        ah.lr = head_lr;
+        gf_adam_opts a = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
         /* `gradient` has no w1 term: only b1 of the head is trained (weight decay would move the unused w1) */
         if (m->method == GF_METHOD_GRADIENT)
-            GF_TRY(gf_adam_step(ctx, &ah, m->step, (size_t)m->K, m->b1, m->gb1, m->mb1, m->vb1, NULL, cp));
+            GF_TRY(gf_adam_step(ctx, &a, m->step, (size_t)m->K, m->b1, m->gb1, m->mb1, m->vb1, NULL, cp));
         else
-            GF_TRY(gf_adam_step(ctx, &ah, m->step, m->head_count, m->head, m->ghead, m->mhead, m->vhead, NULL, cp));
+            GF_TRY(gf_adam_step(ctx, &a, m->step, m->head_count, m->head, m->ghead, m->mhead, m->vhead, NULL, cp));
         if (trains_block(m))
             GF_TRY(gf_adam_step(ctx, &a, m->step, blk->count, blk->all, m->gblock.all, m->mblock.all, m->vblock.all,
                                 ref, cp));
     } else {
-        gf_sgd_opts s = {o->lr, o->momentum, o->weight_decay}, sh = s;
-        sh.lr = head_lr;
+        gf_sgd_opts s = {o->lr, o->momentum, o->weight_decay};
         if (m->method == GF_METHOD_GRADIENT)
-            GF_TRY(gf_sgd_step(ctx, &sh, (size_t)m->K, m->b1, m->gb1, m->mb1, NULL, cp));
+            GF_TRY(gf_sgd_step(ctx, &s, (size_t)m->K, m->b1, m->gb1, m->mb1, NULL, cp));
         else
-            GF_TRY(gf_sgd_step(ctx, &sh, m->head_count, m->head, m->ghead, m->mhead, NULL, cp));
+            GF_TRY(gf_sgd_step(ctx, &s, m->head_count, m->head, m->ghead, m->mhead, NULL, cp));
         if (trains_block(m))
             GF_TRY(gf_sgd_step(ctx, &s, blk->count, blk->all, m->gblock.all, m->mblock.all, ref, cp));
     }

@@ -21,7 +21,6 @@ typedef enum gf_loss_kind { GF_LOSS_SOFTMAX = 0, GF_LOSS_SIGMOID_BCE = 1 } gf_lo
 typedef struct gf_optim {
     int adam;                 /* 1 Adam, 0 SGD with momentum */
     float lr, beta1, beta2, eps, momentum, weight_decay, clip_norm;   /* clip_norm 0 = off */
-    float head_lr_scale;      /* the head (w1, b1) steps at lr x this; 0 = 1 (the same lr) */
 } gf_optim;
 /* Paper §4 defaults: Adam β=(0.5, 0.999), lr 1e-3, weight decay 1e-6. */
 gf_optim gf_optim_paper_defaults(void);

@@ -654,7 +654,6 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
     if (st == GF_OK && o->probe_solver == GF_PROBE_SGD) {
         gf_train_options po = *o;       /* its own learning rate */
         if (o->probe_lr > 0) po.optim.lr = o->probe_lr;
-        po.optim.head_lr_scale = 1.0f;   /* the probe is all head */
         R->o = &po;
         st = fit(R, probe, GF_METHOD_LINEAR, &ptr, val ? &pva : NULL, o->probe_epochs ? o->probe_epochs : o->epochs,
                  NAN, NAN, r);

@@ -978,7 +978,7 @@ static gf_status train(run *R) {
     }
     int *perm = malloc((size_t)R->ntr * sizeof(int));
     if (!perm) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
-    gf_optim opt = {o->adam, o->lr, o->beta1, o->beta2, 1e-8f, o->momentum, o->weight_decay, 0.0f, 1.0f};
+    gf_optim opt = {o->adam, o->lr, o->beta1, o->beta2, 1e-8f, o->momentum, o->weight_decay, 0.0f};
     gf_status st = GF_OK;
     double t_run = gf_now(), trained = 0, t_train = 0;
     for (; R->epoch < o->epochs && st == GF_OK; R->epoch++, R->b0 = 0) {
