@@ -168,6 +168,29 @@ static double probe_loss(const float *f, const int *lab, int n, int d, int k, co
     return L / n;
 }
 
+/* The probe's L2 search on (f, lab): its choice is at least as good on the
+ * holdout as every grid value solved alone (so stopping the path early never
+ * lost the best), and at most two values were solved past the chosen one. */
+static void probe_search_check(gf_ctx *ctx, const float *f, const int *lab, int N, int NH, int D, int KK, int *tried) {
+    float *w = malloc(sizeof(float) * KK * D), *w2 = malloc(sizeof(float) * KK * D), b[8], b2[8];
+    gf_probe_data tr = {f, N, lab, NULL}, ho = {f + (size_t)N * D, NH, lab + N, NULL};
+    double used = 0;
+    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, &ho, KK, D, 0, -1, GF_SELECT_LOSS, w, b, &used, tried));
+    double chosen = probe_loss(f + (size_t)N * D, lab + N, NH, D, KK, w, b);
+    static const double grid[] = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6};
+    int at = -1;
+    for (int g = 0; g < (int)(sizeof grid / sizeof *grid); g++) {
+        if (used == grid[g]) at = g;
+        REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, grid[g], GF_SELECT_LOSS, w2, b2, NULL, NULL));
+        double l = probe_loss(f + (size_t)N * D, lab + N, NH, D, KK, w2, b2);
+        CHECK(chosen <= l + 1e-5, "probe L2 search chose %g (held-out loss %.6f) but %g gives %.6f", used, chosen, grid[g], l);
+    }
+    CHECK(at >= 0, "chosen L2 %g is not a grid value", used);
+    CHECK(*tried >= at + 1 && *tried <= at + 3, "L2 path solved %d values, chose the %d-th", *tried, at + 1);
+    printf("probe L2 chosen on the holdout: %g (held-out loss %.4f), %d of 11 values solved\n", used, chosen, *tried);
+    free(w); free(w2);
+}
+
 /* gf_probe_fit: at a fixed L2 its answer is the optimum (gradient ~ 0); with
  * a holdout it picks the grid value whose held-out loss is lowest. */
 static void probe_solver(gf_ctx *ctx) {
@@ -180,30 +203,28 @@ static void probe_solver(gf_ctx *ctx) {
         lab[i] = i % KK;
         f[i * D + lab[i]] += 0.7f;
     }
-    gf_probe_data tr = {f, N, lab, NULL}, ho = {f + N * D, NH, lab + N, NULL};
+    gf_probe_data tr = {f, N, lab, NULL};
     double used = 0;
-    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, 1e-2, GF_SELECT_LOSS, w, b, &used));
+    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, 1e-2, GF_SELECT_LOSS, w, b, &used, NULL));
     double gm = probe_grad_max(f, lab, N, D, KK, 1e-2, w, b);
     printf("probe L-BFGS: max |gradient| at the answer %.3g (l2 %g)\n", gm, used);
     CHECK(gm < 1e-5 && used == 1e-2, "L-BFGS probe not at the optimum: max |gradient| %.3g", gm);
-    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, 1e-5, GF_SELECT_LOSS, w, b, &used));
+    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, 1e-5, GF_SELECT_LOSS, w, b, &used, NULL));
     gm = probe_grad_max(f, lab, N, D, KK, 1e-5, w, b);
     printf("probe L-BFGS, l2 1e-5: max |gradient| %.3g\n", gm);
     CHECK(gm < 3e-5, "weakly regularised probe not at the optimum: %.3g", gm);   /* float logits: ~1e-4 of the start */
-    /* the grid search: its choice is at least as good on the holdout as every grid value solved alone */
-    REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, &ho, KK, D, 0, -1, GF_SELECT_LOSS, w, b, &used));
-    double chosen = probe_loss(f + N * D, lab + N, NH, D, KK, w, b);
-    static const double grid[] = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6};
-    int in_grid = 0;
-    for (size_t g = 0; g < sizeof grid / sizeof *grid; g++) {
-        float w2[KK * D], b2[KK];
-        in_grid |= used == grid[g];
-        REQUIRE_OK(ctx, gf_probe_fit(ctx, &tr, NULL, KK, D, 0, grid[g], GF_SELECT_LOSS, w2, b2, NULL));
-        double l = probe_loss(f + N * D, lab + N, NH, D, KK, w2, b2);
-        CHECK(chosen <= l + 1e-5, "probe L2 search chose %g (held-out loss %.6f) but %g gives %.6f", used, chosen, grid[g], l);
-    }
-    CHECK(in_grid, "chosen L2 %g is not a grid value", used);
-    printf("probe L2 chosen on the holdout: %g (held-out loss %.4f)\n", used, chosen);
+    int tried = 0;
+    probe_search_check(ctx, f, lab, N, NH, D, KK, &tried);
+    /* few samples, many noise features: the held-out loss rises as L2 weakens, so the path stops early */
+    enum { N2 = 24, NH2 = 40, D2 = 40 };
+    float *f2 = malloc(sizeof(float) * (N2 + NH2) * D2);
+    int lab2[N2 + NH2];
+    test_fill(&r, f2, (N2 + NH2) * D2, -1, 1);
+    for (int i = 0; i < N2 + NH2; i++) { lab2[i] = i % KK; f2[i * D2 + lab2[i]] += 0.7f; }
+    int tried2 = 0;
+    probe_search_check(ctx, f2, lab2, N2, NH2, D2, KK, &tried2);
+    CHECK(tried2 < 11, "overfitting probe: the L2 path solved all %d values instead of stopping after two rises", tried2);
+    free(f2);
 }
 
 /* gf_holdout_split: every row ends up once in one part, with its label;

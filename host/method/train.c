@@ -666,7 +666,7 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
         if (!w) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
         if (st == GF_OK)
             st = gf_probe_fit(ctx, &pt, hold ? &ph : NULL, K, d, train->multi_label, o->probe_l2, o->select, w,
-                              w + (size_t)K * d, &r->probe_l2);
+                              w + (size_t)K * d, &r->probe_l2, NULL);
         if (st == GF_OK) st = gf_lin_write_params(ctx, probe, NULL, w, w + (size_t)K * d);
         free(w);
         /* its figures as every method's: on the device, full sets */

@@ -125,8 +125,10 @@ gf_status gf_train(gf_ctx *ctx, gf_block *block, const float *theta_bar, const g
  * device losses) + l2/2 ||w||² (no penalty on b) over features f [n, d] to
  * convergence. l2 < 0 with a holdout ho: the best of a log grid 1e-1..1e-6 by
  * held-out loss (select = GF_SELECT_METRIC: by metric, ties by loss), each
- * solve warm-started from the previous one; l2 < 0 without: 1e-4. Writes
- * w [K, d], b [K] and the L2 used. */
+ * solve warm-started from the previous one, the path stopped once the held-out
+ * loss has risen twice in a row past the best (weaker L2 costs the most
+ * iterations and only overfits more); l2 < 0 without: 1e-4. Writes w [K, d],
+ * b [K], the L2 used and (l2_tried, may be NULL) how many L2 values were solved. */
 typedef struct gf_probe_data {
     const float *f;
     int n;
@@ -134,7 +136,7 @@ typedef struct gf_probe_data {
     const float *targets;       /* multi-label [n, K] */
 } gf_probe_data;
 gf_status gf_probe_fit(gf_ctx *ctx, const gf_probe_data *train, const gf_probe_data *ho, int K, int d, int multi,
-                       double l2, int select, float *w, float *b, double *l2_used);
+                       double l2, int select, float *w, float *b, double *l2_used, int *l2_tried);
 
 /* The random ω̄ of random_omega: a seeded shuffle of the probe's n weights. */
 void gf_random_omega(const float *omega, size_t n, uint64_t seed, float *out);
