@@ -1,5 +1,7 @@
 # Install like a library (issue 22 item 2): `cmake --install build [--prefix P]` puts in place
 #   bin/gradfeat                              the CLI (linked statically against libgradfeat)
+#   share/man/man1/gradfeat.1.gz              the man page    } both written by the CLI from its option
+#   share/bash-completion/completions/gradfeat  completion    } tables at build time (CMakeLists.txt)
 #   lib/<multiarch>/libgradfeat.so.0.1.0      the shared library, soname libgradfeat.so.0 (+ libgradfeat.so)
 #   lib/<multiarch>/libgradfeat.a             the static library
 #   include/gradfeat*.h                       the public headers (no OpenCL header needed by users)
@@ -7,6 +9,16 @@
 #   lib/<multiarch>/cmake/gradfeat/           find_package(gradfeat): gradfeat::gradfeat_shared, gradfeat::gradfeat
 # and CPack makes a .deb (`cpack -G DEB` in the build folder) whose dependencies dpkg-shlibdeps derives
 # from the binaries. tests/cli_install.sh builds a tiny program against the installed library both ways.
+# Debian multiarch: the libraries, gradfeat.pc and the CMake package go to lib/<triplet> (lib/x86_64-linux-gnu)
+# whatever the prefix, so `cmake --install` and the .deb agree. GNUInstallDirs alone picks lib/<triplet> only
+# when CMAKE_INSTALL_PREFIX is /usr at configure time, and CPack packages a build configured for /usr/local.
+# Both /usr/lib/<triplet> and /usr/local/lib/<triplet> are on Debian's loader and pkg-config paths.
+# -DGF_MULTIARCH=OFF (or any -DCMAKE_INSTALL_LIBDIR other than lib) keeps plain lib.
+option(GF_MULTIARCH "Debian: install libraries into lib/<multiarch triplet>" ON)
+if(GF_MULTIARCH AND CMAKE_LIBRARY_ARCHITECTURE AND EXISTS /etc/debian_version
+   AND (NOT DEFINED CMAKE_INSTALL_LIBDIR OR CMAKE_INSTALL_LIBDIR STREQUAL "lib"))
+  set(CMAKE_INSTALL_LIBDIR "lib/${CMAKE_LIBRARY_ARCHITECTURE}" CACHE PATH "Object code libraries" FORCE)
+endif()
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -37,6 +49,9 @@ if(GF_SHARED)
 endif()
 
 install(TARGETS gradfeat_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/gradfeat.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/gradfeat.bash-completion
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME gradfeat)
 install(TARGETS ${GF_INSTALL_TARGETS} EXPORT gradfeatTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK_COMPONENT Unspecified
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
