@@ -29,22 +29,14 @@ set_property(TARGET gradfeat PROPERTY INTERFACE_INCLUDE_DIRECTORIES
              "$<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>" "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
 set(GF_INSTALL_TARGETS gradfeat)
 if(GF_SHARED)
-  add_library(gradfeat_shared SHARED ${GF_LIB_SOURCES} ${GF_EMBED_C})
+  # the same objects as the static library (CMakeLists.txt: gradfeat_objects, compiled once with -fPIC)
+  add_library(gradfeat_shared SHARED $<TARGET_OBJECTS:gradfeat_objects>)
   set_target_properties(gradfeat_shared PROPERTIES OUTPUT_NAME gradfeat VERSION ${PROJECT_VERSION}
                         SOVERSION ${PROJECT_VERSION_MAJOR})
-  # (host/data/stb_image.c's compile options, set in CMakeLists.txt, hold for this target too: same directory)
   target_include_directories(gradfeat_shared PUBLIC "$<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>"
-                             "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>"
-                             PRIVATE ${GF_HOST_INCLUDE_DIRS} ${STB_INCLUDE_DIRS})
-  target_compile_definitions(gradfeat_shared PRIVATE GF_GIT_HASH="${GF_GIT_HASH}")
+                             "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
   # the dependencies stay private: a program using libgradfeat.so links only -lgradfeat
-  target_link_libraries(gradfeat_shared PRIVATE OpenCL::OpenCL clblast cjson ${STB_LINK_LIBRARIES}
-                        ZLIB::ZLIB Threads::Threads m)
-  if(BLAS_FOUND AND CBLAS_INCLUDE_DIR)
-    target_compile_definitions(gradfeat_shared PRIVATE GF_HAVE_CBLAS=1)
-    target_include_directories(gradfeat_shared PRIVATE ${CBLAS_INCLUDE_DIR})
-    target_link_libraries(gradfeat_shared PRIVATE ${BLAS_LIBRARIES})
-  endif()
+  target_link_libraries(gradfeat_shared PRIVATE ${GF_LIB_DEPS})
   list(APPEND GF_INSTALL_TARGETS gradfeat_shared)
 endif()
 
