@@ -21,6 +21,8 @@ check "gradfeat.1.gz holds gradfeat.1" 'gzip -dc "$B/gradfeat.1.gz" | cmp -s - "
 check "build/gradfeat.bash-completion is what the binary writes" 'cmp -s "$COMP" "$t/comp"'
 "$G" help --bogus > /dev/null 2> "$t/bogus"; rc=$?
 check "help --bogus: usage error (rc $rc)" '[ $rc -eq 2 ] && grep -q -- "--man" "$t/bogus"'
+check "gradfeat help train = gradfeat train --help" '"$G" help train > "$t/ht" && "$G" train --help | cmp -s - "$t/ht"'
+check "gradfeat help --help = gradfeat --help" '"$G" help --help > "$t/hh" && "$G" --help | cmp -s - "$t/hh"'
 
 cmds=$("$G" --help | awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {on = 0}')
 check "--help lists the subcommands ($(echo $cmds))" '[ $(echo $cmds | wc -w) -ge 12 ]'

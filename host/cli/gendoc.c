@@ -179,7 +179,16 @@ static const char bash_head[] =
 
 int cli_gendoc(const char *what, const cli_command *cmds, int n, void (*usage)(FILE *)) {
     doc_mode = !strcmp(what, "--man") ? DOC_MAN : !strcmp(what, "--bash-completion") ? DOC_BASH : 0;
-    if (!doc_mode) return cli_usage_error("help", "unknown option '%s' (known: --man, --bash-completion)", what);
+    if (!strcmp(what, "--help") || !strcmp(what, "-h")) { usage(stdout); return 0; }
+    for (int i = 0; !doc_mode && i < n; i++)   /* gradfeat help COMMAND = gradfeat COMMAND --help */
+        if (!strcmp(what, cmds[i].name)) {
+            char name[64], help[] = "--help";
+            snprintf(name, sizeof name, "%s", cmds[i].name);
+            char *argv[] = {name, help, NULL};
+            return cmds[i].fn(2, argv);
+        }
+    if (!doc_mode)
+        return cli_usage_error("help", "'%s' is neither a command nor --man or --bash-completion", what);
     if (doc_mode == DOC_MAN) {
         char *top = NULL;
         size_t top_n = 0;
