@@ -76,7 +76,7 @@ static void man_command(const cli_opts *o, const cli_doc *doc) {
         if (d->arg) { fputs(" \\fI", stdout); roffs(d->arg); fputs("\\fR", stdout); }
         else if (d->type == CLI_FLAG) fputs("[=no]", stdout);
         putchar('\n');
-        roffs(d->help);
+        roffs(d->help ? d->help : "");
         fputs(" [", stdout);
         roffs(o->env[i]);
         puts("]");
@@ -240,7 +240,7 @@ int cli_gendoc(const char *what, const cli_command *cmds, int n, void (*usage)(F
                "(\\fBgradfeat devices\\fR lists them)\n"
                ".TP\n.B GRADFEAT_CACHE_DIR\nthe compiled-kernel cache (default $XDG_CACHE_HOME/gradfeat, "
                "else ~/.cache/gradfeat)\n"
-               ".SH SEE ALSO\n.BR clinfo (1),\n.BR pocl (7)\n"
+               ".SH SEE ALSO\n.BR clinfo (1)\n"
                ".PP\nThe README of the gradfeat sources: the method, the defaults and how they were chosen.\n");
     } else {
         puts("    *) return 0 ;;\n    esac\n"
