@@ -9,6 +9,7 @@
 #                                                 library's sources and add_dependencies(lib TARGET)
 # Script mode (what TARGET runs): cmake -DGIT=git -DSRC=<source dir> -DOUT=<file.c> -P GitHash.cmake
 if(CMAKE_SCRIPT_MODE_FILE)
+  cmake_minimum_required(VERSION 3.18)
   set(hash "")
   if(GIT)
     execute_process(COMMAND ${GIT} rev-parse --short=12 HEAD WORKING_DIRECTORY ${SRC} RESULT_VARIABLE rc

@@ -23,7 +23,7 @@ rules() {   # SOURCE (relative to the source dir): how many objects the build co
 srcs=$(cd "$S" && ls host/runtime/*.c host/ops/*.c host/data/*.c host/graph/*.c host/method/*.c host/pretrain/*.c host/report/*.c)
 : > "$t/twice"
 for f in $srcs; do n=$(rules "$f"); [ "$n" = 1 ] || echo "$f: $n" >> "$t/twice"; done
-check "each of the $(echo $srcs | wc -w) library sources compiles once ($gen)" '[ ! -s "$t/twice" ]' || head "$t/twice"
+check "each of the $(echo $srcs | wc -w) library sources compiles once ($gen)" '[ $(echo $srcs | wc -w) -ge 30 ] && [ ! -s "$t/twice" ]' || head "$t/twice"
 if grep -q "^GF_SHARED:BOOL=ON" "$B/CMakeCache.txt"; then
   check "... with -fPIC (they go into libgradfeat.so too)" \
     'grep -q -- "-fPIC" "$B/CMakeFiles/gradfeat_objects.dir/flags.make" 2>/dev/null || grep -q -- "-fPIC" "$B/build.ninja"'
@@ -60,22 +60,30 @@ add_executable(p main.c $<TARGET_OBJECTS:objs>)
 EOF
 g() { git -C "$P" -c user.name=t -c user.email=t@t -c commit.gpgsign=false "$@"; }
 g init -q && g add -A && g commit -q -m one
-cmake -S "$P" -B "$t/b" > "$t/cfg.log" 2>&1; rc=$?
-check "scratch project configures (rc $rc)" '[ $rc -eq 0 ]' || tail "$t/cfg.log"
-cmake --build "$t/b" > "$t/b1.log" 2>&1
-h1=$(g rev-parse --short=12 HEAD)
-check "first build: the program prints HEAD ($h1)" '[ "$("$t/b/p")" = "$h1" ]' || cat "$t/b1.log"
-cp -p "$t/b/p" "$t/p1"
-cmake --build "$t/b" > "$t/b2.log" 2>&1
-check "a build with no new commit compiles and links nothing" \
-  '! grep -q "Building C object" "$t/b2.log" && ! grep -q "Linking" "$t/b2.log" && [ ! "$t/b/p" -nt "$t/p1" ]' || cat "$t/b2.log"
-echo change > "$P/NOTES"
-g add NOTES && g commit -q -m two
-h2=$(g rev-parse --short=12 HEAD)
-cmake --build "$t/b" > "$t/b3.log" 2>&1
-check "a commit after configuring: the next build prints the new HEAD ($h2)" '[ "$h2" != "$h1" ] && [ "$("$t/b/p")" = "$h2" ]' || cat "$t/b3.log"
-check "... recompiling the hash's source only" \
-  '[ $(grep -c "Building C object" "$t/b3.log") -eq 1 ] && grep -q "Building C object.*gf_git_hash.c" "$t/b3.log"' || cat "$t/b3.log"
+# Makefiles (CI's generator) and, when installed, Ninja
+gens=("Unix Makefiles")
+command -v ninja > /dev/null && gens+=(Ninja)
+for gen in "${gens[@]}"; do
+  b="$t/b-${gen// /_}"
+  cmake -G "$gen" -S "$P" -B "$b" > "$t/cfg.log" 2>&1; rc=$?
+  check "$gen: scratch project configures (rc $rc)" '[ $rc -eq 0 ]' || tail "$t/cfg.log"
+  cmake --build "$b" > "$t/b1.log" 2>&1
+  h1=$(g rev-parse --short=12 HEAD)
+  check "$gen: first build: the program prints HEAD ($h1)" '[ "$("$b/p")" = "$h1" ]' || cat "$t/b1.log"
+  cp -p "$b/p" "$t/p1"
+  sleep 1   # a relink would show as a newer file
+  cmake --build "$b" > "$t/b2.log" 2>&1
+  check "$gen: a build with no new commit compiles and links nothing" \
+    '! grep -q "Building C object" "$t/b2.log" && ! grep -q "Linking" "$t/b2.log" && [ ! "$b/p" -nt "$t/p1" ]' || cat "$t/b2.log"
+  echo "$gen" >> "$P/NOTES"
+  g add NOTES && g commit -q -m "after configuring ($gen)"
+  h2=$(g rev-parse --short=12 HEAD)
+  cmake --build "$b" > "$t/b3.log" 2>&1
+  check "$gen: a commit after configuring: the next build prints the new HEAD ($h2)" \
+    '[ "$h2" != "$h1" ] && [ "$("$b/p")" = "$h2" ]' || cat "$t/b3.log"
+  check "$gen: ... recompiling the hash's source only" \
+    '[ $(grep -c "Building C object" "$t/b3.log") -eq 1 ] && grep -q "Building C object.*gf_git_hash.c" "$t/b3.log"' || cat "$t/b3.log"
+done
 # not a git checkout (a release tarball): "unknown"
 mkdir -p "$t/tarball"
 cp "$P"/*.c "$P"/*.cmake "$P/CMakeLists.txt" "$t/tarball/"
