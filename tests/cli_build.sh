@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Build-system claims (issue 22). (1) Each library source compiles once: the static and the shared library
 # are made of the objects of one OBJECT library (-fPIC), so the build has exactly one compile rule per
-# host/<layer>/*.c (Makefiles: build.make rules; Ninja: build.ninja edges). (2) The git commit in `gradfeat --version` (and results.json, reports) is taken at build time, not at
-# configure time (issue 22; cmake/GitHash.cmake): the binary reports the hash the build wrote into
+# host/<layer>/*.c (Makefiles: build.make rules; Ninja: build.ninja edges). (2) The git commit in
+# `gradfeat --version` (and results.json, reports) is taken at build time, not at configure time
+# (cmake/GitHash.cmake): the binary reports the hash the build wrote into
 # BUILD/gf_git_hash.c; and in a scratch project wired with the same gf_git_hash_source(), a commit
 # made after configuring shows after the next build, a build with no new commit recompiles and
 # relinks nothing, a new commit recompiles only the hash's source, and a tree that is not a git
-# checkout says "unknown". ~5 s, no OpenCL.
+# checkout says "unknown" (Makefiles, and Ninja when installed). ~10 s, no OpenCL.
 . "$(dirname "$0")/testlib.sh"
 B="${GF_BUILD:?GF_BUILD}"
 S="${GF_SRC:?GF_SRC}"
