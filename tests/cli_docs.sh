@@ -107,6 +107,7 @@ check "gradfeat cache c<TAB> -> clear; bench <TAB> -> ops linearized trunk" '[ "
 check "gradfeat cache --device 0 <TAB> -> info clear (the option's value is not the action)" '[ "$(r cache --device 0 "")" = "info clear" ]'
 check "gradfeat data inspect <TAB> -> nothing (the path: file names)" '[ -z "$(r data inspect "")" ]'
 check "gradfeat --v<TAB> -> --version" '[ "$(r --v)" = "--version" ]'
+check "gradfeat help pr<TAB> -> predict pretrain; help --m<TAB> -> --man" '[ "$(r help pr)" = "pretrain predict" ] && [ "$(r help --m)" = "--man" ]'
 r selftest --device "" > "$t/dev"
 check "gradfeat selftest --device <TAB> -> cpu gpu ..." 'tr " " "\n" < "$t/dev" | grep -qx cpu && tr " " "\n" < "$t/dev" | grep -qx gpu' || cat "$t/dev"
 if "$G" devices > "$t/devices" 2> /dev/null; then

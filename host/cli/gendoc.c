@@ -218,6 +218,9 @@ int cli_gendoc(const char *what, const cli_command *cmds, int n, void (*usage)(F
         for (int i = 0; i < n; i++) printf("%s ", cmds[i].name);
         puts("help --help --version\" -- \"$cur\"))\n        return 0\n    fi\n    cmd=${COMP_WORDS[1]}\n"
              "    case $cmd in");
+        printf("    help)\n        opts=\"--man --bash-completion --help\"\n        vals=\"\"\n        actions=\"");
+        for (int i = 0; i < n; i++) printf("%s%s", i ? " " : "", cmds[i].name);
+        puts("\"\n        ;;");
     }
     cli_doc_hook = doc_hook;
     for (int i = 0; i < n; i++) {
