@@ -77,6 +77,8 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Adapt pre-trained CNNs with gradients as 
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)           # Depends: from the ELF files (libOpenCL, libclblast, ...)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)     # a shlibs file for libgradfeat.so.0; with the library in
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")   # /usr/lib/<triplet>, postinst/postrm run ldconfig
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "pocl-opencl-icd | opencl-icd")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 include(CPack)

@@ -95,6 +95,9 @@ if [ -n "${MA:-}" ] && [ -f /etc/debian_version ] && grep -q "^GF_MULTIARCH:BOOL
      grep -qx "./usr/lib/$MA/pkgconfig/gradfeat.pc" "$t/files" && grep -qx "./usr/lib/$MA/cmake/gradfeat/gradfeatConfig.cmake" "$t/files" &&
      ! grep -q "^./usr/lib/libgradfeat" "$t/files"' || cat "$t/files"
 fi
+dpkg-deb -I "$deb" shlibs > "$t/shlibs" 2>&1; dpkg-deb -I "$deb" postinst > "$t/postinst" 2>&1
+check "the .deb declares libgradfeat.so.0 (shlibs) and its postinst runs ldconfig" \
+  'grep -q "^libgradfeat 0 gradfeat (>= 0.1.0)$" "$t/shlibs" && grep -q "ldconfig" "$t/postinst"' || cat "$t/shlibs" "$t/postinst"
 dpkg -x "$deb" "$t/x"
 if command -v man > /dev/null && command -v groff > /dev/null; then
   MANWIDTH=80 man -l "$t/x/usr/share/man/man1/gradfeat.1.gz" > "$t/man.txt" 2> "$t/man.err"; rc=$?
