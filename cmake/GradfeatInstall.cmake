@@ -1,5 +1,7 @@
 # Install like a library (issue 22 item 2): `cmake --install build [--prefix P]` puts in place
 #   bin/gradfeat                              the CLI (linked statically against libgradfeat)
+#   share/man/man1/gradfeat.1.gz              the man page    } both written by the CLI from its option
+#   share/bash-completion/completions/gradfeat  completion    } tables at build time (CMakeLists.txt)
 #   lib/<multiarch>/libgradfeat.so.0.1.0      the shared library, soname libgradfeat.so.0 (+ libgradfeat.so)
 #   lib/<multiarch>/libgradfeat.a             the static library
 #   include/gradfeat*.h                       the public headers (no OpenCL header needed by users)
@@ -7,6 +9,16 @@
 #   lib/<multiarch>/cmake/gradfeat/           find_package(gradfeat): gradfeat::gradfeat_shared, gradfeat::gradfeat
 # and CPack makes a .deb (`cpack -G DEB` in the build folder) whose dependencies dpkg-shlibdeps derives
 # from the binaries. tests/cli_install.sh builds a tiny program against the installed library both ways.
+# Debian multiarch: the libraries, gradfeat.pc and the CMake package go to lib/<triplet> (lib/x86_64-linux-gnu)
+# whatever the prefix, so `cmake --install` and the .deb agree. GNUInstallDirs alone picks lib/<triplet> only
+# when CMAKE_INSTALL_PREFIX is /usr at configure time, and CPack packages a build configured for /usr/local.
+# Both /usr/lib/<triplet> and /usr/local/lib/<triplet> are on Debian's loader and pkg-config paths.
+# -DGF_MULTIARCH=OFF (or any -DCMAKE_INSTALL_LIBDIR other than lib) keeps plain lib.
+option(GF_MULTIARCH "Debian: install libraries into lib/<multiarch triplet>" ON)
+if(GF_MULTIARCH AND CMAKE_LIBRARY_ARCHITECTURE AND EXISTS /etc/debian_version
+   AND (NOT DEFINED CMAKE_INSTALL_LIBDIR OR CMAKE_INSTALL_LIBDIR STREQUAL "lib"))
+  set(CMAKE_INSTALL_LIBDIR "lib/${CMAKE_LIBRARY_ARCHITECTURE}" CACHE PATH "Object code libraries" FORCE)
+endif()
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -17,26 +29,21 @@ set_property(TARGET gradfeat PROPERTY INTERFACE_INCLUDE_DIRECTORIES
              "$<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>" "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
 set(GF_INSTALL_TARGETS gradfeat)
 if(GF_SHARED)
-  add_library(gradfeat_shared SHARED ${GF_LIB_SOURCES} ${GF_EMBED_C})
+  # the same objects as the static library (CMakeLists.txt: gradfeat_objects, compiled once with -fPIC)
+  add_library(gradfeat_shared SHARED $<TARGET_OBJECTS:gradfeat_objects>)
   set_target_properties(gradfeat_shared PROPERTIES OUTPUT_NAME gradfeat VERSION ${PROJECT_VERSION}
                         SOVERSION ${PROJECT_VERSION_MAJOR})
-  # (host/data/stb_image.c's compile options, set in CMakeLists.txt, hold for this target too: same directory)
   target_include_directories(gradfeat_shared PUBLIC "$<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>"
-                             "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>"
-                             PRIVATE ${GF_HOST_INCLUDE_DIRS} ${STB_INCLUDE_DIRS})
-  target_compile_definitions(gradfeat_shared PRIVATE GF_GIT_HASH="${GF_GIT_HASH}")
+                             "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
   # the dependencies stay private: a program using libgradfeat.so links only -lgradfeat
-  target_link_libraries(gradfeat_shared PRIVATE OpenCL::OpenCL clblast cjson ${STB_LINK_LIBRARIES}
-                        ZLIB::ZLIB Threads::Threads m)
-  if(BLAS_FOUND AND CBLAS_INCLUDE_DIR)
-    target_compile_definitions(gradfeat_shared PRIVATE GF_HAVE_CBLAS=1)
-    target_include_directories(gradfeat_shared PRIVATE ${CBLAS_INCLUDE_DIR})
-    target_link_libraries(gradfeat_shared PRIVATE ${BLAS_LIBRARIES})
-  endif()
+  target_link_libraries(gradfeat_shared PRIVATE ${GF_LIB_DEPS})
   list(APPEND GF_INSTALL_TARGETS gradfeat_shared)
 endif()
 
 install(TARGETS gradfeat_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/gradfeat.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/gradfeat.bash-completion
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME gradfeat)
 install(TARGETS ${GF_INSTALL_TARGETS} EXPORT gradfeatTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK_COMPONENT Unspecified
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
@@ -70,6 +77,8 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Adapt pre-trained CNNs with gradients as 
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)           # Depends: from the ELF files (libOpenCL, libclblast, ...)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)     # a shlibs file for libgradfeat.so.0; with the library in
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")   # /usr/lib/<triplet>, postinst/postrm run ldconfig
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "pocl-opencl-icd | opencl-icd")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 include(CPack)

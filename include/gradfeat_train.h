@@ -213,7 +213,9 @@ typedef struct gf_pretrain_result {
     long steps;                              /* optimiser steps in all */
     double train_loss, train_acc;            /* last complete epoch (training mode, augmented) */
     double val_loss, val_acc;                /* last evaluation; NAN when none */
-    double seconds, images_per_s;            /* this process's training time; samples/s through the network */
+    double seconds, images_per_s;            /* this process's training time; source images/s (rotation:
+                                              * an image and its three turns count once) */
+    double samples_per_s;                    /* samples/s through the network (rotation: 4 x images_per_s) */
     int stopped, limited;                    /* *stop seen / max_steps reached: checkpoint holds the position */
     int checkpoints;
     char checkpoint[1200];                   /* the checkpoint written at a stop ("" when none) */

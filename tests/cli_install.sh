@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install like a library (issue 22 item 2): `cmake --install` into a scratch prefix puts the CLI, the shared
-# library (soname libgradfeat.so.0), the static library, the headers, gradfeat.pc and the CMake package in
-# place; a tiny program builds against the installed library with pkg-config (shared and --static) and
+# Install like a library (issue 22 items 2, 3): `cmake --install` into a scratch prefix puts the CLI, the shared
+# library (soname libgradfeat.so.0), the static library, the headers, gradfeat.pc and the CMake package (in
+# lib/<multiarch triplet> on Debian), the man page and the bash completion in place; a tiny program builds against the installed library with pkg-config (shared and --static) and
 # with find_package(gradfeat) (gradfeat::gradfeat_shared and gradfeat::gradfeat) and runs; `cpack -G DEB`
 # makes a .deb whose Depends come from the binaries, and its CLI runs from `dpkg -x` (--version, selftest).
 . "$(dirname "$0")/testlib.sh"
@@ -18,6 +18,17 @@ check "static and shared libraries" '[ -f "$L/libgradfeat.a" ] && [ -L "$L/libgr
 check "soname libgradfeat.so.0" 'objdump -p "$L/libgradfeat.so" | grep -q "SONAME *libgradfeat.so.0$"'
 check "pkg-config file" '[ -f "$L/pkgconfig/gradfeat.pc" ]'
 check "CMake package" '[ -f "$L/cmake/gradfeat/gradfeatConfig.cmake" ] && [ -f "$L/cmake/gradfeat/gradfeatTargets.cmake" ]'
+# Debian multiarch (GF_MULTIARCH): libraries, gradfeat.pc and the CMake package in lib/<triplet>
+MA=$(cc -print-multiarch 2>/dev/null)
+if [ -f /etc/debian_version ] && [ -n "$MA" ] && grep -q "^GF_MULTIARCH:BOOL=ON" "$B/CMakeCache.txt"; then
+  check "multiarch: the libraries in lib/$MA" '[ "$L" = "$R/lib/$MA" ] && [ ! -e "$R/lib/libgradfeat.a" ]' || echo "L=$L"
+  check "multiarch: gradfeat.pc's libdir is lib/$MA" \
+    '[ "$(realpath "$(PKG_CONFIG_PATH="$L/pkgconfig" pkg-config --variable=libdir gradfeat)")" = "$R/lib/$MA" ]'
+fi
+# the man page and the completion (written by the CLI at build time, tests/cli_docs.sh checks their content)
+check "installed share/man/man1/gradfeat.1.gz (= the build's)" 'cmp -s "$R/share/man/man1/gradfeat.1.gz" "$B/gradfeat.1.gz"'
+check "installed share/bash-completion/completions/gradfeat (= the build's)" \
+  'cmp -s "$R/share/bash-completion/completions/gradfeat" "$B/gradfeat.bash-completion"'
 "$R/bin/gradfeat" --version > "$t/v" 2>&1
 check "installed CLI --version" 'grep -q "^gradfeat " "$t/v"' || cat "$t/v"
 
@@ -74,7 +85,27 @@ dpkg-deb -f "$deb" Depends > "$t/deps" 2>&1
 check "Depends lists the Debian libraries used" \
   'grep -q libclblast1 "$t/deps" && grep -q libcjson1 "$t/deps" && grep -q ocl-icd-libopencl1 "$t/deps" && grep -q zlib1g "$t/deps"' \
   || cat "$t/deps"
+dpkg-deb -c "$deb" | sed 's/ -> .*//' | awk '{print $NF}' > "$t/files"
+check "the .deb holds the man page and the completion" \
+  'grep -qx "./usr/share/man/man1/gradfeat.1.gz" "$t/files" && grep -qx "./usr/share/bash-completion/completions/gradfeat" "$t/files"' \
+  || cat "$t/files"
+if [ -n "${MA:-}" ] && [ -f /etc/debian_version ] && grep -q "^GF_MULTIARCH:BOOL=ON" "$B/CMakeCache.txt"; then
+  check "the .deb's libraries, gradfeat.pc and CMake package are in /usr/lib/$MA" \
+    'grep -qx "./usr/lib/$MA/libgradfeat.so.0" "$t/files" && grep -qx "./usr/lib/$MA/libgradfeat.a" "$t/files" &&
+     grep -qx "./usr/lib/$MA/pkgconfig/gradfeat.pc" "$t/files" && grep -qx "./usr/lib/$MA/cmake/gradfeat/gradfeatConfig.cmake" "$t/files" &&
+     ! grep -q "^./usr/lib/libgradfeat" "$t/files"' || cat "$t/files"
+fi
+dpkg-deb -I "$deb" shlibs > "$t/shlibs" 2>&1; dpkg-deb -I "$deb" postinst > "$t/postinst" 2>&1
+check "the .deb declares libgradfeat.so.0 (shlibs) and its postinst runs ldconfig" \
+  'grep -q "^libgradfeat 0 gradfeat (>= 0.1.0)$" "$t/shlibs" && grep -q "ldconfig" "$t/postinst"' || cat "$t/shlibs" "$t/postinst"
 dpkg -x "$deb" "$t/x"
+if command -v man > /dev/null && command -v groff > /dev/null; then
+  MANWIDTH=80 man -l "$t/x/usr/share/man/man1/gradfeat.1.gz" > "$t/man.txt" 2> "$t/man.err"; rc=$?
+  check "man -l renders the .deb's gradfeat.1.gz without a warning (rc $rc)" \
+    '[ $rc -eq 0 ] && [ ! -s "$t/man.err" ] && grep -q "gradfeat selftest" "$t/man.txt"' || head "$t/man.err"
+fi
+check "the .deb's completion completes 'gradfeat sel' to selftest" \
+  '[ "$(bash -c ". $t/x/usr/share/bash-completion/completions/gradfeat; COMP_WORDS=(gradfeat sel); COMP_CWORD=1; _gradfeat; echo \${COMPREPLY[*]}")" = selftest ]'
 "$t/x/usr/bin/gradfeat" --version > "$t/v2" 2>&1; rc=$?
 check "gradfeat --version from the unpacked .deb (rc $rc)" '[ $rc -eq 0 ] && grep -q "^gradfeat " "$t/v2"' || cat "$t/v2"
 "$t/x/usr/bin/gradfeat" selftest > "$t/st" 2>&1; rc=$?

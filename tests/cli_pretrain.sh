@@ -80,8 +80,18 @@ check "corrupt checkpoint -> exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "checkpo
 
 # rotation task
 "$G" pretrain --arch small28 --width-div 8 --data "$FM" --limit 64 --batch 8 --task rotation --steps 3 --quiet \
-    --out "$t/R.safetensors" > "$t/R.out" 2> "$t/R.err"; rc=$?
+    --log-json "$t/R.jsonl" --log-every 1 --out "$t/R.safetensors" > "$t/R.out" 2> "$t/R.err"; rc=$?
 check "rotation run exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/R.err"
+# images/s counts source images; the four turns of each are the separate samples/s (issue 22)
+check "rotation: images_per_s = samples_per_s / 4 in every progress record" \
+  '$PY -c "import json,sys
+r=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert r and all(abs(4*x[\"images_per_s\"]-x[\"samples_per_s\"])<=2e-3*x[\"samples_per_s\"] and x[\"samples_per_s\"]>0 for x in r), r" "$t/R.jsonl"' \
+  || cat "$t/R.jsonl"
+check "rotation: the summary shows img/s and rotated samples/s, 4x apart" \
+  '$PY -c "import re,sys
+m=re.search(r\"([0-9]+) img/s \\(([0-9]+) rotated samples/s\\)\", open(sys.argv[1]).read())
+i,s=int(m.group(1)),int(m.group(2)); assert abs(4*i-s)<=4, (i,s)" "$t/R.out"' || cat "$t/R.out"
 "$G" info "$t/R.safetensors" > "$t/rinfo" 2>&1
 check "rotation model: classes rot0..rot270" 'grep -q "^classes: *4: rot0, rot90, rot180, rot270" "$t/rinfo"' || cat "$t/rinfo"
 

@@ -9,7 +9,7 @@
 # channel. gradfeat's images/s is over all its steps (kernels are compiled before), loading included
 # (--threads decoding threads); the peer's excludes 3 warm-up steps. Without --augment gradfeat runs
 # with --no-augment, like the peer (which has no data pipeline). --task rotation: 4 samples per image,
-# both sides count samples. --reps R: R alternating runs of each side, the best images/s of each
+# both sides count source images (a quarter of the samples). --reps R: R alternating runs of each side, the best images/s of each
 # counts (on a shared machine the load changes between runs). Env: GF_BUILD_DIR (default build), GF_PYTHON (default /usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."

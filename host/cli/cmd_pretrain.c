@@ -146,8 +146,10 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
                     cli_signal_name(sig));
         return bail(ctx, saved_cfg, 128 + sig);
     }
-    printf("%s %s: %d epochs%s, %ld steps, %d training images, %.1f s, %.0f img/s\n", p.arch, p.task, r.epochs_done,
+    printf("%s %s: %d epochs%s, %ld steps, %d training images, %.1f s, %.0f img/s", p.arch, p.task, r.epochs_done,
            r.limited ? " (stopped by --steps)" : p.init_only ? " (--steps 0: initialised, untrained)" : "", r.steps, r.n_train, r.seconds, r.images_per_s);
+    if (r.samples_per_s != r.images_per_s) printf(" (%.0f rotated samples/s)", r.samples_per_s);
+    printf("\n");
     if (!isnan(r.train_loss)) printf("train loss %.4f  acc %.2f%%\n", r.train_loss, 100 * r.train_acc);
     if (!isnan(r.val_loss)) printf("val   loss %.4f  acc %.2f%%\n", r.val_loss, 100 * r.val_acc);
     printf("model: %s\n", r.out_path);

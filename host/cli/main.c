@@ -10,7 +10,7 @@
 
 const char *cli_prog = "gradfeat";
 
-typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
+typedef cli_command command;
 
 static const command commands[] = {
     {"train", cmd_train, "adapt a model to a dataset: probe, gradient, full (linearized), finetune"},
@@ -170,6 +170,8 @@ int main(int argc, char **argv) {
     open_std_fds();
     if (argc < 2) { usage(stderr); return GF_ERR_USAGE; }
     const char *cmd = argv[1];
+    /* gradfeat help --man | --bash-completion (host/cli/gendoc.c; the build writes gradfeat.1 and the completion) */
+    if (!strcmp(cmd, "help") && argc == 3) return cli_gendoc(argv[2], commands, n_commands, usage);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) return version();
     for (int i = 0; i < n_commands; i++)

@@ -19,6 +19,8 @@
 
 enum { SRC_DEFAULT = 0, SRC_FLAG, SRC_CONFIG, SRC_ENV };
 
+void (*cli_doc_hook)(const cli_opts *o, const cli_doc *doc);   /* gendoc.c; NULL: parse */
+
 
 static void env_name(const cli_opt *d, char *out, size_t n) {
     if (d->env) { snprintf(out, n, "%s", d->env); return; }
@@ -215,6 +217,7 @@ int cli_opts_parse(cli_opts *o, const char *cmd, const cli_opt *defs, int n, con
             shorts[l + 2] = 0;
         }
     }
+    if (cli_doc_hook) { cli_doc_hook(o, doc); return CLI_HELP; }
     const char *config_path = NULL;
     lopts[n] = (struct option){"help", no_argument, 0, 'h'};
     lopts[n + 1] = (struct option){"config", required_argument, 0, 999};

@@ -796,8 +796,10 @@ static gf_status evaluate(run *R, double *loss, double *acc) {
     return st;
 }
 
-static void progress(run *R, int step, double loss, double acc, double ips, double secs) {
+/* sps: samples/s through the network; the images/s shown count source images (rotation: a quarter of it) */
+static void progress(run *R, int step, double loss, double acc, double sps, double secs) {
     const gf_pretrain_options *o = R->o;
+    double ips = sps / (R->rotation ? 4 : 1);
     if (!o->quiet) {
         char el[16], eta[16], bar[21];
         int fill = 20 * step / R->bpe;
@@ -806,21 +808,24 @@ static void progress(run *R, int step, double loss, double acc, double ips, doub
         gf_fmt_secs(el, sizeof el, secs);
         double per = step ? secs / step : 0;
         gf_fmt_secs(eta, sizeof eta, per * (R->bpe - step) + per * R->bpe * (o->epochs - R->epoch - 1));
-        fprintf(stderr, "%s[pretrain] epoch %d/%d [%s] step %d/%d loss %.4f acc %.1f%% %.0f img/s %s ETA %s%s",
-                R->tty ? "\r\033[K" : "", R->epoch + 1, o->epochs, bar, step, R->bpe, loss, 100 * acc, ips, el, eta,
-                R->tty ? "" : "\n");
+        char rot[48] = "";
+        if (R->rotation) snprintf(rot, sizeof rot, " (%.0f rotated samples/s)", sps);
+        fprintf(stderr, "%s[pretrain] epoch %d/%d [%s] step %d/%d loss %.4f acc %.1f%% %.0f img/s%s %s ETA %s%s",
+                R->tty ? "\r\033[K" : "", R->epoch + 1, o->epochs, bar, step, R->bpe, loss, 100 * acc, ips, rot, el,
+                eta, R->tty ? "" : "\n");
         fflush(stderr);
     }
     if (R->json) {
         fprintf(R->json, "{\"type\":\"step\",\"epoch\":%d,\"step\":%d,\"steps\":%d,\"global_step\":%ld,\"loss\":%.6g,"
-                "\"accuracy\":%.6g,\"images_per_s\":%.4g,\"seconds\":%.4g}\n", R->epoch + 1, step, R->bpe, R->step,
-                loss, acc, ips, secs);
+                "\"accuracy\":%.6g,\"images_per_s\":%.4g,\"samples_per_s\":%.4g,\"seconds\":%.4g}\n", R->epoch + 1,
+                step, R->bpe, R->step, loss, acc, ips, sps, secs);
         fflush(R->json);
     }
 }
 
-static void epoch_line(run *R, double secs, double ips) {
+static void epoch_line(run *R, double secs, double sps) {   /* sps as in progress() */
     const gf_pretrain_options *o = R->o;
+    double ips = sps / (R->rotation ? 4 : 1);
     double *v = R->last;
     char line[512], vl[32] = "null", va[32] = "null";  /* no validation data: null, not a number */
     if (!isnan(v[2])) snprintf(vl, sizeof vl, "%.6g", v[2]);
@@ -829,14 +834,17 @@ static void epoch_line(run *R, double secs, double ips) {
              "\"val_loss\":%s,\"val_acc\":%s}", R->epoch + 1, o->epochs, R->step, v[0], v[1], vl, va);
     if (R->metrics) { fprintf(R->metrics, "%s\n", line); fflush(R->metrics); }
     if (R->json) {
-        fprintf(R->json, "{\"type\":\"epoch\",%s,\"seconds\":%.4g,\"images_per_s\":%.4g}\n", line + 1, secs, ips);
+        fprintf(R->json, "{\"type\":\"epoch\",%s,\"seconds\":%.4g,\"images_per_s\":%.4g,\"samples_per_s\":%.4g}\n",
+                line + 1, secs, ips, sps);
         fflush(R->json);
     }
     if (!o->quiet) {
         fprintf(stderr, "%s[pretrain] epoch %3d/%-3d train loss %.4f acc %.2f%%", R->tty ? "\r\033[K" : "",
                 R->epoch + 1, o->epochs, v[0], 100 * v[1]);
         if (!isnan(v[2])) fprintf(stderr, " | val loss %.4f acc %.2f%%", v[2], 100 * v[3]);
-        fprintf(stderr, "  (%.1f s, %.0f img/s)\n", secs, ips);
+        fprintf(stderr, "  (%.1f s, %.0f img/s", secs, ips);
+        if (R->rotation) fprintf(stderr, ", %.0f rotated samples/s", sps);
+        fprintf(stderr, ")\n");
     }
 }
 
@@ -1067,7 +1075,8 @@ static gf_status train(run *R) {
     r->steps = R->step;
     r->train_loss = R->last[0]; r->train_acc = R->last[1]; r->val_loss = R->last[2]; r->val_acc = R->last[3];
     r->seconds = t_train;
-    r->images_per_s = t_train > 0 ? trained / t_train : 0;
+    r->samples_per_s = t_train > 0 ? trained / t_train : 0;
+    r->images_per_s = r->samples_per_s / (R->rotation ? 4 : 1);   /* source images: four turns are one image */
     if (st == GF_OK && (r->stopped || r->limited)) {
         st = checkpoint(R, R->metrics ? ftell(R->metrics) : 0);
         if (st == GF_OK && o->run_dir) snprintf(r->checkpoint, sizeof r->checkpoint, "%s", R->ck_path);

@@ -338,9 +338,12 @@ gf_status gf_ctx_finish(gf_ctx *ctx) {
 }
 
 const char *gf_version(void) { return GF_VERSION_STRING; }
+#ifdef GF_GIT_HASH_GENERATED
+extern const char gf_git_hash_generated[];   /* BUILD/gf_git_hash.c, rewritten at build time (cmake/GitHash.cmake) */
+#endif
 const char *gf_git_hash(void) {
-#ifdef GF_GIT_HASH
-    return GF_GIT_HASH;
+#ifdef GF_GIT_HASH_GENERATED
+    return gf_git_hash_generated;
 #else
     return "unknown";
 #endif
