@@ -95,6 +95,15 @@ meta("classes.safetensors", "gradfeat.classes", lambda c: ["cat", "dog", "bird"]
 os.makedirs(os.path.join(T, "m/dir.safetensors"), exist_ok=True)
 g0 = build(); g0.tensors["conv.weight"] = np.zeros((0, 3, 3, 3)); gfmodel.write(os.path.join(T, "m/conv0.safetensors"), g0, pre, ["cat", "dog"])
 edit("grapharray.safetensors", lambda h: h["__metadata__"].update({"gradfeat.graph": "[]"}))
+# another architecture (other block names) for a --resume with the wrong --model
+g2 = gfmodel.Graph("x", [3, 8, 8])
+g2.tensor("s1.weight", r.standard_normal((4, 3, 3, 3))); g2.tensor("s2.weight", r.standard_normal((4, 4, 3, 3)))
+g2.tensor("head.weight", r.standard_normal((2, 4)))
+g2.add("s1", "conv2d", ["x"], {"weight": "s1.weight"}, {"pad": [1, 1, 1, 1]}); g2.add("a1", "relu", ["s1"])
+g2.add("s2", "conv2d", ["a1"], {"weight": "s2.weight"}, {"pad": [1, 1, 1, 1]}); g2.add("a2", "relu", ["s2"])
+g2.add("pool", "global_avgpool", ["a2"]); g2.add("head", "linear", ["pool"], {"weight": "head.weight"})
+g2.outputs = ["head"]; g2.feature = "pool"
+gfmodel.write(os.path.join(T, "m/other_arch.safetensors"), g2, pre, ["cat", "dog"])
 # strict safetensors (issue 21): names once, data covered exactly once, only space padding in the header
 hj = json.dumps(hdr).encode()
 k = hj.index(b'"fc.weight"'); e = hj.index(b"}", k) + 1

@@ -576,6 +576,29 @@ static const char *checkpoint_meta(void *user) {
     return ec->meta;
 }
 
+/* The model first: a checkpoint written for another model file (another architecture, other weights) says
+ * so, instead of failing on a block name that model does not have. */
+static gf_status check_resume_model(gf_ctx *ctx, const char *path, const gf_ckpt *c, const char *model_path,
+                                    uint64_t model_hash) {
+    cJSON *meta = c->meta ? cJSON_Parse(c->meta) : NULL;
+    const cJSON *saved = cJSON_GetObjectItemCaseSensitive(meta, "config");
+    const cJSON *mp = cJSON_GetObjectItemCaseSensitive(saved, "model"), *mh = cJSON_GetObjectItemCaseSensitive(saved, "model_fnv1a64");
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)model_hash);
+    gf_status st = GF_OK;
+    if (!cJSON_IsString(mp) || !cJSON_IsString(mh))
+        st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s holds no job configuration", path);
+    else if (strcmp(mp->valuestring, model_path))
+        st = gf_fail(ctx, GF_ERR_USAGE, "--resume: checkpoint %s was written for the model %s, this run has the model %s%s; "
+                     "resume with --model %s (or leave --model out)", path, mp->valuestring, model_path,
+                     strcmp(mh->valuestring, hex) ? " (another model: other architecture or weights)" : "",
+                     mp->valuestring);
+    else if (strcmp(mh->valuestring, hex))
+        st = gf_fail(ctx, GF_ERR_INPUT, "--resume: the model file changed since checkpoint %s was written", path);
+    cJSON_Delete(meta);
+    return st;
+}
+
 /* The checkpoint must come from the same job: same configuration, same model bytes. */
 static gf_status check_resume(gf_ctx *ctx, const char *path, const gf_ckpt *c, const cJSON *config, long *metrics_bytes) {
     cJSON *meta = c->meta ? cJSON_Parse(c->meta) : NULL;
@@ -742,6 +765,28 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     int lock_fd = -1;   /* the run directory, locked and checked writable before any work */
     gf_status st = job->run_dir ? gf_run_dir_lock(ctx, job->run_dir, &lock_fd) : GF_OK;
     if (st == GF_OK) st = gf_model_load(ctx, job->model_path, &m);
+    /* the checkpoint, on --resume, and the model's bytes: a resume must name the model the checkpoint was
+     * written for before anything else is looked up in it (another architecture has other blocks) */
+    gf_ckpt ck = {0};
+    int have_ck = 0;
+    char ck_path[1200] = "";
+    uint64_t model_hash = 0;
+    if (job->run_dir) snprintf(ck_path, sizeof ck_path, "%s/checkpoint.gfckpt", job->run_dir);
+    if (st == GF_OK) {
+        void *bytes; size_t len;
+        st = gf_read_file(ctx, job->model_path, &bytes, &len);
+        if (st == GF_OK) { model_hash = gf_fnv1a(GF_FNV_INIT, bytes, len); free(bytes); }
+    }
+    if (st == GF_OK && job->resume) {
+        struct stat sb;
+        if (!job->run_dir) st = gf_fail(ctx, GF_ERR_USAGE, "--resume needs the run directory");
+        else if (stat(ck_path, &sb) != 0)
+            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first "
+                         "step)", ck_path);
+        if (st == GF_OK) st = gf_ckpt_read(ctx, ck_path, &ck);
+        have_ck = st == GF_OK;
+        if (st == GF_OK) st = check_resume_model(ctx, ck_path, &ck, job->model_path, model_hash);
+    }
     gf_model_info mi;
     int bi = 0;
     if (st == GF_OK) {
@@ -770,27 +815,12 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         gf_model_block(m, bi, &b);
         snprintf(res->top, sizeof res->top, "%s", b.name);
     }
-    /* the configuration a checkpoint must match; the checkpoint itself, on --resume */
+    /* the configuration a checkpoint must match */
     cJSON *config = NULL;
-    gf_ckpt ck = {0};
-    int have_ck = 0;
     long metrics_bytes = -1;
-    char ck_path[1200] = "";
-    if (job->run_dir) snprintf(ck_path, sizeof ck_path, "%s/checkpoint.gfckpt", job->run_dir);
-    if (st == GF_OK) {
-        void *bytes; size_t len;
-        st = gf_read_file(ctx, job->model_path, &bytes, &len);
-        if (st == GF_OK) { config = job_config(job, res->top, gf_fnv1a(GF_FNV_INIT, bytes, len)); free(bytes); }
-    }
-    if (st == GF_OK && job->resume) {
-        struct stat sb;
-        if (!job->run_dir) st = gf_fail(ctx, GF_ERR_USAGE, "--resume needs the run directory");
-        else if (stat(ck_path, &sb) != 0)
-            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first "
-                         "step)", ck_path);
-        if (st == GF_OK) st = gf_ckpt_read(ctx, ck_path, &ck);
-        have_ck = st == GF_OK;
-        if (st == GF_OK) st = check_resume(ctx, ck_path, &ck, config, &metrics_bytes);
+    if (st == GF_OK) config = job_config(job, res->top, model_hash);
+    if (st == GF_OK && have_ck) {
+        st = check_resume(ctx, ck_path, &ck, config, &metrics_bytes);
         if (st == GF_OK && !job->quiet)
         {
             if (ck.active)
