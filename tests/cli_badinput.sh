@@ -219,6 +219,16 @@ w("none", None)
 m = bytearray(open(T + "/ck_model.safetensors", "rb").read()); m[-3] ^= 0x01   # one weight, not the header
 open(T + "/ck_model.safetensors", "wb").write(bytes(m))
 PYEOF
+# checkpoints bound to their run directory (issue 21 item 4): two runs that differ in --lr, killed in gradient
+# (linear done, primal cache on); ck/swapmetrics holds A's files and B's checkpoint, ck/swapmodel also B's metrics.jsonl
+for x in A B; do
+  ( cd "$T" && GRADFEAT_TEST_KILL_AT=gradient:1 "$G" train --model m/ok.safetensors --data d/idx_ok/x-images-idx3-ubyte \
+      --method linear,gradient --epochs 1 --probe sgd --batch 1 --checkpoint-every 1 --lr "$([ $x = A ] && echo 0.001 || echo 0.002)" \
+      --run-dir ck/run$x >/dev/null 2>&1 & wait $! ) 2>/dev/null
+  [ -s "$T/ck/run$x/linear.safetensors" ] || { echo "FATAL: no linear.safetensors in ck/run$x"; exit 1; }
+done
+cp -r "$T/ck/runA" "$T/ck/swapmetrics"; cp "$T/ck/runB/checkpoint.gfckpt" "$T/ck/swapmetrics/"
+cp -r "$T/ck/runA" "$T/ck/swapmodel"; cp "$T/ck/runB/checkpoint.gfckpt" "$T/ck/runB/metrics.jsonl" "$T/ck/swapmodel/"
 # a progressive JPEG whose scans use Huffman tables it never defines (found by fuzz_image)
 cp "$SRC/tests/data/jpeg-undefined-huffman-1.jpg" "$T/img/undefined-huffman.jpg"
 

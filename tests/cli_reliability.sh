@@ -78,6 +78,26 @@ check "inverted IDX pixels (same size and mtime): no stale reuse (rc $rc)" \
 check "--resume after the data changed: exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "data changed since checkpoint" "$t/rs.err"' \
   || cat "$t/rs.err"
 
+# ---- item 4: a checkpoint is bound to the files of its run directory (metrics.jsonl so far, the models and
+# other files written): a checkpoint copied in from a run with other options is refused, a whole copied run dir is not
+sw=(train --model "$t/m.safetensors" --data "$D" --epochs 2 --batch 4 --probe sgd --probe-epochs 4 --method linear,gradient
+    --checkpoint-every 1 --cache-dir "$t/cache")
+for x in 1 2; do   # two runs that differ in --lr, each killed in gradient (linear.safetensors written and checkpointed)
+  ( GRADFEAT_TEST_KILL_AT=gradient:2 "$G" "${sw[@]}" --lr 0.00$x --run-dir "$t/sw$x" > /dev/null 2>&1 & wait $! ) 2> /dev/null
+done
+cp -r "$t/sw1" "$t/swm"; cp -r "$t/sw1" "$t/swf"; cp -r "$t/sw2" "$t/swc"
+cp "$t/sw2/checkpoint.gfckpt" "$t/swm/"
+"$G" train --resume "$t/swm" > /dev/null 2> "$t/swm.err"; rc=$?
+check "checkpoint of another run swapped in: exit 5 naming metrics.jsonl (rc $rc)" \
+  '[ $rc -eq 5 ] && grep -q "swm/metrics.jsonl is not the one the run of checkpoint .* wrote" "$t/swm.err"' || cat "$t/swm.err"
+cp "$t/sw2/checkpoint.gfckpt" "$t/sw2/metrics.jsonl" "$t/swf/"
+"$G" train --resume "$t/swf" > /dev/null 2> "$t/swf.err"; rc=$?
+check "checkpoint and metrics.jsonl of another run swapped in: exit 5 naming linear.safetensors (rc $rc)" \
+  '[ $rc -eq 5 ] && grep -q "swf/linear.safetensors is not the file the run of checkpoint .* wrote" "$t/swf.err" && [ ! -e "$t/swf/results.json" ]' \
+  || cat "$t/swf.err"
+"$G" train --resume "$t/swc" > /dev/null 2> "$t/swc.err"; rc=$?
+check "a whole run directory copied elsewhere resumes (rc $rc)" '[ $rc -eq 0 ] && [ -s "$t/swc/gradient.safetensors" ]' || cat "$t/swc.err"
+
 # ---- item 2: one run per run directory (flock), the second one is told the pid holding it
 "$G" "${long[@]}" --run-dir "$t/lk" > /dev/null 2> "$t/lk1.err" & pid=$!
 for _ in $(seq 1 400); do grep -qs "step" "$t/lk1.err" && break; sleep 0.05; done
