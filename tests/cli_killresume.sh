@@ -89,4 +89,14 @@ check "run with the primal cache resumed under 1 KiB: exit 4 naming the budget t
 check "... and under the default budget: bit-identical (rc $rc)" '[ $rc -eq 0 ] && cmp "$t/P1/gradient.safetensors" "$t/P3/gradient.safetensors"' \
   || tail -3 "$t/P3b.err"
 
+# under an address-space limit the buffers are checked against it before PoCL gets them (PoCL asserts when the
+# host memory behind a buffer cannot be had: exit 134 at ulimit -v 1400000 before; 1.5 GB runs, README "Memory limits")
+ua=(--model "$EMO" --data "$FM" --split train --limit 200 --epochs 1 --method linear --probe sgd --probe-epochs 1 --batch 64
+    --no-cache)
+( ulimit -v 1400000; "$G" train "${ua[@]}" --run-dir "$t/U1" > /dev/null 2> "$t/U1.err" ); rc=$?
+check "ulimit -v 1400000: exit 4 naming the buffer and the limit, no abort in the driver (rc $rc)" \
+  '[ $rc -eq 4 ] && grep -q "needs .* MiB but the address-space limit (ulimit -v) is 1367 MiB" "$t/U1.err"' || tail -3 "$t/U1.err"
+( ulimit -v 1600000; "$G" train "${ua[@]}" --run-dir "$t/U2" > /dev/null 2> "$t/U2.err" ); rc=$?
+check "ulimit -v 1600000: the same run trains (rc $rc)" '[ $rc -eq 0 ]' || tail -3 "$t/U2.err"
+
 finish
