@@ -39,9 +39,10 @@ static void usage(FILE *f) {
                "Common options: --device SEL (env GRADFEAT_DEVICE): index, P:D, cpu, gpu or part of a name.\n"
                "Every option has an environment twin (GRADFEAT_<NAME>, listed by --help) and may come from\n"
                "--config FILE ('key value' lines); flags > --config FILE > environment > defaults.\n"
-               "Exit codes: 0 ok, 1 internal, 2 usage, 3 no OpenCL device, 4 out of memory, 5 bad input,\n"
-               "            6 numeric failure, 7 kernel build failed, 8 check failed, 9 write failed (disk full,\n"
-               "            unwritable path); 128 + signal for a run stopped by SIGINT/SIGTERM/SIGHUP/SIGPIPE.\n", cli_prog);
+               "Exit codes: 0 ok, 1 internal, 2 usage, 3 no OpenCL device, 4 out of memory (or a ulimit -v/-d\n"
+               "            too small for the driver), 5 bad input, 6 numeric failure, 7 kernel build failed,\n"
+               "            8 check failed, 9 write failed (disk full, unwritable path, unusable PoCL kernel\n"
+               "            cache folder); 128 + signal for a run stopped by SIGINT/SIGTERM/SIGHUP/SIGPIPE.\n", cli_prog);
 }
 
 static int version(void) {
