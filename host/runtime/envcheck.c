@@ -143,12 +143,16 @@ void gf_env_check(gf_env_report *r) {
 }
 
 /* The device-memory figure gradfeat plans with on a device whose buffers live in host memory, under the
- * process's limits: what is left of an address-space / data limit after the driver's own needs, and half
+ * process's limits: what is left of an address-space / data limit after the driver's own needs (at least
+ * 64 MiB), and half
  * of a cgroup limit (the rest for the process, the page cache and the driver). */
 uint64_t gf_env_cap_device_mem(const gf_env_report *r, uint64_t mem) {
+    const uint64_t orig = mem;
     const uint64_t lims[2] = {r->as_limit, r->data_limit}, mins[2] = {MIN_ADDRESS_SPACE, GF_MIN_DATA_SEGMENT};
     for (int i = 0; i < 2; i++)
         if (lims[i]) mem = lims[i] > mins[i] ? (lims[i] - mins[i] < mem ? lims[i] - mins[i] : mem) : 0;
     if (r->cgroup_limit && r->cgroup_limit / 2 < mem) mem = r->cgroup_limit / 2;
-    return mem;
+    /* at least a little to plan with: every buffer is checked against the limit itself (gf_buf_create) */
+    const uint64_t floor = 64ull << 20;
+    return mem < floor ? (orig < floor ? orig : floor) : mem;
 }
