@@ -51,6 +51,23 @@ typedef struct gf_device_info {
  * Returns GF_ERR_NO_DEVICE with advice in msg (may be NULL) when there is none. */
 gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t msg_size);
 
+/* What the process's environment allows the OpenCL driver (checked by gf_ctx_create and
+ * gf_devices_list before any platform is enumerated; gradfeat doctor prints it). */
+typedef struct gf_env_report {
+    uint64_t as_limit, data_limit;  /* RLIMIT_AS / RLIMIT_DATA soft limits in bytes; 0 = none */
+    uint64_t cgroup_limit;          /* the own cgroup's memory.max / memory.limit_in_bytes; 0 = none */
+    char cgroup_file[512];
+    uint64_t host_limit;            /* the smallest of the three; 0 = none */
+    uint64_t min_address_space;     /* what PoCL and the host BLAS need to start (measured) */
+    uint64_t min_data_segment;      /* the same for RLIMIT_DATA */
+    char mem_problem[512];          /* "" = fine; else the limit is too small (GF_ERR_MEMORY) */
+    char pocl_cache[1024];          /* PoCL's kernel-cache folder and the variable it comes from */
+    char pocl_cache_from[32];
+    uint64_t pocl_cache_free;       /* bytes free there */
+    char pocl_problem[1400];        /* "" = usable; else why not (GF_ERR_IO when PoCL is used) */
+} gf_env_report;
+void gf_env_check(gf_env_report *r);
+
 typedef struct gf_ctx_options {
     const char *device;     /* "P:D", global index, "cpu", "gpu", or a name substring; NULL/"" = best */
     gf_log_fn log;          /* NULL = stderr for WARN and worse */

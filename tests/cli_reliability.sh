@@ -78,6 +78,77 @@ check "inverted IDX pixels (same size and mtime): no stale reuse (rc $rc)" \
 check "--resume after the data changed: exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "data changed since checkpoint" "$t/rs.err"' \
   || cat "$t/rs.err"
 
+# ---- item 4: a checkpoint is bound to the files of its run directory (metrics.jsonl so far, the models and
+# other files written): a checkpoint copied in from a run with other options is refused, a whole copied run dir is not
+sw=(train --model "$t/m.safetensors" --data "$D" --epochs 2 --batch 4 --probe sgd --probe-epochs 4 --method linear,gradient
+    --checkpoint-every 1 --cache-dir "$t/cache")
+for x in 1 2; do   # two runs that differ in --lr, each killed in gradient (linear.safetensors written and checkpointed)
+  ( GRADFEAT_TEST_KILL_AT=gradient:2 "$G" "${sw[@]}" --lr 0.00$x --run-dir "$t/sw$x" > /dev/null 2>&1 & wait $! ) 2> /dev/null
+done
+cp -r "$t/sw1" "$t/swm"; cp -r "$t/sw1" "$t/swf"; cp -r "$t/sw2" "$t/swc"
+cp "$t/sw2/checkpoint.gfckpt" "$t/swm/"
+"$G" train --resume "$t/swm" > /dev/null 2> "$t/swm.err"; rc=$?
+check "checkpoint of another run swapped in: exit 5 naming metrics.jsonl (rc $rc)" \
+  '[ $rc -eq 5 ] && grep -q "swm/metrics.jsonl is not the one the run of checkpoint .* wrote" "$t/swm.err"' || cat "$t/swm.err"
+cp "$t/sw2/checkpoint.gfckpt" "$t/sw2/metrics.jsonl" "$t/swf/"
+"$G" train --resume "$t/swf" > /dev/null 2> "$t/swf.err"; rc=$?
+check "checkpoint and metrics.jsonl of another run swapped in: exit 5 naming linear.safetensors (rc $rc)" \
+  '[ $rc -eq 5 ] && grep -q "swf/linear.safetensors is not the file the run of checkpoint .* wrote" "$t/swf.err" && [ ! -e "$t/swf/results.json" ]' \
+  || cat "$t/swf.err"
+"$G" train --resume "$t/swc" > /dev/null 2> "$t/swc.err"; rc=$?
+check "a whole run directory copied elsewhere resumes (rc $rc)" '[ $rc -eq 0 ] && [ -s "$t/swc/gradient.safetensors" ]' || cat "$t/swc.err"
+
+# ---- item 7: memory limits are read before the driver starts: below what PoCL and the host BLAS need, exit 4
+# naming the limit (before: SIGSEGV inside PoCL at 1 GB, "no OpenCL platform found" at 300 MB); above it, runs
+# (not in a sanitizer build: ASan reserves terabytes of shadow address space at start, beyond any such limit)
+if ! grep -qs "^GF_SANITIZE:BOOL=ON" "${GF_BUILD:-}/CMakeCache.txt"; then
+( ulimit -v 1000000; "$G" selftest > /dev/null 2> "$t/uv1.err" ); rc=$?
+check "ulimit -v 1000000: selftest exits 4 naming the limit (rc $rc)" \
+  '[ $rc -eq 4 ] && grep -q "address-space limit (ulimit -v, RLIMIT_AS) is 976 MiB, below the 1280 MiB" "$t/uv1.err"' || cat "$t/uv1.err"
+( ulimit -v 300000; "$G" devices > /dev/null 2> "$t/uv2.err" ); rc=$?
+check "ulimit -v 300000: devices exits 4, not 'no OpenCL platform' (rc $rc)" \
+  '[ $rc -eq 4 ] && grep -q "below the 1280 MiB" "$t/uv2.err" && ! grep -q "no OpenCL platform" "$t/uv2.err"' || cat "$t/uv2.err"
+( ulimit -d 600000; "$G" selftest > /dev/null 2> "$t/ud.err" ); rc=$?
+check "ulimit -d 600000: exit 4 naming the data limit (before: SIGSEGV) (rc $rc)" \
+  '[ $rc -eq 4 ] && grep -q "data-segment limit (ulimit -d, RLIMIT_DATA) is 585 MiB, below the 640 MiB" "$t/ud.err"' \
+  || cat "$t/ud.err"
+( ulimit -v 1400000; "$G" "${tr[@]}" --run-dir "$t/uv3" --verbose > /dev/null 2> "$t/uv3.err" ); rc=$?
+check "ulimit -v 1400000: train runs, planning with what the limit leaves (rc $rc)" \
+  '[ $rc -eq 0 ] && grep -q "memory limit 1367 MiB: planning with 87 MiB of device memory" "$t/uv3.err"' || tail -3 "$t/uv3.err"
+( ulimit -v 1400000; "$G" doctor --no-selftest > "$t/doc.out" 2>&1 ); rc=$?
+check "doctor shows the limits and the PoCL cache folder (rc $rc)" \
+  '[ $rc -eq 0 ] && grep -q "address space (ulimit -v) 1367 MiB" "$t/doc.out" && grep -q "^PoCL cache .*: ok" "$t/doc.out"' || cat "$t/doc.out"
+fi
+
+# ---- item 12: PoCL's kernel cache folder (POCL_CACHE_DIR, else $XDG_CACHE_HOME/pocl, else ~/.cache/pocl) is
+# checked before the context: not a folder, read-only or (nearly) full is exit 9 naming it (before: exit 3 "install an
+# ICD" for a file, exit 7 or an LLVM abort for a full disk)
+echo x > "$t/cachefile"
+XDG_CACHE_HOME="$t/cachefile" "$G" selftest > /dev/null 2> "$t/pc1.err"; rc=$?
+check "XDG_CACHE_HOME is a file: exit 9, 'is not a folder' (rc $rc)" \
+  '[ $rc -eq 9 ] && grep -q "$t/cachefile is not a folder (PoCL.s kernel cache $t/cachefile/pocl comes from XDG_CACHE_HOME)" "$t/pc1.err"' \
+  || cat "$t/pc1.err"
+XDG_CACHE_HOME="$t/cachefile" "$G" doctor --no-selftest > "$t/pc1d.out" 2>&1; rc=$?
+check "doctor names the unusable PoCL cache (rc $rc)" '[ $rc -eq 9 ] && grep -q "^PoCL cache .*is not a folder" "$t/pc1d.out"' \
+  || cat "$t/pc1d.out"
+# a read-only folder and a full file system: tmpfs mounts in a private mount namespace (root: unshare -m;
+# otherwise a user namespace, unshare -rm)
+um=(unshare -m); [ "$(id -u)" = 0 ] || um=(unshare -rm)
+mkdir -p "$t/pro" "$t/pfull"
+"${um[@]}" sh -c 'mount -t tmpfs -o ro,size=1m tmpfs "$1" && POCL_CACHE_DIR="$1/pocl" "$2" selftest' sh "$t/pro" "$G" \
+  > /dev/null 2> "$t/pc2.err"; rc=$?
+check "POCL_CACHE_DIR on a read-only file system: exit 9 (rc $rc)" \
+  '[ $rc -eq 9 ] && grep -q "$t/pro is on a read-only file system" "$t/pc2.err"' || cat "$t/pc2.err"
+"${um[@]}" sh -c 'mount -t tmpfs -o size=1m tmpfs "$1" && { dd if=/dev/zero of="$1/fill" bs=1k count=2000 2>/dev/null; XDG_CACHE_HOME="$1" "$2" selftest; }' \
+  sh "$t/pfull" "$G" > /dev/null 2> "$t/pc3.err"; rc=$?
+check "XDG_CACHE_HOME on a full file system: exit 9 naming the free space (rc $rc)" \
+  '[ $rc -eq 9 ] && grep -q "$t/pfull has only 0.0 MiB free" "$t/pc3.err"' || cat "$t/pc3.err"
+if [ "$(id -u)" != 0 ]; then
+  mkdir -p "$t/pw"; chmod 555 "$t/pw"
+  XDG_CACHE_HOME="$t/pw" "$G" selftest > /dev/null 2> "$t/pc4.err"; rc=$?
+  check "XDG_CACHE_HOME not writable: exit 9 (rc $rc)" '[ $rc -eq 9 ] && grep -q "$t/pw is not writable" "$t/pc4.err"' || cat "$t/pc4.err"
+fi
+
 # ---- item 2: one run per run directory (flock), the second one is told the pid holding it
 "$G" "${long[@]}" --run-dir "$t/lk" > /dev/null 2> "$t/lk1.err" & pid=$!
 for _ in $(seq 1 400); do grep -qs "step" "$t/lk1.err" && break; sleep 0.05; done

@@ -26,7 +26,7 @@ int cmd_devices(int argc, char **argv) {
     char msg[2048];
     gf_status st = gf_devices_list(&d, &n, msg, sizeof msg);
     if (st != GF_OK) {
-        fprintf(stderr, "%s: error: %s\n", cli_prog, st == GF_ERR_NO_DEVICE ? msg : gf_status_name(st));
+        fprintf(stderr, "%s: error: %s\n", cli_prog, msg[0] ? msg : gf_status_name(st));
         return st;
     }
     if (json) {

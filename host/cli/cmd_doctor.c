@@ -79,6 +79,22 @@ static void print_icds(void) {
     if (!n) printf("ICD folder      %s: no .icd files (no OpenCL driver registered)\n", dir);
 }
 
+/* The memory limits and PoCL's kernel-cache folder (gf_env_check): what the driver will run under. */
+static void print_limits(void) {
+    gf_env_report r;
+    gf_env_check(&r);
+    char a[32] = "none", b[32] = "none", c[64] = "none";
+    if (r.as_limit) snprintf(a, sizeof a, "%llu MiB", (unsigned long long)(r.as_limit >> 20));
+    if (r.data_limit) snprintf(b, sizeof b, "%llu MiB", (unsigned long long)(r.data_limit >> 20));
+    if (r.cgroup_limit) snprintf(c, sizeof c, "%llu MiB", (unsigned long long)(r.cgroup_limit >> 20));
+    printf("memory limits   address space (ulimit -v) %s, data (ulimit -d) %s, cgroup %s%s%s\n", a, b, c,
+           r.cgroup_limit ? " in " : "", r.cgroup_limit ? r.cgroup_file : "");
+    printf("                the OpenCL driver and host BLAS need an address space of %llu MiB or more: %s\n",
+           (unsigned long long)(r.min_address_space >> 20), r.mem_problem[0] ? r.mem_problem : "ok");
+    printf("PoCL cache      %s (from %s), %.0f MiB free: %s\n", r.pocl_cache, r.pocl_cache_from,
+           r.pocl_cache_free / 1048576.0, r.pocl_problem[0] ? r.pocl_problem : "ok");
+}
+
 static int doctor_main(int argc, char **argv, cli_opts *o);
 
 int cmd_doctor(int argc, char **argv) {
@@ -124,6 +140,7 @@ static int doctor_main(int argc, char **argv, cli_opts *o) {
         if (env_matters(*e)) { printf("%s\n", *e); nenv++; }
     if (!nenv) printf("(no GRADFEAT_*, OCL_ICD_*, POCL_* or other OpenCL variables set)\n");
     print_icds();
+    print_limits();
 
     section("OpenCL platforms and devices");
     gf_device_info *d = NULL;
@@ -131,10 +148,10 @@ static int doctor_main(int argc, char **argv, cli_opts *o) {
     char msg[2048] = "";
     gf_status st = gf_devices_list(&d, &n, msg, sizeof msg);
     if (st != GF_OK) {
-        printf("none: %s\n", st == GF_ERR_NO_DEVICE ? msg : gf_status_name(st));
+        printf("none: %s\n", msg[0] ? msg : gf_status_name(st));
         section("result");
         printf("problem: no OpenCL device (exit %d). See README \"Troubleshooting\".\n", (int)st);
-        fprintf(stderr, "%s: error: %s\n", cli_prog, st == GF_ERR_NO_DEVICE ? msg : gf_status_name(st));
+        fprintf(stderr, "%s: error: %s\n", cli_prog, msg[0] ? msg : gf_status_name(st));
         free(d);
         return (int)st;
     }

@@ -1,5 +1,7 @@
 /* gradfeat command line: dispatch to subcommands. */
 #include <fcntl.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +39,10 @@ static void usage(FILE *f) {
                "Common options: --device SEL (env GRADFEAT_DEVICE): index, P:D, cpu, gpu or part of a name.\n"
                "Every option has an environment twin (GRADFEAT_<NAME>, listed by --help) and may come from\n"
                "--config FILE ('key value' lines); flags > --config FILE > environment > defaults.\n"
-               "Exit codes: 0 ok, 1 internal, 2 usage, 3 no OpenCL device, 4 out of memory, 5 bad input,\n"
-               "            6 numeric failure, 7 kernel build failed, 8 check failed, 9 write failed (disk full,\n"
-               "            unwritable path); 128 + signal for a run stopped by SIGINT/SIGTERM/SIGHUP/SIGPIPE.\n", cli_prog);
+               "Exit codes: 0 ok, 1 internal, 2 usage, 3 no OpenCL device, 4 out of memory (or a ulimit -v/-d\n"
+               "            too small for the driver), 5 bad input, 6 numeric failure, 7 kernel build failed,\n"
+               "            8 check failed, 9 write failed (disk full, unwritable path, unusable PoCL kernel\n"
+               "            cache folder); 128 + signal for a run stopped by SIGINT/SIGTERM/SIGHUP/SIGPIPE.\n", cli_prog);
 }
 
 static int version(void) {
@@ -166,8 +169,20 @@ static void open_std_fds(void) {
     }
 }
 
+/* Under an address-space or data limit (ulimit -v / -d), glibc's per-thread malloc arenas (64 MiB of
+ * address space each, one per thread that allocates: PoCL's workers, the decoding threads) eat the limit
+ * before the data does: the emotion net's train needed 1.6 GB of address space with them and ran under
+ * 1.5 GB with two (tests/README.md "Memory limits"). */
+static void fit_malloc_to_limits(void) {
+    struct rlimit as, data;
+    int limited = (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) ||
+                  (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY);
+    if (limited) mallopt(M_ARENA_MAX, 2);
+}
+
 int main(int argc, char **argv) {
     open_std_fds();
+    fit_malloc_to_limits();
     if (argc < 2) { usage(stderr); return GF_ERR_USAGE; }
     const char *cmd = argv[1];
     /* gradfeat help --man | --bash-completion (host/cli/gendoc.c; the build writes gradfeat.1 and the completion) */

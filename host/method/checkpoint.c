@@ -78,6 +78,7 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
     cJSON_AddNumberToObject(o, "b0", c->b0);
     cJSON_AddNumberToObject(o, "steps", c->steps);
     cJSON_AddNumberToObject(o, "step", (double)c->step);
+    if (c->primal_cache >= 0) cJSON_AddNumberToObject(o, "primal_cache", c->primal_cache);
     cJSON *done = cJSON_AddArrayToObject(o, "done");
     for (int i = 0; i < 4; i++) cJSON_AddItemToArray(done, cJSON_CreateNumber(c->done[i]));
     char name[64];
@@ -165,6 +166,10 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
             ok = c->method < 4 && (!meta || cJSON_IsString(meta));
         }
         if (ok && meta && !(c->meta = strdup(meta->valuestring))) ok = 0;
+        const cJSON *pc = cJSON_GetObjectItemCaseSensitive(o, "primal_cache");
+        c->primal_cache = -1;
+        if (ok && pc) ok = cJSON_IsNumber(pc) && (pc->valuedouble == 0 || pc->valuedouble == 1);
+        if (ok && pc) c->primal_cache = (int)pc->valuedouble;
         ok = ok && gf_frame_take_array(layout, "scal", data, dl, 4 * GF_CKPT_SCAL, sizeof(double), NULL, c->scal) &&
              gf_frame_take_array(layout, "lr", data, dl, 1, sizeof(float), NULL, &c->lr) &&
              gf_frame_take_array(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), NULL, c->stats);

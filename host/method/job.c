@@ -363,6 +363,10 @@ typedef struct {
     const gf_cached_set *val;   /* for the confusion matrix / per-class AP of the final evaluation */
     FILE *json;                 /* --log-json */
     int tty;                    /* stderr is a terminal: progress updates one line */
+    /* what checkpoints vouch for in the run directory (check_resume_files): the files this run wrote,
+     * name -> FNV-1a 64 of their bytes, and the FNV-1a 64 of metrics.jsonl as written so far */
+    cJSON *files;
+    uint64_t metrics_hash;
 } epoch_ctx;
 
 /* Progress inside an epoch: one updating line on a terminal, a plain line every
@@ -411,10 +415,16 @@ static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, 
         fprintf(stderr, "  (%.1f s, ETA %.0f s)\n", secs, secs * (epochs - epoch));
     }
     if (ec->log) {
-        fprintf(ec->log, "{\"method\":\"%s\",\"epoch\":%d,\"epochs\":%d,\"train_loss\":%.6g,\"train_metric\":%.6g,"
-                "\"val_loss\":%.6g,\"val_metric\":%.6g,\"holdout_loss\":%.6g,\"holdout_metric\":%.6g,\"seconds\":%.4g}\n",
-                gf_method_name(m), epoch, epochs, tl, isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm,
-                isnan(hl) ? -1.0 : hl, isnan(hm) ? -1.0 : hm, secs);
+        char line[1024];
+        int n = snprintf(line, sizeof line, "{\"method\":\"%s\",\"epoch\":%d,\"epochs\":%d,\"train_loss\":%.6g,"
+                         "\"train_metric\":%.6g,\"val_loss\":%.6g,\"val_metric\":%.6g,\"holdout_loss\":%.6g,"
+                         "\"holdout_metric\":%.6g,\"seconds\":%.4g}\n", gf_method_name(m), epoch, epochs, tl,
+                         isnan(tm) ? -1.0 : tm, isnan(vl) ? -1.0 : vl, isnan(vm) ? -1.0 : vm, isnan(hl) ? -1.0 : hl,
+                         isnan(hm) ? -1.0 : hm, secs);
+        if (n > 0 && (size_t)n < sizeof line) {
+            fputs(line, ec->log);
+            ec->metrics_hash = gf_fnv1a(ec->metrics_hash, line, (size_t)n);
+        }
         fflush(ec->log);
     }
 }
@@ -567,13 +577,43 @@ static const char *checkpoint_meta(void *user) {
     epoch_ctx *ec = user;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "config", cJSON_Duplicate(ec->config, 1));
-    if (ec->log) { fflush(ec->log); cJSON_AddNumberToObject(o, "metrics_bytes", (double)ftell(ec->log)); }
+    if (ec->log) {
+        char hex[32];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)ec->metrics_hash);
+        fflush(ec->log);
+        cJSON_AddNumberToObject(o, "metrics_bytes", (double)ftell(ec->log));
+        cJSON_AddStringToObject(o, "metrics_fnv1a64", hex);
+    }
+    if (ec->files) cJSON_AddItemToObject(o, "files", cJSON_Duplicate(ec->files, 1));
     cJSON_AddStringToObject(o, "device", ec->ctx->info.name);
     cJSON_AddNumberToObject(o, "checkpoint_every", ec->job->checkpoint_every);   /* for --resume alone; not compared */
     free(ec->meta);
     ec->meta = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return ec->meta;
+}
+
+/* The model first: a checkpoint written for another model file (another architecture, other weights) says
+ * so, instead of failing on a block name that model does not have. */
+static gf_status check_resume_model(gf_ctx *ctx, const char *path, const gf_ckpt *c, const char *model_path,
+                                    uint64_t model_hash) {
+    cJSON *meta = c->meta ? cJSON_Parse(c->meta) : NULL;
+    const cJSON *saved = cJSON_GetObjectItemCaseSensitive(meta, "config");
+    const cJSON *mp = cJSON_GetObjectItemCaseSensitive(saved, "model"), *mh = cJSON_GetObjectItemCaseSensitive(saved, "model_fnv1a64");
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)model_hash);
+    gf_status st = GF_OK;
+    if (!cJSON_IsString(mp) || !cJSON_IsString(mh))
+        st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s holds no job configuration", path);
+    else if (strcmp(mp->valuestring, model_path))
+        st = gf_fail(ctx, GF_ERR_USAGE, "--resume: checkpoint %s was written for the model %s, this run has the model %s%s; "
+                     "resume with --model %s (or leave --model out)", path, mp->valuestring, model_path,
+                     strcmp(mh->valuestring, hex) ? " (another model: other architecture or weights)" : "",
+                     mp->valuestring);
+    else if (strcmp(mh->valuestring, hex))
+        st = gf_fail(ctx, GF_ERR_INPUT, "--resume: the model file changed since checkpoint %s was written", path);
+    cJSON_Delete(meta);
+    return st;
 }
 
 /* The checkpoint must come from the same job: same configuration, same model bytes. */
@@ -596,6 +636,75 @@ static gf_status check_resume(gf_ctx *ctx, const char *path, const gf_ckpt *c, c
     *metrics_bytes = cJSON_IsNumber(mb) ? (long)mb->valuedouble : -1;
     cJSON_Delete(meta);
     return st;
+}
+
+/* FNV-1a 64 of a whole file (or of its first `len` bytes, len >= 0; *short_file set when it has fewer) */
+static gf_status file_fnv(gf_ctx *ctx, const char *path, long len, uint64_t *h, int *short_file) {
+    void *bytes = NULL; size_t n = 0;
+    GF_TRY(gf_read_file(ctx, path, &bytes, &n));
+    if (short_file) *short_file = len >= 0 && n < (size_t)len;
+    *h = gf_fnv1a(GF_FNV_INIT, bytes, len >= 0 && (size_t)len < n ? (size_t)len : n);
+    free(bytes);
+    return GF_OK;
+}
+
+/* A checkpoint vouches for the run directory it was written in: metrics.jsonl up to metrics_bytes, and every
+ * file the run had written by then (name -> FNV-1a 64). A checkpoint copied in from another run, or files
+ * replaced beside it, would make the finished run a mix of two (one run's linear.safetensors, the other's
+ * results.json): refuse. Hands back the metrics hash and the file list for the checkpoints to come. */
+static gf_status check_resume_files(gf_ctx *ctx, const char *run_dir, const char *ck_path, const gf_ckpt *c,
+                                    long metrics_bytes, uint64_t *metrics_hash, cJSON **files) {
+    cJSON *meta = c->meta ? cJSON_Parse(c->meta) : NULL;
+    const cJSON *mh = cJSON_GetObjectItemCaseSensitive(meta, "metrics_fnv1a64");
+    const cJSON *fl = cJSON_GetObjectItemCaseSensitive(meta, "files");
+    const char *fix = "the checkpoint comes from another run, or the file was replaced since; start a new run in an "
+                      "empty --run-dir, or put back the run's own files";
+    char path[1400], hex[32];
+    struct stat sb;
+    gf_status st = GF_OK;
+    *metrics_hash = GF_FNV_INIT;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    int have = stat(path, &sb) == 0, short_file = 0;
+    if (have && metrics_bytes >= 0) st = file_fnv(ctx, path, metrics_bytes, metrics_hash, &short_file);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)*metrics_hash);
+    if (st == GF_OK && cJSON_IsString(mh) && metrics_bytes > 0 && !have)
+        st = gf_fail(ctx, GF_ERR_INPUT, "--resume: %s, which the run of checkpoint %s wrote (%ld bytes), is missing; %s",
+                     path, ck_path, metrics_bytes, fix);
+    else if (st == GF_OK && cJSON_IsString(mh) && (short_file || strcmp(mh->valuestring, hex)))
+        st = gf_fail(ctx, GF_ERR_INPUT, "--resume: %s is not the one the run of checkpoint %s wrote (%s); %s", path,
+                     ck_path, short_file ? "it is shorter" : "its first bytes differ", fix);
+    *files = cJSON_CreateObject();
+    for (const cJSON *it = cJSON_IsObject(fl) ? fl->child : NULL; it && st == GF_OK; it = it->next) {
+        uint64_t h = 0;
+        if (!cJSON_IsString(it) || !it->string[0] || strchr(it->string, '/') || !strcmp(it->string, "..")) {
+            st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: bad entry in its list of files", ck_path);
+            break;
+        }
+        snprintf(path, sizeof path, "%s/%s", run_dir, it->string);
+        if (stat(path, &sb) != 0)
+            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: %s, which the run of checkpoint %s wrote, is missing; %s", path,
+                         ck_path, fix);
+        if (st == GF_OK) st = file_fnv(ctx, path, -1, &h, NULL);
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+        if (st == GF_OK && strcmp(hex, it->valuestring))
+            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: %s is not the file the run of checkpoint %s wrote (FNV-1a %s, the "
+                         "checkpoint has %s); %s", path, ck_path, hex, it->valuestring, fix);
+        if (st == GF_OK) cJSON_AddStringToObject(*files, it->string, it->valuestring);
+    }
+    cJSON_Delete(meta);
+    return st;
+}
+
+/* Records a file of the run directory the run has just written (see check_resume_files). */
+static gf_status record_file(epoch_ctx *ec, const char *name) {
+    char path[1400], hex[32];
+    uint64_t h;
+    snprintf(path, sizeof path, "%s/%s", ec->job->run_dir, name);
+    GF_TRY(file_fnv(ec->ctx, path, -1, &h, NULL));
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    cJSON_DeleteItemFromObjectCaseSensitive(ec->files, name);
+    if (!cJSON_AddStringToObject(ec->files, name, hex)) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");
+    return GF_OK;
 }
 
 gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *job, void **owner) {
@@ -666,7 +775,7 @@ void gf_job_config_free(void *owner) { cJSON_Delete(owner); }
 static gf_status write_eval_detail(epoch_ctx *ec, gf_method m, const gf_method_result *r) {
     const gf_cached_set *v = ec->val;
     if (!v || !r->val_scores) return GF_OK;
-    char err[512];
+    char err[512], name[64];
     gf_status st;
     if (v->multi_label) {
         double *ap = malloc((size_t)v->classes * sizeof(double));
@@ -674,14 +783,16 @@ static gf_status write_eval_detail(epoch_ctx *ec, gf_method m, const gf_method_r
         gf_mean_ap(r->val_scores, v->targets, v->n, v->classes, ap);
         st = gf_report_write_ap(ec->job->run_dir, gf_method_name(m), "val", ap, v->classes, err, sizeof err);
         free(ap);
+        snprintf(name, sizeof name, "ap_%s.json", gf_method_name(m));
     } else {
         uint64_t *counts = calloc((size_t)v->classes * v->classes, sizeof(uint64_t));
         if (!counts) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");
         gf_confusion_matrix(r->val_scores, v->labels, v->n, v->classes, counts);
         st = gf_report_write_confusion(ec->job->run_dir, gf_method_name(m), "val", counts, v->classes, err, sizeof err);
         free(counts);
+        snprintf(name, sizeof name, "confusion_%s.json", gf_method_name(m));
     }
-    return st == GF_OK ? GF_OK : gf_fail(ec->ctx, st, "%s", err);
+    return st == GF_OK ? record_file(ec, name) : gf_fail(ec->ctx, st, "%s", err);
 }
 
 static gf_status save_model(void *user, gf_method m, const gf_method_result *r, const gf_method_result *probe) {
@@ -717,7 +828,8 @@ static gf_status save_model(void *user, gf_method m, const gf_method_result *r, 
                          r->w1, r->b1, probe->w1, ec->blk, r->block_params};
     gf_status st = gf_saved_model_write(ec->ctx, path, &sm);
     free(text);
-    return st;
+    snprintf(path, sizeof path, "%s.safetensors", gf_method_name(m));
+    return st == GF_OK ? record_file(ec, path) : st;
 }
 
 gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
@@ -742,6 +854,28 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     int lock_fd = -1;   /* the run directory, locked and checked writable before any work */
     gf_status st = job->run_dir ? gf_run_dir_lock(ctx, job->run_dir, &lock_fd) : GF_OK;
     if (st == GF_OK) st = gf_model_load(ctx, job->model_path, &m);
+    /* the checkpoint, on --resume, and the model's bytes: a resume must name the model the checkpoint was
+     * written for before anything else is looked up in it (another architecture has other blocks) */
+    gf_ckpt ck = {0};
+    int have_ck = 0;
+    char ck_path[1200] = "";
+    uint64_t model_hash = 0;
+    if (job->run_dir) snprintf(ck_path, sizeof ck_path, "%s/checkpoint.gfckpt", job->run_dir);
+    if (st == GF_OK) {
+        void *bytes; size_t len;
+        st = gf_read_file(ctx, job->model_path, &bytes, &len);
+        if (st == GF_OK) { model_hash = gf_fnv1a(GF_FNV_INIT, bytes, len); free(bytes); }
+    }
+    if (st == GF_OK && job->resume) {
+        struct stat sb;
+        if (!job->run_dir) st = gf_fail(ctx, GF_ERR_USAGE, "--resume needs the run directory");
+        else if (stat(ck_path, &sb) != 0)
+            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first "
+                         "step)", ck_path);
+        if (st == GF_OK) st = gf_ckpt_read(ctx, ck_path, &ck);
+        have_ck = st == GF_OK;
+        if (st == GF_OK) st = check_resume_model(ctx, ck_path, &ck, job->model_path, model_hash);
+    }
     gf_model_info mi;
     int bi = 0;
     if (st == GF_OK) {
@@ -770,27 +904,15 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         gf_model_block(m, bi, &b);
         snprintf(res->top, sizeof res->top, "%s", b.name);
     }
-    /* the configuration a checkpoint must match; the checkpoint itself, on --resume */
+    /* the configuration a checkpoint must match */
     cJSON *config = NULL;
-    gf_ckpt ck = {0};
-    int have_ck = 0;
     long metrics_bytes = -1;
-    char ck_path[1200] = "";
-    if (job->run_dir) snprintf(ck_path, sizeof ck_path, "%s/checkpoint.gfckpt", job->run_dir);
-    if (st == GF_OK) {
-        void *bytes; size_t len;
-        st = gf_read_file(ctx, job->model_path, &bytes, &len);
-        if (st == GF_OK) { config = job_config(job, res->top, gf_fnv1a(GF_FNV_INIT, bytes, len)); free(bytes); }
-    }
-    if (st == GF_OK && job->resume) {
-        struct stat sb;
-        if (!job->run_dir) st = gf_fail(ctx, GF_ERR_USAGE, "--resume needs the run directory");
-        else if (stat(ck_path, &sb) != 0)
-            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first "
-                         "step)", ck_path);
-        if (st == GF_OK) st = gf_ckpt_read(ctx, ck_path, &ck);
-        have_ck = st == GF_OK;
-        if (st == GF_OK) st = check_resume(ctx, ck_path, &ck, config, &metrics_bytes);
+    uint64_t metrics_hash = GF_FNV_INIT;
+    cJSON *files = NULL;
+    if (st == GF_OK) config = job_config(job, res->top, model_hash);
+    if (st == GF_OK && have_ck) {
+        st = check_resume(ctx, ck_path, &ck, config, &metrics_bytes);
+        if (st == GF_OK) st = check_resume_files(ctx, job->run_dir, ck_path, &ck, metrics_bytes, &metrics_hash, &files);
         if (st == GF_OK && !job->quiet)
         {
             if (ck.active)
@@ -905,7 +1027,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
             st = gf_fail(ctx, GF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     }
     epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr,
-                    dva ? &sva : NULL, NULL, 0};
+                    dva ? &sva : NULL, NULL, 0, files ? files : cJSON_CreateObject(), metrics_hash};
+    files = NULL;
     gf_train_options o;
     gf_train_options_default(&o);
     o.epochs = job->epochs; o.probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs; o.batch = job->batch; o.seed = job->seed;
@@ -963,6 +1086,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     if (log) fclose(log);
     if (ec.json) fclose(ec.json);
     cJSON_Delete(config);
+    cJSON_Delete(ec.files);
+    cJSON_Delete(files);
     free(ec.meta);
     gf_ckpt_free(&ck);
     gf_train_result_free(&tres);

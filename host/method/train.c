@@ -306,6 +306,7 @@ typedef struct run {
     cache *ho;                  /* held-out training data, or NULL */
     const gf_cached_set *train; /* the training samples (labels for gradient's starting bias) */
     selection sel;              /* the active method's best evaluation */
+    int primal;                 /* the primal cache is in use (recorded in checkpoints) */
 } run;
 
 static void to_scal(const gf_method_result *r, double *v) {
@@ -340,6 +341,7 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
     c.meta = o->checkpoint_meta ? (char *)o->checkpoint_meta(o->user) : NULL;
     c.K = R->K; c.d = R->d; c.n_train = R->n_train; c.n_val = R->n_val;
     c.block_count = R->block_count; c.methods = R->methods;
+    c.primal_cache = R->primal;
     fill_done(R, &c);
     if (m) {
         c.active = 1; c.method = method; c.epoch = ep; c.b0 = b0; c.steps = steps; c.lr = lr;
@@ -785,14 +787,15 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
     gf_loss_kind loss = train->multi_label ? GF_LOSS_SIGMOID_BCE : GF_LOSS_SOFTMAX;
     const gf_ckpt *ck = o->resume;
     run R = {ctx, o, res, ck && ck->active ? ck : NULL, K, d, train->n, val ? val->n : 0, gf_block_param_count(blk),
-             methods, NULL, 0, NULL, train, {0}};
+             methods, NULL, 0, NULL, train, {0}, 0};
     if (ck && (ck->K != K || ck->d != d || ck->n_train != train->n || ck->n_val != R.n_val ||
                ck->block_count != R.block_count || ck->methods != methods))
         return gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s does not match this run (classes %d/%d, feature dim %d/%d, "
                        "samples %d/%d + %d/%d, block floats %zu/%zu, methods %u/%u)",
                        o->checkpoint_path ? o->checkpoint_path : "", ck->K, K, ck->d, d, ck->n_train, train->n,
                        ck->n_val, R.n_val, ck->block_count, R.block_count, ck->methods, methods);
-    uint64_t budget = o->max_device_mem ? o->max_device_mem : ctx->info.global_mem / 2;
+    const uint64_t budget0 = o->max_device_mem ? o->max_device_mem : ctx->info.global_mem / 2;
+    uint64_t budget = budget0;
     double t0 = gf_now();
     cache tr = {0}, va = {0}, ho = {0};
     const gf_cached_set *hold = o->holdout && o->holdout->n > 0 ? o->holdout : NULL;
@@ -801,18 +804,35 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
     if (st == GF_OK && hold) st = cache_open(ctx, hold, o->batch, &budget, &ho);
     R.ho = hold ? &ho : NULL;
     res->cache_on_device = tr.dev != NULL;
-    /* the primal cache, for gradient/full, when it fits what the activation cache left */
+    /* the primal cache, for gradient/full, when it fits what the activation cache left. Cached primal values
+     * and recomputed ones differ in the last bits, so a resume keeps the choice its checkpoint recorded
+     * (whatever budget it is given) or refuses */
     unsigned at_theta_bar = (1u << GF_METHOD_GRADIENT) | (1u << GF_METHOD_FULL);
     size_t pbytes = gf_block_primal_bytes(blk) * (size_t)train->n;
-    if (st == GF_OK && !o->no_primal_cache && (methods & at_theta_bar) && pbytes <= budget) {
+    int recorded = ck ? ck->primal_cache : -1;
+    int want = recorded >= 0 ? recorded : !o->no_primal_cache && (methods & at_theta_bar) && pbytes <= budget;
+    if (st == GF_OK && want) {
         char saved[sizeof ctx->err];
         memcpy(saved, ctx->err, sizeof saved);
-        if (gf_primal_cache_create(ctx, blk, train->n, &tr.primal) == GF_OK) {
+        if (pbytes <= budget && gf_primal_cache_create(ctx, blk, train->n, &tr.primal) == GF_OK) {
             budget -= pbytes;
             res->primal_cache_bytes = pbytes;
         }
         memcpy(ctx->err, saved, sizeof saved);   /* not fitting is not an error: recompute instead */
+        if (!tr.primal && recorded == 1) {
+            uint64_t act = 0;
+            const gf_cached_set *sets[3] = {train, val, hold};
+            for (int i = 0; i < 3; i++) if (sets[i]) act += (uint64_t)sets[i]->n * sets[i]->sample_floats * sizeof(float);
+            st = gf_fail(ctx, GF_ERR_MEMORY, "--resume: checkpoint %s was written with the primal cache on the device "
+                         "(%.1f MiB), which does not fit the device-memory budget of this run (%.1f MiB, %.1f MiB left "
+                         "after the activation cache); without it the resumed run would not be bit-identical: resume "
+                         "with --max-device-mem %lluM or more (or start a new run)",
+                         o->checkpoint_path ? o->checkpoint_path : "", pbytes / 1048576.0,
+                         budget0 / 1048576.0,
+                         budget / 1048576.0, (unsigned long long)((act + pbytes + 1048575) >> 20));
+        }
     }
+    R.primal = tr.primal != NULL;
     res->cache_seconds = gf_now() - t0;
 
     /* 1. the probe, on features computed once (θ̄ never changes) */

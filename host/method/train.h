@@ -177,6 +177,10 @@ typedef struct gf_ckpt {
     int sel_have, sel_epoch, sel_bad;
     double sel_scal[5];         /* loss0, loss, metric, train_loss, train_metric */
     float *sel_w1, *sel_b1, *sel_block;
+    /* choices the device-memory budget made that change the arithmetic, kept so that a resume under
+     * another --max-device-mem computes the same floats: the primal cache (1 on, 0 off; -1 = not
+     * recorded, a checkpoint from before this field) */
+    int primal_cache;
 } gf_ckpt;
 gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c);
 /* Rejects a truncated or corrupt file (GF_ERR_INPUT naming it). */

@@ -1,7 +1,11 @@
 /* Device buffers: creation within the device's limits, transfers, scratch. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include "gf_internal.h"
+
+#define GF_AS_RESERVE (32ull << 20)
 
 typedef struct { gf_memcount *mc; size_t bytes; } mem_note;
 
@@ -44,6 +48,21 @@ gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out
                        "%s needs %.1f MiB in one buffer but device '%s' allows at most %.1f MiB per allocation "
                        "(CL_DEVICE_MAX_MEM_ALLOC_SIZE); try a smaller --batch",
                        what, bytes / 1048576.0, ctx->info.name, ctx->info.max_alloc / 1048576.0);
+    /* PoCL asserts (SIGABRT) when the host memory behind a buffer cannot be had: under an address-space limit,
+     * stop first, keeping room for what the driver and the host BLAS map lazily (OpenBLAS: 128 MiB per thread) */
+    if (ctx->as_limit) {
+        unsigned long long pages = 0, sz, res, shr, text, lib, data;   /* the address space, or the data segment */
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f && fscanf(f, "%llu %llu %llu %llu %llu %llu", &sz, &res, &shr, &text, &lib, &data) == 6)
+            pages = ctx->as_limit_name[0] == 'd' ? data : sz;
+        if (f) fclose(f);
+        uint64_t used = (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+        if (used + bytes + GF_AS_RESERVE > ctx->as_limit)
+            return gf_fail(ctx, GF_ERR_MEMORY, "%s needs %.1f MiB but the %s is %.0f MiB and %.0f MiB of it are in use "
+                           "(%.0f MiB kept for the OpenCL driver and host BLAS); raise the limit, or try a smaller --batch",
+                           what, bytes / 1048576.0, ctx->as_limit_name, ctx->as_limit / 1048576.0, used / 1048576.0,
+                           GF_AS_RESERVE / 1048576.0);
+    }
     cl_int e;
     cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
     if (e != CL_SUCCESS) {

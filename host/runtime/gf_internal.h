@@ -58,6 +58,9 @@ struct gf_ctx {
     int conv_red_wg;                 /* RED_WG of cl/conv.cl's reductions, 0 = not yet found */
     char paths[256];                 /* gf_ctx_paths */
     uint64_t mem_budget;             /* 0 = none beyond the device's own limits */
+    uint64_t as_limit;               /* the process's address-space / data limit when the device's buffers are
+                                        host memory (PoCL): checked before each buffer; 0 = none */
+    char as_limit_name[48];
     gf_memcount *mem;                /* bytes in gradfeat's buffers (see buffers.c) */
 };
 
@@ -128,6 +131,9 @@ gf_status gf_gemm_batched(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_
 
 /* ---- small utilities (host/runtime/util.c) ---- */
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n);
+/* host/runtime/envcheck.c: the device memory to plan with on a device whose buffers are host memory,
+ * under the process's memory limits */
+uint64_t gf_env_cap_device_mem(const gf_env_report *r, uint64_t mem);
 #define GF_FNV_INIT 1469598103934665603ULL
 double gf_now(void);               /* monotonic seconds */
 /* Write a file atomically: temp file in the same folder, fsync, rename. GF_ERR_IO (or GF_ERR_MEMORY)

@@ -56,6 +56,36 @@ static void fill_info(cl_platform_id p, cl_device_id d, gf_device_info *f) {
 /* Enumerate every device of every platform (handles kept for selection). */
 typedef struct { cl_platform_id p; cl_device_id d; gf_device_info info; } dev_entry;
 
+static int icontains(const char *hay, const char *needle);
+static int is_pocl(const gf_device_info *f) {
+    return icontains(f->platform_name, "Portable Computing Language") || icontains(f->platform_name, "pocl");
+}
+
+/* Devices whose buffers are host memory (PoCL, llvmpipe) plan with what the process's memory limits leave */
+static void cap_memory(gf_device_info *f, const gf_env_report *env) {
+    if (!f->is_cpu && !f->unified_memory) return;
+    f->global_mem = gf_env_cap_device_mem(env, f->global_mem);
+    if (f->max_alloc > f->global_mem) f->max_alloc = f->global_mem;
+}
+
+/* Before any platform starts: a memory limit below what the driver needs (it would crash or hang inside
+ * itself) is GF_ERR_MEMORY; afterwards, no platform while PoCL's kernel cache is unusable (PoCL then
+ * drops its platform) is GF_ERR_IO naming the folder. */
+static gf_status env_gate(const gf_env_report *env, char *msg, size_t n) {
+    if (!env->mem_problem[0]) return GF_OK;
+    snprintf(msg, n, "%s", env->mem_problem);
+    return GF_ERR_MEMORY;
+}
+
+static gf_status no_platform(const gf_env_report *env, cl_int e, char *msg, size_t n) {
+    if (env->pocl_problem[0]) {
+        snprintf(msg, n, "no OpenCL platform could start: PoCL's kernel cache cannot be used: %s", env->pocl_problem);
+        return GF_ERR_IO;
+    }
+    snprintf(msg, n, "%s (clGetPlatformIDs: %s)", NO_PLATFORM_ADVICE, gf_cl_error_name(e));
+    return GF_ERR_NO_DEVICE;
+}
+
 static gf_status enumerate(dev_entry **out, int *count, cl_int *cl_err) {
     *out = NULL; *count = 0; *cl_err = CL_SUCCESS;
     cl_uint np = 0;
@@ -98,11 +128,17 @@ static gf_status enumerate(dev_entry **out, int *count, cl_int *cl_err) {
 gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t msg_size) {
     dev_entry *v; int n; cl_int e;
     *out = NULL; *count = 0;
-    gf_status st = enumerate(&v, &n, &e);
+    gf_env_report env;
+    char buf[2048];
+    gf_env_check(&env);
+    gf_status st = env_gate(&env, buf, sizeof buf);
+    if (st == GF_OK) st = enumerate(&v, &n, &e);
+    if (st == GF_ERR_NO_DEVICE) st = no_platform(&env, e, buf, sizeof buf);
     if (st != GF_OK) {
-        if (msg) snprintf(msg, msg_size, "%s (clGetPlatformIDs: %s)", NO_PLATFORM_ADVICE, gf_cl_error_name(e));
+        if (msg) snprintf(msg, msg_size, "%s", st == GF_ERR_MEMORY && !env.mem_problem[0] ? "out of host memory" : buf);
         return st;
     }
+    for (int i = 0; i < n; i++) cap_memory(&v[i].info, &env);
     gf_device_info *r = calloc(n, sizeof *r);
     if (!r) { free(v); return GF_ERR_MEMORY; }
     for (int i = 0; i < n; i++) r[i] = v[i].info;
@@ -111,15 +147,13 @@ gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t ms
     return GF_OK;
 }
 
-static int icontains(const char *hay, const char *needle);
-
 /* Rank of a CPU implementation for the default choice (README "Choosing a
  * device"): PoCL first (native CPU compiler, host BLAS, measured 7x faster
  * than llvmpipe on the linearized step here), then any other CPU platform,
  * then Mesa's llvmpipe (rusticl or Clover: a software rasteriser's compute
  * path). */
 static int cpu_rank(const gf_device_info *f) {
-    if (icontains(f->platform_name, "Portable Computing Language") || icontains(f->platform_name, "pocl")) return 2;
+    if (is_pocl(f)) return 2;
     if (icontains(f->name, "llvmpipe")) return 0;
     return 1;
 }
@@ -282,11 +316,19 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     const char *sel = opt->device, *origin = "--device";
     if (!sel || !*sel) { sel = getenv("GRADFEAT_DEVICE"); origin = "GRADFEAT_DEVICE="; }
 
-    dev_entry *v; int n; cl_int e;
-    gf_status st = enumerate(&v, &n, &e);
+    dev_entry *v; int n; cl_int e = CL_SUCCESS;
+    gf_env_report env;
+    char buf[2048];
+    gf_env_check(&env);
+    gf_status st = env_gate(&env, buf, sizeof buf);
+    if (st != GF_OK) return gf_fail(ctx, st, "%s", buf);
+    st = enumerate(&v, &n, &e);
     if (st == GF_ERR_MEMORY) return gf_fail(ctx, st, "out of host memory while listing OpenCL devices");
-    if (st != GF_OK)
-        return gf_fail(ctx, GF_ERR_NO_DEVICE, "%s (clGetPlatformIDs: %s)", NO_PLATFORM_ADVICE, gf_cl_error_name(e));
+    if (st != GF_OK) {
+        st = no_platform(&env, e, buf, sizeof buf);
+        return gf_fail(ctx, st, "%s", buf);
+    }
+    for (int i = 0; i < n; i++) cap_memory(&v[i].info, &env);
     int pick = select_device(v, n, sel, origin, ctx->reason, sizeof ctx->reason);
     if (pick < 0) {
         snprintf(ctx->err, sizeof ctx->err,
@@ -300,6 +342,17 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     ctx->device = v[pick].d;
     ctx->info = v[pick].info;
     free(v);
+    /* PoCL writes its compiled kernels there; a file in the way or a full disk ends in an LLVM abort */
+    if (is_pocl(&ctx->info) && env.pocl_problem[0])
+        return gf_fail(ctx, GF_ERR_IO, "PoCL's kernel cache cannot be used: %s", env.pocl_problem);
+    if ((ctx->info.is_cpu || ctx->info.unified_memory) && (env.as_limit || env.data_limit)) {
+        int data = env.data_limit && (!env.as_limit || env.data_limit < env.as_limit);
+        ctx->as_limit = data ? env.data_limit : env.as_limit;
+        snprintf(ctx->as_limit_name, sizeof ctx->as_limit_name, "%s", data ? "data limit (ulimit -d)" : "address-space limit (ulimit -v)");
+    }
+    if (env.host_limit)
+        gf_log(ctx, GF_LOG_INFO, "memory limit %llu MiB: planning with %llu MiB of device memory",
+               (unsigned long long)(env.host_limit >> 20), (unsigned long long)(ctx->info.global_mem >> 20));
 
     cl_context_properties props[] = { CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0 };
     ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &e);
