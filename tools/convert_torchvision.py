@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Convert a PyTorch CNN (any torchvision classification model, or your own nn.Module) with its weights
 into a gradfeat .safetensors model (models/README.md). The module is traced with torch.fx and every node
-is mapped to a gradfeat op where one exists (Conv2d, Linear, BatchNorm2d, ReLU/ReLU6/LeakyReLU, max and
-average pooling, adaptive average pooling, residual add, flatten, mean over H,W, dropout/identity,
-softmax); the first node that has no equivalent is named with its module class and the tool stops.
+is mapped to a gradfeat op where one exists (Conv2d, Linear, BatchNorm2d, ReLU/ReLU6/LeakyReLU,
+Sigmoid, SiLU, Hardsigmoid, Hardswish, GELU, max and average pooling, adaptive average pooling, residual
+add, products (elementwise, or squeeze-excitation's per-channel gate), torch.cat over channels, flatten,
+mean over H,W, dropout/identity/stochastic depth (eval), softmax); the first node that has no equivalent is
+named with its module class and the tool stops.
 There is no list of architectures: what traces and maps, converts. Module names become node names and
 state_dict keys become tensor names; BatchNorm stays a node (folded at load).
 
@@ -111,6 +113,9 @@ def convert_module(model, input_size, in_ch=3):
             g.outputs = [ours[a.name] for a in (arg if isinstance(arg, (tuple, list)) else [arg])]
             continue
         args = [a for a in n.args if isinstance(a, torch.fx.Node)]
+        if n.op == "call_function" and n.target in (torch.cat, torch.concat) and n.args and \
+                isinstance(n.args[0], (list, tuple)):
+            args = [a for a in n.args[0] if isinstance(a, torch.fx.Node)]
         src = ours.get(args[0].name) if args else None
         in_shape = shape_of(args[0]) if args else None
         if unsupported:
@@ -174,6 +179,16 @@ def convert_module(model, input_size, in_ch=3):
                 ours[n.name] = g.add(t, "relu6", [src])
             elif isinstance(m, nn.LeakyReLU):
                 ours[n.name] = g.add(t, "leaky_relu", [src], None, {"alpha": float(m.negative_slope)})
+            elif isinstance(m, nn.Sigmoid):
+                ours[n.name] = g.add(t, "sigmoid", [src])
+            elif isinstance(m, nn.SiLU):
+                ours[n.name] = g.add(t, "silu", [src])
+            elif isinstance(m, nn.Hardsigmoid):
+                ours[n.name] = g.add(t, "hardsigmoid", [src])
+            elif isinstance(m, nn.Hardswish):
+                ours[n.name] = g.add(t, "hardswish", [src])
+            elif isinstance(m, nn.GELU):
+                ours[n.name] = g.add(t, "gelu", [src], None, {"approximate": getattr(m, "approximate", "none")})
             elif isinstance(m, nn.MaxPool2d):
                 k, s, p, d = _pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.padding), _pair(m.dilation)
                 if d != [1, 1]:
@@ -208,6 +223,46 @@ def convert_module(model, input_size, in_ch=3):
                 a, b = (ours[x.name] for x in args[:2])
                 base = max((a, b), key=len).rsplit(".", 1)[0] if "." in max((a, b), key=len) else ""
                 ours[n.name] = g.add((base + ".add") if base else n.name, "add", [a, b])
+            elif f in (operator.mul, operator.imul, torch.mul, "mul", "mul_"):
+                if len(args) != 2 or len(n.args) != 2:
+                    unsupported.append("%s: a product with a constant (only products of two tensors)" % what(n))
+                    continue
+                a, b = (ours[x.name] for x in args)
+                sa, sb = shape_of(args[0]), shape_of(args[1])
+                gate_ok = lambda p, q: len(p) == 4 and len(q) == 4 and p[:2] == q[:2] and q[2:] == [1, 1]
+                if not (sa == sb or gate_ok(sa, sb) or gate_ok(sb, sa)):
+                    unsupported.append("%s: product of shapes %s and %s (equal shapes or a per-channel gate only)" %
+                                       (what(n), sa, sb))
+                    continue
+                base = max((a, b), key=len).rsplit(".", 1)[0] if "." in max((a, b), key=len) else ""
+                ours[n.name] = g.add((base + ".mul") if base else n.name, "mul", [a, b])
+            elif f in (torch.cat, torch.concat, "cat"):
+                dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
+                shapes = [shape_of(x) for x in args]
+                if len(args) < 2 or dim not in (1, -3) or any(len(sh) != 4 for sh in shapes) or \
+                        len(args) != len(n.args[0]):
+                    unsupported.append("%s: concatenation other than of 2..64 NCHW maps along channels (dim %s)" %
+                                       (what(n), dim))
+                    continue
+                ins = [ours[x.name] for x in args]
+                base = ins[0].rsplit(".", 1)[0] if "." in ins[0] else ""
+                ours[n.name] = g.add((base + ".cat") if base else n.name, "concat", ins)
+            elif f in (torch.sigmoid, F.sigmoid, "sigmoid"):
+                ours[n.name] = g.add(n.name, "sigmoid", [src])
+            elif f is F.silu:
+                ours[n.name] = g.add(n.name, "silu", [src])
+            elif f is F.hardsigmoid:
+                ours[n.name] = g.add(n.name, "hardsigmoid", [src])
+            elif f is F.hardswish:
+                ours[n.name] = g.add(n.name, "hardswish", [src])
+            elif f is F.gelu:
+                ours[n.name] = g.add(n.name, "gelu", [src], None, {"approximate": n.kwargs.get("approximate", "none")})
+            elif getattr(f, "__name__", None) == "stochastic_depth" and "torchvision" in (getattr(f, "__module__", "") or ""):
+                training = n.args[3] if len(n.args) > 3 else n.kwargs.get("training", True)
+                if training:
+                    unsupported.append("%s: stochastic depth in training mode" % what(n))
+                    continue
+                ours[n.name] = src  # identity in eval
             elif f in (torch.flatten, "flatten", "view", "reshape"):
                 if len(shape_of(n)) != 2:
                     unsupported.append("%s: %s to rank %d" % (n.name, f, len(shape_of(n))))
