@@ -1,9 +1,13 @@
 #!/usr/bin/python3
 """Convert an ONNX CNN (NCHW, one image input) into a gradfeat .safetensors model (models/README.md).
 
-Supported ops: Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, LeakyRelu, Clip(0,6), MaxPool,
-AveragePool, GlobalAveragePool, ReduceMean over H,W, Add, Flatten, Reshape to [N,-1], Softmax,
-Identity, Dropout. Any other op is listed (with the nodes using it) and the tool exits with status 2.
+Supported ops: Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, LeakyRelu, Clip(0,6), Sigmoid,
+HardSigmoid (beta 0.5), HardSwish, MaxPool and AveragePool (ceil_mode as extra bottom/right padding),
+GlobalAveragePool, ReduceMean over H,W, Add, Mul of two tensors (equal shapes or a per-channel gate:
+SiLU/swish and squeeze-excitation), Concat over channels, Flatten, Reshape to [N,-1], Softmax,
+Identity, Dropout, and GELU as torch exports it (Div by sqrt 2 -> Erf -> Add 1 -> Mul by x -> Mul by
+0.5, or its tanh form's Gelu op of opset 20). Any other op is listed (with the nodes using it) and the
+tool exits with status 2.
 
 Exit codes: 0 written; 2 bad command line or an op/attribute gradfeat cannot represent (each one named);
 5 the input is missing, unreadable or not an ONNX model; 1 an internal error (a bug: traceback).
@@ -21,7 +25,68 @@ import gfmodel  # noqa: E402
 
 SUPPORTED = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "MaxPool",
              "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Flatten", "Reshape", "Softmax",
-             "Identity", "Dropout", "Constant"}
+             "Identity", "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu"}
+
+
+def _const(inits, name, value, tol=1e-6):
+    """True when initializer `name` is a scalar (any shape of one element) equal to value."""
+    v = inits.get(name)
+    return v is not None and np.size(v) == 1 and abs(float(np.ravel(v)[0]) - value) <= tol * max(1.0, abs(value))
+
+
+def gelu_patterns(gr, inits):
+    """torch.onnx's erf GELU: y = Mul(Mul(x, Add(Erf(Div(x, sqrt2)), 1)), 0.5) (either operand order of each
+    Mul/Add, Div or Mul by 1/sqrt2). Returns ({output of the last Mul: (x, the last Mul node)}, {names of the
+    absorbed nodes' outputs}) so that the converter emits one gelu node and skips the rest."""
+    prod = {o: n for n in gr.node for o in n.output}
+    users = {}
+    for n in gr.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    found, absorbed = {}, set()
+
+    def other(n, known):  # the input of a 2-input node that is not `known`
+        return n.input[1] if n.input[0] == known else n.input[0] if n.input[1] == known else None
+
+    for erf in (n for n in gr.node if n.op_type == "Erf"):
+        div = prod.get(erf.input[0])
+        if div is None or len(div.input) != 2:
+            continue
+        if div.op_type == "Div" and _const(inits, div.input[1], np.sqrt(2.0), 1e-5):
+            x = div.input[0]
+        elif div.op_type == "Mul" and (_const(inits, div.input[1], 1 / np.sqrt(2.0), 1e-5) or
+                                       _const(inits, div.input[0], 1 / np.sqrt(2.0), 1e-5)):
+            x = div.input[0] if div.input[0] not in inits else div.input[1]
+        else:
+            continue
+        u = users.get(erf.output[0], [])
+        if len(u) != 1 or u[0].op_type != "Add" or not _const(inits, other(u[0], erf.output[0]) or "", 1.0):
+            continue
+        add = u[0]
+        u = users.get(add.output[0], [])
+        if len(u) != 1 or u[0].op_type != "Mul" or other(u[0], add.output[0]) != x:
+            continue
+        m1 = u[0]
+        u = users.get(m1.output[0], [])
+        if len(u) != 1 or u[0].op_type != "Mul" or not _const(inits, other(u[0], m1.output[0]) or "", 0.5):
+            continue
+        m2 = u[0]
+        found[m2.output[0]] = (x, m2)
+        absorbed.update(n.output[0] for n in (div, erf, add, m1))   # by output name: protobuf wrappers are not stable
+    return found, absorbed
+
+
+def _ceil_pad(in_hw, k, s, pads):
+    """Extra bottom/right padding that makes floor-mode pooling give ceil_mode's output size (a last window
+    must start inside the input or its left padding, as in ONNX/PyTorch)."""
+    pads = list(pads)
+    for ax in (0, 1):
+        span = in_hw[ax] + pads[ax] + pads[ax + 2]
+        out = -(-(span - k[ax]) // s[ax]) + 1
+        if (out - 1) * s[ax] >= in_hw[ax] + pads[ax]:
+            out -= 1
+        pads[ax + 2] += max((out - 1) * s[ax] + k[ax] - span, 0)
+    return pads
 
 
 def clean_name(node):
@@ -71,8 +136,11 @@ def convert(model):
             # torch.onnx.export keeps one copy of equal initializers (e.g. every fresh BatchNorm's
             # ones/zeros) and reads the others through Identity nodes: follow them
             inits[n.output[0]] = inits[n.input[0]]
+    gelus, absorbed = gelu_patterns(gr, inits)
     bad = {}
     for n in gr.node:
+        if n.output[0] in absorbed or n.output[0] in gelus:
+            continue
         if n.op_type not in SUPPORTED:
             bad.setdefault(n.op_type, []).append(n.name or n.output[0])
     if bad:
@@ -102,14 +170,16 @@ def convert(model):
 
     for n in gr.node:
         op, a = n.op_type, attrs_of(n)
-        if op == "Constant" or (op == "Identity" and n.output[0] in inits):
+        if op == "Constant" or (op == "Identity" and n.output[0] in inits) or n.output[0] in absorbed:
             continue
         name = g.unique(clean_name(n))
         x = n.input[0] if n.input else None
         src = ours.get(x)
         xs = shapes.get(x, [])
         out = n.output[0]
-        if op == "Conv":
+        if out in gelus:  # the erf GELU subgraph, recognised above
+            ours[out] = g.add(name, "gelu", [ours[gelus[out][0]]], None, {"approximate": "none"})
+        elif op == "Conv":
             w = init(n.input[1], n)
             k = list(a.get("kernel_shape", w.shape[2:]))
             s = list(a.get("strides", [1, 1]))
@@ -157,8 +227,6 @@ def convert(model):
         elif op in ("MaxPool", "AveragePool"):
             k = list(a["kernel_shape"])
             s = list(a.get("strides", [1, 1]))
-            if a.get("ceil_mode", 0):
-                raise gfmodel.Unsupported("node %s: ceil_mode=1 not supported" % n.name)
             if list(a.get("dilations", [1, 1])) != [1, 1]:
                 raise gfmodel.Unsupported("node %s: pooling dilation not supported" % n.name)
             pads = auto_pads(a.get("auto_pad", ""), xs[2:], k, s, [1, 1])
@@ -167,6 +235,11 @@ def convert(model):
                 pads = list(a.get("pads", [0, 0, 0, 0]))
             elif op == "AveragePool":
                 include = False
+            if a.get("ceil_mode", 0):  # extra bottom/right padding: never wins a max, never counted in the mean
+                if op == "AveragePool" and include:
+                    raise gfmodel.Unsupported("node %s: AveragePool ceil_mode=1 with count_include_pad=1 not "
+                                              "supported" % n.name)
+                pads = _ceil_pad(xs[2:], k, s, pads)
             attrs = {"kernel": k, "stride": s, "pad": pads}
             if op == "AveragePool":
                 attrs["count_include_pad"] = include
@@ -203,6 +276,34 @@ def convert(model):
             if a.get("axis", -1) not in (1, -1):
                 raise gfmodel.Unsupported("node %s: Softmax axis %s not supported" % (n.name, a.get("axis")))
             ours[out] = g.add(name, "softmax", [src])
+        elif op == "Sigmoid":
+            ours[out] = g.add(name, "sigmoid", [src])
+        elif op == "HardSigmoid":
+            if abs(a.get("beta", 0.5) - 0.5) > 1e-7:
+                raise gfmodel.Unsupported("node %s: HardSigmoid beta %s not supported (only 0.5)" % (n.name, a.get("beta")))
+            ours[out] = g.add(name, "hardsigmoid", [src], None, {"alpha": float(a.get("alpha", 0.2))})
+        elif op == "HardSwish":
+            ours[out] = g.add(name, "hardswish", [src])
+        elif op == "Gelu":
+            ours[out] = g.add(name, "gelu", [src], None, {"approximate": a.get("approximate", b"none").decode()
+                                                          if isinstance(a.get("approximate"), bytes)
+                                                          else a.get("approximate", "none")})
+        elif op == "Mul":
+            a0, a1 = n.input[0], n.input[1]
+            if a0 in inits or a1 in inits:
+                raise gfmodel.Unsupported("node %s: Mul by a constant not supported (only products of two tensors)" %
+                                          (n.name or out))
+            s0, s1 = shapes.get(a0, []), shapes.get(a1, [])
+            gate = lambda p, q: len(p) == 4 and len(q) == 4 and p[:2] == q[:2] and q[2:] == [1, 1]
+            if not (s0 == s1 or gate(s0, s1) or gate(s1, s0)):
+                raise gfmodel.Unsupported("node %s: Mul of shapes %s and %s (equal shapes or a per-channel gate only)"
+                                          % (n.name or out, s0, s1))
+            ours[out] = g.add(name, "mul", [ours[a0], ours[a1]])
+        elif op == "Concat":
+            if a.get("axis") not in (1, -3) or any(len(shapes.get(i, [])) != 4 for i in n.input) or len(n.input) < 2:
+                raise gfmodel.Unsupported("node %s: Concat axis %s of %d inputs not supported (channels of 2..64 "
+                                          "NCHW maps)" % (n.name or out, a.get("axis"), len(n.input)))
+            ours[out] = g.add(name, "concat", [ours[i] for i in n.input])
         elif op in ("Identity", "Dropout"):
             ours[out] = src
     g.outputs = [ours[o.name] for o in gr.output]
