@@ -620,6 +620,22 @@ int main(void) {
     compare(ctx, &mb, &o);
     cleanup(&mb);
 
+    /* GF_METHOD_TORCH_EXTRA=1 (not in CI: a minute more): EfficientNet-B0 at 64 px, the span from the last
+     * MBConv's squeeze-excitation (SiLU, sigmoid gate) through the projection and the 1280-channel head conv */
+    if (getenv("GF_METHOD_TORCH_EXTRA")) {
+        problem ef = {.label = "efficientnet_b0", .first_case = 1};
+        snprintf(ef.dir, sizeof ef.dir, "%s/efficientnet_b0", root);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && /usr/bin/python3 %s/tests/model_parity.py convert efficientnet_b0 64 "
+                 "%s/effb0.safetensors > %s/convert.log 2>&1 || { cat %s/convert.log >&2; exit 1; }", ef.dir, src, root,
+                 root, root);
+        if (system(cmd) != 0) { fprintf(stderr, "FATAL: tests/model_parity.py convert failed\n"); return 1; }
+        snprintf(path, sizeof path, "%s/effb0.safetensors", root);
+        setup(ctx, &ef, path, "features.7.0.block.2", 25);
+        run_reference(&ef, &o);
+        compare(ctx, &ef, &o);
+        cleanup(&ef);
+    }
+
     gf_ctx_free(ctx);
     return test_finish("test_method_torch");
 }
