@@ -15,7 +15,10 @@ usage: model_parity.py CASE OUTDIR [N]
         tfjs_minjs                the same network with ZeroPadding2D + VALID conv instead of SAME, packaged
                                   as nsfwjs does (model.min.js + group1-shard1of1.min.js, JS modules)
         zoo                       torchvision models beyond the classic ones, at small input sizes, both paths:
-                                  OUTDIR/<case>/ per case and OUTDIR/cases.txt listing them (see ZOO below)
+                                  OUTDIR/<case>/ per case and OUTDIR/cases.txt listing them (see ZOO below;
+                                  GF_PARITY_ZOO_EXTRA=1 adds ZOO_EXTRA, GF_PARITY_ZOO_ONLY=a,b keeps the cases
+                                  whose names contain a or b)
+        convert ARCH SIZE PATH    (not a case) the seeded net of ARCH at SIZE px converted to PATH
         emotion                   models/emotion/fetch.sh (npm, cached) -> tools/convert_tfjs.py; inputs
                                   skimage lfw_subset[1], [3] resized 25->64 with the TF1 legacy bilinear
                                   rule; references are the TF.js golden values held by the C test
@@ -297,7 +300,12 @@ ZOO_EXTRA = [("onnx_vgg11_bn_224", "vgg11_bn", 224, "onnx", True),
              ("tv_resnet34", "resnet34", 64, "tv", True),
              ("onnx_resnet34", "resnet34", 64, "onnx", True),
              ("tv_alexnet", "alexnet", 64, "tv", True),
-             ("onnx_alexnet_224", "alexnet", 224, "onnx", True)]
+             ("onnx_alexnet_224", "alexnet", 224, "onnx", True),
+             ("tv_googlenet", "googlenet", 64, "tv", True),
+             ("onnx_googlenet", "googlenet", 64, "onnx", True),
+             ("tv_densenet121", "densenet121", 64, "tv", True),
+             ("onnx_densenet121", "densenet121", 64, "onnx", True)]
+F64_REF |= {"tv_googlenet", "onnx_googlenet", "tv_densenet121", "onnx_densenet121"}
 
 
 def zoo(out, n):
@@ -307,7 +315,10 @@ def zoo(out, n):
     import convert_torchvision as ct
     import gfmodel
     names = []
+    only = [w for w in os.environ.get("GF_PARITY_ZOO_ONLY", "").split(",") if w]  # substrings of case names
     for case, arch, size, path, seeded in ZOO + (ZOO_EXTRA if os.environ.get("GF_PARITY_ZOO_EXTRA") else []):
+        if only and not any(w in case for w in only):
+            continue
         d = os.path.join(out, case)
         os.makedirs(d, exist_ok=True)
         if arch.startswith("ops17"):

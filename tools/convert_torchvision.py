@@ -239,7 +239,10 @@ def convert_module(model, input_size, in_ch=3):
             elif f in (torch.cat, torch.concat, "cat"):
                 dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
                 shapes = [shape_of(x) for x in args]
-                if len(args) < 2 or dim not in (1, -3) or any(len(sh) != 4 for sh in shapes) or \
+                if len(args) == 1 and len(n.args[0]) == 1:  # a list of one map (DenseNet's first layer)
+                    ours[n.name] = ours[args[0].name]
+                    continue
+                if len(args) < 2 or len(args) > 64 or dim not in (1, -3) or any(len(sh) != 4 for sh in shapes) or \
                         len(args) != len(n.args[0]):
                     unsupported.append("%s: concatenation other than of 2..64 NCHW maps along channels (dim %s)" %
                                        (what(n), dim))
