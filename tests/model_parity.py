@@ -229,10 +229,11 @@ def tfjs_layers(out, path, n, minjs=False):
 
 
 def ops17(gelu_tanh):
-    """Issue 17's ops in one small net (15 px: odd, so the ceil-mode pool pads): GELU (tanh form on the
+    """Issue 17's ops in one small net (16 px: the ceil-mode pool pads one row and column): GELU (tanh form on the
     torchvision path; torch.onnx writes the erf form as Div/Erf/Add/Mul/Mul), a squeeze-excitation gate
     (ReLU... SiLU, Hardsigmoid) multiplied from the left, Hardswish, an elementwise product of two moving
-    tensors (x * sigmoid(z)), a three-way torch.cat, F.silu, a ceil-mode max pool."""
+    tensors (x * sigmoid(z)), a three-way torch.cat, F.silu, an average pool counting its padding (ONNX: an
+    explicit Pad folded into the pool), a ceil-mode max pool."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -251,6 +252,7 @@ def ops17(gelu_tanh):
             self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
             self.act2 = nn.Hardswish()
             self.conv3 = nn.Conv2d(8, 6, 1)
+            self.avg = nn.AvgPool2d(3, 1, padding=1)  # counts its padding: torch.onnx writes Pad + AveragePool
             self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
             self.fc = nn.Linear(22, 10)
 
@@ -260,7 +262,7 @@ def ops17(gelu_tanh):
             z = self.act2(self.conv2(x))
             y = x * torch.sigmoid(z)
             x = torch.cat([x, y, F.silu(self.conv3(x))], 1)
-            x = self.pool(x)
+            x = self.pool(self.avg(x))
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
     return Ops17()
@@ -270,8 +272,8 @@ def ops17(gelu_tanh):
 # 'onnx' = torch.onnx.export -> tools/convert_onnx.py. vgg11_bn at 32 px has a 1x1 map before its 7x7
 # adaptive pool (folded into the first Linear); the fresh resnet18 (default BN init) makes torch.onnx
 # dedup equal initializers behind Identity nodes, which the ONNX converter must follow.
-ZOO = [("tv_ops17", "ops17_tanh", 15, "tv", True),
-       ("onnx_ops17", "ops17", 15, "onnx", True),
+ZOO = [("tv_ops17", "ops17_tanh", 16, "tv", True),
+       ("onnx_ops17", "ops17", 16, "onnx", True),
        ("tv_squeezenet1_1", "squeezenet1_1", 64, "tv", True),
        ("onnx_squeezenet1_1", "squeezenet1_1", 64, "onnx", True),
        ("tv_efficientnet_b0", "efficientnet_b0", 64, "tv", True),

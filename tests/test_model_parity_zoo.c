@@ -6,8 +6,10 @@
  * equal BatchNorm initializers behind Identity nodes); issue 17's ops: squeezenet1_1 (torch.cat, ceil-mode
  * pools), efficientnet_b0 (SiLU, squeeze-excitation with sigmoid, stochastic depth) and mobilenet_v3_small
  * (hard-swish, SE with hard-sigmoid) at 64 px and a small net of every new op (GELU erf/tanh, SiLU,
- * sigmoid, hard-sigmoid/-swish, gate and elementwise products, a three-way concat) at 15 px, both ways
- * (ONNX: Sigmoid+Mul for SiLU, HardSigmoid+Mul for hard-swish, torch's Erf subgraph for GELU), against
+ * sigmoid, hard-sigmoid/-swish, gate and elementwise products, a three-way concat, pools with ceil mode and
+ * counted padding) at 16 px, both ways
+ * (ONNX: Sigmoid+Mul for SiLU, HardSigmoid+Mul for hard-swish, torch's Erf subgraph for GELU, a Pad folded
+ * into the average pool), against
  * PyTorch in float64. Our logits on the device vs PyTorch's: max |diff| <= 1e-5 x max |logit|.
  * tests/model_parity.py (case zoo) lists the cases. */
 #include "model_parity_common.h"

@@ -5,7 +5,8 @@ Supported ops: Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, LeakyRelu, Cl
 HardSigmoid (beta 0.5), HardSwish, MaxPool and AveragePool (ceil_mode as extra bottom/right padding),
 GlobalAveragePool, ReduceMean over H,W, Add, Mul of two tensors (equal shapes or a per-channel gate:
 SiLU/swish and squeeze-excitation), Concat over channels, Flatten, Reshape to [N,-1], Softmax,
-Identity, Dropout, and GELU as torch exports it (Div by sqrt 2 -> Erf -> Add 1 -> Mul by x -> Mul by
+Identity, Dropout, a constant zero Pad of H,W (folded into the Conv or AveragePool that reads it; torch
+writes one before every AveragePool with count_include_pad), and GELU as torch exports it (Div by sqrt 2 -> Erf -> Add 1 -> Mul by x -> Mul by
 0.5, or its tanh form's Gelu op of opset 20). Any other op is listed (with the nodes using it) and the
 tool exits with status 2.
 
@@ -25,7 +26,7 @@ import gfmodel  # noqa: E402
 
 SUPPORTED = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "MaxPool",
              "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Flatten", "Reshape", "Softmax",
-             "Identity", "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu"}
+             "Identity", "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu", "Pad"}
 
 
 def _const(inits, name, value, tol=1e-6):
@@ -168,12 +169,49 @@ def convert(model):
                                       (node.name or node.output[0], node.op_type, key))
         return inits[key]
 
+    readers = {}
+    for n in gr.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n.op_type)
+    padded = {}  # output of a zero Pad -> (its input, [t, l, b, r]) for the Conv/AveragePool reading it
+
+    def unpad(x, node):
+        """(source, extra [t, l, b, r]) of input x: a folded Pad's input and its pads, else x and zeros."""
+        if x in padded:
+            if attrs_of(node).get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", "", b""):
+                raise gfmodel.Unsupported("node %s: a Pad before an auto_pad %s" % (node.name or node.output[0],
+                                                                                  node.op_type))
+            if node.op_type == "AveragePool" and any(attrs_of(node).get("pads", [0, 0, 0, 0])) and \
+                    not attrs_of(node).get("count_include_pad", 0):
+                raise gfmodel.Unsupported("node %s: a Pad before an AveragePool that pads without counting" %
+                                          (node.name or node.output[0]))
+            return padded[x]
+        return x, [0, 0, 0, 0]
+
     for n in gr.node:
         op, a = n.op_type, attrs_of(n)
         if op == "Constant" or (op == "Identity" and n.output[0] in inits) or n.output[0] in absorbed:
             continue
+        if op == "Pad":
+            mode = a.get("mode", b"constant")
+            mode = mode.decode() if isinstance(mode, bytes) else mode
+            pads = list(a["pads"]) if "pads" in a else [int(v) for v in init(n.input[1], n)] if len(n.input) > 1 else []
+            value = float(a.get("value", 0.0)) if len(n.input) < 3 or not n.input[2] else float(np.ravel(init(n.input[2], n))[0])
+            if mode != "constant" or value != 0 or len(pads) != 8 or pads[0] or pads[1] or pads[4] or pads[5] or \
+                    min(pads) < 0:
+                raise gfmodel.Unsupported("node %s: Pad %s (value %s, pads %s) not supported (only zeros around H,W)"
+                                          % (n.name or n.output[0], mode, value, pads))
+            tlbr = [pads[2], pads[3], pads[6], pads[7]]
+            if not any(tlbr):
+                ours[n.output[0]] = ours.get(n.input[0])
+            elif all(r in ("Conv", "AveragePool") for r in readers.get(n.output[0], [])):
+                padded[n.output[0]] = (n.input[0], tlbr)
+            else:
+                raise gfmodel.Unsupported("node %s: a non-zero Pad read by %s (it folds only into Conv or AveragePool)"
+                                          % (n.name or n.output[0], sorted(set(readers.get(n.output[0], [])))))
+            continue
         name = g.unique(clean_name(n))
-        x = n.input[0] if n.input else None
+        x, extra = unpad(n.input[0], n) if n.input else (None, [0, 0, 0, 0])
         src = ours.get(x)
         xs = shapes.get(x, [])
         out = n.output[0]
@@ -188,6 +226,7 @@ def convert(model):
             if pads is None:
                 p = list(a.get("pads", [0, 0, 0, 0]))
                 pads = [p[0], p[1], p[2], p[3]]
+            pads = [u + v for u, v in zip(pads, extra)]
             params = {"weight": W(name, "weight", w)}
             if len(n.input) > 2 and n.input[2]:
                 params["bias"] = W(name, "bias", init(n.input[2], n))
@@ -235,6 +274,9 @@ def convert(model):
                 pads = list(a.get("pads", [0, 0, 0, 0]))
             elif op == "AveragePool":
                 include = False
+            if any(extra):  # a folded zero Pad: padding that the mean counts
+                pads = [u + v for u, v in zip(pads, extra)]
+                include = True
             if a.get("ceil_mode", 0):  # extra bottom/right padding: never wins a max, never counted in the mean
                 if op == "AveragePool" and include:
                     raise gfmodel.Unsupported("node %s: AveragePool ceil_mode=1 with count_include_pad=1 not "
@@ -299,6 +341,8 @@ def convert(model):
                 raise gfmodel.Unsupported("node %s: Mul of shapes %s and %s (equal shapes or a per-channel gate only)"
                                           % (n.name or out, s0, s1))
             ours[out] = g.add(name, "mul", [ours[a0], ours[a1]])
+        elif op == "Concat" and len(n.input) == 1:  # torch.cat of a one-map list (DenseNet's first layer)
+            ours[out] = ours[n.input[0]]
         elif op == "Concat":
             if a.get("axis") not in (1, -3) or any(len(shapes.get(i, [])) != 4 for i in n.input) or len(n.input) < 2:
                 raise gfmodel.Unsupported("node %s: Concat axis %s of %d inputs not supported (channels of 2..64 "
