@@ -66,7 +66,7 @@ static double *read_ref(const problem *p, const char *tag, const char *what, siz
 
 static const char *kind_name(gf_bnode_kind k) {
     static const char *s[] = {"conv", "linear", "act", "maxpool", "avgpool", "gap", "add", "flatten", "batchnorm",
-                              "mul", "concat"};
+                              "mul", "concat", "layernorm"};
     return s[k];
 }
 
@@ -97,6 +97,7 @@ static void write_spec(const problem *p, const gf_optim *o) {
                     c->pad_bottom, c->pad_left, c->pad_right, c->dil_h, c->dil_w, c->groups);
         }
         if (b->kind == GF_BN_LINEAR) fprintf(f, ", \"lin_in\": %d, \"lin_out\": %d", b->lin_in, b->lin_out);
+        if (b->kind == GF_BN_LAYERNORM) fprintf(f, ", \"eps\": %.9g", b->bn_eps);
         if (b->kind == GF_BN_ACT)
             fprintf(f, ", \"act\": \"%s\", \"slope\": %.9g",
                     b->act.kind == GF_ACT_LEAKY ? "leaky" : gf_act_name(b->act.kind), b->act.slope);
@@ -368,11 +369,12 @@ static void setup_synthetic(gf_ctx *ctx, problem *p) {
  * and GELU around a depthwise conv, a squeeze-excitation gate (GAP -> 1x1
  * conv -> GELU-tanh -> 1x1 conv -> hard-sigmoid) multiplied onto the map (a
  * product with BOTH factors moving), an elementwise product of two moving
- * tensors (the map and its sigmoid), hard-swish, and a three-way concat
- * whose inputs have different tangents. */
+ * tensors (the map and its sigmoid), hard-swish, a three-way concat whose
+ * inputs have different tangents, and a layer norm over channels with its
+ * affine part as a depthwise 1x1 conv (ConvNeXt). */
 static void setup_synthetic_se(gf_ctx *ctx, problem *p) {
     enum { C = 6, H = 7 };
-    gf_bnode nd[17];
+    gf_bnode nd[19];
     memset(nd, 0, sizeof nd);
     gf_conv_desc d;
     int i = 0;
@@ -397,8 +399,10 @@ static void setup_synthetic_se(gf_ctx *ctx, problem *p) {
     CONV("side", 1, 12, 6, 1, 0, 1, 1);                                         /* 12 */
     ACT("hswish", 12, GF_ACT_HSWISH, 0);                                        /* 13 */
     nd[i] = (gf_bnode){.kind = GF_BN_CONCAT, .name = "cat", .in = {11, 13, 3}, .n_in = 3}; i++;   /* 14: 30 ch */
-    CONV("project", 14, 30, 8, 1, 0, 1, 1);                                     /* 15 */
-    ACT("out", 15, GF_ACT_SILU, 0);                                             /* 16 */
+    nd[i] = (gf_bnode){.kind = GF_BN_LAYERNORM, .name = "ln", .in = {14}, .bn_eps = 1e-6f}; i++;  /* 15 */
+    CONV("ln.affine", 15, 30, 30, 1, 0, 30, 1);                                 /* 16: its scale and shift */
+    CONV("project", 16, 30, 8, 1, 0, 1, 1);                                     /* 17 */
+    ACT("out", 17, GF_ACT_SILU, 0);                                             /* 18 */
 #undef CONV
 #undef ACT
     p->c_in = C; p->h_in = p->w_in = H;

@@ -405,6 +405,8 @@ int main(void) {
              "op concat needs 2 to 64 inputs (got 1)"},
             {"gelu approximate", "\"op\":\"relu6\",\"inputs\":[\"ap\"]",
              "\"op\":\"gelu\",\"inputs\":[\"ap\"],\"attrs\":{\"approximate\":\"fast\"}", "must be \"none\" or \"tanh\""},
+            {"layernorm eps", "\"op\":\"relu6\",\"inputs\":[\"ap\"]",
+             "\"op\":\"layernorm\",\"inputs\":[\"ap\"],\"attrs\":{\"eps\":-1}", "node 'r6': eps -1 is negative"},
             {"hardsigmoid beta", "\"op\":\"relu6\",\"inputs\":[\"ap\"]",
              "\"op\":\"hardsigmoid\",\"inputs\":[\"ap\"],\"attrs\":{\"beta\":0.3}", "hardsigmoid beta 0.3 (only 0.5"},
         };

@@ -9,7 +9,7 @@ import numpy as np
 FORMAT_VERSION = "1"
 OPS = {"conv2d", "linear", "batchnorm", "relu", "relu6", "leaky_relu", "maxpool", "avgpool",
        "global_avgpool", "add", "flatten", "softmax", "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu",
-       "mul", "concat"}
+       "mul", "concat", "layernorm"}
 
 
 class Graph:
@@ -220,6 +220,9 @@ def run_numpy(graph, tensors, x):
                 if x0.ndim != x1.ndim:
                     x0, x1 = (x0.reshape(x0.shape + (1, 1)), x1) if x0.ndim < x1.ndim else (x0, x1.reshape(x1.shape + (1, 1)))
                 y = x0 * x1
+            elif op == "layernorm":
+                m = x0.mean(axis=1, keepdims=True)
+                y = (x0 - m) / np.sqrt(((x0 - m) ** 2).mean(axis=1, keepdims=True) + a.get("eps", 1e-5))
             elif op == "concat":
                 y = np.concatenate([vals[i] for i in nd["inputs"]], axis=1)
             elif op == "flatten":

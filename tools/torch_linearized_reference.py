@@ -15,7 +15,7 @@ usage: torch_linearized_reference.py DIR        (reads DIR/spec.json, writes DIR
 
 spec.json:
   n, K, c_in, h_in, w_in, param_count (floats in the block's parameter vector, padding included)
-  nodes: [{kind: conv|linear|act|maxpool|avgpool|gap|add|flatten|mul|concat, name, in: [a, b, ...]
+  nodes: [{kind: conv|linear|act|maxpool|avgpool|gap|add|flatten|mul|concat|layernorm (eps), name, in: [a, b, ...]
            (-1 = block input; mul: in[1] of in[0]'s shape or a per-channel gate [C, 1, 1]; concat: all inputs),
            conv: c_out, kh, kw, stride [h, w], pad [top, bottom, left, right], dil [h, w], groups;
            linear: lin_in, lin_out;  conv/linear: w_off, w_count, b_off, b_count (offsets in floats, -1 none);
@@ -115,6 +115,8 @@ def run_block(nodes, x, theta):
             y = src(0) + src(1)
         elif kind == "mul":   # a [n, C, 1, 1] gate broadcasts over H x W
             y = src(0) * src(1)
+        elif kind == "layernorm":   # over channels at each pixel, no affine part
+            y = F.layer_norm(src(0).permute(0, 2, 3, 1), (src(0).shape[1],), eps=nd["eps"]).permute(0, 3, 1, 2)
         elif kind == "concat":
             y = torch.cat([src(k) for k in range(len(nd["in"]))], dim=1)
         elif kind == "flatten":

@@ -151,6 +151,10 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
             nd->c = c; nd->h = h; nd->w = w;
             break;
         }
+        case GF_BN_LAYERNORM:
+            nd->c = c; nd->h = h; nd->w = w;
+            if (!(nd->bn_eps >= 0)) st = gf_fail(ctx, GF_ERR_INPUT, "layernorm node '%s': eps %g", nd->name, (double)nd->bn_eps);
+            break;
         case GF_BN_CONCAT: {
             int total = 0;
             for (int k = 0; k < nd->n_in && st == GF_OK; k++) {
@@ -299,6 +303,9 @@ gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
         case GF_BN_GAP: GF_TRY(gf_gap_forward(ctx, (size_t)n * c, (size_t)h * w, xin, b->y[i])); break;
         case GF_BN_FLATTEN: GF_TRY(gf_buf_copy(ctx, xin, 0, b->y[i], 0, cnt * sizeof(float))); break;
         case GF_BN_ADD: GF_TRY(gf_add(ctx, cnt, xin, in_buf(b, nd, 1, x), b->y[i])); break;
+        case GF_BN_LAYERNORM:
+            GF_TRY(gf_ln_forward(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, b->y[i]));
+            break;
         case GF_BN_MUL:
             GF_TRY(gf_mul_forward(ctx, (size_t)n * c, (size_t)h * w, nd->gate, xin, in_buf(b, nd, 1, x), b->y[i]));
             break;
@@ -391,6 +398,10 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             else GF_TRY(gf_add(ctx, cnt, tin, b->t[nd->in[1]], b->t[i]));
             break;
         }
+        case GF_BN_LAYERNORM:
+            if (z0) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_ln_tangent(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, tin, b->t[i]));
+            break;
         case GF_BN_MUL: {
             int z1 = nd->in[1] == GF_BLOCK_INPUT || b->tzero[nd->in[1]];
             if (z0 && z1) { b->tzero[i] = 1; break; }
@@ -512,6 +523,12 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
             if (to_in) GF_TRY(finish_grad(ctx, &s));
             break;
         }
+        case GF_BN_LAYERNORM:
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
+                GF_TRY(gf_ln_backward(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, b->g[i], s.dst));
+                GF_TRY(finish_grad(ctx, &s));
+            }
+            break;
         case GF_BN_MUL: {
             /* one input at a time: both may be the same node, and both slots may need tmp */
             cl_mem s_in = in_buf(b, nd, 1, x);
@@ -559,13 +576,14 @@ struct gf_primal_cache {
 };
 
 /* Node j's primal output is read after the forward iff a conv, linear,
- * activation or batchnorm node takes it as input, or a product takes it as
+ * activation, batchnorm or layernorm node takes it as input, or a product takes it as
  * either factor (their tangent/backward use the primal inputs); add, concat,
  * pools and GAP read only tangents and gradients. */
 static int primal_needed(const gf_block *b, int j) {
     for (int i = j + 1; i < b->n_nodes; i++) {
         gf_bnode_kind k = b->nodes[i].kind;
-        if (b->nodes[i].in[0] == j && (k == GF_BN_CONV || k == GF_BN_LINEAR || k == GF_BN_ACT || k == GF_BN_BATCHNORM))
+        if (b->nodes[i].in[0] == j && (k == GF_BN_CONV || k == GF_BN_LINEAR || k == GF_BN_ACT || k == GF_BN_BATCHNORM ||
+                                       k == GF_BN_LAYERNORM))
             return 1;
         if (k == GF_BN_MUL && (b->nodes[i].in[0] == j || b->nodes[i].in[1] == j)) return 1;
     }

@@ -9,6 +9,7 @@
 #include "model.h"
 #include "ops_act.h"
 #include "ops_affine.h"
+#include "ops_ln.h"
 #include "ops_merge.h"
 #include "ops_pool.h"
 #include "ops_util.h"
@@ -121,6 +122,8 @@ static gf_status run_node(gf_exec_impl *s, int i, int n) {
         gf_op_act(nd, &a);
         return gf_act_forward(ctx, a, cnt, x, y);
     }
+    case GF_OP_LAYERNORM:
+        return gf_ln_forward(ctx, (size_t)n, nd->c, (size_t)nd->h * nd->w, nd->eps, x, y);
     case GF_OP_MUL:
         return gf_mul_forward(ctx, (size_t)n * nd->c, (size_t)nd->h * nd->w, nd->gate, x, in_buf(s, nd, 1), y);
     case GF_OP_CONCAT: {

@@ -16,7 +16,7 @@
 static const char *const op_names[GF_OP_COUNT] = {
     "conv2d", "linear", "batchnorm", "relu", "relu6", "leaky_relu",
     "maxpool", "avgpool", "global_avgpool", "add", "flatten", "softmax",
-    "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "mul", "concat"};
+    "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "mul", "concat", "layernorm"};
 
 const char *gf_op_name(gf_op op) { return (unsigned)op < GF_OP_COUNT ? op_names[op] : "?"; }
 
@@ -195,6 +195,10 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
         GF_TRY(attr_float(L, attrs, nm, "beta", &beta));
         if (beta != 0.5f) return lfail(L, "node '%s': hardsigmoid beta %g (only 0.5 is supported)", nm, (double)beta);
         if (!(nd->alpha > 0)) return lfail(L, "node '%s': hardsigmoid alpha %g must be positive", nm, (double)nd->alpha);
+    } else if (nd->op == GF_OP_LAYERNORM) {
+        nd->eps = 1e-5f;
+        GF_TRY(attr_float(L, attrs, nm, "eps", &nd->eps));
+        if (!(nd->eps >= 0)) return lfail(L, "node '%s': eps %g is negative", nm, (double)nd->eps);
     } else if (nd->op == GF_OP_GELU) {
         const cJSON *ap = attrs ? cJSON_GetObjectItemCaseSensitive(attrs, "approximate") : NULL;
         if (ap && (!cJSON_IsString(ap) || (strcmp(ap->valuestring, "none") && strcmp(ap->valuestring, "tanh"))))
@@ -308,6 +312,9 @@ static gf_status infer_shape(loader *L, gf_model *m, int i) {
             return lfail(L, "node '%s': add of shapes [%d, %d, %d] and [%d, %d, %d]", nd->name, c, h, w, c2, h2, w2);
         break;
     }
+    case GF_OP_LAYERNORM:
+        if (nd->flat && (h != 1 || w != 1)) return lfail(L, "node '%s': layernorm needs a [C, H, W] input", nd->name);
+        break;
     case GF_OP_MUL: {
         int o = nd->in[1];
         int c2 = o == GF_NODE_INPUT ? m->in_c : m->nodes[o].c, h2 = o == GF_NODE_INPUT ? m->in_h : m->nodes[o].h,
@@ -793,6 +800,9 @@ gf_status gf_model_node(const gf_model *m, int i, gf_node_info *ni) {
         snprintf(ni->detail, sizeof ni->detail, "%dx%d s%d,%d p[%d,%d,%d,%d]%s", nd->kernel[0], nd->kernel[1], nd->stride[0],
                  nd->stride[1], nd->pad[0], nd->pad[1], nd->pad[2], nd->pad[3],
                  nd->op == GF_OP_AVGPOOL && !nd->count_include_pad ? " excl-pad" : "");
+        break;
+    case GF_OP_LAYERNORM:
+        snprintf(ni->detail, sizeof ni->detail, "over channels, eps %g", (double)nd->eps);
         break;
     case GF_OP_BATCHNORM:
         snprintf(ni->detail, sizeof ni->detail, "eps %g%s", (double)nd->eps,

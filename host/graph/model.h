@@ -52,7 +52,8 @@ gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_
 typedef enum gf_op {
     GF_OP_CONV = 0, GF_OP_LINEAR, GF_OP_BATCHNORM, GF_OP_RELU, GF_OP_RELU6, GF_OP_LEAKY,
     GF_OP_MAXPOOL, GF_OP_AVGPOOL, GF_OP_GAP, GF_OP_ADD, GF_OP_FLATTEN, GF_OP_SOFTMAX,
-    GF_OP_SIGMOID, GF_OP_SILU, GF_OP_HSIGMOID, GF_OP_HSWISH, GF_OP_GELU, GF_OP_MUL, GF_OP_CONCAT, GF_OP_COUNT
+    GF_OP_SIGMOID, GF_OP_SILU, GF_OP_HSIGMOID, GF_OP_HSWISH, GF_OP_GELU, GF_OP_MUL, GF_OP_CONCAT, GF_OP_LAYERNORM,
+    GF_OP_COUNT
 } gf_op;
 const char *gf_op_name(gf_op op);
 
