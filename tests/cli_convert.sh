@@ -106,13 +106,19 @@ class CatH(Scale):
     def forward(self, x):
         y = self.c(x)
         return self.fc(torch.cat([y, y], 2).mean((2, 3)))
+class PermMean(Scale):
+    def forward(self, x):
+        return self.fc(self.c(x).permute(0, 2, 3, 1).mean((1, 2)))
 def scale(num_classes=10): return Scale(num_classes)
+def permmean(num_classes=10): return PermMean(num_classes)
 def cath(num_classes=10): return CatH(num_classes)
 PYEOF
 expect tv-mul-constant 2 "function mul (_operator.mul): a product with a constant" -- \
   bash -c "cd '$t' && $V --factory oddnets:scale --input-size 8 o.safetensors"
 expect tv-cat-dim 2 "function cat (torch.cat): concatenation other than of 2..64 NCHW maps along channels (dim 2)" -- \
   bash -c "cd '$t' && $V --factory oddnets:cath --input-size 8 o.safetensors"
+expect tv-channels-last 2 "on a channels-last view of a map (after a permute)" -- \
+  bash -c "cd '$t' && $V --factory oddnets:permmean --input-size 8 o.safetensors"
 for a in efficientnet_b0 squeezenet1_1; do
   check "tv $a converts (issue 17: SiLU/SE, torch.cat/ceil-mode pool)" \
     "$V --arch $a --input-size 32 '$t/$a.safetensors' >'$t/$a.log' 2>&1" || cat "$t/$a.log"

@@ -53,6 +53,12 @@ def seeded_torchvision(arch, num_classes=10, size=224):
             mod.running_var.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
             mod.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
             mod.bias.data.copy_(torch.rand(c, generator=g) * 0.4 - 0.2)
+        if isinstance(mod, torch.nn.LayerNorm) and mod.elementwise_affine:   # ConvNeXt: non-trivial affine parts
+            c = mod.weight.numel()
+            mod.weight.data.copy_((torch.rand(c, generator=g) + 0.5).reshape(mod.weight.shape))
+            mod.bias.data.copy_((torch.rand(c, generator=g) * 0.4 - 0.2).reshape(mod.bias.shape))
+        if isinstance(getattr(mod, "layer_scale", None), torch.nn.Parameter):   # 1e-6 at init: blocks would vanish
+            mod.layer_scale.data.copy_(torch.rand(mod.layer_scale.shape, generator=g) * 0.5 + 0.1)
     if arch in CALIBRATE:
         # With those random statistics mobilenet_v2's activations die out (relu6 after BNs
         # that do not normalise): its logits varied by 3e-8 across inputs, so a parity check
@@ -228,12 +234,14 @@ def tfjs_layers(out, path, n, minjs=False):
     open(os.path.join(out, "meta.txt"), "w").write("%d 3 12 12 5\n" % n)
 
 
-def ops17(gelu_tanh):
+def ops17(gelu_tanh, convnext=False):
     """Issue 17's ops in one small net (16 px: the ceil-mode pool pads one row and column): GELU (tanh form on the
     torchvision path; torch.onnx writes the erf form as Div/Erf/Add/Mul/Mul), a squeeze-excitation gate
     (ReLU... SiLU, Hardsigmoid) multiplied from the left, Hardswish, an elementwise product of two moving
     tensors (x * sigmoid(z)), a three-way torch.cat, F.silu, an average pool counting its padding (ONNX: an
-    explicit Pad folded into the pool), a ceil-mode max pool."""
+    explicit Pad folded into the pool), a ceil-mode max pool; with convnext (torchvision path only: torch.onnx
+    writes LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div, not converted yet) a ConvNeXt block: depthwise conv,
+    permute to NHWC, LayerNorm, Linear, GELU, Linear, permute back, a layer_scale parameter, residual add."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -255,6 +263,13 @@ def ops17(gelu_tanh):
             self.avg = nn.AvgPool2d(3, 1, padding=1)  # counts its padding: torch.onnx writes Pad + AveragePool
             self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
             self.fc = nn.Linear(22, 10)
+            if convnext:
+                self.cn_dw = nn.Conv2d(22, 22, 3, padding=1, groups=22)
+                self.cn_ln = nn.LayerNorm(22, eps=1e-6)
+                self.cn_fc1 = nn.Linear(22, 44)
+                self.cn_act = nn.GELU()
+                self.cn_fc2 = nn.Linear(44, 22)
+                self.cn_scale = nn.Parameter(torch.rand(22, 1, 1) + 0.2)
 
         def forward(self, x):
             x = self.act1(self.bn1(self.conv1(x)))
@@ -262,6 +277,9 @@ def ops17(gelu_tanh):
             z = self.act2(self.conv2(x))
             y = x * torch.sigmoid(z)
             x = torch.cat([x, y, F.silu(self.conv3(x))], 1)
+            if convnext:
+                r = self.cn_fc2(self.cn_act(self.cn_fc1(self.cn_ln(self.cn_dw(x).permute(0, 2, 3, 1)))))
+                x = x + self.cn_scale * r.permute(0, 3, 1, 2)
             x = self.pool(self.avg(x))
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
@@ -306,8 +324,9 @@ ZOO_EXTRA = [("onnx_vgg11_bn_224", "vgg11_bn", 224, "onnx", True),
              ("tv_googlenet", "googlenet", 64, "tv", True),
              ("onnx_googlenet", "googlenet", 64, "onnx", True),
              ("tv_densenet121", "densenet121", 64, "tv", True),
-             ("onnx_densenet121", "densenet121", 64, "onnx", True)]
-F64_REF |= {"tv_googlenet", "onnx_googlenet", "tv_densenet121", "onnx_densenet121"}
+             ("onnx_densenet121", "densenet121", 64, "onnx", True),
+             ("tv_convnext_tiny", "convnext_tiny", 64, "tv", True)]
+F64_REF |= {"tv_googlenet", "onnx_googlenet", "tv_densenet121", "onnx_densenet121", "tv_convnext_tiny"}
 
 
 def zoo(out, n):
@@ -325,12 +344,15 @@ def zoo(out, n):
         os.makedirs(d, exist_ok=True)
         if arch.startswith("ops17"):
             torch.manual_seed(1234)
-            m = ops17(arch.endswith("_tanh"))
+            m = ops17(arch.endswith("_tanh"), convnext=path == "tv")
             with torch.no_grad():
                 for mod in m.modules():  # random BN statistics, and a gate that reaches both flat parts
                     if isinstance(mod, torch.nn.BatchNorm2d):
                         mod.running_mean.uniform_(-0.5, 0.5)
                         mod.running_var.uniform_(0.5, 2.0)
+                    if isinstance(mod, torch.nn.LayerNorm):
+                        mod.weight.uniform_(0.5, 1.5)
+                        mod.bias.uniform_(-0.2, 0.2)
                     if isinstance(mod, torch.nn.Conv2d) and mod.out_channels == 8 and mod.kernel_size == (1, 1):
                         mod.weight.mul_(8.0)
             m.eval()
