@@ -239,9 +239,10 @@ def ops17(gelu_tanh, convnext=False):
     torchvision path; torch.onnx writes the erf form as Div/Erf/Add/Mul/Mul), a squeeze-excitation gate
     (ReLU... SiLU, Hardsigmoid) multiplied from the left, Hardswish, an elementwise product of two moving
     tensors (x * sigmoid(z)), a three-way torch.cat, F.silu, an average pool counting its padding (ONNX: an
-    explicit Pad folded into the pool), a ceil-mode max pool; with convnext (torchvision path only: torch.onnx
-    writes LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div, not converted yet) a ConvNeXt block: depthwise conv,
-    permute to NHWC, LayerNorm, Linear, GELU, Linear, permute back, a layer_scale parameter, residual add."""
+    explicit Pad folded into the pool), a ceil-mode max pool; with convnext a ConvNeXt block: depthwise conv,
+    permute to NHWC, LayerNorm, Linear, GELU, Linear, permute back, a layer_scale parameter, residual add
+    (ONNX: Transpose, torch's ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add LayerNorm subgraph, MatMul+Add
+    on NHWC, Mul by a [C, 1, 1] constant)."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -325,8 +326,10 @@ ZOO_EXTRA = [("onnx_vgg11_bn_224", "vgg11_bn", 224, "onnx", True),
              ("onnx_googlenet", "googlenet", 64, "onnx", True),
              ("tv_densenet121", "densenet121", 64, "tv", True),
              ("onnx_densenet121", "densenet121", 64, "onnx", True),
-             ("tv_convnext_tiny", "convnext_tiny", 64, "tv", True)]
-F64_REF |= {"tv_googlenet", "onnx_googlenet", "tv_densenet121", "onnx_densenet121", "tv_convnext_tiny"}
+             ("tv_convnext_tiny", "convnext_tiny", 64, "tv", True),
+             ("onnx_convnext_tiny", "convnext_tiny", 64, "onnx", True)]
+F64_REF |= {"tv_googlenet", "onnx_googlenet", "tv_densenet121", "onnx_densenet121", "tv_convnext_tiny",
+            "onnx_convnext_tiny"}
 
 
 def zoo(out, n):
@@ -344,7 +347,7 @@ def zoo(out, n):
         os.makedirs(d, exist_ok=True)
         if arch.startswith("ops17"):
             torch.manual_seed(1234)
-            m = ops17(arch.endswith("_tanh"), convnext=path == "tv")
+            m = ops17(arch.endswith("_tanh"), convnext=True)
             with torch.no_grad():
                 for mod in m.modules():  # random BN statistics, and a gate that reaches both flat parts
                     if isinstance(mod, torch.nn.BatchNorm2d):
