@@ -293,6 +293,7 @@ def ops17(gelu_tanh, convnext=False):
 # dedup equal initializers behind Identity nodes, which the ONNX converter must follow.
 ZOO = [("tv_ops17", "ops17_tanh", 16, "tv", True),
        ("onnx_ops17", "ops17", 16, "onnx", True),
+       ("onnx17_ops17", "ops17", 16, "onnx17", True),
        ("tv_squeezenet1_1", "squeezenet1_1", 64, "tv", True),
        ("onnx_squeezenet1_1", "squeezenet1_1", 64, "onnx", True),
        ("tv_efficientnet_b0", "efficientnet_b0", 64, "tv", True),
@@ -310,7 +311,7 @@ ZOO = [("tv_ops17", "ops17_tanh", 16, "tv", True),
 # Issue 17's cases compare with PyTorch in float64: EfficientNet-B0's own float32 forward is 4.3e-6 of its
 # largest logit away from float64 (MobileNetV3-small 1.9e-6), so two float32 implementations differ by up
 # to twice that (measured 6.4e-6 / 8.1e-6 against torch's float32), too close to the 1e-5 limit.
-F64_REF = {"tv_ops17", "onnx_ops17", "tv_squeezenet1_1", "onnx_squeezenet1_1", "tv_efficientnet_b0",
+F64_REF = {"tv_ops17", "onnx_ops17", "onnx17_ops17", "tv_squeezenet1_1", "onnx_squeezenet1_1", "tv_efficientnet_b0",
            "onnx_efficientnet_b0", "tv_mobilenet_v3_small", "onnx_mobilenet_v3_small"}
 
 
@@ -375,7 +376,9 @@ def zoo(out, n):
             g = ct.convert_module(m, size)
         else:
             op = os.path.join(d, "model.onnx")
-            torch.onnx.export(m, x[:1], op, opset_version=13, input_names=["input"], output_names=["logits"])
+            # onnx17: opset 17 writes LayerNormalization and HardSwish as single ops
+            torch.onnx.export(m, x[:1], op, opset_version=17 if path == "onnx17" else 13, input_names=["input"],
+                              output_names=["logits"])
             om = onnx.load(op)
             if not seeded and not any(nd.op_type == "Identity" for nd in om.graph.node):
                 raise SystemExit("%s: expected torch.onnx to insert Identity nodes" % case)

@@ -9,7 +9,7 @@ Identity, Dropout, a constant zero Pad of H,W (folded into the Conv or AveragePo
 writes one before every AveragePool with count_include_pad), GELU as torch exports it (Div by sqrt 2 -> Erf
 -> Add 1 -> Mul by x -> Mul by 0.5, or the Gelu op of opset 20), LayerNorm as torch exports it (ReduceMean,
 Sub, Pow, ReduceMean, Add eps, Sqrt, Div, then Mul/Add by gamma/beta: a layernorm node and a depthwise 1x1
-conv) over channels, and ConvNeXt's channels-last blocks (Transpose to NHWC and back; MatMul+Add on NHWC
+conv) over channels, or as the LayerNormalization op of opset 17, and ConvNeXt's channels-last blocks (Transpose to NHWC and back; MatMul+Add on NHWC
 become 1x1 convs; Mul by a [C, 1, 1] constant, the layer scale, a depthwise 1x1 conv). Any other op is
 listed (with the nodes using it) and the tool exits with status 2.
 
@@ -30,7 +30,7 @@ import gfmodel  # noqa: E402
 SUPPORTED = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "MaxPool",
              "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Flatten", "Reshape", "Softmax",
              "Identity", "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu", "Pad",
-             "Transpose"}
+             "Transpose", "LayerNormalization"}
 
 
 def _const(inits, name, value, tol=1e-6):
@@ -202,6 +202,15 @@ def convert(model):
     gelus, absorbed = gelu_patterns(gr, inits)
     lns, ln_absorbed = layernorm_patterns(gr, inits)
     absorbed |= ln_absorbed
+    for n in gr.node:   # opset 17's single op: the same as the subgraph (scale, bias: constants)
+        if n.op_type == "LayerNormalization":
+            at = attrs_of(n)
+            if any(i not in inits for i in n.input[1:] if i) or len(n.output) > 1 and any(n.output[1:]):
+                raise gfmodel.Unsupported("node %s: LayerNormalization with computed scale/bias or statistics "
+                                          "outputs not supported" % (n.name or n.output[0]))
+            lns[n.output[0]] = (n.input[0], int(at.get("axis", -1)), float(at.get("epsilon", 1e-5)),
+                                inits[n.input[1]] if len(n.input) > 1 and n.input[1] else None,
+                                inits[n.input[2]] if len(n.input) > 2 and n.input[2] else None)
     bad = {}
     for n in gr.node:
         if n.output[0] in absorbed or n.output[0] in gelus or n.output[0] in lns:
@@ -294,6 +303,8 @@ def convert(model):
             C = sh[-1] if x0 in nhwc else sh[1] if len(sh) > 1 else -1
             over_c = (x0 in nhwc and ax in (-1, 3)) or (x0 not in nhwc and len(sh) == 4 and ax in (1, -3)) or \
                      (len(sh) == 2 and ax in (1, -1))
+            if gamma is not None and np.ndim(gamma) > 1 or beta is not None and np.ndim(beta) > 1:
+                over_c = False
             if not over_c or (gamma is not None and np.size(gamma) != C) or (beta is not None and np.size(beta) != C):
                 raise gfmodel.Unsupported("node %s: LayerNorm over axis %s of a %s tensor (only over channels)" %
                                           (n.name or out, ax, "NHWC" if x0 in nhwc else sh))

@@ -97,7 +97,7 @@ def resnetish():
 
 def gated():
     """issue 17's ops: SiLU, a squeeze-excitation gate (GAP, 1x1 convs, hard-sigmoid) multiplied in from the left,
-    GELU (tanh form), sigmoid, an elementwise product, hard-swish, a three-way concat, GELU (erf)."""
+    GELU (tanh form), sigmoid, an elementwise product, hard-swish, a three-way concat, layer norm, GELU (erf)."""
     g = gfmodel.Graph("x", [3, 6, 6])
     g.tensor("c.weight", r.standard_normal((4, 3, 3, 3)))
     g.add("c", "conv2d", ["x"], {"weight": "c.weight"}, {"pad": [1, 1, 1, 1]})
@@ -114,7 +114,8 @@ def gated():
     g.add("prod", "mul", ["se.mul", "sig"])
     g.add("hs", "hardswish", ["c"])
     g.add("cat", "concat", ["prod", "hs", "c.act"])
-    g.add("out", "gelu", ["cat"])
+    g.add("ln", "layernorm", ["cat"], attrs={"eps": 1e-6})
+    g.add("out", "gelu", ["ln"])
     g.add("gap", "global_avgpool", ["out"])
     g.tensor("fc.weight", r.standard_normal((2, 12)))
     g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
