@@ -109,7 +109,11 @@ class CatH(Scale):
 class PermMean(Scale):
     def forward(self, x):
         return self.fc(self.c(x).permute(0, 2, 3, 1).mean((1, 2)))
+class PadPool(Scale):
+    def forward(self, x):
+        return self.fc(torch.nn.functional.max_pool2d(torch.nn.functional.pad(self.c(x), (1, 1, 1, 1)), 2).mean((2, 3)))
 def scale(num_classes=10): return Scale(num_classes)
+def padpool(num_classes=10): return PadPool(num_classes)
 def permmean(num_classes=10): return PermMean(num_classes)
 def cath(num_classes=10): return CatH(num_classes)
 PYEOF
@@ -117,6 +121,8 @@ expect tv-mul-constant 2 "function mul (_operator.mul): a product with a constan
   bash -c "cd '$t' && $V --factory oddnets:scale --input-size 8 o.safetensors"
 expect tv-cat-dim 2 "function cat (torch.cat): concatenation other than of 2..64 NCHW maps along channels (dim 2)" -- \
   bash -c "cd '$t' && $V --factory oddnets:cath --input-size 8 o.safetensors"
+expect tv-pad-into-pool 2 "reads a zero padding (F.pad / ZeroPad2d folds only into the Conv2d after it)" -- \
+  bash -c "cd '$t' && $V --factory oddnets:padpool --input-size 8 o.safetensors"
 expect tv-channels-last 2 "on a channels-last view of a map (after a permute)" -- \
   bash -c "cd '$t' && $V --factory oddnets:permmean --input-size 8 o.safetensors"
 for a in efficientnet_b0 squeezenet1_1; do

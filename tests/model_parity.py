@@ -234,8 +234,10 @@ def tfjs_layers(out, path, n, minjs=False):
     open(os.path.join(out, "meta.txt"), "w").write("%d 3 12 12 5\n" % n)
 
 
-def ops17(gelu_tanh, convnext=False):
-    """Issue 17's ops in one small net (16 px: the ceil-mode pool pads one row and column): GELU (tanh form on the
+def ops17(gelu_tanh, convnext=False, fpad=False):
+    """Issue 17's ops in one small net (16 px: the ceil-mode pool pads; with fpad an asymmetric F.pad before the
+    first conv, folded into its padding: torchvision path only, torch.onnx computes the pads with Cast/
+    ConstantOfShape/Slice, not folded yet): GELU (tanh form on the
     torchvision path; torch.onnx writes the erf form as Div/Erf/Add/Mul/Mul), a squeeze-excitation gate
     (ReLU... SiLU, Hardsigmoid) multiplied from the left, Hardswish, an elementwise product of two moving
     tensors (x * sigmoid(z)), a three-way torch.cat, F.silu, an average pool counting its padding (ONNX: an
@@ -250,7 +252,7 @@ def ops17(gelu_tanh, convnext=False):
     class Ops17(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+            self.conv1 = nn.Conv2d(3, 8, 3, padding=(0, 1) if fpad else 1)
             self.bn1 = nn.BatchNorm2d(8)
             self.act1 = nn.GELU(approximate="tanh" if gelu_tanh else "none")
             self.se_pool = nn.AdaptiveAvgPool2d(1)
@@ -273,7 +275,7 @@ def ops17(gelu_tanh, convnext=False):
                 self.cn_scale = nn.Parameter(torch.rand(22, 1, 1) + 0.2)
 
         def forward(self, x):
-            x = self.act1(self.bn1(self.conv1(x)))
+            x = self.act1(self.bn1(self.conv1(F.pad(x, (0, 1, 2, 1)) if fpad else x)))   # zero pad: folds into conv1
             x = self.se_gate(self.se_fc2(self.se_act(self.se_fc1(self.se_pool(x))))) * x
             z = self.act2(self.conv2(x))
             y = x * torch.sigmoid(z)
@@ -348,7 +350,7 @@ def zoo(out, n):
         os.makedirs(d, exist_ok=True)
         if arch.startswith("ops17"):
             torch.manual_seed(1234)
-            m = ops17(arch.endswith("_tanh"), convnext=True)
+            m = ops17(arch.endswith("_tanh"), convnext=True, fpad=path == "tv")
             with torch.no_grad():
                 for mod in m.modules():  # random BN statistics, and a gate that reaches both flat parts
                     if isinstance(mod, torch.nn.BatchNorm2d):

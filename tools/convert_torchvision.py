@@ -4,7 +4,8 @@ into a gradfeat .safetensors model (models/README.md). The module is traced with
 is mapped to a gradfeat op where one exists (Conv2d, Linear, BatchNorm2d, ReLU/ReLU6/LeakyReLU,
 Sigmoid, SiLU, Hardsigmoid, Hardswish, GELU, max and average pooling, adaptive average pooling, residual
 add, products (elementwise, or squeeze-excitation's per-channel gate), torch.cat over channels, flatten,
-mean over H,W, dropout/identity/stochastic depth (eval), softmax, and ConvNeXt's channels-last pieces: a
+mean over H,W, dropout/identity/stochastic depth (eval), softmax, a zero F.pad / ZeroPad2d folded into the
+Conv2d after it, and ConvNeXt's channels-last pieces: a
 permute to NHWC and back, LayerNorm over channels (its affine part a depthwise 1x1 conv), Linear on NHWC
 (a 1x1 conv), a per-channel layer_scale parameter (a depthwise 1x1 conv)); the first node that has no
 equivalent is named with its module class and the tool stops.
@@ -124,6 +125,8 @@ def convert_module(model, input_size, in_ch=3):
             params["bias"] = g.tensor(name + ".bias", beta.reshape(C))
         return g.add(name + ".affine", "conv2d", [y], params, {"groups": C})
 
+    zpad = {}  # fx node of a zero F.pad / nn.ZeroPad2d -> (its input fx node, [t, l, b, r]): folds into the next Conv2d
+
     def np64(t):
         return None if t is None else t.detach().cpu().double().numpy()
 
@@ -138,6 +141,12 @@ def convert_module(model, input_size, in_ch=3):
             if torch.is_tensor(v):
                 consts[n.name] = (n.target, v.detach().cpu().double().numpy())
                 continue
+        if n.op != "output" and any(isinstance(a, torch.fx.Node) and a.name in zpad for a in n.args) and \
+                not (n.op == "call_module" and isinstance(mods[n.target], nn.Conv2d) and n.args[0].name in zpad and
+                     mods[n.target].padding_mode == "zeros" and not isinstance(mods[n.target].padding, str)):
+            unsupported.append("%s reads a zero padding (F.pad / ZeroPad2d folds only into the Conv2d after it)" %
+                               what(n))
+            break
         if n.op != "output" and any(isinstance(a, torch.fx.Node) and a.name in cl for a in n.args):
             m = mods.get(n.target) if n.op == "call_module" else None
             f = n.target if n.op != "call_module" else None
@@ -226,6 +235,13 @@ def convert_module(model, input_size, in_ch=3):
             continue
         if n.op == "call_module":
             m, t = mods[n.target], n.target
+            if isinstance(m, nn.ZeroPad2d) and len(in_shape) == 4:
+                l_, r_, t_, b_ = (list(m.padding) * 4)[:4] if isinstance(m.padding, (tuple, list)) else [m.padding] * 4
+                if min(l_, r_, t_, b_) < 0:
+                    unsupported.append("%s: negative padding (a crop)" % what(n))
+                    continue
+                zpad[n.name] = (args[0].name, [t_, l_, b_, r_])
+                continue
             if isinstance(m, nn.Conv2d):
                 if m.padding_mode != "zeros" or isinstance(m.padding, str):
                     if isinstance(m.padding, str) and m.padding == "valid":
@@ -236,6 +252,10 @@ def convert_module(model, input_size, in_ch=3):
                 else:
                     p = _pair(m.padding)
                     pad = [p[0], p[1], p[0], p[1]]
+                if args[0].name in zpad:   # a zero F.pad / ZeroPad2d before it: more padding
+                    p0, extra = zpad[args[0].name]
+                    src = ours[p0]
+                    pad = [u + v for u, v in zip(pad, extra)]
                 params = {"weight": tensor(t + ".weight")}
                 if m.bias is not None:
                     params["bias"] = tensor(t + ".bias")
@@ -342,6 +362,14 @@ def convert_module(model, input_size, in_ch=3):
                 ins = [ours[x.name] for x in args]
                 base = ins[0].rsplit(".", 1)[0] if "." in ins[0] else ""
                 ours[n.name] = g.add((base + ".cat") if base else n.name, "concat", ins)
+            elif f is F.pad:
+                pd = list(n.args[1] if len(n.args) > 1 else n.kwargs["pad"])
+                mode = n.args[2] if len(n.args) > 2 else n.kwargs.get("mode", "constant")
+                value = n.args[3] if len(n.args) > 3 else n.kwargs.get("value", None)
+                if len(in_shape) != 4 or len(pd) != 4 or mode != "constant" or value not in (None, 0, 0.0) or min(pd) < 0:
+                    unsupported.append("%s: F.pad %s mode %s value %s (only zeros around H, W)" % (what(n), pd, mode, value))
+                    continue
+                zpad[n.name] = (args[0].name, [pd[2], pd[0], pd[3], pd[1]])
             elif f in (torch.permute, "permute"):
                 dims = list(n.args[1:]) if len(n.args) > 2 else list(n.args[1] if len(n.args) > 1 else n.kwargs["dims"])
                 if len(in_shape) != 4 or [int(d) % 4 for d in dims] != [0, 2, 3, 1]:
