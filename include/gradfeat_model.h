@@ -63,7 +63,7 @@ typedef struct gf_node_info {
     const char *name;
     const char *op;               /* "conv2d", "linear", "batchnorm", ... as in the file */
     int n_inputs;
-    const char *inputs[2];        /* node names or the graph input's name */
+    const char *inputs[64];       /* node names or the graph input's name (concat: up to 64) */
     int c, h, w;                  /* output shape per image; flat outputs have h = w = 1 */
     int flat;                     /* 1 when the output is a vector (linear, GAP, flatten, softmax) */
     uint64_t params;              /* floats in the file for this node */

@@ -2,8 +2,10 @@
 # Converter front doors (issues 21/22): every tools/convert_*.py answers a wrong input with ONE line on
 # stderr saying what it expected, no Python traceback, and the documented exit code (models/README.md:
 # 2 bad command line or a model gradfeat cannot represent, 5 unreadable/malformed input); every option
-# its --help names is one argparse accepts; real inputs: a tiny ONNX model with an op we lack, a broken
-# TF.js model, torchvision efficientnet_b0 (SiLU) and squeezenet1_1 (torch.cat).
+# its --help names is one argparse accepts; real inputs: a tiny ONNX model with an op we lack (a lone Erf,
+# not torch's GELU pattern), a Mul by a constant and a HardSigmoid with beta != 0.5, a broken TF.js model, a
+# torch module scaling by a constant and one concatenating along H; efficientnet_b0 (SiLU, SE) and
+# squeezenet1_1 (torch.cat, ceil-mode pools) convert (issue 17) and load.
 . "$(dirname "$0")/testlib.sh"
 T="$GF_SRC/tools"
 
@@ -24,10 +26,15 @@ import json, sys, numpy as np, onnx
 from onnx import helper, TensorProto, numpy_helper
 t = sys.argv[1]
 w = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
-nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Sigmoid", ["c"], ["y"], name="sig")]
-g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], [w])
-onnx.save(helper.make_model(g), t + "/sigmoid.onnx")
+def one(op, name, extra=(), attrs=None, inits=()):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node(op, ["c"] + list(extra), ["y"], name=name, **(attrs or {}))]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], [w] + list(inits))
+    onnx.save(helper.make_model(g), "%s/%s.onnx" % (t, name))
+one("Erf", "erf")
+one("Mul", "mulconst", ["k"], inits=[numpy_helper.from_array(np.float32(2.0), "k")])
+one("HardSigmoid", "hsig", attrs={"alpha": 0.2, "beta": 0.6})
 layers = [{"class_name": "Conv2D", "config": {"name": "c", "batch_input_shape": [None, 4, 4, 3], "filters": 2,
            "kernel_size": [1, 1], "strides": [1, 1], "padding": "valid", "activation": "linear", "use_bias": False}},
           {"class_name": "Bidirectional", "config": {"name": "rnn"}}]
@@ -57,8 +64,10 @@ O="$PY $T/convert_onnx.py"
 expect onnx-missing 5 "nope.onnx: No such file" -- $O "$t/nope.onnx" "$t/o.safetensors"
 expect onnx-dir 5 "not a regular file" -- $O "$t/dir" "$t/o.safetensors"
 expect onnx-garbage 5 "not an ONNX model" -- $O "$t/garbage.bin" "$t/o.safetensors"
-expect onnx-unsupported-op 2 "Sigmoid (1 nodes, e.g. sig)" -- $O "$t/sigmoid.onnx" "$t/o.safetensors"
-expect onnx-bad-preprocess 2 "--preprocess: not valid JSON" -- $O "$t/sigmoid.onnx" "$t/o.safetensors" --preprocess '{'
+expect onnx-unsupported-op 2 "Erf (1 nodes, e.g. erf)" -- $O "$t/erf.onnx" "$t/o.safetensors"
+expect onnx-mul-constant 2 "node mulconst: Mul by a constant not supported" -- $O "$t/mulconst.onnx" "$t/o.safetensors"
+expect onnx-hardsigmoid-beta 2 "node hsig: HardSigmoid beta 0.6" -- $O "$t/hsig.onnx" "$t/o.safetensors"
+expect onnx-bad-preprocess 2 "--preprocess: not valid JSON" -- $O "$t/erf.onnx" "$t/o.safetensors" --preprocess '{'
 expect onnx-usage 2 "the following arguments are required: model, out (see --help)" -- $O
 
 J="$PY $T/convert_tfjs.py"
@@ -86,8 +95,41 @@ expect tv-channels 2 "expected input[1, 3, 28, 28] to have 1 channels" -- \
   bash -c "cd '$t' && $V --factory mynet:build --input-size 28 o.safetensors"
 check "tv --factory --channels 1 converts" "(cd '$t' && $V --factory mynet:build --channels 1 --input-size 28 my.safetensors >/dev/null 2>&1)"
 check "gradfeat info reads it" "\"\$G\" info '$t/my.safetensors' | grep -q 'feature: *4 \\[8\\]'" || "$G" info "$t/my.safetensors"
-expect tv-silu 2 "module features.0.2 (torch.nn.modules.activation.SiLU)" -- $V --arch efficientnet_b0 --input-size 32 "$t/o.safetensors"
-expect tv-cat 2 "function cat (torch.cat)" -- $V --arch squeezenet1_1 --input-size 32 "$t/o.safetensors"
+cat >"$t/oddnets.py" <<'PYEOF'
+import torch, torch.nn as nn
+class Scale(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__(); self.c = nn.Conv2d(3, 4, 1); self.fc = nn.Linear(4, num_classes)
+    def forward(self, x):
+        return self.fc((self.c(x) * 2.0).mean((2, 3)))
+class CatH(Scale):
+    def forward(self, x):
+        y = self.c(x)
+        return self.fc(torch.cat([y, y], 2).mean((2, 3)))
+class PermMean(Scale):
+    def forward(self, x):
+        return self.fc(self.c(x).permute(0, 2, 3, 1).mean((1, 2)))
+class PadPool(Scale):
+    def forward(self, x):
+        return self.fc(torch.nn.functional.max_pool2d(torch.nn.functional.pad(self.c(x), (1, 1, 1, 1)), 2).mean((2, 3)))
+def scale(num_classes=10): return Scale(num_classes)
+def padpool(num_classes=10): return PadPool(num_classes)
+def permmean(num_classes=10): return PermMean(num_classes)
+def cath(num_classes=10): return CatH(num_classes)
+PYEOF
+expect tv-mul-constant 2 "function mul (_operator.mul): a product with a constant" -- \
+  bash -c "cd '$t' && $V --factory oddnets:scale --input-size 8 o.safetensors"
+expect tv-cat-dim 2 "function cat (torch.cat): concatenation other than of 2..64 NCHW maps along channels (dim 2)" -- \
+  bash -c "cd '$t' && $V --factory oddnets:cath --input-size 8 o.safetensors"
+expect tv-pad-into-pool 2 "reads a zero padding (F.pad / ZeroPad2d folds only into the Conv2d after it)" -- \
+  bash -c "cd '$t' && $V --factory oddnets:padpool --input-size 8 o.safetensors"
+expect tv-channels-last 2 "on a channels-last view of a map (after a permute)" -- \
+  bash -c "cd '$t' && $V --factory oddnets:permmean --input-size 8 o.safetensors"
+for a in efficientnet_b0 squeezenet1_1; do
+  check "tv $a converts (issue 17: SiLU/SE, torch.cat/ceil-mode pool)" \
+    "$V --arch $a --input-size 32 '$t/$a.safetensors' >'$t/$a.log' 2>&1" || cat "$t/$a.log"
+  check "gradfeat info reads $a" "\"\$G\" info '$t/$a.safetensors' >/dev/null"
+done
 
 # every --option that a converter's --help mentions is one its argparse accepts (the parsers are built by
 # make_parser(), the same call main() makes)

@@ -4,14 +4,14 @@
 #   (b) PoCL with every GPU-style path forced (GRADFEAT_PATHS=gpu: per-element conv kernels,
 #       strided BN walk, CLBlast GEMM instead of the host BLAS);
 #   (c) Mesa rusticl over llvmpipe (RUSTICL_ENABLE=llvmpipe, GRADFEAT_DEVICE=llvmpipe), default paths;
-# on each: the op tests (act, affine, bn, pool, loss, optim) and the linearized-method test; then one
+# on each: the op tests (act, merge, ln, affine, bn, pool, loss, optim) and the linearized-method test; then one
 # end-to-end `train --method all` in (a), (b) and (c), whose results must agree (accuracies within
 # 0.5 points, losses within 1e-3). (c) needs Debian's mesa-opencl-icd (tools/setup.sh --tests
 # installs it); only without its ICD file is (c) left out, and the test then exits 77 (ctest: skipped)
 # after (a) and (b), so a CI machine with the package never skips it.
 . "$(dirname "$0")/testlib.sh"
 B="$GF_BUILD/tests"
-OPS=(test_act test_affine test_bn test_pool test_loss test_optim test_linearized)
+OPS=(test_act test_merge test_ln test_affine test_bn test_pool test_loss test_optim test_linearized)
 RUSTICL_ICD=/etc/OpenCL/vendors/rusticl.icd
 have_rusticl=0; [ -f "$RUSTICL_ICD" ] && have_rusticl=1
 unset GRADFEAT_DEVICE GRADFEAT_PATHS GRADFEAT_CONV_KERNELS GRADFEAT_BN_WALK GRADFEAT_GEMM GRADFEAT_HOST_BLAS

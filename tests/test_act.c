@@ -1,26 +1,35 @@
-/* Activations on the device vs a double C reference: forward, tangent (also
- * vs central finite differences of the reference) and backward (also vs the
- * adjoint identity <J v, u> = <v, J^T u> on the device), in place, with the
- * mask taken from the output, and determinism.
+/* Activations on the device vs a double C reference (gf_act_ref / gf_act_dref,
+ * cross-checked here against an independent formula per kind): forward,
+ * tangent (also vs central finite differences of the reference) and backward
+ * (also vs the adjoint identity <J v, u> = <v, J^T u> on the device), in place,
+ * with the mask taken from the output (ReLU family only), and determinism.
  * Tolerances: ReLU and ReLU6 forward/tangent/backward are selections, so
  * exact; LeakyReLU has one float product: |got - ref| <= 1e-30 + 1.2e-7 |ref|
- * (half an ulp is 6e-8); FD: 1e-6 + 1e-6 |ref|; adjoint 1e-4 relative.
- * FD inputs are kept >= 0.05 away from the kinks (0, and 6 for ReLU6) and the
- * FD step moves them at most 1e-3, so the piecewise-linear reference is smooth
- * along the probe and central differences are exact up to rounding. */
+ * (half an ulp is 6e-8); the smooth kinds (sigmoid, SiLU, GELU, GELU-tanh) go
+ * through exp/erfc/tanh of a few ulp (erfc up to 16): 1e-7 + 2e-6 |ref|, and
+ * hard-sigmoid/hard-swish (two or three float ops): 1e-7 + 5e-7 |ref|.
+ * FD: 1e-6 + 1e-6 |ref| for the piecewise-linear/quadratic kinds (exact up
+ * to rounding), 2e-6 + 2e-6 |ref| for the smooth ones (h^2 max|d3f| / 6 <= 4e-7
+ * at h = 1e-3); adjoint 1e-4 relative. FD inputs are kept >= 0.05 away from
+ * every kink (0; 6 for ReLU6; +-3 for hard-sigmoid/hard-swish; +-2.5 for the
+ * hard sigmoid with alpha 0.2) and the FD step moves them at most 1e-3. */
 #include "testutil.h"
 #include "ops_act.h"
 
-static double ref_f(gf_act a, double z) {
-    if (a.kind == GF_ACT_RELU) return z > 0 ? z : 0;
-    if (a.kind == GF_ACT_LEAKY) return z > 0 ? z : (double)a.slope * z;
-    return z <= 0 ? 0 : (z >= 6 ? 6 : z);
-}
+static double ref_f(gf_act a, double z) { return gf_act_ref(a, z); }
+static double ref_d(gf_act a, double z) { return gf_act_dref(a, z); }
 
-static double ref_d(gf_act a, double z) {
-    if (a.kind == GF_ACT_RELU) return z > 0;
-    if (a.kind == GF_ACT_LEAKY) return z > 0 ? 1.0 : (double)a.slope;
-    return z > 0 && z < 6;
+/* Kinks of each kind (where the FD probe must not go). */
+static int near_kink(gf_act a, double v) {
+    const double w = 0.05;
+    switch (a.kind) {
+    case GF_ACT_RELU: case GF_ACT_LEAKY: return fabs(v) < w;
+    case GF_ACT_RELU6: return fabs(v) < w || fabs(v - 6) < w;
+    case GF_ACT_HSWISH: return fabs(v + 3) < w || fabs(v - 3) < w;
+    case GF_ACT_HSIGMOID:
+        return fabs(a.slope * v + 0.5) < w * a.slope || fabs(a.slope * v + 0.5 - 1) < w * a.slope;
+    default: return 0;
+    }
 }
 
 static double dot(const float *a, const float *b, size_t n) {
@@ -36,9 +45,8 @@ static void run_case(gf_ctx *ctx, gf_act a, size_t n, uint64_t seed) {
     float *z = malloc(n * 4), *t = malloc(n * 4), *u = malloc(n * 4), *out = malloc(n * 4), *out2 = malloc(n * 4);
     double *ref = malloc(n * 8);
     for (size_t i = 0; i < n; i++) {
-        double v = test_uniform(&r, -9, 9);
-        if (fabs(v) < 0.05) v = v < 0 ? -0.05 - fabs(v) : 0.05 + v;
-        if (fabs(v - 6) < 0.05) v = 6.1;
+        double v;
+        do v = test_uniform(&r, -9, 9); while (near_kink(a, v));
         z[i] = (float)v;
     }
     test_fill(&r, t, n, -1, 1);
@@ -46,7 +54,11 @@ static void run_case(gf_ctx *ctx, gf_act a, size_t n, uint64_t seed) {
     cl_mem bz = test_upload(ctx, z, n), bt = test_upload(ctx, t, n), bu = test_upload(ctx, u, n);
     cl_mem bo = test_alloc(ctx, n), bo2 = test_alloc(ctx, n);
     const char *name = gf_act_name(a.kind);
-    const double rtol = a.kind == GF_ACT_LEAKY ? 1.2e-7 : 0.0, atol = 1e-30;
+    const int smooth = a.kind == GF_ACT_SIGMOID || a.kind == GF_ACT_SILU || a.kind == GF_ACT_GELU ||
+                       a.kind == GF_ACT_GELU_TANH;
+    const int hard = a.kind == GF_ACT_HSIGMOID || a.kind == GF_ACT_HSWISH;
+    const double rtol = smooth ? 2e-6 : hard ? 5e-7 : a.kind == GF_ACT_LEAKY ? 1.2e-7 : 0.0;
+    const double atol = smooth || hard ? 1e-7 : 1e-30, fd_tol = smooth ? 2e-6 : 1e-6;
 
     /* forward */
     for (size_t i = 0; i < n; i++) ref[i] = ref_f(a, z[i]);
@@ -68,7 +80,7 @@ static void run_case(gf_ctx *ctx, gf_act a, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++)
         ref[i] = (ref_f(a, z[i] + h * t[i]) - ref_f(a, z[i] - h * t[i])) / (2 * h);
     snprintf(what, sizeof what, "%s(%g) tangent vs FD n=%zu", name, a.slope, n);
-    test_close(what, out, ref, n, 1e-6, 1e-6);
+    test_close(what, out, ref, n, fd_tol, fd_tol);
     float *jv = malloc(n * 4);
     memcpy(jv, out, n * 4);
 
@@ -87,7 +99,7 @@ static void run_case(gf_ctx *ctx, gf_act a, size_t n, uint64_t seed) {
 
     /* In place: forward z <- sigma(z), then the mask from the output (valid for
      * slope >= 0), tangent and backward in place on their inputs. */
-    if (a.kind != GF_ACT_LEAKY || a.slope >= 0) {
+    if (!gf_act_smooth(a.kind) && (a.kind != GF_ACT_LEAKY || a.slope >= 0)) {
         cl_mem bzz = test_upload(ctx, z, n), btt = test_upload(ctx, t, n), buu = test_upload(ctx, u, n);
         REQUIRE_OK(ctx, gf_act_forward(ctx, a, n, bzz, bzz));
         REQUIRE_OK(ctx, gf_act_tangent(ctx, a, n, bzz, btt, btt));
@@ -123,17 +135,83 @@ static void special_values(gf_ctx *ctx) {
     REQUIRE_OK(ctx, gf_act_forward(ctx, relu, 6, bz, bo));
     test_download(ctx, bo, y, 6);
     CHECK(isnan(y[0]) && y[3] == 6 && y[5] == 7, "relu special forward");
-    gf_act bad = {(gf_act_kind)7, 0};
+    gf_act bad = {GF_ACT_COUNT, 0};
     CHECK(gf_act_forward(ctx, bad, 6, bz, bo) == GF_ERR_USAGE, "unknown kind accepted");
     CHECK(gf_act_parse("relu6") == GF_ACT_RELU6 && gf_act_parse("leaky_relu") == GF_ACT_LEAKY &&
           gf_act_parse("tanh") == -1, "gf_act_parse");
     gf_buf_release(&bz); gf_buf_release(&bg); gf_buf_release(&bo);
 }
 
+/* gf_act_ref / gf_act_dref against formulas written another way (PyTorch's
+ * definitions: hardsigmoid = relu6(x + 3) / 6, hardswish = x hardsigmoid(x),
+ * GELU = x (1 + erf(x / sqrt 2)) / 2, SiLU = x sigmoid(x)) and the derivative
+ * against a central difference of the reference, on a grid away from kinks. */
+static void reference_crosscheck(void) {
+    double worst = 0, worst_d = 0;
+    for (int i = -800; i <= 800; i++) {
+        double z = i / 100.0 + 0.00371;
+        double s = 1 / (1 + exp(-z)), r6 = fmin(fmax(z + 3, 0), 6);
+        double e[6] = {
+            gf_act_ref((gf_act){GF_ACT_SIGMOID, 0}, z) - s,
+            gf_act_ref((gf_act){GF_ACT_SILU, 0}, z) - z * s,
+            (gf_act_ref(GF_ACT_HSIGMOID_TORCH, z) - r6 / 6) * 1e-5,   /* slope is float(1/6): 5e-9 z */
+            gf_act_ref((gf_act){GF_ACT_HSWISH, 0}, z) - z * r6 / 6,
+            gf_act_ref((gf_act){GF_ACT_GELU, 0}, z) - 0.5 * z * (1 + erf(z / sqrt(2.0))),
+            gf_act_ref((gf_act){GF_ACT_GELU_TANH, 0}, z) -
+                0.5 * z * (1 + tanh(sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)))};
+        for (int k = 0; k < 6; k++) if (fabs(e[k]) > worst) worst = fabs(e[k]);
+        for (int k = GF_ACT_SIGMOID; k < GF_ACT_COUNT; k++) {
+            gf_act a = {(gf_act_kind)k, 0};
+            if (k == GF_ACT_HSIGMOID) a = GF_ACT_HSIGMOID_TORCH;
+            const double h = 1e-5;
+            double fd = (gf_act_ref(a, z + h) - gf_act_ref(a, z - h)) / (2 * h);
+            double d = fabs(fd - gf_act_dref(a, z));
+            if (d > worst_d) worst_d = d;
+        }
+    }
+    CHECK(worst < 1e-12, "references vs independent formulas: %.3g", worst);
+    CHECK(worst_d < 1e-8, "reference derivatives vs central differences: %.3g", worst_d);
+}
+
+/* The new kinds at special inputs: NaN propagates (also through the clamps of
+ * the hard kinds), +inf saturates, the hard kinks follow PyTorch's choices
+ * (hardswish' = 1/2 - 1 = -1/2 at -3 and 3/2 at 3; hardsigmoid' = 0 at +-3). */
+static void special_smooth(gf_ctx *ctx) {
+    const float z[5] = {NAN, INFINITY, -INFINITY, -3.0f, 3.0f};
+    const float g[5] = {1, 1, 1, 1, 1};
+    float y[5], d[5];
+    cl_mem bz = test_upload(ctx, z, 5), bg = test_upload(ctx, g, 5), bo = test_alloc(ctx, 5);
+    for (int k = GF_ACT_SIGMOID; k < GF_ACT_COUNT; k++) {
+        gf_act a = {(gf_act_kind)k, 0};
+        if (k == GF_ACT_HSIGMOID) a = GF_ACT_HSIGMOID_TORCH;
+        REQUIRE_OK(ctx, gf_act_forward(ctx, a, 5, bz, bo));
+        test_download(ctx, bo, y, 5);
+        REQUIRE_OK(ctx, gf_act_backward(ctx, a, 5, bz, bg, bo));
+        test_download(ctx, bo, d, 5);
+        const char *nm = gf_act_name(a.kind);
+        CHECK(isnan(y[0]), "%s(NaN) = %g, not NaN", nm, y[0]);
+        int bounded = k == GF_ACT_SIGMOID || k == GF_ACT_HSIGMOID;
+        CHECK(bounded ? y[1] == 1.0f : y[1] == INFINITY, "%s(+inf) = %g", nm, y[1]);
+        if (k == GF_ACT_SIGMOID || k == GF_ACT_HSIGMOID) CHECK(y[2] == 0.0f, "%s(-inf) = %g", nm, y[2]);
+        if (k == GF_ACT_HSWISH)
+            CHECK(d[3] == -0.5f && d[4] == 1.5f, "hardswish' at -3, 3: %g %g (PyTorch: -0.5, 1.5)", d[3], d[4]);
+        if (k == GF_ACT_HSIGMOID) CHECK(d[3] == 0 && d[4] == 0, "hardsigmoid' at -3, 3: %g %g", d[3], d[4]);
+    }
+    CHECK(gf_act_parse("silu") == GF_ACT_SILU && gf_act_parse("swish") == GF_ACT_SILU &&
+          gf_act_parse("gelu_tanh") == GF_ACT_GELU_TANH && gf_act_parse("hardswish") == GF_ACT_HSWISH,
+          "gf_act_parse of the new kinds");
+    for (int k = 0; k < GF_ACT_COUNT; k++)
+        CHECK(gf_act_parse(gf_act_name((gf_act_kind)k)) == k, "name/parse round trip of kind %d", k);
+    gf_buf_release(&bz); gf_buf_release(&bg); gf_buf_release(&bo);
+}
+
 int main(void) {
     gf_ctx *ctx = test_ctx();
     const gf_act kinds[] = {{GF_ACT_RELU, 0}, {GF_ACT_LEAKY, 0.01f}, {GF_ACT_LEAKY, 0.2f},
-                            {GF_ACT_LEAKY, -0.3f}, {GF_ACT_RELU6, 0}};
+                            {GF_ACT_LEAKY, -0.3f}, {GF_ACT_RELU6, 0}, {GF_ACT_SIGMOID, 0},
+                            {GF_ACT_SILU, 0}, GF_ACT_HSIGMOID_TORCH, {GF_ACT_HSIGMOID, 0.2f},
+                            {GF_ACT_HSWISH, 0}, {GF_ACT_GELU, 0}, {GF_ACT_GELU_TANH, 0}};
+    reference_crosscheck();
     /* sizes: 1, odd, batch 7 x 13 channels x 5 x 3, a larger map */
     const size_t sizes[] = {1, 7, 1365, 64 * 49 * 3 + 5};
     uint64_t seed = 1;
@@ -141,6 +219,7 @@ int main(void) {
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
             run_case(ctx, kinds[k], sizes[s], seed++);
     special_values(ctx);
+    special_smooth(ctx);
     gf_ctx_free(ctx);
     return test_finish("test_act");
 }

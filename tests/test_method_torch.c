@@ -9,7 +9,12 @@
  *    max pool with asymmetric padding, 1x1 stride-2 shortcut, add) on trunk
  *    outputs z0 of real Fashion-MNIST images;
  *  - ResNet-18 layer4.0 (torchvision init, seed 0, 64 px: stride-2 3x3 conv,
- *    1x1 downsample, ReLUs, add) on trunk outputs of the same images.
+ *    1x1 downsample, ReLUs, add) on trunk outputs of the same images;
+ *  - issue 17's ops: a synthetic block with SiLU, GELU (both forms), sigmoid,
+ *    hard-sigmoid, hard-swish, a squeeze-excitation gate product, an
+ *    elementwise product of two moving tensors and a three-way concat; and
+ *    MobileNetV3-small's last inverted residual (SE, hard-swish) through its
+ *    classifier's first linear layer (seeded random weights, calibrated BN, 64 px).
  * Two start points: the paper's (w1 = ω̄, w2 = 0) and a moved one (w2 != 0,
  * w1 != ω̄, b1 moved) where every term of the model matters and an ω̄ aliased
  * to w1 would show. One gf_lin_train_step (Adam β (0.5, 0.999), lr 1e-3,
@@ -60,7 +65,8 @@ static double *read_ref(const problem *p, const char *tag, const char *what, siz
 }
 
 static const char *kind_name(gf_bnode_kind k) {
-    static const char *s[] = {"conv", "linear", "act", "maxpool", "avgpool", "gap", "add", "flatten"};
+    static const char *s[] = {"conv", "linear", "act", "maxpool", "avgpool", "gap", "add", "flatten", "batchnorm",
+                              "mul", "concat", "layernorm"};
     return s[k];
 }
 
@@ -77,8 +83,10 @@ static void write_spec(const problem *p, const gf_optim *o) {
             N, K, p->c_in, p->h_in, p->w_in, p->P);
     for (int i = 0; i < nn; i++) {
         const gf_bnode *b = &nd[i];
-        fprintf(f, " {\"kind\": \"%s\", \"name\": \"%s\", \"in\": [%d, %d], \"c\": %d, \"h\": %d, \"w\": %d", kind_name(b->kind),
-                b->name, b->in[0] < 0 ? -1 : b->in[0], b->in[1] < 0 ? -1 : b->in[1], b->c, b->h, b->w);
+        int ar = b->kind == GF_BN_CONCAT ? b->n_in : 2;
+        fprintf(f, " {\"kind\": \"%s\", \"name\": \"%s\", \"in\": [", kind_name(b->kind), b->name);
+        for (int k = 0; k < ar; k++) fprintf(f, "%s%d", k ? ", " : "", b->in[k] < 0 ? -1 : b->in[k]);
+        fprintf(f, "], \"c\": %d, \"h\": %d, \"w\": %d", b->c, b->h, b->w);
         if (b->kind == GF_BN_CONV || b->kind == GF_BN_LINEAR)
             fprintf(f, ", \"w_off\": %ld, \"w_count\": %zu, \"b_off\": %ld, \"b_count\": %zu", b->w_off, b->w_count,
                     b->b_off, b->b_count);
@@ -89,9 +97,10 @@ static void write_spec(const problem *p, const gf_optim *o) {
                     c->pad_bottom, c->pad_left, c->pad_right, c->dil_h, c->dil_w, c->groups);
         }
         if (b->kind == GF_BN_LINEAR) fprintf(f, ", \"lin_in\": %d, \"lin_out\": %d", b->lin_in, b->lin_out);
+        if (b->kind == GF_BN_LAYERNORM) fprintf(f, ", \"eps\": %.9g", b->bn_eps);
         if (b->kind == GF_BN_ACT)
             fprintf(f, ", \"act\": \"%s\", \"slope\": %.9g",
-                    b->act.kind == GF_ACT_RELU ? "relu" : b->act.kind == GF_ACT_LEAKY ? "leaky" : "relu6", b->act.slope);
+                    b->act.kind == GF_ACT_LEAKY ? "leaky" : gf_act_name(b->act.kind), b->act.slope);
         if (b->kind == GF_BN_MAXPOOL || b->kind == GF_BN_AVGPOOL)
             fprintf(f, ", \"k\": [%d, %d], \"s\": [%d, %d], \"pad\": [%d, %d, %d, %d], \"count_include_pad\": %d",
                     b->pool_k[0], b->pool_k[1], b->pool_s[0], b->pool_s[1], b->pool_pad[0], b->pool_pad[1],
@@ -356,6 +365,70 @@ static void setup_synthetic(gf_ctx *ctx, problem *p) {
     init_head(p, &r);
 }
 
+/* Issue 17's node kinds in one block, as in EfficientNet/MobileNetV3: SiLU
+ * and GELU around a depthwise conv, a squeeze-excitation gate (GAP -> 1x1
+ * conv -> GELU-tanh -> 1x1 conv -> hard-sigmoid) multiplied onto the map (a
+ * product with BOTH factors moving), an elementwise product of two moving
+ * tensors (the map and its sigmoid), hard-swish, a three-way concat whose
+ * inputs have different tangents, and a layer norm over channels with its
+ * affine part as a depthwise 1x1 conv (ConvNeXt). */
+static void setup_synthetic_se(gf_ctx *ctx, problem *p) {
+    enum { C = 6, H = 7 };
+    gf_bnode nd[19];
+    memset(nd, 0, sizeof nd);
+    gf_conv_desc d;
+    int i = 0;
+#define CONV(nm, src, ci, co, k, pad, g, bias) do { \
+        REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, ci, H, H, co, k, k, 1, 1, pad, pad, pad, pad, 1, 1, g)); \
+        nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = nm, .in = {src}, .conv = d, .has_bias = bias}; i++; } while (0)
+#define ACT(nm, src, kd, sl) do { nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = nm, .in = {src}, .act = {kd, sl}}; i++; } while (0)
+    CONV("expand", GF_BLOCK_INPUT, C, 12, 1, 0, 1, 1);                         /* 0 */
+    ACT("silu", 0, GF_ACT_SILU, 0);                                             /* 1 */
+    CONV("dw", 1, 12, 12, 3, 1, 12, 0);                                         /* 2 */
+    ACT("gelu", 2, GF_ACT_GELU, 0);                                             /* 3 */
+    nd[i] = (gf_bnode){.kind = GF_BN_GAP, .name = "se.pool", .in = {3}}; i++;  /* 4 */
+    REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, 12, 1, 1, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1));
+    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "se.fc1", .in = {4}, .conv = d, .has_bias = 1}; i++;   /* 5 */
+    ACT("se.act", 5, GF_ACT_GELU_TANH, 0);                                      /* 6 */
+    REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, 4, 1, 1, 12, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1));
+    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "se.fc2", .in = {6}, .conv = d, .has_bias = 1}; i++;   /* 7 */
+    ACT("se.gate", 7, GF_ACT_HSIGMOID, 1.0f / 6.0f);                            /* 8 */
+    nd[i] = (gf_bnode){.kind = GF_BN_MUL, .name = "se.mul", .in = {3, 8}}; i++; /* 9: gate */
+    ACT("sig", 3, GF_ACT_SIGMOID, 0);                                           /* 10 */
+    nd[i] = (gf_bnode){.kind = GF_BN_MUL, .name = "mul", .in = {9, 10}}; i++;   /* 11: elementwise */
+    CONV("side", 1, 12, 6, 1, 0, 1, 1);                                         /* 12 */
+    ACT("hswish", 12, GF_ACT_HSWISH, 0);                                        /* 13 */
+    nd[i] = (gf_bnode){.kind = GF_BN_CONCAT, .name = "cat", .in = {11, 13, 3}, .n_in = 3}; i++;   /* 14: 30 ch */
+    nd[i] = (gf_bnode){.kind = GF_BN_LAYERNORM, .name = "ln", .in = {14}, .bn_eps = 1e-6f}; i++;  /* 15 */
+    CONV("ln.affine", 15, 30, 30, 1, 0, 30, 1);                                 /* 16: its scale and shift */
+    CONV("project", 16, 30, 8, 1, 0, 1, 1);                                     /* 17 */
+    ACT("out", 17, GF_ACT_SILU, 0);                                             /* 18 */
+#undef CONV
+#undef ACT
+    p->c_in = C; p->h_in = p->w_in = H;
+    REQUIRE_OK(ctx, gf_block_create(ctx, C, H, H, nd, i, N, &p->blk));
+    p->P = gf_block_param_count(p->blk);
+    p->d = gf_block_feature_dim(p->blk);
+    int cnt;
+    const gf_bnode *bn = gf_block_nodes(p->blk, &cnt);
+    CHECK(bn[9].gate == 1 && bn[11].gate == 0 && bn[14].c == 30, "synthetic_se: gate flags %d %d, concat %d channels",
+          bn[9].gate, bn[11].gate, bn[14].c);
+    test_rng r;
+    test_rng_seed(&r, 29);
+    p->theta = calloc(p->P, sizeof(float));
+    for (int k = 0; k < cnt; k++) {   /* large enough that hard-sigmoid/hard-swish reach both flat parts */
+        if (bn[k].w_off >= 0) test_fill(&r, p->theta + bn[k].w_off, bn[k].w_count, -1.2, 1.2);
+        if (bn[k].b_off >= 0) test_fill(&r, p->theta + bn[k].b_off, bn[k].b_count, -1.0, 1.0);
+    }
+    size_t xs = (size_t)N * C * H * H;
+    p->x = malloc(xs * sizeof(float));
+    test_fill(&r, p->x, xs, -1.5, 1.5);
+    for (int k = 0; k < N; k++) p->labels[k] = (k * 7) % K;
+    printf("%s: block of %d nodes (%zu floats in the parameter vector), input %dx%dx%d, d = %d\n", p->label, cnt, p->P,
+           C, H, H, p->d);
+    init_head(p, &r);
+}
+
 static void run_reference(problem *p, const gf_optim *o) {
     write_raw(p, "x", p->x, (size_t)N * p->c_in * p->h_in * p->w_in * sizeof(float));
     write_raw(p, "labels", p->labels, sizeof p->labels);
@@ -485,6 +558,15 @@ int main(void) {
     compare(ctx, &syn, &o);
     cleanup(&syn);
 
+    problem se = {.label = "synthetic_se"};
+    snprintf(se.dir, sizeof se.dir, "%s/synthetic_se", root);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", se.dir);
+    if (system(cmd) != 0) { fprintf(stderr, "FATAL: %s\n", cmd); return 1; }
+    setup_synthetic_se(ctx, &se);
+    run_reference(&se, &o);
+    compare(ctx, &se, &o);
+    cleanup(&se);
+
     /* the emotion net (sha256-pinned, cached by fetch.sh) */
     problem emo = {.label = "emotion"};
     snprintf(emo.dir, sizeof emo.dir, "%s/emotion", root);
@@ -511,6 +593,52 @@ int main(void) {
     run_reference(&rn, &o);
     compare(ctx, &rn, &o);
     cleanup(&rn);
+
+    /* MobileNetV3-small (seeded, BN statistics randomised and calibrated: tests/model_parity.py) at 64 px: the span from the last
+     * inverted residual (hard-swish, depthwise 5x5, squeeze-excitation with ReLU and
+     * hard-sigmoid: a gate product with both factors moving, skip add) through the
+     * last 1x1 conv, GAP, the 576 -> 1024 linear and its hard-swish (the feature) */
+    problem mb = {.label = "mobilenet_v3_small", .first_case = 1};
+    snprintf(mb.dir, sizeof mb.dir, "%s/mobilenet_v3_small", root);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && /usr/bin/python3 %s/tests/model_parity.py convert mobilenet_v3_small 64 "
+             "%s/mbv3.safetensors > %s/convert.log 2>&1 || { cat %s/convert.log >&2; exit 1; }", mb.dir, src, root, root,
+             root);
+    if (system(cmd) != 0) { fprintf(stderr, "FATAL: tools/convert_torchvision.py failed\n"); return 1; }
+    snprintf(path, sizeof path, "%s/mbv3.safetensors", root);
+    setup(ctx, &mb, path, "features.11.block", 24);
+    {
+        int nn, kinds[GF_BN_CONCAT + 1] = {0};
+        const gf_bnode *bn = gf_block_nodes(mb.blk, &nn);
+        for (int k = 0; k < nn; k++) kinds[bn[k].kind]++;
+        int hsw = 0, hsig = 0, gate = 0;
+        for (int k = 0; k < nn; k++) {
+            hsw += bn[k].kind == GF_BN_ACT && bn[k].act.kind == GF_ACT_HSWISH;
+            hsig += bn[k].kind == GF_BN_ACT && bn[k].act.kind == GF_ACT_HSIGMOID;
+            gate += bn[k].kind == GF_BN_MUL && bn[k].gate;
+        }
+        CHECK(gate == 1 && hsw >= 3 && hsig == 1 && kinds[GF_BN_ADD] == 1 && kinds[GF_BN_LINEAR] == 1,
+              "mobilenet_v3_small span: %d gate products, %d hard-swish, %d hard-sigmoid, %d adds, %d linear", gate,
+              hsw, hsig, kinds[GF_BN_ADD], kinds[GF_BN_LINEAR]);
+    }
+    run_reference(&mb, &o);
+    compare(ctx, &mb, &o);
+    cleanup(&mb);
+
+    /* GF_METHOD_TORCH_EXTRA=1 (not in CI: a minute more): EfficientNet-B0 at 64 px, the span from the last
+     * MBConv's squeeze-excitation (SiLU, sigmoid gate) through the projection and the 1280-channel head conv */
+    if (getenv("GF_METHOD_TORCH_EXTRA")) {
+        problem ef = {.label = "efficientnet_b0", .first_case = 1};
+        snprintf(ef.dir, sizeof ef.dir, "%s/efficientnet_b0", root);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && /usr/bin/python3 %s/tests/model_parity.py convert efficientnet_b0 64 "
+                 "%s/effb0.safetensors > %s/convert.log 2>&1 || { cat %s/convert.log >&2; exit 1; }", ef.dir, src, root,
+                 root, root);
+        if (system(cmd) != 0) { fprintf(stderr, "FATAL: tests/model_parity.py convert failed\n"); return 1; }
+        snprintf(path, sizeof path, "%s/effb0.safetensors", root);
+        setup(ctx, &ef, path, "features.7.0.block.2", 25);
+        run_reference(&ef, &o);
+        compare(ctx, &ef, &o);
+        cleanup(&ef);
+    }
 
     gf_ctx_free(ctx);
     return test_finish("test_method_torch");

@@ -385,7 +385,7 @@ int main(void) {
     {
         /* graph-level problems, made by editing the valid graph text */
         struct { const char *what, *from, *to, *needle; } ed[] = {
-            {"unknown op", "\"op\":\"relu6\"", "\"op\":\"gelu\"", "node 'r6': unsupported op 'gelu'"},
+            {"unknown op", "\"op\":\"relu6\"", "\"op\":\"erf\"", "node 'r6': unsupported op 'erf'"},
             {"cycle", "\"name\":\"r1\",\"op\":\"relu\",\"inputs\":[\"bn1\"]", "\"name\":\"r1\",\"op\":\"relu\",\"inputs\":[\"add\"]", "cycle: 'dw' <- 'r1' <- 'add' <- 'dw'"},
             {"undefined input", "\"inputs\":[\"ap\"]", "\"inputs\":[\"apx\"]", "input 'apx' is not defined"},
             {"duplicate name", "\"name\":\"lr\"", "\"name\":\"ap\"", "used twice"},
@@ -394,6 +394,21 @@ int main(void) {
             {"add shapes", "\"inputs\":[\"dw\",\"mp\"]", "\"inputs\":[\"dw\",\"r1\"]", "node 'add': add of shapes"},
             {"missing output", "\"outputs\":[\"prob\"]", "\"outputs\":[\"prb\"]", "output 'prb'"},
             {"not json", "{\"input\"", "{input", "not valid JSON"},
+            /* issue 17's ops: shapes and attributes */
+            {"mul shapes", "\"op\":\"add\",\"inputs\":[\"dw\",\"mp\"]", "\"op\":\"mul\",\"inputs\":[\"dw\",\"r1\"]",
+             "node 'add': mul of shapes [8, 5, 4] and [8, 10, 8]"},
+            {"mul arity", "\"op\":\"add\",\"inputs\":[\"dw\",\"mp\"]", "\"op\":\"mul\",\"inputs\":[\"dw\"]",
+             "op mul needs 2 inputs"},
+            {"concat sizes", "\"op\":\"add\",\"inputs\":[\"dw\",\"mp\"]", "\"op\":\"concat\",\"inputs\":[\"dw\",\"r1\"]",
+             "concat input 1 is 10x8, input 0 is 5x4"},
+            {"concat one input", "\"op\":\"add\",\"inputs\":[\"dw\",\"mp\"]", "\"op\":\"concat\",\"inputs\":[\"dw\"]",
+             "op concat needs 2 to 64 inputs (got 1)"},
+            {"gelu approximate", "\"op\":\"relu6\",\"inputs\":[\"ap\"]",
+             "\"op\":\"gelu\",\"inputs\":[\"ap\"],\"attrs\":{\"approximate\":\"fast\"}", "must be \"none\" or \"tanh\""},
+            {"layernorm eps", "\"op\":\"relu6\",\"inputs\":[\"ap\"]",
+             "\"op\":\"layernorm\",\"inputs\":[\"ap\"],\"attrs\":{\"eps\":-1}", "node 'r6': eps -1 is negative"},
+            {"hardsigmoid beta", "\"op\":\"relu6\",\"inputs\":[\"ap\"]",
+             "\"op\":\"hardsigmoid\",\"inputs\":[\"ap\"],\"attrs\":{\"beta\":0.3}", "hardsigmoid beta 0.3 (only 0.5"},
         };
         for (size_t i = 0; i < sizeof ed / sizeof ed[0]; i++) {
             const char *at = strstr(GRAPH_OK, ed[i].from);

@@ -38,6 +38,28 @@ static int nodes(gf_bnode *nd) {
     return 4;
 }
 
+/* Issue 17's kinds: the primal cache must keep BOTH factors of a product (the
+ * map and a squeeze-excitation gate; a map and its sigmoid) and the inputs of
+ * the smooth activations, and nothing of a concat. */
+static int nodes_gated(gf_bnode *nd) {
+    gf_conv_desc d;
+    memset(nd, 0, 10 * sizeof *nd);
+    gf_conv_desc_simple(NULL, &d, 1, C_IN, H, H, 8, 3, 1, 1, 1, 1);
+    nd[0] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1};
+    nd[1] = (gf_bnode){.kind = GF_BN_ACT, .name = "silu", .in = {0}, .act = {GF_ACT_SILU, 0}};
+    nd[2] = (gf_bnode){.kind = GF_BN_GAP, .name = "se.pool", .in = {1}};
+    gf_conv_desc_simple(NULL, &d, 1, 8, 1, 1, 8, 1, 1, 0, 1, 1);
+    nd[3] = (gf_bnode){.kind = GF_BN_CONV, .name = "se.fc", .in = {2}, .conv = d, .has_bias = 1};
+    nd[4] = (gf_bnode){.kind = GF_BN_ACT, .name = "se.gate", .in = {3}, .act = GF_ACT_HSIGMOID_TORCH};
+    nd[5] = (gf_bnode){.kind = GF_BN_MUL, .name = "se.mul", .in = {1, 4}};
+    nd[6] = (gf_bnode){.kind = GF_BN_ACT, .name = "sig", .in = {5}, .act = {GF_ACT_SIGMOID, 0}};
+    nd[7] = (gf_bnode){.kind = GF_BN_MUL, .name = "prod", .in = {5, 6}};
+    nd[8] = (gf_bnode){.kind = GF_BN_CONCAT, .name = "cat", .in = {7, 1}, .n_in = 2};
+    gf_conv_desc_simple(NULL, &d, 1, 16, H, H, 8, 3, 1, 1, 1, 1);
+    nd[9] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv2", .in = {8}, .conv = d, .has_bias = 1};
+    return 10;
+}
+
 static int same(const gf_train_result *a, const gf_train_result *b, size_t P, int d) {
     for (int m = 0; m < 4; m++) {
         if (a->m[m].ran != b->m[m].ran) return 0;
@@ -314,6 +336,29 @@ int main(void) {
     REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, all, &o, &a));
     CHECK(a.cache_on_device, "small cache should be on the device");
     primal_roundtrip(ctx, blk, theta, z, S);
+    {   /* the same with products, a gate, smooth activations and a concat */
+        gf_bnode ng[10];
+        gf_block *bg;
+        REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, ng, nodes_gated(ng), B, &bg));
+        size_t Pg = gf_block_param_count(bg);
+        float *thg = calloc(Pg, 4);
+        int ng_n;
+        const gf_bnode *bgn = gf_block_nodes(bg, &ng_n);
+        for (int i = 0; i < ng_n; i++) {
+            if (bgn[i].w_off >= 0) test_fill(&r, thg + bgn[i].w_off, bgn[i].w_count, -0.5, 0.5);
+            if (bgn[i].b_off >= 0) test_fill(&r, thg + bgn[i].b_off, bgn[i].b_count, -0.3, 0.3);
+        }
+        /* kept: conv's input (the block input: not stored), silu's input, se.fc's, se.gate's,
+           both factors of both products (silu, se.gate, se.mul, sig), conv2's input (cat) */
+        size_t want = (size_t)gf_block_feature_dim(bg) + 8 * H * H /* conv */ + 8 /* se.pool */ + 8 /* se.fc */ +
+                      8 /* se.gate */ + 8 * H * H /* silu */ + 8 * H * H /* se.mul */ + 8 * H * H /* sig */ +
+                      16 * H * H /* cat */;
+        CHECK(gf_block_primal_bytes(bg) == want * 4, "gated block: primal cache %zu bytes per sample, want %zu",
+              gf_block_primal_bytes(bg), want * 4);
+        primal_roundtrip(ctx, bg, thg, z, S);
+        free(thg);
+        gf_block_free(bg);
+    }
     /* kept per sample: conv and pool outputs (relu and conv2 read them), pool routing, features */
     size_t pb = (size_t)(8 * H * H + 2 * 8 * (H / 2) * (H / 2) + d) * 4;
     CHECK(gf_block_primal_bytes(blk) == pb, "primal bytes per sample %zu, expected %zu", gf_block_primal_bytes(blk), pb);

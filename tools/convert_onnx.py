@@ -1,9 +1,17 @@
 #!/usr/bin/python3
 """Convert an ONNX CNN (NCHW, one image input) into a gradfeat .safetensors model (models/README.md).
 
-Supported ops: Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, LeakyRelu, Clip(0,6), MaxPool,
-AveragePool, GlobalAveragePool, ReduceMean over H,W, Add, Flatten, Reshape to [N,-1], Softmax,
-Identity, Dropout. Any other op is listed (with the nodes using it) and the tool exits with status 2.
+Supported ops: Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, LeakyRelu, Clip(0,6), Sigmoid,
+HardSigmoid (beta 0.5), HardSwish, MaxPool and AveragePool (ceil_mode as extra bottom/right padding),
+GlobalAveragePool, ReduceMean over H,W, Add, Mul of two tensors (equal shapes or a per-channel gate:
+SiLU/swish and squeeze-excitation), Concat over channels, Flatten, Reshape to [N,-1], Softmax,
+Identity, Dropout, a constant zero Pad of H,W (folded into the Conv or AveragePool that reads it; torch
+writes one before every AveragePool with count_include_pad), GELU as torch exports it (Div by sqrt 2 -> Erf
+-> Add 1 -> Mul by x -> Mul by 0.5, or the Gelu op of opset 20), LayerNorm as torch exports it (ReduceMean,
+Sub, Pow, ReduceMean, Add eps, Sqrt, Div, then Mul/Add by gamma/beta: a layernorm node and a depthwise 1x1
+conv) over channels, or as the LayerNormalization op of opset 17, and ConvNeXt's channels-last blocks (Transpose to NHWC and back; MatMul+Add on NHWC
+become 1x1 convs; Mul by a [C, 1, 1] constant, the layer scale, a depthwise 1x1 conv). Any other op is
+listed (with the nodes using it) and the tool exits with status 2.
 
 Exit codes: 0 written; 2 bad command line or an op/attribute gradfeat cannot represent (each one named);
 5 the input is missing, unreadable or not an ONNX model; 1 an internal error (a bug: traceback).
@@ -21,7 +29,127 @@ import gfmodel  # noqa: E402
 
 SUPPORTED = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "MaxPool",
              "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Flatten", "Reshape", "Softmax",
-             "Identity", "Dropout", "Constant"}
+             "Identity", "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu", "Pad",
+             "Transpose", "LayerNormalization"}
+
+
+def _const(inits, name, value, tol=1e-6):
+    """True when initializer `name` is a scalar (any shape of one element) equal to value."""
+    v = inits.get(name)
+    return v is not None and np.size(v) == 1 and abs(float(np.ravel(v)[0]) - value) <= tol * max(1.0, abs(value))
+
+
+def gelu_patterns(gr, inits):
+    """torch.onnx's erf GELU: y = Mul(Mul(x, Add(Erf(Div(x, sqrt2)), 1)), 0.5) (either operand order of each
+    Mul/Add, Div or Mul by 1/sqrt2). Returns ({output of the last Mul: (x, the last Mul node)}, {names of the
+    absorbed nodes' outputs}) so that the converter emits one gelu node and skips the rest."""
+    prod = {o: n for n in gr.node for o in n.output}
+    users = {}
+    for n in gr.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    found, absorbed = {}, set()
+
+    def other(n, known):  # the input of a 2-input node that is not `known`
+        return n.input[1] if n.input[0] == known else n.input[0] if n.input[1] == known else None
+
+    for erf in (n for n in gr.node if n.op_type == "Erf"):
+        div = prod.get(erf.input[0])
+        if div is None or len(div.input) != 2:
+            continue
+        if div.op_type == "Div" and _const(inits, div.input[1], np.sqrt(2.0), 1e-5):
+            x = div.input[0]
+        elif div.op_type == "Mul" and (_const(inits, div.input[1], 1 / np.sqrt(2.0), 1e-5) or
+                                       _const(inits, div.input[0], 1 / np.sqrt(2.0), 1e-5)):
+            x = div.input[0] if div.input[0] not in inits else div.input[1]
+        else:
+            continue
+        u = users.get(erf.output[0], [])
+        if len(u) != 1 or u[0].op_type != "Add" or not _const(inits, other(u[0], erf.output[0]) or "", 1.0):
+            continue
+        add = u[0]
+        u = users.get(add.output[0], [])
+        if len(u) != 1 or u[0].op_type != "Mul" or other(u[0], add.output[0]) != x:
+            continue
+        m1 = u[0]
+        u = users.get(m1.output[0], [])
+        if len(u) != 1 or u[0].op_type != "Mul" or not _const(inits, other(u[0], m1.output[0]) or "", 0.5):
+            continue
+        m2 = u[0]
+        found[m2.output[0]] = (x, m2)
+        absorbed.update(n.output[0] for n in (div, erf, add, m1))   # by output name: protobuf wrappers are not stable
+    return found, absorbed
+
+
+def layernorm_patterns(gr, inits):
+    """torch.onnx's LayerNorm over the last axis: d = Sub(x, ReduceMean(x)); y = Div(d, Sqrt(Add(ReduceMean(Pow(d,
+    2)), eps))), then optionally Mul(y, gamma) and Add(., beta) with constant [C] gamma, beta. Returns
+    ({output of the last node: (x, axis, eps, gamma, beta)}, {outputs of the absorbed nodes})."""
+    prod = {o: n for n in gr.node for o in n.output}
+    users = {}
+    for n in gr.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    found, absorbed = {}, set()
+
+    def axes(n):
+        a = attrs_of(n).get("axes")
+        if a is None and len(n.input) > 1 and n.input[1] in inits:
+            a = list(np.ravel(inits[n.input[1]]))
+        return [int(v) for v in a] if a is not None else None
+
+    def only_user(name, op):
+        u = users.get(name, [])
+        return u[0] if len(u) == 1 and u[0].op_type == op else None
+
+    for sub in (n for n in gr.node if n.op_type == "Sub"):
+        rm = prod.get(sub.input[1])
+        if rm is None or rm.op_type != "ReduceMean" or rm.input[0] != sub.input[0] or axes(rm) is None or \
+                len(axes(rm)) != 1 or not attrs_of(rm).get("keepdims", 1):
+            continue
+        x, ax = sub.input[0], axes(rm)[0]
+        d = sub.output[0]
+        du = users.get(d, [])
+        pw = next((u for u in du if u.op_type == "Pow" and _const(inits, u.input[1], 2.0)), None)
+        dv = next((u for u in du if u.op_type == "Div" and u.input[0] == d), None)
+        if pw is None or dv is None or len(du) != 2:
+            continue
+        rm2 = only_user(pw.output[0], "ReduceMean")
+        add = rm2 and only_user(rm2.output[0], "Add")
+        sq = add and only_user(add.output[0], "Sqrt")
+        if not sq or axes(rm2) != axes(rm) or dv.input[1] != sq.output[0]:
+            continue
+        epsname = add.input[1] if add.input[0] == rm2.output[0] else add.input[0]
+        if epsname not in inits or np.size(inits[epsname]) != 1:
+            continue
+        chain, last, gamma, beta = [rm, sub, pw, rm2, add, sq], dv, None, None
+        m = only_user(dv.output[0], "Mul")
+        if m is not None:
+            g_ = m.input[1] if m.input[0] == dv.output[0] else m.input[0]
+            if g_ in inits and np.ndim(inits[g_]) == 1:
+                chain.append(last)
+                last, gamma = m, inits[g_]
+                a = only_user(m.output[0], "Add")
+                b_ = a and (a.input[1] if a.input[0] == m.output[0] else a.input[0])
+                if a is not None and b_ in inits and np.ndim(inits[b_]) == 1:
+                    chain.append(last)
+                    last, beta = a, inits[b_]
+        found[last.output[0]] = (x, ax, float(np.ravel(inits[epsname])[0]), gamma, beta)
+        absorbed.update(n.output[0] for n in chain)
+    return found, absorbed
+
+
+def _ceil_pad(in_hw, k, s, pads):
+    """Extra bottom/right padding that makes floor-mode pooling give ceil_mode's output size (a last window
+    must start inside the input or its left padding, as in ONNX/PyTorch)."""
+    pads = list(pads)
+    for ax in (0, 1):
+        span = in_hw[ax] + pads[ax] + pads[ax + 2]
+        out = -(-(span - k[ax]) // s[ax]) + 1
+        if (out - 1) * s[ax] >= in_hw[ax] + pads[ax]:
+            out -= 1
+        pads[ax + 2] += max((out - 1) * s[ax] + k[ax] - span, 0)
+    return pads
 
 
 def clean_name(node):
@@ -71,8 +199,22 @@ def convert(model):
             # torch.onnx.export keeps one copy of equal initializers (e.g. every fresh BatchNorm's
             # ones/zeros) and reads the others through Identity nodes: follow them
             inits[n.output[0]] = inits[n.input[0]]
+    gelus, absorbed = gelu_patterns(gr, inits)
+    lns, ln_absorbed = layernorm_patterns(gr, inits)
+    absorbed |= ln_absorbed
+    for n in gr.node:   # opset 17's single op: the same as the subgraph (scale, bias: constants)
+        if n.op_type == "LayerNormalization":
+            at = attrs_of(n)
+            if any(i not in inits for i in n.input[1:] if i) or len(n.output) > 1 and any(n.output[1:]):
+                raise gfmodel.Unsupported("node %s: LayerNormalization with computed scale/bias or statistics "
+                                          "outputs not supported" % (n.name or n.output[0]))
+            lns[n.output[0]] = (n.input[0], int(at.get("axis", -1)), float(at.get("epsilon", 1e-5)),
+                                inits[n.input[1]] if len(n.input) > 1 and n.input[1] else None,
+                                inits[n.input[2]] if len(n.input) > 2 and n.input[2] else None)
     bad = {}
     for n in gr.node:
+        if n.output[0] in absorbed or n.output[0] in gelus or n.output[0] in lns:
+            continue
         if n.op_type not in SUPPORTED:
             bad.setdefault(n.op_type, []).append(n.name or n.output[0])
     if bad:
@@ -100,16 +242,96 @@ def convert(model):
                                       (node.name or node.output[0], node.op_type, key))
         return inits[key]
 
+    readers = {}
+    for n in gr.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n.op_type)
+    nhwc = set()  # tensors that are an NHWC (Transpose [0,2,3,1]) view of one of our NCHW maps (ConvNeXt)
+    padded = {}  # output of a zero Pad -> (its input, [t, l, b, r]) for the Conv/AveragePool reading it
+
+    def unpad(x, node):
+        """(source, extra [t, l, b, r]) of input x: a folded Pad's input and its pads, else x and zeros."""
+        if x in padded:
+            if attrs_of(node).get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", "", b""):
+                raise gfmodel.Unsupported("node %s: a Pad before an auto_pad %s" % (node.name or node.output[0],
+                                                                                  node.op_type))
+            if node.op_type == "AveragePool" and any(attrs_of(node).get("pads", [0, 0, 0, 0])) and \
+                    not attrs_of(node).get("count_include_pad", 0):
+                raise gfmodel.Unsupported("node %s: a Pad before an AveragePool that pads without counting" %
+                                          (node.name or node.output[0]))
+            return padded[x]
+        return x, [0, 0, 0, 0]
+
     for n in gr.node:
         op, a = n.op_type, attrs_of(n)
-        if op == "Constant" or (op == "Identity" and n.output[0] in inits):
+        if op == "Constant" or (op == "Identity" and n.output[0] in inits) or n.output[0] in absorbed:
+            continue
+        if op == "Pad":
+            mode = a.get("mode", b"constant")
+            mode = mode.decode() if isinstance(mode, bytes) else mode
+            pads = list(a["pads"]) if "pads" in a else [int(v) for v in init(n.input[1], n)] if len(n.input) > 1 else []
+            value = float(a.get("value", 0.0)) if len(n.input) < 3 or not n.input[2] else float(np.ravel(init(n.input[2], n))[0])
+            if mode != "constant" or value != 0 or len(pads) != 8 or pads[0] or pads[1] or pads[4] or pads[5] or \
+                    min(pads) < 0:
+                raise gfmodel.Unsupported("node %s: Pad %s (value %s, pads %s) not supported (only zeros around H,W)"
+                                          % (n.name or n.output[0], mode, value, pads))
+            tlbr = [pads[2], pads[3], pads[6], pads[7]]
+            if not any(tlbr):
+                ours[n.output[0]] = ours.get(n.input[0])
+            elif all(r in ("Conv", "AveragePool") for r in readers.get(n.output[0], [])):
+                padded[n.output[0]] = (n.input[0], tlbr)
+            else:
+                raise gfmodel.Unsupported("node %s: a non-zero Pad read by %s (it folds only into Conv or AveragePool)"
+                                          % (n.name or n.output[0], sorted(set(readers.get(n.output[0], [])))))
             continue
         name = g.unique(clean_name(n))
-        x = n.input[0] if n.input else None
+        x, extra = unpad(n.input[0], n) if n.input else (None, [0, 0, 0, 0])
         src = ours.get(x)
         xs = shapes.get(x, [])
         out = n.output[0]
-        if op == "Conv":
+        if any(i in nhwc for i in n.input) and not (out in gelus or out in lns or op in (
+                "Transpose", "MatMul", "Add", "Relu", "Sigmoid", "Identity", "Dropout")):
+            raise gfmodel.Unsupported("node %s: %s on an NHWC view of a map (after a Transpose) not supported" %
+                                      (n.name or out, op))
+        if out in gelus:  # the erf GELU subgraph, recognised above
+            ours[out] = g.add(name, "gelu", [ours[gelus[out][0]]], None, {"approximate": "none"})
+            if gelus[out][0] in nhwc:
+                nhwc.add(out)
+        elif out in lns:  # the LayerNorm subgraph: over channels (NHWC last axis, NCHW axis 1, or a flat vector)
+            x0, ax, eps, gamma, beta = lns[out]
+            sh = shapes.get(x0, [])
+            C = sh[-1] if x0 in nhwc else sh[1] if len(sh) > 1 else -1
+            over_c = (x0 in nhwc and ax in (-1, 3)) or (x0 not in nhwc and len(sh) == 4 and ax in (1, -3)) or \
+                     (len(sh) == 2 and ax in (1, -1))
+            if gamma is not None and np.ndim(gamma) > 1 or beta is not None and np.ndim(beta) > 1:
+                over_c = False
+            if not over_c or (gamma is not None and np.size(gamma) != C) or (beta is not None and np.size(beta) != C):
+                raise gfmodel.Unsupported("node %s: LayerNorm over axis %s of a %s tensor (only over channels)" %
+                                          (n.name or out, ax, "NHWC" if x0 in nhwc else sh))
+            y = g.add(name, "layernorm", [ours[x0]], None, {"eps": eps})
+            if gamma is not None or beta is not None:
+                params = {"weight": W(name, "weight", (np.ones(C) if gamma is None else gamma).reshape(C, 1, 1, 1))}
+                if beta is not None:
+                    params["bias"] = W(name, "bias", np.ravel(beta))
+                y = g.add(name + ".affine", "conv2d", [y], params, {"groups": C})
+            ours[out] = y
+            if x0 in nhwc:
+                nhwc.add(out)
+        elif op == "Transpose":
+            perm = [int(v) for v in a.get("perm", [])]
+            if perm == [0, 2, 3, 1] and x not in nhwc and len(xs) == 4:
+                nhwc.add(out)
+            elif not (perm == [0, 3, 1, 2] and x in nhwc):
+                raise gfmodel.Unsupported("node %s: Transpose %s not supported (only NCHW <-> NHWC around a channels-"
+                                          "last LayerNorm)" % (n.name or out, perm))
+            ours[out] = src
+        elif op == "MatMul" and x in nhwc:   # a Linear on NHWC: a 1x1 conv
+            if n.input[1] not in inits:
+                raise gfmodel.Unsupported("node %s: MatMul of two activations not supported" % n.name)
+            wt = inits[n.input[1]].T
+            ours[out] = g.add(name, "conv2d", [src], {"weight": W(name, "weight", wt.reshape(wt.shape[0], wt.shape[1], 1, 1))})
+            nhwc.add(out)
+        elif op == "Conv":
             w = init(n.input[1], n)
             k = list(a.get("kernel_shape", w.shape[2:]))
             s = list(a.get("strides", [1, 1]))
@@ -118,6 +340,7 @@ def convert(model):
             if pads is None:
                 p = list(a.get("pads", [0, 0, 0, 0]))
                 pads = [p[0], p[1], p[2], p[3]]
+            pads = [u + v for u, v in zip(pads, extra)]
             params = {"weight": W(name, "weight", w)}
             if len(n.input) > 2 and n.input[2]:
                 params["bias"] = W(name, "bias", init(n.input[2], n))
@@ -157,8 +380,6 @@ def convert(model):
         elif op in ("MaxPool", "AveragePool"):
             k = list(a["kernel_shape"])
             s = list(a.get("strides", [1, 1]))
-            if a.get("ceil_mode", 0):
-                raise gfmodel.Unsupported("node %s: ceil_mode=1 not supported" % n.name)
             if list(a.get("dilations", [1, 1])) != [1, 1]:
                 raise gfmodel.Unsupported("node %s: pooling dilation not supported" % n.name)
             pads = auto_pads(a.get("auto_pad", ""), xs[2:], k, s, [1, 1])
@@ -167,6 +388,14 @@ def convert(model):
                 pads = list(a.get("pads", [0, 0, 0, 0]))
             elif op == "AveragePool":
                 include = False
+            if any(extra):  # a folded zero Pad: padding that the mean counts
+                pads = [u + v for u, v in zip(pads, extra)]
+                include = True
+            if a.get("ceil_mode", 0):  # extra bottom/right padding: never wins a max, never counted in the mean
+                if op == "AveragePool" and include:
+                    raise gfmodel.Unsupported("node %s: AveragePool ceil_mode=1 with count_include_pad=1 not "
+                                              "supported" % n.name)
+                pads = _ceil_pad(xs[2:], k, s, pads)
             attrs = {"kernel": k, "stride": s, "pad": pads}
             if op == "AveragePool":
                 attrs["count_include_pad"] = include
@@ -185,12 +414,21 @@ def convert(model):
             if a1 in inits or a0 in inits:  # bias after MatMul
                 c, xin = (inits[a1], a0) if a1 in inits else (inits[a0], a1)
                 prev = next((nd for nd in g.nodes if nd["name"] == ours[xin]), None)
+                if prev is not None and prev["op"] == "conv2d" and xin in nhwc and "bias" not in prev.get("params", {}):
+                    prev.setdefault("params", {})["bias"] = W(prev["name"], "bias", np.ravel(c))
+                    ours[out] = ours[xin]
+                    nhwc.add(out)
+                    continue
                 if prev is None or prev["op"] != "linear" or "bias" in prev.get("params", {}):
                     raise gfmodel.Unsupported("node %s: Add of a constant only supported as a MatMul bias" % n.name)
                 prev.setdefault("params", {})["bias"] = W(prev["name"], "bias", np.ravel(c))
                 ours[out] = ours[xin]
             else:
+                if (a0 in nhwc) != (a1 in nhwc):
+                    raise gfmodel.Unsupported("node %s: Add of an NHWC view and an NCHW map" % (n.name or out))
                 ours[out] = g.add(name, "add", [ours[a0], ours[a1]])
+                if a0 in nhwc:
+                    nhwc.add(out)
         elif op in ("Flatten", "Reshape"):
             if op == "Flatten" and a.get("axis", 1) != 1:
                 raise gfmodel.Unsupported("node %s: Flatten axis %s not supported" % (n.name, a.get("axis")))
@@ -203,8 +441,48 @@ def convert(model):
             if a.get("axis", -1) not in (1, -1):
                 raise gfmodel.Unsupported("node %s: Softmax axis %s not supported" % (n.name, a.get("axis")))
             ours[out] = g.add(name, "softmax", [src])
+        elif op == "Sigmoid":
+            ours[out] = g.add(name, "sigmoid", [src])
+        elif op == "HardSigmoid":
+            if abs(a.get("beta", 0.5) - 0.5) > 1e-7:
+                raise gfmodel.Unsupported("node %s: HardSigmoid beta %s not supported (only 0.5)" % (n.name, a.get("beta")))
+            ours[out] = g.add(name, "hardsigmoid", [src], None, {"alpha": float(a.get("alpha", 0.2))})
+        elif op == "HardSwish":
+            ours[out] = g.add(name, "hardswish", [src])
+        elif op == "Gelu":
+            ours[out] = g.add(name, "gelu", [src], None, {"approximate": a.get("approximate", b"none").decode()
+                                                          if isinstance(a.get("approximate"), bytes)
+                                                          else a.get("approximate", "none")})
+        elif op == "Mul":
+            a0, a1 = n.input[0], n.input[1]
+            if (a0 in inits) != (a1 in inits):   # a per-channel scale of an NCHW map (ConvNeXt's layer_scale)
+                k_, x_ = (a0, a1) if a0 in inits else (a1, a0)
+                v, sx = inits[k_], shapes.get(x_, [])
+                if x_ not in nhwc and len(sx) == 4 and np.size(v) == sx[1] and \
+                        tuple(np.shape(v)) in ((sx[1], 1, 1), (1, sx[1], 1, 1)):
+                    ours[out] = g.add(name, "conv2d", [ours[x_]], {"weight": W(name, "weight", np.reshape(v, (sx[1], 1, 1, 1)))},
+                                      {"groups": sx[1]})
+                    continue
+            if a0 in inits or a1 in inits:
+                raise gfmodel.Unsupported("node %s: Mul by a constant not supported (only products of two tensors or a "
+                                          "per-channel scale [C, 1, 1] of a map)" % (n.name or out))
+            s0, s1 = shapes.get(a0, []), shapes.get(a1, [])
+            gate = lambda p, q: len(p) == 4 and len(q) == 4 and p[:2] == q[:2] and q[2:] == [1, 1]
+            if not (s0 == s1 or gate(s0, s1) or gate(s1, s0)):
+                raise gfmodel.Unsupported("node %s: Mul of shapes %s and %s (equal shapes or a per-channel gate only)"
+                                          % (n.name or out, s0, s1))
+            ours[out] = g.add(name, "mul", [ours[a0], ours[a1]])
+        elif op == "Concat" and len(n.input) == 1:  # torch.cat of a one-map list (DenseNet's first layer)
+            ours[out] = ours[n.input[0]]
+        elif op == "Concat":
+            if a.get("axis") not in (1, -3) or any(len(shapes.get(i, [])) != 4 for i in n.input) or len(n.input) < 2:
+                raise gfmodel.Unsupported("node %s: Concat axis %s of %d inputs not supported (channels of 2..64 "
+                                          "NCHW maps)" % (n.name or out, a.get("axis"), len(n.input)))
+            ours[out] = g.add(name, "concat", [ours[i] for i in n.input])
         elif op in ("Identity", "Dropout"):
             ours[out] = src
+        if x in nhwc and op in ("Relu", "Sigmoid", "Identity", "Dropout"):
+            nhwc.add(out)
     g.outputs = [ours[o.name] for o in gr.output]
     byname = {nd["name"]: nd for nd in g.nodes}
     for nd in reversed(g.nodes):

@@ -1,9 +1,14 @@
 #!/usr/bin/python3
 """Convert a PyTorch CNN (any torchvision classification model, or your own nn.Module) with its weights
 into a gradfeat .safetensors model (models/README.md). The module is traced with torch.fx and every node
-is mapped to a gradfeat op where one exists (Conv2d, Linear, BatchNorm2d, ReLU/ReLU6/LeakyReLU, max and
-average pooling, adaptive average pooling, residual add, flatten, mean over H,W, dropout/identity,
-softmax); the first node that has no equivalent is named with its module class and the tool stops.
+is mapped to a gradfeat op where one exists (Conv2d, Linear, BatchNorm2d, ReLU/ReLU6/LeakyReLU,
+Sigmoid, SiLU, Hardsigmoid, Hardswish, GELU, max and average pooling, adaptive average pooling, residual
+add, products (elementwise, or squeeze-excitation's per-channel gate), torch.cat over channels, flatten,
+mean over H,W, dropout/identity/stochastic depth (eval), softmax, a zero F.pad / ZeroPad2d folded into the
+Conv2d after it, and ConvNeXt's channels-last pieces: a
+permute to NHWC and back, LayerNorm over channels (its affine part a depthwise 1x1 conv), Linear on NHWC
+(a 1x1 conv), a per-channel layer_scale parameter (a depthwise 1x1 conv)); the first node that has no
+equivalent is named with its module class and the tool stops.
 There is no list of architectures: what traces and maps, converts. Module names become node names and
 state_dict keys become tensor names; BatchNorm stays a node (folded at load).
 
@@ -102,15 +107,104 @@ def convert_module(model, input_size, in_ch=3):
     def tensor(key):
         return g.tensor(key, sd[key].detach().cpu().float().numpy())
 
+    # ConvNeXt: a permute to NHWC, LayerNorm over the last dim, Linear on NHWC, permute back. Our maps stay
+    # NCHW; `cl` holds the fx nodes that are such a channels-last VIEW of one (the same gradfeat node), and
+    # only layer norm (over channels), Linear (a 1x1 conv), elementwise ops and the permute back may read them.
+    cl = set()
+    consts = {}  # get_attr fx node -> (qualified name, float64 value): ConvNeXt's layer_scale, LayerNorm2d's affine
+    ELEMENTWISE_MODS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.SiLU, nn.Hardsigmoid, nn.Hardswish, nn.GELU,
+                        nn.Dropout, nn.Identity)
+
+    def layernorm(name, src, C, eps, gamma, beta):
+        """layer norm over channels + its affine part as a depthwise 1x1 conv (tangent parameters like a conv's)."""
+        y = g.add(name, "layernorm", [src], None, {"eps": float(eps)})
+        if gamma is None and beta is None:
+            return y
+        params = {"weight": g.tensor(name + ".weight", (np.ones(C) if gamma is None else gamma).reshape(C, 1, 1, 1))}
+        if beta is not None:
+            params["bias"] = g.tensor(name + ".bias", beta.reshape(C))
+        return g.add(name + ".affine", "conv2d", [y], params, {"groups": C})
+
+    zpad = {}  # fx node of a zero F.pad / nn.ZeroPad2d -> (its input fx node, [t, l, b, r]): folds into the next Conv2d
+
+    def np64(t):
+        return None if t is None else t.detach().cpu().double().numpy()
+
     for n in gm.graph.nodes:
         if n.op == "placeholder":
             ours[n.name] = "input"
             continue
+        if n.op == "get_attr":
+            v = gm
+            for part in n.target.split("."):
+                v = getattr(v, part)
+            if torch.is_tensor(v):
+                consts[n.name] = (n.target, v.detach().cpu().double().numpy())
+                continue
+        if n.op != "output" and any(isinstance(a, torch.fx.Node) and a.name in zpad for a in n.args) and \
+                not (n.op == "call_module" and isinstance(mods[n.target], nn.Conv2d) and n.args[0].name in zpad and
+                     mods[n.target].padding_mode == "zeros" and not isinstance(mods[n.target].padding, str)):
+            unsupported.append("%s reads a zero padding (F.pad / ZeroPad2d folds only into the Conv2d after it)" %
+                               what(n))
+            break
+        if n.op != "output" and any(isinstance(a, torch.fx.Node) and a.name in cl for a in n.args):
+            m = mods.get(n.target) if n.op == "call_module" else None
+            f = n.target if n.op != "call_module" else None
+            src0 = n.args[0]
+            if isinstance(m, ELEMENTWISE_MODS) or f in (F.gelu, F.relu, torch.relu, "relu", F.silu, torch.sigmoid,
+                                                       F.dropout, "contiguous") or \
+                    getattr(f, "__name__", None) == "stochastic_depth":
+                if isinstance(m, (nn.Dropout, nn.Identity)) or f in (F.dropout, "contiguous") or \
+                        getattr(f, "__name__", None) == "stochastic_depth":
+                    ours[n.name] = ours[src0.name]
+                    cl.add(n.name)
+                    continue
+                cl.add(n.name)  # handled below as usual, on the NCHW node; the result stays a channels-last view
+            elif f in (torch.permute, "permute"):
+                dims = list(n.args[1:]) if len(n.args) > 2 else list(n.args[1] if len(n.args) > 1 else n.kwargs["dims"])
+                if [int(d) % 4 for d in dims] != [0, 3, 1, 2]:
+                    unsupported.append("%s: permute %s of a channels-last view" % (what(n), dims))
+                    break
+                ours[n.name] = ours[src0.name]
+                continue
+            elif isinstance(m, nn.LayerNorm) or f is F.layer_norm:
+                shape = shape_of(src0)
+                C = shape[-1]
+                ns = tuple(m.normalized_shape) if m is not None else tuple(n.args[1] if len(n.args) > 1 else n.kwargs["normalized_shape"])
+                if ns != (C,):
+                    unsupported.append("%s: layer norm over %s of a channels-last map (only over its channels)" % (what(n), ns))
+                    break
+                if m is not None:
+                    gamma, beta, eps = (np64(m.weight), np64(m.bias), m.eps) if m.elementwise_affine else (None, None, m.eps)
+                    name = n.target
+                else:
+                    w_, b_ = (n.args[2] if len(n.args) > 2 else n.kwargs.get("weight")), (n.args[3] if len(n.args) > 3 else n.kwargs.get("bias"))
+                    gamma = consts[w_.name][1] if isinstance(w_, torch.fx.Node) else None
+                    beta = consts[b_.name][1] if isinstance(b_, torch.fx.Node) else None
+                    eps = n.args[4] if len(n.args) > 4 else n.kwargs.get("eps", 1e-5)
+                    name = consts[w_.name][0].rsplit(".", 1)[0] if isinstance(w_, torch.fx.Node) else n.name
+                ours[n.name] = layernorm(name, ours[src0.name], C, eps, gamma, beta)
+                cl.add(n.name)
+                continue
+            elif isinstance(m, nn.Linear):
+                W = sd[n.target + ".weight"].detach().cpu().float().numpy()
+                params = {"weight": g.tensor(n.target + ".weight", W.reshape(W.shape[0], W.shape[1], 1, 1))}
+                if m.bias is not None:
+                    params["bias"] = tensor(n.target + ".bias")
+                ours[n.name] = g.add(n.target, "conv2d", [ours[src0.name]], params)   # a Linear on NHWC = a 1x1 conv
+                cl.add(n.name)
+                continue
+            else:
+                unsupported.append("%s on a channels-last view of a map (after a permute)" % what(n))
+                break
         if n.op == "output":
             arg = n.args[0]
             g.outputs = [ours[a.name] for a in (arg if isinstance(arg, (tuple, list)) else [arg])]
             continue
         args = [a for a in n.args if isinstance(a, torch.fx.Node)]
+        if n.op == "call_function" and n.target in (torch.cat, torch.concat) and n.args and \
+                isinstance(n.args[0], (list, tuple)):
+            args = [a for a in n.args[0] if isinstance(a, torch.fx.Node)]
         src = ours.get(args[0].name) if args else None
         in_shape = shape_of(args[0]) if args else None
         if unsupported:
@@ -141,6 +235,13 @@ def convert_module(model, input_size, in_ch=3):
             continue
         if n.op == "call_module":
             m, t = mods[n.target], n.target
+            if isinstance(m, nn.ZeroPad2d) and len(in_shape) == 4:
+                l_, r_, t_, b_ = (list(m.padding) * 4)[:4] if isinstance(m.padding, (tuple, list)) else [m.padding] * 4
+                if min(l_, r_, t_, b_) < 0:
+                    unsupported.append("%s: negative padding (a crop)" % what(n))
+                    continue
+                zpad[n.name] = (args[0].name, [t_, l_, b_, r_])
+                continue
             if isinstance(m, nn.Conv2d):
                 if m.padding_mode != "zeros" or isinstance(m.padding, str):
                     if isinstance(m.padding, str) and m.padding == "valid":
@@ -151,6 +252,10 @@ def convert_module(model, input_size, in_ch=3):
                 else:
                     p = _pair(m.padding)
                     pad = [p[0], p[1], p[0], p[1]]
+                if args[0].name in zpad:   # a zero F.pad / ZeroPad2d before it: more padding
+                    p0, extra = zpad[args[0].name]
+                    src = ours[p0]
+                    pad = [u + v for u, v in zip(pad, extra)]
                 params = {"weight": tensor(t + ".weight")}
                 if m.bias is not None:
                     params["bias"] = tensor(t + ".bias")
@@ -174,6 +279,16 @@ def convert_module(model, input_size, in_ch=3):
                 ours[n.name] = g.add(t, "relu6", [src])
             elif isinstance(m, nn.LeakyReLU):
                 ours[n.name] = g.add(t, "leaky_relu", [src], None, {"alpha": float(m.negative_slope)})
+            elif isinstance(m, nn.Sigmoid):
+                ours[n.name] = g.add(t, "sigmoid", [src])
+            elif isinstance(m, nn.SiLU):
+                ours[n.name] = g.add(t, "silu", [src])
+            elif isinstance(m, nn.Hardsigmoid):
+                ours[n.name] = g.add(t, "hardsigmoid", [src])
+            elif isinstance(m, nn.Hardswish):
+                ours[n.name] = g.add(t, "hardswish", [src])
+            elif isinstance(m, nn.GELU):
+                ours[n.name] = g.add(t, "gelu", [src], None, {"approximate": getattr(m, "approximate", "none")})
             elif isinstance(m, nn.MaxPool2d):
                 k, s, p, d = _pair(m.kernel_size), _pair(m.stride or m.kernel_size), _pair(m.padding), _pair(m.dilation)
                 if d != [1, 1]:
@@ -208,6 +323,86 @@ def convert_module(model, input_size, in_ch=3):
                 a, b = (ours[x.name] for x in args[:2])
                 base = max((a, b), key=len).rsplit(".", 1)[0] if "." in max((a, b), key=len) else ""
                 ours[n.name] = g.add((base + ".add") if base else n.name, "add", [a, b])
+            elif f in (operator.mul, operator.imul, torch.mul, "mul", "mul_") and len(args) == 2 and \
+                    sum(a.name in consts for a in args) == 1:   # a per-channel scale (ConvNeXt's layer_scale)
+                k, x_ = (args[0], args[1]) if args[0].name in consts else (args[1], args[0])
+                qn, v = consts[k.name]
+                xs_ = shape_of(x_)
+                if len(xs_) != 4 or v.size != xs_[1] or v.shape not in ((xs_[1],), (xs_[1], 1, 1), (1, xs_[1], 1, 1)):
+                    unsupported.append("%s: product with the parameter %s of shape %s (only a per-channel scale of a "
+                                       "[N, C, H, W] map)" % (what(n), qn, list(v.shape)))
+                    continue
+                C = xs_[1]
+                ours[n.name] = g.add(qn, "conv2d", [ours[x_.name]], {"weight": g.tensor(qn, v.reshape(C, 1, 1, 1))},
+                                     {"groups": C})
+            elif f in (operator.mul, operator.imul, torch.mul, "mul", "mul_"):
+                if len(args) != 2 or len(n.args) != 2:
+                    unsupported.append("%s: a product with a constant (only products of two tensors)" % what(n))
+                    continue
+                a, b = (ours[x.name] for x in args)
+                sa, sb = shape_of(args[0]), shape_of(args[1])
+                gate_ok = lambda p, q: len(p) == 4 and len(q) == 4 and p[:2] == q[:2] and q[2:] == [1, 1]
+                if not (sa == sb or gate_ok(sa, sb) or gate_ok(sb, sa)):
+                    unsupported.append("%s: product of shapes %s and %s (equal shapes or a per-channel gate only)" %
+                                       (what(n), sa, sb))
+                    continue
+                base = max((a, b), key=len).rsplit(".", 1)[0] if "." in max((a, b), key=len) else ""
+                ours[n.name] = g.add((base + ".mul") if base else n.name, "mul", [a, b])
+            elif f in (torch.cat, torch.concat, "cat"):
+                dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
+                shapes = [shape_of(x) for x in args]
+                if len(args) == 1 and len(n.args[0]) == 1:  # a list of one map (DenseNet's first layer)
+                    ours[n.name] = ours[args[0].name]
+                    continue
+                if len(args) < 2 or len(args) > 64 or dim not in (1, -3) or any(len(sh) != 4 for sh in shapes) or \
+                        len(args) != len(n.args[0]):
+                    unsupported.append("%s: concatenation other than of 2..64 NCHW maps along channels (dim %s)" %
+                                       (what(n), dim))
+                    continue
+                ins = [ours[x.name] for x in args]
+                base = ins[0].rsplit(".", 1)[0] if "." in ins[0] else ""
+                ours[n.name] = g.add((base + ".cat") if base else n.name, "concat", ins)
+            elif f is F.pad:
+                pd = list(n.args[1] if len(n.args) > 1 else n.kwargs["pad"])
+                mode = n.args[2] if len(n.args) > 2 else n.kwargs.get("mode", "constant")
+                value = n.args[3] if len(n.args) > 3 else n.kwargs.get("value", None)
+                if len(in_shape) != 4 or len(pd) != 4 or mode != "constant" or value not in (None, 0, 0.0) or min(pd) < 0:
+                    unsupported.append("%s: F.pad %s mode %s value %s (only zeros around H, W)" % (what(n), pd, mode, value))
+                    continue
+                zpad[n.name] = (args[0].name, [pd[2], pd[0], pd[3], pd[1]])
+            elif f in (torch.permute, "permute"):
+                dims = list(n.args[1:]) if len(n.args) > 2 else list(n.args[1] if len(n.args) > 1 else n.kwargs["dims"])
+                if len(in_shape) != 4 or [int(d) % 4 for d in dims] != [0, 2, 3, 1]:
+                    unsupported.append("%s: permute %s (only NCHW -> NHWC for a channels-last layer norm)" %
+                                       (what(n), dims))
+                    continue
+                ours[n.name] = src
+                cl.add(n.name)
+            elif f is F.layer_norm and len(in_shape) == 2:   # over the features of a flat vector
+                ns = tuple(n.args[1] if len(n.args) > 1 else n.kwargs["normalized_shape"])
+                if ns != (in_shape[1],):
+                    unsupported.append("%s: layer norm over %s" % (what(n), ns))
+                    continue
+                w_, b_ = (n.args[2] if len(n.args) > 2 else n.kwargs.get("weight")), (n.args[3] if len(n.args) > 3 else n.kwargs.get("bias"))
+                ours[n.name] = layernorm(n.name, src, in_shape[1], n.args[4] if len(n.args) > 4 else n.kwargs.get("eps", 1e-5),
+                                         consts[w_.name][1] if isinstance(w_, torch.fx.Node) else None,
+                                         consts[b_.name][1] if isinstance(b_, torch.fx.Node) else None)
+            elif f in (torch.sigmoid, F.sigmoid, "sigmoid"):
+                ours[n.name] = g.add(n.name, "sigmoid", [src])
+            elif f is F.silu:
+                ours[n.name] = g.add(n.name, "silu", [src])
+            elif f is F.hardsigmoid:
+                ours[n.name] = g.add(n.name, "hardsigmoid", [src])
+            elif f is F.hardswish:
+                ours[n.name] = g.add(n.name, "hardswish", [src])
+            elif f is F.gelu:
+                ours[n.name] = g.add(n.name, "gelu", [src], None, {"approximate": n.kwargs.get("approximate", "none")})
+            elif getattr(f, "__name__", None) == "stochastic_depth" and "torchvision" in (getattr(f, "__module__", "") or ""):
+                training = n.args[3] if len(n.args) > 3 else n.kwargs.get("training", True)
+                if training:
+                    unsupported.append("%s: stochastic depth in training mode" % what(n))
+                    continue
+                ours[n.name] = src  # identity in eval
             elif f in (torch.flatten, "flatten", "view", "reshape"):
                 if len(shape_of(n)) != 2:
                     unsupported.append("%s: %s to rank %d" % (n.name, f, len(shape_of(n))))

@@ -8,7 +8,8 @@ import numpy as np
 
 FORMAT_VERSION = "1"
 OPS = {"conv2d", "linear", "batchnorm", "relu", "relu6", "leaky_relu", "maxpool", "avgpool",
-       "global_avgpool", "add", "flatten", "softmax"}
+       "global_avgpool", "add", "flatten", "softmax", "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu",
+       "mul", "concat", "layernorm"}
 
 
 class Graph:
@@ -200,6 +201,30 @@ def run_numpy(graph, tensors, x):
                 y = x0.mean(axis=(2, 3))
             elif op == "add":
                 y = x0 + vals[nd["inputs"][1]]
+            elif op == "sigmoid":
+                y = 1 / (1 + np.exp(-x0))
+            elif op == "silu":
+                y = x0 / (1 + np.exp(-x0))
+            elif op == "hardsigmoid":
+                y = np.clip(a.get("alpha", 1 / 6) * x0 + a.get("beta", 0.5), 0, 1)
+            elif op == "hardswish":
+                y = x0 * np.clip(x0 + 3, 0, 6) / 6
+            elif op == "gelu":
+                if a.get("approximate", "none") == "tanh":
+                    y = 0.5 * x0 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x0 + 0.044715 * x0 ** 3)))
+                else:
+                    from math import erf
+                    y = 0.5 * x0 * (1 + np.vectorize(erf)(x0 / np.sqrt(2)))
+            elif op == "mul":  # elementwise, or a per-channel gate (flat [N, C] or [N, C, 1, 1]) on either side
+                x1 = vals[nd["inputs"][1]]
+                if x0.ndim != x1.ndim:
+                    x0, x1 = (x0.reshape(x0.shape + (1, 1)), x1) if x0.ndim < x1.ndim else (x0, x1.reshape(x1.shape + (1, 1)))
+                y = x0 * x1
+            elif op == "layernorm":
+                m = x0.mean(axis=1, keepdims=True)
+                y = (x0 - m) / np.sqrt(((x0 - m) ** 2).mean(axis=1, keepdims=True) + a.get("eps", 1e-5))
+            elif op == "concat":
+                y = np.concatenate([vals[i] for i in nd["inputs"]], axis=1)
             elif op == "flatten":
                 y = x0.reshape(x0.shape[0], -1)
             elif op == "softmax":

@@ -15,10 +15,12 @@ usage: torch_linearized_reference.py DIR        (reads DIR/spec.json, writes DIR
 
 spec.json:
   n, K, c_in, h_in, w_in, param_count (floats in the block's parameter vector, padding included)
-  nodes: [{kind: conv|linear|act|maxpool|avgpool|gap|add|flatten, name, in: [a, b] (-1 = block input),
+  nodes: [{kind: conv|linear|act|maxpool|avgpool|gap|add|flatten|mul|concat|layernorm (eps), name, in: [a, b, ...]
+           (-1 = block input; mul: in[1] of in[0]'s shape or a per-channel gate [C, 1, 1]; concat: all inputs),
            conv: c_out, kh, kw, stride [h, w], pad [top, bottom, left, right], dil [h, w], groups;
            linear: lin_in, lin_out;  conv/linear: w_off, w_count, b_off, b_count (offsets in floats, -1 none);
-           act: act relu|leaky|relu6, slope;  pools: k [h, w], s [h, w], pad [t, b, l, r], count_include_pad}]
+           act: act relu|leaky|relu6|sigmoid|silu|hardsigmoid|hardswish|gelu|gelu_tanh, slope (leaky;
+           hardsigmoid: clamp(slope x + 1/2, 0, 1));  pools: k [h, w], s [h, w], pad [t, b, l, r], count_include_pad}]
   files: name -> raw little-endian float32 (int32 for labels) file in DIR:
          x [n, c_in, h_in, w_in], labels [n], theta [param_count], omega [K, d]
   optim: lr, beta1, beta2, eps, weight_decay
@@ -81,6 +83,18 @@ def run_block(nodes, x, theta):
                 y = F.leaky_relu(z, nd["slope"])
             elif nd["act"] == "relu6":
                 y = F.hardtanh(z, 0.0, 6.0)
+            elif nd["act"] == "sigmoid":
+                y = torch.sigmoid(z)
+            elif nd["act"] == "silu":
+                y = F.silu(z)
+            elif nd["act"] == "hardsigmoid":   # PyTorch's hardsigmoid is slope 1/6
+                y = torch.clamp(nd["slope"] * z + 0.5, 0.0, 1.0)
+            elif nd["act"] == "hardswish":
+                y = F.hardswish(z)
+            elif nd["act"] == "gelu":
+                y = F.gelu(z)
+            elif nd["act"] == "gelu_tanh":
+                y = F.gelu(z, approximate="tanh")
             else:
                 raise SystemExit(f"node {nd['name']}: unknown activation {nd['act']}")
         elif kind == "maxpool":
@@ -99,6 +113,12 @@ def run_block(nodes, x, theta):
             y = src(0).mean(dim=(2, 3), keepdim=True)
         elif kind == "add":
             y = src(0) + src(1)
+        elif kind == "mul":   # a [n, C, 1, 1] gate broadcasts over H x W
+            y = src(0) * src(1)
+        elif kind == "layernorm":   # over channels at each pixel, no affine part
+            y = F.layer_norm(src(0).permute(0, 2, 3, 1), (src(0).shape[1],), eps=nd["eps"]).permute(0, 3, 1, 2)
+        elif kind == "concat":
+            y = torch.cat([src(k) for k in range(len(nd["in"]))], dim=1)
         elif kind == "flatten":
             y = src(0).reshape(x.shape[0], -1, 1, 1)
         else:

@@ -184,8 +184,16 @@ int cmd_info(int argc, char **argv) {
         for (int i = 0; i < in.n_nodes; i++) {
             gf_model_node(m, i, &ni);
             shape_str(&ni, sh, sizeof sh);
-            printf("  %-4d %-32s %-15s %-18s %10llu  %s%s%s  %s\n", i, ni.name, ni.op, sh, (unsigned long long)ni.params,
-                   ni.inputs[0], ni.n_inputs > 1 ? ", " : "", ni.n_inputs > 1 ? ni.inputs[1] : "", ni.detail);
+            char ins[512];
+            size_t len = 0;
+            ins[0] = 0;
+            for (int a = 0; a < ni.n_inputs && len < sizeof ins - 1; a++) {
+                int k = snprintf(ins + len, sizeof ins - len, "%s%s", a ? ", " : "", ni.inputs[a]);
+                if (k < 0) break;
+                len += (size_t)k;
+            }
+            printf("  %-4d %-32s %-15s %-18s %10llu  %s  %s\n", i, ni.name, ni.op, sh, (unsigned long long)ni.params,
+                   ins, ni.detail);
         }
     }
     gf_model_free(m);

@@ -41,6 +41,10 @@ static gf_status pool_desc(gf_ctx *ctx, const gf_bnode *nd, int N, int C, int H,
     return GF_OK;
 }
 
+static int arity(const gf_bnode *nd) {
+    return nd->kind == GF_BN_ADD || nd->kind == GF_BN_MUL ? 2 : nd->kind == GF_BN_CONCAT ? nd->n_in : 1;
+}
+
 static const gf_bnode *in_node(const gf_block *b, const gf_bnode *nd, int k) {
     return nd->in[k] == GF_BLOCK_INPUT ? NULL : &b->nodes[nd->in[k]];
 }
@@ -74,8 +78,11 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
         gf_bnode *nd = &b->nodes[i];
         b->linearized[i] = 1;
         nd->w_off = nd->b_off = -1; nd->w_count = nd->b_count = 0;
-        int arity = nd->kind == GF_BN_ADD ? 2 : 1;
-        for (int k = 0; k < arity; k++)
+        if (nd->kind == GF_BN_CONCAT && (nd->n_in < 2 || nd->n_in > GF_BLOCK_MAX_IN)) {
+            st = gf_fail(ctx, GF_ERR_INPUT, "concat node '%s' has %d inputs (2..%d)", nd->name, nd->n_in, GF_BLOCK_MAX_IN);
+            break;
+        }
+        for (int k = 0; k < arity(nd); k++)
             if (nd->in[k] != GF_BLOCK_INPUT && (nd->in[k] < 0 || nd->in[k] >= i)) {
                 st = gf_fail(ctx, GF_ERR_INPUT, "top-block node '%s' reads node %d, which does not come before it",
                              nd->name, nd->in[k]);
@@ -132,6 +139,33 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
                 st = gf_fail(ctx, GF_ERR_INPUT, "add node '%s': inputs %dx%dx%d and %dx%dx%d differ", nd->name,
                              c, h, w, c2, h2, w2);
             nd->c = c; nd->h = h; nd->w = w;
+            break;
+        }
+        case GF_BN_MUL: {
+            int c2, h2, w2;
+            in_shape(b, nd, 1, &c2, &h2, &w2);
+            nd->gate = c2 == c && h2 == 1 && w2 == 1 && (h != 1 || w != 1);
+            if (c != c2 || (!nd->gate && (h != h2 || w != w2)))
+                st = gf_fail(ctx, GF_ERR_INPUT, "mul node '%s': inputs %dx%dx%d and %dx%dx%d (the second must have the "
+                             "first's shape or be a per-channel gate %dx1x1)", nd->name, c, h, w, c2, h2, w2, c);
+            nd->c = c; nd->h = h; nd->w = w;
+            break;
+        }
+        case GF_BN_LAYERNORM:
+            nd->c = c; nd->h = h; nd->w = w;
+            if (!(nd->bn_eps >= 0)) st = gf_fail(ctx, GF_ERR_INPUT, "layernorm node '%s': eps %g", nd->name, (double)nd->bn_eps);
+            break;
+        case GF_BN_CONCAT: {
+            int total = 0;
+            for (int k = 0; k < nd->n_in && st == GF_OK; k++) {
+                int c2, h2, w2;
+                in_shape(b, nd, k, &c2, &h2, &w2);
+                if (h2 != h || w2 != w)
+                    st = gf_fail(ctx, GF_ERR_INPUT, "concat node '%s': input %d is %dx%d, input 0 %dx%d", nd->name, k,
+                                 h2, w2, h, w);
+                total += c2;
+            }
+            nd->c = total; nd->h = h; nd->w = w;
             break;
         }
         default:
@@ -269,6 +303,23 @@ gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
         case GF_BN_GAP: GF_TRY(gf_gap_forward(ctx, (size_t)n * c, (size_t)h * w, xin, b->y[i])); break;
         case GF_BN_FLATTEN: GF_TRY(gf_buf_copy(ctx, xin, 0, b->y[i], 0, cnt * sizeof(float))); break;
         case GF_BN_ADD: GF_TRY(gf_add(ctx, cnt, xin, in_buf(b, nd, 1, x), b->y[i])); break;
+        case GF_BN_LAYERNORM:
+            GF_TRY(gf_ln_forward(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, b->y[i]));
+            break;
+        case GF_BN_MUL:
+            GF_TRY(gf_mul_forward(ctx, (size_t)n * c, (size_t)h * w, nd->gate, xin, in_buf(b, nd, 1, x), b->y[i]));
+            break;
+        case GF_BN_CONCAT: {
+            int C[GF_BLOCK_MAX_IN];
+            cl_mem xs[GF_BLOCK_MAX_IN];
+            for (int k = 0; k < nd->n_in; k++) {
+                int hh, ww;
+                in_shape(b, nd, k, &C[k], &hh, &ww);
+                xs[k] = in_buf(b, nd, k, x);
+            }
+            GF_TRY(gf_concat_forward(ctx, (size_t)n, (size_t)h * w, nd->n_in, C, xs, b->y[i]));
+            break;
+        }
         case GF_BN_BATCHNORM:
             if (!b->training) {
                 GF_TRY(gf_bn_eval_forward(ctx, n, c, h * w, xin, th->w[i], th->b[i], nd->bn_eps, b->bn_mean[i],
@@ -345,6 +396,31 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             else if (z1) GF_TRY(gf_buf_copy(ctx, tin, 0, b->t[i], 0, cnt * sizeof(float)));
             else if (z0) GF_TRY(gf_buf_copy(ctx, b->t[nd->in[1]], 0, b->t[i], 0, cnt * sizeof(float)));
             else GF_TRY(gf_add(ctx, cnt, tin, b->t[nd->in[1]], b->t[i]));
+            break;
+        }
+        case GF_BN_LAYERNORM:
+            if (z0) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_ln_tangent(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, tin, b->t[i]));
+            break;
+        case GF_BN_MUL: {
+            int z1 = nd->in[1] == GF_BLOCK_INPUT || b->tzero[nd->in[1]];
+            if (z0 && z1) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_mul_tangent(ctx, (size_t)n * c, (size_t)h * w, nd->gate, xin, in_buf(b, nd, 1, x), tin,
+                                  z1 ? NULL : b->t[nd->in[1]], b->t[i]));
+            break;
+        }
+        case GF_BN_CONCAT: {
+            int C[GF_BLOCK_MAX_IN], all_zero = 1;
+            cl_mem ts[GF_BLOCK_MAX_IN];
+            for (int k = 0; k < nd->n_in; k++) {
+                int hh, ww;
+                in_shape(b, nd, k, &C[k], &hh, &ww);
+                int zk = nd->in[k] == GF_BLOCK_INPUT || b->tzero[nd->in[k]];
+                ts[k] = zk ? NULL : b->t[nd->in[k]];
+                all_zero &= zk;
+            }
+            if (all_zero) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_concat_forward(ctx, (size_t)n, (size_t)h * w, nd->n_in, C, ts, b->t[i]));
             break;
         }
         case GF_BN_BATCHNORM: break;   /* refused above */
@@ -447,6 +523,36 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
             if (to_in) GF_TRY(finish_grad(ctx, &s));
             break;
         }
+        case GF_BN_LAYERNORM:
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
+                GF_TRY(gf_ln_backward(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, b->g[i], s.dst));
+                GF_TRY(finish_grad(ctx, &s));
+            }
+            break;
+        case GF_BN_MUL: {
+            /* one input at a time: both may be the same node, and both slots may need tmp */
+            cl_mem s_in = in_buf(b, nd, 1, x);
+            size_t planes = (size_t)n * c, HW = (size_t)h * w;
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
+                GF_TRY(gf_mul_backward(ctx, planes, HW, nd->gate, xin, s_in, b->g[i], s.dst, NULL));
+                GF_TRY(finish_grad(ctx, &s));
+            }
+            if (grad_slot_for(b, nd, 1, gx, nd->gate ? planes : in_cnt, &s)) {
+                GF_TRY(gf_mul_backward(ctx, planes, HW, nd->gate, xin, s_in, b->g[i], NULL, s.dst));
+                GF_TRY(finish_grad(ctx, &s));
+            }
+            break;
+        }
+        case GF_BN_CONCAT:
+            for (int k = 0, off = 0; k < nd->n_in; k++) {
+                int ck, hh, ww;
+                in_shape(b, nd, k, &ck, &hh, &ww);
+                if (grad_slot_for(b, nd, k, gx, (size_t)n * ck * h * w, &s))
+                    GF_TRY(gf_concat_backward(ctx, (size_t)n, (size_t)h * w, nd->c, off, ck, b->g[i], s.target,
+                                              s.accumulate));
+                off += ck;
+            }
+            break;
         case GF_BN_FLATTEN: case GF_BN_ADD:
             for (int k = 0; k < (nd->kind == GF_BN_ADD ? 2 : 1); k++)
                 if (grad_slot_for(b, nd, k, gx, cnt, &s)) {
@@ -470,13 +576,16 @@ struct gf_primal_cache {
 };
 
 /* Node j's primal output is read after the forward iff a conv, linear,
- * activation or batchnorm node takes it as input (their tangent/backward use
- * the primal input); add, pools and GAP read only tangents and gradients. */
+ * activation, batchnorm or layernorm node takes it as input, or a product takes it as
+ * either factor (their tangent/backward use the primal inputs); add, concat,
+ * pools and GAP read only tangents and gradients. */
 static int primal_needed(const gf_block *b, int j) {
     for (int i = j + 1; i < b->n_nodes; i++) {
         gf_bnode_kind k = b->nodes[i].kind;
-        if (b->nodes[i].in[0] == j && (k == GF_BN_CONV || k == GF_BN_LINEAR || k == GF_BN_ACT || k == GF_BN_BATCHNORM))
+        if (b->nodes[i].in[0] == j && (k == GF_BN_CONV || k == GF_BN_LINEAR || k == GF_BN_ACT || k == GF_BN_BATCHNORM ||
+                                       k == GF_BN_LAYERNORM))
             return 1;
+        if (k == GF_BN_MUL && (b->nodes[i].in[0] == j || b->nodes[i].in[1] == j)) return 1;
     }
     return 0;
 }

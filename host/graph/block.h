@@ -6,8 +6,11 @@
  *
  * Tangent rules: an affine node with tangent parameters (W̃, b̃)
  * gives t = W̃∗x + b̃ + W∗t_in; activations multiply by σ'(z_pre) of the primal;
- * max pool routes through the primal argmax; avg pool, GAP, add and flatten are
- * linear and apply as-is. The tangent of the block input is 0.
+ * max pool routes through the primal argmax; avg pool, GAP, add, concat and
+ * flatten are linear and apply as-is; layer norm applies its Jacobian at the
+ * primal input; a product y = x·s (elementwise, or s a
+ * per-channel gate [C, 1, 1]) takes the product rule t = t_x·s + x·t_s at the
+ * primal x, s. The tangent of the block input is 0.
  *
  * BatchNorm nodes (GF_BN_BATCHNORM) serve plain training from scratch: in
  * training mode (gf_block_set_training) the forward normalises with the batch
@@ -26,19 +29,26 @@
 #include "ops_act.h"
 #include "ops_affine.h"
 #include "ops_bn.h"
+#include "ops_ln.h"
+#include "ops_merge.h"
 #include "ops_pool.h"
 
 typedef enum gf_bnode_kind {
     GF_BN_CONV, GF_BN_LINEAR, GF_BN_ACT, GF_BN_MAXPOOL, GF_BN_AVGPOOL, GF_BN_GAP, GF_BN_ADD, GF_BN_FLATTEN,
-    GF_BN_BATCHNORM   /* per-channel BatchNorm: gamma in the w slot, beta in the b slot, [C] each */
+    GF_BN_BATCHNORM,  /* per-channel BatchNorm: gamma in the w slot, beta in the b slot, [C] each */
+    GF_BN_MUL,        /* in[0] * in[1]; in[1] of in[0]'s shape, or [C, 1, 1]: a per-channel gate */
+    GF_BN_CONCAT,     /* in[0..n_in-1] along channels (same H x W) */
+    GF_BN_LAYERNORM   /* normalisation over channels at each pixel, eps in bn_eps (no parameters) */
 } gf_bnode_kind;
 
-enum { GF_BLOCK_INPUT = -1, GF_BLOCK_MAX_NODES = 128 };
+enum { GF_BLOCK_INPUT = -1, GF_BLOCK_MAX_NODES = 128, GF_BLOCK_MAX_IN = GF_CONCAT_MAX_INPUTS };
 
 typedef struct gf_bnode {
     gf_bnode_kind kind;
     char name[64];
-    int in[2];                   /* node indices, GF_BLOCK_INPUT = the block's input */
+    int in[GF_BLOCK_MAX_IN];     /* node indices, GF_BLOCK_INPUT = the block's input (ADD, MUL: 2; CONCAT: n_in) */
+    int n_in;                    /* CONCAT only: number of inputs, 2..GF_BLOCK_MAX_IN */
+    int gate;                    /* MUL: set by gf_block_create (in[1] is [C, 1, 1]) */
     int c, h, w;                 /* output shape per sample */
     /* CONV: geometry with n = 0 (set per call); LINEAR: in/out features */
     gf_conv_desc conv;
@@ -47,7 +57,7 @@ typedef struct gf_bnode {
     int pool_k[2], pool_s[2], pool_pad[4], count_include_pad;
     int has_bias;
     /* BATCHNORM: 0 = PyTorch's defaults (eps 1e-5, momentum 0.1); gf_block_create
-     * writes the values in use back into the node */
+     * writes the values in use back into the node. LAYERNORM: bn_eps as given. */
     float bn_eps, bn_momentum;
     /* parameters: offsets (floats) into the block's parameter vector; -1 = none */
     long w_off, b_off;

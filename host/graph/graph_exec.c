@@ -9,6 +9,8 @@
 #include "model.h"
 #include "ops_act.h"
 #include "ops_affine.h"
+#include "ops_ln.h"
+#include "ops_merge.h"
 #include "ops_pool.h"
 #include "ops_util.h"
 
@@ -114,11 +116,25 @@ static gf_status run_node(gf_exec_impl *s, int i, int n) {
     }
     case GF_OP_LINEAR:
         return gf_linear_forward(ctx, n, nd->in_c * nd->in_h * nd->in_w, nd->c, x, s->W[i], s->b[i], y);
-    case GF_OP_RELU:
-    case GF_OP_RELU6:
-    case GF_OP_LEAKY: {
-        gf_act a = {nd->op == GF_OP_RELU ? GF_ACT_RELU : nd->op == GF_OP_RELU6 ? GF_ACT_RELU6 : GF_ACT_LEAKY, nd->alpha};
+    case GF_OP_RELU: case GF_OP_RELU6: case GF_OP_LEAKY: case GF_OP_SIGMOID: case GF_OP_SILU:
+    case GF_OP_HSIGMOID: case GF_OP_HSWISH: case GF_OP_GELU: {
+        gf_act a;
+        gf_op_act(nd, &a);
         return gf_act_forward(ctx, a, cnt, x, y);
+    }
+    case GF_OP_LAYERNORM:
+        return gf_ln_forward(ctx, (size_t)n, nd->c, (size_t)nd->h * nd->w, nd->eps, x, y);
+    case GF_OP_MUL:
+        return gf_mul_forward(ctx, (size_t)n * nd->c, (size_t)nd->h * nd->w, nd->gate, x, in_buf(s, nd, 1), y);
+    case GF_OP_CONCAT: {
+        int C[GF_MAX_INPUTS];
+        cl_mem xs[GF_MAX_INPUTS];
+        for (int a = 0; a < nd->n_in; a++) {
+            int o = nd->in[a];
+            C[a] = o == GF_NODE_INPUT ? s->m->in_c : s->m->nodes[o].c;
+            xs[a] = in_buf(s, nd, a);
+        }
+        return gf_concat_forward(ctx, (size_t)n, (size_t)nd->h * nd->w, nd->n_in, C, xs, y);
     }
     case GF_OP_MAXPOOL:
     case GF_OP_AVGPOOL: {

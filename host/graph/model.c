@@ -15,9 +15,25 @@
 
 static const char *const op_names[GF_OP_COUNT] = {
     "conv2d", "linear", "batchnorm", "relu", "relu6", "leaky_relu",
-    "maxpool", "avgpool", "global_avgpool", "add", "flatten", "softmax"};
+    "maxpool", "avgpool", "global_avgpool", "add", "flatten", "softmax",
+    "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "mul", "concat", "layernorm"};
 
 const char *gf_op_name(gf_op op) { return (unsigned)op < GF_OP_COUNT ? op_names[op] : "?"; }
+
+int gf_op_act(const gf_mnode *nd, gf_act *a) {
+    a->slope = 0;
+    switch (nd->op) {
+    case GF_OP_RELU: a->kind = GF_ACT_RELU; return 1;
+    case GF_OP_RELU6: a->kind = GF_ACT_RELU6; return 1;
+    case GF_OP_LEAKY: a->kind = GF_ACT_LEAKY; a->slope = nd->alpha; return 1;
+    case GF_OP_SIGMOID: a->kind = GF_ACT_SIGMOID; return 1;
+    case GF_OP_SILU: a->kind = GF_ACT_SILU; return 1;
+    case GF_OP_HSIGMOID: a->kind = GF_ACT_HSIGMOID; a->slope = nd->alpha; return 1;
+    case GF_OP_HSWISH: a->kind = GF_ACT_HSWISH; return 1;
+    case GF_OP_GELU: a->kind = nd->approx_tanh ? GF_ACT_GELU_TANH : GF_ACT_GELU; return 1;
+    default: return 0;
+    }
+}
 
 static const char *const pnames[GF_P_COUNT] = {"weight", "bias", "running_mean", "running_var"};
 enum { MAX_ACT = 1 << 28 };  /* floats per image of one activation */
@@ -90,7 +106,7 @@ static gf_status attr_float(loader *L, const cJSON *attrs, const char *node, con
 
 typedef struct {
     const cJSON *json;
-    const char *in_names[2];
+    const char *in_names[GF_MAX_INPUTS];
 } rawnode;
 
 static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *raw) {
@@ -110,7 +126,12 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
     if (nd->op == GF_OP_COUNT) return lfail(L, "node '%s': unsupported op '%s'", nm, op->valuestring);
     nd->name = dupstr(nm);
     if (!nd->name) return GF_ERR_MEMORY;
-    int want = nd->op == GF_OP_ADD ? 2 : 1;
+    int want = nd->op == GF_OP_ADD || nd->op == GF_OP_MUL ? 2 : 1;
+    if (nd->op == GF_OP_CONCAT) {
+        want = cJSON_IsArray(ins) ? cJSON_GetArraySize(ins) : 0;
+        if (want < 2 || want > GF_MAX_INPUTS)
+            return lfail(L, "node '%s': op concat needs 2 to %d inputs (got %d)", nm, GF_MAX_INPUTS, want);
+    }
     if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) != want)
         return lfail(L, "node '%s': op %s needs %d input%s", nm, op_names[nd->op], want, want > 1 ? "s" : "");
     nd->n_in = want;
@@ -167,6 +188,22 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
         }
     } else if (nd->op == GF_OP_LEAKY) {
         GF_TRY(attr_float(L, attrs, nm, "alpha", &nd->alpha));
+    } else if (nd->op == GF_OP_HSIGMOID) {
+        nd->alpha = 1.0f / 6.0f;   /* PyTorch: relu6(x + 3) / 6 */
+        GF_TRY(attr_float(L, attrs, nm, "alpha", &nd->alpha));
+        float beta = 0.5f;
+        GF_TRY(attr_float(L, attrs, nm, "beta", &beta));
+        if (beta != 0.5f) return lfail(L, "node '%s': hardsigmoid beta %g (only 0.5 is supported)", nm, (double)beta);
+        if (!(nd->alpha > 0)) return lfail(L, "node '%s': hardsigmoid alpha %g must be positive", nm, (double)nd->alpha);
+    } else if (nd->op == GF_OP_LAYERNORM) {
+        nd->eps = 1e-5f;
+        GF_TRY(attr_float(L, attrs, nm, "eps", &nd->eps));
+        if (!(nd->eps >= 0)) return lfail(L, "node '%s': eps %g is negative", nm, (double)nd->eps);
+    } else if (nd->op == GF_OP_GELU) {
+        const cJSON *ap = attrs ? cJSON_GetObjectItemCaseSensitive(attrs, "approximate") : NULL;
+        if (ap && (!cJSON_IsString(ap) || (strcmp(ap->valuestring, "none") && strcmp(ap->valuestring, "tanh"))))
+            return lfail(L, "node '%s': gelu attribute 'approximate' must be \"none\" or \"tanh\"", nm);
+        nd->approx_tanh = ap && !strcmp(ap->valuestring, "tanh");
     } else if (nd->op == GF_OP_BATCHNORM) {
         GF_TRY(attr_float(L, attrs, nm, "eps", &nd->eps));
         if (!(nd->eps >= 0)) return lfail(L, "node '%s': eps %g is negative", nm, (double)nd->eps);
@@ -275,6 +312,41 @@ static gf_status infer_shape(loader *L, gf_model *m, int i) {
             return lfail(L, "node '%s': add of shapes [%d, %d, %d] and [%d, %d, %d]", nd->name, c, h, w, c2, h2, w2);
         break;
     }
+    case GF_OP_LAYERNORM:
+        if (nd->flat && (h != 1 || w != 1)) return lfail(L, "node '%s': layernorm needs a [C, H, W] input", nd->name);
+        break;
+    case GF_OP_MUL: {
+        int o = nd->in[1];
+        int c2 = o == GF_NODE_INPUT ? m->in_c : m->nodes[o].c, h2 = o == GF_NODE_INPUT ? m->in_h : m->nodes[o].h,
+            w2 = o == GF_NODE_INPUT ? m->in_w : m->nodes[o].w;
+        if (c2 == c && h2 == h && w2 == w) break;                 /* elementwise */
+        if (c2 == c && h2 == 1 && w2 == 1) { nd->gate = 1; break; }   /* x * gate */
+        if (c2 == c && h == 1 && w == 1) {                         /* gate * x: swap (the product commutes) */
+            int t = nd->in[0]; nd->in[0] = nd->in[1]; nd->in[1] = t;
+            nd->gate = 1;
+            nd->in_c = c2; nd->in_h = h2; nd->in_w = w2;
+            nd->c = c2; nd->h = h2; nd->w = w2;
+            nd->flat = o == GF_NODE_INPUT ? 0 : m->nodes[o].flat;
+            break;
+        }
+        return lfail(L, "node '%s': mul of shapes [%d, %d, %d] and [%d, %d, %d] (needs equal shapes, or one a "
+                     "per-channel gate [C, 1, 1] of the other)", nd->name, c, h, w, c2, h2, w2);
+    }
+    case GF_OP_CONCAT: {
+        int64_t total = 0;
+        for (int a = 0; a < nd->n_in; a++) {
+            int o = nd->in[a];
+            int c2 = o == GF_NODE_INPUT ? m->in_c : m->nodes[o].c, h2 = o == GF_NODE_INPUT ? m->in_h : m->nodes[o].h,
+                w2 = o == GF_NODE_INPUT ? m->in_w : m->nodes[o].w;
+            if (h2 != h || w2 != w)
+                return lfail(L, "node '%s': concat input %d is %dx%d, input 0 is %dx%d (they must match)", nd->name, a,
+                             h2, w2, h, w);
+            total += c2;
+        }
+        if (total * h * w > MAX_ACT) return lfail(L, "node '%s': output too large", nd->name);
+        nd->c = (int)total;
+        break;
+    }
     case GF_OP_SOFTMAX:
         if (h != 1 || w != 1) return lfail(L, "node '%s': softmax needs a flat input (got [%d, %d, %d])", nd->name, c, h, w);
         nd->flat = 1;
@@ -324,7 +396,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
     gf_mnode *tmp = calloc((size_t)n, sizeof *tmp);
     rawnode *raw = calloc((size_t)n, sizeof *raw);
     int *order = malloc((size_t)n * sizeof *order), *indeg = calloc((size_t)n, sizeof *indeg);
-    int *rin = malloc((size_t)n * 2 * sizeof *rin), *pos = malloc((size_t)n * sizeof *pos);
+    int *rin = malloc((size_t)n * GF_MAX_INPUTS * sizeof *rin), *pos = malloc((size_t)n * sizeof *pos);
     gf_status st = GF_OK;
     if (!tmp || !raw || !order || !indeg || !rin || !pos) { st = GF_ERR_MEMORY; goto done; }
     m->nodes = tmp;
@@ -342,7 +414,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
             int r = lookup(m, raw[i].in_names[a]);
             if (r == -2) { st = lfail(L, "node '%s': input '%s' is not defined", tmp[i].name, raw[i].in_names[a]); goto done; }
             if (r == i) { st = lfail(L, "node '%s': consumes its own output (cycle)", tmp[i].name); goto done; }
-            rin[2 * i + a] = r;
+            rin[GF_MAX_INPUTS * i + a] = r;
             if (r >= 0) indeg[i]++;
         }
     }
@@ -358,7 +430,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
             progressed = 1;
             for (int j = 0; j < n; j++)
                 for (int a = 0; a < tmp[j].n_in; a++)
-                    if (rin[2 * j + a] == i) indeg[j]--;
+                    if (rin[GF_MAX_INPUTS * j + a] == i) indeg[j]--;
         }
         if (!progressed) {
             /* every node left has an unplaced input: walking inputs n steps lands on a cycle */
@@ -366,14 +438,14 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
             while (pos[v] >= 0) v++;
             for (int step = 0; step < n; step++)
                 for (int a = 0; a < tmp[v].n_in; a++)
-                    if (rin[2 * v + a] >= 0 && pos[rin[2 * v + a]] < 0) { v = rin[2 * v + a]; break; }
+                    if (rin[GF_MAX_INPUTS * v + a] >= 0 && pos[rin[GF_MAX_INPUTS * v + a]] < 0) { v = rin[GF_MAX_INPUTS * v + a]; break; }
             char path[512];
             size_t pl = 0;
             int u = v;
             do {
                 pl += (size_t)snprintf(path + pl, sizeof path - pl, "'%s' <- ", tmp[u].name);
                 for (int a = 0; a < tmp[u].n_in; a++)
-                    if (rin[2 * u + a] >= 0 && pos[rin[2 * u + a]] < 0) { u = rin[2 * u + a]; break; }
+                    if (rin[GF_MAX_INPUTS * u + a] >= 0 && pos[rin[GF_MAX_INPUTS * u + a]] < 0) { u = rin[GF_MAX_INPUTS * u + a]; break; }
             } while (u != v && pl < sizeof path - 80);
             snprintf(path + pl, sizeof path - pl, "'%s'", tmp[v].name);
             st = lfail(L, "graph has a cycle: %s", path);
@@ -386,7 +458,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
     for (int t = 0; t < n; t++) {
         int i = order[t];
         sorted[t] = tmp[i];
-        for (int a = 0; a < tmp[i].n_in; a++) sorted[t].in[a] = rin[2 * i + a] >= 0 ? pos[rin[2 * i + a]] : GF_NODE_INPUT;
+        for (int a = 0; a < tmp[i].n_in; a++) sorted[t].in[a] = rin[GF_MAX_INPUTS * i + a] >= 0 ? pos[rin[GF_MAX_INPUTS * i + a]] : GF_NODE_INPUT;
     }
     free(tmp);
     tmp = NULL;
@@ -729,12 +801,22 @@ gf_status gf_model_node(const gf_model *m, int i, gf_node_info *ni) {
                  nd->stride[1], nd->pad[0], nd->pad[1], nd->pad[2], nd->pad[3],
                  nd->op == GF_OP_AVGPOOL && !nd->count_include_pad ? " excl-pad" : "");
         break;
+    case GF_OP_LAYERNORM:
+        snprintf(ni->detail, sizeof ni->detail, "over channels, eps %g", (double)nd->eps);
+        break;
     case GF_OP_BATCHNORM:
         snprintf(ni->detail, sizeof ni->detail, "eps %g%s", (double)nd->eps,
                  nd->folded ? " (folded)" : nd->as_conv ? " (as 1x1 dw conv)" : "");
         break;
     case GF_OP_LEAKY:
+    case GF_OP_HSIGMOID:
         snprintf(ni->detail, sizeof ni->detail, "alpha %g", (double)nd->alpha);
+        break;
+    case GF_OP_GELU:
+        snprintf(ni->detail, sizeof ni->detail, "%s", nd->approx_tanh ? "tanh approximation" : "erf");
+        break;
+    case GF_OP_MUL:
+        snprintf(ni->detail, sizeof ni->detail, "%s", nd->gate ? "per-channel gate" : "elementwise");
         break;
     default:
         break;

@@ -8,6 +8,7 @@
 #include "gf_internal.h"
 #include "gradfeat_model.h"
 #include "block.h"
+#include "ops_merge.h"
 
 /* ---- safetensors container (host/graph/safetensors.c) ---- */
 enum { GF_ST_F32 = 0, GF_ST_F16 = 1, GF_ST_MAX_DIMS = 8 };
@@ -50,9 +51,13 @@ gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_
 /* ---- the model ---- */
 typedef enum gf_op {
     GF_OP_CONV = 0, GF_OP_LINEAR, GF_OP_BATCHNORM, GF_OP_RELU, GF_OP_RELU6, GF_OP_LEAKY,
-    GF_OP_MAXPOOL, GF_OP_AVGPOOL, GF_OP_GAP, GF_OP_ADD, GF_OP_FLATTEN, GF_OP_SOFTMAX, GF_OP_COUNT
+    GF_OP_MAXPOOL, GF_OP_AVGPOOL, GF_OP_GAP, GF_OP_ADD, GF_OP_FLATTEN, GF_OP_SOFTMAX,
+    GF_OP_SIGMOID, GF_OP_SILU, GF_OP_HSIGMOID, GF_OP_HSWISH, GF_OP_GELU, GF_OP_MUL, GF_OP_CONCAT, GF_OP_LAYERNORM,
+    GF_OP_COUNT
 } gf_op;
 const char *gf_op_name(gf_op op);
+
+enum { GF_MAX_INPUTS = GF_CONCAT_MAX_INPUTS };   /* inputs of one node (concat) */
 
 enum { GF_NODE_INPUT = -1 };          /* "the graph input" as a node index */
 enum { GF_P_WEIGHT = 0, GF_P_BIAS, GF_P_MEAN, GF_P_VAR, GF_P_COUNT };
@@ -60,12 +65,14 @@ enum { GF_P_WEIGHT = 0, GF_P_BIAS, GF_P_MEAN, GF_P_VAR, GF_P_COUNT };
 typedef struct gf_mnode {
     char *name;
     gf_op op;
-    int n_in, in[2];                  /* node indices (topological order), GF_NODE_INPUT */
+    int n_in, in[GF_MAX_INPUTS];      /* node indices (topological order), GF_NODE_INPUT */
     int param[GF_P_COUNT];            /* tensor indices in the file, -1 = none */
     /* attributes */
     int stride[2], pad[4];            /* pad: top, left, bottom, right (as in the file) */
     int dil[2], kernel[2], groups, count_include_pad;
-    float alpha, eps;
+    float alpha, eps;                 /* alpha: leaky_relu slope, hardsigmoid slope */
+    int approx_tanh;                  /* gelu: the tanh approximation */
+    int gate;                         /* mul: input 1 is a per-channel gate [C, 1, 1] over input 0 */
     /* shapes per image */
     int in_c, in_h, in_w;             /* of input 0 */
     int c, h, w, flat;
@@ -79,6 +86,8 @@ typedef struct gf_mnode {
     uint64_t file_params;
     double macs;
 } gf_mnode;
+/* The activation of an activation node (relu ... gelu) into *a: 1, else 0. */
+int gf_op_act(const gf_mnode *nd, gf_act *a);
 
 typedef struct gf_mblock {
     char *name;

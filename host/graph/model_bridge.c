@@ -53,11 +53,14 @@ gf_status gf_model_block_nodes(gf_ctx *ctx, const gf_model *m, int bi, gf_bnode 
             o->lin_in = nd->in_c * nd->in_h * nd->in_w;
             o->lin_out = nd->c;
             break;
-        case GF_OP_RELU: case GF_OP_RELU6: case GF_OP_LEAKY:
+        case GF_OP_RELU: case GF_OP_RELU6: case GF_OP_LEAKY: case GF_OP_SIGMOID: case GF_OP_SILU:
+        case GF_OP_HSIGMOID: case GF_OP_HSWISH: case GF_OP_GELU:
             o->kind = GF_BN_ACT;
-            o->act.kind = nd->op == GF_OP_RELU ? GF_ACT_RELU : nd->op == GF_OP_RELU6 ? GF_ACT_RELU6 : GF_ACT_LEAKY;
-            o->act.slope = nd->alpha;
+            gf_op_act(nd, &o->act);
             break;
+        case GF_OP_MUL: o->kind = GF_BN_MUL; break;   /* the loader put a gate second */
+        case GF_OP_CONCAT: o->kind = GF_BN_CONCAT; o->n_in = nd->n_in; break;
+        case GF_OP_LAYERNORM: o->kind = GF_BN_LAYERNORM; o->bn_eps = nd->eps; break;
         case GF_OP_MAXPOOL: case GF_OP_AVGPOOL:
             o->kind = nd->op == GF_OP_MAXPOOL ? GF_BN_MAXPOOL : GF_BN_AVGPOOL;
             o->pool_k[0] = nd->kernel[0]; o->pool_k[1] = nd->kernel[1];

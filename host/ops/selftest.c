@@ -14,6 +14,8 @@ static const gf_selftest_fn families[] = {
     gf_selftest_gemm,
     gf_selftest_affine,
     gf_selftest_act,
+    gf_selftest_merge,
+    gf_selftest_ln,
     gf_selftest_pool,
     gf_selftest_loss,
     gf_selftest_optim,

@@ -95,6 +95,35 @@ def resnetish():
     return g
 
 
+def gated():
+    """issue 17's ops: SiLU, a squeeze-excitation gate (GAP, 1x1 convs, hard-sigmoid) multiplied in from the left,
+    GELU (tanh form), sigmoid, an elementwise product, hard-swish, a three-way concat, layer norm, GELU (erf)."""
+    g = gfmodel.Graph("x", [3, 6, 6])
+    g.tensor("c.weight", r.standard_normal((4, 3, 3, 3)))
+    g.add("c", "conv2d", ["x"], {"weight": "c.weight"}, {"pad": [1, 1, 1, 1]})
+    g.add("c.act", "silu", ["c"])
+    g.add("se.pool", "global_avgpool", ["c.act"])
+    g.tensor("se.fc1.weight", r.standard_normal((2, 4, 1, 1)))
+    g.add("se.fc1", "conv2d", ["se.pool"], {"weight": "se.fc1.weight"})
+    g.add("se.act", "gelu", ["se.fc1"], attrs={"approximate": "tanh"})
+    g.tensor("se.fc2.weight", r.standard_normal((4, 2, 1, 1)))
+    g.add("se.fc2", "conv2d", ["se.act"], {"weight": "se.fc2.weight"})
+    g.add("se.gate", "hardsigmoid", ["se.fc2"], attrs={"alpha": 0.2})
+    g.add("se.mul", "mul", ["se.gate", "c.act"])
+    g.add("sig", "sigmoid", ["se.mul"])
+    g.add("prod", "mul", ["se.mul", "sig"])
+    g.add("hs", "hardswish", ["c"])
+    g.add("cat", "concat", ["prod", "hs", "c.act"])
+    g.add("ln", "layernorm", ["cat"], attrs={"eps": 1e-6})
+    g.add("out", "gelu", ["ln"])
+    g.add("gap", "global_avgpool", ["out"])
+    g.tensor("fc.weight", r.standard_normal((2, 12)))
+    g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+    g.outputs = ["fc"]
+    g.feature = "gap"
+    return g
+
+
 def make_models():
     out("model", "tiny.safetensors", model_bytes(tiny, {"input_size": [8, 8], "channels": 3, "color_order": "RGB",
                                                         "resize": "stretch"}, ["cat", "dog"]))
@@ -106,6 +135,8 @@ def make_models():
         model_bytes(resnetish, dict(pre, interpolation="nearest", color_order="GRAY"), ["a", "b", "c"],
                     f16={"fc.weight": "F16", "b.c2.weight": "F16"}))
     out("model", "not_a_model.safetensors", struct.pack("<Q", 2) + b"{}")
+    out("model", "gated_concat.safetensors", model_bytes(gated, {"input_size": [6, 6], "channels": 3,
+                                                                 "color_order": "RGB", "resize": "stretch"}, ["a", "b"]))
     strict_seeds(model_bytes(tiny, {"input_size": [8, 8], "channels": 3, "color_order": "RGB", "resize": "stretch"},
                              ["cat", "dog"]))
 
