@@ -139,7 +139,7 @@ gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t ms
         return st;
     }
     for (int i = 0; i < n; i++) cap_memory(&v[i].info, &env);
-    gf_device_info *r = calloc(n, sizeof *r);
+    gf_device_info *r = calloc(n > 0 ? (size_t)n : 1, sizeof *r);   /* n >= 1 after enumerate() */
     if (!r) { free(v); return GF_ERR_MEMORY; }
     for (int i = 0; i < n; i++) r[i] = v[i].info;
     free(v);

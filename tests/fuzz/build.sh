@@ -26,7 +26,8 @@ CFLAGS=(-std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DCL_TARGET_
 for layer in runtime ops data graph method pretrain report; do CFLAGS+=(-I"$SRC/host/$layer"); done
 LIBS=("$OUT/lib/libgradfeat.a" -lOpenCL -lclblast -lcjson -lstb -lz -lpthread -lm)
 # the host-BLAS GEMM path is compiled in when CMake found OpenBLAS
-if grep -q "GF_HAVE_CBLAS" "$OUT/lib/CMakeFiles/gradfeat.dir/flags.make" 2>/dev/null; then LIBS+=(-lopenblas); fi
+# (its flags live with the object library that feeds libgradfeat.a)
+if cat "$OUT"/lib/CMakeFiles/gradfeat*.dir/flags.make 2>/dev/null | grep -q "GF_HAVE_CBLAS"; then LIBS+=(-lopenblas); fi
 
 # stb_image with coverage + ASan only (no UBSan: upstream code)
 obj_stb="$OUT/stb_image_impl.o"
