@@ -39,15 +39,21 @@ def _const(inits, name, value, tol=1e-6):
     return v is not None and np.size(v) == 1 and abs(float(np.ravel(v)[0]) - value) <= tol * max(1.0, abs(value))
 
 
-def gelu_patterns(gr, inits):
-    """torch.onnx's erf GELU: y = Mul(Mul(x, Add(Erf(Div(x, sqrt2)), 1)), 0.5) (either operand order of each
-    Mul/Add, Div or Mul by 1/sqrt2). Returns ({output of the last Mul: (x, the last Mul node)}, {names of the
-    absorbed nodes' outputs}) so that the converter emits one gelu node and skips the rest."""
+def _producers_users(gr):
+    """{output name: the node producing it}, {input name: the nodes reading it} of an ONNX graph."""
     prod = {o: n for n in gr.node for o in n.output}
     users = {}
     for n in gr.node:
         for i in n.input:
             users.setdefault(i, []).append(n)
+    return prod, users
+
+
+def gelu_patterns(gr, inits):
+    """torch.onnx's erf GELU: y = Mul(Mul(x, Add(Erf(Div(x, sqrt2)), 1)), 0.5) (either operand order of each
+    Mul/Add, Div or Mul by 1/sqrt2). Returns ({output of the last Mul: (x, the last Mul node)}, {names of the
+    absorbed nodes' outputs}) so that the converter emits one gelu node and skips the rest."""
+    prod, users = _producers_users(gr)
     found, absorbed = {}, set()
 
     def other(n, known):  # the input of a 2-input node that is not `known`
@@ -85,11 +91,7 @@ def layernorm_patterns(gr, inits):
     """torch.onnx's LayerNorm over the last axis: d = Sub(x, ReduceMean(x)); y = Div(d, Sqrt(Add(ReduceMean(Pow(d,
     2)), eps))), then optionally Mul(y, gamma) and Add(., beta) with constant [C] gamma, beta. Returns
     ({output of the last node: (x, axis, eps, gamma, beta)}, {outputs of the absorbed nodes})."""
-    prod = {o: n for n in gr.node for o in n.output}
-    users = {}
-    for n in gr.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
+    prod, users = _producers_users(gr)
     found, absorbed = {}, set()
 
     def axes(n):

@@ -15,7 +15,7 @@ enum { DOC_MAN = 1, DOC_BASH };
 static int doc_mode, doc_calls;
 
 /* Text for roff: '\' -> \e, '-' -> \- (a real minus: options copy and paste), a '.' or '\'' opening a
- * line -> \&., non-ASCII UTF-8 -> \[uXXXX] (groff and mandoc read it without preconv). */
+ * line -> \&., non-ASCII UTF-8 -> a \[u00E9]-style escape of its code point (groff and mandoc read it without preconv). */
 static void roff(const char *s, size_t n) {
     int bol = 1;
     for (size_t i = 0; i < n && s[i]; i++) {
