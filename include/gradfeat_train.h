@@ -59,7 +59,9 @@ typedef struct gf_job {
     const char *log_json;                    /* one JSON object per progress report and per epoch; NULL = none */
     int log_every;                           /* progress line every N steps when stderr is not a terminal (0 = 50) */
     int log_every_secs;                      /* ... and at least every N seconds then (defaults: 30; 0 = by steps only) */
-    int lr_halve_every;                      /* epochs; 0 = never */
+    int lr_halve_every;                      /* epochs; 0 = never (step schedule) */
+    int lr_cosine;                           /* 1: gradient/full/finetune's lr falls from lr to 0 over each method's
+                                                run, a cosine of the step; 0: step schedule (default) */
     uint64_t seed;
     uint64_t max_device_mem;                 /* bytes for the activation cache on the device; 0 = half the device */
     const char *run_dir;                     /* outputs (metrics.jsonl, results.json, classes.txt); NULL = none */

@@ -303,6 +303,59 @@ static void holdout_split(gf_ctx *ctx) {
     CHECK(!memcmp(z, z2, sizeof z), "same seed, different split");
 }
 
+/* The cosine schedule (o.lr_cosine): with the whole set as one batch, two epochs are two steps at lr and
+ * lr/2 (cos(pi/2) = 0). gf_train's full model must match two steps taken here by hand at those rates, up to
+ * the rounding of summing the batch in another order, and be far from two steps at a constant lr. */
+static void cosine_schedule(gf_ctx *ctx, const float *theta, const float *z, const int *lab, gf_cached_set *tr) {
+    gf_bnode nd[4];
+    gf_block *blk;
+    REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, nd, nodes(nd), NTR, &blk));
+    size_t P = gf_block_param_count(blk), S = C_IN * H * H;
+    int d = gf_block_feature_dim(blk);
+    gf_train_options o;
+    gf_train_options_default(&o);
+    o.epochs = 2; o.batch = NTR; o.optim.lr = 1e-2f; o.seed = 3; o.lr_cosine = 1;
+    gf_train_result a;
+    REQUIRE_OK(ctx, gf_train(ctx, blk, theta, tr, NULL, (1u << GF_METHOD_LINEAR) | (1u << GF_METHOD_FULL), &o, &a));
+    CHECK(a.m[GF_METHOD_FULL].epochs_run == 2, "full ran %d epochs", a.m[GF_METHOD_FULL].epochs_run);
+    cl_mem x, lb;
+    REQUIRE_OK(ctx, gf_buf_create_from(ctx, (size_t)NTR * S * 4, z, "x", &x));
+    REQUIRE_OK(ctx, gf_buf_create_from(ctx, NTR * sizeof(int), lab, "labels", &lb));
+    size_t n = P + (size_t)K * d + K;
+    float *got = malloc(n * 4), *start = malloc(n * 4);
+    memcpy(got, a.m[GF_METHOD_FULL].block_params, P * 4);
+    memcpy(got + P, a.m[GF_METHOD_FULL].w1, (size_t)K * d * 4);
+    memcpy(got + P + (size_t)K * d, a.m[GF_METHOD_FULL].b1, K * 4);
+    double err[2];
+    for (int constant = 0; constant < 2; constant++) {
+        gf_lin *m;
+        REQUIRE_OK(ctx, gf_lin_create(ctx, blk, GF_METHOD_FULL, K, GF_LOSS_SOFTMAX, theta, a.m[GF_METHOD_LINEAR].w1,
+                                      a.m[GF_METHOD_LINEAR].b1, &m));
+        if (!constant) REQUIRE_OK(ctx, gf_lin_read_params(ctx, m, start, start + P, start + P + (size_t)K * d));
+        gf_optim step = o.optim;
+        REQUIRE_OK(ctx, gf_lin_train_step(ctx, m, NTR, x, lb, &step));
+        if (!constant) step.lr = o.optim.lr * 0.5f;
+        REQUIRE_OK(ctx, gf_lin_train_step(ctx, m, NTR, x, lb, &step));
+        float *mine = malloc(n * 4);
+        REQUIRE_OK(ctx, gf_lin_read_params(ctx, m, mine, mine + P, mine + P + (size_t)K * d));
+        double num = 0, den = 0;   /* |got - mine| / |mine - start|: the update's relative error */
+        for (size_t i = 0; i < n; i++) {
+            num += ((double)got[i] - mine[i]) * ((double)got[i] - mine[i]);
+            den += ((double)mine[i] - start[i]) * ((double)mine[i] - start[i]);
+        }
+        err[constant] = sqrt(num / den);
+        free(mine);
+        gf_lin_free(m);
+    }
+    printf("cosine schedule: trained vs by hand at lr, lr/2: %.3g; vs at lr, lr: %.3g\n", err[0], err[1]);
+    CHECK(err[0] < 1e-4, "the cosine schedule's two steps differ from lr, lr/2 by hand: %.3g", err[0]);
+    CHECK(err[1] > 0.05, "a constant rate gives the same model as the cosine schedule (%.3g)", err[1]);
+    free(got); free(start);
+    gf_buf_release(&x); gf_buf_release(&lb);
+    gf_train_result_free(&a);
+    gf_block_free(blk);
+}
+
 int main(void) {
     metrics();
     prior_bias();
@@ -393,6 +446,7 @@ int main(void) {
     CHECK(same(&b, &c, P, d), "host-resident cache gives a different model (both without primal cache)");
     gf_train_result_free(&a); gf_train_result_free(&b); gf_train_result_free(&c);
 
+    cosine_schedule(ctx, theta, z, lab, &tr);
     probe_solver(ctx);
     holdout_split(ctx);
     {   /* model selection with a holdout, NTK on, on labels that are noise: the probe's L2 search

@@ -77,7 +77,8 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"log-json", 0, CLI_STR, &job.log_json, "FILE", "write one JSON object per progress report and per epoch", NULL, NULL, 0},
         {"log-every", 0, CLI_INT, &job.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
         {"log-every-secs", 0, CLI_INT, &job.log_every_secs, "N", "... and at least every N seconds then (default 30; 0 = by steps only)", NULL, NULL, 0},
-        {"lr-halve-every", 0, CLI_INT, &job.lr_halve_every, "N", "halve the learning rate every N epochs (default 20; 0 = never)", NULL, NULL, 0},
+        {"lr-schedule", 0, CLI_CHOICE, &job.lr_cosine, "S", "learning rate of gradient, full and finetune over each one's run: cosine = from --lr down to 0, a cosine of the step; step = constant, halved every --lr-halve-every epochs (default)", NULL, "step|cosine", 0},
+        {"lr-halve-every", 0, CLI_INT, &job.lr_halve_every, "N", "with --lr-schedule step: halve the learning rate every N epochs (default 20; 0 = never)", NULL, NULL, 0},
         {"seed", 0, CLI_U64, &job.seed, "N", "seed of the subset, shuffling and initialisation (default 1)", NULL, NULL, 0},
         {"max-device-mem", 0, CLI_SIZE, &job.max_device_mem, "SIZE", "device memory the activation cache may use, e.g. 4G", NULL, NULL, 0},
         {"run-dir", 0, CLI_STR, &job.run_dir, "DIR", "write results.json, metrics.jsonl, classes.txt, <method>.safetensors and checkpoints here", NULL, NULL, 0},
@@ -106,7 +107,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         if (st != GF_OK) { rc = cli_fail(ctx, st); gf_ctx_free(ctx); return rc; }
         static const char *from_ckpt[] = {"model", "data", "split", "val", "val-split", "limit", "val-limit", "top",
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
-                                            "weight-decay", "clip-norm", "lr-halve-every", "seed", "ntk", "eval-every",
+                                            "weight-decay", "clip-norm", "lr-schedule", "lr-halve-every", "seed", "ntk", "eval-every",
                                             "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "finetune-lr", "lr-auto"};
         cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &job, &saved);
         if (!cli_opts_given(o, "method")) { job.methods = saved.methods; method = NULL; }

@@ -60,6 +60,7 @@ void gf_job_defaults(gf_job *j) {
     j->batch = 64;
     j->lr = 1e-3f; j->beta1 = 0.5f; j->beta2 = 0.999f; j->weight_decay = 1e-6f; j->momentum = 0.9f;
     j->lr_halve_every = 20;
+    j->lr_cosine = 0;
     j->seed = 1;
     j->checkpoint_every = 500;
     j->ntk = 1;
@@ -558,6 +559,7 @@ static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash
     cJSON_AddNumberToObject(o, "weight_decay", job->weight_decay);
     cJSON_AddNumberToObject(o, "clip_norm", job->clip_norm);
     cJSON_AddNumberToObject(o, "lr_halve_every", job->lr_halve_every);
+    cJSON_AddNumberToObject(o, "lr_cosine", job->lr_cosine);
     cJSON_AddNumberToObject(o, "ntk", job->ntk);
     cJSON_AddNumberToObject(o, "eval_every", job->eval_every);
     cJSON_AddNumberToObject(o, "holdout", job->holdout);
@@ -743,6 +745,8 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     job->lr = (float)N_("lr"); job->momentum = (float)N_("momentum"); job->beta1 = (float)N_("beta1");
     job->beta2 = (float)N_("beta2"); job->weight_decay = (float)N_("weight_decay"); job->clip_norm = (float)N_("clip_norm");
     job->lr_halve_every = (int)N_("lr_halve_every");
+    const cJSON *jcos = cJSON_GetObjectItemCaseSensitive(c, "lr_cosine");
+    job->lr_cosine = cJSON_IsNumber(jcos) ? (int)jcos->valuedouble : 0;   /* before the option: the step schedule */
     const cJSON *jn = cJSON_GetObjectItemCaseSensitive(c, "ntk"), *je = cJSON_GetObjectItemCaseSensitive(c, "eval_every");
     job->ntk = cJSON_IsNumber(jn) ? (int)jn->valuedouble : 0;
     job->eval_every = cJSON_IsNumber(je) ? (int)je->valuedouble : 0;
@@ -1032,7 +1036,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     gf_train_options o;
     gf_train_options_default(&o);
     o.epochs = job->epochs; o.probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs; o.batch = job->batch; o.seed = job->seed;
-    o.lr_halve_every = job->lr_halve_every; o.max_device_mem = job->max_device_mem;
+    o.lr_halve_every = job->lr_halve_every; o.lr_cosine = job->lr_cosine; o.max_device_mem = job->max_device_mem;
     o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
     o.ntk = job->ntk; o.eval_every = job->eval_every;

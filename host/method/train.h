@@ -24,7 +24,10 @@ struct gf_ckpt;
 typedef struct gf_train_options {
     int epochs, batch;
     gf_optim optim;
-    int lr_halve_every;         /* epochs; 0 = never */
+    int lr_halve_every;         /* epochs; 0 = never (step schedule only) */
+    int lr_cosine;              /* 1: each method's lr falls from lr to 0 over its run, a cosine of the step
+                                   (per step, so a resumed run computes the same rates); 0: constant, halved
+                                   every lr_halve_every epochs */
     uint64_t seed;
     uint64_t max_device_mem;    /* bytes the cache may take on the device; 0 = planner decides */
     int probe_epochs;           /* 0 = epochs */
