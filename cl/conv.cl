@@ -19,12 +19,12 @@
 
 /* col[r][q], r = (c*KH + i)*KW + j, q = nl*P + p (P = OH*OW), for images
  * n0..n0+nb-1 of x (x_off = n0*C*H*W). Zero outside the input. */
-__kernel void im2col(__global const float *x, int x_off, __global float *col, int nb,
+kernel void im2col(global const float *x, int x_off, global float *col, int nb,
                      int C, int H, int W, int OH, int OW, int KH, int KW,
                      int SH, int SW, int PT, int PL, int DH, int DW)
 {
-    int q = get_global_id(0);
-    int r = get_global_id(1);
+    int q = (int)get_global_id(0);
+    int r = (int)get_global_id(1);
     int P = OH * OW;
     int cols = nb * P;
     if (q >= cols || r >= C * KH * KW) return;
@@ -42,11 +42,11 @@ __kernel void im2col(__global const float *x, int x_off, __global float *col, in
 
 /* Adjoint of im2col: gx[n0+nl, c, ih, iw] (+)= sum of the col entries that
  * read this pixel. One work item per input pixel (a gather, no races). */
-__kernel void col2im(__global const float *col, __global float *gx, int gx_off, int accumulate, int nb,
+kernel void col2im(global const float *col, global float *gx, int gx_off, int accumulate, int nb,
                      int C, int H, int W, int OH, int OW, int KH, int KW,
                      int SH, int SW, int PT, int PL, int DH, int DW)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * H * W) return;
     int iw = q % W, t = q / W;
     int ih = t % H; t /= H;
@@ -69,15 +69,14 @@ __kernel void col2im(__global const float *col, __global float *gx, int gx_off, 
             s += col[((c * KH + i) * KW + j) * cols + nl * P + oh * OW + ow];
         }
     }
-    if (accumulate) s += gx[gx_off + q];
-    gx[gx_off + q] = s;
+    store_acc(gx + gx_off + q, accumulate, s);
 }
 
 /* y[n0+nl, c, p] = src[c, nl*P + p] (+ b[c]). */
-__kernel void cnp_to_ncp(__global const float *src, __global float *y, int y_off,
-                         __global const float *b, int has_b, int nb, int C, int P)
+kernel void cnp_to_ncp(global const float *src, global float *y, int y_off,
+                         global const float *b, int has_b, int nb, int C, int P)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * P) return;
     int p = q % P, t = q / P;
     int c = t % C, nl = t / C;
@@ -87,9 +86,9 @@ __kernel void cnp_to_ncp(__global const float *src, __global float *y, int y_off
 }
 
 /* dst[c, nl*P + p] = g[n0+nl, c, p]. */
-__kernel void ncp_to_cnp(__global const float *g, int g_off, __global float *dst, int nb, int C, int P)
+kernel void ncp_to_cnp(global const float *g, int g_off, global float *dst, int nb, int C, int P)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * P) return;
     int cols = nb * P;
     int c = q / cols, r = q - c * cols;
@@ -134,12 +133,12 @@ void rows_reading(int base, int ih0, int ih1, int SH, int OH, int *lo, int *hi)
 }
 
 /* Tiles over output rows of each (c, nl) plane (image fastest between planes). */
-__kernel void im2col_plane(__global const float *restrict x, int x_off, __global float *restrict col, int nb,
+kernel void im2col_plane(global const float *restrict x, int x_off, global float *restrict col, int nb,
                            int C, int H, int W, int OH, int OW, int KH, int KW,
                            int SH, int SW, int PT, int PL, int DH, int DW, int rows)
 {
     int tiles = (OH + rows - 1) / rows;
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * tiles) return;
     int pl = q / tiles, tt = q - pl * tiles;
     int c = pl / nb, nl = pl - c * nb;
@@ -173,13 +172,13 @@ __kernel void im2col_plane(__global const float *restrict x, int x_off, __global
 /* Tiles over input rows [ih0, ih1) of each gx plane (nl, c): (gx if accumulate,
  * else 0) + contributions in (i, j, oh, ow) order (each gx element sums its
  * terms in (i, j) order, as in col2im). */
-__kernel void col2im_plane(__global const float *restrict col, __global float *restrict gx, int gx_off,
+kernel void col2im_plane(global const float *restrict col, global float *restrict gx, int gx_off,
                            int accumulate, int nb,
                            int C, int H, int W, int OH, int OW, int KH, int KW,
                            int SH, int SW, int PT, int PL, int DH, int DW, int rows)
 {
     int tiles = (H + rows - 1) / rows;
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * tiles) return;
     int pl = q / tiles, tt = q - pl * tiles;
     int c = pl / nb, nl = pl - c * nb;
@@ -210,11 +209,11 @@ __kernel void col2im_plane(__global const float *restrict col, __global float *r
 
 /* Row copies for the layout changes: items per (nl, c) row of P floats, `rows`
  * floats per item. */
-__kernel void cnp_to_ncp_rows(__global const float *restrict src, __global float *restrict y, int y_off,
-                              __global const float *restrict b, int has_b, int nb, int C, int P, int rows)
+kernel void cnp_to_ncp_rows(global const float *restrict src, global float *restrict y, int y_off,
+                              global const float *restrict b, int has_b, int nb, int C, int P, int rows)
 {
     int tiles = (P + rows - 1) / rows;
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * tiles) return;
     int pl = q / tiles, tt = q - pl * tiles;
     int nl = pl / C, c = pl - nl * C;
@@ -224,11 +223,11 @@ __kernel void cnp_to_ncp_rows(__global const float *restrict src, __global float
     for (int p = p0; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
 }
 
-__kernel void ncp_to_cnp_rows(__global const float *restrict g, int g_off, __global float *restrict dst,
+kernel void ncp_to_cnp_rows(global const float *restrict g, int g_off, global float *restrict dst,
                               int nb, int C, int P, int rows)
 {
     int tiles = (P + rows - 1) / rows;
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * tiles) return;
     int pl = q / tiles, tt = q - pl * tiles;
     int nl = pl / C, c = pl - nl * C;
@@ -238,9 +237,9 @@ __kernel void ncp_to_cnp_rows(__global const float *restrict g, int g_off, __glo
 }
 
 /* y[n, c, p] = b[c] or 0 (tangent with no weight term). */
-__kernel void fill_bias(__global float *y, __global const float *b, int has_b, int N, int C, int P)
+kernel void fill_bias(global float *y, global const float *b, int has_b, int N, int C, int P)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= N * C * P) return;
     int c = (q / P) % C;
     y[q] = has_b ? b[c] : 0.0f;
@@ -248,16 +247,16 @@ __kernel void fill_bias(__global float *y, __global const float *b, int has_b, i
 
 /* gb[c] (+)= sum over n, p of g[n, c, p]. One work-group of RED_WG items per
  * (channel, slice); strided partial sums over the slice's part of the N*P
- * values, then a fixed-shape tree in local memory. With one slice the sum goes
+ * values, then wg_sum's fixed tree in local memory. With one slice the sum goes
  * to gb; with more (the host bounds each item's loop, see "Bounded work per
  * work item") to part[c * slices + s], added up by sum_partials. */
-__kernel void reduce_nc(__global const float *g, __global float *gb, int accumulate, int N, int C, int P,
-                        int slices, __global float *part)
+kernel void reduce_nc(global const float *g, global float *gb, int accumulate, int N, int C, int P,
+                        int slices, global float *part)
 {
-    __local float part_l[RED_WG];
-    int grp = get_group_id(0);
+    local float part_l[RED_WG];
+    int grp = (int)get_group_id(0);
     int c = grp / slices, sl = grp - c * slices;
-    int l = get_local_id(0);
+    int l = (int)get_local_id(0);
     float s = 0.0f;
     if (c < C) {
         int total = N * P;
@@ -268,28 +267,23 @@ __kernel void reduce_nc(__global const float *g, __global float *gb, int accumul
             s += g[(n * C + c) * P + p];
         }
     }
-    part_l[l] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int w = RED_WG / 2; w > 0; w >>= 1) {
-        if (l < w) part_l[l] += part_l[l + w];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    s = wg_sum(part_l, s);
     if (l == 0 && c < C) {
-        if (slices > 1) part[grp] = part_l[0];
-        else gb[c] = accumulate ? gb[c] + part_l[0] : part_l[0];
+        if (slices > 1) part[grp] = s;
+        else store_acc(gb + c, accumulate, s);
     }
 }
 
 /* Depthwise (groups == C, channel multiplier M, Cout = C*M), direct:
  * y = Wa * xa (if has_a) + Wb * xb (if has_b) + bias (if has_bias).
  * Forward: a = (x, W). Tangent: a = (x, Wt), b = (t_in, W), bias = bt. */
-__kernel void dw_conv(__global const float *xa, __global const float *Wa, int has_a,
-                      __global const float *xb, __global const float *Wb, int has_b,
-                      __global const float *bias, int has_bias, __global float *y, int N, int M,
+kernel void dw_conv(global const float *xa, global const float *Wa, int has_a,
+                      global const float *xb, global const float *Wb, int has_b,
+                      global const float *bias, int has_bias, global float *y, int N, int M,
                       int C, int H, int W, int OH, int OW, int KH, int KW,
                       int SH, int SW, int PT, int PL, int DH, int DW)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     int CO = C * M;
     if (q >= N * CO * OH * OW) return;
     int ow = q % OW, t = q / OW;
@@ -317,12 +311,12 @@ __kernel void dw_conv(__global const float *xa, __global const float *Wa, int ha
 
 /* Depthwise input gradient: gx[n, ci, ih, iw] (+)= sum over m, i, j of
  * W[ci*M+m, i, j] * g[n, ci*M+m, oh, ow] for the (oh, ow) reading this pixel. */
-__kernel void dw_backward_input(__global const float *Wt, __global const float *g, __global float *gx,
+kernel void dw_backward_input(global const float *Wt, global const float *g, global float *gx,
                                 int accumulate, int N, int M,
                                 int C, int H, int W, int OH, int OW, int KH, int KW,
                                 int SH, int SW, int PT, int PL, int DH, int DW)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= N * C * H * W) return;
     int iw = q % W, t = q / W;
     int ih = t % H; t /= H;
@@ -347,23 +341,22 @@ __kernel void dw_backward_input(__global const float *Wt, __global const float *
             }
         }
     }
-    if (accumulate) s += gx[q];
-    gx[q] = s;
+    store_acc(gx + q, accumulate, s);
 }
 
 /* Depthwise weight gradient: gW[co, i, j] (+)= sum over n, oh, ow of
  * g[n, co, oh, ow] * x[n, co/M, ih, iw]. One work-group per (weight, slice of
  * the N*OH output rows); slices as in reduce_nc. */
-__kernel void dw_backward_weight(__global const float *x, __global const float *g, __global float *gW,
+kernel void dw_backward_weight(global const float *x, global const float *g, global float *gW,
                                  int accumulate, int N, int M,
                                  int C, int H, int W, int OH, int OW, int KH, int KW,
                                  int SH, int SW, int PT, int PL, int DH, int DW, int slices,
-                                 __global float *part)
+                                 global float *part)
 {
-    __local float part_l[RED_WG];
-    int grp = get_group_id(0);
+    local float part_l[RED_WG];
+    int grp = (int)get_group_id(0);
     int widx = grp / slices, sl = grp - widx * slices;
-    int l = get_local_id(0);
+    int l = (int)get_local_id(0);
     int CO = C * M;
     float s = 0.0f;
     if (widx < CO * KH * KW) {
@@ -385,15 +378,10 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
             }
         }
     }
-    part_l[l] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int w = RED_WG / 2; w > 0; w >>= 1) {
-        if (l < w) part_l[l] += part_l[l + w];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    s = wg_sum(part_l, s);
     if (l == 0 && widx < CO * KH * KW) {
-        if (slices > 1) part[grp] = part_l[0];
-        else gW[widx] = accumulate ? gW[widx] + part_l[0] : part_l[0];
+        if (slices > 1) part[grp] = s;
+        else store_acc(gW + widx, accumulate, s);
     }
 }
 
@@ -401,15 +389,15 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
  * (output rows for the forward, input rows for the input gradient, (n, oh)
  * rows for the weight gradient), division-free inner loops; see "Bounded
  * work per work item" above. */
-__kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, int has_a,
-                            __global const float *xb, __global const float *Wb, int has_b,
-                            __global const float *bias, int has_bias, __global float *y, int N, int M,
+kernel void dw_conv_plane(global const float *xa, global const float *Wa, int has_a,
+                            global const float *xb, global const float *Wb, int has_b,
+                            global const float *bias, int has_bias, global float *y, int N, int M,
                             int C, int H, int W, int OH, int OW, int KH, int KW,
                             int SH, int SW, int PT, int PL, int DH, int DW, int rows)
 {
     int tiles = (OH + rows - 1) / rows;
     int CO = C * M;
-    int gq = get_global_id(0);
+    int gq = (int)get_global_id(0);
     if (gq >= N * CO * tiles) return;
     int q = gq / tiles, tt = gq - q * tiles;   /* q = n * CO + co */
     int n = q / CO, co = q - n * CO;
@@ -417,28 +405,26 @@ __kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, 
     int oh0 = tt * rows, oh1 = min(OH, oh0 + rows);
     int base = (n * C + ci) * H * W;
     float b0 = has_bias ? bias[co] : 0.0f;
-    __global float *yp = y + (size_t)q * OH * OW;
+    global float *yp = y + (size_t)q * OH * OW;
     for (int k = oh0 * OW; k < oh1 * OW; k++) yp[k] = b0;
     /* One tap (i, j) at a time over the output columns whose input column is
      * inside the image: the inner loop has no branches (vectorises on CPUs).
      * Summation order per output: term a taps, then term b taps. */
     for (int term = 0; term < 2; term++) {
         if (term == 0 ? !has_a : !has_b) continue;
-        __global const float *xp = (term == 0 ? xa : xb) + base;
-        __global const float *wp = (term == 0 ? Wa : Wb) + co * KH * KW;
+        global const float *xp = (term == 0 ? xa : xb) + base;
+        global const float *wp = (term == 0 ? Wa : Wb) + co * KH * KW;
         for (int oh = oh0; oh < oh1; oh++) {
-            __global float *yr = yp + oh * OW;
+            global float *yr = yp + oh * OW;
             for (int i = 0; i < KH; i++) {
                 int ih = oh * SH - PT + i * DH;
                 if (ih < 0 || ih >= H) continue;
-                __global const float *xr = xp + ih * W;
+                global const float *xr = xp + ih * W;
                 for (int j = 0; j < KW; j++) {
-                    int off = j * DW - PL;              /* iw = ow * SW + off */
-                    int lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                    int hi = (W - 1 - off) < 0 ? -1 : (W - 1 - off) / SW;
-                    if (hi > OW - 1) hi = OW - 1;
+                    int off = j * DW - PL, lo, hi;      /* iw = ow * SW + off */
+                    valid_cols(off, W, SW, OW, &lo, &hi);
                     float w = wp[i * KW + j];
-                    for (int ow = lo; ow <= hi; ow++) yr[ow] += w * xr[ow * SW + off];
+                    for (int ow = lo; ow < hi; ow++) yr[ow] += w * xr[ow * SW + off];
                 }
             }
         }
@@ -447,37 +433,35 @@ __kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, 
 
 /* gx rows [ih0, ih1) of plane (n, ci) = (gx if accumulate, else 0) + contributions
  * in (m, i, j, oh, ow) order. */
-__kernel void dw_backward_input_plane(__global const float *Wt, __global const float *g, __global float *gx,
+kernel void dw_backward_input_plane(global const float *Wt, global const float *g, global float *gx,
                                       int accumulate, int N, int M,
                                       int C, int H, int W, int OH, int OW, int KH, int KW,
                                       int SH, int SW, int PT, int PL, int DH, int DW, int rows)
 {
     int tiles = (H + rows - 1) / rows;
-    int gq = get_global_id(0);
+    int gq = (int)get_global_id(0);
     if (gq >= N * C * tiles) return;
     int q = gq / tiles, tt = gq - q * tiles;   /* q = n * C + ci */
     int n = q / C, ci = q - n * C;
     int ih0 = tt * rows, ih1 = min(H, ih0 + rows);
-    __global float *gp = gx + (size_t)q * H * W;
+    global float *gp = gx + (size_t)q * H * W;
     if (!accumulate)
         for (int k = ih0 * W; k < ih1 * W; k++) gp[k] = 0.0f;
     for (int m = 0; m < M; m++) {
         int co = ci * M + m;
-        __global const float *gr0 = g + (size_t)(n * C * M + co) * OH * OW;
+        global const float *gr0 = g + (size_t)(n * C * M + co) * OH * OW;
         for (int i = 0; i < KH; i++) {
             int ohlo, ohhi;
             rows_reading(i * DH - PT, ih0, ih1, SH, OH, &ohlo, &ohhi);
             for (int j = 0; j < KW; j++) {
                 float w = Wt[(co * KH + i) * KW + j];
-                int off = j * DW - PL;          /* iw = ow * SW + off */
-                int lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                int hi = (W - 1 - off) < 0 ? -1 : (W - 1 - off) / SW;
-                if (hi > OW - 1) hi = OW - 1;
+                int off = j * DW - PL, lo, hi;  /* iw = ow * SW + off */
+                valid_cols(off, W, SW, OW, &lo, &hi);
                 for (int oh = ohlo; oh < ohhi; oh++) {
                     int ih = oh * SH - PT + i * DH;
-                    __global float *gxr = gp + ih * W + off;
-                    __global const float *gr = gr0 + oh * OW;
-                    for (int ow = lo; ow <= hi; ow++) gxr[ow * SW] += w * gr[ow];
+                    global float *gxr = gp + ih * W + off;
+                    global const float *gr = gr0 + oh * OW;
+                    for (int ow = lo; ow < hi; ow++) gxr[ow * SW] += w * gr[ow];
                 }
             }
         }
@@ -489,54 +473,52 @@ __kernel void dw_backward_input_plane(__global const float *Wt, __global const f
  * split work-item loops on CPUs). With one tile (tiles == 1) the sum goes to
  * gW (accumulate as asked); else to part[widx * tiles + t], which
  * sum_partials adds up in t order. */
-__kernel void dw_backward_weight_serial(__global const float *x, __global const float *g, __global float *gW,
+kernel void dw_backward_weight_serial(global const float *x, global const float *g, global float *gW,
                                         int accumulate, int N, int M,
                                         int C, int H, int W, int OH, int OW, int KH, int KW,
                                         int SH, int SW, int PT, int PL, int DH, int DW, int rows,
-                                        __global float *part)
+                                        global float *part)
 {
     int tiles = (N * OH + rows - 1) / rows;
     int CO = C * M;
-    int gq = get_global_id(0);
+    int gq = (int)get_global_id(0);
     if (gq >= CO * KH * KW * tiles) return;
     int widx = gq / tiles, tt = gq - widx * tiles;
     int j = widx % KW, t = widx / KW;
     int i = t % KH, co = t / KH;
     int ci = co / M;
-    int off = j * DW - PL;                  /* iw = ow * SW + off */
-    int lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-    int hi = (W - 1 - off) < 0 ? -1 : (W - 1 - off) / SW;
-    if (hi > OW - 1) hi = OW - 1;
+    int off = j * DW - PL, lo, hi;          /* iw = ow * SW + off */
+    valid_cols(off, W, SW, OW, &lo, &hi);
     int r0 = tt * rows, r1 = min(N * OH, r0 + rows);
     int n = r0 / OH, oh = r0 - n * OH;
     float s = 0.0f;
     for (int r = r0; r < r1; r++) {
         int ih = oh * SH - PT + i * DH;
         if (ih >= 0 && ih < H) {
-            __global const float *gr = g + ((size_t)(n * CO + co) * OH + oh) * OW;
-            __global const float *xr = x + ((size_t)(n * C + ci) * H + ih) * W + off;
-            for (int ow = lo; ow <= hi; ow++) s += gr[ow] * xr[ow * SW];
+            global const float *gr = g + ((size_t)(n * CO + co) * OH + oh) * OW;
+            global const float *xr = x + ((size_t)(n * C + ci) * H + ih) * W + off;
+            for (int ow = lo; ow < hi; ow++) s += gr[ow] * xr[ow * SW];
         }
         if (++oh == OH) { oh = 0; n++; }
     }
-    if (tiles == 1) gW[widx] = accumulate ? gW[widx] + s : s;
+    if (tiles == 1) store_acc(gW + widx, accumulate, s);
     else part[gq] = s;
 }
 
 /* out[k] (+)= sum over t < tiles of part[k * tiles + t], in t order. */
-__kernel void sum_partials(__global const float *part, __global float *out, int accumulate, int count, int tiles)
+kernel void sum_partials(global const float *part, global float *out, int accumulate, int count, int tiles)
 {
-    int k = get_global_id(0);
+    int k = (int)get_global_id(0);
     if (k >= count) return;
     float s = 0.0f;
     for (int t = 0; t < tiles; t++) s += part[k * tiles + t];
-    out[k] = accumulate ? out[k] + s : s;
+    store_acc(out + k, accumulate, s);
 }
 
 /* Linear: y[r, c] = b[c] (rows x cols), before a GEMM with beta = 1. */
-__kernel void rows_bias(__global float *y, __global const float *b, int rows, int cols)
+kernel void rows_bias(global float *y, global const float *b, int rows, int cols)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= rows * cols) return;
     y[q] = b[q % cols];
 }
