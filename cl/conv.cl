@@ -5,13 +5,14 @@
  * written by one work item (or one work-group) with a fixed summation order,
  * so results are bitwise reproducible.
  *
- * Geometry arguments (always in this order, "G"):
+ * Geometry arguments (always in this order: GEOM below, G_FMT / G_ARGS on the host):
  *   C, H, W      input channels (per chunk: all), height, width
  *   OH, OW       output height, width
  *   KH, KW       kernel size
  *   SH, SW       stride
  *   PT, PL       padding top, left (bottom/right follow from OH/OW)
  *   DH, DW       dilation */
+#define GEOM int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW
 
 #ifndef RED_WG
 #define RED_WG 64
@@ -19,9 +20,7 @@
 
 /* col[r][q], r = (c*KH + i)*KW + j, q = nl*P + p (P = OH*OW), for images
  * n0..n0+nb-1 of x (x_off = n0*C*H*W). Zero outside the input. */
-kernel void im2col(global const float *x, int x_off, global float *col, int nb,
-                     int C, int H, int W, int OH, int OW, int KH, int KW,
-                     int SH, int SW, int PT, int PL, int DH, int DW)
+kernel void im2col(global const float *x, int x_off, global float *col, int nb, GEOM)
 {
     int q = (int)get_global_id(0);
     int r = (int)get_global_id(1);
@@ -40,11 +39,17 @@ kernel void im2col(global const float *x, int x_off, global float *col, int nb,
     col[r * cols + q] = v;
 }
 
+/* The output o whose window reads input x at tap offset kd (o*S - P + kd == x), within
+ * [0, O): o, or -1 if there is none; -2 once x + P - kd < 0 (no larger tap reaches x). */
+int tap_out(int x, int P, int kd, int S, int O)
+{
+    int t = x + P - kd;
+    return t < 0 ? -2 : (t % S || t / S >= O) ? -1 : t / S;
+}
+
 /* Adjoint of im2col: gx[n0+nl, c, ih, iw] (+)= sum of the col entries that
  * read this pixel. One work item per input pixel (a gather, no races). */
-kernel void col2im(global const float *col, global float *gx, int gx_off, int accumulate, int nb,
-                     int C, int H, int W, int OH, int OW, int KH, int KW,
-                     int SH, int SW, int PT, int PL, int DH, int DW)
+kernel void col2im(global const float *col, global float *gx, int gx_off, int accumulate, int nb, GEOM)
 {
     int q = (int)get_global_id(0);
     if (q >= nb * C * H * W) return;
@@ -54,18 +59,10 @@ kernel void col2im(global const float *col, global float *gx, int gx_off, int ac
     int P = OH * OW;
     int cols = nb * P;
     float s = 0.0f;
-    for (int i = 0; i < KH; i++) {
-        int th = ih + PT - i * DH;
-        if (th < 0) break;
-        if (th % SH) continue;
-        int oh = th / SH;
-        if (oh >= OH) continue;
-        for (int j = 0; j < KW; j++) {
-            int tw = iw + PL - j * DW;
-            if (tw < 0) break;
-            if (tw % SW) continue;
-            int ow = tw / SW;
-            if (ow >= OW) continue;
+    for (int i = 0, oh; i < KH && (oh = tap_out(ih, PT, i * DH, SH, OH)) != -2; i++) {
+        if (oh < 0) continue;
+        for (int j = 0, ow; j < KW && (ow = tap_out(iw, PL, j * DW, SW, OW)) != -2; j++) {
+            if (ow < 0) continue;
             s += col[((c * KH + i) * KW + j) * cols + nl * P + oh * OW + ow];
         }
     }
@@ -73,8 +70,8 @@ kernel void col2im(global const float *col, global float *gx, int gx_off, int ac
 }
 
 /* y[n0+nl, c, p] = src[c, nl*P + p] (+ b[c]). */
-kernel void cnp_to_ncp(global const float *src, global float *y, int y_off,
-                         global const float *b, int has_b, int nb, int C, int P)
+kernel void cnp_to_ncp(global const float *src, global float *y, int y_off, global const float *b, int has_b,
+                       int nb, int C, int P)
 {
     int q = (int)get_global_id(0);
     if (q >= nb * C * P) return;
@@ -133,9 +130,7 @@ void rows_reading(int base, int ih0, int ih1, int SH, int OH, int *lo, int *hi)
 }
 
 /* Tiles over output rows of each (c, nl) plane (image fastest between planes). */
-kernel void im2col_plane(global const float *restrict x, int x_off, global float *restrict col, int nb,
-                           int C, int H, int W, int OH, int OW, int KH, int KW,
-                           int SH, int SW, int PT, int PL, int DH, int DW, int rows)
+kernel void im2col_plane(global const float *restrict x, int x_off, global float *restrict col, int nb, GEOM, int rows)
 {
     int tiles = (OH + rows - 1) / rows;
     int q = (int)get_global_id(0);
@@ -172,10 +167,8 @@ kernel void im2col_plane(global const float *restrict x, int x_off, global float
 /* Tiles over input rows [ih0, ih1) of each gx plane (nl, c): (gx if accumulate,
  * else 0) + contributions in (i, j, oh, ow) order (each gx element sums its
  * terms in (i, j) order, as in col2im). */
-kernel void col2im_plane(global const float *restrict col, global float *restrict gx, int gx_off,
-                           int accumulate, int nb,
-                           int C, int H, int W, int OH, int OW, int KH, int KW,
-                           int SH, int SW, int PT, int PL, int DH, int DW, int rows)
+kernel void col2im_plane(global const float *restrict col, global float *restrict gx, int gx_off, int accumulate,
+                         int nb, GEOM, int rows)
 {
     int tiles = (H + rows - 1) / rows;
     int q = (int)get_global_id(0);
@@ -210,7 +203,7 @@ kernel void col2im_plane(global const float *restrict col, global float *restric
 /* Row copies for the layout changes: items per (nl, c) row of P floats, `rows`
  * floats per item. */
 kernel void cnp_to_ncp_rows(global const float *restrict src, global float *restrict y, int y_off,
-                              global const float *restrict b, int has_b, int nb, int C, int P, int rows)
+                            global const float *restrict b, int has_b, int nb, int C, int P, int rows)
 {
     int tiles = (P + rows - 1) / rows;
     int q = (int)get_global_id(0);
@@ -223,8 +216,8 @@ kernel void cnp_to_ncp_rows(global const float *restrict src, global float *rest
     for (int p = p0; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
 }
 
-kernel void ncp_to_cnp_rows(global const float *restrict g, int g_off, global float *restrict dst,
-                              int nb, int C, int P, int rows)
+kernel void ncp_to_cnp_rows(global const float *restrict g, int g_off, global float *restrict dst, int nb, int C,
+                            int P, int rows)
 {
     int tiles = (P + rows - 1) / rows;
     int q = (int)get_global_id(0);
@@ -250,8 +243,8 @@ kernel void fill_bias(global float *y, global const float *b, int has_b, int N, 
  * values, then wg_sum's fixed tree in local memory. With one slice the sum goes
  * to gb; with more (the host bounds each item's loop, see "Bounded work per
  * work item") to part[c * slices + s], added up by sum_partials. */
-kernel void reduce_nc(global const float *g, global float *gb, int accumulate, int N, int C, int P,
-                        int slices, global float *part)
+kernel void reduce_nc(global const float *g, global float *gb, int accumulate, int N, int C, int P, int slices,
+                      global float *part)
 {
     local float part_l[RED_WG];
     int grp = (int)get_group_id(0);
@@ -278,10 +271,8 @@ kernel void reduce_nc(global const float *g, global float *gb, int accumulate, i
  * y = Wa * xa (if has_a) + Wb * xb (if has_b) + bias (if has_bias).
  * Forward: a = (x, W). Tangent: a = (x, Wt), b = (t_in, W), bias = bt. */
 kernel void dw_conv(global const float *xa, global const float *Wa, int has_a,
-                      global const float *xb, global const float *Wb, int has_b,
-                      global const float *bias, int has_bias, global float *y, int N, int M,
-                      int C, int H, int W, int OH, int OW, int KH, int KW,
-                      int SH, int SW, int PT, int PL, int DH, int DW)
+                    global const float *xb, global const float *Wb, int has_b,
+                    global const float *bias, int has_bias, global float *y, int N, int M, GEOM)
 {
     int q = (int)get_global_id(0);
     int CO = C * M;
@@ -311,10 +302,8 @@ kernel void dw_conv(global const float *xa, global const float *Wa, int has_a,
 
 /* Depthwise input gradient: gx[n, ci, ih, iw] (+)= sum over m, i, j of
  * W[ci*M+m, i, j] * g[n, ci*M+m, oh, ow] for the (oh, ow) reading this pixel. */
-kernel void dw_backward_input(global const float *Wt, global const float *g, global float *gx,
-                                int accumulate, int N, int M,
-                                int C, int H, int W, int OH, int OW, int KH, int KW,
-                                int SH, int SW, int PT, int PL, int DH, int DW)
+kernel void dw_backward_input(global const float *Wt, global const float *g, global float *gx, int accumulate,
+                              int N, int M, GEOM)
 {
     int q = (int)get_global_id(0);
     if (q >= N * C * H * W) return;
@@ -325,18 +314,10 @@ kernel void dw_backward_input(global const float *Wt, global const float *g, glo
     for (int m = 0; m < M; m++) {
         int co = ci * M + m;
         int gbase = (n * C * M + co) * OH * OW;
-        for (int i = 0; i < KH; i++) {
-            int th = ih + PT - i * DH;
-            if (th < 0) break;
-            if (th % SH) continue;
-            int oh = th / SH;
-            if (oh >= OH) continue;
-            for (int j = 0; j < KW; j++) {
-                int tw = iw + PL - j * DW;
-                if (tw < 0) break;
-                if (tw % SW) continue;
-                int ow = tw / SW;
-                if (ow >= OW) continue;
+        for (int i = 0, oh; i < KH && (oh = tap_out(ih, PT, i * DH, SH, OH)) != -2; i++) {
+            if (oh < 0) continue;
+            for (int j = 0, ow; j < KW && (ow = tap_out(iw, PL, j * DW, SW, OW)) != -2; j++) {
+                if (ow < 0) continue;
                 s += Wt[(co * KH + i) * KW + j] * g[gbase + oh * OW + ow];
             }
         }
@@ -347,11 +328,8 @@ kernel void dw_backward_input(global const float *Wt, global const float *g, glo
 /* Depthwise weight gradient: gW[co, i, j] (+)= sum over n, oh, ow of
  * g[n, co, oh, ow] * x[n, co/M, ih, iw]. One work-group per (weight, slice of
  * the N*OH output rows); slices as in reduce_nc. */
-kernel void dw_backward_weight(global const float *x, global const float *g, global float *gW,
-                                 int accumulate, int N, int M,
-                                 int C, int H, int W, int OH, int OW, int KH, int KW,
-                                 int SH, int SW, int PT, int PL, int DH, int DW, int slices,
-                                 global float *part)
+kernel void dw_backward_weight(global const float *x, global const float *g, global float *gW, int accumulate,
+                               int N, int M, GEOM, int slices, global float *part)
 {
     local float part_l[RED_WG];
     int grp = (int)get_group_id(0);
@@ -390,10 +368,8 @@ kernel void dw_backward_weight(global const float *x, global const float *g, glo
  * rows for the weight gradient), division-free inner loops; see "Bounded
  * work per work item" above. */
 kernel void dw_conv_plane(global const float *xa, global const float *Wa, int has_a,
-                            global const float *xb, global const float *Wb, int has_b,
-                            global const float *bias, int has_bias, global float *y, int N, int M,
-                            int C, int H, int W, int OH, int OW, int KH, int KW,
-                            int SH, int SW, int PT, int PL, int DH, int DW, int rows)
+                          global const float *xb, global const float *Wb, int has_b,
+                          global const float *bias, int has_bias, global float *y, int N, int M, GEOM, int rows)
 {
     int tiles = (OH + rows - 1) / rows;
     int CO = C * M;
@@ -433,10 +409,8 @@ kernel void dw_conv_plane(global const float *xa, global const float *Wa, int ha
 
 /* gx rows [ih0, ih1) of plane (n, ci) = (gx if accumulate, else 0) + contributions
  * in (m, i, j, oh, ow) order. */
-kernel void dw_backward_input_plane(global const float *Wt, global const float *g, global float *gx,
-                                      int accumulate, int N, int M,
-                                      int C, int H, int W, int OH, int OW, int KH, int KW,
-                                      int SH, int SW, int PT, int PL, int DH, int DW, int rows)
+kernel void dw_backward_input_plane(global const float *Wt, global const float *g, global float *gx, int accumulate,
+                                    int N, int M, GEOM, int rows)
 {
     int tiles = (H + rows - 1) / rows;
     int gq = (int)get_global_id(0);
@@ -474,10 +448,7 @@ kernel void dw_backward_input_plane(global const float *Wt, global const float *
  * gW (accumulate as asked); else to part[widx * tiles + t], which
  * sum_partials adds up in t order. */
 kernel void dw_backward_weight_serial(global const float *x, global const float *g, global float *gW,
-                                        int accumulate, int N, int M,
-                                        int C, int H, int W, int OH, int OW, int KH, int KW,
-                                        int SH, int SW, int PT, int PL, int DH, int DW, int rows,
-                                        global float *part)
+                                      int accumulate, int N, int M, GEOM, int rows, global float *part)
 {
     int tiles = (N * OH + rows - 1) / rows;
     int CO = C * M;
