@@ -104,7 +104,7 @@ kernel void ncp_to_cnp(global const float *g, int g_off, global float *dst, int 
  * item budget (gf_item_rows, host/ops/ops_affine.c). A whole plane per item broke
  * Mesa's llvmpipe, which silently ends a work item's loops after 65,535
  * iterations in all; GPU watchdogs kill long items too. Grid: items
- * q = plane * tiles + t, tiles = ceil(rows of the plane / rows). ---- */
+ * q = plane * tiles + t, tiles = ceil(rows of the plane / rows) (tile_of). ---- */
 
 /* Output columns ow with 0 <= ow*SW + b < W (b = j*DW - PL): [*lo, *hi). Splitting each row into
  * zero / copy / zero runs takes the bounds test out of the inner loop, which then vectorises. */
@@ -115,6 +115,19 @@ void valid_cols(int b, int W, int SW, int OW, int *lo, int *hi)
     l = min(l, OW);
     *lo = l;
     *hi = clamp(h, l, OW);
+}
+
+/* This work item's tile: the grid is `planes` planes of `len` rows, each cut into
+ * tiles of `rows` rows, item q = plane * tiles + t. Its plane and rows [*r0, *r1);
+ * 0 for an item past the grid. */
+int tile_of(int planes, int len, int rows, int *plane, int *r0, int *r1)
+{
+    int tiles = (len + rows - 1) / rows, q = (int)get_global_id(0);
+    if (q >= planes * tiles) return 0;
+    *plane = q / tiles;
+    *r0 = (q - *plane * tiles) * rows;
+    *r1 = min(len, *r0 + rows);
+    return 1;
 }
 
 /* ceil(a / s) for s > 0 and any sign of a. */
@@ -132,12 +145,9 @@ void rows_reading(int base, int ih0, int ih1, int SH, int OH, int *lo, int *hi)
 /* Tiles over output rows of each (c, nl) plane (image fastest between planes). */
 kernel void im2col_plane(global const float *restrict x, int x_off, global float *restrict col, int nb, GEOM, int rows)
 {
-    int tiles = (OH + rows - 1) / rows;
-    int q = (int)get_global_id(0);
-    if (q >= nb * C * tiles) return;
-    int pl = q / tiles, tt = q - pl * tiles;
+    int pl, oh0, oh1;
+    if (!tile_of(nb * C, OH, rows, &pl, &oh0, &oh1)) return;
     int c = pl / nb, nl = pl - c * nb;
-    int oh0 = tt * rows, oh1 = min(OH, oh0 + rows);
     int P = OH * OW;
     int cols = nb * P;
     int xb = x_off + (nl * C + c) * H * W;
@@ -170,12 +180,9 @@ kernel void im2col_plane(global const float *restrict x, int x_off, global float
 kernel void col2im_plane(global const float *restrict col, global float *restrict gx, int gx_off, int accumulate,
                          int nb, GEOM, int rows)
 {
-    int tiles = (H + rows - 1) / rows;
-    int q = (int)get_global_id(0);
-    if (q >= nb * C * tiles) return;
-    int pl = q / tiles, tt = q - pl * tiles;
+    int pl, ih0, ih1;
+    if (!tile_of(nb * C, H, rows, &pl, &ih0, &ih1)) return;
     int c = pl / nb, nl = pl - c * nb;
-    int ih0 = tt * rows, ih1 = min(H, ih0 + rows);
     int P = OH * OW;
     int cols = nb * P;
     int gb = gx_off + (nl * C + c) * H * W;
@@ -205,12 +212,9 @@ kernel void col2im_plane(global const float *restrict col, global float *restric
 kernel void cnp_to_ncp_rows(global const float *restrict src, global float *restrict y, int y_off,
                             global const float *restrict b, int has_b, int nb, int C, int P, int rows)
 {
-    int tiles = (P + rows - 1) / rows;
-    int q = (int)get_global_id(0);
-    if (q >= nb * C * tiles) return;
-    int pl = q / tiles, tt = q - pl * tiles;
+    int pl, p0, p1;
+    if (!tile_of(nb * C, P, rows, &pl, &p0, &p1)) return;
     int nl = pl / C, c = pl - nl * C;
-    int p0 = tt * rows, p1 = min(P, p0 + rows);
     float bias = has_b ? b[c] : 0.0f;
     int s0 = c * (nb * P) + nl * P, d0 = y_off + pl * P;
     for (int p = p0; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
@@ -219,12 +223,9 @@ kernel void cnp_to_ncp_rows(global const float *restrict src, global float *rest
 kernel void ncp_to_cnp_rows(global const float *restrict g, int g_off, global float *restrict dst, int nb, int C,
                             int P, int rows)
 {
-    int tiles = (P + rows - 1) / rows;
-    int q = (int)get_global_id(0);
-    if (q >= nb * C * tiles) return;
-    int pl = q / tiles, tt = q - pl * tiles;
+    int pl, p0, p1;
+    if (!tile_of(nb * C, P, rows, &pl, &p0, &p1)) return;
     int nl = pl / C, c = pl - nl * C;
-    int p0 = tt * rows, p1 = min(P, p0 + rows);
     int s0 = g_off + pl * P, d0 = c * (nb * P) + nl * P;
     for (int p = p0; p < p1; p++) dst[d0 + p] = g[s0 + p];
 }
@@ -371,14 +372,10 @@ kernel void dw_conv_plane(global const float *xa, global const float *Wa, int ha
                           global const float *xb, global const float *Wb, int has_b,
                           global const float *bias, int has_bias, global float *y, int N, int M, GEOM, int rows)
 {
-    int tiles = (OH + rows - 1) / rows;
-    int CO = C * M;
-    int gq = (int)get_global_id(0);
-    if (gq >= N * CO * tiles) return;
-    int q = gq / tiles, tt = gq - q * tiles;   /* q = n * CO + co */
+    int CO = C * M, q, oh0, oh1;   /* q = n * CO + co */
+    if (!tile_of(N * CO, OH, rows, &q, &oh0, &oh1)) return;
     int n = q / CO, co = q - n * CO;
     int ci = co / M;
-    int oh0 = tt * rows, oh1 = min(OH, oh0 + rows);
     int base = (n * C + ci) * H * W;
     float b0 = has_bias ? bias[co] : 0.0f;
     global float *yp = y + (size_t)q * OH * OW;
@@ -412,12 +409,9 @@ kernel void dw_conv_plane(global const float *xa, global const float *Wa, int ha
 kernel void dw_backward_input_plane(global const float *Wt, global const float *g, global float *gx, int accumulate,
                                     int N, int M, GEOM, int rows)
 {
-    int tiles = (H + rows - 1) / rows;
-    int gq = (int)get_global_id(0);
-    if (gq >= N * C * tiles) return;
-    int q = gq / tiles, tt = gq - q * tiles;   /* q = n * C + ci */
+    int q, ih0, ih1;   /* q = n * C + ci */
+    if (!tile_of(N * C, H, rows, &q, &ih0, &ih1)) return;
     int n = q / C, ci = q - n * C;
-    int ih0 = tt * rows, ih1 = min(H, ih0 + rows);
     global float *gp = gx + (size_t)q * H * W;
     if (!accumulate)
         for (int k = ih0 * W; k < ih1 * W; k++) gp[k] = 0.0f;
@@ -450,17 +444,13 @@ kernel void dw_backward_input_plane(global const float *Wt, global const float *
 kernel void dw_backward_weight_serial(global const float *x, global const float *g, global float *gW,
                                       int accumulate, int N, int M, GEOM, int rows, global float *part)
 {
-    int tiles = (N * OH + rows - 1) / rows;
-    int CO = C * M;
-    int gq = (int)get_global_id(0);
-    if (gq >= CO * KH * KW * tiles) return;
-    int widx = gq / tiles, tt = gq - widx * tiles;
+    int CO = C * M, widx, r0, r1;
+    if (!tile_of(CO * KH * KW, N * OH, rows, &widx, &r0, &r1)) return;
     int j = widx % KW, t = widx / KW;
     int i = t % KH, co = t / KH;
     int ci = co / M;
     int off = j * DW - PL, lo, hi;          /* iw = ow * SW + off */
     valid_cols(off, W, SW, OW, &lo, &hi);
-    int r0 = tt * rows, r1 = min(N * OH, r0 + rows);
     int n = r0 / OH, oh = r0 - n * OH;
     float s = 0.0f;
     for (int r = r0; r < r1; r++) {
@@ -472,8 +462,8 @@ kernel void dw_backward_weight_serial(global const float *x, global const float 
         }
         if (++oh == OH) { oh = 0; n++; }
     }
-    if (tiles == 1) store_acc(gW + widx, accumulate, s);
-    else part[gq] = s;
+    if (N * OH <= rows) store_acc(gW + widx, accumulate, s);   /* one tile */
+    else part[get_global_id(0)] = s;
 }
 
 /* out[k] (+)= sum over t < tiles of part[k * tiles + t], in t order. */
