@@ -32,7 +32,7 @@
 #define INV_SQRT2 0.7071067811865476f
 #define INV_SQRT_2PI 0.3989422804014327f
 
-static float sigm(float v) { return 1.0f / (1.0f + exp(-v)); }
+float sigm(float v) { return 1.0f / (1.0f + exp(-v)); }
 
 kernel void act_forward(global const float *z, global float *y, uint n, int kind, float slope)
 {

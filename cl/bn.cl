@@ -1,42 +1,8 @@
 /* BatchNorm, NCHW: channel c of sample i is the plane x[(i*C + c)*hw ...].
  * The statistics kernels run one work-group of L lanes (a power of two) per
  * channel: each lane sums its share of the channel's values in a fixed order
- * (WALK_BEGIN) and the lanes' partial sums meet in a fixed tree, so the result
- * is bitwise reproducible for a given L and walk. No float atomics. */
-
-/* Sum of v over the work-group, returned to every lane; red is free again on return. */
-float wg_sum(local float *red, float v)
-{
-    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
-    red[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = L / 2; s > 0; s >>= 1) {
-        if (l < s) red[l] += red[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float r = red[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
-
-/* Two sums at once (one tree), returned to every lane. */
-float2 wg_sum2(local float *ra, local float *rb, float a, float b)
-{
-    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
-    ra[l] = a;
-    rb[l] = b;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = L / 2; s > 0; s >>= 1) {
-        if (l < s) {
-            ra[l] += ra[l + s];
-            rb[l] += rb[l + s];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float2 r = (float2)(ra[0], rb[0]);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
+ * (WALK_BEGIN) and the lanes' partial sums meet in wg_sum's fixed tree
+ * (cl/common.cl), so the result is bitwise reproducible for a given L and walk. */
 
 /* The lane's walk over its values of channel c, m = i*hw + s in increasing
  * order, in runs of consecutive floats within one (sample, channel) plane.
@@ -131,8 +97,8 @@ kernel void bn_backward(global const float *x, global const float *dy, global co
     WALK_BEGIN float g = dy[at]; sdy += g; sdyx += g * ((x[at] - mean) * invstd); WALK_END
     float2 t = wg_sum2(ra, rb, sdy, sdyx);
     if (has_dparams && l == 0) {
-        dgamma[c] = accumulate ? dgamma[c] + t.y : t.y;
-        dbeta[c] = accumulate ? dbeta[c] + t.x : t.x;
+        store_acc(dgamma + c, accumulate, t.y);
+        store_acc(dbeta + c, accumulate, t.x);
     }
     if (has_dx) {
         float invM = 1.0f / ((float)n * (float)hw);

@@ -5,13 +5,14 @@
  * written by one work item (or one work-group) with a fixed summation order,
  * so results are bitwise reproducible.
  *
- * Geometry arguments (always in this order, "G"):
+ * Geometry arguments (always in this order: GEOM below, G_FMT / G_ARGS on the host):
  *   C, H, W      input channels (per chunk: all), height, width
  *   OH, OW       output height, width
  *   KH, KW       kernel size
  *   SH, SW       stride
  *   PT, PL       padding top, left (bottom/right follow from OH/OW)
  *   DH, DW       dilation */
+#define GEOM int C, int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL, int DH, int DW
 
 #ifndef RED_WG
 #define RED_WG 64
@@ -19,12 +20,10 @@
 
 /* col[r][q], r = (c*KH + i)*KW + j, q = nl*P + p (P = OH*OW), for images
  * n0..n0+nb-1 of x (x_off = n0*C*H*W). Zero outside the input. */
-__kernel void im2col(__global const float *x, int x_off, __global float *col, int nb,
-                     int C, int H, int W, int OH, int OW, int KH, int KW,
-                     int SH, int SW, int PT, int PL, int DH, int DW)
+kernel void im2col(global const float *x, int x_off, global float *col, int nb, GEOM)
 {
-    int q = get_global_id(0);
-    int r = get_global_id(1);
+    int q = (int)get_global_id(0);
+    int r = (int)get_global_id(1);
     int P = OH * OW;
     int cols = nb * P;
     if (q >= cols || r >= C * KH * KW) return;
@@ -40,13 +39,19 @@ __kernel void im2col(__global const float *x, int x_off, __global float *col, in
     col[r * cols + q] = v;
 }
 
+/* The output o whose window reads input x at tap offset kd (o*S - P + kd == x), within
+ * [0, O): o, or -1 if there is none; -2 once x + P - kd < 0 (no larger tap reaches x). */
+int tap_out(int x, int P, int kd, int S, int O)
+{
+    int t = x + P - kd;
+    return t < 0 ? -2 : (t % S || t / S >= O) ? -1 : t / S;
+}
+
 /* Adjoint of im2col: gx[n0+nl, c, ih, iw] (+)= sum of the col entries that
  * read this pixel. One work item per input pixel (a gather, no races). */
-__kernel void col2im(__global const float *col, __global float *gx, int gx_off, int accumulate, int nb,
-                     int C, int H, int W, int OH, int OW, int KH, int KW,
-                     int SH, int SW, int PT, int PL, int DH, int DW)
+kernel void col2im(global const float *col, global float *gx, int gx_off, int accumulate, int nb, GEOM)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * H * W) return;
     int iw = q % W, t = q / W;
     int ih = t % H; t /= H;
@@ -54,30 +59,21 @@ __kernel void col2im(__global const float *col, __global float *gx, int gx_off, 
     int P = OH * OW;
     int cols = nb * P;
     float s = 0.0f;
-    for (int i = 0; i < KH; i++) {
-        int th = ih + PT - i * DH;
-        if (th < 0) break;
-        if (th % SH) continue;
-        int oh = th / SH;
-        if (oh >= OH) continue;
-        for (int j = 0; j < KW; j++) {
-            int tw = iw + PL - j * DW;
-            if (tw < 0) break;
-            if (tw % SW) continue;
-            int ow = tw / SW;
-            if (ow >= OW) continue;
+    for (int i = 0, oh; i < KH && (oh = tap_out(ih, PT, i * DH, SH, OH)) != -2; i++) {
+        if (oh < 0) continue;
+        for (int j = 0, ow; j < KW && (ow = tap_out(iw, PL, j * DW, SW, OW)) != -2; j++) {
+            if (ow < 0) continue;
             s += col[((c * KH + i) * KW + j) * cols + nl * P + oh * OW + ow];
         }
     }
-    if (accumulate) s += gx[gx_off + q];
-    gx[gx_off + q] = s;
+    store_acc(gx + gx_off + q, accumulate, s);
 }
 
 /* y[n0+nl, c, p] = src[c, nl*P + p] (+ b[c]). */
-__kernel void cnp_to_ncp(__global const float *src, __global float *y, int y_off,
-                         __global const float *b, int has_b, int nb, int C, int P)
+kernel void cnp_to_ncp(global const float *src, global float *y, int y_off, global const float *b, int has_b,
+                       int nb, int C, int P)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * P) return;
     int p = q % P, t = q / P;
     int c = t % C, nl = t / C;
@@ -87,9 +83,9 @@ __kernel void cnp_to_ncp(__global const float *src, __global float *y, int y_off
 }
 
 /* dst[c, nl*P + p] = g[n0+nl, c, p]. */
-__kernel void ncp_to_cnp(__global const float *g, int g_off, __global float *dst, int nb, int C, int P)
+kernel void ncp_to_cnp(global const float *g, int g_off, global float *dst, int nb, int C, int P)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= nb * C * P) return;
     int cols = nb * P;
     int c = q / cols, r = q - c * cols;
@@ -108,7 +104,7 @@ __kernel void ncp_to_cnp(__global const float *g, int g_off, __global float *dst
  * item budget (gf_item_rows, host/ops/ops_affine.c). A whole plane per item broke
  * Mesa's llvmpipe, which silently ends a work item's loops after 65,535
  * iterations in all; GPU watchdogs kill long items too. Grid: items
- * q = plane * tiles + t, tiles = ceil(rows of the plane / rows). ---- */
+ * q = plane * tiles + t, tiles = ceil(rows of the plane / rows) (tile_of). ---- */
 
 /* Output columns ow with 0 <= ow*SW + b < W (b = j*DW - PL): [*lo, *hi). Splitting each row into
  * zero / copy / zero runs takes the bounds test out of the inner loop, which then vectorises. */
@@ -119,6 +115,19 @@ void valid_cols(int b, int W, int SW, int OW, int *lo, int *hi)
     l = min(l, OW);
     *lo = l;
     *hi = clamp(h, l, OW);
+}
+
+/* This work item's tile: the grid is `planes` planes of `len` rows, each cut into
+ * tiles of `rows` rows, item q = plane * tiles + t. Its plane and rows [*r0, *r1);
+ * 0 for an item past the grid. */
+int tile_of(int planes, int len, int rows, int *plane, int *r0, int *r1)
+{
+    int tiles = (len + rows - 1) / rows, q = (int)get_global_id(0);
+    if (q >= planes * tiles) return 0;
+    *plane = q / tiles;
+    *r0 = (q - *plane * tiles) * rows;
+    *r1 = min(len, *r0 + rows);
+    return 1;
 }
 
 /* ceil(a / s) for s > 0 and any sign of a. */
@@ -134,16 +143,11 @@ void rows_reading(int base, int ih0, int ih1, int SH, int OH, int *lo, int *hi)
 }
 
 /* Tiles over output rows of each (c, nl) plane (image fastest between planes). */
-__kernel void im2col_plane(__global const float *restrict x, int x_off, __global float *restrict col, int nb,
-                           int C, int H, int W, int OH, int OW, int KH, int KW,
-                           int SH, int SW, int PT, int PL, int DH, int DW, int rows)
+kernel void im2col_plane(global const float *restrict x, int x_off, global float *restrict col, int nb, GEOM, int rows)
 {
-    int tiles = (OH + rows - 1) / rows;
-    int q = get_global_id(0);
-    if (q >= nb * C * tiles) return;
-    int pl = q / tiles, tt = q - pl * tiles;
+    int pl, oh0, oh1;
+    if (!tile_of(nb * C, OH, rows, &pl, &oh0, &oh1)) return;
     int c = pl / nb, nl = pl - c * nb;
-    int oh0 = tt * rows, oh1 = min(OH, oh0 + rows);
     int P = OH * OW;
     int cols = nb * P;
     int xb = x_off + (nl * C + c) * H * W;
@@ -173,17 +177,12 @@ __kernel void im2col_plane(__global const float *restrict x, int x_off, __global
 /* Tiles over input rows [ih0, ih1) of each gx plane (nl, c): (gx if accumulate,
  * else 0) + contributions in (i, j, oh, ow) order (each gx element sums its
  * terms in (i, j) order, as in col2im). */
-__kernel void col2im_plane(__global const float *restrict col, __global float *restrict gx, int gx_off,
-                           int accumulate, int nb,
-                           int C, int H, int W, int OH, int OW, int KH, int KW,
-                           int SH, int SW, int PT, int PL, int DH, int DW, int rows)
+kernel void col2im_plane(global const float *restrict col, global float *restrict gx, int gx_off, int accumulate,
+                         int nb, GEOM, int rows)
 {
-    int tiles = (H + rows - 1) / rows;
-    int q = get_global_id(0);
-    if (q >= nb * C * tiles) return;
-    int pl = q / tiles, tt = q - pl * tiles;
+    int pl, ih0, ih1;
+    if (!tile_of(nb * C, H, rows, &pl, &ih0, &ih1)) return;
     int c = pl / nb, nl = pl - c * nb;
-    int ih0 = tt * rows, ih1 = min(H, ih0 + rows);
     int P = OH * OW;
     int cols = nb * P;
     int gb = gx_off + (nl * C + c) * H * W;
@@ -210,37 +209,31 @@ __kernel void col2im_plane(__global const float *restrict col, __global float *r
 
 /* Row copies for the layout changes: items per (nl, c) row of P floats, `rows`
  * floats per item. */
-__kernel void cnp_to_ncp_rows(__global const float *restrict src, __global float *restrict y, int y_off,
-                              __global const float *restrict b, int has_b, int nb, int C, int P, int rows)
+kernel void cnp_to_ncp_rows(global const float *restrict src, global float *restrict y, int y_off,
+                            global const float *restrict b, int has_b, int nb, int C, int P, int rows)
 {
-    int tiles = (P + rows - 1) / rows;
-    int q = get_global_id(0);
-    if (q >= nb * C * tiles) return;
-    int pl = q / tiles, tt = q - pl * tiles;
+    int pl, p0, p1;
+    if (!tile_of(nb * C, P, rows, &pl, &p0, &p1)) return;
     int nl = pl / C, c = pl - nl * C;
-    int p0 = tt * rows, p1 = min(P, p0 + rows);
     float bias = has_b ? b[c] : 0.0f;
     int s0 = c * (nb * P) + nl * P, d0 = y_off + pl * P;
     for (int p = p0; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
 }
 
-__kernel void ncp_to_cnp_rows(__global const float *restrict g, int g_off, __global float *restrict dst,
-                              int nb, int C, int P, int rows)
+kernel void ncp_to_cnp_rows(global const float *restrict g, int g_off, global float *restrict dst, int nb, int C,
+                            int P, int rows)
 {
-    int tiles = (P + rows - 1) / rows;
-    int q = get_global_id(0);
-    if (q >= nb * C * tiles) return;
-    int pl = q / tiles, tt = q - pl * tiles;
+    int pl, p0, p1;
+    if (!tile_of(nb * C, P, rows, &pl, &p0, &p1)) return;
     int nl = pl / C, c = pl - nl * C;
-    int p0 = tt * rows, p1 = min(P, p0 + rows);
     int s0 = g_off + pl * P, d0 = c * (nb * P) + nl * P;
     for (int p = p0; p < p1; p++) dst[d0 + p] = g[s0 + p];
 }
 
 /* y[n, c, p] = b[c] or 0 (tangent with no weight term). */
-__kernel void fill_bias(__global float *y, __global const float *b, int has_b, int N, int C, int P)
+kernel void fill_bias(global float *y, global const float *b, int has_b, int N, int C, int P)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= N * C * P) return;
     int c = (q / P) % C;
     y[q] = has_b ? b[c] : 0.0f;
@@ -248,16 +241,16 @@ __kernel void fill_bias(__global float *y, __global const float *b, int has_b, i
 
 /* gb[c] (+)= sum over n, p of g[n, c, p]. One work-group of RED_WG items per
  * (channel, slice); strided partial sums over the slice's part of the N*P
- * values, then a fixed-shape tree in local memory. With one slice the sum goes
+ * values, then wg_sum's fixed tree in local memory. With one slice the sum goes
  * to gb; with more (the host bounds each item's loop, see "Bounded work per
  * work item") to part[c * slices + s], added up by sum_partials. */
-__kernel void reduce_nc(__global const float *g, __global float *gb, int accumulate, int N, int C, int P,
-                        int slices, __global float *part)
+kernel void reduce_nc(global const float *g, global float *gb, int accumulate, int N, int C, int P, int slices,
+                      global float *part)
 {
-    __local float part_l[RED_WG];
-    int grp = get_group_id(0);
+    local float part_l[RED_WG];
+    int grp = (int)get_group_id(0);
     int c = grp / slices, sl = grp - c * slices;
-    int l = get_local_id(0);
+    int l = (int)get_local_id(0);
     float s = 0.0f;
     if (c < C) {
         int total = N * P;
@@ -268,28 +261,21 @@ __kernel void reduce_nc(__global const float *g, __global float *gb, int accumul
             s += g[(n * C + c) * P + p];
         }
     }
-    part_l[l] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int w = RED_WG / 2; w > 0; w >>= 1) {
-        if (l < w) part_l[l] += part_l[l + w];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    s = wg_sum(part_l, s);
     if (l == 0 && c < C) {
-        if (slices > 1) part[grp] = part_l[0];
-        else gb[c] = accumulate ? gb[c] + part_l[0] : part_l[0];
+        if (slices > 1) part[grp] = s;
+        else store_acc(gb + c, accumulate, s);
     }
 }
 
 /* Depthwise (groups == C, channel multiplier M, Cout = C*M), direct:
  * y = Wa * xa (if has_a) + Wb * xb (if has_b) + bias (if has_bias).
  * Forward: a = (x, W). Tangent: a = (x, Wt), b = (t_in, W), bias = bt. */
-__kernel void dw_conv(__global const float *xa, __global const float *Wa, int has_a,
-                      __global const float *xb, __global const float *Wb, int has_b,
-                      __global const float *bias, int has_bias, __global float *y, int N, int M,
-                      int C, int H, int W, int OH, int OW, int KH, int KW,
-                      int SH, int SW, int PT, int PL, int DH, int DW)
+kernel void dw_conv(global const float *xa, global const float *Wa, int has_a,
+                    global const float *xb, global const float *Wb, int has_b,
+                    global const float *bias, int has_bias, global float *y, int N, int M, GEOM)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     int CO = C * M;
     if (q >= N * CO * OH * OW) return;
     int ow = q % OW, t = q / OW;
@@ -317,12 +303,10 @@ __kernel void dw_conv(__global const float *xa, __global const float *Wa, int ha
 
 /* Depthwise input gradient: gx[n, ci, ih, iw] (+)= sum over m, i, j of
  * W[ci*M+m, i, j] * g[n, ci*M+m, oh, ow] for the (oh, ow) reading this pixel. */
-__kernel void dw_backward_input(__global const float *Wt, __global const float *g, __global float *gx,
-                                int accumulate, int N, int M,
-                                int C, int H, int W, int OH, int OW, int KH, int KW,
-                                int SH, int SW, int PT, int PL, int DH, int DW)
+kernel void dw_backward_input(global const float *Wt, global const float *g, global float *gx, int accumulate,
+                              int N, int M, GEOM)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= N * C * H * W) return;
     int iw = q % W, t = q / W;
     int ih = t % H; t /= H;
@@ -331,39 +315,27 @@ __kernel void dw_backward_input(__global const float *Wt, __global const float *
     for (int m = 0; m < M; m++) {
         int co = ci * M + m;
         int gbase = (n * C * M + co) * OH * OW;
-        for (int i = 0; i < KH; i++) {
-            int th = ih + PT - i * DH;
-            if (th < 0) break;
-            if (th % SH) continue;
-            int oh = th / SH;
-            if (oh >= OH) continue;
-            for (int j = 0; j < KW; j++) {
-                int tw = iw + PL - j * DW;
-                if (tw < 0) break;
-                if (tw % SW) continue;
-                int ow = tw / SW;
-                if (ow >= OW) continue;
+        for (int i = 0, oh; i < KH && (oh = tap_out(ih, PT, i * DH, SH, OH)) != -2; i++) {
+            if (oh < 0) continue;
+            for (int j = 0, ow; j < KW && (ow = tap_out(iw, PL, j * DW, SW, OW)) != -2; j++) {
+                if (ow < 0) continue;
                 s += Wt[(co * KH + i) * KW + j] * g[gbase + oh * OW + ow];
             }
         }
     }
-    if (accumulate) s += gx[q];
-    gx[q] = s;
+    store_acc(gx + q, accumulate, s);
 }
 
 /* Depthwise weight gradient: gW[co, i, j] (+)= sum over n, oh, ow of
  * g[n, co, oh, ow] * x[n, co/M, ih, iw]. One work-group per (weight, slice of
  * the N*OH output rows); slices as in reduce_nc. */
-__kernel void dw_backward_weight(__global const float *x, __global const float *g, __global float *gW,
-                                 int accumulate, int N, int M,
-                                 int C, int H, int W, int OH, int OW, int KH, int KW,
-                                 int SH, int SW, int PT, int PL, int DH, int DW, int slices,
-                                 __global float *part)
+kernel void dw_backward_weight(global const float *x, global const float *g, global float *gW, int accumulate,
+                               int N, int M, GEOM, int slices, global float *part)
 {
-    __local float part_l[RED_WG];
-    int grp = get_group_id(0);
+    local float part_l[RED_WG];
+    int grp = (int)get_group_id(0);
     int widx = grp / slices, sl = grp - widx * slices;
-    int l = get_local_id(0);
+    int l = (int)get_local_id(0);
     int CO = C * M;
     float s = 0.0f;
     if (widx < CO * KH * KW) {
@@ -385,15 +357,10 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
             }
         }
     }
-    part_l[l] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int w = RED_WG / 2; w > 0; w >>= 1) {
-        if (l < w) part_l[l] += part_l[l + w];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    s = wg_sum(part_l, s);
     if (l == 0 && widx < CO * KH * KW) {
-        if (slices > 1) part[grp] = part_l[0];
-        else gW[widx] = accumulate ? gW[widx] + part_l[0] : part_l[0];
+        if (slices > 1) part[grp] = s;
+        else store_acc(gW + widx, accumulate, s);
     }
 }
 
@@ -401,44 +368,36 @@ __kernel void dw_backward_weight(__global const float *x, __global const float *
  * (output rows for the forward, input rows for the input gradient, (n, oh)
  * rows for the weight gradient), division-free inner loops; see "Bounded
  * work per work item" above. */
-__kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, int has_a,
-                            __global const float *xb, __global const float *Wb, int has_b,
-                            __global const float *bias, int has_bias, __global float *y, int N, int M,
-                            int C, int H, int W, int OH, int OW, int KH, int KW,
-                            int SH, int SW, int PT, int PL, int DH, int DW, int rows)
+kernel void dw_conv_plane(global const float *xa, global const float *Wa, int has_a,
+                          global const float *xb, global const float *Wb, int has_b,
+                          global const float *bias, int has_bias, global float *y, int N, int M, GEOM, int rows)
 {
-    int tiles = (OH + rows - 1) / rows;
-    int CO = C * M;
-    int gq = get_global_id(0);
-    if (gq >= N * CO * tiles) return;
-    int q = gq / tiles, tt = gq - q * tiles;   /* q = n * CO + co */
+    int CO = C * M, q, oh0, oh1;   /* q = n * CO + co */
+    if (!tile_of(N * CO, OH, rows, &q, &oh0, &oh1)) return;
     int n = q / CO, co = q - n * CO;
     int ci = co / M;
-    int oh0 = tt * rows, oh1 = min(OH, oh0 + rows);
     int base = (n * C + ci) * H * W;
     float b0 = has_bias ? bias[co] : 0.0f;
-    __global float *yp = y + (size_t)q * OH * OW;
+    global float *yp = y + (size_t)q * OH * OW;
     for (int k = oh0 * OW; k < oh1 * OW; k++) yp[k] = b0;
     /* One tap (i, j) at a time over the output columns whose input column is
      * inside the image: the inner loop has no branches (vectorises on CPUs).
      * Summation order per output: term a taps, then term b taps. */
     for (int term = 0; term < 2; term++) {
         if (term == 0 ? !has_a : !has_b) continue;
-        __global const float *xp = (term == 0 ? xa : xb) + base;
-        __global const float *wp = (term == 0 ? Wa : Wb) + co * KH * KW;
+        global const float *xp = (term == 0 ? xa : xb) + base;
+        global const float *wp = (term == 0 ? Wa : Wb) + co * KH * KW;
         for (int oh = oh0; oh < oh1; oh++) {
-            __global float *yr = yp + oh * OW;
+            global float *yr = yp + oh * OW;
             for (int i = 0; i < KH; i++) {
                 int ih = oh * SH - PT + i * DH;
                 if (ih < 0 || ih >= H) continue;
-                __global const float *xr = xp + ih * W;
+                global const float *xr = xp + ih * W;
                 for (int j = 0; j < KW; j++) {
-                    int off = j * DW - PL;              /* iw = ow * SW + off */
-                    int lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                    int hi = (W - 1 - off) < 0 ? -1 : (W - 1 - off) / SW;
-                    if (hi > OW - 1) hi = OW - 1;
+                    int off = j * DW - PL, lo, hi;      /* iw = ow * SW + off */
+                    valid_cols(off, W, SW, OW, &lo, &hi);
                     float w = wp[i * KW + j];
-                    for (int ow = lo; ow <= hi; ow++) yr[ow] += w * xr[ow * SW + off];
+                    for (int ow = lo; ow < hi; ow++) yr[ow] += w * xr[ow * SW + off];
                 }
             }
         }
@@ -447,37 +406,30 @@ __kernel void dw_conv_plane(__global const float *xa, __global const float *Wa, 
 
 /* gx rows [ih0, ih1) of plane (n, ci) = (gx if accumulate, else 0) + contributions
  * in (m, i, j, oh, ow) order. */
-__kernel void dw_backward_input_plane(__global const float *Wt, __global const float *g, __global float *gx,
-                                      int accumulate, int N, int M,
-                                      int C, int H, int W, int OH, int OW, int KH, int KW,
-                                      int SH, int SW, int PT, int PL, int DH, int DW, int rows)
+kernel void dw_backward_input_plane(global const float *Wt, global const float *g, global float *gx, int accumulate,
+                                    int N, int M, GEOM, int rows)
 {
-    int tiles = (H + rows - 1) / rows;
-    int gq = get_global_id(0);
-    if (gq >= N * C * tiles) return;
-    int q = gq / tiles, tt = gq - q * tiles;   /* q = n * C + ci */
+    int q, ih0, ih1;   /* q = n * C + ci */
+    if (!tile_of(N * C, H, rows, &q, &ih0, &ih1)) return;
     int n = q / C, ci = q - n * C;
-    int ih0 = tt * rows, ih1 = min(H, ih0 + rows);
-    __global float *gp = gx + (size_t)q * H * W;
+    global float *gp = gx + (size_t)q * H * W;
     if (!accumulate)
         for (int k = ih0 * W; k < ih1 * W; k++) gp[k] = 0.0f;
     for (int m = 0; m < M; m++) {
         int co = ci * M + m;
-        __global const float *gr0 = g + (size_t)(n * C * M + co) * OH * OW;
+        global const float *gr0 = g + (size_t)(n * C * M + co) * OH * OW;
         for (int i = 0; i < KH; i++) {
             int ohlo, ohhi;
             rows_reading(i * DH - PT, ih0, ih1, SH, OH, &ohlo, &ohhi);
             for (int j = 0; j < KW; j++) {
                 float w = Wt[(co * KH + i) * KW + j];
-                int off = j * DW - PL;          /* iw = ow * SW + off */
-                int lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                int hi = (W - 1 - off) < 0 ? -1 : (W - 1 - off) / SW;
-                if (hi > OW - 1) hi = OW - 1;
+                int off = j * DW - PL, lo, hi;  /* iw = ow * SW + off */
+                valid_cols(off, W, SW, OW, &lo, &hi);
                 for (int oh = ohlo; oh < ohhi; oh++) {
                     int ih = oh * SH - PT + i * DH;
-                    __global float *gxr = gp + ih * W + off;
-                    __global const float *gr = gr0 + oh * OW;
-                    for (int ow = lo; ow <= hi; ow++) gxr[ow * SW] += w * gr[ow];
+                    global float *gxr = gp + ih * W + off;
+                    global const float *gr = gr0 + oh * OW;
+                    for (int ow = lo; ow < hi; ow++) gxr[ow * SW] += w * gr[ow];
                 }
             }
         }
@@ -489,54 +441,45 @@ __kernel void dw_backward_input_plane(__global const float *Wt, __global const f
  * split work-item loops on CPUs). With one tile (tiles == 1) the sum goes to
  * gW (accumulate as asked); else to part[widx * tiles + t], which
  * sum_partials adds up in t order. */
-__kernel void dw_backward_weight_serial(__global const float *x, __global const float *g, __global float *gW,
-                                        int accumulate, int N, int M,
-                                        int C, int H, int W, int OH, int OW, int KH, int KW,
-                                        int SH, int SW, int PT, int PL, int DH, int DW, int rows,
-                                        __global float *part)
+kernel void dw_backward_weight_serial(global const float *x, global const float *g, global float *gW,
+                                      int accumulate, int N, int M, GEOM, int rows, global float *part)
 {
-    int tiles = (N * OH + rows - 1) / rows;
-    int CO = C * M;
-    int gq = get_global_id(0);
-    if (gq >= CO * KH * KW * tiles) return;
-    int widx = gq / tiles, tt = gq - widx * tiles;
+    int CO = C * M, widx, r0, r1;
+    if (!tile_of(CO * KH * KW, N * OH, rows, &widx, &r0, &r1)) return;
     int j = widx % KW, t = widx / KW;
     int i = t % KH, co = t / KH;
     int ci = co / M;
-    int off = j * DW - PL;                  /* iw = ow * SW + off */
-    int lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-    int hi = (W - 1 - off) < 0 ? -1 : (W - 1 - off) / SW;
-    if (hi > OW - 1) hi = OW - 1;
-    int r0 = tt * rows, r1 = min(N * OH, r0 + rows);
+    int off = j * DW - PL, lo, hi;          /* iw = ow * SW + off */
+    valid_cols(off, W, SW, OW, &lo, &hi);
     int n = r0 / OH, oh = r0 - n * OH;
     float s = 0.0f;
     for (int r = r0; r < r1; r++) {
         int ih = oh * SH - PT + i * DH;
         if (ih >= 0 && ih < H) {
-            __global const float *gr = g + ((size_t)(n * CO + co) * OH + oh) * OW;
-            __global const float *xr = x + ((size_t)(n * C + ci) * H + ih) * W + off;
-            for (int ow = lo; ow <= hi; ow++) s += gr[ow] * xr[ow * SW];
+            global const float *gr = g + ((size_t)(n * CO + co) * OH + oh) * OW;
+            global const float *xr = x + ((size_t)(n * C + ci) * H + ih) * W + off;
+            for (int ow = lo; ow < hi; ow++) s += gr[ow] * xr[ow * SW];
         }
         if (++oh == OH) { oh = 0; n++; }
     }
-    if (tiles == 1) gW[widx] = accumulate ? gW[widx] + s : s;
-    else part[gq] = s;
+    if (N * OH <= rows) store_acc(gW + widx, accumulate, s);   /* one tile */
+    else part[get_global_id(0)] = s;
 }
 
 /* out[k] (+)= sum over t < tiles of part[k * tiles + t], in t order. */
-__kernel void sum_partials(__global const float *part, __global float *out, int accumulate, int count, int tiles)
+kernel void sum_partials(global const float *part, global float *out, int accumulate, int count, int tiles)
 {
-    int k = get_global_id(0);
+    int k = (int)get_global_id(0);
     if (k >= count) return;
     float s = 0.0f;
     for (int t = 0; t < tiles; t++) s += part[k * tiles + t];
-    out[k] = accumulate ? out[k] + s : s;
+    store_acc(out + k, accumulate, s);
 }
 
 /* Linear: y[r, c] = b[c] (rows x cols), before a GEMM with beta = 1. */
-__kernel void rows_bias(__global float *y, __global const float *b, int rows, int cols)
+kernel void rows_bias(global float *y, global const float *b, int rows, int cols)
 {
-    int q = get_global_id(0);
+    int q = (int)get_global_id(0);
     if (q >= rows * cols) return;
     y[q] = b[q % cols];
 }

@@ -8,7 +8,7 @@
  * and the backward are the same kernel:
  *   out = (in - mean_c(in) - y mean_c(y in)) / s   (statistics of the PRIMAL x). */
 
-static void ln_stats(global const float *x, size_t base, uint C, uint HW, float eps, float *mu, float *s)
+void ln_stats(global const float *x, size_t base, uint C, uint HW, float eps, float *mu, float *s)
 {
     float acc = 0.0f;
     for (uint c = 0; c < C; c++) acc += x[base + (size_t)c * HW];

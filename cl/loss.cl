@@ -1,23 +1,18 @@
 /* Losses on logits [B, K] with the gradient and the batch statistics reduced
  * on the device, so that training reads back only out[0..1].
  * One work-group of L lanes (a power of two) does the whole batch: lane l
- * handles rows (elements) l, l+L, ... in order and the partial sums meet in a
- * fixed tree — deterministic for a given L, no float atomics. One launch. */
+ * handles rows (elements) l, l+L, ... in order and the partial sums meet in
+ * wg_sum's fixed tree (cl/common.cl) — deterministic for a given L, no float
+ * atomics. One launch. */
 
-/* Tree-reduce a and b over the work-group into ra[0], rb[0]. */
-void reduce2(local float *ra, local float *rb, float a, float b)
+/* Index of the first maximum of row z[0..K) (*m: the maximum). */
+int row_argmax(global const float *z, int K, float *m)
 {
-    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
-    ra[l] = a;
-    rb[l] = b;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = L / 2; s > 0; s >>= 1) {
-        if (l < s) {
-            ra[l] += ra[l + s];
-            rb[l] += rb[l + s];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    int am = 0;
+    *m = z[0];
+    for (int k = 1; k < K; k++)
+        if (z[k] > *m) { *m = z[k]; am = k; }
+    return am;
 }
 
 /* Softmax cross-entropy with integer labels. Row loss = log(sum_k exp(z_k - m))
@@ -35,10 +30,8 @@ kernel void softmax_xent(global const float *logits, global const int *labels, g
         global const float *z = logits + (size_t)r * (size_t)K;
         int y = labels[r];
         int valid = y >= 0 && y < K;
-        float m = z[0];
-        int am = 0;
-        for (int k = 1; k < K; k++)
-            if (z[k] > m) { m = z[k]; am = k; }
+        float m;
+        int am = row_argmax(z, K, &m);
         /* s = sum of all exp(z_k - m); so = the same without the label's term,
          * so that the label's gradient p_y - 1 = -so / s has no cancellation
          * when the prediction is confident (p_y near 1). */
@@ -62,11 +55,10 @@ kernel void softmax_xent(global const float *logits, global const int *labels, g
             }
         }
     }
-    reduce2(ra, rb, loss, correct);
+    float2 sum = wg_sum2(ra, rb, loss, correct);
     if (l == 0) {
-        float a = ra[0] * inv_denom, c = rb[0];
-        out[off] = accumulate ? out[off] + a : a;
-        out[off + 1] = accumulate ? out[off + 1] + c : c;
+        store_acc(out + off, accumulate, sum.x * inv_denom);
+        store_acc(out + off + 1, accumulate, sum.y);
     }
 }
 
@@ -94,11 +86,10 @@ kernel void sigmoid_bce(global const float *logits, global const float *targets,
             grad[i] = valid ? (sg - t) * inv_denom : 0.0f;
         }
     }
-    reduce2(ra, rb, loss, correct);
+    float2 sum = wg_sum2(ra, rb, loss, correct);
     if (l == 0) {
-        float a = ra[0] * inv_denom, c = rb[0];
-        out[off] = accumulate ? out[off] + a : a;
-        out[off + 1] = accumulate ? out[off + 1] + c : c;
+        store_acc(out + off, accumulate, sum.x * inv_denom);
+        store_acc(out + off + 1, accumulate, sum.y);
     }
 }
 
@@ -109,13 +100,10 @@ kernel void top1_count(global const float *logits, global const int *labels, glo
     uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
     float correct = 0.0f;
     for (int r = (int)l; r < B; r += (int)L) {
-        global const float *z = logits + (size_t)r * (size_t)K;
-        float m = z[0];
-        int am = 0;
-        for (int k = 1; k < K; k++)
-            if (z[k] > m) { m = z[k]; am = k; }
-        correct += (am == labels[r]) ? 1.0f : 0.0f;
+        float m;
+        correct += (row_argmax(logits + (size_t)r * (size_t)K, K, &m) == labels[r]) ? 1.0f : 0.0f;
     }
-    reduce2(ra, rb, correct, 0.0f);
-    if (l == 0) out[off] = accumulate ? out[off] + ra[0] : ra[0];
+    /* one sum: rb is not used */
+    float s = wg_sum(ra, correct);
+    if (l == 0) store_acc(out + off, accumulate, s);
 }

@@ -42,7 +42,7 @@ kernel void mul_backward(global const float *x, global const float *s, global co
 }
 
 /* Gate gradient gs[p] = sum_j g[p, j] x[p, j]: one work-group per plane, each
- * lane a strided partial sum (HW / L iterations), then a tree in local memory.
+ * lane a strided partial sum (HW / L iterations), then wg_sum's tree.
  * The host bounds HW / L by the item budget. */
 kernel void mul_gate_grad(global const float *x, global const float *g, global float *gs, uint planes, uint HW,
                           local float *red)
@@ -54,13 +54,8 @@ kernel void mul_gate_grad(global const float *x, global const float *g, global f
         global const float *xp = x + p * (size_t)HW, *gp = g + p * (size_t)HW;
         for (uint j = l; j < HW; j += L) acc += gp[j] * xp[j];
     }
-    red[l] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = L / 2; s > 0; s >>= 1) {
-        if (l < s) red[l] += red[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (l == 0 && p < planes) gs[p] = red[0];
+    float s = wg_sum(red, acc);
+    if (l == 0 && p < planes) gs[p] = s;
 }
 
 /* Small planes (HW <= 64, e.g. the 7x7 and 4x4 maps of SE blocks at small

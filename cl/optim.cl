@@ -51,7 +51,7 @@ kernel void adam_step(global float *p, global const float *g, global float *m, g
 }
 
 /* Sum of squares, stage 1: work-group j of G reduces the contiguous chunk
- * [j*chunk, min(n, (j+1)*chunk)) into part[j]; fixed lane order and tree. */
+ * [j*chunk, min(n, (j+1)*chunk)) into part[j]; fixed lane order and tree (wg_sum). */
 kernel void sqnorm_partial(global const float *g, global float *part, uint n, uint chunk,
                            local float *red)
 {
@@ -61,13 +61,8 @@ kernel void sqnorm_partial(global const float *g, global float *part, uint n, ui
     if (hi > n) hi = n;
     float acc = 0.0f;
     for (size_t i = lo + l; i < hi; i += L) acc += g[i] * g[i];
-    red[l] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = L / 2; s > 0; s >>= 1) {
-        if (l < s) red[l] += red[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (l == 0) part[j] = red[0];
+    float s = wg_sum(red, acc);
+    if (l == 0) part[j] = s;
 }
 
 /* Stage 2 (one work-group): out[off] (+)= sum of the G partials. */
@@ -77,13 +72,8 @@ kernel void sqnorm_final(global const float *part, global float *out, uint G, ui
     uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
     float acc = 0.0f;
     for (uint i = l; i < G; i += L) acc += part[i];
-    red[l] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = L / 2; s > 0; s >>= 1) {
-        if (l < s) red[l] += red[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (l == 0) out[off] = accumulate ? out[off] + red[0] : red[0];
+    float s = wg_sum(red, acc);
+    if (l == 0) store_acc(out + off, accumulate, s);
 }
 
 /* g *= min(1, max_norm / (sqrt(sqn[0]) + 1e-6)), for callers that clip

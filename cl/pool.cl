@@ -80,7 +80,7 @@ kernel void maxpool_backward(global const float *g_out, global const int *argmax
  * (count_include_pad, PyTorch's rule) or to the real input (pads excluded,
  * TF SAME's rule). */
 float avg_div(int oh, int ow, int H, int W, int kh, int kw, int sh, int sw,
-                     int pt, int pl, int include_pad, int hlim, int wlim)
+              int pt, int pl, int include_pad, int hlim, int wlim)
 {
     int h0 = oh * sh - pt, w0 = ow * sw - pl;
     int h1 = h0 + kh, w1 = w0 + kw;
@@ -135,8 +135,8 @@ kernel void avgpool_backward(global const float *g_out, global float *g_in, uint
 }
 
 /* Global average pool: one work-group per (n, c) plane; lane l sums elements
- * l, l+L, ... then a fixed tree (deterministic for a given local size L, a
- * power of two). Linear: the tangent is this same kernel. */
+ * l, l+L, ... then wg_sum's fixed tree (deterministic for a given local size
+ * L). Linear: the tangent is this same kernel. */
 kernel void gap_forward(global const float *x, global float *y, uint planes, uint HW,
                         local float *red)
 {
@@ -147,13 +147,8 @@ kernel void gap_forward(global const float *x, global float *y, uint planes, uin
         global const float *xp = x + p * (size_t)HW;
         for (uint j = l; j < HW; j += L) acc += xp[j];
     }
-    red[l] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint s = L / 2; s > 0; s >>= 1) {
-        if (l < s) red[l] += red[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (l == 0 && p < planes) y[p] = red[0] / (float)HW;
+    float s = wg_sum(red, acc);
+    if (l == 0 && p < planes) y[p] = s / (float)HW;
 }
 
 /* Small planes (HW <= 64, e.g. 7x7): one work-item per plane, sequential sum.

@@ -100,9 +100,10 @@ gf_status gf_pow2_local(gf_ctx *ctx, cl_kernel k, size_t cap, size_t work, size_
 /* 1-D launch helper: n work items (global rounded up to a multiple of the local
  * size), local size 64 or less when the device or the kernel allows less. */
 gf_status gf_launch1(gf_ctx *ctx, cl_kernel k, const char *kname, size_t n);
-/* Source of an embedded (or GRADFEAT_KERNEL_DIR) kernel file; malloc'ed. */
+/* Program text of a kernel family: the prelude cl/common.cl, then cl/<family>.cl
+ * (embedded, or from GRADFEAT_KERNEL_DIR); malloc'ed. */
 gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *len);
-/* Names of the embedded kernel families (file stems in cl/). */
+/* Names of the embedded kernel families (file stems in cl/, the prelude left out). */
 int gf_kernel_families(const char *const **names);
 
 /* ---- buffers (host/runtime/buffers.c) ---- */

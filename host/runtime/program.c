@@ -1,6 +1,6 @@
-/* OpenCL programs: embedded cl/ sources (or GRADFEAT_KERNEL_DIR), build with
- * -cl-std=CL1.2 + per-program defines, on-disk binary cache, kernel objects
- * cached per context. */
+/* OpenCL programs: embedded cl/ sources (or GRADFEAT_KERNEL_DIR), each behind
+ * the prelude cl/common.cl, build with -cl-std=CL1.2 + per-program defines,
+ * on-disk binary cache, kernel objects cached per context. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -32,19 +32,24 @@ struct gf_kernel_entry {
     gf_kernel_entry *next;
 };
 
+/* cl/common.cl is the prelude of every program, not a family of its own. */
+#define PRELUDE "common"
+
 int gf_kernel_families(const char *const **names) {
     static const char *list[64];
     int n = 0;
-    for (int i = 0; i < gf_embedded_count && n < 64; i++) list[n++] = gf_embedded_sources[i].name;
+    for (int i = 0; i < gf_embedded_count && n < 64; i++)
+        if (strcmp(gf_embedded_sources[i].name, PRELUDE)) list[n++] = gf_embedded_sources[i].name;
     *names = list;
     return n;
 }
 
-gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *len) {
+/* One kernel file, embedded or from GRADFEAT_KERNEL_DIR; malloc'ed, NUL-terminated. */
+static gf_status read_source(gf_ctx *ctx, const char *file, char **src, size_t *len) {
     const char *dir = getenv("GRADFEAT_KERNEL_DIR");
     if (dir && *dir) {
         char path[1200];
-        snprintf(path, sizeof path, "%s/%s.cl", dir, family);
+        snprintf(path, sizeof path, "%s/%s.cl", dir, file);
         void *data; size_t n;
         gf_status st = gf_read_file(ctx, path, &data, &n);
         if (st != GF_OK)
@@ -57,7 +62,7 @@ gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *
         return GF_OK;
     }
     for (int i = 0; i < gf_embedded_count; i++) {
-        if (strcmp(gf_embedded_sources[i].name, family) == 0) {
+        if (strcmp(gf_embedded_sources[i].name, file) == 0) {
             size_t n = gf_embedded_sources[i].len;
             char *s = malloc(n + 1);
             if (!s) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
@@ -67,7 +72,29 @@ gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *
             return GF_OK;
         }
     }
-    return gf_fail(ctx, GF_ERR_INTERNAL, "no kernel file cl/%s.cl is built into gradfeat", family);
+    return gf_fail(ctx, GF_ERR_INTERNAL, "no kernel file cl/%s.cl is built into gradfeat", file);
+}
+
+/* The program text of a family: the prelude, then "#line 1" so that build logs
+ * give the family file's own line numbers, then the family's file. */
+gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *len) {
+    char *pre, *fam; size_t npre, nfam;
+    GF_TRY(read_source(ctx, PRELUDE, &pre, &npre));
+    gf_status st = read_source(ctx, family, &fam, &nfam);
+    if (st != GF_OK) { free(pre); return st; }
+    char line[160];
+    int nl = snprintf(line, sizeof line, "\n#line 1 \"%s.cl\"\n", family);
+    size_t n = npre + (size_t)nl + nfam;
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, pre, npre);
+        memcpy(s + npre, line, (size_t)nl);
+        memcpy(s + npre + (size_t)nl, fam, nfam + 1);
+    }
+    free(pre); free(fam);
+    if (!s) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    *src = s; *len = n;
+    return GF_OK;
 }
 
 /* ---------------- binary cache ---------------- */
@@ -261,9 +288,11 @@ void gf_program_cache_free(gf_ctx *ctx) {
 
 gf_status gf_ctx_warmup(gf_ctx *ctx, double *seconds) {
     double t0 = gf_now();
-    for (int i = 0; i < gf_embedded_count; i++) {
+    const char *const *names;
+    int n = gf_kernel_families(&names);
+    for (int i = 0; i < n; i++) {
         gf_program_entry *p;
-        GF_TRY(get_program(ctx, gf_embedded_sources[i].name, "", &p));
+        GF_TRY(get_program(ctx, names[i], "", &p));
     }
     if (seconds) *seconds = gf_now() - t0;
     return GF_OK;
