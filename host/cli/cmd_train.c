@@ -120,6 +120,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
     if (optimizer && !strcmp(optimizer, "sgd")) { job.sgd = 1; }
     else if (optimizer && strcmp(optimizer, "adam")) return bail(ctx, saved_cfg, cli_usage_error("train", "--optimizer must be adam or sgd"));
     if (no_cache) job.cache_dir = "";
+    else if (!job.cache_dir) job.cache_dir = cli_activation_cache_dir();
     if (random_parts) {
         int r = gf_job_parse_random(random_parts);
         if (r < 0) return bail(ctx, saved_cfg, cli_usage_error("train", "--random takes theta1, theta2, omega or a comma list of them, got '%s'", random_parts));
