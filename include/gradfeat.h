@@ -32,8 +32,15 @@ const char *gf_status_name(gf_status s);
 
 typedef struct gf_ctx gf_ctx;
 
+/* The library never prints and never reads the environment: messages and progress reach the
+ * caller through these callbacks (NULL: none), settings come in gf_ctx_options. */
 typedef void (*gf_log_fn)(void *user, int level, const char *msg);
 enum { GF_LOG_ERROR = 0, GF_LOG_WARN = 1, GF_LOG_INFO = 2, GF_LOG_DEBUG = 3 };
+/* Progress of the long calls (gf_job_run, gf_adapted_eval, gf_pretrain_run): one line of text, no
+ * newline. GF_PROGRESS_STEP: a report inside an epoch (a terminal may draw the next one over it);
+ * GF_PROGRESS_LINE: a line to keep (epoch summaries, the trunk pass, resume notes, skipped inputs). */
+typedef void (*gf_progress_fn)(void *user, int kind, const char *line);
+enum { GF_PROGRESS_LINE = 0, GF_PROGRESS_STEP = 1 };
 
 /* Facts about one OpenCL device. */
 typedef struct gf_device_info {
@@ -50,8 +57,12 @@ typedef struct gf_device_info {
 /* Enumerate every device of every platform. *out is malloc'ed (free()).
  * Returns GF_ERR_NO_DEVICE with advice in msg (may be NULL) when there is none. */
 gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t msg_size);
+/* The same with the checks of opt (its pocl_cache); opt may be NULL. */
+struct gf_ctx_options;
+gf_status gf_devices_list_opt(const struct gf_ctx_options *opt, gf_device_info **out, int *count, char *msg,
+                              size_t msg_size);
 
-/* What the process's environment allows the OpenCL driver (checked by gf_ctx_create and
+/* What the process's limits allow the OpenCL driver (checked by gf_ctx_create and
  * gf_devices_list before any platform is enumerated; gradfeat doctor prints it). */
 typedef struct gf_env_report {
     uint64_t as_limit, data_limit;  /* RLIMIT_AS / RLIMIT_DATA soft limits in bytes; 0 = none */
@@ -61,28 +72,49 @@ typedef struct gf_env_report {
     uint64_t min_address_space;     /* what PoCL and the host BLAS need to start (measured) */
     uint64_t min_data_segment;      /* the same for RLIMIT_DATA */
     char mem_problem[512];          /* "" = fine; else the limit is too small (GF_ERR_MEMORY) */
-    char pocl_cache[1024];          /* PoCL's kernel-cache folder and the variable it comes from */
+    char pocl_cache[1024];          /* PoCL's kernel-cache folder and where it comes from (as given; "" = not checked) */
     char pocl_cache_from[32];
     uint64_t pocl_cache_free;       /* bytes free there */
     char pocl_problem[1400];        /* "" = usable; else why not (GF_ERR_IO when PoCL is used) */
 } gf_env_report;
-void gf_env_check(gf_env_report *r);
+/* pocl_cache: the folder PoCL will compile kernels into, by PoCL's rule (POCL_CACHE_DIR, else
+ * $XDG_CACHE_HOME/pocl, else $HOME/.cache/pocl, else /tmp/pocl: the caller reads the environment),
+ * from: the variable it came from; NULL = not checked. */
+void gf_env_check(const char *pocl_cache, const char *pocl_cache_from, gf_env_report *r);
 
+/* Every setting of a context. {0} is a working default; the library reads no environment
+ * variable: [NAME] is the twin the CLI fills the field from (host/cli/settings.c). */
 typedef struct gf_ctx_options {
-    const char *device;     /* "P:D", global index, "cpu", "gpu", or a name substring; NULL/"" = best */
-    gf_log_fn log;          /* NULL = stderr for WARN and worse */
+    const char *device;     /* "P:D", global index, "cpu", "gpu", or a name substring; NULL/"" = best [GRADFEAT_DEVICE] */
+    const char *device_from;/* how device was given, for messages and the reason ("--device", "GRADFEAT_DEVICE=");
+                               NULL = "device" */
+    gf_log_fn log;          /* warnings and notes (GF_LOG_*); NULL = none */
     void *log_user;
-    int verbose;            /* log INFO lines too */
+    int verbose;            /* also hand INFO lines to log */
+    gf_progress_fn progress;/* progress of training, pretraining and evaluation; NULL = none */
+    void *progress_user;
+    int progress_live;      /* progress draws GF_PROGRESS_STEP lines over each other (a terminal): a report every
+                               0.5 s instead of every log_every steps */
     uint64_t max_device_mem;/* device memory budget in bytes for gradfeat's buffers; 0 = the device's */
-    /* Kernel paths (README "Kernel paths"). NULL = the environment twin, else "auto"
-     * (chosen by device type). Each is also settable for tests and CI runs. */
+    /* Kernel paths (README "Kernel paths"). NULL/"" = "auto" (chosen by device type). */
     const char *paths;      /* "auto", "cpu" or "gpu": every path below at once [GRADFEAT_PATHS] */
     const char *conv_kernels;/* "plane" (CPU style) or "element" (GPU style) [GRADFEAT_CONV_KERNELS] */
     const char *bn_walk;    /* "blocked" (CPU) or "strided" (GPU) [GRADFEAT_BN_WALK] */
     const char *gemm;       /* "host" (host BLAS, CPU devices sharing memory) or "clblast"
                                [GRADFEAT_GEMM; GRADFEAT_HOST_BLAS=0 means clblast] */
-    unsigned item_budget;   /* most loop iterations per work item in tiled kernels; 0 = the
-                               environment's GRADFEAT_ITEM_BUDGET or 16384 */
+    unsigned item_budget;   /* most loop iterations per work item in tiled kernels; 0 = 16384 [GRADFEAT_ITEM_BUDGET] */
+    /* Programs */
+    const char *kernel_dir; /* read cl/<family>.cl from this folder instead of the built-in sources
+                               [GRADFEAT_KERNEL_DIR]; NULL/"" = built in */
+    const char *cache_dir;  /* compiled-kernel (program binary) cache folder [GRADFEAT_CACHE_DIR, else
+                               $XDG_CACHE_HOME/gradfeat, ~/.cache/gradfeat, $XDG_RUNTIME_DIR/gradfeat];
+                               NULL/"" = no cache */
+    int cache;              /* 0 auto: on with a cache_dir, except on drivers that cache compiled kernels
+                               themselves (NVIDIA); 1 on; -1 off [GRADFEAT_CACHE=1|0] */
+    const char *cache_from; /* why cache is what it is, shown by gf_cache_get_info ("GRADFEAT_CACHE=1"); NULL =
+                               "set by the caller" */
+    /* PoCL's kernel-cache folder, checked before the driver starts (gf_env_check); NULL = not checked */
+    const char *pocl_cache, *pocl_cache_from;
 } gf_ctx_options;
 
 /* Creates the context. On failure *out is still a context (or NULL on out-of-memory)

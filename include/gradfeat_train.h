@@ -57,17 +57,18 @@ typedef struct gf_job {
                                                 epoch on the holdout */
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
     const char *log_json;                    /* one JSON object per progress report and per epoch; NULL = none */
-    int log_every;                           /* progress line every N steps when stderr is not a terminal (0 = 50) */
+    int log_every;                           /* progress line every N steps unless the context's progress_live (0 = 50) */
     int log_every_secs;                      /* ... and at least every N seconds then (defaults: 30; 0 = by steps only) */
     int lr_halve_every;                      /* epochs; 0 = never (step schedule) */
     int lr_cosine;                           /* 1: gradient/full/finetune's lr falls from lr to 0 over each method's
-                                                run, a cosine of the step; 0: step schedule (default) */
+                                                run, a cosine of the step (default); 0: step schedule */
     uint64_t seed;
     uint64_t max_device_mem;                 /* bytes for the activation cache on the device; 0 = half the device */
     const char *run_dir;                     /* outputs (metrics.jsonl, results.json, classes.txt); NULL = none */
-    const char *cache_dir;                   /* activation cache files; NULL = default, "" = do not keep */
+    const char *cache_dir;                   /* activation cache files; NULL or "" = do not keep (the CLI's default:
+                                                ~/.cache/gradfeat/activations) */
     int threads;                             /* image decoding threads; 0 = online CPUs */
-    int quiet;                               /* no progress lines on stderr */
+    int quiet;                               /* no progress lines (the context's progress callback) */
     /* durability (needs run_dir): RUN_DIR/checkpoint.gfckpt every checkpoint_every
      * optimiser steps (0 = only when a method ends or on stop), and when *stop
      * becomes nonzero (a signal handler sets it; checked between steps): the
@@ -195,12 +196,12 @@ typedef struct gf_pretrain_options {
                                                 = bit-identical final parameters and model file */
     volatile sig_atomic_t *stop;             /* nonzero: checkpoint and return (result.stopped) */
     const char *log_json;                    /* one JSON object per progress report and per epoch */
-    int log_every;                           /* progress line every N steps when stderr is not a terminal (0 = 50) */
+    int log_every;                           /* progress line every N steps unless the context's progress_live (0 = 50) */
     int log_every_secs;                      /* ... and at least every N seconds then (defaults: 30; 0 = by steps only) */
     int init_only;                           /* write the initialised, untrained model (no step; `--steps 0`): the
                                                 random-init control */
     int threads;                             /* image decoding threads; 0 = online CPUs */
-    int quiet;
+    int quiet;                               /* no progress lines (the context's progress callback) */
 } gf_pretrain_options;
 /* lr 0.05, momentum 0.9, weight decay 5e-4, batch 128, Adam betas (0.9, 0.999),
  * 10 epochs, cosine, augmentation on, seed 1, checkpoint every 500 steps. */

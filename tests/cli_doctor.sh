@@ -10,7 +10,14 @@
 GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$t/kc" GRADFEAT_DOCTOR_PROBE=xyz42 "$G" doctor > "$t/d1.txt" 2> "$t/d1.err"; rc=$?
 cat "$t/d1.txt"
 check "doctor exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/d1.err"
-check "sections in order" '[ "$(grep "^== " "$t/d1.txt" | tr "\n" "|")" = "== gradfeat|== environment|== OpenCL platforms and devices|== chosen device|== kernel cache|== selftest|== result|" ]'
+check "sections in order" '[ "$(grep "^== " "$t/d1.txt" | tr "\n" "|")" = "== gradfeat|== environment|== settings|== OpenCL platforms and devices|== chosen device|== kernel cache|== selftest|== result|" ]'
+# every setting the library is handed, with where it came from (the library reads no environment)
+check "settings: the cache folder from the environment" 'grep -qx "kernel cache dir  $t/kc  (from env GRADFEAT_CACHE_DIR)" "$t/d1.txt"'
+check "settings: the cache switch from the environment" 'grep -qx "kernel cache      on  (from env GRADFEAT_CACHE)" "$t/d1.txt"'
+check "settings: defaults say so" 'grep -qx "BN walk           auto  (from default)" "$t/d1.txt"'
+GRADFEAT_BN_WALK=strided "$G" doctor --no-selftest --device cpu > "$t/d0.txt" 2>&1
+check "settings: a flag and a variable" 'grep -qx "device            cpu  (from flag --device)" "$t/d0.txt" &&
+  grep -qx "BN walk           strided  (from env GRADFEAT_BN_WALK)" "$t/d0.txt"' || sed -n "/^== settings/,/^$/p" "$t/d0.txt"
 ver=$("$G" --version)
 check "version and git hash as --version prints them" \
   'grep -qx "gradfeat        $(echo "$ver" | sed -n "1s/^gradfeat //p")" "$t/d1.txt"'

@@ -1,11 +1,25 @@
 #include "testutil.h"
+#include "settings.h"
 
 int gf_test_failures = 0;
 int gf_test_checks = 0;
 
+static void test_log(void *user, int level, const char *msg) {
+    (void)user; (void)level;
+    fprintf(stderr, "gradfeat: %s\n", msg);
+}
+
+/* The CLI's settings (host/cli/settings.c): GRADFEAT_DEVICE, the kernel paths, the caches, ... from the
+ * environment, so that the test binaries run on what the scripts and the CI matrix ask for. */
 gf_ctx *test_ctx(void) {
-    gf_ctx_options opt = {0};
-    opt.device = getenv("GRADFEAT_DEVICE");
+    cli_settings s;
+    char err[1400];
+    if (cli_settings_load(&s, NULL, err, sizeof err)) {
+        fprintf(stderr, "FATAL: %s\n", err);
+        exit(1);
+    }
+    gf_ctx_options opt = s.opt;
+    opt.log = test_log;
     gf_ctx *ctx = NULL;
     gf_status st = gf_ctx_create(&opt, &ctx);
     if (st != GF_OK) {

@@ -2,7 +2,8 @@
 # One idempotent set-up: install the Debian packages gradfeat needs (apt-get),
 # then configure and build into ./build.
 #   tools/setup.sh            build + runtime packages
-#   tools/setup.sh --tests    also what the test suite needs (torch, datasets, npm, oclgrind, valgrind, Mesa's OpenCL ICD)
+#   tools/setup.sh --tests    also what the test suite needs (torch, datasets, npm, oclgrind, valgrind, Mesa's OpenCL ICD),
+#                             and a build with the test hooks (-DGF_TEST_HOOKS=ON)
 # Env: GF_BUILD_DIR (default build), GF_CMAKE_FLAGS (extra cmake flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 B=${GF_BUILD_DIR:-build}
-cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release ${GF_CMAKE_FLAGS:-}
+hooks=""
+[ "${1:-}" = "--tests" ] && hooks="-DGF_TEST_HOOKS=ON"   # the kill-point hook the kill/resume tests drive
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release $hooks ${GF_CMAKE_FLAGS:-}
 cmake --build "$B" -j"$(nproc)"
 echo "setup: built $B/gradfeat"

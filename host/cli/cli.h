@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include "gradfeat.h"
+#include "settings.h"
 
 /* Subcommands: argv[0] is the subcommand name. Return the exit code. */
 int cmd_devices(int argc, char **argv);
@@ -23,11 +24,15 @@ int cmd_doctor(int argc, char **argv);
 
 /* Shared by subcommands. */
 extern const char *cli_prog;            /* "gradfeat" */
-/* Create a context on --device (NULL: GRADFEAT_DEVICE, then the best device); prints the error and
+/* Create a context on --device (NULL: GRADFEAT_DEVICE, then the best device) with every other setting from
+ * the environment (settings.h) and the CLI's log and progress printers (stderr); prints the error and
  * returns its exit code on failure, 0 on success. */
 int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx);
 /* The same with a device-memory budget in bytes (0 = none): --max-device-mem. */
 int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx);
+/* The activation cache's default folder (~/.cache/gradfeat/activations); "" (with a note on stderr) when
+ * there is none: train and eval keep the trunk outputs in host memory then. */
+const char *cli_activation_cache_dir(void);
 /* "512M", "4G", "1.5G", "1000000" -> bytes; -1 when malformed. */
 int cli_parse_size(const char *s, uint64_t *out);
 /* Training commands: "device: ..." and the kernel-compilation phase on stderr (unless quiet). */

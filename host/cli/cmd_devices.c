@@ -24,7 +24,9 @@ int cmd_devices(int argc, char **argv) {
     if (o.first_arg < argc) return cli_usage_error("devices", "unexpected argument '%s'", argv[o.first_arg]);
     gf_device_info *d; int n;
     char msg[2048];
-    gf_status st = gf_devices_list(&d, &n, msg, sizeof msg);
+    cli_settings cs;   /* for PoCL's kernel-cache folder; a bad kernel-path setting does not matter here */
+    (void)cli_settings_load(&cs, NULL, msg, sizeof msg);
+    gf_status st = gf_devices_list_opt(&cs.opt, &d, &n, msg, sizeof msg);
     if (st != GF_OK) {
         fprintf(stderr, "%s: error: %s\n", cli_prog, msg[0] ? msg : gf_status_name(st));
         return st;

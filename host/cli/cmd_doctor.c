@@ -16,7 +16,8 @@ extern char **environ;
 static const cli_doc doc = {
     "gradfeat doctor [--device SEL] [--no-selftest]",
     "Print what a bug report needs: gradfeat, CLBlast and OpenCL header versions, the system,\n"
-    "GRADFEAT_* / OpenCL loader environment variables, the ICD files the loader reads, every\n"
+    "GRADFEAT_* / OpenCL loader environment variables, the ICD files the loader reads, each\n"
+    "setting (device, kernel paths, caches) with where it came from (flag, variable, default), every\n"
     "platform and device with its limits, the device gradfeat picks and why, the compiled-kernel\n"
     "cache, and a quick selftest (every kernel family against plain-C references).\n"
     "Exit code 0 when everything is fine; otherwise that of the first problem: 3 no OpenCL\n"
@@ -80,9 +81,9 @@ static void print_icds(void) {
 }
 
 /* The memory limits and PoCL's kernel-cache folder (gf_env_check): what the driver will run under. */
-static void print_limits(void) {
+static void print_limits(const cli_settings *cs) {
     gf_env_report r;
-    gf_env_check(&r);
+    gf_env_check(cs->opt.pocl_cache, cs->opt.pocl_cache_from, &r);
     char a[32] = "none", b[32] = "none", c[64] = "none";
     if (r.as_limit) snprintf(a, sizeof a, "%llu MiB", (unsigned long long)(r.as_limit >> 20));
     if (r.data_limit) snprintf(b, sizeof b, "%llu MiB", (unsigned long long)(r.data_limit >> 20));
@@ -140,13 +141,24 @@ static int doctor_main(int argc, char **argv, cli_opts *o) {
         if (env_matters(*e)) { printf("%s\n", *e); nenv++; }
     if (!nenv) printf("(no GRADFEAT_*, OCL_ICD_*, POCL_* or other OpenCL variables set)\n");
     print_icds();
-    print_limits();
+    /* what the library is handed (it reads no environment variable): each setting and where it came from */
+    cli_settings cs;
+    char serr[1400];
+    int bad_setting = cli_settings_load(&cs, device, serr, sizeof serr);
+    print_limits(&cs);
+
+    section("settings");
+    for (int i = 0; i < cs.n; i++) printf("%-17s %s  (from %s)\n", cs.row[i].name, cs.row[i].value, cs.row[i].from);
+#ifdef GF_TEST_HOOKS
+    printf("%-17s %s  (from %s)\n", "test hooks", "compiled in (GRADFEAT_TEST_KILL_AT)", "build option GF_TEST_HOOKS");
+#endif
+    if (bad_setting) printf("problem: %s\n", serr);
 
     section("OpenCL platforms and devices");
     gf_device_info *d = NULL;
     int n = 0;
     char msg[2048] = "";
-    gf_status st = gf_devices_list(&d, &n, msg, sizeof msg);
+    gf_status st = gf_devices_list_opt(&cs.opt, &d, &n, msg, sizeof msg);
     if (st != GF_OK) {
         printf("none: %s\n", msg[0] ? msg : gf_status_name(st));
         section("result");

@@ -49,6 +49,7 @@ static int eval_main(int argc, char **argv, cli_opts *o) {
     int rc = cli_opts_parse(o, "eval", defs, sizeof defs / sizeof defs[0], &doc, argc, argv);
     if (rc) return rc;
     if (no_cache) eo.cache_dir = "";
+    else if (!eo.cache_dir) eo.cache_dir = cli_activation_cache_dir();
     int first = o->first_arg;
     if (argc - first != 1) return cli_usage_error("eval", "expected one MODEL (an adapted model from train --run-dir)");
     if (!eo.data_path) return cli_usage_error("eval", "--data is required");

@@ -77,7 +77,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"log-json", 0, CLI_STR, &job.log_json, "FILE", "write one JSON object per progress report and per epoch", NULL, NULL, 0},
         {"log-every", 0, CLI_INT, &job.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
         {"log-every-secs", 0, CLI_INT, &job.log_every_secs, "N", "... and at least every N seconds then (default 30; 0 = by steps only)", NULL, NULL, 0},
-        {"lr-schedule", 0, CLI_CHOICE, &job.lr_cosine, "S", "learning rate of gradient, full and finetune over each one's run: cosine = from --lr down to 0, a cosine of the step; step = constant, halved every --lr-halve-every epochs (default)", NULL, "step|cosine", 0},
+        {"lr-schedule", 0, CLI_CHOICE, &job.lr_cosine, "S", "learning rate of gradient, full and finetune over each one's run: cosine = from --lr down to 0, a cosine of the step (default); step = constant, halved every --lr-halve-every epochs", NULL, "step|cosine", 0},
         {"lr-halve-every", 0, CLI_INT, &job.lr_halve_every, "N", "with --lr-schedule step: halve the learning rate every N epochs (default 20; 0 = never)", NULL, NULL, 0},
         {"seed", 0, CLI_U64, &job.seed, "N", "seed of the subset, shuffling and initialisation (default 1)", NULL, NULL, 0},
         {"max-device-mem", 0, CLI_SIZE, &job.max_device_mem, "SIZE", "device memory the activation cache may use, e.g. 4G", NULL, NULL, 0},
@@ -121,6 +121,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
     if (optimizer && !strcmp(optimizer, "sgd")) { job.sgd = 1; }
     else if (optimizer && strcmp(optimizer, "adam")) return bail(ctx, saved_cfg, cli_usage_error("train", "--optimizer must be adam or sgd"));
     if (no_cache) job.cache_dir = "";
+    else if (!job.cache_dir) job.cache_dir = cli_activation_cache_dir();
     if (random_parts) {
         int r = gf_job_parse_random(random_parts);
         if (r < 0) return bail(ctx, saved_cfg, cli_usage_error("train", "--random takes theta1, theta2, omega or a comma list of them, got '%s'", random_parts));

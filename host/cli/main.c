@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <CL/cl.h>
 #include "cli.h"
+#include "testhook.h"
 
 const char *cli_prog = "gradfeat";
 
@@ -66,6 +67,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "\nRun '%s %s --help' for usage.\n", cli_prog, cmd);
     va_end(ap);
     return GF_ERR_USAGE;
+}
+
+const char *cli_activation_cache_dir(void) {
+    static char dir[1024];
+    const char *from;
+    if (!cli_cache_dir_default("gradfeat/activations", dir, sizeof dir, &from))
+        fprintf(stderr, "%s: not using the activation cache (none): no XDG_CACHE_HOME, HOME or XDG_RUNTIME_DIR; "
+                "keeping the trunk outputs in host memory\n", cli_prog);
+    return dir;
 }
 
 const char *cli_env_or(const char *flag_value, const char *env_name) {
@@ -139,11 +149,35 @@ int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx) {
     return cli_ctx_open_budget(device, verbose, 0, ctx);
 }
 
+/* The library's warnings (and with --verbose its notes) and progress lines: the CLI prints them on stderr. */
+static void cli_log(void *user, int level, const char *msg) {
+    (void)user; (void)level;
+    fprintf(stderr, "%s: %s\n", cli_prog, msg);
+}
+
+static int progress_drawn;   /* a step line is on the terminal, to be drawn over */
+static void cli_progress(void *user, int kind, const char *line) {
+    int tty = user != NULL;
+    if (tty && kind == GF_PROGRESS_STEP) { fprintf(stderr, "\r\033[K%s", line); progress_drawn = 1; }
+    else { fprintf(stderr, "%s%s\n", progress_drawn ? "\r\033[K" : "", line); progress_drawn = 0; }
+    fflush(stderr);
+}
+
 int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx) {
-    gf_ctx_options opt = {0};
-    opt.device = device;
+    cli_settings s;
+    char err[1400];
+    *ctx = NULL;
+    if (cli_settings_load(&s, device, err, sizeof err)) {
+        fprintf(stderr, "%s: error: %s\n", cli_prog, err);
+        return GF_ERR_USAGE;
+    }
+    gf_ctx_options opt = s.opt;
     opt.verbose = verbose;
     opt.max_device_mem = max_device_mem;
+    opt.log = cli_log;
+    opt.progress = cli_progress;
+    opt.progress_live = isatty(fileno(stderr));
+    opt.progress_user = opt.progress_live ? (void *)&progress_drawn : NULL;
     gf_status st = gf_ctx_create(&opt, ctx);
     if (st != GF_OK) {
         int rc = cli_fail(*ctx, st);
@@ -184,6 +218,9 @@ int main(int argc, char **argv) {
     open_std_fds();
     fit_malloc_to_limits();
     if (argc < 2) { usage(stderr); return GF_ERR_USAGE; }
+#ifdef GF_TEST_HOOKS
+    gf_test_kill_at(getenv("GRADFEAT_TEST_KILL_AT"));   /* host/method/testhook.h */
+#endif
     const char *cmd = argv[1];
     /* gradfeat help --man | --bash-completion (host/cli/gendoc.c; the build writes gradfeat.1 and the completion) */
     if (!strcmp(cmd, "help") && argc == 3) return cli_gendoc(argv[2], commands, n_commands, usage);

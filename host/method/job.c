@@ -60,7 +60,7 @@ void gf_job_defaults(gf_job *j) {
     j->batch = 64;
     j->lr = 1e-3f; j->beta1 = 0.5f; j->beta2 = 0.999f; j->weight_decay = 1e-6f; j->momentum = 0.9f;
     j->lr_halve_every = 20;
-    j->lr_cosine = 0;
+    j->lr_cosine = 1;
     j->seed = 1;
     j->checkpoint_every = 500;
     j->ntk = 1;
@@ -91,7 +91,16 @@ static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, cons
     return GF_OK;
 }
 
-static void default_cache_dir(char *out, size_t n) { gf_cache_dir_default("gradfeat/activations", out, n); }
+/* The dataset's skipped inputs (gf_dataset_report), as progress lines. */
+static void report_dataset(gf_ctx *ctx, const gf_dataset *ds) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return;
+    gf_dataset_report(ds, f, 5);
+    if (fclose(f) == 0) gf_progress_lines(ctx, text);
+    free(text);
+}
 
 /* Trunk outputs of one split (activation caching). With the cache on they
  * live in the cache file, memory-mapped: pages are written back and read in
@@ -232,14 +241,13 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
     const gf_preprocess *pp = gf_model_preprocess(m);
     char dir[1024], path[1200];
     uint64_t key = 0;
-    int use_cache = !(job->cache_dir && !*job->cache_dir);
+    int use_cache = job->cache_dir && *job->cache_dir;
     if (use_cache) {
-        if (job->cache_dir) snprintf(dir, sizeof dir, "%s", job->cache_dir);
-        else default_cache_dir(dir, sizeof dir);
-        const char *bad = dir[0] ? gf_cache_dir_untrusted(dir) : "no XDG_CACHE_HOME, HOME or XDG_RUNTIME_DIR";
+        snprintf(dir, sizeof dir, "%s", job->cache_dir);
+        const char *bad = gf_cache_dir_untrusted(dir);
         if (bad) {   /* like ssh: a cache others can write could feed us someone else's trunk outputs */
             gf_log(ctx, GF_LOG_WARN, "not using the activation cache %s: %s; keeping the trunk outputs in host memory",
-                   dir[0] ? dir : "(none)", bad);
+                   dir, bad);
             use_cache = 0;
         }
     }
@@ -247,7 +255,7 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
         GF_TRY(cache_key(ctx, job, bin.input, pp, ds, idx, n, &key));
         snprintf(path, sizeof path, "%s/%016llx.bin", dir, (unsigned long long)key);
         if (act_map_file(path, key, n, S, as, ok)) {
-            if (!job->quiet) fprintf(stderr, "%s: trunk outputs reused from the activation cache %s\n", what, path);
+            if (!job->quiet) gf_progress(ctx, GF_PROGRESS_LINE, "%s: trunk outputs reused from the activation cache %s", what, path);
             res->cache_reused = 1;
             return GF_OK;
         }
@@ -316,7 +324,8 @@ static gf_status trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, i
         double now = gf_now();
         if (!job->quiet && (now - last > 2 || done == n)) {
             double rate = done / (now - t0);
-            fprintf(stderr, "%s: trunk %d/%d images, %.0f img/s, ETA %.0f s\n", what, done, n, rate, (n - done) / rate);
+            gf_progress(ctx, GF_PROGRESS_LINE, "%s: trunk %d/%d images, %.0f img/s, ETA %.0f s", what, done, n, rate,
+                        (n - done) / rate);
             last = now;
         }
     }
@@ -363,15 +372,14 @@ typedef struct {
     gf_dataset *ds;
     const gf_cached_set *val;   /* for the confusion matrix / per-class AP of the final evaluation */
     FILE *json;                 /* --log-json */
-    int tty;                    /* stderr is a terminal: progress updates one line */
     /* what checkpoints vouch for in the run directory (check_resume_files): the files this run wrote,
      * name -> FNV-1a 64 of their bytes, and the FNV-1a 64 of metrics.jsonl as written so far */
     cJSON *files;
     uint64_t metrics_hash;
 } epoch_ctx;
 
-/* Progress inside an epoch: one updating line on a terminal, a plain line every
- * --log-every steps otherwise; --log-json gets one object per report. */
+/* Progress inside an epoch (GF_PROGRESS_STEP): every 0.5 s when the caller draws them over each other
+ * (a terminal), else every --log-every steps; --log-json gets one object per report. */
 static void on_step(void *user, gf_method m, int epoch, int epochs, int step, int steps, double loss, double acc,
                     double ips, double secs) {
     epoch_ctx *ec = user;
@@ -382,11 +390,10 @@ static void on_step(void *user, gf_method m, int epoch, int epochs, int step, in
         bar[20] = 0;
         gf_fmt_secs(el, sizeof el, secs);
         gf_fmt_secs(eta, sizeof eta, step ? secs / step * (steps - step) + secs / step * steps * (epochs - epoch) : 0);
-        fprintf(stderr, "%s[%-8s] epoch %d/%d [%s] step %d/%d loss %.4f", ec->tty ? "\r\033[K" : "", gf_method_name(m),
-                epoch, epochs, bar, step, steps, loss);
-        if (!isnan(acc)) fprintf(stderr, " acc %.1f%%", 100 * acc);
-        fprintf(stderr, " %.0f img/s %s ETA %s%s", ips, el, eta, ec->tty ? "" : "\n");
-        fflush(stderr);
+        char a[32] = "";
+        if (!isnan(acc)) snprintf(a, sizeof a, " acc %.1f%%", 100 * acc);
+        gf_progress(ec->ctx, GF_PROGRESS_STEP, "[%-8s] epoch %d/%d [%s] step %d/%d loss %.4f%s %.0f img/s %s ETA %s",
+                    gf_method_name(m), epoch, epochs, bar, step, steps, loss, a, ips, el, eta);
     }
     if (ec->json) {
         fprintf(ec->json, "{\"type\":\"step\",\"method\":\"%s\",\"epoch\":%d,\"step\":%d,\"steps\":%d,\"loss\":%.6g,"
@@ -408,12 +415,12 @@ static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, 
         fflush(ec->json);
     }
     if (!ec->job->quiet) {
-        fprintf(stderr, "%s[%-8s] epoch %3d/%-3d train loss %.4f", ec->tty ? "\r\033[K" : "", gf_method_name(m), epoch,
-                epochs, tl);
-        if (!isnan(tm)) fprintf(stderr, " %s %.4f", mn, tm);
-        if (!isnan(hl)) fprintf(stderr, " | holdout loss %.4f %s %.4f", hl, mn, hm);
-        if (!isnan(vl)) fprintf(stderr, " | val loss %.4f %s %.4f", vl, mn, vm);
-        fprintf(stderr, "  (%.1f s, ETA %.0f s)\n", secs, secs * (epochs - epoch));
+        char t[32] = "", h[64] = "", v[64] = "";
+        if (!isnan(tm)) snprintf(t, sizeof t, " %s %.4f", mn, tm);
+        if (!isnan(hl)) snprintf(h, sizeof h, " | holdout loss %.4f %s %.4f", hl, mn, hm);
+        if (!isnan(vl)) snprintf(v, sizeof v, " | val loss %.4f %s %.4f", vl, mn, vm);
+        gf_progress(ec->ctx, GF_PROGRESS_LINE, "[%-8s] epoch %3d/%-3d train loss %.4f%s%s%s  (%.1f s, ETA %.0f s)",
+                    gf_method_name(m), epoch, epochs, tl, t, h, v, secs, secs * (epochs - epoch));
     }
     if (ec->log) {
         char line[1024];
@@ -920,10 +927,10 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         if (st == GF_OK && !job->quiet)
         {
             if (ck.active)
-                fprintf(stderr, "resuming from %s: %s, epoch %d, step %d of the epoch\n", ck_path,
-                        gf_method_name((gf_method)ck.method), ck.epoch + 1, ck.steps);
+                gf_progress(ctx, GF_PROGRESS_LINE, "resuming from %s: %s, epoch %d, step %d of the epoch", ck_path,
+                            gf_method_name((gf_method)ck.method), ck.epoch + 1, ck.steps);
             else
-                fprintf(stderr, "resuming from %s: between methods\n", ck_path);
+                gf_progress(ctx, GF_PROGRESS_LINE, "resuming from %s: between methods", ck_path);
         }
     }
     /* data */
@@ -1010,8 +1017,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     }
     if (st == GF_OK) st = trunk_pass(ctx, job, m, bi, "train", dtr, itr, ntr, S, &atr, oktr, res);
     if (st == GF_OK && dva && !res->stopped) st = trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, &ava, okva, res);
-    if (!job->quiet && dtr) gf_dataset_report(dtr, stderr, 5);
-    if (!job->quiet && dva) gf_dataset_report(dva, stderr, 5);
+    if (!job->quiet && dtr) report_dataset(ctx, dtr);
+    if (!job->quiet && dva) report_dataset(ctx, dva);
     gf_cached_set str = {0}, sva = {0};
     if (st == GF_OK && !res->stopped) st = make_set(ctx, dtr, itr, ntr, S, atr.z0, oktr, K, multi, &str, &ltr, &ttr);
     if (st == GF_OK && dva && !res->stopped) st = make_set(ctx, dva, iva, nva, S, ava.z0, okva, K, multi, &sva, &lva, &tva);
@@ -1031,7 +1038,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
             st = gf_fail(ctx, GF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     }
     epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr,
-                    dva ? &sva : NULL, NULL, 0, files ? files : cJSON_CreateObject(), metrics_hash};
+                    dva ? &sva : NULL, NULL, files ? files : cJSON_CreateObject(), metrics_hash};
     files = NULL;
     gf_train_options o;
     gf_train_options_default(&o);
@@ -1050,9 +1057,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     o.random_omega = (job->random & GF_JOB_RANDOM_OMEGA) != 0;
     o.on_epoch = on_epoch; o.user = &ec;
     o.on_step = on_step;
-    ec.tty = isatty(fileno(stderr));
-    o.report_seconds = ec.tty ? 0.5 : job->log_every_secs > 0 ? job->log_every_secs : 0;
-    o.report_steps = ec.tty ? 0 : (job->log_every > 0 ? job->log_every : 50);
+    o.report_seconds = ctx->progress_live ? 0.5 : job->log_every_secs > 0 ? job->log_every_secs : 0;
+    o.report_steps = ctx->progress_live ? 0 : (job->log_every > 0 ? job->log_every : 50);
     if (st == GF_OK && job->log_json && !(ec.json = fopen(job->log_json, "w")))
         st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
     o.on_method = save_model;
@@ -1318,7 +1324,7 @@ gf_status gf_adapted_eval(gf_adapted *a, const gf_eval_options *eo, gf_eval_resu
         if (!idx || !ok) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for %d samples", n);
     }
     if (st == GF_OK) st = trunk_pass(ctx, &job, a->model, a->bi, "eval", ds, idx, n, (int)a->S, &az, ok, &jr);
-    if (!eo->quiet && ds) gf_dataset_report(ds, stderr, 5);
+    if (!eo->quiet && ds) report_dataset(ctx, ds);
     gf_cached_set set = {0};
     if (st == GF_OK) st = make_set(ctx, ds, idx, n, (int)a->S, az.z0, ok, K, multi, &set, &labels, &targets);
     if (st == GF_OK) st = gf_train_evaluate(ctx, a->lin, &set, batch, &r->loss, &r->metric);

@@ -14,6 +14,7 @@ void gf_train_options_default(gf_train_options *o) {
     o->batch = 64;
     o->optim = gf_optim_paper_defaults();
     o->lr_halve_every = 20;
+    o->lr_cosine = 1;
     o->seed = 1;
     o->select = GF_SELECT_LOSS;
     o->diverge_factor = 3;
@@ -263,23 +264,21 @@ gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, in
     return st;
 }
 
-/* Test hook, for tests/cli_killresume.sh only: GRADFEAT_TEST_KILL_AT=<point>:<n>
- * makes the process SIGKILL itself the n-th time (counted in this process) it
- * reaches <point>: "features" (a batch of the probe's feature pass), a method
- * name ("linear", "gradient", "full", "finetune": a training step of it),
- * "checkpoint" (a checkpoint file was just written) or "saved" (a method's
- * model file was just saved, before its checkpoint). Kill points are then
- * deterministic; SIGKILL runs no handler, like a power cut or the OOM killer. */
-static void test_kill_point(const char *point) {
-    static int parsed, target, count;
-    static char at[32];
-    if (!parsed) {
-        parsed = 1;
-        const char *e = getenv("GRADFEAT_TEST_KILL_AT");
-        if (e && sscanf(e, "%31[^:]:%d", at, &target) != 2) at[0] = 0;
-    }
-    if (at[0] && !strcmp(point, at) && ++count == target) raise(SIGKILL);
+/* Test hook (builds with -DGF_TEST_HOOKS=ON only: tools/setup.sh --tests; testhook.h says how it is set):
+ * the process SIGKILLs itself the n-th time it reaches the kill point. */
+#ifdef GF_TEST_HOOKS
+#include "testhook.h"
+static char kill_at[32];
+static int kill_target, kill_count;
+void gf_test_kill_at(const char *spec) {
+    if (!spec || sscanf(spec, "%31[^:]:%d", kill_at, &kill_target) != 2) kill_at[0] = 0;
 }
+static void test_kill_point(const char *point) {
+    if (kill_at[0] && !strcmp(point, kill_at) && ++kill_count == kill_target) raise(SIGKILL);
+}
+#else
+static void test_kill_point(const char *point) { (void)point; }
+#endif
 
 /* Model selection of the method being fitted: its best held-out evaluation
  * so far and that evaluation's parameters (host copies). */

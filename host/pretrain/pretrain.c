@@ -425,7 +425,7 @@ typedef struct run {
     const gf_pretrain_options *o;
     gf_pretrain_result *r;
     gf_arch arch;
-    int rotation, K, S, C, numel, B, max_n, bpe, drop_last, tty;
+    int rotation, K, S, C, numel, B, max_n, bpe, drop_last, tty;   /* tty: gf_ctx_options.progress_live */
     gf_dataset *dtr, *dva;
     int *itr, *iva, ntr, nva;
     gf_preprocess pp, pp_aug;
@@ -810,10 +810,8 @@ static void progress(run *R, int step, double loss, double acc, double sps, doub
         gf_fmt_secs(eta, sizeof eta, per * (R->bpe - step) + per * R->bpe * (o->epochs - R->epoch - 1));
         char rot[48] = "";
         if (R->rotation) snprintf(rot, sizeof rot, " (%.0f rotated samples/s)", sps);
-        fprintf(stderr, "%s[pretrain] epoch %d/%d [%s] step %d/%d loss %.4f acc %.1f%% %.0f img/s%s %s ETA %s%s",
-                R->tty ? "\r\033[K" : "", R->epoch + 1, o->epochs, bar, step, R->bpe, loss, 100 * acc, ips, rot, el,
-                eta, R->tty ? "" : "\n");
-        fflush(stderr);
+        gf_progress(R->ctx, GF_PROGRESS_STEP, "[pretrain] epoch %d/%d [%s] step %d/%d loss %.4f acc %.1f%% %.0f img/s%s %s ETA %s",
+                    R->epoch + 1, o->epochs, bar, step, R->bpe, loss, 100 * acc, ips, rot, el, eta);
     }
     if (R->json) {
         fprintf(R->json, "{\"type\":\"step\",\"epoch\":%d,\"step\":%d,\"steps\":%d,\"global_step\":%ld,\"loss\":%.6g,"
@@ -839,12 +837,11 @@ static void epoch_line(run *R, double secs, double sps) {   /* sps as in progres
         fflush(R->json);
     }
     if (!o->quiet) {
-        fprintf(stderr, "%s[pretrain] epoch %3d/%-3d train loss %.4f acc %.2f%%", R->tty ? "\r\033[K" : "",
-                R->epoch + 1, o->epochs, v[0], 100 * v[1]);
-        if (!isnan(v[2])) fprintf(stderr, " | val loss %.4f acc %.2f%%", v[2], 100 * v[3]);
-        fprintf(stderr, "  (%.1f s, %.0f img/s", secs, ips);
-        if (R->rotation) fprintf(stderr, ", %.0f rotated samples/s", sps);
-        fprintf(stderr, ")\n");
+        char val[64] = "", rot[48] = "";
+        if (!isnan(v[2])) snprintf(val, sizeof val, " | val loss %.4f acc %.2f%%", v[2], 100 * v[3]);
+        if (R->rotation) snprintf(rot, sizeof rot, ", %.0f rotated samples/s", sps);
+        gf_progress(R->ctx, GF_PROGRESS_LINE, "[pretrain] epoch %3d/%-3d train loss %.4f acc %.2f%%%s  (%.1f s, %.0f img/s%s)",
+                    R->epoch + 1, o->epochs, v[0], 100 * v[1], val, secs, ips, rot);
     }
 }
 
@@ -915,7 +912,7 @@ static gf_status setup(run *R) {
     if (R->S < 4) return gf_fail(ctx, GF_ERR_USAGE, "input size %d: the networks need at least 4x4", R->S);
     gf_preprocess_init(&R->pp, R->S, R->S, R->C);
     R->numel = (int)gf_preprocess_numel(&R->pp);
-    if (!o->quiet) fprintf(stderr, "[pretrain] measuring the input mean and std on up to 10000 training images...\n");
+    if (!o->quiet) gf_progress(ctx, GF_PROGRESS_LINE, "[pretrain] measuring the input mean and std on up to 10000 training images...");
     GF_TRY(measure_norm(R));
     R->pp_aug = R->pp;
     if (o->augment) {
@@ -941,13 +938,16 @@ static gf_status setup(run *R) {
     GF_TRY(gf_buf_create(ctx, (size_t)R->max_n * sizeof(int), "batch labels", &R->labels));
     R->r->n_train = R->ntr; R->r->n_val = R->nva; R->r->classes = R->K;
     if (!o->quiet) {
-        fprintf(stderr, "[pretrain] %s, task %s: %d training images%s, %d classes, input %dx%dx%d (mean", gf_arch_name(R->arch),
-                R->rotation ? "rotation (4 turns per image)" : "labels", R->ntr, R->dva ? "" : ", no evaluation set",
-                R->K, R->C, R->S, R->S);
-        for (int c = 0; c < R->C; c++) fprintf(stderr, " %.4f", R->pp.mean[c]);
-        fprintf(stderr, ", std");
-        for (int c = 0; c < R->C; c++) fprintf(stderr, " %.4f", R->pp.std[c]);
-        fprintf(stderr, "), %zu parameters, %d steps per epoch\n", gf_block_param_count(R->net->blk), R->bpe);
+        char mean[256] = "", sd[256] = "";
+        for (int c = 0; c < R->C && c < 16; c++) {
+            size_t lm = strlen(mean), ls = strlen(sd);
+            snprintf(mean + lm, sizeof mean - lm, " %.4f", R->pp.mean[c]);
+            snprintf(sd + ls, sizeof sd - ls, " %.4f", R->pp.std[c]);
+        }
+        gf_progress(ctx, GF_PROGRESS_LINE, "[pretrain] %s, task %s: %d training images%s, %d classes, input %dx%dx%d "
+                    "(mean%s, std%s), %zu parameters, %d steps per epoch", gf_arch_name(R->arch),
+                    R->rotation ? "rotation (4 turns per image)" : "labels", R->ntr, R->dva ? "" : ", no evaluation set",
+                    R->K, R->C, R->S, R->S, mean, sd, gf_block_param_count(R->net->blk), R->bpe);
     }
     return GF_OK;
 }
@@ -971,7 +971,7 @@ static gf_status train(run *R) {
     R->last[0] = R->last[1] = R->last[2] = R->last[3] = NAN;
     if (o->resume) {
         GF_TRY(restore(R, &metrics_bytes));
-        if (!o->quiet) fprintf(stderr, "[pretrain] resuming at epoch %d, batch %d (step %ld)\n", R->epoch + 1, R->b0, R->step);
+        if (!o->quiet) gf_progress(ctx, GF_PROGRESS_LINE, "[pretrain] resuming at epoch %d, batch %d (step %ld)", R->epoch + 1, R->b0, R->step);
     }
     r->epochs_done = R->epoch;
     if (o->run_dir) {
@@ -1090,7 +1090,7 @@ gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain
     run R;
     memset(&R, 0, sizeof R);
     R.ctx = ctx; R.o = o; R.r = res;
-    R.tty = isatty(fileno(stderr));
+    R.tty = ctx->progress_live;   /* the caller draws step lines over each other: report every 0.5 s */
     if (o->run_dir) {
         snprintf(R.ck_path, sizeof R.ck_path, "%s/checkpoint.gfptck", o->run_dir);
         snprintf(R.metrics_path, sizeof R.metrics_path, "%s/metrics.jsonl", o->run_dir);

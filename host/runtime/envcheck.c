@@ -68,22 +68,13 @@ static uint64_t cgroup_limit(char *file, size_t fn) {
     return best;
 }
 
-/* PoCL's rule for its cache folder (lib/CL/pocl_cache.c): POCL_CACHE_DIR, else $XDG_CACHE_HOME/pocl,
- * else $HOME/.cache/pocl, else /tmp/pocl. Then the deepest part of it that exists must be a writable
- * folder with room. */
-static void pocl_cache_check(gf_env_report *r) {
-    const char *v = getenv("POCL_CACHE_DIR");
-    if (v && *v) { snprintf(r->pocl_cache, sizeof r->pocl_cache, "%s", v); snprintf(r->pocl_cache_from, sizeof r->pocl_cache_from, "POCL_CACHE_DIR"); }
-    else if ((v = getenv("XDG_CACHE_HOME")) && *v) {
-        snprintf(r->pocl_cache, sizeof r->pocl_cache, "%s/pocl", v);
-        snprintf(r->pocl_cache_from, sizeof r->pocl_cache_from, "XDG_CACHE_HOME");
-    } else if ((v = getenv("HOME"))) {
-        snprintf(r->pocl_cache, sizeof r->pocl_cache, "%s/.cache/pocl", v);
-        snprintf(r->pocl_cache_from, sizeof r->pocl_cache_from, "HOME");
-    } else {
-        snprintf(r->pocl_cache, sizeof r->pocl_cache, "/tmp/pocl");
-        snprintf(r->pocl_cache_from, sizeof r->pocl_cache_from, "no HOME");
-    }
+/* PoCL's cache folder (found by the caller with PoCL's rule, lib/CL/pocl_cache.c: POCL_CACHE_DIR, else
+ * $XDG_CACHE_HOME/pocl, else $HOME/.cache/pocl, else /tmp/pocl): the deepest part of it that exists must be
+ * a writable folder with room. */
+static void pocl_cache_check(gf_env_report *r, const char *path, const char *from) {
+    if (!path || !*path) return;
+    snprintf(r->pocl_cache, sizeof r->pocl_cache, "%s", path);
+    snprintf(r->pocl_cache_from, sizeof r->pocl_cache_from, "%s", from ? from : "the caller");
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", r->pocl_cache);
     struct stat sb;
@@ -120,7 +111,7 @@ static void pocl_cache_check(gf_env_report *r) {
                  r->pocl_cache_free / 1048576.0, MIN_CACHE_FREE >> 20, r->pocl_cache, r->pocl_cache_from, fix);
 }
 
-void gf_env_check(gf_env_report *r) {
+void gf_env_check(const char *pocl_cache, const char *pocl_cache_from, gf_env_report *r) {
     memset(r, 0, sizeof *r);
     r->as_limit = rlimit_bytes(RLIMIT_AS);
     r->data_limit = rlimit_bytes(RLIMIT_DATA);
@@ -139,7 +130,7 @@ void gf_env_check(gf_env_report *r) {
                  as ? "address-space limit (ulimit -v, RLIMIT_AS)" : "data-segment limit (ulimit -d, RLIMIT_DATA)",
                  (unsigned long long)(lim >> 20), (unsigned long long)(min >> 20), as ? 'v' : 'd',
                  (unsigned long long)(min >> 10), as ? 'v' : 'd');
-    pocl_cache_check(r);
+    pocl_cache_check(r, pocl_cache, pocl_cache_from);
 }
 
 /* The device-memory figure gradfeat plans with on a device whose buffers live in host memory, under the

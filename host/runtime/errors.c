@@ -1,4 +1,4 @@
-/* Error messages, OpenCL/CLBlast error names, logging. */
+/* Error messages, OpenCL/CLBlast error names, the log and progress callbacks (the library never prints). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,9 +74,27 @@ void gf_log(gf_ctx *ctx, int level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (ctx && ctx->log) { ctx->log(ctx->log_user, level, buf); return; }
-    if (level <= GF_LOG_WARN || (ctx && ctx->verbose && level <= GF_LOG_INFO))
-        fprintf(stderr, "gradfeat: %s\n", buf);
+    if (ctx && ctx->log && (level <= GF_LOG_WARN || (ctx->verbose && level <= GF_LOG_INFO)))
+        ctx->log(ctx->log_user, level, buf);
+}
+
+void gf_progress(gf_ctx *ctx, int kind, const char *fmt, ...) {
+    if (!ctx || !ctx->progress) return;
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ctx->progress(ctx->progress_user, kind, buf);
+}
+
+void gf_progress_lines(gf_ctx *ctx, const char *text) {
+    if (!ctx || !ctx->progress || !text) return;
+    while (*text) {
+        size_t n = strcspn(text, "\n");
+        gf_progress(ctx, GF_PROGRESS_LINE, "%.*s", (int)n, text);
+        text += n + (text[n] == '\n');
+    }
 }
 
 gf_status gf_fail(gf_ctx *ctx, gf_status st, const char *fmt, ...) {

@@ -37,13 +37,17 @@ struct gf_ctx {
     gf_log_fn log;
     void *log_user;
     int verbose;
+    gf_progress_fn progress;         /* gf_progress */
+    void *progress_user;
+    int progress_live;
+    char kernel_dir[1024];           /* "" = the built-in sources */
     char err[4096];
 
     gf_program_entry *programs;
     gf_kernel_entry *kernels;
 
     int cache_enabled;               /* program-binary cache for this device */
-    const char *cache_why;
+    char cache_why[160];
     char cache_dir[1024];
     int n_source_builds, n_cache_hits, n_cache_saves;
 
@@ -73,6 +77,10 @@ gf_status gf_fail(gf_ctx *ctx, gf_status st, const char *fmt, ...) GF_PRINTF(3, 
 gf_status gf_cl_fail(gf_ctx *ctx, cl_int err, const char *what);
 gf_status gf_clblast_fail(gf_ctx *ctx, int status, const char *what);
 void gf_log(gf_ctx *ctx, int level, const char *fmt, ...) GF_PRINTF(3, 4);
+/* A progress line (GF_PROGRESS_*) to the context's progress callback; nothing without one. */
+void gf_progress(gf_ctx *ctx, int kind, const char *fmt, ...) GF_PRINTF(3, 4);
+/* Each line of text (a report written to a memory stream) as a GF_PROGRESS_LINE. */
+void gf_progress_lines(gf_ctx *ctx, const char *text);
 
 #define GF_TRY(expr) do { gf_status gf_s_ = (expr); if (gf_s_ != GF_OK) return gf_s_; } while (0)
 #define GF_CL(ctx, call, what) do { cl_int gf_e_ = (call); \
@@ -154,9 +162,6 @@ gf_status gf_run_dir_check_free(gf_ctx *ctx, const char *dir);
 /* Cache folders, like ssh's: NULL when DIR is missing or a folder owned by this user that others cannot
  * write; else why it must not be trusted (a static string). */
 const char *gf_cache_dir_untrusted(const char *dir);
-/* The default cache folder <XDG_CACHE_HOME>/<sub>, ~/.cache/<sub>, else <XDG_RUNTIME_DIR>/<sub> (private to
- * the user); 0 when none of them is set: no cache rather than a shared /tmp path. */
-int gf_cache_dir_default(const char *sub, char *out, size_t n);
 /* A growing byte buffer for writing files in memory; oom is set (and later
  * puts are ignored) when an allocation fails. */
 typedef struct gf_sink { char *p; size_t n, cap; int oom; } gf_sink;

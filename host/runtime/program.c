@@ -1,6 +1,6 @@
-/* OpenCL programs: embedded cl/ sources (or GRADFEAT_KERNEL_DIR), each behind
- * the prelude cl/common.cl, build with -cl-std=CL1.2 + per-program defines,
- * on-disk binary cache, kernel objects cached per context. */
+/* OpenCL programs: embedded cl/ sources (or gf_ctx_options.kernel_dir), each
+ * behind the prelude cl/common.cl, build with -cl-std=CL1.2 + per-program
+ * defines, on-disk binary cache, kernel objects cached per context. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -44,17 +44,17 @@ int gf_kernel_families(const char *const **names) {
     return n;
 }
 
-/* One kernel file, embedded or from GRADFEAT_KERNEL_DIR; malloc'ed, NUL-terminated. */
+/* One kernel file, embedded or from gf_ctx_options.kernel_dir; malloc'ed, NUL-terminated. */
 static gf_status read_source(gf_ctx *ctx, const char *file, char **src, size_t *len) {
-    const char *dir = getenv("GRADFEAT_KERNEL_DIR");
-    if (dir && *dir) {
+    const char *dir = ctx->kernel_dir;
+    if (*dir) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s.cl", dir, file);
         void *data; size_t n;
         gf_status st = gf_read_file(ctx, path, &data, &n);
         if (st != GF_OK)
-            return gf_fail(ctx, GF_ERR_INPUT, "GRADFEAT_KERNEL_DIR is set but kernel file %s cannot be read (%s); "
-                           "unset GRADFEAT_KERNEL_DIR to use the kernels built into gradfeat", path, strerror(errno));
+            return gf_fail(ctx, GF_ERR_INPUT, "kernel folder %s is set but kernel file %s cannot be read (%s); "
+                           "unset it (GRADFEAT_KERNEL_DIR) to use the kernels built into gradfeat", dir, path, strerror(errno));
         char *s = realloc(data, n + 1);
         if (!s) { free(data); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory reading %s", path); }
         s[n] = 0;
@@ -99,32 +99,31 @@ gf_status gf_kernel_source(gf_ctx *ctx, const char *family, char **src, size_t *
 
 /* ---------------- binary cache ---------------- */
 
-void gf_cache_init(gf_ctx *ctx) {
-    const char *dir = getenv("GRADFEAT_CACHE_DIR");
-    if (dir && *dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", dir);
-    else gf_cache_dir_default("gradfeat", ctx->cache_dir, sizeof ctx->cache_dir);
-
-    const char *env = getenv("GRADFEAT_CACHE");
+#define WHY(...) snprintf(ctx->cache_why, sizeof ctx->cache_why, __VA_ARGS__)
+void gf_cache_init(gf_ctx *ctx, const gf_ctx_options *opt) {
+    if (opt->cache_dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", opt->cache_dir);
+    const char *from = opt->cache_from ? opt->cache_from : "set by the caller";
     /* NVIDIA keeps its own compiled-kernel cache; a second one only costs disk. PoCL
      * caches too, but still runs clang's preprocessor on every source at each
      * start (about 1 s for ours on 2 cores); loading our binaries takes 0.09 s. */
     int driver_caches = strncasecmp(ctx->info.platform_name, "NVIDIA", 6) == 0;
-    if (env && !strcmp(env, "1")) { ctx->cache_enabled = 1; ctx->cache_why = "GRADFEAT_CACHE=1"; }
-    else if (env && !strcmp(env, "0")) { ctx->cache_enabled = 0; ctx->cache_why = "GRADFEAT_CACHE=0"; }
-    else if (driver_caches) { ctx->cache_enabled = 0; ctx->cache_why = "off by default: this driver caches compiled kernels itself"; }
-    else { ctx->cache_enabled = 1; ctx->cache_why = "on by default"; }
+    if (opt->cache > 0) { ctx->cache_enabled = 1; WHY("%s", from); }
+    else if (opt->cache < 0) { ctx->cache_enabled = 0; WHY("%s", from); }
+    else if (driver_caches) { ctx->cache_enabled = 0; WHY("off by default: this driver caches compiled kernels itself"); }
+    else { ctx->cache_enabled = 1; WHY("on by default"); }
     const char *bad;
     if (ctx->cache_enabled && !ctx->cache_dir[0]) {
         ctx->cache_enabled = 0;
-        ctx->cache_why = "off: neither GRADFEAT_CACHE_DIR, XDG_CACHE_HOME, HOME nor XDG_RUNTIME_DIR is set";
+        WHY("off: no cache folder (GRADFEAT_CACHE_DIR, XDG_CACHE_HOME, HOME or XDG_RUNTIME_DIR)");
     } else if (ctx->cache_enabled && (bad = gf_cache_dir_untrusted(ctx->cache_dir))) {
         ctx->cache_enabled = 0;
-        ctx->cache_why = !strcmp(bad, "it is owned by another user") ? "off: the cache folder is owned by another user"
-                       : !strcmp(bad, "others can write to it") ? "off: others can write to the cache folder"
-                       : "off: the cache folder is not a directory";
+        WHY("%s", !strcmp(bad, "it is owned by another user") ? "off: the cache folder is owned by another user"
+                  : !strcmp(bad, "others can write to it") ? "off: others can write to the cache folder"
+                  : "off: the cache folder is not a directory");
         gf_log(ctx, GF_LOG_WARN, "not using the kernel cache %s: %s", ctx->cache_dir, bad);
     }
 }
+#undef WHY
 
 /* The key covers everything that makes a binary invalid. */
 static void cache_key(gf_ctx *ctx, const char *src, size_t len, const char *options, char *key, size_t ksz,

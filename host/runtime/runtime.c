@@ -8,7 +8,7 @@
 #include "gf_internal.h"
 
 void gf_program_cache_free(gf_ctx *ctx);   /* program.c */
-void gf_cache_init(gf_ctx *ctx);           /* program.c */
+void gf_cache_init(gf_ctx *ctx, const gf_ctx_options *opt);   /* program.c */
 
 static const char *NO_PLATFORM_ADVICE =
     "no OpenCL platform found. Install an OpenCL driver (ICD): on Debian/Ubuntu "
@@ -126,11 +126,15 @@ static gf_status enumerate(dev_entry **out, int *count, cl_int *cl_err) {
 }
 
 gf_status gf_devices_list(gf_device_info **out, int *count, char *msg, size_t msg_size) {
+    return gf_devices_list_opt(NULL, out, count, msg, msg_size);
+}
+
+gf_status gf_devices_list_opt(const gf_ctx_options *opt, gf_device_info **out, int *count, char *msg, size_t msg_size) {
     dev_entry *v; int n; cl_int e;
     *out = NULL; *count = 0;
     gf_env_report env;
     char buf[2048];
-    gf_env_check(&env);
+    gf_env_check(opt ? opt->pocl_cache : NULL, opt ? opt->pocl_cache_from : NULL, &env);
     gf_status st = env_gate(&env, buf, sizeof buf);
     if (st == GF_OK) st = enumerate(&v, &n, &e);
     if (st == GF_ERR_NO_DEVICE) st = no_platform(&env, e, buf, sizeof buf);
@@ -242,30 +246,24 @@ static int select_device(const dev_entry *v, int n, const char *sel, const char 
     return best;
 }
 
-/* One kernel-path choice: the option, else its environment twin, else "auto".
+/* One kernel-path choice (the option named name; NULL/"" = "auto").
  * Writes 1 for the CPU-style value, 0 for the GPU-style one, -1 for auto. */
-static gf_status path_choice(gf_ctx *ctx, const char *opt, const char *env, const char *cpu, const char *gpu, int *out) {
-    const char *v = opt, *from = "option";
-    if (!v || !*v) { v = getenv(env); from = env; }
+static gf_status path_choice(gf_ctx *ctx, const char *v, const char *name, const char *cpu, const char *gpu, int *out) {
     *out = -1;
     if (!v || !*v || !strcasecmp(v, "auto")) return GF_OK;
     if (!strcasecmp(v, cpu)) { *out = 1; return GF_OK; }
     if (!strcasecmp(v, gpu)) { *out = 0; return GF_OK; }
-    return gf_fail(ctx, GF_ERR_USAGE, "%s%s'%s' is not a kernel path: use auto, %s or %s", from,
-                   from == env ? "=" : " ", v, cpu, gpu);
+    return gf_fail(ctx, GF_ERR_USAGE, "%s '%s' is not a kernel path: use auto, %s or %s", name, v, cpu, gpu);
 }
 
 /* Kernel paths (README "Kernel paths"): each auto choice follows the device type
- * (CPU-style paths on CPU devices); GRADFEAT_PATHS / opt->paths sets all at once,
- * the single ones override it. */
+ * (CPU-style paths on CPU devices); opt->paths sets all at once, the single ones override it. */
 static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     int all, conv, walk, gemm;
-    GF_TRY(path_choice(ctx, opt->paths, "GRADFEAT_PATHS", "cpu", "gpu", &all));
-    GF_TRY(path_choice(ctx, opt->conv_kernels, "GRADFEAT_CONV_KERNELS", "plane", "element", &conv));
-    GF_TRY(path_choice(ctx, opt->bn_walk, "GRADFEAT_BN_WALK", "blocked", "strided", &walk));
-    GF_TRY(path_choice(ctx, opt->gemm, "GRADFEAT_GEMM", "host", "clblast", &gemm));
-    const char *hb = getenv("GRADFEAT_HOST_BLAS");   /* older twin: 0 = CLBlast */
-    if (gemm < 0 && (!opt->gemm || !*opt->gemm) && hb && !strcmp(hb, "0")) gemm = 0;
+    GF_TRY(path_choice(ctx, opt->paths, "paths", "cpu", "gpu", &all));
+    GF_TRY(path_choice(ctx, opt->conv_kernels, "conv kernels", "plane", "element", &conv));
+    GF_TRY(path_choice(ctx, opt->bn_walk, "BN walk", "blocked", "strided", &walk));
+    GF_TRY(path_choice(ctx, opt->gemm, "GEMM", "host", "clblast", &gemm));
     int cpu = ctx->info.is_cpu;
     if (all >= 0) cpu = all;
     ctx->conv_plane = conv >= 0 ? conv : cpu;
@@ -281,22 +279,14 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     if (gemm == 1) gf_log(ctx, GF_LOG_WARN, "GEMM host: built without CBLAS; using CLBlast");
     (void)want_host;
 #endif
-    unsigned budget = opt->item_budget;
-    if (!budget) {
-        const char *b = getenv("GRADFEAT_ITEM_BUDGET");
-        if (b && *b) {
-            char *end; long v = strtol(b, &end, 10);
-            if (*end || v < 1 || v > 1 << 30)
-                return gf_fail(ctx, GF_ERR_USAGE, "GRADFEAT_ITEM_BUDGET='%s' is not an integer in 1..2^30", b);
-            budget = (unsigned)v;
-        }
-    }
-    ctx->item_budget = budget ? budget : 16384;
+    if (opt->item_budget > 1u << 30)
+        return gf_fail(ctx, GF_ERR_USAGE, "item budget %u is not in 1..2^30", opt->item_budget);
+    ctx->item_budget = opt->item_budget ? opt->item_budget : 16384;
     snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, item budget %u (%s)",
              ctx->conv_plane ? "plane" : "element", ctx->bn_blocked ? "blocked" : "strided",
              ctx->host_blas ? "host BLAS" : "CLBlast", ctx->item_budget,
              all < 0 && conv < 0 && walk < 0 && gemm < 0 ? (ctx->info.is_cpu ? "auto: CPU device" : "auto: not a CPU device")
-                                                       : "set by option or environment");
+                                                       : "set by option");
     return GF_OK;
 }
 
@@ -310,16 +300,19 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     ctx->log = opt->log;
     ctx->log_user = opt->log_user;
     ctx->verbose = opt->verbose;
+    ctx->progress = opt->progress;
+    ctx->progress_user = opt->progress_user;
+    ctx->progress_live = opt->progress_live;
+    if (opt->kernel_dir) snprintf(ctx->kernel_dir, sizeof ctx->kernel_dir, "%s", opt->kernel_dir);
     ctx->mem_budget = opt->max_device_mem;
     ctx->mem = gf_memcount_new();
 
-    const char *sel = opt->device, *origin = "--device";
-    if (!sel || !*sel) { sel = getenv("GRADFEAT_DEVICE"); origin = "GRADFEAT_DEVICE="; }
+    const char *sel = opt->device, *origin = opt->device_from ? opt->device_from : "device";
 
     dev_entry *v; int n; cl_int e = CL_SUCCESS;
     gf_env_report env;
     char buf[2048];
-    gf_env_check(&env);
+    gf_env_check(opt->pocl_cache, opt->pocl_cache_from, &env);
     gf_status st = env_gate(&env, buf, sizeof buf);
     if (st != GF_OK) return gf_fail(ctx, st, "%s", buf);
     st = enumerate(&v, &n, &e);
@@ -332,8 +325,8 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     int pick = select_device(v, n, sel, origin, ctx->reason, sizeof ctx->reason);
     if (pick < 0) {
         snprintf(ctx->err, sizeof ctx->err,
-                 "no OpenCL device matches %s'%s'. Use an index, P:D, cpu, gpu or part of a name. Devices:",
-                 strcmp(origin, "--device") ? "GRADFEAT_DEVICE=" : "--device ", sel);
+                 "no OpenCL device matches %s%s'%s'. Use an index, P:D, cpu, gpu or part of a name. Devices:",
+                 origin, *origin && origin[strlen(origin) - 1] == '=' ? "" : " ", sel);
         list_devices(ctx->err, sizeof ctx->err, v, n);
         free(v);
         return GF_ERR_NO_DEVICE;
@@ -359,7 +352,7 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clCreateContext");
     ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &e);
     if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clCreateCommandQueue");
-    gf_cache_init(ctx);
+    gf_cache_init(ctx, opt);
     GF_TRY(choose_paths(ctx, opt));
     gf_log(ctx, GF_LOG_INFO, "device: %s (%s) — %s", ctx->info.name, ctx->info.platform_name, ctx->reason);
     gf_log(ctx, GF_LOG_INFO, "kernel paths: %s", ctx->paths);

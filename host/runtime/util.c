@@ -264,15 +264,6 @@ const char *gf_cache_dir_untrusted(const char *dir) {
     return NULL;
 }
 
-int gf_cache_dir_default(const char *sub, char *out, size_t n) {
-    const char *d;
-    if ((d = getenv("XDG_CACHE_HOME")) && *d) snprintf(out, n, "%s/%s", d, sub);
-    else if ((d = getenv("HOME")) && *d) snprintf(out, n, "%s/.cache/%s", d, sub);
-    else if ((d = getenv("XDG_RUNTIME_DIR")) && *d) snprintf(out, n, "%s/%s", d, sub);
-    else { if (n) out[0] = 0; return 0; }
-    return 1;
-}
-
 void gf_sink_put(gf_sink *s, const void *src, size_t n) {
     if (s->oom || !n) return;
     if (s->n + n > s->cap) {
