@@ -1,11 +1,13 @@
-# The git commit in `gradfeat --version`, results.json and reports, taken when the library is BUILT, not
+# The git commit (and its date: the man page's, so two builds of one commit write the same page) in
+# `gradfeat --version`, results.json and reports, taken when the library is BUILT, not
 # when it is configured: a commit made after `cmake -S . -B build` shows after the next `cmake --build`.
 # Every build runs `git rev-parse` (a few ms) and rewrites the one-line source OUT only when the hash
 # changed, so an unchanged hash recompiles nothing and a new one recompiles that file alone (then the
 # libraries and programs relink). Not a git checkout, or no git: "unknown".
 #   include(cmake/GitHash.cmake)                  then
 #   gf_git_hash_source(TARGET OUT)                defines custom target TARGET writing OUT (a .c file that
-#                                                 defines const char gf_git_hash_generated[]); add OUT to a
+#                                                 defines const char gf_git_hash_generated[] and
+#                                                 gf_git_date_generated[], YYYY-MM-DD or ""); add OUT to a
 #                                                 library's sources and add_dependencies(lib TARGET)
 # Script mode (what TARGET runs): cmake -DGIT=git -DSRC=<source dir> -DOUT=<file.c> -P GitHash.cmake
 if(CMAKE_SCRIPT_MODE_FILE)
@@ -18,10 +20,18 @@ if(CMAKE_SCRIPT_MODE_FILE)
       set(hash "")
     endif()
   endif()
+  set(date "")
+  if(GIT AND hash MATCHES "^[0-9a-f]+$")
+    execute_process(COMMAND ${GIT} log -1 --format=%cs HEAD WORKING_DIRECTORY ${SRC} RESULT_VARIABLE rc
+                    OUTPUT_VARIABLE date OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+    if(NOT rc EQUAL 0 OR NOT date MATCHES "^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]$")
+      set(date "")
+    endif()
+  endif()
   if(NOT hash MATCHES "^[0-9a-f]+$")
     set(hash "unknown")
   endif()
-  set(text "/* written at build time by cmake/GitHash.cmake: the commit this build is of */\nconst char gf_git_hash_generated[] = \"${hash}\";\n")
+  set(text "/* written at build time by cmake/GitHash.cmake: the commit this build is of, and its date */\nconst char gf_git_hash_generated[] = \"${hash}\";\nconst char gf_git_date_generated[] = \"${date}\";\n")
   set(old "")
   if(EXISTS ${OUT})
     file(READ ${OUT} old)

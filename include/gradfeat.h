@@ -160,6 +160,8 @@ gf_status gf_selftest(gf_ctx *ctx, gf_check_row **rows, int *count);
 /* Library and dependency versions, for --version and doctor. */
 const char *gf_version(void);
 const char *gf_git_hash(void);
+/* The date (YYYY-MM-DD) of that commit; "" when unknown. */
+const char *gf_git_date(void);
 void gf_clblast_version(int *major, int *minor, int *patch);
 
 #ifdef __cplusplus

@@ -17,6 +17,13 @@ check "the build wrote gradfeat.1, gradfeat.1.gz and gradfeat.bash-completion" \
 "$G" help --bash-completion > "$t/comp"; rc2=$?
 check "help --man / --bash-completion exit 0 (rc $rc1 $rc2)" '[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]'
 check "build/gradfeat.1 is what the binary writes" 'cmp -s "$MAN" "$t/man"'
+# the page's date is the built commit's (reproducible: not the build clock); none outside a git checkout
+if "$G" --version | grep -q "git unknown"; then
+  check "no commit: .TH without a date" 'grep -q "^\.TH GRADFEAT 1 \"\" " "$MAN"'
+else
+  check "the man page is dated by the built commit ($(grep "^\.TH" "$MAN"))" \
+    'grep -Eq "^\.TH GRADFEAT 1 \"[0-9]{4}-[0-9]{2}-[0-9]{2}\" " "$MAN"'
+fi
 check "gradfeat.1.gz holds gradfeat.1" 'gzip -dc "$B/gradfeat.1.gz" | cmp -s - "$MAN"'
 check "build/gradfeat.bash-completion is what the binary writes" 'cmp -s "$COMP" "$t/comp"'
 "$G" help --bogus > /dev/null 2> "$t/bogus"; rc=$?

@@ -386,12 +386,20 @@ gf_status gf_ctx_finish(gf_ctx *ctx) {
 const char *gf_version(void) { return GF_VERSION_STRING; }
 #ifdef GF_GIT_HASH_GENERATED
 extern const char gf_git_hash_generated[];   /* BUILD/gf_git_hash.c, rewritten at build time (cmake/GitHash.cmake) */
+extern const char gf_git_date_generated[];
 #endif
 const char *gf_git_hash(void) {
 #ifdef GF_GIT_HASH_GENERATED
     return gf_git_hash_generated;
 #else
     return "unknown";
+#endif
+}
+const char *gf_git_date(void) {
+#ifdef GF_GIT_HASH_GENERATED
+    return gf_git_date_generated;
+#else
+    return "";
 #endif
 }
 void gf_clblast_version(int *major, int *minor, int *patch) {
