@@ -554,7 +554,7 @@ void gf_dataset_report(const gf_dataset *ds, FILE *f, int max_lines) {
 
 gf_status gf_dataset_write_class_map(const gf_dataset *ds, const char *path, char *err, size_t err_size) {
     FILE *f = fopen(path, "w");
-    if (!f) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "class map %s: %s", path, strerror(errno));
+    if (!f) return gf_fail_msg(err, err_size, GF_ERR_IO, "class map %s: %s", path, strerror(errno));
     for (int k = 0; k < ds->num_classes; k++) fprintf(f, "%d\t%s\n", k, ds->class_names[k]);
     if (fclose(f) != 0) return gf_fail_msg(err, err_size, GF_ERR_IO, "class map %s: write failed", path);
     return GF_OK;
@@ -575,7 +575,7 @@ gf_status gf_dataset_write_csv(const gf_dataset *ds, const char *path, char *err
     if (slash) slash[1] = 0; else dir[0] = 0;
     size_t dl = strlen(dir);
     FILE *f = fopen(path, "w");
-    if (!f) { free(dir); return gf_fail_msg(err, err_size, GF_ERR_INPUT, "manifest %s: %s", path, strerror(errno)); }
+    if (!f) { free(dir); return gf_fail_msg(err, err_size, GF_ERR_IO, "manifest %s: %s", path, strerror(errno)); }
     fputs(ds->splits ? "path,labels,split\n" : "path,labels\n", f);
     size_t cap = 1;
     for (int k = 0; k < ds->num_classes; k++) cap += strlen(ds->class_names[k]) + 1;

@@ -187,7 +187,7 @@ static gf_status act_create_file(gf_ctx *ctx, const char *tmp, int n, int S, act
     close(fd);
     if (err) {
         unlink(tmp);
-        return gf_fail(ctx, GF_ERR_INPUT, "cannot reserve %.1f MiB for the activation cache %s: %s", bytes / 1048576.0,
+        return gf_fail(ctx, err == ENOMEM ? GF_ERR_MEMORY : GF_ERR_IO, "cannot reserve %.1f MiB for the activation cache %s: %s", bytes / 1048576.0,
                        tmp, strerror(err));
     }
     act_free(as);

@@ -910,7 +910,7 @@ gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path
     if (st == GF_OK) {
         if (!strcmp(out_path, "-")) {
             if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
-                st = gf_fail_msg(err, en, GF_ERR_INPUT, "writing the report to stdout failed: %s", strerror(errno));
+                st = gf_fail_msg(err, en, GF_ERR_IO, "writing the report to stdout failed: %s", strerror(errno));
         } else {
             st = gf_write_file_atomic_msg(out_path, b.s, b.len, err, en);
         }
