@@ -875,10 +875,7 @@ gf_status gf_model_load_image(const gf_model *m, const char *path, float *out, c
     gf_image img;
     char why[256];
     gf_status st = gfd_decode_file(path, 0, 0, &img, why, sizeof why);
-    if (st != GF_OK) {
-        if (err && err_size) snprintf(err, err_size, "%s: %s", path, why);
-        return st;
-    }
+    if (st != GF_OK) return gf_fail_msg(err, err_size, st, "%s: %s", path, why);
     st = gf_preprocess_u8(&m->pre, img.data, img.w, img.h, img.c, 0, out, err, err_size);
     gf_image_free(&img);
     return st;
