@@ -190,7 +190,7 @@ const char *gf_dataset_problem(const gf_dataset *ds, int i, const char **reason)
 /* "skipped N inputs" + the first max_lines problems, to f (e.g. stderr). Nothing if none. */
 void gf_dataset_report(const gf_dataset *ds, FILE *f, int max_lines);
 
-/* Class map: one line per class, "index<TAB>name". */
+/* Class map: one line per class, "index<TAB>name". GF_ERR_IO when path cannot be written (also below). */
 gf_status gf_dataset_write_class_map(const gf_dataset *ds, const char *path, char *err, size_t err_size);
 /* Manifest of the usable samples `path,labels[,split]` (labels by class name,
  * ';'-separated); relative paths are written relative to the manifest's

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "cli.h"
 #include "gf_file.h"
+#include "gf_msg.h"
 
 #define LINE_MAX_BYTES 8192
 
@@ -47,19 +48,15 @@ int cli_config_load(const char *path, int (*set)(void *user, const char *key, co
     if (err && n) err[0] = 0;
     char why[256];
     FILE *f = gf_fopen_regular(path, why, sizeof why);
-    if (!f) {
-        if (err) snprintf(err, n, "config file %s: %s", path, why);
-        return GF_ERR_INPUT;
-    }
+    if (!f) return gf_fail_msg(err, n, GF_ERR_INPUT, "config file %s: %s", path, why);
     char *line = malloc(LINE_MAX_BYTES + 2);
-    if (!line) { fclose(f); if (err) snprintf(err, n, "out of memory reading %s", path); return GF_ERR_MEMORY; }
+    if (!line) { fclose(f); return gf_fail_msg(err, n, GF_ERR_MEMORY, "out of memory reading %s", path); }
     int lineno = 0, rc = 0;
     while (!rc && fgets(line, LINE_MAX_BYTES + 2, f)) {
         lineno++;
         size_t len = strlen(line);
         if (len == LINE_MAX_BYTES + 1 && line[len - 1] != '\n') {
-            if (err) snprintf(err, n, "%s:%d: line longer than %d bytes", path, lineno, LINE_MAX_BYTES);
-            rc = GF_ERR_INPUT;
+            rc = gf_fail_msg(err, n, GF_ERR_INPUT, "%s:%d: line longer than %d bytes", path, lineno, LINE_MAX_BYTES);
             break;
         }
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
@@ -78,29 +75,25 @@ int cli_config_load(const char *path, int (*set)(void *user, const char *key, co
         if (*p == '=') { p++; while (*p == ' ' || *p == '\t') p++; }
         else if (p == key_end && *p && *p != '#') key_end = key;            /* junk glued to the key */
         if (key_end == key) {
-            if (err) snprintf(err, n, "%s:%d: expected \"key value\", got '%.60s'", path, lineno, key);
-            rc = GF_ERR_USAGE;
+            rc = gf_fail_msg(err, n, GF_ERR_USAGE, "%s:%d: expected \"key value\", got '%.60s'", path, lineno, key);
             break;
         }
         *key_end = 0;
         char *value = parse_value(p);
         if (!value) {
-            if (err) snprintf(err, n, "%s:%d: unterminated quote or text after the closing quote in the value of '%s'", path, lineno, key);
-            rc = GF_ERR_USAGE;
+            rc = gf_fail_msg(err, n, GF_ERR_USAGE, "%s:%d: unterminated quote or text after the closing quote in the value of '%s'", path, lineno, key);
             break;
         }
         int r = set(user, key, value);
         if (r == -1) {
-            if (err) snprintf(err, n, "%s:%d: unknown option '%s'", path, lineno, key);
-            rc = GF_ERR_USAGE;
+            rc = gf_fail_msg(err, n, GF_ERR_USAGE, "%s:%d: unknown option '%s'", path, lineno, key);
         } else if (r) {
-            if (err) snprintf(err, n, "%s:%d: bad value '%.200s' for '%s'", path, lineno, value, key);
-            rc = r > 0 && r <= GF_ERR_CHECK ? r : GF_ERR_USAGE;
+            rc = gf_fail_msg(err, n, r > 0 && r <= GF_ERR_CHECK ? (gf_status)r : GF_ERR_USAGE,
+                             "%s:%d: bad value '%.200s' for '%s'", path, lineno, value, key);
         }
     }
     if (!rc && ferror(f)) {
-        if (err) snprintf(err, n, "read error on config file %s", path);
-        rc = GF_ERR_INPUT;
+        rc = gf_fail_msg(err, n, GF_ERR_INPUT, "read error on config file %s", path);
     }
     free(line);
     fclose(f);

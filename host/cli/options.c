@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "gf_msg.h"
 
 enum { SRC_DEFAULT = 0, SRC_FLAG, SRC_CONFIG, SRC_ENV };
 
@@ -70,7 +71,7 @@ int cli_opts_fail(const cli_opts *o, const char *name, const char *fmt, ...) {
     char origin[128], msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    gf_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return cli_usage_error(o->cmd, "%s %s", cli_opts_origin(o, name, origin, sizeof origin), msg);
 }

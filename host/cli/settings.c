@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "gf_msg.h"
 #include "settings.h"
 
 static const char *env(const char *name) {
@@ -41,10 +42,8 @@ static int path_env(cli_settings *s, const char *name, const char *var, const ch
                     const char **out, char *err, size_t n) {
     const char *v = env(var);
     *out = v;
-    if (v && strcasecmp(v, "auto") && strcasecmp(v, cpu) && strcasecmp(v, gpu)) {
-        snprintf(err, n, "%s='%s' is not a kernel path: use auto, %s or %s", var, v, cpu, gpu);
-        return 2;
-    }
+    if (v && strcasecmp(v, "auto") && strcasecmp(v, cpu) && strcasecmp(v, gpu))
+        return gf_fail_msg(err, n, GF_ERR_USAGE, "%s='%s' is not a kernel path: use auto, %s or %s", var, v, cpu, gpu);
     row(s, name, v ? v : "auto", v ? var : NULL, NULL);
     return 0;
 }
@@ -91,10 +90,8 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
     if (b) {
         char *end;
         long v = strtol(b, &end, 10);
-        if (*end || v < 1 || v > 1 << 30) {
-            snprintf(err, n, "GRADFEAT_ITEM_BUDGET='%s' is not an integer in 1..2^30", b);
-            return 2;
-        }
+        if (*end || v < 1 || v > 1 << 30)
+            return gf_fail_msg(err, n, GF_ERR_USAGE, "GRADFEAT_ITEM_BUDGET='%s' is not an integer in 1..2^30", b);
         o->item_budget = (unsigned)v;
     }
     row(s, "item budget", b ? b : "16384", b ? "GRADFEAT_ITEM_BUDGET" : NULL, NULL);

@@ -16,16 +16,6 @@
 #include "data_internal.h"
 #include "gf_file.h"
 
-gf_status gfd_fail(char *err, size_t err_size, gf_status st, const char *fmt, ...) {
-    if (err && err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 char *gfd_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
@@ -57,7 +47,7 @@ void gfd_problem_add(gf_dataset *ds, const char *path, const char *fmt, ...) {
     char why[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
+    gf_vformat(why, sizeof why, fmt, ap);
     va_end(ap);
     pthread_mutex_lock(&ds->mu);
     ds->n_problems++;
@@ -107,20 +97,20 @@ void gf_dataset_free(gf_dataset *ds) {
 gf_status gfd_finish(gf_dataset *ds, char *err, size_t err_size) {
     if (ds->n == 0) {
         const char *why = ds->kept ? ds->problems[0].reason : "no image files found";
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "dataset %s has no usable samples (%lld inputs skipped%s%s%s%s)",
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "dataset %s has no usable samples (%lld inputs skipped%s%s%s%s)",
                         ds->root, (long long)ds->n_problems, ds->kept ? "; first: " : "",
                         ds->kept ? ds->problems[0].path : "", ds->kept ? ": " : "", ds->kept ? why : "");
     }
     for (int k = 0; ds->class_names && k < ds->num_classes; k++) {
         const char *c = ds->class_names[k];
         if (c && c[gf_utf8_valid_prefix(c)])
-            return gfd_fail(err, err_size, GF_ERR_INPUT, "dataset %s: class name '%.*s...' is not valid UTF-8 at byte %zu "
+            return gf_fail_msg(err, err_size, GF_ERR_INPUT, "dataset %s: class name '%.*s...' is not valid UTF-8 at byte %zu "
                             "(latin-1?): re-encode the labels or folder names as UTF-8", ds->root,
                             (int)gf_utf8_valid_prefix(c), c, gf_utf8_valid_prefix(c));
     }
     ds->class_count = calloc((size_t)ds->num_classes + 1, sizeof(int));
     ds->failed = calloc((size_t)ds->n, 1);
-    if (!ds->class_count || !ds->failed) return gfd_fail(err, err_size, GF_ERR_MEMORY, "dataset: out of memory");
+    if (!ds->class_count || !ds->failed) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "dataset: out of memory");
     for (int i = 0; i < ds->n; i++) {
         if (ds->multi) {
             for (int k = 0; k < ds->num_classes; k++) ds->class_count[k] += ds->multi[(size_t)i * ds->num_classes + k];
@@ -145,30 +135,30 @@ static gf_status read_file(const char *path, int64_t max_bytes, int head_only, u
     *buf = NULL;
     *len = 0;
     *tail_len = 0;
-    if (stat(path, &st) != 0) return gfd_fail(why, why_size, GF_ERR_INPUT, "cannot open: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode)) return gfd_fail(why, why_size, GF_ERR_INPUT, "not a regular file");
-    if (st.st_size == 0) return gfd_fail(why, why_size, GF_ERR_INPUT, "empty file (0 bytes)");
+    if (stat(path, &st) != 0) return gf_fail_msg(why, why_size, GF_ERR_INPUT, "cannot open: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode)) return gf_fail_msg(why, why_size, GF_ERR_INPUT, "not a regular file");
+    if (st.st_size == 0) return gf_fail_msg(why, why_size, GF_ERR_INPUT, "empty file (0 bytes)");
     if (max_bytes <= 0 || max_bytes > INT_MAX) max_bytes = max_bytes <= 0 ? ((int64_t)256 << 20) : INT_MAX;
     if ((int64_t)st.st_size > max_bytes)
-        return gfd_fail(why, why_size, GF_ERR_INPUT, "file of %lld bytes is over the limit of %lld bytes",
+        return gf_fail_msg(why, why_size, GF_ERR_INPUT, "file of %lld bytes is over the limit of %lld bytes",
                         (long long)st.st_size, (long long)max_bytes);
     FILE *f = gf_fopen_regular(path, why, why_size);
     if (!f) return GF_ERR_INPUT;
     size_t size = (size_t)st.st_size, want = size;
     if (head_only && want > (256u << 10)) want = 256u << 10;
     uint8_t *b = malloc(want);
-    if (!b) { fclose(f); return gfd_fail(why, why_size, GF_ERR_MEMORY, "out of memory for %zu bytes", want); }
+    if (!b) { fclose(f); return gf_fail_msg(why, why_size, GF_ERR_MEMORY, "out of memory for %zu bytes", want); }
     size_t got = fread(b, 1, want, f);
     if (got != want) {
         int e = ferror(f);
         fclose(f); free(b);
-        return gfd_fail(why, why_size, GF_ERR_INPUT, "read error%s%s", e ? ": " : " (file shrank)", e ? strerror(errno) : "");
+        return gf_fail_msg(why, why_size, GF_ERR_INPUT, "read error%s%s", e ? ": " : " (file shrank)", e ? strerror(errno) : "");
     }
     size_t tl = size < 4096 ? size : 4096;
     if (want == size) memcpy(tail, b + size - tl, tl);
     else if (fseek(f, (long)(size - tl), SEEK_SET) != 0 || fread(tail, 1, tl, f) != tl) {
         fclose(f); free(b);
-        return gfd_fail(why, why_size, GF_ERR_INPUT, "read error at the end of the file");
+        return gf_fail_msg(why, why_size, GF_ERR_INPUT, "read error at the end of the file");
     }
     fclose(f);
     *buf = b;
@@ -182,12 +172,12 @@ static gf_status check_ends(const uint8_t *b, size_t len, const uint8_t *tail, s
     if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) {
         for (size_t i = tl; i >= 2; i--)
             if (tail[i - 2] == 0xFF && tail[i - 1] == 0xD9) return GF_OK;
-        return gfd_fail(why, why_size, GF_ERR_INPUT, "truncated JPEG (no end-of-image marker)");
+        return gf_fail_msg(why, why_size, GF_ERR_INPUT, "truncated JPEG (no end-of-image marker)");
     }
     if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) {
         for (size_t i = tl; i >= 4; i--)
             if (memcmp(tail + i - 4, "IEND", 4) == 0) return GF_OK;
-        return gfd_fail(why, why_size, GF_ERR_INPUT, "truncated PNG (no IEND chunk)");
+        return gf_fail_msg(why, why_size, GF_ERR_INPUT, "truncated PNG (no IEND chunk)");
     }
     return GF_OK;
 }
@@ -195,10 +185,10 @@ static gf_status check_ends(const uint8_t *b, size_t len, const uint8_t *tail, s
 static gf_status check_header(const uint8_t *b, size_t len, int64_t max_pixels, int *w, int *h, int *c,
                               char *why, size_t why_size) {
     if (!stbi_info_from_memory(b, (int)len, w, h, c))
-        return gfd_fail(why, why_size, GF_ERR_INPUT, "not a readable image (stb_image: %s)", stb_reason());
+        return gf_fail_msg(why, why_size, GF_ERR_INPUT, "not a readable image (stb_image: %s)", stb_reason());
     if (max_pixels <= 0) max_pixels = (int64_t)64 << 20;
     if (*w < 1 || *h < 1 || (int64_t)*w * *h > max_pixels)
-        return gfd_fail(why, why_size, GF_ERR_INPUT, "image %dx%d is over the size limit of %lld pixels", *w, *h,
+        return gf_fail_msg(why, why_size, GF_ERR_INPUT, "image %dx%d is over the size limit of %lld pixels", *w, *h,
                         (long long)max_pixels);
     return GF_OK;
 }
@@ -211,7 +201,7 @@ static gf_status check_png_chunks(const uint8_t *b, size_t len, char *why, size_
     for (size_t at = 8; at + 8 <= len;) {
         uint32_t n = (uint32_t)b[at] << 24 | (uint32_t)b[at + 1] << 16 | (uint32_t)b[at + 2] << 8 | b[at + 3];
         if ((uint64_t)n + 12 > len - at)
-            return gfd_fail(why, why_size, GF_ERR_INPUT, "corrupt PNG (chunk at byte %zu of length %u runs past the end)",
+            return gf_fail_msg(why, why_size, GF_ERR_INPUT, "corrupt PNG (chunk at byte %zu of length %u runs past the end)",
                             at, n);
         if (memcmp(b + at + 4, "IEND", 4) == 0) break;
         at += (size_t)n + 12;
@@ -232,10 +222,10 @@ gf_status gfd_decode_file(const char *path, int64_t max_bytes, int64_t max_pixel
     if (st == GF_OK) {
         int dw, dh, dc;
         uint8_t *p = stbi_load_from_memory(b, (int)len, &dw, &dh, &dc, 0);
-        if (!p) st = gfd_fail(why, why_size, GF_ERR_INPUT, "corrupt image (stb_image: %s)", stb_reason());
+        if (!p) st = gf_fail_msg(why, why_size, GF_ERR_INPUT, "corrupt image (stb_image: %s)", stb_reason());
         else if (dw != w || dh != h || dc < 1 || dc > 4) {
             stbi_image_free(p);
-            st = gfd_fail(why, why_size, GF_ERR_INPUT, "corrupt image (header %dx%d, decoded %dx%dx%d)", w, h, dw, dh, dc);
+            st = gf_fail_msg(why, why_size, GF_ERR_INPUT, "corrupt image (header %dx%d, decoded %dx%dx%d)", w, h, dw, dh, dc);
         } else {
             img->data = p; img->w = dw; img->h = dh; img->c = dc; img->from_stb = 1;
         }
@@ -329,7 +319,7 @@ gf_status gfd_verify_and_compact(gf_dataset *ds, int level, int threads, char *e
     ds->h = calloc((size_t)n, sizeof(int32_t));
     if (!ok || !why || !ds->w || !ds->h) {
         free(ok); free(why);
-        return gfd_fail(err, err_size, GF_ERR_MEMORY, "dataset: out of memory verifying %d files", n);
+        return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "dataset: out of memory verifying %d files", n);
     }
     verify_paths(ds->paths, n, level, threads, ds->max_file_bytes, ds->max_pixels, ok, ds->w, ds->h, why);
     int m = 0;
@@ -360,7 +350,7 @@ gf_status gfd_read_class_names(const char *path, char ***names, int *n, char *er
     *n = 0;
     char why[256];
     FILE *f = gf_fopen_regular(path, why, sizeof why);
-    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "class names file %s: %s", path, why);
+    if (!f) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "class names file %s: %s", path, why);
     char line[1024];
     int cap = 0;
     gf_status st = GF_OK;
@@ -378,8 +368,8 @@ gf_status gfd_read_class_names(const char *path, char ***names, int *n, char *er
         (*n)++;
     }
     fclose(f);
-    if (st == GF_OK && *n == 0) st = gfd_fail(err, err_size, GF_ERR_INPUT, "class names file %s is empty", path);
-    else if (st != GF_OK) gfd_fail(err, err_size, st, "class names file %s: out of memory", path);
+    if (st == GF_OK && *n == 0) st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "class names file %s is empty", path);
+    else if (st != GF_OK) gf_fail_msg(err, err_size, st, "class names file %s: out of memory", path);
     if (st != GF_OK) {
         for (int i = 0; i < *n; i++) free((*names)[i]);
         free(*names);
@@ -422,27 +412,27 @@ static int file_is_idx(const char *path) {
 gf_status gf_dataset_open(const char *path, const gf_dataset_options *opt, gf_dataset **out,
                           char *err, size_t err_size) {
     gf_dataset_options def;
-    if (!out) return gfd_fail(err, err_size, GF_ERR_USAGE, "gf_dataset_open: no output handle");
+    if (!out) return gf_fail_msg(err, err_size, GF_ERR_USAGE, "gf_dataset_open: no output handle");
     *out = NULL;
     if (!opt) { gf_dataset_options_init(&def); opt = &def; }
-    if (!path || !*path) return gfd_fail(err, err_size, GF_ERR_USAGE, "no dataset path given");
+    if (!path || !*path) return gf_fail_msg(err, err_size, GF_ERR_USAGE, "no dataset path given");
     struct stat st;
     if (stat(path, &st) != 0)
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "dataset %s: %s", path, strerror(errno));
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "dataset %s: %s", path, strerror(errno));
     gf_dataset_format f = opt->format;
     if (f == GF_DATA_AUTO) {
         if (S_ISDIR(st.st_mode)) f = dir_has_idx(path) ? GF_DATA_IDX : GF_DATA_FOLDER;
         else if (ends_with_ci(path, ".csv")) f = GF_DATA_CSV;
         else if (file_is_idx(path)) f = GF_DATA_IDX;
         else
-            return gfd_fail(err, err_size, GF_ERR_INPUT,
+            return gf_fail_msg(err, err_size, GF_ERR_INPUT,
                             "dataset %s: not a folder, a .csv manifest or an IDX file", path);
     }
     switch (f) {
     case GF_DATA_FOLDER: return gfd_open_folder(path, opt, out, err, err_size);
     case GF_DATA_IDX: return gfd_open_idx(path, opt, out, err, err_size);
     case GF_DATA_CSV: return gfd_open_csv(path, opt, out, err, err_size);
-    default: return gfd_fail(err, err_size, GF_ERR_USAGE, "unknown dataset format %d", (int)f);
+    default: return gf_fail_msg(err, err_size, GF_ERR_USAGE, "unknown dataset format %d", (int)f);
     }
 }
 
@@ -502,11 +492,11 @@ void gf_dataset_image_size(const gf_dataset *ds, int i, int *w, int *h) {
 
 gf_status gf_dataset_load_image(gf_dataset *ds, int i, gf_image *img, char *err, size_t err_size) {
     memset(img, 0, sizeof *img);
-    if (i < 0 || i >= ds->n) return gfd_fail(err, err_size, GF_ERR_USAGE, "sample %d out of range [0,%d)", i, ds->n);
+    if (i < 0 || i >= ds->n) return gf_fail_msg(err, err_size, GF_ERR_USAGE, "sample %d out of range [0,%d)", i, ds->n);
     if (ds->pixels) {
         size_t sz = (size_t)ds->idx_w * ds->idx_h * ds->idx_c;
         img->data = malloc(sz);
-        if (!img->data) return gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+        if (!img->data) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
         memcpy(img->data, ds->pixels + (size_t)ds->idx_row[i] * sz, sz);
         img->w = ds->idx_w; img->h = ds->idx_h; img->c = ds->idx_c;
         return GF_OK;
@@ -520,7 +510,7 @@ gf_status gf_dataset_load_image(gf_dataset *ds, int i, gf_image *img, char *err,
         ds->failed[i] = 1;
         pthread_mutex_unlock(&ds->mu);
         if (first) gfd_problem_add(ds, ds->paths[i], "%s", why);
-        return gfd_fail(err, err_size, st, "%s: %s", ds->paths[i], why);
+        return gf_fail_msg(err, err_size, st, "%s: %s", ds->paths[i], why);
     }
     return GF_OK;
 }
@@ -564,9 +554,9 @@ void gf_dataset_report(const gf_dataset *ds, FILE *f, int max_lines) {
 
 gf_status gf_dataset_write_class_map(const gf_dataset *ds, const char *path, char *err, size_t err_size) {
     FILE *f = fopen(path, "w");
-    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "class map %s: %s", path, strerror(errno));
+    if (!f) return gf_fail_msg(err, err_size, GF_ERR_IO, "class map %s: %s", path, strerror(errno));
     for (int k = 0; k < ds->num_classes; k++) fprintf(f, "%d\t%s\n", k, ds->class_names[k]);
-    if (fclose(f) != 0) return gfd_fail(err, err_size, GF_ERR_IO, "class map %s: write failed", path);
+    if (fclose(f) != 0) return gf_fail_msg(err, err_size, GF_ERR_IO, "class map %s: write failed", path);
     return GF_OK;
 }
 
@@ -578,14 +568,14 @@ static void csv_field(FILE *f, const char *s) {
 }
 
 gf_status gf_dataset_write_csv(const gf_dataset *ds, const char *path, char *err, size_t err_size) {
-    if (!ds->paths) return gfd_fail(err, err_size, GF_ERR_USAGE, "dataset %s has no file paths to write", ds->root);
+    if (!ds->paths) return gf_fail_msg(err, err_size, GF_ERR_USAGE, "dataset %s has no file paths to write", ds->root);
     char *dir = gfd_strdup(path);
-    if (!dir) return gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+    if (!dir) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     char *slash = strrchr(dir, '/');
     if (slash) slash[1] = 0; else dir[0] = 0;
     size_t dl = strlen(dir);
     FILE *f = fopen(path, "w");
-    if (!f) { free(dir); return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: %s", path, strerror(errno)); }
+    if (!f) { free(dir); return gf_fail_msg(err, err_size, GF_ERR_IO, "manifest %s: %s", path, strerror(errno)); }
     fputs(ds->splits ? "path,labels,split\n" : "path,labels\n", f);
     size_t cap = 1;
     for (int k = 0; k < ds->num_classes; k++) cap += strlen(ds->class_names[k]) + 1;
@@ -609,7 +599,7 @@ gf_status gf_dataset_write_csv(const gf_dataset *ds, const char *path, char *err
     int bad = !lab;
     free(lab);
     free(dir);
-    if (fclose(f) != 0 || bad) return gfd_fail(err, err_size, GF_ERR_IO, "manifest %s: write failed", path);
+    if (fclose(f) != 0 || bad) return gf_fail_msg(err, err_size, GF_ERR_IO, "manifest %s: write failed", path);
     return GF_OK;
 }
 
@@ -622,12 +612,12 @@ gf_status gf_dataset_write_grid(gf_dataset *ds, const gf_preprocess *pp, int n, 
     int cols = (int)ceil(sqrt((double)n)), rows = (n + cols - 1) / cols;
     int GW = cols * (W + gap) + gap, GH = rows * (H + gap) + gap;
     if ((int64_t)GW * GH > ((int64_t)1 << 28))
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "grid of %d samples at %dx%d is too large", n, W, H);
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "grid of %d samples at %dx%d is too large", n, W, H);
     uint8_t *img = malloc((size_t)GW * GH * 3), *tile = malloc((size_t)W * H * 3);
     float *x = malloc(sizeof(float) * gf_preprocess_numel(pp));
     if (!img || !tile || !x) {
         free(img); free(tile); free(x);
-        return gfd_fail(err, err_size, GF_ERR_MEMORY, "grid: out of memory");
+        return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "grid: out of memory");
     }
     memset(img, 48, (size_t)GW * GH * 3);
     for (int k = 0; k < n; k++) {
@@ -642,6 +632,6 @@ gf_status gf_dataset_write_grid(gf_dataset *ds, const gf_preprocess *pp, int n, 
     }
     int ok = stbi_write_png(png_path, GW, GH, 3, img, GW * 3);
     free(img); free(tile); free(x);
-    if (!ok) return gfd_fail(err, err_size, GF_ERR_IO, "cannot write %s", png_path);
+    if (!ok) return gf_fail_msg(err, err_size, GF_ERR_IO, "cannot write %s", png_path);
     return GF_OK;
 }

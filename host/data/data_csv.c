@@ -82,30 +82,30 @@ static gf_status read_text(const char *path, char **text, char *err, size_t err_
     *text = NULL;
     char why[256];
     FILE *f = gf_fopen_regular(path, why, sizeof why);
-    if (!f) return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: %s", path, why);
+    if (!f) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "manifest %s: %s", path, why);
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > ((off_t)1 << 30)) {
         fclose(f);
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: not a regular file of at most 1 GiB", path);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "manifest %s: not a regular file of at most 1 GiB", path);
     }
     size_t n = (size_t)st.st_size;
     char *t = malloc(n + 1);
-    if (!t) { fclose(f); return gfd_fail(err, err_size, GF_ERR_MEMORY, "manifest %s: out of memory", path); }
+    if (!t) { fclose(f); return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "manifest %s: out of memory", path); }
     if (fread(t, 1, n, f) != n) {
         fclose(f); free(t);
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: read error", path);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "manifest %s: read error", path);
     }
     fclose(f);
     t[n] = 0;
     if (strlen(t) != n) {
         free(t);
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: contains NUL bytes (not a text file)", path);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "manifest %s: contains NUL bytes (not a text file)", path);
     }
     *text = t;
     return GF_OK;
 }
 
-#define OOM() gfd_fail(err, err_size, GF_ERR_MEMORY, "manifest: out of memory")
+#define OOM() gf_fail_msg(err, err_size, GF_ERR_MEMORY, "manifest: out of memory")
 
 gf_status gfd_open_csv(const char *path, const gf_dataset_options *o, gf_dataset **out, char *err, size_t err_size) {
     char *text;
@@ -200,7 +200,7 @@ gf_status gfd_open_csv(const char *path, const gf_dataset_options *o, gf_dataset
         /* numeric labels are class indices: one stray large number would make every
          * later step (class names, one-hot rows, the model's head) that many wide */
         if (K > GFD_MAX_NUMERIC_CLASSES)
-            st = gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: numeric labels up to %d mean %d classes, more than "
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "manifest %s: numeric labels up to %d mean %d classes, more than "
                           "the %d supported; check the labels, or name the classes (class_names file)", path, K - 1, K,
                           GFD_MAX_NUMERIC_CLASSES);
         if (st == GF_OK && !(ds->class_names = calloc((size_t)K + 1, sizeof(char *)))) st = OOM();
@@ -229,7 +229,7 @@ gf_status gfd_open_csv(const char *path, const gf_dataset_options *o, gf_dataset
     }
     const int K = ds ? ds->num_classes : 0;
     if (st == GF_OK && K == 0 && cs.nrows > 0)
-        st = gfd_fail(err, err_size, GF_ERR_INPUT, "manifest %s: no labels at all", path);
+        st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "manifest %s: no labels at all", path);
     if (st == GF_OK) {
         sorted = malloc(sizeof(char *) * ((size_t)K + 1));
         sorted_idx = malloc(sizeof(int) * ((size_t)K + 1));

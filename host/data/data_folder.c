@@ -28,7 +28,7 @@ static gf_status list_dir(const char *dir, char ***out, int *n, char *err, size_
     *out = NULL;
     *n = 0;
     DIR *d = opendir(dir);
-    if (!d) return gfd_fail(err, err_size, GF_ERR_INPUT, "cannot list %s: %s", dir, strerror(errno));
+    if (!d) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "cannot list %s: %s", dir, strerror(errno));
     int cap = 0;
     struct dirent *e;
     gf_status st = GF_OK;
@@ -49,7 +49,7 @@ static gf_status list_dir(const char *dir, char ***out, int *n, char *err, size_
         free(*out);
         *out = NULL;
         *n = 0;
-        return gfd_fail(err, err_size, st, "listing %s: out of memory", dir);
+        return gf_fail_msg(err, err_size, st, "listing %s: out of memory", dir);
     }
     if (*n > 1) qsort(*out, (size_t)*n, sizeof(char *), cmp_str);
     return GF_OK;
@@ -78,15 +78,15 @@ static gf_status push_sample(gf_dataset *ds, int *cap, char *path, int label) {
 
 gf_status gfd_open_folder(const char *path, const gf_dataset_options *o, gf_dataset **out, char *err, size_t err_size) {
     char *root = (o->split && *o->split) ? gfd_join(path, o->split) : gfd_strdup(path);
-    if (!root) return gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+    if (!root) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     if (!gfd_is_dir(root)) {
-        gf_status st = gfd_fail(err, err_size, GF_ERR_INPUT, "dataset folder %s does not exist or is not a folder", root);
+        gf_status st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "dataset folder %s does not exist or is not a folder", root);
         free(root);
         return st;
     }
     gf_dataset *ds = gfd_new(GF_DATA_FOLDER, root);
     free(root);
-    if (!ds) return gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+    if (!ds) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     ds->max_pixels = o->max_pixels;
     ds->max_file_bytes = o->max_file_bytes;
 
@@ -96,16 +96,16 @@ gf_status gfd_open_folder(const char *path, const gf_dataset_options *o, gf_data
     if (st != GF_OK) { gf_dataset_free(ds); return st; }
     /* classes = sub-folders */
     ds->class_names = calloc((size_t)ne + 1, sizeof(char *));
-    if (!ds->class_names) st = gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+    if (!ds->class_names) st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     for (int i = 0; st == GF_OK && i < ne; i++) {
         char *cdir = gfd_join(ds->root, entries[i]);
-        if (!cdir) { st = gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory"); break; }
+        if (!cdir) { st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory"); break; }
         if (gfd_is_dir(cdir)) { ds->class_names[ds->num_classes++] = entries[i]; entries[i] = NULL; }
         free(cdir);
     }
     free_list(entries, ne);
     if (st == GF_OK && ds->num_classes == 0)
-        st = gfd_fail(err, err_size, GF_ERR_INPUT,
+        st = gf_fail_msg(err, err_size, GF_ERR_INPUT,
                       "dataset folder %s has no class folders (expected %s/<class>/<image>)", ds->root, ds->root);
 
     for (int k = 0; st == GF_OK && k < ds->num_classes; k++) {
@@ -113,7 +113,7 @@ gf_status gfd_open_folder(const char *path, const gf_dataset_options *o, gf_data
         char **files = NULL;
         int nf = 0;
         char why[600];
-        if (!cdir) { st = gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory"); break; }
+        if (!cdir) { st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory"); break; }
         if (list_dir(cdir, &files, &nf, why, sizeof why) != GF_OK) {
             gfd_problem_add(ds, cdir, "%s", why);   /* unreadable class folder: skip it */
             free(cdir);
@@ -121,14 +121,14 @@ gf_status gfd_open_folder(const char *path, const gf_dataset_options *o, gf_data
         }
         for (int i = 0; st == GF_OK && i < nf; i++) {
             char *fp = gfd_join(cdir, files[i]);
-            if (!fp) { st = gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory"); break; }
+            if (!fp) { st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory"); break; }
             if (gfd_is_dir(fp)) { gfd_problem_add(ds, fp, "folder inside a class folder (ignored)"); free(fp); continue; }
             if (!has_image_ext(files[i])) {
                 gfd_problem_add(ds, fp, "not an image file (expected .jpg .jpeg .png .bmp .gif .tga .ppm .pgm)");
                 free(fp);
                 continue;
             }
-            if (push_sample(ds, &cap, fp, k) != GF_OK) st = gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+            if (push_sample(ds, &cap, fp, k) != GF_OK) st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
         }
         free_list(files, nf);
         free(cdir);

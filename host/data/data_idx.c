@@ -28,32 +28,32 @@ static gf_status idx_header(const char *path, gzFile *out, int *ndim, uint32_t d
     *out = NULL;
     char why[256];
     int fd = gf_open_regular(path, why, sizeof why);
-    if (fd < 0) return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: %s", path, why);
+    if (fd < 0) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX file %s: %s", path, why);
     gzFile g = gzdopen(fd, "rb");
-    if (!g) { close(fd); return gfd_fail(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory", path); }
+    if (!g) { close(fd); return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory", path); }
     uint8_t m[4];
     const char *zerr;
     if (gz_read_all(g, m, 4, &zerr) != 4) {
         /* zerr lives in g: format the message before closing */
-        gf_status st = gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: too short for a header%s%s", path,
+        gf_status st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX file %s: too short for a header%s%s", path,
                                 zerr ? ": " : "", zerr ? zerr : "");
         gzclose(g);
         return st;
     }
     if (m[0] != 0 || m[1] != 0 || m[3] < 1 || m[3] > 4) {
         gzclose(g);
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: bad magic %02x %02x %02x %02x", path, m[0], m[1], m[2], m[3]);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX file %s: bad magic %02x %02x %02x %02x", path, m[0], m[1], m[2], m[3]);
     }
     if (m[2] != 0x08) {
         gzclose(g);
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: element type 0x%02x not supported (only unsigned bytes, 0x08)",
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX file %s: element type 0x%02x not supported (only unsigned bytes, 0x08)",
                         path, m[2]);
     }
     *ndim = m[3];
     uint8_t d[16];
     if (gz_read_all(g, d, (size_t)4 * *ndim, &zerr) != (size_t)4 * *ndim) {
         gzclose(g);
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: truncated header", path);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX file %s: truncated header", path);
     }
     for (int i = 0; i < *ndim; i++)
         dims[i] = (uint32_t)d[4 * i] << 24 | (uint32_t)d[4 * i + 1] << 16 | (uint32_t)d[4 * i + 2] << 8 | d[4 * i + 3];
@@ -68,7 +68,7 @@ static gf_status idx_body(gzFile g, const char *path, size_t n, uint8_t **data, 
     size_t cap = n < ((size_t)64 << 20) ? n : ((size_t)64 << 20), got = 0;
     const char *zerr = NULL;
     *data = malloc(cap ? cap : 1);
-    if (!*data) return gfd_fail(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory for %zu bytes", path, cap);
+    if (!*data) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory for %zu bytes", path, cap);
     for (;;) {
         size_t r = gz_read_all(g, *data + got, cap - got, &zerr);
         got += r;
@@ -78,7 +78,7 @@ static gf_status idx_body(gzFile g, const char *path, size_t n, uint8_t **data, 
         if (!b) {
             free(*data);
             *data = NULL;
-            return gfd_fail(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory for %zu bytes", path, next);
+            return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "IDX file %s: out of memory for %zu bytes", path, next);
         }
         *data = b;
         cap = next;
@@ -86,8 +86,8 @@ static gf_status idx_body(gzFile g, const char *path, size_t n, uint8_t **data, 
     if (got != n) {
         free(*data);
         *data = NULL;
-        if (zerr) return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: corrupt compressed data (%s)", path, zerr);
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX file %s: truncated, expected %zu data bytes, got %zu", path, n, got);
+        if (zerr) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX file %s: corrupt compressed data (%s)", path, zerr);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX file %s: truncated, expected %zu data bytes, got %zu", path, n, got);
     }
     return GF_OK;
 }
@@ -139,15 +139,15 @@ gf_status gfd_open_idx(const char *path, const gf_dataset_options *o, gf_dataset
         const char *prefix = strcmp(split, "test") == 0 ? "t10k" : split;
         images = find_in_dir(path, prefix, "-images-idx3-ubyte");
         if (!images)
-            return gfd_fail(err, err_size, GF_ERR_INPUT, "IDX folder %s has no %s-images-idx3-ubyte[.gz] file (split %s)",
+            return gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX folder %s has no %s-images-idx3-ubyte[.gz] file (split %s)",
                             path, prefix, split);
     } else {
         images = gfd_strdup(path);
-        if (!images) return gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+        if (!images) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     }
     labels = o->labels_path ? gfd_strdup(o->labels_path) : labels_for(images);
     if (!labels) {
-        gf_status st = gfd_fail(err, err_size, GF_ERR_INPUT,
+        gf_status st = gf_fail_msg(err, err_size, GF_ERR_INPUT,
                                 "IDX images %s: no labels file found (expected the name with labels-idx1 in place of "
                                 "images-idx3, or give labels_path)", images);
         free(images);
@@ -158,13 +158,13 @@ gf_status gfd_open_idx(const char *path, const gf_dataset_options *o, gf_dataset
     uint8_t *lab = NULL;
     int ndim = 0;
     uint32_t dims[4] = {0, 0, 0, 0};
-    gf_status st = ds ? GF_OK : gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+    gf_status st = ds ? GF_OK : gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     size_t N = 0;
     if (st == GF_OK) st = idx_header(images, &g, &ndim, dims, err, err_size);
     if (st == GF_OK) {
         if (ndim < 3 || (ndim == 4 && (dims[3] < 1 || dims[3] > 4)) || dims[1] < 1 || dims[2] < 1 || dims[1] > 65535 ||
             dims[2] > 65535)
-            st = gfd_fail(err, err_size, GF_ERR_INPUT, "IDX images %s: expected N x H x W [x C<=4] dimensions, got %d dims",
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX images %s: expected N x H x W [x C<=4] dimensions, got %d dims",
                           images, ndim);
     }
     if (st == GF_OK) {
@@ -174,7 +174,7 @@ gf_status gfd_open_idx(const char *path, const gf_dataset_options *o, gf_dataset
         ds->idx_c = ndim == 4 ? (int)dims[3] : 1;
         size_t per = (size_t)ds->idx_w * ds->idx_h * ds->idx_c;
         if (N > (size_t)INT32_MAX || (N && per > ((size_t)1 << 40) / N))
-            st = gfd_fail(err, err_size, GF_ERR_INPUT, "IDX images %s: %zu images of %zu bytes is too large", images, N, per);
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX images %s: %zu images of %zu bytes is too large", images, N, per);
         else st = idx_body(g, images, N * per, &ds->pixels, err, err_size);
     }
     if (g) gzclose(g);
@@ -184,10 +184,10 @@ gf_status gfd_open_idx(const char *path, const gf_dataset_options *o, gf_dataset
         uint32_t ld[4];
         st = idx_header(labels, &g, &lnd, ld, err, err_size);
         if (st == GF_OK && lnd != 1)
-            st = gfd_fail(err, err_size, GF_ERR_INPUT, "IDX labels %s: has %d dimensions, a labels file has 1 (is it "
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX labels %s: has %d dimensions, a labels file has 1 (is it "
                           "an images file?)", labels, lnd);
         if (st == GF_OK && ld[0] != N)
-            st = gfd_fail(err, err_size, GF_ERR_INPUT, "IDX labels %s: %u labels for %zu images in %s", labels,
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "IDX labels %s: %u labels for %zu images in %s", labels,
                           lnd >= 1 ? ld[0] : 0, N, images);
         if (st == GF_OK) st = idx_body(g, labels, N, &lab, err, err_size);
         if (g) gzclose(g);
@@ -196,25 +196,25 @@ gf_status gfd_open_idx(const char *path, const gf_dataset_options *o, gf_dataset
     if (st == GF_OK && o->class_names) {
         st = gfd_read_class_names(o->class_names, &ds->class_names, &ds->num_classes, err, err_size);
         if (st == GF_OK && o->num_classes > 0 && o->num_classes != ds->num_classes)
-            st = gfd_fail(err, err_size, GF_ERR_USAGE, "%d class names in %s but num_classes is %d", ds->num_classes,
+            st = gf_fail_msg(err, err_size, GF_ERR_USAGE, "%d class names in %s but num_classes is %d", ds->num_classes,
                           o->class_names, o->num_classes);
     }
     if (st == GF_OK && !ds->class_names) {
         int K = o->num_classes;
         if (K <= 0) for (size_t i = 0; i < N; i++) if (lab[i] + 1 > K) K = lab[i] + 1;
         ds->class_names = calloc((size_t)K + 1, sizeof(char *));
-        if (!ds->class_names) st = gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+        if (!ds->class_names) st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
         for (int k = 0; st == GF_OK && k < K; k++) {
             char b[16];
             snprintf(b, sizeof b, "%d", k);
-            if (!(ds->class_names[k] = gfd_strdup(b))) st = gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+            if (!(ds->class_names[k] = gfd_strdup(b))) st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
             else ds->num_classes = k + 1;
         }
     }
     if (st == GF_OK) {
         ds->label = malloc(sizeof(int) * (N ? N : 1));
         ds->idx_row = malloc(sizeof(int) * (N ? N : 1));
-        if (!ds->label || !ds->idx_row) st = gfd_fail(err, err_size, GF_ERR_MEMORY, "out of memory");
+        if (!ds->label || !ds->idx_row) st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     }
     if (st == GF_OK) {
         for (size_t i = 0; i < N; i++) {

@@ -5,12 +5,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include "gradfeat_data.h"
-
-#if defined(__GNUC__)
-#define GFD_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define GFD_PRINTF(a, b)
-#endif
+#include "gf_msg.h"   /* gf_fail_msg: every failure here is a status plus a message in the caller's buffer */
 
 #ifndef GF_TRY
 #define GF_TRY(expr) do { gf_status gf_s_ = (expr); if (gf_s_ != GF_OK) return gf_s_; } while (0)
@@ -49,8 +44,7 @@ struct gf_dataset {
     uint8_t *failed;            /* n flags: load failure already recorded */
 };
 
-gf_status gfd_fail(char *err, size_t err_size, gf_status st, const char *fmt, ...) GFD_PRINTF(4, 5);
-void gfd_problem_add(gf_dataset *ds, const char *path, const char *fmt, ...) GFD_PRINTF(3, 4);
+void gfd_problem_add(gf_dataset *ds, const char *path, const char *fmt, ...) GF_PRINTF(3, 4);
 char *gfd_strdup(const char *s);
 char *gfd_join(const char *dir, const char *name);
 int gfd_is_dir(const char *path);

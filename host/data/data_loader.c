@@ -137,26 +137,26 @@ void gf_loader_free(gf_loader *l) {
 
 gf_status gf_loader_create(gf_dataset *ds, const gf_preprocess *pp, const gf_loader_options *opt, gf_loader **out,
                            char *err, size_t err_size) {
-    if (!out) return gfd_fail(err, err_size, GF_ERR_USAGE, "gf_loader_create: no output handle");
+    if (!out) return gf_fail_msg(err, err_size, GF_ERR_USAGE, "gf_loader_create: no output handle");
     *out = NULL;
-    if (!ds || !opt) return gfd_fail(err, err_size, GF_ERR_USAGE, "gf_loader_create: no dataset or options");
+    if (!ds || !opt) return gf_fail_msg(err, err_size, GF_ERR_USAGE, "gf_loader_create: no dataset or options");
     GF_TRY(gf_preprocess_check(pp, err, err_size));
     if (opt->batch_size < 1 || opt->batch_size > (1 << 20))
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "batch size %d out of range", opt->batch_size);
-    if (opt->epochs < 0) return gfd_fail(err, err_size, GF_ERR_USAGE, "epochs %d < 0", opt->epochs);
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "batch size %d out of range", opt->batch_size);
+    if (opt->epochs < 0) return gf_fail_msg(err, err_size, GF_ERR_USAGE, "epochs %d < 0", opt->epochs);
     int n = opt->indices ? opt->n_indices : ds->n;
-    if (n <= 0) return gfd_fail(err, err_size, GF_ERR_INPUT, "dataset %s: no samples to load", ds->root);
+    if (n <= 0) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "dataset %s: no samples to load", ds->root);
     if (opt->indices)
         for (int i = 0; i < n; i++)
             if (opt->indices[i] < 0 || opt->indices[i] >= ds->n)
-                return gfd_fail(err, err_size, GF_ERR_USAGE, "subset index %d out of range [0,%d)", opt->indices[i], ds->n);
+                return gf_fail_msg(err, err_size, GF_ERR_USAGE, "subset index %d out of range [0,%d)", opt->indices[i], ds->n);
     int bpe = opt->drop_last ? n / opt->batch_size : (n + opt->batch_size - 1) / opt->batch_size;
     if (bpe == 0)
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "dataset %s: %d samples, fewer than one batch of %d (drop_last)",
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "dataset %s: %d samples, fewer than one batch of %d (drop_last)",
                         ds->root, n, opt->batch_size);
 
     gf_loader *l = calloc(1, sizeof *l);
-    if (!l) return gfd_fail(err, err_size, GF_ERR_MEMORY, "loader: out of memory");
+    if (!l) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "loader: out of memory");
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv_work, NULL);
     pthread_cond_init(&l->cv_done, NULL);
@@ -191,7 +191,7 @@ gf_status gf_loader_create(gf_dataset *ds, const gf_preprocess *pp, const gf_loa
     }
     if (!ok) {
         gf_loader_free(l);
-        return gfd_fail(err, err_size, GF_ERR_MEMORY, "loader: out of memory for %d slots of %d samples", prefetch + 1,
+        return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "loader: out of memory for %d slots of %d samples", prefetch + 1,
                         opt->batch_size);
     }
     if (l->nthreads) {
@@ -205,7 +205,7 @@ gf_status gf_loader_create(gf_dataset *ds, const gf_preprocess *pp, const gf_loa
             free(l->tid);
             l->tid = NULL;
             gf_loader_free(l);
-            return gfd_fail(err, err_size, GF_ERR_INTERNAL, "loader: cannot start worker threads");
+            return gf_fail_msg(err, err_size, GF_ERR_INTERNAL, "loader: cannot start worker threads");
         }
     }
     *out = l;
@@ -250,7 +250,7 @@ gf_status gf_loader_next(gf_loader *l, const gf_batch **batch, char *err, size_t
         while (!(s->seq == seq && s->done == s->n) && l->fatal == GF_OK) pthread_cond_wait(&l->cv_done, &l->mu);
         pthread_mutex_unlock(&l->mu);
     }
-    if (l->fatal != GF_OK) return gfd_fail(err, err_size, l->fatal, "loader: %s", l->fatal_msg);
+    if (l->fatal != GF_OK) return gf_fail_msg(err, err_size, l->fatal, "loader: %s", l->fatal_msg);
     compact(l, s);
     pthread_mutex_lock(&l->mu);
     l->handed = seq + 1;

@@ -37,30 +37,30 @@ size_t gf_preprocess_numel(const gf_preprocess *pp) {
 }
 
 gf_status gf_preprocess_check(const gf_preprocess *pp, char *err, size_t err_size) {
-    if (!pp) return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: no settings given");
+    if (!pp) return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: no settings given");
     if (pp->width < 1 || pp->height < 1 || pp->width > 16384 || pp->height > 16384)
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: output size %dx%d out of range 1..16384",
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: output size %dx%d out of range 1..16384",
                         pp->width, pp->height);
     if (pp->channels != 1 && pp->channels != 3)
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: channels must be 1 or 3, not %d", pp->channels);
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: channels must be 1 or 3, not %d", pp->channels);
     if (pp->resize != GF_RESIZE_STRETCH && pp->resize != GF_RESIZE_SHORTER_CROP)
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: unknown resize mode %d", (int)pp->resize);
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: unknown resize mode %d", (int)pp->resize);
     if ((int)pp->interp < 0 || pp->interp > GF_INTERP_NEAREST)
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: unknown interpolation %d", (int)pp->interp);
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: unknown interpolation %d", (int)pp->interp);
     if (pp->resize_shorter < 0 || pp->resize_shorter > 65536)
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: resize_shorter %d out of range", pp->resize_shorter);
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: resize_shorter %d out of range", pp->resize_shorter);
     if (!isfinite(pp->scale) || !isfinite(pp->offset))
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: scale/offset not finite");
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: scale/offset not finite");
     for (int c = 0; c < pp->channels; c++)
         if (!isfinite(pp->mean[c]) || !isfinite(pp->std[c]) || pp->std[c] == 0.0f)
-            return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: mean/std of channel %d invalid (std %g)",
+            return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: mean/std of channel %d invalid (std %g)",
                             c, (double)pp->std[c]);
     if (pp->pad_crop < 0 || pp->pad_crop > 16384)
-        return gfd_fail(err, err_size, GF_ERR_USAGE, "preprocess: pad_crop %d out of range 0..16384", pp->pad_crop);
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE, "preprocess: pad_crop %d out of range 0..16384", pp->pad_crop);
     if (pp->random_resized_crop &&
         !(pp->area_min > 0 && pp->area_min <= pp->area_max && pp->area_max <= 1 &&
           pp->ratio_min > 0 && pp->ratio_min <= pp->ratio_max && isfinite(pp->ratio_max)))
-        return gfd_fail(err, err_size, GF_ERR_USAGE,
+        return gf_fail_msg(err, err_size, GF_ERR_USAGE,
                         "preprocess: random crop needs 0 < area_min <= area_max <= 1 and 0 < ratio_min <= ratio_max");
     return GF_OK;
 }
@@ -238,7 +238,7 @@ static gf_status resample(const gf_preprocess *pp, const float *f, int iw, int i
     float *tmp = ws_get(ws, 2, (size_t)ih * wn * C);
     if (!tmp || !axis_make(&ax, pp->interp, iw, ow, x0, x1) || !axis_make(&ay, pp->interp, ih, oh, y0, y1)) {
         axis_free(&ax); axis_free(&ay);
-        return gfd_fail(err, err_size, GF_ERR_MEMORY, "resize %dx%d -> %dx%d: out of memory", iw, ih, ow, oh);
+        return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "resize %dx%d -> %dx%d: out of memory", iw, ih, ow, oh);
     }
     /* input rows the window's output rows read */
     int ra = ih, rb = 0;
@@ -317,7 +317,7 @@ static gf_status preprocess_any(const gf_preprocess *pp, const uint8_t *src, con
                                 uint64_t seed, float *out, gfd_ws *ws, char *err, size_t err_size) {
     GF_TRY(gf_preprocess_check(pp, err, err_size));
     if ((!src && !srcf) || sw < 1 || sh < 1 || sc < 1 || sc > 4)
-        return gfd_fail(err, err_size, GF_ERR_INPUT, "preprocess: bad source image %dx%dx%d", sw, sh, sc);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "preprocess: bad source image %dx%dx%d", sw, sh, sc);
     const int C = pp->channels, W = pp->width, H = pp->height;
     uint64_t rng = gfd_mix64(seed ^ 0x5EEDF00DULL);
     int x0 = 0, y0 = 0, cw = sw, ch = sh, rw = W, rh = H, px = 0, py = 0;
@@ -364,7 +364,7 @@ static gf_status preprocess_any(const gf_preprocess *pp, const uint8_t *src, con
     const size_t rs = resize ? (size_t)(xb - xa) : (size_t)rw;
     float *f = ws_get(ws, 0, (size_t)cw * ch * C);
     float *r = resize ? ws_get(ws, 1, (size_t)(xb - xa) * (yb - ya) * C + 1) : f;
-    if (!f || !r) return gfd_fail(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
+    if (!f || !r) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "preprocess: out of memory for a %dx%d image", sw, sh);
     if (src) to_float_u8(src, sw, sc, x0, y0, cw, ch, C, f);
     else to_float_f32(srcf, sw, sc, x0, y0, cw, ch, C, f);
     if (resize) GF_TRY(resample(pp, f, cw, ch, C, r, rw, rh, xa + sx, xb + sx, ya + sy0, yb + sy0, ws, err, err_size));

@@ -48,20 +48,12 @@ typedef struct {
 
 static gf_status lfail(loader *L, const char *fmt, ...) GF_PRINTF(2, 3);
 static gf_status lfail(loader *L, const char *fmt, ...) {
-    int k = snprintf(L->err, L->errsz, "%s: ", L->path);
-    if (k < 0 || (size_t)k >= L->errsz) k = 0;
+    char msg[sizeof L->m->err];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(L->err + k, L->errsz - (size_t)k, fmt, ap);
+    gf_vformat(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return GF_ERR_INPUT;
-}
-
-static char *dupstr(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
+    return gf_fail_msg(L->err, L->errsz, GF_ERR_INPUT, "%s: %s", L->path, msg);
 }
 
 /* ---------------------------------------------------------------- attrs */
@@ -124,7 +116,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
     for (int k = 0; k < GF_OP_COUNT; k++)
         if (!strcmp(op->valuestring, op_names[k])) nd->op = (gf_op)k;
     if (nd->op == GF_OP_COUNT) return lfail(L, "node '%s': unsupported op '%s'", nm, op->valuestring);
-    nd->name = dupstr(nm);
+    nd->name = strdup(nm);
     if (!nd->name) return GF_ERR_MEMORY;
     int want = nd->op == GF_OP_ADD || nd->op == GF_OP_MUL ? 2 : 1;
     if (nd->op == GF_OP_CONCAT) {
@@ -386,7 +378,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
     }
     if ((int64_t)sh[0] * sh[1] * sh[2] > MAX_ACT) return lfail(L, "gradfeat.graph: input shape too large");
     m->in_c = sh[0]; m->in_h = sh[1]; m->in_w = sh[2];
-    m->input_name = dupstr(iname->valuestring);
+    m->input_name = strdup(iname->valuestring);
     if (!m->input_name) return GF_ERR_MEMORY;
 
     const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(g, "nodes");
@@ -576,7 +568,7 @@ static gf_status parse_classes(loader *L, gf_model *m, const char *s) {
         for (int i = 0; i < n; i++) {
             const cJSON *c = cJSON_GetArrayItem(j, i);
             if (!cJSON_IsString(c)) { st = lfail(L, "gradfeat.classes[%d] is not a string", i); goto out; }
-            if (!(m->classes[i] = dupstr(c->valuestring))) { st = GF_ERR_MEMORY; goto out; }
+            if (!(m->classes[i] = strdup(c->valuestring))) { st = GF_ERR_MEMORY; goto out; }
             m->n_classes = i + 1;
         }
     }
@@ -883,10 +875,7 @@ gf_status gf_model_load_image(const gf_model *m, const char *path, float *out, c
     gf_image img;
     char why[256];
     gf_status st = gfd_decode_file(path, 0, 0, &img, why, sizeof why);
-    if (st != GF_OK) {
-        if (err && err_size) snprintf(err, err_size, "%s: %s", path, why);
-        return st;
-    }
+    if (st != GF_OK) return gf_fail_msg(err, err_size, st, "%s: %s", path, why);
     st = gf_preprocess_u8(&m->pre, img.data, img.w, img.h, img.c, 0, out, err, err_size);
     gf_image_free(&img);
     return st;

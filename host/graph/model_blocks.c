@@ -84,36 +84,32 @@ static void ancestors(const gf_model *m, int t, char *anc) {
 }
 
 static gf_status explicit_blocks(gf_model *m, const cJSON *arr, char *err, size_t errsz, char *anc, int *tmp) {
-    if (!cJSON_IsArray(arr)) { snprintf(err, errsz, "gradfeat.graph: 'blocks' is not an array"); return GF_ERR_INPUT; }
+    if (!cJSON_IsArray(arr)) return gf_fail_msg(err, errsz, GF_ERR_INPUT, "gradfeat.graph: 'blocks' is not an array");
     for (const cJSON *b = arr->child; b; b = b->next) {
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(b, "name");
         const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
         const cJSON *out = cJSON_GetObjectItemCaseSensitive(b, "output");
-        if (!cJSON_IsString(nm) || !cJSON_IsString(in) || !cJSON_IsString(out)) {
-            snprintf(err, errsz, "gradfeat.graph: each block needs name, input and output");
-            return GF_ERR_INPUT;
-        }
+        if (!cJSON_IsString(nm) || !cJSON_IsString(in) || !cJSON_IsString(out))
+            return gf_fail_msg(err, errsz, GF_ERR_INPUT, "gradfeat.graph: each block needs name, input and output");
         int i_in = !strcmp(in->valuestring, m->input_name) ? GF_NODE_INPUT : -2, i_out = -2;
         for (int i = 0; i < m->n_nodes; i++) {
             if (!strcmp(m->nodes[i].name, in->valuestring)) i_in = i;
             if (!strcmp(m->nodes[i].name, out->valuestring)) i_out = i;
         }
-        if (i_in == -2 || i_out < 0 || i_in >= i_out) {
-            snprintf(err, errsz, "block '%s': input '%s' / output '%s' are not nodes in that order", nm->valuestring,
-                     in->valuestring, out->valuestring);
-            return GF_ERR_INPUT;
-        }
+        if (i_in == -2 || i_out < 0 || i_in >= i_out)
+            return gf_fail_msg(err, errsz, GF_ERR_INPUT, "block '%s': input '%s' / output '%s' are not nodes in that order",
+                               nm->valuestring, in->valuestring, out->valuestring);
         ancestors(m, i_out, anc);
         int n = 0;
         for (int i = i_in + 1; i <= i_out; i++) {
             if (!anc[i]) continue;
             for (int a = 0; a < m->nodes[i].n_in; a++) {
                 int s = m->nodes[i].in[a];
-                if (s != i_in && (s <= i_in)) {
-                    snprintf(err, errsz, "block '%s': node '%s' reads '%s' from outside the block (input '%s' is not a cut)",
-                             nm->valuestring, m->nodes[i].name, s >= 0 ? m->nodes[s].name : m->input_name, in->valuestring);
-                    return GF_ERR_INPUT;
-                }
+                if (s != i_in && (s <= i_in))
+                    return gf_fail_msg(err, errsz, GF_ERR_INPUT,
+                                       "block '%s': node '%s' reads '%s' from outside the block (input '%s' is not a cut)",
+                                       nm->valuestring, m->nodes[i].name, s >= 0 ? m->nodes[s].name : m->input_name,
+                                       in->valuestring);
             }
             tmp[n++] = i;
         }
@@ -214,7 +210,7 @@ gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_arr, char *err
     if (st == GF_OK) st = add_spans(m);
 out:
     free(anc); free(tmp); free(cuts);
-    if (st == GF_ERR_MEMORY) snprintf(err, errsz, "out of memory computing blocks");
+    if (st == GF_ERR_MEMORY) gf_fail_msg(err, errsz, st, "out of memory computing blocks");
     return st;
 }
 

@@ -12,24 +12,6 @@
 #include "model.h"
 #include "gf_file.h"
 
-static gf_status st_err(char *err, size_t n, const char *fmt, ...) GF_PRINTF(3, 4);
-static gf_status st_err(char *err, size_t n, const char *fmt, ...) {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return GF_ERR_INPUT;
-}
-
-static char *dupstr(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
 void gf_st_close(gf_st_file *f) {
     if (!f) return;
     for (int i = 0; i < f->n; i++) free(f->t[i].name);
@@ -64,7 +46,7 @@ static gf_status check_coverage(gf_st_file *f, uint64_t data_size, char *err, si
     uint64_t at = 0;
     for (int i = 0; i < f->n && st == GF_OK; i++) {   /* overlaps first: they explain the gaps they leave */
         if (o[i]->begin < at)
-            st = st_err(err, err_size, "%s: tensor '%s' (data_offsets [%llu, %llu]) overlaps tensor '%s': corrupt file",
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s' (data_offsets [%llu, %llu]) overlaps tensor '%s': corrupt file",
                         f->path, o[i]->name, (unsigned long long)o[i]->begin, (unsigned long long)o[i]->end,
                         o[i - 1]->name);
         if (o[i]->end > at) at = o[i]->end;
@@ -72,12 +54,12 @@ static gf_status check_coverage(gf_st_file *f, uint64_t data_size, char *err, si
     at = 0;
     for (int i = 0; i < f->n && st == GF_OK; i++) {
         if (o[i]->begin > at)
-            st = st_err(err, err_size, "%s: %llu bytes of the data area before tensor '%s' belong to no tensor: corrupt "
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: %llu bytes of the data area before tensor '%s' belong to no tensor: corrupt "
                         "file", f->path, (unsigned long long)(o[i]->begin - at), o[i]->name);
         if (o[i]->end > at) at = o[i]->end;
     }
     if (st == GF_OK && at != data_size)
-        st = st_err(err, err_size, "%s: %llu bytes after the last tensor's data: corrupt or appended-to file", f->path,
+        st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: %llu bytes after the last tensor's data: corrupt or appended-to file", f->path,
                     (unsigned long long)(data_size - at));
     free(o);
     return st;
@@ -89,7 +71,7 @@ static gf_status check_data_hash(const gf_st_file *f, FILE *fp, char *err, size_
     const char *want = gf_st_meta(f, "gradfeat.data_fnv1a64");
     if (!want) return GF_OK;
     if (fseeko(fp, (off_t)f->data_off, SEEK_SET) != 0)
-        return st_err(err, err_size, "%s: seek failed", f->path);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: seek failed", f->path);
     uint64_t h = GF_FNV_INIT;
     unsigned char buf[1 << 16];
     size_t r;
@@ -97,7 +79,7 @@ static gf_status check_data_hash(const gf_st_file *f, FILE *fp, char *err, size_
     char got[32];
     snprintf(got, sizeof got, "%016llx", (unsigned long long)h);
     if (strcmp(got, want))
-        return st_err(err, err_size, "%s: tensor data checksum mismatch (gradfeat.data_fnv1a64 says %.20s, the data "
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor data checksum mismatch (gradfeat.data_fnv1a64 says %.20s, the data "
                       "hashes to %s): the file was damaged or edited after it was written", f->path, want, got);
     return GF_OK;
 }
@@ -106,39 +88,39 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
     memset(f, 0, sizeof *f);
     char why[256];
     FILE *fp = gf_fopen_regular(path, why, sizeof why);
-    if (!fp) return st_err(err, err_size, "%s: %s", path, why);
+    if (!fp) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: %s", path, why);
     struct stat sb;
     if (fstat(fileno(fp), &sb) != 0) {
         fclose(fp);
-        return st_err(err, err_size, "%s: cannot stat: %s", path, strerror(errno));
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: cannot stat: %s", path, strerror(errno));
     }
     uint64_t size = (uint64_t)sb.st_size;
     unsigned char lenb[8];
     if (size < 8 || fread(lenb, 1, 8, fp) != 8) {
         fclose(fp);
-        return st_err(err, err_size, "%s: file too short (%llu bytes) to be a safetensors model", path,
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: file too short (%llu bytes) to be a safetensors model", path,
                       (unsigned long long)size);
     }
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--) hl = (hl << 8) | lenb[i];
     if (hl > GF_ST_MAX_HEADER) {
         fclose(fp);
-        return st_err(err, err_size, "%s: header length %llu exceeds the limit of %llu bytes (not a safetensors file?)",
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: header length %llu exceeds the limit of %llu bytes (not a safetensors file?)",
                       path, (unsigned long long)hl, (unsigned long long)GF_ST_MAX_HEADER);
     }
     if (hl < 2 || hl > size - 8) {
         fclose(fp);
-        return st_err(err, err_size, "%s: header length %llu does not fit in the file (%llu bytes): truncated?",
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: header length %llu does not fit in the file (%llu bytes): truncated?",
                       path, (unsigned long long)hl, (unsigned long long)size);
     }
     char *h = malloc(hl + 1);
     if (!h) {
         fclose(fp);
-        st_err(err, err_size, "%s: out of memory for the header", path);
+        gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: out of memory for the header", path);
         return GF_ERR_MEMORY;
     }
     size_t got = fread(h, 1, hl, fp);
-    if (got != hl) { fclose(fp); free(h); return st_err(err, err_size, "%s: short read of the header", path); }
+    if (got != hl) { fclose(fp); free(h); return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: short read of the header", path); }
     h[hl] = 0;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(h, hl, &end, 0);
@@ -147,7 +129,7 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
         fclose(fp);
         free(h);
         cJSON_Delete(root);
-        return st_err(err, err_size, "%s: header is not a JSON object (parse error near byte %ld)", path, at);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: header is not a JSON object (parse error near byte %ld)", path, at);
     }
     /* the format pads the header with spaces only: NUL or anything else after the object is corruption */
     for (const char *q = end; q < h + hl; q++) {
@@ -157,11 +139,11 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
         fclose(fp);
         free(h);
         cJSON_Delete(root);
-        return st_err(err, err_size, "%s: header has %s at byte %ld after its JSON object (only space padding is "
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: header has %s at byte %ld after its JSON object (only space padding is "
                       "allowed): corrupt file", path, nul ? "a NUL byte" : "garbage", at);
     }
     free(h);
-    f->path = dupstr(path);
+    f->path = strdup(path);
     f->header = root;
     f->file_size = size;
     f->header_len = hl;
@@ -174,7 +156,7 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
     for (const cJSON *it = root->child; it; it = it->next) {
         const char *name = it->string ? it->string : "";
         if (!strcmp(name, "__metadata__")) {
-            if (!cJSON_IsObject(it)) { fclose(fp); gf_st_close(f); return st_err(err, err_size, "%s: __metadata__ is not an object", path); }
+            if (!cJSON_IsObject(it)) { fclose(fp); gf_st_close(f); return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: __metadata__ is not an object", path); }
             f->meta = it;
             continue;
         }
@@ -184,29 +166,29 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(it, "shape");
         const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
         if (!cJSON_IsObject(it) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off)) {
-            st = st_err(err, err_size, "%s: tensor '%s': entry needs dtype, shape and data_offsets", path, name);
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': entry needs dtype, shape and data_offsets", path, name);
         } else if (!strcmp(dt->valuestring, "F32")) {
             t->dtype = GF_ST_F32;
         } else if (!strcmp(dt->valuestring, "F16")) {
             t->dtype = GF_ST_F16;
         } else {
-            st = st_err(err, err_size, "%s: tensor '%s': dtype %s not supported (F32 or F16)", path, name,
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': dtype %s not supported (F32 or F16)", path, name,
                         dt->valuestring);
         }
         if (st == GF_OK) {
             int nd = cJSON_GetArraySize(sh);
             if (nd > GF_ST_MAX_DIMS)
-                st = st_err(err, err_size, "%s: tensor '%s': %d dimensions (at most %d)", path, name, nd, GF_ST_MAX_DIMS);
+                st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': %d dimensions (at most %d)", path, name, nd, GF_ST_MAX_DIMS);
             uint64_t numel = 1;
             for (int d = 0; st == GF_OK && d < nd; d++) {
                 uint64_t v;
                 if (!json_u64(cJSON_GetArrayItem(sh, d), (uint64_t)1 << 40, &v)) {
-                    st = st_err(err, err_size, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, d);
+                    st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, d);
                     break;
                 }
                 t->shape[d] = (int64_t)v;
                 if (v && numel > ((uint64_t)1 << 40) / v)
-                    st = st_err(err, err_size, "%s: tensor '%s': shape too large", path, name);
+                    st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': shape too large", path, name);
                 numel *= v;
             }
             t->ndim = nd;
@@ -215,22 +197,22 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
         uint64_t b = 0, e = 0;
         if (st == GF_OK && (cJSON_GetArraySize(off) != 2 || !json_u64(cJSON_GetArrayItem(off, 0), UINT64_MAX >> 12, &b) ||
                             !json_u64(cJSON_GetArrayItem(off, 1), UINT64_MAX >> 12, &e) || e < b))
-            st = st_err(err, err_size, "%s: tensor '%s': data_offsets must be [begin, end] with begin <= end", path, name);
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': data_offsets must be [begin, end] with begin <= end", path, name);
         if (st == GF_OK && e > data_size)
-            st = st_err(err, err_size, "%s: tensor '%s': data_offsets [%llu, %llu] outside the data area (%llu bytes): truncated file?",
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': data_offsets [%llu, %llu] outside the data area (%llu bytes): truncated file?",
                         path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)data_size);
         if (st == GF_OK && e - b != t->numel * (t->dtype == GF_ST_F32 ? 4u : 2u))
-            st = st_err(err, err_size, "%s: tensor '%s': %llu bytes for %llu elements of %s", path, name,
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': %llu bytes for %llu elements of %s", path, name,
                         (unsigned long long)(e - b), (unsigned long long)t->numel, t->dtype == GF_ST_F32 ? "F32" : "F16");
         if (st == GF_OK && name[gf_utf8_valid_prefix(name)])
-            st = st_err(err, err_size, "%s: a tensor name is not valid UTF-8 (byte %zu): corrupt header", path,
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: a tensor name is not valid UTF-8 (byte %zu): corrupt header", path,
                         gf_utf8_valid_prefix(name));
         if (st == GF_OK && gf_st_find(f, name) >= 0)
-            st = st_err(err, err_size, "%s: tensor '%s' is named twice in the header", path, name);
+            st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s' is named twice in the header", path, name);
         if (st != GF_OK) { fclose(fp); gf_st_close(f); return st; }
         t->begin = b;
         t->end = e;
-        t->name = dupstr(name);
+        t->name = strdup(name);
         if (!t->name) { fclose(fp); gf_st_close(f); return GF_ERR_MEMORY; }
         f->n++;
     }
@@ -276,7 +258,7 @@ static float half_to_float(uint16_t h) {
 static gf_status check_finite(const gf_st_file *f, const gf_st_tensor *t, const float *v, char *err, size_t err_size) {
     for (uint64_t k = 0; k < t->numel; k++)
         if (!isfinite(v[k]))
-            return st_err(err, err_size, "%s: tensor '%s' holds a non-finite value (%s) at element %llu: the weights "
+            return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s' holds a non-finite value (%s) at element %llu: the weights "
                           "are corrupt or came from a diverged training", f->path, t->name, isnan(v[k]) ? "NaN" : "Inf",
                           (unsigned long long)k);
     return GF_OK;
@@ -285,10 +267,10 @@ static gf_status check_finite(const gf_st_file *f, const gf_st_tensor *t, const 
 gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char *err, size_t err_size) {
     const gf_st_tensor *t = &f->t[i];
     if (fseeko(fp, (off_t)(f->data_off + t->begin), SEEK_SET) != 0)
-        return st_err(err, err_size, "%s: tensor '%s': seek failed", f->path, t->name);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': seek failed", f->path, t->name);
     if (t->dtype == GF_ST_F32) {
         if (fread(dst, 4, t->numel, fp) != t->numel)
-            return st_err(err, err_size, "%s: tensor '%s': short read", f->path, t->name);
+            return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': short read", f->path, t->name);
         unsigned char *p = (unsigned char *)dst;  /* file is little-endian */
         for (uint64_t k = 0; k < t->numel; k++) {
             uint32_t v = (uint32_t)p[4 * k] | (uint32_t)p[4 * k + 1] << 8 | (uint32_t)p[4 * k + 2] << 16 |
@@ -302,7 +284,7 @@ gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char 
     for (uint64_t k = 0; k < t->numel;) {
         size_t m = (size_t)((t->numel - k) < CH ? (t->numel - k) : CH);
         if (fread(buf, 2, m, fp) != m)
-            return st_err(err, err_size, "%s: tensor '%s': short read", f->path, t->name);
+            return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor '%s': short read", f->path, t->name);
         for (size_t j = 0; j < m; j++) dst[k + j] = half_to_float((uint16_t)(buf[2 * j] | buf[2 * j + 1] << 8));
         k += m;
     }

@@ -187,7 +187,7 @@ static gf_status act_create_file(gf_ctx *ctx, const char *tmp, int n, int S, act
     close(fd);
     if (err) {
         unlink(tmp);
-        return gf_fail(ctx, GF_ERR_INPUT, "cannot reserve %.1f MiB for the activation cache %s: %s", bytes / 1048576.0,
+        return gf_fail(ctx, err == ENOMEM ? GF_ERR_MEMORY : GF_ERR_IO, "cannot reserve %.1f MiB for the activation cache %s: %s", bytes / 1048576.0,
                        tmp, strerror(err));
     }
     act_free(as);
@@ -786,24 +786,24 @@ void gf_job_config_free(void *owner) { cJSON_Delete(owner); }
 static gf_status write_eval_detail(epoch_ctx *ec, gf_method m, const gf_method_result *r) {
     const gf_cached_set *v = ec->val;
     if (!v || !r->val_scores) return GF_OK;
-    char err[512], name[64];
+    char name[64];
     gf_status st;
     if (v->multi_label) {
         double *ap = malloc((size_t)v->classes * sizeof(double));
         if (!ap) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");
         gf_mean_ap(r->val_scores, v->targets, v->n, v->classes, ap);
-        st = gf_report_write_ap(ec->job->run_dir, gf_method_name(m), "val", ap, v->classes, err, sizeof err);
+        st = gf_report_write_ap(ec->ctx, ec->job->run_dir, gf_method_name(m), "val", ap, v->classes);
         free(ap);
         snprintf(name, sizeof name, "ap_%s.json", gf_method_name(m));
     } else {
         uint64_t *counts = calloc((size_t)v->classes * v->classes, sizeof(uint64_t));
         if (!counts) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");
         gf_confusion_matrix(r->val_scores, v->labels, v->n, v->classes, counts);
-        st = gf_report_write_confusion(ec->job->run_dir, gf_method_name(m), "val", counts, v->classes, err, sizeof err);
+        st = gf_report_write_confusion(ec->ctx, ec->job->run_dir, gf_method_name(m), "val", counts, v->classes);
         free(counts);
         snprintf(name, sizeof name, "confusion_%s.json", gf_method_name(m));
     }
-    return st == GF_OK ? record_file(ec, name) : gf_fail(ec->ctx, st, "%s", err);
+    return st == GF_OK ? record_file(ec, name) : st;
 }
 
 static gf_status save_model(void *user, gf_method m, const gf_method_result *r, const gf_method_result *probe) {

@@ -58,11 +58,6 @@ cJSON *gf_run_environment(const gf_ctx *ctx) {
 
 /* ---- the run directory's per-method evaluation files (formats: host/report/report.h) ---- */
 
-static gf_status oom(char *err, size_t en) {
-    if (err && en) snprintf(err, en, "out of memory");
-    return GF_ERR_MEMORY;
-}
-
 void gf_confusion_matrix(const float *scores, const int *labels, int n, int K, uint64_t *counts) {
     memset(counts, 0, (size_t)K * K * sizeof *counts);
     for (int i = 0; i < n; i++) {
@@ -74,19 +69,19 @@ void gf_confusion_matrix(const float *scores, const int *labels, int n, int K, u
     }
 }
 
-static gf_status write_json(const char *run_dir, const char *prefix, const char *method, cJSON *o, char *err, size_t en) {
+static gf_status write_json(gf_ctx *ctx, const char *run_dir, const char *prefix, const char *method, cJSON *o) {
     char path[1400];
     snprintf(path, sizeof path, "%s/%s_%s.json", run_dir, prefix, method);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (!text) return oom(err, en);
-    gf_status st = gf_write_file_atomic_msg(path, text, strlen(text), err, en);
+    if (!text) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    gf_status st = gf_write_file_atomic(ctx, path, text, strlen(text));
     free(text);
     return st;
 }
 
-gf_status gf_report_write_confusion(const char *run_dir, const char *method, const char *split, const uint64_t *counts,
-                                    int K, char *err, size_t en) {
+gf_status gf_report_write_confusion(gf_ctx *ctx, const char *run_dir, const char *method, const char *split,
+                                    const uint64_t *counts, int K) {
     cJSON *o = cJSON_CreateObject(), *rows = NULL;
     if (o) {
         cJSON_AddStringToObject(o, "method", method);
@@ -100,19 +95,19 @@ gf_status gf_report_write_confusion(const char *run_dir, const char *method, con
         for (int j = 0; j < K; j++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)counts[(size_t)i * K + j]));
         cJSON_AddItemToArray(rows, row);
     }
-    if (!rows) { cJSON_Delete(o); return oom(err, en); }
-    return write_json(run_dir, "confusion", method, o, err, en);
+    if (!rows) { cJSON_Delete(o); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
+    return write_json(ctx, run_dir, "confusion", method, o);
 }
 
-gf_status gf_report_write_ap(const char *run_dir, const char *method, const char *split, const double *ap, int K,
-                             char *err, size_t en) {
+gf_status gf_report_write_ap(gf_ctx *ctx, const char *run_dir, const char *method, const char *split, const double *ap,
+                             int K) {
     cJSON *o = cJSON_CreateObject(), *a = NULL;
     if (o) {
         cJSON_AddStringToObject(o, "method", method);
         cJSON_AddStringToObject(o, "split", split);
         a = cJSON_AddArrayToObject(o, "ap");
     }
-    if (!a) { cJSON_Delete(o); return oom(err, en); }
+    if (!a) { cJSON_Delete(o); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
     for (int k = 0; k < K; k++) cJSON_AddItemToArray(a, isnan(ap[k]) ? cJSON_CreateNull() : cJSON_CreateNumber(ap[k]));
-    return write_json(run_dir, "ap", method, o, err, en);
+    return write_json(ctx, run_dir, "ap", method, o);
 }

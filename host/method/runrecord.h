@@ -24,8 +24,8 @@ void gf_confusion_matrix(const float *scores, const int *labels, int n, int K, u
 
 /* Write RUN_DIR/confusion_<method>.json / RUN_DIR/ap_<method>.json (atomically);
  * split is "val" or "train". ap: K values, NaN = no positives (written as null). */
-gf_status gf_report_write_confusion(const char *run_dir, const char *method, const char *split,
-                                    const uint64_t *counts, int K, char *err, size_t err_size);
-gf_status gf_report_write_ap(const char *run_dir, const char *method, const char *split, const double *ap, int K,
-                             char *err, size_t err_size);
+gf_status gf_report_write_confusion(gf_ctx *ctx, const char *run_dir, const char *method, const char *split,
+                                    const uint64_t *counts, int K);
+gf_status gf_report_write_ap(gf_ctx *ctx, const char *run_dir, const char *method, const char *split, const double *ap,
+                             int K);
 #endif

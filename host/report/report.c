@@ -29,16 +29,6 @@ static const char *const COLORS[MAX_METHODS] = {"#1f77b4", "#ff7f0e", "#2ca02c",
 
 /* ---------------- small helpers ---------------- */
 
-static gf_status fail(char *err, size_t n, gf_status st, const char *fmt, ...) {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 typedef struct { char *s; size_t len, cap; int oom; } sbuf;
 
 static void sb_put(sbuf *b, const char *s, size_t n) {
@@ -178,7 +168,7 @@ static gf_status load_metrics(run *r, const char *path, char *err, size_t en) {
     char *text = read_text(path, &len);
     if (!text) {
         if (errno == ENOENT) return GF_OK;
-        return fail(err, en, GF_ERR_INPUT, "cannot read %s: %s", path, strerror(errno));
+        return gf_fail_msg(err, en, GF_ERR_INPUT, "cannot read %s: %s", path, strerror(errno));
     }
     r->have_metrics = 1;
     gf_status st = GF_OK;
@@ -199,7 +189,7 @@ static gf_status load_metrics(run *r, const char *path, char *err, size_t en) {
                 if (!complete && r->nnotes < 4)
                     snprintf(r->notes[r->nnotes++], sizeof r->notes[0], "%s: incomplete last line %d ignored", path, line);
                 else
-                    st = fail(err, en, GF_ERR_INPUT, "%s:%d: not a metrics object (need \"method\" and \"epoch\")", path, line);
+                    st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s:%d: not a metrics object (need \"method\" and \"epoch\")", path, line);
             } else {
                 int k = method_slot(r, mn->valuestring);
                 if (k >= 0) {
@@ -213,7 +203,7 @@ static gf_status load_metrics(run *r, const char *path, char *err, size_t en) {
                             if (!y) { e = NULL; break; }
                             s->y[j] = y;
                         }
-                        if (!e) st = fail(err, en, GF_ERR_MEMORY, "out of memory reading %s", path);
+                        if (!e) st = gf_fail_msg(err, en, GF_ERR_MEMORY, "out of memory reading %s", path);
                         else s->cap = cap;
                     }
                     if (st == GF_OK) {
@@ -239,7 +229,7 @@ static gf_status load_metrics(run *r, const char *path, char *err, size_t en) {
 
 static gf_status load_classes(run *r, const char *path, char *err, size_t en) {
     char *text = read_text(path, NULL);
-    if (!text) return errno == ENOENT ? GF_OK : fail(err, en, GF_ERR_INPUT, "cannot read %s: %s", path, strerror(errno));
+    if (!text) return errno == ENOENT ? GF_OK : gf_fail_msg(err, en, GF_ERR_INPUT, "cannot read %s: %s", path, strerror(errno));
     int cap = 0;
     gf_status st = GF_OK;
     int line = 0;
@@ -251,13 +241,13 @@ static gf_status load_classes(run *r, const char *path, char *err, size_t en) {
         if (*p) {
             long idx = strtol(p, NULL, 10);
             if (!tab || idx < 0 || idx >= MAX_CLASSES) {
-                st = fail(err, en, GF_ERR_INPUT, "%s:%d: expected \"index<TAB>name\"", path, line);
+                st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s:%d: expected \"index<TAB>name\"", path, line);
             } else {
                 if (idx >= cap) {
                     int nc = cap ? cap : 16;
                     while (nc <= idx) nc *= 2;
                     char **c = realloc(r->classes, (size_t)nc * sizeof(char *));
-                    if (!c) { st = fail(err, en, GF_ERR_MEMORY, "out of memory"); break; }
+                    if (!c) { st = gf_fail_msg(err, en, GF_ERR_MEMORY, "out of memory"); break; }
                     for (int i = cap; i < nc; i++) c[i] = NULL;
                     r->classes = c; cap = nc;
                 }
@@ -613,10 +603,10 @@ static void svg_confusion(sbuf *b, const run *r, const char *method, int color_i
 static gf_status read_json_file(const char *path, cJSON **out, char *err, size_t en) {
     *out = NULL;
     char *text = read_text(path, NULL);
-    if (!text) return errno == ENOENT ? GF_OK : fail(err, en, GF_ERR_INPUT, "cannot read %s: %s", path, strerror(errno));
+    if (!text) return errno == ENOENT ? GF_OK : gf_fail_msg(err, en, GF_ERR_INPUT, "cannot read %s: %s", path, strerror(errno));
     *out = cJSON_Parse(text);
     free(text);
-    return *out ? GF_OK : fail(err, en, GF_ERR_INPUT, "%s: not valid JSON", path);
+    return *out ? GF_OK : gf_fail_msg(err, en, GF_ERR_INPUT, "%s: not valid JSON", path);
 }
 
 static gf_status section_confusion(sbuf *b, const run *r, char *err, size_t en) {
@@ -631,21 +621,21 @@ static gf_status section_confusion(sbuf *b, const run *r, char *err, size_t en) 
         int K = cJSON_GetArraySize(counts);
         double *c = NULL;
         if (!cJSON_IsArray(counts) || K < 1 || K > MAX_CLASSES)
-            st = fail(err, en, GF_ERR_INPUT, "%s: \"counts\" must be a K x K array of counts", path);
+            st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: \"counts\" must be a K x K array of counts", path);
         else if (r->nclasses && K != r->nclasses)
-            st = fail(err, en, GF_ERR_INPUT, "%s: %d classes but classes.txt has %d", path, K, r->nclasses);
+            st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: %d classes but classes.txt has %d", path, K, r->nclasses);
         else if (!(c = calloc((size_t)K * K, sizeof(double))))
-            st = fail(err, en, GF_ERR_MEMORY, "out of memory");
+            st = gf_fail_msg(err, en, GF_ERR_MEMORY, "out of memory");
         for (int row = 0; row < K && st == GF_OK; row++) {
             const cJSON *rv = cJSON_GetArrayItem(counts, row);
             if (!cJSON_IsArray(rv) || cJSON_GetArraySize(rv) != K) {
-                st = fail(err, en, GF_ERR_INPUT, "%s: row %d of \"counts\" does not have %d entries", path, row, K);
+                st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: row %d of \"counts\" does not have %d entries", path, row, K);
                 break;
             }
             for (int col = 0; col < K; col++) {
                 const cJSON *x = cJSON_GetArrayItem(rv, col);
                 if (!cJSON_IsNumber(x) || x->valuedouble < 0) {
-                    st = fail(err, en, GF_ERR_INPUT, "%s: counts[%d][%d] is not a non-negative number", path, row, col);
+                    st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: counts[%d][%d] is not a non-negative number", path, row, col);
                     break;
                 }
                 c[(size_t)row * K + col] = x->valuedouble;
@@ -678,15 +668,15 @@ static gf_status section_ap(sbuf *b, const run *r, char *err, size_t en) {
         if ((st = read_json_file(path, &o, err, en)) != GF_OK || !o) continue;
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "ap");
         int k = cJSON_GetArraySize(a);
-        if (!cJSON_IsArray(a) || k < 1 || k > MAX_CLASSES) st = fail(err, en, GF_ERR_INPUT, "%s: \"ap\" must be an array of K values", path);
-        else if (K && k != K) st = fail(err, en, GF_ERR_INPUT, "%s: %d classes, other ap_*.json files have %d", path, k, K);
-        else if (r->nclasses && k != r->nclasses) st = fail(err, en, GF_ERR_INPUT, "%s: %d classes but classes.txt has %d", path, k, r->nclasses);
-        else if (!(ap[i] = malloc((size_t)k * sizeof(double)))) st = fail(err, en, GF_ERR_MEMORY, "out of memory");
+        if (!cJSON_IsArray(a) || k < 1 || k > MAX_CLASSES) st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: \"ap\" must be an array of K values", path);
+        else if (K && k != K) st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: %d classes, other ap_*.json files have %d", path, k, K);
+        else if (r->nclasses && k != r->nclasses) st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: %d classes but classes.txt has %d", path, k, r->nclasses);
+        else if (!(ap[i] = malloc((size_t)k * sizeof(double)))) st = gf_fail_msg(err, en, GF_ERR_MEMORY, "out of memory");
         for (int j = 0; j < k && st == GF_OK; j++) {
             const cJSON *x = cJSON_GetArrayItem(a, j);
             if (cJSON_IsNull(x)) ap[i][j] = NAN;
             else if (cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble <= 1) ap[i][j] = x->valuedouble;
-            else st = fail(err, en, GF_ERR_INPUT, "%s: ap[%d] must be a number in [0, 1] or null", path, j);
+            else st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: ap[%d] must be a number in [0, 1] or null", path, j);
         }
         if (st == GF_OK) { K = k; any = 1; }
         cJSON_Delete(o);
@@ -735,14 +725,14 @@ gf_status gf_report_render(const char *run_dir, const char *out_path, char *err,
     if (!out_path) { snprintf(opath, sizeof opath, "%s/report.html", run_dir); out_path = opath; }
     struct stat sd;
     if (stat(run_dir, &sd) != 0 || !S_ISDIR(sd.st_mode))
-        return fail(err, en, GF_ERR_INPUT, "%s: not a run directory (%s)", run_dir, stat(run_dir, &sd) ? strerror(errno) : "not a folder");
+        return gf_fail_msg(err, en, GF_ERR_INPUT, "%s: not a run directory (%s)", run_dir, stat(run_dir, &sd) ? strerror(errno) : "not a folder");
     gf_status st = read_json_file(rpath, &r.results, err, en);
     if (st == GF_OK && r.results && !cJSON_IsObject(r.results))
-        st = fail(err, en, GF_ERR_INPUT, "%s: expected a JSON object", rpath);
+        st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: expected a JSON object", rpath);
     if (st == GF_OK) st = load_metrics(&r, mpath, err, en);
     if (st == GF_OK) st = load_classes(&r, cpath, err, en);
     if (st == GF_OK && !r.results && !r.have_metrics)
-        st = fail(err, en, GF_ERR_INPUT, "%s: neither results.json nor metrics.jsonl (written by `gradfeat train --run-dir`)", run_dir);
+        st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: neither results.json nor metrics.jsonl (written by `gradfeat train --run-dir`)", run_dir);
     if (st != GF_OK) { run_free(&r); return st; }
     if (!r.results && r.nnotes < 4)
         snprintf(r.notes[r.nnotes++], sizeof r.notes[0], "no results.json: the run has not finished (or failed); curves only");
@@ -789,12 +779,12 @@ gf_status gf_report_render(const char *run_dir, const char *out_path, char *err,
         sb_printf(&b, "<footer>Generated by gradfeat %s (git %s) on %s from <code>", gf_version(), gf_git_hash(), ts);
         sb_esc(&b, run_dir);
         sb_printf(&b, "</code>. Gradients as features: Mu, Li, Liang, ICLR 2020.</footer>\n</main></body></html>\n");
-        if (b.oom) st = fail(err, en, GF_ERR_MEMORY, "out of memory building the report");
+        if (b.oom) st = gf_fail_msg(err, en, GF_ERR_MEMORY, "out of memory building the report");
     }
     if (st == GF_OK) {
         if (!strcmp(out_path, "-")) {
             if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
-                st = fail(err, en, GF_ERR_IO, "writing the report to stdout failed: %s", strerror(errno));
+                st = gf_fail_msg(err, en, GF_ERR_IO, "writing the report to stdout failed: %s", strerror(errno));
         } else {
             st = gf_write_file_atomic_msg(out_path, b.s, b.len, err, en);
         }
@@ -836,23 +826,23 @@ static void kv_free(kvlist *l) {
 }
 
 gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path, char *err, size_t en) {
-    if (n < 1) return fail(err, en, GF_ERR_USAGE, "no run directories");
-    if (!out_path) return fail(err, en, GF_ERR_USAGE, "several run directories: say where the page goes with -o FILE ('-' = stdout)");
+    if (n < 1) return gf_fail_msg(err, en, GF_ERR_USAGE, "no run directories");
+    if (!out_path) return gf_fail_msg(err, en, GF_ERR_USAGE, "several run directories: say where the page goes with -o FILE ('-' = stdout)");
     cJSON **res = calloc((size_t)n, sizeof *res);
     kvlist *kv = calloc((size_t)n, sizeof *kv), all = {0};
-    if (!res || !kv) { free(res); free(kv); return fail(err, en, GF_ERR_MEMORY, "out of memory"); }
+    if (!res || !kv) { free(res); free(kv); return gf_fail_msg(err, en, GF_ERR_MEMORY, "out of memory"); }
     gf_status st = GF_OK;
     for (int i = 0; i < n && st == GF_OK; i++) {
         char rpath[1200];
         snprintf(rpath, sizeof rpath, "%s/results.json", dirs[i]);
         st = read_json_file(rpath, &res[i], err, en);
         if (st == GF_OK && !cJSON_IsObject(res[i]))
-            st = fail(err, en, GF_ERR_INPUT, "%s: %s", rpath, res[i] ? "expected a JSON object" :
+            st = gf_fail_msg(err, en, GF_ERR_INPUT, "%s: %s", rpath, res[i] ? "expected a JSON object" :
                       "missing (the run has not finished; `gradfeat report RUN_DIR` shows its curves)");
         if (st == GF_OK) {
             each_scalar(res[i], "", kv_add, &kv[i]);
             for (int k = 0; k < kv[i].n; k++) if (!kv_get(&all, kv[i].key[k])) kv_add(&all, kv[i].key[k], "");
-            if (kv[i].oom || all.oom) st = fail(err, en, GF_ERR_MEMORY, "out of memory");
+            if (kv[i].oom || all.oom) st = gf_fail_msg(err, en, GF_ERR_MEMORY, "out of memory");
         }
     }
     sbuf b = {0};
@@ -915,12 +905,12 @@ gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path
         }
         sb_printf(&b, "</tbody></table>\n<footer>Generated by gradfeat %s (git %s).</footer>\n</main></body></html>\n",
                   gf_version(), gf_git_hash());
-        if (b.oom) st = fail(err, en, GF_ERR_MEMORY, "out of memory building the report");
+        if (b.oom) st = gf_fail_msg(err, en, GF_ERR_MEMORY, "out of memory building the report");
     }
     if (st == GF_OK) {
         if (!strcmp(out_path, "-")) {
             if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout) != 0)
-                st = fail(err, en, GF_ERR_INPUT, "writing the report to stdout failed: %s", strerror(errno));
+                st = gf_fail_msg(err, en, GF_ERR_IO, "writing the report to stdout failed: %s", strerror(errno));
         } else {
             st = gf_write_file_atomic_msg(out_path, b.s, b.len, err, en);
         }

@@ -20,7 +20,7 @@
 
 /* Render RUN_DIR into out_path (NULL: RUN_DIR/report.html; "-": stdout), written
  * atomically (temp file + rename). On failure err names the file and the problem:
- * GF_ERR_INPUT for a missing/malformed run file or an unwritable output. */
+ * GF_ERR_INPUT for a missing/malformed run file, GF_ERR_IO for an output that cannot be written. */
 gf_status gf_report_render(const char *run_dir, const char *out_path, char *err, size_t err_size);
 /* Several run directories side by side in one page written to out_path ("-": stdout; required): the final
  * metric of each method per run, and every scalar of each results.json (settings, environment) with the

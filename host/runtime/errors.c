@@ -68,11 +68,30 @@ static const char *clblast_name(int s) {
     }
 }
 
+void gf_vformat(char *buf, size_t n, const char *fmt, va_list ap) {
+    if (buf && n) vsnprintf(buf, n, fmt, ap);
+}
+
+void gf_format(char *buf, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    gf_vformat(buf, n, fmt, ap);
+    va_end(ap);
+}
+
+gf_status gf_fail_msg(char *err, size_t err_size, gf_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    gf_vformat(err, err_size, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
 void gf_log(gf_ctx *ctx, int level, const char *fmt, ...) {
     char buf[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    gf_vformat(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (ctx && ctx->log && (level <= GF_LOG_WARN || (ctx->verbose && level <= GF_LOG_INFO)))
         ctx->log(ctx->log_user, level, buf);
@@ -83,7 +102,7 @@ void gf_progress(gf_ctx *ctx, int kind, const char *fmt, ...) {
     char buf[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    gf_vformat(buf, sizeof buf, fmt, ap);
     va_end(ap);
     ctx->progress(ctx->progress_user, kind, buf);
 }
@@ -101,7 +120,7 @@ gf_status gf_fail(gf_ctx *ctx, gf_status st, const char *fmt, ...) {
     if (!ctx) return st;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+    gf_vformat(ctx->err, sizeof ctx->err, fmt, ap);
     va_end(ap);
     return st;
 }
@@ -133,19 +152,13 @@ static const char *advice_for_cl(cl_int err) {
 }
 
 gf_status gf_cl_fail(gf_ctx *ctx, cl_int err, const char *what) {
-    gf_status st = status_for_cl(err);
-    if (ctx)
-        snprintf(ctx->err, sizeof ctx->err, "%s failed: %s (%d) on device '%s'%s", what,
-                 gf_cl_error_name(err), (int)err, ctx->info.name[0] ? ctx->info.name : "?",
-                 advice_for_cl(err));
-    return st;
+    return gf_fail(ctx, status_for_cl(err), "%s failed: %s (%d) on device '%s'%s", what, gf_cl_error_name(err),
+                   (int)err, ctx && ctx->info.name[0] ? ctx->info.name : "?", advice_for_cl(err));
 }
 
 gf_status gf_clblast_fail(gf_ctx *ctx, int status, const char *what) {
     const char *n = clblast_name(status);
     if (!n) return gf_cl_fail(ctx, status, what);   /* codes shared with OpenCL */
-    if (ctx)
-        snprintf(ctx->err, sizeof ctx->err, "%s failed: %s (%d) on device '%s'", what, n, status,
-                 ctx->info.name[0] ? ctx->info.name : "?");
-    return status == CLBlastTempBufferAllocFailure ? GF_ERR_MEMORY : GF_ERR_INTERNAL;
+    return gf_fail(ctx, status == CLBlastTempBufferAllocFailure ? GF_ERR_MEMORY : GF_ERR_INTERNAL,
+                   "%s failed: %s (%d) on device '%s'", what, n, status, ctx && ctx->info.name[0] ? ctx->info.name : "?");
 }

@@ -9,12 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include "gradfeat.h"
-
-#if defined(__GNUC__)
-#define GF_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define GF_PRINTF(a, b)
-#endif
+#include "gf_msg.h"
 
 typedef struct gf_kernel_entry gf_kernel_entry;
 /* Device-memory accounting shared by the context and every live buffer's
@@ -70,7 +65,8 @@ struct gf_ctx {
 
 /* ---- errors (host/runtime/errors.c) ---- */
 const char *gf_cl_error_name(cl_int err);
-/* Record a message and return the status. */
+/* Record a message in the context (formatted by gf_vformat, gf_msg.h) and return the status; with no
+ * context, just the status. */
 gf_status gf_fail(gf_ctx *ctx, gf_status st, const char *fmt, ...) GF_PRINTF(3, 4);
 /* Record an OpenCL failure: "<what>: CL_NAME (code) on <device>" + advice; maps
  * allocation failures to GF_ERR_MEMORY. */

@@ -422,7 +422,7 @@ gf_status gf_cache_clear(gf_ctx *ctx, int *removed) {
         char p[1400];
         snprintf(p, sizeof p, "%s/%s", ctx->cache_dir, de->d_name);
         if (unlink(p) == 0) (*removed)++;
-        else st = gf_fail(ctx, GF_ERR_INPUT, "cannot remove %s: %s", p, strerror(errno));
+        else st = gf_fail(ctx, GF_ERR_IO, "cannot remove %s: %s", p, strerror(errno));
     }
     closedir(d);
     return st;

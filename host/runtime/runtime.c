@@ -139,7 +139,7 @@ gf_status gf_devices_list_opt(const gf_ctx_options *opt, gf_device_info **out, i
     if (st == GF_OK) st = enumerate(&v, &n, &e);
     if (st == GF_ERR_NO_DEVICE) st = no_platform(&env, e, buf, sizeof buf);
     if (st != GF_OK) {
-        if (msg) snprintf(msg, msg_size, "%s", st == GF_ERR_MEMORY && !env.mem_problem[0] ? "out of host memory" : buf);
+        gf_format(msg, msg_size, "%s", st == GF_ERR_MEMORY && !env.mem_problem[0] ? "out of host memory" : buf);
         return st;
     }
     for (int i = 0; i < n; i++) cap_memory(&v[i].info, &env);

@@ -27,14 +27,11 @@ double gf_now(void) {
 gf_status gf_write_file_atomic_msg(const char *path, const void *data, size_t n, char *err, size_t err_size) {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        if (err && err_size) snprintf(err, err_size, "out of memory");
-        return GF_ERR_MEMORY;
-    }
+    if (!tmp) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        if (err && err_size) snprintf(err, err_size, "cannot create %s: %s", tmp, strerror(errno));
+        gf_fail_msg(err, err_size, GF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         return GF_ERR_IO;
     }
@@ -53,8 +50,7 @@ gf_status gf_write_file_atomic_msg(const char *path, const void *data, size_t n,
     if (e) unlink(tmp);
     free(tmp);
     if (!e) return GF_OK;
-    if (err && err_size) snprintf(err, err_size, "writing %s failed: %s", path, strerror(e));
-    return GF_ERR_IO;
+    return gf_fail_msg(err, err_size, GF_ERR_IO, "writing %s failed: %s", path, strerror(e));
 }
 
 gf_status gf_write_file_atomic(gf_ctx *ctx, const char *path, const void *data, size_t n) {
