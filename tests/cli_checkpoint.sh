@@ -90,6 +90,8 @@ check "truncated checkpoint -> exit 5 naming the file (rc $rc)" '[ $rc -eq 5 ] &
 cp "$t/good.gfckpt" "$t/C/checkpoint.gfckpt"
 "$G" train "${args[@]}" --lr 0.01 --resume "$t/C" > /dev/null 2> "$t/e.txt"; rc=$?
 check "resume with another --lr -> exit 2 naming lr (rc $rc)" '[ $rc -eq 2 ] && grep -q "lr = " "$t/e.txt"'
+"$G" train "${args[@]}" --lr-schedule step --resume "$t/C" > /dev/null 2> "$t/e.txt"; rc=$?
+check "resume with another --lr-schedule -> exit 2 naming lr_cosine (rc $rc)" '[ $rc -eq 2 ] && grep -q "lr_cosine" "$t/e.txt"' || cat "$t/e.txt"
 "$G" train "${args[@]}" --resume "$t/A" > /dev/null 2> "$t/e.txt"; rc=$?
 check "resume of a finished run -> exit 5 (rc $rc)" '[ $rc -eq 5 ] && grep -q "no checkpoint" "$t/e.txt"'
 
