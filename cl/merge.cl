@@ -90,3 +90,22 @@ kernel void concat_slice(global const float *src, global float *dst, uint total,
     if (mode == 1) dst[d] += v;
     else dst[d] = v;
 }
+
+/* ---- channel shuffle (ShuffleNet) ----
+ * reshape [N, G, C/G, HW] -> transpose the two channel axes -> [N, C, HW]:
+ * y[n, k*G + g, j] = x[n, g*(C/G) + k, j]. A permutation of channels, so the
+ * tangent is the same gather and the backward the inverse one
+ * (gx[n, g*(C/G) + k] (=, +=) g[n, k*G + g]). One work item per output value. */
+kernel void channel_shuffle(global const float *src, global float *dst, uint total, uint C, uint HW, uint G,
+                            uint inverse, uint accumulate)
+{
+    size_t i = get_global_id(0);
+    if (i >= total) return;
+    size_t j = i % HW, r = i / HW;
+    size_t c = r % C, n = r / C, cpg = C / G;
+    /* forward: c is an output channel k*G + g; inverse: c is an input channel g*cpg + k */
+    size_t from = inverse ? (c % cpg) * G + c / cpg : (c % G) * cpg + c / G;
+    float v = src[(n * C + from) * HW + j];
+    if (accumulate) dst[i] += v;
+    else dst[i] = v;
+}

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 
 # nets whose activations die out with random BN statistics (see below): calibrated on random images
-CALIBRATE = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")
+CALIBRATE = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5")
 
 
 def seeded_torchvision(arch, num_classes=10, size=224):
@@ -307,14 +307,20 @@ ZOO = [("tv_ops17", "ops17_tanh", 16, "tv", True),
        ("tv_regnet_x_400mf", "regnet_x_400mf", 64, "tv", True),
        ("onnx_resnet18_fresh", "resnet18", 64, "onnx", False),
        ("onnx_mnasnet0_5", "mnasnet0_5", 64, "onnx", True),
-       ("onnx_regnet_x_400mf", "regnet_x_400mf", 64, "onnx", True)]
+       ("onnx_regnet_x_400mf", "regnet_x_400mf", 64, "onnx", True),
+       ("tv_shufflenet_v2_x0_5", "shufflenet_v2_x0_5", 64, "tv", True)]
 
 
 # Issue 17's cases compare with PyTorch in float64: EfficientNet-B0's own float32 forward is 4.3e-6 of its
 # largest logit away from float64 (MobileNetV3-small 1.9e-6), so two float32 implementations differ by up
 # to twice that (measured 6.4e-6 / 8.1e-6 against torch's float32), too close to the 1e-5 limit.
+# Per-case limits above the default 1e-5 of the largest logit. ShuffleNetV2-x0.5 (16 blocks of random BN
+# scales, calibrated) is ill-conditioned: PyTorch's own float32 forward is 8.4e-6 of its largest logit away
+# from float64 (ours 1.0e-5), so its limit is 3e-5.
+TOL = {"tv_shufflenet_v2_x0_5": 3e-5}
+
 F64_REF = {"tv_ops17", "onnx_ops17", "onnx17_ops17", "tv_squeezenet1_1", "onnx_squeezenet1_1", "tv_efficientnet_b0",
-           "onnx_efficientnet_b0", "tv_mobilenet_v3_small", "onnx_mobilenet_v3_small"}
+           "onnx_efficientnet_b0", "tv_mobilenet_v3_small", "onnx_mobilenet_v3_small", "tv_shufflenet_v2_x0_5"}
 
 
 # GF_PARITY_ZOO_EXTRA=1 adds the big ones, too slow for CI (vgg11_bn through ONNX needs 224 px: torch.onnx
@@ -389,7 +395,8 @@ def zoo(out, n):
         gfmodel.write(os.path.join(d, "model.safetensors"), g, pre, [])
         x.numpy().astype("<f4").tofile(os.path.join(d, "x.f32"))
         ref.astype("<f4").tofile(os.path.join(d, "ref.f32"))
-        open(os.path.join(d, "meta.txt"), "w").write("%d 3 %d %d %d\n" % (n, size, size, ref.shape[1]))
+        open(os.path.join(d, "meta.txt"), "w").write("%d 3 %d %d %d %g\n" % (n, size, size, ref.shape[1],
+                                                                         TOL.get(case, 1e-5)))
         names.append(case)
     open(os.path.join(out, "cases.txt"), "w").write("\n".join(names) + "\n")
 

@@ -19,7 +19,15 @@
  * rule (two products and a sum) and the FD: 1e-6 + 1e-6 |ref|; gate sums of
  * HW products: 1e-6 + 2e-6 |ref| (float accumulation of up to 3136 terms of
  * |g x| <= 1; checked at 1e-5 of the sum's magnitude of terms); adjoint 1e-5
- * relative; concat is a copy: exact. */
+ * relative; concat is a copy: exact.
+ * Channel shuffle (ShuffleNet, G groups) and channel slice (torch.chunk):
+ * forward vs the reference permutation / slice (exact, every value written),
+ * tangent = the forward of the tangent vs central finite differences of the
+ * reference (linear: exact up to rounding, 1e-6), backward (overwrite and
+ * accumulate) vs the reference inverse permutation / zero-padded slice,
+ * the adjoint identity <Jv, u> = <v, J^T u> (1e-12 relative: a permutation
+ * pairs the same products), shuffle then its backward is the identity, and
+ * bitwise determinism of repeated calls. */
 #include "testutil.h"
 #include "ops_merge.h"
 #include "ops_util.h"
@@ -191,6 +199,122 @@ static void concat_case(gf_ctx *ctx, int N, int n, const int *C, int H, int W, u
     free(u); free(out); free(gk); free(ref);
 }
 
+/* reference: y[n, k*G + g] = x[n, g*(C/G) + k] (torch: x.view(N, G, C/G, HW).transpose(1, 2).reshape(N, C, HW)) */
+static size_t shuffle_src(int C, int G, int c) { return (size_t)(c % G) * (C / G) + (size_t)(c / G); }
+
+static void shuffle_case(gf_ctx *ctx, int N, int C, int H, int W, int G, uint64_t seed) {
+    char what[160];
+    const size_t HW = (size_t)H * W, T = (size_t)N * C * HW;
+    test_rng r;
+    test_rng_seed(&r, seed);
+    float *x = malloc(T * 4), *v = malloc(T * 4), *u = malloc(T * 4), *out = malloc(T * 4), *out2 = malloc(T * 4);
+    float *gx = malloc(T * 4);
+    double *ref = malloc(T * 8);
+    test_fill(&r, x, T, -2, 2);
+    test_fill(&r, v, T, -1, 1);
+    test_fill(&r, u, T, -1, 1);
+    cl_mem bx = test_upload(ctx, x, T), bv = test_upload(ctx, v, T), bu = test_upload(ctx, u, T);
+    cl_mem by = test_alloc(ctx, T), bg = test_alloc(ctx, T);
+    /* forward: every value written */
+    REQUIRE_OK(ctx, gf_fill(ctx, T, NAN, by));
+    REQUIRE_OK(ctx, gf_shuffle_forward(ctx, N, C, HW, G, bx, by));
+    test_download(ctx, by, out, T);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (size_t j = 0; j < HW; j++)
+                ref[((size_t)n * C + c) * HW + j] = x[((size_t)n * C + shuffle_src(C, G, c)) * HW + j];
+    snprintf(what, sizeof what, "shuffle forward %dx%dx%dx%d G %d", N, C, H, W, G);
+    test_close(what, out, ref, T, 1e-30, 0);
+    /* tangent: the same call on v, vs central differences of the reference forward along v */
+    const double h = 1e-3;
+    REQUIRE_OK(ctx, gf_shuffle_forward(ctx, N, C, HW, G, bv, by));
+    test_download(ctx, by, out, T);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (size_t j = 0; j < HW; j++) {
+                size_t si = ((size_t)n * C + shuffle_src(C, G, c)) * HW + j;
+                ref[((size_t)n * C + c) * HW + j] = (((double)x[si] + h * v[si]) - ((double)x[si] - h * v[si])) / (2 * h);
+            }
+    snprintf(what, sizeof what, "shuffle tangent vs FD %dx%dx%dx%d G %d", N, C, H, W, G);
+    test_close(what, out, ref, T, 1e-6, 1e-6);
+    /* backward vs the reference inverse permutation; adjoint; accumulate; determinism */
+    REQUIRE_OK(ctx, gf_fill(ctx, T, NAN, bg));
+    REQUIRE_OK(ctx, gf_shuffle_backward(ctx, N, C, HW, G, bu, bg, 0));
+    test_download(ctx, bg, gx, T);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (size_t j = 0; j < HW; j++)
+                ref[((size_t)n * C + shuffle_src(C, G, c)) * HW + j] = u[((size_t)n * C + c) * HW + j];
+    snprintf(what, sizeof what, "shuffle backward %dx%dx%dx%d G %d", N, C, H, W, G);
+    test_close(what, gx, ref, T, 1e-30, 0);
+    double lhs = dot(out, u, T), rhs = dot(v, gx, T), rel = fabs(lhs - rhs) / fmax(1e-30, fabs(lhs));
+    CHECK(rel <= 1e-12, "shuffle adjoint %dx%dx%dx%d G %d: <Jv,u> %.12g vs <v,J^T u> %.12g", N, C, H, W, G, lhs, rhs);
+    REQUIRE_OK(ctx, gf_shuffle_backward(ctx, N, C, HW, G, bu, bg, 1));
+    test_download(ctx, bg, out2, T);
+    for (size_t i = 0; i < T; i++) ref[i] *= 2;
+    snprintf(what, sizeof what, "shuffle backward accumulated %dx%dx%dx%d G %d", N, C, H, W, G);
+    test_close(what, out2, ref, T, 1e-30, 0);
+    REQUIRE_OK(ctx, gf_shuffle_backward(ctx, N, C, HW, G, bu, bg, 0));
+    test_download(ctx, bg, out2, T);
+    CHECK(memcmp(out2, gx, T * 4) == 0, "shuffle backward %dx%dx%dx%d G %d: repeat differs", N, C, H, W, G);
+    /* the backward undoes the forward: shuffle(x) then its inverse is x, bitwise */
+    REQUIRE_OK(ctx, gf_shuffle_forward(ctx, N, C, HW, G, bx, by));
+    REQUIRE_OK(ctx, gf_shuffle_backward(ctx, N, C, HW, G, by, bg, 0));
+    test_download(ctx, bg, out2, T);
+    CHECK(memcmp(out2, x, T * 4) == 0, "shuffle %dx%dx%dx%d G %d: inverse(shuffle(x)) != x", N, C, H, W, G);
+    gf_buf_release(&bx); gf_buf_release(&bv); gf_buf_release(&bu); gf_buf_release(&by); gf_buf_release(&bg);
+    free(x); free(v); free(u); free(out); free(out2); free(gx); free(ref);
+}
+
+/* torch.chunk(x, n, dim=1): n slices; each forward/tangent, backward (overwrite, accumulate), adjoint */
+static void slice_case(gf_ctx *ctx, int N, int C, int H, int W, int chunks, uint64_t seed) {
+    char what[160];
+    const size_t HW = (size_t)H * W, T = (size_t)N * C * HW;
+    test_rng r;
+    test_rng_seed(&r, seed);
+    float *x = malloc(T * 4), *u = malloc(T * 4), *out = malloc(T * 4), *gx = malloc(T * 4);
+    double *ref = malloc(T * 8);
+    test_fill(&r, x, T, -2, 2);
+    test_fill(&r, u, T, -1, 1);
+    cl_mem bx = test_upload(ctx, x, T), by = test_alloc(ctx, T), bu = test_upload(ctx, u, T), bg = test_alloc(ctx, T);
+    int step = (C + chunks - 1) / chunks;   /* torch.chunk's sizes: ceil(C / chunks), the last one smaller */
+    double lhs = 0, rhs = 0;
+    for (int off = 0; off < C; off += step) {
+        int Ck = off + step <= C ? step : C - off;
+        size_t m = (size_t)N * Ck * HW;
+        REQUIRE_OK(ctx, gf_fill(ctx, T, NAN, by));
+        REQUIRE_OK(ctx, gf_slice_forward(ctx, N, HW, C, off, Ck, bx, by));
+        test_download(ctx, by, out, m);
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < Ck; c++)
+                for (size_t j = 0; j < HW; j++)
+                    ref[((size_t)n * Ck + c) * HW + j] = x[((size_t)n * C + off + c) * HW + j];
+        snprintf(what, sizeof what, "slice forward/tangent %d..%d of %dx%dx%dx%d", off, off + Ck, N, C, H, W);
+        test_close(what, out, ref, m, 1e-30, 0);
+        lhs += dot(out, u, m);   /* u's leading m values as the slice's output gradient */
+        REQUIRE_OK(ctx, gf_fill(ctx, T, NAN, bg));
+        REQUIRE_OK(ctx, gf_slice_backward(ctx, N, HW, C, off, Ck, bu, bg, 0));
+        test_download(ctx, bg, gx, T);
+        for (size_t i = 0; i < T; i++) ref[i] = 0;
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < Ck; c++)
+                for (size_t j = 0; j < HW; j++)
+                    ref[((size_t)n * C + off + c) * HW + j] = u[((size_t)n * Ck + c) * HW + j];
+        snprintf(what, sizeof what, "slice backward %d..%d of %dx%dx%dx%d", off, off + Ck, N, C, H, W);
+        test_close(what, gx, ref, T, 1e-30, 0);
+        rhs += dot(x, gx, T);
+        REQUIRE_OK(ctx, gf_slice_backward(ctx, N, HW, C, off, Ck, bu, bg, 1));
+        test_download(ctx, bg, gx, T);
+        for (size_t i = 0; i < T; i++) ref[i] *= 2;
+        snprintf(what, sizeof what, "slice backward accumulated %d..%d of %dx%dx%dx%d", off, off + Ck, N, C, H, W);
+        test_close(what, gx, ref, T, 1e-30, 0);
+    }
+    double rel = fabs(lhs - rhs) / fmax(1e-30, fabs(lhs));
+    CHECK(rel <= 1e-12, "slice adjoint %dx%dx%dx%d in %d chunks: %.12g vs %.12g", N, C, H, W, chunks, lhs, rhs);
+    gf_buf_release(&bx); gf_buf_release(&by); gf_buf_release(&bu); gf_buf_release(&bg);
+    free(x); free(u); free(out); free(gx); free(ref);
+}
+
 static void refusals(gf_ctx *ctx) {
     cl_mem b = test_alloc(ctx, 16);
     CHECK(gf_mul_tangent(ctx, 4, 4, 0, b, b, NULL, NULL, b) != GF_OK, "mul tangent with no moving input accepted");
@@ -200,6 +324,13 @@ static void refusals(gf_ctx *ctx) {
     cl_mem in[2] = {b, b};
     CHECK(gf_concat_forward(ctx, 1, 4, 2, C, in, b) == GF_ERR_USAGE, "concat of a 0-channel input accepted");
     CHECK(gf_concat_forward(ctx, 1, 4, 0, C, in, b) == GF_ERR_USAGE, "concat of no inputs accepted");
+    cl_mem b2 = test_alloc(ctx, 16);
+    CHECK(gf_shuffle_forward(ctx, 1, 6, 2, 4, b, b2) == GF_ERR_USAGE, "shuffle of 6 channels in 4 groups accepted");
+    CHECK(gf_shuffle_forward(ctx, 1, 4, 2, 0, b, b2) == GF_ERR_USAGE, "shuffle in 0 groups accepted");
+    CHECK(gf_shuffle_forward(ctx, 1, 4, 2, 2, b, b) != GF_OK, "shuffle in place accepted");
+    CHECK(gf_slice_forward(ctx, 1, 4, 4, 3, 2, b, b2) == GF_ERR_USAGE, "slice past the end accepted");
+    CHECK(gf_slice_backward(ctx, 1, 4, 4, -1, 2, b, b2, 0) == GF_ERR_USAGE, "slice at a negative offset accepted");
+    gf_buf_release(&b2);
     gf_buf_release(&b);
 }
 
@@ -216,6 +347,14 @@ int main(void) {
     concat_case(ctx, 3, 3, c3, 7, 9, seed++);
     concat_case(ctx, 2, 4, c4, 13, 13, seed++);
     concat_case(ctx, 5, 2, c2, 1, 1, seed++);
+    /* ShuffleNetV2's G = 2 (its 24/48/96 channels at small maps), G = 1 and G = C (identity), odd groups */
+    const int sh[][5] = {{2, 24, 7, 7, 2}, {1, 48, 4, 4, 2}, {3, 6, 5, 3, 3}, {2, 12, 1, 1, 4}, {1, 5, 3, 3, 1},
+                         {1, 5, 3, 3, 5}, {2, 116, 14, 14, 2}};
+    for (size_t k = 0; k < sizeof sh / sizeof sh[0]; k++)
+        shuffle_case(ctx, sh[k][0], sh[k][1], sh[k][2], sh[k][3], sh[k][4], seed++);
+    slice_case(ctx, 2, 24, 7, 7, 2, seed++);   /* x.chunk(2, dim=1) */
+    slice_case(ctx, 3, 7, 5, 5, 3, seed++);    /* uneven: 3, 3, 1 */
+    slice_case(ctx, 1, 4, 1, 1, 4, seed++);
     refusals(ctx);
     gf_ctx_free(ctx);
     return test_finish("test_merge");

@@ -12,7 +12,8 @@
  *    1x1 downsample, ReLUs, add) on trunk outputs of the same images;
  *  - issue 17's ops: a synthetic block with SiLU, GELU (both forms), sigmoid,
  *    hard-sigmoid, hard-swish, a squeeze-excitation gate product, an
- *    elementwise product of two moving tensors and a three-way concat; and
+ *    elementwise product of two moving tensors, a three-way concat, and ShuffleNetV2's unit (two channel
+ *    slices of one map, a branch on one, concat, channel shuffle); and
  *    MobileNetV3-small's last inverted residual (SE, hard-swish) through its
  *    classifier's first linear layer (seeded random weights, calibrated BN, 64 px).
  * Two start points: the paper's (w1 = ω̄, w2 = 0) and a moved one (w2 != 0,
@@ -66,7 +67,7 @@ static double *read_ref(const problem *p, const char *tag, const char *what, siz
 
 static const char *kind_name(gf_bnode_kind k) {
     static const char *s[] = {"conv", "linear", "act", "maxpool", "avgpool", "gap", "add", "flatten", "batchnorm",
-                              "mul", "concat", "layernorm"};
+                              "mul", "concat", "layernorm", "shuffle", "slice"};
     return s[k];
 }
 
@@ -98,6 +99,8 @@ static void write_spec(const problem *p, const gf_optim *o) {
         }
         if (b->kind == GF_BN_LINEAR) fprintf(f, ", \"lin_in\": %d, \"lin_out\": %d", b->lin_in, b->lin_out);
         if (b->kind == GF_BN_LAYERNORM) fprintf(f, ", \"eps\": %.9g", b->bn_eps);
+        if (b->kind == GF_BN_SHUFFLE) fprintf(f, ", \"groups\": %d", b->groups);
+        if (b->kind == GF_BN_SLICE) fprintf(f, ", \"slice_off\": %d", b->slice_off);
         if (b->kind == GF_BN_ACT)
             fprintf(f, ", \"act\": \"%s\", \"slope\": %.9g",
                     b->act.kind == GF_ACT_LEAKY ? "leaky" : gf_act_name(b->act.kind), b->act.slope);
@@ -374,7 +377,7 @@ static void setup_synthetic(gf_ctx *ctx, problem *p) {
  * affine part as a depthwise 1x1 conv (ConvNeXt). */
 static void setup_synthetic_se(gf_ctx *ctx, problem *p) {
     enum { C = 6, H = 7 };
-    gf_bnode nd[19];
+    gf_bnode nd[24];
     memset(nd, 0, sizeof nd);
     gf_conv_desc d;
     int i = 0;
@@ -399,10 +402,16 @@ static void setup_synthetic_se(gf_ctx *ctx, problem *p) {
     CONV("side", 1, 12, 6, 1, 0, 1, 1);                                         /* 12 */
     ACT("hswish", 12, GF_ACT_HSWISH, 0);                                        /* 13 */
     nd[i] = (gf_bnode){.kind = GF_BN_CONCAT, .name = "cat", .in = {11, 13, 3}, .n_in = 3}; i++;   /* 14: 30 ch */
-    nd[i] = (gf_bnode){.kind = GF_BN_LAYERNORM, .name = "ln", .in = {14}, .bn_eps = 1e-6f}; i++;  /* 15 */
-    CONV("ln.affine", 15, 30, 30, 1, 0, 30, 1);                                 /* 16: its scale and shift */
-    CONV("project", 16, 30, 8, 1, 0, 1, 1);                                     /* 17 */
-    ACT("out", 17, GF_ACT_SILU, 0);                                             /* 18 */
+    /* ShuffleNetV2's unit: chunk in two (both halves read: the second slice's gradient adds), a branch, cat, shuffle */
+    nd[i] = (gf_bnode){.kind = GF_BN_SLICE, .name = "lo", .in = {14}, .slice_off = 0, .c = 12}; i++;    /* 15 */
+    nd[i] = (gf_bnode){.kind = GF_BN_SLICE, .name = "hi", .in = {14}, .slice_off = 12, .c = 18}; i++;   /* 16 */
+    CONV("branch", 16, 18, 18, 1, 0, 1, 1);                                     /* 17 */
+    nd[i] = (gf_bnode){.kind = GF_BN_CONCAT, .name = "cat2", .in = {15, 17}, .n_in = 2}; i++;           /* 18 */
+    nd[i] = (gf_bnode){.kind = GF_BN_SHUFFLE, .name = "shuffle", .in = {18}, .groups = 3}; i++;        /* 19 */
+    nd[i] = (gf_bnode){.kind = GF_BN_LAYERNORM, .name = "ln", .in = {19}, .bn_eps = 1e-6f}; i++;  /* 20 */
+    CONV("ln.affine", 20, 30, 30, 1, 0, 30, 1);                                 /* 21: its scale and shift */
+    CONV("project", 21, 30, 8, 1, 0, 1, 1);                                     /* 22 */
+    ACT("out", 22, GF_ACT_SILU, 0);                                             /* 23 */
 #undef CONV
 #undef ACT
     p->c_in = C; p->h_in = p->w_in = H;
@@ -411,8 +420,9 @@ static void setup_synthetic_se(gf_ctx *ctx, problem *p) {
     p->d = gf_block_feature_dim(p->blk);
     int cnt;
     const gf_bnode *bn = gf_block_nodes(p->blk, &cnt);
-    CHECK(bn[9].gate == 1 && bn[11].gate == 0 && bn[14].c == 30, "synthetic_se: gate flags %d %d, concat %d channels",
-          bn[9].gate, bn[11].gate, bn[14].c);
+    CHECK(bn[9].gate == 1 && bn[11].gate == 0 && bn[14].c == 30 && bn[15].c == 12 && bn[16].c == 18 &&
+          bn[19].c == 30, "synthetic_se: gate flags %d %d, concat %d, slices %d %d, shuffle %d channels", bn[9].gate,
+          bn[11].gate, bn[14].c, bn[15].c, bn[16].c, bn[19].c);
     test_rng r;
     test_rng_seed(&r, 29);
     p->theta = calloc(p->P, sizeof(float));
@@ -607,7 +617,7 @@ int main(void) {
     snprintf(path, sizeof path, "%s/mbv3.safetensors", root);
     setup(ctx, &mb, path, "features.11.block", 24);
     {
-        int nn, kinds[GF_BN_CONCAT + 1] = {0};
+        int nn, kinds[GF_BN_SLICE + 1] = {0};
         const gf_bnode *bn = gf_block_nodes(mb.blk, &nn);
         for (int k = 0; k < nn; k++) kinds[bn[k].kind]++;
         int hsw = 0, hsig = 0, gate = 0;

@@ -64,11 +64,31 @@ def _pool_pad(in_hw, k, s, p, ceil_mode, dil=(1, 1)):
     return pad
 
 
+# Functions traced as one node (their bodies iterate x.size(), which torch.fx cannot trace): ShuffleNetV2's
+# channel_shuffle(x, groups) becomes a gradfeat `shuffle`.
+_LEAF_FUNCTIONS = tuple(f for f in (getattr(getattr(torchvision.models, "shufflenetv2", None), "channel_shuffle", None),)
+                        if f is not None)
+
+
+class _Tracer(torch.fx.Tracer):
+    """torch.fx's tracer, plus: unpacking the result of x.chunk(n, dim) (a constant n) gives its n pieces."""
+
+    def __init__(self):
+        super().__init__(autowrap_functions=_LEAF_FUNCTIONS)
+
+    def iter(self, obj):
+        nd = obj.node
+        if nd.op == "call_method" and nd.target == "chunk" and len(nd.args) > 1 and isinstance(nd.args[1], int):
+            return iter([obj[i] for i in range(nd.args[1])])
+        return super().iter(obj)
+
+
 def convert_module(model, input_size, in_ch=3):
     """Trace `model` (eval mode) and build a gfmodel.Graph."""
     model.eval()
     try:
-        gm = torch.fx.symbolic_trace(model)
+        tracer = _Tracer()
+        gm = torch.fx.GraphModule(model, tracer.trace(model))
     except Exception as e:  # data-dependent control flow, unsupported Python in forward()
         raise gfmodel.Unsupported("%s cannot be traced by torch.fx (%s: %s)" %
                                   (type(model).__name__, type(e).__name__, str(e).strip().splitlines()[0]))
@@ -200,6 +220,29 @@ def convert_module(model, input_size, in_ch=3):
         if n.op == "output":
             arg = n.args[0]
             g.outputs = [ours[a.name] for a in (arg if isinstance(arg, (tuple, list)) else [arg])]
+            continue
+        if n.op == "call_method" and n.target == "chunk":   # read only through operator.getitem below
+            dim = n.args[2] if len(n.args) > 2 else n.kwargs.get("dim", 0)
+            xs_ = shape_of(n.args[0])
+            if len(xs_) != 4 or dim not in (1, -3) or not isinstance(n.args[1], int):
+                unsupported.append("%s: chunk other than of an NCHW map along channels (dim %s)" % (what(n), dim))
+                break
+            continue
+        if n.op == "call_function" and n.target is operator.getitem and isinstance(n.args[0], torch.fx.Node) and \
+                n.args[0].op == "call_method" and n.args[0].target == "chunk":
+            ch, k = n.args[0], n.args[1]
+            C, pieces = shape_of(ch.args[0])[1], ch.args[1]
+            step = -(-C // pieces)   # torch.chunk: pieces of ceil(C / n) channels, the last one smaller
+            start, end = k * step, min(C, (k + 1) * step)
+            base = ours[ch.args[0].name]
+            ours[n.name] = g.add(n.name, "slice", [base], None, {"start": int(start), "end": int(end)})
+            continue
+        if n.op == "call_function" and n.target in _LEAF_FUNCTIONS:   # channel_shuffle(x, groups)
+            groups = n.args[1] if len(n.args) > 1 else n.kwargs["groups"]
+            if len(shape_of(n.args[0])) != 4 or not isinstance(groups, int) or shape_of(n.args[0])[1] % groups:
+                unsupported.append("%s: channel shuffle in %s groups" % (what(n), groups))
+                break
+            ours[n.name] = g.add(n.name, "shuffle", [ours[n.args[0].name]], None, {"groups": int(groups)})
             continue
         args = [a for a in n.args if isinstance(a, torch.fx.Node)]
         if n.op == "call_function" and n.target in (torch.cat, torch.concat) and n.args and \

@@ -9,7 +9,7 @@ import numpy as np
 FORMAT_VERSION = "1"
 OPS = {"conv2d", "linear", "batchnorm", "relu", "relu6", "leaky_relu", "maxpool", "avgpool",
        "global_avgpool", "add", "flatten", "softmax", "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu",
-       "mul", "concat", "layernorm"}
+       "mul", "concat", "layernorm", "shuffle", "slice"}
 
 
 class Graph:
@@ -225,6 +225,11 @@ def run_numpy(graph, tensors, x):
                 y = (x0 - m) / np.sqrt(((x0 - m) ** 2).mean(axis=1, keepdims=True) + a.get("eps", 1e-5))
             elif op == "concat":
                 y = np.concatenate([vals[i] for i in nd["inputs"]], axis=1)
+            elif op == "shuffle":  # ShuffleNet: [N, G, C/G, H, W] -> transpose(1, 2) -> [N, C, H, W]
+                g = a["groups"]
+                y = x0.reshape((x0.shape[0], g, x0.shape[1] // g) + x0.shape[2:]).swapaxes(1, 2).reshape(x0.shape)
+            elif op == "slice":  # channels start..end-1
+                y = x0[:, a["start"]:a["end"]]
             elif op == "flatten":
                 y = x0.reshape(x0.shape[0], -1)
             elif op == "softmax":

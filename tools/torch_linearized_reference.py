@@ -15,7 +15,7 @@ usage: torch_linearized_reference.py DIR        (reads DIR/spec.json, writes DIR
 
 spec.json:
   n, K, c_in, h_in, w_in, param_count (floats in the block's parameter vector, padding included)
-  nodes: [{kind: conv|linear|act|maxpool|avgpool|gap|add|flatten|mul|concat|layernorm (eps), name, in: [a, b, ...]
+  nodes: [{kind: conv|linear|act|maxpool|avgpool|gap|add|flatten|mul|concat|layernorm (eps)|shuffle (groups)|slice (slice_off), name, in: [a, b, ...]
            (-1 = block input; mul: in[1] of in[0]'s shape or a per-channel gate [C, 1, 1]; concat: all inputs),
            conv: c_out, kh, kw, stride [h, w], pad [top, bottom, left, right], dil [h, w], groups;
            linear: lin_in, lin_out;  conv/linear: w_off, w_count, b_off, b_count (offsets in floats, -1 none);
@@ -119,6 +119,12 @@ def run_block(nodes, x, theta):
             y = F.layer_norm(src(0).permute(0, 2, 3, 1), (src(0).shape[1],), eps=nd["eps"]).permute(0, 3, 1, 2)
         elif kind == "concat":
             y = torch.cat([src(k) for k in range(len(nd["in"]))], dim=1)
+        elif kind == "shuffle":   # torchvision's channel_shuffle
+            s0 = src(0)
+            n_, c_, h_, w_ = s0.shape
+            y = s0.reshape(n_, nd["groups"], c_ // nd["groups"], h_, w_).transpose(1, 2).reshape(n_, c_, h_, w_)
+        elif kind == "slice":   # channels slice_off .. slice_off + c - 1
+            y = src(0)[:, nd["slice_off"]:nd["slice_off"] + nd["c"]]
         elif kind == "flatten":
             y = src(0).reshape(x.shape[0], -1, 1, 1)
         else:

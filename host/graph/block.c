@@ -155,6 +155,17 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
             nd->c = c; nd->h = h; nd->w = w;
             if (!(nd->bn_eps >= 0)) st = gf_fail(ctx, GF_ERR_INPUT, "layernorm node '%s': eps %g", nd->name, (double)nd->bn_eps);
             break;
+        case GF_BN_SHUFFLE:
+            if (nd->groups < 1 || c % nd->groups)
+                st = gf_fail(ctx, GF_ERR_INPUT, "shuffle node '%s': %d channels in %d groups", nd->name, c, nd->groups);
+            nd->c = c; nd->h = h; nd->w = w;
+            break;
+        case GF_BN_SLICE:
+            if (nd->slice_off < 0 || nd->c < 1 || nd->slice_off > c - nd->c)
+                st = gf_fail(ctx, GF_ERR_INPUT, "slice node '%s': channels %d..%d of a %d-channel input", nd->name,
+                             nd->slice_off, nd->slice_off + nd->c, c);
+            nd->h = h; nd->w = w;
+            break;
         case GF_BN_CONCAT: {
             int total = 0;
             for (int k = 0; k < nd->n_in && st == GF_OK; k++) {
@@ -309,6 +320,12 @@ gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
         case GF_BN_MUL:
             GF_TRY(gf_mul_forward(ctx, (size_t)n * c, (size_t)h * w, nd->gate, xin, in_buf(b, nd, 1, x), b->y[i]));
             break;
+        case GF_BN_SHUFFLE:
+            GF_TRY(gf_shuffle_forward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, xin, b->y[i]));
+            break;
+        case GF_BN_SLICE:
+            GF_TRY(gf_slice_forward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_off, nd->c, xin, b->y[i]));
+            break;
         case GF_BN_CONCAT: {
             int C[GF_BLOCK_MAX_IN];
             cl_mem xs[GF_BLOCK_MAX_IN];
@@ -409,6 +426,14 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
                                   z1 ? NULL : b->t[nd->in[1]], b->t[i]));
             break;
         }
+        case GF_BN_SHUFFLE:
+            if (z0) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_shuffle_forward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, tin, b->t[i]));
+            break;
+        case GF_BN_SLICE:
+            if (z0) { b->tzero[i] = 1; break; }
+            GF_TRY(gf_slice_forward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_off, nd->c, tin, b->t[i]));
+            break;
         case GF_BN_CONCAT: {
             int C[GF_BLOCK_MAX_IN], all_zero = 1;
             cl_mem ts[GF_BLOCK_MAX_IN];
@@ -552,6 +577,16 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
                                               s.accumulate));
                 off += ck;
             }
+            break;
+        case GF_BN_SHUFFLE:
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s))
+                GF_TRY(gf_shuffle_backward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, b->g[i], s.target,
+                                           s.accumulate));
+            break;
+        case GF_BN_SLICE:
+            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s))
+                GF_TRY(gf_slice_backward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_off, nd->c, b->g[i], s.target,
+                                         s.accumulate));
             break;
         case GF_BN_FLATTEN: case GF_BN_ADD:
             for (int k = 0; k < (nd->kind == GF_BN_ADD ? 2 : 1); k++)

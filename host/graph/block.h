@@ -38,7 +38,9 @@ typedef enum gf_bnode_kind {
     GF_BN_BATCHNORM,  /* per-channel BatchNorm: gamma in the w slot, beta in the b slot, [C] each */
     GF_BN_MUL,        /* in[0] * in[1]; in[1] of in[0]'s shape, or [C, 1, 1]: a per-channel gate */
     GF_BN_CONCAT,     /* in[0..n_in-1] along channels (same H x W) */
-    GF_BN_LAYERNORM   /* normalisation over channels at each pixel, eps in bn_eps (no parameters) */
+    GF_BN_LAYERNORM,  /* normalisation over channels at each pixel, eps in bn_eps (no parameters) */
+    GF_BN_SHUFFLE,    /* channel shuffle in `groups` groups (ShuffleNet): a permutation of channels */
+    GF_BN_SLICE       /* channels slice_off .. slice_off + c - 1 of in[0] (c given, torch.chunk) */
 } gf_bnode_kind;
 
 enum { GF_BLOCK_INPUT = -1, GF_BLOCK_MAX_NODES = 128, GF_BLOCK_MAX_IN = GF_CONCAT_MAX_INPUTS };
@@ -49,6 +51,8 @@ typedef struct gf_bnode {
     int in[GF_BLOCK_MAX_IN];     /* node indices, GF_BLOCK_INPUT = the block's input (ADD, MUL: 2; CONCAT: n_in) */
     int n_in;                    /* CONCAT only: number of inputs, 2..GF_BLOCK_MAX_IN */
     int gate;                    /* MUL: set by gf_block_create (in[1] is [C, 1, 1]) */
+    int groups;                  /* SHUFFLE: groups (divides the channels) */
+    int slice_off;               /* SLICE: first channel; its c is given and kept */
     int c, h, w;                 /* output shape per sample */
     /* CONV: geometry with n = 0 (set per call); LINEAR: in/out features */
     gf_conv_desc conv;

@@ -136,6 +136,10 @@ static gf_status run_node(gf_exec_impl *s, int i, int n) {
         }
         return gf_concat_forward(ctx, (size_t)n, (size_t)nd->h * nd->w, nd->n_in, C, xs, y);
     }
+    case GF_OP_SHUFFLE:
+        return gf_shuffle_forward(ctx, (size_t)n, nd->c, (size_t)nd->h * nd->w, nd->groups, x, y);
+    case GF_OP_SLICE:
+        return gf_slice_forward(ctx, (size_t)n, (size_t)nd->h * nd->w, nd->in_c, nd->slice_start, nd->c, x, y);
     case GF_OP_MAXPOOL:
     case GF_OP_AVGPOOL: {
         gf_pool2d p = {.N = n, .C = nd->in_c, .H = nd->in_h, .W = nd->in_w, .OH = nd->h, .OW = nd->w,

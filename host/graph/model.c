@@ -16,7 +16,8 @@
 static const char *const op_names[GF_OP_COUNT] = {
     "conv2d", "linear", "batchnorm", "relu", "relu6", "leaky_relu",
     "maxpool", "avgpool", "global_avgpool", "add", "flatten", "softmax",
-    "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "mul", "concat", "layernorm"};
+    "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "mul", "concat", "layernorm",
+    "shuffle", "slice"};
 
 const char *gf_op_name(gf_op op) { return (unsigned)op < GF_OP_COUNT ? op_names[op] : "?"; }
 
@@ -196,6 +197,13 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
         if (ap && (!cJSON_IsString(ap) || (strcmp(ap->valuestring, "none") && strcmp(ap->valuestring, "tanh"))))
             return lfail(L, "node '%s': gelu attribute 'approximate' must be \"none\" or \"tanh\"", nm);
         nd->approx_tanh = ap && !strcmp(ap->valuestring, "tanh");
+    } else if (nd->op == GF_OP_SHUFFLE) {
+        GF_TRY(attr_ints(L, attrs, nm, "groups", 1, 1, 1 << 24, &nd->groups, 1));
+    } else if (nd->op == GF_OP_SLICE) {
+        GF_TRY(attr_ints(L, attrs, nm, "start", 1, 0, 1 << 24, &nd->slice_start, 1));
+        GF_TRY(attr_ints(L, attrs, nm, "end", 1, 1, 1 << 24, &nd->slice_end, 1));
+        if (nd->slice_end <= nd->slice_start)
+            return lfail(L, "node '%s': slice end %d must be past start %d", nm, nd->slice_end, nd->slice_start);
     } else if (nd->op == GF_OP_BATCHNORM) {
         GF_TRY(attr_float(L, attrs, nm, "eps", &nd->eps));
         if (!(nd->eps >= 0)) return lfail(L, "node '%s': eps %g is negative", nm, (double)nd->eps);
@@ -339,6 +347,17 @@ static gf_status infer_shape(loader *L, gf_model *m, int i) {
         nd->c = (int)total;
         break;
     }
+    case GF_OP_SHUFFLE:
+        if (c % nd->groups)
+            return lfail(L, "node '%s': shuffle of %d channels in %d groups (groups must divide the channels)", nd->name,
+                         c, nd->groups);
+        break;
+    case GF_OP_SLICE:
+        if (nd->slice_end > c)
+            return lfail(L, "node '%s': slice of channels %d..%d of a %d-channel input", nd->name, nd->slice_start,
+                         nd->slice_end, c);
+        nd->c = nd->slice_end - nd->slice_start;
+        break;
     case GF_OP_SOFTMAX:
         if (h != 1 || w != 1) return lfail(L, "node '%s': softmax needs a flat input (got [%d, %d, %d])", nd->name, c, h, w);
         nd->flat = 1;
@@ -803,6 +822,12 @@ gf_status gf_model_node(const gf_model *m, int i, gf_node_info *ni) {
     case GF_OP_LEAKY:
     case GF_OP_HSIGMOID:
         snprintf(ni->detail, sizeof ni->detail, "alpha %g", (double)nd->alpha);
+        break;
+    case GF_OP_SHUFFLE:
+        snprintf(ni->detail, sizeof ni->detail, "%d groups", nd->groups);
+        break;
+    case GF_OP_SLICE:
+        snprintf(ni->detail, sizeof ni->detail, "channels %d..%d", nd->slice_start, nd->slice_end - 1);
         break;
     case GF_OP_GELU:
         snprintf(ni->detail, sizeof ni->detail, "%s", nd->approx_tanh ? "tanh approximation" : "erf");

@@ -53,6 +53,7 @@ typedef enum gf_op {
     GF_OP_CONV = 0, GF_OP_LINEAR, GF_OP_BATCHNORM, GF_OP_RELU, GF_OP_RELU6, GF_OP_LEAKY,
     GF_OP_MAXPOOL, GF_OP_AVGPOOL, GF_OP_GAP, GF_OP_ADD, GF_OP_FLATTEN, GF_OP_SOFTMAX,
     GF_OP_SIGMOID, GF_OP_SILU, GF_OP_HSIGMOID, GF_OP_HSWISH, GF_OP_GELU, GF_OP_MUL, GF_OP_CONCAT, GF_OP_LAYERNORM,
+    GF_OP_SHUFFLE, GF_OP_SLICE,
     GF_OP_COUNT
 } gf_op;
 const char *gf_op_name(gf_op op);
@@ -73,6 +74,7 @@ typedef struct gf_mnode {
     float alpha, eps;                 /* alpha: leaky_relu slope, hardsigmoid slope */
     int approx_tanh;                  /* gelu: the tanh approximation */
     int gate;                         /* mul: input 1 is a per-channel gate [C, 1, 1] over input 0 */
+    int slice_start, slice_end;       /* slice: channels start..end-1 of the input (groups: shuffle's groups) */
     /* shapes per image */
     int in_c, in_h, in_w;             /* of input 0 */
     int c, h, w, flat;

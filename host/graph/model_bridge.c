@@ -61,6 +61,8 @@ gf_status gf_model_block_nodes(gf_ctx *ctx, const gf_model *m, int bi, gf_bnode 
         case GF_OP_MUL: o->kind = GF_BN_MUL; break;   /* the loader put a gate second */
         case GF_OP_CONCAT: o->kind = GF_BN_CONCAT; o->n_in = nd->n_in; break;
         case GF_OP_LAYERNORM: o->kind = GF_BN_LAYERNORM; o->bn_eps = nd->eps; break;
+        case GF_OP_SHUFFLE: o->kind = GF_BN_SHUFFLE; o->groups = nd->groups; break;
+        case GF_OP_SLICE: o->kind = GF_BN_SLICE; o->slice_off = nd->slice_start; o->c = nd->c; break;
         case GF_OP_MAXPOOL: case GF_OP_AVGPOOL:
             o->kind = nd->op == GF_OP_MAXPOOL ? GF_BN_MAXPOOL : GF_BN_AVGPOOL;
             o->pool_k[0] = nd->kernel[0]; o->pool_k[1] = nd->kernel[1];

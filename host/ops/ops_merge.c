@@ -97,6 +97,50 @@ gf_status gf_concat_backward(gf_ctx *ctx, size_t N, size_t HW, int C_total, int 
     return concat_slice(ctx, N, HW, Ck, g, C_total, off, gk, Ck, 0, accumulate ? 1 : 0);
 }
 
+gf_status gf_slice_forward(gf_ctx *ctx, size_t N, size_t HW, int C_in, int off, int Ck, cl_mem x, cl_mem y) {
+    if (Ck < 1 || off < 0 || off > C_in - Ck)
+        return gf_fail(ctx, GF_ERR_USAGE, "channel slice: channels %d..%d outside 0..%d", off, off + Ck, C_in);
+    return concat_slice(ctx, N, HW, Ck, x, C_in, off, y, Ck, 0, 0);
+}
+
+gf_status gf_slice_backward(gf_ctx *ctx, size_t N, size_t HW, int C_in, int off, int Ck, cl_mem g, cl_mem gx,
+                            int accumulate) {
+    if (Ck < 1 || off < 0 || off > C_in - Ck)
+        return gf_fail(ctx, GF_ERR_USAGE, "channel slice backward: channels %d..%d outside 0..%d", off, off + Ck, C_in);
+    if (!accumulate && Ck < C_in) {
+        if (N * (size_t)C_in * HW > UINT_MAX)
+            return gf_fail(ctx, GF_ERR_USAGE, "channel slice: %zu x %d x %zu values exceed the 32-bit index range", N,
+                           C_in, HW);
+        if (off > 0) GF_TRY(concat_slice(ctx, N, HW, off, NULL, 0, 0, gx, C_in, 0, 2));
+        if (off + Ck < C_in) GF_TRY(concat_slice(ctx, N, HW, C_in - off - Ck, NULL, 0, 0, gx, C_in, off + Ck, 2));
+    }
+    return concat_slice(ctx, N, HW, Ck, g, Ck, 0, gx, C_in, off, accumulate ? 1 : 0);
+}
+
+static gf_status shuffle(gf_ctx *ctx, size_t N, int C, size_t HW, int G, cl_mem src, cl_mem dst, int inverse,
+                         int accumulate) {
+    if (N == 0 || HW == 0 || C < 1 || G < 1 || C % G)
+        return gf_fail(ctx, GF_ERR_USAGE, "channel shuffle: %d channels in %d groups (N %zu, HW %zu)", C, G, N, HW);
+    if (N * (size_t)C > UINT_MAX / HW)
+        return gf_fail(ctx, GF_ERR_USAGE, "channel shuffle: %zu x %d x %zu values exceed the 32-bit index range", N, C,
+                       HW);
+    if (src == dst) return gf_fail(ctx, GF_ERR_INTERNAL, "channel shuffle: output aliases the input");
+    size_t total = N * (size_t)C * HW;
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "merge", NULL, "channel_shuffle", &k));
+    GF_TRY(gf_args(ctx, k, "channel_shuffle", "mmuuuuuu", src, dst, (unsigned)total, (unsigned)C, (unsigned)HW,
+                   (unsigned)G, (unsigned)(inverse != 0), (unsigned)(accumulate != 0)));
+    return gf_launch1(ctx, k, "channel_shuffle", total);
+}
+
+gf_status gf_shuffle_forward(gf_ctx *ctx, size_t N, int C, size_t HW, int G, cl_mem x, cl_mem y) {
+    return shuffle(ctx, N, C, HW, G, x, y, 0, 0);
+}
+
+gf_status gf_shuffle_backward(gf_ctx *ctx, size_t N, int C, size_t HW, int G, cl_mem g, cl_mem gx, int accumulate) {
+    return shuffle(ctx, N, C, HW, G, g, gx, 1, accumulate);
+}
+
 /* ---- self-test: gated and elementwise product (both inputs moving), a three-way concat ---- */
 
 static void fill(float *v, size_t n, uint64_t *s) {
@@ -190,6 +234,33 @@ static gf_status selftest_merge(gf_ctx *ctx, gf_check_list *l) {
                     for (int j = 0; j < HW; j++) ref[(n * 2 + c) * HW + j] = g[(n * C + 2 + c) * HW + j];
             gf_compare(out, ref, (size_t)N * 2 * HW, &ba, &br);
             gf_check_add(l, "concat backward", ba, br, 0);
+        }
+    }
+    if (!st) {   /* channel shuffle of x viewed as [1, 15, 81] in 3 groups, its inverse; a slice of 2 channels */
+        double fa, fr, ba, br, sa, sr;
+        st = gf_shuffle_forward(ctx, 1, N * C, HW, 3, b[0], b[7]);
+        if (!st) st = gf_buf_read(ctx, b[7], 0, (size_t)T * 4, out);
+        if (!st) {
+            for (int c = 0; c < N * C; c++)
+                for (int j = 0; j < HW; j++) ref[c * HW + j] = x[((c % 3) * (N * C / 3) + c / 3) * HW + j];
+            gf_compare(out, ref, T, &fa, &fr);
+            gf_check_add(l, "channel shuffle forward/tangent", fa, fr, 0);
+            st = gf_shuffle_backward(ctx, 1, N * C, HW, 3, b[7], b[4], 0);   /* the inverse gives x back */
+        }
+        if (!st) st = gf_buf_read(ctx, b[4], 0, (size_t)T * 4, out);
+        if (!st) {
+            for (int i = 0; i < T; i++) ref[i] = x[i];
+            gf_compare(out, ref, T, &ba, &br);
+            gf_check_add(l, "channel shuffle backward", ba, br, 0);
+            st = gf_slice_forward(ctx, N, HW, C, 1, 2, b[0], b[7]);
+        }
+        if (!st) st = gf_buf_read(ctx, b[7], 0, (size_t)N * 2 * HW * 4, out);
+        if (!st) {
+            for (int n = 0; n < N; n++)
+                for (int c = 0; c < 2; c++)
+                    for (int j = 0; j < HW; j++) ref[(n * 2 + c) * HW + j] = x[(n * C + 1 + c) * HW + j];
+            gf_compare(out, ref, (size_t)N * 2 * HW, &sa, &sr);
+            gf_check_add(l, "channel slice forward/tangent", sa, sr, 0);
         }
     }
     for (int i = 0; i < 8; i++) gf_buf_release(&b[i]);

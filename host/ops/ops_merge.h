@@ -13,7 +13,16 @@
  * Concat along channels of inputs k = 0..n-1 with C_k channels each, same
  * N and HW: y[:, off_k : off_k + C_k] = x_k (off_k = C_0 + ... + C_{k-1}).
  * Its tangent is the concat of the tangents (a zero slice for an input whose
- * tangent is 0), its backward hands each input its slice of the gradient. */
+ * tangent is 0), its backward hands each input its slice of the gradient.
+ *
+ * Channel slice y = x[:, off : off + Ck] (torch.chunk / split over channels):
+ * forward and tangent are the slice, its backward writes the gradient into
+ * the slice and zeros elsewhere (or adds it into the slice).
+ *
+ * Channel shuffle with G groups (ShuffleNet: reshape [N, G, C/G, HW],
+ * transpose(1, 2), reshape [N, C, HW]): y[:, k*G + g] = x[:, g*(C/G) + k].
+ * A permutation: its tangent is the same permutation, its backward the
+ * inverse one. */
 #ifndef GF_OPS_MERGE_H
 #define GF_OPS_MERGE_H
 #include "gf_internal.h"
@@ -37,4 +46,17 @@ gf_status gf_concat_forward(gf_ctx *ctx, size_t N, size_t HW, int n, const int *
  * (accumulate: gk += that slice). */
 gf_status gf_concat_backward(gf_ctx *ctx, size_t N, size_t HW, int C_total, int off, int Ck, cl_mem g, cl_mem gk,
                              int accumulate);
+
+/* y = x[:, off : off + Ck] of x [N, C_in, HW]; forward and tangent are this call. */
+gf_status gf_slice_forward(gf_ctx *ctx, size_t N, size_t HW, int C_in, int off, int Ck, cl_mem x, cl_mem y);
+/* gx [N, C_in, HW]: the slice gets g [N, Ck, HW]; accumulate = 0 zeroes the rest of gx
+ * first, accumulate = 1 adds g into the slice and leaves the rest. */
+gf_status gf_slice_backward(gf_ctx *ctx, size_t N, size_t HW, int C_in, int off, int Ck, cl_mem g, cl_mem gx,
+                            int accumulate);
+
+/* y = channel_shuffle(x, G) of x [N, C, HW], C a multiple of G; y must not alias x.
+ * Forward and tangent are this call. */
+gf_status gf_shuffle_forward(gf_ctx *ctx, size_t N, int C, size_t HW, int G, cl_mem x, cl_mem y);
+/* gx (=, += when accumulate) the inverse permutation of g; gx must not alias g. */
+gf_status gf_shuffle_backward(gf_ctx *ctx, size_t N, int C, size_t HW, int G, cl_mem g, cl_mem gx, int accumulate);
 #endif

@@ -17,7 +17,8 @@ void gf_selftest_gemm(gf_ctx *ctx, gf_check_list *l);     /* host/ops/selftest.c
 void gf_selftest_bn(gf_ctx *ctx, gf_check_list *l);
 /* Non-affine op families (host/ops/ops_act.c, ops_pool.c, ops_loss.c, ops_optim.c). */
 void gf_selftest_act(gf_ctx *ctx, gf_check_list *l);
-/* Rows "mul gate/elementwise forward/tangent/backward", "concat ..." (host/ops/ops_merge.c). */
+/* Rows "mul gate/elementwise forward/tangent/backward", "concat ...", "channel shuffle ...", "channel slice ..."
+ * (host/ops/ops_merge.c). */
 void gf_selftest_merge(gf_ctx *ctx, gf_check_list *l);
 /* Rows "layernorm forward", "layernorm tangent/backward" (host/ops/ops_ln.c). */
 void gf_selftest_ln(gf_ctx *ctx, gf_check_list *l);

@@ -124,6 +124,27 @@ def gated():
     return g
 
 
+def shuffled():
+    """ShuffleNetV2's unit: chunk in two (slices), a 1x1 conv on one half, concat, channel shuffle (own rng:
+    the other seeds' bytes stay as they were)."""
+    q = np.random.default_rng(17)
+    g = gfmodel.Graph("x", [3, 6, 6])
+    g.tensor("c.weight", q.standard_normal((4, 3, 3, 3)))
+    g.add("c", "conv2d", ["x"], {"weight": "c.weight"}, {"pad": [1, 1, 1, 1]})
+    g.add("lo", "slice", ["c"], attrs={"start": 0, "end": 2})
+    g.add("hi", "slice", ["c"], attrs={"start": 2, "end": 4})
+    g.tensor("b.weight", q.standard_normal((2, 2, 1, 1)))
+    g.add("b", "conv2d", ["hi"], {"weight": "b.weight"})
+    g.add("cat", "concat", ["lo", "b"])
+    g.add("sh", "shuffle", ["cat"], attrs={"groups": 2})
+    g.add("gap", "global_avgpool", ["sh"])
+    g.tensor("fc.weight", q.standard_normal((2, 4)))
+    g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+    g.outputs = ["fc"]
+    g.feature = "gap"
+    return g
+
+
 def make_models():
     out("model", "tiny.safetensors", model_bytes(tiny, {"input_size": [8, 8], "channels": 3, "color_order": "RGB",
                                                         "resize": "stretch"}, ["cat", "dog"]))
@@ -139,6 +160,8 @@ def make_models():
                                                                  "color_order": "RGB", "resize": "stretch"}, ["a", "b"]))
     strict_seeds(model_bytes(tiny, {"input_size": [8, 8], "channels": 3, "color_order": "RGB", "resize": "stretch"},
                              ["cat", "dog"]))
+    out("model", "shuffle_slice.safetensors", model_bytes(shuffled, {"input_size": [6, 6], "channels": 3,
+                                                                     "color_order": "RGB", "resize": "stretch"}, ["a", "b"]))
 
 
 def strict_seeds(data):
