@@ -314,7 +314,9 @@ static void cosine_schedule(gf_ctx *ctx, const float *theta, const float *z, con
     int d = gf_block_feature_dim(blk);
     gf_train_options o;
     gf_train_options_default(&o);
-    o.epochs = 2; o.batch = NTR; o.optim.lr = 1e-2f; o.seed = 3; o.lr_cosine = 1;
+    /* SGD: its update is linear in the gradient, so summing the batch in another order (the trainer shuffles
+     * it) moves the result by rounding only; Adam's first step divides by |g| and magnifies it on tiny g */
+    o.epochs = 2; o.batch = NTR; o.optim.lr = 1e-1f; o.optim.adam = 0; o.seed = 3; o.lr_cosine = 1;
     gf_train_result a;
     REQUIRE_OK(ctx, gf_train(ctx, blk, theta, tr, NULL, (1u << GF_METHOD_LINEAR) | (1u << GF_METHOD_FULL), &o, &a));
     CHECK(a.m[GF_METHOD_FULL].epochs_run == 2, "full ran %d epochs", a.m[GF_METHOD_FULL].epochs_run);
