@@ -32,3 +32,22 @@ kernel void gf_gather_rows(global const uint *src, global const int *idx, int ro
     size_t i = g / (size_t)row, j = g % (size_t)row;
     dst[g] = src[(size_t)idx[i] * (size_t)row + j];
 }
+
+/* Half-precision storage of the caches (--cache-dtype f16): vstore_half /
+ * vload_half are core OpenCL 1.2 (no cl_khr_fp16: half is only a storage
+ * format here, all arithmetic stays float). _rte spells out the rounding the
+ * host reference (gf_f32_to_f16) does: to nearest, ties to even. */
+kernel void gf_store_half(int n, global const float *src, ulong off, global half *dst)
+{
+    size_t i = get_global_id(0);
+    if (i < (size_t)n) vstore_half_rte(src[i], (size_t)off + i, dst);
+}
+
+/* dst[i, :] = float(src[idx[i], :]): gf_gather_rows from a half cache */
+kernel void gf_gather_rows_half(global const half *src, global const int *idx, int row, int n, global float *dst)
+{
+    size_t g = get_global_id(0);
+    if (g >= (size_t)n * (size_t)row) return;
+    size_t i = g / (size_t)row, j = g % (size_t)row;
+    dst[g] = vload_half((size_t)idx[i] * (size_t)row + j, src);
+}

@@ -89,7 +89,7 @@ void gf_progress_lines(gf_ctx *ctx, const char *text);
 gf_status gf_kernel(gf_ctx *ctx, const char *family, const char *defines,
                     const char *name, cl_kernel *out);
 /* Set all arguments from a format string: m = cl_mem, i = int, u = unsigned,
- * f = float (pass a double), L = local float buffer (pass size_t floats). */
+ * z = ulong (pass a size_t), f = float (pass a double), L = local float buffer (pass size_t floats). */
 gf_status gf_args(gf_ctx *ctx, cl_kernel k, const char *kname, const char *fmt, ...);
 /* Enqueue; global sizes are rounded up to a multiple of local when local is
  * given (kernels check bounds). local may be NULL. */

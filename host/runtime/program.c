@@ -309,6 +309,7 @@ gf_status gf_args(gf_ctx *ctx, cl_kernel k, const char *kname, const char *fmt, 
         case 'm': { cl_mem m = va_arg(ap, cl_mem); e = clSetKernelArg(k, i, sizeof m, &m); break; }
         case 'i': { cl_int v = va_arg(ap, int); e = clSetKernelArg(k, i, sizeof v, &v); break; }
         case 'u': { cl_uint v = va_arg(ap, unsigned); e = clSetKernelArg(k, i, sizeof v, &v); break; }
+        case 'z': { cl_ulong v = (cl_ulong)va_arg(ap, size_t); e = clSetKernelArg(k, i, sizeof v, &v); break; }
         case 'f': { cl_float v = (cl_float)va_arg(ap, double); e = clSetKernelArg(k, i, sizeof v, &v); break; }
         case 'L': { size_t n = va_arg(ap, size_t); e = clSetKernelArg(k, i, n * sizeof(cl_float), NULL); break; }
         default: va_end(ap); return gf_fail(ctx, GF_ERR_INTERNAL, "gf_args(%s): bad format char '%c'", kname, *f);
