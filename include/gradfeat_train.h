@@ -64,6 +64,8 @@ typedef struct gf_job {
                                                 run, a cosine of the step (default); 0: step schedule */
     uint64_t seed;
     uint64_t max_device_mem;                 /* bytes for the activation cache on the device; 0 = half the device */
+    int cache_f16;                           /* 1: the activation and primal caches stored as IEEE halves (half the
+                                                memory and bandwidth; every op still computes in float); 0: float */
     const char *run_dir;                     /* outputs (metrics.jsonl, results.json, classes.txt); NULL = none */
     const char *cache_dir;                   /* activation cache files; NULL or "" = do not keep (the CLI's default:
                                                 ~/.cache/gradfeat/activations) */
@@ -101,6 +103,8 @@ typedef struct gf_job_result {
     char top[128];
     double trunk_seconds;                    /* the one trunk pass (0 when the cache was reused) */
     int cache_reused, cache_on_device;
+    uint64_t cache_bytes, primal_cache_bytes; /* device bytes of the activation cache (0: kept in host memory) and
+                                                of the primal cache (0: not used) */
     int stopped;                             /* *job->stop was seen; checkpoint says where it is (or "") */
     int checkpoints;                         /* checkpoints written */
     char checkpoint[1200];

@@ -103,7 +103,7 @@ static void primal_roundtrip(gf_ctx *ctx, gf_block *blk, const float *theta, con
     REQUIRE_OK(ctx, gf_buf_create_from(ctx, (size_t)B * d * 4, gfh, "gfeat", &gfeat));
     REQUIRE_OK(ctx, gf_buf_create(ctx, B * sizeof(int), "idx", &idx));
     gf_primal_cache *pc;
-    REQUIRE_OK(ctx, gf_primal_cache_create(ctx, blk, NTR, &pc));
+    REQUIRE_OK(ctx, gf_primal_cache_create(ctx, blk, NTR, 0, &pc));
     for (int b0 = 0; b0 < NTR; b0 += B) {
         int nb = NTR - b0 < B ? NTR - b0 : B;
         REQUIRE_OK(ctx, gf_buf_write(ctx, x, 0, (size_t)nb * S * 4, z + (size_t)b0 * S));
@@ -408,15 +408,15 @@ int main(void) {
         size_t want = (size_t)gf_block_feature_dim(bg) + 8 * H * H /* conv */ + 8 /* se.pool */ + 8 /* se.fc */ +
                       8 /* se.gate */ + 8 * H * H /* silu */ + 8 * H * H /* se.mul */ + 8 * H * H /* sig */ +
                       16 * H * H /* cat */;
-        CHECK(gf_block_primal_bytes(bg) == want * 4, "gated block: primal cache %zu bytes per sample, want %zu",
-              gf_block_primal_bytes(bg), want * 4);
+        CHECK(gf_block_primal_bytes(bg, 0) == want * 4, "gated block: primal cache %zu bytes per sample, want %zu",
+              gf_block_primal_bytes(bg, 0), want * 4);
         primal_roundtrip(ctx, bg, thg, z, S);
         free(thg);
         gf_block_free(bg);
     }
     /* kept per sample: conv and pool outputs (relu and conv2 read them), pool routing, features */
     size_t pb = (size_t)(8 * H * H + 2 * 8 * (H / 2) * (H / 2) + d) * 4;
-    CHECK(gf_block_primal_bytes(blk) == pb, "primal bytes per sample %zu, expected %zu", gf_block_primal_bytes(blk), pb);
+    CHECK(gf_block_primal_bytes(blk, 0) == pb, "primal bytes per sample %zu, expected %zu", gf_block_primal_bytes(blk, 0), pb);
     CHECK(a.primal_cache_bytes == pb * NTR, "primal cache used (%zu bytes)", a.primal_cache_bytes);
     for (int m = 0; m < 4; m++) {
         printf("%-9s train loss %.4f acc %.3f  val loss %.4f acc %.3f\n", gf_method_name((gf_method)m), a.m[m].train_loss,

@@ -81,6 +81,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"lr-halve-every", 0, CLI_INT, &job.lr_halve_every, "N", "with --lr-schedule step: halve the learning rate every N epochs (default 20; 0 = never)", NULL, NULL, 0},
         {"seed", 0, CLI_U64, &job.seed, "N", "seed of the subset, shuffling and initialisation (default 1)", NULL, NULL, 0},
         {"max-device-mem", 0, CLI_SIZE, &job.max_device_mem, "SIZE", "device memory the activation cache may use, e.g. 4G", NULL, NULL, 0},
+        {"cache-dtype", 0, CLI_CHOICE, &job.cache_f16, "T", "storage of the trunk outputs and the primal cache: f32 (default) or f16 (IEEE halves: half the device memory and bandwidth, computed in f32)", NULL, "f32|f16", 0},
         {"run-dir", 0, CLI_STR, &job.run_dir, "DIR", "write results.json, metrics.jsonl, classes.txt, <method>.safetensors and checkpoints here", NULL, NULL, 0},
         {"checkpoint-every", 0, CLI_INT, &job.checkpoint_every, "N", "checkpoint every N optimiser steps (default 500; 0 = only at method ends and on SIGINT/SIGTERM)", NULL, NULL, 0},
         {"resume", 0, CLI_STR, &resume_dir, "RUN_DIR", "continue the interrupted run in RUN_DIR (give the same options; the result is bit-identical on the same device)", NULL, NULL, 0},
@@ -108,7 +109,8 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         static const char *from_ckpt[] = {"model", "data", "split", "val", "val-split", "limit", "val-limit", "top",
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
                                             "weight-decay", "clip-norm", "lr-schedule", "lr-halve-every", "seed", "ntk", "eval-every",
-                                            "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "finetune-lr", "lr-auto"};
+                                            "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "finetune-lr", "lr-auto",
+                                            "cache-dtype"};
         cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &job, &saved);
         if (!cli_opts_given(o, "method")) { job.methods = saved.methods; method = NULL; }
         if (!cli_opts_given(o, "optimizer")) { job.sgd = saved.sgd; optimizer = NULL; }

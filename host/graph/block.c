@@ -605,6 +605,7 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
 
 struct gf_primal_cache {
     int n_samples;
+    int half;                            /* y[] as IEEE halves (--cache-dtype f16) */
     cl_mem y[GF_BLOCK_MAX_NODES];        /* [n_samples, node size] for the nodes the tangent/backward read */
     cl_mem argmax[GF_BLOCK_MAX_NODES];   /* max-pool routing, same rows */
     cl_mem f;                            /* pooled features [n_samples, d] */
@@ -625,13 +626,13 @@ static int primal_needed(const gf_block *b, int j) {
     return 0;
 }
 
-size_t gf_block_primal_bytes(const gf_block *b) {
-    size_t s = (size_t)gf_block_feature_dim(b);
+size_t gf_block_primal_bytes(const gf_block *b, int half) {
+    size_t s = (size_t)gf_block_feature_dim(b) * sizeof(float);   /* f stays float: full starts at the probe */
     for (int j = 0; j < b->n_nodes; j++) {
-        if (primal_needed(b, j)) s += node_size(&b->nodes[j]);
-        if (b->nodes[j].kind == GF_BN_MAXPOOL) s += node_size(&b->nodes[j]);
+        if (primal_needed(b, j)) s += node_size(&b->nodes[j]) * (half ? 2 : sizeof(float));
+        if (b->nodes[j].kind == GF_BN_MAXPOOL) s += node_size(&b->nodes[j]) * sizeof(int);   /* routing: ints */
     }
-    return s * sizeof(float);
+    return s;
 }
 
 void gf_primal_cache_free(gf_primal_cache *pc) {
@@ -641,19 +642,20 @@ void gf_primal_cache_free(gf_primal_cache *pc) {
     free(pc);
 }
 
-gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, gf_primal_cache **out) {
+gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, int half, gf_primal_cache **out) {
     *out = NULL;
     if (n_samples < 1) return gf_fail(ctx, GF_ERR_INTERNAL, "primal cache for %d samples", n_samples);
     gf_primal_cache *pc = calloc(1, sizeof *pc);
     if (!pc) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     pc->n_samples = n_samples;
+    pc->half = half;
     gf_status st = gf_buf_create(ctx, (size_t)n_samples * gf_block_feature_dim(b) * sizeof(float),
                                  "primal cache (features)", &pc->f);
     for (int j = 0; j < b->n_nodes && st == GF_OK; j++) {
         size_t bytes = (size_t)n_samples * node_size(&b->nodes[j]) * sizeof(float);
         char what[128];
         snprintf(what, sizeof what, "primal cache of top-block node '%s'", b->nodes[j].name);
-        if (primal_needed(b, j)) st = gf_buf_create(ctx, bytes, what, &pc->y[j]);
+        if (primal_needed(b, j)) st = gf_buf_create(ctx, half ? bytes / 2 : bytes, what, &pc->y[j]);
         if (st == GF_OK && b->nodes[j].kind == GF_BN_MAXPOOL) st = gf_buf_create(ctx, bytes, what, &pc->argmax[j]);
     }
     if (st != GF_OK) { gf_primal_cache_free(pc); return st; }
@@ -668,7 +670,9 @@ gf_status gf_primal_cache_store(gf_ctx *ctx, const gf_block *b, gf_primal_cache 
     GF_TRY(gf_buf_copy(ctx, f, 0, pc->f, (size_t)first * d, (size_t)n * d));
     for (int j = 0; j < b->n_nodes; j++) {
         size_t row = node_size(&b->nodes[j]) * sizeof(float);
-        if (pc->y[j]) GF_TRY(gf_buf_copy(ctx, b->y[j], 0, pc->y[j], (size_t)first * row, (size_t)n * row));
+        if (pc->y[j] && pc->half)
+            GF_TRY(gf_store_half(ctx, b->y[j], (size_t)n * node_size(&b->nodes[j]), pc->y[j], (size_t)first * node_size(&b->nodes[j])));
+        else if (pc->y[j]) GF_TRY(gf_buf_copy(ctx, b->y[j], 0, pc->y[j], (size_t)first * row, (size_t)n * row));
         if (pc->argmax[j]) GF_TRY(gf_buf_copy(ctx, b->argmax[j], 0, pc->argmax[j], (size_t)first * row, (size_t)n * row));
     }
     return GF_OK;
@@ -680,7 +684,7 @@ gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *
     GF_TRY(gf_gather_rows(ctx, pc->f, idx, gf_block_feature_dim(b), n, f));
     for (int j = 0; j < b->n_nodes; j++) {
         int row = (int)node_size(&b->nodes[j]);
-        if (pc->y[j]) GF_TRY(gf_gather_rows(ctx, pc->y[j], idx, row, n, b->y[j]));
+        if (pc->y[j]) GF_TRY((pc->half ? gf_gather_rows_half : gf_gather_rows)(ctx, pc->y[j], idx, row, n, b->y[j]));
         if (pc->argmax[j]) GF_TRY(gf_gather_rows(ctx, pc->argmax[j], idx, row, n, b->argmax[j]));
     }
     return GF_OK;

@@ -135,8 +135,10 @@ gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var);
  * nodes, max-pool routing and the pooled features — what the tangent and the
  * backward read. Rows are sample indices of the cached set. */
 typedef struct gf_primal_cache gf_primal_cache;
-size_t gf_block_primal_bytes(const gf_block *b);     /* device bytes per sample */
-gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, gf_primal_cache **out);
+/* half: the node values stored as IEEE halves (gf_store_half; read back as floats, so every op still
+ * computes in float); the routing stays int and the pooled features float. */
+size_t gf_block_primal_bytes(const gf_block *b, int half);     /* device bytes per sample */
+gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, int half, gf_primal_cache **out);
 void gf_primal_cache_free(gf_primal_cache *pc);
 /* After gf_block_forward (evaluation mode) of samples first..first+n-1, whose
  * features are in f: copy what is kept into rows first..first+n-1. */

@@ -470,6 +470,11 @@ static gf_status write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
     cJSON_AddStringToObject(o, "probe", job->probe_sgd ? "sgd" : "lbfgs");
     if (!isnan(r->probe_l2)) cJSON_AddNumberToObject(o, "probe_l2", r->probe_l2);
     cJSON_AddNumberToObject(o, "trunk_seconds", r->trunk_seconds);
+    /* device memory of the two caches (--cache-dtype f16 halves what it stores) */
+    cJSON *mem = cJSON_AddObjectToObject(o, "cache_memory");
+    cJSON_AddStringToObject(mem, "dtype", job->cache_f16 ? "f16" : "f32");
+    cJSON_AddNumberToObject(mem, "activation_bytes", (double)r->cache_bytes);
+    cJSON_AddNumberToObject(mem, "primal_bytes", (double)r->primal_cache_bytes);
     cJSON *ms = cJSON_AddObjectToObject(o, "methods");
     for (int i = 0; i < 4; i++) {
         if (!r->ran[i]) continue;
@@ -577,6 +582,7 @@ static cJSON *job_config(const gf_job *job, const char *top, uint64_t model_hash
     cJSON_AddNumberToObject(o, "finetune_lr", job->finetune_lr);
     cJSON_AddNumberToObject(o, "lr_auto", job->lr_auto);
     cJSON_AddNumberToObject(o, "random", job->random);
+    cJSON_AddStringToObject(o, "cache_dtype", job->cache_f16 ? "f16" : "f32");
     snprintf(hex, sizeof hex, "%llu", (unsigned long long)job->seed);
     cJSON_AddStringToObject(o, "seed", hex);
     return o;
@@ -772,6 +778,8 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     job->lr_auto = cJSON_IsNumber(ja) && ja->valuedouble != 0;
     const cJSON *jz = cJSON_GetObjectItemCaseSensitive(c, "random");
     job->random = cJSON_IsNumber(jz) && jz->valuedouble >= 0 && jz->valuedouble < 8 ? (unsigned)jz->valuedouble : 0;
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(c, "cache_dtype");
+    job->cache_f16 = cJSON_IsString(jd) && !strcmp(jd->valuestring, "f16");   /* before the option: f32 */
 #undef S_
 #undef N_
 #undef OPT_
@@ -1044,6 +1052,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     gf_train_options_default(&o);
     o.epochs = job->epochs; o.probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs; o.batch = job->batch; o.seed = job->seed;
     o.lr_halve_every = job->lr_halve_every; o.lr_cosine = job->lr_cosine; o.max_device_mem = job->max_device_mem;
+    o.cache_half = job->cache_f16; o.quiet = job->quiet;
     o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
     o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
     o.ntk = job->ntk; o.eval_every = job->eval_every;
@@ -1070,6 +1079,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     if (st == GF_OK && !res->stopped) st = gf_train(ctx, blk, theta, &str, dva ? &sva : NULL, job->methods, &o, &tres);
     if (st == GF_OK) {
         res->cache_on_device = tres.cache_on_device;
+        res->cache_bytes = tres.cache_bytes; res->primal_cache_bytes = tres.primal_cache_bytes;
         for (int i = 0; i < 4; i++) {
             if (i == 0 && !(job->methods & 1u)) continue;   /* trained for ω̄ but not asked for */
             res->ran[i] = tres.m[i].ran;

@@ -150,7 +150,9 @@ gf_status gf_holdout_split(gf_ctx *ctx, gf_cached_set *set, float *z0, int *labe
 
 typedef struct {
     const gf_cached_set *set;
-    cl_mem dev;                 /* whole set on the device, or NULL */
+    int half;                   /* values rounded to IEEE halves (--cache-dtype f16), on both tiers */
+    cl_mem dev;                 /* whole set on the device (halves when half), or NULL */
+    size_t dev_bytes;
     cl_mem x, labels, idx;      /* per-batch buffers */
     float *stage;               /* host staging for the host-resident path */
     int *lab_stage;
@@ -165,18 +167,33 @@ static void cache_close(cache *c) {
     memset(c, 0, sizeof *c);
 }
 
-static gf_status cache_open(gf_ctx *ctx, const gf_cached_set *s, int batch, uint64_t *budget, cache *c) {
+/* Converts the set to halves on the device a batch of rows at a time, through the batch input buffer. */
+static gf_status upload_half(gf_ctx *ctx, cache *c, int batch) {
+    const gf_cached_set *s = c->set;
+    size_t row = (size_t)s->sample_floats;
+    for (int b0 = 0; b0 < s->n; b0 += batch) {
+        int nb = s->n - b0 < batch ? s->n - b0 : batch;
+        GF_TRY(gf_buf_write(ctx, c->x, 0, (size_t)nb * row * sizeof(float), s->z0 + (size_t)b0 * row));
+        GF_TRY(gf_store_half(ctx, c->x, (size_t)nb * row, c->dev, (size_t)b0 * row));
+    }
+    return GF_OK;
+}
+
+static gf_status cache_open(gf_ctx *ctx, const gf_cached_set *s, int batch, int half, uint64_t *budget, cache *c) {
     memset(c, 0, sizeof *c);
     c->set = s;
-    size_t bytes = (size_t)s->n * s->sample_floats * sizeof(float);
+    c->half = half;
+    size_t bytes = (size_t)s->n * s->sample_floats * (half ? 2 : sizeof(float));
     gf_status st = GF_OK;
     if (bytes <= ctx->info.max_alloc && bytes <= *budget) {
-        st = gf_buf_create_from(ctx, bytes, s->z0, "activation cache", &c->dev);
-        if (st == GF_OK) *budget -= bytes;
+        st = half ? gf_buf_create(ctx, bytes, "activation cache", &c->dev)
+                  : gf_buf_create_from(ctx, bytes, s->z0, "activation cache", &c->dev);
+        if (st == GF_OK) { *budget -= bytes; c->dev_bytes = bytes; }
         else { gf_buf_release(&c->dev); st = GF_OK; }      /* fall back to host memory */
     }
     size_t lab = s->multi_label ? (size_t)batch * s->classes * sizeof(float) : (size_t)batch * sizeof(int);
     if (st == GF_OK) st = gf_buf_create(ctx, (size_t)batch * s->sample_floats * sizeof(float), "batch input", &c->x);
+    if (st == GF_OK && c->dev && half) st = upload_half(ctx, c, batch);
     if (st == GF_OK) st = gf_buf_create(ctx, lab, "batch labels", &c->labels);
     if (st == GF_OK) st = gf_buf_create(ctx, (size_t)batch * sizeof(int), "batch indices", &c->idx);
     c->stage = c->dev ? NULL : malloc((size_t)batch * s->sample_floats * sizeof(float));
@@ -194,9 +211,13 @@ static gf_status cache_batch(gf_ctx *ctx, cache *c, const int *idx, int nb) {
     size_t row = (size_t)s->sample_floats;
     if (c->dev || c->primal) GF_TRY(gf_buf_write(ctx, c->idx, 0, (size_t)nb * sizeof(int), idx));
     if (c->dev) {
-        GF_TRY(gf_gather_rows(ctx, c->dev, c->idx, (int)row, nb, c->x));
+        GF_TRY((c->half ? gf_gather_rows_half : gf_gather_rows)(ctx, c->dev, c->idx, (int)row, nb, c->x));
     } else {
         for (int i = 0; i < nb; i++) memcpy(c->stage + i * row, s->z0 + (size_t)idx[i] * row, row * sizeof(float));
+        /* the same rounding as the device tier (gf_f32_to_f16 is vstore_half_rte's reference), so a run gives the
+         * same numbers wherever its cache fits */
+        if (c->half)
+            for (size_t i = 0; i < (size_t)nb * row; i++) c->stage[i] = gf_f16_to_f32(gf_f32_to_f16(c->stage[i]));
         GF_TRY(gf_buf_write(ctx, c->x, 0, (size_t)nb * row * sizeof(float), c->stage));
     }
     if (s->multi_label) {
@@ -258,7 +279,7 @@ static gf_status evaluate(gf_ctx *ctx, gf_lin *m, cache *c, int batch, double *l
 gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, int batch, double *loss, double *metric) {
     uint64_t budget = ctx->info.global_mem / 4;
     cache c;
-    GF_TRY(cache_open(ctx, set, batch, &budget, &c));
+    GF_TRY(cache_open(ctx, set, batch, 0, &budget, &c));
     gf_status st = evaluate(ctx, m, &c, batch, loss, metric, NULL);
     cache_close(&c);
     return st;
@@ -651,9 +672,10 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
     if (st == GF_OK) st = gf_block_create(ctx, d, 1, 1, &gap, 1, o->batch, &head_blk);
     cache ptr = {0}, pva = {0}, pho = {0};
     uint64_t fb = ~0ULL;
-    if (st == GF_OK) st = cache_open(ctx, &ftrain, o->batch, &fb, &ptr);
-    if (st == GF_OK && val) st = cache_open(ctx, &fval, o->batch, &fb, &pva);
-    if (st == GF_OK && hold) st = cache_open(ctx, &fhold, o->batch, &fb, &pho);
+    /* the features stay float (small; the probe is solved on the float values, and full starts at it) */
+    if (st == GF_OK) st = cache_open(ctx, &ftrain, o->batch, 0, &fb, &ptr);
+    if (st == GF_OK && val) st = cache_open(ctx, &fval, o->batch, 0, &fb, &pva);
+    if (st == GF_OK && hold) st = cache_open(ctx, &fhold, o->batch, 0, &fb, &pho);
     gf_lin *probe = NULL;
     float *none = head_blk ? calloc(gf_block_param_count(head_blk) + 1, sizeof(float)) : NULL;   /* GAP has no parameters */
     if (st == GF_OK && !none) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
@@ -808,22 +830,23 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
     double t0 = gf_now();
     cache tr = {0}, va = {0}, ho = {0};
     const gf_cached_set *hold = o->holdout && o->holdout->n > 0 ? o->holdout : NULL;
-    gf_status st = cache_open(ctx, train, o->batch, &budget, &tr);
-    if (st == GF_OK && val) st = cache_open(ctx, val, o->batch, &budget, &va);
-    if (st == GF_OK && hold) st = cache_open(ctx, hold, o->batch, &budget, &ho);
+    gf_status st = cache_open(ctx, train, o->batch, o->cache_half, &budget, &tr);
+    if (st == GF_OK && val) st = cache_open(ctx, val, o->batch, o->cache_half, &budget, &va);
+    if (st == GF_OK && hold) st = cache_open(ctx, hold, o->batch, o->cache_half, &budget, &ho);
     R.ho = hold ? &ho : NULL;
     res->cache_on_device = tr.dev != NULL;
+    res->cache_bytes = tr.dev_bytes + va.dev_bytes + ho.dev_bytes;
     /* the primal cache, for gradient/full, when it fits what the activation cache left. Cached primal values
      * and recomputed ones differ in the last bits, so a resume keeps the choice its checkpoint recorded
      * (whatever budget it is given) or refuses */
     unsigned at_theta_bar = (1u << GF_METHOD_GRADIENT) | (1u << GF_METHOD_FULL);
-    size_t pbytes = gf_block_primal_bytes(blk) * (size_t)train->n;
+    size_t pbytes = gf_block_primal_bytes(blk, o->cache_half) * (size_t)train->n;
     int recorded = ck ? ck->primal_cache : -1;
     int want = recorded >= 0 ? recorded : !o->no_primal_cache && (methods & at_theta_bar) && pbytes <= budget;
     if (st == GF_OK && want) {
         char saved[sizeof ctx->err];
         memcpy(saved, ctx->err, sizeof saved);
-        if (pbytes <= budget && gf_primal_cache_create(ctx, blk, train->n, &tr.primal) == GF_OK) {
+        if (pbytes <= budget && gf_primal_cache_create(ctx, blk, train->n, o->cache_half, &tr.primal) == GF_OK) {
             budget -= pbytes;
             res->primal_cache_bytes = pbytes;
         }
@@ -831,7 +854,8 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
         if (!tr.primal && recorded == 1) {
             uint64_t act = 0;
             const gf_cached_set *sets[3] = {train, val, hold};
-            for (int i = 0; i < 3; i++) if (sets[i]) act += (uint64_t)sets[i]->n * sets[i]->sample_floats * sizeof(float);
+            for (int i = 0; i < 3; i++)
+                if (sets[i]) act += (uint64_t)sets[i]->n * sets[i]->sample_floats * (o->cache_half ? 2 : sizeof(float));
             st = gf_fail(ctx, GF_ERR_MEMORY, "--resume: checkpoint %s was written with the primal cache on the device "
                          "(%.1f MiB), which does not fit the device-memory budget of this run (%.1f MiB, %.1f MiB left "
                          "after the activation cache); without it the resumed run would not be bit-identical: resume "
@@ -843,6 +867,15 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
     }
     R.primal = tr.primal != NULL;
     res->cache_seconds = gf_now() - t0;
+    if (st == GF_OK && !o->quiet) {
+        const char *dt = o->cache_half ? "f16" : "f32";
+        char a[96], p[96];
+        if (res->cache_bytes) snprintf(a, sizeof a, "activation cache %.2f MiB on the device (%s)", res->cache_bytes / 1048576.0, dt);
+        else snprintf(a, sizeof a, "activation cache in host memory (%s; over the device budget)", dt);
+        if (res->primal_cache_bytes) snprintf(p, sizeof p, ", primal cache %.2f MiB (%s)", res->primal_cache_bytes / 1048576.0, dt);
+        else snprintf(p, sizeof p, ", no primal cache");
+        gf_progress(ctx, GF_PROGRESS_LINE, "%s%s", a, p);
+    }
 
     /* 1. the probe, on features computed once (θ̄ never changes) */
     float *zeros = calloc((size_t)K * d + K, sizeof(float));

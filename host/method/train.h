@@ -61,6 +61,9 @@ typedef struct gf_train_options {
     int random_omega;
     int no_primal_cache;        /* 1: rerun the block's primal forward every step even when the
                                    primal cache (block.h) fits the device budget */
+    int quiet;                  /* no progress line about where the caches went */
+    int cache_half;             /* 1: the activation cache (both tiers) and the primal cache's node values
+                                   stored as IEEE halves (--cache-dtype f16), computed in float */
     /* progress within an epoch: on_step is called after a step when report_seconds
      * have passed since the last call, or every report_steps steps (either 0 = off),
      * and after the epoch's last step. Each call reads two floats from the device. */
@@ -112,6 +115,7 @@ typedef struct gf_train_result {
     int cache_on_device;
     double cache_seconds;
     size_t primal_cache_bytes;  /* device bytes of the primal cache; 0 = not used */
+    size_t cache_bytes;         /* device bytes of the activation cache (train, val, holdout); 0 = host tier */
     int stopped;                /* *o->stop was seen: the run stopped after writing a checkpoint */
     int checkpoints;            /* checkpoints written */
 } gf_train_result;
