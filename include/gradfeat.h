@@ -76,6 +76,7 @@ typedef struct gf_env_report {
     char pocl_cache_from[32];
     uint64_t pocl_cache_free;       /* bytes free there */
     char pocl_problem[1400];        /* "" = usable; else why not (GF_ERR_IO when PoCL is used) */
+    uint64_t ram;                   /* physical memory (sysconf); 0 = unknown */
 } gf_env_report;
 /* pocl_cache: the folder PoCL will compile kernels into, by PoCL's rule (POCL_CACHE_DIR, else
  * $XDG_CACHE_HOME/pocl, else $HOME/.cache/pocl, else /tmp/pocl: the caller reads the environment),
@@ -102,6 +103,10 @@ typedef struct gf_ctx_options {
     const char *bn_walk;    /* "blocked" (CPU) or "strided" (GPU) [GRADFEAT_BN_WALK] */
     const char *gemm;       /* "host" (host BLAS, CPU devices sharing memory) or "clblast"
                                [GRADFEAT_GEMM; GRADFEAT_HOST_BLAS=0 means clblast] */
+    const char *host_mem;   /* the activation and primal caches: "map" (CL_MEM_ALLOC_HOST_PTR, filled through a
+                               mapping: no staging copy; only on devices with CL_DEVICE_HOST_UNIFIED_MEMORY) or
+                               "copy" (plain device buffers, written with clEnqueueWriteBuffer) [GRADFEAT_HOST_MEM];
+                               auto = map where the device shares host memory */
     unsigned item_budget;   /* most loop iterations per work item in tiled kernels; 0 = 16384 [GRADFEAT_ITEM_BUDGET] */
     /* Programs */
     const char *kernel_dir; /* read cl/<family>.cl from this folder instead of the built-in sources

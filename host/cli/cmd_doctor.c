@@ -92,6 +92,8 @@ static void print_limits(const cli_settings *cs) {
            r.cgroup_limit ? " in " : "", r.cgroup_limit ? r.cgroup_file : "");
     printf("                the OpenCL driver and host BLAS need an address space of %llu MiB or more: %s\n",
            (unsigned long long)(r.min_address_space >> 20), r.mem_problem[0] ? r.mem_problem : "ok");
+    printf("RAM             %llu MiB: devices sharing host memory plan their buffers within half of it\n",
+           (unsigned long long)(r.ram >> 20));
     printf("PoCL cache      %s (from %s), %.0f MiB free: %s\n", r.pocl_cache, r.pocl_cache_from,
            r.pocl_cache_free / 1048576.0, r.pocl_problem[0] ? r.pocl_problem : "ok");
 }

@@ -86,6 +86,7 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
     const char *hb = env("GRADFEAT_HOST_BLAS");   /* the older twin of GRADFEAT_GEMM: 0 = CLBlast */
     if (!env("GRADFEAT_GEMM") && hb && !strcmp(hb, "0")) { o->gemm = "clblast"; row(s, "GEMM", "clblast", "GRADFEAT_HOST_BLAS=0", NULL); }
     else if ((rc = path_env(s, "GEMM", "GRADFEAT_GEMM", "host", "clblast", &o->gemm, err, n))) return rc;
+    if ((rc = path_env(s, "host memory", "GRADFEAT_HOST_MEM", "map", "copy", &o->host_mem, err, n))) return rc;
     const char *b = env("GRADFEAT_ITEM_BUDGET");
     if (b) {
         char *end;

@@ -649,14 +649,15 @@ gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, 
     if (!pc) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     pc->n_samples = n_samples;
     pc->half = half;
-    gf_status st = gf_buf_create(ctx, (size_t)n_samples * gf_block_feature_dim(b) * sizeof(float),
-                                 "primal cache (features)", &pc->f);
+    /* in host-visible memory on devices that share it (gf_buf_create_host); filled and read by the device */
+    gf_status st = gf_buf_create_host(ctx, (size_t)n_samples * gf_block_feature_dim(b) * sizeof(float),
+                                      "primal cache (features)", &pc->f);
     for (int j = 0; j < b->n_nodes && st == GF_OK; j++) {
         size_t bytes = (size_t)n_samples * node_size(&b->nodes[j]) * sizeof(float);
         char what[128];
         snprintf(what, sizeof what, "primal cache of top-block node '%s'", b->nodes[j].name);
-        if (primal_needed(b, j)) st = gf_buf_create(ctx, half ? bytes / 2 : bytes, what, &pc->y[j]);
-        if (st == GF_OK && b->nodes[j].kind == GF_BN_MAXPOOL) st = gf_buf_create(ctx, bytes, what, &pc->argmax[j]);
+        if (primal_needed(b, j)) st = gf_buf_create_host(ctx, half ? bytes / 2 : bytes, what, &pc->y[j]);
+        if (st == GF_OK && b->nodes[j].kind == GF_BN_MAXPOOL) st = gf_buf_create_host(ctx, bytes, what, &pc->argmax[j]);
     }
     if (st != GF_OK) { gf_primal_cache_free(pc); return st; }
     *out = pc;

@@ -179,6 +179,20 @@ static gf_status upload_half(gf_ctx *ctx, cache *c, int batch) {
     return GF_OK;
 }
 
+/* Devices sharing host memory: the cache in driver-allocated host memory, written in place through a mapping
+ * (halves by the C reference of vstore_half_rte: the same bits as upload_half). */
+static gf_status fill_mapped(gf_ctx *ctx, cache *c, size_t bytes) {
+    const gf_cached_set *s = c->set;
+    GF_TRY(gf_buf_create_host(ctx, bytes, "activation cache", &c->dev));
+    void *p;
+    GF_TRY(gf_buf_map_write(ctx, c->dev, bytes, &p));
+    size_t n = (size_t)s->n * s->sample_floats;
+    if (c->half)
+        for (size_t i = 0; i < n; i++) ((uint16_t *)p)[i] = gf_f32_to_f16(s->z0[i]);
+    else memcpy(p, s->z0, bytes);
+    return gf_buf_unmap(ctx, c->dev, p);
+}
+
 static gf_status cache_open(gf_ctx *ctx, const gf_cached_set *s, int batch, int half, uint64_t *budget, cache *c) {
     memset(c, 0, sizeof *c);
     c->set = s;
@@ -186,14 +200,15 @@ static gf_status cache_open(gf_ctx *ctx, const gf_cached_set *s, int batch, int 
     size_t bytes = (size_t)s->n * s->sample_floats * (half ? 2 : sizeof(float));
     gf_status st = GF_OK;
     if (bytes <= ctx->info.max_alloc && bytes <= *budget) {
-        st = half ? gf_buf_create(ctx, bytes, "activation cache", &c->dev)
-                  : gf_buf_create_from(ctx, bytes, s->z0, "activation cache", &c->dev);
+        if (ctx->map_caches) st = fill_mapped(ctx, c, bytes);
+        else st = half ? gf_buf_create(ctx, bytes, "activation cache", &c->dev)
+                       : gf_buf_create_from(ctx, bytes, s->z0, "activation cache", &c->dev);
         if (st == GF_OK) { *budget -= bytes; c->dev_bytes = bytes; }
         else { gf_buf_release(&c->dev); st = GF_OK; }      /* fall back to host memory */
     }
     size_t lab = s->multi_label ? (size_t)batch * s->classes * sizeof(float) : (size_t)batch * sizeof(int);
     if (st == GF_OK) st = gf_buf_create(ctx, (size_t)batch * s->sample_floats * sizeof(float), "batch input", &c->x);
-    if (st == GF_OK && c->dev && half) st = upload_half(ctx, c, batch);
+    if (st == GF_OK && c->dev && half && !ctx->map_caches) st = upload_half(ctx, c, batch);
     if (st == GF_OK) st = gf_buf_create(ctx, lab, "batch labels", &c->labels);
     if (st == GF_OK) st = gf_buf_create(ctx, (size_t)batch * sizeof(int), "batch indices", &c->idx);
     c->stage = c->dev ? NULL : malloc((size_t)batch * s->sample_floats * sizeof(float));

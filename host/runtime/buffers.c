@@ -34,7 +34,7 @@ void gf_ctx_memory(const gf_ctx *ctx, uint64_t *now, uint64_t *peak) {
     if (peak) *peak = ctx->mem ? atomic_load(&ctx->mem->peak) : 0;
 }
 
-gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out) {
+static gf_status buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem_flags flags, cl_mem *out) {
     *out = NULL;
     if (bytes == 0) bytes = 4;   /* zero-size buffers are invalid in OpenCL */
     uint64_t now = ctx->mem ? atomic_load(&ctx->mem->now) : 0;
@@ -64,7 +64,7 @@ gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out
                            GF_AS_RESERVE / 1048576.0);
     }
     cl_int e;
-    cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
+    cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE | flags, bytes, NULL, &e);
     if (e != CL_SUCCESS) {
         char call[256];
         snprintf(call, sizeof call, "clCreateBuffer(%s, %.1f MiB)", what, bytes / 1048576.0);
@@ -89,6 +89,29 @@ gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out
         } else { gf_memcount_unref(ctx->mem); free(n); }
     }
     *out = m;
+    return GF_OK;
+}
+
+gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out) {
+    return buf_create(ctx, bytes, what, 0, out);
+}
+
+gf_status gf_buf_create_host(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out) {
+    return buf_create(ctx, bytes, what, ctx->map_caches ? CL_MEM_ALLOC_HOST_PTR : 0, out);
+}
+
+gf_status gf_buf_map_write(gf_ctx *ctx, cl_mem m, size_t bytes, void **ptr) {
+    cl_int e;
+    *ptr = clEnqueueMapBuffer(ctx->queue, m, CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION, 0, bytes, 0, NULL, NULL, &e);
+    if (e != CL_SUCCESS || !*ptr) {
+        *ptr = NULL;
+        return gf_cl_fail(ctx, e != CL_SUCCESS ? e : CL_MAP_FAILURE, "clEnqueueMapBuffer (filling a cache)");
+    }
+    return GF_OK;
+}
+
+gf_status gf_buf_unmap(gf_ctx *ctx, cl_mem m, void *ptr) {
+    GF_CL(ctx, clEnqueueUnmapMemObject(ctx->queue, m, ptr, 0, NULL, NULL), "clEnqueueUnmapMemObject");
     return GF_OK;
 }
 

@@ -116,6 +116,8 @@ void gf_env_check(const char *pocl_cache, const char *pocl_cache_from, gf_env_re
     r->as_limit = rlimit_bytes(RLIMIT_AS);
     r->data_limit = rlimit_bytes(RLIMIT_DATA);
     r->cgroup_limit = cgroup_limit(r->cgroup_file, sizeof r->cgroup_file);
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    r->ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
     r->min_address_space = MIN_ADDRESS_SPACE;
     r->min_data_segment = GF_MIN_DATA_SEGMENT;
     r->host_limit = r->as_limit;

@@ -52,6 +52,7 @@ struct gf_ctx {
     size_t gemm_tmp_bytes;
     int host_blas;                   /* CPU device sharing host memory: GEMMs run in host BLAS */
     int conv_plane;                  /* conv.cl CPU-style plane kernels (else per element) */
+    int map_caches;                  /* caches in host-visible memory, filled through a mapping (gf_buf_create_host) */
     int bn_blocked;                  /* bn.cl blocked lane walk (else strided) */
     unsigned item_budget;            /* loop iterations per work item in tiled kernels */
     int conv_red_wg;                 /* RED_WG of cl/conv.cl's reductions, 0 = not yet found */
@@ -113,6 +114,13 @@ int gf_kernel_families(const char *const **names);
 /* ---- buffers (host/runtime/buffers.c) ---- */
 gf_status gf_buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out);
 gf_status gf_buf_create_from(gf_ctx *ctx, size_t bytes, const void *src, const char *what, cl_mem *out);
+/* A buffer for a cache (activation, primal): with ctx->map_caches (devices sharing host memory) allocated by the
+ * driver in host memory (CL_MEM_ALLOC_HOST_PTR), so the host fills it through a mapping and the device reads it
+ * in place; else gf_buf_create. Zeroed either way. */
+gf_status gf_buf_create_host(gf_ctx *ctx, size_t bytes, const char *what, cl_mem *out);
+/* Map bytes of m for writing (the old contents are not kept) / unmap it: the host fills a buffer in place. */
+gf_status gf_buf_map_write(gf_ctx *ctx, cl_mem m, size_t bytes, void **ptr);
+gf_status gf_buf_unmap(gf_ctx *ctx, cl_mem m, void *ptr);
 gf_status gf_buf_write(gf_ctx *ctx, cl_mem m, size_t off_bytes, size_t bytes, const void *src);
 gf_status gf_buf_read(gf_ctx *ctx, cl_mem m, size_t off_bytes, size_t bytes, void *dst);
 gf_status gf_buf_zero(gf_ctx *ctx, cl_mem m, size_t off_bytes, size_t bytes);

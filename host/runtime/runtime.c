@@ -65,6 +65,9 @@ static int is_pocl(const gf_device_info *f) {
 static void cap_memory(gf_device_info *f, const gf_env_report *env) {
     if (!f->is_cpu && !f->unified_memory) return;
     f->global_mem = gf_env_cap_device_mem(env, f->global_mem);
+    /* device memory there is system RAM (an iGPU reports a share of it as its own), and the host side holds the
+     * trunk outputs too: plan the device's buffers within half of RAM */
+    if (f->unified_memory && env->ram && f->global_mem > env->ram / 2) f->global_mem = env->ram / 2;
     if (f->max_alloc > f->global_mem) f->max_alloc = f->global_mem;
 }
 
@@ -259,8 +262,9 @@ static gf_status path_choice(gf_ctx *ctx, const char *v, const char *name, const
 /* Kernel paths (README "Kernel paths"): each auto choice follows the device type
  * (CPU-style paths on CPU devices); opt->paths sets all at once, the single ones override it. */
 static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
-    int all, conv, walk, gemm;
+    int all, conv, walk, gemm, map;
     GF_TRY(path_choice(ctx, opt->paths, "paths", "cpu", "gpu", &all));
+    GF_TRY(path_choice(ctx, opt->host_mem, "host memory", "map", "copy", &map));
     GF_TRY(path_choice(ctx, opt->conv_kernels, "conv kernels", "plane", "element", &conv));
     GF_TRY(path_choice(ctx, opt->bn_walk, "BN walk", "blocked", "strided", &walk));
     GF_TRY(path_choice(ctx, opt->gemm, "GEMM", "host", "clblast", &gemm));
@@ -279,13 +283,18 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     if (gemm == 1) gf_log(ctx, GF_LOG_WARN, "GEMM host: built without CBLAS; using CLBlast");
     (void)want_host;
 #endif
+    /* not a CPU/GPU choice but a memory one: mapping pays off wherever device buffers are host memory (iGPUs,
+     * CPU devices), so GRADFEAT_PATHS leaves it alone */
+    ctx->map_caches = (map >= 0 ? map : 1) && ctx->info.unified_memory;
+    if (map == 1 && !ctx->info.unified_memory)
+        gf_log(ctx, GF_LOG_WARN, "host memory map: this device does not share host memory; copying the caches");
     if (opt->item_budget > 1u << 30)
         return gf_fail(ctx, GF_ERR_USAGE, "item budget %u is not in 1..2^30", opt->item_budget);
     ctx->item_budget = opt->item_budget ? opt->item_budget : 16384;
-    snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, item budget %u (%s)",
+    snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, caches %s, item budget %u (%s)",
              ctx->conv_plane ? "plane" : "element", ctx->bn_blocked ? "blocked" : "strided",
-             ctx->host_blas ? "host BLAS" : "CLBlast", ctx->item_budget,
-             all < 0 && conv < 0 && walk < 0 && gemm < 0 ? (ctx->info.is_cpu ? "auto: CPU device" : "auto: not a CPU device")
+             ctx->host_blas ? "host BLAS" : "CLBlast", ctx->map_caches ? "mapped" : "copied", ctx->item_budget,
+             all < 0 && conv < 0 && walk < 0 && gemm < 0 && map < 0 ? (ctx->info.is_cpu ? "auto: CPU device" : "auto: not a CPU device")
                                                        : "set by option");
     return GF_OK;
 }
