@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# --cache-dtype f16 (emotion net, Fashion-MNIST 200 train / 1000 test, all four methods):
+# --cache-dtype f16 (emotion net, Fashion-MNIST 200 train / 600 test, all four methods, one epoch):
 #  - f16 and f32 runs: every method's test accuracy within 0.5 points; the activation cache's device bytes
 #    exactly halve and the primal cache's at most 0.55x (its pooled features and max-pool routing stay
 #    32-bit); the f16 run's numbers are not the f32 run's (the halves were really used); results.json
@@ -14,8 +14,8 @@ EMO="$S/models/emotion/emotion.safetensors"
 [ -f "$EMO" ] || EMO="$t/emotion.safetensors"
 [ -f "$EMO" ] || bash "$S/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || { cat "$t/fetch.err"; echo "0 passed, 1 failed"; exit 1; }
 
-args=(--model "$EMO" --data "$FM" --split train --limit 200 --val "$FM" --val-split test --val-limit 1000
-      --method all --epochs 2 --batch 32 --cache-dir "$t/cache")
+args=(--model "$EMO" --data "$FM" --split train --limit 200 --val "$FM" --val-split test --val-limit 600
+      --method all --epochs 1 --batch 32 --cache-dir "$t/cache")
 run() {  # run NAME EXTRA...: train, outputs in $t/NAME
   local name=$1; shift
   "$G" train "${args[@]}" --run-dir "$t/$name" "$@" > "$t/$name.out" 2> "$t/$name.err"
@@ -47,8 +47,8 @@ EOF'
 # the host tier rounds like the device: the f16 activation cache alone fits (no room for the primal
 # cache) vs nothing fits
 act=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["cache_memory"]["activation_bytes"])' "$t/f16/results.json")
-run dev --cache-dtype f16 --max-device-mem "$act"; rc1=$?
-run host --cache-dtype f16 --max-device-mem 1K; rc2=$?
+run dev --cache-dtype f16 --max-device-mem "$act" --method linear,full; rc1=$?
+run host --cache-dtype f16 --max-device-mem 1K --method linear,full; rc2=$?
 check "tier runs exit 0 (rc $rc1 $rc2)" '[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]' || cat "$t/dev.err" "$t/host.err"
 check "f16 tiers: activation cache on the device, no primal cache / in host memory" \
   'grep -q "on the device (f16), no primal cache" "$t/dev.err" && grep -q "in host memory (f16" "$t/host.err"' \
@@ -61,7 +61,7 @@ for r in (a, b):
 assert a == b, (a, b)
 EOF'
 check "f16 on the device and in host memory: the same models" \
-  'for m in linear gradient full finetune; do cmp "$t/dev/$m.safetensors" "$t/host/$m.safetensors" || exit 1; done'
+  'for m in linear full; do cmp "$t/dev/$m.safetensors" "$t/host/$m.safetensors" || exit 1; done'
 
 # resume: killed right after its first checkpoint (the probe's end), then resumed
 GRADFEAT_TEST_KILL_AT=checkpoint:1 run r32 --cache-dtype f32; rc=$?
