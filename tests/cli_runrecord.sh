@@ -42,12 +42,13 @@ r = json.load(open(sys.argv[1]))
 s, e = r["settings"], r["environment"]
 need = ["model", "model_fnv1a64", "data", "split", "limit", "top", "methods", "epochs", "probe_epochs", "batch",
         "optimizer", "lr", "momentum", "beta1", "beta2", "weight_decay", "clip_norm", "lr_halve_every", "lr_cosine", "ntk",
-        "eval_every", "seed"]
+        "eval_every", "seed", "cache_dtype"]
 miss = [k for k in need if k not in s] + ["environment." + k for k in
         ("gradfeat", "git", "device", "device_version", "driver", "platform", "platform_version") if not e.get(k)]
 assert not miss, "missing: %s" % miss
 assert s["lr"] == 0.001 and s["momentum"] == 0.9 and s["beta1"] == 0.5 and s["beta2"] == 0.999, s
 assert s["lr_cosine"] == 1, s  # the default schedule is recorded
+assert s["cache_dtype"] == "f32" and r["cache_memory"]["dtype"] == "f32", (s, r.get("cache_memory"))
 assert s["probe_epochs"] == 1 and s["limit"] == 64 and r["git"] == e["git"], (s, r["git"])
 assert re.fullmatch(r"[0-9a-f]{7,40}|unknown", e["git"]), e["git"]
 print("ok")
