@@ -20,7 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <clblast_c.h>
+#include "gf_file.h"
 #include "gf_internal.h"
 
 /* host/runtime/gemm.c: fd 1 points at stderr during a CLBlast call (CLBlast prints build logs to stdout) */
@@ -236,11 +239,18 @@ void gf_tune_load(gf_ctx *ctx, const gf_ctx_options *opt) {
         snprintf(t->note, sizeof t->note, "not read: the cache folder %.400s cannot be trusted (%s)", ctx->cache_dir, bad);
         return;
     }
-    FILE *fp = fopen(t->path, "rb");
+    struct stat sb;
+    if (stat(t->path, &sb) != 0 && errno == ENOENT) {
+        snprintf(t->note, sizeof t->note, "not tuned: run `gradfeat tune`");
+        return;
+    }
+    FILE *fp = NULL;
+    char why0[128];
+    int fd = gf_open_regular(t->path, why0, sizeof why0);
+    if (fd >= 0 && !(fp = fdopen(fd, "rb"))) close(fd);
     if (!fp) {
-        if (errno == ENOENT) { snprintf(t->note, sizeof t->note, "not tuned: run `gradfeat tune`"); return; }
         t->state = GF_TUNE_IGNORED;
-        snprintf(t->note, sizeof t->note, "cannot read it: %s", strerror(errno));
+        snprintf(t->note, sizeof t->note, "%s", fd >= 0 ? strerror(errno) : why0);
         gf_log(ctx, level, "ignoring the CLBlast tuning file %s: %s; CLBlast's default parameters are used", t->path, t->note);
         return;
     }
