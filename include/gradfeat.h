@@ -120,6 +120,8 @@ typedef struct gf_ctx_options {
                                "set by the caller" */
     /* PoCL's kernel-cache folder, checked before the driver starts (gf_env_check); NULL = not checked */
     const char *pocl_cache, *pocl_cache_from;
+    int tuning;             /* CLBlast SGEMM parameters of `gradfeat tune` (gf_tune_run), read from cache_dir:
+                               0 = apply them when GEMMs run in CLBlast, -1 = ignore the file [GRADFEAT_TUNING=0] */
 } gf_ctx_options;
 
 /* Creates the context. On failure *out is still a context (or NULL on out-of-memory)
@@ -152,6 +154,45 @@ gf_status gf_cache_get_info(gf_ctx *ctx, gf_cache_info *info);
 gf_status gf_cache_clear(gf_ctx *ctx, int *removed);
 /* Counters for tests and `doctor`: program builds from source / loads from the cache. */
 void gf_cache_counters(const gf_ctx *ctx, int *source_builds, int *cache_hits, int *cache_saves);
+
+/* CLBlast SGEMM tuning (`gradfeat tune`). The parameters found for a device and driver are kept in one
+ * text file in cache_dir (clblast-tune-<hash>.txt); gf_ctx_create reads it and hands them to CLBlast
+ * (CLBlastOverrideParameters) when GEMMs run in CLBlast. A corrupt file, or one made for another device,
+ * driver or CLBlast version, is ignored with a warning. CLBlast keeps overrides per device for the rest
+ * of the process. */
+enum {
+    GF_TUNE_NONE = 0,       /* no tuning file for this device and driver (or no cache folder) */
+    GF_TUNE_APPLIED = 1,    /* the file's parameters are in use */
+    GF_TUNE_IGNORED = 2,    /* a file is there but corrupt, foreign or unusable: ignored (note says why) */
+    GF_TUNE_UNUSED = 3      /* a valid file, not applied: GEMMs run in the host BLAS, or tuning is off */
+};
+typedef struct gf_tune_info {
+    char path[1100];        /* this device's tuning file ("" = no cache folder) */
+    int state;              /* GF_TUNE_* */
+    char note[1024];        /* what was applied, or why not */
+    double gflops_default, gflops_tuned;   /* SGEMM at the tuning shapes, as `gradfeat tune` measured them */
+} gf_tune_info;
+void gf_tune_get_info(const gf_ctx *ctx, gf_tune_info *info);
+typedef struct gf_tune_options {
+    double budget;          /* seconds of candidate search (the baseline and final checks come on top); 0 = 120 */
+    int batch;              /* batch of the ResNet-18 layer4 conv whose three GEMMs are the large shapes; 0 = 8 */
+    int reps;               /* timed launches per shape and candidate, the fastest counts; 0 = 2 */
+    uint64_t seed;          /* order of the random part of the search */
+    int dry_run;            /* search and report, do not write the file */
+} gf_tune_options;
+typedef struct gf_tune_result {
+    double gflops_default, gflops_tuned;   /* the large shapes (W1's conv GEMMs) */
+    double all_default, all_tuned;         /* every tuning shape */
+    int tried, failed;                     /* candidates timed / rejected (build, launch or wrong numbers) */
+    double seconds;
+    char path[1100];                       /* the file written ("" with dry_run) */
+    char xgemm[512], direct[512], routine[128];   /* the kernel lines chosen ("default" = CLBlast's own) */
+} gf_tune_result;
+/* Search CLBlast's Xgemm and XgemmDirect parameters (and the size at which the indirect kernel takes
+ * over) at gradfeat's GEMM shapes, timing each candidate with CLBlast on the device whatever the context's
+ * GEMM path; progress and ETA through the progress callback. Measure the baseline in a context made with
+ * tuning = -1 (else the old file's parameters are the baseline). Writes the file (temp + rename). */
+gf_status gf_tune_run(gf_ctx *ctx, const gf_tune_options *opt, gf_tune_result *res);
 
 /* Self-test: each kernel family + CLBlast GEMM vs a plain-C reference. */
 typedef struct gf_check_row {

@@ -10,7 +10,7 @@
 GRADFEAT_CACHE=1 GRADFEAT_CACHE_DIR="$t/kc" GRADFEAT_DOCTOR_PROBE=xyz42 "$G" doctor > "$t/d1.txt" 2> "$t/d1.err"; rc=$?
 cat "$t/d1.txt"
 check "doctor exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/d1.err"
-check "sections in order" '[ "$(grep "^== " "$t/d1.txt" | tr "\n" "|")" = "== gradfeat|== environment|== settings|== OpenCL platforms and devices|== chosen device|== kernel cache|== selftest|== result|" ]'
+check "sections in order" '[ "$(grep "^== " "$t/d1.txt" | tr "\n" "|")" = "== gradfeat|== environment|== settings|== OpenCL platforms and devices|== chosen device|== kernel cache|== CLBlast tuning|== selftest|== result|" ]'
 # every setting the library is handed, with where it came from (the library reads no environment)
 check "settings: the cache folder from the environment" 'grep -qx "kernel cache dir  $t/kc  (from env GRADFEAT_CACHE_DIR)" "$t/d1.txt"'
 check "settings: the cache switch from the environment" 'grep -qx "kernel cache      on  (from env GRADFEAT_CACHE)" "$t/d1.txt"'

@@ -21,6 +21,7 @@ int cmd_pretrain(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 /* Shared by subcommands. */
 extern const char *cli_prog;            /* "gradfeat" */
@@ -30,6 +31,8 @@ extern const char *cli_prog;            /* "gradfeat" */
 int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx);
 /* The same with a device-memory budget in bytes (0 = none): --max-device-mem. */
 int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx);
+/* The same without the CLBlast tuning file (gradfeat tune measures CLBlast's own parameters first). */
+int cli_ctx_open_untuned(const char *device, int verbose, gf_ctx **ctx);
 /* The activation cache's default folder (~/.cache/gradfeat/activations); "" (with a note on stderr) when
  * there is none: train and eval keep the trunk outputs in host memory then. */
 const char *cli_activation_cache_dir(void);

@@ -212,6 +212,16 @@ static int doctor_main(int argc, char **argv, cli_opts *o) {
     printf("dir             %s\nused            %s (%s)\nentries         %d (%.1f KiB)\n", ci.dir,
            ci.enabled ? "yes" : "no", ci.why, ci.entries, ci.bytes / 1024.0);
 
+    section("CLBlast tuning");
+    gf_tune_info ti;
+    gf_tune_get_info(ctx, &ti);
+    static const char *const tune_state[] = {"not tuned", "tuned, applied", "tuning file IGNORED", "tuned, not applied"};
+    printf("state           %s\nfile            %s\nnote            %s\n", tune_state[ti.state],
+           ti.path[0] ? ti.path : "(none: no cache folder)", ti.note);
+    if (ti.state == GF_TUNE_APPLIED || ti.state == GF_TUNE_UNUSED)
+        printf("measured        SGEMM %.1f GFLOP/s with CLBlast's defaults, %.1f tuned (gradfeat tune)\n",
+               ti.gflops_default, ti.gflops_tuned);
+
     section("selftest");
     int failed = 0, rows_n = 0;
     if (no_selftest) {

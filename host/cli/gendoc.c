@@ -241,8 +241,12 @@ int cli_gendoc(const char *what, const cli_command *cmds, int n, void (*usage)(F
                "\\fIFILE\\fR, which wins over the environment.\n"
                ".TP\n.B GRADFEAT_DEVICE\nthe OpenCL device: index, P:D, cpu, gpu or part of a name "
                "(\\fBgradfeat devices\\fR lists them)\n"
-               ".TP\n.B GRADFEAT_CACHE_DIR\nthe compiled-kernel cache (default $XDG_CACHE_HOME/gradfeat, "
-               "else ~/.cache/gradfeat)\n"
+               ".TP\n.B GRADFEAT_CACHE_DIR\nthe compiled-kernel cache and the CLBlast tuning files of "
+               "\\fBgradfeat tune\\fR (default $XDG_CACHE_HOME/gradfeat, else ~/.cache/gradfeat)\n"
+               ".TP\n.B GRADFEAT_TUNING\n0: ignore the device's CLBlast tuning file (\\fBgradfeat tune\\fR); "
+               "it is applied when GEMMs run in CLBlast\n"
+               ".TP\n.B GRADFEAT_GEMM\nhost or clblast: the GEMM path (CPU devices sharing host memory use the "
+               "host BLAS); \\fBGRADFEAT_PATHS\\fR=gpu forces every GPU-style path\n"
                ".SH SEE ALSO\n.BR clinfo (1)\n"
                ".PP\nThe README of the gradfeat sources: the method, the defaults and how they were chosen.\n");
     } else {

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"devices", cmd_devices, "list OpenCL platforms and devices (--json)"},
     {"selftest", cmd_selftest, "check every kernel family against plain-C references on a device"},
     {"doctor", cmd_doctor, "versions, platforms, devices, limits, cache, environment and a selftest for bug reports"},
+    {"tune", cmd_tune, "tune CLBlast's SGEMM for the device at gradfeat's GEMM shapes (used when GEMMs run in CLBlast)"},
     {"cache", cmd_cache, "show or clear the compiled-kernel cache (cache info | cache clear)"},
     {"bench", cmd_bench, "time operators on the device (bench ops: conv vs plain GEMM GFLOP/s)"},
     {"data", cmd_data, "inspect a dataset (counts, sizes, skipped files, --grid contact sheet) or time loading"},
@@ -163,7 +164,7 @@ static void cli_progress(void *user, int kind, const char *line) {
     fflush(stderr);
 }
 
-int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx) {
+static int ctx_open(const char *device, int verbose, uint64_t max_device_mem, int untuned, gf_ctx **ctx) {
     cli_settings s;
     char err[1400];
     *ctx = NULL;
@@ -174,6 +175,7 @@ int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem
     gf_ctx_options opt = s.opt;
     opt.verbose = verbose;
     opt.max_device_mem = max_device_mem;
+    if (untuned) opt.tuning = -1;
     opt.log = cli_log;
     opt.progress = cli_progress;
     opt.progress_live = isatty(fileno(stderr));
@@ -191,6 +193,14 @@ int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem
                 d->device_index, d->name, gf_ctx_device_reason(*ctx));
     }
     return 0;
+}
+
+int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx) {
+    return ctx_open(device, verbose, max_device_mem, 0, ctx);
+}
+
+int cli_ctx_open_untuned(const char *device, int verbose, gf_ctx **ctx) {
+    return ctx_open(device, verbose, 0, 1, ctx);
 }
 
 /* Descriptors 0-2 closed by the caller (`2>&-`) would be reused by the first files opened (metrics.jsonl

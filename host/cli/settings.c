@@ -87,6 +87,11 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
     if (!env("GRADFEAT_GEMM") && hb && !strcmp(hb, "0")) { o->gemm = "clblast"; row(s, "GEMM", "clblast", "GRADFEAT_HOST_BLAS=0", NULL); }
     else if ((rc = path_env(s, "GEMM", "GRADFEAT_GEMM", "host", "clblast", &o->gemm, err, n))) return rc;
     if ((rc = path_env(s, "host memory", "GRADFEAT_HOST_MEM", "map", "copy", &o->host_mem, err, n))) return rc;
+    const char *tu = env("GRADFEAT_TUNING");
+    if (tu && strcmp(tu, "0") && strcmp(tu, "1"))
+        return gf_fail_msg(err, n, GF_ERR_USAGE, "GRADFEAT_TUNING='%s' is not 0 or 1", tu);
+    o->tuning = tu && !strcmp(tu, "0") ? -1 : 0;
+    row(s, "GEMM tuning", o->tuning < 0 ? "off" : "on (when GEMMs run in CLBlast)", tu ? "GRADFEAT_TUNING" : NULL, NULL);
     const char *b = env("GRADFEAT_ITEM_BUDGET");
     if (b) {
         char *end;

@@ -62,6 +62,7 @@ struct gf_ctx {
                                         host memory (PoCL): checked before each buffer; 0 = none */
     char as_limit_name[48];
     gf_memcount *mem;                /* bytes in gradfeat's buffers (see buffers.c) */
+    gf_tune_info tune;               /* CLBlast tuning file of this device (host/runtime/tune.c) */
 };
 
 /* ---- errors (host/runtime/errors.c) ---- */
@@ -141,6 +142,11 @@ gf_status gf_gemm_batched(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_
                           cl_mem B, size_t off_b, size_t ldb, size_t stride_b,
                           float beta, cl_mem C, size_t off_c, size_t ldc, size_t stride_c,
                           size_t batch);
+
+/* ---- CLBlast tuning (host/runtime/tune.c) ---- */
+/* Read this device's tuning file and, unless opt->tuning < 0 or GEMMs run in the host BLAS, apply it;
+ * a bad file is a warning, never an error. */
+void gf_tune_load(gf_ctx *ctx, const gf_ctx_options *opt);
 
 /* ---- small utilities (host/runtime/util.c) ---- */
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n);

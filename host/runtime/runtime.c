@@ -363,6 +363,7 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     if (e != CL_SUCCESS) return gf_cl_fail(ctx, e, "clCreateCommandQueue");
     gf_cache_init(ctx, opt);
     GF_TRY(choose_paths(ctx, opt));
+    gf_tune_load(ctx, opt);
     gf_log(ctx, GF_LOG_INFO, "device: %s (%s) — %s", ctx->info.name, ctx->info.platform_name, ctx->reason);
     gf_log(ctx, GF_LOG_INFO, "kernel paths: %s", ctx->paths);
     return GF_OK;
