@@ -19,12 +19,12 @@
 # "small28-mnist" (supervised on MNIST by `gradfeat pretrain`: models/small28-mnist/make.sh, ~20 min),
 # "small28-rot" (self-supervised: `gradfeat pretrain --task rotation` on 20,000 unlabelled Fashion-MNIST
 # TRAINING images, 3 epochs, made once in OUT/models) or paths to model files. Defaults: fm,patches; emotion; seeds 1,2,3;
-# 3 epochs; 1000 training / 2000 test images. Results in OUT (default runs/method-table).
+# the CLI's default epochs (10; --epochs N to change); 1000 training / 2000 test images. Results in OUT (default runs/method-table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
 B=${GF_BUILD_DIR:-build}
-TASKS=fm,patches MODELS=emotion SEEDS=1,2,3 EPOCHS=3 NTR=1000 NTE=2000 OUT=runs/method-table
+TASKS=fm,patches MODELS=emotion SEEDS=1,2,3 EPOCHS= NTR=1000 NTE=2000 OUT=runs/method-table
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -89,7 +89,7 @@ for task in "${tasks[@]}"; do
       mkdir -p "$(dirname "$dir")"
       echo "== $task / $(basename "$mp") / seed $seed" >&2
       # shellcheck disable=SC2086
-      "$B/gradfeat" train --model "$mp" $args --method all --epochs "$EPOCHS" --seed "$seed" --run-dir "$dir" \
+      "$B/gradfeat" train --model "$mp" $args --method all ${EPOCHS:+--epochs "$EPOCHS"} --seed "$seed" --run-dir "$dir" \
           --quiet "${EXTRA[@]}" > "$dir.table" 2> "$dir.err" || {
         rc=$?   # 6: a method diverged; its best evaluation and the results are still written
         if [ $rc -eq 6 ] && [ -f "$dir/results.json" ]; then echo "  $(grep -h 'stopped after' "$dir.table")" >&2
