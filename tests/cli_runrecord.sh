@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Complete, exact run records (issue 22 item 4): results.json holds every setting of the job (the
-# configuration checkpoints are compared on, job_config in host/method/job.c) under "settings", the environment
+# configuration checkpoints are compared on, gf_job_config_json in host/method/rundir.c) under "settings", the environment
 # (device, driver, platform, gradfeat version, git hash) under "environment", float settings as their exact
 # decimals ("lr": 0.001, not 0.0010000000474974513); `gradfeat report A B -o F` puts runs side by side with the
 # differing settings highlighted; pretrain's metrics.jsonl writes null (not -1) without validation data.

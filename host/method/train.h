@@ -2,7 +2,7 @@
  * then gradient / full / finetune from it, with per-epoch evaluation.
  * The cache (z0 for every sample) lives on the device when it fits the
  * memory budget, else on the host (z0 is then usually the memory-mapped cache
- * file, see job.c) with one upload per batch. */
+ * file, see actcache.c) with one upload per batch. */
 #ifndef GF_TRAIN_H
 #define GF_TRAIN_H
 #include <signal.h>
@@ -200,7 +200,7 @@ void gf_ckpt_free(gf_ckpt *c);
 double gf_accuracy(const float *logits, const int *labels, int n, int K);
 double gf_mean_ap(const float *scores, const float *targets, int n, int K, double *ap_per_class);
 
-/* ---- adapted model files (host/method/checkpoint.c; format: models/README.md) ----
+/* ---- adapted model files (host/method/adapted.c; format: models/README.md) ----
  * Copies the base model file's tensors and metadata verbatim and adds
  * gradfeat.head.{w1,b1,omega_bar}, gradfeat.block.<node>.{weight,bias} (the
  * block vector per node, so the file does not depend on the device's layout)

@@ -1,7 +1,7 @@
 /* `gradfeat report RUN_DIR`: one self-contained HTML page (inline SVG and CSS,
  * no scripts, no network) from the files `gradfeat train --run-dir` leaves:
  *
- *   results.json      run metadata + final numbers per method (host/method/job.c)
+ *   results.json      run metadata + final numbers per method (host/method/rundir.c)
  *   metrics.jsonl     one object per epoch and method (host/method/job.c); -1 = not measured
  *   classes.txt       "index<TAB>name" per class (optional: names for the matrices)
  *   confusion_<method>.json   optional, single-label runs, evaluation split:
