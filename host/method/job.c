@@ -124,110 +124,143 @@ static void on_epoch(void *user, gf_method m, int epoch, int epochs, double tl, 
 }
 
 
-gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
-    memset(res, 0, sizeof *res);
-    for (int i = 0; i < 4; i++)
-        res->train_metric[i] = res->val_loss[i] = res->val_metric[i] = res->hold_loss[i] = res->hold_metric[i] = NAN;
-    res->probe_l2 = NAN;
-    for (int i = 0; i < 4; i++) res->lr[i] = NAN;
-    if (!job->model_path || !job->data_path) return gf_fail(ctx, GF_ERR_USAGE, "a model (--model) and data (--data) are needed");
-    if (job->batch < 1 || job->epochs < 1) return gf_fail(ctx, GF_ERR_USAGE, "--batch and --epochs must be at least 1");
-    if (!job->methods) return gf_fail(ctx, GF_ERR_USAGE, "no method selected");
-    gf_model *m = NULL;
-    gf_block *blk = NULL;
-    gf_dataset *dtr = NULL, *dva = NULL;
-    float *theta = NULL, *ttr = NULL, *tva = NULL;
-    gf_act_store atr = {0}, ava = {0};
-    int *itr = NULL, *iva = NULL, *ltr = NULL, *lva = NULL;
-    unsigned char *oktr = NULL, *okva = NULL;
-    FILE *log = NULL;
-    gf_train_result tres = {0};
-    char err[1024];
-    int lock_fd = -1;   /* the run directory, locked and checked writable before any work */
-    gf_status st = job->run_dir ? gf_run_dir_lock(ctx, job->run_dir, &lock_fd) : GF_OK;
-    if (st == GF_OK) st = gf_model_load(ctx, job->model_path, &m);
-    /* the checkpoint, on --resume, and the model's bytes: a resume must name the model the checkpoint was
-     * written for before anything else is looked up in it (another architecture has other blocks) */
-    gf_ckpt ck = {0};
-    int have_ck = 0;
-    char ck_path[1200] = "";
-    uint64_t model_hash = 0;
-    if (job->run_dir) snprintf(ck_path, sizeof ck_path, "%s/checkpoint.gfckpt", job->run_dir);
+/* ---------------- the driver: gf_job_run, in named steps ---------------- */
+
+/* Everything one gf_job_run holds. Each step fills its part; a step runs only while all before it succeeded
+ * (but the few lines gf_job_run runs regardless), and job_run_free releases whatever was made. */
+typedef struct job_run {
+    gf_ctx *ctx;
+    const gf_job *job;          /* the caller's job, or `clamped` once the batch is clamped to the data */
+    gf_job clamped;
+    gf_job_result *res;
+    int lock_fd;                /* the run directory, locked and checked writable before any work */
+    gf_model *m;
+    uint64_t model_hash;        /* FNV-1a 64 of the model file's bytes */
+    gf_ckpt ck;                 /* --resume: the checkpoint (have_ck), at ck_path */
+    int have_ck;
+    char ck_path[1200];
+    int bi;                     /* the top block, its nodes and input shape (S floats per sample) */
+    gf_bnode nodes[GF_BLOCK_MAX_NODES];
+    int nn, c, h, w, S;
+    cJSON *config;              /* the configuration a checkpoint must match */
+    long metrics_bytes;         /* --resume: metrics.jsonl's length at the checkpoint (-1: none) */
+    uint64_t metrics_hash;
+    cJSON *files;               /* --resume: the run's files the checkpoint vouches for */
+    gf_dataset *dtr, *dva;      /* training and evaluation data, the subsets itr / iva */
+    int K, multi, ntr, nva;
+    int *itr, *iva;
+    unsigned char *oktr, *okva; /* per sample of the subsets: the trunk pass got it */
+    gf_block *blk;
+    float *theta;
+    gf_act_store atr, ava;      /* the trunk outputs */
+    int *ltr, *lva;
+    float *ttr, *tva;
+    gf_cached_set str, sva, sho;   /* training, evaluation and held-out sets */
+    FILE *log;                  /* RUN_DIR/metrics.jsonl */
+    epoch_ctx ec;
+    gf_train_result tres;
+} job_run;
+
+/* The run directory's lock, the model and its bytes' hash, and on --resume the checkpoint: a resume must
+ * name the model the checkpoint was written for before anything else is looked up in it (another
+ * architecture has other blocks). */
+static gf_status open_model(job_run *J) {
+    gf_ctx *ctx = J->ctx;
+    const gf_job *job = J->job;
+    gf_status st = job->run_dir ? gf_run_dir_lock(ctx, job->run_dir, &J->lock_fd) : GF_OK;
+    if (st == GF_OK) st = gf_model_load(ctx, job->model_path, &J->m);
+    if (job->run_dir) snprintf(J->ck_path, sizeof J->ck_path, "%s/checkpoint.gfckpt", job->run_dir);
     if (st == GF_OK) {
         void *bytes; size_t len;
         st = gf_read_file(ctx, job->model_path, &bytes, &len);
-        if (st == GF_OK) { model_hash = gf_fnv1a(GF_FNV_INIT, bytes, len); free(bytes); }
+        if (st == GF_OK) { J->model_hash = gf_fnv1a(GF_FNV_INIT, bytes, len); free(bytes); }
     }
     if (st == GF_OK && job->resume) {
         struct stat sb;
         if (!job->run_dir) st = gf_fail(ctx, GF_ERR_USAGE, "--resume needs the run directory");
-        else if (stat(ck_path, &sb) != 0)
+        else if (stat(J->ck_path, &sb) != 0)
             st = gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first "
-                         "step)", ck_path);
-        if (st == GF_OK) st = gf_ckpt_read(ctx, ck_path, &ck);
-        have_ck = st == GF_OK;
-        if (st == GF_OK) st = gf_job_check_resume_model(ctx, ck_path, &ck, job->model_path, model_hash);
+                         "step)", J->ck_path);
+        if (st == GF_OK) st = gf_ckpt_read(ctx, J->ck_path, &J->ck);
+        J->have_ck = st == GF_OK;
+        if (st == GF_OK) st = gf_job_check_resume_model(ctx, J->ck_path, &J->ck, job->model_path, J->model_hash);
     }
+    return st;
+}
+
+/* The top block (--top-blocks, --top, or the model's last), its nodes and input shape; res->top. */
+static gf_status find_top_block(job_run *J) {
+    gf_ctx *ctx = J->ctx;
+    const gf_job *job = J->job;
+    gf_model *m = J->m;
     gf_model_info mi;
-    int bi = 0;
-    if (st == GF_OK) {
-        gf_model_get_info(m, &mi);
-        if (mi.n_blocks == 0) st = gf_fail(ctx, GF_ERR_INPUT, "%s has no linearizable top block", job->model_path);
-        else if (job->top_blocks > 0 && (bi = gf_model_top_blocks(m, job->top_blocks)) < 0)
-            st = gf_fail(ctx, GF_ERR_USAGE, "--top-blocks %d: %s has only %d blocks (gradfeat info lists them)",
-                         job->top_blocks, job->model_path, mi.n_blocks);
-        else if (job->top_blocks <= 0 && job->top && (bi = gf_model_find_block(m, job->top)) < 0) {
-            char list[512] = "";
-            for (int i = 0; i < mi.n_blocks; i++) {
-                gf_block_info b;
-                gf_model_block(m, i, &b);
-                strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
-                strncat(list, b.name, sizeof list - strlen(list) - 1);
-            }
-            st = gf_fail(ctx, GF_ERR_USAGE, "--top %s: no such block in %s (blocks: %s; a lower block trains every block "
-                         "above it too, and A..B must end at the top block)", job->top, job->model_path, list);
+    gf_status st = GF_OK;
+    gf_model_get_info(m, &mi);
+    if (mi.n_blocks == 0) st = gf_fail(ctx, GF_ERR_INPUT, "%s has no linearizable top block", job->model_path);
+    else if (job->top_blocks > 0 && (J->bi = gf_model_top_blocks(m, job->top_blocks)) < 0)
+        st = gf_fail(ctx, GF_ERR_USAGE, "--top-blocks %d: %s has only %d blocks (gradfeat info lists them)",
+                     job->top_blocks, job->model_path, mi.n_blocks);
+    else if (job->top_blocks <= 0 && job->top && (J->bi = gf_model_find_block(m, job->top)) < 0) {
+        char list[512] = "";
+        for (int i = 0; i < mi.n_blocks; i++) {
+            gf_block_info b;
+            gf_model_block(m, i, &b);
+            strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+            strncat(list, b.name, sizeof list - strlen(list) - 1);
         }
+        st = gf_fail(ctx, GF_ERR_USAGE, "--top %s: no such block in %s (blocks: %s; a lower block trains every block "
+                     "above it too, and A..B must end at the top block)", job->top, job->model_path, list);
     }
-    gf_bnode nodes[GF_BLOCK_MAX_NODES];
-    int nn = 0, c = 0, h = 0, w = 0;
-    if (st == GF_OK) st = gf_model_block_nodes(ctx, m, bi, nodes, &nn, &c, &h, &w);
+    if (st == GF_OK) st = gf_model_block_nodes(ctx, m, J->bi, J->nodes, &J->nn, &J->c, &J->h, &J->w);
     if (st == GF_OK) {
         gf_block_info b;
-        gf_model_block(m, bi, &b);
-        snprintf(res->top, sizeof res->top, "%s", b.name);
+        gf_model_block(m, J->bi, &b);
+        snprintf(J->res->top, sizeof J->res->top, "%s", b.name);
     }
-    /* the configuration a checkpoint must match */
-    cJSON *config = NULL;
-    long metrics_bytes = -1;
-    uint64_t metrics_hash = GF_FNV_INIT;
-    cJSON *files = NULL;
-    if (st == GF_OK) config = gf_job_config_json(job, res->top, model_hash);
-    if (st == GF_OK && have_ck) {
-        st = gf_job_check_resume(ctx, ck_path, &ck, config, &metrics_bytes);
-        if (st == GF_OK) st = gf_job_check_resume_files(ctx, job->run_dir, ck_path, &ck, metrics_bytes, &metrics_hash, &files);
-        if (st == GF_OK && !job->quiet)
-        {
-            if (ck.active)
-                gf_progress(ctx, GF_PROGRESS_LINE, "resuming from %s: %s, epoch %d, step %d of the epoch", ck_path,
-                            gf_method_name((gf_method)ck.method), ck.epoch + 1, ck.steps);
+    return st;
+}
+
+/* The configuration a checkpoint must match; on --resume, the checkpoint's against it and the run
+ * directory's files against those the checkpoint vouches for. */
+static gf_status check_resume_config(job_run *J) {
+    gf_ctx *ctx = J->ctx;
+    const gf_job *job = J->job;
+    gf_status st = GF_OK;
+    J->config = gf_job_config_json(job, J->res->top, J->model_hash);
+    if (J->have_ck) {
+        st = gf_job_check_resume(ctx, J->ck_path, &J->ck, J->config, &J->metrics_bytes);
+        if (st == GF_OK)
+            st = gf_job_check_resume_files(ctx, job->run_dir, J->ck_path, &J->ck, J->metrics_bytes, &J->metrics_hash,
+                                           &J->files);
+        if (st == GF_OK && !job->quiet) {
+            if (J->ck.active)
+                gf_progress(ctx, GF_PROGRESS_LINE, "resuming from %s: %s, epoch %d, step %d of the epoch", J->ck_path,
+                            gf_method_name((gf_method)J->ck.method), J->ck.epoch + 1, J->ck.steps);
             else
-                gf_progress(ctx, GF_PROGRESS_LINE, "resuming from %s: between methods", ck_path);
+                gf_progress(ctx, GF_PROGRESS_LINE, "resuming from %s: between methods", J->ck_path);
         }
     }
-    /* data */
+    return st;
+}
+
+/* The training and evaluation data (same classes), and their seeded subsets. */
+static gf_status open_data(job_run *J) {
+    gf_ctx *ctx = J->ctx;
+    const gf_job *job = J->job;
+    char err[1024];
     gf_dataset_options dopt;
     gf_dataset_options_init(&dopt);
     dopt.split = job->data_split;
-    if (st == GF_OK) {
-        gf_status ds = gf_dataset_open(job->data_path, &dopt, &dtr, err, sizeof err);
-        if (ds != GF_OK) st = gf_fail(ctx, ds, "%s", err);
-    }
+    gf_status st = gf_dataset_open(job->data_path, &dopt, &J->dtr, err, sizeof err);
+    if (st != GF_OK) st = gf_fail(ctx, st, "%s", err);
     if (st == GF_OK && job->val_path) {
         dopt.split = job->val_split;
-        gf_status ds = gf_dataset_open(job->val_path, &dopt, &dva, err, sizeof err);
+        gf_status ds = gf_dataset_open(job->val_path, &dopt, &J->dva, err, sizeof err);
         if (ds != GF_OK) st = gf_fail(ctx, ds, "%s", err);
     }
-    int K = st == GF_OK ? gf_dataset_num_classes(dtr) : 0, multi = st == GF_OK && gf_dataset_is_multi_label(dtr);
+    gf_dataset *dtr = J->dtr, *dva = J->dva;
+    int K = J->K = st == GF_OK ? gf_dataset_num_classes(dtr) : 0;
+    J->multi = st == GF_OK && gf_dataset_is_multi_label(dtr);
     for (int k = 0; st == GF_OK && dva && k < K && k < gf_dataset_num_classes(dva); k++) {
         const char *a = gf_dataset_class_name(dtr, k), *b = gf_dataset_class_name(dva, k);
         if (a && b && strcmp(a, b))
@@ -237,37 +270,59 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     if (st == GF_OK && dva && gf_dataset_num_classes(dva) != K)
         st = gf_fail(ctx, GF_ERR_INPUT, "training data has %d classes but evaluation data %s has %d", K, job->val_path,
                      gf_dataset_num_classes(dva));
-    int ntr = 0, nva = 0, S = c * h * w;
     if (st == GF_OK) {
-        itr = gf_seeded_subset(gf_dataset_count(dtr), job->limit_train, job->seed, &ntr);
-        if (dva) iva = gf_seeded_subset(gf_dataset_count(dva), job->limit_val, job->seed + 1, &nva);
-        oktr = malloc((size_t)ntr + 1);
-        if (dva) okva = malloc((size_t)nva + 1);
-        if (!itr || !oktr || (dva && (!iva || !okva))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
+        J->itr = gf_seeded_subset(gf_dataset_count(dtr), job->limit_train, job->seed, &J->ntr);
+        if (dva) J->iva = gf_seeded_subset(gf_dataset_count(dva), job->limit_val, job->seed + 1, &J->nva);
+        J->oktr = malloc((size_t)J->ntr + 1);
+        if (dva) J->okva = malloc((size_t)J->nva + 1);
+        if (!J->itr || !J->oktr || (dva && (!J->iva || !J->okva)))
+            st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
     }
-    /* a batch larger than the data buys nothing and would size the block's and the trunk pass's buffers for
-     * it (--batch 1000000 on 6 images took 8 GB): clamp it, results are unchanged */
-    gf_job clamped;
-    if (st == GF_OK && job->batch > (ntr > nva ? ntr : nva) && (ntr > 0 || nva > 0)) {
-        clamped = *job;
-        clamped.batch = ntr > nva ? ntr : nva;
-        job = &clamped;
+    return st;
+}
+
+/* A batch larger than the data buys nothing and would size the block's and the trunk pass's buffers for
+ * it (--batch 1000000 on 6 images took 8 GB): clamp it, results are unchanged. */
+static void clamp_batch(job_run *J) {
+    int most = J->ntr > J->nva ? J->ntr : J->nva;
+    if (J->job->batch > most && (J->ntr > 0 || J->nva > 0)) {
+        J->clamped = *J->job;
+        J->clamped.batch = most;
+        J->job = &J->clamped;
     }
-    if (st == GF_OK) st = gf_block_create(ctx, c, h, w, nodes, nn, job->batch, &blk);
-    if (st == GF_OK && !(theta = malloc(gf_block_param_count(blk) * sizeof(float)))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+}
+
+/* The top block on the device and θ̄, its pre-trained parameters (shuffled first for --random theta1/theta2). */
+static gf_status make_block(job_run *J) {
+    gf_ctx *ctx = J->ctx;
+    const gf_job *job = J->job;
+    gf_status st = gf_block_create(ctx, J->c, J->h, J->w, J->nodes, J->nn, job->batch, &J->blk);
+    if (st == GF_OK && !(J->theta = malloc(gf_block_param_count(J->blk) * sizeof(float))))
+        st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     if (st == GF_OK && (job->random & (GF_JOB_RANDOM_THETA1 | GF_JOB_RANDOM_THETA2)))
-        st = gf_model_randomize(ctx, m, bi, (job->random & GF_JOB_RANDOM_THETA1) != 0,
+        st = gf_model_randomize(ctx, J->m, J->bi, (job->random & GF_JOB_RANDOM_THETA1) != 0,
                                 (job->random & GF_JOB_RANDOM_THETA2) != 0, job->seed);
-    if (st == GF_OK) st = gf_model_block_theta(ctx, m, bi, blk, theta);
-    /* a classifier needs two classes: one class trains to loss 0 and 100 % and means nothing */
-    if (st == GF_OK && !multi && ntr > 0) {
+    if (st == GF_OK) st = gf_model_block_theta(ctx, J->m, J->bi, J->blk, J->theta);
+    return st;
+}
+
+/* A classifier needs two classes: one class trains to loss 0 and 100 % and means nothing (multi-label: one
+ * label that is on some rows and not on others). */
+static gf_status check_labels(job_run *J) {
+    gf_ctx *ctx = J->ctx;
+    const gf_job *job = J->job;
+    gf_dataset *dtr = J->dtr;
+    const int *itr = J->itr;
+    int ntr = J->ntr, K = J->K;
+    gf_status st = GF_OK;
+    if (!J->multi && ntr > 0) {
         int first = gf_dataset_label(dtr, itr[0]), other = 0;
         for (int i = 1; i < ntr && !other; i++) other = gf_dataset_label(dtr, itr[i]) != first;
         if (!other)
             st = gf_fail(ctx, GF_ERR_INPUT, "training data %s: all %d samples%s are of one class ('%s'): a classifier "
                          "needs at least two classes", job->data_path, ntr, job->limit_train ? " of the --limit subset" : "",
                          gf_dataset_class_name(dtr, first) ? gf_dataset_class_name(dtr, first) : "?");
-    } else if (st == GF_OK && multi && ntr > 0) {
+    } else if (J->multi && ntr > 0) {
         float *a = malloc((size_t)K * sizeof(float)), *b = malloc((size_t)K * sizeof(float));
         int varies = 0;
         if (!a || !b) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
@@ -281,116 +336,199 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
                          "classifier needs at least one label that is on some rows and not on others", job->data_path, ntr);
         free(a); free(b);
     }
-    /* the samples' content belongs to the job: a resume on changed data would mix two trainings */
-    if (st == GF_OK) {
-        uint64_t dk = GF_FNV_INIT;
-        for (int i = 0; i < ntr; i++) { uint64_t k = gf_dataset_sample_key(dtr, itr[i]); dk = gf_fnv1a(dk, &k, sizeof k); }
-        for (int i = 0; dva && i < nva; i++) { uint64_t k = gf_dataset_sample_key(dva, iva[i]); dk = gf_fnv1a(dk, &k, sizeof k); }
-        char hex[32];
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)dk);
-        if (config) cJSON_AddStringToObject(config, "data_fnv1a64", hex);
-        cJSON *meta = have_ck && ck.meta ? cJSON_Parse(ck.meta) : NULL;
-        const cJSON *was = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "config"), "data_fnv1a64");
-        if (have_ck && (!cJSON_IsString(was) || strcmp(was->valuestring, hex)))
-            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: the training or evaluation data changed since checkpoint %s was "
-                         "written (contents, or file sizes and times); start a new run", ck_path);
-        cJSON_Delete(meta);
-    }
-    if (st == GF_OK) st = gf_trunk_pass(ctx, job, m, bi, "train", dtr, itr, ntr, S, &atr, oktr, res);
-    if (st == GF_OK && dva && !res->stopped) st = gf_trunk_pass(ctx, job, m, bi, "val", dva, iva, nva, S, &ava, okva, res);
-    if (!job->quiet && dtr) gf_job_report_dataset(ctx, dtr);
-    if (!job->quiet && dva) gf_job_report_dataset(ctx, dva);
-    gf_cached_set str = {0}, sva = {0};
-    if (st == GF_OK && !res->stopped) st = gf_make_cached_set(ctx, dtr, itr, ntr, S, atr.z0, oktr, K, multi, &str, &ltr, &ttr);
-    if (st == GF_OK && dva && !res->stopped) st = gf_make_cached_set(ctx, dva, iva, nva, S, ava.z0, okva, K, multi, &sva, &lva, &tva);
-    gf_cached_set sho = {0};
-    if (st == GF_OK && !res->stopped && job->holdout > 0)
-        st = gf_holdout_split(ctx, &str, atr.z0, ltr, ttr, job->holdout, job->seed, &sho);
-    res->n_hold = sho.n;
-    res->n_train = str.n; res->n_val = dva ? sva.n : 0; res->classes = K; res->multi_label = multi;
-    if (st == GF_OK && job->run_dir && !res->stopped) {
-        char path[1200];
-        if (gf_mkdirs(job->run_dir) != 0) st = gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
-        snprintf(path, sizeof path, "%s/metrics.jsonl", job->run_dir);
-        /* on resume: drop lines logged after the checkpoint, then append */
-        if (st == GF_OK && have_ck && metrics_bytes >= 0 && truncate(path, metrics_bytes) != 0 && errno != ENOENT)
-            st = gf_fail(ctx, GF_ERR_IO, "cannot truncate %s: %s", path, strerror(errno));
-        if (st == GF_OK && !(log = fopen(path, have_ck ? "a" : "w")))
-            st = gf_fail(ctx, GF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    }
-    epoch_ctx ec = {job, log, multi, ctx, config, NULL, blk, res->top, multi ? "sigmoid_bce" : "softmax", dtr,
-                    dva ? &sva : NULL, NULL, files ? files : cJSON_CreateObject(), metrics_hash};
-    files = NULL;
-    gf_train_options o;
-    gf_train_options_default(&o);
-    o.epochs = job->epochs; o.probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs; o.batch = job->batch; o.seed = job->seed;
-    o.lr_halve_every = job->lr_halve_every; o.lr_cosine = job->lr_cosine; o.max_device_mem = job->max_device_mem;
-    o.cache_half = job->cache_f16; o.quiet = job->quiet;
-    o.optim.adam = !job->sgd; o.optim.lr = job->lr; o.optim.beta1 = job->beta1; o.optim.beta2 = job->beta2;
-    o.optim.momentum = job->momentum; o.optim.weight_decay = job->weight_decay; o.optim.clip_norm = job->clip_norm;
-    o.ntk = job->ntk; o.eval_every = job->eval_every;
-    o.holdout = sho.n > 0 ? &sho : NULL;
-    o.select = job->select;
-    o.probe_solver = job->probe_sgd ? GF_PROBE_SGD : GF_PROBE_LBFGS;
-    o.probe_l2 = job->probe_l2;
-    o.probe_lr = job->probe_lr;
-    o.finetune_lr = job->finetune_lr > 0 ? job->finetune_lr : job->lr / 10;
-    o.lr_auto = job->lr_auto;
-    o.random_omega = (job->random & GF_JOB_RANDOM_OMEGA) != 0;
-    o.on_epoch = on_epoch; o.user = &ec;
-    o.on_step = on_step;
-    o.report_seconds = ctx->progress_live ? 0.5 : job->log_every_secs > 0 ? job->log_every_secs : 0;
-    o.report_steps = ctx->progress_live ? 0 : (job->log_every > 0 ? job->log_every : 50);
-    if (st == GF_OK && job->log_json && !(ec.json = fopen(job->log_json, "w")))
-        st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
-    o.on_method = gf_job_save_model;
-    o.checkpoint_path = job->run_dir ? ck_path : NULL;
-    o.checkpoint_every = job->checkpoint_every;
-    o.stop = job->stop;
-    o.checkpoint_meta = gf_job_checkpoint_meta;
-    o.resume = have_ck ? &ck : NULL;
-    if (st == GF_OK && !res->stopped) st = gf_train(ctx, blk, theta, &str, dva ? &sva : NULL, job->methods, &o, &tres);
-    if (st == GF_OK) {
-        res->cache_on_device = tres.cache_on_device;
-        res->cache_bytes = tres.cache_bytes; res->primal_cache_bytes = tres.primal_cache_bytes;
-        for (int i = 0; i < 4; i++) {
-            if (i == 0 && !(job->methods & 1u)) continue;   /* trained for ω̄ but not asked for */
-            res->ran[i] = tres.m[i].ran;
-            res->train_loss[i] = tres.m[i].train_loss; res->train_metric[i] = tres.m[i].train_metric;
-            res->val_loss[i] = tres.m[i].val_loss; res->val_metric[i] = tres.m[i].val_metric;
-            res->seconds[i] = tres.m[i].seconds;
-            res->hold_loss[i] = tres.m[i].hold_loss; res->hold_metric[i] = tres.m[i].hold_metric;
-            res->best_epoch[i] = tres.m[i].best_epoch; res->epochs_run[i] = tres.m[i].epochs_run;
-            res->diverged[i] = tres.m[i].diverged;
-            res->lr[i] = i ? tres.m[i].lr : NAN;
-        }
-        res->probe_l2 = tres.m[0].probe_l2;
-        res->lr_auto_used = job->lr_auto && res->n_hold > 0;
-    }
-    res->checkpoints = tres.checkpoints;
-    if (st == GF_OK && tres.stopped) {
-        res->stopped = 1;
-        if (job->run_dir) snprintf(res->checkpoint, sizeof res->checkpoint, "%s", ck_path);
-    }
-    if (st == GF_OK && !res->stopped && job->run_dir) {
-        st = gf_job_write_results(ctx, job, res, dtr, config);
-        if (st == GF_OK) unlink(ck_path);   /* finished: the saved models and results are the outputs */
-    }
-    if (log) fclose(log);
-    if (ec.json) fclose(ec.json);
-    cJSON_Delete(config);
-    cJSON_Delete(ec.files);
-    cJSON_Delete(files);
-    free(ec.meta);
-    gf_ckpt_free(&ck);
-    gf_train_result_free(&tres);
-    gf_act_store_free(&atr); gf_act_store_free(&ava);
-    free(theta); free(ttr); free(tva); free(itr); free(iva); free(ltr); free(lva);
-    free(oktr); free(okva);
-    gf_dataset_free(dtr); gf_dataset_free(dva);
-    gf_block_free(blk);
-    gf_model_free(m);
-    if (lock_fd >= 0) close(lock_fd);
     return st;
 }
 
+/* The samples' content belongs to the job (config's data_fnv1a64): a resume on changed data would mix two
+ * trainings. */
+static gf_status check_data_key(job_run *J) {
+    gf_status st = GF_OK;
+    uint64_t dk = GF_FNV_INIT;
+    for (int i = 0; i < J->ntr; i++) {
+        uint64_t k = gf_dataset_sample_key(J->dtr, J->itr[i]);
+        dk = gf_fnv1a(dk, &k, sizeof k);
+    }
+    for (int i = 0; J->dva && i < J->nva; i++) {
+        uint64_t k = gf_dataset_sample_key(J->dva, J->iva[i]);
+        dk = gf_fnv1a(dk, &k, sizeof k);
+    }
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)dk);
+    if (J->config) cJSON_AddStringToObject(J->config, "data_fnv1a64", hex);
+    cJSON *meta = J->have_ck && J->ck.meta ? cJSON_Parse(J->ck.meta) : NULL;
+    const cJSON *was = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "config"), "data_fnv1a64");
+    if (J->have_ck && (!cJSON_IsString(was) || strcmp(was->valuestring, hex)))
+        st = gf_fail(J->ctx, GF_ERR_INPUT, "--resume: the training or evaluation data changed since checkpoint %s was "
+                     "written (contents, or file sizes and times); start a new run", J->ck_path);
+    cJSON_Delete(meta);
+    return st;
+}
+
+/* The trunk over the training, then the evaluation subset (actcache.c). */
+static gf_status trunk_passes(job_run *J) {
+    const gf_job *job = J->job;
+    gf_job_result *res = J->res;
+    gf_status st = gf_trunk_pass(J->ctx, job, J->m, J->bi, "train", J->dtr, J->itr, J->ntr, J->S, &J->atr, J->oktr,
+                                 res);
+    if (st == GF_OK && J->dva && !res->stopped)
+        st = gf_trunk_pass(J->ctx, job, J->m, J->bi, "val", J->dva, J->iva, J->nva, J->S, &J->ava, J->okva, res);
+    return st;
+}
+
+/* The cached sets gf_train reads, and the held-out part of the training set (--holdout). */
+static gf_status make_sets(job_run *J) {
+    gf_ctx *ctx = J->ctx;
+    const gf_job *job = J->job;
+    gf_status st = gf_make_cached_set(ctx, J->dtr, J->itr, J->ntr, J->S, J->atr.z0, J->oktr, J->K, J->multi, &J->str,
+                                      &J->ltr, &J->ttr);
+    if (st == GF_OK && J->dva)
+        st = gf_make_cached_set(ctx, J->dva, J->iva, J->nva, J->S, J->ava.z0, J->okva, J->K, J->multi, &J->sva, &J->lva,
+                                &J->tva);
+    if (st == GF_OK && job->holdout > 0)
+        st = gf_holdout_split(ctx, &J->str, J->atr.z0, J->ltr, J->ttr, job->holdout, job->seed, &J->sho);
+    return st;
+}
+
+/* RUN_DIR/metrics.jsonl: new, or on resume cut back to the checkpoint's length and appended to. */
+static gf_status open_metrics_log(job_run *J) {
+    gf_ctx *ctx = J->ctx;
+    const gf_job *job = J->job;
+    gf_status st = GF_OK;
+    char path[1200];
+    if (gf_mkdirs(job->run_dir) != 0)
+        st = gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/metrics.jsonl", job->run_dir);
+    /* on resume: drop lines logged after the checkpoint, then append */
+    if (st == GF_OK && J->have_ck && J->metrics_bytes >= 0 && truncate(path, J->metrics_bytes) != 0 && errno != ENOENT)
+        st = gf_fail(ctx, GF_ERR_IO, "cannot truncate %s: %s", path, strerror(errno));
+    if (st == GF_OK && !(J->log = fopen(path, J->have_ck ? "a" : "w")))
+        st = gf_fail(ctx, GF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return st;
+}
+
+/* gf_train's options from the job; its callbacks get J->ec. */
+static void train_options(job_run *J, gf_train_options *o) {
+    const gf_job *job = J->job;
+    gf_ctx *ctx = J->ctx;
+    gf_train_options_default(o);
+    o->epochs = job->epochs; o->probe_epochs = job->probe_epochs ? job->probe_epochs : 10 * job->epochs;
+    o->batch = job->batch; o->seed = job->seed;
+    o->lr_halve_every = job->lr_halve_every; o->lr_cosine = job->lr_cosine; o->max_device_mem = job->max_device_mem;
+    o->cache_half = job->cache_f16; o->quiet = job->quiet;
+    o->optim.adam = !job->sgd; o->optim.lr = job->lr; o->optim.beta1 = job->beta1; o->optim.beta2 = job->beta2;
+    o->optim.momentum = job->momentum; o->optim.weight_decay = job->weight_decay; o->optim.clip_norm = job->clip_norm;
+    o->ntk = job->ntk; o->eval_every = job->eval_every;
+    o->holdout = J->sho.n > 0 ? &J->sho : NULL;
+    o->select = job->select;
+    o->probe_solver = job->probe_sgd ? GF_PROBE_SGD : GF_PROBE_LBFGS;
+    o->probe_l2 = job->probe_l2;
+    o->probe_lr = job->probe_lr;
+    o->finetune_lr = job->finetune_lr > 0 ? job->finetune_lr : job->lr / 10;
+    o->lr_auto = job->lr_auto;
+    o->random_omega = (job->random & GF_JOB_RANDOM_OMEGA) != 0;
+    o->on_epoch = on_epoch; o->user = &J->ec;
+    o->on_step = on_step;
+    o->report_seconds = ctx->progress_live ? 0.5 : job->log_every_secs > 0 ? job->log_every_secs : 0;
+    o->report_steps = ctx->progress_live ? 0 : (job->log_every > 0 ? job->log_every : 50);
+    o->on_method = gf_job_save_model;
+    o->checkpoint_path = job->run_dir ? J->ck_path : NULL;
+    o->checkpoint_every = job->checkpoint_every;
+    o->stop = job->stop;
+    o->checkpoint_meta = gf_job_checkpoint_meta;
+    o->resume = J->have_ck ? &J->ck : NULL;
+}
+
+/* gf_train's per-method results into the job's. */
+static void copy_results(job_run *J) {
+    const gf_job *job = J->job;
+    gf_job_result *res = J->res;
+    const gf_train_result *tres = &J->tres;
+    res->cache_on_device = tres->cache_on_device;
+    res->cache_bytes = tres->cache_bytes; res->primal_cache_bytes = tres->primal_cache_bytes;
+    for (int i = 0; i < 4; i++) {
+        if (i == 0 && !(job->methods & 1u)) continue;   /* trained for ω̄ but not asked for */
+        res->ran[i] = tres->m[i].ran;
+        res->train_loss[i] = tres->m[i].train_loss; res->train_metric[i] = tres->m[i].train_metric;
+        res->val_loss[i] = tres->m[i].val_loss; res->val_metric[i] = tres->m[i].val_metric;
+        res->seconds[i] = tres->m[i].seconds;
+        res->hold_loss[i] = tres->m[i].hold_loss; res->hold_metric[i] = tres->m[i].hold_metric;
+        res->best_epoch[i] = tres->m[i].best_epoch; res->epochs_run[i] = tres->m[i].epochs_run;
+        res->diverged[i] = tres->m[i].diverged;
+        res->lr[i] = i ? tres->m[i].lr : NAN;
+    }
+    res->probe_l2 = tres->m[0].probe_l2;
+    res->lr_auto_used = job->lr_auto && res->n_hold > 0;
+}
+
+static void job_run_free(job_run *J) {
+    if (J->log) fclose(J->log);
+    if (J->ec.json) fclose(J->ec.json);
+    cJSON_Delete(J->config);
+    cJSON_Delete(J->ec.files);
+    cJSON_Delete(J->files);
+    free(J->ec.meta);
+    gf_ckpt_free(&J->ck);
+    gf_train_result_free(&J->tres);
+    gf_act_store_free(&J->atr); gf_act_store_free(&J->ava);
+    free(J->theta); free(J->ttr); free(J->tva); free(J->itr); free(J->iva); free(J->ltr); free(J->lva);
+    free(J->oktr); free(J->okva);
+    gf_dataset_free(J->dtr); gf_dataset_free(J->dva);
+    gf_block_free(J->blk);
+    gf_model_free(J->m);
+    if (J->lock_fd >= 0) close(J->lock_fd);
+}
+
+gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < 4; i++)
+        res->train_metric[i] = res->val_loss[i] = res->val_metric[i] = res->hold_loss[i] = res->hold_metric[i] = NAN;
+    res->probe_l2 = NAN;
+    for (int i = 0; i < 4; i++) res->lr[i] = NAN;
+    if (!job->model_path || !job->data_path) return gf_fail(ctx, GF_ERR_USAGE, "a model (--model) and data (--data) are needed");
+    if (job->batch < 1 || job->epochs < 1) return gf_fail(ctx, GF_ERR_USAGE, "--batch and --epochs must be at least 1");
+    if (!job->methods) return gf_fail(ctx, GF_ERR_USAGE, "no method selected");
+    job_run run, *J = &run;
+    memset(J, 0, sizeof *J);
+    J->ctx = ctx; J->job = job; J->res = res;
+    J->lock_fd = -1; J->metrics_bytes = -1; J->metrics_hash = GF_FNV_INIT;
+    gf_status st = open_model(J);
+    if (st == GF_OK) st = find_top_block(J);
+    if (st == GF_OK) st = check_resume_config(J);
+    if (st == GF_OK) st = open_data(J);
+    J->S = J->c * J->h * J->w;
+    if (st == GF_OK) clamp_batch(J);
+    job = J->job;
+    if (st == GF_OK) st = make_block(J);
+    if (st == GF_OK) st = check_labels(J);
+    if (st == GF_OK) st = check_data_key(J);
+    if (st == GF_OK) st = trunk_passes(J);
+    if (!job->quiet && J->dtr) gf_job_report_dataset(ctx, J->dtr);
+    if (!job->quiet && J->dva) gf_job_report_dataset(ctx, J->dva);
+    if (st == GF_OK && !res->stopped) st = make_sets(J);
+    res->n_hold = J->sho.n;
+    res->n_train = J->str.n; res->n_val = J->dva ? J->sva.n : 0; res->classes = J->K; res->multi_label = J->multi;
+    if (st == GF_OK && job->run_dir && !res->stopped) st = open_metrics_log(J);
+    J->ec = (epoch_ctx){job, J->log, J->multi, ctx, J->config, NULL, J->blk, res->top,
+                        J->multi ? "sigmoid_bce" : "softmax", J->dtr, J->dva ? &J->sva : NULL, NULL,
+                        J->files ? J->files : cJSON_CreateObject(), J->metrics_hash};
+    J->files = NULL;
+    gf_train_options o;
+    train_options(J, &o);
+    if (st == GF_OK && job->log_json && !(J->ec.json = fopen(job->log_json, "w")))
+        st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
+    if (st == GF_OK && !res->stopped)
+        st = gf_train(ctx, J->blk, J->theta, &J->str, J->dva ? &J->sva : NULL, job->methods, &o, &J->tres);
+    if (st == GF_OK) copy_results(J);
+    res->checkpoints = J->tres.checkpoints;
+    if (st == GF_OK && J->tres.stopped) {
+        res->stopped = 1;
+        /* run., not J->: so that -Wformat-truncation knows ck_path's size */
+        if (job->run_dir) snprintf(res->checkpoint, sizeof res->checkpoint, "%s", run.ck_path);
+    }
+    if (st == GF_OK && !res->stopped && job->run_dir) {
+        st = gf_job_write_results(ctx, job, res, J->dtr, J->config);
+        if (st == GF_OK) unlink(J->ck_path);   /* finished: the saved models and results are the outputs */
+    }
+    job_run_free(J);
+    return st;
+}
