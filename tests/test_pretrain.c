@@ -1,4 +1,4 @@
-/* gradfeat pretrain (host/pretrain/pretrain.c):
+/* gradfeat pretrain (host/pretrain/arch.c, pretrain.c):
  *  - initialisation: Kaiming-normal conv weights (fan_out; leaky gain for bigan) with the right
  *    spread, BN gamma 1 / beta 0, fc and conv biases inside PyTorch's uniform bounds, seeded;
  *  - export: every architecture (reduced width), trained a few steps so BN running statistics

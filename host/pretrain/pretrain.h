@@ -1,4 +1,4 @@
-/* Pretraining from scratch (internal; the public API is gf_pretrain_run in
+/* Pretraining from scratch (internal: arch.c, pretrain.c; the public API is gf_pretrain_run in
  * gradfeat_train.h). A network of /tmp/archs.txt's shapes (small28, bigan,
  * resnet18c) is ONE gf_block holding every layer (conv, BatchNorm in training
  * mode, activations, pools, residual adds); the block's global average pool is
@@ -42,6 +42,9 @@ void gf_pt_net_free(gf_pt_net *n);
 /* Host initial values (the layout of gf_block_param_count): what
  * gf_pt_net_create writes. theta: block vector, w1 [K, d], b1 [K]. */
 void gf_pt_init_params(const gf_block *blk, gf_arch arch, int K, uint64_t seed, float *theta, float *w1, float *b1);
+/* Uniform in [0, 1) with 53 bits, stepping the state *s: the generator of the initialisation and of
+ * the epochs' sample order. */
+double gf_pt_unif(uint64_t *s);
 
 /* Running statistics of every BN node, concatenated in node order (mean then
  * var per node): the count, and host copies in and out. */
