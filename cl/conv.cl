@@ -475,11 +475,3 @@ kernel void sum_partials(global const float *part, global float *out, int accumu
     for (int t = 0; t < tiles; t++) s += part[k * tiles + t];
     store_acc(out + k, accumulate, s);
 }
-
-/* Linear: y[r, c] = b[c] (rows x cols), before a GEMM with beta = 1. */
-kernel void rows_bias(global float *y, global const float *b, int rows, int cols)
-{
-    int q = (int)get_global_id(0);
-    if (q >= rows * cols) return;
-    y[q] = b[q % cols];
-}

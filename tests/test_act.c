@@ -12,7 +12,9 @@
  * to rounding), 2e-6 + 2e-6 |ref| for the smooth ones (h^2 max|d3f| / 6 <= 4e-7
  * at h = 1e-3); adjoint 1e-4 relative. FD inputs are kept >= 0.05 away from
  * every kink (0; 6 for ReLU6; +-3 for hard-sigmoid/hard-swish; +-2.5 for the
- * hard sigmoid with alpha 0.2) and the FD step moves them at most 1e-3. */
+ * hard sigmoid with alpha 0.2) and the FD step moves them at most 1e-3.
+ * `test_act --small`: every kind at sizes 1, 7 and 130 (a partial last work-group), and the special
+ * values (tests/cli_oclgrind_act.sh: act_forward and act_jacobian of cl/act.cl under oclgrind). */
 #include "testutil.h"
 #include "ops_act.h"
 
@@ -205,19 +207,23 @@ static void special_smooth(gf_ctx *ctx) {
     gf_buf_release(&bz); gf_buf_release(&bg); gf_buf_release(&bo);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    const int small = argc > 1 && !strcmp(argv[1], "--small");   /* tests/cli_oclgrind_act.sh */
     gf_ctx *ctx = test_ctx();
+    printf("device: %s\n", gf_ctx_device(ctx)->name);
     const gf_act kinds[] = {{GF_ACT_RELU, 0}, {GF_ACT_LEAKY, 0.01f}, {GF_ACT_LEAKY, 0.2f},
                             {GF_ACT_LEAKY, -0.3f}, {GF_ACT_RELU6, 0}, {GF_ACT_SIGMOID, 0},
                             {GF_ACT_SILU, 0}, GF_ACT_HSIGMOID_TORCH, {GF_ACT_HSIGMOID, 0.2f},
                             {GF_ACT_HSWISH, 0}, {GF_ACT_GELU, 0}, {GF_ACT_GELU_TANH, 0}};
     reference_crosscheck();
     /* sizes: 1, odd, batch 7 x 13 channels x 5 x 3, a larger map */
-    const size_t sizes[] = {1, 7, 1365, 64 * 49 * 3 + 5};
+    const size_t sizes[] = {1, 7, 1365, 64 * 49 * 3 + 5}, small_sizes[] = {1, 7, 130};
+    const size_t *sz = small ? small_sizes : sizes;
+    const size_t nsz = small ? sizeof small_sizes / sizeof *small_sizes : sizeof sizes / sizeof *sizes;
     uint64_t seed = 1;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-            run_case(ctx, kinds[k], sizes[s], seed++);
+        for (size_t s = 0; s < nsz; s++)
+            run_case(ctx, kinds[k], sz[s], seed++);
     special_values(ctx);
     special_smooth(ctx);
     gf_ctx_free(ctx);

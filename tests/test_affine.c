@@ -11,7 +11,8 @@
  * Adjoint identity: |<J v, u> - <v, J^T u>| / max(|.|, |.|) <= 1e-4, both
  * sides from device outputs, summed in double.
  *
- * `test_affine --small` runs one small case of each kind (used under oclgrind). */
+ * `test_affine --small` runs one small case of each kind, with both kernel variants, at the default item
+ * budget and at 16 (tests/cli_oclgrind_affine.sh: every kernel of cl/conv.cl under oclgrind). */
 #include <stdint.h>
 #include "ops_affine.h"
 #include "testutil.h"
@@ -473,11 +474,22 @@ int main(int argc, char **argv) {
             linear_case("small linear", 3, 7, 5),
         };
         cs[0].d.max_workspace = 1;   /* one image per chunk */
-        for (int v = GF_CONV_VARIANT_ELEMENT; v <= GF_CONV_VARIANT_PLANE; v++)
-            for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
-                cs[i].d.variant = v;
-                run_case(ctx, &cs[i], seed++);
+        /* pass 1: a tiny item budget (16): plane kernels in row tiles, reductions in slices or tiles
+         * whose partial sums sum_partials adds up */
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1) {
+                gf_ctx_free(ctx);
+                setenv("GRADFEAT_ITEM_BUDGET", "16", 1);
+                ctx = test_ctx();
+                unsetenv("GRADFEAT_ITEM_BUDGET");
+                printf("kernel paths: %s\n", gf_ctx_paths(ctx));
             }
+            for (int v = GF_CONV_VARIANT_ELEMENT; v <= GF_CONV_VARIANT_PLANE; v++)
+                for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+                    cs[i].d.variant = v;
+                    run_case(ctx, &cs[i], seed++);
+                }
+        }
         gf_ctx_free(ctx);
         return test_finish("test_affine --small");
     }

@@ -32,7 +32,12 @@
  * those statistics; the backward follows the mode of the forward;
  * gf_block_tangent refuses BN. A second block, BN on the input that the
  * residual add also reads, covers BN's input gradient accumulated on top of
- * another one. */
+ * another one.
+ * `test_bn --small`: the ops only (no block, no PyTorch), on 4x3x5, the smallest training batch
+ * (2x1x1), 7x3x37 with a large offset (259 values per channel: more than the 256 strided lanes) and
+ * 4x2x250 (1000 values: the budgeted blocked walk widens to 32 lanes), for each of the three walks
+ * (tests/cli_oclgrind_bn.sh: bn_train_forward, bn_eval_forward and bn_backward of cl/bn.cl, training
+ * and eval, under oclgrind). */
 #include <stdint.h>
 #include <unistd.h>
 #include "block.h"
@@ -940,8 +945,16 @@ static void fanout_test(gf_ctx *ctx) {
     gf_block_free(blk);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    const int small = argc > 1 && !strcmp(argv[1], "--small");   /* tests/cli_oclgrind_bn.sh */
     gf_ctx *ctx = test_ctx();
+    printf("device: %s\n", gf_ctx_device(ctx)->name);
+    const opcase small_cases[] = {
+        {{4, 3, 5}, 0, 1e-5f, 0.1f},
+        {{2, 1, 1}, 0, 1e-3f, 0.3f},      /* the smallest training batch, c = 1 */
+        {{7, 3, 37}, 1000, 1e-5f, 0.1f},  /* 259 values: more than the 256 strided lanes; large offset */
+        {{4, 2, 250}, 0, 1e-5f, 0.1f},    /* 1000 values: 32 blocked lanes with the item budget of 200 */
+    };
     const opcase cases[] = {
         {{4, 3, 5}, 0, 1e-5f, 0.1f},
         {{1, 2, 9}, 0, 1e-5f, 0.1f},      /* n = 1, hw > 1 */
@@ -964,12 +977,19 @@ int main(void) {
         unsetenv("GRADFEAT_ITEM_BUDGET");
         printf("lane walk: %s (%s)\n", walks[w], gf_ctx_paths(ctx));
         uint64_t seed = 11;
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_ops(ctx, &cases[i], seed++);
+        if (small)
+            for (size_t i = 0; i < sizeof small_cases / sizeof small_cases[0]; i++) run_ops(ctx, &small_cases[i], seed++);
+        else
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_ops(ctx, &cases[i], seed++);
     }
     unsetenv("GRADFEAT_BN_WALK");
     gf_ctx_free(ctx);
     ctx = test_ctx();
     usage_errors(ctx);
+    if (small) {
+        gf_ctx_free(ctx);
+        return test_finish("test_bn --small");
+    }
     torch_compare(ctx);
     block_test(ctx);
     fanout_test(ctx);

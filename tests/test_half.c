@@ -6,7 +6,11 @@
  *  - gf_store_half on the device (vstore_half_rte) gives the reference's bits exactly, at an offset, without
  *    touching the halves around it;
  *  - gf_gather_rows_half (vload_half) of every half pattern, rows in a shuffled order, equals the reference
- *    bit for bit (NaN as NaN); a store then a gather is the reference round trip. */
+ *    bit for bit (NaN as NaN); a store then a gather is the reference round trip;
+ *  - gf_gather_rows, the f32 cache's gather (a uint copy), returns every row bit for bit: denormal and
+ *    NaN-payload float patterns, int max-pool routing, repeated and shuffled rows.
+ * `test_half --small` is the same test (about 4 s under oclgrind; tests/cli_oclgrind_util.sh: gf_store_half,
+ * gf_gather_rows_half and gf_gather_rows of cl/util.cl under oclgrind). */
 #include <stdint.h>
 #include "testutil.h"
 #include "ops_util.h"
@@ -38,6 +42,36 @@ static int nearest_ok(float x, uint16_t h) {
     if (above - ax < d) return 0;
     if ((mag && ax - below == d) || above - ax == d) return (mag & 1) == 0;     /* a tie: the even one */
     return 1;
+}
+
+/* 6. gf_gather_rows: rows of 29 words (odd, not a multiple of a vector width) of bit patterns a float move
+ * could change (denormals, NaN payloads, -0) and ints, gathered in a shuffled order with repeats. */
+static void gather_rows_u32(gf_ctx *ctx) {
+    enum { ROW = 29, ROWS = 37, NB = 45 };
+    uint32_t src[ROWS * ROW], got[NB * ROW];
+    int idx[NB];
+    test_rng r;
+    test_rng_seed(&r, 6);
+    static const uint32_t special[] = {0x00000001u, 0x807fffffu, 0x7fc00001u, 0xffbfffffu, 0x7f800001u, 0x80000000u};
+    for (size_t i = 0; i < ROWS * ROW; i++)
+        src[i] = i % 5 == 0 ? special[(i / 5) % 6]
+               : i % 5 == 1 ? (uint32_t)(int32_t)(i % 97) - 40u   /* ints, some negative */
+               : (uint32_t)test_uniform(&r, 0, 4294967296.0);
+    for (int i = 0; i < NB; i++) idx[i] = (i * 11 + 3) % ROWS;
+    cl_mem dsrc, didx, ddst;
+    REQUIRE_OK(ctx, gf_buf_create_from(ctx, sizeof src, src, "rows", &dsrc));
+    REQUIRE_OK(ctx, gf_buf_create_from(ctx, sizeof idx, idx, "idx", &didx));
+    REQUIRE_OK(ctx, gf_buf_create(ctx, sizeof got, "gathered", &ddst));
+    REQUIRE_OK(ctx, gf_gather_rows(ctx, dsrc, didx, ROW, NB, ddst));
+    REQUIRE_OK(ctx, gf_buf_read(ctx, ddst, 0, sizeof got, got));
+    int bad = 0;
+    for (int i = 0; i < NB; i++)
+        for (int j = 0; j < ROW; j++)
+            if (got[i * ROW + j] != src[idx[i] * ROW + j] && bad++ < 5)
+                fprintf(stderr, "  gather row %d (source row %d) word %d: %08x, want %08x\n", i, idx[i], j,
+                        got[i * ROW + j], src[idx[i] * ROW + j]);
+    CHECK(bad == 0, "gf_gather_rows: %d of %d words differ from the source rows", bad, NB * ROW);
+    gf_buf_release(&dsrc); gf_buf_release(&didx); gf_buf_release(&ddst);
 }
 
 int main(void) {
@@ -90,6 +124,7 @@ int main(void) {
 
     /* 3. the device: vstore_half_rte at an offset, between two guard bands */
     gf_ctx *ctx = test_ctx();
+    printf("device: %s\n", gf_ctx_device(ctx)->name);
     const size_t off = 37, tail = 11, nh = off + n + tail;
     cl_mem src = test_upload(ctx, xs, n), dst;
     REQUIRE_OK(ctx, gf_buf_create(ctx, nh * 2, "halves", &dst));
@@ -157,6 +192,8 @@ int main(void) {
             if (!ok && bad++ < 5) fprintf(stderr, "  round trip %zu: %.9g, reference %.9g\n", p, (double)g, (double)w);
         }
     CHECK(bad == 0, "store then gather: %d of %d values differ from the C reference round trip", bad, 4 * RT);
+
+    gather_rows_u32(ctx);
 
     gf_buf_release(&src); gf_buf_release(&dst); gf_buf_release(&dall); gf_buf_release(&didx);
     gf_buf_release(&dout); gf_buf_release(&dr); gf_buf_release(&drt);

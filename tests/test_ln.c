@@ -6,7 +6,9 @@
  * channels, eps 1e-6 and 1e-5, a constant pixel (variance 0: only eps).
  * Tolerances: 2e-6 + 2e-6 |ref| (float sums over C; the 1/s of a pixel with
  * variance ~1); FD (h = 1e-3, error h^2 |d3y| / 6): 1e-5 + 1e-5 |ref|; adjoint
- * 1e-5 relative. */
+ * 1e-5 relative.
+ * `test_ln --small`: one pixel, one channel; 5 channels; 2x24x5x3 with a constant pixel; each at both eps
+ * (tests/cli_oclgrind_ln.sh: ln_forward and ln_jacobian of cl/ln.cl under oclgrind). */
 #include "testutil.h"
 #include "ops_ln.h"
 
@@ -105,12 +107,14 @@ static void reference_check(void) {
     CHECK(worst < 1e-12, "gf_ln_ref vs the definition: %.3g", worst);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    const int small = argc > 1 && !strcmp(argv[1], "--small");   /* tests/cli_oclgrind_ln.sh */
     gf_ctx *ctx = test_ctx();
+    printf("device: %s\n", gf_ctx_device(ctx)->name);
     reference_check();
     const int shapes[][4] = {{1, 1, 1, 1}, {1, 5, 1, 1}, {2, 24, 5, 3}, {3, 96, 4, 4}, {1, 768, 2, 2}};
     uint64_t seed = 1;
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
+    for (size_t k = 0; k < (small ? 3 : sizeof shapes / sizeof shapes[0]); k++)
         for (int e = 0; e < 2; e++)
             run_case(ctx, shapes[k][0], shapes[k][1], shapes[k][2], shapes[k][3], e ? 1e-5f : 1e-6f, k == 2, seed++);
     cl_mem b = test_alloc(ctx, 4);

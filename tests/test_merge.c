@@ -27,7 +27,11 @@
  * accumulate) vs the reference inverse permutation / zero-padded slice,
  * the adjoint identity <Jv, u> = <v, J^T u> (1e-12 relative: a permutation
  * pairs the same products), shuffle then its backward is the identity, and
- * bitwise determinism of repeated calls. */
+ * bitwise determinism of repeated calls.
+ * `test_merge --small`: the product on 1x1x1x1, 2x3x7x7 and 3x5x9x9 (both modes: the 7x7 gate gradient
+ * is one item per plane, the 9x9 one a work-group tree), concat of 3 inputs, two shuffles (G = 3 and
+ * G = C), an uneven slice and the refusals (tests/cli_oclgrind_merge.sh: every kernel of cl/merge.cl,
+ * and gf_fill of cl/util.cl, under oclgrind). */
 #include "testutil.h"
 #include "ops_merge.h"
 #include "ops_util.h"
@@ -334,15 +338,26 @@ static void refusals(gf_ctx *ctx) {
     gf_buf_release(&b);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    const int small = argc > 1 && !strcmp(argv[1], "--small");   /* tests/cli_oclgrind_merge.sh */
     gf_ctx *ctx = test_ctx();
+    printf("device: %s\n", gf_ctx_device(ctx)->name);
     /* planes of 1 (the SE gate itself), 7x7 and 8x8 (one item per plane), 9x9 and 56x56 (work-groups) */
     const int shapes[][4] = {{1, 1, 1, 1}, {2, 3, 7, 7}, {3, 5, 9, 9}, {2, 4, 8, 8}, {2, 16, 56, 56}, {4, 24, 1, 1}};
     uint64_t seed = 1;
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
+    for (size_t k = 0; k < (small ? 3 : sizeof shapes / sizeof shapes[0]); k++)
         for (int gate = 0; gate < 2; gate++)
             mul_case(ctx, shapes[k][0], shapes[k][1], shapes[k][2], shapes[k][3], gate, seed++);
     const int c2[] = {3, 5}, c3[] = {1, 4, 2}, c4[] = {16, 16, 8, 24};
+    if (small) {
+        concat_case(ctx, 3, 3, c3, 7, 9, seed++);
+        shuffle_case(ctx, 3, 6, 5, 3, 3, seed++);
+        shuffle_case(ctx, 1, 5, 3, 3, 5, seed++);
+        slice_case(ctx, 3, 7, 5, 5, 3, seed++);    /* uneven: 3, 3, 1 */
+        refusals(ctx);
+        gf_ctx_free(ctx);
+        return test_finish("test_merge --small");
+    }
     concat_case(ctx, 2, 2, c2, 5, 5, seed++);
     concat_case(ctx, 3, 3, c3, 7, 9, seed++);
     concat_case(ctx, 2, 4, c4, 13, 13, seed++);

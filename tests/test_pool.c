@@ -11,7 +11,8 @@
  * Tolerances: max pool exact (0); averages |got-ref| <= 1e-6 + 1e-5 |ref|;
  * FD 1e-5 + 1e-5 |ref|; adjoint relative error <= 1e-4 (sums in double).
  * Every output is computed twice and compared bitwise (determinism).
- * `test_pool --small` runs one small case only (tests/cli_oclgrind_pool.sh). */
+ * `test_pool --small` runs one small pool case and a global average pool over 7x7 and 9x9 planes
+ * (tests/cli_oclgrind_pool.sh: every kernel of cl/pool.cl under oclgrind). */
 #include "testutil.h"
 #include "ops_pool.h"
 
@@ -316,7 +317,8 @@ int main(int argc, char **argv) {
     uint64_t seed = 100;
     if (argc > 1 && !strcmp(argv[1], "--small")) {
         run_pool(ctx, &small[0], seed);
-        run_gap(ctx, 6, 49, seed + 1);
+        run_gap(ctx, 6, 49, seed + 1);   /* gap_forward_small */
+        run_gap(ctx, 5, 81, seed + 2);   /* gap_forward: a work-group tree per plane */
     } else {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_pool(ctx, &cases[i], seed++);
         const size_t gap[][2] = {{1, 1}, {7, 49}, {35, 300}, {7 * 13, 64}, {3, 4096 + 3}};

@@ -1,6 +1,8 @@
 /* Foundation: a kernel from cl/ on the device vs its C reference, CLBlast GEMM
  * (all transposes, offsets, strided batched), the program-binary cache round
- * trip (miss -> save -> hit; corrupt entry -> rebuilt), device selection. */
+ * trip (miss -> save -> hit; corrupt entry -> rebuilt), device selection.
+ * `test_runtime --small` runs the first part only, gf_axpby (b = 0 and not), gf_add and gf_fill of
+ * cl/util.cl at 1, 342, 683 and 1024 values (tests/cli_oclgrind_util.sh, under oclgrind). */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,9 +232,14 @@ static void test_errors(gf_ctx *ctx) {
     CHECK(st == GF_ERR_MEMORY && strstr(gf_ctx_last_error(ctx), "huge test tensor"), "alloc over max_alloc: %s", gf_ctx_last_error(ctx));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     gf_ctx *ctx = test_ctx();
+    printf("device: %s\n", gf_ctx_device(ctx)->name);
     test_axpby(ctx);
+    if (argc > 1 && !strcmp(argv[1], "--small")) {   /* tests/cli_oclgrind_util.sh: the util kernels only */
+        gf_ctx_free(ctx);
+        return test_finish("test_runtime --small");
+    }
     test_gemm_batched(ctx);
     if (ctx->host_blas) {           /* CPU device: check the CLBlast path too */
         ctx->host_blas = 0;
