@@ -311,15 +311,18 @@ def _ceil_pad(in_hw, k, s, pads):
 
 
 def clean_name(node):
-    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1' (PyTorch-export scopes to module paths)."""
+    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1', '/stage2/stage2.1/branch2/branch2.0/Conv' ->
+    'stage2.1.branch2.0' (PyTorch-export scopes to module paths: a scope that extends the one before it with
+    '.index' names that one's child)."""
     comps = [c for c in (node.name or "").split("/") if c]
     if len(comps) > 1:
         comps = comps[:-1]
     elif comps and comps[0].startswith(node.op_type):
         comps = []
-    res = ""
+    res, last = "", ""
     for c in comps:
-        res = c if not res or c.startswith(res + ".") else res + "." + c
+        res = c if not res else res + c[len(last):] if c.startswith(last + ".") else res + "." + c
+        last = c
     return res or node.op_type.lower()
 
 
