@@ -3,7 +3,8 @@
 # stderr saying what it expected, no Python traceback, and the documented exit code (models/README.md:
 # 2 bad command line or a model gradfeat cannot represent, 5 unreadable/malformed input); every option
 # its --help names is one argparse accepts; real inputs: a tiny ONNX model with an op we lack (a lone Erf,
-# not torch's GELU pattern), a Mul by a constant and a HardSigmoid with beta != 0.5, a broken TF.js model, a
+# not torch's GELU pattern), a Mul by a constant, a HardSigmoid with beta != 0.5 and a Slice of rows (only
+# channel ranges map), a broken TF.js model, a
 # torch module scaling by a constant and one concatenating along H; efficientnet_b0 (SiLU, SE) and
 # squeezenet1_1 (torch.cat, ceil-mode pools) convert (issue 17) and load.
 . "$(dirname "$0")/testlib.sh"
@@ -26,15 +27,18 @@ import json, sys, numpy as np, onnx
 from onnx import helper, TensorProto, numpy_helper
 t = sys.argv[1]
 w = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
-def one(op, name, extra=(), attrs=None, inits=()):
+def one(op, name, extra=(), attrs=None, inits=(), yshape=(1, 2, 4, 4)):
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
              helper.make_node(op, ["c"] + list(extra), ["y"], name=name, **(attrs or {}))]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], [w] + list(inits))
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(yshape))], [w] + list(inits))
     onnx.save(helper.make_model(g), "%s/%s.onnx" % (t, name))
 one("Erf", "erf")
 one("Mul", "mulconst", ["k"], inits=[numpy_helper.from_array(np.float32(2.0), "k")])
 one("HardSigmoid", "hsig", attrs={"alpha": 0.2, "beta": 0.6})
+ints64 = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)
+one("Slice", "sliceh", ["s0", "s1", "s2"], inits=[ints64("s0", [1]), ints64("s1", [3]), ints64("s2", [2])],
+    yshape=(1, 2, 2, 4))
 layers = [{"class_name": "Conv2D", "config": {"name": "c", "batch_input_shape": [None, 4, 4, 3], "filters": 2,
            "kernel_size": [1, 1], "strides": [1, 1], "padding": "valid", "activation": "linear", "use_bias": False}},
           {"class_name": "Bidirectional", "config": {"name": "rnn"}}]
@@ -67,6 +71,8 @@ expect onnx-garbage 5 "not an ONNX model" -- $O "$t/garbage.bin" "$t/o.safetenso
 expect onnx-unsupported-op 2 "Erf (1 nodes, e.g. erf)" -- $O "$t/erf.onnx" "$t/o.safetensors"
 expect onnx-mul-constant 2 "node mulconst: Mul by a constant not supported" -- $O "$t/mulconst.onnx" "$t/o.safetensors"
 expect onnx-hardsigmoid-beta 2 "node hsig: HardSigmoid beta 0.6" -- $O "$t/hsig.onnx" "$t/o.safetensors"
+expect onnx-slice-h 2 "node sliceh: Slice [0:1, 0:2, 1:3, 0:4] of a [1, 2, 4, 4] map not supported" -- \
+  $O "$t/sliceh.onnx" "$t/o.safetensors"
 expect onnx-bad-preprocess 2 "--preprocess: not valid JSON" -- $O "$t/erf.onnx" "$t/o.safetensors" --preprocess '{'
 expect onnx-usage 2 "the following arguments are required: model, out (see --help)" -- $O
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gradfeat info / predict: malformed model files give a clear error naming the
-# problem and exit 5 (never a crash); a valid converted model is summarised;
+# problem and exit 5 (never a crash); a valid converted model is summarised; the
+# layers of a block without a skip that one named module holds are one top block;
 # the emotion net fetched by models/emotion/fetch.sh is summarised and predicts
 # "happy" for skimage lfw_subset[1] (TF.js: 0.978).
 set -u
@@ -55,6 +56,21 @@ h = json.loads(json.dumps(hdr)); h["bn.running_variance"] = h.pop("bn.running_va
 graph_edit("unknownop.safetensors", lambda gg: gg["nodes"][2].update(op="swish"))
 graph_edit("cycle.safetensors", lambda gg: gg["nodes"][0].update(inputs=["relu"]))
 open(out + "/garbage.safetensors", "wb").write(b"hello")
+# top blocks of layers without skips (issue 17 item 3): a chain of 1x1/3x3 convs, named as Keras and torch name them
+g = gfmodel.Graph("x", [3, 8, 8])
+prev, c = "x", 3
+for nm, k, groups in (("Conv1", 3, 1), ("conv2d_1", 1, 1), ("conv2d_2", 1, 1), ("features.0", 1, 1), ("features.3", 1, 1),
+                      ("features.17.conv.0.0", 1, 1), ("features.17.conv.1.0", 3, 4), ("features.17.conv.2", 1, 1),
+                      ("block_16_expand", 1, 1), ("block_16_depthwise", 3, 4), ("block_16_project", 1, 1), ("Conv_1", 1, 1)):
+    g.tensor(nm + ".weight", r.standard_normal((4, c // groups, k, k)) * 0.3)
+    g.add(nm, "conv2d", [prev], {"weight": nm + ".weight"}, {"pad": [k // 2] * 4, "groups": groups})
+    prev = g.add(nm + "_relu", "relu", [nm])
+    c = 4
+g.add("gap", "global_avgpool", [prev])
+g.tensor("fc.weight", r.standard_normal((2, 4)))
+g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+g.outputs, g.feature = ["fc"], "gap"
+gfmodel.write(out + "/chain.safetensors", g, pre, [])
 PYEOF
 
 check_bad() {  # file, expected text in the message
@@ -86,6 +102,17 @@ grep -q "1 BatchNorm folded" "$T/out" || fail "info: BN folding not reported"
 "$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['feature']=='gap' and j['parameters']==132 and len(j['graph'])==5, j" "$T/json" \
   || fail "info --json content"
 "$BIN" info >/dev/null 2>&1; [ $? -eq 2 ] || fail "info without a file must be a usage error"
+
+# one-layer pieces of one named module are one block (block_16_*, features.17.conv.*); bare numbers (features.0 /
+# features.3: layers of one container; conv2d_1 / conv2d_2: Keras's auto-numbering) are not modules
+"$BIN" info "$T/chain.safetensors" >"$T/out" 2>&1 || fail "info chain.safetensors: $(cat "$T/out")"
+blocks=$(sed -n '/^top blocks/,/^multi-block/p' "$T/out" | awk 'NR > 2 && /^  / {print $1 "<" $2 ">" $3 ":" $4}' | tr '\n' ' ')
+want="Conv_1<block_16_project_relu>Conv_1_relu:2 block_16<features.17.conv.2_relu>block_16_project_relu:6 \
+features.17<features.3_relu>features.17.conv.2_relu:6 features.3<features.0_relu>features.3_relu:2 \
+features.0<conv2d_2_relu>features.0_relu:2 conv2d_2<conv2d_1_relu>conv2d_2_relu:2 conv2d_1<Conv1_relu>conv2d_1_relu:2 \
+Conv1<x>Conv1_relu:2 "
+[ "$blocks" = "$want" ] || fail "chain top blocks: got '$blocks', want '$want'"
+grep -Eq "^  block_16\.\.Conv_1 +features\.17\.conv\.2_relu +Conv_1_relu +8 " "$T/out" || fail "span block_16..Conv_1: $(cat "$T/out")"
 
 # the emotion net: fetch (cached, sha256-pinned), info, predict on lfw_subset[1] saved as PGM
 EMO="$T/emotion.safetensors"

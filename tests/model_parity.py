@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 
 # nets whose activations die out with random BN statistics (see below): calibrated on random images
-CALIBRATE = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5")
+CALIBRATE = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0")
 
 
 def seeded_torchvision(arch, num_classes=10, size=224):
@@ -290,7 +290,7 @@ def ops17(gelu_tanh, convnext=False, fpad=False):
 
 
 # (case, arch, input px, path, seeded BN statistics): 'tv' = tools/convert_torchvision.py on the module,
-# 'onnx' = torch.onnx.export -> tools/convert_onnx.py. vgg11_bn at 32 px has a 1x1 map before its 7x7
+# 'onnx' = torch.onnx.export -> tools/convert_onnx.py ('onnx17': opset 17; 'onnxdyn': a symbolic batch size). vgg11_bn at 32 px has a 1x1 map before its 7x7
 # adaptive pool (folded into the first Linear); the fresh resnet18 (default BN init) makes torch.onnx
 # dedup equal initializers behind Identity nodes, which the ONNX converter must follow.
 ZOO = [("tv_ops17", "ops17_tanh", 16, "tv", True),
@@ -308,7 +308,10 @@ ZOO = [("tv_ops17", "ops17_tanh", 16, "tv", True),
        ("onnx_resnet18_fresh", "resnet18", 64, "onnx", False),
        ("onnx_mnasnet0_5", "mnasnet0_5", 64, "onnx", True),
        ("onnx_regnet_x_400mf", "regnet_x_400mf", 64, "onnx", True),
-       ("tv_shufflenet_v2_x0_5", "shufflenet_v2_x0_5", 64, "tv", True)]
+       ("tv_shufflenet_v2_x0_5", "shufflenet_v2_x0_5", 64, "tv", True),
+       ("tv_shufflenet_v2_x1_0", "shufflenet_v2_x1_0", 64, "tv", True),
+       ("onnx_shufflenet_v2_x1_0", "shufflenet_v2_x1_0", 64, "onnx", True),
+       ("onnxdyn_shufflenet_v2_x0_5", "shufflenet_v2_x0_5", 64, "onnxdyn", True)]
 
 
 # Issue 17's cases compare with PyTorch in float64: EfficientNet-B0's own float32 forward is 4.3e-6 of its
@@ -316,11 +319,15 @@ ZOO = [("tv_ops17", "ops17_tanh", 16, "tv", True),
 # to twice that (measured 6.4e-6 / 8.1e-6 against torch's float32), too close to the 1e-5 limit.
 # Per-case limits above the default 1e-5 of the largest logit. ShuffleNetV2-x0.5 (16 blocks of random BN
 # scales, calibrated) is ill-conditioned: PyTorch's own float32 forward is 8.4e-6 of its largest logit away
-# from float64 (ours 1.0e-5), so its limit is 3e-5.
-TOL = {"tv_shufflenet_v2_x0_5": 3e-5}
+# from float64 (ours 1.0e-5), so its limit is 3e-5. ShuffleNetV2-x1.0 is at the same floor: PyTorch's float32
+# is 6.7e-6 (2 images) / 8.9e-6 (8 images) of its largest logit from float64, ours 9.6e-6 / 1.05e-5 through
+# torchvision (BN folded at load) and 6.2e-6 / 8.1e-6 through ONNX (BN folded by torch.onnx): the torchvision
+# case gets 2e-5 so that another device's rounding cannot fail it; the ONNX case keeps 1e-5.
+TOL = {"tv_shufflenet_v2_x0_5": 3e-5, "onnxdyn_shufflenet_v2_x0_5": 3e-5, "tv_shufflenet_v2_x1_0": 2e-5}
 
 F64_REF = {"tv_ops17", "onnx_ops17", "onnx17_ops17", "tv_squeezenet1_1", "onnx_squeezenet1_1", "tv_efficientnet_b0",
-           "onnx_efficientnet_b0", "tv_mobilenet_v3_small", "onnx_mobilenet_v3_small", "tv_shufflenet_v2_x0_5"}
+           "onnx_efficientnet_b0", "tv_mobilenet_v3_small", "onnx_mobilenet_v3_small", "tv_shufflenet_v2_x0_5",
+           "tv_shufflenet_v2_x1_0", "onnx_shufflenet_v2_x1_0", "onnxdyn_shufflenet_v2_x0_5"}
 
 
 # GF_PARITY_ZOO_EXTRA=1 adds the big ones, too slow for CI (vgg11_bn through ONNX needs 224 px: torch.onnx
@@ -385,8 +392,10 @@ def zoo(out, n):
         else:
             op = os.path.join(d, "model.onnx")
             # onnx17: opset 17 writes LayerNormalization and HardSwish as single ops
+            # onnxdyn: a symbolic batch size, so torch writes the shapes as Shape/Gather/Unsqueeze/Concat arithmetic
             torch.onnx.export(m, x[:1], op, opset_version=17 if path == "onnx17" else 13, input_names=["input"],
-                              output_names=["logits"])
+                              output_names=["logits"], dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}}
+                              if path == "onnxdyn" else None)
             om = onnx.load(op)
             if not seeded and not any(nd.op_type == "Identity" for nd in om.graph.node):
                 raise SystemExit("%s: expected torch.onnx to insert Identity nodes" % case)

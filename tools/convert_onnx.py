@@ -10,8 +10,11 @@ writes one before every AveragePool with count_include_pad), GELU as torch expor
 -> Add 1 -> Mul by x -> Mul by 0.5, or the Gelu op of opset 20), LayerNorm as torch exports it (ReduceMean,
 Sub, Pow, ReduceMean, Add eps, Sqrt, Div, then Mul/Add by gamma/beta: a layernorm node and a depthwise 1x1
 conv) over channels, or as the LayerNormalization op of opset 17, and ConvNeXt's channels-last blocks (Transpose to NHWC and back; MatMul+Add on NHWC
-become 1x1 convs; Mul by a [C, 1, 1] constant, the layer scale, a depthwise 1x1 conv). Any other op is
-listed (with the nodes using it) and the tool exits with status 2.
+become 1x1 convs; Mul by a [C, 1, 1] constant, the layer scale, a depthwise 1x1 conv), Slice of a range of
+channels (torch's x.chunk), and ShuffleNet's channel shuffle (Reshape to [N, G, C/G, H, W], Transpose [0, 2, 1, 3, 4],
+Reshape back). Shape arithmetic (Shape, Gather, Unsqueeze, Concat, Cast, Add, Div, ... on integers, as torch
+writes it for x.size() and for a symbolic batch size, which is read as 1) is evaluated on the static shapes
+first. Any other op is listed (with the nodes using it) and the tool exits with status 2.
 
 Exit codes: 0 written; 2 bad command line or an op/attribute gradfeat cannot represent (each one named);
 5 the input is missing, unreadable or not an ONNX model; 1 an internal error (a bug: traceback).
@@ -30,7 +33,7 @@ import gfmodel  # noqa: E402
 SUPPORTED = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "MaxPool",
              "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Flatten", "Reshape", "Softmax",
              "Identity", "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu", "Pad",
-             "Transpose", "LayerNormalization"}
+             "Transpose", "LayerNormalization", "Slice"}
 
 
 def _const(inits, name, value, tol=1e-6):
@@ -141,6 +144,159 @@ def layernorm_patterns(gr, inits):
     return found, absorbed
 
 
+# Shape arithmetic that torch.onnx writes where a module computes sizes from x.size() (ShuffleNetV2's
+# x.chunk(2, dim=1): Shape -> Gather -> Add -> Div -> Mul -> Slice ends): with static shapes every value is
+# known, so fold_shape_arithmetic evaluates these ops on integer constants and static shapes only
+SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Add", "Sub", "Mul", "Div", "Slice",
+             "Identity"}
+
+
+def _static_shapes(gr):
+    """{tensor name: [dims]} from the graph's inputs, outputs and inferred value_info (-1: not static)."""
+    shapes = {}
+    for vi in list(gr.value_info) + list(gr.input) + list(gr.output):
+        if vi.type.tensor_type.HasField("shape"):   # else the rank is unknown too
+            shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
+    return shapes
+
+
+def _eval_shape_op(n, v, shapes):
+    """The value of node n on known inputs v (arrays; None for an absent optional input), or None when the
+    node is not integer shape arithmetic."""
+    op, a = n.op_type, attrs_of(n)
+    if op == "Shape":
+        s = shapes.get(n.input[0])
+        if s is None or min(s, default=0) < 0:
+            return None
+        return np.array(s[a.get("start", 0):a.get("end", len(s))], np.int64)
+    ints = [x for x in v if x is not None]
+    if not ints or any(x.dtype.kind not in "iub" for x in ints):  # float maths is the converter's, not folded
+        return None
+    if op == "Cast":
+        to = onnx.helper.tensor_dtype_to_np_dtype(a["to"]) if hasattr(onnx.helper, "tensor_dtype_to_np_dtype") \
+            else onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[a["to"]]   # onnx < 1.13
+        return v[0].astype(to) if np.dtype(to).kind in "iub" else None
+    if op == "Identity":
+        return v[0]
+    if op == "Gather":
+        return np.take(v[0], v[1], axis=a.get("axis", 0))
+    if op in ("Unsqueeze", "Squeeze"):
+        axes = a.get("axes", list(v[1]) if len(v) > 1 and v[1] is not None else None)
+        if op == "Squeeze":
+            return np.squeeze(v[0], axis=None if axes is None else tuple(int(x) % v[0].ndim for x in axes))
+        out = v[0]
+        nd = out.ndim + len(axes)
+        for ax in sorted(int(x) % nd for x in axes):
+            out = np.expand_dims(out, ax)
+        return out
+    if op == "Concat":
+        return np.concatenate(v, axis=a["axis"])
+    if op in ("Add", "Sub", "Mul"):
+        return {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](v[0], v[1])
+    if op == "Div":   # ONNX integer division truncates toward zero
+        q = np.abs(v[0]) // np.abs(v[1])
+        return (np.sign(v[0]) * np.sign(v[1]) * q).astype(np.result_type(v[0], v[1]))
+    if op == "Slice":
+        x = v[0]
+        starts, ends = (v[1], v[2]) if len(v) > 2 else (a["starts"], a["ends"])
+        axes = v[3] if len(v) > 3 and v[3] is not None else a.get("axes", range(len(starts)))
+        steps = v[4] if len(v) > 4 and v[4] is not None else [1] * len(starts)
+        idx = [slice(None)] * x.ndim
+        for st, en, ax, sp in zip(starts, ends, axes, steps):
+            idx[int(ax)] = slice(int(st), int(en), int(sp))
+        return x[tuple(idx)]
+    return None
+
+
+def fold_shape_arithmetic(model):
+    """Evaluates SHAPE_OPS nodes whose inputs are integer constants or (Shape) tensors of static shape, and
+    returns the model with their results as initializers and shapes re-inferred (repeated while something
+    folds: a Slice with folded ends gets a static shape that a later Shape can read)."""
+    while True:   # ends: every round removes the nodes it folds
+        gr = model.graph
+        shapes = _static_shapes(gr)
+        vals = {i.name: numpy_helper.to_array(i) for i in gr.initializer}
+        for n in gr.node:
+            if n.op_type == "Constant" and "value" in attrs_of(n):
+                vals[n.output[0]] = numpy_helper.to_array(attrs_of(n)["value"])
+        folded = {}
+        for n in gr.node:
+            if n.op_type not in SHAPE_OPS or len(n.output) != 1:
+                continue
+            if n.op_type == "Shape":
+                v = [None]
+            elif all(not i or i in vals for i in n.input):
+                v = [vals[i] if i else None for i in n.input]
+            else:
+                continue
+            r = _eval_shape_op(n, v, shapes)
+            if r is not None:
+                vals[n.output[0]] = folded[n.output[0]] = np.asarray(r)
+        if not folded:
+            return model
+        read = {i for n in gr.node if n.output[0] not in folded for i in n.input} | {o.name for o in gr.output}
+        keep = [n for n in gr.node if n.output[0] not in folded]
+        new = onnx.helper.make_graph(keep, gr.name, gr.input, gr.output,
+                                     list(gr.initializer) + [numpy_helper.from_array(v, k) for k, v in folded.items()
+                                                             if k in read])
+        m = onnx.helper.make_model(new, opset_imports=model.opset_import, ir_version=model.ir_version)
+        try:
+            model = shape_inference.infer_shapes(m)
+        except Exception as e:
+            raise gfmodel.BadInput("ONNX shape inference failed after folding shape arithmetic: %s" %
+                                   str(e).strip().splitlines()[0])
+
+
+def shuffle_patterns(gr, inits, shapes):
+    """torch.onnx's channel shuffle (ShuffleNetV2's channel_shuffle(x, G)): Reshape x [N, C, H, W] to
+    [N, G, C/G, H, W], Transpose perm [0, 2, 1, 3, 4], Reshape back to [N, C, H, W]. Returns ({output of the
+    last Reshape: (x, G)}, {outputs of the absorbed Reshape and Transpose})."""
+    prod, users = _producers_users(gr)
+    found, absorbed = {}, set()
+    for tr in (n for n in gr.node if n.op_type == "Transpose"):
+        if [int(v) for v in attrs_of(tr).get("perm", [])] != [0, 2, 1, 3, 4]:
+            continue
+        r1, u = prod.get(tr.input[0]), users.get(tr.output[0], [])
+        if r1 is None or r1.op_type != "Reshape" or len(u) != 1 or u[0].op_type != "Reshape" or \
+                len(users.get(r1.output[0], [])) != 1:
+            continue
+        r2, x = u[0], r1.input[0]
+        xs, mid, ys = shapes.get(x, []), shapes.get(r1.output[0], []), shapes.get(r2.output[0], [])
+        if len(xs) != 4 or min(xs) <= 0 or ys != xs or len(mid) != 5 or mid[0] != xs[0] or mid[3:] != xs[2:] or \
+                mid[1] * mid[2] != xs[1]:
+            continue
+        found[r2.output[0]] = (x, mid[1])
+        absorbed.update((r1.output[0], tr.output[0]))
+    return found, absorbed
+
+
+def _channel_slice(n, a, inits, xs, name):
+    """(start, end) of channels that Slice node n takes from an NCHW map of shape xs (every other axis whole,
+    steps 1), or raises Unsupported naming the node."""
+    def const(i, key):
+        if len(n.input) > i and n.input[i]:
+            if n.input[i] not in inits:
+                raise gfmodel.Unsupported("node %s: Slice %s is computed from the activations, not a constant"
+                                          % (name, key))
+            return [int(v) for v in np.ravel(inits[n.input[i]])]
+        return [int(v) for v in a[key]] if key in a else None
+    starts, ends = const(1, "starts"), const(2, "ends")
+    axes = const(3, "axes") or list(range(len(starts)))
+    steps = const(4, "steps") or [1] * len(starts)
+    lo, hi = [0, 0, 0, 0], list(xs)
+    for st, en, ax, sp in zip(starts, ends, axes, steps):
+        ax %= 4
+        d = xs[ax]
+        st, en = (st + d if st < 0 else st), (en + d if en < 0 else en)
+        lo[ax], hi[ax] = max(0, min(st, d)), max(0, min(en, d))
+        if sp != 1:
+            raise gfmodel.Unsupported("node %s: Slice with step %d not supported (only channels, step 1)" % (name, sp))
+    if lo[0] or lo[2:] != [0, 0] or hi[0] != xs[0] or hi[2:] != xs[2:] or hi[1] <= lo[1]:
+        raise gfmodel.Unsupported("node %s: Slice [%s] of a %s map not supported (only a range of channels)" %
+                                  (name, ", ".join("%d:%d" % (p, q) for p, q in zip(lo, hi)), xs))
+    return lo[1], hi[1]
+
+
 def _ceil_pad(in_hw, k, s, pads):
     """Extra bottom/right padding that makes floor-mode pooling give ceil_mode's output size (a last window
     must start inside the input or its left padding, as in ONNX/PyTorch)."""
@@ -155,15 +311,18 @@ def _ceil_pad(in_hw, k, s, pads):
 
 
 def clean_name(node):
-    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1' (PyTorch-export scopes to module paths)."""
+    """'/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1', '/stage2/stage2.1/branch2/branch2.0/Conv' ->
+    'stage2.1.branch2.0' (PyTorch-export scopes to module paths: a scope that extends the one before it with
+    '.index' names that one's child)."""
     comps = [c for c in (node.name or "").split("/") if c]
     if len(comps) > 1:
         comps = comps[:-1]
     elif comps and comps[0].startswith(node.op_type):
         comps = []
-    res = ""
+    res, last = "", ""
     for c in comps:
-        res = c if not res or c.startswith(res + ".") else res + "." + c
+        res = c if not res else res + c[len(last):] if c.startswith(last + ".") else res + "." + c
+        last = c
     return res or node.op_type.lower()
 
 
@@ -188,10 +347,17 @@ def auto_pads(auto_pad, in_hw, k, s, d):
 
 
 def convert(model):
+    model = onnx.ModelProto.FromString(model.SerializeToString())   # the caller's model stays as it was
+    inits0 = {i.name for i in model.graph.initializer}
+    for i in model.graph.input:   # a symbolic batch size (dynamic_axes) is 1 here: gradfeat's graph is per image,
+        d = i.type.tensor_type.shape.dim   # and the shape arithmetic below needs every size
+        if i.name not in inits0 and len(d) == 4 and not d[0].HasField("dim_value"):
+            d[0].dim_value = 1
     try:
         model = shape_inference.infer_shapes(model)
     except Exception as e:  # onnx raises its own InferenceError / ValidationError types
         raise gfmodel.BadInput("ONNX shape inference failed: %s" % str(e).strip().splitlines()[0])
+    model = fold_shape_arithmetic(model)
     gr = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in gr.initializer}
     for n in gr.node:
@@ -201,9 +367,12 @@ def convert(model):
             # torch.onnx.export keeps one copy of equal initializers (e.g. every fresh BatchNorm's
             # ones/zeros) and reads the others through Identity nodes: follow them
             inits[n.output[0]] = inits[n.input[0]]
+    shapes = _static_shapes(gr)
     gelus, absorbed = gelu_patterns(gr, inits)
     lns, ln_absorbed = layernorm_patterns(gr, inits)
     absorbed |= ln_absorbed
+    shuffles, sh_absorbed = shuffle_patterns(gr, inits, shapes)
+    absorbed |= sh_absorbed
     for n in gr.node:   # opset 17's single op: the same as the subgraph (scale, bias: constants)
         if n.op_type == "LayerNormalization":
             at = attrs_of(n)
@@ -215,17 +384,13 @@ def convert(model):
                                 inits[n.input[2]] if len(n.input) > 2 and n.input[2] else None)
     bad = {}
     for n in gr.node:
-        if n.output[0] in absorbed or n.output[0] in gelus or n.output[0] in lns:
+        if n.output[0] in absorbed or n.output[0] in gelus or n.output[0] in lns or n.output[0] in shuffles:
             continue
         if n.op_type not in SUPPORTED:
             bad.setdefault(n.op_type, []).append(n.name or n.output[0])
     if bad:
         lines = ["%s (%d nodes, e.g. %s)" % (op, len(v), v[0]) for op, v in sorted(bad.items())]
         raise gfmodel.Unsupported("unsupported ops (gradfeat has no equivalent): " + "; ".join(lines))
-    shapes = {}
-    for vi in list(gr.value_info) + list(gr.input) + list(gr.output):
-        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
-        shapes[vi.name] = dims
     inputs = [i for i in gr.input if i.name not in inits]
     if len(inputs) != 1:
         raise gfmodel.Unsupported("need exactly one image input, found %s" % [i.name for i in inputs])
@@ -295,7 +460,9 @@ def convert(model):
                 "Transpose", "MatMul", "Add", "Relu", "Sigmoid", "Identity", "Dropout")):
             raise gfmodel.Unsupported("node %s: %s on an NHWC view of a map (after a Transpose) not supported" %
                                       (n.name or out, op))
-        if out in gelus:  # the erf GELU subgraph, recognised above
+        if out in shuffles:  # the channel-shuffle Reshape/Transpose/Reshape, recognised above
+            ours[out] = g.add(name, "shuffle", [ours[shuffles[out][0]]], None, {"groups": int(shuffles[out][1])})
+        elif out in gelus:  # the erf GELU subgraph, recognised above
             ours[out] = g.add(name, "gelu", [ours[gelus[out][0]]], None, {"approximate": "none"})
             if gelus[out][0] in nhwc:
                 nhwc.add(out)
@@ -481,6 +648,12 @@ def convert(model):
                 raise gfmodel.Unsupported("node %s: Concat axis %s of %d inputs not supported (channels of 2..64 "
                                           "NCHW maps)" % (n.name or out, a.get("axis"), len(n.input)))
             ours[out] = g.add(name, "concat", [ours[i] for i in n.input])
+        elif op == "Slice":   # a range of channels (torch's x.chunk / split, ends folded from the shape)
+            if len(xs) != 4 or min(xs) <= 0:
+                raise gfmodel.Unsupported("node %s: Slice of a %s tensor not supported (only channels of a static NCHW "
+                                          "map)" % (n.name or out, xs))
+            lo, hi = _channel_slice(n, a, inits, xs, n.name or out)
+            ours[out] = src if (lo, hi) == (0, xs[1]) else g.add(name, "slice", [src], None, {"start": lo, "end": hi})
         elif op in ("Identity", "Dropout"):
             ours[out] = src
         if x in nhwc and op in ("Relu", "Sigmoid", "Identity", "Dropout"):

@@ -5,7 +5,15 @@
  * pieces between consecutive cuts that hold parameters are the blocks (a
  * residual block, a conv + its activation/pool); parameter-free pieces join
  * the block before them. Named by the one parametrised node, else the common
- * dotted prefix of those nodes ("layer4.1"), else the block's output node. */
+ * dotted prefix of those nodes ("layer4.1"), else the block's output node.
+ * A block without a skip has a cut after each of its layers: consecutive
+ * one-layer pieces whose names put them in one named module that holds nothing
+ * else ("block_16_expand", "block_16_depthwise", "block_16_project";
+ * "features.17.conv.0.0" .. "features.17.conv.2"; "block1_conv1", "block1_conv2")
+ * become one block named after the module ("block_16", "features.17", "block1").
+ * Bare numbers are not modules: "features.0", "features.3" are layers of one
+ * container, "conv2d_1", "conv2d_2" auto-numbered names; those stay apart. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
@@ -17,6 +25,40 @@ static int has_params(const gf_model *m, int i) {
 
 static int skipped(const gf_model *m, int i) {
     return m->nodes[i].op == GF_OP_BATCHNORM && gf_model_bn_foldable(m, i);
+}
+
+static int is_sep(char c) { return c == '.' || c == '_' || c == '/'; }
+
+/* the name component starting at s is a bare number ("0" in "0.conv", "16" in "16_expand") */
+static int bare_number(const char *s) {
+    size_t k = 0;
+    while (isdigit((unsigned char)s[k])) k++;
+    return k > 0 && (s[k] == 0 || is_sep(s[k]));
+}
+
+/* Length of the named module holding both a and b (a prefix ending at a separator, with a non-empty rest in
+ * each), 0 if none. Where the names part at a bare number they are two layers of a container: after a '.'
+ * (torch's Sequential index: "features.17.conv.0.0" / "features.17.conv.2") the module is looked for further
+ * up ("features.17"); after '_' or '/' (Keras's auto-numbering: "conv2d_1" / "conv2d_2") there is none. */
+static size_t module_prefix(const char *a, const char *b) {
+    size_t j = 0;
+    while (a[j] && a[j] == b[j]) j++;
+    while (j > 0) {
+        j--;
+        if (!is_sep(a[j])) continue;   /* a[j] == b[j] below the first difference */
+        if (!bare_number(a + j + 1) && !bare_number(b + j + 1)) return a[j + 1] && b[j + 1] ? j : 0;
+        if (a[j] != '.') return 0;
+    }
+    return 0;
+}
+
+static void unique_block_name(const gf_model *m, char *buf, size_t bufsz) {
+    for (int i = 0; i < m->n_blocks; i++)
+        if (!strcmp(m->blocks[i].name, buf)) {
+            size_t l = strlen(buf);
+            snprintf(buf + l, bufsz - l, "#%d", m->n_blocks);
+            break;
+        }
 }
 
 static char *block_name(const gf_model *m, const int *nodes, int n, int output) {
@@ -42,12 +84,7 @@ static char *block_name(const gf_model *m, const int *nodes, int n, int output) 
         if (len == 0) snprintf(buf, sizeof buf, "%s", m->nodes[output].name);
         else snprintf(buf, sizeof buf, "%.*s", (int)len, first);
     }
-    for (int i = 0; i < m->n_blocks; i++)  /* keep names unique */
-        if (!strcmp(m->blocks[i].name, buf)) {
-            size_t l = strlen(buf);
-            snprintf(buf + l, sizeof buf - l, "#%d", m->n_blocks);
-            break;
-        }
+    unique_block_name(m, buf, sizeof buf);
     char *s = malloc(strlen(buf) + 1);
     if (s) strcpy(s, buf);
     return s;
@@ -69,6 +106,62 @@ static gf_status add_block(gf_model *m, int input, int output, const int *nodes,
     if (!b->name) { free(b->nodes); return GF_ERR_MEMORY; }
     if (name) strcpy(b->name, name);
     m->n_blocks++;
+    return GF_OK;
+}
+
+/* A discovered piece: nodes nodes[off .. off + len) between cuts in and out. */
+typedef struct { int in, out, off, len; } gf_piece;
+
+/* The name of the one parametrised node of piece p, NULL when it has none or several. */
+static const char *piece_layer(const gf_model *m, const int *nodes, const gf_piece *p) {
+    const char *nm = NULL;
+    for (int k = p->off; k < p->off + p->len; k++)
+        if (has_params(m, nodes[k])) {
+            if (nm) return NULL;
+            nm = m->nodes[nodes[k]].name;
+        }
+    return nm;
+}
+
+/* Does a parametrised node of piece p sit in the module named by the first len characters of mod? */
+static int piece_in_module(const gf_model *m, const int *nodes, const gf_piece *p, const char *mod, size_t len) {
+    for (int k = p->off; k < p->off + p->len; k++) {
+        const char *nm = m->nodes[nodes[k]].name;
+        if (has_params(m, nodes[k]) && !strncmp(nm, mod, len) && is_sep(nm[len])) return 1;
+    }
+    return 0;
+}
+
+/* Adds the pieces as blocks, input to feature; runs of one-layer pieces of one named module as one block. */
+static gf_status add_pieces(gf_model *m, const int *nodes, const gf_piece *pc, int np, int *tmp) {
+    for (int i = 0; i < np;) {
+        int j = i;
+        size_t len = 0;
+        const char *a = piece_layer(m, nodes, &pc[i]);
+        const char *b = i + 1 < np ? piece_layer(m, nodes, &pc[i + 1]) : NULL;
+        if (a && b && (len = module_prefix(a, b)) > 0) {
+            j = i + 1;
+            const char *c;
+            while (j + 1 < np && (c = piece_layer(m, nodes, &pc[j + 1])) && module_prefix(a, c) >= len &&
+                   !strncmp(a, c, len))
+                j++;
+            /* the module must hold nothing but the run */
+            if ((i > 0 && piece_in_module(m, nodes, &pc[i - 1], a, len)) ||
+                (j + 1 < np && piece_in_module(m, nodes, &pc[j + 1], a, len)))
+                j = i;
+        }
+        if (j == i) GF_TRY(add_block(m, pc[i].in, pc[i].out, nodes + pc[i].off, pc[i].len, NULL));
+        else {
+            int n = 0;
+            for (int k = i; k <= j; k++)
+                for (int q = 0; q < pc[k].len; q++) tmp[n++] = nodes[pc[k].off + q];
+            char buf[300];
+            snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 8 ? len : sizeof buf - 8), a);
+            unique_block_name(m, buf, sizeof buf);
+            GF_TRY(add_block(m, pc[i].in, pc[j].out, tmp, n, buf));
+        }
+        i = j + 1;
+    }
     return GF_OK;
 }
 
@@ -185,25 +278,29 @@ gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_arr, char *err
         run += diff[v];
         if (anc[v] && run == 0) cuts[nc++] = v;
     }
-    /* segments (cuts[i-1], cuts[i]], merged forward until they hold parameters */
+    /* segments (cuts[i-1], cuts[i]], merged forward until they hold parameters: the pieces */
     int *seg = malloc((size_t)n * sizeof *seg);
-    if (!seg) { st = GF_ERR_MEMORY; goto out; }
+    gf_piece *pc = malloc((size_t)n * sizeof *pc);
+    if (!seg || !pc) { free(seg); free(pc); st = GF_ERR_MEMORY; goto out; }
     int start = 0;  /* index into cuts of the current block's input */
-    int have = 0, ns = 0;
+    int have = 0, ns = 0, np = 0, off = 0;
     for (int i = 1; i < nc; i++) {
         for (int v = cuts[i - 1] + 1; v <= cuts[i]; v++)
-            if (anc[v]) { seg[ns++] = v; if (has_params(m, v)) have = 1; }
+            if (anc[v]) { seg[off + ns++] = v; if (has_params(m, v)) have = 1; }
         int next_has = 0;  /* does the next segment hold parameters? then close here */
         if (i + 1 < nc)
             for (int v = cuts[i] + 1; v <= cuts[i + 1]; v++) if (anc[v] && has_params(m, v)) next_has = 1;
         if (have && (next_has || i + 1 == nc)) {
-            if ((st = add_block(m, cuts[start], cuts[i], seg, ns, NULL)) != GF_OK) { free(seg); goto out; }
-            ns = 0; have = 0; start = i;
+            pc[np++] = (gf_piece){cuts[start], cuts[i], off, ns};
+            off += ns; ns = 0; have = 0; start = i;
         } else if (!have) {
             ns = 0; start = i;  /* parameter-free lead-in: not a block */
         }
     }
+    st = add_pieces(m, seg, pc, np, tmp);
     free(seg);
+    free(pc);
+    if (st != GF_OK) goto out;
     for (int i = 0; i < m->n_blocks / 2; i++) {  /* closest to the feature first */
         gf_mblock x = m->blocks[i]; m->blocks[i] = m->blocks[m->n_blocks - 1 - i]; m->blocks[m->n_blocks - 1 - i] = x;
     }
