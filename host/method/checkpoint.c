@@ -62,7 +62,6 @@ void gf_frame_put_array(gf_sink *data, cJSON *layout, const char *name, const vo
 }
 
 gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
-    static const char *mn[4] = {"linear", "gradient", "full", "finetune"};
     cJSON *o = cJSON_CreateObject(), *layout = cJSON_CreateObject();
     gf_sink data = {0};
     if (c->meta) cJSON_AddStringToObject(o, "meta", c->meta);
@@ -87,9 +86,9 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
     gf_frame_put_array(&data, layout, "stats", c->stats, GF_LIN_STATS, sizeof(float));
     for (int i = 0; i < 4; i++) {
         if (!c->done[i]) continue;
-        snprintf(name, sizeof name, "w1.%s", mn[i]); gf_frame_put_array(&data, layout, name, c->w1[i], (size_t)c->K * c->d, sizeof(float));
-        snprintf(name, sizeof name, "b1.%s", mn[i]); gf_frame_put_array(&data, layout, name, c->b1[i], (size_t)c->K, sizeof(float));
-        snprintf(name, sizeof name, "block.%s", mn[i]); gf_frame_put_array(&data, layout, name, c->block[i], c->block_count, sizeof(float));
+        snprintf(name, sizeof name, "w1.%s", gf_method_name((gf_method)i)); gf_frame_put_array(&data, layout, name, c->w1[i], (size_t)c->K * c->d, sizeof(float));
+        snprintf(name, sizeof name, "b1.%s", gf_method_name((gf_method)i)); gf_frame_put_array(&data, layout, name, c->b1[i], (size_t)c->K, sizeof(float));
+        snprintf(name, sizeof name, "block.%s", gf_method_name((gf_method)i)); gf_frame_put_array(&data, layout, name, c->block[i], c->block_count, sizeof(float));
     }
     if (c->active) gf_frame_put_array(&data, layout, "state", c->state, c->state_count, sizeof(float));
     if (c->active && c->sel_have) {
@@ -141,7 +140,6 @@ int gf_frame_take_array(const cJSON *layout, const char *name, const char *data,
 }
 
 gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
-    static const char *mn[4] = {"linear", "gradient", "full", "finetune"};
     memset(c, 0, sizeof *c);
     void *buf = NULL;
     const char *js = NULL, *data = NULL;
@@ -177,11 +175,11 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
             c->done[i] = cJSON_GetArrayItem(done, i)->valueint != 0;
             if (!c->done[i]) continue;
             char name[64];
-            snprintf(name, sizeof name, "w1.%s", mn[i]);
+            snprintf(name, sizeof name, "w1.%s", gf_method_name((gf_method)i));
             ok = gf_frame_take_array(layout, name, data, dl, (size_t)c->K * c->d, sizeof(float), (void **)&c->w1[i], NULL);
-            snprintf(name, sizeof name, "b1.%s", mn[i]);
+            snprintf(name, sizeof name, "b1.%s", gf_method_name((gf_method)i));
             ok = ok && gf_frame_take_array(layout, name, data, dl, (size_t)c->K, sizeof(float), (void **)&c->b1[i], NULL);
-            snprintf(name, sizeof name, "block.%s", mn[i]);
+            snprintf(name, sizeof name, "block.%s", gf_method_name((gf_method)i));
             if (ok && cJSON_GetObjectItemCaseSensitive(layout, name))
                 ok = gf_frame_take_array(layout, name, data, dl, c->block_count, sizeof(float), (void **)&c->block[i], NULL);
         }

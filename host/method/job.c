@@ -16,8 +16,7 @@
 #include "gf_file.h"
 #include "job_internal.h"
 
-static const char *METHOD_NAMES[4] = {"linear", "gradient", "full", "finetune"};
-const char *gf_job_method_name(int i) { return i >= 0 && i < 4 ? METHOD_NAMES[i] : "?"; }
+const char *gf_job_method_name(int i) { return gf_method_name((gf_method)i); }
 
 unsigned gf_job_parse_methods(const char *s) {
     unsigned mask = 0;
@@ -25,9 +24,9 @@ unsigned gf_job_parse_methods(const char *s) {
     snprintf(buf, sizeof buf, "%s", s);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (!strcasecmp(tok, "all")) { mask |= GF_JOB_ALL; continue; }
-        int found = 0;
-        for (int i = 0; i < 4; i++) if (!strcasecmp(tok, METHOD_NAMES[i])) { mask |= 1u << i; found = 1; }
-        if (!found) return 0;
+        int i = gf_method_parse(tok);
+        if (i < 0) return 0;
+        mask |= 1u << i;
     }
     return mask;
 }

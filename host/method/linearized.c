@@ -37,13 +37,14 @@ struct gf_lin {
     cl_mem primal_idx;
 };
 
+/* The one table of the methods' names (gf_job_method_name, checkpoints, run files and reports use it). */
 const char *gf_method_name(gf_method m) {
-    static const char *names[] = {"linear", "gradient", "full", "finetune"};
-    return (unsigned)m < 4 ? names[m] : "?";
+    static const char *const names[GF_METHOD_COUNT] = {"linear", "gradient", "full", "finetune"};
+    return (unsigned)m < GF_METHOD_COUNT ? names[m] : "?";
 }
 
 int gf_method_parse(const char *s) {
-    for (int i = 0; i < 4; i++) if (!strcasecmp(s, gf_method_name((gf_method)i))) return i;
+    for (int i = 0; i < GF_METHOD_COUNT; i++) if (!strcasecmp(s, gf_method_name((gf_method)i))) return i;
     return -1;
 }
 

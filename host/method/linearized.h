@@ -12,8 +12,10 @@
 #include "block.h"
 #include "ops_optim.h"
 
+/* Method i is bit 1 << i of the GF_JOB_* masks (gradfeat_train.h). */
 typedef enum gf_method { GF_METHOD_LINEAR, GF_METHOD_GRADIENT, GF_METHOD_FULL, GF_METHOD_FINETUNE } gf_method;
-const char *gf_method_name(gf_method m);
+#define GF_METHOD_COUNT 4
+const char *gf_method_name(gf_method m);      /* "linear", "gradient", "full", "finetune"; "?" out of range */
 int gf_method_parse(const char *s);           /* -1 when unknown */
 
 typedef enum gf_loss_kind { GF_LOSS_SOFTMAX = 0, GF_LOSS_SIGMOID_BCE = 1 } gf_loss_kind;

@@ -13,13 +13,13 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "gf_internal.h"
+#include "gradfeat_train.h"
 #include "report.h"
 #include "gf_file.h"
 
 #define MAX_METHODS 8
 #define MAX_CLASSES 4096
 
-static const char *const KNOWN[4] = {"linear", "gradient", "full", "finetune"};
 static const char *const DESCR[4] = {"probe w1\xe1\xb5\x80 f(x) + b1 (activation baseline)",
                                      "gradient features \xcf\x89\xcc\x84\xe1\xb5\x80 J(x) w2 + b1",
                                      "paper Eq. 2: w1\xe1\xb5\x80 f(x) + b1 + \xcf\x89\xcc\x84\xe1\xb5\x80 J(x) w2",
@@ -150,7 +150,7 @@ static void sort_methods(run *r) {
     unsigned used = 0;
     for (int j = 0; j < 4; j++)
         for (int i = 0; i < r->nm; i++)
-            if (!strcmp(r->m[i].name, KNOWN[j])) { tmp[k++] = r->m[i]; used |= 1u << i; }
+            if (!strcmp(r->m[i].name, gf_job_method_name(j))) { tmp[k++] = r->m[i]; used |= 1u << i; }
     for (int i = 0; i < r->nm; i++)
         if (!(used & (1u << i))) tmp[k++] = r->m[i];
     memcpy(r->m, tmp, sizeof(series) * (size_t)r->nm);
@@ -298,7 +298,7 @@ static const char *method_color(int i) { return COLORS[i % MAX_METHODS]; }
 
 static const char *method_descr(const char *name) {
     for (int j = 0; j < 4; j++)
-        if (!strcmp(name, KNOWN[j])) return DESCR[j];
+        if (!strcmp(name, gf_job_method_name(j))) return DESCR[j];
     return "";
 }
 
@@ -852,7 +852,6 @@ gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path
                       "<title>gradfeat: %d runs side by side</title>\n<style>%s tr.diff td{background:#fff8c5}</style>"
                       "</head>\n<body><main>\n<h1>gradfeat: %d runs side by side</h1>\n", n, CSS, n);
         /* methods: the final metric of each run (validation when the run had validation data) */
-        static const char *const names[4] = {"linear", "gradient", "full", "finetune"};
         sb_printf(&b, "<h2>Methods</h2>\n<table id=\"compare-methods\"><thead><tr><th class=\"l\">method</th>");
         for (int i = 0; i < n; i++) { sb_printf(&b, "<th>"); sb_esc(&b, dirs[i]); sb_printf(&b, "</th>"); }
         sb_printf(&b, "</tr></thead><tbody>\n");
@@ -860,13 +859,13 @@ gf_status gf_report_compare(const char *const *dirs, int n, const char *out_path
             int any = 0;
             for (int i = 0; i < n; i++) {
                 const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res[i], "methods");
-                any |= cJSON_GetObjectItemCaseSensitive(ms, names[m]) != NULL;
+                any |= cJSON_GetObjectItemCaseSensitive(ms, gf_job_method_name(m)) != NULL;
             }
             if (!any) continue;
-            sb_printf(&b, "<tr><td class=\"l\">%s</td>", names[m]);
+            sb_printf(&b, "<tr><td class=\"l\">%s</td>", gf_job_method_name(m));
             for (int i = 0; i < n; i++) {
                 const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res[i], "methods");
-                const cJSON *x = cJSON_GetObjectItemCaseSensitive(ms, names[m]);
+                const cJSON *x = cJSON_GetObjectItemCaseSensitive(ms, gf_job_method_name(m));
                 const cJSON *mt = cJSON_GetObjectItemCaseSensitive(res[i], "metric");
                 double vm = num_or_nan(x, "val_metric", 0), tm = num_or_nan(x, "train_metric", 0);
                 double vl = num_or_nan(x, "val_loss", 0);
