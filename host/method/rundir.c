@@ -127,46 +127,147 @@ void gf_job_print_table(const gf_job_result *r, FILE *out) {
 
 /* ---------------- the job configuration and --resume ---------------- */
 
+/* ---- the job configuration: one row per field, in the order of its JSON ----
+ * Written by gf_job_config_json into every checkpoint ("config") and into results.json ("settings"); a
+ * --resume must match every key of it (gf_job_check_resume); gf_job_load_resume_config reads it back for
+ * `train --resume RUN_DIR` alone. A new field of the configuration is one row here.
+ *   REQ(key, field, kind)            every checkpoint has it: one without it holds no usable configuration
+ *   OPT(key, field, kind, if_older)  added later: a checkpoint written before it lacks the key, and its run
+ *                                    did what if_older says (an expression; fields above are read already)
+ * field: the gf_job member written and read back. kind: how the JSON holds it, the put_* and get_* below. */
+#define GF_JOB_CONFIG(REQ, OPT)                                                                              \
+    REQ("model",          model_path,     STR)                                                               \
+    REQ("model_fnv1a64",  model_path,     HASH)     /* checked first, by gf_job_check_resume_model */        \
+    REQ("data",           data_path,      STR)                                                               \
+    REQ("split",          data_split,     OPT_STR)                                                           \
+    REQ("val",            val_path,       OPT_STR)                                                           \
+    REQ("val_split",      val_split,      OPT_STR)                                                           \
+    REQ("limit",          limit_train,    INT)                                                               \
+    REQ("val_limit",      limit_val,      INT)                                                               \
+    REQ("top",            top,            STR)      /* the block found, not the option */                    \
+    REQ("methods",        methods,        UINT)                                                              \
+    REQ("epochs",         epochs,         INT)                                                               \
+    REQ("probe_epochs",   probe_epochs,   INT)      /* 0 (10 x epochs) written as what it means */           \
+    REQ("batch",          batch,          INT)                                                               \
+    REQ("optimizer",      sgd,            OPTIMIZER)                                                         \
+    REQ("lr",             lr,             FLOAT)                                                             \
+    REQ("momentum",       momentum,       FLOAT)                                                             \
+    REQ("beta1",          beta1,          FLOAT)                                                             \
+    REQ("beta2",          beta2,          FLOAT)                                                             \
+    REQ("weight_decay",   weight_decay,   FLOAT)                                                             \
+    REQ("clip_norm",      clip_norm,      FLOAT)                                                             \
+    REQ("lr_halve_every", lr_halve_every, INT)                                                               \
+    OPT("lr_cosine",      lr_cosine,      INT,      0)           /* the step schedule */                     \
+    OPT("ntk",            ntk,            INT,      0)                                                       \
+    OPT("eval_every",     eval_every,     INT,      0)                                                       \
+    OPT("holdout",        holdout,        FLOAT,    0)                                                       \
+    OPT("select",         select,         SELECT,   GF_JOB_SELECT_LAST)                                      \
+    OPT("probe_sgd",      probe_sgd,      BOOL,     1)                                                       \
+    OPT("probe_l2",       probe_l2,       FLOAT,    -1)                                                      \
+    OPT("probe_lr",       probe_lr,       FLOAT,    0)                                                       \
+    OPT("finetune_lr",    finetune_lr,    FLOAT,    j.lr)        /* finetune trained at lr */                \
+    OPT("lr_auto",        lr_auto,        BOOL,     0)                                                       \
+    OPT("random",         random,         RANDOM,   0)                                                       \
+    OPT("cache_dtype",    cache_f16,      DTYPE,    0)           /* f32 */                                   \
+    REQ("seed",           seed,           SEED)
+
+/* put_KIND: write the field under key. get_KIND: read it back; 0 when the key is missing or malformed. */
+typedef struct { cJSON *o; uint64_t model_hash; } config_out;
+static void put_STR(config_out *w, const char *k, const char *const *v) { cJSON_AddStringToObject(w->o, k, *v); }
+static void put_OPT_STR(config_out *w, const char *k, const char *const *v) { cJSON_AddStringToObject(w->o, k, *v ? *v : ""); }
+static void put_INT(config_out *w, const char *k, const int *v) { cJSON_AddNumberToObject(w->o, k, *v); }
+static void put_UINT(config_out *w, const char *k, const unsigned *v) { cJSON_AddNumberToObject(w->o, k, *v); }
+static void put_FLOAT(config_out *w, const char *k, const float *v) { cJSON_AddNumberToObject(w->o, k, *v); }
+#define put_BOOL put_INT                                             /* 0 / 1 */
+#define put_SELECT put_INT                                           /* GF_JOB_SELECT_* */
+#define put_RANDOM put_UINT                                          /* GF_JOB_RANDOM_* bits */
+static void put_OPTIMIZER(config_out *w, const char *k, const int *sgd) { cJSON_AddStringToObject(w->o, k, *sgd ? "sgd" : "adam"); }
+static void put_DTYPE(config_out *w, const char *k, const int *f16) { cJSON_AddStringToObject(w->o, k, *f16 ? "f16" : "f32"); }
+static void put_SEED(config_out *w, const char *k, const uint64_t *v) {   /* decimal string: a double rounds it */
+    char s[32];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)*v);
+    cJSON_AddStringToObject(w->o, k, s);
+}
+static void put_HASH(config_out *w, const char *k, const char *const *model_path) {   /* FNV-1a 64 of the file, hex */
+    char s[32];
+    snprintf(s, sizeof s, "%016llx", (unsigned long long)w->model_hash);
+    cJSON_AddStringToObject(w->o, k, s);
+}
+
+static const cJSON *config_num(const cJSON *c, const char *k) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, k);
+    return cJSON_IsNumber(x) ? x : NULL;
+}
+static const char *config_str(const cJSON *c, const char *k) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, k);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+static int get_STR(const cJSON *c, const char *k, const char **v) { return (*v = config_str(c, k)) != NULL; }
+static int get_OPT_STR(const cJSON *c, const char *k, const char **v) {   /* "" -> NULL */
+    const char *s = config_str(c, k);
+    if (s) *v = *s ? s : NULL;
+    return s != NULL;
+}
+static int get_INT(const cJSON *c, const char *k, int *v) {
+    const cJSON *x = config_num(c, k);
+    if (x) *v = (int)x->valuedouble;
+    return x != NULL;
+}
+static int get_UINT(const cJSON *c, const char *k, unsigned *v) {
+    const cJSON *x = config_num(c, k);
+    if (x) *v = (unsigned)x->valuedouble;
+    return x != NULL;
+}
+static int get_FLOAT(const cJSON *c, const char *k, float *v) {
+    const cJSON *x = config_num(c, k);
+    if (x) *v = (float)x->valuedouble;
+    return x != NULL;
+}
+static int get_BOOL(const cJSON *c, const char *k, int *v) {
+    const cJSON *x = config_num(c, k);
+    if (x) *v = x->valuedouble != 0;
+    return x != NULL;
+}
+static int get_SELECT(const cJSON *c, const char *k, int *v) {
+    const cJSON *x = config_num(c, k);
+    int ok = x && x->valuedouble >= GF_JOB_SELECT_LAST && x->valuedouble <= GF_JOB_SELECT_METRIC;
+    if (ok) *v = (int)x->valuedouble;
+    return ok;
+}
+static int get_RANDOM(const cJSON *c, const char *k, unsigned *v) {
+    const cJSON *x = config_num(c, k);
+    int ok = x && x->valuedouble >= 0 && x->valuedouble < 8;         /* theta1 | theta2 | omega */
+    if (ok) *v = (unsigned)x->valuedouble;
+    return ok;
+}
+static int get_OPTIMIZER(const cJSON *c, const char *k, int *sgd) {
+    const char *s = config_str(c, k);
+    if (s) *sgd = !strcmp(s, "sgd");
+    return s != NULL;
+}
+static int get_DTYPE(const cJSON *c, const char *k, int *f16) {
+    const char *s = config_str(c, k);
+    if (s) *f16 = !strcmp(s, "f16");
+    return s != NULL;
+}
+static int get_SEED(const cJSON *c, const char *k, uint64_t *v) {
+    const char *s = config_str(c, k);
+    if (s) *v = strtoull(s, NULL, 10);
+    return s != NULL;
+}
+static int get_HASH(const cJSON *c, const char *k, const char **model_path) { return 1; }   /* not read back */
+
 cJSON *gf_job_config_json(const gf_job *job, const char *top, uint64_t model_hash) {
-    cJSON *o = cJSON_CreateObject();
-    char hex[32];
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)model_hash);
-    cJSON_AddStringToObject(o, "model", job->model_path);
-    cJSON_AddStringToObject(o, "model_fnv1a64", hex);
-    cJSON_AddStringToObject(o, "data", job->data_path);
-    cJSON_AddStringToObject(o, "split", job->data_split ? job->data_split : "");
-    cJSON_AddStringToObject(o, "val", job->val_path ? job->val_path : "");
-    cJSON_AddStringToObject(o, "val_split", job->val_split ? job->val_split : "");
-    cJSON_AddNumberToObject(o, "limit", job->limit_train);
-    cJSON_AddNumberToObject(o, "val_limit", job->limit_val);
-    cJSON_AddStringToObject(o, "top", top);
-    cJSON_AddNumberToObject(o, "methods", job->methods);
-    cJSON_AddNumberToObject(o, "epochs", job->epochs);
-    cJSON_AddNumberToObject(o, "probe_epochs", job->probe_epochs ? job->probe_epochs : 10 * job->epochs);
-    cJSON_AddNumberToObject(o, "batch", job->batch);
-    cJSON_AddStringToObject(o, "optimizer", job->sgd ? "sgd" : "adam");
-    cJSON_AddNumberToObject(o, "lr", job->lr);
-    cJSON_AddNumberToObject(o, "momentum", job->momentum);
-    cJSON_AddNumberToObject(o, "beta1", job->beta1);
-    cJSON_AddNumberToObject(o, "beta2", job->beta2);
-    cJSON_AddNumberToObject(o, "weight_decay", job->weight_decay);
-    cJSON_AddNumberToObject(o, "clip_norm", job->clip_norm);
-    cJSON_AddNumberToObject(o, "lr_halve_every", job->lr_halve_every);
-    cJSON_AddNumberToObject(o, "lr_cosine", job->lr_cosine);
-    cJSON_AddNumberToObject(o, "ntk", job->ntk);
-    cJSON_AddNumberToObject(o, "eval_every", job->eval_every);
-    cJSON_AddNumberToObject(o, "holdout", job->holdout);
-    cJSON_AddNumberToObject(o, "select", job->select);
-    cJSON_AddNumberToObject(o, "probe_sgd", job->probe_sgd);
-    cJSON_AddNumberToObject(o, "probe_l2", job->probe_l2);
-    cJSON_AddNumberToObject(o, "probe_lr", job->probe_lr);
-    cJSON_AddNumberToObject(o, "finetune_lr", job->finetune_lr);
-    cJSON_AddNumberToObject(o, "lr_auto", job->lr_auto);
-    cJSON_AddNumberToObject(o, "random", job->random);
-    cJSON_AddStringToObject(o, "cache_dtype", job->cache_f16 ? "f16" : "f32");
-    snprintf(hex, sizeof hex, "%llu", (unsigned long long)job->seed);
-    cJSON_AddStringToObject(o, "seed", hex);
-    return o;
+    gf_job r = *job;                     /* what the run uses: the block found, the probe's epochs */
+    r.top = top;
+    if (!r.probe_epochs) r.probe_epochs = 10 * r.epochs;
+    config_out w = {cJSON_CreateObject(), model_hash};
+#define PUT_REQ(key, field, kind) put_##kind(&w, key, &r.field);
+#define PUT_OPT(key, field, kind, if_older) put_##kind(&w, key, &r.field);
+    GF_JOB_CONFIG(PUT_REQ, PUT_OPT)
+#undef PUT_REQ
+#undef PUT_OPT
+    return w.o;
 }
 
 const char *gf_job_checkpoint_meta(void *user) {
@@ -320,50 +421,15 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     const cJSON *every = meta ? cJSON_GetObjectItemCaseSensitive(meta, "checkpoint_every") : NULL;
     if (cJSON_IsNumber(every) && every->valuedouble >= 0 && every->valuedouble <= INT_MAX)
         job->checkpoint_every = (int)every->valuedouble;
-    const char *need_s[] = {"model", "data", "split", "val", "val_split", "top", "optimizer", "seed"};
-    const char *need_n[] = {"limit", "val_limit", "methods", "epochs", "probe_epochs", "batch", "lr", "momentum",
-                            "beta1", "beta2", "weight_decay", "clip_norm", "lr_halve_every"};
+    gf_job j = *job;
     int ok = cJSON_IsObject(c);
-    for (size_t i = 0; ok && i < sizeof need_s / sizeof *need_s; i++) ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, need_s[i]));
-    for (size_t i = 0; ok && i < sizeof need_n / sizeof *need_n; i++) ok = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(c, need_n[i]));
+#define GET_REQ(key, field, kind) ok = ok && get_##kind(c, key, &j.field);
+#define GET_OPT(key, field, kind, if_older) if (ok && !get_##kind(c, key, &j.field)) j.field = (if_older);
+    GF_JOB_CONFIG(GET_REQ, GET_OPT)
+#undef GET_REQ
+#undef GET_OPT
     if (!ok) { cJSON_Delete(meta); return gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s holds no usable job configuration", path); }
-#define S_(k) (cJSON_GetObjectItemCaseSensitive(c, k)->valuestring)
-#define N_(k) (cJSON_GetObjectItemCaseSensitive(c, k)->valuedouble)
-#define OPT_(k) (*S_(k) ? S_(k) : NULL)
-    job->model_path = S_("model"); job->data_path = S_("data"); job->data_split = OPT_("split");
-    job->val_path = OPT_("val"); job->val_split = OPT_("val_split"); job->top = S_("top");
-    job->sgd = !strcmp(S_("optimizer"), "sgd");
-    job->seed = strtoull(S_("seed"), NULL, 10);
-    job->limit_train = (int)N_("limit"); job->limit_val = (int)N_("val_limit"); job->methods = (unsigned)N_("methods");
-    job->epochs = (int)N_("epochs"); job->probe_epochs = (int)N_("probe_epochs"); job->batch = (int)N_("batch");
-    job->lr = (float)N_("lr"); job->momentum = (float)N_("momentum"); job->beta1 = (float)N_("beta1");
-    job->beta2 = (float)N_("beta2"); job->weight_decay = (float)N_("weight_decay"); job->clip_norm = (float)N_("clip_norm");
-    job->lr_halve_every = (int)N_("lr_halve_every");
-    const cJSON *jcos = cJSON_GetObjectItemCaseSensitive(c, "lr_cosine");
-    job->lr_cosine = cJSON_IsNumber(jcos) ? (int)jcos->valuedouble : 0;   /* before the option: the step schedule */
-    const cJSON *jn = cJSON_GetObjectItemCaseSensitive(c, "ntk"), *je = cJSON_GetObjectItemCaseSensitive(c, "eval_every");
-    job->ntk = cJSON_IsNumber(jn) ? (int)jn->valuedouble : 0;
-    job->eval_every = cJSON_IsNumber(je) ? (int)je->valuedouble : 0;
-    const cJSON *jh = cJSON_GetObjectItemCaseSensitive(c, "holdout"), *js = cJSON_GetObjectItemCaseSensitive(c, "select");
-    const cJSON *jp = cJSON_GetObjectItemCaseSensitive(c, "probe_sgd"), *jl = cJSON_GetObjectItemCaseSensitive(c, "probe_l2");
-    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(c, "probe_lr");
-    /* checkpoints from before these options: what those runs did */
-    job->holdout = cJSON_IsNumber(jh) ? (float)jh->valuedouble : 0;
-    job->select = cJSON_IsNumber(js) && js->valuedouble >= 0 && js->valuedouble <= 2 ? (int)js->valuedouble : 0;
-    job->probe_sgd = cJSON_IsNumber(jp) ? jp->valuedouble != 0 : 1;
-    job->probe_l2 = cJSON_IsNumber(jl) ? (float)jl->valuedouble : -1;
-    job->probe_lr = cJSON_IsNumber(jr) ? (float)jr->valuedouble : 0;
-    const cJSON *jfl = cJSON_GetObjectItemCaseSensitive(c, "finetune_lr");
-    job->finetune_lr = cJSON_IsNumber(jfl) ? (float)jfl->valuedouble : job->lr;   /* before the option: at lr */
-    const cJSON *ja = cJSON_GetObjectItemCaseSensitive(c, "lr_auto");
-    job->lr_auto = cJSON_IsNumber(ja) && ja->valuedouble != 0;
-    const cJSON *jz = cJSON_GetObjectItemCaseSensitive(c, "random");
-    job->random = cJSON_IsNumber(jz) && jz->valuedouble >= 0 && jz->valuedouble < 8 ? (unsigned)jz->valuedouble : 0;
-    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(c, "cache_dtype");
-    job->cache_f16 = cJSON_IsString(jd) && !strcmp(jd->valuestring, "f16");   /* before the option: f32 */
-#undef S_
-#undef N_
-#undef OPT_
+    *job = j;
     *owner = meta;
     return GF_OK;
 }
