@@ -69,13 +69,14 @@ typedef struct {
                             * float * (>= 0) | uint64_t * (U64, SIZE "512M"/"4G") */
     void *target;
     const char *arg;       /* placeholder in --help ("N", "FILE"); NULL for switches */
-    const char *help;
+    const char *help;      /* CLI_DEFAULT in it becomes the target's value before parsing (the defaults struct's) */
     const char *env;       /* NULL: GRADFEAT_<NAME> ('-' -> '_'); else this name */
     const char *choices;   /* CLI_CHOICE: "a|b|c". INT/POS/FLOAT: the allowed interval, "[0,1)", "(0,1000]",
                             * checked at parse time (exit 2); NULL: the type's own (INT 0..1e9, POS 1..1e9,
                             * FLOAT finite >= 0) */
     int env_elsewhere;     /* the twin is read by the library (GRADFEAT_DEVICE): listed, not parsed here */
 } cli_opt;
+#define CLI_DEFAULT "{default}"   /* "batch size (default {default})" -> "batch size (default 64)" in --help */
 #define CLI_MAX_OPTS 64
 #define CLI_HELP (-1)      /* cli_opts_parse printed --help: exit 0 */
 typedef struct { const char *usage, *about, *examples; } cli_doc;   /* usage without "usage: " */
@@ -86,12 +87,15 @@ typedef struct {
     unsigned char src[CLI_MAX_OPTS];   /* where each value came from: default, flag, config, env */
     char *owned[CLI_MAX_OPTS];         /* config-file strings the targets point into */
     char env[CLI_MAX_OPTS][48];
+    char def[CLI_MAX_OPTS][40];        /* each target's value before parsing, as text: "64", "1e-3", "on" */
     char config_env[48];               /* GRADFEAT_CONFIG for train, GRADFEAT_<CMD>_CONFIG otherwise */
 } cli_opts;
 /* Returns 0 (positional arguments are argv[o->first_arg..argc)), CLI_HELP, or an exit code (message
  * printed). Call cli_opts_free afterwards in every case: string targets may point into o. */
 int cli_opts_parse(cli_opts *o, const char *cmd, const cli_opt *defs, int n, const cli_doc *doc, int argc, char **argv);
 void cli_opts_free(cli_opts *o);
+/* Option i's help text, CLI_DEFAULT replaced by its default (in buf when replaced). */
+const char *cli_opt_help(const cli_opts *o, int i, char *buf, size_t n);
 int cli_opts_given(const cli_opts *o, const char *name);            /* by flag, file or environment */
 const char *cli_opts_origin(const cli_opts *o, const char *name, char *buf, size_t n);
 /* Usage error about option name, prefixed by where its value came from ("environment GRADFEAT_X: --x"). */

@@ -76,7 +76,8 @@ static void man_command(const cli_opts *o, const cli_doc *doc) {
         if (d->arg) { fputs(" \\fI", stdout); roffs(d->arg); fputs("\\fR", stdout); }
         else if (d->type == CLI_FLAG) fputs("[=no]", stdout);
         putchar('\n');
-        roffs(d->help ? d->help : "");
+        char help[1024];
+        roffs(cli_opt_help(o, i, help, sizeof help));
         fputs(" [", stdout);
         roffs(o->env[i]);
         puts("]");

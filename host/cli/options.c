@@ -158,6 +158,54 @@ static int set_value(cli_opts *o, int i, const char *val, int src) {
     return 0;
 }
 
+/* "1e-06" -> "1e-6", "1e+30" -> "1e30" */
+static void compact_exponent(char *t) {
+    char *e = strchr(t, 'e');
+    if (!e) return;
+    char *to = e[1] == '-' ? e + 2 : e + 1, *from = to;
+    if (*from == '+') from++;
+    while (*from == '0' && from[1]) from++;
+    memmove(to, from, strlen(from) + 1);
+}
+
+/* A float as a person writes it: the fewest digits that read back as the same float, in the exponent form
+ * when that is shorter (1e-3, 1e-6, 0.1, 0.999, 1e30). */
+static void float_text(float v, char *out, size_t n) {
+    char plain[32], expo[32];
+    int digits = 1;
+    while (snprintf(plain, sizeof plain, "%.*g", digits, v), digits < 9 && strtof(plain, NULL) != v) digits++;
+    snprintf(expo, sizeof expo, "%.*e", digits - 1, v);
+    compact_exponent(plain);
+    compact_exponent(expo);
+    snprintf(out, n, "%s", strlen(expo) < strlen(plain) ? expo : plain);
+}
+
+/* What the option's target holds before any flag, file or variable: the defaults struct's value. */
+static void default_text(const cli_opt *d, char *out, size_t n) {
+    switch (d->type) {
+    case CLI_STR: snprintf(out, n, "%s", *(const char *const *)d->target ? *(const char *const *)d->target : "none"); break;
+    case CLI_INT:
+    case CLI_POS: snprintf(out, n, "%d", *(const int *)d->target); break;
+    case CLI_FLAG: snprintf(out, n, "%s", *(const int *)d->target ? "on" : "off"); break;
+    case CLI_FLOAT: float_text(*(const float *)d->target, out, n); break;
+    case CLI_U64:
+    case CLI_SIZE: snprintf(out, n, "%llu", (unsigned long long)*(const uint64_t *)d->target); break;
+    case CLI_CHOICE: {                                   /* the k-th name of "a|b|c" */
+        const char *c = d->choices ? d->choices : "";
+        for (int k = *(const int *)d->target; k > 0 && strchr(c, '|'); k--) c = strchr(c, '|') + 1;
+        snprintf(out, n, "%.*s", (int)strcspn(c, "|"), c);
+        break;
+    }
+    }
+}
+
+const char *cli_opt_help(const cli_opts *o, int i, char *buf, size_t n) {
+    const char *h = o->defs[i].help ? o->defs[i].help : "", *mark = strstr(h, CLI_DEFAULT);
+    if (!mark) return h;
+    snprintf(buf, n, "%.*s%s%s", (int)(mark - h), h, o->def[i], mark + strlen(CLI_DEFAULT));
+    return buf;
+}
+
 static void print_help(const cli_opts *o, const cli_doc *doc) {
     printf("usage: %s\n\n%s\n", doc->usage, doc->about);
     printf("options (flags > --config FILE > environment > defaults; each one's environment twin is in [];\n"
@@ -168,7 +216,8 @@ static void print_help(const cli_opts *o, const cli_doc *doc) {
         snprintf(left, sizeof left, "%c%c%c --%s%s%s", d->short_opt ? '-' : ' ', d->short_opt ? d->short_opt : ' ',
                  d->short_opt ? ',' : ' ', d->name, d->arg ? " " : d->type == CLI_FLAG ? "[=no]" : "",
                  d->arg ? d->arg : "");
-        printf("  %-28s %s  [%s]\n", left, d->help, o->env[i]);
+        char help[1024];
+        printf("  %-28s %s  [%s]\n", left, cli_opt_help(o, i, help, sizeof help), o->env[i]);
     }
     printf("  %-28s %s  [%s]\n", "    --config FILE", "options from FILE: 'key value' lines, # comments", o->config_env);
     printf("  %-28s %s\n", "-h, --help", "this text");
@@ -210,6 +259,7 @@ int cli_opts_parse(cli_opts *o, const char *cmd, const cli_opt *defs, int n, con
     char shorts[2 * CLI_MAX_OPTS + 2] = "h";
     for (int i = 0; i < n; i++) {
         env_name(&defs[i], o->env[i], sizeof o->env[i]);
+        default_text(&defs[i], o->def[i], sizeof o->def[i]);   /* before any value is parsed into the target */
         lopts[i] = (struct option){defs[i].name, defs[i].type == CLI_FLAG ? optional_argument : required_argument, 0, 1000 + i};
         if (defs[i].short_opt) {
             size_t l = strlen(shorts);
