@@ -45,7 +45,8 @@ static void compare(const char *variant, const float *feat, const double *msum, 
         double md = 0, dot = 0, na = 0, nb = 0;
         for (int k = 0; k < NF; k++) {
             double a = feat[i * NF + k], b = gf[i][k];
-            md = fmax(md, fabs(a - b));
+            double d = fabs(a - b);
+            if (!(d <= md)) md = d; /* NaN too */
             dot += a * b; na += a * a; nb += b * b;
         }
         double cosv = dot / sqrt(na * nb);
