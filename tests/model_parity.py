@@ -19,6 +19,9 @@ usage: model_parity.py CASE OUTDIR [N]
                                   GF_PARITY_ZOO_EXTRA=1 adds ZOO_EXTRA, GF_PARITY_ZOO_ONLY=a,b keeps the cases
                                   whose names contain a or b)
         convert ARCH SIZE PATH    (not a case) the seeded net of ARCH at SIZE px converted to PATH
+        centernet                 models/centernet/fetch.sh (npm, cached) -> tools/convert_tfjs.py at 224 px; inputs
+                                  skimage astronaut, coffee, chelsea resized with the TF1 legacy bilinear rule, RGB
+                                  0..255; references are TF.js values held by tests/data/centernet_tfjs_224.txt
         emotion                   models/emotion/fetch.sh (npm, cached) -> tools/convert_tfjs.py; inputs
                                   skimage lfw_subset[1], [3] resized 25->64 with the TF1 legacy bilinear
                                   rule; references are the TF.js golden values held by the C test
@@ -34,6 +37,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+
+CENTERNET_SIZE = 224  # the parity test's input side (the detector runs at 512; 224 keeps the test short)
 
 
 # nets whose activations die out with random BN statistics (see below): calibrated on random images
@@ -437,6 +443,21 @@ def main():
         x = np.stack([(gfmodel.resize_bilinear_tf_legacy(lfw[i], 64, 64) - 0.5) * 2 for i in (1, 3)])[:, None]
         x.astype("<f4").tofile(os.path.join(out, "x.f32"))
         open(os.path.join(out, "meta.txt"), "w").write("2 1 64 64 7\n")
+        return
+    if case == "centernet":
+        # CenterNet's MobileNetV3 trunk (models/centernet/fetch.sh, npm, cached) at CENTERNET_SIZE px; inputs:
+        # skimage's CC0 photos astronaut, coffee, chelsea (first n), resized with the TF1 legacy bilinear rule as
+        # tf.image.resizeBilinear does, RGB 0..255; the reference is TF.js's own output, held by the C test
+        import gfmodel
+        import skimage.data
+        size = int(os.environ.get("GF_PARITY_CENTERNET_SIZE", CENTERNET_SIZE))
+        subprocess.run(["bash", os.path.join(ROOT, "models/centernet/fetch.sh"), path, str(size)], check=True,
+                       stdout=subprocess.DEVNULL)
+        imgs = [getattr(skimage.data, k)()[..., :3] for k in ("astronaut", "coffee", "chelsea")[:n]]
+        x = np.stack([gfmodel.resize_bilinear_tf_legacy(im.astype(np.float64), size, size).transpose(2, 0, 1)
+                      for im in imgs])
+        x.astype("<f4").tofile(os.path.join(out, "x.f32"))
+        open(os.path.join(out, "meta.txt"), "w").write("%d 3 %d %d 480\n" % (len(imgs), size, size))
         return
     import torch
     torch.set_num_threads(2)

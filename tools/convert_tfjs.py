@@ -207,8 +207,99 @@ def layer_of(tf_name, short):
     return s.split("/")[0] if "/" in s else s
 
 
-def convert_graph_model(mj, weights, feature):
+def _ins(n):
+    return [i.split(":")[0] for i in n.get("input", []) if not i.startswith("^")]
+
+
+def prune_to(nodes, outputs):
+    """The nodes the TF nodes `outputs` depend on (in file order): a detection head or post-processing that
+    the kept outputs do not read is dropped before any op is looked at."""
+    by_name = {n["name"]: n for n in nodes}
+    missing = [o for o in outputs if o not in by_name]
+    if missing:
+        raise gfmodel.ConvertError("--output %s: no such node in the graph (e.g. %s)" %
+                                   (missing[0], ", ".join(n["name"] for n in nodes if n["op"] != "Const")[-400:]))
+    keep, stack = set(), list(outputs)
+    while stack:
+        cur = stack.pop()
+        if cur in keep or cur not in by_name:
+            continue
+        keep.add(cur)
+        stack.extend(i.lstrip("^") for i in _ins(by_name[cur]))
+    return [n for n in nodes if n["name"] in keep]
+
+
+HARD_CONST = 1e-3  # TF's 1/6 in a float16 export is 0.1666259765625 (2.4e-4 below): accepted as 1/6
+
+
+def hard_activations(nodes, consts):
+    """Finds TF's MobileNetV3 activations spelled out in elementary ops and returns ({final node: (op, x)},
+    {inner nodes}): hard_swish  mul(mul(x, 1/6), relu6(add(x, 3)))  -> hardswish(x);
+    hard_sigmoid  mul(1/6, relu6(add(x, 3)))  -> hardsigmoid(x). The inner nodes must feed nothing else.
+    The float16 export stores 1/6 as 0.1666259765625; gradfeat computes the exact 1/6 (2.4e-4 relative:
+    models/centernet/README.md gives what that does to the features)."""
+    by_name = {n["name"]: n for n in nodes}
+    users = {}
+    for n in nodes:
+        for i in _ins(n):
+            users.setdefault(i, set()).add(n["name"])
+
+    def cval(name):
+        v = consts.get(name)
+        return float(np.ravel(v)[0]) if v is not None and np.size(v) == 1 else None
+
+    def sixth(name):
+        v = cval(name)
+        return v is not None and abs(6 * v - 1) <= HARD_CONST
+
+    def relu6_plus3(name):  # relu6(add(x, 3)) -> (x, add node)
+        r = by_name.get(name)
+        if not r or r["op"] != "Relu6":
+            return None
+        a = by_name.get(_ins(r)[0])
+        if not a or a["op"] not in ("Add", "AddV2"):
+            return None
+        i = _ins(a)
+        for x, k in ((i[0], i[1]), (i[1], i[0])):
+            if cval(k) == 3.0:
+                return x, a["name"]
+        return None
+
+    fused, inner = {}, set()
+    for n in nodes:
+        if n["op"] != "Mul" or len(_ins(n)) != 2:
+            continue
+        p, q = _ins(n)
+        for u, v in ((p, q), (q, p)):
+            r = relu6_plus3(v)
+            if r is None:
+                continue
+            x, add = r
+            un = by_name.get(u)
+            if un is not None and un["op"] == "Mul" and len(_ins(un)) == 2:
+                a, b = _ins(un)
+                if (sixth(a) and b == x) or (sixth(b) and a == x):
+                    fused[n["name"]] = ("hardswish", x)
+                    parts = {u, v, add}
+                    break
+            elif sixth(u):
+                fused[n["name"]] = ("hardsigmoid", x)
+                parts = {v, add}
+                break
+        else:
+            continue
+        for t in parts:
+            if users.get(t, set()) - parts - {n["name"]}:
+                raise gfmodel.Unsupported("node %s: part of a hard activation (%s) but also read by %s" %
+                                          (t, n["name"], sorted(users[t] - parts - {n["name"]})[0]))
+        inner |= parts
+    return fused, inner
+
+
+def convert_graph_model(mj, weights, feature, outputs=None, input_size=None):
     nodes = mj["modelTopology"]["node"]
+    if outputs:
+        nodes = prune_to(nodes, outputs)
     short = short_names(nodes)
     consts = dict(weights)
     ph = [n for n in nodes if n["op"] == "Placeholder"]
@@ -217,6 +308,10 @@ def convert_graph_model(mj, weights, feature):
     dims = [int(d.get("size", -1)) for d in ph[0]["attr"]["shape"]["shape"]["dim"]]
     if len(dims) != 4:
         raise SystemExit("input %s: expected NHWC rank 4, got %s" % (ph[0]["name"], dims))
+    if input_size:
+        dims[1], dims[2] = input_size
+    if min(dims[1:]) < 1:
+        raise gfmodel.ConvertError("input %s has an unknown size %s: give --input-size" % (ph[0]["name"], dims))
     g = gfmodel.Graph("input", [dims[3], dims[1], dims[2]])
     cv = Conv(g)
     cv.shape["input"] = [dims[3], dims[1], dims[2]]
@@ -224,7 +319,7 @@ def convert_graph_model(mj, weights, feature):
     supported = {"Const", "Placeholder", "Identity", "_FusedConv2D", "Conv2D", "DepthwiseConv2dNative",
                  "FusedDepthwiseConv2dNative", "MaxPool", "AvgPool", "AddV2", "Add", "BiasAdd", "Relu",
                  "Relu6", "LeakyRelu", "Mean", "Softmax", "MatMul", "_FusedMatMul", "Reshape", "Flatten",
-                 "Squeeze", "FusedBatchNorm", "FusedBatchNormV3", "StopGradient", "Pad", "PadV2"}
+                 "Squeeze", "FusedBatchNorm", "FusedBatchNormV3", "StopGradient", "Pad", "PadV2", "Mul"}
     bad = sorted({n["op"] for n in nodes} - supported)
     if bad:
         raise SystemExit("unsupported TF.js ops: " + ", ".join(bad))
@@ -233,6 +328,18 @@ def convert_graph_model(mj, weights, feature):
             t = n.get("attr", {}).get("value", {}).get("tensor")
             if t is not None and "intVal" in t:
                 consts[n["name"]] = np.array([int(v) for v in t["intVal"]])
+    hard, hard_inner = hard_activations(nodes, consts)
+    # nested scopes (tower_0/MobilenetV3/expanded_conv_3/squeeze_excite/Conv/...): node names from the scope path
+    nested = outputs is not None
+
+    def scoped(tf_name):
+        s = short(tf_name)
+        for tail in ("/BatchNorm/FusedBatchNormV3", "/BatchNorm/FusedBatchNorm", "/Relu6", "/Relu", "/BiasAdd",
+                     "/depthwise", "/mul_1"):
+            if s.endswith(tail) and s.count("/") >= 1:
+                s = s[:-len(tail)]
+                break
+        return s.replace("/", ".")
 
     tfpads = {}  # Pad node -> (its input, [t, l, b, r]): folded into the conv that reads it
 
@@ -271,7 +378,24 @@ def convert_graph_model(mj, weights, feature):
         op, attr, name = n["op"], n.get("attr", {}), n["name"]
         ins = [i for i in n.get("input", []) if not i.startswith("^")]
         base = short(name).replace("/", ".")
-        if op in ("Const", "Placeholder"):
+        if op in ("Const", "Placeholder") or name in hard_inner:
+            continue
+        lay = scoped(name) if nested else layer_of(name, short)
+        if name in hard:
+            kind, x = hard[name]
+            ours[name] = cv.simple(lay if kind == "hardswish" else lay + ".hard_sigmoid", kind, [inp(x, name)])
+            continue
+        if op == "Mul":
+            a, b = ins[0].split(":")[0], ins[1].split(":")[0]
+            if a in consts or b in consts:
+                raise gfmodel.Unsupported("node %s: product with a constant not supported (only hard_swish / "
+                                          "hard_sigmoid as MobileNetV3 writes them, and products of two maps)" % name)
+            sa, sb = cv.shape[inp(a, name)], cv.shape[inp(b, name)]
+            gate = lambda p_, q_: len(p_) == 3 and len(q_) == 3 and p_[0] == q_[0] and q_[1:] == [1, 1]
+            if not (sa == sb or gate(sa, sb) or gate(sb, sa)):
+                raise gfmodel.Unsupported("node %s: product of shapes %s and %s (equal shapes or a per-channel gate "
+                                          "only)" % (name, sa, sb))
+            ours[name] = cv.simple(lay, "mul", [inp(a, name), inp(b, name)], shape=max(sa, sb, key=lambda v: v[1:]))
             continue
         if op in ("Identity", "StopGradient"):
             if ins[0].split(":")[0] in tfpads:
@@ -314,13 +438,15 @@ def convert_graph_model(mj, weights, feature):
             lname = layer_of(wname, short)
             if lname.startswith("unknown") or lname == wname:
                 lname = layer_of(name, short)
+            if nested:
+                lname = scoped(name)
             fused = _attr_list(attr, "fused_ops")
             bias = None
             rest = fused
             if fused[:1] == ["BiasAdd"]:
                 bias = consts[ins[2].split(":")[0]]
                 rest = fused[1:]
-            if "Depthwise" in op:
+            if "Depthwise" in op and not nested:
                 lname += ".depthwise"
             cnode = cv.conv(lname, src, wt, bias, [st[1], st[2]], pad, [dl[1], dl[2]], groups)
             lname = cnode
@@ -334,7 +460,8 @@ def convert_graph_model(mj, weights, feature):
                 cv.shape[cnode] = list(cv.shape[conv_node])
                 rest = fused[1:]
             for a in rest:
-                cnode = cv.act(layer_of(name, short) if layer_of(name, short) != lname else lname + "." + a.lower(),
+                cnode = cv.act(layer_of(name, short) if layer_of(name, short) != lname and not nested else
+                               lname + "." + a.lower(),
                                a, cnode, _attr_f(attr, "leakyrelu_alpha", 0.2))
             ours[name] = cnode
         elif op in ("MaxPool", "AvgPool"):
@@ -346,15 +473,17 @@ def convert_graph_model(mj, weights, feature):
             a, b = ins[0].split(":")[0], ins[1].split(":")[0]
             if b in consts or a in consts:
                 raise SystemExit("node %s: add of a constant not supported (fold it into a conv)" % name)
-            ours[name] = cv.simple(layer_of(name, short), "add", [inp(ins[0], name), inp(ins[1], name)])
+            ours[name] = cv.simple(lay, "add", [inp(ins[0], name), inp(ins[1], name)])
         elif op in ("Relu", "Relu6", "LeakyRelu"):
-            ours[name] = cv.act(layer_of(name, short), op, inp(ins[0], name), _attr_f(attr, "alpha", 0.2))
+            ours[name] = cv.act(lay, op, inp(ins[0], name), _attr_f(attr, "alpha", 0.2))
         elif op == "Mean":
             axes = sorted(int(v) % 4 for v in np.ravel(consts[ins[1].split(":")[0]]))
             if axes != [1, 2]:
                 raise SystemExit("node %s: Mean over axes %s not supported (only spatial)" % (name, axes))
             src = inp(ins[0], name)
-            ours[name] = cv.simple(layer_of(name, short), "global_avgpool", [src], shape=[cv.shape[src][0]])
+            keep = bool(attr.get("keep_dims", {}).get("b"))  # [C, 1, 1]: a squeeze-excitation's 1x1 convs read it
+            ours[name] = cv.simple(lay, "global_avgpool", [src],
+                                   shape=[cv.shape[src][0]] + ([1, 1] if keep else []))
         elif op == "Softmax":
             ours[name] = cv.simple(layer_of(name, short), "softmax", [inp(ins[0], name)])
         elif op in ("Reshape", "Flatten", "Squeeze"):
@@ -387,7 +516,7 @@ def convert_graph_model(mj, weights, feature):
         else:
             raise SystemExit("op %s (node %s) not supported" % (op, name))
 
-    outs = [o for o in (mj.get("userDefinedMetadata", {}).get("signature", {}).get("outputs", {}) or {})]
+    outs = outputs or [o for o in (mj.get("userDefinedMetadata", {}).get("signature", {}).get("outputs", {}) or {})]
     out_nodes = [ours[o.split(":")[0]] for o in outs if o.split(":")[0] in ours]
     if not out_nodes:
         consumed = {i for nd in g.nodes for i in nd["inputs"]}
@@ -592,6 +721,10 @@ def make_parser():
     ap.add_argument("--classes", default="", help="comma-separated class names")
     ap.add_argument("--feature", help="feature node (global-average-pooled if spatial)")
     ap.add_argument("--preprocess", help="gradfeat.preprocess JSON")
+    ap.add_argument("--output", help="graph models: comma-separated TF node names to keep as the outputs; only "
+                    "the nodes they depend on are converted (drops a detection head and its post-processing)")
+    ap.add_argument("--input-size", help="graph models: H,W (or one number) replacing the input's spatial size "
+                    "(fully convolutional trunks; needed when the model.json leaves it unknown)")
     return ap
 
 
@@ -601,8 +734,20 @@ def main(argv=None):
     weights = load_weights(mj, os.path.dirname(os.path.abspath(args.model_json)))
     fmt = mj.get("format", "")
     if fmt == "graph-model" or "node" in mj.get("modelTopology", {}):
-        g = convert_graph_model(mj, weights, args.feature)
+        size = None
+        if args.input_size:
+            try:
+                size = [int(v) for v in args.input_size.split(",")]
+                size = size * 2 if len(size) == 1 else size
+                if len(size) != 2 or min(size) < 1 or max(size) > 65536:
+                    raise ValueError
+            except ValueError:
+                raise gfmodel.ConvertError("--input-size %s: expected H,W or one number, 1 to 65536" % args.input_size)
+        g = convert_graph_model(mj, weights, args.feature,
+                                [o for o in args.output.split(",") if o] if args.output else None, size)
     else:
+        if args.output or args.input_size:
+            raise gfmodel.ConvertError("--output and --input-size apply to graph models only")
         g = convert_layers_model(mj, weights, args.feature)
     c, h, w = g.input["shape"]
     try:

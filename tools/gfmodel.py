@@ -178,6 +178,8 @@ def run_numpy(graph, tensors, x):
             x0 = vals[nd["inputs"][0]]
             op = nd["op"]
             if op == "conv2d":
+                if x0.ndim == 2:  # a squeeze-excitation's 1x1 conv on a pooled [N, C]
+                    x0 = x0.reshape(x0.shape + (1, 1))
                 y = _conv(x0, p["weight"], p.get("bias"), a.get("stride", [1, 1]), _pad4(a.get("pad")),
                           a.get("dilation", [1, 1]), a.get("groups", 1))
             elif op == "linear":

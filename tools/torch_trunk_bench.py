@@ -105,6 +105,8 @@ class Net(torch.nn.Module):
             if nd["name"] in self.identities:
                 y = x0
             elif op == "conv2d":
+                if x0.dim() == 2:  # a squeeze-excitation's 1x1 conv on a pooled [N, C]
+                    x0 = x0.reshape(x0.shape[0], x0.shape[1], 1, 1)
                 t, l, b_, r = pad4(a.get("pad"))
                 if t == b_ and l == r:
                     y = F.conv2d(x0, p["weight"], p.get("bias"), a.get("stride", [1, 1]), (t, l),
@@ -121,6 +123,19 @@ class Net(torch.nn.Module):
                 y = F.relu(x0)
             elif op == "relu6":
                 y = F.relu6(x0)
+            elif op == "sigmoid":
+                y = torch.sigmoid(x0)
+            elif op == "hardsigmoid":
+                y = torch.clamp(a.get("alpha", 1 / 6) * x0 + a.get("beta", 0.5), 0, 1)
+            elif op == "hardswish":
+                y = F.hardswish(x0)
+            elif op == "mul":  # elementwise, or a per-channel gate on either side
+                x1 = vals[nd["inputs"][1]]
+                if x0.dim() != x1.dim() or x0.shape[2:] != x1.shape[2:]:
+                    g_, m_ = (x0, x1) if x0[0].numel() < x1[0].numel() else (x1, x0)
+                    y = m_ * g_.reshape(g_.shape[0], g_.shape[1], 1, 1)
+                else:
+                    y = x0 * x1
             elif op == "leaky_relu":
                 y = F.leaky_relu(x0, a.get("alpha", 0.01))
             elif op in ("maxpool", "avgpool"):
