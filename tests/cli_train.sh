@@ -25,7 +25,7 @@ import json,sys; r=json.load(open(sys.argv[1])); m=r[\"methods\"]
 assert set(m)=={\"linear\",\"gradient\",\"full\",\"finetune\"}, m
 assert all(0<=v[\"val_metric\"]<=1 for v in m.values())
 assert r[\"n_train\"]+r[\"n_holdout\"]==192 and r[\"n_holdout\"]>=10 and r[\"n_val\"]==128" "$t/run1/results.json"'
-# learning rates per method: finetune defaults to --lr / 10; --lr-auto picks each method's from {its rate, /3, /10}
+# learning rates per method: finetune defaults to --lr / 10; --lr-auto picks each method's from {its rate, x10, /10}
 check "finetune trained at --lr / 10, full at --lr" '/usr/bin/python3 -c "
 import json,sys; m=json.load(open(sys.argv[1]))[\"methods\"]
 assert abs(m[\"finetune\"][\"lr\"]-5e-4)<1e-9 and abs(m[\"full\"][\"lr\"]-5e-3)<1e-9, m" "$t/run1/results.json"'
@@ -33,7 +33,17 @@ assert abs(m[\"finetune\"][\"lr\"]-5e-4)<1e-9 and abs(m[\"full\"][\"lr\"]-5e-3)<
 check "--lr-auto with --finetune-lr: each method's rate from its own grid (rc $rc)" '[ $rc -eq 0 ] && grep -q "^finetune: learning rate .* (chosen on the holdout)" "$t/lra.txt" && /usr/bin/python3 -c "
 import json,sys; m=json.load(open(sys.argv[1]))[\"methods\"]
 near=lambda x,g: any(abs(x-v)<1e-9 for v in g)
-assert near(m[\"finetune\"][\"lr\"],[2e-3,2e-3/3,2e-4]) and near(m[\"full\"][\"lr\"],[5e-3,5e-3/3,5e-4]), m" "$t/lra/results.json"' || cat "$t/lra.txt"
+assert near(m[\"finetune\"][\"lr\"],[2e-3,2e-2,2e-4]) and near(m[\"full\"][\"lr\"],[5e-3,5e-2,5e-4]), m" "$t/lra/results.json"' || cat "$t/lra.txt"
+# the trials leave no trace: full at the chosen rate, trained alone, gives the same model and figures
+lr_full=$(/usr/bin/python3 -c "import json,sys; print(repr(json.load(open(sys.argv[1]))['methods']['full']['lr']))" "$t/lra/results.json")
+"$G" train "${args[@]}" --method full --epochs 1 --lr "$lr_full" --run-dir "$t/lrf" > "$t/lrf.txt" 2>&1; rc=$?
+check "--lr-auto: full at its chosen rate ($lr_full) = full trained at that --lr (rc $rc)" '[ $rc -eq 0 ] && /usr/bin/python3 -c "
+import json,struct,sys
+def tensors(p):   # the adapted model without its metadata (which records the options)
+    b=open(p,\"rb\").read(); n=struct.unpack(\"<Q\",b[:8])[0]; h=json.loads(b[8:8+n]); h.pop(\"__metadata__\",None); return h,b[8+n:]
+assert tensors(sys.argv[1]+\"/full.safetensors\")==tensors(sys.argv[2]+\"/full.safetensors\")
+a=json.load(open(sys.argv[1]+\"/results.json\"))[\"methods\"][\"full\"]; b=json.load(open(sys.argv[2]+\"/results.json\"))[\"methods\"][\"full\"]
+assert a[\"val_metric\"]==b[\"val_metric\"] and a[\"holdout_loss\"]==b[\"holdout_loss\"], (a,b)" "$t/lra" "$t/lrf"'
 # the final evaluation's confusion matrices: sum = evaluation samples, diagonal share = the reported accuracy
 check "confusion matrices agree with results.json" '/usr/bin/python3 -c "
 import json,sys; d=sys.argv[1]; r=json.load(open(d+\"/results.json\"))

@@ -66,7 +66,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"lr", 0, CLI_FLOAT, &job.lr, "X", "learning rate (default " CLI_DEFAULT ")", NULL, "(0,1000]", 0},
         {"random", 0, CLI_STR, &random_parts, "LIST", "the paper's ablation: theta1, theta2, omega or a comma list: shuffle (seeded, per tensor) the trunk's / top block's pre-trained weights, or use a shuffled w_bar in the gradient term (no model files are written)", NULL, NULL, 0},
         {"finetune-lr", 0, CLI_FLOAT, &job.finetune_lr, "X", "learning rate of finetune (default --lr / 10: pre-trained weights need smaller steps than the linear parts)", NULL, "[0,1000]", 0},
-        {"lr-auto", 0, CLI_FLAG, &job.lr_auto, NULL, "gradient, full and finetune each try their learning rate (--lr; finetune: --finetune-lr), a third and a tenth of it for one epoch and keep the lowest held-out loss (needs --holdout)", NULL, NULL, 0},
+        {"lr-auto", 0, CLI_FLAG, &job.lr_auto, NULL, "gradient, full and finetune each train at their learning rate (--lr; finetune: --finetune-lr), ten times and a tenth of it, and keep the rate whose best held-out loss is lowest (needs --holdout; about four times the training time)", NULL, NULL, 0},
         {"momentum", 0, CLI_FLOAT, &job.momentum, "X", "SGD momentum (default " CLI_DEFAULT ")", NULL, "[0,1)", 0},
         {"beta1", 0, CLI_FLOAT, &job.beta1, "X", "Adam beta1 (default " CLI_DEFAULT ")", NULL, "[0,1)", 0},
         {"beta2", 0, CLI_FLOAT, &job.beta2, "X", "Adam beta2 (default " CLI_DEFAULT ")", NULL, "[0,1)", 0},

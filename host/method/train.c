@@ -795,20 +795,21 @@ static gf_status make_model(run *R, gf_block *blk, const float *theta_bar, gf_me
     return GF_OK;
 }
 
-/* --lr-auto: one epoch from the start at lr, lr/3 and lr/10; the lowest held-out
- * loss after it wins (not checkpointed: a resumed run repeats the trials, which
- * are deterministic). */
+/* --lr-auto: the method trained for its full epochs at lr, 10 lr and lr/10, each
+ * kept at its best held-out evaluation (or last, --select last); the lowest
+ * held-out loss wins, ties to lr. Whole runs, not a first epoch: the rate that
+ * is best after one epoch is often not the best at the end (README, "--lr-auto").
+ * Not checkpointed: a resumed run repeats the trials, which are deterministic. */
 static gf_status choose_lr(run *R, gf_block *blk, const float *theta_bar, gf_method mth, gf_loss_kind loss, cache *tr,
-                           float *lr) {
+                           double start_loss, double start_metric, float *lr) {
     const gf_train_options *o = R->o;
-    static const float scale[] = {1.0f, 1.0f / 3, 0.1f};
+    static const float scale[] = {1.0f, 10.0f, 0.1f};
     double best = INFINITY;
     float base = *lr, chosen = base;
     gf_status st = GF_OK;
     for (int i = 0; i < 3 && st == GF_OK && !R->res->stopped; i++) {
         gf_train_options t = *o;
         t.optim.lr = base * scale[i];
-        t.select = GF_SELECT_LAST;
         t.on_epoch = NULL;
         t.checkpoint_path = NULL;
         t.diverge_factor = 0;
@@ -816,7 +817,7 @@ static gf_status choose_lr(run *R, gf_block *blk, const float *theta_bar, gf_met
         gf_lin *m = NULL;
         st = make_model(R, blk, theta_bar, mth, loss, &m);
         R->o = &t;
-        if (st == GF_OK) st = fit(R, m, mth, tr, NULL, 1, NAN, NAN, &r);
+        if (st == GF_OK) st = fit(R, m, mth, tr, NULL, o->epochs, start_loss, start_metric, &r);
         R->o = o;
         gf_lin_free(m);
         free(r.val_scores);
@@ -916,11 +917,13 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
         int resuming = R.resume && R.resume->method == mth;
         float lr = mth == GF_METHOD_FINETUNE && o->finetune_lr > 0 ? o->finetune_lr : o->optim.lr;
         if (resuming) lr = (float)R.resume->scal[mth][11];
-        if (o->lr_auto && R.ho && !resuming) st = choose_lr(&R, blk, theta_bar, (gf_method)mth, loss, &tr, &lr);
+        int from_probe = mth != GF_METHOD_GRADIENT;    /* full and finetune start equal to the probe */
+        if (o->lr_auto && R.ho && !resuming)
+            st = choose_lr(&R, blk, theta_bar, (gf_method)mth, loss, &tr, from_probe ? pr->train_loss : NAN,
+                           from_probe ? pr->train_metric : NAN, &lr);
         gf_lin *m = NULL;
         if (st == GF_OK) st = make_model(&R, blk, theta_bar, (gf_method)mth, loss, &m);
         if (st != GF_OK) break;
-        int from_probe = mth != GF_METHOD_GRADIENT;    /* full and finetune start equal to the probe */
         gf_train_options mo = *o;
         mo.optim.lr = lr;
         res->m[mth].lr = lr;
