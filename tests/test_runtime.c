@@ -221,6 +221,23 @@ static void test_selection(void) {
     free(d);
 }
 
+/* A bad value of a two-way choice names the field, the value, what it chooses and the valid values. */
+static void test_bad_choices(void) {
+    static const struct { const char *field, *want; } c[] = {
+        {"host_mem", "host_mem 'bogus' is not a host-memory mode: use auto, map or copy"},
+        {"gemm", "gemm 'bogus' is not a kernel path: use auto, host or clblast"},
+    };
+    for (int i = 0; i < 2; i++) {
+        gf_ctx_options o = {0};
+        if (i == 0) o.host_mem = "bogus"; else o.gemm = "bogus";
+        gf_ctx *ctx;
+        gf_status st = gf_ctx_create(&o, &ctx);
+        CHECK(st == GF_ERR_USAGE && ctx && strstr(gf_ctx_last_error(ctx), c[i].want), "%s=bogus: status %d, '%s'",
+              c[i].field, st, ctx ? gf_ctx_last_error(ctx) : "");
+        gf_ctx_free(ctx);
+    }
+}
+
 static void test_errors(gf_ctx *ctx) {
     cl_kernel k;
     gf_status st = gf_kernel(ctx, "no_such_family", NULL, "x", &k);
@@ -251,6 +268,7 @@ int main(int argc, char **argv) {
     gf_ctx_free(ctx);
     test_binary_cache();
     test_selection();
+    test_bad_choices();
     test_memory();
     return test_finish("test_runtime");
 }

@@ -37,13 +37,14 @@ int cli_cache_dir_default(const char *sub, char *out, size_t n, const char **fro
     return 0;
 }
 
-/* A kernel path: GRADFEAT_<...> = auto, the CPU-style or the GPU-style value. */
-static int path_env(cli_settings *s, const char *name, const char *var, const char *cpu, const char *gpu,
-                    const char **out, char *err, size_t n) {
+/* A two-way choice: GRADFEAT_<...> = auto, the CPU-style or the GPU-style value; what: the noun for what the
+ * variable chooses ("kernel path", "host-memory mode"), for the message on a bad value. */
+static int path_env(cli_settings *s, const char *name, const char *var, const char *what, const char *cpu,
+                    const char *gpu, const char **out, char *err, size_t n) {
     const char *v = env(var);
     *out = v;
     if (v && strcasecmp(v, "auto") && strcasecmp(v, cpu) && strcasecmp(v, gpu))
-        return gf_fail_msg(err, n, GF_ERR_USAGE, "%s='%s' is not a kernel path: use auto, %s or %s", var, v, cpu, gpu);
+        return gf_fail_msg(err, n, GF_ERR_USAGE, "%s='%s' is not a %s: use auto, %s or %s", var, v, what, cpu, gpu);
     row(s, name, v ? v : "auto", v ? var : NULL, NULL);
     return 0;
 }
@@ -80,13 +81,13 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
         o->device && !(device && *device) ? "GRADFEAT_DEVICE" : NULL, o->device ? "flag --device" : NULL);
     /* kernel paths */
     int rc;
-    if ((rc = path_env(s, "paths", "GRADFEAT_PATHS", "cpu", "gpu", &o->paths, err, n))) return rc;
-    if ((rc = path_env(s, "conv kernels", "GRADFEAT_CONV_KERNELS", "plane", "element", &o->conv_kernels, err, n))) return rc;
-    if ((rc = path_env(s, "BN walk", "GRADFEAT_BN_WALK", "blocked", "strided", &o->bn_walk, err, n))) return rc;
+    if ((rc = path_env(s, "paths", "GRADFEAT_PATHS", "kernel path", "cpu", "gpu", &o->paths, err, n))) return rc;
+    if ((rc = path_env(s, "conv kernels", "GRADFEAT_CONV_KERNELS", "kernel path", "plane", "element", &o->conv_kernels, err, n))) return rc;
+    if ((rc = path_env(s, "BN walk", "GRADFEAT_BN_WALK", "kernel path", "blocked", "strided", &o->bn_walk, err, n))) return rc;
     const char *hb = env("GRADFEAT_HOST_BLAS");   /* the older twin of GRADFEAT_GEMM: 0 = CLBlast */
     if (!env("GRADFEAT_GEMM") && hb && !strcmp(hb, "0")) { o->gemm = "clblast"; row(s, "GEMM", "clblast", "GRADFEAT_HOST_BLAS=0", NULL); }
-    else if ((rc = path_env(s, "GEMM", "GRADFEAT_GEMM", "host", "clblast", &o->gemm, err, n))) return rc;
-    if ((rc = path_env(s, "host memory", "GRADFEAT_HOST_MEM", "map", "copy", &o->host_mem, err, n))) return rc;
+    else if ((rc = path_env(s, "GEMM", "GRADFEAT_GEMM", "kernel path", "host", "clblast", &o->gemm, err, n))) return rc;
+    if ((rc = path_env(s, "host memory", "GRADFEAT_HOST_MEM", "host-memory mode", "map", "copy", &o->host_mem, err, n))) return rc;
     const char *tu = env("GRADFEAT_TUNING");
     if (tu && strcmp(tu, "0") && strcmp(tu, "1"))
         return gf_fail_msg(err, n, GF_ERR_USAGE, "GRADFEAT_TUNING='%s' is not 0 or 1", tu);

@@ -249,25 +249,27 @@ static int select_device(const dev_entry *v, int n, const char *sel, const char 
     return best;
 }
 
-/* One kernel-path choice (the option named name; NULL/"" = "auto").
+/* One two-way choice (the gf_ctx_options field named name; NULL/"" = "auto"); what: the noun for what it chooses ("kernel
+ * path", "host-memory mode"), for the message on a bad value.
  * Writes 1 for the CPU-style value, 0 for the GPU-style one, -1 for auto. */
-static gf_status path_choice(gf_ctx *ctx, const char *v, const char *name, const char *cpu, const char *gpu, int *out) {
+static gf_status path_choice(gf_ctx *ctx, const char *v, const char *name, const char *what, const char *cpu,
+                             const char *gpu, int *out) {
     *out = -1;
     if (!v || !*v || !strcasecmp(v, "auto")) return GF_OK;
     if (!strcasecmp(v, cpu)) { *out = 1; return GF_OK; }
     if (!strcasecmp(v, gpu)) { *out = 0; return GF_OK; }
-    return gf_fail(ctx, GF_ERR_USAGE, "%s '%s' is not a kernel path: use auto, %s or %s", name, v, cpu, gpu);
+    return gf_fail(ctx, GF_ERR_USAGE, "%s '%s' is not a %s: use auto, %s or %s", name, v, what, cpu, gpu);
 }
 
 /* Kernel paths (README "Kernel paths"): each auto choice follows the device type
  * (CPU-style paths on CPU devices); opt->paths sets all at once, the single ones override it. */
 static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     int all, conv, walk, gemm, map;
-    GF_TRY(path_choice(ctx, opt->paths, "paths", "cpu", "gpu", &all));
-    GF_TRY(path_choice(ctx, opt->host_mem, "host memory", "map", "copy", &map));
-    GF_TRY(path_choice(ctx, opt->conv_kernels, "conv kernels", "plane", "element", &conv));
-    GF_TRY(path_choice(ctx, opt->bn_walk, "BN walk", "blocked", "strided", &walk));
-    GF_TRY(path_choice(ctx, opt->gemm, "GEMM", "host", "clblast", &gemm));
+    GF_TRY(path_choice(ctx, opt->paths, "paths", "kernel path", "cpu", "gpu", &all));
+    GF_TRY(path_choice(ctx, opt->host_mem, "host_mem", "host-memory mode", "map", "copy", &map));
+    GF_TRY(path_choice(ctx, opt->conv_kernels, "conv_kernels", "kernel path", "plane", "element", &conv));
+    GF_TRY(path_choice(ctx, opt->bn_walk, "bn_walk", "kernel path", "blocked", "strided", &walk));
+    GF_TRY(path_choice(ctx, opt->gemm, "gemm", "kernel path", "host", "clblast", &gemm));
     int cpu = ctx->info.is_cpu;
     if (all >= 0) cpu = all;
     ctx->conv_plane = conv >= 0 ? conv : cpu;
