@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
 # The implementation/path matrix (issue 18; README "Kernel paths"). The rest of the suite runs on
-# (a) PoCL with the default (CPU-style) paths. This test adds:
+# (a) PoCL with the default (CPU-style) paths, caches mapped (GRADFEAT_HOST_MEM auto = map: PoCL shares host
+# memory). This test adds:
 #   (b) PoCL with every GPU-style path forced (GRADFEAT_PATHS=gpu: per-element conv kernels,
-#       strided BN walk, CLBlast GEMM instead of the host BLAS);
-#   (c) Mesa rusticl over llvmpipe (RUSTICL_ENABLE=llvmpipe, GRADFEAT_DEVICE=llvmpipe), default paths;
+#       strided BN walk, CLBlast GEMM instead of the host BLAS) and the caches copied as on a discrete GPU
+#       (GRADFEAT_HOST_MEM=copy);
+#   (c) Mesa rusticl over llvmpipe (RUSTICL_ENABLE=llvmpipe, GRADFEAT_DEVICE=llvmpipe), default paths
+#       (caches mapped);
 # on each: the op tests (act, merge, ln, affine, bn, pool, loss, optim) and the linearized-method test; then one
 # end-to-end `train --method all` in (a), (b) and (c), whose results must agree (accuracies within
-# 0.5 points, losses within 1e-3). (c) needs Debian's mesa-opencl-icd (tools/setup.sh --tests
-# installs it); only without its ICD file is (c) left out, and the test then exits 77 (ctest: skipped)
-# after (a) and (b), so a CI machine with the package never skips it.
+# 0.5 points, losses within 1e-3); each run's log (--verbose) must name the paths and cache mode it ran with.
+# (c) needs Debian's mesa-opencl-icd (tools/setup.sh --tests installs it); only without its ICD file is (c)
+# left out, and the test then exits 77 (ctest: skipped) after (a) and (b), so a CI machine with the package
+# never skips it.
 . "$(dirname "$0")/testlib.sh"
 B="$GF_BUILD/tests"
 OPS=(test_act test_merge test_ln test_affine test_bn test_pool test_loss test_optim test_linearized)
 RUSTICL_ICD=/etc/OpenCL/vendors/rusticl.icd
 have_rusticl=0; [ -f "$RUSTICL_ICD" ] && have_rusticl=1
-unset GRADFEAT_DEVICE GRADFEAT_PATHS GRADFEAT_CONV_KERNELS GRADFEAT_BN_WALK GRADFEAT_GEMM GRADFEAT_HOST_BLAS
+unset GRADFEAT_DEVICE GRADFEAT_PATHS GRADFEAT_CONV_KERNELS GRADFEAT_BN_WALK GRADFEAT_GEMM GRADFEAT_HOST_BLAS GRADFEAT_HOST_MEM
 POCL=(env OCL_ICD_VENDORS=/etc/OpenCL/vendors/pocl.icd GRADFEAT_DEVICE="Portable Computing Language")
-CFG_b=("${POCL[@]}" GRADFEAT_PATHS=gpu)
+CFG_b=("${POCL[@]}" GRADFEAT_PATHS=gpu GRADFEAT_HOST_MEM=copy)
 CFG_c=(env RUSTICL_ENABLE=llvmpipe GRADFEAT_DEVICE=llvmpipe)
 
 # the configuration really is what it says: device and kernel paths
 "${CFG_b[@]}" "$G" doctor --no-selftest > "$t/doc_b.txt" 2>&1
-check "(b) PoCL with GPU-style paths" \
-  'grep -q "^kernel paths: conv kernels element, BN walk strided, GEMM CLBlast" "$t/doc_b.txt"' || cat "$t/doc_b.txt"
+check "(b) PoCL with GPU-style paths, caches copied" \
+  'grep -q "^kernel paths: conv kernels element, BN walk strided, GEMM CLBlast, caches copied" "$t/doc_b.txt"' || cat "$t/doc_b.txt"
 
 ops() {   # ops LABEL CMD...: each op/method test binary under the configuration
   local label=$1; shift
@@ -49,7 +53,7 @@ args=(--model "$EMO" --data "$FM" --split train --limit 96 --val "$FM" --val-spl
 train() {   # train LABEL CMD...
   local label=$1; shift
   local s=$SECONDS
-  "$@" "$G" train "${args[@]}" --run-dir "$t/run_$label" > "$t/train_$label.txt" 2> "$t/train_$label.err"; local rc=$?
+  "$@" "$G" train "${args[@]}" --verbose --run-dir "$t/run_$label" > "$t/train_$label.txt" 2> "$t/train_$label.err"; local rc=$?
   echo "($label) train --method all: exit $rc, $((SECONDS - s)) s"
   cat "$t/train_$label.txt"
   check "($label) train --method all exits 0" '[ $rc -eq 0 ] && [ -f "$t/run_$label/results.json" ]' || tail -5 "$t/train_$label.err"
@@ -57,6 +61,14 @@ train() {   # train LABEL CMD...
 train a "${POCL[@]}"
 train b "${CFG_b[@]}"
 [ $have_rusticl -eq 1 ] && train c "${CFG_c[@]}"
+# the runs used the paths and cache mode their configuration sets (the context's "kernel paths:" line, --verbose)
+paths_used() {   # paths_used LABEL REGEX (check evals its condition with its own $1 $2: pass them by name)
+  lbl=$1 want=$2
+  check "($lbl) the run's paths: $want" 'grep -qE "kernel paths: $want" "$t/train_$lbl.err"' || grep "kernel paths" "$t/train_$lbl.err"
+}
+paths_used a "conv kernels plane, BN walk blocked, GEMM host BLAS, caches mapped"
+paths_used b "conv kernels element, BN walk strided, GEMM CLBlast, caches copied"
+[ $have_rusticl -eq 1 ] && paths_used c "conv kernels plane, BN walk blocked, .*, caches mapped"
 agree() {   # agree X Y: the two results tables agree
   $PY - "$t/run_$1/results.json" "$t/run_$2/results.json" <<'EOF'
 import json, sys
