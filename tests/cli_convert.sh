@@ -5,7 +5,8 @@
 # its --help names is one argparse accepts; real inputs: a tiny ONNX model with an op we lack (a lone Erf,
 # not torch's GELU pattern), a Mul by a constant, a HardSigmoid with beta != 0.5 and a Slice of rows (only
 # channel ranges map), a Split, a broken TF.js model, a TF.js graph model's --output naming no node, a
-# malformed --input-size, a hard_swish spelled in elementary ops whose inner add another node reads (and
+# malformed --input-size, an --output that is no computed map (a folded Pad, the inner node of a
+# fused hard_swish), a hard_swish spelled in elementary ops whose inner add another node reads (and
 # --output keeping only what a node reads, which also drops that reader), a
 # torch module scaling by a constant and one concatenating along H; efficientnet_b0 (SiLU, SE) and
 # squeezenet1_1 (torch.cat, ceil-mode pools) convert (issue 17) and load.
@@ -126,6 +127,12 @@ for s in 3x4 0,4 4,-1 4,4,4; do
   expect "tfjs-input-size $s" 2 "--input-size $s: expected H,W or one number, 1 to 65536" -- \
     $J "$t/head.json" "$t/head.safetensors" --output net/relu/Relu "--input-size=$s"
 done
+expect tfjs-output-empty 2 "--output ',': expected comma-separated TF node names" -- \
+  $J "$t/head.json" "$t/head.safetensors" --output ,
+expect tfjs-output-pad 2 "--output net/pad/Pad: a Pad node, not a computed map" -- \
+  $J "$t/padpool.json" "$t/head.safetensors" --output net/pad/Pad
+expect tfjs-output-inner 2 "node net/r6: part of a hard activation (net/hs) but also read by --output" -- \
+  $J "$t/hswish.json" "$t/head.safetensors" --output net/hs,net/r6
 expect tfjs-hswish-inner-read 2 "node net/add: part of a hard activation (net/hs) but also read by net/leak" -- \
   $J "$t/hswish.json" "$t/head.safetensors"
 check "tfjs: no refusal wrote a model" "[ ! -e '$t/head.safetensors' ]"
@@ -136,8 +143,8 @@ check "tfjs --output net/relu/Relu converts" \
   "$J '$t/head.json' '$t/trunk.safetensors' --output net/relu/Relu --input-size 6,8 >'$t/trunk.log' 2>&1" || cat "$t/trunk.log"
 check "tfjs --output keeps only its ancestors (conv, relu; its GAP as the feature)" \
   "[ \"\$(desc '$t/trunk.safetensors')\" = 'conv2d relu global_avgpool -> relu [3, 6, 8]' ]" || desc "$t/trunk.safetensors"
-check "tfjs --output net/hs: hard_swish once its add's other reader is dropped" \
-  "$J '$t/hswish.json' '$t/hs.safetensors' --output net/hs >'$t/hs.log' 2>&1" || cat "$t/hs.log"
+check "tfjs --output net/hs:0 (a tensor name): hard_swish once its add's other reader is dropped" \
+  "$J '$t/hswish.json' '$t/hs.safetensors' --output net/hs:0 >'$t/hs.log' 2>&1" || cat "$t/hs.log"
 check "tfjs hard_swish pattern -> one hardswish node" \
   "[ \"\$(desc '$t/hs.safetensors')\" = 'conv2d hardswish global_avgpool -> hs [3, 4, 4]' ]" || desc "$t/hs.safetensors"
 check "tfjs --help does not offer --name-prefix" "! $J --help | grep -q name-prefix"
