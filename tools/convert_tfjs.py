@@ -232,10 +232,11 @@ def prune_to(nodes, outputs):
 HARD_CONST = 1e-3  # TF's 1/6 in a float16 export is 0.1666259765625 (2.4e-4 below): accepted as 1/6
 
 
-def hard_activations(nodes, consts):
+def hard_activations(nodes, consts, outputs=()):
     """Finds TF's MobileNetV3 activations spelled out in elementary ops and returns ({final node: (op, x)},
     {inner nodes}): hard_swish  mul(mul(x, 1/6), relu6(add(x, 3)))  -> hardswish(x);
-    hard_sigmoid  mul(1/6, relu6(add(x, 3)))  -> hardsigmoid(x). The inner nodes must feed nothing else.
+    hard_sigmoid  mul(1/6, relu6(add(x, 3)))  -> hardsigmoid(x). The inner nodes must feed nothing else
+    and be none of the `outputs` (--output).
     The float16 export stores 1/6 as 0.1666259765625; gradfeat computes the exact 1/6 (2.4e-4 relative:
     models/centernet/README.md gives what that does to the features)."""
     by_name = {n["name"]: n for n in nodes}
@@ -243,6 +244,8 @@ def hard_activations(nodes, consts):
     for n in nodes:
         for i in _ins(n):
             users.setdefault(i, set()).add(n["name"])
+    for o in outputs:  # a node kept as an output is read from outside: it cannot vanish into a fused node
+        users.setdefault(o, set()).add("--output")
 
     def cval(name):
         v = consts.get(name)
@@ -328,7 +331,7 @@ def convert_graph_model(mj, weights, feature, outputs=None, input_size=None):
             t = n.get("attr", {}).get("value", {}).get("tensor")
             if t is not None and "intVal" in t:
                 consts[n["name"]] = np.array([int(v) for v in t["intVal"]])
-    hard, hard_inner = hard_activations(nodes, consts)
+    hard, hard_inner = hard_activations(nodes, consts, outputs or ())
     # nested scopes (tower_0/MobilenetV3/expanded_conv_3/squeeze_excite/Conv/...): node names from the scope path
     nested = outputs is not None
 
@@ -516,6 +519,13 @@ def convert_graph_model(mj, weights, feature, outputs=None, input_size=None):
         else:
             raise SystemExit("op %s (node %s) not supported" % (op, name))
 
+    if outputs:  # each named node must have become a node of ours (not the input, a constant, a folded Pad)
+        real = {nd["name"] for nd in g.nodes}
+        for o in outputs:
+            if ours.get(o) not in real:
+                raise gfmodel.Unsupported("--output %s: a %s node, not a computed map (the input, a constant or "
+                                          "a zero padding that folds into the next convolution)" %
+                                          (o, by_name[o]["op"]))
     outs = outputs or [o for o in (mj.get("userDefinedMetadata", {}).get("signature", {}).get("outputs", {}) or {})]
     out_nodes = [ours[o.split(":")[0]] for o in outs if o.split(":")[0] in ours]
     if not out_nodes:
@@ -721,7 +731,8 @@ def make_parser():
     ap.add_argument("--classes", default="", help="comma-separated class names")
     ap.add_argument("--feature", help="feature node (global-average-pooled if spatial)")
     ap.add_argument("--preprocess", help="gradfeat.preprocess JSON")
-    ap.add_argument("--output", help="graph models: comma-separated TF node names to keep as the outputs; only "
+    ap.add_argument("--output", help="graph models: comma-separated TF node names (or tensor names NAME:0) to keep "
+                    "as the outputs, each a computed map; only "
                     "the nodes they depend on are converted (drops a detection head and its post-processing)")
     ap.add_argument("--input-size", help="graph models: H,W (or one number) replacing the input's spatial size "
                     "(fully convolutional trunks; needed when the model.json leaves it unknown)")
@@ -734,8 +745,12 @@ def main(argv=None):
     weights = load_weights(mj, os.path.dirname(os.path.abspath(args.model_json)))
     fmt = mj.get("format", "")
     if fmt == "graph-model" or "node" in mj.get("modelTopology", {}):
-        size = None
-        if args.input_size:
+        size = outputs = None
+        if args.output is not None:  # TF node names, or tensor names name:0 (a signature's spelling)
+            outputs = [o[:-2] if o.endswith(":0") else o for o in (v.strip() for v in args.output.split(",")) if o]
+            if not outputs:
+                raise gfmodel.ConvertError("--output %r: expected comma-separated TF node names" % args.output)
+        if args.input_size is not None:
             try:
                 size = [int(v) for v in args.input_size.split(",")]
                 size = size * 2 if len(size) == 1 else size
@@ -743,10 +758,9 @@ def main(argv=None):
                     raise ValueError
             except ValueError:
                 raise gfmodel.ConvertError("--input-size %s: expected H,W or one number, 1 to 65536" % args.input_size)
-        g = convert_graph_model(mj, weights, args.feature,
-                                [o for o in args.output.split(",") if o] if args.output else None, size)
+        g = convert_graph_model(mj, weights, args.feature, outputs, size)
     else:
-        if args.output or args.input_size:
+        if args.output is not None or args.input_size is not None:
             raise gfmodel.ConvertError("--output and --input-size apply to graph models only")
         g = convert_layers_model(mj, weights, args.feature)
     c, h, w = g.input["shape"]
