@@ -248,6 +248,11 @@ int cli_gendoc(const char *what, const cli_command *cmds, int n, void (*usage)(F
                "it is applied when GEMMs run in CLBlast\n"
                ".TP\n.B GRADFEAT_GEMM\nhost or clblast: the GEMM path (CPU devices sharing host memory use the "
                "host BLAS); \\fBGRADFEAT_PATHS\\fR=gpu forces every GPU-style path\n"
+               ".TP\n.B GRADFEAT_PATHS\nauto, cpu or gpu: every device-type branch at once (conv kernels, "
+               "batch-norm walk, GEMM); \\fBGRADFEAT_CONV_KERNELS\\fR, \\fBGRADFEAT_BN_WALK\\fR and "
+               "\\fBGRADFEAT_GEMM\\fR choose one each\n"
+               ".TP\n.B GRADFEAT_HOST_MEM\nauto, map or copy: the caches in mapped host memory (auto: on devices "
+               "that share memory with the host) or copied to the device\n"
                ".SH SEE ALSO\n.BR clinfo (1)\n"
                ".PP\nThe README of the gradfeat sources: the method, the defaults and how they were chosen.\n");
     } else {
