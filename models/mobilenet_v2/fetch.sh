@@ -12,36 +12,10 @@ out="${1:-$here/mobilenet_v2.safetensors}"
 cache="${GF_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gradfeat/mobilenet_v2}"
 py="${GF_PYTHON:-/usr/bin/python3}"
 pkg="nsfwjs@4.4.0"
-files=(model.min.js group1-shard1of1.min.js)
-sums=(c32f104fd562b08cdff5ed69dfe1209643afa47e792fb12751d2949aa61a397a
-      ef2e0a63f7d2c4960b37b024b669313f65d3c45cd59e9042636c55b39de53517)
-
-verify() {  # verify <folder>: every file present with its pinned hash
-  for i in "${!files[@]}"; do
-    [ -f "$1/${files[$i]}" ] || return 1
-    echo "${sums[$i]}  $1/${files[$i]}" | sha256sum --quiet -c - 2>/dev/null || return 1
-  done
-}
-
-mkdir -p "$cache" 2>/dev/null || { cache="$(mktemp -d)"; echo "fetch.sh: cache folder not writable, using $cache" >&2; }
-if ! verify "$cache"; then
-  command -v npm >/dev/null || { echo "fetch.sh: npm not found (Debian: apt-get install npm)" >&2; exit 3; }
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  echo "fetch.sh: npm pack $pkg" >&2
-  (cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
-  src=package/dist/models/mobilenet_v2
-  tar -xzf "$tmp"/nsfwjs-4.4.0.tgz -C "$tmp" "${files[@]/#/$src/}"
-  if ! verify "$tmp/$src"; then
-    echo "fetch.sh: sha256 mismatch for $pkg $src:" >&2
-    (cd "$tmp/$src" && sha256sum "${files[@]}") >&2
-    exit 5
-  fi
-  # rename into place: concurrent runs never see a half-written file
-  for f in "${files[@]}"; do
-    cp "$tmp/$src/$f" "$cache/.$f.$$" && mv -f "$cache/.$f.$$" "$cache/$f"
-  done
-fi
+. "$here/../npm_fetch.sh"
+cache=$(npm_fetch_verified "$cache" "$pkg" package/dist/models/mobilenet_v2 \
+  model.min.js=c32f104fd562b08cdff5ed69dfe1209643afa47e792fb12751d2949aa61a397a \
+  group1-shard1of1.min.js=ef2e0a63f7d2c4960b37b024b669313f65d3c45cd59e9042636c55b39de53517)
 # nsfwjs feeds 224x224 RGB scaled to [0, 1]; the classes are its five
 "$py" "$root/tools/convert_tfjs.py" "$cache/model.min.js" "$out" \
   --classes drawing,hentai,neutral,porn,sexy \
