@@ -71,6 +71,28 @@ g.tensor("fc.weight", r.standard_normal((2, 4)))
 g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
 g.outputs, g.feature = ["fc"], "gap"
 gfmodel.write(out + "/chain.safetensors", g, pre, [])
+# a VGG stage (torch Sequential layers up to a max pool), a fire module (squeeze, two expands, concat) and
+# two container layers without a pool after them
+g = gfmodel.Graph("x", [3, 16, 16])
+prev, c = "x", 3
+def conv(nm, src, cin, cout, k):
+    g.tensor(nm + ".weight", r.standard_normal((cout, cin, k, k)) * 0.3)
+    g.add(nm, "conv2d", [src], {"weight": nm + ".weight"}, {"pad": [k // 2] * 4})
+    return g.add(nm + "_relu", "relu", [nm])
+prev = conv("features.0", prev, 3, 4, 3)
+prev = g.add("features.2", "maxpool", [prev], attrs={"kernel": [2, 2], "stride": [2, 2]})
+prev = conv("features.3", prev, 4, 4, 3)
+prev = conv("features.5", prev, 4, 4, 3)
+prev = g.add("features.7", "maxpool", [prev], attrs={"kernel": [2, 2], "stride": [2, 2]})
+sq = conv("fire.squeeze", prev, 4, 2, 1)
+prev = g.add("fire.cat", "concat", [conv("fire.expand1x1", sq, 2, 2, 1), conv("fire.expand3x3", sq, 2, 2, 3)])
+prev = conv("classifier.0", prev, 4, 4, 1)
+prev = conv("classifier.1", prev, 4, 4, 1)
+g.add("gap", "global_avgpool", [prev])
+g.tensor("fc.weight", r.standard_normal((2, 4)))
+g.add("fc", "linear", ["gap"], {"weight": "fc.weight"})
+g.outputs, g.feature = ["fc"], "gap"
+gfmodel.write(out + "/stages.safetensors", g, dict(pre, input_size=[16, 16]), [])
 PYEOF
 
 check_bad() {  # file, expected text in the message
@@ -113,6 +135,13 @@ features.0<conv2d_2_relu>features.0_relu:2 conv2d_2<conv2d_1_relu>conv2d_2_relu:
 Conv1<x>Conv1_relu:2 "
 [ "$blocks" = "$want" ] || fail "chain top blocks: got '$blocks', want '$want'"
 grep -Eq "^  block_16\.\.Conv_1 +features\.17\.conv\.2_relu +Conv_1_relu +8 " "$T/out" || fail "span block_16..Conv_1: $(cat "$T/out")"
+# container layers up to a pool are a stage (VGG's conv4 / conv5); a fire module is one block; container layers
+# without a pool stay apart
+"$BIN" info "$T/stages.safetensors" >"$T/out" 2>&1 || fail "info stages.safetensors: $(cat "$T/out")"
+blocks=$(sed -n '/^top blocks/,/^multi-block/p' "$T/out" | awk 'NR > 2 && /^  / {print $1 "<" $2 ">" $3 ":" $4}' | tr '\n' ' ')
+want="classifier.1<classifier.0_relu>classifier.1_relu:2 classifier.0<fire.cat>classifier.0_relu:2 \
+fire<features.7>fire.cat:7 features.3-7<features.2>features.7:5 features.0<x>features.2:3 "
+[ "$blocks" = "$want" ] || fail "stage / fire top blocks: got '$blocks', want '$want'"
 
 # the emotion net: fetch (cached, sha256-pinned), info, predict on lfw_subset[1] saved as PGM
 EMO="$T/emotion.safetensors"

@@ -7,12 +7,20 @@
  * the block before them. Named by the one parametrised node, else the common
  * dotted prefix of those nodes ("layer4.1"), else the block's output node.
  * A block without a skip has a cut after each of its layers: consecutive
- * one-layer pieces whose names put them in one named module that holds nothing
+ * pieces without a skip whose names put them in one named module that holds nothing
  * else ("block_16_expand", "block_16_depthwise", "block_16_project";
  * "features.17.conv.0.0" .. "features.17.conv.2"; "block1_conv1", "block1_conv2")
- * become one block named after the module ("block_16", "features.17", "block1").
+ * become one block named after the module ("block_16", "features.17", "block1";
+ * SqueezeNet's fire module "features.12": its squeeze conv and its two expand
+ * convs with their concat; EfficientNet's MBConv without a skip "features.7.0":
+ * expand, depthwise, squeeze-excitation, projection).
  * Bare numbers are not modules: "features.0", "features.3" are layers of one
- * container, "conv2d_1", "conv2d_2" auto-numbered names; those stay apart. */
+ * container, "conv2d_1", "conv2d_2" auto-numbered names; those stay apart,
+ * except as a stage: consecutive one-layer pieces of one container ending at
+ * a pooling layer ("features.8" conv, "features.11" conv + max pool
+ * "features.14": a torchvision VGG stage, the paper's conv4 / conv5) are one
+ * block named after its first layer and last node in the container
+ * ("features.8-14"). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +131,30 @@ static const char *piece_layer(const gf_model *m, const int *nodes, const gf_pie
     return nm;
 }
 
+/* The first parametrised node's name of a piece that may be part of a module's block, NULL for a piece with a
+ * skip (an add: a residual block is a block of its own) or without parameters; *layers = its parametrised nodes. */
+static const char *piece_unit(const gf_model *m, const int *nodes, const gf_piece *p, int *layers) {
+    const char *nm = NULL;
+    *layers = 0;
+    for (int k = p->off; k < p->off + p->len; k++) {
+        if (m->nodes[nodes[k]].op == GF_OP_ADD) return NULL;
+        if (has_params(m, nodes[k])) {
+            if (!nm) nm = m->nodes[nodes[k]].name;
+            (*layers)++;
+        }
+    }
+    return nm;
+}
+
+/* Do all parametrised nodes of piece p sit in the module named by the first len characters of mod? */
+static int piece_all_in_module(const gf_model *m, const int *nodes, const gf_piece *p, const char *mod, size_t len) {
+    for (int k = p->off; k < p->off + p->len; k++) {
+        const char *nm = m->nodes[nodes[k]].name;
+        if (has_params(m, nodes[k]) && (strncmp(nm, mod, len) || !is_sep(nm[len]))) return 0;
+    }
+    return 1;
+}
+
 /* Does a parametrised node of piece p sit in the module named by the first len characters of mod? */
 static int piece_in_module(const gf_model *m, const int *nodes, const gf_piece *p, const char *mod, size_t len) {
     for (int k = p->off; k < p->off + p->len; k++) {
@@ -132,31 +164,77 @@ static int piece_in_module(const gf_model *m, const int *nodes, const gf_piece *
     return 0;
 }
 
-/* Adds the pieces as blocks, input to feature; runs of one-layer pieces of one named module as one block. */
+/* Length of the container of a layer whose last name component is a bare number ("features" of "features.8"),
+ * 0 otherwise. */
+static size_t container_len(const char *nm) {
+    const char *dot = strrchr(nm, '.');
+    return dot && dot > nm && bare_number(dot + 1) && !strchr(dot + 1, '_') ? (size_t)(dot - nm) : 0;
+}
+
+/* a pooling layer after the piece's layer (parameter-free nodes join the piece before them) */
+static int piece_ends_in_pool(const gf_model *m, const int *nodes, const gf_piece *p) {
+    for (int k = p->off; k < p->off + p->len; k++)
+        if (m->nodes[nodes[k]].op == GF_OP_MAXPOOL || m->nodes[nodes[k]].op == GF_OP_AVGPOOL) return 1;
+    return 0;
+}
+
+/* The last piece of the stage that starts at piece i: the first piece from i on that ends at a pooling layer,
+ * every piece up to it a one-layer piece of the same container as piece i; i when there is none. */
+static int stage_end(const gf_model *m, const int *nodes, const gf_piece *pc, int np, int i) {
+    const char *a = piece_layer(m, nodes, &pc[i]);
+    size_t len = a ? container_len(a) : 0;
+    if (!len) return i;
+    for (int j = i; j < np; j++) {
+        const char *c = piece_layer(m, nodes, &pc[j]);
+        if (!c || container_len(c) != len || strncmp(a, c, len)) return i;
+        if (piece_ends_in_pool(m, nodes, &pc[j])) return j;
+    }
+    return i;
+}
+
+/* Adds the pieces as blocks, input to feature; runs of one-layer pieces of one named module, and stages of one
+ * container, as one block. */
 static gf_status add_pieces(gf_model *m, const int *nodes, const gf_piece *pc, int np, int *tmp) {
     for (int i = 0; i < np;) {
         int j = i;
         size_t len = 0;
-        const char *a = piece_layer(m, nodes, &pc[i]);
-        const char *b = i + 1 < np ? piece_layer(m, nodes, &pc[i + 1]) : NULL;
-        if (a && b && (len = module_prefix(a, b)) > 0) {
+        int la = 0, lb = 0, lc = 0;
+        const char *a = piece_unit(m, nodes, &pc[i], &la);
+        const char *b = i + 1 < np ? piece_unit(m, nodes, &pc[i + 1], &lb) : NULL;
+        if (a && b && (len = module_prefix(a, b)) > 0 && piece_all_in_module(m, nodes, &pc[i], a, len) &&
+            piece_all_in_module(m, nodes, &pc[i + 1], a, len)) {
+            int several = la > 1 || lb > 1;
             j = i + 1;
-            const char *c;
-            while (j + 1 < np && (c = piece_layer(m, nodes, &pc[j + 1])) && module_prefix(a, c) >= len &&
-                   !strncmp(a, c, len))
+            while (j + 1 < np && piece_unit(m, nodes, &pc[j + 1], &lc) && piece_all_in_module(m, nodes, &pc[j + 1], a, len)) {
+                several |= lc > 1;
                 j++;
-            /* the module must hold nothing but the run */
+            }
+            /* the module must hold nothing but the run; pieces of several layers that are numbered children of it
+             * are units of a stage ("stage2.0", "stage2.1" of ShuffleNet), not pieces of one block */
             if ((i > 0 && piece_in_module(m, nodes, &pc[i - 1], a, len)) ||
-                (j + 1 < np && piece_in_module(m, nodes, &pc[j + 1], a, len)))
+                (j + 1 < np && piece_in_module(m, nodes, &pc[j + 1], a, len)) ||
+                (several && is_sep(a[len]) && bare_number(a + len + 1)))
                 j = i;
         }
+        int stage = 0;
+        if (j == i && (j = stage_end(m, nodes, pc, np, i)) > i) stage = 1;
         if (j == i) GF_TRY(add_block(m, pc[i].in, pc[i].out, nodes + pc[i].off, pc[i].len, NULL));
         else {
             int n = 0;
             for (int k = i; k <= j; k++)
                 for (int q = 0; q < pc[k].len; q++) tmp[n++] = nodes[pc[k].off + q];
             char buf[300];
-            snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 8 ? len : sizeof buf - 8), a);
+            if (stage) {
+                /* the stage's last node in the container (the top stage's piece may end at a flatten after it) */
+                size_t cl = container_len(a);
+                const char *last = a + cl + 1;
+                for (int q = 0; q < pc[j].len; q++) {
+                    const char *nm = m->nodes[nodes[pc[j].off + q]].name;
+                    if (!strncmp(nm, a, cl) && nm[cl] == '.') last = nm + cl + 1;
+                }
+                snprintf(buf, sizeof buf, "%.200s-%.60s", a, last);
+            } else
+                snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 8 ? len : sizeof buf - 8), a);
             unique_block_name(m, buf, sizeof buf);
             GF_TRY(add_block(m, pc[i].in, pc[j].out, tmp, n, buf));
         }
