@@ -86,6 +86,13 @@ int main(void) {
     CHECK(in.n_blocks >= 1 && gf_model_block(m, 0, &bi) == GF_OK && !strcmp(bi.output, "extern1.hard_swish") &&
               !strcmp(bi.input, "MobilenetV3.expanded_conv_14.add"),
           "default top block MobilenetV3.expanded_conv_14.add -> extern1.hard_swish");
+    /* an inverted residual without a skip (expand, depthwise, squeeze-excitation, project) is one block */
+    int b12 = -1;
+    for (int i = 0; i < in.n_blocks && b12 < 0; i++)
+        if (gf_model_block(m, i, &bi) == GF_OK && !strcmp(bi.name, "MobilenetV3.expanded_conv_12")) b12 = i;
+    CHECK(b12 > 0 && gf_model_block(m, b12, &bi) == GF_OK && !strcmp(bi.input, "MobilenetV3.expanded_conv_11.add") &&
+              !strcmp(bi.output, "MobilenetV3.expanded_conv_12.project"),
+          "block MobilenetV3.expanded_conv_12: %s -> %s", b12 > 0 ? bi.input : "-", b12 > 0 ? bi.output : "-");
     free(map);
     gf_exec_free(e);
     gf_model_free(m);
