@@ -86,7 +86,12 @@ prev = conv("features.5", prev, 4, 4, 3)
 prev = g.add("features.7", "maxpool", [prev], attrs={"kernel": [2, 2], "stride": [2, 2]})
 sq = conv("fire.squeeze", prev, 4, 2, 1)
 prev = g.add("fire.cat", "concat", [conv("fire.expand1x1", sq, 2, 2, 1), conv("fire.expand3x3", sq, 2, 2, 3)])
-prev = conv("classifier.0", prev, 4, 4, 1)
+# two DenseNet-style blocks of one module: each a piece of several layers, so each its own block
+for blk, cin in (("dense.block1", 4), ("dense.block2", 8)):
+    c1 = conv(blk + ".conv1", prev, cin, 2, 1)
+    c2 = conv(blk + ".conv2", g.add(blk + ".cat1", "concat", [prev, c1]), cin + 2, 2, 1)
+    prev = g.add(blk + ".cat", "concat", [prev, c1, c2])
+prev = conv("classifier.0", prev, 12, 4, 1)
 prev = conv("classifier.1", prev, 4, 4, 1)
 g.add("gap", "global_avgpool", [prev])
 g.tensor("fc.weight", r.standard_normal((2, 4)))
@@ -135,11 +140,12 @@ features.0<conv2d_2_relu>features.0_relu:2 conv2d_2<conv2d_1_relu>conv2d_2_relu:
 Conv1<x>Conv1_relu:2 "
 [ "$blocks" = "$want" ] || fail "chain top blocks: got '$blocks', want '$want'"
 grep -Eq "^  block_16\.\.Conv_1 +features\.17\.conv\.2_relu +Conv_1_relu +8 " "$T/out" || fail "span block_16..Conv_1: $(cat "$T/out")"
-# container layers up to a pool are a stage (VGG's conv4 / conv5); a fire module is one block; container layers
-# without a pool stay apart
+# container layers up to a pool are a stage (VGG's conv4 / conv5); a fire module is one block; two dense blocks
+# of one module are two blocks; container layers without a pool stay apart
 "$BIN" info "$T/stages.safetensors" >"$T/out" 2>&1 || fail "info stages.safetensors: $(cat "$T/out")"
 blocks=$(sed -n '/^top blocks/,/^multi-block/p' "$T/out" | awk 'NR > 2 && /^  / {print $1 "<" $2 ">" $3 ":" $4}' | tr '\n' ' ')
-want="classifier.1<classifier.0_relu>classifier.1_relu:2 classifier.0<fire.cat>classifier.0_relu:2 \
+want="classifier.1<classifier.0_relu>classifier.1_relu:2 classifier.0<dense.block2.cat>classifier.0_relu:2 \
+dense.block2<dense.block1.cat>dense.block2.cat:6 dense.block1<fire.cat>dense.block1.cat:6 \
 fire<features.7>fire.cat:7 features.3-7<features.2>features.7:5 features.0<x>features.2:3 "
 [ "$blocks" = "$want" ] || fail "stage / fire top blocks: got '$blocks', want '$want'"
 

@@ -203,16 +203,19 @@ static gf_status add_pieces(gf_model *m, const int *nodes, const gf_piece *pc, i
         const char *b = i + 1 < np ? piece_unit(m, nodes, &pc[i + 1], &lb) : NULL;
         if (a && b && (len = module_prefix(a, b)) > 0 && piece_all_in_module(m, nodes, &pc[i], a, len) &&
             piece_all_in_module(m, nodes, &pc[i + 1], a, len)) {
-            int several = la > 1 || lb > 1;
+            int several = (la > 1) + (lb > 1);
             j = i + 1;
             while (j + 1 < np && piece_unit(m, nodes, &pc[j + 1], &lc) && piece_all_in_module(m, nodes, &pc[j + 1], a, len)) {
-                several |= lc > 1;
+                several += lc > 1;
                 j++;
             }
-            /* the module must hold nothing but the run; pieces of several layers that are numbered children of it
-             * are units of a stage ("stage2.0", "stage2.1" of ShuffleNet), not pieces of one block */
+            /* the module must hold nothing but the run. A block's pieces are single layers around at most one
+             * branching piece (a fire module's expands, an MBConv's squeeze-excitation): pieces of several layers
+             * that are numbered children of the module are units of a stage ("stage2.0", "stage2.1" of
+             * ShuffleNet), and several such pieces are a whole stage or trunk (DenseNet's "features": dense
+             * blocks and transitions), not one block */
             if ((i > 0 && piece_in_module(m, nodes, &pc[i - 1], a, len)) ||
-                (j + 1 < np && piece_in_module(m, nodes, &pc[j + 1], a, len)) ||
+                (j + 1 < np && piece_in_module(m, nodes, &pc[j + 1], a, len)) || several > 1 ||
                 (several && is_sep(a[len]) && bare_number(a + len + 1)))
                 j = i;
         }
