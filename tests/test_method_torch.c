@@ -634,7 +634,7 @@ int main(void) {
     compare(ctx, &mb, &o);
     cleanup(&mb);
 
-    /* GF_METHOD_TORCH_EXTRA=1 (not in CI: a minute more): EfficientNet-B0 at 64 px, the span from the last
+    /* GF_METHOD_TORCH_EXTRA=1 (not in CI: a few minutes more): EfficientNet-B0 at 64 px, the span from the last
      * MBConv (expand, depthwise, squeeze-excitation with SiLU and a sigmoid gate, projection; one block since it has no
      * skip) through the 1280-channel head conv */
     if (getenv("GF_METHOD_TORCH_EXTRA")) {
@@ -649,6 +649,21 @@ int main(void) {
         run_reference(&ef, &o);
         compare(ctx, &ef, &o);
         cleanup(&ef);
+
+        /* ConvNeXt-tiny at 64 px (LayerNorm affine and layer_scale randomised: tests/model_parity.py), the span
+         * from the last ConvNeXt block (depthwise 7x7, LayerNorm over channels, 1x1 expand, GELU, 1x1 project,
+         * layer_scale, skip add) through the classifier's LayerNorm */
+        problem cx = {.label = "convnext_tiny", .first_case = 1};
+        snprintf(cx.dir, sizeof cx.dir, "%s/convnext_tiny", root);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && /usr/bin/python3 %s/tests/model_parity.py convert convnext_tiny 64 "
+                 "%s/convnext.safetensors > %s/convert.log 2>&1 || { cat %s/convert.log >&2; exit 1; }", cx.dir, src,
+                 root, root, root);
+        if (system(cmd) != 0) { fprintf(stderr, "FATAL: tests/model_parity.py convert failed\n"); return 1; }
+        snprintf(path, sizeof path, "%s/convnext.safetensors", root);
+        setup(ctx, &cx, path, "features.7.2", 26);
+        run_reference(&cx, &o);
+        compare(ctx, &cx, &o);
+        cleanup(&cx);
     }
 
     gf_ctx_free(ctx);

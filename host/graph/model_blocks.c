@@ -31,6 +31,20 @@ static int has_params(const gf_model *m, int i) {
     return op == GF_OP_CONV || op == GF_OP_LINEAR || (op == GF_OP_BATCHNORM && !gf_model_bn_foldable(m, i));
 }
 
+/* A per-channel scale and shift: a BatchNorm that cannot be folded (it follows a concat or the input), a
+ * LayerNorm's affine part or a layer_scale (depthwise 1x1 convs). Such a node holds parameters but is not a
+ * layer of its own: it joins the piece before it, so that no top block is a lone norm (DenseNet's norm5,
+ * ConvNeXt's classifier LayerNorm). */
+static int channel_affine(const gf_model *m, int i) {
+    const gf_mnode *nd = &m->nodes[i];
+    if (nd->op == GF_OP_BATCHNORM) return 1;
+    return nd->op == GF_OP_CONV && nd->kernel[0] == 1 && nd->kernel[1] == 1 && nd->groups == nd->in_c &&
+           nd->c == nd->in_c;
+}
+
+/* a parametrised node that counts as a layer when the graph is cut into pieces */
+static int is_layer(const gf_model *m, int i) { return has_params(m, i) && !channel_affine(m, i); }
+
 static int skipped(const gf_model *m, int i) {
     return m->nodes[i].op == GF_OP_BATCHNORM && gf_model_bn_foldable(m, i);
 }
@@ -72,8 +86,14 @@ static void unique_block_name(const gf_model *m, char *buf, size_t bufsz) {
 static char *block_name(const gf_model *m, const int *nodes, int n, int output) {
     const char *first = NULL;
     size_t len = 0;
-    int count = 0;
+    int count = 0, end = 0;
+    /* per-channel affines after the block's last layer or join came from the next module (a classifier's
+     * LayerNorm): they do not name the block */
     for (int k = 0; k < n; k++) {
+        gf_op op = m->nodes[nodes[k]].op;
+        if (is_layer(m, nodes[k]) || op == GF_OP_ADD || op == GF_OP_MUL || op == GF_OP_CONCAT) end = k + 1;
+    }
+    for (int k = 0; k < end; k++) {
         if (!has_params(m, nodes[k])) continue;
         const char *nm = m->nodes[nodes[k]].name;
         if (!first) { first = nm; len = strlen(nm); }
@@ -124,7 +144,7 @@ typedef struct { int in, out, off, len; } gf_piece;
 static const char *piece_layer(const gf_model *m, const int *nodes, const gf_piece *p) {
     const char *nm = NULL;
     for (int k = p->off; k < p->off + p->len; k++)
-        if (has_params(m, nodes[k])) {
+        if (is_layer(m, nodes[k])) {
             if (nm) return NULL;
             nm = m->nodes[nodes[k]].name;
         }
@@ -138,7 +158,7 @@ static const char *piece_unit(const gf_model *m, const int *nodes, const gf_piec
     *layers = 0;
     for (int k = p->off; k < p->off + p->len; k++) {
         if (m->nodes[nodes[k]].op == GF_OP_ADD) return NULL;
-        if (has_params(m, nodes[k])) {
+        if (is_layer(m, nodes[k])) {
             if (!nm) nm = m->nodes[nodes[k]].name;
             (*layers)++;
         }
@@ -150,7 +170,7 @@ static const char *piece_unit(const gf_model *m, const int *nodes, const gf_piec
 static int piece_all_in_module(const gf_model *m, const int *nodes, const gf_piece *p, const char *mod, size_t len) {
     for (int k = p->off; k < p->off + p->len; k++) {
         const char *nm = m->nodes[nodes[k]].name;
-        if (has_params(m, nodes[k]) && (strncmp(nm, mod, len) || !is_sep(nm[len]))) return 0;
+        if (is_layer(m, nodes[k]) && (strncmp(nm, mod, len) || !is_sep(nm[len]))) return 0;
     }
     return 1;
 }
@@ -159,7 +179,7 @@ static int piece_all_in_module(const gf_model *m, const int *nodes, const gf_pie
 static int piece_in_module(const gf_model *m, const int *nodes, const gf_piece *p, const char *mod, size_t len) {
     for (int k = p->off; k < p->off + p->len; k++) {
         const char *nm = m->nodes[nodes[k]].name;
-        if (has_params(m, nodes[k]) && !strncmp(nm, mod, len) && is_sep(nm[len])) return 1;
+        if (is_layer(m, nodes[k]) && !strncmp(nm, mod, len) && is_sep(nm[len])) return 1;
     }
     return 0;
 }
@@ -367,10 +387,10 @@ gf_status gf_model_find_blocks(gf_model *m, const cJSON *explicit_arr, char *err
     int have = 0, ns = 0, np = 0, off = 0;
     for (int i = 1; i < nc; i++) {
         for (int v = cuts[i - 1] + 1; v <= cuts[i]; v++)
-            if (anc[v]) { seg[off + ns++] = v; if (has_params(m, v)) have = 1; }
+            if (anc[v]) { seg[off + ns++] = v; if (is_layer(m, v)) have = 1; }
         int next_has = 0;  /* does the next segment hold parameters? then close here */
         if (i + 1 < nc)
-            for (int v = cuts[i] + 1; v <= cuts[i + 1]; v++) if (anc[v] && has_params(m, v)) next_has = 1;
+            for (int v = cuts[i] + 1; v <= cuts[i + 1]; v++) if (anc[v] && is_layer(m, v)) next_has = 1;
         if (have && (next_has || i + 1 == nc)) {
             pc[np++] = (gf_piece){cuts[start], cuts[i], off, ns};
             off += ns; ns = 0; have = 0; start = i;
