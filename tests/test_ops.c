@@ -1,0 +1,1028 @@
+/* One table of op rows (like ggml's test-backend-ops), every row checked by the same driver (run_row):
+ *  - forward vs the double reference (tests/ref/), into a buffer filled with NaN first (every output
+ *    value must be written), and a second run bitwise equal (determinism);
+ *  - tangent with all differentiable inputs moving and, with two or more, each one alone: vs the
+ *    reference tangent where there is one, vs central finite differences of the reference forward, the
+ *    partial tangents summing to the full one (linearity); the full tangent twice, bitwise;
+ *  - backward into NaN-filled buffers vs the reference, the adjoint identity <J v, u> = sum_k <v_k, g_k>
+ *    against the device tangent, for losses (no device tangent) vs central differences of <f(x), u> per
+ *    element; twice, bitwise; accumulate mode (the same gradient added: exactly twice it); each gradient
+ *    alone bitwise equal to it computed with the others;
+ *  - the op's own checks (in place, argmax, offsets, ...) and, once per op, checks that are not rows
+ *    (references against their definitions, special values, refusals).
+ * Tolerances: |got - ref| <= atol + rtol |ref| + stol S, S the same sums over |inputs| (the op's tols()
+ * says why each is what it is).
+ * Usage: test_ops [--device D] [--variant NAME] [--filter OP[,OP...]] [--small] [--list]
+ *   --device: as the CLI's (default GRADFEAT_DEVICE, else the best device);
+ *   --variant: one kernel-path variant of the context (default: every variant each op's kernels have);
+ *   --filter: only the ops named (exact op names, comma-separated);
+ *   --small: the small rows (tests/cli_oclgrind_*.sh run them under oclgrind); --list: the rows, no device. */
+#include <stdint.h>
+#include "testutil.h"
+#include "ref/ref_ops.h"
+#include "ops_act.h"
+#include "ops_ln.h"
+#include "ops_loss.h"
+#include "ops_merge.h"
+#include "ops_pool.h"
+#include "ops_util.h"
+
+enum { MAX_IN = 5, NA = 12 };
+
+typedef struct op_def op_def;
+typedef struct row {
+    const op_def *op;
+    int a[NA];          /* shape and integer attributes; their meaning is the op's (its describe()) */
+    float f[2];         /* float attributes */
+    int full, small;    /* in the default run; in the --small run */
+} row;
+
+typedef struct tol { double atol, rtol, stol; } tol;
+typedef struct tols {
+    tol fwd, tan, fd, lin, bwd[MAX_IN], bwd_fd;
+    double h;           /* finite-difference step */
+    double adj;         /* adjoint identity, relative to max(|<Jv,u>|, |<v,J^T u>|) */
+} tols;
+
+/* One row's tensors: the op's shape() sets the sizes, which inputs are differentiable and its state. */
+typedef struct tensors {
+    int n_in;
+    size_t n[MAX_IN], n_out;
+    int diff[MAX_IN];
+    float *x[MAX_IN];
+    double *xd[MAX_IN];
+    cl_mem bx[MAX_IN];
+    void *state;
+} tensors;
+
+/* What the driver computed, for the op's own checks. */
+typedef struct results {
+    const float *y, *jv, *u, *v[MAX_IN], *g[MAX_IN];
+} results;
+
+enum {
+    OP_ACC = 1,         /* backward takes an accumulate flag */
+    OP_GRAD_ALONE = 2,  /* backward may leave out any gradient */
+    OP_LOSS = 4,        /* a loss: backward is d out[0] / d x (u = e_0), checked by finite differences */
+};
+
+struct op_def {
+    const char *name;
+    unsigned variants;  /* the kernel-path variants the op's kernels depend on (bits of variants[]) */
+    unsigned flags;
+    void (*describe)(const row *, char *, size_t);
+    void (*shape)(gf_ctx *, const row *, tensors *);
+    void (*fill)(gf_ctx *, const row *, tensors *, test_rng *);   /* NULL: uniform in [-1, 1] */
+    void (*tols)(const row *, tols *);
+    void (*ref)(const row *, const tensors *, const double *const *in, double *out);
+    gf_status (*fwd)(gf_ctx *, const row *, const tensors *, const cl_mem *in, cl_mem out);
+    /* tin[k] NULL: input k does not move */
+    gf_status (*tan)(gf_ctx *, const row *, const tensors *, const cl_mem *in, const cl_mem *tin, cl_mem out);
+    void (*ref_tan)(const row *, const tensors *, const double *const *in, const double *const *tin, double *out);
+    /* gin[k] NULL: gradient k not wanted */
+    gf_status (*bwd)(gf_ctx *, const row *, const tensors *, const cl_mem *in, cl_mem u, const cl_mem *gin, int acc);
+    void (*ref_bwd)(const row *, const tensors *, const double *const *in, const double *u, double *const *gin);
+    int (*fd_skip)(const row *, size_t i);                        /* output i has no valid central difference */
+    void (*extra)(gf_ctx *, const row *, const tensors *, const results *, const char *name);
+    void (*once)(gf_ctx *);
+    void (*release)(tensors *);
+};
+
+/* ---------------- shared helpers ---------------- */
+
+static const tol EXACT = {0, 0, 0};
+
+static float *falloc(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
+static double *dalloc(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+
+static double dot_f(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* |got - ref| <= atol + rtol |ref| + stol S (S may be NULL: 0); NaN fails. */
+static int check_tol(const char *name, const char *what, const float *got, const double *ref, const double *S,
+                     size_t n, tol t) {
+    double worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - ref[i]), lim = t.atol + t.rtol * fabs(ref[i]) + (S ? t.stol * S[i] : 0);
+        double e = err == 0 ? 0 : err / lim;   /* exact tolerance: any difference is infinitely bad */
+        if (!(e <= worst)) { worst = e; wi = i; }
+    }
+    gf_test_checks++;
+    if (worst <= 1.0) return 1;
+    gf_test_failures++;
+    fprintf(stderr, "FAIL %s: %s: index %zu got %.9g want %.9g (err %.3g x tolerance; atol %g rtol %g stol %g S %.3g)\n",
+            name, what, wi, got[wi], ref[wi], worst, t.atol, t.rtol, t.stol, S ? S[wi] : 0.0);
+    return 0;
+}
+
+static cl_mem nan_buffer(gf_ctx *ctx, size_t n) {
+    cl_mem m = test_alloc(ctx, n);
+    if (n) REQUIRE_OK(ctx, gf_fill(ctx, n, NAN, m));
+    return m;
+}
+
+static float *download(gf_ctx *ctx, cl_mem m, size_t n) {
+    float *a = falloc(n);
+    test_download(ctx, m, a, n);
+    return a;
+}
+
+static void uniform(test_rng *r, float *x, size_t n, double lo, double hi) { test_fill(r, x, n, lo, hi); }
+
+/* ---------------- the driver: every row the same way ---------------- */
+
+static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
+    const op_def *op = rw->op;
+    char name[200];
+    op->describe(rw, name, sizeof name);
+    tensors T;
+    memset(&T, 0, sizeof T);
+    op->shape(ctx, rw, &T);
+    test_rng r;
+    test_rng_seed(&r, seed);
+    for (int k = 0; k < T.n_in; k++) T.x[k] = falloc(T.n[k]);
+    if (op->fill) op->fill(ctx, rw, &T, &r);
+    else for (int k = 0; k < T.n_in; k++) uniform(&r, T.x[k], T.n[k], -1, 1);
+    for (int k = 0; k < T.n_in; k++) {
+        T.xd[k] = dalloc(T.n[k]);
+        for (size_t i = 0; i < T.n[k]; i++) T.xd[k][i] = T.x[k][i];
+        T.bx[k] = test_upload(ctx, T.x[k], T.n[k]);
+    }
+    tols tl;
+    memset(&tl, 0, sizeof tl);
+    tl.h = 1e-3;
+    op->tols(rw, &tl);
+    const double *xin[MAX_IN];
+    for (int k = 0; k < T.n_in; k++) xin[k] = T.xd[k];
+    results res;
+    memset(&res, 0, sizeof res);
+    const size_t no = T.n_out;
+
+    /* forward */
+    double *yref = dalloc(no), *S = NULL;
+    op->ref(rw, &T, xin, yref);
+    if (tl.fwd.stol > 0) {   /* the same sums over |inputs| */
+        double *ax[MAX_IN];
+        S = dalloc(no);
+        for (int k = 0; k < T.n_in; k++) {
+            ax[k] = dalloc(T.n[k]);
+            for (size_t i = 0; i < T.n[k]; i++) ax[k][i] = fabs(T.xd[k][i]);
+        }
+        op->ref(rw, &T, (const double *const *)ax, S);
+        for (int k = 0; k < T.n_in; k++) free(ax[k]);
+    }
+    cl_mem by = nan_buffer(ctx, no), by2 = nan_buffer(ctx, no);
+    REQUIRE_OK(ctx, op->fwd(ctx, rw, &T, T.bx, by));
+    REQUIRE_OK(ctx, op->fwd(ctx, rw, &T, T.bx, by2));
+    float *y = download(ctx, by, no), *y2 = download(ctx, by2, no);
+    check_tol(name, "forward", y, yref, S, no, tl.fwd);
+    CHECK(memcmp(y, y2, no * sizeof *y) == 0, "%s: forward not bitwise reproducible", name);
+    res.y = y;
+
+    /* tangent: all differentiable inputs moving, then each alone */
+    float *v[MAX_IN] = {0}, *jv = NULL;
+    double *vd[MAX_IN] = {0};
+    cl_mem bv[MAX_IN] = {0};
+    int ndiff = 0;
+    for (int k = 0; k < T.n_in; k++)
+        if (T.diff[k]) {
+            ndiff++;
+            v[k] = falloc(T.n[k]);
+            uniform(&r, v[k], T.n[k], -1, 1);
+            vd[k] = dalloc(T.n[k]);
+            for (size_t i = 0; i < T.n[k]; i++) vd[k][i] = v[k][i];
+            bv[k] = test_upload(ctx, v[k], T.n[k]);
+            res.v[k] = v[k];
+        }
+    if (op->tan) {
+        double *ref = dalloc(no), *yp = dalloc(no), *ym = dalloc(no), *partial_sum = dalloc(no);
+        double *xp[MAX_IN], *xm[MAX_IN];
+        cl_mem bt = nan_buffer(ctx, no);
+        for (int k = 0; k < T.n_in; k++) { xp[k] = dalloc(T.n[k]); xm[k] = dalloc(T.n[k]); }
+        for (int which = -1; which < T.n_in; which++) {   /* -1: every input moving */
+            if (which >= 0 && (!T.diff[which] || ndiff < 2)) continue;
+            cl_mem tin[MAX_IN] = {0};
+            const double *tind[MAX_IN] = {0};
+            char what[96];
+            for (int k = 0; k < T.n_in; k++)
+                if (T.diff[k] && (which < 0 || which == k)) { tin[k] = bv[k]; tind[k] = vd[k]; }
+            if (which < 0) snprintf(what, sizeof what, "tangent");
+            else snprintf(what, sizeof what, "tangent (input %d moving)", which);
+            REQUIRE_OK(ctx, gf_fill(ctx, no, NAN, bt));
+            REQUIRE_OK(ctx, op->tan(ctx, rw, &T, T.bx, tin, bt));
+            float *got = download(ctx, bt, no);
+            if (op->ref_tan) {
+                op->ref_tan(rw, &T, xin, tind, ref);
+                check_tol(name, what, got, ref, NULL, no, tl.tan);
+            }
+            for (int k = 0; k < T.n_in; k++)
+                for (size_t i = 0; i < T.n[k]; i++) {
+                    double d = tind[k] ? tl.h * tind[k][i] : 0;
+                    xp[k][i] = T.xd[k][i] + d;
+                    xm[k][i] = T.xd[k][i] - d;
+                }
+            op->ref(rw, &T, (const double *const *)xp, yp);
+            op->ref(rw, &T, (const double *const *)xm, ym);
+            for (size_t i = 0; i < no; i++)
+                ref[i] = op->fd_skip && op->fd_skip(rw, i) ? got[i] : (yp[i] - ym[i]) / (2 * tl.h);
+            char w2[128];
+            snprintf(w2, sizeof w2, "%s vs central differences", what);
+            check_tol(name, w2, got, ref, NULL, no, tl.fd);
+            if (which < 0) jv = got;
+            else {
+                for (size_t i = 0; i < no; i++) partial_sum[i] += got[i];
+                free(got);
+            }
+        }
+        if (ndiff >= 2) check_tol(name, "the partial tangents sum to the full one", jv, partial_sum, NULL, no, tl.lin);
+        cl_mem tin[MAX_IN] = {0};
+        for (int k = 0; k < T.n_in; k++) tin[k] = T.diff[k] ? bv[k] : NULL;
+        REQUIRE_OK(ctx, op->tan(ctx, rw, &T, T.bx, tin, bt));
+        float *again = download(ctx, bt, no);
+        CHECK(memcmp(jv, again, no * sizeof *jv) == 0, "%s: tangent not bitwise reproducible", name);
+        free(again);
+        for (int k = 0; k < T.n_in; k++) { free(xp[k]); free(xm[k]); }
+        free(ref); free(yp); free(ym); free(partial_sum);
+        gf_buf_release(&bt);
+        res.jv = jv;
+    }
+
+    /* backward */
+    float *u = NULL, *g[MAX_IN] = {0};
+    if (op->bwd) {
+        u = falloc(no);
+        if (op->flags & OP_LOSS) { for (size_t i = 0; i < no; i++) u[i] = i == 0; }
+        else uniform(&r, u, no, -1, 1);
+        double *ud = dalloc(no);
+        for (size_t i = 0; i < no; i++) ud[i] = u[i];
+        cl_mem bu = test_upload(ctx, u, no), bg[MAX_IN] = {0}, bg2[MAX_IN] = {0};
+        for (int k = 0; k < T.n_in; k++)
+            if (T.diff[k]) { bg[k] = nan_buffer(ctx, T.n[k]); bg2[k] = nan_buffer(ctx, T.n[k]); }
+        REQUIRE_OK(ctx, op->bwd(ctx, rw, &T, T.bx, bu, bg, 0));
+        REQUIRE_OK(ctx, op->bwd(ctx, rw, &T, T.bx, bu, bg2, 0));
+        for (int k = 0; k < T.n_in; k++)
+            if (T.diff[k]) {
+                g[k] = download(ctx, bg[k], T.n[k]);
+                float *again = download(ctx, bg2[k], T.n[k]);
+                CHECK(memcmp(g[k], again, T.n[k] * sizeof *again) == 0, "%s: gradient %d not bitwise reproducible",
+                      name, k);
+                free(again);
+                res.g[k] = g[k];
+            }
+        if (op->ref_bwd) {
+            double *rg[MAX_IN] = {0}, *sg[MAX_IN] = {0}, *ax[MAX_IN] = {0}, *au = dalloc(no);
+            int need_s = 0;
+            for (int k = 0; k < T.n_in; k++) {
+                if (T.diff[k]) { rg[k] = dalloc(T.n[k]); sg[k] = dalloc(T.n[k]); need_s |= tl.bwd[k].stol > 0; }
+                ax[k] = dalloc(T.n[k]);
+                for (size_t i = 0; i < T.n[k]; i++) ax[k][i] = fabs(T.xd[k][i]);
+            }
+            for (size_t i = 0; i < no; i++) au[i] = fabs(ud[i]);
+            op->ref_bwd(rw, &T, xin, ud, rg);
+            if (need_s) op->ref_bwd(rw, &T, (const double *const *)ax, au, sg);
+            for (int k = 0; k < T.n_in; k++)
+                if (T.diff[k]) {
+                    char what[64];
+                    snprintf(what, sizeof what, "backward gradient %d", k);
+                    check_tol(name, what, g[k], rg[k], sg[k], T.n[k], tl.bwd[k]);
+                }
+            for (int k = 0; k < T.n_in; k++) { free(rg[k]); free(sg[k]); free(ax[k]); }
+            free(au);
+        }
+        if (jv) {   /* <J v, u> = sum_k <v_k, J_k^T u>, both sides from the device */
+            double lhs = dot_f(jv, u, no), rhs = 0;
+            for (int k = 0; k < T.n_in; k++) if (T.diff[k]) rhs += dot_f(v[k], g[k], T.n[k]);
+            double rel = fabs(lhs - rhs) / fmax(1e-30, fmax(fabs(lhs), fabs(rhs)));
+            CHECK(rel <= tl.adj, "%s: adjoint <Jv,u> %.12g vs <v,J^T u> %.12g (rel %.3g, tolerance %g)", name, lhs, rhs,
+                  rel, tl.adj);
+        }
+        if (op->flags & OP_LOSS) {   /* d <f(x), u> / d x_k[i] by central differences (a subset when large) */
+            double *yo = dalloc(no);
+            for (int k = 0; k < T.n_in; k++) {
+                if (!T.diff[k]) continue;
+                size_t n = T.n[k], stride = n > 2000 ? n / 997 : 1, m = 0;
+                double *fd = dalloc(n), *xk = T.xd[k];
+                float *gs = falloc(n);
+                for (size_t i = 0; i < n; i += stride, m++) {
+                    double keep = xk[i];
+                    xk[i] = keep + 1e-4;
+                    op->ref(rw, &T, xin, yo);
+                    double lp = ref_dot(yo, ud, no);
+                    xk[i] = keep - 1e-4;
+                    op->ref(rw, &T, xin, yo);
+                    double lm = ref_dot(yo, ud, no);
+                    xk[i] = keep;
+                    fd[m] = (lp - lm) / 2e-4;
+                    gs[m] = g[k][i];
+                }
+                check_tol(name, "gradient vs central differences", gs, fd, NULL, m, tl.bwd_fd);
+                free(fd); free(gs);
+            }
+            free(yo);
+        }
+        if (op->flags & OP_ACC) {   /* the same gradient added to itself: exactly twice it */
+            REQUIRE_OK(ctx, op->bwd(ctx, rw, &T, T.bx, bu, bg, 1));
+            for (int k = 0; k < T.n_in; k++)
+                if (T.diff[k]) {
+                    float *got = download(ctx, bg[k], T.n[k]);
+                    double *twice = dalloc(T.n[k]);
+                    for (size_t i = 0; i < T.n[k]; i++) twice[i] = 2.0 * g[k][i];
+                    char what[64];
+                    snprintf(what, sizeof what, "backward gradient %d accumulated", k);
+                    check_tol(name, what, got, twice, NULL, T.n[k], EXACT);
+                    free(got); free(twice);
+                }
+        }
+        if ((op->flags & OP_GRAD_ALONE) && ndiff >= 2)
+            for (int k = 0; k < T.n_in; k++) {
+                if (!T.diff[k]) continue;
+                cl_mem only[MAX_IN] = {0};
+                only[k] = bg2[k];
+                REQUIRE_OK(ctx, gf_fill(ctx, T.n[k], NAN, bg2[k]));
+                REQUIRE_OK(ctx, op->bwd(ctx, rw, &T, T.bx, bu, only, 0));
+                float *got = download(ctx, bg2[k], T.n[k]);
+                CHECK(memcmp(got, g[k], T.n[k] * sizeof *got) == 0, "%s: gradient %d alone differs", name, k);
+                free(got);
+            }
+        res.u = u;
+        for (int k = 0; k < T.n_in; k++) { gf_buf_release(&bg[k]); gf_buf_release(&bg2[k]); }
+        gf_buf_release(&bu);
+        free(ud);
+    }
+    if (op->extra) op->extra(ctx, rw, &T, &res, name);
+
+    if (op->release) op->release(&T);
+    for (int k = 0; k < T.n_in; k++) {
+        free(T.x[k]); free(T.xd[k]); free(v[k]); free(vd[k]); free(g[k]);
+        gf_buf_release(&T.bx[k]); gf_buf_release(&bv[k]);
+    }
+    gf_buf_release(&by); gf_buf_release(&by2);
+    free(yref); free(S); free(y); free(y2); free(jv); free(u);
+}
+
+
+/* ---------------- act: activations (cl/act.cl); a = {kind, n}, f = {slope} ----------------
+ * ReLU and ReLU6 are selections: exact; LeakyReLU one float product: 1e-30 + 1.2e-7 |ref| (half an ulp is
+ * 6e-8); the smooth kinds go through exp/erfc/tanh of a few ulp (erfc up to 16): 1e-7 + 2e-6 |ref|;
+ * hard-sigmoid/hard-swish (two or three float ops): 1e-7 + 5e-7 |ref|. FD (h = 1e-3): 1e-6 + 1e-6 |ref| for
+ * the piecewise-linear/quadratic kinds, 2e-6 + 2e-6 |ref| for the smooth ones (h^2 max|f'''| / 6 <= 4e-7);
+ * inputs stay >= 0.05 from every kink, so the step (at most 1e-3) never crosses one. Adjoint 1e-4. */
+
+static gf_act act_of(const row *rw) { return (gf_act){(gf_act_kind)rw->a[0], rw->f[0]}; }
+
+static void act_describe(const row *rw, char *b, size_t n) {
+    snprintf(b, n, "act %s(%g) n=%d", gf_act_name((gf_act_kind)rw->a[0]), rw->f[0], rw->a[1]);
+}
+static void act_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    T->n_in = 1; T->n[0] = T->n_out = (size_t)rw->a[1]; T->diff[0] = 1;
+}
+/* Kinks of each kind, where the FD probe must not go. */
+static int near_kink(gf_act a, double v) {
+    const double w = 0.05;
+    switch (a.kind) {
+    case GF_ACT_RELU: case GF_ACT_LEAKY: return fabs(v) < w;
+    case GF_ACT_RELU6: return fabs(v) < w || fabs(v - 6) < w;
+    case GF_ACT_HSWISH: return fabs(v + 3) < w || fabs(v - 3) < w;
+    case GF_ACT_HSIGMOID: return fabs(a.slope * v + 0.5) < w * a.slope || fabs(a.slope * v + 0.5 - 1) < w * a.slope;
+    default: return 0;
+    }
+}
+static void act_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    (void)ctx;
+    for (size_t i = 0; i < T->n[0]; i++) {
+        double v;
+        do v = test_uniform(r, -9, 9); while (near_kink(act_of(rw), v));
+        T->x[0][i] = (float)v;
+    }
+}
+static void act_tols(const row *rw, tols *t) {
+    const gf_act_kind k = (gf_act_kind)rw->a[0];
+    const int smooth = k == GF_ACT_SIGMOID || k == GF_ACT_SILU || k == GF_ACT_GELU || k == GF_ACT_GELU_TANH;
+    const int hard = k == GF_ACT_HSIGMOID || k == GF_ACT_HSWISH;
+    tol e = {smooth || hard ? 1e-7 : 0, smooth ? 2e-6 : hard ? 5e-7 : k == GF_ACT_LEAKY ? 1.2e-7 : 0, 0};
+    double fd = smooth ? 2e-6 : 1e-6;
+    t->fwd = t->tan = t->bwd[0] = e;
+    t->fd = (tol){fd, fd, 0};
+    t->adj = 1e-4;
+}
+static void act_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    for (size_t i = 0; i < T->n_out; i++) out[i] = gf_act_ref(act_of(rw), in[0][i]);
+}
+static void act_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    for (size_t i = 0; i < T->n_out; i++) out[i] = tin[0][i] * gf_act_dref(act_of(rw), in[0][i]);
+}
+static void act_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    for (size_t i = 0; i < T->n_out; i++) g[0][i] = u[i] * gf_act_dref(act_of(rw), in[0][i]);
+}
+static gf_status act_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    return gf_act_forward(ctx, act_of(rw), T->n_out, in[0], out);
+}
+static gf_status act_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    return gf_act_tangent(ctx, act_of(rw), T->n_out, in[0], tin[0], out);
+}
+static gf_status act_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)acc;
+    return gf_act_backward(ctx, act_of(rw), T->n_out, in[0], u, g[0]);
+}
+/* In place: z <- act(z), then the mask taken from the output (valid for the non-smooth kinds with slope >= 0),
+ * tangent and backward in place on their inputs: the same bits as out of place. */
+static void act_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    const gf_act a = act_of(rw);
+    if (gf_act_smooth(a.kind) || (a.kind == GF_ACT_LEAKY && a.slope < 0)) return;
+    const size_t n = T->n_out;
+    float *out = falloc(n);
+    cl_mem bz = test_upload(ctx, T->x[0], n), bt = test_upload(ctx, res->v[0], n), bu = test_upload(ctx, res->u, n);
+    REQUIRE_OK(ctx, gf_act_forward(ctx, a, n, bz, bz));
+    REQUIRE_OK(ctx, gf_act_tangent(ctx, a, n, bz, bt, bt));
+    REQUIRE_OK(ctx, gf_act_backward(ctx, a, n, bz, bu, bu));
+    test_download(ctx, bt, out, n);
+    CHECK(memcmp(res->jv, out, n * 4) == 0, "%s: in-place tangent with the output mask differs", name);
+    test_download(ctx, bu, out, n);
+    CHECK(memcmp(res->g[0], out, n * 4) == 0, "%s: in-place backward with the output mask differs", name);
+    gf_buf_release(&bz); gf_buf_release(&bt); gf_buf_release(&bu);
+    free(out);
+}
+/* gf_act_ref / gf_act_dref against formulas written another way (PyTorch's definitions: hardsigmoid =
+ * relu6(x + 3) / 6, hardswish = x hardsigmoid(x), GELU = x (1 + erf(x / sqrt 2)) / 2, SiLU = x sigmoid(x))
+ * and the derivative against a central difference of the reference, on a grid away from kinks. */
+static void act_reference_crosscheck(void) {
+    double worst = 0, worst_d = 0;
+    for (int i = -800; i <= 800; i++) {
+        double z = i / 100.0 + 0.00371;
+        double s = 1 / (1 + exp(-z)), r6 = fmin(fmax(z + 3, 0), 6);
+        double e[6] = {
+            gf_act_ref((gf_act){GF_ACT_SIGMOID, 0}, z) - s,
+            gf_act_ref((gf_act){GF_ACT_SILU, 0}, z) - z * s,
+            (gf_act_ref(GF_ACT_HSIGMOID_TORCH, z) - r6 / 6) * 1e-5,   /* slope is float(1/6): 5e-9 z */
+            gf_act_ref((gf_act){GF_ACT_HSWISH, 0}, z) - z * r6 / 6,
+            gf_act_ref((gf_act){GF_ACT_GELU, 0}, z) - 0.5 * z * (1 + erf(z / sqrt(2.0))),
+            gf_act_ref((gf_act){GF_ACT_GELU_TANH, 0}, z) - 0.5 * z * (1 + tanh(sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)))};
+        for (int k = 0; k < 6; k++) if (fabs(e[k]) > worst) worst = fabs(e[k]);
+        for (int k = GF_ACT_SIGMOID; k < GF_ACT_COUNT; k++) {
+            gf_act a = {(gf_act_kind)k, 0};
+            if (k == GF_ACT_HSIGMOID) a = GF_ACT_HSIGMOID_TORCH;
+            const double h = 1e-5;
+            double fd = (gf_act_ref(a, z + h) - gf_act_ref(a, z - h)) / (2 * h);
+            double d = fabs(fd - gf_act_dref(a, z));
+            if (d > worst_d) worst_d = d;
+        }
+    }
+    CHECK(worst < 1e-12, "act references vs independent formulas: %.3g", worst);
+    CHECK(worst_d < 1e-8, "act reference derivatives vs central differences: %.3g", worst_d);
+}
+/* Special values: NaN propagates through the forward; an infinite gradient behind a closed mask gives 0
+ * (select, not multiply); exact kinks follow the documented convention (mask 1[z > 0], ReLU6 open at 6);
+ * the smooth and hard kinds: NaN propagates (also through the clamps), +inf saturates, the hard kinks
+ * follow PyTorch (hardswish' = -1/2 at -3 and 3/2 at 3; hardsigmoid' = 0 at +-3); names and refusals. */
+static void act_once(gf_ctx *ctx) {
+    act_reference_crosscheck();
+    const float z[6] = {NAN, 0.0f, -0.0f, 6.0f, -3.0f, 7.0f};
+    const float g[6] = {1.0f, 2.0f, 3.0f, 4.0f, INFINITY, 5.0f};
+    float y[6], gi[6];
+    cl_mem bz = test_upload(ctx, z, 6), bg = test_upload(ctx, g, 6), bo = test_alloc(ctx, 6);
+    gf_act relu6 = {GF_ACT_RELU6, 0}, relu = {GF_ACT_RELU, 0};
+    REQUIRE_OK(ctx, gf_act_forward(ctx, relu6, 6, bz, bo));
+    test_download(ctx, bo, y, 6);
+    CHECK(isnan(y[0]) && y[1] == 0 && y[2] == 0 && y[3] == 6 && y[4] == 0 && y[5] == 6,
+          "relu6 special forward: %g %g %g %g %g %g", y[0], y[1], y[2], y[3], y[4], y[5]);
+    REQUIRE_OK(ctx, gf_act_backward(ctx, relu6, 6, bz, bg, bo));
+    test_download(ctx, bo, gi, 6);
+    CHECK(gi[1] == 0 && gi[2] == 0 && gi[3] == 0 && gi[4] == 0 && gi[5] == 0,
+          "relu6 special backward: %g %g %g %g %g", gi[1], gi[2], gi[3], gi[4], gi[5]);
+    REQUIRE_OK(ctx, gf_act_forward(ctx, relu, 6, bz, bo));
+    test_download(ctx, bo, y, 6);
+    CHECK(isnan(y[0]) && y[3] == 6 && y[5] == 7, "relu special forward");
+    gf_act bad = {GF_ACT_COUNT, 0};
+    CHECK(gf_act_forward(ctx, bad, 6, bz, bo) == GF_ERR_USAGE, "unknown kind accepted");
+    CHECK(gf_act_parse("relu6") == GF_ACT_RELU6 && gf_act_parse("leaky_relu") == GF_ACT_LEAKY &&
+          gf_act_parse("tanh") == -1, "gf_act_parse");
+    gf_buf_release(&bz); gf_buf_release(&bg); gf_buf_release(&bo);
+
+    const float zs[5] = {NAN, INFINITY, -INFINITY, -3.0f, 3.0f};
+    const float ones[5] = {1, 1, 1, 1, 1};
+    float d[5];
+    bz = test_upload(ctx, zs, 5); bg = test_upload(ctx, ones, 5); bo = test_alloc(ctx, 5);
+    for (int k = GF_ACT_SIGMOID; k < GF_ACT_COUNT; k++) {
+        gf_act a = {(gf_act_kind)k, 0};
+        if (k == GF_ACT_HSIGMOID) a = GF_ACT_HSIGMOID_TORCH;
+        REQUIRE_OK(ctx, gf_act_forward(ctx, a, 5, bz, bo));
+        test_download(ctx, bo, y, 5);
+        REQUIRE_OK(ctx, gf_act_backward(ctx, a, 5, bz, bg, bo));
+        test_download(ctx, bo, d, 5);
+        const char *nm = gf_act_name(a.kind);
+        CHECK(isnan(y[0]), "%s(NaN) = %g, not NaN", nm, y[0]);
+        int bounded = k == GF_ACT_SIGMOID || k == GF_ACT_HSIGMOID;
+        CHECK(bounded ? y[1] == 1.0f : y[1] == INFINITY, "%s(+inf) = %g", nm, y[1]);
+        if (k == GF_ACT_SIGMOID || k == GF_ACT_HSIGMOID) CHECK(y[2] == 0.0f, "%s(-inf) = %g", nm, y[2]);
+        if (k == GF_ACT_HSWISH)
+            CHECK(d[3] == -0.5f && d[4] == 1.5f, "hardswish' at -3, 3: %g %g (PyTorch: -0.5, 1.5)", d[3], d[4]);
+        if (k == GF_ACT_HSIGMOID) CHECK(d[3] == 0 && d[4] == 0, "hardsigmoid' at -3, 3: %g %g", d[3], d[4]);
+    }
+    CHECK(gf_act_parse("silu") == GF_ACT_SILU && gf_act_parse("swish") == GF_ACT_SILU &&
+          gf_act_parse("gelu_tanh") == GF_ACT_GELU_TANH && gf_act_parse("hardswish") == GF_ACT_HSWISH,
+          "gf_act_parse of the new kinds");
+    for (int k = 0; k < GF_ACT_COUNT; k++)
+        CHECK(gf_act_parse(gf_act_name((gf_act_kind)k)) == k, "name/parse round trip of kind %d", k);
+    gf_buf_release(&bz); gf_buf_release(&bg); gf_buf_release(&bo);
+}
+static const op_def OP_ACT = {"act", 0, 0, act_describe, act_shape, act_fill, act_tols, act_ref, act_fwd, act_tan,
+                              act_ref_tan, act_bwd, act_ref_bwd, NULL, act_extra, act_once, NULL};
+
+/* ---------------- ln: layer norm over channels (cl/ln.cl); a = {N, C, H, W, constant pixel}, f = {eps} ----------------
+ * 2e-6 + 2e-6 |ref| (float sums over C; the 1/s of a pixel with variance ~1); FD (h = 1e-3, error
+ * h^2 |y'''| / 6): 1e-5 + 1e-5 |ref|; adjoint 1e-5. A constant pixel (variance 0: only eps) has s = sqrt(eps):
+ * the FD step would leave the linear regime, so its outputs are left out of the FD check only. */
+
+static void ln_describe(const row *rw, char *b, size_t n) {
+    snprintf(b, n, "ln %dx%dx%dx%d eps %g%s", rw->a[0], rw->a[1], rw->a[2], rw->a[3], rw->f[0],
+             rw->a[4] ? " (a constant pixel)" : "");
+}
+static void ln_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    T->n_in = 1; T->n[0] = T->n_out = (size_t)rw->a[0] * rw->a[1] * rw->a[2] * rw->a[3]; T->diff[0] = 1;
+}
+static void ln_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    (void)ctx;
+    const size_t HW = (size_t)rw->a[2] * rw->a[3];
+    uniform(r, T->x[0], T->n[0], -2, 2);
+    for (size_t i = 0; i < T->n[0]; i++) T->x[0][i] += (float)(0.3 * ((i / HW) % 5));   /* a non-zero mean */
+    if (rw->a[4]) for (int c = 0; c < rw->a[1]; c++) T->x[0][(size_t)c * HW] = 0.75f;
+}
+static void ln_tols(const row *rw, tols *t) {
+    (void)rw;
+    t->fwd = t->tan = t->bwd[0] = (tol){2e-6, 2e-6, 0};
+    t->fd = (tol){1e-5, 1e-5, 0};
+    t->adj = 1e-5;
+}
+static int ln_fd_skip(const row *rw, size_t i) {
+    return rw->a[4] && i % ((size_t)rw->a[2] * rw->a[3]) == 0 && i < (size_t)rw->a[1] * rw->a[2] * rw->a[3];
+}
+#define LN_EACH_PIXEL(rw) \
+    const int N = (rw)->a[0], C = (rw)->a[1]; const size_t HW = (size_t)(rw)->a[2] * (rw)->a[3]; \
+    for (int n = 0; n < N; n++) for (size_t p = 0; p < HW; p++)
+#define LN_AT(c) ((size_t)n * C * HW + p + (size_t)(c) * HW)
+enum { LN_MAX_C = 1024 };
+static void ln_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)T;
+    double xs[LN_MAX_C], ys[LN_MAX_C];
+    LN_EACH_PIXEL(rw) {
+        for (int c = 0; c < C; c++) xs[c] = in[0][LN_AT(c)];
+        ref_ln(xs, C, rw->f[0], ys);
+        for (int c = 0; c < C; c++) out[LN_AT(c)] = ys[c];
+    }
+}
+/* The Jacobian-vector product of gf_ln_ref (symmetric: also the backward's), on float copies (exact: the
+ * inputs are floats). */
+static void ln_ref_jac(const row *rw, const double *x, const double *t, double *out) {
+    float xs[LN_MAX_C], ts[LN_MAX_C];
+    double js[LN_MAX_C];
+    LN_EACH_PIXEL(rw) {
+        for (int c = 0; c < C; c++) { xs[c] = (float)x[LN_AT(c)]; ts[c] = (float)t[LN_AT(c)]; }
+        gf_ln_ref(xs, ts, C, 1, rw->f[0], NULL, js);
+        for (int c = 0; c < C; c++) out[LN_AT(c)] = js[c];
+    }
+}
+static void ln_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    (void)T;
+    ln_ref_jac(rw, in[0], tin[0], out);
+}
+static void ln_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)T;
+    ln_ref_jac(rw, in[0], u, g[0]);
+}
+static gf_status ln_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)T;
+    return gf_ln_forward(ctx, rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->f[0], in[0], out);
+}
+static gf_status ln_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    (void)T;
+    return gf_ln_tangent(ctx, rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->f[0], in[0], tin[0], out);
+}
+static gf_status ln_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)T; (void)acc;
+    return gf_ln_backward(ctx, rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->f[0], in[0], u, g[0]);
+}
+/* gf_ln_ref against the definition written directly; refusals. */
+static void ln_once(gf_ctx *ctx) {
+    const float x[5] = {1.0f, -2.0f, 0.5f, 3.0f, 0.25f};
+    double y[5], mu = 0.55, v = 0;
+    for (int c = 0; c < 5; c++) v += (x[c] - mu) * (x[c] - mu);
+    v /= 5;
+    gf_ln_ref(x, NULL, 5, 1, 1e-5, y, NULL);
+    double worst = 0;
+    for (int c = 0; c < 5; c++) worst = fmax(worst, fabs(y[c] - (x[c] - mu) / sqrt(v + 1e-5)));
+    CHECK(worst < 1e-12, "gf_ln_ref vs the definition: %.3g", worst);
+    cl_mem b = test_alloc(ctx, 4);
+    CHECK(gf_ln_forward(ctx, 1, 100000, 1, 1e-6f, b, b) == GF_ERR_USAGE, "layernorm past the item budget accepted");
+    CHECK(gf_ln_forward(ctx, 1, 4, 1, -1.0f, b, b) == GF_ERR_USAGE, "negative eps accepted");
+    gf_buf_release(&b);
+}
+static const op_def OP_LN = {"ln", 0, 0, ln_describe, ln_shape, ln_fill, ln_tols, ln_ref, ln_fwd, ln_tan,
+                             ln_ref_tan, ln_bwd, ln_ref_bwd, ln_fd_skip, NULL, ln_once, NULL};
+
+/* ---------------- mul: y = x * s (cl/merge.cl); a = {N, C, H, W, gate} ----------------
+ * Elementwise, or with a per-channel gate s [N, C, 1, 1] broadcast over H x W (squeeze-excitation): the first
+ * op whose tangent has two moving inputs (both, x only, s only; linearity). One float product:
+ * 1e-30 + 1.2e-7 |ref|; the product rule (two products and a sum) and the FD (bilinear: exact up to
+ * rounding): 1e-6 + 1e-6 |ref|; the gate gradient is a float sum of HW products (up to 3136 terms of
+ * |u x| <= 2): 1e-5 of the sum of |u x|; adjoint 1e-5. Planes of 1, 7x7 and 8x8 (one work item per plane),
+ * 9x9 and 56x56 (a work-group per plane). */
+
+static size_t mul_planes(const row *rw) { return (size_t)rw->a[0] * rw->a[1]; }
+static size_t mul_hw(const row *rw) { return (size_t)rw->a[2] * rw->a[3]; }
+static void mul_describe(const row *rw, char *b, size_t n) {
+    snprintf(b, n, "mul %s %dx%dx%dx%d", rw->a[4] ? "gate" : "elementwise", rw->a[0], rw->a[1], rw->a[2], rw->a[3]);
+}
+static void mul_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    T->n_in = 2;
+    T->n[0] = T->n_out = mul_planes(rw) * mul_hw(rw);
+    T->n[1] = rw->a[4] ? mul_planes(rw) : T->n[0];
+    T->diff[0] = T->diff[1] = 1;
+}
+static void mul_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    (void)ctx; (void)rw;
+    uniform(r, T->x[0], T->n[0], -2, 2);
+    uniform(r, T->x[1], T->n[1], -1.5, 1.5);
+}
+static void mul_tols(const row *rw, tols *t) {
+    t->fwd = (tol){1e-30, 1.2e-7, 0};
+    t->tan = t->fd = t->lin = (tol){1e-6, 1e-6, 0};
+    t->bwd[0] = (tol){1e-30, 1.2e-7, 0};
+    t->bwd[1] = rw->a[4] ? (tol){1e-30, 0, 1e-5} : (tol){1e-30, 1.2e-7, 0};
+    t->adj = 1e-5;
+}
+static void mul_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)T;
+    ref_mul(mul_planes(rw), mul_hw(rw), rw->a[4], in[0], in[1], out);
+}
+static void mul_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    const size_t HW = mul_hw(rw);
+    for (size_t i = 0; i < T->n_out; i++) {
+        size_t si = rw->a[4] ? i / HW : i;
+        out[i] = (tin[0] ? tin[0][i] * in[1][si] : 0) + (tin[1] ? in[0][i] * tin[1][si] : 0);
+    }
+}
+static void mul_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)T;
+    ref_mul_backward(mul_planes(rw), mul_hw(rw), rw->a[4], in[0], in[1], u, g[0], g[1]);
+}
+static gf_status mul_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)T;
+    return gf_mul_forward(ctx, mul_planes(rw), mul_hw(rw), rw->a[4], in[0], in[1], out);
+}
+static gf_status mul_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    (void)T;
+    return gf_mul_tangent(ctx, mul_planes(rw), mul_hw(rw), rw->a[4], in[0], in[1], tin[0], tin[1], out);
+}
+static gf_status mul_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)T; (void)acc;
+    return gf_mul_backward(ctx, mul_planes(rw), mul_hw(rw), rw->a[4], in[0], in[1], u, g[0], g[1]);
+}
+/* In place: y aliasing x gives the same bits. */
+static void mul_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    cl_mem bxx = test_upload(ctx, T->x[0], T->n[0]);
+    REQUIRE_OK(ctx, gf_mul_forward(ctx, mul_planes(rw), mul_hw(rw), rw->a[4], bxx, T->bx[1], bxx));
+    float *got = download(ctx, bxx, T->n_out);
+    CHECK(memcmp(got, res->y, T->n_out * 4) == 0, "%s: in place differs", name);
+    free(got);
+    gf_buf_release(&bxx);
+}
+/* The merge family's refusals. */
+static void mul_once(gf_ctx *ctx) {
+    cl_mem b = test_alloc(ctx, 16), b2 = test_alloc(ctx, 16);
+    CHECK(gf_mul_tangent(ctx, 4, 4, 0, b, b, NULL, NULL, b) != GF_OK, "mul tangent with no moving input accepted");
+    CHECK(gf_mul_forward(ctx, 0, 4, 0, b, b, b) == GF_ERR_USAGE, "mul of 0 planes accepted");
+    CHECK(gf_concat_backward(ctx, 1, 4, 4, 3, 2, b, b, 0) == GF_ERR_USAGE, "concat slice past the end accepted");
+    int C[2] = {2, 0};
+    cl_mem in[2] = {b, b};
+    CHECK(gf_concat_forward(ctx, 1, 4, 2, C, in, b) == GF_ERR_USAGE, "concat of a 0-channel input accepted");
+    CHECK(gf_concat_forward(ctx, 1, 4, 0, C, in, b) == GF_ERR_USAGE, "concat of no inputs accepted");
+    CHECK(gf_shuffle_forward(ctx, 1, 6, 2, 4, b, b2) == GF_ERR_USAGE, "shuffle of 6 channels in 4 groups accepted");
+    CHECK(gf_shuffle_forward(ctx, 1, 4, 2, 0, b, b2) == GF_ERR_USAGE, "shuffle in 0 groups accepted");
+    CHECK(gf_shuffle_forward(ctx, 1, 4, 2, 2, b, b) != GF_OK, "shuffle in place accepted");
+    CHECK(gf_slice_forward(ctx, 1, 4, 4, 3, 2, b, b2) == GF_ERR_USAGE, "slice past the end accepted");
+    CHECK(gf_slice_backward(ctx, 1, 4, 4, -1, 2, b, b2, 0) == GF_ERR_USAGE, "slice at a negative offset accepted");
+    gf_buf_release(&b2);
+    gf_buf_release(&b);
+}
+static const op_def OP_MUL = {"mul", 0, OP_GRAD_ALONE, mul_describe, mul_shape, mul_fill, mul_tols, mul_ref, mul_fwd,
+                              mul_tan, mul_ref_tan, mul_bwd, mul_ref_bwd, NULL, mul_extra, mul_once, NULL};
+
+/* Copies (concat, slice, shuffle): forward, tangent and backward exact (every value written: the outputs
+ * start as NaN); FD of a linear map 1e-6 + 1e-6 |ref|; adjoint 1e-12 (the same products on both sides). */
+static void copy_tols(const row *rw, tols *t) {
+    (void)rw;
+    t->fwd = t->tan = t->lin = EXACT;
+    for (int k = 0; k < MAX_IN; k++) t->bwd[k] = EXACT;
+    t->fd = (tol){1e-6, 1e-6, 0};
+    t->adj = 1e-12;
+}
+
+/* ---------------- concat along channels (cl/merge.cl); a = {N, n, H, W, C0, C1, C2, C3} ---------------- */
+
+static int concat_total(const row *rw) {
+    int Ct = 0;
+    for (int k = 0; k < rw->a[1]; k++) Ct += rw->a[4 + k];
+    return Ct;
+}
+static void concat_describe(const row *rw, char *b, size_t n) {
+    int o = snprintf(b, n, "concat N%d %dx%d of C", rw->a[0], rw->a[2], rw->a[3]);
+    for (int k = 0; k < rw->a[1] && o > 0 && (size_t)o < n; k++) o += snprintf(b + o, n - o, "%s%d", k ? "+" : " ", rw->a[4 + k]);
+}
+static void concat_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    const size_t NHW = (size_t)rw->a[0] * rw->a[2] * rw->a[3];
+    T->n_in = rw->a[1];
+    for (int k = 0; k < T->n_in; k++) { T->n[k] = NHW * rw->a[4 + k]; T->diff[k] = 1; }
+    T->n_out = NHW * concat_total(rw);
+}
+static void concat_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)T;
+    ref_concat(rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], &rw->a[4], in, out);
+}
+static void concat_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    (void)in;
+    concat_ref(rw, T, tin, out);
+}
+static void concat_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)T; (void)in;
+    for (int k = 0, off = 0; k < rw->a[1]; off += rw->a[4 + k], k++)
+        ref_slice(rw->a[0], (size_t)rw->a[2] * rw->a[3], concat_total(rw), off, rw->a[4 + k], u, g[k]);
+}
+static gf_status concat_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)T;
+    return gf_concat_forward(ctx, rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], &rw->a[4], in, out);
+}
+/* a NULL input is a zero slice: the tangent of an input that does not move */
+static gf_status concat_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    (void)in;
+    return concat_fwd(ctx, rw, T, tin, out);
+}
+static gf_status concat_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)T; (void)in;
+    for (int k = 0, off = 0; k < rw->a[1]; off += rw->a[4 + k], k++) {
+        if (!g[k]) continue;
+        gf_status st = gf_concat_backward(ctx, rw->a[0], (size_t)rw->a[2] * rw->a[3], concat_total(rw), off,
+                                          rw->a[4 + k], u, g[k], acc);
+        if (st != GF_OK) return st;
+    }
+    return GF_OK;
+}
+static const op_def OP_CONCAT = {"concat", 0, OP_ACC | OP_GRAD_ALONE, concat_describe, concat_shape, NULL, copy_tols,
+                                 concat_ref, concat_fwd, concat_tan, concat_ref_tan, concat_bwd, concat_ref_bwd, NULL,
+                                 NULL, NULL, NULL};
+
+/* ---------------- shuffle: channel shuffle in G groups (ShuffleNet; cl/merge.cl); a = {N, C, H, W, G} ---------------- */
+
+static void shuffle_describe(const row *rw, char *b, size_t n) {
+    snprintf(b, n, "shuffle %dx%dx%dx%d G %d", rw->a[0], rw->a[1], rw->a[2], rw->a[3], rw->a[4]);
+}
+static void shuffle_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    T->n_in = 1; T->n[0] = T->n_out = (size_t)rw->a[0] * rw->a[1] * rw->a[2] * rw->a[3]; T->diff[0] = 1;
+}
+static void shuffle_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)T;
+    ref_shuffle(rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->a[4], in[0], out);
+}
+static void shuffle_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    (void)in;
+    shuffle_ref(rw, T, tin, out);
+}
+static void shuffle_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)T; (void)in;
+    ref_shuffle_backward(rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->a[4], u, g[0]);
+}
+static gf_status shuffle_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)T;
+    return gf_shuffle_forward(ctx, rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->a[4], in[0], out);
+}
+static gf_status shuffle_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    (void)in;
+    return shuffle_fwd(ctx, rw, T, tin, out);
+}
+static gf_status shuffle_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)T; (void)in;
+    return gf_shuffle_backward(ctx, rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->a[4], u, g[0], acc);
+}
+/* The backward undoes the forward: shuffle(x) then its inverse is x, bitwise. */
+static void shuffle_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    cl_mem by = test_upload(ctx, res->y, T->n_out), bg = nan_buffer(ctx, T->n[0]);
+    REQUIRE_OK(ctx, gf_shuffle_backward(ctx, rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->a[4], by, bg, 0));
+    float *back = download(ctx, bg, T->n[0]);
+    CHECK(memcmp(back, T->x[0], T->n[0] * 4) == 0, "%s: inverse(shuffle(x)) != x", name);
+    free(back);
+    gf_buf_release(&by); gf_buf_release(&bg);
+}
+static const op_def OP_SHUFFLE = {"shuffle", 0, OP_ACC, shuffle_describe, shuffle_shape, NULL, copy_tols, shuffle_ref,
+                                  shuffle_fwd, shuffle_tan, shuffle_ref_tan, shuffle_bwd, shuffle_ref_bwd, NULL,
+                                  shuffle_extra, NULL, NULL};
+
+/* ---------------- slice of channels off .. off+Ck (torch.chunk; cl/merge.cl); a = {N, C, H, W, off, Ck} ---------------- */
+
+static void slice_describe(const row *rw, char *b, size_t n) {
+    snprintf(b, n, "slice %d..%d of %dx%dx%dx%d", rw->a[4], rw->a[4] + rw->a[5], rw->a[0], rw->a[1], rw->a[2], rw->a[3]);
+}
+static void slice_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    const size_t HW = (size_t)rw->a[2] * rw->a[3];
+    T->n_in = 1; T->n[0] = (size_t)rw->a[0] * rw->a[1] * HW; T->diff[0] = 1;
+    T->n_out = (size_t)rw->a[0] * rw->a[5] * HW;
+}
+static void slice_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)T;
+    ref_slice(rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], rw->a[4], rw->a[5], in[0], out);
+}
+static void slice_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    (void)in;
+    slice_ref(rw, T, tin, out);
+}
+static void slice_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)T; (void)in;
+    ref_slice_backward(rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], rw->a[4], rw->a[5], u, g[0]);
+}
+static gf_status slice_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)T;
+    return gf_slice_forward(ctx, rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], rw->a[4], rw->a[5], in[0], out);
+}
+static gf_status slice_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    (void)in;
+    return slice_fwd(ctx, rw, T, tin, out);
+}
+static gf_status slice_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)T; (void)in;
+    return gf_slice_backward(ctx, rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], rw->a[4], rw->a[5], u, g[0], acc);
+}
+static const op_def OP_SLICE = {"slice", 0, OP_ACC, slice_describe, slice_shape, NULL, copy_tols, slice_ref, slice_fwd,
+                                slice_tan, slice_ref_tan, slice_bwd, slice_ref_bwd, NULL, NULL, NULL, NULL};
+
+/* ---------------- kernel-path variants: context options that change which kernels an op runs ---------------- */
+
+typedef struct variant {
+    const char *name;
+    const char *gemm, *bn_walk;   /* NULL: the context's choice */
+    unsigned item_budget;         /* 0: the context's */
+} variant;
+static const variant variants[] = {
+    {"default", NULL, NULL, 0},
+};
+enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
+
+static void apply_variant(gf_ctx_options *o, const void *user) {
+    const variant *v = user;
+    if (v->gemm) o->gemm = v->gemm;
+    if (v->bn_walk) o->bn_walk = v->bn_walk;
+    if (v->item_budget) o->item_budget = v->item_budget;
+}
+
+/* ---------------- the table ---------------- */
+
+enum { MAX_ROWS = 512 };
+static row rows[MAX_ROWS];
+static int n_rows;
+
+/* R(op, in the default run, in the --small run, f0, a0, a1, ...) */
+#define R(op, full, small, f0, ...) add_row(&(op), full, small, f0, (int[NA]){__VA_ARGS__})
+static void add_row(const op_def *op, int full, int small, float f0, const int *a) {
+    if (n_rows == MAX_ROWS) { fprintf(stderr, "FATAL: more than %d rows\n", MAX_ROWS); exit(1); }
+    row *r = &rows[n_rows++];
+    r->op = op; r->full = full; r->small = small; r->f[0] = f0;
+    memcpy(r->a, a, sizeof r->a);
+}
+
+static void make_rows(void) {
+    /* act: every kind; sizes 1, odd, 7 x 13 channels x 5 x 3, a larger map; --small: 1, 7 and 130 (a
+     * partial last work-group) */
+    static const struct { gf_act_kind k; float slope; } kinds[] = {
+        {GF_ACT_RELU, 0}, {GF_ACT_LEAKY, 0.01f}, {GF_ACT_LEAKY, 0.2f}, {GF_ACT_LEAKY, -0.3f}, {GF_ACT_RELU6, 0},
+        {GF_ACT_SIGMOID, 0}, {GF_ACT_SILU, 0}, {GF_ACT_HSIGMOID, 1.0f / 6.0f}, {GF_ACT_HSIGMOID, 0.2f},
+        {GF_ACT_HSWISH, 0}, {GF_ACT_GELU, 0}, {GF_ACT_GELU_TANH, 0}};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        R(OP_ACT, 1, 1, kinds[k].slope, kinds[k].k, 1);
+        R(OP_ACT, 1, 1, kinds[k].slope, kinds[k].k, 7);
+        R(OP_ACT, 0, 1, kinds[k].slope, kinds[k].k, 130);
+        R(OP_ACT, 1, 0, kinds[k].slope, kinds[k].k, 1365);
+        R(OP_ACT, 1, 0, kinds[k].slope, kinds[k].k, 64 * 49 * 3 + 5);
+    }
+    /* ln: one pixel of one channel to ConvNeXt-tiny's 768 channels, each at eps 1e-6 and 1e-5 */
+    for (int e = 0; e < 2; e++) {
+        const float eps = e ? 1e-5f : 1e-6f;
+        R(OP_LN, 1, 1, eps, 1, 1, 1, 1);
+        R(OP_LN, 1, 1, eps, 1, 5, 1, 1);
+        R(OP_LN, 1, 1, eps, 2, 24, 5, 3, 1);
+        R(OP_LN, 1, 0, eps, 3, 96, 4, 4);
+        R(OP_LN, 1, 0, eps, 1, 768, 2, 2);
+    }
+    /* mul: planes of 1 (the SE gate itself), 7x7 and 8x8 (one item per plane), 9x9 and 56x56 (work-groups) */
+    static const int mul_shapes[][4] = {{1, 1, 1, 1}, {2, 3, 7, 7}, {3, 5, 9, 9}, {2, 4, 8, 8}, {2, 16, 56, 56}, {4, 24, 1, 1}};
+    for (int k = 0; k < 6; k++)
+        for (int gate = 0; gate < 2; gate++)
+            R(OP_MUL, 1, k < 3, 0, mul_shapes[k][0], mul_shapes[k][1], mul_shapes[k][2], mul_shapes[k][3], gate);
+    /* concat of 2, 3 and 4 inputs; a = {N, n, H, W, C0, C1, C2, C3} */
+    R(OP_CONCAT, 1, 0, 0, 2, 2, 5, 5, 3, 5);
+    R(OP_CONCAT, 1, 1, 0, 3, 3, 7, 9, 1, 4, 2);
+    R(OP_CONCAT, 1, 0, 0, 2, 4, 13, 13, 16, 16, 8, 24);
+    R(OP_CONCAT, 1, 0, 0, 5, 2, 1, 1, 3, 5);
+    /* shuffle: ShuffleNetV2's G = 2 (its 24/48/96/116 channels at small maps), G = 1 and G = C (the
+     * identity), odd groups */
+    static const int sh[][5] = {{2, 24, 7, 7, 2}, {1, 48, 4, 4, 2}, {3, 6, 5, 3, 3}, {2, 12, 1, 1, 4}, {1, 5, 3, 3, 1},
+                                {1, 5, 3, 3, 5}, {2, 116, 14, 14, 2}};
+    for (int k = 0; k < 7; k++) R(OP_SHUFFLE, 1, k == 2 || k == 5, 0, sh[k][0], sh[k][1], sh[k][2], sh[k][3], sh[k][4]);
+    /* slice: every chunk of torch.chunk(x, chunks, dim=1), sizes ceil(C / chunks) and a smaller last one */
+    static const int sl[][5] = {{2, 24, 7, 7, 2}, {3, 7, 5, 5, 3}, {1, 4, 1, 1, 4}};
+    for (int k = 0; k < 3; k++) {
+        const int C = sl[k][1], step = (C + sl[k][4] - 1) / sl[k][4];
+        for (int off = 0; off < C; off += step)
+            R(OP_SLICE, 1, k == 1, 0, sl[k][0], C, sl[k][2], sl[k][3], off, off + step <= C ? step : C - off);
+    }
+}
+
+static int selected(const char *filter, const char *name) {
+    if (!filter) return 1;
+    size_t n = strlen(name);
+    for (const char *p = filter; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        p += len + (e != NULL);
+    }
+    return 0;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: test_ops [--device D] [--variant NAME] [--filter OP[,OP...]] [--small] [--list]\n"
+                    "variants:");
+    for (int v = 0; v < N_VARIANTS; v++) fprintf(stderr, " %s", variants[v].name);
+    fprintf(stderr, "\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    const char *device = NULL, *filter = NULL, *only_variant = NULL;
+    int small = 0, list = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--small")) small = 1;
+        else if (!strcmp(argv[i], "--list")) list = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--device")) device = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--filter")) filter = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--variant")) only_variant = argv[++i];
+        else usage();
+    }
+    int vsel = -1;
+    if (only_variant) {
+        for (int v = 0; v < N_VARIANTS; v++) if (!strcmp(variants[v].name, only_variant)) vsel = v;
+        if (vsel < 0) usage();
+    }
+    make_rows();
+    int any = 0;
+    for (int i = 0; i < n_rows; i++) any |= selected(filter, rows[i].op->name);
+    if (!any) {   /* a filter that names no op must not pass by running nothing */
+        fprintf(stderr, "test_ops: no op matches --filter %s\n", filter);
+        return 2;
+    }
+    if (list) {
+        for (int i = 0; i < n_rows; i++) {
+            if (!selected(filter, rows[i].op->name)) continue;
+            char name[200];
+            rows[i].op->describe(&rows[i], name, sizeof name);
+            printf("%-60s %s%s\n", name, rows[i].full ? "full" : "", rows[i].small ? " small" : "");
+        }
+        return 0;
+    }
+    const op_def *done_once[64];
+    int n_once = 0;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        if (vsel >= 0 && v != vsel) continue;
+        /* only the variants some selected op's kernels depend on (the default always) */
+        int wanted = v == 0;
+        for (int i = 0; i < n_rows; i++)
+            if (selected(filter, rows[i].op->name) && (rows[i].op->variants >> v & 1)) wanted = 1;
+        if (!wanted) continue;
+        gf_ctx *ctx = test_ctx_for(device, apply_variant, &variants[v]);
+        printf("device: %s (%s); variant %s: kernel paths %s\n", gf_ctx_device(ctx)->name,
+               gf_ctx_device(ctx)->platform_name, variants[v].name, gf_ctx_paths(ctx));
+        uint64_t seed = 1;
+        for (int i = 0; i < n_rows; i++) {
+            const row *rw = &rows[i];
+            if (!selected(filter, rw->op->name) || !(small ? rw->small : rw->full)) continue;
+            if (v != vsel && v != 0 && !(rw->op->variants >> v & 1)) continue;
+            int seen = 0;
+            for (int k = 0; k < n_once; k++) seen |= done_once[k] == rw->op;
+            if (!seen && rw->op->once) rw->op->once(ctx);
+            if (!seen) done_once[n_once++] = rw->op;
+            int before = gf_test_failures;
+            run_row(ctx, rw, seed++);
+            char name[200];
+            rw->op->describe(rw, name, sizeof name);
+            printf("%-60s %-8s %s\n", name, variants[v].name, gf_test_failures == before ? "ok" : "FAILED");
+        }
+        gf_ctx_free(ctx);
+    }
+    return test_finish("test_ops");
+}
