@@ -862,6 +862,428 @@ static gf_status slice_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const c
 static const op_def OP_SLICE = {"slice", 0, OP_ACC, slice_describe, slice_shape, NULL, copy_tols, slice_ref, slice_fwd,
                                 slice_tan, slice_ref_tan, slice_bwd, slice_ref_bwd, NULL, NULL, NULL, NULL};
 
+/* ---------------- maxpool / avgpool (cl/pool.cl); a = {N, C, H, W, kh, kw, sh, sw, ph, pw, tf_same} ----------------
+ * Inputs are a shuffled grid of distinct values 0.01 apart and the FD step moves each by at most 1e-3, so no
+ * window's arg-max changes along the probe: the max is linear there and central differences are valid.
+ * Max pool: output, argmax and tangent (a gather) exact; backward 1e-6 + 1e-6 |ref|. Average pool (both
+ * divisor rules): 1e-6 + 1e-5 |ref|. FD 1e-5 + 1e-5 |ref|; adjoint 1e-4. */
+
+typedef struct pool_state {
+    gf_pool2d p;
+    cl_mem arg, arg2;   /* argmax of the forward; of the argmax-only path */
+} pool_state;
+
+static void pool_describe_as(const char *what, const row *rw, char *b, size_t n) {
+    const int *a = rw->a;
+    if (a[10]) snprintf(b, n, "%s N%d C%d %dx%d k%dx%d s%dx%d TF SAME", what, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    else snprintf(b, n, "%s N%d C%d %dx%d k%dx%d s%dx%d pad %dx%d", what, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+                  a[8], a[9]);
+}
+static void maxpool_describe(const row *rw, char *b, size_t n) { pool_describe_as("maxpool", rw, b, n); }
+static void avgpool_describe(const row *rw, char *b, size_t n) {
+    pool_describe_as(rw->a[11] ? "avgpool include_pad" : "avgpool exclude_pad", rw, b, n);
+}
+static void pool_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    const int *a = rw->a;
+    pool_state *s = calloc(1, sizeof *s);
+    if (a[10]) REQUIRE_OK(ctx, gf_pool2d_init_tf(ctx, &s->p, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], 1));
+    else REQUIRE_OK(ctx, gf_pool2d_init(ctx, &s->p, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]));
+    s->p.count_include_pad = a[11];
+    T->n_in = 1; T->n[0] = gf_pool2d_in_count(&s->p); T->n_out = gf_pool2d_out_count(&s->p); T->diff[0] = 1;
+    s->arg = test_alloc(ctx, T->n_out);
+    s->arg2 = test_alloc(ctx, T->n_out);
+    T->state = s;
+}
+static void pool_release(tensors *T) {
+    pool_state *s = T->state;
+    gf_buf_release(&s->arg); gf_buf_release(&s->arg2);
+    free(s);
+}
+/* distinct values: a shuffled grid k * 0.01 - offset */
+static void pool_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    (void)ctx; (void)rw;
+    const size_t ni = T->n[0];
+    float *x = T->x[0];
+    for (size_t i = 0; i < ni; i++) x[i] = (float)((double)i * 0.01 - (double)ni * 0.005);
+    for (size_t i = ni; i > 1; i--) {
+        size_t j = (size_t)test_uniform(r, 0, (double)i);
+        float tmp = x[i - 1]; x[i - 1] = x[j]; x[j] = tmp;
+    }
+}
+static void maxpool_tols(const row *rw, tols *t) {
+    (void)rw;
+    t->fwd = t->tan = EXACT;
+    t->bwd[0] = (tol){1e-6, 1e-6, 0};
+    t->fd = (tol){1e-5, 1e-5, 0};
+    t->adj = 1e-4;
+}
+static void avgpool_tols(const row *rw, tols *t) {
+    (void)rw;
+    t->fwd = t->tan = t->bwd[0] = (tol){1e-6, 1e-5, 0};
+    t->fd = (tol){1e-5, 1e-5, 0};
+    t->adj = 1e-4;
+}
+static const gf_pool2d *pool_of(const tensors *T) { return &((const pool_state *)T->state)->p; }
+static void maxpool_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)rw;
+    ref_pool(pool_of(T), in[0], 1, out, NULL);
+}
+static void avgpool_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)rw;
+    ref_pool(pool_of(T), in[0], 0, out, NULL);
+}
+/* the tangent gathers t at the reference's argmax */
+static void maxpool_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    (void)rw;
+    const gf_pool2d *p = pool_of(T);
+    int *arg = malloc(T->n_out * sizeof *arg);
+    ref_pool(p, in[0], 1, out, arg);
+    for (size_t o = 0; o < T->n_out; o++) out[o] = tin[0][(o / ((size_t)p->OH * p->OW)) * p->H * p->W + arg[o]];
+    free(arg);
+}
+static void maxpool_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)rw;
+    double *y = dalloc(T->n_out);
+    int *arg = malloc(T->n_out * sizeof *arg);
+    ref_pool(pool_of(T), in[0], 1, y, arg);
+    ref_maxpool_backward(pool_of(T), arg, u, g[0]);
+    free(y); free(arg);
+}
+static void avgpool_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    (void)in;
+    avgpool_ref(rw, T, tin, out);
+}
+static void avgpool_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)rw; (void)in;
+    ref_avgpool_backward(pool_of(T), u, g[0]);
+}
+static gf_status maxpool_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)rw;
+    const pool_state *s = T->state;
+    return gf_maxpool_forward(ctx, &s->p, in[0], out, s->arg);
+}
+/* the argmax alone (the recompute path), then the gather */
+static gf_status maxpool_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    (void)rw;
+    const pool_state *s = T->state;
+    gf_status st = gf_maxpool_forward(ctx, &s->p, in[0], NULL, s->arg2);
+    return st != GF_OK ? st : gf_maxpool_tangent(ctx, &s->p, s->arg2, tin[0], out);
+}
+static gf_status maxpool_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)rw; (void)acc;
+    const pool_state *s = T->state;
+    gf_status st = gf_maxpool_forward(ctx, &s->p, in[0], NULL, s->arg2);
+    return st != GF_OK ? st : gf_maxpool_backward(ctx, &s->p, s->arg2, u, g[0]);
+}
+static gf_status avgpool_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)rw;
+    return gf_avgpool_forward(ctx, pool_of(T), in[0], out);
+}
+static gf_status avgpool_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    (void)rw; (void)in;
+    return gf_avgpool_tangent(ctx, pool_of(T), tin[0], out);
+}
+static gf_status avgpool_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)rw; (void)in; (void)acc;
+    return gf_avgpool_backward(ctx, pool_of(T), u, g[0]);
+}
+/* The argmax equals the reference's (the first maximum in row-major window order); the argmax-only path
+ * gives the same argmax and the output-only path (inference) the same output. */
+static void maxpool_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    (void)rw;
+    const pool_state *s = T->state;
+    const size_t no = T->n_out;
+    int *arg = malloc(no * sizeof *arg), *darg = malloc(no * sizeof *darg), *darg2 = malloc(no * sizeof *darg2);
+    double *y = dalloc(no);
+    ref_pool(&s->p, T->xd[0], 1, y, arg);
+    REQUIRE_OK(ctx, gf_buf_read(ctx, s->arg, 0, no * sizeof(int), darg));   /* the driver's forward wrote it */
+    CHECK(memcmp(arg, darg, no * sizeof(int)) == 0, "%s: argmax differs from the reference", name);
+    REQUIRE_OK(ctx, gf_maxpool_forward(ctx, &s->p, T->bx[0], NULL, s->arg2));
+    REQUIRE_OK(ctx, gf_buf_read(ctx, s->arg2, 0, no * sizeof(int), darg2));
+    CHECK(memcmp(darg, darg2, no * sizeof(int)) == 0, "%s: argmax-only path differs", name);
+    cl_mem by = nan_buffer(ctx, no);
+    REQUIRE_OK(ctx, gf_maxpool_forward(ctx, &s->p, T->bx[0], by, NULL));
+    float *y2 = download(ctx, by, no);
+    CHECK(memcmp(res->y, y2, no * 4) == 0, "%s: output-only path differs", name);
+    free(arg); free(darg); free(darg2); free(y); free(y2);
+    gf_buf_release(&by);
+}
+/* Ties (FD is invalid there, so only the convention is checked): a constant map and a map of few distinct
+ * values; the first maximum in row-major window order must win, and the gradient must go to that element
+ * only. Geometry: PyTorch and TF SAME/VALID output sizes and pads, refusals. */
+static void maxpool_once(gf_ctx *ctx) {
+    gf_pool2d p;
+    REQUIRE_OK(ctx, gf_pool2d_init(ctx, &p, 2, 3, 7, 8, 3, 3, 2, 2, 1, 1));
+    size_t ni = gf_pool2d_in_count(&p), no = gf_pool2d_out_count(&p);
+    float *x = falloc(ni), *g = falloc(no), *gi = falloc(ni), *y = falloc(no);
+    double *xd = dalloc(ni), *ref = dalloc(ni), *yr = dalloc(no), *gd = dalloc(no);
+    int *arg = malloc(no * sizeof(int)), *darg = malloc(no * sizeof(int));
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < ni; i++) x[i] = pass == 0 ? 1.5f : (float)((i * 7) % 3);
+        for (size_t i = 0; i < ni; i++) xd[i] = x[i];
+        for (size_t o = 0; o < no; o++) { g[o] = (float)(o % 5) + 1; gd[o] = g[o]; }
+        ref_pool(&p, xd, 1, yr, arg);
+        cl_mem bx = test_upload(ctx, x, ni), by = test_alloc(ctx, no), ba = test_alloc(ctx, no);
+        cl_mem bg = test_upload(ctx, g, no), bgi = test_alloc(ctx, ni);
+        REQUIRE_OK(ctx, gf_maxpool_forward(ctx, &p, bx, by, ba));
+        REQUIRE_OK(ctx, gf_maxpool_backward(ctx, &p, ba, bg, bgi));
+        REQUIRE_OK(ctx, gf_buf_read(ctx, ba, 0, no * sizeof(int), darg));
+        test_download(ctx, by, y, no);
+        test_download(ctx, bgi, gi, ni);
+        CHECK(memcmp(arg, darg, no * sizeof(int)) == 0, "ties pass %d: argmax is not the first maximum", pass);
+        check_tol("maxpool ties", pass ? "forward (3 values)" : "forward (constant)", y, yr, NULL, no, EXACT);
+        ref_maxpool_backward(&p, arg, gd, ref);
+        check_tol("maxpool ties", pass ? "backward (3 values)" : "backward (constant)", gi, ref, NULL, ni, EXACT);
+        gf_buf_release(&bx); gf_buf_release(&by); gf_buf_release(&ba); gf_buf_release(&bg); gf_buf_release(&bgi);
+    }
+    free(x); free(g); free(gi); free(y); free(xd); free(ref); free(yr); free(gd); free(arg); free(darg);
+    /* TF SAME, 64 -> 32 with 3x3 stride 2 (the mini-Xception's pool): 1 pixel after only. */
+    REQUIRE_OK(ctx, gf_pool2d_init_tf(ctx, &p, 1, 1, 64, 64, 3, 3, 2, 2, 1));
+    CHECK(p.OH == 32 && p.OW == 32 && p.pt == 0 && p.pb == 1 && p.pl == 0 && p.pr == 1 && !p.count_include_pad,
+          "TF SAME 64/3/2: OH %d pads %d %d", p.OH, p.pt, p.pb);
+    REQUIRE_OK(ctx, gf_pool2d_init_tf(ctx, &p, 1, 1, 9, 9, 3, 3, 2, 2, 1));
+    CHECK(p.OH == 5 && p.pt == 1 && p.pb == 1, "TF SAME 9/3/2: OH %d pads %d %d", p.OH, p.pt, p.pb);
+    REQUIRE_OK(ctx, gf_pool2d_init_tf(ctx, &p, 1, 1, 9, 9, 3, 3, 2, 2, 0));
+    CHECK(p.OH == 4 && p.pt == 0 && p.pb == 0, "TF VALID 9/3/2: OH %d", p.OH);
+    REQUIRE_OK(ctx, gf_pool2d_init(ctx, &p, 1, 1, 7, 7, 3, 3, 2, 2, 1, 1));
+    CHECK(p.OH == 4 && p.count_include_pad, "PyTorch 7/3/2/1: OH %d", p.OH);
+    CHECK(gf_pool2d_init(ctx, &p, 1, 1, 7, 7, 3, 3, 2, 2, 3, 3) == GF_ERR_USAGE, "pad >= kernel accepted");
+    CHECK(gf_pool2d_init(ctx, &p, 1, 1, 2, 2, 3, 3, 1, 1, 0, 0) == GF_ERR_USAGE, "window larger than input accepted");
+    CHECK(gf_pool2d_init_tf(ctx, &p, 1, 1, 2, 2, 3, 3, 1, 1, 0) == GF_ERR_USAGE, "TF VALID empty output accepted");
+}
+static const op_def OP_MAXPOOL = {"maxpool", 0, 0, maxpool_describe, pool_shape, pool_fill, maxpool_tols, maxpool_ref,
+                                  maxpool_fwd, maxpool_tan, maxpool_ref_tan, maxpool_bwd, maxpool_ref_bwd, NULL,
+                                  maxpool_extra, maxpool_once, pool_release};
+static const op_def OP_AVGPOOL = {"avgpool", 0, 0, avgpool_describe, pool_shape, pool_fill, avgpool_tols, avgpool_ref,
+                                  avgpool_fwd, avgpool_tan, avgpool_ref_tan, avgpool_bwd, avgpool_ref_bwd, NULL, NULL,
+                                  NULL, pool_release};
+
+/* ---------------- gap: global average pool (cl/pool.cl); a = {NC, HW} ----------------
+ * Forward and tangent (the same op: linear) 1e-6 + 1e-5 |ref|; backward 1e-7 + 1e-6 |ref|; FD 1e-5 + 1e-5;
+ * adjoint 1e-4. Planes of 1, 7x7 (gap_forward_small), 300, 64, 4099 and 9x9 (a work-group tree per plane). */
+
+static void gap_describe(const row *rw, char *b, size_t n) { snprintf(b, n, "gap NC=%d HW=%d", rw->a[0], rw->a[1]); }
+static void gap_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    T->n_in = 1; T->n[0] = (size_t)rw->a[0] * rw->a[1]; T->n_out = (size_t)rw->a[0]; T->diff[0] = 1;
+}
+static void gap_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    (void)ctx; (void)rw;
+    uniform(r, T->x[0], T->n[0], -2, 2);
+}
+static void gap_tols(const row *rw, tols *t) {
+    (void)rw;
+    t->fwd = t->tan = (tol){1e-6, 1e-5, 0};
+    t->bwd[0] = (tol){1e-7, 1e-6, 0};
+    t->fd = (tol){1e-5, 1e-5, 0};
+    t->adj = 1e-4;
+}
+static void gap_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)T;
+    ref_gap((size_t)rw->a[0], (size_t)rw->a[1], in[0], out);
+}
+static void gap_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    (void)in;
+    gap_ref(rw, T, tin, out);
+}
+static void gap_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)T; (void)in;
+    ref_gap_backward((size_t)rw->a[0], (size_t)rw->a[1], u, g[0]);
+}
+static gf_status gap_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)T;
+    return gf_gap_forward(ctx, (size_t)rw->a[0], (size_t)rw->a[1], in[0], out);
+}
+static gf_status gap_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    (void)T; (void)in;
+    return gf_gap_tangent(ctx, (size_t)rw->a[0], (size_t)rw->a[1], tin[0], out);
+}
+static gf_status gap_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)T; (void)in; (void)acc;
+    return gf_gap_backward(ctx, (size_t)rw->a[0], (size_t)rw->a[1], u, g[0]);
+}
+static const op_def OP_GAP = {"gap", 0, 0, gap_describe, gap_shape, gap_fill, gap_tols, gap_ref, gap_fwd, gap_tan,
+                              gap_ref_tan, gap_bwd, gap_ref_bwd, NULL, NULL, NULL, NULL};
+
+/* ---------------- xent / bce: losses (cl/loss.cl) ----------------
+ * The output is {mean loss, correct count} reduced on the device; the gradient w.r.t. the logits comes with
+ * it (backward: d loss / d z, u = e_0). Loss 1e-6 + 2e-6 |ref| (which also holds a count below 10^5 exact);
+ * gradient 1e-7 + 1e-5 |ref| vs the reference and 1e-6 + 1e-4 |ref| vs central differences of the
+ * reference loss (step 1e-4 in double: truncation ~1e-8 relative; every entry, or about 1000 of a large
+ * one). xent: a = {B, K, ignored rows}, f = {logit scale}; bce: a = {B, K, per_sample}, f = {scale}. */
+
+typedef struct loss_state {
+    int *labels;   /* xent */
+    cl_mem blabels;
+} loss_state;
+
+static void loss_tols(const row *rw, tols *t) {
+    (void)rw;
+    t->fwd = (tol){1e-6, 2e-6, 0};
+    t->bwd[0] = (tol){1e-7, 1e-5, 0};
+    t->bwd_fd = (tol){1e-6, 1e-4, 0};
+}
+static void loss_release(tensors *T) {
+    loss_state *s = T->state;
+    free(s->labels);
+    gf_buf_release(&s->blabels);
+    free(s);
+}
+static void xent_describe(const row *rw, char *b, size_t n) {
+    snprintf(b, n, "xent B=%d K=%d scale %g%s", rw->a[0], rw->a[1], rw->f[0], rw->a[2] ? " (ignored rows)" : "");
+}
+static void xent_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    T->n_in = 1; T->n[0] = (size_t)rw->a[0] * rw->a[1]; T->diff[0] = 1; T->n_out = 2;
+    T->state = calloc(1, sizeof(loss_state));
+}
+/* logits in [-scale, scale]; every third row ignored (label -1) when asked; the label's logit pushed up
+ * in every other row, so that some rows are right */
+static void xent_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    const int B = rw->a[0], K = rw->a[1];
+    const double scale = rw->f[0];
+    loss_state *s = T->state;
+    float *z = T->x[0];
+    s->labels = malloc((size_t)B * sizeof(int));
+    uniform(r, z, T->n[0], -scale, scale);
+    for (int i = 0; i < B; i++) {
+        s->labels[i] = (int)test_uniform(r, 0, K);
+        if (rw->a[2] && i % 3 == 1) s->labels[i] = -1;
+        if (i % 2 == 0 && s->labels[i] >= 0) z[(size_t)i * K + s->labels[i]] += (float)scale;
+    }
+    REQUIRE_OK(ctx, gf_buf_create_from(ctx, (size_t)B * sizeof(int), s->labels, "labels", &s->blabels));
+}
+static void xent_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    out[0] = ref_xent(rw->a[0], rw->a[1], in[0], ((loss_state *)T->state)->labels, NULL, &out[1]);
+}
+static void xent_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    ref_xent(rw->a[0], rw->a[1], in[0], ((loss_state *)T->state)->labels, g[0], NULL);
+    for (size_t i = 0; i < T->n[0]; i++) g[0][i] *= u[0];
+}
+static gf_status xent_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    return gf_softmax_xent(ctx, rw->a[0], rw->a[1], in[0], ((loss_state *)T->state)->blabels, NULL, out, 0, 0);
+}
+static gf_status xent_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)u; (void)acc;
+    cl_mem out = test_alloc(ctx, 2);
+    gf_status st = gf_softmax_xent(ctx, rw->a[0], rw->a[1], in[0], ((loss_state *)T->state)->blabels, g[0], out, 0, 0);
+    gf_buf_release(&out);
+    return st;
+}
+/* At an offset (out[1..2]: out[0] and out[3] untouched); accumulate adds loss and count; the gradient
+ * written over the logits (in place); the top-1 count alone. */
+static void xent_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    const int B = rw->a[0], K = rw->a[1];
+    const size_t n = T->n[0];
+    const loss_state *s = T->state;
+    float out[4], init[4] = {11, 22, 33, 44};
+    cl_mem bo = test_upload(ctx, init, 4), bg = test_alloc(ctx, n);
+    REQUIRE_OK(ctx, gf_softmax_xent(ctx, B, K, T->bx[0], s->blabels, bg, bo, 1, 0));
+    test_download(ctx, bo, out, 4);
+    CHECK(out[1] == res->y[0] && out[2] == res->y[1], "%s: at offset 1: %g %g, at 0: %g %g", name, out[1], out[2],
+          res->y[0], res->y[1]);
+    CHECK(out[0] == 11 && out[3] == 44, "%s: wrote outside out[off..off+1]", name);
+    REQUIRE_OK(ctx, gf_softmax_xent(ctx, B, K, T->bx[0], s->blabels, NULL, bo, 1, 1));
+    test_download(ctx, bo, out, 4);
+    CHECK(out[1] == res->y[0] + res->y[0] && out[2] == 2 * res->y[1], "%s: accumulate gives %g %g", name, out[1], out[2]);
+    cl_mem bzz = test_upload(ctx, T->x[0], n);
+    REQUIRE_OK(ctx, gf_softmax_xent(ctx, B, K, bzz, s->blabels, bzz, bo, 1, 0));
+    float *g2 = download(ctx, bzz, n);
+    CHECK(memcmp(res->g[0], g2, n * 4) == 0, "%s: in-place gradient differs", name);
+    REQUIRE_OK(ctx, gf_top1_count(ctx, B, K, T->bx[0], s->blabels, bo, 3, 0));
+    test_download(ctx, bo, out, 4);
+    CHECK(out[3] == res->y[1], "%s: top1_count %g want %g", name, out[3], res->y[1]);
+    free(g2);
+    gf_buf_release(&bo); gf_buf_release(&bg); gf_buf_release(&bzz);
+}
+/* Huge logits: the naive forms overflow exp() in float (exp(89) = inf); the stable ones must give finite,
+ * exact-looking answers. B = 0 is refused. */
+static void loss_once(gf_ctx *ctx) {
+    const float z[6] = {1000.0f, -1000.0f, 0.0f, 100.0f, 99.0f, -50.0f};
+    const int y[2] = {1, 0};
+    cl_mem bz = test_upload(ctx, z, 6), bg = test_alloc(ctx, 6), bo = test_alloc(ctx, 2), by;
+    REQUIRE_OK(ctx, gf_buf_create_from(ctx, sizeof y, y, "labels", &by));
+    float out[2], g[6];
+    REQUIRE_OK(ctx, gf_softmax_xent(ctx, 2, 3, bz, by, bg, bo, 0, 0));
+    test_download(ctx, bo, out, 2);
+    test_download(ctx, bg, g, 6);
+    double zd[6], rg[6], rc, td[6];
+    for (int i = 0; i < 6; i++) zd[i] = z[i];
+    double rl = ref_xent(2, 3, zd, y, rg, &rc);
+    const tol loss = {1e-6, 1e-6, 0}, grad = {1e-7, 1e-5, 0};
+    check_tol("xent huge logits", "loss", out, &rl, NULL, 1, loss);
+    check_tol("xent huge logits", "gradient", g, rg, NULL, 6, grad);
+    CHECK(out[1] == (float)rc && rc == 1, "xent huge logits: correct %g want %g", out[1], rc);
+    const float t[6] = {0, 1, 1, 0, 1, 0};
+    for (int i = 0; i < 6; i++) td[i] = t[i];
+    cl_mem bt = test_upload(ctx, t, 6);
+    REQUIRE_OK(ctx, gf_sigmoid_bce(ctx, 1, 6, bz, bt, bg, bo, 0, 0, 1));
+    test_download(ctx, bo, out, 2);
+    test_download(ctx, bg, g, 6);
+    double rl2 = ref_bce(1, 6, zd, td, 1, rg, &rc);
+    check_tol("bce huge logits", "loss", out, &rl2, NULL, 1, loss);
+    check_tol("bce huge logits", "gradient", g, rg, NULL, 6, grad);
+    CHECK(out[1] == (float)rc, "bce huge logits correct %g want %g", out[1], rc);
+    CHECK(gf_softmax_xent(ctx, 0, 3, bz, by, bg, bo, 0, 0) == GF_ERR_USAGE, "B = 0 accepted");
+    gf_buf_release(&bz); gf_buf_release(&bg); gf_buf_release(&bo); gf_buf_release(&by); gf_buf_release(&bt);
+}
+static const op_def OP_XENT = {"xent", 0, OP_LOSS, xent_describe, xent_shape, xent_fill, loss_tols, xent_ref, xent_fwd,
+                               NULL, NULL, xent_bwd, xent_ref_bwd, NULL, xent_extra, loss_once, loss_release};
+
+static void bce_describe(const row *rw, char *b, size_t n) {
+    snprintf(b, n, "bce B=%d K=%d scale %g per_sample %d", rw->a[0], rw->a[1], rw->f[0], rw->a[2]);
+}
+/* inputs: the logits and the targets (not differentiated) */
+static void bce_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    T->n_in = 2; T->n[0] = T->n[1] = (size_t)rw->a[0] * rw->a[1]; T->diff[0] = 1; T->n_out = 2;
+    T->state = calloc(1, sizeof(loss_state));
+}
+/* targets 1 and 0, about 10% ignored (-1) */
+static void bce_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    (void)ctx;
+    uniform(r, T->x[0], T->n[0], -rw->f[0], rw->f[0]);
+    for (size_t i = 0; i < T->n[1]; i++) {
+        double v = test_uniform(r, 0, 1);
+        T->x[1][i] = v < 0.1 ? -1.0f : (v < 0.55 ? 1.0f : 0.0f);
+    }
+}
+static void bce_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)T;
+    out[0] = ref_bce(rw->a[0], rw->a[1], in[0], in[1], rw->a[2], NULL, &out[1]);
+}
+static void bce_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    ref_bce(rw->a[0], rw->a[1], in[0], in[1], rw->a[2], g[0], NULL);
+    for (size_t i = 0; i < T->n[0]; i++) g[0][i] *= u[0];
+}
+static gf_status bce_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)T;
+    return gf_sigmoid_bce(ctx, rw->a[0], rw->a[1], in[0], in[1], NULL, out, 0, 0, rw->a[2]);
+}
+static gf_status bce_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    (void)T; (void)u; (void)acc;
+    cl_mem out = test_alloc(ctx, 2);
+    gf_status st = gf_sigmoid_bce(ctx, rw->a[0], rw->a[1], in[0], in[1], g[0], out, 0, 0, rw->a[2]);
+    gf_buf_release(&out);
+    return st;
+}
+/* the gradient written over the logits (in place); accumulate adds loss and count */
+static void bce_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    const size_t n = T->n[0];
+    float out[2];
+    cl_mem bzz = test_upload(ctx, T->x[0], n), bo = test_alloc(ctx, 2);
+    REQUIRE_OK(ctx, gf_sigmoid_bce(ctx, rw->a[0], rw->a[1], bzz, T->bx[1], bzz, bo, 0, 0, rw->a[2]));
+    float *g2 = download(ctx, bzz, n);
+    CHECK(memcmp(res->g[0], g2, n * 4) == 0, "%s: in-place gradient differs", name);
+    REQUIRE_OK(ctx, gf_sigmoid_bce(ctx, rw->a[0], rw->a[1], T->bx[0], T->bx[1], NULL, bo, 0, 1, rw->a[2]));
+    test_download(ctx, bo, out, 2);
+    CHECK(out[0] == res->y[0] + res->y[0] && out[1] == 2 * res->y[1], "%s: accumulate gives %g %g", name, out[0], out[1]);
+    free(g2);
+    gf_buf_release(&bzz); gf_buf_release(&bo);
+}
+static const op_def OP_BCE = {"bce", 0, OP_LOSS, bce_describe, bce_shape, bce_fill, loss_tols, bce_ref, bce_fwd, NULL,
+                              NULL, bce_bwd, bce_ref_bwd, NULL, bce_extra, NULL, loss_release};
+
 /* ---------------- kernel-path variants: context options that change which kernels an op runs ---------------- */
 
 typedef struct variant {
@@ -941,6 +1363,47 @@ static void make_rows(void) {
         for (int off = 0; off < C; off += step)
             R(OP_SLICE, 1, k == 1, 0, sl[k][0], C, sl[k][2], sl[k][3], off, off + step <= C ? step : C - off);
     }
+    /* pools: a = {N, C, H, W, kh, kw, sh, sw, ph, pw, tf_same}; each as max pool and as average pool with
+     * both divisor rules; --small: one TF SAME case with an asymmetric pad */
+    static const int pools[][11] = {
+        {2, 3, 7, 6, 3, 3, 2, 2, 0, 0, 1},            /* TF SAME, asymmetric pad (the --small case) */
+        {1, 3, 7, 9, 3, 3, 2, 2, 1, 1, 0},            /* batch 1, odd, stride 2, pad 1 */
+        {7, 5, 8, 8, 2, 2, 2, 2, 0, 0, 0},            /* batch 7, 2x2 s2 */
+        {2, 6, 11, 10, 5, 5, 1, 1, 2, 2, 0},          /* 5x5 s1 p2, heavy overlap */
+        {2, 5, 13, 12, 5, 5, 2, 2, 2, 1, 0},          /* 5x5 s2, different h/w pads */
+        {7, 3, 5, 6, 3, 3, 1, 1, 1, 1, 0},            /* 3x3 s1 p1 */
+        {1, 7, 9, 10, 2, 3, 1, 2, 1, 1, 0},           /* rectangular window and stride */
+        {2, 3, 9, 8, 3, 3, 2, 2, 0, 0, 1},            /* TF SAME, 1 before 1 after / 0 before 1 after */
+        {1, 5, 10, 7, 3, 3, 2, 2, 0, 0, 1},           /* TF SAME, asymmetric */
+        {2, 3, 11, 11, 2, 2, 2, 2, 0, 0, 1},          /* TF SAME 2x2 s2 on odd size */
+        {3, 2, 12, 9, 5, 5, 3, 3, 0, 0, 1},           /* TF SAME 5x5 s3 */
+    };
+    for (int k = 0; k < 11; k++) {
+        const int *q = pools[k];
+        R(OP_MAXPOOL, k > 0, k == 0, 0, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10]);
+        for (int inc = 0; inc < 2; inc++)
+            R(OP_AVGPOOL, k > 0, k == 0, 0, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10], inc);
+    }
+    /* gap: planes of 1, 7x7 (one item per plane), 300, 64 (7 x 13 planes), 4099; --small: 7x7 and 9x9 (a
+     * work-group tree per plane) */
+    static const int gap[][3] = {{1, 1, 1}, {7, 49, 1}, {35, 300, 1}, {7 * 13, 64, 1}, {3, 4096 + 3, 1}, {6, 49, 2}, {5, 81, 2}};
+    for (int k = 0; k < 7; k++) R(OP_GAP, gap[k][2] == 1, gap[k][2] == 2, 0, gap[k][0], gap[k][1]);
+    /* xent: batch 1 and 7, class counts 1, 5, 10, 20, 1000; more rows than lanes (300); logits at scale 4,
+     * and at 30 with ignored rows; --small: 7 x 5 */
+    static const int xs[][2] = {{1, 10}, {7, 5}, {7, 1}, {64, 20}, {300, 3}, {3, 1000}};
+    for (int k = 0; k < 6; k++) {
+        R(OP_XENT, 1, 0, 4.0f, xs[k][0], xs[k][1], 0);
+        R(OP_XENT, 1, 0, 30.0f, xs[k][0], xs[k][1], 1);
+    }
+    R(OP_XENT, 0, 1, 4.0f, 7, 5, 1);
+    /* bce: mean per sample and over all, logits at scale 5 and 40 */
+    static const int bs[][2] = {{1, 1}, {7, 5}, {64, 20}, {3, 301}};
+    for (int k = 0; k < 4; k++)
+        for (int ps = 0; ps < 2; ps++) {
+            R(OP_BCE, 1, 0, 5.0f, bs[k][0], bs[k][1], ps);
+            R(OP_BCE, 1, 0, 40.0f, bs[k][0], bs[k][1], ps);
+        }
+    R(OP_BCE, 0, 1, 5.0f, 7, 5, 0);
 }
 
 static int selected(const char *filter, const char *name) {
