@@ -27,15 +27,20 @@
 #include "ops_pool.h"
 #include "ops_util.h"
 
-enum { MAX_IN = 5, NA = 12 };
+enum { MAX_IN = 5, NA = 20 };
 
 typedef struct op_def op_def;
 typedef struct row {
     const op_def *op;
     int a[NA];          /* shape and integer attributes; their meaning is the op's (its describe()) */
     float f[2];         /* float attributes */
+    const char *note;   /* what the row is for, when its numbers do not say it */
     int full, small;    /* in the default run; in the --small run */
 } row;
+
+enum { MAX_ROWS = 512 };
+static row rows[MAX_ROWS];   /* the table (make_rows) */
+static int n_rows;
 
 typedef struct tol { double atol, rtol, stol; } tol;
 typedef struct tols {
@@ -64,6 +69,7 @@ enum {
     OP_ACC = 1,         /* backward takes an accumulate flag */
     OP_GRAD_ALONE = 2,  /* backward may leave out any gradient */
     OP_LOSS = 4,        /* a loss: backward is d out[0] / d x (u = e_0), checked by finite differences */
+    OP_ADJ_ABS = 8,     /* adjoint relative to sum |Jv_i u_i| too (long float sums that cancel), and not 0 */
 };
 
 struct op_def {
@@ -133,6 +139,48 @@ static float *download(gf_ctx *ctx, cl_mem m, size_t n) {
 
 static void uniform(test_rng *r, float *x, size_t n, double lo, double hi) { test_fill(r, x, n, lo, hi); }
 
+/* ---------------- kernel-path variants: context options that change which kernels an op runs ---------------- */
+
+typedef struct variant {
+    const char *name;
+    const char *gemm, *bn_walk;   /* NULL: the context's choice */
+    unsigned item_budget;         /* 0: the context's */
+    int conv_variant;             /* im2col/col2im/layout kernels of the affine ops (GF_CONV_VARIANT_*) */
+    int full, small;              /* in the default run; in the --small run */
+} variant;
+enum { V_DEFAULT, V_ELEMENT, V_PLANE, V_CLBLAST, V_TILES, V_SLICES, V_TILES16, V_SLICES16, V_BLOCKED, V_STRIDED,
+       V_BLOCKED200, N_VARIANTS };
+static const variant variants[N_VARIANTS] = {
+    [V_DEFAULT] = {"default", NULL, NULL, 0, 0, 1, 1},
+    /* the affine ops: the context's GEMM (host BLAS on CPU devices sharing host memory) with each kernel
+     * variant; CLBlast forced; a tiny item budget (150: a few rows per work item, so tile edges fall inside
+     * every plane; --small: 16, where split reductions add partial sums in sum_partials) with plane kernels
+     * (tiles) and element kernels (reductions split in slices) */
+    [V_ELEMENT] = {"element", NULL, NULL, 0, GF_CONV_VARIANT_ELEMENT, 1, 1},
+    [V_PLANE] = {"plane", NULL, NULL, 0, GF_CONV_VARIANT_PLANE, 1, 1},
+    [V_CLBLAST] = {"clblast", "clblast", NULL, 0, GF_CONV_VARIANT_AUTO, 1, 0},
+    [V_TILES] = {"tiles", NULL, NULL, 150, GF_CONV_VARIANT_PLANE, 1, 0},
+    [V_SLICES] = {"slices", NULL, NULL, 150, GF_CONV_VARIANT_ELEMENT, 1, 0},
+    [V_TILES16] = {"tiles16", NULL, NULL, 16, GF_CONV_VARIANT_PLANE, 0, 1},
+    [V_SLICES16] = {"slices16", NULL, NULL, 16, GF_CONV_VARIANT_ELEMENT, 0, 1},
+    /* batch norm: both lane walks (CPU: blocked, GPU: strided), and the blocked walk with a small item budget
+     * (more lanes per channel than 16) */
+    [V_BLOCKED] = {"blocked", NULL, "blocked", 0, 0, 1, 1},
+    [V_STRIDED] = {"strided", NULL, "strided", 0, 0, 1, 1},
+    [V_BLOCKED200] = {"blocked200", NULL, "blocked", 200, 0, 1, 1},
+};
+#define VARIANTS_AFFINE (1u << V_ELEMENT | 1u << V_PLANE | 1u << V_CLBLAST | 1u << V_TILES | 1u << V_SLICES | \
+                         1u << V_TILES16 | 1u << V_SLICES16)
+#define VARIANTS_BN (1u << V_BLOCKED | 1u << V_STRIDED | 1u << V_BLOCKED200)
+static const variant *current_variant = &variants[V_DEFAULT];
+
+static void apply_variant(gf_ctx_options *o, const void *user) {
+    const variant *v = user;
+    if (v->gemm) o->gemm = v->gemm;
+    if (v->bn_walk) o->bn_walk = v->bn_walk;
+    if (v->item_budget) o->item_budget = v->item_budget;
+}
+
 /* ---------------- the driver: every row the same way ---------------- */
 
 static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
@@ -199,8 +247,18 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
             res.v[k] = v[k];
         }
     if (op->tan) {
-        double *ref = dalloc(no), *yp = dalloc(no), *ym = dalloc(no), *partial_sum = dalloc(no);
-        double *xp[MAX_IN], *xm[MAX_IN];
+        double *ref = dalloc(no), *yp = dalloc(no), *ym = dalloc(no), *partial_sum = dalloc(no), *St = NULL;
+        double *St_full = NULL, *xp[MAX_IN], *xm[MAX_IN];
+        double *ax[MAX_IN] = {0}, *av[MAX_IN] = {0};   /* |inputs| and |tangents|: the tangent's S */
+        const int need_st = op->ref_tan && (tl.tan.stol > 0 || tl.fd.stol > 0);
+        for (int k = 0; k < T.n_in && need_st; k++) {
+            ax[k] = dalloc(T.n[k]);
+            for (size_t i = 0; i < T.n[k]; i++) ax[k][i] = fabs(T.xd[k][i]);
+            if (vd[k]) {
+                av[k] = dalloc(T.n[k]);
+                for (size_t i = 0; i < T.n[k]; i++) av[k][i] = fabs(vd[k][i]);
+            }
+        }
         cl_mem bt = nan_buffer(ctx, no);
         for (int k = 0; k < T.n_in; k++) { xp[k] = dalloc(T.n[k]); xm[k] = dalloc(T.n[k]); }
         for (int which = -1; which < T.n_in; which++) {   /* -1: every input moving */
@@ -215,9 +273,15 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
             REQUIRE_OK(ctx, gf_fill(ctx, no, NAN, bt));
             REQUIRE_OK(ctx, op->tan(ctx, rw, &T, T.bx, tin, bt));
             float *got = download(ctx, bt, no);
+            if (need_st) {
+                const double *atin[MAX_IN] = {0};
+                for (int k = 0; k < T.n_in; k++) atin[k] = tind[k] ? av[k] : NULL;
+                St = dalloc(no);
+                op->ref_tan(rw, &T, (const double *const *)ax, atin, St);
+            }
             if (op->ref_tan) {
                 op->ref_tan(rw, &T, xin, tind, ref);
-                check_tol(name, what, got, ref, NULL, no, tl.tan);
+                check_tol(name, what, got, ref, St, no, tl.tan);
             }
             for (int k = 0; k < T.n_in; k++)
                 for (size_t i = 0; i < T.n[k]; i++) {
@@ -231,22 +295,24 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
                 ref[i] = op->fd_skip && op->fd_skip(rw, i) ? got[i] : (yp[i] - ym[i]) / (2 * tl.h);
             char w2[128];
             snprintf(w2, sizeof w2, "%s vs central differences", what);
-            check_tol(name, w2, got, ref, NULL, no, tl.fd);
-            if (which < 0) jv = got;
+            check_tol(name, w2, got, ref, St, no, tl.fd);
+            if (which < 0) { jv = got; St_full = St; }
             else {
                 for (size_t i = 0; i < no; i++) partial_sum[i] += got[i];
-                free(got);
+                free(got); free(St);
             }
+            St = NULL;
         }
-        if (ndiff >= 2) check_tol(name, "the partial tangents sum to the full one", jv, partial_sum, NULL, no, tl.lin);
+        if (ndiff >= 2)
+            check_tol(name, "the partial tangents sum to the full one", jv, partial_sum, St_full, no, tl.lin);
         cl_mem tin[MAX_IN] = {0};
         for (int k = 0; k < T.n_in; k++) tin[k] = T.diff[k] ? bv[k] : NULL;
         REQUIRE_OK(ctx, op->tan(ctx, rw, &T, T.bx, tin, bt));
         float *again = download(ctx, bt, no);
         CHECK(memcmp(jv, again, no * sizeof *jv) == 0, "%s: tangent not bitwise reproducible", name);
         free(again);
-        for (int k = 0; k < T.n_in; k++) { free(xp[k]); free(xm[k]); }
-        free(ref); free(yp); free(ym); free(partial_sum);
+        for (int k = 0; k < T.n_in; k++) { free(xp[k]); free(xm[k]); free(ax[k]); free(av[k]); }
+        free(ref); free(yp); free(ym); free(partial_sum); free(St_full);
         gf_buf_release(&bt);
         res.jv = jv;
     }
@@ -273,8 +339,9 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
                 free(again);
                 res.g[k] = g[k];
             }
+        double *sg[MAX_IN] = {0};   /* the gradients' S, when their tolerance has one */
         if (op->ref_bwd) {
-            double *rg[MAX_IN] = {0}, *sg[MAX_IN] = {0}, *ax[MAX_IN] = {0}, *au = dalloc(no);
+            double *rg[MAX_IN] = {0}, *ax[MAX_IN] = {0}, *au = dalloc(no);
             int need_s = 0;
             for (int k = 0; k < T.n_in; k++) {
                 if (T.diff[k]) { rg[k] = dalloc(T.n[k]); sg[k] = dalloc(T.n[k]); need_s |= tl.bwd[k].stol > 0; }
@@ -290,15 +357,18 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
                     snprintf(what, sizeof what, "backward gradient %d", k);
                     check_tol(name, what, g[k], rg[k], sg[k], T.n[k], tl.bwd[k]);
                 }
-            for (int k = 0; k < T.n_in; k++) { free(rg[k]); free(sg[k]); free(ax[k]); }
+            for (int k = 0; k < T.n_in; k++) { free(rg[k]); free(ax[k]); }
             free(au);
         }
         if (jv) {   /* <J v, u> = sum_k <v_k, J_k^T u>, both sides from the device */
-            double lhs = dot_f(jv, u, no), rhs = 0;
+            double lhs = dot_f(jv, u, no), rhs = 0, den, absdot = 0;
             for (int k = 0; k < T.n_in; k++) if (T.diff[k]) rhs += dot_f(v[k], g[k], T.n[k]);
-            double rel = fabs(lhs - rhs) / fmax(1e-30, fmax(fabs(lhs), fabs(rhs)));
-            CHECK(rel <= tl.adj, "%s: adjoint <Jv,u> %.12g vs <v,J^T u> %.12g (rel %.3g, tolerance %g)", name, lhs, rhs,
-                  rel, tl.adj);
+            den = fmax(fabs(lhs), fabs(rhs));
+            for (size_t i = 0; i < no; i++) absdot += fabs((double)jv[i] * u[i]);
+            if (op->flags & OP_ADJ_ABS) den = fmax(den, absdot);
+            double rel = fabs(lhs - rhs) / fmax(1e-30, den);
+            CHECK(rel <= tl.adj && (den > 0 || !(op->flags & OP_ADJ_ABS)),
+                  "%s: adjoint <Jv,u> %.12g vs <v,J^T u> %.12g (rel %.3g, tolerance %g)", name, lhs, rhs, rel, tl.adj);
         }
         if (op->flags & OP_LOSS) {   /* d <f(x), u> / d x_k[i] by central differences (a subset when large) */
             double *yo = dalloc(no);
@@ -324,17 +394,20 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
             }
             free(yo);
         }
-        if (op->flags & OP_ACC) {   /* the same gradient added to itself: exactly twice it */
+        if (op->flags & OP_ACC) {   /* the same gradient added to itself: twice it (exactly, for the exact ops) */
             REQUIRE_OK(ctx, op->bwd(ctx, rw, &T, T.bx, bu, bg, 1));
             for (int k = 0; k < T.n_in; k++)
                 if (T.diff[k]) {
                     float *got = download(ctx, bg[k], T.n[k]);
-                    double *twice = dalloc(T.n[k]);
-                    for (size_t i = 0; i < T.n[k]; i++) twice[i] = 2.0 * g[k][i];
+                    double *twice = dalloc(T.n[k]), *S2 = sg[k] ? dalloc(T.n[k]) : NULL;
+                    for (size_t i = 0; i < T.n[k]; i++) {
+                        twice[i] = 2.0 * g[k][i];
+                        if (S2) S2[i] = 2 * sg[k][i];
+                    }
                     char what[64];
                     snprintf(what, sizeof what, "backward gradient %d accumulated", k);
-                    check_tol(name, what, got, twice, NULL, T.n[k], EXACT);
-                    free(got); free(twice);
+                    check_tol(name, what, got, twice, S2, T.n[k], tl.bwd[k]);
+                    free(got); free(twice); free(S2);
                 }
         }
         if ((op->flags & OP_GRAD_ALONE) && ndiff >= 2)
@@ -349,7 +422,7 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
                 free(got);
             }
         res.u = u;
-        for (int k = 0; k < T.n_in; k++) { gf_buf_release(&bg[k]); gf_buf_release(&bg2[k]); }
+        for (int k = 0; k < T.n_in; k++) { gf_buf_release(&bg[k]); gf_buf_release(&bg2[k]); free(sg[k]); }
         gf_buf_release(&bu);
         free(ud);
     }
@@ -1284,37 +1357,253 @@ static void bce_extra(gf_ctx *ctx, const row *rw, const tensors *T, const result
 static const op_def OP_BCE = {"bce", 0, OP_LOSS, bce_describe, bce_shape, bce_fill, loss_tols, bce_ref, bce_fwd, NULL,
                               NULL, bce_bwd, bce_ref_bwd, NULL, bce_extra, NULL, loss_release};
 
-/* ---------------- kernel-path variants: context options that change which kernels an op runs ---------------- */
+/* ---------------- conv / linear: the affine family (cl/conv.cl, GEMMs) ----------------
+ * conv: a = {n, c_in, h, w, c_out, kh, kw, sh, sw, pt, pb, pl, pr, dil, groups, same, max_workspace}
+ * (same: TF SAME pads from kh and sh on both axes; max_workspace: bytes per scratch slot, to force chunked
+ * batches); linear: a = {n, in, out}. Inputs x, W, b; every check runs under each kernel-path variant.
+ * Tolerance: |got - ref| <= 1e-5 (1 + S), S the same sum over |terms| (the reference on |inputs|): fp32
+ * accumulation error is a few eps S, a missing or wrong term costs about S / terms, far above 1e-5 S here.
+ * Adjoint 1e-4 of max(|<Jv,u>|, |<v,J^T u>|, sum |Jv_i u_i|) (the large planes sum 10^5 terms). */
 
-typedef struct variant {
-    const char *name;
-    const char *gemm, *bn_walk;   /* NULL: the context's choice */
-    unsigned item_budget;         /* 0: the context's */
-} variant;
-static const variant variants[] = {
-    {"default", NULL, NULL, 0},
-};
-enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
+typedef struct affine_state { gf_conv_desc d; } affine_state;
 
-static void apply_variant(gf_ctx_options *o, const void *user) {
-    const variant *v = user;
-    if (v->gemm) o->gemm = v->gemm;
-    if (v->bn_walk) o->bn_walk = v->bn_walk;
-    if (v->item_budget) o->item_budget = v->item_budget;
+static int is_linear(const row *rw);
+static void conv_describe(const row *rw, char *b, size_t n) {
+    const int *a = rw->a;
+    if (is_linear(rw)) { snprintf(b, n, "linear %s: n %d, %d -> %d", rw->note, a[0], a[1], a[2]); return; }
+    snprintf(b, n, "conv %s: %dx%dx%dx%d -> %d, k%dx%d s%dx%d%s, dil %d, groups %d", rw->note, a[0], a[1], a[2], a[3],
+             a[4], a[5], a[6], a[7], a[8], a[15] ? " SAME" : "", a[13], a[14]);
 }
+static void conv_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    const int *a = rw->a;
+    affine_state *s = calloc(1, sizeof *s);
+    gf_conv_desc *d = &s->d;
+    if (is_linear(rw)) {   /* the reference's view: a 1x1 convolution of 1x1 images */
+        REQUIRE_OK(ctx, gf_conv_desc_init(ctx, d, a[0], a[1], 1, 1, a[2], 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1));
+    } else {
+        int pt = a[9], pb = a[10], pl = a[11], pr = a[12];
+        if (a[15]) {
+            gf_conv_same_pads(a[2], a[5], a[7], a[13], &pt, &pb);
+            gf_conv_same_pads(a[3], a[6], a[8], a[13], &pl, &pr);
+        }
+        REQUIRE_OK(ctx, gf_conv_desc_init(ctx, d, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], pt, pb, pl, pr,
+                                          a[13], a[13], a[14]));
+        d->max_workspace = (size_t)a[16];
+        d->variant = current_variant->conv_variant;
+    }
+    T->n_in = 3;
+    T->n[0] = (size_t)d->n * d->c_in * d->h_in * d->w_in;
+    T->n[1] = (size_t)d->c_out * (d->c_in / d->groups) * d->kh * d->kw;
+    T->n[2] = (size_t)d->c_out;
+    T->diff[0] = T->diff[1] = T->diff[2] = 1;
+    T->n_out = (size_t)d->n * d->c_out * d->h_out * d->w_out;
+    T->state = s;
+}
+static void conv_release(tensors *T) { free(T->state); }
+static void conv_tols(const row *rw, tols *t) {
+    (void)rw;
+    const tol s = {1e-5, 0, 1e-5};
+    t->fwd = t->tan = t->fd = t->lin = t->bwd[0] = t->bwd[1] = t->bwd[2] = s;
+    t->adj = 1e-4;
+}
+static const gf_conv_desc *desc_of(const tensors *T) { return &((const affine_state *)T->state)->d; }
+static void conv_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)rw;
+    ref_conv(desc_of(T), in[0], in[1], in[2], out);
+}
+/* t = Wt x + bt + W t_x, the terms of the moving inputs (bilinear: exact) */
+static void conv_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    (void)rw;
+    const gf_conv_desc *d = desc_of(T);
+    double *part = dalloc(T->n_out), *zero = dalloc(T->n[1] > T->n[0] ? T->n[1] : T->n[0]);
+    ref_conv(d, in[0], tin[1] ? tin[1] : zero, tin[2], out);
+    if (tin[0]) {
+        ref_conv(d, tin[0], in[1], NULL, part);
+        for (size_t i = 0; i < T->n_out; i++) out[i] += part[i];
+    }
+    free(part); free(zero);
+}
+static void conv_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
+    (void)rw;
+    ref_conv_backward(desc_of(T), in[0], in[1], u, g[0], g[1], g[2]);
+}
+static gf_status affine_fwd_b(gf_ctx *ctx, const row *rw, const tensors *T, cl_mem x, cl_mem W, cl_mem b, cl_mem y) {
+    const int *a = rw->a;
+    return is_linear(rw) ? gf_linear_forward(ctx, a[0], a[1], a[2], x, W, b, y) : gf_conv2d_forward(ctx, desc_of(T), x, W, b, y);
+}
+static gf_status conv_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    return affine_fwd_b(ctx, rw, T, in[0], in[1], in[2], out);
+}
+/* the API's terms: Wt x needs x, W t_x needs W */
+static gf_status conv_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
+    const int *a = rw->a;
+    cl_mem x = tin[1] ? in[0] : NULL, W = tin[0] ? in[1] : NULL;
+    return is_linear(rw) ? gf_linear_tangent(ctx, a[0], a[1], a[2], x, tin[1], tin[2], W, tin[0], out)
+                         : gf_conv2d_tangent(ctx, desc_of(T), x, tin[1], tin[2], W, tin[0], out);
+}
+/* gx needs no x, gW needs no W: each is passed only for the gradient that reads it */
+static gf_status conv_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
+    const int *a = rw->a;
+    cl_mem x = g[1] ? in[0] : NULL, W = g[0] ? in[1] : NULL;
+    return is_linear(rw) ? gf_linear_backward(ctx, a[0], a[1], a[2], x, W, u, g[0], g[1], g[2], acc)
+                         : gf_conv2d_backward(ctx, desc_of(T), x, W, u, g[0], g[1], g[2], acc);
+}
+/* The forward without bias; the tangent of the first linearized layer (Wt x + bt: no input tangent). */
+static void conv_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    const size_t no = T->n_out;
+    const tol t = {1e-5, 0, 1e-5};
+    double *ref = dalloc(no), *S = dalloc(no), *ax = dalloc(T->n[0]), *aW = dalloc(T->n[1]);
+    double *ab = dalloc(T->n[2]), *avW = dalloc(T->n[1]), *avb = dalloc(T->n[2]), *vW = dalloc(T->n[1]), *vb = dalloc(T->n[2]);
+    for (size_t i = 0; i < T->n[0]; i++) ax[i] = fabs(T->xd[0][i]);
+    for (size_t i = 0; i < T->n[1]; i++) { aW[i] = fabs(T->xd[1][i]); vW[i] = res->v[1][i]; avW[i] = fabs(vW[i]); }
+    for (size_t i = 0; i < T->n[2]; i++) { ab[i] = fabs(T->xd[2][i]); vb[i] = res->v[2][i]; avb[i] = fabs(vb[i]); }
+    cl_mem by = nan_buffer(ctx, no);
+    REQUIRE_OK(ctx, affine_fwd_b(ctx, rw, T, T->bx[0], T->bx[1], NULL, by));
+    float *got = download(ctx, by, no);
+    ref_conv(desc_of(T), T->xd[0], T->xd[1], NULL, ref);
+    ref_conv(desc_of(T), ax, aW, NULL, S);
+    check_tol(name, "forward (no bias)", got, ref, S, no, t);
+    free(got);
+    cl_mem bvW = test_upload(ctx, res->v[1], T->n[1]), bvb = test_upload(ctx, res->v[2], T->n[2]);
+    const cl_mem in3[3] = {T->bx[0], T->bx[1], T->bx[2]}, tin[3] = {NULL, bvW, bvb};
+    REQUIRE_OK(ctx, gf_fill(ctx, no, NAN, by));
+    REQUIRE_OK(ctx, conv_tan(ctx, rw, T, in3, tin, by));
+    got = download(ctx, by, no);
+    ref_conv(desc_of(T), T->xd[0], vW, vb, ref);
+    ref_conv(desc_of(T), ax, avW, avb, S);
+    check_tol(name, "tangent Wt x + bt", got, ref, S, no, t);
+    free(got);
+    gf_buf_release(&by); gf_buf_release(&bvW); gf_buf_release(&bvb);
+    free(ref); free(S); free(ax); free(aW); free(ab); free(avW); free(avb); free(vW); free(vb);
+}
+
+/* BatchNorm folding: conv with the folded weights (host reference and device) vs conv then BN in double;
+ * in place (b_out == b_in); a negative variance refused. */
+static void conv_bn_fold(gf_ctx *ctx) {
+    test_rng r;
+    test_rng_seed(&r, 99);
+    const tol t = {1e-5, 0, 1e-5};
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        gf_conv_desc d;
+        REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 3, 5, 7, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+        const int co = d.c_out;
+        const size_t nx = (size_t)d.n * d.c_in * d.h_in * d.w_in, nw = (size_t)co * d.c_in * 9, per = nw / co;
+        const size_t ny = (size_t)d.n * co * d.h_out * d.w_out, P = (size_t)d.h_out * d.w_out;
+        float *x = falloc(nx), *W = falloc(nw), b[16], bf[16], gamma[16], beta[16], mean[16], var[16];
+        const float eps = 1e-5f;
+        uniform(&r, x, nx, -1, 1);
+        uniform(&r, W, nw, -1, 1);
+        uniform(&r, b, co, -1, 1);
+        for (int o = 0; o < co; o++) {
+            gamma[o] = (float)test_uniform(&r, 0.5, 2.0) * (o % 2 ? -1.0f : 1.0f);
+            beta[o] = (float)test_uniform(&r, -1, 1);
+            mean[o] = (float)test_uniform(&r, -1, 1);
+            var[o] = (float)test_uniform(&r, 0.1, 3.0);
+        }
+        double *xd = dalloc(nx), *Wd = dalloc(nw), bd[16], *y = dalloc(ny), *S = dalloc(ny), *yf = dalloc(ny);
+        double *ax = dalloc(nx), *aW = dalloc(nw), ab[16], bfd[16];
+        for (size_t i = 0; i < nx; i++) { xd[i] = x[i]; ax[i] = fabs(x[i]); }
+        for (size_t i = 0; i < nw; i++) Wd[i] = W[i];
+        for (int o = 0; o < co; o++) bd[o] = b[o];
+        ref_conv(&d, xd, Wd, with_bias ? bd : NULL, y);
+        for (size_t i = 0; i < ny; i++) {
+            const int o = (int)((i / P) % co);
+            y[i] = (y[i] - mean[o]) / sqrt((double)var[o] + eps) * gamma[o] + beta[o];
+        }
+        REQUIRE_OK(ctx, gf_bn_fold(ctx, W, with_bias ? b : NULL, bf, co, per, gamma, beta, mean, var, eps));
+        for (size_t i = 0; i < nw; i++) { Wd[i] = W[i]; aW[i] = fabs(W[i]); }
+        for (int o = 0; o < co; o++) { bfd[o] = bf[o]; ab[o] = fabs(bf[o]); }
+        ref_conv(&d, xd, Wd, bfd, yf);
+        ref_conv(&d, ax, aW, ab, S);
+        double worst = 0;
+        for (size_t i = 0; i < ny; i++) worst = fmax(worst, fabs(yf[i] - y[i]) / (1e-5 * (1 + S[i])));
+        CHECK(worst <= 1.0, "bn fold (bias %d): folded conv vs conv+BN, err %.3g x tolerance", with_bias, worst);
+        char name[64];
+        snprintf(name, sizeof name, "bn fold (bias %d)", with_bias);
+        cl_mem dx = test_upload(ctx, x, nx), dW = test_upload(ctx, W, nw), db = test_upload(ctx, bf, co);
+        cl_mem dy = nan_buffer(ctx, ny);
+        REQUIRE_OK(ctx, gf_conv2d_forward(ctx, &d, dx, dW, db, dy));
+        float *got = download(ctx, dy, ny);
+        check_tol(name, "device conv with folded weights vs conv+BN", got, y, S, ny, t);
+        if (with_bias) {
+            float b2[16], *W2 = falloc(nw);
+            memcpy(b2, b, (size_t)co * sizeof *b2);
+            uniform(&r, W2, nw, -1, 1);
+            REQUIRE_OK(ctx, gf_bn_fold(ctx, W2, b2, b2, co, per, gamma, beta, mean, var, eps));
+            CHECK(!memcmp(b2, bf, (size_t)co * sizeof *b2), "bn fold: in-place bias differs");
+            free(W2);
+        }
+        free(x); free(W); free(xd); free(Wd); free(y); free(S); free(yf); free(ax); free(aW); free(got);
+        gf_buf_release(&dx); gf_buf_release(&dW); gf_buf_release(&db); gf_buf_release(&dy);
+    }
+    float W[4] = {1, 2, 3, 4}, bo[1], g1[1] = {1}, be[1] = {0}, mu[1] = {0}, v[1] = {-1};
+    CHECK(gf_bn_fold(ctx, W, NULL, bo, 1, 4, g1, be, mu, v, 1e-5f) == GF_ERR_INPUT, "bn fold: negative var accepted");
+}
+/* Descriptor validation, TF SAME pads and SAME output sizes, a too small output buffer; BN folding. */
+static void conv_once(gf_ctx *ctx) {
+    gf_conv_desc d;
+    CHECK(gf_conv_desc_simple(ctx, &d, 1, 6, 5, 5, 4, 3, 1, 1, 1, 4) == GF_ERR_USAGE, "groups 4 with c_in 6 accepted");
+    CHECK(strstr(gf_ctx_last_error(ctx), "groups") != NULL, "message does not name groups: %s", gf_ctx_last_error(ctx));
+    CHECK(gf_conv_desc_simple(ctx, &d, 1, 3, 4, 4, 4, 7, 1, 0, 1, 1) == GF_ERR_USAGE, "kernel larger than input accepted");
+    CHECK(gf_conv_desc_simple(ctx, &d, 1, 3, 4, 4, 4, 3, 0, 1, 1, 1) == GF_ERR_USAGE, "stride 0 accepted");
+    CHECK(gf_conv_desc_simple(ctx, &d, 0, 3, 4, 4, 4, 3, 1, 1, 1, 1) == GF_ERR_USAGE, "batch 0 accepted");
+    CHECK(gf_conv_desc_simple(ctx, &d, 1, 3, 4, 4, 4, 3, 1, -1, 1, 1) == GF_ERR_USAGE, "negative pad accepted");
+    CHECK(gf_conv_desc_simple(NULL, &d, 1, 3, 4, 4, 4, 3, 1, -1, 1, 1) == GF_ERR_USAGE, "NULL ctx: negative pad accepted");
+    REQUIRE_OK(ctx, gf_conv_desc_simple(ctx, &d, 1, 3, 4, 4, 4, 3, 1, 1, 1, 1));
+    d.variant = 7;
+    CHECK(gf_conv_desc_check(ctx, &d) == GF_ERR_USAGE, "unknown kernel variant accepted");
+    REQUIRE_OK(ctx, gf_conv_desc_simple(ctx, &d, 2, 3, 9, 8, 4, 3, 2, 1, 2, 1));
+    CHECK(d.h_out == 4 && d.w_out == 3, "dilated strided output %dx%d, want 4x3", d.h_out, d.w_out);
+    /* TF SAME pads: total = max((ceil(in/s)-1)*s + (k-1)*d + 1 - in, 0), extra at the end */
+    static const int same[][6] = {{10, 3, 2, 1, 0, 1}, {7, 3, 2, 1, 1, 1}, {8, 5, 2, 1, 1, 2}, {5, 1, 1, 1, 0, 0},
+                                  {64, 3, 2, 1, 0, 1}, {9, 3, 1, 2, 2, 2}, {6, 4, 1, 1, 1, 2}, {5, 3, 4, 1, 1, 1}};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        int a, b;
+        gf_conv_same_pads(same[i][0], same[i][1], same[i][2], same[i][3], &a, &b);
+        CHECK(a == same[i][4] && b == same[i][5], "SAME pads in %d k %d s %d d %d: got (%d, %d) want (%d, %d)",
+              same[i][0], same[i][1], same[i][2], same[i][3], a, b, same[i][4], same[i][5]);
+    }
+    /* the SAME rows of the table: output ceil(in / stride) */
+    for (int i = 0; i < n_rows; i++) {
+        const row *rw = &rows[i];
+        if (strcmp(rw->op->name, "conv") || !rw->a[15]) continue;
+        const int *a = rw->a;
+        int pt, pb, pl, pr;
+        gf_conv_same_pads(a[2], a[5], a[7], a[13], &pt, &pb);
+        gf_conv_same_pads(a[3], a[6], a[8], a[13], &pl, &pr);
+        gf_conv_desc e;
+        REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &e, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], pt, pb, pl, pr,
+                                          a[13], a[13], a[14]));
+        CHECK(e.h_out == (a[2] + a[7] - 1) / a[7] && e.w_out == (a[3] + a[8] - 1) / a[8],
+              "conv %s: SAME output %dx%d, want %dx%d", rw->note, e.h_out, e.w_out, (a[2] + a[7] - 1) / a[7],
+              (a[3] + a[8] - 1) / a[8]);
+    }
+    /* a too small output buffer is an error naming the tensor, not a crash */
+    REQUIRE_OK(ctx, gf_conv_desc_simple(ctx, &d, 2, 3, 9, 8, 4, 3, 2, 1, 2, 1));
+    cl_mem x = test_alloc(ctx, 2 * 3 * 9 * 8), W = test_alloc(ctx, 4 * 3 * 9), y = test_alloc(ctx, 10);
+    CHECK(gf_conv2d_forward(ctx, &d, x, W, NULL, y) == GF_ERR_USAGE && strstr(gf_ctx_last_error(ctx), "y "),
+          "small y accepted or message unclear: %s", gf_ctx_last_error(ctx));
+    gf_buf_release(&x); gf_buf_release(&W); gf_buf_release(&y);
+    conv_bn_fold(ctx);
+}
+static const op_def OP_CONV = {"conv", VARIANTS_AFFINE, OP_ACC | OP_GRAD_ALONE | OP_ADJ_ABS, conv_describe, conv_shape,
+                               NULL, conv_tols, conv_ref, conv_fwd, conv_tan, conv_ref_tan, conv_bwd, conv_ref_bwd, NULL,
+                               conv_extra, conv_once, conv_release};
+static const op_def OP_LINEAR = {"linear", VARIANTS_AFFINE, OP_ACC | OP_GRAD_ALONE | OP_ADJ_ABS, conv_describe,
+                                 conv_shape, NULL, conv_tols, conv_ref, conv_fwd, conv_tan, conv_ref_tan, conv_bwd,
+                                 conv_ref_bwd, NULL, conv_extra, NULL, conv_release};
+static int is_linear(const row *rw) { return rw->op == &OP_LINEAR; }
 
 /* ---------------- the table ---------------- */
 
-enum { MAX_ROWS = 512 };
-static row rows[MAX_ROWS];
-static int n_rows;
 
-/* R(op, in the default run, in the --small run, f0, a0, a1, ...) */
-#define R(op, full, small, f0, ...) add_row(&(op), full, small, f0, (int[NA]){__VA_ARGS__})
-static void add_row(const op_def *op, int full, int small, float f0, const int *a) {
+/* R(op, in the default run, in the --small run, f0, a0, a1, ...); RN with a note */
+#define R(op, full, small, f0, ...) add_row(&(op), full, small, NULL, f0, (int[NA]){__VA_ARGS__})
+#define RN(op, full, small, note, ...) add_row(&(op), full, small, note, 0, (int[NA]){__VA_ARGS__})
+static void add_row(const op_def *op, int full, int small, const char *note, float f0, const int *a) {
     if (n_rows == MAX_ROWS) { fprintf(stderr, "FATAL: more than %d rows\n", MAX_ROWS); exit(1); }
     row *r = &rows[n_rows++];
-    r->op = op; r->full = full; r->small = small; r->f[0] = f0;
+    r->op = op; r->full = full; r->small = small; r->note = note; r->f[0] = f0;
     memcpy(r->a, a, sizeof r->a);
 }
 
@@ -1404,6 +1693,41 @@ static void make_rows(void) {
             R(OP_BCE, 1, 0, 40.0f, bs[k][0], bs[k][1], ps);
         }
     R(OP_BCE, 0, 1, 5.0f, 7, 5, 0);
+    /* conv: a = {n, c_in, h, w, c_out, kh, kw, sh, sw, pt, pb, pl, pr, dil, groups, same, max_workspace} */
+    RN(OP_CONV, 1, 0, "1x1", 1, 3, 5, 7, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1);
+    RN(OP_CONV, 1, 0, "1x1 pad 1 (border of zeros)", 2, 4, 3, 4, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "1x1 stride 2 batch 7", 7, 6, 9, 7, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 batch 7", 7, 5, 9, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 stride 2 odd", 2, 3, 11, 8, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 no pad", 1, 9, 8, 9, 10, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1);
+    RN(OP_CONV, 1, 0, "5x5 pad 2", 1, 2, 9, 10, 3, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1);
+    RN(OP_CONV, 1, 0, "5x5 stride 2 asymmetric pads", 2, 3, 10, 9, 5, 5, 5, 2, 2, 0, 2, 1, 3, 1, 1);
+    RN(OP_CONV, 1, 0, "SAME 3x3 stride 2", 3, 4, 10, 7, 5, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "SAME 5x5 stride 2", 1, 3, 8, 9, 6, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "dilation 2", 2, 3, 9, 9, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1);
+    RN(OP_CONV, 1, 0, "dilation 2 stride 2", 1, 5, 11, 10, 3, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1);
+    RN(OP_CONV, 1, 0, "rectangular 1x3 stride (2,1)", 2, 3, 7, 6, 5, 1, 3, 2, 1, 0, 0, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "groups 2", 2, 6, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2);
+    RN(OP_CONV, 1, 0, "groups 3 stride 2", 7, 9, 8, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3);
+    RN(OP_CONV, 1, 0, "depthwise 3x3 batch 7", 7, 5, 8, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 5);
+    RN(OP_CONV, 1, 0, "depthwise x2 SAME stride 2", 2, 3, 9, 8, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 3, 1);
+    RN(OP_CONV, 1, 0, "depthwise 5x5 dilation 2", 1, 6, 12, 11, 6, 5, 5, 1, 1, 4, 4, 4, 4, 2, 6);
+    /* chunking: a workspace for 2 images (45 x 54 floats per image), and for 1 */
+    RN(OP_CONV, 1, 0, "chunked 3x3 batch 7", 7, 5, 9, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 2 * 45 * 54 * 4 + 100);
+    RN(OP_CONV, 1, 0, "chunked groups 2 stride 2", 5, 4, 7, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 2, 0, 1);
+    /* planes whose whole-plane loops pass 65,535 iterations per work item (im2col_plane 9*260*260,
+     * dw_backward_weight_serial 2*200*200): Mesa's llvmpipe silently cut such loops short before the plane
+     * kernels were tiled */
+    RN(OP_CONV, 1, 0, "large plane 3x3 260x260", 1, 2, 260, 260, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "large plane depthwise 3x3 200x200", 2, 2, 200, 200, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2);
+    RN(OP_CONV, 0, 1, "small 3x3 s2 pad1, one image per chunk", 2, 3, 7, 6, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 1);
+    RN(OP_CONV, 0, 1, "small depthwise x2 SAME", 2, 3, 6, 5, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 3, 1);
+    /* linear: a = {n, in, out} */
+    RN(OP_LINEAR, 1, 0, "1x1x1", 1, 1, 1);
+    RN(OP_LINEAR, 1, 0, "batch 7", 7, 13, 5);
+    RN(OP_LINEAR, 1, 0, "64 -> 10", 3, 64, 10);
+    RN(OP_LINEAR, 1, 0, "100 -> 33 batch 16", 16, 100, 33);
+    RN(OP_LINEAR, 0, 1, "small", 3, 7, 5);
 }
 
 static int selected(const char *filter, const char *name) {
@@ -1462,11 +1786,16 @@ int main(int argc, char **argv) {
     int n_once = 0;
     for (int v = 0; v < N_VARIANTS; v++) {
         if (vsel >= 0 && v != vsel) continue;
-        /* only the variants some selected op's kernels depend on (the default always) */
-        int wanted = v == 0;
-        for (int i = 0; i < n_rows; i++)
-            if (selected(filter, rows[i].op->name) && (rows[i].op->variants >> v & 1)) wanted = 1;
-        if (!wanted) continue;
+        /* an op runs under the variants its kernels depend on, or the default when they depend on none; an
+         * explicit --variant runs every selected op under it */
+        if (vsel < 0 && !(small ? variants[v].small : variants[v].full)) continue;
+        int wanted = 0;
+        for (int i = 0; i < n_rows; i++) {
+            const unsigned vs = rows[i].op->variants ? rows[i].op->variants : 1u << V_DEFAULT;
+            if (selected(filter, rows[i].op->name) && (small ? rows[i].small : rows[i].full) && (vs >> v & 1)) wanted = 1;
+        }
+        if (!wanted && vsel < 0) continue;
+        current_variant = &variants[v];
         gf_ctx *ctx = test_ctx_for(device, apply_variant, &variants[v]);
         printf("device: %s (%s); variant %s: kernel paths %s\n", gf_ctx_device(ctx)->name,
                gf_ctx_device(ctx)->platform_name, variants[v].name, gf_ctx_paths(ctx));
@@ -1474,7 +1803,8 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n_rows; i++) {
             const row *rw = &rows[i];
             if (!selected(filter, rw->op->name) || !(small ? rw->small : rw->full)) continue;
-            if (v != vsel && v != 0 && !(rw->op->variants >> v & 1)) continue;
+            const unsigned vs = rw->op->variants ? rw->op->variants : 1u << V_DEFAULT;
+            if (vsel < 0 && !(vs >> v & 1)) continue;
             int seen = 0;
             for (int k = 0; k < n_once; k++) seen |= done_once[k] == rw->op;
             if (!seen && rw->op->once) rw->op->once(ctx);

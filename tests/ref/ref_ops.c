@@ -9,6 +9,50 @@ double ref_dot(const double *a, const double *b, size_t n) {
     return s;
 }
 
+/* Calls visit(wi, xi, oi) for every product W[wi] * x[xi] that output oi sums. */
+#define CONV_EACH_TERM(d, visit)                                                                                \
+    do {                                                                                                        \
+        const int cig_ = (d)->c_in / (d)->groups, cog_ = (d)->c_out / (d)->groups;                              \
+        for (int n_ = 0; n_ < (d)->n; n_++)                                                                     \
+            for (int co_ = 0; co_ < (d)->c_out; co_++)                                                          \
+                for (int oh_ = 0; oh_ < (d)->h_out; oh_++)                                                      \
+                    for (int ow_ = 0; ow_ < (d)->w_out; ow_++) {                                                \
+                        const size_t oi = (((size_t)n_ * (d)->c_out + co_) * (d)->h_out + oh_) * (d)->w_out + ow_; \
+                        const int ci0_ = (co_ / cog_) * cig_;                                                   \
+                        for (int ci_ = 0; ci_ < cig_; ci_++)                                                    \
+                            for (int i_ = 0; i_ < (d)->kh; i_++) {                                              \
+                                int ih_ = oh_ * (d)->stride_h - (d)->pad_top + i_ * (d)->dil_h;                 \
+                                if (ih_ < 0 || ih_ >= (d)->h_in) continue;                                      \
+                                for (int j_ = 0; j_ < (d)->kw; j_++) {                                          \
+                                    int iw_ = ow_ * (d)->stride_w - (d)->pad_left + j_ * (d)->dil_w;            \
+                                    if (iw_ < 0 || iw_ >= (d)->w_in) continue;                                  \
+                                    const size_t wi = (((size_t)co_ * cig_ + ci_) * (d)->kh + i_) * (d)->kw + j_; \
+                                    const size_t xi =                                                           \
+                                        (((size_t)n_ * (d)->c_in + ci0_ + ci_) * (d)->h_in + ih_) * (d)->w_in + iw_; \
+                                    visit;                                                                      \
+                                }                                                                               \
+                            }                                                                                   \
+                    }                                                                                           \
+    } while (0)
+
+static size_t conv_out_count(const gf_conv_desc *d) { return (size_t)d->n * d->c_out * d->h_out * d->w_out; }
+
+void ref_conv(const gf_conv_desc *d, const double *x, const double *W, const double *b, double *y) {
+    const size_t plane = (size_t)d->h_out * d->w_out;
+    for (size_t oi = 0; oi < conv_out_count(d); oi++) y[oi] = b ? b[(oi / plane) % d->c_out] : 0.0;
+    CONV_EACH_TERM(d, y[oi] += W[wi] * x[xi]);
+}
+
+void ref_conv_backward(const gf_conv_desc *d, const double *x, const double *W, const double *g, double *gx,
+                       double *gW, double *gb) {
+    const size_t plane = (size_t)d->h_out * d->w_out;
+    memset(gx, 0, (size_t)d->n * d->c_in * d->h_in * d->w_in * sizeof *gx);
+    memset(gW, 0, (size_t)d->c_out * (d->c_in / d->groups) * d->kh * d->kw * sizeof *gW);
+    memset(gb, 0, (size_t)d->c_out * sizeof *gb);
+    for (size_t oi = 0; oi < conv_out_count(d); oi++) gb[(oi / plane) % d->c_out] += g[oi];
+    CONV_EACH_TERM(d, { gW[wi] += g[oi] * x[xi]; gx[xi] += g[oi] * W[wi]; });
+}
+
 void ref_ln(const double *x, int C, double eps, double *y) {
     double mu = 0, v = 0;
     for (int c = 0; c < C; c++) mu += x[c];

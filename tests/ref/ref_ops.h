@@ -5,9 +5,17 @@
 #ifndef GF_REF_OPS_H
 #define GF_REF_OPS_H
 #include <stddef.h>
+#include "ops_affine.h"
 #include "ops_pool.h"
 
 double ref_dot(const double *a, const double *b, size_t n);
+
+/* Convolution y = W * x (+ b; b may be NULL) with d's shape, padding, dilation and groups (a linear layer
+ * is the 1x1 convolution of 1x1 images); its adjoint gx = W^T g, gW = g (x) x, gb = sum g (the transposed
+ * loops). */
+void ref_conv(const gf_conv_desc *d, const double *x, const double *W, const double *b, double *y);
+void ref_conv_backward(const gf_conv_desc *d, const double *x, const double *W, const double *g, double *gx,
+                       double *gW, double *gb);
 
 /* Layer norm over C channels of one pixel (values C apart by stride 1). */
 void ref_ln(const double *x, int C, double eps, double *y);
