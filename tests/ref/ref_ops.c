@@ -53,6 +53,56 @@ void ref_conv_backward(const gf_conv_desc *d, const double *x, const double *W, 
     CONV_EACH_TERM(d, { gW[wi] += g[oi] * x[xi]; gx[xi] += g[oi] * W[wi]; });
 }
 
+#define BN_AT(i, k, j) (((size_t)(i) * c + (k)) * hw + (j))
+
+void ref_bn_stats(int n, int c, int hw, const double *x, double *mean, double *var) {
+    const double M = (double)n * hw;
+    for (int k = 0; k < c; k++) {
+        double sum = 0, q = 0;
+        for (int i = 0; i < n; i++) for (int j = 0; j < hw; j++) sum += x[BN_AT(i, k, j)];
+        mean[k] = sum / M;
+        for (int i = 0; i < n; i++) for (int j = 0; j < hw; j++) {
+            double d = x[BN_AT(i, k, j)] - mean[k];
+            q += d * d;
+        }
+        var[k] = q / M;
+    }
+}
+
+void ref_bn_affine(int n, int c, int hw, const double *x, const double *g, const double *b, const double *mean,
+                   const double *var, double eps, double *y) {
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < c; k++)
+            for (int j = 0; j < hw; j++) y[BN_AT(i, k, j)] = (x[BN_AT(i, k, j)] - mean[k]) / sqrt(var[k] + eps) * g[k] + b[k];
+}
+
+void ref_bn_backward(int n, int c, int hw, const double *x, const double *dy, const double *g, const double *mean,
+                     const double *var, double eps, int train, double *dx, double *dg, double *db, double *sdx,
+                     double *sdg, double *sdb) {
+    const double M = (double)n * hw;
+    for (int k = 0; k < c; k++) {
+        double is = 1 / sqrt(var[k] + eps), a = 0, b = 0, aa = 0, ab = 0;
+        for (int i = 0; i < n; i++) for (int j = 0; j < hw; j++) {
+            size_t t = BN_AT(i, k, j);
+            double xh = (x[t] - mean[k]) * is;
+            a += dy[t] * xh; b += dy[t];
+            aa += fabs(dy[t] * xh); ab += fabs(dy[t]);
+        }
+        dg[k] = a; db[k] = b; sdg[k] = 1 + aa; sdb[k] = 1 + ab;
+        for (int i = 0; i < n; i++) for (int j = 0; j < hw; j++) {
+            size_t t = BN_AT(i, k, j);
+            double xh = (x[t] - mean[k]) * is;
+            if (train) {
+                dx[t] = g[k] * is / M * (M * dy[t] - b - xh * a);
+                sdx[t] = 1 + fabs(g[k]) * is * (fabs(dy[t]) + ab / M + fabs(xh) * aa / M);
+            } else {
+                dx[t] = g[k] * is * dy[t];
+                sdx[t] = 1 + fabs(dx[t]);
+            }
+        }
+    }
+}
+
 void ref_ln(const double *x, int C, double eps, double *y) {
     double mu = 0, v = 0;
     for (int c = 0; c < C; c++) mu += x[c];

@@ -17,6 +17,16 @@ void ref_conv(const gf_conv_desc *d, const double *x, const double *W, const dou
 void ref_conv_backward(const gf_conv_desc *d, const double *x, const double *W, const double *g, double *gx,
                        double *gW, double *gb);
 
+/* Batch norm over [n, c, hw]: the batch statistics (biased variance); y = (x - mean) / sqrt(var + eps) gamma
+ * + beta with given statistics; the closed-form backward with given statistics (train: also the terms
+ * through the batch statistics) and the tolerance scale of each value: 1 + the magnitudes of its terms. */
+void ref_bn_stats(int n, int c, int hw, const double *x, double *mean, double *var);
+void ref_bn_affine(int n, int c, int hw, const double *x, const double *g, const double *b, const double *mean,
+                   const double *var, double eps, double *y);
+void ref_bn_backward(int n, int c, int hw, const double *x, const double *dy, const double *g, const double *mean,
+                     const double *var, double eps, int train, double *dx, double *dg, double *db, double *sdx,
+                     double *sdg, double *sdb);
+
 /* Layer norm over C channels of one pixel (values C apart by stride 1). */
 void ref_ln(const double *x, int C, double eps, double *y);
 
