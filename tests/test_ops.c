@@ -25,6 +25,7 @@
 #include "ops_ln.h"
 #include "ops_loss.h"
 #include "ops_merge.h"
+#include "ops_optim.h"
 #include "ops_pool.h"
 #include "ops_util.h"
 
@@ -1960,6 +1961,257 @@ static const op_def OP_BN_EVAL = {.name = "bn_eval", .variants = VARIANTS_BN, .f
     .scale_fwd = bn_scale_fwd, .scale_bwd = bn_scale_bwd};
 static int bn_train_of(const row *rw) { return rw->op == &OP_BN_TRAIN; }
 
+/* ---------------- sgd / adam: optimiser updates (cl/optim.cl); a = {case, n} ----------------
+ * Seven steps with a new gradient each step (scale growing, so that clipping switches on mid-run), from the
+ * case's options (optim_cases). The output is the parameters after the seven steps followed by the state
+ * (SGD momentum; Adam's first and second moments). The reference runs the same steps in double. Tolerance:
+ * parameters 1e-6 + 1e-5 |ref| (7 float updates); a state element can be a small difference of large terms
+ * (mom v + g + wd p): rounded step by step (no FMA contraction, as on Mesa llvmpipe) its error is a few ulp
+ * of the largest terms, so its absolute tolerance is max(1e-7, 2e-6 max |state|), plus 1e-5 |ref|. The op's
+ * own check repeats the run on two copies and compares them, bitwise, and with the reference after every
+ * step, so that an error in one step cannot hide in a later one. */
+
+enum { OPTIM_STEPS = 7 };
+typedef struct optim_case {
+    int adam, use_ref, use_clip;
+    float lr, mom, wd, b1, b2, eps;
+} optim_case;
+static const optim_case optim_cases[] = {
+    /* adam use_ref use_clip lr mom wd b1 b2 eps */
+    {0, 0, 0, 0.1f, 0.9f, 5e-5f, 0, 0, 0},           /* official config: SGD 0.9, wd 5e-5 */
+    {0, 1, 1, 0.1f, 0.9f, 0.01f, 0, 0, 0},           /* + decay toward ref, clip */
+    {0, 0, 1, 0.05f, 0.0f, 0.0f, 0, 0, 0},           /* plain SGD, no momentum buffer */
+    {1, 0, 0, 1e-3f, 0, 1e-6f, 0.5f, 0.999f, 1e-8f}, /* paper: Adam (0.5, 0.999), wd 1e-6 */
+    {1, 1, 1, 1e-2f, 0, 0.05f, 0.9f, 0.999f, 1e-8f},
+    {1, 0, 1, 1e-2f, 0, 0.0f, 0.9f, 0.99f, 1e-6f},
+};
+
+static const optim_case *optim_of(const row *rw) { return &optim_cases[rw->a[0]]; }
+/* max_norm ~ the mid-run norm: clipping is active in some steps only */
+static float optim_max_norm(const row *rw) { return (float)(0.3 * 4 * sqrt((double)rw->a[1] / 3.0)); }
+static size_t optim_state_count(const row *rw) {
+    const optim_case *oc = optim_of(rw);
+    return oc->adam ? 2 : oc->mom != 0 ? 1 : 0;
+}
+static void optim_describe(const row *rw, char *b, size_t n) {
+    const optim_case *oc = optim_of(rw);
+    snprintf(b, n, "%s n=%d lr %g mom %g wd %g b1 %g b2 %g ref %d clip %d", oc->adam ? "adam" : "sgd", rw->a[1], oc->lr,
+             oc->mom, oc->wd, oc->b1, oc->b2, oc->use_ref, oc->use_clip);
+}
+/* inputs: p0, the decay target, the seven gradients */
+static void optim_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    const size_t n = (size_t)rw->a[1];
+    T->n_in = 3; T->n[0] = T->n[1] = n; T->n[2] = OPTIM_STEPS * n;
+    T->n_out = n * (1 + optim_state_count(rw));
+}
+static void optim_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    (void)ctx;
+    const size_t n = (size_t)rw->a[1];
+    uniform(r, T->x[0], n, -1, 1);
+    uniform(r, T->x[1], n, -0.5, 0.5);
+    for (int s = 0; s < OPTIM_STEPS; s++) uniform(r, T->x[2] + s * n, n, -0.3 * (s + 1), 0.3 * (s + 1));
+}
+static void optim_tols(const row *rw, tols *t) {
+    (void)rw;
+    t->fwd = (tol){0, 1e-5, 1};   /* S: the absolute tolerance of each value (optim_scale) */
+}
+/* The reference after `steps` steps: out = p, then the state; returns in how many steps clipping acted. */
+static int optim_ref_steps(const row *rw, const double *const *in, int steps, double *out) {
+    const optim_case *oc = optim_of(rw);
+    const size_t n = (size_t)rw->a[1];
+    double *p = out, *m = dalloc(n), *v = dalloc(n);
+    int clipped = 0;
+    memcpy(p, in[0], n * sizeof *p);
+    for (int s = 0; s < steps; s++) {
+        const double *g = in[2] + s * n;
+        double sq = 0;
+        for (size_t i = 0; i < n; i++) sq += g[i] * g[i];
+        double c = oc->use_clip ? fmin(1.0, optim_max_norm(rw) / (sqrt(sq) + 1e-6)) : 1.0;
+        clipped += c < 1;
+        for (size_t i = 0; i < n; i++) {
+            double gi = c * g[i] + (double)oc->wd * (p[i] - (oc->use_ref ? in[1][i] : 0.0));
+            if (!oc->adam) {
+                if (oc->mom != 0) { v[i] = oc->mom * v[i] + gi; gi = v[i]; }
+                p[i] -= oc->lr * gi;
+            } else {
+                double bc1 = 1 - pow(oc->b1, s + 1), bc2 = 1 - pow(oc->b2, s + 1);
+                m[i] = oc->b1 * m[i] + (1 - oc->b1) * gi;
+                v[i] = oc->b2 * v[i] + (1 - oc->b2) * gi * gi;
+                p[i] -= oc->lr / bc1 * m[i] / (sqrt(v[i]) / sqrt(bc2) + oc->eps);
+            }
+        }
+    }
+    if (oc->adam) { memcpy(out + n, m, n * sizeof *m); memcpy(out + 2 * n, v, n * sizeof *v); }
+    else if (oc->mom != 0) memcpy(out + n, v, n * sizeof *v);
+    free(m); free(v);
+    return clipped;
+}
+static void optim_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)T;
+    optim_ref_steps(rw, in, OPTIM_STEPS, out);
+}
+static void optim_scale_steps(const row *rw, const tensors *T, int steps, double *S) {
+    const size_t n = (size_t)rw->a[1], ns = optim_state_count(rw);
+    double *ref = dalloc(T->n_out);
+    optim_ref_steps(rw, (const double *const *)T->xd, steps, ref);
+    for (size_t i = 0; i < n; i++) S[i] = 1e-6;
+    for (size_t k = 0; k < ns; k++) {
+        double mx = 0;
+        for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(ref[(1 + k) * n + i]));
+        for (size_t i = 0; i < n; i++) S[(1 + k) * n + i] = fmax(1e-7, 2e-6 * mx);
+    }
+    free(ref);
+}
+static void optim_scale(const row *rw, const tensors *T, double *S) { optim_scale_steps(rw, T, OPTIM_STEPS, S); }
+/* `steps` steps on the device from p0 (in[0]); out as the reference's. */
+typedef struct optim_dev { cl_mem p, m, v, g, norm; } optim_dev;
+static void optim_dev_init(gf_ctx *ctx, const row *rw, const tensors *T, optim_dev *d) {
+    const size_t n = (size_t)rw->a[1];
+    d->p = test_upload(ctx, T->x[0], n);
+    d->m = test_alloc(ctx, n); d->v = test_alloc(ctx, n); d->g = test_alloc(ctx, n); d->norm = test_alloc(ctx, 1);
+}
+static void optim_dev_release(optim_dev *d) {
+    gf_buf_release(&d->p); gf_buf_release(&d->m); gf_buf_release(&d->v); gf_buf_release(&d->g); gf_buf_release(&d->norm);
+}
+static gf_status optim_dev_step(gf_ctx *ctx, const row *rw, const tensors *T, cl_mem ref, optim_dev *d, int s) {
+    const optim_case *oc = optim_of(rw);
+    const size_t n = (size_t)rw->a[1];
+    gf_clip clip = {d->norm, optim_max_norm(rw)};
+    gf_sgd_opts so = {oc->lr, oc->mom, oc->wd};
+    gf_adam_opts ao = {oc->lr, oc->b1, oc->b2, oc->eps, oc->wd};
+    gf_status st = gf_buf_write(ctx, d->g, 0, n * sizeof(float), T->x[2] + (size_t)s * n);
+    if (st == GF_OK && oc->use_clip) st = gf_grad_sqnorm(ctx, n, d->g, d->norm, 0, 0);
+    if (st != GF_OK) return st;
+    if (oc->adam)
+        return gf_adam_step(ctx, &ao, s + 1, n, d->p, d->g, d->m, d->v, oc->use_ref ? ref : NULL, oc->use_clip ? &clip : NULL);
+    return gf_sgd_step(ctx, &so, n, d->p, d->g, oc->mom != 0 ? d->v : NULL, oc->use_ref ? ref : NULL,
+                       oc->use_clip ? &clip : NULL);
+}
+static float *optim_dev_result(gf_ctx *ctx, const row *rw, const optim_dev *d) {
+    const optim_case *oc = optim_of(rw);
+    const size_t n = (size_t)rw->a[1];
+    float *out = falloc(n * (1 + optim_state_count(rw)));
+    test_download(ctx, d->p, out, n);
+    if (oc->adam) { test_download(ctx, d->m, out + n, n); test_download(ctx, d->v, out + 2 * n, n); }
+    else if (oc->mom != 0) test_download(ctx, d->v, out + n, n);
+    return out;
+}
+static gf_status optim_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    optim_dev d;
+    optim_dev_init(ctx, rw, T, &d);
+    gf_status st = GF_OK;
+    for (int s = 0; s < OPTIM_STEPS && st == GF_OK; s++) st = optim_dev_step(ctx, rw, T, in[1], &d, s);
+    if (st == GF_OK) {
+        float *res = optim_dev_result(ctx, rw, &d);
+        st = gf_buf_write(ctx, out, 0, T->n_out * sizeof(float), res);
+        free(res);
+    }
+    optim_dev_release(&d);
+    return st;
+}
+/* Two copies step by step: bitwise equal and within the tolerance of the reference after every step;
+ * clipping active in some steps and not in others. */
+static void optim_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    (void)res;
+    optim_dev d[2];
+    optim_dev_init(ctx, rw, T, &d[0]);
+    optim_dev_init(ctx, rw, T, &d[1]);
+    double *ref = dalloc(T->n_out), *S = dalloc(T->n_out);
+    for (int s = 0; s < OPTIM_STEPS; s++) {
+        REQUIRE_OK(ctx, optim_dev_step(ctx, rw, T, T->bx[1], &d[0], s));
+        REQUIRE_OK(ctx, optim_dev_step(ctx, rw, T, T->bx[1], &d[1], s));
+        float *a = optim_dev_result(ctx, rw, &d[0]), *b = optim_dev_result(ctx, rw, &d[1]);
+        optim_ref_steps(rw, (const double *const *)T->xd, s + 1, ref);
+        optim_scale_steps(rw, T, s + 1, S);
+        char what[64];
+        snprintf(what, sizeof what, "parameters and state after step %d", s + 1);
+        check_tol(name, what, a, ref, S, T->n_out, (tol){0, 1e-5, 1});
+        CHECK(memcmp(a, b, T->n_out * sizeof *a) == 0, "%s: step %d not bitwise reproducible", name, s + 1);
+        free(a); free(b);
+    }
+    if (optim_of(rw)->use_clip && rw->a[1] > 1) {
+        int clipped = optim_ref_steps(rw, (const double *const *)T->xd, OPTIM_STEPS, ref);
+        CHECK(clipped > 0 && clipped < OPTIM_STEPS, "%s: clipping active in %d of %d steps (the case should cover both)",
+              name, clipped, OPTIM_STEPS);
+    }
+    optim_dev_release(&d[0]); optim_dev_release(&d[1]);
+    free(ref); free(S);
+}
+static void optim_once(gf_ctx *ctx) {
+    cl_mem b = test_alloc(ctx, 4);
+    gf_sgd_opts so = {0.1f, 0.9f, 0};
+    CHECK(gf_sgd_step(ctx, &so, 4, b, b, NULL, NULL, NULL) == GF_ERR_USAGE, "momentum without a buffer accepted");
+    gf_adam_opts ao = {0.1f, 0.9f, 0.999f, 1e-8f, 0};
+    CHECK(gf_adam_step(ctx, &ao, 0, 4, b, b, b, b, NULL, NULL) == GF_ERR_USAGE, "Adam step 0 accepted");
+    gf_buf_release(&b);
+}
+static const op_def OP_SGD = {.name = "sgd", .describe = optim_describe, .shape = optim_shape, .fill = optim_fill,
+    .tols = optim_tols, .ref = optim_ref, .fwd = optim_fwd, .extra = optim_extra, .once = optim_once,
+    .scale_fwd = optim_scale};
+static const op_def OP_ADAM = {.name = "adam", .describe = optim_describe, .shape = optim_shape, .fill = optim_fill,
+    .tols = optim_tols, .ref = optim_ref, .fwd = optim_fwd, .extra = optim_extra, .once = optim_once,
+    .scale_fwd = optim_scale};
+
+/* ---------------- sqnorm: squared gradient norm, reduced on the device (cl/optim.cl); a = {n} ----------------
+ * out = {||a||^2, ||b||^2} (float partial sums of up to 1M terms: 1e-5 relative). The op's own checks: at an
+ * offset (the value before it untouched), two tensors accumulated (the float sum of the parts), the clip
+ * applied in place (scale min(1, max / (norm + 1e-6)), max half the norm of a: 1e-7 + 1e-5 |ref|). */
+
+static void sqnorm_describe(const row *rw, char *b, size_t n) { snprintf(b, n, "sqnorm n=%d", rw->a[0]); }
+static void sqnorm_shape(gf_ctx *ctx, const row *rw, tensors *T) {
+    (void)ctx;
+    T->n_in = 2; T->n[0] = T->n[1] = (size_t)rw->a[0]; T->n_out = 2;
+}
+static void sqnorm_fill(gf_ctx *ctx, const row *rw, tensors *T, test_rng *r) {
+    (void)ctx; (void)rw;
+    uniform(r, T->x[0], T->n[0], -2, 2);
+    uniform(r, T->x[1], T->n[1], -1, 1);
+}
+static void sqnorm_tols(const row *rw, tols *t) {
+    (void)rw;
+    t->fwd = (tol){1e-30, 1e-5, 0};
+}
+static void sqnorm_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
+    (void)rw;
+    out[0] = ref_dot(in[0], in[0], T->n[0]);
+    out[1] = ref_dot(in[1], in[1], T->n[1]);
+}
+static gf_status sqnorm_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
+    (void)T;
+    gf_status st = gf_grad_sqnorm(ctx, (size_t)rw->a[0], in[0], out, 0, 0);
+    return st != GF_OK ? st : gf_grad_sqnorm(ctx, (size_t)rw->a[0], in[1], out, 1, 0);
+}
+static void sqnorm_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
+    const size_t n = (size_t)rw->a[0];
+    const float init[3] = {5, 6, 7};
+    float out[3];
+    cl_mem bo = test_upload(ctx, init, 3), ba = test_upload(ctx, T->x[0], n);
+    REQUIRE_OK(ctx, gf_grad_sqnorm(ctx, n, T->bx[0], bo, 1, 0));
+    REQUIRE_OK(ctx, gf_grad_sqnorm(ctx, n, T->bx[1], bo, 2, 0));
+    test_download(ctx, bo, out, 3);
+    CHECK(out[0] == 5 && out[1] == res->y[0] && out[2] == res->y[1], "%s: at offsets 1, 2: %g %g %g", name, out[0],
+          out[1], out[2]);
+    REQUIRE_OK(ctx, gf_grad_sqnorm(ctx, n, T->bx[0], bo, 0, 0));
+    REQUIRE_OK(ctx, gf_grad_sqnorm(ctx, n, T->bx[1], bo, 0, 1));
+    test_download(ctx, bo, out, 3);
+    double both = ref_dot(T->xd[0], T->xd[0], n) + ref_dot(T->xd[1], T->xd[1], n);
+    check_tol(name, "two tensors accumulated", out, &both, NULL, 1, (tol){1e-30, 1e-5, 0});
+    CHECK(out[0] == res->y[0] + res->y[1], "%s: accumulate is not the float sum of the parts", name);
+    const double sa = ref_dot(T->xd[0], T->xd[0], n);
+    gf_clip clip = {bo, (float)(0.5 * sqrt(sa))};
+    REQUIRE_OK(ctx, gf_grad_sqnorm(ctx, n, ba, bo, 0, 0));
+    REQUIRE_OK(ctx, gf_grad_clip(ctx, n, ba, &clip));
+    float *clipped = download(ctx, ba, n);
+    double c = fmin(1.0, clip.max_norm / (sqrt(sa) + 1e-6)), *rc = dalloc(n);
+    for (size_t i = 0; i < n; i++) rc[i] = c * T->x[0][i];
+    check_tol(name, "grad clip", clipped, rc, NULL, n, (tol){1e-7, 1e-5, 0});
+    free(clipped); free(rc);
+    gf_buf_release(&bo); gf_buf_release(&ba);
+}
+static const op_def OP_SQNORM = {.name = "sqnorm", .describe = sqnorm_describe, .shape = sqnorm_shape,
+    .fill = sqnorm_fill, .tols = sqnorm_tols, .ref = sqnorm_ref, .fwd = sqnorm_fwd, .extra = sqnorm_extra};
+
 /* ---------------- the table ---------------- */
 
 
@@ -2112,6 +2364,18 @@ static void make_rows(void) {
         {7, 3, 37, 1000, 0, 1, 1e-5f, 0.1f, 13},
         {4, 2, 250, 0, 0, 1, 1e-5f, 0.1f, 14},    /* 1000 values: 32 blocked lanes with the item budget of 200 */
     };
+    /* optimisers: every case at n = 1, 1000 and 4099; --small: 1000 for an SGD and an Adam case with decay toward
+     * a reference and clipping */
+    for (int c = 0; c < 6; c++)
+        for (int k = 0; k < 3; k++) {
+            static const int sizes[] = {1, 1000, 4099};
+            const int small = sizes[k] == 1000 && (c == 1 || c == 4);
+            if (optim_cases[c].adam) R(OP_ADAM, 1, small, 0, c, sizes[k]);
+            else R(OP_SGD, 1, small, 0, c, sizes[k]);
+        }
+    /* the squared norm: 1 .. 1M+3 values; --small: 4099 */
+    static const int ns[] = {1, 5, 1000, 4099, (1 << 20) + 3};
+    for (int k = 0; k < 5; k++) R(OP_SQNORM, 1, ns[k] == 4099, 0, ns[k]);
     for (size_t k = 0; k < sizeof bns / sizeof bns[0]; k++) {
         RF(OP_BN_TRAIN, bns[k].full, bns[k].small, bns[k].eps, bns[k].mom, bns[k].n, bns[k].c, bns[k].hw, bns[k].offset);
         rows[n_rows - 1].seed = bns[k].seed;
