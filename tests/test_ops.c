@@ -2021,6 +2021,7 @@ static int optim_ref_steps(const row *rw, const double *const *in, int steps, do
     const optim_case *oc = optim_of(rw);
     const size_t n = (size_t)rw->a[1];
     double *p = out, *m = dalloc(n), *v = dalloc(n);
+    const ref_optim ro = {oc->adam, oc->lr, oc->mom, oc->wd, oc->b1, oc->b2, oc->eps};
     int clipped = 0;
     memcpy(p, in[0], n * sizeof *p);
     for (int s = 0; s < steps; s++) {
@@ -2029,18 +2030,7 @@ static int optim_ref_steps(const row *rw, const double *const *in, int steps, do
         for (size_t i = 0; i < n; i++) sq += g[i] * g[i];
         double c = oc->use_clip ? fmin(1.0, optim_max_norm(rw) / (sqrt(sq) + 1e-6)) : 1.0;
         clipped += c < 1;
-        for (size_t i = 0; i < n; i++) {
-            double gi = c * g[i] + (double)oc->wd * (p[i] - (oc->use_ref ? in[1][i] : 0.0));
-            if (!oc->adam) {
-                if (oc->mom != 0) { v[i] = oc->mom * v[i] + gi; gi = v[i]; }
-                p[i] -= oc->lr * gi;
-            } else {
-                double bc1 = 1 - pow(oc->b1, s + 1), bc2 = 1 - pow(oc->b2, s + 1);
-                m[i] = oc->b1 * m[i] + (1 - oc->b1) * gi;
-                v[i] = oc->b2 * v[i] + (1 - oc->b2) * gi * gi;
-                p[i] -= oc->lr / bc1 * m[i] / (sqrt(v[i]) / sqrt(bc2) + oc->eps);
-            }
-        }
+        ref_optim_step(&ro, s + 1, n, g, c, oc->use_ref ? in[1] : NULL, p, m, v);
     }
     if (oc->adam) { memcpy(out + n, m, n * sizeof *m); memcpy(out + 2 * n, v, n * sizeof *v); }
     else if (oc->mom != 0) memcpy(out + n, v, n * sizeof *v);

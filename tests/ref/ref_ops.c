@@ -53,6 +53,22 @@ void ref_conv_backward(const gf_conv_desc *d, const double *x, const double *W, 
     CONV_EACH_TERM(d, { gW[wi] += g[oi] * x[xi]; gx[xi] += g[oi] * W[wi]; });
 }
 
+void ref_optim_step(const ref_optim *o, int step, size_t n, const double *g, double clip, const double *target,
+                    double *p, double *m, double *v) {
+    for (size_t i = 0; i < n; i++) {
+        double gi = clip * g[i] + o->wd * (p[i] - (target ? target[i] : 0.0));
+        if (!o->adam) {
+            if (o->mom != 0) { v[i] = o->mom * v[i] + gi; gi = v[i]; }
+            p[i] -= o->lr * gi;
+        } else {
+            double bc1 = 1 - pow(o->b1, step), bc2 = 1 - pow(o->b2, step);
+            m[i] = o->b1 * m[i] + (1 - o->b1) * gi;
+            v[i] = o->b2 * v[i] + (1 - o->b2) * gi * gi;
+            p[i] -= o->lr / bc1 * m[i] / (sqrt(v[i]) / sqrt(bc2) + o->eps);
+        }
+    }
+}
+
 #define BN_AT(i, k, j) (((size_t)(i) * c + (k)) * hw + (j))
 
 void ref_bn_stats(int n, int c, int hw, const double *x, double *mean, double *var) {

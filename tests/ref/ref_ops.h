@@ -17,6 +17,13 @@ void ref_conv(const gf_conv_desc *d, const double *x, const double *W, const dou
 void ref_conv_backward(const gf_conv_desc *d, const double *x, const double *W, const double *g, double *gx,
                        double *gW, double *gb);
 
+/* One optimiser step on n parameters p with gradient g scaled by clip (the norm clipping's factor) plus
+ * weight decay wd (p - target; target NULL: toward 0): SGD with momentum mom (v, unused when mom = 0) or Adam
+ * (b1, b2, eps; m, v; step counts from 1, with bias correction). */
+typedef struct ref_optim { int adam; double lr, mom, wd, b1, b2, eps; } ref_optim;
+void ref_optim_step(const ref_optim *o, int step, size_t n, const double *g, double clip, const double *target,
+                    double *p, double *m, double *v);
+
 /* Batch norm over [n, c, hw]: the batch statistics (biased variance); y = (x - mean) / sqrt(var + eps) gamma
  * + beta with given statistics; the closed-form backward with given statistics (train: also the terms
  * through the batch statistics) and the tolerance scale of each value: 1 + the magnitudes of its terms. */
