@@ -2411,11 +2411,18 @@ int main(int argc, char **argv) {
         if (vsel < 0) usage();
     }
     make_rows();
-    int any = 0;
-    for (int i = 0; i < n_rows; i++) any |= selected(filter, rows[i].op->name);
-    if (!any) {   /* a filter that names no op must not pass by running nothing */
-        fprintf(stderr, "test_ops: no op matches --filter %s\n", filter);
-        return 2;
+    /* every name of a filter must be an op: a misspelt one must not pass by running nothing */
+    for (const char *p = filter; p && *p;) {
+        const char *e = strchr(p, ',');
+        char one[64];
+        snprintf(one, sizeof one, "%.*s", (int)(e ? e - p : (long)strlen(p)), p);
+        int found = 0;
+        for (int i = 0; i < n_rows; i++) found |= !strcmp(rows[i].op->name, one);
+        if (!found) {
+            fprintf(stderr, "test_ops: --filter names no op '%s'\n", one);
+            return 2;
+        }
+        p = e ? e + 1 : p + strlen(p);
     }
     if (list) {
         for (int i = 0; i < n_rows; i++) {
