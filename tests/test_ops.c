@@ -75,6 +75,8 @@ enum {
     OP_LOSS = 4,        /* a loss: backward is d out[0] / d x (u = e_0) */
     OP_BWD_FD = 16,     /* no device tangent: each gradient vs central differences of <f(x), u> per element */
     OP_ADJ_ABS = 8,     /* adjoint relative to sum |Jv_i u_i| too (long float sums that cancel), and not 0 */
+    OP_IS_LINEAR = 32,  /* linear in its inputs: the tangent is the op on the tangents (tan and ref_tan may be
+                           NULL: fwd and ref, a NULL input for one that does not move) */
 };
 
 struct op_def {
@@ -210,6 +212,14 @@ static void apply_variant(gf_ctx_options *o, const void *user) {
 
 /* ---------------- the driver: every row the same way ---------------- */
 
+static gf_status run_tangent(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *tin, cl_mem out) {
+    return rw->op->tan ? rw->op->tan(ctx, rw, T, T->bx, tin, out) : rw->op->fwd(ctx, rw, T, tin, out);
+}
+static void ref_tangent(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
+    if (rw->op->ref_tan) rw->op->ref_tan(rw, T, in, tin, out);
+    else rw->op->ref(rw, T, tin, out);
+}
+
 static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
     const op_def *op = rw->op;
     char name[200];
@@ -277,11 +287,12 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
             bv[k] = test_upload(ctx, v[k], T.n[k]);
             res.v[k] = v[k];
         }
-    if (op->tan) {
+    if (op->tan || (op->flags & OP_IS_LINEAR)) {
         double *ref = dalloc(no), *yp = dalloc(no), *ym = dalloc(no), *partial_sum = dalloc(no), *St = NULL;
         double *St_full = NULL, *xp[MAX_IN], *xm[MAX_IN];
         double *ax[MAX_IN] = {0}, *av[MAX_IN] = {0};   /* |inputs| and |tangents|: the tangent's S */
-        const int need_st = op->ref_tan && (tl.tan.stol > 0 || tl.fd.stol > 0);
+        const int has_ref_tan = op->ref_tan || (op->flags & OP_IS_LINEAR);
+        const int need_st = has_ref_tan && (tl.tan.stol > 0 || tl.fd.stol > 0);
         for (int k = 0; k < T.n_in && need_st; k++) {
             ax[k] = dalloc(T.n[k]);
             for (size_t i = 0; i < T.n[k]; i++) ax[k][i] = fabs(T.xd[k][i]);
@@ -302,16 +313,16 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
             if (which < 0) snprintf(what, sizeof what, "tangent");
             else snprintf(what, sizeof what, "tangent (input %d moving)", which);
             REQUIRE_OK(ctx, gf_fill(ctx, no, NAN, bt));
-            REQUIRE_OK(ctx, op->tan(ctx, rw, &T, T.bx, tin, bt));
+            REQUIRE_OK(ctx, run_tangent(ctx, rw, &T, tin, bt));
             float *got = download(ctx, bt, no);
             if (need_st) {
                 const double *atin[MAX_IN] = {0};
                 for (int k = 0; k < T.n_in; k++) atin[k] = tind[k] ? av[k] : NULL;
                 St = dalloc(no);
-                op->ref_tan(rw, &T, (const double *const *)ax, atin, St);
+                ref_tangent(rw, &T, (const double *const *)ax, atin, St);
             }
-            if (op->ref_tan) {
-                op->ref_tan(rw, &T, xin, tind, ref);
+            if (has_ref_tan) {
+                ref_tangent(rw, &T, xin, tind, ref);
                 check_tol(name, what, got, ref, St, no, tl.tan);
             }
             for (int k = 0; k < T.n_in; k++)
@@ -338,7 +349,7 @@ static void run_row(gf_ctx *ctx, const row *rw, uint64_t seed) {
             check_tol(name, "the partial tangents sum to the full one", jv, partial_sum, St_full, no, tl.lin);
         cl_mem tin[MAX_IN] = {0};
         for (int k = 0; k < T.n_in; k++) tin[k] = T.diff[k] ? bv[k] : NULL;
-        REQUIRE_OK(ctx, op->tan(ctx, rw, &T, T.bx, tin, bt));
+        REQUIRE_OK(ctx, run_tangent(ctx, rw, &T, tin, bt));
         float *again = download(ctx, bt, no);
         CHECK(memcmp(jv, again, no * sizeof *jv) == 0, "%s: tangent not bitwise reproducible", name);
         free(again);
@@ -863,10 +874,6 @@ static void concat_ref(const row *rw, const tensors *T, const double *const *in,
     (void)T;
     ref_concat(rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], &rw->a[4], in, out);
 }
-static void concat_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
-    (void)in;
-    concat_ref(rw, T, tin, out);
-}
 static void concat_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
     (void)T; (void)in;
     for (int k = 0, off = 0; k < rw->a[1]; off += rw->a[4 + k], k++)
@@ -875,11 +882,6 @@ static void concat_ref_bwd(const row *rw, const tensors *T, const double *const 
 static gf_status concat_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
     (void)T;
     return gf_concat_forward(ctx, rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], &rw->a[4], in, out);
-}
-/* a NULL input is a zero slice: the tangent of an input that does not move */
-static gf_status concat_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
-    (void)in;
-    return concat_fwd(ctx, rw, T, tin, out);
 }
 static gf_status concat_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
     (void)T; (void)in;
@@ -891,9 +893,9 @@ static gf_status concat_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const 
     }
     return GF_OK;
 }
-static const op_def OP_CONCAT = {.name = "concat", .flags = OP_ACC | OP_GRAD_ALONE, .describe = concat_describe,
-    .shape = concat_shape, .tols = copy_tols, .ref = concat_ref, .fwd = concat_fwd, .tan = concat_tan,
-    .ref_tan = concat_ref_tan, .bwd = concat_bwd, .ref_bwd = concat_ref_bwd};
+static const op_def OP_CONCAT = {.name = "concat", .flags = OP_ACC | OP_GRAD_ALONE | OP_IS_LINEAR,
+    .describe = concat_describe, .shape = concat_shape, .tols = copy_tols, .ref = concat_ref, .fwd = concat_fwd,
+    .bwd = concat_bwd, .ref_bwd = concat_ref_bwd};
 
 /* ---------------- shuffle: channel shuffle in G groups (ShuffleNet; cl/merge.cl); a = {N, C, H, W, G} ---------------- */
 
@@ -908,10 +910,6 @@ static void shuffle_ref(const row *rw, const tensors *T, const double *const *in
     (void)T;
     ref_shuffle(rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->a[4], in[0], out);
 }
-static void shuffle_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
-    (void)in;
-    shuffle_ref(rw, T, tin, out);
-}
 static void shuffle_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
     (void)T; (void)in;
     ref_shuffle_backward(rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->a[4], u, g[0]);
@@ -919,10 +917,6 @@ static void shuffle_ref_bwd(const row *rw, const tensors *T, const double *const
 static gf_status shuffle_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
     (void)T;
     return gf_shuffle_forward(ctx, rw->a[0], rw->a[1], (size_t)rw->a[2] * rw->a[3], rw->a[4], in[0], out);
-}
-static gf_status shuffle_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
-    (void)in;
-    return shuffle_fwd(ctx, rw, T, tin, out);
 }
 static gf_status shuffle_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
     (void)T; (void)in;
@@ -937,9 +931,9 @@ static void shuffle_extra(gf_ctx *ctx, const row *rw, const tensors *T, const re
     free(back);
     gf_buf_release(&by); gf_buf_release(&bg);
 }
-static const op_def OP_SHUFFLE = {.name = "shuffle", .flags = OP_ACC, .describe = shuffle_describe,
-    .shape = shuffle_shape, .tols = copy_tols, .ref = shuffle_ref, .fwd = shuffle_fwd, .tan = shuffle_tan,
-    .ref_tan = shuffle_ref_tan, .bwd = shuffle_bwd, .ref_bwd = shuffle_ref_bwd, .extra = shuffle_extra};
+static const op_def OP_SHUFFLE = {.name = "shuffle", .flags = OP_ACC | OP_IS_LINEAR, .describe = shuffle_describe,
+    .shape = shuffle_shape, .tols = copy_tols, .ref = shuffle_ref, .fwd = shuffle_fwd, .bwd = shuffle_bwd,
+    .ref_bwd = shuffle_ref_bwd, .extra = shuffle_extra};
 
 /* ---------------- slice of channels off .. off+Ck (torch.chunk; cl/merge.cl); a = {N, C, H, W, off, Ck} ---------------- */
 
@@ -956,10 +950,6 @@ static void slice_ref(const row *rw, const tensors *T, const double *const *in, 
     (void)T;
     ref_slice(rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], rw->a[4], rw->a[5], in[0], out);
 }
-static void slice_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
-    (void)in;
-    slice_ref(rw, T, tin, out);
-}
 static void slice_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
     (void)T; (void)in;
     ref_slice_backward(rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], rw->a[4], rw->a[5], u, g[0]);
@@ -968,17 +958,13 @@ static gf_status slice_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const c
     (void)T;
     return gf_slice_forward(ctx, rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], rw->a[4], rw->a[5], in[0], out);
 }
-static gf_status slice_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out) {
-    (void)in;
-    return slice_fwd(ctx, rw, T, tin, out);
-}
 static gf_status slice_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem u, const cl_mem *g, int acc) {
     (void)T; (void)in;
     return gf_slice_backward(ctx, rw->a[0], (size_t)rw->a[2] * rw->a[3], rw->a[1], rw->a[4], rw->a[5], u, g[0], acc);
 }
-static const op_def OP_SLICE = {.name = "slice", .flags = OP_ACC, .describe = slice_describe, .shape = slice_shape,
-    .tols = copy_tols, .ref = slice_ref, .fwd = slice_fwd, .tan = slice_tan, .ref_tan = slice_ref_tan,
-    .bwd = slice_bwd, .ref_bwd = slice_ref_bwd};
+static const op_def OP_SLICE = {.name = "slice", .flags = OP_ACC | OP_IS_LINEAR, .describe = slice_describe,
+    .shape = slice_shape, .tols = copy_tols, .ref = slice_ref, .fwd = slice_fwd, .bwd = slice_bwd,
+    .ref_bwd = slice_ref_bwd};
 
 /* ---------------- maxpool / avgpool (cl/pool.cl); a = {N, C, H, W, kh, kw, sh, sw, ph, pw, tf_same} ----------------
  * Inputs are a shuffled grid of distinct values 0.01 apart and the FD step moves each by at most 1e-3, so no
@@ -1066,10 +1052,6 @@ static void maxpool_ref_bwd(const row *rw, const tensors *T, const double *const
     ref_pool(pool_of(T), in[0], 1, y, arg);
     ref_maxpool_backward(pool_of(T), arg, u, g[0]);
     free(y); free(arg);
-}
-static void avgpool_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
-    (void)in;
-    avgpool_ref(rw, T, tin, out);
 }
 static void avgpool_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
     (void)rw; (void)in;
@@ -1173,9 +1155,9 @@ static const op_def OP_MAXPOOL = {.name = "maxpool", .describe = maxpool_describ
     .fill = pool_fill, .tols = maxpool_tols, .ref = maxpool_ref, .fwd = maxpool_fwd, .tan = maxpool_tan,
     .ref_tan = maxpool_ref_tan, .bwd = maxpool_bwd, .ref_bwd = maxpool_ref_bwd, .extra = maxpool_extra,
     .once = maxpool_once, .release = pool_release};
-static const op_def OP_AVGPOOL = {.name = "avgpool", .describe = avgpool_describe, .shape = pool_shape,
-    .fill = pool_fill, .tols = avgpool_tols, .ref = avgpool_ref, .fwd = avgpool_fwd, .tan = avgpool_tan,
-    .ref_tan = avgpool_ref_tan, .bwd = avgpool_bwd, .ref_bwd = avgpool_ref_bwd, .release = pool_release};
+static const op_def OP_AVGPOOL = {.name = "avgpool", .flags = OP_IS_LINEAR, .describe = avgpool_describe,
+    .shape = pool_shape, .fill = pool_fill, .tols = avgpool_tols, .ref = avgpool_ref, .fwd = avgpool_fwd,
+    .tan = avgpool_tan, .bwd = avgpool_bwd, .ref_bwd = avgpool_ref_bwd, .release = pool_release};
 
 /* ---------------- gap: global average pool (cl/pool.cl); a = {NC, HW} ----------------
  * Forward and tangent (the same op: linear) 1e-6 + 1e-5 |ref|; backward 1e-7 + 1e-6 |ref|; FD 1e-5 + 1e-5;
@@ -1201,10 +1183,6 @@ static void gap_ref(const row *rw, const tensors *T, const double *const *in, do
     (void)T;
     ref_gap((size_t)rw->a[0], (size_t)rw->a[1], in[0], out);
 }
-static void gap_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
-    (void)in;
-    gap_ref(rw, T, tin, out);
-}
 static void gap_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
     (void)T; (void)in;
     ref_gap_backward((size_t)rw->a[0], (size_t)rw->a[1], u, g[0]);
@@ -1221,8 +1199,8 @@ static gf_status gap_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_
     (void)T; (void)in; (void)acc;
     return gf_gap_backward(ctx, (size_t)rw->a[0], (size_t)rw->a[1], u, g[0]);
 }
-static const op_def OP_GAP = {.name = "gap", .describe = gap_describe, .shape = gap_shape, .fill = gap_fill,
-    .tols = gap_tols, .ref = gap_ref, .fwd = gap_fwd, .tan = gap_tan, .ref_tan = gap_ref_tan, .bwd = gap_bwd,
+static const op_def OP_GAP = {.name = "gap", .flags = OP_IS_LINEAR, .describe = gap_describe, .shape = gap_shape,
+    .fill = gap_fill, .tols = gap_tols, .ref = gap_ref, .fwd = gap_fwd, .tan = gap_tan, .bwd = gap_bwd,
     .ref_bwd = gap_ref_bwd};
 
 /* ---------------- xent / bce: losses (cl/loss.cl) ----------------
@@ -1951,14 +1929,14 @@ static void bn_once(gf_ctx *ctx) {
     CHECK(gf_bn_eval_forward(ctx, 0, 2, 1, b, b, b, 1e-5f, b, b, o) == GF_ERR_USAGE, "n = 0 accepted");
     gf_buf_release(&b); gf_buf_release(&o);
 }
-static const op_def OP_BN_TRAIN = {.name = "bn_train", .variants = VARIANTS_BN, .flags = OP_BWD_FD, .fill_u = bn_fill_u,
-    .describe = bn_describe, .shape = bn_shape, .fill = bn_fill, .tols = bn_tols, .ref = bn_ref, .fwd = bn_fwd,
-    .bwd = bn_bwd, .ref_bwd = bn_ref_bwd, .extra = bn_train_extra, .once = bn_once, .release = bn_release,
-    .scale_fwd = bn_scale_fwd, .scale_bwd = bn_scale_bwd};
-static const op_def OP_BN_EVAL = {.name = "bn_eval", .variants = VARIANTS_BN, .flags = OP_ADJ_ABS, .fill_u = bn_fill_u,
-    .describe = bn_describe, .shape = bn_shape, .fill = bn_fill, .tols = bn_tols, .ref = bn_ref, .fwd = bn_fwd,
-    .tan = bn_eval_tan, .bwd = bn_bwd, .ref_bwd = bn_ref_bwd, .extra = bn_eval_extra, .release = bn_release,
-    .scale_fwd = bn_scale_fwd, .scale_bwd = bn_scale_bwd};
+static const op_def OP_BN_TRAIN = {.name = "bn_train", .variants = VARIANTS_BN, .flags = OP_BWD_FD,
+    .fill_u = bn_fill_u, .describe = bn_describe, .shape = bn_shape, .fill = bn_fill, .tols = bn_tols, .ref = bn_ref,
+    .fwd = bn_fwd, .bwd = bn_bwd, .ref_bwd = bn_ref_bwd, .extra = bn_train_extra, .once = bn_once,
+    .release = bn_release, .scale_fwd = bn_scale_fwd, .scale_bwd = bn_scale_bwd};
+static const op_def OP_BN_EVAL = {.name = "bn_eval", .variants = VARIANTS_BN, .flags = OP_ADJ_ABS,
+    .fill_u = bn_fill_u, .describe = bn_describe, .shape = bn_shape, .fill = bn_fill, .tols = bn_tols, .ref = bn_ref,
+    .fwd = bn_fwd, .tan = bn_eval_tan, .bwd = bn_bwd, .ref_bwd = bn_ref_bwd, .extra = bn_eval_extra,
+    .release = bn_release, .scale_fwd = bn_scale_fwd, .scale_bwd = bn_scale_bwd};
 static int bn_train_of(const row *rw) { return rw->op == &OP_BN_TRAIN; }
 
 /* ---------------- sgd / adam: optimiser updates (cl/optim.cl); a = {case, n} ----------------
