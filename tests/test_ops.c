@@ -12,8 +12,8 @@
  *    (references against their definitions, special values, refusals).
  * Tolerances: |got - ref| <= atol + rtol |ref| + stol S, S the same sums over |inputs| (the op's tols()
  * says why each is what it is).
- * Usage: test_ops [--device D] [--variant NAME] [--filter OP[,OP...]] [--small] [--list]
- *   --device: as the CLI's (default GRADFEAT_DEVICE, else the best device);
+ * Usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--small] [--list]
+ *   --device: as the CLI's (default GRADFEAT_DEVICE, else the best device), or all: each device in turn;
  *   --variant: one kernel-path variant of the context (default: every variant each op's kernels have);
  *   --filter: only the ops named (exact op names, comma-separated);
  *   --small: the small rows (tests/cli_oclgrind_*.sh run them under oclgrind); --list: the rows, no device. */
@@ -37,7 +37,7 @@ typedef struct row {
     int a[NA];          /* shape and integer attributes; their meaning is the op's (its describe()) */
     float f[2];         /* float attributes */
     const char *note;   /* what the row is for, when its numbers do not say it */
-    uint64_t seed;      /* of its random data; 0: the row's place in the run */
+    uint64_t seed;      /* of its random data; 0: the row's place in the table */
     int full, small;    /* in the default run; in the --small run */
 } row;
 
@@ -2365,7 +2365,7 @@ static int selected(const char *filter, const char *name) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: test_ops [--device D] [--variant NAME] [--filter OP[,OP...]] [--small] [--list]\n"
+    fprintf(stderr, "usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--small] [--list]\n"
                     "variants:");
     for (int v = 0; v < N_VARIANTS; v++) fprintf(stderr, " %s", variants[v].name);
     fprintf(stderr, "\n");
@@ -2411,40 +2411,61 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    const op_def *done_once[64];
-    int n_once = 0;
-    for (int v = 0; v < N_VARIANTS; v++) {
-        if (vsel >= 0 && v != vsel) continue;
-        /* an op runs under the variants its kernels depend on, or the default when they depend on none; an
-         * explicit --variant runs every selected op under it */
-        if (vsel < 0 && !(small ? variants[v].small : variants[v].full)) continue;
-        int wanted = 0;
-        for (int i = 0; i < n_rows; i++) {
-            const unsigned vs = rows[i].op->variants ? rows[i].op->variants : 1u << V_DEFAULT;
-            if (selected(filter, rows[i].op->name) && (small ? rows[i].small : rows[i].full) && (vs >> v & 1)) wanted = 1;
+    /* --device all: every device of every platform, one after the other */
+    enum { MAX_DEVICES = 16 };
+    char devs[MAX_DEVICES][16];
+    const char *dev_sel[MAX_DEVICES] = {device};
+    int n_dev = 1;
+    if (device && !strcmp(device, "all")) {
+        gf_device_info *d = NULL;
+        char msg[2048];
+        gf_status st = gf_devices_list(&d, &n_dev, msg, sizeof msg);
+        if (st != GF_OK) {
+            fprintf(stderr, "FATAL: no OpenCL device: %s\n", msg[0] ? msg : gf_status_name(st));
+            return 1;
         }
-        if (!wanted && vsel < 0) continue;
-        current_variant = &variants[v];
-        gf_ctx *ctx = test_ctx_for(device, apply_variant, &variants[v]);
-        printf("device: %s (%s); variant %s: kernel paths %s\n", gf_ctx_device(ctx)->name,
-               gf_ctx_device(ctx)->platform_name, variants[v].name, gf_ctx_paths(ctx));
-        uint64_t seed = 1;
-        for (int i = 0; i < n_rows; i++) {
-            const row *rw = &rows[i];
-            if (!selected(filter, rw->op->name) || !(small ? rw->small : rw->full)) continue;
-            const unsigned vs = rw->op->variants ? rw->op->variants : 1u << V_DEFAULT;
-            if (vsel < 0 && !(vs >> v & 1)) continue;
-            int seen = 0;
-            for (int k = 0; k < n_once; k++) seen |= done_once[k] == rw->op;
-            if (!seen && rw->op->once) rw->op->once(ctx);
-            if (!seen) done_once[n_once++] = rw->op;
-            int before = gf_test_failures;
-            run_row(ctx, rw, seed++);
-            char name[200];
-            rw->op->describe(rw, name, sizeof name);
-            printf("%-60s %-8s %s\n", name, variants[v].name, gf_test_failures == before ? "ok" : "FAILED");
+        if (n_dev > MAX_DEVICES) n_dev = MAX_DEVICES;
+        for (int i = 0; i < n_dev; i++) {
+            snprintf(devs[i], sizeof devs[i], "%d:%d", d[i].platform_index, d[i].device_index);
+            dev_sel[i] = devs[i];
         }
-        gf_ctx_free(ctx);
+        free(d);
+    }
+    for (int dv = 0; dv < n_dev; dv++) {
+        const op_def *done_once[64];
+        int n_once = 0;
+        for (int v = 0; v < N_VARIANTS; v++) {
+            if (vsel >= 0 && v != vsel) continue;
+            /* an op runs under the variants its kernels depend on, or the default when they depend on none; an
+             * explicit --variant runs every selected op under it */
+            if (vsel < 0 && !(small ? variants[v].small : variants[v].full)) continue;
+            int wanted = 0;
+            for (int i = 0; i < n_rows; i++) {
+                const unsigned vs = rows[i].op->variants ? rows[i].op->variants : 1u << V_DEFAULT;
+                if (selected(filter, rows[i].op->name) && (small ? rows[i].small : rows[i].full) && (vs >> v & 1)) wanted = 1;
+            }
+            if (!wanted && vsel < 0) continue;
+            current_variant = &variants[v];
+            gf_ctx *ctx = test_ctx_for(dev_sel[dv], apply_variant, &variants[v]);
+            printf("device: %s (%s); variant %s: kernel paths %s\n", gf_ctx_device(ctx)->name,
+                   gf_ctx_device(ctx)->platform_name, variants[v].name, gf_ctx_paths(ctx));
+            for (int i = 0; i < n_rows; i++) {
+                const row *rw = &rows[i];
+                if (!selected(filter, rw->op->name) || !(small ? rw->small : rw->full)) continue;
+                const unsigned vs = rw->op->variants ? rw->op->variants : 1u << V_DEFAULT;
+                if (vsel < 0 && !(vs >> v & 1)) continue;
+                int seen = 0;
+                for (int k = 0; k < n_once; k++) seen |= done_once[k] == rw->op;
+                if (!seen && rw->op->once) rw->op->once(ctx);
+                if (!seen) done_once[n_once++] = rw->op;
+                int before = gf_test_failures;
+                run_row(ctx, rw, (uint64_t)i + 1);   /* by its place in the table: --filter reproduces a row */
+                char name[200];
+                rw->op->describe(rw, name, sizeof name);
+                printf("%-60s %-8s %s\n", name, variants[v].name, gf_test_failures == before ? "ok" : "FAILED");
+            }
+            gf_ctx_free(ctx);
+        }
     }
     return test_finish("test_ops");
 }
