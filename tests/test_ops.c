@@ -5,13 +5,14 @@
  *    reference tangent where there is one, vs central finite differences of the reference forward, the
  *    partial tangents summing to the full one (linearity); the full tangent twice, bitwise;
  *  - backward into NaN-filled buffers vs the reference, the adjoint identity <J v, u> = sum_k <v_k, g_k>
- *    against the device tangent, for losses (no device tangent) vs central differences of <f(x), u> per
- *    element; twice, bitwise; accumulate mode (the same gradient added: exactly twice it); each gradient
- *    alone bitwise equal to it computed with the others;
+ *    against the device tangent or, for ops without one (losses, training BN), each gradient element vs
+ *    central differences of <f(x), u>; twice, bitwise; accumulate mode (the same gradient added: twice it);
+ *    each gradient alone bitwise equal to it computed with the others;
  *  - the op's own checks (in place, argmax, offsets, ...) and, once per op, checks that are not rows
  *    (references against their definitions, special values, refusals).
- * Tolerances: |got - ref| <= atol + rtol |ref| + stol S, S the same sums over |inputs| (the op's tols()
- * says why each is what it is).
+ * Every row runs under each kernel-path variant its op's kernels have (variants[]).
+ * Tolerances: |got - ref| <= atol + rtol |ref| + stol S, S the same sums over |inputs| or the op's own
+ * scale (each op's comment says why its tolerances are what they are). tests/README.md: adding a row or an op.
  * Usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--small] [--list]
  *   --device: as the CLI's (default GRADFEAT_DEVICE, else the best device), or all: each device in turn;
  *   --variant: one kernel-path variant of the context (default: every variant each op's kernels have);
@@ -73,8 +74,8 @@ enum {
     OP_ACC = 1,         /* backward takes an accumulate flag */
     OP_GRAD_ALONE = 2,  /* backward may leave out any gradient */
     OP_LOSS = 4,        /* a loss: backward is d out[0] / d x (u = e_0) */
-    OP_BWD_FD = 16,     /* no device tangent: each gradient vs central differences of <f(x), u> per element */
     OP_ADJ_ABS = 8,     /* adjoint relative to sum |Jv_i u_i| too (long float sums that cancel), and not 0 */
+    OP_BWD_FD = 16,     /* no device tangent: each gradient vs central differences of <f(x), u> per element */
     OP_IS_LINEAR = 32,  /* linear in its inputs: the tangent is the op on the tangents (tan and ref_tan may be
                            NULL: fwd and ref, a NULL input for one that does not move) */
 };
