@@ -15,7 +15,7 @@
 # never skips it.
 . "$(dirname "$0")/testlib.sh"
 B="$GF_BUILD/tests"
-OPS=(test_act test_merge test_ln test_affine test_bn test_pool test_loss test_optim test_linearized)
+OPS=(test_ops test_bn_block test_linearized)
 RUSTICL_ICD=/etc/OpenCL/vendors/rusticl.icd
 have_rusticl=0; [ -f "$RUSTICL_ICD" ] && have_rusticl=1
 unset GRADFEAT_DEVICE GRADFEAT_PATHS GRADFEAT_CONV_KERNELS GRADFEAT_BN_WALK GRADFEAT_GEMM GRADFEAT_HOST_BLAS GRADFEAT_HOST_MEM

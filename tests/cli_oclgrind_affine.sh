@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The affine kernels under oclgrind (`test_affine --small`): every kernel of cl/conv.cl (im2col and
-# col2im, per element and per plane; the layout transposes; fill_bias; reduce_nc; the depthwise
-# forward and backward, per element and per plane; sum_partials of the reductions split by a tiny item
-# budget) and the CLBlast GEMMs they feed: GEMMs through CLBlast (not the host BLAS), so that the
-# offsets and leading dimensions the conv passes to CLBlast are checked by oclgrind too. Fails on an
+# The affine kernels under oclgrind (`test_ops --small --filter conv,linear`): every kernel of cl/conv.cl
+# (im2col and col2im, per element and per plane; the layout transposes; fill_bias; reduce_nc; the
+# depthwise forward and backward, per element and per plane; sum_partials of the reductions split by a
+# tiny item budget) and the CLBlast GEMMs they feed: GEMMs through CLBlast (not the host BLAS), so that
+# the offsets and leading dimensions the conv passes to CLBlast are checked by oclgrind too. Fails on an
 # out-of-bounds access, a data race, an API error, a failed check, a kernel of cl/conv.cl that did not
 # run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
-GRADFEAT_HOST_BLAS=0 oclgrind_small test_affine
+GRADFEAT_HOST_BLAS=0 oclgrind_small test_ops --filter conv,linear
 oclgrind_covers cl/conv.cl
 finish

@@ -5,7 +5,7 @@
 #     file left), with the parameters it printed, and doctor then reports the device tuned and applied;
 #   - a file with non-default parameters for every kernel (Xgemm, XgemmDirect, the indirect switch-over)
 #     is applied, and GEMM-using runs give the untuned run's numbers to fp32 rounding: the emotion net's
-#     predictions (image by image, every class probability) and test_affine's checks against references;
+#     predictions (image by image, every class probability) and the conv/linear rows of test_ops;
 #   - corrupt, truncated, foreign (another device or driver), binary and directory files are ignored with a
 #     warning naming the file, and the run goes on with CLBlast's defaults (exit 0, same numbers);
 #   - GRADFEAT_TUNING=0 ignores a good file; the host-BLAS path reports it not applied; bad settings and an
@@ -74,7 +74,7 @@ check "a hand-made file with every kernel set is applied" 'grep -qx "state      
   cat "$t/doc.err"
 check "doctor: the file's figures" 'grep -q "^measured        SGEMM 1.0 GFLOP/s with CLBlast.s defaults, 2.0 tuned" "$t/doc.txt"'
 
-# --- the same numbers with and without the parameters: the emotion net's predictions, and test_affine
+# --- the same numbers with and without the parameters: the emotion net's predictions, and test_ops' conv/linear rows
 EMO="$t/emotion.safetensors"
 bash "$GF_SRC/models/emotion/fetch.sh" "$EMO" > /dev/null 2> "$t/fetch.err" || cat "$t/fetch.err"
 $PY -c "
@@ -104,8 +104,8 @@ check "predict with the CLBlast path: tuned and untuned runs exit 0 (rc $rc1 $rc
 check "the tuned run used the parameters (no warning)" '! grep -qi "tuning" "$t/p_tuned.err"' || cat "$t/p_tuned.err"
 check "tuned = untuned predictions to fp32 rounding" 'close "$t/p_untuned.json" "$t/p_tuned.json" 2e-6'
 check "tuned CLBlast = host BLAS predictions to fp32 rounding" 'close "$t/p_host.json" "$t/p_tuned.json" 2e-6'
-"${GPU[@]}" "$GF_BUILD/tests/test_affine" > "$t/affine.txt" 2>&1; rc=$?
-check "test_affine passes on the CLBlast path with the parameters (rc $rc)" '[ $rc -eq 0 ]' || grep -E "FAIL" "$t/affine.txt" | head
+"${GPU[@]}" "$GF_BUILD/tests/test_ops" --filter conv,linear > "$t/affine.txt" 2>&1; rc=$?
+check "test_ops --filter conv,linear passes on the CLBlast path with the parameters (rc $rc)" '[ $rc -eq 0 ]' || grep -E "FAIL" "$t/affine.txt" | head
 
 # --- bad files are ignored with a warning naming the file; the run goes on with CLBlast's defaults
 bad_file() {  # bad_file LABEL WANT: the run warns with WANT, exits 0, predicts as untuned; doctor says IGNORED

@@ -14,31 +14,34 @@ PY=/usr/bin/python3
 FM=/usr/share/datasets/fashion-mnist
 finish() { echo "$((checks-fails)) passed, $fails failed"; [ $fails -eq 0 ] && [ $checks -gt 0 ]; }
 
-# The oclgrind checks (tests/cli_oclgrind_*.sh): oclgrind_small NAME runs $GF_BUILD/tests/NAME --small
-# under oclgrind (--check-api --data-races; oclgrind wraps the program via LD_PRELOAD, so only its
+# The oclgrind checks (tests/cli_oclgrind_*.sh): oclgrind_small NAME [ARGS...] runs
+# $GF_BUILD/tests/NAME --small ARGS (test_ops: `--filter OP,...`, its rows of those ops) under oclgrind (--check-api --data-races; oclgrind wraps the program via LD_PRELOAD, so only its
 # simulator device is seen; --uninitialized is left out: oclgrind 21.10 aborts on LLVM freeze
 # instructions with it) and counts as checks: exit 0, ran on the Oclgrind device, a summary line
 # "NAME...: N checks, 0 failed" with N > 0, nothing in oclgrind's log (an out-of-bounds access, a data
-# race, an API error). --inst-counts names every kernel run in $t/NAME.out; oclgrind_covers FILE.cl...
+# race, an API error). --inst-counts names every kernel run in $t/TAG.out (TAG: NAME and ARGS);
+# oclgrind_covers FILE.cl...
 # then checks that every kernel of those cl/ files ran in at least one of the runs so far.
 # Variables set on the call (GRADFEAT_HOST_BLAS=0 oclgrind_small test_affine) reach the program.
 # oclgrind missing or a test binary not built is a failure, never a skip.
 oclgrind_small() {
-  local name=$1 T="$GF_BUILD/tests/$1" rc s
+  local name=$1 T="$GF_BUILD/tests/$1" rc s tag
+  shift
+  tag=$(echo "$name $*" | tr -c 'A-Za-z0-9_\n' '_')
   check "oclgrind is installed (Debian package oclgrind)" 'command -v oclgrind > /dev/null' || return 1
   check "$T is built" '[ -x "$T" ]' || return 1
   s=$(date +%s)
   # No program-binary cache: simulator binaries must not land in the user cache.
   GRADFEAT_CACHE=0 GRADFEAT_DEVICE= oclgrind --check-api --data-races --inst-counts \
-    --log "$t/$name.log" "$T" --small > "$t/$name.out" 2> "$t/$name.err"
+    --log "$t/$tag.log" "$T" --small "$@" > "$t/$tag.out" 2> "$t/$tag.err"
   rc=$?
   # the program's own lines (the instruction histograms go to stdout too)
-  grep -v '^ \|^Instructions executed for kernel\|^$' "$t/$name.out"; cat "$t/$name.err"
-  echo "$name --small under oclgrind: exit $rc, $(( $(date +%s) - s )) s"
-  check "$name --small under oclgrind exits 0 (exited $rc)" '[ $rc -eq 0 ]'
-  check "$name ran on the Oclgrind device" 'grep -q "^device: Oclgrind" "$t/$name.out"'
-  check "$name reports passing checks" 'grep -q "^$name[^:]*: [1-9][0-9]* checks, 0 failed" "$t/$name.out"'
-  check "oclgrind reports no problem in $name" '[ ! -s "$t/$name.log" ]' || head -60 "$t/$name.log"
+  grep -v '^ \|^Instructions executed for kernel\|^$' "$t/$tag.out"; cat "$t/$tag.err"
+  echo "$name --small $* under oclgrind: exit $rc, $(( $(date +%s) - s )) s"
+  check "$name --small $* under oclgrind exits 0 (exited $rc)" '[ $rc -eq 0 ]'
+  check "$name $* ran on the Oclgrind device" 'grep -q "^device: Oclgrind" "$t/$tag.out"'
+  check "$name $* reports passing checks" 'grep -q "^$name[^:]*: [1-9][0-9]* checks, 0 failed" "$t/$tag.out"'
+  check "oclgrind reports no problem in $name $*" '[ ! -s "$t/$tag.log" ]' || head -60 "$t/$tag.log"
 }
 oclgrind_covers() {
   local f k ks

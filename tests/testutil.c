@@ -11,14 +11,17 @@ static void test_log(void *user, int level, const char *msg) {
 
 /* The CLI's settings (host/cli/settings.c): GRADFEAT_DEVICE, the kernel paths, the caches, ... from the
  * environment, so that the test binaries run on what the scripts and the CI matrix ask for. */
-gf_ctx *test_ctx(void) {
+gf_ctx *test_ctx(void) { return test_ctx_for(NULL, NULL, NULL); }
+
+gf_ctx *test_ctx_for(const char *device, void (*edit)(gf_ctx_options *, const void *), const void *user) {
     cli_settings s;
     char err[1400];
-    if (cli_settings_load(&s, NULL, err, sizeof err)) {
+    if (cli_settings_load(&s, device, err, sizeof err)) {
         fprintf(stderr, "FATAL: %s\n", err);
         exit(1);
     }
     gf_ctx_options opt = s.opt;
+    if (edit) edit(&opt, user);
     opt.log = test_log;
     gf_ctx *ctx = NULL;
     gf_status st = gf_ctx_create(&opt, &ctx);

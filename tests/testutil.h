@@ -21,6 +21,9 @@ extern int gf_test_checks;
 
 /* Context on the test device; exits non-zero (never skips) when there is none. */
 gf_ctx *test_ctx(void);
+/* The same with device (NULL = GRADFEAT_DEVICE, as the --device flag of the CLI) and edit, when not NULL,
+ * changing the options before the context is made (tests/test_ops.c: its kernel-path variants). */
+gf_ctx *test_ctx_for(const char *device, void (*edit)(gf_ctx_options *, const void *), const void *user);
 /* Summary line + exit code: 0 when every CHECK passed and at least one ran. */
 int test_finish(const char *name);
 

@@ -51,7 +51,7 @@ fi
 step "devices" "$G" devices
 step "doctor (chosen device, kernel paths)" "$G" doctor --no-selftest --device "$device"
 step "selftest" "$G" selftest --device "$device"
-for t in test_act test_affine test_bn test_pool test_loss test_optim test_linearized test_model_parity_emotion; do
+for t in test_ops test_bn_block test_linearized test_model_parity_emotion; do
   step "$t" env GRADFEAT_DEVICE="$device" "$B/tests/$t"
 done
 EMO="$tmp/emotion.safetensors"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference for tests/test_bn.c: one training-mode BatchNorm forward +
+"""PyTorch reference for tests/test_bn_block.c: one training-mode BatchNorm forward +
 backward in float64 (torch.nn.functional.batch_norm, training=True).
 
 usage: torch_bn_reference.py DIR N C HW EPS MOMENTUM

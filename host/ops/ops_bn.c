@@ -19,7 +19,7 @@ static gf_status bn_check(gf_ctx *ctx, int n, int c, int hw, float eps, const ch
  * (coalesced) with up to 256 lanes elsewhere. PoCL, 2 cores, n=64 c=64 32x32:
  * training forward 137 -> 41 ms, backward 169 -> 25 ms (axpby of the same
  * size: 18-27 ms). The context's bn_walk option (GRADFEAT_BN_WALK=blocked|strided)
- * overrides; test_bn runs both walks on one device. */
+ * overrides; tests/test_ops.c runs both walks on one device. */
 static int bn_blocked(gf_ctx *ctx) { return ctx->bn_blocked; }
 
 /* Lanes per channel: a power of two, no more than the n*hw values need; more
