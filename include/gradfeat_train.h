@@ -53,8 +53,10 @@ typedef struct gf_job {
     unsigned random;                         /* the paper's ablation, GF_JOB_RANDOM_* bits: shuffle (seeded, per
                                                 tensor) the trunk's / top block's pre-trained weights, or use a
                                                 shuffled ω̄ in the gradient term; 0 = none */
-    int lr_auto;                             /* gradient/full/finetune each pick lr, lr/3 or lr/10 by one trial
-                                                epoch on the holdout */
+    int lr_auto;                             /* gradient/full/finetune each train at lr, 10 lr and lr/10 and keep
+                                                the rate with the lowest held-out loss */
+    int lr_scale;                            /* gradient/full: lr scaled to the block by the logit change of Adam's
+                                                first step (on by default; README "--lr-scale") */
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
     const char *log_json;                    /* one JSON object per progress report and per epoch; NULL = none */
     int log_every;                           /* progress line every N steps unless the context's progress_live (0 = 50) */
@@ -87,6 +89,9 @@ enum { GF_JOB_RANDOM_THETA1 = 1, GF_JOB_RANDOM_THETA2 = 2, GF_JOB_RANDOM_OMEGA =
 /* "theta1", "theta2", "omega" or a comma list -> GF_JOB_RANDOM_* mask; -1 if unknown ("" / "none" -> 0). */
 int gf_job_parse_random(const char *s);
 enum { GF_JOB_SELECT_LAST = 0, GF_JOB_SELECT_LOSS = 1, GF_JOB_SELECT_METRIC = 2 };
+/* --lr-scale's reference: the RMS logit change per unit rate of Adam's first step on the emotion net's top block
+ * add_2 (Fashion-MNIST, NTK parametrisation), where lr 1e-3 was chosen on the dev tasks */
+#define GF_LR_REF_SENSITIVITY 350.0
 /* Paper §4 defaults: Adam β=(0.5, 0.999), lr 1e-3, wd 1e-6, batch 64, lr halved every 20 epochs;
  * NTK parametrisation; 10 % holdout, best epoch by held-out loss; L-BFGS probe. */
 void gf_job_defaults(gf_job *job);
@@ -99,6 +104,8 @@ typedef struct gf_job_result {
     double probe_l2;                         /* the L-BFGS probe's L2 strength (NAN for the SGD probe) */
     double lr[4];                            /* learning rate each method trained with */
     int lr_auto_used;                        /* lr[] were chosen on the holdout */
+    double lr_sensitivity[4];                /* --lr-scale: RMS logit change of Adam's first step per unit rate
+                                                (NAN: not scaled) */
     int multi_label, n_train, n_val, n_hold, classes;
     char top[128];
     double trunk_seconds;                    /* the one trunk pass (0 when the cache was reused) */

@@ -26,17 +26,35 @@ assert set(m)=={\"linear\",\"gradient\",\"full\",\"finetune\"}, m
 assert all(0<=v[\"val_metric\"]<=1 for v in m.values())
 assert r[\"n_train\"]+r[\"n_holdout\"]==192 and r[\"n_holdout\"]>=10 and r[\"n_val\"]==128" "$t/run1/results.json"'
 # learning rates per method: finetune defaults to --lr / 10; --lr-auto picks each method's from {its rate, x10, /10}
-check "finetune trained at --lr / 10, full at --lr" '/usr/bin/python3 -c "
+# (with --lr-scale=no: its rate is --lr)
+check "finetune trained at --lr / 10" '/usr/bin/python3 -c "
 import json,sys; m=json.load(open(sys.argv[1]))[\"methods\"]
-assert abs(m[\"finetune\"][\"lr\"]-5e-4)<1e-9 and abs(m[\"full\"][\"lr\"]-5e-3)<1e-9, m" "$t/run1/results.json"'
-"$G" train "${args[@]}" --method full,finetune --epochs 1 --finetune-lr 0.002 --lr-auto --run-dir "$t/lra" > "$t/lra.txt" 2>&1; rc=$?
+assert abs(m[\"finetune\"][\"lr\"]-5e-4)<1e-9, m" "$t/run1/results.json"'
+# --lr-scale (default): gradient and full record S, the logit change per unit rate of Adam's first step, and train
+# at --lr x 350 / S with the factor rounded to a power of sqrt(10) (the emotion net's block is the reference: x1);
+# S does not depend on the rate; --lr-scale=no trains at --lr and records no S
+"$G" train "${args[@]}" --method gradient,full --epochs 1 --lr 0.05 --run-dir "$t/lrs" > "$t/lrs.txt" 2>&1; rc=$?
+"$G" train "${args[@]}" --method gradient,full --epochs 1 --lr 0.05 --lr-scale=no --run-dir "$t/lrsno" > "$t/lrsno.txt" 2>&1; rc2=$?
+check "--lr-scale: the rate from the recorded S; S independent of --lr; =no keeps --lr (rc $rc $rc2)" '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] &&
+  grep -q "^full: learning rate .* (--lr-scale: Adam.s first step moves its logits by" "$t/lrs.txt" && /usr/bin/python3 -c "
+import json,math,sys
+m1=json.load(open(sys.argv[1]))[\"methods\"]; m5=json.load(open(sys.argv[2]))[\"methods\"]; mn=json.load(open(sys.argv[3]))[\"methods\"]
+for k in (\"gradient\",\"full\"):
+    S=m1[k][\"lr_sensitivity\"]; assert 50<S<2000, (k,S)
+    assert m5[k][\"lr_sensitivity\"]==S, (k,S,m5[k])
+    for m,lr in ((m1,5e-3),(m5,5e-2)):
+        want=lr*10**(round(2*math.log10(350/S))/2); assert abs(m[k][\"lr\"]-want)<=1e-6*want, (k,S,m[k][\"lr\"],want)
+    assert abs(mn[k][\"lr\"]-5e-2)<1e-9 and \"lr_sensitivity\" not in mn[k], mn[k]
+assert \"lr_sensitivity\" not in m1[\"finetune\"] and \"lr_sensitivity\" not in m1[\"linear\"]
+" "$t/run1/results.json" "$t/lrs/results.json" "$t/lrsno/results.json"' || cat "$t/lrs.txt"
+"$G" train "${args[@]}" --method full,finetune --epochs 1 --finetune-lr 0.002 --lr-auto --lr-scale=no --run-dir "$t/lra" > "$t/lra.txt" 2>&1; rc=$?
 check "--lr-auto with --finetune-lr: each method's rate from its own grid (rc $rc)" '[ $rc -eq 0 ] && grep -q "^finetune: learning rate .* (chosen on the holdout)" "$t/lra.txt" && /usr/bin/python3 -c "
 import json,sys; m=json.load(open(sys.argv[1]))[\"methods\"]
 near=lambda x,g: any(abs(x-v)<1e-9 for v in g)
 assert near(m[\"finetune\"][\"lr\"],[2e-3,2e-2,2e-4]) and near(m[\"full\"][\"lr\"],[5e-3,5e-2,5e-4]), m" "$t/lra/results.json"' || cat "$t/lra.txt"
 # the trials leave no trace: full at the chosen rate, trained alone, gives the same model and figures
 lr_full=$(/usr/bin/python3 -c "import json,sys; print(repr(json.load(open(sys.argv[1]))['methods']['full']['lr']))" "$t/lra/results.json")
-"$G" train "${args[@]}" --method full --epochs 1 --lr "$lr_full" --run-dir "$t/lrf" > "$t/lrf.txt" 2>&1; rc=$?
+"$G" train "${args[@]}" --method full --epochs 1 --lr "$lr_full" --lr-scale=no --run-dir "$t/lrf" > "$t/lrf.txt" 2>&1; rc=$?
 check "--lr-auto: full at its chosen rate ($lr_full) = full trained at that --lr (rc $rc)" '[ $rc -eq 0 ] && /usr/bin/python3 -c "
 import json,struct,sys
 def tensors(p):   # the adapted model without its metadata (which records the options)
