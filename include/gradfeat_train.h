@@ -56,7 +56,7 @@ typedef struct gf_job {
     int lr_auto;                             /* gradient/full/finetune each train at lr, 10 lr and lr/10 and keep
                                                 the rate with the lowest held-out loss */
     int lr_scale;                            /* gradient/full: lr scaled to the block by the logit change of Adam's
-                                                first step (on by default; README "--lr-scale") */
+                                                first step (off by default; README "--lr-scale") */
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
     const char *log_json;                    /* one JSON object per progress report and per epoch; NULL = none */
     int log_every;                           /* progress line every N steps unless the context's progress_live (0 = 50) */

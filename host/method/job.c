@@ -57,7 +57,6 @@ void gf_job_defaults(gf_job *j) {
     j->seed = 1;
     j->checkpoint_every = 500;
     j->ntk = 1;
-    j->lr_scale = 1;
     j->holdout = 0.1f;
     j->select = GF_JOB_SELECT_LOSS;
     j->probe_l2 = -1;
