@@ -13,6 +13,7 @@
 #include "model.h"
 #include "train.h"
 #include "gf_file.h"
+#include "gf_dist.h"
 #include "runrecord.h"
 #include "job_internal.h"
 
@@ -36,6 +37,7 @@ gf_status gf_job_write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
     cJSON_AddStringToObject(o, "gradfeat", gf_version());
     cJSON_AddStringToObject(o, "git", gf_git_hash());
     cJSON_AddStringToObject(o, "platform", ctx->info.platform_name);
+    cJSON_AddNumberToObject(o, "ranks", gf_dist_size());   /* processes of the run (mpirun -n; 1 without MPI) */
     cJSON_AddNumberToObject(o, "seed", (double)job->seed);
     cJSON_AddNumberToObject(o, "epochs", job->epochs);
     cJSON_AddNumberToObject(o, "batch", job->batch);
