@@ -169,7 +169,7 @@ gf_status gf_trunk_enqueue(gf_ctx *ctx, gf_exec *e, const gf_model *m, const flo
 
 /* Run the frozen trunk over the samples idx[0..n) and keep the cut's output.
  * Several processes (gf_dist_size() > 1): each rank runs the trunk over its contiguous share of the
- * samples (gf_dist_share), the shares are gathered so that every rank holds all outputs, and rank 0 alone
+ * samples (whole batches: gf_dist_share_units), the shares are gathered so that every rank holds all outputs, and rank 0 alone
  * writes the cache file (temp file + rename, as with one process). The file does not depend on the number
  * of ranks, so a later run with any number reuses it. A file found by rank 0 but not by another rank (a
  * cache directory per host) is sent to that rank by rank 0; found by all, it is read by all. */
@@ -242,8 +242,11 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int b
     gf_loader *ld = NULL;
     float *tmp = NULL;
     char err[1024];
-    int s_lo = 0, s_hi = n;   /* this rank's share */
-    gf_dist_share(n, me, P, &s_lo, &s_hi);
+    /* this rank's share: whole batches of the one-process pass (the loader batches idx in order), so that
+     * every image is in a batch of the same images as with one process: the trunk's outputs are then the
+     * same bits (GEMM kernels and their summation order depend on the batch size) */
+    int s_lo = 0, s_hi = n;
+    gf_dist_share_units(n, job->batch, me, P, &s_lo, &s_hi);
     gf_loader_options lo = {0};
     lo.batch_size = job->batch; lo.threads = job->threads ? job->threads : -1; lo.epochs = 1;
     lo.indices = idx + s_lo; lo.n_indices = s_hi - s_lo; lo.seed = job->seed;
@@ -294,8 +297,8 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int b
         }
     }
     if (P > 1 && st == GF_OK) {   /* every rank gets every share; a stop asked of any rank stops all */
-        st = gf_dist_allgather_rows(ctx, z0, n, (size_t)S * sizeof(float));
-        if (st == GF_OK) st = gf_dist_allgather_rows(ctx, ok, n, 1);
+        st = gf_dist_allgather_rows(ctx, z0, n, job->batch, (size_t)S * sizeof(float));
+        if (st == GF_OK) st = gf_dist_allgather_rows(ctx, ok, n, job->batch, 1);
         double stop = job->stop && *job->stop;
         if (st == GF_OK) st = gf_dist_sum_f64(ctx, &stop, 1);
         if (st == GF_OK && stop > 0) res->stopped = 1;

@@ -16,6 +16,14 @@ void gf_dist_share(int n, int r, int size, int *lo, int *hi) {
     *hi = *lo + q + (r < rem);
 }
 
+void gf_dist_share_units(int n, int unit, int r, int size, int *lo, int *hi) {
+    int units = unit > 0 ? (int)(((long long)n + unit - 1) / unit) : 0;
+    gf_dist_share(units, r, size, lo, hi);
+    long long l = (long long)*lo * unit, h = (long long)*hi * unit;
+    *lo = (int)(l < n ? l : n);
+    *hi = (int)(h < n ? h : n);
+}
+
 int gf_dist_rank(void) { return g_rank; }
 int gf_dist_size(void) { return g_size; }
 int gf_dist_local_rank(void) { return g_local; }
@@ -103,10 +111,10 @@ static gf_status sum_chunks(gf_ctx *ctx, void *buf, size_t n, int dbl) {
 gf_status gf_dist_sum_f32(gf_ctx *ctx, float *buf, size_t n) { return sum_chunks(ctx, buf, n, 0); }
 gf_status gf_dist_sum_f64(gf_ctx *ctx, double *buf, size_t n) { return sum_chunks(ctx, buf, n, 1); }
 
-gf_status gf_dist_allgather_rows(gf_ctx *ctx, void *buf, int n, size_t row_bytes) {
+gf_status gf_dist_allgather_rows(gf_ctx *ctx, void *buf, int n, int unit, size_t row_bytes) {
     for (int r = 0; r < g_size && g_size > 1; r++) {
         int lo, hi;
-        gf_dist_share(n, r, g_size, &lo, &hi);
+        gf_dist_share_units(n, unit, r, g_size, &lo, &hi);
         GF_TRY(gf_dist_bcast(ctx, (char *)buf + (size_t)lo * row_bytes, (size_t)(hi - lo) * row_bytes, r));
     }
     return GF_OK;
@@ -125,6 +133,6 @@ void gf_dist_abort(int code) { (void)code; }
 gf_status gf_dist_sum_f32(gf_ctx *ctx, float *buf, size_t n) { return GF_OK; }
 gf_status gf_dist_sum_f64(gf_ctx *ctx, double *buf, size_t n) { return GF_OK; }
 gf_status gf_dist_bcast(gf_ctx *ctx, void *buf, size_t bytes, int root) { return GF_OK; }
-gf_status gf_dist_allgather_rows(gf_ctx *ctx, void *buf, int n, size_t row_bytes) { return GF_OK; }
+gf_status gf_dist_allgather_rows(gf_ctx *ctx, void *buf, int n, int unit, size_t row_bytes) { return GF_OK; }
 gf_status gf_dist_barrier(gf_ctx *ctx) { return GF_OK; }
 #endif

@@ -31,8 +31,11 @@ gf_status gf_dist_sum_f32(gf_ctx *ctx, float *buf, size_t n);
 gf_status gf_dist_sum_f64(gf_ctx *ctx, double *buf, size_t n);
 /* bytes of buf from rank root to every rank. */
 gf_status gf_dist_bcast(gf_ctx *ctx, void *buf, size_t bytes, int root);
-/* Every rank r owns rows [lo(r), hi(r)) of buf (gf_dist_share of n rows of row_bytes each); afterwards
+/* The same in whole units of `unit` items (the last unit may be short): rank r's share is units
+ * gf_dist_share(ceil(n / unit)), i.e. items [*lo, *hi). unit = 1 is gf_dist_share. */
+void gf_dist_share_units(int n, int unit, int r, int size, int *lo, int *hi);
+/* Every rank r owns rows [lo, hi) of buf (gf_dist_share_units of n rows of row_bytes each); afterwards
  * every rank holds all n rows. */
-gf_status gf_dist_allgather_rows(gf_ctx *ctx, void *buf, int n, size_t row_bytes);
+gf_status gf_dist_allgather_rows(gf_ctx *ctx, void *buf, int n, int unit, size_t row_bytes);
 gf_status gf_dist_barrier(gf_ctx *ctx);
 #endif
