@@ -488,6 +488,9 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
     size_t G = P > 1 ? gf_lin_grad_floats(m) : 0;
     float *gsum = P > 1 ? malloc((G + 2) * sizeof(float)) : NULL;
     if (P > 1 && !gsum) { free(perm); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the gradient vector"); }
+    if (P > 1 && !o->quiet)   /* what limits scaling: this many bytes through rank 0 every step */
+        gf_progress(ctx, GF_PROGRESS_LINE, "[%-8s] %d ranks: each step sums %zu gradient floats (%.2f MiB) over them",
+                    gf_method_name(method), P, G, (double)G * sizeof(float) / 1048576.0);
     gf_optim opt = o->optim;
     gf_status st = GF_OK;
     int ep0 = 0, b0_start = 0, steps0 = 0, resumed = 0;
