@@ -281,6 +281,13 @@ static int run_command(int argc, char **argv) {
     gf_test_kill_at(getenv("GRADFEAT_TEST_KILL_AT"));   /* host/method/testhook.h */
 #endif
     const char *cmd = argv[1];
+    /* several processes: only train splits its work; any other command would run K times over the same files */
+    if (gf_dist_size() > 1 && strcmp(cmd, "train")) {
+        if (gf_dist_rank() == 0)
+            fprintf(stderr, "%s: error: '%s' does not run over several processes (only train does); run it without "
+                    "mpirun\n", cli_prog, cmd);
+        return GF_ERR_USAGE;
+    }
     /* gradfeat help --man | --bash-completion (host/cli/gendoc.c; the build writes gradfeat.1 and the completion) */
     if (!strcmp(cmd, "help") && argc == 3) return cli_gendoc(argv[2], commands, n_commands, usage);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
