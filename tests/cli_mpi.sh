@@ -13,7 +13,9 @@
 #  - rank 0 alone writes: one table on stdout, the run directory's files as with one process,
 #    results.json records "ranks";
 #  - a failing rank stops the job: bad data on rank 1 only, and rank 1 SIGKILLed mid-training
-#    (GRADFEAT_TEST_KILL_AT, the test hooks), each end with a non-zero exit instead of a hang.
+#    (GRADFEAT_TEST_KILL_AT, the test hooks), each end with a non-zero exit instead of a hang; the
+#    checkpoint written before the kill resumes with 2 ranks to the uninterrupted run's models bit for
+#    bit, and with 3 ranks to within the tolerance above.
 # mpirun --bind-to none: Open MPI binds each rank to one core by default, and OpenBLAS (the CPU device's
 # GEMM) then runs one thread instead of two, which changes the last bits against a plain run.
 . "$(dirname "$0")/testlib.sh"
@@ -101,12 +103,25 @@ timeout 300 "${MPI[@]}" -n 2 bash "$t/rank1.sh" "$G" train "${args[@]}" --cache-
   > "$t/f1.out" 2> "$t/f1.err"; rc=$?
 check "bad data on rank 1: the job exits non-zero, no hang (rc $rc)" '[ $rc -ne 0 ] && [ $rc -ne 124 ]'
 check "... naming the rank and the problem" 'grep -q "rank 1 of 2: error: .*nothing" "$t/f1.err"' || cat "$t/f1.err"
-# rank 1 SIGKILLed in its third step of gradient
-printf '%s\n' '#!/bin/bash' 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export GRADFEAT_TEST_KILL_AT=gradient:3; fi' \
+# rank 1 SIGKILLed in its 7th step of gradient (a checkpoint every 4 steps): the job ends; `--resume` with
+# 2 ranks ends with the uninterrupted 2-rank run's models, bit for bit, and with 3 ranks within tolerance
+printf '%s\n' '#!/bin/bash' 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export GRADFEAT_TEST_KILL_AT=gradient:7; fi' \
   'exec "$@"' > "$t/kill1.sh"
-timeout 300 "${MPI[@]}" -n 2 bash "$t/kill1.sh" "$G" train "${args[@]}" --cache-dir "$t/c1" --run-dir "$t/k1" \
-  > "$t/k1.out" 2> "$t/k1.err"; rc=$?
+kill_run() {  # kill_run NAME: the SGD run, rank 1 killed
+  timeout 300 "${MPI[@]}" -n 2 bash "$t/kill1.sh" "$G" train "${args[@]}" "${sgd[@]}" --checkpoint-every 4 \
+    --cache-dir "$t/c1" --run-dir "$t/$1" > "$t/$1.out" 2> "$t/$1.err"
+}
+kill_run k1; rc=$?
 check "rank 1 SIGKILLed mid-training: the job exits non-zero, no hang (rc $rc)" '[ $rc -ne 0 ] && [ $rc -ne 124 ]' \
   || tail -5 "$t/k1.err"
-check "... before the end (no results.json)" '[ ! -f "$t/k1/results.json" ]'
+check "... before the end (no results.json), after a checkpoint" '[ ! -f "$t/k1/results.json" ] && [ -s "$t/k1/checkpoint.gfckpt" ]'
+cp -r "$t/k1" "$t/k1b"
+timeout 600 "${MPI[@]}" -n 2 "$G" train --resume "$t/k1" --cache-dir "$t/c1" > "$t/k1r.out" 2> "$t/k1r.err"; rc=$?
+check "--resume with 2 ranks exits 0 (rc $rc)" '[ $rc -eq 0 ] && grep -q "^resuming from" "$t/k1r.err"' || tail -5 "$t/k1r.err"
+check "... and ends with the uninterrupted 2-rank models, bit for bit" \
+  'for m in linear gradient full finetune; do cmp "$t/s2/$m.safetensors" "$t/k1/$m.safetensors" || exit 1; done'
+check "... and the same table" 'diff <(table "$t/s2.out") <(table "$t/k1r.out")'
+timeout 600 "${MPI[@]}" -n 3 "$G" train --resume "$t/k1b" --cache-dir "$t/c1" > "$t/k1c.out" 2> "$t/k1c.err"; rc=$?
+check "--resume of the 2-rank checkpoint with 3 ranks exits 0 (rc $rc)" '[ $rc -eq 0 ]' || tail -5 "$t/k1c.err"
+check "... its tensors within 1e-5 (norm) of 1 process" '$PY "$t/cmp.py" "$t/s1" "$t/k1b" 1e-5'
 finish

@@ -439,6 +439,20 @@ static void train_options(job_run *J, gf_train_options *o) {
     o->resume = J->have_ck ? &J->ck : NULL;
 }
 
+/* Each rank's device name, gathered to every rank (a collective), as a JSON array for results.json. */
+static gf_status rank_devices(gf_ctx *ctx, cJSON **out) {
+    enum { W = 256 };
+    int P = gf_dist_size();
+    char *names = calloc((size_t)P, W);
+    if (!names) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    snprintf(names + (size_t)gf_dist_rank() * W, W, "%s", ctx->info.name);
+    gf_status st = gf_dist_allgather_rows(ctx, names, P, 1, W);
+    *out = st == GF_OK ? cJSON_CreateArray() : NULL;
+    for (int r = 0; *out && r < P; r++) cJSON_AddItemToArray(*out, cJSON_CreateString(names + (size_t)r * W));
+    free(names);
+    return st;
+}
+
 /* gf_train's per-method results into the job's. */
 static void copy_results(job_run *J) {
     const gf_job *job = J->job;
@@ -528,10 +542,13 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         /* run., not J->: so that -Wformat-truncation knows ck_path's size */
         if (job->run_dir) snprintf(res->checkpoint, sizeof res->checkpoint, "%s", run.ck_path);
     }
+    cJSON *devices = NULL;   /* every rank takes part (the same condition on all) */
+    if (st == GF_OK && !res->stopped && job->run_dir) st = rank_devices(ctx, &devices);
     if (st == GF_OK && !res->stopped && job->run_dir && writer) {
-        st = gf_job_write_results(ctx, job, res, J->dtr, J->config);
+        st = gf_job_write_results(ctx, job, res, J->dtr, J->config, devices);
         if (st == GF_OK) unlink(J->ck_path);   /* finished: the saved models and results are the outputs */
     }
+    cJSON_Delete(devices);
     job_run_free(J);
     return st;
 }

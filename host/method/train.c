@@ -369,10 +369,20 @@ static void fill_done(run *R, gf_ckpt *c) {
 
 /* Write the checkpoint: finished methods, and (m != NULL) method `method`
  * in progress at epoch ep, next batch b0, `steps` steps into the epoch. */
+static gf_status sum_stats(gf_ctx *ctx, double *loss, double *correct);
+
 static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0, int steps, float lr,
                             const gf_method_result *cur) {
     const gf_train_options *o = R->o;
-    if (!o->checkpoint_path || gf_dist_rank() != 0) return GF_OK;   /* several processes: rank 0 writes */
+    if (!o->checkpoint_path) return GF_OK;
+    /* several processes: each rank's stats hold its shares' loss and count; the checkpoint holds their sums
+     * (a resumed rank 0 starts from them, the others from 0), so any number of ranks can resume it */
+    double sums[2] = {0, 0};
+    if (m && gf_dist_size() > 1) {
+        GF_TRY(gf_lin_peek_stats(R->ctx, m, &sums[0], &sums[1]));
+        GF_TRY(sum_stats(R->ctx, &sums[0], &sums[1]));
+    }
+    if (gf_dist_rank() != 0) return GF_OK;   /* rank 0 writes */
     gf_ckpt c = {0};
     c.meta = o->checkpoint_meta ? (char *)o->checkpoint_meta(o->user) : NULL;
     c.K = R->K; c.d = R->d; c.n_train = R->n_train; c.n_val = R->n_val;
@@ -390,6 +400,7 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
         }
         c.state = R->state;
         GF_TRY(gf_lin_get_state(R->ctx, m, c.state, &c.step, c.stats));
+        if (gf_dist_size() > 1) { c.stats[0] = (float)sums[0]; c.stats[1] = (float)sums[1]; }
         const selection *sl = &R->sel;
         if (sl->have) {
             c.sel_have = 1; c.sel_epoch = sl->epoch; c.sel_bad = sl->bad;
@@ -503,6 +514,8 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: %s state has %zu floats, this model %zu (different device "
                          "or model?)", o->checkpoint_path, gf_method_name(method), c->state_count, gf_lin_state_floats(m));
         if (st == GF_OK) st = gf_lin_set_state(ctx, m, c->state, c->step, c->stats);
+        /* the checkpoint's stats are the sums over the ranks that wrote it: rank 0 carries them on */
+        if (st == GF_OK && gf_dist_rank() != 0) st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
         ep0 = c->epoch; b0_start = c->b0; steps0 = c->steps; opt.lr = c->lr; resumed = 1;
         from_scal(c->scal[method], r);
         secs0 = r->seconds;
@@ -511,6 +524,8 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             sl->have = 1; sl->epoch = c->sel_epoch; sl->bad = c->sel_bad;
             sl->loss0 = c->sel_scal[0]; sl->loss = c->sel_scal[1]; sl->metric = c->sel_scal[2];
             sl->train_loss = c->sel_scal[3]; sl->train_metric = c->sel_scal[4];
+        }
+        if (c->sel_have && c->sel_w1) {   /* --select last keeps no copy */
             size_t kd = (size_t)R->K * R->d;
             sl->w1 = malloc(kd * sizeof(float));
             sl->b1 = malloc((size_t)R->K * sizeof(float));
