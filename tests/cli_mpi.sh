@@ -48,9 +48,11 @@ check "2 ranks: the same table" 'diff <(table "$t/s1.out") <(table "$t/s2.out")'
 check "3 ranks: the same table" 'diff <(table "$t/s1.out") <(table "$t/s3.out")'
 check "one table on stdout (rank 0 prints)" '[ $(grep -c "^method " "$t/s2.out") -eq 1 ] && [ $(grep -c "^method " "$t/s3.out") -eq 1 ]'
 check "the ranks named once on stderr" '[ $(grep -c "^ranks: 3 processes" "$t/s3.err") -eq 1 ] && ! grep -q "^ranks:" "$t/s1.err"'
-check "results.json: ranks 1, 2, 3" '$PY - "$t"/s1/results.json "$t"/s2/results.json "$t"/s3/results.json <<EOF
+check "results.json: ranks 1, 2, 3 and each rank's device" '$PY - "$t"/s1/results.json "$t"/s2/results.json "$t"/s3/results.json <<EOF
 import json, sys
-assert [json.load(open(p))["ranks"] for p in sys.argv[1:]] == [1, 2, 3]
+r = [json.load(open(p)) for p in sys.argv[1:]]
+assert [x["ranks"] for x in r] == [1, 2, 3], [x["ranks"] for x in r]
+assert [len(x["rank_devices"]) for x in r] == [1, 2, 3] and all(x["rank_devices"][0] == x["device"] for x in r), r[2]
 EOF'
 check "the run directories hold the same files" 'diff <(ls "$t/s1") <(ls "$t/s2") && diff <(ls "$t/s1") <(ls "$t/s3")'
 check "metrics.jsonl: as many lines" '[ $(wc -l < "$t/s1/metrics.jsonl") -eq $(wc -l < "$t/s3/metrics.jsonl") ]'

@@ -169,8 +169,8 @@ gf_status gf_trunk_enqueue(gf_ctx *ctx, gf_exec *e, const gf_model *m, const flo
 
 /* Run the frozen trunk over the samples idx[0..n) and keep the cut's output.
  * Several processes (gf_dist_size() > 1): each rank runs the trunk over its contiguous share of the
- * samples (whole batches: gf_dist_share_units), the shares are gathered so that every rank holds all outputs, and rank 0 alone
- * writes the cache file (temp file + rename, as with one process). The file does not depend on the number
+ * samples (whole batches: gf_dist_share_units), the shares are gathered so that every rank holds all
+ * outputs, and rank 0 alone writes the cache file (temp file + rename, as with one process). The file does not depend on the number
  * of ranks, so a later run with any number reuses it. A file found by rank 0 but not by another rank (a
  * cache directory per host) is sent to that rank by rank 0; found by all, it is read by all. */
 gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int bi, const char *what,

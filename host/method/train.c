@@ -367,10 +367,10 @@ static void fill_done(run *R, gf_ckpt *c) {
     }
 }
 
-/* Write the checkpoint: finished methods, and (m != NULL) method `method`
- * in progress at epoch ep, next batch b0, `steps` steps into the epoch. */
 static gf_status sum_stats(gf_ctx *ctx, double *loss, double *correct);
 
+/* Write the checkpoint: finished methods, and (m != NULL) method `method`
+ * in progress at epoch ep, next batch b0, `steps` steps into the epoch. */
 static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0, int steps, float lr,
                             const gf_method_result *cur) {
     const gf_train_options *o = R->o;
