@@ -12,6 +12,7 @@
 #    for bit (a K-rank run is deterministic);
 #  - rank 0 alone writes: one table on stdout, the run directory's files as with one process,
 #    results.json records "ranks";
+#  - `bench linearized` runs split too (the job's images/s); other commands refuse under mpirun;
 #  - a failing rank stops the job: bad data on rank 1 only, and rank 1 SIGKILLed mid-training
 #    (GRADFEAT_TEST_KILL_AT, the test hooks), each end with a non-zero exit instead of a hang; the
 #    checkpoint written before the kill resumes with 2 ranks to the uninterrupted run's models bit for
@@ -105,6 +106,18 @@ timeout 300 "${MPI[@]}" -n 2 bash "$t/rank1.sh" "$G" train "${args[@]}" --cache-
   > "$t/f1.out" 2> "$t/f1.err"; rc=$?
 check "bad data on rank 1: the job exits non-zero, no hang (rc $rc)" '[ $rc -ne 0 ] && [ $rc -ne 124 ]'
 check "... naming the rank and the problem" 'grep -q "rank 1 of 2: error: .*nothing" "$t/f1.err"' || cat "$t/f1.err"
+# bench linearized under mpirun: the job's images/s and the gradient floats per step, printed once
+timeout 600 "${MPI[@]}" -n 2 "$G" bench linearized --batch 8 --size 32 --reps 1 > "$t/b2.out" 2> "$t/b2.err"; rc=$?
+check "bench linearized with 2 ranks exits 0 and reports the job's rate once per step kind (rc $rc)" \
+  '[ $rc -eq 0 ] && [ $(grep -c "^2 ranks, .* images/s in all; each step sums [0-9]* gradient floats" "$t/b2.out") -eq 2 ]' \
+  || cat "$t/b2.out" "$t/b2.err"
+timeout 300 "${MPI[@]}" -n 2 "$G" bench linearized --batch 1 --size 32 --reps 1 > /dev/null 2> "$t/b1.err"; rc=$?
+check "bench linearized: a batch smaller than the ranks is refused (rc $rc)" \
+  '[ $rc -eq 2 ] && grep -q "smaller than the 2 ranks" "$t/b1.err"' || cat "$t/b1.err"
+timeout 300 "${MPI[@]}" -n 2 "$G" info "$EMO" > /dev/null 2> "$t/i2.err"; rc=$?
+check "other commands refuse to run over several processes (rc $rc)" \
+  '[ $rc -eq 2 ] && grep -q "does not run over several processes" "$t/i2.err"' || cat "$t/i2.err"
+
 # rank 1 SIGKILLed in its 7th step of gradient (a checkpoint every 4 steps): the job ends; `--resume` with
 # 2 ranks ends with the uninterrupted 2-rank run's models, bit for bit, and with 3 ranks within tolerance
 printf '%s\n' '#!/bin/bash' 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export GRADFEAT_TEST_KILL_AT=gradient:7; fi' \
