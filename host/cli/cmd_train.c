@@ -90,7 +90,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"no-cache", 0, CLI_FLAG, &no_cache, NULL, "do not keep or reuse trunk outputs on disk", NULL, NULL, 0},
         {"threads", 0, CLI_INT, &job.threads, "N", "image decoding threads (default: all CPUs)", NULL, NULL, 0},
         {"quiet", 0, CLI_FLAG, &job.quiet, NULL, "no progress on stderr", NULL, NULL, 0},
-        {"device", 0, CLI_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name", NULL, NULL, 1},
+        {"device", 0, CLI_STR, &device, "SEL", "OpenCL device: index, P:D, cpu, gpu or part of a name; A,B,...: under mpirun each rank takes one by its rank on its host (round-robin)", NULL, NULL, 1},
         {"verbose", 0, CLI_FLAG, &verbose, NULL, "more messages", NULL, NULL, 0},
     };
     enum { N = sizeof defs / sizeof defs[0] };

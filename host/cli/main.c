@@ -10,6 +10,7 @@
 #include <CL/cl.h>
 #include "cli.h"
 #include "testhook.h"
+#include "gf_dist.h"
 
 const char *cli_prog = "gradfeat";
 
@@ -56,7 +57,11 @@ static int version(void) {
 }
 
 int cli_fail(gf_ctx *ctx, gf_status st) {
-    fprintf(stderr, "%s: error: %s\n", cli_prog, ctx ? gf_ctx_last_error(ctx) : gf_status_name(st));
+    if (gf_dist_size() > 1)   /* several processes: say which one failed */
+        fprintf(stderr, "%s: rank %d of %d: error: %s\n", cli_prog, gf_dist_rank(), gf_dist_size(),
+                ctx ? gf_ctx_last_error(ctx) : gf_status_name(st));
+    else
+        fprintf(stderr, "%s: error: %s\n", cli_prog, ctx ? gf_ctx_last_error(ctx) : gf_status_name(st));
     return (int)st;
 }
 
@@ -103,9 +108,13 @@ int cli_parse_size(const char *s, uint64_t *out) {
 }
 
 gf_status cli_announce_and_warmup(gf_ctx *ctx, int quiet) {
+    quiet = quiet || gf_dist_rank() != 0;   /* several processes: rank 0 speaks */
     if (!quiet) {
         const gf_device_info *d = gf_ctx_device(ctx);
         fprintf(stderr, "device: %s (%s) — %s\n", d->name, d->platform_name, gf_ctx_device_reason(ctx));
+        if (gf_dist_size() > 1)
+            fprintf(stderr, "ranks: %d processes (MPI); each takes a device of --device by its rank on its host\n",
+                    gf_dist_size());
         fprintf(stderr, "compiling OpenCL kernels (slow only on the first run on this device)...");
     }
     double compile_s = 0;
@@ -153,12 +162,14 @@ int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx) {
 /* The library's warnings (and with --verbose its notes) and progress lines: the CLI prints them on stderr. */
 static void cli_log(void *user, int level, const char *msg) {
     (void)user; (void)level;
+    if (gf_dist_rank() != 0) return;   /* several processes: the ranks warn alike; rank 0 speaks */
     fprintf(stderr, "%s: %s\n", cli_prog, msg);
 }
 
 static int progress_drawn;   /* a step line is on the terminal, to be drawn over */
 static void cli_progress(void *user, int kind, const char *line) {
     int tty = user != NULL;
+    if (gf_dist_rank() != 0) return;
     if (tty && kind == GF_PROGRESS_STEP) { fprintf(stderr, "\r\033[K%s", line); progress_drawn = 1; }
     else { fprintf(stderr, "%s%s\n", progress_drawn ? "\r\033[K" : "", line); progress_drawn = 0; }
     fflush(stderr);
@@ -166,8 +177,19 @@ static void cli_progress(void *user, int kind, const char *line) {
 
 static int ctx_open(const char *device, int verbose, uint64_t max_device_mem, int untuned, gf_ctx **ctx) {
     cli_settings s;
-    char err[1400];
+    char err[1400], pick[256];
     *ctx = NULL;
+    /* several processes: --device A,B,... is taken round-robin by each rank's index on its host */
+    if (device && strchr(device, ',')) {
+        int n = 1, want;
+        for (const char *c = device; *c; c++) n += *c == ',';
+        want = gf_dist_local_rank() % n;
+        const char *b = device;
+        for (int i = 0; i < want; i++) b = strchr(b, ',') + 1;
+        size_t len = strcspn(b, ",");
+        snprintf(pick, sizeof pick, "%.*s", (int)(len < sizeof pick ? len : sizeof pick - 1), b);
+        device = pick;
+    }
     if (cli_settings_load(&s, device, err, sizeof err)) {
         fprintf(stderr, "%s: error: %s\n", cli_prog, err);
         return GF_ERR_USAGE;
@@ -224,14 +246,49 @@ static void fit_malloc_to_limits(void) {
     if (limited) mallopt(M_ARENA_MAX, 2);
 }
 
+static int run_command(int argc, char **argv);
+
+/* Started by mpirun (Open MPI, or a PMI launcher): one of several processes (gf_dist.h). Otherwise MPI
+ * is never started, so a plain run is what it was without MPI. Ranks other than 0 print only their
+ * errors (their stdout goes to /dev/null); a rank that fails stops the whole job (MPI_Abort) with its
+ * exit code, so none waits forever for it. */
 int main(int argc, char **argv) {
     open_std_fds();
     fit_malloc_to_limits();
+    int under_mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+    if (under_mpi && gf_dist_init(&argc, &argv) != 0) {
+        fprintf(stderr, "%s: error: started by mpirun but MPI_Init failed\n", cli_prog);
+        return GF_ERR_INTERNAL;
+    }
+    const char *np = getenv("OMPI_COMM_WORLD_SIZE");
+    if (np && atoi(np) > 1 && !gf_dist_compiled()) {   /* K copies of one run would fight over its files */
+        fprintf(stderr, "%s: error: started by mpirun with %s processes, but this gradfeat was built without MPI "
+                "(-DGF_MPI=ON needs Debian's openmpi-bin libopenmpi-dev)\n", cli_prog, np);
+        return GF_ERR_USAGE;
+    }
+    if (gf_dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) return GF_ERR_IO;
+    int rc = run_command(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    if (rc != 0 && gf_dist_size() > 1) gf_dist_abort(rc);
+    gf_dist_finalize();
+    return rc;
+}
+
+static int run_command(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return GF_ERR_USAGE; }
 #ifdef GF_TEST_HOOKS
     gf_test_kill_at(getenv("GRADFEAT_TEST_KILL_AT"));   /* host/method/testhook.h */
 #endif
     const char *cmd = argv[1];
+    /* several processes: only train splits its work; any other command would run K times over the same files */
+    int split = !strcmp(cmd, "train") || (!strcmp(cmd, "bench") && argc > 2 && !strcmp(argv[2], "linearized"));
+    if (gf_dist_size() > 1 && !split) {
+        if (gf_dist_rank() == 0)
+            fprintf(stderr, "%s: error: '%s' does not run over several processes (only train and bench linearized "
+                    "do); run it without mpirun\n", cli_prog, cmd);
+        return GF_ERR_USAGE;
+    }
     /* gradfeat help --man | --bash-completion (host/cli/gendoc.c; the build writes gradfeat.1 and the completion) */
     if (!strcmp(cmd, "help") && argc == 3) return cli_gendoc(argv[2], commands, n_commands, usage);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { usage(stdout); return 0; }

@@ -15,6 +15,7 @@
 #include "model.h"
 #include "train.h"
 #include "gf_file.h"
+#include "gf_dist.h"
 #include "job_internal.h"
 
 /* Content key of a trunk pass: model bytes, cut, preprocessing, the samples. */
@@ -166,7 +167,12 @@ gf_status gf_trunk_enqueue(gf_ctx *ctx, gf_exec *e, const gf_model *m, const flo
     return gf_exec_enqueue_to(e, n, cut);
 }
 
-/* Run the frozen trunk over the samples idx[0..n) and keep the cut's output. */
+/* Run the frozen trunk over the samples idx[0..n) and keep the cut's output.
+ * Several processes (gf_dist_size() > 1): each rank runs the trunk over its contiguous share of the
+ * samples (whole batches: gf_dist_share_units), the shares are gathered so that every rank holds all
+ * outputs, and rank 0 alone writes the cache file (temp file + rename, as with one process). The file does not depend on the number
+ * of ranks, so a later run with any number reuses it. A file found by rank 0 but not by another rank (a
+ * cache directory per host) is sent to that rank by rank 0; found by all, it is read by all. */
 gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int bi, const char *what,
                             gf_dataset *ds, const int *idx, int n, int S, gf_act_store *as, unsigned char *ok,
                             gf_job_result *res) {
@@ -186,15 +192,31 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int b
             use_cache = 0;
         }
     }
+    int hit = 0, P = gf_dist_size(), me = gf_dist_rank();
     if (use_cache) {
         GF_TRY(cache_key(ctx, job, bin.input, pp, ds, idx, n, &key));
         snprintf(path, sizeof path, "%s/%016llx.bin", dir, (unsigned long long)key);
-        if (act_map_file(path, key, n, S, as, ok)) {
-            if (!job->quiet) gf_progress(ctx, GF_PROGRESS_LINE, "%s: trunk outputs reused from the activation cache %s", what, path);
-            res->cache_reused = 1;
-            return GF_OK;
+        hit = act_map_file(path, key, n, S, as, ok);
+    }
+    if (P > 1) {   /* agree: found by all ranks, found by rank 0 only, or computed */
+        double v[2] = {hit, me == 0 && hit};
+        GF_TRY(gf_dist_sum_f64(ctx, v, 2));
+        if (v[0] < P && v[1] > 0) {
+            if (!hit) GF_TRY(act_alloc_host(ctx, as, n, S));
+            GF_TRY(gf_dist_bcast(ctx, as->z0, (size_t)n * S * sizeof(float), 0));
+            GF_TRY(gf_dist_bcast(ctx, ok, (size_t)n, 0));
+            hit = 1;
+        } else if (v[0] < P && hit) {
+            gf_act_store_free(as);   /* rank 0 computes it anew: so do we, our share */
+            hit = 0;
         }
     }
+    if (hit) {
+        if (!job->quiet) gf_progress(ctx, GF_PROGRESS_LINE, "%s: trunk outputs reused from the activation cache %s", what, path);
+        res->cache_reused = 1;
+        return GF_OK;
+    }
+    if (me != 0) use_cache = 0;   /* rank 0 writes the file */
     memset(ok, 0, (size_t)n);
     char tmp_path[1300];
     int in_file = 0;
@@ -220,22 +242,28 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int b
     gf_loader *ld = NULL;
     float *tmp = NULL;
     char err[1024];
+    /* this rank's share: whole batches of the one-process pass (the loader batches idx in order), so that
+     * every image is in a batch of the same images as with one process: the trunk's outputs are then the
+     * same bits (GEMM kernels and their summation order depend on the batch size) */
+    int s_lo = 0, s_hi = n;
+    gf_dist_share_units(n, job->batch, me, P, &s_lo, &s_hi);
     gf_loader_options lo = {0};
     lo.batch_size = job->batch; lo.threads = job->threads ? job->threads : -1; lo.epochs = 1;
-    lo.indices = idx; lo.n_indices = n; lo.seed = job->seed;
+    lo.indices = idx + s_lo; lo.n_indices = s_hi - s_lo; lo.seed = job->seed;
     gf_status st = from_input ? GF_OK : gf_exec_create(ctx, m, job->batch, &e);
     if (st == GF_OK && !from_input && gf_exec_node_size(e, bin.input) != (size_t)S)
         st = gf_fail(ctx, GF_ERR_INTERNAL, "trunk output %s has %zu floats per image, the top block wants %d", bin.input,
                      gf_exec_node_size(e, bin.input), S);
-    if (st == GF_OK) {
+    if (st == GF_OK && s_hi > s_lo) {
         gf_status ls = gf_loader_create(ds, pp, &lo, &ld, err, sizeof err);
         if (ls != GF_OK) st = gf_fail(ctx, ls, "%s", err);
     }
     if (st == GF_OK && !(tmp = malloc((size_t)job->batch * S * sizeof(float)))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     double t0 = gf_now(), last = t0;
-    int done = 0;
-    while (st == GF_OK) {
-        if (job->stop && *job->stop) { res->stopped = 1; break; }   /* nothing to checkpoint yet */
+    int done = 0, share = s_hi - s_lo;
+    while (st == GF_OK && share > 0) {
+        /* nothing to checkpoint yet; several ranks finish their shares and agree below */
+        if (P == 1 && job->stop && *job->stop) { res->stopped = 1; break; }
         const gf_batch *b;
         gf_status ls = gf_loader_next(ld, &b, err, sizeof err);
         if (ls != GF_OK) { st = gf_fail(ctx, ls, "%s", err); break; }
@@ -257,12 +285,23 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int b
         }
         done += b->count + b->dropped;
         double now = gf_now();
-        if (!job->quiet && (now - last > 2 || done == n)) {
+        if (!job->quiet && (now - last > 2 || done == share)) {
             double rate = done / (now - t0);
-            gf_progress(ctx, GF_PROGRESS_LINE, "%s: trunk %d/%d images, %.0f img/s, ETA %.0f s", what, done, n, rate,
-                        (n - done) / rate);
+            if (P > 1)   /* rank 0's share; the ranks run alike, so the job's rate is about P times it */
+                gf_progress(ctx, GF_PROGRESS_LINE, "%s: trunk %d/%d images (rank 0's share of %d, %d ranks), %.0f img/s "
+                            "per rank, ETA %.0f s", what, done, share, n, P, rate, (share - done) / rate);
+            else
+                gf_progress(ctx, GF_PROGRESS_LINE, "%s: trunk %d/%d images, %.0f img/s, ETA %.0f s", what, done, n, rate,
+                            (n - done) / rate);
             last = now;
         }
+    }
+    if (P > 1 && st == GF_OK) {   /* every rank gets every share; a stop asked of any rank stops all */
+        st = gf_dist_allgather_rows(ctx, z0, n, job->batch, (size_t)S * sizeof(float));
+        if (st == GF_OK) st = gf_dist_allgather_rows(ctx, ok, n, job->batch, 1);
+        double stop = job->stop && *job->stop;
+        if (st == GF_OK) st = gf_dist_sum_f64(ctx, &stop, 1);
+        if (st == GF_OK && stop > 0) res->stopped = 1;
     }
     res->trunk_seconds += gf_now() - t0;
     if (in_file) {

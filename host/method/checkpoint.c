@@ -198,9 +198,11 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
         if (ok && c->active && cJSON_GetObjectItemCaseSensitive(layout, "sel")) {
             int sel[3];
             ok = gf_frame_take_array(layout, "sel", data, dl, 3, sizeof(int), NULL, sel) &&
-                 gf_frame_take_array(layout, "sel_scal", data, dl, 5, sizeof(double), NULL, c->sel_scal) &&
-                 gf_frame_take_array(layout, "sel_w1", data, dl, (size_t)c->K * c->d, sizeof(float), (void **)&c->sel_w1, NULL) &&
-                 gf_frame_take_array(layout, "sel_b1", data, dl, (size_t)c->K, sizeof(float), (void **)&c->sel_b1, NULL);
+                 gf_frame_take_array(layout, "sel_scal", data, dl, 5, sizeof(double), NULL, c->sel_scal);
+            /* --select last keeps no copy of the parameters: its selection has the scalars only */
+            if (ok && cJSON_GetObjectItemCaseSensitive(layout, "sel_w1"))
+                ok = gf_frame_take_array(layout, "sel_w1", data, dl, (size_t)c->K * c->d, sizeof(float), (void **)&c->sel_w1, NULL) &&
+                     gf_frame_take_array(layout, "sel_b1", data, dl, (size_t)c->K, sizeof(float), (void **)&c->sel_b1, NULL);
             if (ok && cJSON_GetObjectItemCaseSensitive(layout, "sel_block"))
                 ok = gf_frame_take_array(layout, "sel_block", data, dl, c->block_count, sizeof(float), (void **)&c->sel_block, NULL);
             c->sel_have = ok && sel[0] != 0; c->sel_epoch = sel[1]; c->sel_bad = sel[2];

@@ -14,6 +14,7 @@
 #include "model.h"
 #include "train.h"
 #include "gf_file.h"
+#include "gf_dist.h"
 #include "job_internal.h"
 
 const char *gf_job_method_name(int i) { return gf_method_name((gf_method)i); }
@@ -166,7 +167,8 @@ typedef struct job_run {
 static gf_status open_model(job_run *J) {
     gf_ctx *ctx = J->ctx;
     const gf_job *job = J->job;
-    gf_status st = job->run_dir ? gf_run_dir_lock(ctx, job->run_dir, &J->lock_fd) : GF_OK;
+    /* several processes: rank 0 owns the run directory (the others only read a checkpoint from it) */
+    gf_status st = job->run_dir && gf_dist_rank() == 0 ? gf_run_dir_lock(ctx, job->run_dir, &J->lock_fd) : GF_OK;
     if (st == GF_OK) st = gf_model_load(ctx, job->model_path, &J->m);
     if (job->run_dir) snprintf(J->ck_path, sizeof J->ck_path, "%s/checkpoint.gfckpt", job->run_dir);
     if (st == GF_OK) {
@@ -438,6 +440,20 @@ static void train_options(job_run *J, gf_train_options *o) {
     o->resume = J->have_ck ? &J->ck : NULL;
 }
 
+/* Each rank's device name, gathered to every rank (a collective), as a JSON array for results.json. */
+static gf_status rank_devices(gf_ctx *ctx, cJSON **out) {
+    enum { W = 256 };
+    int P = gf_dist_size();
+    char *names = calloc((size_t)P, W);
+    if (!names) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    snprintf(names + (size_t)gf_dist_rank() * W, W, "%s", ctx->info.name);
+    gf_status st = gf_dist_allgather_rows(ctx, names, P, 1, W);
+    *out = st == GF_OK ? cJSON_CreateArray() : NULL;
+    for (int r = 0; *out && r < P; r++) cJSON_AddItemToArray(*out, cJSON_CreateString(names + (size_t)r * W));
+    free(names);
+    return st;
+}
+
 /* gf_train's per-method results into the job's. */
 static void copy_results(job_run *J) {
     const gf_job *job = J->job;
@@ -508,14 +524,16 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     if (st == GF_OK && !res->stopped) st = make_sets(J);
     res->n_hold = J->sho.n;
     res->n_train = J->str.n; res->n_val = J->dva ? J->sva.n : 0; res->classes = J->K; res->multi_label = J->multi;
-    if (st == GF_OK && job->run_dir && !res->stopped) st = open_metrics_log(J);
+    int writer = gf_dist_rank() == 0;   /* several processes: only rank 0 writes files */
+    if (st == GF_OK && job->run_dir && !res->stopped && writer) st = open_metrics_log(J);
     J->ec = (epoch_ctx){job, J->log, J->multi, ctx, J->config, NULL, J->blk, res->top,
                         J->multi ? "sigmoid_bce" : "softmax", J->dtr, J->dva ? &J->sva : NULL, NULL,
                         J->files ? J->files : cJSON_CreateObject(), J->metrics_hash};
     J->files = NULL;
     gf_train_options o;
     train_options(J, &o);
-    if (st == GF_OK && job->log_json && !(J->ec.json = fopen(job->log_json, "w")))
+    if (!writer) o.on_method = NULL;   /* the models and per-method records */
+    if (st == GF_OK && writer && job->log_json && !(J->ec.json = fopen(job->log_json, "w")))
         st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", job->log_json, strerror(errno));
     if (st == GF_OK && !res->stopped)
         st = gf_train(ctx, J->blk, J->theta, &J->str, J->dva ? &J->sva : NULL, job->methods, &o, &J->tres);
@@ -526,10 +544,13 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
         /* run., not J->: so that -Wformat-truncation knows ck_path's size */
         if (job->run_dir) snprintf(res->checkpoint, sizeof res->checkpoint, "%s", run.ck_path);
     }
-    if (st == GF_OK && !res->stopped && job->run_dir) {
-        st = gf_job_write_results(ctx, job, res, J->dtr, J->config);
+    cJSON *devices = NULL;   /* every rank takes part (the same condition on all) */
+    if (st == GF_OK && !res->stopped && job->run_dir) st = rank_devices(ctx, &devices);
+    if (st == GF_OK && !res->stopped && job->run_dir && writer) {
+        st = gf_job_write_results(ctx, job, res, J->dtr, J->config, devices);
         if (st == GF_OK) unlink(J->ck_path);   /* finished: the saved models and results are the outputs */
     }
+    cJSON_Delete(devices);
     job_run_free(J);
     return st;
 }

@@ -60,9 +60,10 @@ typedef struct {
 } epoch_ctx;
 
 /* ---- rundir.c ---- */
-/* RUN_DIR/classes.txt and RUN_DIR/results.json (atomically); config: the job configuration, as "settings". */
+/* RUN_DIR/classes.txt and RUN_DIR/results.json (atomically); config: the job configuration, as "settings";
+ * rank_devices: each rank's device name (an array, or NULL). */
 gf_status gf_job_write_results(gf_ctx *ctx, const gf_job *job, const gf_job_result *r, gf_dataset *ds,
-                               const cJSON *config);
+                               const cJSON *config, const cJSON *rank_devices);
 /* The job configuration a checkpoint must match (model hash as hex; "data_fnv1a64" is added by the driver). */
 cJSON *gf_job_config_json(const gf_job *job, const char *top, uint64_t model_hash);
 /* gf_train's checkpoint_meta: the configuration, metrics.jsonl's length and hash, the run's files (user: epoch_ctx). */

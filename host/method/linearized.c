@@ -26,6 +26,7 @@ struct gf_lin {
     cl_mem f, tf, logits, glogits, gfeat, stats, sqnorm;
     long step;
     int batches;
+    int mean_over;                  /* the loss's mean divides by this many rows (0: the batch's own) */
     /* NTK parametrisation (official code's option): the model uses
      * s ⊙ stored parameters; gradients are scaled back the same way. */
     int ntk;
@@ -194,11 +195,18 @@ gf_status gf_lin_forward(gf_ctx *ctx, gf_lin *m, int n, cl_mem x) {
 static gf_status loss_and_grad(gf_ctx *ctx, gf_lin *m, int n, cl_mem labels, cl_mem grad) {
     m->batches++;
     if (m->loss == GF_LOSS_SOFTMAX)
-        return gf_softmax_xent(ctx, n, m->K, m->logits, labels, grad, m->stats, 0, 1);
-    return gf_sigmoid_bce(ctx, n, m->K, m->logits, labels, grad, m->stats, 0, 1, 0);
+        return gf_softmax_xent_over(ctx, n, m->K, m->logits, labels, grad, m->stats, 0, 1, m->mean_over);
+    return gf_sigmoid_bce_over(ctx, n, m->K, m->logits, labels, grad, m->stats, 0, 1, 0, m->mean_over);
 }
 
+void gf_lin_set_mean_over(gf_lin *m, int rows) { m->mean_over = rows > 0 ? rows : 0; }
+
 gf_status gf_lin_gradients(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labels) {
+    if (n == 0) {   /* an empty shard of a data-parallel batch: it adds nothing */
+        GF_TRY(gf_buf_zero(ctx, m->ghead, 0, m->head_count * sizeof(float)));
+        if (trains_block(m)) GF_TRY(gf_buf_zero(ctx, m->gblock.all, 0, m->gblock.count * sizeof(float)));
+        return GF_OK;
+    }
     GF_TRY(gf_lin_forward(ctx, m, n, x));
     GF_TRY(loss_and_grad(ctx, m, n, labels, m->glogits));
     GF_TRY(gf_buf_zero(ctx, m->ghead, 0, m->head_count * sizeof(float)));
@@ -228,6 +236,33 @@ gf_status gf_lin_gradients(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem label
 
 gf_status gf_lin_train_step(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labels, const gf_optim *o) {
     GF_TRY(gf_lin_gradients(ctx, m, n, x, labels));
+    return gf_lin_apply_step(ctx, m, o);
+}
+
+/* The trained parameters' gradient as one host vector: the head's w1 (not for `gradient`, which trains b1
+ * only), b1, then the block vector (methods that train it). */
+size_t gf_lin_grad_floats(const gf_lin *m) {
+    size_t head = (m->method == GF_METHOD_GRADIENT ? 0 : (size_t)m->K * m->d) + (size_t)m->K;
+    return head + (trains_block(m) ? m->gblock.count : 0);
+}
+
+static gf_status grads_io(gf_ctx *ctx, gf_lin *m, float *v, int write) {
+    size_t kd = m->method == GF_METHOD_GRADIENT ? 0 : (size_t)m->K * m->d, off = 0;
+    struct { cl_mem b; size_t at, n; } parts[3] = {{m->ghead, 0, kd}, {m->ghead, m->b1_off, (size_t)m->K},
+                                                   {trains_block(m) ? m->gblock.all : NULL, 0, m->gblock.count}};
+    for (int i = 0; i < 3; i++) {
+        if (!parts[i].b || !parts[i].n) continue;
+        size_t at = parts[i].at * sizeof(float), bytes = parts[i].n * sizeof(float);
+        GF_TRY(write ? gf_buf_write(ctx, parts[i].b, at, bytes, v + off) : gf_buf_read(ctx, parts[i].b, at, bytes, v + off));
+        off += parts[i].n;
+    }
+    return GF_OK;
+}
+
+gf_status gf_lin_grads_get(gf_ctx *ctx, gf_lin *m, float *v) { return grads_io(ctx, m, v, 0); }
+gf_status gf_lin_grads_set(gf_ctx *ctx, gf_lin *m, const float *v) { return grads_io(ctx, m, (float *)v, 1); }
+
+gf_status gf_lin_apply_step(gf_ctx *ctx, gf_lin *m, const gf_optim *o) {
     m->step++;
     gf_clip clip = { m->sqnorm, o->clip_norm };
     const gf_clip *cp = NULL;

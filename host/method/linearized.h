@@ -61,6 +61,17 @@ gf_status gf_lin_train_step(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labe
  * the gradient of the trained parameters: head [K*d + K] then block vector. */
 gf_status gf_lin_gradients(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labels);
 gf_status gf_lin_read_grads(gf_ctx *ctx, gf_lin *m, float *head, float *block);
+/* Data-parallel steps (train.c over several processes): each rank runs gf_lin_gradients on its shard of
+ * the batch with the loss's mean over the whole batch (gf_lin_set_mean_over: the shards' gradients and
+ * losses then add up to the batch's), sums the gradient vector over ranks (gf_lin_grads_get/_set:
+ * gf_lin_grad_floats floats, the trained parameters only) and takes the same optimiser step
+ * (gf_lin_apply_step). gf_lin_train_step = gf_lin_gradients + gf_lin_apply_step. n = 0 is an empty
+ * shard: zero gradient, no loss. */
+void gf_lin_set_mean_over(gf_lin *m, int rows);     /* 0: the mean over each call's own n */
+size_t gf_lin_grad_floats(const gf_lin *m);
+gf_status gf_lin_grads_get(gf_ctx *ctx, gf_lin *m, float *v);
+gf_status gf_lin_grads_set(gf_ctx *ctx, gf_lin *m, const float *v);
+gf_status gf_lin_apply_step(gf_ctx *ctx, gf_lin *m, const gf_optim *o);
 /* Evaluation: forward + loss/correct accumulated (no gradient). */
 gf_status gf_lin_eval_batch(gf_ctx *ctx, gf_lin *m, int n, cl_mem x, cl_mem labels);
 /* The same without resetting (progress lines; one small read). */

@@ -13,13 +13,14 @@
 #include "model.h"
 #include "train.h"
 #include "gf_file.h"
+#include "gf_dist.h"
 #include "runrecord.h"
 #include "job_internal.h"
 
 static const char *const SELECT_NAMES[] = {"last", "loss", "metric"};
 
 gf_status gf_job_write_results(gf_ctx *ctx, const gf_job *job, const gf_job_result *r, gf_dataset *ds,
-                               const cJSON *config) {
+                               const cJSON *config, const cJSON *rank_devices) {
     if (gf_mkdirs(job->run_dir) != 0)
         return gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", job->run_dir, strerror(errno));
     char path[1200], err[512];
@@ -36,6 +37,8 @@ gf_status gf_job_write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
     cJSON_AddStringToObject(o, "gradfeat", gf_version());
     cJSON_AddStringToObject(o, "git", gf_git_hash());
     cJSON_AddStringToObject(o, "platform", ctx->info.platform_name);
+    cJSON_AddNumberToObject(o, "ranks", gf_dist_size());   /* processes of the run (mpirun -n; 1 without MPI) */
+    if (rank_devices) cJSON_AddItemToObject(o, "rank_devices", cJSON_Duplicate(rank_devices, 1));
     cJSON_AddNumberToObject(o, "seed", (double)job->seed);
     cJSON_AddNumberToObject(o, "epochs", job->epochs);
     cJSON_AddNumberToObject(o, "batch", job->batch);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "gf_dist.h"
 #include "ops_util.h"
 #include "train.h"
 
@@ -367,12 +368,22 @@ static void fill_done(run *R, gf_ckpt *c) {
     }
 }
 
+static gf_status sum_stats(gf_ctx *ctx, double *loss, double *correct);
+
 /* Write the checkpoint: finished methods, and (m != NULL) method `method`
  * in progress at epoch ep, next batch b0, `steps` steps into the epoch. */
 static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0, int steps, float lr,
                             const gf_method_result *cur) {
     const gf_train_options *o = R->o;
     if (!o->checkpoint_path) return GF_OK;
+    /* several processes: each rank's stats hold its shares' loss and count; the checkpoint holds their sums
+     * (a resumed rank 0 starts from them, the others from 0), so any number of ranks can resume it */
+    double sums[2] = {0, 0};
+    if (m && gf_dist_size() > 1) {
+        GF_TRY(gf_lin_peek_stats(R->ctx, m, &sums[0], &sums[1]));
+        GF_TRY(sum_stats(R->ctx, &sums[0], &sums[1]));
+    }
+    if (gf_dist_rank() != 0) return GF_OK;   /* rank 0 writes */
     gf_ckpt c = {0};
     c.meta = o->checkpoint_meta ? (char *)o->checkpoint_meta(o->user) : NULL;
     c.K = R->K; c.d = R->d; c.n_train = R->n_train; c.n_val = R->n_val;
@@ -390,6 +401,7 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
         }
         c.state = R->state;
         GF_TRY(gf_lin_get_state(R->ctx, m, c.state, &c.step, c.stats));
+        if (gf_dist_size() > 1) { c.stats[0] = (float)sums[0]; c.stats[1] = (float)sums[1]; }
         const selection *sl = &R->sel;
         if (sl->have) {
             c.sel_have = 1; c.sel_epoch = sl->epoch; c.sel_bad = sl->bad;
@@ -406,6 +418,24 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
 
 static int stop_requested(const run *R) { return R->o->stop && *R->o->stop; }
 
+/* A stop asked of any rank, agreed by all (a collective: every rank calls it at the same point), so that
+ * no rank goes on into a step the others never take. */
+static gf_status stop_agreed(run *R, int *stop) {
+    double v = stop_requested(R);
+    GF_TRY(gf_dist_sum_f64(R->ctx, &v, 1));
+    *stop = v > 0;
+    return GF_OK;
+}
+
+/* Running loss and correct count summed over ranks (each holds its shards'). */
+static gf_status sum_stats(gf_ctx *ctx, double *loss, double *correct) {
+    if (gf_dist_size() == 1) return GF_OK;
+    double v[2] = {*loss, *correct};
+    GF_TRY(gf_dist_sum_f64(ctx, v, 2));
+    *loss = v[0]; *correct = v[1];
+    return GF_OK;
+}
+
 /* Model selection: an evaluation of the method on the holdout at epoch ep
  * (0 = before training). Keeps the parameters when they are the best so far
  * under o->select (GF_SELECT_LAST: always the newest, no copy kept) and counts
@@ -415,6 +445,11 @@ static gf_status consider(run *R, gf_lin *m, gf_method method, int ep, double tr
     const gf_train_options *o = R->o;
     selection *sl = &R->sel;
     GF_TRY(evaluate(R->ctx, m, R->ho, o->batch, hold_loss, hold_metric, NULL));
+    if (gf_dist_size() > 1) {   /* every rank evaluated the same model; rank 0's figures decide for all */
+        double v[2] = {*hold_loss, *hold_metric};
+        GF_TRY(gf_dist_bcast(R->ctx, v, sizeof v, 0));
+        *hold_loss = v[0]; *hold_metric = v[1];
+    }
     double hl = *hold_loss, hm = *hold_metric;
     if (ep == 0) sl->loss0 = hl;
     int better = !sl->have || o->select == GF_SELECT_LAST ||
@@ -458,6 +493,16 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
     const gf_cached_set *s = tr->set;
     int *perm = malloc((size_t)s->n * sizeof(int));
     if (!perm) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    /* Several processes: every rank shuffles alike, takes its contiguous share of each batch and adds its
+     * share's gradient (of the whole batch's mean loss) into the sum over ranks; two more floats carry a
+     * stop asked of any rank and rank 0's wish for a progress line, so that all ranks agree on both. */
+    int P = gf_dist_size(), dist_stop = 0;
+    size_t G = P > 1 ? gf_lin_grad_floats(m) : 0;
+    float *gsum = P > 1 ? malloc((G + 2) * sizeof(float)) : NULL;
+    if (P > 1 && !gsum) { free(perm); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the gradient vector"); }
+    if (P > 1 && !o->quiet)   /* what limits scaling: this many bytes through rank 0 every step */
+        gf_progress(ctx, GF_PROGRESS_LINE, "[%-8s] %d ranks: each step sums %zu gradient floats (%.2f MiB) over them",
+                    gf_method_name(method), P, G, (double)G * sizeof(float) / 1048576.0);
     gf_optim opt = o->optim;
     gf_status st = GF_OK;
     int ep0 = 0, b0_start = 0, steps0 = 0, resumed = 0;
@@ -470,6 +515,8 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: %s state has %zu floats, this model %zu (different device "
                          "or model?)", o->checkpoint_path, gf_method_name(method), c->state_count, gf_lin_state_floats(m));
         if (st == GF_OK) st = gf_lin_set_state(ctx, m, c->state, c->step, c->stats);
+        /* the checkpoint's stats are the sums over the ranks that wrote it: rank 0 carries them on */
+        if (st == GF_OK && gf_dist_rank() != 0) st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
         ep0 = c->epoch; b0_start = c->b0; steps0 = c->steps; opt.lr = c->lr; resumed = 1;
         from_scal(c->scal[method], r);
         r->lr_sensitivity = c->lr_sens[method];
@@ -479,6 +526,8 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             sl->have = 1; sl->epoch = c->sel_epoch; sl->bad = c->sel_bad;
             sl->loss0 = c->sel_scal[0]; sl->loss = c->sel_scal[1]; sl->metric = c->sel_scal[2];
             sl->train_loss = c->sel_scal[3]; sl->train_metric = c->sel_scal[4];
+        }
+        if (c->sel_have && c->sel_w1) {   /* --select last keeps no copy */
             size_t kd = (size_t)R->K * R->d;
             sl->w1 = malloc(kd * sizeof(float));
             sl->b1 = malloc((size_t)R->K * sizeof(float));
@@ -509,28 +558,50 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         int steps = first ? steps0 : 0, steps_total = (s->n + o->batch - 1) / o->batch;
         double last_report = gf_now();
         for (int b0 = first ? b0_start : 0; b0 + 1 <= s->n && st == GF_OK; b0 += o->batch) {
-            if (stop_requested(R)) {
+            if (P > 1 ? dist_stop : stop_requested(R)) {
                 r->seconds = gf_now() - t0;
                 st = checkpoint(R, m, method, ep, b0, steps, opt.lr, r);
                 if (st == GF_OK) R->res->stopped = 1;
                 free(perm);
+                free(gsum);
                 return st;
             }
             int nb = s->n - b0 < o->batch ? s->n - b0 : o->batch;
-            st = cache_batch(ctx, tr, perm + b0, nb);
-            gf_lin_use_primal_cache(m, tr->primal, tr->idx);   /* evaluate() may have switched it */
             gf_optim step_opt = opt;
             if (o->lr_cosine) step_opt.lr = opt.lr * cosine_factor((int64_t)ep * steps_total + steps, (int64_t)epochs * steps_total);
-            if (st == GF_OK) st = gf_lin_train_step(ctx, m, nb, tr->x, tr->labels, &step_opt);
+            double now = gf_now();
+            int wants_line = o->report_seconds > 0 && now - last_report >= o->report_seconds;
+            if (P == 1) {
+                st = cache_batch(ctx, tr, perm + b0, nb);
+                gf_lin_use_primal_cache(m, tr->primal, tr->idx);   /* evaluate() may have switched it */
+                if (st == GF_OK) st = gf_lin_train_step(ctx, m, nb, tr->x, tr->labels, &step_opt);
+            } else {
+                int lo, hi;
+                gf_dist_share(nb, gf_dist_rank(), P, &lo, &hi);
+                if (hi > lo) st = cache_batch(ctx, tr, perm + b0 + lo, hi - lo);
+                gf_lin_use_primal_cache(m, tr->primal, tr->idx);
+                gf_lin_set_mean_over(m, nb);
+                if (st == GF_OK) st = gf_lin_gradients(ctx, m, hi - lo, tr->x, tr->labels);
+                gf_lin_set_mean_over(m, 0);
+                if (st == GF_OK) st = gf_lin_grads_get(ctx, m, gsum);
+                gsum[G] = (float)stop_requested(R);
+                gsum[G + 1] = (float)(gf_dist_rank() == 0 && wants_line);
+                if (st == GF_OK) st = gf_dist_sum_f32(ctx, gsum, G + 2);
+                if (st == GF_OK) st = gf_lin_grads_set(ctx, m, gsum);
+                if (st == GF_OK) st = gf_lin_apply_step(ctx, m, &step_opt);
+                dist_stop = gsum[G] > 0;
+                wants_line = gsum[G + 1] > 0;
+            }
             steps++;
             test_kill_point(gf_method_name(method));
-            double now = gf_now();
+            now = gf_now();
+            if (P == 1) wants_line = o->report_seconds > 0 && now - last_report >= o->report_seconds;
             if (st == GF_OK && o->on_step &&
-                ((o->report_seconds > 0 && now - last_report >= o->report_seconds) ||
-                 (o->report_steps > 0 && steps % o->report_steps == 0) || b0 + nb >= s->n)) {
+                (wants_line || (o->report_steps > 0 && steps % o->report_steps == 0) || b0 + nb >= s->n)) {
                 double ls, cor;
                 int seen = b0 + nb;
                 st = gf_lin_peek_stats(ctx, m, &ls, &cor);
+                if (st == GF_OK) st = sum_stats(ctx, &ls, &cor);
                 if (st == GF_OK)
                     o->on_step(o->user, method, ep + 1, epochs, steps, steps_total, ls / steps,
                                s->multi_label ? NAN : cor / seen, seen / (now - te), now - te);
@@ -543,6 +614,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         }
         double loss_sum = 0, correct = 0;
         if (st == GF_OK) st = gf_lin_take_stats(ctx, m, &loss_sum, &correct, NULL);
+        if (st == GF_OK) st = sum_stats(ctx, &loss_sum, &correct);
         if (st != GF_OK) break;
         double train_loss = loss_sum / steps;
         if (!isfinite(train_loss)) {
@@ -596,6 +668,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
     r->seconds = gf_now() - t0;
     r->ran = st == GF_OK;
     free(perm);
+    free(gsum);
     return st;
 }
 
@@ -655,7 +728,9 @@ static gf_status method_done(run *R, gf_method mth) {
     if (o->on_method) GF_TRY(o->on_method(o->user, mth, &R->res->m[mth], &R->res->m[GF_METHOD_LINEAR]));
     test_kill_point("saved");
     GF_TRY(checkpoint(R, NULL, mth, 0, 0, 0, 0, NULL));
-    if (stop_requested(R)) R->res->stopped = 1;
+    int stop;
+    GF_TRY(stop_agreed(R, &stop));
+    if (stop) R->res->stopped = 1;
     return GF_OK;
 }
 
@@ -718,6 +793,10 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
         if (st == GF_OK)
             st = gf_probe_fit(ctx, &pt, hold ? &ph : NULL, K, d, train->multi_label, o->probe_l2, o->select, w,
                               w + (size_t)K * d, &r->probe_l2, NULL);
+        /* every rank solved the same problem; rank 0's solution is everyone's (devices may differ in the
+         * last bits of the features) */
+        if (st == GF_OK) st = gf_dist_bcast(ctx, w, ((size_t)K * d + K) * sizeof(float), 0);
+        if (st == GF_OK) st = gf_dist_bcast(ctx, &r->probe_l2, sizeof r->probe_l2, 0);
         if (st == GF_OK) st = gf_lin_write_params(ctx, probe, NULL, w, w + (size_t)K * d);
         free(w);
         /* its figures as every method's: on the device, full sets */

@@ -11,8 +11,8 @@ static gf_status loss_check(gf_ctx *ctx, int B, int K, size_t off, const char *w
     return GF_OK;
 }
 
-gf_status gf_softmax_xent(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem labels, cl_mem grad,
-                          cl_mem out, size_t off, int accumulate) {
+gf_status gf_softmax_xent_over(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem labels, cl_mem grad,
+                               cl_mem out, size_t off, int accumulate, int mean_over) {
     GF_TRY(loss_check(ctx, B, K, off, "softmax cross-entropy"));
     cl_kernel k;
     size_t L;
@@ -20,22 +20,33 @@ gf_status gf_softmax_xent(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem label
     GF_TRY(gf_pow2_local(ctx, k, 256, (size_t)B, &L));
     /* Without grad the argument still needs a valid buffer: logits, never written. */
     GF_TRY(gf_args(ctx, k, "softmax_xent", "mmmmiiiifuLL", logits, labels, grad ? grad : logits, out,
-                   B, K, grad != NULL, accumulate != 0, 1.0 / B, (unsigned)off, L, L));
+                   B, K, grad != NULL, accumulate != 0, 1.0 / (mean_over > 0 ? mean_over : B), (unsigned)off, L, L));
     return gf_launch(ctx, k, "softmax_xent", 1, &L, &L);
 }
 
-gf_status gf_sigmoid_bce(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem targets, cl_mem grad,
-                         cl_mem out, size_t off, int accumulate, int per_sample) {
+gf_status gf_softmax_xent(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem labels, cl_mem grad,
+                          cl_mem out, size_t off, int accumulate) {
+    return gf_softmax_xent_over(ctx, B, K, logits, labels, grad, out, off, accumulate, 0);
+}
+
+gf_status gf_sigmoid_bce_over(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem targets, cl_mem grad,
+                              cl_mem out, size_t off, int accumulate, int per_sample, int mean_over) {
     GF_TRY(loss_check(ctx, B, K, off, "sigmoid BCE"));
     size_t n = (size_t)B * (size_t)K;
     cl_kernel k;
     size_t L;
     GF_TRY(gf_kernel(ctx, "loss", NULL, "sigmoid_bce", &k));
     GF_TRY(gf_pow2_local(ctx, k, 256, n, &L));
-    double inv = per_sample ? 1.0 / B : 1.0 / (double)n;
+    int rows = mean_over > 0 ? mean_over : B;
+    double inv = per_sample ? 1.0 / rows : 1.0 / ((double)rows * K);
     GF_TRY(gf_args(ctx, k, "sigmoid_bce", "mmmmuiifuLL", logits, targets, grad ? grad : logits, out,
                    (unsigned)n, grad != NULL, accumulate != 0, inv, (unsigned)off, L, L));
     return gf_launch(ctx, k, "sigmoid_bce", 1, &L, &L);
+}
+
+gf_status gf_sigmoid_bce(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem targets, cl_mem grad,
+                         cl_mem out, size_t off, int accumulate, int per_sample) {
+    return gf_sigmoid_bce_over(ctx, B, K, logits, targets, grad, out, off, accumulate, per_sample, 0);
 }
 
 gf_status gf_top1_count(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem labels,

@@ -28,6 +28,12 @@ gf_status gf_softmax_xent(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem label
 /* targets: float [B, K]. grad: [B, K] or NULL, may be the logits buffer. out: >= off+2 floats. */
 gf_status gf_sigmoid_bce(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem targets, cl_mem grad,
                          cl_mem out, size_t off, int accumulate, int per_sample);
+/* The same with the mean over mean_over rows instead of B (0 = B): a data-parallel shard of a larger
+ * batch, whose shards' losses and gradients then add up to the whole batch's mean. */
+gf_status gf_softmax_xent_over(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem labels, cl_mem grad,
+                               cl_mem out, size_t off, int accumulate, int mean_over);
+gf_status gf_sigmoid_bce_over(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem targets, cl_mem grad,
+                              cl_mem out, size_t off, int accumulate, int per_sample, int mean_over);
 /* out[off] (+)= number of rows whose first arg-max equals the label. */
 gf_status gf_top1_count(gf_ctx *ctx, int B, int K, cl_mem logits, cl_mem labels,
                         cl_mem out, size_t off, int accumulate);

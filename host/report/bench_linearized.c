@@ -5,7 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
+#include "gf_dist.h"
 #include "linearized.h"
+
+/* One training step of batch rows; several processes (mpirun): this rank's n rows of them, the gradient
+ * summed over ranks as in training (host/method/train.c), g: gf_lin_grad_floats floats of scratch. */
+static gf_status step(gf_ctx *ctx, gf_lin *m, int batch, int n, cl_mem x, cl_mem labels, const gf_optim *o, float *g) {
+    if (gf_dist_size() == 1) return gf_lin_train_step(ctx, m, n, x, labels, o);
+    gf_lin_set_mean_over(m, batch);
+    gf_status st = gf_lin_gradients(ctx, m, n, x, labels);
+    gf_lin_set_mean_over(m, 0);
+    if (st == GF_OK) st = gf_lin_grads_get(ctx, m, g);
+    if (st == GF_OK) st = gf_dist_sum_f32(ctx, g, gf_lin_grad_floats(m));
+    if (st == GF_OK) st = gf_lin_grads_set(ctx, m, g);
+    if (st == GF_OK) st = gf_lin_apply_step(ctx, m, o);
+    return st;
+}
 
 /* ResNet basic block: conv3x3(s) relu conv3x3 (+ 1x1 s downsample) add relu. */
 static int basic_block(gf_bnode *nd, int i, int in, int cin, int cout, int stride, const char *name) {
@@ -87,22 +102,40 @@ gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int
     for (size_t j = 0; st == GF_OK && j < (size_t)classes * d; j++) omega[j] = (float)(RND() * 0.05);
     for (int j = 0; st == GF_OK && j < batch; j++) labels[j] = j % classes;
 #undef RND
+    /* several processes: each rank holds its share of the batch (the batch's rows lo..hi) */
+    int ranks = gf_dist_size(), lo = 0, hi = batch;
+    gf_dist_share(batch, gf_dist_rank(), ranks, &lo, &hi);
+    if (st == GF_OK && hi <= lo)
+        st = gf_fail(ctx, GF_ERR_USAGE, "--batch %d is smaller than the %d ranks: every rank needs a sample", batch, ranks);
+    size_t row = nx / (size_t)batch;
     cl_mem dx = NULL, dl = NULL;
-    if (st == GF_OK) st = gf_buf_create_from(ctx, nx * sizeof(float), x, "W1 cached features", &dx);
-    if (st == GF_OK) st = gf_buf_create_from(ctx, (size_t)batch * sizeof(int), labels, "W1 labels", &dl);
+    if (st == GF_OK)
+        st = gf_buf_create_from(ctx, (size_t)(hi - lo) * row * sizeof(float), x + (size_t)lo * row, "W1 cached features", &dx);
+    if (st == GF_OK) st = gf_buf_create_from(ctx, (size_t)(hi - lo) * sizeof(int), labels + lo, "W1 labels", &dl);
+    float *g = NULL;
+    size_t gmax = 0;
     gf_optim o = gf_optim_paper_defaults();
     const gf_method methods[2] = {GF_METHOD_FULL, GF_METHOD_FINETUNE};
     double ms[2] = {0, 0};
+    size_t gsize[2] = {0, 0};
     for (int k = 0; k < 2 && st == GF_OK; k++) {
         gf_lin *m;
         st = gf_lin_create(ctx, blk, methods[k], classes, GF_LOSS_SOFTMAX, theta, omega, bias, &m);
         if (st != GF_OK) break;
-        st = gf_lin_train_step(ctx, m, batch, dx, dl, &o);          /* warm-up: kernel builds, GEMM tuning */
+        if (ranks > 1 && gf_lin_grad_floats(m) > gmax) {
+            free(g);
+            gmax = gf_lin_grad_floats(m);
+            if (!(g = malloc(gmax * sizeof(float)))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+        }
+        if (st == GF_OK) st = step(ctx, m, batch, hi - lo, dx, dl, &o, g);   /* warm-up: kernel builds, GEMM tuning */
         if (st == GF_OK) st = gf_ctx_finish(ctx);
+        if (st == GF_OK) st = gf_dist_barrier(ctx);
         double t0 = gf_now();
-        for (int r = 0; r < reps && st == GF_OK; r++) st = gf_lin_train_step(ctx, m, batch, dx, dl, &o);
+        for (int r = 0; r < reps && st == GF_OK; r++) st = step(ctx, m, batch, hi - lo, dx, dl, &o, g);
         if (st == GF_OK) st = gf_ctx_finish(ctx);
+        if (st == GF_OK) st = gf_dist_barrier(ctx);
         ms[k] = (gf_now() - t0) / reps * 1e3;
+        gsize[k] = gf_lin_grad_floats(m);
         double loss, correct; int nb;
         if (st == GF_OK) st = gf_lin_take_stats(ctx, m, &loss, &correct, &nb);
         if (st == GF_OK && !isfinite(loss)) st = gf_fail(ctx, GF_ERR_NUMERIC, "W1 benchmark loss is not finite");
@@ -116,9 +149,14 @@ gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int
         fprintf(out, "%-22s %10.1f %10.1f\n", "linearized (full)", ms[0], lin_flops / (ms[0] * 1e-3) * 1e-9);
         fprintf(out, "%-22s %10.1f %10.1f\n", "fine-tune", ms[1], ft_flops / (ms[1] * 1e-3) * 1e-9);
         fprintf(out, "ratio linearized / fine-tune: %.2f\n", ms[0] / ms[1]);
+        if (ranks > 1)   /* the whole job's: each step is the batch over all ranks (the GFLOP/s above too) */
+            for (int k = 0; k < 2; k++)
+                fprintf(out, "%d ranks, %s: %.1f images/s in all; each step sums %zu gradient floats (%.1f MB) over "
+                        "the ranks\n", ranks, k ? "fine-tune" : "linearized (full)", batch / (ms[k] * 1e-3), gsize[k],
+                        gsize[k] * 4e-6);
     }
     gf_buf_release(&dx); gf_buf_release(&dl);
-    free(theta); free(x); free(omega); free(bias); free(labels);
+    free(theta); free(x); free(omega); free(bias); free(labels); free(g);
     gf_block_free(blk);
     return st;
 }
