@@ -1,0 +1,1452 @@
+/* ONNX -> the gradfeat model the Python converter (tools/convert_onnx.py) writes: the same graph JSON,
+ * tensor names and float32 values, as an in-memory safetensors header + data area that the model loader
+ * (model.c) then reads like a file. One pass over the nodes in file order (ONNX requires topological
+ * order) with static shapes tracked per tensor, integer shape arithmetic evaluated on the way (torch writes
+ * it for x.size() and a symbolic batch, read as 1). Not covered (clear error, the Python converter has
+ * them): the erf-GELU and LayerNorm subgraphs, LayerNormalization and channels-last (Transpose) blocks.
+ * Every size comes from the file and is checked before use; a failure names the node or tensor. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "model.h"
+#include "gf_file.h"
+
+int gf_onnx_path(const char *path) {
+    size_t n = strlen(path);
+    if (n < 5) return 0;
+    const char *e = path + n - 5;
+    char low[6];
+    for (int k = 0; k < 5; k++) low[k] = (char)(e[k] >= 'A' && e[k] <= 'Z' ? e[k] - 'A' + 'a' : e[k]);
+    low[5] = 0;
+    return !strcmp(low, ".onnx");
+}
+
+gf_status gf_model_convert_onnx(const char *onnx_path, const char *out_path, char *err, size_t err_size) {
+    cJSON *hdr = NULL;
+    gf_sink data = {0}, file = {0};
+    gf_status st = gf_onnx_import(onnx_path, &hdr, &data, err, err_size);
+    if (st == GF_OK && gf_st_serialize(hdr, &data, &file) != GF_OK)
+        st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "%s: out of memory writing the model", out_path);
+    if (st == GF_OK) st = gf_write_file_atomic_msg(out_path, file.p, file.n, err, err_size);
+    cJSON_Delete(hdr);
+    free(data.p);
+    free(file.p);
+    return st;
+}
+
+#ifndef GF_HAVE_PROTOBUF_C
+
+int gf_onnx_supported(void) { return 0; }
+
+gf_status gf_onnx_import(const char *path, cJSON **hdr, gf_sink *data, char *err, size_t err_size) {
+    (void)data;
+    *hdr = NULL;
+    return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: this gradfeat was built without ONNX support (protobuf-c was not "
+                       "found at build time): install libprotobuf-c-dev and protobuf-c-compiler and rebuild, or convert "
+                       "the model with tools/convert_onnx.py", path);
+}
+
+#else
+#include <onnx.pb-c.h>
+
+enum { MAX_NODES = 100000, MAX_DEPTH = 64, MAX_FOLD = 1 << 16, MAX_DIM = 1 << 24, INPUT_NAME = 1 << 30 };
+#define MAX_FILE ((uint64_t)2 << 30)   /* protobuf's own limit on one message */
+#define MAX_NUMEL ((uint64_t)1 << 31)
+
+int gf_onnx_supported(void) { return 1; }
+
+/* ------------------------------------------------------------ string -> int map */
+
+typedef struct { const char **k; int *v; size_t cap, n; int oom; } smap;
+
+static uint64_t shash(const char *s) { return gf_fnv1a(GF_FNV_INIT, s, strlen(s)); }
+
+static int smap_get(const smap *m, const char *k) {
+    if (!m->cap) return -1;
+    for (size_t i = shash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->k[i]) return -1;
+        if (!strcmp(m->k[i], k)) return m->v[i];
+    }
+}
+
+/* k is not copied: it must outlive the map (protobuf strings or our own) */
+static void smap_put(smap *m, const char *k, int v) {
+    if (2 * (m->n + 1) > m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 64;
+        const char **nk = calloc(cap, sizeof *nk);
+        int *nv = calloc(cap, sizeof *nv);
+        if (!nk || !nv) { free(nk); free(nv); m->oom = 1; return; }
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->k[i]) {
+                size_t j = shash(m->k[i]) & (cap - 1);
+                while (nk[j]) j = (j + 1) & (cap - 1);
+                nk[j] = m->k[i];
+                nv[j] = m->v[i];
+            }
+        free(m->k); free(m->v);
+        m->k = nk; m->v = nv; m->cap = cap;
+    }
+    size_t i = shash(k) & (m->cap - 1);
+    while (m->k[i] && strcmp(m->k[i], k)) i = (i + 1) & (m->cap - 1);
+    if (!m->k[i]) m->n++;
+    m->k[i] = k;
+    m->v[i] = v;
+}
+
+static void smap_free(smap *m) { free(m->k); free(m->v); memset(m, 0, sizeof *m); }
+
+/* ------------------------------------------------------------ values of the ONNX graph */
+
+enum { V_ACT = 1, V_CONST, V_POISON, V_PADDED, V_VIEW5, V_VIEWT };
+
+typedef struct {
+    int kind;
+    int nd;
+    int64_t d[GF_ST_MAX_DIMS];      /* static shape (batch included, a symbolic batch is 1) */
+    int ours;                       /* V_ACT: our node index, -1 = the graph input */
+    int is_int;                     /* V_CONST: int64 values in i, else float32 in f */
+    float *f;
+    int64_t *i;
+    size_t n;
+    int src, pads[4], groups;       /* V_PADDED: source value + [t, l, b, r]; V_VIEW5/T: source + groups */
+} val;
+
+typedef struct {                    /* one node of our graph */
+    char *name;
+    int op;                         /* gf_op */
+    cJSON *json;
+} onode;
+
+typedef struct { const char *op, *who; int count; } badop;
+
+typedef struct {
+    char *err;
+    size_t errsz;
+    const char *path;
+    Onnx__GraphProto *g;
+    val *v;
+    int nv, capv;
+    smap vals;                      /* ONNX tensor name -> v index */
+    smap names;                     /* our node / input names in use */
+    smap tnames;                    /* tensor names in use */
+    onode *on;
+    int non, capon;
+    char **strs;                    /* strings we own (names) */
+    int nstrs, capstrs;
+    cJSON *nodes, *hdr;
+    gf_sink *data;
+    badop bad[64];                  /* unsupported op types: the first node of each, how many */
+    int nbad;
+    int64_t batch;
+} imp;
+
+static gf_status ifail(imp *I, const char *fmt, ...) GF_PRINTF(2, 3);
+static gf_status ifail(imp *I, const char *fmt, ...) {
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    gf_vformat(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return gf_fail_msg(I->err, I->errsz, GF_ERR_INPUT, "%s: %s", I->path, msg);
+}
+
+static gf_status oom(imp *I) {
+    gf_fail_msg(I->err, I->errsz, GF_ERR_MEMORY, "%s: out of memory importing the ONNX model", I->path);
+    return GF_ERR_MEMORY;
+}
+
+static const char *str0(const char *s) { return s ? s : ""; }
+
+static char *own(imp *I, char *s) {
+    if (!s) return NULL;
+    if (I->nstrs == I->capstrs) {
+        int cap = I->capstrs ? 2 * I->capstrs : 64;
+        char **p = realloc(I->strs, (size_t)cap * sizeof *p);
+        if (!p) { free(s); return NULL; }
+        I->strs = p; I->capstrs = cap;
+    }
+    return I->strs[I->nstrs++] = s;
+}
+
+static char *own_fmt(imp *I, const char *fmt, ...) GF_PRINTF(2, 3);
+static char *own_fmt(imp *I, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return own(I, s);
+}
+
+static int new_val(imp *I, const char *name, int kind) {
+    if (I->nv == I->capv) return -1;   /* sized up front: pointers into v stay valid */
+    val *x = &I->v[I->nv];
+    memset(x, 0, sizeof *x);
+    x->kind = kind;
+    x->ours = -1;
+    smap_put(&I->vals, name, I->nv);
+    if (I->vals.oom) return -1;
+    return I->nv++;
+}
+
+static val *get(imp *I, const char *name) {
+    int k = name && name[0] ? smap_get(&I->vals, name) : -1;
+    return k >= 0 ? &I->v[k] : NULL;
+}
+
+static uint64_t numel_of(int nd, const int64_t *d) {
+    uint64_t n = 1;
+    for (int k = 0; k < nd; k++) n *= (uint64_t)d[k];
+    return n;
+}
+
+/* ------------------------------------------------------------ attributes */
+
+static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *key) {
+    for (size_t k = 0; k < n->n_attribute; k++)
+        if (!strcmp(str0(n->attribute[k]->name), key)) return n->attribute[k];
+    return NULL;
+}
+
+/* an int attribute (bounded: every size and index gradfeat takes from a file fits MAX_DIM) */
+static gf_status a_int(imp *I, const Onnx__NodeProto *n, const char *key, int64_t def, int64_t *out) {
+    const Onnx__AttributeProto *a = attr(n, key);
+    *out = def;
+    if (!a) return GF_OK;
+    if (!a->has_i) return ifail(I, "node %s: attribute %s is not an integer", str0(n->name), key);
+    if (a->i < -MAX_DIM || a->i > MAX_DIM) return ifail(I, "node %s: attribute %s = %lld out of range", str0(n->name), key, (long long)a->i);
+    *out = a->i;
+    return GF_OK;
+}
+
+static gf_status a_float(imp *I, const Onnx__NodeProto *n, const char *key, double def, double *out) {
+    const Onnx__AttributeProto *a = attr(n, key);
+    *out = def;
+    if (!a) return GF_OK;
+    if (!a->has_f || !isfinite(a->f)) return ifail(I, "node %s: attribute %s is not a finite float", str0(n->name), key);
+    *out = a->f;
+    return GF_OK;
+}
+
+/* an ints attribute of exactly `want` entries (want < 0: 1..8 entries, count in *cnt) */
+static gf_status a_ints_lim(imp *I, const Onnx__NodeProto *n, const char *key, int want, int64_t *out, int *cnt, int *present,
+                            int64_t lim) {
+    const Onnx__AttributeProto *a = attr(n, key);
+    if (present) *present = a != NULL;
+    if (!a) return GF_OK;
+    if ((want >= 0 && a->n_ints != (size_t)want) || (want < 0 && (a->n_ints < 1 || a->n_ints > GF_ST_MAX_DIMS)))
+        return ifail(I, "node %s: attribute %s has %zu values (expected %d)", str0(n->name), key, a->n_ints, want < 0 ? 1 : want);
+    for (size_t k = 0; k < a->n_ints; k++) {
+        if (a->ints[k] < -lim || a->ints[k] > lim)
+            return ifail(I, "node %s: attribute %s[%zu] out of range", str0(n->name), key, k);
+        out[k] = a->ints[k];
+    }
+    if (cnt) *cnt = (int)a->n_ints;
+    return GF_OK;
+}
+
+static gf_status a_ints(imp *I, const Onnx__NodeProto *n, const char *key, int want, int64_t *out, int *cnt, int *present) {
+    return a_ints_lim(I, n, key, want, out, cnt, present, MAX_DIM);
+}
+
+static const char *a_str(const Onnx__NodeProto *n, const char *key, const char *def, char *buf, size_t bufsz) {
+    const Onnx__AttributeProto *a = attr(n, key);
+    if (!a || !a->has_s) return def;
+    size_t len = a->s.len < bufsz - 1 ? a->s.len : bufsz - 1;
+    memcpy(buf, a->s.data, len);
+    buf[len] = 0;
+    return buf;
+}
+
+/* ------------------------------------------------------------ tensors */
+
+static float half_f(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
+    if (e == 0) {
+        if (!m) bits = sign;
+        else { int s = -1; do { s++; m <<= 1; } while (!(m & 0x400)); bits = sign | ((uint32_t)(112 - s) << 23) | ((m & 0x3ff) << 13); }
+    } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+    else bits = sign | ((e + 112) << 23) | (m << 13);
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static uint64_t le(const uint8_t *p, int nb) {
+    uint64_t v = 0;
+    for (int k = nb - 1; k >= 0; k--) v = v << 8 | p[k];
+    return v;
+}
+
+/* A TensorProto into value x: float32 (FLOAT, FLOAT16, DOUBLE) or int64 (INT64, INT32, ...); the data is
+ * raw_data or the typed field, and its length must match the dims exactly. */
+static gf_status load_tensor(imp *I, const Onnx__TensorProto *t, const char *what, val *x) {
+    const char *nm = str0(t->name);
+    if ((t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) || t->n_external_data)
+        return ifail(I, "%s %s: stored as external data (a separate file), which gradfeat does not read: save the "
+                     "model with every tensor inside the .onnx (onnx.save(..., save_as_external_data=False))", what, nm);
+    if (t->segment) return ifail(I, "%s %s: a segmented tensor is not supported", what, nm);
+    if (t->n_dims > GF_ST_MAX_DIMS) return ifail(I, "%s %s: %zu dimensions (at most %d)", what, nm, t->n_dims, GF_ST_MAX_DIMS);
+    x->nd = (int)t->n_dims;
+    for (int k = 0; k < x->nd; k++) {
+        if (t->dims[k] < 0 || t->dims[k] > ((int64_t)1 << 31)) return ifail(I, "%s %s: dims[%d] = %lld", what, nm, k, (long long)t->dims[k]);
+        x->d[k] = t->dims[k];
+    }
+    uint64_t n = 1;
+    for (int k = 0; k < x->nd; k++) {
+        if (x->d[k] && n > MAX_NUMEL / (uint64_t)x->d[k]) return ifail(I, "%s %s: too many elements", what, nm);
+        n *= (uint64_t)x->d[k];
+    }
+    int dt = t->has_data_type ? t->data_type : 0, nb;
+    int is_int = 0;
+    size_t typed;
+    switch (dt) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: nb = 4; typed = t->n_float_data; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16: nb = 2; typed = t->n_int32_data; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: nb = 8; typed = t->n_double_data; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: nb = 8; typed = t->n_int64_data; is_int = 1; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT32: nb = 4; typed = t->n_int32_data; is_int = 1; break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+    case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: nb = 1; typed = t->n_int32_data; is_int = 1; break;
+    default: return ifail(I, "%s %s: data type %d not supported (float, float16, double or an integer type)", what, nm, dt);
+    }
+    int raw = t->has_raw_data;
+    if (raw ? t->raw_data.len != n * (uint64_t)nb : typed != n)
+        return ifail(I, "%s %s: holds %llu %s for %llu elements", what, nm,
+                     (unsigned long long)(raw ? t->raw_data.len : typed), raw ? "bytes" : "values", (unsigned long long)n);
+    x->kind = V_CONST;
+    x->is_int = is_int;
+    x->n = (size_t)n;
+    if (is_int) {
+        if (!(x->i = malloc(n ? n * sizeof *x->i : 1))) return oom(I);
+        for (size_t k = 0; k < n; k++) {
+            if (raw) {
+                uint64_t u = le(t->raw_data.data + k * (size_t)nb, nb);
+                x->i[k] = nb == 8 ? (int64_t)u : nb == 4 ? (int64_t)(int32_t)(uint32_t)u
+                        : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ? (int64_t)(int8_t)(uint8_t)u : (int64_t)u;
+            } else x->i[k] = nb == 8 ? t->int64_data[k] : t->int32_data[k];
+        }
+        return GF_OK;
+    }
+    if (!(x->f = malloc(n ? n * sizeof *x->f : 1))) return oom(I);
+    for (size_t k = 0; k < n; k++) {
+        float f;
+        if (nb == 4) {
+            if (raw) { uint32_t u = (uint32_t)le(t->raw_data.data + 4 * k, 4); memcpy(&f, &u, 4); }
+            else f = t->float_data[k];
+        } else if (nb == 2) f = half_f((uint16_t)(raw ? le(t->raw_data.data + 2 * k, 2) : (uint32_t)t->int32_data[k]));
+        else {
+            double d;
+            if (raw) { uint64_t u = le(t->raw_data.data + 8 * k, 8); memcpy(&d, &u, 8); }
+            else d = t->double_data[k];
+            f = isfinite(d) && fabs(d) > 3.4028234663852886e38 ? (d > 0 ? INFINITY : -INFINITY) : (float)d;
+        }
+        x->f[k] = f;
+    }
+    return GF_OK;
+}
+
+/* ------------------------------------------------------------ our graph */
+
+/* '/layer1/layer1.0/conv1/Conv' -> 'layer1.0.conv1' (as convert_onnx.clean_name) */
+static char *clean_name(imp *I, const Onnx__NodeProto *n) {
+    const char *nm = str0(n->name), *op = str0(n->op_type);
+    size_t L = strlen(nm);
+    char *res = calloc(L + 2, 1);
+    if (!res) return NULL;
+    /* split on '/', drop empty components */
+    const char *comp[512];
+    size_t clen[512];
+    int nc = 0;
+    for (const char *p = nm; *p && nc < 512;) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && *q != '/') q++;
+        comp[nc] = p; clen[nc] = (size_t)(q - p); nc++;
+        p = q;
+    }
+    if (nc > 1) nc--;
+    else if (nc == 1 && clen[0] >= strlen(op) && !strncmp(comp[0], op, strlen(op))) nc = 0;
+    size_t rl = 0;
+    const char *last = NULL;
+    size_t lastl = 0;
+    for (int k = 0; k < nc; k++) {
+        if (!rl) { memcpy(res, comp[k], clen[k]); rl = clen[k]; }
+        else if (clen[k] > lastl && !strncmp(comp[k], last, lastl) && comp[k][lastl] == '.') {
+            memcpy(res + rl, comp[k] + lastl, clen[k] - lastl); rl += clen[k] - lastl;
+        } else {
+            res[rl++] = '.';
+            memcpy(res + rl, comp[k], clen[k]); rl += clen[k];
+        }
+        last = comp[k]; lastl = clen[k];
+    }
+    res[rl] = 0;
+    if (!rl) {
+        free(res);
+        res = strdup(op);
+        if (!res) return NULL;
+        for (char *p = res; *p; p++) if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    }
+    return own(I, res);
+}
+
+/* name, or name_1, name_2, ... the first not in use (gfmodel.Graph.unique) */
+static char *unique(imp *I, const char *name) {
+    if (smap_get(&I->names, name) < 0) return own_fmt(I, "%s", name);
+    for (long k = 1;; k++) {
+        char *s = own_fmt(I, "%s_%ld", name, k);
+        if (!s || smap_get(&I->names, s) < 0) return s;
+    }
+}
+
+/* a float32 tensor of the model file named `name.key` (or a unique variant), from values v */
+static const char *add_tensor(imp *I, const char *name, const char *key, const float *v, int nd, const int64_t *d) {
+    char *tn = own_fmt(I, "%s.%s", name, key);
+    if (tn && smap_get(&I->tnames, tn) >= 0) {
+        char *u = unique(I, name);
+        tn = u ? own_fmt(I, "%s.%s", u, key) : NULL;
+        if (tn && smap_get(&I->tnames, tn) >= 0) return NULL;   /* the converter refuses it too */
+    }
+    if (!tn) return NULL;
+    smap_put(&I->tnames, tn, 1);
+    gf_st_add_f32(I->hdr, I->data, tn, v, nd, d);
+    return tn;
+}
+
+/* appends node {name, op, inputs, params?, attrs?}; takes attrs (may be NULL) */
+static int add_node(imp *I, const char *name, gf_op op, const int *in, int n_in, cJSON *params, cJSON *attrs) {
+    if (I->non == I->capon) {
+        int cap = I->capon ? 2 * I->capon : 256;
+        onode *p = realloc(I->on, (size_t)cap * sizeof *p);
+        if (!p) { cJSON_Delete(params); cJSON_Delete(attrs); return -1; }
+        I->on = p; I->capon = cap;
+    }
+    char *nm = unique(I, name);
+    cJSON *j = cJSON_CreateObject(), *ins = cJSON_CreateArray();
+    if (!nm || !j || !ins) { cJSON_Delete(j); cJSON_Delete(ins); cJSON_Delete(params); cJSON_Delete(attrs); return -1; }
+    smap_put(&I->names, nm, I->non);
+    cJSON_AddStringToObject(j, "name", nm);
+    cJSON_AddStringToObject(j, "op", gf_op_name(op));
+    for (int k = 0; k < n_in; k++) cJSON_AddItemToArray(ins, cJSON_CreateString(in[k] < 0 ? "input" : I->on[in[k]].name));
+    cJSON_AddItemToObject(j, "inputs", ins);
+    if (params && params->child) cJSON_AddItemToObject(j, "params", params);
+    else cJSON_Delete(params);
+    if (attrs && attrs->child) cJSON_AddItemToObject(j, "attrs", attrs);
+    else cJSON_Delete(attrs);
+    cJSON_AddItemToArray(I->nodes, j);
+    I->on[I->non] = (onode){nm, op, j};
+    return I->non++;
+}
+
+static cJSON *ints_json(const int *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; k < n; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[k]));
+    return a;
+}
+
+/* ------------------------------------------------------------ wire-format depth check */
+
+/* protobuf-c unpacks nested messages recursively: a crafted file of a few MB could nest them deep enough
+ * to exhaust the stack, so the nesting is walked (iteration per level, recursion bounded) first. */
+static int walk(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t n, int depth) {
+    if (depth > MAX_DEPTH) return 0;
+    size_t at = 0;
+    while (at < n) {
+        uint64_t key = 0;
+        int sh = 0;
+        do { if (at >= n || sh > 63) return 1; key |= (uint64_t)(p[at] & 0x7f) << sh; sh += 7; } while (p[at++] & 0x80);
+        unsigned wt = key & 7;
+        uint64_t tag = key >> 3;
+        if (wt == 0) { while (at < n && (p[at] & 0x80)) at++; at++; }
+        else if (wt == 1) at += 8;
+        else if (wt == 5) at += 4;
+        else if (wt == 2) {
+            uint64_t len = 0;
+            sh = 0;
+            do { if (at >= n || sh > 63) return 1; len |= (uint64_t)(p[at] & 0x7f) << sh; sh += 7; } while (p[at++] & 0x80);
+            if (len > n - at) return 1;   /* malformed: protobuf-c refuses it */
+            const ProtobufCFieldDescriptor *fd = tag <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(desc, (unsigned)tag) : NULL;
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !walk((const ProtobufCMessageDescriptor *)fd->descriptor, p + at, (size_t)len, depth + 1))
+                return 0;
+            at += (size_t)len;
+        } else return 1;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------ shape arithmetic */
+
+static int is_shape_op(const char *op) {
+    static const char *const ops[] = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Add", "Sub", "Mul",
+                                      "Div", "Slice", "Identity"};
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
+        if (!strcmp(op, ops[k])) return 1;
+    return 0;
+}
+
+/* an int64 constant of shape (nd, d) taking ownership of v */
+static gf_status set_int(imp *I, const char *name, int nd, const int64_t *d, int64_t *v, size_t n) {
+    int k = new_val(I, name, V_CONST);
+    if (k < 0) { free(v); return oom(I); }
+    val *x = &I->v[k];
+    x->is_int = 1; x->i = v; x->n = n; x->nd = nd;
+    memcpy(x->d, d, (size_t)nd * sizeof *d);
+    return GF_OK;
+}
+
+static int64_t clampi(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Evaluates integer shape arithmetic (convert_onnx._eval_shape_op) on constant inputs. *done = 0 when the
+ * node is not that (it is then translated as a network op). */
+static gf_status fold(imp *I, const Onnx__NodeProto *n, int *done) {
+    const char *op = str0(n->op_type), *nm = str0(n->name), *out = n->output[0];
+    *done = 0;
+    val *in[5] = {0};
+    if (n->n_input > 5) return GF_OK;
+    for (size_t k = 0; k < n->n_input; k++) in[k] = get(I, n->input[k]);
+    if (!strcmp(op, "Shape")) {
+        if (!in[0] || (in[0]->kind != V_ACT && in[0]->kind != V_CONST)) return GF_OK;
+        int64_t s, e;
+        gf_status st;
+        if ((st = a_int(I, n, "start", 0, &s)) || (st = a_int(I, n, "end", in[0]->nd, &e))) return st;
+        int r = in[0]->nd;
+        s = clampi(s < 0 ? s + r : s, 0, r);
+        e = clampi(e < 0 ? e + r : e, 0, r);
+        size_t cnt = e > s ? (size_t)(e - s) : 0;
+        int64_t *v = malloc(cnt ? cnt * sizeof *v : 1);
+        if (!v) return oom(I);
+        for (size_t k = 0; k < cnt; k++) v[k] = in[0]->d[s + (int64_t)k];
+        int64_t dd = (int64_t)cnt;
+        *done = 1;
+        return set_int(I, out, 1, &dd, v, cnt);
+    }
+    int any = 0;
+    for (size_t k = 0; k < n->n_input; k++) {
+        if (!n->input[k][0]) continue;
+        if (!in[k] || in[k]->kind != V_CONST || !in[k]->is_int) return GF_OK;   /* float maths is not folded */
+        any = 1;
+    }
+    if (!any) return GF_OK;
+    val *a = in[0], *b = in[1];
+    if (!a) return GF_OK;
+    if (!strcmp(op, "Cast") || !strcmp(op, "Identity")) {
+        if (!strcmp(op, "Cast")) {
+            int64_t to;
+            gf_status st = a_int(I, n, "to", 0, &to);
+            if (st) return st;
+            static const int ints[] = {2, 3, 4, 5, 6, 7, 9, 12, 13};   /* uint8 ... int64, bool, uint32, uint64 */
+            int ok = 0;
+            for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) ok |= to == ints[k];
+            if (!ok) return GF_OK;
+        }
+        int64_t *v = malloc(a->n ? a->n * sizeof *v : 1);
+        if (!v) return oom(I);
+        memcpy(v, a->i, a->n * sizeof *v);
+        *done = 1;
+        return set_int(I, out, a->nd, a->d, v, a->n);
+    }
+    if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) {
+        if (!b || n->n_input != 2) return GF_OK;
+        const val *big = a->n >= b->n ? a : b;
+        if (!(a->n == b->n || a->n == 1 || b->n == 1)) return GF_OK;
+        int64_t *v = malloc(big->n ? big->n * sizeof *v : 1);
+        if (!v) return oom(I);
+        for (size_t k = 0; k < big->n; k++) {
+            int64_t x = a->i[a->n == 1 ? 0 : k], y = b->i[b->n == 1 ? 0 : k];
+            if (op[0] == 'D' && (y == 0 || (x == INT64_MIN && y == -1))) {
+                free(v);
+                return ifail(I, "node %s: integer Div by %lld in the shape arithmetic", nm, (long long)y);
+            }
+            /* shape values are small: keep the maths in range instead of wrapping */
+            if (x > (int64_t)MAX_NUMEL || x < -(int64_t)MAX_NUMEL || y > (int64_t)MAX_NUMEL || y < -(int64_t)MAX_NUMEL) {
+                free(v);
+                return ifail(I, "node %s: shape arithmetic on %lld and %lld out of range", nm, (long long)x, (long long)y);
+            }
+            v[k] = op[0] == 'A' ? x + y : op[0] == 'S' ? x - y : op[0] == 'M' ? x * y : x / y;   /* C truncates like ONNX */
+        }
+        *done = 1;
+        return set_int(I, out, big->nd, big->d, v, big->n);
+    }
+    if (!strcmp(op, "Gather")) {
+        int64_t ax;
+        gf_status st = a_int(I, n, "axis", 0, &ax);
+        if (st) return st;
+        if (!b || a->nd != 1 || (ax != 0 && ax != -1) || b->nd > 1) return GF_OK;
+        int64_t *v = malloc(b->n ? b->n * sizeof *v : 1);
+        if (!v) return oom(I);
+        for (size_t k = 0; k < b->n; k++) {
+            int64_t j = b->i[k] < 0 ? b->i[k] + (int64_t)a->n : b->i[k];
+            if (j < 0 || j >= (int64_t)a->n) { free(v); return ifail(I, "node %s: Gather index %lld out of range", nm, (long long)b->i[k]); }
+            v[k] = a->i[j];
+        }
+        *done = 1;
+        return set_int(I, out, b->nd, b->d, v, b->n);
+    }
+    if (!strcmp(op, "Unsqueeze") || !strcmp(op, "Squeeze")) {
+        int64_t axes[GF_ST_MAX_DIMS];
+        int na = 0, present = 0;
+        gf_status st = a_ints(I, n, "axes", -1, axes, &na, &present);
+        if (st) return st;
+        if (!present && b) {
+            if (b->n > GF_ST_MAX_DIMS) return GF_OK;
+            na = (int)b->n;
+            memcpy(axes, b->i, b->n * sizeof *axes);
+        }
+        int64_t d[GF_ST_MAX_DIMS];
+        int nd = 0;
+        if (op[0] == 'U') {
+            if (!na && !present && !b) return GF_OK;
+            int r = a->nd + na;
+            if (r > GF_ST_MAX_DIMS) return GF_OK;
+            char is1[GF_ST_MAX_DIMS] = {0};
+            for (int k = 0; k < na; k++) {
+                int64_t x = axes[k] < 0 ? axes[k] + r : axes[k];
+                if (x < 0 || x >= r || is1[x]) return ifail(I, "node %s: Unsqueeze axes out of range", nm);
+                is1[x] = 1;
+            }
+            for (int k = 0, s = 0; k < r; k++) d[nd++] = is1[k] ? 1 : a->d[s++];
+        } else {
+            char drop[GF_ST_MAX_DIMS] = {0};
+            for (int k = 0; k < na; k++) {
+                int64_t x = axes[k] < 0 ? axes[k] + a->nd : axes[k];
+                if (x < 0 || x >= a->nd || a->d[x] != 1) return ifail(I, "node %s: Squeeze axes out of range", nm);
+                drop[x] = 1;
+            }
+            for (int k = 0; k < a->nd; k++)
+                if (!(na ? drop[k] : a->d[k] == 1)) d[nd++] = a->d[k];
+        }
+        int64_t *v = malloc(a->n ? a->n * sizeof *v : 1);
+        if (!v) return oom(I);
+        memcpy(v, a->i, a->n * sizeof *v);
+        *done = 1;
+        return set_int(I, out, nd, d, v, a->n);
+    }
+    if (!strcmp(op, "Concat")) {   /* of vectors */
+        size_t tot = 0;
+        for (size_t k = 0; k < n->n_input; k++) {
+            if (!in[k] || in[k]->nd != 1) return GF_OK;
+            tot += in[k]->n;
+        }
+        if (tot > MAX_FOLD) return ifail(I, "node %s: shape arithmetic on %zu values", nm, tot);
+        int64_t *v = malloc(tot ? tot * sizeof *v : 1), d = (int64_t)tot;
+        if (!v) return oom(I);
+        size_t at = 0;
+        for (size_t k = 0; k < n->n_input; k++) { memcpy(v + at, in[k]->i, in[k]->n * sizeof *v); at += in[k]->n; }
+        *done = 1;
+        return set_int(I, out, 1, &d, v, tot);
+    }
+    if (!strcmp(op, "Slice")) {   /* of a vector */
+        if (a->nd != 1) return GF_OK;
+        int64_t st0, en0, step = 1;
+        if (n->n_input >= 3) {
+            if (!in[1] || !in[2] || in[1]->n != 1 || in[2]->n != 1) return GF_OK;
+            if (n->n_input > 3 && in[3] && (in[3]->n != 1 || (in[3]->i[0] != 0 && in[3]->i[0] != -1))) return GF_OK;
+            if (n->n_input > 4 && in[4]) { if (in[4]->n != 1) return GF_OK; step = in[4]->i[0]; }
+            st0 = in[1]->i[0]; en0 = in[2]->i[0];
+        } else {
+            int64_t s[1], e[1];
+            int c1 = 0, c2 = 0;
+            gf_status st;
+            if ((st = a_ints_lim(I, n, "starts", 1, s, &c1, NULL, INT64_MAX)) || (st = a_ints_lim(I, n, "ends", 1, e, &c2, NULL, INT64_MAX)))
+                return st;
+            if (c1 != 1 || c2 != 1) return GF_OK;
+            st0 = s[0]; en0 = e[0];
+        }
+        if (!step) return ifail(I, "node %s: Slice step 0", nm);
+        int64_t L = (int64_t)a->n;   /* Python slice semantics */
+        if (st0 < 0) st0 += L;
+        if (en0 < 0) en0 += L;
+        st0 = step > 0 ? clampi(st0, 0, L) : clampi(st0, -1, L - 1);
+        en0 = step > 0 ? clampi(en0, 0, L) : clampi(en0, -1, L - 1);
+        size_t cnt = 0;
+        int64_t *v = malloc(a->n ? a->n * sizeof *v : 1);
+        if (!v) return oom(I);
+        for (int64_t j = st0; step > 0 ? j < en0 : j > en0; j += step) v[cnt++] = a->i[j];
+        int64_t d = (int64_t)cnt;
+        *done = 1;
+        return set_int(I, out, 1, &d, v, cnt);
+    }
+    return GF_OK;
+}
+
+/* ------------------------------------------------------------ the network ops */
+
+static const char *const SUPPORTED[] = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Clip",
+    "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Flatten", "Reshape", "Softmax", "Identity",
+    "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu", "Pad", "Transpose", "Slice"};
+
+static int supported(const char *op) {
+    for (size_t k = 0; k < sizeof SUPPORTED / sizeof SUPPORTED[0]; k++)
+        if (!strcmp(op, SUPPORTED[k])) return 1;
+    return 0;
+}
+
+/* a float constant input (a weight) of node n */
+static gf_status weight(imp *I, const Onnx__NodeProto *n, size_t k, val **out) {
+    val *x = k < n->n_input ? get(I, n->input[k]) : NULL;
+    if (!x || x->kind != V_CONST || x->is_int)
+        return ifail(I, "node %s (%s): input %s is computed, not a constant weight", n->name && n->name[0] ? n->name : n->output[0],
+                     str0(n->op_type), k < n->n_input ? n->input[k] : "(absent)");
+    *out = x;
+    return GF_OK;
+}
+
+/* an activation output of shape (nd, d) held by our node `ours` */
+static gf_status set_act(imp *I, const char *name, int ours, int nd, const int64_t *d) {
+    for (int k = 0; k < nd; k++)
+        if (d[k] < 1 || d[k] > MAX_DIM) return ifail(I, "tensor %s: dimension %d is %lld", name, k, (long long)d[k]);
+    int k = new_val(I, name, V_ACT);
+    if (k < 0) return oom(I);
+    I->v[k].ours = ours;
+    I->v[k].nd = nd;
+    memcpy(I->v[k].d, d, (size_t)nd * sizeof *d);
+    return GF_OK;
+}
+
+static gf_status alias(imp *I, const char *name, const val *x) {
+    int k = new_val(I, name, x->kind);
+    if (k < 0) return oom(I);
+    val *y = &I->v[k];
+    *y = *x;
+    y->f = NULL; y->i = NULL;   /* constants are aliased by index elsewhere; activations share `ours` */
+    if (x->kind == V_CONST) {
+        size_t bytes = x->n * (x->is_int ? sizeof(int64_t) : sizeof(float));
+        void *p = malloc(bytes ? bytes : 1);
+        if (!p) return oom(I);
+        memcpy(p, x->is_int ? (void *)x->i : (void *)x->f, bytes);
+        if (x->is_int) y->i = p; else y->f = p;
+    }
+    return GF_OK;
+}
+
+/* auto_pad SAME_UPPER/SAME_LOWER/VALID -> pads [t, l, b, r]; 0 when NOTSET */
+static int auto_pads(const char *ap, const int64_t *hw, const int *k, const int *s, const int *d, int *pads) {
+    if (!ap[0] || !strcmp(ap, "NOTSET")) return 0;
+    if (!strcmp(ap, "VALID")) { memset(pads, 0, 4 * sizeof *pads); return 1; }
+    for (int ax = 0; ax < 2; ax++) {
+        int64_t o = (hw[ax] + s[ax] - 1) / s[ax];
+        int64_t tot = (o - 1) * s[ax] + (int64_t)(k[ax] - 1) * d[ax] + 1 - hw[ax];
+        if (tot < 0) tot = 0;
+        int64_t small = tot / 2, big = tot - small;
+        int upper = !strcmp(ap, "SAME_UPPER");
+        pads[ax] = (int)(upper ? small : big);
+        pads[ax + 2] = (int)(upper ? big : small);
+    }
+    return 1;
+}
+
+static int64_t floordiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+/* extra bottom/right padding that gives floor-mode pooling ceil_mode's output size (convert_onnx._ceil_pad) */
+static void ceil_pad(const int64_t *hw, const int *k, const int *s, int *pads) {
+    for (int ax = 0; ax < 2; ax++) {
+        int64_t span = hw[ax] + pads[ax] + pads[ax + 2];
+        int64_t o = -floordiv(-(span - k[ax]), s[ax]) + 1;
+        if ((o - 1) * s[ax] >= hw[ax] + pads[ax]) o--;
+        int64_t extra = (o - 1) * s[ax] + k[ax] - span;
+        if (extra > 0) pads[ax + 2] += (int)extra;
+    }
+}
+
+static gf_status int_list(imp *I, const Onnx__NodeProto *n, const char *key, int want, int *out, int def) {
+    int64_t v[GF_ST_MAX_DIMS];
+    int present = 0;
+    gf_status st = a_ints(I, n, key, want, v, NULL, &present);
+    for (int k = 0; k < want; k++) out[k] = present ? (int)v[k] : def;
+    return st;
+}
+
+static int names_eq(const char *a, const char *b) { return a && b && !strcmp(a, b); }
+
+/* readers of tensor `name` (node op types), for Pad folding */
+static int read_only_by_conv_pool(const imp *I, const char *name) {
+    for (size_t k = 0; k < I->g->n_node; k++) {
+        const Onnx__NodeProto *m = I->g->node[k];
+        for (size_t j = 0; j < m->n_input; j++)
+            if (names_eq(m->input[j], name) && strcmp(str0(m->op_type), "Conv") && strcmp(str0(m->op_type), "AveragePool"))
+                return 0;
+    }
+    return 1;
+}
+
+/* an op gradfeat has no equivalent for: counted per op type, reported all at once (sorted, as the converter) */
+static gf_status note_bad(imp *I, const char *op, const char *who) {
+    for (int k = 0; k < I->nbad; k++)
+        if (!strcmp(I->bad[k].op, op)) { I->bad[k].count++; return GF_OK; }
+    if (I->nbad == (int)(sizeof I->bad / sizeof I->bad[0])) return GF_OK;
+    I->bad[I->nbad++] = (badop){op, who, 1};
+    return GF_OK;
+}
+
+static int by_op(const void *a, const void *b) { return strcmp(((const badop *)a)->op, ((const badop *)b)->op); }
+
+/* every output of n: unusable (an unsupported op, or one reading its outputs) */
+static gf_status poison(imp *I, const Onnx__NodeProto *n) {
+    for (size_t k = 0; k < n->n_output; k++)
+        if (n->output[k][0] && !get(I, n->output[k]) && new_val(I, n->output[k], V_POISON) < 0) return oom(I);
+    return GF_OK;
+}
+
+static gf_status node(imp *I, const Onnx__NodeProto *n) {
+    const char *op = str0(n->op_type);
+    const char *who = n->name && n->name[0] ? n->name : n->n_output ? n->output[0] : "?";
+    gf_status st = GF_OK;
+    if (!n->n_output || !n->output[0][0]) return ifail(I, "node %s (%s): no output", who, op);
+    for (size_t k = 0; k < n->n_output; k++)
+        if (n->output[k][0] && get(I, n->output[k])) return ifail(I, "node %s: output %s is defined twice", who, n->output[k]);
+    const char *out = n->output[0];
+    if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx")) {
+        note_bad(I, op, who);
+        return poison(I, n);
+    }
+    for (size_t k = 0; k < n->n_input; k++) {
+        const val *x = n->input[k][0] ? get(I, n->input[k]) : NULL;
+        if (n->input[k][0] && !x) return ifail(I, "node %s: input %s is not defined before it (ONNX nodes must be in "
+                                                "topological order)", who, n->input[k]);
+        if (x && x->kind == V_POISON) return poison(I, n);
+    }
+    if (!strcmp(op, "Constant")) {
+        const Onnx__AttributeProto *a = attr(n, "value");
+        if (!a || !a->t) return ifail(I, "node %s: Constant without a tensor 'value' not supported", who);
+        int k = new_val(I, out, V_CONST);
+        if (k < 0) return oom(I);
+        return load_tensor(I, a->t, "Constant", &I->v[k]);
+    }
+    val *x0 = n->n_input ? get(I, n->input[0]) : NULL;
+    if (!strcmp(op, "Identity") && x0 && x0->kind == V_CONST) return alias(I, out, x0);   /* torch shares equal initializers */
+    if (is_shape_op(op) && n->n_output == 1) {
+        int done = 0;
+        if ((st = fold(I, n, &done)) || done) return st;
+    }
+    if (!supported(op)) {
+        if ((st = note_bad(I, op, who))) return st;
+        return poison(I, n);
+    }
+    if (!n->n_input || !x0) return ifail(I, "node %s (%s): no input", who, op);
+    char sbuf[64];
+    if (!strcmp(op, "Pad")) {
+        const char *mode = a_str(n, "mode", "constant", sbuf, sizeof sbuf);
+        int64_t p[8] = {0};
+        int np = 0, present = 0;
+        if ((st = a_ints(I, n, "pads", -1, p, &np, &present))) return st;
+        if (!present && n->n_input > 1) {
+            val *pv = get(I, n->input[1]);
+            if (!pv || pv->kind != V_CONST || !pv->is_int) return ifail(I, "node %s (Pad): input %s is computed, not a constant", who, n->input[1]);
+            np = pv->n <= 8 ? (int)pv->n : 9;
+            for (int k = 0; k < np && k < 8; k++) p[k] = pv->i[k];
+        }
+        double value = 0;
+        if ((st = a_float(I, n, "value", 0, &value))) return st;
+        if (n->n_input > 2 && n->input[2][0]) {
+            val *vv = get(I, n->input[2]);
+            if (!vv || vv->kind != V_CONST || vv->n < 1) return ifail(I, "node %s (Pad): input %s is computed, not a constant", who, n->input[2]);
+            value = vv->is_int ? (double)vv->i[0] : vv->f[0];
+        }
+        int bad = strcmp(mode, "constant") || value != 0 || np != 8 || p[0] || p[1] || p[4] || p[5];
+        for (int k = 0; k < 8; k++) bad |= p[k] < 0 || p[k] > MAX_DIM;
+        if (bad) return ifail(I, "node %s: Pad %s (value %g, %d pads) not supported (only zeros around H,W)", who, mode, value, np);
+        int tlbr[4] = {(int)p[2], (int)p[3], (int)p[6], (int)p[7]};
+        if (!tlbr[0] && !tlbr[1] && !tlbr[2] && !tlbr[3]) return alias(I, out, x0);
+        if (x0->kind != V_ACT || x0->nd != 4) return ifail(I, "node %s: Pad of a non-map tensor", who);
+        if (!read_only_by_conv_pool(I, out))
+            return ifail(I, "node %s: a non-zero Pad read by something other than Conv or AveragePool (it folds only into those)", who);
+        int src = smap_get(&I->vals, n->input[0]);
+        int k = new_val(I, out, V_PADDED);
+        if (k < 0) return oom(I);
+        I->v[k].src = src;
+        memcpy(I->v[k].pads, tlbr, sizeof tlbr);
+        return GF_OK;
+    }
+    char *cname = clean_name(I, n);
+    char *name = cname ? unique(I, cname) : NULL;
+    if (!name) return oom(I);
+    /* a folded Pad: its source and extra padding */
+    int extra[4] = {0, 0, 0, 0};
+    val *x = x0;
+    if (x0->kind == V_PADDED) {
+        char apb[32];
+        const char *ap = a_str(n, "auto_pad", "NOTSET", apb, sizeof apb);
+        if (strcmp(ap, "NOTSET") && ap[0]) return ifail(I, "node %s: a Pad before an auto_pad %s", who, op);
+        if (!strcmp(op, "AveragePool")) {
+            int64_t pp[4] = {0}, cip;
+            if ((st = a_ints(I, n, "pads", 4, pp, NULL, NULL)) || (st = a_int(I, n, "count_include_pad", 0, &cip))) return st;
+            if ((pp[0] || pp[1] || pp[2] || pp[3]) && !cip) return ifail(I, "node %s: a Pad before an AveragePool that pads without counting", who);
+        }
+        memcpy(extra, x0->pads, sizeof extra);
+        x = &I->v[x0->src];
+    }
+    int src = x->ours;
+    const int64_t *xs = x->d;
+    int xnd = x->nd;
+    /* the channel-shuffle views (Reshape [N, G, C/G, H, W], Transpose [0, 2, 1, 3, 4], Reshape back) */
+    if (x->kind == V_VIEW5 || x->kind == V_VIEWT) {
+        val *s = &I->v[x->src];
+        int64_t perm[5];
+        int np = 0;
+        if (!strcmp(op, "Transpose") && x->kind == V_VIEW5) {
+            if ((st = a_ints(I, n, "perm", -1, perm, &np, NULL))) return st;
+            if (np == 5 && perm[0] == 0 && perm[1] == 2 && perm[2] == 1 && perm[3] == 3 && perm[4] == 4) {
+                int k = new_val(I, out, V_VIEWT);
+                if (k < 0) return oom(I);
+                I->v[k].src = x->src; I->v[k].groups = x->groups;
+                return GF_OK;
+            }
+        } else if (!strcmp(op, "Reshape") && x->kind == V_VIEWT && n->n_input > 1) {
+            val *t = get(I, n->input[1]);
+            int ok = t && t->kind == V_CONST && t->is_int && t->n == 4, minus = 0;
+            for (int k = 0; ok && k < 4; k++) {
+                minus += t->i[k] == -1;
+                ok = t->i[k] == s->d[k] || (k == 0 && t->i[k] == 0) || (t->i[k] == -1 && minus == 1);
+            }
+            if (ok) {
+                cJSON *at = cJSON_CreateObject();
+                cJSON_AddNumberToObject(at, "groups", x->groups);
+                int in0 = s->ours;
+                int o = add_node(I, name, GF_OP_SHUFFLE, &in0, 1, NULL, at);
+                return o < 0 ? oom(I) : set_act(I, out, o, s->nd, s->d);
+            }
+        }
+        return ifail(I, "node %s: %s of a channel-shuffle view not supported (only Reshape [N, G, C/G, H, W] -> "
+                     "Transpose [0, 2, 1, 3, 4] -> Reshape back)", who, op);
+    }
+    if (x->kind == V_CONST && strcmp(op, "Add") && strcmp(op, "Mul"))
+        return ifail(I, "node %s (%s): its input %s is a constant, not computed from the image", who, op, n->input[0]);
+    if (!strcmp(op, "Conv")) {
+        val *w;
+        if ((st = weight(I, n, 1, &w))) return st;
+        if (w->nd != 4 || xnd != 4) return ifail(I, "node %s: Conv needs a 4-D weight and NCHW input (got %d-D, %d-D)", who, w->nd, xnd);
+        int k[2] = {(int)w->d[2], (int)w->d[3]}, s[2], d[2], pads[4];
+        int64_t grp;
+        if ((st = int_list(I, n, "kernel_shape", 2, k, 0)) || (st = int_list(I, n, "strides", 2, s, 1)) ||
+            (st = int_list(I, n, "dilations", 2, d, 1)) || (st = a_int(I, n, "group", 1, &grp)))
+            return st;
+        if (!attr(n, "kernel_shape")) { k[0] = (int)w->d[2]; k[1] = (int)w->d[3]; }
+        if (s[0] < 1 || s[1] < 1 || d[0] < 1 || d[1] < 1 || grp < 1 || k[0] < 1 || k[1] < 1)
+            return ifail(I, "node %s: Conv strides, dilations, group and kernel must be positive", who);
+        char apb[32];
+        if (!auto_pads(a_str(n, "auto_pad", "NOTSET", apb, sizeof apb), xs + 2, k, s, d, pads)) {
+            if ((st = int_list(I, n, "pads", 4, pads, 0))) return st;
+        }
+        for (int q = 0; q < 4; q++) pads[q] += extra[q];
+        cJSON *params = cJSON_CreateObject();
+        const char *tw = add_tensor(I, name, "weight", w->f, w->nd, w->d);
+        if (!tw) { cJSON_Delete(params); return ifail(I, "node %s: tensor name clash", who); }
+        cJSON_AddStringToObject(params, "weight", tw);
+        if (n->n_input > 2 && n->input[2][0]) {
+            val *b;
+            if ((st = weight(I, n, 2, &b))) { cJSON_Delete(params); return st; }
+            const char *tb = add_tensor(I, name, "bias", b->f, b->nd, b->d);
+            if (!tb) { cJSON_Delete(params); return ifail(I, "node %s: tensor name clash", who); }
+            cJSON_AddStringToObject(params, "bias", tb);
+        }
+        cJSON *at = cJSON_CreateObject();
+        cJSON_AddItemToObject(at, "stride", ints_json(s, 2));
+        cJSON_AddItemToObject(at, "pad", ints_json(pads, 4));
+        cJSON_AddItemToObject(at, "dilation", ints_json(d, 2));
+        cJSON_AddNumberToObject(at, "groups", (double)grp);
+        int o = add_node(I, name, GF_OP_CONV, &src, 1, params, at);
+        if (o < 0) return oom(I);
+        int64_t od[4] = {xs[0], w->d[0], 0, 0};
+        for (int ax = 0; ax < 2; ax++) {
+            int64_t span = xs[2 + ax] + pads[ax] + pads[ax + 2] - (int64_t)d[ax] * (k[ax] - 1) - 1;
+            if (span < 0) return ifail(I, "node %s: Conv kernel larger than its padded input", who);
+            od[2 + ax] = span / s[ax] + 1;
+        }
+        return set_act(I, out, o, 4, od);
+    }
+    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
+        val *w;
+        int64_t ta = 0, tb = 0;
+        double alpha = 1, beta = 1;
+        if (!strcmp(op, "Gemm") && ((st = a_int(I, n, "transA", 0, &ta)) || (st = a_int(I, n, "transB", 0, &tb)) ||
+                                    (st = a_float(I, n, "alpha", 1, &alpha)) || (st = a_float(I, n, "beta", 1, &beta))))
+            return st;
+        if (ta) return ifail(I, "node %s: Gemm transA=1 not supported", who);
+        val *wv = n->n_input > 1 ? get(I, n->input[1]) : NULL;
+        if (!strcmp(op, "MatMul") && (!wv || wv->kind != V_CONST))
+            return ifail(I, "node %s: MatMul of two activations not supported", who);
+        if ((st = weight(I, n, 1, &w))) return st;
+        if (w->nd != 2) return ifail(I, "node %s: %s weight is %d-D (2-D expected)", who, op, w->nd);
+        int64_t O = tb ? w->d[0] : w->d[1], In = tb ? w->d[1] : w->d[0];
+        float *wt = malloc(w->n ? w->n * sizeof *wt : 1);
+        if (!wt) return oom(I);
+        for (int64_t o = 0; o < O; o++)   /* [out, in], times alpha (float32, as numpy) */
+            for (int64_t i = 0; i < In; i++) wt[o * In + i] = (tb ? w->f[o * In + i] : w->f[i * O + o]) * (float)alpha;
+        int64_t wd[2] = {O, In};
+        cJSON *params = cJSON_CreateObject();
+        const char *tw = add_tensor(I, name, "weight", wt, 2, wd);
+        free(wt);
+        if (!tw) { cJSON_Delete(params); return ifail(I, "node %s: tensor name clash", who); }
+        cJSON_AddStringToObject(params, "weight", tw);
+        if (!strcmp(op, "Gemm") && n->n_input > 2 && n->input[2][0]) {
+            val *b;
+            if ((st = weight(I, n, 2, &b))) { cJSON_Delete(params); return st; }
+            if (b->n != 1 && (int64_t)b->n != O) { cJSON_Delete(params); return ifail(I, "node %s: Gemm bias of %zu values for %lld outputs", who, b->n, (long long)O); }
+            float *bv = malloc((size_t)O * sizeof *bv);
+            if (!bv) { cJSON_Delete(params); return oom(I); }
+            for (int64_t o = 0; o < O; o++) bv[o] = b->f[b->n == 1 ? 0 : o] * (float)beta;
+            const char *tbn = add_tensor(I, name, "bias", bv, 1, &O);
+            free(bv);
+            if (!tbn) { cJSON_Delete(params); return ifail(I, "node %s: tensor name clash", who); }
+            cJSON_AddStringToObject(params, "bias", tbn);
+        }
+        int o = add_node(I, name, GF_OP_LINEAR, &src, 1, params, NULL);
+        if (o < 0) return oom(I);
+        int64_t od[2] = {xs[0], O};
+        return set_act(I, out, o, 2, od);
+    }
+    if (!strcmp(op, "BatchNormalization")) {
+        static const char *const keys[4] = {"weight", "bias", "running_mean", "running_var"};
+        cJSON *params = cJSON_CreateObject();
+        for (int q = 0; q < 4; q++) {
+            val *p;
+            if ((st = weight(I, n, 1 + (size_t)q, &p))) { cJSON_Delete(params); return st; }
+            const char *t = add_tensor(I, name, keys[q], p->f, p->nd, p->d);
+            if (!t) { cJSON_Delete(params); return ifail(I, "node %s: tensor name clash", who); }
+            cJSON_AddStringToObject(params, keys[q], t);
+        }
+        double eps;
+        if ((st = a_float(I, n, "epsilon", 1e-5, &eps))) { cJSON_Delete(params); return st; }
+        cJSON *at = cJSON_CreateObject();
+        cJSON_AddNumberToObject(at, "eps", eps);
+        int o = add_node(I, name, GF_OP_BATCHNORM, &src, 1, params, at);
+        return o < 0 ? oom(I) : set_act(I, out, o, xnd, xs);
+    }
+    /* one-input ops that keep the shape */
+    gf_op simple = GF_OP_COUNT;
+    cJSON *at = NULL;
+    if (!strcmp(op, "Relu")) simple = GF_OP_RELU;
+    else if (!strcmp(op, "Sigmoid")) simple = GF_OP_SIGMOID;
+    else if (!strcmp(op, "HardSwish")) simple = GF_OP_HSWISH;
+    else if (!strcmp(op, "LeakyRelu")) {
+        double a;
+        if ((st = a_float(I, n, "alpha", 0.01, &a))) return st;
+        simple = GF_OP_LEAKY;
+        at = cJSON_CreateObject();
+        cJSON_AddNumberToObject(at, "alpha", a);
+    } else if (!strcmp(op, "HardSigmoid")) {
+        double a, b;
+        if ((st = a_float(I, n, "alpha", 0.2, &a)) || (st = a_float(I, n, "beta", 0.5, &b))) return st;
+        if (fabs(b - 0.5) > 1e-7) return ifail(I, "node %s: HardSigmoid beta %g not supported (only 0.5)", who, b);
+        simple = GF_OP_HSIGMOID;
+        at = cJSON_CreateObject();
+        cJSON_AddNumberToObject(at, "alpha", a);
+    } else if (!strcmp(op, "Gelu")) {
+        const char *ap = a_str(n, "approximate", "none", sbuf, sizeof sbuf);
+        simple = GF_OP_GELU;
+        at = cJSON_CreateObject();
+        cJSON_AddStringToObject(at, "approximate", ap);
+    } else if (!strcmp(op, "Clip")) {
+        double lo = NAN, hi = NAN;
+        const Onnx__AttributeProto *amin = attr(n, "min"), *amax = attr(n, "max");
+        for (int q = 0; q < 2; q++) {
+            const Onnx__AttributeProto *a = q ? amax : amin;
+            double *dst = q ? &hi : &lo;
+            if (a) { if (!a->has_f) return ifail(I, "node %s: Clip %s is not a float", who, q ? "max" : "min"); *dst = a->f; }
+            else if (n->n_input > 1 + (size_t)q && n->input[1 + q][0]) {
+                val *c = get(I, n->input[1 + q]);
+                if (!c || c->kind != V_CONST || c->n != 1) return ifail(I, "node %s (Clip): input %s is computed, not a constant weight", who, n->input[1 + q]);
+                *dst = c->is_int ? (double)c->i[0] : c->f[0];
+            }
+        }
+        if (lo == 0 && hi == 6) simple = GF_OP_RELU6;
+        else if (lo == 0 && isnan(hi)) simple = GF_OP_RELU;
+        else return ifail(I, "node %s: Clip(%g, %g) not supported (only relu/relu6)", who, lo, hi);
+    } else if (!strcmp(op, "Softmax")) {
+        int64_t ax;
+        if ((st = a_int(I, n, "axis", -1, &ax))) return st;
+        if (ax != 1 && ax != -1) return ifail(I, "node %s: Softmax axis %lld not supported", who, (long long)ax);
+        simple = GF_OP_SOFTMAX;
+    }
+    if (simple != GF_OP_COUNT) {
+        int o = add_node(I, name, simple, &src, 1, NULL, at);
+        return o < 0 ? oom(I) : set_act(I, out, o, xnd, xs);
+    }
+    if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return alias(I, out, x);
+    if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool")) {
+        int k[2], s[2], d[2], pads[4];
+        int64_t cip, ceil;
+        if (!attr(n, "kernel_shape")) return ifail(I, "node %s: %s without kernel_shape", who, op);
+        if ((st = int_list(I, n, "kernel_shape", 2, k, 1)) || (st = int_list(I, n, "strides", 2, s, 1)) ||
+            (st = int_list(I, n, "dilations", 2, d, 1)) || (st = a_int(I, n, "count_include_pad", 0, &cip)) ||
+            (st = a_int(I, n, "ceil_mode", 0, &ceil)))
+            return st;
+        if (d[0] != 1 || d[1] != 1) return ifail(I, "node %s: pooling dilation not supported", who);
+        if (k[0] < 1 || k[1] < 1 || s[0] < 1 || s[1] < 1 || xnd != 4) return ifail(I, "node %s: %s needs a positive kernel and stride on an NCHW map", who, op);
+        int include = cip != 0;
+        char apb[32];
+        if (!auto_pads(a_str(n, "auto_pad", "NOTSET", apb, sizeof apb), xs + 2, k, s, d, pads)) {
+            if ((st = int_list(I, n, "pads", 4, pads, 0))) return st;
+        } else if (op[0] == 'A') include = 0;
+        if (extra[0] || extra[1] || extra[2] || extra[3]) {   /* a folded zero Pad: padding the mean counts */
+            for (int q = 0; q < 4; q++) pads[q] += extra[q];
+            include = 1;
+        }
+        for (int q = 0; q < 4; q++) if (pads[q] < 0) return ifail(I, "node %s: negative padding", who);
+        if (ceil) {
+            if (op[0] == 'A' && include) return ifail(I, "node %s: AveragePool ceil_mode=1 with count_include_pad=1 not supported", who);
+            ceil_pad(xs + 2, k, s, pads);
+        }
+        at = cJSON_CreateObject();
+        cJSON_AddItemToObject(at, "kernel", ints_json(k, 2));
+        cJSON_AddItemToObject(at, "stride", ints_json(s, 2));
+        cJSON_AddItemToObject(at, "pad", ints_json(pads, 4));
+        if (op[0] == 'A') cJSON_AddBoolToObject(at, "count_include_pad", include);
+        int o = add_node(I, name, op[0] == 'M' ? GF_OP_MAXPOOL : GF_OP_AVGPOOL, &src, 1, NULL, at);
+        if (o < 0) return oom(I);
+        int64_t od[4] = {xs[0], xs[1], 0, 0};
+        for (int ax = 0; ax < 2; ax++) {
+            int64_t span = xs[2 + ax] + pads[ax] + pads[ax + 2] - k[ax];
+            if (span < 0) return ifail(I, "node %s: pooling window larger than its padded input", who);
+            od[2 + ax] = span / s[ax] + 1;
+        }
+        return set_act(I, out, o, 4, od);
+    }
+    if (!strcmp(op, "GlobalAveragePool") || !strcmp(op, "ReduceMean")) {
+        int64_t keep = 1;
+        if (xnd != 4) return ifail(I, "node %s: %s of a %d-D tensor (an NCHW map expected)", who, op, xnd);
+        if (op[0] == 'R') {
+            int64_t axes[GF_ST_MAX_DIMS];
+            int na = 0, present = 0;
+            if ((st = a_ints(I, n, "axes", -1, axes, &na, &present)) || (st = a_int(I, n, "keepdims", 1, &keep))) return st;
+            if (!present && n->n_input > 1) {
+                val *av = get(I, n->input[1]);
+                if (!av || av->kind != V_CONST || !av->is_int || av->n > GF_ST_MAX_DIMS) return ifail(I, "node %s (ReduceMean): axes are computed, not a constant", who);
+                na = (int)av->n;
+                memcpy(axes, av->i, av->n * sizeof *axes);
+            }
+            int m2 = 0, m3 = 0;
+            for (int q = 0; q < na; q++) { int64_t a = ((axes[q] % 4) + 4) % 4; m2 += a == 2; m3 += a == 3; }
+            if (na != 2 || m2 != 1 || m3 != 1) return ifail(I, "node %s: ReduceMean over %d axes not supported (only H,W)", who, na);
+        }
+        int o = add_node(I, name, GF_OP_GAP, &src, 1, NULL, NULL);
+        int64_t od[4] = {xs[0], xs[1], 1, 1};
+        return o < 0 ? oom(I) : set_act(I, out, o, keep ? 4 : 2, od);
+    }
+    if (!strcmp(op, "Add") || !strcmp(op, "Mul")) {
+        if (n->n_input != 2) return ifail(I, "node %s: %s needs 2 inputs", who, op);
+        val *a = get(I, n->input[0]), *b = get(I, n->input[1]);
+        int ca = a->kind == V_CONST, cb = b->kind == V_CONST;
+        if (a->kind == V_PADDED || b->kind == V_PADDED || a->kind == V_VIEW5 || b->kind == V_VIEW5 || a->kind == V_VIEWT || b->kind == V_VIEWT)
+            return ifail(I, "node %s: %s of a padded or reshaped view not supported", who, op);
+        if (ca && cb) return ifail(I, "node %s: %s of two float constants not supported", who, op);
+        if (op[0] == 'A' && (ca || cb)) {   /* a MatMul's bias */
+            val *c = ca ? a : b, *xi = ca ? b : a;
+            onode *prev = xi->ours >= 0 ? &I->on[xi->ours] : NULL;
+            cJSON *pp = prev ? cJSON_GetObjectItemCaseSensitive(prev->json, "params") : NULL;
+            if (!prev || prev->op != GF_OP_LINEAR || cJSON_GetObjectItemCaseSensitive(pp, "bias") || c->is_int)
+                return ifail(I, "node %s: Add of a constant only supported as a MatMul bias", who);
+            int64_t nb = (int64_t)c->n;
+            const char *tb = add_tensor(I, prev->name, "bias", c->f, 1, &nb);
+            if (!tb) return ifail(I, "node %s: tensor name clash", who);
+            cJSON_AddStringToObject(pp, "bias", tb);
+            return alias(I, out, xi);
+        }
+        if (ca || cb) {   /* Mul by a [C, 1, 1] constant: ConvNeXt's layer scale, a depthwise 1x1 conv */
+            val *c = ca ? a : b, *xi = ca ? b : a;
+            int ok = !c->is_int && xi->nd == 4 && (int64_t)c->n == xi->d[1] &&
+                     ((c->nd == 3 && c->d[0] == xi->d[1] && c->d[1] == 1 && c->d[2] == 1) ||
+                      (c->nd == 4 && c->d[0] == 1 && c->d[1] == xi->d[1] && c->d[2] == 1 && c->d[3] == 1));
+            if (!ok) return ifail(I, "node %s: Mul by a constant not supported (only products of two tensors or a "
+                                  "per-channel scale [C, 1, 1] of a map)", who);
+            int64_t wd[4] = {xi->d[1], 1, 1, 1};
+            const char *tw = add_tensor(I, name, "weight", c->f, 4, wd);
+            if (!tw) return ifail(I, "node %s: tensor name clash", who);
+            cJSON *params = cJSON_CreateObject();
+            cJSON_AddStringToObject(params, "weight", tw);
+            at = cJSON_CreateObject();
+            cJSON_AddNumberToObject(at, "groups", (double)xi->d[1]);
+            int o = add_node(I, name, GF_OP_CONV, &xi->ours, 1, params, at);
+            return o < 0 ? oom(I) : set_act(I, out, o, 4, xi->d);
+        }
+        int same = a->nd == b->nd;
+        for (int q = 0; same && q < a->nd; q++) same = a->d[q] == b->d[q];
+        const val *big = a;
+        if (op[0] == 'M' && !same) {
+            int g1 = a->nd == 4 && b->nd == 4 && a->d[0] == b->d[0] && a->d[1] == b->d[1];
+            if (g1 && b->d[2] == 1 && b->d[3] == 1) big = a;
+            else if (g1 && a->d[2] == 1 && a->d[3] == 1) big = b;
+            else return ifail(I, "node %s: Mul of a %d-D and a %d-D tensor of other shapes (equal shapes or a per-channel gate only)", who, a->nd, b->nd);
+        }
+        int ins[2] = {a->ours, b->ours};
+        int o = add_node(I, name, op[0] == 'A' ? GF_OP_ADD : GF_OP_MUL, ins, 2, NULL, NULL);
+        return o < 0 ? oom(I) : set_act(I, out, o, big->nd, big->d);
+    }
+    if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape")) {
+        if (op[0] == 'F') {
+            int64_t ax;
+            if ((st = a_int(I, n, "axis", 1, &ax))) return st;
+            if (ax != 1) return ifail(I, "node %s: Flatten axis %lld not supported", who, (long long)ax);
+        } else {
+            val *t = n->n_input > 1 ? get(I, n->input[1]) : NULL;
+            if (!t || t->kind != V_CONST || !t->is_int)
+                return ifail(I, "node %s (Reshape): input %s is computed, not a constant weight", who, n->n_input > 1 ? n->input[1] : "(absent)");
+            if (t->n == 5 && xnd == 4) {   /* maybe the first step of a channel shuffle: resolved by its readers */
+                int64_t d5[5];
+                int ok = 1, neg = -1;
+                uint64_t known = 1;
+                for (int q = 0; q < 5 && ok; q++) {
+                    d5[q] = t->i[q] == 0 && q < 4 ? xs[q] : t->i[q];
+                    if (d5[q] == -1 && neg < 0) neg = q;
+                    else if (d5[q] < 1 || d5[q] > MAX_DIM) ok = 0;
+                    else known *= (uint64_t)d5[q];
+                }
+                if (ok && neg >= 0) d5[neg] = known ? (int64_t)(numel_of(4, xs) / known) : 0;
+                ok = ok && d5[0] == xs[0] && d5[3] == xs[2] && d5[4] == xs[3] && d5[1] * d5[2] == xs[1];
+                if (ok) {
+                    int k = new_val(I, out, V_VIEW5);
+                    if (k < 0) return oom(I);
+                    I->v[k].src = smap_get(&I->vals, n->input[0]);
+                    I->v[k].groups = (int)d5[1];
+                    return GF_OK;
+                }
+            }
+            if (t->n != 2 || !(t->i[0] == 0 || t->i[0] == 1 || t->i[0] == -1 || t->i[0] == I->batch))
+                return ifail(I, "node %s: Reshape to %zu dims not supported (only [N,-1])", who, t->n);
+        }
+        int o = add_node(I, name, GF_OP_FLATTEN, &src, 1, NULL, NULL);
+        int64_t od[2] = {xs[0], xnd ? (int64_t)(numel_of(xnd, xs) / (uint64_t)xs[0]) : 1};
+        return o < 0 ? oom(I) : set_act(I, out, o, 2, od);
+    }
+    if (!strcmp(op, "Concat")) {
+        if (n->n_input == 1) return alias(I, out, x);   /* torch.cat of a one-map list */
+        int64_t ax;
+        if ((st = a_int(I, n, "axis", 0, &ax))) return st;
+        if (!attr(n, "axis") || (ax != 1 && ax != -3) || n->n_input > GF_MAX_INPUTS)
+            return ifail(I, "node %s: Concat axis %lld of %zu inputs not supported (channels of 2..%d NCHW maps)", who,
+                         (long long)ax, n->n_input, GF_MAX_INPUTS);
+        int ins[GF_MAX_INPUTS];
+        int64_t od[4] = {0, 0, 0, 0};
+        for (size_t q = 0; q < n->n_input; q++) {
+            val *c = get(I, n->input[q]);
+            if (!c || c->kind != V_ACT || c->nd != 4)
+                return ifail(I, "node %s: Concat axis 1 of inputs that are not all NCHW maps not supported", who);
+            if (!q) memcpy(od, c->d, sizeof od);
+            else if (c->d[0] != od[0] || c->d[2] != od[2] || c->d[3] != od[3]) return ifail(I, "node %s: Concat of maps of other sizes", who);
+            else od[1] += c->d[1];
+            ins[q] = c->ours;
+        }
+        int o = add_node(I, name, GF_OP_CONCAT, ins, (int)n->n_input, NULL, NULL);
+        return o < 0 ? oom(I) : set_act(I, out, o, 4, od);
+    }
+    if (!strcmp(op, "Slice")) {   /* a range of channels */
+        if (xnd != 4) return ifail(I, "node %s: Slice of a %d-D tensor not supported (only channels of a static NCHW map)", who, xnd);
+        int64_t sv[4][GF_ST_MAX_DIMS];
+        int cnt[4] = {0, 0, 0, 0};
+        static const char *const keys[4] = {"starts", "ends", "axes", "steps"};
+        for (int q = 0; q < 4; q++) {
+            if (n->n_input > 1 + (size_t)q && n->input[1 + q][0]) {
+                val *c = get(I, n->input[1 + q]);
+                if (!c || c->kind != V_CONST || !c->is_int)
+                    return ifail(I, "node %s: Slice %s is computed from the activations, not a constant", who, keys[q]);
+                if (c->n > GF_ST_MAX_DIMS) return ifail(I, "node %s: Slice %s has %zu values", who, keys[q], c->n);
+                cnt[q] = (int)c->n;
+                memcpy(sv[q], c->i, c->n * sizeof(int64_t));
+            } else if ((st = a_ints_lim(I, n, keys[q], -1, sv[q], &cnt[q], NULL, INT64_MAX))) return st;
+        }
+        if (!cnt[2]) { cnt[2] = cnt[0]; for (int q = 0; q < cnt[0]; q++) sv[2][q] = q; }
+        if (!cnt[3]) { cnt[3] = cnt[0]; for (int q = 0; q < cnt[0]; q++) sv[3][q] = 1; }
+        if (cnt[1] != cnt[0] || cnt[2] != cnt[0] || cnt[3] != cnt[0]) return ifail(I, "node %s: Slice starts/ends/axes/steps of different lengths", who);
+        int64_t lo[4] = {0, 0, 0, 0}, hi[4] = {xs[0], xs[1], xs[2], xs[3]};
+        for (int q = 0; q < cnt[0]; q++) {
+            int64_t ax = ((sv[2][q] % 4) + 4) % 4, d = xs[ax], s0 = sv[0][q], e0 = sv[1][q];
+            if (s0 < 0) s0 += d;
+            if (e0 < 0) e0 += d;
+            lo[ax] = clampi(s0, 0, d);
+            hi[ax] = clampi(e0, 0, d);
+            if (sv[3][q] != 1) return ifail(I, "node %s: Slice with step %lld not supported (only channels, step 1)", who, (long long)sv[3][q]);
+        }
+        if (lo[0] || lo[2] || lo[3] || hi[0] != xs[0] || hi[2] != xs[2] || hi[3] != xs[3] || hi[1] <= lo[1])
+            return ifail(I, "node %s: Slice [%lld:%lld, %lld:%lld, %lld:%lld, %lld:%lld] of a [%lld, %lld, %lld, %lld] map not supported "
+                         "(only a range of channels)", who, (long long)lo[0], (long long)hi[0], (long long)lo[1], (long long)hi[1],
+                         (long long)lo[2], (long long)hi[2], (long long)lo[3], (long long)hi[3], (long long)xs[0], (long long)xs[1],
+                         (long long)xs[2], (long long)xs[3]);
+        if (lo[1] == 0 && hi[1] == xs[1]) return alias(I, out, x);
+        at = cJSON_CreateObject();
+        cJSON_AddNumberToObject(at, "start", (double)lo[1]);
+        cJSON_AddNumberToObject(at, "end", (double)hi[1]);
+        int o = add_node(I, name, GF_OP_SLICE, &src, 1, NULL, at);
+        int64_t od[4] = {xs[0], hi[1] - lo[1], xs[2], xs[3]};
+        return o < 0 ? oom(I) : set_act(I, out, o, 4, od);
+    }
+    if (!strcmp(op, "Transpose"))
+        return ifail(I, "node %s: Transpose not supported here (only ShuffleNet's channel shuffle; channels-last blocks "
+                     "such as ConvNeXt's: convert with tools/convert_onnx.py)", who);
+    return ifail(I, "node %s: op %s not handled", who, op);
+}
+
+/* ------------------------------------------------------------ the model */
+
+static gf_status import_graph(imp *I) {
+    Onnx__GraphProto *g = I->g;
+    gf_status st;
+    if (g->n_node > MAX_NODES) return ifail(I, "%zu nodes (limit %d)", g->n_node, MAX_NODES);
+    size_t cap = g->n_initializer + 1;   /* every value: an initializer, the input or a node's output */
+    for (size_t k = 0; k < g->n_node; k++) cap += g->node[k]->n_output;
+    if (cap > INT32_MAX / 2 || !(I->v = calloc(cap, sizeof *I->v))) return oom(I);
+    I->capv = (int)cap;
+    for (size_t k = 0; k < g->n_initializer; k++) {
+        const Onnx__TensorProto *t = g->initializer[k];
+        if (!t->name || !t->name[0]) return ifail(I, "initializer %zu has no name", k);
+        if (get(I, t->name)) return ifail(I, "initializer %s is defined twice", t->name);
+        int j = new_val(I, t->name, V_CONST);
+        if (j < 0) return oom(I);
+        if ((st = load_tensor(I, t, "initializer", &I->v[j]))) return st;
+    }
+    if (g->n_sparse_initializer) return ifail(I, "sparse initializers are not supported");
+    /* the one image input (graph inputs that are not initializers) */
+    const Onnx__ValueInfoProto *in = NULL;
+    int n_in = 0;
+    for (size_t k = 0; k < g->n_input; k++)
+        if (!get(I, str0(g->input[k]->name))) { in = g->input[k]; n_in++; }
+    if (n_in != 1) return ifail(I, "need exactly one image input, found %d", n_in);
+    const char *iname = str0(in->name);
+    const Onnx__TensorShapeProto *sh = in->type && in->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
+                                       in->type->tensor_type ? in->type->tensor_type->shape : NULL;
+    int64_t d[4];
+    if (!sh || sh->n_dim != 4) return ifail(I, "input %s: need a static NCHW shape (4 dimensions)", iname);
+    for (int k = 0; k < 4; k++) {
+        const Onnx__TensorShapeProto__Dimension *dm = sh->dim[k];
+        int has = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        d[k] = has ? dm->dim_value : k == 0 ? 1 : -1;   /* a symbolic batch is 1: our graph is per image */
+        if (d[k] < 1 || d[k] > 65536) return ifail(I, "input %s: need a static NCHW shape, dimension %d is not", iname, k);
+    }
+    I->batch = d[0];
+    if ((st = set_act(I, iname, -1, 4, d))) return st;
+    smap_put(&I->names, "input", INPUT_NAME);
+    for (size_t k = 0; k < g->n_node; k++)
+        if ((st = node(I, g->node[k]))) return st;
+    if (I->nbad) {
+        char list[700];
+        size_t at = 0;
+        qsort(I->bad, (size_t)I->nbad, sizeof I->bad[0], by_op);
+        list[0] = 0;
+        for (int k = 0; k < I->nbad && at < sizeof list - 1; k++)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%.60s (%d nodes, e.g. %.80s)", k ? "; " : "",
+                                   I->bad[k].op, I->bad[k].count, I->bad[k].who);
+        return ifail(I, "unsupported ops (gradfeat has no equivalent): %s", list);
+    }
+    if (!I->non) return ifail(I, "the graph computes nothing from its input");
+    cJSON *outs = cJSON_CreateArray();
+    for (size_t k = 0; k < g->n_output; k++) {
+        const val *v = get(I, str0(g->output[k]->name));
+        if (!v || v->kind != V_ACT || v->ours < 0) { cJSON_Delete(outs); return ifail(I, "graph output %s is not computed from the input", str0(g->output[k]->name)); }
+        cJSON_AddItemToArray(outs, cJSON_CreateString(I->on[v->ours].name));
+    }
+    cJSON *gj = cJSON_CreateObject(), *ij = cJSON_CreateObject();
+    cJSON_AddStringToObject(ij, "name", "input");
+    int ishape[3] = {(int)d[1], (int)d[2], (int)d[3]};
+    cJSON_AddItemToObject(ij, "shape", ints_json(ishape, 3));
+    cJSON_AddItemToObject(gj, "input", ij);
+    cJSON_AddItemToObject(gj, "outputs", outs);
+    cJSON_AddItemToObject(gj, "nodes", I->nodes);
+    I->nodes = NULL;
+    /* the feature: the last linear's input, before a flatten of a global pool */
+    for (int k = I->non - 1; k >= 0; k--) {
+        if (I->on[k].op != GF_OP_LINEAR) continue;
+        const cJSON *ins = cJSON_GetObjectItemCaseSensitive(I->on[k].json, "inputs");
+        const char *f = cJSON_GetArrayItem(ins, 0)->valuestring;
+        for (;;) {
+            int j = smap_get(&I->names, f);
+            if (j < 0 || j >= I->non || I->on[j].op != GF_OP_FLATTEN) break;
+            const char *p = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(I->on[j].json, "inputs"), 0)->valuestring;
+            int q = smap_get(&I->names, p);
+            if (q < 0 || q >= I->non || I->on[q].op != GF_OP_GAP) break;
+            f = p;
+        }
+        cJSON_AddStringToObject(gj, "feature", f);
+        break;
+    }
+    char *gs = cJSON_PrintUnformatted(gj);
+    cJSON_Delete(gj);
+    /* the converter's default preprocessing: ImageNet mean/std, shorter side to size*256/224, centre crop */
+    cJSON *pre = cJSON_CreateObject();
+    int hw[2] = {(int)d[2], (int)d[3]};
+    cJSON_AddItemToObject(pre, "input_size", ints_json(hw, 2));
+    cJSON_AddNumberToObject(pre, "channels", (double)d[1]);
+    cJSON_AddStringToObject(pre, "color_order", d[1] == 3 ? "RGB" : "GRAY");
+    cJSON_AddStringToObject(pre, "resize", "shorter_center_crop");
+    cJSON_AddNumberToObject(pre, "resize_shorter", (double)lround((double)d[2] * 256 / 224));
+    cJSON_AddStringToObject(pre, "interpolation", "bilinear");
+    static const double mean3[3] = {0.485, 0.456, 0.406}, std3[3] = {0.229, 0.224, 0.225}, half[1] = {0.5};
+    cJSON_AddItemToObject(pre, "mean", cJSON_CreateDoubleArray(d[1] == 3 ? mean3 : half, d[1] == 3 ? 3 : 1));
+    cJSON_AddItemToObject(pre, "std", cJSON_CreateDoubleArray(d[1] == 3 ? std3 : half, d[1] == 3 ? 3 : 1));
+    char *ps = cJSON_PrintUnformatted(pre);
+    cJSON_Delete(pre);
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "gradfeat.format_version", "1");
+    if (gs) cJSON_AddStringToObject(meta, "gradfeat.graph", gs);
+    if (ps) cJSON_AddStringToObject(meta, "gradfeat.preprocess", ps);
+    cJSON_AddStringToObject(meta, "gradfeat.classes", "[]");
+    cJSON_AddItemToObject(I->hdr, "__metadata__", meta);
+    free(gs);
+    free(ps);
+    return gs && ps ? GF_OK : oom(I);
+}
+
+gf_status gf_onnx_import(const char *path, cJSON **hdr, gf_sink *data, char *err, size_t err_size) {
+    *hdr = NULL;
+    char why[256];
+    FILE *fp = gf_fopen_regular(path, why, sizeof why);
+    if (!fp) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: %s", path, why);
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    gf_status st = GF_OK;
+    for (;;) {   /* read to the end (bounded): the size on disk is not trusted */
+        if (n == cap) {
+            if (cap >= MAX_FILE) { st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: larger than 2 GiB, the limit of one ONNX (protobuf) file", path); break; }
+            cap = cap ? 2 * cap : 1 << 16;
+            uint8_t *p = realloc(buf, cap);
+            if (!p) { st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "%s: out of memory reading the file", path); break; }
+            buf = p;
+        }
+        size_t r = fread(buf + n, 1, cap - n, fp);
+        n += r;
+        if (r == 0) {
+            if (ferror(fp)) st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: read error", path);
+            break;
+        }
+    }
+    fclose(fp);
+    Onnx__ModelProto *mp = NULL;
+    if (st == GF_OK && n == 0) st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: empty file, not an ONNX model", path);
+    if (st == GF_OK && !walk(&onnx__model_proto__descriptor, buf, n, 0))
+        st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: not an ONNX model (messages nested deeper than %d levels)", path, MAX_DEPTH);
+    if (st == GF_OK && !(mp = onnx__model_proto__unpack(NULL, n, buf)))
+        st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: not an ONNX model (protobuf parse error: truncated or not a "
+                         "ModelProto)", path);
+    free(buf);
+    if (st == GF_OK && !mp->graph)
+        st = gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: not an ONNX model (no graph)", path);
+    if (st != GF_OK) {
+        if (mp) onnx__model_proto__free_unpacked(mp, NULL);
+        return st;
+    }
+    imp I = {.err = err, .errsz = err_size, .path = path, .g = mp->graph, .data = data};
+    I.hdr = cJSON_CreateObject();
+    I.nodes = cJSON_CreateArray();
+    if (!I.hdr || !I.nodes) st = oom(&I);
+    else st = import_graph(&I);
+    if (st == GF_OK && (data->oom || I.vals.oom || I.names.oom || I.tnames.oom)) st = oom(&I);
+    for (int k = 0; k < I.nv; k++) { free(I.v[k].f); free(I.v[k].i); }
+    free(I.v);
+    for (int k = 0; k < I.nstrs; k++) free(I.strs[k]);
+    free(I.strs);
+    free(I.on);
+    smap_free(&I.vals); smap_free(&I.names); smap_free(&I.tnames);
+    cJSON_Delete(I.nodes);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    if (st != GF_OK) { cJSON_Delete(I.hdr); return st; }
+    *hdr = I.hdr;
+    return GF_OK;
+}
+#endif
