@@ -812,7 +812,10 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
         const val *x = n->input[k][0] ? get(I, n->input[k]) : NULL;
         if (n->input[k][0] && !x) return ifail(I, "node %s: input %s is not defined before it (ONNX nodes must be in "
                                                 "topological order)", who, n->input[k]);
-        if (x && x->kind == V_POISON) return poison(I, n);
+        if (x && x->kind == V_POISON) {   /* downstream of an unsupported op: still list its own op if unsupported */
+            if (!supported(op) && (st = note_bad(I, op, who))) return st;
+            return poison(I, n);
+        }
     }
     if (!strcmp(op, "Constant")) {
         const Onnx__AttributeProto *a = attr(n, "value");
