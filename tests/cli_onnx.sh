@@ -33,6 +33,17 @@ for c in $(cat "$z/cases.txt" 2>/dev/null); do
 done
 check "the export gave at least 10 ONNX models (got $n)" '[ $n -ge 10 ]'
 
+# the fuzz seeds (tests/fuzz/make_corpus.py): tiny nets with the rarer mappings (float16 initializers, Gemm
+# alpha and transB, a zero Pad folded into a Conv, Clip attributes, ceil_mode, counted padding, SE gate, SiLU,
+# softmax, a ShuffleNet unit with a symbolic batch)
+for f in "$GF_SRC"/tests/fuzz/corpus/onnx/*.onnx; do
+  s=$(basename "$f" .onnx); [ "$s" = truncated ] && continue
+  "$PY" "$GF_SRC/tools/convert_onnx.py" "$f" "$t/$s.py.safetensors" > /dev/null 2>&1
+  "$G" convert "$f" "$t/$s.c.safetensors" > /dev/null 2>&1
+  "$PY" "$NAT" compare "$t/$s.py.safetensors" "$t/$s.c.safetensors" > "$t/$s.cmp" 2>&1; rc=$?
+  check "seed $s: gradfeat convert == tools/convert_onnx.py" '[ $rc -eq 0 ]' || cat "$t/$s.cmp"
+done
+
 # train: the same run from the .onnx and from the converted file (metrics but the timing, the head)
 d="$z/onnx_mobilenet_v3_small"
 targs=(--data "$FM" --split train --limit 64 --val "$FM" --val-split test --val-limit 32 --method linear,full
