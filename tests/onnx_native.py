@@ -22,9 +22,12 @@ sys.path.insert(0, HERE)
 
 # (case, arch, px, opset, dynamic batch): model_parity.py's ZOO ONNX cases that gradfeat reads natively,
 # plus a small ShuffleNet at opset 13 with a fixed batch and the resnet18 of test_model_parity_onnx at 64 px.
-# Not here: the ops17/ConvNeXt-style net (erf-GELU and LayerNorm subgraphs, channels-last Transpose): the C
-# importer refuses it with a message naming the op (tested below), tools/convert_onnx.py converts it.
-CASES = [("onnx_resnet18", "resnet18", 64, 13, False),
+# ops17 is model_parity.py's small net of the rarer ops with a ConvNeXt-style block (erf-GELU and LayerNorm
+# subgraphs at opset 13, the LayerNormalization op at 17, channels-last Transpose/MatMul, layer scale).
+# GF_ONNX_EXTRA=1 adds the big ones of model_parity.py's ZOO_EXTRA (too slow for CI).
+CASES = [("onnx_ops17", "ops17", 16, 13, False),
+         ("onnx17_ops17", "ops17", 16, 17, False),
+         ("onnx_resnet18", "resnet18", 64, 13, False),
          ("onnx_resnet18_fresh", "resnet18", 64, 13, False),
          ("onnx_squeezenet1_1", "squeezenet1_1", 64, 13, False),
          ("onnx_efficientnet_b0", "efficientnet_b0", 64, 13, False),
@@ -34,6 +37,12 @@ CASES = [("onnx_resnet18", "resnet18", 64, 13, False),
          ("onnx_regnet_x_400mf", "regnet_x_400mf", 64, 13, False),
          ("onnx_shufflenet_v2_x1_0", "shufflenet_v2_x1_0", 64, 13, False),
          ("onnxdyn_shufflenet_v2_x0_5", "shufflenet_v2_x0_5", 64, 13, True)]
+EXTRA = [("onnx_resnet34", "resnet34", 64, 13, False),
+         ("onnx_alexnet_224", "alexnet", 224, 13, False),
+         ("onnx_vgg11_bn_224", "vgg11_bn", 224, 13, False),
+         ("onnx_googlenet", "googlenet", 64, 13, False),
+         ("onnx_densenet121", "densenet121", 64, 13, False),
+         ("onnx_convnext_tiny", "convnext_tiny", 64, 13, False)]
 
 
 def export(out):
@@ -46,12 +55,26 @@ def export(out):
     from PIL import Image
     only = [w for w in os.environ.get("GF_ONNX_ONLY", "").split(",") if w]
     names = []
-    for case, arch, size, opset, dyn in CASES:
+    for case, arch, size, opset, dyn in CASES + (EXTRA if os.environ.get("GF_ONNX_EXTRA") else []):
         if only and not any(w in case for w in only):
             continue
         d = os.path.join(out, case)
         os.makedirs(d, exist_ok=True)
-        if case.endswith("_fresh"):   # default BN init: torch.onnx shares equal initializers behind Identity nodes
+        if arch == "ops17":   # as model_parity.zoo: random BN statistics and LayerNorm affine, a gate that matters
+            torch.manual_seed(1234)
+            m = mp.ops17(False, convnext=True)
+            with torch.no_grad():
+                for mod in m.modules():
+                    if isinstance(mod, torch.nn.BatchNorm2d):
+                        mod.running_mean.uniform_(-0.5, 0.5)
+                        mod.running_var.uniform_(0.5, 2.0)
+                    if isinstance(mod, torch.nn.LayerNorm):
+                        mod.weight.uniform_(0.5, 1.5)
+                        mod.bias.uniform_(-0.2, 0.2)
+                    if isinstance(mod, torch.nn.Conv2d) and mod.out_channels == 8 and mod.kernel_size == (1, 1):
+                        mod.weight.mul_(8.0)
+            m.eval()
+        elif case.endswith("_fresh"):   # default BN init: torch.onnx shares equal initializers behind Identity nodes
             torch.manual_seed(1234)
             m = ct.build(arch, 10).eval()
         else:
@@ -107,7 +130,7 @@ def compare(a, b):
 def bad(out):
     """One defect per file: erf.onnx (an op gradfeat lacks), truncated.onnx (a valid model cut in half),
     garbage.onnx (not protobuf), ext.onnx (an initializer in external data), shortraw.onnx (raw_data shorter
-    than the dims say), deep.onnx (messages nested 600 deep), ops17.onnx (GELU/LayerNorm/channels-last: only tools/convert_onnx.py), small.onnx
+    than the dims say), deep.onnx (messages nested 600 deep), transpose.onnx (a Transpose of H and W), small.onnx
     (a valid tiny conv net, the base of the others)."""
     import onnx
     from onnx import helper, TensorProto, numpy_helper
@@ -158,12 +181,9 @@ def bad(out):
     for _ in range(200):
         g = field(1, field(5, field(6, g)))   # graph{node{attribute{g: graph{...}}}}
     open(os.path.join(out, "deep.onnx"), "wb").write(field(7, g))
-    import torch
-    import model_parity as mp
-    torch.manual_seed(1234)
-    net = mp.ops17(False, convnext=True).eval()
-    torch.onnx.export(net, torch.randn(1, 3, 16, 16), os.path.join(out, "ops17.onnx"), opset_version=13,
-                      input_names=["input"], output_names=["logits"])
+    tr = list(nodes)
+    tr[1] = helper.make_node("Transpose", ["c"], ["r"], name="/tr/Transpose", perm=[0, 1, 3, 2])
+    save("transpose.onnx", tr, [w, fc])
 
 
 if __name__ == "__main__":

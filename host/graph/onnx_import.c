@@ -2,8 +2,8 @@
  * tensor names and float32 values, as an in-memory safetensors header + data area that the model loader
  * (model.c) then reads like a file. One pass over the nodes in file order (ONNX requires topological
  * order) with static shapes tracked per tensor, integer shape arithmetic evaluated on the way (torch writes
- * it for x.size() and a symbolic batch, read as 1). Not covered (clear error, the Python converter has
- * them): the erf-GELU and LayerNorm subgraphs, LayerNormalization and channels-last (Transpose) blocks.
+ * it for x.size() and a symbolic batch, read as 1); torch's erf-GELU and LayerNorm subgraphs are found first
+ * (find_patterns), channels-last blocks (Transpose to NHWC and back) are views of our NCHW nodes.
  * Every size comes from the file and is checked before use; a failure names the node or tensor. */
 #include <math.h>
 #include <stdarg.h>
@@ -112,6 +112,7 @@ typedef struct {
     int64_t *i;
     size_t n;
     int src, pads[4], groups;       /* V_PADDED: source value + [t, l, b, r]; V_VIEW5/T: source + groups */
+    int nhwc;                       /* V_ACT: an NHWC view (Transpose [0, 2, 3, 1]) of our NCHW node; d is NHWC */
 } val;
 
 typedef struct {                    /* one node of our graph */
@@ -121,6 +122,7 @@ typedef struct {                    /* one node of our graph */
 } onode;
 
 typedef struct { const char *op, *who; int count; } badop;
+typedef struct { const char *x, *gamma, *beta; int axis; double eps; } pattern;   /* GELU: x only */
 
 typedef struct {
     char *err;
@@ -140,6 +142,15 @@ typedef struct {
     gf_sink *data;
     badop bad[64];                  /* unsupported op types: the first node of each, how many */
     int nbad;
+    /* torch's GELU and LayerNorm subgraphs (found before the main pass, as the converter does) */
+    smap prod;                      /* tensor -> index of the node writing it */
+    smap uslot;                     /* tensor -> slot in uoff */
+    int *uoff, *ulist;              /* the nodes reading slot k: ulist[uoff[k] .. uoff[k + 1]) */
+    smap absorbed;                  /* outputs of nodes inside a recognised subgraph */
+    smap gelu;                      /* output of a GELU subgraph -> index into pat */
+    smap lnorm;                     /* output of a LayerNorm (subgraph or op) -> index into pat */
+    pattern *pat;
+    int npat, cappat;
     int64_t batch;
 } imp;
 
@@ -446,6 +457,18 @@ static int add_node(imp *I, const char *name, gf_op op, const int *in, int n_in,
     return I->non++;
 }
 
+/* a float attribute as the shortest decimal that reads back as the same double, as Python's json writes it
+ * (cJSON's own printing may drop the 16th-17th digit) */
+static void add_real(cJSON *o, const char *key, double v) {
+    char buf[40];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    if (!isfinite(v)) snprintf(buf, sizeof buf, "0");   /* attributes are checked finite before */
+    cJSON_AddRawToObject(o, key, buf);
+}
+
 static cJSON *ints_json(const int *v, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int k = 0; k < n; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[k]));
@@ -678,11 +701,227 @@ static gf_status fold(imp *I, const Onnx__NodeProto *n, int *done) {
     return GF_OK;
 }
 
+/* ------------------------------------------------------------ GELU and LayerNorm subgraphs */
+
+/* The value of a constant tensor before the main pass: an initializer, or a Constant node (through Identity
+ * nodes): its element count and first value (*ndim: its rank). 0 when it is not a float/int constant. */
+static int pconst(imp *I, const char *name, size_t *n, int *ndim, double *first) {
+    for (int hops = 0; hops < 16 && name && name[0]; hops++) {
+        const val *v = get(I, name);
+        if (v && v->kind == V_CONST) {
+            *n = v->n; *ndim = v->nd;
+            *first = !v->n ? 0 : v->is_int ? (double)v->i[0] : v->f[0];
+            return 1;
+        }
+        int k = smap_get(&I->prod, name);
+        if (k < 0) return 0;
+        const Onnx__NodeProto *p = I->g->node[k];
+        if (!strcmp(str0(p->op_type), "Identity") && p->n_input == 1) { name = p->input[0]; continue; }
+        const Onnx__AttributeProto *a = strcmp(str0(p->op_type), "Constant") ? NULL : attr(p, "value");
+        if (!a || !a->t) return 0;
+        val t = {0};
+        char e[8];
+        imp J = *I;   /* a failed parse here is not an error: the main pass reports it */
+        J.err = e; J.errsz = sizeof e;
+        int ok = load_tensor(&J, a->t, "Constant", &t) == GF_OK;
+        if (ok) { *n = t.n; *ndim = t.nd; *first = !t.n ? 0 : t.is_int ? (double)t.i[0] : t.f[0]; }
+        free(t.f); free(t.i);
+        return ok;
+    }
+    return 0;
+}
+
+/* a scalar constant (any shape of one element) equal to value (convert_onnx._const) */
+static int pscalar(imp *I, const char *name, double value, double tol) {
+    size_t n; int nd; double v;
+    return pconst(I, name, &n, &nd, &v) && n == 1 && fabs(v - value) <= tol * (fabs(value) > 1 ? fabs(value) : 1);
+}
+
+static int is_init(imp *I, const char *name) { size_t n; int nd; double v; return pconst(I, name, &n, &nd, &v); }
+
+static const Onnx__NodeProto *producer(imp *I, const char *name) {
+    int k = name ? smap_get(&I->prod, name) : -1;
+    return k >= 0 ? I->g->node[k] : NULL;
+}
+
+static int n_users(imp *I, const char *name) {
+    int s = smap_get(&I->uslot, name);
+    return s < 0 ? 0 : I->uoff[s + 1] - I->uoff[s];
+}
+
+static const Onnx__NodeProto *user(imp *I, const char *name, int j) {
+    int s = smap_get(&I->uslot, name);
+    return I->g->node[I->ulist[I->uoff[s] + j]];
+}
+
+/* the only reader of name when it is one node of op type op */
+static const Onnx__NodeProto *only_user(imp *I, const char *name, const char *op) {
+    if (n_users(I, name) != 1) return NULL;
+    const Onnx__NodeProto *u = user(I, name, 0);
+    return !strcmp(str0(u->op_type), op) ? u : NULL;
+}
+
+static int is_op(const Onnx__NodeProto *n, const char *op, size_t n_in) {
+    return n && !strcmp(str0(n->op_type), op) && n->n_input == n_in && n->n_output >= 1;
+}
+
+/* the input of a 2-input node that is not `known` (NULL when neither is) */
+static const char *other(const Onnx__NodeProto *n, const char *known) {
+    return !strcmp(n->input[0], known) ? n->input[1] : !strcmp(n->input[1], known) ? n->input[0] : NULL;
+}
+
+static gf_status add_pattern(imp *I, smap *m, const char *out, pattern p) {
+    if (I->npat == I->cappat) {
+        int cap = I->cappat ? 2 * I->cappat : 16;
+        pattern *q = realloc(I->pat, (size_t)cap * sizeof *q);
+        if (!q) return oom(I);
+        I->pat = q; I->cappat = cap;
+    }
+    I->pat[I->npat] = p;
+    smap_put(m, out, I->npat++);
+    return m->oom ? oom(I) : GF_OK;
+}
+
+static void absorb(imp *I, const Onnx__NodeProto *n) { smap_put(&I->absorbed, n->output[0], 1); }
+
+/* ReduceMean's axes (attribute or constant input 1): count in *na, 0 when computed */
+static int reduce_axes(imp *I, const Onnx__NodeProto *n, int64_t *axes, int *na) {
+    const Onnx__AttributeProto *a = attr(n, "axes");
+    if (a) {
+        if (a->n_ints > GF_ST_MAX_DIMS) return 0;
+        for (size_t k = 0; k < a->n_ints; k++) axes[k] = a->ints[k];
+        *na = (int)a->n_ints;
+        return 1;
+    }
+    const val *v = n->n_input > 1 ? get(I, n->input[1]) : NULL;
+    if (!v || v->kind != V_CONST || !v->is_int || v->n > GF_ST_MAX_DIMS) return 0;
+    for (size_t k = 0; k < v->n; k++) axes[k] = v->i[k];
+    *na = (int)v->n;
+    return 1;
+}
+
+/* torch.onnx's erf GELU: Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5), either operand order (or Mul by
+ * 1/sqrt 2), and its LayerNorm over one axis: d = Sub(x, ReduceMean(x)); Div(d, Sqrt(Add(ReduceMean(Pow(d, 2)),
+ * eps))), then optionally Mul by gamma and Add of beta ([C] constants). convert_onnx.gelu_patterns and
+ * layernorm_patterns: the last node of each becomes one gelu / layernorm node, the others are skipped. */
+static gf_status find_patterns(imp *I) {
+    Onnx__GraphProto *g = I->g;
+    gf_status st;
+    size_t nslots = 0;
+    for (size_t k = 0; k < g->n_node; k++) {
+        const Onnx__NodeProto *n = g->node[k];
+        for (size_t j = 0; j < n->n_output; j++)
+            if (n->output[j][0]) smap_put(&I->prod, n->output[j], (int)k);
+        for (size_t j = 0; j < n->n_input; j++)
+            if (n->input[j][0] && smap_get(&I->uslot, n->input[j]) < 0) smap_put(&I->uslot, n->input[j], (int)nslots++);
+    }
+    if (I->prod.oom || I->uslot.oom || !(I->uoff = calloc(nslots + 2, sizeof *I->uoff))) return oom(I);
+    size_t total = 0;
+    for (size_t k = 0; k < g->n_node; k++)
+        for (size_t j = 0; j < g->node[k]->n_input; j++)
+            if (g->node[k]->input[j][0]) { I->uoff[smap_get(&I->uslot, g->node[k]->input[j]) + 2]++; total++; }
+    for (size_t k = 2; k < nslots + 2; k++) I->uoff[k] += I->uoff[k - 1];
+    if (!(I->ulist = malloc((total ? total : 1) * sizeof *I->ulist))) return oom(I);
+    for (size_t k = 0; k < g->n_node; k++)
+        for (size_t j = 0; j < g->node[k]->n_input; j++)
+            if (g->node[k]->input[j][0]) I->ulist[I->uoff[smap_get(&I->uslot, g->node[k]->input[j]) + 1]++] = (int)k;
+    for (size_t k = 0; k < g->n_node; k++) {
+        const Onnx__NodeProto *erf = g->node[k];
+        if (!is_op(erf, "Erf", 1)) continue;
+        const Onnx__NodeProto *div = producer(I, erf->input[0]);
+        const char *x;
+        if (!div || div->n_input != 2) continue;
+        if (!strcmp(str0(div->op_type), "Div") && pscalar(I, div->input[1], sqrt(2.0), 1e-5)) x = div->input[0];
+        else if (!strcmp(str0(div->op_type), "Mul") && (pscalar(I, div->input[1], 1 / sqrt(2.0), 1e-5) ||
+                                                       pscalar(I, div->input[0], 1 / sqrt(2.0), 1e-5)))
+            x = is_init(I, div->input[0]) ? div->input[1] : div->input[0];
+        else continue;
+        const Onnx__NodeProto *add = only_user(I, erf->output[0], "Add");
+        const char *o;
+        if (!add || add->n_input != 2 || !(o = other(add, erf->output[0])) || !pscalar(I, o, 1.0, 1e-6)) continue;
+        const Onnx__NodeProto *m1 = only_user(I, add->output[0], "Mul");
+        if (!m1 || m1->n_input != 2 || !(o = other(m1, add->output[0])) || strcmp(o, x)) continue;
+        const Onnx__NodeProto *m2 = only_user(I, m1->output[0], "Mul");
+        if (!m2 || m2->n_input != 2 || !(o = other(m2, m1->output[0])) || !pscalar(I, o, 0.5, 1e-6)) continue;
+        if ((st = add_pattern(I, &I->gelu, m2->output[0], (pattern){x, NULL, NULL, 0, 0}))) return st;
+        absorb(I, div); absorb(I, erf); absorb(I, add); absorb(I, m1);
+    }
+    for (size_t k = 0; k < g->n_node; k++) {
+        const Onnx__NodeProto *sub = g->node[k];
+        if (!is_op(sub, "Sub", 2)) continue;
+        const Onnx__NodeProto *rm = producer(I, sub->input[1]);
+        int64_t ax1[GF_ST_MAX_DIMS], ax2[GF_ST_MAX_DIMS], keep = 1;
+        int na1 = 0, na2 = 0;
+        const Onnx__AttributeProto *kd = rm ? attr(rm, "keepdims") : NULL;
+        if (kd && kd->has_i) keep = kd->i;
+        if (!rm || strcmp(str0(rm->op_type), "ReduceMean") || !rm->n_input || strcmp(rm->input[0], sub->input[0]) ||
+            !reduce_axes(I, rm, ax1, &na1) || na1 != 1 || !keep)
+            continue;
+        const char *x = sub->input[0], *d = sub->output[0];
+        const Onnx__NodeProto *pw = NULL, *dv = NULL;
+        if (n_users(I, d) != 2) continue;
+        for (int j = 0; j < 2; j++) {
+            const Onnx__NodeProto *u = user(I, d, j);
+            if (is_op(u, "Pow", 2) && pscalar(I, u->input[1], 2.0, 1e-6)) pw = u;
+            else if (is_op(u, "Div", 2) && !strcmp(u->input[0], d)) dv = u;
+        }
+        if (!pw || !dv) continue;
+        const Onnx__NodeProto *rm2 = only_user(I, pw->output[0], "ReduceMean");
+        const Onnx__NodeProto *add = rm2 ? only_user(I, rm2->output[0], "Add") : NULL;
+        const Onnx__NodeProto *sq = add ? only_user(I, add->output[0], "Sqrt") : NULL;
+        if (!sq || add->n_input != 2 || !reduce_axes(I, rm2, ax2, &na2) || na2 != na1 || ax2[0] != ax1[0] ||
+            strcmp(dv->input[1], sq->output[0]))
+            continue;
+        const char *epsname = other(add, rm2->output[0]);
+        size_t ne; int nd; double eps;
+        if (!epsname || !pconst(I, epsname, &ne, &nd, &eps) || ne != 1) continue;
+        const Onnx__NodeProto *chain[8] = {rm, sub, pw, rm2, add, sq}, *last = dv;
+        int nc = 6;
+        pattern p = {x, NULL, NULL, (int)ax1[0], eps};
+        const Onnx__NodeProto *m = only_user(I, dv->output[0], "Mul");
+        const char *gname = m && m->n_input == 2 ? other(m, dv->output[0]) : NULL;
+        size_t gn; int gd; double gv;
+        if (gname && pconst(I, gname, &gn, &gd, &gv) && gd == 1) {
+            chain[nc++] = last;
+            last = m;
+            p.gamma = gname;
+            const Onnx__NodeProto *a = only_user(I, m->output[0], "Add");
+            const char *bname = a && a->n_input == 2 ? other(a, m->output[0]) : NULL;
+            if (bname && pconst(I, bname, &gn, &gd, &gv) && gd == 1) {
+                chain[nc++] = last;
+                last = a;
+                p.beta = bname;
+            }
+        }
+        if ((st = add_pattern(I, &I->lnorm, last->output[0], p))) return st;
+        for (int j = 0; j < nc; j++) absorb(I, chain[j]);
+    }
+    for (size_t k = 0; k < g->n_node; k++) {   /* opset 17's single op: the same, scale and bias constants */
+        const Onnx__NodeProto *n = g->node[k];
+        if (strcmp(str0(n->op_type), "LayerNormalization") || !n->n_input || !n->n_output) continue;
+        const char *who = n->name && n->name[0] ? n->name : n->output[0];
+        int extra_out = 0;
+        for (size_t j = 1; j < n->n_output; j++) extra_out |= n->output[j][0] != 0;
+        for (size_t j = 1; j < n->n_input && j < 3; j++)
+            if (n->input[j][0] && !is_init(I, n->input[j])) extra_out = 1;
+        if (extra_out)
+            return ifail(I, "node %s: LayerNormalization with computed scale/bias or statistics outputs not supported", who);
+        int64_t axis;
+        double eps;
+        if ((st = a_int(I, n, "axis", -1, &axis)) || (st = a_float(I, n, "epsilon", 1e-5, &eps))) return st;
+        pattern p = {n->input[0], n->n_input > 1 && n->input[1][0] ? n->input[1] : NULL,
+                     n->n_input > 2 && n->input[2][0] ? n->input[2] : NULL, (int)axis, eps};
+        if ((st = add_pattern(I, &I->lnorm, n->output[0], p))) return st;
+    }
+    return I->absorbed.oom ? oom(I) : GF_OK;
+}
+
 /* ------------------------------------------------------------ the network ops */
 
 static const char *const SUPPORTED[] = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "LeakyRelu", "Clip",
     "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Flatten", "Reshape", "Softmax", "Identity",
-    "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu", "Pad", "Transpose", "Slice"};
+    "Dropout", "Constant", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Concat", "Gelu", "Pad", "Transpose", "Slice",
+    "LayerNormalization"};
 
 static int supported(const char *op) {
     for (size_t k = 0; k < sizeof SUPPORTED / sizeof SUPPORTED[0]; k++)
@@ -710,6 +949,13 @@ static gf_status set_act(imp *I, const char *name, int ours, int nd, const int64
     I->v[k].nd = nd;
     memcpy(I->v[k].d, d, (size_t)nd * sizeof *d);
     return GF_OK;
+}
+
+/* the same with the NHWC-view flag of the result */
+static gf_status set_act_nhwc(imp *I, const char *name, int ours, int nd, const int64_t *d, int nhwc) {
+    gf_status st = set_act(I, name, ours, nd, d);
+    if (st == GF_OK) get(I, name)->nhwc = nhwc;
+    return st;
 }
 
 static gf_status alias(imp *I, const char *name, const val *x) {
@@ -808,6 +1054,61 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
         note_bad(I, op, who);
         return poison(I, n);
     }
+    if (smap_get(&I->absorbed, out) >= 0) return GF_OK;   /* inside a GELU / LayerNorm subgraph */
+    int pk = smap_get(&I->gelu, out), lk = smap_get(&I->lnorm, out);
+    if (pk >= 0 || lk >= 0) {
+        const pattern *p = &I->pat[pk >= 0 ? pk : lk];
+        val *x = get(I, p->x);
+        if (x && x->kind == V_POISON) return poison(I, n);
+        if (!x || x->kind != V_ACT) return ifail(I, "node %s: %s of %s, which is not computed from the image", who,
+                                                 pk >= 0 ? "GELU" : "LayerNorm", p->x);
+        char *nm = clean_name(I, n);
+        if (!(nm = nm ? unique(I, nm) : NULL)) return oom(I);
+        cJSON *at = cJSON_CreateObject();
+        if (pk >= 0) {
+            cJSON_AddStringToObject(at, "approximate", "none");
+            int o = add_node(I, nm, GF_OP_GELU, &x->ours, 1, NULL, at);
+            return o < 0 ? oom(I) : set_act_nhwc(I, out, o, x->nd, x->d, x->nhwc);
+        }
+        /* over channels: the last axis of an NHWC view, axis 1 of an NCHW map, or a flat vector */
+        int64_t C = x->nhwc ? x->d[x->nd - 1] : x->nd > 1 ? x->d[1] : -1;
+        int ax = p->axis;
+        int over_c = (x->nhwc && (ax == -1 || ax == 3)) || (!x->nhwc && x->nd == 4 && (ax == 1 || ax == -3)) ||
+                     (x->nd == 2 && (ax == 1 || ax == -1));
+        const val *ga = p->gamma ? get(I, p->gamma) : NULL, *be = p->beta ? get(I, p->beta) : NULL;
+        if ((p->gamma && (!ga || ga->kind != V_CONST || ga->is_int)) || (p->beta && (!be || be->kind != V_CONST || be->is_int))) {
+            cJSON_Delete(at);
+            return ifail(I, "node %s: LayerNorm scale/bias are not float constants", who);
+        }
+        if ((ga && ga->nd > 1) || (be && be->nd > 1) || (ga && (int64_t)ga->n != C) || (be && (int64_t)be->n != C)) over_c = 0;
+        if (!over_c) {
+            cJSON_Delete(at);
+            return ifail(I, "node %s: LayerNorm over axis %d of a %d-D %s tensor (only over channels)", who, ax, x->nd,
+                         x->nhwc ? "NHWC" : "NCHW");
+        }
+        add_real(at, "eps", p->eps);
+        int y = add_node(I, nm, GF_OP_LAYERNORM, &x->ours, 1, NULL, at);
+        if (y < 0) return oom(I);
+        if (ga || be) {   /* the affine part: a depthwise 1x1 conv */
+            float *w = malloc((size_t)C * sizeof *w);
+            if (!w) return oom(I);
+            for (int64_t c = 0; c < C; c++) w[c] = ga ? ga->f[c] : 1.0f;
+            int64_t wd[4] = {C, 1, 1, 1};
+            cJSON *params = cJSON_CreateObject();
+            const char *tw = add_tensor(I, nm, "weight", w, 4, wd);
+            free(w);
+            const char *tb = tw && be ? add_tensor(I, nm, "bias", be->f, 1, &C) : NULL;
+            if (!tw || (be && !tb)) { cJSON_Delete(params); return ifail(I, "node %s: tensor name clash", who); }
+            cJSON_AddStringToObject(params, "weight", tw);
+            if (tb) cJSON_AddStringToObject(params, "bias", tb);
+            cJSON *cat = cJSON_CreateObject();
+            cJSON_AddNumberToObject(cat, "groups", (double)C);
+            char *an = own_fmt(I, "%s.affine", nm);
+            if (!an) { cJSON_Delete(params); cJSON_Delete(cat); return oom(I); }
+            if ((y = add_node(I, an, GF_OP_CONV, &y, 1, params, cat)) < 0) return oom(I);
+        }
+        return set_act_nhwc(I, out, y, x->nd, x->d, x->nhwc);
+    }
     for (size_t k = 0; k < n->n_input; k++) {
         const val *x = n->input[k][0] ? get(I, n->input[k]) : NULL;
         if (n->input[k][0] && !x) return ifail(I, "node %s: input %s is not defined before it (ONNX nodes must be in "
@@ -816,6 +1117,14 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
             if (!supported(op) && (st = note_bad(I, op, who))) return st;
             return poison(I, n);
         }
+    }
+    for (size_t k = 0; k < n->n_input; k++) {
+        const val *x = n->input[k][0] ? get(I, n->input[k]) : NULL;
+        static const char *const ok_nhwc[] = {"Transpose", "MatMul", "Add", "Relu", "Sigmoid", "Identity", "Dropout"};
+        int ok = 0;
+        for (size_t j = 0; j < sizeof ok_nhwc / sizeof ok_nhwc[0]; j++) ok |= !strcmp(op, ok_nhwc[j]);
+        if (x && x->kind == V_ACT && x->nhwc && !ok)
+            return ifail(I, "node %s: %s on an NHWC view of a map (after a Transpose) not supported", who, op);
     }
     if (!strcmp(op, "Constant")) {
         const Onnx__AttributeProto *a = attr(n, "value");
@@ -979,6 +1288,25 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
             return ifail(I, "node %s: MatMul of two activations not supported", who);
         if ((st = weight(I, n, 1, &w))) return st;
         if (w->nd != 2) return ifail(I, "node %s: %s weight is %d-D (2-D expected)", who, op, w->nd);
+        if (x->nhwc) {   /* a Linear on an NHWC view: a 1x1 conv, its weight [out, in, 1, 1] */
+            if (op[0] == 'G') return ifail(I, "node %s: Gemm on an NHWC view not supported", who);
+            int64_t Ci = w->d[0], Co = w->d[1], wd[4] = {Co, Ci, 1, 1};
+            if (xnd != 4 || xs[3] != Ci)
+                return ifail(I, "node %s: MatMul of an NHWC view of %lld channels by a [%lld, %lld] weight", who,
+                             (long long)xs[xnd - 1], (long long)Ci, (long long)Co);
+            float *wt = malloc(w->n ? w->n * sizeof *wt : 1);
+            if (!wt) return oom(I);
+            for (int64_t o = 0; o < Co; o++)
+                for (int64_t i = 0; i < Ci; i++) wt[o * Ci + i] = w->f[i * Co + o];
+            const char *tw = add_tensor(I, name, "weight", wt, 4, wd);
+            free(wt);
+            if (!tw) return ifail(I, "node %s: tensor name clash", who);
+            cJSON *params = cJSON_CreateObject();
+            cJSON_AddStringToObject(params, "weight", tw);
+            int o = add_node(I, name, GF_OP_CONV, &src, 1, params, NULL);
+            int64_t od[4] = {xs[0], xs[1], xs[2], Co};
+            return o < 0 ? oom(I) : set_act_nhwc(I, out, o, 4, od, 1);
+        }
         int64_t O = tb ? w->d[0] : w->d[1], In = tb ? w->d[1] : w->d[0];
         float *wt = malloc(w->n ? w->n * sizeof *wt : 1);
         if (!wt) return oom(I);
@@ -1020,7 +1348,7 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
         double eps;
         if ((st = a_float(I, n, "epsilon", 1e-5, &eps))) { cJSON_Delete(params); return st; }
         cJSON *at = cJSON_CreateObject();
-        cJSON_AddNumberToObject(at, "eps", eps);
+        add_real(at, "eps", eps);
         int o = add_node(I, name, GF_OP_BATCHNORM, &src, 1, params, at);
         return o < 0 ? oom(I) : set_act(I, out, o, xnd, xs);
     }
@@ -1035,14 +1363,14 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
         if ((st = a_float(I, n, "alpha", 0.01, &a))) return st;
         simple = GF_OP_LEAKY;
         at = cJSON_CreateObject();
-        cJSON_AddNumberToObject(at, "alpha", a);
+        add_real(at, "alpha", a);
     } else if (!strcmp(op, "HardSigmoid")) {
         double a, b;
         if ((st = a_float(I, n, "alpha", 0.2, &a)) || (st = a_float(I, n, "beta", 0.5, &b))) return st;
         if (fabs(b - 0.5) > 1e-7) return ifail(I, "node %s: HardSigmoid beta %g not supported (only 0.5)", who, b);
         simple = GF_OP_HSIGMOID;
         at = cJSON_CreateObject();
-        cJSON_AddNumberToObject(at, "alpha", a);
+        add_real(at, "alpha", a);
     } else if (!strcmp(op, "Gelu")) {
         const char *ap = a_str(n, "approximate", "none", sbuf, sizeof sbuf);
         simple = GF_OP_GELU;
@@ -1072,7 +1400,7 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
     }
     if (simple != GF_OP_COUNT) {
         int o = add_node(I, name, simple, &src, 1, NULL, at);
-        return o < 0 ? oom(I) : set_act(I, out, o, xnd, xs);
+        return o < 0 ? oom(I) : set_act_nhwc(I, out, o, xnd, xs, x->nhwc);
     }
     if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) return alias(I, out, x);
     if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool")) {
@@ -1146,7 +1474,8 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
             val *c = ca ? a : b, *xi = ca ? b : a;
             onode *prev = xi->ours >= 0 ? &I->on[xi->ours] : NULL;
             cJSON *pp = prev ? cJSON_GetObjectItemCaseSensitive(prev->json, "params") : NULL;
-            if (!prev || prev->op != GF_OP_LINEAR || cJSON_GetObjectItemCaseSensitive(pp, "bias") || c->is_int)
+            int conv_nhwc = prev && prev->op == GF_OP_CONV && xi->nhwc;   /* the bias of a Linear on NHWC */
+            if (!prev || (prev->op != GF_OP_LINEAR && !conv_nhwc) || cJSON_GetObjectItemCaseSensitive(pp, "bias") || c->is_int)
                 return ifail(I, "node %s: Add of a constant only supported as a MatMul bias", who);
             int64_t nb = (int64_t)c->n;
             const char *tb = add_tensor(I, prev->name, "bias", c->f, 1, &nb);
@@ -1180,9 +1509,10 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
             else if (g1 && a->d[2] == 1 && a->d[3] == 1) big = b;
             else return ifail(I, "node %s: Mul of a %d-D and a %d-D tensor of other shapes (equal shapes or a per-channel gate only)", who, a->nd, b->nd);
         }
+        if (a->nhwc != b->nhwc) return ifail(I, "node %s: %s of an NHWC view and an NCHW map", who, op);
         int ins[2] = {a->ours, b->ours};
         int o = add_node(I, name, op[0] == 'A' ? GF_OP_ADD : GF_OP_MUL, ins, 2, NULL, NULL);
-        return o < 0 ? oom(I) : set_act(I, out, o, big->nd, big->d);
+        return o < 0 ? oom(I) : set_act_nhwc(I, out, o, big->nd, big->d, a->nhwc);
     }
     if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape")) {
         if (op[0] == 'F') {
@@ -1281,9 +1611,24 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
         int64_t od[4] = {xs[0], hi[1] - lo[1], xs[2], xs[3]};
         return o < 0 ? oom(I) : set_act(I, out, o, 4, od);
     }
-    if (!strcmp(op, "Transpose"))
-        return ifail(I, "node %s: Transpose not supported here (only ShuffleNet's channel shuffle; channels-last blocks "
-                     "such as ConvNeXt's: convert with tools/convert_onnx.py)", who);
+    if (!strcmp(op, "Transpose")) {   /* to NHWC and back around a channels-last block (ConvNeXt): a view */
+        int64_t perm[GF_ST_MAX_DIMS];
+        int np = 0;
+        if ((st = a_ints(I, n, "perm", -1, perm, &np, NULL))) return st;
+        int to = np == 4 && perm[0] == 0 && perm[1] == 2 && perm[2] == 3 && perm[3] == 1;
+        int back = np == 4 && perm[0] == 0 && perm[1] == 3 && perm[2] == 1 && perm[3] == 2;
+        if ((to && !x->nhwc && xnd == 4) || (back && x->nhwc)) {
+            int64_t od[4];
+            for (int q = 0; q < 4; q++) od[q] = xs[perm[q]];
+            return set_act_nhwc(I, out, src, 4, od, to);
+        }
+        char pb[96];
+        size_t pl = 0;
+        pb[0] = 0;
+        for (int q = 0; q < np && pl < sizeof pb - 24; q++) pl += (size_t)snprintf(pb + pl, sizeof pb - pl, "%s%lld", q ? ", " : "", (long long)perm[q]);
+        return ifail(I, "node %s: Transpose [%s] not supported (only NCHW <-> NHWC around a channels-last block, or "
+                     "ShuffleNet's channel shuffle)", who, pb);
+    }
     return ifail(I, "node %s: op %s not handled", who, op);
 }
 
@@ -1323,6 +1668,7 @@ static gf_status import_graph(imp *I) {
         d[k] = has ? dm->dim_value : k == 0 ? 1 : -1;   /* a symbolic batch is 1: our graph is per image */
         if (d[k] < 1 || d[k] > 65536) return ifail(I, "input %s: need a static NCHW shape, dimension %d is not", iname, k);
     }
+    if ((st = find_patterns(I))) return st;
     I->batch = d[0];
     if ((st = set_act(I, iname, -1, 4, d))) return st;
     smap_put(&I->names, "input", INPUT_NAME);
@@ -1446,6 +1792,8 @@ gf_status gf_onnx_import(const char *path, cJSON **hdr, gf_sink *data, char *err
     free(I.strs);
     free(I.on);
     smap_free(&I.vals); smap_free(&I.names); smap_free(&I.tnames);
+    smap_free(&I.prod); smap_free(&I.uslot); smap_free(&I.absorbed); smap_free(&I.gelu); smap_free(&I.lnorm);
+    free(I.uoff); free(I.ulist); free(I.pat);
     cJSON_Delete(I.nodes);
     onnx__model_proto__free_unpacked(mp, NULL);
     if (st != GF_OK) { cJSON_Delete(I.hdr); return st; }
