@@ -11,8 +11,8 @@ static const cli_doc doc = {
     "tools/convert_onnx.py writes (ImageNet preprocessing by default, no class names), written\n"
     "atomically (temp file + rename). Every command also reads MODEL.onnx directly (--model\n"
     "model.onnx); convert only saves the result. Needs a build with protobuf-c (libprotobuf-c-dev);\n"
-    "tools/convert_onnx.py covers more export patterns (GELU/LayerNorm subgraphs, channels-last\n"
-    "blocks) and takes --classes and --preprocess. No OpenCL device is needed.\n",
+    "tools/convert_onnx.py writes the same model and also takes --classes and --preprocess.\n"
+    "No OpenCL device is needed.\n",
     "  gradfeat convert resnet18.onnx resnet18.safetensors\n"
     "  gradfeat info resnet18.onnx\n"};
 

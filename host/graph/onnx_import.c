@@ -686,6 +686,8 @@ static gf_status fold(imp *I, const Onnx__NodeProto *n, int *done) {
         }
         if (!step) return ifail(I, "node %s: Slice step 0", nm);
         int64_t L = (int64_t)a->n;   /* Python slice semantics */
+        if (step > L) step = L + 1;  /* one element either way; keeps j += step in range */
+        if (step < -L) step = -L - 1;
         if (st0 < 0) st0 += L;
         if (en0 < 0) en0 += L;
         st0 = step > 0 ? clampi(st0, 0, L) : clampi(st0, -1, L - 1);
@@ -758,7 +760,7 @@ static const Onnx__NodeProto *user(imp *I, const char *name, int j) {
 static const Onnx__NodeProto *only_user(imp *I, const char *name, const char *op) {
     if (n_users(I, name) != 1) return NULL;
     const Onnx__NodeProto *u = user(I, name, 0);
-    return !strcmp(str0(u->op_type), op) ? u : NULL;
+    return !strcmp(str0(u->op_type), op) && u->n_output >= 1 && u->output[0][0] ? u : NULL;
 }
 
 static int is_op(const Onnx__NodeProto *n, const char *op, size_t n_in) {
