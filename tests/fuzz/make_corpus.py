@@ -250,7 +250,8 @@ def make_images():
 def make_onnx():
     """Seeds of fuzz_onnx: tiny nets exported by torch.onnx (every op family the importer maps: conv, BN, the
     activations, pools with ceil_mode and counted padding, an SE gate, a ShuffleNet unit with x.chunk and a
-    symbolic batch, i.e. shape arithmetic, concat, linear, softmax) and two hand-written ones (onnx.helper)."""
+    symbolic batch, i.e. shape arithmetic, concat, linear, softmax; GELU, LayerNorm and a channels-last block
+    at opsets 13 and 17) and two hand-written ones (onnx.helper)."""
     import torch
     import torch.nn as nn
     import onnx
@@ -284,12 +285,16 @@ def make_onnx():
         "se_hswish": (nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.Hardswish(), SE(), nn.SiLU(), nn.Flatten(), nn.Linear(36, 2)), False),
         "shuffle_dyn": (nn.Sequential(nn.Conv2d(3, 4, 1), Shuffle(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)), True),
     }
+    sys.path.insert(0, os.path.dirname(HERE))
+    import model_parity   # its ops17 net: erf-GELU and LayerNorm subgraphs, a ConvNeXt-style channels-last block
+    nets["ops17"] = (model_parity.ops17(False, convnext=True), False)
     tmp = os.path.join(HERE, ".tmp.onnx")
     for name, (net, dyn) in nets.items():
         net.eval()
-        torch.onnx.export(net, torch.randn(1, 3, 8, 8), tmp, opset_version=13, input_names=["input"], output_names=["y"],
-                          dynamic_axes={"input": {0: "n"}, "y": {0: "n"}} if dyn else None)
-        out("onnx", name + ".onnx", open(tmp, "rb").read())
+        for opset in (13, 17) if name == "ops17" else (13,):
+            torch.onnx.export(net, torch.randn(1, 3, 8, 8), tmp, opset_version=opset, input_names=["input"],
+                              output_names=["y"], dynamic_axes={"input": {0: "n"}, "y": {0: "n"}} if dyn else None)
+            out("onnx", name + ("_opset17" if opset == 17 else "") + ".onnx", open(tmp, "rb").read())
     os.remove(tmp)
     w = numpy_helper.from_array(r.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
     fc = numpy_helper.from_array(r.standard_normal((5, 4)).astype(np.float16), "fc")
