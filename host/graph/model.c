@@ -715,7 +715,7 @@ gf_status gf_model_load(gf_ctx *ctx, const char *path, gf_model **out) {
         cJSON *hdr = NULL;
         gf_sink data = {0};
         st = gf_onnx_import(path, &hdr, &data, m->err, sizeof m->err);
-        if (st == GF_OK && gf_st_serialize(hdr, &data, &image) != GF_OK) st = lfail(&L, "out of memory importing the model");
+        if (st == GF_OK && gf_st_serialize(hdr, &data, &image, 0) != GF_OK) st = lfail(&L, "out of memory importing the model");
         cJSON_Delete(hdr);
         free(data.p);
         L.mem = image.p;

@@ -51,8 +51,8 @@ gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char 
 void gf_st_add_f32(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int64_t *shape);
 gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data);
 /* The file image gf_st_write writes (8-byte length, padded header, data) into out, with the data checksum
- * in __metadata__; GF_ERR_MEMORY when out of memory. */
-gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *out);
+ * in __metadata__ when hash (an image that never leaves memory needs none); GF_ERR_MEMORY when out of memory. */
+gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *out, int hash);
 
 /* ---- ONNX (host/graph/onnx_import.c, protobuf-c) ---- */
 /* Reads the ONNX model at path and gives the gradfeat model tools/convert_onnx.py writes for it: the

@@ -28,7 +28,7 @@ gf_status gf_model_convert_onnx(const char *onnx_path, const char *out_path, cha
     cJSON *hdr = NULL;
     gf_sink data = {0}, file = {0};
     gf_status st = gf_onnx_import(onnx_path, &hdr, &data, err, err_size);
-    if (st == GF_OK && gf_st_serialize(hdr, &data, &file) != GF_OK)
+    if (st == GF_OK && gf_st_serialize(hdr, &data, &file, 1) != GF_OK)
         st = gf_fail_msg(err, err_size, GF_ERR_MEMORY, "%s: out of memory writing the model", out_path);
     if (st == GF_OK) st = gf_write_file_atomic_msg(out_path, file.p, file.n, err, err_size);
     cJSON_Delete(hdr);
@@ -1645,12 +1645,15 @@ static gf_status import_graph(imp *I) {
     if (cap > INT32_MAX / 2 || !(I->v = calloc(cap, sizeof *I->v))) return oom(I);
     I->capv = (int)cap;
     for (size_t k = 0; k < g->n_initializer; k++) {
-        const Onnx__TensorProto *t = g->initializer[k];
+        Onnx__TensorProto *t = g->initializer[k];
         if (!t->name || !t->name[0]) return ifail(I, "initializer %zu has no name", k);
         if (get(I, t->name)) return ifail(I, "initializer %s is defined twice", t->name);
         int j = new_val(I, t->name, V_CONST);
         if (j < 0) return oom(I);
         if ((st = load_tensor(I, t, "initializer", &I->v[j]))) return st;
+        /* the values are in v now: give the message's copy back (protobuf_c_message_free_unpacked skips NULL) */
+        if (t->has_raw_data) { free(t->raw_data.data); t->raw_data.data = NULL; t->raw_data.len = 0; t->has_raw_data = 0; }
+        free(t->float_data); t->float_data = NULL; t->n_float_data = 0;
     }
     if (g->n_sparse_initializer) return ifail(I, "sparse initializers are not supported");
     /* the one image input (graph inputs that are not initializers) */

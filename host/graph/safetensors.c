@@ -317,13 +317,14 @@ void gf_st_add_f32(cJSON *hdr, gf_sink *data, const char *name, const float *v, 
     cJSON_AddItemToObject(hdr, name, t);
 }
 
-gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *file) {
+gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *file, int hash) {
     char *json = NULL;
     /* the data area's checksum goes into the metadata (checked by gf_st_open) */
     cJSON *h2 = data->oom ? NULL : cJSON_Duplicate(hdr, 1);
     cJSON *meta = h2 ? cJSON_GetObjectItemCaseSensitive(h2, "__metadata__") : NULL;
     if (h2 && !meta) { meta = cJSON_CreateObject(); cJSON_AddItemToObject(h2, "__metadata__", meta); }
-    if (meta) {
+    if (meta && !hash) json = cJSON_PrintUnformatted(h2);
+    else if (meta) {
         char hex[32];
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)gf_fnv1a(GF_FNV_INIT, data->p, data->n));
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.data_fnv1a64");
@@ -347,7 +348,7 @@ gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *file) 
 
 gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data) {
     gf_sink file = {0};
-    gf_status st = gf_st_serialize(hdr, data, &file);
+    gf_status st = gf_st_serialize(hdr, data, &file, 1);
     st = st != GF_OK ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
                      : gf_write_file_atomic(ctx, path, file.p, file.n);
     free(file.p);
