@@ -310,6 +310,19 @@ def make_onnx():
                            numpy_helper.from_array(np.array([1, -1], np.int64), "shape")])
     data = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
     out("onnx", "pad_gemm_f16.onnx", data)
+    # the typed fields instead of raw_data: float_data, double_data (a MatMul's bias Add)
+    tw = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], r.standard_normal(108).astype(np.float32).tolist())
+    tf = helper.make_tensor("fc", TensorProto.FLOAT, [4, 5], r.standard_normal(20).astype(np.float32).tolist())
+    tb = helper.make_tensor("b", TensorProto.DOUBLE, [5], r.standard_normal(5).tolist())
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="/relu/Relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="/pool/GlobalAveragePool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="/Flatten"),
+             helper.make_node("MatMul", ["f", "fc"], ["m"], name="/fc/MatMul"),
+             helper.make_node("Add", ["m", "b"], ["y"], name="/fc/Add")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], [tw, tf, tb])
+    out("onnx", "typed_fields.onnx", helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
     out("onnx", "truncated.onnx", data[:len(data) * 2 // 3])
 
 
