@@ -1466,8 +1466,8 @@ static gf_status node(imp *I, const Onnx__NodeProto *n) {
         return o < 0 ? oom(I) : set_act(I, out, o, keep ? 4 : 2, od);
     }
     if (!strcmp(op, "Add") || !strcmp(op, "Mul")) {
-        if (n->n_input != 2) return ifail(I, "node %s: %s needs 2 inputs", who, op);
-        val *a = get(I, n->input[0]), *b = get(I, n->input[1]);
+        val *a = n->n_input == 2 ? get(I, n->input[0]) : NULL, *b = n->n_input == 2 ? get(I, n->input[1]) : NULL;
+        if (!a || !b) return ifail(I, "node %s: %s needs 2 inputs", who, op);   /* "" names an absent input */
         int ca = a->kind == V_CONST, cb = b->kind == V_CONST;
         if (a->kind == V_PADDED || b->kind == V_PADDED || a->kind == V_VIEW5 || b->kind == V_VIEW5 || a->kind == V_VIEWT || b->kind == V_VIEWT)
             return ifail(I, "node %s: %s of a padded or reshaped view not supported", who, op);
