@@ -133,6 +133,7 @@ typedef struct {
     int nv, capv;
     smap vals;                      /* ONNX tensor name -> v index */
     smap names;                     /* our node / input names in use */
+    smap next_k;                    /* base name -> the suffix unique() last gave it */
     smap tnames;                    /* tensor names in use */
     onode *on;
     int non, capon;
@@ -409,12 +410,18 @@ static char *clean_name(imp *I, const Onnx__NodeProto *n) {
     return own(I, res);
 }
 
-/* name, or name_1, name_2, ... the first not in use (gfmodel.Graph.unique) */
+/* name, or name_1, name_2, ... the first not in use (gfmodel.Graph.unique). Names are only ever added, so
+ * the search for a base resumes where the last one stopped (1000s of unnamed "relu" nodes stay linear). */
 static char *unique(imp *I, const char *name) {
     if (smap_get(&I->names, name) < 0) return own_fmt(I, "%s", name);
-    for (long k = 1;; k++) {
-        char *s = own_fmt(I, "%s_%ld", name, k);
-        if (!s || smap_get(&I->names, s) < 0) return s;
+    int from = smap_get(&I->next_k, name);
+    for (int k = from > 0 ? from : 1;; k++) {
+        char *s = own_fmt(I, "%s_%d", name, k);
+        if (!s || smap_get(&I->names, s) < 0) {
+            char *key = s ? own_fmt(I, "%s", name) : NULL;
+            if (key) smap_put(&I->next_k, key, k);
+            return s;
+        }
     }
 }
 
@@ -1013,15 +1020,12 @@ static gf_status int_list(imp *I, const Onnx__NodeProto *n, const char *key, int
     return st;
 }
 
-static int names_eq(const char *a, const char *b) { return a && b && !strcmp(a, b); }
 
-/* readers of tensor `name` (node op types), for Pad folding */
-static int read_only_by_conv_pool(const imp *I, const char *name) {
-    for (size_t k = 0; k < I->g->n_node; k++) {
-        const Onnx__NodeProto *m = I->g->node[k];
-        for (size_t j = 0; j < m->n_input; j++)
-            if (names_eq(m->input[j], name) && strcmp(str0(m->op_type), "Conv") && strcmp(str0(m->op_type), "AveragePool"))
-                return 0;
+/* every reader of tensor `name` is a Conv or an AveragePool (a zero Pad folds into those) */
+static int read_only_by_conv_pool(imp *I, const char *name) {
+    for (int j = 0, nu = n_users(I, name); j < nu; j++) {
+        const Onnx__NodeProto *m = user(I, name, j);
+        if (strcmp(str0(m->op_type), "Conv") && strcmp(str0(m->op_type), "AveragePool")) return 0;
     }
     return 1;
 }
@@ -1796,7 +1800,7 @@ gf_status gf_onnx_import(const char *path, cJSON **hdr, gf_sink *data, char *err
     for (int k = 0; k < I.nstrs; k++) free(I.strs[k]);
     free(I.strs);
     free(I.on);
-    smap_free(&I.vals); smap_free(&I.names); smap_free(&I.tnames);
+    smap_free(&I.vals); smap_free(&I.names); smap_free(&I.tnames); smap_free(&I.next_k);
     smap_free(&I.prod); smap_free(&I.uslot); smap_free(&I.absorbed); smap_free(&I.gelu); smap_free(&I.lnorm);
     free(I.uoff); free(I.ulist); free(I.pat);
     cJSON_Delete(I.nodes);

@@ -323,6 +323,16 @@ def make_onnx():
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], [tw, tf, tb])
     out("onnx", "typed_fields.onnx", helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    # unnamed nodes: names from the op type with _1, _2, ... suffixes, one clashing with a literal node name
+    inits, nodes, x = [], [], "x"
+    for i in range(6):
+        inits.append(numpy_helper.from_array(r.standard_normal((3, 3, 1, 1)).astype(np.float32), "w%d" % i))
+        nodes += [helper.make_node("Conv", [x, "w%d" % i], ["c%d" % i]), helper.make_node("Relu", ["c%d" % i], ["r%d" % i])]
+        x = "r%d" % i
+    nodes += [helper.make_node("Relu", [x], ["relu_2"], name="relu_2"), helper.make_node("Relu", ["relu_2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])], inits)
+    out("onnx", "unnamed.onnx", helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
     out("onnx", "truncated.onnx", data[:len(data) * 2 // 3])
 
 
