@@ -42,6 +42,11 @@ typedef struct gf_model gf_model;
  * allocated); free it with gf_model_free. */
 gf_status gf_model_load(gf_ctx *ctx, const char *path, gf_model **out);
 void gf_model_free(gf_model *m);
+/* Writes the gradfeat model file (.safetensors, atomically: temp file + rename) that an ONNX model
+ * reads as: the same file tools/convert_onnx.py writes, with its default preprocessing. gf_model_load
+ * reads a path ending in .onnx the same way, in memory. GF_ERR_INPUT (message in err) for a bad or
+ * unsupported ONNX model, or when this build has no ONNX support (protobuf-c); GF_ERR_IO when writing fails. */
+gf_status gf_model_convert_onnx(const char *onnx_path, const char *out_path, char *err, size_t err_size);
 /* Message of a failed load ("" after a successful one). */
 const char *gf_model_error(const gf_model *m);
 

@@ -2,7 +2,7 @@
 # Leak check of the CLI's main paths under valgrind (memcheck): info, data
 # inspect (IDX, image folder, CSV with bad rows), train (--method all, run
 # dir, checkpoints, activation cache; then a resume after SIGKILL, which reads
-# the checkpoint), predict (plain and adapted model) and two error exits.
+# the checkpoint), predict (plain and adapted model), ONNX import (info, convert) and error exits.
 # Each must end with no definite or indirect leak and no memory error
 # (invalid read/write, uninitialised value used) outside third-party code.
 # Why valgrind and not LeakSanitizer: LSan's stop-the-world tracer crashes now
@@ -113,6 +113,13 @@ vg predict_bad_jpeg 5 "$G" predict "$M" "$SRC/tests/data/jpeg-undefined-huffman-
 vg predict_adapted 0 "$G" predict "$T/run/full.safetensors" "$T/folder/c1/1.png" --json
 # an error exit frees what it holds too
 vg err_model 5 "$G" info "$T/data.csv"
+# native ONNX loading (host/graph/onnx_import.c): GELU/LayerNorm/channels-last patterns, shape arithmetic,
+# convert, a truncated file, a convert whose output cannot be written (after a complete import)
+O="$SRC/tests/fuzz/corpus/onnx"
+vg info_onnx 0 "$G" info "$O/ops17.onnx"
+vg convert_onnx 0 "$G" convert "$O/shuffle_dyn.onnx" "$T/shuffle.safetensors"
+vg err_onnx 5 "$G" info "$O/truncated.onnx"
+vg err_onnx_write 9 "$G" convert "$O/se_hswish.onnx" "$T/no/dir/x.safetensors"
 
 echo "$((checks - fails)) passed, $fails failed"
 [ $fails -eq 0 ]

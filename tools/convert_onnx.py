@@ -1,5 +1,7 @@
 #!/usr/bin/python3
 """Convert an ONNX CNN (NCHW, one image input) into a gradfeat .safetensors model (models/README.md).
+gradfeat also reads .onnx files itself, as the model of any command (`gradfeat convert model.onnx
+out.safetensors` writes the same model, host/graph/onnx_import.c): this tool adds --classes and --preprocess.
 
 Supported ops: Conv, Gemm, MatMul(+Add), BatchNormalization, Relu, LeakyRelu, Clip(0,6), Sigmoid,
 HardSigmoid (beta 0.5), HardSwish, MaxPool and AveragePool (ceil_mode as extra bottom/right padding),

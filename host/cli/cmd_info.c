@@ -9,7 +9,7 @@
 
 static const cli_doc doc = {
     "gradfeat info MODEL [--nodes] [--json]",
-    "Validate a gradfeat model file (.safetensors, see models/README.md) and summarise it:\n"
+    "Validate a gradfeat model file (.safetensors, see models/README.md, or an .onnx model) and summarise it:\n"
     "input and preprocessing, nodes, parameters, multiply-adds per image, outputs and classes,\n"
     "the feature node, and the linearizable top blocks (last block first: the paper's default\n"
     "top block is the first one listed). No OpenCL device is needed.\n",

@@ -27,6 +27,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "time operators on the device (bench ops: conv vs plain GEMM GFLOP/s)"},
     {"data", cmd_data, "inspect a dataset (counts, sizes, skipped files, --grid contact sheet) or time loading"},
     {"info", cmd_info, "summarise a model file: graph, parameters, MACs, feature node, top blocks"},
+    {"convert", cmd_convert, "convert an ONNX model into a gradfeat model file (.safetensors)"},
     {"report", cmd_report, "write the HTML report of a run directory (curves, table, metadata)"},
     {"predict", cmd_predict, "classify images with a model (top-k classes, --json)"},
     {"eval", cmd_eval, "loss and accuracy / mAP of an adapted model (train --run-dir) on a dataset"},

@@ -6,6 +6,8 @@
  * node or tensor and returns GF_ERR_INPUT. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "data_internal.h"
@@ -45,6 +47,8 @@ typedef struct {
     char *err;
     size_t errsz;
     const char *path;
+    const void *mem;                  /* an imported model's file image (ONNX), else NULL: read path */
+    size_t mem_n;
 } loader;
 
 static gf_status lfail(loader *L, const char *fmt, ...) GF_PRINTF(2, 3);
@@ -620,7 +624,7 @@ int gf_model_bn_foldable(const gf_model *m, int i) {
 }
 
 static gf_status load_data(loader *L, gf_model *m) {
-    FILE *fp = gf_fopen_regular(L->path, NULL, 0);
+    FILE *fp = L->mem ? fmemopen((void *)(uintptr_t)L->mem, L->mem_n, "rb") : gf_fopen_regular(L->path, NULL, 0);
     if (!fp) return lfail(L, "cannot reopen to read tensors");
     gf_status st = GF_OK;
     for (int i = 0; i < m->n_nodes && st == GF_OK; i++) {
@@ -705,7 +709,21 @@ gf_status gf_model_load(gf_ctx *ctx, const char *path, gf_model **out) {
     m->feature = -2;
     loader L = {.m = m, .err = m->err, .errsz = sizeof m->err, .path = path};
     cJSON *g = NULL;
-    gf_status st = gf_st_open(path, &L.f, m->err, sizeof m->err);
+    gf_sink image = {0};
+    gf_status st;
+    if (gf_onnx_path(path)) {   /* ONNX: the file image of the model tools/convert_onnx.py would write, read from memory */
+        cJSON *hdr = NULL;
+        gf_sink data = {0};
+        st = gf_onnx_import(path, &hdr, &data, m->err, sizeof m->err);
+        if (st == GF_OK && gf_st_serialize(hdr, &data, &image, 0) != GF_OK) st = lfail(&L, "out of memory importing the model");
+        cJSON_Delete(hdr);
+        free(data.p);
+        L.mem = image.p;
+        L.mem_n = image.n;
+        if (st == GF_OK) st = gf_st_open_mem(image.p, image.n, path, &L.f, m->err, sizeof m->err);
+    } else {
+        st = gf_st_open(path, &L.f, m->err, sizeof m->err);
+    }
     if (st == GF_OK) {
         m->n_tensors = L.f.n;
         const char *ver = gf_st_meta(&L.f, "gradfeat.format_version");
@@ -744,6 +762,7 @@ gf_status gf_model_load(gf_ctx *ctx, const char *path, gf_model **out) {
     }
     cJSON_Delete(g);
     gf_st_close(&L.f);
+    free(image.p);
     if (st != GF_OK) {
         if (!m->err[0]) snprintf(m->err, sizeof m->err, "%s: %s", path, gf_status_name(st));
         if (ctx) gf_fail(ctx, st, "%s", m->err);

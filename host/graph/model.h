@@ -35,6 +35,9 @@ typedef struct gf_st_file {
 /* Reads and checks the header (length bound, JSON, each tensor's dtype, shape,
  * offsets inside the data area). Reads only 8 + header_len bytes. */
 gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size);
+/* The same on a whole safetensors file image in memory (buf, n; kept by the caller while f is open);
+ * path names it in messages. */
+gf_status gf_st_open_mem(const void *buf, size_t n, const char *path, gf_st_file *f, char *err, size_t err_size);
 void gf_st_close(gf_st_file *f);
 int gf_st_find(const gf_st_file *f, const char *name);
 /* String value of __metadata__[key]; NULL when absent or not a string. */
@@ -47,6 +50,19 @@ gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char 
  * atomically (temp file + fsync + rename). */
 void gf_st_add_f32(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int64_t *shape);
 gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data);
+/* The file image gf_st_write writes (8-byte length, padded header, data) into out, with the data checksum
+ * in __metadata__ when hash (an image that never leaves memory needs none); GF_ERR_MEMORY when out of memory. */
+gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *out, int hash);
+
+/* ---- ONNX (host/graph/onnx_import.c, protobuf-c) ---- */
+/* Reads the ONNX model at path and gives the gradfeat model tools/convert_onnx.py writes for it: the
+ * safetensors header *hdr (tensor entries + __metadata__: graph, preprocess, classes) and the data area
+ * appended to data. GF_ERR_INPUT with the file / node / op named in err for a bad or unsupported model
+ * (and always when built without protobuf-c: gf_onnx_supported() == 0). */
+gf_status gf_onnx_import(const char *path, cJSON **hdr, gf_sink *data, char *err, size_t err_size);
+int gf_onnx_supported(void);
+/* 1 when path names an ONNX file (ends in .onnx, any case) */
+int gf_onnx_path(const char *path);
 
 /* ---- the model ---- */
 typedef enum gf_op {

@@ -84,17 +84,8 @@ static gf_status check_data_hash(const gf_st_file *f, FILE *fp, char *err, size_
     return GF_OK;
 }
 
-gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size) {
-    memset(f, 0, sizeof *f);
-    char why[256];
-    FILE *fp = gf_fopen_regular(path, why, sizeof why);
-    if (!fp) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: %s", path, why);
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0) {
-        fclose(fp);
-        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    uint64_t size = (uint64_t)sb.st_size;
+/* Reads and checks the header of the file open as fp (size bytes); closes fp. */
+static gf_status st_parse(FILE *fp, uint64_t size, const char *path, gf_st_file *f, char *err, size_t err_size) {
     unsigned char lenb[8];
     if (size < 8 || fread(lenb, 1, 8, fp) != 8) {
         fclose(fp);
@@ -223,6 +214,27 @@ gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size
     return st;
 }
 
+gf_status gf_st_open(const char *path, gf_st_file *f, char *err, size_t err_size) {
+    memset(f, 0, sizeof *f);
+    char why[256];
+    FILE *fp = gf_fopen_regular(path, why, sizeof why);
+    if (!fp) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: %s", path, why);
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0) {
+        fclose(fp);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    return st_parse(fp, (uint64_t)sb.st_size, path, f, err, err_size);
+}
+
+gf_status gf_st_open_mem(const void *buf, size_t n, const char *path, gf_st_file *f, char *err, size_t err_size) {
+    memset(f, 0, sizeof *f);
+    if (n < 8) return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: file too short (%zu bytes) to be a safetensors model", path, n);
+    FILE *fp = fmemopen((void *)(uintptr_t)buf, n, "rb");   /* read-only: the cast only satisfies the prototype */
+    if (!fp) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "%s: cannot open the model in memory: %s", path, strerror(errno));
+    return st_parse(fp, (uint64_t)n, path, f, err, err_size);
+}
+
 int gf_st_find(const gf_st_file *f, const char *name) {
     for (int i = 0; i < f->n; i++)
         if (!strcmp(f->t[i].name, name)) return i;
@@ -305,15 +317,14 @@ void gf_st_add_f32(cJSON *hdr, gf_sink *data, const char *name, const float *v, 
     cJSON_AddItemToObject(hdr, name, t);
 }
 
-gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data) {
+gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *file, int hash) {
     char *json = NULL;
-    gf_sink file = {0};
-    gf_status st;
     /* the data area's checksum goes into the metadata (checked by gf_st_open) */
     cJSON *h2 = data->oom ? NULL : cJSON_Duplicate(hdr, 1);
     cJSON *meta = h2 ? cJSON_GetObjectItemCaseSensitive(h2, "__metadata__") : NULL;
     if (h2 && !meta) { meta = cJSON_CreateObject(); cJSON_AddItemToObject(h2, "__metadata__", meta); }
-    if (meta) {
+    if (meta && !hash) json = cJSON_PrintUnformatted(h2);
+    else if (meta) {
         char hex[32];
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)gf_fnv1a(GF_FNV_INIT, data->p, data->n));
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.data_fnv1a64");
@@ -321,17 +332,25 @@ gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_
         json = cJSON_PrintUnformatted(h2);
     }
     cJSON_Delete(h2);
-    if (!json || data->oom) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path);
-    else {
+    if (json && !data->oom) {
         uint64_t hl = strlen(json), padded = (hl + 7) / 8 * 8;   /* safetensors' convention */
-        gf_sink_put(&file, &padded, 8);
-        gf_sink_put(&file, json, hl);
-        gf_sink_put(&file, "        ", padded - hl);
-        gf_sink_put(&file, data->p, data->n);
-        st = file.oom ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
-                      : gf_write_file_atomic(ctx, path, file.p, file.n);
+        unsigned char lenb[8];
+        for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(padded >> (8 * i));   /* little-endian on any host */
+        gf_sink_put(file, lenb, 8);
+        gf_sink_put(file, json, hl);
+        gf_sink_put(file, "        ", padded - hl);
+        gf_sink_put(file, data->p, data->n);
     }
+    gf_status st = !json || data->oom || file->oom ? GF_ERR_MEMORY : GF_OK;
     free(json);
+    return st;
+}
+
+gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data) {
+    gf_sink file = {0};
+    gf_status st = gf_st_serialize(hdr, data, &file, 1);
+    st = st != GF_OK ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
+                     : gf_write_file_atomic(ctx, path, file.p, file.n);
     free(file.p);
     return st;
 }

@@ -15,19 +15,26 @@
 /* ---------------- adapted model files: writing ---------------- */
 
 gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s) {
-    gf_st_file f;
-    char err[512];
-    gf_status st = gf_st_open(s->base_path, &f, err, sizeof err);
-    if (st != GF_OK) return gf_fail(ctx, st, "%s", err);
+    gf_st_file f = {0};
+    char err[1024];
     void *raw = NULL; size_t n = 0;
-    st = gf_read_file(ctx, s->base_path, &raw, &n);
-    if (st == GF_OK && n != f.file_size)
-        st = gf_fail(ctx, GF_ERR_INPUT, "%s changed while it was being read", s->base_path);
-    cJSON *hdr = st == GF_OK ? cJSON_Duplicate(f.header, 1) : NULL;
+    cJSON *hdr = NULL;
     gf_sink data = {0};
-    if (st == GF_OK && !hdr) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    gf_status st;
+    if (gf_onnx_path(s->base_path)) {   /* an ONNX base model: the file it reads as (host/graph/onnx_import.c) */
+        st = gf_onnx_import(s->base_path, &hdr, &data, err, sizeof err);
+        if (st != GF_OK) st = gf_fail(ctx, st, "%s", err);
+    } else {
+        st = gf_st_open(s->base_path, &f, err, sizeof err);
+        if (st != GF_OK) return gf_fail(ctx, st, "%s", err);
+        st = gf_read_file(ctx, s->base_path, &raw, &n);
+        if (st == GF_OK && n != f.file_size)
+            st = gf_fail(ctx, GF_ERR_INPUT, "%s changed while it was being read", s->base_path);
+        hdr = st == GF_OK ? cJSON_Duplicate(f.header, 1) : NULL;
+        if (st == GF_OK && !hdr) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+        if (st == GF_OK) gf_sink_put(&data, (const char *)raw + f.data_off, n - f.data_off);
+    }
     if (st == GF_OK) {
-        gf_sink_put(&data, (const char *)raw + f.data_off, n - f.data_off);
         cJSON *meta = cJSON_GetObjectItemCaseSensitive(hdr, "__metadata__");
         if (!meta) meta = cJSON_AddObjectToObject(hdr, "__metadata__");
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.adapted");

@@ -28,6 +28,8 @@ LIBS=("$OUT/lib/libgradfeat.a" -lOpenCL -lclblast -lcjson -lstb -lz -lpthread -l
 # the host-BLAS GEMM path is compiled in when CMake found OpenBLAS
 # (its flags live with the object library that feeds libgradfeat.a)
 if cat "$OUT"/lib/CMakeFiles/gradfeat*.dir/flags.make 2>/dev/null | grep -q "GF_HAVE_CBLAS"; then LIBS+=(-lopenblas); fi
+# native ONNX loading (fuzz_onnx) is compiled in when CMake found protobuf-c
+if cat "$OUT"/lib/CMakeFiles/gradfeat*.dir/flags.make 2>/dev/null | grep -q "GF_HAVE_PROTOBUF_C"; then LIBS+=(-lprotobuf-c); fi
 
 # stb_image with coverage + ASan only (no UBSan: upstream code)
 obj_stb="$OUT/stb_image_impl.o"
@@ -48,6 +50,7 @@ for src in "$SRC"/tests/fuzz/fuzz_*.c; do
   [ "$name" = fuzz_config ] && extra+=("$obj_cfg")
   bin="$OUT/$name"
   if [ -e "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$OUT/lib/libgradfeat.a" ] && [ "$bin" -nt "$SRC/tests/fuzz/fuzz_common.h" ] \
+     && [ "$bin" -nt "$SRC/tests/fuzz/fuzz_model_check.h" ] \
      && [ "$bin" -nt "$obj_stb" ] && { [ ${#extra[@]} -eq 1 ] || [ "$bin" -nt "${extra[1]}" ]; }; then
     built+=("$name"); continue
   fi

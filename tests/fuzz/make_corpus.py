@@ -247,11 +247,104 @@ def make_images():
         out("image", "%02d_%s" % (i, name), cfgs[i % len(cfgs)] + data)
 
 
+def make_onnx():
+    """Seeds of fuzz_onnx: tiny nets exported by torch.onnx (every op family the importer maps: conv, BN, the
+    activations, pools with ceil_mode and counted padding, an SE gate, a ShuffleNet unit with x.chunk and a
+    symbolic batch, i.e. shape arithmetic, concat, linear, softmax; GELU, LayerNorm and a channels-last block
+    at opsets 13 and 17) and two hand-written ones (onnx.helper)."""
+    import torch
+    import torch.nn as nn
+    import onnx
+    from onnx import helper, TensorProto, numpy_helper
+
+    class Shuffle(nn.Module):   # ShuffleNetV2's unit: chunk, branch, concat, channel shuffle
+        def __init__(self):
+            super().__init__()
+            self.b = nn.Sequential(nn.Conv2d(2, 2, 1), nn.BatchNorm2d(2), nn.ReLU(), nn.Conv2d(2, 2, 3, padding=1, groups=2))
+
+        def forward(self, x):
+            a, b = x.chunk(2, dim=1)
+            y = torch.cat((a, self.b(b)), 1)
+            n, c, h, w = y.shape
+            return y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+    class SE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Conv2d(4, 2, 1), nn.Conv2d(2, 4, 1)
+
+        def forward(self, x):
+            s = x.mean((2, 3), keepdim=True)
+            return x * nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(s))))
+
+    torch.manual_seed(0)
+    nets = {
+        "convnet": (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU6(), nn.MaxPool2d(3, 2, ceil_mode=True),
+                                  nn.AvgPool2d(3, 1, padding=1), nn.LeakyReLU(0.1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(4, 3), nn.Softmax(1)), False),
+        "se_hswish": (nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.Hardswish(), SE(), nn.SiLU(), nn.Flatten(), nn.Linear(36, 2)), False),
+        "shuffle_dyn": (nn.Sequential(nn.Conv2d(3, 4, 1), Shuffle(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)), True),
+    }
+    sys.path.insert(0, os.path.dirname(HERE))
+    import model_parity   # its ops17 net: erf-GELU and LayerNorm subgraphs, a ConvNeXt-style channels-last block
+    nets["ops17"] = (model_parity.ops17(False, convnext=True), False)
+    tmp = os.path.join(HERE, ".tmp.onnx")
+    for name, (net, dyn) in nets.items():
+        net.eval()
+        for opset in (13, 17) if name == "ops17" else (13,):
+            torch.onnx.export(net, torch.randn(1, 3, 8, 8), tmp, opset_version=opset, input_names=["input"],
+                              output_names=["y"], dynamic_axes={"input": {0: "n"}, "y": {0: "n"}} if dyn else None)
+            out("onnx", name + ("_opset17" if opset == 17 else "") + ".onnx", open(tmp, "rb").read())
+    os.remove(tmp)
+    w = numpy_helper.from_array(r.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    fc = numpy_helper.from_array(r.standard_normal((5, 4)).astype(np.float16), "fc")
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], name="/pad/Pad"),
+             helper.make_node("Conv", ["p", "w"], ["c"], name="/conv/Conv", auto_pad="NOTSET"),
+             helper.make_node("Clip", ["c"], ["r"], name="/clip/Clip", min=0.0, max=6.0),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"], name="/pool/GlobalAveragePool"),
+             helper.make_node("Reshape", ["g", "shape"], ["f"], name="/Reshape"),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], name="/fc/Gemm", transB=1, alpha=0.5)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+                          [w, fc, numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+                           numpy_helper.from_array(np.array([1, -1], np.int64), "shape")])
+    data = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    out("onnx", "pad_gemm_f16.onnx", data)
+    # the typed fields instead of raw_data: float_data, double_data (a MatMul's bias Add)
+    tw = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], r.standard_normal(108).astype(np.float32).tolist())
+    tf = helper.make_tensor("fc", TensorProto.FLOAT, [4, 5], r.standard_normal(20).astype(np.float32).tolist())
+    tb = helper.make_tensor("b", TensorProto.DOUBLE, [5], r.standard_normal(5).tolist())
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="/relu/Relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="/pool/GlobalAveragePool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="/Flatten"),
+             helper.make_node("MatMul", ["f", "fc"], ["m"], name="/fc/MatMul"),
+             helper.make_node("Add", ["m", "b"], ["y"], name="/fc/Add")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], [tw, tf, tb])
+    out("onnx", "typed_fields.onnx", helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    # unnamed nodes: names from the op type with _1, _2, ... suffixes, one clashing with a literal node name
+    inits, nodes, x = [], [], "x"
+    for i in range(6):
+        inits.append(numpy_helper.from_array(r.standard_normal((3, 3, 1, 1)).astype(np.float32), "w%d" % i))
+        nodes += [helper.make_node("Conv", [x, "w%d" % i], ["c%d" % i]), helper.make_node("Relu", ["c%d" % i], ["r%d" % i])]
+        x = "r%d" % i
+    nodes += [helper.make_node("Relu", [x], ["relu_2"], name="relu_2"), helper.make_node("Relu", ["relu_2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])], inits)
+    out("onnx", "unnamed.onnx", helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    out("onnx", "truncated.onnx", data[:len(data) * 2 // 3])
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["onnx"]:   # only the ONNX seeds (needs python3-torch, python3-onnx)
+        make_onnx()
+        sys.exit(0)
     make_models()
     make_idx()
     make_csv()
     make_images()
+    make_onnx()
     for k in sorted(os.listdir(os.path.join(HERE, "corpus"))):
         d = os.path.join(HERE, "corpus", k)
         print(k, len(os.listdir(d)), "files", sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)), "bytes")
