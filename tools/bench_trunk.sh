@@ -3,9 +3,10 @@
 # torchvision weights, tools/convert_torchvision.py) and of the emotion net (models/emotion/fetch.sh),
 # `gradfeat bench trunk` next to the PyTorch peer (tools/torch_trunk_bench.py: the same model file run
 # by torch.nn.functional, BN folded as gradfeat folds it, torch.set_num_threads, no_grad, same batch)
-# (and on request CenterNet's MobileNetV3 trunk at 512 px, models/centernet/fetch.sh: --models centernet)
+# (and on request the ImageNet-initialised MobileNetV2 backbone, models/mobilenet_v2/fetch.sh, and CenterNet's
+# MobileNetV3 trunk at 512 px, models/centernet/fetch.sh: --models mobilenet_v2,centernet)
 # in one invocation, with the ratio gradfeat time / PyTorch time (below 1: gradfeat is faster).
-#   tools/bench_trunk.sh [--batch 16] [--reps 3] [--device SEL] [--threads 2] [--models resnet18,emotion,centernet]
+#   tools/bench_trunk.sh [--batch 16] [--reps 3] [--device SEL] [--threads 2] [--models resnet18,emotion,mobilenet_v2,centernet]
 # Models are made once in ${GF_BENCH_DIR:-~/.cache/gradfeat/bench}. GF_BUILD_DIR picks the build (build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,10 +32,13 @@ for m in ${models//,/ }; do
     emotion)
       f="$dir/emotion.safetensors"
       [ -s "$f" ] || bash models/emotion/fetch.sh "$f" > /dev/null ;;
+    mobilenet_v2)
+      f="$dir/mobilenet_v2.safetensors"
+      [ -s "$f" ] || bash models/mobilenet_v2/fetch.sh "$f" > /dev/null ;;
     centernet)
       f="$dir/centernet-512.safetensors"
       [ -s "$f" ] || bash models/centernet/fetch.sh "$f" 512 > /dev/null ;;
-    *) echo "$0: unknown model $m (resnet18, emotion, centernet)" >&2; exit 2 ;;
+    *) echo "$0: unknown model $m (resnet18, emotion, mobilenet_v2, centernet)" >&2; exit 2 ;;
   esac
   out=$("$B/gradfeat" bench trunk --model "$f" --batch "$batch" --reps "$reps" ${device:+--device "$device"})
   echo "$out"
