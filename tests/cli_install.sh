@@ -85,6 +85,13 @@ dpkg-deb -f "$deb" Depends > "$t/deps" 2>&1
 check "Depends lists the Debian libraries used" \
   'grep -q libclblast1 "$t/deps" && grep -q libcjson1 "$t/deps" && grep -q ocl-icd-libopencl1 "$t/deps" && grep -q zlib1g "$t/deps"' \
   || cat "$t/deps"
+# the optional parts this build has bring their libraries along
+if grep -q "^GF_MPI:BOOL=ON" "$B/CMakeCache.txt"; then
+  check "Depends lists Open MPI (GF_MPI build)" 'grep -q libopenmpi "$t/deps"' || cat "$t/deps"
+fi
+if [ -f "$B/onnx/onnx.pb-c.c" ]; then
+  check "Depends lists protobuf-c (native ONNX build)" 'grep -q libprotobuf-c1 "$t/deps"' || cat "$t/deps"
+fi
 dpkg-deb -c "$deb" | sed 's/ -> .*//' | awk '{print $NF}' > "$t/files"
 check "the .deb holds the man page and the completion" \
   'grep -qx "./usr/share/man/man1/gradfeat.1.gz" "$t/files" && grep -qx "./usr/share/bash-completion/completions/gradfeat" "$t/files"' \
