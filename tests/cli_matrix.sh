@@ -10,6 +10,9 @@
 # on each: the op tests (act, merge, ln, affine, bn, pool, loss, optim) and the linearized-method test; then one
 # end-to-end `train --method all` in (a), (b) and (c), whose results must agree (accuracies within
 # 0.5 points, losses within 1e-3); each run's log (--verbose) must name the paths and cache mode it ran with.
+#   (d) PoCL with a work-group cap (GRADFEAT_MAX_WORK_GROUP = 32, 64, 128, 256: GPU-like sizes; PoCL allows 4096):
+#       `test_ops --small` at each cap, default and GPU-style paths (its variants cover both conv, both BN walks),
+#       which checks that no launch went above the cap; the log names the cap;
 # (c) needs Debian's mesa-opencl-icd (tools/setup.sh --tests installs it); only without its ICD file is (c)
 # left out, and the test then exits 77 (ctest: skipped) after (a) and (b), so a CI machine with the package
 # never skips it.
@@ -19,6 +22,7 @@ OPS=(test_ops test_bn_block test_linearized)
 RUSTICL_ICD=/etc/OpenCL/vendors/rusticl.icd
 have_rusticl=0; [ -f "$RUSTICL_ICD" ] && have_rusticl=1
 unset GRADFEAT_DEVICE GRADFEAT_PATHS GRADFEAT_CONV_KERNELS GRADFEAT_BN_WALK GRADFEAT_GEMM GRADFEAT_HOST_BLAS GRADFEAT_HOST_MEM
+unset GRADFEAT_MAX_WORK_GROUP
 POCL=(env OCL_ICD_VENDORS=/etc/OpenCL/vendors/pocl.icd GRADFEAT_DEVICE="Portable Computing Language")
 CFG_b=("${POCL[@]}" GRADFEAT_PATHS=gpu GRADFEAT_HOST_MEM=copy)
 CFG_c=(env RUSTICL_ENABLE=llvmpipe GRADFEAT_DEVICE=llvmpipe)
@@ -38,6 +42,17 @@ ops() {   # ops LABEL CMD...: each op/method test binary under the configuration
   done
 }
 ops b "${CFG_b[@]}"
+# (d): --small keeps it to seconds a cap; each run's CHECKs include "largest work-group launched <= cap"
+for cap in 32 64 128 256; do
+  for p in cpu gpu; do
+    s=$SECONDS
+    "${POCL[@]}" GRADFEAT_PATHS=$p GRADFEAT_MAX_WORK_GROUP=$cap "$B/test_ops" --small > "$t/d$cap$p.txt" 2>&1; rc=$?
+    echo "(d) test_ops --small, $p paths, work-group cap $cap: exit $rc, $((SECONDS - s)) s"
+    check "(d) test_ops --small passes, $p paths, work-group cap $cap" '[ $rc -eq 0 ]' ||
+      grep -E "FAIL|FATAL" "$t/d$cap$p.txt" | head -20
+    check "(d) the cap $cap reached the context ($p paths)" 'grep -q "kernel paths .*, work-group cap $cap " "$t/d$cap$p.txt"'
+  done
+done
 if [ $have_rusticl -eq 1 ]; then
   "${CFG_c[@]}" "$G" doctor --no-selftest > "$t/doc_c.txt" 2>&1
   check "(c) Mesa llvmpipe through rusticl" 'grep -q "^device [0-9]* ([0-9]*:[0-9]*) llvmpipe" "$t/doc_c.txt"' ||

@@ -5,6 +5,6 @@
 # values. Fails on an out-of-bounds access, a data race, an API error, a failed check, a kernel of
 # cl/act.cl that did not run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
-oclgrind_small test_ops --filter act
+oclgrind_caps test_ops --filter act
 oclgrind_covers cl/act.cl
 finish

@@ -7,6 +7,6 @@
 # out-of-bounds access, a data race, an API error, a failed check, a kernel of cl/conv.cl that did not
 # run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
-GRADFEAT_HOST_BLAS=0 oclgrind_small test_ops --filter conv,linear
+GRADFEAT_HOST_BLAS=0 oclgrind_caps test_ops --filter conv,linear
 oclgrind_covers cl/conv.cl
 finish

@@ -7,6 +7,6 @@
 # access, a data race, an API error, a failed check, a kernel of cl/bn.cl that did not run, or oclgrind
 # missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
-oclgrind_small test_ops --filter bn_train,bn_eval
+oclgrind_caps test_ops --filter bn_train,bn_eval
 oclgrind_covers cl/bn.cl
 finish

@@ -4,6 +4,6 @@
 # on an out-of-bounds access, a data race, an API error, a failed check, a kernel of cl/ln.cl that did not
 # run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
-oclgrind_small test_ops --filter ln
+oclgrind_caps test_ops --filter ln
 oclgrind_covers cl/ln.cl
 finish

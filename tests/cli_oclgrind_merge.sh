@@ -6,6 +6,6 @@
 # error, a failed check, a kernel of cl/merge.cl that did not run, or oclgrind missing (tests/testlib.sh
 # oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
-oclgrind_small test_ops --filter mul,concat,shuffle,slice
+oclgrind_caps test_ops --filter mul,concat,shuffle,slice
 oclgrind_covers cl/merge.cl
 finish

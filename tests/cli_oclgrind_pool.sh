@@ -6,6 +6,6 @@
 # error, a failed check, a kernel of cl/pool.cl that did not run, or oclgrind missing (tests/testlib.sh
 # oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
-oclgrind_small test_ops --filter maxpool,avgpool,gap
+oclgrind_caps test_ops --filter maxpool,avgpool,gap
 oclgrind_covers cl/pool.cl
 finish

@@ -5,6 +5,6 @@
 # data race (e.g. a missing barrier in a tree), an API error, a failed check, a kernel of those files that
 # did not run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
-oclgrind_small test_ops --filter xent,bce,sgd,adam,sqnorm
+oclgrind_caps test_ops --filter xent,bce,sgd,adam,sqnorm
 oclgrind_covers cl/loss.cl cl/optim.cl
 finish

@@ -2465,6 +2465,12 @@ int main(int argc, char **argv) {
                 rw->op->describe(rw, name, sizeof name);
                 printf("%-60s %-8s %s\n", name, variants[v].name, gf_test_failures == before ? "ok" : "FAILED");
             }
+            /* GRADFEAT_MAX_WORK_GROUP (README "Kernel paths"): no launch of these rows went above the cap */
+            if (ctx->wg_cap)
+                CHECK(ctx->wg_launched_max >= 1 && ctx->wg_launched_max <= ctx->wg_cap,
+                      "variant %s: largest work-group launched %zu, cap %zu", variants[v].name, ctx->wg_launched_max,
+                      ctx->wg_cap);
+            printf("variant %s: largest work-group launched %zu\n", variants[v].name, ctx->wg_launched_max);
             gf_ctx_free(ctx);
         }
     }

@@ -238,6 +238,57 @@ static void test_bad_choices(void) {
     }
 }
 
+static void set_cap(gf_ctx_options *o, const void *cap) { o->max_work_group = *(const size_t *)cap; }
+
+/* max_work_group (GRADFEAT_MAX_WORK_GROUP): gf_wg_limit, gf_pow2_local and gf_launch1 stay within it, results stay
+ * right, a launch above it is refused, a cap out of range is a usage error. */
+static void test_wg_cap(gf_ctx *plain) {
+    cl_kernel k;
+    size_t free64 = 0, free256 = 0, lim = 0, p2 = 0;
+    REQUIRE_OK(plain, gf_kernel(plain, "util", NULL, "gf_axpby", &k));
+    REQUIRE_OK(plain, gf_wg_limit(plain, k, 64, &free64));
+    REQUIRE_OK(plain, gf_wg_limit(plain, k, 256, &free256));
+    const size_t caps[2] = {32, 48};
+    for (int c = 0; c < 2; c++) {
+        size_t cap = caps[c];
+        gf_ctx *ctx = test_ctx_for(NULL, set_cap, &cap);
+        CHECK(ctx->wg_cap == cap && strstr(gf_ctx_paths(ctx), "work-group cap"), "cap %zu in the paths: %s", cap,
+              gf_ctx_paths(ctx));
+        REQUIRE_OK(ctx, gf_kernel(ctx, "util", NULL, "gf_axpby", &k));
+        REQUIRE_OK(ctx, gf_wg_limit(ctx, k, 256, &lim));
+        REQUIRE_OK(ctx, gf_pow2_local(ctx, k, 256, 0, &p2));
+        size_t want = free256 < cap ? free256 : cap, want2 = 1;
+        while (want2 * 2 <= want) want2 *= 2;
+        CHECK(lim == want, "cap %zu: gf_wg_limit(256) %zu, want %zu", cap, lim, want);
+        CHECK(p2 == want2, "cap %zu: gf_pow2_local(256) %zu, want %zu", cap, p2, want2);
+        size_t n = 1000;
+        float *x = malloc(n * 4), *y = malloc(n * 4);
+        double *ref = malloc(n * 8);
+        for (size_t i = 0; i < n; i++) x[i] = (float)i, y[i] = 1, ref[i] = 2.0 * i + 1;
+        cl_mem dx = test_upload(ctx, x, n), dy = test_upload(ctx, y, n);
+        REQUIRE_OK(ctx, gf_axpby(ctx, n, 2.0f, dx, 1.0f, dy));
+        test_download(ctx, dy, y, n);
+        test_close("axpby under the cap", y, ref, n, 1e-6, 1e-6);
+        size_t want1 = free64 < cap ? free64 : cap;
+        CHECK(ctx->wg_launched_max == want1, "cap %zu: largest work-group launched %zu, want %zu", cap,
+              ctx->wg_launched_max, want1);
+        size_t g = 2 * cap, l = 2 * cap;   /* a local size that did not come from gf_wg_limit */
+        gf_status st = gf_launch(ctx, k, "gf_axpby", 1, &g, &l);
+        CHECK(st == GF_ERR_INTERNAL && strstr(gf_ctx_last_error(ctx), "above the cap"), "launch at %zu under cap %zu: %s",
+              l, cap, gf_ctx_last_error(ctx));
+        gf_buf_release(&dx); gf_buf_release(&dy);
+        free(x); free(y); free(ref);
+        gf_ctx_free(ctx);
+    }
+    gf_ctx_options o = {0};
+    o.max_work_group = (size_t)1 << 21;
+    gf_ctx *bad;
+    gf_status st = gf_ctx_create(&o, &bad);
+    CHECK(st == GF_ERR_USAGE && bad && strstr(gf_ctx_last_error(bad), "max work-group"), "cap 2^21: status %d, '%s'",
+          st, bad ? gf_ctx_last_error(bad) : "");
+    gf_ctx_free(bad);
+}
+
 static void test_errors(gf_ctx *ctx) {
     cl_kernel k;
     gf_status st = gf_kernel(ctx, "no_such_family", NULL, "x", &k);
@@ -265,6 +316,7 @@ int main(int argc, char **argv) {
     }
     test_selftest_rows(ctx);
     test_errors(ctx);
+    if (!ctx->wg_cap) test_wg_cap(ctx);   /* measures the kernel's uncapped limits: not under a cap of the caller */
     gf_ctx_free(ctx);
     test_binary_cache();
     test_selection();

@@ -23,11 +23,18 @@ finish() { echo "$((checks-fails)) passed, $fails failed"; [ $fails -eq 0 ] && [
 # oclgrind_covers FILE.cl...
 # then checks that every kernel of those cl/ files ran in at least one of the runs so far.
 # Variables set on the call (GRADFEAT_HOST_BLAS=0 oclgrind_small test_affine) reach the program.
+# GRADFEAT_MAX_WORK_GROUP=N on the call caps every work-group gradfeat launches (oclgrind's device allows
+# far more than GPUs do): the run is tagged with the cap and must say it ran with it.
+# oclgrind_caps NAME [ARGS...]: oclgrind_small at the GPU-like caps 64, 128 and 256 in turn.
 # oclgrind missing or a test binary not built is a failure, never a skip.
+oclgrind_caps() {
+  local wg
+  for wg in 64 128 256; do GRADFEAT_MAX_WORK_GROUP=$wg oclgrind_small "$@"; done
+}
 oclgrind_small() {
-  local name=$1 T="$GF_BUILD/tests/$1" rc s tag
+  local name=$1 T="$GF_BUILD/tests/$1" rc s tag wg=${GRADFEAT_MAX_WORK_GROUP:-}
   shift
-  tag=$(echo "$name $*" | tr -c 'A-Za-z0-9_\n' '_')
+  tag=$(echo "$name $*${wg:+ wg$wg}" | tr -c 'A-Za-z0-9_\n' '_')
   check "oclgrind is installed (Debian package oclgrind)" 'command -v oclgrind > /dev/null' || return 1
   check "$T is built" '[ -x "$T" ]' || return 1
   s=$(date +%s)
@@ -37,8 +44,10 @@ oclgrind_small() {
   rc=$?
   # the program's own lines (the instruction histograms go to stdout too)
   grep -v '^ \|^Instructions executed for kernel\|^$' "$t/$tag.out"; cat "$t/$tag.err"
-  echo "$name --small $* under oclgrind: exit $rc, $(( $(date +%s) - s )) s"
-  check "$name --small $* under oclgrind exits 0 (exited $rc)" '[ $rc -eq 0 ]'
+  echo "$name --small $*${wg:+ (work-group cap $wg)} under oclgrind: exit $rc, $(( $(date +%s) - s )) s"
+  check "$name --small $*${wg:+ (work-group cap $wg)} under oclgrind exits 0 (exited $rc)" '[ $rc -eq 0 ]'
+  [ -n "$wg" ] && [ "$name" = test_ops ] &&
+    check "$name $* ran with the work-group cap $wg" 'grep -q "kernel paths .*, work-group cap $wg " "$t/$tag.out"'
   check "$name $* ran on the Oclgrind device" 'grep -q "^device: Oclgrind" "$t/$tag.out"'
   check "$name $* reports passing checks" 'grep -q "^$name[^:]*: [1-9][0-9]* checks, 0 failed" "$t/$tag.out"'
   check "oclgrind reports no problem in $name $*" '[ ! -s "$t/$tag.log" ]' || head -60 "$t/$tag.log"

@@ -102,6 +102,17 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
         o->item_budget = (unsigned)v;
     }
     row(s, "item budget", b ? b : "16384", b ? "GRADFEAT_ITEM_BUDGET" : NULL, NULL);
+    const char *wg = env("GRADFEAT_MAX_WORK_GROUP");
+    if (wg) {
+        char *end;
+        long v = strtol(wg, &end, 10);
+        if (*end || v < 0 || v > 1 << 20)
+            return gf_fail_msg(err, n, GF_ERR_USAGE, "GRADFEAT_MAX_WORK_GROUP='%s' is not an integer in 0..2^20 "
+                               "(0 = no cap)", wg);
+        o->max_work_group = (size_t)v;
+    }
+    row(s, "max work-group", o->max_work_group ? wg : "no cap (the device's and each kernel's limits)",
+        wg ? "GRADFEAT_MAX_WORK_GROUP" : NULL, NULL);
     /* programs: kernel sources and the compiled-kernel cache */
     o->kernel_dir = env("GRADFEAT_KERNEL_DIR");
     row(s, "kernel dir", o->kernel_dir ? o->kernel_dir : "(the sources built into gradfeat)",

@@ -55,6 +55,8 @@ struct gf_ctx {
     int map_caches;                  /* caches in host-visible memory, filled through a mapping (gf_buf_create_host) */
     int bn_blocked;                  /* bn.cl blocked lane walk (else strided) */
     unsigned item_budget;            /* loop iterations per work item in tiled kernels */
+    size_t wg_cap;                   /* gf_ctx_options.max_work_group; 0 = none */
+    size_t wg_launched_max;          /* largest work-group gf_launch enqueued (tests check it against wg_cap) */
     int conv_red_wg;                 /* RED_WG of cl/conv.cl's reductions, 0 = not yet found */
     char paths[256];                 /* gf_ctx_paths */
     uint64_t mem_budget;             /* 0 = none beyond the device's own limits */
@@ -94,10 +96,13 @@ gf_status gf_kernel(gf_ctx *ctx, const char *family, const char *defines,
  * z = ulong (pass a size_t), f = float (pass a double), L = local float buffer (pass size_t floats). */
 gf_status gf_args(gf_ctx *ctx, cl_kernel k, const char *kname, const char *fmt, ...);
 /* Enqueue; global sizes are rounded up to a multiple of local when local is
- * given (kernels check bounds). local may be NULL. */
+ * given (kernels check bounds). local may be NULL only without a work-group cap (the driver would choose);
+ * a work-group above the cap is GF_ERR_INTERNAL: a launch that bypassed gf_wg_limit. */
 gf_status gf_launch(gf_ctx *ctx, cl_kernel k, const char *kname, cl_uint dims,
                     const size_t *global, const size_t *local);
-/* Largest work-group size allowed for kernel k: min(cap, device limit, kernel limit). */
+/* Largest work-group size allowed for kernel k: min(cap, the context's max_work_group, device limit, kernel
+ * limit). Every launch takes its local size from here (or gf_pow2_local), so kernels that size local memory
+ * from it get the capped value. */
 gf_status gf_wg_limit(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *lim);
 /* Power-of-two local size within gf_wg_limit(cap); when work > 0 no larger than
  * needed to cover `work` items. Fixed per (kernel, device, work): reductions

@@ -325,11 +325,21 @@ gf_status gf_args(gf_ctx *ctx, cl_kernel k, const char *kname, const char *fmt, 
 }
 
 gf_status gf_launch(gf_ctx *ctx, cl_kernel k, const char *kname, cl_uint dims, const size_t *global, const size_t *local) {
-    size_t g[3];
+    size_t g[3], wg = 1;
+    if (dims < 1 || dims > 3) return gf_fail(ctx, GF_ERR_INTERNAL, "launch of %s: %u dimensions", kname, dims);
+    if (!local && ctx->wg_cap)
+        return gf_fail(ctx, GF_ERR_INTERNAL, "launch of %s without a local size cannot keep the work-group cap %zu",
+                       kname, ctx->wg_cap);
     for (cl_uint d = 0; d < dims; d++) {
         g[d] = global[d] ? global[d] : 1;
         if (local && local[d]) g[d] = (g[d] + local[d] - 1) / local[d] * local[d];
+        if (local) wg *= local[d] ? local[d] : 1;
     }
+    /* a local size that did not come from gf_wg_limit: fail here rather than test at the wrong size */
+    if (ctx->wg_cap && wg > ctx->wg_cap)
+        return gf_fail(ctx, GF_ERR_INTERNAL, "launch of %s: work-group %zu above the cap %zu (max_work_group)", kname,
+                       wg, ctx->wg_cap);
+    if (local && wg > ctx->wg_launched_max) ctx->wg_launched_max = wg;
     cl_int e = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, g, local, 0, NULL, NULL);
     if (e != CL_SUCCESS) {
         char what[256];
@@ -344,6 +354,7 @@ gf_status gf_wg_limit(gf_ctx *ctx, cl_kernel k, size_t cap, size_t *lim) {
     GF_CL(ctx, clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL),
           "clGetKernelWorkGroupInfo(CL_KERNEL_WORK_GROUP_SIZE)");
     size_t l = cap;
+    if (ctx->wg_cap && ctx->wg_cap < l) l = ctx->wg_cap;
     if (ctx->info.max_work_group && ctx->info.max_work_group < l) l = ctx->info.max_work_group;
     if (kmax && kmax < l) l = kmax;
     *lim = l ? l : 1;

@@ -293,9 +293,18 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     if (opt->item_budget > 1u << 30)
         return gf_fail(ctx, GF_ERR_USAGE, "item budget %u is not in 1..2^30", opt->item_budget);
     ctx->item_budget = opt->item_budget ? opt->item_budget : 16384;
-    snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, caches %s, item budget %u (%s)",
+    if (opt->max_work_group > 1u << 20)
+        return gf_fail(ctx, GF_ERR_USAGE, "max work-group %zu is not in 1..2^20 (0 = no cap)", opt->max_work_group);
+    ctx->wg_cap = opt->max_work_group;
+    /* CLBlast compiles its own local sizes into its kernels (64 and more by default): the cap cannot reach them */
+    if (ctx->wg_cap && !ctx->host_blas)
+        gf_log(ctx, GF_LOG_INFO, "work-group cap %zu: gradfeat's kernels only; CLBlast's GEMMs keep their own sizes",
+               ctx->wg_cap);
+    char wg[48] = "";
+    if (ctx->wg_cap) snprintf(wg, sizeof wg, ", work-group cap %zu", ctx->wg_cap);
+    snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, caches %s, item budget %u%s (%s)",
              ctx->conv_plane ? "plane" : "element", ctx->bn_blocked ? "blocked" : "strided",
-             ctx->host_blas ? "host BLAS" : "CLBlast", ctx->map_caches ? "mapped" : "copied", ctx->item_budget,
+             ctx->host_blas ? "host BLAS" : "CLBlast", ctx->map_caches ? "mapped" : "copied", ctx->item_budget, wg,
              all < 0 && conv < 0 && walk < 0 && gemm < 0 && map < 0 ? (ctx->info.is_cpu ? "auto: CPU device" : "auto: not a CPU device")
                                                        : "set by option");
     return GF_OK;
