@@ -22,7 +22,7 @@ finish() { echo "$((checks-fails)) passed, $fails failed"; [ $fails -eq 0 ] && [
 # race, an API error). --inst-counts names every kernel run in $t/TAG.out (TAG: NAME and ARGS);
 # oclgrind_covers FILE.cl...
 # then checks that every kernel of those cl/ files ran in at least one of the runs so far.
-# Variables set on the call (GRADFEAT_HOST_BLAS=0 oclgrind_small test_affine) reach the program.
+# Variables set on the call (GRADFEAT_HOST_BLAS=0 oclgrind_small test_ops --filter conv) reach the program.
 # GRADFEAT_MAX_WORK_GROUP=N on the call caps every work-group gradfeat launches (oclgrind's device allows
 # far more than GPUs do): the run is tagged with the cap and must say it ran with it.
 # oclgrind_caps NAME [ARGS...]: oclgrind_small at the GPU-like caps 64, 128 and 256 in turn.
