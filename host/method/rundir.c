@@ -417,7 +417,9 @@ gf_status gf_job_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_job *jo
     *owner = NULL;
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint.gfckpt", run_dir);
-    GF_TRY(gf_run_dir_check_free(ctx, run_dir));
+    /* under MPI rank 0 alone locks the run directory (job.c), and it may already hold the lock when another rank
+     * gets here: that is this job, not another run */
+    if (gf_dist_rank() == 0) GF_TRY(gf_run_dir_check_free(ctx, run_dir));
     struct stat sb;
     if (stat(path, &sb) != 0)
         return gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (the run finished, or never reached its first step)",
