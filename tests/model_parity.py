@@ -354,6 +354,23 @@ F64_REF |= {"tv_googlenet", "onnx_googlenet", "tv_densenet121", "onnx_densenet12
             "onnx_convnext_tiny"}
 
 
+
+def randomize_ops17(m):
+    """ops17 as the parity tests use it, in eval mode: random BN statistics and LayerNorm affine, and a gate
+    that reaches both flat parts."""
+    import torch
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+            if isinstance(mod, torch.nn.LayerNorm):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+            if isinstance(mod, torch.nn.Conv2d) and mod.out_channels == 8 and mod.kernel_size == (1, 1):
+                mod.weight.mul_(8.0)
+    return m.eval()
+
 def zoo(out, n):
     import onnx
     import torch
@@ -369,18 +386,7 @@ def zoo(out, n):
         os.makedirs(d, exist_ok=True)
         if arch.startswith("ops17"):
             torch.manual_seed(1234)
-            m = ops17(arch.endswith("_tanh"), convnext=True, fpad=path == "tv")
-            with torch.no_grad():
-                for mod in m.modules():  # random BN statistics, and a gate that reaches both flat parts
-                    if isinstance(mod, torch.nn.BatchNorm2d):
-                        mod.running_mean.uniform_(-0.5, 0.5)
-                        mod.running_var.uniform_(0.5, 2.0)
-                    if isinstance(mod, torch.nn.LayerNorm):
-                        mod.weight.uniform_(0.5, 1.5)
-                        mod.bias.uniform_(-0.2, 0.2)
-                    if isinstance(mod, torch.nn.Conv2d) and mod.out_channels == 8 and mod.kernel_size == (1, 1):
-                        mod.weight.mul_(8.0)
-            m.eval()
+            m = randomize_ops17(ops17(arch.endswith("_tanh"), convnext=True, fpad=path == "tv"))
         elif seeded:
             m = seeded_torchvision(arch, 10, size)
         else:

@@ -62,18 +62,7 @@ def export(out):
         os.makedirs(d, exist_ok=True)
         if arch == "ops17":   # as model_parity.zoo: random BN statistics and LayerNorm affine, a gate that matters
             torch.manual_seed(1234)
-            m = mp.ops17(False, convnext=True)
-            with torch.no_grad():
-                for mod in m.modules():
-                    if isinstance(mod, torch.nn.BatchNorm2d):
-                        mod.running_mean.uniform_(-0.5, 0.5)
-                        mod.running_var.uniform_(0.5, 2.0)
-                    if isinstance(mod, torch.nn.LayerNorm):
-                        mod.weight.uniform_(0.5, 1.5)
-                        mod.bias.uniform_(-0.2, 0.2)
-                    if isinstance(mod, torch.nn.Conv2d) and mod.out_channels == 8 and mod.kernel_size == (1, 1):
-                        mod.weight.mul_(8.0)
-            m.eval()
+            m = mp.randomize_ops17(mp.ops17(False, convnext=True))
         elif case.endswith("_fresh"):   # default BN init: torch.onnx shares equal initializers behind Identity nodes
             torch.manual_seed(1234)
             m = ct.build(arch, 10).eval()
