@@ -77,7 +77,15 @@ check "find_package shared program runs (rpath) (rc $rc)" '[ $rc -eq 0 ]' || cat
 "$t/cm/b/p_cmake_static" > "$t/o4" 2>&1; rc=$?
 check "find_package static program runs (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/o4"
 
-# .deb
+# .deb. cpack runs the `preinstall` target, which rebuilds the whole tree when HEAD moved since the build
+# (the git hash is compiled in): that would relink the programs under the tests running beside this one.
+# So a build that is not at HEAD fails here, saying so, instead of racing them.
+built=$(sed -n 's/.*gf_git_hash_generated\[\] = "\([0-9a-f]*\)".*/\1/p' "$B/gf_git_hash.c" 2>/dev/null)
+head=$(git -C "${GF_SRC:-$(dirname "$0")/..}" rev-parse --short=12 HEAD 2>/dev/null)
+if [ -n "$built" ] && [ -n "$head" ] && [ "$built" != "$head" ]; then
+  check "the build is at HEAD (built $built, HEAD $head): run cmake --build first" false
+  finish; exit $?
+fi
 (cd "$B" && cpack -G DEB -B "$t/pkg") > "$t/cpack.log" 2>&1; rc=$?
 deb=$(ls "$t"/pkg/gradfeat_*.deb 2>/dev/null | head -1)
 check "cpack -G DEB (rc $rc)" '[ $rc -eq 0 ] && [ -n "$deb" ]' || tail "$t/cpack.log"
