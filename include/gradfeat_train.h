@@ -89,9 +89,10 @@ enum { GF_JOB_RANDOM_THETA1 = 1, GF_JOB_RANDOM_THETA2 = 2, GF_JOB_RANDOM_OMEGA =
 /* "theta1", "theta2", "omega" or a comma list -> GF_JOB_RANDOM_* mask; -1 if unknown ("" / "none" -> 0). */
 int gf_job_parse_random(const char *s);
 enum { GF_JOB_SELECT_LAST = 0, GF_JOB_SELECT_LOSS = 1, GF_JOB_SELECT_METRIC = 2 };
-/* --lr-scale's reference: the RMS logit change per unit rate of Adam's first step on the emotion net's top block
- * add_2 (Fashion-MNIST, NTK parametrisation), where lr 1e-3 was chosen on the dev tasks */
-#define GF_LR_REF_SENSITIVITY 350.0
+/* --lr-scale's reference: R, the RMS logit change per unit rate of Adam's first step over the RMS of the probe's
+ * centred logits, on the emotion net's top block add_2 (NTK parametrisation): the geometric mean of its three dev
+ * tasks (fmdev, patchesdev, mosaicdev), where lr 1e-3 was chosen */
+#define GF_LR_REF_RATIO 150.0
 /* Paper §4 defaults: Adam β=(0.5, 0.999), lr 1e-3, wd 1e-6, batch 64, lr halved every 20 epochs;
  * NTK parametrisation; 10 % holdout, best epoch by held-out loss; L-BFGS probe. */
 void gf_job_defaults(gf_job *job);
@@ -104,7 +105,8 @@ typedef struct gf_job_result {
     double probe_l2;                         /* the L-BFGS probe's L2 strength (NAN for the SGD probe) */
     double lr[4];                            /* learning rate each method trained with */
     int lr_auto_used;                        /* lr[] were chosen on the holdout */
-    double lr_sensitivity[4];                /* --lr-scale: RMS logit change of Adam's first step per unit rate
+    double lr_ratio[4];                      /* --lr-scale: R, Adam's first step's RMS logit change per unit rate over
+                                                the probe's RMS logit
                                                 (NAN: not scaled) */
     int multi_label, n_train, n_val, n_hold, classes;
     char top[128];

@@ -30,24 +30,24 @@ assert r[\"n_train\"]+r[\"n_holdout\"]==192 and r[\"n_holdout\"]>=10 and r[\"n_v
 check "finetune trained at --lr / 10" '/usr/bin/python3 -c "
 import json,sys; m=json.load(open(sys.argv[1]))[\"methods\"]
 assert abs(m[\"finetune\"][\"lr\"]-5e-4)<1e-9, m" "$t/run1/results.json"'
-# --lr-scale: gradient and full record S, the logit change per unit rate of Adam's first step, and train at
-# --lr x 350 / S with the factor rounded to a power of sqrt(10); S does not depend on the rate; without the
-# option (the default) they train at --lr and record no S
+# --lr-scale: gradient and full record R, the logit change per unit rate of Adam's first step over the probe's
+# logits, and train at --lr x 150 / R with the factor rounded to a power of sqrt(10); R does not depend on the
+# rate; without the option (the default) they train at --lr and record no R
 "$G" train "${args[@]}" --lr-scale --run-dir "$t/lrs1" > "$t/lrs1.txt" 2>&1; rc0=$?
 "$G" train "${args[@]}" --method gradient,full --epochs 1 --lr 0.05 --lr-scale --run-dir "$t/lrs" > "$t/lrs.txt" 2>&1; rc=$?
 "$G" train "${args[@]}" --method gradient,full --epochs 1 --lr 0.05 --run-dir "$t/lrsno" > "$t/lrsno.txt" 2>&1; rc2=$?
-check "--lr-scale: the rate from the recorded S; S independent of --lr; off by default (rc $rc0 $rc $rc2)" '[ $rc0 -eq 0 ] && [ $rc -eq 0 ] && [ $rc2 -eq 0 ] &&
+check "--lr-scale: the rate from the recorded R; R independent of --lr; off by default (rc $rc0 $rc $rc2)" '[ $rc0 -eq 0 ] && [ $rc -eq 0 ] && [ $rc2 -eq 0 ] &&
   grep -q "^full: learning rate .* (--lr-scale: Adam.s first step moves its logits by" "$t/lrs.txt" && /usr/bin/python3 -c "
 import json,math,sys
 m1=json.load(open(sys.argv[1]))[\"methods\"]; m5=json.load(open(sys.argv[2]))[\"methods\"]; mn=json.load(open(sys.argv[3]))[\"methods\"]
 for k in (\"gradient\",\"full\"):
-    S=m1[k][\"lr_sensitivity\"]; assert 50<S<2000, (k,S)
-    assert m5[k][\"lr_sensitivity\"]==S, (k,S,m5[k])
+    S=m1[k][\"lr_ratio\"]; assert 1<S<5000, (k,S)
+    assert m5[k][\"lr_ratio\"]==S, (k,S,m5[k])
     for m,lr in ((m1,5e-3),(m5,5e-2)):
-        want=lr*10**(round(2*math.log10(350/S))/2); assert abs(m[k][\"lr\"]-want)<=1e-6*want, (k,S,m[k][\"lr\"],want)
-    assert abs(mn[k][\"lr\"]-5e-2)<1e-9 and \"lr_sensitivity\" not in mn[k], mn[k]
-assert \"lr_sensitivity\" not in m1[\"finetune\"] and \"lr_sensitivity\" not in m1[\"linear\"]
-r0=json.load(open(sys.argv[4]))[\"methods\"]; assert all(\"lr_sensitivity\" not in v for v in r0.values()) and abs(r0[\"full\"][\"lr\"]-5e-3)<1e-9, r0
+        want=lr*10**(round(2*math.log10(150/S))/2); assert abs(m[k][\"lr\"]-want)<=1e-6*want, (k,S,m[k][\"lr\"],want)
+    assert abs(mn[k][\"lr\"]-5e-2)<1e-9 and \"lr_ratio\" not in mn[k], mn[k]
+assert \"lr_ratio\" not in m1[\"finetune\"] and \"lr_ratio\" not in m1[\"linear\"]
+r0=json.load(open(sys.argv[4]))[\"methods\"]; assert all(\"lr_ratio\" not in v for v in r0.values()) and abs(r0[\"full\"][\"lr\"]-5e-3)<1e-9, r0
 " "$t/lrs1/results.json" "$t/lrs/results.json" "$t/lrsno/results.json" "$t/run1/results.json"' || cat "$t/lrs.txt"
 "$G" train "${args[@]}" --method full,finetune --epochs 1 --finetune-lr 0.002 --lr-auto --lr-scale=no --run-dir "$t/lra" > "$t/lra.txt" 2>&1; rc=$?
 check "--lr-auto with --finetune-lr: each method's rate from its own grid (rc $rc)" '[ $rc -eq 0 ] && grep -q "^finetune: learning rate .* (chosen on the holdout)" "$t/lra.txt" && /usr/bin/python3 -c "
