@@ -23,7 +23,7 @@ static const char *const op_names[GF_OP_COUNT] = {
 
 const char *gf_op_name(gf_op op) { return (unsigned)op < GF_OP_COUNT ? op_names[op] : "?"; }
 
-int gf_op_act(const gf_mnode *nd, gf_act *a) {
+int gf_op_act(const gf_node *nd, gf_act *a) {
     a->slope = 0;
     switch (nd->op) {
     case GF_OP_RELU: a->kind = GF_ACT_RELU; return 1;
@@ -106,7 +106,7 @@ typedef struct {
     const char *in_names[GF_MAX_INPUTS];
 } rawnode;
 
-static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *raw) {
+static gf_status parse_node(loader *L, const cJSON *j, gf_node *nd, rawnode *raw) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(j, "inputs");
@@ -121,8 +121,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
     for (int k = 0; k < GF_OP_COUNT; k++)
         if (!strcmp(op->valuestring, op_names[k])) nd->op = (gf_op)k;
     if (nd->op == GF_OP_COUNT) return lfail(L, "node '%s': unsupported op '%s'", nm, op->valuestring);
-    nd->name = strdup(nm);
-    if (!nd->name) return GF_ERR_MEMORY;
+    snprintf(nd->name, sizeof nd->name, "%s", nm);
     int want = nd->op == GF_OP_ADD || nd->op == GF_OP_MUL ? 2 : 1;
     if (nd->op == GF_OP_CONCAT) {
         want = cJSON_IsArray(ins) ? cJSON_GetArraySize(ins) : 0;
@@ -216,7 +215,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
 }
 
 /* tensor t must have exactly the given dims */
-static gf_status want_shape(loader *L, const gf_mnode *nd, int slot, int ndim, const int64_t *dims) {
+static gf_status want_shape(loader *L, const gf_node *nd, int slot, int ndim, const int64_t *dims) {
     const gf_st_tensor *t = &L->f.t[nd->param[slot]];
     int ok = t->ndim == ndim;  /* dims[d] < 0: any size */
     for (int d = 0; ok && d < ndim; d++) ok = dims[d] < 0 || t->shape[d] == dims[d];
@@ -233,7 +232,7 @@ static gf_status want_shape(loader *L, const gf_mnode *nd, int slot, int ndim, c
 }
 
 static gf_status infer_shape(loader *L, gf_model *m, int i) {
-    gf_mnode *nd = &m->nodes[i];
+    gf_node *nd = &m->nodes[i];
     int src = nd->in[0];
     int c, h, w;
     if (src == GF_NODE_INPUT) { c = m->in_c; h = m->in_h; w = m->in_w; }
@@ -408,7 +407,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
     if (!cJSON_IsArray(nodes) || cJSON_GetArraySize(nodes) < 1) return lfail(L, "gradfeat.graph: no nodes");
     int n = cJSON_GetArraySize(nodes);
     if (n > 100000) return lfail(L, "gradfeat.graph: %d nodes (limit 100000)", n);
-    gf_mnode *tmp = calloc((size_t)n, sizeof *tmp);
+    gf_node *tmp = calloc((size_t)n, sizeof *tmp);
     rawnode *raw = calloc((size_t)n, sizeof *raw);
     int *order = malloc((size_t)n * sizeof *order), *indeg = calloc((size_t)n, sizeof *indeg);
     int *rin = malloc((size_t)n * GF_MAX_INPUTS * sizeof *rin), *pos = malloc((size_t)n * sizeof *pos);
@@ -468,7 +467,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
         }
     }
     /* permute into topological order */
-    gf_mnode *sorted = calloc((size_t)n, sizeof *sorted);
+    gf_node *sorted = calloc((size_t)n, sizeof *sorted);
     if (!sorted) { st = GF_ERR_MEMORY; goto done; }
     for (int t = 0; t < n; t++) {
         int i = order[t];
@@ -584,7 +583,7 @@ static gf_status parse_classes(loader *L, gf_model *m, const char *s) {
     if (!cJSON_IsArray(j)) { st = lfail(L, "gradfeat.classes is not a JSON array"); goto out; }
     int n = cJSON_GetArraySize(j);
     if (n) {
-        const gf_mnode *o = &m->nodes[m->outputs[0]];
+        const gf_node *o = &m->nodes[m->outputs[0]];
         if (n != o->c * o->h * o->w) { st = lfail(L, "gradfeat.classes has %d names but output '%s' has %d units", n, o->name, o->c * o->h * o->w); goto out; }
         m->classes = calloc((size_t)n, sizeof *m->classes);
         if (!m->classes) { st = GF_ERR_MEMORY; goto out; }
@@ -617,7 +616,7 @@ static int referenced_elsewhere(const gf_model *m, int node) {
 }
 
 int gf_model_bn_foldable(const gf_model *m, int i) {
-    const gf_mnode *nd = &m->nodes[i];
+    const gf_node *nd = &m->nodes[i];
     int p = nd->in[0];
     return nd->op == GF_OP_BATCHNORM && p >= 0 && (m->nodes[p].op == GF_OP_CONV || m->nodes[p].op == GF_OP_LINEAR) &&
            m->nodes[p].n_consumers == 1 && !referenced_elsewhere(m, p);
@@ -628,7 +627,7 @@ static gf_status load_data(loader *L, gf_model *m) {
     if (!fp) return lfail(L, "cannot reopen to read tensors");
     gf_status st = GF_OK;
     for (int i = 0; i < m->n_nodes && st == GF_OK; i++) {
-        gf_mnode *nd = &m->nodes[i];
+        gf_node *nd = &m->nodes[i];
         if (nd->op == GF_OP_CONV || nd->op == GF_OP_LINEAR) {
             st = read_tensor(L, fp, nd->param[GF_P_WEIGHT], &nd->W);
             if (st == GF_OK) st = read_tensor(L, fp, nd->param[GF_P_BIAS], &nd->b);
@@ -647,7 +646,7 @@ static gf_status load_data(loader *L, gf_model *m) {
             const float *gamma = v[GF_P_WEIGHT] ? v[GF_P_WEIGHT] : ones, *beta = v[GF_P_BIAS] ? v[GF_P_BIAS] : zeros;
             int p = nd->in[0];
             if (st == GF_OK && gf_model_bn_foldable(m, i)) {
-                gf_mnode *pr = &m->nodes[p];
+                gf_node *pr = &m->nodes[p];
                 if (!pr->b && !(pr->b = calloc((size_t)pr->c, sizeof(float)))) st = GF_ERR_MEMORY;
                 else if (gf_bn_fold(NULL, pr->W, pr->b, pr->b, pr->c, pr->w_count / (size_t)pr->c, gamma, beta,
                                     v[GF_P_MEAN], v[GF_P_VAR], nd->eps) != GF_OK)
@@ -679,12 +678,48 @@ static gf_status load_data(loader *L, gf_model *m) {
     return st;
 }
 
+/* Each node's kind and executable fields (ir.h), once its parameters are in: what the executor runs. */
+static void lower(gf_node *nd) {
+    nd->kind = GF_K_NONE;
+    nd->has_bias = nd->b != NULL;
+    if (gf_op_act(nd, &nd->act)) { nd->kind = GF_K_ACT; return; }
+    switch (nd->op) {
+    case GF_OP_CONV:
+        nd->kind = GF_K_CONV;   /* checked where it runs (gf_conv_desc_check) */
+        (void)gf_conv_desc_init(NULL, &nd->conv, 1, nd->in_c, nd->in_h, nd->in_w, nd->c, nd->kernel[0], nd->kernel[1],
+                                nd->stride[0], nd->stride[1], nd->pad[0], nd->pad[2], nd->pad[1], nd->pad[3], nd->dil[0],
+                                nd->dil[1], nd->groups);
+        break;
+    case GF_OP_BATCHNORM:       /* a standalone one runs as a per-channel 1x1 depthwise conv; folded: not at all */
+        if (!nd->as_conv) break;
+        nd->kind = GF_K_CONV;
+        (void)gf_conv_desc_init(NULL, &nd->conv, 1, nd->in_c, nd->in_h, nd->in_w, nd->c, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1,
+                                nd->c);
+        break;
+    case GF_OP_LINEAR:
+        nd->kind = GF_K_LINEAR;
+        nd->lin_in = nd->in_c * nd->in_h * nd->in_w;
+        nd->lin_out = nd->c;
+        break;
+    case GF_OP_MAXPOOL: nd->kind = GF_K_MAXPOOL; break;
+    case GF_OP_AVGPOOL: nd->kind = GF_K_AVGPOOL; break;
+    case GF_OP_GAP: nd->kind = GF_K_GAP; break;
+    case GF_OP_ADD: nd->kind = GF_K_ADD; break;
+    case GF_OP_FLATTEN: nd->kind = GF_K_FLATTEN; break;
+    case GF_OP_MUL: nd->kind = GF_K_MUL; break;   /* the gate second (infer_shape) */
+    case GF_OP_CONCAT: nd->kind = GF_K_CONCAT; break;
+    case GF_OP_LAYERNORM: nd->kind = GF_K_LAYERNORM; break;
+    case GF_OP_SHUFFLE: nd->kind = GF_K_SHUFFLE; break;
+    case GF_OP_SLICE: nd->kind = GF_K_SLICE; break;
+    default: break;             /* softmax: applied on read-back */
+    }
+}
+
 /* ------------------------------------------------------------ public API */
 
 void gf_model_free(gf_model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_nodes; i++) {
-        free(m->nodes[i].name);
         free(m->nodes[i].W);
         free(m->nodes[i].b);
     }
@@ -755,6 +790,7 @@ gf_status gf_model_load(gf_ctx *ctx, const char *path, gf_model **out) {
         }
         if (st == GF_OK) st = load_data(&L, m);  /* first allocation sized by the file */
         if (st == GF_OK) {
+            for (int i = 0; i < m->n_nodes; i++) lower(&m->nodes[i]);
             for (int i = 0; i < m->n_nodes; i++) m->macs += m->nodes[i].folded ? 0 : m->nodes[i].macs;
             gf_model_block_costs(m);
             m->path = strdup(path);
@@ -794,12 +830,12 @@ void gf_model_get_info(const gf_model *m, gf_model_info *info) {
     for (int i = 0; i < m->n_blocks; i++) info->n_blocks += !m->blocks[i].span;
     info->n_spans = m->n_blocks - info->n_blocks;
     if (m->feature >= 0) {
-        const gf_mnode *f = &m->nodes[m->feature];
+        const gf_node *f = &m->nodes[m->feature];
         info->feature = f->name;
         info->feature_dim = f->c * f->h * f->w;
     }
     if (m->n_outputs) {
-        const gf_mnode *o = &m->nodes[m->outputs[0]];
+        const gf_node *o = &m->nodes[m->outputs[0]];
         info->out_dim = o->c * o->h * o->w;
     }
 }
@@ -807,7 +843,7 @@ void gf_model_get_info(const gf_model *m, gf_model_info *info) {
 gf_status gf_model_node(const gf_model *m, int i, gf_node_info *ni) {
     memset(ni, 0, sizeof *ni);
     if (!m || i < 0 || i >= m->n_nodes) return GF_ERR_USAGE;
-    const gf_mnode *nd = &m->nodes[i];
+    const gf_node *nd = &m->nodes[i];
     ni->name = nd->name;
     ni->op = gf_op_name(nd->op);
     ni->n_inputs = nd->n_in;
