@@ -60,6 +60,7 @@ static size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 /* Node k of the sub-graph: g's node idx[k] with its inputs renumbered inside the sub-graph. */
 static gf_status sub_node(gf_ctx *ctx, const gf_node *g, const int *idx, int k, int cut, gf_node *o) {
     *o = g[idx[k]];
+    o->W = o->b = NULL;   /* the model's host parameters stay the model's (gf_model_block_theta) */
     for (int a = 0; a < arity(o); a++) {
         int src = o->in[a], q = k - 1;
         if (src >= 0 && g[src].folded) src = g[src].alias;
@@ -382,8 +383,7 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
                            "(or train this block with finetune)", b->nodes[i].name);
     for (int i = 0; i < b->n_nodes; i++) {
         const gf_node *nd = &b->nodes[i];
-        int c, h, w;
-        in_shape(b, nd, 0, &c, &h, &w);
+        int c = nd->in_c, h = nd->in_h, w = nd->in_w;
         size_t cnt = (size_t)n * node_size(nd);
         int z0 = nd->in[0] == GF_NODE_INPUT || b->tzero[nd->in[0]];   /* incoming tangent is exactly 0 */
         cl_mem tin = z0 ? NULL : b->t[nd->in[0]];
@@ -506,8 +506,7 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
         if (!b->gwritten[i]) continue;
         const gf_node *nd = &b->nodes[i];
         cl_mem xin = in_buf(b, nd, 0, x);
-        int c, h, w;
-        in_shape(b, nd, 0, &c, &h, &w);
+        int c = nd->in_c, h = nd->in_h, w = nd->in_w;
         size_t in_cnt = (size_t)n * c * h * w, cnt = (size_t)n * node_size(nd);
         grad_slot s;
         switch (nd->kind) {
