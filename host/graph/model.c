@@ -15,13 +15,15 @@
 #include "gf_file.h"
 #include "ops_affine.h"
 
-static const char *const op_names[GF_OP_COUNT] = {
-    "conv2d", "linear", "batchnorm", "relu", "relu6", "leaky_relu",
-    "maxpool", "avgpool", "global_avgpool", "add", "flatten", "softmax",
-    "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "mul", "concat", "layernorm",
-    "shuffle", "slice"};
+/* each op's name in the file and the kind the executor runs it as (ir.h; a standalone batchnorm: a conv) */
+static const struct { const char *name; gf_node_kind kind; } ops[GF_OP_COUNT] = {
+    {"conv2d", GF_K_CONV}, {"linear", GF_K_LINEAR}, {"batchnorm", GF_K_NONE}, {"relu", GF_K_ACT}, {"relu6", GF_K_ACT},
+    {"leaky_relu", GF_K_ACT}, {"maxpool", GF_K_MAXPOOL}, {"avgpool", GF_K_AVGPOOL}, {"global_avgpool", GF_K_GAP},
+    {"add", GF_K_ADD}, {"flatten", GF_K_FLATTEN}, {"softmax", GF_K_NONE}, {"sigmoid", GF_K_ACT}, {"silu", GF_K_ACT},
+    {"hardsigmoid", GF_K_ACT}, {"hardswish", GF_K_ACT}, {"gelu", GF_K_ACT}, {"mul", GF_K_MUL}, {"concat", GF_K_CONCAT},
+    {"layernorm", GF_K_LAYERNORM}, {"shuffle", GF_K_SHUFFLE}, {"slice", GF_K_SLICE}};
 
-const char *gf_op_name(gf_op op) { return (unsigned)op < GF_OP_COUNT ? op_names[op] : "?"; }
+const char *gf_op_name(gf_op op) { return (unsigned)op < GF_OP_COUNT ? ops[op].name : "?"; }
 
 int gf_op_act(const gf_node *nd, gf_act *a) {
     a->slope = 0;
@@ -119,7 +121,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_node *nd, rawnode *raw
     if (!cJSON_IsString(op)) return lfail(L, "node '%s': no op", nm);
     nd->op = GF_OP_COUNT;
     for (int k = 0; k < GF_OP_COUNT; k++)
-        if (!strcmp(op->valuestring, op_names[k])) nd->op = (gf_op)k;
+        if (!strcmp(op->valuestring, ops[k].name)) nd->op = (gf_op)k;
     if (nd->op == GF_OP_COUNT) return lfail(L, "node '%s': unsupported op '%s'", nm, op->valuestring);
     snprintf(nd->name, sizeof nd->name, "%s", nm);
     int want = nd->op == GF_OP_ADD || nd->op == GF_OP_MUL ? 2 : 1;
@@ -129,7 +131,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_node *nd, rawnode *raw
             return lfail(L, "node '%s': op concat needs 2 to %d inputs (got %d)", nm, GF_MAX_INPUTS, want);
     }
     if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) != want)
-        return lfail(L, "node '%s': op %s needs %d input%s", nm, op_names[nd->op], want, want > 1 ? "s" : "");
+        return lfail(L, "node '%s': op %s needs %d input%s", nm, ops[nd->op].name, want, want > 1 ? "s" : "");
     nd->n_in = want;
     for (int i = 0; i < want; i++) {
         const cJSON *s = cJSON_GetArrayItem(ins, i);
@@ -146,7 +148,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_node *nd, rawnode *raw
                 if (!strcmp(it->string, pnames[p])) slot = p;
             int allowed = (nd->op == GF_OP_CONV || nd->op == GF_OP_LINEAR) ? (slot == GF_P_WEIGHT || slot == GF_P_BIAS)
                           : nd->op == GF_OP_BATCHNORM ? slot >= 0 : 0;
-            if (!allowed) return lfail(L, "node '%s': unexpected parameter '%s' for op %s", nm, it->string, op_names[nd->op]);
+            if (!allowed) return lfail(L, "node '%s': unexpected parameter '%s' for op %s", nm, it->string, ops[nd->op].name);
             if (!cJSON_IsString(it)) return lfail(L, "node '%s': parameter '%s' is not a tensor name", nm, it->string);
             int t = gf_st_find(&L->f, it->valuestring);
             if (t < 0)
@@ -678,41 +680,20 @@ static gf_status load_data(loader *L, gf_model *m) {
     return st;
 }
 
-/* Each node's kind and executable fields (ir.h), once its parameters are in: what the executor runs. */
+/* Each node's kind and executable fields (ir.h), once its parameters are in: what the executor runs. A conv's
+ * geometry is checked where it runs (gf_conv_desc_check); a standalone batchnorm is a per-channel 1x1 depthwise
+ * conv (stride, pad and dilation at their defaults), a folded one is not run, nor is softmax (read-back). */
 static void lower(gf_node *nd) {
-    nd->kind = GF_K_NONE;
+    int bn = nd->op == GF_OP_BATCHNORM;
+    nd->kind = bn && nd->as_conv ? GF_K_CONV : ops[nd->op].kind;
     nd->has_bias = nd->b != NULL;
-    if (gf_op_act(nd, &nd->act)) { nd->kind = GF_K_ACT; return; }
-    switch (nd->op) {
-    case GF_OP_CONV:
-        nd->kind = GF_K_CONV;   /* checked where it runs (gf_conv_desc_check) */
-        (void)gf_conv_desc_init(NULL, &nd->conv, 1, nd->in_c, nd->in_h, nd->in_w, nd->c, nd->kernel[0], nd->kernel[1],
-                                nd->stride[0], nd->stride[1], nd->pad[0], nd->pad[2], nd->pad[1], nd->pad[3], nd->dil[0],
-                                nd->dil[1], nd->groups);
-        break;
-    case GF_OP_BATCHNORM:       /* a standalone one runs as a per-channel 1x1 depthwise conv; folded: not at all */
-        if (!nd->as_conv) break;
-        nd->kind = GF_K_CONV;
-        (void)gf_conv_desc_init(NULL, &nd->conv, 1, nd->in_c, nd->in_h, nd->in_w, nd->c, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1,
-                                nd->c);
-        break;
-    case GF_OP_LINEAR:
-        nd->kind = GF_K_LINEAR;
-        nd->lin_in = nd->in_c * nd->in_h * nd->in_w;
-        nd->lin_out = nd->c;
-        break;
-    case GF_OP_MAXPOOL: nd->kind = GF_K_MAXPOOL; break;
-    case GF_OP_AVGPOOL: nd->kind = GF_K_AVGPOOL; break;
-    case GF_OP_GAP: nd->kind = GF_K_GAP; break;
-    case GF_OP_ADD: nd->kind = GF_K_ADD; break;
-    case GF_OP_FLATTEN: nd->kind = GF_K_FLATTEN; break;
-    case GF_OP_MUL: nd->kind = GF_K_MUL; break;   /* the gate second (infer_shape) */
-    case GF_OP_CONCAT: nd->kind = GF_K_CONCAT; break;
-    case GF_OP_LAYERNORM: nd->kind = GF_K_LAYERNORM; break;
-    case GF_OP_SHUFFLE: nd->kind = GF_K_SHUFFLE; break;
-    case GF_OP_SLICE: nd->kind = GF_K_SLICE; break;
-    default: break;             /* softmax: applied on read-back */
-    }
+    gf_op_act(nd, &nd->act);
+    nd->lin_in = nd->in_c * nd->in_h * nd->in_w;
+    nd->lin_out = nd->c;
+    if (nd->kind == GF_K_CONV)
+        (void)gf_conv_desc_init(NULL, &nd->conv, 1, nd->in_c, nd->in_h, nd->in_w, nd->c, bn ? 1 : nd->kernel[0],
+                                bn ? 1 : nd->kernel[1], nd->stride[0], nd->stride[1], nd->pad[0], nd->pad[2], nd->pad[1],
+                                nd->pad[3], nd->dil[0], nd->dil[1], bn ? nd->c : nd->groups);
 }
 
 /* ------------------------------------------------------------ public API */
