@@ -151,26 +151,26 @@ static void torch_compare(gf_ctx *ctx) {
 enum { BN_N = 4, BN_CI = 3, BN_CM = 4, BN_H = 5 };
 enum { ND_CONV1, ND_BN1, ND_RELU1, ND_CONV2, ND_BN2, ND_ADD, ND_RELU2, ND_COUNT };
 
-static int bn_block_nodes(gf_bnode *nd) {
+static int bn_block_nodes(gf_node *nd) {
     gf_conv_desc d;
     memset(nd, 0, ND_COUNT * sizeof *nd);
     gf_conv_desc_simple(NULL, &d, 1, BN_CI, BN_H, BN_H, BN_CM, 3, 1, 1, 1, 1);
     /* conv1 keeps a bias: in training mode BN removes it, so its gradient must be ~0 */
-    nd[ND_CONV1] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv1", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1};
-    nd[ND_BN1] = (gf_bnode){.kind = GF_BN_BATCHNORM, .name = "bn1", .in = {ND_CONV1}};
-    nd[ND_RELU1] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu1", .in = {ND_BN1}, .act = {GF_ACT_RELU, 0}};
+    nd[ND_CONV1] = (gf_node){.kind = GF_K_CONV, .name = "conv1", .in = {GF_NODE_INPUT}, .conv = d, .has_bias = 1};
+    nd[ND_BN1] = (gf_node){.kind = GF_K_BATCHNORM, .name = "bn1", .in = {ND_CONV1}};
+    nd[ND_RELU1] = (gf_node){.kind = GF_K_ACT, .name = "relu1", .in = {ND_BN1}, .act = {GF_ACT_RELU, 0}};
     gf_conv_desc_simple(NULL, &d, 1, BN_CM, BN_H, BN_H, BN_CI, 3, 1, 1, 1, 1);
-    nd[ND_CONV2] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv2", .in = {ND_RELU1}, .conv = d, .has_bias = 0};
-    nd[ND_BN2] = (gf_bnode){.kind = GF_BN_BATCHNORM, .name = "bn2", .in = {ND_CONV2}, .bn_eps = 1e-3f,
-                            .bn_momentum = 0.2f};
-    nd[ND_ADD] = (gf_bnode){.kind = GF_BN_ADD, .name = "add", .in = {ND_BN2, GF_BLOCK_INPUT}};
-    nd[ND_RELU2] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu2", .in = {ND_ADD}, .act = {GF_ACT_RELU, 0}};
+    nd[ND_CONV2] = (gf_node){.kind = GF_K_CONV, .name = "conv2", .in = {ND_RELU1}, .conv = d, .has_bias = 0};
+    nd[ND_BN2] = (gf_node){.kind = GF_K_BATCHNORM, .name = "bn2", .in = {ND_CONV2}, .eps = 1e-3f,
+                            .momentum = 0.2f};
+    nd[ND_ADD] = (gf_node){.kind = GF_K_ADD, .name = "add", .in = {ND_BN2, GF_NODE_INPUT}};
+    nd[ND_RELU2] = (gf_node){.kind = GF_K_ACT, .name = "relu2", .in = {ND_ADD}, .act = {GF_ACT_RELU, 0}};
     return ND_COUNT;
 }
 
 /* The block in double: train = batch statistics (returned in bmean/bvar per BN
  * node), else the running statistics rmean/rvar. theta in float. f [n, BN_CI]. */
-static void ref_block(const gf_bnode *nd, const float *theta, const float *x, int train, double *const rmean[2],
+static void ref_block(const gf_node *nd, const float *theta, const float *x, int train, double *const rmean[2],
                       double *const rvar[2], double *bmean[2], double *bvar[2], double *f) {
     const int HW = BN_H * BN_H, n = BN_N;
     size_t P1 = nd[ND_CONV1].w_count;
@@ -185,14 +185,14 @@ static void ref_block(const gf_bnode *nd, const float *theta, const float *x, in
     ref_conv(&d1, xd, W1, b1, z1);
     const int bn_nodes[2] = {ND_BN1, ND_BN2};
     for (int k = 0; k < 2; k++) {
-        const gf_bnode *b = &nd[bn_nodes[k]];
+        const gf_node *b = &nd[bn_nodes[k]];
         double *z = k ? z2 : z1, *a = k ? a2 : a1;
         double *g = to_d(theta + b->w_off, b->c), *be = to_d(theta + b->b_off, b->c);
         if (train) {
             ref_bn_stats(n, b->c, HW, z, bmean[k], bvar[k]);
-            ref_bn_affine(n, b->c, HW, z, g, be, bmean[k], bvar[k], b->bn_eps, a);
+            ref_bn_affine(n, b->c, HW, z, g, be, bmean[k], bvar[k], b->eps, a);
         } else {
-            ref_bn_affine(n, b->c, HW, z, g, be, rmean[k], rvar[k], b->bn_eps, a);
+            ref_bn_affine(n, b->c, HW, z, g, be, rmean[k], rvar[k], b->eps, a);
         }
         free(g); free(be);
         if (k == 0) {
@@ -309,13 +309,13 @@ static void fd_check(gf_ctx *ctx, gf_block *blk, int n, const gf_params *th, con
 }
 
 static void block_test(gf_ctx *ctx) {
-    gf_bnode nd0[ND_COUNT];
+    gf_node nd0[ND_COUNT];
     gf_block *blk;
     REQUIRE_OK(ctx, gf_block_create(ctx, BN_CI, BN_H, BN_H, nd0, bn_block_nodes(nd0), BN_N, &blk));
     int nn;
-    const gf_bnode *nd = gf_block_nodes(blk, &nn);
-    CHECK(nd[ND_BN1].bn_eps == 1e-5f && nd[ND_BN1].bn_momentum == 0.1f && nd[ND_BN2].bn_eps == 1e-3f &&
-          nd[ND_BN2].bn_momentum == 0.2f, "BN defaults / given eps and momentum not kept");
+    const gf_node *nd = gf_block_nodes(blk, &nn);
+    CHECK(nd[ND_BN1].eps == 1e-5f && nd[ND_BN1].momentum == 0.1f && nd[ND_BN2].eps == 1e-3f &&
+          nd[ND_BN2].momentum == 0.2f, "BN defaults / given eps and momentum not kept");
     CHECK(nd[ND_BN1].w_count == BN_CM && nd[ND_BN1].b_count == BN_CM && nd[ND_BN1].w_off >= 0 && nd[ND_BN1].b_off >= 0,
           "bn1 gamma/beta layout");
     const size_t P = gf_block_param_count(blk), XS = (size_t)BN_N * BN_CI * BN_H * BN_H, HW = BN_H * BN_H;
@@ -434,7 +434,7 @@ static void block_test(gf_ctx *ctx) {
         REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));
         ref_block(nd, theta, xb, 1, rm, rv, bm, bv, fr);
         for (int k = 0; k < 2; k++) {
-            double mom = nd[k ? ND_BN2 : ND_BN1].bn_momentum;
+            double mom = nd[k ? ND_BN2 : ND_BN1].momentum;
             for (int c = 0; c < CB[k]; c++) {
                 rm[k][c] = (1 - mom) * rm[k][c] + mom * bm[k][c];
                 rv[k][c] = (1 - mom) * rv[k][c] + mom * bv[k][c] * M / (M - 1);
@@ -491,14 +491,14 @@ static void block_test(gf_ctx *ctx) {
  * gamma/beta/input gradients vs FD. */
 static void fanout_test(gf_ctx *ctx) {
     enum { N = 3, C = 2, H = 4 };
-    gf_bnode nd0[3] = {
-        {.kind = GF_BN_BATCHNORM, .name = "bn_in", .in = {GF_BLOCK_INPUT}},
-        {.kind = GF_BN_ADD, .name = "add", .in = {0, GF_BLOCK_INPUT}},
-        {.kind = GF_BN_ACT, .name = "relu", .in = {1}, .act = {GF_ACT_RELU, 0}}};
+    gf_node nd0[3] = {
+        {.kind = GF_K_BATCHNORM, .name = "bn_in", .in = {GF_NODE_INPUT}},
+        {.kind = GF_K_ADD, .name = "add", .in = {0, GF_NODE_INPUT}},
+        {.kind = GF_K_ACT, .name = "relu", .in = {1}, .act = {GF_ACT_RELU, 0}}};
     gf_block *blk;
     REQUIRE_OK(ctx, gf_block_create(ctx, C, H, H, nd0, 3, N, &blk));
     int nn;
-    const gf_bnode *nd = gf_block_nodes(blk, &nn);
+    const gf_node *nd = gf_block_nodes(blk, &nn);
     const size_t P = gf_block_param_count(blk), XS = (size_t)N * C * H * H;
     test_rng r;
     test_rng_seed(&r, 5);

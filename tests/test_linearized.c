@@ -12,23 +12,23 @@
 
 enum { C_IN = 5, H_IN = 9, N = 7, K = 4 };
 
-static int build_nodes(gf_bnode *nd) {
+static int build_nodes(gf_node *nd) {
     memset(nd, 0, 9 * sizeof *nd);
     int i = 0;
     gf_conv_desc d;
     gf_conv_desc_simple(NULL, &d, 1, C_IN, H_IN, H_IN, 6, 3, 2, 1, 1, 1);
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv1", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu1", .in = {0}, .act = {GF_ACT_RELU, 0}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "conv1", .in = {GF_NODE_INPUT}, .conv = d, .has_bias = 1}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ACT, .name = "relu1", .in = {0}, .act = {GF_ACT_RELU, 0}}; i++;
     gf_conv_desc_simple(NULL, &d, 1, 6, 5, 5, 6, 3, 1, 1, 1, 1);
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv2", .in = {1}, .conv = d, .has_bias = 1}; i++;
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "conv2", .in = {1}, .conv = d, .has_bias = 1}; i++;
     gf_conv_desc_simple(NULL, &d, 1, C_IN, H_IN, H_IN, 6, 1, 2, 0, 1, 1);
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "downsample", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 0}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ADD, .name = "add", .in = {2, 3}}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu2", .in = {4}, .act = {GF_ACT_RELU, 0}}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_MAXPOOL, .name = "pool", .in = {5}, .pool_k = {2, 2}, .pool_s = {1, 1}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "downsample", .in = {GF_NODE_INPUT}, .conv = d, .has_bias = 0}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ADD, .name = "add", .in = {2, 3}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ACT, .name = "relu2", .in = {4}, .act = {GF_ACT_RELU, 0}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_MAXPOOL, .name = "pool", .in = {5}, .kernel = {2, 2}, .stride = {1, 1}}; i++;
     gf_conv_desc_simple(NULL, &d, 1, 6, 4, 4, 6, 3, 1, 1, 1, 6);
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "dwconv", .in = {6}, .conv = d, .has_bias = 1}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "leaky", .in = {7}, .act = {GF_ACT_LEAKY, 0.1f}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "dwconv", .in = {6}, .conv = d, .has_bias = 1}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ACT, .name = "leaky", .in = {7}, .act = {GF_ACT_LEAKY, 0.1f}}; i++;
     return i;
 }
 
@@ -49,11 +49,11 @@ static void flipped_samples(const unsigned char *a, const unsigned char *b, cons
         if (a[j] != b[j] || a[j] != c[j]) bad[pat_sample[j]] = 1;
 }
 static void pattern(gf_ctx *ctx, gf_block *blk, int n, unsigned char *pat, size_t *len) {
-    int nn; const gf_bnode *nd = gf_block_nodes(blk, &nn);
+    int nn; const gf_node *nd = gf_block_nodes(blk, &nn);
     size_t k = 0;
     for (int i = 0; i < nn; i++) {
-        if (nd[i].kind != GF_BN_ACT) continue;
-        const gf_bnode *src = &nd[nd[i].in[0]];
+        if (nd[i].kind != GF_K_ACT) continue;
+        const gf_node *src = &nd[nd[i].in[0]];
         size_t cnt = (size_t)n * src->c * src->h * src->w;
         float *z = malloc(cnt * 4);
         test_download(ctx, gf_block_node_output(blk, nd[i].in[0]), z, cnt);
@@ -70,7 +70,7 @@ static double rel(double a, double b) { return fabs(a - b) / (fabs(b) + 1e-12); 
 
 int main(void) {
     gf_ctx *ctx = test_ctx();
-    gf_bnode nodes[16];
+    gf_node nodes[16];
     int nn = build_nodes(nodes);
     gf_block *blk;
     REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H_IN, H_IN, nodes, nn, N, &blk));
@@ -80,7 +80,7 @@ int main(void) {
     test_rng r; test_rng_seed(&r, 7);
     size_t nx = (size_t)N * C_IN * H_IN * H_IN;
     float *x = malloc(nx * 4), *theta = calloc(P, 4), *v = calloc(P, 4), *tmp = calloc(P, 4);
-    const gf_bnode *bn; int cnt;
+    const gf_node *bn; int cnt;
     bn = gf_block_nodes(blk, &cnt);
     for (int i = 0; i < cnt; i++) {   /* values only inside tensors; padding stays 0 */
         if (bn[i].w_off >= 0) { test_fill(&r, theta + bn[i].w_off, bn[i].w_count, -0.4, 0.4); test_fill(&r, v + bn[i].w_off, bn[i].w_count, -1, 1); }

@@ -65,7 +65,7 @@ static double *read_ref(const problem *p, const char *tag, const char *what, siz
     return v;
 }
 
-static const char *kind_name(gf_bnode_kind k) {
+static const char *kind_name(gf_node_kind k) {
     static const char *s[] = {"conv", "linear", "act", "maxpool", "avgpool", "gap", "add", "flatten", "batchnorm",
                               "mul", "concat", "layernorm", "shuffle", "slice"};
     return s[k];
@@ -79,35 +79,35 @@ static void write_spec(const problem *p, const gf_optim *o) {
     FILE *f = fopen(path, "w");
     if (!f) { fprintf(stderr, "FATAL: cannot write %s\n", path); exit(1); }
     int nn;
-    const gf_bnode *nd = gf_block_nodes(p->blk, &nn);
+    const gf_node *nd = gf_block_nodes(p->blk, &nn);
     fprintf(f, "{\"n\": %d, \"K\": %d, \"c_in\": %d, \"h_in\": %d, \"w_in\": %d, \"param_count\": %zu,\n\"nodes\": [\n",
             N, K, p->c_in, p->h_in, p->w_in, p->P);
     for (int i = 0; i < nn; i++) {
-        const gf_bnode *b = &nd[i];
-        int ar = b->kind == GF_BN_CONCAT ? b->n_in : 2;
+        const gf_node *b = &nd[i];
+        int ar = b->kind == GF_K_CONCAT ? b->n_in : 2;
         fprintf(f, " {\"kind\": \"%s\", \"name\": \"%s\", \"in\": [", kind_name(b->kind), b->name);
         for (int k = 0; k < ar; k++) fprintf(f, "%s%d", k ? ", " : "", b->in[k] < 0 ? -1 : b->in[k]);
         fprintf(f, "], \"c\": %d, \"h\": %d, \"w\": %d", b->c, b->h, b->w);
-        if (b->kind == GF_BN_CONV || b->kind == GF_BN_LINEAR)
+        if (b->kind == GF_K_CONV || b->kind == GF_K_LINEAR)
             fprintf(f, ", \"w_off\": %ld, \"w_count\": %zu, \"b_off\": %ld, \"b_count\": %zu", b->w_off, b->w_count,
                     b->b_off, b->b_count);
-        if (b->kind == GF_BN_CONV) {
+        if (b->kind == GF_K_CONV) {
             const gf_conv_desc *c = &b->conv;
             fprintf(f, ", \"c_out\": %d, \"kh\": %d, \"kw\": %d, \"stride\": [%d, %d], \"pad\": [%d, %d, %d, %d], "
                        "\"dil\": [%d, %d], \"groups\": %d", c->c_out, c->kh, c->kw, c->stride_h, c->stride_w, c->pad_top,
                     c->pad_bottom, c->pad_left, c->pad_right, c->dil_h, c->dil_w, c->groups);
         }
-        if (b->kind == GF_BN_LINEAR) fprintf(f, ", \"lin_in\": %d, \"lin_out\": %d", b->lin_in, b->lin_out);
-        if (b->kind == GF_BN_LAYERNORM) fprintf(f, ", \"eps\": %.9g", b->bn_eps);
-        if (b->kind == GF_BN_SHUFFLE) fprintf(f, ", \"groups\": %d", b->groups);
-        if (b->kind == GF_BN_SLICE) fprintf(f, ", \"slice_off\": %d", b->slice_off);
-        if (b->kind == GF_BN_ACT)
+        if (b->kind == GF_K_LINEAR) fprintf(f, ", \"lin_in\": %d, \"lin_out\": %d", b->lin_in, b->lin_out);
+        if (b->kind == GF_K_LAYERNORM) fprintf(f, ", \"eps\": %.9g", b->eps);
+        if (b->kind == GF_K_SHUFFLE) fprintf(f, ", \"groups\": %d", b->groups);
+        if (b->kind == GF_K_SLICE) fprintf(f, ", \"slice_off\": %d", b->slice_start);
+        if (b->kind == GF_K_ACT)
             fprintf(f, ", \"act\": \"%s\", \"slope\": %.9g",
                     b->act.kind == GF_ACT_LEAKY ? "leaky" : gf_act_name(b->act.kind), b->act.slope);
-        if (b->kind == GF_BN_MAXPOOL || b->kind == GF_BN_AVGPOOL)
+        if (b->kind == GF_K_MAXPOOL || b->kind == GF_K_AVGPOOL)
             fprintf(f, ", \"k\": [%d, %d], \"s\": [%d, %d], \"pad\": [%d, %d, %d, %d], \"count_include_pad\": %d",
-                    b->pool_k[0], b->pool_k[1], b->pool_s[0], b->pool_s[1], b->pool_pad[0], b->pool_pad[1],
-                    b->pool_pad[2], b->pool_pad[3], b->count_include_pad);
+                    b->kernel[0], b->kernel[1], b->stride[0], b->stride[1], b->pad[0], b->pad[2],
+                    b->pad[1], b->pad[3], b->count_include_pad);   /* the spec's order: top, bottom, left, right */
         fprintf(f, "}%s\n", i + 1 < nn ? "," : "");
     }
     fprintf(f, "],\n\"files\": {\"x\": {\"path\": \"x.bin\", \"shape\": [%d, %d, %d, %d]}, "
@@ -144,7 +144,7 @@ static double rel_inf(const float *c, const double *r, size_t n) {
  * tensors must stay exactly 0. */
 static double rel_inf_block(const problem *p, const float *c, const double *r, int *pad_ok) {
     int nn;
-    const gf_bnode *nd = gf_block_nodes(p->blk, &nn);
+    const gf_node *nd = gf_block_nodes(p->blk, &nn);
     unsigned char *used = calloc(p->P, 1);
     double worst = 0;
     for (int i = 0; i < nn; i++) {
@@ -206,7 +206,7 @@ static double check_update_block(const problem *p, const float *start, const flo
                                  const double *g, const gf_optim *o, size_t *tiny, size_t *zero, size_t *bad,
                                  size_t *total) {
     int nn;
-    const gf_bnode *nd = gf_block_nodes(p->blk, &nn);
+    const gf_node *nd = gf_block_nodes(p->blk, &nn);
     double worst = 0;
     for (int i = 0; i < nn; i++) {
         long off[2] = {nd[i].w_off, nd[i].b_off};
@@ -245,7 +245,7 @@ static void init_head(problem *p, test_rng *rr) {
         for (size_t i = 0; i < (size_t)K * p->d; i++) p->omega[i] = (float)(p->omega[i] * 3.0 / (rms * sqrt(p->d) + 1e-6));
     }
     int cnt;
-    const gf_bnode *bn = gf_block_nodes(p->blk, &cnt);
+    const gf_node *bn = gf_block_nodes(p->blk, &cnt);
     for (int c = 0; c < CASES; c++) {
         p->w1[c] = malloc((size_t)K * p->d * sizeof(float));
         p->b1[c] = malloc(K * sizeof(float));
@@ -271,10 +271,8 @@ static void setup(gf_ctx *ctx, problem *p, const char *model_path, const char *b
     if (bi < 0) { fprintf(stderr, "FATAL: %s has no block %s\n", model_path, block_name); exit(1); }
     gf_block_info info;
     REQUIRE_OK(ctx, gf_model_block(m, bi, &info));
-    static gf_bnode nodes[GF_BLOCK_MAX_NODES];
-    int nn;
-    REQUIRE_OK(ctx, gf_model_block_nodes(ctx, m, bi, nodes, &nn, &p->c_in, &p->h_in, &p->w_in));
-    REQUIRE_OK(ctx, gf_block_create(ctx, p->c_in, p->h_in, p->w_in, nodes, nn, N, &p->blk));
+    gf_model_block_input(m, bi, &p->c_in, &p->h_in, &p->w_in);
+    REQUIRE_OK(ctx, gf_model_block_create(ctx, m, bi, N, &p->blk));
     p->P = gf_block_param_count(p->blk);
     p->d = gf_block_feature_dim(p->blk);
     p->theta = malloc(p->P * sizeof(float));
@@ -312,7 +310,7 @@ static void setup(gf_ctx *ctx, problem *p, const char *model_path, const char *b
     gf_exec_free(e);
     free(imgs);
     printf("%s: block %s (%d nodes, %zu floats in the parameter vector), input %s %dx%dx%d, d = %d\n", p->label,
-           info.name, nn, p->P, info.input, p->c_in, p->h_in, p->w_in, p->d);
+           info.name, info.n_nodes, p->P, info.input, p->c_in, p->h_in, p->w_in, p->d);
 
     test_rng r;
     test_rng_seed(&r, seed);
@@ -325,27 +323,27 @@ static void setup(gf_ctx *ctx, problem *p, const char *model_path, const char *b
  * pool with and without counting the padding, flatten, linear, GAP. */
 static void setup_synthetic(gf_ctx *ctx, problem *p) {
     enum { C = 6, H = 9 };
-    gf_bnode nd[12];
+    gf_node nd[12];
     memset(nd, 0, sizeof nd);
     gf_conv_desc d;
     int i = 0;
     REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, C, H, H, 8, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 1));   /* 9 -> 4, TF SAME */
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv_asym", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "leaky", .in = {0}, .act = {GF_ACT_LEAKY, 0.1f}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "conv_asym", .in = {GF_NODE_INPUT}, .conv = d, .has_bias = 1}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ACT, .name = "leaky", .in = {0}, .act = {GF_ACT_LEAKY, 0.1f}}; i++;
     REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, 8, 4, 4, 8, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 2));   /* dilated, grouped */
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv_dil_g2", .in = {1}, .conv = d, .has_bias = 0}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu6", .in = {2}, .act = {GF_ACT_RELU6, 0}}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_MAXPOOL, .name = "maxpool_asym", .in = {3}, .pool_k = {2, 2}, .pool_s = {1, 1},
-                       .pool_pad = {0, 1, 0, 1}}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ADD, .name = "add", .in = {4, 1}}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_AVGPOOL, .name = "avg_nopad", .in = {5}, .pool_k = {3, 3}, .pool_s = {1, 1},
-                       .pool_pad = {1, 1, 1, 1}, .count_include_pad = 0}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_AVGPOOL, .name = "avg_pad", .in = {6}, .pool_k = {2, 2}, .pool_s = {2, 2},
-                       .pool_pad = {1, 0, 1, 0}, .count_include_pad = 1}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_FLATTEN, .name = "flatten", .in = {7}}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_LINEAR, .name = "fc", .in = {8}, .lin_out = 12, .has_bias = 1}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu", .in = {9}, .act = {GF_ACT_RELU, 0}}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_GAP, .name = "gap", .in = {10}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "conv_dil_g2", .in = {1}, .conv = d, .has_bias = 0}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ACT, .name = "relu6", .in = {2}, .act = {GF_ACT_RELU6, 0}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_MAXPOOL, .name = "maxpool_asym", .in = {3}, .kernel = {2, 2}, .stride = {1, 1},
+                       .pad = {0, 0, 1, 1}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ADD, .name = "add", .in = {4, 1}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_AVGPOOL, .name = "avg_nopad", .in = {5}, .kernel = {3, 3}, .stride = {1, 1},
+                       .pad = {1, 1, 1, 1}, .count_include_pad = 0}; i++;
+    nd[i] = (gf_node){.kind = GF_K_AVGPOOL, .name = "avg_pad", .in = {6}, .kernel = {2, 2}, .stride = {2, 2},
+                       .pad = {1, 1, 0, 0}, .count_include_pad = 1}; i++;
+    nd[i] = (gf_node){.kind = GF_K_FLATTEN, .name = "flatten", .in = {7}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_LINEAR, .name = "fc", .in = {8}, .lin_out = 12, .has_bias = 1}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ACT, .name = "relu", .in = {9}, .act = {GF_ACT_RELU, 0}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_GAP, .name = "gap", .in = {10}}; i++;
     p->c_in = C; p->h_in = p->w_in = H;
     REQUIRE_OK(ctx, gf_block_create(ctx, C, H, H, nd, i, N, &p->blk));
     p->P = gf_block_param_count(p->blk);
@@ -354,7 +352,7 @@ static void setup_synthetic(gf_ctx *ctx, problem *p) {
     test_rng_seed(&r, 23);
     p->theta = calloc(p->P, sizeof(float));
     int cnt;
-    const gf_bnode *bn = gf_block_nodes(p->blk, &cnt);
+    const gf_node *bn = gf_block_nodes(p->blk, &cnt);
     for (int k = 0; k < cnt; k++) {   /* large enough that some ReLU6 inputs pass 6 */
         if (bn[k].w_off >= 0) test_fill(&r, p->theta + bn[k].w_off, bn[k].w_count, -1.5, 1.5);
         if (bn[k].b_off >= 0) test_fill(&r, p->theta + bn[k].b_off, bn[k].b_count, -0.5, 0.5);
@@ -377,38 +375,38 @@ static void setup_synthetic(gf_ctx *ctx, problem *p) {
  * affine part as a depthwise 1x1 conv (ConvNeXt). */
 static void setup_synthetic_se(gf_ctx *ctx, problem *p) {
     enum { C = 6, H = 7 };
-    gf_bnode nd[24];
+    gf_node nd[24];
     memset(nd, 0, sizeof nd);
     gf_conv_desc d;
     int i = 0;
 #define CONV(nm, src, ci, co, k, pad, g, bias) do { \
         REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, ci, H, H, co, k, k, 1, 1, pad, pad, pad, pad, 1, 1, g)); \
-        nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = nm, .in = {src}, .conv = d, .has_bias = bias}; i++; } while (0)
-#define ACT(nm, src, kd, sl) do { nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = nm, .in = {src}, .act = {kd, sl}}; i++; } while (0)
-    CONV("expand", GF_BLOCK_INPUT, C, 12, 1, 0, 1, 1);                         /* 0 */
+        nd[i] = (gf_node){.kind = GF_K_CONV, .name = nm, .in = {src}, .conv = d, .has_bias = bias}; i++; } while (0)
+#define ACT(nm, src, kd, sl) do { nd[i] = (gf_node){.kind = GF_K_ACT, .name = nm, .in = {src}, .act = {kd, sl}}; i++; } while (0)
+    CONV("expand", GF_NODE_INPUT, C, 12, 1, 0, 1, 1);                         /* 0 */
     ACT("silu", 0, GF_ACT_SILU, 0);                                             /* 1 */
     CONV("dw", 1, 12, 12, 3, 1, 12, 0);                                         /* 2 */
     ACT("gelu", 2, GF_ACT_GELU, 0);                                             /* 3 */
-    nd[i] = (gf_bnode){.kind = GF_BN_GAP, .name = "se.pool", .in = {3}}; i++;  /* 4 */
+    nd[i] = (gf_node){.kind = GF_K_GAP, .name = "se.pool", .in = {3}}; i++;  /* 4 */
     REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, 12, 1, 1, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1));
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "se.fc1", .in = {4}, .conv = d, .has_bias = 1}; i++;   /* 5 */
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "se.fc1", .in = {4}, .conv = d, .has_bias = 1}; i++;   /* 5 */
     ACT("se.act", 5, GF_ACT_GELU_TANH, 0);                                      /* 6 */
     REQUIRE_OK(ctx, gf_conv_desc_init(ctx, &d, 1, 4, 1, 1, 12, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1));
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "se.fc2", .in = {6}, .conv = d, .has_bias = 1}; i++;   /* 7 */
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "se.fc2", .in = {6}, .conv = d, .has_bias = 1}; i++;   /* 7 */
     ACT("se.gate", 7, GF_ACT_HSIGMOID, 1.0f / 6.0f);                            /* 8 */
-    nd[i] = (gf_bnode){.kind = GF_BN_MUL, .name = "se.mul", .in = {3, 8}}; i++; /* 9: gate */
+    nd[i] = (gf_node){.kind = GF_K_MUL, .name = "se.mul", .in = {3, 8}}; i++; /* 9: gate */
     ACT("sig", 3, GF_ACT_SIGMOID, 0);                                           /* 10 */
-    nd[i] = (gf_bnode){.kind = GF_BN_MUL, .name = "mul", .in = {9, 10}}; i++;   /* 11: elementwise */
+    nd[i] = (gf_node){.kind = GF_K_MUL, .name = "mul", .in = {9, 10}}; i++;   /* 11: elementwise */
     CONV("side", 1, 12, 6, 1, 0, 1, 1);                                         /* 12 */
     ACT("hswish", 12, GF_ACT_HSWISH, 0);                                        /* 13 */
-    nd[i] = (gf_bnode){.kind = GF_BN_CONCAT, .name = "cat", .in = {11, 13, 3}, .n_in = 3}; i++;   /* 14: 30 ch */
+    nd[i] = (gf_node){.kind = GF_K_CONCAT, .name = "cat", .in = {11, 13, 3}, .n_in = 3}; i++;   /* 14: 30 ch */
     /* ShuffleNetV2's unit: chunk in two (both halves read: the second slice's gradient adds), a branch, cat, shuffle */
-    nd[i] = (gf_bnode){.kind = GF_BN_SLICE, .name = "lo", .in = {14}, .slice_off = 0, .c = 12}; i++;    /* 15 */
-    nd[i] = (gf_bnode){.kind = GF_BN_SLICE, .name = "hi", .in = {14}, .slice_off = 12, .c = 18}; i++;   /* 16 */
+    nd[i] = (gf_node){.kind = GF_K_SLICE, .name = "lo", .in = {14}, .slice_start = 0, .c = 12}; i++;    /* 15 */
+    nd[i] = (gf_node){.kind = GF_K_SLICE, .name = "hi", .in = {14}, .slice_start = 12, .c = 18}; i++;   /* 16 */
     CONV("branch", 16, 18, 18, 1, 0, 1, 1);                                     /* 17 */
-    nd[i] = (gf_bnode){.kind = GF_BN_CONCAT, .name = "cat2", .in = {15, 17}, .n_in = 2}; i++;           /* 18 */
-    nd[i] = (gf_bnode){.kind = GF_BN_SHUFFLE, .name = "shuffle", .in = {18}, .groups = 3}; i++;        /* 19 */
-    nd[i] = (gf_bnode){.kind = GF_BN_LAYERNORM, .name = "ln", .in = {19}, .bn_eps = 1e-6f}; i++;  /* 20 */
+    nd[i] = (gf_node){.kind = GF_K_CONCAT, .name = "cat2", .in = {15, 17}, .n_in = 2}; i++;           /* 18 */
+    nd[i] = (gf_node){.kind = GF_K_SHUFFLE, .name = "shuffle", .in = {18}, .groups = 3}; i++;        /* 19 */
+    nd[i] = (gf_node){.kind = GF_K_LAYERNORM, .name = "ln", .in = {19}, .eps = 1e-6f}; i++;  /* 20 */
     CONV("ln.affine", 20, 30, 30, 1, 0, 30, 1);                                 /* 21: its scale and shift */
     CONV("project", 21, 30, 8, 1, 0, 1, 1);                                     /* 22 */
     ACT("out", 22, GF_ACT_SILU, 0);                                             /* 23 */
@@ -419,7 +417,7 @@ static void setup_synthetic_se(gf_ctx *ctx, problem *p) {
     p->P = gf_block_param_count(p->blk);
     p->d = gf_block_feature_dim(p->blk);
     int cnt;
-    const gf_bnode *bn = gf_block_nodes(p->blk, &cnt);
+    const gf_node *bn = gf_block_nodes(p->blk, &cnt);
     CHECK(bn[9].gate == 1 && bn[11].gate == 0 && bn[14].c == 30 && bn[15].c == 12 && bn[16].c == 18 &&
           bn[19].c == 30, "synthetic_se: gate flags %d %d, concat %d, slices %d %d, shuffle %d channels", bn[9].gate,
           bn[11].gate, bn[14].c, bn[15].c, bn[16].c, bn[19].c);
@@ -617,18 +615,18 @@ int main(void) {
     snprintf(path, sizeof path, "%s/mbv3.safetensors", root);
     setup(ctx, &mb, path, "features.11.block", 24);
     {
-        int nn, kinds[GF_BN_SLICE + 1] = {0};
-        const gf_bnode *bn = gf_block_nodes(mb.blk, &nn);
+        int nn, kinds[GF_K_SLICE + 1] = {0};
+        const gf_node *bn = gf_block_nodes(mb.blk, &nn);
         for (int k = 0; k < nn; k++) kinds[bn[k].kind]++;
         int hsw = 0, hsig = 0, gate = 0;
         for (int k = 0; k < nn; k++) {
-            hsw += bn[k].kind == GF_BN_ACT && bn[k].act.kind == GF_ACT_HSWISH;
-            hsig += bn[k].kind == GF_BN_ACT && bn[k].act.kind == GF_ACT_HSIGMOID;
-            gate += bn[k].kind == GF_BN_MUL && bn[k].gate;
+            hsw += bn[k].kind == GF_K_ACT && bn[k].act.kind == GF_ACT_HSWISH;
+            hsig += bn[k].kind == GF_K_ACT && bn[k].act.kind == GF_ACT_HSIGMOID;
+            gate += bn[k].kind == GF_K_MUL && bn[k].gate;
         }
-        CHECK(gate == 1 && hsw >= 3 && hsig == 1 && kinds[GF_BN_ADD] == 1 && kinds[GF_BN_LINEAR] == 1,
+        CHECK(gate == 1 && hsw >= 3 && hsig == 1 && kinds[GF_K_ADD] == 1 && kinds[GF_K_LINEAR] == 1,
               "mobilenet_v3_small span: %d gate products, %d hard-swish, %d hard-sigmoid, %d adds, %d linear", gate,
-              hsw, hsig, kinds[GF_BN_ADD], kinds[GF_BN_LINEAR]);
+              hsw, hsig, kinds[GF_K_ADD], kinds[GF_K_LINEAR]);
     }
     run_reference(&mb, &o);
     compare(ctx, &mb, &o);

@@ -45,14 +45,14 @@ int main(void) {
     CHECK(in.feature && !strcmp(in.feature, "add_2.gap") && in.feature_dim == 256, "feature node add_2.gap [256]");
     CHECK(in.n_blocks >= 1 && gf_model_block(m, 0, &bi) == GF_OK && !strcmp(bi.output, "add_2") && !strcmp(bi.input, "add_1"),
           "top block add_1 -> add_2");
-    /* the bridge to the top-block executor: block add_2 fed with the executor's
+    /* the top block as a sub-graph of the model's nodes: block add_2 fed with the executor's
      * add_1 must give the same features as the executor's add_2.gap */
-    gf_bnode bn[GF_BLOCK_MAX_NODES];
     int nb = 0, c_in, h_in, w_in;
-    REQUIRE_OK(ctx, gf_model_block_nodes(ctx, m, 0, bn, &nb, &c_in, &h_in, &w_in));
-    CHECK(nb == 9 && c_in == 128 && h_in == 15 && w_in == 15, "block add_2: %d nodes, input %dx%dx%d", nb, c_in, h_in, w_in);
+    gf_model_block_input(m, 0, &c_in, &h_in, &w_in);
     gf_block *blk = NULL;
-    REQUIRE_OK(ctx, gf_block_create(ctx, c_in, h_in, w_in, bn, nb, 2, &blk));
+    REQUIRE_OK(ctx, gf_model_block_create(ctx, m, 0, 2, &blk));
+    gf_block_nodes(blk, &nb);
+    CHECK(nb == 9 && c_in == 128 && h_in == 15 && w_in == 15, "block add_2: %d nodes, input %dx%dx%d", nb, c_in, h_in, w_in);
     CHECK(gf_block_feature_dim(blk) == 256, "block feature dim %d", gf_block_feature_dim(blk));
     float *theta = malloc(gf_block_param_count(blk) * sizeof *theta);
     REQUIRE_OK(ctx, gf_model_block_theta(ctx, m, 0, blk, theta));

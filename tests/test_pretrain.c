@@ -24,15 +24,15 @@ static void init_stats(gf_ctx *ctx) {
         gf_pt_net *n;
         REQUIRE_OK(ctx, gf_pt_net_create(ctx, (gf_arch)a, 1, 3, 32, 32, 10, 2, 7, &n));
         int nn;
-        const gf_bnode *nd = gf_block_nodes(n->blk, &nn);
+        const gf_node *nd = gf_block_nodes(n->blk, &nn);
         size_t P = gf_block_param_count(n->blk);
         float *th = malloc(P * 4), *w1 = malloc((size_t)10 * n->d * 4), *b1 = malloc(40);
         REQUIRE_OK(ctx, gf_lin_read_params(ctx, n->lin, th, w1, b1));
         double gain2 = a == GF_ARCH_BIGAN ? 2.0 / (1.0 + 0.04) : 2.0;
         int convs = 0;
         for (int i = 0; i < nn; i++) {
-            const gf_bnode *x = &nd[i];
-            if (x->kind == GF_BN_CONV && x->w_count >= 20000) {   /* enough draws for a 3 % check */
+            const gf_node *x = &nd[i];
+            if (x->kind == GF_K_CONV && x->w_count >= 20000) {   /* enough draws for a 3 % check */
                 double s = 0, s2 = 0;
                 for (size_t k = 0; k < x->w_count; k++) { s += th[x->w_off + k]; s2 += (double)th[x->w_off + k] * th[x->w_off + k]; }
                 double mean = s / x->w_count, sd = sqrt(s2 / x->w_count - mean * mean);
@@ -41,12 +41,12 @@ static void init_stats(gf_ctx *ctx) {
                       gf_arch_name((gf_arch)a), x->name, sd, want, mean);
                 convs++;
             }
-            if (x->kind == GF_BN_CONV && x->b_off >= 0) {
+            if (x->kind == GF_K_CONV && x->b_off >= 0) {
                 double bound = 1.0 / sqrt((double)x->conv.c_in * x->conv.kh * x->conv.kw), mx = 0;
                 for (size_t k = 0; k < x->b_count; k++) mx = fmax(mx, fabs(th[x->b_off + k]));
                 CHECK(mx <= bound && mx > 0.5 * bound, "%s bias max %g, bound %g", x->name, mx, bound);
             }
-            if (x->kind == GF_BN_BATCHNORM)
+            if (x->kind == GF_K_BATCHNORM)
                 for (size_t k = 0; k < x->w_count; k++)
                     if (th[x->w_off + k] != 1.0f || th[x->b_off + k] != 0.0f) { CHECK(0, "%s gamma/beta not 1/0", x->name); break; }
         }

@@ -13,16 +13,16 @@
 
 enum { C_IN = 3, H_IN = 7, N = 7, K = 4 };
 
-static int build_nodes(gf_bnode *nd) {
+static int build_nodes(gf_node *nd) {
     memset(nd, 0, 4 * sizeof *nd);
     int i = 0;
     gf_conv_desc d;
     gf_conv_desc_simple(NULL, &d, 1, C_IN, H_IN, H_IN, 5, 3, 2, 1, 1, 1);
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv1", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu1", .in = {0}, .act = {GF_ACT_RELU, 0}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "conv1", .in = {GF_NODE_INPUT}, .conv = d, .has_bias = 1}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ACT, .name = "relu1", .in = {0}, .act = {GF_ACT_RELU, 0}}; i++;
     gf_conv_desc_simple(NULL, &d, 1, 5, 4, 4, 6, 3, 1, 1, 1, 1);
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv2", .in = {1}, .conv = d, .has_bias = 1}; i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .name = "leaky", .in = {2}, .act = {GF_ACT_LEAKY, 0.1f}}; i++;
+    nd[i] = (gf_node){.kind = GF_K_CONV, .name = "conv2", .in = {1}, .conv = d, .has_bias = 1}; i++;
+    nd[i] = (gf_node){.kind = GF_K_ACT, .name = "leaky", .in = {2}, .act = {GF_ACT_LEAKY, 0.1f}}; i++;
     return i;
 }
 
@@ -49,7 +49,7 @@ int main(void) {
             }
 
     gf_ctx *ctx = test_ctx();
-    gf_bnode nodes[8];
+    gf_node nodes[8];
     int nn = build_nodes(nodes);
     gf_block *blk;
     REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H_IN, H_IN, nodes, nn, N, &blk));
@@ -59,7 +59,7 @@ int main(void) {
     size_t row = (size_t)C_IN * H_IN * H_IN;
     float *x = malloc(N * row * sizeof(float)), *theta = calloc(P, sizeof(float));
     int cnt;
-    const gf_bnode *bn = gf_block_nodes(blk, &cnt);
+    const gf_node *bn = gf_block_nodes(blk, &cnt);
     for (int i = 0; i < cnt; i++) {
         if (bn[i].w_off >= 0) test_fill(&r, theta + bn[i].w_off, bn[i].w_count, -0.4, 0.4);
         if (bn[i].b_off >= 0) test_fill(&r, theta + bn[i].b_off, bn[i].b_count, -0.2, 0.2);

@@ -25,38 +25,38 @@ static void metrics(void) {
     CHECK(fabs(gf_mean_ap(sc2, tg2, 2, 1, NULL) - 0.5) < 1e-12, "tie handling");
 }
 
-static int nodes(gf_bnode *nd) {
+static int nodes(gf_node *nd) {
     gf_conv_desc d;
     memset(nd, 0, 4 * sizeof *nd);
     gf_conv_desc_simple(NULL, &d, 1, C_IN, H, H, 8, 3, 1, 1, 1, 1);
-    nd[0] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1};
-    nd[1] = (gf_bnode){.kind = GF_BN_ACT, .name = "relu", .in = {0}, .act = {GF_ACT_RELU, 0}};
+    nd[0] = (gf_node){.kind = GF_K_CONV, .name = "conv", .in = {GF_NODE_INPUT}, .conv = d, .has_bias = 1};
+    nd[1] = (gf_node){.kind = GF_K_ACT, .name = "relu", .in = {0}, .act = {GF_ACT_RELU, 0}};
     /* a max pool: its routing is part of the primal cache */
-    nd[2] = (gf_bnode){.kind = GF_BN_MAXPOOL, .name = "pool", .in = {1}, .pool_k = {2, 2}, .pool_s = {2, 2}};
+    nd[2] = (gf_node){.kind = GF_K_MAXPOOL, .name = "pool", .in = {1}, .kernel = {2, 2}, .stride = {2, 2}};
     gf_conv_desc_simple(NULL, &d, 1, 8, H / 2, H / 2, 8, 3, 1, 1, 1, 1);
-    nd[3] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv2", .in = {2}, .conv = d, .has_bias = 1};
+    nd[3] = (gf_node){.kind = GF_K_CONV, .name = "conv2", .in = {2}, .conv = d, .has_bias = 1};
     return 4;
 }
 
 /* Issue 17's kinds: the primal cache must keep BOTH factors of a product (the
  * map and a squeeze-excitation gate; a map and its sigmoid) and the inputs of
  * the smooth activations, and nothing of a concat. */
-static int nodes_gated(gf_bnode *nd) {
+static int nodes_gated(gf_node *nd) {
     gf_conv_desc d;
     memset(nd, 0, 10 * sizeof *nd);
     gf_conv_desc_simple(NULL, &d, 1, C_IN, H, H, 8, 3, 1, 1, 1, 1);
-    nd[0] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv", .in = {GF_BLOCK_INPUT}, .conv = d, .has_bias = 1};
-    nd[1] = (gf_bnode){.kind = GF_BN_ACT, .name = "silu", .in = {0}, .act = {GF_ACT_SILU, 0}};
-    nd[2] = (gf_bnode){.kind = GF_BN_GAP, .name = "se.pool", .in = {1}};
+    nd[0] = (gf_node){.kind = GF_K_CONV, .name = "conv", .in = {GF_NODE_INPUT}, .conv = d, .has_bias = 1};
+    nd[1] = (gf_node){.kind = GF_K_ACT, .name = "silu", .in = {0}, .act = {GF_ACT_SILU, 0}};
+    nd[2] = (gf_node){.kind = GF_K_GAP, .name = "se.pool", .in = {1}};
     gf_conv_desc_simple(NULL, &d, 1, 8, 1, 1, 8, 1, 1, 0, 1, 1);
-    nd[3] = (gf_bnode){.kind = GF_BN_CONV, .name = "se.fc", .in = {2}, .conv = d, .has_bias = 1};
-    nd[4] = (gf_bnode){.kind = GF_BN_ACT, .name = "se.gate", .in = {3}, .act = GF_ACT_HSIGMOID_TORCH};
-    nd[5] = (gf_bnode){.kind = GF_BN_MUL, .name = "se.mul", .in = {1, 4}};
-    nd[6] = (gf_bnode){.kind = GF_BN_ACT, .name = "sig", .in = {5}, .act = {GF_ACT_SIGMOID, 0}};
-    nd[7] = (gf_bnode){.kind = GF_BN_MUL, .name = "prod", .in = {5, 6}};
-    nd[8] = (gf_bnode){.kind = GF_BN_CONCAT, .name = "cat", .in = {7, 1}, .n_in = 2};
+    nd[3] = (gf_node){.kind = GF_K_CONV, .name = "se.fc", .in = {2}, .conv = d, .has_bias = 1};
+    nd[4] = (gf_node){.kind = GF_K_ACT, .name = "se.gate", .in = {3}, .act = GF_ACT_HSIGMOID_TORCH};
+    nd[5] = (gf_node){.kind = GF_K_MUL, .name = "se.mul", .in = {1, 4}};
+    nd[6] = (gf_node){.kind = GF_K_ACT, .name = "sig", .in = {5}, .act = {GF_ACT_SIGMOID, 0}};
+    nd[7] = (gf_node){.kind = GF_K_MUL, .name = "prod", .in = {5, 6}};
+    nd[8] = (gf_node){.kind = GF_K_CONCAT, .name = "cat", .in = {7, 1}, .n_in = 2};
     gf_conv_desc_simple(NULL, &d, 1, 16, H, H, 8, 3, 1, 1, 1, 1);
-    nd[9] = (gf_bnode){.kind = GF_BN_CONV, .name = "conv2", .in = {8}, .conv = d, .has_bias = 1};
+    nd[9] = (gf_node){.kind = GF_K_CONV, .name = "conv2", .in = {8}, .conv = d, .has_bias = 1};
     return 10;
 }
 
@@ -307,7 +307,7 @@ static void holdout_split(gf_ctx *ctx) {
  * lr/2 (cos(pi/2) = 0). gf_train's full model must match two steps taken here by hand at those rates, up to
  * the rounding of summing the batch in another order, and be far from two steps at a constant lr. */
 static void cosine_schedule(gf_ctx *ctx, const float *theta, const float *z, const int *lab, gf_cached_set *tr) {
-    gf_bnode nd[4];
+    gf_node nd[4];
     gf_block *blk;
     REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, nd, nodes(nd), NTR, &blk));
     size_t P = gf_block_param_count(blk), S = C_IN * H * H;
@@ -362,14 +362,14 @@ int main(void) {
     metrics();
     prior_bias();
     gf_ctx *ctx = test_ctx();
-    gf_bnode nd[4];
+    gf_node nd[4];
     gf_block *blk;
     REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, nd, nodes(nd), B, &blk));
     size_t P = gf_block_param_count(blk), S = C_IN * H * H;
     int d = gf_block_feature_dim(blk);
     test_rng r; test_rng_seed(&r, 11);
     float *theta = calloc(P, 4);
-    int nn; const gf_bnode *bn = gf_block_nodes(blk, &nn);
+    int nn; const gf_node *bn = gf_block_nodes(blk, &nn);
     for (int i = 0; i < nn; i++) {
         if (bn[i].w_off >= 0) test_fill(&r, theta + bn[i].w_off, bn[i].w_count, -0.3, 0.3);
         if (bn[i].b_off >= 0) test_fill(&r, theta + bn[i].b_off, bn[i].b_count, -0.1, 0.1);
@@ -392,13 +392,13 @@ int main(void) {
     CHECK(a.cache_on_device, "small cache should be on the device");
     primal_roundtrip(ctx, blk, theta, z, S);
     {   /* the same with products, a gate, smooth activations and a concat */
-        gf_bnode ng[10];
+        gf_node ng[10];
         gf_block *bg;
         REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, ng, nodes_gated(ng), B, &bg));
         size_t Pg = gf_block_param_count(bg);
         float *thg = calloc(Pg, 4);
         int ng_n;
-        const gf_bnode *bgn = gf_block_nodes(bg, &ng_n);
+        const gf_node *bgn = gf_block_nodes(bg, &ng_n);
         for (int i = 0; i < ng_n; i++) {
             if (bgn[i].w_off >= 0) test_fill(&r, thg + bgn[i].w_off, bgn[i].w_count, -0.5, 0.5);
             if (bgn[i].b_off >= 0) test_fill(&r, thg + bgn[i].b_off, bgn[i].b_count, -0.3, 0.3);

@@ -8,7 +8,7 @@
 struct gf_block {
     int c_in, h_in, w_in;
     int n_nodes, max_batch;
-    gf_bnode nodes[GF_BLOCK_MAX_NODES];
+    gf_node nodes[GF_BLOCK_MAX_NODES];
     int linearized[GF_BLOCK_MAX_NODES];
     size_t param_count, align;           /* align: sub-buffer alignment in floats */
     cl_mem y[GF_BLOCK_MAX_NODES];        /* primal outputs (kept for tangent/backward) */
@@ -24,13 +24,13 @@ struct gf_block {
     cl_mem bn_save_mean[GF_BLOCK_MAX_NODES], bn_save_invstd[GF_BLOCK_MAX_NODES]; /* batch statistics [C] */
 };
 
-static size_t node_size(const gf_bnode *n) { return (size_t)n->c * n->h * n->w; }
+static size_t node_size(const gf_node *n) { return (size_t)n->c * n->h * n->w; }
 
-static gf_status pool_desc(gf_ctx *ctx, const gf_bnode *nd, int N, int C, int H, int W, gf_pool2d *p) {
+static gf_status pool_desc(gf_ctx *ctx, const gf_node *nd, int N, int C, int H, int W, gf_pool2d *p) {
     memset(p, 0, sizeof *p);
     p->N = N; p->C = C; p->H = H; p->W = W;
-    p->kh = nd->pool_k[0]; p->kw = nd->pool_k[1]; p->sh = nd->pool_s[0]; p->sw = nd->pool_s[1];
-    p->pt = nd->pool_pad[0]; p->pb = nd->pool_pad[1]; p->pl = nd->pool_pad[2]; p->pr = nd->pool_pad[3];
+    p->kh = nd->kernel[0]; p->kw = nd->kernel[1]; p->sh = nd->stride[0]; p->sw = nd->stride[1];
+    p->pt = nd->pad[0]; p->pl = nd->pad[1]; p->pb = nd->pad[2]; p->pr = nd->pad[3];
     p->count_include_pad = nd->count_include_pad;
     if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1)
         return gf_fail(ctx, GF_ERR_INPUT, "pool node '%s': kernel and stride must be positive", nd->name);
@@ -41,24 +41,46 @@ static gf_status pool_desc(gf_ctx *ctx, const gf_bnode *nd, int N, int C, int H,
     return GF_OK;
 }
 
-static int arity(const gf_bnode *nd) {
-    return nd->kind == GF_BN_ADD || nd->kind == GF_BN_MUL ? 2 : nd->kind == GF_BN_CONCAT ? nd->n_in : 1;
+static int arity(const gf_node *nd) {
+    return nd->kind == GF_K_ADD || nd->kind == GF_K_MUL ? 2 : nd->kind == GF_K_CONCAT ? nd->n_in : 1;
 }
 
-static const gf_bnode *in_node(const gf_block *b, const gf_bnode *nd, int k) {
-    return nd->in[k] == GF_BLOCK_INPUT ? NULL : &b->nodes[nd->in[k]];
+static const gf_node *in_node(const gf_block *b, const gf_node *nd, int k) {
+    return nd->in[k] == GF_NODE_INPUT ? NULL : &b->nodes[nd->in[k]];
 }
 
-static void in_shape(const gf_block *b, const gf_bnode *nd, int k, int *c, int *h, int *w) {
-    const gf_bnode *s = in_node(b, nd, k);
+static void in_shape(const gf_block *b, const gf_node *nd, int k, int *c, int *h, int *w) {
+    const gf_node *s = in_node(b, nd, k);
     if (s) { *c = s->c; *h = s->h; *w = s->w; }
     else { *c = b->c_in; *h = b->h_in; *w = b->w_in; }
 }
 
 static size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
-gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bnode *nodes, int n_nodes,
+/* Node k of the sub-graph: g's node idx[k] with its inputs renumbered inside the sub-graph. */
+static gf_status sub_node(gf_ctx *ctx, const gf_node *g, const int *idx, int k, int cut, gf_node *o) {
+    *o = g[idx[k]];
+    o->W = o->b = NULL;   /* the model's host parameters stay the model's (gf_model_block_theta) */
+    for (int a = 0; a < arity(o); a++) {
+        int src = o->in[a], q = k - 1;
+        if (src >= 0 && g[src].folded) src = g[src].alias;
+        while (q >= 0 && idx[q] != src) q--;
+        if (src == cut) o->in[a] = GF_NODE_INPUT;
+        else if (q >= 0) o->in[a] = q;
+        else return gf_fail(ctx, GF_ERR_INPUT, "top-block node '%s' reads '%s' from outside the block", o->name,
+                            src >= 0 ? g[src].name : "the input");
+    }
+    if (arity(o) < 2) o->in[1] = GF_NODE_INPUT;
+    return GF_OK;
+}
+
+gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
                           int max_batch, gf_block **out) {
+    return gf_block_create_sub(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, out);
+}
+
+gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nodes, int cut, int c_in, int h_in,
+                              int w_in, int max_batch, gf_block **out) {
     *out = NULL;
     if (n_nodes < 1 || n_nodes > GF_BLOCK_MAX_NODES)
         return gf_fail(ctx, GF_ERR_INPUT, "top block has %d nodes (1..%d supported)", n_nodes, GF_BLOCK_MAX_NODES);
@@ -66,7 +88,11 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
     if (!b) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     b->c_in = c_in; b->h_in = h_in; b->w_in = w_in;
     b->n_nodes = n_nodes; b->max_batch = max_batch;
-    memcpy(b->nodes, nodes, (size_t)n_nodes * sizeof *nodes);
+    if (!idx) memcpy(b->nodes, g, (size_t)n_nodes * sizeof *g);
+    for (int k = 0; idx && k < n_nodes; k++) {
+        gf_status st = sub_node(ctx, g, idx, k, cut, &b->nodes[k]);
+        if (st != GF_OK) { free(b); return st; }
+    }
     cl_uint align_bits = 1024;
     clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
     b->align = align_bits / 8 / sizeof(float);
@@ -75,15 +101,15 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
     gf_status st = GF_OK;
     size_t off = 0, biggest = 0;
     for (int i = 0; i < n_nodes && st == GF_OK; i++) {
-        gf_bnode *nd = &b->nodes[i];
+        gf_node *nd = &b->nodes[i];
         b->linearized[i] = 1;
         nd->w_off = nd->b_off = -1; nd->w_count = nd->b_count = 0;
-        if (nd->kind == GF_BN_CONCAT && (nd->n_in < 2 || nd->n_in > GF_BLOCK_MAX_IN)) {
-            st = gf_fail(ctx, GF_ERR_INPUT, "concat node '%s' has %d inputs (2..%d)", nd->name, nd->n_in, GF_BLOCK_MAX_IN);
+        if (nd->kind == GF_K_CONCAT && (nd->n_in < 2 || nd->n_in > GF_MAX_INPUTS)) {
+            st = gf_fail(ctx, GF_ERR_INPUT, "concat node '%s' has %d inputs (2..%d)", nd->name, nd->n_in, GF_MAX_INPUTS);
             break;
         }
         for (int k = 0; k < arity(nd); k++)
-            if (nd->in[k] != GF_BLOCK_INPUT && (nd->in[k] < 0 || nd->in[k] >= i)) {
+            if (nd->in[k] != GF_NODE_INPUT && (nd->in[k] < 0 || nd->in[k] >= i)) {
                 st = gf_fail(ctx, GF_ERR_INPUT, "top-block node '%s' reads node %d, which does not come before it",
                              nd->name, nd->in[k]);
                 break;
@@ -91,8 +117,9 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
         if (st != GF_OK) break;
         int c, h, w;
         in_shape(b, nd, 0, &c, &h, &w);
+        nd->in_c = c; nd->in_h = h; nd->in_w = w;
         switch (nd->kind) {
-        case GF_BN_CONV: {
+        case GF_K_CONV: {
             gf_conv_desc *d = &nd->conv;
             d->n = 1; d->c_in = c; d->h_in = h; d->w_in = w;
             st = gf_conv_desc_check(ctx, d);
@@ -102,37 +129,37 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
             nd->b_count = nd->has_bias ? (size_t)d->c_out : 0;
             break;
         }
-        case GF_BN_LINEAR:
+        case GF_K_LINEAR:
             nd->lin_in = c * h * w;
             nd->c = nd->lin_out; nd->h = nd->w = 1;
             nd->w_count = (size_t)nd->lin_out * nd->lin_in;
             nd->b_count = nd->has_bias ? (size_t)nd->lin_out : 0;
             break;
-        case GF_BN_ACT:
+        case GF_K_ACT:
             nd->c = c; nd->h = h; nd->w = w;
             break;
-        case GF_BN_MAXPOOL: case GF_BN_AVGPOOL: {
+        case GF_K_MAXPOOL: case GF_K_AVGPOOL: {
             gf_pool2d p;
             st = pool_desc(ctx, nd, 1, c, h, w, &p);
             nd->c = c; nd->h = p.OH; nd->w = p.OW;
             break;
         }
-        case GF_BN_GAP:
+        case GF_K_GAP:
             nd->c = c; nd->h = nd->w = 1;
             break;
-        case GF_BN_FLATTEN:
+        case GF_K_FLATTEN:
             nd->c = c * h * w; nd->h = nd->w = 1;
             break;
-        case GF_BN_BATCHNORM:
+        case GF_K_BATCHNORM:
             nd->c = c; nd->h = h; nd->w = w;
             nd->w_count = nd->b_count = (size_t)c;   /* gamma, beta */
-            if (nd->bn_eps == 0.0f) nd->bn_eps = 1e-5f;
-            if (nd->bn_momentum == 0.0f) nd->bn_momentum = 0.1f;
-            if (!(nd->bn_eps > 0.0f) || !(nd->bn_momentum > 0.0f && nd->bn_momentum <= 1.0f))
+            if (nd->eps == 0.0f) nd->eps = 1e-5f;
+            if (nd->momentum == 0.0f) nd->momentum = 0.1f;
+            if (!(nd->eps > 0.0f) || !(nd->momentum > 0.0f && nd->momentum <= 1.0f))
                 st = gf_fail(ctx, GF_ERR_INPUT, "batchnorm node '%s': eps %g must be positive and momentum %g in "
-                             "(0, 1]", nd->name, (double)nd->bn_eps, (double)nd->bn_momentum);
+                             "(0, 1]", nd->name, (double)nd->eps, (double)nd->momentum);
             break;
-        case GF_BN_ADD: {
+        case GF_K_ADD: {
             int c2, h2, w2;
             in_shape(b, nd, 1, &c2, &h2, &w2);
             if (c != c2 || h != h2 || w != w2)
@@ -141,7 +168,7 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
             nd->c = c; nd->h = h; nd->w = w;
             break;
         }
-        case GF_BN_MUL: {
+        case GF_K_MUL: {
             int c2, h2, w2;
             in_shape(b, nd, 1, &c2, &h2, &w2);
             nd->gate = c2 == c && h2 == 1 && w2 == 1 && (h != 1 || w != 1);
@@ -151,22 +178,22 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
             nd->c = c; nd->h = h; nd->w = w;
             break;
         }
-        case GF_BN_LAYERNORM:
+        case GF_K_LAYERNORM:
             nd->c = c; nd->h = h; nd->w = w;
-            if (!(nd->bn_eps >= 0)) st = gf_fail(ctx, GF_ERR_INPUT, "layernorm node '%s': eps %g", nd->name, (double)nd->bn_eps);
+            if (!(nd->eps >= 0)) st = gf_fail(ctx, GF_ERR_INPUT, "layernorm node '%s': eps %g", nd->name, (double)nd->eps);
             break;
-        case GF_BN_SHUFFLE:
+        case GF_K_SHUFFLE:
             if (nd->groups < 1 || c % nd->groups)
                 st = gf_fail(ctx, GF_ERR_INPUT, "shuffle node '%s': %d channels in %d groups", nd->name, c, nd->groups);
             nd->c = c; nd->h = h; nd->w = w;
             break;
-        case GF_BN_SLICE:
-            if (nd->slice_off < 0 || nd->c < 1 || nd->slice_off > c - nd->c)
+        case GF_K_SLICE:
+            if (nd->slice_start < 0 || nd->c < 1 || nd->slice_start > c - nd->c)
                 st = gf_fail(ctx, GF_ERR_INPUT, "slice node '%s': channels %d..%d of a %d-channel input", nd->name,
-                             nd->slice_off, nd->slice_off + nd->c, c);
+                             nd->slice_start, nd->slice_start + nd->c, c);
             nd->h = h; nd->w = w;
             break;
-        case GF_BN_CONCAT: {
+        case GF_K_CONCAT: {
             int total = 0;
             for (int k = 0; k < nd->n_in && st == GF_OK; k++) {
                 int c2, h2, w2;
@@ -179,6 +206,9 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
             nd->c = total; nd->h = h; nd->w = w;
             break;
         }
+        case GF_K_NONE:
+            st = gf_fail(ctx, GF_ERR_INPUT, "node '%s' (%s) cannot be part of a top block", nd->name, gf_op_name(nd->op));
+            break;
         default:
             st = gf_fail(ctx, GF_ERR_INPUT, "top-block node '%s' has an unknown kind %d", nd->name, (int)nd->kind);
         }
@@ -196,9 +226,9 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bn
         st = gf_buf_create(ctx, bytes, what, &b->y[i]);
         if (st == GF_OK) st = gf_buf_create(ctx, bytes, what, &b->t[i]);
         if (st == GF_OK) st = gf_buf_create(ctx, bytes, what, &b->g[i]);
-        if (st == GF_OK && b->nodes[i].kind == GF_BN_MAXPOOL)
+        if (st == GF_OK && b->nodes[i].kind == GF_K_MAXPOOL)
             st = gf_buf_create(ctx, nb * node_size(&b->nodes[i]) * sizeof(cl_int), what, &b->argmax[i]);
-        if (st == GF_OK && b->nodes[i].kind == GF_BN_BATCHNORM) {
+        if (st == GF_OK && b->nodes[i].kind == GF_K_BATCHNORM) {
             size_t cb = (size_t)b->nodes[i].c * sizeof(float);
             snprintf(what, sizeof what, "batchnorm statistics of '%s'", b->nodes[i].name);
             st = gf_buf_create(ctx, cb, what, &b->bn_mean[i]);   /* new buffers start at 0 */
@@ -234,14 +264,14 @@ int gf_block_feature_dim(const gf_block *b) { return b->nodes[b->n_nodes - 1].c;
 int gf_block_input_size(const gf_block *b) { return b->c_in * b->h_in * b->w_in; }
 int gf_block_max_batch(const gf_block *b) { return b->max_batch; }
 cl_mem gf_block_node_output(const gf_block *b, int i) { return i >= 0 && i < b->n_nodes ? b->y[i] : NULL; }
-const gf_bnode *gf_block_nodes(const gf_block *b, int *n) { *n = b->n_nodes; return b->nodes; }
+const gf_node *gf_block_nodes(const gf_block *b, int *n) { *n = b->n_nodes; return b->nodes; }
 void gf_block_set_linearized(gf_block *b, int node, int on) {
     if (node >= 0 && node < b->n_nodes) b->linearized[node] = on;
 }
 void gf_block_set_training(gf_block *b, int on) { b->training = on != 0; }
 int gf_block_training(const gf_block *b) { return b->training; }
 gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var) {
-    if (node < 0 || node >= b->n_nodes || b->nodes[node].kind != GF_BN_BATCHNORM) return GF_ERR_USAGE;
+    if (node < 0 || node >= b->n_nodes || b->nodes[node].kind != GF_K_BATCHNORM) return GF_ERR_USAGE;
     if (mean) *mean = b->bn_mean[node];
     if (var) *var = b->bn_var[node];
     return GF_OK;
@@ -253,7 +283,7 @@ gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_
     GF_TRY(gf_buf_create(ctx, p->count * sizeof(float), what, &p->all));
     gf_status st = gf_buf_zero(ctx, p->all, 0, p->count * sizeof(float));
     for (int i = 0; i < b->n_nodes && st == GF_OK; i++) {
-        const gf_bnode *nd = &b->nodes[i];
+        const gf_node *nd = &b->nodes[i];
         for (int k = 0; k < 2 && st == GF_OK; k++) {
             long o = k ? nd->b_off : nd->w_off;
             size_t cnt = k ? nd->b_count : nd->w_count;
@@ -274,109 +304,96 @@ void gf_params_free(gf_params *p) {
     gf_buf_release(&p->all);
 }
 
-static cl_mem in_buf(const gf_block *b, const gf_bnode *nd, int k, cl_mem x) {
-    return nd->in[k] == GF_BLOCK_INPUT ? x : b->y[nd->in[k]];
+static cl_mem in_buf(const gf_block *b, const gf_node *nd, int k, cl_mem x) {
+    return nd->in[k] == GF_NODE_INPUT ? x : b->y[nd->in[k]];
 }
 
-static gf_status conv_for(gf_ctx *ctx, const gf_bnode *nd, int n, gf_conv_desc *d) {
+static gf_status conv_for(gf_ctx *ctx, const gf_node *nd, int n, gf_conv_desc *d) {
     *d = nd->conv;
     d->n = n;
     return gf_conv_desc_check(ctx, d);
+}
+
+gf_status gf_node_forward(gf_ctx *ctx, const gf_node *nd, int n, const cl_mem *xs, const int *cs, cl_mem W, cl_mem B,
+                          cl_mem y, cl_mem argmax) {
+    cl_mem x = xs[0];
+    int c = nd->in_c, h = nd->in_h, w = nd->in_w;
+    size_t cnt = (size_t)n * node_size(nd), HW = (size_t)h * w;
+    switch (nd->kind) {
+    case GF_K_CONV: {
+        gf_conv_desc d;
+        GF_TRY(conv_for(ctx, nd, n, &d));
+        return gf_conv2d_forward(ctx, &d, x, W, B, y);
+    }
+    case GF_K_LINEAR: return gf_linear_forward(ctx, n, nd->lin_in, nd->lin_out, x, W, B, y);
+    case GF_K_ACT: return gf_act_forward(ctx, nd->act, cnt, x, y);
+    case GF_K_MAXPOOL: case GF_K_AVGPOOL: {
+        gf_pool2d p;
+        GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
+        return nd->kind == GF_K_MAXPOOL ? gf_maxpool_forward(ctx, &p, x, y, argmax) : gf_avgpool_forward(ctx, &p, x, y);
+    }
+    case GF_K_GAP: return gf_gap_forward(ctx, (size_t)n * c, HW, x, y);
+    case GF_K_FLATTEN: return x == y ? GF_OK : gf_buf_copy(ctx, x, 0, y, 0, cnt * sizeof(float));
+    case GF_K_ADD: return gf_add(ctx, cnt, x, xs[1], y);
+    case GF_K_LAYERNORM: return gf_ln_forward(ctx, (size_t)n, c, HW, nd->eps, x, y);
+    case GF_K_MUL: return gf_mul_forward(ctx, (size_t)n * c, HW, nd->gate, x, xs[1], y);
+    case GF_K_SHUFFLE: return gf_shuffle_forward(ctx, (size_t)n, c, HW, nd->groups, x, y);
+    case GF_K_SLICE: return gf_slice_forward(ctx, (size_t)n, HW, c, nd->slice_start, nd->c, x, y);
+    case GF_K_CONCAT: return gf_concat_forward(ctx, (size_t)n, HW, nd->n_in, cs, xs, y);
+    case GF_K_NONE: return GF_OK;
+    default: return gf_fail(ctx, GF_ERR_INTERNAL, "node '%s': kind %d has no forward here", nd->name, (int)nd->kind);
+    }
 }
 
 gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, cl_mem f) {
     if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
     b->fwd_training = b->training;
     for (int i = 0; i < b->n_nodes; i++) {
-        const gf_bnode *nd = &b->nodes[i];
-        cl_mem xin = in_buf(b, nd, 0, x);
-        int c, h, w;
-        in_shape(b, nd, 0, &c, &h, &w);
-        size_t cnt = (size_t)n * node_size(nd);
-        switch (nd->kind) {
-        case GF_BN_CONV: {
-            gf_conv_desc d;
-            GF_TRY(conv_for(ctx, nd, n, &d));
-            GF_TRY(gf_conv2d_forward(ctx, &d, xin, th->w[i], th->b[i], b->y[i]));
-            break;
+        const gf_node *nd = &b->nodes[i];
+        cl_mem xs[GF_MAX_INPUTS];
+        int cs[GF_MAX_INPUTS], c = nd->in_c, h = nd->in_h, w = nd->in_w, hh, ww;
+        for (int k = 0; k < arity(nd); k++) {
+            xs[k] = in_buf(b, nd, k, x);
+            in_shape(b, nd, k, &cs[k], &hh, &ww);
         }
-        case GF_BN_LINEAR:
-            GF_TRY(gf_linear_forward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], th->b[i], b->y[i]));
-            break;
-        case GF_BN_ACT: GF_TRY(gf_act_forward(ctx, nd->act, cnt, xin, b->y[i])); break;
-        case GF_BN_MAXPOOL: case GF_BN_AVGPOOL: {
-            gf_pool2d p;
-            GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
-            if (nd->kind == GF_BN_MAXPOOL) GF_TRY(gf_maxpool_forward(ctx, &p, xin, b->y[i], b->argmax[i]));
-            else GF_TRY(gf_avgpool_forward(ctx, &p, xin, b->y[i]));
-            break;
-        }
-        case GF_BN_GAP: GF_TRY(gf_gap_forward(ctx, (size_t)n * c, (size_t)h * w, xin, b->y[i])); break;
-        case GF_BN_FLATTEN: GF_TRY(gf_buf_copy(ctx, xin, 0, b->y[i], 0, cnt * sizeof(float))); break;
-        case GF_BN_ADD: GF_TRY(gf_add(ctx, cnt, xin, in_buf(b, nd, 1, x), b->y[i])); break;
-        case GF_BN_LAYERNORM:
-            GF_TRY(gf_ln_forward(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, b->y[i]));
-            break;
-        case GF_BN_MUL:
-            GF_TRY(gf_mul_forward(ctx, (size_t)n * c, (size_t)h * w, nd->gate, xin, in_buf(b, nd, 1, x), b->y[i]));
-            break;
-        case GF_BN_SHUFFLE:
-            GF_TRY(gf_shuffle_forward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, xin, b->y[i]));
-            break;
-        case GF_BN_SLICE:
-            GF_TRY(gf_slice_forward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_off, nd->c, xin, b->y[i]));
-            break;
-        case GF_BN_CONCAT: {
-            int C[GF_BLOCK_MAX_IN];
-            cl_mem xs[GF_BLOCK_MAX_IN];
-            for (int k = 0; k < nd->n_in; k++) {
-                int hh, ww;
-                in_shape(b, nd, k, &C[k], &hh, &ww);
-                xs[k] = in_buf(b, nd, k, x);
-            }
-            GF_TRY(gf_concat_forward(ctx, (size_t)n, (size_t)h * w, nd->n_in, C, xs, b->y[i]));
-            break;
-        }
-        case GF_BN_BATCHNORM:
-            if (!b->training) {
-                GF_TRY(gf_bn_eval_forward(ctx, n, c, h * w, xin, th->w[i], th->b[i], nd->bn_eps, b->bn_mean[i],
-                                          b->bn_var[i], b->y[i]));
-                break;
-            }
+        if (nd->kind != GF_K_BATCHNORM) {
+            GF_TRY(gf_node_forward(ctx, nd, n, xs, cs, th->w[i], th->b[i], b->y[i], b->argmax[i]));
+        } else if (!b->training) {
+            GF_TRY(gf_bn_eval_forward(ctx, n, c, h * w, xs[0], th->w[i], th->b[i], nd->eps, b->bn_mean[i],
+                                      b->bn_var[i], b->y[i]));
+        } else {
             if ((size_t)n * h * w < 2)
                 return gf_fail(ctx, GF_ERR_USAGE, "batchnorm node '%s' in training mode needs more than one value per "
                                "channel (batch %d of %dx%d maps); use a batch of at least 2", nd->name, n, h, w);
-            GF_TRY(gf_bn_train_forward(ctx, n, c, h * w, xin, th->w[i], th->b[i], nd->bn_eps, nd->bn_momentum,
+            GF_TRY(gf_bn_train_forward(ctx, n, c, h * w, xs[0], th->w[i], th->b[i], nd->eps, nd->momentum,
                                        b->bn_mean[i], b->bn_var[i], b->y[i], b->bn_save_mean[i],
                                        b->bn_save_invstd[i]));
-            break;
         }
     }
-    const gf_bnode *last = &b->nodes[b->n_nodes - 1];
+    const gf_node *last = &b->nodes[b->n_nodes - 1];
     return gf_gap_forward(ctx, (size_t)n * last->c, (size_t)last->h * last->w, b->y[b->n_nodes - 1], f);
 }
 
 gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, const gf_params *w2,
                            cl_mem tf) {
     for (int i = 0; i < b->n_nodes; i++)
-        if (b->nodes[i].kind == GF_BN_BATCHNORM)
+        if (b->nodes[i].kind == GF_K_BATCHNORM)
             return gf_fail(ctx, GF_ERR_USAGE, "top-block node '%s': batchnorm has no tangent in a block; model files "
                            "fold BN into the preceding conv at load, so use a folded model for the linearized methods "
                            "(or train this block with finetune)", b->nodes[i].name);
     for (int i = 0; i < b->n_nodes; i++) {
-        const gf_bnode *nd = &b->nodes[i];
-        int c, h, w;
-        in_shape(b, nd, 0, &c, &h, &w);
+        const gf_node *nd = &b->nodes[i];
+        int c = nd->in_c, h = nd->in_h, w = nd->in_w;
         size_t cnt = (size_t)n * node_size(nd);
-        int z0 = nd->in[0] == GF_BLOCK_INPUT || b->tzero[nd->in[0]];   /* incoming tangent is exactly 0 */
+        int z0 = nd->in[0] == GF_NODE_INPUT || b->tzero[nd->in[0]];   /* incoming tangent is exactly 0 */
         cl_mem tin = z0 ? NULL : b->t[nd->in[0]];
         cl_mem xin = in_buf(b, nd, 0, x);
         b->tzero[i] = 0;
         switch (nd->kind) {
-        case GF_BN_CONV: case GF_BN_LINEAR: {
+        case GF_K_CONV: case GF_K_LINEAR: {
             int lin = b->linearized[i];
             if (!lin && z0) { b->tzero[i] = 1; break; }
-            if (nd->kind == GF_BN_CONV) {
+            if (nd->kind == GF_K_CONV) {
                 gf_conv_desc d;
                 GF_TRY(conv_for(ctx, nd, n, &d));
                 GF_TRY(gf_conv2d_tangent(ctx, &d, xin, lin ? w2->w[i] : NULL, lin ? w2->b[i] : NULL,
@@ -387,60 +404,60 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             }
             break;
         }
-        case GF_BN_ACT:
+        case GF_K_ACT:
             if (z0) { b->tzero[i] = 1; break; }
             GF_TRY(gf_act_tangent(ctx, nd->act, cnt, xin, tin, b->t[i]));
             break;
-        case GF_BN_MAXPOOL: case GF_BN_AVGPOOL: {
+        case GF_K_MAXPOOL: case GF_K_AVGPOOL: {
             if (z0) { b->tzero[i] = 1; break; }
             gf_pool2d p;
             GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
-            if (nd->kind == GF_BN_MAXPOOL) GF_TRY(gf_maxpool_tangent(ctx, &p, b->argmax[i], tin, b->t[i]));
+            if (nd->kind == GF_K_MAXPOOL) GF_TRY(gf_maxpool_tangent(ctx, &p, b->argmax[i], tin, b->t[i]));
             else GF_TRY(gf_avgpool_tangent(ctx, &p, tin, b->t[i]));
             break;
         }
-        case GF_BN_GAP:
+        case GF_K_GAP:
             if (z0) { b->tzero[i] = 1; break; }
             GF_TRY(gf_gap_tangent(ctx, (size_t)n * c, (size_t)h * w, tin, b->t[i]));
             break;
-        case GF_BN_FLATTEN:
+        case GF_K_FLATTEN:
             if (z0) { b->tzero[i] = 1; break; }
             GF_TRY(gf_buf_copy(ctx, tin, 0, b->t[i], 0, cnt * sizeof(float)));
             break;
-        case GF_BN_ADD: {
-            int z1 = nd->in[1] == GF_BLOCK_INPUT || b->tzero[nd->in[1]];
+        case GF_K_ADD: {
+            int z1 = nd->in[1] == GF_NODE_INPUT || b->tzero[nd->in[1]];
             if (z0 && z1) b->tzero[i] = 1;
             else if (z1) GF_TRY(gf_buf_copy(ctx, tin, 0, b->t[i], 0, cnt * sizeof(float)));
             else if (z0) GF_TRY(gf_buf_copy(ctx, b->t[nd->in[1]], 0, b->t[i], 0, cnt * sizeof(float)));
             else GF_TRY(gf_add(ctx, cnt, tin, b->t[nd->in[1]], b->t[i]));
             break;
         }
-        case GF_BN_LAYERNORM:
+        case GF_K_LAYERNORM:
             if (z0) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_ln_tangent(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, tin, b->t[i]));
+            GF_TRY(gf_ln_tangent(ctx, (size_t)n, c, (size_t)h * w, nd->eps, xin, tin, b->t[i]));
             break;
-        case GF_BN_MUL: {
-            int z1 = nd->in[1] == GF_BLOCK_INPUT || b->tzero[nd->in[1]];
+        case GF_K_MUL: {
+            int z1 = nd->in[1] == GF_NODE_INPUT || b->tzero[nd->in[1]];
             if (z0 && z1) { b->tzero[i] = 1; break; }
             GF_TRY(gf_mul_tangent(ctx, (size_t)n * c, (size_t)h * w, nd->gate, xin, in_buf(b, nd, 1, x), tin,
                                   z1 ? NULL : b->t[nd->in[1]], b->t[i]));
             break;
         }
-        case GF_BN_SHUFFLE:
+        case GF_K_SHUFFLE:
             if (z0) { b->tzero[i] = 1; break; }
             GF_TRY(gf_shuffle_forward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, tin, b->t[i]));
             break;
-        case GF_BN_SLICE:
+        case GF_K_SLICE:
             if (z0) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_slice_forward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_off, nd->c, tin, b->t[i]));
+            GF_TRY(gf_slice_forward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_start, nd->c, tin, b->t[i]));
             break;
-        case GF_BN_CONCAT: {
-            int C[GF_BLOCK_MAX_IN], all_zero = 1;
-            cl_mem ts[GF_BLOCK_MAX_IN];
+        case GF_K_CONCAT: {
+            int C[GF_MAX_INPUTS], all_zero = 1;
+            cl_mem ts[GF_MAX_INPUTS];
             for (int k = 0; k < nd->n_in; k++) {
                 int hh, ww;
                 in_shape(b, nd, k, &C[k], &hh, &ww);
-                int zk = nd->in[k] == GF_BLOCK_INPUT || b->tzero[nd->in[k]];
+                int zk = nd->in[k] == GF_NODE_INPUT || b->tzero[nd->in[k]];
                 ts[k] = zk ? NULL : b->t[nd->in[k]];
                 all_zero &= zk;
             }
@@ -448,10 +465,10 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             GF_TRY(gf_concat_forward(ctx, (size_t)n, (size_t)h * w, nd->n_in, C, ts, b->t[i]));
             break;
         }
-        case GF_BN_BATCHNORM: break;   /* refused above */
+        case GF_K_BATCHNORM: case GF_K_NONE: break;   /* refused above, and by gf_block_create */
         }
     }
-    const gf_bnode *last = &b->nodes[b->n_nodes - 1];
+    const gf_node *last = &b->nodes[b->n_nodes - 1];
     if (b->tzero[b->n_nodes - 1]) return gf_fill(ctx, (size_t)n * last->c, 0.0f, tf);
     return gf_gap_tangent(ctx, (size_t)n * last->c, (size_t)last->h * last->w, b->t[b->n_nodes - 1], tf);
 }
@@ -460,10 +477,10 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
  * else into tmp, to be added afterwards (finish_grad). */
 typedef struct { cl_mem dst, target; size_t count; int accumulate; } grad_slot;
 
-static int grad_slot_for(gf_block *b, const gf_bnode *nd, int k, cl_mem gx, size_t count, grad_slot *s) {
+static int grad_slot_for(gf_block *b, const gf_node *nd, int k, cl_mem gx, size_t count, grad_slot *s) {
     int src = nd->in[k];
-    int idx = src == GF_BLOCK_INPUT ? b->n_nodes : src;
-    cl_mem target = src == GF_BLOCK_INPUT ? gx : b->g[src];
+    int idx = src == GF_NODE_INPUT ? b->n_nodes : src;
+    cl_mem target = src == GF_NODE_INPUT ? gx : b->g[src];
     if (!target) return 0;
     s->target = target; s->count = count;
     s->accumulate = b->gwritten[idx];
@@ -481,31 +498,30 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
                             gf_params *grad, cl_mem gx) {
     memset(b->gwritten, 0, sizeof b->gwritten);
     int L = b->n_nodes - 1;
-    const gf_bnode *last = &b->nodes[L];
+    const gf_node *last = &b->nodes[L];
     GF_TRY(gf_gap_backward(ctx, (size_t)n * last->c, (size_t)last->h * last->w, gfeat, b->g[L]));
     b->gwritten[L] = 1;
     if (grad) GF_TRY(gf_buf_zero(ctx, grad->all, 0, grad->count * sizeof(float)));
     for (int i = L; i >= 0; i--) {
         if (!b->gwritten[i]) continue;
-        const gf_bnode *nd = &b->nodes[i];
+        const gf_node *nd = &b->nodes[i];
         cl_mem xin = in_buf(b, nd, 0, x);
-        int c, h, w;
-        in_shape(b, nd, 0, &c, &h, &w);
+        int c = nd->in_c, h = nd->in_h, w = nd->in_w;
         size_t in_cnt = (size_t)n * c * h * w, cnt = (size_t)n * node_size(nd);
         grad_slot s;
         switch (nd->kind) {
-        case GF_BN_CONV: case GF_BN_LINEAR: {
+        case GF_K_CONV: case GF_K_LINEAR: {
             gf_conv_desc d;
-            if (nd->kind == GF_BN_CONV) GF_TRY(conv_for(ctx, nd, n, &d));
+            if (nd->kind == GF_K_CONV) GF_TRY(conv_for(ctx, nd, n, &d));
             if (grad && b->linearized[i]) {
-                if (nd->kind == GF_BN_CONV)
+                if (nd->kind == GF_K_CONV)
                     GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->g[i], NULL, grad->w[i], grad->b[i], 0));
                 else
                     GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->g[i], NULL,
                                               grad->w[i], grad->b[i], 0));
             }
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
-                if (nd->kind == GF_BN_CONV)
+                if (nd->kind == GF_K_CONV)
                     GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->g[i], s.target, NULL, NULL, s.accumulate));
                 else
                     GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->g[i], s.target,
@@ -513,28 +529,28 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
             }
             break;
         }
-        case GF_BN_ACT:
+        case GF_K_ACT:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
                 GF_TRY(gf_act_backward(ctx, nd->act, cnt, xin, b->g[i], s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
-        case GF_BN_MAXPOOL: case GF_BN_AVGPOOL:
+        case GF_K_MAXPOOL: case GF_K_AVGPOOL:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
                 gf_pool2d p;
                 GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
-                if (nd->kind == GF_BN_MAXPOOL) GF_TRY(gf_maxpool_backward(ctx, &p, b->argmax[i], b->g[i], s.dst));
+                if (nd->kind == GF_K_MAXPOOL) GF_TRY(gf_maxpool_backward(ctx, &p, b->argmax[i], b->g[i], s.dst));
                 else GF_TRY(gf_avgpool_backward(ctx, &p, b->g[i], s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
-        case GF_BN_GAP:
+        case GF_K_GAP:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
                 GF_TRY(gf_gap_backward(ctx, (size_t)n * c, (size_t)h * w, b->g[i], s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
-        case GF_BN_BATCHNORM: {
+        case GF_K_BATCHNORM: {
             int params = grad && b->linearized[i];
             int to_in = grad_slot_for(b, nd, 0, gx, in_cnt, &s);
             if (!params && !to_in) break;
@@ -543,18 +559,18 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
                 GF_TRY(gf_bn_train_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], b->bn_save_mean[i],
                                             b->bn_save_invstd[i], dx, dg, db, 0));
             else
-                GF_TRY(gf_bn_eval_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], nd->bn_eps, b->bn_mean[i],
+                GF_TRY(gf_bn_eval_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], nd->eps, b->bn_mean[i],
                                            b->bn_var[i], dx, dg, db, 0));
             if (to_in) GF_TRY(finish_grad(ctx, &s));
             break;
         }
-        case GF_BN_LAYERNORM:
+        case GF_K_LAYERNORM:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
-                GF_TRY(gf_ln_backward(ctx, (size_t)n, c, (size_t)h * w, nd->bn_eps, xin, b->g[i], s.dst));
+                GF_TRY(gf_ln_backward(ctx, (size_t)n, c, (size_t)h * w, nd->eps, xin, b->g[i], s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
-        case GF_BN_MUL: {
+        case GF_K_MUL: {
             /* one input at a time: both may be the same node, and both slots may need tmp */
             cl_mem s_in = in_buf(b, nd, 1, x);
             size_t planes = (size_t)n * c, HW = (size_t)h * w;
@@ -568,7 +584,7 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
             }
             break;
         }
-        case GF_BN_CONCAT:
+        case GF_K_CONCAT:
             for (int k = 0, off = 0; k < nd->n_in; k++) {
                 int ck, hh, ww;
                 in_shape(b, nd, k, &ck, &hh, &ww);
@@ -578,23 +594,24 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
                 off += ck;
             }
             break;
-        case GF_BN_SHUFFLE:
+        case GF_K_SHUFFLE:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s))
                 GF_TRY(gf_shuffle_backward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, b->g[i], s.target,
                                            s.accumulate));
             break;
-        case GF_BN_SLICE:
+        case GF_K_SLICE:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s))
-                GF_TRY(gf_slice_backward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_off, nd->c, b->g[i], s.target,
+                GF_TRY(gf_slice_backward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_start, nd->c, b->g[i], s.target,
                                          s.accumulate));
             break;
-        case GF_BN_FLATTEN: case GF_BN_ADD:
-            for (int k = 0; k < (nd->kind == GF_BN_ADD ? 2 : 1); k++)
+        case GF_K_FLATTEN: case GF_K_ADD:
+            for (int k = 0; k < (nd->kind == GF_K_ADD ? 2 : 1); k++)
                 if (grad_slot_for(b, nd, k, gx, cnt, &s)) {
                     if (s.accumulate) GF_TRY(gf_axpby(ctx, cnt, 1.0f, b->g[i], 1.0f, s.target));
                     else GF_TRY(gf_buf_copy(ctx, b->g[i], 0, s.target, 0, cnt * sizeof(float)));
                 }
             break;
+        case GF_K_NONE: break;   /* refused by gf_block_create */
         }
     }
     if (gx && !b->gwritten[b->n_nodes]) GF_TRY(gf_buf_zero(ctx, gx, 0, (size_t)n * gf_block_input_size(b) * sizeof(float)));
@@ -617,11 +634,11 @@ struct gf_primal_cache {
  * pools and GAP read only tangents and gradients. */
 static int primal_needed(const gf_block *b, int j) {
     for (int i = j + 1; i < b->n_nodes; i++) {
-        gf_bnode_kind k = b->nodes[i].kind;
-        if (b->nodes[i].in[0] == j && (k == GF_BN_CONV || k == GF_BN_LINEAR || k == GF_BN_ACT || k == GF_BN_BATCHNORM ||
-                                       k == GF_BN_LAYERNORM))
+        gf_node_kind k = b->nodes[i].kind;
+        if (b->nodes[i].in[0] == j && (k == GF_K_CONV || k == GF_K_LINEAR || k == GF_K_ACT || k == GF_K_BATCHNORM ||
+                                       k == GF_K_LAYERNORM))
             return 1;
-        if (k == GF_BN_MUL && (b->nodes[i].in[0] == j || b->nodes[i].in[1] == j)) return 1;
+        if (k == GF_K_MUL && (b->nodes[i].in[0] == j || b->nodes[i].in[1] == j)) return 1;
     }
     return 0;
 }
@@ -630,7 +647,7 @@ size_t gf_block_primal_bytes(const gf_block *b, int half) {
     size_t s = (size_t)gf_block_feature_dim(b) * sizeof(float);   /* f stays float: full starts at the probe */
     for (int j = 0; j < b->n_nodes; j++) {
         if (primal_needed(b, j)) s += node_size(&b->nodes[j]) * (half ? 2 : sizeof(float));
-        if (b->nodes[j].kind == GF_BN_MAXPOOL) s += node_size(&b->nodes[j]) * sizeof(int);   /* routing: ints */
+        if (b->nodes[j].kind == GF_K_MAXPOOL) s += node_size(&b->nodes[j]) * sizeof(int);   /* routing: ints */
     }
     return s;
 }
@@ -657,7 +674,7 @@ gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, 
         char what[128];
         snprintf(what, sizeof what, "primal cache of top-block node '%s'", b->nodes[j].name);
         if (primal_needed(b, j)) st = gf_buf_create_host(ctx, half ? bytes / 2 : bytes, what, &pc->y[j]);
-        if (st == GF_OK && b->nodes[j].kind == GF_BN_MAXPOOL) st = gf_buf_create_host(ctx, bytes, what, &pc->argmax[j]);
+        if (st == GF_OK && b->nodes[j].kind == GF_K_MAXPOOL) st = gf_buf_create_host(ctx, bytes, what, &pc->argmax[j]);
     }
     if (st != GF_OK) { gf_primal_cache_free(pc); return st; }
     *out = pc;

@@ -12,7 +12,7 @@
  * per-channel gate [C, 1, 1]) takes the product rule t = t_x·s + x·t_s at the
  * primal x, s. The tangent of the block input is 0.
  *
- * BatchNorm nodes (GF_BN_BATCHNORM) serve plain training from scratch: in
+ * BatchNorm nodes (GF_K_BATCHNORM) serve plain training from scratch: in
  * training mode (gf_block_set_training) the forward normalises with the batch
  * statistics and updates the block's running statistics, the backward goes
  * through the batch statistics; in eval mode (the default) BN is the affine map
@@ -25,56 +25,25 @@
  * `finetune` (gradients land in θ2's). */
 #ifndef GF_BLOCK_H
 #define GF_BLOCK_H
-#include "gf_internal.h"
-#include "ops_act.h"
-#include "ops_affine.h"
+#include "ir.h"
 #include "ops_bn.h"
 #include "ops_ln.h"
-#include "ops_merge.h"
 #include "ops_pool.h"
 
-typedef enum gf_bnode_kind {
-    GF_BN_CONV, GF_BN_LINEAR, GF_BN_ACT, GF_BN_MAXPOOL, GF_BN_AVGPOOL, GF_BN_GAP, GF_BN_ADD, GF_BN_FLATTEN,
-    GF_BN_BATCHNORM,  /* per-channel BatchNorm: gamma in the w slot, beta in the b slot, [C] each */
-    GF_BN_MUL,        /* in[0] * in[1]; in[1] of in[0]'s shape, or [C, 1, 1]: a per-channel gate */
-    GF_BN_CONCAT,     /* in[0..n_in-1] along channels (same H x W) */
-    GF_BN_LAYERNORM,  /* normalisation over channels at each pixel, eps in bn_eps (no parameters) */
-    GF_BN_SHUFFLE,    /* channel shuffle in `groups` groups (ShuffleNet): a permutation of channels */
-    GF_BN_SLICE       /* channels slice_off .. slice_off + c - 1 of in[0] (c given, torch.chunk) */
-} gf_bnode_kind;
-
-enum { GF_BLOCK_INPUT = -1, GF_BLOCK_MAX_NODES = 128, GF_BLOCK_MAX_IN = GF_CONCAT_MAX_INPUTS };
-
-typedef struct gf_bnode {
-    gf_bnode_kind kind;
-    char name[64];
-    int in[GF_BLOCK_MAX_IN];     /* node indices, GF_BLOCK_INPUT = the block's input (ADD, MUL: 2; CONCAT: n_in) */
-    int n_in;                    /* CONCAT only: number of inputs, 2..GF_BLOCK_MAX_IN */
-    int gate;                    /* MUL: set by gf_block_create (in[1] is [C, 1, 1]) */
-    int groups;                  /* SHUFFLE: groups (divides the channels) */
-    int slice_off;               /* SLICE: first channel; its c is given and kept */
-    int c, h, w;                 /* output shape per sample */
-    /* CONV: geometry with n = 0 (set per call); LINEAR: in/out features */
-    gf_conv_desc conv;
-    int lin_in, lin_out;
-    gf_act act;
-    int pool_k[2], pool_s[2], pool_pad[4], count_include_pad;
-    int has_bias;
-    /* BATCHNORM: 0 = PyTorch's defaults (eps 1e-5, momentum 0.1); gf_block_create
-     * writes the values in use back into the node. LAYERNORM: bn_eps as given. */
-    float bn_eps, bn_momentum;
-    /* parameters: offsets (floats) into the block's parameter vector; -1 = none */
-    long w_off, b_off;
-    size_t w_count, b_count;
-} gf_bnode;
+enum { GF_BLOCK_MAX_NODES = 128 };
 
 typedef struct gf_block gf_block;
 
-/* Build a block from nodes (shapes are inferred from c_in, h_in, w_in). The
+/* Build a block from nodes (shapes are inferred from c_in, h_in, w_in; inputs are indices into nodes). The
  * parameter vector layout is fixed here: each tensor starts at a multiple of
  * the device's sub-buffer alignment. */
-gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_bnode *nodes, int n_nodes,
+gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
                           int max_batch, gf_block **out);
+/* The same for the sub-graph of graph g made of nodes idx[0..n_nodes) (topological order) whose input is g's
+ * node `cut` (GF_NODE_INPUT: g's input), of per-sample shape c_in x h_in x w_in: a folded node stands for its
+ * alias (the conv that holds it); a node reading anything else outside the sub-graph is refused. */
+gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nodes, int cut, int c_in, int h_in,
+                              int w_in, int max_batch, gf_block **out);
 void gf_block_free(gf_block *b);
 /* Size (floats) of the parameter vector and the feature dimension d. */
 size_t gf_block_param_count(const gf_block *b);
@@ -83,7 +52,7 @@ int gf_block_input_size(const gf_block *b);          /* floats per sample */
 int gf_block_max_batch(const gf_block *b);
 /* Output buffer of node i from the last forward (for tests and inspection). */
 cl_mem gf_block_node_output(const gf_block *b, int i);
-const gf_bnode *gf_block_nodes(const gf_block *b, int *n);
+const gf_node *gf_block_nodes(const gf_block *b, int *n);
 
 
 /* A parameter vector on the device (θ̄, θ, w2 or a gradient), split into

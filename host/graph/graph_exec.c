@@ -7,11 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
-#include "ops_act.h"
-#include "ops_affine.h"
-#include "ops_ln.h"
-#include "ops_merge.h"
-#include "ops_pool.h"
 #include "ops_util.h"
 
 typedef struct gf_exec_impl {
@@ -35,7 +30,7 @@ void gf_exec_free(gf_exec *e) {
     free(e);
 }
 
-static size_t node_numel(const gf_mnode *nd) { return (size_t)nd->c * (size_t)nd->h * (size_t)nd->w; }
+static size_t node_numel(const gf_node *nd) { return (size_t)nd->c * (size_t)nd->h * (size_t)nd->w; }
 
 static gf_status alloc_checked(gf_ctx *ctx, size_t bytes, const char *what, const char *name, int batch, cl_mem *out) {
     if (bytes > ctx->info.max_alloc)
@@ -63,7 +58,7 @@ gf_status gf_exec_create(gf_ctx *ctx, const gf_model *m, int max_batch, gf_exec 
     size_t in_n = (size_t)m->in_c * m->in_h * m->in_w;
     if (st == GF_OK) st = alloc_checked(ctx, (size_t)max_batch * in_n * sizeof(float), "input", m->input_name, max_batch, &s->input);
     for (int i = 0; i < m->n_nodes && st == GF_OK; i++) {
-        const gf_mnode *nd = &m->nodes[i];
+        const gf_node *nd = &m->nodes[i];
         if (nd->alias == i)
             st = alloc_checked(ctx, (size_t)max_batch * node_numel(nd) * sizeof(float), "node", nd->name, max_batch, &s->out[i]);
         if (st == GF_OK && nd->W && !nd->folded) {
@@ -92,72 +87,21 @@ void gf_exec_weights(const gf_exec *e, int node, cl_mem *W, cl_mem *b) {
     if (node >= 0 && node < e->s.m->n_nodes) { *W = e->s.W[node]; *b = e->s.b[node]; }
 }
 
-static cl_mem in_buf(const gf_exec_impl *s, const gf_mnode *nd, int a) {
+static cl_mem in_buf(const gf_exec_impl *s, const gf_node *nd, int a) {
     return nd->in[a] == GF_NODE_INPUT ? s->input : s->out[nd->in[a]];
 }
 
+/* Node i through the IR's forward (block.c): a folded BatchNorm, flatten and softmax alias their input's buffer
+ * (softmax applied on read-back). */
 static gf_status run_node(gf_exec_impl *s, int i, int n) {
-    gf_ctx *ctx = s->ctx;
-    const gf_mnode *nd = &s->m->nodes[i];
-    cl_mem x = in_buf(s, nd, 0), y = s->out[i];
-    size_t cnt = (size_t)n * node_numel(nd);
-    switch (nd->op) {
-    case GF_OP_CONV:
-    case GF_OP_BATCHNORM: {
-        if (nd->op == GF_OP_BATCHNORM && !nd->as_conv) return GF_OK;  /* folded */
-        gf_conv_desc d;
-        if (nd->op == GF_OP_CONV)
-            GF_TRY(gf_conv_desc_init(ctx, &d, n, nd->in_c, nd->in_h, nd->in_w, nd->c, nd->kernel[0], nd->kernel[1],
-                                     nd->stride[0], nd->stride[1], nd->pad[0], nd->pad[2], nd->pad[1], nd->pad[3],
-                                     nd->dil[0], nd->dil[1], nd->groups));
-        else
-            GF_TRY(gf_conv_desc_init(ctx, &d, n, nd->in_c, nd->in_h, nd->in_w, nd->c, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, nd->c));
-        return gf_conv2d_forward(ctx, &d, x, s->W[i], s->b[i], y);
+    const gf_node *nd = &s->m->nodes[i];
+    cl_mem xs[GF_MAX_INPUTS];
+    int cs[GF_MAX_INPUTS];
+    for (int a = 0; a < nd->n_in; a++) {
+        xs[a] = in_buf(s, nd, a);
+        cs[a] = nd->in[a] == GF_NODE_INPUT ? s->m->in_c : s->m->nodes[nd->in[a]].c;
     }
-    case GF_OP_LINEAR:
-        return gf_linear_forward(ctx, n, nd->in_c * nd->in_h * nd->in_w, nd->c, x, s->W[i], s->b[i], y);
-    case GF_OP_RELU: case GF_OP_RELU6: case GF_OP_LEAKY: case GF_OP_SIGMOID: case GF_OP_SILU:
-    case GF_OP_HSIGMOID: case GF_OP_HSWISH: case GF_OP_GELU: {
-        gf_act a;
-        gf_op_act(nd, &a);
-        return gf_act_forward(ctx, a, cnt, x, y);
-    }
-    case GF_OP_LAYERNORM:
-        return gf_ln_forward(ctx, (size_t)n, nd->c, (size_t)nd->h * nd->w, nd->eps, x, y);
-    case GF_OP_MUL:
-        return gf_mul_forward(ctx, (size_t)n * nd->c, (size_t)nd->h * nd->w, nd->gate, x, in_buf(s, nd, 1), y);
-    case GF_OP_CONCAT: {
-        int C[GF_MAX_INPUTS];
-        cl_mem xs[GF_MAX_INPUTS];
-        for (int a = 0; a < nd->n_in; a++) {
-            int o = nd->in[a];
-            C[a] = o == GF_NODE_INPUT ? s->m->in_c : s->m->nodes[o].c;
-            xs[a] = in_buf(s, nd, a);
-        }
-        return gf_concat_forward(ctx, (size_t)n, (size_t)nd->h * nd->w, nd->n_in, C, xs, y);
-    }
-    case GF_OP_SHUFFLE:
-        return gf_shuffle_forward(ctx, (size_t)n, nd->c, (size_t)nd->h * nd->w, nd->groups, x, y);
-    case GF_OP_SLICE:
-        return gf_slice_forward(ctx, (size_t)n, (size_t)nd->h * nd->w, nd->in_c, nd->slice_start, nd->c, x, y);
-    case GF_OP_MAXPOOL:
-    case GF_OP_AVGPOOL: {
-        gf_pool2d p = {.N = n, .C = nd->in_c, .H = nd->in_h, .W = nd->in_w, .OH = nd->h, .OW = nd->w,
-                       .kh = nd->kernel[0], .kw = nd->kernel[1], .sh = nd->stride[0], .sw = nd->stride[1],
-                       .pt = nd->pad[0], .pb = nd->pad[2], .pl = nd->pad[1], .pr = nd->pad[3],
-                       .count_include_pad = nd->count_include_pad};
-        return nd->op == GF_OP_MAXPOOL ? gf_maxpool_forward(ctx, &p, x, y, NULL) : gf_avgpool_forward(ctx, &p, x, y);
-    }
-    case GF_OP_GAP:
-        return gf_gap_forward(ctx, (size_t)n * nd->in_c, (size_t)nd->in_h * nd->in_w, x, y);
-    case GF_OP_ADD:
-        return gf_add(ctx, cnt, x, in_buf(s, nd, 1), y);
-    case GF_OP_FLATTEN:
-    case GF_OP_SOFTMAX:
-        return GF_OK;  /* aliases; softmax is applied on read-back */
-    default:
-        return gf_fail(ctx, GF_ERR_INTERNAL, "node '%s': op %d has no executor", nd->name, (int)nd->op);
-    }
+    return gf_node_forward(s->ctx, nd, n, xs, cs, s->W[i], s->b[i], s->out[i], NULL);
 }
 
 gf_status gf_exec_enqueue_range(gf_exec *e, int n, int first, int last) {

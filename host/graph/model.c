@@ -15,15 +15,17 @@
 #include "gf_file.h"
 #include "ops_affine.h"
 
-static const char *const op_names[GF_OP_COUNT] = {
-    "conv2d", "linear", "batchnorm", "relu", "relu6", "leaky_relu",
-    "maxpool", "avgpool", "global_avgpool", "add", "flatten", "softmax",
-    "sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "mul", "concat", "layernorm",
-    "shuffle", "slice"};
+/* each op's name in the file and the kind the executor runs it as (ir.h; a standalone batchnorm: a conv) */
+static const struct { const char *name; gf_node_kind kind; } ops[GF_OP_COUNT] = {
+    {"conv2d", GF_K_CONV}, {"linear", GF_K_LINEAR}, {"batchnorm", GF_K_NONE}, {"relu", GF_K_ACT}, {"relu6", GF_K_ACT},
+    {"leaky_relu", GF_K_ACT}, {"maxpool", GF_K_MAXPOOL}, {"avgpool", GF_K_AVGPOOL}, {"global_avgpool", GF_K_GAP},
+    {"add", GF_K_ADD}, {"flatten", GF_K_FLATTEN}, {"softmax", GF_K_NONE}, {"sigmoid", GF_K_ACT}, {"silu", GF_K_ACT},
+    {"hardsigmoid", GF_K_ACT}, {"hardswish", GF_K_ACT}, {"gelu", GF_K_ACT}, {"mul", GF_K_MUL}, {"concat", GF_K_CONCAT},
+    {"layernorm", GF_K_LAYERNORM}, {"shuffle", GF_K_SHUFFLE}, {"slice", GF_K_SLICE}};
 
-const char *gf_op_name(gf_op op) { return (unsigned)op < GF_OP_COUNT ? op_names[op] : "?"; }
+const char *gf_op_name(gf_op op) { return (unsigned)op < GF_OP_COUNT ? ops[op].name : "?"; }
 
-int gf_op_act(const gf_mnode *nd, gf_act *a) {
+int gf_op_act(const gf_node *nd, gf_act *a) {
     a->slope = 0;
     switch (nd->op) {
     case GF_OP_RELU: a->kind = GF_ACT_RELU; return 1;
@@ -106,7 +108,7 @@ typedef struct {
     const char *in_names[GF_MAX_INPUTS];
 } rawnode;
 
-static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *raw) {
+static gf_status parse_node(loader *L, const cJSON *j, gf_node *nd, rawnode *raw) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(j, "op");
     const cJSON *ins = cJSON_GetObjectItemCaseSensitive(j, "inputs");
@@ -119,10 +121,9 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
     if (!cJSON_IsString(op)) return lfail(L, "node '%s': no op", nm);
     nd->op = GF_OP_COUNT;
     for (int k = 0; k < GF_OP_COUNT; k++)
-        if (!strcmp(op->valuestring, op_names[k])) nd->op = (gf_op)k;
+        if (!strcmp(op->valuestring, ops[k].name)) nd->op = (gf_op)k;
     if (nd->op == GF_OP_COUNT) return lfail(L, "node '%s': unsupported op '%s'", nm, op->valuestring);
-    nd->name = strdup(nm);
-    if (!nd->name) return GF_ERR_MEMORY;
+    snprintf(nd->name, sizeof nd->name, "%s", nm);
     int want = nd->op == GF_OP_ADD || nd->op == GF_OP_MUL ? 2 : 1;
     if (nd->op == GF_OP_CONCAT) {
         want = cJSON_IsArray(ins) ? cJSON_GetArraySize(ins) : 0;
@@ -130,7 +131,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
             return lfail(L, "node '%s': op concat needs 2 to %d inputs (got %d)", nm, GF_MAX_INPUTS, want);
     }
     if (!cJSON_IsArray(ins) || cJSON_GetArraySize(ins) != want)
-        return lfail(L, "node '%s': op %s needs %d input%s", nm, op_names[nd->op], want, want > 1 ? "s" : "");
+        return lfail(L, "node '%s': op %s needs %d input%s", nm, ops[nd->op].name, want, want > 1 ? "s" : "");
     nd->n_in = want;
     for (int i = 0; i < want; i++) {
         const cJSON *s = cJSON_GetArrayItem(ins, i);
@@ -147,7 +148,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
                 if (!strcmp(it->string, pnames[p])) slot = p;
             int allowed = (nd->op == GF_OP_CONV || nd->op == GF_OP_LINEAR) ? (slot == GF_P_WEIGHT || slot == GF_P_BIAS)
                           : nd->op == GF_OP_BATCHNORM ? slot >= 0 : 0;
-            if (!allowed) return lfail(L, "node '%s': unexpected parameter '%s' for op %s", nm, it->string, op_names[nd->op]);
+            if (!allowed) return lfail(L, "node '%s': unexpected parameter '%s' for op %s", nm, it->string, ops[nd->op].name);
             if (!cJSON_IsString(it)) return lfail(L, "node '%s': parameter '%s' is not a tensor name", nm, it->string);
             int t = gf_st_find(&L->f, it->valuestring);
             if (t < 0)
@@ -216,7 +217,7 @@ static gf_status parse_node(loader *L, const cJSON *j, gf_mnode *nd, rawnode *ra
 }
 
 /* tensor t must have exactly the given dims */
-static gf_status want_shape(loader *L, const gf_mnode *nd, int slot, int ndim, const int64_t *dims) {
+static gf_status want_shape(loader *L, const gf_node *nd, int slot, int ndim, const int64_t *dims) {
     const gf_st_tensor *t = &L->f.t[nd->param[slot]];
     int ok = t->ndim == ndim;  /* dims[d] < 0: any size */
     for (int d = 0; ok && d < ndim; d++) ok = dims[d] < 0 || t->shape[d] == dims[d];
@@ -233,7 +234,7 @@ static gf_status want_shape(loader *L, const gf_mnode *nd, int slot, int ndim, c
 }
 
 static gf_status infer_shape(loader *L, gf_model *m, int i) {
-    gf_mnode *nd = &m->nodes[i];
+    gf_node *nd = &m->nodes[i];
     int src = nd->in[0];
     int c, h, w;
     if (src == GF_NODE_INPUT) { c = m->in_c; h = m->in_h; w = m->in_w; }
@@ -408,7 +409,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
     if (!cJSON_IsArray(nodes) || cJSON_GetArraySize(nodes) < 1) return lfail(L, "gradfeat.graph: no nodes");
     int n = cJSON_GetArraySize(nodes);
     if (n > 100000) return lfail(L, "gradfeat.graph: %d nodes (limit 100000)", n);
-    gf_mnode *tmp = calloc((size_t)n, sizeof *tmp);
+    gf_node *tmp = calloc((size_t)n, sizeof *tmp);
     rawnode *raw = calloc((size_t)n, sizeof *raw);
     int *order = malloc((size_t)n * sizeof *order), *indeg = calloc((size_t)n, sizeof *indeg);
     int *rin = malloc((size_t)n * GF_MAX_INPUTS * sizeof *rin), *pos = malloc((size_t)n * sizeof *pos);
@@ -468,7 +469,7 @@ static gf_status parse_graph(loader *L, gf_model *m, const char *gjson, cJSON **
         }
     }
     /* permute into topological order */
-    gf_mnode *sorted = calloc((size_t)n, sizeof *sorted);
+    gf_node *sorted = calloc((size_t)n, sizeof *sorted);
     if (!sorted) { st = GF_ERR_MEMORY; goto done; }
     for (int t = 0; t < n; t++) {
         int i = order[t];
@@ -584,7 +585,7 @@ static gf_status parse_classes(loader *L, gf_model *m, const char *s) {
     if (!cJSON_IsArray(j)) { st = lfail(L, "gradfeat.classes is not a JSON array"); goto out; }
     int n = cJSON_GetArraySize(j);
     if (n) {
-        const gf_mnode *o = &m->nodes[m->outputs[0]];
+        const gf_node *o = &m->nodes[m->outputs[0]];
         if (n != o->c * o->h * o->w) { st = lfail(L, "gradfeat.classes has %d names but output '%s' has %d units", n, o->name, o->c * o->h * o->w); goto out; }
         m->classes = calloc((size_t)n, sizeof *m->classes);
         if (!m->classes) { st = GF_ERR_MEMORY; goto out; }
@@ -617,7 +618,7 @@ static int referenced_elsewhere(const gf_model *m, int node) {
 }
 
 int gf_model_bn_foldable(const gf_model *m, int i) {
-    const gf_mnode *nd = &m->nodes[i];
+    const gf_node *nd = &m->nodes[i];
     int p = nd->in[0];
     return nd->op == GF_OP_BATCHNORM && p >= 0 && (m->nodes[p].op == GF_OP_CONV || m->nodes[p].op == GF_OP_LINEAR) &&
            m->nodes[p].n_consumers == 1 && !referenced_elsewhere(m, p);
@@ -628,7 +629,7 @@ static gf_status load_data(loader *L, gf_model *m) {
     if (!fp) return lfail(L, "cannot reopen to read tensors");
     gf_status st = GF_OK;
     for (int i = 0; i < m->n_nodes && st == GF_OK; i++) {
-        gf_mnode *nd = &m->nodes[i];
+        gf_node *nd = &m->nodes[i];
         if (nd->op == GF_OP_CONV || nd->op == GF_OP_LINEAR) {
             st = read_tensor(L, fp, nd->param[GF_P_WEIGHT], &nd->W);
             if (st == GF_OK) st = read_tensor(L, fp, nd->param[GF_P_BIAS], &nd->b);
@@ -647,7 +648,7 @@ static gf_status load_data(loader *L, gf_model *m) {
             const float *gamma = v[GF_P_WEIGHT] ? v[GF_P_WEIGHT] : ones, *beta = v[GF_P_BIAS] ? v[GF_P_BIAS] : zeros;
             int p = nd->in[0];
             if (st == GF_OK && gf_model_bn_foldable(m, i)) {
-                gf_mnode *pr = &m->nodes[p];
+                gf_node *pr = &m->nodes[p];
                 if (!pr->b && !(pr->b = calloc((size_t)pr->c, sizeof(float)))) st = GF_ERR_MEMORY;
                 else if (gf_bn_fold(NULL, pr->W, pr->b, pr->b, pr->c, pr->w_count / (size_t)pr->c, gamma, beta,
                                     v[GF_P_MEAN], v[GF_P_VAR], nd->eps) != GF_OK)
@@ -679,12 +680,27 @@ static gf_status load_data(loader *L, gf_model *m) {
     return st;
 }
 
+/* Each node's kind and executable fields (ir.h), once its parameters are in: what the executor runs. A conv's
+ * geometry is checked where it runs (gf_conv_desc_check); a standalone batchnorm is a per-channel 1x1 depthwise
+ * conv (stride, pad and dilation at their defaults), a folded one is not run, nor is softmax (read-back). */
+static void lower(gf_node *nd) {
+    int bn = nd->op == GF_OP_BATCHNORM;
+    nd->kind = bn && nd->as_conv ? GF_K_CONV : ops[nd->op].kind;
+    nd->has_bias = nd->b != NULL;
+    gf_op_act(nd, &nd->act);
+    nd->lin_in = nd->in_c * nd->in_h * nd->in_w;
+    nd->lin_out = nd->c;
+    if (nd->kind == GF_K_CONV)
+        (void)gf_conv_desc_init(NULL, &nd->conv, 1, nd->in_c, nd->in_h, nd->in_w, nd->c, bn ? 1 : nd->kernel[0],
+                                bn ? 1 : nd->kernel[1], nd->stride[0], nd->stride[1], nd->pad[0], nd->pad[2], nd->pad[1],
+                                nd->pad[3], nd->dil[0], nd->dil[1], bn ? nd->c : nd->groups);
+}
+
 /* ------------------------------------------------------------ public API */
 
 void gf_model_free(gf_model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_nodes; i++) {
-        free(m->nodes[i].name);
         free(m->nodes[i].W);
         free(m->nodes[i].b);
     }
@@ -755,6 +771,7 @@ gf_status gf_model_load(gf_ctx *ctx, const char *path, gf_model **out) {
         }
         if (st == GF_OK) st = load_data(&L, m);  /* first allocation sized by the file */
         if (st == GF_OK) {
+            for (int i = 0; i < m->n_nodes; i++) lower(&m->nodes[i]);
             for (int i = 0; i < m->n_nodes; i++) m->macs += m->nodes[i].folded ? 0 : m->nodes[i].macs;
             gf_model_block_costs(m);
             m->path = strdup(path);
@@ -794,12 +811,12 @@ void gf_model_get_info(const gf_model *m, gf_model_info *info) {
     for (int i = 0; i < m->n_blocks; i++) info->n_blocks += !m->blocks[i].span;
     info->n_spans = m->n_blocks - info->n_blocks;
     if (m->feature >= 0) {
-        const gf_mnode *f = &m->nodes[m->feature];
+        const gf_node *f = &m->nodes[m->feature];
         info->feature = f->name;
         info->feature_dim = f->c * f->h * f->w;
     }
     if (m->n_outputs) {
-        const gf_mnode *o = &m->nodes[m->outputs[0]];
+        const gf_node *o = &m->nodes[m->outputs[0]];
         info->out_dim = o->c * o->h * o->w;
     }
 }
@@ -807,7 +824,7 @@ void gf_model_get_info(const gf_model *m, gf_model_info *info) {
 gf_status gf_model_node(const gf_model *m, int i, gf_node_info *ni) {
     memset(ni, 0, sizeof *ni);
     if (!m || i < 0 || i >= m->n_nodes) return GF_ERR_USAGE;
-    const gf_mnode *nd = &m->nodes[i];
+    const gf_node *nd = &m->nodes[i];
     ni->name = nd->name;
     ni->op = gf_op_name(nd->op);
     ni->n_inputs = nd->n_in;

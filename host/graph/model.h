@@ -8,7 +8,6 @@
 #include "gf_internal.h"
 #include "gradfeat_model.h"
 #include "block.h"
-#include "ops_merge.h"
 
 /* ---- safetensors container (host/graph/safetensors.c) ---- */
 enum { GF_ST_F32 = 0, GF_ST_F16 = 1, GF_ST_MAX_DIMS = 8 };
@@ -64,49 +63,7 @@ int gf_onnx_supported(void);
 /* 1 when path names an ONNX file (ends in .onnx, any case) */
 int gf_onnx_path(const char *path);
 
-/* ---- the model ---- */
-typedef enum gf_op {
-    GF_OP_CONV = 0, GF_OP_LINEAR, GF_OP_BATCHNORM, GF_OP_RELU, GF_OP_RELU6, GF_OP_LEAKY,
-    GF_OP_MAXPOOL, GF_OP_AVGPOOL, GF_OP_GAP, GF_OP_ADD, GF_OP_FLATTEN, GF_OP_SOFTMAX,
-    GF_OP_SIGMOID, GF_OP_SILU, GF_OP_HSIGMOID, GF_OP_HSWISH, GF_OP_GELU, GF_OP_MUL, GF_OP_CONCAT, GF_OP_LAYERNORM,
-    GF_OP_SHUFFLE, GF_OP_SLICE,
-    GF_OP_COUNT
-} gf_op;
-const char *gf_op_name(gf_op op);
-
-enum { GF_MAX_INPUTS = GF_CONCAT_MAX_INPUTS };   /* inputs of one node (concat) */
-
-enum { GF_NODE_INPUT = -1 };          /* "the graph input" as a node index */
-enum { GF_P_WEIGHT = 0, GF_P_BIAS, GF_P_MEAN, GF_P_VAR, GF_P_COUNT };
-
-typedef struct gf_mnode {
-    char *name;
-    gf_op op;
-    int n_in, in[GF_MAX_INPUTS];      /* node indices (topological order), GF_NODE_INPUT */
-    int param[GF_P_COUNT];            /* tensor indices in the file, -1 = none */
-    /* attributes */
-    int stride[2], pad[4];            /* pad: top, left, bottom, right (as in the file) */
-    int dil[2], kernel[2], groups, count_include_pad;
-    float alpha, eps;                 /* alpha: leaky_relu slope, hardsigmoid slope */
-    int approx_tanh;                  /* gelu: the tanh approximation */
-    int gate;                         /* mul: input 1 is a per-channel gate [C, 1, 1] over input 0 */
-    int slice_start, slice_end;       /* slice: channels start..end-1 of the input (groups: shuffle's groups) */
-    /* shapes per image */
-    int in_c, in_h, in_w;             /* of input 0 */
-    int c, h, w, flat;
-    /* after loading: folded float32 parameters (conv/linear, or BN turned into a dw conv) */
-    float *W, *b;                     /* b may be NULL (no bias) */
-    size_t w_count;
-    int as_conv;                      /* a batchnorm executed as a depthwise 1x1 conv */
-    int folded;                       /* a batchnorm folded into its producer: skipped */
-    int alias;                        /* node whose buffer holds this output (itself if none) */
-    int n_consumers;
-    uint64_t file_params;
-    double macs;
-} gf_mnode;
-/* The activation of an activation node (relu ... gelu) into *a: 1, else 0. */
-int gf_op_act(const gf_mnode *nd, gf_act *a);
-
+/* ---- the model: its nodes are the IR's (ir.h), in topological order ---- */
 typedef struct gf_mblock {
     char *name;
     int input;                        /* cut node index (GF_NODE_INPUT possible) */
@@ -122,7 +79,7 @@ struct gf_model {
     char *path;
     char *input_name;
     int in_c, in_h, in_w;
-    gf_mnode *nodes;
+    gf_node *nodes;
     int n_nodes;
     int *outputs, n_outputs;
     int feature;                      /* node index or -2 when none */
@@ -163,15 +120,13 @@ gf_status gf_exec_enqueue_range(gf_exec *e, int n, int first, int last);
  * (gf_model_block_cut), without side branches or the top. */
 gf_status gf_exec_enqueue_to(gf_exec *e, int n, int node);
 
-/* ---- bridge to the top-block executor (host/graph/model_bridge.c) ---- */
-/* Block bi (gf_model_block order: 0 = closest to the feature) as gf_bnode's for
- * gf_block_create: nodes in topological order, inputs renumbered inside the
- * block (GF_BLOCK_INPUT = the cut, whose per-image shape goes to c_in/h_in/w_in).
- * nodes must hold GF_BLOCK_MAX_NODES entries. The trunk is everything up to
- * the cut: run it with gf_exec_enqueue_range(e, n, 0, cut) and take
- * gf_exec_buffer(e, cut) as the block input. */
-gf_status gf_model_block_nodes(gf_ctx *ctx, const gf_model *m, int bi, gf_bnode *nodes, int *n_nodes,
-                               int *c_in, int *h_in, int *w_in);
+/* ---- top blocks as sub-graphs (host/graph/model_blocks.c) ---- */
+/* Block bi (gf_model_block order: 0 = closest to the feature) on the device: the sub-graph of the model's
+ * nodes b->nodes whose input is its cut (gf_block_create_sub). The trunk is everything up to the cut: run it
+ * with gf_exec_enqueue_to(e, n, cut) and take gf_exec_buffer(e, cut) as the block input, of per-sample
+ * shape *c x *h x *w (gf_model_block_input; c, h, w may be NULL). */
+gf_status gf_model_block_create(gf_ctx *ctx, const gf_model *m, int bi, int max_batch, gf_block **out);
+void gf_model_block_input(const gf_model *m, int bi, int *c, int *h, int *w);
 /* θ̄ of that block (folded weights) written into a host vector of
  * gf_block_param_count(blk) floats in blk's layout (w_off/b_off). */
 gf_status gf_model_block_theta(gf_ctx *ctx, const gf_model *m, int bi, const gf_block *blk, float *theta);

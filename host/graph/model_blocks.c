@@ -36,7 +36,7 @@ static int has_params(const gf_model *m, int i) {
  * layer of its own: it joins the piece before it, so that no top block is a lone norm (DenseNet's norm5,
  * ConvNeXt's classifier LayerNorm). */
 static int channel_affine(const gf_model *m, int i) {
-    const gf_mnode *nd = &m->nodes[i];
+    const gf_node *nd = &m->nodes[i];
     if (nd->op == GF_OP_BATCHNORM) return 1;
     return nd->op == GF_OP_CONV && nd->kernel[0] == 1 && nd->kernel[1] == 1 && nd->groups == nd->in_c &&
            nd->c == nd->in_c;
@@ -418,9 +418,83 @@ void gf_model_block_costs(gf_model *m) {
         b->params = 0;
         b->macs = 0;
         for (int k = 0; k < b->n_nodes; k++) {
-            const gf_mnode *nd = &m->nodes[b->nodes[k]];
+            const gf_node *nd = &m->nodes[b->nodes[k]];
             if (nd->W) b->params += nd->w_count + (nd->b ? (uint64_t)nd->c : 0);
             b->macs += nd->macs;
         }
     }
+}
+
+/* ---------------------------------------------------------------- top blocks as sub-graphs of the model */
+
+static int resolve(const gf_model *m, int i) { return i >= 0 && m->nodes[i].folded ? m->nodes[i].alias : i; }
+
+void gf_model_block_input(const gf_model *m, int bi, int *c, int *h, int *w) {
+    int cut = gf_model_block_cut(m, bi);
+    const gf_node *nd = cut >= 0 ? &m->nodes[cut] : NULL;
+    if (c) *c = nd ? nd->c : m->in_c;
+    if (h) *h = nd ? nd->h : m->in_h;
+    if (w) *w = nd ? nd->w : m->in_w;
+}
+
+gf_status gf_model_block_create(gf_ctx *ctx, const gf_model *m, int bi, int max_batch, gf_block **out) {
+    *out = NULL;
+    if (!m || bi < 0 || bi >= m->n_blocks) return gf_fail(ctx, GF_ERR_USAGE, "model has no block %d", bi);
+    int c, h, w;
+    gf_model_block_input(m, bi, &c, &h, &w);
+    const gf_mblock *b = &m->blocks[bi];
+    return gf_block_create_sub(ctx, m->nodes, b->nodes, b->n_nodes, gf_model_block_cut(m, bi), c, h, w, max_batch, out);
+}
+
+gf_status gf_model_block_theta(gf_ctx *ctx, const gf_model *m, int bi, const gf_block *blk, float *theta) {
+    if (!m || bi < 0 || bi >= m->n_blocks) return gf_fail(ctx, GF_ERR_USAGE, "model has no block %d", bi);
+    const gf_mblock *b = &m->blocks[bi];
+    int n = 0;
+    const gf_node *bn = gf_block_nodes(blk, &n);
+    if (n != b->n_nodes) return gf_fail(ctx, GF_ERR_USAGE, "block '%s': %d nodes vs %d in the executor", b->name, b->n_nodes, n);
+    memset(theta, 0, gf_block_param_count(blk) * sizeof *theta);
+    for (int k = 0; k < n; k++) {
+        const gf_node *nd = &m->nodes[b->nodes[k]];
+        if (bn[k].w_off >= 0) {
+            if (!nd->W || bn[k].w_count != nd->w_count)
+                return gf_fail(ctx, GF_ERR_USAGE, "block '%s': node '%s' weight size mismatch", b->name, nd->name);
+            memcpy(theta + bn[k].w_off, nd->W, nd->w_count * sizeof *theta);
+        }
+        if (bn[k].b_off >= 0 && nd->b) memcpy(theta + bn[k].b_off, nd->b, bn[k].b_count * sizeof *theta);
+    }
+    return GF_OK;
+}
+
+int gf_model_block_cut(const gf_model *m, int bi) {
+    if (!m || bi < 0 || bi >= m->n_blocks) return -2;
+    return resolve(m, m->blocks[bi].input);
+}
+
+/* Shuffles one tensor in place (Fisher-Yates, xorshift64*): the same values,
+ * so the same distribution per tensor, and nothing learned. */
+static void shuffle_floats(float *v, size_t n, uint64_t *s) {
+    for (size_t i = n; i > 1; i--) {
+        *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
+        size_t j = (size_t)((*s * 0x2545F4914F6CDD1DULL) % i);
+        float t = v[i - 1]; v[i - 1] = v[j]; v[j] = t;
+    }
+}
+
+gf_status gf_model_randomize(gf_ctx *ctx, gf_model *m, int bi, int trunk, int block, uint64_t seed) {
+    if (!m || bi < 0 || bi >= m->n_blocks) return gf_fail(ctx, GF_ERR_USAGE, "model has no block %d", bi);
+    const gf_mblock *b = &m->blocks[bi];
+    char *in_block = calloc((size_t)m->n_nodes + 1, 1);
+    if (!in_block) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    for (int k = 0; k < b->n_nodes; k++) in_block[b->nodes[k]] = 1;
+    int cut = resolve(m, b->input);
+    uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0xB5AD4ECEDA1CE2A9ULL;
+    for (int i = 0; i < m->n_nodes; i++) {
+        gf_node *nd = &m->nodes[i];
+        int mine = in_block[i] ? block : (i <= cut && trunk);
+        if (!mine || !nd->W) continue;
+        shuffle_floats(nd->W, nd->w_count, &s);
+        if (nd->b) shuffle_floats(nd->b, (size_t)nd->c, &s);
+    }
+    free(in_block);
+    return GF_OK;
 }

@@ -44,7 +44,7 @@ gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_mod
         gf_st_add_f32(hdr, &data, "gradfeat.head.b1", s->b1, 1, k);
         gf_st_add_f32(hdr, &data, "gradfeat.head.omega_bar", s->omega_bar, 2, kd);
         int nn = 0;
-        const gf_bnode *nodes = gf_block_nodes(s->blk, &nn);
+        const gf_node *nodes = gf_block_nodes(s->blk, &nn);
         for (int i = 0; s->block_vec && i < nn; i++) {
             char name[160];
             int64_t cnt[1];
@@ -208,13 +208,11 @@ gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapt
     if (st == GF_OK) st = gf_model_load(ctx, path, &a->model);
     if (st == GF_OK && (a->bi = gf_model_find_block(a->model, a->top)) < 0)
         st = gf_fail(ctx, GF_ERR_INPUT, "%s: top block %s is not in the model's graph", path, a->top);
-    gf_bnode nodes[GF_BLOCK_MAX_NODES];
-    int nn = 0, c = 0, h = 0, w = 0;
-    if (st == GF_OK) st = gf_model_block_nodes(ctx, a->model, a->bi, nodes, &nn, &c, &h, &w);
-    if (st == GF_OK) st = gf_block_create(ctx, c, h, w, nodes, nn, a->max_batch, &a->blk);
+    int nn = 0;
+    if (st == GF_OK) st = gf_model_block_create(ctx, a->model, a->bi, a->max_batch, &a->blk);
     size_t pc = a->blk ? gf_block_param_count(a->blk) : 0;
     if (st == GF_OK) {
-        a->S = (size_t)c * h * w;
+        a->S = (size_t)gf_block_input_size(a->blk);
         a->d = gf_block_feature_dim(a->blk);
         a->theta = malloc((pc + 1) * sizeof(float));
         vec = calloc(pc + 1, sizeof(float));
@@ -231,7 +229,7 @@ gf_status gf_adapted_load(gf_ctx *ctx, const char *path, int max_batch, gf_adapt
     if (st == GF_OK) st = read_tensor(ctx, &f, fp, "gradfeat.head.omega_bar", kd, omega);
     if (st == GF_OK && a->method != GF_METHOD_LINEAR) {
         /* the block vector per node (finetune: θ, else w2); the layout is this device's */
-        const gf_bnode *bn = gf_block_nodes(a->blk, &nn);
+        const gf_node *bn = gf_block_nodes(a->blk, &nn);
         if (a->method == GF_METHOD_FINETUNE) memcpy(vec, a->theta, pc * sizeof(float));
         for (int i = 0; i < nn && st == GF_OK; i++) {
             char name[160];

@@ -139,9 +139,8 @@ typedef struct job_run {
     gf_ckpt ck;                 /* --resume: the checkpoint (have_ck), at ck_path */
     int have_ck;
     char ck_path[1200];
-    int bi;                     /* the top block, its nodes and input shape (S floats per sample) */
-    gf_bnode nodes[GF_BLOCK_MAX_NODES];
-    int nn, c, h, w, S;
+    int bi;                     /* the top block and its input shape (S floats per sample) */
+    int c, h, w, S;
     cJSON *config;              /* the configuration a checkpoint must match */
     long metrics_bytes;         /* --resume: metrics.jsonl's length at the checkpoint (-1: none) */
     uint64_t metrics_hash;
@@ -212,8 +211,8 @@ static gf_status find_top_block(job_run *J) {
         st = gf_fail(ctx, GF_ERR_USAGE, "--top %s: no such block in %s (blocks: %s; a lower block trains every block "
                      "above it too, and A..B must end at the top block)", job->top, job->model_path, list);
     }
-    if (st == GF_OK) st = gf_model_block_nodes(ctx, m, J->bi, J->nodes, &J->nn, &J->c, &J->h, &J->w);
     if (st == GF_OK) {
+        gf_model_block_input(m, J->bi, &J->c, &J->h, &J->w);
         gf_block_info b;
         gf_model_block(m, J->bi, &b);
         snprintf(J->res->top, sizeof J->res->top, "%s", b.name);
@@ -297,7 +296,7 @@ static void clamp_batch(job_run *J) {
 static gf_status make_block(job_run *J) {
     gf_ctx *ctx = J->ctx;
     const gf_job *job = J->job;
-    gf_status st = gf_block_create(ctx, J->c, J->h, J->w, J->nodes, J->nn, job->batch, &J->blk);
+    gf_status st = gf_model_block_create(ctx, J->m, J->bi, job->batch, &J->blk);
     if (st == GF_OK && !(J->theta = malloc(gf_block_param_count(J->blk) * sizeof(float))))
         st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     if (st == GF_OK && (job->random & (GF_JOB_RANDOM_THETA1 | GF_JOB_RANDOM_THETA2)))

@@ -133,13 +133,13 @@ void gf_lin_free(gf_lin *m) {
 cl_mem gf_lin_logits_buffer(gf_lin *m) { return m->logits; }
 
 /* NTK scales: tangent weight sqrt(1/C_out), tangent bias sqrt(0.1). */
-static float ntk_w(const gf_bnode *nd) { return sqrtf(1.0f / (float)nd->c); }
+static float ntk_w(const gf_node *nd) { return sqrtf(1.0f / (float)nd->c); }
 static const float NTK_BIAS = 0.316227766f;
 
 /* dst_i = s_i * src_i per parameter tensor of the block vector (s = 1/s with inverse). */
 static gf_status scale_block(gf_ctx *ctx, gf_lin *m, gf_params *src, gf_params *dst) {
     int nn;
-    const gf_bnode *nd = gf_block_nodes(m->block, &nn);
+    const gf_node *nd = gf_block_nodes(m->block, &nn);
     for (int i = 0; i < nn; i++) {
         if (nd[i].w_off >= 0) GF_TRY(gf_axpby(ctx, nd[i].w_count, ntk_w(&nd[i]), src->w[i], 0.0f, dst->w[i]));
         if (nd[i].b_off >= 0) GF_TRY(gf_axpby(ctx, nd[i].b_count, NTK_BIAS, src->b[i], 0.0f, dst->b[i]));

@@ -761,7 +761,7 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
     fval.z0 = fva; fval.sample_floats = d;
     fhold.z0 = fho; fhold.sample_floats = d;
     /* the probe's "block" is one GAP over a d x 1 x 1 input: logits = w1ᵀf + b1 */
-    gf_bnode gap = {.kind = GF_BN_GAP, .name = "features", .in = {GF_BLOCK_INPUT}};
+    gf_node gap = {.kind = GF_K_GAP, .name = "features", .in = {GF_NODE_INPUT}};
     if (st == GF_OK) st = gf_block_create(ctx, d, 1, 1, &gap, 1, o->batch, &head_blk);
     cache ptr = {0}, pva = {0}, pho = {0};
     uint64_t fb = ~0ULL;

@@ -25,10 +25,10 @@ int gf_arch_parse(const char *s) {
 int gf_pretrain_arch_known(const char *name) { return gf_arch_parse(name) >= 0; }
 
 /* ------------------------------------------------------------ architectures */
-typedef struct { gf_bnode *nd; int n; int div; } builder;
+typedef struct { gf_node *nd; int n; int div; } builder;
 
-static int node(builder *b, gf_bnode_kind kind, const char *name, int in0, int in1) {
-    gf_bnode *nd = &b->nd[b->n];
+static int node(builder *b, gf_node_kind kind, const char *name, int in0, int in1) {
+    gf_node *nd = &b->nd[b->n];
     memset(nd, 0, sizeof *nd);
     nd->kind = kind;
     snprintf(nd->name, sizeof nd->name, "%s", name);
@@ -39,7 +39,7 @@ static int node(builder *b, gf_bnode_kind kind, const char *name, int in0, int i
 static int ch(const builder *b, int c) { return c / b->div > 0 ? c / b->div : 1; }
 
 static int conv(builder *b, const char *name, int in, int c_out, int k, int stride, int pad, int bias) {
-    int i = node(b, GF_BN_CONV, name, in, 0);
+    int i = node(b, GF_K_CONV, name, in, 0);
     gf_conv_desc *d = &b->nd[i].conv;
     d->n = 1; d->c_out = c_out; d->kh = d->kw = k; d->stride_h = d->stride_w = stride;
     d->pad_top = d->pad_bottom = d->pad_left = d->pad_right = pad;
@@ -48,19 +48,19 @@ static int conv(builder *b, const char *name, int in, int c_out, int k, int stri
     return i;
 }
 
-static int bnorm(builder *b, const char *name, int in) { return node(b, GF_BN_BATCHNORM, name, in, 0); }
+static int bnorm(builder *b, const char *name, int in) { return node(b, GF_K_BATCHNORM, name, in, 0); }
 
 static int act(builder *b, const char *name, int in, int leaky) {
-    int i = node(b, GF_BN_ACT, name, in, 0);
+    int i = node(b, GF_K_ACT, name, in, 0);
     b->nd[i].act.kind = leaky ? GF_ACT_LEAKY : GF_ACT_RELU;
     b->nd[i].act.slope = leaky ? LEAKY : 0.0f;
     return i;
 }
 
 static int maxpool(builder *b, const char *name, int in) {
-    int i = node(b, GF_BN_MAXPOOL, name, in, 0);
-    b->nd[i].pool_k[0] = b->nd[i].pool_k[1] = 2;
-    b->nd[i].pool_s[0] = b->nd[i].pool_s[1] = 2;
+    int i = node(b, GF_K_MAXPOOL, name, in, 0);
+    b->nd[i].kernel[0] = b->nd[i].kernel[1] = 2;
+    b->nd[i].stride[0] = b->nd[i].stride[1] = 2;
     return i;
 }
 
@@ -77,15 +77,15 @@ static int basic_block(builder *b, const char *p, int in, int c_in, int c_out, i
         snprintf(n, sizeof n, "%s.downsample.0", p); sc = conv(b, n, in, c_out, 1, stride, 0, 0);
         snprintf(n, sizeof n, "%s.downsample.1", p); sc = bnorm(b, n, sc);
     }
-    snprintf(n, sizeof n, "%s.add", p); x = node(b, GF_BN_ADD, n, x, sc);
+    snprintf(n, sizeof n, "%s.add", p); x = node(b, GF_K_ADD, n, x, sc);
     snprintf(n, sizeof n, "%s.relu_1", p);
     return act(b, n, x, 0);
 }
 
-gf_status gf_arch_nodes(gf_ctx *ctx, gf_arch a, int c_in, int width_div, gf_bnode *nodes, int *n_nodes) {
+gf_status gf_arch_nodes(gf_ctx *ctx, gf_arch a, int c_in, int width_div, gf_node *nodes, int *n_nodes) {
     builder b = {nodes, 0, width_div > 1 ? width_div : 1};
     (void)c_in;
-    int x = GF_BLOCK_INPUT;
+    int x = GF_NODE_INPUT;
     switch (a) {
     case GF_ARCH_SMALL28:
         x = conv(&b, "conv1", x, ch(&b, 32), 3, 1, 1, 0); x = bnorm(&b, "bn1", x); x = act(&b, "relu1", x, 0);
@@ -133,21 +133,21 @@ static double gauss(uint64_t *s) {
 
 void gf_pt_init_params(const gf_block *blk, gf_arch arch, int K, uint64_t seed, float *theta, float *w1, float *b1) {
     int nn;
-    const gf_bnode *nd = gf_block_nodes(blk, &nn);
+    const gf_node *nd = gf_block_nodes(blk, &nn);
     memset(theta, 0, gf_block_param_count(blk) * sizeof(float));
     uint64_t s = gfd_mix64(seed ^ 0x5EED1A17ULL);
     /* kaiming_normal_(mode='fan_out', nonlinearity='relu' / 'leaky_relu' with a = 0.2) */
     double gain2 = arch == GF_ARCH_BIGAN ? 2.0 / (1.0 + (double)LEAKY * LEAKY) : 2.0;
     for (int i = 0; i < nn; i++) {
-        const gf_bnode *n = &nd[i];
-        if (n->kind == GF_BN_CONV) {
+        const gf_node *n = &nd[i];
+        if (n->kind == GF_K_CONV) {
             const gf_conv_desc *d = &n->conv;
             double std = sqrt(gain2 / ((double)d->c_out * d->kh * d->kw));
             for (size_t k = 0; k < n->w_count; k++) theta[n->w_off + (long)k] = (float)(std * gauss(&s));
             double bound = 1.0 / sqrt((double)(d->c_in / d->groups) * d->kh * d->kw);   /* PyTorch's Conv2d bias */
             for (size_t k = 0; n->b_off >= 0 && k < n->b_count; k++)
                 theta[n->b_off + (long)k] = (float)(bound * (2.0 * gf_pt_unif(&s) - 1.0));
-        } else if (n->kind == GF_BN_BATCHNORM) {
+        } else if (n->kind == GF_K_BATCHNORM) {
             for (size_t k = 0; k < n->w_count; k++) theta[n->w_off + (long)k] = 1.0f;
         }
     }
@@ -161,7 +161,7 @@ gf_status gf_pt_net_create(gf_ctx *ctx, gf_arch arch, int width_div, int C, int 
                            uint64_t seed, gf_pt_net **out) {
     *out = NULL;
     gf_pt_net *n = calloc(1, sizeof *n);
-    gf_bnode *nodes = calloc(GF_BLOCK_MAX_NODES, sizeof *nodes);
+    gf_node *nodes = calloc(GF_BLOCK_MAX_NODES, sizeof *nodes);
     if (!n || !nodes) { free(n); free(nodes); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
     n->arch = arch; n->width_div = width_div > 1 ? width_div : 1;
     n->C = C; n->H = H; n->W = W; n->K = K; n->max_batch = max_batch;
@@ -197,17 +197,17 @@ void gf_pt_net_free(gf_pt_net *n) {
 
 size_t gf_pt_bn_floats(const gf_pt_net *n) {
     int nn;
-    const gf_bnode *nd = gf_block_nodes(n->blk, &nn);
+    const gf_node *nd = gf_block_nodes(n->blk, &nn);
     size_t t = 0;
-    for (int i = 0; i < nn; i++) if (nd[i].kind == GF_BN_BATCHNORM) t += 2 * (size_t)nd[i].c;
+    for (int i = 0; i < nn; i++) if (nd[i].kind == GF_K_BATCHNORM) t += 2 * (size_t)nd[i].c;
     return t;
 }
 
 static gf_status bn_io(gf_ctx *ctx, gf_pt_net *n, float *v, int write) {
     int nn;
-    const gf_bnode *nd = gf_block_nodes(n->blk, &nn);
+    const gf_node *nd = gf_block_nodes(n->blk, &nn);
     for (int i = 0; i < nn; i++) {
-        if (nd[i].kind != GF_BN_BATCHNORM) continue;
+        if (nd[i].kind != GF_K_BATCHNORM) continue;
         cl_mem m[2];
         if (gf_block_bn_running(n->blk, i, &m[0], &m[1]) != GF_OK)
             return gf_fail(ctx, GF_ERR_INTERNAL, "no running statistics for batchnorm node '%s'", nd[i].name);
@@ -254,12 +254,12 @@ static cJSON *preprocess_json(const gf_preprocess *pp) {
     return j;
 }
 
-static const char *in_name(const gf_bnode *nd, int k) { return nd->in[k] == GF_BLOCK_INPUT ? "input" : NULL; }
+static const char *in_name(const gf_node *nd, int k) { return nd->in[k] == GF_NODE_INPUT ? "input" : NULL; }
 
 gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf_preprocess *pp,
                            const char *const *classes, const char *extra_json) {
     int nn;
-    const gf_bnode *nd = gf_block_nodes(n->blk, &nn);
+    const gf_node *nd = gf_block_nodes(n->blk, &nn);
     size_t pc = gf_block_param_count(n->blk), nbn = gf_pt_bn_floats(n);
     float *theta = malloc(pc * sizeof(float)), *bn = malloc((nbn ? nbn : 1) * sizeof(float));
     float *w1 = malloc((size_t)n->K * n->d * sizeof(float)), *b1 = malloc((size_t)n->K * sizeof(float));
@@ -272,16 +272,16 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
     const float *bnp = bn;
     int top_first = -1;
     for (int i = 0; i < nn && st == GF_OK; i++) {
-        const gf_bnode *d = &nd[i];
+        const gf_node *d = &nd[i];
         if (!strcmp(d->name, ARCH_TOP_FIRST[n->arch])) top_first = i;
         cJSON *o = cJSON_CreateObject(), *ins = cJSON_CreateArray(), *params = NULL, *attrs = NULL;
-        int arity = d->kind == GF_BN_ADD ? 2 : 1;
+        int arity = d->kind == GF_K_ADD ? 2 : 1;
         for (int k = 0; k < arity; k++)
             cJSON_AddItemToArray(ins, cJSON_CreateString(in_name(d, k) ? in_name(d, k) : nd[d->in[k]].name));
         cJSON_AddStringToObject(o, "name", d->name);
         const char *op = "?";
         switch (d->kind) {
-        case GF_BN_CONV: {
+        case GF_K_CONV: {
             const gf_conv_desc *c = &d->conv;
             const int64_t shape[4] = {c->c_out, c->c_in / c->groups, c->kh, c->kw};
             int stride[2] = {c->stride_h, c->stride_w}, pad[4] = {c->pad_top, c->pad_left, c->pad_bottom, c->pad_right};
@@ -303,7 +303,7 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
             cJSON_AddNumberToObject(attrs, "groups", c->groups);
             break;
         }
-        case GF_BN_BATCHNORM: {
+        case GF_K_BATCHNORM: {
             static const char *keys[4] = {"weight", "bias", "running_mean", "running_var"};
             const float *src[4] = {theta + d->w_off, theta + d->b_off, bnp, bnp + d->c};
             op = "batchnorm";
@@ -316,26 +316,25 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
             }
             bnp += 2 * (size_t)d->c;
             attrs = cJSON_CreateObject();
-            cJSON_AddNumberToObject(attrs, "eps", d->bn_eps);
+            cJSON_AddNumberToObject(attrs, "eps", d->eps);
             break;
         }
-        case GF_BN_ACT:
+        case GF_K_ACT:
             op = d->act.kind == GF_ACT_LEAKY ? "leaky_relu" : d->act.kind == GF_ACT_RELU6 ? "relu6" : "relu";
             if (d->act.kind == GF_ACT_LEAKY) {
                 attrs = cJSON_CreateObject();
                 cJSON_AddNumberToObject(attrs, "alpha", d->act.slope);
             }
             break;
-        case GF_BN_MAXPOOL: {
-            int pad[4] = {d->pool_pad[0], d->pool_pad[2], d->pool_pad[1], d->pool_pad[3]};  /* t, l, b, r */
+        case GF_K_MAXPOOL: {
             op = "maxpool";
             attrs = cJSON_CreateObject();
-            cJSON_AddItemToObject(attrs, "kernel", int_array(d->pool_k, 2));
-            cJSON_AddItemToObject(attrs, "stride", int_array(d->pool_s, 2));
-            cJSON_AddItemToObject(attrs, "pad", int_array(pad, 4));
+            cJSON_AddItemToObject(attrs, "kernel", int_array(d->kernel, 2));
+            cJSON_AddItemToObject(attrs, "stride", int_array(d->stride, 2));
+            cJSON_AddItemToObject(attrs, "pad", int_array(d->pad, 4));
             break;
         }
-        case GF_BN_ADD: op = "add"; break;
+        case GF_K_ADD: op = "add"; break;
         default:
             st = gf_fail(ctx, GF_ERR_INTERNAL, "export: node '%s' has a kind the pretrained nets do not use", d->name);
         }

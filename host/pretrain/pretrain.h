@@ -21,7 +21,7 @@ int gf_arch_parse(const char *s);                 /* -1 when unknown */
  * entries). Node names are the PyTorch module names, so tensor names are
  * "<node>.weight", "<node>.bias", "<node>.running_mean", ... width_div > 1
  * divides every channel count (tests: the same graph, smaller). */
-gf_status gf_arch_nodes(gf_ctx *ctx, gf_arch a, int c_in, int width_div, gf_bnode *nodes, int *n_nodes);
+gf_status gf_arch_nodes(gf_ctx *ctx, gf_arch a, int c_in, int width_div, gf_node *nodes, int *n_nodes);
 
 /* A network being trained: the block (every layer) and the head. */
 typedef struct gf_pt_net {

@@ -23,43 +23,43 @@ static gf_status step(gf_ctx *ctx, gf_lin *m, int batch, int n, cl_mem x, cl_mem
 }
 
 /* ResNet basic block: conv3x3(s) relu conv3x3 (+ 1x1 s downsample) add relu. */
-static int basic_block(gf_bnode *nd, int i, int in, int cin, int cout, int stride, const char *name) {
+static int basic_block(gf_node *nd, int i, int in, int cin, int cout, int stride, const char *name) {
     gf_conv_desc d;
     int first = i;
     memset(&nd[i], 0, 6 * sizeof *nd);
     gf_conv_desc_simple(NULL, &d, 1, cin, 8, 8, cout, 3, stride, 1, 1, 1);
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .in = {in}, .conv = d, .has_bias = 1};
+    nd[i] = (gf_node){.kind = GF_K_CONV, .in = {in}, .conv = d, .has_bias = 1};
     snprintf(nd[i].name, sizeof nd[i].name, "%s.conv1", name); i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .in = {i - 1}, .act = {GF_ACT_RELU, 0}};
+    nd[i] = (gf_node){.kind = GF_K_ACT, .in = {i - 1}, .act = {GF_ACT_RELU, 0}};
     snprintf(nd[i].name, sizeof nd[i].name, "%s.relu1", name); i++;
     gf_conv_desc_simple(NULL, &d, 1, cout, 8, 8, cout, 3, 1, 1, 1, 1);
-    nd[i] = (gf_bnode){.kind = GF_BN_CONV, .in = {i - 1}, .conv = d, .has_bias = 1};
+    nd[i] = (gf_node){.kind = GF_K_CONV, .in = {i - 1}, .conv = d, .has_bias = 1};
     snprintf(nd[i].name, sizeof nd[i].name, "%s.conv2", name); i++;
     int shortcut = in;
     if (stride != 1 || cin != cout) {
         gf_conv_desc_simple(NULL, &d, 1, cin, 8, 8, cout, 1, stride, 0, 1, 1);
-        nd[i] = (gf_bnode){.kind = GF_BN_CONV, .in = {in}, .conv = d, .has_bias = 1};
+        nd[i] = (gf_node){.kind = GF_K_CONV, .in = {in}, .conv = d, .has_bias = 1};
         snprintf(nd[i].name, sizeof nd[i].name, "%s.downsample", name);
         shortcut = i++;
     }
-    nd[i] = (gf_bnode){.kind = GF_BN_ADD, .in = {first + 2, shortcut}};
+    nd[i] = (gf_node){.kind = GF_K_ADD, .in = {first + 2, shortcut}};
     snprintf(nd[i].name, sizeof nd[i].name, "%s.add", name); i++;
-    nd[i] = (gf_bnode){.kind = GF_BN_ACT, .in = {i - 1}, .act = {GF_ACT_RELU, 0}};
+    nd[i] = (gf_node){.kind = GF_K_ACT, .in = {i - 1}, .act = {GF_ACT_RELU, 0}};
     snprintf(nd[i].name, sizeof nd[i].name, "%s.relu2", name); i++;
     return i;
 }
 
-int gf_resnet_layer4_nodes(gf_bnode *nd) {
-    int i = basic_block(nd, 0, GF_BLOCK_INPUT, 256, 512, 2, "layer4.0");
+int gf_resnet_layer4_nodes(gf_node *nd) {
+    int i = basic_block(nd, 0, GF_NODE_INPUT, 256, 512, 2, "layer4.0");
     return basic_block(nd, i, i - 1, 512, 512, 1, "layer4.1");
 }
 
 /* Multiply-adds of the block's forward per sample (convs only). */
-static double conv_flops(const gf_bnode *nd, int n, int *first_convs) {
+static double conv_flops(const gf_node *nd, int n, int *first_convs) {
     double f = 0;
     *first_convs = 0;
     for (int i = 0; i < n; i++) {
-        if (nd[i].kind != GF_BN_CONV) continue;
+        if (nd[i].kind != GF_K_CONV) continue;
         const gf_conv_desc *d = &nd[i].conv;
         f += 2.0 * d->c_out * (d->c_in / d->groups) * d->kh * d->kw * d->h_out * d->w_out;
     }
@@ -67,19 +67,19 @@ static double conv_flops(const gf_bnode *nd, int n, int *first_convs) {
 }
 
 gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int reps, FILE *out) {
-    gf_bnode nd[16];
+    gf_node nd[16];
     int nn = gf_resnet_layer4_nodes(nd);
     int hw = size / 16;
     gf_block *blk;
     GF_TRY(gf_block_create(ctx, 256, hw, hw, nd, nn, batch, &blk));
-    const gf_bnode *bn = gf_block_nodes(blk, &nn);
+    const gf_node *bn = gf_block_nodes(blk, &nn);
     int first;
     double fwd = conv_flops(bn, nn, &first) * batch;
     /* full step: forward + tangent (2 products, 1 for convs reading the block input) + weight grads + input grads
      * (none for convs reading the block input): fwd * 5 - 2 * (share of the input convs) ~ counted exactly below. */
     double in_convs = 0;
     for (int i = 0; i < nn; i++)
-        if (bn[i].kind == GF_BN_CONV && bn[i].in[0] == GF_BLOCK_INPUT) {
+        if (bn[i].kind == GF_K_CONV && bn[i].in[0] == GF_NODE_INPUT) {
             const gf_conv_desc *d = &bn[i].conv;
             in_convs += 2.0 * d->c_out * (d->c_in / d->groups) * d->kh * d->kw * d->h_out * d->w_out * batch;
         }
