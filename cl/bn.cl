@@ -110,3 +110,45 @@ kernel void bn_backward(global const float *x, global const float *dy, global co
         }
     }
 }
+
+/* Several processes (host/graph/block.c, gf_block_set_bn_sync): the batch statistics of a batch split
+ * over ranks come from per-channel partial sums that the host adds over the ranks.
+ * bn_sums: out[c] = sum(x - shift[c]), out[C + c] = sum((x - shift[c])^2) over this shard's values of
+ * channel c, in the fixed order of bn_train_forward's reductions. */
+kernel void bn_sums(global const float *x, global const float *shift, global float *out,
+                    uint n, uint C, uint hw, int blocked, local float *ra, local float *rb)
+{
+    uint c = (uint)get_group_id(0);
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    float s = shift[c], a = 0.0f, b = 0.0f;
+    WALK_BEGIN float d = x[at] - s; a += d; b += d * d; WALK_END
+    float2 t = wg_sum2(ra, rb, a, b);
+    if (l == 0) {
+        out[c] = t.x;
+        out[C + c] = t.y;
+    }
+}
+
+/* y = (x - mean[c]) * invstd[c] * gamma[c] + beta[c]: the training forward with given statistics. */
+kernel void bn_apply(global const float *x, global const float *gamma, global const float *beta,
+                     global const float *mean, global const float *invstd, global float *y,
+                     uint total, uint C, uint hw)
+{
+    size_t k = get_global_id(0);
+    if (k >= total) return;
+    uint c = (uint)((k / hw) % C);
+    y[k] = (x[k] - mean[c]) * (invstd[c] * gamma[c]) + beta[c];
+}
+
+/* The training backward's dx with given sums over the whole batch of M values per channel:
+ * sums[c] = sum(dy), sums[C + c] = sum(dy * xhat). */
+kernel void bn_backward_dx(global const float *x, global const float *dy, global const float *gamma,
+                           global const float *mean, global const float *invstd, global const float *sums,
+                           global float *dx, uint total, uint C, uint hw, float invM)
+{
+    size_t k = get_global_id(0);
+    if (k >= total) return;
+    uint c = (uint)((k / hw) % C);
+    float is = invstd[c];
+    dx[k] = gamma[c] * is * (dy[k] - sums[c] * invM - (x[k] - mean[c]) * is * (sums[C + c] * invM));
+}

@@ -1,8 +1,10 @@
 /* Top-block executor: forward, tangent (JVP) and backward over a small graph,
  * every op enqueued on the device; no host reads. See block.h. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "block.h"
+#include "gf_dist.h"
 #include "ops_util.h"
 
 struct gf_block {
@@ -22,6 +24,12 @@ struct gf_block {
     int fwd_training;                    /* ... and the mode of the last forward (for the backward) */
     cl_mem bn_mean[GF_BLOCK_MAX_NODES], bn_var[GF_BLOCK_MAX_NODES];        /* running statistics [C] */
     cl_mem bn_save_mean[GF_BLOCK_MAX_NODES], bn_save_invstd[GF_BLOCK_MAX_NODES]; /* batch statistics [C] */
+    /* gf_block_set_bn_sync: training-mode BN statistics summed over the ranks (made on the first forward) */
+    int bn_sync, sync_c;
+    double bn_M[GF_BLOCK_MAX_NODES];     /* values per channel over all ranks in the last forward */
+    cl_mem s_sums, s_zero, s_pa, s_pb;   /* [2 sync_c], [sync_c] x 3 */
+    double *h_d;                         /* host [2 sync_c + 1] */
+    float *h_f;                          /* host [2 sync_c] */
 };
 
 static size_t node_size(const gf_bnode *n) { return (size_t)n->c * n->h * n->w; }
@@ -226,6 +234,8 @@ void gf_block_free(gf_block *b) {
         gf_buf_release(&b->bn_save_mean[i]); gf_buf_release(&b->bn_save_invstd[i]);
     }
     gf_buf_release(&b->tmp);
+    gf_buf_release(&b->s_sums); gf_buf_release(&b->s_zero); gf_buf_release(&b->s_pa); gf_buf_release(&b->s_pb);
+    free(b->h_d); free(b->h_f);
     free(b);
 }
 
@@ -239,6 +249,7 @@ void gf_block_set_linearized(gf_block *b, int node, int on) {
     if (node >= 0 && node < b->n_nodes) b->linearized[node] = on;
 }
 void gf_block_set_training(gf_block *b, int on) { b->training = on != 0; }
+void gf_block_set_bn_sync(gf_block *b, int on) { b->bn_sync = on != 0; }
 int gf_block_training(const gf_block *b) { return b->training; }
 gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var) {
     if (node < 0 || node >= b->n_nodes || b->nodes[node].kind != GF_BN_BATCHNORM) return GF_ERR_USAGE;
@@ -282,6 +293,89 @@ static gf_status conv_for(gf_ctx *ctx, const gf_bnode *nd, int n, gf_conv_desc *
     *d = nd->conv;
     d->n = n;
     return gf_conv_desc_check(ctx, d);
+}
+
+/* ---- BatchNorm over a batch split between ranks (gf_block_set_bn_sync) ----
+ * Each rank holds a contiguous share of the batch. The statistics are two-pass as in the one-process
+ * kernel: the per-channel sums of x (pass 1) give the mean, the sums of (x - mean) and (x - mean)^2
+ * (pass 2) the biased variance; each pass adds the ranks' float partial sums in double in rank order
+ * (gf_dist_sum_f64), so every rank gets the same statistics. The backward sums sum(dy) and
+ * sum(dy * xhat) over the ranks the same way; dgamma and dbeta stay this rank's share (the caller sums
+ * the whole gradient vector over the ranks). Every rank runs the same graph, so the collectives meet. */
+static gf_status sync_buffers(gf_ctx *ctx, gf_block *b) {
+    if (b->s_sums) return GF_OK;
+    int C = 1;
+    for (int i = 0; i < b->n_nodes; i++)
+        if (b->nodes[i].kind == GF_BN_BATCHNORM && b->nodes[i].c > C) C = b->nodes[i].c;
+    b->sync_c = C;
+    size_t cb = (size_t)C * sizeof(float);
+    b->h_d = malloc((2 * (size_t)C + 1) * sizeof(double));
+    b->h_f = malloc(2 * cb);
+    if (!b->h_d || !b->h_f) return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the batchnorm sums");
+    GF_TRY(gf_buf_create(ctx, 2 * cb, "batchnorm sums over ranks", &b->s_sums));
+    GF_TRY(gf_buf_create(ctx, cb, "batchnorm sums over ranks", &b->s_zero));   /* new buffers start at 0 */
+    GF_TRY(gf_buf_create(ctx, cb, "batchnorm sums over ranks", &b->s_pa));
+    return gf_buf_create(ctx, cb, "batchnorm sums over ranks", &b->s_pb);
+}
+
+static gf_status bn_sync_forward(gf_ctx *ctx, gf_block *b, int i, int n, int c, int hw, cl_mem xin,
+                                 const gf_params *th) {
+    const gf_bnode *nd = &b->nodes[i];
+    GF_TRY(sync_buffers(ctx, b));
+    double *v = b->h_d;
+    float *f = b->h_f;
+    /* pass 1: sum(x) and the number of values */
+    GF_TRY(gf_bn_sums(ctx, n, c, hw, xin, b->s_zero, b->s_sums));
+    GF_TRY(gf_buf_read(ctx, b->s_sums, 0, (size_t)c * sizeof(float), f));
+    for (int k = 0; k < c; k++) v[k] = f[k];
+    v[c] = (double)n * hw;
+    GF_TRY(gf_dist_sum_f64(ctx, v, (size_t)c + 1));
+    double M = v[c];
+    if (M < 2)
+        return gf_fail(ctx, GF_ERR_USAGE, "batchnorm node '%s' in training mode needs more than one value per channel "
+                       "(the batch over all ranks has %.0f)", nd->name, M);
+    b->bn_M[i] = M;
+    for (int k = 0; k < c; k++) f[k] = (float)(v[k] / M);
+    GF_TRY(gf_buf_write(ctx, b->bn_save_mean[i], 0, (size_t)c * sizeof(float), f));
+    /* pass 2: sum(x - m) and sum((x - m)^2) around that mean */
+    GF_TRY(gf_bn_sums(ctx, n, c, hw, xin, b->bn_save_mean[i], b->s_sums));
+    float *m0 = f + c;   /* keep the pass-1 means: h_f holds 2c */
+    memcpy(m0, f, (size_t)c * sizeof(float));
+    GF_TRY(gf_buf_read(ctx, b->s_sums, 0, (size_t)c * sizeof(float), f));
+    for (int k = 0; k < c; k++) v[k] = f[k];
+    GF_TRY(gf_buf_read(ctx, b->s_sums, (size_t)c * sizeof(float), (size_t)c * sizeof(float), f));
+    for (int k = 0; k < c; k++) v[c + k] = f[k];
+    GF_TRY(gf_dist_sum_f64(ctx, v, 2 * (size_t)c));
+    float *mean = f, *invstd = f + c;
+    /* the statistics, then the running statistics as the one-process kernel updates them (in float) */
+    double *vv = malloc(2 * (size_t)c * sizeof(double));
+    if (!vv) return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the batchnorm sums");
+    for (int k = 0; k < c; k++) {
+        double d = v[k] / M, q = v[c + k] / M - d * d;
+        vv[k] = (double)m0[k] + d;
+        vv[c + k] = q > 0 ? q : 0;
+    }
+    for (int k = 0; k < c; k++) {
+        mean[k] = (float)vv[k];
+        invstd[k] = (float)(1.0 / sqrt(vv[c + k] + (double)nd->bn_eps));
+    }
+    gf_status st = gf_buf_write(ctx, b->bn_save_mean[i], 0, (size_t)c * sizeof(float), mean);
+    if (st == GF_OK) st = gf_buf_write(ctx, b->bn_save_invstd[i], 0, (size_t)c * sizeof(float), invstd);
+    if (st == GF_OK) st = gf_bn_apply(ctx, n, c, hw, xin, th->w[i], th->b[i], b->bn_save_mean[i], b->bn_save_invstd[i],
+                                      b->y[i]);
+    float mom = nd->bn_momentum, unbias = (float)(M / (M - 1.0));
+    if (st == GF_OK) st = gf_buf_read(ctx, b->bn_mean[i], 0, (size_t)c * sizeof(float), f);
+    if (st == GF_OK) st = gf_buf_read(ctx, b->bn_var[i], 0, (size_t)c * sizeof(float), f + c);
+    if (st == GF_OK) {
+        for (int k = 0; k < c; k++) {
+            f[k] = (1.0f - mom) * f[k] + mom * (float)vv[k];
+            f[c + k] = (1.0f - mom) * f[c + k] + mom * ((float)vv[c + k] * unbias);
+        }
+        st = gf_buf_write(ctx, b->bn_mean[i], 0, (size_t)c * sizeof(float), f);
+    }
+    if (st == GF_OK) st = gf_buf_write(ctx, b->bn_var[i], 0, (size_t)c * sizeof(float), f + c);
+    free(vv);
+    return st;
 }
 
 gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, cl_mem f) {
@@ -341,6 +435,10 @@ gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             if (!b->training) {
                 GF_TRY(gf_bn_eval_forward(ctx, n, c, h * w, xin, th->w[i], th->b[i], nd->bn_eps, b->bn_mean[i],
                                           b->bn_var[i], b->y[i]));
+                break;
+            }
+            if (b->bn_sync) {
+                GF_TRY(bn_sync_forward(ctx, b, i, n, c, h * w, xin, th));
                 break;
             }
             if ((size_t)n * h * w < 2)
@@ -539,7 +637,23 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
             int to_in = grad_slot_for(b, nd, 0, gx, in_cnt, &s);
             if (!params && !to_in) break;
             cl_mem dg = params ? grad->w[i] : NULL, db = params ? grad->b[i] : NULL, dx = to_in ? s.dst : NULL;
-            if (b->fwd_training)
+            if (b->fwd_training && b->bn_sync) {   /* sums over the ranks, then dx with them */
+                if (!params) { dg = b->s_pa; db = b->s_pb; }
+                GF_TRY(gf_bn_train_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], b->bn_save_mean[i],
+                                            b->bn_save_invstd[i], NULL, dg, db, 0));
+                if (to_in) {
+                    double *v = b->h_d;
+                    float *f = b->h_f;
+                    GF_TRY(gf_buf_read(ctx, db, 0, (size_t)c * sizeof(float), f));
+                    GF_TRY(gf_buf_read(ctx, dg, 0, (size_t)c * sizeof(float), f + c));
+                    for (int k = 0; k < 2 * c; k++) v[k] = f[k];
+                    GF_TRY(gf_dist_sum_f64(ctx, v, 2 * (size_t)c));
+                    for (int k = 0; k < 2 * c; k++) f[k] = (float)v[k];
+                    GF_TRY(gf_buf_write(ctx, b->s_sums, 0, 2 * (size_t)c * sizeof(float), f));
+                    GF_TRY(gf_bn_backward_dx(ctx, n, c, h * w, xin, b->g[i], th->w[i], b->bn_save_mean[i],
+                                             b->bn_save_invstd[i], b->s_sums, b->bn_M[i], dx));
+                }
+            } else if (b->fwd_training)
                 GF_TRY(gf_bn_train_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], b->bn_save_mean[i],
                                             b->bn_save_invstd[i], dx, dg, db, 0));
             else
