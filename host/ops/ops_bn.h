@@ -49,14 +49,17 @@ gf_status gf_bn_eval_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_me
                               int accumulate);
 
 /* A batch split over several processes (host/graph/block.c, gf_block_set_bn_sync): the pieces of the
- * training forward and backward around the host's sums over ranks.
- * gf_bn_sums: out [2c] = per channel sum(x - shift) then sum((x - shift)^2) over this shard.
- * gf_bn_apply: y = (x - mean) * invstd * gamma + beta (given statistics, [c] each; y may not alias x).
- * gf_bn_backward_dx: dx = gamma * invstd * (dy - sums[c] / M - xhat * sums[c + C] / M) with
- * sums = (sum(dy), sum(dy * xhat)) over the whole batch of M values per channel. */
+ * training forward and backward around the host's sums over ranks. The mean comes as a float pair
+ * hi + lo (cl/bn.cl: no precision lost to a large common offset).
+ * gf_bn_sums: out = per channel sum(x - s) [c], then sum((x - s)^2) [c] over this shard, s = shift [c];
+ * shift NULL: s = the shard's first value of each channel, then also written to out [2c .. 3c).
+ * gf_bn_apply: y = ((x - hi) - lo) * invstd * gamma + beta ([c] each; y may not alias x).
+ * gf_bn_backward_dx: dx = gamma * invstd * (dy - sums[c] / M - xhat * sums[c + C] / M),
+ * xhat = ((x - hi) - lo) * invstd, sums = (sum(dy), sum(dy * xhat)) over the whole batch of M values
+ * per channel. */
 gf_status gf_bn_sums(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem shift, cl_mem out);
-gf_status gf_bn_apply(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma, cl_mem beta, cl_mem mean,
+gf_status gf_bn_apply(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma, cl_mem beta, cl_mem hi, cl_mem lo,
                       cl_mem invstd, cl_mem y);
-gf_status gf_bn_backward_dx(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, cl_mem mean,
-                            cl_mem invstd, cl_mem sums, double M, cl_mem dx);
+gf_status gf_bn_backward_dx(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, cl_mem hi,
+                            cl_mem lo, cl_mem invstd, cl_mem sums, double M, cl_mem dx);
 #endif
