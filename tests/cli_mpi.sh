@@ -12,7 +12,9 @@
 #    for bit (a K-rank run is deterministic);
 #  - rank 0 alone writes: one table on stdout, the run directory's files as with one process,
 #    results.json records "ranks";
-#  - `bench linearized` runs split too (the job's images/s); other commands refuse under mpirun;
+#  - `bench linearized` runs split too (the job's images/s, then rank 0 alone for the parallel
+#    efficiency), `bench trunk` runs a batch per rank at once (the same two figures); other commands
+#    refuse under mpirun;
 #  - a failing rank stops the job: bad data on rank 1 only, and rank 1 SIGKILLed mid-training
 #    (GRADFEAT_TEST_KILL_AT, the test hooks), each end with a non-zero exit instead of a hang; the
 #    checkpoint written before the kill resumes with 2 ranks to the uninterrupted run's models bit for
@@ -111,6 +113,13 @@ timeout 600 "${MPI[@]}" -n 2 "$G" bench linearized --batch 8 --size 32 --reps 1 
 check "bench linearized with 2 ranks exits 0 and reports the job's rate once per step kind (rc $rc)" \
   '[ $rc -eq 0 ] && [ $(grep -c "^2 ranks, .* images/s in all; each step sums [0-9]* gradient floats" "$t/b2.out") -eq 2 ]' \
   || cat "$t/b2.out" "$t/b2.err"
+check "... and its 1-rank figure (rank 0 alone) and parallel efficiency once per step kind" \
+  '[ $(grep -c "^2 ranks, .*: 1 rank alone (rank 0, the others idle) [0-9.]* images/s; parallel efficiency [0-9.]*" "$t/b2.out") -eq 2 ]'
+# bench trunk under mpirun: every rank its own batches at once, then rank 0 alone; printed once
+timeout 600 "${MPI[@]}" -n 2 "$G" bench trunk --model "$EMO" --batch 4 --reps 1 > "$t/bt.out" 2> "$t/bt.err"; rc=$?
+check "bench trunk with 2 ranks exits 0, one table, the job's images/s and the efficiency once (rc $rc)" \
+  '[ $rc -eq 0 ] && [ $(grep -c "^trunk " "$t/bt.out") -eq 1 ] && [ $(grep -c "^2 ranks, trunk: [0-9.]* images/s in all (2 batches of 4 at once); 1 rank alone (rank 0, the others idle) [0-9.]* images/s; parallel efficiency [0-9.]*" "$t/bt.out") -eq 1 ]' \
+  || cat "$t/bt.out" "$t/bt.err"
 timeout 300 "${MPI[@]}" -n 2 "$G" bench linearized --batch 1 --size 32 --reps 1 > /dev/null 2> "$t/b1.err"; rc=$?
 check "bench linearized: a batch smaller than the ranks is refused (rc $rc)" \
   '[ $rc -eq 2 ] && grep -q "smaller than the 2 ranks" "$t/b1.err"' || cat "$t/b1.err"

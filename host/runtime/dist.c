@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "gf_dist.h"
 #ifdef GF_HAVE_MPI
 #include <mpi.h>
@@ -125,6 +126,16 @@ gf_status gf_dist_barrier(gf_ctx *ctx) {
     return GF_OK;
 }
 
+gf_status gf_dist_barrier_idle(gf_ctx *ctx) {
+    if (g_size == 1) return GF_OK;
+    MPI_Request rq;
+    int done = 0;
+    MPI_Ibarrier(MPI_COMM_WORLD, &rq);
+    const struct timespec ms = {0, 1000000};
+    while (MPI_Test(&rq, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) nanosleep(&ms, NULL);
+    return GF_OK;
+}
+
 #else   /* one process */
 int gf_dist_compiled(void) { return 0; }
 int gf_dist_init(int *argc, char ***argv) { (void)argc; (void)argv; return 0; }
@@ -135,4 +146,5 @@ gf_status gf_dist_sum_f64(gf_ctx *ctx, double *buf, size_t n) { return GF_OK; }
 gf_status gf_dist_bcast(gf_ctx *ctx, void *buf, size_t bytes, int root) { return GF_OK; }
 gf_status gf_dist_allgather_rows(gf_ctx *ctx, void *buf, int n, int unit, size_t row_bytes) { return GF_OK; }
 gf_status gf_dist_barrier(gf_ctx *ctx) { return GF_OK; }
+gf_status gf_dist_barrier_idle(gf_ctx *ctx) { return GF_OK; }
 #endif
