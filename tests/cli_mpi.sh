@@ -7,6 +7,8 @@
 #    tests/test_shards.c, and the last bits add up over the 24 steps); the probe's model is the same bytes;
 #  - Adam (the default): the printed table is identical for 2 ranks (Adam divides by sqrt(v): a gradient
 #    element near 0 turns last-bit differences into lr-sized ones, so its tensors are not compared);
+#  - Adam with --grad-chunk 4 (the gradient summed over fixed chunks of 4 samples in double, in order):
+#    1 process and 2 ranks give the same models, bit for bit;
 #  - the activation caches written by 1, 2 and 3 ranks (each rank runs whole batches of the trunk pass)
 #    are the same bytes; a 2-rank run on the 1-process cache reuses it and gives the 2-rank models bit
 #    for bit (a K-rank run is deterministic);
@@ -100,6 +102,14 @@ run a2 2 c1; rc2=$?
 check "Adam runs with 1 and 2 ranks exit 0 (rc $rc1 $rc2)" '[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]' || tail -5 "$t"/a[12].err
 check "Adam, 2 ranks: the same table" 'diff <(table "$t/a1.out") <(table "$t/a2.out")'
 $PY "$t/cmp.py" "$t/a1" "$t/a2" 1 | sed 's/^/Adam 1 vs 2 ranks: /'
+# --grad-chunk 4: every step's gradient summed over chunks of 4 samples in double, in order, with any
+# number of ranks: Adam's models are the same bytes with 1 process and 2 ranks
+run g1 0 c1 --grad-chunk 4; rc1=$?
+run g2 2 c1 --grad-chunk 4; rc2=$?
+check "Adam --grad-chunk 4 with 1 and 2 ranks exit 0 (rc $rc1 $rc2)" '[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]' || tail -5 "$t"/g[12].err
+check "... and give the same models, bit for bit" \
+  'for m in linear gradient full finetune; do cmp "$t/g1/$m.safetensors" "$t/g2/$m.safetensors" || exit 1; done' \
+  || $PY "$t/cmp.py" "$t/g1" "$t/g2" 1
 
 # a failing rank stops the job: rank 1 reads data that is not there
 printf '%s\n' '#!/bin/bash' \
