@@ -110,3 +110,48 @@ kernel void bn_backward(global const float *x, global const float *dy, global co
         }
     }
 }
+
+/* Several processes (host/graph/block.c, gf_block_set_bn_sync): the batch statistics of a batch split
+ * over ranks come from per-channel partial sums that the host adds over the ranks. The mean is kept as
+ * a float pair hi + lo (hi the float nearest the mean), so that x - hi is exact for values near the mean
+ * and a large common offset costs no precision (as x0 in bn_train_forward).
+ * bn_sums: out[c] = sum(x - s), out[C + c] = sum((x - s)^2) over this shard's values of channel c, with
+ * s = shift[c], or (own) the shard's first value of the channel, then written to out[2C + c]. */
+kernel void bn_sums(global const float *x, global const float *shift, global float *out,
+                    uint n, uint C, uint hw, int own, int blocked, local float *ra, local float *rb)
+{
+    uint c = (uint)get_group_id(0);
+    uint l = (uint)get_local_id(0), L = (uint)get_local_size(0);
+    float s = own ? x[(size_t)c * hw] : shift[c], a = 0.0f, b = 0.0f;
+    WALK_BEGIN float d = x[at] - s; a += d; b += d * d; WALK_END
+    float2 t = wg_sum2(ra, rb, a, b);
+    if (l == 0) {
+        out[c] = t.x;
+        out[C + c] = t.y;
+        if (own) out[2 * C + c] = s;
+    }
+}
+
+/* y = ((x - hi[c]) - lo[c]) * invstd[c] * gamma[c] + beta[c]: the training forward with given statistics. */
+kernel void bn_apply(global const float *x, global const float *gamma, global const float *beta,
+                     global const float *hi, global const float *lo, global const float *invstd, global float *y,
+                     uint total, uint C, uint hw)
+{
+    size_t k = get_global_id(0);
+    if (k >= total) return;
+    uint c = (uint)((k / hw) % C);
+    y[k] = ((x[k] - hi[c]) - lo[c]) * (invstd[c] * gamma[c]) + beta[c];
+}
+
+/* The training backward's dx with given sums over the whole batch of M values per channel:
+ * sums[c] = sum(dy), sums[C + c] = sum(dy * xhat), xhat = ((x - hi) - lo) * invstd. */
+kernel void bn_backward_dx(global const float *x, global const float *dy, global const float *gamma,
+                           global const float *hi, global const float *lo, global const float *invstd,
+                           global const float *sums, global float *dx, uint total, uint C, uint hw, float invM)
+{
+    size_t k = get_global_id(0);
+    if (k >= total) return;
+    uint c = (uint)((k / hw) % C);
+    float is = invstd[c];
+    dx[k] = gamma[c] * is * (dy[k] - sums[c] * invM - ((x[k] - hi[c]) - lo[c]) * is * (sums[C + c] * invM));
+}

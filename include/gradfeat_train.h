@@ -58,6 +58,10 @@ typedef struct gf_job {
     int lr_scale;                            /* gradient/full: lr scaled to the block by the logit change of Adam's
                                                 first step (off by default; README "--lr-scale") */
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
+    int grad_chunk;                          /* > 0: each step's gradient is the sum, in double and in order, of the
+                                                gradients of chunks of this many samples, so that a run under
+                                                mpirun gives the same bits as one process (README "Several
+                                                processes"); 0: one gradient per batch (or rank share) */
     const char *log_json;                    /* one JSON object per progress report and per epoch; NULL = none */
     int log_every;                           /* progress line every N steps unless the context's progress_live (0 = 50) */
     int log_every_secs;                      /* ... and at least every N seconds then (defaults: 30; 0 = by steps only) */

@@ -7,12 +7,16 @@
 #    tests/test_shards.c, and the last bits add up over the 24 steps); the probe's model is the same bytes;
 #  - Adam (the default): the printed table is identical for 2 ranks (Adam divides by sqrt(v): a gradient
 #    element near 0 turns last-bit differences into lr-sized ones, so its tensors are not compared);
+#  - Adam with --grad-chunk 4 (the gradient summed over fixed chunks of 4 samples in double, in order):
+#    1 process and 2 ranks give the same models, bit for bit;
 #  - the activation caches written by 1, 2 and 3 ranks (each rank runs whole batches of the trunk pass)
 #    are the same bytes; a 2-rank run on the 1-process cache reuses it and gives the 2-rank models bit
 #    for bit (a K-rank run is deterministic);
 #  - rank 0 alone writes: one table on stdout, the run directory's files as with one process,
 #    results.json records "ranks";
-#  - `bench linearized` runs split too (the job's images/s); other commands refuse under mpirun;
+#  - `bench linearized` runs split too (the job's images/s, then rank 0 alone for the parallel
+#    efficiency), `bench trunk` runs a batch per rank at once (the same two figures); other commands
+#    refuse under mpirun;
 #  - a failing rank stops the job: bad data on rank 1 only, and rank 1 SIGKILLed mid-training
 #    (GRADFEAT_TEST_KILL_AT, the test hooks), each end with a non-zero exit instead of a hang; the
 #    checkpoint written before the kill resumes with 2 ranks to the uninterrupted run's models bit for
@@ -98,6 +102,14 @@ run a2 2 c1; rc2=$?
 check "Adam runs with 1 and 2 ranks exit 0 (rc $rc1 $rc2)" '[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]' || tail -5 "$t"/a[12].err
 check "Adam, 2 ranks: the same table" 'diff <(table "$t/a1.out") <(table "$t/a2.out")'
 $PY "$t/cmp.py" "$t/a1" "$t/a2" 1 | sed 's/^/Adam 1 vs 2 ranks: /'
+# --grad-chunk 4: every step's gradient summed over chunks of 4 samples in double, in order, with any
+# number of ranks: Adam's models are the same bytes with 1 process and 2 ranks
+run g1 0 c1 --grad-chunk 4; rc1=$?
+run g2 2 c1 --grad-chunk 4; rc2=$?
+check "Adam --grad-chunk 4 with 1 and 2 ranks exit 0 (rc $rc1 $rc2)" '[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]' || tail -5 "$t"/g[12].err
+check "... and give the same models, bit for bit" \
+  'for m in linear gradient full finetune; do cmp "$t/g1/$m.safetensors" "$t/g2/$m.safetensors" || exit 1; done' \
+  || $PY "$t/cmp.py" "$t/g1" "$t/g2" 1
 
 # a failing rank stops the job: rank 1 reads data that is not there
 printf '%s\n' '#!/bin/bash' \
@@ -111,6 +123,13 @@ timeout 600 "${MPI[@]}" -n 2 "$G" bench linearized --batch 8 --size 32 --reps 1 
 check "bench linearized with 2 ranks exits 0 and reports the job's rate once per step kind (rc $rc)" \
   '[ $rc -eq 0 ] && [ $(grep -c "^2 ranks, .* images/s in all; each step sums [0-9]* gradient floats" "$t/b2.out") -eq 2 ]' \
   || cat "$t/b2.out" "$t/b2.err"
+check "... and its 1-rank figure (rank 0 alone) and parallel efficiency once per step kind" \
+  '[ $(grep -c "^2 ranks, .*: 1 rank alone (rank 0, the others idle) [0-9.]* images/s; parallel efficiency [0-9.]*" "$t/b2.out") -eq 2 ]'
+# bench trunk under mpirun: every rank its own batches at once, then rank 0 alone; printed once
+timeout 600 "${MPI[@]}" -n 2 "$G" bench trunk --model "$EMO" --batch 4 --reps 1 > "$t/bt.out" 2> "$t/bt.err"; rc=$?
+check "bench trunk with 2 ranks exits 0, one table, the job's images/s and the efficiency once (rc $rc)" \
+  '[ $rc -eq 0 ] && [ $(grep -c "^trunk " "$t/bt.out") -eq 1 ] && [ $(grep -c "^2 ranks, trunk: [0-9.]* images/s in all (2 batches of 4 at once); 1 rank alone (rank 0, the others idle) [0-9.]* images/s; parallel efficiency [0-9.]*" "$t/bt.out") -eq 1 ]' \
+  || cat "$t/bt.out" "$t/bt.err"
 timeout 300 "${MPI[@]}" -n 2 "$G" bench linearized --batch 1 --size 32 --reps 1 > /dev/null 2> "$t/b1.err"; rc=$?
 check "bench linearized: a batch smaller than the ranks is refused (rc $rc)" \
   '[ $rc -eq 2 ] && grep -q "smaller than the 2 ranks" "$t/b1.err"' || cat "$t/b1.err"

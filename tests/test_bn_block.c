@@ -18,7 +18,8 @@
  * those statistics; the backward follows the mode of the forward;
  * gf_block_tangent refuses BN. A second block, BN on the input that the
  * residual add also reads, covers BN's input gradient accumulated on top of
- * another one. */
+ * another one. The split path of several processes (gf_block_set_bn_sync) agrees with the one-kernel
+ * path in one process (sync_test). */
 #include <stdint.h>
 #include <unistd.h>
 #include "block.h"
@@ -535,12 +536,77 @@ static void fanout_test(gf_ctx *ctx) {
     gf_block_free(blk);
 }
 
+/* gf_block_set_bn_sync (several processes: the statistics from partial sums added over the ranks), in
+ * one process: the training forward (features, running statistics) and the backward (every parameter
+ * gradient, the input gradient) of the split path agree with the one-kernel path to 1e-5 (atol 1e-6);
+ * the sums over ranks themselves are tests/cli_mpi_pretrain.sh's. */
+static void sync_test(gf_ctx *ctx) {
+    gf_node nd0[ND_COUNT];
+    gf_block *blk;
+    REQUIRE_OK(ctx, gf_block_create(ctx, BN_CI, BN_H, BN_H, nd0, bn_block_nodes(nd0), BN_N, &blk));
+    int nn;
+    const gf_node *nd = gf_block_nodes(blk, &nn);
+    const size_t P = gf_block_param_count(blk), XS = (size_t)BN_N * BN_CI * BN_H * BN_H;
+    const int D = gf_block_feature_dim(blk), BNS[2] = {ND_BN1, ND_BN2};
+    test_rng r;
+    test_rng_seed(&r, 7);
+    float *theta = calloc(P, sizeof *theta), *x = malloc(XS * sizeof *x), u[BN_N * BN_CI];
+    test_fill(&r, theta, P, -0.5, 0.5);
+    for (int k = 0; k < 2; k++) test_fill(&r, theta + nd[BNS[k]].w_off, nd[BNS[k]].w_count, 0.5, 1.5);
+    test_fill(&r, x, XS, -1, 3);   /* an offset: the mean matters */
+    test_fill(&r, u, BN_N * BN_CI, -1, 1);
+    gf_params th, gr;
+    REQUIRE_OK(ctx, gf_params_create(ctx, blk, "theta", &th));
+    REQUIRE_OK(ctx, gf_params_create(ctx, blk, "gradient", &gr));
+    REQUIRE_OK(ctx, gf_buf_write(ctx, th.all, 0, P * sizeof(float), theta));
+    cl_mem bx = test_upload(ctx, x, XS), bf = test_alloc(ctx, BN_N * D), bg = test_upload(ctx, u, BN_N * D),
+           bgx = test_alloc(ctx, XS);
+    gf_block_set_training(blk, 1);
+    float *out[2];
+    size_t nout = BN_N * D + P + XS + 4 * 8;
+    for (int sync = 0; sync < 2; sync++) {
+        for (int k = 0; k < 2; k++) {   /* running statistics from 0 / 1, then two steps' worth */
+            cl_mem mm, vv;
+            float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+            REQUIRE_OK(ctx, gf_block_bn_running(blk, BNS[k], &mm, &vv));
+            REQUIRE_OK(ctx, gf_buf_zero(ctx, mm, 0, nd[BNS[k]].c * sizeof(float)));
+            REQUIRE_OK(ctx, gf_buf_write(ctx, vv, 0, nd[BNS[k]].c * sizeof(float), ones));
+        }
+        gf_block_set_bn_sync(blk, sync);
+        float *o = out[sync] = calloc(nout, sizeof(float));
+        for (int rep = 0; rep < 2; rep++) REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));
+        REQUIRE_OK(ctx, gf_block_backward(ctx, blk, BN_N, bx, &th, bg, &gr, bgx));
+        test_download(ctx, bf, o, BN_N * D);
+        test_download(ctx, gr.all, o + BN_N * D, P);
+        test_download(ctx, bgx, o + BN_N * D + P, XS);
+        for (int k = 0; k < 2; k++) {
+            cl_mem mm, vv;
+            REQUIRE_OK(ctx, gf_block_bn_running(blk, BNS[k], &mm, &vv));
+            test_download(ctx, mm, o + BN_N * D + P + XS + 16 * k, nd[BNS[k]].c);
+            test_download(ctx, vv, o + BN_N * D + P + XS + 16 * k + 8, nd[BNS[k]].c);
+        }
+    }
+    double *ref = to_d(out[0], nout);
+    const char *what[4] = {"features", "parameter gradients", "input gradient", "running statistics"};
+    size_t at[5] = {0, BN_N * D, BN_N * D + P, BN_N * D + P + XS, nout};
+    for (int k = 0; k < 4; k++) {
+        char label[96];
+        snprintf(label, sizeof label, "bn sync path vs one kernel: %s", what[k]);
+        CHECK(test_close(label, out[1] + at[k], ref + at[k], at[k + 1] - at[k], 1e-6, 1e-5), "%s", label);
+    }
+    free(ref); free(out[0]); free(out[1]); free(theta); free(x);
+    gf_buf_release(&bx); gf_buf_release(&bf); gf_buf_release(&bg); gf_buf_release(&bgx);
+    gf_params_free(&th); gf_params_free(&gr);
+    gf_block_free(blk);
+}
+
 int main(void) {
     gf_ctx *ctx = test_ctx();
     printf("device: %s\n", gf_ctx_device(ctx)->name);
     torch_compare(ctx);
     block_test(ctx);
     fanout_test(ctx);
+    sync_test(ctx);
     gf_ctx_free(ctx);
     return test_finish("test_bn_block");
 }

@@ -1800,7 +1800,8 @@ static void bn_check_scaled(const char *name, const char *what, const float *got
 /* Training: saved mean and invstd, the running statistics after 3 updates (PyTorch's: unbiased variance),
  * bitwise reproducible; y with the statistics equals y without; the backward's optional outputs (dx alone,
  * the parameter gradients without dx) bitwise equal, accumulate adds to dgamma/dbeta and overwrites dx;
- * every output inside its guard band. */
+ * the split path's kernels (bn_sums, bn_apply, bn_backward_dx) against double sums and the one-kernel
+ * results; every output inside its guard band. */
 static void bn_train_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
     const int n = rw->a[0], C = rw->a[1], hw = rw->a[2];
     const size_t N = T->n_out;
@@ -1874,6 +1875,57 @@ static void bn_train_extra(gf_ctx *ctx, const row *rw, const tensors *T, const r
         CHECK(bn_same(ctx, dx2, res->g[0], N), "%s: dx with accumulate = 1 is not overwritten", name);
         free(a); free(b); free(ud);
         for (int k = 0; k < 3; k++) { free(gr[k]); free(sg[k]); }
+    }
+    {   /* the split path of several processes (host/graph/block.c, gf_block_set_bn_sync): the partial sums
+         * around each channel's first value (written out too) and around the saved mean against double sums;
+         * y from the mean as the float pair saved mean + lo (bn_apply) against the double reference (the
+         * offset rows: no precision lost to the offset); dx from the backward's own dbeta/dgamma sums with
+         * lo = 0 (bn_backward_dx) against the one-kernel dx */
+        float *m = download(ctx, bsm, C), *lo = falloc((size_t)C);
+        double *r2 = dalloc(3 * (size_t)C), *s2 = dalloc(3 * (size_t)C);
+        cl_mem bz = test_alloc(ctx, C), bl = test_alloc(ctx, C), bs = bn_guarded(ctx, NULL, 3 * (size_t)C);
+        cl_mem y3 = bn_guarded(ctx, NULL, N);
+        REQUIRE_OK(ctx, gf_buf_zero(ctx, bz, 0, (size_t)C * sizeof(float)));
+        for (int pass = 0; pass < 2; pass++) {
+            REQUIRE_OK(ctx, gf_bn_sums(ctx, n, C, hw, T->bx[0], pass ? bsm : NULL, bs));
+            for (int c = 0; c < C; c++) {
+                double sh = pass ? m[c] : T->x[0][(size_t)c * hw], a = 0, q = 0, sa = 0;
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < hw; j++) {
+                        double d = T->xd[0][((size_t)i * C + c) * hw + j] - sh;
+                        a += d; q += d * d; sa += fabs(d);
+                    }
+                r2[c] = a; r2[C + c] = q; r2[2 * C + c] = sh;
+                s2[c] = 1 + sa; s2[C + c] = 1 + q; s2[2 * C + c] = 1 + fabs(sh);
+            }
+            float *o2 = download(ctx, bs, 3 * (size_t)C);
+            bn_check_scaled(name, pass ? "partial sums around the mean (split path)" : "partial sums and shifts (split path)",
+                            o2, r2, s2, (pass ? 2 : 3) * (size_t)C);
+            free(o2);
+        }
+        for (int c = 0; c < C; c++) lo[c] = (float)(mean[c] - (double)m[c]);
+        REQUIRE_OK(ctx, gf_buf_write(ctx, bl, 0, (size_t)C * sizeof(float), lo));
+        REQUIRE_OK(ctx, gf_bn_apply(ctx, n, C, hw, T->bx[0], T->bx[1], T->bx[2], bsm, bl, bsi, y3));
+        double *yr = dalloc(N), *ys = dalloc(N);
+        for (size_t i = 0; i < N; i++) {
+            int c = (int)((i / hw) % C);
+            yr[i] = (T->xd[0][i] - mean[c]) / sqrt(var[c] + eps) * T->x[1][c] + T->x[2][c];
+            ys[i] = 1 + fabs(yr[i]);
+        }
+        float *o3 = download(ctx, y3, N);
+        bn_check_scaled(name, "y from the statistics as hi + lo (split path)", o3, yr, ys, N);
+        free(o3);
+        float *dgs = download(ctx, bdg, C), *dbs = download(ctx, bdb, C), *sums = falloc(2 * (size_t)C);
+        for (int c = 0; c < C; c++) { sums[c] = dbs[c]; sums[C + c] = dgs[c]; }
+        REQUIRE_OK(ctx, gf_buf_write(ctx, bs, 0, 2 * (size_t)C * sizeof(float), sums));
+        REQUIRE_OK(ctx, gf_bn_backward_dx(ctx, n, C, hw, T->bx[0], bu, T->bx[1], bsm, bz, bsi, bs, M, y3));
+        for (size_t i = 0; i < N; i++) { yr[i] = res->g[0][i]; ys[i] = 1 + fabs(res->g[0][i]); }
+        o3 = download(ctx, y3, N);
+        bn_check_scaled(name, "dx from the summed dbeta/dgamma (split path)", o3, yr, ys, N);
+        bn_check_guard(ctx, bs, 3 * (size_t)C, name, "partial sums");
+        bn_check_guard(ctx, y3, N, name, "split path y / dx");
+        free(o3); free(dgs); free(dbs); free(sums); free(m); free(lo); free(r2); free(s2); free(yr); free(ys);
+        gf_buf_release(&bz); gf_buf_release(&bl); gf_buf_release(&bs); gf_buf_release(&y3);
     }
     bn_check_guard(ctx, by, N, name, "y");
     bn_check_guard(ctx, bsm, C, name, "saved mean");

@@ -18,6 +18,10 @@ static const cli_doc doc = {
     "trunk: images/s of the model's forward pass (the executor train's trunk pass uses) at the\n"
     "model's own input size, on random input; tools/bench_trunk.sh runs the PyTorch peer beside it.\n"
     "Each prints the peak device memory gradfeat held and the peak host memory (ru_maxrss).\n"
+    "Under mpirun -n K, linearized splits each step's batch over the ranks (the gradient summed as\n"
+    "train sums it) and trunk runs a batch on every rank at once; both then time rank 0 alone while\n"
+    "the others sleep, and print the job's images/s, the 1-rank figure and the parallel efficiency\n"
+    "(job / (K x 1 rank)). ops refuses to run under mpirun.\n"
     "The benchmark sizes have their own GRADFEAT_BENCH_* twins, so that GRADFEAT_BATCH set for\n"
     "train does not change a benchmark.\n",
     "  gradfeat bench ops\n"

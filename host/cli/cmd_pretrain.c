@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "gf_dist.h"
 #include "gradfeat_train.h"
 
 static const cli_doc doc = {
@@ -136,6 +137,9 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
     if (st == GF_OK) st = gf_pretrain_run(ctx, &p, &r);
     cli_stop_signals_end(&sigs);
     if (st != GF_OK) return bail(ctx, saved_cfg, cli_fail(ctx, st));
+    /* several processes: rank 0 reports the stop and exits with its code (which ends the job); the others
+     * leave quietly, so that none ends the job before rank 0 has spoken */
+    if (r.stopped && gf_dist_rank() != 0) return bail(ctx, saved_cfg, 0);
     if (r.stopped) {
         int sig = *p.stop ? (int)*p.stop : SIGINT;
         if (r.checkpoint[0])

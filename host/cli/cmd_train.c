@@ -75,6 +75,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"clip-norm", 0, CLI_FLOAT, &job.clip_norm, "X", "clip the global gradient norm (default " CLI_DEFAULT " = off)", NULL, "[0,1e30]", 0},
         {"ntk", 0, CLI_FLAG, &job.ntk, NULL, "NTK parametrisation of gradient/full, the paper's: tangent weights x sqrt(1/C_out), biases x sqrt(0.1), head x sqrt(1/K) (default on; --ntk=no: the standard one)", NULL, NULL, 0},
         {"eval-every", 0, CLI_INT, &job.eval_every, "N", "evaluate every N epochs and after the last (default 1)", NULL, NULL, 0},
+        {"grad-chunk", 0, CLI_INT, &job.grad_chunk, "N", "sum each step's gradient over chunks of N samples, in double and in order: a run under mpirun gives the same bits as one process, for any number of ranks (slower; default 0 = one gradient per batch)", NULL, "[0,1000000]", 0},
         {"log-json", 0, CLI_STR, &job.log_json, "FILE", "write one JSON object per progress report and per epoch", NULL, NULL, 0},
         {"log-every", 0, CLI_INT, &job.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
         {"log-every-secs", 0, CLI_INT, &job.log_every_secs, "N", "... and at least every N seconds then (default " CLI_DEFAULT "; 0 = by steps only)", NULL, NULL, 0},
@@ -111,7 +112,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
                                             "weight-decay", "clip-norm", "lr-schedule", "lr-halve-every", "seed", "ntk", "eval-every",
                                             "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "finetune-lr", "lr-auto", "lr-scale",
-                                            "cache-dtype"};
+                                            "cache-dtype", "grad-chunk"};
         cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &job, &saved);
         if (!cli_opts_given(o, "method")) { job.methods = saved.methods; method = NULL; }
         if (!cli_opts_given(o, "optimizer")) { job.sgd = saved.sgd; optimizer = NULL; }

@@ -282,12 +282,14 @@ static int run_command(int argc, char **argv) {
     gf_test_kill_at(getenv("GRADFEAT_TEST_KILL_AT"));   /* host/method/testhook.h */
 #endif
     const char *cmd = argv[1];
-    /* several processes: only train splits its work; any other command would run K times over the same files */
-    int split = !strcmp(cmd, "train") || (!strcmp(cmd, "bench") && argc > 2 && !strcmp(argv[2], "linearized"));
+    /* several processes: only train, pretrain and two benchmarks split their work; any other command would
+     * run K times over the same files */
+    int split = !strcmp(cmd, "train") || !strcmp(cmd, "pretrain") ||
+                (!strcmp(cmd, "bench") && argc > 2 && (!strcmp(argv[2], "linearized") || !strcmp(argv[2], "trunk")));
     if (gf_dist_size() > 1 && !split) {
         if (gf_dist_rank() == 0)
-            fprintf(stderr, "%s: error: '%s' does not run over several processes (only train and bench linearized "
-                    "do); run it without mpirun\n", cli_prog, cmd);
+            fprintf(stderr, "%s: error: '%s' does not run over several processes (only train, pretrain, bench "
+                    "linearized and bench trunk do); run it without mpirun\n", cli_prog, cmd);
         return GF_ERR_USAGE;
     }
     /* gradfeat help --man | --bash-completion (host/cli/gendoc.c; the build writes gradfeat.1 and the completion) */

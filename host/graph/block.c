@@ -1,8 +1,10 @@
 /* Top-block executor: forward, tangent (JVP) and backward over a small graph,
  * every op enqueued on the device; no host reads. See block.h. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "block.h"
+#include "gf_dist.h"
 #include "ops_util.h"
 
 struct gf_block {
@@ -22,6 +24,14 @@ struct gf_block {
     int fwd_training;                    /* ... and the mode of the last forward (for the backward) */
     cl_mem bn_mean[GF_BLOCK_MAX_NODES], bn_var[GF_BLOCK_MAX_NODES];        /* running statistics [C] */
     cl_mem bn_save_mean[GF_BLOCK_MAX_NODES], bn_save_invstd[GF_BLOCK_MAX_NODES]; /* batch statistics [C] */
+    /* gf_block_set_bn_sync: training-mode BN statistics summed over the ranks (made on the first forward) */
+    int bn_sync, sync_c;
+    double bn_M[GF_BLOCK_MAX_NODES];     /* values per channel over all ranks in the last forward */
+    cl_mem bn_lo[GF_BLOCK_MAX_NODES];    /* the batch mean is bn_save_mean + bn_lo (a float pair) [C] */
+    float *h_stat[GF_BLOCK_MAX_NODES];   /* host copies of bn_lo and the saved invstd [2C] */
+    cl_mem s_sums, s_pa, s_pb;           /* [3 sync_c], [sync_c] x 2 */
+    double *h_d;                         /* host [3 sync_c + 1] */
+    float *h_f;                          /* host [3 sync_c] */
 };
 
 static size_t node_size(const gf_node *n) { return (size_t)n->c * n->h * n->w; }
@@ -256,6 +266,9 @@ void gf_block_free(gf_block *b) {
         gf_buf_release(&b->bn_save_mean[i]); gf_buf_release(&b->bn_save_invstd[i]);
     }
     gf_buf_release(&b->tmp);
+    for (int i = 0; i < b->n_nodes; i++) { gf_buf_release(&b->bn_lo[i]); free(b->h_stat[i]); }
+    gf_buf_release(&b->s_sums); gf_buf_release(&b->s_pa); gf_buf_release(&b->s_pb);
+    free(b->h_d); free(b->h_f);
     free(b);
 }
 
@@ -269,6 +282,7 @@ void gf_block_set_linearized(gf_block *b, int node, int on) {
     if (node >= 0 && node < b->n_nodes) b->linearized[node] = on;
 }
 void gf_block_set_training(gf_block *b, int on) { b->training = on != 0; }
+void gf_block_set_bn_sync(gf_block *b, int on) { b->bn_sync = on != 0; }
 int gf_block_training(const gf_block *b) { return b->training; }
 gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var) {
     if (node < 0 || node >= b->n_nodes || b->nodes[node].kind != GF_K_BATCHNORM) return GF_ERR_USAGE;
@@ -345,6 +359,129 @@ gf_status gf_node_forward(gf_ctx *ctx, const gf_node *nd, int n, const cl_mem *x
     }
 }
 
+/* ---- BatchNorm over a batch split between ranks (gf_block_set_bn_sync) ----
+ * Each rank holds a share of the batch. Two passes as in the one-process kernel: the per-channel sums of
+ * x - x0 (x0 the rank's first value of the channel) give the mean, held as a float pair hi + lo; the sums
+ * of x - hi and (x - hi)^2 then give the biased variance and the mean's last correction. Each pass adds
+ * the ranks' float partial sums in double in rank order (gf_dist_sum_f64), so every rank gets the same
+ * statistics, and the running statistics are updated alike everywhere. The backward adds sum(dy) and
+ * sum(dy * xhat) over the ranks the same way; dgamma and dbeta stay this rank's share (the caller sums
+ * the whole gradient vector). Every rank runs the same graph, so the collectives meet. */
+static gf_status sync_buffers(gf_ctx *ctx, gf_block *b) {
+    if (b->s_sums) return GF_OK;
+    int C = 1;
+    for (int i = 0; i < b->n_nodes; i++) {
+        if (b->nodes[i].kind != GF_K_BATCHNORM) continue;
+        int c = b->nodes[i].c;
+        if (c > C) C = c;
+        if (!(b->h_stat[i] = calloc(2 * (size_t)c, sizeof(float))))
+            return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the batchnorm sums");
+        GF_TRY(gf_buf_create(ctx, (size_t)c * sizeof(float), "batchnorm statistics", &b->bn_lo[i]));
+    }
+    b->sync_c = C;
+    size_t cb = (size_t)C * sizeof(float);
+    b->h_d = malloc((3 * (size_t)C + 1) * sizeof(double));
+    b->h_f = malloc(3 * cb);
+    if (!b->h_d || !b->h_f) return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the batchnorm sums");
+    GF_TRY(gf_buf_create(ctx, 3 * cb, "batchnorm sums over ranks", &b->s_sums));
+    GF_TRY(gf_buf_create(ctx, cb, "batchnorm sums over ranks", &b->s_pa));
+    return gf_buf_create(ctx, cb, "batchnorm sums over ranks", &b->s_pb);
+}
+
+static gf_status bn_sync_forward(gf_ctx *ctx, gf_block *b, int i, int n, int c, int hw, cl_mem xin,
+                                 const gf_params *th) {
+    const gf_node *nd = &b->nodes[i];
+    GF_TRY(sync_buffers(ctx, b));
+    double *v = b->h_d, Mr = (double)n * hw;
+    float *f = b->h_f, *lo = b->h_stat[i], *is = b->h_stat[i] + c;
+    size_t cb = (size_t)c * sizeof(float);
+    /* pass 1: sum(x - x0) + M_r x0 per rank, and the number of values */
+    GF_TRY(gf_bn_sums(ctx, n, c, hw, xin, NULL, b->s_sums));
+    GF_TRY(gf_buf_read(ctx, b->s_sums, 0, 3 * cb, f));
+    for (int k = 0; k < c; k++) v[k] = (double)f[k] + Mr * (double)f[2 * c + k];
+    v[c] = Mr;
+    GF_TRY(gf_dist_sum_f64(ctx, v, (size_t)c + 1));
+    double M = v[c];
+    if (M < 2)
+        return gf_fail(ctx, GF_ERR_USAGE, "batchnorm node '%s' in training mode needs more than one value per channel "
+                       "(the batch over all ranks has %.0f)", nd->name, M);
+    b->bn_M[i] = M;
+    double *mean = malloc(2 * (size_t)c * sizeof(double)), *var = mean ? mean + c : NULL;
+    if (!mean) return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the batchnorm sums");
+    for (int k = 0; k < c; k++) {
+        mean[k] = v[k] / M;
+        f[k] = (float)mean[k];                       /* hi */
+    }
+    /* pass 2: sum(x - hi) and sum((x - hi)^2); with d = x - hi - lo: sum(d) = S1 - M lo, sum(d^2) = S2 - 2 lo S1
+     * + M lo^2, and the mean's correction sum(d) / M */
+    gf_status st = gf_buf_write(ctx, b->bn_save_mean[i], 0, cb, f);
+    if (st == GF_OK) st = gf_bn_sums(ctx, n, c, hw, xin, b->bn_save_mean[i], b->s_sums);
+    if (st == GF_OK) st = gf_buf_read(ctx, b->s_sums, 0, 2 * cb, f);
+    if (st == GF_OK) {
+        for (int k = 0; k < 2 * c; k++) v[k] = f[k];
+        st = gf_dist_sum_f64(ctx, v, 2 * (size_t)c);
+    }
+    if (st == GF_OK) {
+        for (int k = 0; k < c; k++) {
+            double hi = (float)mean[k], l = mean[k] - hi, S1 = v[k], S2 = v[c + k];
+            double s1 = S1 - M * l, s2 = S2 - 2 * l * S1 + M * l * l, q = s2 / M - (s1 / M) * (s1 / M);
+            mean[k] += s1 / M;
+            var[k] = q > 0 ? q : 0;
+            f[k] = (float)mean[k];
+            lo[k] = (float)(mean[k] - (double)f[k]);
+            is[k] = (float)(1.0 / sqrt(var[k] + (double)nd->eps));
+        }
+        st = gf_buf_write(ctx, b->bn_save_mean[i], 0, cb, f);
+    }
+    if (st == GF_OK) st = gf_buf_write(ctx, b->bn_lo[i], 0, cb, lo);
+    if (st == GF_OK) st = gf_buf_write(ctx, b->bn_save_invstd[i], 0, cb, is);
+    if (st == GF_OK) st = gf_bn_apply(ctx, n, c, hw, xin, th->w[i], th->b[i], b->bn_save_mean[i], b->bn_lo[i],
+                                      b->bn_save_invstd[i], b->y[i]);
+    /* the running statistics as the one-process kernel updates them (in float) */
+    float mom = nd->momentum, unbias = (float)(M / (M - 1.0));
+    if (st == GF_OK) st = gf_buf_read(ctx, b->bn_mean[i], 0, cb, f);
+    if (st == GF_OK) st = gf_buf_read(ctx, b->bn_var[i], 0, cb, f + c);
+    if (st == GF_OK) {
+        for (int k = 0; k < c; k++) {
+            f[k] = (1.0f - mom) * f[k] + mom * (float)mean[k];
+            f[c + k] = (1.0f - mom) * f[c + k] + mom * ((float)var[k] * unbias);
+        }
+        st = gf_buf_write(ctx, b->bn_mean[i], 0, cb, f);
+    }
+    if (st == GF_OK) st = gf_buf_write(ctx, b->bn_var[i], 0, cb, f + c);
+    free(mean);
+    return st;
+}
+
+/* The backward of a synchronised BN node: this rank's sum(dy) and sum(dy * xhat) (bn_backward's reduction
+ * reads the mean as hi alone: sum(dy * xhat) takes - lo * invstd * sum(dy)), which are its dbeta and dgamma
+ * shares; then dx with the sums over all ranks. */
+static gf_status bn_sync_backward(gf_ctx *ctx, gf_block *b, int i, int n, int c, int hw, cl_mem xin,
+                                  const gf_params *th, cl_mem dg, cl_mem db, cl_mem dx) {
+    size_t cb = (size_t)c * sizeof(float);
+    const float *lo = b->h_stat[i], *is = b->h_stat[i] + c;
+    double *v = b->h_d;
+    float *f = b->h_f;
+    int params = dg != NULL;
+    if (!params) { dg = b->s_pa; db = b->s_pb; }
+    GF_TRY(gf_bn_train_backward(ctx, n, c, hw, xin, b->g[i], th->w[i], b->bn_save_mean[i], b->bn_save_invstd[i], NULL,
+                                dg, db, 0));
+    GF_TRY(gf_buf_read(ctx, db, 0, cb, f));
+    GF_TRY(gf_buf_read(ctx, dg, 0, cb, f + c));
+    for (int k = 0; k < c; k++) {
+        v[k] = f[k];
+        v[c + k] = (double)f[c + k] - (double)lo[k] * is[k] * f[k];
+        f[c + k] = (float)v[c + k];
+    }
+    if (params) GF_TRY(gf_buf_write(ctx, dg, 0, cb, f + c));
+    if (!dx) return GF_OK;
+    GF_TRY(gf_dist_sum_f64(ctx, v, 2 * (size_t)c));
+    for (int k = 0; k < 2 * c; k++) f[k] = (float)v[k];
+    GF_TRY(gf_buf_write(ctx, b->s_sums, 0, 2 * cb, f));
+    return gf_bn_backward_dx(ctx, n, c, hw, xin, b->g[i], th->w[i], b->bn_save_mean[i], b->bn_lo[i],
+                             b->bn_save_invstd[i], b->s_sums, b->bn_M[i], dx);
+}
+
 gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, cl_mem f) {
     if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
     b->fwd_training = b->training;
@@ -361,6 +498,8 @@ gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
         } else if (!b->training) {
             GF_TRY(gf_bn_eval_forward(ctx, n, c, h * w, xs[0], th->w[i], th->b[i], nd->eps, b->bn_mean[i],
                                       b->bn_var[i], b->y[i]));
+        } else if (b->bn_sync) {
+            GF_TRY(bn_sync_forward(ctx, b, i, n, c, h * w, xs[0], th));
         } else {
             if ((size_t)n * h * w < 2)
                 return gf_fail(ctx, GF_ERR_USAGE, "batchnorm node '%s' in training mode needs more than one value per "
@@ -555,7 +694,9 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
             int to_in = grad_slot_for(b, nd, 0, gx, in_cnt, &s);
             if (!params && !to_in) break;
             cl_mem dg = params ? grad->w[i] : NULL, db = params ? grad->b[i] : NULL, dx = to_in ? s.dst : NULL;
-            if (b->fwd_training)
+            if (b->fwd_training && b->bn_sync)   /* sums over the ranks, then dx with them */
+                GF_TRY(bn_sync_backward(ctx, b, i, n, c, h * w, xin, th, dg, db, dx));
+            else if (b->fwd_training)
                 GF_TRY(gf_bn_train_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], b->bn_save_mean[i],
                                             b->bn_save_invstd[i], dx, dg, db, 0));
             else

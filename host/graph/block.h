@@ -91,6 +91,13 @@ void gf_block_set_linearized(gf_block *b, int node, int on);
  * updates the running statistics: running = (1 - momentum) running + momentum
  * batch, unbiased variance, as PyTorch. */
 void gf_block_set_training(gf_block *b, int on);
+/* Several processes (gf_dist.h), each holding a share of one batch: on, a training-mode forward takes
+ * every BATCHNORM node's statistics over the whole batch (the ranks' per-channel sums added in rank
+ * order in double; the running statistics are updated with them alike on every rank) and the backward
+ * its sums of dy and dy * xhat likewise, so that the ranks' shares together compute the one-process
+ * batch's forward and input gradients (to rounding). dgamma/dbeta remain the rank's share, to be summed
+ * with the rest of the gradient. Every rank must make the same forward/backward calls. Off by default. */
+void gf_block_set_bn_sync(gf_block *b, int on);
 int gf_block_training(const gf_block *b);
 /* The running statistics of BATCHNORM node `node`: device buffers [C] owned by
  * the block (created as mean 0, var 1), for reading, saving or loading.

@@ -417,7 +417,7 @@ static void train_options(job_run *J, gf_train_options *o) {
     o->cache_half = job->cache_f16; o->quiet = job->quiet;
     o->optim.adam = !job->sgd; o->optim.lr = job->lr; o->optim.beta1 = job->beta1; o->optim.beta2 = job->beta2;
     o->optim.momentum = job->momentum; o->optim.weight_decay = job->weight_decay; o->optim.clip_norm = job->clip_norm;
-    o->ntk = job->ntk; o->eval_every = job->eval_every;
+    o->ntk = job->ntk; o->eval_every = job->eval_every; o->grad_chunk = job->grad_chunk;
     o->holdout = J->sho.n > 0 ? &J->sho : NULL;
     o->select = job->select;
     o->probe_solver = job->probe_sgd ? GF_PROBE_SGD : GF_PROBE_LBFGS;

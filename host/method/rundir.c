@@ -178,6 +178,7 @@ void gf_job_print_table(const gf_job_result *r, FILE *out) {
     OPT("lr_scale",       lr_scale,       BOOL,     0)                                                       \
     OPT("random",         random,         RANDOM,   0)                                                       \
     OPT("cache_dtype",    cache_f16,      DTYPE,    0)           /* f32 */                                   \
+    OPT("grad_chunk",     grad_chunk,     INT,      0)           /* one gradient per batch */                \
     REQ("seed",           seed,           SEED)
 
 /* put_KIND: write the field under key. get_KIND: read it back; 0 when the key is missing or malformed. */

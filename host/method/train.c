@@ -496,10 +496,18 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
     /* Several processes: every rank shuffles alike, takes its contiguous share of each batch and adds its
      * share's gradient (of the whole batch's mean loss) into the sum over ranks; two more floats carry a
      * stop asked of any rank and rank 0's wish for a progress line, so that all ranks agree on both. */
-    int P = gf_dist_size(), dist_stop = 0;
-    size_t G = P > 1 ? gf_lin_grad_floats(m) : 0;
-    float *gsum = P > 1 ? malloc((G + 2) * sizeof(float)) : NULL;
-    if (P > 1 && !gsum) { free(perm); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the gradient vector"); }
+    int P = gf_dist_size(), dist_stop = 0, CH = o->grad_chunk > 0 ? o->grad_chunk : 0;
+    size_t G = P > 1 || CH ? gf_lin_grad_floats(m) : 0;
+    float *gsum = P > 1 || CH ? malloc((G + 2) * sizeof(float)) : NULL;
+    /* --grad-chunk: the batch's gradient as the sum, in double and in chunk order, of the gradients of chunks
+     * of CH samples; each rank holds whole chunks (gf_dist_share_units) and adds its own in order, and the
+     * ranks' sums meet in rank order, so 1 process and K ranks add the same float vectors in the same order
+     * (up to the association of double additions, which the final rounding to float hides) */
+    double *acc = CH ? malloc((G + 2) * sizeof(double)) : NULL;
+    if ((P > 1 || CH) && (!gsum || (CH && !acc))) {
+        free(perm); free(gsum); free(acc);
+        return gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the gradient vector");
+    }
     if (P > 1 && !o->quiet)   /* what limits scaling: this many bytes through rank 0 every step */
         gf_progress(ctx, GF_PROGRESS_LINE, "[%-8s] %d ranks: each step sums %zu gradient floats (%.2f MiB) over them",
                     gf_method_name(method), P, G, (double)G * sizeof(float) / 1048576.0);
@@ -564,6 +572,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
                 if (st == GF_OK) R->res->stopped = 1;
                 free(perm);
                 free(gsum);
+                free(acc);
                 return st;
             }
             int nb = s->n - b0 < o->batch ? s->n - b0 : o->batch;
@@ -571,7 +580,28 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             if (o->lr_cosine) step_opt.lr = opt.lr * cosine_factor((int64_t)ep * steps_total + steps, (int64_t)epochs * steps_total);
             double now = gf_now();
             int wants_line = o->report_seconds > 0 && now - last_report >= o->report_seconds;
-            if (P == 1) {
+            if (CH) {
+                int lo, hi;
+                gf_dist_share_units(nb, CH, gf_dist_rank(), P, &lo, &hi);
+                for (size_t i = 0; i < G; i++) acc[i] = 0;
+                gf_lin_set_mean_over(m, nb);
+                for (int c0 = lo; c0 < hi && st == GF_OK; c0 += CH) {
+                    int cn = hi - c0 < CH ? hi - c0 : CH;
+                    st = cache_batch(ctx, tr, perm + b0 + c0, cn);
+                    gf_lin_use_primal_cache(m, tr->primal, tr->idx);
+                    if (st == GF_OK) st = gf_lin_gradients(ctx, m, cn, tr->x, tr->labels);
+                    if (st == GF_OK) st = gf_lin_grads_get(ctx, m, gsum);
+                    for (size_t i = 0; i < G && st == GF_OK; i++) acc[i] += gsum[i];
+                }
+                gf_lin_set_mean_over(m, 0);
+                acc[G] = stop_requested(R);
+                acc[G + 1] = gf_dist_rank() == 0 && wants_line;
+                if (st == GF_OK && P > 1) st = gf_dist_sum_f64(ctx, acc, G + 2);
+                for (size_t i = 0; i < G; i++) gsum[i] = (float)acc[i];
+                if (st == GF_OK) st = gf_lin_grads_set(ctx, m, gsum);
+                if (st == GF_OK) st = gf_lin_apply_step(ctx, m, &step_opt);
+                if (P > 1) { dist_stop = acc[G] > 0; wants_line = acc[G + 1] > 0; }
+            } else if (P == 1) {
                 st = cache_batch(ctx, tr, perm + b0, nb);
                 gf_lin_use_primal_cache(m, tr->primal, tr->idx);   /* evaluate() may have switched it */
                 if (st == GF_OK) st = gf_lin_train_step(ctx, m, nb, tr->x, tr->labels, &step_opt);
@@ -669,6 +699,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
     r->ran = st == GF_OK;
     free(perm);
     free(gsum);
+    free(acc);
     return st;
 }
 

@@ -33,6 +33,8 @@ typedef struct gf_train_options {
     uint64_t max_device_mem;    /* bytes the cache may take on the device; 0 = planner decides */
     int probe_epochs;           /* 0 = epochs */
     int eval_every;             /* evaluate every N epochs (and after the last); 0 or 1 = every epoch */
+    int grad_chunk;             /* > 0: the step's gradient summed over chunks of this many samples in double, in
+                                   order (the same for any number of ranks: bit-identical runs); 0: whole */
     int ntk;                    /* NTK parametrisation for gradient/full (linearized.h) */
     /* model selection on held-out training data (never the val/test set):
      * holdout NULL = none. With one, every method's held-out loss and metric are

@@ -113,6 +113,41 @@ gf_status gf_bn_eval_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_me
                        "batchnorm eval backward");
 }
 
+gf_status gf_bn_sums(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem shift, cl_mem out) {
+    GF_TRY(bn_check(ctx, n, c, hw, 1.0f, "batchnorm partial sums"));
+    cl_kernel k;
+    size_t L;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_sums", &k));
+    GF_TRY(bn_local(ctx, k, n, hw, &L));
+    /* without a shift the kernel reads none: x stands in for the argument */
+    GF_TRY(gf_args(ctx, k, "bn_sums", "mmmuuuiiLL", x, shift ? shift : x, out, (unsigned)n, (unsigned)c, (unsigned)hw,
+                   shift == NULL, bn_blocked(ctx), L, L));
+    size_t global = (size_t)c * L;
+    return gf_launch(ctx, k, "bn_sums", 1, &global, &L);
+}
+
+gf_status gf_bn_apply(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma, cl_mem beta, cl_mem hi, cl_mem lo,
+                      cl_mem invstd, cl_mem y) {
+    GF_TRY(bn_check(ctx, n, c, hw, 1.0f, "batchnorm apply"));
+    size_t total = (size_t)n * c * hw;
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_apply", &k));
+    GF_TRY(gf_args(ctx, k, "bn_apply", "mmmmmmmuuu", x, gamma, beta, hi, lo, invstd, y, (unsigned)total, (unsigned)c,
+                   (unsigned)hw));
+    return gf_launch1(ctx, k, "bn_apply", total);
+}
+
+gf_status gf_bn_backward_dx(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, cl_mem hi,
+                            cl_mem lo, cl_mem invstd, cl_mem sums, double M, cl_mem dx) {
+    GF_TRY(bn_check(ctx, n, c, hw, 1.0f, "batchnorm backward dx"));
+    size_t total = (size_t)n * c * hw;
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_backward_dx", &k));
+    GF_TRY(gf_args(ctx, k, "bn_backward_dx", "mmmmmmmmuuuf", x, dy, gamma, hi, lo, invstd, sums, dx, (unsigned)total,
+                   (unsigned)c, (unsigned)hw, 1.0 / M));
+    return gf_launch1(ctx, k, "bn_backward_dx", total);
+}
+
 /* ---- self-test: n=3, c=5, hw=7 vs double references ---- */
 
 static gf_status selftest_bn(gf_ctx *ctx, gf_check_list *l) {

@@ -47,4 +47,19 @@ gf_status gf_bn_train_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_m
 gf_status gf_bn_eval_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, float eps,
                               cl_mem running_mean, cl_mem running_var, cl_mem dx, cl_mem dgamma, cl_mem dbeta,
                               int accumulate);
+
+/* A batch split over several processes (host/graph/block.c, gf_block_set_bn_sync): the pieces of the
+ * training forward and backward around the host's sums over ranks. The mean comes as a float pair
+ * hi + lo (cl/bn.cl: no precision lost to a large common offset).
+ * gf_bn_sums: out = per channel sum(x - s) [c], then sum((x - s)^2) [c] over this shard, s = shift [c];
+ * shift NULL: s = the shard's first value of each channel, then also written to out [2c .. 3c).
+ * gf_bn_apply: y = ((x - hi) - lo) * invstd * gamma + beta ([c] each; y may not alias x).
+ * gf_bn_backward_dx: dx = gamma * invstd * (dy - sums[c] / M - xhat * sums[c + C] / M),
+ * xhat = ((x - hi) - lo) * invstd, sums = (sum(dy), sum(dy * xhat)) over the whole batch of M values
+ * per channel. */
+gf_status gf_bn_sums(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem shift, cl_mem out);
+gf_status gf_bn_apply(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma, cl_mem beta, cl_mem hi, cl_mem lo,
+                      cl_mem invstd, cl_mem y);
+gf_status gf_bn_backward_dx(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, cl_mem hi,
+                            cl_mem lo, cl_mem invstd, cl_mem sums, double M, cl_mem dx);
 #endif

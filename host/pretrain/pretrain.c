@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "data_internal.h"
+#include "gf_dist.h"
 #include "model.h"
 #include "pretrain.h"
 #include "gradfeat_train.h"
@@ -39,6 +40,7 @@ typedef struct run {
     gf_pretrain_result *r;
     gf_arch arch;
     int rotation, K, S, C, numel, B, max_n, bpe, drop_last, tty;   /* tty: gf_ctx_options.progress_live */
+    int P, rank;                    /* several processes (gf_dist.h): each step's batch is split over P ranks */
     gf_dataset *dtr, *dva;
     int *itr, *iva, ntr, nva;
     gf_preprocess pp, pp_aug;
@@ -177,6 +179,14 @@ static gf_status checkpoint(run *R, long metrics_bytes) {
     if (!R->o->run_dir) return GF_OK;
     gf_ctx *ctx = R->ctx;
     gf_lin *m = R->net->lin;
+    /* several processes: each rank's stats hold its shares' loss and count; the checkpoint holds their
+     * sums (a resumed rank 0 starts from them, the others from 0), and rank 0 writes it */
+    double sums[2] = {0, 0};
+    if (R->P > 1) {
+        GF_TRY(gf_lin_peek_stats(ctx, m, &sums[0], &sums[1]));
+        GF_TRY(gf_dist_sum_f64(ctx, sums, 2));
+        if (R->rank != 0) return GF_OK;
+    }
     size_t ns = gf_lin_state_floats(m), nbn = gf_pt_bn_floats(R->net);
     float stats[GF_LIN_STATS];
     long lstep;
@@ -184,6 +194,7 @@ static gf_status checkpoint(run *R, long metrics_bytes) {
     if (!bn) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory for the checkpoint");
     gf_status st = gf_lin_get_state(ctx, m, R->state, &lstep, stats);
     if (st == GF_OK) st = gf_pt_bn_read(ctx, R->net, bn);
+    if (R->P > 1) { stats[0] = (float)sums[0]; stats[1] = (float)sums[1]; }
     cJSON *o = cJSON_CreateObject();
     gf_sink data = {0};
     cJSON *layout = cJSON_CreateObject();
@@ -262,6 +273,7 @@ static gf_status restore(run *R, long *metrics_bytes) {
         *metrics_bytes = (long)v[4];
         R->ep_samples = scal[0]; R->seconds = scal[1];
         for (int i = 0; i < 4; i++) R->last[i] = scal[2 + i];
+        if (R->rank != 0) stats[0] = stats[1] = 0;   /* the checkpoint's stats are the ranks' sums: rank 0 carries them */
         st = gf_lin_set_state(ctx, R->net->lin, R->state, R->step, stats);
     }
     if (st == GF_OK) st = gf_pt_bn_write(ctx, R->net, bn);
@@ -275,7 +287,7 @@ gf_status gf_pretrain_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_pr
     *owner = NULL;
     char path[1100];
     snprintf(path, sizeof path, "%s/checkpoint.gfptck", run_dir);
-    GF_TRY(gf_run_dir_check_free(ctx, run_dir));
+    if (gf_dist_rank() == 0) GF_TRY(gf_run_dir_check_free(ctx, run_dir));   /* rank 0 holds the lock of a K-rank run */
     if (access(path, F_OK) != 0)
         return gf_fail(ctx, GF_ERR_INPUT, "--resume: no checkpoint %s (finished runs remove theirs)", path);
     void *buf = NULL;
@@ -376,19 +388,22 @@ static gf_status drain(run *R) {
     return st;
 }
 
-/* Loss and accuracy on the evaluation set, BN in eval mode (running statistics). */
+/* Loss and accuracy on the evaluation set, BN in eval mode (running statistics). Several processes: each
+ * rank evaluates its contiguous share of the set (in batches of --batch) and the sums meet over the ranks. */
 static gf_status evaluate(run *R, double *loss, double *acc) {
     gf_ctx *ctx = R->ctx;
+    int lo_i = 0, hi_i = R->nva;
+    gf_dist_share(R->nva, R->rank, R->P, &lo_i, &hi_i);
     gf_loader_options lo = {0};
     lo.batch_size = R->o->batch; lo.seed = R->o->seed; lo.threads = R->o->threads > 0 ? R->o->threads : -1;
-    lo.epochs = 1; lo.indices = R->iva; lo.n_indices = R->nva;
+    lo.epochs = 1; lo.indices = R->iva + lo_i; lo.n_indices = hi_i - lo_i;
     gf_loader *l = NULL;
     char err[512];
-    gf_status st = gf_loader_create(R->dva, &R->pp, &lo, &l, err, sizeof err);
+    gf_status st = hi_i > lo_i ? gf_loader_create(R->dva, &R->pp, &lo, &l, err, sizeof err) : GF_OK;
     if (st != GF_OK) return data_fail(ctx, st, err);
     gf_block_set_training(R->net->blk, 0);
     double ls = 0, cor = 0, cnt = 0;
-    for (;;) {
+    for (; l;) {
         const gf_batch *b;
         st = gf_loader_next(l, &b, err, sizeof err);
         if (st != GF_OK) { st = data_fail(ctx, st, err); break; }
@@ -404,6 +419,11 @@ static gf_status evaluate(run *R, double *loss, double *acc) {
     }
     gf_loader_free(l);
     gf_block_set_training(R->net->blk, 1);
+    if (st == GF_OK && R->P > 1) {   /* a failed rank stops the job (cli), so the others never wait here for it */
+        double v[3] = {ls, cor, cnt};
+        st = gf_dist_sum_f64(ctx, v, 3);
+        ls = v[0]; cor = v[1]; cnt = v[2];
+    }
     *loss = cnt ? ls / cnt : NAN;
     *acc = cnt ? cor / cnt : NAN;
     return st;
@@ -536,9 +556,17 @@ static gf_status setup(run *R) {
     R->max_n = R->B * (R->rotation ? 4 : 1);
     R->drop_last = R->ntr % R->B == 1 && R->ntr > 1;   /* a lone last image: BN statistics of one sample */
     R->bpe = R->drop_last ? R->ntr / R->B : (R->ntr + R->B - 1) / R->B;
+    if (R->P > 1) {   /* every rank needs a share of every batch (the batchnorm sums meet in each forward) */
+        int last = R->ntr - (R->bpe - 1) * R->B;
+        if (R->B < R->P || last < R->P)
+            return gf_fail(ctx, GF_ERR_USAGE, "%d ranks need at least %d images in every batch, but %s; use fewer "
+                           "ranks, or a --batch or --limit that leaves each batch at least %d", R->P, R->P,
+                           R->B < R->P ? "--batch is smaller" : "the epoch's last batch has fewer", R->P);
+    }
     R->config = make_config(R);
     if (!R->config) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     GF_TRY(gf_pt_net_create(ctx, R->arch, o->width_div, R->C, R->S, R->S, R->K, R->max_n, o->seed, &R->net));
+    if (R->P > 1) gf_block_set_bn_sync(R->net->blk, 1);
     size_t ns = gf_lin_state_floats(R->net->lin);
     R->state = malloc(ns * sizeof(float));
     for (int k = 0; k < 2; k++) {
@@ -587,7 +615,7 @@ static gf_status start_or_resume(run *R) {
         if (!o->quiet) gf_progress(ctx, GF_PROGRESS_LINE, "[pretrain] resuming at epoch %d, batch %d (step %ld)", R->epoch + 1, R->b0, R->step);
     }
     R->r->epochs_done = R->epoch;
-    if (o->run_dir) {
+    if (o->run_dir && R->rank == 0) {   /* several processes: rank 0 writes the files */
         if (gf_mkdirs(o->run_dir) != 0)
             return gf_fail(ctx, GF_ERR_IO, "cannot create run directory %s: %s", o->run_dir, strerror(errno));
         /* on resume: drop what was logged after the checkpoint, then append */
@@ -600,6 +628,22 @@ static gf_status start_or_resume(run *R) {
     return GF_OK;
 }
 
+/* Running loss and correct count summed over the ranks (each holds its shares'). */
+static gf_status sum_stats(run *R, double *loss, double *correct) {
+    if (R->P == 1) return GF_OK;
+    double v[2] = {*loss, *correct};
+    GF_TRY(gf_dist_sum_f64(R->ctx, v, 2));
+    *loss = v[0]; *correct = v[1];
+    return GF_OK;
+}
+
+/* Samples of batch j (0-based) of an epoch, and this rank's share [*lo, *hi) of them. */
+static int batch_rows(const run *R, int j, int *lo, int *hi) {
+    int nb = R->ntr - j * R->B < R->B ? R->ntr - j * R->B : R->B;
+    gf_dist_share(nb, R->rank, R->P, lo, hi);
+    return nb;
+}
+
 /* The end of a full epoch (te: when its batches began; seen0: its samples before this run resumed it): the
  * epoch's training loss and accuracy, the evaluation, the epoch line, and the checkpoint at the next
  * epoch's start. */
@@ -608,6 +652,7 @@ static gf_status end_epoch(run *R, double te, double seen0, double *t_run) {
     const gf_pretrain_options *o = R->o;
     double loss_sum = 0, correct = 0;
     GF_TRY(gf_lin_take_stats(ctx, R->net->lin, &loss_sum, &correct, NULL));
+    GF_TRY(sum_stats(R, &loss_sum, &correct));
     double tl = R->ep_steps ? loss_sum / R->ep_steps : NAN;
     if (!isfinite(tl))
         return gf_fail(ctx, GF_ERR_NUMERIC, "pretrain: the training loss became %s in epoch %d (step %ld); try a "
@@ -634,8 +679,14 @@ static gf_status train(run *R) {
     gf_pretrain_result *r = R->r;
     R->last[0] = R->last[1] = R->last[2] = R->last[3] = NAN;
     GF_TRY(start_or_resume(R));
-    int *perm = malloc((size_t)R->ntr * sizeof(int));
-    if (!perm) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    int *perm = malloc((size_t)R->ntr * sizeof(int)), *mine = malloc((size_t)R->ntr * sizeof(int));
+    /* several processes: the gradient vector summed over the ranks each step */
+    size_t G = R->P > 1 ? gf_lin_grad_floats(R->net->lin) : 0;
+    float *gsum = R->P > 1 ? malloc(G * sizeof(float)) : NULL;
+    if (!perm || !mine || (R->P > 1 && !gsum)) { free(perm); free(mine); free(gsum); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
+    if (R->P > 1 && !o->quiet)   /* what limits scaling: this many bytes through rank 0 every step */
+        gf_progress(ctx, GF_PROGRESS_LINE, "[pretrain] %d ranks: each step sums %zu gradient floats (%.2f MiB) and "
+                    "the batchnorm statistics over them", R->P, G, (double)G * sizeof(float) / 1048576.0);
     gf_optim opt = {o->adam, o->lr, o->beta1, o->beta2, 1e-8f, o->momentum, o->weight_decay, 0.0f};
     gf_status st = GF_OK;
     double t_run = gf_now(), trained = 0, t_train = 0;
@@ -651,6 +702,16 @@ static gf_status train(run *R) {
         lo.batch_size = R->B; lo.seed = gfd_mix64(o->seed ^ (0xA06E0000ULL + (uint64_t)R->epoch));
         lo.threads = o->threads > 0 ? o->threads : -1;
         lo.epochs = 1; lo.indices = perm + start; lo.n_indices = left;
+        if (R->P > 1) {   /* this rank's share of each batch, in batch order (augmentation is per sample index) */
+            int k = 0, lo0, hi0;
+            for (int j = R->b0; j < R->bpe; j++) {
+                int a, b;
+                batch_rows(R, j, &a, &b);
+                for (int i = a; i < b; i++) mine[k++] = perm[j * R->B + i];
+            }
+            batch_rows(R, 0, &lo0, &hi0);
+            lo.batch_size = hi0 - lo0; lo.indices = mine; lo.n_indices = left = k;
+        }
         gf_loader *l = NULL;
         char err[512];
         if (st == GF_OK && left > 0) {
@@ -659,17 +720,45 @@ static gf_status train(run *R) {
         }
         double te = gf_now(), last_report = te, seen0 = R->ep_samples;
         while (st == GF_OK && R->b0 < R->bpe) {
-            if (o->stop && *o->stop) { r->stopped = 1; break; }
+            if (R->P == 1 && o->stop && *o->stop) { r->stopped = 1; break; }
             if (o->max_steps > 0 && R->step >= o->max_steps) { r->limited = 1; break; }
             const gf_batch *b;
             st = gf_loader_next(l, &b, err, sizeof err);
             if (st != GF_OK) { st = data_fail(ctx, st, err); break; }
-            if (!b) break;
-            int n = 0;
-            if (b->count) {
+            if (!b && R->P == 1) break;
+            double tnow = gf_now();
+            int n = 0, timed = (R->tty && tnow - last_report >= 0.5) ||
+                              (!R->tty && o->log_every_secs > 0 && tnow - last_report >= o->log_every_secs);
+            double nb = b ? b->count : 0;
+            if (R->P > 1) {
+                /* the ranks agree on the batch's size (a dropped image changes it), on a stop asked of any rank
+                 * and on rank 0's clock for the progress line; a rank without samples stops the job */
+                double v[4] = {nb, o->stop && *o->stop, R->rank == 0 && timed, nb == 0};
+                st = gf_dist_sum_f64(ctx, v, 4);
+                if (st != GF_OK) break;
+                if (v[1] > 0) { r->stopped = 1; break; }
+                if (v[3] > 0) {
+                    st = gf_fail(ctx, GF_ERR_INPUT, "step %ld: a rank has no image of its share of the batch left "
+                                 "(unreadable images?); run with fewer ranks", R->step + 1);
+                    break;
+                }
+                nb = v[0]; timed = v[2] > 0;
+            }
+            if (b && b->count) {
                 opt.lr = lr_at(R, R->step, R->epoch);
                 st = stage(R, b, &n);
-                if (st == GF_OK) st = gf_lin_train_step(ctx, R->net->lin, n, R->x, R->labels, &opt);
+                if (st == GF_OK && R->P == 1) st = gf_lin_train_step(ctx, R->net->lin, n, R->x, R->labels, &opt);
+                else if (st == GF_OK) {   /* this rank's share, the loss's mean over the whole batch */
+                    gf_lin *m = R->net->lin;
+                    gf_lin_set_mean_over(m, (int)nb * (R->rotation ? 4 : 1));
+                    st = gf_lin_gradients(ctx, m, n, R->x, R->labels);
+                    gf_lin_set_mean_over(m, 0);
+                    if (st == GF_OK) st = gf_lin_grads_get(ctx, m, gsum);
+                    if (st == GF_OK) st = gf_dist_sum_f32(ctx, gsum, G);
+                    if (st == GF_OK) st = gf_lin_grads_set(ctx, m, gsum);
+                    if (st == GF_OK) st = gf_lin_apply_step(ctx, m, &opt);
+                    n = (int)nb * (R->rotation ? 4 : 1);
+                }
                 R->step++;
                 R->ep_steps++;
                 R->ep_samples += n;
@@ -678,11 +767,13 @@ static gf_status train(run *R) {
             R->b0++;
             double now = gf_now();
             int last = R->b0 == R->bpe;
-            if (st == GF_OK && ((R->tty && now - last_report >= 0.5) ||
-                                (!R->tty && R->b0 % (o->log_every > 0 ? o->log_every : 50) == 0) ||
-                                (!R->tty && o->log_every_secs > 0 && now - last_report >= o->log_every_secs) || last)) {
+            if (R->P == 1)   /* one process: the clock after the step (several: rank 0's before it, agreed above) */
+                timed = (R->tty && now - last_report >= 0.5) ||
+                        (!R->tty && o->log_every_secs > 0 && now - last_report >= o->log_every_secs);
+            if (st == GF_OK && (timed || (!R->tty && R->b0 % (o->log_every > 0 ? o->log_every : 50) == 0) || last)) {
                 double ls, cor;
                 st = gf_lin_peek_stats(ctx, R->net->lin, &ls, &cor);
+                if (st == GF_OK) st = sum_stats(R, &ls, &cor);
                 if (st == GF_OK)
                     progress(R, R->b0, R->ep_steps ? ls / R->ep_steps : 0, R->ep_samples ? cor / R->ep_samples : 0,
                              (R->ep_samples - seen0) / (now - te), now - te);
@@ -699,7 +790,7 @@ static gf_status train(run *R) {
         if (st != GF_OK || r->stopped || r->limited) break;
         st = end_epoch(R, te, seen0, &t_run);
     }
-    free(perm);
+    free(perm); free(mine); free(gsum);
     R->seconds += gf_now() - t_run;
     r->steps = R->step;
     r->train_loss = R->last[0]; r->train_acc = R->last[1]; r->val_loss = R->last[2]; r->val_acc = R->last[3];
@@ -719,15 +810,16 @@ gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain
     run R;
     memset(&R, 0, sizeof R);
     R.ctx = ctx; R.o = o; R.r = res;
-    R.tty = ctx->progress_live;   /* the caller draws step lines over each other: report every 0.5 s */
+    R.tty = ctx->progress_live;
+    R.P = gf_dist_size(); R.rank = gf_dist_rank();   /* the caller draws step lines over each other: report every 0.5 s */
     if (o->run_dir) {
         snprintf(R.ck_path, sizeof R.ck_path, "%s/checkpoint.gfptck", o->run_dir);
         snprintf(R.metrics_path, sizeof R.metrics_path, "%s/metrics.jsonl", o->run_dir);
     }
     int lock_fd = -1;   /* the run directory, locked and checked writable before any work */
-    gf_status st = o->run_dir ? gf_run_dir_lock(ctx, o->run_dir, &lock_fd) : GF_OK;
+    gf_status st = o->run_dir && R.rank == 0 ? gf_run_dir_lock(ctx, o->run_dir, &lock_fd) : GF_OK;
     if (st == GF_OK) st = setup(&R);
-    if (st == GF_OK && o->log_json && !(R.json = fopen(o->log_json, "w")))
+    if (st == GF_OK && o->log_json && R.rank == 0 && !(R.json = fopen(o->log_json, "w")))
         st = gf_fail(ctx, GF_ERR_IO, "cannot write --log-json %s: %s", o->log_json, strerror(errno));
     R.last[0] = R.last[1] = R.last[2] = R.last[3] = NAN;
     if (st == GF_OK && !o->init_only) st = train(&R);   /* init_only: the initialised net as it is */
@@ -735,12 +827,15 @@ gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain
         char def[256];
         snprintf(def, sizeof def, "%s-%s.safetensors", gf_arch_name(R.arch), R.rotation ? "rotation" : "labels");
         const char *path = o->out_path ? o->out_path : def;
-        st = write_model(&R, path);
+        if (R.rank == 0) st = write_model(&R, path);   /* several processes: rank 0 writes */
         if (st == GF_OK) snprintf(res->out_path, sizeof res->out_path, "%s", path);
         /* a finished run needs no checkpoint; a --steps-limited one keeps it to be continued */
-        if (st == GF_OK && !res->limited && o->run_dir) unlink(R.ck_path);
+        if (st == GF_OK && !res->limited && o->run_dir && R.rank == 0) unlink(R.ck_path);
     }
     drain(&R);
+    /* several processes: no rank leaves before rank 0 has written the model or the checkpoint (a rank that
+     * ends early with an error stops the job, cli/main.c) */
+    if (st == GF_OK && R.P > 1) st = gf_dist_barrier(ctx);
     if (R.metrics) fclose(R.metrics);
     if (R.json) fclose(R.json);
     for (int k = 0; k < 2; k++) { free(R.hx[k]); free(R.hl[k]); }

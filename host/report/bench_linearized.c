@@ -1,6 +1,9 @@
 /* `gradfeat bench linearized`: workload W1 (host/report/README.md) — ResNet-18 layer4
  * with BN folded, cached layer3 features (random), batch B, 20 classes: one
- * training step of the linearized model (`full`) and one fine-tuning step. */
+ * training step of the linearized model (`full`) and one fine-tuning step.
+ * Several processes (mpirun): each step splits the batch over the ranks and sums the gradient as train
+ * does; then rank 0 runs the whole batch alone while the others sleep (gf_dist_barrier_idle): the 1-rank
+ * figure of the parallel efficiency, on the same machine in the same run. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,15 +111,18 @@ gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int
     if (st == GF_OK && hi <= lo)
         st = gf_fail(ctx, GF_ERR_USAGE, "--batch %d is smaller than the %d ranks: every rank needs a sample", batch, ranks);
     size_t row = nx / (size_t)batch;
-    cl_mem dx = NULL, dl = NULL;
+    cl_mem dx = NULL, dl = NULL, ax = NULL, al = NULL;   /* a: rank 0's whole batch, for the 1-rank figure */
     if (st == GF_OK)
         st = gf_buf_create_from(ctx, (size_t)(hi - lo) * row * sizeof(float), x + (size_t)lo * row, "W1 cached features", &dx);
     if (st == GF_OK) st = gf_buf_create_from(ctx, (size_t)(hi - lo) * sizeof(int), labels + lo, "W1 labels", &dl);
+    int solo = ranks > 1 && gf_dist_rank() == 0;
+    if (st == GF_OK && solo) st = gf_buf_create_from(ctx, nx * sizeof(float), x, "W1 cached features", &ax);
+    if (st == GF_OK && solo) st = gf_buf_create_from(ctx, (size_t)batch * sizeof(int), labels, "W1 labels", &al);
     float *g = NULL;
     size_t gmax = 0;
     gf_optim o = gf_optim_paper_defaults();
     const gf_method methods[2] = {GF_METHOD_FULL, GF_METHOD_FINETUNE};
-    double ms[2] = {0, 0};
+    double ms[2] = {0, 0}, ms1[2] = {0, 0};
     size_t gsize[2] = {0, 0};
     for (int k = 0; k < 2 && st == GF_OK; k++) {
         gf_lin *m;
@@ -135,6 +141,15 @@ gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int
         if (st == GF_OK) st = gf_ctx_finish(ctx);
         if (st == GF_OK) st = gf_dist_barrier(ctx);
         ms[k] = (gf_now() - t0) / reps * 1e3;
+        if (st == GF_OK && solo) {   /* the whole batch on rank 0 alone: a warm-up (other shapes), then reps */
+            st = gf_lin_train_step(ctx, m, batch, ax, al, &o);
+            if (st == GF_OK) st = gf_ctx_finish(ctx);
+            double t1 = gf_now();
+            for (int r = 0; r < reps && st == GF_OK; r++) st = gf_lin_train_step(ctx, m, batch, ax, al, &o);
+            if (st == GF_OK) st = gf_ctx_finish(ctx);
+            ms1[k] = (gf_now() - t1) / reps * 1e3;
+        }
+        if (st == GF_OK) st = gf_dist_barrier_idle(ctx);
         gsize[k] = gf_lin_grad_floats(m);
         double loss, correct; int nb;
         if (st == GF_OK) st = gf_lin_take_stats(ctx, m, &loss, &correct, &nb);
@@ -154,8 +169,12 @@ gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int
                 fprintf(out, "%d ranks, %s: %.1f images/s in all; each step sums %zu gradient floats (%.1f MB) over "
                         "the ranks\n", ranks, k ? "fine-tune" : "linearized (full)", batch / (ms[k] * 1e-3), gsize[k],
                         gsize[k] * 4e-6);
+        for (int k = 0; k < 2 && ranks > 1; k++)
+            fprintf(out, "%d ranks, %s: 1 rank alone (rank 0, the others idle) %.1f images/s; parallel efficiency "
+                    "%.2f (in all / (%d x alone))\n", ranks, k ? "fine-tune" : "linearized (full)", batch / (ms1[k] * 1e-3),
+                    ms1[k] / (ranks * ms[k]), ranks);
     }
-    gf_buf_release(&dx); gf_buf_release(&dl);
+    gf_buf_release(&dx); gf_buf_release(&dl); gf_buf_release(&ax); gf_buf_release(&al);
     free(theta); free(x); free(omega); free(bias); free(labels); free(g);
     gf_block_free(blk);
     return st;

@@ -2,11 +2,15 @@
  * same executor, up to the cut) on random preprocessed input at the model's own input size.
  * One warm-up batch (kernel builds, GEMM tuning), then reps timed batches, each
  * gf_exec_run (upload + enqueue) and gf_ctx_finish: what a feature extraction loop pays,
- * minus image decoding. tools/bench_trunk.sh runs the PyTorch peer beside it. */
+ * minus image decoding. tools/bench_trunk.sh runs the PyTorch peer beside it.
+ * Several processes (mpirun): every rank runs its own batches at once, as the trunk pass of train does
+ * (whole batches per rank), between barriers; then rank 0 runs the same alone while the others sleep
+ * (gf_dist_barrier_idle), which gives the 1-rank figure of the parallel efficiency on the same machine. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
+#include "gf_dist.h"
 #include "gf_internal.h"
 #include "gradfeat_model.h"
 #include "model.h"
@@ -33,11 +37,13 @@ gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int rep
     if (st == GF_OK) st = gf_exec_create(ctx, m, batch, &e);
     if (st == GF_OK) st = gf_exec_run(e, x, batch);             /* warm-up */
     if (st == GF_OK) st = gf_ctx_finish(ctx);
+    if (st == GF_OK) st = gf_dist_barrier(ctx);
     double t0 = gf_now();
     for (int r = 0; r < reps && st == GF_OK; r++) {
         st = gf_exec_run(e, x, batch);
         if (st == GF_OK) st = gf_ctx_finish(ctx);
     }
+    if (st == GF_OK) st = gf_dist_barrier(ctx);
     double sec = (gf_now() - t0) / reps;
     /* the trunk pass of train: input upload + the nodes the default top block's cut depends on */
     int cut = in.n_blocks ? gf_model_block_cut(m, 0) : GF_NODE_INPUT;
@@ -56,15 +62,33 @@ gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int rep
         if (st == GF_OK) st = gf_buf_write(ctx, input, 0, bytes, x);
         if (st == GF_OK) st = gf_exec_enqueue_to(e, batch, cut);
         if (st == GF_OK) st = gf_ctx_finish(ctx);
+        if (st == GF_OK) st = gf_dist_barrier(ctx);
         double t1 = gf_now();
         for (int r = 0; r < reps && st == GF_OK; r++) {
             st = gf_buf_write(ctx, input, 0, bytes, x);
             if (st == GF_OK) st = gf_exec_enqueue_to(e, batch, cut);
             if (st == GF_OK) st = gf_ctx_finish(ctx);
         }
+        if (st == GF_OK) st = gf_dist_barrier(ctx);
         trunk_sec = (gf_now() - t1) / reps;
         if (st == GF_OK) st = gf_exec_run(e, x, batch);          /* the whole net again for the output check */
     }
+    /* several processes: rank 0 alone, the others asleep (the same pass as the table's last line) */
+    int P = gf_dist_size();
+    double solo_sec = 0;
+    if (st == GF_OK && P > 1 && gf_dist_rank() == 0) {
+        cl_mem input = gf_exec_buffer(e, GF_NODE_INPUT);
+        size_t bytes = (size_t)batch * per * sizeof(float);
+        double t2 = gf_now();
+        for (int r = 0; r < reps && st == GF_OK; r++) {
+            st = cut != GF_NODE_INPUT ? gf_buf_write(ctx, input, 0, bytes, x) : gf_exec_run(e, x, batch);
+            if (st == GF_OK && cut != GF_NODE_INPUT) st = gf_exec_enqueue_to(e, batch, cut);
+            if (st == GF_OK) st = gf_ctx_finish(ctx);
+        }
+        solo_sec = (gf_now() - t2) / reps;
+        if (st == GF_OK && cut != GF_NODE_INPUT) st = gf_exec_run(e, x, batch);   /* the output check reads it */
+    }
+    if (st == GF_OK) st = gf_dist_barrier_idle(ctx);
     /* the output must be finite: a broken kernel that runs fast must not look like a win */
     const char *oname = gf_model_output_name(m, 0);
     size_t on = st == GF_OK ? gf_exec_node_size(e, oname) * (size_t)batch : 0;
@@ -82,6 +106,12 @@ gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int rep
         if (cut != GF_NODE_INPUT)
             fprintf(out, "%-22s %10.1f %10.1f %10.1f   (to %s, the input of top block %s)\n", "trunk", trunk_sec * 1e3,
                     batch / trunk_sec, 2 * trunk_macs * batch / trunk_sec * 1e-9, bi.input, bi.name);
+        if (P > 1) {   /* the rows above are rank 0's, run while every rank ran its own batches */
+            double all = P * batch / (cut != GF_NODE_INPUT ? trunk_sec : sec), one = batch / solo_sec;
+            fprintf(out, "%d ranks, %s: %.1f images/s in all (%d batches of %d at once); 1 rank alone (rank 0, the "
+                    "others idle) %.1f images/s; parallel efficiency %.2f (in all / (%d x alone))\n", P,
+                    cut != GF_NODE_INPUT ? "trunk" : "forward", all, P, batch, one, all / (P * one), P);
+        }
     }
     free(y);
     free(x);

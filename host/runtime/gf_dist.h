@@ -38,4 +38,7 @@ void gf_dist_share_units(int n, int unit, int r, int size, int *lo, int *hi);
  * every rank holds all n rows. */
 gf_status gf_dist_allgather_rows(gf_ctx *ctx, void *buf, int n, int unit, size_t row_bytes);
 gf_status gf_dist_barrier(gf_ctx *ctx);
+/* A barrier whose waiting ranks sleep (1 ms polls) instead of spinning in MPI: for a rank that waits while
+ * another measures something alone on the same host (bench: the 1-rank figure of the parallel efficiency). */
+gf_status gf_dist_barrier_idle(gf_ctx *ctx);
 #endif
