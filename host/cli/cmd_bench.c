@@ -17,7 +17,10 @@ static const cli_doc doc = {
     "ResNet-18 layer4 on cached features of an S x S image.\n"
     "trunk: images/s of the model's forward pass (the executor train's trunk pass uses) at the\n"
     "model's own input size, on random input; tools/bench_trunk.sh runs the PyTorch peer beside it.\n"
-    "Each prints the peak device memory gradfeat held and the peak host memory (ru_maxrss).\n"
+    "Each measures the device's limits once (a roofline line: the SGEMM peak of gf_gemm on\n"
+    "square matrices and the memory bandwidth of a stream kernel or buffer copy) and prints each\n"
+    "op's or pass's GFLOP/s as a % of that peak; then the peak device memory gradfeat held and the\n"
+    "peak host memory (ru_maxrss).\n"
     "The benchmark sizes have their own GRADFEAT_BENCH_* twins, so that GRADFEAT_BATCH set for\n"
     "train does not change a benchmark.\n",
     "  gradfeat bench ops\n"
