@@ -10,7 +10,7 @@
 #   resnet18  torchvision's ResNet-18 with random weights (tools/convert_torchvision.py), 224 px, top block layer4.1,
 #             512 synthetic 256x256 training images in 4 classes (centre-cropped to 224, no resampling), 128 test
 #             images; --epochs (default 1)
-# --smoke: the emotion net on 200 / 100 images, 1 epoch (the ctest bench_job_smoke; seconds, not a measurement).
+# --smoke: the emotion net on 120 / 60 images, 1 epoch: that both sides run (no ctest: over a minute here).
 # gradfeat's phases come from its run's results.json (trunk_seconds, cache_seconds, features_seconds, each
 # method's seconds); each side's total is the wall time of its process (gradfeat: model load, kernel build,
 # everything; the peer: after Python's imports). The activation cache is a fresh folder, so the trunk runs.
@@ -46,7 +46,7 @@ for w in ${workloads//,/ }; do
       model=models/emotion/emotion.safetensors
       [ -s "$model" ] || bash models/emotion/fetch.sh > /dev/null
       top=add_2 ep=${epochs:-2}
-      if [ $smoke = 1 ]; then ntr=200 nva=100 ep=1; else ntr=2000 nva=1000; fi
+      if [ $smoke = 1 ]; then ntr=120 nva=60 ep=1; else ntr=2000 nva=1000; fi
       gdata=(--data "$FM" --split train --limit "$ntr" --val "$FM" --val-split test --val-limit "$nva")
       pdata=(--data "$FM" --split train --limit "$ntr" --val "$FM" --val-split test --val-limit "$nva") ;;
     resnet18)
@@ -114,7 +114,7 @@ print("\n%s: %d training / %d held-out / %d evaluation images, %d epochs; PyTorc
     w, g["n_train"], g["n_holdout"], g["n_val"], g["epochs"], p["torch"], sys.argv[8]))
 print("%-18s %12s %12s %8s" % ("phase (s)", "gradfeat", "PyTorch", "ratio"))
 for name, a, b in rows:
-    print("%-18s %12.2f %12.2f %8s" % (name, a, b, "%.2f" % (a / b) if b > 0 else "-"))
+    print("%-18s %12.2f %12.2f %8s" % (name, a, b, "%.3g" % (a / b) if b > 0 else "-"))
 print("%-18s %12s %12s %8s" % ("val accuracy %", "gradfeat", "PyTorch", "diff"))
 for m in ("linear", "gradient", "full", "finetune"):
     a = 100 * gm[m].get("val_metric", float("nan")) if m in gm else float("nan")
