@@ -5,7 +5,7 @@ timed per phase (tools/bench_job.sh runs it beside gradfeat and prints the ratio
 usage: torch_job_peer.py --model M.safetensors --cut NODE --data D --split train [--limit N]
                          [--val D --val-split test --val-limit N] [--epochs 10] [--batch 64] [--lr 1e-3]
                          [--finetune-lr LR] [--beta1 0.5] [--beta2 0.999] [--weight-decay 1e-6] [--holdout 0.1]
-                         [--seed 1] [--threads 2] [--methods linear,gradient,full,finetune] [--json OUT]
+                         [--seed 1] [--threads 2] [--probe-threads 1] [--methods linear,gradient,full,finetune] [--json OUT]
 
 What runs, as gradfeat's defaults do (README "The method in plain words", "Why the defaults"):
 - data: the same images: gradfeat's seeded --limit subset and its per-class seeded holdout (the generators of
@@ -18,7 +18,8 @@ What runs, as gradfeat's defaults do (README "The method in plain words", "Why t
 - features: the top block at θ̄ over the cached trunk outputs (train, holdout, val): the probe's features.
 - probe (linear): L-BFGS (torch.optim.LBFGS, strong Wolfe, float64) on mean cross-entropy + l2/2 |W|² (bias
   not penalised), warm-started along 1e-1 .. 1e-6 (half decades), L2 chosen by held-out loss, the path
-  stopped once the held-out loss has risen twice in a row past the best (gradfeat's rule).
+  stopped once the held-out loss has risen twice in a row past the best (gradfeat's rule); on --probe-threads
+  (default 1: tiny products, where OpenMP threads waiting for a busy core cost 30x).
 - gradient / full: J(x) w2 by forward-mode AD (torch.autograd.forward_ad: θ̄ + ε·s⊙w2 dual through the
   block; torch 1.13 has no torch.func), the gradient by reverse mode through it; NTK parametrisation
   (s = sqrt(1/C_out) on weights, sqrt(0.1) on biases, sqrt(1/K) on full's head, which starts at sqrt(K) ω̄;
@@ -201,6 +202,9 @@ def main():
     ap.add_argument("--holdout", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--probe-threads", type=int, default=1,
+                    help="threads of the L-BFGS probe (default 1: its products are tiny; with 2 OpenMP threads on a "
+                         "loaded 2-core machine one evaluation took 60 ms instead of 2)")
     ap.add_argument("--methods", default="linear,gradient,full,finetune")
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -273,6 +277,7 @@ def main():
 
     # ---- the probe: L-BFGS along the L2 path, chosen on the holdout
     with T("linear"):
+        torch.set_num_threads(a.probe_threads)
         F64 = [f.double() if f is not None else None for f in (f_tr, f_ho, f_va)]
         W = torch.zeros(K, d, dtype=torch.float64, requires_grad=True)
         b = torch.zeros(K, dtype=torch.float64, requires_grad=True)
@@ -307,6 +312,7 @@ def main():
         tl, tm = lin_eval(f_tr, y_tr)
         hl, hm = lin_eval(f_ho, y_ho)
         vl, vm = lin_eval(f_va, y_va) if a.val else (math.nan, math.nan)
+        torch.set_num_threads(a.threads)
     results["linear"] = {"train_loss": tl, "val_loss": vl, "val_metric": vm, "holdout_loss": hl, "best_epoch": 1,
                          "probe_l2": best_l2}
     print("peer linear   probe L2 %g, val %.2f%% (loss %.4f), holdout loss %.4f" % (best_l2, 100 * vm, vl, hl),
