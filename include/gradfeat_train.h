@@ -115,6 +115,9 @@ typedef struct gf_job_result {
     int multi_label, n_train, n_val, n_hold, classes;
     char top[128];
     double trunk_seconds;                    /* the one trunk pass (0 when the cache was reused) */
+    double cache_seconds;                    /* the activation and primal caches set up on the device */
+    double features_seconds;                 /* the top block at θ̄ over the trunk outputs (the probe's features,
+                                                the primal cache's values); not in seconds[0] */
     int cache_reused, cache_on_device;
     uint64_t cache_bytes, primal_cache_bytes; /* device bytes of the activation cache (0: kept in host memory) and
                                                 of the primal cache (0: not used) */

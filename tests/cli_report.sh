@@ -92,6 +92,8 @@ for k in ("device", "driver", "gradfeat", "optimizer", "metric", "model", "top")
     assert pairs[k] == res[k], (k, pairs.get(k), res[k])
 assert pairs["seed"] == "%d" % res["seed"] and pairs["n_val"] == "%d" % res["n_val"], pairs
 assert pairs["trunk_seconds"] == "%.2f s" % res["trunk_seconds"], pairs["trunk_seconds"]
+# the phases before the probe (tools/bench_job.sh reads them): caches onto the device, the block features
+assert res["cache_seconds"] >= 0 and res["features_seconds"] > 0, (res["cache_seconds"], res["features_seconds"])
 total = sum(m["seconds"] for m in res["methods"].values())
 assert pairs["training time (all methods)"] == "%.2f s" % total, (pairs["training time (all methods)"], total)
 assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", pairs["results.json written"])

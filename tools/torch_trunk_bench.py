@@ -97,10 +97,19 @@ class Net(torch.nn.Module):
     def forward(self, x, to=None):
         vals = {self.graph["input"]["name"]: x}
         need = self.needed(to) if to else None
-        for nd in self.order:
-            if need is not None and nd["name"] not in need:
-                continue
-            a, p, op = nd.get("attrs", {}), self.p[nd["name"]], nd["op"]
+        y = self.run(vals, [nd for nd in self.order if need is None or nd["name"] in need])
+        if to:
+            return vals[to]
+        return vals[self.graph["outputs"][0]] if "outputs" in self.graph else y
+
+    def run(self, vals, nodes, params=None):
+        """Runs nodes (in order) on vals {name: tensor}, adding each output; params {node: {name: tensor}}
+        replaces self.p for the nodes it names (tools/torch_job_peer.py: trained or dual parameters).
+        Returns the last output."""
+        y = None
+        for nd in nodes:
+            a, op = nd.get("attrs", {}), nd["op"]
+            p = params[nd["name"]] if params is not None and nd["name"] in params else self.p[nd["name"]]
             x0 = vals[nd["inputs"][0]]
             if nd["name"] in self.identities:
                 y = x0
@@ -161,9 +170,7 @@ class Net(torch.nn.Module):
             else:
                 raise ValueError("op " + op)
             vals[nd["name"]] = y
-        if to:
-            return vals[to]
-        return vals[self.graph["outputs"][0]] if "outputs" in self.graph else y
+        return y
 
 
 def main():

@@ -54,6 +54,9 @@ gf_status gf_job_write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
     cJSON_AddStringToObject(o, "probe", job->probe_sgd ? "sgd" : "lbfgs");
     if (!isnan(r->probe_l2)) cJSON_AddNumberToObject(o, "probe_l2", r->probe_l2);
     cJSON_AddNumberToObject(o, "trunk_seconds", r->trunk_seconds);
+    /* the other phases before training: caches onto the device, the top block's pass at θ̄ (probe features) */
+    cJSON_AddNumberToObject(o, "cache_seconds", r->cache_seconds);
+    cJSON_AddNumberToObject(o, "features_seconds", r->features_seconds);
     /* device memory of the two caches (--cache-dtype f16 halves what it stores) */
     cJSON *mem = cJSON_AddObjectToObject(o, "cache_memory");
     cJSON_AddStringToObject(mem, "dtype", job->cache_f16 ? "f16" : "f32");

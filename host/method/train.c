@@ -784,9 +784,11 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
     if (val) fva = malloc((size_t)val->n * d * sizeof(float));
     if (hold) fho = malloc((size_t)hold->n * d * sizeof(float));
     if (st == GF_OK && (!ftr || (val && !fva) || (hold && !fho))) st = gf_fail(ctx, GF_ERR_MEMORY, "out of memory for features");
+    double tf0 = gf_now();
     if (st == GF_OK) st = features(ctx, blk, &th, tr, o->batch, ftr);
     if (st == GF_OK && val) st = features(ctx, blk, &th, va, o->batch, fva);
     if (st == GF_OK && hold) st = features(ctx, blk, &th, R->ho, o->batch, fho);
+    R->res->features_seconds = gf_now() - tf0;
     gf_cached_set ftrain = *train, fval = val ? *val : *train, fhold = hold ? *hold : *train;
     ftrain.z0 = ftr; ftrain.sample_floats = d;
     fval.z0 = fva; fval.sample_floats = d;

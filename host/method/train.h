@@ -122,7 +122,9 @@ typedef struct gf_method_result {
 typedef struct gf_train_result {
     gf_method_result m[4];      /* indexed by gf_method */
     int cache_on_device;
-    double cache_seconds;
+    double cache_seconds;       /* the caches put on the device */
+    double features_seconds;    /* the top block at θ̄ over the trunk outputs: the probe's features (and the
+                                   primal cache's values) */
     size_t primal_cache_bytes;  /* device bytes of the primal cache; 0 = not used */
     size_t cache_bytes;         /* device bytes of the activation cache (train, val, holdout); 0 = host tier */
     int stopped;                /* *o->stop was seen: the run stopped after writing a checkpoint */

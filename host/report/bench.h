@@ -16,4 +16,19 @@ gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int
 /* `gradfeat bench trunk`: ms per batch, images/s and GFLOP/s of the forward pass of the model in
  * model_path at its input size, on random input (host/report/bench_trunk.c). */
 gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int reps, FILE *out);
+/* The device's limits, measured once per bench run (host/report/bench_roofline.c): the SGEMM peak through
+ * gf_gemm (square, n = 1024 doubling until one launch takes 50 ms, at most 8192) and the bandwidth of a stream
+ * kernel (y = a x + y) or the buffer copy, whichever is faster, over 2 x 64 MiB. What does not fit the device or the budget is NAN, not an error. */
+typedef struct gf_roofline {
+    double gemm_gflops;         /* best GFLOP/s of one gf_gemm launch (NAN: not measured) */
+    int gemm_n;                 /* at this n x n x n */
+    double bw_gbs;              /* GB/s (1e9 bytes) of the stream kernel (NAN: not measured) */
+    int bw_mib;                 /* MiB per buffer */
+    int bw_copy;                /* the driver's buffer copy was faster than the stream kernel */
+} gf_roofline;
+gf_status gf_bench_roofline(gf_ctx *ctx, gf_roofline *r);
+/* "roofline: SGEMM peak ... GFLOP/s (...), memory bandwidth ... GB/s (...); ridge ... FLOP/byte" */
+void gf_bench_roofline_print(const gf_roofline *r, FILE *out);
+/* 100 x gflops / the SGEMM peak (NAN when not measured) */
+double gf_bench_peak_pct(const gf_roofline *r, double gflops);
 #endif

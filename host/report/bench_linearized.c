@@ -156,13 +156,18 @@ gf_status gf_bench_linearized(gf_ctx *ctx, int batch, int size, int classes, int
         if (st == GF_OK && !isfinite(loss)) st = gf_fail(ctx, GF_ERR_NUMERIC, "W1 benchmark loss is not finite");
         gf_lin_free(m);
     }
+    gf_roofline roof;   /* the device's limits; with several ranks the job's GFLOP/s is set against ranks x this peak */
+    if (st == GF_OK) st = gf_bench_roofline(ctx, &roof);
     if (st == GF_OK) {
         const gf_device_info *dev = gf_ctx_device(ctx);
+        double lin_gf = lin_flops / (ms[0] * 1e-3) * 1e-9, ft_gf = ft_flops / (ms[1] * 1e-3) * 1e-9;
         fprintf(out, "W1: ResNet-18 layer4 (BN folded), cached %dx%dx%d features, batch %d, %d classes, device %s\n",
                 256, hw, hw, batch, classes, dev->name);
-        fprintf(out, "%-22s %10s %10s\n", "step", "ms", "GFLOP/s");
-        fprintf(out, "%-22s %10.1f %10.1f\n", "linearized (full)", ms[0], lin_flops / (ms[0] * 1e-3) * 1e-9);
-        fprintf(out, "%-22s %10.1f %10.1f\n", "fine-tune", ms[1], ft_flops / (ms[1] * 1e-3) * 1e-9);
+        gf_bench_roofline_print(&roof, out);
+        fprintf(out, "%-22s %10s %10s %7s\n", "step", "ms", "GFLOP/s", "peak %");
+        fprintf(out, "%-22s %10.1f %10.1f %7.1f\n", "linearized (full)", ms[0], lin_gf, gf_bench_peak_pct(&roof, lin_gf / ranks));
+        fprintf(out, "%-22s %10.1f %10.1f %7.1f\n", "fine-tune", ms[1], ft_gf, gf_bench_peak_pct(&roof, ft_gf / ranks));
+        fprintf(out, "peak %% = GFLOP/s / the SGEMM peak above%s\n", ranks > 1 ? " x the ranks" : "");
         fprintf(out, "ratio linearized / fine-tune: %.2f\n", ms[0] / ms[1]);
         if (ranks > 1)   /* the whole job's: each step is the batch over all ranks (the GFLOP/s above too) */
             for (int k = 0; k < 2; k++)

@@ -146,27 +146,32 @@ static gf_status bench_body(bench_run *r, int reps, FILE *out) {
             if (sec < t[i]) t[i] = sec;
             mean[i] += sec / reps;
         }
+    gf_roofline roof;   /* the device's limits, after the timed cases (their buffers stay allocated) */
+    GF_TRY(gf_bench_roofline(ctx, &roof));
     double f1 = 2.0 * (double)r->M * (double)r->N * (double)r->K;   /* one GEMM of the conv */
     struct { const char *name; double flop, sec, gemm_sec; const char *gemm; } rows[] = {
         {"conv forward", f1, t[B_FWD], t[B_NN], "NN"},
         {"conv tangent (Wt*x + bt + W*t)", 2 * f1, t[B_TAN], 2 * t[B_NN], "2x NN"},
         {"conv backward (gx + gW + gb)", 2 * f1, t[B_BWD], t[B_NT] + t[B_TN], "NT + TN"},
     };
-    fprintf(out, "%-32s %10s %10s %10s %10s %8s\n", "op (best of reps)", "ms", "GFLOP/s", "GEMM ms", "GEMM GF/s", "ratio");
+    gf_bench_roofline_print(&roof, out);
+    fprintf(out, "%-32s %10s %10s %10s %10s %8s %7s\n", "op (best of reps)", "ms", "GFLOP/s", "GEMM ms", "GEMM GF/s", "ratio",
+            "peak %");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        fprintf(out, "%-32s %10.2f %10.2f %10.2f %10.2f %8.2f   (GEMM: %s)\n", rows[i].name, rows[i].sec * 1e3,
+        fprintf(out, "%-32s %10.2f %10.2f %10.2f %10.2f %8.2f %7.1f   (GEMM: %s)\n", rows[i].name, rows[i].sec * 1e3,
                 rows[i].flop / rows[i].sec * 1e-9, rows[i].gemm_sec * 1e3, rows[i].flop / rows[i].gemm_sec * 1e-9,
-                rows[i].gemm_sec / rows[i].sec, rows[i].gemm);
+                rows[i].gemm_sec / rows[i].sec, gf_bench_peak_pct(&roof, rows[i].flop / rows[i].sec * 1e-9), rows[i].gemm);
+    fprintf(out, "peak %% = GFLOP/s / the SGEMM peak above\n");
     fprintf(out, "mean ms per launch: forward %.2f, tangent %.2f, backward %.2f; GEMM NN %.2f, NT %.2f, TN %.2f\n",
             mean[B_FWD] * 1e3, mean[B_TAN] * 1e3, mean[B_BWD] * 1e3, mean[B_NN] * 1e3, mean[B_NT] * 1e3,
             mean[B_TN] * 1e3);
     fprintf(out, "\nplain gf_gemm (row-major) at the conv's GEMM sizes:\n");
-    fprintf(out, "  NN %zux%zux%zu (forward)          %8.2f ms %10.2f GFLOP/s\n", r->M, r->N, r->K,
-            t[B_NN] * 1e3, f1 / t[B_NN] * 1e-9);
-    fprintf(out, "  NT %zux%zux%zu (weight gradient)  %8.2f ms %10.2f GFLOP/s\n", r->M, r->K, r->N,
-            t[B_NT] * 1e3, f1 / t[B_NT] * 1e-9);
-    fprintf(out, "  TN %zux%zux%zu (input gradient)   %8.2f ms %10.2f GFLOP/s\n", r->K, r->N, r->M,
-            t[B_TN] * 1e3, f1 / t[B_TN] * 1e-9);
+    fprintf(out, "  NN %zux%zux%zu (forward)          %8.2f ms %10.2f GFLOP/s %6.1f %% of peak\n", r->M, r->N, r->K,
+            t[B_NN] * 1e3, f1 / t[B_NN] * 1e-9, gf_bench_peak_pct(&roof, f1 / t[B_NN] * 1e-9));
+    fprintf(out, "  NT %zux%zux%zu (weight gradient)  %8.2f ms %10.2f GFLOP/s %6.1f %% of peak\n", r->M, r->K, r->N,
+            t[B_NT] * 1e3, f1 / t[B_NT] * 1e-9, gf_bench_peak_pct(&roof, f1 / t[B_NT] * 1e-9));
+    fprintf(out, "  TN %zux%zux%zu (input gradient)   %8.2f ms %10.2f GFLOP/s %6.1f %% of peak\n", r->K, r->N, r->M,
+            t[B_TN] * 1e3, f1 / t[B_TN] * 1e-9, gf_bench_peak_pct(&roof, f1 / t[B_TN] * 1e-9));
     fprintf(out, "alternatives for the forward (not used; for the record):\n");
     fprintf(out, "  strided-batched GEMM, one per image, shared W (stride 0): %8.2f ms %10.2f GFLOP/s\n",
             t[B_BATCHED] * 1e3, f1 / t[B_BATCHED] * 1e-9);

@@ -97,15 +97,20 @@ gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int rep
     if (st == GF_OK && y) st = gf_exec_read(e, oname, y, on);
     for (size_t i = 0; st == GF_OK && y && i < on; i++)
         if (!isfinite(y[i])) st = gf_fail(ctx, GF_ERR_NUMERIC, "bench trunk: output %s[%zu] is not finite", oname, i);
+    gf_roofline roof;   /* the device's limits */
+    if (st == GF_OK) st = gf_bench_roofline(ctx, &roof);
     if (st == GF_OK) {
         const gf_device_info *dev = gf_ctx_device(ctx);
+        double gf = 2 * in.macs * batch / sec * 1e-9, tgf = trunk_sec > 0 ? 2 * trunk_macs * batch / trunk_sec * 1e-9 : 0;
         fprintf(out, "trunk: %s, input %dx%dx%d, %.3f GFLOP per image (BN folded), batch %d, device %s\n", model_path,
                 in.in_c, in.in_h, in.in_w, 2 * in.macs * 1e-9, batch, dev->name);
-        fprintf(out, "%-22s %10s %10s %10s\n", "pass", "ms/batch", "images/s", "GFLOP/s");
-        fprintf(out, "%-22s %10.1f %10.1f %10.1f\n", "forward", sec * 1e3, batch / sec, 2 * in.macs * batch / sec * 1e-9);
+        gf_bench_roofline_print(&roof, out);
+        fprintf(out, "%-22s %10s %10s %10s %7s\n", "pass", "ms/batch", "images/s", "GFLOP/s", "peak %");
+        fprintf(out, "%-22s %10.1f %10.1f %10.1f %7.1f\n", "forward", sec * 1e3, batch / sec, gf, gf_bench_peak_pct(&roof, gf));
         if (cut != GF_NODE_INPUT)
-            fprintf(out, "%-22s %10.1f %10.1f %10.1f   (to %s, the input of top block %s)\n", "trunk", trunk_sec * 1e3,
-                    batch / trunk_sec, 2 * trunk_macs * batch / trunk_sec * 1e-9, bi.input, bi.name);
+            fprintf(out, "%-22s %10.1f %10.1f %10.1f %7.1f   (to %s, the input of top block %s)\n", "trunk", trunk_sec * 1e3,
+                    batch / trunk_sec, tgf, gf_bench_peak_pct(&roof, tgf), bi.input, bi.name);
+        fprintf(out, "peak %% = GFLOP/s / the SGEMM peak above\n");
         if (P > 1) {   /* the rows above are rank 0's, run while every rank ran its own batches */
             double all = P * batch / (cut != GF_NODE_INPUT ? trunk_sec : sec), one = batch / solo_sec;
             fprintf(out, "%d ranks, %s: %.1f images/s in all (%d batches of %d at once); 1 rank alone (rank 0, the "
