@@ -177,9 +177,10 @@ typedef struct variant {
     unsigned item_budget;         /* 0: the context's */
     int conv_variant;             /* im2col/col2im/layout kernels of the affine ops (GF_CONV_VARIANT_*) */
     int full, small;              /* in the default run; in the --small run */
+    const char *conv_algo;        /* gf_ctx_options.conv_algo; NULL: auto */
 } variant;
-enum { V_DEFAULT, V_ELEMENT, V_PLANE, V_CLBLAST, V_TILES, V_SLICES, V_TILES16, V_SLICES16, V_BLOCKED, V_STRIDED,
-       V_BLOCKED200, N_VARIANTS };
+enum { V_DEFAULT, V_ELEMENT, V_PLANE, V_CLBLAST, V_TILES, V_SLICES, V_TILES16, V_SLICES16, V_DIRECT, V_WINOGRAD,
+       V_WINO_CLBLAST, V_BLOCKED, V_STRIDED, V_BLOCKED200, N_VARIANTS };
 static const variant variants[N_VARIANTS] = {
     [V_DEFAULT] = {"default", NULL, NULL, 0, 0, 1, 1},
     /* the affine ops: the context's GEMM (host BLAS on CPU devices sharing host memory) with each kernel
@@ -193,6 +194,12 @@ static const variant variants[N_VARIANTS] = {
     [V_SLICES] = {"slices", NULL, NULL, 150, GF_CONV_VARIANT_ELEMENT, 1, 0},
     [V_TILES16] = {"tiles16", NULL, NULL, 16, GF_CONV_VARIANT_PLANE, 0, 1},
     [V_SLICES16] = {"slices16", NULL, NULL, 16, GF_CONV_VARIANT_ELEMENT, 0, 1},
+    /* the algorithm of 3x3 stride-1 convs (GRADFEAT_CONV_ALGO): direct forced, Winograd F(2x2, 3x3) forced (the
+     * context's transform kernels and GEMM: rows of tiles and host BLAS on CPU devices), and Winograd with the
+     * per-tile transform kernels and CLBlast's strided batched GEMM */
+    [V_DIRECT] = {"direct", NULL, NULL, 0, GF_CONV_VARIANT_AUTO, 1, 1, "direct"},
+    [V_WINOGRAD] = {"winograd", NULL, NULL, 0, GF_CONV_VARIANT_AUTO, 1, 1, "winograd"},
+    [V_WINO_CLBLAST] = {"wino-clblast", "clblast", NULL, 0, GF_CONV_VARIANT_ELEMENT, 1, 1, "winograd"},
     /* batch norm: both lane walks (CPU: blocked, GPU: strided), and the blocked walk with a small item budget
      * (more lanes per channel than 16) */
     [V_BLOCKED] = {"blocked", NULL, "blocked", 0, 0, 1, 1},
@@ -200,7 +207,7 @@ static const variant variants[N_VARIANTS] = {
     [V_BLOCKED200] = {"blocked200", NULL, "blocked", 200, 0, 1, 1},
 };
 #define VARIANTS_AFFINE (1u << V_ELEMENT | 1u << V_PLANE | 1u << V_CLBLAST | 1u << V_TILES | 1u << V_SLICES | \
-                         1u << V_TILES16 | 1u << V_SLICES16)
+                         1u << V_TILES16 | 1u << V_SLICES16 | 1u << V_DIRECT | 1u << V_WINOGRAD | 1u << V_WINO_CLBLAST)
 #define VARIANTS_BN (1u << V_BLOCKED | 1u << V_STRIDED | 1u << V_BLOCKED200)
 static const variant *current_variant = &variants[V_DEFAULT];
 
@@ -209,6 +216,7 @@ static void apply_variant(gf_ctx_options *o, const void *user) {
     if (v->gemm) o->gemm = v->gemm;
     if (v->bn_walk) o->bn_walk = v->bn_walk;
     if (v->item_budget) o->item_budget = v->item_budget;
+    if (v->conv_algo) o->conv_algo = v->conv_algo;
 }
 
 /* ---------------- the driver: every row the same way ---------------- */
@@ -2294,6 +2302,15 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "SAME 5x5 stride 2", 1, 3, 8, 9, 6, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1);
     RN(OP_CONV, 1, 0, "dilation 2", 2, 3, 9, 9, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1);
     RN(OP_CONV, 1, 0, "dilation 2 stride 2", 1, 5, 11, 10, 3, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1);
+    /* Winograd F(2x2, 3x3) shapes (3x3 stride 1; forced by the winograd variants, auto from 64 channels on):
+     * odd sizes (partial 2x2 tiles), pads 0, 1, 2 and asymmetric, batch > 1, one image per chunk */
+    RN(OP_CONV, 1, 1, "3x3 pad 1 odd 7x9 batch 3", 3, 4, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 0 odd 9x7 batch 2", 2, 6, 9, 7, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 2 5x6", 2, 3, 5, 6, 4, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 asymmetric pads 8x5", 2, 3, 8, 5, 4, 3, 3, 1, 1, 0, 2, 1, 0, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 3x3 image", 4, 5, 3, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 one image per chunk", 3, 4, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 64 -> 64 7x7 batch 2 (auto: Winograd)", 2, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "rectangular 1x3 stride (2,1)", 2, 3, 7, 6, 5, 1, 3, 2, 1, 0, 0, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "groups 2", 2, 6, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2);
     RN(OP_CONV, 1, 0, "groups 3 stride 2", 7, 9, 8, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3);

@@ -15,8 +15,14 @@
  * atomics, fixed summation order. Linear is gf_gemm plus a bias fill / column
  * reduction.
  *
- * Scratch slots used (gf_scratch): 0 = im2col workspace [Cin*kh*kw, nb*P],
- * 1 = GEMM output / gradient in [Cout, nb*P] order. Both are reused by the
+ * Winograd F(2x2, 3x3) (3x3 stride-1 convs, see GF_CONV_ALGO_*): input, filter and output transforms in
+ * cl/conv.cl around 16 GEMMs per chunk (gf_gemm_batched); the tangent adds both terms in the transformed
+ * domain (one output transform), the input gradient is the Winograd conv of g with the rotated, transposed
+ * filter.
+ *
+ * Scratch slots used (gf_scratch): 0 = im2col workspace [Cin*kh*kw, nb*P] (Winograd: the transformed input),
+ * 1 = GEMM output / gradient in [Cout, nb*P] order (Winograd: the GEMMs' output), 3 = Winograd filter
+ * transforms. Both are reused by the
  * next call of any op that uses these slots; the in-order queue keeps that safe.
  * When a whole batch's workspace would exceed the limit (min(max_alloc,
  * 256 MiB) or desc.max_workspace), the batch is processed in chunks of images. */
@@ -25,7 +31,8 @@
 
 #include "gf_internal.h"
 
-enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2 };  /* PART: partial sums of split reductions */
+/* PART: partial sums of split reductions; WINO_U: the Winograd filter transforms */
+enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2, GF_AFFINE_SLOT_WINO_U = 3 };
 
 typedef struct gf_conv_desc {
     int n, c_in, h_in, w_in;
@@ -37,7 +44,15 @@ typedef struct gf_conv_desc {
     int groups;
     size_t max_workspace;             /* bytes per scratch slot; 0 = default. Tests set it small to force chunking */
     int variant;                      /* im2col/col2im/layout kernels: GF_CONV_VARIANT_* (0 = auto) */
+    int algo;                         /* GF_CONV_ALGO_* (0 = the context's conv_algo) */
 } gf_conv_desc;
+
+/* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):
+ * AUTO: Winograd F(2x2, 3x3) when c_in and c_out are both at least GF_WINO_MIN_CHANNELS, else direct
+ * (im2col + GEMM). WINOGRAD: Winograd for every such conv (forward, both tangent terms, input gradient;
+ * the weight gradient stays direct). The input gradient also needs pad_top, pad_left <= 2. */
+enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2 };
+#define GF_WINO_MIN_CHANNELS 64
 
 /* AUTO: PLANE on CPU devices, ELEMENT elsewhere. ELEMENT: one work item per
  * float (coalesced on GPUs, but integer div/mod per float, which CPU vector
