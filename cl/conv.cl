@@ -609,16 +609,25 @@ kernel void wino_input_rows(global const float *restrict x, int x_off, global fl
     global const float *xp = x + x_off + (nl * C + c) * H * W;
     global float *v = V + c * T + (nl * TH + th) * TW;
     int h0 = 2 * th - PT;
-    int ok[4];
-    for (int i = 0; i < 4; i++) ok[i] = h0 + i >= 0 && h0 + i < H;
+    int ok[4], all = 1;
+    for (int i = 0; i < 4; i++) all &= ok[i] = h0 + i >= 0 && h0 + i < H;
+    /* tiles [lo, hi) read columns inside the image (2tw - PL >= 0, 2tw - PL + 3 < W): no tests there */
+    int lo = min((PL + 1) / 2, TW), hi = clamp((W - 4 + PL) / 2 + 1, lo, TW);
+    if (W - 4 + PL < 0) hi = lo;
     for (int tw = 0; tw < TW; tw++) {
         int w0 = 2 * tw - PL;
         float d[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) {
-                int iw = w0 + j;
-                d[i][j] = ok[i] && iw >= 0 && iw < W ? xp[(h0 + i) * W + iw] : 0.0f;
-            }
+        if (all && tw >= lo && tw < hi) {
+            global const float *xr = xp + h0 * W + w0;
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) d[i][j] = xr[i * W + j];
+        } else {
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    int iw = w0 + j;
+                    d[i][j] = ok[i] && iw >= 0 && iw < W ? xp[(h0 + i) * W + iw] : 0.0f;
+                }
+        }
         float b[4][4];
         for (int j = 0; j < 4; j++) {
             b[0][j] = d[0][j] - d[2][j];
@@ -662,6 +671,42 @@ kernel void wino_output_rows(global const float *restrict M, global float *restr
             global float *yr = yp + (2 * th + i) * OW + ow;
             store_acc(yr, accumulate, a[i][0] + a[i][1] + a[i][2] + bias);
             if (ow + 1 < OW) store_acc(yr + 1, accumulate, a[i][1] - a[i][2] - a[i][3] + bias);
+        }
+    }
+}
+
+/* CPU variant of wino_filter: one work item per (o, block of `blk` inputs i), a division-free loop. */
+kernel void wino_filter_rows(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI,
+                             int flip, int blk)
+{
+    int nblk = (CI + blk - 1) / blk, q = (int)get_global_id(0);
+    if (q >= CO * nblk) return;
+    int o = q / nblk, i0 = (q - o * nblk) * blk, i1 = min(CI, i0 + blk);
+    int plane = CO * CI;
+    global float *u = U + u_off + o * CI;
+    for (int i = i0; i < i1; i++) {
+        float g[3][3];
+        if (flip) {
+            global const float *w = Wt + (i * CO + o) * 9;
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++) g[r][s] = w[(2 - r) * 3 + (2 - s)];
+        } else {
+            global const float *w = Wt + (o * CI + i) * 9;
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++) g[r][s] = w[r * 3 + s];
+        }
+        float a[4][3];
+        for (int s = 0; s < 3; s++) {
+            a[0][s] = g[0][s];
+            a[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
+            a[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+            a[3][s] = g[2][s];
+        }
+        for (int r = 0; r < 4; r++) {
+            u[(r * 4 + 0) * plane + i] = a[r][0];
+            u[(r * 4 + 1) * plane + i] = 0.5f * (a[r][0] + a[r][1] + a[r][2]);
+            u[(r * 4 + 2) * plane + i] = 0.5f * (a[r][0] - a[r][1] + a[r][2]);
+            u[(r * 4 + 3) * plane + i] = a[r][2];
         }
     }
 }

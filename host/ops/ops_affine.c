@@ -450,13 +450,18 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
     const char *ni = by_row ? "wino_input_rows" : "wino_input", *no = by_row ? "wino_output_rows" : "wino_output";
     size_t per = by_row ? (size_t)TH : tpi;   /* work items per image and channel */
     cl_kernel kf, ki, ko;
-    GF_TRY(kern(ctx, "wino_filter", &kf));
+    const char *nf = by_row ? "wino_filter_rows" : "wino_filter";
+    GF_TRY(kern(ctx, nf, &kf));
     GF_TRY(kern(ctx, ni, &ki));
     GF_TRY(kern(ctx, no, &ko));
+    int blk = item_rows(ctx, 48, 0, c->ci);   /* wino_filter_rows: inputs per work item */
     for (int k = 0; k < terms; k++) {   /* U of term k: 16 planes [co, ci] from k * 16 * plane_u */
-        GF_TRY(gf_args(ctx, kf, "wino_filter", "mmiiii", Ws[k], U, (int)((size_t)k * 16 * plane_u), c->co, c->ci,
-                       c->flip));
-        GF_TRY(launch1(ctx, kf, "wino_filter", plane_u));
+        int u_off = (int)((size_t)k * 16 * plane_u);
+        if (by_row)
+            GF_TRY(gf_args(ctx, kf, nf, "mmiiiii", Ws[k], U, u_off, c->co, c->ci, c->flip, blk));
+        else
+            GF_TRY(gf_args(ctx, kf, nf, "mmiiii", Ws[k], U, u_off, c->co, c->ci, c->flip));
+        GF_TRY(launch1(ctx, kf, nf, by_row ? (size_t)c->co * tiles_of(c->ci, blk) : plane_u));
     }
     for (int n0 = 0; n0 < c->n; n0 += (int)nb) {
         int m = c->n - n0 < (int)nb ? c->n - n0 : (int)nb;
