@@ -2302,7 +2302,7 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "SAME 5x5 stride 2", 1, 3, 8, 9, 6, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1);
     RN(OP_CONV, 1, 0, "dilation 2", 2, 3, 9, 9, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1);
     RN(OP_CONV, 1, 0, "dilation 2 stride 2", 1, 5, 11, 10, 3, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1);
-    /* Winograd F(2x2, 3x3) shapes (3x3 stride 1; forced by the winograd variants, auto from 64 channels on):
+    /* Winograd F(2x2, 3x3) shapes (3x3 stride 1; forced by the winograd variants, auto from 256 channels on):
      * odd sizes (partial 2x2 tiles), pads 0, 1, 2 and asymmetric, batch > 1, one image per chunk */
     RN(OP_CONV, 1, 1, "3x3 pad 1 odd 7x9 batch 3", 3, 4, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "3x3 pad 0 odd 9x7 batch 2", 2, 6, 9, 7, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1);
@@ -2310,7 +2310,7 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "3x3 asymmetric pads 8x5", 2, 3, 8, 5, 4, 3, 3, 1, 1, 0, 2, 1, 0, 1, 1);
     RN(OP_CONV, 1, 0, "3x3 pad 1 3x3 image", 4, 5, 3, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "3x3 pad 1 one image per chunk", 3, 4, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1);
-    RN(OP_CONV, 1, 0, "3x3 pad 1 64 -> 64 7x7 batch 2 (auto: Winograd)", 2, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 256 -> 256 5x4 batch 2 (auto: Winograd)", 2, 256, 5, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "rectangular 1x3 stride (2,1)", 2, 3, 7, 6, 5, 1, 3, 2, 1, 0, 0, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "groups 2", 2, 6, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2);
     RN(OP_CONV, 1, 0, "groups 3 stride 2", 7, 9, 8, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3);

@@ -404,7 +404,7 @@ static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) 
 
 /* 1 when this conv runs as Winograd: 3x3, stride 1, dilation 1, one group; then the descriptor's algorithm,
  * else the context's (GRADFEAT_CONV_ALGO); auto: both channel counts at least GF_WINO_MIN_CHANNELS. */
-static int use_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
+int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (d->kh != 3 || d->kw != 3 || d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 ||
         d->groups != 1)
         return 0;
@@ -508,7 +508,7 @@ gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     if (b) GF_TRY(need_buf(ctx, op, "b", b, (size_t)d->c_out));
     GF_TRY(need_buf(ctx, op, "y", y, s.y_n));
     if (gf_conv_is_depthwise(d)) return run_dw_conv(ctx, d, x, W, NULL, NULL, b, y);
-    if (use_winograd(ctx, d)) {
+    if (gf_conv_uses_winograd(ctx, d)) {
         wino_conv c = wino_forward_of(d);
         return wino_run(ctx, op, &c, 1, &x, &W, b, y, 0);
     }
@@ -544,7 +544,7 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     if (!use_a && !use_b) return run_fill_bias(ctx, t_out, bt, d->n, d->c_out, (int)s.P);
     if (gf_conv_is_depthwise(d))
         return run_dw_conv(ctx, d, use_a ? x : NULL, Wt, use_b ? t_in : NULL, use_b ? W : NULL, bt, t_out);
-    if (use_winograd(ctx, d)) {   /* both terms summed in the transformed domain, one output transform */
+    if (gf_conv_uses_winograd(ctx, d)) {   /* both terms summed in the transformed domain, one output transform */
         cl_mem xs[2], Ws[2];
         int terms = 0;
         if (use_a) { xs[terms] = x; Ws[terms++] = Wt; }
@@ -632,7 +632,7 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         return GF_OK;
     }
     /* the input gradient by Winograd where the forward would be (the weight gradient stays direct) */
-    cl_mem gx_wino = gx && use_winograd(ctx, d) && wino_backward_ok(d) ? gx : NULL;
+    cl_mem gx_wino = gx && gf_conv_uses_winograd(ctx, d) && wino_backward_ok(d) ? gx : NULL;
     if (gx_wino) gx = NULL;
     int nb;
     cl_mem col, tmp;

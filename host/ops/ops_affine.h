@@ -52,7 +52,7 @@ typedef struct gf_conv_desc {
  * (im2col + GEMM). WINOGRAD: Winograd for every such conv (forward, both tangent terms, input gradient;
  * the weight gradient stays direct). The input gradient also needs pad_top, pad_left <= 2. */
 enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2 };
-#define GF_WINO_MIN_CHANNELS 64
+#define GF_WINO_MIN_CHANNELS 256   /* measured on PoCL: 64 and 128 slower, 256 faster (README "Kernel paths") */
 
 /* AUTO: PLANE on CPU devices, ELEMENT elsewhere. ELEMENT: one work item per
  * float (coalesced on GPUs, but integer div/mod per float, which CPU vector
@@ -80,6 +80,8 @@ gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d);
 void gf_conv_same_pads(int in, int k, int stride, int dil, int *pad_before, int *pad_after);
 /* 1 when the descriptor is handled by the direct depthwise kernels. */
 int gf_conv_is_depthwise(const gf_conv_desc *d);
+/* 1 when the forward and tangent of this conv run as Winograd on this context (GF_CONV_ALGO_*). */
+int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d);
 
 /* y = W * x + b.  b may be NULL. */
 gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem y);
