@@ -403,7 +403,8 @@ static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) 
 /* Winograd F(2x2, 3x3) (cl/conv.cl "Winograd")                        */
 
 /* 1 when this conv runs as Winograd: 3x3, stride 1, dilation 1, one group; then the descriptor's algorithm,
- * else the context's (GRADFEAT_CONV_ALGO); auto: both channel counts at least GF_WINO_MIN_CHANNELS. */
+ * else the context's (GRADFEAT_CONV_ALGO); auto: both channel counts at least GF_WINO_MIN_CHANNELS and at least
+ * GF_WINO_MIN_TILES output tiles (the filter transforms are paid once per call). */
 int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (d->kh != 3 || d->kw != 3 || d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 ||
         d->groups != 1)
@@ -411,7 +412,8 @@ int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     int algo = d->algo ? d->algo : ctx->conv_algo;
     if (algo == GF_CONV_ALGO_DIRECT) return 0;
     if (algo == GF_CONV_ALGO_WINOGRAD) return 1;
-    return d->c_in >= GF_WINO_MIN_CHANNELS && d->c_out >= GF_WINO_MIN_CHANNELS;
+    size_t tiles = (size_t)d->n * (size_t)((d->h_out + 1) / 2) * (size_t)((d->w_out + 1) / 2);
+    return d->c_in >= GF_WINO_MIN_CHANNELS && d->c_out >= GF_WINO_MIN_CHANNELS && tiles >= GF_WINO_MIN_TILES;
 }
 
 /* One Winograd convolution: y[n, co, OH, OW] (+)= sum over the terms of conv(x_k, W_k) (+ b), x_k [n, ci, H, W],

@@ -48,11 +48,15 @@ typedef struct gf_conv_desc {
 } gf_conv_desc;
 
 /* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):
- * AUTO: Winograd F(2x2, 3x3) when c_in and c_out are both at least GF_WINO_MIN_CHANNELS, else direct
+ * AUTO: Winograd F(2x2, 3x3) when c_in and c_out are both at least GF_WINO_MIN_CHANNELS and the output has at
+ * least GF_WINO_MIN_TILES 2x2 tiles (n * ceil(h_out/2) * ceil(w_out/2)), else direct
  * (im2col + GEMM). WINOGRAD: Winograd for every such conv (forward, both tangent terms, input gradient;
  * the weight gradient stays direct). The input gradient also needs pad_top, pad_left <= 2. */
 enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2 };
-#define GF_WINO_MIN_CHANNELS 256   /* measured on PoCL: 64 and 128 slower, 256 faster (README "Kernel paths") */
+/* measured on PoCL (README "Kernel paths"): 64 and 128 channels slower, 256 and 512 faster; at 512 channels 7x7,
+ * batch 4 and 16 (64 and 256 tiles) slower, 32 even, 64 faster */
+#define GF_WINO_MIN_CHANNELS 256
+#define GF_WINO_MIN_TILES 512
 
 /* AUTO: PLANE on CPU devices, ELEMENT elsewhere. ELEMENT: one work item per
  * float (coalesced on GPUs, but integer div/mod per float, which CPU vector

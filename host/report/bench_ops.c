@@ -181,10 +181,10 @@ static gf_status bench_body(bench_run *r, int reps, FILE *out) {
     fprintf(out, "\nconv algorithm (GRADFEAT_CONV_ALGO=%s; the rows above ran %s): direct (im2col + GEMM) vs\n"
             "Winograd F(2x2, 3x3), each forced, interleaved with the rest (best of reps):\n",
             algo[ctx->conv_algo], gf_conv_uses_winograd(ctx, &r->d) ? "Winograd" : "direct");
-    fprintf(out, "  %-34s %10s %10s %10s\n", "op", "direct ms", "Winograd ms", "W / D");
+    fprintf(out, "  %-34s %10s %12s %8s\n", "op", "direct ms", "Winograd ms", "W / D");
     static const char *const ops[3] = {"conv forward", "conv tangent (both terms)", "conv backward (gx by Winograd)"};
     for (int i = 0; i < 3; i++)
-        fprintf(out, "  %-34s %10.2f %10.2f %10.2f\n", ops[i], t[B_FWD_D + i] * 1e3, t[B_FWD_W + i] * 1e3,
+        fprintf(out, "  %-34s %10.2f %12.2f %8.2f\n", ops[i], t[B_FWD_D + i] * 1e3, t[B_FWD_W + i] * 1e3,
                 t[B_FWD_W + i] / t[B_FWD_D + i]);
     fprintf(out, "alternatives for the forward (not used; for the record):\n");
     fprintf(out, "  strided-batched GEMM, one per image, shared W (stride 0): %8.2f ms %10.2f GFLOP/s\n",
