@@ -475,3 +475,238 @@ kernel void sum_partials(global const float *part, global float *out, int accumu
     for (int t = 0; t < tiles; t++) s += part[k * tiles + t];
     store_acc(out + k, accumulate, s);
 }
+
+/* ---- Winograd F(2x2, 3x3) for 3x3, stride-1, dilation-1, ungrouped convolutions (host: ops_affine.c,
+ * "Winograd"). The output is cut into 2x2 tiles, TH = ceil(OH/2) by TW = ceil(OW/2) per image; a chunk of
+ * nb images has T = nb*TH*TW tiles, t = (nl*TH + th)*TW + tw. Tile (th, tw) reads the 4x4 input patch at
+ * rows 2*th - PT + 0..3, columns 2*tw - PL + 0..3 (zero outside the image), so any padding works and the
+ * partial tiles of odd sizes just drop the outputs past OH, OW.
+ *   V[xi][c][t] = (B^T d B)[xi]    (wino_input, 16 planes of [C, T])
+ *   U[xi][o][i] = (G g G^T)[xi]    (wino_filter, 16 planes of [CO, CI])
+ *   M[xi][o][t] = sum_i U V        (16 GEMMs on the host: gf_gemm_batched)
+ *   y tile      = A^T M A          (wino_output)
+ * with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ * A^T = [1 1 1 0; 0 1 -1 -1]. Every value is written by one work item in a fixed order. ---- */
+
+/* V for images n0.. of x (x_off = n0*C*H*W): one work item per (c, t), q = c*T + t. */
+kernel void wino_input(global const float *restrict x, int x_off, global float *restrict V, int nb, int C, int H,
+                       int W, int PT, int PL, int TH, int TW)
+{
+    int tpi = TH * TW, T = nb * tpi;
+    int q = (int)get_global_id(0);
+    if (q >= C * T) return;
+    int c = q / T, t = q - c * T;
+    int nl = t / tpi, r = t - nl * tpi;
+    int th = r / TW, tw = r - th * TW;
+    int h0 = 2 * th - PT, w0 = 2 * tw - PL;
+    global const float *xp = x + x_off + (nl * C + c) * H * W;
+    float d[4][4];
+    for (int i = 0; i < 4; i++) {
+        int ih = h0 + i;
+        for (int j = 0; j < 4; j++) {
+            int iw = w0 + j;
+            d[i][j] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xp[ih * W + iw] : 0.0f;
+        }
+    }
+    float b[4][4];
+    for (int j = 0; j < 4; j++) {
+        b[0][j] = d[0][j] - d[2][j];
+        b[1][j] = d[1][j] + d[2][j];
+        b[2][j] = d[2][j] - d[1][j];
+        b[3][j] = d[1][j] - d[3][j];
+    }
+    int plane = C * T;
+    global float *v = V + q;
+    for (int i = 0; i < 4; i++) {
+        v[(i * 4 + 0) * plane] = b[i][0] - b[i][2];
+        v[(i * 4 + 1) * plane] = b[i][1] + b[i][2];
+        v[(i * 4 + 2) * plane] = b[i][2] - b[i][1];
+        v[(i * 4 + 3) * plane] = b[i][1] - b[i][3];
+    }
+}
+
+/* U (from u_off) of a conv with CO outputs and CI inputs, one work item per (o, i), q = o*CI + i. flip = 0: the filter is
+ * W[o, i, 3, 3]; flip = 1: the transposed, rotated filter of the input gradient, W[i, o, 2 - r, 2 - s] (W is
+ * then the forward weight [CI, CO, 3, 3]). */
+kernel void wino_filter(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI, int flip)
+{
+    int q = (int)get_global_id(0);
+    if (q >= CO * CI) return;
+    int o = q / CI, i = q - o * CI;
+    float g[3][3];
+    if (flip) {
+        global const float *w = Wt + (i * CO + o) * 9;
+        for (int r = 0; r < 3; r++)
+            for (int s = 0; s < 3; s++) g[r][s] = w[(2 - r) * 3 + (2 - s)];
+    } else {
+        global const float *w = Wt + q * 9;
+        for (int r = 0; r < 3; r++)
+            for (int s = 0; s < 3; s++) g[r][s] = w[r * 3 + s];
+    }
+    float a[4][3];
+    for (int s = 0; s < 3; s++) {
+        a[0][s] = g[0][s];
+        a[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
+        a[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+        a[3][s] = g[2][s];
+    }
+    int plane = CO * CI;
+    global float *u = U + u_off + q;
+    for (int r = 0; r < 4; r++) {
+        u[(r * 4 + 0) * plane] = a[r][0];
+        u[(r * 4 + 1) * plane] = 0.5f * (a[r][0] + a[r][1] + a[r][2]);
+        u[(r * 4 + 2) * plane] = 0.5f * (a[r][0] - a[r][1] + a[r][2]);
+        u[(r * 4 + 3) * plane] = a[r][2];
+    }
+}
+
+/* y[n0+nl, k, 2th + i, 2tw + j] (+)= (A^T M A)[i][j] (+ b[k]) inside OH x OW; one work item per (k, t),
+ * q = k*T + t. accumulate adds to y (the input gradient's accumulate). */
+kernel void wino_output(global const float *restrict M, global float *restrict y, int y_off,
+                        global const float *restrict b, int has_b, int accumulate, int nb, int K, int OH, int OW,
+                        int TH, int TW)
+{
+    int tpi = TH * TW, T = nb * tpi;
+    int q = (int)get_global_id(0);
+    if (q >= K * T) return;
+    int k = q / T, t = q - k * T;
+    int nl = t / tpi, r = t - nl * tpi;
+    int th = r / TW, tw = r - th * TW;
+    int plane = K * T;
+    float m[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) m[i][j] = M[(i * 4 + j) * plane + q];
+    float a[2][4];
+    for (int j = 0; j < 4; j++) {
+        a[0][j] = m[0][j] + m[1][j] + m[2][j];
+        a[1][j] = m[1][j] - m[2][j] - m[3][j];
+    }
+    float bias = has_b ? b[k] : 0.0f;
+    global float *yp = y + y_off + (nl * K + k) * OH * OW;
+    for (int i = 0; i < 2; i++) {
+        int oh = 2 * th + i;
+        if (oh >= OH) break;
+        float v0 = a[i][0] + a[i][1] + a[i][2] + bias;
+        float v1 = a[i][1] - a[i][2] - a[i][3] + bias;
+        int ow = 2 * tw;
+        store_acc(yp + oh * OW + ow, accumulate, v0);
+        if (ow + 1 < OW) store_acc(yp + oh * OW + ow + 1, accumulate, v1);
+    }
+}
+
+/* CPU variants of wino_input / wino_output: one work item per row of tiles (c or k, nl, th), a loop over tw
+ * without integer division; the same values in the same places (each output is written once, the same
+ * arithmetic). The host takes them when an item's TW tiles (about 64 loop iterations each) fit the item budget,
+ * else the per-tile kernels ("Bounded work per work item"). */
+kernel void wino_input_rows(global const float *restrict x, int x_off, global float *restrict V, int nb, int C,
+                            int H, int W, int PT, int PL, int TH, int TW)
+{
+    int q = (int)get_global_id(0);
+    if (q >= C * nb * TH) return;
+    int c = q / (nb * TH), r = q - c * (nb * TH);
+    int nl = r / TH, th = r - nl * TH;
+    int T = nb * TH * TW, plane = C * T;
+    global const float *xp = x + x_off + (nl * C + c) * H * W;
+    global float *v = V + c * T + (nl * TH + th) * TW;
+    int h0 = 2 * th - PT;
+    int ok[4], all = 1;
+    for (int i = 0; i < 4; i++) all &= ok[i] = h0 + i >= 0 && h0 + i < H;
+    /* tiles [lo, hi) read columns inside the image (2tw - PL >= 0, 2tw - PL + 3 < W): no tests there */
+    int lo = min((PL + 1) / 2, TW), hi = clamp((W - 4 + PL) / 2 + 1, lo, TW);
+    if (W - 4 + PL < 0) hi = lo;
+    for (int tw = 0; tw < TW; tw++) {
+        int w0 = 2 * tw - PL;
+        float d[4][4];
+        if (all && tw >= lo && tw < hi) {
+            global const float *xr = xp + h0 * W + w0;
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) d[i][j] = xr[i * W + j];
+        } else {
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    int iw = w0 + j;
+                    d[i][j] = ok[i] && iw >= 0 && iw < W ? xp[(h0 + i) * W + iw] : 0.0f;
+                }
+        }
+        float b[4][4];
+        for (int j = 0; j < 4; j++) {
+            b[0][j] = d[0][j] - d[2][j];
+            b[1][j] = d[1][j] + d[2][j];
+            b[2][j] = d[2][j] - d[1][j];
+            b[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {
+            v[(i * 4 + 0) * plane + tw] = b[i][0] - b[i][2];
+            v[(i * 4 + 1) * plane + tw] = b[i][1] + b[i][2];
+            v[(i * 4 + 2) * plane + tw] = b[i][2] - b[i][1];
+            v[(i * 4 + 3) * plane + tw] = b[i][1] - b[i][3];
+        }
+    }
+}
+
+kernel void wino_output_rows(global const float *restrict M, global float *restrict y, int y_off,
+                             global const float *restrict b, int has_b, int accumulate, int nb, int K, int OH,
+                             int OW, int TH, int TW)
+{
+    int q = (int)get_global_id(0);
+    if (q >= K * nb * TH) return;
+    int k = q / (nb * TH), r = q - k * (nb * TH);
+    int nl = r / TH, th = r - nl * TH;
+    int T = nb * TH * TW, plane = K * T;
+    global const float *mp = M + k * T + (nl * TH + th) * TW;
+    float bias = has_b ? b[k] : 0.0f;
+    global float *yp = y + y_off + (nl * K + k) * OH * OW;
+    int rows = min(2, OH - 2 * th);
+    for (int tw = 0; tw < TW; tw++) {
+        float m[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) m[i][j] = mp[(i * 4 + j) * plane + tw];
+        float a[2][4];
+        for (int j = 0; j < 4; j++) {
+            a[0][j] = m[0][j] + m[1][j] + m[2][j];
+            a[1][j] = m[1][j] - m[2][j] - m[3][j];
+        }
+        int ow = 2 * tw;
+        for (int i = 0; i < rows; i++) {
+            global float *yr = yp + (2 * th + i) * OW + ow;
+            store_acc(yr, accumulate, a[i][0] + a[i][1] + a[i][2] + bias);
+            if (ow + 1 < OW) store_acc(yr + 1, accumulate, a[i][1] - a[i][2] - a[i][3] + bias);
+        }
+    }
+}
+
+/* CPU variant of wino_filter: one work item per (o, block of `blk` inputs i), a division-free loop. */
+kernel void wino_filter_rows(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI,
+                             int flip, int blk)
+{
+    int nblk = (CI + blk - 1) / blk, q = (int)get_global_id(0);
+    if (q >= CO * nblk) return;
+    int o = q / nblk, i0 = (q - o * nblk) * blk, i1 = min(CI, i0 + blk);
+    int plane = CO * CI;
+    global float *u = U + u_off + o * CI;
+    for (int i = i0; i < i1; i++) {
+        float g[3][3];
+        if (flip) {
+            global const float *w = Wt + (i * CO + o) * 9;
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++) g[r][s] = w[(2 - r) * 3 + (2 - s)];
+        } else {
+            global const float *w = Wt + (o * CI + i) * 9;
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++) g[r][s] = w[r * 3 + s];
+        }
+        float a[4][3];
+        for (int s = 0; s < 3; s++) {
+            a[0][s] = g[0][s];
+            a[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
+            a[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+            a[3][s] = g[2][s];
+        }
+        for (int r = 0; r < 4; r++) {
+            u[(r * 4 + 0) * plane + i] = a[r][0];
+            u[(r * 4 + 1) * plane + i] = 0.5f * (a[r][0] + a[r][1] + a[r][2]);
+            u[(r * 4 + 2) * plane + i] = 0.5f * (a[r][0] - a[r][1] + a[r][2]);
+            u[(r * 4 + 3) * plane + i] = a[r][2];
+        }
+    }
+}

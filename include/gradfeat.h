@@ -101,6 +101,9 @@ typedef struct gf_ctx_options {
     const char *paths;      /* "auto", "cpu" or "gpu": every path below at once [GRADFEAT_PATHS] */
     const char *conv_kernels;/* "plane" (CPU style) or "element" (GPU style) [GRADFEAT_CONV_KERNELS] */
     const char *bn_walk;    /* "blocked" (CPU) or "strided" (GPU) [GRADFEAT_BN_WALK] */
+    const char *conv_algo;  /* 3x3 stride-1 convolutions: "auto" (Winograd F(2x2,3x3) when both channel counts are
+                               at least 256 and the batch has at least 512 2x2 output tiles, else direct), "direct" (im2col + GEMM) or "winograd"; not part of
+                               paths (a choice by shape, not by device type) [GRADFEAT_CONV_ALGO] */
     const char *gemm;       /* "host" (host BLAS, CPU devices sharing memory) or "clblast"
                                [GRADFEAT_GEMM; GRADFEAT_HOST_BLAS=0 means clblast] */
     const char *host_mem;   /* the activation and primal caches: "map" (CL_MEM_ALLOC_HOST_PTR, filled through a
@@ -135,8 +138,8 @@ const char *gf_ctx_last_error(const gf_ctx *ctx);
 const gf_device_info *gf_ctx_device(const gf_ctx *ctx);
 /* Why this device was chosen ("best GPU", "--device cpu", ...). */
 const char *gf_ctx_device_reason(const gf_ctx *ctx);
-/* The kernel paths in use, e.g. "conv kernels plane, BN walk blocked, GEMM host BLAS,
- * item budget 16384 (auto: CPU device)". */
+/* The kernel paths in use, e.g. "conv kernels plane, BN walk blocked, GEMM host BLAS, caches mapped,
+ * conv algo auto, item budget 16384 (auto: CPU device)". */
 const char *gf_ctx_paths(const gf_ctx *ctx);
 /* Device memory held by gradfeat's buffers now and at the peak (bytes). */
 void gf_ctx_memory(const gf_ctx *ctx, uint64_t *now, uint64_t *peak);

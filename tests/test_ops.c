@@ -177,9 +177,10 @@ typedef struct variant {
     unsigned item_budget;         /* 0: the context's */
     int conv_variant;             /* im2col/col2im/layout kernels of the affine ops (GF_CONV_VARIANT_*) */
     int full, small;              /* in the default run; in the --small run */
+    const char *conv_algo;        /* gf_ctx_options.conv_algo; NULL: auto */
 } variant;
-enum { V_DEFAULT, V_ELEMENT, V_PLANE, V_CLBLAST, V_TILES, V_SLICES, V_TILES16, V_SLICES16, V_BLOCKED, V_STRIDED,
-       V_BLOCKED200, N_VARIANTS };
+enum { V_DEFAULT, V_ELEMENT, V_PLANE, V_CLBLAST, V_TILES, V_SLICES, V_TILES16, V_SLICES16, V_DIRECT, V_WINOGRAD,
+       V_WINO_CLBLAST, V_BLOCKED, V_STRIDED, V_BLOCKED200, N_VARIANTS };
 static const variant variants[N_VARIANTS] = {
     [V_DEFAULT] = {"default", NULL, NULL, 0, 0, 1, 1},
     /* the affine ops: the context's GEMM (host BLAS on CPU devices sharing host memory) with each kernel
@@ -193,6 +194,12 @@ static const variant variants[N_VARIANTS] = {
     [V_SLICES] = {"slices", NULL, NULL, 150, GF_CONV_VARIANT_ELEMENT, 1, 0},
     [V_TILES16] = {"tiles16", NULL, NULL, 16, GF_CONV_VARIANT_PLANE, 0, 1},
     [V_SLICES16] = {"slices16", NULL, NULL, 16, GF_CONV_VARIANT_ELEMENT, 0, 1},
+    /* the algorithm of 3x3 stride-1 convs (GRADFEAT_CONV_ALGO): direct forced, Winograd F(2x2, 3x3) forced with the
+     * CPU-style transform kernels (rows of tiles) and the context's GEMM (host BLAS on PoCL), and Winograd with the
+     * per-tile transform kernels and CLBlast's strided batched GEMM */
+    [V_DIRECT] = {"direct", NULL, NULL, 0, GF_CONV_VARIANT_AUTO, 1, 1, "direct"},
+    [V_WINOGRAD] = {"winograd", NULL, NULL, 0, GF_CONV_VARIANT_PLANE, 1, 1, "winograd"},
+    [V_WINO_CLBLAST] = {"wino-clblast", "clblast", NULL, 0, GF_CONV_VARIANT_ELEMENT, 1, 1, "winograd"},
     /* batch norm: both lane walks (CPU: blocked, GPU: strided), and the blocked walk with a small item budget
      * (more lanes per channel than 16) */
     [V_BLOCKED] = {"blocked", NULL, "blocked", 0, 0, 1, 1},
@@ -200,7 +207,7 @@ static const variant variants[N_VARIANTS] = {
     [V_BLOCKED200] = {"blocked200", NULL, "blocked", 200, 0, 1, 1},
 };
 #define VARIANTS_AFFINE (1u << V_ELEMENT | 1u << V_PLANE | 1u << V_CLBLAST | 1u << V_TILES | 1u << V_SLICES | \
-                         1u << V_TILES16 | 1u << V_SLICES16)
+                         1u << V_TILES16 | 1u << V_SLICES16 | 1u << V_DIRECT | 1u << V_WINOGRAD | 1u << V_WINO_CLBLAST)
 #define VARIANTS_BN (1u << V_BLOCKED | 1u << V_STRIDED | 1u << V_BLOCKED200)
 static const variant *current_variant = &variants[V_DEFAULT];
 
@@ -209,6 +216,7 @@ static void apply_variant(gf_ctx_options *o, const void *user) {
     if (v->gemm) o->gemm = v->gemm;
     if (v->bn_walk) o->bn_walk = v->bn_walk;
     if (v->item_budget) o->item_budget = v->item_budget;
+    if (v->conv_algo) o->conv_algo = v->conv_algo;
 }
 
 /* ---------------- the driver: every row the same way ---------------- */
@@ -1612,6 +1620,34 @@ static void conv_once(gf_ctx *ctx) {
     CHECK(gf_conv2d_forward(ctx, &d, x, W, NULL, y) == GF_ERR_USAGE && strstr(gf_ctx_last_error(ctx), "y "),
           "small y accepted or message unclear: %s", gf_ctx_last_error(ctx));
     gf_buf_release(&x); gf_buf_release(&W); gf_buf_release(&y);
+    /* the algorithm auto picks (GF_CONV_ALGO_*): Winograd only for 3x3 stride-1 dilation-1 ungrouped convs with
+     * both channel counts >= GF_WINO_MIN_CHANNELS and >= GF_WINO_MIN_TILES 2x2 output tiles */
+    static const struct { int n, c, hw, k, stride, dil, groups, algo, want; } auto_cases[] = {
+        {64, 512, 7, 3, 1, 1, 1, 0, 1},    /* W1: 64 x 16 tiles */
+        {32, 512, 7, 3, 1, 1, 1, 0, 1},    /* 512 tiles */
+        {16, 512, 7, 3, 1, 1, 1, 0, 0},    /* 256 tiles */
+        {64, 128, 28, 3, 1, 1, 1, 0, 0},   /* 128 channels */
+        {64, 512, 7, 3, 2, 1, 1, 0, 0},    /* stride 2 */
+        {64, 512, 9, 3, 1, 2, 1, 0, 0},    /* dilation 2 */
+        {64, 512, 7, 3, 1, 1, 2, 0, 0},    /* groups 2 */
+        {64, 512, 7, 1, 1, 1, 1, 0, 0},    /* 1x1 */
+        {1, 4, 5, 3, 1, 1, 1, GF_CONV_ALGO_WINOGRAD, 1},
+        {64, 512, 7, 3, 1, 1, 1, GF_CONV_ALGO_DIRECT, 0},
+        {64, 512, 7, 3, 2, 1, 1, GF_CONV_ALGO_WINOGRAD, 0},   /* forced, but not a Winograd shape */
+    };
+    for (size_t i = 0; i < sizeof auto_cases / sizeof auto_cases[0]; i++) {
+        REQUIRE_OK(ctx, gf_conv_desc_simple(ctx, &d, auto_cases[i].n, auto_cases[i].c, auto_cases[i].hw,
+                                            auto_cases[i].hw, auto_cases[i].c, auto_cases[i].k, auto_cases[i].stride,
+                                            auto_cases[i].k / 2 * auto_cases[i].dil, auto_cases[i].dil,
+                                            auto_cases[i].groups));
+        d.algo = auto_cases[i].algo;
+        int want = auto_cases[i].want;
+        if (!d.algo && current_variant->conv_algo) want = want && strcmp(current_variant->conv_algo, "direct");
+        if (!d.algo && current_variant->conv_algo && !strcmp(current_variant->conv_algo, "winograd"))
+            want = auto_cases[i].k == 3 && auto_cases[i].stride == 1 && auto_cases[i].dil == 1 && auto_cases[i].groups == 1;
+        CHECK(gf_conv_uses_winograd(ctx, &d) == want, "conv algorithm case %zu: Winograd %d, want %d", i,
+              gf_conv_uses_winograd(ctx, &d), want);
+    }
     conv_bn_fold(ctx);
 }
 static const op_def OP_CONV = {.name = "conv", .variants = VARIANTS_AFFINE,
@@ -2346,6 +2382,15 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "SAME 5x5 stride 2", 1, 3, 8, 9, 6, 5, 5, 2, 2, 0, 0, 0, 0, 1, 1, 1);
     RN(OP_CONV, 1, 0, "dilation 2", 2, 3, 9, 9, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1);
     RN(OP_CONV, 1, 0, "dilation 2 stride 2", 1, 5, 11, 10, 3, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1);
+    /* Winograd F(2x2, 3x3) shapes (3x3 stride 1; forced by the winograd variants; auto's choice: conv_once):
+     * odd sizes (partial 2x2 tiles), pads 0, 1, 2 and asymmetric, batch > 1, one image per chunk */
+    RN(OP_CONV, 1, 1, "3x3 pad 1 odd 7x9 batch 3", 3, 4, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 0 odd 9x7 batch 2", 2, 6, 9, 7, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 2 5x6", 2, 3, 5, 6, 4, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 asymmetric pads 8x5", 2, 3, 8, 5, 4, 3, 3, 1, 1, 0, 2, 1, 0, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 3x3 image", 4, 5, 3, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 one image per chunk", 3, 4, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 256 -> 256 5x4 batch 2", 2, 256, 5, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "rectangular 1x3 stride (2,1)", 2, 3, 7, 6, 5, 1, 3, 2, 1, 0, 0, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "groups 2", 2, 6, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2);
     RN(OP_CONV, 1, 0, "groups 3 stride 2", 7, 9, 8, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3);

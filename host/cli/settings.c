@@ -84,6 +84,7 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
     if ((rc = path_env(s, "paths", "GRADFEAT_PATHS", "kernel path", "cpu", "gpu", &o->paths, err, n))) return rc;
     if ((rc = path_env(s, "conv kernels", "GRADFEAT_CONV_KERNELS", "kernel path", "plane", "element", &o->conv_kernels, err, n))) return rc;
     if ((rc = path_env(s, "BN walk", "GRADFEAT_BN_WALK", "kernel path", "blocked", "strided", &o->bn_walk, err, n))) return rc;
+    if ((rc = path_env(s, "conv algorithm", "GRADFEAT_CONV_ALGO", "conv algorithm", "direct", "winograd", &o->conv_algo, err, n))) return rc;
     const char *hb = env("GRADFEAT_HOST_BLAS");   /* the older twin of GRADFEAT_GEMM: 0 = CLBlast */
     if (!env("GRADFEAT_GEMM") && hb && !strcmp(hb, "0")) { o->gemm = "clblast"; row(s, "GEMM", "clblast", "GRADFEAT_HOST_BLAS=0", NULL); }
     else if ((rc = path_env(s, "GEMM", "GRADFEAT_GEMM", "kernel path", "host", "clblast", &o->gemm, err, n))) return rc;

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include "gradfeat.h"
 
-enum { CLI_SETTINGS_ROWS = 16 };
+enum { CLI_SETTINGS_ROWS = 20 };
 typedef struct cli_settings {
     gf_ctx_options opt;                /* its strings point into this struct and the environment */
     char cache_dir[1024];              /* compiled-kernel cache folder ("" = none) */

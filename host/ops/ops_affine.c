@@ -111,6 +111,8 @@ gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d) {
                        d->groups, d->c_in, d->c_out);
     if (d->variant < GF_CONV_VARIANT_AUTO || d->variant > GF_CONV_VARIANT_PLANE)
         return gf_fail(ctx, GF_ERR_USAGE, "conv: unknown kernel variant %d", d->variant);
+    if (d->algo < GF_CONV_ALGO_AUTO || d->algo > GF_CONV_ALGO_WINOGRAD)
+        return gf_fail(ctx, GF_ERR_USAGE, "conv: unknown algorithm %d", d->algo);
     /* keeps every index expression of the kernels (oh*stride - pad + i*dil) inside int */
     const int big = 1 << 24;
     if (d->h_in > big || d->w_in > big || d->kh > big || d->kw > big || d->stride_h > big || d->stride_w > big ||
@@ -398,6 +400,105 @@ static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) 
 }
 
 /* ------------------------------------------------------------------ */
+/* Winograd F(2x2, 3x3) (cl/conv.cl "Winograd")                        */
+
+/* 1 when this conv runs as Winograd: 3x3, stride 1, dilation 1, one group; then the descriptor's algorithm,
+ * else the context's (GRADFEAT_CONV_ALGO); auto: both channel counts at least GF_WINO_MIN_CHANNELS and at least
+ * GF_WINO_MIN_TILES output tiles (the filter transforms are paid once per call). */
+int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
+    if (d->kh != 3 || d->kw != 3 || d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 ||
+        d->groups != 1)
+        return 0;
+    int algo = d->algo ? d->algo : ctx->conv_algo;
+    if (algo == GF_CONV_ALGO_DIRECT) return 0;
+    if (algo == GF_CONV_ALGO_WINOGRAD) return 1;
+    size_t tiles = (size_t)d->n * (size_t)((d->h_out + 1) / 2) * (size_t)((d->w_out + 1) / 2);
+    return d->c_in >= GF_WINO_MIN_CHANNELS && d->c_out >= GF_WINO_MIN_CHANNELS && tiles >= GF_WINO_MIN_TILES;
+}
+
+/* One Winograd convolution: y[n, co, OH, OW] (+)= sum over the terms of conv(x_k, W_k) (+ b), x_k [n, ci, H, W],
+ * the output tile (th, tw) reading input rows 2th - pt .., columns 2tw - pl .. (zero outside). flip: W_k is
+ * the forward weight [ci, co, 3, 3] of a conv whose input gradient this is (rotated and transposed). */
+typedef struct wino_conv {
+    int n, ci, h, w, co, oh, ow, pt, pl, flip;
+    const gf_conv_desc *d;   /* for the kernel variant and the workspace limit */
+} wino_conv;
+
+static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int terms, const cl_mem *xs,
+                          const cl_mem *Ws, cl_mem b, cl_mem y, int acc) {
+    int TH = (c->oh + 1) / 2, TW = (c->ow + 1) / 2;
+    size_t tpi = (size_t)TH * TW, plane_u = (size_t)c->co * c->ci;
+    /* images per chunk: V [16, ci, nb*tpi] and M [16, co, nb*tpi] within the workspace limit */
+    size_t rows = (size_t)(c->ci > c->co ? c->ci : c->co);
+    size_t per_img = 16 * rows * tpi * sizeof(float);
+    size_t limit = c->d->max_workspace ? c->d->max_workspace : DEFAULT_WORKSPACE;
+    size_t cap = (size_t)ctx->info.max_alloc;
+    if (cap == 0 || cap > (size_t)INT_MAX * sizeof(float)) cap = (size_t)INT_MAX * sizeof(float);
+    if (limit > cap) limit = cap;
+    if (per_img > cap || 16 * plane_u * terms * sizeof(float) > cap)
+        return gf_fail(ctx, GF_ERR_MEMORY, "%s: Winograd workspace of one image (%zu bytes) or the filter transforms "
+                       "exceed the device's max allocation %zu", op, per_img, cap);
+    size_t nb = per_img > limit ? 1 : limit / per_img;
+    if (nb > (size_t)c->n) nb = (size_t)c->n;
+    size_t chunks = ((size_t)c->n + nb - 1) / nb;
+    nb = ((size_t)c->n + chunks - 1) / chunks;
+    cl_mem U, V, M;
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_WINO_U, 16 * plane_u * terms * sizeof(float), &U));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_COL, 16 * c->ci * nb * tpi * sizeof(float), &V));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_OUT, 16 * c->co * nb * tpi * sizeof(float), &M));
+    /* CPU style: a row of tiles per work item (TW loop iterations of ~50 each, within the item budget; else
+     * one tile per item as on GPUs) */
+    int by_row = plane_kernels(ctx, c->d) && (size_t)TW * 64 <= ctx->item_budget;
+    const char *ni = by_row ? "wino_input_rows" : "wino_input", *no = by_row ? "wino_output_rows" : "wino_output";
+    size_t per = by_row ? (size_t)TH : tpi;   /* work items per image and channel */
+    cl_kernel kf, ki, ko;
+    const char *nf = by_row ? "wino_filter_rows" : "wino_filter";
+    GF_TRY(kern(ctx, nf, &kf));
+    GF_TRY(kern(ctx, ni, &ki));
+    GF_TRY(kern(ctx, no, &ko));
+    int blk = item_rows(ctx, 48, 0, c->ci);   /* wino_filter_rows: inputs per work item */
+    for (int k = 0; k < terms; k++) {   /* U of term k: 16 planes [co, ci] from k * 16 * plane_u */
+        int u_off = (int)((size_t)k * 16 * plane_u);
+        if (by_row)
+            GF_TRY(gf_args(ctx, kf, nf, "mmiiiii", Ws[k], U, u_off, c->co, c->ci, c->flip, blk));
+        else
+            GF_TRY(gf_args(ctx, kf, nf, "mmiiii", Ws[k], U, u_off, c->co, c->ci, c->flip));
+        GF_TRY(launch1(ctx, kf, nf, by_row ? (size_t)c->co * tiles_of(c->ci, blk) : plane_u));
+    }
+    for (int n0 = 0; n0 < c->n; n0 += (int)nb) {
+        int m = c->n - n0 < (int)nb ? c->n - n0 : (int)nb;
+        size_t T = (size_t)m * tpi;
+        for (int k = 0; k < terms; k++) {
+            GF_TRY(gf_args(ctx, ki, ni, "mimiiiiiiii", xs[k], (int)((size_t)n0 * c->ci * c->h * c->w), V, m,
+                           c->ci, c->h, c->w, c->pt, c->pl, TH, TW));
+            GF_TRY(launch1(ctx, ki, ni, (size_t)c->ci * m * per));
+            /* M[xi] (+)= U_k[xi] V[xi], xi = 0..15 */
+            GF_TRY(gf_gemm_batched(ctx, 0, 0, (size_t)c->co, T, (size_t)c->ci, 1.0f, U, (size_t)k * 16 * plane_u,
+                                   (size_t)c->ci, plane_u, V, 0, T, (size_t)c->ci * T, k ? 1.0f : 0.0f, M, 0, T,
+                                   (size_t)c->co * T, 16));
+        }
+        GF_TRY(gf_args(ctx, ko, no, "mmimiiiiiiii", M, y, (int)((size_t)n0 * c->co * c->oh * c->ow),
+                       b ? b : M, b != NULL, acc, m, c->co, c->oh, c->ow, TH, TW));
+        GF_TRY(launch1(ctx, ko, no, (size_t)c->co * m * per));
+    }
+    return GF_OK;
+}
+
+static wino_conv wino_forward_of(const gf_conv_desc *d) {
+    wino_conv c = {d->n, d->c_in, d->h_in, d->w_in, d->c_out, d->h_out, d->w_out, d->pad_top, d->pad_left, 0, d};
+    return c;
+}
+
+/* The input gradient as a Winograd conv of g (c_out channels, h_out x w_out) with the rotated, transposed
+ * filter: gx[ih] = sum_i W[i] g[ih + pt - i] is a conv with padding 2 - pt (needs pt, pl <= 2). */
+static int wino_backward_ok(const gf_conv_desc *d) { return d->pad_top <= 2 && d->pad_left <= 2; }
+static wino_conv wino_backward_of(const gf_conv_desc *d) {
+    wino_conv c = {d->n, d->c_out, d->h_out, d->w_out, d->c_in, d->h_in, d->w_in, 2 - d->pad_top, 2 - d->pad_left, 1,
+                   d};
+    return c;
+}
+
+/* ------------------------------------------------------------------ */
 /* Conv: forward, tangent, backward                                    */
 
 gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem y) {
@@ -409,6 +510,10 @@ gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     if (b) GF_TRY(need_buf(ctx, op, "b", b, (size_t)d->c_out));
     GF_TRY(need_buf(ctx, op, "y", y, s.y_n));
     if (gf_conv_is_depthwise(d)) return run_dw_conv(ctx, d, x, W, NULL, NULL, b, y);
+    if (gf_conv_uses_winograd(ctx, d)) {
+        wino_conv c = wino_forward_of(d);
+        return wino_run(ctx, op, &c, 1, &x, &W, b, y, 0);
+    }
     int nb;
     cl_mem col, tmp;
     GF_TRY(conv_chunk(ctx, d, op, &nb));
@@ -441,6 +546,14 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     if (!use_a && !use_b) return run_fill_bias(ctx, t_out, bt, d->n, d->c_out, (int)s.P);
     if (gf_conv_is_depthwise(d))
         return run_dw_conv(ctx, d, use_a ? x : NULL, Wt, use_b ? t_in : NULL, use_b ? W : NULL, bt, t_out);
+    if (gf_conv_uses_winograd(ctx, d)) {   /* both terms summed in the transformed domain, one output transform */
+        cl_mem xs[2], Ws[2];
+        int terms = 0;
+        if (use_a) { xs[terms] = x; Ws[terms++] = Wt; }
+        if (use_b) { xs[terms] = t_in; Ws[terms++] = W; }
+        wino_conv c = wino_forward_of(d);
+        return wino_run(ctx, op, &c, terms, xs, Ws, bt, t_out, 0);
+    }
     int nb;
     cl_mem col, tmp;
     GF_TRY(conv_chunk(ctx, d, op, &nb));
@@ -520,11 +633,16 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         }
         return GF_OK;
     }
+    /* the input gradient by Winograd where the forward would be (the weight gradient stays direct) */
+    cl_mem gx_wino = gx && gf_conv_uses_winograd(ctx, d) && wino_backward_ok(d) ? gx : NULL;
+    if (gx_wino) gx = NULL;
     int nb;
     cl_mem col, tmp;
-    GF_TRY(conv_chunk(ctx, d, op, &nb));
-    GF_TRY(conv_workspace(ctx, d, nb, &col, &tmp));
-    for (int n0 = 0; n0 < d->n; n0 += nb) {
+    if (gx || gW) {
+        GF_TRY(conv_chunk(ctx, d, op, &nb));
+        GF_TRY(conv_workspace(ctx, d, nb, &col, &tmp));
+    }
+    for (int n0 = 0; (gx || gW) && n0 < d->n; n0 += nb) {
         int m = d->n - n0 < nb ? d->n - n0 : nb;
         size_t cols = (size_t)m * s.P;
         GF_TRY(run_to_cnp(ctx, d, g, n0, m, tmp));
@@ -537,6 +655,10 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
             GF_TRY(gemm_colgrad(ctx, d, W, tmp, cols, col));
             GF_TRY(run_col2im(ctx, d, col, gx, n0, m, acc));
         }
+    }
+    if (gx_wino) {
+        wino_conv c = wino_backward_of(d);
+        GF_TRY(wino_run(ctx, op, &c, 1, &g, &W, NULL, gx_wino, acc));
     }
     return GF_OK;
 }
@@ -814,6 +936,7 @@ void gf_selftest_affine(gf_ctx *ctx, gf_check_list *l) {
     static const char *conv_rows[3] = {"conv forward", "conv tangent", "conv backward"};
     static const char *dw_rows[3] = {"dwconv forward", "dwconv tangent", "dwconv backward"};
     static const char *lin_rows[3] = {"linear forward", "linear tangent", "linear backward"};
+    static const char *wino_rows[3] = {"conv winograd forward", "conv winograd tangent", "conv winograd backward"};
     const double tol = 1e-5;
     st_err e[3];
     gf_conv_desc d;
@@ -825,6 +948,12 @@ void gf_selftest_affine(gf_ctx *ctx, gf_check_list *l) {
     gf_status st = gf_conv_desc_init(ctx, &d, 2, 6, 9, 8, 10, 3, 3, 2, 2, pt, pb, pl, pr, 1, 1, 2);
     if (st == GF_OK) st = st_conv_case(ctx, &d, e);
     for (int i = 0; i < 3; i++) gf_check_add(l, conv_rows[i], st ? INFINITY : e[i].ma, st ? INFINITY : e[i].mr, tol);
+    /* Winograd F(2x2, 3x3) forced: odd sizes (partial tiles), batch 2, pad 1 */
+    for (int i = 0; i < 3; i++) e[i].ma = e[i].mr = 0;
+    st = gf_conv_desc_simple(ctx, &d, 2, 5, 7, 9, 6, 3, 1, 1, 1, 1);
+    d.algo = GF_CONV_ALGO_WINOGRAD;
+    if (st == GF_OK) st = st_conv_case(ctx, &d, e);
+    for (int i = 0; i < 3; i++) gf_check_add(l, wino_rows[i], st ? INFINITY : e[i].ma, st ? INFINITY : e[i].mr, tol);
     /* depthwise, multiplier 2, dilation 2 */
     for (int i = 0; i < 3; i++) e[i].ma = e[i].mr = 0;
     st = gf_conv_desc_simple(ctx, &d, 2, 3, 7, 6, 6, 3, 1, 2, 2, 3);

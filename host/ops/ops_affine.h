@@ -15,8 +15,14 @@
  * atomics, fixed summation order. Linear is gf_gemm plus a bias fill / column
  * reduction.
  *
- * Scratch slots used (gf_scratch): 0 = im2col workspace [Cin*kh*kw, nb*P],
- * 1 = GEMM output / gradient in [Cout, nb*P] order. Both are reused by the
+ * Winograd F(2x2, 3x3) (3x3 stride-1 convs, see GF_CONV_ALGO_*): input, filter and output transforms in
+ * cl/conv.cl around 16 GEMMs per chunk (gf_gemm_batched); the tangent adds both terms in the transformed
+ * domain (one output transform), the input gradient is the Winograd conv of g with the rotated, transposed
+ * filter.
+ *
+ * Scratch slots used (gf_scratch): 0 = im2col workspace [Cin*kh*kw, nb*P] (Winograd: the transformed input),
+ * 1 = GEMM output / gradient in [Cout, nb*P] order (Winograd: the GEMMs' output), 3 = Winograd filter
+ * transforms. Both are reused by the
  * next call of any op that uses these slots; the in-order queue keeps that safe.
  * When a whole batch's workspace would exceed the limit (min(max_alloc,
  * 256 MiB) or desc.max_workspace), the batch is processed in chunks of images. */
@@ -25,7 +31,8 @@
 
 #include "gf_internal.h"
 
-enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2 };  /* PART: partial sums of split reductions */
+/* PART: partial sums of split reductions; WINO_U: the Winograd filter transforms */
+enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2, GF_AFFINE_SLOT_WINO_U = 3 };
 
 typedef struct gf_conv_desc {
     int n, c_in, h_in, w_in;
@@ -37,7 +44,19 @@ typedef struct gf_conv_desc {
     int groups;
     size_t max_workspace;             /* bytes per scratch slot; 0 = default. Tests set it small to force chunking */
     int variant;                      /* im2col/col2im/layout kernels: GF_CONV_VARIANT_* (0 = auto) */
+    int algo;                         /* GF_CONV_ALGO_* (0 = the context's conv_algo) */
 } gf_conv_desc;
+
+/* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):
+ * AUTO: Winograd F(2x2, 3x3) when c_in and c_out are both at least GF_WINO_MIN_CHANNELS and the output has at
+ * least GF_WINO_MIN_TILES 2x2 tiles (n * ceil(h_out/2) * ceil(w_out/2)), else direct
+ * (im2col + GEMM). WINOGRAD: Winograd for every such conv (forward, both tangent terms, input gradient;
+ * the weight gradient stays direct). The input gradient also needs pad_top, pad_left <= 2. */
+enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2 };
+/* measured on PoCL (README "Kernel paths"): 64 and 128 channels slower, 256 and 512 faster; at 512 channels 7x7,
+ * batch 4 and 16 (64 and 256 tiles) slower, 32 even, 64 faster */
+#define GF_WINO_MIN_CHANNELS 256
+#define GF_WINO_MIN_TILES 512
 
 /* AUTO: PLANE on CPU devices, ELEMENT elsewhere. ELEMENT: one work item per
  * float (coalesced on GPUs, but integer div/mod per float, which CPU vector
@@ -65,6 +84,8 @@ gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d);
 void gf_conv_same_pads(int in, int k, int stride, int dil, int *pad_before, int *pad_after);
 /* 1 when the descriptor is handled by the direct depthwise kernels. */
 int gf_conv_is_depthwise(const gf_conv_desc *d);
+/* 1 when the forward and tangent of this conv run as Winograd on this context (GF_CONV_ALGO_*). */
+int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d);
 
 /* y = W * x + b.  b may be NULL. */
 gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem y);

@@ -2,7 +2,8 @@
  * shapes (batch B, 512 -> 512 channels, 7x7, 3x3 kernel, pad 1) next to plain
  * gf_gemm at the same GEMM sizes on the same device. Each case is launched once
  * to warm up, then `reps` times, interleaved with the other cases, each launch
- * between two gf_ctx_finish calls; best and mean per launch are reported. */
+ * between two gf_ctx_finish calls; best and mean per launch are reported. The conv launchers also run with
+ * the algorithm forced both ways (direct, Winograd F(2x2, 3x3)), interleaved the same way. */
 #include <clblast_c.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@ typedef struct bench_bufs {
     cl_mem Ot, Ob;         /* outputs of the NT and TN GEMMs, so that A, B, C keep their values */
 } bench_bufs;
 
-enum { B_FWD, B_TAN, B_BWD, B_NN, B_NT, B_TN, B_BATCHED, B_CONVGEMM, B_COUNT };
+enum { B_FWD, B_TAN, B_BWD, B_NN, B_NT, B_TN, B_BATCHED, B_CONVGEMM,
+       B_FWD_D, B_TAN_D, B_BWD_D, B_FWD_W, B_TAN_W, B_BWD_W, B_COUNT };   /* _D, _W: direct, Winograd forced */
 
 typedef struct bench_run {
     gf_ctx *ctx;
@@ -33,6 +35,14 @@ static gf_status bench_once(bench_run *r, int what) {
     gf_ctx *ctx = r->ctx;
     bench_bufs *m = &r->m;
     const gf_conv_desc *d = &r->d;
+    if (what >= B_FWD_D) {   /* the conv launchers with the algorithm forced (gf_conv_desc.algo) */
+        gf_conv_desc f = r->d;
+        f.algo = what >= B_FWD_W ? GF_CONV_ALGO_WINOGRAD : GF_CONV_ALGO_DIRECT;
+        int op = (what - B_FWD_D) % 3;
+        if (op == 0) return gf_conv2d_forward(ctx, &f, m->x, m->W, m->b, m->y);
+        if (op == 1) return gf_conv2d_tangent(ctx, &f, m->x, m->Wt, m->bt, m->W, m->t, m->y);
+        return gf_conv2d_backward(ctx, &f, m->x, m->W, m->g, m->gx, m->gW, m->gb, 0);
+    }
     size_t M = r->M, N = r->N, K = r->K;
     switch (what) {
     case B_FWD: return gf_conv2d_forward(ctx, d, m->x, m->W, m->b, m->y);
@@ -172,6 +182,15 @@ static gf_status bench_body(bench_run *r, int reps, FILE *out) {
             t[B_NT] * 1e3, f1 / t[B_NT] * 1e-9, gf_bench_peak_pct(&roof, f1 / t[B_NT] * 1e-9));
     fprintf(out, "  TN %zux%zux%zu (input gradient)   %8.2f ms %10.2f GFLOP/s %6.1f %% of peak\n", r->K, r->N, r->M,
             t[B_TN] * 1e3, f1 / t[B_TN] * 1e-9, gf_bench_peak_pct(&roof, f1 / t[B_TN] * 1e-9));
+    static const char *const algo[3] = {"auto", "direct", "winograd"};
+    fprintf(out, "\nconv algorithm (GRADFEAT_CONV_ALGO=%s; the rows above ran %s): direct (im2col + GEMM) vs\n"
+            "Winograd F(2x2, 3x3), each forced, interleaved with the rest (best of reps):\n",
+            algo[ctx->conv_algo], gf_conv_uses_winograd(ctx, &r->d) ? "Winograd" : "direct");
+    fprintf(out, "  %-34s %10s %12s %8s\n", "op", "direct ms", "Winograd ms", "W / D");
+    static const char *const ops[3] = {"conv forward", "conv tangent (both terms)", "conv backward (gx by Winograd)"};
+    for (int i = 0; i < 3; i++)
+        fprintf(out, "  %-34s %10.2f %12.2f %8.2f\n", ops[i], t[B_FWD_D + i] * 1e3, t[B_FWD_W + i] * 1e3,
+                t[B_FWD_W + i] / t[B_FWD_D + i]);
     fprintf(out, "alternatives for the forward (not used; for the record):\n");
     fprintf(out, "  strided-batched GEMM, one per image, shared W (stride 0): %8.2f ms %10.2f GFLOP/s\n",
             t[B_BATCHED] * 1e3, f1 / t[B_BATCHED] * 1e-9);

@@ -52,6 +52,7 @@ struct gf_ctx {
     size_t gemm_tmp_bytes;
     int host_blas;                   /* CPU device sharing host memory: GEMMs run in host BLAS */
     int conv_plane;                  /* conv.cl CPU-style plane kernels (else per element) */
+    int conv_algo;                   /* 3x3 stride-1 convs: 0 auto, 1 direct, 2 Winograd (GF_CONV_ALGO_*, ops_affine.h) */
     int map_caches;                  /* caches in host-visible memory, filled through a mapping (gf_buf_create_host) */
     int bn_blocked;                  /* bn.cl blocked lane walk (else strided) */
     unsigned item_budget;            /* loop iterations per work item in tiled kernels */

@@ -290,6 +290,12 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     ctx->map_caches = (map >= 0 ? map : 1) && ctx->info.unified_memory;
     if (map == 1 && !ctx->info.unified_memory)
         gf_log(ctx, GF_LOG_WARN, "host memory map: this device does not share host memory; copying the caches");
+    /* by shape, not by device type: GRADFEAT_PATHS leaves it alone too */
+    const char *ca = opt->conv_algo;
+    if (!ca || !*ca || !strcasecmp(ca, "auto")) ctx->conv_algo = 0;
+    else if (!strcasecmp(ca, "direct")) ctx->conv_algo = 1;
+    else if (!strcasecmp(ca, "winograd")) ctx->conv_algo = 2;
+    else return gf_fail(ctx, GF_ERR_USAGE, "conv_algo '%s' is not a conv algorithm: use auto, direct or winograd", ca);
     if (opt->item_budget > 1u << 30)
         return gf_fail(ctx, GF_ERR_USAGE, "item budget %u is not in 1..2^30", opt->item_budget);
     ctx->item_budget = opt->item_budget ? opt->item_budget : 16384;
@@ -302,9 +308,10 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
                ctx->wg_cap);
     char wg[48] = "";
     if (ctx->wg_cap) snprintf(wg, sizeof wg, ", work-group cap %zu", ctx->wg_cap);
-    snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, caches %s, item budget %u%s (%s)",
+    static const char *const algo[3] = {"auto", "direct", "winograd"};
+    snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, caches %s, conv algo %s, item budget %u%s (%s)",
              ctx->conv_plane ? "plane" : "element", ctx->bn_blocked ? "blocked" : "strided",
-             ctx->host_blas ? "host BLAS" : "CLBlast", ctx->map_caches ? "mapped" : "copied", ctx->item_budget, wg,
+             ctx->host_blas ? "host BLAS" : "CLBlast", ctx->map_caches ? "mapped" : "copied", algo[ctx->conv_algo], ctx->item_budget, wg,
              all < 0 && conv < 0 && walk < 0 && gemm < 0 && map < 0 ? (ctx->info.is_cpu ? "auto: CPU device" : "auto: not a CPU device")
                                                        : "set by option");
     return GF_OK;
