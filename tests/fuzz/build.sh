@@ -15,7 +15,7 @@ OUT=$(cd "$OUT" && pwd)
 command -v "$CC" >/dev/null || { echo "fuzz/build.sh: $CC not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 
-cmake -S "$SRC" -B "$OUT/lib" -DCMAKE_C_COMPILER="$CC" -DGF_TESTS=OFF -DGF_WERROR=OFF \
+cmake -S "$SRC" -B "$OUT/lib" -DCMAKE_C_COMPILER="$CC" -DGF_TESTS=OFF -DGF_WERROR=OFF -DGF_MPI=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link $SAN" >"$OUT/cmake.log" \
   || { cat "$OUT/cmake.log" >&2; exit 1; }
 cmake --build "$OUT/lib" --target gradfeat -j"$JOBS" >"$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log" >&2; exit 1; }
