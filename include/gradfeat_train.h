@@ -111,6 +111,7 @@ typedef struct gf_job_result {
     double probe_l2;                         /* the L-BFGS probe's L2 strength (NAN for the SGD probe) */
     double lr[4];                            /* learning rate each method trained with */
     int lr_auto_used;                        /* lr[] were chosen on the holdout */
+    int select;                              /* GF_JOB_SELECT_*: which evaluation each method kept */
     double lr_ratio[4];                      /* --lr-scale: R, Adam's first step's RMS logit change per unit rate over
                                                 the probe's RMS logit
                                                 (NAN: not scaled) */

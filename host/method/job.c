@@ -476,6 +476,7 @@ static void copy_results(job_run *J) {
     }
     res->probe_l2 = tres->m[0].probe_l2;
     res->lr_auto_used = job->lr_auto && res->n_hold > 0;
+    res->select = job->select;
 }
 
 static void job_run_free(job_run *J) {

@@ -104,7 +104,12 @@ void gf_job_print_table(const gf_job_result *r, FILE *out) {
     fprintf(out, "top block %s; %d training / %d evaluation samples, %d classes; metric: %s\n", r->top, r->n_train,
             r->n_val, r->classes, r->multi_label ? "mAP" : "top-1 accuracy");
     int hold = r->n_hold > 0;
-    if (hold) fprintf(out, "model selection: the best evaluation on %d held-out training samples (epoch 0 = the start)\n", r->n_hold);
+    if (hold && r->select == GF_JOB_SELECT_LAST)
+        fprintf(out, "model selection: the last epoch; %d held-out training samples chose the probe's L2 and watch for "
+                "divergence\n", r->n_hold);
+    else if (hold)
+        fprintf(out, "model selection: the %s on %d held-out training samples (epoch 0 = the start)\n",
+                r->select == GF_JOB_SELECT_METRIC ? "best held-out metric" : "lowest held-out loss", r->n_hold);
     fprintf(out, "%-10s %11s %11s %11s %11s", "method", "train loss", "train", "val loss", "val");
     if (hold) fprintf(out, " %11s %11s %6s", "hold loss", "holdout", "epoch");
     fprintf(out, " %9s\n", "seconds");
