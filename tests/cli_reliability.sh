@@ -257,11 +257,20 @@ check "--batch 1000000 trains exactly like --batch 24" \
 check "--lr 100, no holdout: exit 6, the training-loss note, results written (rc $rc)" \
   '[ $rc -eq 6 ] && grep -q "finetune: stopped after epoch 3: its training loss stayed far above" "$t/dv1.out" && grep -q "finetune diverged" "$t/dv1.err" && [ -s "$t/dv1/results.json" ]' \
   || { cat "$t/dv1.out" "$t/dv1.err"; }
-# (a constant rate: under the default cosine the rate has fallen by the third evaluation and the model recovers)
-"$G" "${tr[@]}" --method linear,finetune --epochs 4 --lr 100 --lr-schedule step --holdout 0.25 --run-dir "$t/dv2" > "$t/dv2.out" 2> "$t/dv2.err"; rc=$?
+# (a constant rate: under the default cosine the rate has fallen by the third evaluation and the model recovers;
+# --finetune-lr 0: finetune at --lr / 10, where its own default 1e-4 would only creep from the diverged probe;
+# --select loss: the SGD probe kept at its best evaluation, not its diverged last one, so finetune starts sane)
+"$G" "${tr[@]}" --method linear,finetune --epochs 4 --lr 100 --finetune-lr 0 --lr-schedule step --holdout 0.25 --select loss --run-dir "$t/dv2" > "$t/dv2.out" 2> "$t/dv2.err"; rc=$?
 check "--lr 100 with a holdout: exit 6, the best (first) evaluation kept (rc $rc)" \
   '[ $rc -eq 6 ] && grep -q "held-out loss stayed far above where it started (kept epoch 0" "$t/dv2.out"' \
   || { cat "$t/dv2.out" "$t/dv2.err"; }
+# the default --select last keeps the newest evaluation, but divergence is still judged against the lowest
+# held-out loss so far (it compared with the kept one, so a loss stuck far above the start never counted)
+"$G" train --model "$t/m.safetensors" --data "$D" --batch 4 --cache-dir "$t/cache" --method linear,finetune --epochs 4 \
+  --finetune-lr 10 --lr-schedule step --holdout 0.25 --run-dir "$t/dv4" > "$t/dv4.out" 2> "$t/dv4.err"; rc=$?
+check "--select last (the default): a diverging finetune still stops, exit 6 (rc $rc)" \
+  '[ $rc -eq 6 ] && grep -q "finetune: stopped after epoch 3: its held-out loss stayed far above" "$t/dv4.out"' \
+  || { cat "$t/dv4.out" "$t/dv4.err"; }
 "$G" "${tr[@]}" --method linear,finetune --epochs 4 --lr 1e-3 --holdout 0 --run-dir "$t/dv3" > "$t/dv3.out" 2> "$t/dv3.err"; rc=$?
 check "the same run at --lr 1e-3: exit 0 (rc $rc)" '[ $rc -eq 0 ] && ! grep -q diverged "$t/dv3.err"' || cat "$t/dv3.err"
 

@@ -96,6 +96,7 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
         int sel[3] = {c->sel_have, c->sel_epoch, c->sel_bad};
         gf_frame_put_array(&data, layout, "sel", sel, 3, sizeof(int));
         gf_frame_put_array(&data, layout, "sel_scal", c->sel_scal, 5, sizeof(double));
+        gf_frame_put_array(&data, layout, "sel_min", &c->sel_min, 1, sizeof(double));
         gf_frame_put_array(&data, layout, "sel_w1", c->sel_w1, (size_t)c->K * c->d, sizeof(float));
         gf_frame_put_array(&data, layout, "sel_b1", c->sel_b1, (size_t)c->K, sizeof(float));
         gf_frame_put_array(&data, layout, "sel_block", c->sel_block, c->block_count, sizeof(float));
@@ -205,6 +206,9 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
                      gf_frame_take_array(layout, "sel_b1", data, dl, (size_t)c->K, sizeof(float), (void **)&c->sel_b1, NULL);
             if (ok && cJSON_GetObjectItemCaseSensitive(layout, "sel_block"))
                 ok = gf_frame_take_array(layout, "sel_block", data, dl, c->block_count, sizeof(float), (void **)&c->sel_block, NULL);
+            c->sel_min = NAN;   /* written since the divergence test compares with the lowest loss so far */
+            if (ok && cJSON_GetObjectItemCaseSensitive(layout, "sel_min"))
+                ok = gf_frame_take_array(layout, "sel_min", data, dl, 1, sizeof(double), NULL, &c->sel_min);
             c->sel_have = ok && sel[0] != 0; c->sel_epoch = sel[1]; c->sel_bad = sel[2];
             ok = ok && sel[1] >= 0 && sel[2] >= 0;
         }

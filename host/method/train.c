@@ -323,6 +323,7 @@ typedef struct selection {
     int have, epoch, bad;
     double loss0;               /* held-out loss before training (epoch 0) */
     double loss, metric, train_loss, train_metric;
+    double min_loss;            /* the lowest held-out loss so far, whatever is kept (the divergence test's) */
     float *w1, *b1, *block;
 } selection;
 
@@ -404,7 +405,7 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
         if (gf_dist_size() > 1) { c.stats[0] = (float)sums[0]; c.stats[1] = (float)sums[1]; }
         const selection *sl = &R->sel;
         if (sl->have) {
-            c.sel_have = 1; c.sel_epoch = sl->epoch; c.sel_bad = sl->bad;
+            c.sel_have = 1; c.sel_epoch = sl->epoch; c.sel_bad = sl->bad; c.sel_min = sl->min_loss;
             double v[5] = {sl->loss0, sl->loss, sl->metric, sl->train_loss, sl->train_metric};
             memcpy(c.sel_scal, v, sizeof v);
             c.sel_w1 = sl->w1; c.sel_b1 = sl->b1; c.sel_block = sl->block;
@@ -455,8 +456,11 @@ static gf_status consider(run *R, gf_lin *m, gf_method method, int ep, double tr
     int better = !sl->have || o->select == GF_SELECT_LAST ||
                  (o->select == GF_SELECT_METRIC ? (hm > sl->metric || (hm == sl->metric && hl < sl->loss)) : hl < sl->loss);
     if (isnan(hl)) better = 0;
-    if (sl->have && o->diverge_factor > 0 && (isnan(hl) || (hl > o->diverge_factor * sl->loss0 && hl > sl->loss))) sl->bad++;
+    /* far above the start and above the best so far (not the kept one: --select last keeps the newest) */
+    if (sl->have && o->diverge_factor > 0 && (isnan(hl) || (hl > o->diverge_factor * sl->loss0 && hl > sl->min_loss)))
+        sl->bad++;
     else sl->bad = 0;
+    if (!isnan(hl) && (!sl->have || hl < sl->min_loss)) sl->min_loss = hl;
     if (!better) return GF_OK;
     if (o->select != GF_SELECT_LAST) {
         size_t kd = (size_t)R->K * R->d;
@@ -534,6 +538,7 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             sl->have = 1; sl->epoch = c->sel_epoch; sl->bad = c->sel_bad;
             sl->loss0 = c->sel_scal[0]; sl->loss = c->sel_scal[1]; sl->metric = c->sel_scal[2];
             sl->train_loss = c->sel_scal[3]; sl->train_metric = c->sel_scal[4];
+            sl->min_loss = isnan(c->sel_min) ? sl->loss : c->sel_min;   /* older checkpoints: the kept loss */
         }
         if (c->sel_have && c->sel_w1) {   /* --select last keeps no copy */
             size_t kd = (size_t)R->K * R->d;
