@@ -528,18 +528,16 @@ kernel void wino_input(global const float *restrict x, int x_off, global float *
 /* U (from u_off) of a conv with CO outputs and CI inputs, one work item per (o, i), q = o*CI + i. flip = 0: the filter is
  * W[o, i, 3, 3]; flip = 1: the transposed, rotated filter of the input gradient, W[i, o, 2 - r, 2 - s] (W is
  * then the forward weight [CI, CO, 3, 3]). */
-kernel void wino_filter(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI, int flip)
+/* G g G^T of one 3x3 filter (o, i) into u[0], u[plane], ..., u[15 plane]; flip as in wino_filter. */
+void wino_filter_one(global const float *restrict Wt, int o, int i, int CO, int CI, int flip, global float *u, int plane)
 {
-    int q = (int)get_global_id(0);
-    if (q >= CO * CI) return;
-    int o = q / CI, i = q - o * CI;
     float g[3][3];
     if (flip) {
         global const float *w = Wt + (i * CO + o) * 9;
         for (int r = 0; r < 3; r++)
             for (int s = 0; s < 3; s++) g[r][s] = w[(2 - r) * 3 + (2 - s)];
     } else {
-        global const float *w = Wt + q * 9;
+        global const float *w = Wt + (o * CI + i) * 9;
         for (int r = 0; r < 3; r++)
             for (int s = 0; s < 3; s++) g[r][s] = w[r * 3 + s];
     }
@@ -550,14 +548,20 @@ kernel void wino_filter(global const float *restrict Wt, global float *restrict 
         a[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
         a[3][s] = g[2][s];
     }
-    int plane = CO * CI;
-    global float *u = U + u_off + q;
     for (int r = 0; r < 4; r++) {
         u[(r * 4 + 0) * plane] = a[r][0];
         u[(r * 4 + 1) * plane] = 0.5f * (a[r][0] + a[r][1] + a[r][2]);
         u[(r * 4 + 2) * plane] = 0.5f * (a[r][0] - a[r][1] + a[r][2]);
         u[(r * 4 + 3) * plane] = a[r][2];
     }
+}
+
+kernel void wino_filter(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI, int flip)
+{
+    int q = (int)get_global_id(0);
+    if (q >= CO * CI) return;
+    int o = q / CI, i = q - o * CI;
+    wino_filter_one(Wt, o, i, CO, CI, flip, U + u_off + q, CO * CI);
 }
 
 /* y[n0+nl, k, 2th + i, 2tw + j] (+)= (A^T M A)[i][j] (+ b[k]) inside OH x OW; one work item per (k, t),
@@ -682,31 +686,6 @@ kernel void wino_filter_rows(global const float *restrict Wt, global float *rest
     int nblk = (CI + blk - 1) / blk, q = (int)get_global_id(0);
     if (q >= CO * nblk) return;
     int o = q / nblk, i0 = (q - o * nblk) * blk, i1 = min(CI, i0 + blk);
-    int plane = CO * CI;
     global float *u = U + u_off + o * CI;
-    for (int i = i0; i < i1; i++) {
-        float g[3][3];
-        if (flip) {
-            global const float *w = Wt + (i * CO + o) * 9;
-            for (int r = 0; r < 3; r++)
-                for (int s = 0; s < 3; s++) g[r][s] = w[(2 - r) * 3 + (2 - s)];
-        } else {
-            global const float *w = Wt + (o * CI + i) * 9;
-            for (int r = 0; r < 3; r++)
-                for (int s = 0; s < 3; s++) g[r][s] = w[r * 3 + s];
-        }
-        float a[4][3];
-        for (int s = 0; s < 3; s++) {
-            a[0][s] = g[0][s];
-            a[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
-            a[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
-            a[3][s] = g[2][s];
-        }
-        for (int r = 0; r < 4; r++) {
-            u[(r * 4 + 0) * plane + i] = a[r][0];
-            u[(r * 4 + 1) * plane + i] = 0.5f * (a[r][0] + a[r][1] + a[r][2]);
-            u[(r * 4 + 2) * plane + i] = 0.5f * (a[r][0] - a[r][1] + a[r][2]);
-            u[(r * 4 + 3) * plane + i] = a[r][2];
-        }
-    }
+    for (int i = i0; i < i1; i++) wino_filter_one(Wt, o, i, CO, CI, flip, u + i, CO * CI);
 }
