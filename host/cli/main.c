@@ -290,7 +290,11 @@ static int run_command(int argc, char **argv) {
         if (gf_dist_rank() == 0)
             fprintf(stderr, "%s: error: '%s' does not run over several processes (only train, pretrain, bench "
                     "linearized and bench trunk do); run it without mpirun\n", cli_prog, cmd);
-        return GF_ERR_USAGE;
+        /* every rank refuses alike: end together instead of the abort in main, which let rank 1 kill rank 0
+         * before its message was out (seen in CI) */
+        fflush(stderr);
+        gf_dist_finalize();
+        exit(GF_ERR_USAGE);
     }
     /* gradfeat help --man | --bash-completion (host/cli/gendoc.c; the build writes gradfeat.1 and the completion) */
     if (!strcmp(cmd, "help") && argc == 3) return cli_gendoc(argv[2], commands, n_commands, usage);
