@@ -56,8 +56,6 @@ typedef struct gf_job {
                                                 shuffled ω̄ in the gradient term; 0 = none */
     int lr_auto;                             /* gradient/full/finetune each train at lr, 10 lr and lr/10 and keep
                                                 the rate with the lowest held-out loss */
-    int lr_scale;                            /* gradient/full: lr scaled to the block by the logit change of Adam's
-                                                first step (off by default; README "--lr-scale") */
     int eval_every;                          /* evaluate every N epochs and after the last; 0/1 = every epoch */
     int grad_chunk;                          /* > 0: each step's gradient is the sum, in double and in order, of the
                                                 gradients of chunks of this many samples, so that a run under
@@ -94,10 +92,6 @@ enum { GF_JOB_RANDOM_THETA1 = 1, GF_JOB_RANDOM_THETA2 = 2, GF_JOB_RANDOM_OMEGA =
 /* "theta1", "theta2", "omega" or a comma list -> GF_JOB_RANDOM_* mask; -1 if unknown ("" / "none" -> 0). */
 int gf_job_parse_random(const char *s);
 enum { GF_JOB_SELECT_LAST = 0, GF_JOB_SELECT_LOSS = 1, GF_JOB_SELECT_METRIC = 2 };
-/* --lr-scale's reference: R, the RMS logit change per unit rate of Adam's first step over the RMS of the probe's
- * centred logits, on the emotion net's top block add_2 (NTK parametrisation): the geometric mean of its three dev
- * tasks (fmdev, patchesdev, mosaicdev), where lr 1e-3 was chosen */
-#define GF_LR_REF_RATIO 150.0
 /* Defaults: the paper's (§4) Adam β=(0.5, 0.999), wd 1e-6, batch 64 and NTK parametrisation; chosen on our
  * dev tasks (README): lr 1e-2 falling to 0 by a cosine over 10 epochs, the last epoch kept, finetune at 1e-4;
  * a 10 % holdout for the probe's L2 (L-BFGS) and the divergence stop. */
@@ -112,9 +106,6 @@ typedef struct gf_job_result {
     double lr[4];                            /* learning rate each method trained with */
     int lr_auto_used;                        /* lr[] were chosen on the holdout */
     int select;                              /* GF_JOB_SELECT_*: which evaluation each method kept */
-    double lr_ratio[4];                      /* --lr-scale: R, Adam's first step's RMS logit change per unit rate over
-                                                the probe's RMS logit
-                                                (NAN: not scaled) */
     int multi_label, n_train, n_val, n_hold, classes;
     char top[128];
     double trunk_seconds;                    /* the one trunk pass (0 when the cache was reused) */

@@ -66,7 +66,6 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         {"lr", 0, CLI_FLOAT, &job.lr, "X", "learning rate (default " CLI_DEFAULT ")", NULL, "(0,1000]", 0},
         {"random", 0, CLI_STR, &random_parts, "LIST", "the paper's ablation: theta1, theta2, omega or a comma list: shuffle (seeded, per tensor) the trunk's / top block's pre-trained weights, or use a shuffled w_bar in the gradient term (no model files are written)", NULL, NULL, 0},
         {"finetune-lr", 0, CLI_FLOAT, &job.finetune_lr, "X", "learning rate of finetune (default " CLI_DEFAULT ": pre-trained weights need smaller steps than the linear parts; 0 = --lr / 10)", NULL, "[0,1000]", 0},
-        {"lr-scale", 0, CLI_FLAG, &job.lr_scale, NULL, "gradient and full (with Adam) train at --lr scaled to their top block: by how far Adam's first step moves the logits relative to the probe's, against the reference block on which --lr was chosen (the factor rounded to a power of sqrt(10), so a block within a factor 1.78 of it keeps --lr); the rate used is printed (default off: --lr as given)", NULL, NULL, 0},
         {"lr-auto", 0, CLI_FLAG, &job.lr_auto, NULL, "gradient, full and finetune each train at their learning rate (--lr; finetune: --finetune-lr), ten times and a tenth of it, and keep the rate whose best held-out loss is lowest (needs --holdout; about four times the training time)", NULL, NULL, 0},
         {"momentum", 0, CLI_FLOAT, &job.momentum, "X", "SGD momentum (default " CLI_DEFAULT ")", NULL, "[0,1)", 0},
         {"beta1", 0, CLI_FLOAT, &job.beta1, "X", "Adam beta1 (default " CLI_DEFAULT ")", NULL, "[0,1)", 0},
@@ -111,7 +110,7 @@ static int train_main(int argc, char **argv, cli_opts *o) {
         static const char *from_ckpt[] = {"model", "data", "split", "val", "val-split", "limit", "val-limit", "top",
                                           "epochs", "probe-epochs", "batch", "lr", "momentum", "beta1", "beta2",
                                             "weight-decay", "clip-norm", "lr-schedule", "lr-halve-every", "seed", "ntk", "eval-every",
-                                            "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "finetune-lr", "lr-auto", "lr-scale",
+                                            "checkpoint-every", "top-blocks", "holdout", "select", "probe", "probe-lr", "finetune-lr", "lr-auto",
                                             "cache-dtype", "grad-chunk"};
         cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &job, &saved);
         if (!cli_opts_given(o, "method")) { job.methods = saved.methods; method = NULL; }

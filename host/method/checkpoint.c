@@ -83,7 +83,6 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
     char name[64];
     gf_frame_put_array(&data, layout, "scal", c->scal, 4 * GF_CKPT_SCAL, sizeof(double));
     gf_frame_put_array(&data, layout, "lr", &c->lr, 1, sizeof(float));
-    gf_frame_put_array(&data, layout, "lr_sens", c->lr_sens, 4, sizeof(double));
     gf_frame_put_array(&data, layout, "stats", c->stats, GF_LIN_STATS, sizeof(float));
     for (int i = 0; i < 4; i++) {
         if (!c->done[i]) continue;
@@ -173,9 +172,6 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
         ok = ok && gf_frame_take_array(layout, "scal", data, dl, 4 * GF_CKPT_SCAL, sizeof(double), NULL, c->scal) &&
              gf_frame_take_array(layout, "lr", data, dl, 1, sizeof(float), NULL, &c->lr) &&
              gf_frame_take_array(layout, "stats", data, dl, GF_LIN_STATS, sizeof(float), NULL, c->stats);
-        for (int i = 0; i < 4; i++) c->lr_sens[i] = NAN;       /* written since --lr-scale */
-        if (ok && cJSON_GetObjectItemCaseSensitive(layout, "lr_sens"))
-            ok = gf_frame_take_array(layout, "lr_sens", data, dl, 4, sizeof(double), NULL, c->lr_sens);
         for (int i = 0; i < 4 && ok; i++) {
             c->done[i] = cJSON_GetArrayItem(done, i)->valueint != 0;
             if (!c->done[i]) continue;

@@ -426,7 +426,6 @@ static void train_options(job_run *J, gf_train_options *o) {
     o->probe_lr = job->probe_lr;
     o->finetune_lr = job->finetune_lr > 0 ? job->finetune_lr : job->lr / 10;
     o->lr_auto = job->lr_auto;
-    o->lr_scale = job->lr_scale;
     o->random_omega = (job->random & GF_JOB_RANDOM_OMEGA) != 0;
     o->on_epoch = on_epoch; o->user = &J->ec;
     o->on_step = on_step;
@@ -472,7 +471,6 @@ static void copy_results(job_run *J) {
         res->best_epoch[i] = tres->m[i].best_epoch; res->epochs_run[i] = tres->m[i].epochs_run;
         res->diverged[i] = tres->m[i].diverged;
         res->lr[i] = i ? tres->m[i].lr : NAN;
-        res->lr_ratio[i] = i ? tres->m[i].lr_ratio : NAN;
     }
     res->probe_l2 = tres->m[0].probe_l2;
     res->lr_auto_used = job->lr_auto && res->n_hold > 0;
@@ -502,7 +500,7 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     for (int i = 0; i < 4; i++)
         res->train_metric[i] = res->val_loss[i] = res->val_metric[i] = res->hold_loss[i] = res->hold_metric[i] = NAN;
     res->probe_l2 = NAN;
-    for (int i = 0; i < 4; i++) res->lr[i] = res->lr_ratio[i] = NAN;
+    for (int i = 0; i < 4; i++) res->lr[i] = NAN;
     if (!job->model_path || !job->data_path) return gf_fail(ctx, GF_ERR_USAGE, "a model (--model) and data (--data) are needed");
     if (job->batch < 1 || job->epochs < 1) return gf_fail(ctx, GF_ERR_USAGE, "--batch and --epochs must be at least 1");
     if (!job->methods) return gf_fail(ctx, GF_ERR_USAGE, "no method selected");

@@ -73,7 +73,6 @@ gf_status gf_job_write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
         if (!isnan(r->hold_loss[i])) cJSON_AddNumberToObject(x, "holdout_loss", r->hold_loss[i]);
         if (!isnan(r->hold_metric[i])) cJSON_AddNumberToObject(x, "holdout_metric", r->hold_metric[i]);
         if (!isnan(r->lr[i])) cJSON_AddNumberToObject(x, "lr", r->lr[i]);
-        if (!isnan(r->lr_ratio[i])) cJSON_AddNumberToObject(x, "lr_ratio", r->lr_ratio[i]);
         cJSON_AddNumberToObject(x, "best_epoch", r->best_epoch[i]);
         cJSON_AddNumberToObject(x, "epochs_run", r->epochs_run[i]);
         cJSON_AddBoolToObject(x, "diverged", r->diverged[i]);
@@ -129,10 +128,6 @@ void gf_job_print_table(const gf_job_result *r, FILE *out) {
     for (int i = 1; i < 4; i++)
         if (r->ran[i] && r->lr_auto_used)
             fprintf(out, "%s: learning rate %g (chosen on the holdout)\n", gf_job_method_name(i), r->lr[i]);
-        else if (r->ran[i] && !isnan(r->lr_ratio[i]))
-            fprintf(out, "%s: learning rate %g (--lr-scale: Adam's first step moves its logits by %.3g times the "
-                         "probe's per unit rate, the reference block's by %g)\n", gf_job_method_name(i), r->lr[i], r->lr_ratio[i],
-                    GF_LR_REF_RATIO);
     for (int i = 1; i < 4; i++)
         if (r->ran[i] && r->diverged[i])
             fprintf(out, r->n_hold > 0 ? "%s: stopped after epoch %d: its held-out loss stayed far above where it started "
@@ -183,7 +178,6 @@ void gf_job_print_table(const gf_job_result *r, FILE *out) {
     OPT("probe_lr",       probe_lr,       FLOAT,    0)                                                       \
     OPT("finetune_lr",    finetune_lr,    FLOAT,    j.lr)        /* finetune trained at lr */                \
     OPT("lr_auto",        lr_auto,        BOOL,     0)                                                       \
-    OPT("lr_scale",       lr_scale,       BOOL,     0)                                                       \
     OPT("random",         random,         RANDOM,   0)                                                       \
     OPT("cache_dtype",    cache_f16,      DTYPE,    0)           /* f32 */                                   \
     OPT("grad_chunk",     grad_chunk,     INT,      0)           /* one gradient per batch */                \

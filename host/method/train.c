@@ -362,7 +362,6 @@ static void fill_done(run *R, gf_ckpt *c) {
     for (int i = 0; i < 4; i++) {
         const gf_method_result *r = &R->res->m[i];
         to_scal(r, c->scal[i]);
-        c->lr_sens[i] = i ? r->lr_ratio : NAN;
         if (!r->w1) continue;           /* finished methods keep their parameters */
         c->done[i] = 1;
         c->w1[i] = r->w1; c->b1[i] = r->b1; c->block[i] = r->block_params;
@@ -531,7 +530,6 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         if (st == GF_OK && gf_dist_rank() != 0) st = gf_lin_take_stats(ctx, m, NULL, NULL, NULL);
         ep0 = c->epoch; b0_start = c->b0; steps0 = c->steps; opt.lr = c->lr; resumed = 1;
         from_scal(c->scal[method], r);
-        r->lr_ratio = c->lr_sens[method];
         secs0 = r->seconds;
         selection *sl = &R->sel;
         if (c->sel_have) {
@@ -713,7 +711,6 @@ static gf_status restore_done(gf_ctx *ctx, const gf_ckpt *c, int i, gf_method_re
     size_t kd = (size_t)c->K * c->d;
     r->ran = 1;
     from_scal(c->scal[i], r);
-    r->lr_ratio = c->lr_sens[i];
     r->w1 = malloc(kd * sizeof(float));
     r->b1 = malloc((size_t)c->K * sizeof(float));
     if (c->block[i]) r->block_params = malloc(c->block_count * sizeof(float));
@@ -915,80 +912,6 @@ static gf_status make_model(run *R, gf_block *blk, const float *theta_bar, gf_me
     return GF_OK;
 }
 
-/* --lr-scale: Adam moves every coordinate of w2 by about lr per step, so the same rate moves the logits of one
- * block far more than another's. What matters is that move against the margins the probe already has: the
- * method trains at lr x GF_LR_REF_RATIO / R, R = S / L, the factor rounded to a power of sqrt(10) (a block within
- * a factor 1.78 of the reference keeps lr exactly), where
- *   S = the RMS change of the logits when w2 takes Adam's first step at unit rate (w2 = the sign of the gradient
- *       on the first training batch; exact, the model is linear in w2),
- *   L = the RMS of the probe's logits, centred per sample (softmax ignores a shift),
- * both over the first (up to) four batches of training samples. S alone grows with the probe's weights, and
- * with it the margins: on the emotion net S ranged 283..978 over five tasks where lr 1e-3 suits all, R 110..185;
- * MobileNetV2's Conv_1 has R 19 and wants ten times the rate (README). Deterministic: fixed samples. */
-static gf_status logits_of(gf_ctx *ctx, gf_lin *m, cache *tr, int nb, float *out, size_t nl) {
-    gf_lin_use_primal_cache(m, tr->primal, tr->idx);
-    GF_TRY(gf_lin_forward(ctx, m, nb, tr->x));
-    return gf_buf_read(ctx, gf_lin_logits_buffer(m), 0, nl * sizeof(float), out);
-}
-
-static gf_status scale_lr(run *R, gf_block *blk, const float *theta_bar, gf_method mth, gf_loss_kind loss, cache *tr,
-                          float *lr, double *ratio) {
-    gf_ctx *ctx = R->ctx;
-    const gf_cached_set *s = tr->set;
-    const int K = R->K, nb = s->n < R->o->batch ? s->n : R->o->batch;
-    const int chunks = (s->n + nb - 1) / nb < 4 ? (s->n + nb - 1) / nb : 4;
-    size_t nl = (size_t)nb * K, bc = R->block_count;
-    int *idx = malloc((size_t)nb * sizeof(int));
-    float *g = malloc(bc * sizeof(float)), *zero = calloc(bc, sizeof(float));
-    float *l0 = malloc(nl * sizeof(float)), *l1 = malloc(nl * sizeof(float)), *lp = malloc(nl * sizeof(float));
-    gf_lin *m = NULL, *probe = NULL;   /* probe: `full` with w2 = 0 is the probe exactly */
-    gf_status st = idx && g && zero && l0 && l1 && lp ? GF_OK : gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
-    for (int i = 0; st == GF_OK && i < nb; i++) idx[i] = i;
-    if (st == GF_OK) st = make_model(R, blk, theta_bar, mth, loss, &m);
-    if (st == GF_OK && mth != GF_METHOD_FULL) st = make_model(R, blk, theta_bar, GF_METHOD_FULL, loss, &probe);
-    if (st == GF_OK) st = cache_batch(ctx, tr, idx, nb);
-    if (st == GF_OK) {
-        gf_lin_use_primal_cache(m, tr->primal, tr->idx);
-        st = gf_lin_gradients(ctx, m, nb, tr->x, tr->labels);
-    }
-    if (st == GF_OK) st = gf_lin_read_grads(ctx, m, NULL, g);
-    for (size_t i = 0; st == GF_OK && i < bc; i++) g[i] = g[i] > 0 ? 1.f : g[i] < 0 ? -1.f : 0.f;
-    double ss = 0, ls = 0;
-    size_t count = 0;
-    for (int c = 0; st == GF_OK && c < chunks; c++) {
-        int n = s->n - c * nb < nb ? s->n - c * nb : nb;
-        for (int i = 0; i < n; i++) idx[i] = c * nb + i;
-        st = cache_batch(ctx, tr, idx, n);
-        if (st == GF_OK) st = gf_lin_write_params(ctx, m, zero, NULL, NULL);
-        if (st == GF_OK) st = logits_of(ctx, m, tr, n, l0, (size_t)n * K);
-        if (st == GF_OK) st = gf_lin_write_params(ctx, m, g, NULL, NULL);
-        if (st == GF_OK) st = logits_of(ctx, m, tr, n, l1, (size_t)n * K);
-        if (st == GF_OK && probe) st = logits_of(ctx, probe, tr, n, lp, (size_t)n * K);
-        const float *p = probe ? lp : l0;
-        for (int i = 0; st == GF_OK && i < n; i++) {
-            double mu = 0;
-            for (int k = 0; k < K; k++) mu += p[(size_t)i * K + k];
-            mu /= K;
-            for (int k = 0; k < K; k++) {
-                size_t j = (size_t)i * K + k;
-                ss += ((double)l1[j] - l0[j]) * ((double)l1[j] - l0[j]);
-                ls += (p[j] - mu) * (p[j] - mu);
-            }
-        }
-        count += (size_t)n * K;
-    }
-    double S = sqrt(ss / (double)count), L = sqrt(ls / (double)count), r = S / L;
-    if (st == GF_OK && isfinite(r) && r > 0) {
-        double k = round(2.0 * log10(GF_LR_REF_RATIO / r));   /* half decades */
-        if (k != 0) *lr = (float)(*lr * pow(10.0, k / 2.0));
-        *ratio = r;
-    }
-    gf_lin_free(m);
-    gf_lin_free(probe);
-    free(idx); free(g); free(zero); free(l0); free(l1); free(lp);
-    return st;
-}
-
 /* --lr-auto: the method trained for its full epochs at lr, 10 lr and lr/10, each
  * kept at its best held-out evaluation (or last, --select last); the lowest
  * held-out loss wins, ties to lr. Whole runs, not a first epoch: the rate that
@@ -1112,10 +1035,7 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
         float lr = mth == GF_METHOD_FINETUNE && o->finetune_lr > 0 ? o->finetune_lr : o->optim.lr;
         if (resuming) lr = (float)R.resume->scal[mth][11];
         int from_probe = mth != GF_METHOD_GRADIENT;    /* full and finetune start equal to the probe */
-        res->m[mth].lr_ratio = NAN;
-        if (o->lr_scale && o->optim.adam && !resuming && (mth == GF_METHOD_GRADIENT || mth == GF_METHOD_FULL))
-            st = scale_lr(&R, blk, theta_bar, (gf_method)mth, loss, &tr, &lr, &res->m[mth].lr_ratio);
-        if (st == GF_OK && o->lr_auto && R.ho && !resuming)
+        if (o->lr_auto && R.ho && !resuming)
             st = choose_lr(&R, blk, theta_bar, (gf_method)mth, loss, &tr, from_probe ? pr->train_loss : NAN,
                            from_probe ? pr->train_metric : NAN, &lr);
         gf_lin *m = NULL;

@@ -59,11 +59,6 @@ typedef struct gf_train_options {
     /* with a holdout: gradient/full/finetune each train at optim.lr, x10 and /10 and keep the rate
      * with the lowest held-out loss (result.lr) */
     int lr_auto;
-    /* gradient/full train at optim.lr x GF_LR_REF_RATIO / R (the factor rounded to a power of sqrt(10)), R the
-     * RMS logit change per unit rate of Adam's first step (w2 = sign of the gradient on the first training
-     * batch) over the RMS of the probe's centred logits: the same rate moves different blocks' logits by
-     * different amounts against the margins the probe has */
-    int lr_scale;
     /* the random-ω ablation: the gradient term of gradient/full uses a seeded
      * shuffle of the probe's weights as ω̄ (w1 still starts at the probe) */
     int random_omega;
@@ -115,8 +110,7 @@ typedef struct gf_method_result {
     int diverged;               /* stopped early: held-out loss ran away */
     double hold_loss, hold_metric;
     double probe_l2;            /* linear with the L-BFGS solver: the L2 strength used; else NAN */
-    float lr;                   /* the learning rate it trained with (--lr-scale's, --lr-auto's choice) */
-    double lr_ratio;            /* --lr-scale's R (NAN: not scaled) */
+    float lr;                   /* the learning rate it trained with (--lr-auto's choice) */
 } gf_method_result;
 
 typedef struct gf_train_result {
@@ -184,7 +178,6 @@ typedef struct gf_ckpt {
     int done[4];                /* finished methods: their results below */
     double scal[4][GF_CKPT_SCAL]; /* per method: train_loss, train_metric, val_loss, val_metric, seconds,
                                      best_epoch, epochs_run, diverged, hold_loss, hold_metric, probe_l2, lr */
-    double lr_sens[4];          /* per method: --lr-scale's R (S before 2026-12-05), NAN when not scaled (and in older checkpoints) */
     float *w1[4], *b1[4], *block[4];
     /* the method in progress; active 0 = none (start the next one afresh) */
     int active, method, epoch, b0, steps;
