@@ -13,6 +13,9 @@
 #   (d) PoCL with a work-group cap (GRADFEAT_MAX_WORK_GROUP = 32, 64, 128, 256: GPU-like sizes; PoCL allows 4096):
 #       `test_ops --small` at each cap, default and GPU-style paths (its variants cover both conv, both BN walks),
 #       which checks that no launch went above the cap; the log names the cap;
+#   (e) PoCL whose device limit is 32 work-items (POCL_MAX_WORK_GROUP_SIZE=32), below the 64 of CLBlast's
+#       default GEMM kernels: `test_ops --small` with the GPU-style paths, CLBlast GEMMs included, passes
+#       (before gradfeat sized CLBlast's kernels to the limit, every CLBlast GEMM failed there);
 # (c) needs Debian's mesa-opencl-icd (tools/setup.sh --tests installs it); only without its ICD file is (c)
 # left out, and the test then exits 77 (ctest: skipped) after (a) and (b), so a CI machine with the package
 # never skips it.
@@ -53,6 +56,11 @@ for cap in 32 64 128 256; do
     check "(d) the cap $cap reached the context ($p paths)" 'grep -q "kernel paths .*, work-group cap $cap " "$t/d$cap$p.txt"'
   done
 done
+s=$SECONDS
+"${POCL[@]}" POCL_MAX_WORK_GROUP_SIZE=32 GRADFEAT_PATHS=gpu "$B/test_ops" --small > "$t/e.txt" 2>&1; rc=$?
+echo "(e) test_ops --small, GPU-style paths, device limit 32: exit $rc, $((SECONDS - s)) s"
+check "(e) a device limit of 32 work-items: CLBlast GEMMs and all rows pass" \
+  '[ $rc -eq 0 ] && grep -q "GEMM CLBlast" "$t/e.txt"' || grep -E "FAIL|FATAL|rror" "$t/e.txt" | head -20
 if [ $have_rusticl -eq 1 ]; then
   "${CFG_c[@]}" "$G" doctor --no-selftest > "$t/doc_c.txt" 2>&1
   check "(c) Mesa llvmpipe through rusticl" 'grep -q "^device [0-9]* ([0-9]*:[0-9]*) llvmpipe" "$t/doc_c.txt"' ||

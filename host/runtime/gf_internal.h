@@ -153,6 +153,7 @@ gf_status gf_gemm_batched(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_
 /* Read this device's tuning file and, unless opt->tuning < 0 or GEMMs run in the host BLAS, apply it;
  * a bad file is a warning, never an error. */
 void gf_tune_load(gf_ctx *ctx, const gf_ctx_options *opt);
+gf_status gf_tune_fit_limit(gf_ctx *ctx);   /* CLBlast's work-groups within the device's limit and the cap */
 
 /* ---- small utilities (host/runtime/util.c) ---- */
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n);

@@ -302,10 +302,6 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     if (opt->max_work_group > 1u << 20)
         return gf_fail(ctx, GF_ERR_USAGE, "max work-group %zu is not in 1..2^20 (0 = no cap)", opt->max_work_group);
     ctx->wg_cap = opt->max_work_group;
-    /* CLBlast compiles its own local sizes into its kernels (64 and more by default): the cap cannot reach them */
-    if (ctx->wg_cap && !ctx->host_blas)
-        gf_log(ctx, GF_LOG_INFO, "work-group cap %zu: gradfeat's kernels only; CLBlast's GEMMs keep their own sizes",
-               ctx->wg_cap);
     char wg[48] = "";
     if (ctx->wg_cap) snprintf(wg, sizeof wg, ", work-group cap %zu", ctx->wg_cap);
     static const char *const algo[3] = {"auto", "direct", "winograd"};
@@ -382,6 +378,7 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
     gf_cache_init(ctx, opt);
     GF_TRY(choose_paths(ctx, opt));
     gf_tune_load(ctx, opt);
+    GF_TRY(gf_tune_fit_limit(ctx));
     gf_log(ctx, GF_LOG_INFO, "device: %s (%s) — %s", ctx->info.name, ctx->info.platform_name, ctx->reason);
     gf_log(ctx, GF_LOG_INFO, "kernel paths: %s", ctx->paths);
     return GF_OK;

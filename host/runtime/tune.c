@@ -304,6 +304,51 @@ void gf_tune_load(gf_ctx *ctx, const gf_ctx_options *opt) {
 
 void gf_tune_get_info(const gf_ctx *ctx, gf_tune_info *info) { *info = ctx->tune; }
 
+/* CLBlast compiles its work-group sizes into its kernels: 8 x 8 = 64 work-items with its default parameters,
+ * more in some tuned entries. Where the device's limit or the work-group cap (--max-work-group, which
+ * imitates a smaller device) is lower, every CLBlast GEMM fails with CL_INVALID_WORK_GROUP_SIZE. So under a
+ * cap, or below 64, every kernel an SGEMM runs (the two GEMM kernels and the operand copy, pad and transpose
+ * kernels) gets parameters of d x d work-items, d the largest power of two with d * d <= the limit (at most
+ * 16): valid by CLBlast's constraints, no local memory in Xgemm, slower than tuned ones but correct. */
+gf_status gf_tune_fit_limit(gf_ctx *ctx) {
+    size_t limit = ctx->info.max_work_group;
+    if (ctx->wg_cap && ctx->wg_cap < limit) limit = ctx->wg_cap;
+    /* a tuning file's parameters were checked against the device's limit when it was made */
+    if (ctx->host_blas || (!ctx->wg_cap && (limit >= 64 || ctx->tune.state == GF_TUNE_APPLIED))) return GF_OK;
+    size_t d = 1;
+    while (d < 16 && (2 * d) * (2 * d) <= limit) d *= 2;
+    /* Xgemm: GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
+    const size_t xg[XG_N] = {0, 1, 16, 2, d, d, 16, d, d, 16, 0, 0, 0, 0, 1, 1};
+    /* XgemmDirect: KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
+    const size_t xd[XD_N] = {2, d, d, d, d, 1, 1, 1, 1, 16};
+    static const char *const copy_n[] = {"COPY_DIMX", "COPY_DIMY", "COPY_VW", "COPY_WPT"};
+    static const char *const pad_n[] = {"PAD_DIMX", "PAD_DIMY", "PAD_WPTX", "PAD_WPTY"};
+    static const char *const tra_n[] = {"TRA_DIM", "TRA_PAD", "TRA_SHUFFLE", "TRA_WPT"};
+    static const char *const padtra_n[] = {"PADTRA_PAD", "PADTRA_TILE", "PADTRA_WPT"};
+    const size_t copy_v[] = {d, d, 1, 1}, pad_v[] = {d, d, 1, 1}, tra_v[] = {d, 0, 0, 1}, padtra_v[] = {0, d, 1};
+    const struct { const char *kernel; size_t n; const char *const *names; const size_t *v; } set[] = {
+        {"Xgemm", XG_N, xg_names, xg}, {"XgemmDirect", XD_N, xd_names, xd}, {"Copy", 4, copy_n, copy_v},
+        {"Pad", 4, pad_n, pad_v}, {"Transpose", 4, tra_n, tra_v}, {"Padtranspose", 3, padtra_n, padtra_v}};
+    for (size_t i = 0; i < sizeof set / sizeof *set; i++) {
+        int quiet = gf_clblast_quiet_begin();
+        CLBlastStatusCode s = CLBlastOverrideParameters(ctx->device, set[i].kernel, CLBlastPrecisionSingle, set[i].n,
+                                                        (const char **)set[i].names, set[i].v);
+        gf_clblast_quiet_end(quiet);
+        if (s != CLBlastSuccess) {
+            char what[96];
+            snprintf(what, sizeof what, "CLBlastOverrideParameters (%s, %zu x %zu work-items)", set[i].kernel, d, d);
+            return gf_clblast_fail(ctx, s, what);
+        }
+    }
+    if (ctx->tune.state == GF_TUNE_APPLIED) {   /* the tuned sizes may not fit: the small ones replace them */
+        ctx->tune.state = GF_TUNE_UNUSED;
+        snprintf(ctx->tune.note, sizeof ctx->tune.note, "tuned, not applied: CLBlast's kernels run %zu x %zu "
+                 "work-items to fit the work-group limit %zu", d, d, limit);
+    }
+    gf_log(ctx, GF_LOG_INFO, "CLBlast: %zu x %zu work-items per work-group to fit the limit of %zu", d, d, limit);
+    return GF_OK;
+}
+
 /* ---------------- the search ---------------- */
 
 typedef struct shape {
