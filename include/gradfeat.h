@@ -113,7 +113,10 @@ typedef struct gf_ctx_options {
     unsigned item_budget;   /* most loop iterations per work item in tiled kernels; 0 = 16384 [GRADFEAT_ITEM_BUDGET] */
     size_t max_work_group;  /* cap on the work-group size of every gradfeat kernel launch, below the device's and each
                                kernel's own limits (GPU-like sizes on a device that allows more, e.g. oclgrind);
-                               0 = none [GRADFEAT_MAX_WORK_GROUP]. CLBlast's GEMM kernels keep their own sizes */
+                               0 = none [GRADFEAT_MAX_WORK_GROUP]. CLBlast's GEMM kernels get small sizes within it */
+    int zero_by_write;      /* 1: buffers are zeroed by writing zeros from the host instead of clEnqueueFillBuffer,
+                               which oclgrind's --uninitialized check does not see (it then reports every read of
+                               a zeroed buffer); for that check, slower [GRADFEAT_ZERO=write] */
     /* Programs */
     const char *kernel_dir; /* read cl/<family>.cl from this folder instead of the built-in sources
                                [GRADFEAT_KERNEL_DIR]; NULL/"" = built in */

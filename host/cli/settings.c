@@ -114,6 +114,12 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
     }
     row(s, "max work-group", o->max_work_group ? wg : "no cap (the device's and each kernel's limits)",
         wg ? "GRADFEAT_MAX_WORK_GROUP" : NULL, NULL);
+    const char *z = env("GRADFEAT_ZERO");
+    if (z && strcmp(z, "fill") && strcmp(z, "write"))
+        return gf_fail_msg(err, n, GF_ERR_USAGE, "GRADFEAT_ZERO='%s' is not a zeroing mode: use fill or write", z);
+    o->zero_by_write = z && !strcmp(z, "write");
+    row(s, "zeroing", o->zero_by_write ? "write (host zeros, for oclgrind --uninitialized)" : "fill",
+        z ? "GRADFEAT_ZERO" : NULL, NULL);
     /* programs: kernel sources and the compiled-kernel cache */
     o->kernel_dir = env("GRADFEAT_KERNEL_DIR");
     row(s, "kernel dir", o->kernel_dir ? o->kernel_dir : "(the sources built into gradfeat)",

@@ -34,6 +34,22 @@ void gf_ctx_memory(const gf_ctx *ctx, uint64_t *now, uint64_t *peak) {
     if (peak) *peak = ctx->mem ? atomic_load(&ctx->mem->peak) : 0;
 }
 
+/* Zero bytes [off, off + bytes) of m: one fill, or (zero_by_write, for oclgrind --uninitialized) blocking
+ * writes from a block of host zeros. */
+static cl_int zero_fill(gf_ctx *ctx, cl_mem m, size_t off, size_t bytes) {
+    if (!ctx->zero_by_write) {
+        const cl_uchar zero = 0;
+        return clEnqueueFillBuffer(ctx->queue, m, &zero, 1, off, bytes, 0, NULL, NULL);
+    }
+    static const unsigned char zeros[1 << 16];
+    cl_int e = CL_SUCCESS;
+    for (size_t done = 0; done < bytes && e == CL_SUCCESS; done += sizeof zeros) {
+        size_t k = bytes - done < sizeof zeros ? bytes - done : sizeof zeros;
+        e = clEnqueueWriteBuffer(ctx->queue, m, CL_TRUE, off + done, k, zeros, 0, NULL, NULL);
+    }
+    return e;
+}
+
 static gf_status buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem_flags flags, cl_mem *out) {
     *out = NULL;
     if (bytes == 0) bytes = 4;   /* zero-size buffers are invalid in OpenCL */
@@ -73,11 +89,11 @@ static gf_status buf_create(gf_ctx *ctx, size_t bytes, const char *what, cl_mem_
     /* Start every buffer at zero: fresh device memory may hold NaN bit patterns,
      * and a GEMM with beta = 0 in some BLAS (or an op's accumulate pass) would
      * otherwise read them. Allocations happen at set-up, not per step. */
-    const cl_uchar zero = 0;
-    e = clEnqueueFillBuffer(ctx->queue, m, &zero, 1, 0, bytes, 0, NULL, NULL);
+    e = zero_fill(ctx, m, 0, bytes);
     if (e != CL_SUCCESS) {
         clReleaseMemObject(m);
-        return gf_cl_fail(ctx, e, "clEnqueueFillBuffer (zeroing a new buffer)");
+        return gf_cl_fail(ctx, e, ctx->zero_by_write ? "clEnqueueWriteBuffer (zeroing a new buffer)"
+                                                     : "clEnqueueFillBuffer (zeroing a new buffer)");
     }
     mem_note *n = ctx->mem ? malloc(sizeof *n) : NULL;
     if (n) {
@@ -137,8 +153,7 @@ gf_status gf_buf_read(gf_ctx *ctx, cl_mem m, size_t off, size_t bytes, void *dst
 
 gf_status gf_buf_zero(gf_ctx *ctx, cl_mem m, size_t off, size_t bytes) {
     if (!bytes) return GF_OK;
-    const cl_uchar zero = 0;
-    GF_CL(ctx, clEnqueueFillBuffer(ctx->queue, m, &zero, 1, off, bytes, 0, NULL, NULL), "clEnqueueFillBuffer");
+    GF_CL(ctx, zero_fill(ctx, m, off, bytes), ctx->zero_by_write ? "clEnqueueWriteBuffer (zeroing)" : "clEnqueueFillBuffer");
     return GF_OK;
 }
 

@@ -56,6 +56,7 @@ struct gf_ctx {
     int map_caches;                  /* caches in host-visible memory, filled through a mapping (gf_buf_create_host) */
     int bn_blocked;                  /* bn.cl blocked lane walk (else strided) */
     unsigned item_budget;            /* loop iterations per work item in tiled kernels */
+    int zero_by_write;               /* gf_ctx_options.zero_by_write: zero buffers by host writes, not fills */
     size_t wg_cap;                   /* gf_ctx_options.max_work_group; 0 = none */
     size_t wg_launched_max;          /* largest work-group gf_launch enqueued (tests check it against wg_cap) */
     int conv_red_wg;                 /* RED_WG of cl/conv.cl's reductions, 0 = not yet found */

@@ -302,6 +302,7 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     if (opt->max_work_group > 1u << 20)
         return gf_fail(ctx, GF_ERR_USAGE, "max work-group %zu is not in 1..2^20 (0 = no cap)", opt->max_work_group);
     ctx->wg_cap = opt->max_work_group;
+    ctx->zero_by_write = opt->zero_by_write;
     char wg[48] = "";
     if (ctx->wg_cap) snprintf(wg, sizeof wg, ", work-group cap %zu", ctx->wg_cap);
     static const char *const algo[3] = {"auto", "direct", "winograd"};
