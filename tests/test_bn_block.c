@@ -25,7 +25,7 @@
 #include "block.h"
 #include "ops_bn.h"
 #include "testutil.h"
-#include "ref/ref_ops.h"
+#include "ref_ops.h"
 
 #define TOL 1e-5
 

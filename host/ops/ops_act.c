@@ -1,6 +1,5 @@
 /* Pointwise nonlinearities on the device; kernels in cl/act.cl. */
 #include "ops_act.h"
-#include "selftest.h"
 #include <limits.h>
 #include <stdio.h>
 #include <math.h>
@@ -113,73 +112,4 @@ double gf_act_dref(gf_act a, double z) {
     case GF_ACT_COUNT: break;
     }
     return NAN;
-}
-
-/* ---- self-test: every kind on one vector, inputs kept off the kinks ---- */
-
-static gf_status selftest_act(gf_ctx *ctx, gf_check_list *l) {
-    enum { N = 1003 };
-    float *h = malloc(sizeof(float) * 3 * N);
-    double *ref = malloc(sizeof(double) * 2 * N);
-    if (!h || !ref) { free(h); free(ref); return gf_fail(ctx, GF_ERR_MEMORY, "act selftest: out of host memory"); }
-    float *z = h, *t = h + N, *out = h + 2 * N;
-    uint64_t s = 12345;
-    for (int i = 0; i < N; i++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        double u = (double)(s >> 11) / 9007199254740992.0;
-        double v = -8.0 + 16.0 * u;
-        if (fabs(v) < 0.01 || fabs(v - 6) < 0.01 || fabs(fabs(v) - 3) < 0.01) v += 0.05;  /* off the kinks */
-        z[i] = (float)v;
-        t[i] = (float)(1.0 - 2.0 * u * u);
-    }
-    cl_mem bz = NULL, bt = NULL, bo = NULL;
-    gf_status st = gf_buf_create_from(ctx, sizeof(float) * N, z, "act selftest z", &bz);
-    if (!st) st = gf_buf_create_from(ctx, sizeof(float) * N, t, "act selftest t", &bt);
-    if (!st) st = gf_buf_create(ctx, sizeof(float) * N, "act selftest out", &bo);
-    const gf_act kinds[] = {{GF_ACT_RELU, 0}, {GF_ACT_LEAKY, 0.1f}, {GF_ACT_RELU6, 0},
-                            {GF_ACT_SIGMOID, 0}, {GF_ACT_SILU, 0}, GF_ACT_HSIGMOID_TORCH,
-                            {GF_ACT_HSWISH, 0}, {GF_ACT_GELU, 0}, {GF_ACT_GELU_TANH, 0}};
-    for (size_t kk = 0; kk < sizeof kinds / sizeof kinds[0] && !st; kk++) {
-        gf_act a = kinds[kk];
-        double ma, mr, fa = 0, fr = 0, ta = 0, tr = 0, ba = 0, br = 0;
-        for (int i = 0; i < N; i++) ref[i] = gf_act_ref(a, z[i]);
-        st = gf_act_forward(ctx, a, N, bz, bo);
-        if (!st) st = gf_buf_read(ctx, bo, 0, sizeof(float) * N, out);
-        if (st) break;
-        gf_compare(out, ref, N, &ma, &mr);
-        if (ma > fa) fa = ma;
-        if (mr > fr) fr = mr;
-        for (int i = 0; i < N; i++) ref[i] = t[i] * gf_act_dref(a, z[i]);
-        st = gf_act_tangent(ctx, a, N, bz, bt, bo);
-        if (!st) st = gf_buf_read(ctx, bo, 0, sizeof(float) * N, out);
-        if (st) break;
-        gf_compare(out, ref, N, &ma, &mr);
-        if (ma > ta) ta = ma;
-        if (mr > tr) tr = mr;
-        st = gf_act_backward(ctx, a, N, bz, bt, bo);
-        if (!st) st = gf_buf_read(ctx, bo, 0, sizeof(float) * N, out);
-        if (st) break;
-        gf_compare(out, ref, N, &ma, &mr);
-        if (ma > ba) ba = ma;
-        if (mr > br) br = mr;
-        /* 2e-6: erfc, exp and tanh are a few ulp in OpenCL C (erfc up to 16) */
-        char name[64];
-        snprintf(name, sizeof name, "act %s forward", gf_act_name(a.kind));
-        gf_check_add(l, name, fa, fr, 2e-6);
-        snprintf(name, sizeof name, "act %s tangent", gf_act_name(a.kind));
-        gf_check_add(l, name, ta, tr, 2e-6);
-        snprintf(name, sizeof name, "act %s backward", gf_act_name(a.kind));
-        gf_check_add(l, name, ba, br, 2e-6);
-    }
-    gf_buf_release(&bz);
-    gf_buf_release(&bt);
-    gf_buf_release(&bo);
-    free(h);
-    free(ref);
-    return st;
-}
-
-void gf_selftest_act(gf_ctx *ctx, gf_check_list *l) {
-    /* A failure to run shows as a failed row; the context keeps the message. */
-    if (selftest_act(ctx, l) != GF_OK) gf_check_add(l, "act (could not run)", INFINITY, INFINITY, 0);
 }
