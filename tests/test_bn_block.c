@@ -13,7 +13,7 @@
  * <features, u> from gf_block_forward in the same mode (float, step 2e-3; the
  * betas are chosen so that every ReLU input stays >= 0.03 from its kink;
  * tolerance 2e-3 x the largest gradient, measured worst 2.4e-4). Training-mode
- * features vs a double reference of the block (tests/ref/); running statistics after 3
+ * features vs a double reference of the block (host/ops/ref_ops.c); running statistics after 3
  * training forwards vs the reference; eval-mode features vs the reference at
  * those statistics; the backward follows the mode of the forward;
  * gf_block_tangent refuses BN. A second block, BN on the input that the

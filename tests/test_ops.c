@@ -117,7 +117,7 @@ static void act_extra(gf_ctx *ctx, const row *rw, const tensors *T, const result
     gf_buf_release(&bz); gf_buf_release(&bt); gf_buf_release(&bu);
     free(out);
 }
-/* gf_act_ref / gf_act_dref against formulas written another way (PyTorch's definitions: hardsigmoid =
+/* ref_act / ref_act_d against formulas written another way (PyTorch's definitions: hardsigmoid =
  * relu6(x + 3) / 6, hardswish = x hardsigmoid(x), GELU = x (1 + erf(x / sqrt 2)) / 2, SiLU = x sigmoid(x))
  * and the derivative against a central difference of the reference, on a grid away from kinks. */
 static void act_reference_crosscheck(void) {
@@ -126,19 +126,19 @@ static void act_reference_crosscheck(void) {
         double z = i / 100.0 + 0.00371;
         double s = 1 / (1 + exp(-z)), r6 = fmin(fmax(z + 3, 0), 6);
         double e[6] = {
-            gf_act_ref((gf_act){GF_ACT_SIGMOID, 0}, z) - s,
-            gf_act_ref((gf_act){GF_ACT_SILU, 0}, z) - z * s,
-            (gf_act_ref(GF_ACT_HSIGMOID_TORCH, z) - r6 / 6) * 1e-5,   /* slope is float(1/6): 5e-9 z */
-            gf_act_ref((gf_act){GF_ACT_HSWISH, 0}, z) - z * r6 / 6,
-            gf_act_ref((gf_act){GF_ACT_GELU, 0}, z) - 0.5 * z * (1 + erf(z / sqrt(2.0))),
-            gf_act_ref((gf_act){GF_ACT_GELU_TANH, 0}, z) - 0.5 * z * (1 + tanh(sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)))};
+            ref_act((gf_act){GF_ACT_SIGMOID, 0}, z) - s,
+            ref_act((gf_act){GF_ACT_SILU, 0}, z) - z * s,
+            (ref_act(GF_ACT_HSIGMOID_TORCH, z) - r6 / 6) * 1e-5,   /* slope is float(1/6): 5e-9 z */
+            ref_act((gf_act){GF_ACT_HSWISH, 0}, z) - z * r6 / 6,
+            ref_act((gf_act){GF_ACT_GELU, 0}, z) - 0.5 * z * (1 + erf(z / sqrt(2.0))),
+            ref_act((gf_act){GF_ACT_GELU_TANH, 0}, z) - 0.5 * z * (1 + tanh(sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)))};
         for (int k = 0; k < 6; k++) if (fabs(e[k]) > worst) worst = fabs(e[k]);
         for (int k = GF_ACT_SIGMOID; k < GF_ACT_COUNT; k++) {
             gf_act a = {(gf_act_kind)k, 0};
             if (k == GF_ACT_HSIGMOID) a = GF_ACT_HSIGMOID_TORCH;
             const double h = 1e-5;
-            double fd = (gf_act_ref(a, z + h) - gf_act_ref(a, z - h)) / (2 * h);
-            double d = fabs(fd - gf_act_dref(a, z));
+            double fd = (ref_act(a, z + h) - ref_act(a, z - h)) / (2 * h);
+            double d = fabs(fd - ref_act_d(a, z));
             if (d > worst_d) worst_d = d;
         }
     }
@@ -200,16 +200,24 @@ static void act_once(gf_ctx *ctx) {
         CHECK(gf_act_parse(gf_act_name((gf_act_kind)k)) == k, "name/parse round trip of kind %d", k);
     gf_buf_release(&bz); gf_buf_release(&bg); gf_buf_release(&bo);
 }
-/* gf_ln_ref against the definition written directly; refusals. */
+/* ref_ln against the definition written directly, ref_ln_jvp against central differences of ref_ln; refusals. */
 static void ln_once(gf_ctx *ctx) {
-    const float x[5] = {1.0f, -2.0f, 0.5f, 3.0f, 0.25f};
-    double y[5], mu = 0.55, v = 0;
+    const double x[5] = {1.0, -2.0, 0.5, 3.0, 0.25}, t[5] = {0.3, -1.0, 0.7, 0.2, -0.4}, h = 1e-6;
+    double y[5], jt[5], xp[5], xm[5], yp[5], ym[5], mu = 0.55, v = 0;
     for (int c = 0; c < 5; c++) v += (x[c] - mu) * (x[c] - mu);
     v /= 5;
-    gf_ln_ref(x, NULL, 5, 1, 1e-5, y, NULL);
-    double worst = 0;
-    for (int c = 0; c < 5; c++) worst = fmax(worst, fabs(y[c] - (x[c] - mu) / sqrt(v + 1e-5)));
-    CHECK(worst < 1e-12, "gf_ln_ref vs the definition: %.3g", worst);
+    ref_ln(x, 5, 1e-5, y);
+    ref_ln_jvp(x, t, 5, 1e-5, jt);
+    for (int c = 0; c < 5; c++) { xp[c] = x[c] + h * t[c]; xm[c] = x[c] - h * t[c]; }
+    ref_ln(xp, 5, 1e-5, yp);
+    ref_ln(xm, 5, 1e-5, ym);
+    double worst = 0, worst_d = 0;
+    for (int c = 0; c < 5; c++) {
+        worst = fmax(worst, fabs(y[c] - (x[c] - mu) / sqrt(v + 1e-5)));
+        worst_d = fmax(worst_d, fabs(jt[c] - (yp[c] - ym[c]) / (2 * h)));
+    }
+    CHECK(worst < 1e-12, "ref_ln vs the definition: %.3g", worst);
+    CHECK(worst_d < 1e-8, "ref_ln_jvp vs central differences of ref_ln: %.3g", worst_d);
     cl_mem b = test_alloc(ctx, 4);
     CHECK(gf_ln_forward(ctx, 1, 100000, 1, 1e-6f, b, b) == GF_ERR_USAGE, "layernorm past the item budget accepted");
     CHECK(gf_ln_forward(ctx, 1, 4, 1, -1.0f, b, b) == GF_ERR_USAGE, "negative eps accepted");

@@ -38,20 +38,3 @@ gf_status gf_ln_tangent(gf_ctx *ctx, size_t N, int C, size_t HW, float eps, cl_m
 gf_status gf_ln_backward(gf_ctx *ctx, size_t N, int C, size_t HW, float eps, cl_mem x, cl_mem g_out, cl_mem g_in) {
     return ln_jac(ctx, N, C, HW, eps, x, g_out, g_in, "layernorm backward");
 }
-
-void gf_ln_ref(const float *x, const float *t, int C, size_t stride, double eps, double *y, double *jt) {
-    double mu = 0, v = 0, a = 0, b = 0;
-    for (int c = 0; c < C; c++) mu += x[c * stride];
-    mu /= C;
-    for (int c = 0; c < C; c++) v += (x[c * stride] - mu) * (x[c * stride] - mu);
-    double s = sqrt(v / C + eps);
-    for (int c = 0; c < C; c++) {
-        double yc = (x[c * stride] - mu) / s;
-        if (y) y[c] = yc;
-        if (t) { a += t[c * stride]; b += yc * t[c * stride]; }
-    }
-    if (!jt || !t) return;
-    a /= C;
-    b /= C;
-    for (int c = 0; c < C; c++) jt[c] = (t[c * stride] - a - (x[c * stride] - mu) / s * b) / s;
-}

@@ -477,13 +477,13 @@ static void act_tols(const row *rw, tols *t) {
     t->adj = 1e-4;
 }
 static void act_ref(const row *rw, const tensors *T, const double *const *in, double *out) {
-    for (size_t i = 0; i < T->n_out; i++) out[i] = gf_act_ref(ot_act_of(rw), in[0][i]);
+    for (size_t i = 0; i < T->n_out; i++) out[i] = ref_act(ot_act_of(rw), in[0][i]);
 }
 static void act_ref_tan(const row *rw, const tensors *T, const double *const *in, const double *const *tin, double *out) {
-    for (size_t i = 0; i < T->n_out; i++) out[i] = tin[0][i] * gf_act_dref(ot_act_of(rw), in[0][i]);
+    for (size_t i = 0; i < T->n_out; i++) out[i] = tin[0][i] * ref_act_d(ot_act_of(rw), in[0][i]);
 }
 static void act_ref_bwd(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g) {
-    for (size_t i = 0; i < T->n_out; i++) g[0][i] = u[i] * gf_act_dref(ot_act_of(rw), in[0][i]);
+    for (size_t i = 0; i < T->n_out; i++) g[0][i] = u[i] * ref_act_d(ot_act_of(rw), in[0][i]);
 }
 static gf_status act_fwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, cl_mem out) {
     return gf_act_forward(ctx, ot_act_of(rw), T->n_out, in[0], out);
@@ -544,14 +544,12 @@ static void ln_ref(const row *rw, const tensors *T, const double *const *in, dou
         for (int c = 0; c < C; c++) out[LN_AT(c)] = ys[c];
     }
 }
-/* The Jacobian-vector product of gf_ln_ref (symmetric: also the backward's), on float copies (exact: the
- * inputs are floats). */
+/* The Jacobian-vector product (symmetric: also the backward's), pixel by pixel. */
 static void ln_ref_jac(const row *rw, const double *x, const double *t, double *out) {
-    float xs[LN_MAX_C], ts[LN_MAX_C];
-    double js[LN_MAX_C];
+    double xs[LN_MAX_C], ts[LN_MAX_C], js[LN_MAX_C];
     LN_EACH_PIXEL(rw) {
-        for (int c = 0; c < C; c++) { xs[c] = (float)x[LN_AT(c)]; ts[c] = (float)t[LN_AT(c)]; }
-        gf_ln_ref(xs, ts, C, 1, rw->f[0], NULL, js);
+        for (int c = 0; c < C; c++) { xs[c] = x[LN_AT(c)]; ts[c] = t[LN_AT(c)]; }
+        ref_ln_jvp(xs, ts, C, rw->f[0], js);
         for (int c = 0; c < C; c++) out[LN_AT(c)] = js[c];
     }
 }
