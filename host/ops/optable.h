@@ -10,14 +10,10 @@
 #include "ops_act.h"
 #include "ops_affine.h"
 #include "ops_pool.h"
+#include "ot_rng.h"
 
 enum { MAX_IN = 5, NA = 20 };
 
-/* Deterministic uniform numbers (xorshift64*): a row's data comes from its seed. */
-typedef struct ot_rng { uint64_t s; } ot_rng;
-void ot_rng_seed(ot_rng *r, uint64_t seed);
-double ot_uniform(ot_rng *r, double lo, double hi);
-void ot_fill(ot_rng *r, float *x, size_t n, double lo, double hi);
 
 typedef struct op_def op_def;
 typedef struct row {
