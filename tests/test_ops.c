@@ -582,6 +582,14 @@ static int bn_same(gf_ctx *ctx, cl_mem m, const float *v, size_t n) {
 static void bn_check_scaled(const char *name, const char *what, const float *got, const double *ref, const double *S, size_t n) {
     check_tol(name, what, got, ref, S, n, (tol){0, 0, 1e-5});
 }
+/* The statistics in m vs ref at the scale 1 + |ref|. */
+static void bn_check_stat(gf_ctx *ctx, const char *name, const char *what, cl_mem m, const double *ref, int C) {
+    float *o = download(ctx, m, (size_t)C);
+    double *sc = dalloc((size_t)C);
+    for (int k = 0; k < C; k++) sc[k] = 1 + fabs(ref[k]);
+    bn_check_scaled(name, what, o, ref, sc, (size_t)C);
+    free(o); free(sc);
+}
 /* Training: saved mean and invstd, the running statistics after 3 updates (PyTorch's: unbiased variance),
  * bitwise reproducible; y with the statistics equals y without; the backward's optional outputs (dx alone,
  * the parameter gradients without dx) bitwise equal, accumulate adds to dgamma/dbeta and overwrites dx;
@@ -603,10 +611,7 @@ static void bn_train_extra(gf_ctx *ctx, const row *rw, const tensors *T, const r
     for (int k = 0; k < C; k++) { ref[k] = 1 / sqrt(var[k] + eps); sc[k] = ref[k]; }
     bn_check_scaled(name, "saved invstd", o, ref, sc, C);
     free(o);
-    o = download(ctx, bsm, C);
-    for (int k = 0; k < C; k++) sc[k] = 1 + fabs(mean[k]);
-    bn_check_scaled(name, "saved mean", o, mean, sc, C);
-    free(o);
+    bn_check_stat(ctx, name, "saved mean", bsm, mean, C);
     double *rv3 = dalloc((size_t)C);
     for (int k = 0; k < C; k++) {
         ref[k] = s->rm[k]; rv3[k] = s->rv[k];
@@ -615,14 +620,8 @@ static void bn_train_extra(gf_ctx *ctx, const row *rw, const tensors *T, const r
             rv3[k] = (1 - mom) * rv3[k] + mom * var[k] * M / (M - 1);   /* unbiased */
         }
     }
-    o = download(ctx, brm, C);
-    for (int k = 0; k < C; k++) sc[k] = 1 + fabs(ref[k]);
-    bn_check_scaled(name, "running mean after 3 updates", o, ref, sc, C);
-    free(o);
-    o = download(ctx, brv, C);
-    for (int k = 0; k < C; k++) sc[k] = 1 + fabs(rv3[k]);
-    bn_check_scaled(name, "running var after 3 updates (unbiased)", o, rv3, sc, C);
-    free(o);
+    bn_check_stat(ctx, name, "running mean after 3 updates", brm, ref, C);
+    bn_check_stat(ctx, name, "running var after 3 updates (unbiased)", brv, rv3, C);
     {   /* a fresh run: the same bits */
         float *rm1 = download(ctx, brm, C), *rv1 = download(ctx, brv, C), *m1 = download(ctx, bsm, C), *i1 = download(ctx, bsi, C);
         cl_mem rm2 = test_upload(ctx, s->rm, C), rv2 = test_upload(ctx, s->rv, C), y2 = test_alloc(ctx, N);
