@@ -139,9 +139,13 @@ static float *download(run *R, cl_mem m, size_t n) {
 
 /* ---------------- the driver: every row the same way ---------------- */
 
-/* An exact check (bitwise equality). */
-#define BITWISE(sink, pass, fmt, ...) \
-    checkf((sink), (pass), (pass) ? 0 : INFINITY, 0, fmt "%s", __VA_ARGS__, (pass) ? "" : ": differs")
+/* An exact check: two results bitwise the same; k >= 0: of gradient k. */
+static void bitwise(ot_sink *sink, const void *a, const void *b, size_t bytes, const char *name, const char *what, int k) {
+    const int same = memcmp(a, b, bytes) == 0;
+    char w[64];
+    if (k >= 0) snprintf(w, sizeof w, what, k);
+    checkf(sink, same, same ? 0 : INFINITY, 0, "%s: %s%s", name, k >= 0 ? w : what, same ? "" : ": differs");
+}
 
 static gf_status run_tangent(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *tin, cl_mem out) {
     return rw->op->tan ? rw->op->tan(ctx, rw, T, T->bx, tin, out) : rw->op->fwd(ctx, rw, T, tin, out);
@@ -207,7 +211,7 @@ gf_status gf_ot_run_row(gf_ctx *ctx, const row *rw, uint64_t seed, int conv_vari
     DEV(R, op->fwd(ctx, rw, &T, T.bx, by2));
     float *y = download(R, by, no), *y2 = download(R, by2, no);
     ot_check_tol(sink, name, "forward", y, yref, S, no, tl.fwd);
-    BITWISE(sink, memcmp(y, y2, no * sizeof *y) == 0, "%s: forward twice, bitwise", name);
+    bitwise(sink, y, y2, no * sizeof *y, name, "forward twice, bitwise", -1);
     res.y = y;
 
     /* tangent: all differentiable inputs moving, then each alone */
@@ -289,7 +293,7 @@ gf_status gf_ot_run_row(gf_ctx *ctx, const row *rw, uint64_t seed, int conv_vari
         for (int k = 0; k < T.n_in; k++) tin[k] = T.diff[k] ? bv[k] : NULL;
         DEV(R, run_tangent(ctx, rw, &T, tin, bt));
         float *again = download(R, bt, no);
-        BITWISE(sink, memcmp(jv, again, no * sizeof *jv) == 0, "%s: tangent twice, bitwise", name);
+        bitwise(sink, jv, again, no * sizeof *jv, name, "tangent twice, bitwise", -1);
         free(again);
         for (int k = 0; k < T.n_in; k++) { free(xp[k]); free(xm[k]); free(ax[k]); free(av[k]); }
         free(ref); free(yp); free(ym); free(partial_sum); free(St_full);
@@ -315,7 +319,7 @@ gf_status gf_ot_run_row(gf_ctx *ctx, const row *rw, uint64_t seed, int conv_vari
             if (T.diff[k]) {
                 g[k] = download(R, bg[k], T.n[k]);
                 float *again = download(R, bg2[k], T.n[k]);
-                BITWISE(sink, memcmp(g[k], again, T.n[k] * sizeof *again) == 0, "%s: gradient %d twice, bitwise", name, k);
+                bitwise(sink, g[k], again, T.n[k] * sizeof *again, name, "gradient %d twice, bitwise", k);
                 free(again);
                 res.g[k] = g[k];
             }
@@ -408,7 +412,7 @@ gf_status gf_ot_run_row(gf_ctx *ctx, const row *rw, uint64_t seed, int conv_vari
                 DEV(R, gf_fill(ctx, T.n[k], NAN, bg2[k]));
                 DEV(R, op->bwd(ctx, rw, &T, T.bx, bu, only, 0));
                 float *got = download(R, bg2[k], T.n[k]);
-                BITWISE(sink, memcmp(got, g[k], T.n[k] * sizeof *got) == 0, "%s: gradient %d alone, bitwise the same", name, k);
+                bitwise(sink, got, g[k], T.n[k] * sizeof *got, name, "gradient %d alone, bitwise the same", k);
                 free(got);
             }
         res.u = u;
