@@ -964,7 +964,7 @@ static gf_status xent_shape(gf_ctx *ctx, const row *rw, tensors *T) {
     (void)ctx;
     T->n_in = 1; T->n[0] = (size_t)rw->a[0] * rw->a[1]; T->diff[0] = 1; T->n_out = 2;
     T->state = calloc(1, sizeof(loss_state));
-    return GF_OK;
+    return T->state ? GF_OK : GF_ERR_MEMORY;
 }
 /* logits in [-scale, scale]; every third row ignored (label -1) when asked; the label's logit pushed up
  * in every other row, so that some rows are right */
@@ -974,6 +974,7 @@ static gf_status xent_fill(gf_ctx *ctx, const row *rw, tensors *T, ot_rng *r) {
     loss_state *s = T->state;
     float *z = T->x[0];
     s->labels = malloc((size_t)B * sizeof(int));
+    if (!s->labels) return GF_ERR_MEMORY;
     uniform(r, z, T->n[0], -scale, scale);
     for (int i = 0; i < B; i++) {
         s->labels[i] = (int)ot_uniform(r, 0, K);
@@ -1013,7 +1014,7 @@ static gf_status bce_shape(gf_ctx *ctx, const row *rw, tensors *T) {
     (void)ctx;
     T->n_in = 2; T->n[0] = T->n[1] = (size_t)rw->a[0] * rw->a[1]; T->diff[0] = 1; T->n_out = 2;
     T->state = calloc(1, sizeof(loss_state));
-    return GF_OK;
+    return T->state ? GF_OK : GF_ERR_MEMORY;
 }
 /* targets 1 and 0, about 10% ignored (-1) */
 static gf_status bce_fill(gf_ctx *ctx, const row *rw, tensors *T, ot_rng *r) {
@@ -1068,6 +1069,8 @@ static void conv_describe(const row *rw, char *b, size_t n) {
 static gf_status conv_shape(gf_ctx *ctx, const row *rw, tensors *T) {
     const int *a = rw->a;
     affine_state *s = calloc(1, sizeof *s);
+    if (!s) return GF_ERR_MEMORY;
+    T->state = s;
     gf_conv_desc *d = &s->d;
     if (is_linear(rw)) {   /* the reference's view: a 1x1 convolution of 1x1 images */
         GF_TRY(gf_conv_desc_init(ctx, d, a[0], a[1], 1, 1, a[2], 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1));
@@ -1078,7 +1081,7 @@ static gf_status conv_shape(gf_ctx *ctx, const row *rw, tensors *T) {
             gf_conv_same_pads(a[3], a[6], a[8], a[13], &pl, &pr);
         }
         GF_TRY(gf_conv_desc_init(ctx, d, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], pt, pb, pl, pr,
-                                          a[13], a[13], a[14]));
+                                 a[13], a[13], a[14]));
         d->max_workspace = (size_t)a[16];
         d->variant = T->conv_variant;
     }
@@ -1088,7 +1091,6 @@ static gf_status conv_shape(gf_ctx *ctx, const row *rw, tensors *T) {
     T->n[2] = (size_t)d->c_out;
     T->diff[0] = T->diff[1] = T->diff[2] = 1;
     T->n_out = (size_t)d->n * d->c_out * d->h_out * d->w_out;
-    T->state = s;
     return GF_OK;
 }
 static void conv_release(tensors *T) { free(T->state); }
@@ -1172,6 +1174,7 @@ static void bn_describe(const row *rw, char *b, size_t n) {
 static gf_status bn_shape(gf_ctx *ctx, const row *rw, tensors *T) {
     const int C = rw->a[1];
     bn_state *s = calloc(1, sizeof *s);
+    if (!s) return GF_ERR_MEMORY;
     T->n_in = 3;
     T->n[0] = T->n_out = (size_t)rw->a[0] * C * rw->a[2];
     T->n[1] = T->n[2] = (size_t)C;
@@ -1194,11 +1197,13 @@ static gf_status bn_fill(gf_ctx *ctx, const row *rw, tensors *T, ot_rng *r) {
             for (int j = 0; j < hw; j++)
                 T->x[0][((size_t)i * C + k) * hw + j] = (float)(rw->a[3] + 0.3 * k + (0.5 + 0.2 * k) * ot_uniform(r, -1, 1));
     s->dy = falloc(T->n_out);
+    if (!s->dy) return GF_ERR_MEMORY;
     uniform(r, s->dy, T->n_out, -1, 1);
     uniform(r, T->x[1], (size_t)C, -1.5, 1.5);
     uniform(r, T->x[2], (size_t)C, -1, 1);
     s->rm = falloc((size_t)C); s->rv = falloc((size_t)C);
     s->rmd = dalloc((size_t)C); s->rvd = dalloc((size_t)C);
+    if (!s->rm || !s->rv || !s->rmd || !s->rvd) return GF_ERR_MEMORY;
     uniform(r, s->rm, (size_t)C, -0.5, 0.5);
     uniform(r, s->rv, (size_t)C, 0.5, 2);
     for (int k = 0; k < C; k++) { s->rmd[k] = s->rm[k]; s->rvd[k] = s->rv[k]; }
@@ -1243,7 +1248,7 @@ static void bn_scale_fwd(const row *rw, const tensors *T, double *S) {
     free(mean); free(var);
 }
 void ot_bn_ref_bwd_all(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g,
-                           double *const *S) {
+                       double *const *S) {
     const int C = rw->a[1];
     double *mean = dalloc((size_t)C), *var = dalloc((size_t)C), *scratch[3];
     for (int k = 0; k < 3; k++) scratch[k] = dalloc(T->n[k]);

@@ -123,18 +123,16 @@ int ot_check_tol_d(ot_sink *sink, const char *name, const char *what, const doub
 gf_status ot_alloc(gf_ctx *ctx, size_t n, cl_mem *m);   /* exactly n floats (1 for n = 0), zeroed */
 gf_status ot_upload(gf_ctx *ctx, const float *x, size_t n, cl_mem *m);
 gf_status ot_download(gf_ctx *ctx, cl_mem m, float *x, size_t n);
+/* tensors.state of the pools, losses, conv/linear and BN rows */
 typedef struct pool_state {
     gf_pool2d p;
     cl_mem arg, arg2;   /* argmax of the forward; of the argmax-only path */
 } pool_state;
-
 typedef struct loss_state {
     int *labels;   /* xent */
     cl_mem blabels;
 } loss_state;
-
 typedef struct affine_state { gf_conv_desc d; } affine_state;
-
 enum { BN_GUARD = 64 };   /* bn rows: guard floats after every output */
 typedef struct bn_state {
     float *dy;                 /* the backward's u */
@@ -142,14 +140,14 @@ typedef struct bn_state {
     double *rmd, *rvd;
     cl_mem brm, brv, zero_c;   /* zero_c: c zeros (mean 0, beta 0) */
 } bn_state;
-
+/* sgd/adam rows: a = {case, n}; OPTIM_STEPS steps of the case's options */
 enum { OPTIM_STEPS = 7 };
-
 typedef struct optim_case {
     int adam, use_ref, use_clip;
     float lr, mom, wd, b1, b2, eps;
 } optim_case;
-typedef struct ot_optim_dev { cl_mem p, m, v, g, norm; } ot_optim_dev;   /* sgd/adam: an optimiser on the device */
+typedef struct ot_optim_dev { cl_mem p, m, v, g, norm; } ot_optim_dev;   /* an optimiser on the device */
+/* the rows' attributes as the ops take them, and pieces of the ops' references and device calls */
 gf_act ot_act_of(const row *rw);
 const gf_conv_desc *ot_desc_of(const tensors *T);
 size_t ot_mul_planes(const row *rw);
@@ -160,7 +158,7 @@ void ot_optim_scale_steps(const row *rw, const tensors *T, int steps, double *S)
 gf_status ot_conv_tan(gf_ctx *ctx, const row *rw, const tensors *T, const cl_mem *in, const cl_mem *tin, cl_mem out);
 gf_status ot_affine_fwd_b(gf_ctx *ctx, const row *rw, const tensors *T, cl_mem x, cl_mem W, cl_mem b, cl_mem y);
 void ot_bn_ref_bwd_all(const row *rw, const tensors *T, const double *const *in, const double *u, double *const *g,
-                           double *const *S);
+                       double *const *S);
 /* `steps` steps of the row's optimiser on the device from p0 (T->x[0]); the result as the reference's. */
 gf_status ot_optim_dev_init(gf_ctx *ctx, const row *rw, const tensors *T, ot_optim_dev *d);
 gf_status ot_optim_dev_step(gf_ctx *ctx, const row *rw, const tensors *T, cl_mem ref, ot_optim_dev *d, int s);
