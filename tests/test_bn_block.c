@@ -13,7 +13,7 @@
  * <features, u> from gf_block_forward in the same mode (float, step 2e-3; the
  * betas are chosen so that every ReLU input stays >= 0.03 from its kink;
  * tolerance 2e-3 x the largest gradient, measured worst 2.4e-4). Training-mode
- * features vs a double reference of the block (tests/ref/); running statistics after 3
+ * features vs a double reference of the block (host/ops/ref_ops.c); running statistics after 3
  * training forwards vs the reference; eval-mode features vs the reference at
  * those statistics; the backward follows the mode of the forward;
  * gf_block_tangent refuses BN. A second block, BN on the input that the
@@ -25,7 +25,7 @@
 #include "block.h"
 #include "ops_bn.h"
 #include "testutil.h"
-#include "ref/ref_ops.h"
+#include "ref_ops.h"
 
 #define TOL 1e-5
 
@@ -152,9 +152,12 @@ static void torch_compare(gf_ctx *ctx) {
 enum { BN_N = 4, BN_CI = 3, BN_CM = 4, BN_H = 5 };
 enum { ND_CONV1, ND_BN1, ND_RELU1, ND_CONV2, ND_BN2, ND_ADD, ND_RELU2, ND_COUNT };
 
-static int bn_block_nodes(gf_node *nd) {
+/* The block (BN_N images of BN_CI x BN_H x BN_H) and its nodes. */
+static gf_block *bn_block_create(gf_ctx *ctx, const gf_node **nodes) {
+    gf_node nd[ND_COUNT];
+    gf_block *blk;
     gf_conv_desc d;
-    memset(nd, 0, ND_COUNT * sizeof *nd);
+    memset(nd, 0, sizeof nd);
     gf_conv_desc_simple(NULL, &d, 1, BN_CI, BN_H, BN_H, BN_CM, 3, 1, 1, 1, 1);
     /* conv1 keeps a bias: in training mode BN removes it, so its gradient must be ~0 */
     nd[ND_CONV1] = (gf_node){.kind = GF_K_CONV, .name = "conv1", .in = {GF_NODE_INPUT}, .conv = d, .has_bias = 1};
@@ -166,7 +169,10 @@ static int bn_block_nodes(gf_node *nd) {
                             .momentum = 0.2f};
     nd[ND_ADD] = (gf_node){.kind = GF_K_ADD, .name = "add", .in = {ND_BN2, GF_NODE_INPUT}};
     nd[ND_RELU2] = (gf_node){.kind = GF_K_ACT, .name = "relu2", .in = {ND_ADD}, .act = {GF_ACT_RELU, 0}};
-    return ND_COUNT;
+    REQUIRE_OK(ctx, gf_block_create(ctx, BN_CI, BN_H, BN_H, nd, ND_COUNT, BN_N, &blk));
+    int nn;
+    *nodes = gf_block_nodes(blk, &nn);
+    return blk;
 }
 
 /* The block in double: train = batch statistics (returned in bmean/bvar per BN
@@ -309,12 +315,21 @@ static void fd_check(gf_ctx *ctx, gf_block *blk, int n, const gf_params *th, con
     free(tp); free(xp);
 }
 
+/* The running statistics of both BN nodes back to mean 0, variance 1. */
+static void reset_running(gf_ctx *ctx, gf_block *blk) {
+    static const float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    for (int k = 0; k < 2; k++) {
+        const size_t c = k ? BN_CI : BN_CM;
+        cl_mem mm, vv;
+        REQUIRE_OK(ctx, gf_block_bn_running(blk, k ? ND_BN2 : ND_BN1, &mm, &vv));
+        REQUIRE_OK(ctx, gf_buf_zero(ctx, mm, 0, c * sizeof(float)));
+        REQUIRE_OK(ctx, gf_buf_write(ctx, vv, 0, c * sizeof(float), ones));
+    }
+}
+
 static void block_test(gf_ctx *ctx) {
-    gf_node nd0[ND_COUNT];
-    gf_block *blk;
-    REQUIRE_OK(ctx, gf_block_create(ctx, BN_CI, BN_H, BN_H, nd0, bn_block_nodes(nd0), BN_N, &blk));
-    int nn;
-    const gf_node *nd = gf_block_nodes(blk, &nn);
+    const gf_node *nd;
+    gf_block *blk = bn_block_create(ctx, &nd);
     CHECK(nd[ND_BN1].eps == 1e-5f && nd[ND_BN1].momentum == 0.1f && nd[ND_BN2].eps == 1e-3f &&
           nd[ND_BN2].momentum == 0.2f, "BN defaults / given eps and momentum not kept");
     CHECK(nd[ND_BN1].w_count == BN_CM && nd[ND_BN1].b_count == BN_CM && nd[ND_BN1].w_off >= 0 && nd[ND_BN1].b_off >= 0,
@@ -369,13 +384,7 @@ static void block_test(gf_ctx *ctx) {
         for (int c = 0; c < CB[k]; c++) rv[k][c] = 1;
     }
     /* the two forwards above updated the running statistics: start over from 0 / 1 */
-    for (int k = 0; k < 2; k++) {
-        cl_mem mm, vv;
-        REQUIRE_OK(ctx, gf_block_bn_running(blk, k ? ND_BN2 : ND_BN1, &mm, &vv));
-        REQUIRE_OK(ctx, gf_buf_zero(ctx, mm, 0, CB[k] * sizeof(float)));
-        float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-        REQUIRE_OK(ctx, gf_buf_write(ctx, vv, 0, CB[k] * sizeof(float), ones));
-    }
+    reset_running(ctx, blk);
     CHECK(gf_block_bn_running(blk, ND_CONV1, NULL, NULL) == GF_ERR_USAGE, "running stats of a conv node");
     float f[BN_N * BN_CI];
     REQUIRE_OK(ctx, gf_block_forward(ctx, blk, BN_N, bx, &th, bf));
@@ -418,14 +427,9 @@ static void block_test(gf_ctx *ctx) {
     /* eval mode uses the running statistics: reset them, run 3 training
      * forwards on 3 batches, compare the running statistics with the reference,
      * then the eval-mode output with the reference at those statistics */
-    for (int k = 0; k < 2; k++) {
-        cl_mem mm, vv;
-        REQUIRE_OK(ctx, gf_block_bn_running(blk, k ? ND_BN2 : ND_BN1, &mm, &vv));
-        REQUIRE_OK(ctx, gf_buf_zero(ctx, mm, 0, CB[k] * sizeof(float)));
-        float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-        REQUIRE_OK(ctx, gf_buf_write(ctx, vv, 0, CB[k] * sizeof(float), ones));
+    reset_running(ctx, blk);
+    for (int k = 0; k < 2; k++)
         for (int c = 0; c < CB[k]; c++) { rm[k][c] = 0; rv[k][c] = 1; }
-    }
     gf_block_set_training(blk, 1);
     float *xb = malloc(XS * sizeof *xb);
     const double M = (double)BN_N * HW;
@@ -541,11 +545,8 @@ static void fanout_test(gf_ctx *ctx) {
  * gradient, the input gradient) of the split path agree with the one-kernel path to 1e-5 (atol 1e-6);
  * the sums over ranks themselves are tests/cli_mpi_pretrain.sh's. */
 static void sync_test(gf_ctx *ctx) {
-    gf_node nd0[ND_COUNT];
-    gf_block *blk;
-    REQUIRE_OK(ctx, gf_block_create(ctx, BN_CI, BN_H, BN_H, nd0, bn_block_nodes(nd0), BN_N, &blk));
-    int nn;
-    const gf_node *nd = gf_block_nodes(blk, &nn);
+    const gf_node *nd;
+    gf_block *blk = bn_block_create(ctx, &nd);
     const size_t P = gf_block_param_count(blk), XS = (size_t)BN_N * BN_CI * BN_H * BN_H;
     const int D = gf_block_feature_dim(blk), BNS[2] = {ND_BN1, ND_BN2};
     test_rng r;

@@ -41,19 +41,6 @@ int test_finish(const char *name) {
     return gf_test_failures ? 1 : 0;
 }
 
-void test_rng_seed(test_rng *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ULL + 1; }
-
-double test_uniform(test_rng *r, double lo, double hi) {
-    /* xorshift64* */
-    r->s ^= r->s >> 12; r->s ^= r->s << 25; r->s ^= r->s >> 27;
-    uint64_t v = r->s * 0x2545F4914F6CDD1DULL;
-    return lo + (hi - lo) * ((double)(v >> 11) / 9007199254740992.0);
-}
-
-void test_fill(test_rng *r, float *x, size_t n, double lo, double hi) {
-    for (size_t i = 0; i < n; i++) x[i] = (float)test_uniform(r, lo, hi);
-}
-
 int test_close(const char *what, const float *got, const double *ref, size_t n, double atol, double rtol) {
     double worst = 0; size_t wi = 0;
     for (size_t i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "gf_internal.h"
+#include "ot_rng.h"
 
 extern int gf_test_failures;
 extern int gf_test_checks;
@@ -27,11 +28,11 @@ gf_ctx *test_ctx_for(const char *device, void (*edit)(gf_ctx_options *, const vo
 /* Summary line + exit code: 0 when every CHECK passed and at least one ran. */
 int test_finish(const char *name);
 
-/* Deterministic uniform floats in [lo, hi). */
-typedef struct { uint64_t s; } test_rng;
-void test_rng_seed(test_rng *r, uint64_t seed);
-double test_uniform(test_rng *r, double lo, double hi);
-void test_fill(test_rng *r, float *x, size_t n, double lo, double hi);
+/* Deterministic uniform floats in [lo, hi): the op table's generator (host/ops/ot_rng.h). */
+typedef ot_rng test_rng;
+#define test_rng_seed ot_rng_seed
+#define test_uniform ot_uniform
+#define test_fill ot_fill
 
 /* Max over i of |got-ref| / (atol + rtol*|ref|) <= 1 ?  Prints the worst index on failure. */
 int test_close(const char *what, const float *got, const double *ref, size_t n, double atol, double rtol);

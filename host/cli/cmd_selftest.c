@@ -5,8 +5,11 @@
 
 static const cli_doc doc = {
     "gradfeat selftest [--device SEL] [--verbose]",
-    "Run every kernel family and a CLBlast GEMM at small shapes on the device and compare with\n"
-    "plain-C double references. A row passes when max |got-ref|/(1+|ref|) <= tol.\n"
+    "Run the quick rows of the op table (the rows tests/test_ops checks: every kernel family and the\n"
+    "GEMM, host BLAS and CLBlast, at small shapes) on the device, each checked against plain-C double\n"
+    "references: forward, tangent and backward, finite differences, the adjoint identity, bitwise\n"
+    "repeatability. max abs is a row's largest |got-ref|, max rel its worst error as a multiple of\n"
+    "the tolerance (atol + rtol|ref| + stol S); a row passes when every check does (max rel <= tol 1).\n"
     "Exit code 8 when any row fails. stdout has the table only; progress goes to stderr.\n",
     "  gradfeat selftest\n"
     "  GRADFEAT_DEVICE=gpu gradfeat selftest --verbose\n"};

@@ -46,9 +46,6 @@ gf_status gf_act_backward(gf_ctx *ctx, gf_act a, size_t n, cl_mem z_pre, cl_mem 
  * (the model format's op name; "leaky_relu" for Leaky). */
 int gf_act_parse(const char *name);
 const char *gf_act_name(gf_act_kind k);
-/* Plain-C double references: sigma(z) and sigma'(z) (the one-sided choices of the kernels at kinks). */
-double gf_act_ref(gf_act a, double z);
-double gf_act_dref(gf_act a, double z);
 
 
 #endif

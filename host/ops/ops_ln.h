@@ -13,6 +13,4 @@ gf_status gf_ln_forward(gf_ctx *ctx, size_t N, int C, size_t HW, float eps, cl_m
 gf_status gf_ln_tangent(gf_ctx *ctx, size_t N, int C, size_t HW, float eps, cl_mem x, cl_mem t_in, cl_mem t_out);
 /* g_in = J(x)^T g_out (= J(x) g_out) */
 gf_status gf_ln_backward(gf_ctx *ctx, size_t N, int C, size_t HW, float eps, cl_mem x, cl_mem g_out, cl_mem g_in);
-/* Plain-C double reference of one pixel's C values at stride `stride`: y, and J t into jt (either may be NULL). */
-void gf_ln_ref(const float *x, const float *t, int C, size_t stride, double eps, double *y, double *jt);
 #endif

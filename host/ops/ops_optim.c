@@ -1,6 +1,5 @@
 /* Optimiser updates and gradient norms on the device; kernels in cl/optim.cl. */
 #include "ops_optim.h"
-#include "selftest.h"
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -76,75 +75,4 @@ gf_status gf_grad_clip(gf_ctx *ctx, size_t n, cl_mem g, const gf_clip *clip) {
     GF_TRY(gf_kernel(ctx, "optim", NULL, "clip_apply", &k));
     GF_TRY(gf_args(ctx, k, "clip_apply", "mmuf", g, clip->sqnorm, (unsigned)n, (double)clip->max_norm));
     return gf_launch1(ctx, k, "clip_apply", n);
-}
-
-/* ---- self-test: 5 steps of SGD and Adam (clipped, decaying toward ref) ---- */
-
-static gf_status selftest_optim(gf_ctx *ctx, gf_check_list *l) {
-    enum { N = 257, STEPS = 5 };
-    float p0[N], g[STEPS][N], ref[N], got[N];
-    double rp[N], rv[N], rm[N], gs[N];
-    for (int i = 0; i < N; i++) {
-        p0[i] = (float)(((i * 17) % 23) * 0.1 - 1.1);
-        ref[i] = (float)(((i * 5) % 7) * 0.05);
-        for (int s = 0; s < STEPS; s++) g[s][i] = (float)((((i + 3 * s) * 13) % 19) * 0.2 - 1.8);
-    }
-    cl_mem bp = NULL, bg = NULL, bm = NULL, bv = NULL, br = NULL, bn = NULL;
-    gf_status st = gf_buf_create(ctx, sizeof p0, "optim selftest p", &bp);
-    if (!st) st = gf_buf_create(ctx, sizeof p0, "optim selftest g", &bg);
-    if (!st) st = gf_buf_create(ctx, sizeof p0, "optim selftest m", &bm);
-    if (!st) st = gf_buf_create(ctx, sizeof p0, "optim selftest v", &bv);
-    if (!st) st = gf_buf_create_from(ctx, sizeof ref, ref, "optim selftest ref", &br);
-    if (!st) st = gf_buf_create(ctx, sizeof(float), "optim selftest norm", &bn);
-    const double max_norm = 5.0;
-    gf_clip clip = {bn, (float)max_norm};
-    for (int opt = 0; opt < 2 && !st; opt++) {
-        gf_sgd_opts so = {0.1f, 0.9f, 0.01f};
-        gf_adam_opts ao = {0.01f, 0.5f, 0.999f, 1e-8f, 0.01f};
-        st = gf_buf_write(ctx, bp, 0, sizeof p0, p0);
-        if (!st) st = gf_buf_zero(ctx, bm, 0, sizeof p0);
-        if (!st) st = gf_buf_zero(ctx, bv, 0, sizeof p0);
-        for (int i = 0; i < N; i++) { rp[i] = p0[i]; rm[i] = rv[i] = 0; }
-        for (int s = 0; s < STEPS && !st; s++) {
-            double sq = 0;
-            for (int i = 0; i < N; i++) sq += (double)g[s][i] * g[s][i];
-            double c = fmin(1.0, max_norm / (sqrt(sq) + 1e-6));
-            for (int i = 0; i < N; i++) gs[i] = c * g[s][i] + (opt ? ao.weight_decay : so.weight_decay) * (rp[i] - ref[i]);
-            if (opt == 0) {
-                for (int i = 0; i < N; i++) {
-                    rv[i] = so.momentum * rv[i] + gs[i];
-                    rp[i] -= so.lr * rv[i];
-                }
-            } else {
-                double bc1 = 1 - pow(ao.beta1, s + 1), bc2 = 1 - pow(ao.beta2, s + 1);
-                for (int i = 0; i < N; i++) {
-                    rm[i] = ao.beta1 * rm[i] + (1 - ao.beta1) * gs[i];
-                    rv[i] = ao.beta2 * rv[i] + (1 - ao.beta2) * gs[i] * gs[i];
-                    rp[i] -= ao.lr / bc1 * rm[i] / (sqrt(rv[i]) / sqrt(bc2) + ao.eps);
-                }
-            }
-            st = gf_buf_write(ctx, bg, 0, sizeof p0, g[s]);
-            if (!st) st = gf_grad_sqnorm(ctx, N, bg, bn, 0, 0);
-            if (!st) st = opt == 0 ? gf_sgd_step(ctx, &so, N, bp, bg, bv, br, &clip)
-                                   : gf_adam_step(ctx, &ao, s + 1, N, bp, bg, bm, bv, br, &clip);
-        }
-        if (!st) st = gf_buf_read(ctx, bp, 0, sizeof got, got);
-        if (!st) {
-            double ma, mr;
-            gf_compare(got, rp, N, &ma, &mr);
-            gf_check_add(l, opt == 0 ? "optim sgd 5 steps"
-                                     : "optim adam 5 steps", ma, mr, 1e-5);
-        }
-    }
-    gf_buf_release(&bp);
-    gf_buf_release(&bg);
-    gf_buf_release(&bm);
-    gf_buf_release(&bv);
-    gf_buf_release(&br);
-    gf_buf_release(&bn);
-    return st;
-}
-
-void gf_selftest_optim(gf_ctx *ctx, gf_check_list *l) {
-    if (selftest_optim(ctx, l) != GF_OK) gf_check_add(l, "optim (could not run)", INFINITY, INFINITY, 0);
 }

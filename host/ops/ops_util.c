@@ -1,7 +1,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops_util.h"
-#include "selftest.h"
 
 gf_status gf_axpby(gf_ctx *ctx, size_t n, float a, cl_mem x, float b, cl_mem y) {
     if (!n) return GF_OK;
@@ -86,22 +85,4 @@ float gf_f16_to_f32(uint16_t h) {
     float f;
     memcpy(&f, &x, sizeof f);
     return f;
-}
-
-void gf_selftest_util(gf_ctx *ctx, gf_check_list *l) {
-    enum { N = 1000 };
-    float x[N], y[N], got[N];
-    double ref[N];
-    for (int i = 0; i < N; i++) { x[i] = (float)((i * 37 % 101) - 50) / 7.0f; y[i] = (float)((i * 13 % 89) - 44) / 3.0f; }
-    for (int i = 0; i < N; i++) ref[i] = 0.75 * x[i] + -1.25 * y[i];
-    cl_mem dx = NULL, dy = NULL;
-    double ma = 1e30, mr = 1e30;
-    if (gf_buf_create_from(ctx, sizeof x, x, "selftest x", &dx) == GF_OK &&
-        gf_buf_create_from(ctx, sizeof y, y, "selftest y", &dy) == GF_OK &&
-        gf_axpby(ctx, N, 0.75f, dx, -1.25f, dy) == GF_OK &&
-        gf_buf_read(ctx, dy, 0, sizeof got, got) == GF_OK)
-        gf_compare(got, ref, N, &ma, &mr);
-    gf_check_add(l, "util axpby", ma, mr, 1e-6);
-    gf_buf_release(&dx);
-    gf_buf_release(&dy);
 }

@@ -128,6 +128,56 @@ void ref_ln(const double *x, int C, double eps, double *y) {
     for (int c = 0; c < C; c++) y[c] = (x[c] - mu) / s;
 }
 
+void ref_ln_jvp(const double *x, const double *t, int C, double eps, double *jt) {
+    double mu = 0, v = 0, a = 0, b = 0;
+    for (int c = 0; c < C; c++) mu += x[c];
+    mu /= C;
+    for (int c = 0; c < C; c++) v += (x[c] - mu) * (x[c] - mu);
+    double s = sqrt(v / C + eps);
+    for (int c = 0; c < C; c++) { a += t[c]; b += (x[c] - mu) / s * t[c]; }
+    a /= C;
+    b /= C;
+    for (int c = 0; c < C; c++) jt[c] = (t[c] - a - (x[c] - mu) / s * b) / s;
+}
+
+double ref_act(gf_act a, double z) {
+    const double k = 0.7978845608028654, c = 0.044715;
+    double s;
+    switch (a.kind) {
+    case GF_ACT_RELU: return z > 0 ? z : 0;
+    case GF_ACT_LEAKY: return z > 0 ? z : (double)a.slope * z;
+    case GF_ACT_RELU6: return z <= 0 ? 0 : (z >= 6 ? 6 : z);
+    case GF_ACT_SIGMOID: return 1.0 / (1.0 + exp(-z));
+    case GF_ACT_SILU: return z / (1.0 + exp(-z));
+    case GF_ACT_HSIGMOID: s = (double)a.slope * z + 0.5; return s <= 0 ? 0 : (s >= 1 ? 1 : s);
+    case GF_ACT_HSWISH: s = z + 3; return z * (s <= 0 ? 0 : (s >= 6 ? 6 : s)) / 6;
+    case GF_ACT_GELU: return 0.5 * z * erfc(-z / sqrt(2.0));
+    case GF_ACT_GELU_TANH: return 0.5 * z * (1 + tanh(k * (z + c * z * z * z)));
+    case GF_ACT_COUNT: break;
+    }
+    return NAN;
+}
+
+double ref_act_d(gf_act a, double z) {
+    const double k = 0.7978845608028654, c = 0.044715;
+    double s, t;
+    switch (a.kind) {
+    case GF_ACT_RELU: return z > 0;
+    case GF_ACT_LEAKY: return z > 0 ? 1.0 : (double)a.slope;
+    case GF_ACT_RELU6: return z > 0 && z < 6;
+    case GF_ACT_SIGMOID: s = 1.0 / (1.0 + exp(-z)); return s * (1 - s);
+    case GF_ACT_SILU: s = 1.0 / (1.0 + exp(-z)); return s * (1 + z * (1 - s));
+    case GF_ACT_HSIGMOID: s = (double)a.slope * z + 0.5; return s > 0 && s < 1 ? (double)a.slope : 0;
+    case GF_ACT_HSWISH: return z < -3 ? 0 : (z <= 3 ? z / 3 + 0.5 : 1);
+    case GF_ACT_GELU: return 0.5 * erfc(-z / sqrt(2.0)) + z * exp(-0.5 * z * z) / sqrt(2 * M_PI);
+    case GF_ACT_GELU_TANH:
+        t = tanh(k * (z + c * z * z * z));
+        return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * k * (1 + 3 * c * z * z);
+    case GF_ACT_COUNT: break;
+    }
+    return NAN;
+}
+
 void ref_mul(size_t P, size_t HW, int gate, const double *x, const double *s, double *y) {
     for (size_t i = 0; i < P * HW; i++) y[i] = x[i] * s[gate ? i / HW : i];
 }

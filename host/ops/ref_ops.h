@@ -1,10 +1,11 @@
-/* Plain-C double references of the ops, once each (tests/test_ops.c checks the device against them).
+/* Plain-C double references of the ops, once each (the op table, optable.c, checks the device against them:
+ * tests/test_ops.c and `gradfeat selftest`).
  * Every reference takes double inputs, so that central finite differences (x +- h v) carry no float
- * rounding. The activation and layer-norm references are the library's gf_act_ref / gf_act_dref and
- * gf_ln_ref (host/ops; `gradfeat selftest` uses them too), checked against independent formulas here. */
+ * rounding. tests/test_ops.c checks the activation and layer-norm references against independent formulas. */
 #ifndef GF_REF_OPS_H
 #define GF_REF_OPS_H
 #include <stddef.h>
+#include "ops_act.h"
 #include "ops_affine.h"
 #include "ops_pool.h"
 
@@ -34,8 +35,15 @@ void ref_bn_backward(int n, int c, int hw, const double *x, const double *dy, co
                      const double *var, double eps, int train, double *dx, double *dg, double *db, double *sdx,
                      double *sdg, double *sdb);
 
-/* Layer norm over C channels of one pixel (values C apart by stride 1). */
+/* Layer norm over C channels of one pixel (values C apart by stride 1), and its Jacobian times t (symmetric:
+ * also the backward's). */
 void ref_ln(const double *x, int C, double eps, double *y);
+void ref_ln_jvp(const double *x, const double *t, int C, double eps, double *jt);
+
+/* The activation of kind a.kind (slope a.slope) at z, and its derivative (at the kinks: the kernels'
+ * convention, mask 1[z > 0], ReLU6 open at 6, hard-swish PyTorch's). */
+double ref_act(gf_act a, double z);
+double ref_act_d(gf_act a, double z);
 
 /* Product y = x * s; gate: s holds one value per plane of HW (squeeze-excitation), else per element. */
 void ref_mul(size_t P, size_t HW, int gate, const double *x, const double *s, double *y);
