@@ -65,8 +65,7 @@ int main(void) {
     /* trunk only (ancestors of the cut) into a fresh executor, then the block */
     gf_exec *e2 = NULL;
     REQUIRE_OK(ctx, gf_exec_create(ctx, m, 2, &e2));
-    REQUIRE_OK(ctx, gf_buf_write(ctx, gf_exec_buffer(e2, GF_NODE_INPUT), 0, 2 * 64 * 64 * sizeof(float), pc.x));
-    REQUIRE_OK(ctx, gf_exec_enqueue_to(e2, 2, cut));
+    REQUIRE_OK(ctx, gf_exec_run_to(e2, pc.x, 2, cut));
     REQUIRE_OK(ctx, gf_block_forward(ctx, blk, 2, gf_exec_buffer(e2, cut), &P, fdev));
     float fblk[2 * 256];
     test_download(ctx, fdev, fblk, 2 * 256);

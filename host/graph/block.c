@@ -1,5 +1,6 @@
-/* Top-block executor: forward, tangent (JVP) and backward over a small graph,
- * every op enqueued on the device; no host reads. See block.h. */
+/* The graph executor: forward, tangent (JVP) and backward over a graph, every op enqueued on the device; no
+ * host reads. The one loop that runs nodes forward (forward()) serves the top block and, forward-only, the
+ * whole network (graph_exec.c). See block.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,28 +8,29 @@
 #include "gf_dist.h"
 #include "ops_util.h"
 
+/* One node's device state. t, g, argmax: only in a block that is not forward-only. */
+typedef struct gf_bnode {
+    int own;                             /* the node whose y this is: itself, or the owner it aliases */
+    int linearized, tzero, gwritten;     /* gf_block_set_linearized; tangent known to be 0; gradient written */
+    cl_mem y, t, g, argmax;              /* primal output (kept for tangent/backward), tangent, gradient, routing */
+    cl_mem bn_mean, bn_var;              /* BATCHNORM running statistics [C] */
+    cl_mem bn_save_mean, bn_save_invstd; /* ... and the batch statistics of the last forward [C] */
+    /* gf_block_set_bn_sync: training-mode BN statistics summed over the ranks (made on the first forward) */
+    double bn_M;                         /* values per channel over all ranks in the last forward */
+    cl_mem bn_lo;                        /* the batch mean is bn_save_mean + bn_lo (a float pair) [C] */
+    float *h_stat;                       /* host copies of bn_lo and the saved invstd [2C] */
+} gf_bnode;
+
 struct gf_block {
     int c_in, h_in, w_in;
-    int n_nodes, max_batch;
-    gf_node nodes[GF_BLOCK_MAX_NODES];
-    int linearized[GF_BLOCK_MAX_NODES];
+    int n_nodes, max_batch, fwd_only;
+    gf_node *nodes;                      /* [n_nodes] */
+    gf_bnode *s;                         /* [n_nodes + 1]: s[n_nodes].gwritten is the block input's */
     size_t param_count, align;           /* align: sub-buffer alignment in floats */
-    cl_mem y[GF_BLOCK_MAX_NODES];        /* primal outputs (kept for tangent/backward) */
-    cl_mem t[GF_BLOCK_MAX_NODES];        /* tangents */
-    cl_mem g[GF_BLOCK_MAX_NODES];        /* gradients w.r.t. node outputs */
-    cl_mem argmax[GF_BLOCK_MAX_NODES];   /* max pool routing from the primal */
     cl_mem tmp;                          /* for accumulating gradients from ops that overwrite */
-    int tzero[GF_BLOCK_MAX_NODES];       /* tangent known to be exactly 0 */
-    int gwritten[GF_BLOCK_MAX_NODES + 1];/* [n_nodes] = the block input */
     int training;                        /* BatchNorm mode for the next forward */
     int fwd_training;                    /* ... and the mode of the last forward (for the backward) */
-    cl_mem bn_mean[GF_BLOCK_MAX_NODES], bn_var[GF_BLOCK_MAX_NODES];        /* running statistics [C] */
-    cl_mem bn_save_mean[GF_BLOCK_MAX_NODES], bn_save_invstd[GF_BLOCK_MAX_NODES]; /* batch statistics [C] */
-    /* gf_block_set_bn_sync: training-mode BN statistics summed over the ranks (made on the first forward) */
     int bn_sync, sync_c;
-    double bn_M[GF_BLOCK_MAX_NODES];     /* values per channel over all ranks in the last forward */
-    cl_mem bn_lo[GF_BLOCK_MAX_NODES];    /* the batch mean is bn_save_mean + bn_lo (a float pair) [C] */
-    float *h_stat[GF_BLOCK_MAX_NODES];   /* host copies of bn_lo and the saved invstd [2C] */
     cl_mem s_sums, s_pa, s_pb;           /* [3 sync_c], [sync_c] x 2 */
     double *h_d;                         /* host [3 sync_c + 1] */
     float *h_f;                          /* host [3 sync_c] */
@@ -55,12 +57,8 @@ static int arity(const gf_node *nd) {
     return nd->kind == GF_K_ADD || nd->kind == GF_K_MUL ? 2 : nd->kind == GF_K_CONCAT ? nd->n_in : 1;
 }
 
-static const gf_node *in_node(const gf_block *b, const gf_node *nd, int k) {
-    return nd->in[k] == GF_NODE_INPUT ? NULL : &b->nodes[nd->in[k]];
-}
-
 static void in_shape(const gf_block *b, const gf_node *nd, int k, int *c, int *h, int *w) {
-    const gf_node *s = in_node(b, nd, k);
+    const gf_node *s = nd->in[k] == GF_NODE_INPUT ? NULL : &b->nodes[nd->in[k]];
     if (s) { *c = s->c; *h = s->h; *w = s->w; }
     else { *c = b->c_in; *h = b->h_in; *w = b->w_in; }
 }
@@ -84,24 +82,32 @@ static gf_status sub_node(gf_ctx *ctx, const gf_node *g, const int *idx, int k, 
     return GF_OK;
 }
 
-gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
-                          int max_batch, gf_block **out) {
-    return gf_block_create_sub(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, out);
+gf_status gf_buf_create_checked(gf_ctx *ctx, size_t bytes, const char *what, const char *name, int per_batch,
+                               cl_mem *out) {
+    char label[320];
+    snprintf(label, sizeof label, "%s of '%s'", what, name);
+    if (bytes > ctx->info.max_alloc)
+        return gf_fail(ctx, GF_ERR_MEMORY, "%s: %zu bytes exceed the device's largest allocation (%llu bytes)%s", label,
+                       bytes, (unsigned long long)ctx->info.max_alloc, per_batch ? "; use a smaller batch" : "");
+    return gf_buf_create(ctx, bytes, label, out);
 }
 
-gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nodes, int cut, int c_in, int h_in,
-                              int w_in, int max_batch, gf_block **out) {
+static gf_status create(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nodes, int cut, int c_in, int h_in,
+                        int w_in, int max_batch, int fwd_only, gf_block **out) {
     *out = NULL;
-    if (n_nodes < 1 || n_nodes > GF_BLOCK_MAX_NODES)
-        return gf_fail(ctx, GF_ERR_INPUT, "top block has %d nodes (1..%d supported)", n_nodes, GF_BLOCK_MAX_NODES);
+    if (n_nodes < 1) return gf_fail(ctx, GF_ERR_INPUT, "a graph of %d nodes", n_nodes);
     gf_block *b = calloc(1, sizeof *b);
-    if (!b) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    if (b) {
+        b->nodes = calloc((size_t)n_nodes, sizeof *b->nodes);
+        b->s = calloc((size_t)n_nodes + 1, sizeof *b->s);
+    }
+    if (!b || !b->nodes || !b->s) { gf_block_free(b); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
     b->c_in = c_in; b->h_in = h_in; b->w_in = w_in;
-    b->n_nodes = n_nodes; b->max_batch = max_batch;
+    b->n_nodes = n_nodes; b->max_batch = max_batch; b->fwd_only = fwd_only;
     if (!idx) memcpy(b->nodes, g, (size_t)n_nodes * sizeof *g);
     for (int k = 0; idx && k < n_nodes; k++) {
         gf_status st = sub_node(ctx, g, idx, k, cut, &b->nodes[k]);
-        if (st != GF_OK) { free(b); return st; }
+        if (st != GF_OK) { gf_block_free(b); return st; }
     }
     cl_uint align_bits = 1024;
     clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
@@ -112,7 +118,7 @@ gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int
     size_t off = 0, biggest = 0;
     for (int i = 0; i < n_nodes && st == GF_OK; i++) {
         gf_node *nd = &b->nodes[i];
-        b->linearized[i] = 1;
+        b->s[i].linearized = 1;
         nd->w_off = nd->b_off = -1; nd->w_count = nd->b_count = 0;
         if (nd->kind == GF_K_CONCAT && (nd->n_in < 2 || nd->n_in > GF_MAX_INPUTS)) {
             st = gf_fail(ctx, GF_ERR_INPUT, "concat node '%s' has %d inputs (2..%d)", nd->name, nd->n_in, GF_MAX_INPUTS);
@@ -216,8 +222,11 @@ gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int
             nd->c = total; nd->h = h; nd->w = w;
             break;
         }
-        case GF_K_NONE:
-            st = gf_fail(ctx, GF_ERR_INPUT, "node '%s' (%s) cannot be part of a top block", nd->name, gf_op_name(nd->op));
+        case GF_K_NONE:   /* a folded BatchNorm, softmax: the input's values (forward-only graphs) */
+            if (!fwd_only)
+                st = gf_fail(ctx, GF_ERR_INPUT, "node '%s' (%s) cannot be part of a top block", nd->name,
+                             gf_op_name(nd->op));
+            nd->c = c; nd->h = h; nd->w = w;
             break;
         default:
             st = gf_fail(ctx, GF_ERR_INPUT, "top-block node '%s' has an unknown kind %d", nd->name, (int)nd->kind);
@@ -230,26 +239,32 @@ gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int
     b->param_count = off ? off : b->align;
     size_t nb = (size_t)max_batch;
     for (int i = 0; i < n_nodes && st == GF_OK; i++) {
-        size_t bytes = nb * node_size(&b->nodes[i]) * sizeof(float);
-        char what[128];
-        snprintf(what, sizeof what, "top-block activations of '%s'", b->nodes[i].name);
-        st = gf_buf_create(ctx, bytes, what, &b->y[i]);
-        if (st == GF_OK) st = gf_buf_create(ctx, bytes, what, &b->t[i]);
-        if (st == GF_OK) st = gf_buf_create(ctx, bytes, what, &b->g[i]);
-        if (st == GF_OK && b->nodes[i].kind == GF_K_MAXPOOL)
-            st = gf_buf_create(ctx, nb * node_size(&b->nodes[i]) * sizeof(cl_int), what, &b->argmax[i]);
-        if (st == GF_OK && b->nodes[i].kind == GF_K_BATCHNORM) {
-            size_t cb = (size_t)b->nodes[i].c * sizeof(float);
-            snprintf(what, sizeof what, "batchnorm statistics of '%s'", b->nodes[i].name);
-            st = gf_buf_create(ctx, cb, what, &b->bn_mean[i]);   /* new buffers start at 0 */
-            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &b->bn_var[i]);
-            if (st == GF_OK) st = gf_fill(ctx, (size_t)b->nodes[i].c, 1.0f, b->bn_var[i]);
-            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &b->bn_save_mean[i]);
-            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &b->bn_save_invstd[i]);
+        const gf_node *nd = &b->nodes[i];
+        gf_bnode *v = &b->s[i];
+        /* in a forward-only graph, a node that only renames its input (flatten, softmax, folded BN) keeps no copy */
+        int a = nd->in[0], alias = fwd_only && a >= 0 && (nd->kind == GF_K_NONE || nd->kind == GF_K_FLATTEN);
+        v->own = alias ? b->s[a].own : i;
+        if (alias) { v->y = b->s[v->own].y; continue; }
+        size_t bytes = nb * node_size(nd) * sizeof(float);
+        st = gf_buf_create_checked(ctx, bytes, "activations", nd->name, 1, &v->y);
+        if (st == GF_OK && !fwd_only) st = gf_buf_create_checked(ctx, bytes, "tangents", nd->name, 1, &v->t);
+        if (st == GF_OK && !fwd_only) st = gf_buf_create_checked(ctx, bytes, "gradients", nd->name, 1, &v->g);
+        if (st == GF_OK && !fwd_only && nd->kind == GF_K_MAXPOOL)
+            st = gf_buf_create_checked(ctx, nb * node_size(nd) * sizeof(cl_int), "max-pool routing", nd->name, 1,
+                                       &v->argmax);
+        if (st == GF_OK && nd->kind == GF_K_BATCHNORM) {
+            size_t cb = (size_t)nd->c * sizeof(float);
+            char what[320];
+            snprintf(what, sizeof what, "batchnorm statistics of '%s'", nd->name);
+            st = gf_buf_create(ctx, cb, what, &v->bn_mean);   /* new buffers start at 0 */
+            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &v->bn_var);
+            if (st == GF_OK) st = gf_fill(ctx, (size_t)nd->c, 1.0f, v->bn_var);
+            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &v->bn_save_mean);
+            if (st == GF_OK) st = gf_buf_create(ctx, cb, what, &v->bn_save_invstd);
         }
     }
     size_t in_size = (size_t)c_in * h_in * w_in;
-    if (st == GF_OK)
+    if (st == GF_OK && !fwd_only)
         st = gf_buf_create(ctx, nb * (biggest > in_size ? biggest : in_size) * sizeof(float), "gradient accumulator",
                            &b->tmp);
     if (st != GF_OK) { gf_block_free(b); return st; }
@@ -257,18 +272,35 @@ gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int
     return GF_OK;
 }
 
+gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
+                          int max_batch, gf_block **out) {
+    return create(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, 0, out);
+}
+
+gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nodes, int cut, int c_in, int h_in,
+                              int w_in, int max_batch, gf_block **out) {
+    return create(ctx, g, idx, n_nodes, cut, c_in, h_in, w_in, max_batch, 0, out);
+}
+
+gf_status gf_block_create_forward(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
+                                  int max_batch, gf_block **out) {
+    return create(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, 1, out);
+}
+
 void gf_block_free(gf_block *b) {
     if (!b) return;
-    for (int i = 0; i < b->n_nodes; i++) {
-        gf_buf_release(&b->y[i]); gf_buf_release(&b->t[i]);
-        gf_buf_release(&b->g[i]); gf_buf_release(&b->argmax[i]);
-        gf_buf_release(&b->bn_mean[i]); gf_buf_release(&b->bn_var[i]);
-        gf_buf_release(&b->bn_save_mean[i]); gf_buf_release(&b->bn_save_invstd[i]);
+    for (int i = 0; b->s && i < b->n_nodes; i++) {
+        gf_bnode *v = &b->s[i];
+        if (v->own == i) gf_buf_release(&v->y);
+        gf_buf_release(&v->t); gf_buf_release(&v->g); gf_buf_release(&v->argmax);
+        gf_buf_release(&v->bn_mean); gf_buf_release(&v->bn_var);
+        gf_buf_release(&v->bn_save_mean); gf_buf_release(&v->bn_save_invstd);
+        gf_buf_release(&v->bn_lo); free(v->h_stat);
     }
     gf_buf_release(&b->tmp);
-    for (int i = 0; i < b->n_nodes; i++) { gf_buf_release(&b->bn_lo[i]); free(b->h_stat[i]); }
     gf_buf_release(&b->s_sums); gf_buf_release(&b->s_pa); gf_buf_release(&b->s_pb);
     free(b->h_d); free(b->h_f);
+    free(b->nodes); free(b->s);
     free(b);
 }
 
@@ -276,26 +308,34 @@ size_t gf_block_param_count(const gf_block *b) { return b->param_count; }
 int gf_block_feature_dim(const gf_block *b) { return b->nodes[b->n_nodes - 1].c; }
 int gf_block_input_size(const gf_block *b) { return b->c_in * b->h_in * b->w_in; }
 int gf_block_max_batch(const gf_block *b) { return b->max_batch; }
-cl_mem gf_block_node_output(const gf_block *b, int i) { return i >= 0 && i < b->n_nodes ? b->y[i] : NULL; }
+cl_mem gf_block_node_output(const gf_block *b, int i) { return i >= 0 && i < b->n_nodes ? b->s[i].y : NULL; }
 const gf_node *gf_block_nodes(const gf_block *b, int *n) { *n = b->n_nodes; return b->nodes; }
 void gf_block_set_linearized(gf_block *b, int node, int on) {
-    if (node >= 0 && node < b->n_nodes) b->linearized[node] = on;
+    if (node >= 0 && node < b->n_nodes) b->s[node].linearized = on;
 }
 void gf_block_set_training(gf_block *b, int on) { b->training = on != 0; }
 void gf_block_set_bn_sync(gf_block *b, int on) { b->bn_sync = on != 0; }
 int gf_block_training(const gf_block *b) { return b->training; }
 gf_status gf_block_bn_running(gf_block *b, int node, cl_mem *mean, cl_mem *var) {
     if (node < 0 || node >= b->n_nodes || b->nodes[node].kind != GF_K_BATCHNORM) return GF_ERR_USAGE;
-    if (mean) *mean = b->bn_mean[node];
-    if (var) *var = b->bn_var[node];
+    if (mean) *mean = b->s[node].bn_mean;
+    if (var) *var = b->s[node].bn_var;
+    return GF_OK;
+}
+
+static gf_status params_slots(gf_ctx *ctx, const gf_block *b, gf_params *p) {
+    memset(p, 0, sizeof *p);
+    p->n = b->n_nodes;
+    if (!(p->w = calloc(2 * (size_t)p->n, sizeof *p->w))) return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
+    p->b = p->w + p->n;
     return GF_OK;
 }
 
 gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_params *p) {
-    memset(p, 0, sizeof *p);
+    GF_TRY(params_slots(ctx, b, p));
     p->count = b->param_count;
-    GF_TRY(gf_buf_create(ctx, p->count * sizeof(float), what, &p->all));
-    gf_status st = gf_buf_zero(ctx, p->all, 0, p->count * sizeof(float));
+    gf_status st = gf_buf_create(ctx, p->count * sizeof(float), what, &p->all);
+    if (st == GF_OK) st = gf_buf_zero(ctx, p->all, 0, p->count * sizeof(float));
     for (int i = 0; i < b->n_nodes && st == GF_OK; i++) {
         const gf_node *nd = &b->nodes[i];
         for (int k = 0; k < 2 && st == GF_OK; k++) {
@@ -313,50 +353,36 @@ gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_
     return st;
 }
 
+gf_status gf_params_create_each(gf_ctx *ctx, const gf_block *b, gf_params *p) {
+    GF_TRY(params_slots(ctx, b, p));
+    gf_status st = GF_OK;
+    for (int i = 0; i < b->n_nodes && st == GF_OK; i++) {
+        const gf_node *nd = &b->nodes[i];
+        size_t wb = nd->w_count * sizeof(float), bb = nd->b_count * sizeof(float);
+        if (nd->W && wb) st = gf_buf_create_checked(ctx, wb, "weights", nd->name, 0, &p->w[i]);
+        if (st == GF_OK && p->w[i]) st = gf_buf_write(ctx, p->w[i], 0, wb, nd->W);
+        if (st == GF_OK && nd->b && bb) st = gf_buf_create_from(ctx, bb, nd->b, nd->name, &p->b[i]);
+    }
+    if (st != GF_OK) gf_params_free(p);
+    return st;
+}
+
 void gf_params_free(gf_params *p) {
-    for (int i = 0; i < GF_BLOCK_MAX_NODES; i++) { gf_buf_release(&p->w[i]); gf_buf_release(&p->b[i]); }
+    for (int i = 0; i < p->n; i++) { gf_buf_release(&p->w[i]); gf_buf_release(&p->b[i]); }
+    free(p->w);
+    p->w = p->b = NULL;
+    p->n = 0;
     gf_buf_release(&p->all);
 }
 
 static cl_mem in_buf(const gf_block *b, const gf_node *nd, int k, cl_mem x) {
-    return nd->in[k] == GF_NODE_INPUT ? x : b->y[nd->in[k]];
+    return nd->in[k] == GF_NODE_INPUT ? x : b->s[nd->in[k]].y;
 }
 
 static gf_status conv_for(gf_ctx *ctx, const gf_node *nd, int n, gf_conv_desc *d) {
     *d = nd->conv;
     d->n = n;
     return gf_conv_desc_check(ctx, d);
-}
-
-gf_status gf_node_forward(gf_ctx *ctx, const gf_node *nd, int n, const cl_mem *xs, const int *cs, cl_mem W, cl_mem B,
-                          cl_mem y, cl_mem argmax) {
-    cl_mem x = xs[0];
-    int c = nd->in_c, h = nd->in_h, w = nd->in_w;
-    size_t cnt = (size_t)n * node_size(nd), HW = (size_t)h * w;
-    switch (nd->kind) {
-    case GF_K_CONV: {
-        gf_conv_desc d;
-        GF_TRY(conv_for(ctx, nd, n, &d));
-        return gf_conv2d_forward(ctx, &d, x, W, B, y);
-    }
-    case GF_K_LINEAR: return gf_linear_forward(ctx, n, nd->lin_in, nd->lin_out, x, W, B, y);
-    case GF_K_ACT: return gf_act_forward(ctx, nd->act, cnt, x, y);
-    case GF_K_MAXPOOL: case GF_K_AVGPOOL: {
-        gf_pool2d p;
-        GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
-        return nd->kind == GF_K_MAXPOOL ? gf_maxpool_forward(ctx, &p, x, y, argmax) : gf_avgpool_forward(ctx, &p, x, y);
-    }
-    case GF_K_GAP: return gf_gap_forward(ctx, (size_t)n * c, HW, x, y);
-    case GF_K_FLATTEN: return x == y ? GF_OK : gf_buf_copy(ctx, x, 0, y, 0, cnt * sizeof(float));
-    case GF_K_ADD: return gf_add(ctx, cnt, x, xs[1], y);
-    case GF_K_LAYERNORM: return gf_ln_forward(ctx, (size_t)n, c, HW, nd->eps, x, y);
-    case GF_K_MUL: return gf_mul_forward(ctx, (size_t)n * c, HW, nd->gate, x, xs[1], y);
-    case GF_K_SHUFFLE: return gf_shuffle_forward(ctx, (size_t)n, c, HW, nd->groups, x, y);
-    case GF_K_SLICE: return gf_slice_forward(ctx, (size_t)n, HW, c, nd->slice_start, nd->c, x, y);
-    case GF_K_CONCAT: return gf_concat_forward(ctx, (size_t)n, HW, nd->n_in, cs, xs, y);
-    case GF_K_NONE: return GF_OK;
-    default: return gf_fail(ctx, GF_ERR_INTERNAL, "node '%s': kind %d has no forward here", nd->name, (int)nd->kind);
-    }
 }
 
 /* ---- BatchNorm over a batch split between ranks (gf_block_set_bn_sync) ----
@@ -374,9 +400,9 @@ static gf_status sync_buffers(gf_ctx *ctx, gf_block *b) {
         if (b->nodes[i].kind != GF_K_BATCHNORM) continue;
         int c = b->nodes[i].c;
         if (c > C) C = c;
-        if (!(b->h_stat[i] = calloc(2 * (size_t)c, sizeof(float))))
+        if (!(b->s[i].h_stat = calloc(2 * (size_t)c, sizeof(float))))
             return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the batchnorm sums");
-        GF_TRY(gf_buf_create(ctx, (size_t)c * sizeof(float), "batchnorm statistics", &b->bn_lo[i]));
+        GF_TRY(gf_buf_create(ctx, (size_t)c * sizeof(float), "batchnorm statistics", &b->s[i].bn_lo));
     }
     b->sync_c = C;
     size_t cb = (size_t)C * sizeof(float);
@@ -393,7 +419,7 @@ static gf_status bn_sync_forward(gf_ctx *ctx, gf_block *b, int i, int n, int c, 
     const gf_node *nd = &b->nodes[i];
     GF_TRY(sync_buffers(ctx, b));
     double *v = b->h_d, Mr = (double)n * hw;
-    float *f = b->h_f, *lo = b->h_stat[i], *is = b->h_stat[i] + c;
+    float *f = b->h_f, *lo = b->s[i].h_stat, *is = b->s[i].h_stat + c;
     size_t cb = (size_t)c * sizeof(float);
     /* pass 1: sum(x - x0) + M_r x0 per rank, and the number of values */
     GF_TRY(gf_bn_sums(ctx, n, c, hw, xin, NULL, b->s_sums));
@@ -405,7 +431,7 @@ static gf_status bn_sync_forward(gf_ctx *ctx, gf_block *b, int i, int n, int c, 
     if (M < 2)
         return gf_fail(ctx, GF_ERR_USAGE, "batchnorm node '%s' in training mode needs more than one value per channel "
                        "(the batch over all ranks has %.0f)", nd->name, M);
-    b->bn_M[i] = M;
+    b->s[i].bn_M = M;
     double *mean = malloc(2 * (size_t)c * sizeof(double)), *var = mean ? mean + c : NULL;
     if (!mean) return gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for the batchnorm sums");
     for (int k = 0; k < c; k++) {
@@ -414,8 +440,8 @@ static gf_status bn_sync_forward(gf_ctx *ctx, gf_block *b, int i, int n, int c, 
     }
     /* pass 2: sum(x - hi) and sum((x - hi)^2); with d = x - hi - lo: sum(d) = S1 - M lo, sum(d^2) = S2 - 2 lo S1
      * + M lo^2, and the mean's correction sum(d) / M */
-    gf_status st = gf_buf_write(ctx, b->bn_save_mean[i], 0, cb, f);
-    if (st == GF_OK) st = gf_bn_sums(ctx, n, c, hw, xin, b->bn_save_mean[i], b->s_sums);
+    gf_status st = gf_buf_write(ctx, b->s[i].bn_save_mean, 0, cb, f);
+    if (st == GF_OK) st = gf_bn_sums(ctx, n, c, hw, xin, b->s[i].bn_save_mean, b->s_sums);
     if (st == GF_OK) st = gf_buf_read(ctx, b->s_sums, 0, 2 * cb, f);
     if (st == GF_OK) {
         for (int k = 0; k < 2 * c; k++) v[k] = f[k];
@@ -431,24 +457,24 @@ static gf_status bn_sync_forward(gf_ctx *ctx, gf_block *b, int i, int n, int c, 
             lo[k] = (float)(mean[k] - (double)f[k]);
             is[k] = (float)(1.0 / sqrt(var[k] + (double)nd->eps));
         }
-        st = gf_buf_write(ctx, b->bn_save_mean[i], 0, cb, f);
+        st = gf_buf_write(ctx, b->s[i].bn_save_mean, 0, cb, f);
     }
-    if (st == GF_OK) st = gf_buf_write(ctx, b->bn_lo[i], 0, cb, lo);
-    if (st == GF_OK) st = gf_buf_write(ctx, b->bn_save_invstd[i], 0, cb, is);
-    if (st == GF_OK) st = gf_bn_apply(ctx, n, c, hw, xin, th->w[i], th->b[i], b->bn_save_mean[i], b->bn_lo[i],
-                                      b->bn_save_invstd[i], b->y[i]);
+    if (st == GF_OK) st = gf_buf_write(ctx, b->s[i].bn_lo, 0, cb, lo);
+    if (st == GF_OK) st = gf_buf_write(ctx, b->s[i].bn_save_invstd, 0, cb, is);
+    if (st == GF_OK) st = gf_bn_apply(ctx, n, c, hw, xin, th->w[i], th->b[i], b->s[i].bn_save_mean, b->s[i].bn_lo,
+                                      b->s[i].bn_save_invstd, b->s[i].y);
     /* the running statistics as the one-process kernel updates them (in float) */
     float mom = nd->momentum, unbias = (float)(M / (M - 1.0));
-    if (st == GF_OK) st = gf_buf_read(ctx, b->bn_mean[i], 0, cb, f);
-    if (st == GF_OK) st = gf_buf_read(ctx, b->bn_var[i], 0, cb, f + c);
+    if (st == GF_OK) st = gf_buf_read(ctx, b->s[i].bn_mean, 0, cb, f);
+    if (st == GF_OK) st = gf_buf_read(ctx, b->s[i].bn_var, 0, cb, f + c);
     if (st == GF_OK) {
         for (int k = 0; k < c; k++) {
             f[k] = (1.0f - mom) * f[k] + mom * (float)mean[k];
             f[c + k] = (1.0f - mom) * f[c + k] + mom * ((float)var[k] * unbias);
         }
-        st = gf_buf_write(ctx, b->bn_mean[i], 0, cb, f);
+        st = gf_buf_write(ctx, b->s[i].bn_mean, 0, cb, f);
     }
-    if (st == GF_OK) st = gf_buf_write(ctx, b->bn_var[i], 0, cb, f + c);
+    if (st == GF_OK) st = gf_buf_write(ctx, b->s[i].bn_var, 0, cb, f + c);
     free(mean);
     return st;
 }
@@ -459,13 +485,13 @@ static gf_status bn_sync_forward(gf_ctx *ctx, gf_block *b, int i, int n, int c, 
 static gf_status bn_sync_backward(gf_ctx *ctx, gf_block *b, int i, int n, int c, int hw, cl_mem xin,
                                   const gf_params *th, cl_mem dg, cl_mem db, cl_mem dx) {
     size_t cb = (size_t)c * sizeof(float);
-    const float *lo = b->h_stat[i], *is = b->h_stat[i] + c;
+    const float *lo = b->s[i].h_stat, *is = b->s[i].h_stat + c;
     double *v = b->h_d;
     float *f = b->h_f;
     int params = dg != NULL;
     if (!params) { dg = b->s_pa; db = b->s_pb; }
-    GF_TRY(gf_bn_train_backward(ctx, n, c, hw, xin, b->g[i], th->w[i], b->bn_save_mean[i], b->bn_save_invstd[i], NULL,
-                                dg, db, 0));
+    GF_TRY(gf_bn_train_backward(ctx, n, c, hw, xin, b->s[i].g, th->w[i], b->s[i].bn_save_mean, b->s[i].bn_save_invstd,
+                                NULL, dg, db, 0));
     GF_TRY(gf_buf_read(ctx, db, 0, cb, f));
     GF_TRY(gf_buf_read(ctx, dg, 0, cb, f + c));
     for (int k = 0; k < c; k++) {
@@ -478,43 +504,90 @@ static gf_status bn_sync_backward(gf_ctx *ctx, gf_block *b, int i, int n, int c,
     GF_TRY(gf_dist_sum_f64(ctx, v, 2 * (size_t)c));
     for (int k = 0; k < 2 * c; k++) f[k] = (float)v[k];
     GF_TRY(gf_buf_write(ctx, b->s_sums, 0, 2 * cb, f));
-    return gf_bn_backward_dx(ctx, n, c, hw, xin, b->g[i], th->w[i], b->bn_save_mean[i], b->bn_lo[i],
-                             b->bn_save_invstd[i], b->s_sums, b->bn_M[i], dx);
+    return gf_bn_backward_dx(ctx, n, c, hw, xin, b->s[i].g, th->w[i], b->s[i].bn_save_mean, b->s[i].bn_lo,
+                             b->s[i].bn_save_invstd, b->s_sums, b->s[i].bn_M, dx);
+}
+
+/* Node i's forward for n samples, the block input x: the one per-node forward (a flatten, softmax or folded
+ * BatchNorm sharing its input's buffer has nothing to do). */
+static gf_status node_forward(gf_ctx *ctx, gf_block *b, int i, int n, cl_mem x, const gf_params *th) {
+    const gf_node *nd = &b->nodes[i];
+    const gf_bnode *v = &b->s[i];
+    cl_mem xs[GF_MAX_INPUTS], W = th->w[i], B = th->b[i], y = v->y;
+    int cs[GF_MAX_INPUTS], c = nd->in_c, h = nd->in_h, w = nd->in_w, hh, ww;
+    for (int k = 0; k < arity(nd); k++) {
+        xs[k] = in_buf(b, nd, k, x);
+        in_shape(b, nd, k, &cs[k], &hh, &ww);
+    }
+    size_t cnt = (size_t)n * node_size(nd), HW = (size_t)h * w;
+    switch (nd->kind) {
+    case GF_K_CONV: {
+        gf_conv_desc d;
+        GF_TRY(conv_for(ctx, nd, n, &d));
+        return gf_conv2d_forward(ctx, &d, xs[0], W, B, y);
+    }
+    case GF_K_LINEAR: return gf_linear_forward(ctx, n, nd->lin_in, nd->lin_out, xs[0], W, B, y);
+    case GF_K_ACT: return gf_act_forward(ctx, nd->act, cnt, xs[0], y);
+    case GF_K_MAXPOOL: case GF_K_AVGPOOL: {
+        gf_pool2d p;
+        GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
+        return nd->kind == GF_K_MAXPOOL ? gf_maxpool_forward(ctx, &p, xs[0], y, v->argmax)
+                                        : gf_avgpool_forward(ctx, &p, xs[0], y);
+    }
+    case GF_K_GAP: return gf_gap_forward(ctx, (size_t)n * c, HW, xs[0], y);
+    case GF_K_FLATTEN: return xs[0] == y ? GF_OK : gf_buf_copy(ctx, xs[0], 0, y, 0, cnt * sizeof(float));
+    case GF_K_ADD: return gf_add(ctx, cnt, xs[0], xs[1], y);
+    case GF_K_LAYERNORM: return gf_ln_forward(ctx, (size_t)n, c, HW, nd->eps, xs[0], y);
+    case GF_K_MUL: return gf_mul_forward(ctx, (size_t)n * c, HW, nd->gate, xs[0], xs[1], y);
+    case GF_K_SHUFFLE: return gf_shuffle_forward(ctx, (size_t)n, c, HW, nd->groups, xs[0], y);
+    case GF_K_SLICE: return gf_slice_forward(ctx, (size_t)n, HW, c, nd->slice_start, nd->c, xs[0], y);
+    case GF_K_CONCAT: return gf_concat_forward(ctx, (size_t)n, HW, nd->n_in, cs, xs, y);
+    case GF_K_BATCHNORM:
+        if (!b->training)
+            return gf_bn_eval_forward(ctx, n, c, h * w, xs[0], W, B, nd->eps, v->bn_mean, v->bn_var, y);
+        if (b->bn_sync) return bn_sync_forward(ctx, b, i, n, c, h * w, xs[0], th);
+        if ((size_t)n * h * w < 2)
+            return gf_fail(ctx, GF_ERR_USAGE, "batchnorm node '%s' in training mode needs more than one value per "
+                           "channel (batch %d of %dx%d maps); use a batch of at least 2", nd->name, n, h, w);
+        return gf_bn_train_forward(ctx, n, c, h * w, xs[0], W, B, nd->eps, nd->momentum, v->bn_mean, v->bn_var, y,
+                                   v->bn_save_mean, v->bn_save_invstd);
+    case GF_K_NONE: return GF_OK;
+    default: return gf_fail(ctx, GF_ERR_INTERNAL, "node '%s': kind %d has no forward", nd->name, (int)nd->kind);
+    }
+}
+
+/* The executor's one forward loop: the nodes marked in run (NULL: all) in topological order, then f = the last
+ * node's output pooled, when f is given. */
+static gf_status forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, const char *run, cl_mem f) {
+    if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
+    b->fwd_training = b->training;
+    for (int i = 0; i < b->n_nodes; i++)
+        if (!run || run[i]) GF_TRY(node_forward(ctx, b, i, n, x, th));
+    if (!f) return GF_OK;
+    const gf_node *last = &b->nodes[b->n_nodes - 1];
+    return gf_gap_forward(ctx, (size_t)n * last->c, (size_t)last->h * last->w, b->s[b->n_nodes - 1].y, f);
 }
 
 gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, cl_mem f) {
-    if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
-    b->fwd_training = b->training;
-    for (int i = 0; i < b->n_nodes; i++) {
-        const gf_node *nd = &b->nodes[i];
-        cl_mem xs[GF_MAX_INPUTS];
-        int cs[GF_MAX_INPUTS], c = nd->in_c, h = nd->in_h, w = nd->in_w, hh, ww;
-        for (int k = 0; k < arity(nd); k++) {
-            xs[k] = in_buf(b, nd, k, x);
-            in_shape(b, nd, k, &cs[k], &hh, &ww);
-        }
-        if (nd->kind != GF_K_BATCHNORM) {
-            GF_TRY(gf_node_forward(ctx, nd, n, xs, cs, th->w[i], th->b[i], b->y[i], b->argmax[i]));
-        } else if (!b->training) {
-            GF_TRY(gf_bn_eval_forward(ctx, n, c, h * w, xs[0], th->w[i], th->b[i], nd->eps, b->bn_mean[i],
-                                      b->bn_var[i], b->y[i]));
-        } else if (b->bn_sync) {
-            GF_TRY(bn_sync_forward(ctx, b, i, n, c, h * w, xs[0], th));
-        } else {
-            if ((size_t)n * h * w < 2)
-                return gf_fail(ctx, GF_ERR_USAGE, "batchnorm node '%s' in training mode needs more than one value per "
-                               "channel (batch %d of %dx%d maps); use a batch of at least 2", nd->name, n, h, w);
-            GF_TRY(gf_bn_train_forward(ctx, n, c, h * w, xs[0], th->w[i], th->b[i], nd->eps, nd->momentum,
-                                       b->bn_mean[i], b->bn_var[i], b->y[i], b->bn_save_mean[i],
-                                       b->bn_save_invstd[i]));
-        }
-    }
-    const gf_node *last = &b->nodes[b->n_nodes - 1];
-    return gf_gap_forward(ctx, (size_t)n * last->c, (size_t)last->h * last->w, b->y[b->n_nodes - 1], f);
+    return forward(ctx, b, n, x, th, NULL, f);
+}
+
+gf_status gf_block_forward_to(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, int node) {
+    if (node < 0 || node >= b->n_nodes) return gf_fail(ctx, GF_ERR_USAGE, "executor: no node %d", node);
+    char *run = calloc((size_t)b->n_nodes, 1);
+    if (!run) return gf_fail(ctx, GF_ERR_MEMORY, "executor: out of host memory");
+    run[node] = 1;   /* node and what it reads, back to the input: topological order lets one pass find them */
+    for (int i = node; i >= 0; i--)
+        for (int k = 0; run[i] && k < arity(&b->nodes[i]); k++)
+            if (b->nodes[i].in[k] >= 0) run[b->nodes[i].in[k]] = 1;
+    gf_status st = forward(ctx, b, n, x, th, run, NULL);
+    free(run);
+    return st;
 }
 
 gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, const gf_params *w2,
                            cl_mem tf) {
+    if (b->fwd_only) return gf_fail(ctx, GF_ERR_USAGE, "a forward-only graph has no tangent");
     for (int i = 0; i < b->n_nodes; i++)
         if (b->nodes[i].kind == GF_K_BATCHNORM)
             return gf_fail(ctx, GF_ERR_USAGE, "top-block node '%s': batchnorm has no tangent in a block; model files "
@@ -524,71 +597,71 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
         const gf_node *nd = &b->nodes[i];
         int c = nd->in_c, h = nd->in_h, w = nd->in_w;
         size_t cnt = (size_t)n * node_size(nd);
-        int z0 = nd->in[0] == GF_NODE_INPUT || b->tzero[nd->in[0]];   /* incoming tangent is exactly 0 */
-        cl_mem tin = z0 ? NULL : b->t[nd->in[0]];
+        int z0 = nd->in[0] == GF_NODE_INPUT || b->s[nd->in[0]].tzero;   /* incoming tangent is exactly 0 */
+        cl_mem tin = z0 ? NULL : b->s[nd->in[0]].t;
         cl_mem xin = in_buf(b, nd, 0, x);
-        b->tzero[i] = 0;
+        b->s[i].tzero = 0;
         switch (nd->kind) {
         case GF_K_CONV: case GF_K_LINEAR: {
-            int lin = b->linearized[i];
-            if (!lin && z0) { b->tzero[i] = 1; break; }
+            int lin = b->s[i].linearized;
+            if (!lin && z0) { b->s[i].tzero = 1; break; }
             if (nd->kind == GF_K_CONV) {
                 gf_conv_desc d;
                 GF_TRY(conv_for(ctx, nd, n, &d));
                 GF_TRY(gf_conv2d_tangent(ctx, &d, xin, lin ? w2->w[i] : NULL, lin ? w2->b[i] : NULL,
-                                         tin ? th->w[i] : NULL, tin, b->t[i]));
+                                         tin ? th->w[i] : NULL, tin, b->s[i].t));
             } else {
                 GF_TRY(gf_linear_tangent(ctx, n, nd->lin_in, nd->lin_out, xin, lin ? w2->w[i] : NULL,
-                                         lin ? w2->b[i] : NULL, tin ? th->w[i] : NULL, tin, b->t[i]));
+                                         lin ? w2->b[i] : NULL, tin ? th->w[i] : NULL, tin, b->s[i].t));
             }
             break;
         }
         case GF_K_ACT:
-            if (z0) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_act_tangent(ctx, nd->act, cnt, xin, tin, b->t[i]));
+            if (z0) { b->s[i].tzero = 1; break; }
+            GF_TRY(gf_act_tangent(ctx, nd->act, cnt, xin, tin, b->s[i].t));
             break;
         case GF_K_MAXPOOL: case GF_K_AVGPOOL: {
-            if (z0) { b->tzero[i] = 1; break; }
+            if (z0) { b->s[i].tzero = 1; break; }
             gf_pool2d p;
             GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
-            if (nd->kind == GF_K_MAXPOOL) GF_TRY(gf_maxpool_tangent(ctx, &p, b->argmax[i], tin, b->t[i]));
-            else GF_TRY(gf_avgpool_tangent(ctx, &p, tin, b->t[i]));
+            if (nd->kind == GF_K_MAXPOOL) GF_TRY(gf_maxpool_tangent(ctx, &p, b->s[i].argmax, tin, b->s[i].t));
+            else GF_TRY(gf_avgpool_tangent(ctx, &p, tin, b->s[i].t));
             break;
         }
         case GF_K_GAP:
-            if (z0) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_gap_tangent(ctx, (size_t)n * c, (size_t)h * w, tin, b->t[i]));
+            if (z0) { b->s[i].tzero = 1; break; }
+            GF_TRY(gf_gap_tangent(ctx, (size_t)n * c, (size_t)h * w, tin, b->s[i].t));
             break;
         case GF_K_FLATTEN:
-            if (z0) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_buf_copy(ctx, tin, 0, b->t[i], 0, cnt * sizeof(float)));
+            if (z0) { b->s[i].tzero = 1; break; }
+            GF_TRY(gf_buf_copy(ctx, tin, 0, b->s[i].t, 0, cnt * sizeof(float)));
             break;
         case GF_K_ADD: {
-            int z1 = nd->in[1] == GF_NODE_INPUT || b->tzero[nd->in[1]];
-            if (z0 && z1) b->tzero[i] = 1;
-            else if (z1) GF_TRY(gf_buf_copy(ctx, tin, 0, b->t[i], 0, cnt * sizeof(float)));
-            else if (z0) GF_TRY(gf_buf_copy(ctx, b->t[nd->in[1]], 0, b->t[i], 0, cnt * sizeof(float)));
-            else GF_TRY(gf_add(ctx, cnt, tin, b->t[nd->in[1]], b->t[i]));
+            int z1 = nd->in[1] == GF_NODE_INPUT || b->s[nd->in[1]].tzero;
+            if (z0 && z1) b->s[i].tzero = 1;
+            else if (z1) GF_TRY(gf_buf_copy(ctx, tin, 0, b->s[i].t, 0, cnt * sizeof(float)));
+            else if (z0) GF_TRY(gf_buf_copy(ctx, b->s[nd->in[1]].t, 0, b->s[i].t, 0, cnt * sizeof(float)));
+            else GF_TRY(gf_add(ctx, cnt, tin, b->s[nd->in[1]].t, b->s[i].t));
             break;
         }
         case GF_K_LAYERNORM:
-            if (z0) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_ln_tangent(ctx, (size_t)n, c, (size_t)h * w, nd->eps, xin, tin, b->t[i]));
+            if (z0) { b->s[i].tzero = 1; break; }
+            GF_TRY(gf_ln_tangent(ctx, (size_t)n, c, (size_t)h * w, nd->eps, xin, tin, b->s[i].t));
             break;
         case GF_K_MUL: {
-            int z1 = nd->in[1] == GF_NODE_INPUT || b->tzero[nd->in[1]];
-            if (z0 && z1) { b->tzero[i] = 1; break; }
+            int z1 = nd->in[1] == GF_NODE_INPUT || b->s[nd->in[1]].tzero;
+            if (z0 && z1) { b->s[i].tzero = 1; break; }
             GF_TRY(gf_mul_tangent(ctx, (size_t)n * c, (size_t)h * w, nd->gate, xin, in_buf(b, nd, 1, x), tin,
-                                  z1 ? NULL : b->t[nd->in[1]], b->t[i]));
+                                  z1 ? NULL : b->s[nd->in[1]].t, b->s[i].t));
             break;
         }
         case GF_K_SHUFFLE:
-            if (z0) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_shuffle_forward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, tin, b->t[i]));
+            if (z0) { b->s[i].tzero = 1; break; }
+            GF_TRY(gf_shuffle_forward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, tin, b->s[i].t));
             break;
         case GF_K_SLICE:
-            if (z0) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_slice_forward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_start, nd->c, tin, b->t[i]));
+            if (z0) { b->s[i].tzero = 1; break; }
+            GF_TRY(gf_slice_forward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_start, nd->c, tin, b->s[i].t));
             break;
         case GF_K_CONCAT: {
             int C[GF_MAX_INPUTS], all_zero = 1;
@@ -596,20 +669,20 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             for (int k = 0; k < nd->n_in; k++) {
                 int hh, ww;
                 in_shape(b, nd, k, &C[k], &hh, &ww);
-                int zk = nd->in[k] == GF_NODE_INPUT || b->tzero[nd->in[k]];
-                ts[k] = zk ? NULL : b->t[nd->in[k]];
+                int zk = nd->in[k] == GF_NODE_INPUT || b->s[nd->in[k]].tzero;
+                ts[k] = zk ? NULL : b->s[nd->in[k]].t;
                 all_zero &= zk;
             }
-            if (all_zero) { b->tzero[i] = 1; break; }
-            GF_TRY(gf_concat_forward(ctx, (size_t)n, (size_t)h * w, nd->n_in, C, ts, b->t[i]));
+            if (all_zero) { b->s[i].tzero = 1; break; }
+            GF_TRY(gf_concat_forward(ctx, (size_t)n, (size_t)h * w, nd->n_in, C, ts, b->s[i].t));
             break;
         }
         case GF_K_BATCHNORM: case GF_K_NONE: break;   /* refused above, and by gf_block_create */
         }
     }
     const gf_node *last = &b->nodes[b->n_nodes - 1];
-    if (b->tzero[b->n_nodes - 1]) return gf_fill(ctx, (size_t)n * last->c, 0.0f, tf);
-    return gf_gap_tangent(ctx, (size_t)n * last->c, (size_t)last->h * last->w, b->t[b->n_nodes - 1], tf);
+    if (b->s[b->n_nodes - 1].tzero) return gf_fill(ctx, (size_t)n * last->c, 0.0f, tf);
+    return gf_gap_tangent(ctx, (size_t)n * last->c, (size_t)last->h * last->w, b->s[b->n_nodes - 1].t, tf);
 }
 
 /* Where a node's input gradient goes: straight into g[in] on the first write,
@@ -619,12 +692,12 @@ typedef struct { cl_mem dst, target; size_t count; int accumulate; } grad_slot;
 static int grad_slot_for(gf_block *b, const gf_node *nd, int k, cl_mem gx, size_t count, grad_slot *s) {
     int src = nd->in[k];
     int idx = src == GF_NODE_INPUT ? b->n_nodes : src;
-    cl_mem target = src == GF_NODE_INPUT ? gx : b->g[src];
+    cl_mem target = src == GF_NODE_INPUT ? gx : b->s[src].g;
     if (!target) return 0;
     s->target = target; s->count = count;
-    s->accumulate = b->gwritten[idx];
+    s->accumulate = b->s[idx].gwritten;
     s->dst = s->accumulate ? b->tmp : target;
-    b->gwritten[idx] = 1;
+    b->s[idx].gwritten = 1;
     return 1;
 }
 
@@ -635,14 +708,15 @@ static gf_status finish_grad(gf_ctx *ctx, const grad_slot *s) {
 
 gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, cl_mem gfeat,
                             gf_params *grad, cl_mem gx) {
-    memset(b->gwritten, 0, sizeof b->gwritten);
+    if (b->fwd_only) return gf_fail(ctx, GF_ERR_USAGE, "a forward-only graph has no backward");
+    for (int i = 0; i <= b->n_nodes; i++) b->s[i].gwritten = 0;
     int L = b->n_nodes - 1;
     const gf_node *last = &b->nodes[L];
-    GF_TRY(gf_gap_backward(ctx, (size_t)n * last->c, (size_t)last->h * last->w, gfeat, b->g[L]));
-    b->gwritten[L] = 1;
+    GF_TRY(gf_gap_backward(ctx, (size_t)n * last->c, (size_t)last->h * last->w, gfeat, b->s[L].g));
+    b->s[L].gwritten = 1;
     if (grad) GF_TRY(gf_buf_zero(ctx, grad->all, 0, grad->count * sizeof(float)));
     for (int i = L; i >= 0; i--) {
-        if (!b->gwritten[i]) continue;
+        if (!b->s[i].gwritten) continue;
         const gf_node *nd = &b->nodes[i];
         cl_mem xin = in_buf(b, nd, 0, x);
         int c = nd->in_c, h = nd->in_h, w = nd->in_w;
@@ -652,25 +726,25 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
         case GF_K_CONV: case GF_K_LINEAR: {
             gf_conv_desc d;
             if (nd->kind == GF_K_CONV) GF_TRY(conv_for(ctx, nd, n, &d));
-            if (grad && b->linearized[i]) {
+            if (grad && b->s[i].linearized) {
                 if (nd->kind == GF_K_CONV)
-                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->g[i], NULL, grad->w[i], grad->b[i], 0));
+                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->s[i].g, NULL, grad->w[i], grad->b[i], 0));
                 else
-                    GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->g[i], NULL,
+                    GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->s[i].g, NULL,
                                               grad->w[i], grad->b[i], 0));
             }
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
                 if (nd->kind == GF_K_CONV)
-                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->g[i], s.target, NULL, NULL, s.accumulate));
+                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->s[i].g, s.target, NULL, NULL, s.accumulate));
                 else
-                    GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->g[i], s.target,
+                    GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->s[i].g, s.target,
                                               NULL, NULL, s.accumulate));
             }
             break;
         }
         case GF_K_ACT:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
-                GF_TRY(gf_act_backward(ctx, nd->act, cnt, xin, b->g[i], s.dst));
+                GF_TRY(gf_act_backward(ctx, nd->act, cnt, xin, b->s[i].g, s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
@@ -678,36 +752,36 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
                 gf_pool2d p;
                 GF_TRY(pool_desc(ctx, nd, n, c, h, w, &p));
-                if (nd->kind == GF_K_MAXPOOL) GF_TRY(gf_maxpool_backward(ctx, &p, b->argmax[i], b->g[i], s.dst));
-                else GF_TRY(gf_avgpool_backward(ctx, &p, b->g[i], s.dst));
+                if (nd->kind == GF_K_MAXPOOL) GF_TRY(gf_maxpool_backward(ctx, &p, b->s[i].argmax, b->s[i].g, s.dst));
+                else GF_TRY(gf_avgpool_backward(ctx, &p, b->s[i].g, s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
         case GF_K_GAP:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
-                GF_TRY(gf_gap_backward(ctx, (size_t)n * c, (size_t)h * w, b->g[i], s.dst));
+                GF_TRY(gf_gap_backward(ctx, (size_t)n * c, (size_t)h * w, b->s[i].g, s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
         case GF_K_BATCHNORM: {
-            int params = grad && b->linearized[i];
+            int params = grad && b->s[i].linearized;
             int to_in = grad_slot_for(b, nd, 0, gx, in_cnt, &s);
             if (!params && !to_in) break;
             cl_mem dg = params ? grad->w[i] : NULL, db = params ? grad->b[i] : NULL, dx = to_in ? s.dst : NULL;
             if (b->fwd_training && b->bn_sync)   /* sums over the ranks, then dx with them */
                 GF_TRY(bn_sync_backward(ctx, b, i, n, c, h * w, xin, th, dg, db, dx));
             else if (b->fwd_training)
-                GF_TRY(gf_bn_train_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], b->bn_save_mean[i],
-                                            b->bn_save_invstd[i], dx, dg, db, 0));
+                GF_TRY(gf_bn_train_backward(ctx, n, c, h * w, xin, b->s[i].g, th->w[i], b->s[i].bn_save_mean,
+                                            b->s[i].bn_save_invstd, dx, dg, db, 0));
             else
-                GF_TRY(gf_bn_eval_backward(ctx, n, c, h * w, xin, b->g[i], th->w[i], nd->eps, b->bn_mean[i],
-                                           b->bn_var[i], dx, dg, db, 0));
+                GF_TRY(gf_bn_eval_backward(ctx, n, c, h * w, xin, b->s[i].g, th->w[i], nd->eps, b->s[i].bn_mean,
+                                           b->s[i].bn_var, dx, dg, db, 0));
             if (to_in) GF_TRY(finish_grad(ctx, &s));
             break;
         }
         case GF_K_LAYERNORM:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
-                GF_TRY(gf_ln_backward(ctx, (size_t)n, c, (size_t)h * w, nd->eps, xin, b->g[i], s.dst));
+                GF_TRY(gf_ln_backward(ctx, (size_t)n, c, (size_t)h * w, nd->eps, xin, b->s[i].g, s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
@@ -716,11 +790,11 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
             cl_mem s_in = in_buf(b, nd, 1, x);
             size_t planes = (size_t)n * c, HW = (size_t)h * w;
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
-                GF_TRY(gf_mul_backward(ctx, planes, HW, nd->gate, xin, s_in, b->g[i], s.dst, NULL));
+                GF_TRY(gf_mul_backward(ctx, planes, HW, nd->gate, xin, s_in, b->s[i].g, s.dst, NULL));
                 GF_TRY(finish_grad(ctx, &s));
             }
             if (grad_slot_for(b, nd, 1, gx, nd->gate ? planes : in_cnt, &s)) {
-                GF_TRY(gf_mul_backward(ctx, planes, HW, nd->gate, xin, s_in, b->g[i], NULL, s.dst));
+                GF_TRY(gf_mul_backward(ctx, planes, HW, nd->gate, xin, s_in, b->s[i].g, NULL, s.dst));
                 GF_TRY(finish_grad(ctx, &s));
             }
             break;
@@ -730,42 +804,42 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
                 int ck, hh, ww;
                 in_shape(b, nd, k, &ck, &hh, &ww);
                 if (grad_slot_for(b, nd, k, gx, (size_t)n * ck * h * w, &s))
-                    GF_TRY(gf_concat_backward(ctx, (size_t)n, (size_t)h * w, nd->c, off, ck, b->g[i], s.target,
+                    GF_TRY(gf_concat_backward(ctx, (size_t)n, (size_t)h * w, nd->c, off, ck, b->s[i].g, s.target,
                                               s.accumulate));
                 off += ck;
             }
             break;
         case GF_K_SHUFFLE:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s))
-                GF_TRY(gf_shuffle_backward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, b->g[i], s.target,
+                GF_TRY(gf_shuffle_backward(ctx, (size_t)n, c, (size_t)h * w, nd->groups, b->s[i].g, s.target,
                                            s.accumulate));
             break;
         case GF_K_SLICE:
             if (grad_slot_for(b, nd, 0, gx, in_cnt, &s))
-                GF_TRY(gf_slice_backward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_start, nd->c, b->g[i], s.target,
+                GF_TRY(gf_slice_backward(ctx, (size_t)n, (size_t)h * w, c, nd->slice_start, nd->c, b->s[i].g, s.target,
                                          s.accumulate));
             break;
         case GF_K_FLATTEN: case GF_K_ADD:
             for (int k = 0; k < (nd->kind == GF_K_ADD ? 2 : 1); k++)
                 if (grad_slot_for(b, nd, k, gx, cnt, &s)) {
-                    if (s.accumulate) GF_TRY(gf_axpby(ctx, cnt, 1.0f, b->g[i], 1.0f, s.target));
-                    else GF_TRY(gf_buf_copy(ctx, b->g[i], 0, s.target, 0, cnt * sizeof(float)));
+                    if (s.accumulate) GF_TRY(gf_axpby(ctx, cnt, 1.0f, b->s[i].g, 1.0f, s.target));
+                    else GF_TRY(gf_buf_copy(ctx, b->s[i].g, 0, s.target, 0, cnt * sizeof(float)));
                 }
             break;
         case GF_K_NONE: break;   /* refused by gf_block_create */
         }
     }
-    if (gx && !b->gwritten[b->n_nodes]) GF_TRY(gf_buf_zero(ctx, gx, 0, (size_t)n * gf_block_input_size(b) * sizeof(float)));
+    if (gx && !b->s[b->n_nodes].gwritten) GF_TRY(gf_buf_zero(ctx, gx, 0, (size_t)n * gf_block_input_size(b) * sizeof(float)));
     return GF_OK;
 }
 
 /* ---------------- primal cache ---------------- */
 
 struct gf_primal_cache {
-    int n_samples;
+    int n_samples, n_nodes;
     int half;                            /* y[] as IEEE halves (--cache-dtype f16) */
-    cl_mem y[GF_BLOCK_MAX_NODES];        /* [n_samples, node size] for the nodes the tangent/backward read */
-    cl_mem argmax[GF_BLOCK_MAX_NODES];   /* max-pool routing, same rows */
+    cl_mem *y;                           /* [n_nodes]: [n_samples, node size] for the nodes the tangent/backward read */
+    cl_mem *argmax;                      /* [n_nodes]: max-pool routing, same rows */
     cl_mem f;                            /* pooled features [n_samples, d] */
 };
 
@@ -795,8 +869,9 @@ size_t gf_block_primal_bytes(const gf_block *b, int half) {
 
 void gf_primal_cache_free(gf_primal_cache *pc) {
     if (!pc) return;
-    for (int j = 0; j < GF_BLOCK_MAX_NODES; j++) { gf_buf_release(&pc->y[j]); gf_buf_release(&pc->argmax[j]); }
+    for (int j = 0; j < pc->n_nodes; j++) { gf_buf_release(&pc->y[j]); gf_buf_release(&pc->argmax[j]); }
     gf_buf_release(&pc->f);
+    free(pc->y);
     free(pc);
 }
 
@@ -804,7 +879,10 @@ gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, 
     *out = NULL;
     if (n_samples < 1) return gf_fail(ctx, GF_ERR_INTERNAL, "primal cache for %d samples", n_samples);
     gf_primal_cache *pc = calloc(1, sizeof *pc);
+    if (pc && !(pc->y = calloc(2 * (size_t)b->n_nodes, sizeof *pc->y))) { free(pc); pc = NULL; }
     if (!pc) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    pc->argmax = pc->y + b->n_nodes;
+    pc->n_nodes = b->n_nodes;
     pc->n_samples = n_samples;
     pc->half = half;
     /* in host-visible memory on devices that share it (gf_buf_create_host); filled and read by the device */
@@ -812,7 +890,7 @@ gf_status gf_primal_cache_create(gf_ctx *ctx, const gf_block *b, int n_samples, 
                                       "primal cache (features)", &pc->f);
     for (int j = 0; j < b->n_nodes && st == GF_OK; j++) {
         size_t bytes = (size_t)n_samples * node_size(&b->nodes[j]) * sizeof(float);
-        char what[128];
+        char what[320];
         snprintf(what, sizeof what, "primal cache of top-block node '%s'", b->nodes[j].name);
         if (primal_needed(b, j)) st = gf_buf_create_host(ctx, half ? bytes / 2 : bytes, what, &pc->y[j]);
         if (st == GF_OK && b->nodes[j].kind == GF_K_MAXPOOL) st = gf_buf_create_host(ctx, bytes, what, &pc->argmax[j]);
@@ -830,9 +908,9 @@ gf_status gf_primal_cache_store(gf_ctx *ctx, const gf_block *b, gf_primal_cache 
     for (int j = 0; j < b->n_nodes; j++) {
         size_t row = node_size(&b->nodes[j]) * sizeof(float);
         if (pc->y[j] && pc->half)
-            GF_TRY(gf_store_half(ctx, b->y[j], (size_t)n * node_size(&b->nodes[j]), pc->y[j], (size_t)first * node_size(&b->nodes[j])));
-        else if (pc->y[j]) GF_TRY(gf_buf_copy(ctx, b->y[j], 0, pc->y[j], (size_t)first * row, (size_t)n * row));
-        if (pc->argmax[j]) GF_TRY(gf_buf_copy(ctx, b->argmax[j], 0, pc->argmax[j], (size_t)first * row, (size_t)n * row));
+            GF_TRY(gf_store_half(ctx, b->s[j].y, (size_t)n * node_size(&b->nodes[j]), pc->y[j], (size_t)first * node_size(&b->nodes[j])));
+        else if (pc->y[j]) GF_TRY(gf_buf_copy(ctx, b->s[j].y, 0, pc->y[j], (size_t)first * row, (size_t)n * row));
+        if (pc->argmax[j]) GF_TRY(gf_buf_copy(ctx, b->s[j].argmax, 0, pc->argmax[j], (size_t)first * row, (size_t)n * row));
     }
     return GF_OK;
 }
@@ -843,8 +921,8 @@ gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *
     GF_TRY(gf_gather_rows(ctx, pc->f, idx, gf_block_feature_dim(b), n, f));
     for (int j = 0; j < b->n_nodes; j++) {
         int row = (int)node_size(&b->nodes[j]);
-        if (pc->y[j]) GF_TRY((pc->half ? gf_gather_rows_half : gf_gather_rows)(ctx, pc->y[j], idx, row, n, b->y[j]));
-        if (pc->argmax[j]) GF_TRY(gf_gather_rows(ctx, pc->argmax[j], idx, row, n, b->argmax[j]));
+        if (pc->y[j]) GF_TRY((pc->half ? gf_gather_rows_half : gf_gather_rows)(ctx, pc->y[j], idx, row, n, b->s[j].y));
+        if (pc->argmax[j]) GF_TRY(gf_gather_rows(ctx, pc->argmax[j], idx, row, n, b->s[j].argmax));
     }
     return GF_OK;
 }

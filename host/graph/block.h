@@ -1,8 +1,9 @@
-/* The top block θ2: a small graph run three ways on the device —
+/* The graph executor. A top block θ2 is a graph run three ways on the device —
  *   forward  y_i = op_i(y_in)                       (primal at θ̄, or at θ for fine-tuning)
  *   tangent  t_i = op_i'(y_in)[t_in] (+ W̃_i∗y_in + b̃_i for linearized affine nodes)
  *   backward the adjoint of either: gradients for the parameters and the block's input.
- * The block's output is global-average-pooled into the features f [n, d].
+ * The block's output is global-average-pooled into the features f [n, d]. The whole loaded network is the
+ * same kind of graph run forward only (gf_block_create_forward; graph_exec.c wraps it as gf_exec).
  *
  * Tangent rules: an affine node with tangent parameters (W̃, b̃)
  * gives t = W̃∗x + b̃ + W∗t_in; activations multiply by σ'(z_pre) of the primal;
@@ -30,8 +31,6 @@
 #include "ops_ln.h"
 #include "ops_pool.h"
 
-enum { GF_BLOCK_MAX_NODES = 128 };
-
 typedef struct gf_block gf_block;
 
 /* Build a block from nodes (shapes are inferred from c_in, h_in, w_in; inputs are indices into nodes). The
@@ -44,31 +43,47 @@ gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_no
  * alias (the conv that holds it); a node reading anything else outside the sub-graph is refused. */
 gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nodes, int cut, int c_in, int h_in,
                               int w_in, int max_batch, gf_block **out);
+/* A forward-only graph (the whole loaded network: graph_exec.c): no tangent, gradient or routing buffers
+ * (gf_block_tangent/backward refuse it); node indices stay those of nodes; a node that computes nothing
+ * (GF_K_NONE: a folded BatchNorm, softmax) or a flatten shares its input's buffer. */
+gf_status gf_block_create_forward(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
+                                  int max_batch, gf_block **out);
+/* gf_buf_create of "<what> of '<name>'", GF_ERR_MEMORY naming it when bytes exceed the device's largest
+ * allocation (per_batch: the message advises a smaller batch). */
+gf_status gf_buf_create_checked(gf_ctx *ctx, size_t bytes, const char *what, const char *name, int per_batch,
+                               cl_mem *out);
 void gf_block_free(gf_block *b);
 /* Size (floats) of the parameter vector and the feature dimension d. */
 size_t gf_block_param_count(const gf_block *b);
 int gf_block_feature_dim(const gf_block *b);
 int gf_block_input_size(const gf_block *b);          /* floats per sample */
 int gf_block_max_batch(const gf_block *b);
-/* Output buffer of node i from the last forward (for tests and inspection). */
+/* Output buffer of node i from the last forward (an aliasing node: its owner's). */
 cl_mem gf_block_node_output(const gf_block *b, int i);
 const gf_node *gf_block_nodes(const gf_block *b, int *n);
 
 
 /* A parameter vector on the device (θ̄, θ, w2 or a gradient), split into
  * sub-buffers per tensor so that ops see plain cl_mem objects while optimisers
- * update the whole vector at once. */
+ * update the whole vector at once. w[i], b[i]: node i's tensors (NULL: none). */
 typedef struct gf_params {
-    cl_mem all;
+    cl_mem all;                       /* NULL from gf_params_create_each */
     size_t count;
-    cl_mem w[GF_BLOCK_MAX_NODES], b[GF_BLOCK_MAX_NODES];
+    int n;                            /* nodes */
+    cl_mem *w, *b;                    /* [n] each */
 } gf_params;
 gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_params *p);
+/* Parameters as one buffer per tensor (no vector: a whole network's could exceed the device's largest
+ * allocation), filled from the host values the block's nodes point at (W, b: a forward-only graph of a loaded
+ * model's nodes). */
+gf_status gf_params_create_each(gf_ctx *ctx, const gf_block *b, gf_params *p);
 void gf_params_free(gf_params *p);
 
 /* Primal forward of n samples of x [n, c_in, h_in, w_in]: keeps every node's
- * output (needed for the tangent and backward) and writes features f [n, d]. */
+ * output (needed for the tangent and backward) and writes features f [n, d] (f NULL: none). */
 gf_status gf_block_forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *theta, cl_mem f);
+/* The same for node `node` and the nodes it depends on only (the trunk up to a cut), no features. */
+gf_status gf_block_forward_to(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *theta, int node);
 /* Tangent along w2 (the linearized affine nodes' tangent parameters), after
  * gf_block_forward of the same batch x: writes the feature tangent tf [n, d].
  * GF_ERR_USAGE on a block with a BATCHNORM node. */

@@ -63,7 +63,7 @@ typedef struct gf_node {
     float *W, *b;                     /* b may be NULL (no bias) */
     int as_conv;                      /* a batchnorm executed as a depthwise 1x1 conv */
     int folded;                       /* a batchnorm folded into its producer: skipped */
-    int alias;                        /* node whose buffer holds this output (itself if none) */
+    int alias;                        /* folded: the conv/linear that holds it (itself otherwise) */
     int n_consumers;
     uint64_t file_params;
     double macs;
@@ -71,10 +71,4 @@ typedef struct gf_node {
 
 /* The activation of an activation op (relu ... gelu) into *a: 1, else 0. */
 int gf_op_act(const gf_node *nd, gf_act *a);
-
-/* One node's forward for n samples, every kind but BATCHNORM (its statistics belong to the block): xs[k] and
- * cs[k] the buffer and channels of input k, W/B its parameters, y its output (FLATTEN: y == xs[0] aliases,
- * nothing to do), argmax max pool's routing (NULL: none kept). nd->in_c/in_h/in_w must be set. */
-gf_status gf_node_forward(gf_ctx *ctx, const gf_node *nd, int n, const cl_mem *xs, const int *cs, cl_mem W, cl_mem B,
-                          cl_mem y, cl_mem argmax);
 #endif

@@ -671,8 +671,6 @@ static gf_status load_data(loader *L, gf_model *m) {
             for (int q = 0; q < GF_P_COUNT; q++) free(v[q]);
             free(ones);
             free(zeros);
-        } else if (nd->op == GF_OP_FLATTEN || nd->op == GF_OP_SOFTMAX) {
-            nd->alias = m->nodes[nd->in[0]].alias;
         }
     }
     fclose(fp);

@@ -1,6 +1,6 @@
 /* Internal model structures shared by host/graph/safetensors.c, host/model*.c and
  * host/graph*.c, and the device-level executor calls that training code uses
- * (device buffers of any node, partial runs from a cached split point). */
+ * (device buffers of any node, the trunk up to a cut). */
 #ifndef GF_MODEL_INTERNAL_H
 #define GF_MODEL_INTERNAL_H
 
@@ -106,24 +106,14 @@ int gf_model_bn_foldable(const gf_model *m, int i);
 /* Buffer holding node i's output for the executor's batch ([max_batch, c, h, w]);
  * GF_NODE_INPUT gives the input buffer. Softmax nodes give their logits. */
 cl_mem gf_exec_buffer(const gf_exec *e, int node);
-/* Device weights of a conv/linear node (or a batchnorm run as a conv): folded
- * W and b (b may be NULL). */
-void gf_exec_weights(const gf_exec *e, int node, cl_mem *W, cl_mem *b);
-/* Enqueue the forward pass of n images already in gf_exec_buffer(e, GF_NODE_INPUT). */
-gf_status gf_exec_enqueue(gf_exec *e, int n);
-/* Enqueue only nodes first..last (topological indices, inclusive) for n images:
- * their inputs must already be in place (e.g. a cached trunk output copied into
- * the cut node's buffer). */
-gf_status gf_exec_enqueue_range(gf_exec *e, int n, int first, int last);
-/* Enqueue only the nodes that `node` depends on (and node itself) for n images
- * already in the input buffer: the trunk up to a block's cut
- * (gf_model_block_cut), without side branches or the top. */
-gf_status gf_exec_enqueue_to(gf_exec *e, int n, int node);
+/* gf_exec_run of only the nodes that `node` depends on (and node itself): the trunk up to a block's cut
+ * (gf_model_block_cut), without side branches or the top; GF_NODE_INPUT: the upload alone. */
+gf_status gf_exec_run_to(gf_exec *e, const float *x, int n, int node);
 
 /* ---- top blocks as sub-graphs (host/graph/model_blocks.c) ---- */
 /* Block bi (gf_model_block order: 0 = closest to the feature) on the device: the sub-graph of the model's
  * nodes b->nodes whose input is its cut (gf_block_create_sub). The trunk is everything up to the cut: run it
- * with gf_exec_enqueue_to(e, n, cut) and take gf_exec_buffer(e, cut) as the block input, of per-sample
+ * with gf_exec_run_to(e, x, n, cut) and take gf_exec_buffer(e, cut) as the block input, of per-sample
  * shape *c x *h x *w (gf_model_block_input; c, h, w may be NULL). */
 gf_status gf_model_block_create(gf_ctx *ctx, const gf_model *m, int bi, int max_batch, gf_block **out);
 void gf_model_block_input(const gf_model *m, int bi, int *c, int *h, int *w);

@@ -157,16 +157,6 @@ static gf_status act_finish_file(gf_ctx *ctx, const char *tmp, const char *path,
     return GF_OK;
 }
 
-/* Enqueue the trunk for n preprocessed images: the nodes the cut depends on,
- * not the top block or the head (the cut's output is gf_exec_buffer(e, cut)). */
-gf_status gf_trunk_enqueue(gf_ctx *ctx, gf_exec *e, const gf_model *m, const float *x, int n, int cut) {
-    gf_model_info mi;
-    gf_model_get_info(m, &mi);
-    size_t in_n = (size_t)mi.in_c * mi.in_h * mi.in_w;
-    GF_TRY(gf_buf_write(ctx, gf_exec_buffer(e, GF_NODE_INPUT), 0, (size_t)n * in_n * sizeof(float), x));
-    return gf_exec_enqueue_to(e, n, cut);
-}
-
 /* Run the frozen trunk over the samples idx[0..n) and keep the cut's output.
  * Several processes (gf_dist_size() > 1): each rank runs the trunk over its contiguous share of the
  * samples (whole batches: gf_dist_share_units), the shares are gathered so that every rank holds all
@@ -272,7 +262,7 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int b
             const float *src = b->x;
             if (!from_input) {
                 int cut = gf_model_block_cut(m, bi);
-                st = gf_trunk_enqueue(ctx, e, m, b->x, b->count, cut);
+                st = gf_exec_run_to(e, b->x, b->count, cut);
                 if (st == GF_OK)
                     st = gf_buf_read(ctx, gf_exec_buffer(e, cut), 0, (size_t)b->count * S * sizeof(float), tmp);
                 src = tmp;

@@ -265,7 +265,7 @@ gf_status gf_adapted_predict(gf_adapted *a, const float *x, int n, float *logits
     size_t bytes = (size_t)n * a->S * sizeof(float);
     if (cut != GF_NODE_INPUT) {     /* trunk on the device, its output copied into the block input */
         if (!a->exec) GF_TRY(gf_exec_create(ctx, a->model, a->max_batch, &a->exec));
-        GF_TRY(gf_trunk_enqueue(ctx, a->exec, a->model, x, n, cut));
+        GF_TRY(gf_exec_run_to(a->exec, x, n, cut));
         GF_TRY(gf_buf_copy(ctx, gf_exec_buffer(a->exec, cut), 0, a->x, 0, bytes));
     } else {
         GF_TRY(gf_buf_write(ctx, a->x, 0, bytes, x));

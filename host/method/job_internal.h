@@ -25,9 +25,6 @@ typedef struct gf_act_store {
     size_t map_bytes;
 } gf_act_store;
 void gf_act_store_free(gf_act_store *as);
-/* Enqueue the trunk for n preprocessed images: the nodes the cut depends on,
- * not the top block or the head (the cut's output is gf_exec_buffer(e, cut)). */
-gf_status gf_trunk_enqueue(gf_ctx *ctx, gf_exec *e, const gf_model *m, const float *x, int n, int cut);
 /* Run the frozen trunk of block bi over the samples idx[0..n) of ds and keep the cut's output (S floats per
  * sample) in *as, ok[i] = 1 for each sample that loaded; reuses or writes the cache file under
  * job->cache_dir. what: "train", "val", "eval" (progress lines). Adds to res->trunk_seconds; sets

@@ -161,7 +161,7 @@ gf_status gf_pt_net_create(gf_ctx *ctx, gf_arch arch, int width_div, int C, int 
                            uint64_t seed, gf_pt_net **out) {
     *out = NULL;
     gf_pt_net *n = calloc(1, sizeof *n);
-    gf_node *nodes = calloc(GF_BLOCK_MAX_NODES, sizeof *nodes);
+    gf_node *nodes = calloc(GF_ARCH_MAX_NODES, sizeof *nodes);
     if (!n || !nodes) { free(n); free(nodes); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
     n->arch = arch; n->width_div = width_div > 1 ? width_div : 1;
     n->C = C; n->H = H; n->W = W; n->K = K; n->max_batch = max_batch;

@@ -17,7 +17,8 @@ typedef enum gf_arch { GF_ARCH_SMALL28 = 0, GF_ARCH_BIGAN = 1, GF_ARCH_RESNET18C
 const char *gf_arch_name(gf_arch a);
 int gf_arch_parse(const char *s);                 /* -1 when unknown */
 
-/* The network minus the head as block nodes (nodes: GF_BLOCK_MAX_NODES
+enum { GF_ARCH_MAX_NODES = 128 };   /* nodes of the largest architecture (resnet18c: 65), with room */
+/* The network minus the head as block nodes (nodes: GF_ARCH_MAX_NODES
  * entries). Node names are the PyTorch module names, so tensor names are
  * "<node>.weight", "<node>.bias", "<node>.running_mean", ... width_div > 1
  * divides every channel count (tests: the same graph, smaller). */

@@ -57,16 +57,12 @@ gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int rep
             gf_model_node(m, i, &ni);
             trunk_macs += ni.macs;
         }
-        cl_mem input = st == GF_OK ? gf_exec_buffer(e, GF_NODE_INPUT) : NULL;
-        size_t bytes = (size_t)batch * per * sizeof(float);
-        if (st == GF_OK) st = gf_buf_write(ctx, input, 0, bytes, x);
-        if (st == GF_OK) st = gf_exec_enqueue_to(e, batch, cut);
+        if (st == GF_OK) st = gf_exec_run_to(e, x, batch, cut);
         if (st == GF_OK) st = gf_ctx_finish(ctx);
         if (st == GF_OK) st = gf_dist_barrier(ctx);
         double t1 = gf_now();
         for (int r = 0; r < reps && st == GF_OK; r++) {
-            st = gf_buf_write(ctx, input, 0, bytes, x);
-            if (st == GF_OK) st = gf_exec_enqueue_to(e, batch, cut);
+            st = gf_exec_run_to(e, x, batch, cut);
             if (st == GF_OK) st = gf_ctx_finish(ctx);
         }
         if (st == GF_OK) st = gf_dist_barrier(ctx);
@@ -77,12 +73,9 @@ gf_status gf_bench_trunk(gf_ctx *ctx, const char *model_path, int batch, int rep
     int P = gf_dist_size();
     double solo_sec = 0;
     if (st == GF_OK && P > 1 && gf_dist_rank() == 0) {
-        cl_mem input = gf_exec_buffer(e, GF_NODE_INPUT);
-        size_t bytes = (size_t)batch * per * sizeof(float);
         double t2 = gf_now();
         for (int r = 0; r < reps && st == GF_OK; r++) {
-            st = cut != GF_NODE_INPUT ? gf_buf_write(ctx, input, 0, bytes, x) : gf_exec_run(e, x, batch);
-            if (st == GF_OK && cut != GF_NODE_INPUT) st = gf_exec_enqueue_to(e, batch, cut);
+            st = cut != GF_NODE_INPUT ? gf_exec_run_to(e, x, batch, cut) : gf_exec_run(e, x, batch);
             if (st == GF_OK) st = gf_ctx_finish(ctx);
         }
         solo_sec = (gf_now() - t2) / reps;
