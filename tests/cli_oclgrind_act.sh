@@ -6,5 +6,6 @@
 # cl/act.cl that did not run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
 oclgrind_caps test_ops --filter act
+oclgrind_uninit test_ops --filter act
 oclgrind_covers cl/act.cl
 finish

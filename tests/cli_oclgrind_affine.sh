@@ -8,5 +8,7 @@
 # run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
 GRADFEAT_HOST_BLAS=0 oclgrind_caps test_ops --filter conv,linear
+# --uninitialized (about 80 s a variant here, unoptimised): both conv kernel styles and both Winograd transform sets
+for v in plane element winograd wino-clblast; do GRADFEAT_HOST_BLAS=0 oclgrind_uninit test_ops --filter conv,linear --variant $v; done
 oclgrind_covers cl/conv.cl
 finish

@@ -8,5 +8,6 @@
 # missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
 oclgrind_caps test_ops --filter bn_train,bn_eval
+oclgrind_uninit test_ops --filter bn_train,bn_eval
 oclgrind_covers cl/bn.cl
 finish

@@ -5,5 +5,6 @@
 # run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
 oclgrind_caps test_ops --filter ln
+oclgrind_uninit test_ops --filter ln
 oclgrind_covers cl/ln.cl
 finish

@@ -7,5 +7,6 @@
 # oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
 oclgrind_caps test_ops --filter mul,concat,shuffle,slice
+oclgrind_uninit test_ops --filter mul,concat,shuffle,slice
 oclgrind_covers cl/merge.cl
 finish

@@ -7,5 +7,6 @@
 # oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
 oclgrind_caps test_ops --filter maxpool,avgpool,gap
+oclgrind_uninit test_ops --filter maxpool,avgpool,gap
 oclgrind_covers cl/pool.cl
 finish

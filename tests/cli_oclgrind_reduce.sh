@@ -6,5 +6,6 @@
 # did not run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
 oclgrind_caps test_ops --filter xent,bce,sgd,adam,sqnorm
+oclgrind_uninit test_ops --filter xent,bce,sgd,adam,sqnorm
 oclgrind_covers cl/loss.cl cl/optim.cl
 finish

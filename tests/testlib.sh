@@ -16,8 +16,7 @@ finish() { echo "$((checks-fails)) passed, $fails failed"; [ $fails -eq 0 ] && [
 
 # The oclgrind checks (tests/cli_oclgrind_*.sh): oclgrind_small NAME [ARGS...] runs
 # $GF_BUILD/tests/NAME --small ARGS (test_ops: `--filter OP,...`, its rows of those ops) under oclgrind (--check-api --data-races; oclgrind wraps the program via LD_PRELOAD, so only its
-# simulator device is seen; --uninitialized is left out: oclgrind 21.10 aborts on LLVM freeze
-# instructions with it) and counts as checks: exit 0, ran on the Oclgrind device, a summary line
+# simulator device is seen) and counts as checks: exit 0, ran on the Oclgrind device, a summary line
 # "NAME...: N checks, 0 failed" with N > 0, nothing in oclgrind's log (an out-of-bounds access, a data
 # race, an API error). --inst-counts names every kernel run in $t/TAG.out (TAG: NAME and ARGS);
 # oclgrind_covers FILE.cl...
@@ -25,27 +24,35 @@ finish() { echo "$((checks-fails)) passed, $fails failed"; [ $fails -eq 0 ] && [
 # Variables set on the call (GRADFEAT_HOST_BLAS=0 oclgrind_small test_ops --filter conv) reach the program.
 # GRADFEAT_MAX_WORK_GROUP=N on the call caps every work-group gradfeat launches (oclgrind's device allows
 # far more than GPUs do): the run is tagged with the cap and must say it ran with it.
+# OCLGRIND_UNINIT=1 on the call adds --uninitialized (a read of memory nothing wrote). Two limits of oclgrind
+# 21.10 are worked around for it: it aborts on LLVM's freeze instruction, which the optimiser emits, so the
+# kernels are built with -cl-opt-disable (OCLGRIND_BUILD_OPTIONS); and it does not see clEnqueueFillBuffer, so
+# buffers are zeroed by host writes (GRADFEAT_ZERO=write). The run is tagged "uninit". Unoptimised kernels
+# under this check run 5-10 times slower: oclgrind_uninit NAME [ARGS...] is one such run at the cap 64.
 # oclgrind_caps NAME [ARGS...]: oclgrind_small at the GPU-like caps 64, 128 and 256 in turn.
 # oclgrind missing or a test binary not built is a failure, never a skip.
 oclgrind_caps() {
   local wg
   for wg in 64 128 256; do GRADFEAT_MAX_WORK_GROUP=$wg oclgrind_small "$@"; done
 }
+oclgrind_uninit() { OCLGRIND_UNINIT=1 GRADFEAT_MAX_WORK_GROUP=64 oclgrind_small "$@"; }
 oclgrind_small() {
-  local name=$1 T="$GF_BUILD/tests/$1" rc s tag wg=${GRADFEAT_MAX_WORK_GROUP:-}
+  local name=$1 T="$GF_BUILD/tests/$1" rc s tag wg=${GRADFEAT_MAX_WORK_GROUP:-} un=${OCLGRIND_UNINIT:-}
+  local -a uopt=() uenv=()
   shift
-  tag=$(echo "$name $*${wg:+ wg$wg}" | tr -c 'A-Za-z0-9_\n' '_')
+  [ -n "$un" ] && { uopt=(--uninitialized); uenv=(OCLGRIND_BUILD_OPTIONS=-cl-opt-disable GRADFEAT_ZERO=write); }
+  tag=$(echo "$name $*${wg:+ wg$wg}${un:+ uninit}" | tr -c 'A-Za-z0-9_\n' '_')
   check "oclgrind is installed (Debian package oclgrind)" 'command -v oclgrind > /dev/null' || return 1
   check "$T is built" '[ -x "$T" ]' || return 1
   s=$(date +%s)
   # No program-binary cache: simulator binaries must not land in the user cache.
-  GRADFEAT_CACHE=0 GRADFEAT_DEVICE= oclgrind --check-api --data-races --inst-counts \
+  env "${uenv[@]}" GRADFEAT_CACHE=0 GRADFEAT_DEVICE= oclgrind --check-api --data-races "${uopt[@]}" --inst-counts \
     --log "$t/$tag.log" "$T" --small "$@" > "$t/$tag.out" 2> "$t/$tag.err"
   rc=$?
   # the program's own lines (the instruction histograms go to stdout too)
   grep -v '^ \|^Instructions executed for kernel\|^$' "$t/$tag.out"; cat "$t/$tag.err"
-  echo "$name --small $*${wg:+ (work-group cap $wg)} under oclgrind: exit $rc, $(( $(date +%s) - s )) s"
-  check "$name --small $*${wg:+ (work-group cap $wg)} under oclgrind exits 0 (exited $rc)" '[ $rc -eq 0 ]'
+  echo "$name --small $*${wg:+ (work-group cap $wg)}${un:+ (--uninitialized)} under oclgrind: exit $rc, $(( $(date +%s) - s )) s"
+  check "$name --small $*${wg:+ (work-group cap $wg)}${un:+ (--uninitialized)} under oclgrind exits 0 (exited $rc)" '[ $rc -eq 0 ]'
   [ -n "$wg" ] && [ "$name" = test_ops ] &&
     check "$name $* ran with the work-group cap $wg" 'grep -q "kernel paths .*, work-group cap $wg " "$t/$tag.out"'
   check "$name $* ran on the Oclgrind device" 'grep -q "^device: Oclgrind" "$t/$tag.out"'
