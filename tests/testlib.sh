@@ -28,14 +28,18 @@ finish() { echo "$((checks-fails)) passed, $fails failed"; [ $fails -eq 0 ] && [
 # 21.10 are worked around for it: it aborts on LLVM's freeze instruction, which the optimiser emits, so the
 # kernels are built with -cl-opt-disable (OCLGRIND_BUILD_OPTIONS); and it does not see clEnqueueFillBuffer, so
 # buffers are zeroed by host writes (GRADFEAT_ZERO=write). The run is tagged "uninit". Unoptimised kernels
-# under this check run 5-10 times slower: oclgrind_uninit NAME [ARGS...] is one such run at the cap 64.
+# under this check run 5-10 times slower. oclgrind_uninit NAME [ARGS...]: such runs at the caps 64, 128 and
+# 256 (the reductions size their local memory by the group), or at the caps in UNINIT_CAPS on the call.
 # oclgrind_caps NAME [ARGS...]: oclgrind_small at the GPU-like caps 64, 128 and 256 in turn.
 # oclgrind missing or a test binary not built is a failure, never a skip.
 oclgrind_caps() {
   local wg
   for wg in 64 128 256; do GRADFEAT_MAX_WORK_GROUP=$wg oclgrind_small "$@"; done
 }
-oclgrind_uninit() { OCLGRIND_UNINIT=1 GRADFEAT_MAX_WORK_GROUP=64 oclgrind_small "$@"; }
+oclgrind_uninit() {
+  local wg
+  for wg in ${UNINIT_CAPS:-64 128 256}; do OCLGRIND_UNINIT=1 GRADFEAT_MAX_WORK_GROUP=$wg oclgrind_small "$@"; done
+}
 oclgrind_small() {
   local name=$1 T="$GF_BUILD/tests/$1" rc s tag wg=${GRADFEAT_MAX_WORK_GROUP:-} un=${OCLGRIND_UNINIT:-}
   local -a uopt=() uenv=()
