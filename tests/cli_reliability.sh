@@ -271,6 +271,13 @@ check "--lr 100 with a holdout: exit 6, the best (first) evaluation kept (rc $rc
 check "--select last (the default): a diverging finetune still stops, exit 6 (rc $rc)" \
   '[ $rc -eq 6 ] && grep -q "finetune: stopped after epoch 3: its held-out loss stayed far above" "$t/dv4.out"' \
   || { cat "$t/dv4.out" "$t/dv4.err"; }
+# ... and ends with its lowest held-out loss so far, here its start (= the probe), not where it ran away to
+# (it kept the diverged epoch 3 before: 40 % against the probe's 76 % in a random-weights run)
+check "... keeping its lowest held-out loss: epoch 0, the probe's figures" \
+  'grep -q "held-out loss stayed far above where it started (kept epoch 0" "$t/dv4.out" && $PY -c "
+import json,sys; m=json.load(open(sys.argv[1]))[\"methods\"]; f,l=m[\"finetune\"],m[\"linear\"]
+assert f[\"best_epoch\"]==0 and f[\"holdout_loss\"]==l[\"holdout_loss\"] and f[\"train_loss\"]==l[\"train_loss\"], (f,l)" "$t/dv4/results.json"' \
+  || { cat "$t/dv4.out"; }
 "$G" "${tr[@]}" --method linear,finetune --epochs 4 --lr 1e-3 --holdout 0 --run-dir "$t/dv3" > "$t/dv3.out" 2> "$t/dv3.err"; rc=$?
 check "the same run at --lr 1e-3: exit 0 (rc $rc)" '[ $rc -eq 0 ] && ! grep -q diverged "$t/dv3.err"' || cat "$t/dv3.err"
 

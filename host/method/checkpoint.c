@@ -96,6 +96,7 @@ gf_status gf_ckpt_write(gf_ctx *ctx, const char *path, const gf_ckpt *c) {
         gf_frame_put_array(&data, layout, "sel", sel, 3, sizeof(int));
         gf_frame_put_array(&data, layout, "sel_scal", c->sel_scal, 5, sizeof(double));
         gf_frame_put_array(&data, layout, "sel_min", &c->sel_min, 1, sizeof(double));
+        gf_frame_put_array(&data, layout, "sel_fb", c->sel_fb, 4, sizeof(double));
         gf_frame_put_array(&data, layout, "sel_w1", c->sel_w1, (size_t)c->K * c->d, sizeof(float));
         gf_frame_put_array(&data, layout, "sel_b1", c->sel_b1, (size_t)c->K, sizeof(float));
         gf_frame_put_array(&data, layout, "sel_block", c->sel_block, c->block_count, sizeof(float));
@@ -196,7 +197,7 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
             int sel[3];
             ok = gf_frame_take_array(layout, "sel", data, dl, 3, sizeof(int), NULL, sel) &&
                  gf_frame_take_array(layout, "sel_scal", data, dl, 5, sizeof(double), NULL, c->sel_scal);
-            /* --select last keeps no copy of the parameters: its selection has the scalars only */
+            /* --select last: older checkpoints have no copy of the parameters, the scalars only */
             if (ok && cJSON_GetObjectItemCaseSensitive(layout, "sel_w1"))
                 ok = gf_frame_take_array(layout, "sel_w1", data, dl, (size_t)c->K * c->d, sizeof(float), (void **)&c->sel_w1, NULL) &&
                      gf_frame_take_array(layout, "sel_b1", data, dl, (size_t)c->K, sizeof(float), (void **)&c->sel_b1, NULL);
@@ -205,6 +206,9 @@ gf_status gf_ckpt_read(gf_ctx *ctx, const char *path, gf_ckpt *c) {
             c->sel_min = NAN;   /* written since the divergence test compares with the lowest loss so far */
             if (ok && cJSON_GetObjectItemCaseSensitive(layout, "sel_min"))
                 ok = gf_frame_take_array(layout, "sel_min", data, dl, 1, sizeof(double), NULL, &c->sel_min);
+            for (int i = 0; i < 4; i++) c->sel_fb[i] = NAN;   /* written since a diverged --select last falls back */
+            if (ok && cJSON_GetObjectItemCaseSensitive(layout, "sel_fb"))
+                ok = gf_frame_take_array(layout, "sel_fb", data, dl, 4, sizeof(double), NULL, c->sel_fb);
             c->sel_have = ok && sel[0] != 0; c->sel_epoch = sel[1]; c->sel_bad = sel[2];
             ok = ok && sel[1] >= 0 && sel[2] >= 0;
         }

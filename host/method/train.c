@@ -324,6 +324,9 @@ typedef struct selection {
     double loss0;               /* held-out loss before training (epoch 0) */
     double loss, metric, train_loss, train_metric;
     double min_loss;            /* the lowest held-out loss so far, whatever is kept (the divergence test's) */
+    /* --select last: the copy below is that lowest-loss evaluation's, the model a diverged method ends with */
+    int min_epoch;
+    double min_metric, min_train_loss, min_train_metric;
     float *w1, *b1, *block;
 } selection;
 
@@ -408,6 +411,8 @@ static gf_status checkpoint(run *R, gf_lin *m, gf_method method, int ep, int b0,
             double v[5] = {sl->loss0, sl->loss, sl->metric, sl->train_loss, sl->train_metric};
             memcpy(c.sel_scal, v, sizeof v);
             c.sel_w1 = sl->w1; c.sel_b1 = sl->b1; c.sel_block = sl->block;
+            double fb[4] = {sl->min_epoch, sl->min_metric, sl->min_train_loss, sl->min_train_metric};
+            memcpy(c.sel_fb, fb, sizeof fb);
         }
     }
     gf_status st = gf_ckpt_write(R->ctx, o->checkpoint_path, &c);
@@ -438,8 +443,8 @@ static gf_status sum_stats(gf_ctx *ctx, double *loss, double *correct) {
 
 /* Model selection: an evaluation of the method on the holdout at epoch ep
  * (0 = before training). Keeps the parameters when they are the best so far
- * under o->select (GF_SELECT_LAST: always the newest, no copy kept) and counts
- * evaluations far above the start (divergence). */
+ * under o->select (GF_SELECT_LAST: always the newest; the copy is then the lowest held-out loss's, which a
+ * diverged method falls back on) and counts evaluations far above the start (divergence). */
 static gf_status consider(run *R, gf_lin *m, gf_method method, int ep, double train_loss, double train_metric,
                           double *hold_loss, double *hold_metric) {
     const gf_train_options *o = R->o;
@@ -459,9 +464,10 @@ static gf_status consider(run *R, gf_lin *m, gf_method method, int ep, double tr
     if (sl->have && o->diverge_factor > 0 && (isnan(hl) || (hl > o->diverge_factor * sl->loss0 && hl > sl->min_loss)))
         sl->bad++;
     else sl->bad = 0;
-    if (!isnan(hl) && (!sl->have || hl < sl->min_loss)) sl->min_loss = hl;
-    if (!better) return GF_OK;
-    if (o->select != GF_SELECT_LAST) {
+    int lowest = !isnan(hl) && (!sl->have || hl < sl->min_loss);
+    if (lowest) sl->min_loss = hl;
+    /* the copy: the kept evaluation's, or under --select last the lowest-loss one's (to fall back on) */
+    if (o->select == GF_SELECT_LAST ? lowest : better) {
         size_t kd = (size_t)R->K * R->d;
         if (!sl->w1) {
             sl->w1 = malloc(kd * sizeof(float));
@@ -471,7 +477,9 @@ static gf_status consider(run *R, gf_lin *m, gf_method method, int ep, double tr
                 return gf_fail(R->ctx, GF_ERR_MEMORY, "out of memory for the best model so far");
         }
         GF_TRY(gf_lin_read_params(R->ctx, m, sl->block, sl->w1, sl->b1));
+        if (lowest) { sl->min_epoch = ep; sl->min_metric = hm; sl->min_train_loss = train_loss; sl->min_train_metric = train_metric; }
     }
+    if (!better) return GF_OK;
     sl->have = 1; sl->epoch = ep; sl->loss = hl; sl->metric = hm;
     sl->train_loss = train_loss; sl->train_metric = train_metric;
     return GF_OK;
@@ -537,8 +545,10 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
             sl->loss0 = c->sel_scal[0]; sl->loss = c->sel_scal[1]; sl->metric = c->sel_scal[2];
             sl->train_loss = c->sel_scal[3]; sl->train_metric = c->sel_scal[4];
             sl->min_loss = isnan(c->sel_min) ? sl->loss : c->sel_min;   /* older checkpoints: the kept loss */
+            sl->min_epoch = isnan(c->sel_fb[0]) ? -1 : (int)c->sel_fb[0]; sl->min_metric = c->sel_fb[1];
+            sl->min_train_loss = c->sel_fb[2]; sl->min_train_metric = c->sel_fb[3];
         }
-        if (c->sel_have && c->sel_w1) {   /* --select last keeps no copy */
+        if (c->sel_have && c->sel_w1) {   /* --select last: none in older checkpoints */
             size_t kd = (size_t)R->K * R->d;
             sl->w1 = malloc(kd * sizeof(float));
             sl->b1 = malloc((size_t)R->K * sizeof(float));
@@ -692,6 +702,14 @@ static gf_status fit(run *R, gf_lin *m, gf_method method, cache *tr, cache *va, 
         if (o->select != GF_SELECT_LAST && sl->epoch != last_eval) {
             st = gf_lin_write_params(ctx, m, sl->block, sl->w1, sl->b1);
             r->train_loss = sl->train_loss; r->train_metric = sl->train_metric;
+            if (st == GF_OK && va) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric, &r->val_scores);
+        } else if (o->select == GF_SELECT_LAST && r->diverged && sl->w1 && sl->min_epoch >= 0 &&
+                   sl->min_epoch != last_eval) {
+            /* a diverged method ends with its lowest held-out loss so far, not where it ran away to */
+            r->best_epoch = sl->min_epoch;
+            r->hold_loss = sl->min_loss; r->hold_metric = sl->min_metric;
+            st = gf_lin_write_params(ctx, m, sl->block, sl->w1, sl->b1);
+            r->train_loss = sl->min_train_loss; r->train_metric = sl->min_train_metric;
             if (st == GF_OK && va) st = evaluate(ctx, m, va, o->batch, &r->val_loss, &r->val_metric, &r->val_scores);
         }
     } else if (st == GF_OK) {

@@ -189,6 +189,8 @@ typedef struct gf_ckpt {
     int sel_have, sel_epoch, sel_bad;
     double sel_scal[5];         /* loss0, loss, metric, train_loss, train_metric */
     double sel_min;             /* the lowest held-out loss so far (NAN in older checkpoints) */
+    double sel_fb[4];           /* --select last: the lowest-loss evaluation's epoch, metric, train loss and metric
+                                   (sel_w1.. hold its parameters; NAN in older checkpoints) */
     float *sel_w1, *sel_b1, *sel_block;
     /* choices the device-memory budget made that change the arithmetic, kept so that a resume under
      * another --max-device-mem computes the same floats: the primal cache (1 on, 0 off; -1 = not
