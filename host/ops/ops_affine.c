@@ -609,6 +609,10 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
             GF_TRY(run_im2col(ctx, d, x, n0, m, col));
             GF_TRY(gemm_fwd(ctx, d, Wt, col, cols, 0.0f, tmp));
         }
+        /* W ṫ is added by a second GEMM with beta 1 into the same tmp rather than one GEMM over the
+         * K-concatenated [W̃ | W] x [col(x); col(ṫ)]: that needs [W̃ | W] copied every step (W̃ moves) and twice the
+         * col workspace, and the host BLAS blocks K itself (one more pass over tmp either way); measured at W1's
+         * 512 x 3136 x 4608, OpenBLAS, 2 threads: concatenated / two GEMMs 0.97-1.01 (best of 15), no gain */
         if (use_b) {   /* the in-order queue finishes the first GEMM before col is overwritten */
             GF_TRY(run_im2col(ctx, d, t_in, n0, m, col));
             GF_TRY(gemm_fwd(ctx, d, W, col, cols, use_a ? 1.0f : 0.0f, tmp));
