@@ -394,6 +394,7 @@ static void bce_extra(gf_ctx *ctx, const row *rw, const tensors *T, const result
     free(g2);
     gf_buf_release(&bzz); gf_buf_release(&bo);
 }
+static void conv_fixed(gf_ctx *ctx, const tensors *T, const char *name);
 /* The forward without bias; the tangent of the first linearized layer (Wt x + bt: no input tangent). */
 static void conv_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
     const size_t no = T->n_out;
@@ -421,6 +422,56 @@ static void conv_extra(gf_ctx *ctx, const row *rw, const tensors *T, const resul
     free(got);
     gf_buf_release(&by); gf_buf_release(&bvW); gf_buf_release(&bvb);
     free(ref); free(S); free(ax); free(aW); free(ab); free(avW); free(avb); free(vW); free(vb);
+    if (!strcmp(rw->op->name, "conv")) conv_fixed(ctx, T, name);
+}
+/* Weights declared fixed (desc.fixed, as θ̄'s in gradient/full): the forward, both tangent terms and the input
+ * gradient give the bits they give without it, when the kept transforms are made (pass 0) and when reused
+ * (pass 1); another W buffer (pass 2) makes them again; with no room for them under the device budget (pass 3)
+ * they are made in the scratch, as without, and nothing is kept. */
+static void conv_fixed(gf_ctx *ctx, const tensors *T, const char *name) {
+    const size_t nx = T->n[0], nw = T->n[1], no = T->n_out;
+    gf_conv_desc d = *ot_desc_of(T);
+    gf_conv_fixed fx = {0}, none = {0};
+    test_rng r;
+    test_rng_seed(&r, 7);
+    float *h = falloc(nx > nw ? (nx > no ? nx : no) : (nw > no ? nw : no));
+    uniform(&r, h, nw, -1, 1);
+    cl_mem Wt = test_upload(ctx, h, nw), W2 = test_upload(ctx, h, nw);   /* W2: another W, Wt's values */
+    uniform(&r, h, nx, -1, 1);
+    cl_mem t = test_upload(ctx, h, nx);
+    uniform(&r, h, no, -1, 1);
+    cl_mem g = test_upload(ctx, h, no);
+    cl_mem y[2] = {test_alloc(ctx, no), test_alloc(ctx, no)}, gx[2] = {test_alloc(ctx, nx), test_alloc(ctx, nx)};
+    for (int pass = 0; pass < 4; pass++) {
+        cl_mem W = pass < 2 ? T->bx[1] : W2;
+        float *got[3][2];
+        uint64_t budget = ctx->mem_budget;
+        for (int k = 0; k < 2; k++) {   /* k = 0: without, 1: with the kept transforms */
+            d.fixed = k ? pass == 3 ? &none : &fx : NULL;
+            if (k && pass == 3) ctx->mem_budget = atomic_load(&ctx->mem->now) + 1;   /* the scratch has grown (k = 0) */
+            REQUIRE_OK(ctx, gf_conv2d_forward(ctx, &d, T->bx[0], W, T->bx[2], y[k]));
+            got[0][k] = download(ctx, y[k], no);
+            REQUIRE_OK(ctx, gf_conv2d_tangent(ctx, &d, T->bx[0], Wt, NULL, W, t, y[k]));
+            got[1][k] = download(ctx, y[k], no);
+            REQUIRE_OK(ctx, gf_conv2d_backward(ctx, &d, T->bx[0], W, g, gx[k], NULL, NULL, 0));
+            got[2][k] = download(ctx, gx[k], nx);
+            ctx->mem_budget = budget;
+        }
+        static const char *const what[3] = {"forward", "tangent", "input gradient"};
+        for (int i = 0; i < 3; i++) {
+            CHECK(memcmp(got[i][0], got[i][1], (i == 2 ? nx : no) * sizeof(float)) == 0,
+                  "%s: %s with fixed weights (pass %d) differs from without", name, what[i], pass);
+            free(got[i][0]); free(got[i][1]);
+        }
+    }
+    CHECK(gf_conv_is_depthwise(&d) || !gf_conv_uses_winograd(ctx, &d) || (fx.W == W2 && fx.U[0] && fx.U[1]),
+          "%s: a Winograd conv kept no transforms of the fixed weights", name);
+    CHECK(!none.U[0] && !none.U[1], "%s: transforms kept beyond the device budget", name);
+    gf_conv_fixed_release(&fx);
+    gf_conv_fixed_release(&none);
+    gf_buf_release(&Wt); gf_buf_release(&W2); gf_buf_release(&t); gf_buf_release(&g);
+    for (int k = 0; k < 2; k++) { gf_buf_release(&y[k]); gf_buf_release(&gx[k]); }
+    free(h);
 }
 /* BatchNorm folding: conv with the folded weights (host reference and device) vs conv then BN in double;
  * in place (b_out == b_in); a negative variance refused. */

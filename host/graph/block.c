@@ -367,7 +367,16 @@ gf_status gf_params_create_each(gf_ctx *ctx, const gf_block *b, gf_params *p) {
     return st;
 }
 
+gf_status gf_params_freeze(gf_ctx *ctx, gf_params *p) {
+    if (p->fixed || p->n < 1) return GF_OK;
+    p->fixed = calloc((size_t)p->n, sizeof *p->fixed);
+    return p->fixed ? GF_OK : gf_fail(ctx, GF_ERR_MEMORY, "params: out of host memory");
+}
+
 void gf_params_free(gf_params *p) {
+    for (int i = 0; p->fixed && i < p->n; i++) gf_conv_fixed_release(&p->fixed[i]);
+    free(p->fixed);
+    p->fixed = NULL;
     for (int i = 0; i < p->n; i++) { gf_buf_release(&p->w[i]); gf_buf_release(&p->b[i]); }
     free(p->w);
     p->w = p->b = NULL;
@@ -379,9 +388,11 @@ static cl_mem in_buf(const gf_block *b, const gf_node *nd, int k, cl_mem x) {
     return nd->in[k] == GF_NODE_INPUT ? x : b->s[nd->in[k]].y;
 }
 
-static gf_status conv_for(gf_ctx *ctx, const gf_node *nd, int n, gf_conv_desc *d) {
+/* Node i's conv for n samples with the weights th: th's kept transforms when th is frozen. */
+static gf_status conv_for(gf_ctx *ctx, const gf_node *nd, int n, const gf_params *th, int i, gf_conv_desc *d) {
     *d = nd->conv;
     d->n = n;
+    d->fixed = th->fixed ? &th->fixed[i] : NULL;
     return gf_conv_desc_check(ctx, d);
 }
 
@@ -523,7 +534,7 @@ static gf_status node_forward(gf_ctx *ctx, gf_block *b, int i, int n, cl_mem x, 
     switch (nd->kind) {
     case GF_K_CONV: {
         gf_conv_desc d;
-        GF_TRY(conv_for(ctx, nd, n, &d));
+        GF_TRY(conv_for(ctx, nd, n, th, i, &d));
         return gf_conv2d_forward(ctx, &d, xs[0], W, B, y);
     }
     case GF_K_LINEAR: return gf_linear_forward(ctx, n, nd->lin_in, nd->lin_out, xs[0], W, B, y);
@@ -607,7 +618,7 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             if (!lin && z0) { b->s[i].tzero = 1; break; }
             if (nd->kind == GF_K_CONV) {
                 gf_conv_desc d;
-                GF_TRY(conv_for(ctx, nd, n, &d));
+                GF_TRY(conv_for(ctx, nd, n, th, i, &d));
                 GF_TRY(gf_conv2d_tangent(ctx, &d, xin, lin ? w2->w[i] : NULL, lin ? w2->b[i] : NULL,
                                          tin ? th->w[i] : NULL, tin, b->s[i].t));
             } else {
@@ -725,7 +736,7 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
         switch (nd->kind) {
         case GF_K_CONV: case GF_K_LINEAR: {
             gf_conv_desc d;
-            if (nd->kind == GF_K_CONV) GF_TRY(conv_for(ctx, nd, n, &d));
+            if (nd->kind == GF_K_CONV) GF_TRY(conv_for(ctx, nd, n, th, i, &d));
             if (grad && b->s[i].linearized) {
                 if (nd->kind == GF_K_CONV)
                     GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->s[i].g, NULL, grad->w[i], grad->b[i], 0));

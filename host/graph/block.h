@@ -71,6 +71,7 @@ typedef struct gf_params {
     size_t count;
     int n;                            /* nodes */
     cl_mem *w, *b;                    /* [n] each */
+    gf_conv_fixed *fixed;             /* [n] after gf_params_freeze: what convs keep of the frozen weights, else NULL */
 } gf_params;
 gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_params *p);
 /* Parameters as one buffer per tensor (no vector: a whole network's could exceed the device's largest
@@ -78,6 +79,9 @@ gf_status gf_params_create(gf_ctx *ctx, const gf_block *b, const char *what, gf_
  * model's nodes). */
 gf_status gf_params_create_each(gf_ctx *ctx, const gf_block *b, gf_params *p);
 void gf_params_free(gf_params *p);
+/* Declare p's values fixed from now until gf_params_free (θ̄ of the linearized methods): its convs may then keep
+ * transforms of their weights between calls (gf_conv_fixed). Writing p afterwards is a bug. */
+gf_status gf_params_freeze(gf_ctx *ctx, gf_params *p);
 
 /* Primal forward of n samples of x [n, c_in, h_in, w_in]: keeps every node's
  * output (needed for the tangent and backward) and writes features f [n, d] (f NULL: none). */

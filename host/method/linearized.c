@@ -81,6 +81,8 @@ gf_status gf_lin_create(gf_ctx *ctx, gf_block *block, gf_method method, int K, g
     size_t pb = gf_block_param_count(block), nb = (size_t)m->max_batch;
     gf_status st = gf_params_create(ctx, block, "theta_bar (frozen top block)", &m->theta_bar);
     if (st == GF_OK) st = gf_buf_write(ctx, m->theta_bar.all, 0, pb * sizeof(float), theta_bar);
+    /* never written again: its convs keep their weights' Winograd transforms across steps */
+    if (st == GF_OK) st = gf_params_freeze(ctx, &m->theta_bar);
     if (st == GF_OK && method == GF_METHOD_FINETUNE) {
         st = gf_params_create(ctx, block, "theta (fine-tuned top block)", &m->theta);
         if (st == GF_OK) st = gf_buf_copy(ctx, m->theta_bar.all, 0, m->theta.all, 0, pb * sizeof(float));

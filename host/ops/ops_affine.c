@@ -423,8 +423,51 @@ typedef struct wino_conv {
     const gf_conv_desc *d;   /* for the kernel variant and the workspace limit */
 } wino_conv;
 
+void gf_conv_fixed_release(gf_conv_fixed *f) {
+    if (!f) return;
+    gf_buf_release(&f->U[0]);
+    gf_buf_release(&f->U[1]);
+    f->W = NULL;
+}
+
+/* The 16 filter-transform planes [co, ci] of W into U from offset u_off (floats). */
+static gf_status wino_filter(gf_ctx *ctx, const wino_conv *c, int by_row, cl_mem W, cl_mem U, size_t u_off) {
+    const char *nf = by_row ? "wino_filter_rows" : "wino_filter";
+    int blk = item_rows(ctx, 48, 0, c->ci);   /* wino_filter_rows: inputs per work item */
+    cl_kernel kf;
+    GF_TRY(kern(ctx, nf, &kf));
+    if (by_row)
+        GF_TRY(gf_args(ctx, kf, nf, "mmiiiii", W, U, (int)u_off, c->co, c->ci, c->flip, blk));
+    else
+        GF_TRY(gf_args(ctx, kf, nf, "mmiiii", W, U, (int)u_off, c->co, c->ci, c->flip));
+    return launch1(ctx, kf, nf, by_row ? (size_t)c->co * tiles_of(c->ci, blk) : (size_t)c->co * c->ci);
+}
+
+/* The transforms of a fixed weight (desc.fixed): made on first use into their own buffer, kept there for every
+ * later call with the same W (θ̄ is frozen while gradient/full train: the forward, the tangent's W ṫ term and
+ * the input gradient then skip them each step). Recorded only once made. *U = NULL when the device memory (or
+ * --max-device-mem) has no room for them: the caller then makes them in its scratch, as for any weight. */
+static gf_status wino_fixed_filter(gf_ctx *ctx, const wino_conv *c, int by_row, gf_conv_fixed *fx, cl_mem W,
+                                   cl_mem *U) {
+    if (fx->W != W) gf_conv_fixed_release(fx);   /* made from another buffer: stale */
+    fx->W = W;
+    *U = NULL;
+    if (!fx->U[c->flip]) {
+        cl_mem u = NULL;
+        gf_status st = gf_buf_create(ctx, 16 * (size_t)c->co * c->ci * sizeof(float), "Winograd filter transforms "
+                                     "of fixed weights", &u);
+        if (st == GF_ERR_MEMORY) return GF_OK;
+        if (st == GF_OK) st = wino_filter(ctx, c, by_row, W, u, 0);
+        if (st != GF_OK) { gf_buf_release(&u); return st; }
+        fx->U[c->flip] = u;
+    }
+    *U = fx->U[c->flip];
+    return GF_OK;
+}
+
+/* fixed_term: the term whose W is c->d->fixed's (-1: none). */
 static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int terms, const cl_mem *xs,
-                          const cl_mem *Ws, cl_mem b, cl_mem y, int acc) {
+                          const cl_mem *Ws, int fixed_term, cl_mem b, cl_mem y, int acc) {
     int TH = (c->oh + 1) / 2, TW = (c->ow + 1) / 2;
     size_t tpi = (size_t)TH * TW, plane_u = (size_t)c->co * c->ci;
     /* images per chunk: V [16, ci, nb*tpi] and M [16, co, nb*tpi] within the workspace limit */
@@ -441,28 +484,30 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
     if (nb > (size_t)c->n) nb = (size_t)c->n;
     size_t chunks = ((size_t)c->n + nb - 1) / nb;
     nb = ((size_t)c->n + chunks - 1) / chunks;
-    cl_mem U, V, M;
-    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_WINO_U, 16 * plane_u * terms * sizeof(float), &U));
-    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_COL, 16 * c->ci * nb * tpi * sizeof(float), &V));
-    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_OUT, 16 * c->co * nb * tpi * sizeof(float), &M));
     /* CPU style: a row of tiles per work item (TW loop iterations of ~50 each, within the item budget; else
      * one tile per item as on GPUs) */
     int by_row = plane_kernels(ctx, c->d) && (size_t)TW * 64 <= ctx->item_budget;
     const char *ni = by_row ? "wino_input_rows" : "wino_input", *no = by_row ? "wino_output_rows" : "wino_output";
     size_t per = by_row ? (size_t)TH : tpi;   /* work items per image and channel */
-    cl_kernel kf, ki, ko;
-    const char *nf = by_row ? "wino_filter_rows" : "wino_filter";
-    GF_TRY(kern(ctx, nf, &kf));
+    cl_kernel ki, ko;
     GF_TRY(kern(ctx, ni, &ki));
     GF_TRY(kern(ctx, no, &ko));
-    int blk = item_rows(ctx, 48, 0, c->ci);   /* wino_filter_rows: inputs per work item */
-    for (int k = 0; k < terms; k++) {   /* U of term k: 16 planes [co, ci] from k * 16 * plane_u */
-        int u_off = (int)((size_t)k * 16 * plane_u);
-        if (by_row)
-            GF_TRY(gf_args(ctx, kf, nf, "mmiiiii", Ws[k], U, u_off, c->co, c->ci, c->flip, blk));
-        else
-            GF_TRY(gf_args(ctx, kf, nf, "mmiiii", Ws[k], U, u_off, c->co, c->ci, c->flip));
-        GF_TRY(launch1(ctx, kf, nf, by_row ? (size_t)c->co * tiles_of(c->ci, blk) : plane_u));
+    cl_mem kept = NULL, U = NULL, V, M, Us[2];
+    size_t u_offs[2];
+    if (fixed_term >= 0 && c->d->fixed) GF_TRY(wino_fixed_filter(ctx, c, by_row, c->d->fixed, Ws[fixed_term], &kept));
+    size_t made = (size_t)terms - (kept != NULL);   /* filter transforms made in this call, into the scratch U */
+    if (made) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_WINO_U, 16 * plane_u * made * sizeof(float), &U));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_COL, 16 * c->ci * nb * tpi * sizeof(float), &V));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_OUT, 16 * c->co * nb * tpi * sizeof(float), &M));
+    for (int k = 0, j = 0; k < terms; k++) {   /* U of term k: 16 planes [co, ci] in Us[k] from u_offs[k] */
+        if (kept && k == fixed_term) {
+            Us[k] = kept;
+            u_offs[k] = 0;
+        } else {
+            Us[k] = U;
+            u_offs[k] = (size_t)j++ * 16 * plane_u;
+            GF_TRY(wino_filter(ctx, c, by_row, Ws[k], U, u_offs[k]));
+        }
     }
     for (int n0 = 0; n0 < c->n; n0 += (int)nb) {
         int m = c->n - n0 < (int)nb ? c->n - n0 : (int)nb;
@@ -472,7 +517,7 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
                            c->ci, c->h, c->w, c->pt, c->pl, TH, TW));
             GF_TRY(launch1(ctx, ki, ni, (size_t)c->ci * m * per));
             /* M[xi] (+)= U_k[xi] V[xi], xi = 0..15 */
-            GF_TRY(gf_gemm_batched(ctx, 0, 0, (size_t)c->co, T, (size_t)c->ci, 1.0f, U, (size_t)k * 16 * plane_u,
+            GF_TRY(gf_gemm_batched(ctx, 0, 0, (size_t)c->co, T, (size_t)c->ci, 1.0f, Us[k], u_offs[k],
                                    (size_t)c->ci, plane_u, V, 0, T, (size_t)c->ci * T, k ? 1.0f : 0.0f, M, 0, T,
                                    (size_t)c->co * T, 16));
         }
@@ -511,7 +556,7 @@ gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     if (gf_conv_is_depthwise(d)) return run_dw_conv(ctx, d, x, W, NULL, NULL, b, y);
     if (gf_conv_uses_winograd(ctx, d)) {
         wino_conv c = wino_forward_of(d);
-        return wino_run(ctx, op, &c, 1, &x, &W, b, y, 0);
+        return wino_run(ctx, op, &c, 1, &x, &W, 0, b, y, 0);
     }
     int nb;
     cl_mem col, tmp;
@@ -551,7 +596,7 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
         if (use_a) { xs[terms] = x; Ws[terms++] = Wt; }
         if (use_b) { xs[terms] = t_in; Ws[terms++] = W; }
         wino_conv c = wino_forward_of(d);
-        return wino_run(ctx, op, &c, terms, xs, Ws, bt, t_out, 0);
+        return wino_run(ctx, op, &c, terms, xs, Ws, use_b ? terms - 1 : -1, bt, t_out, 0);
     }
     int nb;
     cl_mem col, tmp;
@@ -564,6 +609,10 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
             GF_TRY(run_im2col(ctx, d, x, n0, m, col));
             GF_TRY(gemm_fwd(ctx, d, Wt, col, cols, 0.0f, tmp));
         }
+        /* W ṫ is added by a second GEMM with beta 1 into the same tmp rather than one GEMM over the
+         * K-concatenated [W̃ | W] x [col(x); col(ṫ)]: that needs [W̃ | W] copied every step (W̃ moves) and twice the
+         * col workspace, and the host BLAS blocks K itself (one more pass over tmp either way); measured at W1's
+         * 512 x 3136 x 4608, OpenBLAS, 2 threads: concatenated / two GEMMs 0.97-1.01 (best of 15), no gain */
         if (use_b) {   /* the in-order queue finishes the first GEMM before col is overwritten */
             GF_TRY(run_im2col(ctx, d, t_in, n0, m, col));
             GF_TRY(gemm_fwd(ctx, d, W, col, cols, use_a ? 1.0f : 0.0f, tmp));
@@ -657,7 +706,7 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
     }
     if (gx_wino) {
         wino_conv c = wino_backward_of(d);
-        GF_TRY(wino_run(ctx, op, &c, 1, &g, &W, NULL, gx_wino, acc));
+        GF_TRY(wino_run(ctx, op, &c, 1, &g, &W, 0, NULL, gx_wino, acc));
     }
     return GF_OK;
 }

@@ -22,7 +22,7 @@
  *
  * Scratch slots used (gf_scratch): 0 = im2col workspace [Cin*kh*kw, nb*P] (Winograd: the transformed input),
  * 1 = GEMM output / gradient in [Cout, nb*P] order (Winograd: the GEMMs' output), 3 = Winograd filter
- * transforms. Both are reused by the
+ * transforms (of the weights not kept in desc.fixed). All are reused by the
  * next call of any op that uses these slots; the in-order queue keeps that safe.
  * When a whole batch's workspace would exceed the limit (min(max_alloc,
  * 256 MiB) or desc.max_workspace), the batch is processed in chunks of images. */
@@ -33,6 +33,16 @@
 
 /* PART: partial sums of split reductions; WINO_U: the Winograd filter transforms */
 enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2, GF_AFFINE_SLOT_WINO_U = 3 };
+
+/* What a conv keeps of a weight W that does not change while this lives (a frozen parameter set's, e.g. θ̄ of
+ * gradient/full): W's Winograd filter transforms, U[0] for the forward and the tangent's W ṫ term, U[1] (the
+ * rotated, transposed filter) for the input gradient, each made on its first use and reused bit for bit. Owned
+ * by whoever owns W (gf_params_freeze): release it when W's values change or W goes. */
+typedef struct gf_conv_fixed {
+    cl_mem W;       /* the buffer the transforms were made from (another one: they are made again) */
+    cl_mem U[2];    /* [16, c_out, c_in] and [16, c_in, c_out], or NULL until used */
+} gf_conv_fixed;
+void gf_conv_fixed_release(gf_conv_fixed *f);
 
 typedef struct gf_conv_desc {
     int n, c_in, h_in, w_in;
@@ -45,6 +55,7 @@ typedef struct gf_conv_desc {
     size_t max_workspace;             /* bytes per scratch slot; 0 = default. Tests set it small to force chunking */
     int variant;                      /* im2col/col2im/layout kernels: GF_CONV_VARIANT_* (0 = auto) */
     int algo;                         /* GF_CONV_ALGO_* (0 = the context's conv_algo) */
+    gf_conv_fixed *fixed;             /* non-NULL: the W argument is fixed while this lives (see gf_conv_fixed) */
 } gf_conv_desc;
 
 /* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):

@@ -3,7 +3,8 @@
  * gf_gemm at the same GEMM sizes on the same device. Each case is launched once
  * to warm up, then `reps` times, interleaved with the other cases, each launch
  * between two gf_ctx_finish calls; best and mean per launch are reported. The conv launchers also run with
- * the algorithm forced both ways (direct, Winograd F(2x2, 3x3)), interleaved the same way. */
+ * the algorithm forced both ways (direct, Winograd F(2x2, 3x3)), and Winograd with W declared fixed (its filter
+ * transforms kept between launches, as θ̄'s in gradient/full), interleaved the same way. */
 #include <clblast_c.h>
 #include <math.h>
 #include <stdlib.h>
@@ -22,13 +23,15 @@ typedef struct bench_bufs {
 } bench_bufs;
 
 enum { B_FWD, B_TAN, B_BWD, B_NN, B_NT, B_TN, B_BATCHED, B_CONVGEMM,
-       B_FWD_D, B_TAN_D, B_BWD_D, B_FWD_W, B_TAN_W, B_BWD_W, B_COUNT };   /* _D, _W: direct, Winograd forced */
+       B_FWD_D, B_TAN_D, B_BWD_D, B_FWD_W, B_TAN_W, B_BWD_W, B_FWD_K, B_TAN_K, B_BWD_K,
+       B_COUNT };   /* _D, _W: direct, Winograd forced; _K: Winograd with W's transforms kept */
 
 typedef struct bench_run {
     gf_ctx *ctx;
     gf_conv_desc d;
     bench_bufs m;
     size_t M, N, K;        /* forward GEMM: M = c_out, N = batch*P, K = c_in*kh*kw */
+    gf_conv_fixed fixed;   /* W's kept transforms (the _K cases) */
 } bench_run;
 
 static gf_status bench_once(bench_run *r, int what) {
@@ -38,6 +41,7 @@ static gf_status bench_once(bench_run *r, int what) {
     if (what >= B_FWD_D) {   /* the conv launchers with the algorithm forced (gf_conv_desc.algo) */
         gf_conv_desc f = r->d;
         f.algo = what >= B_FWD_W ? GF_CONV_ALGO_WINOGRAD : GF_CONV_ALGO_DIRECT;
+        if (what >= B_FWD_K) f.fixed = &r->fixed;   /* made by the warm-up launch, reused by the timed ones */
         int op = (what - B_FWD_D) % 3;
         if (op == 0) return gf_conv2d_forward(ctx, &f, m->x, m->W, m->b, m->y);
         if (op == 1) return gf_conv2d_tangent(ctx, &f, m->x, m->Wt, m->bt, m->W, m->t, m->y);
@@ -184,13 +188,14 @@ static gf_status bench_body(bench_run *r, int reps, FILE *out) {
             t[B_TN] * 1e3, f1 / t[B_TN] * 1e-9, gf_bench_peak_pct(&roof, f1 / t[B_TN] * 1e-9));
     static const char *const algo[3] = {"auto", "direct", "winograd"};
     fprintf(out, "\nconv algorithm (GRADFEAT_CONV_ALGO=%s; the rows above ran %s): direct (im2col + GEMM) vs\n"
-            "Winograd F(2x2, 3x3), each forced, interleaved with the rest (best of reps):\n",
+            "Winograd F(2x2, 3x3), each forced, interleaved with the rest (best of reps); kept: Winograd with W's\n"
+            "filter transforms kept between launches (W fixed, as θ̄ in gradient/full; Wt's still made each time):\n",
             algo[ctx->conv_algo], gf_conv_uses_winograd(ctx, &r->d) ? "Winograd" : "direct");
-    fprintf(out, "  %-34s %10s %12s %8s\n", "op", "direct ms", "Winograd ms", "W / D");
+    fprintf(out, "  %-34s %10s %12s %8s %9s %8s\n", "op", "direct ms", "Winograd ms", "W / D", "kept ms", "K / W");
     static const char *const ops[3] = {"conv forward", "conv tangent (both terms)", "conv backward (gx by Winograd)"};
     for (int i = 0; i < 3; i++)
-        fprintf(out, "  %-34s %10.2f %12.2f %8.2f\n", ops[i], t[B_FWD_D + i] * 1e3, t[B_FWD_W + i] * 1e3,
-                t[B_FWD_W + i] / t[B_FWD_D + i]);
+        fprintf(out, "  %-34s %10.2f %12.2f %8.2f %9.2f %8.2f\n", ops[i], t[B_FWD_D + i] * 1e3, t[B_FWD_W + i] * 1e3,
+                t[B_FWD_W + i] / t[B_FWD_D + i], t[B_FWD_K + i] * 1e3, t[B_FWD_K + i] / t[B_FWD_W + i]);
     fprintf(out, "alternatives for the forward (not used; for the record):\n");
     fprintf(out, "  strided-batched GEMM, one per image, shared W (stride 0): %8.2f ms %10.2f GFLOP/s\n",
             t[B_BATCHED] * 1e3, f1 / t[B_BATCHED] * 1e-9);
@@ -222,5 +227,6 @@ gf_status gf_bench_ops(gf_ctx *ctx, int batch, int reps, FILE *out) {
     fprintf(out, "ratio = GEMM time / op time for the same FLOPs (goal >= 0.7)\n\n");
     gf_status st = bench_body(&r, reps, out);
     bench_free(&r.m);
+    gf_conv_fixed_release(&r.fixed);
     return st;
 }
