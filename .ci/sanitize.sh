@@ -32,6 +32,9 @@ cmake --build "$B" -j"$(nproc)"
 # run in three of cli_eval. GF_SANITIZE_LEAKS=1 turns it on for a manual leak hunt. The leak check
 # that must pass is tests/cli_leaks.sh (valgrind on train, predict, info, data inspect) in the plain pass.
 LEAKS=${GF_SANITIZE_LEAKS:-0}
+# oclgrind's --uninitialized runs (tests/testlib.sh oclgrind_uninit) check kernels, not host code, and take
+# minutes unoptimised: the plain pass runs them; here the other oclgrind runs exercise the host side
+export GF_OCLGRIND_UNINIT=0
 # malloc_fill_byte: every fresh allocation (up to 1 MiB of it) holds 0xFF, so code that reads memory
 # it never wrote goes wrong the same way on every run (stb_image 2.27's JPEG tables did).
 export ASAN_OPTIONS="detect_leaks=$LEAKS:verify_asan_link_order=0:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:malloc_fill_byte=255:max_malloc_fill_size=1048576"
