@@ -8,11 +8,6 @@
 # run, or oclgrind missing (tests/testlib.sh oclgrind_small).
 . "$(dirname "$0")/testlib.sh"
 GRADFEAT_HOST_BLAS=0 oclgrind_caps test_ops --filter conv,linear
-# --uninitialized (about 100 s a variant on the loaded 2-core VM, unoptimised), at the cap 64 only (conv's
-# reductions are compiled at RED_WG 64 whatever the cap): both conv kernel styles and the GPU-style Winograd
-# transforms (the CPU-style ones share their filter helper and run under the caps above)
-for v in plane element wino-clblast; do
-  UNINIT_CAPS=64 GRADFEAT_HOST_BLAS=0 oclgrind_uninit test_ops --filter conv,linear --variant $v
-done
+# --uninitialized: tests/cli_oclgrind_affine_uninit.sh
 oclgrind_covers cl/conv.cl
 finish
