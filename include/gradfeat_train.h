@@ -216,6 +216,11 @@ typedef struct gf_pretrain_options {
                                                 random-init control */
     int threads;                             /* image decoding threads; 0 = online CPUs */
     int quiet;                               /* no progress lines (the context's progress callback) */
+    int grad_chunk;                          /* > 0: each step runs chunks of this many images one after another,
+                                                batchnorm statistics per chunk (ghost batchnorm), the gradient and
+                                                the running statistics' update summed over the chunks in double,
+                                                in order: any number of processes gives the same bits as one.
+                                                0 (default): statistics over the whole batch (over the ranks) */
 } gf_pretrain_options;
 /* lr 0.05, momentum 0.9, weight decay 5e-4, batch 128, Adam betas (0.9, 0.999),
  * 10 epochs, cosine, augmentation on, seed 1, checkpoint every 500 steps. */

@@ -13,6 +13,9 @@
 #    tensor within max(1e-5, 10 x the worst floor); the summary lines (losses and accuracies to the
 #    printed digits) are the same. Without the BN sums over the ranks a 2-rank run is 0.1..1 apart (the
 #    running means);
+#  - --grad-chunk 2 (chunks of 2 images, BN statistics per chunk, sums in double in chunk order): 1, 2 and 3
+#    ranks write the same model bit for bit, and a run stopped with 2 ranks and resumed with 3 too; one chunk
+#    per batch is the plain run bit for bit; a chunk of one image is refused;
 #  - rank 0 alone prints and writes: one summary on stdout, the run directory's files as with 1 process;
 #  - --steps 5 then --resume with 2 ranks ends with the uninterrupted 2-rank model, bit for bit;
 #  - a failing rank stops the job: bad data on rank 1, and rank 1 SIGKILLed mid-run, each end with a
@@ -59,6 +62,21 @@ print(f"worst {d[w]:.3g} ({w}), its tolerance {tols[w]:.3g}; the 1-process floor
       f"worst floor {max(f.values()):.3g} ({max(f, key=f.get)})")
 sys.exit(int(d[w] > tols[w]))
 EOF
+cat > "$t/same.py" <<'EOF'
+# same.py A B: the same tensors, bit for bit (the metadata may differ: the settings, the training loss summed
+# per rank in double against one process's float sum)
+import json, struct, sys
+def load(p):
+    b = open(p, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h, d = json.loads(b[8:8 + n]), b[8 + n:]
+    h.pop("__metadata__", None)
+    return {k: (v["dtype"], v["shape"], d[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in h.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+bad = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+if bad: print("tensors differ:", bad)
+sys.exit(int(bool(bad) or not a))
+EOF
 
 # one step
 run p1 0 --steps 1 --epochs 1; rc1=$?
@@ -98,6 +116,31 @@ check "--resume with 2 ranks exits 0 (rc $rc)" '[ $rc -eq 0 ] && grep -q "resumi
   || tail -3 "$t/r2b.err"
 check "... and ends with the uninterrupted 2-rank model, bit for bit" 'cmp "$t/e2.safetensors" "$t/r2.safetensors"'
 
+# --grad-chunk 2: each step runs chunks of 2 images, BN statistics per chunk, the gradient and the running
+# statistics' update summed over the chunks in double, in order: 1, 2 and 3 ranks give the same bits
+run c1 0 --epochs 2 "${val[@]}" --grad-chunk 2; rc1=$?
+run c2 2 --epochs 2 "${val[@]}" --grad-chunk 2; rc2=$?
+run c3 3 --epochs 2 "${val[@]}" --grad-chunk 2; rc3=$?
+check "--grad-chunk 2, two epochs with 1, 2, 3 ranks exit 0 (rc $rc1 $rc2 $rc3)" \
+  '[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && [ $rc3 -eq 0 ]' || tail -3 "$t"/c[123].err
+check "... 2 and 3 ranks write the 1-process model bit for bit, BN running statistics included" \
+  '$PY "$t/same.py" "$t/c1.safetensors" "$t/c2.safetensors" && $PY "$t/same.py" "$t/c1.safetensors" "$t/c3.safetensors"'
+check "... and print the same losses and accuracies" \
+  'diff <(summary "$t/c1.out") <(summary "$t/c2.out") && diff <(summary "$t/c1.out") <(summary "$t/c3.out")'
+check "... a model of its own (statistics per chunk: not the whole-batch model)" '! $PY "$t/same.py" "$t/c1.safetensors" "$t/e1.safetensors" > /dev/null'
+# one chunk per batch (--grad-chunk 32 = --batch) is the plain run: the chunk path adds nothing of its own
+run cb 0 --epochs 2 "${val[@]}" --grad-chunk 32; rc=$?
+check "--grad-chunk = --batch gives the plain 1-process model bit for bit (rc $rc)" \
+  '[ $rc -eq 0 ] && $PY "$t/same.py" "$t/e1.safetensors" "$t/cb.safetensors"'
+# stopped with 2 ranks, resumed with 3: the same bits as the uninterrupted run
+run cr 2 --epochs 2 "${val[@]}" --grad-chunk 2 --run-dir "$t/cr" --steps 5 --checkpoint-every 3; rc=$?
+timeout 300 "${MPI[@]}" -n 3 "$G" pretrain --resume "$t/cr" --out "$t/cr.safetensors" > "$t/crb.out" 2> "$t/crb.err"; rc2=$?
+check "--grad-chunk 2: --steps 5 with 2 ranks, --resume with 3 ends with the 1-process model bit for bit (rc $rc $rc2)" \
+  '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && $PY "$t/same.py" "$t/c1.safetensors" "$t/cr.safetensors"' || tail -3 "$t/crb.err"
+timeout 120 "$G" pretrain "${args[@]}" --limit 201 --grad-chunk 2 --out "$t/one.safetensors" > /dev/null 2> "$t/one.err"; rc=$?
+check "a chunk of one image is refused (rc $rc)" '[ $rc -eq 2 ] && grep -q "leaves a chunk of one image" "$t/one.err"' \
+  || cat "$t/one.err"
+
 # a failing rank stops the job
 printf '%s\n' '#!/bin/bash' \
   "if [ \"\$OMPI_COMM_WORLD_RANK\" = 1 ]; then exec \"\$@\" --data \"$t/nothing\"; else exec \"\$@\"; fi" > "$t/rank1.sh"
@@ -119,4 +162,7 @@ check "rank 1 SIGKILLed mid-run: the job exits non-zero, no hang (rc $rc, $(( $(
 timeout 120 "${MPI[@]}" -n 3 "$G" pretrain "${args[@]}" --batch 2 --out "$t/b.safetensors" > /dev/null 2> "$t/b.err"; rc=$?
 check "3 ranks, --batch 2: refused (rc $rc)" '[ $rc -eq 2 ] && grep -q "3 ranks need at least 3 images in every batch" "$t/b.err"' \
   || cat "$t/b.err"
+timeout 120 "${MPI[@]}" -n 2 "$G" pretrain "${args[@]}" --no-such-option > /dev/null 2> "$t/u.err"; rc=$?
+check "2 ranks, an unknown option: exit 2, the usage error printed once (rc $rc)" \
+  '[ $rc -eq 2 ] && [ $(grep -c "Run .gradfeat pretrain --help" "$t/u.err") -eq 1 ]' || cat "$t/u.err"
 finish

@@ -82,6 +82,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         {"log-json", 0, CLI_STR, &p.log_json, "FILE", "one JSON object per progress report and per epoch", NULL, NULL, 0},
         {"log-every", 0, CLI_INT, &p.log_every, "N", "progress line every N steps when stderr is not a terminal (default 50)", NULL, NULL, 0},
         {"log-every-secs", 0, CLI_INT, &p.log_every_secs, "N", "... and at least every N seconds then (default " CLI_DEFAULT "; 0 = by steps only)", NULL, NULL, 0},
+        {"grad-chunk", 0, CLI_INT, &p.grad_chunk, "N", "run each step as chunks of N images, batchnorm statistics per chunk (ghost batchnorm), the gradient summed over them in double and in order: a run under mpirun gives the same bits as one process, for any number of ranks (default 0: statistics over the whole batch)", NULL, "[0,1000000]", 0},
         {"threads", 0, CLI_INT, &p.threads, "N", "image decoding threads (default: all CPUs)", NULL, NULL, 0},
         {"width-div", 0, CLI_POS, &p.width_div, "N", "(tests) divide every channel count by N", NULL, NULL, 0},
         {"quiet", 'q', CLI_FLAG, &p.quiet, NULL, "no progress on stderr", NULL, NULL, 0},
@@ -103,7 +104,7 @@ static int pretrain_main(int argc, char **argv, cli_opts *o) {
         if (st != GF_OK) { rc = cli_fail(ctx, st); gf_ctx_free(ctx); return rc; }
         static const char *from_ckpt[] = {"data", "split", "val", "val-split", "limit", "val-limit", "size", "epochs",
                                           "batch", "lr", "momentum", "weight-decay", "beta1", "beta2", "lr-step",
-                                          "pad", "seed", "width-div", "no-flip", "out", "checkpoint-every"};
+                                          "pad", "seed", "width-div", "no-flip", "out", "checkpoint-every", "grad-chunk"};
         cli_opts_take_unset(o, from_ckpt, (int)(sizeof from_ckpt / sizeof *from_ckpt), &p, &saved);
         if (!cli_opts_given(o, "arch")) for (int k = 0; k < 3; k++) if (!strcmp(saved.arch, arch_names[k])) arch = k;
         if (!cli_opts_given(o, "task")) task = !strcmp(saved.task, "rotation");

@@ -53,6 +53,8 @@ typedef struct run {
     int *hl[2];
     cl_event ev[2];
     cl_mem x, labels;
+    cl_mem xc, lc;                  /* --grad-chunk: one chunk's samples and labels */
+    int CH;                         /* --grad-chunk: images per chunk (0: none) */
     int flip;
     /* position */
     int epoch, b0, ep_steps;
@@ -158,6 +160,7 @@ static cJSON *make_config(const run *R) {
     cJSON_AddStringToObject(c, "schedule", o->lr_step > 0 ? "step" : "cosine");
     cJSON_AddNumberToObject(c, "lr_step", o->lr_step);
     cJSON_AddNumberToObject(c, "augment", o->augment);
+    cJSON_AddNumberToObject(c, "grad_chunk", o->grad_chunk);
     cJSON_AddNumberToObject(c, "pad", R->pp_aug.pad_crop);
     cJSON_AddNumberToObject(c, "flip", R->pp_aug.hflip);
     char seed[32];
@@ -328,6 +331,7 @@ gf_status gf_pretrain_load_resume_config(gf_ctx *ctx, const char *run_dir, gf_pr
     o->beta1 = (float)NUM("beta1", 0); o->beta2 = (float)NUM("beta2", 0);
     o->lr_step = sched && !strcmp(sched, "step") ? (int)NUM("lr_step", 0) : 0;
     o->augment = (int)NUM("augment", 1); o->pad = (int)NUM("pad", 0); o->no_flip = !(int)NUM("flip", 1);
+    o->grad_chunk = (int)NUM("grad_chunk", 0);
     if (seed) o->seed = strtoull(seed, NULL, 10);
 #undef STR
 #undef NUM
@@ -556,17 +560,24 @@ static gf_status setup(run *R) {
     R->max_n = R->B * (R->rotation ? 4 : 1);
     R->drop_last = R->ntr % R->B == 1 && R->ntr > 1;   /* a lone last image: BN statistics of one sample */
     R->bpe = R->drop_last ? R->ntr / R->B : (R->ntr + R->B - 1) / R->B;
+    R->CH = o->grad_chunk > 0 ? (o->grad_chunk < R->B ? o->grad_chunk : R->B) : 0;
+    int last = R->ntr - (R->bpe - 1) * R->B, unit = R->CH ? R->CH : 1;
+    if (R->CH && !R->rotation && (R->CH == 1 || R->B % R->CH == 1 || last % R->CH == 1))
+        return gf_fail(ctx, GF_ERR_USAGE, "--grad-chunk %d leaves a chunk of one image (batch %d, the epoch's last "
+                       "batch %d): its batchnorm statistics would be of one sample; choose another --grad-chunk",
+                       R->CH, R->B, last);
     if (R->P > 1) {   /* every rank needs a share of every batch (the batchnorm sums meet in each forward) */
-        int last = R->ntr - (R->bpe - 1) * R->B;
-        if (R->B < R->P || last < R->P)
-            return gf_fail(ctx, GF_ERR_USAGE, "%d ranks need at least %d images in every batch, but %s; use fewer "
-                           "ranks, or a --batch or --limit that leaves each batch at least %d", R->P, R->P,
-                           R->B < R->P ? "--batch is smaller" : "the epoch's last batch has fewer", R->P);
+        int per = (R->B + unit - 1) / unit, per_last = (last + unit - 1) / unit;
+        if (per < R->P || per_last < R->P)
+            return gf_fail(ctx, GF_ERR_USAGE, "%d ranks need at least %d %s in every batch, but %s; use fewer "
+                           "ranks, or a --batch%s or --limit that leaves each batch at least %d", R->P, R->P,
+                           R->CH ? "chunks (--grad-chunk)" : "images", per < R->P ? "--batch is smaller" :
+                           "the epoch's last batch has fewer", R->CH ? ", --grad-chunk" : "", R->P * unit);
     }
     R->config = make_config(R);
     if (!R->config) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     GF_TRY(gf_pt_net_create(ctx, R->arch, o->width_div, R->C, R->S, R->S, R->K, R->max_n, o->seed, &R->net));
-    if (R->P > 1) gf_block_set_bn_sync(R->net->blk, 1);
+    if (R->P > 1 && !R->CH) gf_block_set_bn_sync(R->net->blk, 1);   /* chunks: statistics per chunk */
     size_t ns = gf_lin_state_floats(R->net->lin);
     R->state = malloc(ns * sizeof(float));
     for (int k = 0; k < 2; k++) {
@@ -577,6 +588,11 @@ static gf_status setup(run *R) {
     if (!R->state) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
     GF_TRY(gf_buf_create(ctx, (size_t)R->max_n * R->numel * sizeof(float), "input batch", &R->x));
     GF_TRY(gf_buf_create(ctx, (size_t)R->max_n * sizeof(int), "batch labels", &R->labels));
+    if (R->CH) {
+        size_t cn = (size_t)R->CH * (R->rotation ? 4 : 1);
+        GF_TRY(gf_buf_create(ctx, cn * R->numel * sizeof(float), "chunk of the batch (--grad-chunk)", &R->xc));
+        GF_TRY(gf_buf_create(ctx, cn * sizeof(int), "chunk labels (--grad-chunk)", &R->lc));
+    }
     R->r->n_train = R->ntr; R->r->n_val = R->nva; R->r->classes = R->K;
     if (!o->quiet) {
         char mean[256] = "", sd[256] = "";
@@ -640,7 +656,8 @@ static gf_status sum_stats(run *R, double *loss, double *correct) {
 /* Samples of batch j (0-based) of an epoch, and this rank's share [*lo, *hi) of them. */
 static int batch_rows(const run *R, int j, int *lo, int *hi) {
     int nb = R->ntr - j * R->B < R->B ? R->ntr - j * R->B : R->B;
-    gf_dist_share(nb, R->rank, R->P, lo, hi);
+    if (R->CH) gf_dist_share_units(nb, R->CH, R->rank, R->P, lo, hi);   /* whole chunks */
+    else gf_dist_share(nb, R->rank, R->P, lo, hi);
     return nb;
 }
 
@@ -673,6 +690,45 @@ static gf_status end_epoch(run *R, double te, double seen0, double *t_run) {
     return st;
 }
 
+/* --grad-chunk: one step as chunks of CH images (4 CH samples under rotation) run one after another, each with
+ * its own batchnorm statistics (ghost batchnorm). The gradient (of the whole batch's mean loss) and each chunk's
+ * running-statistics update, made from the step's starting statistics, are added in double in chunk order; the
+ * ranks hold whole chunks in order and their sums meet in rank order, so one process and K ranks add the same
+ * float vectors in the same order and round once. The running statistics become the mean of the chunks'
+ * updates: (1 - momentum) r + momentum mean_j(stat_j). n: this rank's staged samples; nb: the batch's images. */
+static gf_status chunk_step(run *R, int n, int nb, float *gsum, double *acc, float *bn0, float *bnj,
+                            const gf_optim *opt) {
+    gf_ctx *ctx = R->ctx;
+    gf_lin *m = R->net->lin;
+    size_t G = gf_lin_grad_floats(m), NB = gf_pt_bn_floats(R->net);
+    int rot = R->rotation ? 4 : 1, per = R->CH * rot;
+    size_t row = (size_t)R->numel * sizeof(float);
+    for (size_t i = 0; i < G + NB; i++) acc[i] = 0;
+    GF_TRY(gf_pt_bn_read(ctx, R->net, bn0));
+    gf_lin_set_mean_over(m, nb * rot);
+    gf_status st = GF_OK;
+    for (int c0 = 0; c0 < n && st == GF_OK; c0 += per) {
+        int cn = n - c0 < per ? n - c0 : per;
+        st = gf_buf_copy(ctx, R->x, (size_t)c0 * row, R->xc, 0, (size_t)cn * row);
+        if (st == GF_OK) st = gf_buf_copy(ctx, R->labels, (size_t)c0 * sizeof(int), R->lc, 0, (size_t)cn * sizeof(int));
+        if (st == GF_OK && c0 > 0) st = gf_pt_bn_write(ctx, R->net, bn0);
+        if (st == GF_OK) st = gf_lin_gradients(ctx, m, cn, R->xc, R->lc);
+        if (st == GF_OK) st = gf_lin_grads_get(ctx, m, gsum);
+        if (st == GF_OK) st = gf_pt_bn_read(ctx, R->net, bnj);
+        for (size_t i = 0; i < G && st == GF_OK; i++) acc[i] += gsum[i];
+        for (size_t i = 0; i < NB && st == GF_OK; i++) acc[G + i] += bnj[i];
+    }
+    gf_lin_set_mean_over(m, 0);
+    GF_TRY(st);
+    if (R->P > 1) GF_TRY(gf_dist_sum_f64(ctx, acc, G + NB));
+    double chunks = (nb + R->CH - 1) / R->CH;
+    for (size_t i = 0; i < G; i++) gsum[i] = (float)acc[i];
+    for (size_t i = 0; i < NB; i++) bnj[i] = (float)(acc[G + i] / chunks);
+    GF_TRY(gf_lin_grads_set(ctx, m, gsum));
+    GF_TRY(gf_pt_bn_write(ctx, R->net, bnj));
+    return gf_lin_apply_step(ctx, m, opt);
+}
+
 static gf_status train(run *R) {
     gf_ctx *ctx = R->ctx;
     const gf_pretrain_options *o = R->o;
@@ -680,13 +736,19 @@ static gf_status train(run *R) {
     R->last[0] = R->last[1] = R->last[2] = R->last[3] = NAN;
     GF_TRY(start_or_resume(R));
     int *perm = malloc((size_t)R->ntr * sizeof(int)), *mine = malloc((size_t)R->ntr * sizeof(int));
-    /* several processes: the gradient vector summed over the ranks each step */
-    size_t G = R->P > 1 ? gf_lin_grad_floats(R->net->lin) : 0;
-    float *gsum = R->P > 1 ? malloc(G * sizeof(float)) : NULL;
-    if (!perm || !mine || (R->P > 1 && !gsum)) { free(perm); free(mine); free(gsum); return gf_fail(ctx, GF_ERR_MEMORY, "out of memory"); }
+    /* several processes or chunks: the gradient vector summed over the ranks / chunks each step */
+    int summed = R->P > 1 || R->CH;
+    size_t G = summed ? gf_lin_grad_floats(R->net->lin) : 0, NB = R->CH ? gf_pt_bn_floats(R->net) : 0;
+    float *gsum = summed ? malloc(G * sizeof(float)) : NULL;
+    double *acc = R->CH ? malloc((G + NB) * sizeof(double)) : NULL;
+    float *bn0 = R->CH ? malloc((NB + 1) * sizeof(float)) : NULL, *bnj = R->CH ? malloc((NB + 1) * sizeof(float)) : NULL;
+    if (!perm || !mine || (summed && !gsum) || (R->CH && (!acc || !bn0 || !bnj))) {
+        free(perm); free(mine); free(gsum); free(acc); free(bn0); free(bnj);
+        return gf_fail(ctx, GF_ERR_MEMORY, "out of memory");
+    }
     if (R->P > 1 && !o->quiet)   /* what limits scaling: this many bytes through rank 0 every step */
         gf_progress(ctx, GF_PROGRESS_LINE, "[pretrain] %d ranks: each step sums %zu gradient floats (%.2f MiB) and "
-                    "the batchnorm statistics over them", R->P, G, (double)G * sizeof(float) / 1048576.0);
+                    "the batchnorm statistics over them", R->P, G + NB, (double)(G + NB) * sizeof(float) / 1048576.0);
     gf_optim opt = {o->adam, o->lr, o->beta1, o->beta2, 1e-8f, o->momentum, o->weight_decay, 0.0f};
     gf_status st = GF_OK;
     double t_run = gf_now(), trained = 0, t_train = 0;
@@ -747,7 +809,10 @@ static gf_status train(run *R) {
             if (b && b->count) {
                 opt.lr = lr_at(R, R->step, R->epoch);
                 st = stage(R, b, &n);
-                if (st == GF_OK && R->P == 1) st = gf_lin_train_step(ctx, R->net->lin, n, R->x, R->labels, &opt);
+                if (st == GF_OK && R->CH) {
+                    st = chunk_step(R, n, (int)nb, gsum, acc, bn0, bnj, &opt);
+                    n = (int)nb * (R->rotation ? 4 : 1);
+                } else if (st == GF_OK && R->P == 1) st = gf_lin_train_step(ctx, R->net->lin, n, R->x, R->labels, &opt);
                 else if (st == GF_OK) {   /* this rank's share, the loss's mean over the whole batch */
                     gf_lin *m = R->net->lin;
                     gf_lin_set_mean_over(m, (int)nb * (R->rotation ? 4 : 1));
@@ -790,7 +855,7 @@ static gf_status train(run *R) {
         if (st != GF_OK || r->stopped || r->limited) break;
         st = end_epoch(R, te, seen0, &t_run);
     }
-    free(perm); free(mine); free(gsum);
+    free(perm); free(mine); free(gsum); free(acc); free(bn0); free(bnj);
     R->seconds += gf_now() - t_run;
     r->steps = R->step;
     r->train_loss = R->last[0]; r->train_acc = R->last[1]; r->val_loss = R->last[2]; r->val_acc = R->last[3];
@@ -841,6 +906,8 @@ gf_status gf_pretrain_run(gf_ctx *ctx, const gf_pretrain_options *o, gf_pretrain
     for (int k = 0; k < 2; k++) { free(R.hx[k]); free(R.hl[k]); }
     gf_buf_release(&R.x);
     gf_buf_release(&R.labels);
+    gf_buf_release(&R.xc);
+    gf_buf_release(&R.lc);
     gf_pt_net_free(R.net);
     cJSON_Delete(R.config);
     free(R.state); free(R.itr); free(R.iva);
