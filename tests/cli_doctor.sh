@@ -91,6 +91,13 @@ check "kernel with wrong numbers -> exit 8, its row FAIL (rc $rc)" \
   '[ $rc -eq 8 ] && grep -Eq "^util axpby .*FAIL$" "$t/d7.txt" && grep -q "problem: selftest checks failed" "$t/d7.txt"'
 "$G" doctor --bogus > /dev/null 2>&1; rc=$?
 check "unknown option -> exit 2" '[ $rc -eq 2 ]'
+# the host BLAS's kernels (what CPU devices' GEMMs run), and whether OPENBLAS_CORETYPE forced them
+OPENBLAS_CORETYPE=Haswell "$G" doctor --no-selftest > "$t/b1.txt" 2>&1
+env -u OPENBLAS_CORETYPE "$G" doctor --no-selftest > "$t/b2.txt" 2>&1
+check "host BLAS line: OPENBLAS_CORETYPE=Haswell shows forced Haswell kernels; unset, OpenBLAS's own choice" \
+  'grep -q "^host BLAS *OpenBLAS, kernels Haswell (forced: OPENBLAS_CORETYPE=Haswell)" "$t/b1.txt" &&
+   grep -q "^OPENBLAS_CORETYPE=Haswell" "$t/b1.txt" && grep -q "^host BLAS *OpenBLAS, kernels [A-Za-z0-9]* (its own choice" "$t/b2.txt"' \
+  || grep -h "BLAS" "$t/b1.txt" "$t/b2.txt"
 "$G" doctor --help | grep -q -- "--no-selftest"; check "help lists options" '[ $? -eq 0 ]'
 
 finish

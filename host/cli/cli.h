@@ -26,6 +26,10 @@ int cmd_tune(int argc, char **argv);
 
 /* Shared by subcommands. */
 extern const char *cli_prog;            /* "gradfeat" */
+/* hostblas.c: the host BLAS and the kernels it runs ("OpenBLAS, kernels Haswell (forced: ...)"). */
+void cli_host_blas_describe(char *out, size_t cap);
+/* A usage error (cli_usage_error) was reported: every rank of an mpirun job meets the same one. */
+extern int cli_usage_failed;
 /* Create a context on --device (NULL: GRADFEAT_DEVICE, then the best device) with every other setting from
  * the environment (settings.h) and the CLI's log and progress printers (stderr); prints the error and
  * returns its exit code on failure, 0 on success. */

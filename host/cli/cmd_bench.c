@@ -74,6 +74,9 @@ int cmd_bench(int argc, char **argv) {
                budget ? " (within the --max-device-mem budget)" : "");
         /* ru_maxrss is in KiB on Linux; it includes the OpenCL driver's host memory (on PoCL the device buffers) */
         printf("peak host memory (max RSS): %.1f MiB\n", ru.ru_maxrss / 1024.0);
+        char blas[512];   /* CPU devices run their GEMMs there: forced AVX2 kernels halve them on AVX-512 CPUs */
+        cli_host_blas_describe(blas, sizeof blas);
+        printf("host BLAS: %s\n", blas);
     }
     rc = st == GF_OK ? 0 : cli_fail(ctx, st);
     gf_ctx_free(ctx);

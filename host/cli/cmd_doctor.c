@@ -36,7 +36,7 @@ static void print_mib(const char *label, unsigned long long bytes) {
 static int env_matters(const char *kv) {
     static const char *const prefixes[] = {"GRADFEAT_", "OCL_ICD_", "OPENCL_", "POCL_", "CLBLAST_", "XDG_CACHE_HOME=",
                                            "CUDA_VISIBLE_DEVICES=", "ROCR_VISIBLE_DEVICES=", "GPU_DEVICE_ORDINAL=",
-                                           "RUSTICL_", "OPENBLAS_NUM_THREADS="};
+                                           "RUSTICL_", "OPENBLAS_NUM_THREADS=", "OPENBLAS_CORETYPE="};
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
         if (!strncmp(kv, prefixes[i], strlen(prefixes[i]))) return 1;
     return 0;
@@ -126,6 +126,9 @@ static int doctor_main(int argc, char **argv, cli_opts *o) {
     gf_clblast_version(&ma, &mi, &pa);
     printf("gradfeat        %s (git %s)\n", gf_version(), gf_git_hash());
     printf("CLBlast         %d.%d.%d\n", ma, mi, pa);
+    char blas[512];
+    cli_host_blas_describe(blas, sizeof blas);
+    printf("host BLAS       %s\n", blas);
     /* the headers only expose the API level they were asked for, not their own release */
     printf("OpenCL headers  API level %d.%d (CL_TARGET_OPENCL_VERSION %d)\n", CL_TARGET_OPENCL_VERSION / 100,
            CL_TARGET_OPENCL_VERSION / 10 % 10, CL_TARGET_OPENCL_VERSION);
