@@ -66,7 +66,11 @@ int cli_fail(gf_ctx *ctx, gf_status st) {
     return (int)st;
 }
 
+int cli_usage_failed;
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    cli_usage_failed = 1;
+    if (gf_dist_rank() != 0) return GF_ERR_USAGE;   /* several processes: rank 0 says it once */
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "%s %s: ", cli_prog, cmd);
@@ -271,7 +275,9 @@ int main(int argc, char **argv) {
     int rc = run_command(argc, argv);
     fflush(stdout);
     fflush(stderr);
-    if (rc != 0 && gf_dist_size() > 1) gf_dist_abort(rc);
+    /* a usage error is every rank's alike (options, before any work): end together, rank 0 has said it;
+     * any other failure may be one rank's while the others wait in a collective: abort them */
+    if (rc != 0 && gf_dist_size() > 1 && !(rc == GF_ERR_USAGE && cli_usage_failed)) gf_dist_abort(rc);
     gf_dist_finalize();
     return rc;
 }

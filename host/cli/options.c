@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "gf_dist.h"
 #include "gf_msg.h"
 
 enum { SRC_DEFAULT = 0, SRC_FLAG, SRC_CONFIG, SRC_ENV };
@@ -275,6 +276,7 @@ int cli_opts_parse(cli_opts *o, const char *cmd, const cli_opt *defs, int n, con
     lopts[n + 2] = (struct option){0, 0, 0, 0};
     int c, rc;
     optind = 1;
+    opterr = gf_dist_rank() == 0;   /* several processes: getopt's own message once, from rank 0 */
     while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
         if (c == 'h') { print_help(o, doc); return CLI_HELP; }
         if (c == 999) { config_path = optarg; continue; }
@@ -289,7 +291,8 @@ int cli_opts_parse(cli_opts *o, const char *cmd, const cli_opt *defs, int n, con
     if (config_path) {
         char err[1200];
         if ((rc = cli_config_load(config_path, config_set, o, err, sizeof err))) {
-            fprintf(stderr, "%s %s: %s\n", cli_prog, cmd, err);
+            if (gf_dist_rank() == 0) fprintf(stderr, "%s %s: %s\n", cli_prog, cmd, err);
+            cli_usage_failed = rc == GF_ERR_USAGE;
             return rc;
         }
     }
