@@ -3,8 +3,8 @@
 timed per phase (tools/bench_job.sh runs it beside gradfeat and prints the ratios).
 
 usage: torch_job_peer.py --model M.safetensors --cut NODE --data D --split train [--limit N]
-                         [--val D --val-split test --val-limit N] [--epochs 10] [--batch 64] [--lr 1e-3]
-                         [--finetune-lr LR] [--beta1 0.5] [--beta2 0.999] [--weight-decay 1e-6] [--holdout 0.1]
+                         [--val D --val-split test --val-limit N] [--epochs 10] [--batch 64] [--lr 1e-2]
+                         [--finetune-lr 1e-4] [--select last|loss] [--beta1 0.5] [--beta2 0.999] [--weight-decay 1e-6] [--holdout 0.1]
                          [--seed 1] [--threads 2] [--probe-threads 1] [--methods linear,gradient,full,finetune] [--json OUT]
 
 What runs, as gradfeat's defaults do (README "The method in plain words", "Why the defaults"):
@@ -24,10 +24,11 @@ What runs, as gradfeat's defaults do (README "The method in plain words", "Why t
   block; torch 1.13 has no torch.func), the gradient by reverse mode through it; NTK parametrisation
   (s = sqrt(1/C_out) on weights, sqrt(0.1) on biases, sqrt(1/K) on full's head, which starts at sqrt(K) ω̄;
   ω̄ frozen); gradient's bias starts at the log class frequencies. finetune: plain backprop of the block and
-  the head at --lr/10, weight decay toward θ̄. Adam (β1 0.5), weight decay as L2 in the gradient, the rate
+  the head at --finetune-lr (1e-4), weight decay toward θ̄. Adam (β1 0.5), weight decay as L2 in the gradient, the rate
   falling by a cosine of the step to 0, gradfeat's per-epoch shuffle; every method evaluated on the holdout
-  before training and after each epoch (and on --val), the best held-out loss kept; stopped after 3
-  evaluations above 3x the starting held-out loss.
+  before training and after each epoch (and on --val); the last epoch kept (--select last, gradfeat's default;
+  --select loss: the lowest held-out loss); stopped after 3 evaluations above 3x the starting held-out loss and
+  above the lowest so far (diverged: the lowest held-out loss's parameters kept).
 Prints one line per phase ("peer phase NAME SECONDS s") and per method, and with --json a JSON object:
 {"phases": {name: seconds}, "methods": {name: {"val_metric", "val_loss", "holdout_loss", "best_epoch"}}, ...}.
 """
@@ -194,8 +195,10 @@ def main():
     ap.add_argument("--val-limit", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--finetune-lr", type=float, default=0)
+    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--finetune-lr", type=float, default=1e-4, help="0: --lr / 10")
+    ap.add_argument("--select", choices=("last", "loss"), default="last",
+                    help="keep the last epoch (a diverged method: its lowest held-out loss) or the lowest held-out loss")
     ap.add_argument("--beta1", type=float, default=0.5)
     ap.add_argument("--beta2", type=float, default=0.999)
     ap.add_argument("--weight-decay", type=float, default=1e-6)
@@ -407,16 +410,20 @@ def main():
                     vl, vm = evaluate(method, st, z_va, y_va)
                 if bad >= 3:
                     break
-            if best_ep != last:   # keep the best evaluation's parameters
+            diverged = bad >= 3
+            kept, kept_l = best_ep, best_l
+            if a.select == "last" and not diverged:
+                kept, kept_l = last, hl
+            if kept != last:   # keep the lowest held-out loss's parameters
                 with torch.no_grad():
                     for p_, v_ in zip(head + blockp, best_p):
                         p_.copy_(v_)
                 if a.val:
                     vl, vm = evaluate(method, st, z_va, y_va)
-        results[method] = {"val_loss": vl, "val_metric": vm, "holdout_loss": best_l, "best_epoch": best_ep,
+        results[method] = {"val_loss": vl, "val_metric": vm, "holdout_loss": kept_l, "best_epoch": kept,
                            "lr": lr0}
-        print("peer %-9s val %.2f%% (loss %.4f), holdout loss %.4f, kept epoch %d" % (method, 100 * vm, vl, best_l,
-                                                                                 best_ep), flush=True)
+        print("peer %-9s val %.2f%% (loss %.4f), holdout loss %.4f, kept epoch %d" % (method, 100 * vm, vl, kept_l,
+                                                                                 kept), flush=True)
     total = time.perf_counter() - t_start
     print("peer total %.2f s (after imports)" % total, flush=True)
     if a.json:
