@@ -98,6 +98,11 @@ check "host BLAS line: OPENBLAS_CORETYPE=Haswell shows forced Haswell kernels; u
   'grep -q "^host BLAS *OpenBLAS, kernels Haswell (forced: OPENBLAS_CORETYPE=Haswell)" "$t/b1.txt" &&
    grep -q "^OPENBLAS_CORETYPE=Haswell" "$t/b1.txt" && grep -q "^host BLAS *OpenBLAS, kernels [A-Za-z0-9]* (its own choice" "$t/b2.txt"' \
   || grep -h "BLAS" "$t/b1.txt" "$t/b2.txt"
+# OpenBLAS asks the program how long its idle threads spin (host/cli/hostblas.c): 2^4 cycles unless set
+OPENBLAS_THREAD_TIMEOUT=20 "$G" doctor --no-selftest > "$t/b3.txt" 2>&1
+check "OpenBLAS's idle threads: 2^4 cycles by gradfeat's default, 2^20 with OPENBLAS_THREAD_TIMEOUT=20" \
+  'grep -q "^host BLAS .*idle threads spin 2^4 cycles (gradfeat.s default)" "$t/b2.txt" &&
+   grep -q "^host BLAS .*idle threads spin 2^20 cycles (OPENBLAS_THREAD_TIMEOUT)" "$t/b3.txt"' || grep -h "^host BLAS" "$t"/b[23].txt
 "$G" doctor --help | grep -q -- "--no-selftest"; check "help lists options" '[ $? -eq 0 ]'
 
 finish

@@ -28,6 +28,8 @@ int cmd_tune(int argc, char **argv);
 extern const char *cli_prog;            /* "gradfeat" */
 /* hostblas.c: the host BLAS and the kernels it runs ("OpenBLAS, kernels Haswell (forced: ...)"). */
 void cli_host_blas_describe(char *out, size_t cap);
+/* OpenBLAS asks it how long its idle threads spin (log2 cycles): 4 unless OPENBLAS_THREAD_TIMEOUT says */
+int openblas_thread_timeout(void);
 /* A usage error (cli_usage_error) was reported: every rank of an mpirun job meets the same one. */
 extern int cli_usage_failed;
 /* Create a context on --device (NULL: GRADFEAT_DEVICE, then the best device) with every other setting from

@@ -36,7 +36,7 @@ static void print_mib(const char *label, unsigned long long bytes) {
 static int env_matters(const char *kv) {
     static const char *const prefixes[] = {"GRADFEAT_", "OCL_ICD_", "OPENCL_", "POCL_", "CLBLAST_", "XDG_CACHE_HOME=",
                                            "CUDA_VISIBLE_DEVICES=", "ROCR_VISIBLE_DEVICES=", "GPU_DEVICE_ORDINAL=",
-                                           "RUSTICL_", "OPENBLAS_NUM_THREADS=", "OPENBLAS_CORETYPE="};
+                                           "RUSTICL_", "OPENBLAS_NUM_THREADS=", "OPENBLAS_CORETYPE=", "OPENBLAS_THREAD_TIMEOUT="};
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
         if (!strncmp(kv, prefixes[i], strlen(prefixes[i]))) return 1;
     return 0;
