@@ -38,6 +38,8 @@ if ! $py -c "import torch, numpy" 2>/dev/null; then
   exit 3
 fi
 FM=/usr/share/datasets/fashion-mnist
+# CPU devices run their GEMMs in OpenBLAS: which kernels (OPENBLAS_CORETYPE may force slower ones) moves the ratios
+"$B/gradfeat" doctor --no-selftest 2> /dev/null | sed -n 's/^host BLAS *\(.*\)/gradfeat host BLAS: \1/p'
 now() { date +%s.%N; }
 
 for w in ${workloads//,/ }; do
