@@ -309,6 +309,36 @@ static void maxpool_once(gf_ctx *ctx) {
         gf_buf_release(&bx); gf_buf_release(&by); gf_buf_release(&ba); gf_buf_release(&bg); gf_buf_release(&bgi);
     }
     free(x); free(g); free(gi); free(y); free(xd); free(ref); free(yr); free(gd); free(arg); free(darg);
+    /* wide rows (OW 75) with ties and NaNs: values and argmax as the per-output rule says (row-major taps, the
+     * first maximum kept, a NaN taken, as PyTorch), bit for bit; ref_pool has no NaN rule */
+    REQUIRE_OK(ctx, gf_pool2d_init(ctx, &p, 2, 3, 5, 150, 3, 3, 2, 2, 1, 1));
+    ni = gf_pool2d_in_count(&p); no = gf_pool2d_out_count(&p);
+    x = falloc(ni); y = falloc(no);
+    float *yw = falloc(no);
+    arg = malloc(no * sizeof(int)); darg = malloc(no * sizeof(int));
+    for (size_t i = 0; i < ni; i++) x[i] = i % 97 == 5 ? NAN : (float)((i * 7) % 4) - 1.5f;
+    for (int nc = 0; nc < p.N * p.C; nc++)
+        for (int oh = 0; oh < p.OH; oh++)
+            for (int ow = 0; ow < p.OW; ow++) {
+                float best = 0.0f;
+                int bi = -1;
+                for (int h = oh * p.sh - p.pt; h < oh * p.sh - p.pt + p.kh; h++)
+                    for (int w = ow * p.sw - p.pl; w < ow * p.sw - p.pl + p.kw; w++) {
+                        if (h < 0 || h >= p.H || w < 0 || w >= p.W) continue;
+                        float v = x[(size_t)nc * p.H * p.W + (size_t)h * p.W + w];
+                        if (bi < 0 || v > best || isnan(v)) { best = v; bi = h * p.W + w; }
+                    }
+                size_t o = ((size_t)nc * p.OH + oh) * p.OW + ow;
+                yw[o] = best; arg[o] = bi;
+            }
+    cl_mem wx = test_upload(ctx, x, ni), wy = test_alloc(ctx, no), wa = test_alloc(ctx, no);
+    REQUIRE_OK(ctx, gf_maxpool_forward(ctx, &p, wx, wy, wa));
+    REQUIRE_OK(ctx, gf_buf_read(ctx, wa, 0, no * sizeof(int), darg));
+    test_download(ctx, wy, y, no);
+    CHECK(memcmp(arg, darg, no * sizeof(int)) == 0, "wide rows with NaNs: argmax differs from the rule");
+    CHECK(memcmp(yw, y, no * sizeof(float)) == 0, "wide rows with NaNs: values differ from the rule");
+    gf_buf_release(&wx); gf_buf_release(&wy); gf_buf_release(&wa);
+    free(x); free(y); free(yw); free(arg); free(darg);
     /* TF SAME, 64 -> 32 with 3x3 stride 2 (the mini-Xception's pool): 1 pixel after only. */
     REQUIRE_OK(ctx, gf_pool2d_init_tf(ctx, &p, 1, 1, 64, 64, 3, 3, 2, 2, 1));
     CHECK(p.OH == 32 && p.OW == 32 && p.pt == 0 && p.pb == 1 && p.pl == 0 && p.pr == 1 && !p.count_include_pad,
