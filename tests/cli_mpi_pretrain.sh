@@ -165,4 +165,12 @@ check "3 ranks, --batch 2: refused (rc $rc)" '[ $rc -eq 2 ] && grep -q "3 ranks 
 timeout 120 "${MPI[@]}" -n 2 "$G" pretrain "${args[@]}" --no-such-option > /dev/null 2> "$t/u.err"; rc=$?
 check "2 ranks, an unknown option: exit 2, the usage error printed once (rc $rc)" \
   '[ $rc -eq 2 ] && [ $(grep -c "Run .gradfeat pretrain --help" "$t/u.err") -eq 1 ]' || cat "$t/u.err"
+# ... and when only rank 1 has it (argv differs between ranks), rank 1 does not wait for rank 0 forever
+printf '%s\n' '#!/bin/bash' 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$@" --no-such-option; else exec "$@"; fi' \
+  > "$t/r1opt.sh"
+s=$(date +%s)
+timeout 120 "${MPI[@]}" -n 2 bash "$t/r1opt.sh" "$G" pretrain "${args[@]}" --epochs 20 --out "$t/u1.safetensors" \
+  > /dev/null 2> "$t/u1.err"; rc=$?
+check "an unknown option on rank 1 only: the job exits non-zero, no hang, rank 1's message shown (rc $rc, $(( $(date +%s) - s )) s)" \
+  '[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "Run .gradfeat pretrain --help" "$t/u1.err"' || tail -5 "$t/u1.err"
 finish

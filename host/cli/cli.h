@@ -30,8 +30,6 @@ extern const char *cli_prog;            /* "gradfeat" */
 void cli_host_blas_describe(char *out, size_t cap);
 /* OpenBLAS asks it how long its idle threads spin (log2 cycles): 4 unless OPENBLAS_THREAD_TIMEOUT says */
 int openblas_thread_timeout(void);
-/* A usage error (cli_usage_error) was reported: every rank of an mpirun job meets the same one. */
-extern int cli_usage_failed;
 /* Create a context on --device (NULL: GRADFEAT_DEVICE, then the best device) with every other setting from
  * the environment (settings.h) and the CLI's log and progress printers (stderr); prints the error and
  * returns its exit code on failure, 0 on success. */

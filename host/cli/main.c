@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,18 +67,38 @@ int cli_fail(gf_ctx *ctx, gf_status st) {
     return (int)st;
 }
 
-int cli_usage_failed;
+/* ---- failures every rank meets alike (the options, a command that does not split) ----
+ * Under mpirun rank 0 prints the message and the others keep it; all end together in MPI_Finalize, which
+ * also waits until rank 0's message is out (an MPI_Abort from another rank killed rank 0 before it: seen in
+ * CI). When the ranks were not alike after all (argv differing between ranks), the failed rank would wait
+ * there for ranks that went on: after ALIKE_WAIT seconds it prints its kept message and leaves without
+ * finalizing, and mpirun ends the job. */
+enum { ALIKE_WAIT = 10 };
+static char alike_msg[1400];
+static volatile sig_atomic_t alike_rc;
+static int failed_alike;
+
+static int fail_alike(int rc, const char *msg) {
+    failed_alike = 1;
+    if (gf_dist_rank() == 0) fputs(msg, stderr);
+    else snprintf(alike_msg, sizeof alike_msg, "%s", msg);
+    return rc;
+}
+
+static void alike_timeout(int sig) {
+    (void)sig;
+    if (write(2, alike_msg, strlen(alike_msg)) < 0) { /* nothing more to do */ }
+    _exit(alike_rc);
+}
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
-    cli_usage_failed = 1;
-    if (gf_dist_rank() != 0) return GF_ERR_USAGE;   /* several processes: rank 0 says it once */
+    char body[1024], msg[sizeof alike_msg];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s %s: ", cli_prog, cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nRun '%s %s --help' for usage.\n", cli_prog, cmd);
+    vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
-    return GF_ERR_USAGE;
+    snprintf(msg, sizeof msg, "%s %s: %s\nRun '%s %s --help' for usage.\n", cli_prog, cmd, body, cli_prog, cmd);
+    return fail_alike(GF_ERR_USAGE, msg);
 }
 
 const char *cli_activation_cache_dir(void) {
@@ -275,10 +296,16 @@ int main(int argc, char **argv) {
     int rc = run_command(argc, argv);
     fflush(stdout);
     fflush(stderr);
-    /* a usage error is every rank's alike (options, before any work): end together, rank 0 has said it;
-     * any other failure may be one rank's while the others wait in a collective: abort them */
-    if (rc != 0 && gf_dist_size() > 1 && !(rc == GF_ERR_USAGE && cli_usage_failed)) gf_dist_abort(rc);
+    /* several processes: a failure met alike ends together (above), any other may be one rank's while the
+     * others wait in a collective: abort them */
+    if (rc != 0 && gf_dist_size() > 1 && !failed_alike) gf_dist_abort(rc);
+    if (rc != 0 && failed_alike) {
+        alike_rc = rc;
+        signal(SIGALRM, alike_timeout);
+        alarm(ALIKE_WAIT);
+    }
     gf_dist_finalize();
+    alarm(0);
     return rc;
 }
 
@@ -293,14 +320,10 @@ static int run_command(int argc, char **argv) {
     int split = !strcmp(cmd, "train") || !strcmp(cmd, "pretrain") ||
                 (!strcmp(cmd, "bench") && argc > 2 && (!strcmp(argv[2], "linearized") || !strcmp(argv[2], "trunk")));
     if (gf_dist_size() > 1 && !split) {
-        if (gf_dist_rank() == 0)
-            fprintf(stderr, "%s: error: '%s' does not run over several processes (only train, pretrain, bench "
-                    "linearized and bench trunk do); run it without mpirun\n", cli_prog, cmd);
-        /* every rank refuses alike: end together instead of the abort in main, which let rank 1 kill rank 0
-         * before its message was out (seen in CI) */
-        fflush(stderr);
-        gf_dist_finalize();
-        exit(GF_ERR_USAGE);
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s: error: '%s' does not run over several processes (only train, pretrain, bench "
+                 "linearized and bench trunk do); run it without mpirun\n", cli_prog, cmd);
+        return fail_alike(GF_ERR_USAGE, msg);
     }
     /* gradfeat help --man | --bash-completion (host/cli/gendoc.c; the build writes gradfeat.1 and the completion) */
     if (!strcmp(cmd, "help") && argc == 3) return cli_gendoc(argv[2], commands, n_commands, usage);

@@ -291,8 +291,7 @@ int cli_opts_parse(cli_opts *o, const char *cmd, const cli_opt *defs, int n, con
     if (config_path) {
         char err[1200];
         if ((rc = cli_config_load(config_path, config_set, o, err, sizeof err))) {
-            if (gf_dist_rank() == 0) fprintf(stderr, "%s %s: %s\n", cli_prog, cmd, err);
-            cli_usage_failed = rc == GF_ERR_USAGE;
+            fprintf(stderr, "%s %s: %s\n", cli_prog, cmd, err);   /* a file: each rank reads its own */
             return rc;
         }
     }
