@@ -15,7 +15,8 @@
 #    running means);
 #  - --grad-chunk 2 (chunks of 2 images, BN statistics per chunk, sums in double in chunk order): 1, 2 and 3
 #    ranks write the same model bit for bit, and a run stopped with 2 ranks and resumed with 3 too; one chunk
-#    per batch is the plain run bit for bit; a chunk of one image is refused;
+#    per batch is the plain run bit for bit; 1 and 2 ranks agree bit for bit on rusticl (llvmpipe) too; a
+#    chunk of one image is refused;
 #  - rank 0 alone prints and writes: one summary on stdout, the run directory's files as with 1 process;
 #  - --steps 5 then --resume with 2 ranks ends with the uninterrupted 2-rank model, bit for bit;
 #  - a failing rank stops the job: bad data on rank 1, and rank 1 SIGKILLed mid-run, each end with a
@@ -128,6 +129,13 @@ check "... 2 and 3 ranks write the 1-process model bit for bit, BN running stati
 check "... and print the same losses and accuracies" \
   'diff <(summary "$t/c1.out") <(summary "$t/c2.out") && diff <(summary "$t/c1.out") <(summary "$t/c3.out")'
 check "... a model of its own (statistics per chunk: not the whole-batch model)" '! $PY "$t/same.py" "$t/c1.safetensors" "$t/e1.safetensors" > /dev/null'
+# ... on the second OpenCL implementation too (Mesa rusticl over llvmpipe; tools/setup.sh installs it)
+check "rusticl's llvmpipe device is there (Debian mesa-opencl-icd)" \
+  'RUSTICL_ENABLE=llvmpipe "$G" devices 2> /dev/null | grep -q rusticl'
+RUSTICL_ENABLE=llvmpipe run l1 0 --epochs 1 --grad-chunk 4 --device llvmpipe; rc1=$?
+RUSTICL_ENABLE=llvmpipe run l2 2 --epochs 1 --grad-chunk 4 --device llvmpipe; rc2=$?
+check "--grad-chunk 4 on llvmpipe: 2 ranks write the 1-process tensors bit for bit (rc $rc1 $rc2)" \
+  '[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && $PY "$t/same.py" "$t/l1.safetensors" "$t/l2.safetensors"' || tail -3 "$t"/l[12].err
 # one chunk per batch (--grad-chunk 32 = --batch) is the plain run: the chunk path adds nothing of its own
 run cb 0 --epochs 2 "${val[@]}" --grad-chunk 32; rc=$?
 check "--grad-chunk = --batch gives the plain 1-process model bit for bit (rc $rc)" \
