@@ -65,6 +65,7 @@ typedef struct variant {
     int conv_variant;             /* im2col/col2im/layout kernels of the affine ops (GF_CONV_VARIANT_*) */
     int full, small;              /* in the default run; in the --small run */
     const char *conv_algo;        /* gf_ctx_options.conv_algo; NULL: auto */
+    size_t max_wg;                /* gf_ctx_options.max_work_group; 0: the context's */
 } variant;
 static const variant variants[N_VARIANTS] = {
     [V_DEFAULT] = {"default", NULL, NULL, 0, 0, 1, 1},
@@ -85,11 +86,14 @@ static const variant variants[N_VARIANTS] = {
     [V_DIRECT] = {"direct", NULL, NULL, 0, GF_CONV_VARIANT_AUTO, 1, 1, "direct"},
     [V_WINOGRAD] = {"winograd", NULL, NULL, 0, GF_CONV_VARIANT_PLANE, 1, 1, "winograd"},
     [V_WINO_CLBLAST] = {"wino-clblast", "clblast", NULL, 0, GF_CONV_VARIANT_ELEMENT, 1, 1, "winograd"},
-    /* batch norm: both lane walks (CPU: blocked, GPU: strided), and the blocked walk with a small item budget
-     * (more lanes per channel than 16) */
+    /* batch norm: both lane walks (CPU: blocked, GPU: strided), the blocked walk with a small item budget
+     * (more lanes per channel than 16), and both walks in segments (two levels: work-groups capped at 32 lanes
+     * with 4 values per lane, as on llvmpipe with a large channel; rows of more than 128 values per channel) */
     [V_BLOCKED] = {"blocked", NULL, "blocked", 0, 0, 1, 1},
     [V_STRIDED] = {"strided", NULL, "strided", 0, 0, 1, 1},
     [V_BLOCKED200] = {"blocked200", NULL, "blocked", 200, 0, 1, 1},
+    [V_SEGMENTS] = {"segments", NULL, "blocked", 30, 0, 1, 1, NULL, 32},
+    [V_SEGMENTS_STRIDED] = {"segments-strided", NULL, "strided", 30, 0, 1, 1, NULL, 32},
 };
 static const variant *current_variant = &variants[V_DEFAULT];
 static void apply_variant(gf_ctx_options *o, const void *user) {
@@ -98,6 +102,7 @@ static void apply_variant(gf_ctx_options *o, const void *user) {
     if (v->bn_walk) o->bn_walk = v->bn_walk;
     if (v->item_budget) o->item_budget = v->item_budget;
     if (v->conv_algo) o->conv_algo = v->conv_algo;
+    if (v->max_wg) o->max_work_group = v->max_wg;
 }
 /* In place: z <- act(z), then the mask taken from the output (valid for the non-smooth kinds with slope >= 0),
  * tangent and backward in place on their inputs: the same bits as out of place. */
@@ -829,8 +834,72 @@ static void bn_eval_extra(gf_ctx *ctx, const row *rw, const tensors *T, const re
     gf_buf_release(&inplace); gf_buf_release(&by); gf_buf_release(&bu); gf_buf_release(&bdx); gf_buf_release(&bdg);
     gf_buf_release(&bdb);
 }
-/* Bad arguments are refused with GF_ERR_USAGE before anything is enqueued. */
+/* A channel of 1,179,648 values (batch 8 at 384x384) against the double reference, once per context: on a
+ * device with 32-lane work-groups (llvmpipe) one group per channel walked 36,864 values a lane, and llvmpipe
+ * silently ends a work item's loops after 65,535 iterations: before the two-level path its training forward
+ * and backward were wrong there. Training forward (y, saved mean and invstd), training and eval backward. */
+static void bn_large_channel(gf_ctx *ctx) {
+    const int n = 8, C = 1, hw = 384 * 384;
+    const size_t N = (size_t)n * hw;
+    const double eps = 1e-5;
+    test_rng r;
+    test_rng_seed(&r, 21);
+    float *h = falloc(N), g1 = 1.25f, b1 = -0.5f;
+    double *x = dalloc(N), *dy = dalloc(N), *y = dalloc(N), *dx = dalloc(N), *sdx = dalloc(N), *sc = dalloc(N);
+    double mean, var, g = g1, b = b1, dg, db, sdg, sdb;
+    uniform(&r, h, N, 2, 5);
+    for (size_t i = 0; i < N; i++) x[i] = h[i];
+    cl_mem bx = test_upload(ctx, h, N), bg = test_upload(ctx, &g1, 1), bb = test_upload(ctx, &b1, 1);
+    uniform(&r, h, N, -1, 1);
+    for (size_t i = 0; i < N; i++) dy[i] = h[i];
+    cl_mem bdy = test_upload(ctx, h, N), by = test_alloc(ctx, N), bdx = test_alloc(ctx, N);
+    cl_mem bsm = test_alloc(ctx, 1), bsi = test_alloc(ctx, 1), bdg = test_alloc(ctx, 1), bdb = test_alloc(ctx, 1);
+    ref_bn_stats(n, C, hw, x, &mean, &var);
+    ref_bn_affine(n, C, hw, x, &g, &b, &mean, &var, eps, y);
+    REQUIRE_OK(ctx, gf_bn_train_forward(ctx, n, C, hw, bx, bg, bb, (float)eps, 0.1f, NULL, NULL, by, bsm, bsi));
+    float *got = download(ctx, by, N);
+    for (size_t i = 0; i < N; i++) sc[i] = 1 + fabs(y[i]);
+    bn_check_scaled("bn large channel", "training forward y", got, y, sc, N);
+    free(got);
+    bn_check_stat(ctx, "bn large channel", "saved mean", bsm, &mean, 1);
+    double invstd = 1 / sqrt(var + eps);
+    got = download(ctx, bsi, 1);
+    bn_check_scaled("bn large channel", "saved invstd", got, &invstd, &invstd, 1);
+    free(got);
+    for (int train = 1; train >= 0; train--) {
+        const char *what = train ? "training backward" : "eval backward";
+        ref_bn_backward(n, C, hw, x, dy, &g, &mean, &var, eps, train, dx, &dg, &db, sdx, &sdg, &sdb);
+        if (train) {
+            REQUIRE_OK(ctx, gf_bn_train_backward(ctx, n, C, hw, bx, bdy, bg, bsm, bsi, bdx, bdg, bdb, 0));
+        } else {
+            float fv = (float)var, fm = (float)mean;
+            cl_mem brm = test_upload(ctx, &fm, 1), brv = test_upload(ctx, &fv, 1);
+            REQUIRE_OK(ctx, gf_bn_eval_backward(ctx, n, C, hw, bx, bdy, bg, (float)eps, brm, brv, bdx, bdg, bdb, 0));
+            gf_buf_release(&brm); gf_buf_release(&brv);
+        }
+        char w[64];
+        got = download(ctx, bdx, N);
+        snprintf(w, sizeof w, "%s dx", what);
+        bn_check_scaled("bn large channel", w, got, dx, sdx, N);
+        free(got);
+        got = download(ctx, bdg, 1);
+        snprintf(w, sizeof w, "%s dgamma", what);
+        bn_check_scaled("bn large channel", w, got, &dg, &sdg, 1);
+        free(got);
+        got = download(ctx, bdb, 1);
+        snprintf(w, sizeof w, "%s dbeta", what);
+        bn_check_scaled("bn large channel", w, got, &db, &sdb, 1);
+        free(got);
+    }
+    cl_mem *bufs[] = {&bx, &bg, &bb, &bdy, &by, &bdx, &bsm, &bsi, &bdg, &bdb};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gf_buf_release(bufs[i]);
+    free(h); free(x); free(dy); free(y); free(dx); free(sdx); free(sc);
+}
+/* Bad arguments are refused with GF_ERR_USAGE before anything is enqueued; a large channel (above; not in
+ * the --small runs that oclgrind simulates). */
+static int full_run;   /* neither --small nor --quick: the checks too large for oclgrind run */
 static void bn_once(gf_ctx *ctx) {
+    if (full_run) bn_large_channel(ctx);
     float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     cl_mem b = test_upload(ctx, v, 8), o = test_alloc(ctx, 8);
     CHECK(gf_bn_train_forward(ctx, 1, 2, 1, b, b, b, 1e-5f, 0.1f, NULL, NULL, o, NULL, NULL) == GF_ERR_USAGE,
@@ -961,6 +1030,7 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--variant")) only_variant = argv[++i];
         else usage();
     }
+    full_run = !small && !quick;
     int vsel = -1;
     if (only_variant) {
         for (int v = 0; v < N_VARIANTS; v++) if (!strcmp(variants[v].name, only_variant)) vsel = v;

@@ -26,13 +26,55 @@ static int bn_blocked(gf_ctx *ctx) { return ctx->bn_blocked; }
  * about 2 iterations per value it walks) would pass the context's item budget
  * (README "Kernel paths"), up to the kernel's work-group limit. That limit can
  * be low (llvmpipe: 32), and one work-group per channel cannot split further:
- * there, a lane walks n*hw/32 values, within llvmpipe's 65,535 loop iterations
- * up to about 200,000 values per channel (batch 64 at 56x56); a two-level
- * reduction for larger ones is not written yet. */
-static gf_status bn_local(gf_ctx *ctx, cl_kernel k, int n, int hw, size_t *L) {
+ * when a lane would still walk too far, *S > 1 and the channel's values are cut
+ * into S segments of *seg values, one work-group each (cl/bn.cl bn_seg_sums),
+ * whose sums a second kernel adds in order; with S = 1 the one-group kernels run. */
+static gf_status bn_plan(gf_ctx *ctx, cl_kernel k, int n, int hw, size_t *L, size_t *S, size_t *seg) {
     size_t M = (size_t)n * (size_t)hw, cap = bn_blocked(ctx) ? 16 : 256;
-    while (cap < 4096 && 6 * ((M + cap - 1) / cap) + 3 > ctx->item_budget) cap *= 2;
-    return gf_pow2_local(ctx, k, cap, M, L);
+    size_t per = ctx->item_budget >= 9 ? (ctx->item_budget - 3) / 6 : 1;   /* values one lane may walk */
+    while (cap < 4096 && (M + cap - 1) / cap > per) cap *= 2;
+    GF_TRY(gf_pow2_local(ctx, k, cap, M, L));
+    *S = (M + *L * per - 1) / (*L * per);
+    *seg = (M + *S - 1) / *S;
+    return GF_OK;
+}
+
+/* The two-level path's buffers (scratch slots GF_BN_SLOT_*): part [2 * c * S], and per channel hi (the
+ * first value, or the mean), lo (the mean's offset from hi, or 0), invstd, and sums [2c]. The finishing
+ * kernels walk a channel's S pairs in one item: at the default budget S stays below 2^31 / (32 * 2730),
+ * about 25,000, for any tensor bn_check accepts. */
+typedef struct { cl_mem part, hi, lo, invstd, sums; } bn_seg_bufs;
+static gf_status bn_seg_scratch(gf_ctx *ctx, int c, size_t S, bn_seg_bufs *b) {
+    GF_TRY(gf_scratch(ctx, GF_BN_SLOT_PART, 2 * (size_t)c * S * sizeof(float), &b->part));
+    GF_TRY(gf_scratch(ctx, GF_BN_SLOT_HI, (size_t)c * sizeof(float), &b->hi));
+    GF_TRY(gf_scratch(ctx, GF_BN_SLOT_LO, (size_t)c * sizeof(float), &b->lo));
+    GF_TRY(gf_scratch(ctx, GF_BN_SLOT_INVSTD, (size_t)c * sizeof(float), &b->invstd));
+    return gf_scratch(ctx, GF_BN_SLOT_SUMS, 2 * (size_t)c * sizeof(float), &b->sums);
+}
+
+/* One segment-sums pass (cl/bn.cl bn_seg_sums, modes there). */
+static gf_status bn_seg_sums(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem u, cl_mem v, cl_mem part,
+                             int mode, int train, float eps, int own) {
+    cl_kernel k;
+    size_t L, S, seg;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_seg_sums", &k));
+    GF_TRY(bn_plan(ctx, k, n, hw, &L, &S, &seg));
+    /* absent inputs of a mode get x, never read */
+    GF_TRY(gf_args(ctx, k, "bn_seg_sums", "mmmmmuuuuuiifiiLL", x, dy ? dy : x, u ? u : x, v ? v : x, part,
+                   (unsigned)n, (unsigned)c, (unsigned)hw, (unsigned)S, (unsigned)seg, mode, train, (double)eps, own,
+                   bn_blocked(ctx), L, L));
+    size_t global = (size_t)c * S * L;
+    return gf_launch(ctx, k, "bn_seg_sums", 1, &global, &L);
+}
+
+/* The segment count the two-level kernels use (bn_seg_sums' plan), 1 when one group per channel does. */
+static gf_status bn_segments(gf_ctx *ctx, cl_kernel one_group, int n, int hw, size_t *L, size_t *S) {
+    size_t seg;
+    GF_TRY(bn_plan(ctx, one_group, n, hw, L, S, &seg));
+    if (*S == 1) return GF_OK;
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_seg_sums", &k));
+    return bn_plan(ctx, k, n, hw, L, S, &seg);
 }
 
 gf_status gf_bn_train_forward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma, cl_mem beta, float eps,
@@ -49,11 +91,27 @@ gf_status gf_bn_train_forward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_me
         return gf_fail(ctx, GF_ERR_USAGE, "%s: x, gamma, beta, y are required; running mean/var and saved "
                                           "mean/invstd come in pairs", what);
     cl_kernel k;
-    size_t L;
+    size_t L, S;
     GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_train_forward", &k));
-    GF_TRY(bn_local(ctx, k, n, hw, &L));
+    GF_TRY(bn_segments(ctx, k, n, hw, &L, &S));
     double M = (double)n * hw;
     int upd = running_mean != NULL, save = save_mean != NULL;
+    if (S > 1) {   /* two levels: the mean's offset, the variance, then y as the one-group kernel computes it */
+        bn_seg_bufs b;
+        GF_TRY(bn_seg_scratch(ctx, c, S, &b));
+        GF_TRY(bn_seg_sums(ctx, n, c, hw, x, NULL, NULL, NULL, b.part, 0, 1, eps, 0));
+        GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_seg_mean", &k));
+        GF_TRY(gf_args(ctx, k, "bn_seg_mean", "mmmmuuuf", x, b.part, b.hi, b.lo, (unsigned)c, (unsigned)hw,
+                       (unsigned)S, 1.0 / M));
+        GF_TRY(gf_launch1(ctx, k, "bn_seg_mean", (size_t)c));
+        GF_TRY(bn_seg_sums(ctx, n, c, hw, x, NULL, b.lo, NULL, b.part, 1, 1, eps, 0));
+        GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_seg_var", &k));
+        GF_TRY(gf_args(ctx, k, "bn_seg_var", "mmmmmmmmuuffffii", b.part, b.hi, b.lo, b.invstd,
+                       upd ? running_mean : x, upd ? running_var : x, save ? save_mean : x, save ? save_invstd : x,
+                       (unsigned)c, (unsigned)S, 1.0 / M, (double)eps, (double)momentum, M / (M - 1.0), upd, save));
+        GF_TRY(gf_launch1(ctx, k, "bn_seg_var", (size_t)c));
+        return gf_bn_apply(ctx, n, c, hw, x, gamma, beta, b.hi, b.lo, b.invstd, y);
+    }
     /* Absent optional buffers still need a valid argument: x, never written (flags off). */
     GF_TRY(gf_args(ctx, k, "bn_train_forward", "mmmmmmmmuuufffiiiL", x, gamma, beta, upd ? running_mean : x,
                    upd ? running_var : x, y, save ? save_mean : x, save ? save_invstd : x, (unsigned)n, (unsigned)c,
@@ -76,6 +134,17 @@ gf_status gf_bn_eval_forward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem
     return gf_launch1(ctx, k, "bn_eval_forward", total);
 }
 
+/* dx element-wise from the channel sums (cl/bn.cl bn_backward_dx; train = 0: gamma * invstd * dy). */
+static gf_status bn_dx(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, cl_mem hi, cl_mem lo,
+                       cl_mem invstd, cl_mem sums, double M, int train, cl_mem dx) {
+    size_t total = (size_t)n * c * hw;
+    cl_kernel k;
+    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_backward_dx", &k));
+    GF_TRY(gf_args(ctx, k, "bn_backward_dx", "mmmmmmmmuuufi", x, dy, gamma, hi, lo, invstd, sums, dx,
+                   (unsigned)total, (unsigned)c, (unsigned)hw, 1.0 / M, train));
+    return gf_launch1(ctx, k, "bn_backward_dx", total);
+}
+
 static gf_status bn_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, cl_mem mean,
                              cl_mem stat, int train, float eps, cl_mem dx, cl_mem dgamma, cl_mem dbeta,
                              int accumulate, const char *what) {
@@ -86,9 +155,21 @@ static gf_status bn_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem
     int has_dx = dx != NULL, has_dp = dgamma != NULL;
     if (!has_dx && !has_dp) return GF_OK;
     cl_kernel k;
-    size_t L;
+    size_t L, S;
     GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_backward", &k));
-    GF_TRY(bn_local(ctx, k, n, hw, &L));
+    GF_TRY(bn_segments(ctx, k, n, hw, &L, &S));
+    if (S > 1) {   /* two levels: the channel sums, then dx element-wise as the one-group kernel computes it */
+        bn_seg_bufs b;
+        GF_TRY(bn_seg_scratch(ctx, c, S, &b));
+        GF_TRY(bn_seg_sums(ctx, n, c, hw, x, dy, mean, stat, b.part, 2, train, eps, 0));
+        GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_seg_grad", &k));
+        GF_TRY(gf_args(ctx, k, "bn_seg_grad", "mmmmmmmuuifii", b.part, stat, has_dp ? dgamma : dy,
+                       has_dp ? dbeta : dy, b.sums, b.lo, b.invstd, (unsigned)c, (unsigned)S, train, (double)eps,
+                       has_dp, accumulate != 0));
+        GF_TRY(gf_launch1(ctx, k, "bn_seg_grad", (size_t)c));
+        return has_dx ? bn_dx(ctx, n, c, hw, x, dy, gamma, mean, b.lo, b.invstd, b.sums, (double)n * hw, train, dx)
+                      : GF_OK;
+    }
     /* Absent outputs get dy as a placeholder argument, never written (flags off). */
     GF_TRY(gf_args(ctx, k, "bn_backward", "mmmmmmmmuuuifiiiiLL", x, dy, gamma, mean, stat, has_dx ? dx : dy,
                    has_dp ? dgamma : dy, has_dp ? dbeta : dy, (unsigned)n, (unsigned)c, (unsigned)hw, train,
@@ -115,9 +196,18 @@ gf_status gf_bn_eval_backward(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_me
 gf_status gf_bn_sums(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem shift, cl_mem out) {
     GF_TRY(bn_check(ctx, n, c, hw, 1.0f, "batchnorm partial sums"));
     cl_kernel k;
-    size_t L;
+    size_t L, S;
     GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_sums", &k));
-    GF_TRY(bn_local(ctx, k, n, hw, &L));
+    GF_TRY(bn_segments(ctx, k, n, hw, &L, &S));
+    if (S > 1) {
+        bn_seg_bufs b;
+        GF_TRY(bn_seg_scratch(ctx, c, S, &b));
+        GF_TRY(bn_seg_sums(ctx, n, c, hw, x, NULL, shift, NULL, b.part, 3, 1, 1.0f, shift == NULL));
+        GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_seg_pair", &k));
+        GF_TRY(gf_args(ctx, k, "bn_seg_pair", "mmmuuui", x, b.part, out, (unsigned)c, (unsigned)hw, (unsigned)S,
+                       shift == NULL));
+        return gf_launch1(ctx, k, "bn_seg_pair", (size_t)c);
+    }
     /* without a shift the kernel reads none: x stands in for the argument */
     GF_TRY(gf_args(ctx, k, "bn_sums", "mmmuuuiiLL", x, shift ? shift : x, out, (unsigned)n, (unsigned)c, (unsigned)hw,
                    shift == NULL, bn_blocked(ctx), L, L));
@@ -139,10 +229,5 @@ gf_status gf_bn_apply(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem gamma,
 gf_status gf_bn_backward_dx(gf_ctx *ctx, int n, int c, int hw, cl_mem x, cl_mem dy, cl_mem gamma, cl_mem hi,
                             cl_mem lo, cl_mem invstd, cl_mem sums, double M, cl_mem dx) {
     GF_TRY(bn_check(ctx, n, c, hw, 1.0f, "batchnorm backward dx"));
-    size_t total = (size_t)n * c * hw;
-    cl_kernel k;
-    GF_TRY(gf_kernel(ctx, "bn", NULL, "bn_backward_dx", &k));
-    GF_TRY(gf_args(ctx, k, "bn_backward_dx", "mmmmmmmmuuuf", x, dy, gamma, hi, lo, invstd, sums, dx, (unsigned)total,
-                   (unsigned)c, (unsigned)hw, 1.0 / M));
-    return gf_launch1(ctx, k, "bn_backward_dx", total);
+    return bn_dx(ctx, n, c, hw, x, dy, gamma, hi, lo, invstd, sums, M, 1, dx);
 }

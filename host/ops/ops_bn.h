@@ -12,11 +12,17 @@
  * One work-group per channel reduces in a fixed order (each lane sums its
  * share of the channel, contiguous chunks on CPU devices and every L-th value
  * on GPUs, then a fixed tree; L a power of two fixed per kernel, device and
- * n*hw), no float atomics: bitwise reproducible. GRADFEAT_BN_WALK=blocked|strided
+ * n*hw), no float atomics: bitwise reproducible. A channel whose values would
+ * make a lane walk past the item budget even at the kernel's work-group limit
+ * is cut into segments, one work-group each, whose sums a second kernel adds in
+ * segment order (two levels; also reproducible). GRADFEAT_BN_WALK=blocked|strided
  * overrides the device's walk (tests). Every launcher only enqueues. */
 #ifndef GF_OPS_BN_H
 #define GF_OPS_BN_H
 #include "gf_internal.h"
+
+/* Scratch slots of the two-level path (channels too large for one work-group, host/ops/ops_bn.c bn_plan). */
+enum { GF_BN_SLOT_PART = 4, GF_BN_SLOT_HI, GF_BN_SLOT_LO, GF_BN_SLOT_INVSTD, GF_BN_SLOT_SUMS };
 
 /* y = (x - mean_B) * invstd_B * gamma + beta with the batch statistics.
  * x, y [n, c, hw] (y may not alias x); gamma, beta [c].

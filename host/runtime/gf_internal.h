@@ -19,7 +19,7 @@ gf_memcount *gf_memcount_new(void);
 void gf_memcount_unref(gf_memcount *m);
 typedef struct gf_program_entry gf_program_entry;
 
-enum { GF_SCRATCH_SLOTS = 8 };
+enum { GF_SCRATCH_SLOTS = 10 };
 
 struct gf_ctx {
     cl_platform_id platform;
