@@ -89,6 +89,8 @@ typedef struct gf_ctx_options {
     const char *device;     /* "P:D", global index, "cpu", "gpu", or a name substring; NULL/"" = best [GRADFEAT_DEVICE] */
     const char *device_from;/* how device was given, for messages and the reason ("--device", "GRADFEAT_DEVICE=");
                                NULL = "device" */
+    uint64_t avoid_devices; /* the default choice (device NULL/"", "auto") passes over the devices whose global index
+                               i has bit i set: the CLI's fallback from a device that failed its selftest */
     gf_log_fn log;          /* warnings and notes (GF_LOG_*); NULL = none */
     void *log_user;
     int verbose;            /* also hand INFO lines to log */

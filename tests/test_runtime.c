@@ -218,6 +218,30 @@ static void test_selection(void) {
         CHECK(ctx && strstr(gf_ctx_last_error(ctx), d[0].name), "error lists the devices: %s", ctx ? gf_ctx_last_error(ctx) : "");
         gf_ctx_free(ctx);
     }
+    /* avoid_devices: the default choice passes over those devices (the CLI's selftest fallback); every one
+     * avoided is GF_ERR_NO_DEVICE saying so; a named device ignores the list */
+    {
+        gf_ctx_options o = {0};
+        o.avoid_devices = ~0ull;
+        gf_ctx *ctx;
+        st = gf_ctx_create(&o, &ctx);
+        CHECK(st == GF_ERR_NO_DEVICE && ctx && strstr(gf_ctx_last_error(ctx), "every OpenCL device failed the selftest"),
+              "every device avoided: %d %s", st, ctx ? gf_ctx_last_error(ctx) : "");
+        gf_ctx_free(ctx);
+        o.device = "0";
+        st = gf_ctx_create(&o, &ctx);
+        CHECK(st == GF_OK, "a named device ignores avoid_devices: %s", ctx ? gf_ctx_last_error(ctx) : "");
+        gf_ctx_free(ctx);
+        if (n > 1) {
+            o.device = NULL;
+            o.avoid_devices = 1;
+            st = gf_ctx_create(&o, &ctx);
+            CHECK(st == GF_OK && gf_ctx_device(ctx)->global_index != 0 &&
+                  strstr(gf_ctx_device_reason(ctx), "passed over 1 device that failed the selftest"),
+                  "device 0 avoided: %s", st == GF_OK ? gf_ctx_device_reason(ctx) : gf_ctx_last_error(ctx));
+            gf_ctx_free(ctx);
+        }
+    }
     free(d);
 }
 

@@ -38,6 +38,12 @@ int cli_ctx_open(const char *device, int verbose, gf_ctx **ctx);
 int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx);
 /* The same without the CLBlast tuning file (gradfeat tune measures CLBlast's own parameters first). */
 int cli_ctx_open_untuned(const char *device, int verbose, gf_ctx **ctx);
+/* The same without checking the default device (devcheck.c): selftest and doctor report on it themselves. */
+int cli_ctx_open_unchecked(const char *device, int verbose, gf_ctx **ctx);
+/* devcheck.c: open (the caller's gf_ctx_create with its error report) the context of opt; when no device was
+ * named and there is more than one, the chosen one must pass the selftest (its verdict kept per device, driver,
+ * paths and build in the kernel-cache folder), else it is passed over (opt->avoid_devices) for the next. */
+int cli_default_device_checked(gf_ctx_options *opt, gf_ctx **ctx, int (*open)(gf_ctx_options *, gf_ctx **));
 /* The activation cache's default folder (~/.cache/gradfeat/activations); "" (with a note on stderr) when
  * there is none: train and eval keep the trunk outputs in host memory then. */
 const char *cli_activation_cache_dir(void);

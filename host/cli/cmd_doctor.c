@@ -193,7 +193,7 @@ static int doctor_main(int argc, char **argv, cli_opts *o) {
 
     section("chosen device");
     gf_ctx *ctx;
-    rc = cli_ctx_open(device, 0, &ctx);
+    rc = cli_ctx_open_unchecked(device, 0, &ctx);
     if (rc) {
         section("result");
         printf("problem: cannot open the device (exit %d)\n", rc);

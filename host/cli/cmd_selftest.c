@@ -26,7 +26,7 @@ int cmd_selftest(int argc, char **argv) {
     if (!rc && o.first_arg < argc) rc = cli_usage_error("selftest", "unexpected argument '%s'", argv[o.first_arg]);
     if (rc) { cli_opts_free(&o); return rc == CLI_HELP ? 0 : rc; }
     gf_ctx *ctx;
-    rc = cli_ctx_open(device, verbose, &ctx);
+    rc = cli_ctx_open_unchecked(device, verbose, &ctx);
     cli_opts_free(&o);                                   /* the context does not keep the device string */
     if (rc) return rc;
     const gf_device_info *d = gf_ctx_device(ctx);

@@ -201,7 +201,18 @@ static void cli_progress(void *user, int kind, const char *line) {
     fflush(stderr);
 }
 
-static int ctx_open(const char *device, int verbose, uint64_t max_device_mem, int untuned, gf_ctx **ctx) {
+/* gf_ctx_create with the CLI's error report: 0 or the exit code. */
+static int ctx_create(gf_ctx_options *opt, gf_ctx **ctx) {
+    gf_status st = gf_ctx_create(opt, ctx);
+    if (st == GF_OK) return 0;
+    int rc = cli_fail(*ctx, st);
+    gf_ctx_free(*ctx);
+    *ctx = NULL;
+    return rc;
+}
+
+static int ctx_open(const char *device, int verbose, uint64_t max_device_mem, int untuned, int check_default,
+                    gf_ctx **ctx) {
     cli_settings s;
     char err[1400], pick[256];
     *ctx = NULL;
@@ -228,13 +239,8 @@ static int ctx_open(const char *device, int verbose, uint64_t max_device_mem, in
     opt.progress = cli_progress;
     opt.progress_live = isatty(fileno(stderr));
     opt.progress_user = opt.progress_live ? (void *)&progress_drawn : NULL;
-    gf_status st = gf_ctx_create(&opt, ctx);
-    if (st != GF_OK) {
-        int rc = cli_fail(*ctx, st);
-        gf_ctx_free(*ctx);
-        *ctx = NULL;
-        return rc;
-    }
+    int rc = check_default ? cli_default_device_checked(&opt, ctx, ctx_create) : ctx_create(&opt, ctx);
+    if (rc) return rc;
     if (verbose) {
         const gf_device_info *d = gf_ctx_device(*ctx);
         fprintf(stderr, "%s: device %d (%d:%d) %s — %s\n", cli_prog, d->global_index, d->platform_index,
@@ -244,11 +250,15 @@ static int ctx_open(const char *device, int verbose, uint64_t max_device_mem, in
 }
 
 int cli_ctx_open_budget(const char *device, int verbose, uint64_t max_device_mem, gf_ctx **ctx) {
-    return ctx_open(device, verbose, max_device_mem, 0, ctx);
+    return ctx_open(device, verbose, max_device_mem, 0, 1, ctx);
 }
 
 int cli_ctx_open_untuned(const char *device, int verbose, gf_ctx **ctx) {
-    return ctx_open(device, verbose, 0, 1, ctx);
+    return ctx_open(device, verbose, 0, 1, 1, ctx);
+}
+
+int cli_ctx_open_unchecked(const char *device, int verbose, gf_ctx **ctx) {
+    return ctx_open(device, verbose, 0, 0, 0, ctx);
 }
 
 /* Descriptors 0-2 closed by the caller (`2>&-`) would be reused by the first files opened (metrics.jsonl

@@ -394,13 +394,16 @@ static int is_cache_file(const char *dir, const char *name) {
         long pid = strtol(rest + 9, &end, 10);
         return !*end && end != rest + 9 && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
     }
-    if (strcmp(rest, ".bin")) return 0;
+    /* the CLI's selftest verdicts (host/cli/devcheck.c): selftest-<hash>.txt, "pass ..." or "fail ..." */
+    int verdict = !strncmp(name, "selftest-", 9) && dash == name + 8 && !strcmp(rest, ".txt");
+    if (strcmp(rest, ".bin") && !verdict) return 0;
     char p[1400], magic[8];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     int fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return 0;
     struct stat sb;
-    int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && read(fd, magic, 8) == 8 && !memcmp(magic, CACHE_MAGIC, 8);
+    int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && read(fd, magic, verdict ? 5 : 8) == (verdict ? 5 : 8) &&
+             (verdict ? !memcmp(magic, "pass ", 5) || !memcmp(magic, "fail ", 5) : !memcmp(magic, CACHE_MAGIC, 8));
     close(fd);
     return ok;
 }

@@ -204,16 +204,23 @@ static void list_devices(char *buf, size_t size, const dev_entry *v, int n) {
     }
 }
 
-/* Pick a device by selector; writes the reason. Returns index or -1. */
-static int select_device(const dev_entry *v, int n, const char *sel, const char *origin, char *reason, size_t rsz) {
-    int best = -1;
+/* Pick a device by selector; writes the reason. Returns index or -1. The default choice passes over the
+ * devices in avoid (bit i: global index i). */
+static int select_device(const dev_entry *v, int n, const char *sel, const char *origin, uint64_t avoid, char *reason,
+                         size_t rsz) {
+    int best = -1, avoided = 0;
     if (!sel || !*sel || !strcasecmp(sel, "auto")) {
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            if (i < 64 && (avoid >> i & 1)) { avoided++; continue; }
             if (best < 0 || device_score(&v[i].info) > device_score(&v[best].info)) best = i;
-        char note[160];
+        }
+        if (best < 0) return -1;
+        char note[160], skip[96] = "";
         cpu_order_note(v, n, best, note, sizeof note);
-        snprintf(reason, rsz, "%s%s", v[best].info.is_gpu ? "default: the largest GPU"
-                                                         : "default: no GPU found, using the CPU device", note);
+        if (avoided) snprintf(skip, sizeof skip, "; passed over %d device%s that failed the selftest", avoided,
+                              avoided > 1 ? "s" : "");
+        snprintf(reason, rsz, "%s%s%s", v[best].info.is_gpu ? "default: the largest GPU"
+                                                           : "default: no GPU found, using the CPU device", note, skip);
         return best;
     }
     if (!strcasecmp(sel, "gpu") || !strcasecmp(sel, "cpu")) {
@@ -346,7 +353,14 @@ gf_status gf_ctx_create(const gf_ctx_options *opt, gf_ctx **out) {
         return gf_fail(ctx, st, "%s", buf);
     }
     for (int i = 0; i < n; i++) cap_memory(&v[i].info, &env);
-    int pick = select_device(v, n, sel, origin, ctx->reason, sizeof ctx->reason);
+    int pick = select_device(v, n, sel, origin, opt->avoid_devices, ctx->reason, sizeof ctx->reason);
+    if (pick < 0 && (!sel || !*sel || !strcasecmp(sel, "auto"))) {
+        snprintf(ctx->err, sizeof ctx->err, "every OpenCL device failed the selftest (`gradfeat selftest --device N` "
+                 "shows which checks); choose one with --device to use it anyway. Devices:");
+        list_devices(ctx->err, sizeof ctx->err, v, n);
+        free(v);
+        return GF_ERR_NO_DEVICE;
+    }
     if (pick < 0) {
         snprintf(ctx->err, sizeof ctx->err,
                  "no OpenCL device matches %s%s'%s'. Use an index, P:D, cpu, gpu or part of a name. Devices:",
