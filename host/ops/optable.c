@@ -1729,6 +1729,13 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "groups 2", 2, 6, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2);
     RN(OP_CONV, 1, 0, "groups 3 stride 2", 7, 9, 8, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3);
     RN(OP_CONV, 1, 0, "depthwise 3x3 batch 7", 7, 5, 8, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 5); QUICK;
+    /* depthwise 3x3 stride 1 (dw_conv3_plane on CPU devices: interior columns in one pass, edges tap by tap):
+     * pads 0 and 2, asymmetric, channel multiplier 2, images narrower than the taps (no interior column) */
+    RN(OP_CONV, 1, 0, "depthwise 3x3 pad 0 batch 2", 2, 4, 9, 10, 4, 3, 3, 1, 1, 0, 0, 0, 0, 1, 4);
+    RN(OP_CONV, 1, 1, "depthwise 3x3 pad 2 x2", 2, 3, 6, 7, 6, 3, 3, 1, 1, 2, 2, 2, 2, 1, 3);
+    RN(OP_CONV, 1, 0, "depthwise 3x3 asymmetric pads", 3, 2, 7, 8, 2, 3, 3, 1, 1, 0, 2, 1, 0, 1, 2);
+    RN(OP_CONV, 1, 1, "depthwise 3x3 pad 1 2-wide 1-high", 2, 3, 1, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 3);
+    RN(OP_CONV, 1, 0, "depthwise 3x3 pad 1 15x15 batch 4 (emotion net)", 4, 8, 15, 15, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 8);
     RN(OP_CONV, 1, 0, "depthwise x2 SAME stride 2", 2, 3, 9, 8, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 3, 1);
     RN(OP_CONV, 1, 0, "depthwise 5x5 dilation 2", 1, 6, 12, 11, 6, 5, 5, 1, 1, 4, 4, 4, 4, 2, 6);
     /* chunking: a workspace for 2 images (45 x 54 floats per image), and for 1 */
