@@ -43,6 +43,54 @@ kernel void maxpool_forward(global const float *x, global float *y, global int *
     if (has_arg) argmax[i] = bi;
 }
 
+/* maxpool_forward for 3x3 windows on CPU devices: one output row per work item (range: oh, n*c); the
+ * columns whose window lies inside the image take their nine taps in one straight pass (three input rows
+ * side by side: the loop vectorises on PoCL, where the window loops kept maxpool_forward scalar), the edge
+ * columns go through the clipped window. The same rule and order as maxpool_forward: taps in row-major
+ * window order, the first maximum wins, NaN wins. */
+#define MP3_TAP(r, ok, j) if (ok) { \
+    float v_ = r[w0 + (j)]; int c_ = bi < 0 || v_ > best || isnan(v_); \
+    best = c_ ? v_ : best; bi = c_ ? (int)(r - xp) + w0 + (j) : bi; }
+kernel void maxpool3_rows(global const float *x, global float *y, global int *argmax, int has_y, int has_arg,
+                          uint NC, int H, int W, int OH, int OW, int sh, int sw, int pt, int pl)
+{
+    int oh = (int)get_global_id(0);
+    size_t nc = get_global_id(1);
+    if (oh >= OH || nc >= NC) return;
+    global const float *xp = x + nc * (size_t)H * (size_t)W;
+    size_t o = (nc * (size_t)OH + (size_t)oh) * (size_t)OW;
+    int h0 = oh * sh - pt;
+    int ok0 = h0 >= 0 && h0 < H, ok1 = h0 + 1 >= 0 && h0 + 1 < H, ok2 = h0 + 2 >= 0 && h0 + 2 < H;
+    global const float *r0 = xp + (ok0 ? h0 : 0) * W, *r1 = xp + (ok1 ? h0 + 1 : 0) * W,
+                       *r2 = xp + (ok2 ? h0 + 2 : 0) * W;
+    /* interior columns: ow * sw - pl >= 0 and ow * sw - pl + 2 < W */
+    int lo = (pl + sw - 1) / sw, hi = W - 3 + pl >= 0 ? min(OW, (W - 3 + pl) / sw + 1) : 0;
+    hi = max(hi, lo);
+    for (int ow = lo; ow < hi; ow++) {
+        int w0 = ow * sw - pl, bi = -1;
+        float best = 0.0f;
+        MP3_TAP(r0, ok0, 0) MP3_TAP(r0, ok0, 1) MP3_TAP(r0, ok0, 2)
+        MP3_TAP(r1, ok1, 0) MP3_TAP(r1, ok1, 1) MP3_TAP(r1, ok1, 2)
+        MP3_TAP(r2, ok2, 0) MP3_TAP(r2, ok2, 1) MP3_TAP(r2, ok2, 2)
+        if (has_y) y[o + ow] = best;
+        if (has_arg) argmax[o + ow] = bi;
+    }
+    int hs = max(h0, 0), he = min(h0 + 3, H);
+    for (int ow = 0; ow < OW; ow++) {
+        if (ow == lo && hi > lo) ow = hi;
+        if (ow >= OW) break;
+        int w0 = ow * sw - pl, ws = max(w0, 0), we = min(w0 + 3, W), bi = -1;
+        float best = 0.0f;
+        for (int h = hs; h < he; h++)
+            for (int w = ws; w < we; w++) {
+                float v = xp[h * W + w];
+                if (bi < 0 || v > best || isnan(v)) { best = v; bi = h * W + w; }
+            }
+        if (has_y) y[o + ow] = best;
+        if (has_arg) argmax[o + ow] = bi;
+    }
+}
+
 /* Tangent through the primal argmax: t_out[o] = t_in[argmax[o]]. */
 kernel void maxpool_tangent(global const float *t_in, global const int *argmax, global float *t_out,
                             uint total, int HW, int OHW)
