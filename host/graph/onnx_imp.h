@@ -122,9 +122,7 @@ cJSON *gfo_ints_json(const int *v, int n);
 
 /* ------------------------------------------------------------ the passes */
 
-/* onnx_fold.c: integer shape arithmetic on constant inputs (the ops gfo_is_shape_op names); *done = 0 when
- * the node is not that */
-int gfo_is_shape_op(const char *op);
+/* onnx_fold.c: integer shape arithmetic on constant inputs; *done = 0 when the node is not that */
 gf_status gfo_fold(imp *I, const Onnx__NodeProto *n, int *done);
 /* onnx_patterns.c: the GELU / LayerNorm subgraphs (I->gelu, I->lnorm, I->absorbed) and the readers of each
  * tensor, before the main pass */

@@ -225,10 +225,8 @@ gf_status gfo_node(imp *I, const Onnx__NodeProto *n) {
     }
     val *x0 = n->n_input ? gfo_get(I, n->input[0]) : NULL;
     if (!strcmp(op, "Identity") && x0 && x0->kind == V_CONST) return alias(I, out, x0);   /* torch shares equal initializers */
-    if (gfo_is_shape_op(op) && n->n_output == 1) {
-        int done = 0;
-        if ((st = gfo_fold(I, n, &done)) || done) return st;
-    }
+    int done = 0;
+    if ((st = gfo_fold(I, n, &done)) || done) return st;
     if (!supported(op)) {
         if ((st = note_bad(I, op, who))) return st;
         return poison(I, n);
