@@ -113,7 +113,7 @@ vg predict_bad_jpeg 5 "$G" predict "$M" "$SRC/tests/data/jpeg-undefined-huffman-
 vg predict_adapted 0 "$G" predict "$T/run/full.safetensors" "$T/folder/c1/1.png" --json
 # an error exit frees what it holds too
 vg err_model 5 "$G" info "$T/data.csv"
-# native ONNX loading (host/graph/onnx_import.c): GELU/LayerNorm/channels-last patterns, shape arithmetic,
+# native ONNX loading (host/graph/onnx_*.c): GELU/LayerNorm/channels-last patterns, shape arithmetic,
 # convert, a truncated file, a convert whose output cannot be written (after a complete import)
 O="$SRC/tests/fuzz/corpus/onnx"
 vg info_onnx 0 "$G" info "$O/ops17.onnx"

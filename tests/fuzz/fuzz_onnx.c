@@ -1,4 +1,4 @@
-/* libFuzzer: native ONNX loading (host/graph/onnx_import.c: protobuf-c parse with bounded nesting, initializers,
+/* libFuzzer: native ONNX loading (host/graph/onnx_*.c: protobuf-c parse with bounded nesting, initializers,
  * shape arithmetic, op mapping, then the model loader on the imported file image) on a file holding the fuzz
  * input. A file either loads or fails with a message; a model that loaded passes every query of the public API
  * (fuzz_model_check.h), and `gradfeat convert`'s file of it loads as the same model. */
