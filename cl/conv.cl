@@ -514,15 +514,21 @@ kernel void dw_backward_weight_serial(global const float *x, global const float 
     valid_cols(off, W, SW, OW, &lo, &hi);
     int n = r0 / OH, oh = r0 - n * OH;
     float s = 0.0f;
+    /* stride 1: eight partial sums, lane k taking the columns lo + 8m + k of every row (vector loads), then the
+     * columns past the last whole eight one by one into s; the lanes are added to s in order at the end */
+    float8 s8 = (float8)(0.0f);
+    int lo8 = SW == 1 ? lo + (hi - lo) / 8 * 8 : lo;
     for (int r = r0; r < r1; r++) {
         int ih = oh * SH - PT + i * DH;
         if (ih >= 0 && ih < H) {
             global const float *gr = g + ((size_t)(n * CO + co) * OH + oh) * OW;
             global const float *xr = x + ((size_t)(n * C + ci) * H + ih) * W + off;
-            for (int ow = lo; ow < hi; ow++) s += gr[ow] * xr[ow * SW];
+            for (int ow = lo; ow < lo8; ow += 8) s8 += vload8(0, gr + ow) * vload8(0, xr + ow);
+            for (int ow = lo8; ow < hi; ow++) s += gr[ow] * xr[ow * SW];
         }
         if (++oh == OH) { oh = 0; n++; }
     }
+    s += ((s8.s0 + s8.s1) + (s8.s2 + s8.s3)) + ((s8.s4 + s8.s5) + (s8.s6 + s8.s7));
     if (N * OH <= rows) store_acc(gW + widx, accumulate, s);   /* one tile */
     else part[get_global_id(0)] = s;
 }
