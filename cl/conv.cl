@@ -408,7 +408,7 @@ kernel void dw_conv_plane(global const float *xa, global const float *Wa, int ha
  * columns whose three taps are all inside the image take every tap of both terms in one pass over the
  * row, the three input rows read side by side (contiguous: the loop vectorises); the edge columns go tap
  * by tap as in dw_conv_plane. Each output gets bias, then term a's taps, then term b's, in (i, j) order:
- * dw_conv_plane's sums. */
+ * dw_conv_plane's sums. The nine weights of each term are read once, into registers. */
 #define DW3_ROW(x, w, ok, r) if (ok) { \
     v += w[3 * (r)] * x[ow - 1]; v += w[3 * (r) + 1] * x[ow]; v += w[3 * (r) + 2] * x[ow + 1]; }
 kernel void dw_conv3_plane(global const float *xa, global const float *Wa, int has_a,
@@ -422,7 +422,12 @@ kernel void dw_conv3_plane(global const float *xa, global const float *Wa, int h
     size_t base = ((size_t)n * C + co / M) * H * W;
     float b0 = has_bias ? bias[co] : 0.0f;
     global float *yp = y + (size_t)q * OH * OW;
-    global const float *xpa = xa + base, *xpb = xb + base, *wa = Wa + co * 9, *wb = Wb + co * 9;
+    global const float *xpa = xa + base, *xpb = xb + base;
+    float wa[9], wb[9];
+    for (int k = 0; k < 9; k++) {
+        wa[k] = has_a ? Wa[co * 9 + k] : 0.0f;
+        wb[k] = has_b ? Wb[co * 9 + k] : 0.0f;
+    }
     /* interior columns: iw = ow - PL + j inside [0, W) for j = 0, 1, 2 */
     int lo = max(PL, 0), hi = min(OW, W - 2 + PL);
     hi = max(hi, lo);
@@ -450,13 +455,13 @@ kernel void dw_conv3_plane(global const float *xa, global const float *Wa, int h
             float v = b0;
             for (int term = 0; term < 2; term++) {
                 if (term == 0 ? !has_a : !has_b) continue;
-                global const float *xp = term == 0 ? xpa : xpb, *wp = term == 0 ? wa : wb;
+                global const float *xp = term == 0 ? xpa : xpb;
                 for (int i = 0; i < 3; i++) {
                     int r = ih + i;
                     if (r < 0 || r >= H) continue;
                     for (int j = 0; j < 3; j++) {
                         int c = ow - PL + j;
-                        if (c >= 0 && c < W) v += wp[i * 3 + j] * xp[r * W + c];
+                        if (c >= 0 && c < W) v += (term == 0 ? wa[i * 3 + j] : wb[i * 3 + j]) * xp[r * W + c];
                     }
                 }
             }

@@ -372,6 +372,11 @@ static gf_status gemm_colgrad(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_m
     return GF_OK;
 }
 
+/* 3x3 taps, stride 1, dilation 1: the depthwise row kernel dw_conv3_plane (CPU-style paths). */
+static int dw3_plane(const gf_conv_desc *d) {
+    return d->kh == 3 && d->kw == 3 && d->stride_h == 1 && d->stride_w == 1 && d->dil_h == 1 && d->dil_w == 1;
+}
+
 /* Depthwise direct: y = Wa*xa (has_a) + Wb*xb (has_b) + bias. */
 static gf_status run_dw_conv(gf_ctx *ctx, const gf_conv_desc *d, cl_mem xa, cl_mem Wa, cl_mem xb, cl_mem Wb,
                              cl_mem bias, cl_mem y) {
@@ -381,7 +386,7 @@ static gf_status run_dw_conv(gf_ctx *ctx, const gf_conv_desc *d, cl_mem xa, cl_m
     int has_a = xa && Wa, has_b = xb && Wb;
     size_t per_row = (size_t)d->w_out + 2 + 2 * (size_t)d->kh * (1 + (size_t)d->kw * ((size_t)d->w_out + 1));
     int rows = item_rows(ctx, per_row, 2, d->h_out);
-    if (plane && d->kh == 3 && d->kw == 3 && d->stride_h == 1 && d->stride_w == 1 && d->dil_h == 1 && d->dil_w == 1) {
+    if (plane && dw3_plane(d)) {
         /* 3x3 stride 1 (cl/conv.cl dw_conv3_plane): the interior columns in one vectorised pass, 2-3x the
          * general plane kernel on PoCL (emotion net's 15x15 and 29x29 planes, batch 64) */
         GF_TRY(kern(ctx, "dw_conv3_plane", &k));
