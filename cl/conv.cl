@@ -268,6 +268,35 @@ kernel void reduce_nc(global const float *g, global float *gb, int accumulate, i
     }
 }
 
+/* reduce_nc on CPU-style paths: one work item per (channel, slice) walks its slice of the N*P values in runs
+ * of one plane, eight partial sums taken with vector loads and the rest one by one, added in a fixed order
+ * (reduce_nc's lanes stride across planes with a division per value and stay scalar on PoCL). */
+kernel void reduce_nc_rows(global const float *g, global float *gb, int accumulate, int N, int C, int P,
+                           int slices, global float *part)
+{
+    int q = (int)get_global_id(0);
+    if (q >= C * slices) return;
+    int c = q / slices, sl = q - c * slices;
+    int total = N * P, len = (total + slices - 1) / slices;
+    int k = sl * len, k1 = min(total, k + len);
+    float s = 0.0f;
+    float8 s8 = (float8)(0.0f);
+    int n = k / P, p = k - n * P;
+    while (k < k1) {
+        int run = min(P - p, k1 - k);
+        global const float *gp = g + ((size_t)n * C + c) * P + p;
+        int r8 = run / 8 * 8;
+        for (int i = 0; i < r8; i += 8) s8 += vload8(0, gp + i);
+        for (int i = r8; i < run; i++) s += gp[i];
+        k += run;
+        p = 0;
+        n++;
+    }
+    s += ((s8.s0 + s8.s1) + (s8.s2 + s8.s3)) + ((s8.s4 + s8.s5) + (s8.s6 + s8.s7));
+    if (slices > 1) part[q] = s;
+    else store_acc(gb + c, accumulate, s);
+}
+
 /* Depthwise (groups == C, channel multiplier M, Cout = C*M), direct:
  * y = Wa * xa (if has_a) + Wb * xb (if has_b) + bias (if has_bias).
  * Forward: a = (x, W). Tangent: a = (x, Wt), b = (t_in, W), bias = bt. */

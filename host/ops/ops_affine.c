@@ -333,10 +333,23 @@ static gf_status run_sum_partials(gf_ctx *ctx, cl_mem part, cl_mem out, int acc,
 }
 
 /* gb[c] (+)= sum over n, p of g[n, c, p]. */
-static gf_status run_reduce(gf_ctx *ctx, cl_mem g, cl_mem gb, int acc, int N, int C, int P) {
+/* gb[c] (+)= sum of g over n and p; rows: the CPU-style kernel (reduce_nc_rows), else the work-group one. */
+static gf_status run_reduce(gf_ctx *ctx, int rows, cl_mem g, cl_mem gb, int acc, int N, int C, int P) {
     cl_kernel k;
     int slices;
     cl_mem part;
+    if (rows) {   /* CPU-style: an item per (channel, slice), contiguous runs; a slice's values within
+                                * the item budget */
+        size_t total = (size_t)N * P, S = (total + ctx->item_budget - 1) / ctx->item_budget;
+        slices = (int)(S > 1 ? S : 1);
+        part = NULL;
+        if (slices > 1) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_PART, (size_t)C * slices * sizeof(float), &part));
+        GF_TRY(kern(ctx, "reduce_nc_rows", &k));
+        GF_TRY(gf_args(ctx, k, "reduce_nc_rows", "mmiiiiim", g, gb, acc, N, C, P, slices, part ? part : gb));
+        GF_TRY(launch1(ctx, k, "reduce_nc_rows", (size_t)C * slices));
+        if (slices > 1) GF_TRY(run_sum_partials(ctx, part, gb, acc, (size_t)C, slices));
+        return GF_OK;
+    }
     GF_TRY(red_slices(ctx, (size_t)C, (size_t)N * P, 1, &slices, &part));
     GF_TRY(kern(ctx, "reduce_nc", &k));
     GF_TRY(gf_args(ctx, k, "reduce_nc", "mmiiiiim", g, gb, acc, N, C, P, slices, part ? part : gb));
@@ -653,7 +666,7 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
     }
     if (gb) {
         GF_TRY(need_buf(ctx, op, "gb", gb, (size_t)d->c_out));
-        GF_TRY(run_reduce(ctx, g, gb, acc, d->n, d->c_out, (int)s.P));
+        GF_TRY(run_reduce(ctx, plane_kernels(ctx, d), g, gb, acc, d->n, d->c_out, (int)s.P));
     }
     if (!gx && !gW) return GF_OK;
     if (gf_conv_is_depthwise(d)) {
@@ -799,7 +812,7 @@ gf_status gf_linear_backward(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_m
     }
     if (gb) {
         GF_TRY(need_buf(ctx, op, "gb", gb, (size_t)out));
-        GF_TRY(run_reduce(ctx, g, gb, accumulate ? 1 : 0, n, out, 1));
+        GF_TRY(run_reduce(ctx, ctx->conv_plane, g, gb, accumulate ? 1 : 0, n, out, 1));
     }
     return GF_OK;
 }
