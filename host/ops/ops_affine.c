@@ -332,14 +332,12 @@ static gf_status run_sum_partials(gf_ctx *ctx, cl_mem part, cl_mem out, int acc,
     return launch1(ctx, k, "sum_partials", count);
 }
 
-/* gb[c] (+)= sum over n, p of g[n, c, p]. */
-/* gb[c] (+)= sum of g over n and p; rows: the CPU-style kernel (reduce_nc_rows), else the work-group one. */
+/* gb[c] (+)= sum over n, p of g[n, c, p]; rows: the CPU-style kernel (reduce_nc_rows), else the work-group one. */
 static gf_status run_reduce(gf_ctx *ctx, int rows, cl_mem g, cl_mem gb, int acc, int N, int C, int P) {
     cl_kernel k;
     int slices;
     cl_mem part;
-    if (rows) {   /* CPU-style: an item per (channel, slice), contiguous runs; a slice's values within
-                                * the item budget */
+    if (rows) {   /* an item per (channel, slice) walking contiguous runs; a slice's values within the item budget */
         size_t total = (size_t)N * P, S = (total + ctx->item_budget - 1) / ctx->item_budget;
         slices = (int)(S > 1 ? S : 1);
         part = NULL;
