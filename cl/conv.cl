@@ -790,3 +790,184 @@ kernel void wino_filter_rows(global const float *restrict Wt, global float *rest
     global float *u = U + u_off + o * CI;
     for (int i = i0; i < i1; i++) wino_filter_one(Wt, o, i, CO, CI, flip, u + i, CO * CI);
 }
+
+/* ---- Winograd F(4x4, 3x3): the layout above with 4x4 output tiles, TH = ceil(OH/4) by TW = ceil(OW/4) per
+ * image; tile (th, tw) reads the 6x6 input patch at rows 4*th - PT + 0..5, columns 4*tw - PL + 0..5, and V, U
+ * and M have 36 planes. Fewer products than F(2x2, 3x3) (36 per 16 outputs against 16 per 4; the direct conv
+ * has 9 per output) for larger transforms and rounding errors a few times larger (entries up to 8 and 1/24):
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]   (the points 0, 1, -1, 2, -2 and infinity).
+ * The one-dimensional transforms are applied to the columns, then to the rows of a tile. They are macros, not
+ * functions: PoCL left such helpers as calls with the tiles in memory (2-3x slower); inline, the compiler keeps
+ * a tile in registers and vectorises across work items. ---- */
+
+/* r[0], r[rs], ..., r[5 rs] = B^T (d[0], d[s], ..., d[5 s]) */
+#define WINO4_BT(d, s, r, rs) do { \
+        float d0_ = (d)[0], d1_ = (d)[s], d2_ = (d)[2 * (s)], d3_ = (d)[3 * (s)], d4_ = (d)[4 * (s)]; \
+        float d5_ = (d)[5 * (s)]; \
+        (r)[0] = 4.0f * (d0_ - d2_) + (d4_ - d2_); \
+        (r)[rs] = (d3_ + d4_) - 4.0f * (d1_ + d2_); \
+        (r)[2 * (rs)] = 4.0f * (d1_ - d2_) + (d4_ - d3_); \
+        (r)[3 * (rs)] = 2.0f * (d3_ - d1_) + (d4_ - d2_); \
+        (r)[4 * (rs)] = 2.0f * (d1_ - d3_) + (d4_ - d2_); \
+        (r)[5 * (rs)] = 4.0f * (d1_ - d3_) + (d5_ - d3_); \
+    } while (0)
+
+/* r[0], r[rs], ..., r[3 rs] = A^T (m[0], m[s], ..., m[5 s]) */
+#define WINO4_AT(m, s, r, rs) do { \
+        float s12_ = (m)[s] + (m)[2 * (s)], d12_ = (m)[s] - (m)[2 * (s)]; \
+        float s34_ = (m)[3 * (s)] + (m)[4 * (s)], d34_ = (m)[3 * (s)] - (m)[4 * (s)]; \
+        (r)[0] = (m)[0] + s12_ + s34_; \
+        (r)[rs] = d12_ + 2.0f * d34_; \
+        (r)[2 * (rs)] = s12_ + 4.0f * s34_; \
+        (r)[3 * (rs)] = d12_ + 8.0f * d34_ + (m)[5 * (s)]; \
+    } while (0)
+
+/* r[0], r[rs], ..., r[5 rs] = G (g[0], g[s], g[2 s]) (products by the rounded constants, not divisions: the same
+ * bits on every device) */
+#define WINO4_G(g, s, r, rs) do { \
+        float g0_ = (g)[0], g1_ = (g)[s], g2_ = (g)[2 * (s)], g02_ = g0_ + g2_, g04_ = g0_ + 4.0f * g2_; \
+        (r)[0] = 0.25f * g0_; \
+        (r)[rs] = -(1.0f / 6.0f) * (g02_ + g1_); \
+        (r)[2 * (rs)] = -(1.0f / 6.0f) * (g02_ - g1_); \
+        (r)[3 * (rs)] = (1.0f / 24.0f) * (g04_ + 2.0f * g1_); \
+        (r)[4 * (rs)] = (1.0f / 24.0f) * (g04_ - 2.0f * g1_); \
+        (r)[5 * (rs)] = g2_; \
+    } while (0)
+
+/* the 36 values B^T d B of the 6x6 patch d (float[36], row-major) into v[xi * plane], xi = 6i + j */
+#define WINO4_INPUT_TILE(d, v, plane) do { \
+        float b_[36], o_[36]; \
+        for (int j_ = 0; j_ < 6; j_++) WINO4_BT(d + j_, 6, b_ + j_, 6); \
+        for (int i_ = 0; i_ < 6; i_++) WINO4_BT(b_ + 6 * i_, 1, o_ + 6 * i_, 1); \
+        for (int x_ = 0; x_ < 36; x_++) (v)[x_ * (plane)] = o_[x_]; \
+    } while (0)
+
+/* y[i * OW + j] (+)= (A^T m A)[i][j] + bias, i < rows, j < cols, of the 36 values mp[xi * plane] */
+#define WINO4_OUTPUT_TILE(mp, plane, y, OW, rows, cols, accumulate, bias) do { \
+        float m_[36], a_[24], o_[16]; \
+        for (int x_ = 0; x_ < 36; x_++) m_[x_] = (mp)[x_ * (plane)]; \
+        for (int j_ = 0; j_ < 6; j_++) WINO4_AT(m_ + j_, 6, a_ + j_, 6); \
+        for (int i_ = 0; i_ < 4; i_++) WINO4_AT(a_ + 6 * i_, 1, o_ + 4 * i_, 1); \
+        for (int i_ = 0; i_ < (rows); i_++) \
+            for (int j_ = 0; j_ < (cols); j_++) store_acc((y) + i_ * (OW) + j_, accumulate, o_[4 * i_ + j_] + (bias)); \
+    } while (0)
+
+/* G g G^T of the 3x3 filter (o, i) of Wt into u[0], u[plane], ..., u[35 plane]; flip as in wino_filter */
+#define WINO4_FILTER(Wt, o, i, CO, CI, flip, u, plane) do { \
+        float g_[9], a_[18], r_[36]; \
+        global const float *w_ = (flip) ? (Wt) + ((i) * (CO) + (o)) * 9 : (Wt) + ((o) * (CI) + (i)) * 9; \
+        for (int k_ = 0; k_ < 9; k_++) g_[k_] = w_[(flip) ? 8 - k_ : k_]; \
+        for (int s_ = 0; s_ < 3; s_++) WINO4_G(g_ + s_, 3, a_ + s_, 3); \
+        for (int k_ = 0; k_ < 6; k_++) WINO4_G(a_ + 3 * k_, 1, r_ + 6 * k_, 1); \
+        for (int x_ = 0; x_ < 36; x_++) (u)[x_ * (plane)] = r_[x_]; \
+    } while (0)
+
+/* V for images n0.. of x, one work item per (c, t), q = c*T + t (as wino_input) */
+kernel void wino4_input(global const float *restrict x, int x_off, global float *restrict V, int nb, int C, int H,
+                        int W, int PT, int PL, int TH, int TW)
+{
+    int tpi = TH * TW, T = nb * tpi;
+    int q = (int)get_global_id(0);
+    if (q >= C * T) return;
+    int c = q / T, t = q - c * T;
+    int nl = t / tpi, r = t - nl * tpi;
+    int th = r / TW, tw = r - th * TW;
+    int h0 = 4 * th - PT, w0 = 4 * tw - PL;
+    global const float *xp = x + x_off + (nl * C + c) * H * W;
+    float d[36];
+    for (int i = 0; i < 6; i++) {
+        int ih = h0 + i;
+        for (int j = 0; j < 6; j++) {
+            int iw = w0 + j;
+            d[6 * i + j] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xp[ih * W + iw] : 0.0f;
+        }
+    }
+    WINO4_INPUT_TILE(d, V + q, C * T);
+}
+
+kernel void wino4_filter(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI, int flip)
+{
+    int q = (int)get_global_id(0);
+    if (q >= CO * CI) return;
+    int o = q / CI, i = q - o * CI;
+    WINO4_FILTER(Wt, o, i, CO, CI, flip, U + u_off + q, CO * CI);
+}
+
+/* y tiles of images n0.. (+)= A^T M A (+ b[k]) inside OH x OW, one work item per (k, t), q = k*T + t */
+kernel void wino4_output(global const float *restrict M, global float *restrict y, int y_off,
+                         global const float *restrict b, int has_b, int accumulate, int nb, int K, int OH, int OW,
+                         int TH, int TW)
+{
+    int tpi = TH * TW, T = nb * tpi;
+    int q = (int)get_global_id(0);
+    if (q >= K * T) return;
+    int k = q / T, t = q - k * T;
+    int nl = t / tpi, r = t - nl * tpi;
+    int th = r / TW, tw = r - th * TW;
+    global float *yp = y + y_off + (nl * K + k) * OH * OW + 4 * th * OW + 4 * tw;
+    float bias = has_b ? b[k] : 0.0f;
+    WINO4_OUTPUT_TILE(M + q, K * T, yp, OW, min(4, OH - 4 * th), min(4, OW - 4 * tw), accumulate, bias);
+}
+
+/* CPU variants: one work item per row of tiles, as wino_input_rows / wino_output_rows / wino_filter_rows */
+kernel void wino4_input_rows(global const float *restrict x, int x_off, global float *restrict V, int nb, int C,
+                             int H, int W, int PT, int PL, int TH, int TW)
+{
+    int q = (int)get_global_id(0);
+    if (q >= C * nb * TH) return;
+    int c = q / (nb * TH), r = q - c * (nb * TH);
+    int nl = r / TH, th = r - nl * TH;
+    int T = nb * TH * TW, plane = C * T;
+    global const float *xp = x + x_off + (nl * C + c) * H * W;
+    global float *v = V + c * T + (nl * TH + th) * TW;
+    int h0 = 4 * th - PT;
+    int ok[6], all = 1;
+    for (int i = 0; i < 6; i++) all &= ok[i] = h0 + i >= 0 && h0 + i < H;
+    /* tiles [lo, hi) read columns inside the image (4tw - PL >= 0, 4tw - PL + 5 < W): no tests there */
+    int lo = min((PL + 3) / 4, TW), hi = W - 6 + PL < 0 ? lo : clamp((W - 6 + PL) / 4 + 1, lo, TW);
+    for (int tw = 0; tw < TW; tw++) {
+        int w0 = 4 * tw - PL;
+        float d[36];
+        if (all && tw >= lo && tw < hi) {
+            global const float *xr = xp + h0 * W + w0;
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) d[6 * i + j] = xr[i * W + j];
+        } else {
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) {
+                    int iw = w0 + j;
+                    d[6 * i + j] = ok[i] && iw >= 0 && iw < W ? xp[(h0 + i) * W + iw] : 0.0f;
+                }
+        }
+        WINO4_INPUT_TILE(d, v + tw, plane);
+    }
+}
+
+kernel void wino4_output_rows(global const float *restrict M, global float *restrict y, int y_off,
+                              global const float *restrict b, int has_b, int accumulate, int nb, int K, int OH,
+                              int OW, int TH, int TW)
+{
+    int q = (int)get_global_id(0);
+    if (q >= K * nb * TH) return;
+    int k = q / (nb * TH), r = q - k * (nb * TH);
+    int nl = r / TH, th = r - nl * TH;
+    int T = nb * TH * TW;
+    global const float *mp = M + k * T + (nl * TH + th) * TW;
+    global float *yp = y + y_off + (nl * K + k) * OH * OW + 4 * th * OW;
+    float bias = has_b ? b[k] : 0.0f;
+    int rows = min(4, OH - 4 * th);
+    for (int tw = 0; tw < TW; tw++)
+        WINO4_OUTPUT_TILE(mp + tw, K * T, yp + 4 * tw, OW, rows, min(4, OW - 4 * tw), accumulate, bias);
+}
+
+kernel void wino4_filter_rows(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI,
+                              int flip, int blk)
+{
+    int nblk = (CI + blk - 1) / blk, q = (int)get_global_id(0);
+    if (q >= CO * nblk) return;
+    int o = q / nblk, i0 = (q - o * nblk) * blk, i1 = min(CI, i0 + blk);
+    global float *u = U + u_off + o * CI;
+    for (int i = i0; i < i1; i++) WINO4_FILTER(Wt, o, i, CO, CI, flip, u + i, CO * CI);
+}

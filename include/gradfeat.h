@@ -103,8 +103,9 @@ typedef struct gf_ctx_options {
     const char *paths;      /* "auto", "cpu" or "gpu": every path below at once [GRADFEAT_PATHS] */
     const char *conv_kernels;/* "plane" (CPU style) or "element" (GPU style) [GRADFEAT_CONV_KERNELS] */
     const char *bn_walk;    /* "blocked" (CPU) or "strided" (GPU) [GRADFEAT_BN_WALK] */
-    const char *conv_algo;  /* 3x3 stride-1 convolutions: "auto" (Winograd F(2x2,3x3) when both channel counts are
-                               at least 256 and the batch has at least 512 2x2 output tiles, else direct), "direct" (im2col + GEMM) or "winograd"; not part of
+    const char *conv_algo;  /* 3x3 stride-1 convolutions: "auto" (Winograd F(4x4,3x3) for frozen weights when both channel
+                               counts are at least 256 and the batch has at least 512 2x2 output tiles, else direct),
+                               "direct" (im2col + GEMM), "winograd" (F(2x2,3x3)) or "winograd4" (F(4x4,3x3)); not part of
                                paths (a choice by shape, not by device type) [GRADFEAT_CONV_ALGO] */
     const char *gemm;       /* "host" (host BLAS, CPU devices sharing memory) or "clblast"
                                [GRADFEAT_GEMM; GRADFEAT_HOST_BLAS=0 means clblast] */

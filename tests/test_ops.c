@@ -82,10 +82,13 @@ static const variant variants[N_VARIANTS] = {
     [V_SLICES16] = {"slices16", NULL, NULL, 16, GF_CONV_VARIANT_ELEMENT, 0, 1},
     /* the algorithm of 3x3 stride-1 convs (GRADFEAT_CONV_ALGO): direct forced, Winograd F(2x2, 3x3) forced with the
      * CPU-style transform kernels (rows of tiles) and the context's GEMM (host BLAS on PoCL), and Winograd with the
-     * per-tile transform kernels and CLBlast's strided batched GEMM */
+     * per-tile transform kernels and CLBlast's strided batched GEMM; the same two for F(4x4, 3x3) */
     [V_DIRECT] = {"direct", NULL, NULL, 0, GF_CONV_VARIANT_AUTO, 1, 1, "direct"},
     [V_WINOGRAD] = {"winograd", NULL, NULL, 0, GF_CONV_VARIANT_PLANE, 1, 1, "winograd"},
     [V_WINO_CLBLAST] = {"wino-clblast", "clblast", NULL, 0, GF_CONV_VARIANT_ELEMENT, 1, 1, "winograd"},
+    /* the same two for F(4x4, 3x3) */
+    [V_WINOGRAD4] = {"winograd4", NULL, NULL, 0, GF_CONV_VARIANT_PLANE, 1, 1, "winograd4"},
+    [V_WINO4_CLBLAST] = {"wino4-clblast", "clblast", NULL, 0, GF_CONV_VARIANT_ELEMENT, 1, 1, "winograd4"},
     /* batch norm: both lane walks (CPU: blocked, GPU: strided), the blocked walk with a small item budget
      * (more lanes per channel than 16), and both walks in segments (two levels: work-groups capped at 32 lanes
      * with 4 values per lane, as on llvmpipe with a large channel; rows of more than 128 values per channel) */
@@ -615,32 +618,39 @@ static void conv_once(gf_ctx *ctx) {
     CHECK(gf_conv2d_forward(ctx, &d, x, W, NULL, y) == GF_ERR_USAGE && strstr(gf_ctx_last_error(ctx), "y "),
           "small y accepted or message unclear: %s", gf_ctx_last_error(ctx));
     gf_buf_release(&x); gf_buf_release(&W); gf_buf_release(&y);
-    /* the algorithm auto picks (GF_CONV_ALGO_*): Winograd only for 3x3 stride-1 dilation-1 ungrouped convs with
-     * both channel counts >= GF_WINO_MIN_CHANNELS and >= GF_WINO_MIN_TILES 2x2 output tiles */
-    static const struct { int n, c, hw, k, stride, dil, groups, algo, want; } auto_cases[] = {
-        {64, 512, 7, 3, 1, 1, 1, 0, 1},    /* W1: 64 x 16 tiles */
-        {32, 512, 7, 3, 1, 1, 1, 0, 1},    /* 512 tiles */
-        {16, 512, 7, 3, 1, 1, 1, 0, 0},    /* 256 tiles */
-        {64, 128, 28, 3, 1, 1, 1, 0, 0},   /* 128 channels */
-        {64, 512, 7, 3, 2, 1, 1, 0, 0},    /* stride 2 */
-        {64, 512, 9, 3, 1, 2, 1, 0, 0},    /* dilation 2 */
-        {64, 512, 7, 3, 1, 1, 2, 0, 0},    /* groups 2 */
-        {64, 512, 7, 1, 1, 1, 1, 0, 0},    /* 1x1 */
-        {1, 4, 5, 3, 1, 1, 1, GF_CONV_ALGO_WINOGRAD, 1},
-        {64, 512, 7, 3, 1, 1, 1, GF_CONV_ALGO_DIRECT, 0},
-        {64, 512, 7, 3, 2, 1, 1, GF_CONV_ALGO_WINOGRAD, 0},   /* forced, but not a Winograd shape */
+    /* the algorithm auto picks (GF_CONV_ALGO_*): Winograd F(4x4, 3x3) only for 3x3 stride-1 dilation-1 ungrouped
+     * convs of frozen weights (desc.fixed) with both channel counts >= GF_WINO_MIN_CHANNELS and
+     * >= GF_WINO_MIN_TILES 2x2 output tiles */
+    static const struct { int n, c, hw, k, stride, dil, groups, fixed, algo, want; } auto_cases[] = {
+        {64, 512, 7, 3, 1, 1, 1, 1, 0, 4},    /* W1: 64 x 16 tiles, θ̄ frozen: F(4x4, 3x3) */
+        {64, 512, 7, 3, 1, 1, 1, 0, 0, 0},    /* the same with weights that move (fine-tuning) */
+        {32, 512, 7, 3, 1, 1, 1, 1, 0, 4},    /* 512 tiles */
+        {16, 512, 7, 3, 1, 1, 1, 1, 0, 0},    /* 256 tiles */
+        {64, 128, 28, 3, 1, 1, 1, 1, 0, 0},   /* 128 channels */
+        {64, 512, 7, 3, 2, 1, 1, 1, 0, 0},    /* stride 2 */
+        {64, 512, 9, 3, 1, 2, 1, 1, 0, 0},    /* dilation 2 */
+        {64, 512, 7, 3, 1, 1, 2, 1, 0, 0},    /* groups 2 */
+        {64, 512, 7, 1, 1, 1, 1, 1, 0, 0},    /* 1x1 */
+        {1, 4, 5, 3, 1, 1, 1, 0, GF_CONV_ALGO_WINOGRAD, 2},
+        {1, 4, 5, 3, 1, 1, 1, 0, GF_CONV_ALGO_WINOGRAD4, 4},
+        {64, 512, 7, 3, 1, 1, 1, 1, GF_CONV_ALGO_DIRECT, 0},
+        {64, 512, 7, 3, 2, 1, 1, 0, GF_CONV_ALGO_WINOGRAD, 0},   /* forced, but not a Winograd shape */
+        {64, 512, 7, 3, 1, 2, 1, 0, GF_CONV_ALGO_WINOGRAD4, 0},
     };
+    gf_conv_fixed kept = {0};   /* never used: gf_conv_uses_winograd only looks whether there is one */
     for (size_t i = 0; i < sizeof auto_cases / sizeof auto_cases[0]; i++) {
         REQUIRE_OK(ctx, gf_conv_desc_simple(ctx, &d, auto_cases[i].n, auto_cases[i].c, auto_cases[i].hw,
                                             auto_cases[i].hw, auto_cases[i].c, auto_cases[i].k, auto_cases[i].stride,
                                             auto_cases[i].k / 2 * auto_cases[i].dil, auto_cases[i].dil,
                                             auto_cases[i].groups));
         d.algo = auto_cases[i].algo;
+        d.fixed = auto_cases[i].fixed ? &kept : NULL;
         int want = auto_cases[i].want;
-        if (!d.algo && current_variant->conv_algo) want = want && strcmp(current_variant->conv_algo, "direct");
-        if (!d.algo && current_variant->conv_algo && !strcmp(current_variant->conv_algo, "winograd"))
-            want = auto_cases[i].k == 3 && auto_cases[i].stride == 1 && auto_cases[i].dil == 1 && auto_cases[i].groups == 1;
-        CHECK(gf_conv_uses_winograd(ctx, &d) == want, "conv algorithm case %zu: Winograd %d, want %d", i,
+        const char *forced = d.algo ? NULL : current_variant->conv_algo;   /* the variant's GRADFEAT_CONV_ALGO */
+        int shape = auto_cases[i].k == 3 && auto_cases[i].stride == 1 && auto_cases[i].dil == 1 &&
+                    auto_cases[i].groups == 1;
+        if (forced) want = !strcmp(forced, "winograd") ? 2 * shape : !strcmp(forced, "winograd4") ? 4 * shape : 0;
+        CHECK(gf_conv_uses_winograd(ctx, &d) == want, "conv algorithm case %zu: Winograd tile %d, want %d", i,
               gf_conv_uses_winograd(ctx, &d), want);
     }
     conv_bn_fold(ctx);

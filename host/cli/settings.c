@@ -84,7 +84,12 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
     if ((rc = path_env(s, "paths", "GRADFEAT_PATHS", "kernel path", "cpu", "gpu", &o->paths, err, n))) return rc;
     if ((rc = path_env(s, "conv kernels", "GRADFEAT_CONV_KERNELS", "kernel path", "plane", "element", &o->conv_kernels, err, n))) return rc;
     if ((rc = path_env(s, "BN walk", "GRADFEAT_BN_WALK", "kernel path", "blocked", "strided", &o->bn_walk, err, n))) return rc;
-    if ((rc = path_env(s, "conv algorithm", "GRADFEAT_CONV_ALGO", "conv algorithm", "direct", "winograd", &o->conv_algo, err, n))) return rc;
+    const char *ca = env("GRADFEAT_CONV_ALGO");
+    o->conv_algo = ca;
+    if (ca && strcasecmp(ca, "auto") && strcasecmp(ca, "direct") && strcasecmp(ca, "winograd") && strcasecmp(ca, "winograd4"))
+        return gf_fail_msg(err, n, GF_ERR_USAGE, "GRADFEAT_CONV_ALGO='%s' is not a conv algorithm: use auto, direct, "
+                           "winograd or winograd4", ca);
+    row(s, "conv algorithm", ca ? ca : "auto", ca ? "GRADFEAT_CONV_ALGO" : NULL, NULL);
     const char *hb = env("GRADFEAT_HOST_BLAS");   /* the older twin of GRADFEAT_GEMM: 0 = CLBlast */
     if (!env("GRADFEAT_GEMM") && hb && !strcmp(hb, "0")) { o->gemm = "clblast"; row(s, "GEMM", "clblast", "GRADFEAT_HOST_BLAS=0", NULL); }
     else if ((rc = path_env(s, "GEMM", "GRADFEAT_GEMM", "kernel path", "host", "clblast", &o->gemm, err, n))) return rc;

@@ -110,7 +110,7 @@ gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d) {
                        d->groups, d->c_in, d->c_out);
     if (d->variant < GF_CONV_VARIANT_AUTO || d->variant > GF_CONV_VARIANT_PLANE)
         return gf_fail(ctx, GF_ERR_USAGE, "conv: unknown kernel variant %d", d->variant);
-    if (d->algo < GF_CONV_ALGO_AUTO || d->algo > GF_CONV_ALGO_WINOGRAD)
+    if (d->algo < GF_CONV_ALGO_AUTO || d->algo > GF_CONV_ALGO_WINOGRAD4)
         return gf_fail(ctx, GF_ERR_USAGE, "conv: unknown algorithm %d", d->algo);
     /* keeps every index expression of the kernels (oh*stride - pad + i*dil) inside int */
     const int big = 1 << 24;
@@ -424,27 +424,32 @@ static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) 
 }
 
 /* ------------------------------------------------------------------ */
-/* Winograd F(2x2, 3x3) (cl/conv.cl "Winograd")                        */
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) (cl/conv.cl "Winograd")       */
 
-/* 1 when this conv runs as Winograd: 3x3, stride 1, dilation 1, one group; then the descriptor's algorithm,
- * else the context's (GRADFEAT_CONV_ALGO); auto: both channel counts at least GF_WINO_MIN_CHANNELS and at least
- * GF_WINO_MIN_TILES output tiles (the filter transforms are paid once per call). */
+/* The output tile (2 or 4) when this conv runs as Winograd (3x3, stride 1, dilation 1, one group), else 0: the
+ * descriptor's algorithm, else the context's (GRADFEAT_CONV_ALGO); auto: F(4x4, 3x3) for frozen weights (d->fixed:
+ * their filter transforms are made once and kept) when both channel counts are at least GF_WINO_MIN_CHANNELS and
+ * there are at least GF_WINO_MIN_TILES 2x2 output tiles. Weights that change every call pay 36 planes of filter
+ * transforms each time, which measured slower than the direct conv (README "Kernel paths", `bench ops`). */
 int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (d->kh != 3 || d->kw != 3 || d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 ||
         d->groups != 1)
         return 0;
     int algo = d->algo ? d->algo : ctx->conv_algo;
     if (algo == GF_CONV_ALGO_DIRECT) return 0;
-    if (algo == GF_CONV_ALGO_WINOGRAD) return 1;
+    if (algo == GF_CONV_ALGO_WINOGRAD) return 2;
+    if (algo == GF_CONV_ALGO_WINOGRAD4) return 4;
     size_t tiles = (size_t)d->n * (size_t)((d->h_out + 1) / 2) * (size_t)((d->w_out + 1) / 2);
-    return d->c_in >= GF_WINO_MIN_CHANNELS && d->c_out >= GF_WINO_MIN_CHANNELS && tiles >= GF_WINO_MIN_TILES;
+    return d->fixed && d->c_in >= GF_WINO_MIN_CHANNELS && d->c_out >= GF_WINO_MIN_CHANNELS &&
+           tiles >= GF_WINO_MIN_TILES ? 4 : 0;
 }
 
 /* One Winograd convolution: y[n, co, OH, OW] (+)= sum over the terms of conv(x_k, W_k) (+ b), x_k [n, ci, H, W],
- * the output tile (th, tw) reading input rows 2th - pt .., columns 2tw - pl .. (zero outside). flip: W_k is
- * the forward weight [ci, co, 3, 3] of a conv whose input gradient this is (rotated and transposed). */
+ * the m x m output tile (th, tw) reading input rows m th - pt .., columns m tw - pl .. (zero outside); P = (m + 2)^2
+ * transformed planes. flip: W_k is the forward weight [ci, co, 3, 3] of a conv whose input gradient this is
+ * (rotated and transposed). */
 typedef struct wino_conv {
-    int n, ci, h, w, co, oh, ow, pt, pl, flip;
+    int n, ci, h, w, co, oh, ow, pt, pl, flip, m;
     const gf_conv_desc *d;   /* for the kernel variant and the workspace limit */
 } wino_conv;
 
@@ -453,12 +458,16 @@ void gf_conv_fixed_release(gf_conv_fixed *f) {
     gf_buf_release(&f->U[0]);
     gf_buf_release(&f->U[1]);
     f->W = NULL;
+    f->m = 0;
 }
 
-/* The 16 filter-transform planes [co, ci] of W into U from offset u_off (floats). */
+static size_t wino_planes(const wino_conv *c) { return (size_t)(c->m + 2) * (c->m + 2); }
+
+/* The P filter-transform planes [co, ci] of W into U from offset u_off (floats). */
 static gf_status wino_filter(gf_ctx *ctx, const wino_conv *c, int by_row, cl_mem W, cl_mem U, size_t u_off) {
-    const char *nf = by_row ? "wino_filter_rows" : "wino_filter";
-    int blk = item_rows(ctx, 48, 0, c->ci);   /* wino_filter_rows: inputs per work item */
+    const char *nf = c->m == 4 ? (by_row ? "wino4_filter_rows" : "wino4_filter")
+                               : (by_row ? "wino_filter_rows" : "wino_filter");
+    int blk = item_rows(ctx, c->m == 4 ? 130 : 48, 0, c->ci);   /* the rows kernel: inputs per work item */
     cl_kernel kf;
     GF_TRY(kern(ctx, nf, &kf));
     if (by_row)
@@ -474,12 +483,13 @@ static gf_status wino_filter(gf_ctx *ctx, const wino_conv *c, int by_row, cl_mem
  * --max-device-mem) has no room for them: the caller then makes them in its scratch, as for any weight. */
 static gf_status wino_fixed_filter(gf_ctx *ctx, const wino_conv *c, int by_row, gf_conv_fixed *fx, cl_mem W,
                                    cl_mem *U) {
-    if (fx->W != W) gf_conv_fixed_release(fx);   /* made from another buffer: stale */
+    if (fx->W != W || fx->m != c->m) gf_conv_fixed_release(fx);   /* another buffer or tile: stale */
     fx->W = W;
+    fx->m = c->m;
     *U = NULL;
     if (!fx->U[c->flip]) {
         cl_mem u = NULL;
-        gf_status st = gf_buf_create(ctx, 16 * (size_t)c->co * c->ci * sizeof(float), "Winograd filter transforms "
+        gf_status st = gf_buf_create(ctx, wino_planes(c) * c->co * c->ci * sizeof(float), "Winograd filter transforms "
                                      "of fixed weights", &u);
         if (st == GF_ERR_MEMORY) return GF_OK;
         if (st == GF_OK) st = wino_filter(ctx, c, by_row, W, u, 0);
@@ -493,26 +503,29 @@ static gf_status wino_fixed_filter(gf_ctx *ctx, const wino_conv *c, int by_row, 
 /* fixed_term: the term whose W is c->d->fixed's (-1: none). */
 static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int terms, const cl_mem *xs,
                           const cl_mem *Ws, int fixed_term, cl_mem b, cl_mem y, int acc) {
-    int TH = (c->oh + 1) / 2, TW = (c->ow + 1) / 2;
-    size_t tpi = (size_t)TH * TW, plane_u = (size_t)c->co * c->ci;
-    /* images per chunk: V [16, ci, nb*tpi] and M [16, co, nb*tpi] within the workspace limit */
+    const int m4 = c->m == 4;
+    int TH = (c->oh + c->m - 1) / c->m, TW = (c->ow + c->m - 1) / c->m;
+    size_t P = wino_planes(c), tpi = (size_t)TH * TW, plane_u = (size_t)c->co * c->ci;
+    /* images per chunk: V [P, ci, nb*tpi] and M [P, co, nb*tpi] within the workspace limit */
     size_t rows = (size_t)(c->ci > c->co ? c->ci : c->co);
-    size_t per_img = 16 * rows * tpi * sizeof(float);
+    size_t per_img = P * rows * tpi * sizeof(float);
     size_t limit = c->d->max_workspace ? c->d->max_workspace : DEFAULT_WORKSPACE;
     size_t cap = (size_t)ctx->info.max_alloc;
     if (cap == 0 || cap > (size_t)INT_MAX * sizeof(float)) cap = (size_t)INT_MAX * sizeof(float);
     if (limit > cap) limit = cap;
-    if (per_img > cap || 16 * plane_u * terms * sizeof(float) > cap)
+    if (per_img > cap || P * plane_u * terms * sizeof(float) > cap)
         return gf_fail(ctx, GF_ERR_MEMORY, "%s: Winograd workspace of one image (%zu bytes) or the filter transforms "
                        "exceed the device's max allocation %zu", op, per_img, cap);
     size_t nb = per_img > limit ? 1 : limit / per_img;
     if (nb > (size_t)c->n) nb = (size_t)c->n;
     size_t chunks = ((size_t)c->n + nb - 1) / nb;
     nb = ((size_t)c->n + chunks - 1) / chunks;
-    /* CPU style: a row of tiles per work item (TW loop iterations of ~50 each, within the item budget; else
-     * one tile per item as on GPUs) */
-    int by_row = plane_kernels(ctx, c->d) && (size_t)TW * 64 <= ctx->item_budget;
-    const char *ni = by_row ? "wino_input_rows" : "wino_input", *no = by_row ? "wino_output_rows" : "wino_output";
+    /* CPU style: a row of tiles per work item (TW loop iterations of ~50 (F(2x2)) or ~150 (F(4x4)) each, within the
+     * item budget; else one tile per item as on GPUs) */
+    int by_row = plane_kernels(ctx, c->d) && (size_t)TW * (m4 ? 160 : 64) <= ctx->item_budget;
+    const char *ni = m4 ? (by_row ? "wino4_input_rows" : "wino4_input") : (by_row ? "wino_input_rows" : "wino_input");
+    const char *no = m4 ? (by_row ? "wino4_output_rows" : "wino4_output")
+                        : (by_row ? "wino_output_rows" : "wino_output");
     size_t per = by_row ? (size_t)TH : tpi;   /* work items per image and channel */
     cl_kernel ki, ko;
     GF_TRY(kern(ctx, ni, &ki));
@@ -521,16 +534,16 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
     size_t u_offs[2];
     if (fixed_term >= 0 && c->d->fixed) GF_TRY(wino_fixed_filter(ctx, c, by_row, c->d->fixed, Ws[fixed_term], &kept));
     size_t made = (size_t)terms - (kept != NULL);   /* filter transforms made in this call, into the scratch U */
-    if (made) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_WINO_U, 16 * plane_u * made * sizeof(float), &U));
-    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_COL, 16 * c->ci * nb * tpi * sizeof(float), &V));
-    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_OUT, 16 * c->co * nb * tpi * sizeof(float), &M));
-    for (int k = 0, j = 0; k < terms; k++) {   /* U of term k: 16 planes [co, ci] in Us[k] from u_offs[k] */
+    if (made) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_WINO_U, P * plane_u * made * sizeof(float), &U));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_COL, P * c->ci * nb * tpi * sizeof(float), &V));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_OUT, P * c->co * nb * tpi * sizeof(float), &M));
+    for (int k = 0, j = 0; k < terms; k++) {   /* U of term k: P planes [co, ci] in Us[k] from u_offs[k] */
         if (kept && k == fixed_term) {
             Us[k] = kept;
             u_offs[k] = 0;
         } else {
             Us[k] = U;
-            u_offs[k] = (size_t)j++ * 16 * plane_u;
+            u_offs[k] = (size_t)j++ * P * plane_u;
             GF_TRY(wino_filter(ctx, c, by_row, Ws[k], U, u_offs[k]));
         }
     }
@@ -541,10 +554,10 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
             GF_TRY(gf_args(ctx, ki, ni, "mimiiiiiiii", xs[k], (int)((size_t)n0 * c->ci * c->h * c->w), V, m,
                            c->ci, c->h, c->w, c->pt, c->pl, TH, TW));
             GF_TRY(launch1(ctx, ki, ni, (size_t)c->ci * m * per));
-            /* M[xi] (+)= U_k[xi] V[xi], xi = 0..15 */
+            /* M[xi] (+)= U_k[xi] V[xi], xi = 0..P-1 */
             GF_TRY(gf_gemm_batched(ctx, 0, 0, (size_t)c->co, T, (size_t)c->ci, 1.0f, Us[k], u_offs[k],
                                    (size_t)c->ci, plane_u, V, 0, T, (size_t)c->ci * T, k ? 1.0f : 0.0f, M, 0, T,
-                                   (size_t)c->co * T, 16));
+                                   (size_t)c->co * T, P));
         }
         GF_TRY(gf_args(ctx, ko, no, "mmimiiiiiiii", M, y, (int)((size_t)n0 * c->co * c->oh * c->ow),
                        b ? b : M, b != NULL, acc, m, c->co, c->oh, c->ow, TH, TW));
@@ -553,17 +566,18 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
     return GF_OK;
 }
 
-static wino_conv wino_forward_of(const gf_conv_desc *d) {
-    wino_conv c = {d->n, d->c_in, d->h_in, d->w_in, d->c_out, d->h_out, d->w_out, d->pad_top, d->pad_left, 0, d};
+static wino_conv wino_forward_of(const gf_ctx *ctx, const gf_conv_desc *d) {
+    wino_conv c = {d->n, d->c_in, d->h_in, d->w_in, d->c_out, d->h_out, d->w_out, d->pad_top, d->pad_left, 0,
+                   gf_conv_uses_winograd(ctx, d), d};
     return c;
 }
 
 /* The input gradient as a Winograd conv of g (c_out channels, h_out x w_out) with the rotated, transposed
  * filter: gx[ih] = sum_i W[i] g[ih + pt - i] is a conv with padding 2 - pt (needs pt, pl <= 2). */
 static int wino_backward_ok(const gf_conv_desc *d) { return d->pad_top <= 2 && d->pad_left <= 2; }
-static wino_conv wino_backward_of(const gf_conv_desc *d) {
+static wino_conv wino_backward_of(const gf_ctx *ctx, const gf_conv_desc *d) {
     wino_conv c = {d->n, d->c_out, d->h_out, d->w_out, d->c_in, d->h_in, d->w_in, 2 - d->pad_top, 2 - d->pad_left, 1,
-                   d};
+                   gf_conv_uses_winograd(ctx, d), d};
     return c;
 }
 
@@ -580,7 +594,7 @@ gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     GF_TRY(need_buf(ctx, op, "y", y, s.y_n));
     if (gf_conv_is_depthwise(d)) return run_dw_conv(ctx, d, x, W, NULL, NULL, b, y);
     if (gf_conv_uses_winograd(ctx, d)) {
-        wino_conv c = wino_forward_of(d);
+        wino_conv c = wino_forward_of(ctx, d);
         return wino_run(ctx, op, &c, 1, &x, &W, 0, b, y, 0);
     }
     int nb;
@@ -620,7 +634,7 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
         int terms = 0;
         if (use_a) { xs[terms] = x; Ws[terms++] = Wt; }
         if (use_b) { xs[terms] = t_in; Ws[terms++] = W; }
-        wino_conv c = wino_forward_of(d);
+        wino_conv c = wino_forward_of(ctx, d);
         return wino_run(ctx, op, &c, terms, xs, Ws, use_b ? terms - 1 : -1, bt, t_out, 0);
     }
     int nb;
@@ -730,7 +744,7 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         }
     }
     if (gx_wino) {
-        wino_conv c = wino_backward_of(d);
+        wino_conv c = wino_backward_of(ctx, d);
         GF_TRY(wino_run(ctx, op, &c, 1, &g, &W, 0, NULL, gx_wino, acc));
     }
     return GF_OK;

@@ -40,7 +40,8 @@ enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2, 
  * by whoever owns W (gf_params_freeze): release it when W's values change or W goes. */
 typedef struct gf_conv_fixed {
     cl_mem W;       /* the buffer the transforms were made from (another one: they are made again) */
-    cl_mem U[2];    /* [16, c_out, c_in] and [16, c_in, c_out], or NULL until used */
+    cl_mem U[2];    /* [P, c_out, c_in] and [P, c_in, c_out], or NULL until used (P = 16 or 36 planes) */
+    int m;          /* their output tile (2 or 4: F(2x2, 3x3) or F(4x4, 3x3)); another one: made again */
 } gf_conv_fixed;
 void gf_conv_fixed_release(gf_conv_fixed *f);
 
@@ -59,11 +60,12 @@ typedef struct gf_conv_desc {
 } gf_conv_desc;
 
 /* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):
- * AUTO: Winograd F(2x2, 3x3) when c_in and c_out are both at least GF_WINO_MIN_CHANNELS and the output has at
+ * AUTO: Winograd F(4x4, 3x3) when c_in and c_out are both at least GF_WINO_MIN_CHANNELS and the output has at
  * least GF_WINO_MIN_TILES 2x2 tiles (n * ceil(h_out/2) * ceil(w_out/2)), else direct
- * (im2col + GEMM). WINOGRAD: Winograd for every such conv (forward, both tangent terms, input gradient;
- * the weight gradient stays direct). The input gradient also needs pad_top, pad_left <= 2. */
-enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2 };
+ * (im2col + GEMM). WINOGRAD: Winograd F(2x2, 3x3) for every such conv (forward, both tangent terms, input
+ * gradient; the weight gradient stays direct); WINOGRAD4: F(4x4, 3x3) for every such conv. The input gradient
+ * also needs pad_top, pad_left <= 2. */
+enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2, GF_CONV_ALGO_WINOGRAD4 = 3 };
 /* measured on PoCL (README "Kernel paths"): 64 and 128 channels slower, 256 and 512 faster; at 512 channels 7x7,
  * batch 4 and 16 (64 and 256 tiles) slower, 32 even, 64 faster */
 #define GF_WINO_MIN_CHANNELS 256
@@ -95,7 +97,8 @@ gf_status gf_conv_desc_check(gf_ctx *ctx, gf_conv_desc *d);
 void gf_conv_same_pads(int in, int k, int stride, int dil, int *pad_before, int *pad_after);
 /* 1 when the descriptor is handled by the direct depthwise kernels. */
 int gf_conv_is_depthwise(const gf_conv_desc *d);
-/* 1 when the forward and tangent of this conv run as Winograd on this context (GF_CONV_ALGO_*). */
+/* The output tile of the Winograd algorithm this conv's forward and tangent run with on this context: 2 (F(2x2, 3x3)),
+ * 4 (F(4x4, 3x3)), or 0 when it runs direct (GF_CONV_ALGO_*). */
 int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d);
 
 /* y = W * x + b.  b may be NULL. */

@@ -63,9 +63,11 @@ enum {
 
 /* Kernel-path variants (tests/test_ops.c holds their context options): the bits of op_def.variants. */
 enum { V_DEFAULT, V_ELEMENT, V_PLANE, V_CLBLAST, V_TILES, V_SLICES, V_TILES16, V_SLICES16, V_DIRECT, V_WINOGRAD,
-       V_WINO_CLBLAST, V_BLOCKED, V_STRIDED, V_BLOCKED200, V_SEGMENTS, V_SEGMENTS_STRIDED, N_VARIANTS };
+       V_WINO_CLBLAST, V_WINOGRAD4, V_WINO4_CLBLAST, V_BLOCKED, V_STRIDED, V_BLOCKED200, V_SEGMENTS,
+       V_SEGMENTS_STRIDED, N_VARIANTS };
 #define VARIANTS_AFFINE (1u << V_ELEMENT | 1u << V_PLANE | 1u << V_CLBLAST | 1u << V_TILES | 1u << V_SLICES | \
-                         1u << V_TILES16 | 1u << V_SLICES16 | 1u << V_DIRECT | 1u << V_WINOGRAD | 1u << V_WINO_CLBLAST)
+                         1u << V_TILES16 | 1u << V_SLICES16 | 1u << V_DIRECT | 1u << V_WINOGRAD | 1u << V_WINO_CLBLAST | \
+                         1u << V_WINOGRAD4 | 1u << V_WINO4_CLBLAST)
 #define VARIANTS_BN (1u << V_BLOCKED | 1u << V_STRIDED | 1u << V_BLOCKED200 | 1u << V_SEGMENTS | 1u << V_SEGMENTS_STRIDED)
 
 struct op_def {

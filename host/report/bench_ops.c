@@ -3,8 +3,8 @@
  * gf_gemm at the same GEMM sizes on the same device. Each case is launched once
  * to warm up, then `reps` times, interleaved with the other cases, each launch
  * between two gf_ctx_finish calls; best and mean per launch are reported. The conv launchers also run with
- * the algorithm forced both ways (direct, Winograd F(2x2, 3x3)), and Winograd with W declared fixed (its filter
- * transforms kept between launches, as θ̄'s in gradient/full), interleaved the same way. */
+ * each algorithm forced (direct, Winograd F(2x2, 3x3), F(4x4, 3x3)), and both Winograd tilings with W declared fixed
+ * (its filter transforms kept between launches, as θ̄'s in gradient/full), interleaved the same way. */
 #include <clblast_c.h>
 #include <math.h>
 #include <stdlib.h>
@@ -24,14 +24,16 @@ typedef struct bench_bufs {
 
 enum { B_FWD, B_TAN, B_BWD, B_NN, B_NT, B_TN, B_BATCHED, B_CONVGEMM,
        B_FWD_D, B_TAN_D, B_BWD_D, B_FWD_W, B_TAN_W, B_BWD_W, B_FWD_K, B_TAN_K, B_BWD_K,
-       B_COUNT };   /* _D, _W: direct, Winograd forced; _K: Winograd with W's transforms kept */
+       B_FWD_4, B_TAN_4, B_BWD_4, B_FWD_K4, B_TAN_K4, B_BWD_K4,
+       B_COUNT };   /* _D, _W, _4: direct, Winograd F(2x2, 3x3), F(4x4, 3x3) forced; _K, _K4: Winograd with W's
+                       transforms kept */
 
 typedef struct bench_run {
     gf_ctx *ctx;
     gf_conv_desc d;
     bench_bufs m;
     size_t M, N, K;        /* forward GEMM: M = c_out, N = batch*P, K = c_in*kh*kw */
-    gf_conv_fixed fixed;   /* W's kept transforms (the _K cases) */
+    gf_conv_fixed fixed[2];   /* W's kept transforms (the _K and _K4 cases) */
 } bench_run;
 
 static gf_status bench_once(bench_run *r, int what) {
@@ -40,9 +42,9 @@ static gf_status bench_once(bench_run *r, int what) {
     const gf_conv_desc *d = &r->d;
     if (what >= B_FWD_D) {   /* the conv launchers with the algorithm forced (gf_conv_desc.algo) */
         gf_conv_desc f = r->d;
-        f.algo = what >= B_FWD_W ? GF_CONV_ALGO_WINOGRAD : GF_CONV_ALGO_DIRECT;
-        if (what >= B_FWD_K) f.fixed = &r->fixed;   /* made by the warm-up launch, reused by the timed ones */
-        int op = (what - B_FWD_D) % 3;
+        int op = (what - B_FWD_D) % 3, group = (what - B_FWD_D) / 3;   /* D, W, K, 4, K4 */
+        f.algo = group == 0 ? GF_CONV_ALGO_DIRECT : group < 3 ? GF_CONV_ALGO_WINOGRAD : GF_CONV_ALGO_WINOGRAD4;
+        if (group == 2 || group == 4) f.fixed = &r->fixed[group == 4];   /* made by the warm-up, reused after */
         if (op == 0) return gf_conv2d_forward(ctx, &f, m->x, m->W, m->b, m->y);
         if (op == 1) return gf_conv2d_tangent(ctx, &f, m->x, m->Wt, m->bt, m->W, m->t, m->y);
         return gf_conv2d_backward(ctx, &f, m->x, m->W, m->g, m->gx, m->gW, m->gb, 0);
@@ -186,16 +188,20 @@ static gf_status bench_body(bench_run *r, int reps, FILE *out) {
             t[B_NT] * 1e3, f1 / t[B_NT] * 1e-9, gf_bench_peak_pct(&roof, f1 / t[B_NT] * 1e-9));
     fprintf(out, "  TN %zux%zux%zu (input gradient)   %8.2f ms %10.2f GFLOP/s %6.1f %% of peak\n", r->K, r->N, r->M,
             t[B_TN] * 1e3, f1 / t[B_TN] * 1e-9, gf_bench_peak_pct(&roof, f1 / t[B_TN] * 1e-9));
-    static const char *const algo[3] = {"auto", "direct", "winograd"};
+    static const char *const algo[4] = {"auto", "direct", "winograd", "winograd4"};
+    int tile = gf_conv_uses_winograd(ctx, &r->d);
     fprintf(out, "\nconv algorithm (GRADFEAT_CONV_ALGO=%s; the rows above ran %s): direct (im2col + GEMM) vs\n"
-            "Winograd F(2x2, 3x3), each forced, interleaved with the rest (best of reps); kept: Winograd with W's\n"
-            "filter transforms kept between launches (W fixed, as θ̄ in gradient/full; Wt's still made each time):\n",
-            algo[ctx->conv_algo], gf_conv_uses_winograd(ctx, &r->d) ? "Winograd" : "direct");
-    fprintf(out, "  %-34s %10s %12s %8s %9s %8s\n", "op", "direct ms", "Winograd ms", "W / D", "kept ms", "K / W");
+            "Winograd F(2x2, 3x3) (W2) and F(4x4, 3x3) (W4), each forced, interleaved with the rest (best of reps);\n"
+            "kept: Winograd with W's filter transforms kept between launches (W fixed, as θ̄ in gradient/full; Wt's\n"
+            "still made each time):\n",
+            algo[ctx->conv_algo], tile == 4 ? "Winograd F(4x4, 3x3)" : tile ? "Winograd F(2x2, 3x3)" : "direct");
+    fprintf(out, "  %-34s %10s %8s %7s %8s %8s %7s %8s\n", "op", "direct ms", "W2 ms", "W2 / D", "W2 kept", "W4 ms",
+            "W4 / D", "W4 kept");
     static const char *const ops[3] = {"conv forward", "conv tangent (both terms)", "conv backward (gx by Winograd)"};
     for (int i = 0; i < 3; i++)
-        fprintf(out, "  %-34s %10.2f %12.2f %8.2f %9.2f %8.2f\n", ops[i], t[B_FWD_D + i] * 1e3, t[B_FWD_W + i] * 1e3,
-                t[B_FWD_W + i] / t[B_FWD_D + i], t[B_FWD_K + i] * 1e3, t[B_FWD_K + i] / t[B_FWD_W + i]);
+        fprintf(out, "  %-34s %10.2f %8.2f %7.2f %8.2f %8.2f %7.2f %8.2f\n", ops[i], t[B_FWD_D + i] * 1e3,
+                t[B_FWD_W + i] * 1e3, t[B_FWD_W + i] / t[B_FWD_D + i], t[B_FWD_K + i] * 1e3, t[B_FWD_4 + i] * 1e3,
+                t[B_FWD_4 + i] / t[B_FWD_D + i], t[B_FWD_K4 + i] * 1e3);
     fprintf(out, "alternatives for the forward (not used; for the record):\n");
     fprintf(out, "  strided-batched GEMM, one per image, shared W (stride 0): %8.2f ms %10.2f GFLOP/s\n",
             t[B_BATCHED] * 1e3, f1 / t[B_BATCHED] * 1e-9);
@@ -227,6 +233,7 @@ gf_status gf_bench_ops(gf_ctx *ctx, int batch, int reps, FILE *out) {
     fprintf(out, "ratio = GEMM time / op time for the same FLOPs (goal >= 0.7)\n\n");
     gf_status st = bench_body(&r, reps, out);
     bench_free(&r.m);
-    gf_conv_fixed_release(&r.fixed);
+    gf_conv_fixed_release(&r.fixed[0]);
+    gf_conv_fixed_release(&r.fixed[1]);
     return st;
 }

@@ -302,7 +302,9 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     if (!ca || !*ca || !strcasecmp(ca, "auto")) ctx->conv_algo = 0;
     else if (!strcasecmp(ca, "direct")) ctx->conv_algo = 1;
     else if (!strcasecmp(ca, "winograd")) ctx->conv_algo = 2;
-    else return gf_fail(ctx, GF_ERR_USAGE, "conv_algo '%s' is not a conv algorithm: use auto, direct or winograd", ca);
+    else if (!strcasecmp(ca, "winograd4")) ctx->conv_algo = 3;
+    else return gf_fail(ctx, GF_ERR_USAGE, "conv_algo '%s' is not a conv algorithm: use auto, direct, winograd or "
+                        "winograd4", ca);
     if (opt->item_budget > 1u << 30)
         return gf_fail(ctx, GF_ERR_USAGE, "item budget %u is not in 1..2^30", opt->item_budget);
     ctx->item_budget = opt->item_budget ? opt->item_budget : 16384;
@@ -312,7 +314,7 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     ctx->zero_by_write = opt->zero_by_write;
     char wg[48] = "";
     if (ctx->wg_cap) snprintf(wg, sizeof wg, ", work-group cap %zu", ctx->wg_cap);
-    static const char *const algo[3] = {"auto", "direct", "winograd"};
+    static const char *const algo[4] = {"auto", "direct", "winograd", "winograd4"};
     snprintf(ctx->paths, sizeof ctx->paths, "conv kernels %s, BN walk %s, GEMM %s, caches %s, conv algo %s, item budget %u%s (%s)",
              ctx->conv_plane ? "plane" : "element", ctx->bn_blocked ? "blocked" : "strided",
              ctx->host_blas ? "host BLAS" : "CLBlast", ctx->map_caches ? "mapped" : "copied", algo[ctx->conv_algo], ctx->item_budget, wg,
