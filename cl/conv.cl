@@ -971,3 +971,96 @@ kernel void wino4_filter_rows(global const float *restrict Wt, global float *res
     global float *u = U + u_off + o * CI;
     for (int i = i0; i < i1; i++) WINO4_FILTER(Wt, o, i, CO, CI, flip, u + i, CO * CI);
 }
+
+/* ---- The weight gradient by F(4x4, 3x3): with V = B^T d B of the input tiles (wino4_input*) and
+ * dM = A dY A^T of the output gradient's 4x4 tiles (zero past OH, OW: wino4_grad_output*), the GEMMs
+ * dU[xi] = sum over tiles dM[xi] V[xi]^T (the host), then gW = G^T dU G (wino4_filter_grad): the adjoint of
+ * the forward's y = A^T (U V) A, U = G g G^T. ---- */
+
+/* r[0], r[rs], ..., r[5 rs] = A (v[0], v[s], v[2 s], v[3 s]) (A = the transpose of A^T above) */
+#define WINO4_A(v, s, r, rs) do { \
+        float v0_ = (v)[0], v1_ = (v)[s], v2_ = (v)[2 * (s)], v3_ = (v)[3 * (s)]; \
+        float s02_ = v0_ + v2_, s13_ = v1_ + v3_, t02_ = v0_ + 4.0f * v2_, t13_ = 2.0f * v1_ + 8.0f * v3_; \
+        (r)[0] = v0_; \
+        (r)[rs] = s02_ + s13_; \
+        (r)[2 * (rs)] = s02_ - s13_; \
+        (r)[3 * (rs)] = t02_ + t13_; \
+        (r)[4 * (rs)] = t02_ - t13_; \
+        (r)[5 * (rs)] = v3_; \
+    } while (0)
+
+/* r[0], r[rs], r[2 rs] = G^T (v[0], v[s], ..., v[5 s]) */
+#define WINO4_GT(v, s, r, rs) do { \
+        float v0_ = (v)[0], v5_ = (v)[5 * (s)], p12_ = (v)[s] + (v)[2 * (s)], m21_ = (v)[2 * (s)] - (v)[s]; \
+        float p34_ = (v)[3 * (s)] + (v)[4 * (s)], m34_ = (v)[3 * (s)] - (v)[4 * (s)]; \
+        (r)[0] = 0.25f * v0_ - (1.0f / 6.0f) * p12_ + (1.0f / 24.0f) * p34_; \
+        (r)[rs] = (1.0f / 6.0f) * m21_ + (1.0f / 12.0f) * m34_; \
+        (r)[2 * (rs)] = (1.0f / 6.0f) * (p34_ - p12_) + v5_; \
+    } while (0)
+
+/* the 36 values A e A^T of the 4x4 tile e (float[16], row-major) into v[xi * plane] */
+#define WINO4_GRAD_TILE(e, v, plane) do { \
+        float c_[24], o_[36]; \
+        for (int j_ = 0; j_ < 4; j_++) WINO4_A(e + j_, 4, c_ + j_, 4); \
+        for (int p_ = 0; p_ < 6; p_++) WINO4_A(c_ + 4 * p_, 1, o_ + 6 * p_, 1); \
+        for (int x_ = 0; x_ < 36; x_++) (v)[x_ * (plane)] = o_[x_]; \
+    } while (0)
+
+/* dM of images n0.. of the output gradient g (g_off = n0*K*OH*OW), one work item per (k, t), q = k*T + t */
+kernel void wino4_grad_output(global const float *restrict g, int g_off, global float *restrict dM, int nb, int K,
+                              int OH, int OW, int TH, int TW)
+{
+    int tpi = TH * TW, T = nb * tpi;
+    int q = (int)get_global_id(0);
+    if (q >= K * T) return;
+    int k = q / T, t = q - k * T;
+    int nl = t / tpi, r = t - nl * tpi;
+    int th = r / TW, tw = r - th * TW;
+    global const float *gp = g + g_off + (nl * K + k) * OH * OW;
+    float e[16];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            int oh = 4 * th + i, ow = 4 * tw + j;
+            e[4 * i + j] = oh < OH && ow < OW ? gp[oh * OW + ow] : 0.0f;
+        }
+    WINO4_GRAD_TILE(e, dM + q, K * T);
+}
+
+/* CPU variant: one work item per row of tiles (k, nl, th) */
+kernel void wino4_grad_output_rows(global const float *restrict g, int g_off, global float *restrict dM, int nb,
+                                   int K, int OH, int OW, int TH, int TW)
+{
+    int q = (int)get_global_id(0);
+    if (q >= K * nb * TH) return;
+    int k = q / (nb * TH), r = q - k * (nb * TH);
+    int nl = r / TH, th = r - nl * TH;
+    int T = nb * TH * TW, plane = K * T;
+    global const float *gp = g + g_off + (nl * K + k) * OH * OW + 4 * th * OW;
+    global float *v = dM + k * T + (nl * TH + th) * TW;
+    int rows = min(4, OH - 4 * th), full = OW / 4;   /* tiles [0, full) have four columns */
+    for (int tw = 0; tw < TW; tw++) {
+        float e[16];
+        if (rows == 4 && tw < full) {
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) e[4 * i + j] = gp[i * OW + 4 * tw + j];
+        } else {
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) e[4 * i + j] = i < rows && 4 * tw + j < OW ? gp[i * OW + 4 * tw + j] : 0.0f;
+        }
+        WINO4_GRAD_TILE(e, v + tw, plane);
+    }
+}
+
+/* gW[o, i] (+)= G^T dU G of the 36 planes dU [36, CO, CI], one work item per (o, i), q = o*CI + i */
+kernel void wino4_filter_grad(global const float *restrict dU, global float *restrict gW, int accumulate, int CO,
+                              int CI)
+{
+    int q = (int)get_global_id(0);
+    if (q >= CO * CI) return;
+    int plane = CO * CI;
+    float m[36], h[18], o[9];
+    for (int x = 0; x < 36; x++) m[x] = dU[q + x * plane];
+    for (int c = 0; c < 6; c++) WINO4_GT(m + c, 6, h + c, 6);
+    for (int r = 0; r < 3; r++) WINO4_GT(h + 6 * r, 1, o + 3 * r, 1);
+    for (int k = 0; k < 9; k++) store_acc(gW + q * 9 + k, accumulate, o[k]);
+}

@@ -500,13 +500,13 @@ static gf_status wino_fixed_filter(gf_ctx *ctx, const wino_conv *c, int by_row, 
     return GF_OK;
 }
 
-/* fixed_term: the term whose W is c->d->fixed's (-1: none). */
-static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int terms, const cl_mem *xs,
-                          const cl_mem *Ws, int fixed_term, cl_mem b, cl_mem y, int acc) {
-    const int m4 = c->m == 4;
+/* Images per chunk (*nb): V [P, ci, nb*tpi] and M [P, co, nb*tpi] within the workspace limit, `terms` filter
+ * transforms [P, co, ci] within the device's largest allocation; *by_row: the CPU-style kernels (a row of tiles
+ * per work item: TW loop iterations of ~50 (F(2x2)) or ~150 (F(4x4)) each, within the item budget; else one tile
+ * per item as on GPUs). */
+static gf_status wino_plan(gf_ctx *ctx, const char *op, const wino_conv *c, int terms, size_t *nb, int *by_row) {
     int TH = (c->oh + c->m - 1) / c->m, TW = (c->ow + c->m - 1) / c->m;
     size_t P = wino_planes(c), tpi = (size_t)TH * TW, plane_u = (size_t)c->co * c->ci;
-    /* images per chunk: V [P, ci, nb*tpi] and M [P, co, nb*tpi] within the workspace limit */
     size_t rows = (size_t)(c->ci > c->co ? c->ci : c->co);
     size_t per_img = P * rows * tpi * sizeof(float);
     size_t limit = c->d->max_workspace ? c->d->max_workspace : DEFAULT_WORKSPACE;
@@ -516,13 +516,22 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
     if (per_img > cap || P * plane_u * terms * sizeof(float) > cap)
         return gf_fail(ctx, GF_ERR_MEMORY, "%s: Winograd workspace of one image (%zu bytes) or the filter transforms "
                        "exceed the device's max allocation %zu", op, per_img, cap);
-    size_t nb = per_img > limit ? 1 : limit / per_img;
-    if (nb > (size_t)c->n) nb = (size_t)c->n;
-    size_t chunks = ((size_t)c->n + nb - 1) / nb;
-    nb = ((size_t)c->n + chunks - 1) / chunks;
-    /* CPU style: a row of tiles per work item (TW loop iterations of ~50 (F(2x2)) or ~150 (F(4x4)) each, within the
-     * item budget; else one tile per item as on GPUs) */
-    int by_row = plane_kernels(ctx, c->d) && (size_t)TW * (m4 ? 160 : 64) <= ctx->item_budget;
+    size_t n = per_img > limit ? 1 : limit / per_img;
+    if (n > (size_t)c->n) n = (size_t)c->n;
+    size_t chunks = ((size_t)c->n + n - 1) / n;
+    *nb = ((size_t)c->n + chunks - 1) / chunks;
+    *by_row = plane_kernels(ctx, c->d) && (size_t)TW * (c->m == 4 ? 160 : 64) <= ctx->item_budget;
+    return GF_OK;
+}
+
+/* fixed_term: the term whose W is c->d->fixed's (-1: none). */
+static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int terms, const cl_mem *xs,
+                          const cl_mem *Ws, int fixed_term, cl_mem b, cl_mem y, int acc) {
+    const int m4 = c->m == 4;
+    int TH = (c->oh + c->m - 1) / c->m, TW = (c->ow + c->m - 1) / c->m;
+    size_t P = wino_planes(c), tpi = (size_t)TH * TW, plane_u = (size_t)c->co * c->ci, nb = 1;
+    int by_row = 0;
+    GF_TRY(wino_plan(ctx, op, c, terms, &nb, &by_row));
     const char *ni = m4 ? (by_row ? "wino4_input_rows" : "wino4_input") : (by_row ? "wino_input_rows" : "wino_input");
     const char *no = m4 ? (by_row ? "wino4_output_rows" : "wino4_output")
                         : (by_row ? "wino_output_rows" : "wino_output");
@@ -570,6 +579,42 @@ static wino_conv wino_forward_of(const gf_ctx *ctx, const gf_conv_desc *d) {
     wino_conv c = {d->n, d->c_in, d->h_in, d->w_in, d->c_out, d->h_out, d->w_out, d->pad_top, d->pad_left, 0,
                    gf_conv_uses_winograd(ctx, d), d};
     return c;
+}
+
+/* The weight gradient by F(4x4, 3x3) (cl/conv.cl): per chunk of images V of x and dM = A g A^T of the output
+ * gradient's tiles, dU[xi] (+)= dM[xi] V[xi]^T (36 NT GEMMs, later chunks adding), then gW (+)= G^T dU G. */
+static gf_status wino_weight_grad(gf_ctx *ctx, const char *op, const gf_conv_desc *d, cl_mem x, cl_mem g, cl_mem gW,
+                                  int acc) {
+    wino_conv c = wino_forward_of(ctx, d);
+    c.m = 4;
+    int TH = (c.oh + 3) / 4, TW = (c.ow + 3) / 4, by_row = 0;
+    size_t P = 36, tpi = (size_t)TH * TW, plane_u = (size_t)c.co * c.ci, nb = 1;
+    GF_TRY(wino_plan(ctx, op, &c, 1, &nb, &by_row));
+    const char *ni = by_row ? "wino4_input_rows" : "wino4_input";
+    const char *ng = by_row ? "wino4_grad_output_rows" : "wino4_grad_output";
+    size_t per = by_row ? (size_t)TH : tpi;   /* work items per image and channel */
+    cl_kernel ki, kg, kf;
+    GF_TRY(kern(ctx, ni, &ki));
+    GF_TRY(kern(ctx, ng, &kg));
+    GF_TRY(kern(ctx, "wino4_filter_grad", &kf));
+    cl_mem V, dM, dU;
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_WINO_U, P * plane_u * sizeof(float), &dU));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_COL, P * c.ci * nb * tpi * sizeof(float), &V));
+    GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_OUT, P * c.co * nb * tpi * sizeof(float), &dM));
+    for (int n0 = 0; n0 < c.n; n0 += (int)nb) {
+        int m = c.n - n0 < (int)nb ? c.n - n0 : (int)nb;
+        size_t T = (size_t)m * tpi;
+        GF_TRY(gf_args(ctx, ki, ni, "mimiiiiiiii", x, (int)((size_t)n0 * c.ci * c.h * c.w), V, m, c.ci, c.h, c.w,
+                       c.pt, c.pl, TH, TW));
+        GF_TRY(launch1(ctx, ki, ni, (size_t)c.ci * m * per));
+        GF_TRY(gf_args(ctx, kg, ng, "mimiiiiii", g, (int)((size_t)n0 * c.co * c.oh * c.ow), dM, m, c.co, c.oh, c.ow,
+                       TH, TW));
+        GF_TRY(launch1(ctx, kg, ng, (size_t)c.co * m * per));
+        GF_TRY(gf_gemm_batched(ctx, 0, 1, (size_t)c.co, (size_t)c.ci, T, 1.0f, dM, 0, T, (size_t)c.co * T, V, 0, T,
+                               (size_t)c.ci * T, n0 ? 1.0f : 0.0f, dU, 0, (size_t)c.ci, plane_u, P));
+    }
+    GF_TRY(gf_args(ctx, kf, "wino4_filter_grad", "mmiii", dU, gW, acc, c.co, c.ci));
+    return launch1(ctx, kf, "wino4_filter_grad", plane_u);
 }
 
 /* The input gradient as a Winograd conv of g (c_out channels, h_out x w_out) with the rotated, transposed
@@ -720,9 +765,11 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         }
         return GF_OK;
     }
-    /* the input gradient by Winograd where the forward would be (the weight gradient stays direct) */
-    cl_mem gx_wino = gx && gf_conv_uses_winograd(ctx, d) && wino_backward_ok(d) ? gx : NULL;
+    /* the input gradient by Winograd where the forward would be; the weight gradient too with F(4x4, 3x3) */
+    int tile = gf_conv_uses_winograd(ctx, d);
+    cl_mem gx_wino = gx && tile && wino_backward_ok(d) ? gx : NULL, gW_wino = gW && tile == 4 ? gW : NULL;
     if (gx_wino) gx = NULL;
+    if (gW_wino) gW = NULL;
     int nb;
     cl_mem col, tmp;
     if (gx || gW) {
@@ -747,6 +794,7 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         wino_conv c = wino_backward_of(ctx, d);
         GF_TRY(wino_run(ctx, op, &c, 1, &g, &W, 0, NULL, gx_wino, acc));
     }
+    if (gW_wino) GF_TRY(wino_weight_grad(ctx, op, d, x, g, gW_wino, acc));
     return GF_OK;
 }
 
