@@ -589,6 +589,25 @@ kernel void sum_partials(global const float *part, global float *out, int accumu
  * with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
  * A^T = [1 1 1 0; 0 1 -1 -1]. Every value is written by one work item in a fixed order. ---- */
 
+/* The per-tile kernels' work item q = c*T + t, t = (nl*TH + th)*TW + tw (c: the channel, or k of the output),
+ * as (c, nl, th, tw) */
+int4 wino_tile_item(int q, int nb, int TH, int TW)
+{
+    int tpi = TH * TW, T = nb * tpi;
+    int c = q / T, t = q - c * T;
+    int nl = t / tpi, r = t - nl * tpi;
+    int th = r / TW;
+    return (int4)(c, nl, th, r - th * TW);
+}
+
+/* The rows kernels' work item q = (c*nb + nl)*TH + th, a row of tiles, as (c, nl, th) */
+int4 wino_row_item(int q, int nb, int TH)
+{
+    int c = q / (nb * TH), r = q - c * (nb * TH);
+    int nl = r / TH;
+    return (int4)(c, nl, r - nl * TH, 0);
+}
+
 /* V for images n0.. of x (x_off = n0*C*H*W): one work item per (c, t), q = c*T + t. */
 kernel void wino_input(global const float *restrict x, int x_off, global float *restrict V, int nb, int C, int H,
                        int W, int PT, int PL, int TH, int TW)
@@ -596,9 +615,8 @@ kernel void wino_input(global const float *restrict x, int x_off, global float *
     int tpi = TH * TW, T = nb * tpi;
     int q = (int)get_global_id(0);
     if (q >= C * T) return;
-    int c = q / T, t = q - c * T;
-    int nl = t / tpi, r = t - nl * tpi;
-    int th = r / TW, tw = r - th * TW;
+    int4 it = wino_tile_item(q, nb, TH, TW);
+    int c = it.x, nl = it.y, th = it.z, tw = it.w;
     int h0 = 2 * th - PT, w0 = 2 * tw - PL;
     global const float *xp = x + x_off + (nl * C + c) * H * W;
     float d[4][4];
@@ -674,9 +692,8 @@ kernel void wino_output(global const float *restrict M, global float *restrict y
     int tpi = TH * TW, T = nb * tpi;
     int q = (int)get_global_id(0);
     if (q >= K * T) return;
-    int k = q / T, t = q - k * T;
-    int nl = t / tpi, r = t - nl * tpi;
-    int th = r / TW, tw = r - th * TW;
+    int4 it = wino_tile_item(q, nb, TH, TW);
+    int k = it.x, nl = it.y, th = it.z, tw = it.w;
     int plane = K * T;
     float m[4][4];
     for (int i = 0; i < 4; i++)
@@ -708,8 +725,8 @@ kernel void wino_input_rows(global const float *restrict x, int x_off, global fl
 {
     int q = (int)get_global_id(0);
     if (q >= C * nb * TH) return;
-    int c = q / (nb * TH), r = q - c * (nb * TH);
-    int nl = r / TH, th = r - nl * TH;
+    int4 it = wino_row_item(q, nb, TH);
+    int c = it.x, nl = it.y, th = it.z;
     int T = nb * TH * TW, plane = C * T;
     global const float *xp = x + x_off + (nl * C + c) * H * W;
     global float *v = V + c * T + (nl * TH + th) * TW;
@@ -755,8 +772,8 @@ kernel void wino_output_rows(global const float *restrict M, global float *restr
 {
     int q = (int)get_global_id(0);
     if (q >= K * nb * TH) return;
-    int k = q / (nb * TH), r = q - k * (nb * TH);
-    int nl = r / TH, th = r - nl * TH;
+    int4 it = wino_row_item(q, nb, TH);
+    int k = it.x, nl = it.y, th = it.z;
     int T = nb * TH * TW, plane = K * T;
     global const float *mp = M + k * T + (nl * TH + th) * TW;
     float bias = has_b ? b[k] : 0.0f;
@@ -871,9 +888,8 @@ kernel void wino4_input(global const float *restrict x, int x_off, global float 
     int tpi = TH * TW, T = nb * tpi;
     int q = (int)get_global_id(0);
     if (q >= C * T) return;
-    int c = q / T, t = q - c * T;
-    int nl = t / tpi, r = t - nl * tpi;
-    int th = r / TW, tw = r - th * TW;
+    int4 it = wino_tile_item(q, nb, TH, TW);
+    int c = it.x, nl = it.y, th = it.z, tw = it.w;
     int h0 = 4 * th - PT, w0 = 4 * tw - PL;
     global const float *xp = x + x_off + (nl * C + c) * H * W;
     float d[36];
@@ -903,9 +919,8 @@ kernel void wino4_output(global const float *restrict M, global float *restrict 
     int tpi = TH * TW, T = nb * tpi;
     int q = (int)get_global_id(0);
     if (q >= K * T) return;
-    int k = q / T, t = q - k * T;
-    int nl = t / tpi, r = t - nl * tpi;
-    int th = r / TW, tw = r - th * TW;
+    int4 it = wino_tile_item(q, nb, TH, TW);
+    int k = it.x, nl = it.y, th = it.z, tw = it.w;
     global float *yp = y + y_off + (nl * K + k) * OH * OW + 4 * th * OW + 4 * tw;
     float bias = has_b ? b[k] : 0.0f;
     WINO4_OUTPUT_TILE(M + q, K * T, yp, OW, min(4, OH - 4 * th), min(4, OW - 4 * tw), accumulate, bias);
@@ -917,8 +932,8 @@ kernel void wino4_input_rows(global const float *restrict x, int x_off, global f
 {
     int q = (int)get_global_id(0);
     if (q >= C * nb * TH) return;
-    int c = q / (nb * TH), r = q - c * (nb * TH);
-    int nl = r / TH, th = r - nl * TH;
+    int4 it = wino_row_item(q, nb, TH);
+    int c = it.x, nl = it.y, th = it.z;
     int T = nb * TH * TW, plane = C * T;
     global const float *xp = x + x_off + (nl * C + c) * H * W;
     global float *v = V + c * T + (nl * TH + th) * TW;
@@ -951,8 +966,8 @@ kernel void wino4_output_rows(global const float *restrict M, global float *rest
 {
     int q = (int)get_global_id(0);
     if (q >= K * nb * TH) return;
-    int k = q / (nb * TH), r = q - k * (nb * TH);
-    int nl = r / TH, th = r - nl * TH;
+    int4 it = wino_row_item(q, nb, TH);
+    int k = it.x, nl = it.y, th = it.z;
     int T = nb * TH * TW;
     global const float *mp = M + k * T + (nl * TH + th) * TW;
     global float *yp = y + y_off + (nl * K + k) * OH * OW + 4 * th * OW;
@@ -1013,9 +1028,8 @@ kernel void wino4_grad_output(global const float *restrict g, int g_off, global 
     int tpi = TH * TW, T = nb * tpi;
     int q = (int)get_global_id(0);
     if (q >= K * T) return;
-    int k = q / T, t = q - k * T;
-    int nl = t / tpi, r = t - nl * tpi;
-    int th = r / TW, tw = r - th * TW;
+    int4 it = wino_tile_item(q, nb, TH, TW);
+    int k = it.x, nl = it.y, th = it.z, tw = it.w;
     global const float *gp = g + g_off + (nl * K + k) * OH * OW;
     float e[16];
     for (int i = 0; i < 4; i++)
@@ -1032,8 +1046,8 @@ kernel void wino4_grad_output_rows(global const float *restrict g, int g_off, gl
 {
     int q = (int)get_global_id(0);
     if (q >= K * nb * TH) return;
-    int k = q / (nb * TH), r = q - k * (nb * TH);
-    int nl = r / TH, th = r - nl * TH;
+    int4 it = wino_row_item(q, nb, TH);
+    int k = it.x, nl = it.y, th = it.z;
     int T = nb * TH * TW, plane = K * T;
     global const float *gp = g + g_off + (nl * K + k) * OH * OW + 4 * th * OW;
     global float *v = dM + k * T + (nl * TH + th) * TW;
