@@ -653,6 +653,7 @@ static void conv_once(gf_ctx *ctx) {
         CHECK(gf_conv_uses_winograd(ctx, &d) == want, "conv algorithm case %zu: Winograd tile %d, want %d", i,
               gf_conv_uses_winograd(ctx, &d), want);
     }
+    d.fixed = NULL;   /* `kept` goes with this scope */
     conv_bn_fold(ctx);
 }
 static cl_mem bn_guarded(gf_ctx *ctx, const float *v, size_t n) {

@@ -37,17 +37,25 @@ int cli_cache_dir_default(const char *sub, char *out, size_t n, const char **fro
     return 0;
 }
 
-/* A two-way choice: GRADFEAT_<...> = auto, the CPU-style or the GPU-style value; what: the noun for what the
- * variable chooses ("kernel path", "host-memory mode"), for the message on a bad value. */
-static int path_env(cli_settings *s, const char *name, const char *var, const char *what, const char *cpu,
-                    const char *gpu, const char **out, char *err, size_t n) {
+/* A choice: GRADFEAT_<...> = auto or one of vals (NULL-terminated; for the kernel paths the CPU-style, then the
+ * GPU-style value); what: the noun for what the variable chooses ("kernel path", "host-memory mode"), for the
+ * message on a bad value ("use auto, cpu or gpu"). */
+static int choice_env(cli_settings *s, const char *name, const char *var, const char *what,
+                      const char *const *vals, const char **out, char *err, size_t n) {
     const char *v = env(var);
     *out = v;
-    if (v && strcasecmp(v, "auto") && strcasecmp(v, cpu) && strcasecmp(v, gpu))
-        return gf_fail_msg(err, n, GF_ERR_USAGE, "%s='%s' is not a %s: use auto, %s or %s", var, v, what, cpu, gpu);
+    int ok = !v || !strcasecmp(v, "auto");
+    for (int i = 0; !ok && vals[i]; i++) ok = !strcasecmp(v, vals[i]);
+    if (!ok) {
+        char list[128] = "auto";
+        for (int i = 0; vals[i]; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", vals[i + 1] ? ", " : " or ", vals[i]);
+        return gf_fail_msg(err, n, GF_ERR_USAGE, "%s='%s' is not a %s: use %s", var, v, what, list);
+    }
     row(s, name, v ? v : "auto", v ? var : NULL, NULL);
     return 0;
 }
+#define CHOICES(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* PoCL's rule for its kernel-cache folder (lib/CL/pocl_cache.c), checked before the driver starts */
 static void pocl_rule(cli_settings *s) {
@@ -81,19 +89,15 @@ int cli_settings_load(cli_settings *s, const char *device, char *err, size_t n) 
         o->device && !(device && *device) ? "GRADFEAT_DEVICE" : NULL, o->device ? "flag --device" : NULL);
     /* kernel paths */
     int rc;
-    if ((rc = path_env(s, "paths", "GRADFEAT_PATHS", "kernel path", "cpu", "gpu", &o->paths, err, n))) return rc;
-    if ((rc = path_env(s, "conv kernels", "GRADFEAT_CONV_KERNELS", "kernel path", "plane", "element", &o->conv_kernels, err, n))) return rc;
-    if ((rc = path_env(s, "BN walk", "GRADFEAT_BN_WALK", "kernel path", "blocked", "strided", &o->bn_walk, err, n))) return rc;
-    const char *ca = env("GRADFEAT_CONV_ALGO");
-    o->conv_algo = ca;
-    if (ca && strcasecmp(ca, "auto") && strcasecmp(ca, "direct") && strcasecmp(ca, "winograd") && strcasecmp(ca, "winograd4"))
-        return gf_fail_msg(err, n, GF_ERR_USAGE, "GRADFEAT_CONV_ALGO='%s' is not a conv algorithm: use auto, direct, "
-                           "winograd or winograd4", ca);
-    row(s, "conv algorithm", ca ? ca : "auto", ca ? "GRADFEAT_CONV_ALGO" : NULL, NULL);
+    if ((rc = choice_env(s, "paths", "GRADFEAT_PATHS", "kernel path", CHOICES("cpu", "gpu"), &o->paths, err, n))) return rc;
+    if ((rc = choice_env(s, "conv kernels", "GRADFEAT_CONV_KERNELS", "kernel path", CHOICES("plane", "element"), &o->conv_kernels, err, n))) return rc;
+    if ((rc = choice_env(s, "BN walk", "GRADFEAT_BN_WALK", "kernel path", CHOICES("blocked", "strided"), &o->bn_walk, err, n))) return rc;
+    if ((rc = choice_env(s, "conv algorithm", "GRADFEAT_CONV_ALGO", "conv algorithm",
+                         CHOICES("direct", "winograd", "winograd4"), &o->conv_algo, err, n))) return rc;
     const char *hb = env("GRADFEAT_HOST_BLAS");   /* the older twin of GRADFEAT_GEMM: 0 = CLBlast */
     if (!env("GRADFEAT_GEMM") && hb && !strcmp(hb, "0")) { o->gemm = "clblast"; row(s, "GEMM", "clblast", "GRADFEAT_HOST_BLAS=0", NULL); }
-    else if ((rc = path_env(s, "GEMM", "GRADFEAT_GEMM", "kernel path", "host", "clblast", &o->gemm, err, n))) return rc;
-    if ((rc = path_env(s, "host memory", "GRADFEAT_HOST_MEM", "host-memory mode", "map", "copy", &o->host_mem, err, n))) return rc;
+    else if ((rc = choice_env(s, "GEMM", "GRADFEAT_GEMM", "kernel path", CHOICES("host", "clblast"), &o->gemm, err, n))) return rc;
+    if ((rc = choice_env(s, "host memory", "GRADFEAT_HOST_MEM", "host-memory mode", CHOICES("map", "copy"), &o->host_mem, err, n))) return rc;
     const char *tu = env("GRADFEAT_TUNING");
     if (tu && strcmp(tu, "0") && strcmp(tu, "1"))
         return gf_fail_msg(err, n, GF_ERR_USAGE, "GRADFEAT_TUNING='%s' is not 0 or 1", tu);

@@ -585,10 +585,9 @@ static wino_conv wino_forward_of(const gf_ctx *ctx, const gf_conv_desc *d) {
  * gradient's tiles, dU[xi] (+)= dM[xi] V[xi]^T (36 NT GEMMs, later chunks adding), then gW (+)= G^T dU G. */
 static gf_status wino_weight_grad(gf_ctx *ctx, const char *op, const gf_conv_desc *d, cl_mem x, cl_mem g, cl_mem gW,
                                   int acc) {
-    wino_conv c = wino_forward_of(ctx, d);
-    c.m = 4;
+    wino_conv c = wino_forward_of(ctx, d);   /* c.m == 4: the caller's condition */
     int TH = (c.oh + 3) / 4, TW = (c.ow + 3) / 4, by_row = 0;
-    size_t P = 36, tpi = (size_t)TH * TW, plane_u = (size_t)c.co * c.ci, nb = 1;
+    size_t P = wino_planes(&c), tpi = (size_t)TH * TW, plane_u = (size_t)c.co * c.ci, nb = 1;
     GF_TRY(wino_plan(ctx, op, &c, 1, &nb, &by_row));
     const char *ni = by_row ? "wino4_input_rows" : "wino4_input";
     const char *ng = by_row ? "wino4_grad_output_rows" : "wino4_grad_output";

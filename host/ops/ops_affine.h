@@ -37,7 +37,10 @@ enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2, 
 /* What a conv keeps of a weight W that does not change while this lives (a frozen parameter set's, e.g. θ̄ of
  * gradient/full): W's Winograd filter transforms, U[0] for the forward and the tangent's W ṫ term, U[1] (the
  * rotated, transposed filter) for the input gradient, each made on its first use and reused bit for bit. Owned
- * by whoever owns W (gf_params_freeze): release it when W's values change or W goes. */
+ * by whoever owns W (gf_params_freeze): release it when W's values change or W goes. Under GF_CONV_ALGO_AUTO a
+ * fixed W also picks the algorithm: F(4x4, 3x3) pays only with kept transforms (gf_conv_uses_winograd), so a large
+ * conv gives F(4x4)'s rounding with a fixed W and the direct conv's without; a forced algorithm gives the same
+ * bits either way. */
 typedef struct gf_conv_fixed {
     cl_mem W;       /* the buffer the transforms were made from (another one: they are made again) */
     cl_mem U[2];    /* [P, c_out, c_in] and [P, c_in, c_out], or NULL until used (P = 16 or 36 planes) */
