@@ -301,8 +301,15 @@ static gf_status run_to_cnp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem g, int n0
     return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? tiles_of((int)s.P, len) : s.P));
 }
 
-static gf_status run_fill_bias(gf_ctx *ctx, cl_mem y, cl_mem b, int N, int C, int P) {
+/* y[n, c, p] = b[c] (0 without b); rows: the CPU-style kernel (fill_bias_rows), an item per run of a plane */
+static gf_status run_fill_bias(gf_ctx *ctx, int rows, cl_mem y, cl_mem b, int N, int C, int P) {
     cl_kernel k;
+    if (rows) {
+        int len = item_rows(ctx, 1, 0, P);
+        GF_TRY(kern(ctx, "fill_bias_rows", &k));
+        GF_TRY(gf_args(ctx, k, "fill_bias_rows", "mmiiiii", y, b ? b : y, b != NULL, N, C, P, len));
+        return launch1(ctx, k, "fill_bias_rows", (size_t)N * C * tiles_of(P, len));
+    }
     GF_TRY(kern(ctx, "fill_bias", &k));
     GF_TRY(gf_args(ctx, k, "fill_bias", "mmiiii", y, b ? b : y, b != NULL, N, C, P));
     return launch1(ctx, k, "fill_bias", (size_t)N * C * P);
@@ -380,6 +387,34 @@ static gf_status gemm_colgrad(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_m
     for (size_t g = 0; g < (size_t)d->groups; g++)
         GF_TRY(gf_gemm(ctx, 1, 0, s.Kg, cols, s.cog, 1.0f, W, g * s.cog * s.Kg, s.Kg,
                        gmat, g * s.cog * cols, cols, 0.0f, col, g * s.Kg * cols, cols));
+    return GF_OK;
+}
+
+/* A 1x1, stride-1, unpadded, ungrouped convolution is one GEMM per image on the NCHW planes themselves,
+ * y_n [c_out, P] = W [c_out, c_in] x_n [c_in, P]: no im2col copy of x and no layout pass over y or g (the emotion
+ * net's and MobileNet's pointwise convolutions). */
+static int pointwise(const gf_conv_desc *d) {
+    return d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
+           d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 && d->pad_right == 0 && d->groups == 1;
+}
+
+/* y_n (+)= W x_n for every image (batched; beta 1 adds to what y holds) */
+static gf_status pointwise_gemm(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_mem x, float beta, cl_mem y) {
+    size_t P = (size_t)d->h_out * d->w_out, ci = (size_t)d->c_in, co = (size_t)d->c_out;
+    return gf_gemm_batched(ctx, 0, 0, co, P, ci, 1.0f, W, 0, ci, 0, x, 0, P, ci * P, beta, y, 0, P, co * P,
+                           (size_t)d->n);
+}
+
+/* gx_n (+)= W^T g_n, gW (+)= sum over n of g_n x_n^T (batched into one C, image by image in order) */
+static gf_status pointwise_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem g, cl_mem gx,
+                                    cl_mem gW, int acc) {
+    size_t P = (size_t)d->h_out * d->w_out, ci = (size_t)d->c_in, co = (size_t)d->c_out;
+    if (gx)
+        GF_TRY(gf_gemm_batched(ctx, 1, 0, ci, P, co, 1.0f, W, 0, ci, 0, g, 0, P, co * P, acc ? 1.0f : 0.0f, gx, 0, P,
+                               ci * P, (size_t)d->n));
+    if (gW)
+        GF_TRY(gf_gemm_batched(ctx, 0, 1, co, ci, P, 1.0f, g, 0, P, co * P, x, 0, P, ci * P, acc ? 1.0f : 0.0f, gW, 0,
+                               ci, 0, (size_t)d->n));
     return GF_OK;
 }
 
@@ -641,6 +676,10 @@ gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
         wino_conv c = wino_forward_of(ctx, d);
         return wino_run(ctx, op, &c, 1, &x, &W, 0, b, y, 0);
     }
+    if (pointwise(d)) {
+        GF_TRY(run_fill_bias(ctx, plane_kernels(ctx, d), y, b, d->n, d->c_out, (int)s.P));
+        return pointwise_gemm(ctx, d, W, x, 1.0f, y);
+    }
     int nb;
     cl_mem col, tmp;
     GF_TRY(conv_chunk(ctx, d, op, &nb));
@@ -670,7 +709,7 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     }
     if (bt) GF_TRY(need_buf(ctx, op, "bt", bt, (size_t)d->c_out));
     GF_TRY(need_buf(ctx, op, "t_out", t_out, s.y_n));
-    if (!use_a && !use_b) return run_fill_bias(ctx, t_out, bt, d->n, d->c_out, (int)s.P);
+    if (!use_a && !use_b) return run_fill_bias(ctx, plane_kernels(ctx, d), t_out, bt, d->n, d->c_out, (int)s.P);
     if (gf_conv_is_depthwise(d))
         return run_dw_conv(ctx, d, use_a ? x : NULL, Wt, use_b ? t_in : NULL, use_b ? W : NULL, bt, t_out);
     if (gf_conv_uses_winograd(ctx, d)) {   /* both terms summed in the transformed domain, one output transform */
@@ -680,6 +719,12 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
         if (use_b) { xs[terms] = t_in; Ws[terms++] = W; }
         wino_conv c = wino_forward_of(ctx, d);
         return wino_run(ctx, op, &c, terms, xs, Ws, use_b ? terms - 1 : -1, bt, t_out, 0);
+    }
+    if (pointwise(d)) {   /* t_out = bt, then + W̃ x, then + W ṫ */
+        GF_TRY(run_fill_bias(ctx, plane_kernels(ctx, d), t_out, bt, d->n, d->c_out, (int)s.P));
+        if (use_a) GF_TRY(pointwise_gemm(ctx, d, Wt, x, 1.0f, t_out));
+        if (use_b) GF_TRY(pointwise_gemm(ctx, d, W, t_in, 1.0f, t_out));
+        return GF_OK;
     }
     int nb;
     cl_mem col, tmp;
@@ -764,6 +809,7 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         }
         return GF_OK;
     }
+    if (pointwise(d)) return pointwise_backward(ctx, d, x, W, g, gx, gW, acc);
     /* the input gradient by Winograd where the forward would be; the weight gradient too with F(4x4, 3x3) */
     int tile = gf_conv_uses_winograd(ctx, d);
     cl_mem gx_wino = gx && tile && wino_backward_ok(d) ? gx : NULL, gW_wino = gW && tile == 4 ? gW : NULL;
@@ -815,7 +861,7 @@ gf_status gf_linear_forward(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_me
     GF_TRY(need_buf(ctx, op, "W", W, (size_t)out * in));
     if (b) GF_TRY(need_buf(ctx, op, "b", b, (size_t)out));
     GF_TRY(need_buf(ctx, op, "y", y, (size_t)n * out));
-    if (b) GF_TRY(run_fill_bias(ctx, y, b, n, out, 1));
+    if (b) GF_TRY(run_fill_bias(ctx, ctx->conv_plane, y, b, n, out, 1));
     return gf_gemm(ctx, 0, 1, (size_t)n, (size_t)out, (size_t)in, 1.0f, x, 0, (size_t)in, W, 0, (size_t)in,
                    b ? 1.0f : 0.0f, y, 0, (size_t)out);
 }
@@ -837,7 +883,7 @@ gf_status gf_linear_tangent(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_me
     GF_TRY(need_buf(ctx, op, "t_out", t_out, (size_t)n * out));
     float beta = 0.0f;
     if (bt || (!use_a && !use_b)) {
-        GF_TRY(run_fill_bias(ctx, t_out, bt, n, out, 1));
+        GF_TRY(run_fill_bias(ctx, ctx->conv_plane, t_out, bt, n, out, 1));
         beta = 1.0f;
     }
     if (use_a) {

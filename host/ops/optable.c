@@ -884,7 +884,7 @@ static gf_status avgpool_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const
     (void)rw; (void)in; (void)acc;
     return gf_avgpool_backward(ctx, pool_of(T), u, g[0]);
 }
-static const op_def OP_MAXPOOL = {.name = "maxpool", .describe = maxpool_describe, .shape = pool_shape,
+static const op_def OP_MAXPOOL = {.name = "maxpool", .variants = 1u << V_DEFAULT | 1u << V_ELEMENT, .describe = maxpool_describe, .shape = pool_shape,
     .fill = pool_fill, .tols = maxpool_tols, .ref = maxpool_ref, .fwd = maxpool_fwd, .tan = maxpool_tan,
     .ref_tan = maxpool_ref_tan, .bwd = maxpool_bwd, .ref_bwd = maxpool_ref_bwd, .release = pool_release};
 static const op_def OP_AVGPOOL = {.name = "avgpool", .flags = OP_IS_LINEAR, .describe = avgpool_describe,
@@ -1707,6 +1707,8 @@ static void make_rows(void) {
     R(OP_BCE, 0, 1, 5.0f, 7, 5, 0);
     /* conv: a = {n, c_in, h, w, c_out, kh, kw, sh, sw, pt, pb, pl, pr, dil, groups, same, max_workspace} */
     RN(OP_CONV, 1, 0, "1x1", 1, 3, 5, 7, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1);
+    RN(OP_CONV, 1, 1, "1x1 batch 5 (a GEMM per image)", 5, 6, 7, 9, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1); QUICK;
+    RN(OP_CONV, 1, 0, "1x1 128 -> 256 15x15 batch 3 (emotion net)", 3, 128, 15, 15, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1);
     RN(OP_CONV, 1, 0, "1x1 pad 1 (border of zeros)", 2, 4, 3, 4, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "1x1 stride 2 batch 7", 7, 6, 9, 7, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1);
     RN(OP_CONV, 1, 0, "3x3 pad 1 batch 7", 7, 5, 9, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
