@@ -106,6 +106,8 @@ static void apply_variant(gf_ctx_options *o, const void *user) {
     if (v->item_budget) o->item_budget = v->item_budget;
     if (v->conv_algo) o->conv_algo = v->conv_algo;
     if (v->max_wg) o->max_work_group = v->max_wg;
+    /* the context's kernel style follows the variant's (the pool ops pick theirs from the context) */
+    if (v->conv_variant) o->conv_kernels = v->conv_variant == GF_CONV_VARIANT_PLANE ? "plane" : "element";
 }
 /* In place: z <- act(z), then the mask taken from the output (valid for the non-smooth kinds with slope >= 0),
  * tangent and backward in place on their inputs: the same bits as out of place. */

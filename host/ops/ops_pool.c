@@ -126,6 +126,15 @@ gf_status gf_maxpool_tangent(gf_ctx *ctx, const gf_pool2d *p, cl_mem argmax, cl_
 gf_status gf_maxpool_backward(gf_ctx *ctx, const gf_pool2d *p, cl_mem argmax, cl_mem g_out, cl_mem g_in) {
     GF_TRY(pool_validate(ctx, p, "max pool backward"));
     cl_kernel k;
+    /* CPU-style paths (cl/pool.cl maxpool_backward_planes): an item per plane scatters to the argmaxes, when a
+     * plane's work fits the item budget */
+    size_t HW = (size_t)p->H * p->W, OHW = (size_t)p->OH * p->OW;
+    if (ctx->conv_plane && HW + 2 * OHW <= ctx->item_budget) {
+        GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_backward_planes", &k));
+        GF_TRY(gf_args(ctx, k, "maxpool_backward_planes", "mmmuii", g_out, argmax, g_in, (unsigned)NCOF(p), (int)HW,
+                       (int)OHW));
+        return gf_launch1(ctx, k, "maxpool_backward_planes", NCOF(p));
+    }
     GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_backward", &k));
     GF_TRY(gf_args(ctx, k, "maxpool_backward", "mmmuiiiiiiiiii", g_out, argmax, g_in, (unsigned)NCOF(p),
                    p->H, p->W, p->OH, p->OW, p->kh, p->kw, p->sh, p->sw, p->pt, p->pl));
