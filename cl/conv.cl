@@ -577,6 +577,48 @@ kernel void dw_backward_weight_serial(global const float *x, global const float 
     else part[get_global_id(0)] = s;
 }
 
+/* dw_backward_weight_serial for 3x3 taps at stride 1, dilation 1: an item per (channel, tile of rows) takes the
+ * channel's nine weights together, each output-gradient row read once for all nine and each input row once for
+ * three. The tiles and every weight's sum are dw_backward_weight_serial's, operation for operation (eight lanes
+ * over the columns lo + 8m + k, the rest one by one, lanes added in order at the end): the same bits. */
+kernel void dw3_backward_weight_rows(global const float *x, global const float *g, global float *gW, int accumulate,
+                                     int N, int M, int C, int H, int W, int OH, int OW, int PT, int PL, int rows,
+                                     global float *part)
+{
+    int CO = C * M, co, r0, r1;
+    if (!tile_of(CO, N * OH, rows, &co, &r0, &r1)) return;
+    int ci = co / M, tiles = (N * OH + rows - 1) / rows, t = r0 / rows;
+    int lo[3], hi[3], lo8[3];
+    for (int j = 0; j < 3; j++) {
+        valid_cols(j - PL, W, 1, OW, &lo[j], &hi[j]);
+        lo8[j] = lo[j] + (hi[j] - lo[j]) / 8 * 8;
+    }
+    float s[9];
+    float8 s8[9];
+    for (int k = 0; k < 9; k++) { s[k] = 0.0f; s8[k] = (float8)(0.0f); }
+    int n = r0 / OH, oh = r0 - n * OH;
+    for (int r = r0; r < r1; r++) {
+        global const float *gr = g + ((size_t)(n * CO + co) * OH + oh) * OW;
+        for (int i = 0; i < 3; i++) {
+            int ih = oh - PT + i;
+            if (ih < 0 || ih >= H) continue;
+            global const float *xrow = x + ((size_t)(n * C + ci) * H + ih) * W;
+            for (int j = 0; j < 3; j++) {
+                global const float *xr = xrow + j - PL;
+                for (int ow = lo[j]; ow < lo8[j]; ow += 8) s8[3 * i + j] += vload8(0, gr + ow) * vload8(0, xr + ow);
+                for (int ow = lo8[j]; ow < hi[j]; ow++) s[3 * i + j] += gr[ow] * xr[ow];
+            }
+        }
+        if (++oh == OH) { oh = 0; n++; }
+    }
+    for (int k = 0; k < 9; k++) {
+        float8 v = s8[k];
+        float sk = s[k] + (((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)));
+        if (tiles == 1) store_acc(gW + co * 9 + k, accumulate, sk);
+        else part[(co * 9 + k) * tiles + t] = sk;
+    }
+}
+
 /* out[k] (+)= sum over t < tiles of part[k * tiles + t], in t order. */
 kernel void sum_partials(global const float *part, global float *out, int accumulate, int count, int tiles)
 {

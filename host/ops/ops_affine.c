@@ -792,10 +792,17 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
             size_t tiles = tiles_of(total, rows);
             cl_mem part = gW;
             if (tiles > 1) GF_TRY(gf_scratch(ctx, GF_AFFINE_SLOT_PART, s.w_n * tiles * sizeof(float), &part));
-            GF_TRY(kern(ctx, "dw_backward_weight_serial", &k));
-            GF_TRY(gf_args(ctx, k, "dw_backward_weight_serial", "mmmiii" G_FMT "im", x, g, gW, acc, d->n, M,
-                           G_ARGS(d), rows, part));
-            GF_TRY(launch1(ctx, k, "dw_backward_weight_serial", s.w_n * tiles));
+            if (dw3_plane(d)) {   /* 3x3 stride 1: a channel's nine weights per item, the same tiles and sums */
+                GF_TRY(kern(ctx, "dw3_backward_weight_rows", &k));
+                GF_TRY(gf_args(ctx, k, "dw3_backward_weight_rows", "mmmiiiiiiiiiiim", x, g, gW, acc, d->n, M, d->c_in,
+                               d->h_in, d->w_in, d->h_out, d->w_out, d->pad_top, d->pad_left, rows, part));
+                GF_TRY(launch1(ctx, k, "dw3_backward_weight_rows", (size_t)d->c_out * tiles));
+            } else {
+                GF_TRY(kern(ctx, "dw_backward_weight_serial", &k));
+                GF_TRY(gf_args(ctx, k, "dw_backward_weight_serial", "mmmiii" G_FMT "im", x, g, gW, acc, d->n, M,
+                               G_ARGS(d), rows, part));
+                GF_TRY(launch1(ctx, k, "dw_backward_weight_serial", s.w_n * tiles));
+            }
             if (tiles > 1) GF_TRY(run_sum_partials(ctx, part, gW, acc, s.w_n, (int)tiles));
         } else if (gW) {
             int slices;
