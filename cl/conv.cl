@@ -443,16 +443,14 @@ kernel void dw_conv_plane(global const float *xa, global const float *Wa, int ha
     }
 }
 
-/* dw_conv_plane for 3x3 taps at stride 1, dilation 1 (separable and MobileNet-style blocks): the
- * columns whose three taps are all inside the image take every tap of both terms in one pass over the
- * row, the three input rows read side by side (contiguous: the loop vectorises); the edge columns go tap
- * by tap as in dw_conv_plane. Each output gets bias, then term a's taps, then term b's, in (i, j) order:
- * dw_conv_plane's sums. The nine weights of each term are read once, into registers. */
-#define DW3_ROW(x, w, ok, r) if (ok) { \
-    v += w[3 * (r)] * x[ow - 1]; v += w[3 * (r) + 1] * x[ow]; v += w[3 * (r) + 2] * x[ow + 1]; }
-kernel void dw_conv3_plane(global const float *xa, global const float *Wa, int has_a,
-                           global const float *xb, global const float *Wb, int has_b,
-                           global const float *bias, int has_bias, global float *y, int N, int M,
+/* dw_conv_plane for 3x3 taps at stride 1, dilation 1 (separable and MobileNet-style blocks): the columns whose
+ * three taps are all inside the image go row of taps by row of taps, one straight pass over the output row per
+ * input row inside the image and term (no tests in the loop, which vectorises; the row stays in cache), the edge
+ * columns tap by tap as in dw_conv_plane. Each output gets bias, then term a's taps, then term b's, in (i, j)
+ * order: dw_conv_plane's sums. The nine weights of each term are read once, into registers. */
+kernel void dw_conv3_plane(global const float *restrict xa, global const float *restrict Wa, int has_a,
+                           global const float *restrict xb, global const float *restrict Wb, int has_b,
+                           global const float *restrict bias, int has_bias, global float *restrict y, int N, int M,
                            int C, int H, int W, int OH, int OW, int PT, int PL, int rows)
 {
     int CO = C * M, q, oh0, oh1;   /* q = n * CO + co */
@@ -461,11 +459,10 @@ kernel void dw_conv3_plane(global const float *xa, global const float *Wa, int h
     size_t base = ((size_t)n * C + co / M) * H * W;
     float b0 = has_bias ? bias[co] : 0.0f;
     global float *yp = y + (size_t)q * OH * OW;
-    global const float *xpa = xa + base, *xpb = xb + base;
-    float wa[9], wb[9];
+    float wt[2][9];
     for (int k = 0; k < 9; k++) {
-        wa[k] = has_a ? Wa[co * 9 + k] : 0.0f;
-        wb[k] = has_b ? Wb[co * 9 + k] : 0.0f;
+        wt[0][k] = has_a ? Wa[co * 9 + k] : 0.0f;
+        wt[1][k] = has_b ? Wb[co * 9 + k] : 0.0f;
     }
     /* interior columns: iw = ow - PL + j inside [0, W) for j = 0, 1, 2 */
     int lo = max(PL, 0), hi = min(OW, W - 2 + PL);
@@ -473,19 +470,20 @@ kernel void dw_conv3_plane(global const float *xa, global const float *Wa, int h
     for (int oh = oh0; oh < oh1; oh++) {
         global float *yr = yp + oh * OW;
         int ih = oh - PT;   /* input rows ih, ih + 1, ih + 2 */
-        int ok0 = ih >= 0 && ih < H, ok1 = ih + 1 >= 0 && ih + 1 < H, ok2 = ih + 2 >= 0 && ih + 2 < H;
-        int a0 = has_a && ok0, a1 = has_a && ok1, a2 = has_a && ok2;
-        int b0k = has_b && ok0, b1k = has_b && ok1, b2k = has_b && ok2;
-        /* row pointers shifted so that x[ow] is column ow - PL + 1 (never read when the row is out) */
-        global const float *ra0 = xpa + (ok0 ? ih : 0) * W - PL + 1, *ra1 = xpa + (ok1 ? ih + 1 : 0) * W - PL + 1,
-                           *ra2 = xpa + (ok2 ? ih + 2 : 0) * W - PL + 1;
-        global const float *rb0 = xpb + (ok0 ? ih : 0) * W - PL + 1, *rb1 = xpb + (ok1 ? ih + 1 : 0) * W - PL + 1,
-                           *rb2 = xpb + (ok2 ? ih + 2 : 0) * W - PL + 1;
-        for (int ow = lo; ow < hi; ow++) {
-            float v = b0;
-            DW3_ROW(ra0, wa, a0, 0) DW3_ROW(ra1, wa, a1, 1) DW3_ROW(ra2, wa, a2, 2)
-            DW3_ROW(rb0, wb, b0k, 0) DW3_ROW(rb1, wb, b1k, 1) DW3_ROW(rb2, wb, b2k, 2)
-            yr[ow] = v;
+        for (int ow = lo; ow < hi; ow++) yr[ow] = b0;
+        for (int term = 0; term < 2; term++) {
+            if (term == 0 ? !has_a : !has_b) continue;
+            global const float *xp = (term == 0 ? xa : xb) + base;
+            for (int i = 0; i < 3; i++) {
+                if (ih + i < 0 || ih + i >= H) continue;
+                global const float *xr = xp + (ih + i) * W - PL + 1;   /* xr[ow] is column ow - PL + 1 */
+                float w0 = wt[term][3 * i], w1 = wt[term][3 * i + 1], w2 = wt[term][3 * i + 2];
+                for (int ow = lo; ow < hi; ow++) {
+                    float v = yr[ow];
+                    v += w0 * xr[ow - 1]; v += w1 * xr[ow]; v += w2 * xr[ow + 1];
+                    yr[ow] = v;
+                }
+            }
         }
         /* edge columns, tap by tap */
         for (int ow = 0; ow < OW; ow++) {
@@ -494,13 +492,13 @@ kernel void dw_conv3_plane(global const float *xa, global const float *Wa, int h
             float v = b0;
             for (int term = 0; term < 2; term++) {
                 if (term == 0 ? !has_a : !has_b) continue;
-                global const float *xp = term == 0 ? xpa : xpb;
+                global const float *xp = (term == 0 ? xa : xb) + base;
                 for (int i = 0; i < 3; i++) {
                     int r = ih + i;
                     if (r < 0 || r >= H) continue;
                     for (int j = 0; j < 3; j++) {
                         int c = ow - PL + j;
-                        if (c >= 0 && c < W) v += (term == 0 ? wa[i * 3 + j] : wb[i * 3 + j]) * xp[r * W + c];
+                        if (c >= 0 && c < W) v += wt[term][i * 3 + j] * xp[r * W + c];
                     }
                 }
             }
