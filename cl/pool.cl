@@ -51,10 +51,6 @@ kernel void maxpool_forward(global const float *x, global float *y, global int *
 #define MP3_TAP(r, ok, j) if (ok) { \
     float v_ = r[w0 + (j)]; int c_ = bi < 0 || v_ > best || isnan(v_); \
     best = c_ ? v_ : best; bi = c_ ? (int)(r - xp) + w0 + (j) : bi; }
-/* a tap after the first: the same rule without the test for no maximum yet, in selects (bitwise |: no branches) */
-#define MP3_NEXT(r, j) { \
-    float v_ = r[w0 + (j)]; int c_ = (v_ > best) | isnan(v_); \
-    best = c_ ? v_ : best; bi = c_ ? (int)(r - xp) + w0 + (j) : bi; }
 kernel void maxpool3_rows(global const float *x, global float *y, global int *argmax, int has_y, int has_arg,
                           uint NC, int H, int W, int OH, int OW, int sh, int sw, int pt, int pl)
 {
@@ -70,26 +66,14 @@ kernel void maxpool3_rows(global const float *x, global float *y, global int *ar
     /* interior columns: ow * sw - pl >= 0 and ow * sw - pl + 2 < W */
     int lo = (pl + sw - 1) / sw, hi = W - 3 + pl >= 0 ? min(OW, (W - 3 + pl) / sw + 1) : 0;
     hi = max(hi, lo);
-    if (ok0 && ok1 && ok2) {   /* all three rows inside: the first tap starts, the other eight compare (no branches) */
-        for (int ow = lo; ow < hi; ow++) {
-            int w0 = ow * sw - pl, bi = (int)(r0 - xp) + w0;
-            float best = r0[w0];
-            MP3_NEXT(r0, 1) MP3_NEXT(r0, 2)
-            MP3_NEXT(r1, 0) MP3_NEXT(r1, 1) MP3_NEXT(r1, 2)
-            MP3_NEXT(r2, 0) MP3_NEXT(r2, 1) MP3_NEXT(r2, 2)
-            if (has_y) y[o + ow] = best;
-            if (has_arg) argmax[o + ow] = bi;
-        }
-    } else {
-        for (int ow = lo; ow < hi; ow++) {
-            int w0 = ow * sw - pl, bi = -1;
-            float best = 0.0f;
-            MP3_TAP(r0, ok0, 0) MP3_TAP(r0, ok0, 1) MP3_TAP(r0, ok0, 2)
-            MP3_TAP(r1, ok1, 0) MP3_TAP(r1, ok1, 1) MP3_TAP(r1, ok1, 2)
-            MP3_TAP(r2, ok2, 0) MP3_TAP(r2, ok2, 1) MP3_TAP(r2, ok2, 2)
-            if (has_y) y[o + ow] = best;
-            if (has_arg) argmax[o + ow] = bi;
-        }
+    for (int ow = lo; ow < hi; ow++) {
+        int w0 = ow * sw - pl, bi = -1;
+        float best = 0.0f;
+        MP3_TAP(r0, ok0, 0) MP3_TAP(r0, ok0, 1) MP3_TAP(r0, ok0, 2)
+        MP3_TAP(r1, ok1, 0) MP3_TAP(r1, ok1, 1) MP3_TAP(r1, ok1, 2)
+        MP3_TAP(r2, ok2, 0) MP3_TAP(r2, ok2, 1) MP3_TAP(r2, ok2, 2)
+        if (has_y) y[o + ow] = best;
+        if (has_arg) argmax[o + ow] = bi;
     }
     int hs = max(h0, 0), he = min(h0 + 3, H);
     for (int ow = 0; ow < OW; ow++) {
