@@ -464,14 +464,56 @@ kernel void dw_conv3_plane(global const float *restrict xa, global const float *
         wt[0][k] = has_a ? Wa[co * 9 + k] : 0.0f;
         wt[1][k] = has_b ? Wb[co * 9 + k] : 0.0f;
     }
+    /* "same" 3x3 (pads 1, output the input's size) on a whole plane of rows at least 8 wide: rows 1 .. H-2 as one
+     * run of the flattened plane, eight outputs at a time across row ends, the taps that would fall outside the
+     * row (column 0's left, column W-1's right) left out by selects. The run is [W + 1, (H - 1) W - 1): every load
+     * stays inside the plane; the two outputs it leaves, (1, 0) and (H-2, W-1), go with the edge columns. */
+    int flat = PT == 1 && PL == 1 && OH == H && OW == W && W >= 8 && H >= 3 && oh0 == 0 && oh1 == OH;
+    if (flat) {
+        int k = W + 1, k1 = (H - 1) * W - 1, col = 1;   /* col: the column of output k */
+        for (; k + 8 <= k1; k += 8) {
+            int8 c = (int8)(col) + (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+            c = c >= (int8)(W) ? c - (int8)(W) : c;   /* W >= 8: one row end at most */
+            int8 left = c != (int8)(0), right = c != (int8)(W - 1);
+            float8 v = (float8)(b0);
+            for (int term = 0; term < 2; term++) {
+                if (term == 0 ? !has_a : !has_b) continue;
+                global const float *xp = (term == 0 ? xa : xb) + base + k;
+                for (int i = 0; i < 3; i++) {
+                    global const float *xr = xp + (i - 1) * W;
+                    v = select(v, v + wt[term][3 * i] * vload8(0, xr - 1), left);
+                    v = v + wt[term][3 * i + 1] * vload8(0, xr);
+                    v = select(v, v + wt[term][3 * i + 2] * vload8(0, xr + 1), right);
+                }
+            }
+            vstore8(v, 0, yp + k);
+            col += 8;
+            if (col >= W) col -= W;
+        }
+        for (; k < k1; k++) {
+            float v = b0;
+            for (int term = 0; term < 2; term++) {
+                if (term == 0 ? !has_a : !has_b) continue;
+                global const float *xr = (term == 0 ? xa : xb) + base + k;
+                for (int i = 0; i < 3; i++) {
+                    if (col > 0) v = v + wt[term][3 * i] * xr[(i - 1) * W - 1];
+                    v = v + wt[term][3 * i + 1] * xr[(i - 1) * W];
+                    if (col < W - 1) v = v + wt[term][3 * i + 2] * xr[(i - 1) * W + 1];
+                }
+            }
+            yp[k] = v;
+            if (++col == W) col = 0;
+        }
+    }
     /* interior columns: iw = ow - PL + j inside [0, W) for j = 0, 1, 2 */
     int lo = max(PL, 0), hi = min(OW, W - 2 + PL);
     hi = max(hi, lo);
     for (int oh = oh0; oh < oh1; oh++) {
         global float *yr = yp + oh * OW;
         int ih = oh - PT;   /* input rows ih, ih + 1, ih + 2 */
-        for (int ow = lo; ow < hi; ow++) yr[ow] = b0;
-        for (int term = 0; term < 2; term++) {
+        int done = flat && oh > 0 && oh < OH - 1;   /* in the flattened run but for (1, 0) and (H-2, W-1) */
+        for (int ow = lo; ow < hi && !done; ow++) yr[ow] = b0;
+        for (int term = 0; term < 2 && !done; term++) {
             if (term == 0 ? !has_a : !has_b) continue;
             global const float *xp = (term == 0 ? xa : xb) + base;
             for (int i = 0; i < 3; i++) {
@@ -489,6 +531,7 @@ kernel void dw_conv3_plane(global const float *restrict xa, global const float *
         for (int ow = 0; ow < OW; ow++) {
             if (ow == lo && hi > lo) ow = hi;
             if (ow >= OW) break;
+            if (done && !(oh == 1 && ow == 0) && !(oh == OH - 2 && ow == OW - 1)) continue;
             float v = b0;
             for (int term = 0; term < 2; term++) {
                 if (term == 0 ? !has_a : !has_b) continue;

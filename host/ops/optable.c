@@ -1740,6 +1740,11 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "depthwise 3x3 asymmetric pads", 3, 2, 7, 8, 2, 3, 3, 1, 1, 0, 2, 1, 0, 1, 2);
     RN(OP_CONV, 1, 1, "depthwise 3x3 pad 1 2-wide 1-high", 2, 3, 1, 2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 3);
     RN(OP_CONV, 1, 0, "depthwise 3x3 pad 1 15x15 batch 4 (emotion net)", 4, 8, 15, 15, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 8);
+    /* dw_conv3_plane's flattened run of rows (pads 1, rows at least 8 wide, a whole plane per item): a depth
+     * multiplier of 2 on 9 x 8, a single row in the run (3 x 11), rows of exactly two vectors (16 x 16) */
+    RN(OP_CONV, 1, 1, "depthwise 3x3 pad 1 9x8 x2 (a plane as one run)", 2, 3, 9, 8, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 3);
+    RN(OP_CONV, 1, 0, "depthwise 3x3 pad 1 3x11 (a one-row run)", 2, 2, 3, 11, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2);
+    RN(OP_CONV, 1, 0, "depthwise 3x3 pad 1 16x16 batch 2", 2, 4, 16, 16, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 4);
     RN(OP_CONV, 1, 0, "depthwise x2 SAME stride 2", 2, 3, 9, 8, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 3, 1);
     RN(OP_CONV, 1, 0, "depthwise 5x5 dilation 2", 1, 6, 12, 11, 6, 5, 5, 1, 1, 4, 4, 4, 4, 2, 6);
     /* chunking: a workspace for 2 images (45 x 54 floats per image), and for 1 */
