@@ -582,6 +582,70 @@ kernel void dw_backward_input_plane(global const float *Wt, global const float *
     }
 }
 
+/* dw_backward_input_plane for a "same" 3x3 depthwise conv (stride 1, pads 1, output the input's size) on whole
+ * planes of rows at least 8 wide: as dw_conv3_plane's flattened run, rows 1 .. H-2 of gx eight elements at a time
+ * (tap (i, j) reads g at k + (1 - i) W + 1 - j; j = 0 left out at column W-1, j = 2 at column 0), the rest
+ * element by element; each element's terms in dw_backward_input_plane's (m, i, j) order after the same start
+ * (gx or 0): the same sums. An item per (n, ci) plane. */
+float dw3_grad_point(global const float *Wt, global const float *g, int ci, int M, int n, int C, int H, int W,
+                     int ih, int iw, float v)
+{
+    for (int m = 0; m < M; m++) {
+        int co = ci * M + m;
+        global const float *gm = g + (size_t)(n * C * M + co) * H * W;
+        for (int i = 0; i < 3; i++) {
+            int oh = ih + 1 - i;
+            if (oh < 0 || oh >= H) continue;
+            for (int j = 0; j < 3; j++) {
+                int ow = iw + 1 - j;
+                if (ow >= 0 && ow < W) v += Wt[co * 9 + 3 * i + j] * gm[oh * W + ow];
+            }
+        }
+    }
+    return v;
+}
+
+kernel void dw3_backward_input_flat(global const float *Wt, global const float *g, global float *gx, int accumulate,
+                                    int N, int M, int C, int H, int W)
+{
+    int q = (int)get_global_id(0);   /* q = n * C + ci */
+    if (q >= N * C) return;
+    int n = q / C, ci = q - n * C;
+    global float *gp = gx + (size_t)q * H * W;
+    int k = W + 1, k1 = (H - 1) * W - 1, col = 1;
+    for (; k + 8 <= k1; k += 8) {
+        int8 c = (int8)(col) + (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+        c = c >= (int8)(W) ? c - (int8)(W) : c;
+        int8 left = c != (int8)(W - 1), right = c != (int8)(0);   /* taps j = 0 and j = 2 inside the row */
+        float8 v = accumulate ? vload8(0, gp + k) : (float8)(0.0f);
+        for (int m = 0; m < M; m++) {
+            int co = ci * M + m;
+            global const float *gr = g + (size_t)(n * C * M + co) * H * W + k;
+            for (int i = 0; i < 3; i++) {
+                global const float *r = gr + (1 - i) * W;
+                v = select(v, v + Wt[co * 9 + 3 * i] * vload8(0, r + 1), left);
+                v = v + Wt[co * 9 + 3 * i + 1] * vload8(0, r);
+                v = select(v, v + Wt[co * 9 + 3 * i + 2] * vload8(0, r - 1), right);
+            }
+        }
+        vstore8(v, 0, gp + k);
+        col += 8;
+        if (col >= W) col -= W;
+    }
+    for (; k < k1; k++) {
+        gp[k] = dw3_grad_point(Wt, g, ci, M, n, C, H, W, k / W, col, accumulate ? gp[k] : 0.0f);
+        if (++col == W) col = 0;
+    }
+    /* rows 0 and H-1, and the run's two left-out elements */
+    for (int iw = 0; iw < W; iw++) {
+        gp[iw] = dw3_grad_point(Wt, g, ci, M, n, C, H, W, 0, iw, accumulate ? gp[iw] : 0.0f);
+        int e = (H - 1) * W + iw;
+        gp[e] = dw3_grad_point(Wt, g, ci, M, n, C, H, W, H - 1, iw, accumulate ? gp[e] : 0.0f);
+    }
+    gp[W] = dw3_grad_point(Wt, g, ci, M, n, C, H, W, 1, 0, accumulate ? gp[W] : 0.0f);
+    gp[k1] = dw3_grad_point(Wt, g, ci, M, n, C, H, W, H - 2, W - 1, accumulate ? gp[k1] : 0.0f);
+}
+
 /* Depthwise weight gradient, CPU variant: one work item per (weight, tile of
  * `rows` of the N*OH output rows), a serial loop over them (no barriers, which
  * split work-item loops on CPUs). With one tile (tiles == 1) the sum goes to

@@ -423,6 +423,13 @@ static int dw3_plane(const gf_conv_desc *d) {
     return d->kh == 3 && d->kw == 3 && d->stride_h == 1 && d->stride_w == 1 && d->dil_h == 1 && d->dil_w == 1;
 }
 
+/* A "same" 3x3 stride-1 conv (pads 1 all round: the output has the input's size) on rows at least 8 wide and
+ * 3 high: the flattened runs of dw_conv3_plane and dw3_backward_input_flat */
+static int dw3_same_flat(const gf_conv_desc *d) {
+    return dw3_plane(d) && d->pad_top == 1 && d->pad_bottom == 1 && d->pad_left == 1 && d->pad_right == 1 &&
+           d->w_in >= 8 && d->h_in >= 3;
+}
+
 /* Depthwise direct: y = Wa*xa (has_a) + Wb*xb (has_b) + bias. */
 static gf_status run_dw_conv(gf_ctx *ctx, const gf_conv_desc *d, cl_mem xa, cl_mem Wa, cl_mem xb, cl_mem Wb,
                              cl_mem bias, cl_mem y) {
@@ -778,10 +785,17 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
             const char *name = plane ? "dw_backward_input_plane" : "dw_backward_input";
             size_t taps = (size_t)M * d->kh * d->kw, row = taps * ((size_t)d->w_out + 1);
             int rows = item_rows(ctx, (size_t)d->w_in + row, (size_t)M * (1 + d->kh) + taps + row, d->h_in);
-            GF_TRY(kern(ctx, name, &k));
-            GF_TRY(gf_args(ctx, k, name, plane ? "mmmiii" G_FMT "i" : "mmmiii" G_FMT, W, g, gx, acc, d->n, M,
-                           G_ARGS(d), rows));
-            GF_TRY(launch1(ctx, k, name, plane ? (size_t)d->n * d->c_in * tiles_of(d->h_in, rows) : s.x_n));
+            if (plane && dw3_same_flat(d) && rows >= d->h_in) {   /* a whole plane per item (cl/conv.cl) */
+                GF_TRY(kern(ctx, "dw3_backward_input_flat", &k));
+                GF_TRY(gf_args(ctx, k, "dw3_backward_input_flat", "mmmiiiiii", W, g, gx, acc, d->n, M, d->c_in,
+                               d->h_in, d->w_in));
+                GF_TRY(launch1(ctx, k, "dw3_backward_input_flat", (size_t)d->n * d->c_in));
+            } else {
+                GF_TRY(kern(ctx, name, &k));
+                GF_TRY(gf_args(ctx, k, name, plane ? "mmmiii" G_FMT "i" : "mmmiii" G_FMT, W, g, gx, acc, d->n, M,
+                               G_ARGS(d), rows));
+                GF_TRY(launch1(ctx, k, name, plane ? (size_t)d->n * d->c_in * tiles_of(d->h_in, rows) : s.x_n));
+            }
         }
         if (gW && plane_kernels(ctx, d)) {
             /* tiles of the N*OH output rows per weight, partial sums added in a
