@@ -34,11 +34,9 @@
 
 float sigm(float v) { return 1.0f / (1.0f + exp(-v)); }
 
-kernel void act_forward(global const float *z, global float *y, uint n, int kind, float slope)
+/* sigma(v) of one element */
+float act_value(float v, int kind, float slope)
 {
-    size_t i = get_global_id(0);
-    if (i >= n) return;
-    float v = z[i];
     float r;
     if (kind == ACT_RELU) r = (v <= 0.0f) ? 0.0f : v;
     else if (kind == ACT_LEAKY) r = (v <= 0.0f) ? slope * v : v;
@@ -50,19 +48,43 @@ kernel void act_forward(global const float *z, global float *y, uint n, int kind
     else if (kind == ACT_GELU) r = v * (0.5f * erfc(-v * INV_SQRT2));
     else r = v * sigm(2.0f * GELU_K * (v + GELU_C * v * v * v));   /* (1 + tanh u)/2 = sigmoid(2u) */
     if (kind >= ACT_SIGMOID && isnan(v)) r = v;
-    y[i] = r;
+    return r;
+}
+
+kernel void act_forward(global const float *z, global float *y, uint n, int kind, float slope)
+{
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    y[i] = act_value(z[i], kind, slope);
+}
+
+/* act_forward on CPU devices: an item per run of `len` elements (a multiple of 8); the piecewise-linear kinds
+ * eight at a time in selects (the kind tested once per run, not per element: PoCL left the per-element kernel
+ * scalar), the same values as act_value; the other kinds element by element. In place is fine: each vector is
+ * loaded before it is stored. */
+kernel void act_forward_rows(global const float *z, global float *y, uint n, int kind, float slope, uint len)
+{
+    size_t i = get_global_id(0) * (size_t)len, i1 = min((size_t)n, i + len);
+    if (i >= n) return;
+    float8 zero = (float8)(0.0f), six = (float8)(6.0f);
+    if (kind == ACT_RELU)
+        for (; i + 8 <= i1; i += 8) { float8 v = vload8(0, z + i); vstore8(select(v, zero, v <= zero), 0, y + i); }
+    else if (kind == ACT_LEAKY)
+        for (; i + 8 <= i1; i += 8) { float8 v = vload8(0, z + i); vstore8(select(v, slope * v, v <= zero), 0, y + i); }
+    else if (kind == ACT_RELU6)
+        for (; i + 8 <= i1; i += 8) {
+            float8 v = vload8(0, z + i);
+            vstore8(select(select(v, six, v >= six), zero, v <= zero), 0, y + i);
+        }
+    for (; i < i1; i++) y[i] = act_value(z[i], kind, slope);
 }
 
 /* out = in * sigma'(z). For the piecewise-linear kinds a select, not a product
  * with the mask, so that an infinite gradient behind a closed mask gives 0
  * (PyTorch's threshold_backward). */
-kernel void act_jacobian(global const float *z, global const float *in, global float *out,
-                         uint n, int kind, float slope)
+/* sigma'(v) g of one element */
+float act_deriv(float v, float g, int kind, float slope)
 {
-    size_t i = get_global_id(0);
-    if (i >= n) return;
-    float v = z[i];
-    float g = in[i];
     float r;
     if (kind == ACT_RELU) r = (v > 0.0f) ? g : 0.0f;
     else if (kind == ACT_LEAKY) r = (v > 0.0f) ? g : slope * g;
@@ -78,5 +100,38 @@ kernel void act_jacobian(global const float *z, global const float *in, global f
         float s = sigm(2.0f * GELU_K * (v + GELU_C * v2 * v));
         r = g * (s + 2.0f * v * (s * (1.0f - s)) * GELU_K * (1.0f + 3.0f * GELU_C * v2));
     }
-    out[i] = r;
+    return r;
+}
+
+kernel void act_jacobian(global const float *z, global const float *in, global float *out,
+                         uint n, int kind, float slope)
+{
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    out[i] = act_deriv(z[i], in[i], kind, slope);
+}
+
+/* act_jacobian on CPU devices, as act_forward_rows */
+kernel void act_jacobian_rows(global const float *z, global const float *in, global float *out, uint n, int kind,
+                              float slope, uint len)
+{
+    size_t i = get_global_id(0) * (size_t)len, i1 = min((size_t)n, i + len);
+    if (i >= n) return;
+    float8 zero = (float8)(0.0f), six = (float8)(6.0f);
+    if (kind == ACT_RELU)
+        for (; i + 8 <= i1; i += 8) {
+            float8 v = vload8(0, z + i), g = vload8(0, in + i);
+            vstore8(select(zero, g, v > zero), 0, out + i);
+        }
+    else if (kind == ACT_LEAKY)
+        for (; i + 8 <= i1; i += 8) {
+            float8 v = vload8(0, z + i), g = vload8(0, in + i);
+            vstore8(select(slope * g, g, v > zero), 0, out + i);
+        }
+    else if (kind == ACT_RELU6)
+        for (; i + 8 <= i1; i += 8) {
+            float8 v = vload8(0, z + i), g = vload8(0, in + i);
+            vstore8(select(zero, g, (v > zero) & (v < six)), 0, out + i);
+        }
+    for (; i < i1; i++) out[i] = act_deriv(z[i], in[i], kind, slope);
 }

@@ -14,10 +14,22 @@ static gf_status act_check(gf_ctx *ctx, gf_act a, size_t n, const char *what) {
     return GF_OK;
 }
 
+/* Elements per work item of the CPU-style kernels (act_*_rows): the item budget, a multiple of 8 */
+static unsigned run_len(const gf_ctx *ctx) {
+    size_t len = ctx->item_budget / 8 * 8;
+    return len < 8 ? 8u : len > (1u << 30) ? 1u << 30 : (unsigned)len;
+}
+
 gf_status gf_act_forward(gf_ctx *ctx, gf_act a, size_t n, cl_mem z, cl_mem y) {
     GF_TRY(act_check(ctx, a, n, "activation forward"));
     if (n == 0) return GF_OK;
     cl_kernel k;
+    if (ctx->conv_plane) {   /* CPU-style paths: runs of elements, the piecewise-linear kinds in vectors */
+        unsigned len = run_len(ctx);
+        GF_TRY(gf_kernel(ctx, "act", NULL, "act_forward_rows", &k));
+        GF_TRY(gf_args(ctx, k, "act_forward_rows", "mmuifu", z, y, (unsigned)n, (int)a.kind, (double)a.slope, len));
+        return gf_launch1(ctx, k, "act_forward_rows", (n + len - 1) / len);
+    }
     GF_TRY(gf_kernel(ctx, "act", NULL, "act_forward", &k));
     GF_TRY(gf_args(ctx, k, "act_forward", "mmuif", z, y, (unsigned)n, (int)a.kind, (double)a.slope));
     return gf_launch1(ctx, k, "act_forward", n);
@@ -28,6 +40,13 @@ static gf_status act_jac(gf_ctx *ctx, gf_act a, size_t n, cl_mem z, cl_mem in, c
     GF_TRY(act_check(ctx, a, n, what));
     if (n == 0) return GF_OK;
     cl_kernel k;
+    if (ctx->conv_plane) {
+        unsigned len = run_len(ctx);
+        GF_TRY(gf_kernel(ctx, "act", NULL, "act_jacobian_rows", &k));
+        GF_TRY(gf_args(ctx, k, "act_jacobian_rows", "mmmuifu", z, in, out, (unsigned)n, (int)a.kind,
+                       (double)a.slope, len));
+        return gf_launch1(ctx, k, "act_jacobian_rows", (n + len - 1) / len);
+    }
     GF_TRY(gf_kernel(ctx, "act", NULL, "act_jacobian", &k));
     GF_TRY(gf_args(ctx, k, "act_jacobian", "mmmuif", z, in, out, (unsigned)n, (int)a.kind,
                    (double)a.slope));

@@ -499,7 +499,7 @@ static gf_status act_bwd(gf_ctx *ctx, const row *rw, const tensors *T, const cl_
     (void)acc;
     return gf_act_backward(ctx, ot_act_of(rw), T->n_out, in[0], u, g[0]);
 }
-static const op_def OP_ACT = {.name = "act", .describe = act_describe, .shape = act_shape, .fill = act_fill,
+static const op_def OP_ACT = {.name = "act", .variants = 1u << V_DEFAULT | 1u << V_ELEMENT, .describe = act_describe, .shape = act_shape, .fill = act_fill,
     .tols = act_tols, .ref = act_ref, .fwd = act_fwd, .tan = act_tan, .ref_tan = act_ref_tan, .bwd = act_bwd,
     .ref_bwd = act_ref_bwd};
 
@@ -1602,8 +1602,8 @@ static void add_row(const op_def *op, int full, int small, const char *note, flo
 }
 
 static void make_rows(void) {
-    /* act: every kind; sizes 1, odd, 7 x 13 channels x 5 x 3, a larger map; --small: 1, 7 and 130 (a
-     * partial last work-group) */
+    /* act: every kind; sizes 1, odd, 7 x 13 channels x 5 x 3, a larger map, one over two default runs of the
+     * CPU-style kernels; --small: 1, 7 and 130 (a partial last work-group) */
     static const struct { gf_act_kind k; float slope; } kinds[] = {
         {GF_ACT_RELU, 0}, {GF_ACT_LEAKY, 0.01f}, {GF_ACT_LEAKY, 0.2f}, {GF_ACT_LEAKY, -0.3f}, {GF_ACT_RELU6, 0},
         {GF_ACT_SIGMOID, 0}, {GF_ACT_SILU, 0}, {GF_ACT_HSIGMOID, 1.0f / 6.0f}, {GF_ACT_HSIGMOID, 0.2f},
@@ -1614,6 +1614,7 @@ static void make_rows(void) {
         R(OP_ACT, 1, 1, kinds[k].slope, kinds[k].k, 130); QUICK;
         R(OP_ACT, 1, 0, kinds[k].slope, kinds[k].k, 1365);
         R(OP_ACT, 1, 0, kinds[k].slope, kinds[k].k, 64 * 49 * 3 + 5);
+        R(OP_ACT, 1, 0, kinds[k].slope, kinds[k].k, 2 * 16384 + 13);   /* three runs of act_*_rows */
     }
     /* ln: one pixel of one channel to ConvNeXt-tiny's 768 channels, each at eps 1e-6 and 1e-5 */
     for (int e = 0; e < 2; e++) {
