@@ -102,6 +102,21 @@ kernel void maxpool_tangent(global const float *t_in, global const int *argmax, 
     t_out[i] = a >= 0 ? t_in[nc * (size_t)HW + (size_t)a] : 0.0f;
 }
 
+/* maxpool_tangent on CPU devices: an item per plane (no division per element) */
+kernel void maxpool_tangent_planes(global const float *t_in, global const int *argmax, global float *t_out,
+                                   uint NC, int HW, int OHW)
+{
+    size_t nc = get_global_id(0);
+    if (nc >= NC) return;
+    global const float *ti = t_in + nc * (size_t)HW;
+    global const int *am = argmax + nc * (size_t)OHW;
+    global float *to = t_out + nc * (size_t)OHW;
+    for (int o = 0; o < OHW; o++) {
+        int a = am[o];
+        to[o] = a >= 0 ? ti[a] : 0.0f;
+    }
+}
+
 /* Gradient: g_in[e] = sum of g_out[o] over outputs o covering e with argmax[o] == e. */
 kernel void maxpool_backward(global const float *g_out, global const int *argmax, global float *g_in,
                              uint NC, int H, int W, int OH, int OW, int kh, int kw, int sh, int sw,

@@ -117,6 +117,12 @@ gf_status gf_maxpool_tangent(gf_ctx *ctx, const gf_pool2d *p, cl_mem argmax, cl_
     GF_TRY(pool_validate(ctx, p, "max pool tangent"));
     size_t n = gf_pool2d_out_count(p);
     cl_kernel k;
+    if (ctx->conv_plane && (size_t)p->OH * p->OW <= ctx->item_budget) {   /* CPU-style: an item per plane */
+        GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_tangent_planes", &k));
+        GF_TRY(gf_args(ctx, k, "maxpool_tangent_planes", "mmmuii", t_in, argmax, t_out, (unsigned)NCOF(p),
+                       p->H * p->W, p->OH * p->OW));
+        return gf_launch1(ctx, k, "maxpool_tangent_planes", NCOF(p));
+    }
     GF_TRY(gf_kernel(ctx, "pool", NULL, "maxpool_tangent", &k));
     GF_TRY(gf_args(ctx, k, "maxpool_tangent", "mmmuii", t_in, argmax, t_out, (unsigned)n,
                    p->H * p->W, p->OH * p->OW));
