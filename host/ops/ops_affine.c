@@ -390,38 +390,6 @@ static gf_status gemm_colgrad(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_m
     return GF_OK;
 }
 
-/* A 1x1, stride-1, unpadded, ungrouped convolution of at least GF_POINTWISE_MIN_PIXELS output pixels is one GEMM
- * per image on the NCHW planes themselves, y_n [c_out, P] = W [c_out, c_in] x_n [c_in, P]: no im2col copy of x and
- * no layout pass over y or g (the emotion net's and MobileNet's pointwise convolutions). Smaller planes keep the
- * one large GEMM of the im2col path (OpenBLAS on 2 threads, batch 32: 960 -> 160 at 7x7 forward 3.9 against
- * 2.6 ms; 160 -> 960 at 7x7 2.1 against 2.2; at 14x14 and larger the per-image GEMMs won 1.2-2.4x). */
-#define GF_POINTWISE_MIN_PIXELS 64
-static int pointwise(const gf_conv_desc *d) {
-    return d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
-           d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 && d->pad_right == 0 && d->groups == 1 &&
-           (size_t)d->h_out * d->w_out >= GF_POINTWISE_MIN_PIXELS;
-}
-
-/* y_n (+)= W x_n for every image (batched; beta 1 adds to what y holds) */
-static gf_status pointwise_gemm(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_mem x, float beta, cl_mem y) {
-    size_t P = (size_t)d->h_out * d->w_out, ci = (size_t)d->c_in, co = (size_t)d->c_out;
-    return gf_gemm_batched(ctx, 0, 0, co, P, ci, 1.0f, W, 0, ci, 0, x, 0, P, ci * P, beta, y, 0, P, co * P,
-                           (size_t)d->n);
-}
-
-/* gx_n (+)= W^T g_n, gW (+)= sum over n of g_n x_n^T (batched into one C, image by image in order) */
-static gf_status pointwise_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem g, cl_mem gx,
-                                    cl_mem gW, int acc) {
-    size_t P = (size_t)d->h_out * d->w_out, ci = (size_t)d->c_in, co = (size_t)d->c_out;
-    if (gx)
-        GF_TRY(gf_gemm_batched(ctx, 1, 0, ci, P, co, 1.0f, W, 0, ci, 0, g, 0, P, co * P, acc ? 1.0f : 0.0f, gx, 0, P,
-                               ci * P, (size_t)d->n));
-    if (gW)
-        GF_TRY(gf_gemm_batched(ctx, 0, 1, co, ci, P, 1.0f, g, 0, P, co * P, x, 0, P, ci * P, acc ? 1.0f : 0.0f, gW, 0,
-                               ci, 0, (size_t)d->n));
-    return GF_OK;
-}
-
 /* 3x3 taps, stride 1, dilation 1: the depthwise row kernel dw_conv3_plane (CPU-style paths). */
 static int dw3_plane(const gf_conv_desc *d) {
     return d->kh == 3 && d->kw == 3 && d->stride_h == 1 && d->stride_w == 1 && d->dil_h == 1 && d->dil_w == 1;
@@ -687,10 +655,6 @@ gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
         wino_conv c = wino_forward_of(ctx, d);
         return wino_run(ctx, op, &c, 1, &x, &W, 0, b, y, 0);
     }
-    if (pointwise(d)) {
-        GF_TRY(run_fill_bias(ctx, plane_kernels(ctx, d), y, b, d->n, d->c_out, (int)s.P));
-        return pointwise_gemm(ctx, d, W, x, 1.0f, y);
-    }
     int nb;
     cl_mem col, tmp;
     GF_TRY(conv_chunk(ctx, d, op, &nb));
@@ -730,12 +694,6 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
         if (use_b) { xs[terms] = t_in; Ws[terms++] = W; }
         wino_conv c = wino_forward_of(ctx, d);
         return wino_run(ctx, op, &c, terms, xs, Ws, use_b ? terms - 1 : -1, bt, t_out, 0);
-    }
-    if (pointwise(d)) {   /* t_out = bt, then + W̃ x, then + W ṫ */
-        GF_TRY(run_fill_bias(ctx, plane_kernels(ctx, d), t_out, bt, d->n, d->c_out, (int)s.P));
-        if (use_a) GF_TRY(pointwise_gemm(ctx, d, Wt, x, 1.0f, t_out));
-        if (use_b) GF_TRY(pointwise_gemm(ctx, d, W, t_in, 1.0f, t_out));
-        return GF_OK;
     }
     int nb;
     cl_mem col, tmp;
@@ -834,7 +792,6 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         }
         return GF_OK;
     }
-    if (pointwise(d)) return pointwise_backward(ctx, d, x, W, g, gx, gW, acc);
     /* the input gradient by Winograd where the forward would be; the weight gradient too with F(4x4, 3x3) */
     int tile = gf_conv_uses_winograd(ctx, d);
     cl_mem gx_wino = gx && tile && wino_backward_ok(d) ? gx : NULL, gW_wino = gW && tile == 4 ? gW : NULL;

@@ -1708,7 +1708,7 @@ static void make_rows(void) {
     R(OP_BCE, 0, 1, 5.0f, 7, 5, 0);
     /* conv: a = {n, c_in, h, w, c_out, kh, kw, sh, sw, pt, pb, pl, pr, dil, groups, same, max_workspace} */
     RN(OP_CONV, 1, 0, "1x1", 1, 3, 5, 7, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1);
-    RN(OP_CONV, 1, 1, "1x1 batch 5 (a GEMM per image)", 5, 6, 9, 9, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1); QUICK;
+    RN(OP_CONV, 1, 1, "1x1 batch 5", 5, 6, 9, 9, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1); QUICK;
     RN(OP_CONV, 1, 0, "1x1 128 -> 256 15x15 batch 3 (emotion net)", 3, 128, 15, 15, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1);
     RN(OP_CONV, 1, 0, "1x1 pad 1 (border of zeros)", 2, 4, 3, 4, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "1x1 stride 2 batch 7", 7, 6, 9, 7, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1);

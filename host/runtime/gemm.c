@@ -75,10 +75,10 @@ static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size
     int n;
     GF_TRY(map_all(ctx, bufs, maps, &n));
     float *a = mapped(maps, n, A), *b = mapped(maps, n, B), *c = mapped(maps, n, C);
-    for (size_t i = 0; i < batch; i++)   /* sc == 0: the products summed into C in order, beta on the first */
+    for (size_t i = 0; i < batch; i++)
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, alpha, a + off_a + i * sa, (int)lda, b + off_b + i * sb, (int)ldb,
-                    sc == 0 && i > 0 ? 1.0f : beta, c + off_c + i * sc, (int)ldc);
+                    (int)K, alpha, a + off_a + i * sa, (int)lda, b + off_b + i * sb, (int)ldb, beta,
+                    c + off_c + i * sc, (int)ldc);
     return unmap_all(ctx, maps, n);
 }
 #endif
@@ -125,12 +125,6 @@ gf_status gf_gemm_batched(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_
         return host_gemm(ctx, ta, tb, M, N, K, alpha, A, off_a, lda, stride_a, B, off_b, ldb, stride_b, beta, C,
                          off_c, ldc, stride_c, batch);
 #endif
-    if (stride_c == 0) {   /* one C for all: CLBlast's batches would race on it; one GEMM after the other */
-        for (size_t i = 0; i < batch; i++)
-            GF_TRY(gf_gemm(ctx, ta, tb, M, N, K, alpha, A, off_a + i * stride_a, lda, B, off_b + i * stride_b, ldb,
-                           i > 0 ? 1.0f : beta, C, off_c, ldc));
-        return GF_OK;
-    }
     int quiet = gf_clblast_quiet_begin();
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), M, N, K, alpha,
                                                      A, off_a, lda, stride_a, B, off_b, ldb, stride_b, beta,

@@ -144,8 +144,6 @@ gf_status gf_gemm(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_t N, siz
                   float alpha, cl_mem A, size_t off_a, size_t lda,
                   cl_mem B, size_t off_b, size_t ldb,
                   float beta, cl_mem C, size_t off_c, size_t ldc);
-/* batch GEMMs C_i = alpha op(A_i) op(B_i) + beta C_i, X_i at off_x + i * stride_x; stride_c 0: one C, the products
- * added to it in batch order (beta applies before the first) */
 gf_status gf_gemm_batched(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_t N, size_t K,
                           float alpha, cl_mem A, size_t off_a, size_t lda, size_t stride_a,
                           cl_mem B, size_t off_b, size_t ldb, size_t stride_b,
