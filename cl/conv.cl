@@ -239,16 +239,6 @@ kernel void fill_bias(global float *y, global const float *b, int has_b, int N, 
     y[q] = has_b ? b[c] : 0.0f;
 }
 
-/* fill_bias on CPU devices: items per (n, c) plane, `rows` floats per item (no division per float) */
-kernel void fill_bias_rows(global float *y, global const float *b, int has_b, int N, int C, int P, int rows)
-{
-    int q, p0, p1;   /* q = n * C + c */
-    if (!tile_of(N * C, P, rows, &q, &p0, &p1)) return;
-    float v = has_b ? b[q % C] : 0.0f;
-    global float *yp = y + (size_t)q * P;
-    for (int p = p0; p < p1; p++) yp[p] = v;
-}
-
 /* gb[c] (+)= sum over n, p of g[n, c, p]. One work-group of RED_WG items per
  * (channel, slice); strided partial sums over the slice's part of the N*P
  * values, then wg_sum's fixed tree in local memory. With one slice the sum goes

@@ -301,15 +301,8 @@ static gf_status run_to_cnp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem g, int n0
     return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? tiles_of((int)s.P, len) : s.P));
 }
 
-/* y[n, c, p] = b[c] (0 without b); rows: the CPU-style kernel (fill_bias_rows), an item per run of a plane */
-static gf_status run_fill_bias(gf_ctx *ctx, int rows, cl_mem y, cl_mem b, int N, int C, int P) {
+static gf_status run_fill_bias(gf_ctx *ctx, cl_mem y, cl_mem b, int N, int C, int P) {
     cl_kernel k;
-    if (rows) {
-        int len = item_rows(ctx, 1, 0, P);
-        GF_TRY(kern(ctx, "fill_bias_rows", &k));
-        GF_TRY(gf_args(ctx, k, "fill_bias_rows", "mmiiiii", y, b ? b : y, b != NULL, N, C, P, len));
-        return launch1(ctx, k, "fill_bias_rows", (size_t)N * C * tiles_of(P, len));
-    }
     GF_TRY(kern(ctx, "fill_bias", &k));
     GF_TRY(gf_args(ctx, k, "fill_bias", "mmiiii", y, b ? b : y, b != NULL, N, C, P));
     return launch1(ctx, k, "fill_bias", (size_t)N * C * P);
@@ -684,7 +677,7 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     }
     if (bt) GF_TRY(need_buf(ctx, op, "bt", bt, (size_t)d->c_out));
     GF_TRY(need_buf(ctx, op, "t_out", t_out, s.y_n));
-    if (!use_a && !use_b) return run_fill_bias(ctx, plane_kernels(ctx, d), t_out, bt, d->n, d->c_out, (int)s.P);
+    if (!use_a && !use_b) return run_fill_bias(ctx, t_out, bt, d->n, d->c_out, (int)s.P);
     if (gf_conv_is_depthwise(d))
         return run_dw_conv(ctx, d, use_a ? x : NULL, Wt, use_b ? t_in : NULL, use_b ? W : NULL, bt, t_out);
     if (gf_conv_uses_winograd(ctx, d)) {   /* both terms summed in the transformed domain, one output transform */
@@ -843,7 +836,7 @@ gf_status gf_linear_forward(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_me
     GF_TRY(need_buf(ctx, op, "W", W, (size_t)out * in));
     if (b) GF_TRY(need_buf(ctx, op, "b", b, (size_t)out));
     GF_TRY(need_buf(ctx, op, "y", y, (size_t)n * out));
-    if (b) GF_TRY(run_fill_bias(ctx, ctx->conv_plane, y, b, n, out, 1));
+    if (b) GF_TRY(run_fill_bias(ctx, y, b, n, out, 1));
     return gf_gemm(ctx, 0, 1, (size_t)n, (size_t)out, (size_t)in, 1.0f, x, 0, (size_t)in, W, 0, (size_t)in,
                    b ? 1.0f : 0.0f, y, 0, (size_t)out);
 }
@@ -865,7 +858,7 @@ gf_status gf_linear_tangent(gf_ctx *ctx, int n, int in, int out, cl_mem x, cl_me
     GF_TRY(need_buf(ctx, op, "t_out", t_out, (size_t)n * out));
     float beta = 0.0f;
     if (bt || (!use_a && !use_b)) {
-        GF_TRY(run_fill_bias(ctx, ctx->conv_plane, t_out, bt, n, out, 1));
+        GF_TRY(run_fill_bias(ctx, t_out, bt, n, out, 1));
         beta = 1.0f;
     }
     if (use_a) {
