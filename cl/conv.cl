@@ -966,38 +966,57 @@ kernel void wino_filter_rows(global const float *restrict Wt, global float *rest
  * functions: PoCL left such helpers as calls with the tiles in memory (2-3x slower); inline, the compiler keeps
  * a tile in registers and vectorises across work items. ---- */
 
+/* The one-dimensional transforms on six (three, four) values of any float type: scalars in the tile kernels,
+ * float8 / float4 rows of a tile in the row kernels below. */
+/* (r0, ..., r5) = B^T (d0, ..., d5) */
+#define WINO4_BT6(d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5) do { \
+        r0 = 4.0f * (d0 - d2) + (d4 - d2); \
+        r1 = (d3 + d4) - 4.0f * (d1 + d2); \
+        r2 = 4.0f * (d1 - d2) + (d4 - d3); \
+        r3 = 2.0f * (d3 - d1) + (d4 - d2); \
+        r4 = 2.0f * (d1 - d3) + (d4 - d2); \
+        r5 = 4.0f * (d1 - d3) + (d5 - d3); \
+    } while (0)
+
+/* (r0, ..., r3) = A^T (m0, ..., m5); T: their type */
+#define WINO4_AT6(T, m0, m1, m2, m3, m4, m5, r0, r1, r2, r3) do { \
+        T s12_ = m1 + m2, d12_ = m1 - m2, s34_ = m3 + m4, d34_ = m3 - m4; \
+        r0 = m0 + s12_ + s34_; \
+        r1 = d12_ + 2.0f * d34_; \
+        r2 = s12_ + 4.0f * s34_; \
+        r3 = d12_ + 8.0f * d34_ + m5; \
+    } while (0)
+
+/* (r0, ..., r5) = G (g0, g1, g2) (products by the rounded constants, not divisions: the same bits on every
+ * device) */
+#define WINO4_G3(T, g0, g1, g2, r0, r1, r2, r3, r4, r5) do { \
+        T g02_ = g0 + g2, g04_ = g0 + 4.0f * g2; \
+        r0 = 0.25f * g0; \
+        r1 = -(1.0f / 6.0f) * (g02_ + g1); \
+        r2 = -(1.0f / 6.0f) * (g02_ - g1); \
+        r3 = (1.0f / 24.0f) * (g04_ + 2.0f * g1); \
+        r4 = (1.0f / 24.0f) * (g04_ - 2.0f * g1); \
+        r5 = g2; \
+    } while (0)
+
 /* r[0], r[rs], ..., r[5 rs] = B^T (d[0], d[s], ..., d[5 s]) */
 #define WINO4_BT(d, s, r, rs) do { \
         float d0_ = (d)[0], d1_ = (d)[s], d2_ = (d)[2 * (s)], d3_ = (d)[3 * (s)], d4_ = (d)[4 * (s)]; \
         float d5_ = (d)[5 * (s)]; \
-        (r)[0] = 4.0f * (d0_ - d2_) + (d4_ - d2_); \
-        (r)[rs] = (d3_ + d4_) - 4.0f * (d1_ + d2_); \
-        (r)[2 * (rs)] = 4.0f * (d1_ - d2_) + (d4_ - d3_); \
-        (r)[3 * (rs)] = 2.0f * (d3_ - d1_) + (d4_ - d2_); \
-        (r)[4 * (rs)] = 2.0f * (d1_ - d3_) + (d4_ - d2_); \
-        (r)[5 * (rs)] = 4.0f * (d1_ - d3_) + (d5_ - d3_); \
+        WINO4_BT6(d0_, d1_, d2_, d3_, d4_, d5_, (r)[0], (r)[rs], (r)[2 * (rs)], (r)[3 * (rs)], (r)[4 * (rs)], \
+                  (r)[5 * (rs)]); \
     } while (0)
 
 /* r[0], r[rs], ..., r[3 rs] = A^T (m[0], m[s], ..., m[5 s]) */
-#define WINO4_AT(m, s, r, rs) do { \
-        float s12_ = (m)[s] + (m)[2 * (s)], d12_ = (m)[s] - (m)[2 * (s)]; \
-        float s34_ = (m)[3 * (s)] + (m)[4 * (s)], d34_ = (m)[3 * (s)] - (m)[4 * (s)]; \
-        (r)[0] = (m)[0] + s12_ + s34_; \
-        (r)[rs] = d12_ + 2.0f * d34_; \
-        (r)[2 * (rs)] = s12_ + 4.0f * s34_; \
-        (r)[3 * (rs)] = d12_ + 8.0f * d34_ + (m)[5 * (s)]; \
-    } while (0)
+#define WINO4_AT(m, s, r, rs) \
+    WINO4_AT6(float, (m)[0], (m)[s], (m)[2 * (s)], (m)[3 * (s)], (m)[4 * (s)], (m)[5 * (s)], (r)[0], (r)[rs], \
+              (r)[2 * (rs)], (r)[3 * (rs)])
 
-/* r[0], r[rs], ..., r[5 rs] = G (g[0], g[s], g[2 s]) (products by the rounded constants, not divisions: the same
- * bits on every device) */
+/* r[0], r[rs], ..., r[5 rs] = G (g[0], g[s], g[2 s]) */
 #define WINO4_G(g, s, r, rs) do { \
-        float g0_ = (g)[0], g1_ = (g)[s], g2_ = (g)[2 * (s)], g02_ = g0_ + g2_, g04_ = g0_ + 4.0f * g2_; \
-        (r)[0] = 0.25f * g0_; \
-        (r)[rs] = -(1.0f / 6.0f) * (g02_ + g1_); \
-        (r)[2 * (rs)] = -(1.0f / 6.0f) * (g02_ - g1_); \
-        (r)[3 * (rs)] = (1.0f / 24.0f) * (g04_ + 2.0f * g1_); \
-        (r)[4 * (rs)] = (1.0f / 24.0f) * (g04_ - 2.0f * g1_); \
-        (r)[5 * (rs)] = g2_; \
+        float g0_ = (g)[0], g1_ = (g)[s], g2_ = (g)[2 * (s)]; \
+        WINO4_G3(float, g0_, g1_, g2_, (r)[0], (r)[rs], (r)[2 * (rs)], (r)[3 * (rs)], (r)[4 * (rs)], \
+                 (r)[5 * (rs)]); \
     } while (0)
 
 /* the 36 values B^T d B of the 6x6 patch d (float[36], row-major) into v[xi * plane], xi = 6i + j */
@@ -1073,7 +1092,49 @@ kernel void wino4_output(global const float *restrict M, global float *restrict 
     WINO4_OUTPUT_TILE(M + q, K * T, yp, OW, min(4, OH - 4 * th), min(4, OW - 4 * tw), accumulate, bias);
 }
 
-/* CPU variants: one work item per row of tiles, as wino_input_rows / wino_output_rows / wino_filter_rows */
+/* CPU variants: one work item per row of tiles, as wino_input_rows / wino_output_rows / wino_filter_rows, in
+ * vectors and no private arrays. With the array forms above PoCL kept a tile in stack memory inside the loop over
+ * tiles and read it back as vectors right after scalar stores: that stall took 68 % of wino4_input_rows' time
+ * (64 channels at 56x56). Input and output take four tiles side by side: the column pass on rows of 16 + 2 input
+ * columns (float16, float2), the row pass on float4s of the four tiles' values, one vector store per plane
+ * (input) or per output row (output; 64 channels at 56x56, batch 16: 27 -> 12 ms against the direct conv's
+ * 28). The filter and the output gradient take one tile's rows as float4. The same operations in the same
+ * order as the tile kernels: the same bits. */
+
+/* column w of input row p (a pointer to its column 0): inside or zero */
+#define WINO4_IN(p, ok, w, W) ((ok) && (w) >= 0 && (w) < (W) ? (p)[w] : 0.0f)
+
+/* Four tiles side by side: their six rows as 18 columns (float16 r, float2 rr), one row of the column pass;
+ * the row pass on the four tiles' lanes at once (columns 4t + j), into v[(6k + j) * plane + t], t < n */
+#define WINO4_ST4(o, p, n) do { \
+        if ((n) >= 4) vstore4(o, 0, p); \
+        else { \
+            (p)[0] = (o).s0; \
+            if ((n) > 1) (p)[1] = (o).s1; \
+            if ((n) > 2) (p)[2] = (o).s2; \
+        } \
+    } while (0)
+#define WINO4_BT_ROW4(r, rr, k, v, plane, n) do { \
+        float4 c0_ = (r).s048c, c1_ = (r).s159d, c2_ = (r).s26ae, c3_ = (r).s37bf; \
+        float4 c4_ = (float4)((r).s48c, (rr).s0), c5_ = (float4)((r).s59d, (rr).s1); \
+        float4 o0_, o1_, o2_, o3_, o4_, o5_; \
+        WINO4_BT6(c0_, c1_, c2_, c3_, c4_, c5_, o0_, o1_, o2_, o3_, o4_, o5_); \
+        WINO4_ST4(o0_, (v) + (6 * (k)) * (plane), n); \
+        WINO4_ST4(o1_, (v) + (6 * (k) + 1) * (plane), n); \
+        WINO4_ST4(o2_, (v) + (6 * (k) + 2) * (plane), n); \
+        WINO4_ST4(o3_, (v) + (6 * (k) + 3) * (plane), n); \
+        WINO4_ST4(o4_, (v) + (6 * (k) + 4) * (plane), n); \
+        WINO4_ST4(o5_, (v) + (6 * (k) + 5) * (plane), n); \
+    } while (0)
+/* columns w0 .. w0 + 15 and w0 + 16, w0 + 17 of input row p: inside or zero */
+#define WINO4_IN16(p, ok, w0, W) (float16)(WINO4_IN(p, ok, w0, W), WINO4_IN(p, ok, (w0) + 1, W), \
+    WINO4_IN(p, ok, (w0) + 2, W), WINO4_IN(p, ok, (w0) + 3, W), WINO4_IN(p, ok, (w0) + 4, W), \
+    WINO4_IN(p, ok, (w0) + 5, W), WINO4_IN(p, ok, (w0) + 6, W), WINO4_IN(p, ok, (w0) + 7, W), \
+    WINO4_IN(p, ok, (w0) + 8, W), WINO4_IN(p, ok, (w0) + 9, W), WINO4_IN(p, ok, (w0) + 10, W), \
+    WINO4_IN(p, ok, (w0) + 11, W), WINO4_IN(p, ok, (w0) + 12, W), WINO4_IN(p, ok, (w0) + 13, W), \
+    WINO4_IN(p, ok, (w0) + 14, W), WINO4_IN(p, ok, (w0) + 15, W))
+#define WINO4_IN2(p, ok, w0, W) (float2)(WINO4_IN(p, ok, (w0) + 16, W), WINO4_IN(p, ok, (w0) + 17, W))
+
 kernel void wino4_input_rows(global const float *restrict x, int x_off, global float *restrict V, int nb, int C,
                              int H, int W, int PT, int PL, int TH, int TW)
 {
@@ -1085,27 +1146,72 @@ kernel void wino4_input_rows(global const float *restrict x, int x_off, global f
     global const float *xp = x + x_off + (nl * C + c) * H * W;
     global float *v = V + c * T + (nl * TH + th) * TW;
     int h0 = 4 * th - PT;
-    int ok[6], all = 1;
-    for (int i = 0; i < 6; i++) all &= ok[i] = h0 + i >= 0 && h0 + i < H;
-    /* tiles [lo, hi) read columns inside the image (4tw - PL >= 0, 4tw - PL + 5 < W): no tests there */
-    int lo = min((PL + 3) / 4, TW), hi = W - 6 + PL < 0 ? lo : clamp((W - 6 + PL) / 4 + 1, lo, TW);
-    for (int tw = 0; tw < TW; tw++) {
-        int w0 = 4 * tw - PL;
-        float d[36];
-        if (all && tw >= lo && tw < hi) {
-            global const float *xr = xp + h0 * W + w0;
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) d[6 * i + j] = xr[i * W + j];
+    int ok0 = h0 >= 0 && h0 < H, ok1 = h0 + 1 >= 0 && h0 + 1 < H, ok2 = h0 + 2 >= 0 && h0 + 2 < H;
+    int ok3 = h0 + 3 >= 0 && h0 + 3 < H, ok4 = h0 + 4 >= 0 && h0 + 4 < H, ok5 = h0 + 5 >= 0 && h0 + 5 < H;
+    int all = ok0 && ok1 && ok2 && ok3 && ok4 && ok5;
+    /* rows outside the image are not addressed: their pointers stay unread */
+    global const float *x0 = xp + h0 * W, *x1 = x0 + W, *x2 = x1 + W, *x3 = x2 + W, *x4 = x3 + W, *x5 = x4 + W;
+    for (int tw = 0; tw < TW; tw += 4) {   /* tiles tw .. tw + n - 1: columns w0 .. w0 + 4n + 1 */
+        int w0 = 4 * tw - PL, n = min(4, TW - tw);
+        float16 d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5;
+        float2 e0, e1, e2, e3, e4, e5, s0, s1, s2, s3, s4, s5;
+        if (all && w0 >= 0 && w0 + 18 <= W) {
+            d0 = vload16(0, x0 + w0); e0 = vload2(0, x0 + w0 + 16);
+            d1 = vload16(0, x1 + w0); e1 = vload2(0, x1 + w0 + 16);
+            d2 = vload16(0, x2 + w0); e2 = vload2(0, x2 + w0 + 16);
+            d3 = vload16(0, x3 + w0); e3 = vload2(0, x3 + w0 + 16);
+            d4 = vload16(0, x4 + w0); e4 = vload2(0, x4 + w0 + 16);
+            d5 = vload16(0, x5 + w0); e5 = vload2(0, x5 + w0 + 16);
         } else {
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) {
-                    int iw = w0 + j;
-                    d[6 * i + j] = ok[i] && iw >= 0 && iw < W ? xp[(h0 + i) * W + iw] : 0.0f;
-                }
+            d0 = WINO4_IN16(x0, ok0, w0, W); e0 = WINO4_IN2(x0, ok0, w0, W);
+            d1 = WINO4_IN16(x1, ok1, w0, W); e1 = WINO4_IN2(x1, ok1, w0, W);
+            d2 = WINO4_IN16(x2, ok2, w0, W); e2 = WINO4_IN2(x2, ok2, w0, W);
+            d3 = WINO4_IN16(x3, ok3, w0, W); e3 = WINO4_IN2(x3, ok3, w0, W);
+            d4 = WINO4_IN16(x4, ok4, w0, W); e4 = WINO4_IN2(x4, ok4, w0, W);
+            d5 = WINO4_IN16(x5, ok5, w0, W); e5 = WINO4_IN2(x5, ok5, w0, W);
         }
-        WINO4_INPUT_TILE(d, v + tw, plane);
+        WINO4_BT6(d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5);   /* the columns */
+        WINO4_BT6(e0, e1, e2, e3, e4, e5, s0, s1, s2, s3, s4, s5);
+        WINO4_BT_ROW4(r0, s0, 0, v + tw, plane, n);
+        WINO4_BT_ROW4(r1, s1, 1, v + tw, plane, n);
+        WINO4_BT_ROW4(r2, s2, 2, v + tw, plane, n);
+        WINO4_BT_ROW4(r3, s3, 3, v + tw, plane, n);
+        WINO4_BT_ROW4(r4, s4, 4, v + tw, plane, n);
+        WINO4_BT_ROW4(r5, s5, 5, v + tw, plane, n);
     }
 }
+
+/* four tiles' values of plane xi (tiles past n: zero, not read) */
+#define WINO4_LD4(p, n) ((n) >= 4 ? vload4(0, p) : \
+    (float4)((p)[0], (n) > 1 ? (p)[1] : 0.0f, (n) > 2 ? (p)[2] : 0.0f, 0.0f))
+/* column j of four tiles: the column pass (A^T over the six rows k of planes 6k + j) into a0..a3 */
+#define WINO4_AT_COL(mp, plane, n, j, a0, a1, a2, a3) do { \
+        float4 m0_ = WINO4_LD4((mp) + (j) * (plane), n), m1_ = WINO4_LD4((mp) + (6 + (j)) * (plane), n); \
+        float4 m2_ = WINO4_LD4((mp) + (12 + (j)) * (plane), n), m3_ = WINO4_LD4((mp) + (18 + (j)) * (plane), n); \
+        float4 m4_ = WINO4_LD4((mp) + (24 + (j)) * (plane), n), m5_ = WINO4_LD4((mp) + (30 + (j)) * (plane), n); \
+        WINO4_AT6(float4, m0_, m1_, m2_, m3_, m4_, m5_, a0, a1, a2, a3); \
+    } while (0)
+#define WINO4_ST1(yr, cols, c, accumulate, v) do { if ((c) < (cols)) store_acc((yr) + (c), accumulate, v); } while (0)
+/* output row i of four tiles: the row pass on the tiles' lanes (a_0 .. a_5: columns 0..5), + bias, the first
+ * `cols` of its 16 columns into yr (+)= */
+#define WINO4_OUT_ROW4(a_0, a_1, a_2, a_3, a_4, a_5, yr, cols, accumulate, bias) do { \
+        float4 o0_, o1_, o2_, o3_; \
+        WINO4_AT6(float4, a_0, a_1, a_2, a_3, a_4, a_5, o0_, o1_, o2_, o3_); \
+        float16 y_ = (float16)(o0_.s0, o1_.s0, o2_.s0, o3_.s0, o0_.s1, o1_.s1, o2_.s1, o3_.s1, \
+                               o0_.s2, o1_.s2, o2_.s2, o3_.s2, o0_.s3, o1_.s3, o2_.s3, o3_.s3) + (bias); \
+        if ((cols) >= 16) { \
+            vstore16((accumulate) ? vload16(0, yr) + y_ : y_, 0, yr); \
+        } else { \
+            WINO4_ST1(yr, cols, 0, accumulate, y_.s0); WINO4_ST1(yr, cols, 1, accumulate, y_.s1); \
+            WINO4_ST1(yr, cols, 2, accumulate, y_.s2); WINO4_ST1(yr, cols, 3, accumulate, y_.s3); \
+            WINO4_ST1(yr, cols, 4, accumulate, y_.s4); WINO4_ST1(yr, cols, 5, accumulate, y_.s5); \
+            WINO4_ST1(yr, cols, 6, accumulate, y_.s6); WINO4_ST1(yr, cols, 7, accumulate, y_.s7); \
+            WINO4_ST1(yr, cols, 8, accumulate, y_.s8); WINO4_ST1(yr, cols, 9, accumulate, y_.s9); \
+            WINO4_ST1(yr, cols, 10, accumulate, y_.sa); WINO4_ST1(yr, cols, 11, accumulate, y_.sb); \
+            WINO4_ST1(yr, cols, 12, accumulate, y_.sc); WINO4_ST1(yr, cols, 13, accumulate, y_.sd); \
+            WINO4_ST1(yr, cols, 14, accumulate, y_.se); \
+        } \
+    } while (0)
 
 kernel void wino4_output_rows(global const float *restrict M, global float *restrict y, int y_off,
                               global const float *restrict b, int has_b, int accumulate, int nb, int K, int OH,
@@ -1115,14 +1221,40 @@ kernel void wino4_output_rows(global const float *restrict M, global float *rest
     if (q >= K * nb * TH) return;
     int4 it = wino_row_item(q, nb, TH);
     int k = it.x, nl = it.y, th = it.z;
-    int T = nb * TH * TW;
+    int T = nb * TH * TW, plane = K * T;
     global const float *mp = M + k * T + (nl * TH + th) * TW;
     global float *yp = y + y_off + (nl * K + k) * OH * OW + 4 * th * OW;
     float bias = has_b ? b[k] : 0.0f;
     int rows = min(4, OH - 4 * th);
-    for (int tw = 0; tw < TW; tw++)
-        WINO4_OUTPUT_TILE(mp + tw, K * T, yp + 4 * tw, OW, rows, min(4, OW - 4 * tw), accumulate, bias);
+    for (int tw = 0; tw < TW; tw += 4) {   /* tiles tw .. tw + n - 1: output columns 4tw .. 4tw + cols - 1 */
+        int n = min(4, TW - tw), cols = min(16, OW - 4 * tw);
+        float4 a00, a01, a02, a03, a04, a05, a10, a11, a12, a13, a14, a15;
+        float4 a20, a21, a22, a23, a24, a25, a30, a31, a32, a33, a34, a35;
+        WINO4_AT_COL(mp + tw, plane, n, 0, a00, a10, a20, a30);
+        WINO4_AT_COL(mp + tw, plane, n, 1, a01, a11, a21, a31);
+        WINO4_AT_COL(mp + tw, plane, n, 2, a02, a12, a22, a32);
+        WINO4_AT_COL(mp + tw, plane, n, 3, a03, a13, a23, a33);
+        WINO4_AT_COL(mp + tw, plane, n, 4, a04, a14, a24, a34);
+        WINO4_AT_COL(mp + tw, plane, n, 5, a05, a15, a25, a35);
+        global float *yr = yp + 4 * tw;
+        WINO4_OUT_ROW4(a00, a01, a02, a03, a04, a05, yr, cols, accumulate, bias);
+        if (rows > 1) WINO4_OUT_ROW4(a10, a11, a12, a13, a14, a15, yr + OW, cols, accumulate, bias);
+        if (rows > 2) WINO4_OUT_ROW4(a20, a21, a22, a23, a24, a25, yr + 2 * OW, cols, accumulate, bias);
+        if (rows > 3) WINO4_OUT_ROW4(a30, a31, a32, a33, a34, a35, yr + 3 * OW, cols, accumulate, bias);
+    }
 }
+
+/* row k of a filter's transform, G of the three lanes of a, into u[(6k + j) * plane] */
+#define WINO4_G_ROW(a, k, u, plane) do { \
+        float o0_, o1_, o2_, o3_, o4_, o5_; \
+        WINO4_G3(float, (a).s0, (a).s1, (a).s2, o0_, o1_, o2_, o3_, o4_, o5_); \
+        (u)[(6 * (k)) * (plane)] = o0_; \
+        (u)[(6 * (k) + 1) * (plane)] = o1_; \
+        (u)[(6 * (k) + 2) * (plane)] = o2_; \
+        (u)[(6 * (k) + 3) * (plane)] = o3_; \
+        (u)[(6 * (k) + 4) * (plane)] = o4_; \
+        (u)[(6 * (k) + 5) * (plane)] = o5_; \
+    } while (0)
 
 kernel void wino4_filter_rows(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI,
                               int flip, int blk)
@@ -1131,7 +1263,21 @@ kernel void wino4_filter_rows(global const float *restrict Wt, global float *res
     if (q >= CO * nblk) return;
     int o = q / nblk, i0 = (q - o * nblk) * blk, i1 = min(CI, i0 + blk);
     global float *u = U + u_off + o * CI;
-    for (int i = i0; i < i1; i++) WINO4_FILTER(Wt, o, i, CO, CI, flip, u + i, CO * CI);
+    for (int i = i0; i < i1; i++) {
+        /* the filter's rows (flip: the rotated filter of (i, o), as wino_filter) */
+        global const float *w = flip ? Wt + (i * CO + o) * 9 : Wt + (o * CI + i) * 9;
+        float4 g0 = flip ? (float4)(w[8], w[7], w[6], 0.0f) : (float4)(w[0], w[1], w[2], 0.0f);
+        float4 g1 = flip ? (float4)(w[5], w[4], w[3], 0.0f) : (float4)(w[3], w[4], w[5], 0.0f);
+        float4 g2 = flip ? (float4)(w[2], w[1], w[0], 0.0f) : (float4)(w[6], w[7], w[8], 0.0f);
+        float4 a0, a1, a2, a3, a4, a5;
+        WINO4_G3(float4, g0, g1, g2, a0, a1, a2, a3, a4, a5);   /* the columns */
+        WINO4_G_ROW(a0, 0, u + i, CO * CI);
+        WINO4_G_ROW(a1, 1, u + i, CO * CI);
+        WINO4_G_ROW(a2, 2, u + i, CO * CI);
+        WINO4_G_ROW(a3, 3, u + i, CO * CI);
+        WINO4_G_ROW(a4, 4, u + i, CO * CI);
+        WINO4_G_ROW(a5, 5, u + i, CO * CI);
+    }
 }
 
 /* ---- The weight gradient by F(4x4, 3x3): with V = B^T d B of the input tiles (wino4_input*) and
@@ -1139,16 +1285,22 @@ kernel void wino4_filter_rows(global const float *restrict Wt, global float *res
  * dU[xi] = sum over tiles dM[xi] V[xi]^T (the host), then gW = G^T dU G (wino4_filter_grad): the adjoint of
  * the forward's y = A^T (U V) A, U = G g G^T. ---- */
 
-/* r[0], r[rs], ..., r[5 rs] = A (v[0], v[s], v[2 s], v[3 s]) (A = the transpose of A^T above) */
+/* (r0, ..., r5) = A (v0, ..., v3) (A = the transpose of A^T above); T: their type */
+#define WINO4_A4(T, v0, v1, v2, v3, r0, r1, r2, r3, r4, r5) do { \
+        T s02_ = v0 + v2, s13_ = v1 + v3, t02_ = v0 + 4.0f * v2, t13_ = 2.0f * v1 + 8.0f * v3; \
+        r0 = v0; \
+        r1 = s02_ + s13_; \
+        r2 = s02_ - s13_; \
+        r3 = t02_ + t13_; \
+        r4 = t02_ - t13_; \
+        r5 = v3; \
+    } while (0)
+
+/* r[0], r[rs], ..., r[5 rs] = A (v[0], v[s], v[2 s], v[3 s]) */
 #define WINO4_A(v, s, r, rs) do { \
         float v0_ = (v)[0], v1_ = (v)[s], v2_ = (v)[2 * (s)], v3_ = (v)[3 * (s)]; \
-        float s02_ = v0_ + v2_, s13_ = v1_ + v3_, t02_ = v0_ + 4.0f * v2_, t13_ = 2.0f * v1_ + 8.0f * v3_; \
-        (r)[0] = v0_; \
-        (r)[rs] = s02_ + s13_; \
-        (r)[2 * (rs)] = s02_ - s13_; \
-        (r)[3 * (rs)] = t02_ + t13_; \
-        (r)[4 * (rs)] = t02_ - t13_; \
-        (r)[5 * (rs)] = v3_; \
+        WINO4_A4(float, v0_, v1_, v2_, v3_, (r)[0], (r)[rs], (r)[2 * (rs)], (r)[3 * (rs)], (r)[4 * (rs)], \
+                 (r)[5 * (rs)]); \
     } while (0)
 
 /* r[0], r[rs], r[2 rs] = G^T (v[0], v[s], ..., v[5 s]) */
@@ -1187,7 +1339,21 @@ kernel void wino4_grad_output(global const float *restrict g, int g_off, global 
     WINO4_GRAD_TILE(e, dM + q, K * T);
 }
 
-/* CPU variant: one work item per row of tiles (k, nl, th) */
+/* CPU variant: one work item per row of tiles (k, nl, th); a tile's rows as float4, as wino4_input_rows */
+#define WINO4_A_ROW(c, p, v, plane) do { \
+        float o0_, o1_, o2_, o3_, o4_, o5_; \
+        WINO4_A4(float, (c).s0, (c).s1, (c).s2, (c).s3, o0_, o1_, o2_, o3_, o4_, o5_); \
+        (v)[(6 * (p)) * (plane)] = o0_; \
+        (v)[(6 * (p) + 1) * (plane)] = o1_; \
+        (v)[(6 * (p) + 2) * (plane)] = o2_; \
+        (v)[(6 * (p) + 3) * (plane)] = o3_; \
+        (v)[(6 * (p) + 4) * (plane)] = o4_; \
+        (v)[(6 * (p) + 5) * (plane)] = o5_; \
+    } while (0)
+#define WINO4_G_IN(p, ok, j, cols) ((ok) && (j) < (cols) ? (p)[j] : 0.0f)
+#define WINO4_GROW_EDGE(p, ok, cols) (float4)(WINO4_G_IN(p, ok, 0, cols), WINO4_G_IN(p, ok, 1, cols), \
+    WINO4_G_IN(p, ok, 2, cols), WINO4_G_IN(p, ok, 3, cols))
+
 kernel void wino4_grad_output_rows(global const float *restrict g, int g_off, global float *restrict dM, int nb,
                                    int K, int OH, int OW, int TH, int TW)
 {
@@ -1200,15 +1366,27 @@ kernel void wino4_grad_output_rows(global const float *restrict g, int g_off, gl
     global float *v = dM + k * T + (nl * TH + th) * TW;
     int rows = min(4, OH - 4 * th), full = OW / 4;   /* tiles [0, full) have four columns */
     for (int tw = 0; tw < TW; tw++) {
-        float e[16];
+        global const float *gr = gp + 4 * tw;
+        float4 e0, e1, e2, e3, c0, c1, c2, c3, c4, c5;
         if (rows == 4 && tw < full) {
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) e[4 * i + j] = gp[i * OW + 4 * tw + j];
-        } else {
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) e[4 * i + j] = i < rows && 4 * tw + j < OW ? gp[i * OW + 4 * tw + j] : 0.0f;
+            e0 = vload4(0, gr);
+            e1 = vload4(0, gr + OW);
+            e2 = vload4(0, gr + 2 * OW);
+            e3 = vload4(0, gr + 3 * OW);
+        } else {   /* zero past OH, OW; rows past OH are not addressed */
+            int cols = OW - 4 * tw;
+            e0 = WINO4_GROW_EDGE(gr, 1, cols);
+            e1 = WINO4_GROW_EDGE(gr + OW, rows > 1, cols);
+            e2 = WINO4_GROW_EDGE(gr + 2 * OW, rows > 2, cols);
+            e3 = WINO4_GROW_EDGE(gr + 3 * OW, rows > 3, cols);
         }
-        WINO4_GRAD_TILE(e, v + tw, plane);
+        WINO4_A4(float4, e0, e1, e2, e3, c0, c1, c2, c3, c4, c5);   /* the columns */
+        WINO4_A_ROW(c0, 0, v + tw, plane);
+        WINO4_A_ROW(c1, 1, v + tw, plane);
+        WINO4_A_ROW(c2, 2, v + tw, plane);
+        WINO4_A_ROW(c3, 3, v + tw, plane);
+        WINO4_A_ROW(c4, 4, v + tw, plane);
+        WINO4_A_ROW(c5, 5, v + tw, plane);
     }
 }
 

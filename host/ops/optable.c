@@ -1730,6 +1730,13 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "3x3 pad 1 3x3 image", 4, 5, 3, 3, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "3x3 pad 1 one image per chunk", 3, 4, 7, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1);
     RN(OP_CONV, 1, 0, "3x3 pad 1 256 -> 256 5x4 batch 2", 2, 256, 5, 4, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    /* F(4x4, 3x3) row kernels (four tiles per vector, interior groups loaded whole): a group one column short of
+     * the right edge (zero-filled), one reading the last column then a group of one tile, a last group of 15
+     * output columns, one of three tiles */
+    RN(OP_CONV, 1, 0, "3x3 pad 1 10x32 (a four-tile group short of the edge)", 2, 3, 10, 32, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 1, "3x3 pad 1 9x33 (a four-tile group at the edge)", 1, 2, 9, 33, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 0, "3x3 pad 1 7x31 batch 2 (15 columns in the last group)", 2, 3, 7, 31, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    RN(OP_CONV, 1, 1, "3x3 pad 1 5x27 (three tiles in the last group)", 1, 2, 5, 27, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "rectangular 1x3 stride (2,1)", 2, 3, 7, 6, 5, 1, 3, 2, 1, 0, 0, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "groups 2", 2, 6, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 2);
     RN(OP_CONV, 1, 0, "groups 3 stride 2", 7, 9, 8, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 3);
