@@ -37,6 +37,7 @@ gf_status gf_exec_create(gf_ctx *ctx, const gf_model *m, int max_batch, gf_exec 
     if (st == GF_OK)
         st = gf_block_create_forward(ctx, m->in_c, m->in_h, m->in_w, m->nodes, m->n_nodes, max_batch, &e->blk);
     if (st == GF_OK) st = gf_params_create_each(ctx, e->blk, &e->p);
+    if (st == GF_OK) st = gf_params_freeze(ctx, &e->p);   /* never changed: convs may keep their Winograd transforms */
     if (st != GF_OK) { gf_exec_free(e); return st; }
     *out = e;
     return GF_OK;

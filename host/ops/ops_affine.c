@@ -435,9 +435,11 @@ static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) 
 
 /* The output tile (2 or 4) when this conv runs as Winograd (3x3, stride 1, dilation 1, one group), else 0: the
  * descriptor's algorithm, else the context's (GRADFEAT_CONV_ALGO); auto: F(4x4, 3x3) for frozen weights (d->fixed:
- * their filter transforms are made once and kept) when both channel counts are at least GF_WINO_MIN_CHANNELS and
- * there are at least GF_WINO_MIN_TILES 2x2 output tiles. Weights that change every call pay 36 planes of filter
- * transforms each time, which measured slower than the direct conv (README "Kernel paths", `bench ops`). */
+ * their filter transforms are made once and kept) at shapes where it measured faster than the direct conv
+ * (README "Kernel paths"): with the CPU-style row kernels from GF_WINO_CPU_MIN_IN input and GF_WINO_CPU_MIN_OUT
+ * output channels and GF_WINO_CPU_MIN_TILES 2x2 output tiles, with the GPU-style tile kernels (never measured on
+ * a GPU) from GF_WINO_MIN_CHANNELS channels and GF_WINO_MIN_TILES tiles. Weights that change every call pay 36
+ * planes of filter transforms each time, which measured slower than the direct conv (`bench ops`). */
 int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (d->kh != 3 || d->kw != 3 || d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 ||
         d->groups != 1)
@@ -446,9 +448,12 @@ int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (algo == GF_CONV_ALGO_DIRECT) return 0;
     if (algo == GF_CONV_ALGO_WINOGRAD) return 2;
     if (algo == GF_CONV_ALGO_WINOGRAD4) return 4;
+    if (!d->fixed) return 0;
     size_t tiles = (size_t)d->n * (size_t)((d->h_out + 1) / 2) * (size_t)((d->w_out + 1) / 2);
-    return d->fixed && d->c_in >= GF_WINO_MIN_CHANNELS && d->c_out >= GF_WINO_MIN_CHANNELS &&
-           tiles >= GF_WINO_MIN_TILES ? 4 : 0;
+    if (plane_kernels(ctx, d))
+        return d->c_in >= GF_WINO_CPU_MIN_IN && d->c_out >= GF_WINO_CPU_MIN_OUT && tiles >= GF_WINO_CPU_MIN_TILES
+                   ? 4 : 0;
+    return d->c_in >= GF_WINO_MIN_CHANNELS && d->c_out >= GF_WINO_MIN_CHANNELS && tiles >= GF_WINO_MIN_TILES ? 4 : 0;
 }
 
 /* One Winograd convolution: y[n, co, OH, OW] (+)= sum over the terms of conv(x_k, W_k) (+ b), x_k [n, ci, H, W],

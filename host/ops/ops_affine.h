@@ -63,14 +63,20 @@ typedef struct gf_conv_desc {
 } gf_conv_desc;
 
 /* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):
- * AUTO: Winograd F(4x4, 3x3) when c_in and c_out are both at least GF_WINO_MIN_CHANNELS and the output has at
- * least GF_WINO_MIN_TILES 2x2 tiles (n * ceil(h_out/2) * ceil(w_out/2)), else direct
+ * AUTO: Winograd F(4x4, 3x3) for frozen weights (gf_conv_desc.fixed) at the shapes below, else direct
  * (im2col + GEMM). WINOGRAD: Winograd F(2x2, 3x3) for every such conv (forward, both tangent terms, input
  * gradient; the weight gradient stays direct); WINOGRAD4: F(4x4, 3x3) for every such conv. The input gradient
  * also needs pad_top, pad_left <= 2. */
 enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2, GF_CONV_ALGO_WINOGRAD4 = 3 };
-/* measured on PoCL (README "Kernel paths"): 64 and 128 channels slower, 256 and 512 faster; at 512 channels 7x7,
- * batch 4 and 16 (64 and 256 tiles) slower, 32 even, 64 faster */
+/* AUTO's shapes, measured on PoCL (README "Kernel paths"; tiles: n * ceil(h_out/2) * ceil(w_out/2)). The
+ * CPU-style row kernels: faster from 64 input channels and 64 tiles (0.4-0.97x the direct conv's time at 64 to
+ * 512 channels, 64 -> 16 0.6x); slower or even with fewer inputs than outputs (3, 16 and 32 -> 64: 1.9, 1.3 and
+ * 1.04x) and at 512 channels 7x7 one image (16 tiles: 1.9x). The GPU-style tile kernels,
+ * as measured on PoCL before the row kernels: 64 and 128 channels slower, 256 and 512 faster; at 512 channels
+ * 7x7, batch 4 and 16 (64 and 256 tiles) slower, 32 even, 64 faster */
+#define GF_WINO_CPU_MIN_IN 64
+#define GF_WINO_CPU_MIN_OUT 16
+#define GF_WINO_CPU_MIN_TILES 64
 #define GF_WINO_MIN_CHANNELS 256
 #define GF_WINO_MIN_TILES 512
 
