@@ -23,6 +23,12 @@ check "version and git hash as --version prints them" \
   'grep -qx "gradfeat        $(echo "$ver" | sed -n "1s/^gradfeat //p")" "$t/d1.txt"'
 check "CLBlast version as --version prints it" 'grep -qx "CLBlast         $(echo "$ver" | sed -n "2s/^CLBlast //p")" "$t/d1.txt"'
 check "OpenCL header API level" 'grep -q "^OpenCL headers  API level 1.2" "$t/d1.txt"'
+# subnormals flushed in the CLI's threads and in the host BLAS's workers (set as OpenBLAS starts them): a
+# two-thread GEMM on subnormal inputs gives zeros; GRADFEAT_DENORMALS=keep leaves them (IEEE), nonzero
+check "subnormals flushed to zero, host BLAS workers included" 'grep -q "^subnormals      flushed to zero (a 256x256x32 host GEMM on subnormals gave zeros)$" "$t/d1.txt"'
+GRADFEAT_DENORMALS=keep "$G" doctor --no-selftest > "$t/dk.txt" 2>&1
+check "GRADFEAT_DENORMALS=keep keeps them: the same GEMM gives nonzeros" \
+  'grep -q "^subnormals      kept (GRADFEAT_DENORMALS=keep; 65536 and 65536 of 65536 outputs" "$t/dk.txt"' || grep subnormals "$t/dk.txt"
 check "environment: GRADFEAT_* variables listed" 'grep -qx "GRADFEAT_DOCTOR_PROBE=xyz42" "$t/d1.txt" && grep -qx "GRADFEAT_CACHE_DIR=$t/kc" "$t/d1.txt"'
 icd_dir=${OCL_ICD_VENDORS:-/etc/OpenCL/vendors}
 first_icd=$(ls "$icd_dir"/*.icd 2>/dev/null | head -1)

@@ -30,6 +30,8 @@ extern const char *cli_prog;            /* "gradfeat" */
 void cli_host_blas_describe(char *out, size_t cap);
 /* OpenBLAS asks it how long its idle threads spin (log2 cycles): 4 unless OPENBLAS_THREAD_TIMEOUT says */
 int openblas_thread_timeout(void);
+int cli_flush_denormals(void);
+void cli_denormals_describe(char *out, size_t cap);
 /* Create a context on --device (NULL: GRADFEAT_DEVICE, then the best device) with every other setting from
  * the environment (settings.h) and the CLI's log and progress printers (stderr); prints the error and
  * returns its exit code on failure, 0 on success. */

@@ -129,6 +129,8 @@ static int doctor_main(int argc, char **argv, cli_opts *o) {
     char blas[512];
     cli_host_blas_describe(blas, sizeof blas);
     printf("host BLAS       %s\n", blas);
+    cli_denormals_describe(blas, sizeof blas);
+    printf("subnormals      %s\n", blas);
     /* the headers only expose the API level they were asked for, not their own release */
     printf("OpenCL headers  API level %d.%d (CL_TARGET_OPENCL_VERSION %d)\n", CL_TARGET_OPENCL_VERSION / 100,
            CL_TARGET_OPENCL_VERSION / 10 % 10, CL_TARGET_OPENCL_VERSION);

@@ -289,6 +289,7 @@ static int run_command(int argc, char **argv);
  * errors (their stdout goes to /dev/null); a rank that fails stops the whole job (MPI_Abort) with its
  * exit code, so none waits forever for it. */
 int main(int argc, char **argv) {
+    cli_flush_denormals();   /* hostblas.c: before any thread starts */
     open_std_fds();
     fit_malloc_to_limits();
     int under_mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
