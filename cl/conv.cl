@@ -1101,9 +1101,6 @@ kernel void wino4_output(global const float *restrict M, global float *restrict 
  * 28). The filter and the output gradient take one tile's rows as float4. The same operations in the same
  * order as the tile kernels: the same bits. */
 
-/* column w of input row p (a pointer to its column 0): inside or zero */
-#define WINO4_IN(p, ok, w, W) ((ok) && (w) >= 0 && (w) < (W) ? (p)[w] : 0.0f)
-
 /* Four tiles side by side: their six rows as 18 columns (float16 r, float2 rr), one row of the column pass;
  * the row pass on the four tiles' lanes at once (columns 4t + j), into v[(6k + j) * plane + t], t < n */
 #define WINO4_ST4(o, p, n) do { \
@@ -1126,14 +1123,22 @@ kernel void wino4_output(global const float *restrict M, global float *restrict 
         WINO4_ST4(o4_, (v) + (6 * (k) + 4) * (plane), n); \
         WINO4_ST4(o5_, (v) + (6 * (k) + 5) * (plane), n); \
     } while (0)
-/* columns w0 .. w0 + 15 and w0 + 16, w0 + 17 of input row p: inside or zero */
-#define WINO4_IN16(p, ok, w0, W) (float16)(WINO4_IN(p, ok, w0, W), WINO4_IN(p, ok, (w0) + 1, W), \
-    WINO4_IN(p, ok, (w0) + 2, W), WINO4_IN(p, ok, (w0) + 3, W), WINO4_IN(p, ok, (w0) + 4, W), \
-    WINO4_IN(p, ok, (w0) + 5, W), WINO4_IN(p, ok, (w0) + 6, W), WINO4_IN(p, ok, (w0) + 7, W), \
-    WINO4_IN(p, ok, (w0) + 8, W), WINO4_IN(p, ok, (w0) + 9, W), WINO4_IN(p, ok, (w0) + 10, W), \
-    WINO4_IN(p, ok, (w0) + 11, W), WINO4_IN(p, ok, (w0) + 12, W), WINO4_IN(p, ok, (w0) + 13, W), \
-    WINO4_IN(p, ok, (w0) + 14, W), WINO4_IN(p, ok, (w0) + 15, W))
-#define WINO4_IN2(p, ok, w0, W) (float2)(WINO4_IN(p, ok, (w0) + 16, W), WINO4_IN(p, ok, (w0) + 17, W))
+/* columns w0 .. w0 + 15 (d) and w0 + 16, w0 + 17 (e) of input row p, zero outside the image (ok: the row is
+ * inside; p then points at a row of the plane all the same): every load inside the plane, the zeros by
+ * select. Written as sixteen `inside ? p[w] : 0` on row pointers that could lie outside the plane, the same
+ * columns came out wrong on Mesa's llvmpipe (test_ops winograd4: 170 failed checks; right on PoCL). */
+#define WINO4_EDGE_ROW(p, ok, w0, W, d, e) do { \
+        int16 w_ = (int16)(w0) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); \
+        int2 u_ = (int2)((w0) + 16, (w0) + 17); \
+        int16 c_ = clamp(w_, 0, (W) - 1); \
+        int2 cu_ = clamp(u_, 0, (W) - 1); \
+        float16 v_ = (float16)((p)[c_.s0], (p)[c_.s1], (p)[c_.s2], (p)[c_.s3], (p)[c_.s4], (p)[c_.s5], \
+                               (p)[c_.s6], (p)[c_.s7], (p)[c_.s8], (p)[c_.s9], (p)[c_.sa], (p)[c_.sb], \
+                               (p)[c_.sc], (p)[c_.sd], (p)[c_.se], (p)[c_.sf]); \
+        d = select((float16)(0.0f), v_, (w_ >= 0) & (w_ < (W)) & (int16)((ok) ? -1 : 0)); \
+        e = select((float2)(0.0f), (float2)((p)[cu_.s0], (p)[cu_.s1]), \
+                   (u_ >= 0) & (u_ < (W)) & (int2)((ok) ? -1 : 0)); \
+    } while (0)
 
 kernel void wino4_input_rows(global const float *restrict x, int x_off, global float *restrict V, int nb, int C,
                              int H, int W, int PT, int PL, int TH, int TW)
@@ -1149,8 +1154,10 @@ kernel void wino4_input_rows(global const float *restrict x, int x_off, global f
     int ok0 = h0 >= 0 && h0 < H, ok1 = h0 + 1 >= 0 && h0 + 1 < H, ok2 = h0 + 2 >= 0 && h0 + 2 < H;
     int ok3 = h0 + 3 >= 0 && h0 + 3 < H, ok4 = h0 + 4 >= 0 && h0 + 4 < H, ok5 = h0 + 5 >= 0 && h0 + 5 < H;
     int all = ok0 && ok1 && ok2 && ok3 && ok4 && ok5;
-    /* rows outside the image are not addressed: their pointers stay unread */
-    global const float *x0 = xp + h0 * W, *x1 = x0 + W, *x2 = x1 + W, *x3 = x2 + W, *x4 = x3 + W, *x5 = x4 + W;
+    /* the six rows (outside the image: row 0, read but zeroed) */
+    global const float *x0 = xp + (ok0 ? h0 : 0) * W, *x1 = xp + (ok1 ? h0 + 1 : 0) * W;
+    global const float *x2 = xp + (ok2 ? h0 + 2 : 0) * W, *x3 = xp + (ok3 ? h0 + 3 : 0) * W;
+    global const float *x4 = xp + (ok4 ? h0 + 4 : 0) * W, *x5 = xp + (ok5 ? h0 + 5 : 0) * W;
     for (int tw = 0; tw < TW; tw += 4) {   /* tiles tw .. tw + n - 1: columns w0 .. w0 + 4n + 1 */
         int w0 = 4 * tw - PL, n = min(4, TW - tw);
         float16 d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5;
@@ -1163,12 +1170,12 @@ kernel void wino4_input_rows(global const float *restrict x, int x_off, global f
             d4 = vload16(0, x4 + w0); e4 = vload2(0, x4 + w0 + 16);
             d5 = vload16(0, x5 + w0); e5 = vload2(0, x5 + w0 + 16);
         } else {
-            d0 = WINO4_IN16(x0, ok0, w0, W); e0 = WINO4_IN2(x0, ok0, w0, W);
-            d1 = WINO4_IN16(x1, ok1, w0, W); e1 = WINO4_IN2(x1, ok1, w0, W);
-            d2 = WINO4_IN16(x2, ok2, w0, W); e2 = WINO4_IN2(x2, ok2, w0, W);
-            d3 = WINO4_IN16(x3, ok3, w0, W); e3 = WINO4_IN2(x3, ok3, w0, W);
-            d4 = WINO4_IN16(x4, ok4, w0, W); e4 = WINO4_IN2(x4, ok4, w0, W);
-            d5 = WINO4_IN16(x5, ok5, w0, W); e5 = WINO4_IN2(x5, ok5, w0, W);
+            WINO4_EDGE_ROW(x0, ok0, w0, W, d0, e0);
+            WINO4_EDGE_ROW(x1, ok1, w0, W, d1, e1);
+            WINO4_EDGE_ROW(x2, ok2, w0, W, d2, e2);
+            WINO4_EDGE_ROW(x3, ok3, w0, W, d3, e3);
+            WINO4_EDGE_ROW(x4, ok4, w0, W, d4, e4);
+            WINO4_EDGE_ROW(x5, ok5, w0, W, d5, e5);
         }
         WINO4_BT6(d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5);   /* the columns */
         WINO4_BT6(e0, e1, e2, e3, e4, e5, s0, s1, s2, s3, s4, s5);
