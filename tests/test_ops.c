@@ -621,23 +621,27 @@ static void conv_once(gf_ctx *ctx) {
           "small y accepted or message unclear: %s", gf_ctx_last_error(ctx));
     gf_buf_release(&x); gf_buf_release(&W); gf_buf_release(&y);
     /* the algorithm auto picks (GF_CONV_ALGO_*): Winograd F(4x4, 3x3) only for 3x3 stride-1 dilation-1 ungrouped
-     * convs of frozen weights (desc.fixed) with both channel counts >= GF_WINO_MIN_CHANNELS and
-     * >= GF_WINO_MIN_TILES 2x2 output tiles */
-    static const struct { int n, c, hw, k, stride, dil, groups, fixed, algo, want; } auto_cases[] = {
-        {64, 512, 7, 3, 1, 1, 1, 1, 0, 4},    /* W1: 64 x 16 tiles, θ̄ frozen: F(4x4, 3x3) */
-        {64, 512, 7, 3, 1, 1, 1, 0, 0, 0},    /* the same with weights that move (fine-tuning) */
-        {32, 512, 7, 3, 1, 1, 1, 1, 0, 4},    /* 512 tiles */
-        {16, 512, 7, 3, 1, 1, 1, 1, 0, 0},    /* 256 tiles */
-        {64, 128, 28, 3, 1, 1, 1, 1, 0, 0},   /* 128 channels */
-        {64, 512, 7, 3, 2, 1, 1, 1, 0, 0},    /* stride 2 */
-        {64, 512, 9, 3, 1, 2, 1, 1, 0, 0},    /* dilation 2 */
-        {64, 512, 7, 3, 1, 1, 2, 1, 0, 0},    /* groups 2 */
-        {64, 512, 7, 1, 1, 1, 1, 1, 0, 0},    /* 1x1 */
-        {1, 4, 5, 3, 1, 1, 1, 0, GF_CONV_ALGO_WINOGRAD, 2},
-        {1, 4, 5, 3, 1, 1, 1, 0, GF_CONV_ALGO_WINOGRAD4, 4},
-        {64, 512, 7, 3, 1, 1, 1, 1, GF_CONV_ALGO_DIRECT, 0},
-        {64, 512, 7, 3, 2, 1, 1, 0, GF_CONV_ALGO_WINOGRAD, 0},   /* forced, but not a Winograd shape */
-        {64, 512, 7, 3, 1, 2, 1, 0, GF_CONV_ALGO_WINOGRAD4, 0},
+     * convs of frozen weights (desc.fixed); with the CPU-style kernels (ctx->conv_plane) from GF_WINO_CPU_MIN_IN
+     * inputs, GF_WINO_CPU_MIN_OUT outputs and GF_WINO_CPU_MIN_TILES 2x2 output tiles, with the GPU-style ones
+     * from GF_WINO_MIN_CHANNELS channels and GF_WINO_MIN_TILES tiles. want: {GPU-style, CPU-style} */
+    static const struct { int n, c, hw, k, stride, dil, groups, fixed, algo, want[2]; } auto_cases[] = {
+        {64, 512, 7, 3, 1, 1, 1, 1, 0, {4, 4}},    /* W1: 64 x 16 tiles, θ̄ frozen: F(4x4, 3x3) */
+        {64, 512, 7, 3, 1, 1, 1, 0, 0, {0, 0}},    /* the same with weights that move (fine-tuning) */
+        {32, 512, 7, 3, 1, 1, 1, 1, 0, {4, 4}},    /* 512 tiles */
+        {16, 512, 7, 3, 1, 1, 1, 1, 0, {0, 4}},    /* 256 tiles */
+        {64, 128, 28, 3, 1, 1, 1, 1, 0, {0, 4}},   /* 128 channels */
+        {4, 64, 7, 3, 1, 1, 1, 1, 0, {0, 4}},      /* 64 channels, 64 tiles: the CPU-style least */
+        {3, 64, 7, 3, 1, 1, 1, 1, 0, {0, 0}},      /* 48 tiles */
+        {16, 32, 14, 3, 1, 1, 1, 1, 0, {0, 0}},    /* 32 channels */
+        {64, 512, 7, 3, 2, 1, 1, 1, 0, {0, 0}},    /* stride 2 */
+        {64, 512, 9, 3, 1, 2, 1, 1, 0, {0, 0}},    /* dilation 2 */
+        {64, 512, 7, 3, 1, 1, 2, 1, 0, {0, 0}},    /* groups 2 */
+        {64, 512, 7, 1, 1, 1, 1, 1, 0, {0, 0}},    /* 1x1 */
+        {1, 4, 5, 3, 1, 1, 1, 0, GF_CONV_ALGO_WINOGRAD, {2, 2}},
+        {1, 4, 5, 3, 1, 1, 1, 0, GF_CONV_ALGO_WINOGRAD4, {4, 4}},
+        {64, 512, 7, 3, 1, 1, 1, 1, GF_CONV_ALGO_DIRECT, {0, 0}},
+        {64, 512, 7, 3, 2, 1, 1, 0, GF_CONV_ALGO_WINOGRAD, {0, 0}},   /* forced, but not a Winograd shape */
+        {64, 512, 7, 3, 1, 2, 1, 0, GF_CONV_ALGO_WINOGRAD4, {0, 0}},
     };
     gf_conv_fixed kept = {0};   /* never used: gf_conv_uses_winograd only looks whether there is one */
     for (size_t i = 0; i < sizeof auto_cases / sizeof auto_cases[0]; i++) {
@@ -647,7 +651,7 @@ static void conv_once(gf_ctx *ctx) {
                                             auto_cases[i].groups));
         d.algo = auto_cases[i].algo;
         d.fixed = auto_cases[i].fixed ? &kept : NULL;
-        int want = auto_cases[i].want;
+        int want = auto_cases[i].want[ctx->conv_plane ? 1 : 0];
         const char *forced = d.algo ? NULL : current_variant->conv_algo;   /* the variant's GRADFEAT_CONV_ALGO */
         int shape = auto_cases[i].k == 3 && auto_cases[i].stride == 1 && auto_cases[i].dil == 1 &&
                     auto_cases[i].groups == 1;
