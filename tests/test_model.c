@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "gradfeat_model.h"
+#include "model.h"   /* gf_exec_run_to, gf_exec_create_to */
 #include "testutil.h"
 
 /* ------------------------------------------------------------ file writer */
@@ -301,6 +302,35 @@ static void run_exec(gf_ctx *ctx, const char *path, double tol, const char *labe
     snprintf(w, sizeof w, "%s probs", label); test_close(w, probs, rp, N * 5, tol, tol);
     snprintf(w, sizeof w, "%s gap", label); test_close(w, gapv, rg, N * 6, tol, tol);
     snprintf(w, sizeof w, "%s add", label); test_close(w, addv, ra, N * 160, tol, tol);
+    /* the trunk pass's executor (gf_exec_create_to): to node "add" alone, its activations shared along the pass;
+     * the same bits as the whole-net executor's, less device memory, every other use refused */
+    int add = gf_model_find_node(m, "add");
+    uint64_t m0, m1, m2, pk;
+    gf_exec *et = NULL;
+    gf_ctx_memory(ctx, &m0, &pk);
+    gf_exec *ef = NULL;
+    REQUIRE_OK(ctx, gf_exec_create(ctx, m, 4, &ef));
+    gf_ctx_memory(ctx, &m1, &pk);
+    REQUIRE_OK(ctx, gf_exec_create_to(ctx, m, 4, add, &et));
+    gf_ctx_memory(ctx, &m2, &pk);
+    CHECK(m2 - m1 < m1 - m0, "%s: the trunk executor holds %llu bytes, the whole-net one %llu", label,
+          (unsigned long long)(m2 - m1), (unsigned long long)(m1 - m0));
+    float addt[N * 160], dummy[N * 5];
+    REQUIRE_OK(ctx, gf_exec_run_to(et, x, N, add));
+    REQUIRE_OK(ctx, gf_exec_read(et, "add", addt, N * 160));
+    CHECK(!memcmp(addt, addv, sizeof addt), "%s: the trunk executor's add differs from the whole-net one's", label);
+    REQUIRE_OK(ctx, gf_exec_run_to(et, x + 243, 1, add));   /* another batch size into the same shared buffers */
+    REQUIRE_OK(ctx, gf_exec_read(et, "add", addt, 160));
+    CHECK(!memcmp(addt, addv + 160, 160 * sizeof(float)), "%s: one image through the trunk executor differs", label);
+    CHECK(gf_exec_run(et, x, N) == GF_ERR_USAGE && strstr(gf_ctx_last_error(ctx), "'add' only"),
+          "%s: a whole-net run of the trunk executor must be refused (%s)", label, gf_ctx_last_error(ctx));
+    CHECK(gf_exec_run_to(et, x, N, gf_model_find_node(m, "gap")) == GF_ERR_USAGE, "%s: a run to another node must be refused", label);
+    CHECK(gf_exec_read(et, "fc", dummy, N * 5) == GF_ERR_USAGE && strstr(gf_ctx_last_error(ctx), "keeps no other"),
+          "%s: reading another node must be refused (%s)", label, gf_ctx_last_error(ctx));
+    gf_exec_free(ef);
+    ef = NULL;
+    CHECK(gf_exec_create_to(ctx, m, 4, 99, &ef) == GF_ERR_USAGE && !ef, "%s: a node out of range must be refused", label);
+    gf_exec_free(et);
     gf_exec_free(e);
     free(x);
     gf_model_free(m);

@@ -11,6 +11,7 @@
 /* One node's device state. t, g, argmax: only in a block that is not forward-only. */
 typedef struct gf_bnode {
     int own;                             /* the node whose y this is: itself, or the owner it aliases */
+    int own_buf;                         /* y was created for this node: gf_block_free releases it here */
     int linearized, tzero, gwritten;     /* gf_block_set_linearized; tangent known to be 0; gradient written */
     cl_mem y, t, g, argmax;              /* primal output (kept for tangent/backward), tangent, gradient, routing */
     cl_mem bn_mean, bn_var;              /* BATCHNORM running statistics [C] */
@@ -92,8 +93,58 @@ gf_status gf_buf_create_checked(gf_ctx *ctx, size_t bytes, const char *what, con
     return gf_buf_create(ctx, bytes, label, out);
 }
 
+/* Buffer pool of a forward-only graph run only up to one node (share_pool_take) */
+typedef struct shared_buf { cl_mem m; size_t bytes; int owner; } shared_buf;
+
+/* The activations of a forward-only graph run only up to node `keep`: the nodes keep depends on get buffers,
+ * a buffer handed on to a later node once no later one of them reads it (last[], by storage root), the
+ * smallest free one that is big enough, else a new one. keep comes last, so its buffer is never handed on. */
+static gf_status share_buffers(gf_ctx *ctx, gf_block *b, int keep, size_t nb) {
+    int n = b->n_nodes;
+    char *need = calloc((size_t)n, 1);
+    int *last = malloc((size_t)n * sizeof *last);
+    shared_buf *pool = calloc((size_t)n, sizeof *pool);
+    gf_status st = need && last && pool ? GF_OK : gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
+    int np = 0;
+    if (st == GF_OK) {
+        need[keep] = 1;   /* topological order: one backward pass finds what keep depends on */
+        for (int i = keep; i >= 0; i--)
+            for (int k = 0; need[i] && k < arity(&b->nodes[i]); k++)
+                if (b->nodes[i].in[k] >= 0) need[b->nodes[i].in[k]] = 1;
+        for (int i = 0; i < n; i++) last[i] = -1;
+    }
+    for (int i = 0; st == GF_OK && i < n; i++) {   /* storage roots (aliases: their input's) and their last readers */
+        const gf_node *nd = &b->nodes[i];
+        gf_bnode *v = &b->s[i];
+        int a = nd->in[0];
+        v->own = need[i] && a >= 0 && (nd->kind == GF_K_NONE || nd->kind == GF_K_FLATTEN) ? b->s[a].own : i;
+        for (int k = 0; need[i] && k < arity(nd); k++)
+            if (nd->in[k] >= 0) last[b->s[nd->in[k]].own] = i;
+    }
+    for (int i = 0; st == GF_OK && i <= keep; i++) {
+        gf_bnode *v = &b->s[i];
+        if (!need[i]) continue;
+        if (v->own != i) { v->y = b->s[v->own].y; continue; }
+        size_t bytes = nb * node_size(&b->nodes[i]) * sizeof(float);
+        int pick = -1;
+        for (int p = 0; p < np; p++)   /* free: its current node is read by none from node i on */
+            if (last[pool[p].owner] < i && pool[p].bytes >= bytes && (pick < 0 || pool[p].bytes < pool[pick].bytes))
+                pick = p;
+        if (pick < 0) {
+            pick = np++;
+            st = gf_buf_create_checked(ctx, bytes, "activations", b->nodes[i].name, 1, &pool[pick].m);
+            pool[pick].bytes = bytes;
+            v->own_buf = 1;   /* gf_block_free releases it here */
+        }
+        pool[pick].owner = i;
+        v->y = pool[pick].m;
+    }
+    free(need); free(last); free(pool);
+    return st;
+}
+
 static gf_status create(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nodes, int cut, int c_in, int h_in,
-                        int w_in, int max_batch, int fwd_only, gf_block **out) {
+                        int w_in, int max_batch, int fwd_only, int keep, gf_block **out) {
     *out = NULL;
     if (n_nodes < 1) return gf_fail(ctx, GF_ERR_INPUT, "a graph of %d nodes", n_nodes);
     gf_block *b = calloc(1, sizeof *b);
@@ -238,15 +289,22 @@ static gf_status create(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nod
     }
     b->param_count = off ? off : b->align;
     size_t nb = (size_t)max_batch;
+    if (st == GF_OK && keep >= 0) st = share_buffers(ctx, b, keep, nb);
     for (int i = 0; i < n_nodes && st == GF_OK; i++) {
         const gf_node *nd = &b->nodes[i];
         gf_bnode *v = &b->s[i];
-        /* in a forward-only graph, a node that only renames its input (flatten, softmax, folded BN) keeps no copy */
-        int a = nd->in[0], alias = fwd_only && a >= 0 && (nd->kind == GF_K_NONE || nd->kind == GF_K_FLATTEN);
-        v->own = alias ? b->s[a].own : i;
-        if (alias) { v->y = b->s[v->own].y; continue; }
+        if (keep >= 0) {   /* activations by share_buffers; batchnorm statistics below */
+            if (nd->kind != GF_K_BATCHNORM || i > keep) continue;
+        } else {
+            /* in a forward-only graph, a node that only renames its input (flatten, softmax, folded BN) keeps no
+             * copy */
+            int a = nd->in[0], alias = fwd_only && a >= 0 && (nd->kind == GF_K_NONE || nd->kind == GF_K_FLATTEN);
+            v->own = alias ? b->s[a].own : i;
+            if (alias) { v->y = b->s[v->own].y; continue; }
+            v->own_buf = 1;
+        }
         size_t bytes = nb * node_size(nd) * sizeof(float);
-        st = gf_buf_create_checked(ctx, bytes, "activations", nd->name, 1, &v->y);
+        if (keep < 0) st = gf_buf_create_checked(ctx, bytes, "activations", nd->name, 1, &v->y);
         if (st == GF_OK && !fwd_only) st = gf_buf_create_checked(ctx, bytes, "tangents", nd->name, 1, &v->t);
         if (st == GF_OK && !fwd_only) st = gf_buf_create_checked(ctx, bytes, "gradients", nd->name, 1, &v->g);
         if (st == GF_OK && !fwd_only && nd->kind == GF_K_MAXPOOL)
@@ -274,24 +332,30 @@ static gf_status create(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nod
 
 gf_status gf_block_create(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
                           int max_batch, gf_block **out) {
-    return create(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, 0, out);
+    return create(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, 0, -1, out);
 }
 
 gf_status gf_block_create_sub(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nodes, int cut, int c_in, int h_in,
                               int w_in, int max_batch, gf_block **out) {
-    return create(ctx, g, idx, n_nodes, cut, c_in, h_in, w_in, max_batch, 0, out);
+    return create(ctx, g, idx, n_nodes, cut, c_in, h_in, w_in, max_batch, 0, -1, out);
 }
 
 gf_status gf_block_create_forward(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
                                   int max_batch, gf_block **out) {
-    return create(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, 1, out);
+    return create(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, 1, -1, out);
+}
+
+gf_status gf_block_create_forward_to(gf_ctx *ctx, int c_in, int h_in, int w_in, const gf_node *nodes, int n_nodes,
+                                     int max_batch, int keep, gf_block **out) {
+    if (keep < 0 || keep >= n_nodes) return gf_fail(ctx, GF_ERR_USAGE, "executor: no node %d", keep);
+    return create(ctx, nodes, NULL, n_nodes, GF_NODE_INPUT, c_in, h_in, w_in, max_batch, 1, keep, out);
 }
 
 void gf_block_free(gf_block *b) {
     if (!b) return;
     for (int i = 0; b->s && i < b->n_nodes; i++) {
         gf_bnode *v = &b->s[i];
-        if (v->own == i) gf_buf_release(&v->y);
+        if (v->own_buf) gf_buf_release(&v->y);
         gf_buf_release(&v->t); gf_buf_release(&v->g); gf_buf_release(&v->argmax);
         gf_buf_release(&v->bn_mean); gf_buf_release(&v->bn_var);
         gf_buf_release(&v->bn_save_mean); gf_buf_release(&v->bn_save_invstd);

@@ -14,6 +14,7 @@ struct gf_exec {
     gf_params p;
     cl_mem input;
     int max_batch, n;                 /* n: images of the last run */
+    int only;                         /* gf_exec_create_to's node, else -1 */
 };
 
 void gf_exec_free(gf_exec *e) {
@@ -24,17 +25,19 @@ void gf_exec_free(gf_exec *e) {
     free(e);
 }
 
-gf_status gf_exec_create(gf_ctx *ctx, const gf_model *m, int max_batch, gf_exec **out) {
+static gf_status exec_create(gf_ctx *ctx, const gf_model *m, int max_batch, int only, gf_exec **out) {
     *out = NULL;
     if (!m || !m->n_nodes || m->err[0]) return gf_fail(ctx, GF_ERR_USAGE, "executor: no loaded model");
     if (max_batch < 1) return gf_fail(ctx, GF_ERR_USAGE, "executor: batch %d < 1", max_batch);
     gf_exec *e = calloc(1, sizeof *e);
     if (!e) return gf_fail(ctx, GF_ERR_MEMORY, "executor: out of host memory");
-    e->ctx = ctx; e->m = m; e->max_batch = max_batch;
+    e->ctx = ctx; e->m = m; e->max_batch = max_batch; e->only = only;
     size_t in_n = (size_t)m->in_c * m->in_h * m->in_w;
     gf_status st = gf_buf_create_checked(ctx, (size_t)max_batch * in_n * sizeof(float), "input", m->input_name, 1,
                                          &e->input);
-    if (st == GF_OK)
+    if (st == GF_OK && only >= 0)
+        st = gf_block_create_forward_to(ctx, m->in_c, m->in_h, m->in_w, m->nodes, m->n_nodes, max_batch, only, &e->blk);
+    else if (st == GF_OK)
         st = gf_block_create_forward(ctx, m->in_c, m->in_h, m->in_w, m->nodes, m->n_nodes, max_batch, &e->blk);
     if (st == GF_OK) st = gf_params_create_each(ctx, e->blk, &e->p);
     if (st == GF_OK) st = gf_params_freeze(ctx, &e->p);   /* never changed: convs may keep their Winograd transforms */
@@ -43,12 +46,25 @@ gf_status gf_exec_create(gf_ctx *ctx, const gf_model *m, int max_batch, gf_exec 
     return GF_OK;
 }
 
+gf_status gf_exec_create(gf_ctx *ctx, const gf_model *m, int max_batch, gf_exec **out) {
+    return exec_create(ctx, m, max_batch, -1, out);
+}
+
+gf_status gf_exec_create_to(gf_ctx *ctx, const gf_model *m, int max_batch, int node, gf_exec **out) {
+    *out = NULL;
+    if (m && (node < 0 || node >= m->n_nodes)) return gf_fail(ctx, GF_ERR_USAGE, "executor: no node %d", node);
+    return exec_create(ctx, m, max_batch, node, out);
+}
+
 cl_mem gf_exec_buffer(const gf_exec *e, int node) {
     return node == GF_NODE_INPUT ? e->input : gf_block_node_output(e->blk, node);
 }
 
 /* Upload n images, then run every node (all) or those `node` depends on (GF_NODE_INPUT: none). */
 static gf_status run(gf_exec *e, const float *x, int n, int all, int node) {
+    if (e->only >= 0 && (all || node != e->only))
+        return gf_fail(e->ctx, GF_ERR_USAGE, "executor: made to run to node '%s' only, asked for %s", e->m->nodes[e->only].name,
+                       all ? "the whole model" : node == GF_NODE_INPUT ? "the input" : e->m->nodes[node].name);
     if (n < 1 || n > e->max_batch)
         return gf_fail(e->ctx, GF_ERR_USAGE, "executor: %d images for a batch of at most %d", n, e->max_batch);
     size_t in_n = (size_t)e->m->in_c * e->m->in_h * e->m->in_w;
@@ -74,6 +90,9 @@ gf_status gf_exec_read(gf_exec *e, const char *name, float *out, size_t count) {
     int is_input = i < 0 && name && !strcmp(name, e->m->input_name);
     if (i < 0 && !is_input) return gf_fail(e->ctx, GF_ERR_USAGE, "executor: no node named '%s'", name ? name : "(null)");
     if (e->n < 1) return gf_fail(e->ctx, GF_ERR_USAGE, "executor: nothing has run yet");
+    if (e->only >= 0 && !is_input && i != e->only)
+        return gf_fail(e->ctx, GF_ERR_USAGE, "executor: made to run to node '%s' only, which keeps no other node's "
+                       "values ('%s')", e->m->nodes[e->only].name, name);
     size_t per = gf_exec_node_size(e, name), need = (size_t)e->n * per;
     if (count < need)
         return gf_fail(e->ctx, GF_ERR_USAGE, "executor: node '%s' needs %zu floats for %d images, buffer holds %zu",

@@ -109,6 +109,10 @@ cl_mem gf_exec_buffer(const gf_exec *e, int node);
 /* gf_exec_run of only the nodes that `node` depends on (and node itself): the trunk up to a block's cut
  * (gf_model_block_cut), without side branches or the top; GF_NODE_INPUT: the upload alone. */
 gf_status gf_exec_run_to(gf_exec *e, const float *x, int n, int node);
+/* An executor for gf_exec_run_to(e, x, n, node) alone (the trunk pass: node = a block's cut): only what node
+ * depends on gets buffers, shared along the pass (gf_block_create_forward_to); gf_exec_run and other nodes'
+ * buffers and reads are refused. */
+gf_status gf_exec_create_to(gf_ctx *ctx, const gf_model *m, int max_batch, int node, gf_exec **out);
 
 /* ---- top blocks as sub-graphs (host/graph/model_blocks.c) ---- */
 /* Block bi (gf_model_block order: 0 = closest to the feature) on the device: the sub-graph of the model's

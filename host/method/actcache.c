@@ -240,7 +240,9 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int b
     gf_loader_options lo = {0};
     lo.batch_size = job->batch; lo.threads = job->threads ? job->threads : -1; lo.epochs = 1;
     lo.indices = idx + s_lo; lo.n_indices = s_hi - s_lo; lo.seed = job->seed;
-    gf_status st = from_input ? GF_OK : gf_exec_create(ctx, m, job->batch, &e);
+    /* the pass to the block's cut alone: the executor holds its few largest activations, not all (first touch
+     * of fresh memory, and a laptop's RAM) */
+    gf_status st = from_input ? GF_OK : gf_exec_create_to(ctx, m, job->batch, gf_model_block_cut(m, bi), &e);
     if (st == GF_OK && !from_input && gf_exec_node_size(e, bin.input) != (size_t)S)
         st = gf_fail(ctx, GF_ERR_INTERNAL, "trunk output %s has %zu floats per image, the top block wants %d", bin.input,
                      gf_exec_node_size(e, bin.input), S);
