@@ -67,14 +67,16 @@ for r in (a,b):
 assert a==b and len(a)==4,(a,b)" "$t/A/results.json" "$t/B/results.json"'
 
 # the memory budget's choices travel with the checkpoint (issue 21 item 4): the primal cache (block values at
-# theta_bar kept per sample) changes the last bits of gradient/full, so a resume keeps the recorded choice whatever
-# --max-device-mem it is given, or refuses when the recorded choice does not fit
+# theta_bar kept per sample) can change the last bits of gradient/full (it did on the 2-core AMD EPYC; on an
+# Intel Xeon VM, December 2026, the two runs gave the same bits, old builds too), so a resume keeps the recorded
+# choice whatever --max-device-mem it is given, or refuses when the recorded choice does not fit
 pa=(--model "$EMO" --data "$FM" --split train --limit 48 --method linear,gradient --epochs 2 --probe sgd --probe-epochs 2
     --batch 16 --checkpoint-every 4 --cache-dir "$t/cache")
 "$G" train "${pa[@]}" --max-device-mem 1K --run-dir "$t/P0" > /dev/null 2>&1; rc=$?   # 1 KiB: no primal cache
 "$G" train "${pa[@]}" --run-dir "$t/P1" > /dev/null 2>&1; rc1=$?                       # default budget: primal cache on
-check "runs with and without the primal cache exit 0 and differ in gradient.safetensors (rc $rc $rc1)" \
-  '[ $rc -eq 0 ] && [ $rc1 -eq 0 ] && ! cmp -s "$t/P0/gradient.safetensors" "$t/P1/gradient.safetensors"'
+check "runs with and without the primal cache exit 0 (rc $rc $rc1)" '[ $rc -eq 0 ] && [ $rc1 -eq 0 ]'
+cmp -s "$t/P0/gradient.safetensors" "$t/P1/gradient.safetensors" && same=same || same=different
+echo "with and without the primal cache: gradient.safetensors $same on this machine"
 ( GRADFEAT_TEST_KILL_AT=gradient:5 "$G" train "${pa[@]}" --max-device-mem 1K --run-dir "$t/P2" > /dev/null 2>&1 & wait $! ) 2> /dev/null
 "$G" train --resume "$t/P2" --checkpoint-every 4 > /dev/null 2> "$t/P2.err"; rc=$?   # the default budget now
 check "run without the primal cache resumed under the default budget: bit-identical (rc $rc)" \
@@ -90,15 +92,17 @@ check "... and under the default budget: bit-identical (rc $rc)" '[ $rc -eq 0 ] 
   || tail -3 "$t/P3b.err"
 
 # under an address-space limit the buffers are checked against it before PoCL gets them (PoCL asserts when the
-# host memory behind a buffer cannot be had: exit 134 at ulimit -v 1400000 before; 1.5 GB runs, README "Memory limits")
-ua=(--model "$EMO" --data "$FM" --split train --limit 200 --epochs 1 --method linear --probe sgd --probe-epochs 1 --batch 64
+# host memory behind a buffer cannot be had: exit 134 at ulimit -v 1400000 before; README "Memory limits"). Batch
+# 256: since the trunk pass shares its activations (December 2026) batch 64 fits in 1.3 GB; at batch 96 under
+# 1.4 GB a run once hung inside the driver (a case still open), hence the timeouts
+ua=(--model "$EMO" --data "$FM" --split train --limit 300 --epochs 1 --method linear --probe sgd --probe-epochs 1 --batch 256
     --no-cache)
 if ! grep -qs "^GF_SANITIZE:BOOL=ON" "${GF_BUILD:-}/CMakeCache.txt"; then   # ASan cannot run under ulimit -v
-( ulimit -v 1400000; "$G" train "${ua[@]}" --run-dir "$t/U1" > /dev/null 2> "$t/U1.err" ); rc=$?
+( ulimit -v 1400000; timeout 300 "$G" train "${ua[@]}" --run-dir "$t/U1" > /dev/null 2> "$t/U1.err" ); rc=$?
 check "ulimit -v 1400000: exit 4 naming the buffer and the limit, no abort in the driver (rc $rc)" \
   '[ $rc -eq 4 ] && grep -q "needs .* MiB but the address-space limit (ulimit -v) is 1367 MiB" "$t/U1.err"' || tail -3 "$t/U1.err"
-( ulimit -v 1600000; "$G" train "${ua[@]}" --run-dir "$t/U2" > /dev/null 2> "$t/U2.err" ); rc=$?
-check "ulimit -v 1600000: the same run trains (rc $rc)" '[ $rc -eq 0 ]' || tail -3 "$t/U2.err"
+( ulimit -v 3200000; timeout 300 "$G" train "${ua[@]}" --run-dir "$t/U2" > /dev/null 2> "$t/U2.err" ); rc=$?
+check "ulimit -v 3200000: the same run trains (rc $rc)" '[ $rc -eq 0 ]' || tail -3 "$t/U2.err"
 fi
 
 finish
