@@ -1252,15 +1252,19 @@ kernel void wino4_output_rows(global const float *restrict M, global float *rest
 }
 
 /* row k of a filter's transform, G of the three lanes of a, into u[(6k + j) * plane] */
+/* six values into row k of 36 planes: v[(6k + j) * plane] = o_j */
+#define WINO4_STORE6(v, k, plane, o0, o1, o2, o3, o4, o5) do { \
+        (v)[(6 * (k)) * (plane)] = o0; \
+        (v)[(6 * (k) + 1) * (plane)] = o1; \
+        (v)[(6 * (k) + 2) * (plane)] = o2; \
+        (v)[(6 * (k) + 3) * (plane)] = o3; \
+        (v)[(6 * (k) + 4) * (plane)] = o4; \
+        (v)[(6 * (k) + 5) * (plane)] = o5; \
+    } while (0)
 #define WINO4_G_ROW(a, k, u, plane) do { \
         float o0_, o1_, o2_, o3_, o4_, o5_; \
         WINO4_G3(float, (a).s0, (a).s1, (a).s2, o0_, o1_, o2_, o3_, o4_, o5_); \
-        (u)[(6 * (k)) * (plane)] = o0_; \
-        (u)[(6 * (k) + 1) * (plane)] = o1_; \
-        (u)[(6 * (k) + 2) * (plane)] = o2_; \
-        (u)[(6 * (k) + 3) * (plane)] = o3_; \
-        (u)[(6 * (k) + 4) * (plane)] = o4_; \
-        (u)[(6 * (k) + 5) * (plane)] = o5_; \
+        WINO4_STORE6(u, k, plane, o0_, o1_, o2_, o3_, o4_, o5_); \
     } while (0)
 
 kernel void wino4_filter_rows(global const float *restrict Wt, global float *restrict U, int u_off, int CO, int CI,
@@ -1350,12 +1354,7 @@ kernel void wino4_grad_output(global const float *restrict g, int g_off, global 
 #define WINO4_A_ROW(c, p, v, plane) do { \
         float o0_, o1_, o2_, o3_, o4_, o5_; \
         WINO4_A4(float, (c).s0, (c).s1, (c).s2, (c).s3, o0_, o1_, o2_, o3_, o4_, o5_); \
-        (v)[(6 * (p)) * (plane)] = o0_; \
-        (v)[(6 * (p) + 1) * (plane)] = o1_; \
-        (v)[(6 * (p) + 2) * (plane)] = o2_; \
-        (v)[(6 * (p) + 3) * (plane)] = o3_; \
-        (v)[(6 * (p) + 4) * (plane)] = o4_; \
-        (v)[(6 * (p) + 5) * (plane)] = o5_; \
+        WINO4_STORE6(v, p, plane, o0_, o1_, o2_, o3_, o4_, o5_); \
     } while (0)
 #define WINO4_G_IN(p, ok, j, cols) ((ok) && (j) < (cols) ? (p)[j] : 0.0f)
 #define WINO4_GROW_EDGE(p, ok, cols) (float4)(WINO4_G_IN(p, ok, 0, cols), WINO4_G_IN(p, ok, 1, cols), \
