@@ -1126,12 +1126,13 @@ kernel void wino4_output(global const float *restrict M, global float *restrict 
 /* columns w0 .. w0 + 15 (d) and w0 + 16, w0 + 17 (e) of input row p, zero outside the image (ok: the row is
  * inside; p then points at a row of the plane all the same): every load inside the plane, the zeros by
  * select. Written as sixteen `inside ? p[w] : 0` on row pointers that could lie outside the plane, the same
- * columns came out wrong on Mesa's llvmpipe (test_ops winograd4: 170 failed checks; right on PoCL). */
+ * columns came out wrong on Mesa's llvmpipe (test_ops winograd4: 170 failed checks; right on PoCL). The clamp's
+ * bounds are vectors: oclgrind got clamp(int16, int, int) wrong (invalid reads, 101 failed checks). */
 #define WINO4_EDGE_ROW(p, ok, w0, W, d, e) do { \
         int16 w_ = (int16)(w0) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); \
         int2 u_ = (int2)((w0) + 16, (w0) + 17); \
-        int16 c_ = clamp(w_, 0, (W) - 1); \
-        int2 cu_ = clamp(u_, 0, (W) - 1); \
+        int16 c_ = clamp(w_, (int16)(0), (int16)((W) - 1)); \
+        int2 cu_ = clamp(u_, (int2)(0), (int2)((W) - 1)); \
         float16 v_ = (float16)((p)[c_.s0], (p)[c_.s1], (p)[c_.s2], (p)[c_.s3], (p)[c_.s4], (p)[c_.s5], \
                                (p)[c_.s6], (p)[c_.s7], (p)[c_.s8], (p)[c_.s9], (p)[c_.sa], (p)[c_.sb], \
                                (p)[c_.sc], (p)[c_.sd], (p)[c_.se], (p)[c_.sf]); \

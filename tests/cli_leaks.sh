@@ -21,6 +21,9 @@ trap 'rm -rf "$T"' EXIT
 fails=0; checks=0
 command -v valgrind > /dev/null || { echo "FAIL: valgrind not installed (apt-get install valgrind)"; exit 1; }
 export POCL_MAX_PTHREAD_COUNT=1 GRADFEAT_QUIET=1   # valgrind serialises threads anyway
+# Subnormals kept: valgrind's CPU does not flush them (it ignores MXCSR's FTZ/DAZ), so a run resumed under valgrind
+# after a native start that flushed them gave another full.safetensors
+export GRADFEAT_DENORMALS=keep
 # Pinned to PoCL's ICD, whatever other ICDs the machine has: with Mesa's installed, valgrind reported
 # rusticl's own leaks at exit (and its llvmpipe would be another device to pick).
 export OCL_ICD_VENDORS=/etc/OpenCL/vendors/pocl.icd
