@@ -11,7 +11,8 @@
 #   cli_matrix       the same op tests on other implementations and paths: no new host code.
 #   cli_convert      the Python converters' front doors (one-line errors): no new host code.
 #   cli_install      cmake --install / cpack of the plain build: packaging, not host code.
-#   cli_oclgrind_affine, cli_oclgrind_affine_uninit, cli_oclgrind_wino2_uninit, cli_oclgrind_wino4_uninit  the conv kernels under oclgrind:
+#   cli_oclgrind_affine(_caps), cli_oclgrind_affine_uninit, cli_oclgrind_element_uninit, cli_oclgrind_wino2_uninit,
+#   cli_oclgrind_wino4_uninit  the conv kernels under oclgrind:
 #                    kernels, not host code
 #                    (test_ops runs the same host code here), and past the 900 s limit under ASan since every
 #                    conv row also checks the kept Winograd transforms; the plain pass runs them (441 / 621 s).
@@ -20,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 B=${GF_ASAN_BUILD_DIR:-build-asan}
-EXCLUDE=${GF_SANITIZE_EXCLUDE:-^(cli_fuzz_smoke|cli_leaks|cli_matrix|cli_convert|cli_install|cli_oclgrind_affine|cli_oclgrind_affine_uninit|cli_oclgrind_wino2_uninit|cli_oclgrind_wino4_uninit)$}
+EXCLUDE=${GF_SANITIZE_EXCLUDE:-^(cli_fuzz_smoke|cli_leaks|cli_matrix|cli_convert|cli_install|cli_oclgrind_affine|cli_oclgrind_affine_caps|cli_oclgrind_affine_uninit|cli_oclgrind_element_uninit|cli_oclgrind_wino2_uninit|cli_oclgrind_wino4_uninit)$}
 start=$(date +%s)
 
 # GF_SHARED=OFF: the shared library is for cli_install (left out here); it would only add a link step

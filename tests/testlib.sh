@@ -30,11 +30,11 @@ finish() { echo "$((checks-fails)) passed, $fails failed"; [ $fails -eq 0 ] && [
 # buffers are zeroed by host writes (GRADFEAT_ZERO=write). The run is tagged "uninit". Unoptimised kernels
 # under this check run 5-10 times slower. oclgrind_uninit NAME [ARGS...]: such runs at the caps 64, 128 and
 # 256 (the reductions size their local memory by the group), or at the caps in UNINIT_CAPS on the call.
-# oclgrind_caps NAME [ARGS...]: oclgrind_small at the GPU-like caps 64, 128 and 256 in turn.
+# oclgrind_caps NAME [ARGS...]: oclgrind_small at the GPU-like caps 64, 128 and 256 in turn (OCLGRIND_CAPS: others).
 # oclgrind missing or a test binary not built is a failure, never a skip.
 oclgrind_caps() {
   local wg
-  for wg in 64 128 256; do GRADFEAT_MAX_WORK_GROUP=$wg oclgrind_small "$@"; done
+  for wg in ${OCLGRIND_CAPS:-64 128 256}; do GRADFEAT_MAX_WORK_GROUP=$wg oclgrind_small "$@"; done
 }
 oclgrind_uninit() {
   # GF_OCLGRIND_UNINIT=0 (.ci/sanitize.sh): these runs check the kernels, which the plain pass has done; the
