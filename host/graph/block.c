@@ -93,8 +93,16 @@ gf_status gf_buf_create_checked(gf_ctx *ctx, size_t bytes, const char *what, con
     return gf_buf_create(ctx, bytes, label, out);
 }
 
-/* Buffer pool of a forward-only graph run only up to one node (share_pool_take) */
+/* A buffer of share_buffers' pool: its size and the node whose output it holds now */
 typedef struct shared_buf { cl_mem m; size_t bytes; int owner; } shared_buf;
+
+/* mark[node] and mark[i] of every node it reads, back to the input (topological order: one backward pass) */
+static void mark_deps(const gf_block *b, int node, char *mark) {
+    mark[node] = 1;
+    for (int i = node; i >= 0; i--)
+        for (int k = 0; mark[i] && k < arity(&b->nodes[i]); k++)
+            if (b->nodes[i].in[k] >= 0) mark[b->nodes[i].in[k]] = 1;
+}
 
 /* The activations of a forward-only graph run only up to node `keep`: the nodes keep depends on get buffers,
  * a buffer handed on to a later node once no later one of them reads it (last[], by storage root), the
@@ -107,10 +115,7 @@ static gf_status share_buffers(gf_ctx *ctx, gf_block *b, int keep, size_t nb) {
     gf_status st = need && last && pool ? GF_OK : gf_fail(ctx, GF_ERR_MEMORY, "out of host memory");
     int np = 0;
     if (st == GF_OK) {
-        need[keep] = 1;   /* topological order: one backward pass finds what keep depends on */
-        for (int i = keep; i >= 0; i--)
-            for (int k = 0; need[i] && k < arity(&b->nodes[i]); k++)
-                if (b->nodes[i].in[k] >= 0) need[b->nodes[i].in[k]] = 1;
+        mark_deps(b, keep, need);
         for (int i = 0; i < n; i++) last[i] = -1;
     }
     for (int i = 0; st == GF_OK && i < n; i++) {   /* storage roots (aliases: their input's) and their last readers */
@@ -651,10 +656,7 @@ gf_status gf_block_forward_to(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const g
     if (node < 0 || node >= b->n_nodes) return gf_fail(ctx, GF_ERR_USAGE, "executor: no node %d", node);
     char *run = calloc((size_t)b->n_nodes, 1);
     if (!run) return gf_fail(ctx, GF_ERR_MEMORY, "executor: out of host memory");
-    run[node] = 1;   /* node and what it reads, back to the input: topological order lets one pass find them */
-    for (int i = node; i >= 0; i--)
-        for (int k = 0; run[i] && k < arity(&b->nodes[i]); k++)
-            if (b->nodes[i].in[k] >= 0) run[b->nodes[i].in[k]] = 1;
+    mark_deps(b, node, run);   /* node and what it reads, back to the input */
     gf_status st = forward(ctx, b, n, x, th, run, NULL);
     free(run);
     return st;
