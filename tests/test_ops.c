@@ -621,12 +621,19 @@ static void conv_once(gf_ctx *ctx) {
           "small y accepted or message unclear: %s", gf_ctx_last_error(ctx));
     gf_buf_release(&x); gf_buf_release(&W); gf_buf_release(&y);
     /* the algorithm auto picks (GF_CONV_ALGO_*): Winograd F(4x4, 3x3) only for 3x3 stride-1 dilation-1 ungrouped
-     * convs of frozen weights (desc.fixed); with the CPU-style kernels (ctx->conv_plane) from GF_WINO_CPU_MIN_IN
+     * convs; of frozen weights (desc.fixed) with the CPU-style kernels (ctx->conv_plane) from GF_WINO_CPU_MIN_IN
      * inputs, GF_WINO_CPU_MIN_OUT outputs and GF_WINO_CPU_MIN_TILES 2x2 output tiles, with the GPU-style ones
-     * from GF_WINO_MIN_CHANNELS channels and GF_WINO_MIN_TILES tiles. want: {GPU-style, CPU-style} */
+     * from GF_WINO_MIN_CHANNELS channels and GF_WINO_MIN_TILES tiles; weights that move only with the CPU-style
+     * ones, from GF_WINO_CPU_MOVING_MIN_CHANNELS channels and GF_WINO_CPU_MOVING_MIN_TILES4 4x4 output tiles.
+     * want: {GPU-style, CPU-style} */
     static const struct { int n, c, hw, k, stride, dil, groups, fixed, algo, want[2]; } auto_cases[] = {
         {64, 512, 7, 3, 1, 1, 1, 1, 0, {4, 4}},    /* W1: 64 x 16 tiles, θ̄ frozen: F(4x4, 3x3) */
-        {64, 512, 7, 3, 1, 1, 1, 0, 0, {0, 0}},    /* the same with weights that move (fine-tuning) */
+        {64, 512, 7, 3, 1, 1, 1, 0, 0, {0, 4}},    /* the same with weights that move (fine-tuning): 256 4x4 tiles */
+        {32, 512, 7, 3, 1, 1, 1, 0, 0, {0, 0}},    /* moving, 128 4x4 tiles */
+        {16, 256, 14, 3, 1, 1, 1, 0, 0, {0, 4}},   /* moving, 256 4x4 tiles */
+        {15, 256, 14, 3, 1, 1, 1, 0, 0, {0, 0}},   /* moving, 240 4x4 tiles */
+        {64, 128, 15, 3, 1, 1, 1, 0, 0, {0, 4}},   /* moving, 128 channels (4x4 tiles rounded up: 1024) */
+        {64, 64, 56, 3, 1, 1, 1, 0, 0, {0, 0}},    /* moving, 64 channels */
         {32, 512, 7, 3, 1, 1, 1, 1, 0, {4, 4}},    /* 512 tiles */
         {16, 512, 7, 3, 1, 1, 1, 1, 0, {0, 4}},    /* 256 tiles */
         {64, 128, 28, 3, 1, 1, 1, 1, 0, {0, 4}},   /* 128 channels */

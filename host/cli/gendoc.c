@@ -254,8 +254,8 @@ int cli_gendoc(const char *what, const cli_command *cmds, int n, void (*usage)(F
                ".TP\n.B GRADFEAT_HOST_MEM\nauto, map or copy: the caches in mapped host memory (auto: on devices "
                "that share memory with the host) or copied to the device\n"
                ".TP\n.B GRADFEAT_CONV_ALGO\nauto, direct, winograd or winograd4: 3x3 stride-1 convolutions by im2col + "
-               "GEMM or by Winograd F(2x2, 3x3) or F(4x4, 3x3) (auto: F(4x4, 3x3) for frozen weights of large "
-               "convs, else direct)\n"
+               "GEMM or by Winograd F(2x2, 3x3) or F(4x4, 3x3) (auto: F(4x4, 3x3) for large convs, "
+               "from fewer channels for frozen weights than for moving ones, else direct)\n"
                ".SH SEE ALSO\n.BR clinfo (1)\n"
                ".PP\nThe README of the gradfeat sources: the method, the defaults and how they were chosen.\n");
     } else {

@@ -438,8 +438,9 @@ static gf_status check_desc(gf_ctx *ctx, const gf_conv_desc *d, const char *op) 
  * their filter transforms are made once and kept) at shapes where it measured faster than the direct conv
  * (README "Kernel paths"): with the CPU-style row kernels from GF_WINO_CPU_MIN_IN input and GF_WINO_CPU_MIN_OUT
  * output channels and GF_WINO_CPU_MIN_TILES 2x2 output tiles, with the GPU-style tile kernels (never measured on
- * a GPU) from GF_WINO_MIN_CHANNELS channels and GF_WINO_MIN_TILES tiles. Weights that change every call pay 36
- * planes of filter transforms each time, which measured slower than the direct conv (`bench ops`). */
+ * a GPU) from GF_WINO_MIN_CHANNELS channels and GF_WINO_MIN_TILES tiles. Weights that change every call (fine-tuning)
+ * pay 36 planes of filter transforms each time: F(4x4, 3x3) for them only with the row kernels, from
+ * GF_WINO_CPU_MOVING_MIN_CHANNELS channels each way and GF_WINO_CPU_MOVING_MIN_TILES4 4x4 output tiles. */
 int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (d->kh != 3 || d->kw != 3 || d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 ||
         d->groups != 1)
@@ -448,8 +449,15 @@ int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (algo == GF_CONV_ALGO_DIRECT) return 0;
     if (algo == GF_CONV_ALGO_WINOGRAD) return 2;
     if (algo == GF_CONV_ALGO_WINOGRAD4) return 4;
-    if (!d->fixed) return 0;
     size_t tiles = (size_t)d->n * (size_t)((d->h_out + 1) / 2) * (size_t)((d->w_out + 1) / 2);
+    if (!d->fixed) {
+        /* the filter transforms are made every call: they pay for themselves only over many 4x4 tiles, and only
+         * where the GEMMs (c_in c_out a tile) outweigh the tile transforms (c_in + c_out) */
+        size_t tiles4 = (size_t)d->n * (size_t)((d->h_out + 3) / 4) * (size_t)((d->w_out + 3) / 4);
+        return plane_kernels(ctx, d) && d->c_in >= GF_WINO_CPU_MOVING_MIN_CHANNELS &&
+                       d->c_out >= GF_WINO_CPU_MOVING_MIN_CHANNELS && tiles4 >= GF_WINO_CPU_MOVING_MIN_TILES4
+                   ? 4 : 0;
+    }
     if (plane_kernels(ctx, d))
         return d->c_in >= GF_WINO_CPU_MIN_IN && d->c_out >= GF_WINO_CPU_MIN_OUT && tiles >= GF_WINO_CPU_MIN_TILES
                    ? 4 : 0;

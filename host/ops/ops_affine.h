@@ -38,9 +38,9 @@ enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2, 
  * gradient/full): W's Winograd filter transforms, U[0] for the forward and the tangent's W ṫ term, U[1] (the
  * rotated, transposed filter) for the input gradient, each made on its first use and reused bit for bit. Owned
  * by whoever owns W (gf_params_freeze): release it when W's values change or W goes. Under GF_CONV_ALGO_AUTO a
- * fixed W also picks the algorithm: F(4x4, 3x3) pays only with kept transforms (gf_conv_uses_winograd), so a large
- * conv gives F(4x4)'s rounding with a fixed W and the direct conv's without; a forced algorithm gives the same
- * bits either way. */
+ * fixed W also picks the algorithm: F(4x4, 3x3) pays from fewer channels and tiles with kept transforms
+ * (gf_conv_uses_winograd), so some convs give F(4x4)'s rounding with a fixed W and the direct conv's without; a
+ * forced algorithm gives the same bits either way. */
 typedef struct gf_conv_fixed {
     cl_mem W;       /* the buffer the transforms were made from (another one: they are made again) */
     cl_mem U[2];    /* [P, c_out, c_in] and [P, c_in, c_out], or NULL until used (P = 16 or 36 planes) */
@@ -63,8 +63,8 @@ typedef struct gf_conv_desc {
 } gf_conv_desc;
 
 /* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):
- * AUTO: Winograd F(4x4, 3x3) for frozen weights (gf_conv_desc.fixed) at the shapes below, else direct
- * (im2col + GEMM). WINOGRAD: Winograd F(2x2, 3x3) for every such conv (forward, both tangent terms, input
+ * AUTO: Winograd F(4x4, 3x3) at the shapes below (fewer for weights that move than for frozen ones,
+ * gf_conv_desc.fixed), else direct (im2col + GEMM). WINOGRAD: Winograd F(2x2, 3x3) for every such conv (forward, both tangent terms, input
  * gradient; the weight gradient stays direct); WINOGRAD4: F(4x4, 3x3) for every such conv. The input gradient
  * also needs pad_top, pad_left <= 2. */
 enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2, GF_CONV_ALGO_WINOGRAD4 = 3 };
@@ -79,6 +79,13 @@ enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2
 #define GF_WINO_CPU_MIN_TILES 64
 #define GF_WINO_MIN_CHANNELS 256
 #define GF_WINO_MIN_TILES 512
+/* Weights that move (no gf_conv_fixed), CPU-style row kernels only, forward + backward (gx, gW, gb) against the
+ * direct conv on the 2-core Intel VM (2026-12-06): faster at 128 ch 28x28 batch 16 (784 4x4 tiles: 0.78x), 256 ch
+ * 14x14 batch 16 and 32 (256, 512 tiles: 0.94x, 0.71x), 512 ch 7x7 batch 64 (256 tiles: 0.69x); even or slower at
+ * 512 ch 7x7 batch 32 and 16 (128, 64 tiles: 0.94x, about even, and 1.50x), 256 ch 14x14 batch 8 (1.5x), 128 ch 28x28 batch 4
+ * (196 tiles: 1.2x) and 64 ch 56x56 batch 4 (784 tiles: 1.2x, the transforms outweigh 64-channel GEMMs) */
+#define GF_WINO_CPU_MOVING_MIN_CHANNELS 128
+#define GF_WINO_CPU_MOVING_MIN_TILES4 256
 
 /* AUTO: PLANE on CPU devices, ELEMENT elsewhere. ELEMENT: one work item per
  * float (coalesced on GPUs, but integer div/mod per float, which CPU vector
