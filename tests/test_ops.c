@@ -55,6 +55,7 @@ static float *download(gf_ctx *ctx, cl_mem m, size_t n) {
 static void uniform(test_rng *r, float *x, size_t n, double lo, double hi) { test_fill(r, x, n, lo, hi); }
 static const row *rows;   /* the table (gf_ot_rows) */
 static int n_rows;
+static int full_run;   /* neither --small nor --quick: the checks too large for oclgrind run */
 
 /* ---------------- kernel-path variants: context options that change which kernels an op runs ---------------- */
 
@@ -576,6 +577,61 @@ static void conv_bn_fold(gf_ctx *ctx) {
     CHECK(gf_bn_fold(ctx, W, NULL, bo, 1, 4, g1, be, mu, v, 1e-5f) == GF_ERR_INPUT, "bn fold: negative var accepted");
 }
 /* Descriptor validation, TF SAME pads and SAME output sizes, a too small output buffer; BN folding. */
+/* Winograd F(4x4, 3x3)'s two kernel styles compute the same terms in the same order: the CPU-style row kernels
+ * (four tiles or four filters side by side in vectors) and the GPU-style tile kernels give the same bits for the
+ * forward, both tangent terms, the input gradient (the rotated filters) and the weight gradient. Shapes with
+ * channel counts that are and are not multiples of four, tile rows that end inside the image, pads 0 to 2. */
+static void conv_wino4_styles_same_bits(gf_ctx *ctx) {
+    static const int shapes[][6] = {   /* n, c_in, c_out, h, w, pad */
+        {2, 5, 7, 13, 17, 1}, {3, 8, 6, 32, 33, 1}, {2, 9, 4, 9, 7, 0}, {2, 3, 4, 5, 6, 2},
+        {4, 16, 16, 7, 7, 1}, {2, 6, 5, 14, 14, 1}, {1, 64, 64, 56, 56, 1}};
+    static const char *what[4] = {"forward", "tangent", "input gradient", "weight gradient"};
+    int count = (int)(sizeof shapes / sizeof shapes[0]) - (full_run ? 0 : 1);
+    for (int s = 0; s < count; s++) {
+        const int *sh = shapes[s];
+        gf_conv_desc d;
+        REQUIRE_OK(ctx, gf_conv_desc_simple(ctx, &d, sh[0], sh[1], sh[3], sh[4], sh[2], 3, 1, sh[5], 1, 1));
+        d.algo = GF_CONV_ALGO_WINOGRAD4;
+        size_t n[4] = {(size_t)sh[0] * sh[2] * d.h_out * d.w_out, 0, (size_t)sh[0] * sh[1] * sh[3] * sh[4],
+                       (size_t)sh[2] * sh[1] * 9};
+        n[1] = n[0];
+        test_rng r;
+        test_rng_seed(&r, 77 + s);
+        float *h[6];
+        size_t hn[6] = {n[2], n[3], (size_t)sh[2], n[0], n[2], n[3]};   /* x, W, b, g, t, Wt */
+        cl_mem in[6];
+        for (int k = 0; k < 6; k++) {
+            h[k] = falloc(hn[k]);
+            test_fill(&r, h[k], hn[k], -0.5, 0.5);
+            in[k] = test_upload(ctx, h[k], hn[k]);
+        }
+        float *got[2][4];
+        for (int v = 0; v < 2; v++) {
+            d.variant = v ? GF_CONV_VARIANT_ELEMENT : GF_CONV_VARIANT_PLANE;
+            cl_mem out[4];
+            for (int k = 0; k < 4; k++) out[k] = test_alloc(ctx, n[k]);
+            REQUIRE_OK(ctx, gf_conv2d_forward(ctx, &d, in[0], in[1], in[2], out[0]));
+            REQUIRE_OK(ctx, gf_conv2d_tangent(ctx, &d, in[0], in[5], NULL, in[1], in[4], out[1]));
+            REQUIRE_OK(ctx, gf_conv2d_backward(ctx, &d, in[0], in[1], in[3], out[2], out[3], NULL, 0));
+            for (int k = 0; k < 4; k++) {
+                got[v][k] = falloc(n[k]);
+                test_download(ctx, out[k], got[v][k], n[k]);
+                gf_buf_release(&out[k]);
+            }
+        }
+        for (int k = 0; k < 4; k++) {
+            CHECK(memcmp(got[0][k], got[1][k], n[k] * 4) == 0, "F(4x4) %s of %dx%dx%dx%d -> %d, pad %d: row and tile "
+                  "kernels differ", what[k], sh[0], sh[1], sh[3], sh[4], sh[2], sh[5]);
+            free(got[0][k]);
+            free(got[1][k]);
+        }
+        for (int k = 0; k < 6; k++) {
+            gf_buf_release(&in[k]);
+            free(h[k]);
+        }
+    }
+}
+
 static void conv_once(gf_ctx *ctx) {
     gf_conv_desc d;
     CHECK(gf_conv_desc_simple(ctx, &d, 1, 6, 5, 5, 4, 3, 1, 1, 1, 4) == GF_ERR_USAGE, "groups 4 with c_in 6 accepted");
@@ -667,6 +723,7 @@ static void conv_once(gf_ctx *ctx) {
               gf_conv_uses_winograd(ctx, &d), want);
     }
     d.fixed = NULL;   /* `kept` goes with this scope */
+    if (current_variant == &variants[V_DEFAULT]) conv_wino4_styles_same_bits(ctx);
     conv_bn_fold(ctx);
 }
 static cl_mem bn_guarded(gf_ctx *ctx, const float *v, size_t n) {
@@ -921,7 +978,6 @@ static void bn_large_channel(gf_ctx *ctx) {
 }
 /* Bad arguments are refused with GF_ERR_USAGE before anything is enqueued; a large channel (above; not in
  * the --small runs that oclgrind simulates). */
-static int full_run;   /* neither --small nor --quick: the checks too large for oclgrind run */
 static void bn_once(gf_ctx *ctx) {
     if (full_run) bn_large_channel(ctx);
     float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
