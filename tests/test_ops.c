@@ -723,7 +723,7 @@ static void conv_once(gf_ctx *ctx) {
               gf_conv_uses_winograd(ctx, &d), want);
     }
     d.fixed = NULL;   /* `kept` goes with this scope */
-    if (current_variant == &variants[V_DEFAULT]) conv_wino4_styles_same_bits(ctx);
+    conv_wino4_styles_same_bits(ctx);
     conv_bn_fold(ctx);
 }
 static cl_mem bn_guarded(gf_ctx *ctx, const float *v, size_t n) {
