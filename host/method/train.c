@@ -800,6 +800,10 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
     gf_block *head_blk = NULL;
     gf_status st = gf_params_create(ctx, blk, "theta_bar", &th);
     if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
+    /* θ̄ never changes: its convs keep their Winograd transforms over the batches, and take the algorithm the
+     * linearized methods take at θ̄ (gf_conv_uses_winograd), so the features and the primal cache stored here
+     * have the rounding of the f(x) those methods compute */
+    if (st == GF_OK) st = gf_params_freeze(ctx, &th);
     ftr = malloc((size_t)train->n * d * sizeof(float));
     if (val) fva = malloc((size_t)val->n * d * sizeof(float));
     if (hold) fho = malloc((size_t)hold->n * d * sizeof(float));
