@@ -3,6 +3,9 @@
  * deterministic for a seed, and the device-resident and host-resident
  * activation caches give bitwise-identical models. */
 #include "train.h"
+#include "ops_affine.h"
+#include <signal.h>
+#include <unistd.h>
 #include "testutil.h"
 
 enum { C_IN = 4, H = 6, K = 3, NTR = 90, NVA = 30, B = 16 };
@@ -358,6 +361,79 @@ static void cosine_schedule(gf_ctx *ctx, const float *theta, const float *z, con
     gf_block_free(blk);
 }
 
+/* A run stopped after the probe and resumed refills the primal cache with the feature pass's bits: with a conv
+ * that takes Winograd F(4x4, 3x3) only for frozen weights (64 channels, 128 2x2 tiles a batch; 64 is below the
+ * moving-weight rule's 128), the resumed `full` (which reads f(x) from that cache) equals the uninterrupted one bit
+ * for bit only when both feature passes freeze θ̄ (train.c theta_bar_params). */
+static volatile sig_atomic_t stop_flag;
+static gf_status stop_after_probe(void *user, gf_method m, const gf_method_result *r, const gf_method_result *probe) {
+    (void)user; (void)r; (void)probe;
+    if (m == GF_METHOD_LINEAR) stop_flag = 1;
+    return GF_OK;
+}
+static void resume_after_probe(gf_ctx *ctx) {
+    enum { CW = 64, HW = 8, N = 24, NV = 8, BW = 8 };
+    gf_node nd[3];
+    gf_conv_desc cd;
+    memset(nd, 0, sizeof nd);
+    gf_conv_desc_simple(NULL, &cd, 1, CW, HW, HW, CW, 3, 1, 1, 1, 1);
+    nd[0] = (gf_node){.kind = GF_K_CONV, .name = "conv", .in = {GF_NODE_INPUT}, .conv = cd, .has_bias = 1};
+    nd[1] = (gf_node){.kind = GF_K_ACT, .name = "relu", .in = {0}, .act = {GF_ACT_RELU, 0}};
+    nd[2] = (gf_node){.kind = GF_K_GAP, .name = "gap", .in = {1}};
+    gf_block *blk;
+    REQUIRE_OK(ctx, gf_block_create(ctx, CW, HW, HW, nd, 3, BW, &blk));
+    size_t P = gf_block_param_count(blk), S = (size_t)CW * HW * HW;
+    int d = gf_block_feature_dim(blk);
+    test_rng r;
+    test_rng_seed(&r, 31);
+    float *theta = malloc(P * 4), *z = malloc((N + NV) * S * 4);
+    int *lab = malloc((N + NV) * sizeof(int));
+    test_fill(&r, theta, P, -0.05, 0.05);
+    test_fill(&r, z, (N + NV) * S, -1, 1);
+    for (int i = 0; i < N + NV; i++) lab[i] = i % K;
+    gf_cached_set tr = {N, (int)S, K, 0, z, lab, NULL}, va = {NV, (int)S, K, 0, z + (size_t)N * S, lab + N, NULL};
+    gf_conv_desc at = cd;
+    at.n = BW;
+    gf_conv_fixed kept = {0};
+    at.fixed = &kept;
+    int wino_fixed = gf_conv_uses_winograd(ctx, &at);
+    at.fixed = NULL;
+    printf("resume after the probe: Winograd tile %d for the frozen conv, %d for a moving one\n", wino_fixed,
+           gf_conv_uses_winograd(ctx, &at));
+    gf_train_options o;
+    gf_train_options_default(&o);
+    o.epochs = 2; o.batch = BW; o.optim.lr = 1e-2f; o.seed = 3;
+    unsigned methods = 1u << GF_METHOD_LINEAR | 1u << GF_METHOD_FULL;   /* full reads f(x) from the primal cache */
+    gf_train_result a, b, c;
+    REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, methods, &o, &a));
+    CHECK(a.primal_cache_bytes > 0, "resume after the probe: no primal cache");
+    char path[] = "/tmp/gf_test_train_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    close(fd);
+    gf_train_options so = o;
+    so.checkpoint_path = path;
+    so.stop = &stop_flag;
+    so.on_method = stop_after_probe;
+    stop_flag = 0;
+    REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, methods, &so, &b));
+    CHECK(b.stopped && !b.m[GF_METHOD_FULL].ran, "the run did not stop after the probe");
+    gf_ckpt ck;
+    REQUIRE_OK(ctx, gf_ckpt_read(ctx, path, &ck));
+    CHECK(ck.done[GF_METHOD_LINEAR] && !ck.done[GF_METHOD_FULL], "checkpoint: the probe done, full not");
+    gf_train_options ro = o;
+    ro.checkpoint_path = path;
+    ro.resume = &ck;
+    REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, methods, &ro, &c));
+    CHECK(c.m[GF_METHOD_FULL].ran && same(&a, &c, P, d), "stopped after the probe and resumed: the full model "
+          "differs from the uninterrupted run's (Winograd tile %d for the frozen conv)", wino_fixed);
+    gf_ckpt_free(&ck);
+    unlink(path);
+    gf_train_result_free(&a); gf_train_result_free(&b); gf_train_result_free(&c);
+    gf_block_free(blk);
+    free(theta); free(z); free(lab);
+}
+
 int main(void) {
     metrics();
     prior_bias();
@@ -448,6 +524,7 @@ int main(void) {
     CHECK(same(&b, &c, P, d), "host-resident cache gives a different model (both without primal cache)");
     gf_train_result_free(&a); gf_train_result_free(&b); gf_train_result_free(&c);
 
+    resume_after_probe(ctx);
     cosine_schedule(ctx, theta, z, lab, &tr);
     probe_solver(ctx);
     holdout_split(ctx);

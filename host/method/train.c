@@ -772,6 +772,17 @@ static gf_status features(gf_ctx *ctx, gf_block *blk, gf_params *th, cache *c, i
     return st;
 }
 
+/* θ̄ on the device for the feature passes, frozen (it never changes there): its convs keep their Winograd
+ * transforms over the batches and take the algorithm the linearized methods take at θ̄ (gf_conv_uses_winograd),
+ * so the probe's features and the primal cache have the rounding of the f(x) those methods compute, and a run
+ * resumed after the probe refills the primal cache with the same bits. */
+static gf_status theta_bar_params(gf_ctx *ctx, gf_block *blk, const float *theta_bar, gf_params *th) {
+    gf_status st = gf_params_create(ctx, blk, "theta_bar", th);
+    if (st == GF_OK) st = gf_buf_write(ctx, th->all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
+    if (st == GF_OK) st = gf_params_freeze(ctx, th);
+    return st;
+}
+
 /* A method has finished: tell the caller, record it in a checkpoint, and see
  * whether a stop was asked for meanwhile. */
 static gf_status method_done(run *R, gf_method mth) {
@@ -798,12 +809,7 @@ static gf_status train_probe(run *R, gf_block *blk, const float *theta_bar, cach
     float *ftr = NULL, *fva = NULL, *fho = NULL;
     gf_params th = {0};
     gf_block *head_blk = NULL;
-    gf_status st = gf_params_create(ctx, blk, "theta_bar", &th);
-    if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
-    /* θ̄ never changes: its convs keep their Winograd transforms over the batches, and take the algorithm the
-     * linearized methods take at θ̄ (gf_conv_uses_winograd), so the features and the primal cache stored here
-     * have the rounding of the f(x) those methods compute */
-    if (st == GF_OK) st = gf_params_freeze(ctx, &th);
+    gf_status st = theta_bar_params(ctx, blk, theta_bar, &th);
     ftr = malloc((size_t)train->n * d * sizeof(float));
     if (val) fva = malloc((size_t)val->n * d * sizeof(float));
     if (hold) fho = malloc((size_t)hold->n * d * sizeof(float));
@@ -1039,8 +1045,7 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
         st = restore_done(ctx, ck, GF_METHOD_LINEAR, &res->m[GF_METHOD_LINEAR]);
         if (st == GF_OK && tr.primal) {   /* resumed after the probe: its feature pass did not run */
             gf_params th = {0};
-            st = gf_params_create(ctx, blk, "theta_bar", &th);
-            if (st == GF_OK) st = gf_buf_write(ctx, th.all, 0, gf_block_param_count(blk) * sizeof(float), theta_bar);
+            st = theta_bar_params(ctx, blk, theta_bar, &th);
             if (st == GF_OK) st = features(ctx, blk, &th, &tr, o->batch, NULL);
             gf_params_free(&th);
         }
