@@ -18,13 +18,19 @@
 #include "gf_dist.h"
 #include "job_internal.h"
 
-/* Content key of a trunk pass: model bytes, cut, preprocessing, the samples. */
-static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const char *cut, const gf_preprocess *pp, gf_dataset *ds,
-                           const int *idx, int n, uint64_t *key) {
-    void *data; size_t len;
-    GF_TRY(gf_read_file(ctx, job->model_path, &data, &len));
-    uint64_t h = gf_fnv1a(GF_FNV_INIT, data, len);
-    free(data);
+/* Content key of a trunk pass: model bytes (model_hash: their hash, NULL: read and hashed here), cut,
+ * preprocessing, the samples. */
+static gf_status cache_key(gf_ctx *ctx, const gf_job *job, const uint64_t *model_hash, const char *cut,
+                           const gf_preprocess *pp, gf_dataset *ds, const int *idx, int n, uint64_t *key) {
+    uint64_t h;
+    if (model_hash) {
+        h = *model_hash;
+    } else {
+        void *data; size_t len;
+        GF_TRY(gf_read_file(ctx, job->model_path, &data, &len));
+        h = gf_fnv1a(GF_FNV_INIT, data, len);
+        free(data);
+    }
     h = gf_fnv1a(h, cut, strlen(cut) + 1);
     h = gf_fnv1a(h, pp, sizeof *pp);
     if (job->random & GF_JOB_RANDOM_THETA1) {   /* a shuffled trunk is another trunk */
@@ -163,9 +169,9 @@ static gf_status act_finish_file(gf_ctx *ctx, const char *tmp, const char *path,
  * outputs, and rank 0 alone writes the cache file (temp file + rename, as with one process). The file does not depend on the number
  * of ranks, so a later run with any number reuses it. A file found by rank 0 but not by another rank (a
  * cache directory per host) is sent to that rank by rank 0; found by all, it is read by all. */
-gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int bi, const char *what,
-                            gf_dataset *ds, const int *idx, int n, int S, gf_act_store *as, unsigned char *ok,
-                            gf_job_result *res) {
+gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const uint64_t *model_hash, const gf_model *m, int bi,
+                        const char *what, gf_dataset *ds, const int *idx, int n, int S, gf_act_store *as,
+                        unsigned char *ok, gf_job_result *res) {
     gf_block_info bin;
     GF_TRY(gf_model_block(m, bi, &bin));
     int from_input = gf_model_block_cut(m, bi) == GF_NODE_INPUT;
@@ -184,7 +190,7 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const gf_model *m, int b
     }
     int hit = 0, P = gf_dist_size(), me = gf_dist_rank();
     if (use_cache) {
-        GF_TRY(cache_key(ctx, job, bin.input, pp, ds, idx, n, &key));
+        GF_TRY(cache_key(ctx, job, model_hash, bin.input, pp, ds, idx, n, &key));
         snprintf(path, sizeof path, "%s/%016llx.bin", dir, (unsigned long long)key);
         hit = act_map_file(path, key, n, S, as, ok);
     }

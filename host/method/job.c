@@ -369,10 +369,12 @@ static gf_status check_data_key(job_run *J) {
 static gf_status trunk_passes(job_run *J) {
     const gf_job *job = J->job;
     gf_job_result *res = J->res;
-    gf_status st = gf_trunk_pass(J->ctx, job, J->m, J->bi, "train", J->dtr, J->itr, J->ntr, J->S, &J->atr, J->oktr,
-                                 res);
+    /* the cache keys start from the model's hash taken when it was opened: the file is not read again */
+    gf_status st = gf_trunk_pass(J->ctx, job, &J->model_hash, J->m, J->bi, "train", J->dtr, J->itr, J->ntr, J->S,
+                                 &J->atr, J->oktr, res);
     if (st == GF_OK && J->dva && !res->stopped)
-        st = gf_trunk_pass(J->ctx, job, J->m, J->bi, "val", J->dva, J->iva, J->nva, J->S, &J->ava, J->okva, res);
+        st = gf_trunk_pass(J->ctx, job, &J->model_hash, J->m, J->bi, "val", J->dva, J->iva, J->nva, J->S, &J->ava,
+                           J->okva, res);
     return st;
 }
 
