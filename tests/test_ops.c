@@ -714,14 +714,18 @@ static void conv_once(gf_ctx *ctx) {
                                             auto_cases[i].groups));
         d.algo = auto_cases[i].algo;
         d.fixed = auto_cases[i].fixed ? &kept : NULL;
-        int want = auto_cases[i].want[ctx->conv_plane ? 1 : 0];
-        const char *forced = d.algo ? NULL : current_variant->conv_algo;   /* the variant's GRADFEAT_CONV_ALGO */
-        int shape = auto_cases[i].k == 3 && auto_cases[i].stride == 1 && auto_cases[i].dil == 1 &&
-                    auto_cases[i].groups == 1;
-        if (forced) want = !strcmp(forced, "winograd") ? 2 * shape : !strcmp(forced, "winograd4") ? 4 * shape : 0;
-        CHECK(gf_conv_uses_winograd(ctx, &d) == want, "conv algorithm case %zu: Winograd tile %d, want %d", i,
-              gf_conv_uses_winograd(ctx, &d), want);
+        for (int style = 0; style < 2; style++) {   /* the descriptor's kernel variant picks the style */
+            d.variant = style ? GF_CONV_VARIANT_PLANE : GF_CONV_VARIANT_ELEMENT;
+            int want = auto_cases[i].want[style];
+            const char *forced = d.algo ? NULL : current_variant->conv_algo;   /* the variant's GRADFEAT_CONV_ALGO */
+            int shape = auto_cases[i].k == 3 && auto_cases[i].stride == 1 && auto_cases[i].dil == 1 &&
+                        auto_cases[i].groups == 1;
+            if (forced) want = !strcmp(forced, "winograd") ? 2 * shape : !strcmp(forced, "winograd4") ? 4 * shape : 0;
+            CHECK(gf_conv_uses_winograd(ctx, &d) == want, "conv algorithm case %zu, %s-style kernels: Winograd tile "
+                  "%d, want %d", i, style ? "CPU" : "GPU", gf_conv_uses_winograd(ctx, &d), want);
+        }
     }
+    d.variant = 0;
     d.fixed = NULL;   /* `kept` goes with this scope */
     conv_wino4_styles_same_bits(ctx);
     conv_bn_fold(ctx);
