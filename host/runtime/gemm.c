@@ -67,6 +67,23 @@ static gf_status unmap_all(gf_ctx *ctx, mapping *maps, int n) {
     return GF_OK;
 }
 
+/* The host BLAS's work buffer, taken while the address space still has room: OpenBLAS (0.3.21, Debian 12) allocates it
+ * at a thread's first GEMM and, when that allocation fails (an address-space limit reached by the caches: `ulimit
+ * -v`), retries forever (OpenBLAS issue 5289, fixed in 0.3.30), so a run that fills its limit first hung in its
+ * first GEMM instead of failing on its own allocation with a message. One GEMM of a size past OpenBLAS's
+ * small-matrix path at the first host-BLAS context makes the calling thread's buffer (freed back to OpenBLAS's
+ * pool, not to the system: later GEMMs reuse it). */
+void gf_host_blas_reserve(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    enum { N = 256 };
+    float *a = calloc((size_t)3 * N * N, sizeof(float));
+    if (!a) return;   /* no room even for this: the run fails on its own allocations */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f, a + 2 * N * N, N);
+    free(a);
+}
+
 static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                            cl_mem A, size_t off_a, size_t lda, size_t sa, cl_mem B, size_t off_b, size_t ldb,
                            size_t sb, float beta, cl_mem C, size_t off_c, size_t ldc, size_t sc, size_t batch) {

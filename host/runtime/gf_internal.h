@@ -140,6 +140,9 @@ void gf_buf_release(cl_mem *m);
 
 /* ---- GEMM (host/runtime/gemm.c): row-major, offsets and leading dims in floats ----
  * C = alpha * op(A) * op(B) + beta * C, op(A) is M x K, op(B) is K x N. */
+#ifdef GF_HAVE_CBLAS
+void gf_host_blas_reserve(void);   /* the host BLAS's work buffer, made now (gemm.c: why) */
+#endif
 gf_status gf_gemm(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_t N, size_t K,
                   float alpha, cl_mem A, size_t off_a, size_t lda,
                   cl_mem B, size_t off_b, size_t ldb,
