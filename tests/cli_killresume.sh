@@ -96,16 +96,16 @@ check "... and under the default budget: bit-identical (rc $rc)" '[ $rc -eq 0 ] 
 # 256: since the trunk pass shares its activations (December 2026) batch 64 fits in 1.3 GB. At batch 96 under
 # 1.4 GB a run hung in its first GEMM: OpenBLAS 0.3.21 retries a failed allocation of its work buffer forever
 # (OpenBLAS issue 5289); the buffer is now made when the context takes the host BLAS (gemm.c gf_host_blas_reserve)
-ua=(--model "$EMO" --data "$FM" --split train --limit 300 --epochs 1 --method linear --probe sgd --probe-epochs 1 --batch 256
+ua=(--model "$EMO" --data "$FM" --split train --limit 300 --epochs 1 --method linear --probe sgd --probe-epochs 1
     --no-cache)
 if ! grep -qs "^GF_SANITIZE:BOOL=ON" "${GF_BUILD:-}/CMakeCache.txt"; then   # ASan cannot run under ulimit -v
-( ulimit -v 1400000; timeout 300 "$G" train "${ua[@]}" --run-dir "$t/U1" > /dev/null 2> "$t/U1.err" ); rc=$?
+( ulimit -v 1400000; timeout 300 "$G" train "${ua[@]}" --batch 256 --run-dir "$t/U1" > /dev/null 2> "$t/U1.err" ); rc=$?
 check "ulimit -v 1400000: exit 4 naming the buffer and the limit, no abort in the driver (rc $rc)" \
   '[ $rc -eq 4 ] && grep -q "needs .* MiB but the address-space limit (ulimit -v) is 1367 MiB" "$t/U1.err"' || tail -3 "$t/U1.err"
-( ulimit -v 1400000; timeout 120 "$G" train "${ua[@]/#256/96}" --run-dir "$t/U3" > /dev/null 2> "$t/U3.err" ); rc=$?
+( ulimit -v 1400000; timeout 120 "$G" train "${ua[@]}" --batch 96 --run-dir "$t/U3" > /dev/null 2> "$t/U3.err" ); rc=$?
 check "ulimit -v 1400000, batch 96: trains or exits 4 naming the limit, no hang in the host BLAS (rc $rc)" \
   '[ $rc -eq 0 ] || { [ $rc -eq 4 ] && grep -q "address-space limit (ulimit -v)" "$t/U3.err"; }' || tail -3 "$t/U3.err"
-( ulimit -v 3200000; timeout 300 "$G" train "${ua[@]}" --run-dir "$t/U2" > /dev/null 2> "$t/U2.err" ); rc=$?
+( ulimit -v 3200000; timeout 300 "$G" train "${ua[@]}" --batch 256 --run-dir "$t/U2" > /dev/null 2> "$t/U2.err" ); rc=$?
 check "ulimit -v 3200000: the same run trains (rc $rc)" '[ $rc -eq 0 ]' || tail -3 "$t/U2.err"
 fi
 

@@ -407,10 +407,9 @@ static void resume_after_probe(gf_ctx *ctx) {
     gf_train_result a, b, c;
     REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, methods, &o, &a));
     CHECK(a.primal_cache_bytes > 0, "resume after the probe: no primal cache");
-    char path[] = "/tmp/gf_test_train_ckpt_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp");
-    close(fd);
+    char path[512];   /* gf_train writes it by temp file + rename */
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/gf_test_train_resume_%d.gfckpt", tmp && *tmp ? tmp : "/tmp", (int)getpid());
     gf_train_options so = o;
     so.checkpoint_path = path;
     so.stop = &stop_flag;

@@ -449,7 +449,6 @@ int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
     if (algo == GF_CONV_ALGO_DIRECT) return 0;
     if (algo == GF_CONV_ALGO_WINOGRAD) return 2;
     if (algo == GF_CONV_ALGO_WINOGRAD4) return 4;
-    size_t tiles = (size_t)d->n * (size_t)((d->h_out + 1) / 2) * (size_t)((d->w_out + 1) / 2);
     if (!d->fixed) {
         /* the filter transforms are made every call: they pay for themselves only over many 4x4 tiles, and only
          * where the GEMMs (c_in c_out a tile) outweigh the tile transforms (c_in + c_out) */
@@ -458,6 +457,7 @@ int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d) {
                        d->c_out >= GF_WINO_CPU_MOVING_MIN_CHANNELS && tiles4 >= GF_WINO_CPU_MOVING_MIN_TILES4
                    ? 4 : 0;
     }
+    size_t tiles = (size_t)d->n * (size_t)((d->h_out + 1) / 2) * (size_t)((d->w_out + 1) / 2);
     if (plane_kernels(ctx, d))
         return d->c_in >= GF_WINO_CPU_MIN_IN && d->c_out >= GF_WINO_CPU_MIN_OUT && tiles >= GF_WINO_CPU_MIN_TILES
                    ? 4 : 0;

@@ -64,9 +64,9 @@ typedef struct gf_conv_desc {
 
 /* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):
  * AUTO: Winograd F(4x4, 3x3) at the shapes below (fewer for weights that move than for frozen ones,
- * gf_conv_desc.fixed), else direct (im2col + GEMM). WINOGRAD: Winograd F(2x2, 3x3) for every such conv (forward, both tangent terms, input
- * gradient; the weight gradient stays direct); WINOGRAD4: F(4x4, 3x3) for every such conv. The input gradient
- * also needs pad_top, pad_left <= 2. */
+ * gf_conv_desc.fixed), else direct (im2col + GEMM). WINOGRAD: Winograd F(2x2, 3x3) for every such conv
+ * (forward, both tangent terms, input gradient; the weight gradient stays direct); WINOGRAD4: F(4x4, 3x3) for
+ * every such conv. The input gradient also needs pad_top, pad_left <= 2. */
 enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2, GF_CONV_ALGO_WINOGRAD4 = 3 };
 /* AUTO's shapes, measured on PoCL (README "Kernel paths"; tiles: n * ceil(h_out/2) * ceil(w_out/2)). The
  * CPU-style row kernels: faster from 64 input channels and 64 tiles (0.4-0.97x the direct conv's time at 64 to
@@ -81,9 +81,9 @@ enum { GF_CONV_ALGO_AUTO = 0, GF_CONV_ALGO_DIRECT = 1, GF_CONV_ALGO_WINOGRAD = 2
 #define GF_WINO_MIN_TILES 512
 /* Weights that move (no gf_conv_fixed), CPU-style row kernels only, forward + backward (gx, gW, gb) against the
  * direct conv on the 2-core Intel VM (2026-12-06): faster at 128 ch 28x28 batch 16 (784 4x4 tiles: 0.78x), 256 ch
- * 14x14 batch 16 and 32 (256, 512 tiles: 0.94x, 0.71x), 512 ch 7x7 batch 64 (256 tiles: 0.69x); even or slower at
- * 512 ch 7x7 batch 32 and 16 (128, 64 tiles: 0.94x, about even, and 1.50x), 256 ch 14x14 batch 8 (1.5x), 128 ch 28x28 batch 4
- * (196 tiles: 1.2x) and 64 ch 56x56 batch 4 (784 tiles: 1.2x, the transforms outweigh 64-channel GEMMs) */
+ * 14x14 batch 16 and 32 (256, 512 tiles: 0.94x, 0.71x), 512 ch 7x7 batch 64 (256 tiles: 0.69x); about even or
+ * slower at 512 ch 7x7 batch 32 and 16 (128, 64 tiles: 0.94x, 1.50x), 256 ch 14x14 batch 8 (1.5x), 128 ch 28x28
+ * batch 4 (196 tiles: 1.2x) and 64 ch 56x56 batch 4 (784 tiles: 1.2x, the transforms outweigh 64-channel GEMMs) */
 #define GF_WINO_CPU_MOVING_MIN_CHANNELS 128
 #define GF_WINO_CPU_MOVING_MIN_TILES4 256
 

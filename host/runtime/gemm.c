@@ -10,6 +10,7 @@
 #include "gf_internal.h"
 #ifdef GF_HAVE_CBLAS
 #include <cblas.h>
+#include <pthread.h>
 #endif
 
 /* CLBlast prints kernel build logs ("OpenCL compiler error/warning: ...") with printf, i.e. into
@@ -73,15 +74,16 @@ static gf_status unmap_all(gf_ctx *ctx, mapping *maps, int n) {
  * first GEMM instead of failing on its own allocation with a message. One GEMM of a size past OpenBLAS's
  * small-matrix path at the first host-BLAS context makes the calling thread's buffer (freed back to OpenBLAS's
  * pool, not to the system: later GEMMs reuse it). */
-void gf_host_blas_reserve(void) {
-    static int done;
-    if (done) return;
-    done = 1;
+static void host_blas_reserve_once(void) {
     enum { N = 256 };
     float *a = calloc((size_t)3 * N * N, sizeof(float));
     if (!a) return;   /* no room even for this: the run fails on its own allocations */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f, a + 2 * N * N, N);
     free(a);
+}
+void gf_host_blas_reserve(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;   /* contexts may be made on several threads */
+    pthread_once(&once, host_blas_reserve_once);
 }
 
 static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
