@@ -9,7 +9,9 @@
  *   --variant: one kernel-path variant of the context (default: every variant each op's kernels have);
  *   --filter: only the ops named (exact op names, comma-separated);
  *   --small: the small rows (tests/cli_oclgrind_*.sh run them under oclgrind); --quick: `gradfeat selftest`'s
- *   rows, under the default variant; --list: the rows, no device. */
+ *   rows, under the default variant; --list: the rows, no device; --verbose: a line for each row that passed too
+ *   (by default only the rows that failed are named, with their FAIL lines, so that a CI log that keeps only the
+ *   head and the tail of the suite's output still shows them; they are listed again at the end). */
 #include "testutil.h"
 #include "optable.h"
 #include "ref_ops.h"
@@ -1097,7 +1099,8 @@ static int selected(const char *filter, const char *name) {
 static int in_run(const row *rw, int small, int quick) { return quick ? rw->quick : small ? rw->small : rw->full; }
 
 static void usage(void) {
-    fprintf(stderr, "usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--small|--quick] [--list]\n"
+    fprintf(stderr, "usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--small|--quick] [--list]"
+                    " [--verbose]\n"
                     "variants:");
     for (int v = 0; v < N_VARIANTS; v++) fprintf(stderr, " %s", variants[v].name);
     fprintf(stderr, "\n");
@@ -1105,9 +1108,12 @@ static void usage(void) {
 }
 int main(int argc, char **argv) {
     const char *device = NULL, *filter = NULL, *only_variant = NULL;
-    int small = 0, quick = 0, list = 0;
+    int small = 0, quick = 0, list = 0, verbose = 0;
+    /* line-buffered: the FAIL lines (stderr) land next to their row's line in a log that takes both */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--small")) small = 1;
+        else if (!strcmp(argv[i], "--verbose")) verbose = 1;
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--list")) list = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--device")) device = argv[++i];
@@ -1146,7 +1152,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     /* --device all: every device of every platform, one after the other */
-    enum { MAX_DEVICES = 16 };
+    enum { MAX_DEVICES = 16, MAX_FAILED_SHOWN = 40 };
+    char failed_rows[MAX_FAILED_SHOWN][240];
+    int n_failed_rows = 0, n_rows_run = 0;
     char devs[MAX_DEVICES][16];
     const char *dev_sel[MAX_DEVICES] = {device};
     int n_dev = 1;
@@ -1196,7 +1204,16 @@ int main(int argc, char **argv) {
                 gf_ot_run_row(ctx, rw, (uint64_t)i + 1, variants[v].conv_variant, &test_sink, hooks_of(rw->op)->extra);   /* by its place in the table: --filter reproduces a row */
                 char name[200];
                 rw->op->describe(rw, name, sizeof name);
-                printf("%-60s %-8s %s\n", name, variants[v].name, gf_test_failures == before ? "ok" : "FAILED");
+                n_rows_run++;
+                if (gf_test_failures == before) {
+                    if (verbose) printf("%-60s %-8s ok\n", name, variants[v].name);
+                    continue;
+                }
+                printf("%-60s %-8s FAILED\n", name, variants[v].name);
+                if (n_failed_rows < MAX_FAILED_SHOWN)
+                    snprintf(failed_rows[n_failed_rows], sizeof failed_rows[0], "%s (variant %s)", name,
+                             variants[v].name);
+                n_failed_rows++;
             }
             /* GRADFEAT_MAX_WORK_GROUP (README "Kernel paths"): no launch of these rows went above the cap */
             if (ctx->wg_cap)
@@ -1207,5 +1224,7 @@ int main(int argc, char **argv) {
             gf_ctx_free(ctx);
         }
     }
+    printf("test_ops: %d rows run (--verbose names each), %d failed\n", n_rows_run, n_failed_rows);
+    for (int k = 0; k < n_failed_rows && k < MAX_FAILED_SHOWN; k++) printf("  failed: %s\n", failed_rows[k]);
     return test_finish("test_ops");
 }
