@@ -5,7 +5,8 @@
 #   with `--resume RUN_DIR` alone), ends with the SAME BYTES as an
 #   uninterrupted run: saved models (head, ω̄, w2 per node), results.json
 #   numbers and metrics.jsonl (seconds aside);
-# - after SIGKILL the last periodic checkpoint resumes just as exactly;
+# - after SIGKILL the last periodic checkpoint resumes just as exactly, and so
+#   does the same checkpoint rewritten as a version-01 (FNV-1a) file;
 # - a corrupt or truncated checkpoint is rejected with exit 5 naming the file;
 #   resuming with other options is a usage error; a finished run has nothing
 #   to resume;
@@ -66,6 +67,31 @@ assert a==b,(a,b)" "$t/A/results.json" "$t/B/results.json"'
 interrupt KILL '\[full    \] epoch +2/' "$t/D1.err" train "${args[@]}" --run-dir "$t/D"; rc=$?
 check "SIGKILL -> 137 (rc $rc)" '[ $rc -eq 137 ]'
 check "a periodic checkpoint survived" '[ -s "$t/D/checkpoint.gfckpt" ]'
+# L: the same checkpoint as a gradfeat before XXH3 wrote it (frame "GFCKPT01" with FNV-1a 64, the run's files
+# listed under "files" with their FNV-1a): it still resumes, to the same bytes
+cp -r "$t/D" "$t/L"
+$PY - "$t/L" <<'PYEOF' || { echo "FAIL: making the legacy checkpoint"; fails=$((fails+1)); }
+import json, os, struct, sys
+d = sys.argv[1]; p = os.path.join(d, "checkpoint.gfckpt")
+def fnv(b):
+    x = 1469598103934665603
+    for c in b: x = ((x ^ c) * 1099511628211) & (2**64 - 1)
+    return x
+b = open(p, "rb").read()
+assert b[:8] == b"GFCKPT02", b[:8]
+jl, dl = struct.unpack("<QQ", b[8:24])
+j = json.loads(b[32:32 + jl]); data = b[32 + jl:]
+meta = json.loads(j["meta"]); files = meta.pop("files_xxh3")
+assert "linear.safetensors" in files, files
+meta["files"] = {k: "%016x" % fnv(open(os.path.join(d, k), "rb").read()) for k in files}
+j["meta"] = json.dumps(meta, separators=(",", ":"))
+jb = json.dumps(j, separators=(",", ":")).encode()
+open(p, "wb").write(b"GFCKPT01" + struct.pack("<QQQ", len(jb), len(data), fnv(jb + data)) + jb + data)
+PYEOF
+"$G" train --resume "$t/L" --cache-dir "$t/cache" > /dev/null 2> "$t/L.err"; rc=$?
+check "a version-01 checkpoint (FNV-1a) resumes: exit 0 inside full (rc $rc)" \
+  '[ $rc -eq 0 ] && grep -q "resuming from .*: full, epoch" "$t/L.err"' || cat "$t/L.err"
+check "resume from the version-01 checkpoint: full.safetensors bit-identical" 'cmp "$t/A/full.safetensors" "$t/L/full.safetensors"'
 # --resume alone keeps --checkpoint-every 3 (not the default 500): killed right after
 # its first checkpoint, the resumed run has saved a point inside full, not its end
 GRADFEAT_TEST_KILL_AT=checkpoint:1 "$G" train --resume "$t/D" --cache-dir "$t/cache" > /dev/null 2> "$t/D1b.err"; rc=$?

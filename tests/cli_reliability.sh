@@ -185,7 +185,7 @@ check "failed write: exit 9 naming the file (rc $rc)" '[ $rc -eq 9 ] && grep -q 
   || tail -3 "$t/full.err"
 
 # ---- item 5: models gradfeat writes carry a checksum of their tensor data, verified on load
-check "adapted model carries gradfeat.data_fnv1a64" 'grep -aq "gradfeat.data_fnv1a64" "$t/st/linear.safetensors"'
+check "adapted model carries gradfeat.data_xxh3_64" 'grep -aq "gradfeat.data_xxh3_64" "$t/st/linear.safetensors" && ! grep -aq "gradfeat.data_fnv1a64" "$t/st/linear.safetensors"'
 "$G" eval "$t/st/linear.safetensors" --data "$D" > /dev/null 2> "$t/ev1.err"; rc=$?
 check "eval of the intact adapted model exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/ev1.err"
 cp "$t/st/linear.safetensors" "$t/flip.safetensors"

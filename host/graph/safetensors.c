@@ -65,22 +65,31 @@ static gf_status check_coverage(gf_st_file *f, uint64_t data_size, char *err, si
     return st;
 }
 
-/* Models gradfeat writes carry an FNV-1a 64 of their data area in __metadata__ "gradfeat.data_fnv1a64"
- * (converters may add it too): a flipped weight byte is caught at load. */
+/* Models gradfeat writes carry a checksum of their data area in __metadata__: "gradfeat.data_xxh3_64" (XXH3 64;
+ * "gradfeat.data_fnv1a64", FNV-1a 64, in files written before, and by converters that add one): a flipped weight
+ * byte is caught at load. */
 static gf_status check_data_hash(const gf_st_file *f, FILE *fp, char *err, size_t err_size) {
-    const char *want = gf_st_meta(f, "gradfeat.data_fnv1a64");
+    const char *key = "gradfeat.data_xxh3_64", *want = gf_st_meta(f, key);
+    int xxh = want != NULL;
+    if (!xxh) want = gf_st_meta(f, key = "gradfeat.data_fnv1a64");
     if (!want) return GF_OK;
     if (fseeko(fp, (off_t)f->data_off, SEEK_SET) != 0)
         return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: seek failed", f->path);
     uint64_t h = GF_FNV_INIT;
+    gf_xxh3_stream *x = xxh ? gf_xxh3_begin() : NULL;
+    if (xxh && !x) return gf_fail_msg(err, err_size, GF_ERR_MEMORY, "out of memory");
     unsigned char buf[1 << 16];
     size_t r;
-    while ((r = fread(buf, 1, sizeof buf, fp)) > 0) h = gf_fnv1a(h, buf, r);
+    while ((r = fread(buf, 1, sizeof buf, fp)) > 0) {
+        if (xxh) gf_xxh3_update(x, buf, r);
+        else h = gf_fnv1a(h, buf, r);
+    }
+    if (xxh) h = gf_xxh3_end(x);
     char got[32];
     snprintf(got, sizeof got, "%016llx", (unsigned long long)h);
     if (strcmp(got, want))
-        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor data checksum mismatch (gradfeat.data_fnv1a64 says %.20s, the data "
-                      "hashes to %s): the file was damaged or edited after it was written", f->path, want, got);
+        return gf_fail_msg(err, err_size, GF_ERR_INPUT, "%s: tensor data checksum mismatch (%s says %.20s, the data "
+                      "hashes to %s): the file was damaged or edited after it was written", f->path, key, want, got);
     return GF_OK;
 }
 
@@ -326,9 +335,10 @@ gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *file, 
     if (meta && !hash) json = cJSON_PrintUnformatted(h2);
     else if (meta) {
         char hex[32];
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)gf_fnv1a(GF_FNV_INIT, data->p, data->n));
-        cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.data_fnv1a64");
-        cJSON_AddStringToObject(meta, "gradfeat.data_fnv1a64", hex);
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)gf_xxh3(data->p, data->n));
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.data_fnv1a64");   /* a base model's own, if any */
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, "gradfeat.data_xxh3_64");
+        cJSON_AddStringToObject(meta, "gradfeat.data_xxh3_64", hex);
         json = cJSON_PrintUnformatted(h2);
     }
     cJSON_Delete(h2);

@@ -8,21 +8,26 @@
 #include "train.h"
 #include "checkpoint.h"
 
-static const char MAGIC[8] = {'G', 'F', 'C', 'K', 'P', 'T', '0', '1'};
+static const char MAGIC[8] = {'G', 'F', 'C', 'K', 'P', 'T', '0', '2'};
 enum { HDR = 32 };
 
 /* The framing every gradfeat checkpoint kind shares (train's gf_ckpt, pretrain's):
- * magic | u64 json_len | u64 data_len | u64 FNV-1a 64 of json+data | json | data,
- * written atomically (gf_write_file_atomic: temp file, fsync, rename). */
+ * magic | u64 json_len | u64 data_len | u64 checksum of json+data | json | data,
+ * written atomically (gf_write_file_atomic: temp file, fsync, rename). The magic's last two characters are
+ * the frame's version: "02" checksums with XXH3 64, "01" (files written before) with FNV-1a 64, still read. */
+static int legacy_magic(const char *p, const char magic[8]) {
+    return !memcmp(p, magic, 6) && magic[6] == '0' && magic[7] == '2' && p[6] == '0' && p[7] == '1';
+}
+
 gf_status gf_frame_write(gf_ctx *ctx, const char *path, const char magic[8], const char *json, const void *data,
                          size_t data_len) {
     uint64_t jl = strlen(json), dl = data_len;
-    uint64_t h = gf_fnv1a(gf_fnv1a(GF_FNV_INIT, json, jl), data, data_len);
     char *file = malloc(HDR + jl + dl);
     if (!file) return gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing checkpoint %s", path);
-    memcpy(file, magic, 8); memcpy(file + 8, &jl, 8); memcpy(file + 16, &dl, 8); memcpy(file + 24, &h, 8);
     memcpy(file + HDR, json, jl);
     if (dl) memcpy(file + HDR + jl, data, dl);
+    uint64_t h = gf_xxh3(file + HDR, jl + dl);
+    memcpy(file, magic, 8); memcpy(file + 8, &jl, 8); memcpy(file + 16, &dl, 8); memcpy(file + 24, &h, 8);
     gf_status st = gf_write_file_atomic(ctx, path, file, HDR + jl + dl);
     free(file);
     return st;
@@ -37,12 +42,13 @@ gf_status gf_frame_read(gf_ctx *ctx, const char *path, const char magic[8], cons
     uint64_t jl = 0, dl = 0, h = 0;
     if (n >= HDR) { memcpy(&jl, p + 8, 8); memcpy(&dl, p + 16, 8); memcpy(&h, p + 24, 8); }
     gf_status st = GF_OK;
-    if (n < HDR || memcmp(p, magic, 8))
+    int legacy = n >= HDR && legacy_magic(p, magic);
+    if (n < HDR || (memcmp(p, magic, 8) && !legacy))
         st = gf_fail(ctx, GF_ERR_INPUT, "%s is not a gradfeat %s (bad magic)", path, what);
     else if (jl > n || dl > n || HDR + jl + dl != n)
         st = gf_fail(ctx, GF_ERR_INPUT, "%s %s is truncated or corrupt: %zu bytes, the header says %llu",
                      what, path, n, (unsigned long long)(HDR + jl + dl));
-    else if (gf_fnv1a(GF_FNV_INIT, p + HDR, jl + dl) != h)
+    else if ((legacy ? gf_fnv1a(GF_FNV_INIT, p + HDR, jl + dl) : gf_xxh3(p + HDR, jl + dl)) != h)
         st = gf_fail(ctx, GF_ERR_INPUT, "%s %s is corrupt: checksum mismatch (the file changed after it was "
                      "written); delete it to start over", what, path);
     if (st != GF_OK) { free(*buf); *buf = NULL; return st; }

@@ -293,7 +293,7 @@ const char *gf_job_checkpoint_meta(void *user) {
         cJSON_AddNumberToObject(o, "metrics_bytes", (double)ftell(ec->log));
         cJSON_AddStringToObject(o, "metrics_fnv1a64", hex);
     }
-    if (ec->files) cJSON_AddItemToObject(o, "files", cJSON_Duplicate(ec->files, 1));
+    if (ec->files) cJSON_AddItemToObject(o, "files_xxh3", cJSON_Duplicate(ec->files, 1));
     cJSON_AddStringToObject(o, "device", ec->ctx->info.name);
     cJSON_AddNumberToObject(o, "checkpoint_every", ec->job->checkpoint_every);   /* for --resume alone; not compared */
     free(ec->meta);
@@ -347,25 +347,31 @@ gf_status gf_job_check_resume(gf_ctx *ctx, const char *path, const gf_ckpt *c, c
     return st;
 }
 
-/* FNV-1a 64 of a whole file (or of its first `len` bytes, len >= 0; *short_file set when it has fewer) */
-static gf_status file_fnv(gf_ctx *ctx, const char *path, long len, uint64_t *h, int *short_file) {
+/* FNV-1a 64 (fnv, may be NULL) and XXH3 64 (xxh, may be NULL) of a whole file (or of its first `len` bytes,
+ * len >= 0; *short_file set when it has fewer) */
+static gf_status file_hash(gf_ctx *ctx, const char *path, long len, uint64_t *fnv, uint64_t *xxh, int *short_file) {
     void *bytes = NULL; size_t n = 0;
     GF_TRY(gf_read_file(ctx, path, &bytes, &n));
     if (short_file) *short_file = len >= 0 && n < (size_t)len;
-    *h = gf_fnv1a(GF_FNV_INIT, bytes, len >= 0 && (size_t)len < n ? (size_t)len : n);
+    size_t m = len >= 0 && (size_t)len < n ? (size_t)len : n;
+    if (fnv) *fnv = gf_fnv1a(GF_FNV_INIT, bytes, m);
+    if (xxh) *xxh = gf_xxh3(bytes, m);
     free(bytes);
     return GF_OK;
 }
 
-/* A checkpoint vouches for the run directory it was written in: metrics.jsonl up to metrics_bytes, and every
- * file the run had written by then (name -> FNV-1a 64). A checkpoint copied in from another run, or files
- * replaced beside it, would make the finished run a mix of two (one run's linear.safetensors, the other's
- * results.json): refuse. Hands back the metrics hash and the file list for the checkpoints to come. */
+/* A checkpoint vouches for the run directory it was written in: metrics.jsonl up to metrics_bytes (FNV-1a 64),
+ * and every file the run had written by then ("files_xxh3": name -> XXH3 64; "files", FNV-1a 64, in checkpoints
+ * written before). A checkpoint copied in from another run, or files replaced beside it, would make the finished
+ * run a mix of two (one run's linear.safetensors, the other's results.json): refuse. Hands back the metrics hash
+ * and the file list (XXH3) for the checkpoints to come. */
 gf_status gf_job_check_resume_files(gf_ctx *ctx, const char *run_dir, const char *ck_path, const gf_ckpt *c,
                                     long metrics_bytes, uint64_t *metrics_hash, cJSON **files) {
     cJSON *meta = c->meta ? cJSON_Parse(c->meta) : NULL;
     const cJSON *mh = cJSON_GetObjectItemCaseSensitive(meta, "metrics_fnv1a64");
-    const cJSON *fl = cJSON_GetObjectItemCaseSensitive(meta, "files");
+    const cJSON *fl = cJSON_GetObjectItemCaseSensitive(meta, "files_xxh3");
+    int legacy = !fl;   /* written before XXH3: the names with their FNV-1a */
+    if (legacy) fl = cJSON_GetObjectItemCaseSensitive(meta, "files");
     const char *fix = "the checkpoint comes from another run, or the file was replaced since; start a new run in an "
                       "empty --run-dir, or put back the run's own files";
     char path[1400], hex[32];
@@ -374,7 +380,7 @@ gf_status gf_job_check_resume_files(gf_ctx *ctx, const char *run_dir, const char
     *metrics_hash = GF_FNV_INIT;
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     int have = stat(path, &sb) == 0, short_file = 0;
-    if (have && metrics_bytes >= 0) st = file_fnv(ctx, path, metrics_bytes, metrics_hash, &short_file);
+    if (have && metrics_bytes >= 0) st = file_hash(ctx, path, metrics_bytes, metrics_hash, NULL, &short_file);
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)*metrics_hash);
     if (st == GF_OK && cJSON_IsString(mh) && metrics_bytes > 0 && !have)
         st = gf_fail(ctx, GF_ERR_INPUT, "--resume: %s, which the run of checkpoint %s wrote (%ld bytes), is missing; %s",
@@ -384,7 +390,7 @@ gf_status gf_job_check_resume_files(gf_ctx *ctx, const char *run_dir, const char
                      ck_path, short_file ? "it is shorter" : "its first bytes differ", fix);
     *files = cJSON_CreateObject();
     for (const cJSON *it = cJSON_IsObject(fl) ? fl->child : NULL; it && st == GF_OK; it = it->next) {
-        uint64_t h = 0;
+        uint64_t h = 0, hx = 0;
         if (!cJSON_IsString(it) || !it->string[0] || strchr(it->string, '/') || !strcmp(it->string, "..")) {
             st = gf_fail(ctx, GF_ERR_INPUT, "checkpoint %s: bad entry in its list of files", ck_path);
             break;
@@ -393,12 +399,13 @@ gf_status gf_job_check_resume_files(gf_ctx *ctx, const char *run_dir, const char
         if (stat(path, &sb) != 0)
             st = gf_fail(ctx, GF_ERR_INPUT, "--resume: %s, which the run of checkpoint %s wrote, is missing; %s", path,
                          ck_path, fix);
-        if (st == GF_OK) st = file_fnv(ctx, path, -1, &h, NULL);
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+        if (st == GF_OK) st = file_hash(ctx, path, -1, legacy ? &h : NULL, &hx, NULL);
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)(legacy ? h : hx));
         if (st == GF_OK && strcmp(hex, it->valuestring))
-            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: %s is not the file the run of checkpoint %s wrote (FNV-1a %s, the "
-                         "checkpoint has %s); %s", path, ck_path, hex, it->valuestring, fix);
-        if (st == GF_OK) cJSON_AddStringToObject(*files, it->string, it->valuestring);
+            st = gf_fail(ctx, GF_ERR_INPUT, "--resume: %s is not the file the run of checkpoint %s wrote (%s %s, the "
+                         "checkpoint has %s); %s", path, ck_path, legacy ? "FNV-1a" : "XXH3", hex, it->valuestring, fix);
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hx);
+        if (st == GF_OK) cJSON_AddStringToObject(*files, it->string, hex);
     }
     cJSON_Delete(meta);
     return st;
@@ -409,7 +416,7 @@ gf_status gf_job_record_file(epoch_ctx *ec, const char *name) {
     char path[1400], hex[32];
     uint64_t h;
     snprintf(path, sizeof path, "%s/%s", ec->job->run_dir, name);
-    GF_TRY(file_fnv(ec->ctx, path, -1, &h, NULL));
+    GF_TRY(file_hash(ec->ctx, path, -1, NULL, &h, NULL));
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
     cJSON_DeleteItemFromObjectCaseSensitive(ec->files, name);
     if (!cJSON_AddStringToObject(ec->files, name, hex)) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");

@@ -165,7 +165,7 @@ gf_status gf_holdout_split(gf_ctx *ctx, gf_cached_set *set, float *z0, int *labe
 gf_status gf_train_evaluate(gf_ctx *ctx, gf_lin *m, const gf_cached_set *set, int batch, double *loss, double *metric);
 
 /* ---- checkpoints (host/method/checkpoint.c) ----
- * File: "GFCKPT01" | u64 json_len | u64 data_len | u64 FNV-1a 64 of json+data |
+ * File: "GFCKPT02" | u64 json_len | u64 data_len | u64 XXH3 64 of json+data ("GFCKPT01": FNV-1a 64, still read) |
  * json | data. The JSON holds the integers and the layout of the data area
  * (named float32/float64 arrays); doubles and floats stay binary so that a
  * resumed run is bit for bit the uninterrupted one. */

@@ -32,7 +32,7 @@ void gf_pretrain_defaults(gf_pretrain_options *o) {
     o->log_every_secs = 30;
 }
 
-static const char CK_MAGIC[8] = {'G', 'F', 'P', 'R', 'E', 'T', '0', '1'};
+static const char CK_MAGIC[8] = {'G', 'F', 'P', 'R', 'E', 'T', '0', '2'};   /* gf_frame_write: "01" still read */
 
 typedef struct run {
     gf_ctx *ctx;

@@ -160,7 +160,14 @@ void gf_tune_load(gf_ctx *ctx, const gf_ctx_options *opt);
 gf_status gf_tune_fit_limit(gf_ctx *ctx);   /* CLBlast's work-groups within the device's limit and the cap */
 
 /* ---- small utilities (host/runtime/util.c) ---- */
+/* FNV-1a 64 (byte-serial, ~0.7 GB/s): keys and small texts, and the checksums of files written before XXH3 */
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n);
+/* XXH3 64 (xxHash, ~20x FNV-1a's speed): the checksums of the large files a run writes (models, checkpoints) */
+uint64_t gf_xxh3(const void *data, size_t n);
+typedef struct gf_xxh3_stream gf_xxh3_stream;
+gf_xxh3_stream *gf_xxh3_begin(void);   /* NULL when out of memory */
+void gf_xxh3_update(gf_xxh3_stream *x, const void *data, size_t n);
+uint64_t gf_xxh3_end(gf_xxh3_stream *x);   /* frees x */
 /* host/runtime/envcheck.c: the device memory to plan with on a device whose buffers are host memory,
  * under the process's memory limits */
 uint64_t gf_env_cap_device_mem(const gf_env_report *r, uint64_t mem);

@@ -11,10 +11,28 @@
 #include <unistd.h>
 #include "gf_internal.h"
 #include "gf_file.h"
+/* xxHash (Debian libxxhash-dev) compiled in from its header: no library to link or ship */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
     for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ULL; }
+    return h;
+}
+
+uint64_t gf_xxh3(const void *data, size_t n) { return XXH3_64bits(data, n); }
+
+struct gf_xxh3_stream { XXH3_state_t s; };
+gf_xxh3_stream *gf_xxh3_begin(void) {
+    gf_xxh3_stream *x = malloc(sizeof *x);
+    if (x) XXH3_64bits_reset(&x->s);
+    return x;
+}
+void gf_xxh3_update(gf_xxh3_stream *x, const void *data, size_t n) { XXH3_64bits_update(&x->s, data, n); }
+uint64_t gf_xxh3_end(gf_xxh3_stream *x) {
+    uint64_t h = XXH3_64bits_digest(&x->s);
+    free(x);
     return h;
 }
 

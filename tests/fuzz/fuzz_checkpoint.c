@@ -1,8 +1,9 @@
 /* libFuzzer: the training-checkpoint reader (gf_ckpt_read, host/method/checkpoint.c).
- * A checkpoint carries an FNV-1a checksum, so random bytes would stop at the
+ * A checkpoint carries a checksum, so random bytes would stop at the
  * checksum: byte 0 bit 0 = 0 builds the file around the input (u32 LE json
  * length n, then json and data; the harness writes magic, lengths and the
- * right checksum) so mutations reach the JSON and array layout; bit 0 = 1
+ * right checksum: bit 1 = 0 a version "02" frame, XXH3, bit 1 = 1 a version
+ * "01" one, FNV-1a) so mutations reach the JSON and array layout; bit 0 = 1
  * writes the rest of the input as the file itself (magic, length, checksum
  * checks). A file is either read completely or rejected with a message. */
 #include "fuzz_common.h"
@@ -11,7 +12,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int raw = data[0] & 1;
+    int raw = data[0] & 1, legacy = data[0] >> 1 & 1;
     data++; size--;
     const char *path;
     if (raw) {
@@ -23,10 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (jl > size) jl = size;
         uint64_t dl = size - jl;
         uint8_t *f = malloc(32 + size);
-        memcpy(f, "GFCKPT01", 8);
+        memcpy(f, legacy ? "GFCKPT01" : "GFCKPT02", 8);
         memcpy(f + 8, &jl, 8);
         memcpy(f + 16, &dl, 8);
-        uint64_t h = gf_fnv1a(GF_FNV_INIT, data, size);
+        uint64_t h = legacy ? gf_fnv1a(GF_FNV_INIT, data, size) : gf_xxh3(data, size);
         memcpy(f + 24, &h, 8);
         memcpy(f + 32, data, size);
         path = gf_fuzz_write("ckpt", f, 32 + size);
