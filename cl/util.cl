@@ -22,15 +22,16 @@ kernel void gf_fill(int n, float v, global float *y)
 }
 
 /* dst[i, :] = src[idx[i], :] for rows of `row` floats (batch gather from a
- * device-resident cache); one work item per output float. uint, not float: a
- * bit-exact copy, so int rows (max-pool routing) survive devices that flush
- * denormals on float moves. */
+ * device-resident cache); one work item per output float, on a 2-D range
+ * (column j, row i): a 1-D range's g / row and g % row were two 64-bit
+ * divisions per float, which PoCL cannot vectorise (8 % of the emotion net's
+ * job). uint, not float: a bit-exact copy, so int rows (max-pool routing)
+ * survive devices that flush denormals on float moves. */
 kernel void gf_gather_rows(global const uint *src, global const int *idx, int row, int n, global uint *dst)
 {
-    size_t g = get_global_id(0);
-    if (g >= (size_t)n * (size_t)row) return;
-    size_t i = g / (size_t)row, j = g % (size_t)row;
-    dst[g] = src[(size_t)idx[i] * (size_t)row + j];
+    int j = (int)get_global_id(0), i = (int)get_global_id(1);
+    if (j >= row || i >= n) return;
+    dst[(size_t)i * (size_t)row + j] = src[(size_t)idx[i] * (size_t)row + j];
 }
 
 /* Half-precision storage of the caches (--cache-dtype f16): vstore_half /
@@ -46,8 +47,7 @@ kernel void gf_store_half(int n, global const float *src, ulong off, global half
 /* dst[i, :] = float(src[idx[i], :]): gf_gather_rows from a half cache */
 kernel void gf_gather_rows_half(global const half *src, global const int *idx, int row, int n, global float *dst)
 {
-    size_t g = get_global_id(0);
-    if (g >= (size_t)n * (size_t)row) return;
-    size_t i = g / (size_t)row, j = g % (size_t)row;
-    dst[g] = vload_half((size_t)idx[i] * (size_t)row + j, src);
+    int j = (int)get_global_id(0), i = (int)get_global_id(1);
+    if (j >= row || i >= n) return;
+    dst[(size_t)i * (size_t)row + j] = vload_half((size_t)idx[i] * (size_t)row + j, src);
 }

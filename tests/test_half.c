@@ -45,10 +45,11 @@ static int nearest_ok(float x, uint16_t h) {
 }
 
 /* 6. gf_gather_rows: rows of 29 words (odd, not a multiple of a vector width) of bit patterns a float move
- * could change (denormals, NaN payloads, -0) and ints, gathered in a shuffled order with repeats. */
+ * could change (denormals, NaN payloads, -0) and ints, gathered in a shuffled order with repeats; the words after
+ * the last row untouched (the 2-D range is rounded up to whole work-groups along the row). */
 static void gather_rows_u32(gf_ctx *ctx) {
-    enum { ROW = 29, ROWS = 37, NB = 45 };
-    uint32_t src[ROWS * ROW], got[NB * ROW];
+    enum { ROW = 29, ROWS = 37, NB = 45, GUARD = 64 };
+    uint32_t src[ROWS * ROW], got[NB * ROW + GUARD];
     int idx[NB];
     test_rng r;
     test_rng_seed(&r, 6);
@@ -61,9 +62,13 @@ static void gather_rows_u32(gf_ctx *ctx) {
     cl_mem dsrc, didx, ddst;
     REQUIRE_OK(ctx, gf_buf_create_from(ctx, sizeof src, src, "rows", &dsrc));
     REQUIRE_OK(ctx, gf_buf_create_from(ctx, sizeof idx, idx, "idx", &didx));
-    REQUIRE_OK(ctx, gf_buf_create(ctx, sizeof got, "gathered", &ddst));
+    for (size_t i = 0; i < NB * ROW + GUARD; i++) got[i] = 0xdeadbeefu;
+    REQUIRE_OK(ctx, gf_buf_create_from(ctx, sizeof got, got, "gathered", &ddst));
     REQUIRE_OK(ctx, gf_gather_rows(ctx, dsrc, didx, ROW, NB, ddst));
     REQUIRE_OK(ctx, gf_buf_read(ctx, ddst, 0, sizeof got, got));
+    int past = 0;
+    for (size_t i = NB * ROW; i < NB * ROW + GUARD; i++) past += got[i] != 0xdeadbeefu;
+    CHECK(past == 0, "gf_gather_rows: %d of the %d words after the last row written", past, (int)GUARD);
     int bad = 0;
     for (int i = 0; i < NB; i++)
         for (int j = 0; j < ROW; j++)

@@ -26,12 +26,20 @@ gf_status gf_fill(gf_ctx *ctx, size_t n, float v, cl_mem y) {
     return gf_launch1(ctx, k, "gf_fill", n);
 }
 
+/* The gathers' 2-D range: columns of a row along dimension 0 (a work-group of up to 64 of them), rows along 1 */
+static gf_status launch_rows(gf_ctx *ctx, cl_kernel k, const char *kname, int row, int n) {
+    size_t l0 = 1;
+    GF_TRY(gf_pow2_local(ctx, k, 64, (size_t)row, &l0));
+    size_t global[2] = {(size_t)row, (size_t)n}, local[2] = {l0, 1};
+    return gf_launch(ctx, k, kname, 2, global, local);
+}
+
 gf_status gf_gather_rows(gf_ctx *ctx, cl_mem src, cl_mem idx, int row, int n, cl_mem dst) {
     if (n <= 0 || row <= 0) return GF_OK;
     cl_kernel k;
     GF_TRY(gf_kernel(ctx, "util", NULL, "gf_gather_rows", &k));
     GF_TRY(gf_args(ctx, k, "gf_gather_rows", "mmiim", src, idx, row, n, dst));
-    return gf_launch1(ctx, k, "gf_gather_rows", (size_t)n * (size_t)row);
+    return launch_rows(ctx, k, "gf_gather_rows", row, n);
 }
 
 gf_status gf_store_half(gf_ctx *ctx, cl_mem src, size_t n, cl_mem dst, size_t off) {
@@ -49,7 +57,7 @@ gf_status gf_gather_rows_half(gf_ctx *ctx, cl_mem src, cl_mem idx, int row, int 
     cl_kernel k;
     GF_TRY(gf_kernel(ctx, "util", NULL, "gf_gather_rows_half", &k));
     GF_TRY(gf_args(ctx, k, "gf_gather_rows_half", "mmiim", src, idx, row, n, dst));
-    return gf_launch1(ctx, k, "gf_gather_rows_half", (size_t)n * (size_t)row);
+    return launch_rows(ctx, k, "gf_gather_rows_half", row, n);
 }
 
 uint16_t gf_f32_to_f16(float f) {
