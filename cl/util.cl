@@ -29,9 +29,10 @@ kernel void gf_fill(int n, float v, global float *y)
  * survive devices that flush denormals on float moves. */
 kernel void gf_gather_rows(global const uint *src, global const int *idx, int row, int n, global uint *dst)
 {
-    int j = (int)get_global_id(0), i = (int)get_global_id(1);
-    if (j >= row || i >= n) return;
-    dst[(size_t)i * (size_t)row + j] = src[(size_t)idx[i] * (size_t)row + j];
+    size_t j = get_global_id(0), i = get_global_id(1);
+    if (j >= (size_t)row || i >= (size_t)n) return;
+    global const uint *s = src + (size_t)idx[i] * (size_t)row;   /* j, the work-group's fastest index, is the column: */
+    dst[i * (size_t)row + j] = s[j];                             /* contiguous loads and stores */
 }
 
 /* Half-precision storage of the caches (--cache-dtype f16): vstore_half /
@@ -47,7 +48,7 @@ kernel void gf_store_half(int n, global const float *src, ulong off, global half
 /* dst[i, :] = float(src[idx[i], :]): gf_gather_rows from a half cache */
 kernel void gf_gather_rows_half(global const half *src, global const int *idx, int row, int n, global float *dst)
 {
-    int j = (int)get_global_id(0), i = (int)get_global_id(1);
-    if (j >= row || i >= n) return;
-    dst[(size_t)i * (size_t)row + j] = vload_half((size_t)idx[i] * (size_t)row + j, src);
+    size_t j = get_global_id(0), i = get_global_id(1);
+    if (j >= (size_t)row || i >= (size_t)n) return;
+    dst[i * (size_t)row + j] = vload_half(j, src + (size_t)idx[i] * (size_t)row);
 }
