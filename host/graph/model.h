@@ -46,9 +46,9 @@ gf_status gf_st_read_f32(const gf_st_file *f, FILE *fp, int i, float *dst, char 
 /* Writing: gf_st_add_f32 appends a float32 tensor's values to data and its
  * entry (dtype, shape, data_offsets) to the JSON header hdr; gf_st_write
  * writes hdr (padded with spaces to a multiple of 8) and data to path
- * atomically (temp file + fsync + rename). */
+ * atomically (temp file + fsync + rename); file_xxh3 (may be NULL): the XXH3 64 of the whole file written. */
 void gf_st_add_f32(cJSON *hdr, gf_sink *data, const char *name, const float *v, int ndim, const int64_t *shape);
-gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data);
+gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data, uint64_t *file_xxh3);
 /* The file image gf_st_write writes (8-byte length, padded header, data) into out, with the data checksum
  * in __metadata__ when hash (an image that never leaves memory needs none); GF_ERR_MEMORY when out of memory. */
 gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *out, int hash);

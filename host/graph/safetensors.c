@@ -356,11 +356,12 @@ gf_status gf_st_serialize(const cJSON *hdr, const gf_sink *data, gf_sink *file, 
     return st;
 }
 
-gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data) {
+gf_status gf_st_write(gf_ctx *ctx, const char *path, const cJSON *hdr, const gf_sink *data, uint64_t *file_xxh3) {
     gf_sink file = {0};
     gf_status st = gf_st_serialize(hdr, data, &file, 1);
     st = st != GF_OK ? gf_fail(ctx, GF_ERR_MEMORY, "out of memory writing %s", path)
                      : gf_write_file_atomic(ctx, path, file.p, file.n);
+    if (st == GF_OK && file_xxh3) *file_xxh3 = gf_xxh3(file.p, file.n);
     free(file.p);
     return st;
 }

@@ -14,7 +14,7 @@
 
 /* ---------------- adapted model files: writing ---------------- */
 
-gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s) {
+gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s, uint64_t *file_xxh3) {
     gf_st_file f = {0};
     char err[1024];
     void *raw = NULL; size_t n = 0;
@@ -59,7 +59,7 @@ gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_mod
                 gf_st_add_f32(hdr, &data, name, s->block_vec + nodes[i].b_off, 1, cnt);
             }
         }
-        st = gf_st_write(ctx, path, hdr, &data);
+        st = gf_st_write(ctx, path, hdr, &data, file_xxh3);
     }
     cJSON_Delete(hdr);
     free(raw); free(data.p);
@@ -98,10 +98,11 @@ gf_status gf_job_save_model(void *user, gf_method m, const gf_method_result *r, 
     snprintf(path, sizeof path, "%s/%s.safetensors", job->run_dir, gf_method_name(m));
     gf_saved_model sm = {job->model_path, text, gf_dataset_num_classes(ec->ds), gf_block_feature_dim(ec->blk),
                          r->w1, r->b1, probe->w1, ec->blk, r->block_params};
-    gf_status st = gf_saved_model_write(ec->ctx, path, &sm);
+    uint64_t h = 0;   /* the file's checksum from the bytes just written: no reading it back */
+    gf_status st = gf_saved_model_write(ec->ctx, path, &sm, &h);
     free(text);
     snprintf(path, sizeof path, "%s.safetensors", gf_method_name(m));
-    return st == GF_OK ? gf_job_record_file(ec, path) : st;
+    return st == GF_OK ? gf_job_record_hash(ec, path, h) : st;
 }
 
 /* ---------------- adapted models: load, predict, evaluate ---------------- */

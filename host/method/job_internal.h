@@ -79,6 +79,7 @@ gf_status gf_job_check_resume_files(gf_ctx *ctx, const char *run_dir, const char
                                     long metrics_bytes, uint64_t *metrics_hash, cJSON **files);
 /* Records a file of the run directory the run has just written (see gf_job_check_resume_files). */
 gf_status gf_job_record_file(epoch_ctx *ec, const char *name);
+gf_status gf_job_record_hash(epoch_ctx *ec, const char *name, uint64_t xxh3);   /* its XXH3 64 already known */
 /* RUN_DIR/confusion_<method>.json or ap_<method>.json from the final evaluation's logits. */
 gf_status gf_job_write_eval_detail(epoch_ctx *ec, gf_method m, const gf_method_result *r);
 

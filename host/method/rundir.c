@@ -413,11 +413,16 @@ gf_status gf_job_check_resume_files(gf_ctx *ctx, const char *run_dir, const char
 
 /* Records a file of the run directory the run has just written (see gf_job_check_resume_files). */
 gf_status gf_job_record_file(epoch_ctx *ec, const char *name) {
-    char path[1400], hex[32];
+    char path[1400];
     uint64_t h;
     snprintf(path, sizeof path, "%s/%s", ec->job->run_dir, name);
     GF_TRY(file_hash(ec->ctx, path, -1, NULL, &h, NULL));
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    return gf_job_record_hash(ec, name, h);
+}
+
+gf_status gf_job_record_hash(epoch_ctx *ec, const char *name, uint64_t xxh3) {
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)xxh3);
     cJSON_DeleteItemFromObjectCaseSensitive(ec->files, name);
     if (!cJSON_AddStringToObject(ec->files, name, hex)) return gf_fail(ec->ctx, GF_ERR_MEMORY, "out of memory");
     return GF_OK;

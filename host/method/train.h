@@ -221,5 +221,6 @@ typedef struct gf_saved_model {
     const gf_block *blk;
     const float *block_vec;     /* NULL: none (linear) */
 } gf_saved_model;
-gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s);
+/* file_xxh3 (may be NULL): the XXH3 64 of the file written (gf_st_write) */
+gf_status gf_saved_model_write(gf_ctx *ctx, const char *path, const gf_saved_model *s, uint64_t *file_xxh3);
 #endif

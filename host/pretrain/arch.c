@@ -389,7 +389,7 @@ gf_status gf_pt_net_export(gf_ctx *ctx, gf_pt_net *n, const char *path, const gf
         for (int k = 0; k < n->K; k++) cJSON_AddItemToArray(cls, cJSON_CreateString(classes && classes[k] ? classes[k] : ""));
         add_str_meta(meta, "gradfeat.classes", cls);
         if (extra_json) cJSON_AddStringToObject(meta, "gradfeat.pretrained", extra_json);
-        st = gf_st_write(ctx, path, hdr, &data);
+        st = gf_st_write(ctx, path, hdr, &data, NULL);
     }
     cJSON_Delete(nodes); cJSON_Delete(graph); cJSON_Delete(hdr);
     free(data.p);

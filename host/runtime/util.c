@@ -23,19 +23,16 @@ uint64_t gf_fnv1a(uint64_t h, const void *data, size_t n) {
 
 uint64_t gf_xxh3(const void *data, size_t n) { return XXH3_64bits(data, n); }
 
-/* the state wants 64-byte alignment, more than malloc promises: xxHash's own allocator gives it */
-struct gf_xxh3_stream { XXH3_state_t *s; };
+/* gf_xxh3_stream is xxHash's state, from its own allocator (it wants 64-byte alignment, more than malloc promises) */
 gf_xxh3_stream *gf_xxh3_begin(void) {
-    gf_xxh3_stream *x = malloc(sizeof *x);
-    if (x && !(x->s = XXH3_createState())) { free(x); x = NULL; }
-    if (x) XXH3_64bits_reset(x->s);
-    return x;
+    XXH3_state_t *s = XXH3_createState();
+    if (s) XXH3_64bits_reset(s);
+    return (gf_xxh3_stream *)s;
 }
-void gf_xxh3_update(gf_xxh3_stream *x, const void *data, size_t n) { XXH3_64bits_update(x->s, data, n); }
+void gf_xxh3_update(gf_xxh3_stream *x, const void *data, size_t n) { XXH3_64bits_update((XXH3_state_t *)x, data, n); }
 uint64_t gf_xxh3_end(gf_xxh3_stream *x) {
-    uint64_t h = XXH3_64bits_digest(x->s);
-    XXH3_freeState(x->s);
-    free(x);
+    uint64_t h = XXH3_64bits_digest((XXH3_state_t *)x);
+    XXH3_freeState((XXH3_state_t *)x);
     return h;
 }
 
