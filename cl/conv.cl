@@ -209,15 +209,41 @@ kernel void col2im_plane(global const float *restrict col, global float *restric
 
 /* Row copies for the layout changes: items per (nl, c) row of P floats, `rows`
  * floats per item. */
+/* The forward's fused epilogue (gf_conv2d_forward_post): after the bias, + the residual r (laid out as y), then
+ * the activation `post`: 0 none, 1 ReLU, 2 ReLU6. The same operations as the unfused gf_add and act_forward_rows
+ * (a NaN passes through): the same bits. */
+float conv_post(float v, int post)
+{
+    if (post == 1) return v <= 0.0f ? 0.0f : v;
+    if (post == 2) return v <= 0.0f ? 0.0f : (v >= 6.0f ? 6.0f : v);
+    return v;
+}
+float16 conv_post16(float16 v, int post)
+{
+    float16 zero = (float16)(0.0f), six = (float16)(6.0f);
+    if (post == 1) return select(v, zero, v <= zero);
+    if (post == 2) return select(select(v, six, v >= six), zero, v <= zero);
+    return v;
+}
+
 kernel void cnp_to_ncp_rows(global const float *restrict src, global float *restrict y, int y_off,
-                            global const float *restrict b, int has_b, int nb, int C, int P, int rows)
+                            global const float *restrict b, int has_b, int nb, int C, int P, int rows,
+                            global const float *restrict r, int has_r, int post)
 {
     int pl, p0, p1;
     if (!tile_of(nb * C, P, rows, &pl, &p0, &p1)) return;
     int nl = pl / C, c = pl - nl * C;
     float bias = has_b ? b[c] : 0.0f;
     int s0 = c * (nb * P) + nl * P, d0 = y_off + pl * P;
-    for (int p = p0; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
+    if (!has_r && !post) {
+        for (int p = p0; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
+        return;
+    }
+    for (int p = p0; p < p1; p++) {
+        float v = src[s0 + p] + bias;
+        if (has_r) v += r[d0 + p];
+        y[d0 + p] = conv_post(v, post);
+    }
 }
 
 kernel void ncp_to_cnp_rows(global const float *restrict g, int g_off, global float *restrict dst, int nb, int C,
@@ -1143,6 +1169,52 @@ kernel void wino4_output(global const float *restrict M, global float *restrict 
                    (u_ >= 0) & (u_ < (W)) & (int2)((ok) ? -1 : 0)); \
     } while (0)
 
+/* Columns w0 .. w0 + 15 of a row inside the image, zero outside [0, W), when W >= 16 and the 16 columns cross at
+ * most one edge of the row (wino4_row16_fits): one vload16 of the row's first or last 16 columns moved by whole
+ * lanes, the shift in at most four constant moves picked by its bits. The values the gather of WINO4_EDGE_ROW
+ * reads, without its 16 scalar loads: the first and last groups of tiles of every row take this path (with
+ * 28 x 28 maps and pads 1, every group). */
+int wino4_row16_fits(int w0, int W)
+{
+    return W >= 16 && w0 >= -15 && w0 < W && (w0 >= 0 || w0 + 16 <= W);
+}
+float16 wino4_row16(global const float *p, int w0, int W)
+{
+    if (w0 >= 0 && w0 + 16 <= W) return vload16(0, p + w0);
+    float16 a;
+    if (w0 >= 0) {   /* past the right edge: the last 16 columns, moved down s lanes */
+        a = vload16(0, p + W - 16);
+        int s = w0 + 16 - W;
+        if (s & 8) a = (float16)(a.s89abcdef, (float8)(0.0f));
+        if (s & 4) a = (float16)(a.s4567, a.s89ab, a.scdef, (float4)(0.0f));
+        if (s & 2) a = (float16)(a.s2345, a.s6789, a.sabcd, a.sef, (float2)(0.0f));
+        if (s & 1) a = (float16)(a.s1234, a.s5678, a.s9abc, a.sdef, 0.0f);
+    } else {         /* before the left edge: the first 16 columns, moved up -w0 lanes */
+        a = vload16(0, p);
+        int s = -w0;
+        if (s & 8) a = (float16)((float8)(0.0f), a.s01234567);
+        if (s & 4) a = (float16)((float4)(0.0f), a.s0123, a.s4567, a.s89ab);
+        if (s & 2) a = (float16)((float2)(0.0f), a.s0123, a.s4567, a.s89ab, a.scd);
+        if (s & 1) a = (float16)(0.0f, a.s0123, a.s4567, a.s89ab, a.scde);
+    }
+    return a;
+}
+/* one of the six rows of a group whose columns are not all inside: as WINO4_EDGE_ROW, the 16 first columns by
+ * wino4_row16 where they fit */
+#define WINO4_ROW18(p, ok, w0, W, d, e) do { \
+        if (!(ok)) { \
+            d = (float16)(0.0f); \
+            e = (float2)(0.0f); \
+        } else if (wino4_row16_fits(w0, W)) { \
+            d = wino4_row16(p, w0, W); \
+            int2 u_ = (int2)((w0) + 16, (w0) + 17); \
+            int2 cu_ = clamp(u_, (int2)(0), (int2)((W) - 1)); \
+            e = select((float2)(0.0f), (float2)((p)[cu_.s0], (p)[cu_.s1]), (u_ >= 0) & (u_ < (W))); \
+        } else { \
+            WINO4_EDGE_ROW(p, ok, w0, W, d, e); \
+        } \
+    } while (0)
+
 kernel void wino4_input_rows(global const float *restrict x, int x_off, global float *restrict V, int nb, int C,
                              int H, int W, int PT, int PL, int TH, int TW)
 {
@@ -1173,12 +1245,12 @@ kernel void wino4_input_rows(global const float *restrict x, int x_off, global f
             d4 = vload16(0, x4 + w0); e4 = vload2(0, x4 + w0 + 16);
             d5 = vload16(0, x5 + w0); e5 = vload2(0, x5 + w0 + 16);
         } else {
-            WINO4_EDGE_ROW(x0, ok0, w0, W, d0, e0);
-            WINO4_EDGE_ROW(x1, ok1, w0, W, d1, e1);
-            WINO4_EDGE_ROW(x2, ok2, w0, W, d2, e2);
-            WINO4_EDGE_ROW(x3, ok3, w0, W, d3, e3);
-            WINO4_EDGE_ROW(x4, ok4, w0, W, d4, e4);
-            WINO4_EDGE_ROW(x5, ok5, w0, W, d5, e5);
+            WINO4_ROW18(x0, ok0, w0, W, d0, e0);
+            WINO4_ROW18(x1, ok1, w0, W, d1, e1);
+            WINO4_ROW18(x2, ok2, w0, W, d2, e2);
+            WINO4_ROW18(x3, ok3, w0, W, d3, e3);
+            WINO4_ROW18(x4, ok4, w0, W, d4, e4);
+            WINO4_ROW18(x5, ok5, w0, W, d5, e5);
         }
         WINO4_BT6(d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5);   /* the columns */
         WINO4_BT6(e0, e1, e2, e3, e4, e5, s0, s1, s2, s3, s4, s5);
@@ -1202,14 +1274,48 @@ kernel void wino4_input_rows(global const float *restrict x, int x_off, global f
         WINO4_AT6(float4, m0_, m1_, m2_, m3_, m4_, m5_, a0, a1, a2, a3); \
     } while (0)
 #define WINO4_ST1(yr, cols, c, accumulate, v) do { if ((c) < (cols)) store_acc((yr) + (c), accumulate, v); } while (0)
+/* the fused epilogue of an output row (cnp_to_ncp_rows' conv_post): (+ the old value), + the residual row rr, the
+ * activation; the first `cols` of the 16 columns */
+#define WINO4_POST1(yr, cols, c, accumulate, rr, has_r, post, v) do { \
+        if ((c) < (cols)) { \
+            float s_ = (accumulate) ? (yr)[c] + (v) : (v); \
+            if (has_r) s_ += (rr)[c]; \
+            (yr)[c] = conv_post(s_, post); \
+        } \
+    } while (0)
+#define WINO4_POST_ROW(y_, yr, cols, accumulate, rr, has_r, post) do { \
+        if ((cols) >= 16) { \
+            float16 s_ = (accumulate) ? vload16(0, yr) + (y_) : (y_); \
+            if (has_r) s_ += vload16(0, rr); \
+            vstore16(conv_post16(s_, post), 0, yr); \
+        } else { \
+            WINO4_POST1(yr, cols, 0, accumulate, rr, has_r, post, (y_).s0); \
+            WINO4_POST1(yr, cols, 1, accumulate, rr, has_r, post, (y_).s1); \
+            WINO4_POST1(yr, cols, 2, accumulate, rr, has_r, post, (y_).s2); \
+            WINO4_POST1(yr, cols, 3, accumulate, rr, has_r, post, (y_).s3); \
+            WINO4_POST1(yr, cols, 4, accumulate, rr, has_r, post, (y_).s4); \
+            WINO4_POST1(yr, cols, 5, accumulate, rr, has_r, post, (y_).s5); \
+            WINO4_POST1(yr, cols, 6, accumulate, rr, has_r, post, (y_).s6); \
+            WINO4_POST1(yr, cols, 7, accumulate, rr, has_r, post, (y_).s7); \
+            WINO4_POST1(yr, cols, 8, accumulate, rr, has_r, post, (y_).s8); \
+            WINO4_POST1(yr, cols, 9, accumulate, rr, has_r, post, (y_).s9); \
+            WINO4_POST1(yr, cols, 10, accumulate, rr, has_r, post, (y_).sa); \
+            WINO4_POST1(yr, cols, 11, accumulate, rr, has_r, post, (y_).sb); \
+            WINO4_POST1(yr, cols, 12, accumulate, rr, has_r, post, (y_).sc); \
+            WINO4_POST1(yr, cols, 13, accumulate, rr, has_r, post, (y_).sd); \
+            WINO4_POST1(yr, cols, 14, accumulate, rr, has_r, post, (y_).se); \
+        } \
+    } while (0)
 /* output row i of four tiles: the row pass on the tiles' lanes (a_0 .. a_5: columns 0..5), + bias, the first
  * `cols` of its 16 columns into yr (+)= */
-#define WINO4_OUT_ROW4(a_0, a_1, a_2, a_3, a_4, a_5, yr, cols, accumulate, bias) do { \
+#define WINO4_OUT_ROW4(a_0, a_1, a_2, a_3, a_4, a_5, yr, cols, accumulate, bias, rr, has_r, post) do { \
         float4 o0_, o1_, o2_, o3_; \
         WINO4_AT6(float4, a_0, a_1, a_2, a_3, a_4, a_5, o0_, o1_, o2_, o3_); \
         float16 y_ = (float16)(o0_.s0, o1_.s0, o2_.s0, o3_.s0, o0_.s1, o1_.s1, o2_.s1, o3_.s1, \
                                o0_.s2, o1_.s2, o2_.s2, o3_.s2, o0_.s3, o1_.s3, o2_.s3, o3_.s3) + (bias); \
-        if ((cols) >= 16) { \
+        if ((has_r) || (post)) { \
+            WINO4_POST_ROW(y_, yr, cols, accumulate, rr, has_r, post); \
+        } else if ((cols) >= 16) { \
             vstore16((accumulate) ? vload16(0, yr) + y_ : y_, 0, yr); \
         } else { \
             WINO4_ST1(yr, cols, 0, accumulate, y_.s0); WINO4_ST1(yr, cols, 1, accumulate, y_.s1); \
@@ -1225,7 +1331,7 @@ kernel void wino4_input_rows(global const float *restrict x, int x_off, global f
 
 kernel void wino4_output_rows(global const float *restrict M, global float *restrict y, int y_off,
                               global const float *restrict b, int has_b, int accumulate, int nb, int K, int OH,
-                              int OW, int TH, int TW)
+                              int OW, int TH, int TW, global const float *restrict r, int has_r, int post)
 {
     int q = (int)get_global_id(0);
     if (q >= K * nb * TH) return;
@@ -1234,6 +1340,7 @@ kernel void wino4_output_rows(global const float *restrict M, global float *rest
     int T = nb * TH * TW, plane = K * T;
     global const float *mp = M + k * T + (nl * TH + th) * TW;
     global float *yp = y + y_off + (nl * K + k) * OH * OW + 4 * th * OW;
+    global const float *rp = r + y_off + (nl * K + k) * OH * OW + 4 * th * OW;   /* r: laid out as y */
     float bias = has_b ? b[k] : 0.0f;
     int rows = min(4, OH - 4 * th);
     for (int tw = 0; tw < TW; tw += 4) {   /* tiles tw .. tw + n - 1: output columns 4tw .. 4tw + cols - 1 */
@@ -1247,10 +1354,14 @@ kernel void wino4_output_rows(global const float *restrict M, global float *rest
         WINO4_AT_COL(mp + tw, plane, n, 4, a04, a14, a24, a34);
         WINO4_AT_COL(mp + tw, plane, n, 5, a05, a15, a25, a35);
         global float *yr = yp + 4 * tw;
-        WINO4_OUT_ROW4(a00, a01, a02, a03, a04, a05, yr, cols, accumulate, bias);
-        if (rows > 1) WINO4_OUT_ROW4(a10, a11, a12, a13, a14, a15, yr + OW, cols, accumulate, bias);
-        if (rows > 2) WINO4_OUT_ROW4(a20, a21, a22, a23, a24, a25, yr + 2 * OW, cols, accumulate, bias);
-        if (rows > 3) WINO4_OUT_ROW4(a30, a31, a32, a33, a34, a35, yr + 3 * OW, cols, accumulate, bias);
+        global const float *rr = rp + 4 * tw;
+        WINO4_OUT_ROW4(a00, a01, a02, a03, a04, a05, yr, cols, accumulate, bias, rr, has_r, post);
+        if (rows > 1)
+            WINO4_OUT_ROW4(a10, a11, a12, a13, a14, a15, yr + OW, cols, accumulate, bias, rr + OW, has_r, post);
+        if (rows > 2)
+            WINO4_OUT_ROW4(a20, a21, a22, a23, a24, a25, yr + 2 * OW, cols, accumulate, bias, rr + 2 * OW, has_r, post);
+        if (rows > 3)
+            WINO4_OUT_ROW4(a30, a31, a32, a33, a34, a35, yr + 3 * OW, cols, accumulate, bias, rr + 3 * OW, has_r, post);
     }
 }
 

@@ -47,6 +47,7 @@ typedef struct {
     const char *graph;          /* override gradfeat.graph */
     const char *version;        /* override format version */
     int no_meta;
+    int no_preprocess;          /* leave gradfeat.preprocess and gradfeat.classes out (a graph of no classifier) */
 } fopts;
 
 static uint16_t to_half(float f) {  /* round-to-nearest-even, normal range only (test data) */
@@ -96,10 +97,11 @@ static void write_model(const char *path, const fopts *o) {
         cJSON *m = cJSON_AddObjectToObject(h, "__metadata__");
         cJSON_AddStringToObject(m, "gradfeat.format_version", o->version ? o->version : "1");
         cJSON_AddStringToObject(m, "gradfeat.graph", o->graph ? o->graph : GRAPH);
-        cJSON_AddStringToObject(m, "gradfeat.preprocess",
-                                "{\"input_size\":[9,9],\"channels\":3,\"color_order\":\"RGB\",\"resize\":\"stretch\","
-                                "\"interpolation\":\"bilinear\",\"mean\":[0.5,0.5,0.5],\"std\":[0.25,0.25,0.25]}");
-        cJSON_AddStringToObject(m, "gradfeat.classes", "[\"a\",\"b\",\"c\",\"d\",\"e\"]");
+        if (!o->no_preprocess)
+            cJSON_AddStringToObject(m, "gradfeat.preprocess",
+                                    "{\"input_size\":[9,9],\"channels\":3,\"color_order\":\"RGB\",\"resize\":\"stretch\","
+                                    "\"interpolation\":\"bilinear\",\"mean\":[0.5,0.5,0.5],\"std\":[0.25,0.25,0.25]}");
+        if (!o->no_preprocess) cJSON_AddStringToObject(m, "gradfeat.classes", "[\"a\",\"b\",\"c\",\"d\",\"e\"]");
     }
     char *js = cJSON_PrintUnformatted(h);
     uint64_t hl = strlen(js);
@@ -336,6 +338,105 @@ static void run_exec(gf_ctx *ctx, const char *path, double tol, const char *labe
     gf_model_free(m);
 }
 
+/* A residual graph for the trunk executor's fused epilogues (block.c fuse_epilogues): c2 -> add1 <- sc, where
+ * the shortcut conv sc comes after c2 (sc takes c2 as its residual), add1 -> relu6; add2 = r2 + c3 where c3 reads
+ * r2 too (its residual is its own input); leaky after add2 (applied after the conv); c4 read twice (not fused).
+ * 64 channels at 8x8, batch 4: Winograd F(4x4) by default. */
+static const char *GRAPH_RES =
+    "{\"input\":{\"name\":\"x\",\"shape\":[64,8,8]},\"outputs\":[\"add3\"],\"nodes\":["
+    "{\"name\":\"c1\",\"op\":\"conv2d\",\"inputs\":[\"x\"],\"params\":{\"weight\":\"c1.weight\",\"bias\":\"c1.bias\"},"
+    " \"attrs\":{\"pad\":[1,1,1,1]}},"
+    "{\"name\":\"bn1\",\"op\":\"batchnorm\",\"inputs\":[\"c1\"],\"params\":{\"weight\":\"bn1.weight\",\"bias\":\"bn1.bias\","
+    " \"running_mean\":\"bn1.running_mean\",\"running_var\":\"bn1.running_var\"}},"
+    "{\"name\":\"r1\",\"op\":\"relu\",\"inputs\":[\"bn1\"]},"
+    "{\"name\":\"c2\",\"op\":\"conv2d\",\"inputs\":[\"r1\"],\"params\":{\"weight\":\"c2.weight\"},\"attrs\":{\"pad\":[1,1,1,1]}},"
+    "{\"name\":\"sc\",\"op\":\"conv2d\",\"inputs\":[\"x\"],\"params\":{\"weight\":\"sc.weight\",\"bias\":\"sc.bias\"}},"
+    "{\"name\":\"add1\",\"op\":\"add\",\"inputs\":[\"c2\",\"sc\"]},"
+    "{\"name\":\"r2\",\"op\":\"relu6\",\"inputs\":[\"add1\"]},"
+    "{\"name\":\"c3\",\"op\":\"conv2d\",\"inputs\":[\"r2\"],\"params\":{\"weight\":\"c3.weight\"},\"attrs\":{\"pad\":[1,1,1,1]}},"
+    "{\"name\":\"add2\",\"op\":\"add\",\"inputs\":[\"r2\",\"c3\"]},"
+    "{\"name\":\"r3\",\"op\":\"leaky_relu\",\"inputs\":[\"add2\"],\"attrs\":{\"alpha\":0.1}},"
+    "{\"name\":\"c4\",\"op\":\"conv2d\",\"inputs\":[\"r3\"],\"params\":{\"weight\":\"c4.weight\"},\"attrs\":{\"pad\":[1,1,1,1]}},"
+    "{\"name\":\"r4\",\"op\":\"relu\",\"inputs\":[\"c4\"]},"
+    "{\"name\":\"add3\",\"op\":\"add\",\"inputs\":[\"c4\",\"r4\"]}]}";
+
+typedef struct { const char *algo, *kernels; } res_variant;
+static void res_edit(gf_ctx_options *o, const void *user) {
+    const res_variant *v = user;
+    o->conv_algo = v->algo;
+    o->conv_kernels = v->kernels;
+}
+
+/* The trunk executor (activations shared, epilogues fused) to add2 (a fused node), r3 and add3 gives the bits of
+ * the whole-net executor's nodes (nothing fused there), with every conv path: the default (F(4x4) rows),
+ * direct, F(2x2) and the GPU-style kernels (epilogues run after the conv). */
+static void fused_trunk(void) {
+    int saved = nT;
+    add_t("c1.weight", 4, 64, 64, 3, 3, -0.06, 0.06); add_t("c1.bias", 1, 64, 0, 0, 0, -0.2, 0.2);
+    add_t("bn1.weight", 1, 64, 0, 0, 0, 0.5, 1.5); add_t("bn1.bias", 1, 64, 0, 0, 0, -0.3, 0.3);
+    add_t("bn1.running_mean", 1, 64, 0, 0, 0, -0.3, 0.3); add_t("bn1.running_var", 1, 64, 0, 0, 0, 0.5, 2.0);
+    add_t("c2.weight", 4, 64, 64, 3, 3, -0.06, 0.06);
+    add_t("sc.weight", 4, 64, 64, 1, 1, -0.2, 0.2); add_t("sc.bias", 1, 64, 0, 0, 0, -0.2, 0.2);
+    add_t("c3.weight", 4, 64, 64, 3, 3, -0.06, 0.06);
+    add_t("c4.weight", 4, 64, 64, 3, 3, -0.06, 0.06);
+    tens all[MAXT];
+    memcpy(all, T, sizeof all);
+    memmove(T, T + saved, (size_t)(nT - saved) * sizeof *T);   /* the file holds this graph's tensors only */
+    int total = nT;
+    nT -= saved;
+    fopts o = {0};
+    o.graph = GRAPH_RES;
+    o.no_preprocess = 1;
+    write_model(p_("res.safetensors"), &o);
+    memcpy(T, all, sizeof all);
+    nT = total;
+    static const res_variant vars[] = {{NULL, NULL}, {"direct", NULL}, {"winograd", NULL}, {"winograd4", "element"},
+                                       {"direct", "element"}};
+    enum { N = 4, PER = 64 * 8 * 8 };
+    float *x = malloc(N * PER * sizeof(float)), *want = malloc(N * PER * sizeof(float));
+    float *got = malloc(N * PER * sizeof(float));
+    test_fill(&R, x, N * PER, -1, 1);
+    for (size_t v = 0; v < sizeof vars / sizeof vars[0]; v++) {
+        gf_ctx *ctx = test_ctx_for(NULL, res_edit, &vars[v]);
+        gf_model *m = NULL;
+        if (gf_model_load(ctx, p_("res.safetensors"), &m) != GF_OK) {
+            CHECK(0, "residual graph: load failed: %s", gf_model_error(m));
+            gf_model_free(m);
+            gf_ctx_free(ctx);
+            break;
+        }
+        gf_exec *e = NULL;
+        REQUIRE_OK(ctx, gf_exec_create(ctx, m, N, &e));
+        REQUIRE_OK(ctx, gf_exec_run(e, x, N));
+        static const char *const keeps[] = {"add2", "r3", "add3"};
+        for (int k = 0; k < 3; k++) {
+            REQUIRE_OK(ctx, gf_exec_read(e, keeps[k], want, N * PER));
+            gf_exec *et = NULL;
+            int node = gf_model_find_node(m, keeps[k]);
+            REQUIRE_OK(ctx, gf_exec_create_to(ctx, m, N, node, &et));
+            REQUIRE_OK(ctx, gf_exec_run_to(et, x, N, node));
+            REQUIRE_OK(ctx, gf_exec_read(et, keeps[k], got, N * PER));
+            size_t i = 0;
+            while (i < (size_t)N * PER && !memcmp(&got[i], &want[i], sizeof(float))) i++;
+            CHECK(i == (size_t)N * PER, "residual graph (conv algo %s, kernels %s): the trunk executor's %s differs "
+                  "from the whole-net one's at %zu: %.9g, want %.9g", vars[v].algo ? vars[v].algo : "auto",
+                  vars[v].kernels ? vars[v].kernels : "auto", keeps[k], i, i < (size_t)N * PER ? got[i] : 0.0,
+                  i < (size_t)N * PER ? want[i] : 0.0);
+            gf_exec_free(et);
+        }
+        size_t neg = 0, six = 0;   /* the activations did clamp */
+        REQUIRE_OK(ctx, gf_exec_read(e, "r2", want, N * PER));
+        for (size_t i = 0; i < (size_t)N * PER; i++) { neg += want[i] == 0.0f; six += want[i] == 6.0f; }
+        CHECK(neg > 100 && six == 0, "residual graph: relu6 output has %zu zeros, %zu sixes", neg, six);
+        gf_exec_free(e);
+        gf_model_free(m);
+        gf_ctx_free(ctx);
+    }
+    for (int i = saved; i < nT; i++) free(T[i].data);
+    nT = saved;
+    free(x); free(want); free(got);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/gf_test_model_%d", (int)getpid());
     char cmd[300];
@@ -499,6 +600,7 @@ int main(void) {
         for (size_t k = 0; k < T[i].n; k++) T[i].data[k] = from_half(to_half(T[i].data[k]));
     run_exec(ctx, p_("f16.safetensors"), 1e-4, "f16");
     gf_ctx_free(ctx);
+    fused_trunk();
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
     for (int i = 0; i < nT; i++) free(T[i].data);

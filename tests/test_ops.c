@@ -438,6 +438,7 @@ static void bce_extra(gf_ctx *ctx, const row *rw, const tensors *T, const result
     gf_buf_release(&bzz); gf_buf_release(&bo);
 }
 static void conv_fixed(gf_ctx *ctx, const tensors *T, const char *name);
+static void conv_post_same_bits(gf_ctx *ctx, const tensors *T, const char *name);
 /* The forward without bias; the tangent of the first linearized layer (Wt x + bt: no input tangent). */
 static void conv_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
     const size_t no = T->n_out;
@@ -465,7 +466,10 @@ static void conv_extra(gf_ctx *ctx, const row *rw, const tensors *T, const resul
     free(got);
     gf_buf_release(&by); gf_buf_release(&bvW); gf_buf_release(&bvb);
     free(ref); free(S); free(ax); free(aW); free(ab); free(avW); free(avb); free(vW); free(vb);
-    if (!strcmp(rw->op->name, "conv")) conv_fixed(ctx, T, name);
+    if (!strcmp(rw->op->name, "conv")) {
+        conv_fixed(ctx, T, name);
+        conv_post_same_bits(ctx, T, name);
+    }
 }
 /* Weights declared fixed (desc.fixed, as θ̄'s in gradient/full): the forward, both tangent terms and the input
  * gradient give the bits they give without it, when the kept transforms are made (pass 0) and when reused
@@ -516,6 +520,50 @@ static void conv_fixed(gf_ctx *ctx, const tensors *T, const char *name) {
     for (int k = 0; k < 2; k++) { gf_buf_release(&y[k]); gf_buf_release(&gx[k]); }
     free(h);
 }
+/* The forward with a fused epilogue (gf_conv2d_forward_post, the trunk pass's conv -> add -> activation) gives the
+ * bits of the conv, gf_add and gf_act_forward run one after the other: with and without a residual, ReLU and
+ * ReLU6 (applied by the CPU-style output kernels of the direct and F(4x4) paths), leaky and sigmoid (run after
+ * the conv), into an output first filled with NaN. The residual, of the conv's own scale and both signs, moves
+ * values across 0 and 6. */
+static void conv_post_same_bits(gf_ctx *ctx, const tensors *T, const char *name) {
+    const size_t no = T->n_out;
+    const gf_conv_desc *d = ot_desc_of(T);
+    cl_mem yc = test_alloc(ctx, no), z = test_alloc(ctx, no), ref = test_alloc(ctx, no);
+    REQUIRE_OK(ctx, gf_conv2d_forward(ctx, d, T->bx[0], T->bx[1], T->bx[2], yc));
+    float *h = download(ctx, yc, no);
+    double scale = 0;
+    for (size_t i = 0; i < no; i++) scale = fmax(scale, fabs(h[i]));
+    test_rng rg;
+    test_rng_seed(&rg, 11);
+    uniform(&rg, h, no, -2 * scale - 1, 2 * scale + 1);
+    for (size_t i = 0; i < no; i += 7) h[i] += 6.0f;   /* some sums past ReLU6's top */
+    cl_mem r = test_upload(ctx, h, no);
+    free(h);
+    static const struct { int res; int act; gf_act a; } cases[] = {
+        {1, 1, {GF_ACT_RELU, 0}}, {0, 1, {GF_ACT_RELU, 0}}, {1, 1, {GF_ACT_RELU6, 0}}, {0, 1, {GF_ACT_RELU6, 0}},
+        {1, 0, {GF_ACT_RELU, 0}}, {1, 1, {GF_ACT_LEAKY, 0.1f}}, {0, 1, {GF_ACT_SIGMOID, 0}}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cl_mem rr = cases[c].res ? r : NULL;
+        const gf_act *a = cases[c].act ? &cases[c].a : NULL;
+        REQUIRE_OK(ctx, gf_buf_copy(ctx, yc, 0, ref, 0, no * sizeof(float)));
+        if (rr) REQUIRE_OK(ctx, gf_add(ctx, no, rr, yc, ref));   /* the add node may have the conv second */
+        if (a) REQUIRE_OK(ctx, gf_act_forward(ctx, *a, no, ref, ref));
+        REQUIRE_OK(ctx, gf_fill(ctx, no, NAN, z));
+        REQUIRE_OK(ctx, gf_conv2d_forward_post(ctx, d, T->bx[0], T->bx[1], T->bx[2], rr, a, z));
+        float *want = download(ctx, ref, no), *got = download(ctx, z, no);
+        size_t bad = 0;
+        while (bad < no && !memcmp(&want[bad], &got[bad], sizeof(float))) bad++;
+        CHECK(bad == no, "%s: forward with epilogue (residual %d, %s) differs from conv, add, activation at %zu: "
+              "%.9g, want %.9g", name, cases[c].res, a ? gf_act_name(a->kind) : "no activation", bad,
+              bad < no ? got[bad] : 0.0, bad < no ? want[bad] : 0.0);
+        free(want);
+        free(got);
+    }
+    CHECK(gf_conv2d_forward_post(ctx, d, T->bx[0], T->bx[1], T->bx[2], z, NULL, z) == GF_ERR_INTERNAL,
+          "%s: a residual in the output buffer was accepted", name);
+    gf_buf_release(&yc); gf_buf_release(&z); gf_buf_release(&ref); gf_buf_release(&r);
+}
+
 /* BatchNorm folding: conv with the folded weights (host reference and device) vs conv then BN in double;
  * in place (b_out == b_in); a negative variance refused. */
 static void conv_bn_fold(gf_ctx *ctx) {
@@ -586,7 +634,10 @@ static void conv_bn_fold(gf_ctx *ctx) {
 static void conv_wino4_styles_same_bits(gf_ctx *ctx) {
     static const int shapes[][6] = {   /* n, c_in, c_out, h, w, pad */
         {2, 5, 7, 13, 17, 1}, {3, 8, 6, 32, 33, 1}, {2, 9, 4, 9, 7, 0}, {2, 3, 4, 5, 6, 2},
-        {4, 16, 16, 7, 7, 1}, {2, 6, 5, 14, 14, 1}, {1, 64, 64, 56, 56, 1}};
+        {4, 16, 16, 7, 7, 1}, {2, 6, 5, 14, 14, 1}, {1, 64, 64, 56, 56, 1},
+        /* rows of 16 to 31 columns, pads 0 to 2: the edge groups' shifted row loads (wino4_row16), every shift bit */
+        {2, 4, 3, 20, 19, 2}, {2, 4, 3, 18, 21, 0}, {1, 3, 2, 9, 16, 1}, {1, 3, 2, 6, 18, 1}, {1, 3, 2, 5, 31, 1},
+        {1, 3, 2, 7, 23, 2}, {1, 3, 2, 6, 30, 0}};
     static const char *what[4] = {"forward", "tangent", "input gradient", "weight gradient"};
     int count = (int)(sizeof shapes / sizeof shapes[0]);
     for (int s = 0; s < count; s++) {

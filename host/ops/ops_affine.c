@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops_affine.h"
+#include "ops_util.h"
 
 #define FAMILY "conv"
 #define DEFAULT_WORKSPACE ((size_t)256 << 20)
@@ -269,18 +270,26 @@ static gf_status run_col2im(gf_ctx *ctx, const gf_conv_desc *d, cl_mem col, cl_m
     return launch1(ctx, k, "col2im", (size_t)nb * per);
 }
 
-/* y[n0.., :, :] = tmp[c, nl*P + p] (+ b). */
-static gf_status run_to_ncp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem tmp, cl_mem y, int n0, int nb, cl_mem b) {
+/* The forward's epilogue after the bias (gf_conv2d_forward_post): + r (NULL: none), then the activation act
+ * (kernel code: 0 none, 1 ReLU, 2 ReLU6). A kernel that applies it sets done. */
+typedef struct conv_post { cl_mem r; int act, done; } conv_post;
+
+/* y[n0.., :, :] = tmp[c, nl*P + p] (+ b), then post's epilogue in the CPU-style kernel (post may be NULL). */
+static gf_status run_to_ncp(gf_ctx *ctx, const gf_conv_desc *d, cl_mem tmp, cl_mem y, int n0, int nb, cl_mem b,
+                            conv_post *post) {
     conv_sizes s = sizes_of(d);
     int rows = plane_kernels(ctx, d);
     const char *name = rows ? "cnp_to_ncp_rows" : "cnp_to_ncp";
     cl_kernel k;
     int len = item_rows(ctx, 1, 0, (int)s.P);
     GF_TRY(kern(ctx, name, &k));
-    if (rows)
-        GF_TRY(gf_args(ctx, k, name, "mmimiiiii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
-                       b ? b : tmp, b != NULL, nb, d->c_out, (int)s.P, len));
-    else
+    if (rows) {
+        cl_mem r = post && post->r ? post->r : tmp;
+        GF_TRY(gf_args(ctx, k, name, "mmimiiiiimii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
+                       b ? b : tmp, b != NULL, nb, d->c_out, (int)s.P, len, r, post && post->r != NULL,
+                       post ? post->act : 0));
+        if (post) post->done = 1;
+    } else
         GF_TRY(gf_args(ctx, k, name, "mmimiiii", tmp, y, (int)((size_t)n0 * d->c_out * s.P),
                        b ? b : tmp, b != NULL, nb, d->c_out, (int)s.P));
     return launch1(ctx, k, name, (size_t)nb * d->c_out * (rows ? tiles_of((int)s.P, len) : s.P));
@@ -544,9 +553,10 @@ static gf_status wino_plan(gf_ctx *ctx, const char *op, const wino_conv *c, int 
     return GF_OK;
 }
 
-/* fixed_term: the term whose W is c->d->fixed's (-1: none). */
+/* fixed_term: the term whose W is c->d->fixed's (-1: none); post: the forward's epilogue (NULL: none), applied
+ * by the F(4x4) row kernel. */
 static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int terms, const cl_mem *xs,
-                          const cl_mem *Ws, int fixed_term, cl_mem b, cl_mem y, int acc) {
+                          const cl_mem *Ws, int fixed_term, cl_mem b, cl_mem y, int acc, conv_post *post) {
     const int m4 = c->m == 4;
     int TH = (c->oh + c->m - 1) / c->m, TW = (c->ow + c->m - 1) / c->m;
     size_t P = wino_planes(c), tpi = (size_t)TH * TW, plane_u = (size_t)c->co * c->ci, nb = 1;
@@ -576,6 +586,7 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
             GF_TRY(wino_filter(ctx, c, by_row, Ws[k], U, u_offs[k]));
         }
     }
+    if (post) post->done = m4 && by_row;
     for (int n0 = 0; n0 < c->n; n0 += (int)nb) {
         int m = c->n - n0 < (int)nb ? c->n - n0 : (int)nb;
         size_t T = (size_t)m * tpi;
@@ -588,8 +599,14 @@ static gf_status wino_run(gf_ctx *ctx, const char *op, const wino_conv *c, int t
                                    (size_t)c->ci, plane_u, V, 0, T, (size_t)c->ci * T, k ? 1.0f : 0.0f, M, 0, T,
                                    (size_t)c->co * T, P));
         }
-        GF_TRY(gf_args(ctx, ko, no, "mmimiiiiiiii", M, y, (int)((size_t)n0 * c->co * c->oh * c->ow),
-                       b ? b : M, b != NULL, acc, m, c->co, c->oh, c->ow, TH, TW));
+        int y_off = (int)((size_t)n0 * c->co * c->oh * c->ow);
+        if (m4 && by_row)
+            GF_TRY(gf_args(ctx, ko, no, "mmimiiiiiiiimii", M, y, y_off, b ? b : M, b != NULL, acc, m, c->co, c->oh,
+                           c->ow, TH, TW, post && post->r ? post->r : M, post && post->r != NULL,
+                           post ? post->act : 0));
+        else
+            GF_TRY(gf_args(ctx, ko, no, "mmimiiiiiiii", M, y, y_off, b ? b : M, b != NULL, acc, m, c->co, c->oh,
+                           c->ow, TH, TW));
         GF_TRY(launch1(ctx, ko, no, (size_t)c->co * m * per));
     }
     return GF_OK;
@@ -649,6 +666,14 @@ static wino_conv wino_backward_of(const gf_ctx *ctx, const gf_conv_desc *d) {
 /* Conv: forward, tangent, backward                                    */
 
 gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem y) {
+    return gf_conv2d_forward_post(ctx, d, x, W, b, NULL, NULL, y);
+}
+
+/* The conv itself, then what of the epilogue no kernel of its path took: the residual added and the activation
+ * run in place, as the graph's own add and activation nodes would run them (the same bits either way: test_ops'
+ * conv rows compare both in every kernel variant). */
+gf_status gf_conv2d_forward_post(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem r,
+                                 const gf_act *act, cl_mem y) {
     static const char op[] = "conv forward";
     GF_TRY(check_desc(ctx, d, op));
     conv_sizes s = sizes_of(d);
@@ -656,21 +681,30 @@ gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
     GF_TRY(need_buf(ctx, op, "W", W, s.w_n));
     if (b) GF_TRY(need_buf(ctx, op, "b", b, (size_t)d->c_out));
     GF_TRY(need_buf(ctx, op, "y", y, s.y_n));
-    if (gf_conv_is_depthwise(d)) return run_dw_conv(ctx, d, x, W, NULL, NULL, b, y);
-    if (gf_conv_uses_winograd(ctx, d)) {
+    if (r) GF_TRY(need_buf(ctx, op, "residual", r, s.y_n));
+    if (r && r == y) return gf_fail(ctx, GF_ERR_INTERNAL, "%s: the residual shares the output's buffer", op);
+    /* the activations the kernels apply themselves; the others run after the conv */
+    int code = !act ? 0 : act->kind == GF_ACT_RELU ? 1 : act->kind == GF_ACT_RELU6 ? 2 : -1;
+    conv_post post = {r, code > 0 ? code : 0, 0}, *pp = r || code > 0 ? &post : NULL;
+    if (gf_conv_is_depthwise(d)) {
+        GF_TRY(run_dw_conv(ctx, d, x, W, NULL, NULL, b, y));
+    } else if (gf_conv_uses_winograd(ctx, d)) {
         wino_conv c = wino_forward_of(ctx, d);
-        return wino_run(ctx, op, &c, 1, &x, &W, 0, b, y, 0);
+        GF_TRY(wino_run(ctx, op, &c, 1, &x, &W, 0, b, y, 0, pp));
+    } else {
+        int nb;
+        cl_mem col, tmp;
+        GF_TRY(conv_chunk(ctx, d, op, &nb));
+        GF_TRY(conv_workspace(ctx, d, nb, &col, &tmp));
+        for (int n0 = 0; n0 < d->n; n0 += nb) {
+            int m = d->n - n0 < nb ? d->n - n0 : nb;
+            GF_TRY(run_im2col(ctx, d, x, n0, m, col));
+            GF_TRY(gemm_fwd(ctx, d, W, col, (size_t)m * s.P, 0.0f, tmp));
+            GF_TRY(run_to_ncp(ctx, d, tmp, y, n0, m, b, pp));
+        }
     }
-    int nb;
-    cl_mem col, tmp;
-    GF_TRY(conv_chunk(ctx, d, op, &nb));
-    GF_TRY(conv_workspace(ctx, d, nb, &col, &tmp));
-    for (int n0 = 0; n0 < d->n; n0 += nb) {
-        int m = d->n - n0 < nb ? d->n - n0 : nb;
-        GF_TRY(run_im2col(ctx, d, x, n0, m, col));
-        GF_TRY(gemm_fwd(ctx, d, W, col, (size_t)m * s.P, 0.0f, tmp));
-        GF_TRY(run_to_ncp(ctx, d, tmp, y, n0, m, b));
-    }
+    if (r && !post.done) GF_TRY(gf_add(ctx, s.y_n, y, r, y));
+    if (act && !(post.done && code >= 0)) GF_TRY(gf_act_forward(ctx, *act, s.y_n, y, y));
     return GF_OK;
 }
 
@@ -699,7 +733,7 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
         if (use_a) { xs[terms] = x; Ws[terms++] = Wt; }
         if (use_b) { xs[terms] = t_in; Ws[terms++] = W; }
         wino_conv c = wino_forward_of(ctx, d);
-        return wino_run(ctx, op, &c, terms, xs, Ws, use_b ? terms - 1 : -1, bt, t_out, 0);
+        return wino_run(ctx, op, &c, terms, xs, Ws, use_b ? terms - 1 : -1, bt, t_out, 0, NULL);
     }
     int nb;
     cl_mem col, tmp;
@@ -720,7 +754,7 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
             GF_TRY(run_im2col(ctx, d, t_in, n0, m, col));
             GF_TRY(gemm_fwd(ctx, d, W, col, cols, use_a ? 1.0f : 0.0f, tmp));
         }
-        GF_TRY(run_to_ncp(ctx, d, tmp, t_out, n0, m, bt));
+        GF_TRY(run_to_ncp(ctx, d, tmp, t_out, n0, m, bt, NULL));
     }
     return GF_OK;
 }
@@ -825,7 +859,7 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
     }
     if (gx_wino) {
         wino_conv c = wino_backward_of(ctx, d);
-        GF_TRY(wino_run(ctx, op, &c, 1, &g, &W, 0, NULL, gx_wino, acc));
+        GF_TRY(wino_run(ctx, op, &c, 1, &g, &W, 0, NULL, gx_wino, acc, NULL));
     }
     if (gW_wino) GF_TRY(wino_weight_grad(ctx, op, d, x, g, gW_wino, acc));
     return GF_OK;

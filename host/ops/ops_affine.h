@@ -30,6 +30,7 @@
 #define GF_OPS_AFFINE_H
 
 #include "gf_internal.h"
+#include "ops_act.h"
 
 /* PART: partial sums of split reductions; WINO_U: the Winograd filter transforms */
 enum { GF_AFFINE_SLOT_COL = 0, GF_AFFINE_SLOT_OUT = 1, GF_AFFINE_SLOT_PART = 2, GF_AFFINE_SLOT_WINO_U = 3 };
@@ -119,6 +120,13 @@ int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d);
 
 /* y = W * x + b.  b may be NULL. */
 gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem y);
+/* y = act(W * x + b + r): the forward with the epilogue of a residual add and an activation that follow it in
+ * a forward-only graph (block.c). r (NULL: none) is laid out as y and is not y; act NULL: none. The
+ * CPU-style output kernels of the direct and the F(4x4) paths apply r and ReLU / ReLU6 as they store y; the
+ * rest runs after the conv as gf_add and gf_act_forward in place. The same bits as the conv, gf_add(y, r) and
+ * gf_act_forward run one after the other. */
+gf_status gf_conv2d_forward_post(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem r,
+                                 const gf_act *act, cl_mem y);
 /* t_out = Wt * x + bt + W * t_in; each term optional (Wt/bt/W/t_in may be NULL;
  * the W * t_in term needs both). With no term at all t_out is set to 0. */
 gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem Wt, cl_mem bt,
