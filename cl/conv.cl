@@ -165,10 +165,15 @@ kernel void im2col_plane(global const float *restrict x, int x_off, global float
                 }
                 int s0 = xb + ih * W + b;
                 for (int ow = 0; ow < lo; ow++) col[d0 + ow] = 0.0f;
-                if (SW == 1)
+                if (SW == 1) {
                     for (int ow = lo; ow < hi; ow++) col[d0 + ow] = x[s0 + ow];
-                else
+                } else if (SW == 2) {   /* eight at a time from 16 loaded (PoCL left the strided loop scalar) */
+                    int ow = lo;
+                    for (; ow + 8 < hi; ow += 8) vstore8(vload16(0, x + s0 + 2 * ow).even, 0, col + d0 + ow);
+                    for (; ow < hi; ow++) col[d0 + ow] = x[s0 + 2 * ow];
+                } else {
                     for (int ow = lo; ow < hi; ow++) col[d0 + ow] = x[s0 + ow * SW];
+                }
                 for (int ow = hi; ow < OW; ow++) col[d0 + ow] = 0.0f;
             }
         }
@@ -234,12 +239,19 @@ kernel void cnp_to_ncp_rows(global const float *restrict src, global float *rest
     if (!tile_of(nb * C, P, rows, &pl, &p0, &p1)) return;
     int nl = pl / C, c = pl - nl * C;
     float bias = has_b ? b[c] : 0.0f;
-    int s0 = c * (nb * P) + nl * P, d0 = y_off + pl * P;
+    int s0 = c * (nb * P) + nl * P, d0 = y_off + pl * P, p = p0;
+    /* 16 at a time, then the rest (PoCL left the loop scalar) */
     if (!has_r && !post) {
-        for (int p = p0; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
+        for (; p + 16 <= p1; p += 16) vstore16(vload16(0, src + s0 + p) + bias, 0, y + d0 + p);
+        for (; p < p1; p++) y[d0 + p] = src[s0 + p] + bias;
         return;
     }
-    for (int p = p0; p < p1; p++) {
+    for (; p + 16 <= p1; p += 16) {
+        float16 v = vload16(0, src + s0 + p) + bias;
+        if (has_r) v += vload16(0, r + d0 + p);
+        vstore16(conv_post16(v, post), 0, y + d0 + p);
+    }
+    for (; p < p1; p++) {
         float v = src[s0 + p] + bias;
         if (has_r) v += r[d0 + p];
         y[d0 + p] = conv_post(v, post);
@@ -252,8 +264,9 @@ kernel void ncp_to_cnp_rows(global const float *restrict g, int g_off, global fl
     int pl, p0, p1;
     if (!tile_of(nb * C, P, rows, &pl, &p0, &p1)) return;
     int nl = pl / C, c = pl - nl * C;
-    int s0 = g_off + pl * P, d0 = c * (nb * P) + nl * P;
-    for (int p = p0; p < p1; p++) dst[d0 + p] = g[s0 + p];
+    int s0 = g_off + pl * P, d0 = c * (nb * P) + nl * P, p = p0;
+    for (; p + 16 <= p1; p += 16) vstore16(vload16(0, g + s0 + p), 0, dst + d0 + p);
+    for (; p < p1; p++) dst[d0 + p] = g[s0 + p];
 }
 
 /* y[n, c, p] = b[c] or 0 (tangent with no weight term). */
