@@ -46,15 +46,12 @@ kernel void maxpool_forward(global const float *x, global float *y, global int *
 /* maxpool_forward for 3x3 windows on CPU devices: one output row per work item (range: oh, n*c); the
  * columns whose window lies inside the image take their nine taps in one straight pass (three input rows
  * side by side), at strides 1 and 2 eight outputs at a time in float8 selects (PoCL left the one-output loop
- * scalar, a compare and branch per tap: ResNet-18's 112x112 stem pool was 8 % of its trunk pass), the edge
- * columns go through the clipped window. The same rule and order as maxpool_forward: taps in row-major
- * window order, the first maximum wins, NaN wins. */
-#define MP3_TAP(r, ok, j) if (ok) { \
-    float v_ = r[w0 + (j)]; int c_ = bi < 0 || v_ > best || isnan(v_); \
-    best = c_ ? v_ : best; bi = c_ ? (int)(r - xp) + w0 + (j) : bi; }
-/* The same for eight outputs ow.. at once (stride sw 1 or 2): the row's three taps of each as float8 (stride 2:
- * the even and odd columns of 16, and the even ones shifted by one), each tap taken lane by lane by the same
- * rule; the first valid row (index `first`) starts them. */
+ * scalar, a compare and branch per tap: ResNet-18's 112x112 stem pool was 8 % of its trunk pass), the other
+ * columns eight at a time through masked gathers. The same rule and order as maxpool_forward: taps in
+ * row-major window order, the first maximum wins, NaN wins. */
+/* Eight outputs ow.. at once (stride sw 1 or 2): the row's three taps of each as float8 (stride 2: the even and
+ * odd columns of 16, and the even ones shifted by one), each tap taken lane by lane by the same rule; the first
+ * valid row (index `first`) starts them. */
 #define MP3_TAP8(v, k, r, j) { \
     int8 c_ = (k) == first * 3 ? (int8)(-1) : isgreater(v, best) | isnan(v); \
     best = select(best, v, c_); bi = select(bi, (int)(r - xp) + w0 + (j) + lane, c_); }
@@ -67,6 +64,10 @@ kernel void maxpool_forward(global const float *x, global float *y, global int *
         t0_ = vload8(0, r + w0); t1_ = vload8(0, r + w0 + 1); t2_ = vload8(0, r + w0 + 2); \
     } \
     MP3_TAP8(t0_, 3 * (i), r, 0) MP3_TAP8(t1_, 3 * (i) + 1, r, 1) MP3_TAP8(t2_, 3 * (i) + 2, r, 2) }
+/* one lane's output (column c0 + k) when the lane is active */
+#define MP3_ST1(a, v, b, k) if (a) { \
+    if (has_y) y[o + c0 + (k)] = v; \
+    if (has_arg) argmax[o + c0 + (k)] = b; }
 kernel void maxpool3_rows(global const float *x, global float *y, global int *argmax, int has_y, int has_arg,
                           uint NC, int H, int W, int OH, int OW, int sh, int sw, int pt, int pl)
 {
@@ -95,28 +96,38 @@ kernel void maxpool3_rows(global const float *x, global float *y, global int *ar
             if (has_arg) vstore8(bi, 0, argmax + o + ow);
         }
     }
-    for (; ow < hi; ow++) {
-        int w0 = ow * sw - pl, bi = -1;
-        float best = 0.0f;
-        MP3_TAP(r0, ok0, 0) MP3_TAP(r0, ok0, 1) MP3_TAP(r0, ok0, 2)
-        MP3_TAP(r1, ok1, 0) MP3_TAP(r1, ok1, 1) MP3_TAP(r1, ok1, 2)
-        MP3_TAP(r2, ok2, 0) MP3_TAP(r2, ok2, 1) MP3_TAP(r2, ok2, 2)
-        if (has_y) y[o + ow] = best;
-        if (has_arg) argmax[o + ow] = bi;
-    }
-    int hs = max(h0, 0), he = min(h0 + 3, H);
-    for (int ow = 0; ow < OW; ow++) {
-        if (ow == lo && hi > lo) ow = hi;
-        if (ow >= OW) break;
-        int w0 = ow * sw - pl, ws = max(w0, 0), we = min(w0 + 3, W), bi = -1;
-        float best = 0.0f;
-        for (int h = hs; h < he; h++)
-            for (int w = ws; w < we; w++) {
-                float v = xp[h * W + w];
-                if (bi < 0 || v > best || isnan(v)) { best = v; bi = h * W + w; }
+    /* the rest (the edge columns, and rows too short for the loop above: 15x15 -> 8x8 has 6 interior columns):
+     * eight columns at a time, lanes already done or past OW idle, each tap gathered lane by lane inside the
+     * image (clamped index, masked) by the same rule, rows in order; branch-free where the window search per
+     * output mispredicted (the emotion net's 15x15 pools were 15 % of its fine-tuning) */
+    for (int c0 = 0; c0 < OW; c0 += 8) {
+        int8 col = (int8)(c0) + (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+        int8 act = (col < (int8)(OW)) & ((col < (int8)(lo)) | (col >= (int8)(ow)));
+        if (!any(act)) continue;
+        float8 best = (float8)(0.0f);
+        int8 bi = (int8)(-1);
+        for (int i = 0; i < 3; i++) {
+            int h = h0 + i;
+            if (h < 0 || h >= H) continue;
+            global const float *r = xp + h * W;
+            for (int j = 0; j < 3; j++) {
+                int8 w = col * (int8)(sw) - (int8)(pl - j);
+                int8 wc = clamp(w, (int8)(0), (int8)(W - 1));
+                float8 v = (float8)(r[wc.s0], r[wc.s1], r[wc.s2], r[wc.s3], r[wc.s4], r[wc.s5], r[wc.s6], r[wc.s7]);
+                int8 c = act & (w >= (int8)(0)) & (w < (int8)(W)) & ((bi < (int8)(0)) | isgreater(v, best) | isnan(v));
+                best = select(best, v, c);
+                bi = select(bi, (int8)(h * W) + w, c);
             }
-        if (has_y) y[o + ow] = best;
-        if (has_arg) argmax[o + ow] = bi;
+        }
+        if (all(act) && c0 + 8 <= OW) {
+            if (has_y) vstore8(best, 0, y + o + c0);
+            if (has_arg) vstore8(bi, 0, argmax + o + c0);
+        } else {
+            MP3_ST1(act.s0, best.s0, bi.s0, 0) MP3_ST1(act.s1, best.s1, bi.s1, 1)
+            MP3_ST1(act.s2, best.s2, bi.s2, 2) MP3_ST1(act.s3, best.s3, bi.s3, 3)
+            MP3_ST1(act.s4, best.s4, bi.s4, 4) MP3_ST1(act.s5, best.s5, bi.s5, 5)
+            MP3_ST1(act.s6, best.s6, bi.s6, 6) MP3_ST1(act.s7, best.s7, bi.s7, 7)
+        }
     }
 }
 

@@ -1671,12 +1671,15 @@ static void make_rows(void) {
         {3, 2, 12, 9, 5, 5, 3, 3, 0, 0, 1},           /* TF SAME 5x5 s3 */
         {2, 3, 6, 20, 3, 3, 1, 1, 0, 0, 0},           /* 3x3 s1 no pad, wide rows (maxpool3_rows' interior) */
         {2, 3, 7, 37, 3, 3, 2, 2, 1, 1, 0},           /* 3x3 s2 p1 (ResNet's), two groups of 8 interior outputs */
+        {3, 4, 15, 15, 3, 3, 2, 2, 1, 1, 0},          /* the emotion net's 15x15 -> 8x8: 6 interior columns, no
+                                                         float8 group (maxpool3_rows' masked lanes only) */
     };
-    for (int k = 0; k < 13; k++) {
+    for (int k = 0; k < 14; k++) {
         const int *q = pools[k];
         /* --small also runs a 2x2 max pool: maxpool_forward (3x3 windows take maxpool3_rows on CPU-style paths),
-         * and the 3x3 s2 row (maxpool3_rows' float8 groups) */
-        R(OP_MAXPOOL, 1, k == 0 || k == 2 || k == 12, 0, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10]);
+         * the 3x3 s2 row (maxpool3_rows' float8 groups) and the 15x15 one (its masked lanes alone) */
+        R(OP_MAXPOOL, 1, k == 0 || k == 2 || k == 12 || k == 13, 0, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7],
+          q[8], q[9], q[10]);
         if (k == 0) QUICK;
         for (int inc = 0; inc < 2; inc++) {
             R(OP_AVGPOOL, 1, k == 0, 0, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], q[9], q[10], inc);
