@@ -1717,6 +1717,7 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "1x1 128 -> 256 15x15 batch 3 (emotion net)", 3, 128, 15, 15, 256, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1);
     RN(OP_CONV, 1, 0, "1x1 pad 1 (border of zeros)", 2, 4, 3, 4, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "1x1 stride 2 batch 7", 7, 6, 9, 7, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1);
+    RN(OP_CONV, 1, 0, "1x1 one image per chunk", 3, 4, 5, 6, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 500);
     RN(OP_CONV, 1, 0, "3x3 pad 1 batch 7", 7, 5, 9, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     RN(OP_CONV, 1, 0, "3x3 stride 2 odd", 2, 3, 11, 8, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1); QUICK;
     RN(OP_CONV, 1, 0, "3x3 no pad", 1, 9, 8, 9, 10, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1);
