@@ -239,15 +239,6 @@ static gf_status run_im2col(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, int n0
     conv_sizes s = sizes_of(d);
     int x_off = (int)((size_t)n0 * d->c_in * d->h_in * d->w_in);
     cl_kernel k;
-    if (plane_kernels(ctx, d) && d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
-        !d->pad_top && !d->pad_bottom && !d->pad_left && !d->pad_right) {
-        /* a 1x1 stride-1 unpadded conv's columns are its input's planes: the layout copy, whole planes in
-         * vectors (im2col_plane copies them a row at a time: 7 % of the emotion net's fine-tuning) */
-        int len = item_rows(ctx, 1, 0, (int)s.P);
-        GF_TRY(kern(ctx, "ncp_to_cnp_rows", &k));
-        GF_TRY(gf_args(ctx, k, "ncp_to_cnp_rows", "mimiiii", x, x_off, col, nb, d->c_in, (int)s.P, len));
-        return launch1(ctx, k, "ncp_to_cnp_rows", (size_t)nb * d->c_in * tiles_of((int)s.P, len));
-    }
     if (plane_kernels(ctx, d)) {
         size_t taps = (size_t)d->kh * d->kw;
         int rows = item_rows(ctx, taps * ((size_t)d->w_out + 1), taps + d->kh, d->h_out);
