@@ -1728,7 +1728,7 @@ static void make_rows(void) {
     RN(OP_CONV, 1, 0, "dilation 2", 2, 3, 9, 9, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 1);
     RN(OP_CONV, 1, 0, "dilation 2 stride 2", 1, 5, 11, 10, 3, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1);
     /* stride 2 over rows of 9+ output columns: im2col_plane's eight-at-a-time copies, up to the row's end */
-    RN(OP_CONV, 1, 1, "7x7 stride 2 pad 3 (ResNet stem)", 1, 3, 8, 24, 4, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1);
+    RN(OP_CONV, 1, 0, "7x7 stride 2 pad 3 (ResNet stem)", 1, 3, 8, 24, 4, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1);
     RN(OP_CONV, 1, 1, "1x1 stride 2 31 wide (the last copy ends at the buffer's end)", 1, 3, 5, 31, 2, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1);
     /* Winograd F(2x2, 3x3) shapes (3x3 stride 1; forced by the winograd variants; auto's choice: conv_once):
      * odd sizes (partial 2x2 tiles), pads 0, 1, 2 and asymmetric, batch > 1, one image per chunk */
