@@ -1169,17 +1169,21 @@ kernel void wino4_output(global const float *restrict M, global float *restrict 
  * select. Written as sixteen `inside ? p[w] : 0` on row pointers that could lie outside the plane, the same
  * columns came out wrong on Mesa's llvmpipe (test_ops winograd4: 170 failed checks; right on PoCL). The clamp's
  * bounds are vectors: oclgrind got clamp(int16, int, int) wrong (invalid reads, 101 failed checks). */
+/* columns w0 + 16, w0 + 17 (e) the same way */
+#define WINO4_EDGE_TAIL(p, ok, w0, W, e) do { \
+        int2 u_ = (int2)((w0) + 16, (w0) + 17); \
+        int2 cu_ = clamp(u_, (int2)(0), (int2)((W) - 1)); \
+        e = select((float2)(0.0f), (float2)((p)[cu_.s0], (p)[cu_.s1]), \
+                   (u_ >= 0) & (u_ < (W)) & (int2)((ok) ? -1 : 0)); \
+    } while (0)
 #define WINO4_EDGE_ROW(p, ok, w0, W, d, e) do { \
         int16 w_ = (int16)(w0) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); \
-        int2 u_ = (int2)((w0) + 16, (w0) + 17); \
         int16 c_ = clamp(w_, (int16)(0), (int16)((W) - 1)); \
-        int2 cu_ = clamp(u_, (int2)(0), (int2)((W) - 1)); \
         float16 v_ = (float16)((p)[c_.s0], (p)[c_.s1], (p)[c_.s2], (p)[c_.s3], (p)[c_.s4], (p)[c_.s5], \
                                (p)[c_.s6], (p)[c_.s7], (p)[c_.s8], (p)[c_.s9], (p)[c_.sa], (p)[c_.sb], \
                                (p)[c_.sc], (p)[c_.sd], (p)[c_.se], (p)[c_.sf]); \
         d = select((float16)(0.0f), v_, (w_ >= 0) & (w_ < (W)) & (int16)((ok) ? -1 : 0)); \
-        e = select((float2)(0.0f), (float2)((p)[cu_.s0], (p)[cu_.s1]), \
-                   (u_ >= 0) & (u_ < (W)) & (int2)((ok) ? -1 : 0)); \
+        WINO4_EDGE_TAIL(p, ok, w0, W, e); \
     } while (0)
 
 /* Columns w0 .. w0 + 15 of a row inside the image, zero outside [0, W), when W >= 16 and the 16 columns cross at
@@ -1220,9 +1224,7 @@ float16 wino4_row16(global const float *p, int w0, int W)
             e = (float2)(0.0f); \
         } else if (wino4_row16_fits(w0, W)) { \
             d = wino4_row16(p, w0, W); \
-            int2 u_ = (int2)((w0) + 16, (w0) + 17); \
-            int2 cu_ = clamp(u_, (int2)(0), (int2)((W) - 1)); \
-            e = select((float2)(0.0f), (float2)((p)[cu_.s0], (p)[cu_.s1]), (u_ >= 0) & (u_ < (W))); \
+            WINO4_EDGE_TAIL(p, 1, w0, W, e); \
         } else { \
             WINO4_EDGE_ROW(p, ok, w0, W, d, e); \
         } \

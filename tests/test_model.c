@@ -16,12 +16,13 @@
 
 /* ------------------------------------------------------------ file writer */
 typedef struct { const char *name; int ndim; int64_t shape[4]; float *data; size_t n; } tens;
-enum { MAXT = 32 };
+enum { MAXT = 48 };
 static tens T[MAXT];
 static int nT;
 static test_rng R;
 
 static float *add_t(const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, double lo, double hi) {
+    if (nT >= MAXT) { fprintf(stderr, "test_model: more than %d tensors (MAXT)\n", MAXT); exit(1); }
     tens *t = &T[nT++];
     t->name = name; t->ndim = ndim;
     int64_t s[4] = {a, b, c, d};
@@ -48,6 +49,7 @@ typedef struct {
     const char *version;        /* override format version */
     int no_meta;
     int no_preprocess;          /* leave gradfeat.preprocess and gradfeat.classes out (a graph of no classifier) */
+    int first_tensor;           /* write T[first_tensor..nT-1] only */
 } fopts;
 
 static uint16_t to_half(float f) {  /* round-to-nearest-even, normal range only (test data) */
@@ -70,7 +72,7 @@ static void write_model(const char *path, const fopts *o) {
     cJSON *h = cJSON_CreateObject();
     size_t off = 0;
     unsigned char *data = NULL;
-    for (int i = 0; i < nT; i++) {
+    for (int i = o->first_tensor; i < nT; i++) {
         if (o->skip_tensor && !strcmp(o->skip_tensor, T[i].name)) continue;
         size_t es = o->f16 ? 2 : 4, bytes = T[i].n * es;
         cJSON *e = cJSON_AddObjectToObject(h, T[i].name);
@@ -379,17 +381,11 @@ static void fused_trunk(void) {
     add_t("sc.weight", 4, 64, 64, 1, 1, -0.2, 0.2); add_t("sc.bias", 1, 64, 0, 0, 0, -0.2, 0.2);
     add_t("c3.weight", 4, 64, 64, 3, 3, -0.06, 0.06);
     add_t("c4.weight", 4, 64, 64, 3, 3, -0.06, 0.06);
-    tens all[MAXT];
-    memcpy(all, T, sizeof all);
-    memmove(T, T + saved, (size_t)(nT - saved) * sizeof *T);   /* the file holds this graph's tensors only */
-    int total = nT;
-    nT -= saved;
     fopts o = {0};
     o.graph = GRAPH_RES;
     o.no_preprocess = 1;
+    o.first_tensor = saved;   /* the file holds this graph's tensors only */
     write_model(p_("res.safetensors"), &o);
-    memcpy(T, all, sizeof all);
-    nT = total;
     static const res_variant vars[] = {{NULL, NULL}, {"direct", NULL}, {"winograd", NULL}, {"winograd4", "element"},
                                        {"direct", "element"}};
     enum { N = 4, PER = 64 * 8 * 8 };

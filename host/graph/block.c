@@ -359,7 +359,7 @@ static gf_status create(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nod
         } else {
             /* in a forward-only graph, a node that only renames its input (flatten, softmax, folded BN) keeps no
              * copy */
-            int a = nd->in[0], alias = fwd_only && a >= 0 && (nd->kind == GF_K_NONE || nd->kind == GF_K_FLATTEN);
+            int a = nd->in[0], alias = fwd_only && a >= 0 && renames(nd);
             v->own = alias ? b->s[a].own : i;
             if (alias) { v->y = b->s[v->own].y; continue; }
             v->own_buf = 1;
