@@ -439,6 +439,7 @@ static void bce_extra(gf_ctx *ctx, const row *rw, const tensors *T, const result
 }
 static void conv_fixed(gf_ctx *ctx, const tensors *T, const char *name);
 static void conv_post_same_bits(gf_ctx *ctx, const tensors *T, const char *name);
+static void conv_keep_same_bits(gf_ctx *ctx, const tensors *T, const char *name);
 /* The forward without bias; the tangent of the first linearized layer (Wt x + bt: no input tangent). */
 static void conv_extra(gf_ctx *ctx, const row *rw, const tensors *T, const results *res, const char *name) {
     const size_t no = T->n_out;
@@ -471,6 +472,7 @@ static void conv_extra(gf_ctx *ctx, const row *rw, const tensors *T, const resul
         /* not under --small: the oclgrind runs are near their time limits, and the residual's indices are the
          * output's (a residual read out of bounds would be a store out of bounds there already) */
         if (full_run) conv_post_same_bits(ctx, T, name);
+        if (full_run) conv_keep_same_bits(ctx, T, name);
     }
 }
 /* Weights declared fixed (desc.fixed, as θ̄'s in gradient/full): the forward, both tangent terms and the input
@@ -564,6 +566,74 @@ static void conv_post_same_bits(gf_ctx *ctx, const tensors *T, const char *name)
     CHECK(gf_conv2d_forward_post(ctx, d, T->bx[0], T->bx[1], T->bx[2], z, NULL, z) == GF_ERR_INTERNAL,
           "%s: a residual in the output buffer was accepted", name);
     gf_buf_release(&yc); gf_buf_release(&z); gf_buf_release(&ref); gf_buf_release(&r);
+}
+
+/* A kept im2col (desc.keep: made by the forward or the tangent's W̃ x term, read by a later call on the same x) gives
+ * the bits without it: forward then backward, tangent then backward, forward then tangent. A conv that keeps
+ * (gf_conv_keeps) says so in keep.n, one that does not leaves it alone; a keep whose n claims x while its buffer
+ * holds zeros changes the weight gradient (it is read, not made again). */
+static void conv_keep_same_bits(gf_ctx *ctx, const tensors *T, const char *name) {
+    const size_t nx = T->n[0], nw = T->n[1], no = T->n_out;
+    gf_conv_desc d = *ot_desc_of(T);
+    test_rng r;
+    test_rng_seed(&r, 13);
+    float *h = falloc(nx > nw ? (nx > no ? nx : no) : (nw > no ? nw : no));
+    uniform(&r, h, nw, -1, 1);
+    cl_mem Wt = test_upload(ctx, h, nw);
+    uniform(&r, h, nx, -1, 1);
+    cl_mem t = test_upload(ctx, h, nx);
+    uniform(&r, h, no, -1, 1);
+    cl_mem g = test_upload(ctx, h, no);
+    free(h);
+    cl_mem y = test_alloc(ctx, no), gx = test_alloc(ctx, nx), gW = test_alloc(ctx, nw);
+    float *want[4], *got;
+    /* without a keep: forward, tangent, input and weight gradients */
+    REQUIRE_OK(ctx, gf_conv2d_forward(ctx, &d, T->bx[0], T->bx[1], T->bx[2], y));
+    want[0] = download(ctx, y, no);
+    REQUIRE_OK(ctx, gf_conv2d_tangent(ctx, &d, T->bx[0], Wt, NULL, T->bx[1], t, y));
+    want[1] = download(ctx, y, no);
+    REQUIRE_OK(ctx, gf_conv2d_backward(ctx, &d, T->bx[0], T->bx[1], g, gx, gW, NULL, 0));
+    want[2] = download(ctx, gx, nx);
+    want[3] = download(ctx, gW, nw);
+    gf_conv_keep k = {NULL, gf_conv_keep_bytes(&d), 0};
+    k.buf = test_alloc(ctx, k.bytes / sizeof(float));
+    d.keep = &k;
+    const int keeps = gf_conv_keeps(ctx, &d);
+    CHECK(keeps || gf_conv_is_depthwise(&d) || gf_conv_uses_winograd(ctx, &d) || d.max_workspace,
+          "%s: a direct conv of one chunk keeps no im2col", name);
+    static const char *const what[4] = {"forward", "tangent", "input gradient", "weight gradient"};
+    /* first: 0 forward, 1 tangent; then 2 backward or 1 tangent */
+    static const int runs[3][2] = {{0, 2}, {1, 2}, {0, 1}};
+    for (int c = 0; c < 3; c++) {
+        k.n = 0;
+        for (int s = 0; s < 2; s++) {
+            int op = runs[c][s];
+            if (op == 0) REQUIRE_OK(ctx, gf_conv2d_forward(ctx, &d, T->bx[0], T->bx[1], T->bx[2], y));
+            if (op == 1) REQUIRE_OK(ctx, gf_conv2d_tangent(ctx, &d, T->bx[0], Wt, NULL, T->bx[1], t, y));
+            if (op == 2) REQUIRE_OK(ctx, gf_conv2d_backward(ctx, &d, T->bx[0], T->bx[1], g, gx, gW, NULL, 0));
+            for (int o = op; o < (op == 2 ? 4 : op + 1); o++) {
+                size_t cnt = o == 2 ? nx : o == 3 ? nw : no;
+                got = download(ctx, o == 2 ? gx : o == 3 ? gW : y, cnt);
+                CHECK(memcmp(got, want[o], cnt * sizeof(float)) == 0, "%s: %s with a kept im2col (%s then %s) "
+                      "differs from without", name, what[o], what[runs[c][0]], what[runs[c][1]]);
+                free(got);
+            }
+            CHECK(k.n == (keeps ? d.n : 0), "%s: keep.n %d after the %s (keeps: %d)", name, k.n, what[op], keeps);
+        }
+    }
+    if (keeps) {   /* a keep that claims x but holds zeros: read, so the weight gradient changes */
+        REQUIRE_OK(ctx, gf_fill(ctx, k.bytes / sizeof(float), 0.0f, k.buf));
+        k.n = d.n;
+        REQUIRE_OK(ctx, gf_conv2d_backward(ctx, &d, T->bx[0], T->bx[1], g, NULL, gW, NULL, 0));
+        got = download(ctx, gW, nw);
+        int all_zero = 1;
+        for (size_t i = 0; i < nw; i++) all_zero &= got[i] == 0.0f;
+        CHECK(all_zero, "%s: the weight gradient did not read the kept im2col", name);
+        free(got);
+    }
+    for (int o = 0; o < 4; o++) free(want[o]);
+    gf_buf_release(&k.buf); gf_buf_release(&Wt); gf_buf_release(&t); gf_buf_release(&g);
+    gf_buf_release(&y); gf_buf_release(&gx); gf_buf_release(&gW);
 }
 
 /* BatchNorm folding: conv with the folded weights (host reference and device) vs conv then BN in double;

@@ -26,6 +26,9 @@ typedef struct gf_bnode {
     int has_res, res_node;               /* a conv: adds node res_node's values (GF_NODE_INPUT: the input) */
     int has_act;                         /* a conv: then applies act */
     gf_act act;
+    /* a training graph's 1x1 conv (not on the block input): its im2col of the input kept from the forward or the
+     * tangent to the weight gradient of the same step (gf_conv_keep; .n set to 0 whenever the node values change) */
+    gf_conv_keep keep;
 } gf_bnode;
 
 struct gf_block {
@@ -368,6 +371,13 @@ static gf_status create(gf_ctx *ctx, const gf_node *g, const int *idx, int n_nod
         if (keep < 0) st = gf_buf_create_checked(ctx, bytes, "activations", nd->name, 1, &v->y);
         if (st == GF_OK && !fwd_only) st = gf_buf_create_checked(ctx, bytes, "tangents", nd->name, 1, &v->t);
         if (st == GF_OK && !fwd_only) st = gf_buf_create_checked(ctx, bytes, "gradients", nd->name, 1, &v->g);
+        if (st == GF_OK && !fwd_only && nd->kind == GF_K_CONV && nd->conv.kh == 1 && nd->conv.kw == 1 &&
+            nd->conv.groups == 1 && nd->in[0] != GF_NODE_INPUT) {
+            gf_conv_desc d = nd->conv;
+            d.n = max_batch;
+            v->keep.bytes = gf_conv_keep_bytes(&d);
+            st = gf_buf_create_checked(ctx, v->keep.bytes, "kept im2col", nd->name, 1, &v->keep.buf);
+        }
         if (st == GF_OK && !fwd_only && nd->kind == GF_K_MAXPOOL)
             st = gf_buf_create_checked(ctx, nb * node_size(nd) * sizeof(cl_int), "max-pool routing", nd->name, 1,
                                        &v->argmax);
@@ -417,7 +427,7 @@ void gf_block_free(gf_block *b) {
     for (int i = 0; b->s && i < b->n_nodes; i++) {
         gf_bnode *v = &b->s[i];
         if (v->own_buf) gf_buf_release(&v->y);
-        gf_buf_release(&v->t); gf_buf_release(&v->g); gf_buf_release(&v->argmax);
+        gf_buf_release(&v->t); gf_buf_release(&v->g); gf_buf_release(&v->argmax); gf_buf_release(&v->keep.buf);
         gf_buf_release(&v->bn_mean); gf_buf_release(&v->bn_var);
         gf_buf_release(&v->bn_save_mean); gf_buf_release(&v->bn_save_invstd);
         gf_buf_release(&v->bn_lo); free(v->h_stat);
@@ -513,12 +523,18 @@ static cl_mem in_buf(const gf_block *b, const gf_node *nd, int k, cl_mem x) {
     return nd->in[k] == GF_NODE_INPUT ? x : b->s[nd->in[k]].y;
 }
 
-/* Node i's conv for n samples with the weights th: th's kept transforms when th is frozen. */
-static gf_status conv_for(gf_ctx *ctx, const gf_node *nd, int n, const gf_params *th, int i, gf_conv_desc *d) {
-    *d = nd->conv;
+/* Node i's conv for n samples with the weights th: th's kept transforms when th is frozen, the node's kept im2col. */
+static gf_status conv_for(gf_ctx *ctx, gf_block *b, int i, int n, const gf_params *th, gf_conv_desc *d) {
+    *d = b->nodes[i].conv;
     d->n = n;
     d->fixed = th->fixed ? &th->fixed[i] : NULL;
+    d->keep = b->s[i].keep.buf ? &b->s[i].keep : NULL;
     return gf_conv_desc_check(ctx, d);
+}
+
+/* The node values are about to change: no kept im2col holds them any more. */
+static void keeps_stale(gf_block *b) {
+    for (int i = 0; i < b->n_nodes; i++) b->s[i].keep.n = 0;
 }
 
 /* ---- BatchNorm over a batch split between ranks (gf_block_set_bn_sync) ----
@@ -660,7 +676,7 @@ static gf_status node_forward(gf_ctx *ctx, gf_block *b, int i, int n, cl_mem x, 
     switch (nd->kind) {
     case GF_K_CONV: {
         gf_conv_desc d;
-        GF_TRY(conv_for(ctx, nd, n, th, i, &d));
+        GF_TRY(conv_for(ctx, b, i, n, th, &d));
         cl_mem r = !v->has_res ? NULL : v->res_node == GF_NODE_INPUT ? x : b->s[v->res_node].y;
         return gf_conv2d_forward_post(ctx, &d, xs[0], W, B, r, v->has_act ? &v->act : NULL, y);
     }
@@ -699,6 +715,7 @@ static gf_status node_forward(gf_ctx *ctx, gf_block *b, int i, int n, cl_mem x, 
 static gf_status forward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_params *th, const char *run, cl_mem f) {
     if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
     b->fwd_training = b->training;
+    keeps_stale(b);
     for (int i = 0; i < b->n_nodes; i++)
         if (!run || run[i]) GF_TRY(node_forward(ctx, b, i, n, x, th));
     if (!f) return GF_OK;
@@ -742,7 +759,7 @@ gf_status gf_block_tangent(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_p
             if (!lin && z0) { b->s[i].tzero = 1; break; }
             if (nd->kind == GF_K_CONV) {
                 gf_conv_desc d;
-                GF_TRY(conv_for(ctx, nd, n, th, i, &d));
+                GF_TRY(conv_for(ctx, b, i, n, th, &d));
                 GF_TRY(gf_conv2d_tangent(ctx, &d, xin, lin ? w2->w[i] : NULL, lin ? w2->b[i] : NULL,
                                          tin ? th->w[i] : NULL, tin, b->s[i].t));
             } else {
@@ -860,20 +877,26 @@ gf_status gf_block_backward(gf_ctx *ctx, gf_block *b, int n, cl_mem x, const gf_
         switch (nd->kind) {
         case GF_K_CONV: case GF_K_LINEAR: {
             gf_conv_desc d;
-            if (nd->kind == GF_K_CONV) GF_TRY(conv_for(ctx, nd, n, th, i, &d));
-            if (grad && b->s[i].linearized) {
+            if (nd->kind == GF_K_CONV) GF_TRY(conv_for(ctx, b, i, n, th, &d));
+            int wgrad = grad && b->s[i].linearized, igrad = grad_slot_for(b, nd, 0, gx, in_cnt, &s);
+            /* both gradients in one call when neither adds to what its buffer holds (one layout pass over g);
+             * an input gradient that adds (accumulate) goes in a call of its own, the weights' never add */
+            int both = wgrad && igrad && !s.accumulate;
+            cl_mem gW = wgrad ? grad->w[i] : NULL, gB = wgrad ? grad->b[i] : NULL;
+            if (wgrad && !both) {
                 if (nd->kind == GF_K_CONV)
-                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->s[i].g, NULL, grad->w[i], grad->b[i], 0));
+                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->s[i].g, NULL, gW, gB, 0));
                 else
-                    GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->s[i].g, NULL,
-                                              grad->w[i], grad->b[i], 0));
+                    GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->s[i].g, NULL, gW,
+                                              gB, 0));
             }
-            if (grad_slot_for(b, nd, 0, gx, in_cnt, &s)) {
+            if (igrad) {
+                if (!both) gW = gB = NULL;
                 if (nd->kind == GF_K_CONV)
-                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->s[i].g, s.target, NULL, NULL, s.accumulate));
+                    GF_TRY(gf_conv2d_backward(ctx, &d, xin, th->w[i], b->s[i].g, s.target, gW, gB, s.accumulate));
                 else
                     GF_TRY(gf_linear_backward(ctx, n, nd->lin_in, nd->lin_out, xin, th->w[i], b->s[i].g, s.target,
-                                              NULL, NULL, s.accumulate));
+                                              gW, gB, s.accumulate));
             }
             break;
         }
@@ -1053,6 +1076,7 @@ gf_status gf_primal_cache_store(gf_ctx *ctx, const gf_block *b, gf_primal_cache 
 gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *pc, int n, cl_mem idx, cl_mem f) {
     if (n < 1 || n > b->max_batch) return gf_fail(ctx, GF_ERR_INTERNAL, "block batch %d outside 1..%d", n, b->max_batch);
     b->fwd_training = 0;   /* the cache holds a forward at θ̄ in evaluation mode */
+    keeps_stale(b);
     GF_TRY(gf_gather_rows(ctx, pc->f, idx, gf_block_feature_dim(b), n, f));
     for (int j = 0; j < b->n_nodes; j++) {
         int row = (int)node_size(&b->nodes[j]);

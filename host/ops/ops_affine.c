@@ -392,6 +392,34 @@ static gf_status gemm_colgrad(gf_ctx *ctx, const gf_conv_desc *d, cl_mem W, cl_m
     return GF_OK;
 }
 
+size_t gf_conv_keep_bytes(const gf_conv_desc *d) {
+    conv_sizes s = sizes_of(d);
+    return s.Kc * (size_t)d->n * s.P * sizeof(float);
+}
+
+/* desc.keep's buffer when this conv keeps its im2col (gf_conv_keep: direct, the whole batch one chunk of nb), or NULL */
+static cl_mem keep_buf(const gf_ctx *ctx, const gf_conv_desc *d, int nb) {
+    const gf_conv_keep *k = d->keep;
+    if (!k || !k->buf || nb < d->n || gf_conv_is_depthwise(d) || gf_conv_uses_winograd(ctx, d)) return NULL;
+    return k->bytes >= gf_conv_keep_bytes(d) ? k->buf : NULL;
+}
+
+int gf_conv_keeps(gf_ctx *ctx, const gf_conv_desc *d) {
+    int nb = 0;
+    return d->keep && conv_chunk(ctx, d, "conv", &nb) == GF_OK && keep_buf(ctx, d, nb) != NULL;
+}
+
+/* im2col(x) of images n0..n0+m-1 for a GEMM: *cx = the kept buffer (read when it holds x's, else made there) or col */
+static gf_status im2col_x(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, int n0, int m, int nb, cl_mem col, cl_mem *cx) {
+    cl_mem kb = keep_buf(ctx, d, nb);
+    *cx = kb ? kb : col;
+    if (!kb) return run_im2col(ctx, d, x, n0, m, col);
+    if (d->keep->n == d->n) return GF_OK;
+    GF_TRY(run_im2col(ctx, d, x, 0, d->n, kb));
+    d->keep->n = d->n;
+    return GF_OK;
+}
+
 /* 3x3 taps, stride 1, dilation 1: the depthwise row kernel dw_conv3_plane (CPU-style paths). */
 static int dw3_plane(const gf_conv_desc *d) {
     return d->kh == 3 && d->kw == 3 && d->stride_h == 1 && d->stride_w == 1 && d->dil_h == 1 && d->dil_w == 1;
@@ -698,8 +726,9 @@ gf_status gf_conv2d_forward_post(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, c
         GF_TRY(conv_workspace(ctx, d, nb, &col, &tmp));
         for (int n0 = 0; n0 < d->n; n0 += nb) {
             int m = d->n - n0 < nb ? d->n - n0 : nb;
-            GF_TRY(run_im2col(ctx, d, x, n0, m, col));
-            GF_TRY(gemm_fwd(ctx, d, W, col, (size_t)m * s.P, 0.0f, tmp));
+            cl_mem cx;
+            GF_TRY(im2col_x(ctx, d, x, n0, m, nb, col, &cx));
+            GF_TRY(gemm_fwd(ctx, d, W, cx, (size_t)m * s.P, 0.0f, tmp));
             GF_TRY(run_to_ncp(ctx, d, tmp, y, n0, m, b, pp));
         }
     }
@@ -743,8 +772,9 @@ gf_status gf_conv2d_tangent(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem
         int m = d->n - n0 < nb ? d->n - n0 : nb;
         size_t cols = (size_t)m * s.P;
         if (use_a) {
-            GF_TRY(run_im2col(ctx, d, x, n0, m, col));
-            GF_TRY(gemm_fwd(ctx, d, Wt, col, cols, 0.0f, tmp));
+            cl_mem cx;
+            GF_TRY(im2col_x(ctx, d, x, n0, m, nb, col, &cx));
+            GF_TRY(gemm_fwd(ctx, d, Wt, cx, cols, 0.0f, tmp));
         }
         /* W ṫ is added by a second GEMM with beta 1 into the same tmp rather than one GEMM over the
          * K-concatenated [W̃ | W] x [col(x); col(ṫ)]: that needs [W̃ | W] copied every step (W̃ moves) and twice the
@@ -848,9 +878,10 @@ gf_status gf_conv2d_backward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_me
         size_t cols = (size_t)m * s.P;
         GF_TRY(run_to_cnp(ctx, d, g, n0, m, tmp));
         if (gW) {
-            GF_TRY(run_im2col(ctx, d, x, n0, m, col));
+            cl_mem cx;
+            GF_TRY(im2col_x(ctx, d, x, n0, m, nb, col, &cx));
             /* later chunks add to what the first chunk wrote */
-            GF_TRY(gemm_wgrad(ctx, d, tmp, col, cols, (acc || n0 > 0) ? 1.0f : 0.0f, gW));
+            GF_TRY(gemm_wgrad(ctx, d, tmp, cx, cols, (acc || n0 > 0) ? 1.0f : 0.0f, gW));
         }
         if (gx) {
             GF_TRY(gemm_colgrad(ctx, d, W, tmp, cols, col));

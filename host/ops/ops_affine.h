@@ -49,6 +49,14 @@ typedef struct gf_conv_fixed {
 } gf_conv_fixed;
 void gf_conv_fixed_release(gf_conv_fixed *f);
 
+/* im2col(x) of a whole batch kept between the calls of one step on the same x (gf_conv_desc.keep): the forward, or the
+ * tangent's W̃ x term, makes it into buf as usual, and a later call on the same x (the tangent after the forward,
+ * the weight gradient after either) reads it instead of making it again (the same bits). buf holds at least
+ * gf_conv_keep_bytes; n is the batch it holds, 0: nothing, and the caller sets n = 0 whenever x's values change.
+ * Only a direct (im2col) conv whose whole batch is one chunk of the workspace keeps (gf_conv_keeps); the other
+ * paths leave it alone. A 1x1 conv's im2col is x in [c_in, n*P] order: keeping it costs x's size. */
+typedef struct gf_conv_keep { cl_mem buf; size_t bytes; int n; } gf_conv_keep;
+
 typedef struct gf_conv_desc {
     int n, c_in, h_in, w_in;
     int c_out, h_out, w_out;          /* h_out, w_out: computed by gf_conv_desc_init */
@@ -61,6 +69,7 @@ typedef struct gf_conv_desc {
     int variant;                      /* im2col/col2im/layout kernels: GF_CONV_VARIANT_* (0 = auto) */
     int algo;                         /* GF_CONV_ALGO_* (0 = the context's conv_algo) */
     gf_conv_fixed *fixed;             /* non-NULL: the W argument is fixed while this lives (see gf_conv_fixed) */
+    gf_conv_keep *keep;               /* non-NULL: im2col(x) kept between calls on the same x (see gf_conv_keep) */
 } gf_conv_desc;
 
 /* Algorithm of the ungrouped 3x3 stride-1 dilation-1 convolutions (the others are always direct):
@@ -117,6 +126,10 @@ int gf_conv_is_depthwise(const gf_conv_desc *d);
 /* The output tile of the Winograd algorithm this conv's forward and tangent run with on this context: 2 (F(2x2, 3x3)),
  * 4 (F(4x4, 3x3)), or 0 when it runs direct (GF_CONV_ALGO_*). */
 int gf_conv_uses_winograd(const gf_ctx *ctx, const gf_conv_desc *d);
+/* The bytes of d's im2col for its whole batch (gf_conv_keep.buf), and whether d's forward, tangent and weight
+ * gradient would keep it in desc.keep (a direct conv, the whole batch in one chunk, a buffer that large) */
+size_t gf_conv_keep_bytes(const gf_conv_desc *d);
+int gf_conv_keeps(gf_ctx *ctx, const gf_conv_desc *d);
 
 /* y = W * x + b.  b may be NULL. */
 gf_status gf_conv2d_forward(gf_ctx *ctx, const gf_conv_desc *d, cl_mem x, cl_mem W, cl_mem b, cl_mem y);
