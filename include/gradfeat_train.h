@@ -115,7 +115,6 @@ typedef struct gf_job_result {
     int cache_reused, cache_on_device;
     uint64_t cache_bytes, primal_cache_bytes; /* device bytes of the activation cache (0: kept in host memory) and
                                                 of the primal cache (0: not used) */
-    uint64_t primal_eval_bytes;              /* ... and of the holdout's and validation set's primal caches (0: none) */
     int stopped;                             /* *job->stop was seen; checkpoint says where it is (or "") */
     int checkpoints;                         /* checkpoints written */
     char checkpoint[1200];

@@ -493,27 +493,6 @@ int main(void) {
     size_t pb = (size_t)(8 * H * H + 2 * 8 * (H / 2) * (H / 2) + d) * 4;
     CHECK(gf_block_primal_bytes(blk, 0) == pb, "primal bytes per sample %zu, expected %zu", gf_block_primal_bytes(blk, 0), pb);
     CHECK(a.primal_cache_bytes == pb * NTR, "primal cache used (%zu bytes)", a.primal_cache_bytes);
-    CHECK(a.primal_eval_bytes == pb * NVA, "validation set's primal cache used (%zu bytes)", a.primal_eval_bytes);
-    {   /* room for the training set's primal cache but not the validation set's: evaluations recompute the forward
-         * at θ̄ over the batches that filled it, the same bits */
-        gf_train_result e;
-        gf_train_options oe = o;
-        oe.max_device_mem = a.cache_bytes + pb * NTR + pb * NVA / 2;
-        REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, all, &oe, &e));
-        CHECK(e.primal_cache_bytes == pb * NTR && e.primal_eval_bytes == 0, "budget for the training set's primal "
-              "cache only: %zu + %zu bytes", e.primal_cache_bytes, e.primal_eval_bytes);
-        CHECK(same(&a, &e, P, d), "the validation set's primal cache changes the results");
-        for (int m = 0; m < 4; m++)
-            CHECK(a.m[m].val_loss == e.m[m].val_loss, "%s: val loss %.9g with the validation set's primal cache, "
-                  "%.9g without", gf_method_name((gf_method)m), a.m[m].val_loss, e.m[m].val_loss);
-        gf_train_result_free(&e);
-        oe.cache_half = 1;   /* halves: the training set's primal cache only */
-        oe.max_device_mem = 0;
-        REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, all, &oe, &e));
-        CHECK(e.primal_cache_bytes > 0 && e.primal_eval_bytes == 0, "f16: primal caches %zu + %zu bytes",
-              e.primal_cache_bytes, e.primal_eval_bytes);
-        gf_train_result_free(&e);
-    }
     for (int m = 0; m < 4; m++) {
         printf("%-9s train loss %.4f acc %.3f  val loss %.4f acc %.3f\n", gf_method_name((gf_method)m), a.m[m].train_loss,
                a.m[m].train_metric, a.m[m].val_loss, a.m[m].val_metric);

@@ -462,7 +462,6 @@ static void copy_results(job_run *J) {
     const gf_train_result *tres = &J->tres;
     res->cache_on_device = tres->cache_on_device;
     res->cache_bytes = tres->cache_bytes; res->primal_cache_bytes = tres->primal_cache_bytes;
-    res->primal_eval_bytes = tres->primal_eval_bytes;
     res->cache_seconds = tres->cache_seconds; res->features_seconds = tres->features_seconds;
     for (int i = 0; i < 4; i++) {
         if (i == 0 && !(job->methods & 1u)) continue;   /* trained for ω̄ but not asked for */

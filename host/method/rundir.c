@@ -62,7 +62,6 @@ gf_status gf_job_write_results(gf_ctx *ctx, const gf_job *job, const gf_job_resu
     cJSON_AddStringToObject(mem, "dtype", job->cache_f16 ? "f16" : "f32");
     cJSON_AddNumberToObject(mem, "activation_bytes", (double)r->cache_bytes);
     cJSON_AddNumberToObject(mem, "primal_bytes", (double)r->primal_cache_bytes);
-    cJSON_AddNumberToObject(mem, "primal_eval_bytes", (double)r->primal_eval_bytes);
     cJSON *ms = cJSON_AddObjectToObject(o, "methods");
     for (int i = 0; i < 4; i++) {
         if (!r->ran[i]) continue;

@@ -1026,24 +1026,6 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
                          budget / 1048576.0, (unsigned long long)((act + pbytes + 1048575) >> 20));
         }
     }
-    /* the holdout's and the validation set's primal caches, after the training set's and where they fit what it
-     * left: each evaluation of gradient/full then gathers the block's values at θ̄ instead of running its forward
-     * (a third of an evaluation's work; the evaluations were a third of those methods' time on the emotion net). An
-     * evaluation runs the batches of the feature pass that fills them (the same samples in the same order and
-     * batch), so in f32 the cached values are the recomputed ones bit for bit, and a resume needs no record of
-     * them; halves (--cache-dtype f16) would round them, so those sets then recompute */
-    cache *evs[2] = {hold ? &ho : NULL, val ? &va : NULL};
-    for (int i = 0; i < 2 && st == GF_OK && tr.primal && !o->cache_half; i++) {
-        size_t eb = evs[i] ? gf_block_primal_bytes(blk, 0) * (size_t)evs[i]->set->n : 0;
-        if (!eb || eb > budget) continue;
-        char saved[sizeof ctx->err];
-        memcpy(saved, ctx->err, sizeof saved);
-        if (gf_primal_cache_create(ctx, blk, evs[i]->set->n, 0, &evs[i]->primal) == GF_OK) {
-            budget -= eb;
-            res->primal_eval_bytes += eb;
-        }
-        memcpy(ctx->err, saved, sizeof saved);   /* not fitting is not an error: recompute instead */
-    }
     R.primal = tr.primal != NULL;
     res->cache_seconds = gf_now() - t0;
     if (st == GF_OK && !o->quiet) {
@@ -1051,10 +1033,7 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
         char a[96], p[96];
         if (res->cache_bytes) snprintf(a, sizeof a, "activation cache %.2f MiB on the device (%s)", res->cache_bytes / 1048576.0, dt);
         else snprintf(a, sizeof a, "activation cache in host memory (%s; over the device budget)", dt);
-        if (res->primal_cache_bytes && res->primal_eval_bytes)
-            snprintf(p, sizeof p, ", primal cache %.2f MiB (%s) + %.2f MiB for evaluations", res->primal_cache_bytes / 1048576.0,
-                     dt, res->primal_eval_bytes / 1048576.0);
-        else if (res->primal_cache_bytes) snprintf(p, sizeof p, ", primal cache %.2f MiB (%s)", res->primal_cache_bytes / 1048576.0, dt);
+        if (res->primal_cache_bytes) snprintf(p, sizeof p, ", primal cache %.2f MiB (%s)", res->primal_cache_bytes / 1048576.0, dt);
         else snprintf(p, sizeof p, ", no primal cache");
         gf_progress(ctx, GF_PROGRESS_LINE, "%s%s", a, p);
     }
@@ -1068,8 +1047,6 @@ gf_status gf_train(gf_ctx *ctx, gf_block *blk, const float *theta_bar, const gf_
             gf_params th = {0};
             st = theta_bar_params(ctx, blk, theta_bar, &th);
             if (st == GF_OK) st = features(ctx, blk, &th, &tr, o->batch, NULL);
-            for (int i = 0; i < 2 && st == GF_OK; i++)
-                if (evs[i] && evs[i]->primal) st = features(ctx, blk, &th, evs[i], o->batch, NULL);
             gf_params_free(&th);
         }
     } else if (st == GF_OK) {

@@ -120,7 +120,6 @@ typedef struct gf_train_result {
     double features_seconds;    /* the top block at θ̄ over the trunk outputs: the probe's features (and the
                                    primal cache's values) */
     size_t primal_cache_bytes;  /* device bytes of the primal cache; 0 = not used */
-    size_t primal_eval_bytes;   /* ... and of the holdout's and validation set's (evaluations at θ̄); 0 = none */
     size_t cache_bytes;         /* device bytes of the activation cache (train, val, holdout); 0 = host tier */
     int stopped;                /* *o->stop was seen: the run stopped after writing a checkpoint */
     int checkpoints;            /* checkpoints written */
