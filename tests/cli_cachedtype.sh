@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # --cache-dtype f16 (emotion net, Fashion-MNIST 200 train / 600 test, all four methods, one epoch):
 #  - f16 and f32 runs: every method's test accuracy within 0.5 points; the activation cache's device bytes
-#    exactly halve and the primal cache's at most 0.55x (its pooled features and max-pool routing stay
+#    exactly halve and the primal cache's at most 0.6x (its pooled features and max-pool routing stay
 #    32-bit); the f16 run's numbers are not the f32 run's (the halves were really used); results.json
 #    records cache_dtype under settings;
 #  - the two tiers of an f16 activation cache give the same numbers: on the device (vstore_half) and in
@@ -27,14 +27,14 @@ GRADFEAT_CACHE_DTYPE=f16 run f16; rc=$?      # the environment twin
 check "f16 run (GRADFEAT_CACHE_DTYPE=f16) exits 0 (rc $rc)" '[ $rc -eq 0 ]' || cat "$t/f16.err"
 check "progress line names f16 and the device bytes" 'grep -q "activation cache .* MiB on the device (f16), primal cache .* MiB (f16)" "$t/f16.err"' \
   || grep cache "$t/f16.err"
-check "f16 vs f32: accuracy within 0.5 points, activation bytes halve, primal bytes <= 0.55x, numbers differ" '$PY - "$t/f32/results.json" "$t/f16/results.json" <<EOF
+check "f16 vs f32: accuracy within 0.5 points, activation bytes halve, primal bytes <= 0.6x, numbers differ" '$PY - "$t/f32/results.json" "$t/f16/results.json" <<EOF
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:])
 assert a["settings"]["cache_dtype"] == "f32" and b["settings"]["cache_dtype"] == "f16", (a["settings"], b["settings"])
 ma, mb = a["cache_memory"], b["cache_memory"]
 print("cache bytes f32", ma, "f16", mb)
 assert ma["activation_bytes"] > 0 and mb["activation_bytes"] * 2 == ma["activation_bytes"], (ma, mb)
-assert 0 < mb["primal_bytes"] <= 0.55 * ma["primal_bytes"], (ma, mb)
+assert 0 < mb["primal_bytes"] <= 0.6 * ma["primal_bytes"], (ma, mb)
 differ = 0
 for m in ("linear", "gradient", "full", "finetune"):
     x, y = a["methods"][m]["val_metric"], b["methods"][m]["val_metric"]

@@ -126,7 +126,7 @@ static void primal_roundtrip(gf_ctx *ctx, gf_block *blk, const float *theta, con
             for (int i = 0; i < B; i++) memcpy(xb + (size_t)i * S, z + (size_t)rows[i] * S, S * 4);
             REQUIRE_OK(ctx, gf_buf_write(ctx, x, 0, (size_t)B * S * 4, xb));   /* the batch input, as cache_batch */
             REQUIRE_OK(ctx, gf_buf_zero(ctx, f, 0, (size_t)B * d * 4));
-            REQUIRE_OK(ctx, gf_primal_cache_load(ctx, blk, pc, B, idx, f));
+            REQUIRE_OK(ctx, gf_primal_cache_load(ctx, blk, pc, B, idx, x, f));
         }
         REQUIRE_OK(ctx, gf_block_tangent(ctx, blk, B, x, &th, &w2, tf));
         REQUIRE_OK(ctx, gf_block_backward(ctx, blk, B, x, &th, gfeat, pass ? &g2 : &g1, NULL));
@@ -479,15 +479,40 @@ int main(void) {
             if (bgn[i].b_off >= 0) test_fill(&r, thg + bgn[i].b_off, bgn[i].b_count, -0.3, 0.3);
         }
         /* kept: conv's input (the block input: not stored), silu's input, se.fc's, se.gate's,
-           both factors of both products (silu, se.gate, se.mul, sig), conv2's input (cat) */
+           both factors of both products (silu, se.gate, se.mul, sig), conv2's input (cat); the activations' values
+           (silu, se.gate, sig) are made again from their inputs at the load, not kept */
         size_t want = (size_t)gf_block_feature_dim(bg) + 8 * H * H /* conv */ + 8 /* se.pool */ + 8 /* se.fc */ +
-                      8 /* se.gate */ + 8 * H * H /* silu */ + 8 * H * H /* se.mul */ + 8 * H * H /* sig */ +
-                      16 * H * H /* cat */;
+                      8 * H * H /* se.mul */ + 16 * H * H /* cat */;
         CHECK(gf_block_primal_bytes(bg, 0) == want * 4, "gated block: primal cache %zu bytes per sample, want %zu",
               gf_block_primal_bytes(bg, 0), want * 4);
         primal_roundtrip(ctx, bg, thg, z, S);
         free(thg);
         gf_block_free(bg);
+    }
+    {   /* an activation of the block input: made again from the input at the load (nothing kept for it) */
+        gf_node ni[3];
+        gf_conv_desc d;
+        memset(ni, 0, sizeof ni);
+        gf_conv_desc_simple(NULL, &d, 1, C_IN, H, H, 8, 3, 1, 1, 1, 1);
+        ni[0] = (gf_node){.kind = GF_K_ACT, .name = "in.relu", .in = {GF_NODE_INPUT}, .act = {GF_ACT_RELU, 0}};
+        ni[1] = (gf_node){.kind = GF_K_CONV, .name = "conv", .in = {0}, .conv = d, .has_bias = 1};
+        ni[2] = (gf_node){.kind = GF_K_ACT, .name = "relu", .in = {1}, .act = {GF_ACT_LEAKY, 0.1f}};
+        gf_block *bi;
+        REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, ni, 3, B, &bi));
+        size_t Pi = gf_block_param_count(bi);
+        float *thi = calloc(Pi, 4);
+        int ni_n;
+        const gf_node *bin = gf_block_nodes(bi, &ni_n);
+        for (int i = 0; i < ni_n; i++) {
+            if (bin[i].w_off >= 0) test_fill(&r, thi + bin[i].w_off, bin[i].w_count, -0.5, 0.5);
+            if (bin[i].b_off >= 0) test_fill(&r, thi + bin[i].b_off, bin[i].b_count, -0.3, 0.3);
+        }
+        size_t want = (size_t)gf_block_feature_dim(bi) + 8 * H * H /* conv, which the leaky ReLU reads */;
+        CHECK(gf_block_primal_bytes(bi, 0) == want * 4, "input ReLU block: primal cache %zu bytes per sample, want %zu",
+              gf_block_primal_bytes(bi, 0), want * 4);
+        primal_roundtrip(ctx, bi, thi, z, S);
+        free(thi);
+        gf_block_free(bi);
     }
     /* kept per sample: conv and pool outputs (relu and conv2 read them), pool routing, features */
     size_t pb = (size_t)(8 * H * H + 2 * 8 * (H / 2) * (H / 2) + d) * 4;

@@ -145,6 +145,8 @@ void gf_primal_cache_free(gf_primal_cache *pc);
  * features are in f: copy what is kept into rows first..first+n-1. */
 gf_status gf_primal_cache_store(gf_ctx *ctx, const gf_block *b, gf_primal_cache *pc, int first, int n, cl_mem f);
 /* Put rows idx[0..n) (device ints) into the block's buffers and f, leaving the
- * block as gf_block_forward at θ̄ of those samples would for tangent/backward. */
-gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *pc, int n, cl_mem idx, cl_mem f);
+ * block as gf_block_forward at θ̄ of those samples would for tangent/backward; x: the block input of those
+ * samples (an activation of it is made again from it, not kept). */
+gf_status gf_primal_cache_load(gf_ctx *ctx, gf_block *b, const gf_primal_cache *pc, int n, cl_mem idx, cl_mem x,
+                               cl_mem f);
 #endif

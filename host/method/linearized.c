@@ -169,7 +169,7 @@ void gf_lin_use_primal_cache(gf_lin *m, const gf_primal_cache *pc, cl_mem idx) {
 
 gf_status gf_lin_forward(gf_ctx *ctx, gf_lin *m, int n, cl_mem x) {
     const gf_params *th = m->method == GF_METHOD_FINETUNE ? &m->theta : &m->theta_bar;
-    if (m->primal) GF_TRY(gf_primal_cache_load(ctx, m->block, m->primal, n, m->primal_idx, m->f));
+    if (m->primal) GF_TRY(gf_primal_cache_load(ctx, m->block, m->primal, n, m->primal_idx, x, m->f));
     else GF_TRY(gf_block_forward(ctx, m->block, n, x, th, m->f));
     const gf_params *w2 = &m->w2;
     cl_mem w1 = m->w1;
