@@ -153,6 +153,27 @@ static void primal_roundtrip(gf_ctx *ctx, gf_block *blk, const float *theta, con
     free(w2h); free(xb); free(gfh);
 }
 
+/* A block of these nodes with random weights: its primal cache keeps `want` floats a sample besides the features,
+ * and a load gives what the forward gives (primal_roundtrip). */
+static void primal_block(gf_ctx *ctx, test_rng *r, const gf_node *nd, int n_nodes, size_t want, const char *name,
+                         const float *z, size_t S) {
+    gf_block *blk;
+    REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, nd, n_nodes, B, &blk));
+    float *th = calloc(gf_block_param_count(blk), 4);
+    int n;
+    const gf_node *bn = gf_block_nodes(blk, &n);
+    for (int i = 0; i < n; i++) {
+        if (bn[i].w_off >= 0) test_fill(r, th + bn[i].w_off, bn[i].w_count, -0.5, 0.5);
+        if (bn[i].b_off >= 0) test_fill(r, th + bn[i].b_off, bn[i].b_count, -0.3, 0.3);
+    }
+    want = (want + (size_t)gf_block_feature_dim(blk)) * 4;
+    CHECK(gf_block_primal_bytes(blk, 0) == want, "%s: primal cache %zu bytes per sample, want %zu", name,
+          gf_block_primal_bytes(blk, 0), want);
+    primal_roundtrip(ctx, blk, th, z, S);
+    free(th);
+    gf_block_free(blk);
+}
+
 /* Gradient of the L2-regularised mean softmax cross-entropy (double, written
  * here independently of host/method/probe.c): largest |component|. */
 /* Row i's logits z (k <= 8) in double; returns their maximum, *s = sum exp(z - max). */
@@ -466,28 +487,12 @@ int main(void) {
     REQUIRE_OK(ctx, gf_train(ctx, blk, theta, &tr, &va, all, &o, &a));
     CHECK(a.cache_on_device, "small cache should be on the device");
     primal_roundtrip(ctx, blk, theta, z, S);
-    {   /* the same with products, a gate, smooth activations and a concat */
+    {   /* the same with products, a gate, smooth activations and a concat. Kept: conv's input (the block input:
+           not stored), silu's input, se.fc's, se.gate's, both factors of both products (silu, se.gate, se.mul,
+           sig), conv2's input (cat); the activations' values (silu, se.gate, sig) are made again at the load */
         gf_node ng[10];
-        gf_block *bg;
-        REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, ng, nodes_gated(ng), B, &bg));
-        size_t Pg = gf_block_param_count(bg);
-        float *thg = calloc(Pg, 4);
-        int ng_n;
-        const gf_node *bgn = gf_block_nodes(bg, &ng_n);
-        for (int i = 0; i < ng_n; i++) {
-            if (bgn[i].w_off >= 0) test_fill(&r, thg + bgn[i].w_off, bgn[i].w_count, -0.5, 0.5);
-            if (bgn[i].b_off >= 0) test_fill(&r, thg + bgn[i].b_off, bgn[i].b_count, -0.3, 0.3);
-        }
-        /* kept: conv's input (the block input: not stored), silu's input, se.fc's, se.gate's,
-           both factors of both products (silu, se.gate, se.mul, sig), conv2's input (cat); the activations' values
-           (silu, se.gate, sig) are made again from their inputs at the load, not kept */
-        size_t want = (size_t)gf_block_feature_dim(bg) + 8 * H * H /* conv */ + 8 /* se.pool */ + 8 /* se.fc */ +
-                      8 * H * H /* se.mul */ + 16 * H * H /* cat */;
-        CHECK(gf_block_primal_bytes(bg, 0) == want * 4, "gated block: primal cache %zu bytes per sample, want %zu",
-              gf_block_primal_bytes(bg, 0), want * 4);
-        primal_roundtrip(ctx, bg, thg, z, S);
-        free(thg);
-        gf_block_free(bg);
+        primal_block(ctx, &r, ng, nodes_gated(ng), 8 * H * H /* conv */ + 8 /* se.pool */ + 8 /* se.fc */ +
+                     8 * H * H /* se.mul */ + 16 * H * H /* cat */, "gated block", z, S);
     }
     {   /* an activation of the block input: made again from the input at the load (nothing kept for it) */
         gf_node ni[3];
@@ -497,22 +502,7 @@ int main(void) {
         ni[0] = (gf_node){.kind = GF_K_ACT, .name = "in.relu", .in = {GF_NODE_INPUT}, .act = {GF_ACT_RELU, 0}};
         ni[1] = (gf_node){.kind = GF_K_CONV, .name = "conv", .in = {0}, .conv = d, .has_bias = 1};
         ni[2] = (gf_node){.kind = GF_K_ACT, .name = "relu", .in = {1}, .act = {GF_ACT_LEAKY, 0.1f}};
-        gf_block *bi;
-        REQUIRE_OK(ctx, gf_block_create(ctx, C_IN, H, H, ni, 3, B, &bi));
-        size_t Pi = gf_block_param_count(bi);
-        float *thi = calloc(Pi, 4);
-        int ni_n;
-        const gf_node *bin = gf_block_nodes(bi, &ni_n);
-        for (int i = 0; i < ni_n; i++) {
-            if (bin[i].w_off >= 0) test_fill(&r, thi + bin[i].w_off, bin[i].w_count, -0.5, 0.5);
-            if (bin[i].b_off >= 0) test_fill(&r, thi + bin[i].b_off, bin[i].b_count, -0.3, 0.3);
-        }
-        size_t want = (size_t)gf_block_feature_dim(bi) + 8 * H * H /* conv, which the leaky ReLU reads */;
-        CHECK(gf_block_primal_bytes(bi, 0) == want * 4, "input ReLU block: primal cache %zu bytes per sample, want %zu",
-              gf_block_primal_bytes(bi, 0), want * 4);
-        primal_roundtrip(ctx, bi, thi, z, S);
-        free(thi);
-        gf_block_free(bi);
+        primal_block(ctx, &r, ni, 3, 8 * H * H /* conv, which the leaky ReLU reads */, "input ReLU block", z, S);
     }
     /* kept per sample: conv and pool outputs (relu and conv2 read them), pool routing, features */
     size_t pb = (size_t)(8 * H * H + 2 * 8 * (H / 2) * (H / 2) + d) * 4;
