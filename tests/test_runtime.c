@@ -60,6 +60,54 @@ static void test_gemm_batched(gf_ctx *ctx) {
     gf_buf_release(&dA); gf_buf_release(&dB); gf_buf_release(&dC);
 }
 
+/* The host BLAS's batch split over threads (gemm.c run_split: whole GEMMs, each on one BLAS thread) gives the bits
+ * of the same GEMMs run one after another on the BLAS's own threads, at sizes OpenBLAS runs threaded (M N K > 2^18),
+ * without and with transposes, beta != 0, 5 GEMMs over 2 and over 3 threads (uneven shares); all within float
+ * rounding of a double reference. */
+static void gemm_batch_run(gf_ctx *ctx, int split, int tr, const float *A, const float *Bm, const float *C,
+                           size_t M, size_t N, size_t K, size_t B, float *out) {
+    cl_mem dA = test_upload(ctx, A, B * M * K), dB = test_upload(ctx, Bm, B * K * N), dC = test_upload(ctx, C, B * M * N);
+    int keep = ctx->blas_split;
+    ctx->blas_split = split;
+    REQUIRE_OK(ctx, gf_gemm_batched(ctx, tr, tr, M, N, K, 1.5f, dA, 0, tr ? M : K, M * K, dB, 0, tr ? K : N, K * N,
+                                    0.5f, dC, 0, N, M * N, B));
+    ctx->blas_split = keep;
+    test_download(ctx, dC, out, B * M * N);
+    gf_buf_release(&dA); gf_buf_release(&dB); gf_buf_release(&dC);
+}
+
+static void test_gemm_split(gf_ctx *ctx) {
+    const size_t M = 96, N = 130, K = 80, B = 5;
+    test_rng r; test_rng_seed(&r, 3);
+    float *A = malloc(B * M * K * 4), *Bm = malloc(B * K * N * 4), *C = malloc(B * M * N * 4);
+    float *one = malloc(B * M * N * 4), *got = malloc(B * M * N * 4);
+    double *ref = malloc(B * M * N * 8);
+    test_fill(&r, A, B * M * K, -1, 1); test_fill(&r, Bm, B * K * N, -1, 1); test_fill(&r, C, B * M * N, -1, 1);
+    for (int tr = 0; tr < 2; tr++) {   /* op(A) = A^T, op(B) = B^T when tr */
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = 0; i < M; i++)
+                for (size_t j = 0; j < N; j++) {
+                    double sum = 0;
+                    for (size_t k = 0; k < K; k++)
+                        sum += (double)A[b * M * K + (tr ? k * M + i : i * K + k)] *
+                               Bm[b * K * N + (tr ? j * K + k : k * N + j)];
+                    ref[b * M * N + i * N + j] = 1.5 * sum + 0.5 * C[b * M * N + i * N + j];
+                }
+        gemm_batch_run(ctx, 0, tr, A, Bm, C, M, N, K, B, one);
+        test_close(tr ? "gemm batch one after another, transposed" : "gemm batch one after another", one, ref,
+                   B * M * N, 1e-4, 1e-4);
+        for (int split = 2; split <= 3; split++) {
+            gemm_batch_run(ctx, split, tr, A, Bm, C, M, N, K, B, got);
+            size_t diff = 0;
+            for (size_t i = 0; i < B * M * N; i++) diff += memcmp(&got[i], &one[i], 4) != 0;
+            CHECK(diff == 0, "gemm batch split over %d threads%s: %zu of %zu values not the bits of the batch one "
+                  "after another", split, tr ? ", transposed" : "", diff, B * M * N);
+            test_close("gemm batch split", got, ref, B * M * N, 1e-4, 1e-4);
+        }
+    }
+    free(one); free(got); free(ref); free(A); free(Bm); free(C);
+}
+
 static void test_selftest_rows(gf_ctx *ctx) {
     gf_check_row *rows; int n;
     gf_status st = gf_selftest(ctx, &rows, &n);
@@ -333,6 +381,7 @@ int main(int argc, char **argv) {
         return test_finish("test_runtime --small");
     }
     test_gemm_batched(ctx);
+    if (ctx->host_blas) test_gemm_split(ctx);   /* the host BLAS's batch split (CPU devices) */
     if (ctx->host_blas) {           /* CPU device: check the CLBlast path too */
         ctx->host_blas = 0;
         test_gemm_batched(ctx);

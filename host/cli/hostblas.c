@@ -64,11 +64,17 @@ void cli_denormals_describe(char *out, size_t cap) {
 void cli_host_blas_describe(char *out, size_t cap) {
     const char *(*corename)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_corename");
     const char *env = getenv("OPENBLAS_CORETYPE"), *to = getenv("OPENBLAS_THREAD_TIMEOUT");
-    char idle[160];
+    char idle[224];
     if (blas_timeout_asked)
         snprintf(idle, sizeof idle, "; idle threads spin 2^%d cycles (%s)", openblas_thread_timeout(),
                  to && *to ? "OPENBLAS_THREAD_TIMEOUT" : "gradfeat's default");
     else snprintf(idle, sizeof idle, "; idle threads: OpenBLAS's own timeout (it did not ask gradfeat)");
+    int (*threads)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    int nt = threads ? threads() : 1;
+    if (nt >= 2) {   /* host/runtime/gemm.c run_split */
+        size_t used = strlen(idle);
+        snprintf(idle + used, sizeof idle - used, "; batched GEMMs split over its %d threads, a GEMM each", nt);
+    }
     if (!corename) snprintf(out, cap, "not OpenBLAS (no openblas_get_corename)");
     else if (env && *env) snprintf(out, cap, "OpenBLAS, kernels %s (forced: OPENBLAS_CORETYPE=%s)%s", corename(), env, idle);
     else snprintf(out, cap, "OpenBLAS, kernels %s (its own choice for this CPU)%s", corename(), idle);

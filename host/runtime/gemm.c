@@ -4,12 +4,14 @@
  *    the buffers are mapped (zero-copy) and the host BLAS runs in place.
  *    Mapping waits for the queued work, which on a CPU device is where the
  *    cores are anyway. GRADFEAT_HOST_BLAS=0 forces CLBlast. */
+#define _GNU_SOURCE   /* RTLD_DEFAULT */
 #include <stdio.h>
 #include <unistd.h>
 #include <clblast_c.h>
 #include "gf_internal.h"
 #ifdef GF_HAVE_CBLAS
 #include <cblas.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #endif
 
@@ -86,6 +88,68 @@ void gf_host_blas_reserve(void) {
     pthread_once(&once, host_blas_reserve_once);
 }
 
+/* OpenBLAS's thread count, looked up by name: any other CBLAS has none, and its batches run as a loop. */
+static int (*blas_get_threads)(void);
+static void (*blas_set_threads)(int);
+static void find_blas_threads_once(void) {
+    blas_get_threads = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    blas_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (!blas_set_threads) blas_get_threads = NULL;
+}
+int gf_host_blas_threads(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_blas_threads_once);
+    return blas_get_threads ? blas_get_threads() : 1;
+}
+
+/* GEMMs i0 .. i1 - 1 of a batch, mapped pointers at their offsets */
+typedef struct gemm_share {
+    int ta, tb;
+    size_t M, N, K, lda, sa, ldb, sb, ldc, sc, i0, i1;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} gemm_share;
+
+static void *run_share(void *arg) {
+    const gemm_share *s = arg;
+    for (size_t i = s->i0; i < s->i1; i++)
+        cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans, (int)s->M,
+                    (int)s->N, (int)s->K, s->alpha, s->a + i * s->sa, (int)s->lda, s->b + i * s->sb, (int)s->ldb,
+                    s->beta, s->c + i * s->sc, (int)s->ldc);
+    return NULL;
+}
+
+/* A batch split over ctx->blas_split host threads, each a share of whole GEMMs with the host BLAS on one thread.
+ * The batched GEMMs are Winograd's 36 planes, each small (64 x 64 x 3,136 at ResNet-18's first stage): run one
+ * after another, OpenBLAS splits each over its threads and joins them 36 times (its second thread spent up to a
+ * fifth of its samples in sched_yield there); split, each thread runs its GEMMs without waiting. OpenBLAS splits
+ * a GEMM by rows and columns of C, never along K, so every value is the same sum in the same order either way:
+ * the same bits (test_runtime). Threads inherit the caller's floating-point mode (hostblas.c: subnormals). */
+static void run_split(int threads, gemm_share *all) {
+    enum { MAX_SPLIT = 64 };
+    gemm_share share[MAX_SPLIT];
+    pthread_t tid[MAX_SPLIT];
+    int started[MAX_SPLIT] = {0};
+    size_t batch = all->i1;
+    if (threads > MAX_SPLIT) threads = MAX_SPLIT;
+    if ((size_t)threads > batch) threads = (int)batch;
+    int blas = blas_get_threads();
+    blas_set_threads(1);
+    for (int t = 0; t < threads; t++) {
+        share[t] = *all;
+        share[t].i0 = batch * (size_t)t / (size_t)threads;
+        share[t].i1 = batch * (size_t)(t + 1) / (size_t)threads;
+        if (t > 0) started[t] = pthread_create(&tid[t], NULL, run_share, &share[t]) == 0;
+    }
+    run_share(&share[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(tid[t], NULL);
+        else run_share(&share[t]);   /* no thread to be had: this one runs the share */
+    }
+    blas_set_threads(blas);
+}
+
 static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                            cl_mem A, size_t off_a, size_t lda, size_t sa, cl_mem B, size_t off_b, size_t ldb,
                            size_t sb, float beta, cl_mem C, size_t off_c, size_t ldc, size_t sc, size_t batch) {
@@ -93,11 +157,10 @@ static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size
     mapping maps[3];
     int n;
     GF_TRY(map_all(ctx, bufs, maps, &n));
-    float *a = mapped(maps, n, A), *b = mapped(maps, n, B), *c = mapped(maps, n, C);
-    for (size_t i = 0; i < batch; i++)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, alpha, a + off_a + i * sa, (int)lda, b + off_b + i * sb, (int)ldb, beta,
-                    c + off_c + i * sc, (int)ldc);
+    gemm_share all = {ta, tb, M, N, K, lda, sa, ldb, sb, ldc, sc, 0, batch, alpha, beta,
+                      mapped(maps, n, A) + off_a, mapped(maps, n, B) + off_b, mapped(maps, n, C) + off_c};
+    if (batch >= 2 && ctx->blas_split >= 2 && blas_set_threads) run_split(ctx->blas_split, &all);
+    else run_share(&all);
     return unmap_all(ctx, maps, n);
 }
 #endif

@@ -51,6 +51,8 @@ struct gf_ctx {
     cl_mem gemm_tmp;                 /* CLBlast's temp buffer, owned by us */
     size_t gemm_tmp_bytes;
     int host_blas;                   /* CPU device sharing host memory: GEMMs run in host BLAS */
+    int blas_split;                  /* host BLAS: a batch of GEMMs split over this many threads, each GEMM on one
+                                        (OpenBLAS's thread count at creation; < 2: one after another) */
     int conv_plane;                  /* conv.cl CPU-style plane kernels (else per element) */
     int conv_algo;                   /* 3x3 stride-1 convs: 0 auto, 1 direct, 2 Winograd (GF_CONV_ALGO_*, ops_affine.h) */
     int map_caches;                  /* caches in host-visible memory, filled through a mapping (gf_buf_create_host) */
@@ -142,6 +144,7 @@ void gf_buf_release(cl_mem *m);
  * C = alpha * op(A) * op(B) + beta * C, op(A) is M x K, op(B) is K x N. */
 #ifdef GF_HAVE_CBLAS
 void gf_host_blas_reserve(void);   /* the host BLAS's work buffer, made now (gemm.c: why) */
+int gf_host_blas_threads(void);    /* OpenBLAS's threads now; 1 for a CBLAS that does not say */
 #endif
 gf_status gf_gemm(gf_ctx *ctx, int trans_a, int trans_b, size_t M, size_t N, size_t K,
                   float alpha, cl_mem A, size_t off_a, size_t lda,

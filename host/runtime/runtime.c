@@ -288,7 +288,10 @@ static gf_status choose_paths(gf_ctx *ctx, const gf_ctx_options *opt) {
     ctx->host_blas = want_host && ctx->info.is_cpu && ctx->info.unified_memory;
     if (gemm == 1 && !ctx->host_blas)
         gf_log(ctx, GF_LOG_WARN, "GEMM host: this device is not a CPU device sharing host memory; using CLBlast");
-    if (ctx->host_blas) gf_host_blas_reserve();
+    if (ctx->host_blas) {
+        gf_host_blas_reserve();
+        ctx->blas_split = gf_host_blas_threads();
+    }
 #else
     if (gemm == 1) gf_log(ctx, GF_LOG_WARN, "GEMM host: built without CBLAS; using CLBlast");
     (void)want_host;
