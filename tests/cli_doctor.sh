@@ -109,6 +109,12 @@ OPENBLAS_THREAD_TIMEOUT=20 "$G" doctor --no-selftest > "$t/b3.txt" 2>&1
 check "OpenBLAS's idle threads: 2^4 cycles by gradfeat's default, 2^20 with OPENBLAS_THREAD_TIMEOUT=20" \
   'grep -q "^host BLAS .*idle threads spin 2^4 cycles (gradfeat.s default)" "$t/b2.txt" &&
    grep -q "^host BLAS .*idle threads spin 2^20 cycles (OPENBLAS_THREAD_TIMEOUT)" "$t/b3.txt"' || grep -h "^host BLAS" "$t"/b[23].txt
+# a batch of GEMMs split over OpenBLAS's threads (host/runtime/gemm.c run_split), named where there are two or more
+OPENBLAS_NUM_THREADS=2 "$G" doctor --no-selftest > "$t/b4.txt" 2>&1
+OPENBLAS_NUM_THREADS=1 "$G" doctor --no-selftest > "$t/b5.txt" 2>&1
+check "host BLAS line: batched GEMMs split over OpenBLAS's 2 threads, not named with 1" \
+  'grep -q "^host BLAS .*; batched GEMMs split over its 2 threads, a GEMM each" "$t/b4.txt" &&
+   grep -q "^host BLAS " "$t/b5.txt" && ! grep -q "batched GEMMs split" "$t/b5.txt"' || grep -h "^host BLAS" "$t"/b[45].txt
 "$G" doctor --help | grep -q -- "--no-selftest"; check "help lists options" '[ $? -eq 0 ]'
 
 finish
