@@ -70,24 +70,6 @@ static gf_status unmap_all(gf_ctx *ctx, mapping *maps, int n) {
     return GF_OK;
 }
 
-/* The host BLAS's work buffer, taken while the address space still has room: OpenBLAS (0.3.21, Debian 12) allocates it
- * at a thread's first GEMM and, when that allocation fails (an address-space limit reached by the caches: `ulimit
- * -v`), retries forever (OpenBLAS issue 5289, fixed in 0.3.30), so a run that fills its limit first hung in its
- * first GEMM instead of failing on its own allocation with a message. One GEMM of a size past OpenBLAS's
- * small-matrix path at the first host-BLAS context makes the calling thread's buffer (freed back to OpenBLAS's
- * pool, not to the system: later GEMMs reuse it). */
-static void host_blas_reserve_once(void) {
-    enum { N = 256 };
-    float *a = calloc((size_t)3 * N * N, sizeof(float));
-    if (!a) return;   /* no room even for this: the run fails on its own allocations */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f, a + 2 * N * N, N);
-    free(a);
-}
-void gf_host_blas_reserve(void) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;   /* contexts may be made on several threads */
-    pthread_once(&once, host_blas_reserve_once);
-}
-
 /* OpenBLAS's thread count, looked up by name: any other CBLAS has none, and its batches run as a loop. */
 static int (*blas_get_threads)(void);
 static void (*blas_set_threads)(int);
@@ -148,6 +130,28 @@ static void run_split(int threads, gemm_share *all) {
         else run_share(&share[t]);   /* no thread to be had: this one runs the share */
     }
     blas_set_threads(blas);
+}
+
+/* The host BLAS's work buffers, taken while the address space still has room: OpenBLAS (0.3.21, Debian 12) allocates
+ * one at a thread's first GEMM where its pool has none free and, when that allocation fails (an address-space limit
+ * reached by the caches: `ulimit -v`), retries forever (OpenBLAS issue 5289, fixed in 0.3.30), so a run that fills
+ * its limit first hung in its first GEMM instead of failing on its own allocation with a message. Two GEMMs of a size
+ * past OpenBLAS's small-matrix path at the first host-BLAS context, split as a batch is (one each on two threads at
+ * once), make the buffers the calling thread and run_split's threads take (freed back to OpenBLAS's pool, not to the
+ * system: later GEMMs reuse them). */
+static void host_blas_reserve_once(void) {
+    enum { N = 256 };
+    float *a = calloc((size_t)4 * N * N, sizeof(float));
+    if (!a) return;   /* no room even for this: the run fails on its own allocations */
+    gemm_share two = {0, 0, N, N, N, N, 0, N, 0, N, (size_t)N * N, 0, 2, 1.0f, 0.0f, a, a + N * N, a + 2 * N * N};
+    int threads = gf_host_blas_threads();
+    if (threads >= 2 && blas_set_threads) run_split(threads, &two);
+    else run_share(&two);
+    free(a);
+}
+void gf_host_blas_reserve(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;   /* contexts may be made on several threads */
+    pthread_once(&once, host_blas_reserve_once);
 }
 
 static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
