@@ -62,7 +62,7 @@ static void test_gemm_batched(gf_ctx *ctx) {
 
 /* The host BLAS's batch split over threads (gemm.c run_split: whole GEMMs, each on one BLAS thread) gives the bits
  * of the same GEMMs run one after another on the BLAS's own threads, at sizes OpenBLAS runs threaded (M N K > 2^18),
- * without and with transposes, beta != 0, 5 GEMMs over 2 and over 3 threads (uneven shares); all within float
+ * without and with transposes, beta != 0, 13 GEMMs over 2 and over 3 threads (uneven shares); all within float
  * rounding of a double reference. */
 static void gemm_batch_run(gf_ctx *ctx, int split, int tr, const float *A, const float *Bm, const float *C,
                            size_t M, size_t N, size_t K, size_t B, float *out) {
@@ -77,7 +77,7 @@ static void gemm_batch_run(gf_ctx *ctx, int split, int tr, const float *A, const
 }
 
 static void test_gemm_split(gf_ctx *ctx) {
-    const size_t M = 96, N = 130, K = 80, B = 5;
+    const size_t M = 96, N = 130, K = 80, B = 13;   /* 4 GEMMs a thread or more: split (gemm.c host_gemm) */
     test_rng r; test_rng_seed(&r, 3);
     float *A = malloc(B * M * K * 4), *Bm = malloc(B * K * N * 4), *C = malloc(B * M * N * 4);
     float *one = malloc(B * M * N * 4), *got = malloc(B * M * N * 4);
@@ -93,11 +93,15 @@ static void test_gemm_split(gf_ctx *ctx) {
                                Bm[b * K * N + (tr ? j * K + k : k * N + j)];
                     ref[b * M * N + i * N + j] = 1.5 * sum + 0.5 * C[b * M * N + i * N + j];
                 }
+        size_t before = ctx->blas_splits;
         gemm_batch_run(ctx, 0, tr, A, Bm, C, M, N, K, B, one);
+        CHECK(ctx->blas_splits == before, "gemm batch with no split: one after another");
         test_close(tr ? "gemm batch one after another, transposed" : "gemm batch one after another", one, ref,
                    B * M * N, 1e-4, 1e-4);
         for (int split = 2; split <= 3; split++) {
+            size_t before = ctx->blas_splits;
             gemm_batch_run(ctx, split, tr, A, Bm, C, M, N, K, B, got);
+            CHECK(ctx->blas_splits == before + 1, "gemm batch of %zu over %d threads: run split", B, split);
             size_t diff = 0;
             for (size_t i = 0; i < B * M * N; i++) diff += memcmp(&got[i], &one[i], 4) != 0;
             CHECK(diff == 0, "gemm batch split over %d threads%s: %zu of %zu values not the bits of the batch one "

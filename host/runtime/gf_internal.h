@@ -53,6 +53,7 @@ struct gf_ctx {
     int host_blas;                   /* CPU device sharing host memory: GEMMs run in host BLAS */
     int blas_split;                  /* host BLAS: a batch of GEMMs split over this many threads, each GEMM on one
                                         (OpenBLAS's thread count at creation; < 2: one after another) */
+    size_t blas_splits;              /* batches run split so far (test_runtime checks the split ran) */
     int conv_plane;                  /* conv.cl CPU-style plane kernels (else per element) */
     int conv_algo;                   /* 3x3 stride-1 convs: 0 auto, 1 direct, 2 Winograd (GF_CONV_ALGO_*, ops_affine.h) */
     int map_caches;                  /* caches in host-visible memory, filled through a mapping (gf_buf_create_host) */
