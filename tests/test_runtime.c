@@ -109,6 +109,27 @@ static void test_gemm_split(gf_ctx *ctx) {
             test_close("gemm batch split", got, ref, B * M * N, 1e-4, 1e-4);
         }
     }
+    /* a batch summed into one C (stride_c 0) is never split: its GEMMs would race on C */
+    const size_t Ms = 9, Ns = 7, Ks = 5, Bs = 12;
+    float As[12 * 9 * 5], Bv[12 * 5 * 7], Cs[9 * 7], Cg[9 * 7];
+    double Cr[9 * 7];
+    test_fill(&r, As, sizeof As / 4, -1, 1); test_fill(&r, Bv, sizeof Bv / 4, -1, 1); test_fill(&r, Cs, sizeof Cs / 4, -1, 1);
+    for (size_t i = 0; i < Ms * Ns; i++) Cr[i] = Cs[i];
+    for (size_t b = 0; b < Bs; b++)
+        for (size_t i = 0; i < Ms; i++)
+            for (size_t j = 0; j < Ns; j++)
+                for (size_t k = 0; k < Ks; k++) Cr[i * Ns + j] += (double)As[b * Ms * Ks + i * Ks + k] * Bv[b * Ks * Ns + k * Ns + j];
+    cl_mem dA = test_upload(ctx, As, Bs * Ms * Ks), dB = test_upload(ctx, Bv, Bs * Ks * Ns), dC = test_upload(ctx, Cs, Ms * Ns);
+    size_t before = ctx->blas_splits;
+    int keep = ctx->blas_split;
+    ctx->blas_split = 2;
+    REQUIRE_OK(ctx, gf_gemm_batched(ctx, 0, 0, Ms, Ns, Ks, 1.0f, dA, 0, Ks, Ms * Ks, dB, 0, Ns, Ks * Ns, 1.0f, dC, 0, Ns,
+                                    0, Bs));
+    ctx->blas_split = keep;
+    CHECK(ctx->blas_splits == before, "gemm batch summed into one C (stride_c 0): not split");
+    test_download(ctx, dC, Cg, Ms * Ns);
+    test_close("gemm batch summed into one C", Cg, Cr, Ms * Ns, 1e-5, 1e-5);
+    gf_buf_release(&dA); gf_buf_release(&dB); gf_buf_release(&dC);
     free(one); free(got); free(ref); free(A); free(Bm); free(C);
 }
 

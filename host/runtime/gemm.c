@@ -169,7 +169,8 @@ static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size
     gemm_share all = {ta, tb, M, N, K, lda, sa, ldb, sb, ldc, sc, 0, batch, alpha, beta,
                       mapped(maps, n, A) + off_a, mapped(maps, n, B) + off_b, mapped(maps, n, C) + off_c};
     int split = ctx->blas_split;
-    if (split >= 2 && split <= MAX_SPLIT && batch >= 4 * (size_t)split && blas_set_threads) {
+    /* sc 0 sums the batch into one C: one after another only */
+    if (split >= 2 && split <= MAX_SPLIT && batch >= 4 * (size_t)split && sc != 0 && blas_set_threads) {
         run_split(split, &all);
         ctx->blas_splits++;
     } else {
