@@ -100,9 +100,14 @@ check "unknown option -> exit 2" '[ $rc -eq 2 ]'
 # the host BLAS's kernels (what CPU devices' GEMMs run), and whether OPENBLAS_CORETYPE forced them
 OPENBLAS_CORETYPE=Haswell "$G" doctor --no-selftest > "$t/b1.txt" 2>&1
 env -u OPENBLAS_CORETYPE "$G" doctor --no-selftest > "$t/b2.txt" 2>&1
-check "host BLAS line: OPENBLAS_CORETYPE=Haswell shows forced Haswell kernels; unset, OpenBLAS's own choice" \
+# unset: OpenBLAS's own choice, or gradfeat's where OpenBLAS fell back to Prescott's kernels on a CPU it did not know
+# (host/runtime/gemm.c choose_blas_kernels_once): never Prescott's on a CPU with AVX
+avx=0; grep -qw avx /proc/cpuinfo 2>/dev/null && avx=1
+check "host BLAS line: OPENBLAS_CORETYPE=Haswell shows forced Haswell kernels; unset, OpenBLAS's own choice or gradfeat's, not Prescott's with AVX" \
   'grep -q "^host BLAS *OpenBLAS, kernels Haswell (forced: OPENBLAS_CORETYPE=Haswell)" "$t/b1.txt" &&
-   grep -q "^OPENBLAS_CORETYPE=Haswell" "$t/b1.txt" && grep -q "^host BLAS *OpenBLAS, kernels [A-Za-z0-9]* (its own choice" "$t/b2.txt"' \
+   grep -q "^OPENBLAS_CORETYPE=Haswell" "$t/b1.txt" &&
+   grep -Eq "^host BLAS *OpenBLAS, kernels [A-Za-z0-9]* \((its own choice|it did not know this CPU and fell back to [A-Za-z0-9]*.s: gradfeat chose these)" "$t/b2.txt" &&
+   { [ $avx -eq 0 ] || ! grep -q "^host BLAS *OpenBLAS, kernels Prescott" "$t/b2.txt"; }' \
   || grep -h "BLAS" "$t/b1.txt" "$t/b2.txt"
 # OpenBLAS asks the program how long its idle threads spin (host/cli/hostblas.c): 2^4 cycles unless set
 OPENBLAS_THREAD_TIMEOUT=20 "$G" doctor --no-selftest > "$t/b3.txt" 2>&1

@@ -3,9 +3,12 @@
  * trip (miss -> save -> hit; corrupt entry -> rebuilt), device selection.
  * `test_runtime --small` runs the first part only, gf_axpby (b = 0 and not), gf_add and gf_fill of
  * cl/util.cl at 1, 342, 683 and 1024 values (tests/cli_oclgrind_util.sh, under oclgrind). */
+#define _GNU_SOURCE   /* RTLD_DEFAULT */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "ops_util.h"
 #include "testutil.h"
@@ -61,9 +64,17 @@ static void test_gemm_batched(gf_ctx *ctx) {
 }
 
 /* The host BLAS's batch split over threads (gemm.c run_split: whole GEMMs, each on one BLAS thread) gives the bits
- * of the same GEMMs run one after another on the BLAS's own threads, at sizes OpenBLAS runs threaded (M N K > 2^18),
- * without and with transposes, beta != 0, 13 GEMMs over 2 and over 3 threads (uneven shares); all within float
- * rounding of a double reference. */
+ * of the same GEMMs run one after another with the BLAS on one thread, at sizes OpenBLAS would run threaded
+ * (M N K > 2^18), without and with transposes, beta != 0, 13 GEMMs over 2 and over 3 threads (uneven shares); all
+ * within float rounding of a double reference, as is the batch on the BLAS's own threads (whose split of a GEMM may
+ * round edge tiles differently: not the same bits with every kernel set). */
+static int blas_threads(int n) {   /* OpenBLAS's threads set to n (> 0); returns how many it had */
+    int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    int had = get ? get() : 1;
+    if (set && n > 0) set(n);
+    return had;
+}
 static void gemm_batch_run(gf_ctx *ctx, int split, int tr, const float *A, const float *Bm, const float *C,
                            size_t M, size_t N, size_t K, size_t B, float *out) {
     cl_mem dA = test_upload(ctx, A, B * M * K), dB = test_upload(ctx, Bm, B * K * N), dC = test_upload(ctx, C, B * M * N);
@@ -94,10 +105,14 @@ static void test_gemm_split(gf_ctx *ctx) {
                     ref[b * M * N + i * N + j] = 1.5 * sum + 0.5 * C[b * M * N + i * N + j];
                 }
         size_t before = ctx->blas_splits;
-        gemm_batch_run(ctx, 0, tr, A, Bm, C, M, N, K, B, one);
+        gemm_batch_run(ctx, 0, tr, A, Bm, C, M, N, K, B, got);
         CHECK(ctx->blas_splits == before, "gemm batch with no split: one after another");
-        test_close(tr ? "gemm batch one after another, transposed" : "gemm batch one after another", one, ref,
+        test_close(tr ? "gemm batch one after another, transposed" : "gemm batch one after another", got, ref,
                    B * M * N, 1e-4, 1e-4);
+        int threads = blas_threads(1);
+        gemm_batch_run(ctx, 0, tr, A, Bm, C, M, N, K, B, one);
+        blas_threads(threads);
+        test_close("gemm batch one after another, one BLAS thread", one, ref, B * M * N, 1e-4, 1e-4);
         for (int split = 2; split <= 3; split++) {
             size_t before = ctx->blas_splits;
             gemm_batch_run(ctx, split, tr, A, Bm, C, M, N, K, B, got);
@@ -105,7 +120,7 @@ static void test_gemm_split(gf_ctx *ctx) {
             size_t diff = 0;
             for (size_t i = 0; i < B * M * N; i++) diff += memcmp(&got[i], &one[i], 4) != 0;
             CHECK(diff == 0, "gemm batch split over %d threads%s: %zu of %zu values not the bits of the batch one "
-                  "after another", split, tr ? ", transposed" : "", diff, B * M * N);
+                  "after another on one BLAS thread", split, tr ? ", transposed" : "", diff, B * M * N);
             test_close("gemm batch split", got, ref, B * M * N, 1e-4, 1e-4);
         }
     }
@@ -131,6 +146,21 @@ static void test_gemm_split(gf_ctx *ctx) {
     test_close("gemm batch summed into one C", Cg, Cr, Ms * Ns, 1e-5, 1e-5);
     gf_buf_release(&dA); gf_buf_release(&dB); gf_buf_release(&dC);
     free(one); free(got); free(ref); free(A); free(Bm); free(C);
+}
+
+/* OpenBLAS 0.3.21 falls back to its Prescott (SSE3) kernels on a CPU it does not know; gradfeat makes it choose
+ * again on one with AVX (gemm.c choose_blas_kernels_once), unless OPENBLAS_CORETYPE is set. */
+static void test_blas_kernels(void) {
+    const char *(*corename)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_corename");
+    if (!corename) return;   /* not OpenBLAS */
+    const char *replaced = gf_host_blas_replaced(), *now = corename();
+    printf("host BLAS kernels: %s%s%s\n", now, replaced ? ", replacing " : "", replaced ? replaced : "");
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx"))
+        CHECK(strcasecmp(now, "Prescott") != 0, "OpenBLAS runs its Prescott kernels on a CPU with AVX%s",
+              replaced ? " after gradfeat's choice" : "");
+#endif
+    if (replaced) CHECK(strcasecmp(replaced, now) != 0, "replaced kernels %s are still in use", replaced);
 }
 
 static void test_selftest_rows(gf_ctx *ctx) {
@@ -406,6 +436,7 @@ int main(int argc, char **argv) {
         return test_finish("test_runtime --small");
     }
     test_gemm_batched(ctx);
+    if (ctx->host_blas) test_blas_kernels();
     if (ctx->host_blas) test_gemm_split(ctx);   /* the host BLAS's batch split (CPU devices) */
     if (ctx->host_blas) {           /* CPU device: check the CLBlast path too */
         ctx->host_blas = 0;

@@ -75,7 +75,11 @@ void cli_host_blas_describe(char *out, size_t cap) {
         size_t used = strlen(idle);
         snprintf(idle + used, sizeof idle - used, "; batched GEMMs split over its %d threads, a GEMM each", nt);
     }
+    const char *replaced = gf_host_blas_replaced();   /* first: it may change the kernels */
     if (!corename) snprintf(out, cap, "not OpenBLAS (no openblas_get_corename)");
+    else if (replaced)
+        snprintf(out, cap, "OpenBLAS, kernels %s (it did not know this CPU and fell back to %s's: gradfeat chose "
+                 "these; OPENBLAS_CORETYPE overrides)%s", corename(), replaced, idle);
     else if (env && *env) snprintf(out, cap, "OpenBLAS, kernels %s (forced: OPENBLAS_CORETYPE=%s)%s", corename(), env, idle);
     else snprintf(out, cap, "OpenBLAS, kernels %s (its own choice for this CPU)%s", corename(), idle);
 }

@@ -6,6 +6,9 @@
  *    cores are anyway. GRADFEAT_HOST_BLAS=0 forces CLBlast. */
 #define _GNU_SOURCE   /* RTLD_DEFAULT */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <clblast_c.h>
 #include "gf_internal.h"
@@ -107,9 +110,11 @@ static void *run_share(void *arg) {
  * after another, OpenBLAS splits each over its threads and joins them 36 times (its second thread spent up to a
  * fifth of its samples in sched_yield there); split, each thread runs its GEMMs without waiting. Only for batches
  * of at least 4 GEMMs a thread (host_gemm), so that the share of the busiest is within 5/4 of the mean: measured
- * on 2 cores only; with more threads than a quarter of the batch OpenBLAS's own split is kept. OpenBLAS splits
- * a GEMM by rows and columns of C, never along K, so every value is the same sum in the same order either way:
- * the same bits (test_runtime). Threads inherit the caller's floating-point mode (hostblas.c: subnormals). */
+ * on 2 cores only; with more threads than a quarter of the batch OpenBLAS's own split is kept. Every GEMM runs as
+ * OpenBLAS runs it on one thread: the bits of the batch one after another with OpenBLAS on one thread
+ * (test_runtime). Against OpenBLAS's own split over its threads they can differ in the last bit where its kernels
+ * treat edge tiles differently (Haswell's: 9,121 of test_runtime's 162,240 values; SkylakeX's: none, so the
+ * ResNet-18 job's models were cmp-identical there). Threads inherit the caller's floating-point mode (hostblas.c). */
 enum { MAX_SPLIT = 64 };
 static void run_split(int threads, gemm_share *all) {
     gemm_share share[MAX_SPLIT];
@@ -134,6 +139,43 @@ static void run_split(int threads, gemm_share *all) {
     blas_set_threads(blas);
 }
 
+/* OpenBLAS picks its kernels from the CPU as it loads. 0.3.21 (Debian 12) knows no CPU newer than Sapphire Rapids and
+ * on one it does not know falls back to its Prescott (SSE3) kernels: on an Emerald Rapids VM (family 6, model 207)
+ * SGEMM 1024^3 ran at 64 GFLOP/s with them against 273 with its SkylakeX kernels, and test_method_torch's emotion
+ * rows missed PyTorch's gradients by 6e-3 (Nehalem's kernels and every newer one within its tolerance; cause not
+ * found). Where it fell back so on a CPU with AVX, OpenBLAS is made to choose again as if OPENBLAS_CORETYPE named
+ * the newest kernels the CPU runs (gotoblas_dynamic_quit / _init, exported by its DYNAMIC_ARCH builds, Debian's
+ * among them), once, before gradfeat's first GEMM; the variable is unset again after. A user's OPENBLAS_CORETYPE
+ * is left alone; `doctor` says what was replaced. */
+static char blas_replaced[32];
+static void choose_blas_kernels_once(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    const char *(*corename)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_corename");
+    void (*quit)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit");
+    void (*init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
+    if (!corename || !quit || !init || strcasecmp(corename(), "Prescott") != 0) return;
+    __builtin_cpu_init();
+    const char *want = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+                           ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell"
+                       : __builtin_cpu_supports("avx")                                   ? "Sandybridge"
+                                                                                         : NULL;
+    if (!want) return;   /* a CPU without AVX: Prescott's kernels may be its own */
+    snprintf(blas_replaced, sizeof blas_replaced, "%s", corename());
+    quit();
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    init();
+    unsetenv("OPENBLAS_CORETYPE");
+#endif
+}
+const char *gf_host_blas_replaced(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, choose_blas_kernels_once);
+    return blas_replaced[0] ? blas_replaced : NULL;
+}
+
 /* The host BLAS's work buffers, taken while the address space still has room: OpenBLAS (0.3.21, Debian 12) allocates
  * one at a thread's first GEMM where its pool has none free and, when that allocation fails (an address-space limit
  * reached by the caches: `ulimit -v`), retries forever (OpenBLAS issue 5289, fixed in 0.3.30), so a run that fills
@@ -143,6 +185,7 @@ static void run_split(int threads, gemm_share *all) {
  * system: later GEMMs reuse them). */
 static void host_blas_reserve_once(void) {
     enum { N = 256 };
+    (void)gf_host_blas_replaced();   /* the kernels first, then their buffers */
     int threads = gf_host_blas_threads();
     if (threads < 1 || !blas_set_threads) threads = 1;
     if (threads > MAX_SPLIT) threads = MAX_SPLIT;
@@ -178,6 +221,8 @@ static gf_status host_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size
     }
     return unmap_all(ctx, maps, n);
 }
+#else
+const char *gf_host_blas_replaced(void) { return NULL; }
 #endif
 
 gf_status gf_gemm(gf_ctx *ctx, int ta, int tb, size_t M, size_t N, size_t K,
