@@ -224,7 +224,8 @@ void gf_clblast_version(int *major, int *minor, int *patch);
 /* The host BLAS kernels gradfeat replaced, or NULL: OpenBLAS 0.3.21 falls back to its Prescott (SSE3) kernels on a
  * CPU it does not know (any newer than Sapphire Rapids); on one with AVX the first call (or the first context
  * with host BLAS) makes it choose again as if OPENBLAS_CORETYPE named the newest kernels the CPU runs (SkylakeX,
- * Haswell or Sandybridge), unless OPENBLAS_CORETYPE is set. Returns the name of the kernels it left. */
+ * Haswell or Sandybridge), unless OPENBLAS_CORETYPE is set. Returns the name of the kernels it left. A program that
+ * runs OpenBLAS on other threads of its own makes its first context (or this call) before they start. */
 const char *gf_host_blas_replaced(void);
 
 #ifdef __cplusplus
