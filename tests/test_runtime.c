@@ -6,6 +6,7 @@
 #define _GNU_SOURCE   /* RTLD_DEFAULT */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -87,6 +88,26 @@ static void gemm_batch_run(gf_ctx *ctx, int split, int tr, const float *A, const
     gf_buf_release(&dA); gf_buf_release(&dB); gf_buf_release(&dC);
 }
 
+/* One of two threads splitting the same batch 20 times on its own context (the last transposed run's `one` is
+ * the one-thread bits). */
+typedef struct split_job {
+    gf_ctx *ctx;
+    const float *A, *Bm, *C;
+    size_t M, N, K, B;
+    const float *one;
+    size_t diff;
+} split_job;
+static void *split_worker(void *arg) {
+    split_job *j = arg;
+    float *got = malloc(j->B * j->M * j->N * 4);
+    for (int r = 0; r < 20; r++) {
+        gemm_batch_run(j->ctx, 2, 1, j->A, j->Bm, j->C, j->M, j->N, j->K, j->B, got);
+        for (size_t i = 0; i < j->B * j->M * j->N; i++) j->diff += memcmp(&got[i], &j->one[i], 4) != 0;
+    }
+    free(got);
+    return NULL;
+}
+
 static void test_gemm_split(gf_ctx *ctx) {
     const size_t M = 96, N = 130, K = 80, B = 13;   /* 4 GEMMs a thread or more: split (gemm.c host_gemm) */
     test_rng r; test_rng_seed(&r, 3);
@@ -123,6 +144,23 @@ static void test_gemm_split(gf_ctx *ctx) {
                   "after another on one BLAS thread", split, tr ? ", transposed" : "", diff, B * M * N);
             test_close("gemm batch split", got, ref, B * M * N, 1e-4, 1e-4);
         }
+    }
+    /* two contexts on two threads splitting at once (gemm.c split_lock): each gets the bits, and OpenBLAS's thread
+     * count is what it was after, not the 1 a split sets meanwhile */
+    {
+        int threads = blas_threads(0);
+        split_job jobs[2];
+        pthread_t tid[2];
+        for (int j = 0; j < 2; j++) {
+            jobs[j] = (split_job){j ? test_ctx() : ctx, A, Bm, C, M, N, K, B, one, 0};
+            CHECK(pthread_create(&tid[j], NULL, split_worker, &jobs[j]) == 0, "split worker %d started", j);
+        }
+        for (int j = 0; j < 2; j++) pthread_join(tid[j], NULL);
+        gf_ctx_free(jobs[1].ctx);
+        CHECK(jobs[0].diff == 0 && jobs[1].diff == 0, "splits on two threads at once: %zu and %zu values not the "
+              "bits of one BLAS thread", jobs[0].diff, jobs[1].diff);
+        CHECK(blas_threads(0) == threads, "OpenBLAS on %d threads after splits on two threads at once, %d before",
+              blas_threads(0), threads);
     }
     /* a batch summed into one C (stride_c 0) is never split: its GEMMs would race on C */
     const size_t Ms = 9, Ns = 7, Ks = 5, Bs = 12;

@@ -81,10 +81,17 @@ static void find_blas_threads_once(void) {
     blas_set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
     if (!blas_set_threads) blas_get_threads = NULL;
 }
+/* OpenBLAS's thread count is one per process: a split sets it to 1 and back under this lock, so that contexts on
+ * two threads splitting at once neither read the 1 of the other as the count to restore nor leave it there. */
+static pthread_mutex_t split_lock = PTHREAD_MUTEX_INITIALIZER;
 int gf_host_blas_threads(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, find_blas_threads_once);
-    return blas_get_threads ? blas_get_threads() : 1;
+    if (!blas_get_threads) return 1;
+    pthread_mutex_lock(&split_lock);
+    int n = blas_get_threads();
+    pthread_mutex_unlock(&split_lock);
+    return n;
 }
 
 /* GEMMs i0 .. i1 - 1 of a batch, mapped pointers at their offsets */
@@ -123,6 +130,7 @@ static void run_split(int threads, gemm_share *all) {
     size_t batch = all->i1;
     if (threads > MAX_SPLIT) threads = MAX_SPLIT;
     if ((size_t)threads > batch) threads = (int)batch;
+    pthread_mutex_lock(&split_lock);
     int blas = blas_get_threads();
     blas_set_threads(1);
     for (int t = 0; t < threads; t++) {
@@ -137,6 +145,7 @@ static void run_split(int threads, gemm_share *all) {
         else run_share(&share[t]);   /* no thread to be had: this one runs the share */
     }
     blas_set_threads(blas);
+    pthread_mutex_unlock(&split_lock);
 }
 
 /* OpenBLAS picks its kernels from the CPU as it loads. 0.3.21 (Debian 12) knows no CPU newer than Sapphire Rapids and
