@@ -171,7 +171,7 @@ static gf_status act_finish_file(gf_ctx *ctx, const char *tmp, const char *path,
  * cache directory per host) is sent to that rank by rank 0; found by all, it is read by all. */
 gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const uint64_t *model_hash, const gf_model *m, int bi,
                         const char *what, gf_dataset *ds, const int *idx, int n, int S, gf_act_store *as,
-                        unsigned char *ok, gf_job_result *res) {
+                        unsigned char *ok, int refresh, gf_job_result *res) {
     gf_block_info bin;
     GF_TRY(gf_model_block(m, bi, &bin));
     int from_input = gf_model_block_cut(m, bi) == GF_NODE_INPUT;
@@ -192,7 +192,7 @@ gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const uint64_t *model_ha
     if (use_cache) {
         GF_TRY(cache_key(ctx, job, model_hash, bin.input, pp, ds, idx, n, &key));
         snprintf(path, sizeof path, "%s/%016llx.bin", dir, (unsigned long long)key);
-        hit = act_map_file(path, key, n, S, as, ok);
+        hit = !refresh && act_map_file(path, key, n, S, as, ok);
     }
     if (P > 1) {   /* agree: found by all ranks, found by rank 0 only, or computed */
         double v[2] = {hit, me == 0 && hit};

@@ -315,7 +315,7 @@ gf_status gf_adapted_eval(gf_adapted *a, const gf_eval_options *eo, gf_eval_resu
         ok = malloc((size_t)n + 1);
         if (!idx || !ok) st = gf_fail(ctx, GF_ERR_MEMORY, "out of host memory for %d samples", n);
     }
-    if (st == GF_OK) st = gf_trunk_pass(ctx, &job, NULL, a->model, a->bi, "eval", ds, idx, n, (int)a->S, &az, ok, &jr);
+    if (st == GF_OK) st = gf_trunk_pass(ctx, &job, NULL, a->model, a->bi, "eval", ds, idx, n, (int)a->S, &az, ok, 0, &jr);
     if (!eo->quiet && ds) gf_job_report_dataset(ctx, ds);
     gf_cached_set set = {0};
     if (st == GF_OK) st = gf_make_cached_set(ctx, ds, idx, n, (int)a->S, az.z0, ok, K, multi, &set, &labels, &targets);

@@ -365,16 +365,60 @@ static gf_status check_data_key(job_run *J) {
     return st;
 }
 
-/* The trunk over the training, then the evaluation subset (actcache.c). */
-static gf_status trunk_passes(job_run *J) {
+/* The trunk over the training, then the evaluation subset (actcache.c); refresh: past the activation cache. */
+static gf_status trunk_passes(job_run *J, int refresh) {
     const gf_job *job = J->job;
     gf_job_result *res = J->res;
     /* the cache keys start from the model's hash taken when it was opened: the file is not read again */
     gf_status st = gf_trunk_pass(J->ctx, job, &J->model_hash, J->m, J->bi, "train", J->dtr, J->itr, J->ntr, J->S,
-                                 &J->atr, J->oktr, res);
+                                 &J->atr, J->oktr, refresh, res);
     if (st == GF_OK && J->dva && !res->stopped)
         st = gf_trunk_pass(J->ctx, job, &J->model_hash, J->m, J->bi, "val", J->dva, J->iva, J->nva, J->S, &J->ava,
-                           J->okva, res);
+                           J->okva, refresh, res);
+    return st;
+}
+
+/* XXH3 64 of the trunk outputs and which samples loaded, training then evaluation subset, in hex. */
+static void trunk_digest(const job_run *J, char hex[32]) {
+    uint64_t h[4] = {gf_xxh3(J->atr.z0, (size_t)J->ntr * J->S * sizeof(float)), gf_xxh3(J->oktr, (size_t)J->ntr), 0, 0};
+    if (J->dva) {
+        h[2] = gf_xxh3(J->ava.z0, (size_t)J->nva * J->S * sizeof(float));
+        h[3] = gf_xxh3(J->okva, (size_t)J->nva);
+    }
+    snprintf(hex, 32, "%016llx", (unsigned long long)gf_xxh3(h, sizeof h));
+}
+
+/* The trunk outputs belong to the run (config's trunk_xxh3). Their last bits depend on what computed them (the
+ * device, its driver, the host BLAS's kernels), and the activation cache hands back whichever bits were written
+ * first, by any run on this machine (another device; another build; another --cache-dir than the run began
+ * with). A resume on other bits trains on from the checkpoint but cannot end bit-identical to an uninterrupted
+ * run: when the cache gave other bits than the checkpoint's, the trunk is run again (the cache file replaced),
+ * and when those differ too (another device or machine), the resume says so and goes on. */
+static gf_status check_trunk_digest(job_run *J) {
+    char hex[32];
+    trunk_digest(J, hex);
+    cJSON *meta = J->have_ck && J->ck.meta ? cJSON_Parse(J->ck.meta) : NULL;
+    const cJSON *was = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "config"), "trunk_xxh3");
+    gf_status st = GF_OK;
+    /* a checkpoint written before the digest existed has none: nothing to compare */
+    if (cJSON_IsString(was) && strcmp(was->valuestring, hex) && J->res->cache_reused) {
+        if (!J->job->quiet)
+            gf_progress(J->ctx, GF_PROGRESS_LINE, "the activation cache holds other trunk outputs than checkpoint %s "
+                        "was trained on (last bits: computed on another device or by another build): running the trunk "
+                        "again", J->ck_path);
+        J->res->cache_reused = 0;
+        st = trunk_passes(J, 1);
+        if (st == GF_OK && !J->res->stopped) trunk_digest(J, hex);
+    }
+    if (st == GF_OK && !J->res->stopped && cJSON_IsString(was) && strcmp(was->valuestring, hex))
+        gf_log(J->ctx, GF_LOG_WARN, "the trunk outputs differ in their last bits from those checkpoint %s was trained on "
+               "(it was written on another device, driver or host BLAS): the run goes on from the checkpoint, but its "
+               "results will not be bit-identical to an uninterrupted run's", J->ck_path);
+    if (J->config) {
+        cJSON_DeleteItemFromObjectCaseSensitive(J->config, "trunk_xxh3");
+        cJSON_AddStringToObject(J->config, "trunk_xxh3", hex);
+    }
+    cJSON_Delete(meta);
     return st;
 }
 
@@ -520,7 +564,8 @@ gf_status gf_job_run(gf_ctx *ctx, const gf_job *job, gf_job_result *res) {
     if (st == GF_OK) st = make_block(J);
     if (st == GF_OK) st = check_labels(J);
     if (st == GF_OK) st = check_data_key(J);
-    if (st == GF_OK) st = trunk_passes(J);
+    if (st == GF_OK) st = trunk_passes(J, 0);
+    if (st == GF_OK && !res->stopped) st = check_trunk_digest(J);
     if (!job->quiet && J->dtr) gf_job_report_dataset(ctx, J->dtr);
     if (!job->quiet && J->dva) gf_job_report_dataset(ctx, J->dva);
     if (st == GF_OK && !res->stopped) st = make_sets(J);

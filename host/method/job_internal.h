@@ -29,10 +29,11 @@ void gf_act_store_free(gf_act_store *as);
  * sample) in *as, ok[i] = 1 for each sample that loaded; reuses or writes the cache file under
  * job->cache_dir. what: "train", "val", "eval" (progress lines). Adds to res->trunk_seconds; sets
  * res->cache_reused, and res->stopped when *job->stop was raised. model_hash: the FNV-1a 64 of the model file's
- * bytes when the caller has it (the cache key starts from it; NULL: the file is read and hashed here). */
+ * bytes when the caller has it (the cache key starts from it; NULL: the file is read and hashed here). refresh: run
+ * the trunk even when the cache has a file for the pass, and replace that file. */
 gf_status gf_trunk_pass(gf_ctx *ctx, const gf_job *job, const uint64_t *model_hash, const gf_model *m, int bi,
                         const char *what, gf_dataset *ds, const int *idx, int n, int S, gf_act_store *as,
-                        unsigned char *ok, gf_job_result *res);
+                        unsigned char *ok, int refresh, gf_job_result *res);
 /* Labels / targets of the usable samples, compacting z0 over failed ones (*labels, *targets: malloc'ed). */
 gf_status gf_make_cached_set(gf_ctx *ctx, gf_dataset *ds, const int *idx, int n, int S, float *z0,
                              const unsigned char *ok, int K, int multi, gf_cached_set *set, int **labels,
