@@ -4,10 +4,13 @@
  * quick the same way). Here, too: each op's own checks (in place, argmax, offsets, ...) after each of its
  * rows and, once per op, checks that are not rows (references against their definitions, special values,
  * refusals): hooks[]. tests/README.md: adding a row or an op.
- * Usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--small|--quick] [--list]
+ * Usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--winograd-rows] [--small|--quick] [--list]
  *   --device: as the CLI's (default GRADFEAT_DEVICE, else the best device), or all: each device in turn;
  *   --variant: one kernel-path variant of the context (default: every variant each op's kernels have);
  *   --filter: only the ops named (exact op names, comma-separated);
+ *   --winograd-rows: only the conv rows whose convolution takes the Winograd path in the variant's context (the
+ *   oclgrind runs of the Winograd variants: the other rows run the variant's kernel style and GEMM alone, which
+ *   that style's own oclgrind run checks);
  *   --small: the small rows (tests/cli_oclgrind_*.sh run them under oclgrind); --quick: `gradfeat selftest`'s
  *   rows, under the default variant; --list: the rows, no device; --verbose: a line for each row that passed too
  *   (by default only the rows that failed are named, with their FAIL lines, so that a CI log that keeps only the
@@ -1218,11 +1221,21 @@ static int selected(const char *filter, const char *name) {
     }
     return 0;
 }
+/* A conv row whose convolution takes the Winograd path in ctx (--winograd-rows): its shape made and dropped. */
+static int takes_winograd(gf_ctx *ctx, const row *rw, int conv_variant) {
+    if (strcmp(rw->op->name, "conv")) return 0;
+    tensors T;
+    memset(&T, 0, sizeof T);
+    T.conv_variant = conv_variant;
+    int yes = rw->op->shape(ctx, rw, &T) == GF_OK && gf_conv_uses_winograd(ctx, ot_desc_of(&T));
+    if (rw->op->release && T.state) rw->op->release(&T);
+    return yes;
+}
 /* the rows of this run: --quick `gradfeat selftest`'s, --small the small ones, else the default run's */
 static int in_run(const row *rw, int small, int quick) { return quick ? rw->quick : small ? rw->small : rw->full; }
 
 static void usage(void) {
-    fprintf(stderr, "usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--small|--quick] [--list]"
+    fprintf(stderr, "usage: test_ops [--device D|all] [--variant NAME] [--filter OP[,OP...]] [--winograd-rows] [--small|--quick] [--list]"
                     " [--verbose]\n"
                     "variants:");
     for (int v = 0; v < N_VARIANTS; v++) fprintf(stderr, " %s", variants[v].name);
@@ -1231,7 +1244,7 @@ static void usage(void) {
 }
 int main(int argc, char **argv) {
     const char *device = NULL, *filter = NULL, *only_variant = NULL;
-    int small = 0, quick = 0, list = 0, verbose = 0;
+    int small = 0, quick = 0, list = 0, verbose = 0, winograd_rows = 0;
     /* line-buffered: the FAIL lines (stderr) land next to their row's line in a log that takes both */
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
@@ -1239,6 +1252,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--verbose")) verbose = 1;
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--list")) list = 1;
+        else if (!strcmp(argv[i], "--winograd-rows")) winograd_rows = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--device")) device = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--filter")) filter = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--variant")) only_variant = argv[++i];
@@ -1319,6 +1333,7 @@ int main(int argc, char **argv) {
                 if (!selected(filter, rw->op->name) || !in_run(rw, small, quick)) continue;
                 const unsigned vs = rw->op->variants ? rw->op->variants : 1u << V_DEFAULT;
                 if (vsel < 0 && !quick && !(vs >> v & 1)) continue;
+                if (winograd_rows && !takes_winograd(ctx, rw, variants[v].conv_variant)) continue;
                 int seen = 0;
                 for (int k = 0; k < n_once; k++) seen |= done_once[k] == rw->op;
                 if (!seen && hooks_of(rw->op)->once) hooks_of(rw->op)->once(ctx);
@@ -1347,6 +1362,8 @@ int main(int argc, char **argv) {
             gf_ctx_free(ctx);
         }
     }
+    /* a change to the algorithm's choice that left no row on the Winograd path must not pass by running nothing */
+    if (winograd_rows) CHECK(n_rows_run > 0, "--winograd-rows: no selected row takes the Winograd path");
     printf("test_ops: %d rows run (--verbose names each), %d failed\n", n_rows_run, n_failed_rows);
     for (int k = 0; k < n_failed_rows && k < MAX_FAILED_SHOWN; k++) printf("  failed: %s\n", failed_rows[k]);
     return test_finish("test_ops");
