@@ -395,6 +395,7 @@ static void trunk_digest(const job_run *J, char hex[32]) {
  * run: when the cache gave other bits than the checkpoint's, the trunk is run again (the cache file replaced),
  * and when those differ too (another device or machine), the resume says so and goes on. */
 static gf_status check_trunk_digest(job_run *J) {
+    if (!J->job->run_dir) return GF_OK;   /* no checkpoint, no results.json: nothing to record it in */
     char hex[32];
     trunk_digest(J, hex);
     cJSON *meta = J->have_ck && J->ck.meta ? cJSON_Parse(J->ck.meta) : NULL;
